@@ -1,0 +1,46 @@
+# The README's words: make demo, make test, make bench, make lint, make protos.
+# demo and test bootstrap a fresh machine themselves (system packages, .venv).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PROTOS := $(wildcard protos/*.proto)
+
+.PHONY: help demo test test-e2e bench bench-short lint protos system clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' Makefile | sed -E 's/:.*## /\t/' | expand -t 14
+
+system: ## install FFmpeg, redis-server, nginx (+njs), wrk if missing (apt-get)
+	@scripts/system-deps.sh
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+	  { echo "error: Python >= 3.11 is required (found $$($(PYTHON) --version))" >&2; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $@
+
+demo: system $(STAMP) ## run the whole platform locally and walk a set-top box's journey
+	$(BIN)/headend demo
+
+test: system $(STAMP) ## run the test suite (real Redis, FFmpeg, nginx, gRPC, HTTP)
+	$(BIN)/pytest -q -n 2 --dist loadgroup
+
+bench: system $(STAMP) ## run the full benchmarks (full-size media; minutes)
+	$(BIN)/pytest bench -q --benchmark-columns=median,ops,rounds -p no:randomly
+
+bench-short: system $(STAMP) ## run the benchmarks in their short CI mode with guard ratios
+	BENCH_SHORT=1 $(BIN)/pytest bench -q --benchmark-columns=median,ops,rounds
+
+lint: $(STAMP) ## ruff and mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+protos: $(STAMP) ## regenerate protos/*_pb2*.py from protos/*.proto
+	$(BIN)/python -m protos.build
+
+clean: ## remove the venv and local state
+	rm -rf $(VENV) var

@@ -1,0 +1,121 @@
+"""The ``headend`` command: the local stack, API keys, and each package's commands."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import os
+import signal
+import sys
+from collections.abc import Sequence
+
+import redis.asyncio as aioredis
+
+from headend import logs
+from headend.auth import ROLES, KeyStore, Principal
+from headend.errors import HeadendError
+from headend.rpc import StartupError
+from headend.settings import SettingsError, environ
+from headend.stack import Child, Stack, StackSettings
+
+# Packages that contribute subcommands through ``register(subparsers)``.
+COMMAND_MODULES: tuple[str, ...] = ()
+
+
+def _redis_url() -> str:
+    settings = StackSettings.from_env(environ())
+    return settings.redis_url or settings.default_redis_url()
+
+
+async def _keys(args: argparse.Namespace) -> int:
+    client = aioredis.Redis.from_url(_redis_url())
+    store = KeyStore(client)
+    try:
+        if args.keys_command == "create":
+            text = args.role if args.role == "admin" else f"{args.role}:{args.tenant or ''}"
+            info, token = await store.create(Principal.parse(text))
+            print(f"key id:    {info.key_id}\nprincipal: {info.principal}\ntoken:     {token}")
+            print("The token is shown once; store it now.", file=sys.stderr)
+        elif args.keys_command == "list":
+            for info in await store.list_keys():
+                print(f"{info.key_id}  {info.principal!s:<32} {info.created_at.isoformat()}")
+        else:
+            await store.revoke(args.key_id)
+            print(f"revoked {args.key_id}")
+    finally:
+        await client.aclose()
+    return 0
+
+
+def local_children(settings: StackSettings) -> list[Child]:
+    """Every service process ``headend up`` starts, in start order."""
+    return []
+
+
+def _wait_for_stop(stack: Stack) -> str:
+    """Block until SIGINT/SIGTERM or a child exits; no polling loop."""
+    watched = {signal.SIGINT, signal.SIGTERM, signal.SIGCHLD}
+    signal.pthread_sigmask(signal.SIG_BLOCK, watched)
+    while True:
+        received = signal.sigwait(watched)
+        if received != signal.SIGCHLD:
+            return signal.Signals(received).name
+        crashed = stack.failed()
+        if crashed is not None:
+            return f"{crashed} exited"
+
+
+def _up(args: argparse.Namespace) -> int:
+    settings = StackSettings.from_env(environ())
+    stack = Stack(settings)
+    try:
+        stack.start_redis()
+        stack.start(local_children(settings))
+    except (StartupError, OSError):
+        stack.stop()
+        raise
+    print("headend is up; Ctrl-C stops everything.", flush=True)
+    reason = _wait_for_stop(stack)
+    print(f"stopping ({reason})", flush=True)
+    stack.stop()
+    return 0 if reason in ("SIGINT", "SIGTERM") else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole command tree."""
+    parser = argparse.ArgumentParser(prog="headend", description=__doc__)
+    parser.add_argument("--log-level", default=os.environ.get("LOG_LEVEL", "info"))
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    up = sub.add_parser("up", help="run the whole platform locally until Ctrl-C")
+    up.set_defaults(func=_up)
+
+    keys = sub.add_parser("keys", help="create, list and revoke API keys (talks to Redis)")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    create = keys_sub.add_parser("create", help="create a key; the token is shown once")
+    create.add_argument("--role", choices=[r for r in ROLES if r != "device"], required=True)
+    create.add_argument("--tenant", help="broadcaster or carrier id (not for admin)")
+    keys_sub.add_parser("list", help="list keys (never their secrets)")
+    revoke = keys_sub.add_parser("revoke", help="revoke a key by id")
+    revoke.add_argument("key_id")
+    keys.set_defaults(func=lambda a: asyncio.run(_keys(a)))
+
+    for module in COMMAND_MODULES:
+        importlib.import_module(module).register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``headend`` console script."""
+    args = build_parser().parse_args(argv)
+    logs.configure("headend", args.log_level)
+    try:
+        return int(args.func(args) or 0)
+    except (StartupError, SettingsError, HeadendError) as err:
+        print(f"headend: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

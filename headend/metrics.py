@@ -1,0 +1,76 @@
+"""Prometheus metrics: one registry per process face, exposed over HTTP."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from threading import Thread
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client.exposition import generate_latest
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+_LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+@dataclass
+class RpcMetrics:
+    """Requests, latency and errors by method and status code for one gRPC server."""
+
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        self.handled = Counter(
+            "grpc_server_handled_total",
+            "RPCs completed, by method and status code.",
+            ["grpc_method", "grpc_code"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "grpc_server_handling_seconds",
+            "RPC handling time in seconds, by method.",
+            ["grpc_method"],
+            registry=self.registry,
+            buckets=_LATENCY_BUCKETS,
+        )
+        self._observers: dict[tuple[str, str], Callable[[float], None]] = {}
+
+    def observe(self, method: str, code: str, seconds: float) -> None:
+        """Record one finished RPC."""
+        key = (method, code)
+        observer = self._observers.get(key)
+        if observer is None:
+            counter = self.handled.labels(method, code)
+            histogram = self.latency.labels(method)
+
+            def observer(value: float, _c: Any = counter, _h: Any = histogram) -> None:
+                _c.inc()
+                _h.observe(value)
+
+            self._observers[key] = observer
+        observer(seconds)
+
+
+def render(registry: CollectorRegistry) -> bytes:
+    """The registry in Prometheus text format (for an aiohttp ``/metrics`` route)."""
+    return generate_latest(registry)
+
+
+class MetricsEndpoint:
+    """A background HTTP server exposing one registry at ``/metrics``."""
+
+    def __init__(self, registry: CollectorRegistry, host: str, port: int) -> None:
+        self._server, self._thread = _start(registry, host, port)
+        self.port: int = self._server.server_port
+
+    def close(self) -> None:
+        """Stop serving."""
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+
+def _start(registry: CollectorRegistry, host: str, port: int) -> tuple[Any, Thread]:
+    server, thread = start_http_server(port, addr=host, registry=registry)
+    return server, thread

@@ -1,0 +1,63 @@
+"""Shared fixtures: a real redis-server per session, a clean database per test."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+
+from headend.auth import ADMIN, KeyStore, Principal
+from headend.redisproc import RedisServer
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A private redis-server on a Unix socket for the whole session."""
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+async def redis(redis_server: RedisServer) -> AsyncIterator[aioredis.Redis]:
+    """A client on an empty database; flushed before each test."""
+    client = aioredis.Redis.from_url(redis_server.url)
+    await client.flushall()
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+def keys(redis: aioredis.Redis) -> KeyStore:
+    """The API key store on the test database."""
+    return KeyStore(redis)
+
+
+class Tokens:
+    """Creates API keys for principals on demand (one per principal, cached)."""
+
+    def __init__(self, store: KeyStore) -> None:
+        self._store = store
+        self._tokens: dict[Principal, str] = {}
+
+    async def __call__(self, principal: Principal | str = ADMIN) -> str:
+        if isinstance(principal, str):
+            principal = Principal.parse(principal)
+        if principal not in self._tokens:
+            _, self._tokens[principal] = await self._store.create(principal)
+        return self._tokens[principal]
+
+
+@pytest.fixture
+def tokens(keys: KeyStore) -> Tokens:
+    """``await tokens("carrier:acme")`` -> a bearer token for that principal."""
+    return Tokens(keys)
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    """The repository's top folder."""
+    return Path(__file__).resolve().parent.parent

@@ -1,0 +1,69 @@
+"""``headend up``: starts everything, stops everything, fails clearly."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import psutil
+import pytest
+
+
+def _up(var: Path, **env: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "headend", "up"],
+        env={**os.environ, "HEADEND_VAR_DIR": str(var), **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_sigterm_leaves_no_child_process(tmp_path: Path) -> None:
+    proc = _up(tmp_path / "var")
+    assert proc.stdout is not None
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if line.startswith("headend is up"):
+            break
+    assert lines[-1].startswith("headend is up"), "".join(lines)
+    descendants = psutil.Process(proc.pid).children(recursive=True)
+    assert any("redis-server" in p.name() for p in descendants)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 0
+    _gone, alive = psutil.wait_procs(descendants, timeout=10)
+    assert alive == []
+    assert (tmp_path / "var" / "redis" / "appendonlydir").is_dir()
+
+
+@pytest.mark.parametrize(
+    ("env", "field"),
+    [
+        pytest.param({"REDIS_APPENDFSYNC": "sometimes"}, "REDIS_APPENDFSYNC", id="fsync"),
+        pytest.param({"REDIS_URL": "http://nope"}, "REDIS_URL", id="redis-url"),
+        pytest.param({"HEADEND_BASE_PORT": "eighty"}, "HEADEND_BASE_PORT", id="port"),
+    ],
+)
+def test_bad_setting_names_the_field_and_starts_nothing(
+    tmp_path: Path, env: dict[str, str], field: str
+) -> None:
+    proc = _up(tmp_path / "var", **env)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2
+    assert field in err
+    assert not (tmp_path / "var" / "redis").exists()
+
+
+def test_unreachable_external_redis_is_one_clear_line(tmp_path: Path) -> None:
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    proc = _up(tmp_path / "var", REDIS_URL=f"redis://127.0.0.1:{port}/0")
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2
+    assert err.strip().splitlines()[-1].startswith("headend: cannot reach Redis")
