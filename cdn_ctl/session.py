@@ -1,0 +1,122 @@
+"""Set-top box session tokens: what a box holds after logging in.
+
+A token is a compact HS256 JWT (PyJWT: a well-kept implementation that
+handles expiry, clock leeway and algorithm pinning) carrying the box's
+carrier, subscriber, MAC, region and the subscriber version at login. The
+front door verifies it on every request with no server-side lookup; keys
+carry ids so the signing key can rotate with overlap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import jwt
+
+from headend.errors import InvalidArgument, Unauthenticated
+
+_ALGORITHM = "HS256"
+_AUDIENCE = "headend-stb"
+
+
+class SessionInvalid(Unauthenticated):
+    """Raised when a session token is malformed, tampered with or signed by an unknown key."""
+
+
+class SessionExpired(Unauthenticated):
+    """Raised when a session token's lifetime is over; the box logs in again."""
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceSession:
+    """A logged-in box."""
+
+    carrier: str
+    subscriber: str
+    mac: str
+    region: str
+    version: int
+    expires_at: datetime
+
+
+class SessionSigner:
+    """Issues and verifies session tokens with a keyring of ``kid -> secret``."""
+
+    def __init__(
+        self, keys: Mapping[str, bytes], *, active_kid: str, ttl: timedelta = timedelta(hours=12)
+    ) -> None:
+        if active_kid not in keys:
+            raise InvalidArgument("active_kid", f"{active_kid!r} is not in the keyring")
+        if any(len(secret) < 32 for secret in keys.values()):
+            raise InvalidArgument("keys", "session signing secrets must be at least 32 bytes")
+        self._keys = dict(keys)
+        self._active = active_kid
+        self.ttl = ttl
+
+    def issue(
+        self,
+        *,
+        carrier: str,
+        subscriber: str,
+        mac: str,
+        region: str,
+        version: int,
+        now: datetime,
+    ) -> tuple[str, DeviceSession]:
+        """A token for a box that has just proved its device secret."""
+        expires = now + self.ttl
+        claims = {
+            "aud": _AUDIENCE,
+            "car": carrier,
+            "sub": subscriber,
+            "mac": mac,
+            "reg": region,
+            "ver": version,
+            "iat": int(now.timestamp()),
+            "exp": int(expires.timestamp()),
+        }
+        token = jwt.encode(
+            claims, self._keys[self._active], algorithm=_ALGORITHM, headers={"kid": self._active}
+        )
+        return token, DeviceSession(
+            carrier, subscriber, mac, region, version, expires.replace(microsecond=0)
+        )
+
+    def verify(self, token: str, *, now: datetime) -> DeviceSession:
+        """The session a token stands for; raises ``SessionInvalid`` or ``SessionExpired``."""
+        try:
+            kid = jwt.get_unverified_header(token).get("kid")
+        except jwt.PyJWTError as err:
+            raise SessionInvalid("malformed session token") from err
+        secret = self._keys.get(kid) if isinstance(kid, str) else None
+        if secret is None:
+            raise SessionInvalid("session token signed by an unknown key")
+        try:
+            claims = jwt.decode(
+                token,
+                secret,
+                algorithms=[_ALGORITHM],
+                audience=_AUDIENCE,
+                options={
+                    "verify_exp": False,
+                    "verify_iat": False,
+                    "verify_nbf": False,
+                    "require": ["exp", "sub", "car", "mac"],
+                },
+            )
+        except jwt.PyJWTError as err:
+            raise SessionInvalid("session token signature or claims are invalid") from err
+        expires = datetime.fromtimestamp(int(claims["exp"]), UTC)
+        # Expiry is checked against the caller's clock so tests and replicas agree.
+        if expires <= now:
+            raise SessionExpired("session expired; log in again")
+        return DeviceSession(
+            carrier=str(claims["car"]),
+            subscriber=str(claims["sub"]),
+            mac=str(claims["mac"]),
+            region=str(claims.get("reg", "")),
+            version=int(claims.get("ver", 0)),
+            expires_at=expires,
+        )
