@@ -1,0 +1,240 @@
+"""The Redis Streams job queue: delivery, reclaim, fencing, retry, dead letters, cancel."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import pytest
+import redis.asyncio as aioredis
+
+from transcode.domain import Job, JobState, Progress, retry_delay
+from transcode.errors import JobNotFound
+from transcode.queue import DEAD, GROUP, STREAM, JobQueue, job_key
+
+
+def _job(job_id: str = "j1") -> Job:
+    now = datetime.now(UTC)
+    return Job(job_id, "/media/in.mp4", "asset1", "default", JobState.QUEUED, now, now)
+
+
+@pytest.fixture
+async def queue(redis: aioredis.Redis) -> JobQueue:
+    q = JobQueue(redis, max_deliveries=3)
+    await q.ensure_group()
+    return q
+
+
+async def _pending(redis: aioredis.Redis) -> int:
+    info = await redis.xpending(STREAM, GROUP)
+    return int(info["pending"])
+
+
+async def test_submit_then_get_and_duplicate_refused(queue: JobQueue) -> None:
+    assert await queue.submit(_job())
+    assert not await queue.submit(_job())
+    job = await queue.get("j1")
+    assert (job.state, job.deliveries, job.asset) == (JobState.QUEUED, 0, "asset1")
+    assert [j.id for j in await queue.list_jobs()] == ["j1"]
+
+
+async def test_get_unknown_job_is_not_found(queue: JobQueue, redis: aioredis.Redis) -> None:
+    with pytest.raises(JobNotFound):
+        await queue.get("nope")
+    with pytest.raises(JobNotFound):
+        await queue.request_cancel("nope")
+    assert not await redis.exists(job_key("nope"))
+
+
+async def test_delivery_runs_and_finishes_with_ack(queue: JobQueue, redis: aioredis.Redis) -> None:
+    await queue.submit(_job())
+    delivery = await queue.next_delivery("w1", block_ms=100, claim_idle_ms=60_000)
+    assert delivery is not None
+    assert not delivery.reclaimed
+    started = await queue.begin(delivery, "w1")
+    assert started.job is not None
+    assert (started.job.state, started.job.deliveries, started.job.worker) == (
+        JobState.RUNNING,
+        1,
+        "w1",
+    )
+    assert await queue.heartbeat(delivery, "w1", Progress(50.0, 2.0, 3.0, "encoding")) == "ok"
+    assert (await queue.get("j1")).progress == Progress(50.0, 2.0, 3.0, "encoding")
+    assert await queue.finish(delivery, JobState.SUCCEEDED, output="/vod/asset1/master.m3u8")
+    job = await queue.get("j1")
+    assert (job.state, job.progress.percent, job.output) == (
+        JobState.SUCCEEDED,
+        100.0,
+        "/vod/asset1/master.m3u8",
+    )
+    assert await _pending(redis) == 0
+    states = [e.state async for e in queue.events("j1")]
+    assert states == [JobState.QUEUED, JobState.RUNNING, JobState.RUNNING, JobState.SUCCEEDED]
+
+
+async def test_idle_delivery_is_reclaimed_and_old_owner_is_fenced(
+    queue: JobQueue, redis: aioredis.Redis
+) -> None:
+    await queue.submit(_job())
+    first = await queue.next_delivery("w1", block_ms=100, claim_idle_ms=60_000)
+    assert first is not None
+    await queue.begin(first, "w1")
+    # Not idle long enough yet: nobody else gets it.
+    assert await queue.next_delivery("w2", block_ms=10, claim_idle_ms=60_000) is None
+    second = await queue.next_delivery("w2", block_ms=10, claim_idle_ms=0)
+    assert second is not None
+    assert second.reclaimed
+    assert second.job_id == "j1"
+    started = await queue.begin(second, "w2")
+    assert started.job is not None
+    assert started.job.deliveries == 2
+    # The presumed-dead first worker can no longer write to the job.
+    assert not await queue.finish(first, JobState.FAILED, reason="late")
+    assert await queue.heartbeat(first, "w1") == "lost"
+    assert (await queue.get("j1")).state is JobState.RUNNING
+    assert await queue.finish(second, JobState.SUCCEEDED)
+    assert await _pending(redis) == 0
+
+
+async def test_heartbeat_keeps_a_live_delivery_from_being_reclaimed(queue: JobQueue) -> None:
+    await queue.submit(_job())
+    delivery = await queue.next_delivery("w1", block_ms=100, claim_idle_ms=60_000)
+    assert delivery is not None
+    await queue.begin(delivery, "w1")
+    await asyncio.sleep(0.3)  # let it go idle, then heartbeat resets the idle time
+    assert await queue.heartbeat(delivery, "w1") == "ok"
+    assert await queue.next_delivery("w2", block_ms=10, claim_idle_ms=200) is None
+
+
+async def test_poison_job_is_dead_lettered_after_max_deliveries(
+    queue: JobQueue, redis: aioredis.Redis
+) -> None:
+    await queue.submit(_job())
+    for n in range(1, 4):
+        delivery = await queue.next_delivery(f"w{n}", block_ms=10, claim_idle_ms=0)
+        assert delivery is not None
+        started = await queue.begin(delivery, f"w{n}")
+        assert started.outcome == "run"
+        assert started.job is not None
+        assert started.job.deliveries == n
+        # ... and worker n dies without acknowledging.
+    last = await queue.next_delivery("w4", block_ms=10, claim_idle_ms=0)
+    assert last is not None
+    started = await queue.begin(last, "w4")
+    assert started.outcome == "dead"
+    job = await queue.get("j1")
+    assert job.state is JobState.FAILED
+    assert job.reason.startswith("dead-lettered after 3 deliveries: worker lost")
+    (dead,) = await queue.dead_letters()
+    assert (dead.job_id, dead.deliveries) == ("j1", 3)
+    assert "worker lost" in dead.reason
+    assert await _pending(redis) == 0
+    assert await redis.xlen(DEAD) == 1
+
+
+async def test_failed_attempt_is_retried_after_its_backoff(
+    queue: JobQueue, redis: aioredis.Redis
+) -> None:
+    await queue.submit(_job())
+    delivery = await queue.next_delivery("w1", block_ms=10, claim_idle_ms=60_000)
+    assert delivery is not None
+    await queue.begin(delivery, "w1")
+    assert await queue.retry(delivery, reason="Unavailable: disk busy", delay_seconds=3600)
+    job = await queue.get("j1")
+    assert (job.state, job.reason) == (JobState.QUEUED, "Unavailable: disk busy")
+    assert await _pending(redis) == 0
+    # Not due yet.
+    assert await queue.next_delivery("w1", block_ms=10, claim_idle_ms=60_000) is None
+    await redis.zadd("tc:jobs:delayed", {"j1": 0})  # the backoff has elapsed
+    again = await queue.next_delivery("w1", block_ms=10, claim_idle_ms=60_000)
+    assert again is not None
+    assert again.job_id == "j1"
+    started = await queue.begin(again, "w1")
+    assert started.job is not None
+    assert started.job.deliveries == 2
+
+
+async def test_dead_letter_records_the_reason(queue: JobQueue) -> None:
+    await queue.submit(_job())
+    delivery = await queue.next_delivery("w1", block_ms=10, claim_idle_ms=60_000)
+    assert delivery is not None
+    await queue.begin(delivery, "w1")
+    assert await queue.dead_letter(delivery, reason="DiskFull: no space left")
+    job = await queue.get("j1")
+    assert job.state is JobState.FAILED
+    assert job.reason == "dead-lettered after 1 deliveries: DiskFull: no space left"
+    assert [d.job_id for d in await queue.dead_letters()] == ["j1"]
+
+
+async def test_cancel_queued_job_is_immediate_and_never_runs(
+    queue: JobQueue, redis: aioredis.Redis
+) -> None:
+    await queue.submit(_job())
+    assert await queue.request_cancel("j1") is JobState.CANCELLED
+    delivery = await queue.next_delivery("w1", block_ms=10, claim_idle_ms=60_000)
+    assert delivery is not None
+    started = await queue.begin(delivery, "w1")
+    assert (started.outcome, started.job) == ("skip", None)
+    job = await queue.get("j1")
+    assert (job.state, job.deliveries) == (JobState.CANCELLED, 0)
+    assert await _pending(redis) == 0
+
+
+async def test_cancel_running_job_is_published_and_seen_by_heartbeat(queue: JobQueue) -> None:
+    await queue.submit(_job())
+    delivery = await queue.next_delivery("w1", block_ms=10, claim_idle_ms=60_000)
+    assert delivery is not None
+    await queue.begin(delivery, "w1")
+    requests = queue.cancel_requests()
+    listening = asyncio.ensure_future(requests.__anext__())
+    await asyncio.sleep(0.1)  # the subscription is set up when the first read starts
+    assert await queue.request_cancel("j1") is JobState.RUNNING
+    assert await asyncio.wait_for(listening, 5) == "j1"
+    await requests.aclose()
+    assert await queue.heartbeat(delivery, "w1") == "cancel"
+    assert (await queue.get("j1")).cancel_requested
+
+
+async def test_cancel_finished_job_changes_nothing(queue: JobQueue) -> None:
+    await queue.submit(_job())
+    delivery = await queue.next_delivery("w1", block_ms=10, claim_idle_ms=60_000)
+    assert delivery is not None
+    await queue.begin(delivery, "w1")
+    await queue.finish(delivery, JobState.SUCCEEDED)
+    before = await queue.get("j1")
+    assert await queue.request_cancel("j1") is JobState.SUCCEEDED
+    assert await queue.get("j1") == before
+
+
+@pytest.mark.parametrize(
+    ("deliveries", "expected"),
+    [
+        pytest.param(1, 2.0, id="first-retry-base"),
+        pytest.param(2, 4.0, id="doubles"),
+        pytest.param(4, 16.0, id="doubles-again"),
+        pytest.param(10, 60.0, id="capped"),
+    ],
+)
+def test_retry_delay_backs_off_exponentially(deliveries: int, expected: float) -> None:
+    assert retry_delay(deliveries, base_seconds=2.0, max_seconds=60.0) == expected
+
+
+async def test_cancel_asked_of_a_dead_worker_is_honoured_on_reclaim(
+    queue: JobQueue, redis: aioredis.Redis
+) -> None:
+    await queue.submit(_job())
+    first = await queue.next_delivery("w1", block_ms=10, claim_idle_ms=60_000)
+    assert first is not None
+    await queue.begin(first, "w1")
+    assert await queue.request_cancel("j1") is JobState.RUNNING  # ... but w1 has died
+    again = await queue.next_delivery("w2", block_ms=10, claim_idle_ms=0)
+    assert again is not None
+    started = await queue.begin(again, "w2")
+    assert (started.outcome, started.reason) == ("skip", "CANCELLED")
+    job = await queue.get("j1")
+    assert (job.state, job.reason, job.deliveries) == (
+        JobState.CANCELLED,
+        "cancelled by request",
+        1,
+    )
+    assert await _pending(redis) == 0

@@ -1,0 +1,320 @@
+"""The gRPC TranscodeService on a real server: jobs, streaming progress, channels, errors."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import pytest
+import redis.asyncio as aioredis
+
+from headend.auth import KeyStore
+from headend.rpc import RpcSettings, bearer, client_channel, error_details
+from protos import transcode_pb2 as pb
+from protos import transcode_pb2_grpc as pb_grpc
+from tests.conftest import Tokens
+from tests.transcode.conftest import Media
+from transcode import cli
+from transcode.archive import ArchiveIndex
+from transcode.live import LiveManager
+from transcode.queue import JobQueue
+from transcode.server import create_server
+from transcode.settings import ControlSettings, QueueSettings
+from transcode.worker import Worker, vod_packager
+
+
+@dataclass
+class Rig:
+    port: int
+    stub: pb_grpc.TranscodeServiceStub
+    admin: tuple[tuple[str, str], ...]
+    tokens: Tokens
+    origin: Path
+    queue: JobQueue
+
+
+@pytest.fixture
+async def rig(
+    redis: aioredis.Redis, keys: KeyStore, tokens: Tokens, tmp_path: Path
+) -> AsyncIterator[Rig]:
+    origin = tmp_path / "origin"
+    settings = ControlSettings(
+        rpc=RpcSettings(port=0, grace_seconds=0),
+        redis_url="unused://",
+        origin_root=origin,
+        queue=QueueSettings(claim_idle_seconds=1.0),
+    )
+    manager = LiveManager(redis=redis, archive=ArchiveIndex(redis), origin_root=origin)
+    server, port = await create_server(settings, redis=redis, keys=keys, channels=manager)
+    channel = client_channel(f"127.0.0.1:{port}")
+    try:
+        yield Rig(
+            port, pb_grpc.TranscodeServiceStub(channel), bearer(await tokens()), tokens, origin,
+            JobQueue(redis),
+        )  # fmt: skip
+    finally:
+        await channel.close()
+        await manager.close()
+        await server.stop(0)
+
+
+async def test_submit_watch_get_list(rig: Rig, media: Media) -> None:
+    job = await rig.stub.SubmitJob(
+        pb.SubmitJobRequest(source=str(media.clip), asset="clip", profile="low"),
+        metadata=rig.admin,
+    )
+    assert job.state == pb.JOB_STATE_QUEUED
+    assert job.id
+    stop = asyncio.Event()
+    worker = Worker(
+        queue=rig.queue,
+        packager=vod_packager(origin_root=rig.origin, work_dir=None),
+        consumer="w1",
+        settings=QueueSettings(),
+        heartbeat_seconds=0.2,
+        block_ms=100,
+    )
+    task = asyncio.create_task(worker.run(stop))
+    try:
+        events = [
+            e
+            async for e in rig.stub.WatchJob(pb.WatchJobRequest(job_id=job.id), metadata=rig.admin)
+        ]
+    finally:
+        stop.set()
+        await task
+    states = [e.state for e in events]
+    assert states[0] == pb.JOB_STATE_QUEUED
+    assert states[-1] == pb.JOB_STATE_SUCCEEDED
+    assert pb.JOB_STATE_RUNNING in states
+    percents = [e.progress.percent for e in events if e.state == pb.JOB_STATE_RUNNING]
+    assert percents == sorted(percents)
+    assert events[-1].progress.percent == 100.0
+    got = await rig.stub.GetJob(pb.GetJobRequest(job_id=job.id), metadata=rig.admin)
+    assert (got.state, got.output, got.worker) == (
+        pb.JOB_STATE_SUCCEEDED,
+        "/vod/clip/master.m3u8",
+        "w1",
+    )
+    assert (rig.origin / "vod/clip/master.m3u8").is_file()
+    listed = await rig.stub.ListJobs(
+        pb.ListJobsRequest(state=pb.JOB_STATE_SUCCEEDED), metadata=rig.admin
+    )
+    assert [j.id for j in listed.jobs] == [job.id]
+    none = await rig.stub.ListJobs(
+        pb.ListJobsRequest(state=pb.JOB_STATE_FAILED), metadata=rig.admin
+    )
+    assert list(none.jobs) == []
+
+
+async def test_cancel_queued_job(rig: Rig, media: Media) -> None:
+    job = await rig.stub.SubmitJob(
+        pb.SubmitJobRequest(source=str(media.clip), asset="c", job_id="j-cancel"),
+        metadata=rig.admin,
+    )
+    cancelled = await rig.stub.CancelJob(pb.CancelJobRequest(job_id=job.id), metadata=rig.admin)
+    assert cancelled.state == pb.JOB_STATE_CANCELLED
+    assert cancelled.reason == "cancelled before it started"
+    events = [
+        e async for e in rig.stub.WatchJob(pb.WatchJobRequest(job_id=job.id), metadata=rig.admin)
+    ]
+    assert [e.state for e in events] == [pb.JOB_STATE_QUEUED, pb.JOB_STATE_CANCELLED]
+
+
+@pytest.mark.parametrize(
+    ("request_", "field"),
+    [
+        pytest.param(pb.SubmitJobRequest(asset="a"), "source", id="missing-source"),
+        pytest.param(
+            pb.SubmitJobRequest(source="rel/path.mp4", asset="a"), "source", id="relative"
+        ),
+        pytest.param(
+            pb.SubmitJobRequest(source="/m/a.mp4", asset="Bad Asset"), "asset", id="asset"
+        ),
+        pytest.param(
+            pb.SubmitJobRequest(source="/m/a.mp4", asset="a", profile="../x"),
+            "profile",
+            id="profile",
+        ),
+    ],
+)
+async def test_bad_submit_is_invalid_argument_and_queues_nothing(
+    rig: Rig, request_: pb.SubmitJobRequest, field: str
+) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await rig.stub.SubmitJob(request_, metadata=rig.admin)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert field in error_details(info.value).fields
+    listed = await rig.stub.ListJobs(pb.ListJobsRequest(), metadata=rig.admin)
+    assert list(listed.jobs) == []
+
+
+async def test_duplicate_job_id_already_exists(rig: Rig) -> None:
+    req = pb.SubmitJobRequest(source="/m/a.mp4", asset="a", job_id="dup")
+    await rig.stub.SubmitJob(req, metadata=rig.admin)
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await rig.stub.SubmitJob(
+            pb.SubmitJobRequest(source="/m/b.mp4", asset="b", job_id="dup"), metadata=rig.admin
+        )
+    assert info.value.code() == grpc.StatusCode.ALREADY_EXISTS
+    got = await rig.stub.GetJob(pb.GetJobRequest(job_id="dup"), metadata=rig.admin)
+    assert got.source == "/m/a.mp4"
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        pytest.param("GetJob", id="get"),
+        pytest.param("CancelJob", id="cancel"),
+    ],
+)
+async def test_unknown_job_not_found(rig: Rig, call: str) -> None:
+    request = (
+        pb.GetJobRequest(job_id="nope") if call == "GetJob" else pb.CancelJobRequest(job_id="nope")
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await getattr(rig.stub, call)(request, metadata=rig.admin)
+    assert info.value.code() == grpc.StatusCode.NOT_FOUND
+    assert error_details(info.value).reason == "JobNotFound"
+
+
+async def test_watch_unknown_job_not_found(rig: Rig) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        async for _ in rig.stub.WatchJob(pb.WatchJobRequest(job_id="nope"), metadata=rig.admin):
+            pass
+    assert info.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+@pytest.mark.parametrize(
+    "who",
+    [pytest.param("carrier:acme", id="carrier"), pytest.param("broadcaster:tv1", id="broadcaster")],
+)
+async def test_non_admin_is_denied_and_nothing_changes(rig: Rig, who: str) -> None:
+    other = bearer(await rig.tokens(who))
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await rig.stub.SubmitJob(pb.SubmitJobRequest(source="/m/a.mp4", asset="a"), metadata=other)
+    assert info.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await rig.stub.StartChannel(
+            pb.StartChannelRequest(channel=pb.Channel(id="c1", source="udp://239.1.1.1:5000")),
+            metadata=other,
+        )
+    assert info.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert list((await rig.stub.ListJobs(pb.ListJobsRequest(), metadata=rig.admin)).jobs) == []
+    assert (
+        list((await rig.stub.ListChannels(pb.ListChannelsRequest(), metadata=rig.admin)).channels)
+        == []
+    )
+
+
+async def test_missing_key_is_unauthenticated(rig: Rig) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await rig.stub.ListJobs(pb.ListJobsRequest())
+    assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+@pytest.mark.parametrize(
+    ("channel", "field"),
+    [
+        pytest.param(pb.Channel(id="c1", source="rtmp://x/y"), "channel.source", id="scheme"),
+        pytest.param(pb.Channel(id="c1", source="udp://239.1.1.1"), "channel.source", id="no-port"),
+        pytest.param(pb.Channel(id="C 1", source="udp://1.2.3.4:5"), "channel.id", id="id"),
+        pytest.param(
+            pb.Channel(id="c1", source="udp://1.2.3.4:5", window_segments=3),
+            "channel.window_segments",
+            id="window-too-short",
+        ),
+        pytest.param(
+            pb.Channel(id="c1", source="udp://1.2.3.4:5", profile="nope"), "profile", id="profile"
+        ),
+    ],
+)
+async def test_bad_channel_is_invalid_argument(rig: Rig, channel: pb.Channel, field: str) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await rig.stub.StartChannel(pb.StartChannelRequest(channel=channel), metadata=rig.admin)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert field in error_details(info.value).fields
+    assert (
+        list((await rig.stub.ListChannels(pb.ListChannelsRequest(), metadata=rig.admin)).channels)
+        == []
+    )
+
+
+async def test_channel_start_get_stop(rig: Rig, media: Media) -> None:
+    started = await rig.stub.StartChannel(
+        pb.StartChannelRequest(
+            channel=pb.Channel(
+                id="loop", source=f"file://{media.clip}", profile="low", segment_seconds=2
+            )
+        ),
+        metadata=rig.admin,
+    )
+    assert started.state == pb.CHANNEL_STATE_STARTING
+    assert started.channel.window_segments == 6
+    assert started.channel.catchup_days == 7
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await rig.stub.StartChannel(
+            pb.StartChannelRequest(channel=pb.Channel(id="loop", source=f"file://{media.clip}")),
+            metadata=rig.admin,
+        )
+    assert info.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    got = await rig.stub.GetChannel(pb.GetChannelRequest(channel_id="loop"), metadata=rig.admin)
+    assert got.channel.source == f"file://{media.clip}"
+    stopped = await rig.stub.StopChannel(
+        pb.StopChannelRequest(channel_id="loop"), metadata=rig.admin
+    )
+    assert stopped.state == pb.CHANNEL_STATE_STOPPED
+    listed = await rig.stub.ListChannels(pb.ListChannelsRequest(), metadata=rig.admin)
+    assert [(c.channel.id, c.state) for c in listed.channels] == [
+        ("loop", pb.CHANNEL_STATE_STOPPED)
+    ]
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await rig.stub.GetChannel(pb.GetChannelRequest(channel_id="other"), metadata=rig.admin)
+    assert info.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def _parse(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="headend")
+    cli.register(parser.add_subparsers(dest="command", required=True))
+    return parser.parse_args(argv)
+
+
+async def test_cli_submit_wait_jobs_cancel(rig: Rig, media: Media) -> None:
+    env = {"TRANSCODE_TARGET": f"127.0.0.1:{rig.port}", "HEADEND_API_KEY": rig.admin[0][1][7:]}
+    stop = asyncio.Event()
+    worker = Worker(
+        queue=rig.queue,
+        packager=vod_packager(origin_root=rig.origin, work_dir=None),
+        consumer="w-cli",
+        settings=QueueSettings(),
+        heartbeat_seconds=0.2,
+        block_ms=100,
+    )
+    task = asyncio.create_task(worker.run(stop))
+    out = io.StringIO()
+    try:
+        args = _parse("transcode", "submit", str(media.clip), "--asset", "cli", "--profile",
+                      "low", "--job-id", "cli1", "--wait")  # fmt: skip
+        assert await cli.submit_job(args, env, out) == 0
+        bad = _parse("transcode", "submit", "/nonexistent.mp4", "--asset", "x", "--job-id",
+                     "cli2", "--wait")  # fmt: skip
+        assert await cli.submit_job(bad, env, out) == 1
+    finally:
+        stop.set()
+        await task
+    assert out.getvalue().splitlines()[:2] == ["job cli1 queued", "job cli1 succeeded"]
+    assert "job cli2 failed SourceNotFound" in out.getvalue()
+    listing = io.StringIO()
+    assert (
+        await cli.list_jobs(_parse("transcode", "jobs", "--state", "succeeded"), env, listing) == 0
+    )
+    assert [line.split("\t")[:2] for line in listing.getvalue().splitlines()] == [
+        ["cli1", "succeeded"]
+    ]
+    with pytest.raises(cli.CliError):
+        await cli.list_jobs(_parse("transcode", "jobs"), {}, listing)

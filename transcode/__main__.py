@@ -1,0 +1,5 @@
+"""``python -m transcode``: the gRPC control service."""
+
+from transcode.server import main
+
+main()

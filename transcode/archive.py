@@ -1,0 +1,249 @@
+"""The live archive: a Redis index of every published segment, catch-up playlists, retention.
+
+Keys (all ``tc:archive:``):
+
+- ``tc:archive:{channel}:{rung}`` — sorted set scored by segment start
+  (epoch seconds); each member is ``seq|start|duration|size|path|disc`` so a
+  window is one ``ZRANGEBYSCORE`` with no second lookup.
+- ``tc:archive:{channel}:rungs`` — hash rung -> JSON facts the master
+  playlist needs (codecs, resolution, frame rate), written when a channel starts.
+- ``tc:archive:channels`` — hash channel -> catch-up days, read by retention.
+
+Segment files live under the origin root at the stored relative ``path``
+(``live/{channel}/{rung}/{seq}.ts``); the live window and the archive share
+them, so archiving costs no copy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from transcode import hls
+from transcode.domain import ArchiveEntry, Window, retention_cutoff, select_window
+from transcode.errors import ArchiveNotFound
+
+log = logging.getLogger(__name__)
+
+CHANNELS = "tc:archive:channels"
+# Index lookups start this far before the window so a segment that began
+# before ``from`` but overlaps it is still found.
+_LOOKBEHIND_SECONDS = 30.0
+
+
+def index_key(channel: str, rung: str) -> str:
+    """The sorted set of one rung's archived segments."""
+    return f"tc:archive:{channel}:{rung}"
+
+
+def rungs_key(channel: str) -> str:
+    """The hash of one channel's rung facts."""
+    return f"tc:archive:{channel}:rungs"
+
+
+@dataclass(frozen=True, slots=True)
+class RungInfo:
+    """What a master playlist says about a rung besides its measured bandwidth."""
+
+    name: str
+    codecs: str
+    width: int
+    height: int
+    frame_rate: float
+
+
+def _member(entry: ArchiveEntry) -> str:
+    return (
+        f"{entry.sequence}|{entry.start.timestamp():.6f}|{entry.duration:.6f}|"
+        f"{entry.size}|{entry.path}|{int(entry.discontinuity)}"
+    )
+
+
+def _entry(member: bytes | str) -> ArchiveEntry:
+    text = member.decode() if isinstance(member, bytes) else member
+    seq, start, duration, size, path, disc = text.split("|")
+    return ArchiveEntry(
+        sequence=int(seq),
+        start=datetime.fromtimestamp(float(start), UTC),
+        duration=float(duration),
+        size=int(size),
+        path=path,
+        discontinuity=disc == "1",
+    )
+
+
+class ArchiveIndex:
+    """Archived segments per channel and rung, in Redis."""
+
+    def __init__(self, redis: aioredis.Redis) -> None:
+        # redis-py types every reply as a union of all RESP shapes; replies are decoded here.
+        self._redis: Any = redis
+
+    async def register_channel(
+        self, channel: str, *, catchup_days: int, rungs: Sequence[RungInfo]
+    ) -> None:
+        """Record a channel's catch-up period and its rungs' facts."""
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hset(CHANNELS, channel, str(catchup_days))
+            if rungs:
+                pipe.hset(
+                    rungs_key(channel),
+                    mapping={
+                        r.name: json.dumps(
+                            {"codecs": r.codecs, "w": r.width, "h": r.height, "fps": r.frame_rate}
+                        )
+                        for r in rungs
+                    },
+                )
+            await pipe.execute()
+
+    async def rungs(self, channel: str) -> list[RungInfo]:
+        """The channel's rungs, in name order."""
+        raw = await self._redis.hgetall(rungs_key(channel))
+        out = []
+        for name, value in sorted(raw.items()):
+            facts = json.loads(value)
+            out.append(
+                RungInfo(name.decode(), facts["codecs"], facts["w"], facts["h"], facts["fps"])
+            )
+        return out
+
+    async def record(self, channel: str, rung: str, entry: ArchiveEntry) -> None:
+        """Index one published segment."""
+        await self._redis.zadd(index_key(channel, rung), {_member(entry): entry.start.timestamp()})
+
+    async def window(self, channel: str, rung: str, window: Window) -> list[ArchiveEntry]:
+        """Segments overlapping ``[start, end)`` in start order."""
+        raw = await self._redis.zrangebyscore(
+            index_key(channel, rung),
+            window.start.timestamp() - _LOOKBEHIND_SECONDS,
+            f"({window.end.timestamp()}",
+        )
+        return select_window([_entry(m) for m in raw], window)
+
+    async def expire(self, channel: str, rung: str, cutoff: datetime, root: Path) -> int:
+        """Delete segments that end before ``cutoff``: index entries first, then their files."""
+        key = index_key(channel, rung)
+        raw = await self._redis.zrangebyscore(key, "-inf", cutoff.timestamp())
+        expired = [m for m in raw if _entry(m).end <= cutoff]
+        if not expired:
+            return 0
+        # Index first: a crash between the two leaves an unreferenced file (swept
+        # below next time), never an index entry pointing at nothing.
+        await self._redis.zrem(key, *expired)
+        for member in expired:
+            (root / _entry(member).path).unlink(missing_ok=True)
+        return len(expired)
+
+    async def catchup_days(self) -> dict[str, int]:
+        """Every archived channel and its catch-up period."""
+        raw = await self._redis.hgetall(CHANNELS)
+        return {k.decode(): int(v) for k, v in raw.items()}
+
+
+def render_catchup_media(entries: Sequence[ArchiveEntry]) -> str:
+    """A VOD playlist of archived segments (URIs are the segment file names)."""
+    if not entries:
+        raise ArchiveNotFound("no archived segments in the window")
+    segments = [
+        hls.Segment(
+            uri=Path(e.path).name,
+            duration=e.duration,
+            program_date_time=e.start,
+            discontinuity=e.discontinuity and i > 0,
+        )
+        for i, e in enumerate(entries)
+    ]
+    return hls.render_media(hls.MediaPlaylist(segments=segments, playlist_type="VOD", endlist=True))
+
+
+def measured_bandwidth(entries: Sequence[ArchiveEntry]) -> tuple[int, int]:
+    """Peak and average bits per second over ``entries`` (from real segment sizes)."""
+    peak = max(int(e.size * 8 / e.duration) for e in entries if e.duration > 0)
+    total = sum(e.duration for e in entries)
+    average = int(sum(e.size for e in entries) * 8 / total)
+    return max(peak, 1), max(min(average, peak), 1)
+
+
+def render_master_for(
+    rungs: Sequence[RungInfo], windows: Mapping[str, Sequence[ArchiveEntry]], *, query: str = ""
+) -> str:
+    """A master playlist over the rungs that have segments, bandwidth measured from them."""
+    variants = []
+    for rung in rungs:
+        entries = windows.get(rung.name)
+        if not entries:
+            continue
+        peak, average = measured_bandwidth(entries)
+        variants.append(
+            hls.Variant(
+                uri=f"{rung.name}/index.m3u8{query}",
+                bandwidth=peak,
+                average_bandwidth=average,
+                codecs=rung.codecs,
+                resolution=(rung.width, rung.height),
+                frame_rate=rung.frame_rate,
+            )
+        )
+    if not variants:
+        raise ArchiveNotFound("no archived segments in the window")
+    variants.sort(key=lambda v: v.bandwidth)
+    return hls.render_master(hls.MasterPlaylist(variants=variants))
+
+
+class Retention:
+    """Deletes each channel's segments older than its catch-up days, index and files together."""
+
+    def __init__(self, index: ArchiveIndex, *, root: Path) -> None:
+        self._index = index
+        self._root = root
+
+    async def run_once(self, now: datetime) -> int:
+        """One pass over every archived channel; returns how many segments were removed."""
+        removed = 0
+        for channel, days in (await self._index.catchup_days()).items():
+            cutoff = retention_cutoff(now, days)
+            for rung in await self._index.rungs(channel):
+                removed += await self._index.expire(channel, rung.name, cutoff, self._root)
+                removed += await asyncio.to_thread(
+                    _sweep, self._root / "live" / channel / rung.name, cutoff
+                )
+        return removed
+
+    async def run(self, *, interval_seconds: float, stop: asyncio.Event) -> None:
+        """Pass every ``interval_seconds`` until ``stop`` is set."""
+        while not stop.is_set():
+            try:
+                removed = await self.run_once(datetime.now(UTC))
+                if removed:
+                    log.info("retention removed segments", extra={"segments": removed})
+            except (aioredis.RedisError, OSError):
+                log.exception("retention pass failed")
+            try:
+                await asyncio.wait_for(stop.wait(), interval_seconds)
+            except TimeoutError:
+                pass
+
+
+def _sweep(directory: Path, cutoff: datetime) -> int:
+    """Remove segment files older than ``cutoff`` that the index no longer references."""
+    if not directory.is_dir():
+        return 0
+    removed = 0
+    limit = cutoff.timestamp()
+    for path in directory.glob("*.ts"):
+        try:
+            if path.stat().st_mtime < limit:
+                path.unlink()
+                removed += 1
+        except FileNotFoundError:
+            continue
+    return removed

@@ -1,0 +1,229 @@
+"""``headend worker``, ``headend transcode ...`` and ``headend channel ...``.
+
+The client commands talk to ``TranscodeService`` at ``TRANSCODE_TARGET``
+(default 127.0.0.1:50053) with the admin key in ``HEADEND_API_KEY``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Mapping
+from typing import IO, Any
+
+import grpc
+from tqdm import tqdm
+
+from headend.rpc import bearer, client_channel, error_details
+from headend.settings import environ
+from protos import transcode_pb2 as pb
+from protos import transcode_pb2_grpc as pb_grpc
+
+DEFAULT_TARGET = "127.0.0.1:50053"
+_STATES = {
+    "queued": pb.JOB_STATE_QUEUED,
+    "running": pb.JOB_STATE_RUNNING,
+    "succeeded": pb.JOB_STATE_SUCCEEDED,
+    "failed": pb.JOB_STATE_FAILED,
+    "cancelled": pb.JOB_STATE_CANCELLED,
+}
+
+
+class CliError(Exception):
+    """Raised when a command's arguments or environment cannot work; exit status 2."""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``worker``, ``transcode`` and ``channel``; each sets ``func(args) -> int``."""
+    worker = subparsers.add_parser("worker", help="run a transcode worker (REDIS_URL, ORIGIN_ROOT)")
+    worker.set_defaults(func=run_worker)
+
+    tc = subparsers.add_parser("transcode", help="VOD packaging jobs")
+    sub = tc.add_subparsers(dest="transcode_command", required=True)
+    submit = sub.add_parser("submit", help="queue a source for packaging into /vod/<asset>/")
+    submit.add_argument("source", help="absolute path on the workers, or an http(s) URL")
+    submit.add_argument("--asset", required=True, help="asset id (the /vod/<asset>/ folder)")
+    submit.add_argument("--profile", default="default", help="ladder profile (default, low)")
+    submit.add_argument("--job-id", default="", help="idempotency id (default: generated)")
+    submit.add_argument("--wait", action="store_true", help="follow progress until the job ends")
+    submit.set_defaults(func=lambda a: _run(submit_job(a, environ(), sys.stdout)))
+    jobs = sub.add_parser("jobs", help="list jobs, newest first")
+    jobs.add_argument("--state", choices=sorted(_STATES), default=None)
+    jobs.add_argument("--limit", type=int, default=50)
+    jobs.set_defaults(func=lambda a: _run(list_jobs(a, environ(), sys.stdout)))
+    cancel = sub.add_parser("cancel", help="cancel a queued or running job")
+    cancel.add_argument("job_id")
+    cancel.set_defaults(func=lambda a: _run(cancel_job(a, environ(), sys.stdout)))
+
+    ch = subparsers.add_parser("channel", help="live channels")
+    csub = ch.add_subparsers(dest="channel_command", required=True)
+    start = csub.add_parser("start", help="start a live channel")
+    start.add_argument("channel_id")
+    start.add_argument("source", help="udp://host:port, http(s)://..., or file:///path (looped)")
+    start.add_argument("--profile", default="default")
+    start.add_argument("--segment-seconds", type=int, default=0, help="default 6")
+    start.add_argument("--window", type=int, default=0, help="live window segments (default 6)")
+    start.add_argument("--catchup-days", type=int, default=0, help="default 7")
+    start.set_defaults(func=lambda a: _run(start_channel(a, environ(), sys.stdout)))
+    stop = csub.add_parser("stop", help="stop a live channel (its archive stays)")
+    stop.add_argument("channel_id")
+    stop.set_defaults(func=lambda a: _run(stop_channel(a, environ(), sys.stdout)))
+    status = csub.add_parser("status", help="one channel's status")
+    status.add_argument("channel_id")
+    status.set_defaults(func=lambda a: _run(channel_status(a, environ(), sys.stdout)))
+    listing = csub.add_parser("list", help="every channel's status")
+    listing.set_defaults(func=lambda a: _run(list_channels(a, environ(), sys.stdout)))
+
+
+def run_worker(args: argparse.Namespace) -> int:
+    """``headend worker``: serve jobs until SIGTERM/SIGINT."""
+    from transcode.worker import main
+
+    main()
+    return 0
+
+
+def _credentials(env: Mapping[str, str]) -> tuple[str, tuple[tuple[str, str], ...]]:
+    key = env.get("HEADEND_API_KEY", "")
+    if not key:
+        raise CliError("HEADEND_API_KEY is not set")
+    return env.get("TRANSCODE_TARGET", "") or DEFAULT_TARGET, bearer(key)
+
+
+def _state(value: int) -> str:
+    return pb.JobState.Name(value).removeprefix("JOB_STATE_").lower()
+
+
+def _job_line(job: pb.Job) -> str:
+    line = f"{job.id}\t{_state(job.state)}\t{job.asset}\t{job.progress.percent:5.1f}%\t{job.source}"
+    return f"{line}\t{job.reason}" if job.reason else line
+
+
+async def submit_job(args: argparse.Namespace, env: Mapping[str, str], out: IO[str]) -> int:
+    """Submit; with ``--wait`` show a progress bar and exit 0 only if the job succeeds."""
+    target, metadata = _credentials(env)
+    async with client_channel(target) as chan:
+        stub = pb_grpc.TranscodeServiceStub(chan)
+        job = await stub.SubmitJob(
+            pb.SubmitJobRequest(
+                source=args.source, asset=args.asset, profile=args.profile, job_id=args.job_id
+            ),
+            metadata=metadata,
+        )
+        print(f"job {job.id} queued", file=out)
+        if not args.wait:
+            return 0
+        last = None
+        with tqdm(total=100.0, unit="%", file=sys.stderr, desc=job.id,
+                  bar_format="{l_bar}{bar}| {n:.1f}/{total:.0f}% {postfix}") as bar:  # fmt: skip
+            async for event in stub.WatchJob(pb.WatchJobRequest(job_id=job.id), metadata=metadata):
+                last = event
+                bar.n = event.progress.percent
+                bar.set_postfix_str(
+                    f"{_state(event.state)} {event.progress.phase} "
+                    f"{event.progress.speed:.1f}x eta {event.progress.eta_seconds:.0f}s"
+                )
+        if last is None:
+            raise CliError("the job's event stream ended without a state")
+        print(f"job {job.id} {_state(last.state)} {last.reason}".rstrip(), file=out)
+        return 0 if last.state == pb.JOB_STATE_SUCCEEDED else 1
+
+
+async def list_jobs(args: argparse.Namespace, env: Mapping[str, str], out: IO[str]) -> int:
+    """Print one tab-separated line per job."""
+    target, metadata = _credentials(env)
+    async with client_channel(target) as chan:
+        stub = pb_grpc.TranscodeServiceStub(chan)
+        state = _STATES.get(args.state or "", pb.JOB_STATE_UNSPECIFIED)
+        reply = await stub.ListJobs(
+            pb.ListJobsRequest(state=state, limit=args.limit), metadata=metadata
+        )
+    for job in reply.jobs:
+        print(_job_line(job), file=out)
+    return 0
+
+
+async def cancel_job(args: argparse.Namespace, env: Mapping[str, str], out: IO[str]) -> int:
+    """Cancel a job and print its state."""
+    target, metadata = _credentials(env)
+    async with client_channel(target) as chan:
+        stub = pb_grpc.TranscodeServiceStub(chan)
+        job = await stub.CancelJob(pb.CancelJobRequest(job_id=args.job_id), metadata=metadata)
+    print(_job_line(job), file=out)
+    return 0
+
+
+def _channel_line(status: pb.ChannelStatus) -> str:
+    state = pb.ChannelState.Name(status.state).removeprefix("CHANNEL_STATE_").lower()
+    return (
+        f"{status.channel.id}\t{state}\tseq {status.media_sequence}\t"
+        f"disc {status.discontinuity_sequence}\trestarts {status.restarts}\t"
+        f"{status.channel.source}\t{status.reason}"
+    ).rstrip()
+
+
+async def start_channel(args: argparse.Namespace, env: Mapping[str, str], out: IO[str]) -> int:
+    """Start a live channel."""
+    target, metadata = _credentials(env)
+    channel = pb.Channel(
+        id=args.channel_id,
+        source=args.source,
+        profile=args.profile,
+        segment_seconds=args.segment_seconds,
+        window_segments=args.window,
+        catchup_days=args.catchup_days,
+    )
+    async with client_channel(target) as chan:
+        stub = pb_grpc.TranscodeServiceStub(chan)
+        status = await stub.StartChannel(pb.StartChannelRequest(channel=channel), metadata=metadata)
+    print(_channel_line(status), file=out)
+    return 0
+
+
+async def stop_channel(args: argparse.Namespace, env: Mapping[str, str], out: IO[str]) -> int:
+    """Stop a live channel."""
+    target, metadata = _credentials(env)
+    async with client_channel(target) as chan:
+        stub = pb_grpc.TranscodeServiceStub(chan)
+        status = await stub.StopChannel(
+            pb.StopChannelRequest(channel_id=args.channel_id), metadata=metadata
+        )
+    print(_channel_line(status), file=out)
+    return 0
+
+
+async def channel_status(args: argparse.Namespace, env: Mapping[str, str], out: IO[str]) -> int:
+    """Print one channel's status."""
+    target, metadata = _credentials(env)
+    async with client_channel(target) as chan:
+        stub = pb_grpc.TranscodeServiceStub(chan)
+        status = await stub.GetChannel(
+            pb.GetChannelRequest(channel_id=args.channel_id), metadata=metadata
+        )
+    print(_channel_line(status), file=out)
+    return 0
+
+
+async def list_channels(args: argparse.Namespace, env: Mapping[str, str], out: IO[str]) -> int:
+    """Print every channel's status."""
+    target, metadata = _credentials(env)
+    async with client_channel(target) as chan:
+        stub = pb_grpc.TranscodeServiceStub(chan)
+        reply = await stub.ListChannels(pb.ListChannelsRequest(), metadata=metadata)
+    for status in reply.channels:
+        print(_channel_line(status), file=out)
+    return 0
+
+
+def _run(coro: Any) -> int:
+    try:
+        return int(asyncio.run(coro))
+    except CliError as err:
+        print(f"headend: {err}", file=sys.stderr)
+        return 2
+    except grpc.aio.AioRpcError as err:
+        details = error_details(err)
+        extra = "".join(f"\n  {k}: {v}" for k, v in {**details.fields, **details.metadata}.items())
+        print(f"headend: {err.code().name}: {err.details()}{extra}", file=sys.stderr)
+        return 1

@@ -1,0 +1,98 @@
+"""The transcode package's exception tree: ``TranscodeError`` and its leaves.
+
+Each leaf also inherits one category from ``headend.errors`` so the transport
+faces map it to a status code in one place. Other engineers append leaves at
+the end of this module; nothing above their additions is renamed.
+"""
+
+from __future__ import annotations
+
+from headend.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    HeadendError,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    ResourceExhausted,
+    Unavailable,
+)
+
+
+class TranscodeError(HeadendError):
+    """Raised for any transcoding or packaging failure; only through a leaf below."""
+
+
+class InvalidPlaylist(TranscodeError, InvalidArgument):
+    """Raised when a playlist value breaks an HLS rule (e.g. a fixed target duration too short)."""
+
+
+class InvalidProfile(TranscodeError, InvalidArgument):
+    """Raised when a ladder profile or one of its rungs has an out-of-range or missing field."""
+
+
+class SourceNotFound(TranscodeError, NotFound):
+    """Raised when the source file or URL does not exist or cannot be opened."""
+
+
+class CorruptSource(TranscodeError, FailedPrecondition):
+    """Raised when ffprobe or FFmpeg cannot read the source (corrupt or truncated media)."""
+
+
+class UnsupportedSource(TranscodeError, FailedPrecondition):
+    """Raised when the source lacks video or audio, or uses a codec the ladder cannot take."""
+
+
+class EncodeFailed(TranscodeError, FailedPrecondition):
+    """Raised when FFmpeg exits non-zero for a reason other than the source or the disk."""
+
+
+class DiskFull(TranscodeError, ResourceExhausted):
+    """Raised when writing the output fails because the file system is full (ENOSPC)."""
+
+
+class ToolUnavailable(TranscodeError, Unavailable):
+    """Raised when the ffmpeg or ffprobe binary is missing or cannot be started."""
+
+
+# --- control plane (queue, workers, live channels, archive, origin) ---
+
+
+class InvalidRequest(TranscodeError, InvalidArgument):
+    """Raised when a job, channel or catch-up request field is malformed or out of range."""
+
+
+class JobNotFound(TranscodeError, NotFound):
+    """Raised when no job has the requested id."""
+
+
+class JobExists(TranscodeError, AlreadyExists):
+    """Raised when submitting a job whose id is already taken."""
+
+
+class ChannelNotFound(TranscodeError, NotFound):
+    """Raised when no live channel has the requested id."""
+
+
+class ChannelRunning(TranscodeError, FailedPrecondition):
+    """Raised when starting a live channel that is already running."""
+
+
+class ArchiveNotFound(TranscodeError, NotFound):
+    """Raised when a channel has no archived segments for the requested window."""
+
+
+class ContentNotFound(TranscodeError, NotFound):
+    """Raised when the origin has no playlist or segment at the requested path."""
+
+
+class ProgrammeNotFound(TranscodeError, NotFound):
+    """Raised when the EPG has no programme with the requested id on the requested channel."""
+
+
+class CatchupNotAllowed(TranscodeError, PermissionDenied):
+    """Raised when the EPG marks the requested programme as not available for catch-up."""
+
+
+class EpgUnavailable(TranscodeError, Unavailable):
+    """Raised when the EPG service cannot be reached to resolve a programme."""

@@ -1,0 +1,151 @@
+"""FFmpeg command lines, built with ffmpeg-python (no shell strings anywhere).
+
+Three shapes: the one-process ladder (decode once, ``split``, scale and encode
+every rung), one process per rung (the same encode settings, each decoding the
+source itself), and the stream-copy remux of an H.264/AAC mezzanine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import ffmpeg
+
+from transcode.ladder import PlannedRung, Profile
+
+# FFmpeg's own playlist is only read back for its segment list; ours replaces it.
+FFMPEG_PLAYLIST = ".ffmpeg.m3u8"
+SEGMENT_PATTERN = "seg_%05d.ts"
+_GLOBAL_ARGS = ("-hide_banner", "-nostdin", "-nostats")
+# Progress every 0.25 s: it paces the segment scan that overlaps the encode.
+_PROGRESS_ARGS = ("-progress", "pipe:1", "-stats_period", "0.25")
+
+
+def segment_name(index: int) -> str:
+    """The file name FFmpeg gives the ``index``-th segment (from 0)."""
+    return SEGMENT_PATTERN % index
+
+
+def ladder_command(
+    source: str,
+    plan: Sequence[PlannedRung],
+    profile: Profile,
+    out_dir: Path,
+    *,
+    ffmpeg_bin: str = "ffmpeg",
+) -> list[str]:
+    """One FFmpeg that decodes ``source`` once and writes every rung's HLS under ``out_dir``."""
+    source_in = ffmpeg.input(source)
+    branches = source_in["v:0"].filter_multi_output("split", len(plan))
+    outputs = [
+        _rung_output(branches.stream(index), source_in["a:0"], rung, profile, out_dir)
+        for index, rung in enumerate(plan)
+    ]
+    return _compile(ffmpeg.merge_outputs(*outputs), ffmpeg_bin)
+
+
+def rung_command(
+    source: str,
+    rung: PlannedRung,
+    profile: Profile,
+    out_dir: Path,
+    *,
+    ffmpeg_bin: str = "ffmpeg",
+) -> list[str]:
+    """One FFmpeg for one rung: it decodes the whole source itself (the per-rung mode)."""
+    source_in = ffmpeg.input(source)
+    output = _rung_output(source_in["v:0"], source_in["a:0"], rung, profile, out_dir)
+    return _compile(output, ffmpeg_bin)
+
+
+def remux_command(
+    source: str,
+    rung_name: str,
+    segment_seconds: float,
+    out_dir: Path,
+    *,
+    ffmpeg_bin: str = "ffmpeg",
+) -> list[str]:
+    """Stream-copy an H.264/AAC source into MPEG-TS HLS segments (no re-encode)."""
+    source_in = ffmpeg.input(source)
+    output = ffmpeg.output(
+        source_in["v:0"],
+        source_in["a:0"],
+        str(out_dir / rung_name / FFMPEG_PLAYLIST),
+        c="copy",
+        **_hls_options(segment_seconds, out_dir / rung_name),
+    )
+    # At "info" FFmpeg describes its input (duration, codecs, size, rate) on stderr
+    # before copying anything: the remux reads the source's facts from there instead
+    # of starting an ffprobe, which at several hundred times realtime costs a lot.
+    return _compile(output, ffmpeg_bin, loglevel="info")
+
+
+def frame_rate_expr(frame_rate: float) -> str:
+    """An exact rational for FFmpeg (29.97 -> '30000/1001'), so GOPs do not drift."""
+    fraction = Fraction(frame_rate).limit_denominator(1001)
+    return f"{fraction.numerator}/{fraction.denominator}"
+
+
+def _rung_output(video: Any, audio: Any, rung: PlannedRung, profile: Profile, out_dir: Path) -> Any:
+    scaled = (
+        video.filter("fps", fps=frame_rate_expr(rung.frame_rate))
+        .filter("scale", rung.width, rung.height)
+        .filter("setsar", "1")
+        .filter("format", "yuv420p")
+    )
+    gop_seconds = f"{profile.gop_seconds:g}"
+    encode: dict[str, Any] = {
+        "c:v": "libx264",
+        "preset": profile.preset,
+        "profile:v": rung.h264_profile,
+        "level:v": rung.h264_level,
+        "b:v": f"{rung.video_kbps}k",
+        "maxrate:v": f"{rung.maxrate_kbps}k",
+        "bufsize:v": f"{rung.bufsize_kbps}k",
+        # Aligned closed GOPs of gop_seconds in every rung, no scene-cut keyframes:
+        # keyframes land on the same media times, so segments switch cleanly.
+        "g": rung.gop_frames,
+        "keyint_min": rung.gop_frames,
+        "sc_threshold": 0,
+        "flags": "+cgop",
+        "force_key_frames": f"expr:gte(t,n_forced*{gop_seconds})",
+        "c:a": "aac",
+        "b:a": f"{rung.audio_kbps}k",
+        "ar": profile.audio_sample_rate,
+        "ac": profile.audio_channels,
+        # Keep every rung on the source's timeline. By default the muxer shifts each
+        # output by its own most negative DTS (B-frame delay, which differs between
+        # baseline and high rungs and with the frame rate), so the same source frame
+        # would get a different PTS in each rung and ABR switches would jump.
+        "avoid_negative_ts": "disabled",
+        "hls_ts_options": "avoid_negative_ts=disabled",
+    }
+    rung_dir = out_dir / rung.name
+    return ffmpeg.output(
+        scaled,
+        audio,
+        str(rung_dir / FFMPEG_PLAYLIST),
+        **encode,
+        **_hls_options(profile.segment_seconds, rung_dir),
+    )
+
+
+def _hls_options(segment_seconds: float, rung_dir: Path) -> dict[str, Any]:
+    return {
+        "f": "hls",
+        "hls_time": f"{segment_seconds:g}",
+        "hls_playlist_type": "vod",
+        "hls_list_size": 0,
+        "hls_segment_type": "mpegts",
+        "hls_segment_filename": str(rung_dir / SEGMENT_PATTERN),
+    }
+
+
+def _compile(node: Any, ffmpeg_bin: str, *, loglevel: str = "error") -> list[str]:
+    node = node.global_args(*_GLOBAL_ARGS, "-loglevel", loglevel, *_PROGRESS_ARGS)
+    args: list[str] = node.compile(cmd=ffmpeg_bin)
+    return args

@@ -1,0 +1,352 @@
+"""Pure HLS playlists: frozen dataclasses rendered straight to text, and parsed back.
+
+Rendering builds the text directly (it is on the origin's hot path and
+measured several times faster than ``m3u8``'s ``dumps``); parsing goes through
+the ``m3u8`` library so the tests check the renderer against an independent
+reader. No file or network I/O happens here.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal
+
+import m3u8
+
+from transcode import tags
+from transcode.errors import InvalidPlaylist
+
+# Durations are rendered to the microsecond; a segment longer than N by less
+# than this still fits a target duration of N (RFC 8216 compares the rounded
+# duration, so this stays conformant while absorbing float noise like 6.0000001).
+_TARGET_SLACK_SECONDS = 0.001
+
+# A 30-day catch-up archive of 6 s segments is 432,000 entries per rung; the
+# cache only needs the windows being served right now (live windows, recent
+# catch-up requests), a few megabytes at most.
+_PDT_CACHE_SIZE = 65536
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """One media segment (or, in an I-frame playlist, one I-frame byte range)."""
+
+    uri: str
+    duration: float  # seconds, rendered to the microsecond
+    program_date_time: datetime | None = None  # tz-aware
+    discontinuity: bool = False  # EXT-X-DISCONTINUITY before this segment
+    byterange: tuple[int, int] | None = None  # (length, offset)
+    title: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class MediaPlaylist:
+    """A media playlist; target duration and version are derived when rendering."""
+
+    segments: Sequence[Segment]
+    media_sequence: int = 0
+    discontinuity_sequence: int = 0
+    playlist_type: Literal["VOD", "EVENT"] | None = None
+    endlist: bool = False
+    iframes_only: bool = False
+    independent_segments: bool = True
+    # Live playlists pin this: RFC 8216 forbids the target duration to change
+    # between reloads. None means ceil(longest segment).
+    target_duration: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Variant:
+    """One rendition in a master playlist (EXT-X-STREAM-INF)."""
+
+    uri: str
+    bandwidth: int  # peak, bits/s, measured
+    average_bandwidth: int  # bits/s, measured
+    codecs: str  # e.g. 'avc1.64001f,mp4a.40.2'
+    resolution: tuple[int, int]
+    frame_rate: float  # rendered to three decimals, as RFC 8216 advises
+    pathway_id: str | None = None  # content steering pathway (CDN edge) of this copy
+
+
+@dataclass(frozen=True, slots=True)
+class IFrameVariant:
+    """One I-frame playlist in a master playlist (EXT-X-I-FRAME-STREAM-INF)."""
+
+    uri: str
+    bandwidth: int
+    average_bandwidth: int
+    codecs: str
+    resolution: tuple[int, int]
+    pathway_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ContentSteering:
+    """The content steering server and the default pathway (EXT-X-CONTENT-STEERING)."""
+
+    server_uri: str
+    pathway_id: str  # default pathway
+
+
+@dataclass(frozen=True, slots=True)
+class MasterPlaylist:
+    """A multivariant (master) playlist."""
+
+    variants: Sequence[Variant]
+    iframe_variants: Sequence[IFrameVariant] = ()
+    steering: ContentSteering | None = None
+    independent_segments: bool = True
+
+
+def target_duration(segments: Sequence[Segment]) -> int:
+    """The smallest target duration every segment fits: ceil of the longest (at least 1)."""
+    longest = 0.0
+    for segment in segments:
+        if segment.duration > longest:
+            longest = segment.duration
+    return max(1, math.ceil(longest - _TARGET_SLACK_SECONDS))
+
+
+def media_version(playlist: MediaPlaylist) -> int:
+    """The lowest EXT-X-VERSION the playlist's features need (RFC 8216 section 7)."""
+    # Decimal EXTINF durations need version 3; byte ranges and I-frames-only need 4.
+    if playlist.iframes_only:
+        return tags.VERSION_I_FRAMES_ONLY
+    for segment in playlist.segments:
+        if segment.byterange is not None:
+            return tags.VERSION_BYTERANGE
+    return tags.VERSION_FLOAT_EXTINF
+
+
+def master_version(playlist: MasterPlaylist) -> int:
+    """The lowest EXT-X-VERSION a master playlist needs: none of its tags are gated."""
+    del playlist  # every attribute we emit is valid from version 1
+    return tags.VERSION_BASE
+
+
+def render_media(playlist: MediaPlaylist) -> str:
+    """Render a media playlist to text (RFC 8216 section 4.3.3 / 4.3.2 order)."""
+    segments = playlist.segments
+    computed = target_duration(segments)
+    target = playlist.target_duration
+    if target is None:
+        target = computed
+    elif target < computed and _rounded_max(segments) > target:
+        raise InvalidPlaylist(
+            "target_duration",
+            f"{target} s is shorter than a segment of {max(s.duration for s in segments):.3f} s",
+        )
+    if playlist.media_sequence < 0 or playlist.discontinuity_sequence < 0:
+        raise InvalidPlaylist("media_sequence", "sequence numbers must not be negative")
+
+    out: list[str] = [
+        tags.EXTM3U,
+        f"{tags.VERSION}{media_version(playlist)}",
+        f"{tags.TARGETDURATION}{target}",
+        f"{tags.MEDIA_SEQUENCE}{playlist.media_sequence}",
+    ]
+    if playlist.discontinuity_sequence:
+        out.append(f"{tags.DISCONTINUITY_SEQUENCE}{playlist.discontinuity_sequence}")
+    if playlist.playlist_type is not None:
+        out.append(f"{tags.PLAYLIST_TYPE}{playlist.playlist_type}")
+    if playlist.iframes_only:
+        out.append(tags.I_FRAMES_ONLY)
+    if playlist.independent_segments:
+        out.append(tags.INDEPENDENT_SEGMENTS)
+
+    append = out.append
+    extinf_text: dict[float, str] = {}  # durations repeat (6.0, 6.0, ...): format each once
+    for segment in segments:
+        uri = segment.uri
+        if "\n" in uri or "\r" in uri or not uri:
+            raise InvalidPlaylist("segments.uri", f"not a single-line URI: {uri!r}")
+        duration = segment.duration
+        extinf = extinf_text.get(duration)
+        if extinf is None:
+            if not duration >= 0:  # also refuses NaN
+                raise InvalidPlaylist("segments.duration", f"must not be negative: {duration}")
+            extinf = extinf_text[duration] = f"{tags.EXTINF}{duration:.6f},"
+        if segment.discontinuity:
+            append(tags.DISCONTINUITY)
+        when = segment.program_date_time
+        if when is not None:
+            append(_program_date_time(when))
+        byterange = segment.byterange
+        if byterange is not None:
+            append(f"{tags.BYTERANGE}{byterange[0]}@{byterange[1]}")
+        append(f"{extinf}{segment.title}\n{uri}" if segment.title else f"{extinf}\n{uri}")
+    if playlist.endlist:
+        append(tags.ENDLIST)
+    append("")
+    return "\n".join(out)
+
+
+def render_master(playlist: MasterPlaylist) -> str:
+    """Render a master playlist: variants first, then I-frame variants."""
+    out: list[str] = [tags.EXTM3U, f"{tags.VERSION}{master_version(playlist)}"]
+    if playlist.independent_segments:
+        out.append(tags.INDEPENDENT_SEGMENTS)
+    if playlist.steering is not None:
+        steering = playlist.steering
+        server_uri = _quoted("steering.server_uri", steering.server_uri)
+        pathway = _quoted("steering.pathway_id", steering.pathway_id)
+        out.append(
+            f"{tags.CONTENT_STEERING}{tags.SERVER_URI}={server_uri},{tags.PATHWAY_ID}={pathway}"
+        )
+    for v in playlist.variants:
+        _check_rates("variants", v.bandwidth, v.average_bandwidth, v.resolution)
+        if not v.frame_rate > 0:
+            raise InvalidPlaylist("variants.frame_rate", f"must be positive, got {v.frame_rate}")
+        attrs = (
+            f"{tags.BANDWIDTH}={v.bandwidth},{tags.AVERAGE_BANDWIDTH}={v.average_bandwidth},"
+            f"{tags.CODECS}={_quoted('variants.codecs', v.codecs)},"
+            f"{tags.RESOLUTION}={v.resolution[0]}x{v.resolution[1]},"
+            f"{tags.FRAME_RATE}={v.frame_rate:.3f}"
+        )
+        if v.pathway_id is not None:
+            attrs += f",{tags.PATHWAY_ID}={_quoted('variants.pathway_id', v.pathway_id)}"
+        out.append(tags.STREAM_INF + attrs)
+        out.append(_line_uri("variants.uri", v.uri))
+    for f in playlist.iframe_variants:
+        _check_rates("iframe_variants", f.bandwidth, f.average_bandwidth, f.resolution)
+        attrs = (
+            f"{tags.BANDWIDTH}={f.bandwidth},{tags.AVERAGE_BANDWIDTH}={f.average_bandwidth},"
+            f"{tags.CODECS}={_quoted('iframe_variants.codecs', f.codecs)},"
+            f"{tags.RESOLUTION}={f.resolution[0]}x{f.resolution[1]},"
+            f"{tags.URI}={_quoted('iframe_variants.uri', f.uri)}"
+        )
+        if f.pathway_id is not None:
+            attrs += f",{tags.PATHWAY_ID}={_quoted('iframe_variants.pathway_id', f.pathway_id)}"
+        out.append(tags.I_FRAME_STREAM_INF + attrs)
+    out.append("")
+    return "\n".join(out)
+
+
+def parse_media(text: str) -> MediaPlaylist:
+    """Read a media playlist with ``m3u8`` into the dataclasses (target duration as declared)."""
+    parsed = m3u8.loads(text)
+    if parsed.is_variant:
+        raise InvalidPlaylist("playlist", "expected a media playlist, got a master playlist")
+    segments: list[Segment] = []
+    next_offset: dict[str, int] = {}
+    for seg in parsed.segments:
+        byterange: tuple[int, int] | None = None
+        if seg.byterange:
+            length_text, _, offset_text = seg.byterange.partition("@")
+            length = int(length_text)
+            # Without an offset the range starts where the previous one on this URI ended.
+            offset = int(offset_text) if offset_text else next_offset.get(seg.uri, 0)
+            next_offset[seg.uri] = offset + length
+            byterange = (length, offset)
+        segments.append(
+            Segment(
+                uri=seg.uri,
+                duration=float(seg.duration),
+                program_date_time=seg.program_date_time,
+                discontinuity=bool(seg.discontinuity),
+                byterange=byterange,
+                title=seg.title or "",
+            )
+        )
+    playlist_type = (parsed.playlist_type or "").upper() or None
+    if playlist_type not in (None, tags.PLAYLIST_TYPE_VOD, tags.PLAYLIST_TYPE_EVENT):
+        raise InvalidPlaylist("playlist_type", f"unknown playlist type {playlist_type!r}")
+    return MediaPlaylist(
+        segments=tuple(segments),
+        media_sequence=int(parsed.media_sequence or 0),
+        discontinuity_sequence=int(parsed.discontinuity_sequence or 0),
+        playlist_type=playlist_type,  # type: ignore[arg-type]  # narrowed by the check above
+        endlist=bool(parsed.is_endlist),
+        iframes_only=bool(parsed.is_i_frames_only),
+        independent_segments=bool(parsed.is_independent_segments),
+        target_duration=None if parsed.target_duration is None else int(parsed.target_duration),
+    )
+
+
+def parse_master(text: str) -> MasterPlaylist:
+    """Read a master playlist with ``m3u8`` into the dataclasses."""
+    parsed = m3u8.loads(text)
+    if not parsed.is_variant:
+        raise InvalidPlaylist("playlist", "expected a master playlist, got a media playlist")
+    variants = tuple(
+        Variant(
+            uri=p.uri,
+            bandwidth=int(p.stream_info.bandwidth),
+            average_bandwidth=int(p.stream_info.average_bandwidth or 0),
+            codecs=p.stream_info.codecs or "",
+            resolution=tuple(p.stream_info.resolution or (0, 0)),
+            frame_rate=float(p.stream_info.frame_rate or 0.0),
+            pathway_id=p.stream_info.pathway_id,
+        )
+        for p in parsed.playlists
+    )
+    iframes = tuple(
+        IFrameVariant(
+            uri=p.uri,
+            bandwidth=int(p.iframe_stream_info.bandwidth),
+            average_bandwidth=int(p.iframe_stream_info.average_bandwidth or 0),
+            codecs=p.iframe_stream_info.codecs or "",
+            resolution=tuple(p.iframe_stream_info.resolution or (0, 0)),
+            pathway_id=p.iframe_stream_info.pathway_id,
+        )
+        for p in parsed.iframe_playlists
+    )
+    steering = None
+    if parsed.content_steering is not None:
+        steering = ContentSteering(
+            server_uri=parsed.content_steering.uri,
+            pathway_id=parsed.content_steering.pathway_id,
+        )
+    return MasterPlaylist(
+        variants=variants,
+        iframe_variants=iframes,
+        steering=steering,
+        independent_segments=bool(parsed.is_independent_segments),
+    )
+
+
+@functools.lru_cache(maxsize=_PDT_CACHE_SIZE)
+def _program_date_time(when: datetime) -> str:
+    """The EXT-X-PROGRAM-DATE-TIME line, in UTC with milliseconds (memoised)."""
+    # Formatting a datetime costs more than everything else a segment renders;
+    # live and catch-up playlists re-render the same segments on every reload,
+    # so the text is memoised. Keys compare by instant, hence the UTC form:
+    # equal keys always render the same text.
+    if when.tzinfo is not UTC:
+        if when.tzinfo is None or when.utcoffset() is None:
+            raise InvalidPlaylist("segments.program_date_time", "must be timezone-aware")
+        when = when.astimezone(UTC)
+    # isoformat is the fastest formatter here; swap its "+00:00" for the shorter "Z".
+    return f"{tags.PROGRAM_DATE_TIME}{when.isoformat(timespec='milliseconds')[:-6]}Z"
+
+
+def _rounded_max(segments: Sequence[Segment]) -> int:
+    """The longest segment rounded half-up, as RFC 8216 compares it to the target."""
+    return max((math.floor(s.duration + 0.5) for s in segments), default=0)
+
+
+def _quoted(field: str, value: str) -> str:
+    if '"' in value or "\n" in value or "\r" in value:
+        raise InvalidPlaylist(field, f"cannot be a quoted-string: {value!r}")
+    return f'"{value}"'
+
+
+def _line_uri(field: str, uri: str) -> str:
+    if not uri or "\n" in uri or "\r" in uri:
+        raise InvalidPlaylist(field, f"not a single-line URI: {uri!r}")
+    return uri
+
+
+def _check_rates(field: str, bandwidth: int, average: int, resolution: tuple[int, int]) -> None:
+    if bandwidth <= 0 or average <= 0:
+        raise InvalidPlaylist(f"{field}.bandwidth", "bandwidths must be positive")
+    if average > bandwidth:
+        raise InvalidPlaylist(
+            f"{field}.average_bandwidth", f"{average} exceeds the peak bandwidth {bandwidth}"
+        )
+    if resolution[0] <= 0 or resolution[1] <= 0:
+        raise InvalidPlaylist(f"{field}.resolution", f"must be positive, got {resolution}")

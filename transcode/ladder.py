@@ -1,0 +1,203 @@
+"""Ladder profiles and planning: which rungs a source gets, at what size, rate and bitrate.
+
+Pure: the planner takes a probed ``SourceInfo`` and a ``Profile`` and returns
+the rungs to encode. The default ladder follows Apple's HLS Authoring
+Specification, extended down to 416x234 for thin rural links.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Literal
+
+from transcode.errors import InvalidProfile
+from transcode.probe import SourceInfo
+
+H264Profile = Literal["baseline", "main", "high"]
+
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,31}$")
+_PRESETS = frozenset(
+    {"ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower"}
+)
+
+
+class ProcessMode(enum.Enum):
+    """How a ladder is encoded: one FFmpeg decoding once for every rung, or one per rung."""
+
+    SINGLE = "single"
+    PER_RUNG = "per_rung"
+
+
+@dataclass(frozen=True, slots=True)
+class Rung:
+    """One nominal rendition of a profile (before fitting to a source)."""
+
+    name: str  # directory name under the asset, e.g. "720p"
+    width: int
+    height: int
+    video_kbps: int
+    audio_kbps: int = 128
+    h264_profile: H264Profile = "high"
+    h264_level: str = "3.1"
+    max_frame_rate: float | None = None  # None: the profile's low-rung rule decides
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    """A channel's packaging profile: the ladder and the GOP and segment rules."""
+
+    name: str
+    rungs: tuple[Rung, ...]
+    segment_seconds: float = 6.0
+    gop_seconds: float = 2.0
+    # Rungs shorter than this get their frame rate capped (thin links, small screens).
+    low_rung_below_height: int = 540
+    low_rung_max_fps: float = 30.0
+    preset: str = "veryfast"  # x264 preset
+    audio_sample_rate: int = 48000
+    audio_channels: int = 2
+    # Peak-to-average allowance for capped VBR (Apple: peak <= 200% of average).
+    maxrate_factor: float = 1.10
+    bufsize_factor: float = 2.0
+
+    def __post_init__(self) -> None:
+        validate_profile(self)
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedRung:
+    """A rung fitted to one source: the exact size, frame rate, GOP and bitrates to encode."""
+
+    name: str
+    width: int
+    height: int
+    frame_rate: float
+    gop_frames: int
+    video_kbps: int
+    maxrate_kbps: int
+    bufsize_kbps: int
+    audio_kbps: int
+    h264_profile: H264Profile
+    h264_level: str
+
+
+DEFAULT_RUNGS: tuple[Rung, ...] = (
+    Rung("234p", 416, 234, 145, 64, "baseline", "2.1"),
+    Rung("360p", 640, 360, 365, 96, "main", "3.0"),
+    Rung("432p", 768, 432, 730, 96, "main", "3.1"),
+    Rung("540p", 960, 540, 2000, 128, "high", "3.1"),
+    Rung("720p", 1280, 720, 3000, 128, "high", "3.1"),
+    Rung("1080p", 1920, 1080, 6000, 128, "high", "4.0"),
+)
+
+
+def default_profile() -> Profile:
+    """The platform's default ladder (Apple's authoring ladder plus rural low rungs)."""
+    return Profile(name="default", rungs=DEFAULT_RUNGS)
+
+
+def profile_with_overrides(base: Profile, overrides: Mapping[str, object]) -> Profile:
+    """A per-channel profile: ``base`` with scalar fields and/or ``rungs`` replaced."""
+    allowed = set(Profile.__dataclass_fields__)
+    unknown = sorted(set(overrides) - allowed)
+    if unknown:
+        raise InvalidProfile(unknown[0], "not a profile field")
+    try:
+        return replace(base, **overrides)  # type: ignore[arg-type]  # validated in __post_init__
+    except TypeError as err:
+        raise InvalidProfile("profile", str(err)) from err
+
+
+def validate_profile(profile: Profile) -> None:
+    """Raise ``InvalidProfile`` naming the first bad field."""
+    if not _NAME.match(profile.name):
+        raise InvalidProfile("name", f"must match {_NAME.pattern}, got {profile.name!r}")
+    if not profile.rungs:
+        raise InvalidProfile("rungs", "a profile needs at least one rung")
+    if not 1.0 <= profile.segment_seconds <= 20.0:
+        raise InvalidProfile("segment_seconds", "must be between 1 and 20")
+    if not 0.5 <= profile.gop_seconds <= profile.segment_seconds:
+        raise InvalidProfile("gop_seconds", "must be between 0.5 and segment_seconds")
+    ratio = profile.segment_seconds / profile.gop_seconds
+    if abs(ratio - round(ratio)) > 1e-6:
+        # Segments can only be cut on GOP boundaries; a fractional ratio gives uneven segments.
+        raise InvalidProfile("segment_seconds", "must be a whole multiple of gop_seconds")
+    if profile.preset not in _PRESETS:
+        raise InvalidProfile("preset", f"unknown x264 preset {profile.preset!r}")
+    if not 1.0 <= profile.maxrate_factor <= 2.0:
+        raise InvalidProfile("maxrate_factor", "must be between 1.0 and 2.0")
+    names: set[str] = set()
+    for rung in profile.rungs:
+        if not _NAME.match(rung.name) or rung.name in names:
+            raise InvalidProfile("rungs.name", f"bad or duplicate rung name {rung.name!r}")
+        names.add(rung.name)
+        if rung.width < 16 or rung.height < 16 or rung.width % 2 or rung.height % 2:
+            raise InvalidProfile("rungs.width", f"{rung.name}: sizes must be even and >= 16")
+        if not 16 <= rung.video_kbps <= 100_000:
+            raise InvalidProfile("rungs.video_kbps", f"{rung.name}: out of range")
+        if not 16 <= rung.audio_kbps <= 512:
+            raise InvalidProfile("rungs.audio_kbps", f"{rung.name}: out of range")
+
+
+def plan_ladder(profile: Profile, source: SourceInfo) -> tuple[PlannedRung, ...]:
+    """Fit the profile to the source: never upscale, keep aspect, cap low-rung frame rates."""
+    video = source.video
+    display_aspect = video.width * video.sample_aspect / video.height
+    fitting = [r for r in profile.rungs if r.height <= video.height]
+    if not fitting:
+        # A source smaller than every rung still gets one rendition, at its own size.
+        smallest = min(profile.rungs, key=lambda r: r.height)
+        scale = (video.width * video.height) / (smallest.width * smallest.height)
+        fitting = [
+            replace(
+                smallest,
+                width=video.width - video.width % 2,
+                height=video.height - video.height % 2,
+                video_kbps=max(16, round(smallest.video_kbps * scale)),
+            )
+        ]
+    planned = []
+    for rung in sorted(fitting, key=lambda r: (r.height, r.video_kbps)):
+        height = rung.height
+        # Width follows the source's display aspect (a 4:3 source stays 4:3), kept even.
+        width = max(16, 2 * round(height * display_aspect / 2))
+        fps = _rung_frame_rate(profile, rung, video.frame_rate)
+        planned.append(
+            PlannedRung(
+                name=rung.name,
+                width=width,
+                height=height,
+                frame_rate=fps,
+                gop_frames=max(1, round(profile.gop_seconds * fps)),
+                video_kbps=rung.video_kbps,
+                maxrate_kbps=math.ceil(rung.video_kbps * profile.maxrate_factor),
+                bufsize_kbps=math.ceil(rung.video_kbps * profile.bufsize_factor),
+                audio_kbps=rung.audio_kbps,
+                h264_profile=rung.h264_profile,
+                h264_level=rung.h264_level,
+            )
+        )
+    return tuple(planned)
+
+
+def _rung_frame_rate(profile: Profile, rung: Rung, source_fps: float) -> float:
+    cap = rung.max_frame_rate
+    if cap is None and rung.height < profile.low_rung_below_height:
+        cap = profile.low_rung_max_fps
+    if cap is None or source_fps <= cap:
+        return source_fps
+    # Halving keeps every other frame, so motion cadence stays even (50 -> 25, 59.94 -> 29.97).
+    half = source_fps / 2
+    return half if half <= cap else cap
+
+
+def describe(plan: Sequence[PlannedRung]) -> tuple[str, ...]:
+    """One line per rung: name, size, frame rate, bitrates (for logs and the CLI)."""
+    return tuple(
+        f"{r.name} {r.width}x{r.height}@{r.frame_rate:.3f} {r.video_kbps}k+{r.audio_kbps}k"
+        for r in plan
+    )

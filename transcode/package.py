@@ -1,0 +1,476 @@
+"""VOD packaging: source -> ladder (or stream copy) -> HLS in a temp dir -> measure -> publish.
+
+Publishing is atomic. Everything is written into a hidden sibling of the
+destination (``.{name}.tmp-{token}`` on the same file system), our playlists
+included; then the sibling and the destination are swapped with
+``renameat2(RENAME_EXCHANGE)`` (one atomic step: a reader sees the old tree or
+the new one, never a mix or nothing), and the old tree is removed. Where the
+kernel or file system lacks the exchange, two renames are used (the old tree
+steps aside, the new one takes its name), leaving a window of microseconds in
+which the path does not exist but never one in which it is half-written.
+A failure or a cancel removes the temp tree and leaves the destination as it was.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import errno
+import os
+import secrets
+import shutil
+import threading
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from transcode import ffmpeg_cmd
+from transcode.errors import (
+    CorruptSource,
+    DiskFull,
+    EncodeFailed,
+    SourceNotFound,
+    TranscodeError,
+)
+from transcode.hls import (
+    IFrameVariant,
+    MasterPlaylist,
+    MediaPlaylist,
+    Variant,
+    render_master,
+    render_media,
+)
+from transcode.ladder import ProcessMode, Profile, plan_ladder
+from transcode.measure import (
+    RungMeasurement,
+    SegmentScan,
+    aac_codec,
+    measure_rung,
+    scan_finished,
+)
+from transcode.probe import (
+    InputReport,
+    SourceInfo,
+    is_local_missing,
+    probe,
+    require_remuxable,
+    require_transcodable,
+)
+from transcode.runner import FFmpegProgress, finish, run_all, run_ffmpeg
+
+Phase = Literal["probe", "encode", "remux", "measure", "publish", "done"]
+
+MASTER_NAME = "master.m3u8"
+MEDIA_NAME = "index.m3u8"
+IFRAMES_NAME = "iframes.m3u8"
+# Shares of the progress bar: the FFmpeg pass dominates, measuring and publishing are quick.
+_ENCODE_SHARE = 95.0
+_MEASURE_SHARE = 4.0
+# A shorter output than this (seconds, or fraction of the source) means the source
+# ended early: a truncated file whose header still claims the full length.
+_TRUNCATION_SLACK_SECONDS = 1.0
+_TRUNCATION_SLACK_FRACTION = 0.02
+# Free space below this after an unfinished FFmpeg output means the disk filled up.
+_NEARLY_FULL_BYTES = 4 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """Where a packaging run is: percent of the whole job, FFmpeg speed, ETA, phase."""
+
+    percent: float  # 0..100
+    speed: float  # x realtime (0.0 before FFmpeg measures it)
+    eta_seconds: float | None
+    phase: Phase
+
+
+@dataclass(frozen=True, slots=True)
+class RungResult:
+    """One published rendition."""
+
+    name: str
+    variant: Variant
+    iframe_variant: IFrameVariant
+    segment_count: int
+    duration_seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class PackageResult:
+    """A published asset: where it is, what it holds, what was measured."""
+
+    dest: Path
+    master_path: Path
+    source: SourceInfo
+    rungs: tuple[RungResult, ...]
+    duration_seconds: float
+    master: MasterPlaylist
+
+
+ProgressCallback = Callable[[Progress], None]
+# (rung name, measurement, resolution, frame rate) for one written rendition.
+_RungOutput = tuple[str, RungMeasurement, tuple[int, int], float]
+
+
+async def package_vod(
+    source: str,
+    dest: Path,
+    profile: Profile,
+    *,
+    work_dir: Path | None = None,
+    on_progress: ProgressCallback | None = None,
+    process_mode: ProcessMode = ProcessMode.SINGLE,
+    ffmpeg_bin: str = "ffmpeg",
+    ffprobe_bin: str = "ffprobe",
+) -> PackageResult:
+    """Encode ``source`` into the profile's ladder and publish HLS atomically at ``dest``.
+
+    The temp tree is written under ``work_dir`` (default: ``dest``'s parent) as
+    ``.{dest.name}.tmp-*``; from elsewhere it is moved next to ``dest`` (copied only
+    across file systems) before the swap. Raises a ``TranscodeError`` leaf (nothing
+    published) when the source is missing, corrupt, truncated or unsupported, FFmpeg
+    fails, or the disk fills up. Cancelling the awaiting task kills FFmpeg's process
+    group and removes the temp output.
+    """
+    report = _Reporter(on_progress)
+    report.phase("probe", 0.0)
+    info = await probe(source, ffprobe=ffprobe_bin)
+    require_transcodable(info)
+    plan = plan_ladder(profile, info)
+    report.duration = info.duration_seconds
+
+    async def encode(temp: Path) -> tuple[SourceInfo, list[_RungOutput]]:
+        dirs = [temp / rung.name for rung in plan]
+        if process_mode is ProcessMode.SINGLE:
+            args = ffmpeg_cmd.ladder_command(source, plan, profile, temp, ffmpeg_bin=ffmpeg_bin)
+            run = run_ffmpeg(args, on_progress=report.ffmpeg("encode"))
+        else:
+            commands = [
+                ffmpeg_cmd.rung_command(source, rung, profile, temp, ffmpeg_bin=ffmpeg_bin)
+                for rung in plan
+            ]
+            run = run_all(commands, on_progress=report.ffmpeg_many("encode", len(plan)))
+        scans = await _run_scanning(run, dirs, report.tick)
+        report.phase("measure", _ENCODE_SHARE)
+        measured = await asyncio.gather(
+            *(
+                asyncio.to_thread(measure_rung, folder, ffmpeg_cmd.FFMPEG_PLAYLIST, found)
+                for folder, found in zip(dirs, scans, strict=True)
+            )
+        )
+        return info, [
+            (rung.name, m, (rung.width, rung.height), rung.frame_rate)
+            for rung, m in zip(plan, measured, strict=True)
+        ]
+
+    return await _package(dest, [r.name for r in plan], encode, report, work_dir)
+
+
+async def remux_vod(
+    source: str,
+    dest: Path,
+    *,
+    rung_name: str = "src",
+    segment_seconds: float = 6.0,
+    work_dir: Path | None = None,
+    on_progress: ProgressCallback | None = None,
+    ffmpeg_bin: str = "ffmpeg",
+) -> PackageResult:
+    """Stream-copy an H.264/AAC mezzanine into one-rung HLS with our master and I-frame lists.
+
+    Same publishing, failure and cancel rules as ``package_vod``; segments are cut at the
+    source's own keyframes, so its GOP structure decides the segment durations.
+    """
+    report = _Reporter(on_progress)
+    report.phase("probe", 0.0)
+    if await asyncio.to_thread(is_local_missing, source):
+        raise SourceNotFound(f"source {source} does not exist", details={"source": source})
+
+    def accept(info: SourceInfo) -> None:
+        # Runs before FFmpeg copies a packet: raising here kills it.
+        require_remuxable(info)
+        report.duration = info.duration_seconds
+
+    async def remux(temp: Path) -> tuple[SourceInfo, list[_RungOutput]]:
+        folder = temp / rung_name
+        args = ffmpeg_cmd.remux_command(
+            source, rung_name, segment_seconds, temp, ffmpeg_bin=ffmpeg_bin
+        )
+        # No ffprobe: at hundreds of times realtime one more process start is a visible
+        # share of a remux, so the source's facts come from FFmpeg's own input report.
+        facts = InputReport(source, on_ready=accept)
+
+        def on_stderr(line: str) -> None:
+            facts.feed(line)
+            if line.endswith("' for writing") and ".ts'" in line:
+                # The HLS muxer opened the next segment: the previous one is complete,
+                # so scan it now, while FFmpeg keeps copying (it is I/O-bound).
+                report.tick.set()
+
+        run = run_ffmpeg(args, on_progress=report.ffmpeg("remux"), on_stderr=on_stderr)
+        try:
+            (scans,) = await _run_scanning(run, [folder], report.tick)
+        except TranscodeError:
+            facts.finish()  # raises the source's own problem when FFmpeg described one
+            raise
+        if facts.info is None:
+            raise CorruptSource(f"ffmpeg could not describe the source {source}")
+        info = facts.info
+        report.phase("measure", _ENCODE_SHARE)
+        measured = await asyncio.to_thread(measure_rung, folder, ffmpeg_cmd.FFMPEG_PLAYLIST, scans)
+        size = (info.video.width, info.video.height)
+        return info, [(rung_name, measured, size, info.video.frame_rate)]
+
+    return await _package(dest, [rung_name], remux, report, work_dir)
+
+
+async def _run_scanning(
+    run: Coroutine[Any, Any, None], dirs: Sequence[Path], tick: threading.Event
+) -> list[dict[str, SegmentScan]]:
+    """Run FFmpeg while one thread scans each segment it finishes, woken by ``tick``."""
+    scans: list[dict[str, SegmentScan]] = [{} for _ in dirs]
+    stop = threading.Event()
+
+    def scan_until_stopped() -> None:
+        # One long-lived thread, not a task per tick: the event loop stays free for
+        # FFmpeg's output and the scan costs no more than reading the headers.
+        # A scan error is left for measure_rung, which rescans and reports it.
+        while True:
+            tick.wait()
+            tick.clear()
+            if stop.is_set():
+                return
+            for folder, found in zip(dirs, scans, strict=True):
+                scan_finished(folder, found, ffmpeg_cmd.segment_name)
+
+    # Its own thread rather than the shared executor, which a job would hold for hours.
+    loop = asyncio.get_running_loop()
+    stopped: asyncio.Future[None] = loop.create_future()
+
+    def scanner() -> None:
+        try:
+            scan_until_stopped()
+        finally:
+            loop.call_soon_threadsafe(stopped.set_result, None)
+
+    threading.Thread(target=scanner, name="segment-scan", daemon=True).start()
+    try:
+        await run
+    finally:
+        stop.set()
+        tick.set()
+        await finish(stopped)
+    return scans
+
+
+async def _package(
+    dest: Path,
+    rung_names: Sequence[str],
+    produce: Callable[[Path], Awaitable[tuple[SourceInfo, list[_RungOutput]]]],
+    report: _Reporter,
+    work_dir: Path | None,
+) -> PackageResult:
+    temp = _temp_dir(dest, work_dir)
+    try:
+        for name in rung_names:
+            (temp / name).mkdir(parents=True)
+        info, outputs = await produce(temp)
+        rungs = _write_playlists(temp, info, outputs)
+        master = MasterPlaylist(
+            variants=tuple(r.variant for r in rungs),
+            iframe_variants=tuple(r.iframe_variant for r in rungs),
+        )
+        (temp / MASTER_NAME).write_text(render_master(master))
+        report.phase("publish", _ENCODE_SHARE + _MEASURE_SHARE)
+        await asyncio.to_thread(publish_tree, temp, dest)
+    except EncodeFailed as err:
+        _discard(temp)
+        if _disk_nearly_full(temp.parent):
+            # FFmpeg's HLS muxer exits 0 on ENOSPC; the unfinished output is the only sign.
+            raise DiskFull(
+                f"no space left writing {dest}: {err.message}", details={"dest": str(dest)}
+            ) from err
+        raise
+    except OSError as err:
+        _discard(temp)
+        if err.errno == errno.ENOSPC:
+            raise DiskFull(f"no space left writing {dest}", details={"dest": str(dest)}) from err
+        raise EncodeFailed(f"cannot write the output at {dest}: {err}") from err
+    except BaseException:
+        # Failed or cancelled (FFmpeg's group is already killed): publish nothing.
+        _discard(temp)
+        raise
+    report.phase("done", 100.0)
+    return PackageResult(
+        dest=dest,
+        master_path=dest / MASTER_NAME,
+        source=info,
+        rungs=tuple(rungs),
+        duration_seconds=max((r.duration_seconds for r in rungs), default=0.0),
+        master=master,
+    )
+
+
+def _write_playlists(
+    temp: Path,
+    info: SourceInfo,
+    outputs: Sequence[_RungOutput],
+) -> list[RungResult]:
+    audio = aac_codec(info.audio.profile if info.audio else "LC")
+    results = []
+    for name, measured, resolution, frame_rate in outputs:
+        expected = info.duration_seconds
+        slack = max(_TRUNCATION_SLACK_SECONDS, _TRUNCATION_SLACK_FRACTION * expected)
+        if measured.duration_seconds < expected - slack:
+            raise CorruptSource(
+                f"source {info.uri} is truncated: packaged {measured.duration_seconds:.1f} s "
+                f"of the {expected:.1f} s its header declares",
+                details={"source": info.uri},
+            )
+        if not measured.every_segment_starts_with_keyframe:
+            # EXT-X-INDEPENDENT-SEGMENTS would be a lie (a source with odd keyframes).
+            raise EncodeFailed(f"a segment of {name} does not start with a keyframe")
+        rung_dir = temp / name
+        (rung_dir / ffmpeg_cmd.FFMPEG_PLAYLIST).unlink()
+        media = MediaPlaylist(measured.segments, playlist_type="VOD", endlist=True)
+        (rung_dir / MEDIA_NAME).write_text(render_media(media))
+        iframes = MediaPlaylist(
+            measured.iframes, playlist_type="VOD", endlist=True, iframes_only=True
+        )
+        (rung_dir / IFRAMES_NAME).write_text(render_media(iframes))
+        results.append(
+            RungResult(
+                name=name,
+                variant=Variant(
+                    uri=f"{name}/{MEDIA_NAME}",
+                    bandwidth=measured.peak_bps,
+                    average_bandwidth=measured.average_bps,
+                    codecs=f"{measured.avc_codec},{audio}",
+                    resolution=resolution,
+                    frame_rate=frame_rate,
+                ),
+                iframe_variant=IFrameVariant(
+                    uri=f"{name}/{IFRAMES_NAME}",
+                    bandwidth=measured.iframe_peak_bps,
+                    average_bandwidth=measured.iframe_average_bps,
+                    codecs=measured.avc_codec,
+                    resolution=resolution,
+                ),
+                segment_count=len(measured.segments),
+                duration_seconds=measured.duration_seconds,
+            )
+        )
+    return results
+
+
+def publish_tree(staged: Path, dest: Path) -> None:
+    """Make ``staged`` appear at ``dest`` atomically, replacing an earlier tree (see module doc)."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if staged.parent.resolve() != dest.parent.resolve():
+        # Staged in another folder: move it next to dest first, so the swap is one rename
+        # (a copy only when that folder is on another file system).
+        sibling = _temp_dir(dest, None)
+        try:
+            os.rename(staged, sibling)
+        except OSError as err:
+            if err.errno != errno.EXDEV:
+                raise
+            shutil.copytree(staged, sibling)
+            shutil.rmtree(staged, ignore_errors=True)
+        staged = sibling
+    if not dest.exists():
+        try:
+            os.rename(staged, dest)
+            return
+        except OSError as err:
+            if err.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                raise  # someone published concurrently: fall through and swap
+    if _exchange(staged, dest):
+        shutil.rmtree(staged, ignore_errors=True)  # now holds the previous output
+        return
+    old = dest.with_name(f".{dest.name}.old-{secrets.token_hex(4)}")
+    os.rename(dest, old)
+    os.rename(staged, dest)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths atomically with renameat2(RENAME_EXCHANGE); False when unsupported."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    c_int, c_path = ctypes.c_int, ctypes.c_char_p
+    renameat2.argtypes = [c_int, c_path, c_int, c_path, ctypes.c_uint]
+    result = renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE)
+    if result == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
+        return False
+    raise OSError(code, os.strerror(code), str(b))
+
+
+def _temp_dir(dest: Path, work_dir: Path | None) -> Path:
+    parent = work_dir if work_dir is not None else dest.parent
+    parent.mkdir(parents=True, exist_ok=True)
+    return parent / f".{dest.name}.tmp-{secrets.token_hex(6)}"
+
+
+def _disk_nearly_full(path: Path) -> bool:
+    try:
+        stats = os.statvfs(path)
+    except OSError:
+        return False
+    return stats.f_bavail * stats.f_frsize < _NEARLY_FULL_BYTES
+
+
+def _discard(temp: Path) -> None:
+    shutil.rmtree(temp, ignore_errors=True)
+
+
+class _Reporter:
+    """Turns FFmpeg progress into job-level ``Progress``; ``tick`` is set on each report."""
+
+    def __init__(self, callback: ProgressCallback | None) -> None:
+        self._callback = callback
+        self.duration = 0.0  # seconds of media; known once the source is probed
+        self.tick = threading.Event()  # wakes the segment scanner thread
+
+    def phase(self, phase: Phase, percent: float) -> None:
+        if self._callback is not None:
+            self._callback(Progress(percent, 0.0, None if percent < 100 else 0.0, phase))
+
+    def ffmpeg(self, phase: Phase) -> Callable[[FFmpegProgress], None]:
+        def on_progress(progress: FFmpegProgress) -> None:
+            self._emit(phase, progress.out_time_seconds, progress.speed)
+
+        return on_progress
+
+    def ffmpeg_many(self, phase: Phase, count: int) -> Callable[[int, FFmpegProgress], None]:
+        done = [0.0] * count
+        speeds = [0.0] * count
+
+        def on_progress(index: int, progress: FFmpegProgress) -> None:
+            done[index] = progress.out_time_seconds
+            speeds[index] = progress.speed
+            # The slowest process decides when the job finishes.
+            slowest = min(range(count), key=done.__getitem__)
+            self._emit(phase, done[slowest], speeds[slowest])
+
+        return on_progress
+
+    def _emit(self, phase: Phase, out_time: float, speed: float) -> None:
+        self.tick.set()
+        if self._callback is None:
+            return
+        duration = self.duration
+        fraction = min(1.0, out_time / duration) if duration > 0 else 0.0
+        eta = max(0.0, duration - out_time) / speed if speed > 0 and duration > 0 else None
+        self._callback(Progress(fraction * _ENCODE_SHARE, speed, eta, phase))

@@ -1,0 +1,513 @@
+"""The VOD job queue on Redis Streams, and job state in Redis hashes.
+
+Keys (all ``tc:``):
+
+- ``tc:jobs`` — the work stream; consumer group ``tc:workers``. A message
+  carries only the job id; the job itself lives in ``tc:job:{id}``.
+- ``tc:job:{id}`` — the job hash; ``token`` is the stream id of the delivery
+  that owns the job, so a worker that was presumed dead (and whose job was
+  reclaimed) can no longer write to it (fencing, checked inside Lua).
+- ``tc:job:{id}:events`` — a short stream of state/progress events that
+  ``WatchJob`` reads from the start, so no event is lost between a read and
+  a subscribe.
+- ``tc:jobs:index`` — sorted set of job ids by creation time (``ListJobs``).
+- ``tc:jobs:delayed`` — retries waiting for their backoff, scored by due time.
+- ``tc:jobs:dead`` — the dead-letter stream (job id, reason, deliveries).
+- ``tc:cancel`` — pub/sub channel carrying job ids whose cancel was asked.
+
+A worker that dies mid-job never acknowledges its message; another worker
+takes it over with ``XAUTOCLAIM`` once it has been idle for the claim
+timeout. Live workers reset that idle time with a heartbeat (``XCLAIM`` of
+their own message with ``JUSTID``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from transcode.domain import Job, JobEvent, JobState, Progress
+from transcode.errors import JobNotFound
+
+STREAM = "tc:jobs"
+GROUP = "tc:workers"
+DEAD = "tc:jobs:dead"
+DELAYED = "tc:jobs:delayed"
+INDEX = "tc:jobs:index"
+CANCEL_CHANNEL = "tc:cancel"
+EVENTS_MAXLEN = 200
+# Finished jobs' event streams are kept a day so late watchers still see the end.
+EVENTS_TTL_SECONDS = 86_400
+
+
+def job_key(job_id: str) -> str:
+    """The hash holding one job."""
+    return f"tc:job:{job_id}"
+
+
+def events_key(job_id: str) -> str:
+    """The stream of one job's events."""
+    return f"tc:job:{job_id}:events"
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One delivery of a job to a worker; ``message_id`` fences the worker's writes."""
+
+    message_id: str
+    job_id: str
+    reclaimed: bool
+    consumer: str
+
+    @property
+    def token(self) -> str:
+        """The fencing token: the stream id alone is kept across XAUTOCLAIM, so add the owner."""
+        return f"{self.message_id}|{self.consumer}"
+
+
+@dataclass(frozen=True, slots=True)
+class Started:
+    """What ``begin`` decided: run the job, or it was skipped or dead-lettered."""
+
+    job: Job | None
+    outcome: str  # "run", "skip" (already finished or cancelled), "dead"
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """An entry of the dead-letter stream."""
+
+    job_id: str
+    reason: str
+    deliveries: int
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def _event_fields(state: str, reason: str = "", progress: Progress | None = None) -> list[str]:
+    p = progress or Progress()
+    return [
+        "state", state, "reason", reason, "percent", f"{p.percent:.3f}",
+        "speed", f"{p.speed:.3f}", "eta", f"{p.eta_seconds:.3f}", "phase", p.phase,
+    ]  # fmt: skip
+
+
+# begin(job key, events key, stream, dead stream;
+#       msg id, consumer, now, max deliveries, group, events ttl)
+_BEGIN = """
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state then
+  redis.call('XACK', KEYS[3], ARGV[5], ARGV[1])
+  redis.call('XDEL', KEYS[3], ARGV[1])
+  return {'skip', 'job hash missing'}
+end
+if state == 'SUCCEEDED' or state == 'FAILED' or state == 'CANCELLED' then
+  redis.call('XACK', KEYS[3], ARGV[5], ARGV[1])
+  redis.call('XDEL', KEYS[3], ARGV[1])
+  return {'skip', state}
+end
+if redis.call('HGET', KEYS[1], 'cancel') == '1' then
+  -- Cancel was asked while its worker was dying: honour it instead of running again.
+  redis.call('HSET', KEYS[1], 'state', 'CANCELLED', 'reason', 'cancelled by request',
+             'updated_at', ARGV[3], 'token', '')
+  redis.call('XACK', KEYS[3], ARGV[5], ARGV[1])
+  redis.call('XDEL', KEYS[3], ARGV[1])
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', 200, '*', 'state', 'CANCELLED',
+             'reason', 'cancelled by request', 'percent', '0', 'speed', '0', 'eta', '0',
+             'phase', '')
+  return {'skip', 'CANCELLED'}
+end
+local n = redis.call('HINCRBY', KEYS[1], 'deliveries', 1)
+if n > tonumber(ARGV[4]) then
+  local last = redis.call('HGET', KEYS[1], 'last_error') or ''
+  local reason = 'dead-lettered after ' .. (n - 1) .. ' deliveries: ' .. last
+  redis.call('HSET', KEYS[1], 'state', 'FAILED', 'reason', reason, 'updated_at', ARGV[3],
+             'deliveries', n - 1, 'token', '')
+  redis.call('XADD', KEYS[4], '*', 'job', string.sub(KEYS[1], 8), 'reason', reason,
+             'deliveries', n - 1)
+  redis.call('XACK', KEYS[3], ARGV[5], ARGV[1])
+  redis.call('XDEL', KEYS[3], ARGV[1])
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', 200, '*', 'state', 'FAILED', 'reason', reason,
+             'percent', '0', 'speed', '0', 'eta', '0', 'phase', '')
+  redis.call('EXPIRE', KEYS[2], ARGV[6])
+  return {'dead', reason}
+end
+redis.call('HSET', KEYS[1], 'state', 'RUNNING', 'worker', ARGV[2],
+           'token', ARGV[1] .. '|' .. ARGV[2],
+           'updated_at', ARGV[3], 'percent', '0', 'speed', '0', 'eta', '0', 'phase', 'starting')
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', 200, '*', 'state', 'RUNNING', 'reason', '',
+           'percent', '0', 'speed', '0', 'eta', '0', 'phase', 'starting')
+return {'run', ''}
+"""
+
+# heartbeat(job key, events key, stream; token, consumer, group, now, event fields...)
+# A token is '<stream id>|<consumer>'; the stream id alone survives XAUTOCLAIM.
+_HEARTBEAT = """
+if redis.call('HGET', KEYS[1], 'token') ~= ARGV[1] then return 0 end
+local id = string.match(ARGV[1], '^([^|]+)')
+redis.call('XCLAIM', KEYS[3], ARGV[3], ARGV[2], 0, id, 'JUSTID')
+if #ARGV > 4 then
+  redis.call('HSET', KEYS[1], 'updated_at', ARGV[4], 'percent', ARGV[10], 'speed', ARGV[12],
+             'eta', ARGV[14], 'phase', ARGV[16])
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', 200, '*', unpack(ARGV, 5))
+end
+if redis.call('HGET', KEYS[1], 'cancel') == '1' then return 2 end
+return 1
+"""
+
+# finish(job key, events key, stream; token, group, state, reason, now, output, ttl, fields...)
+_FINISH = """
+if redis.call('HGET', KEYS[1], 'token') ~= ARGV[1] then return 0 end
+local id = string.match(ARGV[1], '^([^|]+)')
+redis.call('HSET', KEYS[1], 'state', ARGV[3], 'reason', ARGV[4], 'updated_at', ARGV[5],
+           'output', ARGV[6], 'token', '')
+if ARGV[3] == 'SUCCEEDED' then
+  redis.call('HSET', KEYS[1], 'percent', '100', 'eta', '0', 'phase', 'done')
+end
+redis.call('XACK', KEYS[3], ARGV[2], id)
+redis.call('XDEL', KEYS[3], id)
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', 200, '*', unpack(ARGV, 8))
+redis.call('EXPIRE', KEYS[2], ARGV[7])
+return 1
+"""
+
+# retry(job key, events key, stream, delayed; token, group, reason, now, due, job id, fields...)
+_RETRY = """
+if redis.call('HGET', KEYS[1], 'token') ~= ARGV[1] then return 0 end
+local id = string.match(ARGV[1], '^([^|]+)')
+redis.call('HSET', KEYS[1], 'state', 'QUEUED', 'last_error', ARGV[3], 'reason', ARGV[3],
+           'updated_at', ARGV[4], 'token', '', 'phase', 'retry')
+redis.call('XACK', KEYS[3], ARGV[2], id)
+redis.call('XDEL', KEYS[3], id)
+redis.call('ZADD', KEYS[4], ARGV[5], ARGV[6])
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', 200, '*', unpack(ARGV, 7))
+return 1
+"""
+
+# dead(job key, events key, stream, dead stream; token, group, reason, now, job id, ttl)
+_DEAD = """
+if redis.call('HGET', KEYS[1], 'token') ~= ARGV[1] then return 0 end
+local id = string.match(ARGV[1], '^([^|]+)')
+local n = redis.call('HGET', KEYS[1], 'deliveries')
+local reason = 'dead-lettered after ' .. n .. ' deliveries: ' .. ARGV[3]
+redis.call('HSET', KEYS[1], 'state', 'FAILED', 'reason', reason, 'last_error', ARGV[3],
+           'updated_at', ARGV[4], 'token', '')
+redis.call('XADD', KEYS[4], '*', 'job', ARGV[5], 'reason', reason, 'deliveries', n)
+redis.call('XACK', KEYS[3], ARGV[2], id)
+redis.call('XDEL', KEYS[3], id)
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', 200, '*', 'state', 'FAILED', 'reason', reason,
+           'percent', '0', 'speed', '0', 'eta', '0', 'phase', '')
+redis.call('EXPIRE', KEYS[2], ARGV[6])
+return 1
+"""
+
+# cancel(job key, events key, delayed; job id, now, channel)
+_CANCEL = """
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state then return {'missing'} end
+if state == 'QUEUED' then
+  redis.call('HSET', KEYS[1], 'state', 'CANCELLED', 'reason', 'cancelled before it started',
+             'updated_at', ARGV[2], 'cancel', '1')
+  redis.call('ZREM', KEYS[3], ARGV[1])
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', 200, '*', 'state', 'CANCELLED',
+             'reason', 'cancelled before it started', 'percent', '0', 'speed', '0', 'eta', '0',
+             'phase', '')
+  return {'CANCELLED'}
+end
+if state == 'RUNNING' then
+  redis.call('HSET', KEYS[1], 'cancel', '1')
+  redis.call('PUBLISH', ARGV[3], ARGV[1])
+end
+return {state}
+"""
+
+# promote(delayed, stream; now) -> moves due retries back onto the work stream atomically.
+_PROMOTE = """
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, 16)
+for _, id in ipairs(due) do
+  redis.call('ZREM', KEYS[1], id)
+  redis.call('XADD', KEYS[2], '*', 'job', id)
+end
+return #due
+"""
+
+# lost(job key; msg id, reason) -> records why a reclaimed delivery's worker vanished.
+_LOST = """
+if redis.call('HGET', KEYS[1], 'state') == 'RUNNING' then
+  redis.call('HSET', KEYS[1], 'last_error', ARGV[2])
+end
+return 1
+"""
+
+
+def _s(value: bytes | str | None) -> str:
+    if value is None:
+        return ""
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def job_from_hash(raw: Mapping[bytes, bytes]) -> Job:
+    """Decode a job hash."""
+    d = {_s(k): _s(v) for k, v in raw.items()}
+    return Job(
+        id=d["id"],
+        source=d["source"],
+        asset=d["asset"],
+        profile=d.get("profile", ""),
+        state=JobState(d["state"]),
+        created_at=datetime.fromisoformat(d["created_at"]),
+        updated_at=datetime.fromisoformat(d["updated_at"]),
+        progress=Progress(
+            percent=float(d.get("percent") or 0),
+            speed=float(d.get("speed") or 0),
+            eta_seconds=float(d.get("eta") or 0),
+            phase=d.get("phase", ""),
+        ),
+        reason=d.get("reason", ""),
+        deliveries=int(d.get("deliveries") or 0),
+        worker=d.get("worker", ""),
+        cancel_requested=d.get("cancel") == "1",
+        output=d.get("output", ""),
+    )
+
+
+def _event(raw: Mapping[bytes, bytes], job_id: str) -> JobEvent:
+    d = {_s(k): _s(v) for k, v in raw.items()}
+    return JobEvent(
+        job_id=job_id,
+        state=JobState(d["state"]),
+        progress=Progress(
+            float(d.get("percent") or 0),
+            float(d.get("speed") or 0),
+            float(d.get("eta") or 0),
+            d.get("phase", ""),
+        ),
+        reason=d.get("reason", ""),
+    )
+
+
+class JobQueue:
+    """Jobs, their stream deliveries and their events, on one Redis."""
+
+    def __init__(self, redis: aioredis.Redis, *, max_deliveries: int = 3) -> None:
+        # redis-py types every reply as a union of all RESP shapes; replies are decoded here.
+        self._redis: Any = redis
+        self.max_deliveries = max_deliveries
+        self._begin = redis.register_script(_BEGIN)
+        self._heartbeat = redis.register_script(_HEARTBEAT)
+        self._finish = redis.register_script(_FINISH)
+        self._retry = redis.register_script(_RETRY)
+        self._cancel = redis.register_script(_CANCEL)
+        self._dead = redis.register_script(_DEAD)
+        self._promote = redis.register_script(_PROMOTE)
+        self._lost = redis.register_script(_LOST)
+
+    async def ensure_group(self) -> None:
+        """Create the consumer group (and stream) if missing."""
+        try:
+            await self._redis.xgroup_create(STREAM, GROUP, id="0", mkstream=True)
+        except aioredis.ResponseError as err:
+            if "BUSYGROUP" not in str(err):
+                raise
+
+    async def submit(self, job: Job) -> bool:
+        """Store a new job and enqueue it; False when the id is already taken."""
+        created = await self._redis.hsetnx(job_key(job.id), "id", job.id)
+        if not created:
+            return False
+        mapping = {
+            "id": job.id, "source": job.source, "asset": job.asset, "profile": job.profile,
+            "state": JobState.QUEUED.value, "created_at": job.created_at.isoformat(),
+            "updated_at": job.updated_at.isoformat(), "deliveries": "0", "reason": "",
+            "percent": "0", "speed": "0", "eta": "0", "phase": "queued", "cancel": "0",
+            "token": "", "worker": "", "output": "", "last_error": "",
+        }  # fmt: skip
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hset(job_key(job.id), mapping=mapping)
+            pipe.zadd(INDEX, {job.id: job.created_at.timestamp()})
+            pipe.xadd(
+                events_key(job.id),
+                dict(zip(*[iter(_event_fields("QUEUED"))] * 2, strict=True)),
+                maxlen=EVENTS_MAXLEN,
+            )
+            pipe.xadd(STREAM, {"job": job.id})
+            await pipe.execute()
+        return True
+
+    async def get(self, job_id: str) -> Job:
+        """One job, or ``JobNotFound``."""
+        raw = await self._redis.hgetall(job_key(job_id))
+        if not raw or b"state" not in raw:
+            raise JobNotFound(f"no job {job_id}", details={"job_id": job_id})
+        return job_from_hash(raw)
+
+    async def list_jobs(self, *, state: JobState | None = None, limit: int = 100) -> list[Job]:
+        """The newest jobs first, optionally only those in ``state``."""
+        ids = await self._redis.zrevrange(INDEX, 0, max(0, limit * 4 if state else limit) - 1)
+        jobs: list[Job] = []
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for job_id in ids:
+                pipe.hgetall(job_key(_s(job_id)))
+            rows = await pipe.execute()
+        for raw in rows:
+            if raw and b"state" in raw:
+                job = job_from_hash(raw)
+                if state is None or job.state == state:
+                    jobs.append(job)
+        return jobs[:limit]
+
+    async def next_delivery(
+        self, consumer: str, *, block_ms: int, claim_idle_ms: int
+    ) -> Delivery | None:
+        """The next job for ``consumer``: a crashed worker's first, else a new one."""
+        await self._promote(keys=[DELAYED, STREAM], args=[time.time()])
+        claimed = await self._redis.xautoclaim(
+            STREAM, GROUP, consumer, min_idle_time=claim_idle_ms, start_id="0-0", count=1
+        )
+        messages = claimed[1] if claimed else []
+        for message_id, fields in messages:
+            if fields is None:  # deleted meanwhile
+                continue
+            delivery = Delivery(
+                _s(message_id), _s(fields[b"job"]), reclaimed=True, consumer=consumer
+            )
+            await self._lost(
+                keys=[job_key(delivery.job_id)],
+                args=[
+                    delivery.message_id,
+                    f"worker lost: delivery idle for over {claim_idle_ms / 1000:g} s",
+                ],
+            )
+            return delivery
+        read = await self._redis.xreadgroup(GROUP, consumer, {STREAM: ">"}, count=1, block=block_ms)
+        for _stream, entries in read or []:
+            for message_id, fields in entries:
+                return Delivery(
+                    _s(message_id), _s(fields[b"job"]), reclaimed=False, consumer=consumer
+                )
+        return None
+
+    async def begin(self, delivery: Delivery, consumer: str) -> Started:
+        """Count the delivery and mark the job RUNNING, or skip / dead-letter it."""
+        outcome, reason = await self._begin(
+            keys=[job_key(delivery.job_id), events_key(delivery.job_id), STREAM, DEAD],
+            args=[
+                delivery.message_id,
+                consumer,
+                _now(),
+                self.max_deliveries,
+                GROUP,
+                EVENTS_TTL_SECONDS,
+            ],
+        )
+        outcome, reason = _s(outcome), _s(reason)
+        if outcome != "run":
+            return Started(None, outcome, reason)
+        return Started(await self.get(delivery.job_id), "run")
+
+    async def heartbeat(
+        self, delivery: Delivery, consumer: str, progress: Progress | None = None
+    ) -> str:
+        """Keep the delivery ours (reset its idle time) and record progress.
+
+        Returns ``"ok"``, ``"cancel"`` when a cancel was asked, or ``"lost"`` when
+        another worker owns the job now.
+        """
+        args: list[Any] = [delivery.token, consumer, GROUP]
+        if progress is not None:
+            args += [_now(), *_event_fields("RUNNING", "", progress)]
+        result = await self._heartbeat(
+            keys=[job_key(delivery.job_id), events_key(delivery.job_id), STREAM], args=args
+        )
+        return {0: "lost", 1: "ok", 2: "cancel"}[int(result)]
+
+    async def finish(
+        self, delivery: Delivery, state: JobState, *, reason: str = "", output: str = ""
+    ) -> bool:
+        """Record a terminal state and acknowledge; False if the job was taken over."""
+        progress = Progress(100.0, 0, 0, "done") if state is JobState.SUCCEEDED else None
+        done = await self._finish(
+            keys=[job_key(delivery.job_id), events_key(delivery.job_id), STREAM],
+            args=[
+                delivery.token, GROUP, state.value, reason, _now(), output,
+                EVENTS_TTL_SECONDS, *_event_fields(state.value, reason, progress),
+            ],
+        )  # fmt: skip
+        return bool(done)
+
+    async def retry(self, delivery: Delivery, *, reason: str, delay_seconds: float) -> bool:
+        """Acknowledge a failed attempt and schedule the job again after ``delay_seconds``."""
+        done = await self._retry(
+            keys=[job_key(delivery.job_id), events_key(delivery.job_id), STREAM, DELAYED],
+            args=[
+                delivery.token, GROUP, reason, _now(), time.time() + delay_seconds,
+                delivery.job_id, *_event_fields("QUEUED", reason, Progress(phase="retry")),
+            ],
+        )  # fmt: skip
+        return bool(done)
+
+    async def dead_letter(self, delivery: Delivery, *, reason: str) -> bool:
+        """Fail the job for good and move it to the dead-letter stream with ``reason``."""
+        done = await self._dead(
+            keys=[job_key(delivery.job_id), events_key(delivery.job_id), STREAM, DEAD],
+            args=[delivery.token, GROUP, reason, _now(), delivery.job_id, EVENTS_TTL_SECONDS],
+        )
+        return bool(done)
+
+    async def request_cancel(self, job_id: str) -> JobState:
+        """Cancel a queued job now, or ask the running worker to stop; returns the state."""
+        (state,) = await self._cancel(
+            keys=[job_key(job_id), events_key(job_id), DELAYED],
+            args=[job_id, _now(), CANCEL_CHANNEL],
+        )
+        if _s(state) == "missing":
+            raise JobNotFound(f"no job {job_id}", details={"job_id": job_id})
+        return JobState(_s(state))
+
+    async def events(self, job_id: str, *, block_ms: int = 5_000) -> AsyncIterator[JobEvent]:
+        """Every event of a job from the first, then new ones, until a terminal state."""
+        last = "0-0"
+        block: int | None = None  # the first read returns what is already there at once
+        while True:
+            read = await self._redis.xread({events_key(job_id): last}, block=block, count=50)
+            block = block_ms
+            for _stream, entries in read or []:
+                for message_id, fields in entries:
+                    last = _s(message_id)
+                    event = _event(fields, job_id)
+                    yield event
+                    if event.state.terminal:
+                        return
+            if not read:
+                job = await self.get(job_id)
+                if job.state.terminal:
+                    yield JobEvent(job_id, job.state, job.progress, job.reason)
+                    return
+
+    async def dead_letters(self, *, count: int = 100) -> list[DeadLetter]:
+        """The newest dead-lettered jobs first."""
+        rows = await self._redis.xrevrange(DEAD, count=count)
+        return [
+            DeadLetter(_s(f[b"job"]), _s(f[b"reason"]), int(_s(f[b"deliveries"])))
+            for _id, f in rows
+        ]
+
+    async def cancel_requests(self) -> AsyncGenerator[str, None]:
+        """Job ids whose cancel is asked, as they are published."""
+        pubsub = self._redis.pubsub()
+        await pubsub.subscribe(CANCEL_CHANNEL)
+        try:
+            async for message in pubsub.listen():
+                if message.get("type") == "message":
+                    yield _s(message["data"])
+        finally:
+            await pubsub.unsubscribe(CANCEL_CHANNEL)
+            await pubsub.aclose()

@@ -1,0 +1,107 @@
+"""Transcode use cases: jobs and live channels, with the authorization decisions.
+
+Imports no gRPC; the servicer in ``server.py`` only converts messages.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Protocol
+
+from headend.auth import Principal, require_admin
+from transcode.domain import (
+    ChannelStatus,
+    Job,
+    JobEvent,
+    JobState,
+    LiveChannel,
+    validate_channel_id,
+    validate_id,
+    validate_source,
+)
+from transcode.errors import InvalidRequest, JobExists
+from transcode.queue import JobQueue
+
+MAX_LIST = 1000
+
+
+class Channels(Protocol):
+    """Runs live channels (``live.LiveManager``)."""
+
+    async def start(self, channel: LiveChannel) -> ChannelStatus: ...
+    async def stop(self, channel_id: str) -> ChannelStatus: ...
+    async def get(self, channel_id: str) -> ChannelStatus: ...
+    async def list_channels(self) -> list[ChannelStatus]: ...
+
+
+class TranscodeService:
+    """Jobs and channels for the platform operator (admin only)."""
+
+    def __init__(self, *, queue: JobQueue, channels: Channels) -> None:
+        self._queue = queue
+        self._channels = channels
+
+    async def submit(
+        self, principal: Principal, *, source: str, asset: str, profile: str, job_id: str = ""
+    ) -> Job:
+        """Validate and queue a packaging job."""
+        require_admin(principal)
+        source = validate_source(source)
+        validate_id("asset", asset)
+        profile = profile or "default"
+        validate_id("profile", profile)
+        job_id = validate_id("job_id", job_id) if job_id else secrets.token_hex(8)
+        now = datetime.now(UTC)
+        job = Job(job_id, source, asset, profile, JobState.QUEUED, now, now)
+        if not await self._queue.submit(job):
+            raise JobExists(f"job {job_id} already exists", details={"job_id": job_id})
+        return await self._queue.get(job_id)
+
+    async def get(self, principal: Principal, job_id: str) -> Job:
+        """One job."""
+        require_admin(principal)
+        return await self._queue.get(validate_id("job_id", job_id))
+
+    async def watch(self, principal: Principal, job_id: str) -> AsyncIterator[JobEvent]:
+        """The job's events until it ends."""
+        require_admin(principal)
+        await self._queue.get(validate_id("job_id", job_id))
+        async for event in self._queue.events(job_id):
+            yield event
+
+    async def cancel(self, principal: Principal, job_id: str) -> Job:
+        """Cancel a queued job or ask its worker to stop it; finished jobs are left alone."""
+        require_admin(principal)
+        await self._queue.request_cancel(validate_id("job_id", job_id))
+        return await self._queue.get(job_id)
+
+    async def list_jobs(
+        self, principal: Principal, *, state: JobState | None, limit: int
+    ) -> list[Job]:
+        """Newest jobs first."""
+        require_admin(principal)
+        if not 0 <= limit <= MAX_LIST:
+            raise InvalidRequest("limit", f"must be between 0 and {MAX_LIST}")
+        return await self._queue.list_jobs(state=state, limit=limit or 100)
+
+    async def start_channel(self, principal: Principal, channel: LiveChannel) -> ChannelStatus:
+        """Start (and persist) a live channel."""
+        require_admin(principal)
+        return await self._channels.start(channel.validate())
+
+    async def stop_channel(self, principal: Principal, channel_id: str) -> ChannelStatus:
+        """Stop a live channel; its archive stays for catch-up."""
+        require_admin(principal)
+        return await self._channels.stop(validate_channel_id("channel_id", channel_id))
+
+    async def get_channel(self, principal: Principal, channel_id: str) -> ChannelStatus:
+        """One channel's status."""
+        require_admin(principal)
+        return await self._channels.get(validate_channel_id("channel_id", channel_id))
+
+    async def list_channels(self, principal: Principal) -> list[ChannelStatus]:
+        """Every known channel's status."""
+        require_admin(principal)
+        return await self._channels.list_channels()

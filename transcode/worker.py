@@ -1,0 +1,355 @@
+"""``headend worker``: takes VOD jobs off the Redis stream and packages them.
+
+A worker runs one job at a time per slot. While a job runs it heartbeats:
+the heartbeat resets the delivery's idle time (so no other worker reclaims
+it), records progress, and learns of cancels (also pushed over pub/sub for
+promptness). Failures end the job, not the worker: permanent ones (bad,
+missing or corrupt source) fail the job at once; transient ones are retried
+with backoff and dead-lettered after the last allowed delivery.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import shutil
+import signal
+from collections.abc import Callable
+from pathlib import Path
+from typing import Protocol
+
+import redis.asyncio as aioredis
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from headend import logs
+from headend.errors import FailedPrecondition, HeadendError, InvalidArgument, NotFound
+from headend.metrics import MetricsEndpoint
+from headend.settings import SettingsError, environ
+from transcode.domain import Job, JobState, Progress, retry_delay
+from transcode.ladder import ProcessMode
+from transcode.package import Progress as PackageProgress
+from transcode.package import package_vod
+from transcode.profiles import resolve_profile
+from transcode.queue import Delivery, JobQueue
+from transcode.settings import QueueSettings, WorkerSettings
+
+log = logging.getLogger(__name__)
+
+ProgressCallback = Callable[[Progress], None]
+# Errors a retry cannot fix: the request or the source itself is wrong.
+_PERMANENT = (InvalidArgument, NotFound, FailedPrecondition)
+_MIN_PROGRESS_INTERVAL_SECONDS = 0.25
+
+
+class Packager(Protocol):
+    """Packages one job's source into its published output; returns the output path."""
+
+    async def __call__(self, job: Job, on_progress: ProgressCallback) -> str: ...
+
+
+class WorkerMetrics:
+    """Jobs finished by outcome, and jobs running now."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        self.finished = Counter(
+            "transcode_worker_jobs_total",
+            "Jobs this worker finished, by outcome.",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.running = Gauge(
+            "transcode_worker_jobs_running", "Jobs running now.", registry=self.registry
+        )
+
+
+class _Run:
+    """One job in progress: its task, latest progress and why it was stopped."""
+
+    def __init__(self, delivery: Delivery, task: asyncio.Task[str]) -> None:
+        self.delivery = delivery
+        self.task = task
+        self.progress = Progress(phase="starting")
+        self.changed = asyncio.Event()
+        self.stop_reason = ""  # "cancel", "lost" or "shutdown"
+
+
+class Worker:
+    """Consumes jobs from the queue until stopped."""
+
+    def __init__(
+        self,
+        *,
+        queue: JobQueue,
+        packager: Packager,
+        consumer: str,
+        settings: QueueSettings,
+        heartbeat_seconds: float,
+        block_ms: int = 1000,
+        slots: int = 1,
+        metrics: WorkerMetrics | None = None,
+    ) -> None:
+        self._queue = queue
+        self._packager = packager
+        self.consumer = consumer
+        self._settings = settings
+        self._heartbeat_seconds = heartbeat_seconds
+        self._block_ms = block_ms
+        self._slots = slots
+        self._runs: dict[str, _Run] = {}
+        self.metrics = metrics or WorkerMetrics()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Serve jobs until ``stop`` is set; a running job is handed back on the way out."""
+        await self._queue.ensure_group()
+        cancels = asyncio.create_task(self._watch_cancels())
+        loops = [asyncio.create_task(self._loop(stop)) for _ in range(self._slots)]
+        log.info("worker started", extra={"consumer": self.consumer})
+        try:
+            await stop.wait()
+        finally:
+            for run in list(self._runs.values()):
+                run.stop_reason = "shutdown"
+                run.task.cancel()
+            await asyncio.gather(*loops, return_exceptions=True)
+            cancels.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await cancels
+            log.info("worker stopped", extra={"consumer": self.consumer})
+
+    async def _loop(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                delivery = await self._queue.next_delivery(
+                    self.consumer,
+                    block_ms=self._block_ms,
+                    claim_idle_ms=int(self._settings.claim_idle_seconds * 1000),
+                )
+                if delivery is not None and not stop.is_set():
+                    await self.process(delivery)
+            except aioredis.RedisError:
+                log.exception("queue unavailable; retrying")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), 1.0)
+            except Exception:  # one bad delivery must not stop this slot serving others
+                log.exception("delivery handling failed; continuing")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), 1.0)
+
+    async def process(self, delivery: Delivery) -> JobState | None:
+        """Run one delivery to its end; returns the state recorded (None if skipped/lost)."""
+        started = await self._queue.begin(delivery, self.consumer)
+        if started.job is None:
+            log.info(
+                "delivery not run",
+                extra={"job": delivery.job_id, "outcome": started.outcome,
+                       "reason": started.reason},
+            )  # fmt: skip
+            if started.outcome == "dead":
+                self.metrics.finished.labels("dead").inc()
+            return None
+        job = started.job
+        log.info(
+            "job started",
+            extra={"job": job.id, "deliveries": job.deliveries, "reclaimed": delivery.reclaimed},
+        )
+        holder: list[_Run] = []
+
+        def on_progress(progress: Progress) -> None:
+            if holder:
+                holder[0].progress = progress
+                holder[0].changed.set()
+
+        task = asyncio.create_task(self._packager(job, on_progress))
+        run = _Run(delivery, task)
+        holder.append(run)
+        self._runs[job.id] = run
+        self.metrics.running.inc()
+        beat = asyncio.create_task(self._heartbeat(run))
+        try:
+            return await self._settle(job, run)
+        finally:
+            beat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await beat
+            self._runs.pop(job.id, None)
+            self.metrics.running.dec()
+
+    async def _settle(self, job: Job, run: _Run) -> JobState | None:
+        delivery = run.delivery
+        try:
+            output = await run.task
+        except asyncio.CancelledError:
+            if not run.task.cancelled():
+                raise  # this coroutine itself was cancelled
+            return await self._stopped(job, run)
+        except HeadendError as err:
+            return await self._failed(job, delivery, err, permanent=isinstance(err, _PERMANENT))
+        except Exception as err:  # an unexpected fault must not take the worker down
+            log.exception("job crashed", extra={"job": job.id})
+            return await self._failed(job, delivery, err, permanent=False)
+        await self._queue.finish(delivery, JobState.SUCCEEDED, output=output)
+        self.metrics.finished.labels("succeeded").inc()
+        log.info("job succeeded", extra={"job": job.id, "output": output})
+        return JobState.SUCCEEDED
+
+    async def _stopped(self, job: Job, run: _Run) -> JobState | None:
+        if run.stop_reason == "cancel":
+            await self._queue.finish(
+                run.delivery, JobState.CANCELLED, reason="cancelled by request"
+            )
+            self.metrics.finished.labels("cancelled").inc()
+            log.info("job cancelled", extra={"job": job.id})
+            return JobState.CANCELLED
+        if run.stop_reason == "shutdown":
+            # Hand the job straight back so another worker need not wait for the claim timeout.
+            await self._queue.retry(run.delivery, reason="worker shut down", delay_seconds=0)
+            return JobState.QUEUED
+        log.warning("job taken over by another worker", extra={"job": job.id})
+        return None
+
+    async def _failed(
+        self, job: Job, delivery: Delivery, err: BaseException, *, permanent: bool
+    ) -> JobState:
+        reason = f"{type(err).__name__}: {err}"
+        if permanent:
+            await self._queue.finish(delivery, JobState.FAILED, reason=reason)
+            self.metrics.finished.labels("failed").inc()
+            log.info("job failed", extra={"job": job.id, "reason": reason})
+            return JobState.FAILED
+        if job.deliveries >= self._settings.max_deliveries:
+            await self._queue.dead_letter(delivery, reason=reason)
+            self.metrics.finished.labels("dead").inc()
+            log.warning("job dead-lettered", extra={"job": job.id, "reason": reason})
+            return JobState.FAILED
+        delay = retry_delay(
+            job.deliveries,
+            base_seconds=self._settings.retry_base_seconds,
+            max_seconds=self._settings.retry_max_seconds,
+        )
+        await self._queue.retry(delivery, reason=reason, delay_seconds=delay)
+        self.metrics.finished.labels("retried").inc()
+        log.info("job will be retried", extra={"job": job.id, "delay_s": delay, "reason": reason})
+        return JobState.QUEUED
+
+    async def _heartbeat(self, run: _Run) -> None:
+        last_sent = 0.0
+        loop = asyncio.get_running_loop()
+        while not run.task.done():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(run.changed.wait(), self._heartbeat_seconds)
+            # Coalesce bursts of progress lines into a few writes per second.
+            wait = last_sent + _MIN_PROGRESS_INTERVAL_SECONDS - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            progress = run.progress if run.changed.is_set() else None
+            run.changed.clear()
+            try:
+                status = await self._queue.heartbeat(run.delivery, self.consumer, progress)
+            except aioredis.RedisError:
+                log.exception("heartbeat failed")
+                continue
+            last_sent = loop.time()
+            if status in ("cancel", "lost") and not run.task.done():
+                run.stop_reason = status
+                run.task.cancel()
+                return
+
+    async def _watch_cancels(self) -> None:
+        while True:
+            try:
+                async for job_id in self._queue.cancel_requests():
+                    run = self._runs.get(job_id)
+                    if run is not None and not run.task.done():
+                        run.stop_reason = "cancel"
+                        run.task.cancel()
+            except aioredis.RedisError:
+                log.exception("cancel subscription lost; resubscribing")
+                await asyncio.sleep(1.0)
+
+
+def vod_packager(
+    *, origin_root: Path, work_dir: Path | None, process_mode: ProcessMode = ProcessMode.SINGLE
+) -> Packager:
+    """The real packager: ``package.package_vod`` publishing into ``<origin_root>/vod/<asset>``."""
+
+    async def package(job: Job, on_progress: ProgressCallback) -> str:
+        if job.deliveries > 1:
+            # An earlier delivery may have died mid-encode and left its temp output.
+            await asyncio.to_thread(_remove_stale_temps, work_dir or origin_root / "vod", job.asset)
+
+        def report(p: PackageProgress) -> None:
+            on_progress(Progress(p.percent, p.speed, p.eta_seconds or 0.0, p.phase))
+
+        result = await package_vod(
+            job.source,
+            origin_root / "vod" / job.asset,
+            resolve_profile(job.profile),
+            work_dir=work_dir,
+            on_progress=report,
+            process_mode=process_mode,
+        )
+        return f"/vod/{job.asset}/{result.master_path.name}"
+
+    return package
+
+
+def _remove_stale_temps(parent: Path, asset: str) -> None:
+    """Delete ``.{asset}.tmp-*`` directories (package_vod's temp naming) under ``parent``."""
+    for stale in parent.glob(f".{asset}.tmp-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+
+
+async def run_worker(settings: WorkerSettings, *, stop: asyncio.Event) -> None:
+    """Connect to Redis and serve jobs until ``stop`` is set."""
+    client = aioredis.Redis.from_url(settings.redis_url)
+    try:
+        await client.ping()
+    except (aioredis.RedisError, OSError) as err:
+        await client.aclose()
+        raise SystemExit(f"transcode worker: cannot reach Redis at REDIS_URL: {err}") from err
+    metrics = WorkerMetrics()
+    endpoint = None
+    if settings.metrics_port is not None:
+        endpoint = MetricsEndpoint(metrics.registry, settings.host, settings.metrics_port)
+    worker = Worker(
+        queue=JobQueue(client, max_deliveries=settings.queue.max_deliveries),
+        packager=vod_packager(
+            origin_root=settings.origin_root,
+            work_dir=settings.work_dir,
+            process_mode=settings.process_mode,
+        ),
+        consumer=settings.consumer,
+        settings=settings.queue,
+        heartbeat_seconds=settings.heartbeat_seconds,
+        metrics=metrics,
+    )
+    try:
+        await worker.run(stop)
+    finally:
+        if endpoint is not None:
+            endpoint.close()
+        await client.aclose()
+
+
+def main() -> None:
+    """``python -m transcode.worker`` / ``headend worker``: serve jobs until SIGTERM/SIGINT."""
+    try:
+        settings = WorkerSettings.from_env(environ())
+    except SettingsError as err:
+        raise SystemExit(f"transcode worker: {err}") from err
+    logs.configure("transcode-worker", settings.log_level)
+
+    async def _run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await run_worker(settings, stop=stop)
+
+    asyncio.run(_run())
+
+
+if __name__ == "__main__":
+    main()
