@@ -1,0 +1,217 @@
+"""``headend cdn ...``: the edge registry over gRPC (CDN_TARGET, HEADEND_API_KEY),
+signing-key generation, edge config rendering and the routing simulation."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import secrets
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+import grpc
+
+from cdn_ctl.domain import Edge, parse_tier
+from cdn_ctl.edge import EdgeConfig, render_nginx_conf
+from cdn_ctl.errors import CdnError
+from cdn_ctl.server import edge_to_pb
+from cdn_ctl.signing import b64url
+from cdn_ctl.simulate import Scenario, run, table
+from headend.rpc import bearer, client_channel, error_details
+from headend.settings import Env, environ
+from protos import cdn_pb2, cdn_pb2_grpc
+
+DEFAULT_TARGET = "127.0.0.1:50054"
+_HEALTH = {0: "unknown", 1: "up", 2: "degraded", 3: "down"}
+
+
+class CliError(Exception):
+    """Raised when a command's arguments or environment cannot work; exit status 2."""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``cdn edges|register|update|drain|keygen|render-edge|simulate``."""
+    cdn = subparsers.add_parser("cdn", help="CDN edges, signing keys, routing simulation")
+    sub = cdn.add_subparsers(dest="cdn_command", required=True)
+    sub.add_parser("edges", help="list edges with health and load").set_defaults(func=run_list)
+    for name, helptext, func in (
+        ("register", "register an edge", run_register),
+        ("update", "replace an edge's fields", run_update),
+    ):
+        cmd = sub.add_parser(name, help=helptext)
+        cmd.add_argument("edge_id")
+        cmd.add_argument("--region", required=True, help="6-digit administrative division code")
+        cmd.add_argument("--tier", default="edge", choices=["edge", "mid", "origin"])
+        cmd.add_argument("--host", default="127.0.0.1")
+        cmd.add_argument("--port", type=int, required=True)
+        cmd.add_argument("--sessions", type=int, default=200, help="session capacity")
+        cmd.add_argument("--mbps", type=float, default=1000.0, help="serving capacity")
+        cmd.add_argument("--uplink-mbps", type=float, default=200.0, help="backhaul capacity")
+        cmd.add_argument("--parent", default="", help="parent mid tier / origin edge id")
+        cmd.set_defaults(func=func)
+    drain = sub.add_parser("drain", help="stop new sessions on an edge (--resume to undo)")
+    drain.add_argument("edge_id")
+    drain.add_argument("--resume", action="store_true")
+    drain.set_defaults(func=run_drain)
+    keygen = sub.add_parser("keygen", help="print a new kid:secret for CDN_SIGNING_KEYS")
+    keygen.add_argument("--kid", default="")
+    keygen.set_defaults(func=run_keygen)
+    render = sub.add_parser("render-edge", help="print an edge's nginx.conf")
+    render.add_argument("edge_id")
+    render.add_argument("--port", type=int, required=True)
+    render.add_argument("--upstream", required=True, help="parent or origin host:port")
+    render.add_argument("--prefix", type=Path, default=Path("var/edges"))
+    render.add_argument("--steering-url", default="", help="the routing face's public URL")
+    render.set_defaults(func=run_render)
+    sim = sub.add_parser("simulate", help="print the routing simulation table")
+    sim.add_argument("--ticks", type=int, default=600)
+    sim.set_defaults(func=run_simulate)
+
+
+def _metadata(env: Env) -> Any:
+    key = env.get("HEADEND_API_KEY", "")
+    if not key:
+        raise CliError("HEADEND_API_KEY is not set (an admin key)")
+    return bearer(key)
+
+
+async def _call(env: Env, method: Callable[[Any], Any]) -> Any:
+    async with client_channel(env.get("CDN_TARGET", "") or DEFAULT_TARGET) as channel:
+        return await method(cdn_pb2_grpc.CdnControlStub(channel))
+
+
+def _edge(args: argparse.Namespace) -> Any:
+    try:
+        tier = parse_tier(args.tier)
+    except CdnError as err:
+        raise CliError(err.message) from err
+    edge = Edge(
+        args.edge_id,
+        args.region,
+        tier,
+        args.host,
+        args.port,
+        args.sessions,
+        args.mbps,
+        args.uplink_mbps,
+        parent_id=args.parent,
+    )
+    return edge_to_pb(edge)
+
+
+def _run(action: Callable[[], Any], out: IO[str]) -> int:
+    try:
+        asyncio.run(action())
+    except CliError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except grpc.aio.AioRpcError as err:
+        fields = error_details(err).fields
+        extra = "".join(f"\n  {k}: {v}" for k, v in fields.items())
+        print(f"error: {err.code().name}: {err.details()}{extra}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def run_list(args: argparse.Namespace, *, env: Env | None = None, out: IO[str] = sys.stdout) -> int:
+    """``headend cdn edges``."""
+    env = env if env is not None else environ()
+
+    async def action() -> None:
+        meta = _metadata(env)
+        reply = await _call(env, lambda s: s.ListEdges(cdn_pb2.ListEdgesRequest(), metadata=meta))
+        print(f"{'edge':<14}{'region':<8}{'tier':<7}{'address':<22}{'health':<10}"
+              f"{'sessions':>9}{'load':>7}  reason", file=out)  # fmt: skip
+        for s in reply.edges:
+            e = s.edge
+            tier = cdn_pb2.Tier.Name(e.tier).removeprefix("TIER_").lower()
+            health = _HEALTH.get(s.health, "?") + (" (drain)" if e.draining else "")
+            print(f"{e.edge_id:<14}{e.region:<8}{tier:<7}{e.host + ':' + str(e.port):<22}"
+                  f"{health:<10}{s.active_sessions:>9}{s.load:>7.2f}  {s.health_reason}",
+                  file=out)  # fmt: skip
+
+    return _run(action, out)
+
+
+def run_register(
+    args: argparse.Namespace, *, env: Env | None = None, out: IO[str] = sys.stdout
+) -> int:
+    """``headend cdn register``."""
+    env = env if env is not None else environ()
+
+    async def action() -> None:
+        meta, edge = _metadata(env), _edge(args)
+        reply = await _call(
+            env, lambda s: s.RegisterEdge(cdn_pb2.RegisterEdgeRequest(edge=edge), metadata=meta)
+        )
+        print(f"registered {reply.edge.edge_id} (version {reply.edge.version})", file=out)
+
+    return _run(action, out)
+
+
+def run_update(
+    args: argparse.Namespace, *, env: Env | None = None, out: IO[str] = sys.stdout
+) -> int:
+    """``headend cdn update``."""
+    env = env if env is not None else environ()
+
+    async def action() -> None:
+        meta, edge = _metadata(env), _edge(args)
+        reply = await _call(
+            env, lambda s: s.UpdateEdge(cdn_pb2.UpdateEdgeRequest(edge=edge), metadata=meta)
+        )
+        print(f"updated {reply.edge.edge_id} (version {reply.edge.version})", file=out)
+
+    return _run(action, out)
+
+
+def run_drain(
+    args: argparse.Namespace, *, env: Env | None = None, out: IO[str] = sys.stdout
+) -> int:
+    """``headend cdn drain``."""
+    env = env if env is not None else environ()
+
+    async def action() -> None:
+        meta = _metadata(env)
+        request = cdn_pb2.DrainEdgeRequest(edge_id=args.edge_id, resume=args.resume)
+        reply = await _call(env, lambda s: s.DrainEdge(request, metadata=meta))
+        state = "draining" if reply.edge.draining else "accepting new sessions"
+        print(f"{reply.edge.edge_id}: {state}", file=out)
+
+    return _run(action, out)
+
+
+def run_keygen(args: argparse.Namespace, *, out: IO[str] = sys.stdout) -> int:
+    """``headend cdn keygen``: a 256-bit key, printed once."""
+    kid = args.kid or f"k{secrets.token_hex(3)}"
+    print(f"{kid}:{b64url(secrets.token_bytes(32))}", file=out)
+    return 0
+
+
+def run_render(args: argparse.Namespace, *, out: IO[str] = sys.stdout) -> int:
+    """``headend cdn render-edge``."""
+    try:
+        config = EdgeConfig(
+            edge_id=args.edge_id,
+            listen_port=args.port,
+            upstream=args.upstream,
+            steering_base_url=args.steering_url,
+        )
+    except CdnError as err:
+        print(f"error: {err.message}", file=sys.stderr)
+        return 2
+    out.write(render_nginx_conf(config, (args.prefix / args.edge_id).resolve()))
+    return 0
+
+
+def run_simulate(args: argparse.Namespace, *, out: IO[str] = sys.stdout) -> int:
+    """``headend cdn simulate``."""
+    results = []
+    for alpha in (0.8, 1.0):
+        results += run(
+            Scenario(alpha=alpha, ticks=args.ticks, warmup_ticks=min(100, args.ticks // 4))
+        )
+    print(table(results), file=out)
+    return 0

@@ -1,0 +1,85 @@
+// Edge-side verification of signed path tokens (njs 0.7). Mirrors
+// cdn_ctl/signing.py: HMAC-SHA256 over "exp|kid|ip|scope", base64url without
+// padding; scope is a '/'-terminated prefix of the path after the token (or the
+// whole path). Order of checks: signature (403), expiry (410), client IP (403).
+// Secrets come from the map in keys.conf ($tok_secret, base64url), so rotating
+// keys is a re-render of that file and a reload: no call back to the controller.
+var crypto = require('crypto');
+
+var MAX_SCOPE_DEPTH = 8;
+
+function candidates(rest) {
+    var out = [];
+    for (var i = 0; i < rest.length && out.length < MAX_SCOPE_DEPTH; i++) {
+        if (rest.charAt(i) === '/') {
+            out.push(rest.substring(0, i + 1));
+        }
+    }
+    if (rest.length > 0 && rest.charAt(rest.length - 1) !== '/') {
+        out.push(rest);
+    }
+    return out;
+}
+
+function sign(secret, exp, kid, ip, scope) {
+    return crypto.createHmac('sha256', secret)
+        .update(exp + '|' + kid + '|' + ip + '|' + scope)
+        .digest('base64url');
+}
+
+function check(r) {
+    var v = r.variables;
+    var secretText = v.tok_secret;
+    if (!secretText || !v.tok_exp || !v.tok_sig) {
+        return '403';
+    }
+    var secret = Buffer.from(secretText, 'base64url');
+    var scopes = candidates(v.tok_rest || '');
+    var ok = false;
+    for (var i = 0; i < scopes.length && !ok; i++) {
+        ok = sign(secret, v.tok_exp, v.tok_kid, v.tok_ip, scopes[i]) === v.tok_sig;
+    }
+    if (!ok) {
+        return '403';
+    }
+    if (Date.now() / 1000 >= Number(v.tok_exp)) {
+        return '410';
+    }
+    if (v.tok_ip !== '-' && v.tok_ip !== r.remoteAddress) {
+        return '403';
+    }
+    return '200';
+}
+
+function verify(r) {
+    try {
+        return check(r);
+    } catch (e) {
+        return '403';
+    }
+}
+
+var SAFE = /^[A-Za-z0-9_-]{1,64}$/;
+
+// The master playlist's first line, plus EXT-X-CONTENT-STEERING when the edge
+// knows its controller: the box then reloads the steering manifest and moves
+// to another pathway (edge) without restarting playback.
+function steering(r) {
+    var v = r.variables;
+    if (!v.steer_base) {
+        return '#EXTM3U';
+    }
+    var query = 'base=' + v.edge_id;
+    var session = r.args.session;
+    var region = r.args.region;
+    if (session && SAFE.test(session)) {
+        query += '&session=' + session;
+    }
+    if (region && /^[0-9]{6}$/.test(region)) {
+        query += '&region=' + region;
+    }
+    return '#EXTM3U\n#EXT-X-CONTENT-STEERING:SERVER-URI="' + v.steer_base + '/steering/' +
+        v.tok_channel + '.json?' + query + '",PATHWAY-ID="' + v.edge_id + '"';
+}
+
+export default {verify: verify, steering: steering, candidates: candidates};

@@ -1,0 +1,306 @@
+"""The HTTP routing face (aiohttp): 302 to an edge, steering manifests, explanations.
+
+URLs::
+
+    GET /route/{live|catchup}/{channel}/{path}?region=RRRRRR[&session=ID]
+        302 Location: http://{edge}/t/{exp}/{kid}/{ip}/{sig}/{kind}/{channel}/{path}?session=..&region=..
+        X-Route-Reason: village edge e1; up; load=0.12; bound=0.31
+    GET /steering/{channel}.json?base=EDGE&region=RRRRRR[&session=ID]   content steering manifest
+    GET /debug/route?channel=CH&region=RRRRRR                          every candidate's verdict
+    GET /healthz   200 {"status": "ok" | "stale state", ...}
+    GET /metrics   Prometheus text
+
+The front door (login, lineup, guide, leases) goes in front of these
+handlers without changing them: its middlewares authenticate the box and put
+a :class:`BoxContext` (the box's region, client address and session id) into
+the request under ``BOX_CONTEXT`` (the query parameters are only the fallback
+when no middleware set it), or its own handlers call
+:meth:`RoutingService.redirect` and answer with :func:`redirect_response`.
+Domain errors become HTTP statuses only in :func:`http_status` /
+:func:`error_middleware`.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from cdn_ctl.domain import Health
+from cdn_ctl.errors import NoEdgeAvailable, TokenExpired
+from cdn_ctl.service import Controller, Redirect, RouteRequest, RoutingService, steering_reload_uri
+from headend import errors
+from headend.metrics import CONTENT_TYPE, render
+
+RETRY_AFTER_SECONDS = 5
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+_STATUS: tuple[tuple[type[errors.HeadendError], int], ...] = (
+    (TokenExpired, 410),
+    (errors.InvalidArgument, 400),
+    (errors.Unauthenticated, 401),
+    (errors.PermissionDenied, 403),
+    (errors.NotFound, 404),
+    (errors.AlreadyExists, 409),
+    (errors.Aborted, 409),
+    (errors.FailedPrecondition, 412),
+    (errors.ResourceExhausted, 429),
+    (errors.Unavailable, 503),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class BoxContext:
+    """What the front door knows about the calling box (from its session token)."""
+
+    region: str
+    client_ip: str | None = None
+    session_id: str | None = None
+
+
+BOX_CONTEXT: web.RequestKey[BoxContext] = web.RequestKey("cdn.box", BoxContext)
+
+
+def http_status(err: errors.HeadendError) -> int:
+    """The one mapping from error categories to HTTP statuses on this face."""
+    for kind, status in _STATUS:
+        if isinstance(err, kind):
+            return status
+    return 500
+
+
+def error_response(err: errors.HeadendError) -> web.Response:
+    """A short machine-readable JSON error a box can act on."""
+    status = http_status(err)
+    body: dict[str, object] = {"error": type(err).__name__, "message": err.message}
+    if isinstance(err, errors.InvalidArgument):
+        body["field"] = err.field
+    headers = {}
+    if status in (429, 503):
+        headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return web.json_response(body, status=status, headers=headers)
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Turn domain errors raised by any handler behind it into HTTP responses."""
+    try:
+        return await handler(request)
+    except errors.HeadendError as err:
+        return error_response(err)
+
+
+def mapped(handler: Handler) -> Handler:
+    """Wrap one handler so domain errors become responses via :func:`error_response`
+    (what :func:`error_middleware` does, without a middleware on the hot path)."""
+
+    @functools.wraps(handler)
+    async def wrapper(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except errors.HeadendError as err:
+            return error_response(err)
+
+    return wrapper
+
+
+def redirect_response(redirect: Redirect) -> web.Response:
+    """The 302 a box follows, with the explanation header."""
+    return web.Response(
+        status=302,
+        headers={
+            "Location": redirect.location,
+            "X-Route-Reason": redirect.reason,
+            "X-Route-Edge": redirect.edge.edge_id,
+            # No Cache-Control: a 302 without explicit freshness is never stored (RFC 9111).
+        },
+    )
+
+
+class RoutingFace:
+    """Handlers for routing, steering, debug, health and metrics."""
+
+    def __init__(
+        self,
+        *,
+        routing: RoutingService,
+        controller: Controller | None = None,
+        registry: CollectorRegistry | None = None,
+    ) -> None:
+        self.routing = routing
+        self.controller = controller
+        self.registry = registry or CollectorRegistry()
+        self._routes = Counter(
+            "cdn_routes_total",
+            "Redirects issued, by hierarchy level.",
+            ["level"],
+            registry=self.registry,
+        )
+        self._failures = Counter(
+            "cdn_route_failures_total",
+            "Routing requests refused, by error.",
+            ["error"],
+            registry=self.registry,
+        )
+        self._edge_state = Gauge(
+            "cdn_edge_state",
+            "1 for the edge's current health state.",
+            ["edge", "state"],
+            registry=self.registry,
+        )
+        self._stale = Gauge(
+            "cdn_routing_state_stale", "1 while Redis is unreachable.", registry=self.registry
+        )
+        self._sessions = Gauge(
+            "cdn_edge_sessions",
+            "Active sessions counted by this replica.",
+            ["edge"],
+            registry=self.registry,
+        )
+        self._level_counters: dict[str, Callable[[], None]] = {}
+
+    def _count_route(self, level: str) -> None:
+        inc = self._level_counters.get(level)
+        if inc is None:
+            inc = self._level_counters[level] = self._routes.labels(level).inc
+        inc()
+
+    async def route(self, request: web.Request) -> web.Response:
+        """``GET /route/{kind}/{channel}/{path}`` -> 302 to an edge."""
+        info = request.match_info
+        box = request.get(BOX_CONTEXT)
+        if box is None:
+            query = request.query
+            region, client_ip = query.get("region", ""), request.remote
+            session_id = query.get("session") or None
+        else:
+            region, client_ip = box.region, box.client_ip or request.remote
+            session_id = box.session_id
+        req = RouteRequest(
+            info["kind"], info["channel"], info["path"], region, client_ip, session_id
+        )
+        try:
+            redirect = self.routing.redirect(req)
+        except errors.HeadendError as err:
+            self._failures.labels(type(err).__name__).inc()
+            raise
+        self._count_route(redirect.level.value)
+        return redirect_response(redirect)
+
+    async def steering(self, request: web.Request) -> web.Response:
+        """``GET /steering/{channel}.json`` -> the content steering manifest."""
+        channel = request.match_info["channel"]
+        query = request.query
+        box = request.get(BOX_CONTEXT)
+        region = box.region if box else query.get("region", "")
+        session = box.session_id if box else query.get("session") or None
+        base = query.get("base", "")
+        manifest = self.routing.steering(
+            channel=channel,
+            region=region,
+            base=base,
+            session_id=session,
+            reload_uri=steering_reload_uri(channel, base=base, region=region, session_id=session),
+        )
+        return web.Response(
+            text=manifest.render(),
+            content_type="application/json",
+            headers={"Cache-Control": "no-store"},
+        )
+
+    async def debug(self, request: web.Request) -> web.Response:
+        """``GET /debug/route?channel=&region=`` -> the decision and every candidate's verdict."""
+        query = request.query
+        channel, region = query.get("channel", ""), query.get("region", "")
+        router = self.routing.router
+        try:
+            decision = self.routing.explain(channel, region)
+            chosen: dict[str, object] = {
+                "edge": decision.edge.edge_id,
+                "address": decision.edge.address,
+                "level": decision.level.value,
+                "reason": decision.reason,
+            }
+            considered = decision.considered
+        except NoEdgeAvailable as err:
+            chosen = {"error": type(err).__name__, "message": err.message}
+            considered = ()
+        body = {
+            "channel": channel,
+            "region": region,
+            "decision": chosen,
+            "considered": [
+                {"edge": c.edge_id, "level": c.level.value, "verdict": c.verdict}
+                for c in considered
+            ],
+            "edges": {
+                edge_id: {
+                    "region": e.region,
+                    "tier": e.tier.value,
+                    "health": router.health.get(edge_id, Health.DOWN).value,
+                    "draining": e.draining,
+                    "sessions": router.sessions_on(edge_id),
+                    "capacity_sessions": e.capacity_sessions,
+                }
+                for edge_id, e in sorted(router.edges.items())
+            },
+            "state": self._state(),
+        }
+        return web.json_response(body)
+
+    def _state(self) -> dict[str, object]:
+        if self.controller is None:
+            return {"status": "ok"}
+        status = self.controller.status
+        if status.stale_since is None:
+            return {"status": "ok", "last_refresh": status.last_refresh}
+        return {
+            "status": "stale state",
+            "stale_seconds": round(time.time() - status.stale_since, 1),
+            "error": status.last_error,
+        }
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        """200 while routing; says ``stale state`` when Redis is unreachable."""
+        router = self.routing.router
+        counts: Mapping[Health, int] = {
+            state: sum(1 for e in router.edges if router.health.get(e, Health.DOWN) is state)
+            for state in Health
+        }
+        body = {**self._state(), "edges": {s.value: n for s, n in counts.items()}}
+        return web.json_response(body)
+
+    async def metrics(self, request: web.Request) -> web.Response:
+        """Prometheus text."""
+        router = self.routing.router
+        for edge_id in router.edges:
+            current = router.health.get(edge_id, Health.DOWN)
+            for state in Health:
+                self._edge_state.labels(edge_id, state.value).set(1 if state is current else 0)
+            self._sessions.labels(edge_id).set(router.ledger.sessions[edge_id])
+        self._stale.set(1 if self.controller is not None and self.controller.status.stale else 0)
+        return web.Response(body=render(self.registry), headers={"Content-Type": CONTENT_TYPE})
+
+    def add_routes(self, app: web.Application) -> None:
+        """Mount the handlers on ``app``."""
+        app.router.add_get(r"/route/{kind:live|catchup}/{channel}/{path:.+}", mapped(self.route))
+        app.router.add_get(r"/steering/{channel}.json", mapped(self.steering))
+        app.router.add_get("/debug/route", mapped(self.debug))
+        app.router.add_get("/healthz", mapped(self.healthz))
+        app.router.add_get("/metrics", mapped(self.metrics))
+
+
+def create_app(
+    face: RoutingFace, *, middlewares: Iterable[Callable[..., Awaitable[web.StreamResponse]]] = ()
+) -> web.Application:
+    """The routing app; ``middlewares`` (the front door's login/lease checks) run after
+    the error mapping and before the routing handlers (which map their own errors)."""
+    chain = list(middlewares)
+    app = web.Application(middlewares=[error_middleware, *chain] if chain else [])
+    face.add_routes(app)
+    return app

@@ -1,0 +1,211 @@
+"""Local nginx edges for ``headend up``: ``python -m cdn_ctl.local``.
+
+Starts one nginx per edge on loopback ports in front of the origin, registers
+them in the registry (create, or update if already there) so the controller
+probes and routes to them, and stops them all on SIGTERM/SIGINT.
+
+Environment:
+
+- ``CDN_LOCAL_EDGES``: ``id:region:port[,...]`` (default
+  ``edge-a:110101:8101,edge-b:110101:8102,edge-c:110102:8103``);
+- ``CDN_ORIGIN_ADDRESS``: the origin's ``host:port`` (default ``127.0.0.1:8080``);
+- ``CDN_PUBLIC_URL``: the routing face as boxes reach it, for the steering tag
+  edges add to master playlists (default ``http://127.0.0.1:8000``);
+- ``CDN_SIGNING_KEYS`` / ``CDN_SIGNING_ACTIVE_KID``: the same keys the
+  controller signs with (required);
+- ``CDN_EDGE_DIR``: where each edge's prefix lives (default ``var/edges``);
+- ``CDN_EDGE_SESSIONS`` / ``CDN_EDGE_MBPS`` / ``CDN_EDGE_UPLINK_MBPS``: the
+  capacities registered (default 200 sessions, 1000 Mbps, 200 Mbps);
+- ``REDIS_URL`` (required).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from cdn_ctl.domain import Edge, Tier, validate_edge_id, validate_region
+from cdn_ctl.edge import EdgeConfig, EdgeProcess
+from cdn_ctl.errors import CdnError, EdgeExists
+from cdn_ctl.service import CdnService
+from cdn_ctl.signing import KeyRing
+from cdn_ctl.store import EdgeStore
+from headend import logs
+from headend.auth import ADMIN
+from headend.settings import SettingsError, env_float, env_int, env_optional, env_str, environ
+
+log = logging.getLogger(__name__)
+
+DEFAULT_EDGES = "edge-a:110101:8101,edge-b:110101:8102,edge-c:110102:8103"
+
+
+@dataclass(frozen=True, slots=True)
+class LocalEdge:
+    """One local edge: id, region code, loopback port."""
+
+    edge_id: str
+    region: str
+    port: int
+
+
+def parse_edges(text: str) -> list[LocalEdge]:
+    """Read ``id:region:port[,...]``."""
+    out = []
+    for item in filter(None, (p.strip() for p in text.split(","))):
+        parts = item.split(":")
+        if len(parts) != 3 or not parts[2].isdigit():
+            raise SettingsError("CDN_LOCAL_EDGES", f"expected id:region:port, got {item!r}")
+        try:
+            out.append(
+                LocalEdge(validate_edge_id(parts[0]), validate_region(parts[1]), int(parts[2]))
+            )
+        except CdnError as err:
+            raise SettingsError("CDN_LOCAL_EDGES", err.message) from err
+    if not out:
+        raise SettingsError("CDN_LOCAL_EDGES", "no edges")
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class LocalSettings:
+    """Everything ``python -m cdn_ctl.local`` needs."""
+
+    edges: tuple[LocalEdge, ...]
+    origin: str
+    public_url: str
+    keys: KeyRing
+    edge_dir: Path
+    redis_url: str
+    capacity_sessions: int
+    capacity_mbps: float
+    uplink_mbps: float
+    host: str = "127.0.0.1"
+
+    @classmethod
+    def from_env(cls, env: Any) -> LocalSettings:
+        """Read the variables listed in the module docstring."""
+        raw_keys = env_optional(env, "CDN_SIGNING_KEYS")
+        if raw_keys is None:
+            raise SettingsError("CDN_SIGNING_KEYS", "required (the controller's signing keys)")
+        try:
+            keys = KeyRing.parse(raw_keys, env_str(env, "CDN_SIGNING_ACTIVE_KID", ""))
+        except CdnError as err:
+            raise SettingsError("CDN_SIGNING_KEYS", err.message) from err
+        redis_url = env_optional(env, "REDIS_URL")
+        if redis_url is None:
+            raise SettingsError("REDIS_URL", "required to register the local edges")
+        return cls(
+            edges=tuple(parse_edges(env_str(env, "CDN_LOCAL_EDGES", DEFAULT_EDGES))),
+            origin=env_str(env, "CDN_ORIGIN_ADDRESS", "127.0.0.1:8080"),
+            public_url=env_str(env, "CDN_PUBLIC_URL", "http://127.0.0.1:8000"),
+            keys=keys,
+            edge_dir=Path(env_str(env, "CDN_EDGE_DIR", "var/edges")).resolve(),
+            redis_url=redis_url,
+            capacity_sessions=env_int(env, "CDN_EDGE_SESSIONS", 200, low=1, high=10_000_000),
+            capacity_mbps=env_float(env, "CDN_EDGE_MBPS", 1000.0, low=0.001, high=1e9),
+            uplink_mbps=env_float(env, "CDN_EDGE_UPLINK_MBPS", 200.0, low=0.001, high=1e9),
+        )
+
+
+class LocalEdges:
+    """Start, register and stop a set of local nginx edges."""
+
+    def __init__(self, settings: LocalSettings) -> None:
+        self.settings = settings
+        self.processes = [
+            EdgeProcess(
+                EdgeConfig(
+                    edge_id=e.edge_id,
+                    listen_port=e.port,
+                    upstream=settings.origin,
+                    listen_host=settings.host,
+                    steering_base_url=settings.public_url,
+                ),
+                prefix=settings.edge_dir / e.edge_id,
+                keys=settings.keys,
+            )
+            for e in settings.edges
+        ]
+
+    def records(self) -> list[Edge]:
+        """The registry records of these edges."""
+        s = self.settings
+        return [
+            Edge(
+                e.edge_id,
+                e.region,
+                Tier.EDGE,
+                s.host,
+                e.port,
+                s.capacity_sessions,
+                s.capacity_mbps,
+                s.uplink_mbps,
+            )
+            for e in s.edges
+        ]
+
+    async def start(self) -> None:
+        """Start every edge (stopping those already started if one fails)."""
+        try:
+            for proc in self.processes:
+                await proc.start()
+        except CdnError:
+            await self.stop()
+            raise
+
+    async def register(self, redis: Any) -> None:
+        """Create each edge in the registry, or update it when it is already there."""
+        service = CdnService(store=EdgeStore(redis))
+        for edge in self.records():
+            try:
+                await service.register(ADMIN, edge)
+            except EdgeExists:
+                await service.update(ADMIN, edge)
+
+    async def stop(self) -> None:
+        """Stop every edge."""
+        for proc in self.processes:
+            await proc.stop()
+
+
+async def _run(settings: LocalSettings) -> None:
+    redis = aioredis.Redis.from_url(settings.redis_url)
+    edges = LocalEdges(settings)
+    try:
+        await edges.start()
+        await edges.register(redis)
+        for proc in edges.processes:
+            log.info("edge up", extra={"edge_id": proc.config.edge_id, "url": proc.url})
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+    finally:
+        await edges.stop()
+        await redis.aclose()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run local edges until SIGTERM."""
+    try:
+        settings = LocalSettings.from_env(environ())
+        logs.configure("cdn_edges", env_str(environ(), "LOG_LEVEL", "info"))
+        asyncio.run(_run(settings))
+    except (SettingsError, CdnError) as err:
+        print(f"cdn_ctl.local: {err}", file=sys.stderr)
+        raise SystemExit(2) from err
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()

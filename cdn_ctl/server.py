@@ -1,0 +1,285 @@
+"""``CdnControl`` over gRPC (proto <-> domain only), and the process entry point
+that runs it together with the HTTP routing face and the controller loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import multiprocessing
+import sys
+from dataclasses import replace
+from typing import Any
+
+import aiohttp
+import grpc
+import redis.asyncio as aioredis
+from aiohttp import web
+
+from cdn_ctl.domain import Edge, EdgeHealth, Health, Tier, parse_tier
+from cdn_ctl.errors import InvalidEdge
+from cdn_ctl.health import HealthMonitor, HttpProber
+from cdn_ctl.http import RoutingFace, create_app
+from cdn_ctl.routing import Router
+from cdn_ctl.service import CdnService, Controller, EdgeStatus, RoutingService
+from cdn_ctl.settings import CdnSettings
+from cdn_ctl.store import EdgeStore
+from headend import logs, rpc
+from headend.auth import KeyStore
+from headend.settings import SettingsError, environ
+from protos import cdn_pb2, cdn_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = "headend.cdn.v1.CdnControl"
+_TIER_TO_PB = {
+    Tier.EDGE: cdn_pb2.TIER_EDGE,
+    Tier.MID: cdn_pb2.TIER_MID,
+    Tier.ORIGIN: cdn_pb2.TIER_ORIGIN,
+}
+_TIER_FROM_PB = {v: k for k, v in _TIER_TO_PB.items()}
+_HEALTH_TO_PB = {
+    Health.UP: cdn_pb2.HEALTH_UP,
+    Health.DEGRADED: cdn_pb2.HEALTH_DEGRADED,
+    Health.DOWN: cdn_pb2.HEALTH_DOWN,
+}
+
+
+def edge_from_pb(msg: Any) -> Edge:
+    """Proto -> domain (validation happens in the service)."""
+    tier = _TIER_FROM_PB.get(msg.tier)
+    if tier is None:
+        tier = parse_tier(str(msg.tier))
+    return Edge(
+        edge_id=msg.edge_id,
+        region=msg.region,
+        tier=tier,
+        host=msg.host,
+        port=msg.port,
+        capacity_sessions=msg.capacity_sessions,
+        capacity_mbps=msg.capacity_mbps,
+        uplink_mbps=msg.uplink_mbps,
+        parent_id=msg.parent_id,
+    )
+
+
+def edge_to_pb(edge: Edge) -> Any:
+    """Domain -> proto."""
+    return cdn_pb2.Edge(
+        edge_id=edge.edge_id,
+        region=edge.region,
+        tier=_TIER_TO_PB[edge.tier],
+        host=edge.host,
+        port=edge.port,
+        capacity_sessions=edge.capacity_sessions,
+        capacity_mbps=edge.capacity_mbps,
+        uplink_mbps=edge.uplink_mbps,
+        parent_id=edge.parent_id,
+        draining=edge.draining,
+        version=edge.version,
+    )
+
+
+def _status_to_pb(status: EdgeStatus) -> Any:
+    health: EdgeHealth | None = status.health
+    return cdn_pb2.EdgeStatus(
+        edge=edge_to_pb(status.edge),
+        health=cdn_pb2.HEALTH_UNKNOWN if health is None else _HEALTH_TO_PB[health.state],
+        health_reason="" if health is None else health.reason,
+        failed_probes=0 if health is None else health.failures,
+        probes=0 if health is None else health.probes,
+        probe_latency_ms=0.0 if health is None else health.latency_ms,
+        active_sessions=status.sessions,
+        load=status.load,
+    )
+
+
+class CdnControlServicer(cdn_pb2_grpc.CdnControlServicer):
+    """Proto <-> domain for the registry use cases."""
+
+    def __init__(self, service: CdnService) -> None:
+        self._service = service
+
+    async def RegisterEdge(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        """Add an edge."""
+        if not request.HasField("edge"):
+            raise InvalidEdge("edge", "required")
+        edge = await self._service.register(rpc.principal(), edge_from_pb(request.edge))
+        return cdn_pb2.RegisterEdgeResponse(edge=edge_to_pb(edge))
+
+    async def UpdateEdge(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        """Replace an edge's fields."""
+        if not request.HasField("edge"):
+            raise InvalidEdge("edge", "required")
+        edge = await self._service.update(
+            rpc.principal(), edge_from_pb(request.edge), expected_version=request.expected_version
+        )
+        return cdn_pb2.UpdateEdgeResponse(edge=edge_to_pb(edge))
+
+    async def DrainEdge(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        """Drain or resume an edge."""
+        edge = await self._service.drain(
+            rpc.principal(), request.edge_id, draining=not request.resume
+        )
+        return cdn_pb2.DrainEdgeResponse(edge=edge_to_pb(edge))
+
+    async def ListEdges(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        """Every edge with health and load."""
+        statuses = await self._service.list(rpc.principal())
+        return cdn_pb2.ListEdgesResponse(edges=[_status_to_pb(s) for s in statuses])
+
+
+async def create_server(
+    settings: CdnSettings, *, redis: Any, keys: KeyStore
+) -> tuple[rpc.RpcServer, int]:
+    """Start ``CdnControl`` on ``settings.rpc``; returns the server and its port."""
+    service = CdnService(
+        store=EdgeStore(redis), session_ttl_seconds=settings.routing.session_ttl_seconds
+    )
+    servicer = CdnControlServicer(service)
+    return await rpc.start_server(
+        settings.rpc,
+        services=[
+            rpc.ServiceSpec(
+                name=SERVICE_NAME,
+                register=lambda s: cdn_pb2_grpc.add_CdnControlServicer_to_server(servicer, s),
+            )
+        ],
+        authenticator=keys,
+    )
+
+
+class RoutingProcess:
+    """One HTTP routing face with its own controller loop (one per worker process)."""
+
+    def __init__(self, settings: CdnSettings, *, redis: Any, http: aiohttp.ClientSession) -> None:
+        self.router = Router(settings.route_policy)
+        self.monitor = HealthMonitor(
+            settings.health,
+            probe=HttpProber(http, timeout_seconds=settings.health.probe_timeout_seconds),
+        )
+        self.controller = Controller(
+            store=EdgeStore(redis),
+            router=self.router,
+            monitor=self.monitor,
+            replica_id=settings.replica_id,
+            session_ttl_seconds=settings.routing.session_ttl_seconds,
+        )
+        self.routing = RoutingService(
+            router=self.router, keys=settings.keys, settings=settings.routing
+        )
+        self.face = RoutingFace(routing=self.routing, controller=self.controller)
+        self.app = create_app(self.face)
+        self._settings = settings
+        self._task: asyncio.Task[None] | None = None
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    async def start(self, *, reuse_port: bool = False) -> int:
+        """First refresh and probe, then the loop and the HTTP site; returns the port."""
+        await self.controller.refresh()
+        await self.controller.probe()
+        self._task = asyncio.create_task(
+            self.controller.run(
+                refresh_seconds=self._settings.refresh_seconds,
+                probe_interval_seconds=self._settings.probe_interval_seconds,
+            )
+        )
+        self._runner = web.AppRunner(self.app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(
+            self._runner, self._settings.http_host, self._settings.http_port, reuse_port=reuse_port
+        )
+        await site.start()
+        server = site._server
+        sockets = getattr(server, "sockets", None) or ()
+        self.port = sockets[0].getsockname()[1] if sockets else self._settings.http_port
+        return self.port
+
+    async def stop(self) -> None:
+        """Stop serving and the loop."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+
+async def _connect(url: str) -> Any:
+    client = aioredis.Redis.from_url(url)
+    try:
+        await client.ping()
+    except (aioredis.RedisError, OSError) as err:
+        await client.aclose()
+        raise SettingsError("REDIS_URL", f"cannot reach Redis at {url}: {err}") from err
+    return client
+
+
+async def _run_http_worker(settings: CdnSettings, index: int) -> None:
+    redis = await _connect(settings.redis_url or "")
+    settings = replace(settings, replica_id=f"{settings.replica_id}-w{index}")
+    async with aiohttp.ClientSession() as http:
+        process = RoutingProcess(settings, redis=redis, http=http)
+        await process.start(reuse_port=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        import signal
+
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        await process.stop()
+    await redis.aclose()
+
+
+def _http_worker_main(settings: CdnSettings, index: int) -> None:
+    logs.configure("cdn_ctl", settings.log_level)
+    asyncio.run(_run_http_worker(settings, index))
+
+
+async def _run(settings: CdnSettings) -> None:
+    redis = await _connect(settings.redis_url or "")
+    workers = [
+        multiprocessing.get_context("spawn").Process(
+            target=_http_worker_main, args=(settings, i), daemon=True
+        )
+        for i in range(1, settings.http_workers)
+    ]
+    for worker in workers:
+        worker.start()
+    async with aiohttp.ClientSession() as http:
+        process = RoutingProcess(settings, redis=redis, http=http)
+        port = await process.start(reuse_port=settings.http_workers > 1)
+        server, grpc_port = await create_server(settings, redis=redis, keys=KeyStore(redis))
+        log.info(
+            "cdn controller up",
+            extra={
+                "http_port": port,
+                "grpc_port": grpc_port,
+                "http_workers": settings.http_workers,
+            },
+        )
+        try:
+            await rpc.serve(server)
+        finally:
+            await process.stop()
+            for worker in workers:
+                worker.terminate()
+                worker.join(10)
+    await redis.aclose()
+
+
+def main() -> None:
+    """``python -m cdn_ctl``: gRPC CdnControl + HTTP routing face + health monitor."""
+    try:
+        settings = CdnSettings.from_env(environ())
+        if settings.redis_url is None:
+            raise SettingsError("REDIS_URL", "required when cdn_ctl runs standalone")
+        logs.configure("cdn_ctl", settings.log_level)
+        asyncio.run(_run(settings))
+    except (SettingsError, rpc.StartupError) as err:
+        print(f"cdn_ctl: {err}", file=sys.stderr)
+        raise SystemExit(2) from err
+    except KeyboardInterrupt:
+        pass

@@ -1,0 +1,108 @@
+"""The CDN controller's settings, read once from the environment."""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass, field
+
+from cdn_ctl.errors import CdnError
+from cdn_ctl.health import HealthPolicy
+from cdn_ctl.routing import RoutePolicy
+from cdn_ctl.signing import KeyRing
+from headend.rpc import RpcSettings
+from headend.settings import (
+    Env,
+    SettingsError,
+    env_bool,
+    env_float,
+    env_int,
+    env_optional,
+    env_redis_url,
+    env_str,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingSettings:
+    """How redirects are signed and how long sessions and steering live."""
+
+    url_ttl_seconds: int = 14_400
+    bind_client_ip: bool = True
+    session_ttl_seconds: int = 60
+    steering_ttl_seconds: int = 10
+
+
+@dataclass(frozen=True, slots=True)
+class CdnSettings:
+    """Everything ``python -m cdn_ctl`` needs."""
+
+    rpc: RpcSettings
+    keys: KeyRing
+    redis_url: str | None = None
+    http_host: str = "127.0.0.1"
+    http_port: int = 8000
+    http_workers: int = 1
+    routing: RoutingSettings = field(default_factory=RoutingSettings)
+    health: HealthPolicy = field(default_factory=HealthPolicy)
+    route_policy: RoutePolicy = field(default_factory=RoutePolicy)
+    probe_interval_seconds: float = 2.0
+    refresh_seconds: float = 1.0
+    replica_id: str = ""
+    log_level: str = "info"
+
+    @classmethod
+    def from_env(cls, env: Env) -> CdnSettings:
+        """Read ``CDN_*``, ``REDIS_URL``, ``LOG_LEVEL``; ``SettingsError`` names a bad one."""
+        raw_keys = env_optional(env, "CDN_SIGNING_KEYS")
+        if raw_keys is None:
+            raise SettingsError(
+                "CDN_SIGNING_KEYS", "required: kid:base64url-secret[,kid:secret...] (>= 16 bytes)"
+            )
+        try:
+            keys = KeyRing.parse(raw_keys, env_str(env, "CDN_SIGNING_ACTIVE_KID", ""))
+        except CdnError as err:
+            raise SettingsError("CDN_SIGNING_KEYS", err.message) from err
+        try:
+            health = HealthPolicy(
+                window=env_int(env, "CDN_HEALTH_WINDOW", 5, low=1, high=100),
+                fall=env_int(env, "CDN_HEALTH_FALL", 3, low=1, high=100),
+                rise=env_int(env, "CDN_HEALTH_RISE", 2, low=1, high=100),
+                hold_down_seconds=env_float(env, "CDN_HOLD_DOWN_SECONDS", 30.0, low=0, high=3600),
+                degraded_latency_ms=env_float(
+                    env, "CDN_DEGRADED_LATENCY_MS", 500.0, low=1, high=60_000
+                ),
+                probe_timeout_seconds=env_float(
+                    env, "CDN_PROBE_TIMEOUT_SECONDS", 2.0, low=0.05, high=60
+                ),
+            )
+        except CdnError as err:
+            raise SettingsError("CDN_HEALTH_FALL", err.message) from err
+        return cls(
+            rpc=RpcSettings.from_env(env, "CDN", default_port=50054),
+            keys=keys,
+            redis_url=env_redis_url(env),
+            http_host=env_str(env, "CDN_HTTP_HOST", "127.0.0.1"),
+            http_port=env_int(env, "CDN_HTTP_PORT", 8000, low=0, high=65535),
+            http_workers=env_int(env, "CDN_HTTP_WORKERS", 1, low=1, high=64),
+            routing=RoutingSettings(
+                url_ttl_seconds=env_int(
+                    env, "CDN_URL_TTL_SECONDS", 14_400, low=10, high=86_400 * 7
+                ),
+                bind_client_ip=env_bool(env, "CDN_BIND_CLIENT_IP", True),
+                session_ttl_seconds=env_int(env, "CDN_SESSION_TTL_SECONDS", 60, low=5, high=86_400),
+                steering_ttl_seconds=env_int(env, "CDN_STEERING_TTL_SECONDS", 10, low=1, high=3600),
+            ),
+            health=health,
+            route_policy=RoutePolicy(
+                balance_factor=env_float(env, "CDN_BALANCE_FACTOR", 1.25, low=1.0, high=10.0),
+                session_mbps=env_float(env, "CDN_SESSION_MBPS", 4.0, low=0.01, high=10_000),
+                channel_mbps=env_float(env, "CDN_CHANNEL_MBPS", 8.0, low=0.01, high=10_000),
+            ),
+            probe_interval_seconds=env_float(
+                env, "CDN_PROBE_INTERVAL_SECONDS", 2.0, low=0.05, high=600
+            ),
+            refresh_seconds=env_float(env, "CDN_REFRESH_SECONDS", 1.0, low=0.05, high=600),
+            replica_id=env_str(env, "CDN_REPLICA_ID", f"{socket.gethostname()}-{os.getpid()}"),
+            log_level=env_str(env, "LOG_LEVEL", "info"),
+        )

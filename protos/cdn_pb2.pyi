@@ -1,0 +1,126 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class Tier(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    TIER_UNSPECIFIED: _ClassVar[Tier]
+    TIER_EDGE: _ClassVar[Tier]
+    TIER_MID: _ClassVar[Tier]
+    TIER_ORIGIN: _ClassVar[Tier]
+
+class HealthState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    HEALTH_UNKNOWN: _ClassVar[HealthState]
+    HEALTH_UP: _ClassVar[HealthState]
+    HEALTH_DEGRADED: _ClassVar[HealthState]
+    HEALTH_DOWN: _ClassVar[HealthState]
+TIER_UNSPECIFIED: Tier
+TIER_EDGE: Tier
+TIER_MID: Tier
+TIER_ORIGIN: Tier
+HEALTH_UNKNOWN: HealthState
+HEALTH_UP: HealthState
+HEALTH_DEGRADED: HealthState
+HEALTH_DOWN: HealthState
+
+class Edge(_message.Message):
+    __slots__ = ("edge_id", "region", "tier", "host", "port", "capacity_sessions", "capacity_mbps", "uplink_mbps", "parent_id", "draining", "version")
+    EDGE_ID_FIELD_NUMBER: _ClassVar[int]
+    REGION_FIELD_NUMBER: _ClassVar[int]
+    TIER_FIELD_NUMBER: _ClassVar[int]
+    HOST_FIELD_NUMBER: _ClassVar[int]
+    PORT_FIELD_NUMBER: _ClassVar[int]
+    CAPACITY_SESSIONS_FIELD_NUMBER: _ClassVar[int]
+    CAPACITY_MBPS_FIELD_NUMBER: _ClassVar[int]
+    UPLINK_MBPS_FIELD_NUMBER: _ClassVar[int]
+    PARENT_ID_FIELD_NUMBER: _ClassVar[int]
+    DRAINING_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    edge_id: str
+    region: str
+    tier: Tier
+    host: str
+    port: int
+    capacity_sessions: int
+    capacity_mbps: float
+    uplink_mbps: float
+    parent_id: str
+    draining: bool
+    version: int
+    def __init__(self, edge_id: _Optional[str] = ..., region: _Optional[str] = ..., tier: _Optional[_Union[Tier, str]] = ..., host: _Optional[str] = ..., port: _Optional[int] = ..., capacity_sessions: _Optional[int] = ..., capacity_mbps: _Optional[float] = ..., uplink_mbps: _Optional[float] = ..., parent_id: _Optional[str] = ..., draining: _Optional[bool] = ..., version: _Optional[int] = ...) -> None: ...
+
+class EdgeStatus(_message.Message):
+    __slots__ = ("edge", "health", "health_reason", "failed_probes", "probes", "probe_latency_ms", "active_sessions", "load")
+    EDGE_FIELD_NUMBER: _ClassVar[int]
+    HEALTH_FIELD_NUMBER: _ClassVar[int]
+    HEALTH_REASON_FIELD_NUMBER: _ClassVar[int]
+    FAILED_PROBES_FIELD_NUMBER: _ClassVar[int]
+    PROBES_FIELD_NUMBER: _ClassVar[int]
+    PROBE_LATENCY_MS_FIELD_NUMBER: _ClassVar[int]
+    ACTIVE_SESSIONS_FIELD_NUMBER: _ClassVar[int]
+    LOAD_FIELD_NUMBER: _ClassVar[int]
+    edge: Edge
+    health: HealthState
+    health_reason: str
+    failed_probes: int
+    probes: int
+    probe_latency_ms: float
+    active_sessions: int
+    load: float
+    def __init__(self, edge: _Optional[_Union[Edge, _Mapping]] = ..., health: _Optional[_Union[HealthState, str]] = ..., health_reason: _Optional[str] = ..., failed_probes: _Optional[int] = ..., probes: _Optional[int] = ..., probe_latency_ms: _Optional[float] = ..., active_sessions: _Optional[int] = ..., load: _Optional[float] = ...) -> None: ...
+
+class RegisterEdgeRequest(_message.Message):
+    __slots__ = ("edge",)
+    EDGE_FIELD_NUMBER: _ClassVar[int]
+    edge: Edge
+    def __init__(self, edge: _Optional[_Union[Edge, _Mapping]] = ...) -> None: ...
+
+class RegisterEdgeResponse(_message.Message):
+    __slots__ = ("edge",)
+    EDGE_FIELD_NUMBER: _ClassVar[int]
+    edge: Edge
+    def __init__(self, edge: _Optional[_Union[Edge, _Mapping]] = ...) -> None: ...
+
+class UpdateEdgeRequest(_message.Message):
+    __slots__ = ("edge", "expected_version")
+    EDGE_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_VERSION_FIELD_NUMBER: _ClassVar[int]
+    edge: Edge
+    expected_version: int
+    def __init__(self, edge: _Optional[_Union[Edge, _Mapping]] = ..., expected_version: _Optional[int] = ...) -> None: ...
+
+class UpdateEdgeResponse(_message.Message):
+    __slots__ = ("edge",)
+    EDGE_FIELD_NUMBER: _ClassVar[int]
+    edge: Edge
+    def __init__(self, edge: _Optional[_Union[Edge, _Mapping]] = ...) -> None: ...
+
+class DrainEdgeRequest(_message.Message):
+    __slots__ = ("edge_id", "resume")
+    EDGE_ID_FIELD_NUMBER: _ClassVar[int]
+    RESUME_FIELD_NUMBER: _ClassVar[int]
+    edge_id: str
+    resume: bool
+    def __init__(self, edge_id: _Optional[str] = ..., resume: _Optional[bool] = ...) -> None: ...
+
+class DrainEdgeResponse(_message.Message):
+    __slots__ = ("edge",)
+    EDGE_FIELD_NUMBER: _ClassVar[int]
+    edge: Edge
+    def __init__(self, edge: _Optional[_Union[Edge, _Mapping]] = ...) -> None: ...
+
+class ListEdgesRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListEdgesResponse(_message.Message):
+    __slots__ = ("edges",)
+    EDGES_FIELD_NUMBER: _ClassVar[int]
+    edges: _containers.RepeatedCompositeFieldContainer[EdgeStatus]
+    def __init__(self, edges: _Optional[_Iterable[_Union[EdgeStatus, _Mapping]]] = ...) -> None: ...

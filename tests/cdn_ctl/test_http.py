@@ -1,0 +1,316 @@
+"""The HTTP routing face with real Redis, real nginx edges and a fake origin."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urljoin
+
+import aiohttp
+import pytest
+import redis.asyncio as aioredis
+from aiohttp.test_utils import TestServer
+
+from cdn_ctl.domain import Edge, Tier
+from cdn_ctl.edge import EdgeProcess
+from cdn_ctl.health import HealthMonitor, HealthPolicy, HttpProber
+from cdn_ctl.http import RoutingFace, create_app
+from cdn_ctl.routing import Router
+from cdn_ctl.service import CdnService, Controller, RoutingService
+from cdn_ctl.settings import RoutingSettings
+from cdn_ctl.signing import KeyRing
+from cdn_ctl.store import EdgeStore
+from headend.auth import ADMIN
+from headend.redisproc import RedisServer
+from tests.cdn_ctl.conftest import EdgeFactory, FakeOrigin
+
+pytestmark = pytest.mark.slow
+BOX = "110101"
+
+
+class Stack:
+    """Edges registered in Redis, a controller probing them, the routing face on a real port."""
+
+    def __init__(self, redis: Any, ring: KeyRing, http: aiohttp.ClientSession) -> None:
+        self.store = EdgeStore(redis)
+        self.router = Router()
+        self.monitor = HealthMonitor(
+            HealthPolicy(
+                window=3, fall=2, rise=1, hold_down_seconds=30, degraded_latency_ms=10_000
+            ),
+            probe=HttpProber(http, timeout_seconds=10),
+        )
+        self.controller = Controller(
+            store=self.store,
+            router=self.router,
+            monitor=self.monitor,
+            replica_id="t",
+            session_ttl_seconds=60,
+        )
+        self.routing = RoutingService(router=self.router, keys=ring, settings=RoutingSettings())
+        self.face = RoutingFace(routing=self.routing, controller=self.controller)
+        self.server = TestServer(create_app(self.face), host="127.0.0.1")
+        self.http = http
+        self.nginx: dict[str, EdgeProcess] = {}
+
+    @property
+    def url(self) -> str:
+        return str(self.server.make_url(""))
+
+    async def add(self, edges: EdgeFactory, origin: FakeOrigin, edge_id: str, region: str) -> Edge:
+        proc = await edges(edge_id, upstream=origin.address, steering_base_url=self.url)
+        self.nginx[edge_id] = proc
+        edge = Edge(
+            edge_id, region, Tier.EDGE, "127.0.0.1", proc.config.listen_port, 100, 1000.0, 1000.0
+        )
+        await CdnService(store=self.store).register(ADMIN, edge)
+        return edge
+
+    async def settle(self) -> None:
+        assert await self.controller.refresh()
+        await self.controller.probe()
+
+    async def get(self, path: str, **kwargs: Any) -> tuple[int, dict[str, str], bytes]:
+        async with self.http.get(urljoin(self.url, path), allow_redirects=False, **kwargs) as resp:
+            return resp.status, dict(resp.headers), await resp.read()
+
+
+@pytest.fixture
+async def stack(redis: aioredis.Redis, ring: KeyRing) -> AsyncIterator[Stack]:
+    async with aiohttp.ClientSession() as http:
+        s = Stack(redis, ring, http)
+        await s.server.start_server()
+        yield s
+        await s.server.close()
+
+
+async def test_route_redirects_to_a_signed_edge_url_that_plays(
+    stack: Stack, edges: EdgeFactory, origin: FakeOrigin
+) -> None:
+    await stack.add(edges, origin, "v1", BOX)
+    await stack.add(edges, origin, "c1", "110102")
+    await stack.settle()
+    status, headers, _ = await stack.get(f"/route/live/ch1/master.m3u8?region={BOX}")
+    assert status == 302
+    location = headers["Location"]
+    assert location.startswith(f"{stack.nginx['v1'].url}/t/")
+    assert "/live/ch1/master.m3u8?session=" in location
+    assert headers["X-Route-Reason"].startswith("village edge v1; up; load=0.01")
+    assert headers["X-Route-Edge"] == "v1"
+    async with stack.http.get(location) as resp:
+        master = await resp.text()
+    assert resp.status == 200
+    assert f'SERVER-URI="{stack.url}/steering/ch1.json?base=v1&session=' in master
+    # Relative URIs inside the playlist inherit the path token.
+    variant = urljoin(location, master.splitlines()[-1])
+    async with stack.http.get(variant) as resp:
+        media = await resp.text()
+    assert resp.status == 200
+    async with stack.http.get(urljoin(variant, media.splitlines()[-1])) as resp:
+        assert resp.status == 200
+        assert resp.headers["X-Cache"] == "MISS"
+    assert origin.hits["/live/ch1/180p/seg_00013.ts"] == 1
+
+
+async def test_no_edge_gives_503_with_retry_after(stack: Stack) -> None:
+    await stack.settle()
+    status, headers, body = await stack.get(f"/route/live/ch1/master.m3u8?region={BOX}")
+    assert (status, headers["Retry-After"]) == (503, "5")
+    assert json.loads(body)["error"] == "NoEdgeAvailable"
+
+
+@pytest.mark.parametrize(
+    ("path", "field"),
+    [
+        pytest.param("/route/live/ch1/master.m3u8?region=1101", "region", id="short-region"),
+        pytest.param("/route/live/ch1/master.m3u8", "region", id="no-region"),
+        pytest.param("/route/live/ch%20x/master.m3u8?region=110101", "channel", id="bad-channel"),
+        pytest.param("/route/live/ch1/..%2Fch2/x.m3u8?region=110101", "scope", id="dot-dot"),
+        pytest.param(
+            "/route/live/ch1/master.m3u8?region=110101&session=a%20b", "session", id="bad-session"
+        ),
+        pytest.param("/debug/route?channel=ch1&region=x", "region", id="debug-bad-region"),
+        pytest.param(
+            "/steering/ch1.json?region=110101&base=Bad_Id", "edge_id", id="steering-bad-base"
+        ),
+    ],
+)
+async def test_bad_requests_are_400_naming_the_field(stack: Stack, path: str, field: str) -> None:
+    status, _, body = await stack.get(path)
+    assert status == 400
+    assert json.loads(body)["field"] == field
+    assert stack.router.ledger.total == 0
+
+
+async def test_edge_stopped_mid_session_moves_routes_and_steering(
+    stack: Stack, edges: EdgeFactory, origin: FakeOrigin
+) -> None:
+    await stack.add(edges, origin, "v1", BOX)
+    await stack.add(edges, origin, "v2", BOX)
+    await stack.add(edges, origin, "c1", "110102")
+    await stack.settle()
+    channel = next(
+        f"ch{i}" for i in range(50) if stack.routing.explain(f"ch{i}", BOX).edge.edge_id == "v1"
+    )
+    status, headers, _ = await stack.get(f"/route/live/{channel}/master.m3u8?region={BOX}")
+    session = headers["Location"].split("session=")[1].split("&")[0]
+    steering_path = f"/steering/{channel}.json?base=v1&region={BOX}&session={session}"
+    _, _, before = await stack.get(steering_path)
+    manifest = json.loads(before)
+    assert manifest["PATHWAY-PRIORITY"][0] == "v1"
+    assert manifest["VERSION"] == 1
+    assert manifest["TTL"] == 10
+    assert manifest["RELOAD-URI"] == steering_path
+    clones = {c["ID"]: c for c in manifest["PATHWAY-CLONES"]}
+    assert clones["v2"]["BASE-ID"] == "v1"
+    assert (
+        clones["v2"]["URI-REPLACEMENT"]["HOST"]
+        == f"127.0.0.1:{stack.nginx['v2'].config.listen_port}"
+    )
+
+    await stack.nginx["v1"].stop()
+    await stack.controller.probe()
+    assert stack.router.health["v1"].value == "degraded"
+    await stack.controller.probe()  # 2 of the last 3 failed: down
+    assert stack.router.health["v1"].value == "down"
+
+    _, _, after = await stack.get(steering_path)
+    moved = json.loads(after)
+    assert "v1" not in moved["PATHWAY-PRIORITY"]
+    assert moved["PATHWAY-PRIORITY"][0] == "v2"
+    assert stack.router.ledger.edge_of(session) == "v2"
+    # The same session asking for its playlist again gets a fresh redirect, never to v1.
+    status, headers, _ = await stack.get(
+        f"/route/live/{channel}/master.m3u8?region={BOX}&session={session}"
+    )
+    assert status == 302
+    assert headers["X-Route-Edge"] == "v2"
+    routed = set()
+    for i in range(30):
+        _, headers, _ = await stack.get(f"/route/live/ch{i}/master.m3u8?region={BOX}")
+        routed.add(headers["X-Route-Edge"])
+    assert "v1" not in routed
+
+
+async def test_session_stays_on_its_edge(
+    stack: Stack, edges: EdgeFactory, origin: FakeOrigin
+) -> None:
+    await stack.add(edges, origin, "v1", BOX)
+    await stack.add(edges, origin, "v2", BOX)
+    await stack.settle()
+    _, first, _ = await stack.get(f"/route/live/ch1/master.m3u8?region={BOX}&session=box42")
+    for _ in range(3):
+        _, again, _ = await stack.get(f"/route/live/ch1/master.m3u8?region={BOX}&session=box42")
+        assert again["X-Route-Edge"] == first["X-Route-Edge"]
+        assert again["X-Route-Reason"].startswith("session affinity: village edge ")
+    assert stack.router.ledger.total == 1
+    # Zapping to another channel is a new routing decision for the same session.
+    _, zapped, _ = await stack.get(f"/route/live/ch2/master.m3u8?region={BOX}&session=box42")
+    assert not zapped["X-Route-Reason"].startswith("session affinity")
+    assert stack.router.ledger.total == 1
+    assert stack.router.ledger.edge_of("box42", "ch2") == zapped["X-Route-Edge"]
+
+
+async def test_debug_route_explains(stack: Stack, edges: EdgeFactory, origin: FakeOrigin) -> None:
+    await stack.add(edges, origin, "v1", BOX)
+    await stack.add(edges, origin, "p1", "110201")
+    await stack.settle()
+    await stack.nginx["v1"].stop()
+    await stack.controller.probe()
+    await stack.controller.probe()
+    status, _, body = await stack.get(f"/debug/route?channel=ch1&region={BOX}")
+    report = json.loads(body)
+    assert status == 200
+    assert report["decision"]["edge"] == "p1"
+    assert report["decision"]["level"] == "city"
+    assert {"edge": "v1", "level": "village", "verdict": "down"} in report["considered"]
+    assert report["edges"]["v1"]["health"] == "down"
+    assert stack.router.ledger.total == 0  # explaining starts no session
+
+
+async def test_metrics_and_healthz(stack: Stack, edges: EdgeFactory, origin: FakeOrigin) -> None:
+    await stack.add(edges, origin, "v1", BOX)
+    await stack.settle()
+    await stack.get(f"/route/live/ch1/master.m3u8?region={BOX}")
+    _, _, text = await stack.get("/metrics")
+    assert 'cdn_routes_total{level="village"} 1.0' in text.decode()
+    assert 'cdn_edge_state{edge="v1",state="up"} 1.0' in text.decode()
+    status, _, body = await stack.get("/healthz")
+    assert status == 200
+    assert json.loads(body)["status"] == "ok"
+    assert json.loads(body)["edges"] == {"up": 1, "degraded": 0, "down": 0}
+
+
+async def test_redis_unreachable_keeps_routing_on_last_known_state(
+    tmp_path: Path, ring: KeyRing, edges: EdgeFactory, origin: FakeOrigin
+) -> None:
+    private = RedisServer(tmp_path / "redis")
+    private.start()
+    client = aioredis.Redis.from_url(private.url)
+    try:
+        async with aiohttp.ClientSession() as http:
+            stack = Stack(client, ring, http)
+            await stack.server.start_server()
+            try:
+                await stack.add(edges, origin, "v1", BOX)
+                await stack.settle()
+                private.kill()
+                assert not await stack.controller.refresh()
+                status, headers, _ = await stack.get(f"/route/live/ch1/master.m3u8?region={BOX}")
+                assert status == 302
+                assert headers["X-Route-Edge"] == "v1"
+                _, _, body = await stack.get("/healthz")
+                health = json.loads(body)
+                assert health["status"] == "stale state"
+                assert health["edges"]["up"] == 1
+                await stack.controller.probe()  # probing goes on without Redis
+                assert stack.router.health["v1"].value == "up"
+            finally:
+                await stack.server.close()
+    finally:
+        await client.aclose()
+        private.kill()
+
+
+async def test_draining_edge_keeps_its_sessions_but_gets_no_new_ones(
+    stack: Stack, edges: EdgeFactory, origin: FakeOrigin
+) -> None:
+    await stack.add(edges, origin, "v1", BOX)
+    await stack.add(edges, origin, "v2", BOX)
+    await stack.settle()
+    channel = next(
+        f"ch{i}" for i in range(50) if stack.routing.explain(f"ch{i}", BOX).edge.edge_id == "v1"
+    )
+    _, headers, _ = await stack.get(f"/route/live/{channel}/master.m3u8?region={BOX}&session=old")
+    assert headers["X-Route-Edge"] == "v1"
+    await CdnService(store=stack.store).drain(ADMIN, "v1")
+    await stack.settle()
+    _, new, _ = await stack.get(f"/route/live/{channel}/master.m3u8?region={BOX}&session=new")
+    assert new["X-Route-Edge"] == "v2"
+    _, kept, _ = await stack.get(f"/route/live/{channel}/master.m3u8?region={BOX}&session=old")
+    assert kept["X-Route-Edge"] == "v1"
+    _, _, body = await stack.get(f"/steering/{channel}.json?base=v1&region={BOX}&session=old")
+    assert json.loads(body)["PATHWAY-PRIORITY"][:2] == ["v1", "v2"]
+    _, _, body = await stack.get(f"/steering/{channel}.json?base=v2&region={BOX}&session=new")
+    assert "v1" not in json.loads(body)["PATHWAY-PRIORITY"]
+
+
+def test_main_without_settings_exits_with_one_clear_line(repo_root: Path) -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "cdn_ctl"],
+        cwd=repo_root,
+        env={"PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "cdn_ctl: setting CDN_SIGNING_KEYS: required: kid:base64url-secret[,kid:secret...] "
+        "(>= 16 bytes)"
+    ]

@@ -1,0 +1,182 @@
+"""The router: region hierarchy fallback, bounded loads, uplink headroom, draining, explanations."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from cdn_ctl.domain import Edge, Health, Level, Tier
+from cdn_ctl.errors import NoEdgeAvailable
+from cdn_ctl.routing import HashRing, RoutePolicy, Router
+
+BOX = "110101"
+
+
+def edge(
+    edge_id: str,
+    region: str,
+    tier: Tier = Tier.EDGE,
+    *,
+    sessions: int = 100,
+    uplink: float = 1000.0,
+    draining: bool = False,
+) -> Edge:
+    return Edge(
+        edge_id, region, tier, "127.0.0.1", 8100, sessions, 10_000.0, uplink, draining=draining
+    )
+
+
+TOPOLOGY = [
+    edge("v1", "110101"),
+    edge("v2", "110101"),
+    edge("c1", "110102"),
+    edge("p1", "110201"),
+    edge("far", "320101"),
+    edge("mid", "110100", Tier.MID, sessions=1000),
+    edge("origin", "110000", Tier.ORIGIN, sessions=10_000),
+]
+
+
+def router(
+    down: tuple[str, ...] = (), degraded: tuple[str, ...] = (), edges: list[Edge] | None = None
+) -> Router:
+    r = Router(RoutePolicy(balance_factor=1.25))
+    r.set_edges(edges or TOPOLOGY)
+    r.set_health(
+        {
+            e.edge_id: Health.DOWN
+            if e.edge_id in down
+            else Health.DEGRADED
+            if e.edge_id in degraded
+            else Health.UP
+            for e in (edges or TOPOLOGY)
+        }
+    )
+    return r
+
+
+@pytest.mark.parametrize(
+    ("down", "expected", "level"),
+    [
+        pytest.param((), {"v1", "v2"}, Level.VILLAGE, id="village"),
+        pytest.param(("v1", "v2"), {"c1"}, Level.COUNTY, id="county"),
+        pytest.param(("v1", "v2", "c1"), {"p1"}, Level.CITY, id="city"),
+        pytest.param(
+            ("v1", "v2", "c1", "p1"), {"mid"}, Level.MID, id="mid-tier-not-another-province"
+        ),
+        pytest.param(("v1", "v2", "c1", "p1", "mid"), {"origin"}, Level.ORIGIN, id="origin"),
+    ],
+)
+def test_region_hierarchy_fallback_never_reaches_a_dead_edge(
+    down: tuple[str, ...], expected: set[str], level: Level
+) -> None:
+    r = router(down)
+    decisions = [r.route(f"ch{i}", BOX) for i in range(40)]
+    assert {d.edge.edge_id for d in decisions} == expected
+    assert {d.level for d in decisions} == {level}
+
+
+def test_everything_down_is_no_edge_available() -> None:
+    r = router(tuple(e.edge_id for e in TOPOLOGY))
+    with pytest.raises(NoEdgeAvailable) as err:
+        r.route("ch1", BOX)
+    assert err.value.details == {"channel": "ch1", "region": BOX}
+
+
+def test_degraded_village_edge_is_used_only_after_healthy_nearby_edges() -> None:
+    r = router(degraded=("v1", "v2"))
+    assert {r.route(f"ch{i}", BOX).edge.edge_id for i in range(20)} == {"c1"}
+    r = router(degraded=("v1", "v2"), down=("c1", "p1"))
+    assert {r.route(f"ch{i}", BOX).edge.edge_id for i in range(20)} == {"v1", "v2"}
+
+
+def test_unloaded_channels_stay_cache_affine() -> None:
+    r = router()
+    first = {f"ch{i}": r.route(f"ch{i}", BOX).edge.edge_id for i in range(30)}
+    again = {f"ch{i}": r.route(f"ch{i}", BOX).edge.edge_id for i in range(30)}
+    assert first == again
+    assert set(first.values()) == {"v1", "v2"}  # hashing spreads channels over the village
+
+
+def test_popular_channel_spreads_within_the_bound() -> None:
+    """One channel watched by 300 boxes: the village edges fill to c x average, then spill
+    to the county and city, and no edge goes over 1.25 x the mean load."""
+    village = [
+        edge(f"e{i}", region) for i, region in enumerate(["110101", "110101", "110102", "110201"])
+    ]
+    r = router(edges=village)
+    for n in range(300):
+        d = r.route("hit", BOX)
+        r.ledger.start(f"s{n}", edge_id=d.edge.edge_id, channel="hit", expires_at=1e12)
+    loads = Counter({e.edge_id: r.ledger.sessions[e.edge_id] for e in village})
+    mean = sum(loads.values()) / len(loads)
+    assert max(loads.values()) / mean <= 1.25
+    assert min(loads.values()) > 0
+
+
+def test_bound_prefers_home_over_the_mid_tier_when_only_far_edges_have_room() -> None:
+    village = [edge("home", "110101"), edge("far", "320101"), edge("mid", "110100", Tier.MID)]
+    r = router(edges=village)
+    for n in range(150):
+        d = r.route("ch1", BOX)
+        r.ledger.start(f"s{n}", edge_id=d.edge.edge_id, channel="ch1", expires_at=1e12)
+    assert r.ledger.sessions["home"] == 100  # full, not pushed across the province
+    assert r.ledger.sessions["far"] == 0
+    assert r.ledger.sessions["mid"] == 50
+
+
+def test_uplink_headroom_limits_new_channels_not_new_viewers() -> None:
+    small = [edge("v1", "110101", uplink=16.0), edge("v2", "110101")]
+    r = router(edges=small)
+    placed = []
+    for n, channel in enumerate(["a", "b", "c", "d", "e", "f"]):
+        d = r.route(channel, BOX)
+        r.ledger.start(f"s{n}", edge_id=d.edge.edge_id, channel=channel, expires_at=1e12)
+        placed.append(d.edge.edge_id)
+    assert r.ledger.edge_channels["v1"] <= 2  # 16 Mbps / 8 Mbps per channel ladder
+    carried = next(c for c in "abcdef" if ("v1", c) in r.ledger.channels)
+    assert r.route(carried, BOX).edge.edge_id == "v1"
+
+
+def test_draining_edge_gets_no_new_sessions() -> None:
+    edges = [edge("v1", "110101", draining=True), edge("v2", "110101")]
+    r = router(edges=edges)
+    assert {r.route(f"ch{i}", BOX).edge.edge_id for i in range(20)} == {"v2"}
+
+
+def test_explanation_lists_every_passed_candidate() -> None:
+    r = router(down=("v1",), degraded=())
+    r.set_edges([e if e.edge_id != "v2" else edge("v2", "110101", sessions=1) for e in TOPOLOGY])
+    r.ledger.start("x", edge_id="v2", channel="other", expires_at=1e12)
+    d = r.route("ch1", BOX, explain=True)
+    verdicts = {(c.edge_id, c.verdict.split(" ")[0]) for c in d.considered}
+    assert ("v1", "down") in verdicts
+    assert ("v2", "full") in verdicts
+    assert d.edge.edge_id == "c1"
+    assert d.level is Level.COUNTY
+    assert d.reason.startswith("county edge c1; up; load=")
+
+
+def test_ring_moves_few_channels_when_an_edge_joins() -> None:
+    before = HashRing([f"e{i}" for i in range(8)], vnodes=100)
+    after = HashRing([f"e{i}" for i in range(9)], vnodes=100)
+    moved = sum(before.order(f"ch{i}")[0] != after.order(f"ch{i}")[0] for i in range(2000))
+    assert moved < 2000 * 0.2  # ~1/9 expected
+    assert all(
+        after.order(f"ch{i}")[0] == "e8"
+        for i in range(2000)
+        if before.order(f"ch{i}")[0] != after.order(f"ch{i}")[0]
+    )
+
+
+def test_session_ledger_expiry_and_moves() -> None:
+    r = router()
+    r.ledger.start("s1", edge_id="v1", channel="a", expires_at=10)
+    r.ledger.start("s2", edge_id="v1", channel="a", expires_at=20)
+    r.ledger.start("s2", edge_id="v2", channel="a", expires_at=20)
+    assert r.ledger.counts() == {"v1": 1, "v2": 1}
+    assert r.ledger.expire(15) == 1
+    assert r.ledger.counts() == {"v2": 1}
+    assert r.ledger.edge_channels["v1"] == 0
+    assert r.ledger.total == 1

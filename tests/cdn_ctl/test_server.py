@@ -1,0 +1,233 @@
+"""CdnControl over real gRPC on port 0 with real Redis: registry, drain, list, denials."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+import pytest
+import redis.asyncio as aioredis
+
+from cdn_ctl.domain import EdgeHealth, Health
+from cdn_ctl.server import create_server
+from cdn_ctl.settings import CdnSettings
+from cdn_ctl.signing import KeyRing
+from cdn_ctl.store import EdgeStore
+from headend.auth import KeyStore
+from headend.rpc import RpcSettings, bearer, client_channel, error_details
+from protos import cdn_pb2, cdn_pb2_grpc
+
+
+def pb_edge(edge_id: str = "v1", **overrides: Any) -> Any:
+    fields: dict[str, Any] = {
+        "edge_id": edge_id,
+        "region": "110101",
+        "tier": cdn_pb2.TIER_EDGE,
+        "host": "127.0.0.1",
+        "port": 8101,
+        "capacity_sessions": 200,
+        "capacity_mbps": 1000.0,
+        "uplink_mbps": 100.0,
+    }
+    fields.update(overrides)
+    return cdn_pb2.Edge(**fields)
+
+
+@pytest.fixture
+async def stub(redis: aioredis.Redis, keys: KeyStore, ring: KeyRing) -> AsyncIterator[Any]:
+    settings = CdnSettings(rpc=RpcSettings(port=0), keys=ring)
+    server, port = await create_server(settings, redis=redis, keys=keys)
+    channel = client_channel(f"127.0.0.1:{port}")
+    yield cdn_pb2_grpc.CdnControlStub(channel)
+    await channel.close()
+    await server.stop(0)
+
+
+async def test_register_then_list_with_health_and_load(
+    stub: Any, tokens: Any, redis: aioredis.Redis
+) -> None:
+    admin = bearer(await tokens())
+    mid = await stub.RegisterEdge(
+        cdn_pb2.RegisterEdgeRequest(edge=pb_edge("mid1", tier=cdn_pb2.TIER_MID, region="110100")),
+        metadata=admin,
+    )
+    assert mid.edge.version == 1
+    await stub.RegisterEdge(
+        cdn_pb2.RegisterEdgeRequest(edge=pb_edge("v1", parent_id="mid1")), metadata=admin
+    )
+    store = EdgeStore(redis)
+    await store.put_health(
+        {"v1": EdgeHealth(Health.DEGRADED, 1.0, 1, 5, 42.0, "1 of last 5 probes failed")}
+    )
+    await store.publish_sessions("replica-a", {"v1": 50}, now=time.time(), ttl_seconds=60)
+    listed = await stub.ListEdges(cdn_pb2.ListEdgesRequest(), metadata=admin)
+    by_id = {s.edge.edge_id: s for s in listed.edges}
+    assert list(by_id) == ["mid1", "v1"]
+    v1 = by_id["v1"]
+    assert (v1.edge.parent_id, v1.edge.tier, v1.edge.capacity_sessions) == (
+        "mid1",
+        cdn_pb2.TIER_EDGE,
+        200,
+    )
+    assert (v1.health, v1.failed_probes, v1.probes, v1.active_sessions) == (
+        cdn_pb2.HEALTH_DEGRADED,
+        1,
+        5,
+        50,
+    )
+    assert v1.load == pytest.approx(0.25)
+    assert by_id["mid1"].health == cdn_pb2.HEALTH_UNKNOWN
+
+
+@pytest.mark.parametrize(
+    ("edge", "field"),
+    [
+        pytest.param(pb_edge(region="12345"), "region", id="short-region"),
+        pytest.param(pb_edge(region="01a101"), "region", id="non-digit-region"),
+        pytest.param(pb_edge(capacity_sessions=0), "capacity_sessions", id="zero-sessions"),
+        pytest.param(pb_edge(capacity_mbps=-1.0), "capacity_mbps", id="negative-mbps"),
+        pytest.param(pb_edge(uplink_mbps=0.0), "uplink_mbps", id="zero-uplink"),
+        pytest.param(pb_edge(tier=cdn_pb2.TIER_UNSPECIFIED), "tier", id="no-tier"),
+        pytest.param(pb_edge("Bad_Id"), "edge_id", id="bad-id"),
+        pytest.param(pb_edge(port=0), "port", id="no-port"),
+        pytest.param(pb_edge(parent_id="v1"), "parent_id", id="own-parent"),
+    ],
+)
+async def test_register_refuses_bad_input_and_stores_nothing(
+    stub: Any, tokens: Any, edge: Any, field: str
+) -> None:
+    admin = bearer(await tokens())
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await stub.RegisterEdge(cdn_pb2.RegisterEdgeRequest(edge=edge), metadata=admin)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert field in error_details(err.value).fields
+    assert not (await stub.ListEdges(cdn_pb2.ListEdgesRequest(), metadata=admin)).edges
+
+
+async def test_register_conflicts(stub: Any, tokens: Any) -> None:
+    admin = bearer(await tokens())
+    await stub.RegisterEdge(cdn_pb2.RegisterEdgeRequest(edge=pb_edge("v1")), metadata=admin)
+    with pytest.raises(grpc.aio.AioRpcError) as dup:
+        await stub.RegisterEdge(
+            cdn_pb2.RegisterEdgeRequest(edge=pb_edge("v1", port=9999)), metadata=admin
+        )
+    assert dup.value.code() == grpc.StatusCode.ALREADY_EXISTS
+    with pytest.raises(grpc.aio.AioRpcError) as orphan:
+        await stub.RegisterEdge(
+            cdn_pb2.RegisterEdgeRequest(edge=pb_edge("v2", parent_id="nope")), metadata=admin
+        )
+    assert orphan.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    with pytest.raises(grpc.aio.AioRpcError) as village_parent:
+        await stub.RegisterEdge(
+            cdn_pb2.RegisterEdgeRequest(edge=pb_edge("v3", parent_id="v1")), metadata=admin
+        )
+    assert village_parent.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    listed = await stub.ListEdges(cdn_pb2.ListEdgesRequest(), metadata=admin)
+    assert [(s.edge.edge_id, s.edge.port) for s in listed.edges] == [("v1", 8101)]
+
+
+async def test_update_and_drain(stub: Any, tokens: Any) -> None:
+    admin = bearer(await tokens())
+    await stub.RegisterEdge(cdn_pb2.RegisterEdgeRequest(edge=pb_edge("v1")), metadata=admin)
+    updated = await stub.UpdateEdge(
+        cdn_pb2.UpdateEdgeRequest(edge=pb_edge("v1", capacity_sessions=500), expected_version=1),
+        metadata=admin,
+    )
+    assert (updated.edge.capacity_sessions, updated.edge.version) == (500, 2)
+    with pytest.raises(grpc.aio.AioRpcError) as stale:
+        await stub.UpdateEdge(
+            cdn_pb2.UpdateEdgeRequest(edge=pb_edge("v1", capacity_sessions=1), expected_version=1),
+            metadata=admin,
+        )
+    assert stale.value.code() == grpc.StatusCode.ABORTED
+    drained = await stub.DrainEdge(cdn_pb2.DrainEdgeRequest(edge_id="v1"), metadata=admin)
+    assert drained.edge.draining
+    assert drained.edge.version == 3
+    # An update keeps the draining flag; only DrainEdge(resume) clears it.
+    kept = await stub.UpdateEdge(
+        cdn_pb2.UpdateEdgeRequest(edge=pb_edge("v1", capacity_sessions=600)), metadata=admin
+    )
+    assert kept.edge.draining
+    assert kept.edge.capacity_sessions == 600
+    resumed = await stub.DrainEdge(
+        cdn_pb2.DrainEdgeRequest(edge_id="v1", resume=True), metadata=admin
+    )
+    assert not resumed.edge.draining
+
+
+def _update_ghost(s: Any, m: Any) -> Any:
+    return s.UpdateEdge(cdn_pb2.UpdateEdgeRequest(edge=pb_edge("ghost")), metadata=m)
+
+
+def _drain_ghost(s: Any, m: Any) -> Any:
+    return s.DrainEdge(cdn_pb2.DrainEdgeRequest(edge_id="ghost"), metadata=m)
+
+
+def _drain_bad_id(s: Any, m: Any) -> Any:
+    return s.DrainEdge(cdn_pb2.DrainEdgeRequest(edge_id="Bad Id"), metadata=m)
+
+
+def _register_empty(s: Any, m: Any) -> Any:
+    return s.RegisterEdge(cdn_pb2.RegisterEdgeRequest(), metadata=m)
+
+
+def _register(s: Any, m: Any) -> Any:
+    return s.RegisterEdge(cdn_pb2.RegisterEdgeRequest(edge=pb_edge("x1")), metadata=m)
+
+
+def _update(s: Any, m: Any) -> Any:
+    return s.UpdateEdge(cdn_pb2.UpdateEdgeRequest(edge=pb_edge("v1", port=1)), metadata=m)
+
+
+def _drain(s: Any, m: Any) -> Any:
+    return s.DrainEdge(cdn_pb2.DrainEdgeRequest(edge_id="v1"), metadata=m)
+
+
+def _list(s: Any, m: Any) -> Any:
+    return s.ListEdges(cdn_pb2.ListEdgesRequest(), metadata=m)
+
+
+@pytest.mark.parametrize(
+    ("call", "code"),
+    [
+        pytest.param(_update_ghost, grpc.StatusCode.NOT_FOUND, id="update-unknown"),
+        pytest.param(_drain_ghost, grpc.StatusCode.NOT_FOUND, id="drain-unknown"),
+        pytest.param(_drain_bad_id, grpc.StatusCode.INVALID_ARGUMENT, id="drain-bad-id"),
+        pytest.param(_register_empty, grpc.StatusCode.INVALID_ARGUMENT, id="register-empty"),
+    ],
+)
+async def test_unknown_and_malformed_edges(
+    stub: Any, tokens: Any, call: Any, code: grpc.StatusCode
+) -> None:
+    admin = bearer(await tokens())
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await call(stub, admin)
+    assert err.value.code() == code
+    assert not (await stub.ListEdges(cdn_pb2.ListEdgesRequest(), metadata=admin)).edges
+
+
+@pytest.mark.parametrize("principal", ["carrier:acme", "broadcaster:tv1"])
+@pytest.mark.parametrize(
+    "call",
+    [
+        pytest.param(_register, id="register"),
+        pytest.param(_update, id="update"),
+        pytest.param(_drain, id="drain"),
+        pytest.param(_list, id="list"),
+    ],
+)
+async def test_only_admins_touch_the_cdn(stub: Any, tokens: Any, principal: str, call: Any) -> None:
+    admin = bearer(await tokens())
+    await stub.RegisterEdge(cdn_pb2.RegisterEdgeRequest(edge=pb_edge("v1")), metadata=admin)
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await call(stub, bearer(await tokens(principal)))
+    assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    with pytest.raises(grpc.aio.AioRpcError) as anon:
+        await call(stub, ())
+    assert anon.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    listed = await stub.ListEdges(cdn_pb2.ListEdgesRequest(), metadata=admin)
+    assert [(s.edge.edge_id, s.edge.port, s.edge.draining) for s in listed.edges] == [
+        ("v1", 8101, False)
+    ]
