@@ -7,11 +7,11 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from cdn_ctl.errors import InvalidEdge, InvalidRouteRequest
+from headend.ids import CHANNEL_ID_MAX, CHANNEL_ID_RULE, is_channel_id
 
 _EDGE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _REGION = re.compile(r"^[1-9][0-9]{5}$")
 _HOST = re.compile(r"^[A-Za-z0-9.-]{1,253}$")
-_CHANNEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 
 
 class Tier(StrEnum):
@@ -118,8 +118,10 @@ def validate_box_region(region: str) -> str:
 
 def validate_channel(channel: str) -> str:
     """A channel id as it appears in paths."""
-    if not _CHANNEL.match(channel):
-        raise InvalidRouteRequest("channel", "must be 1-64 of [A-Za-z0-9_-]")
+    if not is_channel_id(channel):
+        raise InvalidRouteRequest(
+            "channel", f"must be {CHANNEL_ID_RULE}, <= {CHANNEL_ID_MAX} chars"
+        )
     return channel
 
 

@@ -38,7 +38,7 @@ _TOKEN = (
     r"^/t/(?<tok_exp>[0-9]{1,12})/(?<tok_kid>[A-Za-z0-9_-]{1,32})/(?<tok_ip>[0-9A-Fa-f.:-]{1,45})"
     r"/(?<tok_sig>[A-Za-z0-9_-]{43})/"
 )
-_MASTER = r"(?<tok_rest>(?:live|catchup)/(?<tok_channel>[A-Za-z0-9_-]+)/master\.m3u8)$"
+_MASTER = r"(?<tok_rest>(?:live|catchup)/(?<tok_channel>[A-Za-z0-9][A-Za-z0-9._-]*)/master\.m3u8)$"
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,11 +13,11 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
+from headend.ids import CHANNEL_ID_MAX, CHANNEL_ID_RULE, is_channel_id
 from transcode.errors import InvalidRequest
 
 _ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 # Channel ids follow the CDN controller's path rule (the edges match it in URLs).
-_CHANNEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 _RUNG = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,31}$")
 # Catch-up windows are bounded so one request cannot render a whole archive.
 MAX_WINDOW = timedelta(hours=24)
@@ -91,9 +91,9 @@ def validate_id(field_name: str, value: str) -> str:
 
 
 def validate_channel_id(field_name: str, value: str) -> str:
-    """Check a live channel id: letters, digits, ``_`` and ``-``, <= 64 chars."""
-    if not _CHANNEL.match(value):
-        raise InvalidRequest(field_name, "must match [A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+    """Check a live channel id (the platform-wide rule in ``headend.ids``)."""
+    if not is_channel_id(value):
+        raise InvalidRequest(field_name, f"must be {CHANNEL_ID_RULE}, <= {CHANNEL_ID_MAX} chars")
     return value
 
 
