@@ -1,0 +1,7 @@
+"""The EPG service: channel catalogue, schedules with integrity, recurring slots, XMLTV.
+
+Other packages use it over gRPC (``headend.epg.v1.EpgService`` in
+``protos/epg.proto``: NowNext, ListChannels, ExportXmltv, GetProgramme,
+WatchChanges ...) and may reuse the pure XMLTV writer
+``epg.xmltv.write_xmltv``. Run it with ``python -m epg`` (``REDIS_URL``).
+"""

@@ -1,0 +1,3 @@
+from epg.server import main
+
+main()

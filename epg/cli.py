@@ -1,0 +1,167 @@
+"""``headend epg ...``: import and export XMLTV over gRPC (EPG_TARGET, HEADEND_API_KEY)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import AsyncIterator, Mapping
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import IO, Any
+
+import grpc
+
+from headend.rpc import bearer, client_channel, error_details
+from headend.settings import environ
+from protos import epg_pb2, epg_pb2_grpc
+
+DEFAULT_TARGET = "127.0.0.1:50051"
+UPLOAD_CHUNK_BYTES = 256 * 1024
+
+
+class CliError(Exception):
+    """Raised when a command's arguments or environment cannot work; exit status 2."""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``epg import`` and ``epg export``; each sets ``func(args) -> int``."""
+    epg = subparsers.add_parser("epg", help="the electronic programme guide (XMLTV in and out)")
+    sub = epg.add_subparsers(dest="epg_command", required=True)
+    imp = sub.add_parser("import", help="import an XMLTV file (plain or .gz)")
+    imp.add_argument("file", type=Path)
+    imp.add_argument("--strict", action="store_true", help="import nothing if any programme is bad")
+    imp.add_argument(
+        "--map",
+        type=Path,
+        metavar="FILE",
+        help="channel-id mapping: one 'source_id our_id' pair per line",
+    )
+    imp.add_argument("--owner", default="", help="owner of channels the file creates (admin)")
+    imp.set_defaults(func=run_import)
+    exp = sub.add_parser("export", help="write an XMLTV guide to stdout")
+    exp.add_argument(
+        "--channels",
+        nargs="*",
+        default=[],
+        metavar="ID",
+        help="channel ids (default: all readable)",
+    )
+    exp.add_argument(
+        "--from",
+        dest="start",
+        type=_when,
+        default=None,
+        help="ISO 8601 time with offset (default: now)",
+    )
+    exp.add_argument(
+        "--to",
+        dest="stop",
+        type=_when,
+        default=None,
+        help="ISO 8601 time with offset (default: from + 7 days)",
+    )
+    exp.add_argument("--gzip", action="store_true", help="gzip the output")
+    exp.set_defaults(func=run_export)
+
+
+def _when(text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 time") from err
+    if value.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text!r} has no UTC offset (e.g. +08:00)")
+    return value.astimezone(UTC)
+
+
+def read_map(path: Path) -> dict[str, str]:
+    """Read 'source_id our_id' pairs (whitespace, comma or '=' separated; '#' comments)."""
+    table: dict[str, str] = {}
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        text = line.split("#", 1)[0].replace(",", " ").replace("=", " ").strip()
+        if not text:
+            continue
+        parts = text.split()
+        if len(parts) != 2:
+            raise CliError(f"{path}:{number}: expected 'source_id our_id'")
+        table[parts[0]] = parts[1]
+    return table
+
+
+def _credentials(env: Mapping[str, str]) -> tuple[str, tuple[tuple[str, str], ...]]:
+    key = env.get("HEADEND_API_KEY", "")
+    if not key:
+        raise CliError("HEADEND_API_KEY is not set")
+    return env.get("EPG_TARGET", "") or DEFAULT_TARGET, bearer(key)
+
+
+async def _upload(
+    path: Path, options: epg_pb2.ImportOptions
+) -> AsyncIterator[epg_pb2.ImportXmltvChunk]:
+    yield epg_pb2.ImportXmltvChunk(options=options)
+    with path.open("rb") as f:
+        while chunk := f.read(UPLOAD_CHUNK_BYTES):
+            yield epg_pb2.ImportXmltvChunk(data=chunk)
+
+
+async def import_file(args: argparse.Namespace, env: Mapping[str, str], out: IO[str]) -> int:
+    """Stream a file to ImportXmltv and print the report; 1 when elements were skipped."""
+    target, metadata = _credentials(env)
+    if not args.file.is_file():
+        raise CliError(f"no such file: {args.file}")
+    options = epg_pb2.ImportOptions(
+        strict=args.strict, owner=args.owner, channel_map=read_map(args.map) if args.map else {}
+    )
+    async with client_channel(target) as chan:
+        stub = epg_pb2_grpc.EpgServiceStub(chan)
+        report = await stub.ImportXmltv(_upload(args.file, options), metadata=metadata)
+    print(
+        f"channels created {report.channels_created} updated {report.channels_updated}; "
+        f"programmes written {report.programmes_written} unchanged "
+        f"{report.programmes_unchanged} replaced {report.programmes_removed} "
+        f"trimmed {report.programmes_trimmed}; version {report.version}",
+        file=out,
+    )
+    for p in report.problems:
+        print(f"{args.file}:{p.line}: {p.channel_id}: {p.reason}", file=out)
+    return 1 if report.problems else 0
+
+
+async def export_guide(args: argparse.Namespace, env: Mapping[str, str], out: IO[bytes]) -> int:
+    """Stream ExportXmltv to ``out``."""
+    target, metadata = _credentials(env)
+    start = args.start or datetime.now(UTC).replace(microsecond=0)
+    stop = args.stop or start + timedelta(days=7)
+    request = epg_pb2.ExportXmltvRequest(channel_ids=args.channels, gzip=args.gzip)
+    request.start.FromDatetime(start)
+    request.stop.FromDatetime(stop)
+    async with client_channel(target) as chan:
+        stub = epg_pb2_grpc.EpgServiceStub(chan)
+        async for chunk in stub.ExportXmltv(request, metadata=metadata):
+            out.write(chunk.data)
+    out.flush()
+    return 0
+
+
+def _run(coro: Any) -> int:
+    try:
+        return int(asyncio.run(coro))
+    except CliError as err:
+        print(f"headend epg: {err}", file=sys.stderr)
+        return 2
+    except grpc.aio.AioRpcError as err:
+        details = error_details(err)
+        extra = "".join(f"\n  {k}: {v}" for k, v in {**details.fields, **details.metadata}.items())
+        print(f"headend epg: {err.code().name}: {err.details()}{extra}", file=sys.stderr)
+        return 1
+
+
+def run_import(args: argparse.Namespace) -> int:
+    """``headend epg import FILE [--strict] [--map FILE] [--owner ID]``."""
+    return _run(import_file(args, environ(), sys.stdout))
+
+
+def run_export(args: argparse.Namespace) -> int:
+    """``headend epg export [--channels ...] [--from T] [--to T] [--gzip] > out.xml``."""
+    return _run(export_guide(args, environ(), sys.stdout.buffer))

@@ -1,0 +1,46 @@
+"""The EPG service's settings, read once from the environment."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from headend.rpc import RpcSettings
+from headend.settings import Env, env_choice, env_int, env_redis_url
+
+DEFAULT_PORT = 50051
+
+
+@dataclass(frozen=True, slots=True)
+class EpgSettings:
+    """Where the EPG listens, its Redis, and the bounds it enforces on input."""
+
+    rpc: RpcSettings
+    redis_url: str | None = None
+    max_batch_programmes: int = 10_000
+    max_upload_bytes: int = 256 * 1024 * 1024
+    max_import_bytes: int = 1024 * 1024 * 1024
+    changes_maxlen: int = 100_000
+    watch_block_ms: int = 5_000
+    log_level: str = "info"
+
+    @classmethod
+    def from_env(cls, env: Env) -> EpgSettings:
+        """Read ``EPG_*`` variables and ``REDIS_URL``; errors name the variable."""
+        return cls(
+            rpc=RpcSettings.from_env(env, "EPG", default_port=DEFAULT_PORT),
+            redis_url=env_redis_url(env),
+            max_batch_programmes=env_int(
+                env, "EPG_MAX_BATCH_PROGRAMMES", 10_000, low=1, high=100_000
+            ),
+            max_upload_bytes=env_int(
+                env, "EPG_MAX_UPLOAD_BYTES", 256 * 1024 * 1024, low=1024, high=4 * 1024**3
+            ),
+            max_import_bytes=env_int(
+                env, "EPG_MAX_IMPORT_BYTES", 1024**3, low=1024, high=16 * 1024**3
+            ),
+            changes_maxlen=env_int(env, "EPG_CHANGES_MAXLEN", 100_000, low=100, high=10**8),
+            watch_block_ms=env_int(env, "EPG_WATCH_BLOCK_MS", 5_000, low=10, high=60_000),
+            log_level=env_choice(
+                env, "EPG_LOG_LEVEL", "info", ("debug", "info", "warning", "error")
+            ),
+        )
