@@ -28,6 +28,7 @@ from epg.errors import (
     InvalidTimeRange,
     UnknownTimezone,
 )
+from headend.ids import CHANNEL_ID_RULE, is_channel_id
 
 DEFAULT_TIMEZONE = "Asia/Shanghai"
 MAX_TEXT_CHARS = 256  # titles, sub-titles, names, categories, keywords
@@ -38,10 +39,6 @@ MAX_CATCHUP_DAYS = 30
 MAX_CHANNEL_NUMBER = 99_999
 MAX_WINDOW_SECONDS = 31 * 86400
 
-_CHANNEL_ID = re.compile(
-    r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
-)
 _PROGRAMME_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 _LANG = re.compile(r"^(?:[a-zA-Z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*)?$")
 _REGION = re.compile(r"^\d{6}$")
@@ -232,8 +229,8 @@ def zone(name: str) -> zoneinfo.ZoneInfo:
 
 def validate_channel_id(channel_id: str, field_name: str = "channel_id") -> str:
     """Check a DNS-like channel id."""
-    if not _CHANNEL_ID.match(channel_id):
-        raise InvalidChannel(field_name, f"{channel_id!r} is not a DNS-like channel id")
+    if not is_channel_id(channel_id):
+        raise InvalidChannel(field_name, f"{channel_id!r} is not a channel id ({CHANNEL_ID_RULE})")
     return channel_id
 
 

@@ -15,12 +15,13 @@ import redis.asyncio as aioredis
 from headend import logs
 from headend.auth import ROLES, KeyStore, Principal
 from headend.errors import HeadendError
+from headend.local import load_secrets, local_children
 from headend.rpc import StartupError
 from headend.settings import SettingsError, environ
-from headend.stack import Child, Stack, StackSettings
+from headend.stack import Stack, StackSettings
 
 # Packages that contribute subcommands through ``register(subparsers)``.
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("epg.cli", "subscriber.cli", "transcode.cli", "cdn_ctl.cli")
 
 
 def _redis_url() -> str:
@@ -48,11 +49,6 @@ async def _keys(args: argparse.Namespace) -> int:
     return 0
 
 
-def local_children(settings: StackSettings) -> list[Child]:
-    """Every service process ``headend up`` starts, in start order."""
-    return []
-
-
 def _wait_for_stop(stack: Stack) -> str:
     """Block until SIGINT/SIGTERM or a child exits; no polling loop."""
     watched = {signal.SIGINT, signal.SIGTERM, signal.SIGCHLD}
@@ -71,7 +67,8 @@ def _up(args: argparse.Namespace) -> int:
     stack = Stack(settings)
     try:
         stack.start_redis()
-        stack.start(local_children(settings))
+        secrets = load_secrets(settings.var_dir, stack.redis_url)
+        stack.start(local_children(settings, secrets))
     except (StartupError, OSError):
         stack.stop()
         raise

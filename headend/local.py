@@ -1,0 +1,175 @@
+"""What ``headend up`` runs: every service as a child process on loopback ports.
+
+Secrets the local stack needs (CDN URL-signing keys, box session keys, the
+internal API key the front door calls the other services with) are made
+once and kept in ``<var>/secrets.env`` (mode 0600), so a restart keeps
+issued URLs and sessions valid.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+import redis.asyncio as aioredis
+
+from headend.auth import ADMIN, KeyStore
+from headend.errors import Unauthenticated
+from headend.stack import Child, StackSettings, python_module
+
+EPG_PORT, SUBSCRIBER_PORT, TRANSCODE_PORT, CDN_GRPC_PORT = 50051, 50052, 50053, 50054
+ORIGIN_PORT, FRONT_DOOR_PORT = 8080, 8000
+EDGES = (("edge-a", "110101", 8101), ("edge-b", "110101", 8102), ("edge-c", "110102", 8103))
+METRICS_PORTS = {"EPG": 9151, "SUBSCRIBER": 9152, "TRANSCODE": 9153, "TC_WORKER": 9155}
+
+
+@dataclass(frozen=True, slots=True)
+class LocalSecrets:
+    """Keys shared by the local stack's processes."""
+
+    cdn_signing_keys: str
+    session_keys: str
+    service_api_key: str
+
+
+def _random_key(kid: str) -> str:
+    secret = base64.urlsafe_b64encode(secrets.token_bytes(32)).rstrip(b"=").decode()
+    return f"{kid}:{secret}"
+
+
+async def _valid(redis_url: str, token: str) -> bool:
+    client = aioredis.Redis.from_url(redis_url)
+    try:
+        await KeyStore(client).authenticate(token)
+        return True
+    except Unauthenticated:
+        return False
+    finally:
+        await client.aclose()
+
+
+async def _admin_key(redis_url: str) -> str:
+    client = aioredis.Redis.from_url(redis_url)
+    try:
+        _, token = await KeyStore(client).create(ADMIN)
+        return token
+    finally:
+        await client.aclose()
+
+
+def load_secrets(var_dir: Path, redis_url: str) -> LocalSecrets:
+    """Read ``secrets.env``, making whatever is missing (or no longer valid in Redis)."""
+    path = var_dir / "secrets.env"
+    values: dict[str, str] = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            name, _, value = line.partition("=")
+            values[name] = value
+    values.setdefault("CDN_SIGNING_KEYS", _random_key("k1"))
+    values.setdefault("SESSION_KEYS", _random_key("s1"))
+    token = values.get("SERVICE_API_KEY", "")
+    if not token or not asyncio.run(_valid(redis_url, token)):
+        values["SERVICE_API_KEY"] = asyncio.run(_admin_key(redis_url))
+    var_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.writelines(f"{k}={v}\n" for k, v in sorted(values.items()))
+    return LocalSecrets(
+        values["CDN_SIGNING_KEYS"], values["SESSION_KEYS"], values["SERVICE_API_KEY"]
+    )
+
+
+def local_children(settings: StackSettings, keys: LocalSecrets) -> list[Child]:
+    """Every service process, in start order (dependencies first)."""
+    host, port, var = settings.host, settings.port, settings.var_dir
+    origin_root = str(var / "origin")
+
+    def grpc_env(prefix: str, default: int) -> dict[str, str]:
+        return {
+            f"{prefix}_GRPC_HOST": host,
+            f"{prefix}_GRPC_PORT": str(port(default)),
+            f"{prefix}_METRICS_PORT": str(port(METRICS_PORTS[prefix])),
+        }
+
+    edges = ",".join(f"{e}:{region}:{port(p)}" for e, region, p in EDGES)
+    front_door = f"http://{host}:{port(FRONT_DOOR_PORT)}"
+    cdn_env = {
+        "CDN_SIGNING_KEYS": keys.cdn_signing_keys,
+        "CDN_ORIGIN_ADDRESS": f"{host}:{port(ORIGIN_PORT)}",
+        "CDN_PUBLIC_URL": front_door,
+        # Local edges are probed often with a short hold-down so the demo's
+        # failover shows within seconds; production keeps the defaults.
+        "CDN_PROBE_INTERVAL_SECONDS": "1",
+        "CDN_HOLD_DOWN_SECONDS": "5",
+    }
+    return [
+        Child(
+            "epg",
+            python_module("epg"),
+            [port(EPG_PORT)],
+            grpc_env("EPG", EPG_PORT),
+            f"grpc://{host}:{port(EPG_PORT)}  (EpgService)",
+        ),
+        Child(
+            "subscriber",
+            python_module("subscriber"),
+            [port(SUBSCRIBER_PORT)],
+            grpc_env("SUBSCRIBER", SUBSCRIBER_PORT),
+            f"grpc://{host}:{port(SUBSCRIBER_PORT)}  (SubscriberService, KeyService)",
+        ),
+        Child(
+            "transcode",
+            python_module("transcode"),
+            [port(TRANSCODE_PORT)],
+            {**grpc_env("TRANSCODE", TRANSCODE_PORT), "ORIGIN_ROOT": origin_root},
+            f"grpc://{host}:{port(TRANSCODE_PORT)}  (TranscodeService; live channels)",
+        ),
+        Child(
+            "worker",
+            python_module("transcode.worker"),
+            [port(METRICS_PORTS["TC_WORKER"])],
+            {
+                "ORIGIN_ROOT": origin_root,
+                "TC_WORKER_METRICS_PORT": str(port(METRICS_PORTS["TC_WORKER"])),
+            },
+            "transcode worker (Redis Streams consumer)",
+        ),
+        Child(
+            "origin",
+            python_module("transcode.origin"),
+            [port(ORIGIN_PORT)],
+            {
+                "ORIGIN_ROOT": origin_root,
+                "ORIGIN_HOST": host,
+                "ORIGIN_PORT": str(port(ORIGIN_PORT)),
+                "ORIGIN_EPG_TARGET": f"{host}:{port(EPG_PORT)}",
+                "ORIGIN_EPG_API_KEY": keys.service_api_key,
+            },
+            f"http://{host}:{port(ORIGIN_PORT)}/  (HLS origin)",
+        ),
+        Child(
+            "edges",
+            python_module("cdn_ctl.local"),
+            [port(p) for _, _, p in EDGES],
+            {**cdn_env, "CDN_LOCAL_EDGES": edges, "CDN_EDGE_DIR": str(var / "edges")},
+            "nginx edges " + ", ".join(f"{e}@{host}:{port(p)}" for e, _, p in EDGES),
+        ),
+        Child(
+            "cdn",
+            python_module("cdn_ctl"),
+            [port(CDN_GRPC_PORT), port(FRONT_DOOR_PORT)],
+            {
+                **cdn_env,
+                "CDN_GRPC_HOST": host,
+                "CDN_GRPC_PORT": str(port(CDN_GRPC_PORT)),
+                "CDN_HTTP_HOST": host,
+                "CDN_HTTP_PORT": str(port(FRONT_DOOR_PORT)),
+            },
+            f"{front_door}/  (front door for set-top boxes; CdnControl grpc://{host}:"
+            f"{port(CDN_GRPC_PORT)})",
+        ),
+    ]
