@@ -1,0 +1,5 @@
+"""``python -m subscriber``."""
+
+from subscriber.server import main
+
+main()

@@ -1,0 +1,201 @@
+"""Bulk provisioning over the client-streaming RPC: per-row results, idempotent re-runs,
+interrupted imports and size bounds."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Sequence
+
+import grpc
+import pytest
+
+from headend.rpc import bearer
+from protos import subscriber_pb2 as pb
+from tests.subscriber.conftest import ALICE_MAC, Api
+
+ACME = "carrier:acme"
+
+
+def rows(n: int, *, first: int = 0, name: str = "Viewer") -> list[pb.ImportRow]:
+    """n valid rows, each with a box and two entitlements; row numbers are CSV-like (from 2)."""
+    return [
+        pb.ImportRow(
+            row=i + 2,
+            subscriber_id=f"u{i:05d}",
+            display_name=f"{name} {i}",
+            region_code="320102",
+            mac=f"02:00:00:00:{i // 256:02x}:{i % 256:02x}",
+            serial=f"SN{i}",
+            model="B860",
+            package_ids=["basic", "sports"],
+        )
+        for i in range(first, first + n)
+    ]
+
+
+async def send(
+    api: Api, chunks: Sequence[Sequence[pb.ImportRow]], carrier: str = "acme", as_: str = ACME
+) -> pb.ImportSummary:
+    async def gen() -> AsyncIterator[pb.ImportChunk]:
+        for chunk in chunks:
+            yield pb.ImportChunk(carrier_id=carrier, rows=list(chunk))
+
+    return await api.stub.ImportSubscribers(gen(), metadata=bearer(await api.tokens(as_)))
+
+
+def split(items: list[pb.ImportRow], size: int) -> list[list[pb.ImportRow]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+async def test_import_creates_subscribers_boxes_and_entitlements(world: Api) -> None:
+    summary = await send(world, split(rows(120), 40))
+    assert (summary.rows, summary.created, summary.failed) == (120, 120, 0)
+    page = await world.call(
+        "ListSubscribers", pb.ListSubscribersRequest(carrier_id="acme", page_size=1), as_=ACME
+    )
+    assert page.total_count == 121  # plus alice
+    sub = await world.call(
+        "GetSubscriber",
+        pb.GetSubscriberRequest(carrier_id="acme", subscriber_id="u00007"),
+        as_=ACME,
+    )
+    assert (sub.display_name, sub.region_code, sub.version, sub.max_streams) == (
+        "Viewer 7",
+        "320102",
+        1,
+        2,
+    )
+    ents = await world.call(
+        "ListEntitlements",
+        pb.ListEntitlementsRequest(carrier_id="acme", subscriber_id="u00007"),
+        as_=ACME,
+    )
+    assert [e.package_id for e in ents.entitlements] == ["basic", "sports"]
+    decision = await world.call(
+        "Authorize", pb.AuthorizeRequest(mac="02-00-00-00-00-07", channel_id="cctv5")
+    )
+    assert (decision.allowed, decision.subscriber_id) == (True, "u00007")
+    audit = await world.call(
+        "ListAudit", pb.ListAuditRequest(carrier_id="acme", page_size=500), as_=ACME
+    )
+    imported = [e for e in audit.entries if e.rpc == "ImportSubscribers"]
+    assert len(imported) == 120
+    assert imported[0].before_json == ""
+    assert json.loads(imported[0].after_json)["r"] == "320102"
+
+
+async def test_rerun_changes_nothing_and_updates_only_what_differs(world: Api) -> None:
+    batch = rows(60)
+    await send(world, split(batch, 25))
+    before = await world.snapshot()
+    again = await send(world, split(batch, 25))
+    assert (again.created, again.updated, again.unchanged) == (0, 0, 60)
+    assert await world.snapshot() == before
+    batch[5].display_name = "Renamed"
+    changed = await send(world, [batch])
+    assert (changed.updated, changed.unchanged) == (1, 59)
+    sub = await world.call(
+        "GetSubscriber",
+        pb.GetSubscriberRequest(carrier_id="acme", subscriber_id="u00005"),
+        as_=ACME,
+    )
+    assert (sub.display_name, sub.version) == ("Renamed", 2)
+
+
+async def test_each_bad_row_is_reported_and_changes_nothing(world: Api) -> None:
+    good = rows(4)
+    bad = rows(6, first=10)
+    bad[0].region_code = "999999"
+    bad[1].mac = "zz:zz"
+    bad[2].package_ids.append("premium")
+    bad[3].mac = "AA:BB:CC:00:00:01"  # alice's box at acme: already bound
+    bad[4].max_streams = 40
+    bad[5].subscriber_id = "alice"  # exists; terminated below, so it may not change
+    await world.call(
+        "SetSubscriberStatus",
+        pb.SetSubscriberStatusRequest(
+            carrier_id="acme", subscriber_id="alice", status=pb.TERMINATED
+        ),
+        as_=ACME,
+    )
+    bad[5].mac = bad[5].serial = bad[5].model = ""
+    summary = await send(world, [good[:2] + bad[:3], bad[3:] + good[2:]])
+    assert (summary.rows, summary.created, summary.failed) == (10, 4, 6)
+    found = [(e.row, e.field) for e in summary.errors]
+    assert found == [
+        (12, "region_code"),
+        (13, "mac"),
+        (14, "package_ids"),
+        (15, "mac"),
+        (16, "max_streams"),
+        (17, "status"),
+    ]
+    assert "already bound" in summary.errors[3].error
+    for i in range(10, 15):
+        assert not await world.redis.exists(f"sub:acme:s:u{i:05d}")
+    alice = await world.call(
+        "GetSubscriber", pb.GetSubscriberRequest(carrier_id="acme", subscriber_id="alice"), as_=ACME
+    )
+    assert alice.display_name == "Alice"
+    assert await world.redis.get(f"sub:mac:{ALICE_MAC}") == b"acme/alice"
+
+
+async def test_other_carriers_mac_is_refused_without_naming_it(world: Api) -> None:
+    await send(world, [rows(1)], carrier="beta", as_="carrier:beta")
+    summary = await send(world, [rows(1)])
+    assert summary.failed == 1
+    assert summary.errors[0].field == "mac"
+    assert "beta" not in summary.errors[0].error
+
+
+async def test_interrupted_import_rerun_makes_no_duplicates(world: Api) -> None:
+    batch = rows(200)
+    chunks = split(batch, 50)
+
+    await send(world, [batch[:30]])  # an earlier, acknowledged partial run
+    sent, never = asyncio.Event(), asyncio.Event()
+
+    async def stalls() -> AsyncIterator[pb.ImportChunk]:
+        for chunk in chunks[:2]:
+            yield pb.ImportChunk(carrier_id="acme", rows=chunk)
+        sent.set()
+        await never.wait()
+
+    call = world.stub.ImportSubscribers(stalls(), metadata=bearer(await world.tokens(ACME)))
+    await sent.wait()
+    call.cancel()  # the client goes away mid-import
+    with pytest.raises(asyncio.CancelledError):
+        await call
+    applied = await world.redis.zcard("sub:acme:subs") - 1
+    assert 30 <= applied <= 100
+    summary = await send(world, chunks)
+    assert summary.failed == 0
+    assert summary.unchanged == applied
+    assert summary.created == 200 - applied
+    assert await world.redis.zcard("sub:acme:subs") == 201
+    macs = [k async for k in world.redis.scan_iter(match="sub:mac:02:*")]
+    assert len(macs) == 200
+
+
+async def test_oversize_chunk_is_refused_whole(world: Api, settings) -> None:
+    before = await world.snapshot()
+    huge = [
+        pb.ImportRow(row=i, subscriber_id=f"h{i}", display_name="h", region_code="110101")
+        for i in range(settings.import_chunk_rows_max + 1)
+    ]
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await send(world, [huge])
+    assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert await world.snapshot() == before
+
+
+async def test_chunks_must_name_one_carrier(world: Api) -> None:
+    async def gen() -> AsyncIterator[pb.ImportChunk]:
+        yield pb.ImportChunk(carrier_id="acme", rows=rows(1))
+        yield pb.ImportChunk(carrier_id="beta", rows=rows(1, first=1))
+
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await world.stub.ImportSubscribers(gen(), metadata=bearer(await world.tokens("admin")))
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert not await world.redis.exists("sub:beta:s:u00001")
