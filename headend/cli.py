@@ -12,10 +12,10 @@ from collections.abc import Sequence
 
 import redis.asyncio as aioredis
 
-from headend import logs
+from headend import demo, logs
 from headend.auth import ROLES, KeyStore, Principal
 from headend.errors import HeadendError
-from headend.local import load_secrets, local_children
+from headend.local import LocalSecrets, load_secrets, local_children
 from headend.rpc import StartupError
 from headend.settings import SettingsError, environ
 from headend.stack import Stack, StackSettings
@@ -62,8 +62,7 @@ def _wait_for_stop(stack: Stack) -> str:
             return f"{crashed} exited"
 
 
-def _up(args: argparse.Namespace) -> int:
-    settings = StackSettings.from_env(environ())
+def _start(settings: StackSettings) -> tuple[Stack, LocalSecrets]:
     stack = Stack(settings)
     try:
         stack.start_redis()
@@ -72,11 +71,31 @@ def _up(args: argparse.Namespace) -> int:
     except (StartupError, OSError):
         stack.stop()
         raise
+    return stack, secrets
+
+
+def _serve_until_stopped(stack: Stack) -> int:
     print("headend is up; Ctrl-C stops everything.", flush=True)
     reason = _wait_for_stop(stack)
     print(f"stopping ({reason})", flush=True)
     stack.stop()
     return 0 if reason in ("SIGINT", "SIGTERM") else 1
+
+
+def _up(args: argparse.Namespace) -> int:
+    stack, _ = _start(StackSettings.from_env(environ()))
+    return _serve_until_stopped(stack)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    settings = StackSettings.from_env(environ())
+    stack, secrets = _start(settings)
+    try:
+        demo.run(settings, secrets)
+    except BaseException:
+        stack.stop()
+        raise
+    return _serve_until_stopped(stack)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -87,6 +106,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     up = sub.add_parser("up", help="run the whole platform locally until Ctrl-C")
     up.set_defaults(func=_up)
+    demo_cmd = sub.add_parser(
+        "demo", help="run the platform, seed demo data and walk a set-top box's journey"
+    )
+    demo_cmd.set_defaults(func=_demo)
 
     keys = sub.add_parser("keys", help="create, list and revoke API keys (talks to Redis)")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)

@@ -90,15 +90,20 @@ def frame_rate_expr(frame_rate: float) -> str:
     return f"{fraction.numerator}/{fraction.denominator}"
 
 
-def _rung_output(video: Any, audio: Any, rung: PlannedRung, profile: Profile, out_dir: Path) -> Any:
-    scaled = (
+def rung_video(video: Any, rung: PlannedRung) -> Any:
+    """The rung's picture: exact frame rate, size, square pixels, 4:2:0."""
+    return (
         video.filter("fps", fps=frame_rate_expr(rung.frame_rate))
         .filter("scale", rung.width, rung.height)
         .filter("setsar", "1")
         .filter("format", "yuv420p")
     )
+
+
+def rung_encoding(rung: PlannedRung, profile: Profile) -> dict[str, Any]:
+    """H.264/AAC encoder options of a rung, shared by VOD packaging and live channels."""
     gop_seconds = f"{profile.gop_seconds:g}"
-    encode: dict[str, Any] = {
+    return {
         "c:v": "libx264",
         "preset": profile.preset,
         "profile:v": rung.h264_profile,
@@ -117,6 +122,13 @@ def _rung_output(video: Any, audio: Any, rung: PlannedRung, profile: Profile, ou
         "b:a": f"{rung.audio_kbps}k",
         "ar": profile.audio_sample_rate,
         "ac": profile.audio_channels,
+    }
+
+
+def _rung_output(video: Any, audio: Any, rung: PlannedRung, profile: Profile, out_dir: Path) -> Any:
+    scaled = rung_video(video, rung)
+    encode: dict[str, Any] = {
+        **rung_encoding(rung, profile),
         # Keep every rung on the source's timeline. By default the muxer shifts each
         # output by its own most negative DTS (B-frame delay, which differs between
         # baseline and high rungs and with the frame rate), so the same source frame

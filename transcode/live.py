@@ -45,7 +45,7 @@ from transcode import hls
 from transcode.archive import ArchiveIndex, RungInfo
 from transcode.domain import ArchiveEntry, ChannelState, ChannelStatus, LiveChannel
 from transcode.errors import ChannelNotFound, ChannelRunning
-from transcode.ffmpeg_cmd import frame_rate_expr
+from transcode.ffmpeg_cmd import frame_rate_expr, rung_encoding, rung_video
 from transcode.ladder import PlannedRung, Profile, plan_ladder
 from transcode.measure import scan_segment
 from transcode.probe import SourceInfo, VideoInfo
@@ -114,39 +114,16 @@ def live_command(
     """Decode once, encode every rung, segment each with a CSV list under ``out_dir/<rung>``."""
     branches = video.filter_multi_output("split", len(plan))  # type: ignore[attr-defined]
     outputs = []
-    gop = f"{profile.gop_seconds:g}"
     for index, rung in enumerate(plan):
         rung_dir = out_dir / rung.name
-        scaled = (
-            branches.stream(index)
-            .filter("fps", fps=frame_rate_expr(rung.frame_rate))
-            .filter("scale", rung.width, rung.height)
-            .filter("setsar", "1")
-            .filter("format", "yuv420p")
-        )
         outputs.append(
             ffmpeg.output(
-                scaled,
+                rung_video(branches.stream(index), rung),
                 audio,
                 str(rung_dir / "seg_%06d.ts"),
                 **{
-                    "c:v": "libx264",
-                    "preset": profile.preset,
+                    **rung_encoding(rung, profile),
                     "tune": "zerolatency",
-                    "profile:v": rung.h264_profile,
-                    "level:v": rung.h264_level,
-                    "b:v": f"{rung.video_kbps}k",
-                    "maxrate:v": f"{rung.maxrate_kbps}k",
-                    "bufsize:v": f"{rung.bufsize_kbps}k",
-                    "g": rung.gop_frames,
-                    "keyint_min": rung.gop_frames,
-                    "sc_threshold": 0,
-                    "flags": "+cgop",
-                    "force_key_frames": f"expr:gte(t,n_forced*{gop})",
-                    "c:a": "aac",
-                    "b:a": f"{rung.audio_kbps}k",
-                    "ar": profile.audio_sample_rate,
-                    "ac": profile.audio_channels,
                     "f": "segment",
                     "segment_time": f"{profile.segment_seconds:g}",
                     "segment_format": "mpegts",
