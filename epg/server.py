@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import sys
 import tempfile
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-import redis.asyncio as aioredis
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from epg.domain import (
@@ -29,10 +26,8 @@ from epg.errors import ImportTooLarge, InvalidSlotRule, InvalidTimeRange, Invali
 from epg.service import EpgService
 from epg.settings import EpgSettings
 from epg.store import EpgStore
-from headend import logs
 from headend.auth import Authenticator, KeyStore
-from headend.rpc import RpcServer, ServiceSpec, principal, serve, start_server
-from headend.settings import SettingsError, environ
+from headend.rpc import RpcServer, ServiceSpec, principal, run_service, start_server
 from protos import epg_pb2, epg_pb2_grpc
 
 SERVICE_NAME = "headend.epg.v1.EpgService"
@@ -446,32 +441,10 @@ async def create_server(
     return await start_server(settings.rpc, services=[spec], authenticator=keys)
 
 
-async def _run(settings: EpgSettings, redis_url: str) -> int:
-    client = aioredis.Redis.from_url(redis_url)
-    try:
-        await client.ping()
-    except (aioredis.ConnectionError, OSError) as err:
-        print(f"epg: cannot reach Redis at REDIS_URL: {err}", file=sys.stderr)
-        await client.aclose()
-        return 1
-    try:
-        server, port = await create_server(settings, redis=client, keys=KeyStore(client))
-        log.info("epg ready", extra={"port": port})
-        await serve(server)
-    finally:
-        await client.aclose()
-    return 0
-
-
 def main() -> None:
-    """Run the EPG service from the environment until SIGTERM/SIGINT."""
-    try:
-        settings = EpgSettings.from_env(environ())
-    except SettingsError as err:
-        print(f"epg: {err}", file=sys.stderr)
-        raise SystemExit(2) from err
-    if settings.redis_url is None:
-        print("epg: REDIS_URL is required (e.g. redis://127.0.0.1:6379/0)", file=sys.stderr)
-        raise SystemExit(2)
-    logs.configure("epg", settings.log_level)
-    raise SystemExit(asyncio.run(_run(settings, settings.redis_url)))
+    """``python -m epg``: serve until SIGTERM/SIGINT (needs ``REDIS_URL``)."""
+    run_service(
+        "epg",
+        EpgSettings.from_env,
+        lambda settings, redis: create_server(settings, redis=redis, keys=KeyStore(redis)),
+    )

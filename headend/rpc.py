@@ -17,22 +17,34 @@ import asyncio
 import contextvars
 import logging
 import signal
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, NoReturn, Protocol, TypeVar, cast
 
 import grpc
 from google.protobuf import any_pb2
 from google.rpc import error_details_pb2, status_pb2
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
-from headend import errors
+from headend import errors, logs
 from headend.auth import Authenticator, Principal
 from headend.metrics import MetricsEndpoint, RpcMetrics
-from headend.settings import Env, env_file, env_float, env_int, env_optional, env_str
+from headend.settings import (
+    Env,
+    SettingsError,
+    env_file,
+    env_float,
+    env_int,
+    env_optional,
+    env_str,
+    environ,
+)
 
 log = logging.getLogger(__name__)
 
@@ -97,8 +109,6 @@ class RpcSettings:
 
     def validate(self) -> None:
         """Refuse half-configured TLS."""
-        from headend.settings import SettingsError
-
         if (self.tls_cert_file is None) != (self.tls_key_file is None):
             raise SettingsError("TLS_CERT_FILE", "TLS_CERT_FILE and TLS_KEY_FILE go together")
         if self.tls_client_ca_file is not None and self.tls_cert_file is None:
@@ -429,3 +439,55 @@ def client_channel(
         certificate_chain=cert_file.read_bytes() if cert_file else None,
     )
     return grpc.aio.secure_channel(target, credentials)
+
+
+class ServiceSettings(Protocol):
+    """What :func:`run_service` reads from a service's settings object."""
+
+    @property
+    def redis_url(self) -> str | None: ...
+    @property
+    def log_level(self) -> str: ...
+
+
+S = TypeVar("S", bound=ServiceSettings)
+
+
+def run_service(
+    name: str,
+    load: Callable[[Env], S],
+    create: Callable[[S, Redis], Awaitable[tuple[RpcServer, int]]],
+) -> NoReturn:
+    """A gRPC service's ``main()``: settings from the environment (exit 2 naming a bad
+    or missing one), Redis reachable (exit 1 otherwise), serve until SIGTERM/SIGINT."""
+    try:
+        settings = load(environ())
+    except SettingsError as err:
+        print(f"{name}: {err}", file=sys.stderr)
+        raise SystemExit(2) from err
+    if settings.redis_url is None:
+        print(f"{name}: REDIS_URL is required (e.g. redis://127.0.0.1:6379/0)", file=sys.stderr)
+        raise SystemExit(2)
+    logs.configure(name, settings.log_level)
+    raise SystemExit(asyncio.run(_serve_with_redis(name, settings, settings.redis_url, create)))
+
+
+async def _serve_with_redis(
+    name: str,
+    settings: S,
+    url: str,
+    create: Callable[[S, Redis], Awaitable[tuple[RpcServer, int]]],
+) -> int:
+    redis = Redis.from_url(url)
+    try:
+        try:
+            await redis.ping()
+        except (RedisError, OSError) as err:
+            print(f"{name}: cannot reach Redis at REDIS_URL ({err})", file=sys.stderr)
+            return 1
+        server, port = await create(settings, redis)
+        log.info(f"{name} service ready", extra={"port": port})
+        await serve(server)
+    finally:
+        await redis.aclose()
+    return 0

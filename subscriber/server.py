@@ -7,10 +7,8 @@ mounted beside it so the admin can issue carrier keys over gRPC.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -18,13 +16,10 @@ from typing import Any, TypeVar
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
-from headend import logs
 from headend.auth import KeyStore
 from headend.keys_service import key_service
-from headend.rpc import RpcServer, ServiceSpec, principal, serve, start_server
-from headend.settings import SettingsError, environ
+from headend.rpc import RpcServer, ServiceSpec, principal, run_service, start_server
 from protos import subscriber_pb2 as pb
 from protos import subscriber_pb2_grpc as pb_grpc
 from subscriber import domain
@@ -537,31 +532,10 @@ async def create_server(
     )
 
 
-async def _run(settings: SubscriberSettings, url: str) -> int:
-    redis = Redis.from_url(url)
-    try:
-        await redis.ping()
-    except (RedisError, OSError) as err:
-        print(f"subscriber: cannot reach Redis at REDIS_URL ({err})", file=sys.stderr)
-        return 1
-    try:
-        server, port = await create_server(settings, redis=redis, keys=KeyStore(redis))
-        log.info("subscriber service ready", extra={"port": port})
-        await serve(server)
-    finally:
-        await redis.aclose()
-    return 0
-
-
 def main() -> None:
     """``python -m subscriber``: serve until SIGTERM/SIGINT (needs ``REDIS_URL``)."""
-    try:
-        settings = SubscriberSettings.from_env(environ())
-    except SettingsError as err:
-        print(f"subscriber: {err}", file=sys.stderr)
-        raise SystemExit(2) from err
-    if settings.redis_url is None:
-        print("subscriber: REDIS_URL is required (e.g. redis://127.0.0.1:6379/0)", file=sys.stderr)
-        raise SystemExit(2)
-    logs.configure("subscriber", settings.log_level)
-    raise SystemExit(asyncio.run(_run(settings, settings.redis_url)))
+    run_service(
+        "subscriber",
+        SubscriberSettings.from_env,
+        lambda settings, redis: create_server(settings, redis=redis, keys=KeyStore(redis)),
+    )
