@@ -78,11 +78,15 @@ def error_response(err: errors.HeadendError) -> web.Response:
     """A short machine-readable JSON error a box can act on."""
     status = http_status(err)
     body: dict[str, object] = {"error": type(err).__name__, "message": err.message}
+    # The short machine-readable reason a box acts on (front door errors carry one).
+    reason = err.details.get("reason")
+    if reason:
+        body["reason"] = reason
     if isinstance(err, errors.InvalidArgument):
         body["field"] = err.field
     headers = {}
     if status in (429, 503):
-        headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        headers["Retry-After"] = err.details.get("retry_after") or str(RETRY_AFTER_SECONDS)
     return web.json_response(body, status=status, headers=headers)
 
 

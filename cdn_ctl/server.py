@@ -18,6 +18,7 @@ from aiohttp import web
 
 from cdn_ctl.domain import Edge, EdgeHealth, Health, Tier, parse_tier
 from cdn_ctl.errors import InvalidEdge
+from cdn_ctl.frontdoor import FrontDoor, RedactedAccessLogger
 from cdn_ctl.health import HealthMonitor, HttpProber
 from cdn_ctl.http import RoutingFace, create_app
 from cdn_ctl.routing import Router
@@ -169,7 +170,18 @@ class RoutingProcess:
             router=self.router, keys=settings.keys, settings=settings.routing
         )
         self.face = RoutingFace(routing=self.routing, controller=self.controller)
-        self.app = create_app(self.face)
+        # The set-top box front door shares the port: its session middleware sits in
+        # front of the routing handlers and its routes sit beside them.
+        self.frontdoor = (
+            FrontDoor.connect(settings.frontdoor, routing=self.routing, http=http)
+            if settings.frontdoor is not None
+            else None
+        )
+        self.app = create_app(
+            self.face, middlewares=self.frontdoor.middlewares if self.frontdoor else ()
+        )
+        if self.frontdoor is not None:
+            self.frontdoor.add_routes(self.app)
         self._settings = settings
         self._task: asyncio.Task[None] | None = None
         self._runner: web.AppRunner | None = None
@@ -185,7 +197,16 @@ class RoutingProcess:
                 probe_interval_seconds=self._settings.probe_interval_seconds,
             )
         )
-        self._runner = web.AppRunner(self.app, access_log=None)
+        if self.frontdoor is not None:
+            await self.frontdoor.start()
+            # Paths only: tokens travel in query strings and headers and never reach the log.
+            self._runner = web.AppRunner(
+                self.app,
+                access_log=logging.getLogger("cdn_ctl.access"),
+                access_log_class=RedactedAccessLogger,
+            )
+        else:
+            self._runner = web.AppRunner(self.app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(
             self._runner, self._settings.http_host, self._settings.http_port, reuse_port=reuse_port
@@ -204,6 +225,8 @@ class RoutingProcess:
                 await self._task
         if self._runner is not None:
             await self._runner.cleanup()
+        if self.frontdoor is not None:
+            await self.frontdoor.stop()
 
 
 async def _connect(url: str) -> Any:

@@ -7,6 +7,7 @@ import socket
 from dataclasses import dataclass, field
 
 from cdn_ctl.errors import CdnError
+from cdn_ctl.frontdoor_settings import FrontDoorSettings
 from cdn_ctl.health import HealthPolicy
 from cdn_ctl.routing import RoutePolicy
 from cdn_ctl.signing import KeyRing
@@ -50,6 +51,8 @@ class CdnSettings:
     refresh_seconds: float = 1.0
     replica_id: str = ""
     log_level: str = "info"
+    # The set-top box front door on the same HTTP port (None: routing face only).
+    frontdoor: FrontDoorSettings | None = None
 
     @classmethod
     def from_env(cls, env: Env) -> CdnSettings:
@@ -105,4 +108,5 @@ class CdnSettings:
             refresh_seconds=env_float(env, "CDN_REFRESH_SECONDS", 1.0, low=0.05, high=600),
             replica_id=env_str(env, "CDN_REPLICA_ID", f"{socket.gethostname()}-{os.getpid()}"),
             log_level=env_str(env, "LOG_LEVEL", "info"),
+            frontdoor=FrontDoorSettings.from_env(env),
         )

@@ -14,6 +14,10 @@ URL layout (all GET/HEAD):
   when the origin has an EPG (``ORIGIN_EPG_TARGET``). The master passes its
   query on to the rung playlists. ``/catchup/{channel}/{rung}/{segment}.ts``
   serves the archived segment.
+- ``/catchup/{channel}/w/{from}/{to}/master.m3u8`` (epoch seconds), its
+  ``{rung}/index.m3u8`` and ``{rung}/{segment}.ts``: the same with the window in
+  the path, so a signed path token (the CDN front door's) covers the window and
+  edge caches key on it.
 - ``/healthz`` and ``/metrics``.
 
 HTTP semantics in one place (:func:`_respond`): content types, Cache-Control
@@ -325,6 +329,10 @@ class Origin:
 
     async def _window(self, request: web.Request, channel: str, now: datetime) -> Window:
         """``from``/``to``; the ``utc``/``utcend`` pair IPTV players fill in; or ``programme``."""
+        info = request.match_info
+        if "from" in info:
+            # The path form: the window is part of the (signed) path, not the query.
+            return parse_window(info["from"], info["to"], now=now)
         query = request.query
         if "programme" in query:
             return await self._programme_window(channel, query["programme"], now)
@@ -353,8 +361,10 @@ class Origin:
         window = await self._window(request, channel, now)
         rungs = await self._archive.rungs(channel)
         windows = {r.name: await self._archive.window(channel, r.name, window) for r in rungs}
-        # Rung playlists get the same query (window and whatever else the client sent).
-        text = render_master_for(rungs, windows, query="?" + request.query_string)
+        # Rung playlists get the same query (window and whatever else the client sent);
+        # in the path form they inherit the window from the path.
+        query = "" if "from" in request.match_info else "?" + request.query_string
+        text = render_master_for(rungs, windows, query=query)
         return await _respond(request, _playlist(text, self._catchup_cache(window.end, now)))
 
     async def catchup_media(self, request: web.Request) -> web.StreamResponse:
@@ -435,6 +445,10 @@ def create_app(
     app.router.add_get("/catchup/{channel}/master.m3u8", origin.catchup_master)
     app.router.add_get("/catchup/{channel}/{rung}/index.m3u8", origin.catchup_media)
     app.router.add_get(f"/catchup/{{channel}}/{{rung}}/{seg}", origin.segment)
+    window = "/catchup/{channel}/w/{from:[0-9]{1,12}}/{to:[0-9]{1,12}}"
+    app.router.add_get(f"{window}/master.m3u8", origin.catchup_master)
+    app.router.add_get(f"{window}/{{rung}}/index.m3u8", origin.catchup_media)
+    app.router.add_get(f"{window}/{{rung}}/{seg}", origin.segment)
     app.router.add_get("/vod/{asset}/{tail:.+}", origin.vod)
     return app
 
