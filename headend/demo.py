@@ -10,16 +10,23 @@ as a broadcaster, a carrier and a box would.
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import aiohttp
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from cdn_ctl.stb import PlayStats, SetTopBox
+from headend.errors import Unavailable
 from headend.local import (
     EPG_PORT,
+    FRONT_DOOR_PORT,
+    ORIGIN_PORT,
     SUBSCRIBER_PORT,
     TRANSCODE_PORT,
     LocalSecrets,
@@ -245,6 +252,80 @@ async def seed(targets: Targets, api_key: str, sources: dict[str, Path]) -> Seed
     return Seeded(BOX_MAC, activated.device_secret, CHANNELS)
 
 
+async def _wait_live(origin: str, channel: str, *, timeout_seconds: float = 90.0) -> None:
+    """Until the origin has the channel's first segments (a live window needs a few)."""
+    url = f"{origin}/live/{channel}/master.m3u8"
+    deadline = asyncio.get_running_loop().time() + timeout_seconds
+    async with aiohttp.ClientSession() as http:
+        while True:
+            async with http.get(url) as resp:
+                if resp.status == 200:
+                    return
+            if asyncio.get_running_loop().time() > deadline:
+                raise Unavailable(f"no live segments for {channel} after {timeout_seconds:.0f} s")
+            await asyncio.sleep(1)
+
+
+def _stop_edge(edge_dir: Path, edge_id: str) -> bool:
+    """Stop one local edge's nginx the way a power cut in a village would."""
+    pid_file = edge_dir / edge_id / "nginx.pid"
+    try:
+        os.kill(int(pid_file.read_text().strip()), signal.SIGTERM)
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+async def journey(
+    front_door: str, origin: str, edge_dir: Path, seeded: Seeded, *, out: Callable[[str], None]
+) -> str:
+    """Walk a box's journey through the front door, printing each step; returns the
+    lineup URL a person can open in a player."""
+    channel = seeded.channels[0].channel_id
+    out(f"waiting for the first live segments of {channel} ...")
+    await _wait_live(origin, channel)
+    async with aiohttp.ClientSession() as http:
+        box = SetTopBox(
+            http, front_door, mac=seeded.mac, secret=seeded.device_secret,
+            on_event=lambda text: out(f"    {text}"),
+        )  # fmt: skip
+        out(f"1. box {seeded.mac} logs in: POST {front_door}/api/login")
+        await box.login()
+        out(f"2. lineup: GET {front_door}/lineup.m3u")
+        for entry in await box.lineup():
+            out(f"    {entry.number:>3}  {entry.channel_id:<16} {entry.name}  "
+                f"(catch-up {entry.catchup_days} days)")  # fmt: skip
+        out(f"3. guide: GET {front_door}/guide.xml.gz")
+        guide = await box.guide()
+        now = datetime.now(UTC)
+        upcoming = sorted(
+            (datetime.strptime(start, "%Y%m%d%H%M%S %z"), ch, title)
+            for ch, start, title in guide.programmes
+            if datetime.strptime(start, "%Y%m%d%H%M%S %z") >= now
+        )[:6]
+        out(f"    {len(guide.programmes)} programmes, {guide.size_bytes:,} bytes gzipped; next up:")
+        for start, ch, title in upcoming:
+            out(f"    {start:%H:%M %z}  {ch:<16} {title}")
+        out(f"4. live: GET {front_door}/live/{channel}/master.m3u8, then variant polls")
+        stats = PlayStats()
+        playing = asyncio.create_task(box.play_live(channel, seconds=45, stats=stats))
+        for _ in range(3):
+            await stats.progress.wait()
+            stats.progress.clear()
+        victim = stats.edges[-1] if stats.edges else ""
+        if victim and _stop_edge(edge_dir, victim):
+            out(f"5. failover: stopping {victim} mid-play (its village loses power) ...")
+        await playing
+        out(f"    played {stats.segments} segments ({stats.media_seconds:.0f} s of media) via "
+            f"{' -> '.join(dict.fromkeys(stats.edges))}; failovers {stats.failovers}, "
+            f"errors {len(stats.errors)}")  # fmt: skip
+        await box.stop(stats.lease)
+        end = datetime.now(UTC) - timedelta(seconds=10)
+        out(f"6. catch-up: the last 30 s of {channel}")
+        await box.play_catchup(channel, end - timedelta(seconds=30), end)
+        return f"{front_door}/lineup.m3u?token={box.token}"
+
+
 def run(settings: StackSettings, secrets: LocalSecrets) -> Seeded:
     """Seed the running local stack and walk the journey, printing each step."""
     host, port = settings.host, settings.port
@@ -258,4 +339,23 @@ def run(settings: StackSettings, secrets: LocalSecrets) -> Seeded:
     seeded = asyncio.run(seed(targets, secrets.service_api_key, sources))
     print(f"  box {seeded.mac} activated; live transcoding started for "
           f"{', '.join(c.channel_id for c in seeded.channels)}", flush=True)  # fmt: skip
+    front_door = f"http://{host}:{port(FRONT_DOOR_PORT)}"
+    lineup = asyncio.run(
+        journey(
+            front_door,
+            f"http://{host}:{port(ORIGIN_PORT)}",
+            settings.var_dir / "edges",
+            seeded,
+            out=lambda text: print(text, flush=True),
+        )
+    )
+    print(
+        "\nThe platform stays up. Open the lineup in VLC or ffplay (the token lasts 12 h):\n"
+        f"    vlc '{lineup}'\n"
+        f"    ffplay '{front_door}/live/{seeded.channels[0].channel_id}/master.m3u8?token="
+        f"{lineup.rpartition('token=')[2]}'\n"
+        f"Route explanations: {front_door}/debug/route?channel={seeded.channels[0].channel_id}"
+        f"&region={REGION}",
+        flush=True,
+    )
     return seeded

@@ -168,6 +168,11 @@ def local_children(settings: StackSettings, keys: LocalSecrets) -> list[Child]:
                 "CDN_GRPC_PORT": str(port(CDN_GRPC_PORT)),
                 "CDN_HTTP_HOST": host,
                 "CDN_HTTP_PORT": str(port(FRONT_DOOR_PORT)),
+                "FRONTDOOR_SESSION_KEYS": keys.session_keys,
+                "FRONTDOOR_API_KEY": keys.service_api_key,
+                "FRONTDOOR_EPG_TARGET": f"{host}:{port(EPG_PORT)}",
+                "FRONTDOOR_SUBSCRIBER_TARGET": f"{host}:{port(SUBSCRIBER_PORT)}",
+                "FRONTDOOR_PUBLIC_URL": front_door,
             },
             f"{front_door}/  (front door for set-top boxes; CdnControl grpc://{host}:"
             f"{port(CDN_GRPC_PORT)})",
