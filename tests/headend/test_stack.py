@@ -24,15 +24,18 @@ def _up(var: Path, **env: str) -> subprocess.Popen[str]:
 
 
 def test_sigterm_leaves_no_child_process(tmp_path: Path) -> None:
-    # Its own port range, so a demo running on the defaults does not collide.
-    proc = _up(tmp_path / "var", HEADEND_BASE_PORT="41000")
+    # Its own port range, below Linux's ephemeral range (32768-60999) where other
+    # tests' port-0 servers land, so neither they nor a running demo collide with it.
+    proc = _up(tmp_path / "var", HEADEND_BASE_PORT="21000")
     assert proc.stdout is not None
     lines = []
     for line in proc.stdout:
         lines.append(line)
         if line.startswith("headend is up"):
             break
-    assert lines[-1].startswith("headend is up"), "".join(lines)
+    if not lines or not lines[-1].startswith("headend is up"):
+        proc.kill()
+        pytest.fail("".join(lines) + proc.communicate(timeout=30)[1])
     descendants = psutil.Process(proc.pid).children(recursive=True)
     names = " ".join(" ".join(p.cmdline()) for p in descendants)
     for part in ("redis-server", "-m epg", "-m subscriber", "-m transcode.origin", "nginx"):
