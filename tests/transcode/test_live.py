@@ -19,6 +19,10 @@ from transcode.archive import ArchiveIndex
 from transcode.domain import ChannelState, LiveChannel, Window
 from transcode.live import LiveManager, source_input
 
+# Live channels encode in real time: run them in one worker so two live tests
+# never compete for the same two cores.
+pytestmark = pytest.mark.xdist_group("live")
+
 RUNGS = ("90p", "180p")
 FAR = datetime(2100, 1, 1, tzinfo=UTC)
 PAST = datetime(2000, 1, 1, tzinfo=UTC)
@@ -248,9 +252,14 @@ async def test_multicast_source_goes_live(rig: Rig) -> None:
                 source_timeout_seconds=3,
             )
         )
-        snap = await rig.events.get()
-        while snap.state is not ChannelState.LIVE:
-            snap = await rig.events.get()
+        try:
+            async with asyncio.timeout(90):
+                snap = await rig.events.get()
+                while snap.state is not ChannelState.LIVE:
+                    snap = await rig.events.get()
+        except TimeoutError:
+            status = await rig.manager.get("mcast")
+            pytest.fail(f"multicast channel never went live: {status.state} {status.reason}")
     finally:
         sender.kill()
         sender.wait()
