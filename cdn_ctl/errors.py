@@ -9,6 +9,8 @@ from headend.errors import (
     InvalidArgument,
     NotFound,
     PermissionDenied,
+    ResourceExhausted,
+    Unauthenticated,
     Unavailable,
 )
 
@@ -63,3 +65,54 @@ class TokenExpired(CdnError, FailedPrecondition):
 
 class EdgeStartError(CdnError, Unavailable):
     """Raised when a local nginx edge cannot start or does not answer /healthz."""
+
+
+class FrontDoorError(CdnError):
+    """Raised for any front door refusal; never raised directly. ``details["reason"]``
+    is the short machine-readable reason a box acts on."""
+
+    def __init__(self, message: str, *, reason: str, **details: str) -> None:
+        super().__init__(message, details={"reason": reason, **details})
+
+
+class LoginFailed(FrontDoorError, Unauthenticated):
+    """Raised when a box's MAC and device secret do not match a bound, activated box."""
+
+
+class PlaybackForbidden(FrontDoorError, PermissionDenied):
+    """Raised when a box may not play: not entitled, suspended, blocked, expired..."""
+
+
+class BlackedOut(FrontDoorError, PermissionDenied):
+    """Raised when the programme asked for is blacked out in the box's region."""
+
+
+class CatchupRefused(FrontDoorError, PermissionDenied):
+    """Raised when a catch-up window is not allowed (programme barred, too old, disabled)."""
+
+
+class BadPlayRequest(FrontDoorError, InvalidArgument):
+    """Raised when a box's request names a malformed window, programme or lease."""
+
+    def __init__(self, field_name: str, message: str, *, reason: str = "bad_request") -> None:
+        InvalidArgument.__init__(self, field_name, message, details={"reason": reason})
+
+
+class StreamLimit(FrontDoorError, ResourceExhausted):
+    """Raised when the subscriber's concurrent streams are all in use (429, Retry-After)."""
+
+
+class UpstreamUnavailable(FrontDoorError, Unavailable):
+    """Raised when the EPG or subscriber service cannot answer (503, Retry-After)."""
+
+
+class ProgrammeUnknown(FrontDoorError, NotFound):
+    """Raised when a catch-up request names a programme the EPG does not have."""
+
+
+class SessionRejected(FrontDoorError, Unauthenticated):
+    """Raised when a request carries no session token, or a bad or expired one (401)."""
+
+
+class ChannelOffAir(FrontDoorError, NotFound):
+    """Raised when a channel the box may watch is not being transcoded right now."""

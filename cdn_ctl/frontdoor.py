@@ -52,7 +52,19 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
 from cdn_ctl.domain import validate_channel
-from cdn_ctl.errors import CdnError, NoEdgeAvailable
+from cdn_ctl.errors import (
+    BadPlayRequest,
+    BlackedOut,
+    CatchupRefused,
+    CdnError,
+    ChannelOffAir,
+    LoginFailed,
+    NoEdgeAvailable,
+    PlaybackForbidden,
+    ProgrammeUnknown,
+    SessionRejected,
+    UpstreamUnavailable,
+)
 from cdn_ctl.frontdoor_settings import FrontDoorSettings
 from cdn_ctl.http import BOX_CONTEXT, BoxContext, Handler, mapped, redirect_response
 from cdn_ctl.lineup import LineupEntry, render_m3u
@@ -60,18 +72,10 @@ from cdn_ctl.service import RouteRequest, RoutingService
 from cdn_ctl.session import DeviceSession, SessionExpired, SessionSigner
 from cdn_ctl.signing import token_prefix
 from cdn_ctl.upstream import (
-    BadPlayRequest,
-    BlackedOut,
-    CatchupRefused,
     EpgCache,
-    FrontDoorError,
     Lease,
     LeaseKeeper,
-    LoginFailed,
-    PlaybackForbidden,
-    ProgrammeUnknown,
     SubscriberClient,
-    UpstreamUnavailable,
     on_air,
     utc_now,
 )
@@ -93,14 +97,6 @@ _SESSION_PATHS = ("/live/", "/catchup/", "/lineup.m3u", "/guide.xml.gz", "/api/s
 _VERIFIED_MAX = 65_536
 
 SESSION: web.RequestKey[DeviceSession] = web.RequestKey("frontdoor.session", DeviceSession)
-
-
-class SessionRejected(FrontDoorError, errors.Unauthenticated):
-    """Raised when a request carries no session token, or a bad or expired one (401)."""
-
-
-class ChannelOffAir(FrontDoorError, errors.NotFound):
-    """Raised when a channel the box may watch is not being transcoded right now."""
 
 
 # --------------------------------------------------------------------------- pure helpers

@@ -27,59 +27,21 @@ from datetime import UTC, datetime, timedelta
 
 import grpc
 
-from cdn_ctl.errors import CdnError
+from cdn_ctl.errors import (
+    LoginFailed,
+    PlaybackForbidden,
+    ProgrammeUnknown,
+    StreamLimit,
+    UpstreamUnavailable,
+)
 from epg.domain import Channel, Programme
 from epg.server import channel_from_pb, programme_from_pb
-from headend import errors
 from headend.rpc import bearer, client_channel, error_details
 from protos import epg_pb2, epg_pb2_grpc, subscriber_pb2, subscriber_pb2_grpc
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
-
-
-class FrontDoorError(CdnError):
-    """Raised for any front door refusal; never raised directly. ``details["reason"]``
-    is the short machine-readable reason a box acts on."""
-
-    def __init__(self, message: str, *, reason: str, **details: str) -> None:
-        super().__init__(message, details={"reason": reason, **details})
-
-
-class LoginFailed(FrontDoorError, errors.Unauthenticated):
-    """Raised when a box's MAC and device secret do not match a bound, activated box."""
-
-
-class PlaybackForbidden(FrontDoorError, errors.PermissionDenied):
-    """Raised when a box may not play: not entitled, suspended, blocked, expired..."""
-
-
-class BlackedOut(FrontDoorError, errors.PermissionDenied):
-    """Raised when the programme asked for is blacked out in the box's region."""
-
-
-class CatchupRefused(FrontDoorError, errors.PermissionDenied):
-    """Raised when a catch-up window is not allowed (programme barred, too old, disabled)."""
-
-
-class BadPlayRequest(FrontDoorError, errors.InvalidArgument):
-    """Raised when a box's request names a malformed window, programme or lease."""
-
-    def __init__(self, field_name: str, message: str, *, reason: str = "bad_request") -> None:
-        errors.InvalidArgument.__init__(self, field_name, message, details={"reason": reason})
-
-
-class StreamLimit(FrontDoorError, errors.ResourceExhausted):
-    """Raised when the subscriber's concurrent streams are all in use (429, Retry-After)."""
-
-
-class UpstreamUnavailable(FrontDoorError, errors.Unavailable):
-    """Raised when the EPG or subscriber service cannot answer (503, Retry-After)."""
-
-
-class ProgrammeUnknown(FrontDoorError, errors.NotFound):
-    """Raised when a catch-up request names a programme the EPG does not have."""
 
 
 _DENY = {
