@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -30,8 +31,11 @@ T0 = datetime(2026, 3, 2, 0, 0, tzinfo=UTC)  # a Monday
 
 @pytest.fixture(scope="session")
 def dtd_path(repo_root: Path) -> Path:
-    """The XMLTV DTD every export must validate against."""
-    return repo_root.parent / "shared" / "data" / "xmltv.dtd"
+    """The XMLTV DTD every export must validate against (``shared/`` beside the repo,
+    as in the workplace and CI; ``XMLTV_DTD`` points elsewhere)."""
+    path = Path(os.environ.get("XMLTV_DTD", repo_root.parent / "shared" / "data" / "xmltv.dtd"))
+    assert path.is_file(), f"XMLTV DTD not found at {path}; set XMLTV_DTD"
+    return path
 
 
 @pytest.fixture
