@@ -4,14 +4,11 @@ signing-key generation, edge config rendering and the routing simulation."""
 from __future__ import annotations
 
 import argparse
-import asyncio
 import secrets
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import IO, Any
-
-import grpc
 
 from cdn_ctl.domain import Edge, parse_tier
 from cdn_ctl.edge import EdgeConfig, render_nginx_conf
@@ -19,16 +16,13 @@ from cdn_ctl.errors import CdnError
 from cdn_ctl.server import edge_to_pb
 from cdn_ctl.signing import b64url
 from cdn_ctl.simulate import Scenario, run, table
-from headend.rpc import bearer, client_channel, error_details
+from headend.clitools import CliError, credentials, run_command
+from headend.rpc import client_channel
 from headend.settings import Env, environ
 from protos import cdn_pb2, cdn_pb2_grpc
 
 DEFAULT_TARGET = "127.0.0.1:50054"
 _HEALTH = {0: "unknown", 1: "up", 2: "degraded", 3: "down"}
-
-
-class CliError(Exception):
-    """Raised when a command's arguments or environment cannot work; exit status 2."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -71,14 +65,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _metadata(env: Env) -> Any:
-    key = env.get("HEADEND_API_KEY", "")
-    if not key:
-        raise CliError("HEADEND_API_KEY is not set (an admin key)")
-    return bearer(key)
+    return credentials(env, "CDN_TARGET", DEFAULT_TARGET)[1]
 
 
 async def _call(env: Env, method: Callable[[Any], Any]) -> Any:
-    async with client_channel(env.get("CDN_TARGET", "") or DEFAULT_TARGET) as channel:
+    async with client_channel(credentials(env, "CDN_TARGET", DEFAULT_TARGET)[0]) as channel:
         return await method(cdn_pb2_grpc.CdnControlStub(channel))
 
 
@@ -101,18 +92,8 @@ def _edge(args: argparse.Namespace) -> Any:
     return edge_to_pb(edge)
 
 
-def _run(action: Callable[[], Any], out: IO[str]) -> int:
-    try:
-        asyncio.run(action())
-    except CliError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except grpc.aio.AioRpcError as err:
-        fields = error_details(err).fields
-        extra = "".join(f"\n  {k}: {v}" for k, v in fields.items())
-        print(f"error: {err.code().name}: {err.details()}{extra}", file=sys.stderr)
-        return 1
-    return 0
+def _run(action: Callable[[], Coroutine[Any, Any, None]]) -> int:
+    return run_command(action(), prog="headend cdn")
 
 
 def run_list(args: argparse.Namespace, *, env: Env | None = None, out: IO[str] = sys.stdout) -> int:
@@ -132,7 +113,7 @@ def run_list(args: argparse.Namespace, *, env: Env | None = None, out: IO[str] =
                   f"{health:<10}{s.active_sessions:>9}{s.load:>7.2f}  {s.health_reason}",
                   file=out)  # fmt: skip
 
-    return _run(action, out)
+    return _run(action)
 
 
 def run_register(
@@ -148,7 +129,7 @@ def run_register(
         )
         print(f"registered {reply.edge.edge_id} (version {reply.edge.version})", file=out)
 
-    return _run(action, out)
+    return _run(action)
 
 
 def run_update(
@@ -164,7 +145,7 @@ def run_update(
         )
         print(f"updated {reply.edge.edge_id} (version {reply.edge.version})", file=out)
 
-    return _run(action, out)
+    return _run(action)
 
 
 def run_drain(
@@ -180,7 +161,7 @@ def run_drain(
         state = "draining" if reply.edge.draining else "accepting new sessions"
         print(f"{reply.edge.edge_id}: {state}", file=out)
 
-    return _run(action, out)
+    return _run(action)
 
 
 def run_keygen(args: argparse.Namespace, *, out: IO[str] = sys.stdout) -> int:

@@ -3,25 +3,19 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
-import grpc
-
-from headend.rpc import bearer, client_channel, error_details
+from headend.clitools import CliError, credentials, run_command
+from headend.rpc import client_channel
 from headend.settings import environ
 from protos import epg_pb2, epg_pb2_grpc
 
 DEFAULT_TARGET = "127.0.0.1:50051"
 UPLOAD_CHUNK_BYTES = 256 * 1024
-
-
-class CliError(Exception):
-    """Raised when a command's arguments or environment cannot work; exit status 2."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -89,13 +83,6 @@ def read_map(path: Path) -> dict[str, str]:
     return table
 
 
-def _credentials(env: Mapping[str, str]) -> tuple[str, tuple[tuple[str, str], ...]]:
-    key = env.get("HEADEND_API_KEY", "")
-    if not key:
-        raise CliError("HEADEND_API_KEY is not set")
-    return env.get("EPG_TARGET", "") or DEFAULT_TARGET, bearer(key)
-
-
 async def _upload(
     path: Path, options: epg_pb2.ImportOptions
 ) -> AsyncIterator[epg_pb2.ImportXmltvChunk]:
@@ -107,7 +94,7 @@ async def _upload(
 
 async def import_file(args: argparse.Namespace, env: Mapping[str, str], out: IO[str]) -> int:
     """Stream a file to ImportXmltv and print the report; 1 when elements were skipped."""
-    target, metadata = _credentials(env)
+    target, metadata = credentials(env, "EPG_TARGET", DEFAULT_TARGET)
     if not args.file.is_file():
         raise CliError(f"no such file: {args.file}")
     options = epg_pb2.ImportOptions(
@@ -130,7 +117,7 @@ async def import_file(args: argparse.Namespace, env: Mapping[str, str], out: IO[
 
 async def export_guide(args: argparse.Namespace, env: Mapping[str, str], out: IO[bytes]) -> int:
     """Stream ExportXmltv to ``out``."""
-    target, metadata = _credentials(env)
+    target, metadata = credentials(env, "EPG_TARGET", DEFAULT_TARGET)
     start = args.start or datetime.now(UTC).replace(microsecond=0)
     stop = args.stop or start + timedelta(days=7)
     request = epg_pb2.ExportXmltvRequest(channel_ids=args.channels, gzip=args.gzip)
@@ -144,24 +131,11 @@ async def export_guide(args: argparse.Namespace, env: Mapping[str, str], out: IO
     return 0
 
 
-def _run(coro: Any) -> int:
-    try:
-        return int(asyncio.run(coro))
-    except CliError as err:
-        print(f"headend epg: {err}", file=sys.stderr)
-        return 2
-    except grpc.aio.AioRpcError as err:
-        details = error_details(err)
-        extra = "".join(f"\n  {k}: {v}" for k, v in {**details.fields, **details.metadata}.items())
-        print(f"headend epg: {err.code().name}: {err.details()}{extra}", file=sys.stderr)
-        return 1
-
-
 def run_import(args: argparse.Namespace) -> int:
     """``headend epg import FILE [--strict] [--map FILE] [--owner ID]``."""
-    return _run(import_file(args, environ(), sys.stdout))
+    return run_command(prog="headend epg", command=import_file(args, environ(), sys.stdout))
 
 
 def run_export(args: argparse.Namespace) -> int:
     """``headend epg export [--channels ...] [--from T] [--to T] [--gzip] > out.xml``."""
-    return _run(export_guide(args, environ(), sys.stdout.buffer))
+    return run_command(prog="headend epg", command=export_guide(args, environ(), sys.stdout.buffer))

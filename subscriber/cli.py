@@ -47,7 +47,8 @@ import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 from tqdm import tqdm
 
-from headend.rpc import bearer, client_channel, error_details
+from headend.clitools import describe_rpc_error
+from headend.rpc import bearer, client_channel
 from headend.settings import environ
 from protos import keys_pb2, keys_pb2_grpc
 from protos import subscriber_pb2 as pb
@@ -247,11 +248,7 @@ def _run(command: Command) -> Callable[[argparse.Namespace], int]:
                 try:
                     return await command(ctx, args)
                 except grpc.aio.AioRpcError as err:
-                    fields = error_details(err).fields
-                    extra = "".join(f" [{k}: {v}]" for k, v in fields.items())
-                    print(
-                        f"subscribers: {err.code().name}: {err.details()}{extra}", file=sys.stderr
-                    )
+                    print(f"subscribers: {describe_rpc_error(err)}", file=sys.stderr)
                     return 1
 
         return asyncio.run(go())

@@ -7,15 +7,14 @@ The client commands talk to ``TranscodeService`` at ``TRANSCODE_TARGET``
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from typing import IO, Any
 
-import grpc
 from tqdm import tqdm
 
-from headend.rpc import bearer, client_channel, error_details
+from headend.clitools import CliError, credentials, run_command
+from headend.rpc import client_channel
 from headend.settings import environ
 from protos import transcode_pb2 as pb
 from protos import transcode_pb2_grpc as pb_grpc
@@ -28,10 +27,6 @@ _STATES = {
     "failed": pb.JOB_STATE_FAILED,
     "cancelled": pb.JOB_STATE_CANCELLED,
 }
-
-
-class CliError(Exception):
-    """Raised when a command's arguments or environment cannot work; exit status 2."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -47,14 +42,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     submit.add_argument("--profile", default="default", help="ladder profile (default, low)")
     submit.add_argument("--job-id", default="", help="idempotency id (default: generated)")
     submit.add_argument("--wait", action="store_true", help="follow progress until the job ends")
-    submit.set_defaults(func=lambda a: _run(submit_job(a, environ(), sys.stdout)))
+    submit.set_defaults(func=lambda a: _run_cmd(submit_job(a, environ(), sys.stdout)))
     jobs = sub.add_parser("jobs", help="list jobs, newest first")
     jobs.add_argument("--state", choices=sorted(_STATES), default=None)
     jobs.add_argument("--limit", type=int, default=50)
-    jobs.set_defaults(func=lambda a: _run(list_jobs(a, environ(), sys.stdout)))
+    jobs.set_defaults(func=lambda a: _run_cmd(list_jobs(a, environ(), sys.stdout)))
     cancel = sub.add_parser("cancel", help="cancel a queued or running job")
     cancel.add_argument("job_id")
-    cancel.set_defaults(func=lambda a: _run(cancel_job(a, environ(), sys.stdout)))
+    cancel.set_defaults(func=lambda a: _run_cmd(cancel_job(a, environ(), sys.stdout)))
 
     ch = subparsers.add_parser("channel", help="live channels")
     csub = ch.add_subparsers(dest="channel_command", required=True)
@@ -65,15 +60,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     start.add_argument("--segment-seconds", type=int, default=0, help="default 6")
     start.add_argument("--window", type=int, default=0, help="live window segments (default 6)")
     start.add_argument("--catchup-days", type=int, default=0, help="default 7")
-    start.set_defaults(func=lambda a: _run(start_channel(a, environ(), sys.stdout)))
+    start.set_defaults(func=lambda a: _run_cmd(start_channel(a, environ(), sys.stdout)))
     stop = csub.add_parser("stop", help="stop a live channel (its archive stays)")
     stop.add_argument("channel_id")
-    stop.set_defaults(func=lambda a: _run(stop_channel(a, environ(), sys.stdout)))
+    stop.set_defaults(func=lambda a: _run_cmd(stop_channel(a, environ(), sys.stdout)))
     status = csub.add_parser("status", help="one channel's status")
     status.add_argument("channel_id")
-    status.set_defaults(func=lambda a: _run(channel_status(a, environ(), sys.stdout)))
+    status.set_defaults(func=lambda a: _run_cmd(channel_status(a, environ(), sys.stdout)))
     listing = csub.add_parser("list", help="every channel's status")
-    listing.set_defaults(func=lambda a: _run(list_channels(a, environ(), sys.stdout)))
+    listing.set_defaults(func=lambda a: _run_cmd(list_channels(a, environ(), sys.stdout)))
 
 
 def run_worker(args: argparse.Namespace) -> int:
@@ -82,13 +77,6 @@ def run_worker(args: argparse.Namespace) -> int:
 
     main()
     return 0
-
-
-def _credentials(env: Mapping[str, str]) -> tuple[str, tuple[tuple[str, str], ...]]:
-    key = env.get("HEADEND_API_KEY", "")
-    if not key:
-        raise CliError("HEADEND_API_KEY is not set")
-    return env.get("TRANSCODE_TARGET", "") or DEFAULT_TARGET, bearer(key)
 
 
 def _state(value: int) -> str:
@@ -102,7 +90,7 @@ def _job_line(job: pb.Job) -> str:
 
 async def submit_job(args: argparse.Namespace, env: Mapping[str, str], out: IO[str]) -> int:
     """Submit; with ``--wait`` show a progress bar and exit 0 only if the job succeeds."""
-    target, metadata = _credentials(env)
+    target, metadata = credentials(env, "TRANSCODE_TARGET", DEFAULT_TARGET)
     async with client_channel(target) as chan:
         stub = pb_grpc.TranscodeServiceStub(chan)
         job = await stub.SubmitJob(
@@ -132,7 +120,7 @@ async def submit_job(args: argparse.Namespace, env: Mapping[str, str], out: IO[s
 
 async def list_jobs(args: argparse.Namespace, env: Mapping[str, str], out: IO[str]) -> int:
     """Print one tab-separated line per job."""
-    target, metadata = _credentials(env)
+    target, metadata = credentials(env, "TRANSCODE_TARGET", DEFAULT_TARGET)
     async with client_channel(target) as chan:
         stub = pb_grpc.TranscodeServiceStub(chan)
         state = _STATES.get(args.state or "", pb.JOB_STATE_UNSPECIFIED)
@@ -146,7 +134,7 @@ async def list_jobs(args: argparse.Namespace, env: Mapping[str, str], out: IO[st
 
 async def cancel_job(args: argparse.Namespace, env: Mapping[str, str], out: IO[str]) -> int:
     """Cancel a job and print its state."""
-    target, metadata = _credentials(env)
+    target, metadata = credentials(env, "TRANSCODE_TARGET", DEFAULT_TARGET)
     async with client_channel(target) as chan:
         stub = pb_grpc.TranscodeServiceStub(chan)
         job = await stub.CancelJob(pb.CancelJobRequest(job_id=args.job_id), metadata=metadata)
@@ -165,7 +153,7 @@ def _channel_line(status: pb.ChannelStatus) -> str:
 
 async def start_channel(args: argparse.Namespace, env: Mapping[str, str], out: IO[str]) -> int:
     """Start a live channel."""
-    target, metadata = _credentials(env)
+    target, metadata = credentials(env, "TRANSCODE_TARGET", DEFAULT_TARGET)
     channel = pb.Channel(
         id=args.channel_id,
         source=args.source,
@@ -183,7 +171,7 @@ async def start_channel(args: argparse.Namespace, env: Mapping[str, str], out: I
 
 async def stop_channel(args: argparse.Namespace, env: Mapping[str, str], out: IO[str]) -> int:
     """Stop a live channel."""
-    target, metadata = _credentials(env)
+    target, metadata = credentials(env, "TRANSCODE_TARGET", DEFAULT_TARGET)
     async with client_channel(target) as chan:
         stub = pb_grpc.TranscodeServiceStub(chan)
         status = await stub.StopChannel(
@@ -195,7 +183,7 @@ async def stop_channel(args: argparse.Namespace, env: Mapping[str, str], out: IO
 
 async def channel_status(args: argparse.Namespace, env: Mapping[str, str], out: IO[str]) -> int:
     """Print one channel's status."""
-    target, metadata = _credentials(env)
+    target, metadata = credentials(env, "TRANSCODE_TARGET", DEFAULT_TARGET)
     async with client_channel(target) as chan:
         stub = pb_grpc.TranscodeServiceStub(chan)
         status = await stub.GetChannel(
@@ -207,7 +195,7 @@ async def channel_status(args: argparse.Namespace, env: Mapping[str, str], out: 
 
 async def list_channels(args: argparse.Namespace, env: Mapping[str, str], out: IO[str]) -> int:
     """Print every channel's status."""
-    target, metadata = _credentials(env)
+    target, metadata = credentials(env, "TRANSCODE_TARGET", DEFAULT_TARGET)
     async with client_channel(target) as chan:
         stub = pb_grpc.TranscodeServiceStub(chan)
         reply = await stub.ListChannels(pb.ListChannelsRequest(), metadata=metadata)
@@ -216,14 +204,5 @@ async def list_channels(args: argparse.Namespace, env: Mapping[str, str], out: I
     return 0
 
 
-def _run(coro: Any) -> int:
-    try:
-        return int(asyncio.run(coro))
-    except CliError as err:
-        print(f"headend: {err}", file=sys.stderr)
-        return 2
-    except grpc.aio.AioRpcError as err:
-        details = error_details(err)
-        extra = "".join(f"\n  {k}: {v}" for k, v in {**details.fields, **details.metadata}.items())
-        print(f"headend: {err.code().name}: {err.details()}{extra}", file=sys.stderr)
-        return 1
+def _run_cmd(command: Coroutine[Any, Any, int]) -> int:
+    return run_command(command, prog="headend")

@@ -1,0 +1,49 @@
+"""What every ``headend <noun>`` command that talks gRPC shares: credentials and exit codes.
+
+Exit status 0 on success, 1 when a service refused the call (its status and
+details printed), 2 when the command's arguments or environment cannot work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Coroutine, Mapping
+from typing import Any
+
+import grpc
+
+from headend.rpc import bearer, error_details
+
+
+class CliError(Exception):
+    """Raised when a command's arguments or environment cannot work; exit status 2."""
+
+
+def credentials(
+    env: Mapping[str, str], target_var: str, default_target: str
+) -> tuple[str, tuple[tuple[str, str], ...]]:
+    """The service address (``target_var`` or the default) and ``HEADEND_API_KEY`` metadata."""
+    key = env.get("HEADEND_API_KEY", "")
+    if not key:
+        raise CliError("HEADEND_API_KEY is not set")
+    return env.get(target_var, "") or default_target, bearer(key)
+
+
+def describe_rpc_error(err: grpc.aio.AioRpcError) -> str:
+    """``CODE: message`` and, one per line, the fields and metadata the server attached."""
+    details = error_details(err)
+    extra = "".join(f"\n  {k}: {v}" for k, v in {**details.fields, **details.metadata}.items())
+    return f"{err.code().name}: {err.details()}{extra}"
+
+
+def run_command(command: Coroutine[Any, Any, int | None], *, prog: str) -> int:
+    """Run a command's coroutine and turn its failures into a message and an exit status."""
+    try:
+        return int(asyncio.run(command) or 0)
+    except CliError as err:
+        print(f"{prog}: {err}", file=sys.stderr)
+        return 2
+    except grpc.aio.AioRpcError as err:
+        print(f"{prog}: {describe_rpc_error(err)}", file=sys.stderr)
+        return 1
