@@ -47,6 +47,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from headend import errors, logs
+from headend.httperrors import error_body, http_status
 from headend.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from headend.metrics import render
 from headend.settings import SettingsError, environ
@@ -81,27 +82,7 @@ IMMUTABLE = "public, max-age=31536000, immutable"
 VOD_PLAYLIST = "public, max-age=86400"
 # A catch-up window that ended this recently may still gain segments.
 _SETTLED = timedelta(minutes=1)
-_STATUS = (
-    (errors.InvalidArgument, 400),
-    (errors.Unauthenticated, 401),
-    (errors.PermissionDenied, 403),
-    (errors.NotFound, 404),
-    (errors.AlreadyExists, 409),
-    (errors.Aborted, 409),
-    (errors.FailedPrecondition, 409),
-    (errors.ResourceExhausted, 429),
-    (errors.Unavailable, 503),
-)
-
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def http_status(err: errors.HeadendError) -> int:
-    """The HTTP status for a domain error category (the origin's one mapping)."""
-    for kind, status in _STATUS:
-        if isinstance(err, kind):
-            return status
-    return 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -414,10 +395,9 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return response
     except errors.HeadendError as err:
         status = http_status(err)
-        body: dict[str, str] = {"error": type(err).__name__, "message": err.message}
-        if isinstance(err, errors.InvalidArgument):
-            body["field"] = err.field
-        return web.json_response(body, status=status, headers={"Cache-Control": "no-store"})
+        return web.json_response(
+            error_body(err), status=status, headers={"Cache-Control": "no-store"}
+        )
     except web.HTTPException as exc:
         status = exc.status
         raise
