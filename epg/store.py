@@ -52,6 +52,7 @@ VERSION = "epg:version"
 CHANGES = "epg:changes"
 KEEP_RIGHTS = ""  # a write that leaves stored rights alone (XMLTV has no rights)
 _DECODED_MAX = 50_000  # memoised decodes; cleared wholesale when full
+_ROWS_PER_ARG = 64  # programme rows per script argument (a row is at most a few MB)
 
 
 def _idx(ch: str) -> str:
@@ -80,8 +81,11 @@ end
 """
 
 # KEYS: channels idx data rights prog version changes
-# ARGV: channel maxlen policy n, then per programme one "id^_start^_stop^_rights^_data"
-# (^_ = \x1f, which JSON always escapes, so it never occurs inside a field)
+# ARGV: channel maxlen policy n, then chunks of up to _ROWS_PER_ARG programme rows
+# "id^_start^_stop^_rights^_data" joined by ^^ (^_ = \x1f and ^^ = \x1e, which JSON
+# always escapes, so neither occurs inside a field). A few large arguments instead of
+# one per programme keep the client's per-argument packing off the import path;
+# chunking keeps each argument far below Redis's bulk-string limit.
 _WRITE = (
     _COMMON
     + """
@@ -91,14 +95,17 @@ local policy, n = ARGV[3], tonumber(ARGV[4])
 local new, newids, idlist = {}, {}, {}
 local FIELDS = '^([^\\31]*)\\31([^\\31]*)\\31([^\\31]*)\\31([^\\31]*)\\31(.*)$'
 local keep_rights = true
-for i = 5, 4 + n do
-  local id, s, t, r, d = string.match(ARGV[i], FIELDS)
-  local e = {id = id, s = tonumber(s), t = tonumber(t), d = d, r = r}
-  new[#new + 1] = e
-  newids[id] = true
-  idlist[#idlist + 1] = id
-  if r ~= '' then keep_rights = false end
+for i = 5, #ARGV do
+  for row in string.gmatch(ARGV[i], '[^\\30]+') do
+    local id, s, t, r, d = string.match(row, FIELDS)
+    local e = {id = id, s = tonumber(s), t = tonumber(t), d = d, r = r}
+    new[#new + 1] = e
+    newids[id] = true
+    idlist[#idlist + 1] = id
+    if r ~= '' then keep_rights = false end
+  end
 end
+if #new ~= n then return redis.error_reply('malformed programme rows') end
 -- Bulk reads and writes: one call per 1000 items instead of one per programme.
 local function hmget(key, ids)
   local out = {}
@@ -460,13 +467,16 @@ class EpgStore:
         keep_rights: bool = False,
     ) -> WriteResult:
         """Write a validated, ordered, non-overlapping batch for one channel atomically."""
-        args: list[Any] = [channel_id, self._maxlen, policy.value, len(programmes)]
+        rows: list[str] = []
         for p in programmes:
             if keep_rights:
                 rights = KEEP_RIGHTS
             else:
                 rights = "-" if p.rights.is_default else encode_rights(p.rights)
-            args.append(f"{p.id}\x1f{p.start_s}\x1f{p.stop_s}\x1f{rights}\x1f{encode_programme(p)}")
+            rows.append(f"{p.id}\x1f{p.start_s}\x1f{p.stop_s}\x1f{rights}\x1f{encode_programme(p)}")
+        args: list[Any] = [channel_id, self._maxlen, policy.value, len(programmes)]
+        for i in range(0, len(rows), _ROWS_PER_ARG):
+            args.append("\x1e".join(rows[i : i + _ROWS_PER_ARG]))
         res = await self._write(keys=self._keys(channel_id), args=args)
         status = _s(res[0])
         if status == "nochannel":

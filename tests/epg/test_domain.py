@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -12,6 +13,7 @@ import pytest
 from epg.domain import (
     FoldPolicy,
     GapPolicy,
+    Rating,
     Rights,
     SlotRule,
     Text,
@@ -269,3 +271,59 @@ def test_stored_forms_round_trip() -> None:
     c = channel(version=3)
     assert decode_channel(encode_channel(c)) == c
     assert programme_id("a.cn", T0) == programme_id("a.cn", T0) != programme_id("b.cn", T0)
+
+
+_AWKWARD = 'q"b\\s/\n\t\x00\x1f\x7f\u2028频😀\ud800'
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        pytest.param({}, id="minimal"),
+        pytest.param({"titles": (Text("zh", "节目"), Text("en", "Show"))}, id="two-titles"),
+        pytest.param(
+            {
+                "titles": (Text("", _AWKWARD),),
+                "sub_titles": (Text("en", _AWKWARD), Text("fr", "")),
+                "descriptions": (Text("zh", "第 1 集: 纪录片。"),),
+                "categories": (Text("zh", "新闻"), Text("en", "News"), Text("de", "Nachr")),
+                "keywords": (Text("en", _AWKWARD),),
+                "episode_xmltv_ns": _AWKWARD,
+                "episode_onscreen": "S1E2",
+                "ratings": (Rating("CN", "PG"), Rating("", _AWKWARD)),
+                "previously_shown": True,
+                "premiere": True,
+                "icons": ("https://i.example/x.png", _AWKWARD),
+            },
+            id="every-field-escapes",
+        ),
+    ],
+)
+def test_encode_programme_is_exactly_the_json_encoding(changes: dict[str, Any]) -> None:
+    # Stored strings are compared to decide "unchanged" on re-import, so the
+    # hand-built encoding must match the JSON one byte for byte.
+    p = replace(prog(T0), **changes)
+
+    def pairs(items: tuple[Text, ...]) -> list[list[str]]:
+        return [[t.lang, t.text] for t in items]
+
+    expected = json.dumps(
+        [
+            pairs(p.titles),
+            pairs(p.sub_titles),
+            pairs(p.descriptions),
+            pairs(p.categories),
+            pairs(p.keywords),
+            p.episode_xmltv_ns,
+            p.episode_onscreen,
+            [[r.system, r.value] for r in p.ratings],
+            int(p.previously_shown),
+            int(p.premiere),
+            list(p.icons),
+        ],
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+    assert encode_programme(p) == expected
+    back = decode_programme(p.id, p.channel_id, p.start_s, p.stop_s, expected)
+    assert back == replace(p, rights=Rights())

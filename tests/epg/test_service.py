@@ -168,6 +168,30 @@ async def test_rewriting_the_same_batch_changes_nothing(
     assert await store.version() == version
 
 
+async def test_texts_holding_the_write_separators_round_trip(
+    seeded: EpgService, store: EpgStore
+) -> None:
+    # A batch travels as a few arguments of \x1e-joined, \x1f-split rows; JSON
+    # escapes both, so guide text containing them can neither split a row nor
+    # shift a field. 150 programmes span several arguments.
+    day = T0 + timedelta(days=4)
+    batch = day_of(day, 150, 5)
+    batch[0] = replace(
+        batch[0], titles=(Text("zh", "a\x1eb\x1fc"),), descriptions=(Text("en", "\x1e|\x1f|"),)
+    )
+    batch[-1] = replace(batch[-1], titles=(Text("", "x\x1f\x1ey"),))
+    result = await seeded.put_programmes(BROADCASTER, CH, batch)
+    assert len(result.written) == 150
+    got = await seeded.range(ADMIN, CH, day, day + timedelta(minutes=5 * 150))
+    assert [(p.start, p.stop, p.titles, p.descriptions) for p in got] == [
+        (p.start, p.stop, p.titles, p.descriptions) for p in batch
+    ]
+    version = await store.version()
+    again = await seeded.put_programmes(BROADCASTER, CH, batch)
+    assert (again.written, len(again.unchanged)) == ((), 150)
+    assert await store.version() == version
+
+
 async def test_programme_ids_are_unique_across_channels(seeded: EpgService) -> None:
     await seeded.create_channel(BROADCASTER, channel("gd2.gdtv.cn"))
     existing = (await seeded.range(ADMIN, CH, T0, T0 + timedelta(minutes=1)))[0]
