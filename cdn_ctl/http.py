@@ -177,7 +177,9 @@ class RoutingFace:
     async def route(self, request: web.Request) -> web.Response:
         """``GET /route/{kind}/{channel}/{path}`` -> 302 to an edge."""
         info = request.match_info
-        box = request.get(BOX_CONTEXT)
+        # len() first: without a front door the request state is empty, and a missed
+        # Mapping.get raises and catches a KeyError on every request.
+        box = request.get(BOX_CONTEXT) if len(request) else None
         if box is None:
             query = request.query
             region, client_ip = query.get("region", ""), request.remote

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import secrets
 import time
@@ -142,14 +143,24 @@ class Redirect(NamedTuple):
     session_id: str
 
 
-def _validate(req: RouteRequest) -> None:
-    if req.kind not in KINDS:
+@functools.lru_cache(maxsize=8192)
+def _target_scope(kind: str, channel: str, path: str, region: str) -> str:
+    # Pure checks of what boxes ask for over and over (a few channels, paths and
+    # regions): cached so the regexes run once per target. Errors are not cached.
+    if kind not in KINDS:
         raise InvalidRouteRequest("kind", f"must be one of {', '.join(KINDS)}")
-    validate_channel(req.channel)
-    validate_box_region(req.region)
-    validate_scope(f"{req.kind}/{req.channel}/{req.path}")
+    validate_channel(channel)
+    validate_box_region(region)
+    validate_scope(f"{kind}/{channel}/{path}")
+    return f"{kind}/{channel}/"
+
+
+def _validate(req: RouteRequest) -> str:
+    """Check a request (kind, channel, region, path, session, in that order); its scope."""
+    scope = _target_scope(req.kind, req.channel, req.path, req.region)
     if req.session_id is not None and not session_id_ok(req.session_id):
         raise InvalidRouteRequest("session", "must be 1-64 of [A-Za-z0-9_-]")
+    return scope
 
 
 def session_id_ok(text: str) -> bool:
@@ -183,7 +194,7 @@ class RoutingService:
 
     def redirect(self, req: RouteRequest) -> Redirect:
         """Route and sign; a known session on a usable edge stays there."""
-        _validate(req)
+        scope = _validate(req)
         now = self._clock()
         ledger = self.router.ledger
         session_id = req.session_id or secrets.token_urlsafe(12)
@@ -198,7 +209,6 @@ class RoutingService:
             decision = self.router.route(req.channel, req.region)
             edge, level, reason = decision.edge, decision.level, decision.reason
             ledger.start(session_id, edge_id=edge.edge_id, channel=req.channel, expires_at=expires)
-        scope = f"{req.kind}/{req.channel}/"
         prefix = token_prefix(
             self.keys,
             scope=scope,

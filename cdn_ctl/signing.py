@@ -33,6 +33,8 @@ _SIG = re.compile(r"^[A-Za-z0-9_-]{43}$")
 # prefixes), which bounds the HMACs a request can cost the edge.
 MAX_SCOPE_DEPTH = 8
 MIN_SECRET_BYTES = 16
+# Token prefixes a ring remembers (see KeyRing.prefix_cache); cleared wholesale when full.
+PREFIX_CACHE_SIZE = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +70,11 @@ class KeyRing:
     keys: tuple[SigningKey, ...]
     active_kid: str
     _by_kid: dict[str, SigningKey] = field(init=False, repr=False, compare=False)
+    # Prefixes signed by the active key, keyed by the exact (scope, expires_at, ip) they
+    # cover: redirects for one channel and client within the same second reuse one
+    # signature instead of an HMAC each. Exact keys, so every prefix is what signing
+    # afresh would give; a rotated ring is a new object with an empty cache.
+    prefix_cache: dict[tuple[str, int, str], str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         kids = [k.kid for k in self.keys]
@@ -86,6 +93,11 @@ class KeyRing:
             raise InvalidRouteRequest("signing_active_kid", f"no key {self.active_kid!r}")
         # Lookups on every signed URL: index once (frozen, hence object.__setattr__).
         object.__setattr__(self, "_by_kid", {k.kid: k for k in self.keys})
+        object.__setattr__(self, "prefix_cache", {})
+
+    def __reduce__(self) -> tuple[type[KeyRing], tuple[tuple[SigningKey, ...], str]]:
+        # Worker processes get the ring: rebuild the index, start with an empty cache.
+        return (KeyRing, (self.keys, self.active_kid))
 
     @property
     def active(self) -> SigningKey:
@@ -168,11 +180,28 @@ def validate_scope(scope: str) -> str:
 
 def token_prefix(ring: KeyRing, *, scope: str, expires_at: int, client_ip: str | None) -> str:
     """``/t/{exp}/{kid}/{ip}/{sig}/`` for ``scope``; prepend it to any path under the scope."""
-    validate_scope(scope)
     ip = client_ip or "-"
+    cache = ring.prefix_cache
+    cache_key = (scope, expires_at, ip)
+    # Only int expiries are cached: 5.0 == 5 as a key but renders differently.
+    cacheable = type(expires_at) is int
+    if cacheable:
+        prefix = cache.get(cache_key)
+        if prefix is not None:
+            # Only prefixes whose scope and address passed the checks below are cached.
+            return prefix
+    validate_scope(scope)
     if ip != "-" and not _IP.match(ip):
         raise InvalidRouteRequest("client_ip", f"not an IP address: {ip!r}")
-    key = ring.active
+    prefix = _prefix(ring.active, scope, expires_at, ip)
+    if cacheable:
+        if len(cache) >= PREFIX_CACHE_SIZE:
+            cache.clear()
+        cache[cache_key] = prefix
+    return prefix
+
+
+def _prefix(key: SigningKey, scope: str, expires_at: int, ip: str) -> str:
     return f"{TOKEN_PREFIX}{expires_at}/{key.kid}/{ip}/{_sign(key, expires_at, ip, scope)}/"
 
 

@@ -7,8 +7,11 @@ from collections import Counter
 import pytest
 
 from cdn_ctl.domain import Edge, Health, Level, Tier
-from cdn_ctl.errors import NoEdgeAvailable
+from cdn_ctl.errors import InvalidRouteRequest, NoEdgeAvailable
 from cdn_ctl.routing import HashRing, RoutePolicy, Router
+from cdn_ctl.service import RouteRequest, RoutingService
+from cdn_ctl.settings import RoutingSettings
+from cdn_ctl.signing import KeyRing, SigningKey
 
 BOX = "110101"
 
@@ -180,3 +183,27 @@ def test_session_ledger_expiry_and_moves() -> None:
     assert r.ledger.counts() == {"v2": 1}
     assert r.ledger.edge_channels["v1"] == 0
     assert r.ledger.total == 1
+
+
+def test_cached_target_checks_still_reject_every_bad_request() -> None:
+    router = Router(RoutePolicy())
+    edge = Edge("v1", "110101", Tier.EDGE, "127.0.0.1", 8080, 100, 1000.0, 1000.0)
+    router.set_edges([edge])
+    router.set_health({"v1": Health.UP})
+    ring = KeyRing((SigningKey("k1", b"0123456789abcdef0123"),), "k1")
+    service = RoutingService(router=router, keys=ring, settings=RoutingSettings())
+    good = RouteRequest("live", "ch1", "master.m3u8", "110101", "10.0.0.1")
+    service.redirect(good)
+    service.redirect(good)  # served from the cache of checked targets
+    for bad, field in (
+        (good._replace(kind="vod"), "kind"),
+        (good._replace(channel="bad/ch"), "channel"),
+        (good._replace(region="11010"), "region"),
+        (good._replace(path="../x"), "scope"),
+        (good._replace(session_id="bad id"), "session"),
+    ):
+        for _ in range(2):
+            with pytest.raises(InvalidRouteRequest) as err:
+                service.redirect(bad)
+            assert err.value.field == field
+    assert router.ledger.total == 2

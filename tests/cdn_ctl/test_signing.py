@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import pickle
+
 import pytest
 
 from cdn_ctl.errors import InvalidRouteRequest, TokenExpired, TokenInvalid, TokenWrongClient
-from cdn_ctl.signing import KeyRing, SigningKey, sign_path, signature, verify_path
+from cdn_ctl.signing import (
+    PREFIX_CACHE_SIZE,
+    KeyRing,
+    SigningKey,
+    sign_path,
+    signature,
+    token_prefix,
+    verify_path,
+)
 from tests.cdn_ctl.vectors import VECTORS, vector_path
 
 NOW = 1_800_000_000
@@ -157,3 +167,58 @@ def test_key_ring_parse_refuses(text: str, field: str) -> None:
 def test_sign_path_refuses_bad_scope(ring: KeyRing, scope: str, path: str) -> None:
     with pytest.raises(InvalidRouteRequest):
         sign_path(ring, scope=scope, path=path, expires_at=NOW)
+
+
+def test_token_prefix_cache_returns_exactly_a_fresh_signature() -> None:
+    ring = KeyRing((SigningKey("k1", b"0123456789abcdef0123"),), "k1")
+    fresh = KeyRing((SigningKey("k1", b"0123456789abcdef0123"),), "k1")
+    for expires_at, ip in ((1_000, "10.0.0.1"), (1_000, None), (1_001, "10.0.0.1")):
+        first = token_prefix(ring, scope="live/ch1/", expires_at=expires_at, client_ip=ip)
+        again = token_prefix(ring, scope="live/ch1/", expires_at=expires_at, client_ip=ip)
+        uncached = token_prefix(fresh, scope="live/ch1/", expires_at=expires_at, client_ip=ip)
+        fresh.prefix_cache.clear()
+        assert first == again == uncached
+        assert first.startswith(f"/t/{expires_at}/k1/{ip or '-'}/")
+    # Each expiry second signs its own prefix: a cached one never outlives its second.
+    assert len(ring.prefix_cache) == 3
+    grant = verify_path(
+        ring,
+        token_prefix(ring, scope="live/ch1/", expires_at=1_001, client_ip=None) + "live/ch1/a",
+        client_ip="10.0.0.9",
+        now=1_000,
+    )
+    assert grant.expires_at == 1_001
+    with pytest.raises(TokenExpired):
+        verify_path(
+            ring,
+            token_prefix(ring, scope="live/ch1/", expires_at=1_000, client_ip=None) + "live/ch1/a",
+            client_ip="10.0.0.9",
+            now=1_000,
+        )
+
+
+def test_token_prefix_cache_is_bounded_and_skips_bad_input() -> None:
+    ring = KeyRing((SigningKey("k1", b"0123456789abcdef0123"),), "k1")
+    for i in range(PREFIX_CACHE_SIZE + 10):
+        token_prefix(ring, scope="live/ch1/", expires_at=i, client_ip=None)
+    assert len(ring.prefix_cache) <= PREFIX_CACHE_SIZE
+    ring.prefix_cache.clear()
+    with pytest.raises(InvalidRouteRequest):
+        token_prefix(ring, scope="live/../", expires_at=5, client_ip=None)
+    with pytest.raises(InvalidRouteRequest):
+        token_prefix(ring, scope="live/ch1/", expires_at=5, client_ip="not an ip")
+    assert ring.prefix_cache == {}
+
+
+def test_rotated_and_unpickled_rings_start_with_an_empty_prefix_cache() -> None:
+    ring = KeyRing((SigningKey("k1", b"0123456789abcdef0123"),), "k1")
+    old = token_prefix(ring, scope="live/ch1/", expires_at=7, client_ip=None)
+    rotated = ring.rotated(SigningKey("k2", b"fedcba9876543210fedc"))
+    assert rotated.prefix_cache == {}
+    new = token_prefix(rotated, scope="live/ch1/", expires_at=7, client_ip=None)
+    assert new.startswith("/t/7/k2/-/")
+    assert old.startswith("/t/7/k1/-/")
+    copy = pickle.loads(pickle.dumps(ring))
+    assert copy == ring
+    assert copy.prefix_cache == {}
+    assert token_prefix(copy, scope="live/ch1/", expires_at=7, client_ip=None) == old
