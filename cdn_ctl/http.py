@@ -34,24 +34,16 @@ from cdn_ctl.domain import Health
 from cdn_ctl.errors import NoEdgeAvailable, TokenExpired
 from cdn_ctl.service import Controller, Redirect, RouteRequest, RoutingService, steering_reload_uri
 from headend import errors
+from headend.httperrors import error_body
+from headend.httperrors import http_status as category_status
 from headend.metrics import CONTENT_TYPE, render
 
 RETRY_AFTER_SECONDS = 5
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-_STATUS: tuple[tuple[type[errors.HeadendError], int], ...] = (
-    (TokenExpired, 410),
-    (errors.InvalidArgument, 400),
-    (errors.Unauthenticated, 401),
-    (errors.PermissionDenied, 403),
-    (errors.NotFound, 404),
-    (errors.AlreadyExists, 409),
-    (errors.Aborted, 409),
-    (errors.FailedPrecondition, 412),
-    (errors.ResourceExhausted, 429),
-    (errors.Unavailable, 503),
-)
+# This face's own statuses, ahead of the platform's category mapping.
+_OVERRIDES = ((TokenExpired, 410),)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,22 +60,17 @@ BOX_CONTEXT: web.RequestKey[BoxContext] = web.RequestKey("cdn.box", BoxContext)
 
 def http_status(err: errors.HeadendError) -> int:
     """The one mapping from error categories to HTTP statuses on this face."""
-    for kind, status in _STATUS:
-        if isinstance(err, kind):
-            return status
-    return 500
+    return category_status(err, _OVERRIDES)
 
 
 def error_response(err: errors.HeadendError) -> web.Response:
     """A short machine-readable JSON error a box can act on."""
     status = http_status(err)
-    body: dict[str, object] = {"error": type(err).__name__, "message": err.message}
+    body = error_body(err)
     # The short machine-readable reason a box acts on (front door errors carry one).
     reason = err.details.get("reason")
     if reason:
         body["reason"] = reason
-    if isinstance(err, errors.InvalidArgument):
-        body["field"] = err.field
     headers = {}
     if status in (429, 503):
         headers["Retry-After"] = err.details.get("retry_after") or str(RETRY_AFTER_SECONDS)
