@@ -184,30 +184,27 @@ class EdgeStore:
                 pipe.zremrangebyscore(REPLICAS, "-inf", now - ttl_seconds)
                 pipe.zrangebyscore(REPLICAS, now - ttl_seconds, "+inf")
                 *_, replicas = await pipe.execute()
-            others = [r.decode() for r in replicas if r.decode() != replica]
-            totals: dict[str, int] = {}
-            if others:
-                async with self._redis.pipeline(transaction=False) as pipe:
-                    for other in others:
-                        pipe.hgetall(f"cdn:sessions:{other}")
-                    for counts_raw in await pipe.execute():
-                        for edge_id, n in counts_raw.items():
-                            totals[edge_id.decode()] = totals.get(edge_id.decode(), 0) + int(n)
+            return await self._summed([r.decode() for r in replicas if r.decode() != replica])
         except (RedisError, OSError) as err:
             raise RegistryUnavailable("registry unavailable") from err
-        return totals
 
     async def sessions(self, *, now: float, ttl_seconds: int) -> dict[str, int]:
         """Sessions per edge summed over every live replica."""
         try:
             replicas = await self._redis.zrangebyscore(REPLICAS, now - ttl_seconds, "+inf")
-            totals: dict[str, int] = {}
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for replica in replicas:
-                    pipe.hgetall(f"cdn:sessions:{replica.decode()}")
-                for counts_raw in await pipe.execute():
-                    for edge_id, n in counts_raw.items():
-                        totals[edge_id.decode()] = totals.get(edge_id.decode(), 0) + int(n)
+            return await self._summed([r.decode() for r in replicas])
         except (RedisError, OSError) as err:
             raise RegistryUnavailable("registry unavailable") from err
+
+    async def _summed(self, replicas: list[str]) -> dict[str, int]:
+        """Session counts per edge, summed over ``replicas``' published counts."""
+        totals: dict[str, int] = {}
+        if not replicas:
+            return totals
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for replica in replicas:
+                pipe.hgetall(f"cdn:sessions:{replica}")
+            for counts_raw in await pipe.execute():
+                for edge_id, n in counts_raw.items():
+                    totals[edge_id.decode()] = totals.get(edge_id.decode(), 0) + int(n)
         return totals
