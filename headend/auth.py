@@ -1,4 +1,9 @@
-"""API keys and principals: ``admin``, ``broadcaster:<id>``, ``carrier:<id>``, ``device:<mac>``.
+"""API keys and principals: ``admin``, ``playback``, ``broadcaster:<id>``, ``carrier:<id>``,
+``device:<mac>``.
+
+``playback`` is the least-privilege role of the services on the playback path
+(the set-top box front door, the origin): it reads the catalogue and guide and
+checks, starts and ends playback leases; it changes nothing else.
 
 A key is ``hk_<key_id>_<secret>``; only SHA-256 of the secret is stored
 (``auth:key:<key_id>``). Keys are 256-bit random, so a fast hash is the
@@ -23,8 +28,10 @@ from redis.asyncio import Redis
 
 from headend.errors import InvalidArgument, NotFound, PermissionDenied, Unauthenticated
 
-Role = Literal["admin", "broadcaster", "carrier", "device"]
-ROLES: tuple[Role, ...] = ("admin", "broadcaster", "carrier", "device")
+Role = Literal["admin", "playback", "broadcaster", "carrier", "device"]
+ROLES: tuple[Role, ...] = ("admin", "playback", "broadcaster", "carrier", "device")
+# Roles without a tenant.
+UNSCOPED: tuple[Role, ...] = ("admin", "playback")
 _TENANT = re.compile(r"^[a-z0-9][a-z0-9._:-]{0,62}$")
 _KEY = re.compile(r"^hk_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$")
 _KEY_PREFIX = "auth:key:"
@@ -38,7 +45,7 @@ class Principal:
     tenant: str = ""
 
     def __str__(self) -> str:
-        return self.role if self.role == "admin" else f"{self.role}:{self.tenant}"
+        return self.role if self.role in UNSCOPED else f"{self.role}:{self.tenant}"
 
     @property
     def is_admin(self) -> bool:
@@ -47,17 +54,18 @@ class Principal:
 
     @classmethod
     def parse(cls, text: str) -> Principal:
-        """Read ``admin`` or ``role:tenant``."""
-        if text == "admin":
-            return cls("admin")
+        """Read ``admin``, ``playback`` or ``role:tenant``."""
+        if text in UNSCOPED:
+            return cls(cast(Role, text))
         role, _, tenant = text.partition(":")
-        if role not in ROLES or role == "admin":
+        if role not in ROLES or role in UNSCOPED:
             raise InvalidArgument("principal", f"unknown role in {text!r}")
         validate_tenant(tenant)
         return cls(cast(Role, role), tenant)
 
 
 ADMIN = Principal("admin")
+PLAYBACK = Principal("playback")
 
 
 def validate_tenant(tenant: str) -> str:

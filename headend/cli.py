@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import redis.asyncio as aioredis
 
 from headend import demo, logs
-from headend.auth import ROLES, KeyStore, Principal
+from headend.auth import ROLES, UNSCOPED, KeyStore, Principal
 from headend.errors import HeadendError
 from headend.local import LocalSecrets, load_secrets, local_children
 from headend.rpc import StartupError
@@ -34,7 +34,7 @@ async def _keys(args: argparse.Namespace) -> int:
     store = KeyStore(client)
     try:
         if args.keys_command == "create":
-            text = args.role if args.role == "admin" else f"{args.role}:{args.tenant or ''}"
+            text = args.role if args.role in UNSCOPED else f"{args.role}:{args.tenant or ''}"
             info, token = await store.create(Principal.parse(text))
             print(f"key id:    {info.key_id}\nprincipal: {info.principal}\ntoken:     {token}")
             print("The token is shown once; store it now.", file=sys.stderr)
