@@ -512,7 +512,7 @@ class AuthorizeResponse(_message.Message):
     def __init__(self, allowed: _Optional[bool] = ..., reason: _Optional[_Union[DenyReason, str]] = ..., subscriber_version: _Optional[int] = ..., carrier_id: _Optional[str] = ..., subscriber_id: _Optional[str] = ...) -> None: ...
 
 class Session(_message.Message):
-    __slots__ = ("session_id", "mac", "channel_id", "expires_at", "reused", "active_sessions", "max_streams")
+    __slots__ = ("session_id", "mac", "channel_id", "expires_at", "reused", "active_sessions", "max_streams", "replaced_session_id")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     MAC_FIELD_NUMBER: _ClassVar[int]
     CHANNEL_ID_FIELD_NUMBER: _ClassVar[int]
@@ -520,6 +520,7 @@ class Session(_message.Message):
     REUSED_FIELD_NUMBER: _ClassVar[int]
     ACTIVE_SESSIONS_FIELD_NUMBER: _ClassVar[int]
     MAX_STREAMS_FIELD_NUMBER: _ClassVar[int]
+    REPLACED_SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     mac: str
     channel_id: str
@@ -527,7 +528,8 @@ class Session(_message.Message):
     reused: bool
     active_sessions: int
     max_streams: int
-    def __init__(self, session_id: _Optional[str] = ..., mac: _Optional[str] = ..., channel_id: _Optional[str] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reused: _Optional[bool] = ..., active_sessions: _Optional[int] = ..., max_streams: _Optional[int] = ...) -> None: ...
+    replaced_session_id: str
+    def __init__(self, session_id: _Optional[str] = ..., mac: _Optional[str] = ..., channel_id: _Optional[str] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reused: _Optional[bool] = ..., active_sessions: _Optional[int] = ..., max_streams: _Optional[int] = ..., replaced_session_id: _Optional[str] = ...) -> None: ...
 
 class StartSessionRequest(_message.Message):
     __slots__ = ("mac", "channel_id", "idempotency_key")

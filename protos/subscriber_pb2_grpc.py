@@ -337,7 +337,11 @@ class SubscriberServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def StartSession(self, request, context):
-        """Over the limit: RESOURCE_EXHAUSTED with ErrorInfo metadata
+        """One stream per box: a box that already holds a lease (live, or ended
+        within the grace period) gets a new lease that replaces it in the same
+        atomic step (a channel switch); the old lease id is refused from then on.
+        max_streams counts boxes streaming at once. Over the limit:
+        RESOURCE_EXHAUSTED with ErrorInfo metadata
         {"limit": "2", "sessions": "<id>,<id>", "devices": "<mac>,<mac>"}.
         Playback refused: FAILED_PRECONDITION with metadata {"reason": <DenyReason name>}.
         """
@@ -346,7 +350,8 @@ class SubscriberServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Heartbeat(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """A lease is bound to its box: another box's lease id is NOT_FOUND.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')

@@ -19,9 +19,12 @@ A carrier's first steps (the admin runs the first two):
 
 The CDN front door: ``DeviceLogin(mac, device_secret)`` (public) returns the
 carrier, subscriber, region, status, subscriber version and channel lineup;
-then, with an admin key, ``Authorize(mac, channel_id)`` -> allowed / reason /
+then, with a ``playback`` key (which may call nothing else but
+``EffectiveChannels``), ``Authorize(mac, channel_id)`` -> allowed / reason /
 ``subscriber_version`` (cache a decision until the version changes), and
-``StartSession`` / ``Heartbeat`` / ``EndSession`` for stream leases.
+``StartSession`` / ``Heartbeat`` / ``EndSession`` for stream leases: one
+stream per box (a box's new lease replaces its old one), ``max_streams``
+boxes streaming at once per subscriber.
 
 Durability: every write is one Redis command or script. Under the default
 AOF ``appendfsync everysec`` a crash of redis-server can lose up to about one

@@ -24,7 +24,9 @@ entitled_from       ``YYYY-MM-DD`` or ISO time; empty = now (or the start
 entitled_until      last day (inclusive) or exclusive ISO time; empty = open
 ==================  =========================================================
 
-Row numbers in the report are CSV line numbers (the header is line 1).
+Row numbers in the report are CSV line numbers (the header is line 1). One
+record per line; unreadable lines and cells are reported per row (rules:
+:mod:`subscriber.importfile`), never as a traceback.
 Rows are sent in calls of ``--rows-per-call``; each call is acknowledged
 once its rows are stored, and the progress bar counts acknowledged rows.
 Imports are idempotent upserts: after an interruption, run the same file
@@ -35,16 +37,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import csv
 import sys
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import grpc
-from google.protobuf.timestamp_pb2 import Timestamp
 from tqdm import tqdm
 
 from headend.clitools import describe_rpc_error
@@ -53,127 +52,14 @@ from headend.settings import environ
 from protos import keys_pb2, keys_pb2_grpc
 from protos import subscriber_pb2 as pb
 from protos import subscriber_pb2_grpc as pb_grpc
+from subscriber.importfile import STATUS, CsvError, parse_time, read_csv
+
+__all__ = ["CsvError", "import_rows", "read_csv", "register"]
 
 DEFAULT_TARGET = "127.0.0.1:50052"
-CHINA = timezone(timedelta(hours=8))
-COLUMNS = (
-    "subscriber_id",
-    "display_name",
-    "region_code",
-    "status",
-    "service_end",
-    "max_streams",
-    "contact_phone",
-    "contact_email",
-    "mac",
-    "serial",
-    "model",
-    "packages",
-    "entitled_from",
-    "entitled_until",
-)
-REQUIRED = ("subscriber_id", "display_name", "region_code")
-_STATUS = {
-    "": pb.SUBSCRIBER_STATUS_UNSPECIFIED,
-    "active": pb.ACTIVE,
-    "suspended": pb.SUSPENDED,
-    "terminated": pb.TERMINATED,
-}
 
 
-class CsvError(ValueError):
-    """Raised when a CSV cell cannot be read; names the column."""
-
-    def __init__(self, column: str, reason: str) -> None:
-        super().__init__(f"{column}: {reason}")
-        self.column = column
-        self.reason = reason
-
-
-def parse_time(text: str, column: str, *, end_of_day: bool) -> Timestamp | None:
-    """A date (China time; ``end_of_day`` = the next midnight) or an ISO time with offset."""
-    text = text.strip()
-    if not text:
-        return None
-    try:
-        if len(text) == 10:
-            day = date.fromisoformat(text)
-            if end_of_day:
-                day += timedelta(days=1)
-            moment = datetime.combine(day, time(), CHINA)
-        else:
-            moment = datetime.fromisoformat(text)
-    except ValueError as err:
-        raise CsvError(column, f"not a date or ISO time: {text[:40]!r}") from err
-    if moment.tzinfo is None:
-        raise CsvError(column, "needs a UTC offset, e.g. 2027-01-01T00:00:00+08:00")
-    stamp = Timestamp()
-    stamp.FromDatetime(moment)
-    return stamp
-
-
-def csv_row(line: int, cells: dict[str, str]) -> pb.ImportRow:
-    """One CSV record as an import row (raises ``CsvError`` for unreadable cells)."""
-
-    def cell(name: str) -> str:
-        return (cells.get(name) or "").strip()
-
-    status = cell("status").lower()
-    if status not in _STATUS:
-        raise CsvError("status", "must be active, suspended or terminated")
-    streams = cell("max_streams")
-    if streams and not streams.isdigit():
-        raise CsvError("max_streams", "not a whole number")
-    row = pb.ImportRow(
-        row=line,
-        subscriber_id=cell("subscriber_id"),
-        display_name=cell("display_name"),
-        region_code=cell("region_code"),
-        status=_STATUS[status],
-        max_streams=int(streams or 0),
-        contact_phone=cell("contact_phone"),
-        contact_email=cell("contact_email"),
-        mac=cell("mac"),
-        serial=cell("serial"),
-        model=cell("model"),
-        package_ids=[p.strip() for p in cell("packages").split(";") if p.strip()],
-    )
-    for name, end in (("service_end", True), ("entitled_from", False), ("entitled_until", True)):
-        stamp = parse_time(cell(name), name, end_of_day=end)
-        if stamp is not None:
-            getattr(row, name).CopyFrom(stamp)
-    return row
-
-
-@dataclass
-class CsvReport:
-    """Rows read from a CSV file and the cells that could not be read."""
-
-    rows: list[pb.ImportRow]
-    errors: list[pb.RowError]
-
-
-def read_csv(path: Path) -> CsvReport:
-    """Read and check an import file; refuses unknown or missing columns."""
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.DictReader(handle)
-        header = [h.strip() for h in reader.fieldnames or ()]
-        unknown = sorted(set(header) - set(COLUMNS))
-        missing = [c for c in REQUIRED if c not in header]
-        if unknown or missing:
-            raise CsvError("header", f"unknown columns {unknown} / missing columns {missing}")
-        reader.fieldnames = header
-        report = CsvReport([], [])
-        for cells in reader:
-            line = reader.line_num
-            try:
-                report.rows.append(csv_row(line, cells))
-            except CsvError as err:
-                report.errors.append(pb.RowError(row=line, field=err.column, error=err.reason))
-        return report
-
-
-def _chunks(rows: list[pb.ImportRow], size: int) -> Iterator[list[pb.ImportRow]]:
+def _chunks(rows: Sequence[pb.ImportRow], size: int) -> Iterator[Sequence[pb.ImportRow]]:
     for start in range(0, len(rows), size):
         yield rows[start : start + size]
 
@@ -182,7 +68,7 @@ async def import_rows(
     stub: pb_grpc.SubscriberServiceStub,
     token: str,
     carrier: str,
-    rows: list[pb.ImportRow],
+    rows: Sequence[pb.ImportRow],
     *,
     chunk_rows: int = 500,
     rows_per_call: int = 5000,
@@ -192,7 +78,9 @@ async def import_rows(
     total = pb.ImportSummary()
     for call_rows in _chunks(rows, rows_per_call):
 
-        async def chunks(batch: list[pb.ImportRow] = call_rows) -> AsyncIterator[pb.ImportChunk]:
+        async def chunks(
+            batch: Sequence[pb.ImportRow] = call_rows,
+        ) -> AsyncIterator[pb.ImportChunk]:
             for part in _chunks(batch, chunk_rows):
                 yield pb.ImportChunk(carrier_id=carrier, rows=part)
 
@@ -207,7 +95,7 @@ async def import_rows(
 # --- command plumbing ------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Context:
     stub: pb_grpc.SubscriberServiceStub
     keys: keys_pb2_grpc.KeyServiceStub
@@ -250,6 +138,9 @@ def _run(command: Command) -> Callable[[argparse.Namespace], int]:
                 except grpc.aio.AioRpcError as err:
                     print(f"subscribers: {describe_rpc_error(err)}", file=sys.stderr)
                     return 1
+                except CsvError as err:
+                    print(f"subscribers: {err}", file=sys.stderr)
+                    return 2
 
         return asyncio.run(go())
 
@@ -321,7 +212,7 @@ async def _status(ctx: _Context, args: argparse.Namespace) -> int:
     request = pb.SetSubscriberStatusRequest(
         carrier_id=await ctx.carrier(args.carrier),
         subscriber_id=args.id,
-        status=_STATUS[args.status],
+        status=STATUS[args.status],
         idempotency_key=args.idempotency_key,
     )
     _show(await ctx.stub.SetSubscriberStatus(request, metadata=ctx.md))

@@ -15,7 +15,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from headend.rpc import error_details
 from protos import subscriber_pb2 as pb
-from tests.subscriber.conftest import ALICE_MAC, Api
+from tests.support.subscriber import ALICE_MAC, Api
 
 ACME = "carrier:acme"
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from protos import subscriber_pb2 as pb
-from subscriber.cli import CsvError, read_csv
-from tests.subscriber.conftest import Api
+from subscriber.importfile import CsvError, read_csv
+from tests.support.subscriber import Api
 
 # What headend/cli.py does with register(): one sub-command tree, then args.func(args).
 ENTRY = (
@@ -157,3 +157,48 @@ def test_unreadable_cells_become_row_errors(tmp_path: Path) -> None:
     assert [(e.row, e.field) for e in report.errors] == [(2, "max_streams"), (3, "service_end")]
     assert [r.row for r in report.rows] == [4]
     assert report.rows[0].entitled_until.ToJsonString() == "2027-06-30T16:00:00Z"
+
+
+async def test_nasty_file_gives_per_row_errors_and_imports_the_rest(
+    world: Api, tmp_path: Path
+) -> None:
+    path = tmp_path / "nasty.csv"
+    path.write_bytes(
+        HEADER.encode()
+        + b'n1,"Unclosed,510104,,,,,,basic,\n'  # line 2
+        + b"n2,Good Two,510104,,,,,,basic,\n"
+        + b"n3,Bad \xff UTF-8,510104,,,,,,basic,\n"  # line 4
+        + b"n4,"
+        + b"w" * 100_000
+        + b",510104,,,,,,basic,\n"  # line 5
+        + b"n5,Absurd,510104,,99999999999999999999,,,,basic,\n"  # line 6
+        + b"n6,Far Future,510104,9999-12-31,,,,,basic,\n"  # line 7
+        + b"n7,Bad MAC,510104,,,zz:zz,,,basic,\n"  # line 8
+        + b",No Id,510104,,,,,,basic,\n"  # line 9
+        + b"n9,Too,Many,Cells,510104,,,,,,basic,\n"  # line 10
+        + b"n10,Good Ten,510104,,,,,,basic,\n"
+    )
+    code, out, err = await cli(world, "import", str(path), "--quiet")
+    assert code == 1
+    assert "Traceback" not in err
+    assert "10 rows: 2 created, 0 updated, 0 unchanged, 8 failed" in out
+    for needle in (
+        "row 2: line: unterminated quote",
+        "row 4: line: not valid UTF-8",
+        "row 5: line: longer than",
+        "row 6: max_streams:",
+        "row 7: service_end:",
+        "row 8: mac:",
+        "row 9: subscriber_id:",
+        "row 10: line: 12 cells; the header has 10",
+    ):
+        assert needle in err, (needle, err)
+    assert await world.redis.exists("sub:acme:s:n2", "sub:acme:s:n10") == 2
+
+
+async def test_unreadable_date_argument_is_one_clear_line(world: Api) -> None:
+    code, _, err = await cli(
+        world, "create", "--id", "x", "--name", "X", "--region", "110101", "--service-end", "soon"
+    )
+    assert code == 2
+    assert err.strip() == "subscribers: service_end: not a date or ISO time: 'soon'"

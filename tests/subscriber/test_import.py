@@ -6,13 +6,15 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
 import grpc
 import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
 
-from headend.rpc import bearer
+from headend.rpc import bearer, error_details
 from protos import subscriber_pb2 as pb
-from tests.subscriber.conftest import ALICE_MAC, Api
+from tests.support.subscriber import ALICE_MAC, Api
 
 ACME = "carrier:acme"
 
@@ -199,3 +201,96 @@ async def test_chunks_must_name_one_carrier(world: Api) -> None:
         await world.stub.ImportSubscribers(gen(), metadata=bearer(await world.tokens("admin")))
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert not await world.redis.exists("sub:beta:s:u00001")
+
+
+def _odd(row: pb.ImportRow, case: str) -> None:
+    if case == "empty-id":
+        row.subscriber_id = ""
+    elif case == "empty-name":
+        row.display_name = "   "
+    elif case == "bad-region":
+        row.region_code = "44030x"
+    elif case == "bad-mac":
+        row.mac = "ff:ff:ff:ff:ff:ff"
+    elif case == "absurd-streams":
+        row.max_streams = 2**32 - 1
+    elif case == "time-beyond-9999":
+        row.service_end.seconds = 10**12
+    elif case == "negative-nanos":
+        row.entitled_until.seconds, row.entitled_until.nanos = 1, -5
+    elif case == "unknown-status":
+        row.status = 99  # type: ignore[assignment]
+    elif case == "huge-name":
+        row.display_name = "x" * 100_000
+
+
+ODD = {
+    "empty-id": "subscriber_id",
+    "empty-name": "display_name",
+    "bad-region": "region_code",
+    "bad-mac": "mac",
+    "absurd-streams": "max_streams",
+    "time-beyond-9999": "service_end",
+    "negative-nanos": "entitled_until",
+    "unknown-status": "status",
+    "huge-name": "display_name",
+}
+
+
+async def test_odd_cells_are_per_row_errors_never_a_failed_stream(world: Api) -> None:
+    batch = rows(len(ODD) + 2)
+    for row, case in zip(batch[1:], ODD, strict=False):
+        _odd(row, case)
+    before = await world.snapshot()
+    summary = await send(world, [batch])
+    assert (summary.rows, summary.created, summary.failed) == (len(ODD) + 2, 2, len(ODD))
+    assert [(e.row, e.field) for e in summary.errors] == [
+        (row.row, field) for row, field in zip(batch[1:], ODD.values(), strict=False)
+    ]
+    after = await world.snapshot()
+    added = {k for k in after if k not in before and k.startswith(b"sub:acme:s:")}
+    assert added == {b"sub:acme:s:u00000", f"sub:acme:s:u{len(ODD) + 1:05d}".encode()}
+
+
+@pytest.mark.parametrize(
+    ("method", "request_", "field"),
+    [
+        pytest.param(
+            "CreateSubscriber",
+            pb.CreateSubscriberRequest(
+                carrier_id="acme",
+                subscriber_id="eve",
+                display_name="Eve",
+                region_code="110101",
+                service_end=Timestamp(seconds=10**12),
+            ),
+            "service_end",
+            id="create-service-end",
+        ),
+        pytest.param(
+            "Authorize",
+            pb.AuthorizeRequest(mac=ALICE_MAC, channel_id="cctv1", at=Timestamp(seconds=-(10**12))),
+            "at",
+            id="authorize-at",
+        ),
+        pytest.param(
+            "Entitle",
+            pb.EntitleRequest(
+                carrier_id="acme",
+                subscriber_id="alice",
+                package_id="sports",
+                valid_until=Timestamp(seconds=1, nanos=-1),
+            ),
+            "valid_until",
+            id="entitle-until",
+        ),
+    ],
+)
+async def test_out_of_range_times_are_invalid_argument_not_unknown(
+    world: Api, method: str, request_: Any, field: str
+) -> None:
+    before = await world.snapshot()
+    err = await world.fails(method, request_)
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert field in error_details(err).fields
+    assert await world.snapshot() == before

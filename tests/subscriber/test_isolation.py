@@ -15,7 +15,7 @@ import pytest
 
 from headend.rpc import bearer
 from protos import subscriber_pb2 as pb
-from tests.subscriber.conftest import ALICE_MAC, Api
+from tests.support.subscriber import ALICE_MAC, Api
 
 BETA = "carrier:beta"
 DENIED, HIDDEN, NOT_FOUND = "denied", "hidden", "not-found"

@@ -1,4 +1,4 @@
-"""Concurrency leases: the stream limit, channel-switch grace, heartbeat and TTL expiry.
+"""Leases: one stream per box, the stream limit, channel-switch grace, heartbeat and TTL expiry.
 
 The service reads a manual clock and the lease script compares against the
 time it is given, so expiry is exercised by moving the clock, not by sleeping.
@@ -13,7 +13,9 @@ import pytest
 
 from headend.rpc import error_details
 from protos import subscriber_pb2 as pb
-from tests.subscriber.conftest import ALICE_MAC, Api
+from subscriber.errors import DeviceNotFound
+from subscriber.store import SubscriberStore
+from tests.support.subscriber import ALICE_MAC, Api
 
 BOX2, BOX3 = "aa:bb:cc:00:00:02", "aa:bb:cc:00:00:03"
 
@@ -50,16 +52,21 @@ async def test_over_the_limit_names_the_limit_and_the_holders(boxes: Api) -> Non
     assert set(meta["devices"].split(",")) == {ALICE_MAC, BOX2}
 
 
-async def test_channel_switch_on_the_same_box_reuses_its_slot(boxes: Api) -> None:
+async def test_channel_switch_on_the_same_box_replaces_its_lease(boxes: Api) -> None:
     one = await start(boxes, ALICE_MAC)
     await start(boxes, BOX2)
     switched = await start(boxes, ALICE_MAC, "cctv2")
-    assert (switched.reused, switched.session_id, switched.active_sessions) == (
+    assert switched.session_id != one.session_id
+    assert (switched.reused, switched.replaced_session_id, switched.active_sessions) == (
         True,
         one.session_id,
         2,
     )
     assert switched.channel_id == "cctv2"
+    err = await boxes.fails(
+        "Heartbeat", pb.HeartbeatRequest(mac=ALICE_MAC, session_id=one.session_id)
+    )
+    assert err.code() == grpc.StatusCode.NOT_FOUND
 
 
 async def test_ended_slot_is_kept_for_its_box_during_grace_then_freed(boxes: Api) -> None:
@@ -70,11 +77,12 @@ async def test_ended_slot_is_kept_for_its_box_during_grace_then_freed(boxes: Api
     assert (await refused(boxes, BOX3)).code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     back = await start(boxes, ALICE_MAC, "cctv2")
     assert back.reused
-    assert back.session_id == one.session_id
-    await boxes.call("EndSession", pb.EndSessionRequest(mac=ALICE_MAC, session_id=one.session_id))
+    assert back.replaced_session_id == one.session_id
+    await boxes.call("EndSession", pb.EndSessionRequest(mac=ALICE_MAC, session_id=back.session_id))
     boxes.clock.advance(5.001)  # grace over: the slot is anyone's
     third = await start(boxes, BOX3)
     assert not third.reused
+    assert third.replaced_session_id == ""
     assert third.active_sessions == 2
 
 
@@ -130,3 +138,117 @@ async def test_concurrent_starts_never_exceed_the_limit(boxes: Api) -> None:
     assert len(lost) == 4
     assert all(e.code() == grpc.StatusCode.RESOURCE_EXHAUSTED for e in lost)
     assert await boxes.redis.zcard("sub:acme:lease:alice") == 2
+
+
+# --- one stream per box (attacker finding: a shared token played three channels at once) ---
+
+
+async def limit_one(api: Api) -> None:
+    """alice may stream on one box at a time."""
+    sub = await api.call(
+        "GetSubscriber",
+        pb.GetSubscriberRequest(carrier_id="acme", subscriber_id="alice"),
+        as_="carrier:acme",
+    )
+    await api.call(
+        "UpdateSubscriber",
+        pb.UpdateSubscriberRequest(
+            carrier_id="acme", subscriber_id="alice", expected_version=sub.version, max_streams=1
+        ),
+        as_="carrier:acme",
+    )
+
+
+async def test_one_box_switching_channels_holds_one_lease(boxes: Api) -> None:
+    await limit_one(boxes)
+    ch1 = await start(boxes, ALICE_MAC, "cctv1")
+    ch2 = await start(boxes, ALICE_MAC, "cctv2")
+    assert (ch2.replaced_session_id, ch2.active_sessions, ch2.max_streams) == (ch1.session_id, 1, 1)
+    assert await boxes.redis.zrange("sub:acme:lease:alice", 0, -1) == [ch2.session_id.encode()]
+    meta = await boxes.redis.hgetall("sub:acme:leasem:alice")
+    assert meta == {ch2.session_id.encode(): f"{ALICE_MAC}\tcctv2\tactive".encode()}
+    before = await boxes.snapshot()
+    for method, request in (
+        ("Heartbeat", pb.HeartbeatRequest(mac=ALICE_MAC, session_id=ch1.session_id)),
+        ("EndSession", pb.EndSessionRequest(mac=ALICE_MAC, session_id=ch1.session_id)),
+    ):
+        assert (await boxes.fails(method, request)).code() == grpc.StatusCode.NOT_FOUND
+    assert await boxes.snapshot() == before
+    beat = await boxes.call(
+        "Heartbeat", pb.HeartbeatRequest(mac=ALICE_MAC, session_id=ch2.session_id)
+    )
+    assert (beat.channel_id, beat.active_sessions) == ("cctv2", 1)
+
+
+async def test_three_channels_on_one_box_leave_one_stream(boxes: Api) -> None:
+    await limit_one(boxes)
+    leases = [await start(boxes, ALICE_MAC, ch) for ch in ("cctv1", "cctv2", "cctv1")]
+    assert [s.active_sessions for s in leases] == [1, 1, 1]
+    for lease in leases[:-1]:
+        err = await boxes.fails(
+            "Heartbeat", pb.HeartbeatRequest(mac=ALICE_MAC, session_id=lease.session_id)
+        )
+        assert err.code() == grpc.StatusCode.NOT_FOUND
+    beat = await boxes.call(
+        "Heartbeat", pb.HeartbeatRequest(mac=ALICE_MAC, session_id=leases[-1].session_id)
+    )
+    assert beat.active_sessions == 1
+
+
+async def test_second_box_of_a_one_stream_subscriber_is_refused(boxes: Api) -> None:
+    await limit_one(boxes)
+    first = await start(boxes, ALICE_MAC)
+    before = await boxes.snapshot()
+    err = await refused(boxes, BOX2)
+    assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    meta = error_details(err).metadata
+    assert (meta["limit"], meta["sessions"], meta["devices"]) == ("1", first.session_id, ALICE_MAC)
+    assert await boxes.snapshot() == before
+
+
+async def test_concurrent_starts_on_one_box_leave_one_lease(boxes: Api) -> None:
+    await limit_one(boxes)
+    results = await asyncio.gather(*(start(boxes, ALICE_MAC, "cctv1") for _ in range(8)))
+    assert all(r.active_sessions == 1 for r in results)
+    assert await boxes.redis.zcard("sub:acme:lease:alice") == 1
+    replaced = {r.replaced_session_id for r in results} - {""}
+    assert len(replaced) == 7  # each start ended exactly the lease before it
+
+
+@pytest.mark.parametrize("method", ["Heartbeat", "EndSession"])
+async def test_another_boxs_lease_is_not_found_and_untouched(boxes: Api, method: str) -> None:
+    mine = await start(boxes, ALICE_MAC)
+    await start(boxes, BOX2)
+    before = await boxes.snapshot()
+    request_type = pb.HeartbeatRequest if method == "Heartbeat" else pb.EndSessionRequest
+    err = await boxes.fails(method, request_type(mac=BOX2, session_id=mine.session_id))
+    assert err.code() == grpc.StatusCode.NOT_FOUND
+    assert await boxes.snapshot() == before
+
+
+async def test_heartbeats_keep_the_lease_keys_alive(boxes: Api) -> None:
+    one = await start(boxes, ALICE_MAC)
+    for key in ("sub:acme:lease:alice", "sub:acme:leasem:alice"):
+        await boxes.redis.pexpire(key, 1000)  # as if the start was long ago
+    await boxes.call("Heartbeat", pb.HeartbeatRequest(mac=ALICE_MAC, session_id=one.session_id))
+    for key in ("sub:acme:lease:alice", "sub:acme:leasem:alice"):
+        assert await boxes.redis.pttl(key) > 30_000  # outlives the lease (TTL 30 s)
+
+
+async def test_no_lease_for_a_box_no_longer_bound_to_that_subscriber(boxes: Api) -> None:
+    """The lease script re-checks the MAC binding: a box moved meanwhile gets no lease."""
+    store = SubscriberStore(boxes.redis)
+    before = await boxes.snapshot()
+    with pytest.raises(DeviceNotFound):
+        await store.start_lease(
+            "beta",
+            "bob",  # alice's box, as if it had been read before a move
+            session_id="0123456789abcdef",
+            mac=ALICE_MAC,
+            channel="cctv1",
+            now=boxes.clock.now,
+            ttl_ms=30_000,
+            grace_ms=5_000,
+            limit=2,
+        )
+    assert await boxes.snapshot() == before

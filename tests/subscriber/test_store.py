@@ -9,7 +9,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from protos import subscriber_pb2 as pb
 from subscriber import domain
 from subscriber.store import SubscriberStore
-from tests.subscriber.conftest import ALICE_MAC, Api
+from tests.support.subscriber import ALICE_MAC, Api
 
 ACME = "carrier:acme"
 

@@ -1,0 +1,51 @@
+"""``headend ratelimit locked|clear``: operators list and lift lockouts (talks to Redis)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Callable
+
+import redis.asyncio as aioredis
+
+from headend.ratelimit import clear_lockout, lockouts
+
+
+async def _locked(url: str, name: str | None) -> int:
+    client = aioredis.Redis.from_url(url)
+    try:
+        found = await lockouts(client, name=name)
+    finally:
+        await client.aclose()
+    for lock in found:
+        print(f"{lock.name}\t{lock.key}\t{lock.retry_after_seconds:.0f}s left")
+    if not found:
+        print("no locked keys", file=sys.stderr)
+    return 0
+
+
+async def _clear(url: str, name: str, key: str) -> int:
+    client = aioredis.Redis.from_url(url)
+    try:
+        was_locked = await clear_lockout(client, name, key)
+    finally:
+        await client.aclose()
+    if not was_locked:
+        print(f"{name} {key!r} was not locked (its failure count is reset)", file=sys.stderr)
+        return 1
+    print(f"cleared the lockout of {name} {key!r}")
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction, redis_url: Callable[[], str]) -> None:
+    """Add ``headend ratelimit ...``; ``redis_url`` is read when a command runs."""
+    top = subparsers.add_parser("ratelimit", help="list and clear lockouts (talks to Redis)")
+    commands = top.add_subparsers(dest="ratelimit_command", required=True)
+    locked = commands.add_parser("locked", help="list locked keys with the time left")
+    locked.add_argument("--name", help="only this limiter (e.g. login)")
+    locked.set_defaults(func=lambda a: asyncio.run(_locked(redis_url(), a.name)))
+    clear = commands.add_parser("clear", help="lift a lockout (and reset its failure count)")
+    clear.add_argument("name", help="the limiter, e.g. login")
+    clear.add_argument("key", help="the locked key, as `locked` lists it")
+    clear.set_defaults(func=lambda a: asyncio.run(_clear(redis_url(), a.name, a.key)))

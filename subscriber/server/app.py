@@ -1,0 +1,50 @@
+"""Mounting ``SubscriberService`` (and ``KeyService``) on the gRPC harness, and ``main()``."""
+
+from __future__ import annotations
+
+from redis.asyncio import Redis
+
+from headend.auth import KeyStore
+from headend.keys_service import key_service
+from headend.rpc import RpcServer, ServiceSpec, run_service, start_server
+from protos import subscriber_pb2 as pb
+from protos import subscriber_pb2_grpc as pb_grpc
+from subscriber.server.servicer import SubscriberServicer
+from subscriber.service import Clock, SubscriberService, utc_now
+from subscriber.settings import SubscriberSettings
+from subscriber.store import SubscriberStore
+
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["SubscriberService"].full_name
+PUBLIC_METHODS = frozenset({"DeviceLogin"})
+
+
+def subscriber_service(service: SubscriberService) -> ServiceSpec:
+    """The ``ServiceSpec`` mounting ``SubscriberService`` (``DeviceLogin`` public)."""
+    servicer = SubscriberServicer(service=service)
+    return ServiceSpec(
+        SERVICE_NAME,
+        lambda server: pb_grpc.add_SubscriberServiceServicer_to_server(servicer, server),
+        public_methods=PUBLIC_METHODS,
+    )
+
+
+async def create_server(
+    settings: SubscriberSettings, *, redis: Redis, keys: KeyStore, clock: Clock = utc_now
+) -> tuple[RpcServer, int]:
+    """Start ``SubscriberService`` and ``KeyService`` on the harness; returns server and port."""
+    store = SubscriberStore(redis, audit_maxlen=settings.audit_maxlen)
+    service = SubscriberService(store=store, settings=settings, clock=clock)
+    return await start_server(
+        settings.rpc,
+        services=[subscriber_service(service), key_service(keys)],
+        authenticator=keys,
+    )
+
+
+def main() -> None:
+    """``python -m subscriber``: serve until SIGTERM/SIGINT (needs ``REDIS_URL``)."""
+    run_service(
+        "subscriber",
+        SubscriberSettings.from_env,
+        lambda settings, redis: create_server(settings, redis=redis, keys=KeyStore(redis)),
+    )

@@ -1,0 +1,132 @@
+"""What every use case shares: the clock, who may act for which carrier, idempotency."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+
+from headend.auth import Principal, require_tenant
+from headend.errors import PermissionDenied
+from subscriber import domain
+from subscriber.domain import PlaybackState, Subscriber
+from subscriber.errors import CarrierNotActive, CarrierNotFound, InvalidField, VersionMismatch
+from subscriber.settings import SubscriberSettings
+from subscriber.store import SubscriberStore
+
+Clock = Callable[[], datetime]
+_IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,128}")
+PAGE_MAX = 500
+
+
+def utc_now() -> datetime:
+    """Now, to the millisecond (what the store keeps)."""
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+def secret_digest(secret: str) -> str:
+    """SHA-256 of a device secret; the secret is 256-bit random, so a fast hash suffices."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def millis(delta: timedelta) -> int:
+    """A duration in whole milliseconds."""
+    return int(delta.total_seconds() * 1000)
+
+
+def check_version(sub: Subscriber, expected: int) -> None:
+    """``VersionMismatch`` unless the account is at ``expected``."""
+    if sub.version != expected:
+        raise VersionMismatch(
+            f"subscriber {sub.subscriber_id} is at version {sub.version}, not {expected}",
+            details={"expected_version": str(expected), "current_version": str(sub.version)},
+        )
+
+
+class ServiceBase:
+    """The store, settings and clock, and the scoping rules every use case applies."""
+
+    def __init__(
+        self, *, store: SubscriberStore, settings: SubscriberSettings, clock: Clock = utc_now
+    ) -> None:
+        self._store = store
+        self._settings = settings
+        self._clock = clock
+
+    def _now(self) -> datetime:
+        now = self._clock()
+        return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+    @staticmethod
+    def _scope(principal: Principal, carrier_id: str) -> str:
+        # Colon-free ids keep every carrier's keys (sub:{carrier}:...) disjoint.
+        domain.validate_carrier_id(carrier_id)
+        require_tenant(principal, "carrier", carrier_id)
+        return carrier_id
+
+    @staticmethod
+    def _lineup_scope(principal: Principal, carrier_id: str) -> str:
+        """Like ``_scope``, and the front door (playback) may read any carrier's lineups."""
+        domain.validate_carrier_id(carrier_id)
+        if principal.role != "playback":
+            require_tenant(principal, "carrier", carrier_id)
+        return carrier_id
+
+    async def _writable(self, principal: Principal, carrier_id: str) -> str:
+        self._scope(principal, carrier_id)
+        status = await self._store.carrier_status(carrier_id)
+        if not status:
+            raise CarrierNotFound(f"no carrier {carrier_id}")
+        if status != "active" and not principal.is_admin:
+            raise CarrierNotActive(f"carrier {carrier_id} is {status}")
+        return carrier_id
+
+    @staticmethod
+    def _sees(principal: Principal, carrier_id: str, mac: str) -> bool:
+        """Another carrier's box must look exactly like an unknown one."""
+        if principal.is_admin or principal.role == "playback":
+            return True
+        if principal.role == "carrier":
+            return principal.tenant == carrier_id
+        return principal.role == "device" and principal.tenant == mac
+
+    def _visible(self, principal: Principal, state: PlaybackState | None) -> PlaybackState | None:
+        if state is None or not self._sees(principal, state.device.carrier_id, state.device.mac):
+            return None
+        return state
+
+    @staticmethod
+    def _playback_caller(principal: Principal) -> None:
+        if principal.role == "broadcaster":
+            raise PermissionDenied(f"{principal} may not authorize playback")
+
+    @staticmethod
+    def _not_playback(principal: Principal) -> None:
+        """The playback role checks, starts and ends playback; it may do nothing else."""
+        if principal.role == "playback":
+            raise PermissionDenied(f"{principal} may not do this; playback path only")
+
+    async def idempotent(
+        self, principal: Principal, key: str, fingerprint: str, run: Callable[[], Awaitable[bytes]]
+    ) -> bytes:
+        """Run ``run`` once per (caller, key); a retry gets the first response back."""
+        if not key:
+            return await run()
+        if not _IDEMPOTENCY_KEY.fullmatch(key):
+            raise InvalidField("idempotency_key", "must be 1-128 printable ASCII characters")
+        scope = principal.tenant if principal.role == "carrier" else f"_{principal.role}"
+        if principal.role not in ("carrier", "admin"):
+            scope += f"-{principal.tenant}"
+        ttl = self._settings.idempotency_ttl_seconds
+        replay = await self._store.idempotency_claim(scope, key, fingerprint, ttl)
+        if replay is not None:
+            return replay
+        try:
+            response = await run()
+        except BaseException:
+            await self._store.idempotency_release(scope, key)
+            raise
+        await self._store.idempotency_finish(scope, key, fingerprint, response, ttl)
+        return response

@@ -1,0 +1,137 @@
+"""Carriers and the package catalogue (cached in-process until its version moves)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+from redis.asyncio import Redis
+
+from subscriber.domain import Carrier, CarrierStatus, Package
+from subscriber.errors import CarrierExists, CarrierNotFound
+from subscriber.store.base import Audit, StoreBase, Tx, redis_errors
+from subscriber.store.codec import (
+    CARRIERS,
+    CATALOG_V,
+    PACKAGES,
+    PLATFORM,
+    carrier_key,
+    from_ms,
+    ms,
+    package_channels_key,
+    package_key,
+    text,
+)
+
+
+class CatalogueStore(StoreBase):
+    """Carriers and packages."""
+
+    def __init__(self, redis: Redis, *, audit_maxlen: int = 1_000_000) -> None:
+        super().__init__(redis, audit_maxlen=audit_maxlen)
+        self._catalog: tuple[bytes | None, dict[str, Package]] = (b"", {})
+
+    # --- carriers --------------------------------------------------------------------------
+
+    @redis_errors
+    async def create_carrier(self, carrier: Carrier, audit: Audit, after: str) -> None:
+        """Store a new carrier; ``CarrierExists`` if the id is taken."""
+        tx = Tx()
+        key = carrier_key(carrier.carrier_id)
+        tx.hfield(key, "n", "", "exists")
+        tx.write(
+            "HSET", key, "n", carrier.name, "t", carrier.network_type, "s", carrier.status,
+            "c", ms(carrier.created_at),
+        )  # fmt: skip
+        tx.write("SADD", CARRIERS, carrier.carrier_id)
+        self._audit(
+            tx,
+            carrier.carrier_id,
+            audit,
+            f"carrier/{carrier.carrier_id}",
+            "",
+            after,
+            carrier.created_at,
+        )
+        if await self._run(tx) is not None:
+            raise CarrierExists(f"carrier {carrier.carrier_id} exists")
+
+    @redis_errors
+    async def get_carrier(self, carrier_id: str) -> Carrier:
+        """One carrier, or ``CarrierNotFound``."""
+        raw = await self._redis.hgetall(carrier_key(carrier_id))
+        if not raw:
+            raise CarrierNotFound(f"no carrier {carrier_id}")
+        return Carrier(
+            carrier_id,
+            text(raw[b"n"]),
+            text(raw[b"t"]),  # type: ignore[arg-type]
+            text(raw[b"s"]),  # type: ignore[arg-type]
+            from_ms(raw[b"c"]),
+        )
+
+    @redis_errors
+    async def list_carriers(self) -> list[Carrier]:
+        """Every carrier, by id."""
+        ids = sorted(i.decode() for i in await self._redis.smembers(CARRIERS))
+        return [await self.get_carrier(i) for i in ids]
+
+    @redis_errors
+    async def set_carrier_status(
+        self,
+        carrier_id: str,
+        status: CarrierStatus,
+        audit: Audit,
+        before: str,
+        after: str,
+        now: datetime,
+    ) -> None:
+        """Change a carrier's status."""
+        tx = Tx()
+        tx.write("HSET", carrier_key(carrier_id), "s", status)
+        self._audit(tx, carrier_id, audit, f"carrier/{carrier_id}", before, after, now)
+        await self._run(tx)
+
+    @redis_errors
+    async def carrier_status(self, carrier_id: str) -> str:
+        """'active', 'suspended' or '' for an unknown carrier."""
+        return text(await self._redis.hget(carrier_key(carrier_id), "s"))
+
+    # --- packages --------------------------------------------------------------------------
+
+    @redis_errors
+    async def put_package(
+        self, package: Package, audit: Audit, before: str, after: str, now: datetime
+    ) -> None:
+        """Create or replace a catalogue entry."""
+        tx = Tx()
+        key = package_key(package.package_id)
+        tx.write("HSET", key, "n", package.name, "ch", json.dumps(list(package.channel_ids)))
+        # The channel set lets the authorize script test membership in Redis.
+        tx.write("DEL", package_channels_key(package.package_id))
+        tx.write("SADD", package_channels_key(package.package_id), *package.channel_ids)
+        tx.write("SADD", PACKAGES, package.package_id)
+        tx.write("INCR", CATALOG_V)
+        self._audit(tx, PLATFORM, audit, f"package/{package.package_id}", before, after, now)
+        await self._run(tx)
+
+    @redis_errors
+    async def catalogue(self, version: bytes | None = None) -> dict[str, Package]:
+        """The package catalogue, cached in-process until ``sub:catalog:v`` moves."""
+        if version is None:
+            version = await self._redis.get(CATALOG_V)
+        cached_version, cached = self._catalog
+        if version == cached_version:
+            return cached
+        ids = sorted(i.decode() for i in await self._redis.smembers(PACKAGES))
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for package_id in ids:
+                pipe.hgetall(package_key(package_id))
+            rows = await pipe.execute()
+        packages = {
+            pid: Package(pid, text(raw[b"n"]), tuple(json.loads(raw[b"ch"])))
+            for pid, raw in zip(ids, rows, strict=True)
+            if raw
+        }
+        self._catalog = (version, packages)
+        return packages

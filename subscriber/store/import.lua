@@ -1,0 +1,85 @@
+-- One call upserts a batch of import rows. Each row is checked completely
+-- before any of its writes, so a refused row leaves nothing behind.
+-- ARGV: carrier, principal, now_ms, audit maxlen, and one JSON argument for
+-- the whole batch: [[id, [field, value, ...], mac, serial, model], ...].
+-- Returns per row: 'c' created, 'u' updated, 'n' unchanged, 'e<field>\t<error>'.
+local c, principal, now, maxlen = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local subs = 'sub:' .. c .. ':subs'
+local audit = 'sub:' .. c .. ':audit'
+local out = {}
+local sub, find = string.sub, string.find
+for _, row in ipairs(cjson.decode(ARGV[5])) do
+  local sid, want, mac, serial, model = row[1], row[2], row[3], row[4], row[5]
+  local skey = 'sub:' .. c .. ':s:' .. sid
+  local flat = redis.call('HGETALL', skey)
+  local cur = {}
+  for k = 1, #flat, 2 do cur[flat[k]] = flat[k + 1] end
+  local exists = flat[1] ~= nil
+  local sets, before, after = {}, {}, {}
+  for k = 1, #want, 2 do
+    local f, v = want[k], want[k + 1]
+    if sub(f, 1, 4) == 'ent:' and sub(v, 1, 1) == '|' then
+      -- no explicit start: keep the stored one so a re-run changes nothing
+      local old = cur[f]
+      local start = now
+      if old then start = sub(old, 1, find(old, '|', 1, true) - 1) end
+      v = start .. v
+    end
+    if cur[f] ~= v then
+      if cur[f] then before[f] = cur[f] end
+      after[f] = v
+      sets[#sets + 1] = f; sets[#sets + 1] = v
+    end
+  end
+  local err = false
+  local dkey, bind, devsets = false, false, {}
+  if mac ~= '' then
+    local mkey = 'sub:mac:' .. mac
+    local holder = redis.call('GET', mkey)
+    dkey = 'sub:' .. c .. ':d:' .. mac
+    if holder and holder ~= c .. '/' .. sid then
+      err = 'mac\tMAC address is already bound'
+    elseif not holder then
+      bind = mkey
+      sets[#sets + 1] = 'dev:' .. mac; sets[#sets + 1] = '1'
+      after['dev:' .. mac] = serial .. '/' .. model
+    else
+      local d = redis.call('HMGET', dkey, 'sn', 'md')
+      if d[1] ~= serial or d[2] ~= model then
+        devsets = {'sn', serial, 'md', model}
+        before['dev:' .. mac] = (d[1] or '') .. '/' .. (d[2] or '')
+        after['dev:' .. mac] = serial .. '/' .. model
+      end
+    end
+  end
+  local changed = #sets > 0 or #devsets > 0
+  if not err and changed and exists and cur['s'] == 'terminated' then
+    err = 'status\tsubscriber is terminated'
+  end
+  if err then
+    out[#out + 1] = 'e' .. err
+  elseif not changed then
+    out[#out + 1] = 'n'
+  else
+    local v = 1
+    if exists then v = tonumber(cur['v']) + 1 else sets[#sets + 1] = 'c'; sets[#sets + 1] = now end
+    sets[#sets + 1] = 'v'; sets[#sets + 1] = tostring(v)
+    sets[#sets + 1] = 'u'; sets[#sets + 1] = now
+    redis.call('HSET', skey, unpack(sets))
+    if not exists then redis.call('ZADD', subs, 0, sid) end
+    if bind then
+      redis.call('SET', bind, c .. '/' .. sid)
+      redis.call('DEL', dkey)
+      redis.call('HSET', dkey, 'sub', sid, 'sn', serial, 'md', model, 'st', 'bound', 'b', now)
+    elseif #devsets > 0 then
+      redis.call('HSET', dkey, unpack(devsets))
+    end
+    local b = ''
+    if exists then b = cjson.encode(before) end
+    redis.call('XADD', audit, 'MAXLEN', '~', maxlen, '*', 'p', principal,
+      'r', 'ImportSubscribers', 't', now, 's', 'subscriber/' .. sid,
+      'b', b, 'a', cjson.encode(after))
+    if exists then out[#out + 1] = 'u' else out[#out + 1] = 'c' end
+  end
+end
+return out

@@ -1,0 +1,123 @@
+"""Bulk import, the audit stream and idempotency records."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Sequence
+from datetime import datetime
+
+from subscriber.domain import AuditEntry, ImportRow, ImportSummary, RowError
+from subscriber.errors import IdempotencyKeyReused, RequestInProgress
+from subscriber.store.base import StoreBase, redis_errors
+from subscriber.store.codec import (
+    audit_key,
+    from_ms,
+    idempotency_key,
+    ms,
+    opt_ms,
+    subs_key,
+    text,
+)
+
+_CLAIM_SECONDS = 60
+
+
+class RecordStore(StoreBase):
+    """Bulk upserts, audit pages and idempotency claims."""
+
+    # --- bulk import -----------------------------------------------------------------------
+
+    @redis_errors
+    async def import_rows(
+        self, carrier: str, rows: Sequence[ImportRow], *, principal: str, now: datetime
+    ) -> ImportSummary:
+        """Upsert validated rows in one script call; per-row outcome in the summary."""
+        batch = []
+        for row in rows:
+            fields = [
+                "n", row.display_name, "r", row.region_code, "s", row.status,
+                "e", opt_ms(row.service_end), "m", str(row.max_streams),
+                "ph", row.contact_phone, "em", row.contact_email,
+            ]  # fmt: skip
+            # An empty start tells the script to keep a stored start (or use now).
+            window = f"{opt_ms(row.entitled_from)}|{opt_ms(row.entitled_until)}"
+            for package_id in row.package_ids:
+                fields += [f"ent:{package_id}", window]
+            batch.append([row.subscriber_id, fields, row.mac, row.serial, row.model])
+        # One argument, not thousands: redis-py packs many small arguments slowly.
+        payload = json.dumps(batch, ensure_ascii=False, separators=(",", ":"))
+        outcomes = await self._script(
+            "import",
+            keys=[subs_key(carrier), audit_key(carrier)],
+            args=[carrier, principal, ms(now), self._audit_maxlen, payload],
+        )
+        created = updated = unchanged = 0
+        errors = []
+        for row, raw in zip(rows, outcomes, strict=True):
+            code = raw.decode()
+            if code == "c":
+                created += 1
+            elif code == "u":
+                updated += 1
+            elif code == "n":
+                unchanged += 1
+            else:
+                name, _, message = code[1:].partition("\t")
+                errors.append(RowError(row.row, name, message))
+        return ImportSummary(len(rows), created, updated, unchanged, tuple(errors))
+
+    # --- audit -----------------------------------------------------------------------------
+
+    @redis_errors
+    async def list_audit(self, carrier: str, *, after: str, limit: int) -> list[AuditEntry]:
+        """Entries after stream id ``after`` (exclusive), oldest first."""
+        start = f"({after}" if after else "-"
+        rows = await self._redis.xrange(audit_key(carrier), min=start, max="+", count=limit)
+        return [
+            AuditEntry(
+                entry_id=entry_id.decode(),
+                time=from_ms(f[b"t"]),
+                principal=text(f.get(b"p")),
+                rpc=text(f.get(b"r")),
+                subject=text(f.get(b"s")),
+                before_json=text(f.get(b"b")),
+                after_json=text(f.get(b"a")),
+            )
+            for entry_id, f in rows
+        ]
+
+    # --- idempotency -----------------------------------------------------------------------
+
+    @redis_errors
+    async def idempotency_claim(
+        self, scope: str, key: str, fingerprint: str, ttl_seconds: int
+    ) -> bytes | None:
+        """Claim a key: None = go ahead; bytes = the first response to replay."""
+        name = idempotency_key(scope, key)
+        record = json.dumps({"f": fingerprint, "r": None})
+        # A claim outlives a crashed request only briefly, so its retry can run.
+        if await self._redis.set(name, record, nx=True, ex=min(ttl_seconds, _CLAIM_SECONDS)):
+            return None
+        raw = await self._redis.get(name)
+        if raw is None:  # expired between the two calls: claim again
+            return await self.idempotency_claim(scope, key, fingerprint, ttl_seconds)
+        stored = json.loads(raw)
+        if stored["f"] != fingerprint:
+            raise IdempotencyKeyReused("idempotency_key", "already used with a different request")
+        if stored["r"] is None:
+            raise RequestInProgress("a request with this idempotency key is still running")
+        return base64.b64decode(stored["r"])
+
+    @redis_errors
+    async def idempotency_finish(
+        self, scope: str, key: str, fingerprint: str, response: bytes, ttl_seconds: int
+    ) -> None:
+        """Record the response a retry will get."""
+        record = json.dumps({"f": fingerprint, "r": base64.b64encode(response).decode()})
+        await self._redis.set(idempotency_key(scope, key), record, ex=ttl_seconds)
+
+    @redis_errors
+    async def idempotency_release(self, scope: str, key: str) -> None:
+        """Forget a claim whose request failed (it changed nothing), so a retry runs again."""
+        await self._redis.delete(idempotency_key(scope, key))

@@ -1,0 +1,37 @@
+-- Start a lease: one stream per box. A box that already holds a lease (live,
+-- or ended within the grace period) keeps its slot, but its old lease is
+-- ended here, in the same atomic step, so the old id is refused from now on
+-- (a channel switch replaces the stream; it never adds one). Other boxes
+-- count against the subscriber's limit.
+-- KEYS: lease expiries (zset id -> ms), lease metadata (hash id -> mac\tchannel\tstate),
+--       the box's MAC index key (must still name this subscriber).
+-- ARGV: now_ms, ttl_ms, limit, new id, mac, channel, holder ('carrier/subscriber'), keep_ms.
+-- Returns {'new', id, active count, replaced id or ''} | {'full', ids, macs} | {'moved'}.
+local now, ttl, limit = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local new_id, mac, channel, holder, keep = ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8]
+if redis.call('GET', KEYS[3]) ~= holder then return {'moved'} end
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)) do
+  redis.call('ZREM', KEYS[1], id); redis.call('HDEL', KEYS[2], id)
+end
+local metas = redis.call('HGETALL', KEYS[2])
+local holders, macs, own = {}, {}, {}
+for k = 1, #metas, 2 do
+  local m = metas[k + 1]
+  local box = string.sub(m, 1, string.find(m, '\t', 1, true) - 1)
+  if box == mac then
+    own[#own + 1] = metas[k]
+  else
+    holders[#holders + 1] = metas[k]; macs[#macs + 1] = box
+  end
+end
+if #holders >= limit then
+  return {'full', table.concat(holders, ','), table.concat(macs, ',')}
+end
+for _, id in ipairs(own) do
+  redis.call('ZREM', KEYS[1], id); redis.call('HDEL', KEYS[2], id)
+end
+redis.call('ZADD', KEYS[1], now + ttl, new_id)
+redis.call('HSET', KEYS[2], new_id, mac .. '\t' .. channel .. '\tactive')
+redis.call('PEXPIRE', KEYS[1], keep)
+redis.call('PEXPIRE', KEYS[2], keep)
+return {'new', new_id, #holders + 1, table.concat(own, ',')}

@@ -1,0 +1,1 @@
+"""Builders and clients shared by the tests (never fixtures: those live in conftest files)."""
