@@ -98,6 +98,14 @@ class BadPlayRequest(FrontDoorError, InvalidArgument):
         InvalidArgument.__init__(self, field_name, message, details={"reason": reason})
 
 
+class RateLimited(FrontDoorError, ResourceExhausted):
+    """Raised when a box or address is over a request or login rate limit (429)."""
+
+
+class LeaseReplaced(FrontDoorError, FailedPrecondition):
+    """Raised when a player polls a lease its box replaced by starting another stream."""
+
+
 class StreamLimit(FrontDoorError, ResourceExhausted):
     """Raised when the subscriber's concurrent streams are all in use (429, Retry-After)."""
 

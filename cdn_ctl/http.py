@@ -1,22 +1,20 @@
-"""The HTTP routing face (aiohttp): 302 to an edge, steering manifests, explanations.
+"""The admin listener (aiohttp): routing decisions, steering, explanations, health, metrics.
 
-URLs::
+URLs (every one but ``/healthz`` needs ``Authorization: Bearer <admin API key>``)::
 
-    GET /route/{live|catchup}/{channel}/{path}?region=RRRRRR[&session=ID]
-        302 Location: http://{edge}/t/{exp}/{kid}/{ip}/{sig}/{kind}/{channel}/{path}?session=..&region=..
+    GET /route/live/{channel}/{path}?region=RRRRRR[&session=LEASE]
+    GET /route/catchup/{channel}/w/{from}/{to}/{path}?region=RRRRRR[&session=LEASE]
+        302 Location: http://{edge}/t/{exp}/{kid}/{ip}/{sig}/{kind}/{channel}/{path}...
         X-Route-Reason: village edge e1; up; load=0.12; bound=0.31
-    GET /steering/{channel}.json?base=EDGE&region=RRRRRR[&session=ID]   content steering manifest
+        (without a lease nothing is reserved: this is the operator's "where would it go")
+    GET /steering/{channel}.json?base=EDGE&region=RRRRRR[&session=LEASE]  steering manifest
     GET /debug/route?channel=CH&region=RRRRRR                          every candidate's verdict
     GET /healthz   200 {"status": "ok" | "stale state", ...}
     GET /metrics   Prometheus text
 
-The front door (login, lineup, guide, leases) goes in front of these
-handlers without changing them: its middlewares authenticate the box and put
-a :class:`BoxContext` (the box's region, client address and session id) into
-the request under ``BOX_CONTEXT`` (the query parameters are only the fallback
-when no middleware set it), or its own handlers call
-:meth:`RoutingService.redirect` and answer with :func:`redirect_response`.
-Domain errors become HTTP statuses only in :func:`http_status` /
+Boxes never reach this listener: their only face is the front door
+(:mod:`cdn_ctl.frontdoor`), which calls :meth:`RoutingService.redirect`
+itself. Domain errors become HTTP statuses only in :func:`http_status` /
 :func:`error_middleware`.
 """
 
@@ -24,8 +22,7 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge
@@ -34,6 +31,7 @@ from cdn_ctl.domain import Health
 from cdn_ctl.errors import NoEdgeAvailable, TokenExpired
 from cdn_ctl.service import Controller, Redirect, RouteRequest, RoutingService, steering_reload_uri
 from headend import errors
+from headend.auth import Authenticator
 from headend.httperrors import error_body
 from headend.httperrors import http_status as category_status
 from headend.metrics import CONTENT_TYPE, render
@@ -44,18 +42,6 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 # This face's own statuses, ahead of the platform's category mapping.
 _OVERRIDES = ((TokenExpired, 410),)
-
-
-@dataclass(frozen=True, slots=True)
-class BoxContext:
-    """What the front door knows about the calling box (from its session token)."""
-
-    region: str
-    client_ip: str | None = None
-    session_id: str | None = None
-
-
-BOX_CONTEXT: web.RequestKey[BoxContext] = web.RequestKey("cdn.box", BoxContext)
 
 
 def http_status(err: errors.HeadendError) -> int:
@@ -164,16 +150,9 @@ class RoutingFace:
     async def route(self, request: web.Request) -> web.Response:
         """``GET /route/{kind}/{channel}/{path}`` -> 302 to an edge."""
         info = request.match_info
-        # len() first: without a front door the request state is empty, and a missed
-        # Mapping.get raises and catches a KeyError on every request.
-        box = request.get(BOX_CONTEXT) if len(request) else None
-        if box is None:
-            query = request.query
-            region, client_ip = query.get("region", ""), request.remote
-            session_id = query.get("session") or None
-        else:
-            region, client_ip = box.region, box.client_ip or request.remote
-            session_id = box.session_id
+        query = request.query
+        region, client_ip = query.get("region", ""), request.remote
+        session_id = query.get("session") or None
         req = RouteRequest(
             info["kind"], info["channel"], info["path"], region, client_ip, session_id
         )
@@ -189,9 +168,8 @@ class RoutingFace:
         """``GET /steering/{channel}.json`` -> the content steering manifest."""
         channel = request.match_info["channel"]
         query = request.query
-        box = request.get(BOX_CONTEXT)
-        region = box.region if box else query.get("region", "")
-        session = box.session_id if box else query.get("session") or None
+        region = query.get("region", "")
+        session = query.get("session") or None
         base = query.get("base", "")
         manifest = self.routing.steering(
             channel=channel,
@@ -288,12 +266,37 @@ class RoutingFace:
         app.router.add_get("/metrics", mapped(self.metrics))
 
 
-def create_app(
-    face: RoutingFace, *, middlewares: Iterable[Callable[..., Awaitable[web.StreamResponse]]] = ()
-) -> web.Application:
-    """The routing app; ``middlewares`` (the front door's login/lease checks) run after
-    the error mapping and before the routing handlers (which map their own errors)."""
-    chain = list(middlewares)
-    app = web.Application(middlewares=[error_middleware, *chain] if chain else [])
+@web.middleware
+async def _no_store(request: web.Request, handler: Handler) -> web.StreamResponse:
+    response = await handler(request)
+    response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+def admin_auth(authenticator: Authenticator) -> Callable[..., Awaitable[web.StreamResponse]]:
+    """A middleware admitting only ``Authorization: Bearer <admin key>`` (``/healthz`` open)."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path == "/healthz":
+            return await handler(request)
+        header = request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise errors.Unauthenticated("an admin API key is required (Authorization: Bearer)")
+        principal = await authenticator.authenticate(token.strip())
+        if not principal.is_admin:
+            raise errors.PermissionDenied(f"{principal} may not use the admin listener")
+        return await handler(request)
+
+    return middleware
+
+
+def create_app(face: RoutingFace, *, authenticator: Authenticator) -> web.Application:
+    """The admin app: every route but ``/healthz`` behind an admin API key."""
+    app = web.Application(
+        middlewares=[error_middleware, admin_auth(authenticator), _no_store],
+        client_max_size=4096,
+    )
     face.add_routes(app)
     return app

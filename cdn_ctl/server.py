@@ -18,7 +18,15 @@ from aiohttp import web
 
 from cdn_ctl.domain import Edge, EdgeHealth, Health, Tier, parse_tier
 from cdn_ctl.errors import InvalidEdge
-from cdn_ctl.frontdoor import FrontDoor, RedactedAccessLogger
+from cdn_ctl.frontdoor.app import FrontDoor, Guards, create_box_app
+from cdn_ctl.frontdoor.guard import (
+    AddressWatch,
+    ConnectionLimits,
+    FetchLimiter,
+    LoginGuard,
+)
+from cdn_ctl.frontdoor.policy import RedactedAccessLogger
+from cdn_ctl.frontdoor.settings import FrontDoorSettings
 from cdn_ctl.health import HealthMonitor, HttpProber
 from cdn_ctl.http import RoutingFace, create_app
 from cdn_ctl.routing import Router
@@ -26,13 +34,17 @@ from cdn_ctl.service import CdnService, Controller, EdgeStatus, RoutingService
 from cdn_ctl.settings import CdnSettings
 from cdn_ctl.store import EdgeStore
 from headend import logs, rpc
-from headend.auth import KeyStore
+from headend.auth import Authenticator, KeyStore
+from headend.ratelimit import RateLimiter
 from headend.settings import SettingsError, environ
 from protos import cdn_pb2, cdn_pb2_grpc
 
 log = logging.getLogger(__name__)
 
 SERVICE_NAME = "headend.cdn.v1.CdnControl"
+# The login lockouts' limiter names (``headend ratelimit clear login-box <mac>``).
+LOGIN_PER_BOX = "login-box"
+LOGIN_PER_ADDRESS = "login-address"
 _TIER_TO_PB = {
     Tier.EDGE: cdn_pb2.TIER_EDGE,
     Tier.MID: cdn_pb2.TIER_MID,
@@ -151,9 +163,19 @@ async def create_server(
 
 
 class RoutingProcess:
-    """One HTTP routing face with its own controller loop (one per worker process)."""
+    """The HTTP faces with their own controller loop (one per worker process): the public
+    set-top box front door (when configured) and the admin listener."""
 
-    def __init__(self, settings: CdnSettings, *, redis: Any, http: aiohttp.ClientSession) -> None:
+    def __init__(
+        self,
+        settings: CdnSettings,
+        *,
+        redis: Any,
+        http: aiohttp.ClientSession,
+        keys: Authenticator | None = None,
+        access_log: bool = True,
+    ) -> None:
+        self._access_log = access_log
         self.router = Router(settings.route_policy)
         self.monitor = HealthMonitor(
             settings.health,
@@ -170,25 +192,36 @@ class RoutingProcess:
             router=self.router, keys=settings.keys, settings=settings.routing
         )
         self.face = RoutingFace(routing=self.routing, controller=self.controller)
-        # The set-top box front door shares the port: its session middleware sits in
-        # front of the routing handlers and its routes sit beside them.
+        self.admin_app = create_app(self.face, authenticator=keys or KeyStore(redis))
+        door = settings.frontdoor
         self.frontdoor = (
-            FrontDoor.connect(settings.frontdoor, routing=self.routing, http=http)
-            if settings.frontdoor is not None
+            FrontDoor.connect(door, routing=self.routing, http=http, guards=guards(door, redis))
+            if door is not None
             else None
         )
-        self.app = create_app(
-            self.face, middlewares=self.frontdoor.middlewares if self.frontdoor else ()
+        self.limits = (
+            ConnectionLimits(
+                max_total=door.max_connections, max_per_address=door.max_connections_per_address
+            )
+            if door is not None
+            else None
         )
-        if self.frontdoor is not None:
-            self.frontdoor.add_routes(self.app)
         self._settings = settings
         self._task: asyncio.Task[None] | None = None
-        self._runner: web.AppRunner | None = None
+        self._runners: list[web.AppRunner] = []
         self.port = 0
+        self.admin_port = 0
+
+    async def _site(self, runner: web.AppRunner, host: str, port: int, *, reuse_port: bool) -> int:
+        await runner.setup()
+        self._runners.append(runner)
+        site = web.TCPSite(runner, host, port, reuse_port=reuse_port)
+        await site.start()
+        return int(runner.addresses[-1][1])
 
     async def start(self, *, reuse_port: bool = False) -> int:
-        """First refresh and probe, then the loop and the HTTP site; returns the port."""
+        """First refresh and probe, then the loop and the listeners; returns the public
+        port (the admin port when there is no front door)."""
         await self.controller.refresh()
         await self.controller.probe()
         self._task = asyncio.create_task(
@@ -197,24 +230,33 @@ class RoutingProcess:
                 probe_interval_seconds=self._settings.probe_interval_seconds,
             )
         )
-        if self.frontdoor is not None:
-            await self.frontdoor.start()
-            # Paths only: tokens travel in query strings and headers and never reach the log.
-            self._runner = web.AppRunner(
-                self.app,
-                access_log=logging.getLogger("cdn_ctl.access"),
-                access_log_class=RedactedAccessLogger,
-            )
-        else:
-            self._runner = web.AppRunner(self.app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(
-            self._runner, self._settings.http_host, self._settings.http_port, reuse_port=reuse_port
+        settings = self._settings
+        self.admin_port = await self._site(
+            web.AppRunner(self.admin_app, access_log=None),
+            settings.admin_host,
+            settings.admin_port,
+            reuse_port=reuse_port,
         )
-        await site.start()
-        server = site._server
-        sockets = getattr(server, "sockets", None) or ()
-        self.port = sockets[0].getsockname()[1] if sockets else self._settings.http_port
+        if self.frontdoor is None or settings.frontdoor is None:
+            self.port = self.admin_port
+            return self.port
+        await self.frontdoor.start()
+        runner = web.AppRunner(
+            create_box_app(self.frontdoor),
+            # Paths only: tokens travel in query strings and headers and never reach the log.
+            access_log=logging.getLogger("cdn_ctl.access") if self._access_log else None,
+            access_log_class=RedactedAccessLogger,
+            # Also closes connections that never finish sending a request head.
+            keepalive_timeout=settings.frontdoor.idle_timeout_seconds,
+            max_line_size=4096,
+            max_field_size=4096,
+            max_headers=32,
+        )
+        self.port = await self._site(
+            runner, settings.http_host, settings.http_port, reuse_port=reuse_port
+        )
+        if self.limits is not None and runner.server is not None:
+            self.limits.install(runner.server)
         return self.port
 
     async def stop(self) -> None:
@@ -223,10 +265,38 @@ class RoutingProcess:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        if self._runner is not None:
-            await self._runner.cleanup()
+        for runner in reversed(self._runners):
+            await runner.cleanup()
+        self._runners = []
         if self.frontdoor is not None:
             await self.frontdoor.stop()
+
+
+def guards(settings: FrontDoorSettings, redis: Any) -> Guards:
+    """The front door's Redis-backed defences for ``settings``."""
+
+    def lockout(name: str, failures: int) -> RateLimiter:
+        return RateLimiter(
+            redis,
+            name=name,
+            limit=failures,
+            window_seconds=settings.login_window_seconds,
+            lockout_after=failures,
+            lockout_seconds=settings.login_lockout_seconds,
+        )
+
+    return Guards(
+        login=LoginGuard(
+            per_box=lockout(LOGIN_PER_BOX, settings.login_failures_per_mac),
+            per_address=lockout(LOGIN_PER_ADDRESS, settings.login_failures_per_address),
+        ),
+        addresses=AddressWatch(
+            redis,
+            max_addresses=settings.max_addresses_per_token,
+            window_seconds=settings.address_window_seconds,
+        ),
+        fetches=FetchLimiter(redis, per_minute=settings.fetches_per_minute),
+    )
 
 
 async def _connect(url: str) -> Any:
@@ -279,6 +349,7 @@ async def _run(settings: CdnSettings) -> None:
             "cdn controller up",
             extra={
                 "http_port": port,
+                "admin_port": process.admin_port,
                 "grpc_port": grpc_port,
                 "http_workers": settings.http_workers,
             },

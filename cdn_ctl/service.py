@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import functools
 import logging
-import secrets
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -44,6 +44,7 @@ from headend.auth import Principal
 log = logging.getLogger(__name__)
 
 KINDS = ("live", "catchup")
+_WINDOW = re.compile(r"^w/([0-9]{1,12})/([0-9]{1,12})/")
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,23 +145,36 @@ class Redirect(NamedTuple):
 
 
 @functools.lru_cache(maxsize=8192)
-def _target_scope(kind: str, channel: str, path: str, region: str) -> str:
-    # Pure checks of what boxes ask for over and over (a few channels, paths and
-    # regions): cached so the regexes run once per target. Errors are not cached.
+def _target(kind: str, channel: str, path: str, region: str) -> tuple[str, int]:
+    """The signed scope of a request and, for catch-up, its window length in seconds.
+
+    Live URLs are scoped to the channel's live directory; catch-up URLs to exactly one
+    window (``catchup/{ch}/w/{from}/{to}/``), so a grant can never reach another part
+    of the archive: the origin serves under a window path only the segments inside it.
+    Pure checks of what boxes ask for over and over: cached, errors are not.
+    """
     if kind not in KINDS:
         raise InvalidRouteRequest("kind", f"must be one of {', '.join(KINDS)}")
     validate_channel(channel)
     validate_box_region(region)
     validate_scope(f"{kind}/{channel}/{path}")
-    return f"{kind}/{channel}/"
+    if kind == "live":
+        return f"live/{channel}/", 0
+    match = _WINDOW.match(path)
+    if match is None:
+        raise InvalidRouteRequest("path", "catch-up paths are w/{from}/{to}/... (epoch seconds)")
+    first, last = int(match[1]), int(match[2])
+    if last <= first:
+        raise InvalidRouteRequest("path", "the window must end after it starts")
+    return f"catchup/{channel}/w/{first}/{last}/", last - first
 
 
-def _validate(req: RouteRequest) -> str:
-    """Check a request (kind, channel, region, path, session, in that order); its scope."""
-    scope = _target_scope(req.kind, req.channel, req.path, req.region)
+def _validate(req: RouteRequest) -> tuple[str, int]:
+    """Check a request (kind, channel, region, path, lease, in that order)."""
+    target = _target(req.kind, req.channel, req.path, req.region)
     if req.session_id is not None and not session_id_ok(req.session_id):
         raise InvalidRouteRequest("session", "must be 1-64 of [A-Za-z0-9_-]")
-    return scope
+    return target
 
 
 def session_id_ok(text: str) -> bool:
@@ -169,7 +183,7 @@ def session_id_ok(text: str) -> bool:
 
 
 class RoutingService:
-    """The hot path: choose an edge, start or keep the session, sign the redirect."""
+    """The hot path: choose an edge, keep the lease's edge, sign the redirect."""
 
     def __init__(
         self,
@@ -192,34 +206,58 @@ class RoutingService:
             return None
         return edge
 
+    def lifetime(self, window_seconds: int) -> int:
+        """How long a signed URL lives: live URLs are re-issued at every playlist reload,
+        so they are short; a catch-up URL covers its window's playback plus a grace."""
+        if window_seconds <= 0:
+            return self.settings.url_ttl_seconds
+        return window_seconds + self.settings.catchup_url_grace_seconds
+
+    def sign(self, scope: str, *, lifetime_seconds: int, client_ip: str | None) -> str:
+        """The token prefix for ``scope`` (bound to ``client_ip`` when binding is on)."""
+        return token_prefix(
+            self.keys,
+            scope=scope,
+            expires_at=int(self._clock()) + lifetime_seconds,
+            client_ip=client_ip if self.settings.bind_client_ip else None,
+        )
+
     def redirect(self, req: RouteRequest) -> Redirect:
-        """Route and sign; a known session on a usable edge stays there."""
-        scope = _validate(req)
+        """Route and sign. A request with a lease (``session_id``) is counted on its edge and
+        stays there while the edge is up; one without a lease reserves no capacity."""
+        scope, window = _validate(req)
         now = self._clock()
         ledger = self.router.ledger
-        session_id = req.session_id or secrets.token_urlsafe(12)
-        expires = now + self.settings.session_ttl_seconds
-        # A session that asks again for the same channel stays on its edge unless it is down.
-        sticky = self._usable(ledger.edge_of(session_id, req.channel)) if req.session_id else None
+        lease = req.session_id
+        # A lease that asks again for the same channel stays on its edge unless it is down.
+        sticky = self._usable(ledger.edge_of(lease, req.channel)) if lease else None
         if sticky is not None:
-            ledger.touch(session_id, expires_at=expires)
+            ledger.touch(lease or "", expires_at=now + self.settings.session_ttl_seconds)
             edge, level = sticky, level_of(sticky, req.region)
             reason = f"session affinity: {level} {sticky.tier} {sticky.edge_id}"
         else:
             decision = self.router.route(req.channel, req.region)
             edge, level, reason = decision.edge, decision.level, decision.reason
-            ledger.start(session_id, edge_id=edge.edge_id, channel=req.channel, expires_at=expires)
-        prefix = token_prefix(
-            self.keys,
-            scope=scope,
-            expires_at=int(now) + self.settings.url_ttl_seconds,
-            client_ip=req.client_ip if self.settings.bind_client_ip else None,
-        )
-        location = (
-            f"http://{edge.address}{prefix}{scope}{req.path}"
-            f"?session={session_id}&region={req.region}"
-        )
-        return Redirect(location, edge, level, reason, session_id)
+            if lease:
+                ledger.start(
+                    lease,
+                    edge_id=edge.edge_id,
+                    channel=req.channel,
+                    expires_at=now + self.settings.session_ttl_seconds,
+                )
+        prefix = self.sign(scope, lifetime_seconds=self.lifetime(window), client_ip=req.client_ip)
+        location = f"http://{edge.address}{prefix}{req.kind}/{req.channel}/{req.path}"
+        if lease:
+            location += f"?session={lease}&region={req.region}"
+        return Redirect(location, edge, level, reason, lease or "")
+
+    def candidates(self, channel: str, region: str) -> list[Edge]:
+        """Edges that may serve ``channel`` to ``region`` now, in preference order."""
+        return [e for e in self.router.ranked(channel, region) if not e.draining]
+
+    def end(self, lease: str) -> None:
+        """The box stopped: its lease no longer counts on any edge."""
+        self.router.ledger.end(lease)
 
     def explain(self, channel: str, region: str) -> Decision:
         """What a new session would get, with every candidate's verdict; changes nothing."""
@@ -236,17 +274,17 @@ class RoutingService:
         validate_edge_id(base)
         now = self._clock()
         ledger = self.router.ledger
-        current = (
+        # Only a lease the ledger already counts can be moved: steering reserves nothing.
+        known = (
             ledger.touch(session_id, expires_at=now + self.settings.session_ttl_seconds)
             if session_id
             else None
         )
-        if current is None:
-            current = base
+        current = known or base
         ranked = [
             e for e in self.router.ranked(channel, region) if not e.draining or e.edge_id == current
         ]
-        if self._usable(current) is None and session_id:
+        if self._usable(current) is None and session_id and known is not None:
             # The session's edge is down: give it a fresh route and count it there.
             with contextlib.suppress(CdnError):
                 decision = self.router.route(channel, region)

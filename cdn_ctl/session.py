@@ -9,6 +9,7 @@ carry ids so the signing key can rotate with overlap.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -19,6 +20,10 @@ from headend.errors import InvalidArgument, Unauthenticated
 
 _ALGORITHM = "HS256"
 _AUDIENCE = "headend-stb"
+# Clock skew tolerated between replicas for iat/nbf.
+LEEWAY = timedelta(seconds=30)
+# No token lives longer than this, whatever a (possibly leaked) signing key was used for.
+MAX_LIFETIME = timedelta(days=30)
 
 
 class SessionInvalid(Unauthenticated):
@@ -39,6 +44,9 @@ class DeviceSession:
     region: str
     version: int
     expires_at: datetime
+    # A random id per token (rate limits, audit) and the address the box logged in from.
+    token_id: str = ""
+    address: str = ""
 
 
 class SessionSigner:
@@ -64,10 +72,14 @@ class SessionSigner:
         region: str,
         version: int,
         now: datetime,
+        address: str = "",
     ) -> tuple[str, DeviceSession]:
-        """A token for a box that has just proved its device secret."""
+        """A token for a box that has just proved its device secret (from ``address``)."""
         expires = now + self.ttl
+        token_id = secrets.token_urlsafe(12)
         claims = {
+            "jti": token_id,
+            "ip": address,
             "aud": _AUDIENCE,
             "car": carrier,
             "sub": subscriber,
@@ -75,14 +87,16 @@ class SessionSigner:
             "reg": region,
             "ver": version,
             "iat": int(now.timestamp()),
+            "nbf": int(now.timestamp()),
             "exp": int(expires.timestamp()),
         }
         token = jwt.encode(
             claims, self._keys[self._active], algorithm=_ALGORITHM, headers={"kid": self._active}
         )
         return token, DeviceSession(
-            carrier, subscriber, mac, region, version, expires.replace(microsecond=0)
-        )
+            carrier, subscriber, mac, region, version, expires.replace(microsecond=0), token_id,
+            address,
+        )  # fmt: skip
 
     def verify(self, token: str, *, now: datetime) -> DeviceSession:
         """The session a token stands for; raises ``SessionInvalid`` or ``SessionExpired``."""
@@ -103,13 +117,22 @@ class SessionSigner:
                     "verify_exp": False,
                     "verify_iat": False,
                     "verify_nbf": False,
-                    "require": ["exp", "sub", "car", "mac"],
+                    "require": ["exp", "iat", "jti", "sub", "car", "mac"],
                 },
             )
         except jwt.PyJWTError as err:
             raise SessionInvalid("session token signature or claims are invalid") from err
-        expires = datetime.fromtimestamp(int(claims["exp"]), UTC)
-        # Expiry is checked against the caller's clock so tests and replicas agree.
+        try:
+            expires = datetime.fromtimestamp(int(claims["exp"]), UTC)
+            issued = datetime.fromtimestamp(int(claims["iat"]), UTC)
+            not_before = datetime.fromtimestamp(int(claims.get("nbf", claims["iat"])), UTC)
+        except (TypeError, ValueError, OverflowError, OSError) as err:
+            raise SessionInvalid("session token times are not epoch seconds") from err
+        # Times are checked against the caller's clock so tests and replicas agree.
+        if issued > now + LEEWAY or not_before > now + LEEWAY:
+            raise SessionInvalid("session token is not valid yet")
+        if expires - issued > MAX_LIFETIME:
+            raise SessionInvalid("session token lives longer than any token may")
         if expires <= now:
             raise SessionExpired("session expired; log in again")
         return DeviceSession(
@@ -119,4 +142,6 @@ class SessionSigner:
             region=str(claims.get("reg", "")),
             version=int(claims.get("ver", 0)),
             expires_at=expires,
+            token_id=str(claims["jti"]),
+            address=str(claims.get("ip", "")),
         )

@@ -7,7 +7,7 @@ import socket
 from dataclasses import dataclass, field
 
 from cdn_ctl.errors import CdnError
-from cdn_ctl.frontdoor_settings import FrontDoorSettings
+from cdn_ctl.frontdoor.settings import FrontDoorSettings
 from cdn_ctl.health import HealthPolicy
 from cdn_ctl.routing import RoutePolicy
 from cdn_ctl.signing import KeyRing
@@ -28,7 +28,11 @@ from headend.settings import (
 class RoutingSettings:
     """How redirects are signed and how long sessions and steering live."""
 
-    url_ttl_seconds: int = 14_400
+    # Live URLs are re-issued at every playlist reload: a revocation reaches a playing
+    # box within this lifetime (plus the front door's entitlement cache).
+    url_ttl_seconds: int = 30
+    # A catch-up URL lives for its window's length plus this (pauses, slow links).
+    catchup_url_grace_seconds: int = 300
     bind_client_ip: bool = True
     session_ttl_seconds: int = 60
     steering_ttl_seconds: int = 10
@@ -44,6 +48,9 @@ class CdnSettings:
     http_host: str = "127.0.0.1"
     http_port: int = 8000
     http_workers: int = 1
+    # The admin listener: routing decisions, steering, debug, metrics (admin API key).
+    admin_host: str = "127.0.0.1"
+    admin_port: int = 8001
     routing: RoutingSettings = field(default_factory=RoutingSettings)
     health: HealthPolicy = field(default_factory=HealthPolicy)
     route_policy: RoutePolicy = field(default_factory=RoutePolicy)
@@ -88,9 +95,12 @@ class CdnSettings:
             http_host=env_str(env, "CDN_HTTP_HOST", "127.0.0.1"),
             http_port=env_int(env, "CDN_HTTP_PORT", 8000, low=0, high=65535),
             http_workers=env_int(env, "CDN_HTTP_WORKERS", 1, low=1, high=64),
+            admin_host=env_str(env, "CDN_ADMIN_HOST", "127.0.0.1"),
+            admin_port=env_int(env, "CDN_ADMIN_PORT", 8001, low=0, high=65535),
             routing=RoutingSettings(
-                url_ttl_seconds=env_int(
-                    env, "CDN_URL_TTL_SECONDS", 14_400, low=10, high=86_400 * 7
+                url_ttl_seconds=env_int(env, "CDN_URL_TTL_SECONDS", 30, low=5, high=3600),
+                catchup_url_grace_seconds=env_int(
+                    env, "CDN_CATCHUP_URL_GRACE_SECONDS", 300, low=0, high=3600
                 ),
                 bind_client_ip=env_bool(env, "CDN_BIND_CLIENT_IP", True),
                 session_ttl_seconds=env_int(env, "CDN_SESSION_TTL_SECONDS", 60, low=5, high=86_400),

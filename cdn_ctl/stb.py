@@ -160,7 +160,11 @@ class SetTopBox:
     # ---- requests
 
     def _auth(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        # A box that can only pass ?token= sends no header (the front door copies a
+        # query token into the URLs it gives out only when that is the token it verified).
+        if not self.token or self.token_in_query:
+            return {}
+        return {"Authorization": f"Bearer {self.token}"}
 
     def url(self, path: str) -> str:
         """A front door URL (with ``?token=`` when this box cannot send headers)."""

@@ -302,12 +302,20 @@ class LeaseKeeper:
         self._idle = idle_seconds
         self._clock = clock
         self._held: dict[str, _Held] = {}
+        self._by_mac: dict[str, str] = {}  # the one lease each box holds
         self.beats = 0
 
-    def add(self, lease: Lease) -> None:
-        """A lease just started (or confirmed by a heartbeat)."""
+    def add(self, lease: Lease) -> Lease | None:
+        """A lease just started (or confirmed by a heartbeat); returns the box's other
+        lease, which this one replaces (one stream per box)."""
         now = self._clock()
+        previous = self._by_mac.get(lease.mac)
+        replaced = None
+        if previous is not None and previous != lease.session_id:
+            replaced = self.drop(previous)
         self._held[lease.session_id] = _Held(lease, now, now)
+        self._by_mac[lease.mac] = lease.session_id
+        return replaced
 
     def touch(self, session_id: str, *, mac: str, channel: str) -> bool:
         """Mark a known lease of this box and channel as used; False if unknown here."""
@@ -325,7 +333,11 @@ class LeaseKeeper:
     def drop(self, session_id: str) -> Lease | None:
         """Forget a lease (the box ended it)."""
         held = self._held.pop(session_id, None)
-        return held.lease if held else None
+        if held is None:
+            return None
+        if self._by_mac.get(held.lease.mac) == session_id:
+            del self._by_mac[held.lease.mac]
+        return held.lease
 
     async def beat(self) -> int:
         """One round of heartbeats for the leases used since their last beat."""
@@ -333,7 +345,7 @@ class LeaseKeeper:
         due = []
         for sid, held in list(self._held.items()):
             if now - held.used_at > self._idle:
-                del self._held[sid]
+                self.drop(sid)
             elif held.used_at > held.beaten_at:
                 due.append(held)
         results = await asyncio.gather(
@@ -345,7 +357,7 @@ class LeaseKeeper:
                 held.beaten_at = now
             elif ok is False:
                 # Gone at the service: the next poll starts a fresh lease.
-                self._held.pop(held.lease.session_id, None)
+                self.drop(held.lease.session_id)
         self.beats += len(due)
         return len(due)
 

@@ -1,4 +1,4 @@
-"""The set-top box front door (aiohttp): login, lineup, guide, live and catch-up playback.
+"""The set-top box front door (aiohttp): the only public face a box talks to.
 
 A box needs only this address::
 
@@ -8,14 +8,16 @@ A box needs only this address::
     GET  /guide.xml.gz                   XMLTV (gzip), entitled channels, blackouts -> slate
     GET  /live/{ch}/master.m3u8          lease started; 200 master whose variants point back here
     GET  /live/{ch}/{rung}/index.m3u8?session=LEASE
-        302 to the session's edge (signed URL); heartbeats the lease; re-routes after a failure
+        302 to the lease's edge (a short-lived signed URL); heartbeats the lease
     GET  /catchup/{ch}/master.m3u8?utc=&utcend=   (or ?programme=ID)
-        302 to an edge, the window inside the signed scope (/catchup/{ch}/w/{from}/{to}/...)
-    POST /api/stop?session=LEASE         the box stopped: give the stream slot back
+        302 to an edge, signed for exactly that window (/catchup/{ch}/w/{from}/{to}/...)
+    POST /api/stop?session=LEASE          the box stopped: give the stream slot back
+    GET  /healthz                        {"status": "ok"}; nothing else about the platform
 
-The session token is accepted as ``Authorization: Bearer`` or ``?token=``
-(players that cannot send headers); the access log records paths only, never
-query strings or headers, so tokens never reach it.
+Every route but login and ``/healthz`` needs a box token (``Authorization:
+Bearer`` or, for players that cannot send headers, ``?token=``); routing,
+steering, debug output and metrics are on the admin listener
+(:mod:`cdn_ctl.http`), never here. The access log records paths only.
 
 Failover design (observed with FFmpeg 5.1's HLS demuxer): after a 302 it
 resolves relative URIs against the redirect target AND keeps reloading the
@@ -23,22 +25,24 @@ variant playlist from that target, so a master redirected to an edge pins the
 player to that edge for the whole session. The front door therefore serves
 the master itself (fetched once per channel from an edge, cached for
 ``master_ttl_seconds``) with variant URIs that point back to the front door;
-every variant reload comes back here, is heartbeat-counted and gets a 302 to
-the session's edge while it is up, or to a healthy one once it is down.
-Segments are relative to the edge's variant playlist and never touch the
-front door.
+every variant reload comes back here, is checked and heartbeat-counted and
+gets a fresh short-lived 302 to the lease's edge while it is up, or to a
+healthy one once it is down. That is also how a suspension, a blackout or a
+refused entitlement reaches a playing box: its next reload is refused, and
+the URL it holds expires within ``CDN_URL_TTL_SECONDS``.
 
 Errors go through :func:`cdn_ctl.http.error_response` (the face's one
-mapping): 401 bad/expired session, 403 not entitled / blacked out / device
-blocked / catch-up refused, 429 + Retry-After over the stream limit, 503 +
-Retry-After when no edge (or upstream service) can serve, each with a
-machine-readable ``reason``.
+mapping): 401 bad/expired token, 403 not entitled / blacked out / device
+blocked / catch-up refused / token shared, 409 lease replaced, 429 +
+Retry-After over the stream limit or a rate limit, 503 + Retry-After when no
+edge (or upstream service) can serve, each with a machine-readable ``reason``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import re
 import time
@@ -49,7 +53,6 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
-from aiohttp.abc import AbstractAccessLogger
 
 from cdn_ctl.domain import validate_channel
 from cdn_ctl.errors import (
@@ -58,19 +61,22 @@ from cdn_ctl.errors import (
     CatchupRefused,
     CdnError,
     ChannelOffAir,
+    LeaseReplaced,
     LoginFailed,
     NoEdgeAvailable,
     PlaybackForbidden,
     ProgrammeUnknown,
+    RateLimited,
     SessionRejected,
     UpstreamUnavailable,
 )
-from cdn_ctl.frontdoor_settings import FrontDoorSettings
-from cdn_ctl.http import BOX_CONTEXT, BoxContext, Handler, mapped, redirect_response
+from cdn_ctl.frontdoor.guard import AddressWatch, ClientAddresses, FetchLimiter, LoginGuard
+from cdn_ctl.frontdoor.policy import blacked_out, epoch, rewrite_master, slate_for
+from cdn_ctl.frontdoor.settings import FrontDoorSettings
+from cdn_ctl.http import Handler, error_response, mapped, redirect_response
 from cdn_ctl.lineup import LineupEntry, render_m3u
 from cdn_ctl.service import RouteRequest, RoutingService
 from cdn_ctl.session import DeviceSession, SessionExpired, SessionSigner
-from cdn_ctl.signing import token_prefix
 from cdn_ctl.upstream import (
     EpgCache,
     Lease,
@@ -79,101 +85,25 @@ from cdn_ctl.upstream import (
     on_air,
     utc_now,
 )
-from epg.domain import Channel, Programme, Text
+from epg.domain import Channel, Programme
 from epg.xmltv import write_xmltv
 from headend import errors
 
 log = logging.getLogger(__name__)
 
 PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
-SLATE_TITLE = "Not available in your region"
 _LEASE = re.compile(r"^[0-9a-f]{16}$")
 _RUNG = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}\.m3u8$")
-_URI_ATTR = re.compile(r'URI="([^"]*)"')
-_PATHWAY = re.compile(r'PATHWAY-ID="[^"]*",?')
-_SESSION_PATHS = ("/live/", "/catchup/", "/lineup.m3u", "/guide.xml.gz", "/api/stop")
+# Routes a box reaches without a token.
+_OPEN_PATHS = frozenset({"/api/login", "/healthz"})
 # Bounds on per-replica memos (verified tokens, replaced leases).
 _VERIFIED_MAX = 65_536
+# A master fetched by the front door itself (not a box): unbound and short-lived.
+_MASTER_URL_SECONDS = 60
 
 SESSION: web.RequestKey[DeviceSession] = web.RequestKey("frontdoor.session", DeviceSession)
-
-
-# --------------------------------------------------------------------------- pure helpers
-
-
-def region_covers(blackout: str, box: str) -> bool:
-    """Does a blackout region (province XX0000, city XXXX00 or county) include ``box``?"""
-    if blackout == box:
-        return True
-    if blackout.endswith("0000"):
-        return box[:2] == blackout[:2]
-    if blackout.endswith("00"):
-        return box[:4] == blackout[:4]
-    return False
-
-
-def blacked_out(programme: Programme, region: str) -> bool:
-    """Is ``programme`` blacked out for a box in ``region``?"""
-    return any(region_covers(r, region) for r in programme.rights.blackout_regions)
-
-
-def slate_for(programme: Programme) -> Programme:
-    """The guide entry shown instead of a blacked-out programme (same slot, no details)."""
-    return Programme(
-        id=programme.id,
-        channel_id=programme.channel_id,
-        start=programme.start,
-        stop=programme.stop,
-        titles=(Text("", SLATE_TITLE),),
-        icons=(programme.rights.blackout_slate,) if programme.rights.blackout_slate else (),
-    )
-
-
-def _with_query(uri: str, query: str) -> str:
-    path = uri.split("?", 1)[0]
-    return f"{path}?{query}" if query else path
-
-
-def rewrite_master(text: str, *, query: str) -> str:
-    """The edge's master playlist as the front door serves it: variant URIs stay relative
-    (so they resolve to the front door) and carry ``query``; steering is dropped (the
-    front door re-routes variant reloads itself)."""
-    out = []
-    for line in text.splitlines():
-        if line.startswith("#EXT-X-CONTENT-STEERING"):
-            continue
-        if line.startswith("#"):
-            line = _PATHWAY.sub("", line)
-            line = _URI_ATTR.sub(lambda m: f'URI="{_with_query(m[1], query)}"', line)
-        elif line.strip():
-            line = _with_query(line.strip(), query)
-        out.append(line)
-    return "\n".join(out) + "\n"
-
-
-def _epoch(query: Any, name: str) -> datetime:
-    raw = query.get(name, "")
-    if not raw.isdigit() or len(raw) > 12:
-        raise BadPlayRequest(name, "must be epoch seconds", reason="bad_window")
-    return datetime.fromtimestamp(int(raw), tz=utc_now().tzinfo)
-
-
-class RedactedAccessLogger(AbstractAccessLogger):
-    """Access log lines with the path only: no query string (tokens), no headers."""
-
-    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
-        """One JSON-friendly line per request."""
-        self.logger.info(
-            "http",
-            extra={
-                "method": request.method,
-                "path": request.path,
-                "status": response.status,
-                "seconds": round(time, 4),
-                "client": request.remote,
-            },
-        )
+CLIENT: web.RequestKey[str] = web.RequestKey("frontdoor.client", str)
 
 
 @dataclass
@@ -182,11 +112,20 @@ class _Master:
     at: float
 
 
+@dataclass(frozen=True, slots=True)
+class Guards:
+    """The front door's defences that need Redis (shared across replicas)."""
+
+    login: LoginGuard | None = None
+    addresses: AddressWatch | None = None
+    fetches: FetchLimiter | None = None
+
+
 # --------------------------------------------------------------------------- the face
 
 
 class FrontDoor:
-    """Box-facing handlers and the session middleware, in front of the routing face."""
+    """Box-facing handlers behind the box-token middleware: the public face."""
 
     def __init__(
         self,
@@ -196,9 +135,12 @@ class FrontDoor:
         subscriber: SubscriberClient,
         epg: EpgCache,
         http: aiohttp.ClientSession,
+        guards: Guards | None = None,
         now: Callable[[], datetime] = utc_now,
     ) -> None:
         self.settings = settings
+        self.guards = guards or Guards()
+        self.clients = ClientAddresses(settings.trusted_proxies)
         self.routing = routing
         self.subscriber = subscriber
         self.epg = epg
@@ -214,6 +156,8 @@ class FrontDoor:
         self._masters: dict[str, _Master] = {}
         self._airing: dict[str, tuple[Programme | None, datetime, int]] = {}
         self._aliases: dict[str, str] = {}
+        # Leases a newer stream of the same box replaced -> the one that replaced them.
+        self._replaced: dict[str, str] = {}
         self._tasks: list[asyncio.Task[None]] = []
 
     @classmethod
@@ -223,6 +167,7 @@ class FrontDoor:
         *,
         routing: RoutingService,
         http: aiohttp.ClientSession,
+        guards: Guards | None = None,
         now: Callable[[], datetime] = utc_now,
     ) -> FrontDoor:
         """A front door with its own gRPC clients of the EPG and subscriber services."""
@@ -236,7 +181,15 @@ class FrontDoor:
             settings.api_key,
             guide_ttl_seconds=settings.guide_ttl_seconds,
         )
-        return cls(settings, routing=routing, subscriber=subscriber, epg=epg, http=http, now=now)
+        return cls(
+            settings,
+            routing=routing,
+            subscriber=subscriber,
+            epg=epg,
+            http=http,
+            guards=guards,
+            now=now,
+        )
 
     # ---- lifecycle
 
@@ -246,6 +199,8 @@ class FrontDoor:
             asyncio.create_task(self.epg.watch()),
             asyncio.create_task(self.leases.run()),
         ]
+        if self.guards.fetches is not None:
+            self._tasks.append(asyncio.create_task(self.guards.fetches.run()))
 
     async def stop(self) -> None:
         """Stop the background tasks and close the gRPC channels."""
@@ -260,11 +215,13 @@ class FrontDoor:
 
     # ---- session
 
-    def _token(self, request: web.Request) -> str:
+    @staticmethod
+    def _token(request: web.Request) -> tuple[str, bool]:
+        """The box token and whether it came in the query (players without headers)."""
         header = request.headers.get("Authorization", "")
         if header.startswith("Bearer "):
-            return header[7:].strip()
-        return request.query.get("token", "")
+            return header[7:].strip(), False
+        return request.query.get("token", ""), True
 
     def verify(self, token: str) -> DeviceSession:
         """The session a token stands for (verified once, then remembered until expiry)."""
@@ -287,31 +244,60 @@ class FrontDoor:
             raise SessionRejected("session expired; log in again", reason="session_expired")
         return session
 
+    async def _admit(self, session: DeviceSession, client: str) -> None:
+        """The token's binding, sharing and rate checks for one request from ``client``."""
+        if not self.settings.token_binding.admits(session.address, client):
+            raise SessionRejected(
+                "this session belongs to another address; log in again",
+                reason="session_wrong_address",
+            )
+        guards = self.guards
+        if guards.fetches is not None and not guards.fetches.allow(session.token_id):
+            raise RateLimited("too many requests for this session", reason="rate_limited")
+        if guards.addresses is not None and not await guards.addresses.allow(
+            session.token_id, client
+        ):
+            raise PlaybackForbidden(
+                "this session is in use from several places at once", reason="session_shared"
+            )
+
     @web.middleware
     async def session_middleware(
         self, request: web.Request, handler: Handler
     ) -> web.StreamResponse:
-        """Authenticate box requests and give the routing face the box's context."""
-        if request.path.startswith(_SESSION_PATHS):
-            session = self.verify(self._token(request))
-            request[SESSION] = session
-            request[BOX_CONTEXT] = BoxContext(region=session.region, client_ip=request.remote)
+        """Authenticate every box request but login and health; nothing else is served."""
+        client = self.clients.of(request)
+        request[CLIENT] = client
+        if request.path in _OPEN_PATHS:
+            return await handler(request)
+        try:
+            token, _ = self._token(request)
+            session = self.verify(token)
+            await self._admit(session, client)
+        except errors.HeadendError as err:
+            return error_response(err)
+        request[SESSION] = session
         return await handler(request)
 
     @property
     def middlewares(self) -> list[Callable[..., Awaitable[web.StreamResponse]]]:
-        """What :func:`cdn_ctl.http.create_app` puts in front of the routing handlers."""
+        """The middlewares of the public app (see :func:`create_box_app`)."""
         return [self.session_middleware]
 
     def add_routes(self, app: web.Application) -> None:
-        """Mount the box-facing routes."""
+        """Mount the box-facing routes (and nothing else)."""
         app.router.add_post("/api/login", mapped(self.login))
         app.router.add_post("/api/stop", mapped(self.stop_playback))
+        app.router.add_get("/healthz", self.healthz)
         app.router.add_get("/lineup.m3u", mapped(self.lineup))
         app.router.add_get("/guide.xml.gz", mapped(self.guide))
         app.router.add_get("/live/{channel}/master.m3u8", mapped(self.live_master))
         app.router.add_get("/live/{channel}/{rung}/{name}", mapped(self.live_variant))
         app.router.add_get("/catchup/{channel}/master.m3u8", mapped(self.catchup))
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        """``GET /healthz`` for load balancers: up or not, and nothing about the platform."""
+        return web.json_response({"status": "ok"}, headers={"Cache-Control": "no-store"})
 
     def _base(self, request: web.Request) -> str:
         return self.settings.public_url or f"{request.scheme}://{request.host}"
@@ -320,14 +306,37 @@ class FrontDoor:
 
     async def login(self, request: web.Request) -> web.Response:
         """``POST /api/login`` {mac, secret} -> a session token and where to go next."""
+        client = request[CLIENT]
+        if request.content_length is not None and request.content_length > 4096:
+            raise BadPlayRequest("body", "too large")
         try:
-            body = await request.json()
-        except ValueError as err:
+            body = await asyncio.wait_for(request.content.read(4097), 10)
+            parsed = _json_object(body)
+        except (ValueError, TimeoutError) as err:
             raise BadPlayRequest("body", "must be JSON {mac, secret}") from err
-        mac, secret = (body.get(k) if isinstance(body, dict) else None for k in ("mac", "secret"))
+        mac, secret = parsed.get("mac"), parsed.get("secret")
         if not isinstance(mac, str) or not isinstance(secret, str) or not mac or not secret:
             raise LoginFailed("mac and secret are required", reason="login_failed")
-        login = await self.subscriber.login(mac, secret)
+        if len(mac) > 64 or len(secret) > 256:
+            raise LoginFailed("unknown device or wrong secret", reason="login_failed")
+        guard, box = self.guards.login, mac.lower()
+        if guard is not None:
+            wait = await guard.retry_after(box, client)
+            if wait > 0:
+                raise RateLimited(
+                    "too many failed logins; try again later",
+                    reason="login_locked",
+                    retry_after=str(max(1, round(wait))),
+                )
+        try:
+            login = await self.subscriber.login(mac, secret)
+        except LoginFailed:
+            if guard is not None:
+                await guard.failed(box, client)
+            log.warning("box login failed", extra={"client": client, "mac": box[:32]})
+            raise
+        if guard is not None:
+            await guard.succeeded(box)
         if login.deny:
             raise PlaybackForbidden(f"this box may not play: {login.deny}", reason=login.deny)
         token, session = self.signer.issue(
@@ -337,6 +346,7 @@ class FrontDoor:
             region=login.region,
             version=login.version,
             now=self._now(),
+            address=client,
         )
         base = self._base(request)
         return web.json_response(
@@ -362,9 +372,9 @@ class FrontDoor:
             for c in await self._entitled(session)
         ]
         base = self._base(request)
-        # Players that could only pass ?token= need it on every URL they are given.
-        query = f"token={request.query['token']}" if "token" in request.query else ""
-        text = render_m3u(entries, base_url=base, guide_url=f"{base}/guide.xml.gz", query=query)
+        text = render_m3u(
+            entries, base_url=base, guide_url=f"{base}/guide.xml.gz", query=_token_query(request)
+        )
         return web.Response(
             text=text, content_type="audio/x-mpegurl", headers={"Cache-Control": "no-store"}
         )
@@ -421,39 +431,51 @@ class FrontDoor:
         if not verdict.allowed:
             raise PlaybackForbidden(f"playback refused: {verdict.reason}", reason=verdict.reason)
 
+    def _remember(self, memo: dict[str, str], old: str, new: str) -> None:
+        if len(memo) >= _VERIFIED_MAX:
+            memo.clear()
+        memo[old] = new
+
     async def _lease(self, session: DeviceSession, channel: str, held: str) -> str:
-        """The box's lease for ``channel``: the one it holds, else a new one (may 429)."""
+        """The box's lease for ``channel``: the one it holds, else a new one (may 429).
+
+        A box has one stream at a time: a new lease replaces the box's other one (at the
+        subscriber service and here), and a player still polling a replaced lease is
+        refused rather than given a new one, so two players on one box cannot take turns.
+        """
+        if held in self._replaced:
+            raise LeaseReplaced(
+                "this box started another stream; this one has ended", reason="lease_replaced"
+            )
         held = self._aliases.get(held, held)
         if held and self.leases.touch(held, mac=session.mac, channel=channel):
             return held
         if _LEASE.match(held) and await self.subscriber.heartbeat(session.mac, held):
             lease = self.leases.get(held)
             if lease is None or lease.channel == channel:
-                self.leases.add(Lease(held, session.mac, channel))
+                self._keep(Lease(held, session.mac, channel))
                 return held
         fresh = await self.subscriber.start_session(session.mac, channel)
-        self.leases.add(fresh)
+        self._keep(fresh)
         if held:
-            if len(self._aliases) >= _VERIFIED_MAX:
-                self._aliases.clear()
-            self._aliases[held] = fresh.session_id
+            self._remember(self._aliases, held, fresh.session_id)
         return fresh.session_id
+
+    def _keep(self, lease: Lease) -> None:
+        old = self.leases.add(lease)
+        if old is not None:
+            self.routing.end(old.session_id)
+            self._remember(self._replaced, old.session_id, lease.session_id)
 
     async def _master_text(self, channel: str, region: str) -> str:
         cached = self._masters.get(channel)
         clock = time.monotonic()
         if cached is not None and clock - cached.at < self.settings.master_ttl_seconds:
             return cached.text
-        try:
-            edges = self.routing.router.ranked(channel, region)
-        except NoEdgeAvailable as err:
-            raise UpstreamUnavailable("no edge can serve", reason="no_edge") from err
+        edges = self.routing.candidates(channel, region)
         scope = f"live/{channel}/"
-        # Unbound (the front door fetches, not the box) and short-lived.
-        prefix = token_prefix(
-            self.routing.keys, scope=scope, expires_at=int(time.time()) + 60, client_ip=None
-        )
-        for edge in [e for e in edges if not e.draining][:3]:
+        prefix = self.routing.sign(scope, lifetime_seconds=_MASTER_URL_SECONDS, client_ip=None)
+        for edge in edges[:3]:
             url = f"http://{edge.address}{prefix}{scope}master.m3u8"
             try:
                 async with self.http.get(url, timeout=aiohttp.ClientTimeout(total=3)) as resp:
@@ -477,6 +499,18 @@ class FrontDoor:
             return text
         raise UpstreamUnavailable("no edge answered for this channel", reason="no_edge")
 
+    def _redirect(
+        self, request: web.Request, session: DeviceSession, kind: str, channel: str, path: str,
+        lease: str,
+    ) -> web.Response:  # fmt: skip
+        try:
+            redirect = self.routing.redirect(
+                RouteRequest(kind, channel, path, session.region, request[CLIENT], lease)
+            )
+        except NoEdgeAvailable as err:
+            raise UpstreamUnavailable("no edge can serve", reason="no_edge") from err
+        return redirect_response(redirect)
+
     async def live_master(self, request: web.Request) -> web.Response:
         """``GET /live/{ch}/master.m3u8``: entitlement, blackout, lease, then the master."""
         session = request[SESSION]
@@ -487,8 +521,9 @@ class FrontDoor:
         text = await self._master_text(channel, session.region)
         lease = await self._lease(session, channel, request.query.get("session", ""))
         query = f"session={lease}"
-        if "token" in request.query:
-            query += f"&token={request.query['token']}"
+        token_query = _token_query(request)
+        if token_query:
+            query += f"&{token_query}"
         return web.Response(
             text=rewrite_master(text, query=query),
             content_type=PLAYLIST_TYPE,
@@ -508,15 +543,7 @@ class FrontDoor:
         await self._require(session, channel)
         await self._check_airing(channel, session.region, self._now())
         lease = await self._lease(session, channel, held)
-        try:
-            redirect = self.routing.redirect(
-                RouteRequest(
-                    "live", channel, f"{rung}/{name}", session.region, request.remote, lease
-                )
-            )
-        except NoEdgeAvailable as err:
-            raise UpstreamUnavailable("no edge can serve", reason="no_edge") from err
-        return redirect_response(redirect)
+        return self._redirect(request, session, "live", channel, f"{rung}/{name}", lease)
 
     async def _catchup_window(
         self, request: web.Request, channel: str, now: datetime
@@ -525,13 +552,13 @@ class FrontDoor:
         if "programme" in query:
             p = await self.epg.programme(channel, query["programme"], now)
             return p.start, p.stop
-        start, stop = _epoch(query, "utc"), _epoch(query, "utcend")
+        start, stop = epoch(query, "utc"), epoch(query, "utcend")
         if stop <= start:
             raise BadPlayRequest("utcend", "must be after utc", reason="bad_window")
         return start, stop
 
     async def catchup(self, request: web.Request) -> web.Response:
-        """``GET /catchup/{ch}/master.m3u8``: check the window, lease, 302 with a signed window."""
+        """``GET /catchup/{ch}/master.m3u8``: check the window, lease, 302 signed for it."""
         session = request[SESSION]
         channel_id = self._channel(request)
         now = self._now()
@@ -565,33 +592,8 @@ class FrontDoor:
                     )
         lease = await self._lease(session, channel_id, request.query.get("session", ""))
         first, last = int(start.timestamp()), int(stop.timestamp())
-        scope = f"catchup/{channel_id}/w/{first}/{last}/"
-        try:
-            redirect = self.routing.redirect(
-                RouteRequest(
-                    "catchup",
-                    channel_id,
-                    f"w/{first}/{last}/master.m3u8",
-                    session.region,
-                    request.remote,
-                    lease,
-                )
-            )
-        except NoEdgeAvailable as err:
-            raise UpstreamUnavailable("no edge can serve", reason="no_edge") from err
-        # Re-signed for the window's own scope: editing the window breaks the signature.
-        routing = self.routing.settings
-        prefix = token_prefix(
-            self.routing.keys,
-            scope=scope,
-            expires_at=int(time.time()) + routing.url_ttl_seconds,
-            client_ip=request.remote if routing.bind_client_ip else None,
-        )
-        location = (
-            f"http://{redirect.edge.address}{prefix}{scope}master.m3u8"
-            f"?session={lease}&region={session.region}"
-        )
-        return redirect_response(redirect._replace(location=location))
+        path = f"w/{first}/{last}/master.m3u8"
+        return self._redirect(request, session, "catchup", channel_id, path, lease)
 
     async def stop_playback(self, request: web.Request) -> web.Response:
         """``POST /api/stop?session=``: the box stopped playing; free its stream slot."""
@@ -601,7 +603,34 @@ class FrontDoor:
         lease = self.leases.get(held)
         if lease is not None and lease.mac == session.mac:
             self.leases.drop(held)
-            self.routing.router.ledger.end(held)
+            self.routing.end(held)
         if _LEASE.match(held):
             await self.subscriber.end_session(session.mac, held)
         return web.Response(status=204)
+
+
+def _token_query(request: web.Request) -> str:
+    """``token=...`` for the URLs a box is given, when (and only when) the token that was
+    verified came in the query: players that cannot send headers need it on every URL."""
+    token, from_query = FrontDoor._token(request)
+    return f"token={token}" if from_query and token else ""
+
+
+def _json_object(body: bytes) -> dict[str, Any]:
+    """A small flat JSON object (a login body); ``ValueError`` for anything else."""
+    if len(body) > 4096:
+        raise ValueError("too large")
+    try:
+        value = json.loads(body)
+    except RecursionError as err:  # 4 KiB of '[' is deep enough to exhaust the stack
+        raise ValueError("nested too deeply") from err
+    if not isinstance(value, dict):
+        raise ValueError("not an object")
+    return value
+
+
+def create_box_app(frontdoor: FrontDoor) -> web.Application:
+    """The public app: the box routes behind the token middleware, nothing else."""
+    app = web.Application(middlewares=frontdoor.middlewares, client_max_size=4096)
+    frontdoor.add_routes(app)
+    return app

@@ -2,13 +2,53 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import ipaddress
+from dataclasses import dataclass, field
 from datetime import timedelta
 
+from cdn_ctl.frontdoor.guard import Network, parse_networks
 from cdn_ctl.session import SessionSigner
 from cdn_ctl.signing import b64url_decode
 from headend.errors import HeadendError
-from headend.settings import Env, SettingsError, env_float, env_int, env_optional, env_str
+from headend.settings import (
+    Env,
+    SettingsError,
+    env_choice,
+    env_float,
+    env_int,
+    env_optional,
+    env_str,
+)
+
+BINDINGS = ("none", "prefix", "address")
+
+
+@dataclass(frozen=True, slots=True)
+class TokenBinding:
+    """Whether a box token works only from the address (or network) it logged in from.
+
+    ``address`` is strictest; ``prefix`` (the same /24 or /56) survives a home router's
+    re-dial; ``none`` suits carrier-grade NAT and mobile boxes whose address moves,
+    where the token-sharing check (several addresses at once) is the defence.
+    """
+
+    mode: str = "none"
+
+    def admits(self, login_address: str, client: str) -> bool:
+        """May a token issued to ``login_address`` be used from ``client``?"""
+        if self.mode == "none" or not login_address:
+            return True
+        if self.mode == "address":
+            return login_address == client
+        try:
+            first, now = ipaddress.ip_address(login_address), ipaddress.ip_address(client)
+        except ValueError:
+            return False
+        bits = 24 if first.version == 4 else 56
+        if first.version != now.version:
+            return False
+        net = ipaddress.ip_network(f"{first}/{bits}", strict=False)
+        return now in net
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +71,24 @@ class FrontDoorSettings:
     guide_future_days: int = 7
     catchup_max_hours: int = 6
     public_url: str = ""
+    # Who may set X-Forwarded-For (load balancers in front of the front door).
+    trusted_proxies: tuple[Network, ...] = ()
+    token_binding: TokenBinding = field(default_factory=TokenBinding)
+    # A token seen from more addresses than this within the window is refused.
+    max_addresses_per_token: int = 3
+    address_window_seconds: float = 60.0
+    # Requests per box token per minute, summed over replicas (a box polls every 2-6 s).
+    fetches_per_minute: int = 600
+    # Failed logins: per box (MAC) and per address, then a lockout an operator can clear.
+    login_failures_per_mac: int = 5
+    login_failures_per_address: int = 100
+    login_window_seconds: float = 900.0
+    login_lockout_seconds: float = 900.0
+    # Open connections, in total and per address (carrier NAT puts many boxes on one).
+    max_connections: int = 20_000
+    max_connections_per_address: int = 1_000
+    # An idle connection, or one still sending its request head, is closed after this.
+    idle_timeout_seconds: float = 15.0
 
     def signer(self) -> SessionSigner:
         """The session token signer/verifier for these keys."""
@@ -61,8 +119,12 @@ class FrontDoorSettings:
         api_key = env_optional(env, "FRONTDOOR_API_KEY")
         if api_key is None:
             raise SettingsError(
-                "FRONTDOOR_API_KEY", "required: an admin API key for EPG/subscriber"
+                "FRONTDOOR_API_KEY", "required: a playback-role API key for EPG/subscriber"
             )
+        try:
+            proxies = parse_networks(env_str(env, "FRONTDOOR_TRUSTED_PROXIES", ""))
+        except ValueError as err:
+            raise SettingsError("FRONTDOOR_TRUSTED_PROXIES", str(err)) from err
         settings = cls(
             epg_target=env_str(env, "FRONTDOOR_EPG_TARGET", "127.0.0.1:50051"),
             subscriber_target=env_str(env, "FRONTDOOR_SUBSCRIBER_TARGET", "127.0.0.1:50052"),
@@ -88,6 +150,40 @@ class FrontDoorSettings:
             guide_future_days=env_int(env, "FRONTDOOR_GUIDE_FUTURE_DAYS", 7, low=1, high=30),
             catchup_max_hours=env_int(env, "FRONTDOOR_CATCHUP_MAX_HOURS", 6, low=1, high=24),
             public_url=env_str(env, "FRONTDOOR_PUBLIC_URL", "").rstrip("/"),
+            trusted_proxies=proxies,
+            token_binding=TokenBinding(
+                env_choice(env, "FRONTDOOR_TOKEN_BINDING", "none", BINDINGS)
+            ),
+            max_addresses_per_token=env_int(
+                env, "FRONTDOOR_MAX_ADDRESSES_PER_TOKEN", 3, low=1, high=1000
+            ),
+            address_window_seconds=env_float(
+                env, "FRONTDOOR_ADDRESS_WINDOW_SECONDS", 60.0, low=1, high=86_400
+            ),
+            fetches_per_minute=env_int(
+                env, "FRONTDOOR_FETCHES_PER_MINUTE", 600, low=10, high=1_000_000
+            ),
+            login_failures_per_mac=env_int(
+                env, "FRONTDOOR_LOGIN_FAILURES_PER_MAC", 5, low=1, high=10_000
+            ),
+            login_failures_per_address=env_int(
+                env, "FRONTDOOR_LOGIN_FAILURES_PER_ADDRESS", 100, low=1, high=1_000_000
+            ),
+            login_window_seconds=env_float(
+                env, "FRONTDOOR_LOGIN_WINDOW_SECONDS", 900.0, low=1, high=86_400
+            ),
+            login_lockout_seconds=env_float(
+                env, "FRONTDOOR_LOGIN_LOCKOUT_SECONDS", 900.0, low=1, high=86_400
+            ),
+            max_connections=env_int(
+                env, "FRONTDOOR_MAX_CONNECTIONS", 20_000, low=10, high=1_000_000
+            ),
+            max_connections_per_address=env_int(
+                env, "FRONTDOOR_MAX_CONNECTIONS_PER_ADDRESS", 1_000, low=1, high=1_000_000
+            ),
+            idle_timeout_seconds=env_float(
+                env, "FRONTDOOR_IDLE_TIMEOUT_SECONDS", 15.0, low=1, high=3600
+            ),
         )
         try:
             settings.signer()

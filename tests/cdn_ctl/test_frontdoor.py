@@ -18,14 +18,13 @@ from aiohttp.test_utils import TestServer
 from lxml import etree
 
 from cdn_ctl.domain import Edge, Health, Tier
-from cdn_ctl.frontdoor import (
-    FrontDoor,
+from cdn_ctl.frontdoor.app import FrontDoor, create_box_app
+from cdn_ctl.frontdoor.policy import (
     RedactedAccessLogger,
     blacked_out,
     region_covers,
     rewrite_master,
 )
-from cdn_ctl.http import RoutingFace, create_app
 from cdn_ctl.routing import Router
 from cdn_ctl.service import RoutingService
 from cdn_ctl.settings import RoutingSettings
@@ -101,8 +100,7 @@ async def door(
     epg = EpgCache(services.epg_target, services.api_key)
     async with aiohttp.ClientSession() as http:
         frontdoor = FrontDoor(settings, routing=routing, subscriber=subscriber, epg=epg, http=http)
-        app = create_app(RoutingFace(routing=routing), middlewares=frontdoor.middlewares)
-        frontdoor.add_routes(app)
+        app = create_box_app(frontdoor)
         await frontdoor.start()
         await asyncio.wait_for(epg.watching.wait(), 10)
         server = TestServer(app, host="127.0.0.1")

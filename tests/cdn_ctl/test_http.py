@@ -22,7 +22,7 @@ from cdn_ctl.service import CdnService, Controller, RoutingService
 from cdn_ctl.settings import RoutingSettings
 from cdn_ctl.signing import KeyRing
 from cdn_ctl.store import EdgeStore
-from headend.auth import ADMIN
+from headend.auth import ADMIN, KeyStore
 from headend.redisproc import RedisServer
 from tests.cdn_ctl.conftest import EdgeFactory, FakeOrigin
 
@@ -51,8 +51,12 @@ class Stack:
         )
         self.routing = RoutingService(router=self.router, keys=ring, settings=RoutingSettings())
         self.face = RoutingFace(routing=self.routing, controller=self.controller)
-        self.server = TestServer(create_app(self.face), host="127.0.0.1")
+        self.keys = KeyStore(redis)
+        self.server = TestServer(
+            create_app(self.face, authenticator=self.keys), host="127.0.0.1"
+        )
         self.http = http
+        self.admin_key = ""
         self.nginx: dict[str, EdgeProcess] = {}
 
     @property
@@ -73,7 +77,12 @@ class Stack:
         await self.controller.probe()
 
     async def get(self, path: str, **kwargs: Any) -> tuple[int, dict[str, str], bytes]:
-        async with self.http.get(urljoin(self.url, path), allow_redirects=False, **kwargs) as resp:
+        if not self.admin_key:
+            _, self.admin_key = await self.keys.create(ADMIN)
+        headers = {"Authorization": f"Bearer {self.admin_key}", **kwargs.pop("headers", {})}
+        async with self.http.get(
+            urljoin(self.url, path), allow_redirects=False, headers=headers, **kwargs
+        ) as resp:
             return resp.status, dict(resp.headers), await resp.read()
 
 
@@ -92,11 +101,11 @@ async def test_route_redirects_to_a_signed_edge_url_that_plays(
     await stack.add(edges, origin, "v1", BOX)
     await stack.add(edges, origin, "c1", "110102")
     await stack.settle()
-    status, headers, _ = await stack.get(f"/route/live/ch1/master.m3u8?region={BOX}")
+    status, headers, _ = await stack.get(f"/route/live/ch1/master.m3u8?region={BOX}&session=p1")
     assert status == 302
     location = headers["Location"]
     assert location.startswith(f"{stack.nginx['v1'].url}/t/")
-    assert "/live/ch1/master.m3u8?session=" in location
+    assert "/live/ch1/master.m3u8?session=p1" in location
     assert headers["X-Route-Reason"].startswith("village edge v1; up; load=0.01")
     assert headers["X-Route-Edge"] == "v1"
     async with stack.http.get(location) as resp:
@@ -154,7 +163,9 @@ async def test_edge_stopped_mid_session_moves_routes_and_steering(
     channel = next(
         f"ch{i}" for i in range(50) if stack.routing.explain(f"ch{i}", BOX).edge.edge_id == "v1"
     )
-    status, headers, _ = await stack.get(f"/route/live/{channel}/master.m3u8?region={BOX}")
+    status, headers, _ = await stack.get(
+        f"/route/live/{channel}/master.m3u8?region={BOX}&session=lease1"
+    )
     session = headers["Location"].split("session=")[1].split("&")[0]
     steering_path = f"/steering/{channel}.json?base=v1&region={BOX}&session={session}"
     _, _, before = await stack.get(steering_path)
@@ -256,6 +267,8 @@ async def test_redis_unreachable_keeps_routing_on_last_known_state(
             try:
                 await stack.add(edges, origin, "v1", BOX)
                 await stack.settle()
+                # The operator's key was checked while Redis was up (and is cached).
+                assert (await stack.get("/metrics"))[0] == 200
                 private.kill()
                 assert not await stack.controller.refresh()
                 status, headers, _ = await stack.get(f"/route/live/ch1/master.m3u8?region={BOX}")

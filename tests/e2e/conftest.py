@@ -23,22 +23,20 @@ import aiohttp
 import pytest
 import pytest_asyncio
 import redis.asyncio as aioredis
-from aiohttp import web
 
 from cdn_ctl.domain import Edge, Tier
 from cdn_ctl.edge import EdgeConfig, EdgeProcess
-from cdn_ctl.frontdoor import FrontDoor, RedactedAccessLogger
-from cdn_ctl.frontdoor_settings import FrontDoorSettings
-from cdn_ctl.health import HealthMonitor, HealthPolicy, HttpProber
-from cdn_ctl.http import RoutingFace, create_app
-from cdn_ctl.routing import Router
-from cdn_ctl.service import Controller, RoutingService
-from cdn_ctl.settings import RoutingSettings
+from cdn_ctl.frontdoor.app import FrontDoor
+from cdn_ctl.frontdoor.settings import FrontDoorSettings
+from cdn_ctl.health import HealthPolicy
+from cdn_ctl.server import RoutingProcess
+from cdn_ctl.service import Controller
+from cdn_ctl.settings import CdnSettings
 from cdn_ctl.signing import KeyRing, SigningKey
 from cdn_ctl.store import EdgeStore
 from epg.server import create_server as create_epg
 from epg.settings import EpgSettings
-from headend.auth import ADMIN, KeyStore
+from headend.auth import ADMIN, PLAYBACK, KeyStore
 from headend.redisproc import RedisServer
 from headend.rpc import RpcServer, RpcSettings, bearer, client_channel
 from protos import (
@@ -351,6 +349,7 @@ class Stack:
     frontdoor: FrontDoor
     controller: Controller
     origin_port: int
+    admin_url: str = ""
     channel: str = LIVE
 
     def edge(self, edge_id: str) -> EdgeProcess:
@@ -391,8 +390,12 @@ async def build_stack(
     *,
     edge_sessions: int = 100,
     access_log: bool = True,
+    door: dict[str, Any] | None = None,
 ) -> AsyncIterator[Stack]:
-    """Start everything (torn down in reverse order, also when a step fails)."""
+    """Start everything (torn down in reverse order, also when a step fails); the CDN
+    faces run as the real :class:`cdn_ctl.server.RoutingProcess` (``door`` overrides
+    front door settings)."""
+    door = door or {}
     from transcode.archive import ArchiveIndex
     from transcode.live import LiveManager
     from transcode.origin import start_origin
@@ -456,44 +459,39 @@ async def build_stack(
                 Edge(edge_id, region, Tier.EDGE, "127.0.0.1", port, edge_sessions, 1e4, 1e4)
             )
         http = await down.enter_async_context(aiohttp.ClientSession())
-        router = Router()
-        # Fast detection: a dead edge is down after 2 of the last 3 probes (0.2 s apart), and
-        # back 2 s after it answers again.
-        monitor = HealthMonitor(
-            HealthPolicy(window=3, fall=2, rise=1, hold_down_seconds=2.0),
-            probe=HttpProber(http, timeout_seconds=0.5),
+        _, playback_key = await KeyStore(redis).create(PLAYBACK)
+        settings = CdnSettings(
+            rpc=RpcSettings(port=0),
+            keys=RING,
+            http_port=0,
+            admin_port=0,
+            # Fast detection: a dead edge is down after 2 of the last 3 probes (0.2 s
+            # apart), and back 2 s after it answers again.
+            health=HealthPolicy(window=3, fall=2, rise=1, hold_down_seconds=2.0),
+            probe_interval_seconds=0.2,
+            refresh_seconds=0.5,
+            replica_id="e2e",
+            frontdoor=frontdoor_settings(services, api_key=playback_key, **door),
         )
-        controller = Controller(
-            store=store, router=router, monitor=monitor, replica_id="e2e", session_ttl_seconds=60
-        )
-        await controller.refresh()
-        await controller.probe()
-        loop_task = asyncio.create_task(
-            controller.run(refresh_seconds=0.5, probe_interval_seconds=0.2)
-        )
-        down.push_async_callback(_cancel, loop_task)
-        routing = RoutingService(router=router, keys=RING, settings=RoutingSettings())
-        frontdoor = FrontDoor.connect(frontdoor_settings(services), routing=routing, http=http)
-        app = create_app(RoutingFace(routing=routing), middlewares=frontdoor.middlewares)
-        frontdoor.add_routes(app)
-        await frontdoor.start()
-        down.push_async_callback(frontdoor.stop)
-        runner = (
-            web.AppRunner(app, access_log_class=RedactedAccessLogger)
-            if access_log
-            else web.AppRunner(app, access_log=None)
-        )
-        await runner.setup()
-        down.push_async_callback(runner.cleanup)
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = int(runner.addresses[0][1])
+        process = RoutingProcess(settings, redis=redis, http=http, access_log=access_log)
+        await process.start()
+        down.push_async_callback(process.stop)
+        frontdoor = process.frontdoor
+        assert frontdoor is not None
+        port = process.port
         await asyncio.wait_for(frontdoor.epg.watching.wait(), 10)
         await asyncio.wait_for(
             _until_live(http, f"http://127.0.0.1:{origin_port}/live/{LIVE}/master.m3u8"), 60
         )
         yield Stack(
-            f"http://127.0.0.1:{port}", world, services, edges, frontdoor, controller, origin_port
+            f"http://127.0.0.1:{port}",
+            world,
+            services,
+            edges,
+            frontdoor,
+            process.controller,
+            origin_port,
+            admin_url=f"http://127.0.0.1:{process.admin_port}",
         )
 
 

@@ -1,0 +1,96 @@
+"""Pure front door rules: blackout regions, the guide's slate entry, the served master,
+the catch-up window a box asks for, and the access log line."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime
+
+from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+
+from cdn_ctl.errors import BadPlayRequest
+from epg.domain import Programme, Text
+
+SLATE_TITLE = "Not available in your region"
+_URI_ATTR = re.compile(r'URI="([^"]*)"')
+_PATHWAY = re.compile(r'PATHWAY-ID="[^"]*",?')
+_EPOCH = re.compile(r"^[0-9]{1,12}$")
+# Instants a catch-up window may name (datetime cannot go past year 9999).
+_EPOCH_MAX = int(datetime(9999, 1, 1, tzinfo=UTC).timestamp())
+
+
+def region_covers(blackout: str, box: str) -> bool:
+    """Does a blackout region (province XX0000, city XXXX00 or county) include ``box``?"""
+    if blackout == box:
+        return True
+    if blackout.endswith("0000"):
+        return box[:2] == blackout[:2]
+    if blackout.endswith("00"):
+        return box[:4] == blackout[:4]
+    return False
+
+
+def blacked_out(programme: Programme, region: str) -> bool:
+    """Is ``programme`` blacked out for a box in ``region``?"""
+    return any(region_covers(r, region) for r in programme.rights.blackout_regions)
+
+
+def slate_for(programme: Programme) -> Programme:
+    """The guide entry shown instead of a blacked-out programme (same slot, no details)."""
+    return Programme(
+        id=programme.id,
+        channel_id=programme.channel_id,
+        start=programme.start,
+        stop=programme.stop,
+        titles=(Text("", SLATE_TITLE),),
+        icons=(programme.rights.blackout_slate,) if programme.rights.blackout_slate else (),
+    )
+
+
+def _with_query(uri: str, query: str) -> str:
+    path = uri.split("?", 1)[0]
+    return f"{path}?{query}" if query else path
+
+
+def rewrite_master(text: str, *, query: str) -> str:
+    """The edge's master playlist as the front door serves it: variant URIs stay relative
+    (so they resolve to the front door) and carry ``query``; steering is dropped (the
+    front door re-routes variant reloads itself)."""
+    out = []
+    for line in text.splitlines():
+        if line.startswith("#EXT-X-CONTENT-STEERING"):
+            continue
+        if line.startswith("#"):
+            line = _PATHWAY.sub("", line)
+            line = _URI_ATTR.sub(lambda m: f'URI="{_with_query(m[1], query)}"', line)
+        elif line.strip():
+            line = _with_query(line.strip(), query)
+        out.append(line)
+    return "\n".join(out) + "\n"
+
+
+def epoch(query: Mapping[str, str], name: str) -> datetime:
+    """An epoch-seconds query parameter (ASCII digits, a real date) as a UTC instant."""
+    raw = query.get(name, "")
+    if not _EPOCH.match(raw) or int(raw) >= _EPOCH_MAX:
+        raise BadPlayRequest(name, "must be epoch seconds", reason="bad_window")
+    return datetime.fromtimestamp(int(raw), tz=UTC)
+
+
+class RedactedAccessLogger(AbstractAccessLogger):
+    """Access log lines with the path only: no query string (tokens), no headers."""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        """One JSON-friendly line per request."""
+        self.logger.info(
+            "http",
+            extra={
+                "method": request.method,
+                "path": request.path,
+                "status": response.status,
+                "seconds": round(time, 4),
+                "client": request.remote,
+            },
+        )
