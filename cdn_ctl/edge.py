@@ -6,7 +6,9 @@ Cache-Control honoured (fallback TTLs short for playlists and long for
 segments), an upstream to its parent tier or the origin, ``/healthz`` for
 probes, and signed-URL verification in njs (``edge_verify.js``) with the keys
 in an included ``keys.conf``, so edges never call back to the controller.
-The access log records the scope path only, never the token.
+The access log records the scope path only, never the token. The configuration
+itself (canonical paths only, slow-client timeouts, per-client limits, GET/HEAD
+only) is rendered by :mod:`cdn_ctl.edge_conf`, whose names are re-exported here.
 """
 
 from __future__ import annotations
@@ -14,210 +16,34 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
-import getpass
 import os
 import shutil
 import signal
 import subprocess
 import time
-from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
 import aiohttp
 
-from cdn_ctl.domain import Tier, validate_edge_id
-from cdn_ctl.errors import EdgeStartError, InvalidEdge
-from cdn_ctl.signing import KeyRing, SigningKey, b64url
-
-NJS_MODULE = Path("/usr/lib/nginx/modules/ngx_http_js_module.so")
-PLAYLIST_TYPES = "application/vnd.apple.mpegurl application/x-mpegurl audio/mpegurl"
-# The token's parts as named captures; tok_rest is the scope path the cache,
-# the upstream and the access log use.
-_TOKEN = (
-    r"^/t/(?<tok_exp>[0-9]{1,12})/(?<tok_kid>[A-Za-z0-9_-]{1,32})/(?<tok_ip>[0-9A-Fa-f.:-]{1,45})"
-    r"/(?<tok_sig>[A-Za-z0-9_-]{43})/"
+from cdn_ctl.edge_conf import (
+    NJS_MODULE,
+    PLAYLIST_TYPES,
+    EdgeConfig,
+    render_keys_conf,
+    render_nginx_conf,
 )
-_MASTER = r"(?<tok_rest>(?:live|catchup)/(?<tok_channel>[A-Za-z0-9][A-Za-z0-9._-]*)/master\.m3u8)$"
+from cdn_ctl.errors import EdgeStartError
+from cdn_ctl.signing import KeyRing
 
-
-@dataclass(frozen=True, slots=True)
-class EdgeConfig:
-    """What an edge's nginx configuration is rendered from."""
-
-    edge_id: str
-    listen_port: int
-    upstream: str
-    listen_host: str = "127.0.0.1"
-    tier: Tier = Tier.EDGE
-    cache_max_mb: int = 256
-    playlist_ttl_seconds: int = 1
-    segment_ttl_seconds: int = 3600
-    steering_base_url: str = ""
-    trusted_children: tuple[str, ...] = field(default_factory=tuple)
-    workers: int = 1
-
-    def __post_init__(self) -> None:
-        validate_edge_id(self.edge_id)
-        if not 0 < self.listen_port < 65536:
-            raise InvalidEdge("listen_port", f"must be 1-65535, got {self.listen_port}")
-        if ":" not in self.upstream:
-            raise InvalidEdge("upstream", f"must be host:port, got {self.upstream!r}")
-        if self.cache_max_mb <= 0 or self.playlist_ttl_seconds <= 0:
-            raise InvalidEdge("cache", "cache size and TTLs must be > 0")
-        if any(c in self.steering_base_url for c in "\"'; \n{}$"):
-            raise InvalidEdge("steering_base_url", "must be a plain URL")
-
-
-def render_keys_conf(ring: KeyRing) -> str:
-    """The ``map`` from key id to secret that the njs verifier reads (mode 0600 on disk)."""
-    lines = ["map $tok_kid $tok_secret {", '    default "";']
-    lines += [f'    "{key.kid}" "{b64}";' for key, b64 in _encoded(ring)]
-    lines.append("}")
-    return "\n".join(lines) + "\n"
-
-
-def _encoded(ring: KeyRing) -> list[tuple[SigningKey, str]]:
-    return [(key, b64url(key.secret)) for key in ring.keys]
-
-
-def _proxy_block(ttl_seconds: int, extra: str = "") -> str:
-    return f"""        if ($tok_status = 410) {{ return 410; }}
-        if ($tok_status != 200) {{ return 403; }}
-        proxy_pass http://parent/$tok_rest;
-        proxy_cache_key /$tok_rest;
-        proxy_cache_valid 200 206 {ttl_seconds}s;
-        proxy_cache_valid 404 1s;{extra}
-"""
-
-
-def render_nginx_conf(config: EdgeConfig, prefix: Path) -> str:
-    """The whole ``nginx.conf`` for one edge rooted at ``prefix``."""
-    user = f"user {getpass.getuser()};\n" if os.geteuid() == 0 else ""
-    steering = f"""
-        proxy_set_header Accept-Encoding "";
-        sub_filter_types {PLAYLIST_TYPES};
-        sub_filter_once off;
-        sub_filter '#EXTM3U' $steering_tag;
-        sub_filter '#EXT-X-STREAM-INF:' '#EXT-X-STREAM-INF:PATHWAY-ID="{config.edge_id}",';
-        sub_filter '#EXT-X-I-FRAME-STREAM-INF:'
-                   '#EXT-X-I-FRAME-STREAM-INF:PATHWAY-ID="{config.edge_id}",';"""
-    children = "".join(f"        allow {addr};\n" for addr in config.trusted_children)
-    unsigned = (
-        f"""    # Children fetch by scope path (their boxes were verified at the child).
-    location / {{
-{children}        deny all;
-        proxy_pass http://parent;
-        proxy_cache_key $uri;
-        proxy_cache_valid 200 206 {config.segment_ttl_seconds}s;
-        proxy_cache_valid 404 1s;
-    }}
-"""
-        if config.tier is Tier.MID and config.trusted_children
-        else "    location / {\n        return 403;\n    }\n"
-    )
-    return f"""# Rendered by cdn_ctl.edge for edge {config.edge_id}; do not edit.
-load_module {NJS_MODULE};
-{user}worker_processes {config.workers};
-pid {prefix}/nginx.pid;
-# crit: nginx's error lines quote the request line, which carries the token.
-error_log {prefix}/logs/error.log crit;
-
-events {{
-    worker_connections 1024;
-}}
-
-http {{
-    default_type application/octet-stream;
-    types {{
-        application/vnd.apple.mpegurl m3u8;
-        video/mp2t ts;
-        video/iso.segment m4s;
-        video/mp4 mp4;
-    }}
-    sendfile on;
-    tcp_nopush on;
-    keepalive_timeout 30s;
-    server_tokens off;
-
-    client_body_temp_path {prefix}/tmp/body;
-    proxy_temp_path {prefix}/tmp/proxy;
-    fastcgi_temp_path {prefix}/tmp/fastcgi;
-    uwsgi_temp_path {prefix}/tmp/uwsgi;
-    scgi_temp_path {prefix}/tmp/scgi;
-
-    js_import main from {prefix}/edge_verify.js;
-    js_set $tok_status main.verify;
-    js_set $steering_tag main.steering;
-    include {prefix}/keys.conf;
-
-    # The path after the token only: signatures never reach the log.
-    log_format cdn_edge escape=json '{{"ts":"$time_iso8601","edge":"{config.edge_id}",'
-        '"client":"$remote_addr","method":"$request_method","path":"/$tok_rest",'
-        '"status":$status,"bytes":$body_bytes_sent,"cache":"$upstream_cache_status",'
-        '"seconds":$request_time}}';
-    access_log {prefix}/logs/access.log cdn_edge;
-
-    proxy_cache_path {prefix}/cache levels=1:2 keys_zone=edge:16m
-                     max_size={config.cache_max_mb}m inactive=30m use_temp_path=off;
-
-    upstream parent {{
-        server {config.upstream};
-        keepalive 16;
-    }}
-
-    server {{
-        listen {config.listen_host}:{config.listen_port};
-        set $edge_id "{config.edge_id}";
-        set $steer_base "{config.steering_base_url}";
-
-        proxy_http_version 1.1;
-        proxy_set_header Connection "";
-        proxy_cache edge;
-        # One upstream fetch per object: later requests wait for the first.
-        proxy_cache_lock on;
-        proxy_cache_lock_timeout 10s;
-        proxy_cache_lock_age 10s;
-        proxy_cache_use_stale error timeout updating http_500 http_502 http_503 http_504;
-        proxy_cache_revalidate on;
-        proxy_connect_timeout 3s;
-        proxy_read_timeout 15s;
-        # Each hop reports its own cache status, not its parent's.
-        proxy_hide_header X-Cache;
-        proxy_hide_header X-Edge;
-        add_header X-Cache $upstream_cache_status always;
-        add_header X-Edge $edge_id always;
-        add_header Access-Control-Allow-Origin * always;
-
-        location = /healthz {{
-            access_log off;
-            default_type text/plain;
-            return 200 "ok {config.edge_id}\\n";
-        }}
-
-        location = /nginx_status {{
-            access_log off;
-            allow 127.0.0.1;
-            deny all;
-            stub_status;
-        }}
-
-        location ~ "{_TOKEN}{_MASTER}" {{
-{_proxy_block(config.playlist_ttl_seconds, steering)}        }}
-
-        location ~ "{_TOKEN}(?<tok_rest>.+\\.m3u8)$" {{
-{_proxy_block(config.playlist_ttl_seconds)}        }}
-
-        location ~ "{_TOKEN}(?<tok_rest>.+)$" {{
-{_proxy_block(config.segment_ttl_seconds)}        }}
-
-        location ~ ^/t/ {{
-            return 403;
-        }}
-
-{unsigned}    }}
-}}
-"""
+__all__ = [
+    "NJS_MODULE",
+    "PLAYLIST_TYPES",
+    "EdgeConfig",
+    "EdgeProcess",
+    "render_keys_conf",
+    "render_nginx_conf",
+]
 
 
 def _die_with_parent() -> None:

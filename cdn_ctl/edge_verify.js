@@ -4,6 +4,8 @@
 // whole path). Order of checks: signature (403), expiry (410), client IP (403).
 // Secrets come from the map in keys.conf ($tok_secret, base64url), so rotating
 // keys is a re-render of that file and a reload: no call back to the controller.
+// The token parts ($tok_exp, $tok_kid, $tok_ip, $tok_sig, $tok_rest) are captures
+// of the raw request URI after nginx.conf has validated it (see edge_conf.py).
 var crypto = require('crypto');
 
 var MAX_SCOPE_DEPTH = 8;
@@ -27,6 +29,22 @@ function sign(secret, exp, kid, ip, scope) {
         .digest('base64url');
 }
 
+// Constant-time equality of two signatures: every character is compared (XOR
+// accumulated, no early exit), so the time taken does not tell an attacker how
+// many leading characters of a forged signature were right. The strings are
+// compared (not decoded bytes) so that, as in signing.py, only the canonical
+// base64url form is accepted. Lengths are public (43 by the URI pattern).
+function equal(a, b) {
+    if (typeof a !== 'string' || typeof b !== 'string' || a.length !== b.length) {
+        return false;
+    }
+    var diff = 0;
+    for (var i = 0; i < a.length; i++) {
+        diff |= a.charCodeAt(i) ^ b.charCodeAt(i);
+    }
+    return diff === 0;
+}
+
 function check(r) {
     var v = r.variables;
     var secretText = v.tok_secret;
@@ -36,8 +54,9 @@ function check(r) {
     var secret = Buffer.from(secretText, 'base64url');
     var scopes = candidates(v.tok_rest || '');
     var ok = false;
+    // Stopping at a match only reveals which scope matched, which the path shows anyway.
     for (var i = 0; i < scopes.length && !ok; i++) {
-        ok = sign(secret, v.tok_exp, v.tok_kid, v.tok_ip, scopes[i]) === v.tok_sig;
+        ok = equal(sign(secret, v.tok_exp, v.tok_kid, v.tok_ip, scopes[i]), v.tok_sig);
     }
     if (!ok) {
         return '403';
@@ -82,4 +101,4 @@ function steering(r) {
         v.tok_channel + '.json?' + query + '",PATHWAY-ID="' + v.edge_id + '"';
 }
 
-export default {verify: verify, steering: steering, candidates: candidates};
+export default {verify: verify, steering: steering, candidates: candidates, equal: equal};

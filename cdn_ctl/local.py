@@ -16,24 +16,39 @@ Environment:
 - ``CDN_EDGE_DIR``: where each edge's prefix lives (default ``var/edges``);
 - ``CDN_EDGE_SESSIONS`` / ``CDN_EDGE_MBPS`` / ``CDN_EDGE_UPLINK_MBPS``: the
   capacities registered (default 200 sessions, 1000 Mbps, 200 Mbps);
+- ``CDN_EDGE_WORKERS``: nginx worker processes per edge, a number or ``auto``
+  (one per CPU, the default);
+- ``CDN_EDGE_CLIENT_REQUESTS`` / ``CDN_EDGE_CLIENT_RATE`` / ``CDN_EDGE_CLIENT_BURST``:
+  per client address, concurrent requests and signed requests per second with
+  their burst, over which an edge answers 429 (default 256, 100/s, 200);
+- ``CDN_EDGE_LIMIT_EXEMPT``: networks those limits do not apply to,
+  ``cidr[,...]`` or ``none`` (default ``127.0.0.1/32,::1/128``: every local box
+  connects from loopback; see ``cdn_ctl/edge_conf.py``);
 - ``REDIS_URL`` (required).
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import signal
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import redis.asyncio as aioredis
 
 from cdn_ctl.domain import Edge, Tier, validate_edge_id, validate_region
 from cdn_ctl.edge import EdgeConfig, EdgeProcess
+from cdn_ctl.edge_conf import (
+    DEFAULT_CLIENT_BURST,
+    DEFAULT_CLIENT_RATE_PER_SECOND,
+    DEFAULT_CLIENT_REQUESTS_MAX,
+    DEFAULT_LIMIT_EXEMPT,
+)
 from cdn_ctl.errors import CdnError, EdgeExists
 from cdn_ctl.service import CdnService
 from cdn_ctl.signing import KeyRing
@@ -74,6 +89,28 @@ def parse_edges(text: str) -> list[LocalEdge]:
     return out
 
 
+def parse_workers(text: str) -> int | Literal["auto"]:
+    """``auto`` or a number of nginx worker processes (``CDN_EDGE_WORKERS``)."""
+    if text == "auto":
+        return "auto"
+    if not text.isdigit() or not 0 < int(text) <= 256:
+        raise SettingsError("CDN_EDGE_WORKERS", f"expected auto or 1-256, got {text!r}")
+    return int(text)
+
+
+def parse_networks(text: str) -> tuple[str, ...]:
+    """``cidr[,...]`` or ``none`` (``CDN_EDGE_LIMIT_EXEMPT``), each made canonical."""
+    if text.strip() == "none":
+        return ()
+    try:
+        return tuple(
+            str(ipaddress.ip_network(item, strict=False))
+            for item in filter(None, (p.strip() for p in text.split(",")))
+        )
+    except ValueError as err:
+        raise SettingsError("CDN_EDGE_LIMIT_EXEMPT", str(err)) from err
+
+
 @dataclass(frozen=True, slots=True)
 class LocalSettings:
     """Everything ``python -m cdn_ctl.local`` needs."""
@@ -88,6 +125,11 @@ class LocalSettings:
     capacity_mbps: float
     uplink_mbps: float
     host: str = "127.0.0.1"
+    workers: int | Literal["auto"] = "auto"
+    client_requests_max: int = DEFAULT_CLIENT_REQUESTS_MAX
+    client_rate_per_second: int = DEFAULT_CLIENT_RATE_PER_SECOND
+    client_burst: int = DEFAULT_CLIENT_BURST
+    limit_exempt: tuple[str, ...] = DEFAULT_LIMIT_EXEMPT
 
     @classmethod
     def from_env(cls, env: Any) -> LocalSettings:
@@ -112,6 +154,19 @@ class LocalSettings:
             capacity_sessions=env_int(env, "CDN_EDGE_SESSIONS", 200, low=1, high=10_000_000),
             capacity_mbps=env_float(env, "CDN_EDGE_MBPS", 1000.0, low=0.001, high=1e9),
             uplink_mbps=env_float(env, "CDN_EDGE_UPLINK_MBPS", 200.0, low=0.001, high=1e9),
+            workers=parse_workers(env_str(env, "CDN_EDGE_WORKERS", "auto")),
+            client_requests_max=env_int(
+                env, "CDN_EDGE_CLIENT_REQUESTS", DEFAULT_CLIENT_REQUESTS_MAX, low=1, high=1_000_000
+            ),
+            client_rate_per_second=env_int(
+                env, "CDN_EDGE_CLIENT_RATE", DEFAULT_CLIENT_RATE_PER_SECOND, low=1, high=1_000_000
+            ),
+            client_burst=env_int(
+                env, "CDN_EDGE_CLIENT_BURST", DEFAULT_CLIENT_BURST, low=1, high=1_000_000
+            ),
+            limit_exempt=parse_networks(
+                env_str(env, "CDN_EDGE_LIMIT_EXEMPT", ",".join(DEFAULT_LIMIT_EXEMPT))
+            ),
         )
 
 
@@ -128,6 +183,11 @@ class LocalEdges:
                     upstream=settings.origin,
                     listen_host=settings.host,
                     steering_base_url=settings.public_url,
+                    workers=settings.workers,
+                    client_requests_max=settings.client_requests_max,
+                    client_rate_per_second=settings.client_rate_per_second,
+                    client_burst=settings.client_burst,
+                    limit_exempt=settings.limit_exempt,
                 ),
                 prefix=settings.edge_dir / e.edge_id,
                 keys=settings.keys,

@@ -231,6 +231,17 @@ async def test_edge_start_failure_is_reported(tmp_path, ring: KeyRing) -> None:
         pytest.param({"listen_port": 0}, "listen_port", id="port"),
         pytest.param({"upstream": "origin"}, "upstream", id="upstream"),
         pytest.param({"steering_base_url": "http://x/;evil"}, "steering_base_url", id="injection"),
+        pytest.param({"upstream": "127.0.0.1:80; evil"}, "upstream", id="upstream-injection"),
+        pytest.param({"listen_host": "127.0.0.1:1 x;"}, "listen_host", id="host-injection"),
+        pytest.param({"workers": 0}, "workers", id="no-workers"),
+        pytest.param({"workers": "many"}, "workers", id="workers-word"),
+        pytest.param({"worker_connections": 0}, "worker_connections", id="connections"),
+        pytest.param({"header_timeout_seconds": 0}, "header_timeout_seconds", id="timeout"),
+        pytest.param({"client_burst": 0}, "client_burst", id="burst"),
+        pytest.param(
+            {"trusted_children": ("127.0.0.1; allow all",)}, "trusted_children", id="child-inject"
+        ),
+        pytest.param({"limit_exempt": ("loopback",)}, "limit_exempt", id="exempt-not-a-network"),
     ],
 )
 def test_edge_config_refuses_bad_input(kwargs: dict[str, object], field: str) -> None:
@@ -240,12 +251,29 @@ def test_edge_config_refuses_bad_input(kwargs: dict[str, object], field: str) ->
     assert err.value.field == field
 
 
+def test_networks_are_rendered_canonical() -> None:
+    config = EdgeConfig(
+        "e1",
+        8101,
+        "127.0.0.1:8080",
+        trusted_children=("10.0.0.7", "10.1.2.3/16"),
+        limit_exempt=("::1",),
+    )
+    assert config.trusted_children == ("10.0.0.7/32", "10.1.0.0/16")
+    assert config.limit_exempt == ("::1/128",)
+
+
 def test_rendered_config_keeps_token_out_of_cache_key_and_logs(tmp_path) -> None:
     conf = render_nginx_conf(EdgeConfig("e1", 8101, "127.0.0.1:8080"), tmp_path)
     assert "proxy_cache_lock on;" in conf
-    assert conf.count("proxy_cache_key /$tok_rest;") == 3
+    # The cache and the parent see the validated path (the token and query stripped).
+    assert conf.count("proxy_cache_key $edge_path;") == 3
+    assert conf.count("proxy_pass http://parent$edge_path;") == 3
     assert "$request " not in conf
-    assert "$request_uri" not in conf
+    assert "$uri" not in conf
+    # The raw URI is read once, by the validating map; the log shows $edge_log_path.
+    assert conf.count("$request_uri") == 1
+    assert '"path":"$edge_log_path"' in conf
 
 
 async def test_village_edge_fills_from_its_mid_tier_parent(
