@@ -4,12 +4,24 @@ Pure: entries in, text out. Attribute names follow the de-facto standard
 (`tvg-id`, `tvg-name`, `tvg-logo`, `tvg-chno`, `group-title`, `catchup`,
 `catchup-days`, `catchup-source`) understood by Kodi IPTV Simple, TiviMate,
 VLC and most set-top box middleware.
+
+M3U has no escaping, and every line of it is either a directive or a URL a
+player will fetch, so whatever a broadcaster stored (older data may predate
+the platform's text rule) is written so it cannot end a line, an attribute or
+the ``#EXTINF`` title early: one channel is always exactly two lines.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from urllib.parse import quote
+
+from headend.text import sanitize
+
+# RFC 3986 reserved and unreserved characters stay; "%" keeps existing escapes.
+# Quotes, commas, spaces, braces and everything non-ASCII are percent-encoded.
+_URL_SAFE = "!#$&'()*+/:;=?@[]~%"
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,8 +37,26 @@ class LineupEntry:
 
 
 def _attr(value: str) -> str:
-    # Quotes and line breaks would end the attribute or the line early.
-    return value.replace('"', "'").replace("\r", " ").replace("\n", " ")
+    # Quotes and line breaks would end the attribute or the line early; many
+    # parsers (cdn_ctl.stb's included) split #EXTINF at its first comma.
+    return sanitize(value).replace('"', "'").replace(",", " ")
+
+
+def _title(value: str) -> str:
+    # Everything after the comma is the title, up to the end of the line; parsers
+    # that look for the comma after the last quote must not find one in here.
+    return sanitize(value).replace('"', "'")
+
+
+def _url(value: str, safe: str = _URL_SAFE) -> str:
+    """``value`` as one M3U token: every break, quote, comma or space is percent-encoded."""
+    # surrogatepass: even a lone surrogate becomes %-escapes rather than an error.
+    return quote(value, safe=safe, errors="surrogatepass")
+
+
+def _logo(value: str) -> str:
+    # A player fetches the logo: only web URLs, nothing like javascript: or file:.
+    return _url(value) if value.startswith(("http://", "https://")) else ""
 
 
 def render_m3u(
@@ -39,25 +69,29 @@ def render_m3u(
     """
     suffix = f"?{query}" if query else ""
     joiner = "&" if query else "?"
-    lines = [f'#EXTM3U x-tvg-url="{_attr(guide_url + suffix)}"']
+    base = _url(base_url)
+    lines = [f'#EXTM3U x-tvg-url="{_url(guide_url + suffix)}"']
     for e in sorted(entries, key=lambda e: (e.number, e.channel_id)):
+        # The id is one path segment of each URL: "/" or "?" in it must not move the path.
+        segment = _url(e.channel_id, safe="")
         attrs = [
             f'tvg-id="{_attr(e.channel_id)}"',
             f'tvg-name="{_attr(e.name)}"',
-            f'tvg-logo="{_attr(e.logo_url)}"',
-            f'tvg-chno="{e.number}"',
+            f'tvg-logo="{_logo(e.logo_url)}"',
+            f'tvg-chno="{int(e.number)}"',
             f'group-title="{_attr(e.group)}"',
         ]
         if e.catchup_days > 0:
+            # The placeholders stay literal: players substitute them.
             source = (
-                f"{base_url}/catchup/{e.channel_id}/master.m3u8{suffix}"
-                f"{joiner}utc={{utc}}&utcend={{utcend}}"
+                _url(f"{base_url}/catchup/{segment}/master.m3u8{suffix}")
+                + f"{joiner}utc={{utc}}&utcend={{utcend}}"
             )
             attrs += [
                 'catchup="default"',
-                f'catchup-days="{e.catchup_days}"',
-                f'catchup-source="{_attr(source)}"',
+                f'catchup-days="{int(e.catchup_days)}"',
+                f'catchup-source="{source}"',
             ]
-        lines.append(f"#EXTINF:-1 {' '.join(attrs)},{e.name.replace(chr(10), ' ')}")
-        lines.append(f"{base_url}/live/{e.channel_id}/master.m3u8{suffix}")
+        lines.append(f"#EXTINF:-1 {' '.join(attrs)},{_title(e.name)}")
+        lines.append(f"{base}/live/{segment}/master.m3u8{_url(suffix)}")
     return "\n".join(lines) + "\n"

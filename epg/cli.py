@@ -12,6 +12,7 @@ from typing import IO
 from headend.clitools import CliError, credentials, run_command
 from headend.rpc import client_channel
 from headend.settings import environ
+from headend.text import sanitize
 from protos import epg_pb2, epg_pb2_grpc
 
 DEFAULT_TARGET = "127.0.0.1:50051"
@@ -111,8 +112,12 @@ async def import_file(args: argparse.Namespace, env: Mapping[str, str], out: IO[
         file=out,
     )
     for p in report.problems:
-        print(f"{args.file}:{p.line}: {p.channel_id}: {p.reason}", file=out)
-    return 1 if report.problems else 0
+        # Problems quote the file: no control character reaches the terminal.
+        print(f"{args.file}:{p.line}: {sanitize(p.channel_id)}: {sanitize(p.reason)}", file=out)
+    more = report.problems_total - len(report.problems)
+    if more > 0:
+        print(f"{args.file}: {more} more problem(s) not listed", file=out)
+    return 1 if report.problems or report.problems_total else 0
 
 
 async def export_guide(args: argparse.Namespace, env: Mapping[str, str], out: IO[bytes]) -> int:

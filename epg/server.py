@@ -65,7 +65,10 @@ def _time(msg: Any, name: str, field: str | None = None) -> datetime | None:
     ts = getattr(msg, name)
     if ts.nanos:
         raise InvalidTimeRange(field or name, "sub-second precision is not allowed")
-    return datetime.fromtimestamp(ts.seconds, UTC)
+    try:
+        return datetime.fromtimestamp(ts.seconds, UTC)
+    except (OverflowError, OSError, ValueError) as err:
+        raise InvalidTimeRange(field or name, "outside the years 1 to 9999") from err
 
 
 def _required(msg: Any, name: str, field: str | None = None) -> datetime:
@@ -384,6 +387,7 @@ class EpgServicer(epg_pb2_grpc.EpgServiceServicer):
                 for p in report.problems
             ],
             version=report.version,
+            problems_total=report.problems_total,
         )
 
     async def ExportXmltv(

@@ -1,20 +1,19 @@
-"""EPG use cases and authorization: who may read and change which channels.
+"""EPG use cases: the channel catalogue, schedules, queries, XMLTV and the change feed.
 
-Broadcasters change and read only their own channels; carriers and the
-admin read everything; only the admin and the owning broadcaster write.
-The ``device`` role has no access to this service.
+Who may do what is decided in ``epg.access``: broadcasters read and change
+only their own channels; carriers and the ``playback`` role read everything
+and change nothing; the admin does everything; devices have no access. The
+XMLTV import path lives in ``epg.importer``.
 """
 
 from __future__ import annotations
 
-import asyncio
-import bisect
-from collections import OrderedDict
 from collections.abc import AsyncGenerator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import IO
 
+from epg.access import may_read, may_write, require_reader, require_writer
 from epg.domain import (
     Change,
     Channel,
@@ -29,62 +28,25 @@ from epg.domain import (
     validate_batch,
     validate_channel,
     validate_channel_id,
-    validate_programme,
     validate_window,
 )
 from epg.errors import (
     ChannelNotFound,
-    ImportRejected,
-    InvalidChannel,
     InvalidProgramme,
     InvalidQuery,
     InvalidTimeRange,
     NotAllowed,
     ProgrammeNotFound,
 )
+from epg.importer import ImportReport, XmltvImporter
 from epg.store import EpgStore
-from epg.xmltv import Problem, XmltvChannel, XmltvProgramme, iter_xmltv, open_source, write_xmltv
+from epg.xmltv import write_xmltv
 from headend.auth import Principal
 
-_READERS = ("admin", "carrier", "broadcaster")
-_IMPORT_BUFFERED_CHANNELS = 8  # channels whose programmes are held before writing
-_IMPORT_FLUSH_PROGRAMMES = 2_000
+__all__ = ["EpgService", "ImportReport", "NowNext"]
+
 _MAX_PAGE = 200
 _MAX_SEARCH = 1_000
-
-
-@dataclass(frozen=True, slots=True)
-class ImportReport:
-    """What an XMLTV import did, and the elements it skipped with line and reason."""
-
-    channels_created: int
-    channels_updated: int
-    programmes_written: int
-    programmes_unchanged: int
-    programmes_removed: int
-    programmes_trimmed: int
-    problems: tuple[Problem, ...]
-    version: int
-
-
-@dataclass
-class _ImportRun:
-    """The state of one pass over an XMLTV file."""
-
-    write: bool
-    channels: dict[str, Channel]
-    created: int = 0
-    updated: int = 0
-    written: int = 0
-    unchanged: int = 0
-    removed: int = 0
-    trimmed: int = 0
-    version: int = 0
-    problems: list[Problem] = field(default_factory=list)
-    buffers: OrderedDict[str, list[XmltvProgramme]] = field(default_factory=OrderedDict)
-    held: dict[str, XmltvProgramme] = field(default_factory=dict)
-    pending: asyncio.Task[WriteResult] | None = None
-    taken: dict[str, list[tuple[int, int, int]]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,27 +71,12 @@ class EpgService:
     ) -> None:
         self._store = store
         self._max_batch = max_batch
-        self._max_import_bytes = max_import_bytes
         self._watch_block_ms = watch_block_ms
+        self._importer = XmltvImporter(
+            store=store, max_batch=max_batch, max_import_bytes=max_import_bytes
+        )
 
     # ---------------------------------------------------------- authorization
-
-    @staticmethod
-    def _require_reader(principal: Principal) -> None:
-        if principal.role not in _READERS:
-            raise NotAllowed(f"{principal} may not use the EPG service")
-
-    @staticmethod
-    def _may_read(principal: Principal, channel: Channel) -> bool:
-        return principal.role in ("admin", "carrier") or (
-            principal.role == "broadcaster" and principal.tenant == channel.owner
-        )
-
-    @staticmethod
-    def _may_write(principal: Principal, channel: Channel) -> bool:
-        return principal.is_admin or (
-            principal.role == "broadcaster" and principal.tenant == channel.owner
-        )
 
     async def _channel(self, channel_id: str) -> Channel:
         validate_channel_id(channel_id)
@@ -139,18 +86,18 @@ class EpgService:
         return channel
 
     async def _readable(self, principal: Principal, channel_id: str) -> Channel:
-        self._require_reader(principal)
+        require_reader(principal)
         channel = await self._channel(channel_id)
-        if not self._may_read(principal, channel):
+        if not may_read(principal, channel):
             raise NotAllowed(
                 f"{principal} may not read channel {channel_id}", details={"channel_id": channel_id}
             )
         return channel
 
     async def _writable(self, principal: Principal, channel_id: str) -> Channel:
-        self._require_reader(principal)
+        require_writer(principal, f"change channel {channel_id!r}")
         channel = await self._channel(channel_id)
-        if not self._may_write(principal, channel):
+        if not may_write(principal, channel):
             raise NotAllowed(
                 f"{principal} may not change channel {channel_id}",
                 details={"channel_id": channel_id, "owner": channel.owner},
@@ -159,19 +106,19 @@ class EpgService:
 
     async def _visible(self, principal: Principal, channel_ids: Sequence[str]) -> list[Channel]:
         """The named channels (all readable ones when none are named), in guide order."""
-        self._require_reader(principal)
+        require_reader(principal)
         if channel_ids:
             return [await self._readable(principal, cid) for cid in channel_ids]
-        return [c for c in await self._store.list_channels() if self._may_read(principal, c)]
+        return [c for c in await self._store.list_channels() if may_read(principal, c)]
 
     # ---------------------------------------------------------- channels
 
     async def create_channel(self, principal: Principal, channel: Channel) -> Channel:
         """Add a channel; a broadcaster may only create channels it owns."""
-        self._require_reader(principal)
+        require_writer(principal, "create channels")
         if principal.role == "broadcaster" and not channel.owner:
             channel = replace(channel, owner=principal.tenant)
-        if not self._may_write(principal, channel):
+        if not may_write(principal, channel):
             raise NotAllowed(f"{principal} may not create channels for {channel.owner!r}")
         channel = validate_channel(replace(channel, version=1))
         await self._store.create_channel(channel)
@@ -246,7 +193,7 @@ class EpgService:
 
     async def get_programme(self, principal: Principal, pid: str) -> Programme:
         """One programme with its bounds and rights (the front door's catch-up check)."""
-        self._require_reader(principal)
+        require_reader(principal)
         programme = await self._store.get_programme(pid)
         if programme is None:
             raise ProgrammeNotFound(f"no programme {pid}", details={"programme_id": pid})
@@ -276,7 +223,7 @@ class EpgService:
         self, principal: Principal, channel_ids: Sequence[str], at: datetime | None = None
     ) -> list[NowNext]:
         """Now and next for many channels in one round trip."""
-        self._require_reader(principal)
+        require_reader(principal)
         when = at or datetime.now(UTC)
         if channel_ids:
             ids = [validate_channel_id(cid) for cid in channel_ids]
@@ -289,7 +236,7 @@ class EpgService:
         ):
             if channel is None:
                 raise ChannelNotFound(f"no channel {cid}", details={"channel_id": cid})
-            if not self._may_read(principal, channel):
+            if not may_read(principal, channel):
                 raise NotAllowed(
                     f"{principal} may not read channel {cid}", details={"channel_id": cid}
                 )
@@ -395,7 +342,7 @@ class EpgService:
         When the history after ``from_version`` has been trimmed, a ``resync``
         change comes first: the caller must drop its whole cache.
         """
-        self._require_reader(principal)
+        require_reader(principal)
         wanted = frozenset(channel_ids)
         for cid in wanted:
             await self._readable(principal, cid)
@@ -460,260 +407,7 @@ class EpgService:
         mapping: Mapping[str, str] | None = None,
         owner: str = "",
     ) -> ImportReport:
-        """Import an XMLTV file (plain or gzip, seekable); idempotent.
-
-        Programmes from the file replace what they overlap on the same
-        channel (the file is authoritative for the times it covers) but keep
-        stored catch-up and blackout rights, which XMLTV cannot carry. Bad
-        programmes are reported with line and reason; in strict mode any
-        problem means nothing is imported.
-        """
-        self._require_reader(principal)
-        if principal.role == "carrier":
-            raise NotAllowed(f"{principal} may not import guides")
-        if principal.role == "broadcaster":
-            if owner and owner != principal.tenant:
-                raise NotAllowed(f"{principal} may not import for {owner!r}")
-            owner = principal.tenant
-        table = dict(mapping or {})
-        for source_id, our_id in table.items():
-            validate_channel_id(our_id, f"mapping[{source_id}]")
-        known = {c.id: c for c in await self._store.list_channels()}
-        if strict:
-            dry = await self._import_pass(principal, source, table, owner, dict(known), False)
-            if dry.problems:
-                first = dry.problems[:20]
-                raise ImportRejected(
-                    "file",
-                    f"{len(dry.problems)} bad element(s); strict import changed nothing",
-                    details={
-                        "problems": str(len(dry.problems)),
-                        "first": "; ".join(f"line {p.line}: {p.reason}" for p in first),
-                    },
-                )
-            source.seek(0)
-        run = await self._import_pass(principal, source, table, owner, known, True)
-        return ImportReport(
-            run.created,
-            run.updated,
-            run.written,
-            run.unchanged,
-            run.removed,
-            run.trimmed,
-            tuple(run.problems),
-            run.version,
+        """Import an XMLTV file (plain or gzip, seekable); see ``XmltvImporter.run``."""
+        return await self._importer.run(
+            principal, source, strict=strict, mapping=mapping, owner=owner
         )
-
-    async def _import_pass(
-        self,
-        principal: Principal,
-        source: IO[bytes],
-        mapping: dict[str, str],
-        owner: str,
-        known: dict[str, Channel],
-        write: bool,
-    ) -> _ImportRun:
-        run = _ImportRun(write=write, channels=known)
-        reader = open_source(source, max_bytes=self._max_import_bytes)
-        try:
-            await self._read_all(principal, run, reader, mapping, owner)
-            for cid in [*run.buffers, *(c for c in run.held if c not in run.buffers)]:
-                await self._flush(run, cid, final=True)
-            await self._collect(run)
-        finally:
-            if run.pending is not None:  # the file failed part-way: settle the last write
-                await asyncio.gather(run.pending, return_exceptions=True)
-        return run
-
-    async def _read_all(
-        self,
-        principal: Principal,
-        run: _ImportRun,
-        reader: IO[bytes],
-        mapping: dict[str, str],
-        owner: str,
-    ) -> None:
-        checked: dict[str, str] = {}
-        for item in iter_xmltv(reader):
-            if isinstance(item, Problem):
-                run.problems.append(
-                    Problem(item.line, mapping.get(item.channel, item.channel), item.reason)
-                )
-            elif isinstance(item, XmltvChannel):
-                await self._import_channel(principal, run, item, mapping, owner)
-                checked.clear()
-            else:
-                source_id = item.programme.channel_id
-                cid = mapping.get(source_id, source_id)
-                reason = checked.get(cid)
-                if reason is None:
-                    reason = checked[cid] = self._channel_problem(principal, run, cid)
-                if reason:
-                    run.problems.append(Problem(item.line, cid, reason))
-                    continue
-                buffer = run.buffers.get(cid)
-                if buffer is None:
-                    buffer = run.buffers[cid] = []
-                else:
-                    run.buffers.move_to_end(cid)  # least recently used goes first
-                buffer.append(item)
-                if len(buffer) >= _IMPORT_FLUSH_PROGRAMMES:
-                    await self._flush(run, cid, final=False)
-                while len(run.buffers) > _IMPORT_BUFFERED_CHANNELS:
-                    await self._flush(run, next(iter(run.buffers)), final=False)
-
-    def _channel_problem(self, principal: Principal, run: _ImportRun, cid: str) -> str:
-        channel = run.channels.get(cid)
-        if channel is None:
-            return f"unknown channel {cid!r} (not in the catalogue or the file)"
-        if not self._may_write(principal, channel):
-            return f"channel {cid!r} belongs to another broadcaster"
-        return ""
-
-    async def _import_channel(
-        self,
-        principal: Principal,
-        run: _ImportRun,
-        item: XmltvChannel,
-        mapping: dict[str, str],
-        owner: str,
-    ) -> None:
-        cid = mapping.get(item.id, item.id)
-        current = run.channels.get(cid)
-        try:
-            if current is None:
-                if not owner:
-                    run.problems.append(
-                        Problem(item.line, cid, "new channel needs an owner for an admin import")
-                    )
-                    return
-                channel = validate_channel(
-                    Channel(
-                        id=cid,
-                        number=0,
-                        names=item.names,
-                        owner=owner,
-                        logo_url=item.icon,
-                        version=1,
-                    )
-                )
-                run.channels[cid] = channel
-                run.created += 1
-                if run.write:
-                    run.version = await self._store.create_channel(channel)
-                return
-            if not self._may_write(principal, current):
-                run.problems.append(
-                    Problem(item.line, cid, f"channel {cid!r} belongs to another broadcaster")
-                )
-                return
-            if item.names == current.names and item.icon == current.logo_url:
-                return
-            updated = validate_channel(
-                replace(current, names=item.names, logo_url=item.icon, version=current.version + 1)
-            )
-        except InvalidChannel as err:
-            run.problems.append(Problem(item.line, cid, err.message))
-            return
-        run.channels[cid] = updated
-        run.updated += 1
-        if run.write:
-            run.version = await self._store.update_channel(updated, current.version)
-
-    async def _flush(self, run: _ImportRun, cid: str, *, final: bool) -> None:
-        """Validate and write one channel's buffered programmes.
-
-        A programme without a stop ends when the next one on its channel
-        starts; when it is the last one buffered it waits for the next flush
-        (or, at the end of the file, is reported).
-        """
-        items = run.buffers.pop(cid, [])
-        waiting = run.held.pop(cid, None)
-        if waiting is not None:
-            items.append(waiting)
-        items.sort(key=lambda x: x.programme.start)
-        starts = [x.programme.start for x in items]
-        if not final and items and items[-1].stop_missing:
-            run.held[cid] = items.pop()
-        ready: list[Programme] = []
-        taken = run.taken.setdefault(cid, [])
-        for i, item in enumerate(items):
-            p = item.programme
-            stop = p.stop
-            if item.stop_missing:
-                if i + 1 >= len(starts):
-                    run.problems.append(
-                        Problem(item.line, cid, "no stop time and no following programme")
-                    )
-                    continue
-                stop = starts[i + 1]
-            p = Programme(  # direct construction: dataclasses.replace is slow in bulk
-                programme_id(cid, p.start),
-                cid,
-                p.start,
-                stop,
-                p.titles,
-                p.sub_titles,
-                p.descriptions,
-                p.categories,
-                p.keywords,
-                p.episode_xmltv_ns,
-                p.episode_onscreen,
-                p.ratings,
-                p.previously_shown,
-                p.premiere,
-                p.icons,
-            )
-            try:
-                validate_programme(p)
-            except InvalidProgramme as err:
-                run.problems.append(Problem(item.line, cid, err.reason))
-                continue
-            start_s, stop_s = p.start_s, p.stop_s
-            at = bisect.bisect_left(taken, (start_s, stop_s, item.line))
-            before = taken[at - 1] if at > 0 else None
-            after = taken[at] if at < len(taken) else None
-            clash = (
-                before
-                if before is not None and before[1] > start_s
-                else after
-                if after is not None and after[0] < stop_s
-                else None
-            )
-            if clash is not None:
-                run.problems.append(
-                    Problem(
-                        item.line, cid, f"overlaps the programme at line {clash[2]} of this file"
-                    )
-                )
-                continue
-            taken.insert(at, (start_s, stop_s, item.line))
-            ready.append(p)
-        if not ready or not run.write:
-            return
-        for i in range(0, len(ready), self._max_batch):
-            await self._collect(run)
-            # One write in flight while the next batch is parsed: Redis runs the
-            # script on the other core meanwhile.
-            run.pending = asyncio.create_task(
-                self._store.write_programmes(
-                    cid,
-                    ready[i : i + self._max_batch],
-                    policy=WritePolicy.REPLACE,
-                    keep_rights=True,
-                )
-            )
-            await asyncio.sleep(0)
-
-    @staticmethod
-    async def _collect(run: _ImportRun) -> None:
-        """Wait for the write in flight and count what it did."""
-        if run.pending is None:
-            return
-        pending, run.pending = run.pending, None
-        result = await pending
-        run.written += len(result.written)
-        run.unchanged += len(result.unchanged)
-        run.removed += len(result.removed)
-        run.trimmed += len(result.trimmed)
-        run.version = max(run.version, result.version)

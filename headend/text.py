@@ -21,10 +21,17 @@ from headend.errors import InvalidArgument
 _FORBIDDEN = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 # Multi-line fields (descriptions) may keep plain newlines; nothing else.
 _FORBIDDEN_MULTILINE = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029]")
+# What encoders replace: the above plus what XML 1.0 cannot carry at all (lone
+# surrogates, U+FFFE, U+FFFF), so sanitized text is always valid XML character data.
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff\ufffe\uffff]")
+_UNSAFE_MULTILINE = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff\ufffe\uffff]")
 
 
 def forbidden_char(value: str, *, multiline: bool = False) -> str | None:
     """The first character of ``value`` that stored text may not contain, if any."""
+    # Every forbidden character is non-printable, so nearly all text is done in C.
+    if value.isprintable() or (multiline and value.replace("\n", "").isprintable()):
+        return None
     match = (_FORBIDDEN_MULTILINE if multiline else _FORBIDDEN).search(value)
     if match is not None:
         return match.group()
@@ -51,6 +58,11 @@ def validate_text(
     return value
 
 
-def sanitize(value: str, *, replacement: str = " ") -> str:
-    """``value`` with every forbidden character replaced: for encoders writing old data."""
-    return _FORBIDDEN.sub(replacement, value)
+def sanitize(value: str, *, replacement: str = " ", multiline: bool = False) -> str:
+    """``value`` with every control, separator and XML-invalid character replaced.
+
+    For encoders writing data stored before the rule; ``multiline`` keeps plain newlines.
+    """
+    if value.isprintable():
+        return value
+    return (_UNSAFE_MULTILINE if multiline else _UNSAFE).sub(replacement, value)

@@ -417,7 +417,7 @@ class ImportProblem(_message.Message):
     def __init__(self, line: _Optional[int] = ..., channel_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class ImportXmltvResponse(_message.Message):
-    __slots__ = ("channels_created", "channels_updated", "programmes_written", "programmes_unchanged", "programmes_removed", "programmes_trimmed", "problems", "version")
+    __slots__ = ("channels_created", "channels_updated", "programmes_written", "programmes_unchanged", "programmes_removed", "programmes_trimmed", "problems", "version", "problems_total")
     CHANNELS_CREATED_FIELD_NUMBER: _ClassVar[int]
     CHANNELS_UPDATED_FIELD_NUMBER: _ClassVar[int]
     PROGRAMMES_WRITTEN_FIELD_NUMBER: _ClassVar[int]
@@ -426,6 +426,7 @@ class ImportXmltvResponse(_message.Message):
     PROGRAMMES_TRIMMED_FIELD_NUMBER: _ClassVar[int]
     PROBLEMS_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
+    PROBLEMS_TOTAL_FIELD_NUMBER: _ClassVar[int]
     channels_created: int
     channels_updated: int
     programmes_written: int
@@ -434,7 +435,8 @@ class ImportXmltvResponse(_message.Message):
     programmes_trimmed: int
     problems: _containers.RepeatedCompositeFieldContainer[ImportProblem]
     version: int
-    def __init__(self, channels_created: _Optional[int] = ..., channels_updated: _Optional[int] = ..., programmes_written: _Optional[int] = ..., programmes_unchanged: _Optional[int] = ..., programmes_removed: _Optional[int] = ..., programmes_trimmed: _Optional[int] = ..., problems: _Optional[_Iterable[_Union[ImportProblem, _Mapping]]] = ..., version: _Optional[int] = ...) -> None: ...
+    problems_total: int
+    def __init__(self, channels_created: _Optional[int] = ..., channels_updated: _Optional[int] = ..., programmes_written: _Optional[int] = ..., programmes_unchanged: _Optional[int] = ..., programmes_removed: _Optional[int] = ..., programmes_trimmed: _Optional[int] = ..., problems: _Optional[_Iterable[_Union[ImportProblem, _Mapping]]] = ..., version: _Optional[int] = ..., problems_total: _Optional[int] = ...) -> None: ...
 
 class ExportXmltvRequest(_message.Message):
     __slots__ = ("channel_ids", "start", "stop", "gzip")

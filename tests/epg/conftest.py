@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -14,18 +13,18 @@ import pytest
 import redis.asyncio as aioredis
 
 from epg.domain import Channel, Programme, Text
-from epg.server import create_server
 from epg.service import EpgService
-from epg.settings import EpgSettings
 from epg.store import EpgStore
-from headend.auth import ADMIN, KeyStore, Principal
-from headend.rpc import RpcSettings, bearer, client_channel
-from protos import epg_pb2_grpc
+from headend.auth import PLAYBACK, KeyStore, Principal
+from tests.epg.support import Grpc, serve_epg
+
+__all__ = ["Grpc"]  # re-exported: tests import it from here
 
 BROADCASTER = Principal("broadcaster", "gdtv")
 OTHER = Principal("broadcaster", "hntv")
 CARRIER = Principal("carrier", "acme")
 DEVICE = Principal("device", "aa:bb:cc:dd:ee:ff")
+PLAYER = PLAYBACK  # the front door and the origin
 T0 = datetime(2026, 3, 2, 0, 0, tzinfo=UTC)  # a Monday
 
 
@@ -95,36 +94,11 @@ def day_of(
     ]
 
 
-@dataclass
-class Grpc:
-    """A running EPG gRPC server with a stub and a token maker."""
-
-    stub: epg_pb2_grpc.EpgServiceStub
-    token: Callable[[Principal | str], Any]
-    port: int
-
-    async def md(self, who: Principal | str = ADMIN) -> tuple[tuple[str, str], ...]:
-        """Call metadata for ``who``."""
-        return bearer(await self.token(who))
-
-
 @pytest.fixture
 async def grpc_epg(redis: aioredis.Redis, keys: KeyStore, tokens: Any) -> AsyncIterator[Grpc]:
     """The EPG served on port 0 with real auth; stopped in teardown."""
-    settings = EpgSettings(
-        rpc=RpcSettings(port=0),
-        max_batch_programmes=500,
-        max_upload_bytes=1_000_000,
-        max_import_bytes=2_000_000,
-        watch_block_ms=50,
-    )
-    server, port = await create_server(settings, redis=redis, keys=keys)
-    chan = client_channel(f"127.0.0.1:{port}")
-    try:
-        yield Grpc(epg_pb2_grpc.EpgServiceStub(chan), tokens, port)
-    finally:
-        await chan.close()
-        await server.stop(0)
+    async with serve_epg(redis, keys, tokens) as served:
+        yield served
 
 
 def code(err: grpc.aio.AioRpcError) -> grpc.StatusCode:

@@ -84,3 +84,26 @@ def test_map_file_errors_name_the_line(tmp_path: Path) -> None:
     bad.write_text("a b\nonly-one\n", encoding="utf-8")
     with pytest.raises(Exception, match=r"bad\.txt:2"):
         read_map(bad)
+
+
+async def test_import_lists_the_first_problems_and_counts_the_rest(
+    grpc_epg: Grpc, tmp_path: Path
+) -> None:
+    # Each problem line quotes the file: no control character reaches the terminal.
+    guide = tmp_path / "many.xml"
+    guide.write_bytes(
+        b"<tv>"
+        + b'<programme start="x" channel="a&#x9b;2J.cn"><title>t</title></programme>\n' * 150
+        + b"</tv>"
+    )
+    env = {
+        "EPG_TARGET": f"127.0.0.1:{grpc_epg.port}",
+        "HEADEND_API_KEY": await grpc_epg.token("broadcaster:gdtv"),
+    }
+    out = io.StringIO()
+    assert await import_file(parse("epg", "import", str(guide)), env, out) == 1
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 1 + 100 + 1
+    assert lines[1].endswith(":1: a 2J.cn: bad time: 'x' is not YYYYMMDDhhmmss [+hhmm]")
+    assert lines[-1] == f"{guide}: 50 more problem(s) not listed"
+    assert "\x9b" not in out.getvalue()

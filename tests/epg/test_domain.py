@@ -144,6 +144,27 @@ def test_weekday_slot_in_shanghai_is_always_utc_plus_8() -> None:
         pytest.param({"duration": timedelta(hours=49)}, "rule.duration", id="too-long"),
         pytest.param({"last_day": date(2026, 3, 1)}, "rule.last_day", id="reversed-days"),
         pytest.param({"titles": ()}, "rule.titles", id="no-title"),
+        pytest.param(
+            {"titles": (Text("en", "News\u2028x"),)}, "rule.titles[0].text", id="title-separator"
+        ),
+        pytest.param(
+            {"categories": (Text("en", "a\rb"),)}, "rule.categories[0].text", id="category-cr"
+        ),
+        pytest.param(
+            {"descriptions": (Text("en", "a\x0cb"),)},
+            "rule.descriptions[0].text",
+            id="description-ff",
+        ),
+        pytest.param(
+            {"first_day": date(1, 1, 1), "last_day": date(1, 1, 2)},
+            "rule.first_day",
+            id="year-1",
+        ),
+        pytest.param(
+            {"first_day": date(9999, 12, 30), "last_day": date(9999, 12, 31)},
+            "rule.first_day",
+            id="year-9999",
+        ),
     ],
 )
 def test_bad_slot_rules_name_the_field(changes: dict[str, Any], field: str) -> None:
@@ -173,6 +194,54 @@ def test_bad_slot_rules_name_the_field(changes: dict[str, Any], field: str) -> N
             id="region-not-6-digits",
         ),
         pytest.param({"icons": ("ftp://x",)}, "programme.icons[0]", id="icon-not-http"),
+        pytest.param(
+            {"icons": ('https://x/"onerror="y',)}, "programme.icons[0]", id="icon-with-quote"
+        ),
+        pytest.param({"id": "p1\n"}, "programme.id", id="id-trailing-newline"),
+        pytest.param({"titles": (Text("en\n", "x"),)}, "programme.titles[0].lang", id="lang-nl"),
+        pytest.param(
+            {"rights": Rights(blackout_regions=("440100\n",))},
+            "programme.blackout_regions[0]",
+            id="region-trailing-newline",
+        ),
+        pytest.param(
+            {"rights": Rights(blackout_regions=("\u0664\u0664\u0660\u0661\u0660\u0660",))},
+            "programme.blackout_regions[0]",
+            id="region-arabic-digits",
+        ),
+        pytest.param(
+            {"titles": (Text("zh", "新闻\x85"),)}, "programme.titles[0].text", id="title-nel"
+        ),
+        pytest.param(
+            {"descriptions": (Text("zh", "a\tb"),)},
+            "programme.descriptions[0].text",
+            id="description-tab",
+        ),
+        pytest.param({"episode_onscreen": "S1\rE2"}, "programme.episode_onscreen", id="episode"),
+        pytest.param(
+            {"ratings": (Rating("CN", "G\u2029"),)}, "programme.ratings[0].value", id="rating"
+        ),
+        pytest.param(
+            {"rights": Rights(blackout_slate="https://s/\x1cx")},
+            "programme.blackout_slate",
+            id="slate",
+        ),
+        pytest.param(
+            {
+                "start": datetime(9999, 12, 31, 22, tzinfo=UTC),
+                "stop": datetime(9999, 12, 31, 23, tzinfo=UTC),
+            },
+            "programme.start",
+            id="year-9999",
+        ),
+        pytest.param(
+            {
+                "start": datetime(1969, 12, 31, 23, tzinfo=UTC),
+                "stop": datetime(1970, 1, 1, tzinfo=UTC),
+            },
+            "programme.start",
+            id="before-1970",
+        ),
     ],
 )
 def test_bad_programmes_name_the_field(changes: dict[str, Any], field: str) -> None:
@@ -202,6 +271,19 @@ def test_bad_programmes_name_the_field(changes: dict[str, Any], field: str) -> N
         ),
         pytest.param({"number": 100_000}, InvalidChannel, "channel.number", id="bad-number"),
         pytest.param({"owner": "Not Valid"}, InvalidChannel, "channel.owner", id="bad-owner"),
+        pytest.param({"owner": "gdtv\n"}, InvalidChannel, "channel.owner", id="owner-newline"),
+        pytest.param({"id": "gd1.gdtv.cn\n"}, InvalidChannel, "channel.id", id="id-newline"),
+        pytest.param(
+            {"names": (Text("zh", "广东\r\n#EXTINF:-1,x"),)},
+            InvalidChannel,
+            "channel.names[0].text",
+            id="name-crlf",
+        ),
+        pytest.param({"group": "a\x85b"}, InvalidChannel, "channel.group", id="group-nel"),
+        pytest.param({"group": "g" * 65}, InvalidChannel, "channel.group", id="group-too-long"),
+        pytest.param(
+            {"logo_url": "https://x/a b.png"}, InvalidChannel, "channel.logo_url", id="logo-space"
+        ),
     ],
 )
 def test_bad_channels_name_the_field(
@@ -327,3 +409,14 @@ def test_encode_programme_is_exactly_the_json_encoding(changes: dict[str, Any]) 
     assert encode_programme(p) == expected
     back = decode_programme(p.id, p.channel_id, p.start_s, p.stop_s, expected)
     assert back == replace(p, rights=Rights())
+
+
+def test_plain_text_and_multi_line_descriptions_are_accepted() -> None:
+    p = replace(
+        prog(T0, pid="p1", title="新闻联播\u3000特别节目"),
+        descriptions=(Text("zh", "第一段。\n第二段。"),),
+        icons=("https://img.example.cn/a%20b.png?x=1&y=2",),
+    )
+    assert validate_programme(p) is p
+    c = replace(channel(), group="卫视, 省级", logo_url="https://img.example.cn/gd1.png")
+    assert validate_channel(c) is c

@@ -462,3 +462,15 @@ def test_main_exits_with_one_clear_line(
     )
     assert proc.returncode == status
     assert message in proc.stderr
+
+
+async def test_timestamps_past_year_9999_are_invalid_arguments(grpc_epg: Grpc) -> None:
+    await seed(grpc_epg, 1)
+    far = Timestamp(seconds=10**12)  # year ~33658: no datetime holds it
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await grpc_epg.stub.Range(
+            epg_pb2.RangeRequest(channel_id=CH, start=ts(T0), stop=far),
+            metadata=await grpc_epg.md(),
+        )
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "stop" in error_details(err.value).fields

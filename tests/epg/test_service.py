@@ -18,6 +18,7 @@ from epg.domain import (
     SlotRule,
     Text,
     WritePolicy,
+    programme_id,
 )
 from epg.errors import (
     BatchTooLarge,
@@ -40,25 +41,20 @@ from epg.service import EpgService
 from epg.store import EpgStore
 from epg.xmltv import write_xmltv
 from headend.auth import ADMIN
-from tests.epg.conftest import BROADCASTER, CARRIER, DEVICE, OTHER, T0, channel, day_of, prog
+from tests.epg.conftest import (
+    BROADCASTER,
+    CARRIER,
+    DEVICE,
+    OTHER,
+    PLAYER,
+    T0,
+    channel,
+    day_of,
+    prog,
+)
+from tests.epg.support import snapshot
 
 CH = "gd1.gdtv.cn"
-
-
-async def snapshot(redis: aioredis.Redis) -> dict[Any, Any]:
-    """Every key's type and content: proof that a refused write changed nothing."""
-    out: dict[Any, Any] = {}
-    for key in await redis.keys("*"):
-        kind = await redis.type(key)
-        if kind == b"hash":
-            out[key] = await redis.hgetall(key)
-        elif kind == b"zset":
-            out[key] = await redis.zrange(key, 0, -1, withscores=True)
-        elif kind == b"stream":
-            out[key] = await redis.xlen(key)
-        else:
-            out[key] = await redis.get(key)
-    return out
 
 
 @pytest.fixture
@@ -173,21 +169,25 @@ async def test_texts_holding_the_write_separators_round_trip(
 ) -> None:
     # A batch travels as a few arguments of \x1e-joined, \x1f-split rows; JSON
     # escapes both, so guide text containing them can neither split a row nor
-    # shift a field. 150 programmes span several arguments.
+    # shift a field. 150 programmes span several arguments. The service refuses
+    # such text today; the store must still carry what older writes left.
     day = T0 + timedelta(days=4)
     batch = day_of(day, 150, 5)
+    batch = [replace(p, id=programme_id(CH, p.start)) for p in batch]
     batch[0] = replace(
         batch[0], titles=(Text("zh", "a\x1eb\x1fc"),), descriptions=(Text("en", "\x1e|\x1f|"),)
     )
     batch[-1] = replace(batch[-1], titles=(Text("", "x\x1f\x1ey"),))
-    result = await seeded.put_programmes(BROADCASTER, CH, batch)
+    with pytest.raises(InvalidProgramme, match=r"programmes\[0\]\.titles\[0\]\.text"):
+        await seeded.put_programmes(BROADCASTER, CH, batch)
+    result = await store.write_programmes(CH, batch, policy=WritePolicy.REFUSE)
     assert len(result.written) == 150
     got = await seeded.range(ADMIN, CH, day, day + timedelta(minutes=5 * 150))
     assert [(p.start, p.stop, p.titles, p.descriptions) for p in got] == [
         (p.start, p.stop, p.titles, p.descriptions) for p in batch
     ]
     version = await store.version()
-    again = await seeded.put_programmes(BROADCASTER, CH, batch)
+    again = await store.write_programmes(CH, batch, policy=WritePolicy.REFUSE)
     assert (again.written, len(again.unchanged)) == ((), 150)
     assert await store.version() == version
 
@@ -624,3 +624,26 @@ async def test_devices_are_refused_everything(seeded: EpgService) -> None:
 async def test_unknown_channel_is_not_found(service: EpgService) -> None:
     with pytest.raises(ChannelNotFound):
         await service.put_programmes(BROADCASTER, "nope.cn", [prog(T0, ch="nope.cn")])
+
+
+async def test_playback_reads_everything_but_changes_nothing(
+    seeded: EpgService, redis: aioredis.Redis
+) -> None:
+    day = (T0, T0 + timedelta(days=1))
+    assert [c.id for c in await seeded.list_channels(PLAYER)] == [CH]
+    assert len(await seeded.range(PLAYER, CH, *day)) == 48
+    assert (await seeded.now_next(PLAYER, [CH], T0))[0].now is not None
+    assert len(await seeded.export_xmltv(PLAYER, [CH], *day)) > 0
+    before = await snapshot(redis)
+    attempts = [
+        seeded.create_channel(PLAYER, channel("p.gdtv.cn")),
+        seeded.update_channel(PLAYER, channel(number=9), expected_version=1),
+        seeded.delete_channel(PLAYER, CH, force=True),
+        seeded.put_programmes(PLAYER, CH, [prog(T0 + timedelta(days=3))]),
+        seeded.delete_programmes(PLAYER, CH, start=day[0], stop=day[1]),
+        seeded.import_xmltv(PLAYER, io.BytesIO(guide()), owner="gdtv"),
+    ]
+    for attempt in attempts:
+        with pytest.raises(NotAllowed, match="read-only"):
+            await attempt
+    assert await snapshot(redis) == before

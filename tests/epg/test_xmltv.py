@@ -14,6 +14,8 @@ from lxml import etree
 from epg.domain import Rating, Text
 from epg.errors import ImportTooLarge, InvalidXmltv
 from epg.xmltv import (
+    MAX_ELEMENT_BYTES,
+    MAX_ELEMENT_CHILDREN,
     Problem,
     XmltvChannel,
     XmltvProgramme,
@@ -53,6 +55,11 @@ def test_times_honour_offsets(text: str, expected: datetime) -> None:
         pytest.param("20260302000000 +2500", id="offset-too-big"),
         pytest.param("20260302000000 CST", id="zone-name"),
         pytest.param("", id="empty"),
+        pytest.param("00000101000000", id="year-0"),
+        pytest.param("100000101000000", id="year-10000"),
+        pytest.param("99991231230000 -0100", id="past-9999-in-utc"),
+        pytest.param("00010101003000 +0100", id="before-year-1-in-utc"),
+        pytest.param("20260302000000 +0060", id="offset-minutes"),
     ],
 )
 def test_bad_times_are_refused(text: str) -> None:
@@ -248,3 +255,62 @@ def test_times_with_no_offset_in_a_large_streamed_file_use_flat_memory() -> None
         assert item.programme.start.tzinfo is UTC
         count += 1
     assert count == 20_000
+
+
+def test_unknown_elements_are_skipped_at_any_depth() -> None:
+    doc = (
+        b"<tv><x-top a='1'><programme start='20260302000000' channel='a.cn'><title>no</title>"
+        b"</programme></x-top>"
+        b"<channel id='a.cn'><display-name>A</display-name><x-child><y/></x-child></channel>"
+        b"<x-sibling/><programme start='20260302000000' stop='20260302010000' channel='a.cn'>"
+        b"<title>T</title><credits><actor>X</actor></credits></programme></tv>"
+    )
+    items = read(doc)
+    assert [type(i).__name__ for i in items] == ["XmltvChannel", "XmltvProgramme"]
+    prog_item = items[1]
+    assert isinstance(prog_item, XmltvProgramme)
+    assert prog_item.programme.titles == (Text("", "T"),)
+
+
+def test_a_guide_element_past_the_bounds_is_one_problem() -> None:
+    children = b"<x-pad/>" * (MAX_ELEMENT_CHILDREN + 1)
+    doc = (
+        b"<tv>\n<programme start='20260302000000' stop='20260302010000' channel='a.cn'>"
+        b"<title>T</title>" + children + b"</programme>\n"
+        b"<programme start='20260302010000' stop='20260302020000' channel='a.cn'>"
+        b"<title>U</title></programme></tv>"
+    )
+    first, second = read(doc)
+    assert first == Problem(
+        2,
+        "a.cn",
+        f"<programme> holds more than {MAX_ELEMENT_CHILDREN} elements or {MAX_ELEMENT_BYTES} bytes",
+    )
+    assert isinstance(second, XmltvProgramme)
+    # A few children, but more input than any guide element needs.
+    padded = (
+        b"<tv><channel id='a.cn'><display-name>A</display-name>"
+        + b"<x-pad>" + b"p" * (MAX_ELEMENT_BYTES // 2 + 65_536) + b"</x-pad>"
+        + b"<x-pad>" + b"p" * (MAX_ELEMENT_BYTES // 2 + 65_536) + b"</x-pad>"
+        + b"<display-name>B</display-name></channel></tv>"
+    )  # fmt: skip
+    (only,) = read(padded, max_bytes=2 * MAX_ELEMENT_BYTES)
+    assert isinstance(only, Problem)
+    assert only.reason.startswith("<channel> holds more than")
+
+
+def test_the_writer_survives_text_xml_cannot_carry() -> None:
+    bad = "a\x00b\x1bc\ud800d\ufffee\r\n\x85f\u2028"
+    ch = replace(
+        channel(), names=(Text("zh\n", bad),), logo_url=f"https://i/{bad}", timezone="Nope/X"
+    )
+    p = replace(
+        prog(T0, pid="p1", title=bad),
+        descriptions=(Text("en", f"one\ntwo{bad}"),),
+        ratings=(Rating(bad, bad),),
+        episode_onscreen=bad,
+    )
+    doc = etree.fromstring(write_xmltv([ch], [p]))
+    assert doc.findtext("channel/display-name") == "a b c d e   f "
+    assert doc.find("programme").get("start") == "20260302000000 +0000"  # type: ignore[union-attr]
+    assert doc.findtext("programme/desc", "").startswith("one\ntwoa b")

@@ -1,11 +1,16 @@
-"""XMLTV in and out: a hardened streaming reader and a pure writer.
+"""The hardened, streaming XMLTV reader.
 
-The reader walks the file with lxml ``iterparse`` and frees each element
-once read, so memory stays flat however large the guide. It never resolves
-entities, never touches the network, never loads a DTD, keeps libxml2's
-``huge_tree`` limits on, refuses any document that declares entities (the
-XML-bomb and external-entity attacks both need a declaration), and bounds the
-number of bytes read after gzip decompression.
+The reader walks the file with lxml ``iterparse`` and frees every element
+once it is consumed: guide elements (``<channel>``, ``<programme>``) after
+they are read, anything else as soon as it ends, with the siblings before it,
+so memory stays flat however large the guide and whatever else the file
+holds. One guide element may keep at most ``MAX_ELEMENT_CHILDREN`` nested
+elements and ``MAX_ELEMENT_BYTES`` of input; past either it is freed as it
+streams and reported as a problem. The reader never resolves entities, never
+touches the network, never loads a DTD, keeps libxml2's ``huge_tree`` limits
+on, refuses any document that declares entities (the XML-bomb and
+external-entity attacks both need a declaration), and bounds the number of
+bytes read after gzip decompression.
 
 Times follow the DTD: ``YYYYMMDDhhmmss`` optionally followed by ``+hhmm``;
 a time with no offset is UTC.
@@ -17,24 +22,34 @@ import functools
 import gzip
 import io
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 from lxml import etree
 
-from epg.domain import Channel, Programme, Rating, Text, zone
+from epg.domain import Programme, Rating, Text
 from epg.errors import ImportTooLarge, InvalidXmltv
 
-GENERATOR = "headend-epg"
-TIME_FORMAT = "%Y%m%d%H%M%S %z"
-DOCTYPE = '<!DOCTYPE tv SYSTEM "xmltv.dtd">'
+MAX_ELEMENT_CHILDREN = 4096
+MAX_ELEMENT_BYTES = 8 * 1024 * 1024
 _TIME = re.compile(
-    r"^(\d{4})(\d{2})(\d{2})(?:(\d{2})(\d{2})(?:(\d{2}))?)?\s*(?:([+-])(\d{2}):?(\d{2}))?$"
+    r"(\d{4})(\d{2})(\d{2})(?:(\d{2})(\d{2})(?:(\d{2}))?)?\s*(?:([+-])(\d{2}):?(\d{2}))?"
 )
 _GZIP_MAGIC = b"\x1f\x8b"
+_GUIDE_TAGS = frozenset({"channel", "programme"})
 _OFFSETS: dict[tuple[str, str, str], timezone] = {}
+# The open top-level element: a guide element being kept, one grown past the
+# bounds (freed as it streams, reported), or anything else (freed, ignored).
+_KEEP, _OVERSIZED, _SKIP = 0, 1, 2
+
+
+class Source(Protocol):
+    """What the reader reads: bytes on demand, and how many it has delivered so far."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+    def tell(self) -> int: ...
 
 
 class XmltvTimeError(ValueError):
@@ -75,7 +90,7 @@ Item = XmltvChannel | XmltvProgramme | Problem
 @functools.lru_cache(maxsize=4096)
 def parse_time(text: str) -> datetime:
     """Read an XMLTV time (offset optional, UTC when absent) as a UTC datetime."""
-    m = _TIME.match(text.strip())
+    m = _TIME.fullmatch(text.strip())
     if m is None:
         raise XmltvTimeError(f"{text!r} is not YYYYMMDDhhmmss [+hhmm]")
     y, mo, d, h, mi, s, sign, oh, om = m.groups()
@@ -93,7 +108,10 @@ def parse_time(text: str) -> datetime:
             raise XmltvTimeError(f"{text!r}: offset out of range")
         tz = timezone(timedelta(minutes=minutes if sign == "+" else -minutes))
         _OFFSETS[key] = tz
-    return when.replace(tzinfo=tz).astimezone(UTC)
+    try:
+        return when.replace(tzinfo=tz).astimezone(UTC)
+    except OverflowError as err:  # 0001-01-01 east of UTC, 9999-12-31 west of it
+        raise XmltvTimeError(f"{text!r}: outside the years 1 to 9999 in UTC") from err
 
 
 class _Bounded(io.RawIOBase):
@@ -107,6 +125,9 @@ class _Bounded(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
+    def tell(self) -> int:
+        return self.count
+
     def read(self, size: int = -1) -> bytes:
         chunk = self._inner.read(size if size >= 0 else 1 << 16)
         self.count += len(chunk)
@@ -118,14 +139,14 @@ class _Bounded(io.RawIOBase):
         return chunk
 
 
-def open_source(raw: IO[bytes], *, max_bytes: int) -> IO[bytes]:
+def open_source(raw: IO[bytes], *, max_bytes: int) -> Source:
     """Wrap a seekable binary file: gunzip when it starts with the gzip magic, bound size."""
     head = raw.read(2)
     raw.seek(0)
     inner: IO[bytes] = raw
     if head == _GZIP_MAGIC:
         inner = gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[assignment]
-    return _Bounded(inner, max_bytes)  # type: ignore[return-value]
+    return _Bounded(inner, max_bytes)
 
 
 def _programme(el: Any) -> XmltvProgramme | Problem:
@@ -219,18 +240,28 @@ def _channel(el: Any) -> XmltvChannel | Problem:
     return XmltvChannel(cid, names, "" if icon is None else icon.get("src", ""), line)
 
 
-def iter_xmltv(source: IO[bytes]) -> Iterator[Item]:
+def _guide_item(el: Any, oversized: bool) -> Item:
+    if oversized:
+        return Problem(
+            el.sourceline or 0,
+            el.get("channel", el.get("id", "")),
+            f"<{el.tag}> holds more than {MAX_ELEMENT_CHILDREN} elements "
+            f"or {MAX_ELEMENT_BYTES} bytes",
+        )
+    return _programme(el) if el.tag == "programme" else _channel(el)
+
+
+def iter_xmltv(source: Source) -> Iterator[Item]:
     """Stream channels, programmes and per-element problems from an XMLTV document.
 
     Raises ``InvalidXmltv`` for a document that is not well-formed, declares
     entities, or is a truncated gzip stream; the line is in the details.
     """
-    # Only the elements the importer reads cross into Python; the root (and
-    # its DTD) is checked on the first event, before any content is read.
+    # Every element's end is seen, so what is not a guide element is freed as
+    # soon as it is complete; the root (and its DTD) is checked when it starts.
     context = etree.iterparse(
         source,
         events=("start", "end"),
-        tag=("tv", "channel", "programme"),
         resolve_entities=False,
         no_network=True,
         load_dtd=False,
@@ -239,27 +270,40 @@ def iter_xmltv(source: IO[bytes]) -> Iterator[Item]:
         remove_comments=True,
         remove_pis=True,
     )
-    root: Any = None
+    # Events come in document order, but a whole input chunk is parsed before
+    # they are delivered: the depth is counted, never read off the tree.
+    depth = 0
+    mark = 0  # input position when the open top-level element started
+    nested = 0  # elements ended so far inside it
+    state = _SKIP
     try:
         for event, el in context:
-            if root is None:
-                root = el.getroottree().getroot()
-                _check_root(root)
-            if event == "start" or el is root:
+            if event == "start":
+                depth += 1
+                if depth == 1:  # the root, and the DTD before it, before any content
+                    _check_root(el)
+                elif depth == 2:
+                    state = _KEEP if el.tag in _GUIDE_TAGS else _SKIP
+                    mark, nested = source.tell(), 0
                 continue
-            parent = el.getparent()
-            if parent is not root:
-                continue  # nested inside something else: not a guide element
-            if el.tag == "programme":
-                yield _programme(el)
+            depth -= 1
+            if depth == 1:  # a top-level element ended
+                if state != _SKIP:
+                    yield _guide_item(el, oversized=state == _OVERSIZED)
+                parent = el.getparent()
+            elif depth > 1:  # an element inside one
+                if state == _KEEP:
+                    nested += 1
+                    if nested <= MAX_ELEMENT_CHILDREN and source.tell() - mark <= MAX_ELEMENT_BYTES:
+                        continue  # kept: the guide element is read when it ends
+                    state = _OVERSIZED
+                parent = el.getparent()
             else:
-                yield _channel(el)
-            # Free what has been read: the element and its already-seen siblings.
+                continue  # the root itself ends
+            # Free what has been read or will never be: the element and the siblings before it.
             el.clear()
             while el.getprevious() is not None:
                 del parent[0]
-        if root is None:
-            _check_root(context.root)
     except etree.XMLSyntaxError as err:
         line = err.lineno or 0
         raise InvalidXmltv(
@@ -285,84 +329,3 @@ def _check_root(root: Any) -> None:
             "entity declarations are not allowed (XML bomb / XXE guard)",
             details={"line": "1"},
         )
-
-
-# ---------------------------------------------------------------- writer
-
-
-def format_time(when: datetime, tz: Any) -> str:
-    """An XMLTV time with an explicit offset, in ``tz``."""
-    return when.astimezone(tz).strftime(TIME_FORMAT)
-
-
-def _text_elements(parent: Any, tag: str, items: Sequence[Text]) -> None:
-    for t in items:
-        el = etree.SubElement(parent, tag, {"lang": t.lang} if t.lang else {})
-        el.text = t.text
-
-
-def channel_element(c: Channel) -> Any:
-    """A ``<channel>`` element for ``c``."""
-    el = etree.Element("channel", id=c.id)
-    _text_elements(el, "display-name", c.names)
-    if c.logo_url:
-        etree.SubElement(el, "icon", src=c.logo_url)
-    return el
-
-
-def programme_element(p: Programme, tz: Any) -> Any:
-    """A ``<programme>`` element for ``p`` with times in ``tz``, in DTD order."""
-    el = etree.Element(
-        "programme",
-        start=format_time(p.start, tz),
-        stop=format_time(p.stop, tz),
-        channel=p.channel_id,
-    )
-    _text_elements(el, "title", p.titles)
-    _text_elements(el, "sub-title", p.sub_titles)
-    _text_elements(el, "desc", p.descriptions)
-    _text_elements(el, "category", p.categories)
-    _text_elements(el, "keyword", p.keywords)
-    for icon in p.icons:
-        etree.SubElement(el, "icon", src=icon)
-    if p.episode_xmltv_ns:
-        etree.SubElement(el, "episode-num", system="xmltv_ns").text = p.episode_xmltv_ns
-    if p.episode_onscreen:
-        etree.SubElement(el, "episode-num", system="onscreen").text = p.episode_onscreen
-    if p.previously_shown:
-        etree.SubElement(el, "previously-shown")
-    if p.premiere:
-        etree.SubElement(el, "premiere")
-    for r in p.ratings:
-        rating = etree.SubElement(el, "rating", {"system": r.system} if r.system else {})
-        etree.SubElement(rating, "value").text = r.value
-    return el
-
-
-def write_xmltv(
-    channels: Sequence[Channel],
-    programmes: Iterable[Programme],
-    *,
-    generator_name: str = GENERATOR,
-    compress: bool = False,
-    timezones: Mapping[str, str] | None = None,
-) -> bytes:
-    """Render a DTD-valid XMLTV document; times carry each channel's local offset.
-
-    ``timezones`` overrides the zone per channel id (for programmes whose
-    channel is not in ``channels``); anything unknown is written in UTC.
-    """
-    zones: dict[str, Any] = {c.id: zone(c.timezone) for c in channels}
-    for cid, name in (timezones or {}).items():
-        zones[cid] = zone(name)
-    buf = io.BytesIO()
-    with etree.xmlfile(buf, encoding="utf-8") as xf:
-        xf.write_declaration()
-        xf.write_doctype(DOCTYPE)
-        with xf.element("tv", {"generator-info-name": generator_name}):
-            for c in channels:
-                xf.write(channel_element(c))
-            for p in programmes:
-                xf.write(programme_element(p, zones.get(p.channel_id, UTC)))
-    data = buf.getvalue()
-    return gzip.compress(data, mtime=0) if compress else data
