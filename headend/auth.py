@@ -56,12 +56,12 @@ class Principal:
     def parse(cls, text: str) -> Principal:
         """Read ``admin``, ``playback`` or ``role:tenant``."""
         if text in UNSCOPED:
-            return cls(cast(Role, text))
+            return cls(text)
         role, _, tenant = text.partition(":")
         if role not in ROLES or role in UNSCOPED:
             raise InvalidArgument("principal", f"unknown role in {text!r}")
         validate_tenant(tenant)
-        return cls(cast(Role, role), tenant)
+        return cls(role, tenant)
 
 
 ADMIN = Principal("admin")

@@ -15,7 +15,8 @@ import redis.asyncio as aioredis
 from headend import demo, logs
 from headend.auth import ROLES, UNSCOPED, KeyStore, Principal
 from headend.errors import HeadendError
-from headend.local import LocalSecrets, load_secrets, local_children
+from headend.local import LocalSecrets, load_pki, load_secrets, local_children, tls_client_env
+from headend.pki import PkiError
 from headend.rpc import StartupError
 from headend.settings import SettingsError, environ
 from headend.stack import Stack, StackSettings
@@ -62,15 +63,23 @@ def _wait_for_stop(stack: Stack) -> str:
             return f"{crashed} exited"
 
 
-def _start(settings: StackSettings) -> tuple[Stack, LocalSecrets]:
+def _start(settings: StackSettings, *, tls: bool = False) -> tuple[Stack, LocalSecrets]:
+    try:
+        pki = load_pki(settings) if tls else None
+    except (PkiError, OSError) as err:
+        raise StartupError(f"cannot set up TLS under {settings.var_dir / 'pki'}: {err}") from err
     stack = Stack(settings)
     try:
         stack.start_redis()
         secrets = load_secrets(settings.var_dir, stack.redis_url)
-        stack.start(local_children(settings, secrets))
+        stack.start(local_children(settings, secrets, tls=pki))
     except (StartupError, OSError):
         stack.stop()
         raise
+    if pki is not None:
+        exports = " ".join(f"{k}={v}" for k, v in tls_client_env(pki).items())
+        print(f"{'tls':<10} mTLS on every gRPC server (CA {pki.ca_file})", flush=True)
+        print(f"{'':<10} callers: export {exports}", flush=True)
     return stack, secrets
 
 
@@ -83,7 +92,7 @@ def _serve_until_stopped(stack: Stack) -> int:
 
 
 def _up(args: argparse.Namespace) -> int:
-    stack, _ = _start(StackSettings.from_env(environ()))
+    stack, _ = _start(StackSettings.from_env(environ()), tls=args.tls)
     return _serve_until_stopped(stack)
 
 
@@ -105,6 +114,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     up = sub.add_parser("up", help="run the whole platform locally until Ctrl-C")
+    up.add_argument(
+        "--tls",
+        action="store_true",
+        help="mTLS between the services, from a private CA kept under <var>/pki/",
+    )
     up.set_defaults(func=_up)
     demo_cmd = sub.add_parser(
         "demo", help="run the platform, seed demo data and walk a set-top box's journey"
@@ -123,6 +137,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     for module in COMMAND_MODULES:
         importlib.import_module(module).register(sub)
+
+    # `headend ratelimit`: operators list and clear lockouts (talks to Redis, like `keys`).
+    from headend import ratelimit_cli
+
+    ratelimit_cli.register(sub, _redis_url)
     return parser
 
 

@@ -1,7 +1,9 @@
-"""What every ``headend <noun>`` command that talks gRPC shares: credentials and exit codes.
+"""What every ``headend <noun>`` command that talks gRPC shares: credentials, channels, exit codes.
 
 Exit status 0 on success, 1 when a service refused the call (its status and
 details printed), 2 when the command's arguments or environment cannot work.
+Commands dial with :func:`open_channel`, which speaks TLS (mTLS with a client
+pair) when the ``GRPC_CLIENT_*`` variables are set, plaintext otherwise.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from typing import Any
 
 import grpc
 
-from headend.rpc import bearer, error_details
+from headend.rpc import ClientTls, bearer, client_channel, error_details
+from headend.settings import SettingsError
 
 
 class CliError(Exception):
@@ -28,6 +31,19 @@ def credentials(
     if not key:
         raise CliError("HEADEND_API_KEY is not set")
     return env.get(target_var, "") or default_target, bearer(key)
+
+
+def client_tls(env: Mapping[str, str]) -> ClientTls | None:
+    """The ``GRPC_CLIENT_*`` TLS settings (None: plaintext); a bad one is a ``CliError``."""
+    try:
+        return ClientTls.from_env(env)
+    except SettingsError as err:
+        raise CliError(str(err)) from err
+
+
+def open_channel(env: Mapping[str, str], target: str) -> grpc.aio.Channel:
+    """A channel to ``target``, over TLS when the ``GRPC_CLIENT_*`` variables ask for it."""
+    return client_channel(target, tls=client_tls(env))
 
 
 def describe_rpc_error(err: grpc.aio.AioRpcError) -> str:

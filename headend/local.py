@@ -3,26 +3,30 @@
 Secrets the local stack needs (CDN URL-signing keys, box session keys, the
 internal API key the front door calls the other services with) are made
 once and kept in ``<var>/secrets.env`` (mode 0600), so a restart keeps
-issued URLs and sessions valid.
+issued URLs and sessions valid. With ``--tls`` a private CA under
+``<var>/pki/`` (also made once) gives every gRPC server a certificate and
+requires callers to present one (mTLS); every child gets the client pair.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import ipaddress
 import os
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import redis.asyncio as aioredis
 
 from headend.auth import ADMIN, KeyStore
 from headend.errors import Unauthenticated
+from headend.pki import LocalPki, local_pki
 from headend.stack import Child, StackSettings, python_module
 
 EPG_PORT, SUBSCRIBER_PORT, TRANSCODE_PORT, CDN_GRPC_PORT = 50051, 50052, 50053, 50054
-ORIGIN_PORT, FRONT_DOOR_PORT = 8080, 8000
+ORIGIN_PORT, FRONT_DOOR_PORT, CDN_ADMIN_PORT = 8080, 8000, 8001
 EDGES = (("edge-a", "110101", 8101), ("edge-b", "110101", 8102), ("edge-c", "110102", 8103))
 METRICS_PORTS = {"EPG": 9151, "SUBSCRIBER": 9152, "TRANSCODE": 9153, "TC_WORKER": 9155}
 
@@ -83,16 +87,57 @@ def load_secrets(var_dir: Path, redis_url: str) -> LocalSecrets:
     )
 
 
-def local_children(settings: StackSettings, keys: LocalSecrets) -> list[Child]:
-    """Every service process, in start order (dependencies first)."""
+def load_pki(settings: StackSettings) -> LocalPki:
+    """The local stack's CA and certificates under ``<var>/pki/``, made on first use."""
+    return local_pki(settings.var_dir / "pki", hosts=[settings.host])
+
+
+def tls_client_env(pki: LocalPki) -> dict[str, str]:
+    """The ``GRPC_CLIENT_*`` variables that make a caller dial the local stack over mTLS."""
+    return {
+        "GRPC_CLIENT_CA_FILE": str(pki.ca_file),
+        "GRPC_CLIENT_CERT_FILE": str(pki.client.cert_file),
+        "GRPC_CLIENT_KEY_FILE": str(pki.client.key_file),
+    }
+
+
+def origin_peers(host: str) -> str:
+    """The local origin's allow-list: loopback, and ``host`` if the edges connect from it."""
+    loopback = "127.0.0.0/8,::1/128"
+    try:
+        addr = ipaddress.ip_address(host)
+    except ValueError:
+        return loopback
+    return loopback if addr.is_loopback or addr.is_unspecified else f"{loopback},{addr}"
+
+
+def local_children(
+    settings: StackSettings, keys: LocalSecrets, *, tls: LocalPki | None = None
+) -> list[Child]:
+    """Every service process, in start order (dependencies first); mTLS inside with ``tls``."""
     host, port, var = settings.host, settings.port, settings.var_dir
     origin_root = str(var / "origin")
+    # File sources must be under TC_MEDIA_ROOTS: the demo's looped clips, and var/media.
+    media_roots = f"{var / 'demo-media'},{var / 'media'}"
+    # Every child may dial gRPC (the origin calls EPG, the front door EPG and
+    # subscriber), so each gets the client pair; servers also get their own.
+    client_env = {} if tls is None else tls_client_env(tls)
+    server_env = (
+        {}
+        if tls is None
+        else {
+            "TLS_CERT_FILE": str(tls.server.cert_file),
+            "TLS_KEY_FILE": str(tls.server.key_file),
+            "TLS_CLIENT_CA_FILE": str(tls.ca_file),
+        }
+    )
 
     def grpc_env(prefix: str, default: int) -> dict[str, str]:
         return {
             f"{prefix}_GRPC_HOST": host,
             f"{prefix}_GRPC_PORT": str(port(default)),
             f"{prefix}_METRICS_PORT": str(port(METRICS_PORTS[prefix])),
+            **server_env,
         }
 
     edges = ",".join(f"{e}:{region}:{port(p)}" for e, region, p in EDGES)
@@ -106,7 +151,7 @@ def local_children(settings: StackSettings, keys: LocalSecrets) -> list[Child]:
         "CDN_PROBE_INTERVAL_SECONDS": "1",
         "CDN_HOLD_DOWN_SECONDS": "5",
     }
-    return [
+    children = [
         Child(
             "epg",
             python_module("epg"),
@@ -125,7 +170,11 @@ def local_children(settings: StackSettings, keys: LocalSecrets) -> list[Child]:
             "transcode",
             python_module("transcode"),
             [port(TRANSCODE_PORT)],
-            {**grpc_env("TRANSCODE", TRANSCODE_PORT), "ORIGIN_ROOT": origin_root},
+            {
+                **grpc_env("TRANSCODE", TRANSCODE_PORT),
+                "ORIGIN_ROOT": origin_root,
+                "TC_MEDIA_ROOTS": media_roots,
+            },
             f"grpc://{host}:{port(TRANSCODE_PORT)}  (TranscodeService; live channels)",
         ),
         Child(
@@ -134,6 +183,7 @@ def local_children(settings: StackSettings, keys: LocalSecrets) -> list[Child]:
             [port(METRICS_PORTS["TC_WORKER"])],
             {
                 "ORIGIN_ROOT": origin_root,
+                "TC_MEDIA_ROOTS": media_roots,
                 "TC_WORKER_METRICS_PORT": str(port(METRICS_PORTS["TC_WORKER"])),
             },
             "transcode worker (Redis Streams consumer)",
@@ -144,6 +194,7 @@ def local_children(settings: StackSettings, keys: LocalSecrets) -> list[Child]:
             [port(ORIGIN_PORT)],
             {
                 "ORIGIN_ROOT": origin_root,
+                "ORIGIN_ALLOWED_NETWORKS": origin_peers(host),
                 "ORIGIN_HOST": host,
                 "ORIGIN_PORT": str(port(ORIGIN_PORT)),
                 "ORIGIN_EPG_TARGET": f"{host}:{port(EPG_PORT)}",
@@ -164,10 +215,13 @@ def local_children(settings: StackSettings, keys: LocalSecrets) -> list[Child]:
             [port(CDN_GRPC_PORT), port(FRONT_DOOR_PORT)],
             {
                 **cdn_env,
+                **server_env,
                 "CDN_GRPC_HOST": host,
                 "CDN_GRPC_PORT": str(port(CDN_GRPC_PORT)),
                 "CDN_HTTP_HOST": host,
                 "CDN_HTTP_PORT": str(port(FRONT_DOOR_PORT)),
+                # Shifted with the rest, so two stacks on different base ports never collide.
+                "CDN_ADMIN_PORT": str(port(CDN_ADMIN_PORT)),
                 "FRONTDOOR_SESSION_KEYS": keys.session_keys,
                 "FRONTDOOR_API_KEY": keys.service_api_key,
                 "FRONTDOOR_EPG_TARGET": f"{host}:{port(EPG_PORT)}",
@@ -178,3 +232,4 @@ def local_children(settings: StackSettings, keys: LocalSecrets) -> list[Child]:
             f"{port(CDN_GRPC_PORT)})",
         ),
     ]
+    return [replace(c, env={**client_env, **c.env}) for c in children]

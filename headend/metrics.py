@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from threading import Thread
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.exposition import generate_latest
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -33,6 +33,12 @@ class RpcMetrics:
             ["grpc_method"],
             registry=self.registry,
             buckets=_LATENCY_BUCKETS,
+        )
+        self.in_flight = Gauge(
+            "grpc_server_calls_in_flight",
+            "Calls holding a slot of the concurrency cap, by pool (authenticated, public).",
+            ["pool"],
+            registry=self.registry,
         )
         self._observers: dict[tuple[str, str], Callable[[float], None]] = {}
 

@@ -37,6 +37,22 @@ CHANNELS = "tc:archive:channels"
 # Index lookups start this far before the window so a segment that began
 # before ``from`` but overlaps it is still found.
 _LOOKBEHIND_SECONDS = 30.0
+# One rung's member with sequence ARGV[1], or false. Members are ordered by start
+# time and publishing gives later starts higher sequence numbers, so a binary
+# search over ranks finds it in O(log n) (an out-of-order member is not found:
+# the lookup fails closed).
+_FIND = """
+local want = tonumber(ARGV[1])
+local lo, hi = 0, redis.call('ZCARD', KEYS[1]) - 1
+while lo <= hi do
+  local mid = math.floor((lo + hi) / 2)
+  local member = redis.call('ZRANGE', KEYS[1], mid, mid)[1]
+  local seq = tonumber(string.match(member, '^(%d+)|'))
+  if seq == want then return member end
+  if seq < want then lo = mid + 1 else hi = mid - 1 end
+end
+return false
+"""
 
 
 def index_key(channel: str, rung: str) -> str:
@@ -86,6 +102,7 @@ class ArchiveIndex:
     def __init__(self, redis: aioredis.Redis) -> None:
         # redis-py types every reply as a union of all RESP shapes; replies are decoded here.
         self._redis: Any = redis
+        self._find = redis.register_script(_FIND)
 
     async def register_channel(
         self, channel: str, *, catchup_days: int, rungs: Sequence[RungInfo]
@@ -128,6 +145,11 @@ class ArchiveIndex:
             f"({window.end.timestamp()}",
         )
         return select_window([_entry(m) for m in raw], window)
+
+    async def find(self, channel: str, rung: str, sequence: int) -> ArchiveEntry | None:
+        """The archived segment with this sequence number, or None."""
+        member = await self._find(keys=[index_key(channel, rung)], args=[sequence])
+        return None if member is None else _entry(member)
 
     async def expire(self, channel: str, rung: str, cutoff: datetime, root: Path) -> int:
         """Delete segments that end before ``cutoff``: index entries first, then their files."""

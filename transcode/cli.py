@@ -37,7 +37,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     tc = subparsers.add_parser("transcode", help="VOD packaging jobs")
     sub = tc.add_subparsers(dest="transcode_command", required=True)
     submit = sub.add_parser("submit", help="queue a source for packaging into /vod/<asset>/")
-    submit.add_argument("source", help="absolute path on the workers, or an http(s) URL")
+    submit.add_argument(
+        "source", help="a file under TC_MEDIA_ROOTS, or an http(s) URL in TC_SOURCE_NETWORKS"
+    )
     submit.add_argument("--asset", required=True, help="asset id (the /vod/<asset>/ folder)")
     submit.add_argument("--profile", default="default", help="ladder profile (default, low)")
     submit.add_argument("--job-id", default="", help="idempotency id (default: generated)")
@@ -55,7 +57,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     csub = ch.add_subparsers(dest="channel_command", required=True)
     start = csub.add_parser("start", help="start a live channel")
     start.add_argument("channel_id")
-    start.add_argument("source", help="udp://host:port, http(s)://..., or file:///path (looped)")
+    start.add_argument(
+        "source", help="udp|rtp|srt://host:port, or file:///path (looped); see TC_*_SOURCE_*"
+    )
     start.add_argument("--profile", default="default")
     start.add_argument("--segment-seconds", type=int, default=0, help="default 6")
     start.add_argument("--window", type=int, default=0, help="live window segments (default 6)")

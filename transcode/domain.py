@@ -7,11 +7,10 @@ these frozen dataclasses.
 from __future__ import annotations
 
 import enum
-import math
 import re
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from headend.ids import CHANNEL_ID_MAX, CHANNEL_ID_RULE, is_channel_id
 from transcode.errors import InvalidRequest
@@ -22,7 +21,10 @@ _RUNG = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,31}$")
 # Catch-up windows are bounded so one request cannot render a whole archive.
 MAX_WINDOW = timedelta(hours=24)
 MAX_CATCHUP_DAYS = 30
-LIVE_SCHEMES = ("udp", "http", "https", "file")
+# What each kind of source can be read from (the allow-lists pick among these).
+LIVE_SCHEMES = ("udp", "rtp", "srt", "http", "https", "file")
+VOD_SCHEMES = ("file", "http", "https")
+MAX_SOURCE_CHARS = 2048
 
 
 class JobState(enum.Enum):
@@ -85,7 +87,7 @@ class JobEvent:
 
 def validate_id(field_name: str, value: str) -> str:
     """Check a job, asset or channel id: lower-case, URL- and path-safe, <= 63 chars."""
-    if not _ID.match(value):
+    if not _ID.fullmatch(value):  # fullmatch: "$" alone would let a trailing newline in
         raise InvalidRequest(field_name, "must match [a-z0-9][a-z0-9_-]{0,62}")
     return value
 
@@ -99,23 +101,15 @@ def validate_channel_id(field_name: str, value: str) -> str:
 
 def validate_rung(value: str) -> str:
     """Check a rung name (it becomes a directory and a URL path segment)."""
-    if not _RUNG.match(value):
+    if not _RUNG.fullmatch(value):
         raise InvalidRequest("rung", "must match [a-z0-9][a-z0-9_.-]{0,31}")
     return value
 
 
 def validate_source(value: str) -> str:
-    """Check a VOD source: an absolute path or an http(s) URL."""
-    if not value:
-        raise InvalidRequest("source", "is required")
-    if len(value) > 2048:
-        raise InvalidRequest("source", "longer than 2048 characters")
-    scheme = urlsplit(value).scheme
-    if scheme in ("http", "https"):
-        return value
-    if scheme in ("", "file") and value.removeprefix("file://").startswith("/"):
-        return value.removeprefix("file://")
-    raise InvalidRequest("source", "must be an absolute path or an http(s) URL")
+    """Check a VOD source's form: an absolute path, ``file:///path`` or an http(s) URL."""
+    source = parse_source("source", value, VOD_SCHEMES)
+    return source.path if source.scheme == "file" else value
 
 
 def retry_delay(deliveries: int, *, base_seconds: float, max_seconds: float) -> float:
@@ -162,17 +156,112 @@ class LiveChannel:
 
 
 def validate_live_source(value: str) -> str:
-    """Check a live source: ``udp://host:port`` (unicast or multicast), http(s) or a file."""
-    parts = urlsplit(value)
-    if parts.scheme not in LIVE_SCHEMES:
-        raise InvalidRequest("channel.source", f"scheme must be one of {', '.join(LIVE_SCHEMES)}")
-    if parts.scheme == "udp" and (not parts.hostname or not parts.port):
-        raise InvalidRequest("channel.source", "udp sources need udp://host:port")
-    if parts.scheme == "file" and not parts.path.startswith("/"):
-        raise InvalidRequest("channel.source", "file sources need an absolute path")
-    if parts.scheme in ("http", "https") and not parts.hostname:
-        raise InvalidRequest("channel.source", "http sources need a host")
+    """Check a live source's form: udp/rtp/srt ``host:port``, http(s), or a file to loop."""
+    parse_source("channel.source", value, LIVE_SCHEMES)
     return value
+
+
+@dataclass(frozen=True, slots=True)
+class SourceUrl:
+    """A source split into the parts the allow-lists check (``path`` decoded for files)."""
+
+    scheme: str
+    host: str = ""
+    port: int | None = None
+    path: str = ""
+    query: tuple[tuple[str, str], ...] = ()
+    raw_query: str = ""
+    has_userinfo: bool = False
+
+
+_SCHEME = re.compile(r"[a-z][a-z0-9]{0,15}", re.ASCII)
+_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+_HOST_NAME = re.compile(rf"(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*\.?", re.ASCII)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# Per scheme, the URL query options a source may carry (FFmpeg reads them as protocol options).
+_QUERY_OPTIONS = {
+    "udp": frozenset(
+        ("localaddr", "pkt_size", "buffer_size", "fifo_size", "overrun_nonfatal", "timeout",
+         "sources", "block", "reuse", "reuse_socket")
+    ),
+    "rtp": frozenset(("localaddr", "pkt_size", "buffer_size", "fifo_size", "timeout", "sources",
+                      "block")),
+    "srt": frozenset(("mode", "latency", "rcvlatency", "peerlatency", "passphrase", "pbkeylen",
+                      "streamid", "timeout", "rcvbuf")),
+}  # fmt: skip
+_NETWORK_NEEDS_PORT = ("udp", "rtp", "srt")
+
+
+def parse_source(field_name: str, value: str, supported: tuple[str, ...]) -> SourceUrl:
+    """Split a source into its parts, refusing FFmpeg protocol tricks and malformed URLs."""
+    if not value:
+        raise InvalidRequest(field_name, "is required")
+    if len(value) > MAX_SOURCE_CHARS:
+        raise InvalidRequest(field_name, f"longer than {MAX_SOURCE_CHARS} characters")
+    if _CONTROL.search(value):
+        raise InvalidRequest(field_name, "has control characters")
+    if value.startswith("/"):
+        return _file_source(field_name, value, supported)
+    if not value.isascii() or " " in value:
+        raise InvalidRequest(field_name, "URLs must be ASCII without spaces (percent-encode)")
+    scheme = value.partition(":")[0]
+    if not _SCHEME.fullmatch(scheme) or ":" not in value:
+        # "crypto+http:", "subfile,,...:" and the like nest FFmpeg protocols.
+        raise InvalidRequest(field_name, "must be an absolute path or a plain scheme:// URL")
+    if scheme not in supported:
+        raise InvalidRequest(
+            field_name, f"scheme {scheme!r} is not a source here (one of {', '.join(supported)})"
+        )
+    if scheme == "file":
+        if not value.startswith("file:///"):
+            raise InvalidRequest(field_name, "file sources are file:///absolute/path")
+        parts = urlsplit(value)
+        if parts.query or parts.fragment:
+            raise InvalidRequest(field_name, "file sources take no query or fragment")
+        try:
+            path = unquote(parts.path, errors="strict")
+        except UnicodeDecodeError as err:
+            raise InvalidRequest(field_name, "file path is not UTF-8") from err
+        if _CONTROL.search(path):
+            raise InvalidRequest(field_name, "file path has control characters")
+        return _file_source(field_name, path, supported)
+    return _network_source(field_name, value, scheme)
+
+
+def _file_source(field_name: str, path: str, supported: tuple[str, ...]) -> SourceUrl:
+    if "file" not in supported:
+        raise InvalidRequest(field_name, "file sources are not accepted here")
+    if ".." in path.split("/"):
+        raise InvalidRequest(field_name, "file paths may not contain '..'")
+    return SourceUrl("file", path=path)
+
+
+def _network_source(field_name: str, value: str, scheme: str) -> SourceUrl:
+    parts = urlsplit(value)
+    if not value.startswith(f"{scheme}://"):
+        raise InvalidRequest(field_name, f"{scheme} sources are {scheme}://host...")
+    host = parts.hostname or ""
+    try:
+        port = parts.port
+    except ValueError as err:
+        raise InvalidRequest(field_name, "port is not a number between 0 and 65535") from err
+    if not host or "%" in host:
+        raise InvalidRequest(field_name, f"{scheme} sources need a host")
+    if ":" not in host and not _HOST_NAME.fullmatch(host):
+        raise InvalidRequest(field_name, f"not a host name: {host[:64]!r}")
+    userinfo = "@" in parts.netloc
+    if scheme in _NETWORK_NEEDS_PORT:
+        if not port:
+            raise InvalidRequest(field_name, f"{scheme} sources need {scheme}://host:port")
+        if userinfo or parts.path not in ("", "/") or parts.fragment:
+            raise InvalidRequest(field_name, f"{scheme} sources are {scheme}://host:port?options")
+    query = tuple(parse_qsl(parts.query, keep_blank_values=True))
+    allowed = _QUERY_OPTIONS.get(scheme)
+    if allowed is not None:
+        for key, _value in query:
+            if key not in allowed:
+                raise InvalidRequest(field_name, f"{scheme} option {key!r} is not accepted")
+    return SourceUrl(scheme, host, port, parts.path, query, parts.query, userinfo)
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,26 +302,50 @@ class Window:
     end: datetime
 
 
-def parse_instant(field_name: str, raw: str) -> datetime:
+# ASCII only: ``str.isdigit``, ``int`` and ``float`` also take other scripts' digits.
+_EPOCH = re.compile(r"-?[0-9]{1,12}(?:\.[0-9]{1,9})?", re.ASCII)
+_EPOCH_PATH = re.compile(r"[0-9]{1,12}", re.ASCII)
+_ISO = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]{1,9})?)?"
+    r"(?:[Zz]|[+-][0-9]{2}(?::?[0-9]{2})?)?",
+    re.ASCII,
+)
+# Instants outside [1970, epoch 10^11) are refused: no catch-up lives there.
+_LATEST_EPOCH = 10**11
+_LATEST = datetime.fromtimestamp(_LATEST_EPOCH, UTC)
+_EPOCH_START = datetime.fromtimestamp(0, UTC)
+
+
+def parse_instant(field_name: str, raw: str, *, epoch_only: bool = False) -> datetime:
     """Read ISO-8601 with an explicit offset, or epoch seconds, as an aware UTC datetime."""
     text = raw.strip()
     if not text:
         raise InvalidRequest(field_name, "is required (ISO-8601 with offset or epoch seconds)")
-    try:
+    if epoch_only:
+        if not _EPOCH_PATH.fullmatch(text):
+            raise InvalidRequest(field_name, "must be epoch seconds (ASCII digits, at most 12)")
+    elif len(text) > 40:
+        raise InvalidRequest(field_name, "longer than 40 characters")
+    if _EPOCH.fullmatch(text):
         seconds = float(text)
-    except ValueError:
-        seconds = math.nan
-    if not math.isnan(seconds):
-        if not math.isfinite(seconds) or not 0 <= seconds < 10**11:
+        if not 0 <= seconds < _LATEST_EPOCH:
             raise InvalidRequest(field_name, "epoch seconds out of range")
         return datetime.fromtimestamp(seconds, UTC)
+    if not _ISO.fullmatch(text):
+        raise InvalidRequest(field_name, f"not ISO-8601 or epoch seconds: {text[:40]!r}")
     try:
-        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        value = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError as err:
         raise InvalidRequest(field_name, f"not ISO-8601 or epoch seconds: {text[:40]!r}") from err
     if value.tzinfo is None or value.utcoffset() is None:
         raise InvalidRequest(field_name, "ISO-8601 time needs a UTC offset (e.g. +08:00 or Z)")
-    return value.astimezone(UTC)
+    try:
+        value = value.astimezone(UTC)
+    except OverflowError as err:
+        raise InvalidRequest(field_name, "time out of range") from err
+    if not _EPOCH_START <= value < _LATEST:
+        raise InvalidRequest(field_name, "time out of range (1970 to the year 5138)")
+    return value
 
 
 def parse_window(
@@ -241,11 +354,12 @@ def parse_window(
     *,
     now: datetime,
     names: tuple[str, str] = ("from", "to"),
+    epoch_only: bool = False,
 ) -> Window:
     """Validate a catch-up window: both ends present, ordered, in the past, <= MAX_WINDOW."""
     first, last = names
-    start = parse_instant(first, raw_from or "")
-    end = parse_instant(last, raw_to or "")
+    start = parse_instant(first, raw_from or "", epoch_only=epoch_only)
+    end = parse_instant(last, raw_to or "", epoch_only=epoch_only)
     if end <= start:
         raise InvalidRequest(last, f"must be after {first}")
     if end - start > MAX_WINDOW:

@@ -6,17 +6,24 @@ from datetime import UTC
 
 import grpc
 
-from headend.rpc import bearer, client_channel
+from headend.rpc import ClientTls, bearer, client_channel
 from protos import epg_pb2, epg_pb2_grpc
 from transcode.domain import Window
 from transcode.errors import CatchupNotAllowed, EpgUnavailable, ProgrammeNotFound
 
 
 class EpgProgrammes:
-    """Looks programmes up with ``EpgService.GetProgramme`` (one channel, reused)."""
+    """Looks programmes up with ``EpgService.GetProgramme`` (one channel, reused, TLS if given)."""
 
-    def __init__(self, target: str, api_key: str, *, timeout_seconds: float = 2.0) -> None:
-        self._channel = client_channel(target)
+    def __init__(
+        self,
+        target: str,
+        api_key: str,
+        *,
+        tls: ClientTls | None = None,
+        timeout_seconds: float = 2.0,
+    ) -> None:
+        self._channel = client_channel(target, tls=tls)
         self._stub = epg_pb2_grpc.EpgServiceStub(self._channel)
         self._metadata = bearer(api_key)
         self._timeout = timeout_seconds

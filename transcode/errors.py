@@ -96,3 +96,15 @@ class CatchupNotAllowed(TranscodeError, PermissionDenied):
 
 class EpgUnavailable(TranscodeError, Unavailable):
     """Raised when the EPG service cannot be reached to resolve a programme."""
+
+
+class SourceRefused(TranscodeError, InvalidArgument):
+    """Raised when a job or channel source, or an output path, is outside the allow-lists."""
+
+
+class OriginForbidden(TranscodeError, PermissionDenied):
+    """Raised when a client outside ``ORIGIN_ALLOWED_NETWORKS`` asks the origin for content."""
+
+
+class StoreUnavailable(TranscodeError, Unavailable):
+    """Raised when the origin cannot reach Redis (archive index, live windows) for a request."""

@@ -7,7 +7,7 @@ source itself), and the stream-copy remux of an H.264/AAC mezzanine.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -36,9 +36,10 @@ def ladder_command(
     out_dir: Path,
     *,
     ffmpeg_bin: str = "ffmpeg",
+    input_options: Mapping[str, str] | None = None,
 ) -> list[str]:
     """One FFmpeg that decodes ``source`` once and writes every rung's HLS under ``out_dir``."""
-    source_in = ffmpeg.input(source)
+    source_in = ffmpeg.input(source, **(input_options or {}))
     branches = source_in["v:0"].filter_multi_output("split", len(plan))
     outputs = [
         _rung_output(branches.stream(index), source_in["a:0"], rung, profile, out_dir)
@@ -54,9 +55,10 @@ def rung_command(
     out_dir: Path,
     *,
     ffmpeg_bin: str = "ffmpeg",
+    input_options: Mapping[str, str] | None = None,
 ) -> list[str]:
     """One FFmpeg for one rung: it decodes the whole source itself (the per-rung mode)."""
-    source_in = ffmpeg.input(source)
+    source_in = ffmpeg.input(source, **(input_options or {}))
     output = _rung_output(source_in["v:0"], source_in["a:0"], rung, profile, out_dir)
     return _compile(output, ffmpeg_bin)
 
@@ -68,9 +70,10 @@ def remux_command(
     out_dir: Path,
     *,
     ffmpeg_bin: str = "ffmpeg",
+    input_options: Mapping[str, str] | None = None,
 ) -> list[str]:
     """Stream-copy an H.264/AAC source into MPEG-TS HLS segments (no re-encode)."""
-    source_in = ffmpeg.input(source)
+    source_in = ffmpeg.input(source, **(input_options or {}))
     output = ffmpeg.output(
         source_in["v:0"],
         source_in["a:0"],

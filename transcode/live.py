@@ -18,7 +18,9 @@ so it only grows. Each published segment is recorded in the archive index.
 
 While the slate runs, the supervisor keeps retrying the source with
 exponential backoff and switches back as soon as the source produces a
-segment.
+segment. Every source epoch re-checks the source against the allow-lists
+(``sources.SourceGuard``) before FFmpeg starts; a refused source stops the
+channel with the reason.
 """
 
 from __future__ import annotations
@@ -41,15 +43,18 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import ffmpeg
 import redis.asyncio as aioredis
 
+from headend.errors import InvalidArgument
 from transcode import hls
 from transcode.archive import ArchiveIndex, RungInfo
 from transcode.domain import ArchiveEntry, ChannelState, ChannelStatus, LiveChannel
-from transcode.errors import ChannelNotFound, ChannelRunning
+from transcode.errors import ChannelNotFound, ChannelRunning, SourceRefused
 from transcode.ffmpeg_cmd import frame_rate_expr, rung_encoding, rung_video
 from transcode.ladder import PlannedRung, Profile, plan_ladder
 from transcode.measure import scan_segment
 from transcode.probe import SourceInfo, VideoInfo
 from transcode.profiles import resolve_profile
+from transcode.settings import SourceSettings
+from transcode.sources import SourceGuard, SourceInput, publish_dir
 
 log = logging.getLogger(__name__)
 
@@ -82,24 +87,24 @@ def plan_live(profile: Profile) -> tuple[PlannedRung, ...]:
     return plan_ladder(profile, nominal)
 
 
-def source_input(source: str, *, timeout_seconds: float) -> tuple[str, dict[str, object]]:
-    """The FFmpeg input URL and options for a live source."""
-    parts = urlsplit(source)
+def source_input(source: SourceInput, *, timeout_seconds: float) -> tuple[str, dict[str, object]]:
+    """The FFmpeg input URL and options for a checked live source."""
     micros = str(int(timeout_seconds * 1_000_000))
-    options: dict[str, object] = {"fflags": "+genpts+discardcorrupt"}
-    if parts.scheme == "udp":
+    options: dict[str, object] = {"fflags": "+genpts+discardcorrupt", **source.options}
+    if source.scheme == "udp":
+        parts = urlsplit(source.url)
         query = dict(parse_qsl(parts.query))
         # No data for this long raises an error, which is how a dropped feed is noticed.
         query.setdefault("timeout", micros)
         query.setdefault("overrun_nonfatal", "1")
         query.setdefault("fifo_size", "1000000")
         return urlunsplit(parts._replace(query=urlencode(query))), options
-    if parts.scheme in ("http", "https"):
+    if source.scheme != "file":
         options["rw_timeout"] = micros
-        return source, options
+        return source.url, options
     # A file is a test source: looped for ever, read at its native rate.
     options.update(stream_loop=-1, re=None)
-    return parts.path, options
+    return source.url, options
 
 
 def live_command(
@@ -141,10 +146,14 @@ def live_command(
 
 
 def source_command(
-    channel: LiveChannel, plan: Sequence[PlannedRung], profile: Profile, out_dir: Path
+    channel: LiveChannel,
+    source: SourceInput,
+    plan: Sequence[PlannedRung],
+    profile: Profile,
+    out_dir: Path,
 ) -> list[str]:
-    """The FFmpeg command of a source epoch."""
-    url, options = source_input(channel.source, timeout_seconds=channel.source_timeout_seconds)
+    """The FFmpeg command of a source epoch (``source`` is the checked ``channel.source``)."""
+    url, options = source_input(source, timeout_seconds=channel.source_timeout_seconds)
     stream = ffmpeg.input(url, **options)
     return live_command(stream["v:0"], stream["a:0"], plan, profile, out_dir)
 
@@ -264,9 +273,11 @@ class ChannelSupervisor:
         next_sequence: int,
         discontinuity_sequence: int,
         restarts: int,
+        sources: SourceGuard,
         observer: SegmentObserver | None = None,
     ) -> None:
         self.channel = channel
+        self._sources = sources
         self.profile = resolve_profile(channel.profile, segment_seconds=channel.segment_seconds)
         self.plan = plan_live(self.profile)
         self._redis: Any = redis  # replies are decoded here (redis-py's unions)
@@ -296,8 +307,12 @@ class ChannelSupervisor:
         return epoch
 
     async def _start_source(self) -> Epoch:
+        # Checked again before every FFmpeg run: the allow-lists or DNS may have changed.
+        source = await self._sources.live(self.channel.source)
         epoch = self._new_epoch("source")
-        await epoch.start(source_command(self.channel, self.plan, self.profile, epoch.directory))
+        await epoch.start(
+            source_command(self.channel, source, self.plan, self.profile, epoch.directory)
+        )
         return epoch
 
     async def _start_slate(self) -> Epoch:
@@ -306,7 +321,18 @@ class ChannelSupervisor:
         return epoch
 
     async def run(self) -> None:
-        """Supervise until cancelled."""
+        """Supervise until cancelled, or until the source is refused (the channel stops)."""
+        try:
+            publish_dir(self._root, "live", self.channel.id)
+            await self._supervise()
+        except SourceRefused as err:  # nothing of this source runs
+            self.state = ChannelState.STOPPED
+            self.reason = f"refused: {err.message}"
+            log.warning("live source refused", extra={"channel": self.channel.id,
+                                                      "reason": self.reason})  # fmt: skip
+            await self._status()
+
+    async def _supervise(self) -> None:
         shutil.rmtree(self._dir / ".work", ignore_errors=True)
         await self._status()
         publisher = asyncio.create_task(self._publish_loop())
@@ -633,20 +659,24 @@ class LiveManager:
         redis: aioredis.Redis,
         archive: ArchiveIndex,
         origin_root: Path,
+        sources: SourceGuard | None = None,
         observer: SegmentObserver | None = None,
     ) -> None:
         self._redis: Any = redis  # replies are decoded here (redis-py's unions)
         self._archive = archive
         self._root = origin_root
+        self._sources = sources or SourceGuard(SourceSettings())
         self._observer = observer
         self._running: dict[str, tuple[ChannelSupervisor, asyncio.Task[None]]] = {}
 
     async def start(self, channel: LiveChannel) -> ChannelStatus:
-        """Persist and start a channel; refuse one already running here."""
+        """Persist and start a channel; refuse one already running here or a refused source."""
         channel.validate()
         resolve_profile(channel.profile, segment_seconds=channel.segment_seconds)
         if channel.id in self._running:
             raise ChannelRunning(f"channel {channel.id} is already running")
+        await self._sources.live(channel.source)
+        publish_dir(self._root, "live", channel.id)
         raw = await self._redis.hgetall(channel_key(channel.id))
         d = {k.decode(): v.decode() for k, v in raw.items()}
         await self._redis.hset(
@@ -673,6 +703,7 @@ class LiveManager:
             next_sequence=int(d.get("next_sequence", "0")),
             discontinuity_sequence=int(d.get("discontinuity_sequence", "0")),
             restarts=int(d.get("restarts", "0")),
+            sources=self._sources,
             observer=self._observer,
         )
         task = asyncio.create_task(supervisor.run(), name=f"live-{channel.id}")
@@ -725,7 +756,21 @@ class LiveManager:
         for status in await self.list_channels():
             raw = await self._redis.hget(channel_key(status.channel.id), "desired")
             if raw == b"running" and status.channel.id not in self._running:
-                await self.start(status.channel)
+                try:
+                    await self.start(status.channel)
+                except InvalidArgument as err:  # e.g. a source the allow-lists now refuse
+                    await self._refused(status.channel.id, err)
+
+    async def _refused(self, channel_id: str, err: InvalidArgument) -> None:
+        log.warning("channel not resumed", extra={"channel": channel_id, "reason": err.message})
+        await self._redis.hset(
+            channel_key(channel_id),
+            mapping={
+                "state": ChannelState.STOPPED.value,
+                "reason": f"refused: {err.message}",
+                "updated_at": datetime.now(UTC).isoformat(),
+            },
+        )
 
     async def close(self) -> None:
         """Stop every supervisor, leaving channels marked to resume on the next start."""

@@ -20,7 +20,7 @@ import os
 import secrets
 import shutil
 import threading
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -123,6 +123,7 @@ async def package_vod(
     process_mode: ProcessMode = ProcessMode.SINGLE,
     ffmpeg_bin: str = "ffmpeg",
     ffprobe_bin: str = "ffprobe",
+    input_options: Mapping[str, str] | None = None,
 ) -> PackageResult:
     """Encode ``source`` into the profile's ladder and publish HLS atomically at ``dest``.
 
@@ -131,11 +132,12 @@ async def package_vod(
     across file systems) before the swap. Raises a ``TranscodeError`` leaf (nothing
     published) when the source is missing, corrupt, truncated or unsupported, FFmpeg
     fails, or the disk fills up. Cancelling the awaiting task kills FFmpeg's process
-    group and removes the temp output.
+    group and removes the temp output. ``input_options`` go before the source on every
+    FFmpeg and ffprobe command (e.g. the source guard's protocol whitelist).
     """
     report = _Reporter(on_progress)
     report.phase("probe", 0.0)
-    info = await probe(source, ffprobe=ffprobe_bin)
+    info = await probe(source, ffprobe=ffprobe_bin, input_options=input_options)
     require_transcodable(info)
     plan = plan_ladder(profile, info)
     report.duration = info.duration_seconds
@@ -143,11 +145,15 @@ async def package_vod(
     async def encode(temp: Path) -> tuple[SourceInfo, list[_RungOutput]]:
         dirs = [temp / rung.name for rung in plan]
         if process_mode is ProcessMode.SINGLE:
-            args = ffmpeg_cmd.ladder_command(source, plan, profile, temp, ffmpeg_bin=ffmpeg_bin)
+            args = ffmpeg_cmd.ladder_command(
+                source, plan, profile, temp, ffmpeg_bin=ffmpeg_bin, input_options=input_options
+            )
             run = run_ffmpeg(args, on_progress=report.ffmpeg("encode"))
         else:
             commands = [
-                ffmpeg_cmd.rung_command(source, rung, profile, temp, ffmpeg_bin=ffmpeg_bin)
+                ffmpeg_cmd.rung_command(
+                    source, rung, profile, temp, ffmpeg_bin=ffmpeg_bin, input_options=input_options
+                )
                 for rung in plan
             ]
             run = run_all(commands, on_progress=report.ffmpeg_many("encode", len(plan)))
@@ -176,6 +182,7 @@ async def remux_vod(
     work_dir: Path | None = None,
     on_progress: ProgressCallback | None = None,
     ffmpeg_bin: str = "ffmpeg",
+    input_options: Mapping[str, str] | None = None,
 ) -> PackageResult:
     """Stream-copy an H.264/AAC mezzanine into one-rung HLS with our master and I-frame lists.
 
@@ -195,7 +202,12 @@ async def remux_vod(
     async def remux(temp: Path) -> tuple[SourceInfo, list[_RungOutput]]:
         folder = temp / rung_name
         args = ffmpeg_cmd.remux_command(
-            source, rung_name, segment_seconds, temp, ffmpeg_bin=ffmpeg_bin
+            source,
+            rung_name,
+            segment_seconds,
+            temp,
+            ffmpeg_bin=ffmpeg_bin,
+            input_options=input_options,
         )
         # No ffprobe: at hundreds of times realtime one more process start is a visible
         # share of a remux, so the source's facts come from FFmpeg's own input report.

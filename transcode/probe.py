@@ -6,7 +6,7 @@ import asyncio
 import json
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
@@ -60,13 +60,17 @@ class SourceInfo:
     audio: AudioInfo | None
 
 
-async def probe(source: str, *, ffprobe: str = "ffprobe") -> SourceInfo:
+async def probe(
+    source: str, *, ffprobe: str = "ffprobe", input_options: Mapping[str, str] | None = None
+) -> SourceInfo:
     """Probe ``source`` (a path or URL); raise a ``TranscodeError`` leaf when it is unusable."""
     if await asyncio.to_thread(is_local_missing, source):
         raise SourceNotFound(f"source {source} does not exist", details={"source": source})
+    options = [arg for key, value in (input_options or {}).items() for arg in (f"-{key}", value)]
     args = [
         ffprobe,
         *("-v", "error", "-print_format", "json", "-show_format", "-show_streams"),
+        *options,
         source,
     ]
     try:

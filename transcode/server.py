@@ -22,6 +22,7 @@ from transcode.domain import ChannelState, ChannelStatus, Job, JobEvent, JobStat
 from transcode.queue import JobQueue
 from transcode.service import Channels, TranscodeService
 from transcode.settings import ControlSettings
+from transcode.sources import SourceGuard
 
 log = logging.getLogger(__name__)
 
@@ -189,7 +190,10 @@ async def create_server(
     """Start the gRPC server for ``TranscodeService`` on ``settings.rpc``."""
     queue = JobQueue(redis, max_deliveries=settings.queue.max_deliveries)
     await queue.ensure_group()
-    servicer = TranscodeServicer(TranscodeService(queue=queue, channels=channels))
+    service = TranscodeService(
+        queue=queue, channels=channels, sources=SourceGuard(settings.sources)
+    )
+    servicer = TranscodeServicer(service)
     spec = ServiceSpec(
         name=SERVICE_NAME,
         register=lambda s: pb_grpc.add_TranscodeServiceServicer_to_server(servicer, s),
@@ -208,7 +212,12 @@ async def run_control(settings: ControlSettings) -> None:
         await client.aclose()
         raise SystemExit(f"transcode: cannot reach Redis at REDIS_URL: {err}") from err
     index = ArchiveIndex(client)
-    manager = LiveManager(redis=client, archive=index, origin_root=settings.origin_root)
+    manager = LiveManager(
+        redis=client,
+        archive=index,
+        origin_root=settings.origin_root,
+        sources=SourceGuard(settings.sources),
+    )
     stop = asyncio.Event()
     retention = asyncio.create_task(
         Retention(index, root=settings.origin_root).run(

@@ -23,6 +23,7 @@ from transcode.domain import (
 )
 from transcode.errors import InvalidRequest, JobExists
 from transcode.queue import JobQueue
+from transcode.sources import SourceInput
 
 MAX_LIST = 1000
 
@@ -36,23 +37,32 @@ class Channels(Protocol):
     async def list_channels(self) -> list[ChannelStatus]: ...
 
 
+class Sources(Protocol):
+    """Checks sources against the allow-lists (``sources.SourceGuard``)."""
+
+    async def vod(self, source: str, *, field_name: str = ...) -> SourceInput: ...
+    async def live(self, source: str, *, field_name: str = ...) -> SourceInput: ...
+
+
 class TranscodeService:
     """Jobs and channels for the platform operator (admin only)."""
 
-    def __init__(self, *, queue: JobQueue, channels: Channels) -> None:
+    def __init__(self, *, queue: JobQueue, channels: Channels, sources: Sources) -> None:
         self._queue = queue
         self._channels = channels
+        self._sources = sources
 
     async def submit(
         self, principal: Principal, *, source: str, asset: str, profile: str, job_id: str = ""
     ) -> Job:
-        """Validate and queue a packaging job."""
+        """Validate and queue a packaging job; a source outside the allow-lists is refused."""
         require_admin(principal)
         source = validate_source(source)
         validate_id("asset", asset)
         profile = profile or "default"
         validate_id("profile", profile)
         job_id = validate_id("job_id", job_id) if job_id else secrets.token_hex(8)
+        await self._sources.vod(source)
         now = datetime.now(UTC)
         job = Job(job_id, source, asset, profile, JobState.QUEUED, now, now)
         if not await self._queue.submit(job):
@@ -87,9 +97,11 @@ class TranscodeService:
         return await self._queue.list_jobs(state=state, limit=limit or 100)
 
     async def start_channel(self, principal: Principal, channel: LiveChannel) -> ChannelStatus:
-        """Start (and persist) a live channel."""
+        """Start (and persist) a live channel; a source outside the allow-lists is refused."""
         require_admin(principal)
-        return await self._channels.start(channel.validate())
+        channel.validate()
+        await self._sources.live(channel.source)
+        return await self._channels.start(channel)
 
     async def stop_channel(self, principal: Principal, channel_id: str) -> ChannelStatus:
         """Stop a live channel; its archive stays for catch-up."""

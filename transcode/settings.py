@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from headend.rpc import RpcSettings
+from headend.rpc import ClientTls, RpcSettings
 from headend.settings import (
     Env,
     SettingsError,
@@ -18,10 +19,19 @@ from headend.settings import (
     env_redis_url,
     env_str,
 )
+from transcode.domain import LIVE_SCHEMES, VOD_SCHEMES
 from transcode.ladder import ProcessMode
 
 DEFAULT_GRPC_PORT = 50053
 DEFAULT_ORIGIN_PORT = 8080
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+# Only edges and mid-tiers fetch from the origin; the local stack's are on loopback.
+DEFAULT_ORIGIN_NETWORKS = "127.0.0.0/8,::1/128"
+# Administratively scoped multicast: where a headend's contribution feeds usually arrive.
+DEFAULT_SOURCE_NETWORKS = "239.0.0.0/8"
+DEFAULT_LIVE_SOURCE_SCHEMES = "udp,rtp,srt,file"
+DEFAULT_VOD_SOURCE_SCHEMES = "file,http,https"
 
 
 def _origin_root(env: Env) -> Path:
@@ -31,6 +41,49 @@ def _origin_root(env: Env) -> Path:
 def _work_dir(env: Env) -> Path | None:
     raw = env_optional(env, "TC_WORK_DIR")
     return None if raw is None else Path(raw).resolve()
+
+
+def parse_networks(text: str) -> tuple[Network, ...]:
+    """``10.0.0.0/8,2001:db8::/32`` -> networks; ``ValueError`` names the bad entry."""
+    out = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        try:
+            out.append(ipaddress.ip_network(item))
+        except ValueError as err:
+            raise ValueError(f"not a CIDR network: {item!r} ({err})") from err
+    return tuple(out)
+
+
+def env_networks(env: Env, name: str, default: str) -> tuple[Network, ...]:
+    """Comma-separated CIDRs; empty means the default."""
+    try:
+        return parse_networks(env.get(name, "") or default)
+    except ValueError as err:
+        raise SettingsError(name, str(err)) from err
+
+
+def _schemes(env: Env, name: str, default: str, supported: tuple[str, ...]) -> tuple[str, ...]:
+    raw = env.get(name, "") or default
+    schemes = tuple(filter(None, (part.strip().lower() for part in raw.split(","))))
+    for scheme in schemes:
+        if scheme not in supported:
+            raise SettingsError(
+                name, f"{scheme!r} is not a source scheme here (supported: {', '.join(supported)})"
+            )
+    return schemes
+
+
+def _media_roots(env: Env) -> tuple[Path, ...]:
+    raw = env.get("TC_MEDIA_ROOTS", "")
+    roots = []
+    for item in filter(None, (part.strip() for part in raw.split(","))):
+        if not item.startswith("/"):
+            raise SettingsError("TC_MEDIA_ROOTS", f"needs absolute directories, got {item!r}")
+        root = Path(item).resolve()
+        if root == Path("/"):
+            raise SettingsError("TC_MEDIA_ROOTS", "the file system root cannot be a media root")
+        roots.append(root)
+    return tuple(roots)
 
 
 def _redis(env: Env) -> str:
@@ -61,6 +114,31 @@ class QueueSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class SourceSettings:
+    """Where jobs and channels may read from; ``transcode.sources`` enforces it."""
+
+    live_schemes: tuple[str, ...] = tuple(DEFAULT_LIVE_SOURCE_SCHEMES.split(","))
+    vod_schemes: tuple[str, ...] = tuple(DEFAULT_VOD_SOURCE_SCHEMES.split(","))
+    networks: tuple[Network, ...] = parse_networks(DEFAULT_SOURCE_NETWORKS)
+    media_roots: tuple[Path, ...] = ()
+
+    @classmethod
+    def from_env(cls, env: Env) -> SourceSettings:
+        """Read ``TC_LIVE_SOURCE_SCHEMES``, ``TC_VOD_SOURCE_SCHEMES``, ``TC_SOURCE_NETWORKS``
+        and ``TC_MEDIA_ROOTS``."""
+        return cls(
+            live_schemes=_schemes(
+                env, "TC_LIVE_SOURCE_SCHEMES", DEFAULT_LIVE_SOURCE_SCHEMES, LIVE_SCHEMES
+            ),
+            vod_schemes=_schemes(
+                env, "TC_VOD_SOURCE_SCHEMES", DEFAULT_VOD_SOURCE_SCHEMES, VOD_SCHEMES
+            ),
+            networks=env_networks(env, "TC_SOURCE_NETWORKS", DEFAULT_SOURCE_NETWORKS),
+            media_roots=_media_roots(env),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class ControlSettings:
     """The gRPC control service (jobs and live channels, plus archive retention)."""
 
@@ -70,6 +148,7 @@ class ControlSettings:
     queue: QueueSettings
     retention_interval_seconds: float = 60.0
     log_level: str = "info"
+    sources: SourceSettings = field(default_factory=SourceSettings)
 
     @classmethod
     def from_env(cls, env: Env) -> ControlSettings:
@@ -83,6 +162,7 @@ class ControlSettings:
                 env, "TC_RETENTION_INTERVAL_SECONDS", 60.0, low=0.1, high=86_400
             ),
             log_level=env_str(env, "LOG_LEVEL", "info"),
+            sources=SourceSettings.from_env(env),
         )
 
 
@@ -99,6 +179,7 @@ class WorkerSettings:
     metrics_port: int | None = None
     host: str = "127.0.0.1"
     log_level: str = "info"
+    sources: SourceSettings = field(default_factory=SourceSettings)
 
     @property
     def heartbeat_seconds(self) -> float:
@@ -108,7 +189,7 @@ class WorkerSettings:
     @classmethod
     def from_env(cls, env: Env) -> WorkerSettings:
         """Read ``REDIS_URL``, ``ORIGIN_ROOT``, ``TC_WORK_DIR``, ``TC_WORKER_NAME``,
-        ``TC_PROCESS_MODE``, ``TC_WORKER_METRICS_PORT`` and the queue settings."""
+        ``TC_PROCESS_MODE``, ``TC_WORKER_METRICS_PORT``, the queue and the source settings."""
         metrics = env_optional(env, "TC_WORKER_METRICS_PORT")
         return cls(
             redis_url=_redis(env),
@@ -124,6 +205,7 @@ class WorkerSettings:
             else env_int(env, "TC_WORKER_METRICS_PORT", 0, low=0, high=65535),
             host=env_str(env, "TC_WORKER_METRICS_HOST", "127.0.0.1"),
             log_level=env_str(env, "LOG_LEVEL", "info"),
+            sources=SourceSettings.from_env(env),
         )
 
 
@@ -136,15 +218,18 @@ class OriginSettings:
     host: str = "127.0.0.1"
     port: int = DEFAULT_ORIGIN_PORT
     live_max_age_seconds: int = 1
+    allowed_networks: tuple[Network, ...] = parse_networks(DEFAULT_ORIGIN_NETWORKS)
     epg_target: str | None = None
     epg_api_key: str | None = None
+    # How the EPG client dials: the shared GRPC_CLIENT_* TLS settings (None: plaintext).
+    epg_tls: ClientTls | None = None
     log_level: str = "info"
 
     @classmethod
     def from_env(cls, env: Env) -> OriginSettings:
         """Read ``REDIS_URL``, ``ORIGIN_ROOT``, ``ORIGIN_HOST``, ``ORIGIN_PORT``,
         ``ORIGIN_LIVE_MAX_AGE_SECONDS`` and ``ORIGIN_EPG_TARGET`` / ``ORIGIN_EPG_API_KEY``
-        (catch-up by programme id)."""
+        (catch-up by programme id, over TLS per ``GRPC_CLIENT_*``)."""
         epg_target = env_optional(env, "ORIGIN_EPG_TARGET")
         epg_key = env_optional(env, "ORIGIN_EPG_API_KEY")
         if (epg_target is None) != (epg_key is None):
@@ -157,7 +242,9 @@ class OriginSettings:
             host=env_str(env, "ORIGIN_HOST", "127.0.0.1"),
             port=env_int(env, "ORIGIN_PORT", DEFAULT_ORIGIN_PORT, low=0, high=65535),
             live_max_age_seconds=env_int(env, "ORIGIN_LIVE_MAX_AGE_SECONDS", 1, low=0, high=60),
+            allowed_networks=env_networks(env, "ORIGIN_ALLOWED_NETWORKS", DEFAULT_ORIGIN_NETWORKS),
             epg_target=epg_target,
             epg_api_key=epg_key,
+            epg_tls=ClientTls.from_env(env),
             log_level=env_str(env, "LOG_LEVEL", "info"),
         )

@@ -5,7 +5,9 @@ the heartbeat resets the delivery's idle time (so no other worker reclaims
 it), records progress, and learns of cancels (also pushed over pub/sub for
 promptness). Failures end the job, not the worker: permanent ones (bad,
 missing or corrupt source) fail the job at once; transient ones are retried
-with backoff and dead-lettered after the last allowed delivery.
+with backoff and dead-lettered after the last allowed delivery. A job whose
+source or output the allow-lists refuse (``sources.SourceGuard``, checked
+again here before FFmpeg starts) is dead-lettered at once with the reason.
 """
 
 from __future__ import annotations
@@ -27,12 +29,14 @@ from headend.errors import FailedPrecondition, HeadendError, InvalidArgument, No
 from headend.metrics import MetricsEndpoint
 from headend.settings import SettingsError, environ
 from transcode.domain import Job, JobState, Progress, retry_delay
+from transcode.errors import SourceRefused
 from transcode.ladder import ProcessMode
 from transcode.package import Progress as PackageProgress
 from transcode.package import package_vod
 from transcode.profiles import resolve_profile
 from transcode.queue import Delivery, JobQueue
-from transcode.settings import QueueSettings, WorkerSettings
+from transcode.settings import QueueSettings, SourceSettings, WorkerSettings
+from transcode.sources import SourceGuard, publish_dir
 
 log = logging.getLogger(__name__)
 
@@ -184,6 +188,8 @@ class Worker:
             if not run.task.cancelled():
                 raise  # this coroutine itself was cancelled
             return await self._stopped(job, run)
+        except SourceRefused as err:
+            return await self._refused(job, delivery, err)
         except HeadendError as err:
             return await self._failed(job, delivery, err, permanent=isinstance(err, _PERMANENT))
         except Exception as err:  # an unexpected fault must not take the worker down
@@ -208,6 +214,13 @@ class Worker:
             return JobState.QUEUED
         log.warning("job taken over by another worker", extra={"job": job.id})
         return None
+
+    async def _refused(self, job: Job, delivery: Delivery, err: SourceRefused) -> JobState:
+        reason = f"{type(err).__name__}: {err}"
+        await self._queue.dead_letter(delivery, reason=reason)
+        self.metrics.finished.labels("dead").inc()
+        log.warning("job refused and dead-lettered", extra={"job": job.id, "reason": reason})
+        return JobState.FAILED
 
     async def _failed(
         self, job: Job, delivery: Delivery, err: BaseException, *, permanent: bool
@@ -270,11 +283,24 @@ class Worker:
 
 
 def vod_packager(
-    *, origin_root: Path, work_dir: Path | None, process_mode: ProcessMode = ProcessMode.SINGLE
+    *,
+    origin_root: Path,
+    work_dir: Path | None,
+    process_mode: ProcessMode = ProcessMode.SINGLE,
+    sources: SourceGuard | None = None,
+    ffmpeg_bin: str = "ffmpeg",
+    ffprobe_bin: str = "ffprobe",
 ) -> Packager:
-    """The real packager: ``package.package_vod`` publishing into ``<origin_root>/vod/<asset>``."""
+    """The real packager: ``package.package_vod`` publishing into ``<origin_root>/vod/<asset>``.
+
+    The job's source and output are checked (``SourceRefused``) before anything runs.
+    """
+    guard = sources or SourceGuard(SourceSettings())
 
     async def package(job: Job, on_progress: ProgressCallback) -> str:
+        # The job came off Redis: check it as if it were submitted now (defence in depth).
+        dest = publish_dir(origin_root, "vod", job.asset)
+        source = await guard.vod(job.source)
         if job.deliveries > 1:
             # An earlier delivery may have died mid-encode and left its temp output.
             await asyncio.to_thread(_remove_stale_temps, work_dir or origin_root / "vod", job.asset)
@@ -283,12 +309,15 @@ def vod_packager(
             on_progress(Progress(p.percent, p.speed, p.eta_seconds or 0.0, p.phase))
 
         result = await package_vod(
-            job.source,
-            origin_root / "vod" / job.asset,
+            source.url,
+            dest,
             resolve_profile(job.profile),
             work_dir=work_dir,
             on_progress=report,
             process_mode=process_mode,
+            ffmpeg_bin=ffmpeg_bin,
+            ffprobe_bin=ffprobe_bin,
+            input_options=source.options,
         )
         return f"/vod/{job.asset}/{result.master_path.name}"
 
@@ -319,6 +348,7 @@ async def run_worker(settings: WorkerSettings, *, stop: asyncio.Event) -> None:
             origin_root=settings.origin_root,
             work_dir=settings.work_dir,
             process_mode=settings.process_mode,
+            sources=SourceGuard(settings.sources),
         ),
         consumer=settings.consumer,
         settings=settings.queue,

@@ -1,24 +1,26 @@
-"""The gRPC harness: health, reflection, auth, error mapping, limits, TLS, metrics."""
+"""The gRPC harness: health, reflection, auth, error mapping, limits, metrics (TLS: test_pki)."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
-import subprocess
 import urllib.request
-from collections.abc import AsyncIterator
-from dataclasses import replace
-from pathlib import Path
+from collections.abc import AsyncIterator, Callable
 
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from headend.auth import KeyStore
-from headend.errors import Unauthenticated
+from headend.errors import ResourceExhausted, Unauthenticated
 from headend.keys_service import SERVICE_NAME, key_service
 from headend.rpc import (
+    RETRY_DELAY_SECONDS,
     RpcServer,
     RpcSettings,
     ServiceSpec,
@@ -28,32 +30,83 @@ from headend.rpc import (
     error_details,
     start_server,
 )
+from headend.settings import SettingsError
 from protos import keys_pb2, keys_pb2_grpc
 
 _BLOCKING = "headend.test.Blocking"
 
 
 class _Gate:
-    """A raw-bytes test servicer whose one method waits until released."""
+    """A raw-bytes test servicer: ``Wait`` (public) and ``KeyedWait`` block until released,
+    ``Raise`` fails as its request names, ``Upload`` counts a client stream's messages."""
 
     def __init__(self) -> None:
         self.entered = asyncio.Event()
         self.release = asyncio.Event()
+        self.inside = 0
 
     async def wait(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        self.inside += 1
         self.entered.set()
-        await self.release.wait()
+        try:
+            await self.release.wait()
+        finally:
+            self.inside -= 1
         return request
+
+    async def fail(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        if request in _FAILURES:
+            raise _FAILURES[request]()
+        return request
+
+    async def upload(
+        self, requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext
+    ) -> bytes:
+        return str(len([m async for m in requests])).encode()
 
     def spec(self) -> ServiceSpec:
         handler = grpc.method_handlers_generic_handler(
-            _BLOCKING, {"Wait": grpc.unary_unary_rpc_method_handler(self.wait)}
+            _BLOCKING,
+            {
+                "Wait": grpc.unary_unary_rpc_method_handler(self.wait),
+                "KeyedWait": grpc.unary_unary_rpc_method_handler(self.wait),
+                "Raise": grpc.unary_unary_rpc_method_handler(self.fail),
+                "Upload": grpc.stream_unary_rpc_method_handler(self.upload),
+            },
         )
         return ServiceSpec(
             _BLOCKING,
             lambda server: server.add_generic_rpc_handlers((handler,)),
             public_methods=frozenset({"Wait"}),
         )
+
+
+_SECRET = "s3cret-in-the-bug"
+_FAILURES: dict[bytes, Callable[[], Exception]] = {
+    b"redis-down": lambda: RedisConnectionError("Error 111 connecting to redis.internal:6379"),
+    b"redis-slow": lambda: RedisTimeoutError("Timeout reading from redis.internal:6379"),
+    b"redis-script": lambda: ResponseError("WRONGTYPE Operation against a key"),
+    b"socket": lambda: ConnectionRefusedError(111, "Connection refused"),
+    b"bug": lambda: ValueError(f"unexpected {_SECRET}"),
+    b"quota": lambda: ResourceExhausted("2 streams already playing", details={"limit": "2"}),
+}
+
+
+@pytest.fixture
+async def gated(
+    keys: KeyStore,
+) -> AsyncIterator[tuple[_Gate, RpcServer, grpc.aio.Channel]]:
+    gate = _Gate()
+    server, port = await start_server(
+        RpcSettings(max_concurrent_rpcs=1, max_rpc_seconds=30),
+        services=[gate.spec()],
+        authenticator=keys,
+    )
+    channel = client_channel(f"127.0.0.1:{port}")
+    yield gate, server, channel
+    gate.release.set()
+    await channel.close()
+    await server.stop(0)
 
 
 @pytest.fixture
@@ -165,21 +218,185 @@ async def test_created_key_works_and_revoked_key_is_refused(
         await fresh.authenticate(created.token)
 
 
-async def test_concurrency_cap_is_resource_exhausted(keys: KeyStore) -> None:
+async def test_concurrency_cap_is_resource_exhausted_with_a_clear_message(
+    gated: tuple[_Gate, RpcServer, grpc.aio.Channel], tokens
+) -> None:
+    gate, server, channel = gated
+    call = channel.unary_unary(f"/{_BLOCKING}/KeyedWait")
+    admin = bearer(await tokens())
+    first = asyncio.ensure_future(call(b"one", metadata=admin))
+    await gate.entered.wait()
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await call(b"two", metadata=admin)
+    assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "all 1 authenticated call slots are in use" in (caught.value.details() or "")
+    details = error_details(caught.value)
+    assert details.metadata == {"limit": "1", "pool": "authenticated"}
+    assert details.retry_delay_seconds == RETRY_DELAY_SECONDS
+    # Public methods have their own pool, so the keyed call above does not block them.
+    public = asyncio.ensure_future(channel.unary_unary(f"/{_BLOCKING}/Wait")(b"pub"))
+    gate.release.set()
+    assert await first == b"one"
+    assert await public == b"pub"
+    assert await call(b"three", metadata=admin) == b"three"
+    assert server.interceptor.slots.in_use == 0
+    assert server.interceptor.public_slots.in_use == 0
+
+
+async def test_a_call_longer_than_max_rpc_seconds_is_deadline_exceeded(
+    keys: KeyStore, tokens
+) -> None:
     gate = _Gate()
     server, port = await start_server(
-        RpcSettings(max_concurrent_rpcs=1), services=[gate.spec()], authenticator=keys
+        RpcSettings(max_rpc_seconds=0.3), services=[gate.spec()], authenticator=keys
     )
     try:
         async with client_channel(f"127.0.0.1:{port}") as channel:
-            call = channel.unary_unary(f"/{_BLOCKING}/Wait")
-            first = asyncio.ensure_future(call(b"one"))
-            await gate.entered.wait()
+            call = channel.unary_unary(f"/{_BLOCKING}/KeyedWait")
             with pytest.raises(grpc.aio.AioRpcError) as caught:
-                await call(b"two")
-            assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+                await call(b"slow", metadata=bearer(await tokens()), timeout=30)
+            assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+            assert "0.3 s limit" in (caught.value.details() or "")
+            assert error_details(caught.value).metadata == {"setting": "MAX_RPC_SECONDS"}
+            assert gate.inside == 0
+            assert server.interceptor.slots.in_use == 0
             gate.release.set()
-            assert await first == b"one"
+            assert await call(b"fast", metadata=bearer(await tokens())) == b"fast"
+    finally:
+        await server.stop(0)
+
+
+async def test_a_unary_call_that_ends_without_its_request_is_invalid_argument(
+    gated: tuple[_Gate, RpcServer, grpc.aio.Channel], tokens
+) -> None:
+    _, _, channel = gated
+
+    async def nothing() -> AsyncIterator[bytes]:
+        return
+        yield b""  # an async generator that ends at once: headers, then half-close
+
+    call = channel.stream_unary(f"/{_BLOCKING}/KeyedWait")
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await call(nothing(), metadata=bearer(await tokens()), timeout=10)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "request" in error_details(caught.value).fields
+
+
+async def test_client_streams_still_deliver_every_message(
+    gated: tuple[_Gate, RpcServer, grpc.aio.Channel], tokens
+) -> None:
+    _, _, channel = gated
+
+    async def messages(count: int) -> AsyncIterator[bytes]:
+        for i in range(count):
+            yield str(i).encode()
+
+    call = channel.stream_unary(f"/{_BLOCKING}/Upload")
+    admin = bearer(await tokens())
+    assert await call(messages(5), metadata=admin, timeout=10) == b"5"
+    assert await call(messages(0), metadata=admin, timeout=10) == b"0"
+
+
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        pytest.param(b"redis-down", id="redis-connection"),
+        pytest.param(b"redis-slow", id="redis-timeout"),
+        pytest.param(b"redis-script", id="redis-response"),
+        pytest.param(b"socket", id="connection-refused"),
+    ],
+)
+async def test_dependency_failures_are_unavailable_with_retry_info(
+    gated: tuple[_Gate, RpcServer, grpc.aio.Channel],
+    tokens,
+    caplog: pytest.LogCaptureFixture,
+    request_bytes: bytes,
+) -> None:
+    _, _, channel = gated
+    call = channel.unary_unary(f"/{_BLOCKING}/Raise")
+    admin = bearer(await tokens())
+    with caplog.at_level(logging.WARNING, logger="headend.rpc"):
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await call(request_bytes, metadata=admin)
+    assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+    details = error_details(caught.value)
+    assert details.reason == "DependencyUnavailable"
+    assert details.retry_delay_seconds == RETRY_DELAY_SECONDS
+    assert "redis.internal" not in (caught.value.details() or "")
+    [record] = [r for r in caplog.records if r.name.startswith("headend.rpc")]
+    assert getattr(record, "rpc", "") == f"/{_BLOCKING}/Raise"
+    assert getattr(record, "caller", "") == "admin"
+    assert type(_FAILURES[request_bytes]()).__name__ in getattr(record, "error", "")
+    assert await call(b"fine", metadata=admin) == b"fine"
+
+
+async def test_a_quota_is_resource_exhausted_without_a_retry_hint(
+    gated: tuple[_Gate, RpcServer, grpc.aio.Channel], tokens
+) -> None:
+    _, _, channel = gated
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await channel.unary_unary(f"/{_BLOCKING}/Raise")(b"quota", metadata=bearer(await tokens()))
+    assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    details = error_details(caught.value)
+    assert (details.reason, details.metadata) == ("ResourceExhausted", {"limit": "2"})
+    assert details.retry_delay_seconds is None
+
+
+async def test_a_bug_is_unknown_and_its_traceback_stays_in_the_server_log(
+    gated: tuple[_Gate, RpcServer, grpc.aio.Channel],
+    tokens,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    _, _, channel = gated
+    call = channel.unary_unary(f"/{_BLOCKING}/Raise")
+    admin = bearer(await tokens())
+    with caplog.at_level(logging.ERROR, logger="headend.rpc"):
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await call(b"bug", metadata=admin)
+    error = caught.value
+    assert error.code() == grpc.StatusCode.UNKNOWN
+    told = f"{error.details()} {error.debug_error_string()} {error.trailing_metadata()!r}"
+    for leak in (_SECRET, "Traceback", "ValueError", "test_rpc.py"):
+        assert leak not in told
+    error_id = error_details(error).metadata["error_id"]
+    assert error_id in (error.details() or "")
+    [record] = [r for r in caplog.records if r.name.startswith("headend.rpc")]
+    assert record.exc_info is not None
+    assert _SECRET in str(record.exc_info[1])
+    assert getattr(record, "error_id", "") == error_id
+    assert await call(b"fine", metadata=admin) == b"fine"
+
+
+async def test_one_connection_opens_at_most_max_streams_per_connection(
+    keys: KeyStore, tokens
+) -> None:
+    gate = _Gate()
+    server, port = await start_server(
+        RpcSettings(max_streams_per_connection=2), services=[gate.spec()], authenticator=keys
+    )
+    try:
+        async with (
+            client_channel(f"127.0.0.1:{port}") as busy,
+            # Its own subchannel pool, or grpc would share the busy connection.
+            client_channel(
+                f"127.0.0.1:{port}", options=[("grpc.use_local_subchannel_pool", 1)]
+            ) as other,
+        ):
+            call = busy.unary_unary(f"/{_BLOCKING}/Wait")
+            two = [asyncio.ensure_future(call(b"x")) for _ in range(2)]
+            while gate.inside < 2:
+                await gate.entered.wait()
+                gate.entered.clear()
+            third = asyncio.ensure_future(call(b"third"))
+            # A round trip on another connection: the server stays reachable while
+            # this one is full, and the third stream waits on the client meanwhile.
+            health = health_pb2_grpc.HealthStub(other)
+            answer = await health.Check(health_pb2.HealthCheckRequest(), timeout=10)
+            assert answer.status == health_pb2.HealthCheckResponse.SERVING
+            assert gate.inside == 2
+            assert not third.done()
+            gate.release.set()
+            assert await asyncio.gather(*two, third) == [b"x", b"x", b"third"]
     finally:
         await server.stop(0)
 
@@ -215,66 +432,32 @@ async def test_port_in_use_is_one_clear_error(keys: KeyStore) -> None:
             )
 
 
-def _make_pki(folder: Path) -> dict[str, Path]:
-    """A CA, a server certificate for 127.0.0.1 and a client certificate."""
-
-    def run(*args: str) -> None:
-        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=folder)
-
-    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=test-ca",
-        "-keyout", "ca.key", "-out", "ca.pem")  # fmt: skip
-    (folder / "san.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
-    for name in ("server", "client"):
-        run("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={name}",
-            "-keyout", f"{name}.key", "-out", f"{name}.csr")  # fmt: skip
-        run("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-            "-CAcreateserial", "-days", "1", "-extfile", "san.ext",
-            "-out", f"{name}.pem")  # fmt: skip
-    return {
-        n: folder / n for n in ("ca.pem", "server.pem", "server.key", "client.pem", "client.key")
+def test_rpc_settings_read_the_limits() -> None:
+    env = {
+        "EPG_MAX_CONCURRENT_RPCS": "50",
+        "EPG_MAX_STREAMS_PER_CONNECTION": "20",
+        "EPG_REQUEST_TIMEOUT_SECONDS": "5",
+        "EPG_MAX_RPC_SECONDS": "60",
     }
+    settings = RpcSettings.from_env(env, "EPG", default_port=50051)
+    assert (settings.max_concurrent_rpcs, settings.max_streams_per_connection) == (50, 20)
+    assert (settings.request_timeout_seconds, settings.max_rpc_seconds) == (5.0, 60.0)
+    defaults = RpcSettings.from_env({}, "EPG", default_port=50051)
+    assert defaults.max_streams_per_connection == 100
+    assert defaults.request_timeout_seconds == 30.0
+    assert defaults.max_rpc_seconds == 600.0
 
 
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return _make_pki(tmp_path_factory.mktemp("pki"))
-
-
-async def test_tls_and_mtls(keys: KeyStore, tokens, pki: dict[str, Path]) -> None:
-    tls = RpcSettings(tls_cert_file=pki["server.pem"], tls_key_file=pki["server.key"])
-    admin = bearer(await tokens())
-    for settings, needs_client_cert in (
-        (tls, False),
-        (replace(tls, tls_client_ca_file=pki["ca.pem"]), True),
-    ):
-        server, port = await start_server(
-            settings, services=[key_service(keys)], authenticator=keys
-        )
-        target = f"127.0.0.1:{port}"
-        try:
-            async with client_channel(target) as plain:
-                with pytest.raises(grpc.aio.AioRpcError):
-                    await keys_pb2_grpc.KeyServiceStub(plain).WhoAmI(
-                        keys_pb2.WhoAmIRequest(), metadata=admin, timeout=5
-                    )
-            async with client_channel(target, ca_file=pki["ca.pem"]) as secure:
-                call = keys_pb2_grpc.KeyServiceStub(secure).WhoAmI(
-                    keys_pb2.WhoAmIRequest(), metadata=admin, timeout=5
-                )
-                if needs_client_cert:
-                    with pytest.raises(grpc.aio.AioRpcError):
-                        await call
-                else:
-                    assert (await call).principal == "admin"
-            async with client_channel(
-                target,
-                ca_file=pki["ca.pem"],
-                cert_file=pki["client.pem"],
-                key_file=pki["client.key"],
-            ) as mutual:
-                who = await keys_pb2_grpc.KeyServiceStub(mutual).WhoAmI(
-                    keys_pb2.WhoAmIRequest(), metadata=admin, timeout=5
-                )
-                assert who.principal == "admin"
-        finally:
-            await server.stop(0)
+@pytest.mark.parametrize(
+    ("env", "field"),
+    [
+        pytest.param({"EPG_MAX_STREAMS_PER_CONNECTION": "0"}, "EPG_MAX_STREAMS_PER_CONNECTION"),
+        pytest.param({"EPG_REQUEST_TIMEOUT_SECONDS": "soon"}, "EPG_REQUEST_TIMEOUT_SECONDS"),
+        pytest.param({"EPG_MAX_RPC_SECONDS": "0"}, "EPG_MAX_RPC_SECONDS"),
+        pytest.param({"TLS_CERT_FILE": "/no/such.pem"}, "TLS_CERT_FILE"),
+    ],
+)
+def test_rpc_settings_errors_name_the_variable(env: dict[str, str], field: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        RpcSettings.from_env(env, "EPG", default_port=50051)
+    assert caught.value.name == field

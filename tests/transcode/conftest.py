@@ -11,6 +11,7 @@ import pytest
 
 from transcode.ladder import Profile, Rung
 from transcode.package import PackageResult, package_vod, remux_vod
+from transcode.settings import SourceSettings
 
 
 def ffmpeg(*args: str) -> None:
@@ -123,3 +124,9 @@ def packaged_remux(media: Media, tmp_path_factory: pytest.TempPathFactory) -> Pa
     dest = tmp_path_factory.mktemp("origin") / "vod" / "remux"
     result = asyncio.run(remux_vod(str(media.long_clip), dest))
     return Packaged("remux", result, None)
+
+
+@pytest.fixture(scope="session")
+def source_settings(media: Media) -> SourceSettings:
+    """The production allow-lists, with the session's media folder as the one media root."""
+    return SourceSettings(media_roots=(media.clip.parent.resolve(),))

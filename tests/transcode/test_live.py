@@ -18,6 +18,8 @@ from transcode import hls
 from transcode.archive import ArchiveIndex
 from transcode.domain import ChannelState, LiveChannel, Window
 from transcode.live import LiveManager, source_input
+from transcode.settings import SourceSettings
+from transcode.sources import SourceGuard, SourceInput
 
 # Live channels encode in real time: run them in one worker so two live tests
 # never compete for the same two cores.
@@ -62,10 +64,13 @@ class Rig:
     events: asyncio.Queue[Snapshot]
     root: Path
     index: ArchiveIndex
+    sources: SourceGuard
 
 
 @pytest.fixture
-async def rig(redis: aioredis.Redis, tmp_path: Path) -> AsyncIterator[Rig]:
+async def rig(
+    redis: aioredis.Redis, tmp_path: Path, source_settings: SourceSettings
+) -> AsyncIterator[Rig]:
     root = tmp_path / "origin"
     events: asyncio.Queue[Snapshot] = asyncio.Queue()
 
@@ -78,8 +83,11 @@ async def rig(redis: aioredis.Redis, tmp_path: Path) -> AsyncIterator[Rig]:
         events.put_nowait(Snapshot(seq, state, lists))
 
     index = ArchiveIndex(redis)
-    manager = LiveManager(redis=redis, archive=index, origin_root=root, observer=observe)
-    yield Rig(manager, events, root, index)
+    sources = SourceGuard(source_settings)
+    manager = LiveManager(
+        redis=redis, archive=index, origin_root=root, sources=sources, observer=observe
+    )
+    yield Rig(manager, events, root, index, sources)
     await manager.close()
 
 
@@ -179,26 +187,31 @@ async def test_source_cut_and_restored_gives_aligned_discontinuities(rig: Rig) -
     ("source", "url", "options"),
     [
         pytest.param(
-            "udp://239.1.1.1:5000",
+            SourceInput("udp", "udp://239.1.1.1:5000", {"protocol_whitelist": "udp"}),
             "udp://239.1.1.1:5000?timeout=2000000&overrun_nonfatal=1&fifo_size=1000000",
-            {"fflags": "+genpts+discardcorrupt"},
+            {"fflags": "+genpts+discardcorrupt", "protocol_whitelist": "udp"},
             id="udp-multicast",
         ),
         pytest.param(
+            SourceInput("http", "http://feed.example/ch1.ts", {"max_redirects": "0"}),
             "http://feed.example/ch1.ts",
-            "http://feed.example/ch1.ts",
-            {"fflags": "+genpts+discardcorrupt", "rw_timeout": "2000000"},
+            {"fflags": "+genpts+discardcorrupt", "max_redirects": "0", "rw_timeout": "2000000"},
             id="http",
         ),
         pytest.param(
-            "file:///media/loop.ts",
+            SourceInput("file", "/media/loop.ts", {"protocol_whitelist": "file"}),
             "/media/loop.ts",
-            {"fflags": "+genpts+discardcorrupt", "stream_loop": -1, "re": None},
+            {
+                "fflags": "+genpts+discardcorrupt",
+                "protocol_whitelist": "file",
+                "stream_loop": -1,
+                "re": None,
+            },
             id="looped-file",
         ),
     ],
 )
-def test_source_input(source: str, url: str, options: dict[str, object]) -> None:
+def test_source_input(source: SourceInput, url: str, options: dict[str, object]) -> None:
     assert source_input(source, timeout_seconds=2.0) == (url, options)
 
 
@@ -222,6 +235,7 @@ async def test_control_restart_resumes_channel_with_continuing_sequence(
         redis=redis,
         archive=rig.index,
         origin_root=rig.root,
+        sources=rig.sources,
         observer=lambda _c, seq, _s: events.put_nowait(seq),
     )
     try:

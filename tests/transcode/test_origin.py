@@ -24,6 +24,7 @@ from transcode import hls
 from transcode.archive import ArchiveIndex, RungInfo
 from transcode.domain import ArchiveEntry
 from transcode.epg_client import EpgProgrammes
+from transcode.live import channel_key
 from transcode.origin import start_origin
 from transcode.settings import OriginSettings
 
@@ -69,6 +70,8 @@ async def site(redis: aioredis.Redis, tmp_path: Path) -> AsyncIterator[Site]:
             "ch1", "180p",
             ArchiveEntry(seq, T0 + timedelta(seconds=2 * seq), 2.0, len(SEGMENT), rel, seq == 2),
         )  # fmt: skip
+    # The live window starts at segment 0, as the live supervisor would have written.
+    await redis.hset(channel_key("ch1"), mapping={"media_sequence": "0"})
     runner, port = await start_origin(
         OriginSettings(redis_url="unused://", origin_root=root, port=0), redis=redis
     )

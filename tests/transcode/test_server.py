@@ -24,7 +24,8 @@ from transcode.archive import ArchiveIndex
 from transcode.live import LiveManager
 from transcode.queue import JobQueue
 from transcode.server import create_server
-from transcode.settings import ControlSettings, QueueSettings
+from transcode.settings import ControlSettings, QueueSettings, SourceSettings
+from transcode.sources import SourceGuard
 from transcode.worker import Worker, vod_packager
 
 
@@ -36,11 +37,16 @@ class Rig:
     tokens: Tokens
     origin: Path
     queue: JobQueue
+    sources: SourceGuard
 
 
 @pytest.fixture
 async def rig(
-    redis: aioredis.Redis, keys: KeyStore, tokens: Tokens, tmp_path: Path
+    redis: aioredis.Redis,
+    keys: KeyStore,
+    tokens: Tokens,
+    tmp_path: Path,
+    source_settings: SourceSettings,
 ) -> AsyncIterator[Rig]:
     origin = tmp_path / "origin"
     settings = ControlSettings(
@@ -48,14 +54,18 @@ async def rig(
         redis_url="unused://",
         origin_root=origin,
         queue=QueueSettings(claim_idle_seconds=1.0),
+        sources=source_settings,
     )
-    manager = LiveManager(redis=redis, archive=ArchiveIndex(redis), origin_root=origin)
+    sources = SourceGuard(source_settings)
+    manager = LiveManager(
+        redis=redis, archive=ArchiveIndex(redis), origin_root=origin, sources=sources
+    )
     server, port = await create_server(settings, redis=redis, keys=keys, channels=manager)
     channel = client_channel(f"127.0.0.1:{port}")
     try:
         yield Rig(
             port, pb_grpc.TranscodeServiceStub(channel), bearer(await tokens()), tokens, origin,
-            JobQueue(redis),
+            JobQueue(redis), sources,
         )  # fmt: skip
     finally:
         await channel.close()
@@ -73,7 +83,7 @@ async def test_submit_watch_get_list(rig: Rig, media: Media) -> None:
     stop = asyncio.Event()
     worker = Worker(
         queue=rig.queue,
-        packager=vod_packager(origin_root=rig.origin, work_dir=None),
+        packager=vod_packager(origin_root=rig.origin, work_dir=None, sources=rig.sources),
         consumer="w1",
         settings=QueueSettings(),
         heartbeat_seconds=0.2,
@@ -154,16 +164,17 @@ async def test_bad_submit_is_invalid_argument_and_queues_nothing(
     assert list(listed.jobs) == []
 
 
-async def test_duplicate_job_id_already_exists(rig: Rig) -> None:
-    req = pb.SubmitJobRequest(source="/m/a.mp4", asset="a", job_id="dup")
+async def test_duplicate_job_id_already_exists(rig: Rig, media: Media) -> None:
+    first, second = str(media.clip), str(media.long_clip)
+    req = pb.SubmitJobRequest(source=first, asset="a", job_id="dup")
     await rig.stub.SubmitJob(req, metadata=rig.admin)
     with pytest.raises(grpc.aio.AioRpcError) as info:
         await rig.stub.SubmitJob(
-            pb.SubmitJobRequest(source="/m/b.mp4", asset="b", job_id="dup"), metadata=rig.admin
+            pb.SubmitJobRequest(source=second, asset="b", job_id="dup"), metadata=rig.admin
         )
     assert info.value.code() == grpc.StatusCode.ALREADY_EXISTS
     got = await rig.stub.GetJob(pb.GetJobRequest(job_id="dup"), metadata=rig.admin)
-    assert got.source == "/m/a.mp4"
+    assert got.source == first
 
 
 @pytest.mark.parametrize(
@@ -225,12 +236,15 @@ async def test_missing_key_is_unauthenticated(rig: Rig) -> None:
         pytest.param(pb.Channel(id="c1", source="udp://239.1.1.1"), "channel.source", id="no-port"),
         pytest.param(pb.Channel(id="C 1", source="udp://1.2.3.4:5"), "channel.id", id="id"),
         pytest.param(
-            pb.Channel(id="c1", source="udp://1.2.3.4:5", window_segments=3),
+            pb.Channel(id="c1", source="udp://239.1.2.3:5", window_segments=3),
             "channel.window_segments",
             id="window-too-short",
         ),
         pytest.param(
-            pb.Channel(id="c1", source="udp://1.2.3.4:5", profile="nope"), "profile", id="profile"
+            pb.Channel(id="c1", source="udp://239.1.2.3:5", profile="nope"), "profile", id="profile"
+        ),
+        pytest.param(
+            pb.Channel(id="c1", source="udp://1.2.3.4:5"), "channel.source", id="not-allowed-host"
         ),
     ],
 )
@@ -289,7 +303,7 @@ async def test_cli_submit_wait_jobs_cancel(rig: Rig, media: Media) -> None:
     stop = asyncio.Event()
     worker = Worker(
         queue=rig.queue,
-        packager=vod_packager(origin_root=rig.origin, work_dir=None),
+        packager=vod_packager(origin_root=rig.origin, work_dir=None, sources=rig.sources),
         consumer="w-cli",
         settings=QueueSettings(),
         heartbeat_seconds=0.2,
@@ -301,7 +315,8 @@ async def test_cli_submit_wait_jobs_cancel(rig: Rig, media: Media) -> None:
         args = _parse("transcode", "submit", str(media.clip), "--asset", "cli", "--profile",
                       "low", "--job-id", "cli1", "--wait")  # fmt: skip
         assert await cli.submit_job(args, env, out) == 0
-        bad = _parse("transcode", "submit", "/nonexistent.mp4", "--asset", "x", "--job-id",
+        missing = str(media.clip.parent / "nonexistent.mp4")
+        bad = _parse("transcode", "submit", missing, "--asset", "x", "--job-id",
                      "cli2", "--wait")  # fmt: skip
         assert await cli.submit_job(bad, env, out) == 1
     finally:

@@ -18,7 +18,8 @@ from transcode import hls
 from transcode.domain import Job, JobState, Progress
 from transcode.errors import DiskFull
 from transcode.queue import JobQueue
-from transcode.settings import QueueSettings
+from transcode.settings import QueueSettings, SourceSettings
+from transcode.sources import SourceGuard
 from transcode.worker import ProgressCallback, Worker, vod_packager
 
 FAST = QueueSettings(max_deliveries=3, claim_idle_seconds=1.0, retry_base_seconds=0.0)
@@ -63,11 +64,15 @@ async def origin(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-async def worker(queue: JobQueue, origin: Path) -> AsyncIterator[InProcess]:
+async def worker(
+    queue: JobQueue, origin: Path, source_settings: SourceSettings
+) -> AsyncIterator[InProcess]:
     running = InProcess(
         Worker(
             queue=queue,
-            packager=vod_packager(origin_root=origin, work_dir=None),
+            packager=vod_packager(
+                origin_root=origin, work_dir=None, sources=SourceGuard(source_settings)
+            ),
             consumer="w-test",
             settings=FAST,
             heartbeat_seconds=0.3,
@@ -140,7 +145,8 @@ async def test_rerun_replaces_output_cleanly(
 async def test_bad_source_fails_without_output_and_worker_serves_next(
     queue: JobQueue, worker: InProcess, origin: Path, media: Media, source: str, reason: str
 ) -> None:
-    path = Path("/nonexistent/input.mp4") if source == "missing" else getattr(media, source)
+    # A missing file inside the media roots (one outside them is refused before FFmpeg runs).
+    path = media.clip.parent / "missing.mp4" if source == "missing" else getattr(media, source)
     await queue.submit(_job("bad", path, "bad"))
     job = await _until_done(queue, "bad")
     assert job.state is JobState.FAILED
@@ -213,6 +219,7 @@ async def test_worker_killed_mid_job_is_reclaimed_and_finished_by_another_proces
         "ORIGIN_ROOT": str(origin),
         "TC_CLAIM_IDLE_SECONDS": "1",
         "TC_MAX_DELIVERIES": "3",
+        "TC_MEDIA_ROOTS": str(long_source.parent),
         "LOG_LEVEL": "info",
     }
     first = start_worker({**env, "TC_WORKER_NAME": "w-a"}, tmp_path / "w-a.log")

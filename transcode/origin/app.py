@@ -1,43 +1,13 @@
-"""The HTTP origin: live, VOD and catch-up playlists and segments.
-
-URL layout (all GET/HEAD):
-
-- ``/live/{channel}/master.m3u8``, ``/live/{channel}/{rung}/index.m3u8``,
-  ``/live/{channel}/{rung}/{segment}.ts`` — files the live supervisor publishes.
-- ``/vod/{asset}/{path}`` — files a packaging job published (master, rung
-  playlists, I-frame playlists, segments).
-- ``/catchup/{channel}/master.m3u8?from=..&to=..`` and
-  ``/catchup/{channel}/{rung}/index.m3u8?from=..&to=..`` — rendered from the
-  archive index; ``from``/``to`` are ISO-8601 with an offset or epoch seconds.
-  ``utc``/``utcend`` (epoch seconds, what IPTV players fill into the lineup's
-  ``catchup-source``) work too, and so does ``programme=<EPG programme id>``
-  when the origin has an EPG (``ORIGIN_EPG_TARGET``). The master passes its
-  query on to the rung playlists. ``/catchup/{channel}/{rung}/{segment}.ts``
-  serves the archived segment.
-- ``/catchup/{channel}/w/{from}/{to}/master.m3u8`` (epoch seconds), its
-  ``{rung}/index.m3u8`` and ``{rung}/{segment}.ts``: the same with the window in
-  the path, so a signed path token (the CDN front door's) covers the window and
-  edge caches key on it.
-- ``/healthz`` and ``/metrics``.
-
-HTTP semantics in one place (:func:`_respond`): content types, Cache-Control
-(short for live playlists, long for segments and VOD/catch-up playlists of a
-past window), strong ETags with If-None-Match (304), single byte ranges
-(206/416) on segments, gzip for playlists when accepted. Domain errors become
-HTTP statuses only in :func:`_errors`.
-"""
+"""The origin's routes and handlers, its one error mapping, and its process entry point."""
 
 from __future__ import annotations
 
 import asyncio
-import gzip
-import hashlib
 import logging
-import re
+import os
 import signal
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Protocol
@@ -51,7 +21,6 @@ from headend.httperrors import error_body, http_status
 from headend.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from headend.metrics import render
 from headend.settings import SettingsError, environ
-from transcode import tags
 from transcode.archive import ArchiveIndex, render_catchup_media, render_master_for
 from transcode.domain import (
     MAX_WINDOW,
@@ -62,39 +31,33 @@ from transcode.domain import (
     validate_rung,
 )
 from transcode.epg_client import EpgProgrammes
-from transcode.errors import ContentNotFound, InvalidRequest
-from transcode.settings import OriginSettings
+from transcode.errors import (
+    ContentNotFound,
+    InvalidRequest,
+    OriginForbidden,
+    StoreUnavailable,
+)
+from transcode.origin import guard
+from transcode.origin.http import (
+    IMMUTABLE,
+    TYPES,
+    VOD_PLAYLIST,
+    Body,
+    check_bounds,
+    playlist,
+    respond,
+)
+from transcode.settings import Network, OriginSettings
 
 log = logging.getLogger(__name__)
 
-_TYPES = {
-    ".m3u8": tags.MIME_PLAYLIST,
-    ".ts": tags.MIME_TS,
-    ".m4s": "video/iso.segment",
-    ".mp4": "video/mp4",
-    ".aac": "audio/aac",
-}
-_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
-_SEGMENT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}\.ts$")
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
-_PROGRAMME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")  # the EPG's programme id rule
-IMMUTABLE = "public, max-age=31536000, immutable"
-VOD_PLAYLIST = "public, max-age=86400"
+_PROGRAMME_CHARS = 128
 # A catch-up window that ended this recently may still gain segments.
 _SETTLED = timedelta(minutes=1)
+_MAX_VOD_DEPTH = 8
+# Answered for any peer: load balancers and orchestrators probe it.
+_OPEN_PATHS = frozenset({"/healthz"})
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-@dataclass(frozen=True, slots=True)
-class Body:
-    """What to send: bytes (or a file to slice), its validator and caching policy."""
-
-    content_type: str
-    cache_control: str
-    etag: str
-    data: bytes | None = None
-    path: Path | None = None
-    size: int = 0
 
 
 class OriginMetrics:
@@ -116,140 +79,18 @@ class OriginMetrics:
         )
 
 
-def _etag_bytes(data: bytes) -> str:
-    return '"' + hashlib.blake2b(data, digest_size=12).hexdigest() + '"'
-
-
-def _etag_file(path: Path) -> tuple[str, int]:
-    try:
-        st = path.stat()
-    except (FileNotFoundError, NotADirectoryError) as err:
-        raise ContentNotFound(f"no such content: {path.name}") from err
-    if not path.is_file():
-        raise ContentNotFound(f"no such content: {path.name}")
-    raw = f"{st.st_ino}-{st.st_size}-{st.st_mtime_ns}".encode()
-    return '"' + hashlib.blake2b(raw, digest_size=12).hexdigest() + '"', st.st_size
-
-
-def _matches(header: str, etag: str) -> bool:
-    if header.strip() == "*":
-        return True
-    tags_ = [t.strip().removeprefix("W/") for t in header.split(",")]
-    return etag in tags_
-
-
-def _accepts_gzip(header: str) -> bool:
-    for part in header.split(","):
-        coding, _, params = part.strip().partition(";")
-        if coding.strip().lower() in ("gzip", "*"):
-            q = params.strip().removeprefix("q=") if params.strip().startswith("q=") else "1"
-            try:
-                return float(q) > 0
-            except ValueError:
-                return False
-    return False
-
-
-def _byte_range(header: str, size: int) -> tuple[int, int] | bool | None:
-    """(start, end inclusive); None to ignore the header; False if unsatisfiable."""
-    match = _RANGE.match(header.strip())
-    if match is None:
-        return None  # multi-range or malformed: RFC 9110 lets us send the whole body
-    first, last = match.groups()
-    if not first and not last:
-        return None
-    if not first:
-        length = int(last)
-        if length == 0:
-            return False
-        return max(0, size - length), size - 1
-    start = int(first)
-    end = min(int(last), size - 1) if last else size - 1
-    if last and int(last) < start:
-        return None
-    if start >= size:
-        return False
-    return start, end
-
-
-def _read(path: Path, start: int, length: int) -> bytes:
-    try:
-        with path.open("rb") as handle:
-            handle.seek(start)
-            return handle.read(length)
-    except FileNotFoundError as err:
-        raise ContentNotFound(f"no such content: {path.name}") from err
-
-
-async def _respond(request: web.Request, body: Body) -> web.StreamResponse:
-    """Send ``body`` with conditional requests, byte ranges and gzip applied."""
-    headers = {
-        "Cache-Control": body.cache_control,
-        "ETag": body.etag,
-        "Content-Type": body.content_type,
-    }
-    playlist = body.content_type == tags.MIME_PLAYLIST
-    size = len(body.data) if body.data is not None else body.size
-    gzip_ok = playlist and _accepts_gzip(request.headers.get("Accept-Encoding", ""))
-    if playlist:
-        headers["Vary"] = "Accept-Encoding"
-    else:
-        headers["Accept-Ranges"] = "bytes"
-    etag = body.etag[:-1] + '-gz"' if gzip_ok else body.etag
-    headers["ETag"] = etag
-    inm = request.headers.get("If-None-Match")
-    if inm is not None and _matches(inm, etag):
-        del headers["Content-Type"]
-        return web.Response(status=304, headers=headers)
-    range_header = request.headers.get("Range")
-    if range_header and not playlist:
-        wanted = _byte_range(range_header, size)
-        if wanted is False:
-            headers["Content-Range"] = f"bytes */{size}"
-            del headers["Content-Type"]
-            return web.Response(status=416, headers=headers)
-        if isinstance(wanted, tuple):
-            start, end = wanted
-            headers["Content-Range"] = f"bytes {start}-{end}/{size}"
-            data = await _slice(body, start, end - start + 1)
-            return web.Response(status=206, body=data, headers=headers)
-    data = await _slice(body, 0, size)
-    if gzip_ok:
-        data = gzip.compress(data, compresslevel=5)
-        headers["Content-Encoding"] = "gzip"
-    return web.Response(status=200, body=data, headers=headers)
-
-
-async def _slice(body: Body, start: int, length: int) -> bytes:
-    if body.data is not None:
-        return body.data[start : start + length]
-    assert body.path is not None  # a Body has data or a path
-    return await asyncio.to_thread(_read, body.path, start, length)
-
-
-def _file(path: Path, cache_control: str) -> Body:
-    content_type = _TYPES.get(path.suffix)
-    if content_type is None:
-        raise ContentNotFound(f"no such content: {path.name}")
-    etag, size = _etag_file(path)
-    return Body(content_type, cache_control, etag, path=path, size=size)
-
-
-def _playlist(text: str, cache_control: str) -> Body:
-    data = text.encode()
-    return Body(tags.MIME_PLAYLIST, cache_control, _etag_bytes(data), data=data)
-
-
-def _name(value: str, pattern: re.Pattern[str] = _NAME) -> str:
-    if not pattern.match(value) or ".." in value:
-        raise ContentNotFound(f"no such content: {value[:64]}")
-    return value
-
-
 class ProgrammeWindows(Protocol):
     """Resolves an EPG programme to its window (``epg_client.EpgProgrammes``)."""
 
     async def window(self, channel_id: str, programme_id: str) -> Window: ...
+
+
+def _programme_id(value: str) -> str:
+    # The EPG's programme id rule, checked character by character (ASCII only).
+    ok = 0 < len(value) <= _PROGRAMME_CHARS and value.isascii() and value[0].isalnum()
+    if not ok or not all(c.isalnum() or c in "._:-" for c in value):
+        raise InvalidRequest("programme", "not a programme id")
+    return value
 
 
 class Origin:
@@ -261,13 +102,28 @@ class Origin:
         *,
         redis: aioredis.Redis,
         programmes: ProgrammeWindows | None = None,
+        live_windows: guard.LiveWindows | None = None,
     ) -> None:
-        self._root = settings.origin_root
+        self._root = settings.origin_root.resolve()
         self._programmes = programmes
         self._redis = redis
         self._archive = ArchiveIndex(redis)
+        self._live_windows = live_windows or guard.RedisLiveWindows(redis)
         self._live_cache = f"public, max-age={settings.live_max_age_seconds}"
         self.metrics = OriginMetrics()
+
+    async def _file(self, parts: Sequence[str], cache_control: str) -> Body:
+        content_type = TYPES.get(Path(parts[-1]).suffix)
+        if content_type is None:
+            raise ContentNotFound(f"no such content: {parts[-1][:64]}")
+        opening = asyncio.ensure_future(asyncio.to_thread(guard.open_under, self._root, parts))
+        try:
+            opened = await asyncio.shield(opening)
+        except asyncio.CancelledError:
+            # The thread still finishes: close what it opens, or descriptors leak.
+            opening.add_done_callback(_close_opened)
+            raise
+        return Body(content_type, cache_control, opened.etag, fd=opened.fd, size=opened.size)
 
     def _channel(self, request: web.Request) -> str:
         try:
@@ -283,19 +139,34 @@ class Origin:
 
     async def live_master(self, request: web.Request) -> web.StreamResponse:
         """The live master playlist."""
-        path = self._root / "live" / self._channel(request) / "master.m3u8"
-        return await _respond(request, _file(path, self._live_cache))
+        parts = ("live", self._channel(request), "master.m3u8")
+        return await respond(request, await self._file(parts, self._live_cache))
 
     async def live_media(self, request: web.Request) -> web.StreamResponse:
         """A live rung playlist."""
-        path = self._root / "live" / self._channel(request) / self._rung(request) / "index.m3u8"
-        return await _respond(request, _file(path, self._live_cache))
+        parts = ("live", self._channel(request), self._rung(request), "index.m3u8")
+        return await respond(request, await self._file(parts, self._live_cache))
 
-    async def segment(self, request: web.Request) -> web.StreamResponse:
-        """A live or archived segment (both paths name the same file)."""
-        name = _name(request.match_info["segment"], _SEGMENT)
-        path = self._root / "live" / self._channel(request) / self._rung(request) / name
-        return await _respond(request, _file(path, IMMUTABLE))
+    async def live_segment(self, request: web.Request) -> web.StreamResponse:
+        """A segment of the live window (or just behind it); the archive is not reachable here."""
+        channel, rung = self._channel(request), self._rung(request)
+        segment = request.match_info["segment"]
+        await guard.check_live_segment(self._live_windows, channel, guard.segment_sequence(segment))
+        return await respond(request, await self._file(("live", channel, rung, segment), IMMUTABLE))
+
+    async def catchup_segment(self, request: web.Request) -> web.StreamResponse:
+        """An archived segment: it must be in the archive index (and overlap the path's window)."""
+        channel, rung = self._channel(request), self._rung(request)
+        segment = request.match_info["segment"]
+        window = None
+        if "from" in request.match_info:
+            window = await self._window(request, channel, datetime.now(UTC))
+        entry = await self._archive.find(channel, rung, guard.segment_sequence(segment))
+        if entry is None or entry.path != f"live/{channel}/{rung}/{segment}":
+            raise ContentNotFound(f"segment {segment} is not in the archive of {channel}")
+        if window is not None and not (entry.start < window.end and entry.end > window.start):
+            raise ContentNotFound(f"segment {segment} is outside the catch-up window")
+        return await respond(request, await self._file(entry.path.split("/"), IMMUTABLE))
 
     async def vod(self, request: web.Request) -> web.StreamResponse:
         """A file of a packaged asset."""
@@ -303,17 +174,19 @@ class Origin:
             asset = validate_id("asset", request.match_info["asset"])
         except InvalidRequest as err:
             raise ContentNotFound("no such asset") from err
-        parts = [_name(p) for p in request.match_info["tail"].split("/")]
-        path = self._root / "vod" / asset / Path(*parts)
-        cache = VOD_PLAYLIST if path.suffix == ".m3u8" else IMMUTABLE
-        return await _respond(request, _file(path, cache))
+        tail = request.match_info["tail"].split("/")
+        if len(tail) > _MAX_VOD_DEPTH:
+            raise ContentNotFound("no such content")
+        parts = ("vod", asset, *(guard.name(p) for p in tail))
+        cache = VOD_PLAYLIST if parts[-1].endswith(".m3u8") else IMMUTABLE
+        return await respond(request, await self._file(parts, cache))
 
     async def _window(self, request: web.Request, channel: str, now: datetime) -> Window:
         """``from``/``to``; the ``utc``/``utcend`` pair IPTV players fill in; or ``programme``."""
         info = request.match_info
         if "from" in info:
             # The path form: the window is part of the (signed) path, not the query.
-            return parse_window(info["from"], info["to"], now=now)
+            return parse_window(info["from"], info["to"], now=now, epoch_only=True)
         query = request.query
         if "programme" in query:
             return await self._programme_window(channel, query["programme"], now)
@@ -323,9 +196,7 @@ class Origin:
     async def _programme_window(self, channel: str, programme_id: str, now: datetime) -> Window:
         if self._programmes is None:
             raise InvalidRequest("programme", "this origin has no EPG (set ORIGIN_EPG_TARGET)")
-        if not _PROGRAMME.match(programme_id):
-            raise InvalidRequest("programme", "not a programme id")
-        window = await self._programmes.window(channel, programme_id)
+        window = await self._programmes.window(channel, _programme_id(programme_id))
         if window.start >= now:
             raise InvalidRequest("programme", "has not started yet")
         if window.end - window.start > MAX_WINDOW:
@@ -346,7 +217,7 @@ class Origin:
         # in the path form they inherit the window from the path.
         query = "" if "from" in request.match_info else "?" + request.query_string
         text = render_master_for(rungs, windows, query=query)
-        return await _respond(request, _playlist(text, self._catchup_cache(window.end, now)))
+        return await respond(request, playlist(text, self._catchup_cache(window.end, now)))
 
     async def catchup_media(self, request: web.Request) -> web.StreamResponse:
         """A catch-up VOD playlist of one rung for ``[from, to)``."""
@@ -355,7 +226,7 @@ class Origin:
         window = await self._window(request, channel, now)
         entries = await self._archive.window(channel, rung, window)
         text = render_catchup_media(entries)
-        return await _respond(request, _playlist(text, self._catchup_cache(window.end, now)))
+        return await respond(request, playlist(text, self._catchup_cache(window.end, now)))
 
     async def healthz(self, request: web.Request) -> web.StreamResponse:
         """200 when the origin root and Redis are usable."""
@@ -373,6 +244,11 @@ class Origin:
         )
 
 
+def _close_opened(opening: asyncio.Future[guard.OpenFile]) -> None:
+    if not opening.cancelled() and opening.exception() is None:
+        os.close(opening.result().fd)
+
+
 def _route_name(request: web.Request) -> str:
     route = request.match_info.route
     resource = route.resource
@@ -380,6 +256,11 @@ def _route_name(request: web.Request) -> str:
 
 
 _METRICS = web.AppKey("metrics", OriginMetrics)
+_NETWORKS = web.AppKey("networks", tuple[Network, ...])
+
+
+def _error_response(err: errors.HeadendError, status: int) -> web.Response:
+    return web.json_response(error_body(err), status=status, headers={"Cache-Control": "no-store"})
 
 
 @web.middleware
@@ -395,9 +276,12 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return response
     except errors.HeadendError as err:
         status = http_status(err)
-        return web.json_response(
-            error_body(err), status=status, headers={"Cache-Control": "no-store"}
-        )
+        return _error_response(err, status)
+    except aioredis.RedisError as err:
+        log.warning("redis unavailable", extra={"route": route, "error": str(err)})
+        unavailable = StoreUnavailable("the archive index (Redis) is unavailable")
+        status = http_status(unavailable)
+        return _error_response(unavailable, status)
     except web.HTTPException as exc:
         status = exc.status
         raise
@@ -406,29 +290,41 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         metrics.latency.labels(route).observe(time.perf_counter() - start)
 
 
+@web.middleware
+async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Peers outside the allow-list get 403 (but for ``/healthz``); oversized input 400."""
+    if request.path not in _OPEN_PATHS and not guard.peer_allowed(request, request.app[_NETWORKS]):
+        raise OriginForbidden("this origin serves its edges and mid-tiers only")
+    check_bounds(request)
+    return await handler(request)
+
+
 def create_app(
     settings: OriginSettings,
     *,
     redis: aioredis.Redis,
     programmes: ProgrammeWindows | None = None,
+    live_windows: guard.LiveWindows | None = None,
 ) -> web.Application:
     """The origin's aiohttp application."""
-    origin = Origin(settings, redis=redis, programmes=programmes)
-    app = web.Application(middlewares=[_errors])
+    origin = Origin(settings, redis=redis, programmes=programmes, live_windows=live_windows)
+    app = web.Application(middlewares=[_errors, _guard])
     app[_METRICS] = origin.metrics
+    app[_NETWORKS] = settings.allowed_networks
     seg = r"{segment:[^/]+\.ts}"
     app.router.add_get("/healthz", origin.healthz)
     app.router.add_get("/metrics", origin.metrics_page)
     app.router.add_get("/live/{channel}/master.m3u8", origin.live_master)
     app.router.add_get("/live/{channel}/{rung}/index.m3u8", origin.live_media)
-    app.router.add_get(f"/live/{{channel}}/{{rung}}/{seg}", origin.segment)
+    app.router.add_get(f"/live/{{channel}}/{{rung}}/{seg}", origin.live_segment)
     app.router.add_get("/catchup/{channel}/master.m3u8", origin.catchup_master)
     app.router.add_get("/catchup/{channel}/{rung}/index.m3u8", origin.catchup_media)
-    app.router.add_get(f"/catchup/{{channel}}/{{rung}}/{seg}", origin.segment)
-    window = "/catchup/{channel}/w/{from:[0-9]{1,12}}/{to:[0-9]{1,12}}"
+    app.router.add_get(f"/catchup/{{channel}}/{{rung}}/{seg}", origin.catchup_segment)
+    # Any text for the window's ends, so a malformed one is a 400 that says why, not a 404.
+    window = "/catchup/{channel}/w/{from}/{to}"
     app.router.add_get(f"{window}/master.m3u8", origin.catchup_master)
     app.router.add_get(f"{window}/{{rung}}/index.m3u8", origin.catchup_media)
-    app.router.add_get(f"{window}/{{rung}}/{seg}", origin.segment)
+    app.router.add_get(f"{window}/{{rung}}/{seg}", origin.catchup_segment)
     app.router.add_get("/vod/{asset}/{tail:.+}", origin.vod)
     return app
 
@@ -461,7 +357,7 @@ async def run_origin(settings: OriginSettings) -> None:
     settings.origin_root.mkdir(parents=True, exist_ok=True)
     programmes = None
     if settings.epg_target is not None and settings.epg_api_key is not None:
-        programmes = EpgProgrammes(settings.epg_target, settings.epg_api_key)
+        programmes = EpgProgrammes(settings.epg_target, settings.epg_api_key, tls=settings.epg_tls)
     runner, _port = await start_origin(settings, redis=client, programmes=programmes)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -484,7 +380,3 @@ def main() -> None:
         raise SystemExit(f"transcode origin: {err}") from err
     logs.configure("transcode-origin", settings.log_level)
     asyncio.run(run_origin(settings))
-
-
-if __name__ == "__main__":
-    main()

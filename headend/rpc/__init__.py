@@ -1,0 +1,56 @@
+"""The gRPC harness every service runs on, and the one way callers dial it.
+
+It adds, in one place: standard health checking (NOT_SERVING before
+shutdown) and reflection; bearer API-key authentication, checked when a
+call's headers arrive; a cap on concurrent calls taken only after that
+(``interceptor``); time bounds on waiting for requests and on whole calls;
+per-connection stream limits; the mapping of failures to status codes with
+rich details (``status``); Prometheus metrics; TLS and mTLS on both sides
+(``client``); graceful shutdown (``server``).
+
+Servicers are plain ``grpc.aio`` servicers: they read the caller with
+:func:`principal`, raise ``headend.errors`` exceptions, and write
+server-streaming methods as async generators.
+"""
+
+from __future__ import annotations
+
+from headend.rpc.client import ClientTls, bearer, client_channel
+from headend.rpc.interceptor import principal
+from headend.rpc.server import (
+    RpcServer,
+    ServiceSettings,
+    ServiceSpec,
+    StartupError,
+    run_service,
+    serve,
+    start_server,
+)
+from headend.rpc.settings import RpcSettings
+from headend.rpc.status import (
+    RETRY_DELAY_SECONDS,
+    CallTimedOut,
+    ErrorDetails,
+    error_details,
+    status_code,
+)
+
+__all__ = [
+    "RETRY_DELAY_SECONDS",
+    "CallTimedOut",
+    "ClientTls",
+    "ErrorDetails",
+    "RpcServer",
+    "RpcSettings",
+    "ServiceSettings",
+    "ServiceSpec",
+    "StartupError",
+    "bearer",
+    "client_channel",
+    "error_details",
+    "principal",
+    "run_service",
+    "serve",
+    "start_server",
+    "status_code",
+]

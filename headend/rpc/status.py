@@ -1,0 +1,168 @@
+"""Failures become gRPC status here and nowhere else; clients read the details back here too.
+
+A domain error keeps its category's code and its ``ErrorInfo``/``BadRequest``
+details. Redis or connection failures become UNAVAILABLE with a ``RetryInfo``
+(they pass). Anything else is a bug: UNKNOWN with a fixed message and an error
+id, the traceback going to the server's log only, never to the caller.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import grpc
+from google.protobuf import any_pb2, duration_pb2
+from google.protobuf.message import Message
+from google.rpc import error_details_pb2, status_pb2
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from headend import errors
+
+log = logging.getLogger(__name__)
+
+DETAILS_KEY = "grpc-status-details-bin"
+# Long enough for a Redis failover or reconnect, short enough not to stall callers.
+RETRY_DELAY_SECONDS = 1.0
+_STATUS = (
+    (errors.InvalidArgument, grpc.StatusCode.INVALID_ARGUMENT),
+    (errors.NotFound, grpc.StatusCode.NOT_FOUND),
+    (errors.AlreadyExists, grpc.StatusCode.ALREADY_EXISTS),
+    (errors.FailedPrecondition, grpc.StatusCode.FAILED_PRECONDITION),
+    (errors.Aborted, grpc.StatusCode.ABORTED),
+    (errors.PermissionDenied, grpc.StatusCode.PERMISSION_DENIED),
+    (errors.Unauthenticated, grpc.StatusCode.UNAUTHENTICATED),
+    (errors.ResourceExhausted, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (errors.Unavailable, grpc.StatusCode.UNAVAILABLE),
+)
+
+
+class ServerBusy(errors.ResourceExhausted):
+    """Raised when every slot of the server's concurrency cap is in use (it passes: retry)."""
+
+
+class CallTimedOut(Exception):
+    """Raised when a request message, or a whole call, outlasts the server's time bound."""
+
+    def __init__(self, message: str, *, setting: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.setting = setting
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """How a failed call ends: its status code, message and ``grpc-status-details-bin``."""
+
+    code: grpc.StatusCode
+    message: str
+    details: bytes
+
+
+def status_code(err: errors.HeadendError) -> grpc.StatusCode:
+    """The gRPC status for a domain error category."""
+    for kind, code in _STATUS:
+        if isinstance(err, kind):
+            return code
+    return grpc.StatusCode.UNKNOWN
+
+
+def _pack(
+    code: grpc.StatusCode,
+    message: str,
+    reason: str,
+    metadata: Mapping[str, str],
+    *extra: Message,
+    retry: bool = False,
+) -> bytes:
+    items: list[Message] = [
+        error_details_pb2.ErrorInfo(reason=reason, domain="headend", metadata=dict(metadata)),
+        *extra,
+    ]
+    if retry:
+        delay = duration_pb2.Duration()
+        delay.FromMilliseconds(int(RETRY_DELAY_SECONDS * 1000))
+        items.append(error_details_pb2.RetryInfo(retry_delay=delay))
+    packed = []
+    for item in items:
+        wrapper = any_pb2.Any()
+        wrapper.Pack(item)
+        packed.append(wrapper)
+    status = status_pb2.Status(code=code.value[0], message=message, details=packed)
+    return status.SerializeToString()
+
+
+def failure(err: Exception, *, method: str, caller: str = "") -> Failure:
+    """The status ``err`` ends ``caller``'s call to ``method`` with; logs what it is not told."""
+    if isinstance(err, errors.HeadendError):
+        code = status_code(err)
+        extra: list[Message] = []
+        if isinstance(err, errors.InvalidArgument):
+            violation = error_details_pb2.BadRequest.FieldViolation(
+                field=err.field, description=err.reason
+            )
+            extra.append(error_details_pb2.BadRequest(field_violations=[violation]))
+        reason = type(err).__name__
+        # Only conditions that pass by themselves say when to come back; a quota
+        # such as a subscriber's stream limit does not clear by retrying.
+        retry = isinstance(err, errors.Unavailable | ServerBusy)
+        packed = _pack(code, err.message, reason, err.details, *extra, retry=retry)
+        return Failure(code, err.message, packed)
+    if isinstance(err, CallTimedOut):
+        code = grpc.StatusCode.DEADLINE_EXCEEDED
+        meta = {"setting": err.setting}
+        return Failure(code, err.message, _pack(code, err.message, "CallTimedOut", meta))
+    if isinstance(err, RedisError | ConnectionError):
+        # A connection drop or timeout is an outage, logged without a traceback
+        # so that a Redis restart does not flood the log; any other Redis error
+        # may be a bug in a command or script, so it keeps its traceback.
+        transient = isinstance(err, RedisConnectionError | RedisTimeoutError | ConnectionError)
+        log.log(
+            logging.WARNING if transient else logging.ERROR,
+            "rpc failed: a dependency is unavailable",
+            exc_info=None if transient else err,
+            extra={"rpc": method, "caller": caller, "error": f"{type(err).__name__}: {err}"},
+        )
+        code, message = grpc.StatusCode.UNAVAILABLE, "a dependency is unavailable; retry shortly"
+        return Failure(code, message, _pack(code, message, "DependencyUnavailable", {}, retry=True))
+    error_id = secrets.token_hex(6)
+    log.error(
+        "rpc failed", exc_info=err, extra={"rpc": method, "caller": caller, "error_id": error_id}
+    )
+    code, message = grpc.StatusCode.UNKNOWN, f"internal error (error id {error_id})"
+    return Failure(code, message, _pack(code, message, "Internal", {"error_id": error_id}))
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorDetails:
+    """What a client can read back from a failed call's rich status."""
+
+    reason: str
+    metadata: dict[str, str]
+    fields: dict[str, str]
+    retry_delay_seconds: float | None = None
+
+
+def error_details(err: grpc.aio.AioRpcError | grpc.RpcError) -> ErrorDetails:
+    """Decode the ``ErrorInfo``, ``BadRequest`` and ``RetryInfo`` a server attached to an error."""
+    trailing = err.trailing_metadata() or ()
+    raw = next((v for k, v in trailing if k == DETAILS_KEY), None)
+    if raw is None:
+        return ErrorDetails("", {}, {})
+    status = status_pb2.Status.FromString(raw)
+    reason, metadata, fields, delay = "", {}, {}, None
+    for item in status.details:
+        info = error_details_pb2.ErrorInfo()
+        bad = error_details_pb2.BadRequest()
+        retry = error_details_pb2.RetryInfo()
+        if item.Unpack(info):
+            reason, metadata = info.reason, dict(info.metadata)
+        elif item.Unpack(bad):
+            fields = {v.field: v.description for v in bad.field_violations}
+        elif item.Unpack(retry):
+            delay = retry.retry_delay.ToMilliseconds() / 1000
+    return ErrorDetails(reason, metadata, fields, delay)

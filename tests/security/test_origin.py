@@ -1,0 +1,345 @@
+"""The origin refuses what an attacker asked of it: out-of-window segments, the archive
+through the live route, out-of-range instants, oversized headers, symlinks out of the
+root and peers outside its allow-list. Each refusal serves nothing."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import aiohttp
+import pytest
+import redis.asyncio as aioredis
+
+from transcode import hls
+from transcode.archive import ArchiveIndex, RungInfo
+from transcode.domain import ArchiveEntry
+from transcode.live import channel_key
+from transcode.origin import LIVE_BEHIND_SEGMENTS, start_origin
+from transcode.settings import OriginSettings, parse_networks
+
+T0 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+START = int(T0.timestamp())
+SEGMENTS = 20  # 2 s each: [T0 + 2k, T0 + 2k + 2)
+LIVE_FIRST = 14  # the live window is segments 14..19
+# A 20-second grant: segments 5..14 overlap it.
+FROM, TO = START + 10, START + 30
+WINDOW = f"/catchup/ch1/w/{FROM}/{TO}"
+SECRET = b"outside-the-origin-root"
+
+
+def _segment(seq: int) -> bytes:
+    return f"segment-{seq:04d}|".encode() * 64
+
+
+def _write(root: Path, rel: str, data: bytes) -> None:
+    path = root / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+
+
+@dataclass
+class Site:
+    base: str
+    http: aiohttp.ClientSession
+    root: Path
+    outside: Path
+
+
+@pytest.fixture
+async def site(redis: aioredis.Redis, tmp_path: Path) -> AsyncIterator[Site]:
+    root = tmp_path / "origin"
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.ts").write_bytes(SECRET)
+    (outside / "master.m3u8").write_bytes(SECRET)
+    index = ArchiveIndex(redis)
+    await index.register_channel(
+        "ch1", catchup_days=7, rungs=[RungInfo("180p", "avc1.42c00d,mp4a.40.2", 320, 180, 25.0)]
+    )
+    for seq in range(SEGMENTS):
+        rel = f"live/ch1/180p/{seq:010d}.ts"
+        _write(root, rel, _segment(seq))
+        entry = ArchiveEntry(seq, T0 + timedelta(seconds=2 * seq), 2.0, 1024, rel)
+        await index.record("ch1", "180p", entry)
+    # On disk but never indexed (e.g. left by a crash): not part of any catch-up.
+    _write(root, "live/ch1/180p/0000000099.ts", _segment(99))
+    # Another channel's index entry naming ch1's file.
+    await index.record(
+        "ch3", "180p", ArchiveEntry(7, T0 + timedelta(seconds=14), 2.0, 1024, "live/ch1/180p/x.ts")
+    )
+    await redis.hset(channel_key("ch1"), mapping={"media_sequence": str(LIVE_FIRST)})
+    _write(root, "vod/movie/180p/seg0.ts", b"vod")
+    runner, port = await start_origin(
+        OriginSettings(redis_url="unused://", origin_root=root, port=0), redis=redis
+    )
+    async with aiohttp.ClientSession(auto_decompress=False) as http:
+        yield Site(f"http://127.0.0.1:{port}", http, root, outside)
+    await runner.cleanup()
+
+
+async def _get(site: Site, path: str, **headers: str) -> tuple[int, bytes]:
+    headers = {"Accept-Encoding": "identity", **headers}  # aiohttp asks for gzip by default
+    async with site.http.get(site.base + path, headers=headers) as response:
+        return response.status, await response.read()
+
+
+# --- window-exact catch-up ------------------------------------------------------------
+
+
+async def test_window_playlist_lists_exactly_the_segments_the_window_route_serves(
+    site: Site,
+) -> None:
+    status, body = await _get(site, f"{WINDOW}/180p/index.m3u8")
+    assert status == 200
+    listed = [s.uri for s in hls.parse_media(body.decode()).segments]
+    assert listed == [f"{k:010d}.ts" for k in range(5, 15)]
+    for seq in range(SEGMENTS):
+        status, data = await _get(site, f"{WINDOW}/180p/{seq:010d}.ts")
+        if 5 <= seq <= 14:
+            assert (status, data) == (200, _segment(seq))
+        else:
+            assert status == 404, seq
+            assert data.startswith(b"{")
+            assert b"segment-" not in data
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        pytest.param(f"{WINDOW}/180p/0000000000.ts", id="nine-segments-before"),
+        pytest.param(f"{WINDOW}/180p/0000000004.ts", id="ends-where-the-window-starts"),
+        pytest.param(f"{WINDOW}/180p/0000000015.ts", id="starts-where-the-window-ends"),
+        pytest.param(f"{WINDOW}/180p/0000000099.ts", id="on-disk-not-indexed"),
+        pytest.param(f"{WINDOW}/180p/5.ts", id="not-canonical-name"),
+        pytest.param(f"{WINDOW}/90p/0000000005.ts", id="other-rung"),
+        pytest.param(f"/catchup/ch3/w/{FROM}/{TO}/180p/0000000007.ts", id="index-of-other-channel"),
+        pytest.param("/catchup/ch1/180p/0000000099.ts", id="query-form-not-indexed"),
+        pytest.param("/catchup/ch9/180p/0000000005.ts", id="query-form-other-channel"),
+    ],
+)
+async def test_catchup_segment_outside_the_index_or_window_is_404(site: Site, path: str) -> None:
+    status, data = await _get(site, path)
+    assert status == 404
+    assert b"segment-" not in data
+
+
+async def test_query_form_serves_an_archived_segment(site: Site) -> None:
+    assert await _get(site, "/catchup/ch1/180p/0000000003.ts") == (200, _segment(3))
+
+
+# --- the live route does not reach the archive ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("seq", "status"),
+    [
+        pytest.param(SEGMENTS - 1, 200, id="newest"),
+        pytest.param(LIVE_FIRST, 200, id="first-of-window"),
+        pytest.param(LIVE_FIRST - LIVE_BEHIND_SEGMENTS, 200, id="just-behind"),
+        pytest.param(LIVE_FIRST - LIVE_BEHIND_SEGMENTS - 1, 404, id="archive"),
+        pytest.param(0, 404, id="oldest-archive"),
+    ],
+)
+async def test_live_route_serves_only_the_live_window(site: Site, seq: int, status: int) -> None:
+    got, data = await _get(site, f"/live/ch1/180p/{seq:010d}.ts")
+    assert got == status
+    assert (data == _segment(seq)) is (status == 200)
+
+
+async def test_live_route_of_a_channel_that_never_went_live_is_404(
+    site: Site, redis: aioredis.Redis
+) -> None:
+    await redis.delete(channel_key("ch1"))
+    status, data = await _get(site, f"/live/ch1/180p/{SEGMENTS - 1:010d}.ts")
+    assert status == 404
+    assert b"segment-" not in data
+
+
+# --- out-of-range and non-ASCII instants are 400, never 500 ------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "field"),
+    [
+        pytest.param("/catchup/ch1/master.m3u8?utc=999999999999&utcend=999999999999", "utc",
+                     id="utc-huge"),
+        pytest.param("/catchup/ch1/master.m3u8?utc=%C2%B2&utcend=%C2%B3", "utc",
+                     id="superscript-digits"),
+        pytest.param("/catchup/ch1/180p/index.m3u8?utc=%D9%A3%D9%A3&utcend=%D9%A3%D9%A4", "utc",
+                     id="arabic-indic-digits"),
+        pytest.param("/catchup/ch1/master.m3u8?from=1_000&to=2_000", "from", id="underscores"),
+        pytest.param("/catchup/ch1/master.m3u8?from=1e3&to=2e3", "from", id="exponent"),
+        pytest.param("/catchup/ch1/master.m3u8?from=99999-01-01T00:00:00%2B00:00"
+                     "&to=99999-01-01T01:00:00%2B00:00", "from", id="year-99999"),
+        pytest.param("/catchup/ch1/master.m3u8?from=0001-01-01T00:00:00%2B01:00"
+                     "&to=0001-01-01T01:00:00%2B01:00", "from", id="year-1-overflows"),
+        pytest.param("/catchup/ch1/180p/index.m3u8?from=9999-12-31T23:00:00-05:00"
+                     "&to=9999-12-31T23:30:00-05:00", "from", id="year-9999-overflows"),
+        pytest.param("/catchup/ch1/master.m3u8?from=1969-12-31T00:00:00Z"
+                     "&to=1969-12-31T01:00:00Z", "from", id="before-1970"),
+        pytest.param("/catchup/ch1/w/999999999999/999999999999/master.m3u8", "from",
+                     id="path-huge"),
+        pytest.param("/catchup/ch1/w/999999999999/999999999999/180p/0000000005.ts", "from",
+                     id="path-huge-segment"),
+        pytest.param("/catchup/ch1/w/%C2%B2/%C2%B3/master.m3u8", "from", id="path-superscript"),
+        pytest.param("/catchup/ch1/w/1700000000/1700000000.5/180p/index.m3u8", "to",
+                     id="path-fraction"),
+        pytest.param("/catchup/ch1/w/-5/10/master.m3u8", "from", id="path-negative"),
+    ],
+)  # fmt: skip
+async def test_bad_instants_are_400_with_the_field(site: Site, path: str, field: str) -> None:
+    async with site.http.get(site.base + path) as response:
+        assert response.status == 400
+        body = await response.json()
+    assert body["error"] == "InvalidRequest"
+    assert body["field"] == field
+    assert body["message"].startswith(f"{field}: ")
+    async with site.http.get(site.base + "/metrics") as response:
+        assert 'status="500"' not in await response.text()
+
+
+# --- bounded input -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("headers", "query", "field"),
+    [
+        pytest.param({"Range": "bytes=" + "9" * 5000 + "-"}, "", "Range", id="range-5000-digits"),
+        pytest.param({"If-None-Match": '"x", ' * 400}, "", "If-None-Match", id="inm-2000"),
+        pytest.param({}, "?" + "a=1&" * 600, "query", id="query-2400"),
+    ],
+)
+async def test_oversized_input_is_400(
+    site: Site, headers: dict[str, str], query: str, field: str
+) -> None:
+    async with site.http.get(f"{site.base}/vod/movie/180p/seg0.ts{query}", headers=headers) as r:
+        assert r.status == 400
+        body = await r.json()
+    assert body["field"] == field
+
+
+async def test_overlong_accept_encoding_means_no_gzip(site: Site) -> None:
+    async with site.http.get(
+        f"{site.base}{WINDOW}/180p/index.m3u8", headers={"Accept-Encoding": "gzip, " * 100}
+    ) as response:
+        assert response.status == 200
+        assert "Content-Encoding" not in response.headers
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        pytest.param("bytes=\u00b2-", id="superscript"),
+        pytest.param("bytes=0-9999999999999999999", id="19-digits"),
+        pytest.param("bytes=--1", id="garbage"),
+    ],
+)
+async def test_malformed_short_range_is_ignored(site: Site, header: str) -> None:
+    assert await _get(site, "/vod/movie/180p/seg0.ts", Range=header) == (200, b"vod")
+
+
+# --- no symlink leads out of the root ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("link", "target", "path"),
+    [
+        pytest.param("vod/movie/180p/leak.ts", "secret.ts", "/vod/movie/180p/leak.ts",
+                     id="vod-file"),
+        pytest.param("vod/evil", ".", "/vod/evil/secret.ts", id="vod-directory"),
+        pytest.param("vod/movie/180p/host.ts", "/etc/hostname", "/vod/movie/180p/host.ts",
+                     id="etc-hostname"),
+        pytest.param("live/ch2", ".", "/live/ch2/master.m3u8", id="live-channel-directory"),
+        pytest.param(f"live/ch1/180p/{SEGMENTS:010d}.ts", "secret.ts",
+                     f"/live/ch1/180p/{SEGMENTS:010d}.ts", id="live-segment"),
+    ],
+)  # fmt: skip
+async def test_symlink_out_of_the_root_is_404(
+    site: Site, redis: aioredis.Redis, link: str, target: str, path: str
+) -> None:
+    source = Path(target) if target.startswith("/") else site.outside / target
+    (site.root / link).symlink_to(source.resolve())
+    status, data = await _get(site, path)
+    assert status == 404
+    assert SECRET not in data
+    if source.is_file():
+        assert source.read_bytes() not in data
+
+
+async def test_symlinked_archive_entry_is_404(site: Site, redis: aioredis.Redis) -> None:
+    rel = f"live/ch1/180p/{SEGMENTS:010d}.ts"
+    (site.root / rel).symlink_to(site.outside / "secret.ts")
+    start = T0 + timedelta(seconds=2 * SEGMENTS)
+    await ArchiveIndex(redis).record("ch1", "180p", ArchiveEntry(SEGMENTS, start, 2.0, 6, rel))
+    status, data = await _get(site, f"/catchup/ch1/180p/{SEGMENTS:010d}.ts")
+    assert status == 404
+    assert SECRET not in data
+
+
+async def test_fifo_in_the_root_is_404_not_a_hang(site: Site) -> None:
+    os.mkfifo(site.root / "vod/movie/180p/pipe.ts")
+    status, _ = await _get(site, "/vod/movie/180p/pipe.ts")
+    assert status == 404
+
+
+# --- only edges and mid-tiers -------------------------------------------------------------
+
+
+@pytest.fixture
+async def narrow(redis: aioredis.Redis, site: Site) -> AsyncIterator[str]:
+    """The same origin allowing only 127.0.0.1/32."""
+    settings = OriginSettings(
+        redis_url="unused://",
+        origin_root=site.root,
+        port=0,
+        allowed_networks=parse_networks("127.0.0.1/32"),
+    )
+    runner, port = await start_origin(settings, redis=redis)
+    yield f"http://127.0.0.1:{port}"
+    await runner.cleanup()
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        pytest.param("/vod/movie/180p/seg0.ts", id="vod"),
+        pytest.param(f"/live/ch1/180p/{SEGMENTS - 1:010d}.ts", id="live"),
+        pytest.param(f"{WINDOW}/180p/0000000005.ts", id="catchup"),
+        pytest.param("/metrics", id="metrics"),
+        pytest.param("/nothing/here", id="unknown-path"),
+    ],
+)
+async def test_peer_outside_the_allow_list_is_403(narrow: str, path: str) -> None:
+    outsider = aiohttp.TCPConnector(local_addr=("127.0.0.2", 0))
+    async with aiohttp.ClientSession(connector=outsider) as http:
+        async with http.get(narrow + path) as response:
+            assert response.status == 403
+            body = await response.read()
+        assert b"segment-" not in body
+        assert b"vod" not in body
+        async with http.get(narrow + "/healthz") as response:
+            assert response.status == 200  # probes need no allow-list entry
+    async with aiohttp.ClientSession() as http, http.get(narrow + path) as response:
+        assert response.status != 403  # the allowed address gets the usual answer
+
+
+async def test_redis_down_is_503_not_500(tmp_path: Path) -> None:
+    root = tmp_path / "origin"
+    _write(root, "live/ch1/180p/0000000001.ts", _segment(1))
+    gone = aioredis.Redis.from_url(f"unix://{tmp_path}/no-redis.sock")
+    runner, port = await start_origin(
+        OriginSettings(redis_url="unused://", origin_root=root, port=0), redis=gone
+    )
+    try:
+        async with aiohttp.ClientSession() as http:
+            for path in ("/live/ch1/180p/0000000001.ts", f"{WINDOW}/180p/0000000005.ts"):
+                async with http.get(f"http://127.0.0.1:{port}{path}") as response:
+                    assert response.status == 503
+                    assert (await response.json())["error"] == "StoreUnavailable"
+    finally:
+        await runner.cleanup()
+        await gone.aclose()

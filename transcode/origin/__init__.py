@@ -1,0 +1,60 @@
+"""The HTTP origin: live, VOD and catch-up playlists and segments, for edges and mid-tiers.
+
+URL layout (all GET/HEAD):
+
+- ``/live/{channel}/master.m3u8``, ``/live/{channel}/{rung}/index.m3u8``,
+  ``/live/{channel}/{rung}/{segment}.ts`` — files the live supervisor publishes.
+  A segment is served only while it is in the live window or a few segments
+  behind it (``guard.LIVE_BEHIND_SEGMENTS``): the archive is not reachable here.
+- ``/vod/{asset}/{path}`` — files a packaging job published (master, rung
+  playlists, I-frame playlists, segments).
+- ``/catchup/{channel}/master.m3u8?from=..&to=..`` and
+  ``/catchup/{channel}/{rung}/index.m3u8?from=..&to=..`` — rendered from the
+  archive index; ``from``/``to`` are ISO-8601 with an offset or epoch seconds.
+  ``utc``/``utcend`` (epoch seconds, what IPTV players fill into the lineup's
+  ``catchup-source``) work too, and so does ``programme=<EPG programme id>``
+  when the origin has an EPG (``ORIGIN_EPG_TARGET``). The master passes its
+  query on to the rung playlists. ``/catchup/{channel}/{rung}/{segment}.ts``
+  serves a segment that is in the archive index.
+- ``/catchup/{channel}/w/{from}/{to}/master.m3u8`` (epoch seconds), its
+  ``{rung}/index.m3u8`` and ``{rung}/{segment}.ts``: the same with the window in
+  the path, so a signed path token (the CDN front door's) covers the window and
+  edge caches key on it. A segment is served only if the archive index has it
+  overlapping ``[from, to)``: exactly the segments the window's playlists list.
+- ``/healthz`` (any peer) and ``/metrics``.
+
+Every route but ``/healthz`` answers only peers inside ``ORIGIN_ALLOWED_NETWORKS``
+(403 otherwise); files are opened without following symlinks below the root.
+Parts: :mod:`.http` (HTTP semantics), :mod:`.guard` (who may fetch what),
+:mod:`.app` (routes, the one error mapping, the process).
+"""
+
+from __future__ import annotations
+
+from transcode.origin.app import (
+    Origin,
+    OriginMetrics,
+    ProgrammeWindows,
+    create_app,
+    main,
+    run_origin,
+    start_origin,
+)
+from transcode.origin.guard import LIVE_BEHIND_SEGMENTS, LiveWindows, RedisLiveWindows
+from transcode.origin.http import IMMUTABLE, VOD_PLAYLIST, Body
+
+__all__ = [
+    "IMMUTABLE",
+    "LIVE_BEHIND_SEGMENTS",
+    "VOD_PLAYLIST",
+    "Body",
+    "LiveWindows",
+    "Origin",
+    "OriginMetrics",
+    "ProgrammeWindows",
+    "RedisLiveWindows",
+    "create_app",
+    "main",
+    "run_origin",
+    "start_origin",
+]

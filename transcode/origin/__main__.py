@@ -1,0 +1,5 @@
+"""``python -m transcode.origin``."""
+
+from transcode.origin import main
+
+main()
