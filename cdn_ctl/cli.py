@@ -16,8 +16,7 @@ from cdn_ctl.errors import CdnError
 from cdn_ctl.server import edge_to_pb
 from cdn_ctl.signing import b64url
 from cdn_ctl.simulate import Scenario, run, table
-from headend.clitools import CliError, credentials, run_command
-from headend.rpc import client_channel
+from headend.clitools import CliError, credentials, open_channel, run_command
 from headend.settings import Env, environ
 from protos import cdn_pb2, cdn_pb2_grpc
 
@@ -69,7 +68,7 @@ def _metadata(env: Env) -> Any:
 
 
 async def _call(env: Env, method: Callable[[Any], Any]) -> Any:
-    async with client_channel(credentials(env, "CDN_TARGET", DEFAULT_TARGET)[0]) as channel:
+    async with open_channel(env, credentials(env, "CDN_TARGET", DEFAULT_TARGET)[0]) as channel:
         return await method(cdn_pb2_grpc.CdnControlStub(channel))
 
 

@@ -36,7 +36,7 @@ from cdn_ctl.errors import (
 )
 from epg.domain import Channel, Programme
 from epg.server import channel_from_pb, programme_from_pb
-from headend.rpc import bearer, client_channel, error_details
+from headend.rpc import ClientTls, bearer, client_channel, error_details
 from protos import epg_pb2, epg_pb2_grpc, subscriber_pb2, subscriber_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -117,8 +117,9 @@ class SubscriberClient:
         entitlement_ttl_seconds: float,
         timeout_seconds: float = 3.0,
         clock: Clock = time.monotonic,
+        tls: ClientTls | None = None,
     ) -> None:
-        self._channel = client_channel(target)
+        self._channel = client_channel(target, tls=tls)
         self._stub = subscriber_pb2_grpc.SubscriberServiceStub(self._channel)
         self._md = bearer(api_key)
         self._timeout = timeout_seconds
@@ -395,6 +396,7 @@ class EpgCache:
         future: timedelta = timedelta(days=8),
         timeout_seconds: float = 3.0,
         clock: Clock = time.monotonic,
+        tls: ClientTls | None = None,
     ) -> None:
         self.guide_ttl_seconds = guide_ttl_seconds
         self.past = past
@@ -409,7 +411,7 @@ class EpgCache:
         self._channels_at = 0.0
         self._guides: dict[str, _Guide] = {}
         self._version = 0
-        self._channel = client_channel(target)
+        self._channel = client_channel(target, tls=tls)
         self._stub = epg_pb2_grpc.EpgServiceStub(self._channel)
         self._md = bearer(api_key)
 

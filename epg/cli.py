@@ -9,8 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO
 
-from headend.clitools import CliError, credentials, run_command
-from headend.rpc import client_channel
+from headend.clitools import CliError, credentials, open_channel, run_command
 from headend.settings import environ
 from headend.text import sanitize
 from protos import epg_pb2, epg_pb2_grpc
@@ -101,7 +100,7 @@ async def import_file(args: argparse.Namespace, env: Mapping[str, str], out: IO[
     options = epg_pb2.ImportOptions(
         strict=args.strict, owner=args.owner, channel_map=read_map(args.map) if args.map else {}
     )
-    async with client_channel(target) as chan:
+    async with open_channel(env, target) as chan:
         stub = epg_pb2_grpc.EpgServiceStub(chan)
         report = await stub.ImportXmltv(_upload(args.file, options), metadata=metadata)
     print(
@@ -128,7 +127,7 @@ async def export_guide(args: argparse.Namespace, env: Mapping[str, str], out: IO
     request = epg_pb2.ExportXmltvRequest(channel_ids=args.channels, gzip=args.gzip)
     request.start.FromDatetime(start)
     request.stop.FromDatetime(stop)
-    async with client_channel(target) as chan:
+    async with open_channel(env, target) as chan:
         stub = epg_pb2_grpc.EpgServiceStub(chan)
         async for chunk in stub.ExportXmltv(request, metadata=metadata):
             out.write(chunk.data)

@@ -24,6 +24,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from cdn_ctl.stb import PlayStats, SetTopBox
 from headend.errors import Unavailable
 from headend.local import (
+    CDN_ADMIN_PORT,
     EPG_PORT,
     FRONT_DOOR_PORT,
     ORIGIN_PORT,
@@ -354,8 +355,10 @@ def run(settings: StackSettings, secrets: LocalSecrets) -> Seeded:
         f"    vlc '{lineup}'\n"
         f"    ffplay '{front_door}/live/{seeded.channels[0].channel_id}/master.m3u8?token="
         f"{lineup.rpartition('token=')[2]}'\n"
-        f"Route explanations: {front_door}/debug/route?channel={seeded.channels[0].channel_id}"
-        f"&region={REGION}",
+        "Route explanations (admin listener, with the admin key from var/secrets.env):\n"
+        f'    curl -H "Authorization: Bearer $SERVICE_API_KEY" '
+        f"'http://{host}:{port(CDN_ADMIN_PORT)}/debug/route?"
+        f"channel={seeded.channels[0].channel_id}&region={REGION}'",
         flush=True,
     )
     return seeded

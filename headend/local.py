@@ -1,7 +1,8 @@
 """What ``headend up`` runs: every service as a child process on loopback ports.
 
-Secrets the local stack needs (CDN URL-signing keys, box session keys, the
-internal API key the front door calls the other services with) are made
+Secrets the local stack needs (CDN URL-signing keys, box session keys, an
+admin API key for seeding and operating, and the least-privilege ``playback``
+key the front door and the origin call the other services with) are made
 once and kept in ``<var>/secrets.env`` (mode 0600), so a restart keeps
 issued URLs and sessions valid. With ``--tls`` a private CA under
 ``<var>/pki/`` (also made once) gives every gRPC server a certificate and
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import redis.asyncio as aioredis
 
-from headend.auth import ADMIN, KeyStore
+from headend.auth import ADMIN, PLAYBACK, KeyStore, Principal
 from headend.errors import Unauthenticated
 from headend.pki import LocalPki, local_pki
 from headend.stack import Child, StackSettings, python_module
@@ -37,7 +38,8 @@ class LocalSecrets:
 
     cdn_signing_keys: str
     session_keys: str
-    service_api_key: str
+    service_api_key: str  # admin: the demo's seeding, the operator's CLI
+    playback_api_key: str  # the front door and the origin
 
 
 def _random_key(kid: str) -> str:
@@ -56,10 +58,10 @@ async def _valid(redis_url: str, token: str) -> bool:
         await client.aclose()
 
 
-async def _admin_key(redis_url: str) -> str:
+async def _new_key(redis_url: str, principal: Principal) -> str:
     client = aioredis.Redis.from_url(redis_url)
     try:
-        _, token = await KeyStore(client).create(ADMIN)
+        _, token = await KeyStore(client).create(principal)
         return token
     finally:
         await client.aclose()
@@ -75,15 +77,19 @@ def load_secrets(var_dir: Path, redis_url: str) -> LocalSecrets:
             values[name] = value
     values.setdefault("CDN_SIGNING_KEYS", _random_key("k1"))
     values.setdefault("SESSION_KEYS", _random_key("s1"))
-    token = values.get("SERVICE_API_KEY", "")
-    if not token or not asyncio.run(_valid(redis_url, token)):
-        values["SERVICE_API_KEY"] = asyncio.run(_admin_key(redis_url))
+    for name, principal in (("SERVICE_API_KEY", ADMIN), ("PLAYBACK_API_KEY", PLAYBACK)):
+        token = values.get(name, "")
+        if not token or not asyncio.run(_valid(redis_url, token)):
+            values[name] = asyncio.run(_new_key(redis_url, principal))
     var_dir.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as out:
         out.writelines(f"{k}={v}\n" for k, v in sorted(values.items()))
     return LocalSecrets(
-        values["CDN_SIGNING_KEYS"], values["SESSION_KEYS"], values["SERVICE_API_KEY"]
+        values["CDN_SIGNING_KEYS"],
+        values["SESSION_KEYS"],
+        values["SERVICE_API_KEY"],
+        values["PLAYBACK_API_KEY"],
     )
 
 
@@ -198,7 +204,7 @@ def local_children(
                 "ORIGIN_HOST": host,
                 "ORIGIN_PORT": str(port(ORIGIN_PORT)),
                 "ORIGIN_EPG_TARGET": f"{host}:{port(EPG_PORT)}",
-                "ORIGIN_EPG_API_KEY": keys.service_api_key,
+                "ORIGIN_EPG_API_KEY": keys.playback_api_key,
             },
             f"http://{host}:{port(ORIGIN_PORT)}/  (HLS origin)",
         ),
@@ -212,7 +218,7 @@ def local_children(
         Child(
             "cdn",
             python_module("cdn_ctl"),
-            [port(CDN_GRPC_PORT), port(FRONT_DOOR_PORT)],
+            [port(CDN_GRPC_PORT), port(FRONT_DOOR_PORT), port(CDN_ADMIN_PORT)],
             {
                 **cdn_env,
                 **server_env,
@@ -223,12 +229,13 @@ def local_children(
                 # Shifted with the rest, so two stacks on different base ports never collide.
                 "CDN_ADMIN_PORT": str(port(CDN_ADMIN_PORT)),
                 "FRONTDOOR_SESSION_KEYS": keys.session_keys,
-                "FRONTDOOR_API_KEY": keys.service_api_key,
+                "FRONTDOOR_API_KEY": keys.playback_api_key,
                 "FRONTDOOR_EPG_TARGET": f"{host}:{port(EPG_PORT)}",
                 "FRONTDOOR_SUBSCRIBER_TARGET": f"{host}:{port(SUBSCRIBER_PORT)}",
                 "FRONTDOOR_PUBLIC_URL": front_door,
             },
-            f"{front_door}/  (front door for set-top boxes; CdnControl grpc://{host}:"
+            f"{front_door}/  (front door for set-top boxes; admin listener "
+            f"http://{host}:{port(CDN_ADMIN_PORT)}/, CdnControl grpc://{host}:"
             f"{port(CDN_GRPC_PORT)})",
         ),
     ]

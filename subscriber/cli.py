@@ -46,8 +46,8 @@ from typing import Any
 import grpc
 from tqdm import tqdm
 
-from headend.clitools import describe_rpc_error
-from headend.rpc import bearer, client_channel
+from headend.clitools import CliError, describe_rpc_error, open_channel
+from headend.rpc import bearer
 from headend.settings import environ
 from protos import keys_pb2, keys_pb2_grpc
 from protos import subscriber_pb2 as pb
@@ -127,7 +127,7 @@ def _run(command: Command) -> Callable[[argparse.Namespace], int]:
             return 2
 
         async def go() -> int:
-            async with client_channel(env.get("SUBSCRIBER_TARGET") or DEFAULT_TARGET) as channel:
+            async with open_channel(env, env.get("SUBSCRIBER_TARGET") or DEFAULT_TARGET) as channel:
                 ctx = _Context(
                     pb_grpc.SubscriberServiceStub(channel),
                     keys_pb2_grpc.KeyServiceStub(channel),
@@ -142,7 +142,11 @@ def _run(command: Command) -> Callable[[argparse.Namespace], int]:
                     print(f"subscribers: {err}", file=sys.stderr)
                     return 2
 
-        return asyncio.run(go())
+        try:
+            return asyncio.run(go())
+        except CliError as err:  # a bad GRPC_CLIENT_* setting
+            print(f"subscribers: {err}", file=sys.stderr)
+            return 2
 
     return run
 

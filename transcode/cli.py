@@ -13,8 +13,7 @@ from typing import IO, Any
 
 from tqdm import tqdm
 
-from headend.clitools import CliError, credentials, run_command
-from headend.rpc import client_channel
+from headend.clitools import CliError, credentials, open_channel, run_command
 from headend.settings import environ
 from protos import transcode_pb2 as pb
 from protos import transcode_pb2_grpc as pb_grpc
@@ -95,7 +94,7 @@ def _job_line(job: pb.Job) -> str:
 async def submit_job(args: argparse.Namespace, env: Mapping[str, str], out: IO[str]) -> int:
     """Submit; with ``--wait`` show a progress bar and exit 0 only if the job succeeds."""
     target, metadata = credentials(env, "TRANSCODE_TARGET", DEFAULT_TARGET)
-    async with client_channel(target) as chan:
+    async with open_channel(env, target) as chan:
         stub = pb_grpc.TranscodeServiceStub(chan)
         job = await stub.SubmitJob(
             pb.SubmitJobRequest(
@@ -125,7 +124,7 @@ async def submit_job(args: argparse.Namespace, env: Mapping[str, str], out: IO[s
 async def list_jobs(args: argparse.Namespace, env: Mapping[str, str], out: IO[str]) -> int:
     """Print one tab-separated line per job."""
     target, metadata = credentials(env, "TRANSCODE_TARGET", DEFAULT_TARGET)
-    async with client_channel(target) as chan:
+    async with open_channel(env, target) as chan:
         stub = pb_grpc.TranscodeServiceStub(chan)
         state = _STATES.get(args.state or "", pb.JOB_STATE_UNSPECIFIED)
         reply = await stub.ListJobs(
@@ -139,7 +138,7 @@ async def list_jobs(args: argparse.Namespace, env: Mapping[str, str], out: IO[st
 async def cancel_job(args: argparse.Namespace, env: Mapping[str, str], out: IO[str]) -> int:
     """Cancel a job and print its state."""
     target, metadata = credentials(env, "TRANSCODE_TARGET", DEFAULT_TARGET)
-    async with client_channel(target) as chan:
+    async with open_channel(env, target) as chan:
         stub = pb_grpc.TranscodeServiceStub(chan)
         job = await stub.CancelJob(pb.CancelJobRequest(job_id=args.job_id), metadata=metadata)
     print(_job_line(job), file=out)
@@ -166,7 +165,7 @@ async def start_channel(args: argparse.Namespace, env: Mapping[str, str], out: I
         window_segments=args.window,
         catchup_days=args.catchup_days,
     )
-    async with client_channel(target) as chan:
+    async with open_channel(env, target) as chan:
         stub = pb_grpc.TranscodeServiceStub(chan)
         status = await stub.StartChannel(pb.StartChannelRequest(channel=channel), metadata=metadata)
     print(_channel_line(status), file=out)
@@ -176,7 +175,7 @@ async def start_channel(args: argparse.Namespace, env: Mapping[str, str], out: I
 async def stop_channel(args: argparse.Namespace, env: Mapping[str, str], out: IO[str]) -> int:
     """Stop a live channel."""
     target, metadata = credentials(env, "TRANSCODE_TARGET", DEFAULT_TARGET)
-    async with client_channel(target) as chan:
+    async with open_channel(env, target) as chan:
         stub = pb_grpc.TranscodeServiceStub(chan)
         status = await stub.StopChannel(
             pb.StopChannelRequest(channel_id=args.channel_id), metadata=metadata
@@ -188,7 +187,7 @@ async def stop_channel(args: argparse.Namespace, env: Mapping[str, str], out: IO
 async def channel_status(args: argparse.Namespace, env: Mapping[str, str], out: IO[str]) -> int:
     """Print one channel's status."""
     target, metadata = credentials(env, "TRANSCODE_TARGET", DEFAULT_TARGET)
-    async with client_channel(target) as chan:
+    async with open_channel(env, target) as chan:
         stub = pb_grpc.TranscodeServiceStub(chan)
         status = await stub.GetChannel(
             pb.GetChannelRequest(channel_id=args.channel_id), metadata=metadata
@@ -200,7 +199,7 @@ async def channel_status(args: argparse.Namespace, env: Mapping[str, str], out: 
 async def list_channels(args: argparse.Namespace, env: Mapping[str, str], out: IO[str]) -> int:
     """Print every channel's status."""
     target, metadata = credentials(env, "TRANSCODE_TARGET", DEFAULT_TARGET)
-    async with client_channel(target) as chan:
+    async with open_channel(env, target) as chan:
         stub = pb_grpc.TranscodeServiceStub(chan)
         reply = await stub.ListChannels(pb.ListChannelsRequest(), metadata=metadata)
     for status in reply.channels:

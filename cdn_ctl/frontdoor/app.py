@@ -175,11 +175,13 @@ class FrontDoor:
             settings.subscriber_target,
             settings.api_key,
             entitlement_ttl_seconds=settings.entitlement_ttl_seconds,
+            tls=settings.grpc_tls,
         )
         epg = EpgCache(
             settings.epg_target,
             settings.api_key,
             guide_ttl_seconds=settings.guide_ttl_seconds,
+            tls=settings.grpc_tls,
         )
         return cls(
             settings,

@@ -10,6 +10,7 @@ from cdn_ctl.frontdoor.guard import Network, parse_networks
 from cdn_ctl.session import SessionSigner
 from cdn_ctl.signing import b64url_decode
 from headend.errors import HeadendError
+from headend.rpc import ClientTls
 from headend.settings import (
     Env,
     SettingsError,
@@ -89,6 +90,8 @@ class FrontDoorSettings:
     max_connections_per_address: int = 1_000
     # An idle connection, or one still sending its request head, is closed after this.
     idle_timeout_seconds: float = 15.0
+    # TLS/mTLS towards EPG and subscriber (GRPC_CLIENT_*; None: plaintext).
+    grpc_tls: ClientTls | None = None
 
     def signer(self) -> SessionSigner:
         """The session token signer/verifier for these keys."""
@@ -184,6 +187,7 @@ class FrontDoorSettings:
             idle_timeout_seconds=env_float(
                 env, "FRONTDOOR_IDLE_TIMEOUT_SECONDS", 15.0, low=1, high=3600
             ),
+            grpc_tls=ClientTls.from_env(env),
         )
         try:
             settings.signer()

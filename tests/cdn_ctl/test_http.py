@@ -52,9 +52,7 @@ class Stack:
         self.routing = RoutingService(router=self.router, keys=ring, settings=RoutingSettings())
         self.face = RoutingFace(routing=self.routing, controller=self.controller)
         self.keys = KeyStore(redis)
-        self.server = TestServer(
-            create_app(self.face, authenticator=self.keys), host="127.0.0.1"
-        )
+        self.server = TestServer(create_app(self.face, authenticator=self.keys), host="127.0.0.1")
         self.http = http
         self.admin_key = ""
         self.nginx: dict[str, EdgeProcess] = {}

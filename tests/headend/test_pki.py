@@ -128,7 +128,7 @@ def test_up_with_tls_gives_servers_their_pair_and_every_child_the_client_pair(
 ) -> None:
     settings = StackSettings.from_env({"HEADEND_VAR_DIR": str(tmp_path / "var")})
     made = pki.local_pki(settings.var_dir / "pki", hosts=[settings.host])
-    keys = LocalSecrets("k1:x", "s1:y", "hk_token")
+    keys = LocalSecrets("k1:x", "s1:y", "hk_token", "hk_playback")
     children = local_children(settings, keys, tls=made)
     assert _GRPC_SERVERS <= {c.name for c in children}
     for child in children:
