@@ -24,6 +24,7 @@ from cdn_ctl.frontdoor.guard import (
     ConnectionLimits,
     FetchLimiter,
     LoginGuard,
+    raise_fd_limit,
 )
 from cdn_ctl.frontdoor.policy import RedactedAccessLogger
 from cdn_ctl.frontdoor.settings import FrontDoorSettings
@@ -45,6 +46,7 @@ SERVICE_NAME = "headend.cdn.v1.CdnControl"
 # The login lockouts' limiter names (``headend ratelimit clear login-box <mac>``).
 LOGIN_PER_BOX = "login-box"
 LOGIN_PER_ADDRESS = "login-address"
+_SPARE_FILES = 512
 _TIER_TO_PB = {
     Tier.EDGE: cdn_pb2.TIER_EDGE,
     Tier.MID: cdn_pb2.TIER_MID,
@@ -199,13 +201,19 @@ class RoutingProcess:
             if door is not None
             else None
         )
-        self.limits = (
-            ConnectionLimits(
-                max_total=door.max_connections, max_per_address=door.max_connections_per_address
+        self.limits = None
+        if door is not None:
+            # Room for the caches, gRPC channels, edges and Redis beside the boxes.
+            files = raise_fd_limit(door.max_connections + _SPARE_FILES)
+            if files < door.max_connections + _SPARE_FILES:
+                log.warning(
+                    "open-file limit below the connection cap: lowering the cap",
+                    extra={"limit": files, "max_connections": door.max_connections},
+                )
+            self.limits = ConnectionLimits(
+                max_total=max(1, min(door.max_connections, files - _SPARE_FILES)),
+                max_per_address=door.max_connections_per_address,
             )
-            if door is not None
-            else None
-        )
         self._settings = settings
         self._task: asyncio.Task[None] | None = None
         self._runners: list[web.AppRunner] = []

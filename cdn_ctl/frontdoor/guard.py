@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
+import resource
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -85,6 +86,18 @@ class ClientAddresses:
             if not self._is_trusted(addr):
                 return str(addr)
         return str(addr)
+
+
+def raise_fd_limit(wanted: int) -> int:
+    """Lift this process's open-file limit towards ``wanted`` (up to the hard limit) and
+    return it: Debian's default soft limit (1024) would make the connection cap moot,
+    every socket past it failing with EMFILE instead of being refused cleanly."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        soft = target
+    return soft
 
 
 class ConnectionLimits:
