@@ -104,7 +104,7 @@ async def servers(redis: aioredis.Redis, keys: KeyStore, tmp_path: Path) -> Asyn
             await server.stop(0)
 
 
-async def _snapshot(redis: aioredis.Redis) -> dict[bytes, bytes | None]:
+async def _snapshot(redis: aioredis.Redis) -> dict[Any, Any]:
     return {key: await redis.dump(key) for key in sorted(await redis.keys("*"))}
 
 
