@@ -37,8 +37,9 @@ from cdn_ctl.store import EdgeStore
 from epg.server import create_server as create_epg
 from epg.settings import EpgSettings
 from headend.auth import ADMIN, PLAYBACK, KeyStore
+from headend.pki import LocalPki
 from headend.redisproc import RedisServer
-from headend.rpc import RpcServer, RpcSettings, bearer, client_channel
+from headend.rpc import ClientTls, RpcServer, RpcSettings, bearer, client_channel
 from protos import (
     epg_pb2,
     epg_pb2_grpc,
@@ -103,7 +104,9 @@ def _programme(
     return p
 
 
-async def seed_world(epg_target: str, subscriber_target: str, api_key: str) -> World:
+async def seed_world(
+    epg_target: str, subscriber_target: str, api_key: str, *, tls: ClientTls | None = None
+) -> World:
     """Three channels with a day of guide, a carrier, two subscribers, three boxes.
 
     ``news1.cn`` (catch-up 1 day): hourly programmes; the one two hours ago is
@@ -118,7 +121,7 @@ async def seed_world(epg_target: str, subscriber_target: str, api_key: str) -> W
     now = datetime.now(UTC)
     hour = now.replace(minute=0, second=0, microsecond=0)
     world = World("acme", {})
-    async with client_channel(epg_target) as chan:
+    async with client_channel(epg_target, tls=tls) as chan:
         epg = epg_pb2_grpc.EpgServiceStub(chan)
         for number, (cid, name, days, group) in enumerate(
             [(LIVE, "News One", 1, "News"), (SPORT, "Sport", 0, "Sport"),
@@ -170,7 +173,7 @@ async def seed_world(epg_target: str, subscriber_target: str, api_key: str) -> W
             ),
             metadata=md,
         )  # fmt: skip
-    async with client_channel(subscriber_target) as chan:
+    async with client_channel(subscriber_target, tls=tls) as chan:
         sub = subscriber_pb2_grpc.SubscriberServiceStub(chan)
         await sub.CreateCarrier(
             subscriber_pb2.CreateCarrierRequest(
@@ -292,6 +295,7 @@ class Services:
     epg_target: str
     subscriber_target: str
     api_key: str
+    tls: ClientTls | None = None
 
     async def stop(self) -> None:
         """Stop both servers."""
@@ -299,17 +303,38 @@ class Services:
         await self.subscriber.stop(0)
 
 
-async def start_services(redis: aioredis.Redis) -> Services:
-    """EPG and subscriber services on port 0 with real key auth."""
+def server_rpc(pki: LocalPki | None) -> RpcSettings:
+    """A server on port 0: plaintext, or mTLS with the private CA's server pair."""
+    if pki is None:
+        return RpcSettings(port=0)
+    return RpcSettings(
+        port=0,
+        tls_cert_file=pki.server.cert_file,
+        tls_key_file=pki.server.key_file,
+        tls_client_ca_file=pki.ca_file,
+    )
+
+
+def client_tls(pki: LocalPki | None) -> ClientTls | None:
+    """What callers dial the servers of :func:`server_rpc` with."""
+    if pki is None:
+        return None
+    return ClientTls(pki.ca_file, pki.client.cert_file, pki.client.key_file)
+
+
+async def start_services(redis: aioredis.Redis, *, pki: LocalPki | None = None) -> Services:
+    """EPG and subscriber services on port 0 with real key auth (mTLS with ``pki``)."""
     keys = KeyStore(redis)
     _, api_key = await keys.create(ADMIN)
     epg, epg_port = await create_epg(
-        EpgSettings(rpc=RpcSettings(port=0), watch_block_ms=100), redis=redis, keys=keys
+        EpgSettings(rpc=server_rpc(pki), watch_block_ms=100), redis=redis, keys=keys
     )
     sub, sub_port = await create_subscriber(
-        SubscriberSettings(rpc=RpcSettings(port=0)), redis=redis, keys=keys
+        SubscriberSettings(rpc=server_rpc(pki)), redis=redis, keys=keys
     )
-    return Services(epg, sub, f"127.0.0.1:{epg_port}", f"127.0.0.1:{sub_port}", api_key)
+    return Services(
+        epg, sub, f"127.0.0.1:{epg_port}", f"127.0.0.1:{sub_port}", api_key, client_tls(pki)
+    )
 
 
 def frontdoor_settings(services: Services, **overrides: Any) -> FrontDoorSettings:
@@ -391,6 +416,7 @@ async def build_stack(
     edge_sessions: int = 100,
     access_log: bool = True,
     door: dict[str, Any] | None = None,
+    pki: LocalPki | None = None,
 ) -> AsyncIterator[Stack]:
     """Start everything (torn down in reverse order, also when a step fails); the CDN
     faces run as the real :class:`cdn_ctl.server.RoutingProcess` (``door`` overrides
@@ -406,14 +432,16 @@ async def build_stack(
         redis = aioredis.Redis.from_url(redis_url)
         down.push_async_callback(redis.aclose)
         await redis.flushall()
-        services = await start_services(redis)
+        services = await start_services(redis, pki=pki)
         down.push_async_callback(services.stop)
-        world = await seed_world(services.epg_target, services.subscriber_target, services.api_key)
+        world = await seed_world(
+            services.epg_target, services.subscriber_target, services.api_key, tls=services.tls
+        )
         root = workdir / "origin"
         manager = LiveManager(redis=redis, archive=ArchiveIndex(redis), origin_root=root)
         down.push_async_callback(manager.close)
         control = ControlSettings(
-            rpc=RpcSettings(port=0), redis_url=redis_url, origin_root=root, queue=QueueSettings()
+            rpc=server_rpc(pki), redis_url=redis_url, origin_root=root, queue=QueueSettings()
         )
         transcode, tc_port = await create_transcode(
             control, redis=redis, keys=KeyStore(redis), channels=manager
@@ -427,7 +455,7 @@ async def build_stack(
             OriginSettings(redis_url=redis_url, origin_root=root, port=0), redis=redis
         )
         down.push_async_callback(origin_runner.cleanup)
-        async with client_channel(f"127.0.0.1:{tc_port}") as chan:
+        async with client_channel(f"127.0.0.1:{tc_port}", tls=services.tls) as chan:
             await transcode_pb2_grpc.TranscodeServiceStub(chan).StartChannel(
                 transcode_pb2.StartChannelRequest(
                     channel=transcode_pb2.Channel(
@@ -471,7 +499,9 @@ async def build_stack(
             probe_interval_seconds=0.2,
             refresh_seconds=0.5,
             replica_id="e2e",
-            frontdoor=frontdoor_settings(services, api_key=playback_key, **door),
+            frontdoor=frontdoor_settings(
+                services, api_key=playback_key, grpc_tls=services.tls, **door
+            ),
         )
         process = RoutingProcess(settings, redis=redis, http=http, access_log=access_log)
         await process.start()
