@@ -9,7 +9,7 @@ URLs (every one but ``/healthz`` needs ``Authorization: Bearer <admin API key>``
         (without a lease nothing is reserved: this is the operator's "where would it go")
     GET /steering/{channel}.json?base=EDGE&region=RRRRRR[&session=LEASE]  steering manifest
     GET /debug/route?channel=CH&region=RRRRRR                          every candidate's verdict
-    GET /healthz   200 {"status": "ok" | "stale state", ...}
+    GET /healthz   200 {"status": "ok" | "stale state", "edges": {...}, "tasks": {...}}
     GET /metrics   Prometheus text
 
 Boxes never reach this listener: their only face is the front door
@@ -26,6 +26,7 @@ from collections.abc import Awaitable, Callable, Mapping
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge
+from redis.exceptions import RedisError
 
 from cdn_ctl.domain import Health
 from cdn_ctl.errors import NoEdgeAvailable, TokenExpired
@@ -35,6 +36,7 @@ from headend.auth import Authenticator
 from headend.httperrors import error_body
 from headend.httperrors import http_status as category_status
 from headend.metrics import CONTENT_TYPE, render
+from headend.tasks import Supervisor
 
 RETRY_AFTER_SECONDS = 5
 
@@ -108,9 +110,12 @@ class RoutingFace:
         routing: RoutingService,
         controller: Controller | None = None,
         registry: CollectorRegistry | None = None,
+        tasks: Supervisor | None = None,
     ) -> None:
         self.routing = routing
         self.controller = controller
+        # The process's background tasks (their liveness is on /healthz, restarts on /metrics).
+        self.tasks = tasks
         self.registry = registry or CollectorRegistry()
         self._routes = Counter(
             "cdn_routes_total",
@@ -243,7 +248,12 @@ class RoutingFace:
             state: sum(1 for e in router.edges if router.health.get(e, Health.DOWN) is state)
             for state in Health
         }
-        body = {**self._state(), "edges": {s.value: n for s, n in counts.items()}}
+        body: dict[str, object] = {
+            **self._state(),
+            "edges": {s.value: n for s, n in counts.items()},
+        }
+        if self.tasks is not None:
+            body["tasks"] = {t.name: t.state for t in self.tasks.statuses()}
         return web.json_response(body)
 
     async def metrics(self, request: web.Request) -> web.Response:
@@ -284,7 +294,11 @@ def admin_auth(authenticator: Authenticator) -> Callable[..., Awaitable[web.Stre
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise errors.Unauthenticated("an admin API key is required (Authorization: Bearer)")
-        principal = await authenticator.authenticate(token.strip())
+        try:
+            principal = await authenticator.authenticate(token.strip())
+        except (RedisError, OSError) as err:
+            # The key store is down: an outage to wait out (503), not a server bug (500).
+            raise errors.Unavailable("the API key store is unavailable; retry shortly") from err
         if not principal.is_admin:
             raise errors.PermissionDenied(f"{principal} may not use the admin listener")
         return await handler(request)

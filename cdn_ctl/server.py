@@ -4,7 +4,7 @@ that runs it together with the HTTP routing face and the controller loop."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import functools
 import logging
 import multiprocessing
 import sys
@@ -13,12 +13,12 @@ from typing import Any
 
 import aiohttp
 import grpc
-import redis.asyncio as aioredis
 from aiohttp import web
+from prometheus_client import CollectorRegistry
 
 from cdn_ctl.domain import Edge, EdgeHealth, Health, Tier, parse_tier
 from cdn_ctl.errors import InvalidEdge
-from cdn_ctl.frontdoor.app import FrontDoor, Guards, create_box_app
+from cdn_ctl.frontdoor.app import TASK_BACKOFF, FrontDoor, Guards, create_box_app
 from cdn_ctl.frontdoor.guard import (
     AddressWatch,
     ConnectionLimits,
@@ -37,7 +37,9 @@ from cdn_ctl.store import EdgeStore
 from headend import logs, rpc
 from headend.auth import Authenticator, KeyStore
 from headend.ratelimit import RateLimiter
+from headend.redisconn import RedisUnreachable, connect_checked
 from headend.settings import SettingsError, environ
+from headend.tasks import Supervisor, SupervisorMetrics
 from protos import cdn_pb2, cdn_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -193,11 +195,26 @@ class RoutingProcess:
         self.routing = RoutingService(
             router=self.router, keys=settings.keys, settings=settings.routing
         )
-        self.face = RoutingFace(routing=self.routing, controller=self.controller)
+        registry = CollectorRegistry()
+        # Every background loop of this process (the controller's, the front door's):
+        # awaited, logged, counted on /metrics, listed on /healthz, restarted with backoff.
+        self.supervisor = Supervisor(backoff=TASK_BACKOFF, metrics=SupervisorMetrics(registry))
+        self.face = RoutingFace(
+            routing=self.routing,
+            controller=self.controller,
+            registry=registry,
+            tasks=self.supervisor,
+        )
         self.admin_app = create_app(self.face, authenticator=keys or KeyStore(redis))
         door = settings.frontdoor
         self.frontdoor = (
-            FrontDoor.connect(door, routing=self.routing, http=http, guards=guards(door, redis))
+            FrontDoor.connect(
+                door,
+                routing=self.routing,
+                http=http,
+                guards=guards(door, redis),
+                supervisor=self.supervisor,
+            )
             if door is not None
             else None
         )
@@ -215,7 +232,6 @@ class RoutingProcess:
                 max_per_address=door.max_connections_per_address,
             )
         self._settings = settings
-        self._task: asyncio.Task[None] | None = None
         self._runners: list[web.AppRunner] = []
         self.port = 0
         self.admin_port = 0
@@ -232,13 +248,15 @@ class RoutingProcess:
         port (the admin port when there is no front door)."""
         await self.controller.refresh()
         await self.controller.probe()
-        self._task = asyncio.create_task(
-            self.controller.run(
-                refresh_seconds=self._settings.refresh_seconds,
-                probe_interval_seconds=self._settings.probe_interval_seconds,
-            )
-        )
         settings = self._settings
+        self.supervisor.spawn(
+            "controller-refresh",
+            functools.partial(self.controller.refresh_forever, settings.refresh_seconds),
+        )
+        self.supervisor.spawn(
+            "controller-probes",
+            functools.partial(self.controller.probe_forever, settings.probe_interval_seconds),
+        )
         self.admin_port = await self._site(
             web.AppRunner(self.admin_app, access_log=None),
             settings.admin_host,
@@ -268,16 +286,13 @@ class RoutingProcess:
         return self.port
 
     async def stop(self) -> None:
-        """Stop serving and the loop."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        """Stop serving and every background task."""
         for runner in reversed(self._runners):
             await runner.cleanup()
         self._runners = []
         if self.frontdoor is not None:
             await self.frontdoor.stop()
+        await self.supervisor.close()
 
 
 def guards(settings: FrontDoorSettings, redis: Any) -> Guards:
@@ -307,18 +322,15 @@ def guards(settings: FrontDoorSettings, redis: Any) -> Guards:
     )
 
 
-async def _connect(url: str) -> Any:
-    client = aioredis.Redis.from_url(url)
+async def _connect(settings: CdnSettings, name: str) -> Any:
     try:
-        await client.ping()
-    except (aioredis.RedisError, OSError) as err:
-        await client.aclose()
-        raise SettingsError("REDIS_URL", f"cannot reach Redis at {url}: {err}") from err
-    return client
+        return await connect_checked(settings.redis_url or "", settings.redis, name=name)
+    except RedisUnreachable as err:
+        raise SettingsError("REDIS_URL", err.message) from err
 
 
 async def _run_http_worker(settings: CdnSettings, index: int) -> None:
-    redis = await _connect(settings.redis_url or "")
+    redis = await _connect(settings, f"cdn_ctl-w{index}")
     settings = replace(settings, replica_id=f"{settings.replica_id}-w{index}")
     async with aiohttp.ClientSession() as http:
         process = RoutingProcess(settings, redis=redis, http=http)
@@ -340,7 +352,7 @@ def _http_worker_main(settings: CdnSettings, index: int) -> None:
 
 
 async def _run(settings: CdnSettings) -> None:
-    redis = await _connect(settings.redis_url or "")
+    redis = await _connect(settings, "cdn_ctl")
     workers = [
         multiprocessing.get_context("spawn").Process(
             target=_http_worker_main, args=(settings, i), daemon=True

@@ -394,16 +394,15 @@ class Controller:
             await self.store.put_health(self.monitor.health())
         return changed
 
-    async def run(self, *, refresh_seconds: float, probe_interval_seconds: float) -> None:
-        """Refresh and probe forever (cancel to stop)."""
+    async def refresh_forever(self, seconds: float) -> None:
+        """Refresh every ``seconds`` until cancelled (run under a ``Supervisor``; an
+        unreachable Redis is not a failure here: the state is only marked stale)."""
+        while True:
+            await self.refresh()
+            await asyncio.sleep(seconds)
 
-        async def every(seconds: float, step: Callable[[], object]) -> None:
-            while True:
-                result = step()
-                if asyncio.iscoroutine(result):
-                    await result
-                await asyncio.sleep(seconds)
-
-        await asyncio.gather(
-            every(refresh_seconds, self.refresh), every(probe_interval_seconds, self.probe)
-        )
+    async def probe_forever(self, seconds: float) -> None:
+        """Probe the known edges every ``seconds`` until cancelled (run under a ``Supervisor``)."""
+        while True:
+            await self.probe()
+            await asyncio.sleep(seconds)

@@ -11,6 +11,7 @@ from cdn_ctl.frontdoor.settings import FrontDoorSettings
 from cdn_ctl.health import HealthPolicy
 from cdn_ctl.routing import RoutePolicy
 from cdn_ctl.signing import KeyRing
+from headend.redisconn import RedisSettings
 from headend.rpc import RpcSettings
 from headend.settings import (
     Env,
@@ -45,6 +46,7 @@ class CdnSettings:
     rpc: RpcSettings
     keys: KeyRing
     redis_url: str | None = None
+    redis: RedisSettings = field(default_factory=RedisSettings)
     http_host: str = "127.0.0.1"
     http_port: int = 8000
     http_workers: int = 1
@@ -63,7 +65,8 @@ class CdnSettings:
 
     @classmethod
     def from_env(cls, env: Env) -> CdnSettings:
-        """Read ``CDN_*``, ``REDIS_URL``, ``LOG_LEVEL``; ``SettingsError`` names a bad one."""
+        """Read ``CDN_*``, ``REDIS_URL``, ``REDIS_*``, ``LOG_LEVEL``, ``FRONTDOOR_*``;
+        ``SettingsError`` names a bad one."""
         raw_keys = env_optional(env, "CDN_SIGNING_KEYS")
         if raw_keys is None:
             raise SettingsError(
@@ -92,6 +95,7 @@ class CdnSettings:
             rpc=RpcSettings.from_env(env, "CDN", default_port=50054),
             keys=keys,
             redis_url=env_redis_url(env),
+            redis=RedisSettings.from_env(env),
             http_host=env_str(env, "CDN_HTTP_HOST", "127.0.0.1"),
             http_port=env_int(env, "CDN_HTTP_PORT", 8000, low=0, high=65535),
             http_workers=env_int(env, "CDN_HTTP_WORKERS", 1, low=1, high=64),

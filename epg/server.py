@@ -6,7 +6,7 @@ import logging
 import tempfile
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -22,7 +22,13 @@ from epg.domain import (
     Text,
     WritePolicy,
 )
-from epg.errors import ImportTooLarge, InvalidSlotRule, InvalidTimeRange, InvalidXmltv
+from epg.errors import (
+    ImportTooLarge,
+    InvalidProgramme,
+    InvalidSlotRule,
+    InvalidTimeRange,
+    InvalidXmltv,
+)
 from epg.service import EpgService
 from epg.settings import EpgSettings
 from epg.store import EpgStore
@@ -31,19 +37,24 @@ from headend.rpc import RpcServer, ServiceSpec, principal, run_service, start_se
 from protos import epg_pb2, epg_pb2_grpc
 
 SERVICE_NAME = "headend.epg.v1.EpgService"
+# Initial metadata of WatchChanges: the version the feed is positioned at, so a
+# client that reconnects can resume from it instead of dropping its cache.
+VERSION_HEADER = "epg-version"
 EXPORT_CHUNK_BYTES = 1024 * 1024
 PROGRAMME_CACHE_SIZE = 50_000
+T = TypeVar("T")
 log = logging.getLogger(__name__)
 
-_POLICY = {
+# Keyed by wire numbers (proto enums are open: any number can arrive).
+_POLICY: dict[int, WritePolicy] = {
     epg_pb2.WRITE_POLICY_REFUSE: WritePolicy.REFUSE,
     epg_pb2.WRITE_POLICY_REPLACE: WritePolicy.REPLACE,
 }
-_GAP = {
+_GAP: dict[int, GapPolicy] = {
     epg_pb2.GAP_POLICY_SHIFT_FORWARD: GapPolicy.SHIFT_FORWARD,
     epg_pb2.GAP_POLICY_SKIP: GapPolicy.SKIP,
 }
-_FOLD = {
+_FOLD: dict[int, FoldPolicy] = {
     epg_pb2.FOLD_POLICY_FIRST: FoldPolicy.FIRST,
     epg_pb2.FOLD_POLICY_SECOND: FoldPolicy.SECOND,
     epg_pb2.FOLD_POLICY_SKIP: FoldPolicy.SKIP,
@@ -69,6 +80,14 @@ def _time(msg: Any, name: str, field: str | None = None) -> datetime | None:
         return datetime.fromtimestamp(ts.seconds, UTC)
     except (OverflowError, OSError, ValueError) as err:
         raise InvalidTimeRange(field or name, "outside the years 1 to 9999") from err
+
+
+def _policy(value: int) -> WritePolicy:
+    # Enums are open on the wire: an unknown number is a bad request, not a bug.
+    policy = _POLICY.get(value)
+    if policy is None:
+        raise InvalidProgramme("policy", f"unknown write policy {value}")
+    return policy
 
 
 def _required(msg: Any, name: str, field: str | None = None) -> datetime:
@@ -176,6 +195,12 @@ def _day(d: epg_pb2.LocalDate, field: str) -> date:
         raise InvalidSlotRule(field, f"not a date: {err}") from err
 
 
+def _known(table: dict[int, T], value: int, field: str) -> T:
+    if value not in table:
+        raise InvalidSlotRule(field, f"unknown value {value}")
+    return table[value]
+
+
 def slot_rule_from_pb(r: epg_pb2.SlotRule) -> SlotRule:
     """A domain slot rule; weekdays arrive as ISO 1..7."""
     if any(not 1 <= d <= 7 for d in r.weekdays):
@@ -189,8 +214,8 @@ def slot_rule_from_pb(r: epg_pb2.SlotRule) -> SlotRule:
         titles=_texts(r.titles),
         first_day=_day(r.first_day, "rule.first_day"),
         last_day=_day(r.last_day, "rule.last_day"),
-        gap_policy=_GAP[r.gap_policy],
-        fold_policy=_FOLD[r.fold_policy],
+        gap_policy=_known(_GAP, r.gap_policy, "rule.gap_policy"),
+        fold_policy=_known(_FOLD, r.fold_policy, "rule.fold_policy"),
         categories=_texts(r.categories),
         descriptions=_texts(r.descriptions),
     )
@@ -251,7 +276,7 @@ class EpgServicer(epg_pb2_grpc.EpgServiceServicer):
             programme_from_pb(p, request.channel_id, i) for i, p in enumerate(request.programmes)
         ]
         result = await self._svc.put_programmes(
-            principal(), request.channel_id, programmes, policy=_POLICY[request.policy]
+            principal(), request.channel_id, programmes, policy=_policy(request.policy)
         )
         return epg_pb2.PutProgrammesResponse(
             version=result.version,
@@ -281,7 +306,7 @@ class EpgServicer(epg_pb2_grpc.EpgServiceServicer):
             principal(),
             request.channel_id,
             slot_rule_from_pb(request.rule),
-            policy=_POLICY[request.policy],
+            policy=_policy(request.policy),
             dry_run=request.dry_run,
         )
         return epg_pb2.ExpandSlotsResponse(
@@ -407,8 +432,9 @@ class EpgServicer(epg_pb2_grpc.EpgServiceServicer):
         feed = await self._svc.open_changes(
             principal(), from_version=request.from_version, channel_ids=list(request.channel_ids)
         )
-        # Headers tell the caller the feed is positioned: every later write is seen.
-        await context.send_initial_metadata(())
+        # Headers tell the caller the feed is positioned (every later write is seen)
+        # and where, so it can resume from there after a reconnect.
+        await context.send_initial_metadata(((VERSION_HEADER, str(feed.version)),))
         async for c in feed:
             msg = epg_pb2.Change(
                 version=c.version,

@@ -28,6 +28,7 @@ from epg.domain import (
     validate_batch,
     validate_channel,
     validate_channel_id,
+    validate_programme_id,
     validate_window,
 )
 from epg.errors import (
@@ -43,7 +44,7 @@ from epg.store import EpgStore
 from epg.xmltv import write_xmltv
 from headend.auth import Principal
 
-__all__ = ["EpgService", "ImportReport", "NowNext"]
+__all__ = ["ChangeFeed", "EpgService", "ImportReport", "NowNext"]
 
 _MAX_PAGE = 200
 _MAX_SEARCH = 1_000
@@ -56,6 +57,24 @@ class NowNext:
     channel_id: str
     now: Programme | None
     next: Programme | None
+
+
+class ChangeFeed:
+    """A positioned change feed: ``version`` is where it starts (changes after it follow)."""
+
+    def __init__(self, version: int, changes: AsyncGenerator[Change, None]) -> None:
+        self.version = version
+        self._changes = changes
+
+    def __aiter__(self) -> ChangeFeed:
+        return self
+
+    async def __anext__(self) -> Change:
+        return await anext(self._changes)
+
+    async def aclose(self) -> None:
+        """Stop following."""
+        await self._changes.aclose()
 
 
 class EpgService:
@@ -189,11 +208,14 @@ class EpgService:
             validate_window(start, stop, max_seconds=366 * 86400)
         elif not ids:
             raise InvalidProgramme("ids", "give ids or a window")
+        for i, pid in enumerate(ids):
+            validate_programme_id(pid, f"ids[{i}]")
         return await self._store.delete_programmes(channel_id, ids=ids, start=start, stop=stop)
 
     async def get_programme(self, principal: Principal, pid: str) -> Programme:
         """One programme with its bounds and rights (the front door's catch-up check)."""
         require_reader(principal)
+        validate_programme_id(pid)
         programme = await self._store.get_programme(pid)
         if programme is None:
             raise ProgrammeNotFound(f"no programme {pid}", details={"programme_id": pid})
@@ -270,6 +292,8 @@ class EpgService:
             offset = int(page_token) if page_token else 0
         except ValueError as err:
             raise InvalidQuery("page_token", "not a token from a previous page") from err
+        if offset < 0:
+            raise InvalidQuery("page_token", "not a token from a previous page")
         channels = await self._visible(principal, channel_ids)
         page = channels[offset : offset + size]
         rows = [(c, await self._store.range(c.id, start, stop)) for c in page]
@@ -335,12 +359,13 @@ class EpgService:
         *,
         from_version: int = 0,
         channel_ids: Sequence[str] = (),
-    ) -> AsyncGenerator[Change, None]:
+    ) -> ChangeFeed:
         """Position a change feed now; iterating it yields changes after ``from_version``
         (0: after the current version), forever.
 
-        When the history after ``from_version`` has been trimmed, a ``resync``
-        change comes first: the caller must drop its whole cache.
+        When the history after ``from_version`` has been trimmed, or the store's
+        versions went backwards (a restored or replaced Redis), a ``resync`` change
+        comes first: the caller must drop its whole cache.
         """
         require_reader(principal)
         wanted = frozenset(channel_ids)
@@ -350,13 +375,16 @@ class EpgService:
         resync = False
         if from_version <= 0:
             cursor = latest
+        elif from_version > latest:
+            # Versions the caller saw no longer exist here: it cannot resume.
+            cursor, resync = latest, True
         else:
             cursor = from_version
             oldest = await self._store.oldest_change()
             resync = (oldest is None and latest > from_version) or (
                 oldest is not None and oldest > from_version + 1
             )
-        return self._follow(principal, cursor, resync, wanted)
+        return ChangeFeed(cursor, self._follow(principal, cursor, resync, wanted))
 
     async def _follow(
         self, principal: Principal, cursor: int, resync: bool, wanted: frozenset[str]
@@ -365,6 +393,8 @@ class EpgService:
             yield Change(version=cursor, kind="resync", channel_id="")
         owners: dict[str, str] = {}
         while True:
+            # A quiet feed comes back empty every block (the store keeps blocks under the
+            # Redis socket timeout) and simply waits again: it never ends by itself.
             for change in await self._store.read_changes(cursor, block_ms=self._watch_block_ms):
                 cursor = change.version
                 if wanted and change.channel_id not in wanted:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from headend.redisconn import RedisSettings
 from headend.rpc import RpcSettings
 from headend.settings import Env, env_choice, env_int, env_redis_url
 
@@ -16,19 +17,23 @@ class EpgSettings:
 
     rpc: RpcSettings
     redis_url: str | None = None
+    redis: RedisSettings = field(default_factory=RedisSettings)
     max_batch_programmes: int = 10_000
     max_upload_bytes: int = 256 * 1024 * 1024
     max_import_bytes: int = 1024 * 1024 * 1024
     changes_maxlen: int = 100_000
+    # How long one read of the change stream waits; capped below the Redis socket
+    # timeout (``headend.redisconn.block_ms``), so any value is safe.
     watch_block_ms: int = 5_000
     log_level: str = "info"
 
     @classmethod
     def from_env(cls, env: Env) -> EpgSettings:
-        """Read ``EPG_*`` variables and ``REDIS_URL``; errors name the variable."""
+        """Read ``EPG_*`` variables, ``REDIS_URL`` and ``REDIS_*``; errors name the variable."""
         return cls(
             rpc=RpcSettings.from_env(env, "EPG", default_port=DEFAULT_PORT),
             redis_url=env_redis_url(env),
+            redis=RedisSettings.from_env(env),
             max_batch_programmes=env_int(
                 env, "EPG_MAX_BATCH_PROGRAMMES", 10_000, low=1, high=100_000
             ),

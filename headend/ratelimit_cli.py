@@ -7,13 +7,13 @@ import asyncio
 import sys
 from collections.abc import Callable
 
-import redis.asyncio as aioredis
-
 from headend.ratelimit import clear_lockout, lockouts
+from headend.redisconn import RedisSettings, connect
+from headend.settings import environ
 
 
 async def _locked(url: str, name: str | None) -> int:
-    client = aioredis.Redis.from_url(url)
+    client = connect(url, RedisSettings.from_env(environ()), name="headend-ratelimit")
     try:
         found = await lockouts(client, name=name)
     finally:
@@ -26,7 +26,7 @@ async def _locked(url: str, name: str | None) -> int:
 
 
 async def _clear(url: str, name: str, key: str) -> int:
-    client = aioredis.Redis.from_url(url)
+    client = connect(url, RedisSettings.from_env(environ()), name="headend-ratelimit")
     try:
         was_locked = await clear_lockout(client, name, key)
     finally:

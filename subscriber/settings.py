@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from headend.redisconn import RedisSettings
 from headend.rpc import RpcSettings
 from headend.settings import Env, env_float, env_int, env_redis_url, env_str
 
@@ -16,6 +17,7 @@ class SubscriberSettings:
 
     rpc: RpcSettings = field(default_factory=RpcSettings)
     redis_url: str | None = None
+    redis: RedisSettings = field(default_factory=RedisSettings)
     log_level: str = "info"
     # A lease that misses heartbeats for this long frees its slot.
     lease_ttl_seconds: float = 60.0
@@ -31,10 +33,11 @@ class SubscriberSettings:
 
     @classmethod
     def from_env(cls, env: Env) -> SubscriberSettings:
-        """Read the ``SUBSCRIBER_*`` variables and ``REDIS_URL``."""
+        """Read the ``SUBSCRIBER_*`` variables, ``REDIS_URL`` and ``REDIS_*``."""
         return cls(
             rpc=RpcSettings.from_env(env, "SUBSCRIBER", default_port=DEFAULT_PORT),
             redis_url=env_redis_url(env),
+            redis=RedisSettings.from_env(env),
             log_level=env_str(env, "SUBSCRIBER_LOG_LEVEL", "info"),
             lease_ttl_seconds=env_float(
                 env, "SUBSCRIBER_LEASE_TTL_SECONDS", 60.0, low=1, high=3600

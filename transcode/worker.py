@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import shutil
 import signal
@@ -23,11 +24,14 @@ from typing import Protocol
 
 import redis.asyncio as aioredis
 from prometheus_client import CollectorRegistry, Counter, Gauge
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from headend import logs
 from headend.errors import FailedPrecondition, HeadendError, InvalidArgument, NotFound
 from headend.metrics import MetricsEndpoint
+from headend.redisconn import RedisSettings, RedisUnreachable, connect_checked
 from headend.settings import SettingsError, environ
+from headend.tasks import Backoff, Supervisor, SupervisorMetrics
 from transcode.domain import Job, JobState, Progress, retry_delay
 from transcode.errors import SourceRefused
 from transcode.ladder import ProcessMode
@@ -44,6 +48,10 @@ ProgressCallback = Callable[[Progress], None]
 # Errors a retry cannot fix: the request or the source itself is wrong.
 _PERMANENT = (InvalidArgument, NotFound, FailedPrecondition)
 _MIN_PROGRESS_INTERVAL_SECONDS = 0.25
+# A slot that failed (Redis away) tries again soon: an outage should cost seconds, not minutes.
+RESTART_BACKOFF = Backoff(first_seconds=0.5, cap_seconds=5.0)
+# How long a stopping worker waits for its slots to hand their jobs back.
+_STOP_SECONDS = 10.0
 
 
 class Packager(Protocol):
@@ -93,6 +101,7 @@ class Worker:
         block_ms: int = 1000,
         slots: int = 1,
         metrics: WorkerMetrics | None = None,
+        backoff: Backoff = RESTART_BACKOFF,
     ) -> None:
         self._queue = queue
         self._packager = packager
@@ -102,13 +111,26 @@ class Worker:
         self._block_ms = block_ms
         self._slots = slots
         self._runs: dict[str, _Run] = {}
+        # Slot loops running now; ``_idle`` is set whenever none is.
+        self._busy = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
         self.metrics = metrics or WorkerMetrics()
+        # Task liveness and restarts go to the worker's own metrics registry.
+        self.supervisor = Supervisor(
+            backoff=backoff, metrics=SupervisorMetrics(self.metrics.registry)
+        )
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Serve jobs until ``stop`` is set; a running job is handed back on the way out."""
-        await self._queue.ensure_group()
-        cancels = asyncio.create_task(self._watch_cancels())
-        loops = [asyncio.create_task(self._loop(stop)) for _ in range(self._slots)]
+        """Serve jobs until ``stop`` is set; a running job is handed back on the way out.
+
+        The slot loops and the cancel subscription run under :attr:`supervisor`: a
+        Redis outage ends a loop with its error, which is logged, counted and
+        restarted with backoff, so the worker resumes by itself when Redis returns.
+        """
+        self.supervisor.spawn("cancels", self._watch_cancels)
+        for slot in range(self._slots):
+            self.supervisor.spawn(f"slot-{slot}", functools.partial(self._loop, stop))
         log.info("worker started", extra={"consumer": self.consumer})
         try:
             await stop.wait()
@@ -116,15 +138,21 @@ class Worker:
             for run in list(self._runs.values()):
                 run.stop_reason = "shutdown"
                 run.task.cancel()
-            await asyncio.gather(*loops, return_exceptions=True)
-            cancels.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await cancels
+            # Slots hand their jobs back and return once stop is set; only then is
+            # anything still running (the cancel subscription, a slot backing off) cancelled.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._idle.wait(), _STOP_SECONDS)
+            await self.supervisor.close()
             log.info("worker stopped", extra={"consumer": self.consumer})
 
     async def _loop(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
+        """One slot: take deliveries and run them until ``stop`` (failures end the run)."""
+        self._busy += 1
+        self._idle.clear()
+        try:
+            # After a Redis that lost its data comes back, the group must exist again.
+            await self._queue.ensure_group()
+            while not stop.is_set():
                 delivery = await self._queue.next_delivery(
                     self.consumer,
                     block_ms=self._block_ms,
@@ -132,14 +160,10 @@ class Worker:
                 )
                 if delivery is not None and not stop.is_set():
                     await self.process(delivery)
-            except aioredis.RedisError:
-                log.exception("queue unavailable; retrying")
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), 1.0)
-            except Exception:  # one bad delivery must not stop this slot serving others
-                log.exception("delivery handling failed; continuing")
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), 1.0)
+        finally:
+            self._busy -= 1
+            if not self._busy:
+                self._idle.set()
 
     async def process(self, delivery: Delivery) -> JobState | None:
         """Run one delivery to its end; returns the state recorded (None if skipped/lost)."""
@@ -270,16 +294,14 @@ class Worker:
                 return
 
     async def _watch_cancels(self) -> None:
-        while True:
-            try:
-                async for job_id in self._queue.cancel_requests():
-                    run = self._runs.get(job_id)
-                    if run is not None and not run.task.done():
-                        run.stop_reason = "cancel"
-                        run.task.cancel()
-            except aioredis.RedisError:
-                log.exception("cancel subscription lost; resubscribing")
-                await asyncio.sleep(1.0)
+        """Stop runs whose cancel is published (the heartbeat would learn it later)."""
+        async for job_id in self._queue.cancel_requests():
+            run = self._runs.get(job_id)
+            if run is not None and not run.task.done():
+                run.stop_reason = "cancel"
+                run.task.cancel()
+        # The subscription ends only with its connection: fail, to be restarted.
+        raise RedisConnectionError("the cancel subscription ended")
 
 
 def vod_packager(
@@ -330,14 +352,14 @@ def _remove_stale_temps(parent: Path, asset: str) -> None:
         shutil.rmtree(stale, ignore_errors=True)
 
 
-async def run_worker(settings: WorkerSettings, *, stop: asyncio.Event) -> None:
-    """Connect to Redis and serve jobs until ``stop`` is set."""
-    client = aioredis.Redis.from_url(settings.redis_url)
+async def run_worker(
+    settings: WorkerSettings, *, stop: asyncio.Event, redis: RedisSettings | None = None
+) -> None:
+    """Connect to Redis (``redis``: the client settings) and serve jobs until ``stop``."""
     try:
-        await client.ping()
-    except (aioredis.RedisError, OSError) as err:
-        await client.aclose()
-        raise SystemExit(f"transcode worker: cannot reach Redis at REDIS_URL: {err}") from err
+        client = await connect_checked(settings.redis_url, redis, name="transcode-worker")
+    except RedisUnreachable as err:
+        raise SystemExit(f"transcode worker: {err}") from err
     metrics = WorkerMetrics()
     endpoint = None
     if settings.metrics_port is not None:
@@ -367,6 +389,7 @@ def main() -> None:
     """``python -m transcode.worker`` / ``headend worker``: serve jobs until SIGTERM/SIGINT."""
     try:
         settings = WorkerSettings.from_env(environ())
+        redis = RedisSettings.from_env(environ())
     except SettingsError as err:
         raise SystemExit(f"transcode worker: {err}") from err
     logs.configure("transcode-worker", settings.log_level)
@@ -376,7 +399,7 @@ def main() -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await run_worker(settings, stop=stop)
+        await run_worker(settings, stop=stop, redis=redis)
 
     asyncio.run(_run())
 

@@ -41,11 +41,8 @@ edge (or upstream service) can serve, each with a machine-readable ``reason``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
-import re
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -54,62 +51,45 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from cdn_ctl.domain import validate_channel
 from cdn_ctl.errors import (
     BadPlayRequest,
-    BlackedOut,
-    CatchupRefused,
-    CdnError,
-    ChannelOffAir,
-    LeaseReplaced,
     LoginFailed,
-    NoEdgeAvailable,
     PlaybackForbidden,
-    ProgrammeUnknown,
     RateLimited,
     SessionRejected,
-    UpstreamUnavailable,
 )
 from cdn_ctl.frontdoor.guard import AddressWatch, ClientAddresses, FetchLimiter, LoginGuard
-from cdn_ctl.frontdoor.policy import blacked_out, epoch, rewrite_master, slate_for
-from cdn_ctl.frontdoor.settings import FrontDoorSettings
-from cdn_ctl.http import Handler, error_response, mapped, redirect_response
-from cdn_ctl.lineup import LineupEntry, render_m3u
-from cdn_ctl.service import RouteRequest, RoutingService
-from cdn_ctl.session import DeviceSession, SessionExpired, SessionSigner
-from cdn_ctl.upstream import (
-    EpgCache,
-    Lease,
-    LeaseKeeper,
-    SubscriberClient,
-    on_air,
-    utc_now,
+from cdn_ctl.frontdoor.playback import (
+    CLIENT,
+    SESSION,
+    Playback,
+    _Master,
+    request_token,
+    token_query,
 )
+from cdn_ctl.frontdoor.policy import blacked_out, slate_for
+from cdn_ctl.frontdoor.settings import FrontDoorSettings
+from cdn_ctl.http import Handler, error_response, mapped
+from cdn_ctl.lineup import LineupEntry, render_m3u
+from cdn_ctl.service import RoutingService
+from cdn_ctl.session import DeviceSession, SessionExpired, SessionSigner
+from cdn_ctl.upstream import EpgCache, LeaseKeeper, SubscriberClient, utc_now
 from epg.domain import Channel, Programme
 from epg.xmltv import write_xmltv
 from headend import errors
+from headend.tasks import Backoff, Supervisor
 
 log = logging.getLogger(__name__)
 
-PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
-_LEASE = re.compile(r"^[0-9a-f]{16}$")
-_RUNG = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
-_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}\.m3u8$")
 # Routes a box reaches without a token.
 _OPEN_PATHS = frozenset({"/api/login", "/healthz"})
-# Bounds on per-replica memos (verified tokens, replaced leases).
+# Bound on the per-replica memo of verified tokens.
 _VERIFIED_MAX = 65_536
-# A master fetched by the front door itself (not a box): unbound and short-lived.
-_MASTER_URL_SECONDS = 60
-
-SESSION: web.RequestKey[DeviceSession] = web.RequestKey("frontdoor.session", DeviceSession)
-CLIENT: web.RequestKey[str] = web.RequestKey("frontdoor.client", str)
-
-
-@dataclass
-class _Master:
-    text: str
-    at: float
+# Reconnecting the change feed or retrying a sync soon matters more than quiet logs:
+# an outage should cost seconds of staleness, not minutes.
+TASK_BACKOFF = Backoff(first_seconds=0.5, cap_seconds=5.0)
+# The front door's background tasks, as its supervisor names them.
+TASKS = ("epg-changes", "lease-heartbeats", "fetch-limit-sync")
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +104,7 @@ class Guards:
 # --------------------------------------------------------------------------- the face
 
 
-class FrontDoor:
+class FrontDoor(Playback):
     """Box-facing handlers behind the box-token middleware: the public face."""
 
     def __init__(
@@ -137,6 +117,7 @@ class FrontDoor:
         http: aiohttp.ClientSession,
         guards: Guards | None = None,
         now: Callable[[], datetime] = utc_now,
+        supervisor: Supervisor | None = None,
     ) -> None:
         self.settings = settings
         self.guards = guards or Guards()
@@ -158,7 +139,9 @@ class FrontDoor:
         self._aliases: dict[str, str] = {}
         # Leases a newer stream of the same box replaced -> the one that replaced them.
         self._replaced: dict[str, str] = {}
-        self._tasks: list[asyncio.Task[None]] = []
+        # Runs the background tasks; the routing process passes its own, so their
+        # status shows on its /healthz and /metrics.
+        self.supervisor = supervisor or Supervisor(backoff=TASK_BACKOFF)
 
     @classmethod
     def connect(
@@ -169,18 +152,21 @@ class FrontDoor:
         http: aiohttp.ClientSession,
         guards: Guards | None = None,
         now: Callable[[], datetime] = utc_now,
+        supervisor: Supervisor | None = None,
     ) -> FrontDoor:
         """A front door with its own gRPC clients of the EPG and subscriber services."""
         subscriber = SubscriberClient(
             settings.subscriber_target,
             settings.api_key,
             entitlement_ttl_seconds=settings.entitlement_ttl_seconds,
+            stale_seconds=settings.stale_if_error_seconds,
             tls=settings.grpc_tls,
         )
         epg = EpgCache(
             settings.epg_target,
             settings.api_key,
             guide_ttl_seconds=settings.guide_ttl_seconds,
+            stale_seconds=settings.stale_if_error_seconds,
             tls=settings.grpc_tls,
         )
         return cls(
@@ -191,39 +177,28 @@ class FrontDoor:
             http=http,
             guards=guards,
             now=now,
+            supervisor=supervisor,
         )
 
     # ---- lifecycle
 
     async def start(self) -> None:
-        """Follow the EPG change feed and start batched heartbeats."""
-        self._tasks = [
-            asyncio.create_task(self.epg.watch()),
-            asyncio.create_task(self.leases.run()),
-        ]
+        """Follow the EPG change feed, batch heartbeats and sync fetch counts, each as a
+        supervised task (a failure is logged, counted and restarted with backoff)."""
+        epg_changes, heartbeats, fetch_sync = TASKS
+        self.supervisor.spawn(epg_changes, self.epg.watch)
+        self.supervisor.spawn(heartbeats, self.leases.run)
         if self.guards.fetches is not None:
-            self._tasks.append(asyncio.create_task(self.guards.fetches.run()))
+            self.supervisor.spawn(fetch_sync, self.guards.fetches.run)
 
     async def stop(self) -> None:
         """Stop the background tasks and close the gRPC channels."""
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks = []
+        for name in TASKS:
+            await self.supervisor.cancel(name)
         await self.epg.close()
         await self.subscriber.close()
 
     # ---- session
-
-    @staticmethod
-    def _token(request: web.Request) -> tuple[str, bool]:
-        """The box token and whether it came in the query (players without headers)."""
-        header = request.headers.get("Authorization", "")
-        if header.startswith("Bearer "):
-            return header[7:].strip(), False
-        return request.query.get("token", ""), True
 
     def verify(self, token: str) -> DeviceSession:
         """The session a token stands for (verified once, then remembered until expiry)."""
@@ -273,7 +248,7 @@ class FrontDoor:
         if request.path in _OPEN_PATHS:
             return await handler(request)
         try:
-            token, _ = self._token(request)
+            token, _ = request_token(request)
             session = self.verify(token)
             await self._admit(session, client)
         except errors.HeadendError as err:
@@ -375,7 +350,7 @@ class FrontDoor:
         ]
         base = self._base(request)
         text = render_m3u(
-            entries, base_url=base, guide_url=f"{base}/guide.xml.gz", query=_token_query(request)
+            entries, base_url=base, guide_url=f"{base}/guide.xml.gz", query=token_query(request)
         )
         return web.Response(
             text=text, content_type="audio/x-mpegurl", headers={"Cache-Control": "no-store"}
@@ -400,222 +375,6 @@ class FrontDoor:
             content_type="application/gzip",
             headers={"Cache-Control": "private, max-age=300"},
         )
-
-    # ---- playback
-
-    def _channel(self, request: web.Request) -> str:
-        try:
-            return validate_channel(request.match_info["channel"])
-        except CdnError as err:
-            raise BadPlayRequest("channel", err.message, reason="bad_channel") from err
-
-    async def _check_airing(self, channel: str, region: str, now: datetime) -> None:
-        cached = self._airing.get(channel)
-        if cached is None or cached[2] != self.epg.generation or now >= cached[1]:
-            programmes = await self.epg.programmes(channel, now)
-            current = on_air(programmes, now)
-            later = [p.start for p in programmes if p.start > now]
-            until = current.stop if current else min(later, default=now + timedelta(minutes=5))
-            cached = (current, until, self.epg.generation)
-            self._airing[channel] = cached
-        current = cached[0]
-        if current is not None and blacked_out(current, region):
-            raise BlackedOut(
-                "this programme is blacked out in your region",
-                reason="blacked_out",
-                slate=current.rights.blackout_slate,
-            )
-
-    async def _require(self, session: DeviceSession, channel: str) -> None:
-        verdict = self.subscriber.cached_verdict(session.mac, channel)
-        if verdict is None:
-            verdict = await self.subscriber.authorize(session.mac, channel)
-        if not verdict.allowed:
-            raise PlaybackForbidden(f"playback refused: {verdict.reason}", reason=verdict.reason)
-
-    def _remember(self, memo: dict[str, str], old: str, new: str) -> None:
-        if len(memo) >= _VERIFIED_MAX:
-            memo.clear()
-        memo[old] = new
-
-    async def _lease(self, session: DeviceSession, channel: str, held: str) -> str:
-        """The box's lease for ``channel``: the one it holds, else a new one (may 429).
-
-        A box has one stream at a time: a new lease replaces the box's other one (at the
-        subscriber service and here), and a player still polling a replaced lease is
-        refused rather than given a new one, so two players on one box cannot take turns.
-        """
-        if held in self._replaced:
-            raise LeaseReplaced(
-                "this box started another stream; this one has ended", reason="lease_replaced"
-            )
-        held = self._aliases.get(held, held)
-        if held and self.leases.touch(held, mac=session.mac, channel=channel):
-            return held
-        if _LEASE.match(held) and await self.subscriber.heartbeat(session.mac, held):
-            lease = self.leases.get(held)
-            if lease is None or lease.channel == channel:
-                self._keep(Lease(held, session.mac, channel))
-                return held
-        fresh = await self.subscriber.start_session(session.mac, channel)
-        self._keep(fresh)
-        if held:
-            self._remember(self._aliases, held, fresh.session_id)
-        return fresh.session_id
-
-    def _keep(self, lease: Lease) -> None:
-        old = self.leases.add(lease)
-        if old is not None:
-            self.routing.end(old.session_id)
-            self._remember(self._replaced, old.session_id, lease.session_id)
-
-    async def _master_text(self, channel: str, region: str) -> str:
-        cached = self._masters.get(channel)
-        clock = time.monotonic()
-        if cached is not None and clock - cached.at < self.settings.master_ttl_seconds:
-            return cached.text
-        edges = self.routing.candidates(channel, region)
-        scope = f"live/{channel}/"
-        prefix = self.routing.sign(scope, lifetime_seconds=_MASTER_URL_SECONDS, client_ip=None)
-        for edge in edges[:3]:
-            url = f"http://{edge.address}{prefix}{scope}master.m3u8"
-            try:
-                async with self.http.get(url, timeout=aiohttp.ClientTimeout(total=3)) as resp:
-                    if resp.status == 404:
-                        raise ChannelOffAir("this channel is not on air", reason="off_air")
-                    if resp.status != 200:
-                        log.warning(
-                            "edge refused the master fetch",
-                            extra={"edge_id": edge.edge_id, "status": resp.status},
-                        )
-                        continue
-                    text = await resp.text()
-            except (aiohttp.ClientError, TimeoutError) as err:
-                # Not yet marked down by the probes: try the next edge in rank order.
-                log.warning(
-                    "edge did not answer the master fetch",
-                    extra={"edge_id": edge.edge_id, "error": type(err).__name__},
-                )
-                continue
-            self._masters[channel] = _Master(text, clock)
-            return text
-        raise UpstreamUnavailable("no edge answered for this channel", reason="no_edge")
-
-    def _redirect(
-        self, request: web.Request, session: DeviceSession, kind: str, channel: str, path: str,
-        lease: str,
-    ) -> web.Response:  # fmt: skip
-        try:
-            redirect = self.routing.redirect(
-                RouteRequest(kind, channel, path, session.region, request[CLIENT], lease)
-            )
-        except NoEdgeAvailable as err:
-            raise UpstreamUnavailable("no edge can serve", reason="no_edge") from err
-        return redirect_response(redirect)
-
-    async def live_master(self, request: web.Request) -> web.Response:
-        """``GET /live/{ch}/master.m3u8``: entitlement, blackout, lease, then the master."""
-        session = request[SESSION]
-        channel = self._channel(request)
-        now = self._now()
-        await self._require(session, channel)
-        await self._check_airing(channel, session.region, now)
-        text = await self._master_text(channel, session.region)
-        lease = await self._lease(session, channel, request.query.get("session", ""))
-        query = f"session={lease}"
-        token_query = _token_query(request)
-        if token_query:
-            query += f"&{token_query}"
-        return web.Response(
-            text=rewrite_master(text, query=query),
-            content_type=PLAYLIST_TYPE,
-            headers={"Cache-Control": "no-store", "X-Session": lease},
-        )
-
-    async def live_variant(self, request: web.Request) -> web.Response:
-        """``GET /live/{ch}/{rung}/{name}.m3u8?session=``: keep the lease, 302 to the edge."""
-        session = request[SESSION]
-        channel = self._channel(request)
-        rung, name = request.match_info["rung"], request.match_info["name"]
-        if not _RUNG.match(rung) or not _NAME.match(name):
-            raise BadPlayRequest("path", "not a variant playlist", reason="bad_path")
-        held = request.query.get("session", "")
-        if not held:
-            raise BadPlayRequest("session", "required: the lease from the master playlist")
-        await self._require(session, channel)
-        await self._check_airing(channel, session.region, self._now())
-        lease = await self._lease(session, channel, held)
-        return self._redirect(request, session, "live", channel, f"{rung}/{name}", lease)
-
-    async def _catchup_window(
-        self, request: web.Request, channel: str, now: datetime
-    ) -> tuple[datetime, datetime]:
-        query = request.query
-        if "programme" in query:
-            p = await self.epg.programme(channel, query["programme"], now)
-            return p.start, p.stop
-        start, stop = epoch(query, "utc"), epoch(query, "utcend")
-        if stop <= start:
-            raise BadPlayRequest("utcend", "must be after utc", reason="bad_window")
-        return start, stop
-
-    async def catchup(self, request: web.Request) -> web.Response:
-        """``GET /catchup/{ch}/master.m3u8``: check the window, lease, 302 signed for it."""
-        session = request[SESSION]
-        channel_id = self._channel(request)
-        now = self._now()
-        channel = (await self.epg.channels()).get(channel_id)
-        if channel is None:
-            raise ProgrammeUnknown("no such channel", reason="unknown_channel")
-        start, stop = await self._catchup_window(request, channel_id, now)
-        if start >= now:
-            raise CatchupRefused("the window has not started yet", reason="not_yet_aired")
-        if stop - start > timedelta(hours=self.settings.catchup_max_hours):
-            raise BadPlayRequest("utcend", "window too long", reason="bad_window")
-        if channel.catchup_days <= 0:
-            raise CatchupRefused("this channel has no catch-up", reason="catchup_disabled")
-        if start < now - timedelta(days=channel.catchup_days):
-            raise CatchupRefused(
-                f"older than the channel's {channel.catchup_days} catch-up days",
-                reason="outside_catchup_days",
-            )
-        await self._require(session, channel_id)
-        for p in await self.epg.programmes(channel_id, now):
-            if p.start < stop and p.stop > start:
-                if not p.rights.catchup_allowed:
-                    raise CatchupRefused(
-                        "this programme is not available for catch-up",
-                        reason="catchup_not_allowed",
-                        programme=p.id,
-                    )
-                if blacked_out(p, session.region):
-                    raise BlackedOut(
-                        "this programme is blacked out in your region", reason="blacked_out"
-                    )
-        lease = await self._lease(session, channel_id, request.query.get("session", ""))
-        first, last = int(start.timestamp()), int(stop.timestamp())
-        path = f"w/{first}/{last}/master.m3u8"
-        return self._redirect(request, session, "catchup", channel_id, path, lease)
-
-    async def stop_playback(self, request: web.Request) -> web.Response:
-        """``POST /api/stop?session=``: the box stopped playing; free its stream slot."""
-        session = request[SESSION]
-        held = request.query.get("session", "")
-        held = self._aliases.pop(held, held)
-        lease = self.leases.get(held)
-        if lease is not None and lease.mac == session.mac:
-            self.leases.drop(held)
-            self.routing.end(held)
-        if _LEASE.match(held):
-            await self.subscriber.end_session(session.mac, held)
-        return web.Response(status=204)
-
-
-def _token_query(request: web.Request) -> str:
-    """``token=...`` for the URLs a box is given, when (and only when) the token that was
-    verified came in the query: players that cannot send headers need it on every URL."""
-    token, from_query = FrontDoor._token(request)
-    return f"token={token}" if from_query and token else ""
 
 
 def _json_object(body: bytes) -> dict[str, Any]:

@@ -38,6 +38,8 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Clock = Callable[[], float]
 # X-Forwarded-For entries read at most (a long header is not a reason to work hard).
 _MAX_HOPS = 16
+# How long a guard leaves an unreachable Redis alone before trying it again.
+_STORE_RETRY_SECONDS = 1.0
 
 
 def parse_networks(text: str) -> tuple[Network, ...]:
@@ -158,6 +160,9 @@ class AddressWatch:
         self._window = window_seconds
         self._clock = clock
         self._confirmed: dict[tuple[str, str], float] = {}
+        # After a failed check the store is left alone this long: a box request
+        # must not wait for Redis's retries while it is down.
+        self._skip_until = 0.0
 
     async def allow(self, token_id: str, address: str) -> bool:
         """False when the token is in use from too many addresses at once."""
@@ -165,6 +170,8 @@ class AddressWatch:
         key = (token_id, address)
         seen = self._confirmed.get(key)
         if seen is not None and now - seen < self._window / 4:
+            return True
+        if now < self._skip_until:
             return True
         name = f"fd:addr:{{{token_id}}}"
         try:
@@ -176,6 +183,7 @@ class AddressWatch:
                 _, _, count, _ = await pipe.execute()
         except (RedisError, OSError):
             # The store is down: this check cannot be made; the others still are.
+            self._skip_until = now + _STORE_RETRY_SECONDS
             return True
         if len(self._confirmed) > 100_000:
             self._confirmed.clear()
@@ -251,11 +259,11 @@ class FetchLimiter:
                 self._fleet[token_id] = int(total)
 
     async def run(self) -> None:
-        """Sync every ``sync_seconds`` until cancelled."""
+        """Sync every ``sync_seconds`` until cancelled (run under a ``Supervisor``; an
+        outage is not a failure here: :meth:`sync` keeps counting locally)."""
         while True:
             await asyncio.sleep(self.sync_seconds)
-            with contextlib.suppress(RedisError, OSError):
-                await self.sync()
+            await self.sync()
 
 
 class Throttle(Protocol):

@@ -66,6 +66,10 @@ class FrontDoorSettings:
     entitlement_ttl_seconds: float = 10.0
     # Safety net behind the EPG change feed.
     guide_ttl_seconds: float = 300.0
+    # While the EPG or subscriber service cannot answer (its store is down), expired
+    # cached answers keep being used for up to this long, so playing boxes keep playing;
+    # the suspension bound grows to this for the length of such an outage.
+    stale_if_error_seconds: float = 120.0
     heartbeat_seconds: float = 20.0
     master_ttl_seconds: float = 5.0
     guide_past_days: int = 1
@@ -142,6 +146,9 @@ class FrontDoorSettings:
             ),
             guide_ttl_seconds=env_float(
                 env, "FRONTDOOR_GUIDE_TTL_SECONDS", 300.0, low=1, high=86_400
+            ),
+            stale_if_error_seconds=env_float(
+                env, "FRONTDOOR_STALE_IF_ERROR_SECONDS", 120.0, low=0, high=86_400
             ),
             heartbeat_seconds=env_float(
                 env, "FRONTDOOR_HEARTBEAT_SECONDS", 20.0, low=0.05, high=3600

@@ -54,6 +54,7 @@ from epg.domain.rules import (
     validate_channel,
     validate_channel_id,
     validate_programme,
+    validate_programme_id,
     validate_window,
     zone,
 )
@@ -99,6 +100,7 @@ __all__ = [
     "validate_channel",
     "validate_channel_id",
     "validate_programme",
+    "validate_programme_id",
     "validate_slot_rule",
     "validate_window",
     "with_version",

@@ -207,6 +207,13 @@ def _check_times(p: Programme, prefix: str) -> None:
         raise InvalidProgramme(f"{prefix}.stop", "a programme may last at most 48 hours")
 
 
+def validate_programme_id(pid: str, field_name: str = "id") -> str:
+    """Check a programme id a caller names (lookups and deletes as well as writes)."""
+    if _PROGRAMME_ID.fullmatch(pid) is None:
+        raise InvalidProgramme(field_name, "must match [A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
+    return pid
+
+
 def validate_programme(p: Programme, prefix: str = "programme") -> Programme:
     """Check every field of a programme; returns it unchanged."""
     if _PROGRAMME_ID.fullmatch(p.id) is None:

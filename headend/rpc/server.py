@@ -14,11 +14,11 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from headend import logs
 from headend.auth import Authenticator
 from headend.metrics import MetricsEndpoint, RpcMetrics
+from headend.redisconn import RedisSettings, RedisUnreachable, connect_checked
 from headend.rpc.interceptor import Interceptor
 from headend.rpc.settings import RpcSettings
 from headend.settings import Env, SettingsError, environ
@@ -190,6 +190,8 @@ class ServiceSettings(Protocol):
     @property
     def redis_url(self) -> str | None: ...
     @property
+    def redis(self) -> RedisSettings: ...
+    @property
     def log_level(self) -> str: ...
 
 
@@ -221,13 +223,12 @@ async def _serve_with_redis(
     url: str,
     create: Callable[[S, Redis], Awaitable[tuple[RpcServer, int]]],
 ) -> int:
-    redis = Redis.from_url(url)
     try:
-        try:
-            await redis.ping()
-        except (RedisError, OSError) as err:
-            print(f"{name}: cannot reach Redis at REDIS_URL ({err})", file=sys.stderr)
-            return 1
+        redis = await connect_checked(url, settings.redis, name=name)
+    except RedisUnreachable as err:
+        print(f"{name}: {err}", file=sys.stderr)
+        return 1
+    try:
         server, port = await create(settings, redis)
         log.info(f"{name} service ready", extra={"port": port})
         await serve(server)

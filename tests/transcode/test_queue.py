@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 import pytest
 import redis.asyncio as aioredis
 
+from headend.redisconn import RedisSettings, connect
+from headend.redisproc import RedisServer
 from transcode.domain import Job, JobState, Progress, retry_delay
 from transcode.errors import JobNotFound
 from transcode.queue import DEAD, GROUP, STREAM, JobQueue, job_key
@@ -238,3 +240,22 @@ async def test_cancel_asked_of_a_dead_worker_is_honoured_on_reclaim(
         1,
     )
     assert await _pending(redis) == 0
+
+
+async def test_watching_a_quiet_job_outlives_the_redis_socket_timeout(
+    queue: JobQueue, redis_server: RedisServer
+) -> None:
+    """redis-py 8 times reads out after 5 s: a watcher of a job queued behind others must
+    not end (``WatchJob``, ``headend transcode submit --wait``)."""
+    client = connect(redis_server.url, RedisSettings(socket_timeout_seconds=1.0))
+    try:
+        await queue.submit(_job("quiet"))
+        events = JobQueue(client).events("quiet", block_ms=60_000)
+        assert (await anext(events)).state is JobState.QUEUED
+        following = asyncio.ensure_future(anext(events))
+        done, _ = await asyncio.wait({following}, timeout=3)  # three socket timeouts
+        assert done == set()
+        await queue.request_cancel("quiet")
+        assert (await asyncio.wait_for(following, 5)).state is JobState.CANCELLED
+    finally:
+        await client.aclose()

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
 
+from headend.redisconn import connect
 from headend.redisproc import RedisServer
 from tests.transcode.conftest import Media
 from tests.transcode.control_media import children, kill_group, looped, start_worker
@@ -250,3 +251,57 @@ async def test_worker_killed_mid_job_is_reclaimed_and_finished_by_another_proces
             if proc is not None and proc.poll() is None:
                 proc.kill()
                 proc.wait()
+
+
+async def test_worker_rides_out_a_redis_restart_and_serves_the_next_job(
+    tmp_path: Path, origin: Path, media: Media, source_settings: SourceSettings
+) -> None:
+    """Its loops fail while Redis is away, are restarted with backoff (counted), and serve
+    again once it is back: no worker restart needed."""
+    private = RedisServer(tmp_path / "redis")
+    await asyncio.to_thread(private.start)
+    client = connect(private.url)
+    queue = JobQueue(client, max_deliveries=FAST.max_deliveries)
+    await queue.ensure_group()
+    running = InProcess(
+        Worker(
+            queue=queue,
+            packager=vod_packager(
+                origin_root=origin, work_dir=None, sources=SourceGuard(source_settings)
+            ),
+            consumer="w-restart",
+            settings=FAST,
+            heartbeat_seconds=0.3,
+            block_ms=100,
+        )
+    )
+    supervisor = running.worker.supervisor
+
+    async def slot_failed() -> bool:
+        status = supervisor.status("slot-0")
+        return status is not None and status.restarts >= 1
+
+    try:
+        private.kill()
+        await asyncio.wait_for(_polled(slot_failed), 15)
+        await asyncio.to_thread(private.start)
+        await queue.submit(_job("after", media.clip, "after"))
+        job = await asyncio.wait_for(_until_done(queue, "after"), 60)
+        assert job.state is JobState.SUCCEEDED
+        restarts = running.worker.metrics.registry.get_sample_value(
+            "headend_task_restarts_total", {"task": "slot-0"}
+        )
+        assert restarts is not None
+        assert restarts >= 1
+    finally:
+        await running.close()
+        await client.aclose()
+        await asyncio.to_thread(private.stop)
+
+
+async def _polled(check: Callable[[], Awaitable[bool]]) -> None:
+    """Wait for a supervisor's observable state (it offers no event to await)."""
+    while True:
+        if await check():
+            return
+        await asyncio.sleep(0.05)

@@ -20,6 +20,7 @@ from headend import errors, logs
 from headend.httperrors import error_body, http_status
 from headend.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from headend.metrics import render
+from headend.redisconn import RedisSettings, RedisUnreachable, connect_checked
 from headend.settings import SettingsError, environ
 from transcode.archive import ArchiveIndex, render_catchup_media, render_master_for
 from transcode.domain import (
@@ -346,14 +347,12 @@ async def start_origin(
     return runner, port
 
 
-async def run_origin(settings: OriginSettings) -> None:
-    """Serve until SIGTERM or SIGINT."""
-    client = aioredis.Redis.from_url(settings.redis_url)
+async def run_origin(settings: OriginSettings, *, redis: RedisSettings | None = None) -> None:
+    """Serve until SIGTERM or SIGINT (``redis``: the Redis client settings)."""
     try:
-        await client.ping()
-    except (aioredis.RedisError, OSError) as err:
-        await client.aclose()
-        raise SystemExit(f"transcode origin: cannot reach Redis at REDIS_URL: {err}") from err
+        client = await connect_checked(settings.redis_url, redis, name="transcode-origin")
+    except RedisUnreachable as err:
+        raise SystemExit(f"transcode origin: {err}") from err
     settings.origin_root.mkdir(parents=True, exist_ok=True)
     programmes = None
     if settings.epg_target is not None and settings.epg_api_key is not None:
@@ -376,7 +375,8 @@ def main() -> None:
     """``python -m transcode.origin``: the HTTP origin on ``ORIGIN_HOST:ORIGIN_PORT``."""
     try:
         settings = OriginSettings.from_env(environ())
+        redis = RedisSettings.from_env(environ())
     except SettingsError as err:
         raise SystemExit(f"transcode origin: {err}") from err
     logs.configure("transcode-origin", settings.log_level)
-    asyncio.run(run_origin(settings))
+    asyncio.run(run_origin(settings, redis=redis))

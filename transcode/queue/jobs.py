@@ -1,36 +1,18 @@
-"""The VOD job queue on Redis Streams, and job state in Redis hashes.
-
-Keys (all ``tc:``):
-
-- ``tc:jobs`` — the work stream; consumer group ``tc:workers``. A message
-  carries only the job id; the job itself lives in ``tc:job:{id}``.
-- ``tc:job:{id}`` — the job hash; ``token`` is the stream id of the delivery
-  that owns the job, so a worker that was presumed dead (and whose job was
-  reclaimed) can no longer write to it (fencing, checked inside Lua).
-- ``tc:job:{id}:events`` — a short stream of state/progress events that
-  ``WatchJob`` reads from the start, so no event is lost between a read and
-  a subscribe.
-- ``tc:jobs:index`` — sorted set of job ids by creation time (``ListJobs``).
-- ``tc:jobs:delayed`` — retries waiting for their backoff, scored by due time.
-- ``tc:jobs:dead`` — the dead-letter stream (job id, reason, deliveries).
-- ``tc:cancel`` — pub/sub channel carrying job ids whose cancel was asked.
-
-A worker that dies mid-job never acknowledges its message; another worker
-takes it over with ``XAUTOCLAIM`` once it has been idle for the claim
-timeout. Live workers reset that idle time with a heartbeat (``XCLAIM`` of
-their own message with ``JUSTID``).
-"""
+"""Jobs, deliveries and job events on Redis Streams (the scripts are ``*.lua`` beside this)."""
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from importlib import resources
 from typing import Any
 
 import redis.asyncio as aioredis
 
+from headend.redisconn import block_ms as capped_block_ms
 from transcode.domain import Job, JobEvent, JobState, Progress
 from transcode.errors import JobNotFound
 
@@ -100,152 +82,10 @@ def _event_fields(state: str, reason: str = "", progress: Progress | None = None
     ]  # fmt: skip
 
 
-# begin(job key, events key, stream, dead stream;
-#       msg id, consumer, now, max deliveries, group, events ttl)
-_BEGIN = """
-local state = redis.call('HGET', KEYS[1], 'state')
-if not state then
-  redis.call('XACK', KEYS[3], ARGV[5], ARGV[1])
-  redis.call('XDEL', KEYS[3], ARGV[1])
-  return {'skip', 'job hash missing'}
-end
-if state == 'SUCCEEDED' or state == 'FAILED' or state == 'CANCELLED' then
-  redis.call('XACK', KEYS[3], ARGV[5], ARGV[1])
-  redis.call('XDEL', KEYS[3], ARGV[1])
-  return {'skip', state}
-end
-if redis.call('HGET', KEYS[1], 'cancel') == '1' then
-  -- Cancel was asked while its worker was dying: honour it instead of running again.
-  redis.call('HSET', KEYS[1], 'state', 'CANCELLED', 'reason', 'cancelled by request',
-             'updated_at', ARGV[3], 'token', '')
-  redis.call('XACK', KEYS[3], ARGV[5], ARGV[1])
-  redis.call('XDEL', KEYS[3], ARGV[1])
-  redis.call('XADD', KEYS[2], 'MAXLEN', '~', 200, '*', 'state', 'CANCELLED',
-             'reason', 'cancelled by request', 'percent', '0', 'speed', '0', 'eta', '0',
-             'phase', '')
-  return {'skip', 'CANCELLED'}
-end
-local n = redis.call('HINCRBY', KEYS[1], 'deliveries', 1)
-if n > tonumber(ARGV[4]) then
-  local last = redis.call('HGET', KEYS[1], 'last_error') or ''
-  local reason = 'dead-lettered after ' .. (n - 1) .. ' deliveries: ' .. last
-  redis.call('HSET', KEYS[1], 'state', 'FAILED', 'reason', reason, 'updated_at', ARGV[3],
-             'deliveries', n - 1, 'token', '')
-  redis.call('XADD', KEYS[4], '*', 'job', string.sub(KEYS[1], 8), 'reason', reason,
-             'deliveries', n - 1)
-  redis.call('XACK', KEYS[3], ARGV[5], ARGV[1])
-  redis.call('XDEL', KEYS[3], ARGV[1])
-  redis.call('XADD', KEYS[2], 'MAXLEN', '~', 200, '*', 'state', 'FAILED', 'reason', reason,
-             'percent', '0', 'speed', '0', 'eta', '0', 'phase', '')
-  redis.call('EXPIRE', KEYS[2], ARGV[6])
-  return {'dead', reason}
-end
-redis.call('HSET', KEYS[1], 'state', 'RUNNING', 'worker', ARGV[2],
-           'token', ARGV[1] .. '|' .. ARGV[2],
-           'updated_at', ARGV[3], 'percent', '0', 'speed', '0', 'eta', '0', 'phase', 'starting')
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', 200, '*', 'state', 'RUNNING', 'reason', '',
-           'percent', '0', 'speed', '0', 'eta', '0', 'phase', 'starting')
-return {'run', ''}
-"""
-
-# heartbeat(job key, events key, stream; token, consumer, group, now, event fields...)
-# A token is '<stream id>|<consumer>'; the stream id alone survives XAUTOCLAIM.
-_HEARTBEAT = """
-if redis.call('HGET', KEYS[1], 'token') ~= ARGV[1] then return 0 end
-local id = string.match(ARGV[1], '^([^|]+)')
-redis.call('XCLAIM', KEYS[3], ARGV[3], ARGV[2], 0, id, 'JUSTID')
-if #ARGV > 4 then
-  redis.call('HSET', KEYS[1], 'updated_at', ARGV[4], 'percent', ARGV[10], 'speed', ARGV[12],
-             'eta', ARGV[14], 'phase', ARGV[16])
-  redis.call('XADD', KEYS[2], 'MAXLEN', '~', 200, '*', unpack(ARGV, 5))
-end
-if redis.call('HGET', KEYS[1], 'cancel') == '1' then return 2 end
-return 1
-"""
-
-# finish(job key, events key, stream; token, group, state, reason, now, output, ttl, fields...)
-_FINISH = """
-if redis.call('HGET', KEYS[1], 'token') ~= ARGV[1] then return 0 end
-local id = string.match(ARGV[1], '^([^|]+)')
-redis.call('HSET', KEYS[1], 'state', ARGV[3], 'reason', ARGV[4], 'updated_at', ARGV[5],
-           'output', ARGV[6], 'token', '')
-if ARGV[3] == 'SUCCEEDED' then
-  redis.call('HSET', KEYS[1], 'percent', '100', 'eta', '0', 'phase', 'done')
-end
-redis.call('XACK', KEYS[3], ARGV[2], id)
-redis.call('XDEL', KEYS[3], id)
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', 200, '*', unpack(ARGV, 8))
-redis.call('EXPIRE', KEYS[2], ARGV[7])
-return 1
-"""
-
-# retry(job key, events key, stream, delayed; token, group, reason, now, due, job id, fields...)
-_RETRY = """
-if redis.call('HGET', KEYS[1], 'token') ~= ARGV[1] then return 0 end
-local id = string.match(ARGV[1], '^([^|]+)')
-redis.call('HSET', KEYS[1], 'state', 'QUEUED', 'last_error', ARGV[3], 'reason', ARGV[3],
-           'updated_at', ARGV[4], 'token', '', 'phase', 'retry')
-redis.call('XACK', KEYS[3], ARGV[2], id)
-redis.call('XDEL', KEYS[3], id)
-redis.call('ZADD', KEYS[4], ARGV[5], ARGV[6])
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', 200, '*', unpack(ARGV, 7))
-return 1
-"""
-
-# dead(job key, events key, stream, dead stream; token, group, reason, now, job id, ttl)
-_DEAD = """
-if redis.call('HGET', KEYS[1], 'token') ~= ARGV[1] then return 0 end
-local id = string.match(ARGV[1], '^([^|]+)')
-local n = redis.call('HGET', KEYS[1], 'deliveries')
-local reason = 'dead-lettered after ' .. n .. ' deliveries: ' .. ARGV[3]
-redis.call('HSET', KEYS[1], 'state', 'FAILED', 'reason', reason, 'last_error', ARGV[3],
-           'updated_at', ARGV[4], 'token', '')
-redis.call('XADD', KEYS[4], '*', 'job', ARGV[5], 'reason', reason, 'deliveries', n)
-redis.call('XACK', KEYS[3], ARGV[2], id)
-redis.call('XDEL', KEYS[3], id)
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', 200, '*', 'state', 'FAILED', 'reason', reason,
-           'percent', '0', 'speed', '0', 'eta', '0', 'phase', '')
-redis.call('EXPIRE', KEYS[2], ARGV[6])
-return 1
-"""
-
-# cancel(job key, events key, delayed; job id, now, channel)
-_CANCEL = """
-local state = redis.call('HGET', KEYS[1], 'state')
-if not state then return {'missing'} end
-if state == 'QUEUED' then
-  redis.call('HSET', KEYS[1], 'state', 'CANCELLED', 'reason', 'cancelled before it started',
-             'updated_at', ARGV[2], 'cancel', '1')
-  redis.call('ZREM', KEYS[3], ARGV[1])
-  redis.call('XADD', KEYS[2], 'MAXLEN', '~', 200, '*', 'state', 'CANCELLED',
-             'reason', 'cancelled before it started', 'percent', '0', 'speed', '0', 'eta', '0',
-             'phase', '')
-  return {'CANCELLED'}
-end
-if state == 'RUNNING' then
-  redis.call('HSET', KEYS[1], 'cancel', '1')
-  redis.call('PUBLISH', ARGV[3], ARGV[1])
-end
-return {state}
-"""
-
-# promote(delayed, stream; now) -> moves due retries back onto the work stream atomically.
-_PROMOTE = """
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, 16)
-for _, id in ipairs(due) do
-  redis.call('ZREM', KEYS[1], id)
-  redis.call('XADD', KEYS[2], '*', 'job', id)
-end
-return #due
-"""
-
-# lost(job key; msg id, reason) -> records why a reclaimed delivery's worker vanished.
-_LOST = """
-if redis.call('HGET', KEYS[1], 'state') == 'RUNNING' then
-  redis.call('HSET', KEYS[1], 'last_error', ARGV[2])
-end
-return 1
-"""
+@functools.cache
+def lua(name: str) -> str:
+    """The source of ``transcode/queue/<name>.lua``."""
+    return resources.files("transcode.queue").joinpath(f"{name}.lua").read_text("utf-8")
 
 
 def _s(value: bytes | str | None) -> str:
@@ -301,14 +141,14 @@ class JobQueue:
         # redis-py types every reply as a union of all RESP shapes; replies are decoded here.
         self._redis: Any = redis
         self.max_deliveries = max_deliveries
-        self._begin = redis.register_script(_BEGIN)
-        self._heartbeat = redis.register_script(_HEARTBEAT)
-        self._finish = redis.register_script(_FINISH)
-        self._retry = redis.register_script(_RETRY)
-        self._cancel = redis.register_script(_CANCEL)
-        self._dead = redis.register_script(_DEAD)
-        self._promote = redis.register_script(_PROMOTE)
-        self._lost = redis.register_script(_LOST)
+        self._begin = redis.register_script(lua("begin"))
+        self._heartbeat = redis.register_script(lua("heartbeat"))
+        self._finish = redis.register_script(lua("finish"))
+        self._retry = redis.register_script(lua("retry"))
+        self._cancel = redis.register_script(lua("cancel"))
+        self._dead = redis.register_script(lua("dead"))
+        self._promote = redis.register_script(lua("promote"))
+        self._lost = redis.register_script(lua("lost"))
 
     async def ensure_group(self) -> None:
         """Create the consumer group (and stream) if missing."""
@@ -387,7 +227,8 @@ class JobQueue:
                 ],
             )
             return delivery
-        read = await self._redis.xreadgroup(GROUP, consumer, {STREAM: ">"}, count=1, block=block_ms)
+        block = capped_block_ms(self._redis, block_ms)
+        read = await self._redis.xreadgroup(GROUP, consumer, {STREAM: ">"}, count=1, block=block)
         for _stream, entries in read or []:
             for message_id, fields in entries:
                 return Delivery(
@@ -473,12 +314,16 @@ class JobQueue:
         return JobState(_s(state))
 
     async def events(self, job_id: str, *, block_ms: int = 5_000) -> AsyncIterator[JobEvent]:
-        """Every event of a job from the first, then new ones, until a terminal state."""
+        """Every event of a job from the first, then new ones, until a terminal state.
+
+        A quiet job (queued behind others, a long encode without progress lines) is
+        waited on in blocks kept under the Redis socket timeout, for as long as it lasts.
+        """
         last = "0-0"
         block: int | None = None  # the first read returns what is already there at once
         while True:
             read = await self._redis.xread({events_key(job_id): last}, block=block, count=50)
-            block = block_ms
+            block = capped_block_ms(self._redis, block_ms)
             for _stream, entries in read or []:
                 for message_id, fields in entries:
                     last = _s(message_id)

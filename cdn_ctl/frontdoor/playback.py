@@ -1,0 +1,298 @@
+"""The front door's playback routes: live masters and variants, catch-up, stop.
+
+A mixin of :class:`cdn_ctl.frontdoor.app.FrontDoor` (which owns the state
+declared below): entitlement and blackout checks, leases (one stream per box),
+the master fetched once per channel and rewritten to point back here, and the
+short-lived signed 302 to the lease's edge on every variant reload.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import aiohttp
+from aiohttp import web
+
+from cdn_ctl.domain import validate_channel
+from cdn_ctl.errors import (
+    BadPlayRequest,
+    BlackedOut,
+    CatchupRefused,
+    CdnError,
+    ChannelOffAir,
+    LeaseReplaced,
+    NoEdgeAvailable,
+    PlaybackForbidden,
+    ProgrammeUnknown,
+    UpstreamUnavailable,
+)
+from cdn_ctl.frontdoor.policy import blacked_out, epoch, rewrite_master
+from cdn_ctl.frontdoor.settings import FrontDoorSettings
+from cdn_ctl.http import redirect_response
+from cdn_ctl.service import RouteRequest, RoutingService
+from cdn_ctl.session import DeviceSession
+from cdn_ctl.upstream import EpgCache, Lease, LeaseKeeper, SubscriberClient, on_air
+from epg.domain import Programme
+
+log = logging.getLogger("cdn_ctl.frontdoor.app")
+
+PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
+_LEASE = re.compile(r"^[0-9a-f]{16}$")
+_RUNG = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}\.m3u8$")
+# Bounds on per-replica memos (replaced leases and their aliases).
+MEMO_MAX = 65_536
+# A master fetched by the front door itself (not a box): unbound and short-lived.
+_MASTER_URL_SECONDS = 60
+
+SESSION: web.RequestKey[DeviceSession] = web.RequestKey("frontdoor.session", DeviceSession)
+CLIENT: web.RequestKey[str] = web.RequestKey("frontdoor.client", str)
+
+
+@dataclass
+class _Master:
+    text: str
+    at: float
+
+
+def request_token(request: web.Request) -> tuple[str, bool]:
+    """The box token and whether it came in the query (players without headers)."""
+    header = request.headers.get("Authorization", "")
+    if header.startswith("Bearer "):
+        return header[7:].strip(), False
+    return request.query.get("token", ""), True
+
+
+def token_query(request: web.Request) -> str:
+    """``token=...`` for the URLs a box is given, when (and only when) the token that was
+    verified came in the query: players that cannot send headers need it on every URL."""
+    token, from_query = request_token(request)
+    return f"token={token}" if from_query and token else ""
+
+
+class Playback:
+    """Live and catch-up handlers; the state they use is the front door's."""
+
+    settings: FrontDoorSettings
+    routing: RoutingService
+    subscriber: SubscriberClient
+    epg: EpgCache
+    http: aiohttp.ClientSession
+    leases: LeaseKeeper
+    _now: Callable[[], datetime]
+    _masters: dict[str, _Master]
+    _airing: dict[str, tuple[Programme | None, datetime, int]]
+    _aliases: dict[str, str]
+    _replaced: dict[str, str]
+
+    def _channel(self, request: web.Request) -> str:
+        try:
+            return validate_channel(request.match_info["channel"])
+        except CdnError as err:
+            raise BadPlayRequest("channel", err.message, reason="bad_channel") from err
+
+    async def _check_airing(self, channel: str, region: str, now: datetime) -> None:
+        cached = self._airing.get(channel)
+        if cached is None or cached[2] != self.epg.generation or now >= cached[1]:
+            programmes = await self.epg.programmes(channel, now)
+            current = on_air(programmes, now)
+            later = [p.start for p in programmes if p.start > now]
+            until = current.stop if current else min(later, default=now + timedelta(minutes=5))
+            cached = (current, until, self.epg.generation)
+            self._airing[channel] = cached
+        current = cached[0]
+        if current is not None and blacked_out(current, region):
+            raise BlackedOut(
+                "this programme is blacked out in your region",
+                reason="blacked_out",
+                slate=current.rights.blackout_slate,
+            )
+
+    async def _require(self, session: DeviceSession, channel: str) -> None:
+        verdict = self.subscriber.cached_verdict(session.mac, channel)
+        if verdict is None:
+            verdict = await self.subscriber.authorize(session.mac, channel)
+        if not verdict.allowed:
+            raise PlaybackForbidden(f"playback refused: {verdict.reason}", reason=verdict.reason)
+
+    def _remember(self, memo: dict[str, str], old: str, new: str) -> None:
+        if len(memo) >= MEMO_MAX:
+            memo.clear()
+        memo[old] = new
+
+    async def _lease(self, session: DeviceSession, channel: str, held: str) -> str:
+        """The box's lease for ``channel``: the one it holds, else a new one (may 429).
+
+        A box has one stream at a time: a new lease replaces the box's other one (at the
+        subscriber service and here), and a player still polling a replaced lease is
+        refused rather than given a new one, so two players on one box cannot take turns.
+        """
+        if held in self._replaced:
+            raise LeaseReplaced(
+                "this box started another stream; this one has ended", reason="lease_replaced"
+            )
+        held = self._aliases.get(held, held)
+        if held and self.leases.touch(held, mac=session.mac, channel=channel):
+            return held
+        if _LEASE.match(held) and await self.subscriber.heartbeat(session.mac, held):
+            lease = self.leases.get(held)
+            if lease is None or lease.channel == channel:
+                self._keep(Lease(held, session.mac, channel))
+                return held
+        fresh = await self.subscriber.start_session(session.mac, channel)
+        self._keep(fresh)
+        if held:
+            self._remember(self._aliases, held, fresh.session_id)
+        return fresh.session_id
+
+    def _keep(self, lease: Lease) -> None:
+        old = self.leases.add(lease)
+        if old is not None:
+            self.routing.end(old.session_id)
+            self._remember(self._replaced, old.session_id, lease.session_id)
+
+    async def _master_text(self, channel: str, region: str) -> str:
+        cached = self._masters.get(channel)
+        clock = time.monotonic()
+        if cached is not None and clock - cached.at < self.settings.master_ttl_seconds:
+            return cached.text
+        edges = self.routing.candidates(channel, region)
+        scope = f"live/{channel}/"
+        prefix = self.routing.sign(scope, lifetime_seconds=_MASTER_URL_SECONDS, client_ip=None)
+        for edge in edges[:3]:
+            url = f"http://{edge.address}{prefix}{scope}master.m3u8"
+            try:
+                async with self.http.get(url, timeout=aiohttp.ClientTimeout(total=3)) as resp:
+                    if resp.status == 404:
+                        raise ChannelOffAir("this channel is not on air", reason="off_air")
+                    if resp.status != 200:
+                        log.warning(
+                            "edge refused the master fetch",
+                            extra={"edge_id": edge.edge_id, "status": resp.status},
+                        )
+                        continue
+                    text = await resp.text()
+            except (aiohttp.ClientError, TimeoutError) as err:
+                # Not yet marked down by the probes: try the next edge in rank order.
+                log.warning(
+                    "edge did not answer the master fetch",
+                    extra={"edge_id": edge.edge_id, "error": type(err).__name__},
+                )
+                continue
+            self._masters[channel] = _Master(text, clock)
+            return text
+        raise UpstreamUnavailable("no edge answered for this channel", reason="no_edge")
+
+    def _redirect(
+        self, request: web.Request, session: DeviceSession, kind: str, channel: str, path: str,
+        lease: str,
+    ) -> web.Response:  # fmt: skip
+        try:
+            redirect = self.routing.redirect(
+                RouteRequest(kind, channel, path, session.region, request[CLIENT], lease)
+            )
+        except NoEdgeAvailable as err:
+            raise UpstreamUnavailable("no edge can serve", reason="no_edge") from err
+        return redirect_response(redirect)
+
+    async def live_master(self, request: web.Request) -> web.Response:
+        """``GET /live/{ch}/master.m3u8``: entitlement, blackout, lease, then the master."""
+        session = request[SESSION]
+        channel = self._channel(request)
+        now = self._now()
+        await self._require(session, channel)
+        await self._check_airing(channel, session.region, now)
+        text = await self._master_text(channel, session.region)
+        lease = await self._lease(session, channel, request.query.get("session", ""))
+        query = f"session={lease}"
+        extra = token_query(request)
+        if extra:
+            query += f"&{extra}"
+        return web.Response(
+            text=rewrite_master(text, query=query),
+            content_type=PLAYLIST_TYPE,
+            headers={"Cache-Control": "no-store", "X-Session": lease},
+        )
+
+    async def live_variant(self, request: web.Request) -> web.Response:
+        """``GET /live/{ch}/{rung}/{name}.m3u8?session=``: keep the lease, 302 to the edge."""
+        session = request[SESSION]
+        channel = self._channel(request)
+        rung, name = request.match_info["rung"], request.match_info["name"]
+        if not _RUNG.match(rung) or not _NAME.match(name):
+            raise BadPlayRequest("path", "not a variant playlist", reason="bad_path")
+        held = request.query.get("session", "")
+        if not held:
+            raise BadPlayRequest("session", "required: the lease from the master playlist")
+        await self._require(session, channel)
+        await self._check_airing(channel, session.region, self._now())
+        lease = await self._lease(session, channel, held)
+        return self._redirect(request, session, "live", channel, f"{rung}/{name}", lease)
+
+    async def _catchup_window(
+        self, request: web.Request, channel: str, now: datetime
+    ) -> tuple[datetime, datetime]:
+        query = request.query
+        if "programme" in query:
+            p = await self.epg.programme(channel, query["programme"], now)
+            return p.start, p.stop
+        start, stop = epoch(query, "utc"), epoch(query, "utcend")
+        if stop <= start:
+            raise BadPlayRequest("utcend", "must be after utc", reason="bad_window")
+        return start, stop
+
+    async def catchup(self, request: web.Request) -> web.Response:
+        """``GET /catchup/{ch}/master.m3u8``: check the window, lease, 302 signed for it."""
+        session = request[SESSION]
+        channel_id = self._channel(request)
+        now = self._now()
+        channel = (await self.epg.channels()).get(channel_id)
+        if channel is None:
+            raise ProgrammeUnknown("no such channel", reason="unknown_channel")
+        start, stop = await self._catchup_window(request, channel_id, now)
+        if start >= now:
+            raise CatchupRefused("the window has not started yet", reason="not_yet_aired")
+        if stop - start > timedelta(hours=self.settings.catchup_max_hours):
+            raise BadPlayRequest("utcend", "window too long", reason="bad_window")
+        if channel.catchup_days <= 0:
+            raise CatchupRefused("this channel has no catch-up", reason="catchup_disabled")
+        if start < now - timedelta(days=channel.catchup_days):
+            raise CatchupRefused(
+                f"older than the channel's {channel.catchup_days} catch-up days",
+                reason="outside_catchup_days",
+            )
+        await self._require(session, channel_id)
+        for p in await self.epg.programmes(channel_id, now):
+            if p.start < stop and p.stop > start:
+                if not p.rights.catchup_allowed:
+                    raise CatchupRefused(
+                        "this programme is not available for catch-up",
+                        reason="catchup_not_allowed",
+                        programme=p.id,
+                    )
+                if blacked_out(p, session.region):
+                    raise BlackedOut(
+                        "this programme is blacked out in your region", reason="blacked_out"
+                    )
+        lease = await self._lease(session, channel_id, request.query.get("session", ""))
+        first, last = int(start.timestamp()), int(stop.timestamp())
+        path = f"w/{first}/{last}/master.m3u8"
+        return self._redirect(request, session, "catchup", channel_id, path, lease)
+
+    async def stop_playback(self, request: web.Request) -> web.Response:
+        """``POST /api/stop?session=``: the box stopped playing; free its stream slot."""
+        session = request[SESSION]
+        held = request.query.get("session", "")
+        held = self._aliases.pop(held, held)
+        lease = self.leases.get(held)
+        if lease is not None and lease.mac == session.mac:
+            self.leases.drop(held)
+            self.routing.end(held)
+        if _LEASE.match(held):
+            await self.subscriber.end_session(session.mac, held)
+        return web.Response(status=204)

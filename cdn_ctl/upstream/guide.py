@@ -1,0 +1,253 @@
+"""The front door's cache of ``EpgService``: channels and programmes around now.
+
+Entries are kept until the EPG's ``WatchChanges`` feed says they changed,
+with ``guide_ttl_seconds`` as a safety net. The feed reader
+(:meth:`EpgCache.watch`) runs under a ``Supervisor``: when the feed breaks
+(the EPG or its Redis is down) it fails and is restarted with backoff, and it
+resumes from the last version it saw, so the changes missed meanwhile are
+replayed and the cache is kept. Only a ``resync`` change (history trimmed, or
+a store that lost versions) or a server that cannot say where its feed starts
+drops everything. While the EPG cannot answer, expired entries keep being
+served for up to ``stale_seconds``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import grpc
+
+from cdn_ctl.errors import ProgrammeUnknown, UpstreamUnavailable
+from cdn_ctl.upstream.common import CHANNEL_OPTIONS, Clock, Outage, unavailable
+from epg.domain import Channel, Programme
+from epg.server import VERSION_HEADER, channel_from_pb, programme_from_pb
+from headend.rpc import ClientTls, bearer, client_channel
+from protos import epg_pb2, epg_pb2_grpc
+
+log = logging.getLogger("cdn_ctl.upstream")
+
+
+@dataclass
+class _Guide:
+    programmes: tuple[Programme, ...]
+    start: datetime
+    stop: datetime
+    at: float
+
+
+def _positioned(metadata: object) -> int | None:
+    """The version a WatchChanges feed starts after, from its initial metadata."""
+    for key, value in metadata or ():  # type: ignore[attr-defined]
+        if key == VERSION_HEADER:
+            text = value.decode() if isinstance(value, bytes) else str(value)
+            return int(text) if text.isdigit() else None
+    return None
+
+
+class EpgCache:
+    """``EpgService`` channels and programmes around now, invalidated by ``WatchChanges``."""
+
+    def __init__(
+        self,
+        target: str,
+        api_key: str,
+        *,
+        guide_ttl_seconds: float = 300.0,
+        stale_seconds: float = 120.0,
+        past: timedelta = timedelta(days=7),
+        future: timedelta = timedelta(days=8),
+        timeout_seconds: float = 3.0,
+        clock: Clock = time.monotonic,
+        tls: ClientTls | None = None,
+    ) -> None:
+        self.guide_ttl_seconds = guide_ttl_seconds
+        self.stale_seconds = stale_seconds
+        self.past = past
+        self.future = future
+        self.timeout_seconds = timeout_seconds
+        self.clock = clock
+        self.outage = Outage(clock)
+        # Set while the watch stream is positioned (every later change will be seen).
+        self.watching = asyncio.Event()
+        # Bumped on every invalidation: lets callers cache what they derive.
+        self.generation = 0
+        # Times the whole cache was thrown away while it held something.
+        self.drops = 0
+        self._channels: dict[str, Channel] | None = None
+        self._channels_at = 0.0
+        self._guides: dict[str, _Guide] = {}
+        self._version = 0
+        self._channel = client_channel(target, tls=tls, options=CHANNEL_OPTIONS)
+        self._stub = epg_pb2_grpc.EpgServiceStub(self._channel)
+        self._md = bearer(api_key)
+
+    def invalidate(self, channel_id: str | None = None, *, channels: bool = False) -> None:
+        """Drop one channel's programmes, the channel list, or (no argument) everything."""
+        self.generation += 1
+        if channel_id is None and not channels:
+            if self._channels is not None or self._guides:
+                self.drops += 1
+                log.info("epg cache dropped", extra={"drops": self.drops})
+            self._channels = None
+            self._guides.clear()
+            return
+        if channels:
+            self._channels = None
+        if channel_id is not None:
+            self._guides.pop(channel_id, None)
+
+    async def channels(self) -> dict[str, Channel]:
+        """Every active channel by id."""
+        age = self.clock() - self._channels_at
+        if self._channels is not None and age < self.guide_ttl_seconds:
+            return self._channels
+        stale = self._channels if age < self.stale_seconds else None
+        if stale is not None and self.outage.active:
+            return stale
+        try:
+            resp = await self._stub.ListChannels(
+                epg_pb2.ListChannelsRequest(active_only=True),
+                metadata=self._md,
+                timeout=self.timeout_seconds,
+            )
+        except grpc.aio.AioRpcError as err:
+            self.outage.failed(err)
+            failure = unavailable("epg", err)
+            if stale is not None:
+                return stale
+            raise failure from err
+        self.outage.recovered()
+        self._channels = {c.id: channel_from_pb(c) for c in resp.channels}
+        self._channels_at = self.clock()
+        return self._channels
+
+    async def programmes(self, channel_id: str, now: datetime) -> tuple[Programme, ...]:
+        """The channel's programmes from ``now - past`` to ``now + future`` (cached)."""
+        guide = self._guides.get(channel_id)
+        covers = (
+            guide is not None
+            and guide.start <= now - self.past / 2
+            and now + self.future / 2 <= guide.stop
+        )
+        age = self.clock() - guide.at if guide is not None else 0.0
+        if guide is not None and covers and age < self.guide_ttl_seconds:
+            return guide.programmes
+        stale = (
+            guide.programmes if guide is not None and covers and age < self.stale_seconds else None
+        )
+        if stale is not None and self.outage.active:
+            return stale
+        # The EPG refuses sub-second instants.
+        now = now.replace(microsecond=0)
+        start, stop = now - self.past, now + self.future
+        request = epg_pb2.RangeRequest(channel_id=channel_id)
+        request.start.FromDatetime(start)
+        request.stop.FromDatetime(stop)
+        generation = self.generation
+        try:
+            resp = await self._stub.Range(request, metadata=self._md, timeout=self.timeout_seconds)
+        except grpc.aio.AioRpcError as err:
+            if err.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.PERMISSION_DENIED):
+                return ()
+            self.outage.failed(err)
+            failure = unavailable("epg", err)
+            if stale is not None:
+                return stale
+            raise failure from err
+        self.outage.recovered()
+        programmes = tuple(
+            programme_from_pb(p, channel_id, i) for i, p in enumerate(resp.programmes)
+        )
+        # A change that arrived during the call makes this answer stale: do not keep it.
+        if generation == self.generation:
+            self._guides[channel_id] = _Guide(programmes, start, stop, self.clock())
+        return programmes
+
+    async def programme(self, channel_id: str, programme_id: str, now: datetime) -> Programme:
+        """One programme of the channel (from the cached window, else ``GetProgramme``)."""
+        for p in await self.programmes(channel_id, now):
+            if p.id == programme_id:
+                return p
+        try:
+            msg = await self._stub.GetProgramme(
+                epg_pb2.GetProgrammeRequest(id=programme_id),
+                metadata=self._md,
+                timeout=self.timeout_seconds,
+            )
+        except grpc.aio.AioRpcError as err:
+            if err.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT):
+                raise ProgrammeUnknown(
+                    f"no programme {programme_id[:64]}", reason="unknown_programme"
+                ) from err
+            raise unavailable("epg", err) from err
+        if msg.channel_id != channel_id:
+            raise ProgrammeUnknown(
+                f"no programme {programme_id[:64]} on this channel", reason="unknown_programme"
+            )
+        return programme_from_pb(msg, channel_id, 0)
+
+    def apply(self, kind: str, channel_id: str, version: int) -> None:
+        """One change from the feed."""
+        self._version = max(self._version, version)
+        if kind == "programmes" and channel_id:
+            self.invalidate(channel_id)
+        elif kind == "channel":
+            self.invalidate(channel_id or None, channels=True)
+        else:  # "resync" or anything new: drop everything
+            self.invalidate()
+
+    async def watch(self) -> None:
+        """Follow ``WatchChanges`` from the last version seen until the feed breaks, then
+        raise ``UpstreamUnavailable`` (the supervisor running it reconnects with backoff).
+
+        A quiet feed stays open for as long as it is quiet; the cache is kept across
+        reconnects (the feed replays what was missed, or says ``resync``).
+        """
+        resume = self._version
+        call = self._stub.WatchChanges(
+            epg_pb2.WatchChangesRequest(from_version=resume), metadata=self._md
+        )
+        try:
+            try:
+                positioned = _positioned(await call.initial_metadata())
+                if positioned is None and call.done():
+                    # It ended before it was positioned (the EPG or its store is down):
+                    # reading a finished call raises its error.
+                    async for _ in call:
+                        pass
+                    raise UpstreamUnavailable("the epg change feed ended", reason="epg_unavailable")
+                if positioned is None or resume == 0:
+                    # Nothing to resume from: whatever the cache holds may predate the feed.
+                    self.invalidate()
+                self._version = max(self._version, positioned or 0)
+                self.watching.set()
+                async for change in call:
+                    self.apply(change.kind, change.channel_id, change.version)
+            except grpc.aio.AioRpcError as err:
+                raise unavailable("epg", err) from err
+        finally:
+            self.watching.clear()
+            call.cancel()
+        raise UpstreamUnavailable("the epg change feed ended", reason="epg_unavailable")
+
+    async def close(self) -> None:
+        """Close the gRPC channel."""
+        await self._channel.close()
+
+
+def on_air(programmes: Iterable[Programme], at: datetime) -> Programme | None:
+    """The programme airing at ``at``."""
+    for p in programmes:
+        if p.start <= at < p.stop:
+            return p
+    return None
+
+
+def utc_now() -> datetime:
+    """Now, timezone-aware."""
+    return datetime.now(UTC)

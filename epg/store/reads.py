@@ -1,0 +1,150 @@
+"""Reads: channels, now/next, ranges, single programmes, and the change stream."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from epg.domain import Change, Channel, Programme, decode_channel, decode_programme, decode_rights
+from epg.store.base import (
+    CHANGES,
+    CHANNELS,
+    DECODED_MAX,
+    PROGRAMMES,
+    VERSION,
+    StoreBase,
+    data_key,
+    idx_key,
+    rights_key,
+    text,
+)
+from headend.redisconn import block_ms as capped_block_ms
+
+
+class ReadStore(StoreBase):
+    """Decoding (memoised) and every read the service makes."""
+
+    def _programme(self, channel_id: str, pid: Any, raw: Any, rights: Any) -> Programme:
+        # Stored values are immutable for a given (id, raw, rights), so decoded
+        # programmes are memoised by exactly that: the hot read paths skip JSON.
+        key = (channel_id, pid, raw, rights)
+        hit = self._decoded.get(key)
+        if hit is not None:
+            return hit
+        start, stop, data = text(raw).split("|", 2)
+        programme = decode_programme(
+            text(pid), channel_id, int(start), int(stop), data, decode_rights(text(rights))
+        )
+        if len(self._decoded) >= DECODED_MAX:
+            self._decoded.clear()
+        self._decoded[key] = programme
+        return programme
+
+    def _decode_channel(self, raw: Any) -> Channel:
+        hit = self._channels.get(raw)
+        if hit is None:
+            if len(self._channels) >= DECODED_MAX:
+                self._channels.clear()
+            hit = self._channels[raw] = decode_channel(raw)
+        return hit
+
+    async def get_channel(self, channel_id: str) -> Channel | None:
+        """One channel, or None."""
+        raw = await self._redis.hget(CHANNELS, channel_id)
+        return None if raw is None else self._decode_channel(raw)
+
+    async def list_channels(self) -> list[Channel]:
+        """Every channel, by logical number then id."""
+        raw = await self._redis.hgetall(CHANNELS)
+        channels = (self._decode_channel(v) for v in raw.values())
+        return sorted(channels, key=lambda c: (c.number, c.id))
+
+    async def now_next(
+        self, channel_ids: Sequence[str], at: datetime
+    ) -> list[tuple[Channel | None, Programme | None, Programme | None]]:
+        """For each channel (None if unknown): the programme on air at ``at`` and the next.
+
+        One round trip, channel included, so callers can authorize without another.
+        """
+        if not channel_ids:
+            return []
+        keys: list[str] = [CHANNELS]
+        for ch in channel_ids:
+            keys += [idx_key(ch), data_key(ch), rights_key(ch)]
+        now = int(at.timestamp())
+        flat = await self._now_next(keys=keys, args=[now, *channel_ids])
+        out: list[tuple[Channel | None, Programme | None, Programme | None]] = []
+        for i, ch in enumerate(channel_ids):
+            row = flat[i * 7 : (i + 1) * 7]
+            channel = self._decode_channel(row[0]) if row[0] else None
+            cur = self._programme(ch, *row[1:4]) if row[1] else None
+            nxt = self._programme(ch, *row[4:7]) if row[4] else None
+            if cur is not None and cur.stop_s <= now:
+                cur = None  # the latest programme before now has ended: a gap
+            out.append((channel, cur, nxt))
+        return out
+
+    async def range(
+        self, channel_id: str, start: datetime, stop: datetime, *, limit: int = 100_000
+    ) -> list[Programme]:
+        """Programmes overlapping ``[start, stop)``, in start order."""
+        lo = int(start.timestamp())
+        flat = await self._range(
+            keys=[idx_key(channel_id), data_key(channel_id), rights_key(channel_id)],
+            args=[lo, int(stop.timestamp()), limit],
+        )
+        out = [self._programme(channel_id, *flat[i : i + 3]) for i in range(0, len(flat), 3)]
+        if out and out[0].stop_s <= lo:
+            out.pop(0)
+        return out
+
+    async def get_programme(self, programme_id: str) -> Programme | None:
+        """One programme by id, or None."""
+        ch = await self._redis.hget(PROGRAMMES, programme_id)
+        if ch is None:
+            return None
+        channel_id = text(ch)
+        raw = await self._redis.hget(data_key(channel_id), programme_id)
+        if raw is None:
+            return None
+        rights = await self._redis.hget(rights_key(channel_id), programme_id)
+        return self._programme(channel_id, programme_id, raw, rights or "")
+
+    # ---------------------------------------------------------- changes
+
+    async def version(self) -> int:
+        """The last change version (0 before any change)."""
+        raw = await self._redis.get(VERSION)
+        return 0 if raw is None else int(raw)
+
+    async def oldest_change(self) -> int | None:
+        """The oldest version still in the change stream, or None when it is empty."""
+        rows = await self._redis.xrange(CHANGES, "-", "+", count=1)
+        return None if not rows else int(text(rows[0][0]).split("-")[0])
+
+    async def read_changes(self, after: int, *, block_ms: int, count: int = 500) -> list[Change]:
+        """Changes with version > ``after``, waiting up to ``block_ms`` for the first (capped
+        below the client's socket timeout: an empty answer just means "nothing yet")."""
+        block = capped_block_ms(self._redis, block_ms)
+        res = await self._redis.xread({CHANGES: f"{after}-0"}, count=count, block=block)
+        out: list[Change] = []
+        for _stream, entries in res or ():
+            for entry_id, fields in entries:
+                f = {text(k): text(v) for k, v in fields.items()}
+                out.append(
+                    Change(
+                        version=int(text(entry_id).split("-")[0]),
+                        kind=f["kind"],
+                        channel_id=f["ch"],
+                        deleted=f["deleted"] == "1",
+                        programme_ids=tuple(x for x in f["ids"].split(",") if x),
+                        window_start=_ts(f["from"]),
+                        window_stop=_ts(f["to"]),
+                    )
+                )
+        return out
+
+
+def _ts(raw: str) -> datetime | None:
+    return datetime.fromtimestamp(int(raw), UTC) if raw else None

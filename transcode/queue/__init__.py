@@ -1,0 +1,64 @@
+"""The VOD job queue on Redis Streams, and job state in Redis hashes.
+
+Keys (all ``tc:``):
+
+- ``tc:jobs`` — the work stream; consumer group ``tc:workers``. A message
+  carries only the job id; the job itself lives in ``tc:job:{id}``.
+- ``tc:job:{id}`` — the job hash; ``token`` is the stream id of the delivery
+  that owns the job, so a worker that was presumed dead (and whose job was
+  reclaimed) can no longer write to it (fencing, checked inside Lua).
+- ``tc:job:{id}:events`` — a short stream of state/progress events that
+  ``WatchJob`` reads from the start, so no event is lost between a read and
+  a subscribe.
+- ``tc:jobs:index`` — sorted set of job ids by creation time (``ListJobs``).
+- ``tc:jobs:delayed`` — retries waiting for their backoff, scored by due time.
+- ``tc:jobs:dead`` — the dead-letter stream (job id, reason, deliveries).
+- ``tc:cancel`` — pub/sub channel carrying job ids whose cancel was asked.
+
+A worker that dies mid-job never acknowledges its message; another worker
+takes it over with ``XAUTOCLAIM`` once it has been idle for the claim
+timeout. Live workers reset that idle time with a heartbeat (``XCLAIM`` of
+their own message with ``JUSTID``).
+
+Every multi-key change is one Lua script (``*.lua`` beside :mod:`.jobs`,
+shipped as package data); blocking reads are capped below the Redis socket
+timeout (``headend.redisconn.block_ms``).
+"""
+
+from __future__ import annotations
+
+from transcode.queue.jobs import (
+    CANCEL_CHANNEL,
+    DEAD,
+    DELAYED,
+    EVENTS_MAXLEN,
+    EVENTS_TTL_SECONDS,
+    GROUP,
+    INDEX,
+    STREAM,
+    DeadLetter,
+    Delivery,
+    JobQueue,
+    Started,
+    events_key,
+    job_from_hash,
+    job_key,
+)
+
+__all__ = [
+    "CANCEL_CHANNEL",
+    "DEAD",
+    "DELAYED",
+    "EVENTS_MAXLEN",
+    "EVENTS_TTL_SECONDS",
+    "GROUP",
+    "INDEX",
+    "STREAM",
+    "DeadLetter",
+    "Delivery",
+    "JobQueue",
+    "Started",
+    "events_key",
+    "job_from_hash",
+    "job_key",
+]
