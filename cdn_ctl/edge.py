@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import os
 import shutil
 import signal
@@ -35,6 +34,7 @@ from cdn_ctl.edge_conf import (
 )
 from cdn_ctl.errors import EdgeStartError
 from cdn_ctl.signing import KeyRing
+from headend.procs import with_death_signal
 
 __all__ = [
     "NJS_MODULE",
@@ -44,12 +44,6 @@ __all__ = [
     "render_keys_conf",
     "render_nginx_conf",
 ]
-
-
-def _die_with_parent() -> None:
-    # PR_SET_PDEATHSIG = 1: the kernel sends nginx SIGTERM if its parent dies, so even a
-    # kill -9 of `headend up` leaves no orphan edge holding the port.
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
 
 
 class EdgeProcess:
@@ -112,13 +106,16 @@ class EdgeProcess:
         out = (self.prefix / "logs" / "stderr.log").open("ab")
         try:
             # A plain Popen (not asyncio's) so kill() also works from sync teardown.
+            # The kernel sends nginx SIGTERM if its parent dies, so even a kill -9 of
+            # `headend up` leaves no orphan edge holding the port.
             self._proc = subprocess.Popen(  # noqa: ASYNC220
-                [binary, "-p", str(self.prefix), "-c", str(conf), "-g", "daemon off;"],
+                with_death_signal(
+                    [binary, "-p", str(self.prefix), "-c", str(conf), "-g", "daemon off;"]
+                ),
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=out,
                 start_new_session=True,  # its own group: kill() reaches the workers too
-                preexec_fn=_die_with_parent,
             )
         finally:
             out.close()

@@ -2,7 +2,11 @@
 
 Starts one nginx per edge on loopback ports in front of the origin, registers
 them in the registry (create, or update if already there) so the controller
-probes and routes to them, and stops them all on SIGTERM/SIGINT.
+probes and routes to them, and stops them all on SIGTERM/SIGINT. An nginx that
+dies is restarted after a backoff (and registered again if its record is gone);
+one restarted ``CDN_EDGE_RESTART_LIMIT`` times within
+``CDN_EDGE_RESTART_WINDOW_SECONDS`` makes the process exit, so that whatever
+supervises it (``headend up``) starts the whole set afresh.
 
 Environment:
 
@@ -24,16 +28,22 @@ Environment:
 - ``CDN_EDGE_LIMIT_EXEMPT``: networks those limits do not apply to,
   ``cidr[,...]`` or ``none`` (default ``127.0.0.1/32,::1/128``: every local box
   connects from loopback; see ``cdn_ctl/edge_conf.py``);
+- ``CDN_EDGE_RESTART_LIMIT`` / ``CDN_EDGE_RESTART_WINDOW_SECONDS``: restarts of
+  one edge's nginx allowed within the window before giving up (default 5 in 60 s);
 - ``REDIS_URL`` (required).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import logging
+import os
 import signal
 import sys
+import time
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,13 +59,15 @@ from cdn_ctl.edge_conf import (
     DEFAULT_CLIENT_REQUESTS_MAX,
     DEFAULT_LIMIT_EXEMPT,
 )
-from cdn_ctl.errors import CdnError, EdgeExists
+from cdn_ctl.errors import CdnError, EdgeExists, EdgeStartError
 from cdn_ctl.service import CdnService
 from cdn_ctl.signing import KeyRing
 from cdn_ctl.store import EdgeStore
 from headend import logs
 from headend.auth import ADMIN
+from headend.procs import exited, kill_group
 from headend.settings import SettingsError, env_float, env_int, env_optional, env_str, environ
+from headend.tasks import Backoff
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +142,8 @@ class LocalSettings:
     client_rate_per_second: int = DEFAULT_CLIENT_RATE_PER_SECOND
     client_burst: int = DEFAULT_CLIENT_BURST
     limit_exempt: tuple[str, ...] = DEFAULT_LIMIT_EXEMPT
+    restart_limit: int = 5
+    restart_window_seconds: float = 60.0
 
     @classmethod
     def from_env(cls, env: Any) -> LocalSettings:
@@ -166,6 +180,10 @@ class LocalSettings:
             ),
             limit_exempt=parse_networks(
                 env_str(env, "CDN_EDGE_LIMIT_EXEMPT", ",".join(DEFAULT_LIMIT_EXEMPT))
+            ),
+            restart_limit=env_int(env, "CDN_EDGE_RESTART_LIMIT", 5, low=0, high=1000),
+            restart_window_seconds=env_float(
+                env, "CDN_EDGE_RESTART_WINDOW_SECONDS", 60.0, low=1, high=86_400
             ),
         )
 
@@ -235,6 +253,103 @@ class LocalEdges:
         for proc in self.processes:
             await proc.stop()
 
+    async def keep_alive(self, redis: Any) -> None:
+        """Restart any edge whose nginx dies, forever (until cancelled).
+
+        Raises ``EdgeStartError`` when one edge is past its restart limit.
+        """
+        keepers = [asyncio.create_task(self._keep(proc, redis)) for proc in self.processes]
+        try:
+            await asyncio.gather(*keepers)
+        finally:
+            for keeper in keepers:
+                keeper.cancel()
+            await asyncio.gather(*keepers, return_exceptions=True)
+
+    async def _keep(self, proc: EdgeProcess, redis: Any) -> None:
+        edge_id = proc.config.edge_id
+        limit, window = self.settings.restart_limit, self.settings.restart_window_seconds
+        backoff = Backoff(healthy_after_seconds=window)
+        restarts: deque[float] = deque()
+        failures = 0
+        started = time.monotonic()
+        failed_start = ""
+        while True:
+            what = failed_start or await _until_exit(proc)
+            now = time.monotonic()
+            while restarts and restarts[0] <= now - window:
+                restarts.popleft()
+            if len(restarts) >= limit:
+                raise EdgeStartError(
+                    f"edge {edge_id}'s nginx keeps exiting ({what}): restarted "
+                    f"{len(restarts)} times in the last {window:g}s (CDN_EDGE_RESTART_LIMIT="
+                    f"{limit}, CDN_EDGE_RESTART_WINDOW_SECONDS={window:g})",
+                    details={"edge_id": edge_id},
+                )
+            failures = 1 if now - started >= backoff.healthy_after_seconds else failures + 1
+            delay = backoff.delay(failures)
+            restarts.append(now)
+            log.warning(
+                "edge nginx exited; restarting",
+                extra={"edge_id": edge_id, "exit": what, "restarts": len(restarts),
+                       "restart_limit": limit, "next_delay_s": round(delay, 2)},
+            )  # fmt: skip
+            await asyncio.sleep(delay)
+            started = time.monotonic()
+            try:
+                await proc.start()
+            except EdgeStartError as err:
+                failed_start = f"failed to start: {err}"
+                continue
+            failed_start = ""
+            await self._register_if_gone(proc, redis)
+            log.info("edge restarted", extra={"edge_id": edge_id, "pid": proc.pid})
+
+    async def _register_if_gone(self, proc: EdgeProcess, redis: Any) -> None:
+        """Put the edge's record back if it went missing (the registry is what routes)."""
+        store = EdgeStore(redis)
+        record = next(r for r in self.records() if r.edge_id == proc.config.edge_id)
+        try:
+            if await store.get_or_none(record.edge_id) is None:
+                await CdnService(store=store).register(ADMIN, record)
+                log.info("edge registered again", extra={"edge_id": record.edge_id})
+        except CdnError as err:  # the prober still sees the edge; registering can wait
+            log.warning(
+                "edge not registered again", extra={"edge_id": record.edge_id, "error": str(err)}
+            )
+
+
+async def _until_exit(proc: EdgeProcess) -> str:
+    """Wait (on a pidfd, no polling) until the edge's nginx exits; clean up; say how."""
+    pid = proc.pid
+    if pid is None:
+        return "exited"  # and already reaped: nothing more to learn
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        fd = None
+    if fd is not None:
+        loop = asyncio.get_running_loop()
+        gone: asyncio.Future[None] = loop.create_future()
+
+        def readable() -> None:
+            if not gone.done():
+                gone.set_result(None)
+
+        loop.add_reader(fd, readable)
+        try:
+            await gone
+        finally:
+            loop.remove_reader(fd)
+            os.close(fd)
+    status = exited(pid)
+    if status is not None and (status.code is not None or status.signal is not None):
+        # The master is not reaped yet, so its group id is still its own: a killed master
+        # leaves its workers running and holding the port, so they go with it.
+        kill_group(pid)
+    await proc.stop()  # reaps the master
+    return str(status) if status is not None else "exited"
+
 
 async def _run(settings: LocalSettings) -> None:
     redis = aioredis.Redis.from_url(settings.redis_url)
@@ -248,7 +363,13 @@ async def _run(settings: LocalSettings) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await stop.wait()
+        keeper = asyncio.create_task(edges.keep_alive(redis))
+        stopping = asyncio.create_task(stop.wait())
+        await asyncio.wait((keeper, stopping), return_when=asyncio.FIRST_COMPLETED)
+        for task in (keeper, stopping):
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await keeper  # re-raises EdgeStartError when an edge gave up
     finally:
         await edges.stop()
         await redis.aclose()

@@ -6,20 +6,17 @@ import argparse
 import asyncio
 import importlib
 import os
-import signal
 import sys
 from collections.abc import Sequence
 
-import redis.asyncio as aioredis
-
-from headend import demo, logs
+from headend import demo, logs, redisconn
 from headend.auth import ROLES, UNSCOPED, KeyStore, Principal
 from headend.errors import HeadendError
 from headend.local import LocalSecrets, load_pki, load_secrets, local_children, tls_client_env
 from headend.pki import PkiError
 from headend.rpc import StartupError
 from headend.settings import SettingsError, environ
-from headend.stack import Stack, StackSettings
+from headend.stack import GaveUp, Stack, StackSettings
 
 # Packages that contribute subcommands through ``register(subparsers)``.
 COMMAND_MODULES: tuple[str, ...] = ("epg.cli", "subscriber.cli", "transcode.cli", "cdn_ctl.cli")
@@ -31,7 +28,7 @@ def _redis_url() -> str:
 
 
 async def _keys(args: argparse.Namespace) -> int:
-    client = aioredis.Redis.from_url(_redis_url())
+    client = redisconn.connect(_redis_url(), redisconn.RedisSettings.from_env(environ()))
     store = KeyStore(client)
     try:
         if args.keys_command == "create":
@@ -50,19 +47,6 @@ async def _keys(args: argparse.Namespace) -> int:
     return 0
 
 
-def _wait_for_stop(stack: Stack) -> str:
-    """Block until SIGINT/SIGTERM or a child exits; no polling loop."""
-    watched = {signal.SIGINT, signal.SIGTERM, signal.SIGCHLD}
-    signal.pthread_sigmask(signal.SIG_BLOCK, watched)
-    while True:
-        received = signal.sigwait(watched)
-        if received != signal.SIGCHLD:
-            return signal.Signals(received).name
-        crashed = stack.failed()
-        if crashed is not None:
-            return f"{crashed} exited"
-
-
 def _start(settings: StackSettings, *, tls: bool = False) -> tuple[Stack, LocalSecrets]:
     try:
         pki = load_pki(settings) if tls else None
@@ -73,7 +57,7 @@ def _start(settings: StackSettings, *, tls: bool = False) -> tuple[Stack, LocalS
         stack.start_redis()
         secrets = load_secrets(settings.var_dir, stack.redis_url)
         stack.start(local_children(settings, secrets, tls=pki))
-    except (StartupError, OSError):
+    except BaseException:  # a failed start or a Ctrl-C meanwhile: stop what did start
         stack.stop()
         raise
     if pki is not None:
@@ -84,11 +68,22 @@ def _start(settings: StackSettings, *, tls: bool = False) -> tuple[Stack, LocalS
 
 
 def _serve_until_stopped(stack: Stack) -> int:
+    """Keep the children running (restarting any that exit) until a signal or a give-up."""
     print("headend is up; Ctrl-C stops everything.", flush=True)
-    reason = _wait_for_stop(stack)
-    print(f"stopping ({reason})", flush=True)
+    outcome = stack.supervise()
+    if isinstance(outcome, GaveUp):
+        print(
+            f"headend: giving up on {outcome.child} ({outcome.status}): {outcome.reason}",
+            file=sys.stderr,
+        )
+        print(f"headend: last lines of {outcome.log_path}:", file=sys.stderr)
+        for line in outcome.log_tail or ("(no output)",):
+            print(f"  {line}", file=sys.stderr)
+        print(f"stopping ({outcome.child} keeps exiting)", flush=True)
+    else:
+        print(f"stopping ({outcome.name})", flush=True)
     stack.stop()
-    return 0 if reason in ("SIGINT", "SIGTERM") else 1
+    return 1 if isinstance(outcome, GaveUp) else 0
 
 
 def _up(args: argparse.Namespace) -> int:

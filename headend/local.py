@@ -19,11 +19,11 @@ import secrets
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import redis.asyncio as aioredis
-
 from headend.auth import ADMIN, PLAYBACK, KeyStore, Principal
 from headend.errors import Unauthenticated
 from headend.pki import LocalPki, local_pki
+from headend.redisconn import RedisSettings, connect
+from headend.settings import environ
 from headend.stack import Child, StackSettings, python_module
 
 EPG_PORT, SUBSCRIBER_PORT, TRANSCODE_PORT, CDN_GRPC_PORT = 50051, 50052, 50053, 50054
@@ -48,7 +48,7 @@ def _random_key(kid: str) -> str:
 
 
 async def _valid(redis_url: str, token: str) -> bool:
-    client = aioredis.Redis.from_url(redis_url)
+    client = connect(redis_url, RedisSettings.from_env(environ()), name="headend-up")
     try:
         await KeyStore(client).authenticate(token)
         return True
@@ -59,7 +59,7 @@ async def _valid(redis_url: str, token: str) -> bool:
 
 
 async def _new_key(redis_url: str, principal: Principal) -> str:
-    client = aioredis.Redis.from_url(redis_url)
+    client = connect(redis_url, RedisSettings.from_env(environ()), name="headend-up")
     try:
         _, token = await KeyStore(client).create(principal)
         return token

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import redis
 
+from headend.procs import with_death_signal
 from headend.rpc import StartupError
 
 FSYNC_POLICIES = ("everysec", "always", "no")
@@ -22,12 +23,15 @@ FSYNC_POLICIES = ("everysec", "always", "no")
 class RedisServer:
     """A ``redis-server`` child process with AOF persistence under ``data_dir``."""
 
-    def __init__(self, data_dir: Path, *, appendfsync: str = "everysec") -> None:
+    def __init__(
+        self, data_dir: Path, *, appendfsync: str = "everysec", log_file: Path | None = None
+    ) -> None:
         if appendfsync not in FSYNC_POLICIES:
             raise ValueError(f"appendfsync must be one of {FSYNC_POLICIES}")
         self.data_dir = data_dir
         self.appendfsync = appendfsync
         self.socket = data_dir / "redis.sock"
+        self.log_file = log_file or data_dir / "redis.log"
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -41,20 +45,27 @@ class RedisServer:
         if binary is None:
             raise StartupError("redis-server not found: install it (apt-get install redis-server)")
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.log_file.parent.mkdir(parents=True, exist_ok=True)
+        # A restart reuses the data dir (the AOF) and the socket path; a stale socket
+        # file from a killed server would make the new one fail to bind.
         self.socket.unlink(missing_ok=True)
         args = [
             binary, "--port", "0", "--unixsocket", str(self.socket), "--unixsocketperm", "700",
             "--dir", str(self.data_dir), "--appendonly", "yes",
             "--appendfsync", self.appendfsync, "--save", "", "--daemonize", "no",
-            "--logfile", str(self.data_dir / "redis.log"),
+            "--logfile", str(self.log_file),
         ]  # fmt: skip
-        self._proc = subprocess.Popen(args, stdin=subprocess.DEVNULL)
+        # Its own session (a supervisor can kill its group); SIGTERM, which flushes the
+        # AOF, if its owner dies, so a kill -9 of the owner leaves no server behind.
+        self._proc = subprocess.Popen(
+            with_death_signal(args), stdin=subprocess.DEVNULL, start_new_session=True
+        )
         deadline = time.monotonic() + timeout_seconds
         client = redis.Redis(unix_socket_path=str(self.socket))
         try:
             while True:
                 if self._proc.poll() is not None:
-                    log = (self.data_dir / "redis.log").read_text(errors="replace")[-500:]
+                    log = self.log_file.read_text(errors="replace")[-500:]
                     raise StartupError(f"redis-server exited at start-up: {log.strip()}")
                 try:
                     if client.ping():

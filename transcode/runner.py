@@ -1,7 +1,8 @@
 """Run FFmpeg as an asyncio subprocess in its own process group and read ``-progress``.
 
 Cancelling the awaiting task kills the whole process group (FFmpeg and
-anything it spawned) and waits for it, so no encoder outlives its job.
+anything it spawned) and waits for it, so no encoder outlives its job; if the
+process running it dies, the kernel kills FFmpeg (``PR_SET_PDEATHSIG``).
 """
 
 from __future__ import annotations
@@ -9,11 +10,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import signal
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
+from headend.procs import with_death_signal
 from transcode.errors import (
     CorruptSource,
     DiskFull,
@@ -47,9 +50,15 @@ async def run_ffmpeg(
     propagates (how a caller stops a run early). Raises a ``TranscodeError`` leaf chosen
     from FFmpeg's error output when FFmpeg fails.
     """
+    binary = shutil.which(args[0])
+    if binary is None:
+        raise ToolUnavailable(f"{args[0]} is not installed")
+    # Its own group is out of reach of a supervisor killing the caller's group, so the
+    # kernel kills FFmpeg if the caller dies (a kill -9 of a worker leaves no encoder).
+    command = with_death_signal([binary, *args[1:]], signal.SIGKILL)
     spawn = asyncio.ensure_future(
         asyncio.create_subprocess_exec(
-            *args,
+            *command,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,

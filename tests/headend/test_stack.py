@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -44,6 +45,13 @@ def test_sigterm_leaves_no_child_process(tmp_path: Path) -> None:
     assert proc.wait(timeout=60) == 0
     _gone, alive = psutil.wait_procs(descendants, timeout=10)
     assert alive == []
+    # Nor anything that escaped the tree (nginx, FFmpeg) still working in the var dir.
+    leftovers = []
+    for p in psutil.process_iter():
+        with contextlib.suppress(psutil.Error):
+            if str(tmp_path) in " ".join(p.cmdline()):
+                leftovers.append(p)
+    assert leftovers == []
     assert (tmp_path / "var" / "redis" / "appendonlydir").is_dir()
 
 
@@ -53,6 +61,12 @@ def test_sigterm_leaves_no_child_process(tmp_path: Path) -> None:
         pytest.param({"REDIS_APPENDFSYNC": "sometimes"}, "REDIS_APPENDFSYNC", id="fsync"),
         pytest.param({"REDIS_URL": "http://nope"}, "REDIS_URL", id="redis-url"),
         pytest.param({"HEADEND_BASE_PORT": "eighty"}, "HEADEND_BASE_PORT", id="port"),
+        pytest.param({"HEADEND_RESTART_LIMIT": "-1"}, "HEADEND_RESTART_LIMIT", id="restart-limit"),
+        pytest.param(
+            {"HEADEND_RESTART_WINDOW_SECONDS": "soon"},
+            "HEADEND_RESTART_WINDOW_SECONDS",
+            id="restart-window",
+        ),
     ],
 )
 def test_bad_setting_names_the_field_and_starts_nothing(
