@@ -26,6 +26,8 @@ class ChannelState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     CHANNEL_STATE_STARTING: _ClassVar[ChannelState]
     CHANNEL_STATE_LIVE: _ClassVar[ChannelState]
     CHANNEL_STATE_SLATE: _ClassVar[ChannelState]
+    CHANNEL_STATE_DEGRADED: _ClassVar[ChannelState]
+    CHANNEL_STATE_RECOVERING: _ClassVar[ChannelState]
 JOB_STATE_UNSPECIFIED: JobState
 JOB_STATE_QUEUED: JobState
 JOB_STATE_RUNNING: JobState
@@ -37,6 +39,8 @@ CHANNEL_STATE_STOPPED: ChannelState
 CHANNEL_STATE_STARTING: ChannelState
 CHANNEL_STATE_LIVE: ChannelState
 CHANNEL_STATE_SLATE: ChannelState
+CHANNEL_STATE_DEGRADED: ChannelState
+CHANNEL_STATE_RECOVERING: ChannelState
 
 class Progress(_message.Message):
     __slots__ = ("percent", "speed", "eta_seconds", "phase")

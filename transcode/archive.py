@@ -137,6 +137,17 @@ class ArchiveIndex:
         """Index one published segment."""
         await self._redis.zadd(index_key(channel, rung), {_member(entry): entry.start.timestamp()})
 
+    async def record_many(self, channel: str, entries: Sequence[tuple[str, ArchiveEntry]]) -> None:
+        """Index many published segments (rung, entry) in one round trip."""
+        # Writing an entry again changes nothing (a sorted-set member is unique), so a
+        # batch cut short by an outage is simply sent again.
+        if not entries:
+            return
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for rung, entry in entries:
+                pipe.zadd(index_key(channel, rung), {_member(entry): entry.start.timestamp()})
+            await pipe.execute()
+
     async def window(self, channel: str, rung: str, window: Window) -> list[ArchiveEntry]:
         """Segments overlapping ``[start, end)`` in start order."""
         raw = await self._redis.zrangebyscore(

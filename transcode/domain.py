@@ -124,6 +124,10 @@ class ChannelState(enum.Enum):
     STARTING = "STARTING"
     LIVE = "LIVE"
     SLATE = "SLATE"
+    # Running, but something is wrong (a full disk, Redis unreachable): the reason says what.
+    DEGRADED = "DEGRADED"
+    # The channel's supervisor failed and is being restarted (with backoff).
+    RECOVERING = "RECOVERING"
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,8 +13,11 @@ from google.protobuf import timestamp_pb2
 
 from headend import logs
 from headend.auth import KeyStore
+from headend.metrics import RpcMetrics
+from headend.redisconn import RedisSettings, RedisUnreachable, connect_checked
 from headend.rpc import RpcServer, ServiceSpec, principal, serve, start_server
 from headend.settings import SettingsError, environ
+from headend.tasks import Supervisor, SupervisorMetrics
 from protos import transcode_pb2 as pb
 from protos import transcode_pb2_grpc as pb_grpc
 from transcode.archive import ArchiveIndex, Retention
@@ -41,6 +44,8 @@ _CHANNEL_STATE = {
     ChannelState.STARTING: pb.CHANNEL_STATE_STARTING,
     ChannelState.LIVE: pb.CHANNEL_STATE_LIVE,
     ChannelState.SLATE: pb.CHANNEL_STATE_SLATE,
+    ChannelState.DEGRADED: pb.CHANNEL_STATE_DEGRADED,
+    ChannelState.RECOVERING: pb.CHANNEL_STATE_RECOVERING,
 }
 
 
@@ -186,6 +191,7 @@ async def create_server(
     redis: aioredis.Redis,
     keys: KeyStore,
     channels: Channels,
+    metrics: RpcMetrics | None = None,
 ) -> tuple[RpcServer, int]:
     """Start the gRPC server for ``TranscodeService`` on ``settings.rpc``."""
     queue = JobQueue(redis, max_deliveries=settings.queue.max_deliveries)
@@ -198,50 +204,61 @@ async def create_server(
         name=SERVICE_NAME,
         register=lambda s: pb_grpc.add_TranscodeServiceServicer_to_server(servicer, s),
     )
-    return await start_server(settings.rpc, services=[spec], authenticator=keys)
+    return await start_server(settings.rpc, services=[spec], authenticator=keys, metrics=metrics)
 
 
-async def run_control(settings: ControlSettings) -> None:
+async def run_control(settings: ControlSettings, *, redis: RedisSettings | None = None) -> None:
     """Run the control service, its live channels and archive retention until SIGTERM."""
     from transcode.live import LiveManager
 
-    client = aioredis.Redis.from_url(settings.redis_url)
     try:
-        await client.ping()
-    except (aioredis.RedisError, OSError) as err:
-        await client.aclose()
-        raise SystemExit(f"transcode: cannot reach Redis at REDIS_URL: {err}") from err
+        client = await connect_checked(settings.redis_url, redis, name="transcode-control")
+    except RedisUnreachable as err:
+        raise SystemExit(f"transcode: {err.message}") from err
     index = ArchiveIndex(client)
+    # One owner for every background task (channels, their store writes, retention), on
+    # the registry the gRPC metrics endpoint serves.
+    metrics = RpcMetrics()
+    tasks = Supervisor(
+        backoff=settings.live.restart_backoff,
+        metrics=SupervisorMetrics(metrics.registry),
+        stop_seconds=settings.live.stop_seconds,
+    )
     manager = LiveManager(
         redis=client,
         archive=index,
         origin_root=settings.origin_root,
         sources=SourceGuard(settings.sources),
+        settings=settings.live,
+        tasks=tasks,
+        registry=metrics.registry,
     )
     stop = asyncio.Event()
-    retention = asyncio.create_task(
-        Retention(index, root=settings.origin_root).run(
-            interval_seconds=settings.retention_interval_seconds, stop=stop
-        )
+    retention = Retention(index, root=settings.origin_root)
+    tasks.spawn(
+        "archive-retention",
+        lambda: retention.run(interval_seconds=settings.retention_interval_seconds, stop=stop),
     )
     try:
         await manager.resume()
         server, _port = await create_server(
-            settings, redis=client, keys=KeyStore(client), channels=manager
+            settings, redis=client, keys=KeyStore(client), channels=manager, metrics=metrics
         )
         await serve(server)
     finally:
         stop.set()
-        await retention
         await manager.close()
+        await tasks.close()
         await client.aclose()
 
 
 def main() -> None:
     """``python -m transcode``: the gRPC control service (port ``TRANSCODE_GRPC_PORT``)."""
     try:
-        settings = ControlSettings.from_env(environ())
+        env = environ()
+        settings = ControlSettings.from_env(env)
+        redis = RedisSettings.from_env(env)
     except SettingsError as err:
         raise SystemExit(f"transcode: {err}") from err
     logs.configure("transcode", settings.log_level)
-    asyncio.run(run_control(settings))
+    asyncio.run(run_control(settings, redis=redis))

@@ -19,6 +19,7 @@ from headend.settings import (
     env_redis_url,
     env_str,
 )
+from headend.tasks import Backoff
 from transcode.domain import LIVE_SCHEMES, VOD_SCHEMES
 from transcode.ladder import ProcessMode
 
@@ -139,6 +140,58 @@ class SourceSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class LiveSettings:
+    """How live channels are supervised: restarts, store outages, a full disk, stopping."""
+
+    # A channel's supervisor or publisher that fails is restarted after this, doubling to the cap.
+    restart_first_seconds: float = 0.5
+    restart_max_seconds: float = 10.0
+    # While Redis is unreachable, each channel's index backlog and status are retried this often.
+    store_retry_seconds: float = 0.5
+    # One attempt to write to Redis (and a stop's attempt to save its state) gives up after this.
+    store_timeout_seconds: float = 2.0
+    # A channel stopped by a full disk resumes once this many segments of its ladder fit.
+    disk_headroom_segments: int = 4
+    disk_poll_seconds: float = 1.0
+    # Each of a channel's tasks gets this long to stop before it is abandoned (and logged).
+    stop_seconds: float = 5.0
+
+    @property
+    def restart_backoff(self) -> Backoff:
+        """The restart delays of a channel's failed tasks."""
+        return Backoff(
+            first_seconds=self.restart_first_seconds,
+            cap_seconds=self.restart_max_seconds,
+            jitter=0.1,
+        )
+
+    @classmethod
+    def from_env(cls, env: Env) -> LiveSettings:
+        """Read the ``TC_LIVE_*`` variables (restarts, store, disk headroom, stopping)."""
+        first = env_float(env, "TC_LIVE_RESTART_FIRST_SECONDS", 0.5, low=0.01, high=60)
+        cap = env_float(env, "TC_LIVE_RESTART_MAX_SECONDS", 10.0, low=0.01, high=600)
+        if cap < first:
+            raise SettingsError(
+                "TC_LIVE_RESTART_MAX_SECONDS", "must not be below TC_LIVE_RESTART_FIRST_SECONDS"
+            )
+        return cls(
+            restart_first_seconds=first,
+            restart_max_seconds=cap,
+            store_retry_seconds=env_float(
+                env, "TC_LIVE_STORE_RETRY_SECONDS", 0.5, low=0.05, high=30
+            ),
+            store_timeout_seconds=env_float(
+                env, "TC_LIVE_STORE_TIMEOUT_SECONDS", 2.0, low=0.1, high=60
+            ),
+            disk_headroom_segments=env_int(
+                env, "TC_LIVE_DISK_HEADROOM_SEGMENTS", 4, low=1, high=1000
+            ),
+            disk_poll_seconds=env_float(env, "TC_LIVE_DISK_POLL_SECONDS", 1.0, low=0.05, high=60),
+            stop_seconds=env_float(env, "TC_LIVE_STOP_SECONDS", 5.0, low=0.5, high=300),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class ControlSettings:
     """The gRPC control service (jobs and live channels, plus archive retention)."""
 
@@ -149,6 +202,7 @@ class ControlSettings:
     retention_interval_seconds: float = 60.0
     log_level: str = "info"
     sources: SourceSettings = field(default_factory=SourceSettings)
+    live: LiveSettings = field(default_factory=LiveSettings)
 
     @classmethod
     def from_env(cls, env: Env) -> ControlSettings:
@@ -163,6 +217,7 @@ class ControlSettings:
             ),
             log_level=env_str(env, "LOG_LEVEL", "info"),
             sources=SourceSettings.from_env(env),
+            live=LiveSettings.from_env(env),
         )
 
 

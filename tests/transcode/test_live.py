@@ -130,6 +130,18 @@ async def test_source_cut_and_restored_gives_aligned_discontinuities(rig: Rig) -
         sender.wait()
     stopped = await rig.manager.stop("ch1")
     assert stopped.state is ChannelState.STOPPED
+    metrics = rig.manager.metrics.registry
+    published = metrics.get_sample_value(
+        "transcode_live_segments_published_total", {"channel": "ch1"}
+    )
+    assert published is not None
+    assert published >= len(seen)
+    assert (
+        metrics.get_sample_value(
+            "transcode_live_channel_state", {"channel": "ch1", "state": "STOPPED"}
+        )
+        == 1
+    )
 
     # Every rung's playlist agreed at every publication: same sequence numbers,
     # same discontinuity points and sequence, program date-times on every segment.
@@ -274,8 +286,8 @@ async def test_multicast_source_goes_live(rig: Rig) -> None:
         except TimeoutError:
             status = await rig.manager.get("mcast")
             pytest.fail(f"multicast channel never went live: {status.state} {status.reason}")
-        # Stopped while its source still runs: stopping in the moment a source drops
-        # (while the supervisor starts the slate) can hang; that race is a known bug.
+        # Stopped while its source still runs (stopping in every other state is
+        # tests/faults/test_live_faults.py's subject).
         async with asyncio.timeout(60):
             await rig.manager.stop("mcast")
     finally:

@@ -1,0 +1,66 @@
+"""Live channels: ingest, ladder encode, slate on source loss, live playlists, archive.
+
+Each channel has a supervisor (``supervisor.py``) running FFmpeg epochs built
+by ``commands.py`` and wrapped by ``process.py``; ``publish.py`` moves the
+segments every rung finished into the live window in lockstep and writes the
+playlists; ``store.py`` queues what goes to Redis so encoding never waits for
+it; ``manager.py`` starts, stops and reports channels and owns their tasks.
+"""
+
+from __future__ import annotations
+
+from transcode.live.commands import (
+    LIVE_FRAME_RATE,
+    SLATE_TEXT,
+    ladder_bytes_per_second,
+    live_command,
+    plan_live,
+    slate_command,
+    source_command,
+    source_input,
+)
+from transcode.live.manager import STORE_TASK, IndexObserver, LiveManager
+from transcode.live.metrics import LiveMetrics
+from transcode.live.process import Epoch, Listed, parse_list, whole_ts
+from transcode.live.publish import Publisher, SegmentObserver, Window, next_sequence_on_disk
+from transcode.live.store import (
+    CHANNELS,
+    ChannelStore,
+    channel_key,
+    config_mapping,
+    status_from_hash,
+    status_mapping,
+)
+from transcode.live.supervisor import ChannelSupervisor, Phase, PhaseObserver
+
+__all__ = [
+    "CHANNELS",
+    "LIVE_FRAME_RATE",
+    "SLATE_TEXT",
+    "STORE_TASK",
+    "ChannelStore",
+    "ChannelSupervisor",
+    "Epoch",
+    "IndexObserver",
+    "Listed",
+    "LiveManager",
+    "LiveMetrics",
+    "Phase",
+    "PhaseObserver",
+    "Publisher",
+    "SegmentObserver",
+    "Window",
+    "channel_key",
+    "config_mapping",
+    "ladder_bytes_per_second",
+    "live_command",
+    "next_sequence_on_disk",
+    "parse_list",
+    "plan_live",
+    "slate_command",
+    "source_command",
+    "source_input",
+    "status_from_hash",
+    "status_mapping",
+    "whole_ts",
+]

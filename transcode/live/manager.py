@@ -1,0 +1,352 @@
+"""The live channels of one control service: started, stopped, reported, kept in Redis.
+
+Every long-running task lives on one :class:`headend.tasks.Supervisor`: each
+channel's supervise and publish tasks, and ``live/store``, which writes every
+channel's queued archive entries and status to Redis. Redis being away is an
+expected state there (retried every ``store_retry_seconds``, the channel
+reported DEGRADED with the backlog), not a task failure.
+
+Stopping is bounded in every state: a channel's tasks are cancelled (each
+within ``stop_seconds``), its FFmpeg processes are killed, and its stopped
+state is saved within ``store_timeout_seconds`` or, with Redis away, queued
+(and the caller told UNAVAILABLE: the stop happened, saving it did not yet).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import redis.asyncio as aioredis
+from prometheus_client import CollectorRegistry
+
+from headend.errors import InvalidArgument
+from headend.tasks import Supervisor, SupervisorMetrics
+from transcode.archive import ArchiveIndex
+from transcode.domain import ChannelState, ChannelStatus, LiveChannel
+from transcode.errors import ChannelNotFound, ChannelRunning, StoreUnavailable
+from transcode.live.metrics import LiveMetrics
+from transcode.live.publish import SegmentObserver, next_sequence_on_disk
+from transcode.live.store import (
+    CHANNELS,
+    ChannelStore,
+    channel_key,
+    config_mapping,
+    status_from_hash,
+)
+from transcode.live.supervisor import ChannelSupervisor, Phase, PhaseObserver
+from transcode.profiles import resolve_profile
+from transcode.settings import LiveSettings, SourceSettings
+from transcode.sources import SourceGuard, publish_dir
+
+log = logging.getLogger(__name__)
+
+STORE_TASK = "live/store"
+_STOPPED_HERE = "control service stopped; the channel resumes when it restarts"
+
+# Called with a channel id and the sequence numbers just written to the archive index.
+IndexObserver = Callable[[str, list[int]], None]
+
+
+class LiveManager:
+    """Starts, stops and reports live channels; persists them in Redis (``tc:channel:{id}``)."""
+
+    def __init__(
+        self,
+        *,
+        redis: aioredis.Redis,
+        archive: ArchiveIndex,
+        origin_root: Path,
+        sources: SourceGuard | None = None,
+        observer: SegmentObserver | None = None,
+        on_phase: PhaseObserver | None = None,
+        on_indexed: IndexObserver | None = None,
+        settings: LiveSettings | None = None,
+        tasks: Supervisor | None = None,
+        registry: CollectorRegistry | None = None,
+    ) -> None:
+        self._redis: Any = redis  # replies are decoded here (redis-py's unions)
+        self._archive = archive
+        self._root = origin_root
+        self._sources = sources or SourceGuard(SourceSettings())
+        self._observer = observer
+        self._on_phase = on_phase
+        self._on_indexed = on_indexed
+        self.settings = settings or LiveSettings()
+        self._own_tasks = tasks is None
+        self.tasks = tasks or Supervisor(
+            backoff=self.settings.restart_backoff,
+            metrics=SupervisorMetrics(registry),
+            stop_seconds=self.settings.stop_seconds,
+        )
+        self.metrics = LiveMetrics(registry or self.tasks.metrics.registry)
+        self._running: dict[str, ChannelSupervisor] = {}
+        self._stores: dict[str, ChannelStore] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._wake = asyncio.Event()
+        self._store_task = False
+        # The Redis server's run_id as last seen (None: not yet; "": INFO is not allowed).
+        self._server_id: str | None = None
+
+    def supervisor(self, channel_id: str) -> ChannelSupervisor | None:
+        """The channel's supervisor while it runs here."""
+        return self._running.get(channel_id)
+
+    def _lock(self, channel_id: str) -> asyncio.Lock:
+        return self._locks.setdefault(channel_id, asyncio.Lock())
+
+    async def start(self, channel: LiveChannel) -> ChannelStatus:
+        """Persist and start a channel; refuse one already running here or a refused source."""
+        channel.validate()
+        resolve_profile(channel.profile, segment_seconds=channel.segment_seconds)
+        async with self._lock(channel.id):
+            earlier = self._running.get(channel.id)
+            if earlier is not None and not earlier.finished:
+                raise ChannelRunning(f"channel {channel.id} is already running")
+            await self._sources.live(channel.source)
+            publish_dir(self._root, "live", channel.id)
+            if earlier is not None:  # its source was refused; its tasks have ended
+                await self._halt(channel.id, reason=earlier.reason, desired=None, end=False)
+            store = self._stores.get(channel.id)
+            if store is not None and not store.idle():
+                # An earlier run's writes land before this run's "desired: running".
+                await self._flush_now(store, "the channel's earlier state is not saved yet")
+            raw = await self._redis.hgetall(channel_key(channel.id))
+            saved = {k.decode(): v.decode() for k, v in raw.items()}
+            await self._redis.hset(
+                channel_key(channel.id),
+                mapping={
+                    **config_mapping(channel),
+                    "desired": "running",
+                    "state": ChannelState.STARTING.value,
+                    "reason": "",
+                    "updated_at": datetime.now(UTC).isoformat(),
+                },
+            )
+            await self._redis.sadd(CHANNELS, channel.id)
+            # Redis may have lost its tail (or been replaced): the files on disk also say
+            # which numbers were used, and a number is never used twice.
+            on_disk = await asyncio.to_thread(
+                next_sequence_on_disk, self._root / "live" / channel.id
+            )
+            if store is None:
+                store = ChannelStore(
+                    channel, redis=self._redis, archive=self._archive, wake=self._wake.set
+                )
+                self._stores[channel.id] = store
+            store.channel = channel
+            supervisor = ChannelSupervisor(
+                channel,
+                redis=self._redis,
+                archive=self._archive,
+                origin_root=self._root,
+                next_sequence=max(int(saved.get("next_sequence", "0")), on_disk),
+                discontinuity_sequence=int(saved.get("discontinuity_sequence", "0")),
+                restarts=int(saved.get("restarts", "0")),
+                sources=self._sources,
+                observer=self._observer,
+                on_phase=self._on_phase,
+                settings=self.settings,
+                store=store,
+                tasks=self.tasks,
+                metrics=self.metrics,
+            )
+            self._running[channel.id] = supervisor
+            self._ensure_store_task()
+            supervisor.start()
+            return supervisor.status()
+
+    async def stop(self, channel_id: str) -> ChannelStatus:
+        """Stop a channel (its archive stays for catch-up); bounded whatever it is doing."""
+        async with self._lock(channel_id):
+            if channel_id not in self._running:
+                if not await self._redis.sismember(CHANNELS, channel_id):
+                    raise ChannelNotFound(
+                        f"no channel {channel_id}", details={"channel_id": channel_id}
+                    )
+                await self._redis.hset(
+                    channel_key(channel_id),
+                    mapping={
+                        "desired": "stopped",
+                        "state": ChannelState.STOPPED.value,
+                        "updated_at": datetime.now(UTC).isoformat(),
+                    },
+                )
+                return await self.get(channel_id)
+            status = await self._halt(
+                channel_id, reason="stopped on request", desired="stopped", end=True
+            )
+            await self._flush_now(
+                self._stores[channel_id],
+                f"channel {channel_id} is stopped, but saving that waits for Redis",
+            )
+            return status
+
+    async def _halt(
+        self, channel_id: str, *, reason: str, desired: str | None, end: bool
+    ) -> ChannelStatus:
+        supervisor = self._running[channel_id]
+        await supervisor.halt()
+        if end:
+            await asyncio.to_thread(supervisor.end_playlists)
+        supervisor.freeze(reason=reason, desired=desired)
+        del self._running[channel_id]
+        self._wake.set()
+        log.info("live channel stopped", extra={"channel": channel_id, "reason": reason})
+        return supervisor.status()
+
+    async def _flush_now(self, store: ChannelStore, what: str) -> None:
+        """Write a channel's queue now, within the bound; StoreUnavailable if Redis is away."""
+        try:
+            async with asyncio.timeout(self.settings.store_timeout_seconds):
+                await store.flush()
+        except (aioredis.RedisError, OSError, TimeoutError) as err:
+            store.failed(err)
+            raise StoreUnavailable(
+                f"{what} (Redis unreachable: {store.error})",
+                details={"channel_id": store.channel.id},
+            ) from err
+
+    async def get(self, channel_id: str) -> ChannelStatus:
+        """A channel's status (live from its supervisor when it runs here)."""
+        supervisor = self._running.get(channel_id)
+        if supervisor is not None:
+            return supervisor.status()
+        raw = await self._redis.hgetall(channel_key(channel_id))
+        if not raw or b"source" not in raw:
+            raise ChannelNotFound(f"no channel {channel_id}", details={"channel_id": channel_id})
+        return status_from_hash(raw)
+
+    async def list_channels(self) -> list[ChannelStatus]:
+        """Every channel, by id."""
+        ids = sorted(m.decode() for m in await self._redis.smembers(CHANNELS))
+        out = []
+        for channel_id in ids:
+            with contextlib.suppress(ChannelNotFound):  # a hash Redis lost: nothing to show
+                out.append(await self.get(channel_id))
+        return out
+
+    async def resume(self) -> None:
+        """Restart the channels that were running when this process last stopped."""
+        for status in await self.list_channels():
+            raw = await self._redis.hget(channel_key(status.channel.id), "desired")
+            if raw == b"running" and status.channel.id not in self._running:
+                try:
+                    await self.start(status.channel)
+                except InvalidArgument as err:  # e.g. a source the allow-lists now refuse
+                    await self._refused(status.channel.id, err)
+
+    async def _refused(self, channel_id: str, err: InvalidArgument) -> None:
+        log.warning("channel not resumed", extra={"channel": channel_id, "reason": err.message})
+        await self._redis.hset(
+            channel_key(channel_id),
+            mapping={
+                "state": ChannelState.STOPPED.value,
+                "reason": f"refused: {err.message}",
+                "updated_at": datetime.now(UTC).isoformat(),
+            },
+        )
+
+    async def close(self) -> None:
+        """Stop every channel, leaving them marked to resume on the next start (bounded)."""
+        await asyncio.gather(*(self._close_one(channel_id) for channel_id in list(self._running)))
+        await asyncio.gather(*(self._save_at_close(s) for s in list(self._stores.values())))
+        await self.tasks.cancel(STORE_TASK)
+        self._store_task = False
+        if self._own_tasks:
+            await self.tasks.close()
+
+    async def _close_one(self, channel_id: str) -> None:
+        async with self._lock(channel_id):  # after a stop already under way
+            if channel_id in self._running:
+                await self._halt(channel_id, reason=_STOPPED_HERE, desired=None, end=False)
+
+    async def _save_at_close(self, store: ChannelStore) -> None:
+        if store.idle():
+            return
+        try:
+            await self._flush_now(store, "status not saved at shutdown")
+        except StoreUnavailable as err:
+            log.warning("live status not saved", extra={"channel": store.channel.id,
+                                                        "error": err.message})  # fmt: skip
+
+    # -- the store task -------------------------------------------------------------------------
+
+    def _ensure_store_task(self) -> None:
+        if not self._store_task:
+            self.tasks.spawn(STORE_TASK, self._store_loop)
+            self._store_task = True
+
+    async def _store_loop(self) -> None:
+        """Write every channel's queue to Redis; an outage is retried, never fatal."""
+        while True:
+            self._wake.clear()
+            await self._check_server()
+            await asyncio.gather(*(self._sync(s) for s in list(self._stores.values())))
+            for channel_id, store in list(self._stores.items()):
+                supervisor = self._running.get(channel_id)
+                if supervisor is not None:
+                    self.metrics.set_state(channel_id, supervisor.status().state)
+                elif store.final and store.idle():
+                    del self._stores[channel_id]  # stopped and saved
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.settings.store_retry_seconds):
+                    await self._wake.wait()
+
+    async def _check_server(self) -> None:
+        """After a Redis restart or failover, have every channel write its recent entries again."""
+        # A restarted Redis may have lost the last writes it acknowledged (AOF everysec).
+        if self._server_id == "" or not self._stores:
+            return
+        try:
+            async with asyncio.timeout(self.settings.store_timeout_seconds):
+                info = await self._redis.info("server")
+        except aioredis.ResponseError as err:  # INFO refused (ACL, renamed): not checked
+            log.warning("cannot tell a Redis restart (INFO refused)", extra={"error": str(err)})
+            self._server_id = ""
+            return
+        except (aioredis.RedisError, OSError, TimeoutError):
+            return  # the flushes below see the outage too
+        run_id = str(info.get("run_id", ""))
+        if self._server_id is not None and run_id != self._server_id:
+            log.warning("Redis restarted: live channels write their recent index entries again")
+            for store in self._stores.values():
+                store.replay()
+        self._server_id = run_id or ""
+
+    async def _sync(self, store: ChannelStore) -> None:
+        channel_id = store.channel.id
+        try:
+            async with asyncio.timeout(self.settings.store_timeout_seconds):
+                flushed = await store.flush()
+        except (aioredis.RedisError, OSError, TimeoutError) as err:
+            self.metrics.store_failures.labels(channel_id).inc()
+            self.metrics.backlog.labels(channel_id).set(store.backlog)
+            if store.failed(err):
+                log.warning(
+                    "Redis unreachable: the live channel keeps encoding and catches up later",
+                    extra={"channel": channel_id, "error": store.error},
+                )
+                self._phase(channel_id, Phase.STORE_DOWN)
+            return
+        self.metrics.backlog.labels(channel_id).set(store.backlog)
+        if flushed.recovered:
+            log.info(
+                "Redis reachable again: the live channel's index caught up",
+                extra={"channel": channel_id, "segments": flushed.caught_up},
+            )
+            self._phase(channel_id, Phase.STORE_UP)
+        if flushed.sequences and self._on_indexed is not None:
+            self._on_indexed(channel_id, flushed.sequences)
+
+    def _phase(self, channel_id: str, phase: Phase) -> None:
+        supervisor = self._running.get(channel_id)
+        if supervisor is not None:
+            self.metrics.set_state(channel_id, supervisor.status().state)
+        if self._on_phase is not None:
+            self._on_phase(channel_id, phase)

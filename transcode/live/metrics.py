@@ -1,0 +1,49 @@
+"""Prometheus metrics of live channels (task restarts are ``headend.tasks``' own)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from transcode.domain import ChannelState
+
+
+class LiveMetrics:
+    """Published and dropped segments, index backlog, store failures and state, per channel."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        self.published = Counter(
+            "transcode_live_segments_published_total",
+            "Live segments published (every rung), by channel.",
+            ["channel"],
+            registry=self.registry,
+        )
+        self.dropped = Counter(
+            "transcode_live_segments_dropped_total",
+            "Live segments dropped because some rung's file was not fully written, by channel.",
+            ["channel"],
+            registry=self.registry,
+        )
+        self.backlog = Gauge(
+            "transcode_live_index_backlog_segments",
+            "Published segments not yet in the archive index (Redis unreachable), by channel.",
+            ["channel"],
+            registry=self.registry,
+        )
+        self.store_failures = Counter(
+            "transcode_live_store_failures_total",
+            "Failed attempts to write a channel's index backlog or status to Redis.",
+            ["channel"],
+            registry=self.registry,
+        )
+        self.state = Gauge(
+            "transcode_live_channel_state",
+            "1 for the state each channel reports (LIVE, SLATE, DEGRADED, RECOVERING ...).",
+            ["channel", "state"],
+            registry=self.registry,
+        )
+
+    def set_state(self, channel: str, state: ChannelState) -> None:
+        """Mark ``state`` as the channel's one current state."""
+        for each in ChannelState:
+            self.state.labels(channel, each.value).set(1 if each is state else 0)

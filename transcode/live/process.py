@@ -1,0 +1,268 @@
+"""One FFmpeg run of a live channel (an *epoch*): the process, its error output, its segments.
+
+FFmpeg's segment muxer writes each rung's segments plus a CSV list; a row is
+added once a segment is closed, but also when closing it *failed* (a full
+disk leaves a truncated or empty file listed). So a listed segment is only
+complete when its row is a whole line, FFmpeg did not report a failure
+ending it, and the file is whole MPEG-TS packets with sync bytes at both ends.
+FFmpeg logs a failure before it writes the row, and the error pipe is read
+synchronously before every list read, so a failure is always seen first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import csv
+import logging
+import os
+import re
+import shutil
+import signal
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+TS_PACKET = 188
+_SYNC = 0x47
+_FAILED_SEGMENT = re.compile(r"Failure occurred when ending segment '([^']+)'")
+_DISK_FULL_TEXT = "No space left on device"
+_STDERR_LINES = 20
+
+
+@dataclass(frozen=True, slots=True)
+class Listed:
+    """One row of a rung's CSV segment list."""
+
+    name: str
+    start: float
+    end: float
+
+
+def whole_ts(path: Path) -> str:
+    """Why ``path`` is not a whole MPEG-TS file ("" when it is)."""
+    try:
+        with path.open("rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            if size == 0 or size % TS_PACKET:
+                return f"{size} bytes is not whole TS packets"
+            head = handle.read(1)
+            handle.seek(size - TS_PACKET)
+            tail = handle.read(1)
+    except FileNotFoundError:
+        return "missing"
+    if head[:1] != bytes([_SYNC]) or tail[:1] != bytes([_SYNC]):
+        return "no TS sync byte"
+    return ""
+
+
+def parse_list(text: str) -> list[Listed]:
+    """The complete rows of a segment list (a line still being written is left out)."""
+    lines = text.split("\n")[:-1]  # the last element is "" or a partial line
+    rows = []
+    for row in csv.reader(lines):
+        if len(row) != 3:
+            break
+        try:
+            rows.append(Listed(row[0], float(row[1]), float(row[2])))
+        except ValueError:
+            break
+    return rows
+
+
+class Epoch:
+    """One FFmpeg run (source or slate) and the segments it has listed per rung."""
+
+    def __init__(self, kind: str, number: int, directory: Path, rungs: Sequence[str]) -> None:
+        self.kind = kind
+        self.number = number
+        self.directory = directory
+        self.rungs = tuple(rungs)
+        self.listed: dict[str, list[Listed]] = {r: [] for r in rungs}
+        self.published = 0  # segments of this epoch published (or dropped) so far
+        self.anchor: float | None = None  # wall time of media time 0 of this epoch
+        self.stderr: deque[str] = deque(maxlen=_STDERR_LINES)
+        self.failed: set[str] = set()  # paths FFmpeg reported it could not finish
+        self.retired = False  # set under the publisher's lock: nothing more is published
+        self.killed = False  # set synchronously when its channel is torn down
+        self._proc: asyncio.subprocess.Process | None = None
+        self._exit: asyncio.Future[int] | None = None
+        self._err_fd: int | None = None
+        self._partial = b""
+
+    # -- the process ----------------------------------------------------------------------
+
+    async def start(self, args: Sequence[str]) -> None:
+        """Launch FFmpeg in its own process group, its error output on a pipe read here."""
+        for rung in self.rungs:
+            (self.directory / rung).mkdir(parents=True, exist_ok=True)
+        read_fd, write_fd = os.pipe()
+        os.set_blocking(read_fd, False)
+        try:
+            # A plain pipe, not asyncio's: Process.wait() then ends when FFmpeg exits
+            # (asyncio's own pipes must also reach EOF first), and it can be read
+            # synchronously before a list is read.
+            self._proc = await asyncio.create_subprocess_exec(
+                *args,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=write_fd,
+                start_new_session=True,
+            )
+        except BaseException:
+            os.close(read_fd)
+            raise
+        finally:
+            os.close(write_fd)
+        self._err_fd = read_fd
+        asyncio.get_running_loop().add_reader(read_fd, self._drain)
+        self._exit = asyncio.ensure_future(self._proc.wait())
+
+    @property
+    def pid(self) -> int | None:
+        """FFmpeg's process id once started."""
+        return None if self._proc is None else self._proc.pid
+
+    @property
+    def returncode(self) -> int | None:
+        """FFmpeg's exit status once it has exited."""
+        return None if self._proc is None else self._proc.returncode
+
+    @property
+    def running(self) -> bool:
+        """True from start until FFmpeg has exited."""
+        return self._exit is not None and not self._exit.done()
+
+    def exited(self) -> asyncio.Future[int]:
+        """A future of the exit status (for ``asyncio.wait``); never cancel it."""
+        if self._exit is None:
+            done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+            done.set_result(-1)
+            return done
+        return self._exit
+
+    async def wait(self) -> int:
+        """Wait for FFmpeg to exit."""
+        return await asyncio.shield(self.exited())
+
+    async def stop(self, grace_seconds: float) -> int | None:
+        """SIGTERM (the muxer finishes its lists), SIGKILL after the grace; bounded either way."""
+        if self.running:
+            self._signal(signal.SIGTERM)
+            try:
+                async with asyncio.timeout(grace_seconds):
+                    await asyncio.shield(self.exited())
+            except TimeoutError:
+                self.kill_now()
+                try:
+                    async with asyncio.timeout(grace_seconds):
+                        await asyncio.shield(self.exited())
+                except TimeoutError:
+                    log.error("ffmpeg did not exit after SIGKILL", extra={"pid": self.pid})
+        self._drain()
+        return self.returncode
+
+    def kill_now(self) -> None:
+        """SIGKILL the process group at once: no await, so a cancelled caller still does it."""
+        self.killed = True
+        self._signal(signal.SIGKILL)
+
+    def _signal(self, sig: signal.Signals) -> None:
+        if self._proc is None or self._proc.returncode is not None:
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self._proc.pid, sig)
+
+    def close(self) -> None:
+        """Stop reading the error output (call once FFmpeg is stopped or killed)."""
+        if self._err_fd is None:
+            return
+        self._drain()
+        fd, self._err_fd = self._err_fd, None
+        with contextlib.suppress(RuntimeError):  # the loop may already be closed
+            asyncio.get_running_loop().remove_reader(fd)
+        os.close(fd)
+
+    def _drain(self) -> None:
+        fd = self._err_fd
+        if fd is None:
+            return
+        while True:
+            try:
+                chunk = os.read(fd, 65536)
+            except BlockingIOError:
+                return
+            except OSError:
+                chunk = b""
+            if not chunk:
+                # EOF: a pipe at EOF stays readable, so stop watching it.
+                with contextlib.suppress(RuntimeError):
+                    asyncio.get_running_loop().remove_reader(fd)
+                self._line(self._partial)
+                self._partial = b""
+                return
+            *lines, self._partial = (self._partial + chunk).split(b"\n")
+            for line in lines:
+                self._line(line)
+
+    def _line(self, raw: bytes) -> None:
+        text = raw.decode(errors="replace").rstrip()
+        if not text:
+            return
+        self.stderr.append(text)
+        match = _FAILED_SEGMENT.search(text)
+        if match:
+            self.failed.add(match.group(1))
+
+    def note(self, text: str) -> None:
+        """Add a line of our own to the error tail (e.g. why the epoch was stopped)."""
+        self.stderr.append(text)
+
+    def last_error(self) -> str:
+        """FFmpeg's last error line."""
+        return self.stderr[-1] if self.stderr else ""
+
+    @property
+    def disk_full(self) -> bool:
+        """True when FFmpeg reported ENOSPC."""
+        return any(_DISK_FULL_TEXT in line for line in self.stderr)
+
+    # -- the segments ---------------------------------------------------------------------
+
+    def poll(self) -> int:
+        """Re-read every rung's list; returns how many segments all rungs have listed."""
+        self._drain()
+        for rung in self.rungs:
+            try:
+                text = (self.directory / rung / "list.csv").read_text(errors="replace")
+            except FileNotFoundError:
+                continue
+            self.listed[rung] = parse_list(text)
+        return min(len(v) for v in self.listed.values())
+
+    def segment_path(self, rung: str, index: int) -> Path:
+        """Where FFmpeg wrote segment ``index`` of ``rung``."""
+        return self.directory / rung / self.listed[rung][index].name
+
+    def incomplete(self, index: int) -> str:
+        """Why segment ``index`` is not whole in some rung ("" when every rung's is)."""
+        for rung in self.rungs:
+            path = self.segment_path(rung, index)
+            if str(path) in self.failed:
+                return f"{rung}: ffmpeg failed to finish {path.name}"
+            problem = whole_ts(path)
+            if problem:
+                return f"{rung}: {path.name}: {problem}"
+        return ""
+
+    def drop(self, index: int) -> None:
+        """Delete segment ``index`` of every rung."""
+        for rung in self.rungs:
+            self.segment_path(rung, index).unlink(missing_ok=True)
+
+    def cleanup(self) -> None:
+        """Remove the epoch's work directory (published segments were moved out)."""
+        shutil.rmtree(self.directory, ignore_errors=True)

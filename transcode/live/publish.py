@@ -1,0 +1,344 @@
+"""Publishing a live channel: finished segments into the window, playlists on disk, the index.
+
+Segment *k* of an epoch is published only once every rung has listed it and
+every rung's file is whole; it gets the same channel-wide sequence number in
+every rung. A segment some rung did not finish (a full disk) is dropped in
+every rung, and the next one carries ``EXT-X-DISCONTINUITY``. The sequence
+number is taken, and the files moved, in one step with no await in between,
+so a cancelled publish never reuses a number. Playlists are written straight
+to disk (the origin serves them from there), so they stay current when Redis
+is away; archive entries are queued on the channel's store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import math
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from transcode import hls
+from transcode.archive import RungInfo
+from transcode.domain import ArchiveEntry, ChannelState, LiveChannel
+from transcode.errors import EncodeFailed
+from transcode.ladder import PlannedRung, Profile
+from transcode.live.metrics import LiveMetrics
+from transcode.live.process import Epoch
+from transcode.live.store import ChannelStore
+from transcode.measure import scan_segment
+
+log = logging.getLogger(__name__)
+
+_AUDIO_CODEC = "mp4a.40.2"
+
+SegmentObserver = Callable[[str, int, ChannelState], None]
+
+
+@dataclass
+class Window:
+    """The live window of one channel (shared by every rung, which stay aligned)."""
+
+    seqs: list[int] = field(default_factory=list)
+    durations: list[float] = field(default_factory=list)
+    starts: list[datetime] = field(default_factory=list)
+    discontinuities: list[bool] = field(default_factory=list)
+    sizes: dict[str, list[int]] = field(default_factory=dict)
+    discontinuity_sequence: int = 0
+
+
+class Publisher:
+    """Moves finished segments into the live window in lockstep and writes the playlists."""
+
+    def __init__(
+        self,
+        channel: LiveChannel,
+        plan: Sequence[PlannedRung],
+        profile: Profile,
+        *,
+        root: Path,
+        next_sequence: int,
+        discontinuity_sequence: int,
+        store: ChannelStore,
+        state: Callable[[], ChannelState],
+        on_disk_full: Callable[[str], None],
+        observer: SegmentObserver | None = None,
+        metrics: LiveMetrics | None = None,
+    ) -> None:
+        self.channel = channel
+        self.plan = tuple(plan)
+        self.profile = profile
+        self._root = root
+        self._dir = root / "live" / channel.id
+        self._next_seq = next_sequence
+        self.window = Window(discontinuity_sequence=discontinuity_sequence)
+        self._store = store
+        self._state = state
+        self._on_disk_full = on_disk_full
+        self._observer = observer
+        self._metrics = metrics
+        self._codecs: dict[str, str] = {}
+        self._rungs_registered = False
+        self._playlists_stale = False
+        # The next published segment starts a discontinuity (a new epoch, a dropped segment).
+        self.pending_discontinuity = False
+        # Serialises publishing between the publisher task and an epoch being retired.
+        self.lock = asyncio.Lock()
+        # Playlists are written on worker threads; a thread left running by a cancelled
+        # publish must not overwrite the ended playlists written at stop.
+        self._file_lock = threading.Lock()
+        self._ended = False
+
+    @property
+    def next_sequence(self) -> int:
+        """The sequence number the next published segment gets."""
+        return self._next_seq
+
+    def start_epoch(self) -> None:
+        """The next segment comes from a new epoch: it is a discontinuity if any came before."""
+        self.pending_discontinuity = self._next_seq > 0
+
+    async def publish_ready(self, epoch: Epoch, *, last: bool = False) -> None:
+        """Publish every segment all rungs have finished; ``last`` retires the epoch after."""
+        async with self.lock:
+            try:
+                if not (epoch.retired or epoch.killed):
+                    ready = epoch.poll()
+                    while epoch.published < ready and not epoch.killed:
+                        await self._publish_one(epoch, epoch.published)
+                if self._playlists_stale:
+                    await self._write()
+            except OSError as err:
+                if err.errno != errno.ENOSPC:
+                    raise
+                self._on_disk_full(f"{err.strerror}: {err.filename}")
+            finally:
+                if last:
+                    epoch.retired = True
+
+    async def retire(self, epoch: Epoch) -> None:
+        """Publish nothing more from ``epoch``."""
+        async with self.lock:
+            epoch.retired = True
+
+    async def _publish_one(self, epoch: Epoch, index: int) -> None:
+        problem = epoch.incomplete(index)
+        if problem:
+            # Never indexed or listed: a partial file would break every player that got it.
+            log.warning(
+                "live segment dropped: not fully written",
+                extra={"channel": self.channel.id, "epoch": epoch.number, "reason": problem},
+            )
+            epoch.drop(index)
+            epoch.published += 1
+            self.pending_discontinuity = self._next_seq > 0
+            if self._metrics is not None:
+                self._metrics.dropped.labels(self.channel.id).inc()
+            return
+        seq = self._next_seq
+        first = epoch.listed[epoch.rungs[0]][index]
+        duration = max(0.001, first.end - first.start)
+        if epoch.anchor is None:
+            # The segment just appeared, so it ended about now; anchor the epoch's clock there.
+            epoch.anchor = time.time() - first.end
+        start = datetime.fromtimestamp(epoch.anchor + first.start, UTC)
+        w = self.window
+        if w.starts and start < w.starts[-1]:
+            start = w.starts[-1] + timedelta(seconds=w.durations[-1])
+        dests = {rung: self._dir / rung / f"{seq:010d}.ts" for rung in epoch.rungs}
+        _move_all([(epoch.segment_path(rung, index), dests[rung]) for rung in epoch.rungs])
+        # Committed: the number is used and the files are in place (no await since the move).
+        self._next_seq = seq + 1
+        epoch.published += 1
+        discontinuity = self.pending_discontinuity
+        self.pending_discontinuity = False
+        sizes = {rung: dest.stat().st_size for rung, dest in dests.items()}
+        self._store.add_segments(
+            [
+                (
+                    rung,
+                    ArchiveEntry(
+                        sequence=seq,
+                        start=start,
+                        duration=duration,
+                        size=sizes[rung],
+                        path=str(dest.relative_to(self._root)),
+                        discontinuity=discontinuity,
+                    ),
+                )
+                for rung, dest in dests.items()
+            ]
+        )
+        self._slide(seq, duration, start, discontinuity, sizes)
+        self._playlists_stale = True
+        if self._metrics is not None:
+            self._metrics.published.labels(self.channel.id).inc()
+        for rung, dest in dests.items():
+            if rung not in self._codecs:
+                await self._measure(rung, dest)
+        self._register_rungs()
+        await self._write()
+        if self._observer is not None:
+            self._observer(self.channel.id, seq, self._state())
+
+    async def _measure(self, rung: str, path: Path) -> None:
+        try:
+            facts = await asyncio.to_thread(scan_segment, path)
+        except (EncodeFailed, FileNotFoundError):
+            return  # measured from a later segment
+        if facts.avc_codec:
+            self._codecs[rung] = facts.avc_codec
+
+    def _slide(
+        self, seq: int, duration: float, start: datetime, disc: bool, sizes: dict[str, int]
+    ) -> None:
+        w = self.window
+        w.seqs.append(seq)
+        w.durations.append(duration)
+        w.starts.append(start)
+        w.discontinuities.append(disc)
+        for rung, size in sizes.items():
+            w.sizes.setdefault(rung, []).append(size)
+        while len(w.seqs) > self.channel.window_segments:
+            if w.discontinuities[0]:
+                w.discontinuity_sequence += 1
+            del w.seqs[0], w.durations[0], w.starts[0], w.discontinuities[0]
+            for values in w.sizes.values():
+                del values[0]
+        if w.discontinuities and w.discontinuities[0]:
+            # A window never starts with a discontinuity tag: it is implied by the sequence.
+            w.discontinuities[0] = False
+            w.discontinuity_sequence += 1
+
+    def _register_rungs(self) -> None:
+        if self._rungs_registered or len(self._codecs) < len(self.plan):
+            return
+        self._store.set_rungs(self.rung_infos())
+        self._rungs_registered = True
+
+    def rung_infos(self) -> list[RungInfo]:
+        """Each rung's master-playlist facts (codecs as measured from its first segment)."""
+        return [
+            RungInfo(
+                r.name,
+                f"{self._codecs.get(r.name, 'avc1.42c01e')},{_AUDIO_CODEC}",
+                r.width,
+                r.height,
+                r.frame_rate,
+            )
+            for r in self.plan
+        ]
+
+    async def _write(self) -> None:
+        await asyncio.to_thread(self._write_locked, False)
+        self._playlists_stale = False
+
+    def end_playlists(self) -> None:
+        """Mark the live playlists ended (the channel was stopped); nothing is written after."""
+        self._write_locked(True)
+
+    def _write_locked(self, endlist: bool) -> None:
+        with self._file_lock:
+            if self._ended:
+                return
+            self._write_playlists(endlist=endlist)
+            self._ended = endlist
+
+    def _write_playlists(self, *, endlist: bool) -> None:
+        w = self.window
+        if not w.seqs:
+            return
+        target = max(
+            math.ceil(self.profile.segment_seconds),
+            max(math.floor(d + 0.5) for d in w.durations),
+        )
+        segments = [
+            hls.Segment(
+                uri=f"{seq:010d}.ts", duration=duration, program_date_time=start, discontinuity=disc
+            )
+            for seq, duration, start, disc in zip(
+                w.seqs, w.durations, w.starts, w.discontinuities, strict=True
+            )
+        ]
+        text = hls.render_media(
+            hls.MediaPlaylist(
+                segments=segments,
+                media_sequence=w.seqs[0],
+                discontinuity_sequence=w.discontinuity_sequence,
+                endlist=endlist,
+                target_duration=target,
+            )
+        )
+        for rung in self.plan:
+            _atomic_write(self._dir / rung.name / "index.m3u8", text)
+        variants = []
+        for info in self.rung_infos():
+            sizes = w.sizes.get(info.name, [])
+            if not sizes:
+                continue
+            bits = [s * 8 / d for s, d in zip(sizes, w.durations, strict=True) if d > 0]
+            peak = max(1, math.ceil(max(bits)))
+            average = max(1, min(peak, math.ceil(sum(sizes) * 8 / sum(w.durations))))
+            variants.append(
+                hls.Variant(
+                    uri=f"{info.name}/index.m3u8",
+                    bandwidth=peak,
+                    average_bandwidth=average,
+                    codecs=info.codecs,
+                    resolution=(info.width, info.height),
+                    frame_rate=info.frame_rate,
+                )
+            )
+        variants.sort(key=lambda v: v.bandwidth)
+        _atomic_write(self._dir / "master.m3u8", hls.render_master(hls.MasterPlaylist(variants)))
+
+
+def next_sequence_on_disk(channel_dir: Path) -> int:
+    """One past the highest segment number under ``channel_dir`` (0 if none)."""
+    highest = -1
+    try:
+        rungs = [e for e in os.scandir(channel_dir) if e.is_dir() and not e.name.startswith(".")]
+    except FileNotFoundError:
+        return 0
+    for rung in rungs:
+        with os.scandir(rung.path) as entries:
+            for entry in entries:
+                stem, dot, ext = entry.name.partition(".")
+                if dot and ext == "ts" and stem.isdigit():
+                    highest = max(highest, int(stem))
+    return highest + 1
+
+
+def _move_all(pairs: list[tuple[Path, Path]]) -> list[tuple[Path, Path]]:
+    """Rename every (src, dest), or none: a failure puts back the ones already moved."""
+    done: list[tuple[Path, Path]] = []
+    try:
+        for src, dest in pairs:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(src, dest)
+            done.append((src, dest))
+    except OSError:
+        for src, dest in reversed(done):
+            try:
+                os.replace(dest, src)
+            except OSError:
+                log.exception("could not put a segment back", extra={"segment": str(dest)})
+        raise
+    return done
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)  # a half-written temporary would hold space on a full disk
+        raise

@@ -1,0 +1,272 @@
+"""What live channels keep in Redis, and each channel's queue of writes not yet made.
+
+Keys: ``tc:channels`` (set of channel ids) and ``tc:channel:{id}`` (hash of
+the configuration, ``desired`` running/stopped, and the status the
+supervisor reports). Archive entries go to ``transcode.archive``.
+
+Live encoding never waits for Redis: a :class:`ChannelStore` queues the
+archive entries of published segments in order, the channel's rung facts and
+a way to read its current status, and the manager's store task writes them
+whenever Redis answers. An outage only makes the queue longer; entries are
+removed only once written, and writing one twice changes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from transcode.archive import ArchiveIndex, RungInfo
+from transcode.domain import ArchiveEntry, ChannelState, ChannelStatus, LiveChannel
+
+CHANNELS = "tc:channels"
+# Entries written per round trip while catching up after an outage.
+_BATCH = 500
+# The status is rewritten at least this often, so ``updated_at`` shows the control service lives.
+_HEARTBEAT_SECONDS = 10.0
+# Redis acknowledges writes before they reach its AOF (``everysec`` postpones the write
+# by up to 2 s while an fsync runs), so a crash can lose the last seconds it acknowledged.
+# Entries written this long before the newest one are kept to be written again after it.
+_REPLAY_SECONDS = 10.0
+
+StatusSource = Callable[[], dict[str, str]]
+
+
+def channel_key(channel_id: str) -> str:
+    """The hash holding a channel's configuration and status."""
+    return f"tc:channel:{channel_id}"
+
+
+def config_mapping(channel: LiveChannel) -> dict[str, str]:
+    """A channel's configuration as its hash fields."""
+    return {
+        "id": channel.id,
+        "source": channel.source,
+        "profile": channel.profile,
+        "segment_seconds": str(channel.segment_seconds),
+        "window_segments": str(channel.window_segments),
+        "catchup_days": str(channel.catchup_days),
+        "source_timeout_seconds": str(channel.source_timeout_seconds),
+    }
+
+
+def status_mapping(status: ChannelStatus, next_sequence: int) -> dict[str, str]:
+    """A channel's status as its hash fields."""
+    return {
+        "state": status.state.value,
+        "media_sequence": str(status.media_sequence),
+        "discontinuity_sequence": str(status.discontinuity_sequence),
+        "next_sequence": str(next_sequence),
+        "restarts": str(status.restarts),
+        "reason": status.reason,
+        "updated_at": status.updated_at.isoformat(),
+    }
+
+
+def status_from_hash(raw: dict[bytes, bytes]) -> ChannelStatus:
+    """A channel's status as its hash holds it."""
+    d = {k.decode(): v.decode() for k, v in raw.items()}
+    channel = LiveChannel(
+        id=d["id"],
+        source=d["source"],
+        profile=d["profile"],
+        segment_seconds=int(d["segment_seconds"]),
+        window_segments=int(d["window_segments"]),
+        catchup_days=int(d["catchup_days"]),
+        source_timeout_seconds=float(d["source_timeout_seconds"]),
+    )
+    return ChannelStatus(
+        channel=channel,
+        state=ChannelState(d.get("state", "STOPPED")),
+        media_sequence=int(d.get("media_sequence", "0")),
+        discontinuity_sequence=int(d.get("discontinuity_sequence", "0")),
+        restarts=int(d.get("restarts", "0")),
+        reason=d.get("reason", ""),
+        updated_at=datetime.fromisoformat(d.get("updated_at", "1970-01-01T00:00:00+00:00")),
+    )
+
+
+@dataclass
+class Flushed:
+    """What one successful flush wrote."""
+
+    sequences: list[int] = field(default_factory=list)  # newly indexed, in order
+    recovered: bool = False  # the previous attempt had failed
+    caught_up: int = 0  # entries that had waited for an outage to end
+
+
+class ChannelStore:
+    """One channel's writes to Redis that have not been made yet, made in order by ``flush``."""
+
+    def __init__(
+        self,
+        channel: LiveChannel,
+        *,
+        redis: aioredis.Redis,
+        archive: ArchiveIndex,
+        wake: Callable[[], None] | None = None,
+    ) -> None:
+        self.channel = channel
+        self._redis: Any = redis  # replies are decoded here (redis-py's unions)
+        self._archive = archive
+        self._wake = wake or (lambda: None)
+        self._segments: deque[tuple[str, ArchiveEntry]] = deque()
+        self._recent: deque[tuple[float, tuple[str, ArchiveEntry]]] = deque()
+        self._replay_due = False
+        self._again: list[tuple[str, ArchiveEntry]] = []  # written before, to write again
+        self._rungs: list[RungInfo] | None = None
+        self._known_rungs: list[RungInfo] | None = None
+        self._status: StatusSource | None = None
+        self.final = False
+        self._written: dict[str, str] | None = None
+        self._written_at = 0.0
+        self._rewrite_config = False
+        # One flush at a time: a status read before another flush must not land after it.
+        self._lock = asyncio.Lock()
+        self.indexed_sequence = -1
+        self.down_since: float | None = None  # monotonic time of the first failed attempt
+        self.error = ""
+
+    # -- what the channel queues ----------------------------------------------------------
+
+    def add_segments(self, entries: Sequence[tuple[str, ArchiveEntry]]) -> None:
+        """Queue the archive entries of one published segment (one per rung)."""
+        self._segments.extend(entries)
+        self._wake()
+
+    def set_rungs(self, rungs: list[RungInfo]) -> None:
+        """Queue the channel's rung facts and catch-up period."""
+        self._rungs = self._known_rungs = rungs
+        self._wake()
+
+    def follow(self, source: StatusSource, *, final: bool = False) -> None:
+        """Write the status ``source()`` returns at each flush (``final``: the last one)."""
+        # ``final``: the channel stopped here, and its store may go once this is written.
+        self._status = source
+        self.final = final
+        self._wake()
+
+    def changed(self) -> None:
+        """The status changed: write it soon."""
+        self._wake()
+
+    @property
+    def backlog(self) -> int:
+        """Segments published but not indexed yet."""
+        return len({entry.sequence for _rung, entry in self._segments})
+
+    @property
+    def down(self) -> bool:
+        """True while the last attempt to write failed."""
+        return self.down_since is not None
+
+    def idle(self) -> bool:
+        """True when nothing waits to be written (the status is what was last written)."""
+        if self._segments or self._again or self._rungs is not None:
+            return False
+        return self._status is None or _comparable(self._status()) == self._written
+
+    # -- writing --------------------------------------------------------------------------
+
+    async def flush(self) -> Flushed:
+        """Write the backlog in order, then the rung facts, then the status if it changed."""
+        async with self._lock:
+            return await self._flush()
+
+    async def _flush(self) -> Flushed:
+        result = Flushed(recovered=self.down)
+        if result.recovered:
+            result.caught_up = self.backlog
+        if result.recovered or self._replay_due:
+            self._replay_due = False
+            self._replay()
+        while self._again:
+            batch = self._again[:_BATCH]
+            await self._archive.record_many(self.channel.id, batch)
+            del self._again[:_BATCH]
+            now = time.monotonic()
+            self._recent.extend((now, item) for item in batch)
+        while self._segments:
+            batch = [self._segments[i] for i in range(min(_BATCH, len(self._segments)))]
+            await self._archive.record_many(self.channel.id, batch)
+            now = time.monotonic()
+            for item in batch:
+                self._segments.popleft()
+                self._recent.append((now, item))
+            for _rung, entry in batch:
+                if entry.sequence > self.indexed_sequence:
+                    self.indexed_sequence = entry.sequence
+                    result.sequences.append(entry.sequence)
+            # Trimmed against the newest write, not the clock: an outage keeps them all.
+            while self._recent and self._recent[0][0] < now - _REPLAY_SECONDS:
+                self._recent.popleft()
+        if self._rungs is not None:
+            await self._archive.register_channel(
+                self.channel.id, catchup_days=self.channel.catchup_days, rungs=self._rungs
+            )
+            self._rungs = None
+        # Reachable: the status written below must not say the store is down.
+        self.down_since, self.error = None, ""
+        await self._write_status()
+        return result
+
+    async def _write_status(self) -> None:
+        if self._status is None:
+            return
+        mapping = self._status()
+        comparable = _comparable(mapping)
+        due = time.monotonic() - self._written_at >= _HEARTBEAT_SECONDS
+        if comparable == self._written and not due and not self._rewrite_config:
+            return
+        async with self._redis.pipeline(transaction=True) as pipe:
+            if self._rewrite_config:
+                pipe.hset(channel_key(self.channel.id), mapping=config_mapping(self.channel))
+                pipe.sadd(CHANNELS, self.channel.id)
+            pipe.hset(channel_key(self.channel.id), mapping=mapping)
+            await pipe.execute()
+        self._written, self._written_at, self._rewrite_config = comparable, time.monotonic(), False
+
+    def replay(self) -> None:
+        """Write the recent entries, configuration, rung facts and status again, next flush."""
+        # Redis restarted and may have lost them; an index member written twice is still one.
+        self._replay_due = True
+        self._wake()
+
+    def _replay(self) -> None:
+        self._again.extend(item for _t, item in self._recent)
+        self._recent.clear()
+        self._rewrite_config = True
+        if self._rungs is None:
+            self._rungs = self._known_rungs
+
+    def failed(self, err: BaseException) -> bool:
+        """Note a failed attempt; True when it is the first of an outage."""
+        first = self.down_since is None
+        if first:
+            self.down_since = time.monotonic()
+        self.error = f"{type(err).__name__}: {err}"[:300] or type(err).__name__
+        return first
+
+
+def _comparable(mapping: dict[str, str]) -> dict[str, str]:
+    return {k: v for k, v in mapping.items() if k != "updated_at"}
+
+
+def stopped_mapping(
+    status: ChannelStatus, next_sequence: int, *, reason: str, desired: str | None
+) -> dict[str, str]:
+    """The status fields of a channel that no longer runs here (and what it should do next)."""
+    mapping = status_mapping(status, next_sequence)
+    mapping.update(
+        state=ChannelState.STOPPED.value, reason=reason, updated_at=datetime.now(UTC).isoformat()
+    )
+    if desired is not None:
+        mapping["desired"] = desired
+    return mapping

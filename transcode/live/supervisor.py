@@ -1,0 +1,497 @@
+"""One live channel's state machine: source epochs, the slate, a full disk, and its two tasks.
+
+The channel runs as two tasks of a :class:`headend.tasks.Supervisor` (named
+``live/{channel}/supervise`` and ``live/{channel}/publish``), which awaits
+them, logs and counts their failures and restarts them with backoff; while
+the supervise task backs off the channel reports RECOVERING, never LIVE.
+
+The supervise task runs FFmpeg epochs: a *source* epoch ingests the channel's
+source, a *slate* epoch encodes a "signal lost" card with the same ladder.
+While the slate runs the source is retried with backoff, and the channel
+switches back as soon as the source produces a segment. A full disk (FFmpeg
+or a publish reporting ENOSPC, or less free space than a few segments of the
+ladder) stops every epoch, reports DEGRADED with the reason, and resumes by
+itself once space is back. A refused source stops the channel with the reason.
+
+Teardown never waits on a process: every exit path SIGKILLs what is left
+synchronously, so a cancelled task cannot leave FFmpeg running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import errno
+import functools
+import logging
+import shutil
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import redis.asyncio as aioredis
+
+from headend.tasks import Backoff, Supervisor
+from transcode.archive import ArchiveIndex
+from transcode.domain import ChannelState, ChannelStatus, LiveChannel
+from transcode.errors import SourceRefused
+from transcode.live.commands import (
+    ladder_bytes_per_second,
+    plan_live,
+    slate_command,
+    source_command,
+)
+from transcode.live.metrics import LiveMetrics
+from transcode.live.process import Epoch
+from transcode.live.publish import Publisher, SegmentObserver
+from transcode.live.store import ChannelStore, status_mapping, stopped_mapping
+from transcode.profiles import resolve_profile
+from transcode.settings import LiveSettings
+from transcode.sources import SourceGuard, publish_dir
+
+log = logging.getLogger(__name__)
+
+_POLL_SECONDS = 0.2
+# How long FFmpeg gets after SIGTERM (to finish its segment lists) before SIGKILL.
+_FFMPEG_GRACE_SECONDS = 3.0
+# Retrying a lost source while the slate runs.
+_SOURCE_RETRY = Backoff(first_seconds=0.5, cap_seconds=10.0, jitter=0.1)
+
+
+class Phase(enum.Enum):
+    """Where a channel's supervisor is (finer than its state; for logs, hooks and tests)."""
+
+    STARTING = "starting"
+    LIVE = "live"
+    RETIRING = "retiring"  # stopping a source that failed
+    SLATE = "slate"
+    BACKOFF = "backoff"  # waiting before retrying the source (the slate runs)
+    RETRYING = "retrying"  # starting the source again while the slate runs
+    DISK_FULL = "disk_full"
+    FAILED = "failed"  # the supervise task raised; its owner restarts it after a backoff
+    REFUSED = "refused"
+    STORE_DOWN = "store_down"
+    STORE_UP = "store_up"
+
+
+PhaseObserver = Callable[[str, Phase], None]
+
+
+class _Halted(Exception):
+    """Raised inside the supervise task when its channel is being stopped."""
+
+
+class ChannelSupervisor:
+    """Runs one channel: source epochs, slate epochs, publishing and status."""
+
+    def __init__(
+        self,
+        channel: LiveChannel,
+        *,
+        redis: aioredis.Redis,
+        archive: ArchiveIndex,
+        origin_root: Path,
+        next_sequence: int,
+        discontinuity_sequence: int,
+        restarts: int,
+        sources: SourceGuard,
+        observer: SegmentObserver | None = None,
+        on_phase: PhaseObserver | None = None,
+        settings: LiveSettings | None = None,
+        store: ChannelStore | None = None,
+        tasks: Supervisor | None = None,
+        metrics: LiveMetrics | None = None,
+    ) -> None:
+        self.channel = channel
+        self._sources = sources
+        self.profile = resolve_profile(channel.profile, segment_seconds=channel.segment_seconds)
+        self.plan = plan_live(self.profile)
+        self._settings = settings or LiveSettings()
+        self._root = origin_root
+        self._dir = origin_root / "live" / channel.id
+        self._work = self._dir / ".work"
+        self.store = store or ChannelStore(channel, redis=redis, archive=archive)
+        self.publisher = Publisher(
+            channel,
+            self.plan,
+            self.profile,
+            root=origin_root,
+            next_sequence=next_sequence,
+            discontinuity_sequence=discontinuity_sequence,
+            store=self.store,
+            state=lambda: self.state,
+            on_disk_full=self._disk_full,
+            observer=observer,
+            metrics=metrics,
+        )
+        self._tasks = tasks
+        self._metrics = metrics
+        self._on_phase = on_phase
+        self.supervise_task = f"live/{channel.id}/supervise"
+        self.publish_task = f"live/{channel.id}/publish"
+        self.state = ChannelState.STARTING
+        self.reason = ""
+        self.phase = Phase.STARTING
+        self.restarts = restarts
+        self.finished = False  # the source was refused: nothing runs until started again
+        self._halted = False
+        self._runs = 0
+        self._epochs = 0
+        self._current: Epoch | None = None
+        self._alive: set[Epoch] = set()
+        self._reaping: set[Epoch] = set()
+        self._disk = asyncio.Event()
+        self._disk_reason = ""
+        self._headroom = int(
+            self._settings.disk_headroom_segments
+            * self.profile.segment_seconds
+            * ladder_bytes_per_second(self.plan)
+        )
+        self.store.follow(self.status_mapping)
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the supervise and publish tasks on the task owner."""
+        if self._tasks is None:
+            raise RuntimeError("a supervisor started as tasks needs a task owner")
+        self._tasks.spawn(self.supervise_task, self._run_supervised)
+        self._tasks.spawn(self.publish_task, self.publish_loop)
+
+    async def halt(self) -> None:
+        """Stop both tasks and every FFmpeg of this channel, each step bounded."""
+        self._halted = True
+        if self._tasks is not None:
+            await self._tasks.cancel(self.supervise_task)
+            await self._tasks.cancel(self.publish_task)
+        # Whatever a cancelled task left behind (a swallowed cancellation, a process
+        # started in the same instant) is killed here.
+        self._kill_all()
+        pending = [e.exited() for e in self._reaping if e.running]
+        if pending:
+            await asyncio.wait(pending, timeout=_FFMPEG_GRACE_SECONDS)
+        self._reaping.clear()
+        shutil.rmtree(self._work, ignore_errors=True)
+
+    def freeze(self, *, reason: str, desired: str | None) -> None:
+        """After ``halt``: report STOPPED with ``reason`` from now on (and save that)."""
+        self.state, self.reason = ChannelState.STOPPED, reason
+        mapping = stopped_mapping(
+            self.status(), self.publisher.next_sequence, reason=reason, desired=desired
+        )
+        self.store.follow(lambda: dict(mapping), final=True)
+        if self._metrics is not None:
+            self._metrics.set_state(self.channel.id, ChannelState.STOPPED)
+
+    async def _run_supervised(self) -> None:
+        try:
+            await self.run()
+        except Exception:
+            # The task owner logs it and restarts it after a backoff: RECOVERING meanwhile.
+            self._emit(Phase.FAILED)
+            self.store.changed()
+            raise
+
+    async def run(self) -> None:
+        """Supervise until cancelled or halted; returns when the source is refused."""
+        self._runs += 1
+        try:
+            publish_dir(self._root, "live", self.channel.id)
+            await self._supervise()
+        except SourceRefused as err:  # nothing of this source runs
+            self.finished = True
+            self._set(ChannelState.STOPPED, f"refused: {err.message}", Phase.REFUSED)
+            log.warning("live source refused", extra={"channel": self.channel.id,
+                                                      "reason": self.reason})  # fmt: skip
+            await self._save_now()
+        except _Halted:
+            return
+        finally:
+            # No await here: a second cancellation must not cut teardown short.
+            self._current = None
+            self._kill_all()
+            shutil.rmtree(self._work, ignore_errors=True)
+
+    async def _save_now(self) -> None:
+        try:
+            async with asyncio.timeout(self._settings.store_timeout_seconds):
+                await self.store.flush()
+        except (aioredis.RedisError, OSError, TimeoutError) as err:
+            self.store.failed(err)  # the manager's store task writes it when Redis is back
+
+    # -- the state machine --------------------------------------------------------------------
+
+    async def _supervise(self) -> None:
+        shutil.rmtree(self._work, ignore_errors=True)
+        again = "supervisor restarted after a failure" if self._runs > 1 else ""
+        self._set(ChannelState.STARTING, again, Phase.STARTING)
+        slate: Epoch | None = None
+        failures = 0
+        while True:
+            self._check_halted()
+            try:
+                if await self._wait_for_space():
+                    slate = None
+                if slate is not None:
+                    self._emit(Phase.RETRYING)
+                source = await self._start_source()
+                if await self._first_segment(source):
+                    if slate is not None:
+                        await self._retire(slate)
+                        slate = None
+                    self._switch(source, ChannelState.LIVE, "", Phase.LIVE)
+                    failures = 0
+                    code = await self._watch(source)
+                    reason = f"source lost (ffmpeg exit {code}): {source.last_error()}"
+                    log.warning("live source lost", extra={"channel": self.channel.id,
+                                                           "reason": reason})  # fmt: skip
+                    self.restarts += 1
+                else:
+                    code = source.returncode
+                    reason = f"source unavailable (ffmpeg exit {code}): {source.last_error()}"
+                self._emit(Phase.RETIRING)
+                await self._retire(source)
+                if self._disk.is_set() or source.disk_full:
+                    self._disk_full(source.last_error() or "ffmpeg could not write")
+                    continue
+                if slate is None or not slate.running:
+                    if slate is not None:
+                        await self._retire(slate)
+                    slate = await self._start_slate()
+                    self._switch(slate, ChannelState.SLATE, reason, Phase.SLATE)
+                elif self.state is not ChannelState.SLATE:
+                    self._set(ChannelState.SLATE, reason, Phase.SLATE)
+                failures += 1
+                self._emit(Phase.BACKOFF)
+                await self._pause(_SOURCE_RETRY.delay(failures), slate)
+            except OSError as err:
+                if err.errno != errno.ENOSPC:
+                    raise
+                self._disk_full(f"{err.strerror}: {err.filename}")
+
+    def _new_epoch(self, kind: str) -> Epoch:
+        self._epochs += 1
+        directory = self._work / f"{int(time.time() * 1000)}-{self._epochs}-{kind}"
+        epoch = Epoch(kind, self._epochs, directory, [r.name for r in self.plan])
+        self._alive.add(epoch)
+        return epoch
+
+    async def _start_source(self) -> Epoch:
+        # Checked again before every FFmpeg run: the allow-lists or DNS may have changed.
+        source = await self._sources.live(self.channel.source)
+        epoch = self._new_epoch("source")
+        await epoch.start(
+            source_command(self.channel, source, self.plan, self.profile, epoch.directory)
+        )
+        return epoch
+
+    async def _start_slate(self) -> Epoch:
+        epoch = self._new_epoch("slate")
+        await epoch.start(slate_command(self.plan, self.profile, epoch.directory))
+        return epoch
+
+    async def _first_segment(self, epoch: Epoch) -> bool:
+        """Wait until every rung lists a segment (True), or the epoch ends or the disk fills."""
+        while True:
+            self._check_halted()
+            if self._disk.is_set():
+                return False
+            if epoch.poll() > 0:
+                return True
+            if not epoch.running:
+                return epoch.poll() > 0
+            await asyncio.wait({epoch.exited()}, timeout=_POLL_SECONDS)
+
+    async def _watch(self, epoch: Epoch) -> int | None:
+        """Wait for a live source epoch to end; kill it if it stops producing segments."""
+        # FFmpeg can stay alive on a feed it cannot decode; a stalled window is a lost source.
+        stall = 3 * self.channel.segment_seconds + self.channel.source_timeout_seconds
+        loop = asyncio.get_running_loop()
+        last, since = epoch.published, loop.time()
+        while True:
+            self._check_halted()
+            if self._disk.is_set():
+                return epoch.returncode
+            await asyncio.wait({epoch.exited()}, timeout=_POLL_SECONDS * 5)
+            if not epoch.running:
+                return epoch.returncode
+            if epoch.published != last:
+                last, since = epoch.published, loop.time()
+            elif loop.time() - since > stall:
+                log.warning("live source stalled", extra={"channel": self.channel.id})
+                epoch.note(f"no segment for {stall:g} s")
+                return await epoch.stop(_FFMPEG_GRACE_SECONDS)
+
+    async def _pause(self, seconds: float, slate: Epoch) -> None:
+        """Wait before retrying the source; sooner if the slate ends or the disk fills."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        while (left := deadline - loop.time()) > 0:
+            self._check_halted()
+            if self._disk.is_set() or not slate.running:
+                return
+            await asyncio.wait({slate.exited()}, timeout=min(left, _POLL_SECONDS * 5))
+
+    def _switch(self, epoch: Epoch, state: ChannelState, reason: str, phase: Phase) -> None:
+        """Make ``epoch`` the one published from; its first segment starts a discontinuity."""
+        self._current = epoch
+        # Any earlier segment (this run, or before a restart) makes the new epoch a
+        # discontinuity, so catch-up playlists stitched from the archive mark it too.
+        self.publisher.start_epoch()
+        self._set(state, reason, phase)
+        log.info("live channel switched", extra={"channel": self.channel.id, "to": state.value})
+
+    async def _retire(self, epoch: Epoch, *, publish: bool = True) -> None:
+        """Stop an epoch, publish what every rung finished, drop the rest."""
+        await epoch.stop(_FFMPEG_GRACE_SECONDS)
+        if publish and epoch is self._current:
+            await self.publisher.publish_ready(epoch, last=True)
+        else:
+            await self.publisher.retire(epoch)
+        if epoch is self._current:
+            self._current = None
+        epoch.close()
+        epoch.cleanup()
+        self._alive.discard(epoch)
+
+    def _kill_all(self) -> None:
+        for epoch in list(self._alive):
+            epoch.kill_now()
+            epoch.close()
+            epoch.cleanup()
+            if epoch.running:
+                self._reaping.add(epoch)
+                epoch.exited().add_done_callback(functools.partial(self._reaped, epoch))
+        self._alive.clear()
+
+    def _reaped(self, epoch: Epoch, _exited: asyncio.Future[int]) -> None:
+        self._reaping.discard(epoch)
+
+    def _check_halted(self) -> None:
+        if self._halted:
+            raise _Halted
+
+    # -- a full disk ----------------------------------------------------------------------------
+
+    def _disk_full(self, detail: str) -> None:
+        """Something could not be written for want of space: the supervisor acts on it."""
+        if not self._disk.is_set():
+            log.error("live output disk full", extra={"channel": self.channel.id,
+                                                      "error": detail})  # fmt: skip
+        self._disk_reason = detail
+        self._disk.set()
+
+    def _free_bytes(self) -> int:
+        path = self._dir
+        while not path.exists() and path != path.parent:
+            path = path.parent
+        return shutil.disk_usage(path).free
+
+    async def _wait_for_space(self) -> bool:
+        """If the disk is full, stop everything and wait for space; True if it was full."""
+        if not self._disk.is_set():
+            free = self._free_bytes()
+            if free >= self._headroom:
+                return False
+            self._disk_reason = f"{free} bytes free"
+        # Nothing more can be written: stop every FFmpeg (their unfinished files go too).
+        for epoch in list(self._alive):
+            await self._retire(epoch, publish=False)
+        self._set(
+            ChannelState.DEGRADED,
+            f"disk full (ENOSPC) under {self._dir}: {self._disk_reason}; the channel resumes "
+            f"by itself when {self._headroom} bytes are free",
+            Phase.DISK_FULL,
+        )
+        # No event says that space came back: the free space is polled.
+        while self._free_bytes() < self._headroom:
+            self._check_halted()
+            await asyncio.sleep(self._settings.disk_poll_seconds)
+        self._disk.clear()
+        self._disk_reason = ""
+        log.info("live output disk has space again", extra={"channel": self.channel.id})
+        self._set(ChannelState.STARTING, "disk space is back", Phase.STARTING)
+        return True
+
+    # -- status ---------------------------------------------------------------------------------
+
+    def _set(self, state: ChannelState, reason: str, phase: Phase) -> None:
+        self.state, self.reason = state, reason
+        self._emit(phase)
+        self.store.changed()
+
+    def _emit(self, phase: Phase) -> None:
+        self.phase = phase
+        if self._metrics is not None:
+            self._metrics.set_state(self.channel.id, self.status().state)
+        if self._on_phase is not None:
+            self._on_phase(self.channel.id, phase)
+
+    def _reported(self) -> tuple[ChannelState, str]:
+        """The state and reason to report: the tasks' and the store's health come first."""
+        if self.state is ChannelState.STOPPED:
+            return self.state, self.reason
+        if self._halted:
+            return ChannelState.STOPPED, "stopping"
+        tasks = self._tasks
+        supervise = tasks.status(self.supervise_task) if tasks is not None else None
+        publish = tasks.status(self.publish_task) if tasks is not None else None
+        if supervise is not None and supervise.state != "running" and not self.finished:
+            if supervise.state == "backing_off":
+                return ChannelState.RECOVERING, (
+                    f"supervisor failed ({supervise.last_error}); restarting it "
+                    f"(restart {supervise.restarts})"
+                )
+            if supervise.state != "starting":
+                return ChannelState.STOPPED, self.reason or f"supervisor {supervise.state}"
+        if publish is not None and publish.state == "backing_off":
+            return ChannelState.DEGRADED, (
+                f"publisher failed ({publish.last_error}); restarting it "
+                f"(restart {publish.restarts})"
+            )
+        if self.store.down and self.state is not ChannelState.DEGRADED:
+            note = (
+                f"store unavailable ({self.store.error}): {self.store.backlog} segments wait "
+                "to be indexed; live playlists on disk stay current"
+            )
+            if self.state is ChannelState.SLATE:
+                note += f"; showing the slate: {self.reason}"
+            return ChannelState.DEGRADED, note
+        return self.state, self.reason
+
+    def status(self) -> ChannelStatus:
+        """The channel's status now."""
+        state, reason = self._reported()
+        w = self.publisher.window
+        return ChannelStatus(
+            channel=self.channel,
+            state=state,
+            media_sequence=w.seqs[0] if w.seqs else self.publisher.next_sequence,
+            discontinuity_sequence=w.discontinuity_sequence,
+            restarts=self.restarts,
+            reason=reason,
+            updated_at=datetime.now(UTC),
+        )
+
+    def status_mapping(self) -> dict[str, str]:
+        """The status as the channel's hash fields."""
+        return status_mapping(self.status(), self.publisher.next_sequence)
+
+    # -- publishing -----------------------------------------------------------------------------
+
+    async def publish_loop(self) -> None:
+        """Publish the current epoch's finished segments as they appear (the publish task)."""
+        while True:
+            epoch = self._current
+            if epoch is not None:
+                await self.publisher.publish_ready(epoch)
+            await asyncio.sleep(_POLL_SECONDS)
+
+    def end_playlists(self) -> None:
+        """Mark the live playlists ended (the channel was stopped)."""
+        try:
+            self.publisher.end_playlists()
+        except OSError as err:
+            log.warning("could not end the live playlists", extra={"channel": self.channel.id,
+                                                                   "error": str(err)})  # fmt: skip
