@@ -17,7 +17,6 @@ import redis.asyncio as aioredis
 from transcode import hls
 from transcode.archive import ArchiveIndex, RungInfo
 from transcode.domain import ArchiveEntry
-from transcode.live import channel_key
 from transcode.origin import LIVE_BEHIND_SEGMENTS, start_origin
 from transcode.settings import OriginSettings, parse_networks
 
@@ -39,6 +38,15 @@ def _write(root: Path, rel: str, data: bytes) -> None:
     path = root / rel
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
+
+
+def _live_playlist(first: int) -> bytes:
+    """A live rung playlist whose window starts at ``first`` (what the supervisor writes)."""
+    lines = ["#EXTM3U", "#EXT-X-VERSION:6", "#EXT-X-TARGETDURATION:2"]
+    lines.append(f"#EXT-X-MEDIA-SEQUENCE:{first}")
+    for seq in range(first, first + 3):
+        lines += ["#EXTINF:2.000,", f"{seq:010d}.ts"]
+    return ("\n".join(lines) + "\n").encode()
 
 
 @dataclass
@@ -71,7 +79,7 @@ async def site(redis: aioredis.Redis, tmp_path: Path) -> AsyncIterator[Site]:
     await index.record(
         "ch3", "180p", ArchiveEntry(7, T0 + timedelta(seconds=14), 2.0, 1024, "live/ch1/180p/x.ts")
     )
-    await redis.hset(channel_key("ch1"), mapping={"media_sequence": str(LIVE_FIRST)})
+    _write(root, "live/ch1/180p/index.m3u8", _live_playlist(LIVE_FIRST))
     _write(root, "vod/movie/180p/seg0.ts", b"vod")
     runner, port = await start_origin(
         OriginSettings(redis_url="unused://", origin_root=root, port=0), redis=redis
@@ -150,10 +158,8 @@ async def test_live_route_serves_only_the_live_window(site: Site, seq: int, stat
     assert (data == _segment(seq)) is (status == 200)
 
 
-async def test_live_route_of_a_channel_that_never_went_live_is_404(
-    site: Site, redis: aioredis.Redis
-) -> None:
-    await redis.delete(channel_key("ch1"))
+async def test_live_route_of_a_channel_that_never_went_live_is_404(site: Site) -> None:
+    (site.root / "live/ch1/180p/index.m3u8").unlink()
     status, data = await _get(site, f"/live/ch1/180p/{SEGMENTS - 1:010d}.ts")
     assert status == 404
     assert b"segment-" not in data
@@ -327,19 +333,23 @@ async def test_peer_outside_the_allow_list_is_403(narrow: str, path: str) -> Non
         assert response.status != 403  # the allowed address gets the usual answer
 
 
-async def test_redis_down_is_503_not_500(tmp_path: Path) -> None:
+async def test_redis_down_is_503_not_500_and_live_keeps_flowing(tmp_path: Path) -> None:
     root = tmp_path / "origin"
     _write(root, "live/ch1/180p/0000000001.ts", _segment(1))
+    _write(root, "live/ch1/180p/index.m3u8", _live_playlist(1))
     gone = aioredis.Redis.from_url(f"unix://{tmp_path}/no-redis.sock")
     runner, port = await start_origin(
         OriginSettings(redis_url="unused://", origin_root=root, port=0), redis=gone
     )
     try:
         async with aiohttp.ClientSession() as http:
-            for path in ("/live/ch1/180p/0000000001.ts", f"{WINDOW}/180p/0000000005.ts"):
-                async with http.get(f"http://127.0.0.1:{port}{path}") as response:
-                    assert response.status == 503
-                    assert (await response.json())["error"] == "StoreUnavailable"
+            async with http.get(f"http://127.0.0.1:{port}{WINDOW}/180p/0000000005.ts") as response:
+                assert response.status == 503
+                assert (await response.json())["error"] == "StoreUnavailable"
+            # The live window comes from the playlist on disk: no Redis needed.
+            async with http.get(f"http://127.0.0.1:{port}/live/ch1/180p/0000000001.ts") as response:
+                assert response.status == 200
+                assert await response.read() == _segment(1)
     finally:
         await runner.cleanup()
         await gone.aclose()

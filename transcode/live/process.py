@@ -24,6 +24,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from headend.procs import with_death_signal
+
 log = logging.getLogger(__name__)
 
 TS_PACKET = 188
@@ -105,8 +107,9 @@ class Epoch:
             # A plain pipe, not asyncio's: Process.wait() then ends when FFmpeg exits
             # (asyncio's own pipes must also reach EOF first), and it can be read
             # synchronously before a list is read.
+            # Killed with its parent: a kill -9 of the transcode server leaves no encoder.
             self._proc = await asyncio.create_subprocess_exec(
-                *args,
+                *with_death_signal(args, signal.SIGKILL),
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.DEVNULL,
                 stderr=write_fd,

@@ -40,7 +40,7 @@ from transcode.origin.app import (
     run_origin,
     start_origin,
 )
-from transcode.origin.guard import LIVE_BEHIND_SEGMENTS, LiveWindows, RedisLiveWindows
+from transcode.origin.guard import LIVE_BEHIND_SEGMENTS, LiveWindows, PlaylistLiveWindows
 from transcode.origin.http import IMMUTABLE, VOD_PLAYLIST, Body
 
 __all__ = [
@@ -51,8 +51,8 @@ __all__ = [
     "LiveWindows",
     "Origin",
     "OriginMetrics",
+    "PlaylistLiveWindows",
     "ProgrammeWindows",
-    "RedisLiveWindows",
     "create_app",
     "main",
     "run_origin",

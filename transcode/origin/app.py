@@ -109,7 +109,7 @@ class Origin:
         self._programmes = programmes
         self._redis = redis
         self._archive = ArchiveIndex(redis)
-        self._live_windows = live_windows or guard.RedisLiveWindows(redis)
+        self._live_windows = live_windows or guard.PlaylistLiveWindows(self._root)
         self._live_cache = f"public, max-age={settings.live_max_age_seconds}"
         self.metrics = OriginMetrics()
 
@@ -152,7 +152,8 @@ class Origin:
         """A segment of the live window (or just behind it); the archive is not reachable here."""
         channel, rung = self._channel(request), self._rung(request)
         segment = request.match_info["segment"]
-        await guard.check_live_segment(self._live_windows, channel, guard.segment_sequence(segment))
+        sequence = guard.segment_sequence(segment)
+        await guard.check_live_segment(self._live_windows, channel, rung, sequence)
         return await respond(request, await self._file(("live", channel, rung, segment), IMMUTABLE))
 
     async def catchup_segment(self, request: web.Request) -> web.StreamResponse:

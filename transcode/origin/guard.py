@@ -7,11 +7,11 @@
   ``O_NOFOLLOW`` from the (resolved) origin root, so no symlink inside the
   root can lead out of it, and the file served is the file checked (no race
   between a check and an open). FIFOs and devices are refused.
-- :class:`RedisLiveWindows` and :data:`LIVE_BEHIND_SEGMENTS`: the live segment
-  route serves a segment only while it is in the channel's live window or at
-  most that many segments behind it (a player that read the playlist just
-  before it slid). The window's first sequence number is the ``media_sequence``
-  the live supervisor writes with every playlist; one ``HGET`` per request.
+- :class:`PlaylistLiveWindows` and :data:`LIVE_BEHIND_SEGMENTS`: the live segment
+  route serves a segment only while it is in the rung's live window or at most
+  that many segments behind it (a player that read the playlist just before it
+  slid). The window's first sequence number is the live playlist's own
+  ``EXT-X-MEDIA-SEQUENCE``: one ``fstat`` per request, a read when it changed.
 """
 
 from __future__ import annotations
@@ -24,13 +24,11 @@ import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
-import redis.asyncio as aioredis
 from aiohttp import web
 
 from transcode.errors import ContentNotFound
-from transcode.live import channel_key
 from transcode.origin.http import etag_stat
 from transcode.settings import Network
 
@@ -108,30 +106,52 @@ def open_under(root: Path, parts: Sequence[str]) -> OpenFile:
 
 
 class LiveWindows(Protocol):
-    """The first sequence number of each channel's live window (``RedisLiveWindows``)."""
+    """The first sequence number of a rung's live window (``PlaylistLiveWindows``)."""
 
-    async def first_sequence(self, channel: str) -> int | None: ...
+    async def first_sequence(self, channel: str, rung: str) -> int | None: ...
 
 
-class RedisLiveWindows:
-    """Reads the ``media_sequence`` the live supervisor keeps in the channel's hash."""
+_MEDIA_SEQUENCE = re.compile(rb"^#EXT-X-MEDIA-SEQUENCE:([0-9]{1,15})\r?$", re.MULTILINE)
+# The media sequence tag sits in a playlist's head: never read more than this.
+_PLAYLIST_HEAD_BYTES = 4096
 
-    def __init__(self, redis: aioredis.Redis) -> None:
-        self._redis: Any = redis  # replies are decoded here (redis-py's unions)
 
-    async def first_sequence(self, channel: str) -> int | None:
-        """The live window's media sequence, or None for a channel that never went live."""
-        raw = await self._redis.hget(channel_key(channel), "media_sequence")
-        if raw is None:
+class PlaylistLiveWindows:
+    """Reads ``EXT-X-MEDIA-SEQUENCE`` from the rung's live playlist on disk, re-read only
+    when the file changes. The playlist is what players see and the live supervisor keeps
+    writing it through a Redis outage, so segments keep flowing while the store is away."""
+
+    def __init__(self, root: Path) -> None:
+        self._root = root
+        self._cache: dict[tuple[str, str], tuple[str, int | None]] = {}
+
+    def _read(self, channel: str, rung: str) -> int | None:
+        try:
+            opened = open_under(self._root, ("live", channel, rung, "index.m3u8"))
+        except ContentNotFound:
             return None
         try:
-            return int(raw)
-        except ValueError:
-            return None
+            key = (channel, rung)
+            cached = self._cache.get(key)
+            if cached is not None and cached[0] == opened.etag:
+                return cached[1]
+            head = os.pread(opened.fd, _PLAYLIST_HEAD_BYTES, 0)
+        finally:
+            os.close(opened.fd)
+        match = _MEDIA_SEQUENCE.search(head)
+        first = int(match.group(1)) if match else None
+        if len(self._cache) > 10_000:
+            self._cache.clear()
+        self._cache[key] = (opened.etag, first)
+        return first
+
+    async def first_sequence(self, channel: str, rung: str) -> int | None:
+        """The live window's media sequence, or None for a rung that is not live."""
+        return self._read(channel, rung)
 
 
-async def check_live_segment(windows: LiveWindows, channel: str, sequence: int) -> None:
+async def check_live_segment(windows: LiveWindows, channel: str, rung: str, sequence: int) -> None:
     """Refuse (404) a live segment that is further behind the live window than the slack."""
-    first = await windows.first_sequence(channel)
+    first = await windows.first_sequence(channel, rung)
     if first is None or sequence < first - LIVE_BEHIND_SEGMENTS:
         raise ContentNotFound(f"segment {sequence} is not in the live window of {channel}")
