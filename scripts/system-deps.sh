@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the system binaries the platform drives (FFmpeg, redis-server, nginx
-# with the njs module for signed-URL checks at the edge, wrk for load tests)
-# when any is missing. Quick no-op when all are present.
+# with the njs module for signed-URL checks at the edge, wrk for load tests,
+# setpriv, the XMLTV DTD) when any is missing. Quick no-op when all are present.
 set -euo pipefail
 
 need=()
@@ -11,6 +11,10 @@ command -v redis-server >/dev/null || need+=(redis-server)
 command -v nginx >/dev/null || need+=(nginx-light)
 [ -e /usr/lib/nginx/modules/ngx_http_js_module.so ] || need+=(libnginx-mod-http-js)
 command -v wrk >/dev/null || need+=(wrk)
+# The XMLTV reference DTD every guide export is validated against in the tests.
+[ -e /usr/share/xmltv/xmltv.dtd ] || need+=(xmltv-util)
+# setpriv --pdeathsig: children (FFmpeg, nginx) die with the process that started them.
+command -v setpriv >/dev/null || need+=(util-linux)
 [ ${#need[@]} -eq 0 ] && exit 0
 
 if ! command -v apt-get >/dev/null; then

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -55,6 +56,15 @@ class Tokens:
 def tokens(keys: KeyStore) -> Tokens:
     """``await tokens("carrier:acme")`` -> a bearer token for that principal."""
     return Tokens(keys)
+
+
+@pytest.fixture(scope="session")
+def dtd_path() -> Path:
+    """The XMLTV reference DTD every guide export must validate against: Debian's
+    ``xmltv-util`` (installed by ``make test``), or ``XMLTV_DTD``."""
+    path = Path(os.environ.get("XMLTV_DTD", "/usr/share/xmltv/xmltv.dtd"))
+    assert path.is_file(), f"XMLTV DTD not found at {path}: apt-get install xmltv-util"
+    return path
 
 
 @pytest.fixture(scope="session")

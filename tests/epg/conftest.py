@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import grpc
@@ -26,15 +24,6 @@ CARRIER = Principal("carrier", "acme")
 DEVICE = Principal("device", "aa:bb:cc:dd:ee:ff")
 PLAYER = PLAYBACK  # the front door and the origin
 T0 = datetime(2026, 3, 2, 0, 0, tzinfo=UTC)  # a Monday
-
-
-@pytest.fixture(scope="session")
-def dtd_path(repo_root: Path) -> Path:
-    """The XMLTV DTD every export must validate against (``shared/`` beside the repo,
-    as in the workplace and CI; ``XMLTV_DTD`` points elsewhere)."""
-    path = Path(os.environ.get("XMLTV_DTD", repo_root.parent / "shared" / "data" / "xmltv.dtd"))
-    assert path.is_file(), f"XMLTV DTD not found at {path}; set XMLTV_DTD"
-    return path
 
 
 @pytest.fixture

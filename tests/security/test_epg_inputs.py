@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
-import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -74,14 +73,6 @@ from tests.epg.support import (
 CH = "gd1.gdtv.cn"
 T0 = datetime(2026, 3, 2, tzinfo=UTC)
 ROOT = Path(__file__).resolve().parent.parent.parent
-
-
-@pytest.fixture(scope="session")
-def dtd_path(repo_root: Path) -> Path:
-    """The XMLTV DTD (as in ``tests/epg``: ``shared/`` beside the repo, or ``XMLTV_DTD``)."""
-    path = Path(os.environ.get("XMLTV_DTD", repo_root.parent / "shared" / "data" / "xmltv.dtd"))
-    assert path.is_file(), f"XMLTV DTD not found at {path}; set XMLTV_DTD"
-    return path
 
 
 @pytest.fixture
