@@ -150,7 +150,11 @@ async def test_channels_keep_encoding_through_a_redis_restart_and_catch_up(
                 _assert_monotonic(rig, channel)
                 indexed = await check_index(rig.redis, rig.root, channel, RUNGS)
                 published = [p.seq for p in r.published[channel]]
-                assert indexed == published  # every published segment indexed, once
+                # Every published segment indexed, once. A segment is queued for the index
+                # before its playlist is written, so a stop in between leaves at most one
+                # archived segment that no playlist listed (whole on disk: check_index).
+                assert indexed[: len(published)] == published
+                assert len(indexed) - len(published) <= 1
                 # No restart happened: no discontinuity anywhere.
                 assert r.count(channel, Phase.STARTING) == 1
     finally:
