@@ -284,6 +284,9 @@ class FrontDoor(Playback):
     async def login(self, request: web.Request) -> web.Response:
         """``POST /api/login`` {mac, secret} -> a session token and where to go next."""
         client = request[CLIENT]
+        guard = self.guards.login
+        if guard is not None:
+            _locked_out(await guard.address_wait(client))
         if request.content_length is not None and request.content_length > 4096:
             raise BadPlayRequest("body", "too large")
         try:
@@ -296,15 +299,9 @@ class FrontDoor(Playback):
             raise LoginFailed("mac and secret are required", reason="login_failed")
         if len(mac) > 64 or len(secret) > 256:
             raise LoginFailed("unknown device or wrong secret", reason="login_failed")
-        guard, box = self.guards.login, mac.lower()
+        box = mac.lower()
         if guard is not None:
-            wait = await guard.retry_after(box, client)
-            if wait > 0:
-                raise RateLimited(
-                    "too many failed logins; try again later",
-                    reason="login_locked",
-                    retry_after=str(max(1, round(wait))),
-                )
+            _locked_out(await guard.box_wait(box))
         try:
             login = await self.subscriber.login(mac, secret)
         except LoginFailed:
@@ -374,6 +371,16 @@ class FrontDoor(Playback):
             body=data,
             content_type="application/gzip",
             headers={"Cache-Control": "private, max-age=300"},
+        )
+
+
+def _locked_out(wait_seconds: float) -> None:
+    """``RateLimited`` (429 ``login_locked`` + Retry-After) while a lockout lasts."""
+    if wait_seconds > 0:
+        raise RateLimited(
+            "too many failed logins; try again later",
+            reason="login_locked",
+            retry_after=str(max(1, round(wait_seconds))),
         )
 
 

@@ -278,29 +278,75 @@ class LoginGuard:
     """Failed logins per box (MAC) and per address, each locked out past its limit.
 
     A success forgets the box's failures but not the address's: one good box behind
-    an address must not reset the count of an attacker guessing from it. When Redis
-    cannot be reached the guard lets logins through (logged): the subscriber service
-    still checks every secret.
+    an address must not reset the count of an attacker guessing from it. An address
+    lockout seen once is remembered in-process for at most ``memo_seconds``, so a
+    brute-force flood from a locked address costs no Redis round trip and no body
+    parsing per attempt (an operator's unlock of an address reaches every replica
+    within that bound; a box's unlock at once). When Redis cannot be
+    reached the guard lets logins through (logged): the subscriber service still
+    checks every secret.
     """
 
-    def __init__(self, *, per_box: Throttle, per_address: Throttle) -> None:
+    def __init__(
+        self,
+        *,
+        per_box: Throttle,
+        per_address: Throttle,
+        memo_seconds: float = 5.0,
+        clock: Clock = time.monotonic,
+    ) -> None:
         self._box = per_box
         self._address = per_address
+        self._memo_seconds = memo_seconds
+        self._clock = clock
+        self._locked: dict[tuple[str, str], float] = {}  # (kind, key) -> locked until
 
-    async def retry_after(self, mac: str, address: str) -> float:
-        """Seconds until a login may be tried again (0: it may now)."""
+    def _remembered(self, kind: str, key: str) -> float:
+        until = self._locked.get((kind, key))
+        if until is None:
+            return 0.0
+        left = until - self._clock()
+        if left <= 0:
+            del self._locked[(kind, key)]
+            return 0.0
+        return left
+
+    def _remember(self, kind: str, key: str, decision: Any) -> float:
+        if decision.allowed:
+            return 0.0
+        wait = float(decision.retry_after_seconds)
+        if len(self._locked) > 100_000:
+            self._locked.clear()
+        self._locked[(kind, key)] = self._clock() + min(wait, self._memo_seconds)
+        return wait
+
+    async def address_wait(self, address: str) -> float:
+        """Seconds until ``address`` may try a login again (0: now); checked before the
+        request body is even read, from memory while a lockout is remembered."""
+        remembered = self._remembered("address", address)
+        if remembered:
+            return remembered
         try:
-            decisions = (await self._box.check(mac), await self._address.check(address))
+            return self._remember("address", address, await self._address.check(address))
         except Unavailable:
             log.warning("login throttle unavailable: letting the login through")
             return 0.0
-        return max((d.retry_after_seconds for d in decisions if not d.allowed), default=0.0)
+
+    async def box_wait(self, mac: str) -> float:
+        """Seconds until box ``mac`` may try a login again (0: now); always asks Redis, so
+        an operator's unlock of a box takes effect at once."""
+        try:
+            decision = await self._box.check(mac)
+        except Unavailable:
+            log.warning("login throttle unavailable: letting the login through")
+            return 0.0
+        return 0.0 if decision.allowed else float(decision.retry_after_seconds)
 
     async def failed(self, mac: str, address: str) -> None:
         """Count a failed login against the box and the address."""
         with contextlib.suppress(Unavailable):
             await self._box.fail(mac)
-            await self._address.fail(address)
+            self._remember("address", address, await self._address.fail(address))
 
     async def succeeded(self, mac: str) -> None:
         """The box proved its secret."""

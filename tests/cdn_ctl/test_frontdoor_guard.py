@@ -130,3 +130,30 @@ def test_open_file_limit_is_raised_towards_the_connection_cap() -> None:
         "assert raise_fd_limit(100) == got  # never lowered\n"
     )
     subprocess.run([sys.executable, "-c", script], check=True, timeout=60)
+
+
+async def test_a_locked_address_is_refused_from_memory_for_a_bounded_time(
+    redis: aioredis.Redis,
+) -> None:
+    from cdn_ctl.frontdoor.guard import LoginGuard
+    from headend.ratelimit import RateLimiter
+
+    def lockout(name: str, failures: int) -> RateLimiter:
+        return RateLimiter(
+            redis, name=name, limit=failures, window_seconds=60, lockout_after=failures
+        )
+
+    clock = Clock()
+    guard = LoginGuard(
+        per_box=lockout("box", 5), per_address=lockout("address", 2), memo_seconds=5, clock=clock
+    )
+    for i in range(2):
+        await guard.failed(f"02:00:00:00:00:0{i}", "203.0.113.9")
+    assert await guard.address_wait("203.0.113.9") > 0
+    # The lockout is remembered: even with Redis emptied (an operator's clear), a flood
+    # from this address is refused without a round trip until the memo runs out.
+    await redis.flushall()
+    assert await guard.address_wait("203.0.113.9") > 0
+    clock.now += 5.1
+    assert await guard.address_wait("203.0.113.9") == 0
+    assert await guard.box_wait("02:00:00:00:00:00") == 0
