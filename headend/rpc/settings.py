@@ -27,7 +27,8 @@ class RpcSettings:
     # key was checked and its request arrived, so idle or anonymous callers
     # cannot hold one. Public methods draw from a second pool of the same size.
     max_concurrent_rpcs: int = 1000
-    # HTTP/2 streams one connection may have open; more wait on the client.
+    # HTTP/2 streams one connection may have open; the server refuses streams past it
+    # (RST_STREAM, UNAVAILABLE at the caller), so busy callers cap their own in-flight calls.
     max_streams_per_connection: int = 100
     # How long the server waits for each request message (a unary call's one,
     # or the next of a client stream) before ending the call DEADLINE_EXCEEDED.
