@@ -57,6 +57,9 @@ class RedisSettings:
     retries: int = 3
     retry_base_seconds: float = 0.05
     retry_cap_seconds: float = 1.0
+    # Connections one client may open: as many as the calls a gRPC server admits at once
+    # (redis-py's default of 100 failed heartbeats with "Too many connections" at load).
+    max_connections: int = 1000
 
     def __post_init__(self) -> None:
         self.validate()
@@ -80,6 +83,7 @@ class RedisSettings:
                 env, "REDIS_RETRY_BASE_SECONDS", 0.05, low=0.001, high=10.0
             ),
             retry_cap_seconds=env_float(env, "REDIS_RETRY_CAP_SECONDS", 1.0, low=0.001, high=60.0),
+            max_connections=env_int(env, "REDIS_MAX_CONNECTIONS", 1000, low=4, high=100_000),
         )
 
     def validate(self) -> None:
@@ -94,6 +98,8 @@ class RedisSettings:
             raise SettingsError("REDIS_RETRIES", "must be between 0 and 20")
         if self.retry_base_seconds <= 0:
             raise SettingsError("REDIS_RETRY_BASE_SECONDS", "must be positive")
+        if not 4 <= self.max_connections <= 100_000:
+            raise SettingsError("REDIS_MAX_CONNECTIONS", "must be between 4 and 100000")
         if self.retry_cap_seconds < self.retry_base_seconds:
             raise SettingsError(
                 "REDIS_RETRY_CAP_SECONDS", "must be at least REDIS_RETRY_BASE_SECONDS"
@@ -110,6 +116,7 @@ class RedisSettings:
             "socket_timeout": self.socket_timeout_seconds,
             "socket_connect_timeout": self.connect_timeout_seconds,
             "health_check_interval": self.health_check_seconds,
+            "max_connections": self.max_connections,
             # BusyLoadingError (a restarted Redis reading its AOF) is a ConnectionError.
             "retry": Retry(
                 EqualJitterBackoff(cap=self.retry_cap_seconds, base=self.retry_base_seconds),

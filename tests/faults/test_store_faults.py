@@ -452,7 +452,9 @@ def test_every_client_gets_explicit_timeouts_health_checks_and_retries(
     url: str, keepalive: bool | None
 ) -> None:
     settings = RedisSettings()
-    kwargs = connect(url, settings, name="t").connection_pool.connection_kwargs
+    pool = connect(url, settings, name="t").connection_pool
+    assert pool.max_connections == settings.max_connections == 1000
+    kwargs = pool.connection_kwargs
     assert kwargs["socket_timeout"] == settings.socket_timeout_seconds
     assert kwargs["socket_connect_timeout"] == settings.connect_timeout_seconds
     assert kwargs["health_check_interval"] == settings.health_check_seconds
