@@ -299,35 +299,35 @@ class LoginGuard:
         self._address = per_address
         self._memo_seconds = memo_seconds
         self._clock = clock
-        self._locked: dict[tuple[str, str], float] = {}  # (kind, key) -> locked until
+        self._locked: dict[str, float] = {}  # address -> locked until (monotonic)
 
-    def _remembered(self, kind: str, key: str) -> float:
-        until = self._locked.get((kind, key))
+    def _remembered(self, address: str) -> float:
+        until = self._locked.get(address)
         if until is None:
             return 0.0
         left = until - self._clock()
         if left <= 0:
-            del self._locked[(kind, key)]
+            del self._locked[address]
             return 0.0
         return left
 
-    def _remember(self, kind: str, key: str, decision: Any) -> float:
+    def _remember(self, address: str, decision: Any) -> float:
         if decision.allowed:
             return 0.0
         wait = float(decision.retry_after_seconds)
         if len(self._locked) > 100_000:
             self._locked.clear()
-        self._locked[(kind, key)] = self._clock() + min(wait, self._memo_seconds)
+        self._locked[address] = self._clock() + min(wait, self._memo_seconds)
         return wait
 
     async def address_wait(self, address: str) -> float:
         """Seconds until ``address`` may try a login again (0: now); checked before the
         request body is even read, from memory while a lockout is remembered."""
-        remembered = self._remembered("address", address)
+        remembered = self._remembered(address)
         if remembered:
             return remembered
         try:
-            return self._remember("address", address, await self._address.check(address))
+            return self._remember(address, await self._address.check(address))
         except Unavailable:
             log.warning("login throttle unavailable: letting the login through")
             return 0.0
@@ -346,7 +346,7 @@ class LoginGuard:
         """Count a failed login against the box and the address."""
         with contextlib.suppress(Unavailable):
             await self._box.fail(mac)
-            self._remember("address", address, await self._address.fail(address))
+            self._remember(address, await self._address.fail(address))
 
     async def succeeded(self, mac: str) -> None:
         """The box proved its secret."""
