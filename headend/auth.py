@@ -21,11 +21,12 @@ import re
 import secrets
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Literal, Protocol, cast
 
 from redis.asyncio import Redis
 
+from headend.clock import utc_now
 from headend.errors import InvalidArgument, NotFound, PermissionDenied, Unauthenticated
 
 Role = Literal["admin", "playback", "broadcaster", "carrier", "device"]
@@ -115,7 +116,7 @@ class KeyStore:
         """Create a key for ``principal``; the returned token is shown once and never stored."""
         key_id = secrets.token_hex(8)
         secret = secrets.token_urlsafe(32)
-        now = datetime.now(UTC)
+        now = utc_now()
         await self._redis.hset(
             _KEY_PREFIX + key_id,
             mapping={

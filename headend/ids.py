@@ -6,11 +6,16 @@ A channel id is DNS-like, as XMLTV suggests (``cctv1.cn``,
 same id names the channel in the EPG, the live transcoder, the origin's
 paths and the CDN's signed scopes, so it is also safe in a URL path (no
 empty or ``..`` segment, nothing that needs escaping).
+
+A lease id names one stream lease (a box playing one channel): the
+subscriber service issues it, the front door carries it in the ``lease_id``
+query parameter, and the routing ledger counts it on an edge.
 """
 
 from __future__ import annotations
 
 import re
+import secrets
 
 CHANNEL_ID_MAX = 128
 CHANNEL_ID_RULE = "dot-separated labels of [A-Za-z0-9_-], each starting with a letter or digit"
@@ -20,3 +25,17 @@ _CHANNEL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*(?:\.[A-Za-z0-9][A-Za-z0-9_
 def is_channel_id(text: str) -> bool:
     """True when ``text`` is a well-formed channel id."""
     return len(text) <= CHANNEL_ID_MAX and _CHANNEL_ID.match(text) is not None
+
+
+LEASE_ID_RULE = "16 lower-case hex digits"
+_LEASE_ID = re.compile(r"[0-9a-f]{16}")
+
+
+def new_lease_id() -> str:
+    """A fresh, unguessable lease id (64 random bits)."""
+    return secrets.token_hex(8)
+
+
+def is_lease_id(text: str) -> bool:
+    """True when ``text`` is a well-formed lease id."""
+    return _LEASE_ID.fullmatch(text) is not None

@@ -7,19 +7,18 @@ on any harness server; the CLI's ``headend keys`` talks to Redis directly.
 from __future__ import annotations
 
 import grpc
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from headend.auth import KeyInfo, KeyStore, Principal, require_admin
-from headend.rpc import ServiceSpec, principal
+from headend.rpc import ServiceSpec, principal, to_timestamp
 from protos import keys_pb2, keys_pb2_grpc
 
 SERVICE_NAME = keys_pb2.DESCRIPTOR.services_by_name["KeyService"].full_name
 
 
 def _key(info: KeyInfo) -> keys_pb2.Key:
-    created = Timestamp()
-    created.FromDatetime(info.created_at)
-    return keys_pb2.Key(key_id=info.key_id, principal=str(info.principal), created_at=created)
+    return keys_pb2.Key(
+        key_id=info.key_id, principal=str(info.principal), created_at=to_timestamp(info.created_at)
+    )
 
 
 class KeyServicer(keys_pb2_grpc.KeyServiceServicer):

@@ -23,6 +23,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from headend.clock import utc_now
+
 LOOPBACK_NAMES: tuple[str, ...] = ("127.0.0.1", "::1", "localhost")
 CA_DAYS = 3650
 LEAF_DAYS = 397
@@ -65,10 +67,6 @@ class LocalPki:
     def ca_file(self) -> Path:
         """The CA certificate every server and caller trusts."""
         return self.ca.cert_file
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 def _write(path: Path, data: bytes, mode: int) -> None:
@@ -162,7 +160,7 @@ def _general_name(name: str) -> x509.GeneralName:
 def _builder(
     subject: str, issuer: x509.Name, public: ec.EllipticCurvePublicKey, days: int
 ) -> x509.CertificateBuilder:
-    now = _now()
+    now = utc_now()
     return (
         x509.CertificateBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
@@ -246,7 +244,7 @@ def _still_good(files: CertFiles, ca_cert: x509.Certificate, names: Sequence[str
         cert.verify_directly_issued_by(ca_cert)
     except (PkiError, ValueError, TypeError, InvalidSignature):
         return False
-    if cert.not_valid_after_utc - RENEW_BEFORE < _now():
+    if cert.not_valid_after_utc - RENEW_BEFORE < utc_now():
         return False
     try:
         sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
@@ -263,7 +261,7 @@ def local_pki(folder: Path, *, hosts: Iterable[str] = ()) -> LocalPki:
     if not ca.cert_file.exists():
         ca = make_ca(folder)
     ca_cert, _ = _load(ca)
-    if ca_cert.not_valid_after_utc < _now() + RENEW_BEFORE:
+    if ca_cert.not_valid_after_utc < utc_now() + RENEW_BEFORE:
         raise PkiError(
             f"the CA in {folder} expires {ca_cert.not_valid_after_utc:%Y-%m-%d}; "
             "remove that folder to make a new one (every issued certificate changes)"

@@ -19,12 +19,10 @@ or closed.
 
 from __future__ import annotations
 
-import functools
 import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from importlib import resources
 from typing import Any
 from urllib.parse import quote, unquote
 
@@ -33,6 +31,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from headend.errors import HeadendError, InvalidArgument, Unavailable
+from headend.lua import script
 
 Clock = Callable[[], float]
 KEY_MAX_CHARS = 512
@@ -76,11 +75,6 @@ class Lockout:
     name: str
     key: str
     retry_after_seconds: float
-
-
-@functools.cache
-def _script_source() -> str:
-    return resources.files("headend").joinpath("ratelimit.lua").read_text("utf-8")
 
 
 def validate_name(name: str) -> str:
@@ -161,7 +155,7 @@ class RateLimiter:
         self.lockout_seconds = lockout_seconds
         self._redis = redis
         self._clock = clock
-        self._script = redis.register_script(_script_source())
+        self._script = redis.register_script(script("headend", "ratelimit"))
 
     def keys(self, key: str) -> tuple[str, str, str]:
         """The Redis keys one call on ``key`` touches (they share one hash tag)."""

@@ -6,9 +6,11 @@ method built from these readers; validation happens once, at start-up.
 
 from __future__ import annotations
 
+import ipaddress
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import TypeVar
 
 
 class SettingsError(ValueError):
@@ -21,6 +23,7 @@ class SettingsError(ValueError):
 
 
 Env = Mapping[str, str]
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 def environ() -> Env:
@@ -40,27 +43,27 @@ def env_optional(env: Env, name: str) -> str | None:
 
 def env_int(env: Env, name: str, default: int, *, low: int, high: int) -> int:
     """An integer setting within ``[low, high]``."""
-    raw = env.get(name, "")
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError as err:
-        raise SettingsError(name, f"expected an integer, got {raw!r}") from err
-    if not low <= value <= high:
-        raise SettingsError(name, f"must be between {low} and {high}, got {value}")
-    return value
+    return _number(env, name, default, low, high, int, "an integer")
 
 
 def env_float(env: Env, name: str, default: float, *, low: float, high: float) -> float:
     """A number setting within ``[low, high]``."""
+    return _number(env, name, default, low, high, float, "a number")
+
+
+_N = TypeVar("_N", int, float)
+
+
+def _number(
+    env: Env, name: str, default: _N, low: _N, high: _N, parse: Callable[[str], _N], kind: str
+) -> _N:
     raw = env.get(name, "")
     if not raw:
         return default
     try:
-        value = float(raw)
+        value = parse(raw)
     except ValueError as err:
-        raise SettingsError(name, f"expected a number, got {raw!r}") from err
+        raise SettingsError(name, f"expected {kind}, got {raw!r}") from err
     if not low <= value <= high:
         raise SettingsError(name, f"must be between {low} and {high}, got {value}")
     return value
@@ -109,3 +112,31 @@ def env_redis_url(env: Env, name: str = "REDIS_URL") -> str | None:
     if not raw.startswith(("redis://", "rediss://", "unix://")):
         raise SettingsError(name, f"expected a redis://, rediss:// or unix:// URL, got {raw!r}")
     return raw
+
+
+def split_list(text: str) -> tuple[str, ...]:
+    """``"a, b,,c "`` -> ``("a", "b", "c")``: a comma-separated setting's items, blanks dropped."""
+    return tuple(filter(None, (part.strip() for part in text.split(","))))
+
+
+def parse_networks(text: str) -> tuple[Network, ...]:
+    """``10.0.0.0/8,2001:db8::/32,192.0.2.7`` -> networks; ``ValueError`` names the bad entry.
+
+    Host bits must be zero (``10.0.0.1/8`` is refused): an allow-list entry that is wider
+    than it reads is more likely a typo than a wish.
+    """
+    out = []
+    for item in split_list(text):
+        try:
+            out.append(ipaddress.ip_network(item))
+        except ValueError as err:
+            raise ValueError(f"not a CIDR network: {item!r} ({err})") from err
+    return tuple(out)
+
+
+def env_networks(env: Env, name: str, default: str) -> tuple[Network, ...]:
+    """Comma-separated CIDRs (see :func:`parse_networks`); empty means the default."""
+    try:
+        return parse_networks(env.get(name, "") or default)
+    except ValueError as err:
+        raise SettingsError(name, str(err)) from err

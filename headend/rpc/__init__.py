@@ -15,7 +15,7 @@ server-streaming methods as async generators.
 
 from __future__ import annotations
 
-from headend.rpc.client import ClientTls, bearer, client_channel
+from headend.rpc.client import ClientTls, ServiceClient, bearer, client_channel
 from headend.rpc.interceptor import principal
 from headend.rpc.server import (
     RpcServer,
@@ -31,26 +31,36 @@ from headend.rpc.status import (
     RETRY_DELAY_SECONDS,
     CallTimedOut,
     ErrorDetails,
+    ServiceUnavailable,
+    domain_error,
     error_details,
     status_code,
 )
+from headend.rpc.wire import HasFields, from_timestamp, optional_timestamp, to_timestamp
 
 __all__ = [
     "RETRY_DELAY_SECONDS",
     "CallTimedOut",
     "ClientTls",
     "ErrorDetails",
+    "HasFields",
     "RpcServer",
     "RpcSettings",
+    "ServiceClient",
     "ServiceSettings",
     "ServiceSpec",
+    "ServiceUnavailable",
     "StartupError",
     "bearer",
     "client_channel",
+    "domain_error",
     "error_details",
+    "from_timestamp",
+    "optional_timestamp",
     "principal",
     "run_service",
     "serve",
     "start_server",
     "status_code",
+    "to_timestamp",
 ]

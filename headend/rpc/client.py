@@ -6,18 +6,24 @@ read once at start-up::
     tls = ClientTls.from_env(environ())          # None when GRPC_CLIENT_CA_FILE is unset
     channel = client_channel("epg.internal:50051", tls=tls)
     await stub.GetChannel(request, metadata=bearer(api_key))
+
+A service's own client (``epg.client.EpgClient`` ...) builds on
+:class:`ServiceClient`, which raises every failure as the service's error.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Self
 
 import grpc
 
+from headend.errors import HeadendError
 from headend.pki import PemError, check_certificates, check_pair
+from headend.rpc.status import domain_error
 from headend.settings import Env, SettingsError, env_file, env_optional
 
 _CA_VAR = "GRPC_CLIENT_CA_FILE"
@@ -108,3 +114,56 @@ def client_channel(
 def bearer(token: str) -> tuple[tuple[str, str], ...]:
     """Call metadata carrying an API key."""
     return (("authorization", f"Bearer {token}"),)
+
+
+class ServiceClient:
+    """What every service's client shares: one channel, an API key, a per-call timeout, and
+    each failure raised as the service's own error (:func:`~headend.rpc.status.domain_error`
+    with the subclass's ``service`` name and exception tree ``root``).
+
+    Unary calls go through :meth:`call`; a subclass wraps its streaming calls in
+    :meth:`mapped`. Use it as ``async with`` or :meth:`close` it.
+    """
+
+    service: ClassVar[str]
+    root: ClassVar[type[HeadendError]]
+
+    def __init__(
+        self,
+        target: str,
+        api_key: str,
+        *,
+        tls: ClientTls | None = None,
+        options: Sequence[tuple[str, Any]] = (),
+        timeout_seconds: float = 3.0,
+    ) -> None:
+        self.channel = client_channel(target, tls=tls, options=options)
+        self.metadata = bearer(api_key)
+        self.timeout_seconds = timeout_seconds
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Close the gRPC channel."""
+        await self.channel.close()
+
+    @contextlib.contextmanager
+    def mapped(self) -> Iterator[None]:
+        """Raise a call that failed inside the block as the error the service raised."""
+        try:
+            yield
+        except grpc.aio.AioRpcError as err:
+            raise domain_error(err, service=self.service, root=self.root) from err
+
+    async def call(
+        self, rpc: Callable[..., Awaitable[Any]], request: Any, *, public: bool = False
+    ) -> Any:
+        """One unary call, with the API key (none for a ``public`` method) and the timeout."""
+        with self.mapped():
+            return await rpc(
+                request, metadata=None if public else self.metadata, timeout=self.timeout_seconds
+            )

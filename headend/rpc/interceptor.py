@@ -14,6 +14,7 @@ and hold no slot but are bounded in time like the rest.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import inspect
 import time
@@ -181,7 +182,7 @@ class Interceptor(grpc.aio.ServerInterceptor):
             "response_serializer": handler.response_serializer,
         }
 
-        async def admit(context: grpc.aio.ServicerContext) -> tuple[Any, Slots | None]:
+        async def admit(context: grpc.aio.ServicerContext, held: list[Slots]) -> Any:
             if not keyless:
                 await self._authenticate(context)
             # The slot is taken only once the (first) request message is here:
@@ -190,68 +191,22 @@ class Interceptor(grpc.aio.ServerInterceptor):
                 argument = await self._request(context)
             else:
                 argument = self._messages(context, await self._read(context))
-            return argument, None if pool is None else pool.take()
+            if pool is not None:
+                held.append(pool.take())
+            return argument
 
-        def finish(
-            context: grpc.aio.ServicerContext, start: float, failed: BaseException | None
-        ) -> None:
-            if not exempt:
-                self._record(method, context, start, failed)
-
-        if handler.unary_unary or handler.stream_unary:
-            inner = handler.unary_unary or handler.stream_unary
-
-            async def call(requests: Any, context: grpc.aio.ServicerContext) -> Any:
-                start = time.perf_counter()
-                failed: BaseException | None = None
-                slot: Slots | None = None
-                deadline = asyncio.timeout(self._max_seconds)
-                try:
-                    try:
-                        async with deadline:
-                            argument, slot = await admit(context)
-                            return await inner(argument, context)
-                    except TimeoutError as err:
-                        if not deadline.expired():
-                            raise
-                        raise CallTimedOut(
-                            f"call exceeded the server's {self._max_seconds:g} s limit",
-                            setting="MAX_RPC_SECONDS",
-                        ) from err
-                except grpc.aio.BaseError as err:
-                    # grpc's own control flow (an abort, the server stopping,
-                    # the client gone): grpc finishes the call itself.
-                    failed = err
-                    raise
-                except Exception as err:
-                    failed = err
-                    await self._fail(method, context, err)
-                except BaseException as err:
-                    failed = err
-                    raise
-                finally:
-                    if slot is not None:
-                        slot.give()
-                    finish(context, start, failed)
-
-            return grpc.stream_unary_rpc_method_handler(call, **kwargs)
-
-        inner_stream = handler.unary_stream or handler.stream_stream
-        # Health's Watch writes with context.write() instead of yielding.
-        writes_itself = inspect.iscoroutinefunction(inner_stream)
-
-        async def stream(requests: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        @contextlib.asynccontextmanager
+        async def served(context: grpc.aio.ServicerContext) -> AsyncIterator[list[Slots]]:
+            """One call's bookkeeping: its failure becomes its status, the slot it took is
+            given back and it is counted (health and reflection are not)."""
             start = time.perf_counter()
+            held: list[Slots] = []
             failed: BaseException | None = None
-            slot: Slots | None = None
             try:
-                argument, slot = await admit(context)
-                if writes_itself:
-                    await inner_stream(argument, context)
-                else:
-                    async for item in inner_stream(argument, context):
-                        yield item
+                yield held
             except grpc.aio.BaseError as err:
+                # grpc's own control flow (an abort, the server stopping,
+                # the client gone): grpc finishes the call itself.
                 failed = err
                 raise
             except Exception as err:
@@ -261,8 +216,41 @@ class Interceptor(grpc.aio.ServerInterceptor):
                 failed = err
                 raise
             finally:
-                if slot is not None:
+                for slot in held:
                     slot.give()
-                finish(context, start, failed)
+                if not exempt:
+                    self._record(method, context, start, failed)
+
+        if handler.unary_unary or handler.stream_unary:
+            inner = handler.unary_unary or handler.stream_unary
+
+            async def call(requests: Any, context: grpc.aio.ServicerContext) -> Any:
+                async with served(context) as held:
+                    deadline = asyncio.timeout(self._max_seconds)
+                    try:
+                        async with deadline:
+                            return await inner(await admit(context, held), context)
+                    except TimeoutError as err:
+                        if not deadline.expired():
+                            raise
+                        raise CallTimedOut(
+                            f"call exceeded the server's {self._max_seconds:g} s limit",
+                            setting="MAX_RPC_SECONDS",
+                        ) from err
+
+            return grpc.stream_unary_rpc_method_handler(call, **kwargs)
+
+        inner_stream = handler.unary_stream or handler.stream_stream
+        # Health's Watch writes with context.write() instead of yielding.
+        writes_itself = inspect.iscoroutinefunction(inner_stream)
+
+        async def stream(requests: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            async with served(context) as held:
+                argument = await admit(context, held)
+                if writes_itself:
+                    await inner_stream(argument, context)
+                else:
+                    async for item in inner_stream(argument, context):
+                        yield item
 
         return grpc.stream_stream_rpc_method_handler(stream, **kwargs)

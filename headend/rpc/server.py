@@ -1,4 +1,4 @@
-"""Starting, serving and stopping a gRPC server on the harness."""
+"""Starting, serving and stopping a gRPC server on the harness, and every service's ``main()``."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import asyncio
 import logging
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from dataclasses import dataclass
 from typing import Any, NoReturn, Protocol, TypeVar
 
@@ -35,6 +36,17 @@ _CONNECTION_IDLE_MS = 300_000
 _KEEPALIVE_MS = 60_000
 _KEEPALIVE_TIMEOUT_MS = 20_000
 
+# How every service process ends, whichever server it runs (each failure is one line on
+# stderr): stopped by SIGTERM/SIGINT; could not start (Redis unreachable, port in use,
+# TLS files unreadable); a setting missing or invalid (the line names it).
+EXIT_STOPPED = 0
+EXIT_FAILED = 1
+EXIT_SETTINGS = 2
+
+# Something that starts and stops with a server (live channels, HTTP faces): entered
+# once the port is bound, before the server answers; exited after it has stopped.
+Component = AbstractAsyncContextManager[object]
+
 
 class StartupError(RuntimeError):
     """Raised when a server cannot start (port in use, bad certificate)."""
@@ -62,6 +74,7 @@ class RpcServer:
         metrics: RpcMetrics,
         endpoint: MetricsEndpoint | None,
         interceptor: Interceptor,
+        components: AsyncExitStack | None = None,
     ) -> None:
         self.server = server
         self.health = health_servicer
@@ -71,10 +84,12 @@ class RpcServer:
         self.metrics = metrics
         self.metrics_endpoint = endpoint
         self.interceptor = interceptor
+        self._components = components or AsyncExitStack()
         self._stopped = False
 
     async def stop(self, grace: float | None = None) -> None:
-        """Report NOT_SERVING, drain, let in-flight RPCs finish within the grace period, stop."""
+        """Report NOT_SERVING, drain, let in-flight RPCs finish within the grace period, stop;
+        then stop its components, last started first."""
         if self._stopped:
             return
         self._stopped = True
@@ -82,9 +97,12 @@ class RpcServer:
             await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
         if self.settings.drain_seconds and grace != 0:
             await asyncio.sleep(self.settings.drain_seconds)
-        await self.server.stop(self.settings.grace_seconds if grace is None else grace)
-        if self.metrics_endpoint is not None:
-            self.metrics_endpoint.close()
+        try:
+            await self.server.stop(self.settings.grace_seconds if grace is None else grace)
+        finally:
+            if self.metrics_endpoint is not None:
+                self.metrics_endpoint.close()
+            await self._components.aclose()
 
 
 def _server_options(settings: RpcSettings) -> list[tuple[str, Any]]:
@@ -123,8 +141,13 @@ async def start_server(
     services: Sequence[ServiceSpec],
     authenticator: Authenticator,
     metrics: RpcMetrics | None = None,
+    components: Sequence[Component] = (),
 ) -> tuple[RpcServer, int]:
-    """Build, bind and start a server for ``services``; returns it and its bound port."""
+    """Build, bind and start a server for ``services``; returns it and its bound port.
+
+    ``components`` start after the port is bound and before the server answers, in order,
+    and stop after it (``RpcServer.stop``); if one fails to start, those started stop again.
+    """
     metrics = metrics or RpcMetrics()
     public = frozenset(f"/{spec.name}/{m}" for spec in services for m in spec.public_methods)
     interceptor = Interceptor(authenticator, public, metrics, settings)
@@ -159,7 +182,12 @@ async def start_server(
             raise StartupError(
                 f"cannot serve metrics on {settings.host}:{settings.metrics_port}: {err}"
             ) from err
-    await server.start()
+    try:
+        stack = await _start_with(server, components)
+    except BaseException:
+        if endpoint is not None:
+            endpoint.close()
+        raise
     for name in ("", *names):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     tls = "off" if credentials is None else "mtls" if settings.tls_client_ca_file else "on"
@@ -168,19 +196,51 @@ async def start_server(
         extra={"address": f"{settings.host}:{port}", "services": ",".join(names), "tls": tls},
     )
     server_ = RpcServer(
-        server, health_servicer, names, port, settings, metrics, endpoint, interceptor
+        server, health_servicer, names, port, settings, metrics, endpoint, interceptor, stack
     )
     return server_, port
 
 
-async def serve(server: RpcServer) -> None:
-    """Run until SIGTERM or SIGINT, then shut down gracefully."""
-    loop = asyncio.get_running_loop()
+async def _start_with(server: grpc.aio.Server, components: Sequence[Component]) -> AsyncExitStack:
+    """Start ``components`` in order, then ``server``; if any fails, undo the others."""
+    stack = AsyncExitStack()
+    try:
+        for component in components:
+            await stack.enter_async_context(component)
+    except BaseException:
+        await stack.aclose()
+        # grpc releases a bound port only once the server has started: start it and stop
+        # it at once (nobody has been told the port yet).
+        await server.start()
+        await server.stop(0)
+        raise
+    try:
+        await server.start()
+    except BaseException:
+        await stack.aclose()
+        raise
+    return stack
+
+
+class Stoppable(Protocol):
+    """A started server as :func:`serve` stops it (an ``RpcServer``, an HTTP origin)."""
+
+    async def stop(self) -> None: ...
+
+
+def stop_event() -> asyncio.Event:
+    """An event that SIGTERM and SIGINT set, on the running loop: how a process is told to stop."""
     stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    log.info("shutting down", extra={"grace_seconds": server.settings.grace_seconds})
+    return stop
+
+
+async def serve(server: Stoppable, *, stop: asyncio.Event | None = None) -> None:
+    """Run until SIGTERM or SIGINT (or ``stop`` is set), then shut down gracefully."""
+    await (stop or stop_event()).wait()
+    log.info("shutting down")
     await server.stop()
 
 
@@ -196,42 +256,70 @@ class ServiceSettings(Protocol):
 
 
 S = TypeVar("S", bound=ServiceSettings)
+T = TypeVar("T")
+Create = Callable[[S, Redis], Awaitable[tuple[Stoppable, int]]]
 
 
-def run_service(
-    name: str,
-    load: Callable[[Env], S],
-    create: Callable[[S, Redis], Awaitable[tuple[RpcServer, int]]],
-) -> NoReturn:
-    """A gRPC service's ``main()``: settings from the environment (exit 2 naming a bad
-    or missing one), Redis reachable (exit 1 otherwise), serve until SIGTERM/SIGINT."""
+def load_settings(name: str, load: Callable[[Env], T]) -> T:
+    """A process's settings from the environment, or exit ``EXIT_SETTINGS`` naming the bad one."""
     try:
-        settings = load(environ())
+        return load(environ())
     except SettingsError as err:
         print(f"{name}: {err}", file=sys.stderr)
-        raise SystemExit(2) from err
+        raise SystemExit(EXIT_SETTINGS) from err
+
+
+def run_service(name: str, load: Callable[[Env], S], create: Create[S]) -> NoReturn:
+    """A server process's ``main()``: settings, Redis, ``create``, serve until SIGTERM/SIGINT.
+
+    Exits ``EXIT_STOPPED`` (0) once stopped by a signal (at any point of start-up too),
+    ``EXIT_FAILED`` (1) when it cannot start (Redis unreachable, port in use) and
+    ``EXIT_SETTINGS`` (2) on a bad or missing setting; a failure is one line on stderr.
+    ``create`` gets the settings and a checked Redis client (closed after the server
+    stopped) and returns the started server and its port.
+    """
+    settings = load_settings(name, load)
     if settings.redis_url is None:
         print(f"{name}: REDIS_URL is required (e.g. redis://127.0.0.1:6379/0)", file=sys.stderr)
-        raise SystemExit(2)
+        raise SystemExit(EXIT_SETTINGS)
     logs.configure(name, settings.log_level)
-    raise SystemExit(asyncio.run(_serve_with_redis(name, settings, settings.redis_url, create)))
+    raise SystemExit(asyncio.run(_run(name, settings, settings.redis_url, create)))
 
 
-async def _serve_with_redis(
-    name: str,
-    settings: S,
-    url: str,
-    create: Callable[[S, Redis], Awaitable[tuple[RpcServer, int]]],
-) -> int:
-    try:
-        redis = await connect_checked(url, settings.redis, name=name)
-    except RedisUnreachable as err:
-        print(f"{name}: {err}", file=sys.stderr)
-        return 1
-    try:
-        server, port = await create(settings, redis)
+async def _run(name: str, settings: S, url: str, create: Create[S]) -> int:
+    stop = stop_event()
+    async with AsyncExitStack() as stack:
+        try:
+            started = await _unless_stopped(stop, _start(name, settings, url, create, stack))
+        except (RedisUnreachable, StartupError) as err:
+            print(f"{name}: {err}", file=sys.stderr)
+            return EXIT_FAILED
+        if started is None:
+            log.info("stopped while starting")
+            return EXIT_STOPPED
+        server, port = started
         log.info(f"{name} service ready", extra={"port": port})
-        await serve(server)
+        await serve(server, stop=stop)
+    return EXIT_STOPPED
+
+
+async def _start(
+    name: str, settings: S, url: str, create: Create[S], stack: AsyncExitStack
+) -> tuple[Stoppable, int]:
+    redis = await connect_checked(url, settings.redis, name=name)
+    stack.push_async_callback(redis.aclose)
+    return await create(settings, redis)
+
+
+async def _unless_stopped(stop: asyncio.Event, work: Coroutine[Any, Any, T]) -> T | None:
+    """``work``'s result, or None (``work`` cancelled and unwound) if ``stop`` is set first."""
+    task = asyncio.ensure_future(work)
+    stopped = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
     finally:
-        await redis.aclose()
-    return 0
+        stopped.cancel()
+        if not task.done():
+            task.cancel()
+            await asyncio.wait({task})
+    return None if task.cancelled() else task.result()

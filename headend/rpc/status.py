@@ -1,9 +1,14 @@
-"""Failures become gRPC status here and nowhere else; clients read the details back here too.
+"""Failures become gRPC status here and nowhere else; clients turn them back into errors here too.
 
 A domain error keeps its category's code and its ``ErrorInfo``/``BadRequest``
 details. Redis or connection failures become UNAVAILABLE with a ``RetryInfo``
 (they pass). Anything else is a bug: UNKNOWN with a fixed message and an error
 id, the traceback going to the server's log only, never to the caller.
+
+On the client side :func:`domain_error` rebuilds the error the server raised
+(the leaf of the service's exception tree its ``ErrorInfo`` names), so every
+client raises the same exceptions as the service it calls, and one that cannot
+answer at all raises :class:`ServiceUnavailable`.
 """
 
 from __future__ import annotations
@@ -166,3 +171,82 @@ def error_details(err: grpc.aio.AioRpcError | grpc.RpcError) -> ErrorDetails:
         elif item.Unpack(retry):
             delay = retry.retry_delay.ToMilliseconds() / 1000
     return ErrorDetails(reason, metadata, fields, delay)
+
+
+class ServiceUnavailable(errors.Unavailable):
+    """Raised by a client when a service cannot answer now: unreachable, overloaded, timed
+    out, its store down, or failed internally. It passes: retry after ``retry_delay_seconds``
+    (what the server asked for, None when it said nothing)."""
+
+    def __init__(
+        self, service: str, message: str, *, reason: str, retry_delay_seconds: float | None
+    ) -> None:
+        super().__init__(f"{service} unavailable: {message}", details={"reason": reason})
+        self.service = service
+        self.reason = reason
+        self.retry_delay_seconds = retry_delay_seconds
+
+
+# Codes that mean "the call did not get an answer", whatever the reason the server gave.
+_NO_ANSWER = frozenset(
+    {
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.UNKNOWN,
+        grpc.StatusCode.INTERNAL,
+        grpc.StatusCode.CANCELLED,
+        grpc.StatusCode.UNIMPLEMENTED,
+        grpc.StatusCode.DATA_LOSS,
+    }
+)
+
+
+def _leaves(root: type[errors.HeadendError]) -> dict[str, type[errors.HeadendError]]:
+    found: dict[str, type[errors.HeadendError]] = {}
+    pending = [root]
+    while pending:
+        kind = pending.pop()
+        found.setdefault(kind.__name__, kind)
+        pending.extend(kind.__subclasses__())
+    return found
+
+
+def _category(code: grpc.StatusCode) -> type[errors.HeadendError]:
+    for kind, known in _STATUS:
+        if known == code:
+            return kind
+    return errors.Unavailable
+
+
+def _build(
+    kind: type[errors.HeadendError], message: str, details: ErrorDetails
+) -> errors.HeadendError:
+    if issubclass(kind, errors.InvalidArgument):
+        field, reason = next(iter(details.fields.items()), ("request", message))
+        return kind(field, reason, details=details.metadata)
+    return kind(message, details=details.metadata)
+
+
+def domain_error(
+    err: grpc.aio.AioRpcError | grpc.RpcError, *, service: str, root: type[errors.HeadendError]
+) -> errors.HeadendError:
+    """The error ``service`` raised, rebuilt on the client: the leaf of ``root``'s tree
+    its ``ErrorInfo`` names (else the category of its status code), or
+    :class:`ServiceUnavailable` when the call got no answer or the service is unavailable."""
+    code: grpc.StatusCode = err.code()
+    message: str = err.details() or code.name
+    details = error_details(err)
+    kind = _leaves(root).get(details.reason) if details.reason else None
+    if kind is None:
+        kind = _category(code)
+    if code in _NO_ANSWER or issubclass(kind, errors.Unavailable) or details.reason == "ServerBusy":
+        return ServiceUnavailable(
+            service,
+            message,
+            reason=details.reason or code.name,
+            retry_delay_seconds=details.retry_delay_seconds,
+        )
+    try:
+        return _build(kind, message, details)
+    except TypeError:  # a leaf with a constructor of its own: its category carries the same
+        return _build(_category(code), message, details)

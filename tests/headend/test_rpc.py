@@ -16,6 +16,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from headend import errors
 from headend.auth import KeyStore
 from headend.errors import ResourceExhausted, Unauthenticated
 from headend.keys_service import SERVICE_NAME, key_service
@@ -24,9 +25,11 @@ from headend.rpc import (
     RpcServer,
     RpcSettings,
     ServiceSpec,
+    ServiceUnavailable,
     StartupError,
     bearer,
     client_channel,
+    domain_error,
     error_details,
     start_server,
 )
@@ -81,8 +84,23 @@ class _Gate:
         )
 
 
+class _ProbeError(errors.HeadendError):
+    """Raised for any failure of the test service (its exception tree's root)."""
+
+
+class _ProbeMissing(_ProbeError, errors.NotFound):
+    """Raised when the test service has no such probe."""
+
+
+class _ProbeField(_ProbeError, errors.InvalidArgument):
+    """Raised when a probe field is malformed."""
+
+
 _SECRET = "s3cret-in-the-bug"
 _FAILURES: dict[bytes, Callable[[], Exception]] = {
+    b"leaf": lambda: _ProbeMissing("no probe p1", details={"probe_id": "p1"}),
+    b"category": lambda: errors.PermissionDenied("not your probe", details={"owner": "b"}),
+    b"field": lambda: _ProbeField("probe.name", "longer than 64 characters"),
     b"redis-down": lambda: RedisConnectionError("Error 111 connecting to redis.internal:6379"),
     b"redis-slow": lambda: RedisTimeoutError("Timeout reading from redis.internal:6379"),
     b"redis-script": lambda: ResponseError("WRONGTYPE Operation against a key"),
@@ -461,3 +479,70 @@ def test_rpc_settings_errors_name_the_variable(env: dict[str, str], field: str) 
     with pytest.raises(SettingsError) as caught:
         RpcSettings.from_env(env, "EPG", default_port=50051)
     assert caught.value.name == field
+
+
+async def _raised(channel: grpc.aio.Channel, admin: object, request: bytes) -> Exception:
+    """What the test service's ``Raise`` fails with, rebuilt as the client sees it."""
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await channel.unary_unary(f"/{_BLOCKING}/Raise")(request, metadata=admin)
+    return domain_error(caught.value, service="probe", root=_ProbeError)
+
+
+async def test_domain_error_rebuilds_the_leaf_the_server_raised(
+    gated: tuple[_Gate, RpcServer, grpc.aio.Channel], tokens
+) -> None:
+    _, _, channel = gated
+    err = await _raised(channel, bearer(await tokens()), b"leaf")
+    assert type(err) is _ProbeMissing
+    assert (err.message, err.details) == ("no probe p1", {"probe_id": "p1"})
+
+
+async def test_domain_error_rebuilds_a_category_outside_the_tree(
+    gated: tuple[_Gate, RpcServer, grpc.aio.Channel], tokens
+) -> None:
+    _, _, channel = gated
+    err = await _raised(channel, bearer(await tokens()), b"category")
+    assert type(err) is errors.PermissionDenied
+    assert (err.message, err.details) == ("not your probe", {"owner": "b"})
+    quota = await _raised(channel, bearer(await tokens()), b"quota")
+    assert type(quota) is errors.ResourceExhausted
+    assert quota.details == {"limit": "2"}
+
+
+async def test_domain_error_keeps_the_field_of_an_invalid_argument(
+    gated: tuple[_Gate, RpcServer, grpc.aio.Channel], tokens
+) -> None:
+    _, _, channel = gated
+    err = await _raised(channel, bearer(await tokens()), b"field")
+    assert isinstance(err, _ProbeField)
+    assert (err.field, err.reason) == ("probe.name", "longer than 64 characters")
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "reason", "delay"),
+    [
+        pytest.param(b"redis-down", "DependencyUnavailable", RETRY_DELAY_SECONDS, id="retry-info"),
+        pytest.param(b"bug", "Internal", None, id="unknown"),
+    ],
+)
+async def test_domain_error_is_service_unavailable_when_the_call_got_no_answer(
+    gated: tuple[_Gate, RpcServer, grpc.aio.Channel],
+    tokens,
+    request_bytes: bytes,
+    reason: str,
+    delay: float | None,
+) -> None:
+    _, _, channel = gated
+    err = await _raised(channel, bearer(await tokens()), request_bytes)
+    assert isinstance(err, ServiceUnavailable)
+    assert (err.service, err.reason, err.retry_delay_seconds) == ("probe", reason, delay)
+
+
+async def test_domain_error_is_service_unavailable_when_nothing_listens() -> None:
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    async with client_channel(f"127.0.0.1:{port}") as channel:
+        err = await _raised(channel, (), b"leaf")
+    assert isinstance(err, ServiceUnavailable)
+    assert (err.reason, err.retry_delay_seconds) == ("UNAVAILABLE", None)
