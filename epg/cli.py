@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO
 
-from headend.clitools import CliError, credentials, open_channel, run_command
+from epg.client import EpgClient
+from headend.clitools import CliError, api_key, client_tls, run_command
+from headend.clock import utc_now
 from headend.settings import environ
 from headend.text import sanitize
-from protos import epg_pb2, epg_pb2_grpc
 
 DEFAULT_TARGET = "127.0.0.1:50051"
-UPLOAD_CHUNK_BYTES = 256 * 1024
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -83,26 +83,23 @@ def read_map(path: Path) -> dict[str, str]:
     return table
 
 
-async def _upload(
-    path: Path, options: epg_pb2.ImportOptions
-) -> AsyncIterator[epg_pb2.ImportXmltvChunk]:
-    yield epg_pb2.ImportXmltvChunk(options=options)
-    with path.open("rb") as f:
-        while chunk := f.read(UPLOAD_CHUNK_BYTES):
-            yield epg_pb2.ImportXmltvChunk(data=chunk)
+def _client(env: Mapping[str, str]) -> EpgClient:
+    target, key = api_key(env, "EPG_TARGET", DEFAULT_TARGET)
+    return EpgClient(target, key, tls=client_tls(env))
 
 
 async def import_file(args: argparse.Namespace, env: Mapping[str, str], out: IO[str]) -> int:
     """Stream a file to ImportXmltv and print the report; 1 when elements were skipped."""
-    target, metadata = credentials(env, "EPG_TARGET", DEFAULT_TARGET)
-    if not args.file.is_file():
-        raise CliError(f"no such file: {args.file}")
-    options = epg_pb2.ImportOptions(
-        strict=args.strict, owner=args.owner, channel_map=read_map(args.map) if args.map else {}
-    )
-    async with open_channel(env, target) as chan:
-        stub = epg_pb2_grpc.EpgServiceStub(chan)
-        report = await stub.ImportXmltv(_upload(args.file, options), metadata=metadata)
+    async with _client(env) as client:
+        if not args.file.is_file():
+            raise CliError(f"no such file: {args.file}")
+        with args.file.open("rb") as data:
+            report = await client.import_xmltv(
+                data,
+                strict=args.strict,
+                owner=args.owner,
+                channel_map=read_map(args.map) if args.map else None,
+            )
     print(
         f"channels created {report.channels_created} updated {report.channels_updated}; "
         f"programmes written {report.programmes_written} unchanged "
@@ -112,7 +109,7 @@ async def import_file(args: argparse.Namespace, env: Mapping[str, str], out: IO[
     )
     for p in report.problems:
         # Problems quote the file: no control character reaches the terminal.
-        print(f"{args.file}:{p.line}: {sanitize(p.channel_id)}: {sanitize(p.reason)}", file=out)
+        print(f"{args.file}:{p.line}: {sanitize(p.channel)}: {sanitize(p.reason)}", file=out)
     more = report.problems_total - len(report.problems)
     if more > 0:
         print(f"{args.file}: {more} more problem(s) not listed", file=out)
@@ -121,16 +118,11 @@ async def import_file(args: argparse.Namespace, env: Mapping[str, str], out: IO[
 
 async def export_guide(args: argparse.Namespace, env: Mapping[str, str], out: IO[bytes]) -> int:
     """Stream ExportXmltv to ``out``."""
-    target, metadata = credentials(env, "EPG_TARGET", DEFAULT_TARGET)
-    start = args.start or datetime.now(UTC).replace(microsecond=0)
+    start = args.start or utc_now().replace(microsecond=0)
     stop = args.stop or start + timedelta(days=7)
-    request = epg_pb2.ExportXmltvRequest(channel_ids=args.channels, gzip=args.gzip)
-    request.start.FromDatetime(start)
-    request.stop.FromDatetime(stop)
-    async with open_channel(env, target) as chan:
-        stub = epg_pb2_grpc.EpgServiceStub(chan)
-        async for chunk in stub.ExportXmltv(request, metadata=metadata):
-            out.write(chunk.data)
+    async with _client(env) as client:
+        async for chunk in client.export_xmltv(args.channels, start, stop, gzip=args.gzip):
+            out.write(chunk)
     out.flush()
     return 0
 

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import IO
 
 from epg.access import may_read, may_write, require_reader, require_writer
 from epg.domain import (
     Change,
+    ChangeFeed,
     Channel,
     Gap,
     Programme,
@@ -43,8 +44,9 @@ from epg.importer import ImportReport, XmltvImporter
 from epg.store import EpgStore
 from epg.xmltv import write_xmltv
 from headend.auth import Principal
+from headend.clock import utc_now
 
-__all__ = ["ChangeFeed", "EpgService", "ImportReport", "NowNext"]
+__all__ = ["EpgService", "ImportReport", "NowNext"]
 
 _MAX_PAGE = 200
 _MAX_SEARCH = 1_000
@@ -57,24 +59,6 @@ class NowNext:
     channel_id: str
     now: Programme | None
     next: Programme | None
-
-
-class ChangeFeed:
-    """A positioned change feed: ``version`` is where it starts (changes after it follow)."""
-
-    def __init__(self, version: int, changes: AsyncGenerator[Change, None]) -> None:
-        self.version = version
-        self._changes = changes
-
-    def __aiter__(self) -> ChangeFeed:
-        return self
-
-    async def __anext__(self) -> Change:
-        return await anext(self._changes)
-
-    async def aclose(self) -> None:
-        """Stop following."""
-        await self._changes.aclose()
 
 
 class EpgService:
@@ -246,7 +230,7 @@ class EpgService:
     ) -> list[NowNext]:
         """Now and next for many channels in one round trip."""
         require_reader(principal)
-        when = at or datetime.now(UTC)
+        when = at or utc_now()
         if channel_ids:
             ids = [validate_channel_id(cid) for cid in channel_ids]
         else:
@@ -319,7 +303,7 @@ class EpgService:
             raise InvalidQuery("text", "at most 256 characters")
         if not 0 <= limit <= _MAX_SEARCH:
             raise InvalidQuery("limit", f"must be between 0 and {_MAX_SEARCH}")
-        lo = start or datetime.now(UTC)
+        lo = start or utc_now()
         hi = stop or lo + timedelta(days=7)
         validate_window(lo, hi)
         needle, cat = text.strip().casefold(), category.strip().casefold()

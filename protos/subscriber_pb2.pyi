@@ -512,24 +512,24 @@ class AuthorizeResponse(_message.Message):
     def __init__(self, allowed: _Optional[bool] = ..., reason: _Optional[_Union[DenyReason, str]] = ..., subscriber_version: _Optional[int] = ..., carrier_id: _Optional[str] = ..., subscriber_id: _Optional[str] = ...) -> None: ...
 
 class Session(_message.Message):
-    __slots__ = ("session_id", "mac", "channel_id", "expires_at", "reused", "active_sessions", "max_streams", "replaced_session_id")
-    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    __slots__ = ("lease_id", "mac", "channel_id", "expires_at", "reused", "active_leases", "max_streams", "replaced_lease_id")
+    LEASE_ID_FIELD_NUMBER: _ClassVar[int]
     MAC_FIELD_NUMBER: _ClassVar[int]
     CHANNEL_ID_FIELD_NUMBER: _ClassVar[int]
     EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
     REUSED_FIELD_NUMBER: _ClassVar[int]
-    ACTIVE_SESSIONS_FIELD_NUMBER: _ClassVar[int]
+    ACTIVE_LEASES_FIELD_NUMBER: _ClassVar[int]
     MAX_STREAMS_FIELD_NUMBER: _ClassVar[int]
-    REPLACED_SESSION_ID_FIELD_NUMBER: _ClassVar[int]
-    session_id: str
+    REPLACED_LEASE_ID_FIELD_NUMBER: _ClassVar[int]
+    lease_id: str
     mac: str
     channel_id: str
     expires_at: _timestamp_pb2.Timestamp
     reused: bool
-    active_sessions: int
+    active_leases: int
     max_streams: int
-    replaced_session_id: str
-    def __init__(self, session_id: _Optional[str] = ..., mac: _Optional[str] = ..., channel_id: _Optional[str] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reused: _Optional[bool] = ..., active_sessions: _Optional[int] = ..., max_streams: _Optional[int] = ..., replaced_session_id: _Optional[str] = ...) -> None: ...
+    replaced_lease_id: str
+    def __init__(self, lease_id: _Optional[str] = ..., mac: _Optional[str] = ..., channel_id: _Optional[str] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reused: _Optional[bool] = ..., active_leases: _Optional[int] = ..., max_streams: _Optional[int] = ..., replaced_lease_id: _Optional[str] = ...) -> None: ...
 
 class StartSessionRequest(_message.Message):
     __slots__ = ("mac", "channel_id", "idempotency_key")
@@ -542,22 +542,22 @@ class StartSessionRequest(_message.Message):
     def __init__(self, mac: _Optional[str] = ..., channel_id: _Optional[str] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
 
 class HeartbeatRequest(_message.Message):
-    __slots__ = ("mac", "session_id")
+    __slots__ = ("mac", "lease_id")
     MAC_FIELD_NUMBER: _ClassVar[int]
-    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    LEASE_ID_FIELD_NUMBER: _ClassVar[int]
     mac: str
-    session_id: str
-    def __init__(self, mac: _Optional[str] = ..., session_id: _Optional[str] = ...) -> None: ...
+    lease_id: str
+    def __init__(self, mac: _Optional[str] = ..., lease_id: _Optional[str] = ...) -> None: ...
 
 class EndSessionRequest(_message.Message):
-    __slots__ = ("mac", "session_id", "idempotency_key")
+    __slots__ = ("mac", "lease_id", "idempotency_key")
     MAC_FIELD_NUMBER: _ClassVar[int]
-    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    LEASE_ID_FIELD_NUMBER: _ClassVar[int]
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     mac: str
-    session_id: str
+    lease_id: str
     idempotency_key: str
-    def __init__(self, mac: _Optional[str] = ..., session_id: _Optional[str] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
+    def __init__(self, mac: _Optional[str] = ..., lease_id: _Optional[str] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
 
 class EndSessionResponse(_message.Message):
     __slots__ = ()

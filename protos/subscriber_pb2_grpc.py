@@ -342,7 +342,7 @@ class SubscriberServiceServicer:
         atomic step (a channel switch); the old lease id is refused from then on.
         max_streams counts boxes streaming at once. Over the limit:
         RESOURCE_EXHAUSTED with ErrorInfo metadata
-        {"limit": "2", "sessions": "<id>,<id>", "devices": "<mac>,<mac>"}.
+        {"limit": "2", "leases": "<id>,<id>", "devices": "<mac>,<mac>"}.
         Playback refused: FAILED_PRECONDITION with metadata {"reason": <DenyReason name>}.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)

@@ -17,14 +17,16 @@ A carrier's first steps (the admin runs the first two):
    ``headend subscribers entitle --id alice --package basic``;
    in bulk: ``headend subscribers import accounts.csv`` (columns: :mod:`subscriber.cli`).
 
+Callers use it through its one client, ``subscriber.client.SubscriberClient``
+(domain values in and out, ``SubscriberError`` leaves back).
 The CDN front door: ``DeviceLogin(mac, device_secret)`` (public) returns the
 carrier, subscriber, region, status, subscriber version and channel lineup;
 then, with a ``playback`` key (which may call nothing else but
 ``EffectiveChannels``), ``Authorize(mac, channel_id)`` -> allowed / reason /
 ``subscriber_version`` (cache a decision until the version changes), and
-``StartSession`` / ``Heartbeat`` / ``EndSession`` for stream leases: one
-stream per box (a box's new lease replaces its old one), ``max_streams``
-boxes streaming at once per subscriber.
+``StartSession`` / ``Heartbeat`` / ``EndSession`` for stream leases (named
+by ``lease_id``): one stream per box (a box's new lease replaces its old
+one), ``max_streams`` boxes streaming at once per subscriber.
 
 Durability: every write is one Redis command or script. Under the default
 AOF ``appendfsync everysec`` a crash of redis-server can lose up to about one

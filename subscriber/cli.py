@@ -38,57 +38,48 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import grpc
+from google.protobuf import json_format
+from google.protobuf.message import Message
 from tqdm import tqdm
 
-from headend.clitools import CliError, describe_rpc_error, open_channel
-from headend.rpc import bearer
-from headend.settings import environ
-from protos import keys_pb2, keys_pb2_grpc
+from headend.clitools import CliError, client_tls, describe_error
+from headend.errors import HeadendError
+from headend.settings import environ, split_list
 from protos import subscriber_pb2 as pb
-from protos import subscriber_pb2_grpc as pb_grpc
-from subscriber.importfile import STATUS, CsvError, parse_time, read_csv
+from subscriber import convert
+from subscriber.client import SubscriberClient
+from subscriber.domain import ImportRow, ImportSummary, Package, RowError
+from subscriber.importfile import CsvError, parse_moment, read_csv
 
 __all__ = ["CsvError", "import_rows", "read_csv", "register"]
 
 DEFAULT_TARGET = "127.0.0.1:50052"
 
 
-def _chunks(rows: Sequence[pb.ImportRow], size: int) -> Iterator[Sequence[pb.ImportRow]]:
-    for start in range(0, len(rows), size):
-        yield rows[start : start + size]
-
-
 async def import_rows(
-    stub: pb_grpc.SubscriberServiceStub,
-    token: str,
+    client: SubscriberClient,
     carrier: str,
     rows: Sequence[pb.ImportRow],
     *,
     chunk_rows: int = 500,
     rows_per_call: int = 5000,
     on_ack: Callable[[int], object] = lambda n: None,
-) -> pb.ImportSummary:
-    """Stream ``rows`` in calls of ``rows_per_call``; ``on_ack`` after each stored call."""
-    total = pb.ImportSummary()
-    for call_rows in _chunks(rows, rows_per_call):
-
-        async def chunks(
-            batch: Sequence[pb.ImportRow] = call_rows,
-        ) -> AsyncIterator[pb.ImportChunk]:
-            for part in _chunks(batch, chunk_rows):
-                yield pb.ImportChunk(carrier_id=carrier, rows=part)
-
-        summary = await stub.ImportSubscribers(chunks(), metadata=bearer(token))
-        for name in ("rows", "created", "updated", "unchanged", "failed"):
-            setattr(total, name, getattr(total, name) + getattr(summary, name))
-        total.errors.extend(summary.errors)
-        on_ack(len(call_rows))
+) -> ImportSummary:
+    """Send ``rows`` in calls of ``rows_per_call``; ``on_ack`` after each stored call."""
+    total = ImportSummary()
+    for start in range(0, len(rows), rows_per_call):
+        batch = rows[start : start + rows_per_call]
+        read = [convert.import_row(r) for r in batch]
+        good = [r for r in read if isinstance(r, ImportRow)]
+        refused = tuple(r for r in read if isinstance(r, RowError))
+        summary = await client.import_subscribers(carrier, good, chunk_rows=chunk_rows)
+        total = total.merge(summary).merge(ImportSummary(rows=len(refused), errors=refused))
+        on_ack(len(batch))
     return total
 
 
@@ -97,22 +88,15 @@ async def import_rows(
 
 @dataclass(frozen=True)
 class _Context:
-    stub: pb_grpc.SubscriberServiceStub
-    keys: keys_pb2_grpc.KeyServiceStub
-    token: str
-
-    @property
-    def md(self) -> tuple[tuple[str, str], ...]:
-        return bearer(self.token)
+    client: SubscriberClient
 
     async def carrier(self, given: str) -> str:
         if given:
             return given
-        me = await self.keys.WhoAmI(keys_pb2.WhoAmIRequest(), metadata=self.md)
-        role, _, tenant = me.principal.partition(":")
-        if role != "carrier":
+        me = await self.client.whoami()
+        if me.role != "carrier":
             raise SystemExit("subscribers: --carrier is required with an admin key")
-        return tenant
+        return me.tenant
 
 
 Command = Callable[[_Context, argparse.Namespace], Coroutine[Any, Any, int]]
@@ -127,16 +111,12 @@ def _run(command: Command) -> Callable[[argparse.Namespace], int]:
             return 2
 
         async def go() -> int:
-            async with open_channel(env, env.get("SUBSCRIBER_TARGET") or DEFAULT_TARGET) as channel:
-                ctx = _Context(
-                    pb_grpc.SubscriberServiceStub(channel),
-                    keys_pb2_grpc.KeyServiceStub(channel),
-                    token,
-                )
+            target = env.get("SUBSCRIBER_TARGET") or DEFAULT_TARGET
+            async with SubscriberClient(target, token, tls=client_tls(env)) as client:
                 try:
-                    return await command(ctx, args)
-                except grpc.aio.AioRpcError as err:
-                    print(f"subscribers: {describe_rpc_error(err)}", file=sys.stderr)
+                    return await command(_Context(client), args)
+                except HeadendError as err:
+                    print(f"subscribers: {describe_error(err)}", file=sys.stderr)
                     return 1
                 except CsvError as err:
                     print(f"subscribers: {err}", file=sys.stderr)
@@ -151,9 +131,8 @@ def _run(command: Command) -> Callable[[argparse.Namespace], int]:
     return run
 
 
-def _show(message: Any) -> None:
-    from google.protobuf import json_format
-
+def _show(message: Message) -> None:
+    """Print a value in its wire JSON form (field names as in ``protos/subscriber.proto``)."""
     print(json_format.MessageToJson(message, indent=None, preserving_proto_field_name=True))
 
 
@@ -166,15 +145,15 @@ async def _import(ctx: _Context, args: argparse.Namespace) -> int:
     carrier = await ctx.carrier(args.carrier)
     with tqdm(total=len(report.rows), unit="row", desc="import", disable=args.quiet) as bar:
         summary = await import_rows(
-            ctx.stub,
-            ctx.token,
+            ctx.client,
             carrier,
             report.rows,
             chunk_rows=args.chunk_rows,
             rows_per_call=args.rows_per_call,
             on_ack=bar.update,
         )
-    errors = sorted([*report.errors, *summary.errors], key=lambda e: e.row)
+    errors: list[pb.RowError | RowError] = [*report.errors, *summary.errors]
+    errors.sort(key=lambda e: e.row)
     for failure in errors:
         print(f"row {failure.row}: {failure.field}: {failure.error}", file=sys.stderr)
     print(
@@ -185,115 +164,91 @@ async def _import(ctx: _Context, args: argparse.Namespace) -> int:
 
 
 async def _create(ctx: _Context, args: argparse.Namespace) -> int:
-    request = pb.CreateSubscriberRequest(
-        carrier_id=await ctx.carrier(args.carrier),
-        subscriber_id=args.id,
+    subscriber = await ctx.client.create_subscriber(
+        await ctx.carrier(args.carrier),
+        args.id,
         display_name=args.name,
         region_code=args.region,
+        service_end=parse_moment(args.service_end, "service_end", end_of_day=True),
         max_streams=args.max_streams,
         contact_phone=args.phone,
         contact_email=args.email,
         idempotency_key=args.idempotency_key,
     )
-    end = parse_time(args.service_end, "service_end", end_of_day=True)
-    if end is not None:
-        request.service_end.CopyFrom(end)
-    _show(await ctx.stub.CreateSubscriber(request, metadata=ctx.md))
+    _show(convert.subscriber(subscriber))
     return 0
 
 
 async def _get(ctx: _Context, args: argparse.Namespace) -> int:
     carrier = await ctx.carrier(args.carrier)
-    _show(
-        await ctx.stub.GetSubscriber(
-            pb.GetSubscriberRequest(carrier_id=carrier, subscriber_id=args.id), metadata=ctx.md
-        )
-    )
+    _show(convert.subscriber(await ctx.client.get_subscriber(carrier, args.id)))
     return 0
 
 
 async def _status(ctx: _Context, args: argparse.Namespace) -> int:
-    request = pb.SetSubscriberStatusRequest(
-        carrier_id=await ctx.carrier(args.carrier),
-        subscriber_id=args.id,
-        status=STATUS[args.status],
+    subscriber = await ctx.client.set_subscriber_status(
+        await ctx.carrier(args.carrier),
+        args.id,
+        args.status,
         idempotency_key=args.idempotency_key,
     )
-    _show(await ctx.stub.SetSubscriberStatus(request, metadata=ctx.md))
+    _show(convert.subscriber(subscriber))
     return 0
 
 
 async def _bind(ctx: _Context, args: argparse.Namespace) -> int:
-    request = pb.BindDeviceRequest(
-        carrier_id=await ctx.carrier(args.carrier),
-        subscriber_id=args.id,
-        mac=args.mac,
+    device = await ctx.client.bind_device(
+        await ctx.carrier(args.carrier),
+        args.id,
+        args.mac,
         serial=args.serial,
         model=args.model,
         idempotency_key=args.idempotency_key,
     )
-    _show(await ctx.stub.BindDevice(request, metadata=ctx.md))
+    _show(convert.device(device))
     return 0
 
 
 async def _activate(ctx: _Context, args: argparse.Namespace) -> int:
-    request = pb.ActivateDeviceRequest(
-        carrier_id=await ctx.carrier(args.carrier),
-        mac=args.mac,
-        idempotency_key=args.idempotency_key,
+    device, secret = await ctx.client.activate_device(
+        await ctx.carrier(args.carrier), args.mac, idempotency_key=args.idempotency_key
     )
-    reply = await ctx.stub.ActivateDevice(request, metadata=ctx.md)
-    _show(reply.device)
-    print(f"device secret (shown once, load it onto the box): {reply.device_secret}")
+    _show(convert.device(device))
+    print(f"device secret (shown once, load it onto the box): {secret}")
     return 0
 
 
 async def _entitle(ctx: _Context, args: argparse.Namespace) -> int:
-    request = pb.EntitleRequest(
-        carrier_id=await ctx.carrier(args.carrier),
-        subscriber_id=args.id,
-        package_id=args.package,
+    subscriber = await ctx.client.entitle(
+        await ctx.carrier(args.carrier),
+        args.id,
+        args.package,
+        valid_from=parse_moment(args.valid_from, "valid_from", end_of_day=False),
+        valid_until=parse_moment(args.valid_until, "valid_until", end_of_day=True),
         idempotency_key=args.idempotency_key,
     )
-    for name, text, end in (
-        ("valid_from", args.valid_from, False),
-        ("valid_until", args.valid_until, True),
-    ):
-        stamp = parse_time(text, name, end_of_day=end)
-        if stamp is not None:
-            getattr(request, name).CopyFrom(stamp)
-    _show(await ctx.stub.Entitle(request, metadata=ctx.md))
+    _show(convert.subscriber(subscriber))
     return 0
 
 
 async def _packages(ctx: _Context, args: argparse.Namespace) -> int:
-    _show(await ctx.stub.ListPackages(pb.ListPackagesRequest(), metadata=ctx.md))
+    packages = await ctx.client.list_packages()
+    _show(pb.ListPackagesResponse(packages=[convert.package(p) for p in packages]))
     return 0
 
 
 async def _define_package(ctx: _Context, args: argparse.Namespace) -> int:
-    package = pb.Package(
-        package_id=args.id,
-        name=args.name,
-        channel_ids=[c.strip() for c in args.channels.split(",") if c.strip()],
-    )
-    _show(
-        await ctx.stub.DefinePackage(
-            pb.DefinePackageRequest(package=package, idempotency_key=args.idempotency_key),
-            metadata=ctx.md,
-        )
-    )
+    package = Package(args.id, args.name, split_list(args.channels))
+    defined = await ctx.client.define_package(package, idempotency_key=args.idempotency_key)
+    _show(convert.package(defined))
     return 0
 
 
 async def _create_carrier(ctx: _Context, args: argparse.Namespace) -> int:
-    request = pb.CreateCarrierRequest(
-        carrier_id=args.id,
-        name=args.name,
-        network_type=pb.NetworkType.Value(args.network.upper()),  # type: ignore[arg-type]
-        idempotency_key=args.idempotency_key,
+    carrier = await ctx.client.create_carrier(
+        args.id, args.name, args.network, idempotency_key=args.idempotency_key
     )
-    _show(await ctx.stub.CreateCarrier(request, metadata=ctx.md))
+    _show(convert.carrier(carrier))
     return 0
 
 

@@ -72,15 +72,15 @@ class DeviceLoginFailed(SubscriberError, Unauthenticated):
 
 
 class PlaybackDenied(SubscriberError, FailedPrecondition):
-    """Raised when a session is started for a box that may not play the channel."""
+    """Raised when a lease is started for a box that may not play the channel."""
 
 
 class StreamLimitReached(SubscriberError, ResourceExhausted):
     """Raised when a subscriber already uses all its concurrent streams."""
 
 
-class SessionNotFound(SubscriberError, NotFound):
-    """Raised when a session id is unknown, ended or expired (its slot is free)."""
+class LeaseNotFound(SubscriberError, NotFound):
+    """Raised when a lease id is unknown, ended, expired or another box's (its slot is free)."""
 
 
 class IdempotencyKeyReused(SubscriberError, InvalidArgument):

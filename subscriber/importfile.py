@@ -26,8 +26,7 @@ from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
 from typing import BinaryIO
 
-from google.protobuf.timestamp_pb2 import Timestamp
-
+from headend.rpc import from_timestamp, to_timestamp
 from protos import subscriber_pb2 as pb
 
 CHINA = timezone(timedelta(hours=8))
@@ -77,7 +76,7 @@ class CsvReport:
     errors: tuple[pb.RowError, ...]
 
 
-def parse_time(text: str, column: str, *, end_of_day: bool) -> Timestamp | None:
+def parse_moment(text: str, column: str, *, end_of_day: bool) -> datetime | None:
     """A date (China time; ``end_of_day`` = the next midnight) or an ISO time with offset."""
     text = text.strip(" ")
     if not text:
@@ -94,13 +93,11 @@ def parse_time(text: str, column: str, *, end_of_day: bool) -> Timestamp | None:
         raise CsvError(column, f"not a date or ISO time: {text[:40]!r}") from err
     if moment.tzinfo is None:
         raise CsvError(column, "needs a UTC offset, e.g. 2027-01-01T00:00:00+08:00")
-    stamp = Timestamp()
     try:
-        stamp.FromDatetime(moment)
-        stamp.ToDatetime()  # refuses what the wire format cannot carry
+        from_timestamp(to_timestamp(moment))  # refuses what the wire format cannot carry
     except (ValueError, OverflowError) as err:
         raise CsvError(column, "out of range (0001-01-01..9999-12-31)") from err
-    return stamp
+    return moment
 
 
 def csv_row(line: int, cells: dict[str, str]) -> pb.ImportRow:
@@ -130,9 +127,9 @@ def csv_row(line: int, cells: dict[str, str]) -> pb.ImportRow:
         package_ids=[p.strip(" ") for p in cell("packages").split(";") if p.strip(" ")],
     )
     for name, end in (("service_end", True), ("entitled_from", False), ("entitled_until", True)):
-        stamp = parse_time(cell(name), name, end_of_day=end)
-        if stamp is not None:
-            getattr(row, name).CopyFrom(stamp)
+        moment = parse_moment(cell(name), name, end_of_day=end)
+        if moment is not None:
+            getattr(row, name).FromDatetime(moment)
     return row
 
 

@@ -1,8 +1,10 @@
-"""EPG values: channels, programmes, rights, changes and recurring slot rules (frozen)."""
+"""EPG values: channels, programmes, rights, changes and recurring slot rules (frozen),
+and the change feed that carries changes."""
 
 from __future__ import annotations
 
 import enum
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
@@ -156,6 +158,25 @@ class Change:
     programme_ids: tuple[str, ...] = ()
     window_start: datetime | None = None
     window_stop: datetime | None = None
+
+
+class ChangeFeed:
+    """A positioned change feed: ``version`` is where it starts (changes after it follow;
+    0 when there is nothing to resume from)."""
+
+    def __init__(self, version: int, changes: AsyncGenerator[Change, None]) -> None:
+        self.version = version
+        self._changes = changes
+
+    def __aiter__(self) -> ChangeFeed:
+        return self
+
+    async def __anext__(self) -> Change:
+        return await anext(self._changes)
+
+    async def aclose(self) -> None:
+        """Stop following."""
+        await self._changes.aclose()
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,6 +26,7 @@ from epg.errors import (
     InvalidTimeRange,
     UnknownTimezone,
 )
+from headend import regions
 from headend.errors import InvalidArgument
 from headend.ids import CHANNEL_ID_RULE, is_channel_id
 from headend.text import validate_text
@@ -47,7 +48,6 @@ LATEST = datetime(2200, 1, 1, tzinfo=UTC)
 # fullmatch throughout: "$" would also accept one trailing newline.
 _PROGRAMME_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 _LANG = re.compile(r"(?:[a-zA-Z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*)?")
-_REGION = re.compile(r"[0-9]{6}")
 _OWNER = re.compile(r"[a-z0-9][a-z0-9._:-]{0,62}")
 # Whitespace, quotes and angle brackets end a URL early in M3U attributes and HTML.
 _URL = re.compile(r"https?://[^\s\"'<>\\^`{|}]+")
@@ -266,10 +266,9 @@ def validate_programme(p: Programme, prefix: str = "programme") -> Programme:
     if len(p.rights.blackout_regions) > 4096:
         raise InvalidProgramme(f"{prefix}.blackout_regions", "at most 4096 regions")
     for i, region in enumerate(p.rights.blackout_regions):
-        if _REGION.fullmatch(region) is None:
-            raise InvalidProgramme(
-                f"{prefix}.blackout_regions[{i}]", f"{region!r} is not a 6-digit division code"
-            )
+        problem = regions.problem(region)
+        if problem is not None:
+            raise InvalidProgramme(f"{prefix}.blackout_regions[{i}]", f"{region!r}: {problem}")
     check_url(p.rights.blackout_slate, f"{prefix}.blackout_slate", InvalidProgramme)
     return p
 

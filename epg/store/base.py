@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Iterable, Sequence
-from importlib import resources
 from typing import Any, Protocol
 
 from epg.domain import Channel, Programme
+from headend.lua import script
 
 CHANNELS = "epg:channels"
 PROGRAMMES = "epg:prog"
@@ -42,8 +42,8 @@ def channel_keys(ch: str) -> list[str]:
 @functools.cache
 def lua(name: str) -> str:
     """The source of ``epg/store/<name>.lua`` (with the shared helpers where it needs them)."""
-    source = resources.files("epg.store").joinpath(f"{name}.lua").read_text("utf-8")
-    return f"{lua('common')}\n{source}" if name in _WITH_COMMON else source
+    source = script("epg.store", name)
+    return f"{script('epg.store', 'common')}\n{source}" if name in _WITH_COMMON else source
 
 
 class ScriptLike(Protocol):

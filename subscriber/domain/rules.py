@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, replace
 from datetime import datetime
 
+from headend import regions
 from headend.errors import InvalidArgument
 from headend.text import validate_text
 from subscriber.domain.values import (
@@ -34,16 +35,9 @@ _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
 _MAC_SEPARATED = re.compile(r"[0-9a-f]{2}([:-])(?:[0-9a-f]{2}\1){4}[0-9a-f]{2}")
 _MAC_DOTTED = re.compile(r"[0-9a-f]{4}\.[0-9a-f]{4}\.[0-9a-f]{4}")
 _MAC_BARE = re.compile(r"[0-9a-f]{12}")
-_REGION = re.compile(r"[1-8][0-9]{5}")
 _PHONE = re.compile(r"\+?[0-9][0-9 -]{4,19}")
 _EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]+\.[^@\s]+")
 _CARRIER = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}")
-# Province-level prefixes of GB/T 2260 administrative division codes
-# (11 Beijing ... 65 Xinjiang, 71 Taiwan, 81 Hong Kong, 82 Macao).
-PROVINCE_PREFIXES = frozenset(
-    "11 12 13 14 15 21 22 23 31 32 33 34 35 36 37 41 42 43 44 45 46 "
-    "50 51 52 53 54 61 62 63 64 65 71 81 82".split()
-)
 # Words used by the store's platform-wide keys (sub:mac:..., sub:pkg:...).
 RESERVED_CARRIER_IDS = frozenset({"mac", "pkg", "pkgch", "carriers", "packages", "catalog"})
 
@@ -84,10 +78,9 @@ def validate_carrier_id(value: str, field_name: str = "carrier_id") -> str:
 
 def validate_region_code(code: str, field_name: str = "region_code") -> str:
     """A 6-digit administrative division code with a real province-level prefix."""
-    if not _REGION.fullmatch(code):
-        raise InvalidField(field_name, "must be a 6-digit administrative division code")
-    if code[:2] not in PROVINCE_PREFIXES:
-        raise InvalidField(field_name, f"unknown province prefix {code[:2]}")
+    problem = regions.problem(code)
+    if problem is not None:
+        raise InvalidField(field_name, problem)
     return code
 
 

@@ -159,29 +159,36 @@ class PlaybackState:
 
 @dataclass(frozen=True, slots=True)
 class LoginResult:
-    """What a box learns when it logs in with its MAC and device secret."""
+    """What a box learns when it logs in with its MAC and device secret: its account,
+    the channels it may watch now, and why it may not play at all (None when it may)."""
 
-    state: PlaybackState
+    carrier_id: str
+    subscriber_id: str
+    mac: str
+    region_code: str
+    status: SubscriberStatus
+    subscriber_version: int
     channel_ids: tuple[str, ...]
     deny_reason: DenyReason | None
 
 
 @dataclass(frozen=True, slots=True)
-class Session:
-    """A playback lease: the one stream of its box, holding one of the subscriber's streams.
+class Lease:
+    """A stream lease: the one stream of its box, holding one of the subscriber's streams.
 
-    ``replaced_session_id`` names the box's previous lease when this one
-    replaced it (a channel switch; ``reused`` is then True).
+    ``replaced_lease_id`` names the box's previous lease when this one replaced
+    it (a channel switch; ``reused`` is then True); ``active_leases`` counts the
+    subscriber's live leases, this one included.
     """
 
-    session_id: str
+    lease_id: str
     mac: str
     channel_id: str
     expires_at: datetime
     reused: bool
-    active_sessions: int
+    active_leases: int
     max_streams: int
-    replaced_session_id: str = ""
+    replaced_lease_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)

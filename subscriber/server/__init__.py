@@ -3,8 +3,9 @@
 ``DeviceLogin`` is public (the box's MAC and device secret are its
 credential); every other method needs a bearer API key. ``KeyService`` is
 mounted beside it so the admin can issue carrier keys over gRPC.
-Parts: :mod:`.convert` (proto <-> domain), :mod:`.servicer`, :mod:`.app`
-(mounting, ``create_server``, ``main``).
+Parts: :mod:`.servicer`, :mod:`.app` (mounting, ``create_server``, ``main``);
+the proto <-> domain conversions it shares with the client are
+:mod:`subscriber.convert`.
 """
 
 from __future__ import annotations

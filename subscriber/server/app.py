@@ -5,12 +5,13 @@ from __future__ import annotations
 from redis.asyncio import Redis
 
 from headend.auth import KeyStore
+from headend.clock import utc_now
 from headend.keys_service import key_service
 from headend.rpc import RpcServer, ServiceSpec, run_service, start_server
 from protos import subscriber_pb2 as pb
 from protos import subscriber_pb2_grpc as pb_grpc
 from subscriber.server.servicer import SubscriberServicer
-from subscriber.service import Clock, SubscriberService, utc_now
+from subscriber.service import Clock, SubscriberService
 from subscriber.settings import SubscriberSettings
 from subscriber.store import SubscriberStore
 

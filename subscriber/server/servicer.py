@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TypeAlias, TypeVar
 
+import grpc
 from google.protobuf.message import Message
 
-from headend.rpc import principal
+from headend.rpc import principal, to_timestamp
 from protos import subscriber_pb2 as pb
 from protos import subscriber_pb2_grpc as pb_grpc
-from subscriber import domain
-from subscriber.server import convert
+from subscriber import convert, domain
 from subscriber.service import SubscriberService
 
 M = TypeVar("M", bound=Message)
+Context: TypeAlias = grpc.aio.ServicerContext
 
 
 class SubscriberServicer(pb_grpc.SubscriberServiceServicer):
@@ -24,19 +25,26 @@ class SubscriberServicer(pb_grpc.SubscriberServiceServicer):
         self._service = service
 
     async def _once(
-        self, method: str, request: Any, response_type: type[M], run: Callable[[], Awaitable[M]]
+        self,
+        method: str,
+        request: Message,
+        key: str,
+        response_type: type[M],
+        run: Callable[[], Awaitable[M]],
     ) -> M:
+        """Run ``run`` once per idempotency ``key`` (``request``'s), replaying its answer."""
+
         async def go() -> bytes:
             return (await run()).SerializeToString()
 
         raw = await self._service.idempotent(
-            principal(), request.idempotency_key, convert.fingerprint(method, request), go
+            principal(), key, convert.fingerprint(method, request), go
         )
         return response_type.FromString(raw)
 
     # carriers and catalogue
 
-    async def CreateCarrier(self, request: Any, context: Any) -> pb.Carrier:
+    async def CreateCarrier(self, request: pb.CreateCarrierRequest, context: Context) -> pb.Carrier:
         async def run() -> pb.Carrier:
             return convert.carrier(
                 await self._service.create_carrier(
@@ -47,16 +55,20 @@ class SubscriberServicer(pb_grpc.SubscriberServiceServicer):
                 )
             )
 
-        return await self._once("CreateCarrier", request, pb.Carrier, run)
+        return await self._once("CreateCarrier", request, request.idempotency_key, pb.Carrier, run)
 
-    async def GetCarrier(self, request: Any, context: Any) -> pb.Carrier:
+    async def GetCarrier(self, request: pb.GetCarrierRequest, context: Context) -> pb.Carrier:
         return convert.carrier(await self._service.get_carrier(principal(), request.carrier_id))
 
-    async def ListCarriers(self, request: Any, context: Any) -> pb.ListCarriersResponse:
+    async def ListCarriers(
+        self, request: pb.ListCarriersRequest, context: Context
+    ) -> pb.ListCarriersResponse:
         carriers = await self._service.list_carriers(principal())
         return pb.ListCarriersResponse(carriers=[convert.carrier(c) for c in carriers])
 
-    async def SetCarrierStatus(self, request: Any, context: Any) -> pb.Carrier:
+    async def SetCarrierStatus(
+        self, request: pb.SetCarrierStatusRequest, context: Context
+    ) -> pb.Carrier:
         async def run() -> pb.Carrier:
             return convert.carrier(
                 await self._service.set_carrier_status(
@@ -66,23 +78,29 @@ class SubscriberServicer(pb_grpc.SubscriberServiceServicer):
                 )
             )
 
-        return await self._once("SetCarrierStatus", request, pb.Carrier, run)
+        return await self._once(
+            "SetCarrierStatus", request, request.idempotency_key, pb.Carrier, run
+        )
 
-    async def DefinePackage(self, request: Any, context: Any) -> pb.Package:
+    async def DefinePackage(self, request: pb.DefinePackageRequest, context: Context) -> pb.Package:
         async def run() -> pb.Package:
             p = request.package
             package = domain.Package(p.package_id, p.name, tuple(p.channel_ids))
             return convert.package(await self._service.define_package(principal(), package))
 
-        return await self._once("DefinePackage", request, pb.Package, run)
+        return await self._once("DefinePackage", request, request.idempotency_key, pb.Package, run)
 
-    async def ListPackages(self, request: Any, context: Any) -> pb.ListPackagesResponse:
+    async def ListPackages(
+        self, request: pb.ListPackagesRequest, context: Context
+    ) -> pb.ListPackagesResponse:
         packages = await self._service.list_packages(principal())
         return pb.ListPackagesResponse(packages=[convert.package(p) for p in packages])
 
     # subscribers
 
-    async def CreateSubscriber(self, request: Any, context: Any) -> pb.Subscriber:
+    async def CreateSubscriber(
+        self, request: pb.CreateSubscriberRequest, context: Context
+    ) -> pb.Subscriber:
         async def run() -> pb.Subscriber:
             return convert.subscriber(
                 await self._service.create_subscriber(
@@ -98,16 +116,22 @@ class SubscriberServicer(pb_grpc.SubscriberServiceServicer):
                 )
             )
 
-        return await self._once("CreateSubscriber", request, pb.Subscriber, run)
+        return await self._once(
+            "CreateSubscriber", request, request.idempotency_key, pb.Subscriber, run
+        )
 
-    async def GetSubscriber(self, request: Any, context: Any) -> pb.Subscriber:
+    async def GetSubscriber(
+        self, request: pb.GetSubscriberRequest, context: Context
+    ) -> pb.Subscriber:
         return convert.subscriber(
             await self._service.get_subscriber(
                 principal(), request.carrier_id, request.subscriber_id
             )
         )
 
-    async def ListSubscribers(self, request: Any, context: Any) -> pb.ListSubscribersResponse:
+    async def ListSubscribers(
+        self, request: pb.ListSubscribersRequest, context: Context
+    ) -> pb.ListSubscribersResponse:
         subs, token, total = await self._service.list_subscribers(
             principal(),
             request.carrier_id,
@@ -120,18 +144,17 @@ class SubscriberServicer(pb_grpc.SubscriberServiceServicer):
             total_count=total,
         )
 
-    async def UpdateSubscriber(self, request: Any, context: Any) -> pb.Subscriber:
-        def opt(name: str) -> Any:
-            return getattr(request, name) if request.HasField(name) else None
-
+    async def UpdateSubscriber(
+        self, request: pb.UpdateSubscriberRequest, context: Context
+    ) -> pb.Subscriber:
         changes = domain.SubscriberChanges(
-            display_name=opt("display_name"),
-            region_code=opt("region_code"),
+            display_name=request.display_name if request.HasField("display_name") else None,
+            region_code=request.region_code if request.HasField("region_code") else None,
             service_end=convert.when(request, "service_end"),
             clear_service_end=request.clear_service_end,
-            max_streams=opt("max_streams"),
-            contact_phone=opt("contact_phone"),
-            contact_email=opt("contact_email"),
+            max_streams=request.max_streams if request.HasField("max_streams") else None,
+            contact_phone=request.contact_phone if request.HasField("contact_phone") else None,
+            contact_email=request.contact_email if request.HasField("contact_email") else None,
         )
 
         async def run() -> pb.Subscriber:
@@ -145,9 +168,13 @@ class SubscriberServicer(pb_grpc.SubscriberServiceServicer):
                 )
             )
 
-        return await self._once("UpdateSubscriber", request, pb.Subscriber, run)
+        return await self._once(
+            "UpdateSubscriber", request, request.idempotency_key, pb.Subscriber, run
+        )
 
-    async def SetSubscriberStatus(self, request: Any, context: Any) -> pb.Subscriber:
+    async def SetSubscriberStatus(
+        self, request: pb.SetSubscriberStatusRequest, context: Context
+    ) -> pb.Subscriber:
         async def run() -> pb.Subscriber:
             return convert.subscriber(
                 await self._service.set_subscriber_status(
@@ -159,11 +186,13 @@ class SubscriberServicer(pb_grpc.SubscriberServiceServicer):
                 )
             )
 
-        return await self._once("SetSubscriberStatus", request, pb.Subscriber, run)
+        return await self._once(
+            "SetSubscriberStatus", request, request.idempotency_key, pb.Subscriber, run
+        )
 
     # devices
 
-    async def BindDevice(self, request: Any, context: Any) -> pb.Device:
+    async def BindDevice(self, request: pb.BindDeviceRequest, context: Context) -> pb.Device:
         async def run() -> pb.Device:
             return convert.device(
                 await self._service.bind_device(
@@ -176,20 +205,24 @@ class SubscriberServicer(pb_grpc.SubscriberServiceServicer):
                 )
             )
 
-        return await self._once("BindDevice", request, pb.Device, run)
+        return await self._once("BindDevice", request, request.idempotency_key, pb.Device, run)
 
-    async def GetDevice(self, request: Any, context: Any) -> pb.Device:
+    async def GetDevice(self, request: pb.GetDeviceRequest, context: Context) -> pb.Device:
         return convert.device(
             await self._service.get_device(principal(), request.carrier_id, request.mac)
         )
 
-    async def ListDevices(self, request: Any, context: Any) -> pb.ListDevicesResponse:
+    async def ListDevices(
+        self, request: pb.ListDevicesRequest, context: Context
+    ) -> pb.ListDevicesResponse:
         devices = await self._service.list_devices(
             principal(), request.carrier_id, request.subscriber_id
         )
         return pb.ListDevicesResponse(devices=[convert.device(d) for d in devices])
 
-    async def ActivateDevice(self, request: Any, context: Any) -> pb.ActivateDeviceResponse:
+    async def ActivateDevice(
+        self, request: pb.ActivateDeviceRequest, context: Context
+    ) -> pb.ActivateDeviceResponse:
         first: list[pb.ActivateDeviceResponse] = []
 
         async def run() -> pb.ActivateDeviceResponse:
@@ -202,18 +235,20 @@ class SubscriberServicer(pb_grpc.SubscriberServiceServicer):
             # Only the hash is ever stored: a replay gets the device, not the secret.
             return pb.ActivateDeviceResponse(device=convert.device(device))
 
-        replay = await self._once("ActivateDevice", request, pb.ActivateDeviceResponse, run)
+        replay = await self._once(
+            "ActivateDevice", request, request.idempotency_key, pb.ActivateDeviceResponse, run
+        )
         return first[0] if first else replay
 
-    async def UnbindDevice(self, request: Any, context: Any) -> pb.Device:
+    async def UnbindDevice(self, request: pb.UnbindDeviceRequest, context: Context) -> pb.Device:
         async def run() -> pb.Device:
             return convert.device(
                 await self._service.unbind_device(principal(), request.carrier_id, request.mac)
             )
 
-        return await self._once("UnbindDevice", request, pb.Device, run)
+        return await self._once("UnbindDevice", request, request.idempotency_key, pb.Device, run)
 
-    async def BlockDevice(self, request: Any, context: Any) -> pb.Device:
+    async def BlockDevice(self, request: pb.BlockDeviceRequest, context: Context) -> pb.Device:
         async def run() -> pb.Device:
             return convert.device(
                 await self._service.block_device(
@@ -221,9 +256,9 @@ class SubscriberServicer(pb_grpc.SubscriberServiceServicer):
                 )
             )
 
-        return await self._once("BlockDevice", request, pb.Device, run)
+        return await self._once("BlockDevice", request, request.idempotency_key, pb.Device, run)
 
-    async def ReplaceDevice(self, request: Any, context: Any) -> pb.Device:
+    async def ReplaceDevice(self, request: pb.ReplaceDeviceRequest, context: Context) -> pb.Device:
         async def run() -> pb.Device:
             return convert.device(
                 await self._service.replace_device(
@@ -236,11 +271,11 @@ class SubscriberServicer(pb_grpc.SubscriberServiceServicer):
                 )
             )
 
-        return await self._once("ReplaceDevice", request, pb.Device, run)
+        return await self._once("ReplaceDevice", request, request.idempotency_key, pb.Device, run)
 
     # entitlements
 
-    async def Entitle(self, request: Any, context: Any) -> pb.Subscriber:
+    async def Entitle(self, request: pb.EntitleRequest, context: Context) -> pb.Subscriber:
         async def run() -> pb.Subscriber:
             return convert.subscriber(
                 await self._service.entitle(
@@ -253,9 +288,11 @@ class SubscriberServicer(pb_grpc.SubscriberServiceServicer):
                 )
             )
 
-        return await self._once("Entitle", request, pb.Subscriber, run)
+        return await self._once("Entitle", request, request.idempotency_key, pb.Subscriber, run)
 
-    async def RevokeEntitlement(self, request: Any, context: Any) -> pb.Subscriber:
+    async def RevokeEntitlement(
+        self, request: pb.RevokeEntitlementRequest, context: Context
+    ) -> pb.Subscriber:
         async def run() -> pb.Subscriber:
             return convert.subscriber(
                 await self._service.revoke_entitlement(
@@ -263,9 +300,13 @@ class SubscriberServicer(pb_grpc.SubscriberServiceServicer):
                 )
             )
 
-        return await self._once("RevokeEntitlement", request, pb.Subscriber, run)
+        return await self._once(
+            "RevokeEntitlement", request, request.idempotency_key, pb.Subscriber, run
+        )
 
-    async def ListEntitlements(self, request: Any, context: Any) -> pb.ListEntitlementsResponse:
+    async def ListEntitlements(
+        self, request: pb.ListEntitlementsRequest, context: Context
+    ) -> pb.ListEntitlementsResponse:
         sub = await self._service.list_entitlements(
             principal(), request.carrier_id, request.subscriber_id
         )
@@ -274,15 +315,17 @@ class SubscriberServicer(pb_grpc.SubscriberServiceServicer):
                 pb.Entitlement(
                     subscriber_id=sub.subscriber_id,
                     package_id=e.package_id,
-                    valid_from=convert.ts(e.valid_from),
-                    valid_until=convert.ts(e.valid_until),
+                    valid_from=to_timestamp(e.valid_from),
+                    valid_until=to_timestamp(e.valid_until),
                 )
                 for e in sub.entitlements
             ],
             subscriber_version=sub.version,
         )
 
-    async def EffectiveChannels(self, request: Any, context: Any) -> pb.EffectiveChannelsResponse:
+    async def EffectiveChannels(
+        self, request: pb.EffectiveChannelsRequest, context: Context
+    ) -> pb.EffectiveChannelsResponse:
         channels, version = await self._service.effective_channels(
             principal(), request.carrier_id, request.subscriber_id, convert.when(request, "at")
         )
@@ -290,72 +333,58 @@ class SubscriberServicer(pb_grpc.SubscriberServiceServicer):
 
     # playback
 
-    async def DeviceLogin(self, request: Any, context: Any) -> pb.DeviceLoginResponse:
-        login = await self._service.device_login(request.mac, request.device_secret)
-        sub = login.state.subscriber
-        return pb.DeviceLoginResponse(
-            carrier_id=sub.carrier_id,
-            subscriber_id=sub.subscriber_id,
-            region_code=sub.region_code,
-            subscriber_version=sub.version,
-            status=convert.SUB_STATUS_PB[sub.status],
-            mac=login.state.device.mac,
-            channel_ids=login.channel_ids,
-            deny_reason=convert.deny(login.deny_reason),
+    async def DeviceLogin(
+        self, request: pb.DeviceLoginRequest, context: Context
+    ) -> pb.DeviceLoginResponse:
+        return convert.login(await self._service.device_login(request.mac, request.device_secret))
+
+    async def Authorize(
+        self, request: pb.AuthorizeRequest, context: Context
+    ) -> pb.AuthorizeResponse:
+        return convert.decision(
+            await self._service.authorize(
+                principal(), request.mac, request.channel_id, convert.when(request, "at")
+            )
         )
 
-    async def Authorize(self, request: Any, context: Any) -> pb.AuthorizeResponse:
-        decision = await self._service.authorize(
-            principal(), request.mac, request.channel_id, convert.when(request, "at")
-        )
-        return pb.AuthorizeResponse(
-            allowed=decision.allowed,
-            reason=convert.deny(decision.reason),
-            subscriber_version=decision.subscriber_version,
-            carrier_id=decision.carrier_id,
-            subscriber_id=decision.subscriber_id,
-        )
-
-    async def StartSession(self, request: Any, context: Any) -> pb.Session:
+    async def StartSession(self, request: pb.StartSessionRequest, context: Context) -> pb.Session:
         async def run() -> pb.Session:
-            return convert.session(
-                await self._service.start_session(principal(), request.mac, request.channel_id)
+            return convert.lease(
+                await self._service.start_lease(principal(), request.mac, request.channel_id)
             )
 
-        return await self._once("StartSession", request, pb.Session, run)
+        return await self._once("StartSession", request, request.idempotency_key, pb.Session, run)
 
-    async def Heartbeat(self, request: Any, context: Any) -> pb.Session:
-        return convert.session(
-            await self._service.heartbeat(principal(), request.mac, request.session_id)
+    async def Heartbeat(self, request: pb.HeartbeatRequest, context: Context) -> pb.Session:
+        return convert.lease(
+            await self._service.heartbeat(principal(), request.mac, request.lease_id)
         )
 
-    async def EndSession(self, request: Any, context: Any) -> pb.EndSessionResponse:
+    async def EndSession(
+        self, request: pb.EndSessionRequest, context: Context
+    ) -> pb.EndSessionResponse:
         async def run() -> pb.EndSessionResponse:
-            await self._service.end_session(principal(), request.mac, request.session_id)
+            await self._service.end_lease(principal(), request.mac, request.lease_id)
             return pb.EndSessionResponse()
 
-        return await self._once("EndSession", request, pb.EndSessionResponse, run)
+        return await self._once(
+            "EndSession", request, request.idempotency_key, pb.EndSessionResponse, run
+        )
 
     # bulk import and audit
 
     async def ImportSubscribers(
-        self, request_iterator: AsyncIterator[pb.ImportChunk], context: Any
+        self, request_iterator: AsyncIterator[pb.ImportChunk], context: Context
     ) -> pb.ImportSummary:
         async def chunks() -> AsyncIterator[tuple[str, list[domain.ImportRow | domain.RowError]]]:
             async for chunk in request_iterator:
                 yield chunk.carrier_id, [convert.import_row(r) for r in chunk.rows]
 
-        summary = await self._service.import_stream(principal(), chunks())
-        return pb.ImportSummary(
-            rows=summary.rows,
-            created=summary.created,
-            updated=summary.updated,
-            unchanged=summary.unchanged,
-            failed=len(summary.errors),
-            errors=[pb.RowError(row=e.row, field=e.field, error=e.error) for e in summary.errors],
-        )
+        return convert.summary(await self._service.import_stream(principal(), chunks()))
 
-    async def ListAudit(self, request: Any, context: Any) -> pb.ListAuditResponse:
+    async def ListAudit(
+        self, request: pb.ListAuditRequest, context: Context
+    ) -> pb.ListAuditResponse:
         entries, token = await self._service.list_audit(
             principal(),
             request.carrier_id,
@@ -366,7 +395,7 @@ class SubscriberServicer(pb_grpc.SubscriberServiceServicer):
             entries=[
                 pb.AuditEntry(
                     entry_id=e.entry_id,
-                    time=convert.ts(e.time),
+                    time=to_timestamp(e.time),
                     principal=e.principal,
                     rpc=e.rpc,
                     subject=e.subject,

@@ -12,12 +12,12 @@ Parts: :mod:`.accounts`, :mod:`.devices`, :mod:`.playback`, :mod:`.bulk`.
 from __future__ import annotations
 
 from subscriber.service.accounts import AccountUseCases
-from subscriber.service.base import Clock, secret_digest, utc_now
+from subscriber.service.base import Clock, secret_digest
 from subscriber.service.bulk import BulkUseCases
 from subscriber.service.devices import DeviceUseCases
 from subscriber.service.playback import PlaybackUseCases
 
-__all__ = ["Clock", "SubscriberService", "secret_digest", "utc_now"]
+__all__ = ["Clock", "SubscriberService", "secret_digest"]
 
 
 class SubscriberService(AccountUseCases, DeviceUseCases, PlaybackUseCases, BulkUseCases):

@@ -5,9 +5,10 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from headend.auth import Principal, require_tenant
+from headend.clock import to_millis, utc_now
 from headend.errors import PermissionDenied
 from subscriber import domain
 from subscriber.domain import PlaybackState, Subscriber
@@ -18,12 +19,6 @@ from subscriber.store import SubscriberStore
 Clock = Callable[[], datetime]
 _IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,128}")
 PAGE_MAX = 500
-
-
-def utc_now() -> datetime:
-    """Now, to the millisecond (what the store keeps)."""
-    now = datetime.now(UTC)
-    return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
 def secret_digest(secret: str) -> str:
@@ -56,8 +51,8 @@ class ServiceBase:
         self._clock = clock
 
     def _now(self) -> datetime:
-        now = self._clock()
-        return now.replace(microsecond=now.microsecond // 1000 * 1000)
+        """The clock's now, to the millisecond (what the store keeps)."""
+        return to_millis(self._clock())
 
     @staticmethod
     def _scope(principal: Principal, carrier_id: str) -> str:

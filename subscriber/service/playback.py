@@ -1,24 +1,21 @@
 """Use cases on the playback path: box login, the authorize decision and stream leases.
 
-One stream per box: a box's ``StartSession`` replaces the lease it holds (a
-channel switch), so the subscriber's ``max_streams`` counts boxes playing at
-once. A lease is bound to its box: another box's lease id is not found.
+One stream per box: a box's new lease (``StartSession``) replaces the lease it
+holds (a channel switch), so the subscriber's ``max_streams`` counts boxes
+playing at once. A lease is bound to its box: another box's lease id is not found.
 """
 
 from __future__ import annotations
 
 import hmac
-import re
-import secrets
 from datetime import datetime, timedelta
 
 from headend.auth import Principal
+from headend.ids import LEASE_ID_RULE, is_lease_id, new_lease_id
 from subscriber import domain
-from subscriber.domain import Decision, LoginResult, PlaybackState, Session
+from subscriber.domain import Decision, Lease, LoginResult, PlaybackState
 from subscriber.errors import DeviceLoginFailed, DeviceNotFound, InvalidField, PlaybackDenied
 from subscriber.service.base import ServiceBase, millis, secret_digest
-
-_SESSION_ID = re.compile(r"[0-9a-f]{16}")
 
 
 class PlaybackUseCases(ServiceBase):
@@ -42,7 +39,17 @@ class PlaybackUseCases(ServiceBase):
             if reason
             else domain.effective_channels(state.subscriber.entitlements, packages, now)
         )
-        return LoginResult(state, channels, reason)
+        sub = state.subscriber
+        return LoginResult(
+            carrier_id=sub.carrier_id,
+            subscriber_id=sub.subscriber_id,
+            mac=state.device.mac,
+            region_code=sub.region_code,
+            status=sub.status,
+            subscriber_version=sub.version,
+            channel_ids=channels,
+            deny_reason=reason,
+        )
 
     async def authorize(
         self, principal: Principal, mac: str, channel_id: str, at: datetime | None
@@ -71,7 +78,7 @@ class PlaybackUseCases(ServiceBase):
             timedelta(seconds=self._settings.lease_grace_seconds),
         )
 
-    async def start_session(self, principal: Principal, mac: str, channel_id: str) -> Session:
+    async def start_lease(self, principal: Principal, mac: str, channel_id: str) -> Lease:
         """Take the box's one stream: a new lease, replacing the one the box held (if any)."""
         mac = domain.normalize_mac(mac)
         domain.validate_id(channel_id, "channel_id")
@@ -87,7 +94,7 @@ class PlaybackUseCases(ServiceBase):
         grant = await self._store.start_lease(
             sub.carrier_id,
             sub.subscriber_id,
-            session_id=secrets.token_hex(8),
+            lease_id=new_lease_id(),
             mac=mac,
             channel=channel_id,
             now=now,
@@ -95,46 +102,44 @@ class PlaybackUseCases(ServiceBase):
             grace_ms=millis(grace),
             limit=sub.max_streams,
         )
-        return Session(
-            grant.session_id,
+        return Lease(
+            grant.lease_id,
             mac,
             channel_id,
             now + ttl,
-            bool(grant.replaced_session_id),
+            bool(grant.replaced_lease_id),
             grant.active,
             sub.max_streams,
-            grant.replaced_session_id,
+            grant.replaced_lease_id,
         )
 
-    async def heartbeat(self, principal: Principal, mac: str, session_id: str) -> Session:
+    async def heartbeat(self, principal: Principal, mac: str, lease_id: str) -> Lease:
         """Keep the box's lease alive for another TTL."""
-        return await self._touch(principal, mac, session_id, end=False)
+        return await self._touch(principal, mac, lease_id, end=False)
 
-    async def end_session(self, principal: Principal, mac: str, session_id: str) -> None:
+    async def end_lease(self, principal: Principal, mac: str, lease_id: str) -> None:
         """End a lease; its slot stays reserved for the same box for the grace period."""
-        await self._touch(principal, mac, session_id, end=True)
+        await self._touch(principal, mac, lease_id, end=True)
 
-    async def _touch(
-        self, principal: Principal, mac: str, session_id: str, *, end: bool
-    ) -> Session:
+    async def _touch(self, principal: Principal, mac: str, lease_id: str, *, end: bool) -> Lease:
         mac = domain.normalize_mac(mac)
-        if not _SESSION_ID.fullmatch(session_id):
-            raise InvalidField("session_id", "not a session id")
+        if not is_lease_id(lease_id):
+            raise InvalidField("lease_id", f"not a lease id ({LEASE_ID_RULE})")
         state = await self._state(principal, mac)
         sub = state.subscriber
         ttl, grace = self._lease_times()
         touched = await self._store.touch_lease(
             sub.carrier_id,
             sub.subscriber_id,
-            session_id=session_id,
+            lease_id=lease_id,
             mac=mac,
             now=self._now(),
             extend_ms=millis(grace if end else ttl),
             keep_ms=millis(ttl + grace),
             end=end,
         )
-        return Session(
-            session_id,
+        return Lease(
+            lease_id,
             mac,
             touched.channel_id,
             touched.expires_at,

@@ -8,13 +8,13 @@ import json
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime
-from importlib import resources
 from typing import Any, Generic, ParamSpec, TypeVar
 
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from headend.lua import script
 from subscriber.errors import StoreUnavailable
 from subscriber.store.codec import audit_key, ms, text
 
@@ -26,12 +26,6 @@ P = ParamSpec("P")
 T = TypeVar("T")
 K = TypeVar("K")
 R = TypeVar("R")
-
-
-@functools.cache
-def lua(name: str) -> str:
-    """The source of ``subscriber/store/<name>.lua``."""
-    return resources.files("subscriber.store").joinpath(f"{name}.lua").read_text("utf-8")
 
 
 def redis_errors(method: Callable[P, Awaitable[T]]) -> Callable[P, Coroutine[Any, Any, T]]:
@@ -135,7 +129,9 @@ class StoreBase:
         # redis-py types replies as ``bytes | str`` (decode_responses); ours are always bytes.
         self._redis: Any = redis
         self._audit_maxlen = audit_maxlen
-        self._scripts = {name: redis.register_script(lua(name)) for name in SCRIPTS}
+        self._scripts = {
+            name: redis.register_script(script("subscriber.store", name)) for name in SCRIPTS
+        }
 
     async def _script(self, name: str, *, keys: list[str], args: list[Any]) -> Any:
         return await self._scripts[name](keys=keys, args=args)

@@ -9,7 +9,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from subscriber.domain import Decision, DenyReason, Package, PlaybackState
-from subscriber.errors import DeviceNotFound, SessionNotFound, StreamLimitReached
+from subscriber.errors import DeviceNotFound, LeaseNotFound, StreamLimitReached
 from subscriber.store.base import Coalescer, redis_errors
 from subscriber.store.catalogue import CatalogueStore
 from subscriber.store.codec import (
@@ -32,9 +32,9 @@ _KEEP_MARGIN_MS = 60_000
 class LeaseGrant:
     """A started lease: its id, the subscriber's active count, and the lease it replaced."""
 
-    session_id: str
+    lease_id: str
     active: int
-    replaced_session_id: str
+    replaced_lease_id: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +99,7 @@ class PlaybackStore(CatalogueStore):
         carrier: str,
         subscriber_id: str,
         *,
-        session_id: str,
+        lease_id: str,
         mac: str,
         channel: str,
         now: datetime,
@@ -112,7 +112,7 @@ class PlaybackStore(CatalogueStore):
             "start_lease",
             keys=[*lease_keys(carrier, subscriber_id), mac_key(mac)],
             args=[
-                ms(now), ttl_ms, limit, session_id, mac, channel, f"{carrier}/{subscriber_id}",
+                ms(now), ttl_ms, limit, lease_id, mac, channel, f"{carrier}/{subscriber_id}",
                 ttl_ms + grace_ms + _KEEP_MARGIN_MS,
             ],
         )  # fmt: skip
@@ -124,7 +124,7 @@ class PlaybackStore(CatalogueStore):
                 f"all {limit} concurrent streams are in use",
                 details={
                     "limit": str(limit),
-                    "sessions": text(result[1]),
+                    "leases": text(result[1]),
                     "devices": text(result[2]),
                 },
             )
@@ -136,22 +136,22 @@ class PlaybackStore(CatalogueStore):
         carrier: str,
         subscriber_id: str,
         *,
-        session_id: str,
+        lease_id: str,
         mac: str,
         now: datetime,
         extend_ms: int,
         keep_ms: int,
         end: bool,
     ) -> LeaseTouch:
-        """Heartbeat or end the box's live lease; ``SessionNotFound`` for any other id."""
+        """Heartbeat or end the box's live lease; ``LeaseNotFound`` for any other id."""
         result = await self._script(
             "touch_lease",
             keys=lease_keys(carrier, subscriber_id),
             args=[
-                ms(now), extend_ms, session_id, "end" if end else "beat", mac,
+                ms(now), extend_ms, lease_id, "end" if end else "beat", mac,
                 keep_ms + _KEEP_MARGIN_MS,
             ],
         )  # fmt: skip
         if result[0] != b"ok":
-            raise SessionNotFound("no live session with that id for this device")
+            raise LeaseNotFound("no live lease with that id for this device")
         return LeaseTouch(text(result[1]), from_ms(result[2]), int(result[3]))

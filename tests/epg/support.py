@@ -16,6 +16,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from epg.domain import (
     Channel,
     Programme,
+    Text,
     decode_channel,
     decode_programme,
     encode_channel,
@@ -23,13 +24,18 @@ from epg.domain import (
 )
 from epg.server import create_server
 from epg.settings import EpgSettings
-from headend.auth import ADMIN, KeyStore, Principal
+from headend.auth import ADMIN, PLAYBACK, KeyStore, Principal
 from headend.rpc import RpcSettings, bearer, client_channel
 from headend.text import forbidden_char
 from protos import epg_pb2, epg_pb2_grpc
 
 CH = "gd1.gdtv.cn"
 T0 = datetime(2026, 3, 2, tzinfo=UTC)  # a Monday
+BROADCASTER = Principal("broadcaster", "gdtv")
+OTHER = Principal("broadcaster", "hntv")
+CARRIER = Principal("carrier", "acme")
+DEVICE = Principal("device", "aa:bb:cc:dd:ee:ff")
+PLAYER = PLAYBACK  # the front door and the origin
 Metadata = tuple[tuple[str, str], ...]
 
 # Bad characters a broadcaster tried to store: each one ends a line for some
@@ -118,6 +124,52 @@ async def plant_programme(redis: aioredis.Redis, p: Programme) -> None:
     await redis.hset("epg:prog", p.id, ch)
 
 
+# ---------------------------------------------------------------- domain builders
+
+
+def channel(cid: str = CH, owner: str = "gdtv", **kw: Any) -> Channel:
+    """A valid channel."""
+    base: dict[str, Any] = {
+        "id": cid,
+        "number": 1,
+        "names": (Text("zh", "广东卫视"), Text("en", "Guangdong TV")),
+        "owner": owner,
+        "catchup_days": 7,
+        "group": "satellite",
+        "logo_url": "https://img.example.cn/gd1.png",
+    }
+    base.update(kw)
+    return Channel(**base)
+
+
+def prog(
+    start: datetime,
+    minutes: int = 30,
+    *,
+    ch: str = CH,
+    pid: str = "",
+    title: str = "新闻联播",
+    **kw: Any,
+) -> Programme:
+    """A valid programme (id derived from channel and start unless given)."""
+    return Programme(
+        id=pid,
+        channel_id=ch,
+        start=start,
+        stop=start + timedelta(minutes=minutes),
+        titles=(Text("zh", title),),
+        **kw,
+    )
+
+
+def day_of(start: datetime, count: int, minutes: int = 30, *, ch: str = CH) -> list[Programme]:
+    """``count`` back-to-back programmes from ``start``."""
+    return [
+        prog(start + timedelta(minutes=minutes * i), minutes, ch=ch, title=f"节目 {i}")
+        for i in range(count)
+    ]
+
+
 # ---------------------------------------------------------------- message builders
 
 
@@ -164,6 +216,29 @@ def chunks(
             yield epg_pb2.ImportXmltvChunk(data=data[i : i + size])
 
     return gen()
+
+
+# A broadcaster's guide as sent: every field XMLTV has, a programme with no stop, a bad date.
+GUIDE = """<?xml version="1.0" encoding="UTF-8"?>
+<!DOCTYPE tv SYSTEM "xmltv.dtd">
+<tv>
+<channel id="SRC-GD1"><display-name lang="zh">广东卫视</display-name>
+<display-name lang="en">Guangdong</display-name><icon src="https://img.example.cn/gd.png"/>
+</channel>
+<programme start="20260302080000 +0800" stop="20260302083000 +0800" channel="SRC-GD1">
+<title lang="zh">早间新闻</title><title lang="en">Morning News</title>
+<sub-title lang="en">Ep 1</sub-title><desc lang="zh">描述</desc><category lang="zh">新闻</category>
+<keyword lang="en">daily</keyword><icon src="https://img.example.cn/p.png"/>
+<episode-num system="xmltv_ns">0.0.0/1</episode-num><episode-num system="onscreen">E1</episode-num>
+<previously-shown/><premiere/><rating system="CN"><value>G</value></rating>
+</programme>
+<programme start="20260302003000" channel="SRC-GD1"><title>No stop</title></programme>
+<programme start="20260302010000 +0000" stop="20260302013000 +0000" channel="SRC-GD1">
+<title>Last</title></programme>
+<programme start="2026-03-02" stop="20260302013000 +0000" channel="SRC-GD1"><title>Bad</title>
+</programme>
+</tv>
+""".encode()
 
 
 def xmltv(*elements: str) -> bytes:

@@ -9,15 +9,14 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from epg.server import VERSION_HEADER
+from epg.convert import VERSION_HEADER
 from epg.service import EpgService
 from epg.store import EpgStore
 from headend.auth import ADMIN, KeyStore
 from headend.redisconn import RedisSettings, block_ms, connect
 from headend.redisproc import RedisServer
 from protos import epg_pb2
-from tests.epg.conftest import BROADCASTER, T0, channel, prog
-from tests.epg.support import serve_epg
+from tests.epg.support import BROADCASTER, T0, channel, prog, serve_epg
 
 
 @pytest.fixture

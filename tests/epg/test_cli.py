@@ -12,8 +12,7 @@ from lxml import etree
 
 from epg.cli import export_guide, import_file, read_map, register, run_import
 from protos import epg_pb2
-from tests.epg.conftest import Grpc
-from tests.epg.test_server import GUIDE
+from tests.epg.support import GUIDE, Grpc
 
 
 def parse(*argv: str) -> argparse.Namespace:

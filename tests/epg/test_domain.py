@@ -39,7 +39,7 @@ from epg.errors import (
     InvalidTimeRange,
     UnknownTimezone,
 )
-from tests.epg.conftest import T0, channel, prog
+from tests.epg.support import T0, channel, prog
 
 LONDON = channel("bbc1.bbc.co.uk", timezone="Europe/London")
 SHANGHAI = channel()
@@ -249,6 +249,23 @@ def test_bad_programmes_name_the_field(changes: dict[str, Any], field: str) -> N
     with pytest.raises(InvalidProgramme) as err:
         validate_programme(p)
     assert err.value.field == field
+
+
+@pytest.mark.parametrize(
+    ("region", "why"),
+    [
+        pytest.param("000000", "6-digit", id="zero"),
+        pytest.param("990101", "6-digit", id="no-province-99"),
+        pytest.param("190101", "province prefix 19", id="no-province-19"),
+    ],
+)
+def test_blackout_regions_follow_the_one_region_rule(region: str, why: str) -> None:
+    # Any six digits used to pass here; the subscriber service refused them for boxes.
+    with pytest.raises(InvalidProgramme, match=why) as err:
+        validate_programme(replace(prog(T0, pid="p1"), rights=Rights(blackout_regions=(region,))))
+    assert err.value.field == "programme.blackout_regions[0]"
+    for area in ("440000", "440100", "440305"):
+        validate_programme(replace(prog(T0, pid="p1"), rights=Rights(blackout_regions=(area,))))
 
 
 @pytest.mark.parametrize(

@@ -6,8 +6,7 @@ import gzip
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,51 +17,7 @@ from lxml import etree
 
 from headend.rpc import error_details
 from protos import epg_pb2
-from tests.epg.conftest import T0, Grpc
-
-CH = "gd1.gdtv.cn"
-
-
-def ts(when: datetime) -> Timestamp:
-    out = Timestamp()
-    out.FromDatetime(when)
-    return out
-
-
-def pb_channel(cid: str = CH, **kw: Any) -> epg_pb2.Channel:
-    return epg_pb2.Channel(
-        id=cid,
-        number=1,
-        names=[epg_pb2.LocalizedText(lang="zh", text="广东")],
-        catchup_days=7,
-        active=True,
-        **kw,
-    )
-
-
-def pb_prog(
-    start: datetime, minutes: int = 30, title: str = "新闻", **kw: Any
-) -> epg_pb2.Programme:
-    return epg_pb2.Programme(
-        start=ts(start),
-        stop=ts(start + timedelta(minutes=minutes)),
-        titles=[epg_pb2.LocalizedText(lang="zh", text=title)],
-        **kw,
-    )
-
-
-async def seed(g: Grpc, count: int = 4) -> None:
-    md = await g.md("broadcaster:gdtv")
-    await g.stub.CreateChannel(epg_pb2.CreateChannelRequest(channel=pb_channel()), metadata=md)
-    await g.stub.PutProgrammes(
-        epg_pb2.PutProgrammesRequest(
-            channel_id=CH,
-            programmes=[
-                pb_prog(T0 + timedelta(minutes=30 * i), title=f"P{i}") for i in range(count)
-            ],
-        ),
-        metadata=md,
-    )
+from tests.epg.support import CH, GUIDE, T0, Grpc, chunks, pb_channel, pb_prog, seed, ts
 
 
 async def test_overlap_is_failed_precondition_with_conflicting_ids(grpc_epg: Grpc) -> None:
@@ -249,39 +204,6 @@ async def test_expand_slots_uses_iso_weekdays_and_the_channel_zone(grpc_epg: Grp
     assert "rule.first_day" in error_details(err.value).fields
 
 
-def chunks(
-    data: bytes, options: epg_pb2.ImportOptions | None = None, size: int = 4096
-) -> AsyncIterator[epg_pb2.ImportXmltvChunk]:
-    async def gen() -> AsyncIterator[epg_pb2.ImportXmltvChunk]:
-        yield epg_pb2.ImportXmltvChunk(options=options or epg_pb2.ImportOptions())
-        for i in range(0, len(data), size):
-            yield epg_pb2.ImportXmltvChunk(data=data[i : i + size])
-
-    return gen()
-
-
-GUIDE = """<?xml version="1.0" encoding="UTF-8"?>
-<!DOCTYPE tv SYSTEM "xmltv.dtd">
-<tv>
-<channel id="SRC-GD1"><display-name lang="zh">广东卫视</display-name>
-<display-name lang="en">Guangdong</display-name><icon src="https://img.example.cn/gd.png"/>
-</channel>
-<programme start="20260302080000 +0800" stop="20260302083000 +0800" channel="SRC-GD1">
-<title lang="zh">早间新闻</title><title lang="en">Morning News</title>
-<sub-title lang="en">Ep 1</sub-title><desc lang="zh">描述</desc><category lang="zh">新闻</category>
-<keyword lang="en">daily</keyword><icon src="https://img.example.cn/p.png"/>
-<episode-num system="xmltv_ns">0.0.0/1</episode-num><episode-num system="onscreen">E1</episode-num>
-<previously-shown/><premiere/><rating system="CN"><value>G</value></rating>
-</programme>
-<programme start="20260302003000" channel="SRC-GD1"><title>No stop</title></programme>
-<programme start="20260302010000 +0000" stop="20260302013000 +0000" channel="SRC-GD1">
-<title>Last</title></programme>
-<programme start="2026-03-02" stop="20260302013000 +0000" channel="SRC-GD1"><title>Bad</title>
-</programme>
-</tv>
-""".encode()
-
-
 async def test_import_then_export_round_trips_and_validates(grpc_epg: Grpc, dtd_path: Path) -> None:
     md = await grpc_epg.md("broadcaster:gdtv")
     options = epg_pb2.ImportOptions(channel_map={"SRC-GD1": CH})
@@ -300,7 +222,7 @@ async def test_import_then_export_round_trips_and_validates(grpc_epg: Grpc, dtd_
     assert dtd.validate(etree.fromstring(exported)), dtd.error_log
     before = await grpc_epg.stub.Range(epg_pb2.RangeRequest(channel_id=CH, **window), metadata=md)
     await grpc_epg.stub.DeleteChannel(epg_pb2.DeleteChannelRequest(id=CH, force=True), metadata=md)
-    again = await grpc_epg.stub.ImportXmltv(chunks(exported), metadata=md)
+    again = await grpc_epg.stub.ImportXmltv(chunks(exported, size=4096), metadata=md)
     assert (again.channels_created, again.programmes_written, len(again.problems)) == (1, 3, 0)
     after = await grpc_epg.stub.Range(epg_pb2.RangeRequest(channel_id=CH, **window), metadata=md)
     assert after == before
@@ -364,7 +286,7 @@ async def test_strict_import_refuses_everything(grpc_epg: Grpc) -> None:
     md = await grpc_epg.md("broadcaster:gdtv")
     options = epg_pb2.ImportOptions(strict=True, channel_map={"SRC-GD1": CH})
     with pytest.raises(grpc.aio.AioRpcError) as err:
-        await grpc_epg.stub.ImportXmltv(chunks(GUIDE, options), metadata=md)
+        await grpc_epg.stub.ImportXmltv(chunks(GUIDE, options, 4096), metadata=md)
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "line 17" in error_details(err.value).metadata["first"]
     listed = await grpc_epg.stub.ListChannels(epg_pb2.ListChannelsRequest(), metadata=md)

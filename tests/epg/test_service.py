@@ -41,7 +41,7 @@ from epg.service import EpgService
 from epg.store import EpgStore
 from epg.xmltv import write_xmltv
 from headend.auth import ADMIN
-from tests.epg.conftest import (
+from tests.epg.support import (
     BROADCASTER,
     CARRIER,
     DEVICE,
@@ -51,8 +51,8 @@ from tests.epg.conftest import (
     channel,
     day_of,
     prog,
+    snapshot,
 )
-from tests.epg.support import snapshot
 
 CH = "gd1.gdtv.cn"
 

@@ -25,7 +25,7 @@ from epg.xmltv import (
     parse_time,
     write_xmltv,
 )
-from tests.epg.conftest import T0, channel, prog
+from tests.epg.support import T0, channel, prog
 
 
 def read(data: bytes, max_bytes: int = 1_000_000) -> list[object]:

@@ -9,8 +9,8 @@ import redis.asyncio as aioredis
 
 from headend.auth import KeyStore
 from subscriber.settings import SubscriberSettings
-from tests.conftest import Tokens
 from tests.support.subscriber import Api, ManualClock, lease_settings, seed_world, serve
+from tests.support.tokens import Tokens
 
 
 @pytest.fixture

@@ -31,7 +31,7 @@ def _chunks(sid: str) -> Callable[[], AsyncIterator[pb.ImportChunk]]:
     return gen
 
 
-def matrix(sid: str, mac: str, session: str) -> dict[str, tuple[Any, str]]:
+def matrix(sid: str, mac: str, lease_id: str) -> dict[str, tuple[Any, str]]:
     """method -> (request aimed at acme, what beta must get)."""
     c = "acme"
     return {
@@ -96,8 +96,8 @@ def matrix(sid: str, mac: str, session: str) -> dict[str, tuple[Any, str]]:
         "ListAudit": (pb.ListAuditRequest(carrier_id=c), DENIED),
         "Authorize": (pb.AuthorizeRequest(mac=mac, channel_id="cctv1"), HIDDEN),
         "StartSession": (pb.StartSessionRequest(mac=mac, channel_id="cctv1"), HIDDEN),
-        "Heartbeat": (pb.HeartbeatRequest(mac=mac, session_id=session), NOT_FOUND),
-        "EndSession": (pb.EndSessionRequest(mac=mac, session_id=session), NOT_FOUND),
+        "Heartbeat": (pb.HeartbeatRequest(mac=mac, lease_id=lease_id), NOT_FOUND),
+        "EndSession": (pb.EndSessionRequest(mac=mac, lease_id=lease_id), NOT_FOUND),
     }
 
 
@@ -127,19 +127,19 @@ async def _outcome(api: Api, method: str, request: Any) -> tuple[str, str]:
 
 
 @pytest.fixture
-async def acme_session(world: Api) -> str:
-    session = await world.call(
+async def acme_lease(world: Api) -> str:
+    lease = await world.call(
         "StartSession", pb.StartSessionRequest(mac=ALICE_MAC, channel_id="cctv1")
     )
-    return session.session_id
+    return lease.lease_id
 
 
 @pytest.mark.parametrize("method", sorted(matrix("a", "b", "c")))
 async def test_wrong_tenant_cannot_read_change_or_probe(
-    world: Api, acme_session: str, method: str
+    world: Api, acme_lease: str, method: str
 ) -> None:
     before = await world.snapshot()
-    existing = matrix("alice", ALICE_MAC, acme_session)
+    existing = matrix("alice", ALICE_MAC, acme_lease)
     missing = matrix("ghost", "aa:bb:cc:0f:0f:0f", "0123456789abcdef")
     request, expected = existing[method]
     code, text = await _outcome(world, method, request)

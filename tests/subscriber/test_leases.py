@@ -43,12 +43,12 @@ async def refused(api: Api, mac: str) -> grpc.aio.AioRpcError:
 async def test_over_the_limit_names_the_limit_and_the_holders(boxes: Api) -> None:
     one = await start(boxes, ALICE_MAC)
     two = await start(boxes, BOX2)
-    assert (one.active_sessions, two.active_sessions, two.max_streams) == (1, 2, 2)
+    assert (one.active_leases, two.active_leases, two.max_streams) == (1, 2, 2)
     err = await refused(boxes, BOX3)
     assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     meta = error_details(err).metadata
     assert meta["limit"] == "2"
-    assert set(meta["sessions"].split(",")) == {one.session_id, two.session_id}
+    assert set(meta["leases"].split(",")) == {one.lease_id, two.lease_id}
     assert set(meta["devices"].split(",")) == {ALICE_MAC, BOX2}
 
 
@@ -56,61 +56,55 @@ async def test_channel_switch_on_the_same_box_replaces_its_lease(boxes: Api) -> 
     one = await start(boxes, ALICE_MAC)
     await start(boxes, BOX2)
     switched = await start(boxes, ALICE_MAC, "cctv2")
-    assert switched.session_id != one.session_id
-    assert (switched.reused, switched.replaced_session_id, switched.active_sessions) == (
+    assert switched.lease_id != one.lease_id
+    assert (switched.reused, switched.replaced_lease_id, switched.active_leases) == (
         True,
-        one.session_id,
+        one.lease_id,
         2,
     )
     assert switched.channel_id == "cctv2"
-    err = await boxes.fails(
-        "Heartbeat", pb.HeartbeatRequest(mac=ALICE_MAC, session_id=one.session_id)
-    )
+    err = await boxes.fails("Heartbeat", pb.HeartbeatRequest(mac=ALICE_MAC, lease_id=one.lease_id))
     assert err.code() == grpc.StatusCode.NOT_FOUND
 
 
 async def test_ended_slot_is_kept_for_its_box_during_grace_then_freed(boxes: Api) -> None:
     one = await start(boxes, ALICE_MAC)
     await start(boxes, BOX2)
-    await boxes.call("EndSession", pb.EndSessionRequest(mac=ALICE_MAC, session_id=one.session_id))
+    await boxes.call("EndSession", pb.EndSessionRequest(mac=ALICE_MAC, lease_id=one.lease_id))
     boxes.clock.advance(4)  # inside the 5 s grace: the switching box keeps its slot
     assert (await refused(boxes, BOX3)).code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     back = await start(boxes, ALICE_MAC, "cctv2")
     assert back.reused
-    assert back.replaced_session_id == one.session_id
-    await boxes.call("EndSession", pb.EndSessionRequest(mac=ALICE_MAC, session_id=back.session_id))
+    assert back.replaced_lease_id == one.lease_id
+    await boxes.call("EndSession", pb.EndSessionRequest(mac=ALICE_MAC, lease_id=back.lease_id))
     boxes.clock.advance(5.001)  # grace over: the slot is anyone's
     third = await start(boxes, BOX3)
     assert not third.reused
-    assert third.replaced_session_id == ""
-    assert third.active_sessions == 2
+    assert third.replaced_lease_id == ""
+    assert third.active_leases == 2
 
 
 async def test_leases_that_stop_heartbeating_expire(boxes: Api) -> None:
     one = await start(boxes, ALICE_MAC)
     two = await start(boxes, BOX2)
     boxes.clock.advance(20)
-    beat = await boxes.call(
-        "Heartbeat", pb.HeartbeatRequest(mac=ALICE_MAC, session_id=one.session_id)
-    )
+    beat = await boxes.call("Heartbeat", pb.HeartbeatRequest(mac=ALICE_MAC, lease_id=one.lease_id))
     assert beat.expires_at.ToDatetime().timestamp() == pytest.approx(
         boxes.clock.now.timestamp() + 30
     )
     boxes.clock.advance(20)  # box2 missed its TTL (30 s); box1 beat 20 s ago
     third = await start(boxes, BOX3)
-    assert third.active_sessions == 2
-    err = await boxes.fails("Heartbeat", pb.HeartbeatRequest(mac=BOX2, session_id=two.session_id))
+    assert third.active_leases == 2
+    err = await boxes.fails("Heartbeat", pb.HeartbeatRequest(mac=BOX2, lease_id=two.lease_id))
     assert err.code() == grpc.StatusCode.NOT_FOUND
 
 
 async def test_heartbeat_after_end_or_from_another_box_is_refused(boxes: Api) -> None:
     one = await start(boxes, ALICE_MAC)
-    err = await boxes.fails("Heartbeat", pb.HeartbeatRequest(mac=BOX2, session_id=one.session_id))
+    err = await boxes.fails("Heartbeat", pb.HeartbeatRequest(mac=BOX2, lease_id=one.lease_id))
     assert err.code() == grpc.StatusCode.NOT_FOUND
-    await boxes.call("EndSession", pb.EndSessionRequest(mac=ALICE_MAC, session_id=one.session_id))
-    err = await boxes.fails(
-        "Heartbeat", pb.HeartbeatRequest(mac=ALICE_MAC, session_id=one.session_id)
-    )
+    await boxes.call("EndSession", pb.EndSessionRequest(mac=ALICE_MAC, lease_id=one.lease_id))
+    err = await boxes.fails("Heartbeat", pb.HeartbeatRequest(mac=ALICE_MAC, lease_id=one.lease_id))
     assert err.code() == grpc.StatusCode.NOT_FOUND
 
 
@@ -163,36 +157,34 @@ async def test_one_box_switching_channels_holds_one_lease(boxes: Api) -> None:
     await limit_one(boxes)
     ch1 = await start(boxes, ALICE_MAC, "cctv1")
     ch2 = await start(boxes, ALICE_MAC, "cctv2")
-    assert (ch2.replaced_session_id, ch2.active_sessions, ch2.max_streams) == (ch1.session_id, 1, 1)
-    assert await boxes.redis.zrange("sub:acme:lease:alice", 0, -1) == [ch2.session_id.encode()]
+    assert (ch2.replaced_lease_id, ch2.active_leases, ch2.max_streams) == (ch1.lease_id, 1, 1)
+    assert await boxes.redis.zrange("sub:acme:lease:alice", 0, -1) == [ch2.lease_id.encode()]
     meta = await boxes.redis.hgetall("sub:acme:leasem:alice")
-    assert meta == {ch2.session_id.encode(): f"{ALICE_MAC}\tcctv2\tactive".encode()}
+    assert meta == {ch2.lease_id.encode(): f"{ALICE_MAC}\tcctv2\tactive".encode()}
     before = await boxes.snapshot()
     for method, request in (
-        ("Heartbeat", pb.HeartbeatRequest(mac=ALICE_MAC, session_id=ch1.session_id)),
-        ("EndSession", pb.EndSessionRequest(mac=ALICE_MAC, session_id=ch1.session_id)),
+        ("Heartbeat", pb.HeartbeatRequest(mac=ALICE_MAC, lease_id=ch1.lease_id)),
+        ("EndSession", pb.EndSessionRequest(mac=ALICE_MAC, lease_id=ch1.lease_id)),
     ):
         assert (await boxes.fails(method, request)).code() == grpc.StatusCode.NOT_FOUND
     assert await boxes.snapshot() == before
-    beat = await boxes.call(
-        "Heartbeat", pb.HeartbeatRequest(mac=ALICE_MAC, session_id=ch2.session_id)
-    )
-    assert (beat.channel_id, beat.active_sessions) == ("cctv2", 1)
+    beat = await boxes.call("Heartbeat", pb.HeartbeatRequest(mac=ALICE_MAC, lease_id=ch2.lease_id))
+    assert (beat.channel_id, beat.active_leases) == ("cctv2", 1)
 
 
 async def test_three_channels_on_one_box_leave_one_stream(boxes: Api) -> None:
     await limit_one(boxes)
     leases = [await start(boxes, ALICE_MAC, ch) for ch in ("cctv1", "cctv2", "cctv1")]
-    assert [s.active_sessions for s in leases] == [1, 1, 1]
+    assert [s.active_leases for s in leases] == [1, 1, 1]
     for lease in leases[:-1]:
         err = await boxes.fails(
-            "Heartbeat", pb.HeartbeatRequest(mac=ALICE_MAC, session_id=lease.session_id)
+            "Heartbeat", pb.HeartbeatRequest(mac=ALICE_MAC, lease_id=lease.lease_id)
         )
         assert err.code() == grpc.StatusCode.NOT_FOUND
     beat = await boxes.call(
-        "Heartbeat", pb.HeartbeatRequest(mac=ALICE_MAC, session_id=leases[-1].session_id)
+        "Heartbeat", pb.HeartbeatRequest(mac=ALICE_MAC, lease_id=leases[-1].lease_id)
     )
-    assert beat.active_sessions == 1
+    assert beat.active_leases == 1
 
 
 async def test_second_box_of_a_one_stream_subscriber_is_refused(boxes: Api) -> None:
@@ -202,16 +194,16 @@ async def test_second_box_of_a_one_stream_subscriber_is_refused(boxes: Api) -> N
     err = await refused(boxes, BOX2)
     assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     meta = error_details(err).metadata
-    assert (meta["limit"], meta["sessions"], meta["devices"]) == ("1", first.session_id, ALICE_MAC)
+    assert (meta["limit"], meta["leases"], meta["devices"]) == ("1", first.lease_id, ALICE_MAC)
     assert await boxes.snapshot() == before
 
 
 async def test_concurrent_starts_on_one_box_leave_one_lease(boxes: Api) -> None:
     await limit_one(boxes)
     results = await asyncio.gather(*(start(boxes, ALICE_MAC, "cctv1") for _ in range(8)))
-    assert all(r.active_sessions == 1 for r in results)
+    assert all(r.active_leases == 1 for r in results)
     assert await boxes.redis.zcard("sub:acme:lease:alice") == 1
-    replaced = {r.replaced_session_id for r in results} - {""}
+    replaced = {r.replaced_lease_id for r in results} - {""}
     assert len(replaced) == 7  # each start ended exactly the lease before it
 
 
@@ -221,7 +213,7 @@ async def test_another_boxs_lease_is_not_found_and_untouched(boxes: Api, method:
     await start(boxes, BOX2)
     before = await boxes.snapshot()
     request_type = pb.HeartbeatRequest if method == "Heartbeat" else pb.EndSessionRequest
-    err = await boxes.fails(method, request_type(mac=BOX2, session_id=mine.session_id))
+    err = await boxes.fails(method, request_type(mac=BOX2, lease_id=mine.lease_id))
     assert err.code() == grpc.StatusCode.NOT_FOUND
     assert await boxes.snapshot() == before
 
@@ -230,7 +222,7 @@ async def test_heartbeats_keep_the_lease_keys_alive(boxes: Api) -> None:
     one = await start(boxes, ALICE_MAC)
     for key in ("sub:acme:lease:alice", "sub:acme:leasem:alice"):
         await boxes.redis.pexpire(key, 1000)  # as if the start was long ago
-    await boxes.call("Heartbeat", pb.HeartbeatRequest(mac=ALICE_MAC, session_id=one.session_id))
+    await boxes.call("Heartbeat", pb.HeartbeatRequest(mac=ALICE_MAC, lease_id=one.lease_id))
     for key in ("sub:acme:lease:alice", "sub:acme:leasem:alice"):
         assert await boxes.redis.pttl(key) > 30_000  # outlives the lease (TTL 30 s)
 
@@ -243,7 +235,7 @@ async def test_no_lease_for_a_box_no_longer_bound_to_that_subscriber(boxes: Api)
         await store.start_lease(
             "beta",
             "bob",  # alice's box, as if it had been read before a move
-            session_id="0123456789abcdef",
+            lease_id="0123456789abcdef",
             mac=ALICE_MAC,
             channel="cctv1",
             now=boxes.clock.now,

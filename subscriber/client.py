@@ -1,0 +1,258 @@
+"""The one client of ``SubscriberService``: domain values in and out, the server's errors rebuilt.
+
+Every caller dials the subscriber service through :class:`SubscriberClient`:
+the front door (login, authorization, stream leases), ``headend subscribers``
+and the demo's seeding. A failed call raises the ``SubscriberError`` leaf the
+service raised (``DeviceLoginFailed``, ``StreamLimitReached``,
+``PlaybackDenied``, ``LeaseNotFound`` ...), rebuilt from the ``ErrorInfo`` it
+sent, or ``ServiceUnavailable`` when it got no answer::
+
+    async with SubscriberClient("subscriber.internal:50052", api_key) as subscribers:
+        lease = await subscribers.start_lease(mac, "cctv1")
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import AsyncIterator, Sequence
+from datetime import datetime
+
+from headend.auth import Principal
+from headend.rpc import ServiceClient, to_timestamp
+from protos import keys_pb2, keys_pb2_grpc
+from protos import subscriber_pb2 as pb
+from protos import subscriber_pb2_grpc as pb_grpc
+from subscriber import convert
+from subscriber.domain import (
+    Carrier,
+    Decision,
+    Device,
+    Entitlement,
+    ImportRow,
+    ImportSummary,
+    Lease,
+    LoginResult,
+    NetworkType,
+    Package,
+    Subscriber,
+    SubscriberStatus,
+)
+from subscriber.errors import SubscriberError
+
+
+class SubscriberClient(ServiceClient):
+    """``SubscriberService`` (and the ``KeyService`` beside it) over one gRPC channel, with an
+    API key and a per-call timeout; a bulk import runs as long as it has rows to send."""
+
+    service = "subscriber"
+    root = SubscriberError
+
+    @functools.cached_property
+    def _stub(self) -> pb_grpc.SubscriberServiceStub:
+        return pb_grpc.SubscriberServiceStub(self.channel)
+
+    @functools.cached_property
+    def _keys(self) -> keys_pb2_grpc.KeyServiceStub:
+        return keys_pb2_grpc.KeyServiceStub(self.channel)
+
+    async def whoami(self) -> Principal:
+        """The principal this client's API key stands for."""
+        me: keys_pb2.WhoAmIResponse = await self.call(self._keys.WhoAmI, keys_pb2.WhoAmIRequest())
+        return Principal.parse(me.principal)
+
+    # ---- carriers and the package catalogue
+
+    async def create_carrier(
+        self, carrier_id: str, name: str, network_type: NetworkType, *, idempotency_key: str = ""
+    ) -> Carrier:
+        """Register a carrier (admin)."""
+        request = pb.CreateCarrierRequest(
+            carrier_id=carrier_id,
+            name=name,
+            network_type=convert.NETWORK_PB[network_type],
+            idempotency_key=idempotency_key,
+        )
+        return convert.carrier_from_pb(await self.call(self._stub.CreateCarrier, request))
+
+    async def define_package(self, package: Package, *, idempotency_key: str = "") -> Package:
+        """Create or replace a package of the catalogue (admin)."""
+        request = pb.DefinePackageRequest(
+            package=convert.package(package), idempotency_key=idempotency_key
+        )
+        return convert.package_from_pb(await self.call(self._stub.DefinePackage, request))
+
+    async def list_packages(self) -> list[Package]:
+        """The package catalogue."""
+        request = pb.ListPackagesRequest()
+        reply: pb.ListPackagesResponse = await self.call(self._stub.ListPackages, request)
+        return [convert.package_from_pb(p) for p in reply.packages]
+
+    # ---- subscribers and their boxes
+
+    async def create_subscriber(
+        self,
+        carrier_id: str,
+        subscriber_id: str,
+        *,
+        display_name: str,
+        region_code: str,
+        service_end: datetime | None = None,
+        max_streams: int = 0,
+        contact_phone: str = "",
+        contact_email: str = "",
+        idempotency_key: str = "",
+    ) -> Subscriber:
+        """Create a carrier's subscriber (``max_streams`` 0: the service default)."""
+        request = pb.CreateSubscriberRequest(
+            carrier_id=carrier_id,
+            subscriber_id=subscriber_id,
+            display_name=display_name,
+            region_code=region_code,
+            service_end=to_timestamp(service_end),
+            max_streams=max_streams,
+            contact_phone=contact_phone,
+            contact_email=contact_email,
+            idempotency_key=idempotency_key,
+        )
+        return convert.subscriber_from_pb(await self.call(self._stub.CreateSubscriber, request))
+
+    async def get_subscriber(self, carrier_id: str, subscriber_id: str) -> Subscriber:
+        """One subscriber."""
+        request = pb.GetSubscriberRequest(carrier_id=carrier_id, subscriber_id=subscriber_id)
+        return convert.subscriber_from_pb(await self.call(self._stub.GetSubscriber, request))
+
+    async def set_subscriber_status(
+        self,
+        carrier_id: str,
+        subscriber_id: str,
+        status: SubscriberStatus,
+        *,
+        expected_version: int = 0,
+        idempotency_key: str = "",
+    ) -> Subscriber:
+        """Suspend, reactivate or terminate a subscriber (``expected_version`` 0: unchecked)."""
+        request = pb.SetSubscriberStatusRequest(
+            carrier_id=carrier_id,
+            subscriber_id=subscriber_id,
+            status=convert.SUB_STATUS_PB[status],
+            expected_version=expected_version,
+            idempotency_key=idempotency_key,
+        )
+        return convert.subscriber_from_pb(await self.call(self._stub.SetSubscriberStatus, request))
+
+    async def bind_device(
+        self,
+        carrier_id: str,
+        subscriber_id: str,
+        mac: str,
+        *,
+        serial: str = "",
+        model: str = "",
+        idempotency_key: str = "",
+    ) -> Device:
+        """Bind a set-top box to a subscriber."""
+        request = pb.BindDeviceRequest(
+            carrier_id=carrier_id,
+            subscriber_id=subscriber_id,
+            mac=mac,
+            serial=serial,
+            model=model,
+            idempotency_key=idempotency_key,
+        )
+        return convert.device_from_pb(await self.call(self._stub.BindDevice, request))
+
+    async def activate_device(
+        self, carrier_id: str, mac: str, *, idempotency_key: str = ""
+    ) -> tuple[Device, str]:
+        """Issue a box's device secret: the box and the secret (shown once; "" on a replay)."""
+        request = pb.ActivateDeviceRequest(
+            carrier_id=carrier_id, mac=mac, idempotency_key=idempotency_key
+        )
+        reply: pb.ActivateDeviceResponse = await self.call(self._stub.ActivateDevice, request)
+        return convert.device_from_pb(reply.device), reply.device_secret
+
+    async def entitle(
+        self,
+        carrier_id: str,
+        subscriber_id: str,
+        package_id: str,
+        *,
+        valid_from: datetime | None = None,
+        valid_until: datetime | None = None,
+        idempotency_key: str = "",
+    ) -> Subscriber:
+        """Sell a package to a subscriber for ``[valid_from, valid_until)`` (open: None)."""
+        request = pb.EntitleRequest(
+            carrier_id=carrier_id,
+            subscriber_id=subscriber_id,
+            package_id=package_id,
+            valid_from=to_timestamp(valid_from),
+            valid_until=to_timestamp(valid_until),
+            idempotency_key=idempotency_key,
+        )
+        return convert.subscriber_from_pb(await self.call(self._stub.Entitle, request))
+
+    async def list_entitlements(
+        self, carrier_id: str, subscriber_id: str
+    ) -> tuple[tuple[Entitlement, ...], int]:
+        """The packages a subscriber holds, with their windows, and its version."""
+        request = pb.ListEntitlementsRequest(carrier_id=carrier_id, subscriber_id=subscriber_id)
+        reply: pb.ListEntitlementsResponse = await self.call(self._stub.ListEntitlements, request)
+        held = tuple(convert.entitlement_from_pb(e) for e in reply.entitlements)
+        return held, reply.subscriber_version
+
+    async def import_subscribers(
+        self, carrier_id: str, rows: Sequence[ImportRow], *, chunk_rows: int = 500
+    ) -> ImportSummary:
+        """Upsert ``rows`` in one streamed call of ``chunk_rows`` per message; every refused row
+        comes back in the summary with its field and reason."""
+
+        async def chunks() -> AsyncIterator[pb.ImportChunk]:
+            for start in range(0, len(rows), chunk_rows):
+                part = rows[start : start + chunk_rows]
+                yield pb.ImportChunk(
+                    carrier_id=carrier_id, rows=[convert.import_row_to_pb(r) for r in part]
+                )
+
+        with self.mapped():
+            summary: pb.ImportSummary = await self._stub.ImportSubscribers(
+                chunks(), metadata=self.metadata
+            )
+        return convert.summary_from_pb(summary)
+
+    # ---- playback (the front door)
+
+    async def device_login(self, mac: str, device_secret: str) -> LoginResult:
+        """A box proves itself with its MAC and device secret (public: no key sent)."""
+        request = pb.DeviceLoginRequest(mac=mac, device_secret=device_secret)
+        return convert.login_from_pb(await self.call(self._stub.DeviceLogin, request, public=True))
+
+    async def authorize(self, mac: str, channel_id: str) -> Decision:
+        """May this box play this channel now (with the subscriber version to cache by)?"""
+        request = pb.AuthorizeRequest(mac=mac, channel_id=channel_id)
+        return convert.decision_from_pb(await self.call(self._stub.Authorize, request))
+
+    async def effective_channels(
+        self, carrier_id: str, subscriber_id: str
+    ) -> tuple[tuple[str, ...], int]:
+        """The channels the subscriber may watch now, and its version."""
+        request = pb.EffectiveChannelsRequest(carrier_id=carrier_id, subscriber_id=subscriber_id)
+        reply: pb.EffectiveChannelsResponse = await self.call(self._stub.EffectiveChannels, request)
+        return tuple(reply.channel_ids), reply.subscriber_version
+
+    async def start_lease(self, mac: str, channel_id: str, *, idempotency_key: str = "") -> Lease:
+        """Take the box's one stream: a new lease, replacing the one it held (if any)."""
+        request = pb.StartSessionRequest(
+            mac=mac, channel_id=channel_id, idempotency_key=idempotency_key
+        )
+        return convert.lease_from_pb(await self.call(self._stub.StartSession, request))
+
+    async def heartbeat(self, mac: str, lease_id: str) -> Lease:
+        """Keep the box's lease alive for another TTL."""
+        request = pb.HeartbeatRequest(mac=mac, lease_id=lease_id)
+        return convert.lease_from_pb(await self.call(self._stub.Heartbeat, request))
+
+    async def end_lease(self, mac: str, lease_id: str, *, idempotency_key: str = "") -> None:
+        """End the box's lease (its slot stays reserved for the box for the grace period)."""
+        request = pb.EndSessionRequest(mac=mac, lease_id=lease_id, idempotency_key=idempotency_key)
+        await self.call(self._stub.EndSession, request)
