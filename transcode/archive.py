@@ -27,9 +27,12 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from headend.clock import utc_now
+from headend.lua import script
 from transcode import hls
 from transcode.domain import ArchiveEntry, Window, retention_cutoff, select_window
 from transcode.errors import ArchiveNotFound
+from transcode.measure import bits_per_second
 
 log = logging.getLogger(__name__)
 
@@ -37,22 +40,6 @@ CHANNELS = "tc:archive:channels"
 # Index lookups start this far before the window so a segment that began
 # before ``from`` but overlaps it is still found.
 _LOOKBEHIND_SECONDS = 30.0
-# One rung's member with sequence ARGV[1], or false. Members are ordered by start
-# time and publishing gives later starts higher sequence numbers, so a binary
-# search over ranks finds it in O(log n) (an out-of-order member is not found:
-# the lookup fails closed).
-_FIND = """
-local want = tonumber(ARGV[1])
-local lo, hi = 0, redis.call('ZCARD', KEYS[1]) - 1
-while lo <= hi do
-  local mid = math.floor((lo + hi) / 2)
-  local member = redis.call('ZRANGE', KEYS[1], mid, mid)[1]
-  local seq = tonumber(string.match(member, '^(%d+)|'))
-  if seq == want then return member end
-  if seq < want then lo = mid + 1 else hi = mid - 1 end
-end
-return false
-"""
 
 
 def index_key(channel: str, rung: str) -> str:
@@ -102,7 +89,9 @@ class ArchiveIndex:
     def __init__(self, redis: aioredis.Redis) -> None:
         # redis-py types every reply as a union of all RESP shapes; replies are decoded here.
         self._redis: Any = redis
-        self._find = redis.register_script(_FIND)
+        # One rung's member with a sequence number, or false: a binary search over ranks
+        # (find_segment.lua), since publishing gives later starts higher numbers.
+        self._find = redis.register_script(script("transcode", "find_segment"))
 
     async def register_channel(
         self, channel: str, *, catchup_days: int, rungs: Sequence[RungInfo]
@@ -198,24 +187,20 @@ def render_catchup_media(entries: Sequence[ArchiveEntry]) -> str:
     return hls.render_media(hls.MediaPlaylist(segments=segments, playlist_type="VOD", endlist=True))
 
 
-def measured_bandwidth(entries: Sequence[ArchiveEntry]) -> tuple[int, int]:
-    """Peak and average bits per second over ``entries`` (from real segment sizes)."""
-    peak = max(int(e.size * 8 / e.duration) for e in entries if e.duration > 0)
-    total = sum(e.duration for e in entries)
-    average = int(sum(e.size for e in entries) * 8 / total)
-    return max(peak, 1), max(min(average, peak), 1)
-
-
-def render_master_for(
-    rungs: Sequence[RungInfo], windows: Mapping[str, Sequence[ArchiveEntry]], *, query: str = ""
-) -> str:
-    """A master playlist over the rungs that have segments, bandwidth measured from them."""
+def master_variants(
+    rungs: Sequence[RungInfo],
+    measured: Mapping[str, tuple[Sequence[int], Sequence[float]]],
+    *,
+    query: str = "",
+) -> list[hls.Variant]:
+    """One variant per rung with segments, lowest bandwidth first; ``measured`` maps a rung
+    to its segments' sizes (bytes) and durations (seconds), which give its bandwidth."""
     variants = []
     for rung in rungs:
-        entries = windows.get(rung.name)
-        if not entries:
+        sizes, durations = measured.get(rung.name, ((), ()))
+        if not sizes:
             continue
-        peak, average = measured_bandwidth(entries)
+        peak, average = bits_per_second(sizes, durations)
         variants.append(
             hls.Variant(
                 uri=f"{rung.name}/index.m3u8{query}",
@@ -226,9 +211,21 @@ def render_master_for(
                 frame_rate=rung.frame_rate,
             )
         )
+    variants.sort(key=lambda v: v.bandwidth)
+    return variants
+
+
+def render_master_for(
+    rungs: Sequence[RungInfo], windows: Mapping[str, Sequence[ArchiveEntry]], *, query: str = ""
+) -> str:
+    """A catch-up master playlist over the rungs that have segments in their windows."""
+    measured = {
+        name: ([e.size for e in entries], [e.duration for e in entries])
+        for name, entries in windows.items()
+    }
+    variants = master_variants(rungs, measured, query=query)
     if not variants:
         raise ArchiveNotFound("no archived segments in the window")
-    variants.sort(key=lambda v: v.bandwidth)
     return hls.render_master(hls.MasterPlaylist(variants=variants))
 
 
@@ -255,7 +252,7 @@ class Retention:
         """Pass every ``interval_seconds`` until ``stop`` is set."""
         while not stop.is_set():
             try:
-                removed = await self.run_once(datetime.now(UTC))
+                removed = await self.run_once(utc_now())
                 if removed:
                     log.info("retention removed segments", extra={"segments": removed})
             except (aioredis.RedisError, OSError):

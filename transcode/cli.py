@@ -13,19 +13,16 @@ from typing import IO, Any
 
 from tqdm import tqdm
 
-from headend.clitools import CliError, credentials, open_channel, run_command
+from headend.clitools import CliError, api_key, client_tls, run_command
 from headend.settings import environ
-from protos import transcode_pb2 as pb
-from protos import transcode_pb2_grpc as pb_grpc
+from transcode.client import TranscodeClient
+from transcode.domain import ChannelStatus, Job, JobState
 
 DEFAULT_TARGET = "127.0.0.1:50053"
-_STATES = {
-    "queued": pb.JOB_STATE_QUEUED,
-    "running": pb.JOB_STATE_RUNNING,
-    "succeeded": pb.JOB_STATE_SUCCEEDED,
-    "failed": pb.JOB_STATE_FAILED,
-    "cancelled": pb.JOB_STATE_CANCELLED,
-}
+# Stopping a channel waits for its FFmpeg (up to TC_LIVE_STOP_SECONDS): more than a
+# hot-path call's few seconds.
+CALL_SECONDS = 60.0
+_STATES = {state.value.lower(): state for state in JobState}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -82,25 +79,26 @@ def run_worker(args: argparse.Namespace) -> int:
     return 0
 
 
-def _state(value: int) -> str:
-    return pb.JobState.Name(value).removeprefix("JOB_STATE_").lower()
+def _state(state: JobState) -> str:
+    return state.value.lower()
 
 
-def _job_line(job: pb.Job) -> str:
+def _job_line(job: Job) -> str:
     line = f"{job.id}\t{_state(job.state)}\t{job.asset}\t{job.progress.percent:5.1f}%\t{job.source}"
     return f"{line}\t{job.reason}" if job.reason else line
 
 
+def _client(env: Mapping[str, str]) -> TranscodeClient:
+    """A client of ``TRANSCODE_TARGET`` with the ``HEADEND_API_KEY``."""
+    target, key = api_key(env, "TRANSCODE_TARGET", DEFAULT_TARGET)
+    return TranscodeClient(target, key, tls=client_tls(env), timeout_seconds=CALL_SECONDS)
+
+
 async def submit_job(args: argparse.Namespace, env: Mapping[str, str], out: IO[str]) -> int:
     """Submit; with ``--wait`` show a progress bar and exit 0 only if the job succeeds."""
-    target, metadata = credentials(env, "TRANSCODE_TARGET", DEFAULT_TARGET)
-    async with open_channel(env, target) as chan:
-        stub = pb_grpc.TranscodeServiceStub(chan)
-        job = await stub.SubmitJob(
-            pb.SubmitJobRequest(
-                source=args.source, asset=args.asset, profile=args.profile, job_id=args.job_id
-            ),
-            metadata=metadata,
+    async with _client(env) as transcode:
+        job = await transcode.submit_job(
+            args.source, asset=args.asset, profile=args.profile, job_id=args.job_id
         )
         print(f"job {job.id} queued", file=out)
         if not args.wait:
@@ -108,7 +106,7 @@ async def submit_job(args: argparse.Namespace, env: Mapping[str, str], out: IO[s
         last = None
         with tqdm(total=100.0, unit="%", file=sys.stderr, desc=job.id,
                   bar_format="{l_bar}{bar}| {n:.1f}/{total:.0f}% {postfix}") as bar:  # fmt: skip
-            async for event in stub.WatchJob(pb.WatchJobRequest(job_id=job.id), metadata=metadata):
+            async for event in transcode.watch_job(job.id):
                 last = event
                 bar.n = event.progress.percent
                 bar.set_postfix_str(
@@ -118,93 +116,70 @@ async def submit_job(args: argparse.Namespace, env: Mapping[str, str], out: IO[s
         if last is None:
             raise CliError("the job's event stream ended without a state")
         print(f"job {job.id} {_state(last.state)} {last.reason}".rstrip(), file=out)
-        return 0 if last.state == pb.JOB_STATE_SUCCEEDED else 1
+        return 0 if last.state is JobState.SUCCEEDED else 1
 
 
 async def list_jobs(args: argparse.Namespace, env: Mapping[str, str], out: IO[str]) -> int:
     """Print one tab-separated line per job."""
-    target, metadata = credentials(env, "TRANSCODE_TARGET", DEFAULT_TARGET)
-    async with open_channel(env, target) as chan:
-        stub = pb_grpc.TranscodeServiceStub(chan)
-        state = _STATES.get(args.state or "", pb.JOB_STATE_UNSPECIFIED)
-        reply = await stub.ListJobs(
-            pb.ListJobsRequest(state=state, limit=args.limit), metadata=metadata
-        )
-    for job in reply.jobs:
-        print(_job_line(job), file=out)
-    return 0
+    async with _client(env) as transcode:
+        jobs = await transcode.list_jobs(state=_STATES.get(args.state or ""), limit=args.limit)
+    return _print(out, [_job_line(job) for job in jobs])
 
 
 async def cancel_job(args: argparse.Namespace, env: Mapping[str, str], out: IO[str]) -> int:
     """Cancel a job and print its state."""
-    target, metadata = credentials(env, "TRANSCODE_TARGET", DEFAULT_TARGET)
-    async with open_channel(env, target) as chan:
-        stub = pb_grpc.TranscodeServiceStub(chan)
-        job = await stub.CancelJob(pb.CancelJobRequest(job_id=args.job_id), metadata=metadata)
-    print(_job_line(job), file=out)
-    return 0
+    async with _client(env) as transcode:
+        job = await transcode.cancel_job(args.job_id)
+    return _print(out, [_job_line(job)])
 
 
-def _channel_line(status: pb.ChannelStatus) -> str:
-    state = pb.ChannelState.Name(status.state).removeprefix("CHANNEL_STATE_").lower()
+def _channel_line(status: ChannelStatus) -> str:
     return (
-        f"{status.channel.id}\t{state}\tseq {status.media_sequence}\t"
+        f"{status.channel.id}\t{status.state.value.lower()}\tseq {status.media_sequence}\t"
         f"disc {status.discontinuity_sequence}\trestarts {status.restarts}\t"
         f"{status.channel.source}\t{status.reason}"
     ).rstrip()
 
 
+def _print(out: IO[str], lines: list[str]) -> int:
+    for line in lines:
+        print(line, file=out)
+    return 0
+
+
 async def start_channel(args: argparse.Namespace, env: Mapping[str, str], out: IO[str]) -> int:
     """Start a live channel."""
-    target, metadata = credentials(env, "TRANSCODE_TARGET", DEFAULT_TARGET)
-    channel = pb.Channel(
-        id=args.channel_id,
-        source=args.source,
-        profile=args.profile,
-        segment_seconds=args.segment_seconds,
-        window_segments=args.window,
-        catchup_days=args.catchup_days,
-    )
-    async with open_channel(env, target) as chan:
-        stub = pb_grpc.TranscodeServiceStub(chan)
-        status = await stub.StartChannel(pb.StartChannelRequest(channel=channel), metadata=metadata)
-    print(_channel_line(status), file=out)
-    return 0
+    async with _client(env) as transcode:
+        status = await transcode.start_channel(
+            args.channel_id,
+            args.source,
+            profile=args.profile,
+            segment_seconds=args.segment_seconds,
+            window_segments=args.window,
+            catchup_days=args.catchup_days,
+        )
+    return _print(out, [_channel_line(status)])
 
 
 async def stop_channel(args: argparse.Namespace, env: Mapping[str, str], out: IO[str]) -> int:
     """Stop a live channel."""
-    target, metadata = credentials(env, "TRANSCODE_TARGET", DEFAULT_TARGET)
-    async with open_channel(env, target) as chan:
-        stub = pb_grpc.TranscodeServiceStub(chan)
-        status = await stub.StopChannel(
-            pb.StopChannelRequest(channel_id=args.channel_id), metadata=metadata
-        )
-    print(_channel_line(status), file=out)
-    return 0
+    async with _client(env) as transcode:
+        status = await transcode.stop_channel(args.channel_id)
+    return _print(out, [_channel_line(status)])
 
 
 async def channel_status(args: argparse.Namespace, env: Mapping[str, str], out: IO[str]) -> int:
     """Print one channel's status."""
-    target, metadata = credentials(env, "TRANSCODE_TARGET", DEFAULT_TARGET)
-    async with open_channel(env, target) as chan:
-        stub = pb_grpc.TranscodeServiceStub(chan)
-        status = await stub.GetChannel(
-            pb.GetChannelRequest(channel_id=args.channel_id), metadata=metadata
-        )
-    print(_channel_line(status), file=out)
-    return 0
+    async with _client(env) as transcode:
+        status = await transcode.get_channel(args.channel_id)
+    return _print(out, [_channel_line(status)])
 
 
 async def list_channels(args: argparse.Namespace, env: Mapping[str, str], out: IO[str]) -> int:
     """Print every channel's status."""
-    target, metadata = credentials(env, "TRANSCODE_TARGET", DEFAULT_TARGET)
-    async with open_channel(env, target) as chan:
-        stub = pb_grpc.TranscodeServiceStub(chan)
-        reply = await stub.ListChannels(pb.ListChannelsRequest(), metadata=metadata)
-    for status in reply.channels:
-        print(_channel_line(status), file=out)
-    return 0
+    async with _client(env) as transcode:
+        statuses = await transcode.list_channels()
+    return _print(out, [_channel_line(status) for status in statuses])
 
 
 def _run_cmd(command: Coroutine[Any, Any, int]) -> int:

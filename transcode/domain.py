@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from headend.clock import utc_now
 from headend.ids import CHANNEL_ID_MAX, CHANNEL_ID_RULE, is_channel_id
 from transcode.errors import InvalidRequest
 
@@ -19,7 +20,6 @@ _ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 # Channel ids follow the CDN controller's path rule (the edges match it in URLs).
 _RUNG = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,31}$")
 # Catch-up windows are bounded so one request cannot render a whole archive.
-MAX_WINDOW = timedelta(hours=24)
 MAX_CATCHUP_DAYS = 30
 # What each kind of source can be read from (the allow-lists pick among these).
 LIVE_SCHEMES = ("udp", "rtp", "srt", "http", "https", "file")
@@ -278,7 +278,7 @@ class ChannelStatus:
     discontinuity_sequence: int = 0
     restarts: int = 0
     reason: str = ""
-    updated_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    updated_at: datetime = field(default_factory=utc_now)
 
 
 @dataclass(frozen=True, slots=True)
@@ -350,27 +350,6 @@ def parse_instant(field_name: str, raw: str, *, epoch_only: bool = False) -> dat
     if not _EPOCH_START <= value < _LATEST:
         raise InvalidRequest(field_name, "time out of range (1970 to the year 5138)")
     return value
-
-
-def parse_window(
-    raw_from: str | None,
-    raw_to: str | None,
-    *,
-    now: datetime,
-    names: tuple[str, str] = ("from", "to"),
-    epoch_only: bool = False,
-) -> Window:
-    """Validate a catch-up window: both ends present, ordered, in the past, <= MAX_WINDOW."""
-    first, last = names
-    start = parse_instant(first, raw_from or "", epoch_only=epoch_only)
-    end = parse_instant(last, raw_to or "", epoch_only=epoch_only)
-    if end <= start:
-        raise InvalidRequest(last, f"must be after {first}")
-    if end - start > MAX_WINDOW:
-        raise InvalidRequest(last, f"window longer than {int(MAX_WINDOW.total_seconds())} s")
-    if start >= now:
-        raise InvalidRequest(first, "must be in the past")
-    return Window(start, end)
 
 
 def select_window(entries: list[ArchiveEntry], window: Window) -> list[ArchiveEntry]:

@@ -1,8 +1,8 @@
 """FFmpeg command lines, built with ffmpeg-python (no shell strings anywhere).
 
-Three shapes: the one-process ladder (decode once, ``split``, scale and encode
-every rung), one process per rung (the same encode settings, each decoding the
-source itself), and the stream-copy remux of an H.264/AAC mezzanine.
+Two shapes: the ladder (decode once, ``split``, scale and encode every rung;
+one process per rung is the ladder of that rung alone, with the same encode
+settings) and the stream-copy remux of an H.264/AAC mezzanine.
 """
 
 from __future__ import annotations
@@ -38,29 +38,20 @@ def ladder_command(
     ffmpeg_bin: str = "ffmpeg",
     input_options: Mapping[str, str] | None = None,
 ) -> list[str]:
-    """One FFmpeg that decodes ``source`` once and writes every rung's HLS under ``out_dir``."""
+    """One FFmpeg that decodes ``source`` once and writes every rung's HLS under ``out_dir``
+    (a plan of one rung is the per-rung mode: each FFmpeg decodes the source itself)."""
     source_in = ffmpeg.input(source, **(input_options or {}))
-    branches = source_in["v:0"].filter_multi_output("split", len(plan))
+    video = source_in["v:0"]
+    if len(plan) == 1:
+        pictures = [video]
+    else:
+        branches = video.filter_multi_output("split", len(plan))
+        pictures = [branches.stream(index) for index in range(len(plan))]
     outputs = [
-        _rung_output(branches.stream(index), source_in["a:0"], rung, profile, out_dir)
-        for index, rung in enumerate(plan)
+        _rung_output(picture, source_in["a:0"], rung, profile, out_dir)
+        for picture, rung in zip(pictures, plan, strict=True)
     ]
     return _compile(ffmpeg.merge_outputs(*outputs), ffmpeg_bin)
-
-
-def rung_command(
-    source: str,
-    rung: PlannedRung,
-    profile: Profile,
-    out_dir: Path,
-    *,
-    ffmpeg_bin: str = "ffmpeg",
-    input_options: Mapping[str, str] | None = None,
-) -> list[str]:
-    """One FFmpeg for one rung: it decodes the whole source itself (the per-rung mode)."""
-    source_in = ffmpeg.input(source, **(input_options or {}))
-    output = _rung_output(source_in["v:0"], source_in["a:0"], rung, profile, out_dir)
-    return _compile(output, ffmpeg_bin)
 
 
 def remux_command(

@@ -13,7 +13,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
 import m3u8
 
@@ -198,30 +198,15 @@ def render_master(playlist: MasterPlaylist) -> str:
             f"{tags.CONTENT_STEERING}{tags.SERVER_URI}={server_uri},{tags.PATHWAY_ID}={pathway}"
         )
     for v in playlist.variants:
-        _check_rates("variants", v.bandwidth, v.average_bandwidth, v.resolution)
         if not v.frame_rate > 0:
             raise InvalidPlaylist("variants.frame_rate", f"must be positive, got {v.frame_rate}")
-        attrs = (
-            f"{tags.BANDWIDTH}={v.bandwidth},{tags.AVERAGE_BANDWIDTH}={v.average_bandwidth},"
-            f"{tags.CODECS}={_quoted('variants.codecs', v.codecs)},"
-            f"{tags.RESOLUTION}={v.resolution[0]}x{v.resolution[1]},"
-            f"{tags.FRAME_RATE}={v.frame_rate:.3f}"
+        out.append(
+            tags.STREAM_INF + _stream_attrs("variants", v, f"{tags.FRAME_RATE}={v.frame_rate:.3f}")
         )
-        if v.pathway_id is not None:
-            attrs += f",{tags.PATHWAY_ID}={_quoted('variants.pathway_id', v.pathway_id)}"
-        out.append(tags.STREAM_INF + attrs)
         out.append(_line_uri("variants.uri", v.uri))
     for f in playlist.iframe_variants:
-        _check_rates("iframe_variants", f.bandwidth, f.average_bandwidth, f.resolution)
-        attrs = (
-            f"{tags.BANDWIDTH}={f.bandwidth},{tags.AVERAGE_BANDWIDTH}={f.average_bandwidth},"
-            f"{tags.CODECS}={_quoted('iframe_variants.codecs', f.codecs)},"
-            f"{tags.RESOLUTION}={f.resolution[0]}x{f.resolution[1]},"
-            f"{tags.URI}={_quoted('iframe_variants.uri', f.uri)}"
-        )
-        if f.pathway_id is not None:
-            attrs += f",{tags.PATHWAY_ID}={_quoted('iframe_variants.pathway_id', f.pathway_id)}"
-        out.append(tags.I_FRAME_STREAM_INF + attrs)
+        uri = f"{tags.URI}={_quoted('iframe_variants.uri', f.uri)}"
+        out.append(tags.I_FRAME_STREAM_INF + _stream_attrs("iframe_variants", f, uri))
     out.append("")
     return "\n".join(out)
 
@@ -275,24 +260,13 @@ def parse_master(text: str) -> MasterPlaylist:
     variants = tuple(
         Variant(
             uri=p.uri,
-            bandwidth=int(p.stream_info.bandwidth),
-            average_bandwidth=int(p.stream_info.average_bandwidth or 0),
-            codecs=p.stream_info.codecs or "",
-            resolution=tuple(p.stream_info.resolution or (0, 0)),
             frame_rate=float(p.stream_info.frame_rate or 0.0),
-            pathway_id=p.stream_info.pathway_id,
+            **_parsed_stream(p.stream_info),
         )
         for p in parsed.playlists
     )
     iframes = tuple(
-        IFrameVariant(
-            uri=p.uri,
-            bandwidth=int(p.iframe_stream_info.bandwidth),
-            average_bandwidth=int(p.iframe_stream_info.average_bandwidth or 0),
-            codecs=p.iframe_stream_info.codecs or "",
-            resolution=tuple(p.iframe_stream_info.resolution or (0, 0)),
-            pathway_id=p.iframe_stream_info.pathway_id,
-        )
+        IFrameVariant(uri=p.uri, **_parsed_stream(p.iframe_stream_info))
         for p in parsed.iframe_playlists
     )
     steering = None
@@ -307,6 +281,17 @@ def parse_master(text: str) -> MasterPlaylist:
         steering=steering,
         independent_segments=bool(parsed.is_independent_segments),
     )
+
+
+def _parsed_stream(info: Any) -> dict[str, Any]:
+    """What ``m3u8`` read of the attributes a variant and an I-frame variant share."""
+    return {
+        "bandwidth": int(info.bandwidth),
+        "average_bandwidth": int(info.average_bandwidth or 0),
+        "codecs": info.codecs or "",
+        "resolution": tuple(info.resolution or (0, 0)),
+        "pathway_id": info.pathway_id,
+    }
 
 
 @functools.lru_cache(maxsize=_PDT_CACHE_SIZE)
@@ -339,6 +324,19 @@ def _line_uri(field: str, uri: str) -> str:
     if not uri or "\n" in uri or "\r" in uri:
         raise InvalidPlaylist(field, f"not a single-line URI: {uri!r}")
     return uri
+
+
+def _stream_attrs(field: str, stream: Variant | IFrameVariant, own: str) -> str:
+    """The attributes a variant and an I-frame variant share, around ``own`` (the kind's)."""
+    _check_rates(field, stream.bandwidth, stream.average_bandwidth, stream.resolution)
+    attrs = (
+        f"{tags.BANDWIDTH}={stream.bandwidth},{tags.AVERAGE_BANDWIDTH}={stream.average_bandwidth},"
+        f"{tags.CODECS}={_quoted(f'{field}.codecs', stream.codecs)},"
+        f"{tags.RESOLUTION}={stream.resolution[0]}x{stream.resolution[1]},{own}"
+    )
+    if stream.pathway_id is not None:
+        attrs += f",{tags.PATHWAY_ID}={_quoted(f'{field}.pathway_id', stream.pathway_id)}"
+    return attrs
 
 
 def _check_rates(field: str, bandwidth: int, average: int, resolution: tuple[int, int]) -> None:

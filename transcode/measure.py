@@ -171,12 +171,26 @@ def measure_rung(
     )
 
 
+def bits_per_second(sizes: Sequence[int], durations: Sequence[float]) -> tuple[int, int]:
+    """Peak and average bits/s of segments (bytes, seconds): rounded up, >= 1, average <= peak.
+
+    RFC 8216 (4.3.4.2) makes BANDWIDTH an upper bound of every segment's bitrate, so the
+    peak rounds up, and the average the same way. Segments without a duration are skipped.
+    Every BANDWIDTH / AVERAGE-BANDWIDTH (VOD, live, catch-up) comes from here.
+    """
+    timed = [(size, d) for size, d in zip(sizes, durations, strict=True) if d > 0]
+    if not timed:
+        return 1, 1
+    peak = max(1, math.ceil(max(size * 8 / d for size, d in timed)))
+    total_bits = sum(size for size, _ in timed) * 8
+    average = math.ceil(total_bits / sum(d for _, d in timed))
+    return peak, max(1, min(average, peak))
+
+
 def summarize(listed: Sequence[tuple[str, float, SegmentScan]]) -> RungMeasurement:
     """Bitrates and the I-frame playlist from (name, duration, scan) per segment."""
     segments = tuple(Segment(uri, duration) for uri, duration, _ in listed)
     total_seconds = sum(duration for _, duration, _ in listed)
-    total_bytes = sum(scan.size for _, _, scan in listed)
-    peak = max(scan.size * 8 / duration for _, duration, scan in listed if duration > 0)
     avc_codec = next((scan.avc_codec for _, _, scan in listed if scan.avc_codec), None)
     if avc_codec is None:
         raise EncodeFailed("no H.264 sequence parameter set found in the output")
@@ -188,22 +202,28 @@ def summarize(listed: Sequence[tuple[str, float, SegmentScan]]) -> RungMeasureme
     first_pts = flat[0][1].pts
     times = [((k.pts - first_pts) % _PTS_WRAP) / _PTS_HZ for _, k in flat]
     times.append(total_seconds)
-    iframes: list[Segment] = []
-    iframe_bytes = 0
-    iframe_peak = 0.0
-    for index, (uri, key) in enumerate(flat):
-        duration = max(times[index + 1] - times[index], 0.001)
-        iframes.append(Segment(uri, round(duration, 6), byterange=(key.length, key.offset)))
-        iframe_bytes += key.length
-        iframe_peak = max(iframe_peak, key.length * 8 / duration)
+    iframes = tuple(
+        Segment(
+            uri,
+            round(max(times[index + 1] - times[index], 0.001), 6),
+            byterange=(key.length, key.offset),
+        )
+        for index, (uri, key) in enumerate(flat)
+    )
+    peak, average = bits_per_second(
+        [scan.size for _, _, scan in listed], [duration for _, duration, _ in listed]
+    )
+    iframe_peak, iframe_average = bits_per_second(
+        [key.length for _, key in flat], [f.duration for f in iframes]
+    )
     return RungMeasurement(
         segments=segments,
-        iframes=tuple(iframes),
+        iframes=iframes,
         duration_seconds=total_seconds,
-        peak_bps=math.ceil(peak),
-        average_bps=math.ceil(total_bytes * 8 / total_seconds),
-        iframe_peak_bps=math.ceil(iframe_peak),
-        iframe_average_bps=math.ceil(iframe_bytes * 8 / total_seconds),
+        peak_bps=peak,
+        average_bps=average,
+        iframe_peak_bps=iframe_peak,
+        iframe_average_bps=iframe_average,
         avc_codec=avc_codec,
         every_segment_starts_with_keyframe=all(scan.starts_with_keyframe for _, _, scan in listed),
     )

@@ -1,24 +1,15 @@
 """VOD packaging: source -> ladder (or stream copy) -> HLS in a temp dir -> measure -> publish.
 
-Publishing is atomic. Everything is written into a hidden sibling of the
-destination (``.{name}.tmp-{token}`` on the same file system), our playlists
-included; then the sibling and the destination are swapped with
-``renameat2(RENAME_EXCHANGE)`` (one atomic step: a reader sees the old tree or
-the new one, never a mix or nothing), and the old tree is removed. Where the
-kernel or file system lacks the exchange, two renames are used (the old tree
-steps aside, the new one takes its name), leaving a window of microseconds in
-which the path does not exist but never one in which it is half-written.
-A failure or a cancel removes the temp tree and leaves the destination as it was.
+Everything, our playlists included, is written into a staging directory; a
+failure or a cancel removes it and leaves the destination as it was. Publishing
+swaps it in atomically (:mod:`transcode.staging`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import errno
 import os
-import secrets
-import shutil
 import threading
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
@@ -58,6 +49,7 @@ from transcode.probe import (
     require_transcodable,
 )
 from transcode.runner import FFmpegProgress, finish, run_all, run_ffmpeg
+from transcode.staging import discard, publish_tree, staging_dir
 
 Phase = Literal["probe", "encode", "remux", "measure", "publish", "done"]
 
@@ -151,8 +143,13 @@ async def package_vod(
             run = run_ffmpeg(args, on_progress=report.ffmpeg("encode"))
         else:
             commands = [
-                ffmpeg_cmd.rung_command(
-                    source, rung, profile, temp, ffmpeg_bin=ffmpeg_bin, input_options=input_options
+                ffmpeg_cmd.ladder_command(
+                    source,
+                    [rung],
+                    profile,
+                    temp,
+                    ffmpeg_bin=ffmpeg_bin,
+                    input_options=input_options,
                 )
                 for rung in plan
             ]
@@ -283,7 +280,7 @@ async def _package(
     report: _Reporter,
     work_dir: Path | None,
 ) -> PackageResult:
-    temp = _temp_dir(dest, work_dir)
+    temp = staging_dir(dest, work_dir)
     try:
         for name in rung_names:
             (temp / name).mkdir(parents=True)
@@ -297,7 +294,7 @@ async def _package(
         report.phase("publish", _ENCODE_SHARE + _MEASURE_SHARE)
         await asyncio.to_thread(publish_tree, temp, dest)
     except EncodeFailed as err:
-        _discard(temp)
+        discard(temp)
         if _disk_nearly_full(temp.parent):
             # FFmpeg's HLS muxer exits 0 on ENOSPC; the unfinished output is the only sign.
             raise DiskFull(
@@ -305,13 +302,13 @@ async def _package(
             ) from err
         raise
     except OSError as err:
-        _discard(temp)
+        discard(temp)
         if err.errno == errno.ENOSPC:
             raise DiskFull(f"no space left writing {dest}", details={"dest": str(dest)}) from err
         raise EncodeFailed(f"cannot write the output at {dest}: {err}") from err
     except BaseException:
         # Failed or cancelled (FFmpeg's group is already killed): publish nothing.
-        _discard(temp)
+        discard(temp)
         raise
     report.phase("done", 100.0)
     return PackageResult(
@@ -376,75 +373,12 @@ def _write_playlists(
     return results
 
 
-def publish_tree(staged: Path, dest: Path) -> None:
-    """Make ``staged`` appear at ``dest`` atomically, replacing an earlier tree (see module doc)."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    if staged.parent.resolve() != dest.parent.resolve():
-        # Staged in another folder: move it next to dest first, so the swap is one rename
-        # (a copy only when that folder is on another file system).
-        sibling = _temp_dir(dest, None)
-        try:
-            os.rename(staged, sibling)
-        except OSError as err:
-            if err.errno != errno.EXDEV:
-                raise
-            shutil.copytree(staged, sibling)
-            shutil.rmtree(staged, ignore_errors=True)
-        staged = sibling
-    if not dest.exists():
-        try:
-            os.rename(staged, dest)
-            return
-        except OSError as err:
-            if err.errno not in (errno.ENOTEMPTY, errno.EEXIST):
-                raise  # someone published concurrently: fall through and swap
-    if _exchange(staged, dest):
-        shutil.rmtree(staged, ignore_errors=True)  # now holds the previous output
-        return
-    old = dest.with_name(f".{dest.name}.old-{secrets.token_hex(4)}")
-    os.rename(dest, old)
-    os.rename(staged, dest)
-    shutil.rmtree(old, ignore_errors=True)
-
-
-_RENAME_EXCHANGE = 2
-_AT_FDCWD = -100
-
-
-def _exchange(a: Path, b: Path) -> bool:
-    """Swap two paths atomically with renameat2(RENAME_EXCHANGE); False when unsupported."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        renameat2 = libc.renameat2
-    except (OSError, AttributeError):
-        return False
-    c_int, c_path = ctypes.c_int, ctypes.c_char_p
-    renameat2.argtypes = [c_int, c_path, c_int, c_path, ctypes.c_uint]
-    result = renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE)
-    if result == 0:
-        return True
-    code = ctypes.get_errno()
-    if code in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
-        return False
-    raise OSError(code, os.strerror(code), str(b))
-
-
-def _temp_dir(dest: Path, work_dir: Path | None) -> Path:
-    parent = work_dir if work_dir is not None else dest.parent
-    parent.mkdir(parents=True, exist_ok=True)
-    return parent / f".{dest.name}.tmp-{secrets.token_hex(6)}"
-
-
 def _disk_nearly_full(path: Path) -> bool:
     try:
         stats = os.statvfs(path)
     except OSError:
         return False
     return stats.f_bavail * stats.f_frsize < _NEARLY_FULL_BYTES
-
-
-def _discard(temp: Path) -> None:
-    shutil.rmtree(temp, ignore_errors=True)
 
 
 class _Reporter:

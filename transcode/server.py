@@ -3,124 +3,28 @@
 from __future__ import annotations
 
 import asyncio
-import logging
-from collections.abc import AsyncIterator
-from datetime import datetime
+import contextlib
+from collections.abc import AsyncIterator, Sequence
 
 import grpc
 import redis.asyncio as aioredis
-from google.protobuf import timestamp_pb2
 
-from headend import logs
 from headend.auth import KeyStore
 from headend.metrics import RpcMetrics
-from headend.redisconn import RedisSettings, RedisUnreachable, connect_checked
-from headend.rpc import RpcServer, ServiceSpec, principal, serve, start_server
-from headend.settings import SettingsError, environ
+from headend.rpc import RpcServer, ServiceSpec, principal, run_service, start_server
+from headend.rpc.server import Component
 from headend.tasks import Supervisor, SupervisorMetrics
 from protos import transcode_pb2 as pb
 from protos import transcode_pb2_grpc as pb_grpc
 from transcode.archive import ArchiveIndex, Retention
-from transcode.domain import ChannelState, ChannelStatus, Job, JobEvent, JobState, LiveChannel
+from transcode.convert import channel_from_pb, event_to_pb, job_state, job_to_pb, status_to_pb
+from transcode.live import LiveManager
 from transcode.queue import JobQueue
 from transcode.service import Channels, TranscodeService
 from transcode.settings import ControlSettings
 from transcode.sources import SourceGuard
 
-log = logging.getLogger(__name__)
-
-SERVICE_NAME = "headend.transcode.v1.TranscodeService"
-
-_JOB_STATE = {
-    JobState.QUEUED: pb.JOB_STATE_QUEUED,
-    JobState.RUNNING: pb.JOB_STATE_RUNNING,
-    JobState.SUCCEEDED: pb.JOB_STATE_SUCCEEDED,
-    JobState.FAILED: pb.JOB_STATE_FAILED,
-    JobState.CANCELLED: pb.JOB_STATE_CANCELLED,
-}
-_JOB_STATE_BACK = {v: k for k, v in _JOB_STATE.items()}
-_CHANNEL_STATE = {
-    ChannelState.STOPPED: pb.CHANNEL_STATE_STOPPED,
-    ChannelState.STARTING: pb.CHANNEL_STATE_STARTING,
-    ChannelState.LIVE: pb.CHANNEL_STATE_LIVE,
-    ChannelState.SLATE: pb.CHANNEL_STATE_SLATE,
-    ChannelState.DEGRADED: pb.CHANNEL_STATE_DEGRADED,
-    ChannelState.RECOVERING: pb.CHANNEL_STATE_RECOVERING,
-}
-
-
-def _ts(value: datetime) -> timestamp_pb2.Timestamp:
-    stamp = timestamp_pb2.Timestamp()
-    stamp.FromDatetime(value)
-    return stamp
-
-
-def _progress(percent: float, speed: float, eta: float, phase: str) -> pb.Progress:
-    return pb.Progress(percent=percent, speed=speed, eta_seconds=eta, phase=phase)
-
-
-def job_to_pb(job: Job) -> pb.Job:
-    """A domain job as its message."""
-    p = job.progress
-    return pb.Job(
-        id=job.id,
-        source=job.source,
-        asset=job.asset,
-        profile=job.profile,
-        state=_JOB_STATE[job.state],
-        progress=_progress(p.percent, p.speed, p.eta_seconds, p.phase),
-        reason=job.reason,
-        deliveries=job.deliveries,
-        worker=job.worker,
-        output=job.output,
-        created_at=_ts(job.created_at),
-        updated_at=_ts(job.updated_at),
-    )
-
-
-def event_to_pb(event: JobEvent) -> pb.JobEvent:
-    """A job event as its message."""
-    p = event.progress
-    return pb.JobEvent(
-        job_id=event.job_id,
-        state=_JOB_STATE[event.state],
-        progress=_progress(p.percent, p.speed, p.eta_seconds, p.phase),
-        reason=event.reason,
-    )
-
-
-def channel_from_pb(msg: pb.Channel) -> LiveChannel:
-    """A channel message as the domain value (zeros mean defaults)."""
-    defaults = LiveChannel(id="", source="")
-    return LiveChannel(
-        id=msg.id,
-        source=msg.source,
-        profile=msg.profile or defaults.profile,
-        segment_seconds=msg.segment_seconds or defaults.segment_seconds,
-        window_segments=msg.window_segments or defaults.window_segments,
-        catchup_days=msg.catchup_days or defaults.catchup_days,
-    )
-
-
-def status_to_pb(status: ChannelStatus) -> pb.ChannelStatus:
-    """A channel status as its message."""
-    c = status.channel
-    return pb.ChannelStatus(
-        channel=pb.Channel(
-            id=c.id,
-            source=c.source,
-            profile=c.profile,
-            segment_seconds=c.segment_seconds,
-            window_segments=c.window_segments,
-            catchup_days=c.catchup_days,
-        ),
-        state=_CHANNEL_STATE[status.state],
-        media_sequence=status.media_sequence,
-        discontinuity_sequence=status.discontinuity_sequence,
-        restarts=status.restarts,
-        reason=status.reason,
-        updated_at=_ts(status.updated_at),
-    )
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["TranscodeService"].full_name
 
 
 class TranscodeServicer(pb_grpc.TranscodeServiceServicer):
@@ -132,6 +36,7 @@ class TranscodeServicer(pb_grpc.TranscodeServiceServicer):
     async def SubmitJob(
         self, request: pb.SubmitJobRequest, context: grpc.aio.ServicerContext
     ) -> pb.Job:
+        """Queue a packaging job."""
         job = await self._service.submit(
             principal(),
             source=request.source,
@@ -142,45 +47,54 @@ class TranscodeServicer(pb_grpc.TranscodeServiceServicer):
         return job_to_pb(job)
 
     async def GetJob(self, request: pb.GetJobRequest, context: grpc.aio.ServicerContext) -> pb.Job:
+        """One job."""
         return job_to_pb(await self._service.get(principal(), request.job_id))
 
     async def WatchJob(
         self, request: pb.WatchJobRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.JobEvent]:
+        """A job's events until it ends."""
         async for event in self._service.watch(principal(), request.job_id):
             yield event_to_pb(event)
 
     async def CancelJob(
         self, request: pb.CancelJobRequest, context: grpc.aio.ServicerContext
     ) -> pb.Job:
+        """Cancel a queued or running job."""
         return job_to_pb(await self._service.cancel(principal(), request.job_id))
 
     async def ListJobs(
         self, request: pb.ListJobsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListJobsResponse:
-        state = _JOB_STATE_BACK.get(request.state)
-        jobs = await self._service.list_jobs(principal(), state=state, limit=request.limit)
+        """Jobs, newest first, optionally in one state."""
+        jobs = await self._service.list_jobs(
+            principal(), state=job_state(request.state), limit=request.limit
+        )
         return pb.ListJobsResponse(jobs=[job_to_pb(j) for j in jobs])
 
     async def StartChannel(
         self, request: pb.StartChannelRequest, context: grpc.aio.ServicerContext
     ) -> pb.ChannelStatus:
+        """Start a live channel."""
         status = await self._service.start_channel(principal(), channel_from_pb(request.channel))
         return status_to_pb(status)
 
     async def StopChannel(
         self, request: pb.StopChannelRequest, context: grpc.aio.ServicerContext
     ) -> pb.ChannelStatus:
+        """Stop a live channel."""
         return status_to_pb(await self._service.stop_channel(principal(), request.channel_id))
 
     async def GetChannel(
         self, request: pb.GetChannelRequest, context: grpc.aio.ServicerContext
     ) -> pb.ChannelStatus:
+        """One channel's status."""
         return status_to_pb(await self._service.get_channel(principal(), request.channel_id))
 
     async def ListChannels(
         self, request: pb.ListChannelsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListChannelsResponse:
+        """Every channel's status."""
         statuses = await self._service.list_channels(principal())
         return pb.ListChannelsResponse(channels=[status_to_pb(s) for s in statuses])
 
@@ -192,8 +106,10 @@ async def create_server(
     keys: KeyStore,
     channels: Channels,
     metrics: RpcMetrics | None = None,
+    components: Sequence[Component] = (),
 ) -> tuple[RpcServer, int]:
-    """Start the gRPC server for ``TranscodeService`` on ``settings.rpc``."""
+    """Start the gRPC server for ``TranscodeService`` on ``settings.rpc`` (``components``
+    start and stop with it)."""
     queue = JobQueue(redis, max_deliveries=settings.queue.max_deliveries)
     await queue.ensure_group()
     service = TranscodeService(
@@ -204,18 +120,14 @@ async def create_server(
         name=SERVICE_NAME,
         register=lambda s: pb_grpc.add_TranscodeServiceServicer_to_server(servicer, s),
     )
-    return await start_server(settings.rpc, services=[spec], authenticator=keys, metrics=metrics)
+    return await start_server(
+        settings.rpc, services=[spec], authenticator=keys, metrics=metrics, components=components
+    )
 
 
-async def run_control(settings: ControlSettings, *, redis: RedisSettings | None = None) -> None:
-    """Run the control service, its live channels and archive retention until SIGTERM."""
-    from transcode.live import LiveManager
-
-    try:
-        client = await connect_checked(settings.redis_url, redis, name="transcode-control")
-    except RedisUnreachable as err:
-        raise SystemExit(f"transcode: {err.message}") from err
-    index = ArchiveIndex(client)
+async def create_control(settings: ControlSettings, redis: aioredis.Redis) -> tuple[RpcServer, int]:
+    """The control process on ``redis``: the gRPC server, its live channels and retention."""
+    index = ArchiveIndex(redis)
     # One owner for every background task (channels, their store writes, retention), on
     # the registry the gRPC metrics endpoint serves.
     metrics = RpcMetrics()
@@ -225,7 +137,7 @@ async def run_control(settings: ControlSettings, *, redis: RedisSettings | None 
         stop_seconds=settings.live.stop_seconds,
     )
     manager = LiveManager(
-        redis=client,
+        redis=redis,
         archive=index,
         origin_root=settings.origin_root,
         sources=SourceGuard(settings.sources),
@@ -233,32 +145,37 @@ async def run_control(settings: ControlSettings, *, redis: RedisSettings | None 
         tasks=tasks,
         registry=metrics.registry,
     )
+    return await create_server(
+        settings,
+        redis=redis,
+        keys=KeyStore(redis),
+        channels=manager,
+        metrics=metrics,
+        components=[
+            _background(settings, manager, tasks, Retention(index, root=settings.origin_root))
+        ],
+    )
+
+
+@contextlib.asynccontextmanager
+async def _background(
+    settings: ControlSettings, manager: LiveManager, tasks: Supervisor, retention: Retention
+) -> AsyncIterator[None]:
+    """Archive retention and the channels that were running, until the server stops."""
     stop = asyncio.Event()
-    retention = Retention(index, root=settings.origin_root)
     tasks.spawn(
         "archive-retention",
         lambda: retention.run(interval_seconds=settings.retention_interval_seconds, stop=stop),
     )
     try:
         await manager.resume()
-        server, _port = await create_server(
-            settings, redis=client, keys=KeyStore(client), channels=manager, metrics=metrics
-        )
-        await serve(server)
+        yield
     finally:
         stop.set()
         await manager.close()
         await tasks.close()
-        await client.aclose()
 
 
 def main() -> None:
     """``python -m transcode``: the gRPC control service (port ``TRANSCODE_GRPC_PORT``)."""
-    try:
-        env = environ()
-        settings = ControlSettings.from_env(env)
-        redis = RedisSettings.from_env(env)
-    except SettingsError as err:
-        raise SystemExit(f"transcode: {err}") from err
-    logs.configure("transcode", settings.log_level)
-    asyncio.run(run_control(settings, redis=redis))
+    run_service("transcode", ControlSettings.from_env, create_control)

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from typing import Protocol
 
 from headend.auth import Principal, require_admin
+from headend.clock import utc_now
 from transcode.domain import (
     ChannelStatus,
     Job,
@@ -63,7 +63,7 @@ class TranscodeService:
         validate_id("profile", profile)
         job_id = validate_id("job_id", job_id) if job_id else secrets.token_hex(8)
         await self._sources.vod(source)
-        now = datetime.now(UTC)
+        now = utc_now()
         job = Job(job_id, source, asset, profile, JobState.QUEUED, now, now)
         if not await self._queue.submit(job):
             raise JobExists(f"job {job_id} already exists", details={"job_id": job_id})

@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from headend.redisconn import RedisSettings
 from headend.rpc import ClientTls, RpcSettings
 from headend.settings import (
     Env,
+    Network,
     SettingsError,
     env_choice,
     env_float,
     env_int,
+    env_networks,
     env_optional,
     env_redis_url,
     env_str,
+    parse_networks,
+    split_list,
 )
 from headend.tasks import Backoff
 from transcode.domain import LIVE_SCHEMES, VOD_SCHEMES
@@ -26,7 +30,6 @@ from transcode.ladder import ProcessMode
 DEFAULT_GRPC_PORT = 50053
 DEFAULT_ORIGIN_PORT = 8080
 
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 # Only edges and mid-tiers fetch from the origin; the local stack's are on loopback.
 DEFAULT_ORIGIN_NETWORKS = "127.0.0.0/8,::1/128"
 # Administratively scoped multicast: where a headend's contribution feeds usually arrive.
@@ -44,28 +47,9 @@ def _work_dir(env: Env) -> Path | None:
     return None if raw is None else Path(raw).resolve()
 
 
-def parse_networks(text: str) -> tuple[Network, ...]:
-    """``10.0.0.0/8,2001:db8::/32`` -> networks; ``ValueError`` names the bad entry."""
-    out = []
-    for item in filter(None, (part.strip() for part in text.split(","))):
-        try:
-            out.append(ipaddress.ip_network(item))
-        except ValueError as err:
-            raise ValueError(f"not a CIDR network: {item!r} ({err})") from err
-    return tuple(out)
-
-
-def env_networks(env: Env, name: str, default: str) -> tuple[Network, ...]:
-    """Comma-separated CIDRs; empty means the default."""
-    try:
-        return parse_networks(env.get(name, "") or default)
-    except ValueError as err:
-        raise SettingsError(name, str(err)) from err
-
-
 def _schemes(env: Env, name: str, default: str, supported: tuple[str, ...]) -> tuple[str, ...]:
     raw = env.get(name, "") or default
-    schemes = tuple(filter(None, (part.strip().lower() for part in raw.split(","))))
+    schemes = split_list(raw.lower())
     for scheme in schemes:
         if scheme not in supported:
             raise SettingsError(
@@ -77,7 +61,7 @@ def _schemes(env: Env, name: str, default: str, supported: tuple[str, ...]) -> t
 def _media_roots(env: Env) -> tuple[Path, ...]:
     raw = env.get("TC_MEDIA_ROOTS", "")
     roots = []
-    for item in filter(None, (part.strip() for part in raw.split(","))):
+    for item in split_list(raw):
         if not item.startswith("/"):
             raise SettingsError("TC_MEDIA_ROOTS", f"needs absolute directories, got {item!r}")
         root = Path(item).resolve()
@@ -118,8 +102,8 @@ class QueueSettings:
 class SourceSettings:
     """Where jobs and channels may read from; ``transcode.sources`` enforces it."""
 
-    live_schemes: tuple[str, ...] = tuple(DEFAULT_LIVE_SOURCE_SCHEMES.split(","))
-    vod_schemes: tuple[str, ...] = tuple(DEFAULT_VOD_SOURCE_SCHEMES.split(","))
+    live_schemes: tuple[str, ...] = split_list(DEFAULT_LIVE_SOURCE_SCHEMES)
+    vod_schemes: tuple[str, ...] = split_list(DEFAULT_VOD_SOURCE_SCHEMES)
     networks: tuple[Network, ...] = parse_networks(DEFAULT_SOURCE_NETWORKS)
     media_roots: tuple[Path, ...] = ()
 
@@ -201,6 +185,7 @@ class ControlSettings:
     queue: QueueSettings
     retention_interval_seconds: float = 60.0
     log_level: str = "info"
+    redis: RedisSettings = field(default_factory=RedisSettings)
     sources: SourceSettings = field(default_factory=SourceSettings)
     live: LiveSettings = field(default_factory=LiveSettings)
 
@@ -216,6 +201,7 @@ class ControlSettings:
                 env, "TC_RETENTION_INTERVAL_SECONDS", 60.0, low=0.1, high=86_400
             ),
             log_level=env_str(env, "LOG_LEVEL", "info"),
+            redis=RedisSettings.from_env(env),
             sources=SourceSettings.from_env(env),
             live=LiveSettings.from_env(env),
         )
@@ -234,6 +220,7 @@ class WorkerSettings:
     metrics_port: int | None = None
     host: str = "127.0.0.1"
     log_level: str = "info"
+    redis: RedisSettings = field(default_factory=RedisSettings)
     sources: SourceSettings = field(default_factory=SourceSettings)
 
     @property
@@ -260,6 +247,7 @@ class WorkerSettings:
             else env_int(env, "TC_WORKER_METRICS_PORT", 0, low=0, high=65535),
             host=env_str(env, "TC_WORKER_METRICS_HOST", "127.0.0.1"),
             log_level=env_str(env, "LOG_LEVEL", "info"),
+            redis=RedisSettings.from_env(env),
             sources=SourceSettings.from_env(env),
         )
 
@@ -279,6 +267,7 @@ class OriginSettings:
     # How the EPG client dials: the shared GRPC_CLIENT_* TLS settings (None: plaintext).
     epg_tls: ClientTls | None = None
     log_level: str = "info"
+    redis: RedisSettings = field(default_factory=RedisSettings)
 
     @classmethod
     def from_env(cls, env: Env) -> OriginSettings:
@@ -302,4 +291,5 @@ class OriginSettings:
             epg_api_key=epg_key,
             epg_tls=ClientTls.from_env(env),
             log_level=env_str(env, "LOG_LEVEL", "info"),
+            redis=RedisSettings.from_env(env),
         )

@@ -17,7 +17,7 @@ import contextlib
 import functools
 import logging
 import shutil
-import signal
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
@@ -29,8 +29,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from headend import logs
 from headend.errors import FailedPrecondition, HeadendError, InvalidArgument, NotFound
 from headend.metrics import MetricsEndpoint
-from headend.redisconn import RedisSettings, RedisUnreachable, connect_checked
-from headend.settings import SettingsError, environ
+from headend.redisconn import RedisUnreachable, connect_checked
+from headend.rpc.server import EXIT_FAILED, load_settings, stop_event
 from headend.tasks import Backoff, Supervisor, SupervisorMetrics
 from transcode.domain import Job, JobState, Progress, retry_delay
 from transcode.errors import SourceRefused
@@ -43,6 +43,8 @@ from transcode.settings import QueueSettings, SourceSettings, WorkerSettings
 from transcode.sources import SourceGuard, publish_dir
 
 log = logging.getLogger(__name__)
+
+_NAME = "transcode-worker"
 
 ProgressCallback = Callable[[Progress], None]
 # Errors a retry cannot fix: the request or the source itself is wrong.
@@ -352,14 +354,9 @@ def _remove_stale_temps(parent: Path, asset: str) -> None:
         shutil.rmtree(stale, ignore_errors=True)
 
 
-async def run_worker(
-    settings: WorkerSettings, *, stop: asyncio.Event, redis: RedisSettings | None = None
-) -> None:
-    """Connect to Redis (``redis``: the client settings) and serve jobs until ``stop``."""
-    try:
-        client = await connect_checked(settings.redis_url, redis, name="transcode-worker")
-    except RedisUnreachable as err:
-        raise SystemExit(f"transcode worker: {err}") from err
+async def run_worker(settings: WorkerSettings, *, stop: asyncio.Event) -> None:
+    """Serve jobs until ``stop``; ``RedisUnreachable`` when Redis does not answer at start."""
+    client = await connect_checked(settings.redis_url, settings.redis, name=_NAME)
     metrics = WorkerMetrics()
     endpoint = None
     if settings.metrics_port is not None:
@@ -385,23 +382,20 @@ async def run_worker(
         await client.aclose()
 
 
+async def _serve(settings: WorkerSettings) -> None:
+    await run_worker(settings, stop=stop_event())
+
+
 def main() -> None:
-    """``python -m transcode.worker`` / ``headend worker``: serve jobs until SIGTERM/SIGINT."""
+    """``python -m transcode.worker`` / ``headend worker``: serve jobs until SIGTERM/SIGINT,
+    with the exit codes of every service (``headend.rpc.server``)."""
+    settings = load_settings(_NAME, WorkerSettings.from_env)
+    logs.configure(_NAME, settings.log_level)
     try:
-        settings = WorkerSettings.from_env(environ())
-        redis = RedisSettings.from_env(environ())
-    except SettingsError as err:
-        raise SystemExit(f"transcode worker: {err}") from err
-    logs.configure("transcode-worker", settings.log_level)
-
-    async def _run() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        await run_worker(settings, stop=stop, redis=redis)
-
-    asyncio.run(_run())
+        asyncio.run(_serve(settings))
+    except RedisUnreachable as err:
+        print(f"{_NAME}: {err}", file=sys.stderr)
+        raise SystemExit(EXIT_FAILED) from err
 
 
 if __name__ == "__main__":

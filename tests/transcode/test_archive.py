@@ -18,8 +18,9 @@ from transcode.archive import (
     render_catchup_media,
     render_master_for,
 )
-from transcode.domain import ArchiveEntry, Window, parse_instant, parse_window
+from transcode.domain import ArchiveEntry, Window, parse_instant
 from transcode.errors import ArchiveNotFound, InvalidRequest
+from transcode.origin.windows import parse_window
 
 T0 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 RUNGS = [RungInfo("90p", "avc1.42c00b,mp4a.40.2", 160, 90, 25.0),
@@ -97,6 +98,15 @@ async def test_catchup_master_measures_bandwidth_from_segment_sizes(
         "90p/index.m3u8?from=1&to=2",
     ]
     assert {v.codecs for v in master.variants} == {r.codecs for r in RUNGS}
+
+
+def test_catchup_master_rounds_bandwidth_up_like_live() -> None:
+    # 1001 B in 3 s is 2669.33 bit/s: catch-up masters used to truncate it to 2669 while
+    # live masters declared 2670; BANDWIDTH is an upper bound, so both now say 2670.
+    entries = [ArchiveEntry(0, T0, 3.0, 1001, "live/ch1/90p/0000000000.ts")]
+    master = hls.parse_master(render_master_for(RUNGS, {"90p": entries}))
+    (variant,) = master.variants
+    assert (variant.bandwidth, variant.average_bandwidth) == (2670, 2670)
 
 
 async def test_empty_window_is_archive_not_found(index: ArchiveIndex, tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 import m3u8
 import pytest
 
-from tests.transcode.conftest import Packaged
+from tests.support.media import Packaged
 
 # Apple HLS Authoring Specification: 6 s target segment duration.
 APPLE_SEGMENT_SECONDS = 6.0

@@ -179,7 +179,7 @@ def test_per_rung_mode_builds_one_command_per_rung_with_the_same_settings() -> N
     profile = default_profile()
     plan = plan_ladder(profile, source(1920, 1080, 50.0))[:3]
 
-    commands = [ffmpeg_cmd.rung_command("in.mp4", r, profile, Path("/out")) for r in plan]
+    commands = [ffmpeg_cmd.ladder_command("in.mp4", [r], profile, Path("/out")) for r in plan]
 
     assert [c.count("-i") for c in commands] == [1, 1, 1]
     assert [_option(c, "-b:v") for c in commands] == [["145k"], ["365k"], ["730k"]]

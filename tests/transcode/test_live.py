@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
-from tests.transcode.conftest import Media
+from tests.support.media import Media
 from transcode import hls
 from transcode.archive import ArchiveIndex
 from transcode.domain import ChannelState, LiveChannel, Window

@@ -13,7 +13,8 @@ import redis.asyncio as aioredis
 from headend.redisconn import RedisSettings, connect
 from headend.redisproc import RedisServer
 from headend.settings import SettingsError
-from tests.support.live import free_udp_port, make_clip
+from tests.support.live import make_clip
+from tests.support.net import free_udp_port
 from transcode.archive import ArchiveIndex, RungInfo, index_key
 from transcode.domain import ArchiveEntry, LiveChannel
 from transcode.live import (
@@ -25,7 +26,7 @@ from transcode.live import (
     parse_list,
     whole_ts,
 )
-from transcode.live.process import TS_PACKET
+from transcode.measure import TS_PACKET
 from transcode.settings import LiveSettings
 
 

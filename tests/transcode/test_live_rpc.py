@@ -17,9 +17,9 @@ from headend.auth import KeyStore
 from headend.rpc import RpcSettings, bearer, client_channel, error_details
 from protos import transcode_pb2 as pb
 from protos import transcode_pb2_grpc as pb_grpc
-from tests.conftest import Tokens
 from tests.support.live import LiveRig, channel_processes, live_rig
-from tests.transcode.conftest import Media
+from tests.support.media import Media
+from tests.support.tokens import Tokens
 from transcode.live import Phase
 from transcode.server import create_server
 from transcode.settings import ControlSettings, QueueSettings, SourceSettings

@@ -14,16 +14,16 @@ import redis.asyncio as aioredis
 from aiohttp import web
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from epg.client import EpgClient
 from epg.server import create_server as create_epg_server
 from epg.settings import EpgSettings
 from headend.auth import KeyStore
 from headend.rpc import RpcSettings, bearer, client_channel
 from protos import epg_pb2, epg_pb2_grpc
-from tests.conftest import Tokens
+from tests.support.tokens import Tokens
 from transcode import hls
 from transcode.archive import ArchiveIndex, RungInfo
 from transcode.domain import ArchiveEntry
-from transcode.epg_client import EpgProgrammes
 from transcode.live import channel_key
 from transcode.origin import start_origin
 from transcode.settings import OriginSettings
@@ -279,7 +279,7 @@ async def epg_site(
     server, port = await create_epg_server(
         EpgSettings(rpc=RpcSettings(port=0, grace_seconds=0)), redis=redis, keys=keys
     )
-    lookup = EpgProgrammes(f"127.0.0.1:{port}", await tokens())
+    lookup = EpgClient(f"127.0.0.1:{port}", await tokens())
     try:
         await _seed_epg(port, bearer(await tokens()))
         runner, origin_port = await start_origin(

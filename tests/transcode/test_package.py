@@ -11,7 +11,7 @@ from pathlib import Path
 import m3u8
 import pytest
 
-from tests.transcode.conftest import Media, Packaged, tiny_profile
+from tests.support.media import Media, Packaged, tiny_profile
 from transcode.errors import (
     CorruptSource,
     DiskFull,

@@ -1,10 +1,16 @@
-"""The gRPC TranscodeService on a real server: jobs, streaming progress, channels, errors."""
+"""The gRPC TranscodeService on a real server: jobs, streaming progress, channels, errors;
+and the transcode processes' start-up failures and exit codes."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import io
+import json
+import os
+import signal
+import socket
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,11 +20,13 @@ import pytest
 import redis.asyncio as aioredis
 
 from headend.auth import KeyStore
+from headend.redisproc import RedisServer
 from headend.rpc import RpcSettings, bearer, client_channel, error_details
+from headend.rpc.server import EXIT_FAILED, EXIT_SETTINGS, EXIT_STOPPED
 from protos import transcode_pb2 as pb
 from protos import transcode_pb2_grpc as pb_grpc
-from tests.conftest import Tokens
-from tests.transcode.conftest import Media
+from tests.support.media import Media
+from tests.support.tokens import Tokens
 from transcode import cli
 from transcode.archive import ArchiveIndex
 from transcode.live import LiveManager
@@ -333,3 +341,96 @@ async def test_cli_submit_wait_jobs_cancel(rig: Rig, media: Media) -> None:
     ]
     with pytest.raises(cli.CliError):
         await cli.list_jobs(_parse("transcode", "jobs"), {}, listing)
+
+
+# ---------------------------------------------------------------- the processes
+
+
+async def _process(module: str, env: dict[str, str], tmp_path: Path) -> asyncio.subprocess.Process:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_", "TC_", "ORIGIN_"))}
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", module,
+        env={**clean, "ORIGIN_ROOT": str(tmp_path / "origin"), **env},
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+
+
+async def _exit(proc: asyncio.subprocess.Process) -> tuple[int, str]:
+    _, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode is not None
+    return proc.returncode, err.decode()
+
+
+@pytest.mark.parametrize(
+    ("module", "env", "code", "needle"),
+    [
+        pytest.param("transcode", {"REDIS_URL": "redis://x", "TRANSCODE_GRPC_PORT": "http"},
+                     EXIT_SETTINGS, "transcode: setting TRANSCODE_GRPC_PORT", id="control-setting"),
+        pytest.param("transcode", {"REDIS_URL": "unix:///nonexistent/redis.sock"},
+                     EXIT_FAILED, "transcode: cannot reach Redis", id="control-no-redis"),
+        pytest.param("transcode.origin", {"REDIS_URL": "redis://x", "ORIGIN_PORT": "http"},
+                     EXIT_SETTINGS, "transcode-origin: setting ORIGIN_PORT", id="origin-setting"),
+        pytest.param("transcode.origin", {"REDIS_URL": "unix:///nonexistent/redis.sock"},
+                     EXIT_FAILED, "transcode-origin: cannot reach Redis", id="origin-no-redis"),
+        pytest.param("transcode.worker", {},
+                     EXIT_SETTINGS, "transcode-worker: setting REDIS_URL", id="worker-setting"),
+        pytest.param("transcode.worker", {"REDIS_URL": "unix:///nonexistent/redis.sock"},
+                     EXIT_FAILED, "transcode-worker: cannot reach Redis", id="worker-no-redis"),
+    ],
+)  # fmt: skip
+async def test_every_transcode_process_fails_to_start_with_one_line_and_the_same_codes(
+    module: str, env: dict[str, str], code: int, needle: str, tmp_path: Path
+) -> None:
+    returncode, err = await _exit(await _process(module, env, tmp_path))
+
+    assert returncode == code
+    (line,) = err.strip().splitlines()
+    assert line.startswith(needle)
+
+
+@pytest.mark.parametrize(
+    ("module", "port_variable"),
+    [
+        pytest.param("transcode", "TRANSCODE_GRPC_PORT", id="control"),
+        pytest.param("transcode.origin", "ORIGIN_PORT", id="origin"),
+    ],
+)
+async def test_a_transcode_server_on_a_busy_port_exits_failed(
+    module: str, port_variable: str, redis: aioredis.Redis, redis_server: RedisServer,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {"REDIS_URL": redis_server.url, port_variable: str(port)}
+        returncode, err = await _exit(await _process(module, env, tmp_path))
+
+    assert returncode == EXIT_FAILED
+    assert f"cannot listen on 127.0.0.1:{port}" in err.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize(
+    ("module", "env"),
+    [
+        pytest.param("transcode", {"TRANSCODE_GRPC_PORT": "0", "TRANSCODE_DRAIN_SECONDS": "0"},
+                     id="control"),
+        pytest.param("transcode.origin", {"ORIGIN_PORT": "0"}, id="origin"),
+    ],
+)  # fmt: skip
+async def test_a_transcode_server_stops_on_sigterm_with_exit_zero(
+    module: str, env: dict[str, str], redis: aioredis.Redis, redis_server: RedisServer,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    proc = await _process(module, {"REDIS_URL": redis_server.url, **env}, tmp_path)
+    assert proc.stderr is not None
+    while True:
+        line = await asyncio.wait_for(proc.stderr.readline(), 60)
+        assert line, "the process exited before it was ready"
+        if json.loads(line)["msg"] == f"{module.replace('.', '-')} service ready":
+            break
+
+    proc.send_signal(signal.SIGTERM)
+
+    returncode, err = await _exit(proc)
+    assert returncode == EXIT_STOPPED, err

@@ -13,7 +13,7 @@ import redis.asyncio as aioredis
 
 from headend.redisconn import connect
 from headend.redisproc import RedisServer
-from tests.transcode.conftest import Media
+from tests.support.media import Media
 from tests.transcode.control_media import children, kill_group, looped, start_worker
 from transcode import hls
 from transcode.domain import Job, JobState, Progress

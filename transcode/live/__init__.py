@@ -1,10 +1,11 @@
 """Live channels: ingest, ladder encode, slate on source loss, live playlists, archive.
 
-Each channel has a supervisor (``supervisor.py``) running FFmpeg epochs built
-by ``commands.py`` and wrapped by ``process.py``; ``publish.py`` moves the
-segments every rung finished into the live window in lockstep and writes the
-playlists; ``store.py`` queues what goes to Redis so encoding never waits for
-it; ``manager.py`` starts, stops and reports channels and owns their tasks.
+Each channel has a supervisor (``supervisor.py``) running *epochs*: one FFmpeg
+run each (``epoch.py``), its command built by ``commands.py``. ``publish.py``
+moves the segments every rung finished into the live window in lockstep and
+writes the playlists; ``store.py`` queues what goes to Redis so encoding never
+waits for it; ``manager.py`` starts, stops and reports channels and owns their
+tasks. Playlist text comes from the pure ``transcode.hls``.
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ from transcode.live.commands import (
     source_command,
     source_input,
 )
+from transcode.live.epoch import Epoch, Listed, parse_list, whole_ts
 from transcode.live.manager import STORE_TASK, IndexObserver, LiveManager
 from transcode.live.metrics import LiveMetrics
-from transcode.live.process import Epoch, Listed, parse_list, whole_ts
 from transcode.live.publish import Publisher, SegmentObserver, Window, next_sequence_on_disk
 from transcode.live.store import (
     CHANNELS,

@@ -18,13 +18,13 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import redis.asyncio as aioredis
 from prometheus_client import CollectorRegistry
 
+from headend.clock import utc_now
 from headend.errors import InvalidArgument
 from headend.tasks import Supervisor, SupervisorMetrics
 from transcode.archive import ArchiveIndex
@@ -125,7 +125,7 @@ class LiveManager:
                     "desired": "running",
                     "state": ChannelState.STARTING.value,
                     "reason": "",
-                    "updated_at": datetime.now(UTC).isoformat(),
+                    "updated_at": utc_now().isoformat(),
                 },
             )
             await self._redis.sadd(CHANNELS, channel.id)
@@ -174,7 +174,7 @@ class LiveManager:
                     mapping={
                         "desired": "stopped",
                         "state": ChannelState.STOPPED.value,
-                        "updated_at": datetime.now(UTC).isoformat(),
+                        "updated_at": utc_now().isoformat(),
                     },
                 )
                 return await self.get(channel_id)
@@ -248,7 +248,7 @@ class LiveManager:
             mapping={
                 "state": ChannelState.STOPPED.value,
                 "reason": f"refused: {err.message}",
-                "updated_at": datetime.now(UTC).isoformat(),
+                "updated_at": utc_now().isoformat(),
             },
         )
 

@@ -25,12 +25,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from transcode import hls
-from transcode.archive import RungInfo
+from transcode.archive import RungInfo, master_variants
 from transcode.domain import ArchiveEntry, ChannelState, LiveChannel
 from transcode.errors import EncodeFailed
 from transcode.ladder import PlannedRung, Profile
+from transcode.live.epoch import Epoch
 from transcode.live.metrics import LiveMetrics
-from transcode.live.process import Epoch
 from transcode.live.store import ChannelStore
 from transcode.measure import scan_segment
 
@@ -277,25 +277,9 @@ class Publisher:
         )
         for rung in self.plan:
             _atomic_write(self._dir / rung.name / "index.m3u8", text)
-        variants = []
-        for info in self.rung_infos():
-            sizes = w.sizes.get(info.name, [])
-            if not sizes:
-                continue
-            bits = [s * 8 / d for s, d in zip(sizes, w.durations, strict=True) if d > 0]
-            peak = max(1, math.ceil(max(bits)))
-            average = max(1, min(peak, math.ceil(sum(sizes) * 8 / sum(w.durations))))
-            variants.append(
-                hls.Variant(
-                    uri=f"{info.name}/index.m3u8",
-                    bandwidth=peak,
-                    average_bandwidth=average,
-                    codecs=info.codecs,
-                    resolution=(info.width, info.height),
-                    frame_rate=info.frame_rate,
-                )
-            )
-        variants.sort(key=lambda v: v.bandwidth)
+        variants = master_variants(
+            self.rung_infos(), {rung: (sizes, w.durations) for rung, sizes in w.sizes.items()}
+        )
         _atomic_write(self._dir / "master.m3u8", hls.render_master(hls.MasterPlaylist(variants)))
 
 

@@ -18,11 +18,12 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import redis.asyncio as aioredis
 
+from headend.clock import utc_now
 from transcode.archive import ArchiveIndex, RungInfo
 from transcode.domain import ArchiveEntry, ChannelState, ChannelStatus, LiveChannel
 
@@ -265,7 +266,7 @@ def stopped_mapping(
     """The status fields of a channel that no longer runs here (and what it should do next)."""
     mapping = status_mapping(status, next_sequence)
     mapping.update(
-        state=ChannelState.STOPPED.value, reason=reason, updated_at=datetime.now(UTC).isoformat()
+        state=ChannelState.STOPPED.value, reason=reason, updated_at=utc_now().isoformat()
     )
     if desired is not None:
         mapping["desired"] = desired

@@ -27,11 +27,11 @@ import logging
 import shutil
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 
 import redis.asyncio as aioredis
 
+from headend.clock import utc_now
 from headend.tasks import Backoff, Supervisor
 from transcode.archive import ArchiveIndex
 from transcode.domain import ChannelState, ChannelStatus, LiveChannel
@@ -42,8 +42,9 @@ from transcode.live.commands import (
     slate_command,
     source_command,
 )
+from transcode.live.disk import DiskSpace
+from transcode.live.epoch import Epoch
 from transcode.live.metrics import LiveMetrics
-from transcode.live.process import Epoch
 from transcode.live.publish import Publisher, SegmentObserver
 from transcode.live.store import ChannelStore, status_mapping, stopped_mapping
 from transcode.profiles import resolve_profile
@@ -112,6 +113,16 @@ class ChannelSupervisor:
         self._dir = origin_root / "live" / channel.id
         self._work = self._dir / ".work"
         self.store = store or ChannelStore(channel, redis=redis, archive=archive)
+        self._disk = DiskSpace(
+            self._dir,
+            channel_id=channel.id,
+            headroom_bytes=int(
+                self._settings.disk_headroom_segments
+                * self.profile.segment_seconds
+                * ladder_bytes_per_second(self.plan)
+            ),
+            poll_seconds=self._settings.disk_poll_seconds,
+        )
         self.publisher = Publisher(
             channel,
             self.plan,
@@ -121,7 +132,7 @@ class ChannelSupervisor:
             discontinuity_sequence=discontinuity_sequence,
             store=self.store,
             state=lambda: self.state,
-            on_disk_full=self._disk_full,
+            on_disk_full=self._disk.report,
             observer=observer,
             metrics=metrics,
         )
@@ -141,13 +152,6 @@ class ChannelSupervisor:
         self._current: Epoch | None = None
         self._alive: set[Epoch] = set()
         self._reaping: set[Epoch] = set()
-        self._disk = asyncio.Event()
-        self._disk_reason = ""
-        self._headroom = int(
-            self._settings.disk_headroom_segments
-            * self.profile.segment_seconds
-            * ladder_bytes_per_second(self.plan)
-        )
         self.store.follow(self.status_mapping)
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -252,8 +256,8 @@ class ChannelSupervisor:
                     reason = f"source unavailable (ffmpeg exit {code}): {source.last_error()}"
                 self._emit(Phase.RETIRING)
                 await self._retire(source)
-                if self._disk.is_set() or source.disk_full:
-                    self._disk_full(source.last_error() or "ffmpeg could not write")
+                if self._disk.full or source.disk_full:
+                    self._disk.report(source.last_error() or "ffmpeg could not write")
                     continue
                 if slate is None or not slate.running:
                     if slate is not None:
@@ -268,7 +272,7 @@ class ChannelSupervisor:
             except OSError as err:
                 if err.errno != errno.ENOSPC:
                     raise
-                self._disk_full(f"{err.strerror}: {err.filename}")
+                self._disk.report(f"{err.strerror}: {err.filename}")
 
     def _new_epoch(self, kind: str) -> Epoch:
         self._epochs += 1
@@ -295,7 +299,7 @@ class ChannelSupervisor:
         """Wait until every rung lists a segment (True), or the epoch ends or the disk fills."""
         while True:
             self._check_halted()
-            if self._disk.is_set():
+            if self._disk.full:
                 return False
             if epoch.poll() > 0:
                 return True
@@ -311,7 +315,7 @@ class ChannelSupervisor:
         last, since = epoch.published, loop.time()
         while True:
             self._check_halted()
-            if self._disk.is_set():
+            if self._disk.full:
                 return epoch.returncode
             await asyncio.wait({epoch.exited()}, timeout=_POLL_SECONDS * 5)
             if not epoch.running:
@@ -329,7 +333,7 @@ class ChannelSupervisor:
         deadline = loop.time() + seconds
         while (left := deadline - loop.time()) > 0:
             self._check_halted()
-            if self._disk.is_set() or not slate.running:
+            if self._disk.full or not slate.running:
                 return
             await asyncio.wait({slate.exited()}, timeout=min(left, _POLL_SECONDS * 5))
 
@@ -374,43 +378,20 @@ class ChannelSupervisor:
 
     # -- a full disk ----------------------------------------------------------------------------
 
-    def _disk_full(self, detail: str) -> None:
-        """Something could not be written for want of space: the supervisor acts on it."""
-        if not self._disk.is_set():
-            log.error("live output disk full", extra={"channel": self.channel.id,
-                                                      "error": detail})  # fmt: skip
-        self._disk_reason = detail
-        self._disk.set()
-
-    def _free_bytes(self) -> int:
-        path = self._dir
-        while not path.exists() and path != path.parent:
-            path = path.parent
-        return shutil.disk_usage(path).free
-
     async def _wait_for_space(self) -> bool:
         """If the disk is full, stop everything and wait for space; True if it was full."""
-        if not self._disk.is_set():
-            free = self._free_bytes()
-            if free >= self._headroom:
-                return False
-            self._disk_reason = f"{free} bytes free"
+        if not self._disk.short():
+            return False
         # Nothing more can be written: stop every FFmpeg (their unfinished files go too).
         for epoch in list(self._alive):
             await self._retire(epoch, publish=False)
         self._set(
             ChannelState.DEGRADED,
-            f"disk full (ENOSPC) under {self._dir}: {self._disk_reason}; the channel resumes "
-            f"by itself when {self._headroom} bytes are free",
+            f"disk full (ENOSPC) under {self._dir}: {self._disk.reason}; the channel resumes "
+            f"by itself when {self._disk.headroom_bytes} bytes are free",
             Phase.DISK_FULL,
         )
-        # No event says that space came back: the free space is polled.
-        while self._free_bytes() < self._headroom:
-            self._check_halted()
-            await asyncio.sleep(self._settings.disk_poll_seconds)
-        self._disk.clear()
-        self._disk_reason = ""
-        log.info("live output disk has space again", extra={"channel": self.channel.id})
+        await self._disk.wait_for_space(self._check_halted)
         self._set(ChannelState.STARTING, "disk space is back", Phase.STARTING)
         return True
 
@@ -471,7 +452,7 @@ class ChannelSupervisor:
             discontinuity_sequence=w.discontinuity_sequence,
             restarts=self.restarts,
             reason=reason,
-            updated_at=datetime.now(UTC),
+            updated_at=utc_now(),
         )
 
     def status_mapping(self) -> dict[str, str]:

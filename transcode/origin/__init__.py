@@ -26,7 +26,8 @@ URL layout (all GET/HEAD):
 Every route but ``/healthz`` answers only peers inside ``ORIGIN_ALLOWED_NETWORKS``
 (403 otherwise); files are opened without following symlinks below the root.
 Parts: :mod:`.http` (HTTP semantics), :mod:`.guard` (who may fetch what),
-:mod:`.app` (routes, the one error mapping, the process).
+:mod:`.programmes` (catch-up by EPG programme), :mod:`.app` (routes, the one
+error mapping, the process).
 """
 
 from __future__ import annotations
@@ -34,14 +35,14 @@ from __future__ import annotations
 from transcode.origin.app import (
     Origin,
     OriginMetrics,
-    ProgrammeWindows,
     create_app,
+    create_origin,
     main,
-    run_origin,
     start_origin,
 )
 from transcode.origin.guard import LIVE_BEHIND_SEGMENTS, LiveWindows, PlaylistLiveWindows
 from transcode.origin.http import IMMUTABLE, VOD_PLAYLIST, Body
+from transcode.origin.windows import ProgrammeSource, parse_window, programme_window
 
 __all__ = [
     "IMMUTABLE",
@@ -52,9 +53,11 @@ __all__ = [
     "Origin",
     "OriginMetrics",
     "PlaylistLiveWindows",
-    "ProgrammeWindows",
+    "ProgrammeSource",
     "create_app",
+    "create_origin",
     "main",
-    "run_origin",
+    "parse_window",
+    "programme_window",
     "start_origin",
 ]

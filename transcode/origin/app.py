@@ -5,33 +5,30 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import signal
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from contextlib import AsyncExitStack
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Protocol
 
 import redis.asyncio as aioredis
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from headend import errors, logs
+from epg.client import EpgClient
+from headend import errors
+from headend.clock import utc_now
 from headend.httperrors import error_body, http_status
 from headend.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from headend.metrics import render
-from headend.redisconn import RedisSettings, RedisUnreachable, connect_checked
-from headend.settings import SettingsError, environ
+from headend.rpc import StartupError, run_service
 from transcode.archive import ArchiveIndex, render_catchup_media, render_master_for
 from transcode.domain import (
-    MAX_WINDOW,
     Window,
-    parse_window,
     validate_channel_id,
     validate_id,
     validate_rung,
 )
-from transcode.epg_client import EpgProgrammes
 from transcode.errors import (
     ContentNotFound,
     InvalidRequest,
@@ -48,6 +45,7 @@ from transcode.origin.http import (
     playlist,
     respond,
 )
+from transcode.origin.windows import ProgrammeSource, parse_window, programme_window
 from transcode.settings import Network, OriginSettings
 
 log = logging.getLogger(__name__)
@@ -55,6 +53,8 @@ log = logging.getLogger(__name__)
 _PROGRAMME_CHARS = 128
 # A catch-up window that ended this recently may still gain segments.
 _SETTLED = timedelta(minutes=1)
+# A programme lookup is one small read: a stalled EPG must not hold a player long.
+EPG_TIMEOUT_SECONDS = 2.0
 _MAX_VOD_DEPTH = 8
 # Answered for any peer: load balancers and orchestrators probe it.
 _OPEN_PATHS = frozenset({"/healthz"})
@@ -80,12 +80,6 @@ class OriginMetrics:
         )
 
 
-class ProgrammeWindows(Protocol):
-    """Resolves an EPG programme to its window (``epg_client.EpgProgrammes``)."""
-
-    async def window(self, channel_id: str, programme_id: str) -> Window: ...
-
-
 def _programme_id(value: str) -> str:
     # The EPG's programme id rule, checked character by character (ASCII only).
     ok = 0 < len(value) <= _PROGRAMME_CHARS and value.isascii() and value[0].isalnum()
@@ -102,7 +96,7 @@ class Origin:
         settings: OriginSettings,
         *,
         redis: aioredis.Redis,
-        programmes: ProgrammeWindows | None = None,
+        programmes: ProgrammeSource | None = None,
         live_windows: guard.LiveWindows | None = None,
     ) -> None:
         self._root = settings.origin_root.resolve()
@@ -162,7 +156,7 @@ class Origin:
         segment = request.match_info["segment"]
         window = None
         if "from" in request.match_info:
-            window = await self._window(request, channel, datetime.now(UTC))
+            window = await self._window(request, channel, utc_now())
         entry = await self._archive.find(channel, rung, guard.segment_sequence(segment))
         if entry is None or entry.path != f"live/{channel}/{rung}/{segment}":
             raise ContentNotFound(f"segment {segment} is not in the archive of {channel}")
@@ -198,12 +192,9 @@ class Origin:
     async def _programme_window(self, channel: str, programme_id: str, now: datetime) -> Window:
         if self._programmes is None:
             raise InvalidRequest("programme", "this origin has no EPG (set ORIGIN_EPG_TARGET)")
-        window = await self._programmes.window(channel, _programme_id(programme_id))
-        if window.start >= now:
-            raise InvalidRequest("programme", "has not started yet")
-        if window.end - window.start > MAX_WINDOW:
-            raise InvalidRequest("programme", "longer than a catch-up window may be")
-        return window
+        return await programme_window(
+            self._programmes, channel, _programme_id(programme_id), now=now
+        )
 
     def _catchup_cache(self, end: datetime, now: datetime) -> str:
         return "public, max-age=3600" if end < now - _SETTLED else self._live_cache
@@ -211,7 +202,7 @@ class Origin:
     async def catchup_master(self, request: web.Request) -> web.StreamResponse:
         """A catch-up master playlist for ``[from, to)``."""
         channel = self._channel(request)
-        now = datetime.now(UTC)
+        now = utc_now()
         window = await self._window(request, channel, now)
         rungs = await self._archive.rungs(channel)
         windows = {r.name: await self._archive.window(channel, r.name, window) for r in rungs}
@@ -224,7 +215,7 @@ class Origin:
     async def catchup_media(self, request: web.Request) -> web.StreamResponse:
         """A catch-up VOD playlist of one rung for ``[from, to)``."""
         channel, rung = self._channel(request), self._rung(request)
-        now = datetime.now(UTC)
+        now = utc_now()
         window = await self._window(request, channel, now)
         entries = await self._archive.window(channel, rung, window)
         text = render_catchup_media(entries)
@@ -305,7 +296,7 @@ def create_app(
     settings: OriginSettings,
     *,
     redis: aioredis.Redis,
-    programmes: ProgrammeWindows | None = None,
+    programmes: ProgrammeSource | None = None,
     live_windows: guard.LiveWindows | None = None,
 ) -> web.Application:
     """The origin's aiohttp application."""
@@ -335,49 +326,56 @@ async def start_origin(
     settings: OriginSettings,
     *,
     redis: aioredis.Redis,
-    programmes: ProgrammeWindows | None = None,
+    programmes: ProgrammeSource | None = None,
 ) -> tuple[web.AppRunner, int]:
-    """Start serving on ``settings.host:port`` (port 0 picks one); returns the runner and port."""
+    """Start serving on ``settings.host:port`` (port 0 picks one); returns the runner and port.
+
+    Raises ``StartupError`` when the address cannot be listened on."""
     app = create_app(settings, redis=redis, programmes=programmes)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port)
-    await site.start()
+    try:
+        await site.start()
+    except OSError as err:
+        await runner.cleanup()
+        address = f"{settings.host}:{settings.port}"
+        raise StartupError(f"cannot listen on {address}: {err.strerror or err}") from err
     port = int(runner.addresses[0][1])
     log.info("origin listening", extra={"address": f"{settings.host}:{port}"})
     return runner, port
 
 
-async def run_origin(settings: OriginSettings, *, redis: RedisSettings | None = None) -> None:
-    """Serve until SIGTERM or SIGINT (``redis``: the Redis client settings)."""
-    try:
-        client = await connect_checked(settings.redis_url, redis, name="transcode-origin")
-    except RedisUnreachable as err:
-        raise SystemExit(f"transcode origin: {err}") from err
+class _Running:
+    """A started origin process: its listener and its clients, closed last opened first."""
+
+    def __init__(self, opened: AsyncExitStack) -> None:
+        self._opened = opened
+
+    async def stop(self) -> None:
+        """Stop answering, then close the clients."""
+        await self._opened.aclose()
+
+
+async def create_origin(settings: OriginSettings, redis: aioredis.Redis) -> tuple[_Running, int]:
+    """The origin process on ``redis``: its HTTP server, with catch-up by programme id when
+    ``ORIGIN_EPG_TARGET`` is set."""
     settings.origin_root.mkdir(parents=True, exist_ok=True)
-    programmes = None
-    if settings.epg_target is not None and settings.epg_api_key is not None:
-        programmes = EpgProgrammes(settings.epg_target, settings.epg_api_key, tls=settings.epg_tls)
-    runner, _port = await start_origin(settings, redis=client, programmes=programmes)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        await stop.wait()
-    finally:
-        await runner.cleanup()
-        if programmes is not None:
-            await programmes.close()
-        await client.aclose()
+    async with AsyncExitStack() as opened:
+        programmes = None
+        if settings.epg_target is not None and settings.epg_api_key is not None:
+            programmes = EpgClient(
+                settings.epg_target,
+                settings.epg_api_key,
+                tls=settings.epg_tls,
+                timeout_seconds=EPG_TIMEOUT_SECONDS,
+            )
+            opened.push_async_callback(programmes.close)
+        runner, port = await start_origin(settings, redis=redis, programmes=programmes)
+        opened.push_async_callback(runner.cleanup)
+        return _Running(opened.pop_all()), port
 
 
 def main() -> None:
     """``python -m transcode.origin``: the HTTP origin on ``ORIGIN_HOST:ORIGIN_PORT``."""
-    try:
-        settings = OriginSettings.from_env(environ())
-        redis = RedisSettings.from_env(environ())
-    except SettingsError as err:
-        raise SystemExit(f"transcode origin: {err}") from err
-    logs.configure("transcode-origin", settings.log_level)
-    asyncio.run(run_origin(settings, redis=redis))
+    run_service("transcode-origin", OriginSettings.from_env, create_origin)

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import functools
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from importlib import resources
+from datetime import datetime
 from typing import Any
 
 import redis.asyncio as aioredis
 
+from headend.clock import utc_now
+from headend.lua import script
 from headend.redisconn import block_ms as capped_block_ms
 from transcode.domain import Job, JobEvent, JobState, Progress
 from transcode.errors import JobNotFound
@@ -70,22 +70,12 @@ class DeadLetter:
     deliveries: int
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat()
-
-
 def _event_fields(state: str, reason: str = "", progress: Progress | None = None) -> list[str]:
     p = progress or Progress()
     return [
         "state", state, "reason", reason, "percent", f"{p.percent:.3f}",
         "speed", f"{p.speed:.3f}", "eta", f"{p.eta_seconds:.3f}", "phase", p.phase,
     ]  # fmt: skip
-
-
-@functools.cache
-def lua(name: str) -> str:
-    """The source of ``transcode/queue/<name>.lua``."""
-    return resources.files("transcode.queue").joinpath(f"{name}.lua").read_text("utf-8")
 
 
 def _s(value: bytes | str | None) -> str:
@@ -141,14 +131,14 @@ class JobQueue:
         # redis-py types every reply as a union of all RESP shapes; replies are decoded here.
         self._redis: Any = redis
         self.max_deliveries = max_deliveries
-        self._begin = redis.register_script(lua("begin"))
-        self._heartbeat = redis.register_script(lua("heartbeat"))
-        self._finish = redis.register_script(lua("finish"))
-        self._retry = redis.register_script(lua("retry"))
-        self._cancel = redis.register_script(lua("cancel"))
-        self._dead = redis.register_script(lua("dead"))
-        self._promote = redis.register_script(lua("promote"))
-        self._lost = redis.register_script(lua("lost"))
+        self._begin = redis.register_script(script("transcode.queue", "begin"))
+        self._heartbeat = redis.register_script(script("transcode.queue", "heartbeat"))
+        self._finish = redis.register_script(script("transcode.queue", "finish"))
+        self._retry = redis.register_script(script("transcode.queue", "retry"))
+        self._cancel = redis.register_script(script("transcode.queue", "cancel"))
+        self._dead = redis.register_script(script("transcode.queue", "dead"))
+        self._promote = redis.register_script(script("transcode.queue", "promote"))
+        self._lost = redis.register_script(script("transcode.queue", "lost"))
 
     async def ensure_group(self) -> None:
         """Create the consumer group (and stream) if missing."""
@@ -243,7 +233,7 @@ class JobQueue:
             args=[
                 delivery.message_id,
                 consumer,
-                _now(),
+                utc_now().isoformat(),
                 self.max_deliveries,
                 GROUP,
                 EVENTS_TTL_SECONDS,
@@ -264,7 +254,7 @@ class JobQueue:
         """
         args: list[Any] = [delivery.token, consumer, GROUP]
         if progress is not None:
-            args += [_now(), *_event_fields("RUNNING", "", progress)]
+            args += [utc_now().isoformat(), *_event_fields("RUNNING", "", progress)]
         result = await self._heartbeat(
             keys=[job_key(delivery.job_id), events_key(delivery.job_id), STREAM], args=args
         )
@@ -278,7 +268,7 @@ class JobQueue:
         done = await self._finish(
             keys=[job_key(delivery.job_id), events_key(delivery.job_id), STREAM],
             args=[
-                delivery.token, GROUP, state.value, reason, _now(), output,
+                delivery.token, GROUP, state.value, reason, utc_now().isoformat(), output,
                 EVENTS_TTL_SECONDS, *_event_fields(state.value, reason, progress),
             ],
         )  # fmt: skip
@@ -289,7 +279,7 @@ class JobQueue:
         done = await self._retry(
             keys=[job_key(delivery.job_id), events_key(delivery.job_id), STREAM, DELAYED],
             args=[
-                delivery.token, GROUP, reason, _now(), time.time() + delay_seconds,
+                delivery.token, GROUP, reason, utc_now().isoformat(), time.time() + delay_seconds,
                 delivery.job_id, *_event_fields("QUEUED", reason, Progress(phase="retry")),
             ],
         )  # fmt: skip
@@ -299,15 +289,18 @@ class JobQueue:
         """Fail the job for good and move it to the dead-letter stream with ``reason``."""
         done = await self._dead(
             keys=[job_key(delivery.job_id), events_key(delivery.job_id), STREAM, DEAD],
-            args=[delivery.token, GROUP, reason, _now(), delivery.job_id, EVENTS_TTL_SECONDS],
-        )
+            args=[
+                delivery.token, GROUP, reason, utc_now().isoformat(), delivery.job_id,
+                EVENTS_TTL_SECONDS,
+            ],
+        )  # fmt: skip
         return bool(done)
 
     async def request_cancel(self, job_id: str) -> JobState:
         """Cancel a queued job now, or ask the running worker to stop; returns the state."""
         (state,) = await self._cancel(
             keys=[job_key(job_id), events_key(job_id), DELAYED],
-            args=[job_id, _now(), CANCEL_CHANNEL],
+            args=[job_id, utc_now().isoformat(), CANCEL_CHANNEL],
         )
         if _s(state) == "missing":
             raise JobNotFound(f"no job {job_id}", details={"job_id": job_id})

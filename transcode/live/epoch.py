@@ -25,10 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from headend.procs import with_death_signal
+from transcode.measure import TS_PACKET
 
 log = logging.getLogger(__name__)
 
-TS_PACKET = 188
 _SYNC = 0x47
 _FAILED_SEGMENT = re.compile(r"Failure occurred when ending segment '([^']+)'")
 _DISK_FULL_TEXT = "No space left on device"

@@ -1,0 +1,104 @@
+"""The one client of ``TranscodeService``: domain values in and out, the server's errors rebuilt.
+
+Every caller dials the transcode control plane through :class:`TranscodeClient`:
+``headend transcode``/``headend channel`` and the demo's seeding. A failed call
+raises the ``TranscodeError`` leaf the service raised (``JobNotFound``,
+``ChannelRunning``, ``SourceRefused`` ...), rebuilt from the ``ErrorInfo`` it
+sent, or ``ServiceUnavailable`` when it got no answer::
+
+    async with TranscodeClient("transcode.internal:50053", api_key) as transcode:
+        job = await transcode.submit_job("/media/film.mp4", asset="film")
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import AsyncIterator
+
+from headend.rpc import ServiceClient
+from protos import transcode_pb2 as pb
+from protos import transcode_pb2_grpc as pb_grpc
+from transcode.convert import event_from_pb, job_from_pb, job_state_to_pb, status_from_pb
+from transcode.domain import ChannelStatus, Job, JobEvent, JobState
+from transcode.errors import TranscodeError
+
+
+class TranscodeClient(ServiceClient):
+    """``TranscodeService`` over one gRPC channel, with an API key and a per-call timeout;
+    a job's event stream runs until the job ends."""
+
+    service = "transcode"
+    root = TranscodeError
+
+    @functools.cached_property
+    def _stub(self) -> pb_grpc.TranscodeServiceStub:
+        return pb_grpc.TranscodeServiceStub(self.channel)
+
+    # ---- VOD packaging jobs
+
+    async def submit_job(
+        self, source: str, *, asset: str, profile: str = "", job_id: str = ""
+    ) -> Job:
+        """Queue ``source`` for packaging into ``/vod/<asset>/`` (empty profile: "default";
+        empty ``job_id``: generated, else an idempotent submit)."""
+        request = pb.SubmitJobRequest(source=source, asset=asset, profile=profile, job_id=job_id)
+        return job_from_pb(await self.call(self._stub.SubmitJob, request))
+
+    async def watch_job(self, job_id: str) -> AsyncIterator[JobEvent]:
+        """The job's events, from its state now until it ends."""
+        request = pb.WatchJobRequest(job_id=job_id)
+        with self.mapped():
+            async for event in self._stub.WatchJob(request, metadata=self.metadata):
+                yield event_from_pb(event)
+
+    async def cancel_job(self, job_id: str) -> Job:
+        """Cancel a queued or running job."""
+        request = pb.CancelJobRequest(job_id=job_id)
+        return job_from_pb(await self.call(self._stub.CancelJob, request))
+
+    async def list_jobs(self, *, state: JobState | None = None, limit: int = 0) -> list[Job]:
+        """Jobs, newest first, in ``state`` (None: any), at most ``limit`` (0: the default 100)."""
+        request = pb.ListJobsRequest(state=job_state_to_pb(state), limit=limit)
+        reply: pb.ListJobsResponse = await self.call(self._stub.ListJobs, request)
+        return [job_from_pb(job) for job in reply.jobs]
+
+    # ---- live channels
+
+    async def start_channel(
+        self,
+        channel_id: str,
+        source: str,
+        *,
+        profile: str = "",
+        segment_seconds: int = 0,
+        window_segments: int = 0,
+        catchup_days: int = 0,
+    ) -> ChannelStatus:
+        """Start a live channel (an empty or 0 setting: the service's default)."""
+        channel = pb.Channel(
+            id=channel_id,
+            source=source,
+            profile=profile,
+            segment_seconds=segment_seconds,
+            window_segments=window_segments,
+            catchup_days=catchup_days,
+        )
+        request = pb.StartChannelRequest(channel=channel)
+        return status_from_pb(await self.call(self._stub.StartChannel, request))
+
+    async def stop_channel(self, channel_id: str) -> ChannelStatus:
+        """Stop a live channel (its archive stays)."""
+        request = pb.StopChannelRequest(channel_id=channel_id)
+        return status_from_pb(await self.call(self._stub.StopChannel, request))
+
+    async def get_channel(self, channel_id: str) -> ChannelStatus:
+        """One channel's status."""
+        request = pb.GetChannelRequest(channel_id=channel_id)
+        return status_from_pb(await self.call(self._stub.GetChannel, request))
+
+    async def list_channels(self) -> list[ChannelStatus]:
+        """Every channel's status, stopped ones included."""
+        reply: pb.ListChannelsResponse = await self.call(
+            self._stub.ListChannels, pb.ListChannelsRequest()
+        )
+        return [status_from_pb(status) for status in reply.channels]

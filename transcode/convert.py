@@ -1,0 +1,172 @@
+"""Proto <-> domain conversions for ``TranscodeService``, for the server and its client
+(no rules, no I/O)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TypeVar
+
+from headend.rpc import from_timestamp, to_timestamp
+from protos import transcode_pb2 as pb
+from transcode.domain import (
+    ChannelState,
+    ChannelStatus,
+    Job,
+    JobEvent,
+    JobState,
+    LiveChannel,
+    Progress,
+)
+from transcode.errors import InvalidRequest
+
+T = TypeVar("T")
+
+_JOB_STATE: dict[JobState, pb.JobState] = {
+    JobState.QUEUED: pb.JOB_STATE_QUEUED,
+    JobState.RUNNING: pb.JOB_STATE_RUNNING,
+    JobState.SUCCEEDED: pb.JOB_STATE_SUCCEEDED,
+    JobState.FAILED: pb.JOB_STATE_FAILED,
+    JobState.CANCELLED: pb.JOB_STATE_CANCELLED,
+}
+# Keyed by wire numbers: proto enums are open, so any number can arrive.
+_JOB_STATE_BACK: dict[int, JobState] = {v: k for k, v in _JOB_STATE.items()}
+_CHANNEL_STATE: dict[ChannelState, pb.ChannelState] = {
+    ChannelState.STOPPED: pb.CHANNEL_STATE_STOPPED,
+    ChannelState.STARTING: pb.CHANNEL_STATE_STARTING,
+    ChannelState.LIVE: pb.CHANNEL_STATE_LIVE,
+    ChannelState.SLATE: pb.CHANNEL_STATE_SLATE,
+    ChannelState.DEGRADED: pb.CHANNEL_STATE_DEGRADED,
+    ChannelState.RECOVERING: pb.CHANNEL_STATE_RECOVERING,
+}
+_CHANNEL_STATE_BACK: dict[int, ChannelState] = {v: k for k, v in _CHANNEL_STATE.items()}
+
+
+def _known(table: Mapping[int, T], value: int, field: str) -> T:
+    if value not in table:
+        raise InvalidRequest(field, f"unknown value {value}")
+    return table[value]
+
+
+def _progress(p: Progress) -> pb.Progress:
+    return pb.Progress(percent=p.percent, speed=p.speed, eta_seconds=p.eta_seconds, phase=p.phase)
+
+
+def _progress_from_pb(p: pb.Progress) -> Progress:
+    return Progress(percent=p.percent, speed=p.speed, eta_seconds=p.eta_seconds, phase=p.phase)
+
+
+def job_state(value: int) -> JobState | None:
+    """A wire job state as the domain's (None for unspecified or unknown: any state)."""
+    return _JOB_STATE_BACK.get(value)
+
+
+def job_state_to_pb(state: JobState | None) -> pb.JobState:
+    """A job state on the wire (None: unspecified, any state)."""
+    return pb.JOB_STATE_UNSPECIFIED if state is None else _JOB_STATE[state]
+
+
+def job_to_pb(job: Job) -> pb.Job:
+    """A domain job as its message."""
+    return pb.Job(
+        id=job.id,
+        source=job.source,
+        asset=job.asset,
+        profile=job.profile,
+        state=_JOB_STATE[job.state],
+        progress=_progress(job.progress),
+        reason=job.reason,
+        deliveries=job.deliveries,
+        worker=job.worker,
+        output=job.output,
+        created_at=to_timestamp(job.created_at),
+        updated_at=to_timestamp(job.updated_at),
+    )
+
+
+def job_from_pb(msg: pb.Job) -> Job:
+    """A job message as the domain value."""
+    return Job(
+        id=msg.id,
+        source=msg.source,
+        asset=msg.asset,
+        profile=msg.profile,
+        state=_known(_JOB_STATE_BACK, msg.state, "state"),
+        created_at=from_timestamp(msg.created_at),
+        updated_at=from_timestamp(msg.updated_at),
+        progress=_progress_from_pb(msg.progress),
+        reason=msg.reason,
+        deliveries=msg.deliveries,
+        worker=msg.worker,
+        output=msg.output,
+    )
+
+
+def event_to_pb(event: JobEvent) -> pb.JobEvent:
+    """A job event as its message."""
+    return pb.JobEvent(
+        job_id=event.job_id,
+        state=_JOB_STATE[event.state],
+        progress=_progress(event.progress),
+        reason=event.reason,
+    )
+
+
+def event_from_pb(msg: pb.JobEvent) -> JobEvent:
+    """A job event message as the domain value."""
+    return JobEvent(
+        job_id=msg.job_id,
+        state=_known(_JOB_STATE_BACK, msg.state, "state"),
+        progress=_progress_from_pb(msg.progress),
+        reason=msg.reason,
+    )
+
+
+def channel_from_pb(msg: pb.Channel) -> LiveChannel:
+    """A channel message as the domain value (zeros mean defaults)."""
+    defaults = LiveChannel(id="", source="")
+    return LiveChannel(
+        id=msg.id,
+        source=msg.source,
+        profile=msg.profile or defaults.profile,
+        segment_seconds=msg.segment_seconds or defaults.segment_seconds,
+        window_segments=msg.window_segments or defaults.window_segments,
+        catchup_days=msg.catchup_days or defaults.catchup_days,
+    )
+
+
+def channel_to_pb(channel: LiveChannel) -> pb.Channel:
+    """A domain channel as its message."""
+    return pb.Channel(
+        id=channel.id,
+        source=channel.source,
+        profile=channel.profile,
+        segment_seconds=channel.segment_seconds,
+        window_segments=channel.window_segments,
+        catchup_days=channel.catchup_days,
+    )
+
+
+def status_to_pb(status: ChannelStatus) -> pb.ChannelStatus:
+    """A channel status as its message."""
+    return pb.ChannelStatus(
+        channel=channel_to_pb(status.channel),
+        state=_CHANNEL_STATE[status.state],
+        media_sequence=status.media_sequence,
+        discontinuity_sequence=status.discontinuity_sequence,
+        restarts=status.restarts,
+        reason=status.reason,
+        updated_at=to_timestamp(status.updated_at),
+    )
+
+
+def status_from_pb(msg: pb.ChannelStatus) -> ChannelStatus:
+    """A channel status message as the domain value."""
+    return ChannelStatus(
+        channel=channel_from_pb(msg.channel),
+        state=_known(_CHANNEL_STATE_BACK, msg.state, "state"),
+        media_sequence=msg.media_sequence,
+        discontinuity_sequence=msg.discontinuity_sequence,
+        restarts=msg.restarts,
+        reason=msg.reason,
+        updated_at=from_timestamp(msg.updated_at),
+    )
