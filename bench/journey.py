@@ -1,6 +1,6 @@
 """N simulated set-top boxes walking the live journey, shared by the journey benchmarks.
 
-Each box (``cdn_ctl.stb.SetTopBox``) logs in, opens the live master (its lease),
+Each box (``cdn_ctl.sim.stb.SetTopBox``) logs in, opens the live master (its lease),
 then polls its variant playlist through the front door every target duration
 (a 302 to its edge) and fetches the new segments from the edge. The boxes run
 in separate client processes (``spawn``), so their own CPU is not the front
@@ -21,8 +21,8 @@ from typing import Any
 
 import aiohttp
 
-from cdn_ctl.stb import SetTopBox
-from tests.e2e.conftest import LIVE
+from cdn_ctl.sim.stb import SetTopBox
+from tests.support.world import LIVE
 
 TARGET_SECONDS = 2.0
 # Logins in flight at once per client process (boxes switch on over a few seconds).

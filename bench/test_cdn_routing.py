@@ -2,9 +2,9 @@
 
 1. In-process decisions/s: ``Router.route`` (region hierarchy + bounded loads +
    uplink headroom + explanation text) on the 16-edge simulation topology with
-   ~1,000 live sessions, against the plain region-aware consistent-hash
+   ~1,000 live leases, against the plain region-aware consistent-hash
    chooser of the simulation measured in the same run.
-2. The 302 path over HTTP: ``GET /route/live/{ch}/master.m3u8?region=..&session=..``
+2. The 302 path over HTTP: ``GET /route/live/{ch}/master.m3u8?region=..&lease_id=..``
    through the real routing face on the admin listener (key check, routing,
    lease start, URL signing, 302)
    against a trivial aiohttp handler, both served the same way (the same
@@ -34,11 +34,9 @@ from aiohttp import web
 from bench.conftest import SHORT, Report, median
 from cdn_ctl.domain import Edge, Health
 from cdn_ctl.http import RoutingFace, create_app
-from cdn_ctl.routing import RoutePolicy, Router
-from cdn_ctl.service import RoutingService
-from cdn_ctl.settings import RoutingSettings
+from cdn_ctl.routing import RoutePolicy, Router, RoutingService, RoutingSettings
 from cdn_ctl.signing import KeyRing, SigningKey
-from cdn_ctl.simulate import VILLAGES, ConsistentHash, Scenario, topology
+from cdn_ctl.sim.simulate import COUNTIES, ConsistentHash, Scenario, topology
 from headend.auth import ADMIN, Principal
 from headend.errors import Unauthenticated
 
@@ -47,7 +45,7 @@ SECONDS = 3 if SHORT else 10
 ROUNDS = 3 if SHORT else 7
 DECISIONS = 5_000 if SHORT else 20_000
 FLOOR = 0.6
-SESSION_TTL_SECONDS = 5
+LEASE_TTL_SECONDS = 5
 BENCH_KEY = "hk_0000000000000000_bench"
 
 
@@ -62,12 +60,13 @@ class CachedAdminKey:
         return ADMIN
 
 
-_REGIONS = ", ".join(f'"{v}"' for v in VILLAGES)
+_REGIONS = ", ".join(f'"{v}"' for v in COUNTIES)
 LUA = f"""
 local regions = {{{_REGIONS}}}
 request = function()
   local path = "/route/live/ch" .. math.random(1, 100) .. "/master.m3u8?region=" ..
-    regions[math.random(1, #regions)] .. "&session=s" .. math.random(1, 1000000)
+    regions[math.random(1, #regions)] .. "&lease_id=" ..
+    string.format("%016x", math.random(1, 1000000))
   return wrk.format("GET", path, {{["Authorization"] = "Bearer {BENCH_KEY}"}})
 end
 """
@@ -94,11 +93,11 @@ def _router() -> Router:
 def test_decisions_per_second(benchmark, report: Report) -> None:
     router = _router()
     baseline = ConsistentHash(_edges())
-    requests = [(f"ch{i % 100}", VILLAGES[(i * 7) % len(VILLAGES)]) for i in range(DECISIONS)]
+    requests = [(f"ch{i % 100}", COUNTIES[(i * 7) % len(COUNTIES)]) for i in range(DECISIONS)]
     for n, (channel, region) in enumerate(requests[:1000]):
         edge = router.route(channel, region).edge
-        router.ledger.start(str(n), edge_id=edge.edge_id, channel=channel, expires_at=1e18)
-        baseline.started(n, baseline.choose(channel, region), channel)
+        router.hold(str(n), edge_id=edge.edge_id, channel=channel, expires_at=1e18)
+        baseline.started(str(n), baseline.choose(channel, region), channel)
 
     def subject() -> None:
         for channel, region in requests:
@@ -134,21 +133,21 @@ def _free_port() -> int:
 def _routing_app() -> web.Application:
     router = _router()
     ring = KeyRing((SigningKey("k1", b"bench-secret-0123456789"),), "k1")
-    settings = RoutingSettings(session_ttl_seconds=SESSION_TTL_SECONDS)
+    settings = RoutingSettings(lease_ttl_seconds=LEASE_TTL_SECONDS)
     face = RoutingFace(routing=RoutingService(router=router, keys=ring, settings=settings))
     app = create_app(face, authenticator=CachedAdminKey())
 
-    async def expire_sessions(app: web.Application) -> None:
-        # What the controller loop does in production: sessions that stop reloading expire.
+    async def expire_leases(app: web.Application) -> None:
+        # What the controller loop does in production: leases that stop reloading expire.
         async def loop() -> None:
             while True:
                 await asyncio.sleep(1)
-                router.ledger.expire(time.time())
+                router.expire(time.time())
 
         task = asyncio.create_task(loop())
         app.on_cleanup.append(lambda _: _cancel(task))
 
-    app.on_startup.append(expire_sessions)
+    app.on_startup.append(expire_leases)
     return app
 
 

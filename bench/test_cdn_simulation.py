@@ -16,7 +16,7 @@ from __future__ import annotations
 import pytest
 
 from bench.conftest import SHORT, Report
-from cdn_ctl.simulate import Result, Scenario, run, table
+from cdn_ctl.sim.simulate import Result, Scenario, run, table
 
 TICKS = 200 if SHORT else 600
 WARMUP = 50 if SHORT else 100

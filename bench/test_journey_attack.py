@@ -45,7 +45,8 @@ from bench.attackers import AttackPlan, AttackStats, attack_main
 from bench.conftest import SHORT, Report, median
 from bench.journey import TARGET_SECONDS, BoxRun, JourneyFigures, figures, run_boxes
 from headend.redisproc import RedisServer
-from tests.e2e.conftest import build_stack, seed_boxes
+from tests.support.journey import build_stack
+from tests.support.world import seed_boxes
 
 BOXES = 50 if SHORT else 500
 SECONDS = 15 if SHORT else 40

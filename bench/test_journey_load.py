@@ -3,7 +3,7 @@
 The real stack of the end-to-end tests (Redis, EPG, subscriber, a live channel
 transcoded from FFmpeg testsrc2 over UDP with 2 s segments, the origin, three
 nginx edges, the routing face with the front door) serves N simulated boxes
-(``cdn_ctl.stb.SetTopBox``) run in separate client processes: each logs in,
+(``cdn_ctl.sim.stb.SetTopBox``) run in separate client processes: each logs in,
 opens the live master (lease), then polls its variant playlist through the
 front door every target duration (a 302 to its edge) and fetches the new
 segments from the edge. Reported: the front door's request rate, p50/p99
@@ -38,9 +38,10 @@ from aiohttp import web
 
 from bench.conftest import SHORT, Report, median
 from bench.journey import figures, run_boxes
-from cdn_ctl.stb import SetTopBox
+from cdn_ctl.sim.stb import SetTopBox
 from headend.redisproc import RedisServer
-from tests.e2e.conftest import LIVE, build_stack, seed_boxes
+from tests.support.journey import build_stack
+from tests.support.world import LIVE, seed_boxes
 
 BOXES = 50 if SHORT else 500
 SECONDS = 15 if SHORT else 120

@@ -6,22 +6,20 @@ from __future__ import annotations
 import argparse
 import secrets
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
+from cdn_ctl.client import CdnClient
 from cdn_ctl.domain import Edge, parse_tier
 from cdn_ctl.edge import EdgeConfig, render_nginx_conf
 from cdn_ctl.errors import CdnError
-from cdn_ctl.server import edge_to_pb
 from cdn_ctl.signing import b64url
-from cdn_ctl.simulate import Scenario, run, table
-from headend.clitools import CliError, credentials, open_channel, run_command
+from cdn_ctl.sim.simulate import Scenario, run, table
+from headend.clitools import CliError, api_key, client_tls, run_command
 from headend.settings import Env, environ
-from protos import cdn_pb2, cdn_pb2_grpc
 
 DEFAULT_TARGET = "127.0.0.1:50054"
-_HEALTH = {0: "unknown", 1: "up", 2: "degraded", 3: "down"}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -39,12 +37,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         cmd.add_argument("--tier", default="edge", choices=["edge", "mid", "origin"])
         cmd.add_argument("--host", default="127.0.0.1")
         cmd.add_argument("--port", type=int, required=True)
-        cmd.add_argument("--sessions", type=int, default=200, help="session capacity")
+        cmd.add_argument("--sessions", type=int, default=200, help="lease (stream) capacity")
         cmd.add_argument("--mbps", type=float, default=1000.0, help="serving capacity")
         cmd.add_argument("--uplink-mbps", type=float, default=200.0, help="backhaul capacity")
         cmd.add_argument("--parent", default="", help="parent mid tier / origin edge id")
         cmd.set_defaults(func=func)
-    drain = sub.add_parser("drain", help="stop new sessions on an edge (--resume to undo)")
+    drain = sub.add_parser("drain", help="stop new leases on an edge (--resume to undo)")
     drain.add_argument("edge_id")
     drain.add_argument("--resume", action="store_true")
     drain.set_defaults(func=run_drain)
@@ -63,21 +61,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sim.set_defaults(func=run_simulate)
 
 
-def _metadata(env: Env) -> Any:
-    return credentials(env, "CDN_TARGET", DEFAULT_TARGET)[1]
-
-
-async def _call(env: Env, method: Callable[[Any], Any]) -> Any:
-    async with open_channel(env, credentials(env, "CDN_TARGET", DEFAULT_TARGET)[0]) as channel:
-        return await method(cdn_pb2_grpc.CdnControlStub(channel))
-
-
-def _edge(args: argparse.Namespace) -> Any:
+def _edge(args: argparse.Namespace) -> Edge:
     try:
         tier = parse_tier(args.tier)
     except CdnError as err:
         raise CliError(err.message) from err
-    edge = Edge(
+    return Edge(
         args.edge_id,
         args.region,
         tier,
@@ -88,79 +77,75 @@ def _edge(args: argparse.Namespace) -> Any:
         args.uplink_mbps,
         parent_id=args.parent,
     )
-    return edge_to_pb(edge)
 
 
-def _run(action: Callable[[], Coroutine[Any, Any, None]]) -> int:
-    return run_command(action(), prog="headend cdn")
+def _run(env: Env | None, action: Callable[[CdnClient], Awaitable[None]]) -> int:
+    """Run ``action`` with a client of ``CDN_TARGET`` and the ``HEADEND_API_KEY``."""
+    known = env if env is not None else environ()
+
+    async def command() -> None:
+        target, key = api_key(known, "CDN_TARGET", DEFAULT_TARGET)
+        async with CdnClient(target, key, tls=client_tls(known)) as cdn:
+            await action(cdn)
+
+    return run_command(command(), prog="headend cdn")
 
 
 def run_list(args: argparse.Namespace, *, env: Env | None = None, out: IO[str] = sys.stdout) -> int:
     """``headend cdn edges``."""
-    env = env if env is not None else environ()
 
-    async def action() -> None:
-        meta = _metadata(env)
-        reply = await _call(env, lambda s: s.ListEdges(cdn_pb2.ListEdgesRequest(), metadata=meta))
+    async def action(cdn: CdnClient) -> None:
+        statuses = await cdn.list_edges()
         print(f"{'edge':<14}{'region':<8}{'tier':<7}{'address':<22}{'health':<10}"
-              f"{'sessions':>9}{'load':>7}  reason", file=out)  # fmt: skip
-        for s in reply.edges:
+              f"{'leases':>9}{'load':>7}  reason", file=out)  # fmt: skip
+        for s in statuses:
             e = s.edge
-            tier = cdn_pb2.Tier.Name(e.tier).removeprefix("TIER_").lower()
-            health = _HEALTH.get(s.health, "?") + (" (drain)" if e.draining else "")
-            print(f"{e.edge_id:<14}{e.region:<8}{tier:<7}{e.host + ':' + str(e.port):<22}"
-                  f"{health:<10}{s.active_sessions:>9}{s.load:>7.2f}  {s.health_reason}",
-                  file=out)  # fmt: skip
+            health = "unknown" if s.health is None else str(s.health.state)
+            health += " (drain)" if e.draining else ""
+            reason = "" if s.health is None else s.health.reason
+            print(f"{e.edge_id:<14}{e.region:<8}{e.tier:<7}{e.address:<22}"
+                  f"{health:<10}{s.leases:>9}{s.load:>7.2f}  {reason}", file=out)  # fmt: skip
 
-    return _run(action)
+    return _run(env, action)
+
+
+def _put_edge(args: argparse.Namespace, env: Env | None, out: IO[str], *, register: bool) -> int:
+    """Register or update the edge ``args`` describes; print its new version."""
+
+    async def action(cdn: CdnClient) -> None:
+        edge = _edge(args)
+        put = await (cdn.register_edge(edge) if register else cdn.update_edge(edge))
+        done = "registered" if register else "updated"
+        print(f"{done} {put.edge_id} (version {put.version})", file=out)
+
+    return _run(env, action)
 
 
 def run_register(
     args: argparse.Namespace, *, env: Env | None = None, out: IO[str] = sys.stdout
 ) -> int:
     """``headend cdn register``."""
-    env = env if env is not None else environ()
-
-    async def action() -> None:
-        meta, edge = _metadata(env), _edge(args)
-        reply = await _call(
-            env, lambda s: s.RegisterEdge(cdn_pb2.RegisterEdgeRequest(edge=edge), metadata=meta)
-        )
-        print(f"registered {reply.edge.edge_id} (version {reply.edge.version})", file=out)
-
-    return _run(action)
+    return _put_edge(args, env, out, register=True)
 
 
 def run_update(
     args: argparse.Namespace, *, env: Env | None = None, out: IO[str] = sys.stdout
 ) -> int:
     """``headend cdn update``."""
-    env = env if env is not None else environ()
-
-    async def action() -> None:
-        meta, edge = _metadata(env), _edge(args)
-        reply = await _call(
-            env, lambda s: s.UpdateEdge(cdn_pb2.UpdateEdgeRequest(edge=edge), metadata=meta)
-        )
-        print(f"updated {reply.edge.edge_id} (version {reply.edge.version})", file=out)
-
-    return _run(action)
+    return _put_edge(args, env, out, register=False)
 
 
 def run_drain(
     args: argparse.Namespace, *, env: Env | None = None, out: IO[str] = sys.stdout
 ) -> int:
     """``headend cdn drain``."""
-    env = env if env is not None else environ()
 
-    async def action() -> None:
-        meta = _metadata(env)
-        request = cdn_pb2.DrainEdgeRequest(edge_id=args.edge_id, resume=args.resume)
-        reply = await _call(env, lambda s: s.DrainEdge(request, metadata=meta))
-        state = "draining" if reply.edge.draining else "accepting new sessions"
-        print(f"{reply.edge.edge_id}: {state}", file=out)
+    async def action(cdn: CdnClient) -> None:
+        edge = await cdn.drain_edge(args.edge_id, resume=args.resume)
+        state = "draining" if edge.draining else "accepting new leases"
+        print(f"{edge.edge_id}: {state}", file=out)
 
-    return _run(action)
+    return _run(env, action)
 
 
 def run_keygen(args: argparse.Namespace, *, out: IO[str] = sys.stdout) -> int:

@@ -1,21 +1,36 @@
-"""Edges, tiers, regions and health: the CDN controller's values and rules (pure)."""
+"""Edges, tiers, reach, scopes and health: the CDN controller's values and rules (pure).
+
+Region codes follow the one rule of :mod:`headend.regions`; how far an edge is
+from a box (:class:`RouteLevel`) is that hierarchy's level the two have in
+common, or the tier beyond it.
+"""
 
 from __future__ import annotations
 
+import functools
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from cdn_ctl.errors import InvalidEdge, InvalidRouteRequest
-from headend.ids import CHANNEL_ID_MAX, CHANNEL_ID_RULE, is_channel_id
+from cdn_ctl.signing import validate_scope
+from headend import regions
+from headend.ids import CHANNEL_ID_MAX, CHANNEL_ID_RULE, LEASE_ID_RULE, is_channel_id, is_lease_id
 
 _EDGE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
-_REGION = re.compile(r"^[1-9][0-9]{5}$")
 _HOST = re.compile(r"^[A-Za-z0-9.-]{1,253}$")
+_WINDOW = re.compile(r"^w/([0-9]{1,12})/([0-9]{1,12})/")
+# What a box may ask routing for: a channel's live stream or a catch-up window of it.
+KINDS = ("live", "catchup")
+# The query parameter a lease id travels in (box -> front door -> edge -> steering), and
+# the name it had before, still accepted for one release (until 2.0).
+LEASE_PARAM = "lease_id"
+LEASE_PARAM_ALIAS = "session"
 
 
 class Tier(StrEnum):
-    """Where an edge sits: a village cache, a county mid tier, or the origin."""
+    """Where an edge sits: a cache near the boxes, a mid tier, or the origin."""
 
     EDGE = "edge"
     MID = "mid"
@@ -29,21 +44,29 @@ class Health(StrEnum):
     DEGRADED = "degraded"
     DOWN = "down"
 
+    @property
+    def rank(self) -> int:
+        """How bad: 0 up, 1 degraded, 2 down."""
+        return _HEALTH_RANK[self]
 
-class Level(StrEnum):
-    """How far from the box the chosen edge is, in the region code hierarchy."""
 
-    VILLAGE = "village"
+_HEALTH_RANK = {Health.UP: 0, Health.DEGRADED: 1, Health.DOWN: 2}
+
+
+class RouteLevel(StrEnum):
+    """How far from the box the chosen edge is: the narrowest region level the two share
+    (same county code, same city, same province), else the mid tier or the origin."""
+
     COUNTY = "county"
     CITY = "city"
+    PROVINCE = "province"
     MID = "mid"
     ORIGIN = "origin"
 
 
-REGION_LEVELS: tuple[tuple[Level, int], ...] = (
-    (Level.VILLAGE, 6),
-    (Level.COUNTY, 4),
-    (Level.CITY, 2),
+# The levels an edge-tier cache can be at, indexed by :func:`headend.regions.distance`.
+NEARBY: tuple[RouteLevel, ...] = tuple(
+    RouteLevel(level.name.lower()) for level in regions.NARROWEST_FIRST
 )
 
 
@@ -86,11 +109,14 @@ class EdgeHealth:
 
 
 @dataclass(frozen=True, slots=True)
-class EdgeLoad:
-    """Live load on an edge: active sessions and the channels it currently carries."""
+class Redirect:
+    """Where to send the box, why, and under which lease (empty: none)."""
 
-    sessions: int = 0
-    channels: int = 0
+    location: str
+    edge: Edge
+    level: RouteLevel
+    reason: str
+    lease_id: str
 
 
 def validate_edge_id(edge_id: str) -> str:
@@ -101,19 +127,31 @@ def validate_edge_id(edge_id: str) -> str:
 
 
 def validate_region(region: str, *, field: str = "region") -> str:
-    """A 6-digit administrative division code (province 2, city/county 4, village 6)."""
-    if not _REGION.match(region):
-        raise InvalidEdge(field, f"must be a 6-digit administrative division code, got {region!r}")
+    """An edge's region: a code of :mod:`headend.regions` with a real province prefix."""
+    problem = regions.problem(region)
+    if problem is not None:
+        raise InvalidEdge(field, f"{problem}, got {region!r}")
     return region
 
 
 def validate_box_region(region: str) -> str:
     """The region of a requesting box (same rule, a routing-request error)."""
-    if not _REGION.match(region):
-        raise InvalidRouteRequest(
-            "region", f"must be a 6-digit administrative division code, got {region!r}"
-        )
+    problem = regions.problem(region)
+    if problem is not None:
+        raise InvalidRouteRequest("region", f"{problem}, got {region!r}")
     return region
+
+
+def lease_param(query: Mapping[str, str]) -> str:
+    """The lease id a request carries (``lease_id``, or the older ``session``), or ``""``."""
+    return query.get(LEASE_PARAM) or query.get(LEASE_PARAM_ALIAS) or ""
+
+
+def validate_lease_id(lease_id: str) -> str:
+    """A lease id as a box sends it back (the format of :mod:`headend.ids`)."""
+    if not is_lease_id(lease_id):
+        raise InvalidRouteRequest("lease_id", f"must be {LEASE_ID_RULE}")
+    return lease_id
 
 
 def validate_channel(channel: str) -> str:
@@ -156,19 +194,60 @@ def parse_tier(text: str) -> Tier:
         raise InvalidEdge("tier", f"must be edge, mid or origin, got {text!r}") from err
 
 
-def region_distance(box_region: str, edge_region: str) -> int:
-    """0 same village code, 1 same county prefix, 2 same city prefix, 3 elsewhere."""
-    for distance, (_, digits) in enumerate(REGION_LEVELS):
-        if box_region[:digits] == edge_region[:digits]:
-            return distance
-    return len(REGION_LEVELS)
-
-
-def level_of(edge: Edge, box_region: str) -> Level:
-    """Where ``edge`` sits relative to a box: its region level, or its tier beyond the city."""
+def level_of(edge: Edge, box_region: str) -> RouteLevel:
+    """Where ``edge`` sits relative to a box: the region level they share, or its tier."""
     if edge.tier is Tier.MID:
-        return Level.MID
+        return RouteLevel.MID
     if edge.tier is Tier.ORIGIN:
-        return Level.ORIGIN
-    distance = region_distance(box_region, edge.region)
-    return REGION_LEVELS[distance][0] if distance < len(REGION_LEVELS) else Level.MID
+        return RouteLevel.ORIGIN
+    distance = regions.distance(box_region, edge.region)
+    return NEARBY[distance] if distance < len(NEARBY) else RouteLevel.MID
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """What one signed URL may reach: a channel's live directory, or exactly one catch-up
+    window of it (``first`` .. ``last``, epoch seconds), so a grant never reaches another
+    part of the archive (the origin serves under a window path only what is inside it)."""
+
+    kind: str
+    channel: str
+    first: int = 0
+    last: int = 0
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise InvalidRouteRequest("kind", f"must be one of {', '.join(KINDS)}")
+        validate_channel(self.channel)
+        if self.kind == "catchup" and self.last <= self.first:
+            raise InvalidRouteRequest("path", "the window must end after it starts")
+
+    @property
+    def path(self) -> str:
+        """The signed path prefix: ``live/{ch}/`` or ``catchup/{ch}/w/{first}/{last}/``."""
+        if self.kind == "live":
+            return f"live/{self.channel}/"
+        return f"catchup/{self.channel}/w/{self.first}/{self.last}/"
+
+    @property
+    def window_seconds(self) -> int:
+        """The catch-up window's length (0 for live)."""
+        return self.last - self.first
+
+
+@functools.lru_cache(maxsize=8192)
+def parse_target(kind: str, channel: str, path: str) -> tuple[Scope, str]:
+    """The scope of ``{kind}/{channel}/{path}`` and the rest of the path below it.
+
+    Pure checks of what is asked over and over: cached (errors are not).
+    """
+    if kind not in KINDS:
+        raise InvalidRouteRequest("kind", f"must be one of {', '.join(KINDS)}")
+    validate_channel(channel)
+    validate_scope(f"{kind}/{channel}/{path}")
+    if kind == "live":
+        return Scope(kind, channel), path
+    match = _WINDOW.match(path)
+    if match is None:
+        raise InvalidRouteRequest("path", "catch-up paths are w/{from}/{to}/... (epoch seconds)")
+    return Scope(kind, channel, int(match[1]), int(match[2])), path[match.end() :]

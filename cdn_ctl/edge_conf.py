@@ -11,7 +11,7 @@ What the rendered configuration guarantees, and why:
   characters. Anything else is a 400 before any location runs. The token parts,
   the scope path the njs verifier checks, the upstream request line and the cache
   key all come from that one validated capture, and the query is dropped: the
-  parent never sees it and it never splits the cache (the box's ``session`` and
+  parent never sees it and it never splits the cache (the box's ``lease_id`` and
   ``region`` only feed the steering tag). ``Accept-Encoding`` is not forwarded and
   the parent's ``Vary`` is ignored, so header values cannot split the cache
   either; the edge gzips playlists itself.

@@ -89,10 +89,11 @@ function steering(r) {
         return '#EXTM3U';
     }
     var query = 'base=' + v.edge_id;
-    var session = r.args.session;
+    // The lease travels as lease_id; "session" is its old name, accepted until 2.0.
+    var lease = r.args.lease_id || r.args.session;
     var region = r.args.region;
-    if (session && SAFE.test(session)) {
-        query += '&session=' + session;
+    if (lease && SAFE.test(lease)) {
+        query += '&lease_id=' + lease;
     }
     if (region && /^[0-9]{6}$/.test(region)) {
         query += '&region=' + region;

@@ -118,8 +118,8 @@ class ProgrammeUnknown(FrontDoorError, NotFound):
     """Raised when a catch-up request names a programme the EPG does not have."""
 
 
-class SessionRejected(FrontDoorError, Unauthenticated):
-    """Raised when a request carries no session token, or a bad or expired one (401)."""
+class BoxTokenRejected(FrontDoorError, Unauthenticated):
+    """Raised when a request carries no box token, or a bad or expired one (401)."""
 
 
 class ChannelOffAir(FrontDoorError, NotFound):

@@ -29,8 +29,6 @@ import aiohttp
 from cdn_ctl.domain import Edge, EdgeHealth, Health, Tier
 from cdn_ctl.errors import InvalidEdge
 
-_RANK = {Health.UP: 0, Health.DEGRADED: 1, Health.DOWN: 2}
-
 
 @dataclass(frozen=True, slots=True)
 class HealthPolicy:
@@ -111,13 +109,13 @@ class HealthTracker:
         """Record a probe; return True when the state changed."""
         self._results.append(result)
         raw, reason = self._raw()
-        if raw is not Health.UP and _RANK[raw] >= _RANK[self._state]:
+        if raw is not Health.UP and raw.rank >= self._state.rank:
             # Still (or again) misbehaving: the hold-down restarts from now.
             self._worsened_at = now
         if raw is self._state:
             self._reason = reason
             return False
-        if _RANK[raw] > _RANK[self._state]:
+        if raw.rank > self._state.rank:
             return self._move(raw, reason, now)
         if now - self._worsened_at < self._policy.hold_down_seconds:
             self._reason = f"{reason}; held {self._state.value} for hold-down"

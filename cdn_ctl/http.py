@@ -2,103 +2,39 @@
 
 URLs (every one but ``/healthz`` needs ``Authorization: Bearer <admin API key>``)::
 
-    GET /route/live/{channel}/{path}?region=RRRRRR[&session=LEASE]
-    GET /route/catchup/{channel}/w/{from}/{to}/{path}?region=RRRRRR[&session=LEASE]
+    GET /route/live/{channel}/{path}?region=RRRRRR[&lease_id=LEASE]
+    GET /route/catchup/{channel}/w/{from}/{to}/{path}?region=RRRRRR[&lease_id=LEASE]
         302 Location: http://{edge}/t/{exp}/{kid}/{ip}/{sig}/{kind}/{channel}/{path}...
-        X-Route-Reason: village edge e1; up; load=0.12; bound=0.31
+        X-Route-Reason: county edge e1; up; load=0.12; bound=0.31
         (without a lease nothing is reserved: this is the operator's "where would it go")
-    GET /steering/{channel}.json?base=EDGE&region=RRRRRR[&session=LEASE]  steering manifest
+    GET /steering/{channel}.json?base=EDGE&region=RRRRRR[&lease_id=LEASE]  steering manifest
     GET /debug/route?channel=CH&region=RRRRRR                          every candidate's verdict
     GET /healthz   200 {"status": "ok" | "stale state", "edges": {...}, "tasks": {...}}
     GET /metrics   Prometheus text
 
-Boxes never reach this listener: their only face is the front door
+``lease_id`` was called ``session`` before; that name is still accepted for one
+release. Boxes never reach this listener: their only face is the front door
 (:mod:`cdn_ctl.frontdoor`), which calls :meth:`RoutingService.redirect`
-itself. Domain errors become HTTP statuses only in :func:`http_status` /
-:func:`error_middleware`.
+itself. Domain errors become HTTP statuses only in :mod:`cdn_ctl.web`.
 """
 
 from __future__ import annotations
 
-import functools
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from redis.exceptions import RedisError
 
-from cdn_ctl.domain import Health
-from cdn_ctl.errors import NoEdgeAvailable, TokenExpired
-from cdn_ctl.service import Controller, Redirect, RouteRequest, RoutingService, steering_reload_uri
+from cdn_ctl.domain import Health, lease_param
+from cdn_ctl.errors import NoEdgeAvailable
+from cdn_ctl.routing import Controller, RouteRequest, RoutingService, steering_reload_uri
+from cdn_ctl.web import Handler, error_middleware, mapped, redirect_response
 from headend import errors
 from headend.auth import Authenticator
-from headend.httperrors import error_body
-from headend.httperrors import http_status as category_status
 from headend.metrics import CONTENT_TYPE, render
 from headend.tasks import Supervisor
-
-RETRY_AFTER_SECONDS = 5
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-# This face's own statuses, ahead of the platform's category mapping.
-_OVERRIDES = ((TokenExpired, 410),)
-
-
-def http_status(err: errors.HeadendError) -> int:
-    """The one mapping from error categories to HTTP statuses on this face."""
-    return category_status(err, _OVERRIDES)
-
-
-def error_response(err: errors.HeadendError) -> web.Response:
-    """A short machine-readable JSON error a box can act on."""
-    status = http_status(err)
-    body = error_body(err)
-    # The short machine-readable reason a box acts on (front door errors carry one).
-    reason = err.details.get("reason")
-    if reason:
-        body["reason"] = reason
-    headers = {}
-    if status in (429, 503):
-        headers["Retry-After"] = err.details.get("retry_after") or str(RETRY_AFTER_SECONDS)
-    return web.json_response(body, status=status, headers=headers)
-
-
-@web.middleware
-async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Turn domain errors raised by any handler behind it into HTTP responses."""
-    try:
-        return await handler(request)
-    except errors.HeadendError as err:
-        return error_response(err)
-
-
-def mapped(handler: Handler) -> Handler:
-    """Wrap one handler so domain errors become responses via :func:`error_response`
-    (what :func:`error_middleware` does, without a middleware on the hot path)."""
-
-    @functools.wraps(handler)
-    async def wrapper(request: web.Request) -> web.StreamResponse:
-        try:
-            return await handler(request)
-        except errors.HeadendError as err:
-            return error_response(err)
-
-    return wrapper
-
-
-def redirect_response(redirect: Redirect) -> web.Response:
-    """The 302 a box follows, with the explanation header."""
-    return web.Response(
-        status=302,
-        headers={
-            "Location": redirect.location,
-            "X-Route-Reason": redirect.reason,
-            "X-Route-Edge": redirect.edge.edge_id,
-            # No Cache-Control: a 302 without explicit freshness is never stored (RFC 9111).
-        },
-    )
 
 
 class RoutingFace:
@@ -138,9 +74,9 @@ class RoutingFace:
         self._stale = Gauge(
             "cdn_routing_state_stale", "1 while Redis is unreachable.", registry=self.registry
         )
-        self._sessions = Gauge(
-            "cdn_edge_sessions",
-            "Active sessions counted by this replica.",
+        self._leases = Gauge(
+            "cdn_edge_leases",
+            "Active leases counted by this replica.",
             ["edge"],
             registry=self.registry,
         )
@@ -157,12 +93,16 @@ class RoutingFace:
         info = request.match_info
         query = request.query
         region, client_ip = query.get("region", ""), request.remote
-        session_id = query.get("session") or None
         req = RouteRequest(
-            info["kind"], info["channel"], info["path"], region, client_ip, session_id
+            info["kind"],
+            info["channel"],
+            info["path"],
+            region,
+            client_ip,
+            lease_param(query) or None,
         )
         try:
-            redirect = self.routing.redirect(req)
+            redirect = self.routing.route(req)
         except errors.HeadendError as err:
             self._failures.labels(type(err).__name__).inc()
             raise
@@ -174,14 +114,14 @@ class RoutingFace:
         channel = request.match_info["channel"]
         query = request.query
         region = query.get("region", "")
-        session = query.get("session") or None
+        lease_id = lease_param(query) or None
         base = query.get("base", "")
         manifest = self.routing.steering(
             channel=channel,
             region=region,
             base=base,
-            session_id=session,
-            reload_uri=steering_reload_uri(channel, base=base, region=region, session_id=session),
+            lease_id=lease_id,
+            reload_uri=steering_reload_uri(channel, base=base, region=region, lease_id=lease_id),
         )
         return web.Response(
             text=manifest.render(),
@@ -193,7 +133,6 @@ class RoutingFace:
         """``GET /debug/route?channel=&region=`` -> the decision and every candidate's verdict."""
         query = request.query
         channel, region = query.get("channel", ""), query.get("region", "")
-        router = self.routing.router
         try:
             decision = self.routing.explain(channel, region)
             chosen: dict[str, object] = {
@@ -215,15 +154,15 @@ class RoutingFace:
                 for c in considered
             ],
             "edges": {
-                edge_id: {
-                    "region": e.region,
-                    "tier": e.tier.value,
-                    "health": router.health.get(edge_id, Health.DOWN).value,
-                    "draining": e.draining,
-                    "sessions": router.sessions_on(edge_id),
-                    "capacity_sessions": e.capacity_sessions,
+                r.edge.edge_id: {
+                    "region": r.edge.region,
+                    "tier": r.edge.tier.value,
+                    "health": r.health.value,
+                    "draining": r.edge.draining,
+                    "leases": r.leases,
+                    "capacity_sessions": r.edge.capacity_sessions,
                 }
-                for edge_id, e in sorted(router.edges.items())
+                for r in self.routing.snapshot()
             },
             "state": self._state(),
         }
@@ -243,14 +182,10 @@ class RoutingFace:
 
     async def healthz(self, request: web.Request) -> web.Response:
         """200 while routing; says ``stale state`` when Redis is unreachable."""
-        router = self.routing.router
-        counts: Mapping[Health, int] = {
-            state: sum(1 for e in router.edges if router.health.get(e, Health.DOWN) is state)
-            for state in Health
-        }
+        snapshot = self.routing.snapshot()
         body: dict[str, object] = {
             **self._state(),
-            "edges": {s.value: n for s, n in counts.items()},
+            "edges": {s.value: sum(1 for r in snapshot if r.health is s) for s in Health},
         }
         if self.tasks is not None:
             body["tasks"] = {t.name: t.state for t in self.tasks.statuses()}
@@ -258,12 +193,11 @@ class RoutingFace:
 
     async def metrics(self, request: web.Request) -> web.Response:
         """Prometheus text."""
-        router = self.routing.router
-        for edge_id in router.edges:
-            current = router.health.get(edge_id, Health.DOWN)
+        for r in self.routing.snapshot():
+            edge_id = r.edge.edge_id
             for state in Health:
-                self._edge_state.labels(edge_id, state.value).set(1 if state is current else 0)
-            self._sessions.labels(edge_id).set(router.ledger.sessions[edge_id])
+                self._edge_state.labels(edge_id, state.value).set(1 if state is r.health else 0)
+            self._leases.labels(edge_id).set(r.held_here)
         self._stale.set(1 if self.controller is not None and self.controller.status.stale else 0)
         return web.Response(body=render(self.registry), headers={"Content-Type": CONTENT_TYPE})
 

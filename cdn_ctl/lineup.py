@@ -38,7 +38,7 @@ class LineupEntry:
 
 def _attr(value: str) -> str:
     # Quotes and line breaks would end the attribute or the line early; many
-    # parsers (cdn_ctl.stb's included) split #EXTINF at its first comma.
+    # parsers (cdn_ctl.sim.stb's included) split #EXTINF at its first comma.
     return sanitize(value).replace('"', "'").replace(",", " ")
 
 

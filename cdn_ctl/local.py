@@ -19,7 +19,7 @@ Environment:
   controller signs with (required);
 - ``CDN_EDGE_DIR``: where each edge's prefix lives (default ``var/edges``);
 - ``CDN_EDGE_SESSIONS`` / ``CDN_EDGE_MBPS`` / ``CDN_EDGE_UPLINK_MBPS``: the
-  capacities registered (default 200 sessions, 1000 Mbps, 200 Mbps);
+  capacities registered (default 200 leases, 1000 Mbps, 200 Mbps);
 - ``CDN_EDGE_WORKERS``: nginx worker processes per edge, a number or ``auto``
   (one per CPU, the default);
 - ``CDN_EDGE_CLIENT_REQUESTS`` / ``CDN_EDGE_CLIENT_RATE`` / ``CDN_EDGE_CLIENT_BURST``:
@@ -66,7 +66,15 @@ from cdn_ctl.store import EdgeStore
 from headend import logs
 from headend.auth import ADMIN
 from headend.procs import exited, kill_group
-from headend.settings import SettingsError, env_float, env_int, env_optional, env_str, environ
+from headend.settings import (
+    SettingsError,
+    env_float,
+    env_int,
+    env_optional,
+    env_str,
+    environ,
+    split_list,
+)
 from headend.tasks import Backoff
 
 log = logging.getLogger(__name__)
@@ -86,7 +94,7 @@ class LocalEdge:
 def parse_edges(text: str) -> list[LocalEdge]:
     """Read ``id:region:port[,...]``."""
     out = []
-    for item in filter(None, (p.strip() for p in text.split(","))):
+    for item in split_list(text):
         parts = item.split(":")
         if len(parts) != 3 or not parts[2].isdigit():
             raise SettingsError("CDN_LOCAL_EDGES", f"expected id:region:port, got {item!r}")
@@ -115,10 +123,7 @@ def parse_networks(text: str) -> tuple[str, ...]:
     if text.strip() == "none":
         return ()
     try:
-        return tuple(
-            str(ipaddress.ip_network(item, strict=False))
-            for item in filter(None, (p.strip() for p in text.split(",")))
-        )
+        return tuple(str(ipaddress.ip_network(item, strict=False)) for item in split_list(text))
     except ValueError as err:
         raise SettingsError("CDN_EDGE_LIMIT_EXEMPT", str(err)) from err
 

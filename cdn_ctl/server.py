@@ -4,10 +4,11 @@ that runs it together with the HTTP routing face and the controller loop."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import multiprocessing
-import sys
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -16,7 +17,7 @@ import grpc
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from cdn_ctl.domain import Edge, EdgeHealth, Health, Tier, parse_tier
+from cdn_ctl.convert import edge_from_pb, edge_to_pb, status_to_pb
 from cdn_ctl.errors import InvalidEdge
 from cdn_ctl.frontdoor.app import TASK_BACKOFF, FrontDoor, Guards, create_box_app
 from cdn_ctl.frontdoor.guard import (
@@ -30,15 +31,16 @@ from cdn_ctl.frontdoor.policy import RedactedAccessLogger
 from cdn_ctl.frontdoor.settings import FrontDoorSettings
 from cdn_ctl.health import HealthMonitor, HttpProber
 from cdn_ctl.http import RoutingFace, create_app
-from cdn_ctl.routing import Router
-from cdn_ctl.service import CdnService, Controller, EdgeStatus, RoutingService
+from cdn_ctl.routing import Controller, Router, RoutingService
+from cdn_ctl.service import CdnService
 from cdn_ctl.settings import CdnSettings
 from cdn_ctl.store import EdgeStore
 from headend import logs, rpc
 from headend.auth import Authenticator, KeyStore
 from headend.ratelimit import RateLimiter
 from headend.redisconn import RedisUnreachable, connect_checked
-from headend.settings import SettingsError, environ
+from headend.rpc.server import Component, stop_event
+from headend.settings import SettingsError
 from headend.tasks import Supervisor, SupervisorMetrics
 from protos import cdn_pb2, cdn_pb2_grpc
 
@@ -49,66 +51,6 @@ SERVICE_NAME = "headend.cdn.v1.CdnControl"
 LOGIN_PER_BOX = "login-box"
 LOGIN_PER_ADDRESS = "login-address"
 _SPARE_FILES = 512
-_TIER_TO_PB = {
-    Tier.EDGE: cdn_pb2.TIER_EDGE,
-    Tier.MID: cdn_pb2.TIER_MID,
-    Tier.ORIGIN: cdn_pb2.TIER_ORIGIN,
-}
-_TIER_FROM_PB = {v: k for k, v in _TIER_TO_PB.items()}
-_HEALTH_TO_PB = {
-    Health.UP: cdn_pb2.HEALTH_UP,
-    Health.DEGRADED: cdn_pb2.HEALTH_DEGRADED,
-    Health.DOWN: cdn_pb2.HEALTH_DOWN,
-}
-
-
-def edge_from_pb(msg: Any) -> Edge:
-    """Proto -> domain (validation happens in the service)."""
-    tier = _TIER_FROM_PB.get(msg.tier)
-    if tier is None:
-        tier = parse_tier(str(msg.tier))
-    return Edge(
-        edge_id=msg.edge_id,
-        region=msg.region,
-        tier=tier,
-        host=msg.host,
-        port=msg.port,
-        capacity_sessions=msg.capacity_sessions,
-        capacity_mbps=msg.capacity_mbps,
-        uplink_mbps=msg.uplink_mbps,
-        parent_id=msg.parent_id,
-    )
-
-
-def edge_to_pb(edge: Edge) -> Any:
-    """Domain -> proto."""
-    return cdn_pb2.Edge(
-        edge_id=edge.edge_id,
-        region=edge.region,
-        tier=_TIER_TO_PB[edge.tier],
-        host=edge.host,
-        port=edge.port,
-        capacity_sessions=edge.capacity_sessions,
-        capacity_mbps=edge.capacity_mbps,
-        uplink_mbps=edge.uplink_mbps,
-        parent_id=edge.parent_id,
-        draining=edge.draining,
-        version=edge.version,
-    )
-
-
-def _status_to_pb(status: EdgeStatus) -> Any:
-    health: EdgeHealth | None = status.health
-    return cdn_pb2.EdgeStatus(
-        edge=edge_to_pb(status.edge),
-        health=cdn_pb2.HEALTH_UNKNOWN if health is None else _HEALTH_TO_PB[health.state],
-        health_reason="" if health is None else health.reason,
-        failed_probes=0 if health is None else health.failures,
-        probes=0 if health is None else health.probes,
-        probe_latency_ms=0.0 if health is None else health.latency_ms,
-        active_sessions=status.sessions,
-        load=status.load,
-    )
 
 
 class CdnControlServicer(cdn_pb2_grpc.CdnControlServicer):
@@ -117,14 +59,18 @@ class CdnControlServicer(cdn_pb2_grpc.CdnControlServicer):
     def __init__(self, service: CdnService) -> None:
         self._service = service
 
-    async def RegisterEdge(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+    async def RegisterEdge(
+        self, request: cdn_pb2.RegisterEdgeRequest, context: grpc.aio.ServicerContext
+    ) -> cdn_pb2.RegisterEdgeResponse:
         """Add an edge."""
         if not request.HasField("edge"):
             raise InvalidEdge("edge", "required")
         edge = await self._service.register(rpc.principal(), edge_from_pb(request.edge))
         return cdn_pb2.RegisterEdgeResponse(edge=edge_to_pb(edge))
 
-    async def UpdateEdge(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+    async def UpdateEdge(
+        self, request: cdn_pb2.UpdateEdgeRequest, context: grpc.aio.ServicerContext
+    ) -> cdn_pb2.UpdateEdgeResponse:
         """Replace an edge's fields."""
         if not request.HasField("edge"):
             raise InvalidEdge("edge", "required")
@@ -133,25 +79,30 @@ class CdnControlServicer(cdn_pb2_grpc.CdnControlServicer):
         )
         return cdn_pb2.UpdateEdgeResponse(edge=edge_to_pb(edge))
 
-    async def DrainEdge(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+    async def DrainEdge(
+        self, request: cdn_pb2.DrainEdgeRequest, context: grpc.aio.ServicerContext
+    ) -> cdn_pb2.DrainEdgeResponse:
         """Drain or resume an edge."""
         edge = await self._service.drain(
             rpc.principal(), request.edge_id, draining=not request.resume
         )
         return cdn_pb2.DrainEdgeResponse(edge=edge_to_pb(edge))
 
-    async def ListEdges(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+    async def ListEdges(
+        self, request: cdn_pb2.ListEdgesRequest, context: grpc.aio.ServicerContext
+    ) -> cdn_pb2.ListEdgesResponse:
         """Every edge with health and load."""
         statuses = await self._service.list(rpc.principal())
-        return cdn_pb2.ListEdgesResponse(edges=[_status_to_pb(s) for s in statuses])
+        return cdn_pb2.ListEdgesResponse(edges=[status_to_pb(s) for s in statuses])
 
 
 async def create_server(
-    settings: CdnSettings, *, redis: Any, keys: KeyStore
+    settings: CdnSettings, *, redis: Any, keys: KeyStore, components: Sequence[Component] = ()
 ) -> tuple[rpc.RpcServer, int]:
-    """Start ``CdnControl`` on ``settings.rpc``; returns the server and its port."""
+    """Start ``CdnControl`` on ``settings.rpc`` (``components`` start and stop with it);
+    returns the server and its port."""
     service = CdnService(
-        store=EdgeStore(redis), session_ttl_seconds=settings.routing.session_ttl_seconds
+        store=EdgeStore(redis), lease_ttl_seconds=settings.routing.lease_ttl_seconds
     )
     servicer = CdnControlServicer(service)
     return await rpc.start_server(
@@ -163,6 +114,7 @@ async def create_server(
             )
         ],
         authenticator=keys,
+        components=components,
     )
 
 
@@ -190,7 +142,7 @@ class RoutingProcess:
             router=self.router,
             monitor=self.monitor,
             replica_id=settings.replica_id,
-            session_ttl_seconds=settings.routing.session_ttl_seconds,
+            lease_ttl_seconds=settings.routing.lease_ttl_seconds,
         )
         self.routing = RoutingService(
             router=self.router, keys=settings.keys, settings=settings.routing
@@ -240,7 +192,12 @@ class RoutingProcess:
         await runner.setup()
         self._runners.append(runner)
         site = web.TCPSite(runner, host, port, reuse_port=reuse_port)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as err:
+            raise rpc.StartupError(
+                f"cannot listen on {host}:{port}: {err.strerror or err}"
+            ) from err
         return int(runner.addresses[-1][1])
 
     async def start(self, *, reuse_port: bool = False) -> int:
@@ -335,14 +292,7 @@ async def _run_http_worker(settings: CdnSettings, index: int) -> None:
     async with aiohttp.ClientSession() as http:
         process = RoutingProcess(settings, redis=redis, http=http)
         await process.start(reuse_port=True)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        import signal
-
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        await stop.wait()
-        await process.stop()
+        await rpc.serve(process, stop=stop_event())
     await redis.aclose()
 
 
@@ -351,8 +301,9 @@ def _http_worker_main(settings: CdnSettings, index: int) -> None:
     asyncio.run(_run_http_worker(settings, index))
 
 
-async def _run(settings: CdnSettings) -> None:
-    redis = await _connect(settings, "cdn_ctl")
+@contextlib.asynccontextmanager
+async def _routing(settings: CdnSettings, redis: Any) -> AsyncIterator[None]:
+    """The HTTP faces, and the worker processes that share their ports, beside gRPC."""
     workers = [
         multiprocessing.get_context("spawn").Process(
             target=_http_worker_main, args=(settings, i), daemon=True
@@ -361,39 +312,34 @@ async def _run(settings: CdnSettings) -> None:
     ]
     for worker in workers:
         worker.start()
-    async with aiohttp.ClientSession() as http:
-        process = RoutingProcess(settings, redis=redis, http=http)
-        port = await process.start(reuse_port=settings.http_workers > 1)
-        server, grpc_port = await create_server(settings, redis=redis, keys=KeyStore(redis))
-        log.info(
-            "cdn controller up",
-            extra={
-                "http_port": port,
-                "admin_port": process.admin_port,
-                "grpc_port": grpc_port,
-                "http_workers": settings.http_workers,
-            },
-        )
-        try:
-            await rpc.serve(server)
-        finally:
-            await process.stop()
-            for worker in workers:
-                worker.terminate()
-                worker.join(10)
-    await redis.aclose()
+    try:
+        async with aiohttp.ClientSession() as http:
+            process = RoutingProcess(settings, redis=redis, http=http)
+            try:
+                port = await process.start(reuse_port=settings.http_workers > 1)
+                log.info(
+                    "cdn routing up",
+                    extra={
+                        "http_port": port,
+                        "admin_port": process.admin_port,
+                        "http_workers": settings.http_workers,
+                    },
+                )
+                yield
+            finally:
+                await process.stop()
+    finally:
+        for worker in workers:
+            worker.terminate()
+            worker.join(10)
+
+
+async def _create(settings: CdnSettings, redis: Any) -> tuple[rpc.RpcServer, int]:
+    return await create_server(
+        settings, redis=redis, keys=KeyStore(redis), components=[_routing(settings, redis)]
+    )
 
 
 def main() -> None:
     """``python -m cdn_ctl``: gRPC CdnControl + HTTP routing face + health monitor."""
-    try:
-        settings = CdnSettings.from_env(environ())
-        if settings.redis_url is None:
-            raise SettingsError("REDIS_URL", "required when cdn_ctl runs standalone")
-        logs.configure("cdn_ctl", settings.log_level)
-        asyncio.run(_run(settings))
-    except (SettingsError, rpc.StartupError) as err:
-        print(f"cdn_ctl: {err}", file=sys.stderr)
-        raise SystemExit(2) from err
-    except KeyboardInterrupt:
-        pass
+    rpc.run_service("cdn_ctl", CdnSettings.from_env, _create)

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from cdn_ctl.errors import CdnError
 from cdn_ctl.frontdoor.settings import FrontDoorSettings
 from cdn_ctl.health import HealthPolicy
-from cdn_ctl.routing import RoutePolicy
+from cdn_ctl.routing import RoutePolicy, RoutingSettings
 from cdn_ctl.signing import KeyRing
 from headend.redisconn import RedisSettings
 from headend.rpc import RpcSettings
@@ -24,19 +24,11 @@ from headend.settings import (
     env_str,
 )
 
-
-@dataclass(frozen=True, slots=True)
-class RoutingSettings:
-    """How redirects are signed and how long sessions and steering live."""
-
-    # Live URLs are re-issued at every playlist reload: a revocation reaches a playing
-    # box within this lifetime (plus the front door's entitlement cache).
-    url_ttl_seconds: int = 30
-    # A catch-up URL lives for its window's length plus this (pauses, slow links).
-    catchup_url_grace_seconds: int = 300
-    bind_client_ip: bool = True
-    session_ttl_seconds: int = 60
-    steering_ttl_seconds: int = 10
+# Settings that were renamed: a deployment still setting the old name is told, not ignored.
+_RENAMED = {
+    "CDN_SESSION_TTL_SECONDS": "CDN_LEASE_TTL_SECONDS",
+    "CDN_SESSION_MBPS": "CDN_LEASE_MBPS",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +64,9 @@ class CdnSettings:
             raise SettingsError(
                 "CDN_SIGNING_KEYS", "required: kid:base64url-secret[,kid:secret...] (>= 16 bytes)"
             )
+        for old, new in _RENAMED.items():
+            if old in env:
+                raise SettingsError(old, f"renamed to {new}: set that instead")
         try:
             keys = KeyRing.parse(raw_keys, env_str(env, "CDN_SIGNING_ACTIVE_KID", ""))
         except CdnError as err:
@@ -107,13 +102,13 @@ class CdnSettings:
                     env, "CDN_CATCHUP_URL_GRACE_SECONDS", 300, low=0, high=3600
                 ),
                 bind_client_ip=env_bool(env, "CDN_BIND_CLIENT_IP", True),
-                session_ttl_seconds=env_int(env, "CDN_SESSION_TTL_SECONDS", 60, low=5, high=86_400),
+                lease_ttl_seconds=env_int(env, "CDN_LEASE_TTL_SECONDS", 60, low=5, high=86_400),
                 steering_ttl_seconds=env_int(env, "CDN_STEERING_TTL_SECONDS", 10, low=1, high=3600),
             ),
             health=health,
             route_policy=RoutePolicy(
                 balance_factor=env_float(env, "CDN_BALANCE_FACTOR", 1.25, low=1.0, high=10.0),
-                session_mbps=env_float(env, "CDN_SESSION_MBPS", 4.0, low=0.01, high=10_000),
+                lease_mbps=env_float(env, "CDN_LEASE_MBPS", 4.0, low=0.01, high=10_000),
                 channel_mbps=env_float(env, "CDN_CHANNEL_MBPS", 8.0, low=0.01, high=10_000),
             ),
             probe_interval_seconds=env_float(

@@ -23,6 +23,7 @@ import re
 from dataclasses import dataclass, field
 
 from cdn_ctl.errors import InvalidRouteRequest, TokenExpired, TokenInvalid, TokenWrongClient
+from headend.settings import split_list
 
 TOKEN_PREFIX = "/t/"
 _KID = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
@@ -112,7 +113,7 @@ class KeyRing:
     def parse(cls, text: str, active_kid: str = "") -> KeyRing:
         """Read ``kid:base64url-secret[,kid:secret...]``; the active key defaults to the last."""
         keys = []
-        for item in filter(None, (part.strip() for part in text.split(","))):
+        for item in split_list(text):
             kid, sep, encoded = item.partition(":")
             if not sep:
                 raise InvalidRouteRequest("signing_keys", "each key must be kid:base64url-secret")

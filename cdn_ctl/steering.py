@@ -68,7 +68,7 @@ def build_manifest(
     reload_uri: str,
     max_pathways: int = 4,
 ) -> SteeringManifest:
-    """Priority: the session's current edge if still usable, then the router's ranking."""
+    """Priority: the lease's current edge if still usable, then the router's ranking."""
     usable = {e.edge_id: e for e in ranked}
     order = [current] if current in usable else []
     order += [e.edge_id for e in ranked if e.edge_id not in order]

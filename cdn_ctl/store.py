@@ -1,8 +1,8 @@
-"""The edge registry, health verdicts and session counts in Redis (``cdn:`` keys).
+"""The edge registry, health verdicts and lease counts in Redis (``cdn:`` keys).
 
 ``cdn:edges`` (hash edge id -> JSON) is the registry; ``cdn:health`` (hash
 edge id -> JSON) is the monitor's latest verdicts; every controller replica
-publishes its session counts to ``cdn:sessions:{replica}`` (a hash with a TTL)
+publishes its lease counts to ``cdn:leases:{replica}`` (a hash with a TTL)
 and lists itself in ``cdn:replicas`` (sorted set, score = last publish) so the
 others add them to their loads.
 """
@@ -22,6 +22,10 @@ from headend.errors import Aborted
 EDGES = "cdn:edges"
 HEALTH = "cdn:health"
 REPLICAS = "cdn:replicas"
+
+
+def _leases_key(replica: str) -> str:
+    return f"cdn:leases:{replica}"
 
 
 def edge_to_json(edge: Edge) -> str:
@@ -169,11 +173,11 @@ class EdgeStore:
             )
         return out
 
-    async def publish_sessions(
+    async def publish_leases(
         self, replica: str, counts: Mapping[str, int], *, now: float, ttl_seconds: int
     ) -> dict[str, int]:
         """Publish this replica's counts; return the other live replicas' summed counts."""
-        key = f"cdn:sessions:{replica}"
+        key = _leases_key(replica)
         try:
             async with self._redis.pipeline(transaction=True) as pipe:
                 pipe.delete(key)
@@ -188,8 +192,8 @@ class EdgeStore:
         except (RedisError, OSError) as err:
             raise RegistryUnavailable("registry unavailable") from err
 
-    async def sessions(self, *, now: float, ttl_seconds: int) -> dict[str, int]:
-        """Sessions per edge summed over every live replica."""
+    async def leases(self, *, now: float, ttl_seconds: int) -> dict[str, int]:
+        """Leases per edge summed over every live replica."""
         try:
             replicas = await self._redis.zrangebyscore(REPLICAS, now - ttl_seconds, "+inf")
             return await self._summed([r.decode() for r in replicas])
@@ -197,13 +201,13 @@ class EdgeStore:
             raise RegistryUnavailable("registry unavailable") from err
 
     async def _summed(self, replicas: list[str]) -> dict[str, int]:
-        """Session counts per edge, summed over ``replicas``' published counts."""
+        """Lease counts per edge, summed over ``replicas``' published counts."""
         totals: dict[str, int] = {}
         if not replicas:
             return totals
         async with self._redis.pipeline(transaction=False) as pipe:
             for replica in replicas:
-                pipe.hgetall(f"cdn:sessions:{replica}")
+                pipe.hgetall(_leases_key(replica))
             for counts_raw in await pipe.execute():
                 for edge_id, n in counts_raw.items():
                     totals[edge_id.decode()] = totals.get(edge_id.decode(), 0) + int(n)

@@ -6,13 +6,17 @@ A box needs only this address::
         200 {"token", "expires_at", "lineup_url", "guide_url"}
     GET  /lineup.m3u                     extended M3U, entitled channels only
     GET  /guide.xml.gz                   XMLTV (gzip), entitled channels, blackouts -> slate
-    GET  /live/{ch}/master.m3u8          lease started; 200 master whose variants point back here
-    GET  /live/{ch}/{rung}/index.m3u8?session=LEASE
+    GET  /live/{ch}/master.m3u8          lease started (X-Lease-Id); 200 master whose
+                                         variants point back here with ?lease_id=LEASE
+    GET  /live/{ch}/{rung}/index.m3u8?lease_id=LEASE
         302 to the lease's edge (a short-lived signed URL); heartbeats the lease
     GET  /catchup/{ch}/master.m3u8?utc=&utcend=   (or ?programme=ID)
-        302 to an edge, signed for exactly that window (/catchup/{ch}/w/{from}/{to}/...)
-    POST /api/stop?session=LEASE          the box stopped: give the stream slot back
+        302 to an edge, signed once for exactly that window (/catchup/{ch}/w/{from}/{to}/...)
+    POST /api/stop?lease_id=LEASE         the box stopped: give the stream slot back
     GET  /healthz                        {"status": "ok"}; nothing else about the platform
+
+``lease_id`` was called ``session`` before; the old name is still accepted for one
+release (see :func:`cdn_ctl.domain.lease_param`).
 
 Every route but login and ``/healthz`` needs a box token (``Authorization:
 Bearer`` or, for players that cannot send headers, ``?token=``); routing,
@@ -22,7 +26,7 @@ steering, debug output and metrics are on the admin listener
 Failover design (observed with FFmpeg 5.1's HLS demuxer): after a 302 it
 resolves relative URIs against the redirect target AND keeps reloading the
 variant playlist from that target, so a master redirected to an edge pins the
-player to that edge for the whole session. The front door therefore serves
+player to that edge for the whole playback. The front door therefore serves
 the master itself (fetched once per channel from an edge, cached for
 ``master_ttl_seconds``) with variant URIs that point back to the front door;
 every variant reload comes back here, is checked and heartbeat-counted and
@@ -31,7 +35,7 @@ healthy one once it is down. That is also how a suspension, a blackout or a
 refused entitlement reaches a playing box: its next reload is refused, and
 the URL it holds expires within ``CDN_URL_TTL_SECONDS``.
 
-Errors go through :func:`cdn_ctl.http.error_response` (the face's one
+Errors go through :func:`cdn_ctl.web.error_response` (the face's one
 mapping): 401 bad/expired token, 403 not entitled / blacked out / device
 blocked / catch-up refused / token shared, 409 lease replaced, 429 +
 Retry-After over the stream limit or a rate limit, 503 + Retry-After when no
@@ -51,32 +55,34 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from cdn_ctl.boxtoken import BoxToken, BoxTokenExpired, BoxTokenSigner
 from cdn_ctl.errors import (
     BadPlayRequest,
+    BoxTokenRejected,
     LoginFailed,
     PlaybackForbidden,
     RateLimited,
-    SessionRejected,
 )
 from cdn_ctl.frontdoor.guard import AddressWatch, ClientAddresses, FetchLimiter, LoginGuard
 from cdn_ctl.frontdoor.playback import (
     CLIENT,
-    SESSION,
+    TOKEN,
+    Airing,
+    Master,
     Playback,
-    _Master,
     request_token,
     token_query,
 )
-from cdn_ctl.frontdoor.policy import blacked_out, slate_for
+from cdn_ctl.frontdoor.policy import slate_for
+from cdn_ctl.frontdoor.ports import Routing
 from cdn_ctl.frontdoor.settings import FrontDoorSettings
-from cdn_ctl.http import Handler, error_response, mapped
 from cdn_ctl.lineup import LineupEntry, render_m3u
-from cdn_ctl.service import RoutingService
-from cdn_ctl.session import DeviceSession, SessionExpired, SessionSigner
-from cdn_ctl.upstream import EpgCache, LeaseKeeper, SubscriberClient, utc_now
-from epg.domain import Channel, Programme
+from cdn_ctl.upstream import EpgCache, LeaseKeeper, SubscriberCache
+from cdn_ctl.web import Handler, error_response, mapped
+from epg.domain import Channel, Programme, rights
 from epg.xmltv import write_xmltv
 from headend import errors
+from headend.clock import utc_now
 from headend.tasks import Backoff, Supervisor
 
 log = logging.getLogger(__name__)
@@ -111,8 +117,8 @@ class FrontDoor(Playback):
         self,
         settings: FrontDoorSettings,
         *,
-        routing: RoutingService,
-        subscriber: SubscriberClient,
+        routing: Routing,
+        subscriber: SubscriberCache,
         epg: EpgCache,
         http: aiohttp.ClientSession,
         guards: Guards | None = None,
@@ -126,16 +132,16 @@ class FrontDoor(Playback):
         self.subscriber = subscriber
         self.epg = epg
         self.http = http
-        self.signer: SessionSigner = settings.signer()
+        self.signer: BoxTokenSigner = settings.signer()
         self.leases = LeaseKeeper(
             subscriber,
             interval_seconds=settings.heartbeat_seconds,
             idle_seconds=max(60.0, settings.heartbeat_seconds * 3),
         )
         self._now = now
-        self._verified: dict[str, DeviceSession] = {}
-        self._masters: dict[str, _Master] = {}
-        self._airing: dict[str, tuple[Programme | None, datetime, int]] = {}
+        self._verified: dict[str, BoxToken] = {}
+        self._masters: dict[str, Master] = {}
+        self._airing: dict[str, Airing] = {}
         self._aliases: dict[str, str] = {}
         # Leases a newer stream of the same box replaced -> the one that replaced them.
         self._replaced: dict[str, str] = {}
@@ -148,14 +154,14 @@ class FrontDoor(Playback):
         cls,
         settings: FrontDoorSettings,
         *,
-        routing: RoutingService,
+        routing: Routing,
         http: aiohttp.ClientSession,
         guards: Guards | None = None,
         now: Callable[[], datetime] = utc_now,
         supervisor: Supervisor | None = None,
     ) -> FrontDoor:
         """A front door with its own gRPC clients of the EPG and subscriber services."""
-        subscriber = SubscriberClient(
+        subscriber = SubscriberCache(
             settings.subscriber_target,
             settings.api_key,
             entitlement_ttl_seconds=settings.entitlement_ttl_seconds,
@@ -198,50 +204,46 @@ class FrontDoor(Playback):
         await self.epg.close()
         await self.subscriber.close()
 
-    # ---- session
+    # ---- box token
 
-    def verify(self, token: str) -> DeviceSession:
-        """The session a token stands for (verified once, then remembered until expiry)."""
+    def verify(self, token: str) -> BoxToken:
+        """The box a token stands for (verified once, then remembered until expiry)."""
         now = self._now()
         if not token:
-            raise SessionRejected("a session token is required", reason="session_missing")
-        session = self._verified.get(token)
-        if session is None:
+            raise BoxTokenRejected("a box token is required", reason="session_missing")
+        box = self._verified.get(token)
+        if box is None:
             try:
-                session = self.signer.verify(token, now=now)
-            except SessionExpired as err:
-                raise SessionRejected(err.message, reason="session_expired") from err
+                box = self.signer.verify(token, now=now)
+            except BoxTokenExpired as err:
+                raise BoxTokenRejected(err.message, reason="session_expired") from err
             except errors.Unauthenticated as err:
-                raise SessionRejected(err.message, reason="session_invalid") from err
+                raise BoxTokenRejected(err.message, reason="session_invalid") from err
             if len(self._verified) >= _VERIFIED_MAX:
                 self._verified.clear()
-            self._verified[token] = session
-        elif session.expires_at <= now:
+            self._verified[token] = box
+        elif box.expires_at <= now:
             del self._verified[token]
-            raise SessionRejected("session expired; log in again", reason="session_expired")
-        return session
+            raise BoxTokenRejected("box token expired; log in again", reason="session_expired")
+        return box
 
-    async def _admit(self, session: DeviceSession, client: str) -> None:
+    async def _admit(self, box: BoxToken, client: str) -> None:
         """The token's binding, sharing and rate checks for one request from ``client``."""
-        if not self.settings.token_binding.admits(session.address, client):
-            raise SessionRejected(
-                "this session belongs to another address; log in again",
+        if not self.settings.token_binding.admits(box.address, client):
+            raise BoxTokenRejected(
+                "this box token belongs to another address; log in again",
                 reason="session_wrong_address",
             )
         guards = self.guards
-        if guards.fetches is not None and not guards.fetches.allow(session.token_id):
-            raise RateLimited("too many requests for this session", reason="rate_limited")
-        if guards.addresses is not None and not await guards.addresses.allow(
-            session.token_id, client
-        ):
+        if guards.fetches is not None and not guards.fetches.allow(box.token_id):
+            raise RateLimited("too many requests for this box token", reason="rate_limited")
+        if guards.addresses is not None and not await guards.addresses.allow(box.token_id, client):
             raise PlaybackForbidden(
-                "this session is in use from several places at once", reason="session_shared"
+                "this box token is in use from several places at once", reason="session_shared"
             )
 
     @web.middleware
-    async def session_middleware(
-        self, request: web.Request, handler: Handler
-    ) -> web.StreamResponse:
+    async def token_middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         """Authenticate every box request but login and health; nothing else is served."""
         client = self.clients.of(request)
         request[CLIENT] = client
@@ -249,17 +251,17 @@ class FrontDoor(Playback):
             return await handler(request)
         try:
             token, _ = request_token(request)
-            session = self.verify(token)
-            await self._admit(session, client)
+            box = self.verify(token)
+            await self._admit(box, client)
         except errors.HeadendError as err:
             return error_response(err)
-        request[SESSION] = session
+        request[TOKEN] = box
         return await handler(request)
 
     @property
     def middlewares(self) -> list[Callable[..., Awaitable[web.StreamResponse]]]:
         """The middlewares of the public app (see :func:`create_box_app`)."""
-        return [self.session_middleware]
+        return [self.token_middleware]
 
     def add_routes(self, app: web.Application) -> None:
         """Mount the box-facing routes (and nothing else)."""
@@ -282,7 +284,7 @@ class FrontDoor(Playback):
     # ---- login, lineup, guide
 
     async def login(self, request: web.Request) -> web.Response:
-        """``POST /api/login`` {mac, secret} -> a session token and where to go next."""
+        """``POST /api/login`` {mac, secret} -> a box token and where to go next."""
         client = request[CLIENT]
         guard = self.guards.login
         if guard is not None:
@@ -313,7 +315,7 @@ class FrontDoor(Playback):
             await guard.succeeded(box)
         if login.deny:
             raise PlaybackForbidden(f"this box may not play: {login.deny}", reason=login.deny)
-        token, session = self.signer.issue(
+        token, issued = self.signer.issue(
             carrier=login.carrier,
             subscriber=login.subscriber,
             mac=login.mac,
@@ -326,24 +328,24 @@ class FrontDoor(Playback):
         return web.json_response(
             {
                 "token": token,
-                "expires_at": session.expires_at.isoformat(),
+                "expires_at": issued.expires_at.isoformat(),
                 "lineup_url": f"{base}/lineup.m3u",
                 "guide_url": f"{base}/guide.xml.gz",
             },
             headers={"Cache-Control": "no-store"},
         )
 
-    async def _entitled(self, session: DeviceSession) -> list[Channel]:
+    async def _entitled(self, box: BoxToken) -> list[Channel]:
         channels = await self.epg.channels()
-        allowed = await self.subscriber.channels(session.carrier, session.subscriber)
+        allowed = await self.subscriber.channels(box.carrier, box.subscriber)
         return [channels[c] for c in sorted(allowed) if c in channels]
 
     async def lineup(self, request: web.Request) -> web.Response:
         """``GET /lineup.m3u``: the entitled channels as extended M3U."""
-        session = request[SESSION]
+        box = request[TOKEN]
         entries = [
             LineupEntry(c.id, c.number, c.name(), c.logo_url, c.group, c.catchup_days)
-            for c in await self._entitled(session)
+            for c in await self._entitled(box)
         ]
         base = self._base(request)
         text = render_m3u(
@@ -355,9 +357,9 @@ class FrontDoor(Playback):
 
     async def guide(self, request: web.Request) -> web.Response:
         """``GET /guide.xml.gz``: XMLTV of the entitled channels, blackouts as slates."""
-        session = request[SESSION]
+        box = request[TOKEN]
         now = self._now()
-        channels = await self._entitled(session)
+        channels = await self._entitled(box)
         future = now + timedelta(days=self.settings.guide_future_days)
         programmes: list[Programme] = []
         for channel in channels:
@@ -365,7 +367,7 @@ class FrontDoor(Playback):
             past = now - timedelta(days=days)
             for p in await self.epg.programmes(channel.id, now):
                 if p.stop > past and p.start < future:
-                    programmes.append(slate_for(p) if blacked_out(p, session.region) else p)
+                    programmes.append(slate_for(p) if rights.blacked_out(p, box.region) else p)
         data = write_xmltv(channels, programmes, compress=True)
         return web.Response(
             body=data,

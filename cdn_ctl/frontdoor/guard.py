@@ -31,26 +31,15 @@ from aiohttp import web
 from redis.exceptions import RedisError
 
 from headend.errors import Unavailable
+from headend.settings import Network
 
 log = logging.getLogger(__name__)
 
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Clock = Callable[[], float]
 # X-Forwarded-For entries read at most (a long header is not a reason to work hard).
 _MAX_HOPS = 16
 # How long a guard leaves an unreachable Redis alone before trying it again.
 _STORE_RETRY_SECONDS = 1.0
-
-
-def parse_networks(text: str) -> tuple[Network, ...]:
-    """``10.0.0.0/8,192.0.2.7`` -> networks; ``ValueError`` names the bad entry."""
-    out = []
-    for item in filter(None, (p.strip() for p in text.split(","))):
-        try:
-            out.append(ipaddress.ip_network(item, strict=False))
-        except ValueError as err:
-            raise ValueError(f"not an address or network: {item!r}") from err
-    return tuple(out)
 
 
 def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:

@@ -18,7 +18,8 @@ from datetime import datetime, timedelta
 import aiohttp
 from aiohttp import web
 
-from cdn_ctl.domain import validate_channel
+from cdn_ctl.boxtoken import BoxToken
+from cdn_ctl.domain import LEASE_PARAM, Scope, lease_param, validate_channel
 from cdn_ctl.errors import (
     BadPlayRequest,
     BlackedOut,
@@ -31,18 +32,19 @@ from cdn_ctl.errors import (
     ProgrammeUnknown,
     UpstreamUnavailable,
 )
-from cdn_ctl.frontdoor.policy import blacked_out, epoch, rewrite_master
+from cdn_ctl.frontdoor.policy import epoch, rewrite_master
+from cdn_ctl.frontdoor.ports import Routing
 from cdn_ctl.frontdoor.settings import FrontDoorSettings
-from cdn_ctl.http import redirect_response
-from cdn_ctl.service import RouteRequest, RoutingService
-from cdn_ctl.session import DeviceSession
-from cdn_ctl.upstream import EpgCache, Lease, LeaseKeeper, SubscriberClient, on_air
-from epg.domain import Programme
+from cdn_ctl.upstream import EpgCache, Lease, LeaseKeeper, SubscriberCache, on_air
+from cdn_ctl.web import redirect_response
+from epg.domain import Programme, rights
+from headend.ids import is_lease_id
 
 log = logging.getLogger("cdn_ctl.frontdoor.app")
 
 PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
-_LEASE = re.compile(r"^[0-9a-f]{16}$")
+# The response header naming the lease a live master started.
+LEASE_HEADER = "X-Lease-Id"
 _RUNG = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}\.m3u8$")
 # Bounds on per-replica memos (replaced leases and their aliases).
@@ -50,14 +52,25 @@ MEMO_MAX = 65_536
 # A master fetched by the front door itself (not a box): unbound and short-lived.
 _MASTER_URL_SECONDS = 60
 
-SESSION: web.RequestKey[DeviceSession] = web.RequestKey("frontdoor.session", DeviceSession)
+TOKEN: web.RequestKey[BoxToken] = web.RequestKey("frontdoor.token", BoxToken)
 CLIENT: web.RequestKey[str] = web.RequestKey("frontdoor.client", str)
 
 
-@dataclass
-class _Master:
+@dataclass(frozen=True, slots=True)
+class Master:
+    """A channel's master playlist as an edge served it, and when it was fetched."""
+
     text: str
     at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Airing:
+    """What a channel is airing (None: nothing), until when, for which guide generation."""
+
+    programme: Programme | None
+    until: datetime
+    generation: int
 
 
 def request_token(request: web.Request) -> tuple[str, bool]:
@@ -79,14 +92,14 @@ class Playback:
     """Live and catch-up handlers; the state they use is the front door's."""
 
     settings: FrontDoorSettings
-    routing: RoutingService
-    subscriber: SubscriberClient
+    routing: Routing
+    subscriber: SubscriberCache
     epg: EpgCache
     http: aiohttp.ClientSession
     leases: LeaseKeeper
     _now: Callable[[], datetime]
-    _masters: dict[str, _Master]
-    _airing: dict[str, tuple[Programme | None, datetime, int]]
+    _masters: dict[str, Master]
+    _airing: dict[str, Airing]
     _aliases: dict[str, str]
     _replaced: dict[str, str]
 
@@ -98,25 +111,25 @@ class Playback:
 
     async def _check_airing(self, channel: str, region: str, now: datetime) -> None:
         cached = self._airing.get(channel)
-        if cached is None or cached[2] != self.epg.generation or now >= cached[1]:
+        if cached is None or cached.generation != self.epg.generation or now >= cached.until:
             programmes = await self.epg.programmes(channel, now)
             current = on_air(programmes, now)
             later = [p.start for p in programmes if p.start > now]
             until = current.stop if current else min(later, default=now + timedelta(minutes=5))
-            cached = (current, until, self.epg.generation)
+            cached = Airing(current, until, self.epg.generation)
             self._airing[channel] = cached
-        current = cached[0]
-        if current is not None and blacked_out(current, region):
+        current = cached.programme
+        if current is not None and rights.blacked_out(current, region):
             raise BlackedOut(
                 "this programme is blacked out in your region",
                 reason="blacked_out",
                 slate=current.rights.blackout_slate,
             )
 
-    async def _require(self, session: DeviceSession, channel: str) -> None:
-        verdict = self.subscriber.cached_verdict(session.mac, channel)
+    async def _require(self, box: BoxToken, channel: str) -> None:
+        verdict = self.subscriber.cached_verdict(box.mac, channel)
         if verdict is None:
-            verdict = await self.subscriber.authorize(session.mac, channel)
+            verdict = await self.subscriber.authorize(box.mac, channel)
         if not verdict.allowed:
             raise PlaybackForbidden(f"playback refused: {verdict.reason}", reason=verdict.reason)
 
@@ -125,7 +138,7 @@ class Playback:
             memo.clear()
         memo[old] = new
 
-    async def _lease(self, session: DeviceSession, channel: str, held: str) -> str:
+    async def _lease(self, box: BoxToken, channel: str, held: str) -> str:
         """The box's lease for ``channel``: the one it holds, else a new one (may 429).
 
         A box has one stream at a time: a new lease replaces the box's other one (at the
@@ -137,24 +150,24 @@ class Playback:
                 "this box started another stream; this one has ended", reason="lease_replaced"
             )
         held = self._aliases.get(held, held)
-        if held and self.leases.touch(held, mac=session.mac, channel=channel):
+        if held and self.leases.touch(held, mac=box.mac, channel=channel):
             return held
-        if _LEASE.match(held) and await self.subscriber.heartbeat(session.mac, held):
+        if is_lease_id(held) and await self.subscriber.heartbeat(box.mac, held):
             lease = self.leases.get(held)
             if lease is None or lease.channel == channel:
-                self._keep(Lease(held, session.mac, channel))
+                self._keep(Lease(held, box.mac, channel))
                 return held
-        fresh = await self.subscriber.start_session(session.mac, channel)
+        fresh = await self.subscriber.start_lease(box.mac, channel)
         self._keep(fresh)
         if held:
-            self._remember(self._aliases, held, fresh.session_id)
-        return fresh.session_id
+            self._remember(self._aliases, held, fresh.lease_id)
+        return fresh.lease_id
 
     def _keep(self, lease: Lease) -> None:
         old = self.leases.add(lease)
         if old is not None:
-            self.routing.end(old.session_id)
-            self._remember(self._replaced, old.session_id, lease.session_id)
+            self.routing.end(old.lease_id)
+            self._remember(self._replaced, old.lease_id, lease.lease_id)
 
     async def _master_text(self, channel: str, region: str) -> str:
         cached = self._masters.get(channel)
@@ -162,10 +175,10 @@ class Playback:
         if cached is not None and clock - cached.at < self.settings.master_ttl_seconds:
             return cached.text
         edges = self.routing.candidates(channel, region)
-        scope = f"live/{channel}/"
+        scope = Scope("live", channel)
         prefix = self.routing.sign(scope, lifetime_seconds=_MASTER_URL_SECONDS, client_ip=None)
         for edge in edges[:3]:
-            url = f"http://{edge.address}{prefix}{scope}master.m3u8"
+            url = f"http://{edge.address}{prefix}{scope.path}master.m3u8"
             try:
                 async with self.http.get(url, timeout=aiohttp.ClientTimeout(total=3)) as resp:
                     if resp.status == 404:
@@ -184,17 +197,17 @@ class Playback:
                     extra={"edge_id": edge.edge_id, "error": type(err).__name__},
                 )
                 continue
-            self._masters[channel] = _Master(text, clock)
+            self._masters[channel] = Master(text, clock)
             return text
         raise UpstreamUnavailable("no edge answered for this channel", reason="no_edge")
 
     def _redirect(
-        self, request: web.Request, session: DeviceSession, kind: str, channel: str, path: str,
-        lease: str,
-    ) -> web.Response:  # fmt: skip
+        self, request: web.Request, box: BoxToken, scope: Scope, rest: str, lease: str
+    ) -> web.Response:
+        """The one signed 302 of a request: ``{scope}{rest}`` on the lease's edge."""
         try:
             redirect = self.routing.redirect(
-                RouteRequest(kind, channel, path, session.region, request[CLIENT], lease)
+                scope, rest, region=box.region, client_ip=request[CLIENT], lease_id=lease
             )
         except NoEdgeAvailable as err:
             raise UpstreamUnavailable("no edge can serve", reason="no_edge") from err
@@ -202,37 +215,37 @@ class Playback:
 
     async def live_master(self, request: web.Request) -> web.Response:
         """``GET /live/{ch}/master.m3u8``: entitlement, blackout, lease, then the master."""
-        session = request[SESSION]
+        box = request[TOKEN]
         channel = self._channel(request)
         now = self._now()
-        await self._require(session, channel)
-        await self._check_airing(channel, session.region, now)
-        text = await self._master_text(channel, session.region)
-        lease = await self._lease(session, channel, request.query.get("session", ""))
-        query = f"session={lease}"
+        await self._require(box, channel)
+        await self._check_airing(channel, box.region, now)
+        text = await self._master_text(channel, box.region)
+        lease = await self._lease(box, channel, lease_param(request.query))
+        query = f"{LEASE_PARAM}={lease}"
         extra = token_query(request)
         if extra:
             query += f"&{extra}"
         return web.Response(
             text=rewrite_master(text, query=query),
             content_type=PLAYLIST_TYPE,
-            headers={"Cache-Control": "no-store", "X-Session": lease},
+            headers={"Cache-Control": "no-store", LEASE_HEADER: lease},
         )
 
     async def live_variant(self, request: web.Request) -> web.Response:
-        """``GET /live/{ch}/{rung}/{name}.m3u8?session=``: keep the lease, 302 to the edge."""
-        session = request[SESSION]
+        """``GET /live/{ch}/{rung}/{name}.m3u8?lease_id=``: keep the lease, 302 to the edge."""
+        box = request[TOKEN]
         channel = self._channel(request)
         rung, name = request.match_info["rung"], request.match_info["name"]
         if not _RUNG.match(rung) or not _NAME.match(name):
             raise BadPlayRequest("path", "not a variant playlist", reason="bad_path")
-        held = request.query.get("session", "")
+        held = lease_param(request.query)
         if not held:
-            raise BadPlayRequest("session", "required: the lease from the master playlist")
-        await self._require(session, channel)
-        await self._check_airing(channel, session.region, self._now())
-        lease = await self._lease(session, channel, held)
-        return self._redirect(request, session, "live", channel, f"{rung}/{name}", lease)
+            raise BadPlayRequest(LEASE_PARAM, "required: the lease from the master playlist")
+        await self._require(box, channel)
+        await self._check_airing(channel, box.region, self._now())
+        lease = await self._lease(box, channel, held)
+        return self._redirect(request, box, Scope("live", channel), f"{rung}/{name}", lease)
 
     async def _catchup_window(
         self, request: web.Request, channel: str, now: datetime
@@ -241,58 +254,50 @@ class Playback:
         if "programme" in query:
             p = await self.epg.programme(channel, query["programme"], now)
             return p.start, p.stop
-        start, stop = epoch(query, "utc"), epoch(query, "utcend")
-        if stop <= start:
-            raise BadPlayRequest("utcend", "must be after utc", reason="bad_window")
-        return start, stop
+        return epoch(query, "utc"), epoch(query, "utcend")
 
     async def catchup(self, request: web.Request) -> web.Response:
-        """``GET /catchup/{ch}/master.m3u8``: check the window, lease, 302 signed for it."""
-        session = request[SESSION]
+        """``GET /catchup/{ch}/master.m3u8``: check the window and the rights (the one set
+        of rules the origin applies too), lease, 302 signed for exactly that window."""
+        box = request[TOKEN]
         channel_id = self._channel(request)
         now = self._now()
         channel = (await self.epg.channels()).get(channel_id)
         if channel is None:
             raise ProgrammeUnknown("no such channel", reason="unknown_channel")
         start, stop = await self._catchup_window(request, channel_id, now)
-        if start >= now:
-            raise CatchupRefused("the window has not started yet", reason="not_yet_aired")
-        if stop - start > timedelta(hours=self.settings.catchup_max_hours):
-            raise BadPlayRequest("utcend", "window too long", reason="bad_window")
-        if channel.catchup_days <= 0:
-            raise CatchupRefused("this channel has no catch-up", reason="catchup_disabled")
-        if start < now - timedelta(days=channel.catchup_days):
-            raise CatchupRefused(
-                f"older than the channel's {channel.catchup_days} catch-up days",
-                reason="outside_catchup_days",
-            )
-        await self._require(session, channel_id)
-        for p in await self.epg.programmes(channel_id, now):
-            if p.start < stop and p.stop > start:
-                if not p.rights.catchup_allowed:
-                    raise CatchupRefused(
-                        "this programme is not available for catch-up",
-                        reason="catchup_not_allowed",
-                        programme=p.id,
-                    )
-                if blacked_out(p, session.region):
-                    raise BlackedOut(
-                        "this programme is blacked out in your region", reason="blacked_out"
-                    )
-        lease = await self._lease(session, channel_id, request.query.get("session", ""))
-        first, last = int(start.timestamp()), int(stop.timestamp())
-        path = f"w/{first}/{last}/master.m3u8"
-        return self._redirect(request, session, "catchup", channel_id, path, lease)
+        longest = timedelta(hours=self.settings.catchup_max_hours)
+        _refuse(rights.window_refusal(start, stop, now, longest=longest))
+        _refuse(rights.channel_refusal(channel, start, now))
+        await self._require(box, channel_id)
+        for p in rights.overlapping(await self.epg.programmes(channel_id, now), start, stop):
+            _refuse(rights.programme_refusal(p, box.region), programme=p.id)
+        lease = await self._lease(box, channel_id, lease_param(request.query))
+        scope = Scope("catchup", channel_id, int(start.timestamp()), int(stop.timestamp()))
+        return self._redirect(request, box, scope, "master.m3u8", lease)
 
     async def stop_playback(self, request: web.Request) -> web.Response:
-        """``POST /api/stop?session=``: the box stopped playing; free its stream slot."""
-        session = request[SESSION]
-        held = request.query.get("session", "")
+        """``POST /api/stop?lease_id=``: the box stopped playing; free its stream slot."""
+        box = request[TOKEN]
+        held = lease_param(request.query)
         held = self._aliases.pop(held, held)
         lease = self.leases.get(held)
-        if lease is not None and lease.mac == session.mac:
+        if lease is not None and lease.mac == box.mac:
             self.leases.drop(held)
             self.routing.end(held)
-        if _LEASE.match(held):
-            await self.subscriber.end_session(session.mac, held)
+        if is_lease_id(held):
+            await self.subscriber.end_lease(box.mac, held)
         return web.Response(status=204)
+
+
+def _refuse(refusal: rights.Refusal | None, *, programme: str = "") -> None:
+    """The front door's error for a refused right (none when it is granted)."""
+    if refusal is None:
+        return
+    if refusal.field:
+        name = "utc" if refusal.field == "start" else "utcend"
+        raise BadPlayRequest(name, refusal.describe("utc", "utcend"), reason=refusal.reason)
+    if refusal.reason == "blacked_out":
+        raise BlackedOut(refusal.message, reason=refusal.reason)
+    extra = {"programme": programme} if refusal.reason == "catchup_not_allowed" else {}
+    raise CatchupRefused(refusal.message, reason=refusal.reason, **extra)

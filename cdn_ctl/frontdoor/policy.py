@@ -1,4 +1,4 @@
-"""Pure front door rules: blackout regions, the guide's slate entry, the served master,
+"""Pure front door rules: the guide's slate entry, the served master,
 the catch-up window a box asks for, and the access log line."""
 
 from __future__ import annotations
@@ -19,22 +19,6 @@ _PATHWAY = re.compile(r'PATHWAY-ID="[^"]*",?')
 _EPOCH = re.compile(r"^[0-9]{1,12}$")
 # Instants a catch-up window may name (datetime cannot go past year 9999).
 _EPOCH_MAX = int(datetime(9999, 1, 1, tzinfo=UTC).timestamp())
-
-
-def region_covers(blackout: str, box: str) -> bool:
-    """Does a blackout region (province XX0000, city XXXX00 or county) include ``box``?"""
-    if blackout == box:
-        return True
-    if blackout.endswith("0000"):
-        return box[:2] == blackout[:2]
-    if blackout.endswith("00"):
-        return box[:4] == blackout[:4]
-    return False
-
-
-def blacked_out(programme: Programme, region: str) -> bool:
-    """Is ``programme`` blacked out for a box in ``region``?"""
-    return any(region_covers(r, region) for r in programme.rights.blackout_regions)
 
 
 def slate_for(programme: Programme) -> Programme:

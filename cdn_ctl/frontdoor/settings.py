@@ -6,19 +6,21 @@ import ipaddress
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from cdn_ctl.frontdoor.guard import Network, parse_networks
-from cdn_ctl.session import SessionSigner
+from cdn_ctl.boxtoken import BoxTokenSigner
 from cdn_ctl.signing import b64url_decode
 from headend.errors import HeadendError
 from headend.rpc import ClientTls
 from headend.settings import (
     Env,
+    Network,
     SettingsError,
     env_choice,
     env_float,
     env_int,
+    env_networks,
     env_optional,
     env_str,
+    split_list,
 )
 
 BINDINGS = ("none", "prefix", "address")
@@ -54,7 +56,7 @@ class TokenBinding:
 
 @dataclass(frozen=True, slots=True)
 class FrontDoorSettings:
-    """Where the EPG and subscriber services are, the session keys, and cache bounds."""
+    """Where the EPG and subscriber services are, the box token keys, and cache bounds."""
 
     epg_target: str
     subscriber_target: str
@@ -97,9 +99,9 @@ class FrontDoorSettings:
     # TLS/mTLS towards EPG and subscriber (GRPC_CLIENT_*; None: plaintext).
     grpc_tls: ClientTls | None = None
 
-    def signer(self) -> SessionSigner:
-        """The session token signer/verifier for these keys."""
-        return SessionSigner(
+    def signer(self) -> BoxTokenSigner:
+        """The box token signer/verifier for these keys."""
+        return BoxTokenSigner(
             dict(self.session_keys),
             active_kid=self.session_active_kid,
             ttl=timedelta(seconds=self.session_ttl_seconds),
@@ -112,7 +114,7 @@ class FrontDoorSettings:
         if raw is None:
             return None
         keys = []
-        for item in filter(None, (p.strip() for p in raw.split(","))):
+        for item in split_list(raw):
             kid, sep, encoded = item.partition(":")
             if not sep or not kid:
                 raise SettingsError("FRONTDOOR_SESSION_KEYS", "each key must be kid:base64url")
@@ -128,10 +130,7 @@ class FrontDoorSettings:
             raise SettingsError(
                 "FRONTDOOR_API_KEY", "required: a playback-role API key for EPG/subscriber"
             )
-        try:
-            proxies = parse_networks(env_str(env, "FRONTDOOR_TRUSTED_PROXIES", ""))
-        except ValueError as err:
-            raise SettingsError("FRONTDOOR_TRUSTED_PROXIES", str(err)) from err
+        proxies = env_networks(env, "FRONTDOOR_TRUSTED_PROXIES", "")
         settings = cls(
             epg_target=env_str(env, "FRONTDOOR_EPG_TARGET", "127.0.0.1:50051"),
             subscriber_target=env_str(env, "FRONTDOOR_SUBSCRIBER_TARGET", "127.0.0.1:50052"),

@@ -1,17 +1,19 @@
-"""The front door's cached view of the EPG and subscriber services (gRPC clients).
+"""The front door's cached view of the EPG and subscriber services (over their clients).
 
 The box-facing hot path (variant playlist polls) must not make a gRPC round
 trip per request, so answers are cached (:mod:`.guide` for the EPG,
 :mod:`.subscriber` for entitlements and leases), and a service that cannot
 answer is left alone until the retry time it gave while the caches keep
-serving, within their bounds (:mod:`.common`).
+serving, within their bounds (:mod:`.common`). The calls themselves go
+through ``epg.client.EpgClient`` and ``subscriber.client.SubscriberClient``,
+whose domain errors are mapped here to the front door's own.
 """
 
 from __future__ import annotations
 
 from cdn_ctl.upstream.common import Outage, deny_reason
-from cdn_ctl.upstream.guide import EpgCache, on_air, utc_now
-from cdn_ctl.upstream.subscriber import Lease, LeaseKeeper, Login, SubscriberClient, Verdict
+from cdn_ctl.upstream.guide import EpgCache, on_air
+from cdn_ctl.upstream.subscriber import Lease, LeaseKeeper, Login, SubscriberCache, Verdict
 
 __all__ = [
     "EpgCache",
@@ -19,9 +21,8 @@ __all__ = [
     "LeaseKeeper",
     "Login",
     "Outage",
-    "SubscriberClient",
+    "SubscriberCache",
     "Verdict",
     "deny_reason",
     "on_air",
-    "utc_now",
 ]

@@ -18,16 +18,15 @@ import logging
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-
-import grpc
+from datetime import datetime, timedelta
 
 from cdn_ctl.errors import ProgrammeUnknown, UpstreamUnavailable
 from cdn_ctl.upstream.common import CHANNEL_OPTIONS, Clock, Outage, unavailable
+from epg.client import EpgClient
 from epg.domain import Channel, Programme
-from epg.server import VERSION_HEADER, channel_from_pb, programme_from_pb
-from headend.rpc import ClientTls, bearer, client_channel
-from protos import epg_pb2, epg_pb2_grpc
+from epg.errors import ChannelNotFound, InvalidProgramme, NotAllowed, ProgrammeNotFound
+from headend.errors import HeadendError
+from headend.rpc import ClientTls
 
 log = logging.getLogger("cdn_ctl.upstream")
 
@@ -38,15 +37,6 @@ class _Guide:
     start: datetime
     stop: datetime
     at: float
-
-
-def _positioned(metadata: object) -> int | None:
-    """The version a WatchChanges feed starts after, from its initial metadata."""
-    for key, value in metadata or ():  # type: ignore[attr-defined]
-        if key == VERSION_HEADER:
-            text = value.decode() if isinstance(value, bytes) else str(value)
-            return int(text) if text.isdigit() else None
-    return None
 
 
 class EpgCache:
@@ -69,7 +59,6 @@ class EpgCache:
         self.stale_seconds = stale_seconds
         self.past = past
         self.future = future
-        self.timeout_seconds = timeout_seconds
         self.clock = clock
         self.outage = Outage(clock)
         # Set while the watch stream is positioned (every later change will be seen).
@@ -82,9 +71,9 @@ class EpgCache:
         self._channels_at = 0.0
         self._guides: dict[str, _Guide] = {}
         self._version = 0
-        self._channel = client_channel(target, tls=tls, options=CHANNEL_OPTIONS)
-        self._stub = epg_pb2_grpc.EpgServiceStub(self._channel)
-        self._md = bearer(api_key)
+        self._client = EpgClient(
+            target, api_key, tls=tls, options=CHANNEL_OPTIONS, timeout_seconds=timeout_seconds
+        )
 
     def invalidate(self, channel_id: str | None = None, *, channels: bool = False) -> None:
         """Drop one channel's programmes, the channel list, or (no argument) everything."""
@@ -107,24 +96,14 @@ class EpgCache:
         if self._channels is not None and age < self.guide_ttl_seconds:
             return self._channels
         stale = self._channels if age < self.stale_seconds else None
-        if stale is not None and self.outage.active:
-            return stale
-        try:
-            resp = await self._stub.ListChannels(
-                epg_pb2.ListChannelsRequest(active_only=True),
-                metadata=self._md,
-                timeout=self.timeout_seconds,
-            )
-        except grpc.aio.AioRpcError as err:
-            self.outage.failed(err)
-            failure = unavailable("epg", err)
-            if stale is not None:
-                return stale
-            raise failure from err
-        self.outage.recovered()
-        self._channels = {c.id: channel_from_pb(c) for c in resp.channels}
-        self._channels_at = self.clock()
-        return self._channels
+
+        async def fetch() -> dict[str, Channel]:
+            return {c.id: c for c in await self._client.list_channels(active_only=True)}
+
+        channels, fresh = await self.outage.answer("epg", fetch, stale=stale)
+        if fresh:
+            self._channels, self._channels_at = channels, self.clock()
+        return channels
 
     async def programmes(self, channel_id: str, now: datetime) -> tuple[Programme, ...]:
         """The channel's programmes from ``now - past`` to ``now + future`` (cached)."""
@@ -140,29 +119,21 @@ class EpgCache:
         stale = (
             guide.programmes if guide is not None and covers and age < self.stale_seconds else None
         )
-        if stale is not None and self.outage.active:
-            return stale
         # The EPG refuses sub-second instants.
         now = now.replace(microsecond=0)
         start, stop = now - self.past, now + self.future
-        request = epg_pb2.RangeRequest(channel_id=channel_id)
-        request.start.FromDatetime(start)
-        request.stop.FromDatetime(stop)
         generation = self.generation
         try:
-            resp = await self._stub.Range(request, metadata=self._md, timeout=self.timeout_seconds)
-        except grpc.aio.AioRpcError as err:
-            if err.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.PERMISSION_DENIED):
-                return ()
-            self.outage.failed(err)
-            failure = unavailable("epg", err)
-            if stale is not None:
-                return stale
-            raise failure from err
-        self.outage.recovered()
-        programmes = tuple(
-            programme_from_pb(p, channel_id, i) for i, p in enumerate(resp.programmes)
-        )
+            programmes, fresh = await self.outage.answer(
+                "epg",
+                lambda: self._client.range(channel_id, start, stop),
+                stale=stale,
+                passes=(ChannelNotFound, NotAllowed),
+            )
+        except (ChannelNotFound, NotAllowed):
+            return ()
+        if not fresh:
+            return programmes
         # A change that arrived during the call makes this answer stale: do not keep it.
         if generation == self.generation:
             self._guides[channel_id] = _Guide(programmes, start, stop, self.clock())
@@ -174,22 +145,18 @@ class EpgCache:
             if p.id == programme_id:
                 return p
         try:
-            msg = await self._stub.GetProgramme(
-                epg_pb2.GetProgrammeRequest(id=programme_id),
-                metadata=self._md,
-                timeout=self.timeout_seconds,
-            )
-        except grpc.aio.AioRpcError as err:
-            if err.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT):
-                raise ProgrammeUnknown(
-                    f"no programme {programme_id[:64]}", reason="unknown_programme"
-                ) from err
+            found = await self._client.get_programme(programme_id)
+        except (ProgrammeNotFound, ChannelNotFound, InvalidProgramme) as err:
+            raise ProgrammeUnknown(
+                f"no programme {programme_id[:64]}", reason="unknown_programme"
+            ) from err
+        except HeadendError as err:
             raise unavailable("epg", err) from err
-        if msg.channel_id != channel_id:
+        if found.channel_id != channel_id:
             raise ProgrammeUnknown(
                 f"no programme {programme_id[:64]} on this channel", reason="unknown_programme"
             )
-        return programme_from_pb(msg, channel_id, 0)
+        return found
 
     def apply(self, kind: str, channel_id: str, version: int) -> None:
         """One change from the feed."""
@@ -209,35 +176,24 @@ class EpgCache:
         reconnects (the feed replays what was missed, or says ``resync``).
         """
         resume = self._version
-        call = self._stub.WatchChanges(
-            epg_pb2.WatchChangesRequest(from_version=resume), metadata=self._md
-        )
         try:
-            try:
-                positioned = _positioned(await call.initial_metadata())
-                if positioned is None and call.done():
-                    # It ended before it was positioned (the EPG or its store is down):
-                    # reading a finished call raises its error.
-                    async for _ in call:
-                        pass
-                    raise UpstreamUnavailable("the epg change feed ended", reason="epg_unavailable")
-                if positioned is None or resume == 0:
+            async with self._client.watch_changes(from_version=resume) as feed:
+                if feed.version == 0 or resume == 0:
                     # Nothing to resume from: whatever the cache holds may predate the feed.
                     self.invalidate()
-                self._version = max(self._version, positioned or 0)
+                self._version = max(self._version, feed.version)
                 self.watching.set()
-                async for change in call:
+                async for change in feed:
                     self.apply(change.kind, change.channel_id, change.version)
-            except grpc.aio.AioRpcError as err:
-                raise unavailable("epg", err) from err
+        except HeadendError as err:
+            raise unavailable("epg", err) from err
         finally:
             self.watching.clear()
-            call.cancel()
         raise UpstreamUnavailable("the epg change feed ended", reason="epg_unavailable")
 
     async def close(self) -> None:
         """Close the gRPC channel."""
-        await self._channel.close()
+        await self._client.close()
 
 
 def on_air(programmes: Iterable[Programme], at: datetime) -> Programme | None:
@@ -246,8 +202,3 @@ def on_air(programmes: Iterable[Programme], at: datetime) -> Programme | None:
         if p.start <= at < p.stop:
             return p
     return None
-
-
-def utc_now() -> datetime:
-    """Now, timezone-aware."""
-    return datetime.now(UTC)

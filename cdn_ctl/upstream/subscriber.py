@@ -1,4 +1,4 @@
-"""The front door's client of ``SubscriberService``: login, cached authorization, leases.
+"""The front door's cached view of ``SubscriberService``: login, authorization, leases.
 
 Subscriber answers (``Authorize`` per box and channel, ``EffectiveChannels``
 per subscriber) are cached for at most ``entitlement_ttl_seconds`` (the
@@ -21,12 +21,22 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-import grpc
-
 from cdn_ctl.errors import LoginFailed, PlaybackForbidden, StreamLimit, UpstreamUnavailable
 from cdn_ctl.upstream.common import CHANNEL_OPTIONS, Clock, Outage, deny_reason, unavailable
-from headend.rpc import ClientTls, bearer, client_channel, error_details
-from protos import subscriber_pb2, subscriber_pb2_grpc
+from headend.errors import HeadendError
+from headend.rpc import ClientTls
+from subscriber.client import SubscriberClient
+from subscriber.domain import Decision, DenyReason
+from subscriber.errors import (
+    CarrierNotFound,
+    DeviceLoginFailed,
+    DeviceNotFound,
+    InvalidField,
+    LeaseNotFound,
+    PlaybackDenied,
+    StreamLimitReached,
+    SubscriberNotFound,
+)
 
 log = logging.getLogger("cdn_ctl.upstream")
 
@@ -56,15 +66,28 @@ class Verdict:
 
 
 @dataclass(frozen=True, slots=True)
-class Lease:
-    """A concurrency lease (its id is the routing session id)."""
+class Entitled:
+    """A cached ``EffectiveChannels`` answer."""
 
-    session_id: str
+    channels: frozenset[str]
+    version: int
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """A stream lease this front door holds (its id is also the routing ledger's)."""
+
+    lease_id: str
     mac: str
     channel: str
 
 
-class SubscriberClient:
+def _reason(deny: DenyReason | None) -> str:
+    return deny_reason(deny.value) if deny is not None else ""
+
+
+class SubscriberCache:
     """``SubscriberService`` with a playback key: login, cached authorization, leases."""
 
     def __init__(
@@ -79,22 +102,22 @@ class SubscriberClient:
         tls: ClientTls | None = None,
         max_in_flight: int = 64,
     ) -> None:
-        self._channel = client_channel(target, tls=tls, options=CHANNEL_OPTIONS)
-        self._stub = subscriber_pb2_grpc.SubscriberServiceStub(self._channel)
+        self._client = SubscriberClient(
+            target, api_key, tls=tls, options=CHANNEL_OPTIONS, timeout_seconds=timeout_seconds
+        )
         # Every box's calls share this one channel (one HTTP/2 connection; a heartbeat
         # round alone is a call per playing box), so they are kept below the service's
         # streams per connection (RpcSettings.max_streams_per_connection, 100 by
         # default): grpc does not hold the calls over that limit, the server refuses
         # them (RST_STREAM REFUSED_STREAM: UNAVAILABLE "Stream removed").
         self._slots = asyncio.Semaphore(max_in_flight)
-        self._md = bearer(api_key)
         self._timeout = timeout_seconds
         self._ttl = entitlement_ttl_seconds
         self._stale = stale_seconds
         self._clock = clock
         self.outage = Outage(clock)
         self._verdicts: dict[tuple[str, str], Verdict] = {}
-        self._channels: dict[tuple[str, str], tuple[int, frozenset[str], float]] = {}
+        self._channels: dict[tuple[str, str], Entitled] = {}
         # The newest version seen per (carrier, subscriber): older cached answers are stale.
         self._versions: dict[tuple[str, str], int] = {}
 
@@ -125,25 +148,25 @@ class SubscriberClient:
         finally:
             self._slots.release()
 
+    def _failed(self, err: HeadendError) -> UpstreamUnavailable:
+        """Note the outage and give the front door's 503 for it."""
+        self.outage.failed(err)
+        return unavailable("subscriber", err)
+
     async def login(self, mac: str, secret: str) -> Login:
         """Check a box's credentials; ``LoginFailed`` when they do not match."""
-        try:
-            async with self._slot():
-                resp = await self._stub.DeviceLogin(
-                    subscriber_pb2.DeviceLoginRequest(mac=mac, device_secret=secret),
-                    timeout=self._timeout,
-                )
-        except grpc.aio.AioRpcError as err:
-            if err.code() in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.INVALID_ARGUMENT):
+        async with self._slot():
+            try:
+                resp = await self._client.device_login(mac, secret)
+            except (DeviceLoginFailed, InvalidField) as err:
                 raise LoginFailed("unknown device or wrong secret", reason="login_failed") from err
-            self.outage.failed(err)
-            raise unavailable("subscriber", err) from err
+            except HeadendError as err:
+                raise self._failed(err) from err
         self.outage.recovered()
         key = (resp.carrier_id, resp.subscriber_id)
         self._saw(key, resp.subscriber_version)
         channels = frozenset(resp.channel_ids)
-        self._channels[key] = (resp.subscriber_version, channels, self._clock())
-        deny = subscriber_pb2.DenyReason.Name(resp.deny_reason) if resp.deny_reason else ""
+        self._channels[key] = Entitled(channels, resp.subscriber_version, self._clock())
         return Login(
             resp.carrier_id,
             resp.subscriber_id,
@@ -151,7 +174,7 @@ class SubscriberClient:
             resp.region_code,
             resp.subscriber_version,
             channels,
-            deny_reason(deny) if deny else "",
+            _reason(resp.deny_reason),
         )
 
     def cached_verdict(self, mac: str, channel: str) -> Verdict | None:
@@ -169,30 +192,32 @@ class SubscriberClient:
             return verdict
         old = self._verdicts.get((mac, channel))
         stale = old if old and self._usable(old.subscriber, old.version, old.at) else None
-        if stale is not None and self.outage.active:
-            return stale
-        try:
+
+        async def ask() -> Verdict:
             async with self._slot():
-                resp = await self._stub.Authorize(
-                    subscriber_pb2.AuthorizeRequest(mac=mac, channel_id=channel),
-                    metadata=self._md,
-                    timeout=self._timeout,
-                )
-        except grpc.aio.AioRpcError as err:
-            if err.code() == grpc.StatusCode.INVALID_ARGUMENT:
-                raise PlaybackForbidden("not entitled", reason="not_entitled") from err
-            self.outage.failed(err)
-            failure = unavailable("subscriber", err)
-            if stale is not None:
-                return stale
-            raise failure from err
-        self.outage.recovered()
-        key = (resp.carrier_id, resp.subscriber_id)
-        self._saw(key, resp.subscriber_version)
-        reason = "" if resp.allowed else deny_reason(subscriber_pb2.DenyReason.Name(resp.reason))
-        verdict = Verdict(resp.allowed, reason, resp.subscriber_version, key, self._clock())
-        self._verdicts[(mac, channel)] = verdict
-        return verdict
+                decision = await self._client.authorize(mac, channel)
+            return self._verdict(decision)
+
+        try:
+            answer, fresh = await self.outage.answer(
+                "subscriber", ask, stale=stale, passes=(InvalidField, UpstreamUnavailable)
+            )
+        except InvalidField as err:
+            raise PlaybackForbidden("not entitled", reason="not_entitled") from err
+        if fresh:
+            self._verdicts[(mac, channel)] = answer
+        return answer
+
+    def _verdict(self, decision: Decision) -> Verdict:
+        key = (decision.carrier_id, decision.subscriber_id)
+        self._saw(key, decision.subscriber_version)
+        return Verdict(
+            decision.allowed,
+            _reason(decision.reason),
+            decision.subscriber_version,
+            key,
+            self._clock(),
+        )
 
     async def require(self, mac: str, channel: str) -> None:
         """``PlaybackForbidden`` (403 with the reason) unless the box may play ``channel``."""
@@ -204,92 +229,69 @@ class SubscriberClient:
         """The subscriber's entitled channels now (cached like authorizations)."""
         key = (carrier, subscriber)
         cached = self._channels.get(key)
-        if cached is not None and self._fresh(key, cached[0], cached[2]):
-            return cached[1]
-        stale = cached[1] if cached and self._usable(key, cached[0], cached[2]) else None
-        if stale is not None and self.outage.active:
-            return stale
-        try:
+        if cached is not None and self._fresh(key, cached.version, cached.at):
+            return cached.channels
+        stale = cached.channels if cached and self._usable(key, cached.version, cached.at) else None
+
+        async def ask() -> frozenset[str]:
             async with self._slot():
-                resp = await self._stub.EffectiveChannels(
-                    subscriber_pb2.EffectiveChannelsRequest(
-                        carrier_id=carrier, subscriber_id=subscriber
-                    ),
-                    metadata=self._md,
-                    timeout=self._timeout,
-                )
-        except grpc.aio.AioRpcError as err:
-            if err.code() == grpc.StatusCode.NOT_FOUND:
-                raise PlaybackForbidden("no such subscriber", reason="unknown_device") from err
-            self.outage.failed(err)
-            failure = unavailable("subscriber", err)
-            if stale is not None:
-                return stale
-            raise failure from err
-        self.outage.recovered()
-        self._saw(key, resp.subscriber_version)
-        channels = frozenset(resp.channel_ids)
-        self._channels[key] = (resp.subscriber_version, channels, self._clock())
+                channel_ids, version = await self._client.effective_channels(carrier, subscriber)
+            self._saw(key, version)
+            channels = frozenset(channel_ids)
+            self._channels[key] = Entitled(channels, version, self._clock())
+            return channels
+
+        gone = (SubscriberNotFound, CarrierNotFound)
+        try:
+            channels, _ = await self.outage.answer(
+                "subscriber", ask, stale=stale, passes=(*gone, UpstreamUnavailable)
+            )
+        except gone as err:
+            raise PlaybackForbidden("no such subscriber", reason="unknown_device") from err
         return channels
 
-    async def start_session(self, mac: str, channel: str) -> Lease:
+    async def start_lease(self, mac: str, channel: str) -> Lease:
         """Take a stream slot: ``StreamLimit`` over the limit, ``PlaybackForbidden`` if refused."""
-        try:
-            async with self._slot():
-                resp = await self._stub.StartSession(
-                    subscriber_pb2.StartSessionRequest(mac=mac, channel_id=channel),
-                    metadata=self._md,
-                    timeout=self._timeout,
-                )
-        except grpc.aio.AioRpcError as err:
-            code = err.code()
-            meta = error_details(err).metadata
-            if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+        async with self._slot():
+            try:
+                lease = await self._client.start_lease(mac, channel)
+            except StreamLimitReached as err:
                 raise StreamLimit(
                     "all concurrent streams of this subscriber are in use",
                     reason="stream_limit",
-                    limit=meta.get("limit", ""),
+                    limit=err.details.get("limit", ""),
                 ) from err
-            if code in (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.NOT_FOUND):
-                reason = deny_reason(meta.get("reason", "").upper())
+            except (PlaybackDenied, DeviceNotFound) as err:
+                reason = deny_reason(err.details.get("reason", "").upper())
                 # The cached verdict said yes; the service knows better now.
                 self._verdicts.pop((mac, channel), None)
                 raise PlaybackForbidden(f"playback refused: {reason}", reason=reason) from err
-            self.outage.failed(err)
-            raise unavailable("subscriber", err) from err
+            except HeadendError as err:
+                raise self._failed(err) from err
         self.outage.recovered()
-        return Lease(resp.session_id, resp.mac, resp.channel_id)
+        return Lease(lease.lease_id, lease.mac, lease.channel_id)
 
-    async def heartbeat(self, mac: str, session_id: str) -> bool:
+    async def heartbeat(self, mac: str, lease_id: str) -> bool:
         """Extend a lease; False when the service no longer knows it."""
-        try:
-            async with self._slot():
-                await self._stub.Heartbeat(
-                    subscriber_pb2.HeartbeatRequest(mac=mac, session_id=session_id),
-                    metadata=self._md,
-                    timeout=self._timeout,
-                )
-        except grpc.aio.AioRpcError as err:
-            if err.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT):
+        async with self._slot():
+            try:
+                await self._client.heartbeat(mac, lease_id)
+            except (LeaseNotFound, DeviceNotFound, InvalidField):
                 return False
-            self.outage.failed(err)
-            raise unavailable("subscriber", err) from err
+            except HeadendError as err:
+                raise self._failed(err) from err
         self.outage.recovered()
         return True
 
-    async def end_session(self, mac: str, session_id: str) -> None:
+    async def end_lease(self, mac: str, lease_id: str) -> None:
         """Give the slot back (best effort: an unknown lease is already gone)."""
-        with contextlib.suppress(grpc.aio.AioRpcError, UpstreamUnavailable):
+        with contextlib.suppress(HeadendError):
             async with self._slot():
-                await self._stub.EndSession(
-                    subscriber_pb2.EndSessionRequest(mac=mac, session_id=session_id),
-                    metadata=self._md,
-                    timeout=self._timeout,
-                )
+                await self._client.end_lease(mac, lease_id)
 
     async def close(self) -> None:
         """Close the gRPC channel."""
-        await self._channel.close()
+        await self._client.close()
 
 
 @dataclass
@@ -312,7 +314,7 @@ class LeaseKeeper:
 
     def __init__(
         self,
-        subscriber: SubscriberClient,
+        subscriber: SubscriberCache,
         *,
         interval_seconds: float,
         idle_seconds: float,
@@ -336,31 +338,31 @@ class LeaseKeeper:
         now = self._clock()
         previous = self._by_mac.get(lease.mac)
         replaced = None
-        if previous is not None and previous != lease.session_id:
+        if previous is not None and previous != lease.lease_id:
             replaced = self.drop(previous)
-        self._held[lease.session_id] = _Held(lease, now, now)
-        self._by_mac[lease.mac] = lease.session_id
+        self._held[lease.lease_id] = _Held(lease, now, now)
+        self._by_mac[lease.mac] = lease.lease_id
         return replaced
 
-    def touch(self, session_id: str, *, mac: str, channel: str) -> bool:
+    def touch(self, lease_id: str, *, mac: str, channel: str) -> bool:
         """Mark a known lease of this box and channel as used; False if unknown here."""
-        held = self._held.get(session_id)
+        held = self._held.get(lease_id)
         if held is None or held.lease.mac != mac or held.lease.channel != channel:
             return False
         held.used_at = self._clock()
         return True
 
-    def get(self, session_id: str) -> Lease | None:
+    def get(self, lease_id: str) -> Lease | None:
         """A held lease."""
-        held = self._held.get(session_id)
+        held = self._held.get(lease_id)
         return held.lease if held else None
 
-    def drop(self, session_id: str) -> Lease | None:
+    def drop(self, lease_id: str) -> Lease | None:
         """Forget a lease (the box ended it)."""
-        held = self._held.pop(session_id, None)
+        held = self._held.pop(lease_id, None)
         if held is None:
             return None
-        if self._by_mac.get(held.lease.mac) == session_id:
+        if self._by_mac.get(held.lease.mac) == lease_id:
             del self._by_mac[held.lease.mac]
         return held.lease
 
@@ -368,16 +370,16 @@ class LeaseKeeper:
         """One round of heartbeats for the leases used since their last beat."""
         now = self._clock()
         due = []
-        for sid, held in list(self._held.items()):
+        for lease_id, held in list(self._held.items()):
             if now - held.used_at > self._idle:
-                self.drop(sid)
+                self.drop(lease_id)
             elif held.used_at > held.beaten_at:
                 due.append(held)
         gate = asyncio.Semaphore(self._max_in_flight)
 
         async def beat_one(held: _Held) -> bool:
             async with gate:
-                return await self._subscriber.heartbeat(held.lease.mac, held.lease.session_id)
+                return await self._subscriber.heartbeat(held.lease.mac, held.lease.lease_id)
 
         results = await asyncio.gather(*(beat_one(h) for h in due), return_exceptions=True)
         for held, ok in zip(due, results, strict=True):
@@ -385,7 +387,7 @@ class LeaseKeeper:
                 held.beaten_at = now
             elif ok is False:
                 # Gone at the service: the next poll starts a fresh lease.
-                self.drop(held.lease.session_id)
+                self.drop(held.lease.lease_id)
             elif not isinstance(ok, UpstreamUnavailable):
                 raise ok  # a bug, not an outage: let the supervisor log and restart
         self.beats += len(due)

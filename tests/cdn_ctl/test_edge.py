@@ -14,8 +14,8 @@ from cdn_ctl.domain import Tier
 from cdn_ctl.edge import EdgeConfig, render_nginx_conf
 from cdn_ctl.errors import EdgeStartError, InvalidEdge
 from cdn_ctl.signing import KeyRing, SigningKey, sign_path
-from tests.cdn_ctl.conftest import EdgeFactory, FakeOrigin, eventually
 from tests.cdn_ctl.vectors import vector_path
+from tests.support.cdn import EdgeFactory, FakeOrigin, eventually
 
 pytestmark = pytest.mark.slow
 
@@ -182,17 +182,23 @@ async def test_master_playlist_gets_steering_and_pathway(
 ) -> None:
     edge = await edges("e7", upstream=origin.address, steering_base_url="http://127.0.0.1:8000")
     status, body, _ = await get(
-        edge.url + signed(ring, "live/ch1/master.m3u8") + "?session=s1&region=110101"
+        edge.url + signed(ring, "live/ch1/master.m3u8") + "?lease_id=s1&region=110101"
     )
     text = body.decode()
     assert status == 200
-    assert text.startswith(
+    steering = (
         '#EXTM3U\n#EXT-X-CONTENT-STEERING:SERVER-URI="http://127.0.0.1:8000/steering/ch1.json'
-        '?base=e7&session=s1&region=110101",PATHWAY-ID="e7"\n'
+        '?base=e7&lease_id=s1&region=110101",PATHWAY-ID="e7"\n'
     )
+    assert text.startswith(steering)
     assert '#EXT-X-STREAM-INF:PATHWAY-ID="e7",BANDWIDTH=800000' in text
     # The origin was asked without the token or the query.
     assert origin.hits["/live/ch1/master.m3u8"] == 1
+    # The lease's old parameter name is still read, and passed on under the new one.
+    _, body, _ = await get(
+        edge.url + signed(ring, "live/ch1/master.m3u8") + "?session=s1&region=110101"
+    )
+    assert body.decode().startswith(steering)
 
 
 async def test_key_rotation_reload(origin: FakeOrigin, edges: EdgeFactory, ring: KeyRing) -> None:
@@ -209,7 +215,7 @@ async def test_key_rotation_reload(origin: FakeOrigin, edges: EdgeFactory, ring:
 
 async def test_edge_start_failure_is_reported(tmp_path, ring: KeyRing) -> None:
     from cdn_ctl.edge import EdgeProcess
-    from tests.cdn_ctl.conftest import free_port
+    from tests.support.net import free_port
 
     port = free_port()
     first = EdgeProcess(EdgeConfig("a1", port, "127.0.0.1:9"), prefix=tmp_path / "a1", keys=ring)

@@ -19,29 +19,24 @@ from lxml import etree
 
 from cdn_ctl.domain import Edge, Health, Tier
 from cdn_ctl.frontdoor.app import FrontDoor, create_box_app
-from cdn_ctl.frontdoor.policy import (
-    RedactedAccessLogger,
-    blacked_out,
-    region_covers,
-    rewrite_master,
-)
-from cdn_ctl.routing import Router
-from cdn_ctl.service import RoutingService
-from cdn_ctl.settings import RoutingSettings
+from cdn_ctl.frontdoor.policy import RedactedAccessLogger, rewrite_master
+from cdn_ctl.routing import Router, RoutingService, RoutingSettings
 from cdn_ctl.signing import KeyRing, verify_path
-from cdn_ctl.stb import BoxRefused, SetTopBox
-from cdn_ctl.upstream import EpgCache, SubscriberClient
+from cdn_ctl.sim.stb import BoxRefused, SetTopBox
+from cdn_ctl.upstream import EpgCache, SubscriberCache
 from epg.domain import Programme, Rights, Text
+from epg.domain.rights import blacked_out
+from headend import regions
+from headend.seed import World
 from protos import epg_pb2, epg_pb2_grpc, subscriber_pb2
-from tests.cdn_ctl.conftest import EdgeFactory, FakeOrigin, eventually
-from tests.e2e.conftest import (
+from tests.support.cdn import EdgeFactory, FakeOrigin, eventually
+from tests.support.world import (
     LIVE,
     OTHER_REGION,
     PREMIUM,
     REGION,
     SPORT,
     Services,
-    World,
     frontdoor_settings,
     seed_world,
     set_status,
@@ -84,7 +79,7 @@ async def door(
     world = await seed_world(services.epg_target, services.subscriber_target, services.api_key)
     edge = await edges("v1", upstream=origin.address)
     router = Router()
-    # One nginx, registered as the village edge of both test regions.
+    # One nginx, registered as the edge of both test regions.
     port = edge.config.listen_port
     router.set_edges([
         Edge("v1", REGION, Tier.EDGE, "127.0.0.1", port, 100, 1000.0, 1000.0),
@@ -94,7 +89,7 @@ async def door(
     routing = RoutingService(router=router, keys=ring, settings=RoutingSettings())
     settings = frontdoor_settings(services)
     clock = Clock()
-    subscriber = SubscriberClient(
+    subscriber = SubscriberCache(
         services.subscriber_target, services.api_key, entitlement_ttl_seconds=10.0, clock=clock
     )
     epg = EpgCache(services.epg_target, services.api_key)
@@ -209,7 +204,7 @@ async def test_live_master_starts_a_lease_and_variants_come_back_to_the_front_do
         box = door.box("b1", http)
         await box.login()
         lease, variant = await box.open_live(LIVE)
-        assert variant == f"{door.url}/live/{LIVE}/180p/index.m3u8?session={lease}"
+        assert variant == f"{door.url}/live/{LIVE}/180p/index.m3u8?lease_id={lease}"
         async with http.get(variant, headers=box._auth(), allow_redirects=False) as resp:
             assert resp.status == 302
             location = resp.headers["Location"]
@@ -220,7 +215,22 @@ async def test_live_master_starts_a_lease_and_variants_come_back_to_the_front_do
     path = location.split("127.0.0.1", 1)[1].split("/", 1)[1]
     grant = verify_path(ring, "/" + path.split("?")[0], client_ip="127.0.0.1", now=0)
     assert grant.scope == f"live/{LIVE}/"
-    assert f"session={lease}" in location
+    assert f"lease_id={lease}" in location
+
+
+async def test_the_old_session_parameter_still_names_the_lease(door: Door) -> None:
+    """``?session=`` was the lease's name before ``?lease_id=``; boxes may send it for a release."""
+    async with aiohttp.ClientSession() as http:
+        box = door.box("b1", http)
+        await box.login()
+        lease, variant = await box.open_live(LIVE)
+        old_style = variant.replace("lease_id=", "session=")
+        async with http.get(old_style, headers=box._auth(), allow_redirects=False) as resp:
+            assert resp.status == 302
+            assert f"lease_id={lease}" in resp.headers["Location"]
+        async with http.post(f"{door.url}/api/stop?session={lease}", headers=box._auth()) as resp:
+            assert resp.status == 204
+    assert door.frontdoor.leases.get(lease) is None
 
 
 async def test_variant_polls_heartbeat_in_batches_not_per_request(door: Door) -> None:
@@ -479,7 +489,7 @@ def test_access_log_never_records_tokens(caplog: pytest.LogCaptureFixture) -> No
     assert "Bearer" not in repr(record.__dict__)
 
 
-def test_master_rewrite_points_variants_back_with_the_session() -> None:
+def test_master_rewrite_points_variants_back_with_the_lease() -> None:
     edge_master = (
         "#EXTM3U\n"
         '#EXT-X-CONTENT-STEERING:SERVER-URI="http://x/steering/c.json",PATHWAY-ID="e1"\n'
@@ -487,11 +497,11 @@ def test_master_rewrite_points_variants_back_with_the_session() -> None:
         "180p/index.m3u8\n"
         '#EXT-X-I-FRAME-STREAM-INF:PATHWAY-ID="e1",BANDWIDTH=1,URI="180p/iframe.m3u8"\n'
     )
-    assert rewrite_master(edge_master, query="session=abc") == (
+    assert rewrite_master(edge_master, query="lease_id=abc") == (
         "#EXTM3U\n"
         "#EXT-X-STREAM-INF:BANDWIDTH=800000\n"
-        "180p/index.m3u8?session=abc\n"
-        '#EXT-X-I-FRAME-STREAM-INF:BANDWIDTH=1,URI="180p/iframe.m3u8?session=abc"\n'
+        "180p/index.m3u8?lease_id=abc\n"
+        '#EXT-X-I-FRAME-STREAM-INF:BANDWIDTH=1,URI="180p/iframe.m3u8?lease_id=abc"\n'
     )
 
 
@@ -509,7 +519,7 @@ def test_master_rewrite_points_variants_back_with_the_session() -> None:
 def test_blackout_regions_follow_the_division_hierarchy(
     blackout: str, box: str, covered: bool
 ) -> None:
-    assert region_covers(blackout, box) is covered
+    assert regions.covers(blackout, box) is covered
     now = datetime.now(UTC)
     p = Programme("p", LIVE, now, now + timedelta(hours=1), (Text("", "x"),),
                   rights=Rights(blackout_regions=(blackout,)))  # fmt: skip

@@ -12,8 +12,9 @@ import pytest
 import redis.asyncio as aioredis
 from aiohttp.test_utils import make_mocked_request
 
-from cdn_ctl.frontdoor.guard import AddressWatch, ClientAddresses, FetchLimiter, parse_networks
+from cdn_ctl.frontdoor.guard import AddressWatch, ClientAddresses, FetchLimiter
 from cdn_ctl.frontdoor.settings import TokenBinding
+from headend.settings import parse_networks
 
 
 class _Transport:

@@ -13,17 +13,18 @@ import pytest
 import redis.asyncio as aioredis
 
 from cdn_ctl.errors import UpstreamUnavailable
-from cdn_ctl.upstream import EpgCache, SubscriberClient
+from cdn_ctl.upstream import EpgCache, Outage, SubscriberCache
 from epg.domain import Channel, Text
 from epg.server import create_server as create_epg
 from epg.service import EpgService
 from epg.settings import EpgSettings
 from epg.store import EpgStore
 from headend.auth import ADMIN, KeyStore
-from headend.rpc import RpcServer, RpcSettings
+from headend.errors import PermissionDenied
+from headend.rpc import RpcServer, RpcSettings, ServiceUnavailable
 from headend.tasks import Backoff, Supervisor
-from tests.cdn_ctl.conftest import eventually
-from tests.e2e.conftest import LIVE, seed_world, start_services
+from tests.support.cdn import eventually
+from tests.support.world import LIVE, seed_world, start_services
 
 FAST = Backoff(first_seconds=0.05, cap_seconds=0.2, jitter=0.0)
 
@@ -98,7 +99,7 @@ async def test_an_expired_entitlement_stands_in_while_the_subscriber_service_is_
     try:
         world = await seed_world(services.epg_target, services.subscriber_target, services.api_key)
         clock = Clock()
-        client = SubscriberClient(
+        client = SubscriberCache(
             services.subscriber_target,
             services.api_key,
             entitlement_ttl_seconds=10.0,
@@ -120,3 +121,22 @@ async def test_an_expired_entitlement_stands_in_while_the_subscriber_service_is_
         await client.close()
     finally:
         await services.stop()
+
+
+def test_an_outage_lasts_the_retry_delay_the_service_gave() -> None:
+    clock = Clock()
+    outage = Outage(clock)
+    outage.failed(
+        ServiceUnavailable("epg", "down", reason="DependencyUnavailable", retry_delay_seconds=5)
+    )
+    clock.now += 4.9
+    assert outage.active
+    clock.now += 0.2
+    assert not outage.active
+    outage.failed(PermissionDenied("the key may not read the guide"))  # said nothing: 1 s
+    assert outage.active
+    clock.now += 1.0
+    assert not outage.active
+    outage.failed(ServiceUnavailable("epg", "gone", reason="UNAVAILABLE", retry_delay_seconds=None))
+    outage.recovered()
+    assert not outage.active

@@ -1,4 +1,4 @@
-"""Set-top box session tokens: issue, verify, tamper, expire, rotate."""
+"""Box tokens: issue, verify, tamper, expire, rotate."""
 
 from __future__ import annotations
 
@@ -6,14 +6,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from cdn_ctl.session import SessionExpired, SessionInvalid, SessionSigner
+from cdn_ctl.boxtoken import BoxTokenExpired, BoxTokenInvalid, BoxTokenSigner
 from headend.errors import InvalidArgument
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 OLD, NEW = b"o" * 32, b"n" * 32
 
 
-def _issue(signer: SessionSigner, now: datetime = NOW) -> str:
+def _issue(signer: BoxTokenSigner, now: datetime = NOW) -> str:
     token, _ = signer.issue(
         carrier="telecom", subscriber="s1", mac="00:11:22:33:44:55", region="440103",
         version=7, now=now,
@@ -22,7 +22,7 @@ def _issue(signer: SessionSigner, now: datetime = NOW) -> str:
 
 
 def test_round_trip() -> None:
-    signer = SessionSigner({"k1": OLD}, active_kid="k1", ttl=timedelta(hours=1))
+    signer = BoxTokenSigner({"k1": OLD}, active_kid="k1", ttl=timedelta(hours=1))
     session = signer.verify(_issue(signer), now=NOW + timedelta(minutes=59))
     assert (session.carrier, session.subscriber, session.mac, session.region, session.version) == (
         "telecom", "s1", "00:11:22:33:44:55", "440103", 7,
@@ -31,8 +31,8 @@ def test_round_trip() -> None:
 
 
 def test_expired_token_is_refused() -> None:
-    signer = SessionSigner({"k1": OLD}, active_kid="k1", ttl=timedelta(hours=1))
-    with pytest.raises(SessionExpired):
+    signer = BoxTokenSigner({"k1": OLD}, active_kid="k1", ttl=timedelta(hours=1))
+    with pytest.raises(BoxTokenExpired):
         signer.verify(_issue(signer), now=NOW + timedelta(hours=1))
 
 
@@ -45,19 +45,19 @@ def test_expired_token_is_refused() -> None:
     ],
 )
 def test_tampered_token_is_refused(mangle) -> None:
-    signer = SessionSigner({"k1": OLD}, active_kid="k1")
-    with pytest.raises(SessionInvalid):
+    signer = BoxTokenSigner({"k1": OLD}, active_kid="k1")
+    with pytest.raises(BoxTokenInvalid):
         signer.verify(mangle(_issue(signer)), now=NOW)
 
 
 def test_rotation_keeps_old_tokens_valid_until_the_old_key_is_dropped() -> None:
-    old = SessionSigner({"k1": OLD}, active_kid="k1")
+    old = BoxTokenSigner({"k1": OLD}, active_kid="k1")
     token = _issue(old)
-    rotated = SessionSigner({"k1": OLD, "k2": NEW}, active_kid="k2")
+    rotated = BoxTokenSigner({"k1": OLD, "k2": NEW}, active_kid="k2")
     assert rotated.verify(token, now=NOW).subscriber == "s1"
     assert rotated.verify(_issue(rotated), now=NOW).subscriber == "s1"
-    retired = SessionSigner({"k2": NEW}, active_kid="k2")
-    with pytest.raises(SessionInvalid, match="unknown key"):
+    retired = BoxTokenSigner({"k2": NEW}, active_kid="k2")
+    with pytest.raises(BoxTokenInvalid, match="unknown key"):
         retired.verify(token, now=NOW)
 
 
@@ -70,4 +70,4 @@ def test_rotation_keeps_old_tokens_valid_until_the_old_key_is_dropped() -> None:
 )
 def test_bad_keyring_is_refused(keys: dict[str, bytes], active: str) -> None:
     with pytest.raises(InvalidArgument):
-        SessionSigner(keys, active_kid=active)
+        BoxTokenSigner(keys, active_kid=active)

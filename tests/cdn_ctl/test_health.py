@@ -9,7 +9,7 @@ from cdn_ctl.domain import Edge, Health, Tier
 from cdn_ctl.errors import InvalidEdge
 from cdn_ctl.health import HealthMonitor, HealthPolicy, HealthTracker, HttpProber, ProbeResult
 from cdn_ctl.routing import Router
-from tests.cdn_ctl.conftest import EdgeFactory, FakeOrigin
+from tests.support.cdn import EdgeFactory, FakeOrigin
 
 OK = ProbeResult(True, 5.0)
 FAIL = ProbeResult(False, 2000.0)

@@ -17,17 +17,18 @@ from cdn_ctl.domain import Edge, Tier
 from cdn_ctl.edge import EdgeProcess
 from cdn_ctl.health import HealthMonitor, HealthPolicy, HttpProber
 from cdn_ctl.http import RoutingFace, create_app
-from cdn_ctl.routing import Router
-from cdn_ctl.service import CdnService, Controller, RoutingService
-from cdn_ctl.settings import RoutingSettings
+from cdn_ctl.routing import Controller, Router, RoutingService, RoutingSettings
+from cdn_ctl.service import CdnService
 from cdn_ctl.signing import KeyRing
 from cdn_ctl.store import EdgeStore
 from headend.auth import ADMIN, KeyStore
 from headend.redisproc import RedisServer
-from tests.cdn_ctl.conftest import EdgeFactory, FakeOrigin
+from tests.support.cdn import EdgeFactory, FakeOrigin
 
 pytestmark = pytest.mark.slow
 BOX = "110101"
+# Lease ids as the subscriber service issues them (16 hex digits).
+LEASE, OLD, NEW = "00000000000000a1", "00000000000000b1", "00000000000000b2"
 
 
 class Stack:
@@ -47,7 +48,7 @@ class Stack:
             router=self.router,
             monitor=self.monitor,
             replica_id="t",
-            session_ttl_seconds=60,
+            lease_ttl_seconds=60,
         )
         self.routing = RoutingService(router=self.router, keys=ring, settings=RoutingSettings())
         self.face = RoutingFace(routing=self.routing, controller=self.controller)
@@ -99,17 +100,19 @@ async def test_route_redirects_to_a_signed_edge_url_that_plays(
     await stack.add(edges, origin, "v1", BOX)
     await stack.add(edges, origin, "c1", "110102")
     await stack.settle()
-    status, headers, _ = await stack.get(f"/route/live/ch1/master.m3u8?region={BOX}&session=p1")
+    status, headers, _ = await stack.get(
+        f"/route/live/ch1/master.m3u8?region={BOX}&lease_id={LEASE}"
+    )
     assert status == 302
     location = headers["Location"]
     assert location.startswith(f"{stack.nginx['v1'].url}/t/")
-    assert "/live/ch1/master.m3u8?session=p1" in location
-    assert headers["X-Route-Reason"].startswith("village edge v1; up; load=0.01")
+    assert f"/live/ch1/master.m3u8?lease_id={LEASE}" in location
+    assert headers["X-Route-Reason"].startswith("county edge v1; up; load=0.01")
     assert headers["X-Route-Edge"] == "v1"
     async with stack.http.get(location) as resp:
         master = await resp.text()
     assert resp.status == 200
-    assert f'SERVER-URI="{stack.url}/steering/ch1.json?base=v1&session=' in master
+    assert f'SERVER-URI="{stack.url}/steering/ch1.json?base=v1&lease_id={LEASE}&' in master
     # Relative URIs inside the playlist inherit the path token.
     variant = urljoin(location, master.splitlines()[-1])
     async with stack.http.get(variant) as resp:
@@ -136,8 +139,12 @@ async def test_no_edge_gives_503_with_retry_after(stack: Stack) -> None:
         pytest.param("/route/live/ch%20x/master.m3u8?region=110101", "channel", id="bad-channel"),
         pytest.param("/route/live/ch1/..%2Fch2/x.m3u8?region=110101", "scope", id="dot-dot"),
         pytest.param(
-            "/route/live/ch1/master.m3u8?region=110101&session=a%20b", "session", id="bad-session"
+            "/route/live/ch1/master.m3u8?region=110101&lease_id=a%20b", "lease_id", id="bad-lease"
         ),
+        pytest.param(
+            "/route/live/ch1/master.m3u8?region=110101&session=box42", "lease_id", id="old-name"
+        ),
+        pytest.param("/route/live/ch1/master.m3u8?region=190101", "region", id="no-such-province"),
         pytest.param("/debug/route?channel=ch1&region=x", "region", id="debug-bad-region"),
         pytest.param(
             "/steering/ch1.json?region=110101&base=Bad_Id", "edge_id", id="steering-bad-base"
@@ -148,7 +155,7 @@ async def test_bad_requests_are_400_naming_the_field(stack: Stack, path: str, fi
     status, _, body = await stack.get(path)
     assert status == 400
     assert json.loads(body)["field"] == field
-    assert stack.router.ledger.total == 0
+    assert stack.router.held == 0
 
 
 async def test_edge_stopped_mid_session_moves_routes_and_steering(
@@ -162,10 +169,10 @@ async def test_edge_stopped_mid_session_moves_routes_and_steering(
         f"ch{i}" for i in range(50) if stack.routing.explain(f"ch{i}", BOX).edge.edge_id == "v1"
     )
     status, headers, _ = await stack.get(
-        f"/route/live/{channel}/master.m3u8?region={BOX}&session=lease1"
+        f"/route/live/{channel}/master.m3u8?region={BOX}&lease_id={LEASE}"
     )
-    session = headers["Location"].split("session=")[1].split("&")[0]
-    steering_path = f"/steering/{channel}.json?base=v1&region={BOX}&session={session}"
+    lease = headers["Location"].split("lease_id=")[1].split("&")[0]
+    steering_path = f"/steering/{channel}.json?base=v1&region={BOX}&lease_id={lease}"
     _, _, before = await stack.get(steering_path)
     manifest = json.loads(before)
     assert manifest["PATHWAY-PRIORITY"][0] == "v1"
@@ -189,10 +196,10 @@ async def test_edge_stopped_mid_session_moves_routes_and_steering(
     moved = json.loads(after)
     assert "v1" not in moved["PATHWAY-PRIORITY"]
     assert moved["PATHWAY-PRIORITY"][0] == "v2"
-    assert stack.router.ledger.edge_of(session) == "v2"
-    # The same session asking for its playlist again gets a fresh redirect, never to v1.
+    assert stack.router.edge_of(lease) == "v2"
+    # The same lease asking for its playlist again gets a fresh redirect, never to v1.
     status, headers, _ = await stack.get(
-        f"/route/live/{channel}/master.m3u8?region={BOX}&session={session}"
+        f"/route/live/{channel}/master.m3u8?region={BOX}&lease_id={lease}"
     )
     assert status == 302
     assert headers["X-Route-Edge"] == "v2"
@@ -203,23 +210,24 @@ async def test_edge_stopped_mid_session_moves_routes_and_steering(
     assert "v1" not in routed
 
 
-async def test_session_stays_on_its_edge(
+async def test_lease_stays_on_its_edge(
     stack: Stack, edges: EdgeFactory, origin: FakeOrigin
 ) -> None:
     await stack.add(edges, origin, "v1", BOX)
     await stack.add(edges, origin, "v2", BOX)
     await stack.settle()
-    _, first, _ = await stack.get(f"/route/live/ch1/master.m3u8?region={BOX}&session=box42")
+    path = f"/route/live/ch1/master.m3u8?region={BOX}&lease_id={LEASE}"
+    _, first, _ = await stack.get(path)
     for _ in range(3):
-        _, again, _ = await stack.get(f"/route/live/ch1/master.m3u8?region={BOX}&session=box42")
+        _, again, _ = await stack.get(path)
         assert again["X-Route-Edge"] == first["X-Route-Edge"]
-        assert again["X-Route-Reason"].startswith("session affinity: village edge ")
-    assert stack.router.ledger.total == 1
-    # Zapping to another channel is a new routing decision for the same session.
-    _, zapped, _ = await stack.get(f"/route/live/ch2/master.m3u8?region={BOX}&session=box42")
-    assert not zapped["X-Route-Reason"].startswith("session affinity")
-    assert stack.router.ledger.total == 1
-    assert stack.router.ledger.edge_of("box42", "ch2") == zapped["X-Route-Edge"]
+        assert again["X-Route-Reason"].startswith("lease affinity: county edge ")
+    assert stack.router.held == 1
+    # Zapping to another channel is a new routing decision for the same lease.
+    _, zapped, _ = await stack.get(f"/route/live/ch2/master.m3u8?region={BOX}&lease_id={LEASE}")
+    assert not zapped["X-Route-Reason"].startswith("lease affinity")
+    assert stack.router.held == 1
+    assert stack.router.edge_of(LEASE, "ch2") == zapped["X-Route-Edge"]
 
 
 async def test_debug_route_explains(stack: Stack, edges: EdgeFactory, origin: FakeOrigin) -> None:
@@ -233,10 +241,10 @@ async def test_debug_route_explains(stack: Stack, edges: EdgeFactory, origin: Fa
     report = json.loads(body)
     assert status == 200
     assert report["decision"]["edge"] == "p1"
-    assert report["decision"]["level"] == "city"
-    assert {"edge": "v1", "level": "village", "verdict": "down"} in report["considered"]
+    assert report["decision"]["level"] == "province"
+    assert {"edge": "v1", "level": "county", "verdict": "down"} in report["considered"]
     assert report["edges"]["v1"]["health"] == "down"
-    assert stack.router.ledger.total == 0  # explaining starts no session
+    assert stack.router.held == 0  # explaining starts no lease
 
 
 async def test_metrics_and_healthz(stack: Stack, edges: EdgeFactory, origin: FakeOrigin) -> None:
@@ -244,7 +252,8 @@ async def test_metrics_and_healthz(stack: Stack, edges: EdgeFactory, origin: Fak
     await stack.settle()
     await stack.get(f"/route/live/ch1/master.m3u8?region={BOX}")
     _, _, text = await stack.get("/metrics")
-    assert 'cdn_routes_total{level="village"} 1.0' in text.decode()
+    assert 'cdn_routes_total{level="county"} 1.0' in text.decode()
+    assert 'cdn_edge_leases{edge="v1"} 0.0' in text.decode()  # no lease: nothing reserved
     assert 'cdn_edge_state{edge="v1",state="up"} 1.0' in text.decode()
     status, _, body = await stack.get("/healthz")
     assert status == 200
@@ -285,7 +294,7 @@ async def test_redis_unreachable_keeps_routing_on_last_known_state(
         private.kill()
 
 
-async def test_draining_edge_keeps_its_sessions_but_gets_no_new_ones(
+async def test_draining_edge_keeps_its_leases_but_gets_no_new_ones(
     stack: Stack, edges: EdgeFactory, origin: FakeOrigin
 ) -> None:
     await stack.add(edges, origin, "v1", BOX)
@@ -294,17 +303,18 @@ async def test_draining_edge_keeps_its_sessions_but_gets_no_new_ones(
     channel = next(
         f"ch{i}" for i in range(50) if stack.routing.explain(f"ch{i}", BOX).edge.edge_id == "v1"
     )
-    _, headers, _ = await stack.get(f"/route/live/{channel}/master.m3u8?region={BOX}&session=old")
+    route = f"/route/live/{channel}/master.m3u8?region={BOX}"
+    _, headers, _ = await stack.get(f"{route}&lease_id={OLD}")
     assert headers["X-Route-Edge"] == "v1"
     await CdnService(store=stack.store).drain(ADMIN, "v1")
     await stack.settle()
-    _, new, _ = await stack.get(f"/route/live/{channel}/master.m3u8?region={BOX}&session=new")
+    _, new, _ = await stack.get(f"{route}&lease_id={NEW}")
     assert new["X-Route-Edge"] == "v2"
-    _, kept, _ = await stack.get(f"/route/live/{channel}/master.m3u8?region={BOX}&session=old")
+    _, kept, _ = await stack.get(f"{route}&session={OLD}")  # the old parameter name
     assert kept["X-Route-Edge"] == "v1"
-    _, _, body = await stack.get(f"/steering/{channel}.json?base=v1&region={BOX}&session=old")
+    _, _, body = await stack.get(f"/steering/{channel}.json?base=v1&region={BOX}&session={OLD}")
     assert json.loads(body)["PATHWAY-PRIORITY"][:2] == ["v1", "v2"]
-    _, _, body = await stack.get(f"/steering/{channel}.json?base=v2&region={BOX}&session=new")
+    _, _, body = await stack.get(f"/steering/{channel}.json?base=v2&region={BOX}&lease_id={NEW}")
     assert "v1" not in json.loads(body)["PATHWAY-PRIORITY"]
 
 

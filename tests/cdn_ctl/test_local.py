@@ -13,7 +13,8 @@ from cdn_ctl.local import LocalEdges, LocalSettings, parse_edges, parse_networks
 from cdn_ctl.signing import KeyRing
 from cdn_ctl.store import EdgeStore
 from headend.settings import SettingsError
-from tests.cdn_ctl.conftest import FakeOrigin, free_port
+from tests.support.cdn import FakeOrigin
+from tests.support.net import free_port
 
 pytestmark = pytest.mark.slow
 

@@ -6,12 +6,19 @@ from collections import Counter
 
 import pytest
 
-from cdn_ctl.domain import Edge, Health, Level, Tier
+from cdn_ctl.domain import Edge, Health, RouteLevel, Scope, Tier
 from cdn_ctl.errors import InvalidRouteRequest, NoEdgeAvailable
-from cdn_ctl.routing import HashRing, RoutePolicy, Router
-from cdn_ctl.service import RouteRequest, RoutingService
-from cdn_ctl.settings import RoutingSettings
-from cdn_ctl.signing import KeyRing, SigningKey
+from cdn_ctl.routing import (
+    HashRing,
+    RouteLedger,
+    RoutePolicy,
+    Router,
+    RouteRequest,
+    RoutingService,
+    RoutingSettings,
+)
+from cdn_ctl.signing import KeyRing, SigningKey, verify_path
+from headend.ids import new_lease_id
 
 BOX = "110101"
 
@@ -62,17 +69,17 @@ def router(
 @pytest.mark.parametrize(
     ("down", "expected", "level"),
     [
-        pytest.param((), {"v1", "v2"}, Level.VILLAGE, id="village"),
-        pytest.param(("v1", "v2"), {"c1"}, Level.COUNTY, id="county"),
-        pytest.param(("v1", "v2", "c1"), {"p1"}, Level.CITY, id="city"),
+        pytest.param((), {"v1", "v2"}, RouteLevel.COUNTY, id="county"),
+        pytest.param(("v1", "v2"), {"c1"}, RouteLevel.CITY, id="city"),
+        pytest.param(("v1", "v2", "c1"), {"p1"}, RouteLevel.PROVINCE, id="province"),
         pytest.param(
-            ("v1", "v2", "c1", "p1"), {"mid"}, Level.MID, id="mid-tier-not-another-province"
+            ("v1", "v2", "c1", "p1"), {"mid"}, RouteLevel.MID, id="mid-tier-not-another-province"
         ),
-        pytest.param(("v1", "v2", "c1", "p1", "mid"), {"origin"}, Level.ORIGIN, id="origin"),
+        pytest.param(("v1", "v2", "c1", "p1", "mid"), {"origin"}, RouteLevel.ORIGIN, id="origin"),
     ],
 )
 def test_region_hierarchy_fallback_never_reaches_a_dead_edge(
-    down: tuple[str, ...], expected: set[str], level: Level
+    down: tuple[str, ...], expected: set[str], level: RouteLevel
 ) -> None:
     r = router(down)
     decisions = [r.route(f"ch{i}", BOX) for i in range(40)]
@@ -111,8 +118,8 @@ def test_popular_channel_spreads_within_the_bound() -> None:
     r = router(edges=village)
     for n in range(300):
         d = r.route("hit", BOX)
-        r.ledger.start(f"s{n}", edge_id=d.edge.edge_id, channel="hit", expires_at=1e12)
-    loads = Counter({e.edge_id: r.ledger.sessions[e.edge_id] for e in village})
+        r.hold(f"s{n}", edge_id=d.edge.edge_id, channel="hit", expires_at=1e12)
+    loads = Counter({e.edge_id: r.leases_on(e.edge_id) for e in village})
     mean = sum(loads.values()) / len(loads)
     assert max(loads.values()) / mean <= 1.25
     assert min(loads.values()) > 0
@@ -123,10 +130,10 @@ def test_bound_prefers_home_over_the_mid_tier_when_only_far_edges_have_room() ->
     r = router(edges=village)
     for n in range(150):
         d = r.route("ch1", BOX)
-        r.ledger.start(f"s{n}", edge_id=d.edge.edge_id, channel="ch1", expires_at=1e12)
-    assert r.ledger.sessions["home"] == 100  # full, not pushed across the province
-    assert r.ledger.sessions["far"] == 0
-    assert r.ledger.sessions["mid"] == 50
+        r.hold(f"s{n}", edge_id=d.edge.edge_id, channel="ch1", expires_at=1e12)
+    assert r.leases_on("home") == 100  # full, not pushed across the province
+    assert r.leases_on("far") == 0
+    assert r.leases_on("mid") == 50
 
 
 def test_uplink_headroom_limits_new_channels_not_new_viewers() -> None:
@@ -135,14 +142,15 @@ def test_uplink_headroom_limits_new_channels_not_new_viewers() -> None:
     placed = []
     for n, channel in enumerate(["a", "b", "c", "d", "e", "f"]):
         d = r.route(channel, BOX)
-        r.ledger.start(f"s{n}", edge_id=d.edge.edge_id, channel=channel, expires_at=1e12)
+        r.hold(f"s{n}", edge_id=d.edge.edge_id, channel=channel, expires_at=1e12)
         placed.append(d.edge.edge_id)
-    assert r.ledger.edge_channels["v1"] <= 2  # 16 Mbps / 8 Mbps per channel ladder
-    carried = next(c for c in "abcdef" if ("v1", c) in r.ledger.channels)
+    # 16 Mbps / 8 Mbps per channel ladder
+    assert sum(r.carries("v1", c) for c in "abcdef") <= 2
+    carried = next(c for c in "abcdef" if r.carries("v1", c))
     assert r.route(carried, BOX).edge.edge_id == "v1"
 
 
-def test_draining_edge_gets_no_new_sessions() -> None:
+def test_draining_edge_gets_no_new_leases() -> None:
     edges = [edge("v1", "110101", draining=True), edge("v2", "110101")]
     r = router(edges=edges)
     assert {r.route(f"ch{i}", BOX).edge.edge_id for i in range(20)} == {"v2"}
@@ -151,14 +159,14 @@ def test_draining_edge_gets_no_new_sessions() -> None:
 def test_explanation_lists_every_passed_candidate() -> None:
     r = router(down=("v1",), degraded=())
     r.set_edges([e if e.edge_id != "v2" else edge("v2", "110101", sessions=1) for e in TOPOLOGY])
-    r.ledger.start("x", edge_id="v2", channel="other", expires_at=1e12)
+    r.hold("x", edge_id="v2", channel="other", expires_at=1e12)
     d = r.route("ch1", BOX, explain=True)
     verdicts = {(c.edge_id, c.verdict.split(" ")[0]) for c in d.considered}
     assert ("v1", "down") in verdicts
     assert ("v2", "full") in verdicts
     assert d.edge.edge_id == "c1"
-    assert d.level is Level.COUNTY
-    assert d.reason.startswith("county edge c1; up; load=")
+    assert d.level is RouteLevel.CITY
+    assert d.reason.startswith("city edge c1; up; load=")
 
 
 def test_ring_moves_few_channels_when_an_edge_joins() -> None:
@@ -173,16 +181,16 @@ def test_ring_moves_few_channels_when_an_edge_joins() -> None:
     )
 
 
-def test_session_ledger_expiry_and_moves() -> None:
-    r = router()
-    r.ledger.start("s1", edge_id="v1", channel="a", expires_at=10)
-    r.ledger.start("s2", edge_id="v1", channel="a", expires_at=20)
-    r.ledger.start("s2", edge_id="v2", channel="a", expires_at=20)
-    assert r.ledger.counts() == {"v1": 1, "v2": 1}
-    assert r.ledger.expire(15) == 1
-    assert r.ledger.counts() == {"v2": 1}
-    assert r.ledger.edge_channels["v1"] == 0
-    assert r.ledger.total == 1
+def test_route_ledger_expiry_and_moves() -> None:
+    ledger = RouteLedger()
+    ledger.start("s1", edge_id="v1", channel="a", expires_at=10)
+    ledger.start("s2", edge_id="v1", channel="a", expires_at=20)
+    ledger.start("s2", edge_id="v2", channel="a", expires_at=20)
+    assert ledger.counts() == {"v1": 1, "v2": 1}
+    assert ledger.expire(15) == 1
+    assert ledger.counts() == {"v2": 1}
+    assert ledger.edge_channels["v1"] == 0
+    assert ledger.total == 1
 
 
 def test_cached_target_checks_still_reject_every_bad_request() -> None:
@@ -193,18 +201,42 @@ def test_cached_target_checks_still_reject_every_bad_request() -> None:
     ring = KeyRing((SigningKey("k1", b"0123456789abcdef0123"),), "k1")
     service = RoutingService(router=router, keys=ring, settings=RoutingSettings())
     good = RouteRequest("live", "ch1", "master.m3u8", "110101", "10.0.0.1")
-    service.redirect(good)
-    service.redirect(good)  # served from the cache of checked targets
+    service.route(good)
+    service.route(good)  # served from the cache of checked targets
     for bad, field in (
         (good._replace(kind="vod"), "kind"),
         (good._replace(channel="bad/ch"), "channel"),
         (good._replace(region="11010"), "region"),
         (good._replace(path="../x"), "scope"),
-        (good._replace(session_id="bad id"), "session"),
+        (good._replace(lease_id="bad id"), "lease_id"),
     ):
         for _ in range(2):
             with pytest.raises(InvalidRouteRequest) as err:
-                service.redirect(bad)
+                service.route(bad)
             assert err.value.field == field
     # Redirects without a lease reserve nothing (only a box's lease takes capacity).
-    assert router.ledger.total == 0
+    assert router.held == 0
+
+
+def test_catchup_redirect_is_signed_once_for_exactly_its_window() -> None:
+    signed: list[str] = []
+
+    class Counting(RoutingService):
+        def sign(self, scope: Scope, *, lifetime_seconds: int, client_ip: str | None) -> str:
+            signed.append(scope.path)
+            return super().sign(scope, lifetime_seconds=lifetime_seconds, client_ip=client_ip)
+
+    r = router()
+    ring = KeyRing((SigningKey("k1", b"0123456789abcdef0123"),), "k1")
+    service = Counting(router=r, keys=ring, settings=RoutingSettings())
+    lease = new_lease_id()
+    scope = Scope("catchup", "ch1", 1000, 4600)
+    redirect = service.redirect(
+        scope, "master.m3u8", region=BOX, client_ip="10.0.0.1", lease_id=lease
+    )
+    assert signed == ["catchup/ch1/w/1000/4600/"]
+    path = "/" + redirect.location.split("/", 3)[3].split("?")[0]
+    assert verify_path(ring, path, client_ip="10.0.0.1", now=0).scope == scope.path
+    assert path.endswith("/catchup/ch1/w/1000/4600/master.m3u8")
+    assert redirect.location.endswith(f"?lease_id={lease}&region={BOX}")
+    assert r.edge_of(lease, "ch1") == redirect.edge.edge_id

@@ -61,7 +61,7 @@ async def test_register_then_list_with_health_and_load(
     await store.put_health(
         {"v1": EdgeHealth(Health.DEGRADED, 1.0, 1, 5, 42.0, "1 of last 5 probes failed")}
     )
-    await store.publish_sessions("replica-a", {"v1": 50}, now=time.time(), ttl_seconds=60)
+    await store.publish_leases("replica-a", {"v1": 50}, now=time.time(), ttl_seconds=60)
     listed = await stub.ListEdges(cdn_pb2.ListEdgesRequest(), metadata=admin)
     by_id = {s.edge.edge_id: s for s in listed.edges}
     assert list(by_id) == ["mid1", "v1"]
@@ -86,6 +86,7 @@ async def test_register_then_list_with_health_and_load(
     [
         pytest.param(pb_edge(region="12345"), "region", id="short-region"),
         pytest.param(pb_edge(region="01a101"), "region", id="non-digit-region"),
+        pytest.param(pb_edge(region="190101"), "region", id="no-such-province"),
         pytest.param(pb_edge(capacity_sessions=0), "capacity_sessions", id="zero-sessions"),
         pytest.param(pb_edge(capacity_mbps=-1.0), "capacity_mbps", id="negative-mbps"),
         pytest.param(pb_edge(uplink_mbps=0.0), "uplink_mbps", id="zero-uplink"),

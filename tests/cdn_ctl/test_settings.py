@@ -27,6 +27,10 @@ def test_defaults(ring: KeyRing) -> None:
         pytest.param({"CDN_BALANCE_FACTOR": "0.5"}, "CDN_BALANCE_FACTOR", id="c-below-1"),
         pytest.param({"CDN_HEALTH_FALL": "9"}, "CDN_HEALTH_FALL", id="fall-over-window"),
         pytest.param({"REDIS_URL": "http://x"}, "REDIS_URL", id="bad-redis-url"),
+        pytest.param(
+            {"CDN_SESSION_TTL_SECONDS": "60"}, "CDN_SESSION_TTL_SECONDS", id="renamed-lease-ttl"
+        ),
+        pytest.param({"CDN_SESSION_MBPS": "4"}, "CDN_SESSION_MBPS", id="renamed-lease-mbps"),
     ],
 )
 def test_bad_values_name_the_variable(ring: KeyRing, extra: dict[str, str], name: str) -> None:

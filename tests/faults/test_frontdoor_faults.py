@@ -36,14 +36,16 @@ from cdn_ctl.frontdoor.settings import FrontDoorSettings
 from cdn_ctl.health import HealthPolicy
 from cdn_ctl.server import RoutingProcess
 from cdn_ctl.settings import CdnSettings
-from cdn_ctl.stb import BoxRefused, PlayStats, SetTopBox
+from cdn_ctl.sim.stb import BoxRefused, PlayStats, SetTopBox
 from cdn_ctl.store import EdgeStore
 from headend.auth import PLAYBACK, KeyStore
 from headend.redisconn import connect
 from headend.redisproc import RedisServer
 from headend.rpc import RpcSettings
-from tests.e2e.conftest import LIVE, REGION, RING, World, free_port, seed_world
+from headend.seed import World
+from tests.support.net import free_port
 from tests.support.services import Platform, platform
+from tests.support.world import LIVE, REGION, RING, seed_world
 from transcode.archive import ArchiveIndex
 from transcode.domain import LiveChannel
 from transcode.live import LiveManager

@@ -15,18 +15,27 @@ import redis.asyncio as aioredis
 
 from cdn_ctl.domain import Edge, Tier
 from cdn_ctl.edge import EdgeConfig, EdgeProcess
-from cdn_ctl.frontdoor.settings import FrontDoorSettings
 from cdn_ctl.server import RoutingProcess
 from cdn_ctl.settings import CdnSettings, RoutingSettings
 from cdn_ctl.signing import KeyRing, SigningKey
 from cdn_ctl.store import EdgeStore
 from headend.auth import PLAYBACK, KeyStore
 from headend.rpc import RpcSettings
-from tests.cdn_ctl.conftest import FakeOrigin, free_port
-from tests.e2e.conftest import REGION, SESSION_KEY, seed_world, start_services
+from tests.support.cdn import FakeOrigin
+from tests.support.net import free_port
 from tests.support.security import Platform
+from tests.support.world import REGION, frontdoor_settings, seed_world, start_services
 
 RING = KeyRing((SigningKey("k1", b"security-edge-secret-0123"),), "k1")
+# Limits small enough to reach in a test.
+DOOR_LIMITS: dict[str, Any] = {
+    "entitlement_ttl_seconds": 0.5,
+    "fetches_per_minute": 200,
+    "login_failures_per_mac": 3,
+    "login_failures_per_address": 20,
+    "max_connections_per_address": 400,
+    "idle_timeout_seconds": 2.0,
+}
 
 
 @pytest.fixture
@@ -36,29 +45,6 @@ async def fake_origin() -> AsyncIterator[FakeOrigin]:
     await fake.start()
     yield fake
     await fake.stop()
-
-
-def door_settings(
-    epg_target: str, subscriber_target: str, api_key: str, **overrides: Any
-) -> FrontDoorSettings:
-    """Front door settings with limits small enough to reach in a test."""
-    values: dict[str, Any] = {
-        "epg_target": epg_target,
-        "subscriber_target": subscriber_target,
-        "api_key": api_key,
-        "session_keys": (("s1", SESSION_KEY),),
-        "session_active_kid": "s1",
-        "entitlement_ttl_seconds": 0.5,
-        "heartbeat_seconds": 1.0,
-        "master_ttl_seconds": 2.0,
-        "fetches_per_minute": 200,
-        "login_failures_per_mac": 3,
-        "login_failures_per_address": 20,
-        "max_connections_per_address": 400,
-        "idle_timeout_seconds": 2.0,
-    }
-    values.update(overrides)
-    return FrontDoorSettings(**values)
 
 
 @pytest.fixture
@@ -91,8 +77,8 @@ async def platform(
         refresh_seconds=0.2,
         probe_interval_seconds=0.2,
         replica_id="security",
-        frontdoor=door_settings(
-            services.epg_target, services.subscriber_target, playback_key, **overrides
+        frontdoor=frontdoor_settings(
+            services, api_key=playback_key, **{**DOOR_LIMITS, **overrides}
         ),
     )
     http = aiohttp.ClientSession()

@@ -22,7 +22,8 @@ from aiohttp import web
 from cdn_ctl.domain import Tier
 from cdn_ctl.edge import EdgeConfig, EdgeProcess
 from cdn_ctl.errors import TokenInvalid
-from cdn_ctl.signing import KeyRing, SigningKey, sign_path, token_prefix, verify_path
+from cdn_ctl.signing import KeyRing, sign_path, token_prefix, verify_path
+from tests.support.cdn import EdgeFactory, edge_factory, rotation_ring
 
 pytestmark = pytest.mark.slow
 
@@ -183,24 +184,10 @@ async def eventually(check: Callable[[], Awaitable[bool]], *, within_seconds: fl
         await asyncio.sleep(0.02)
 
 
-def free_port() -> int:
-    """A free loopback TCP port (nginx needs a concrete port)."""
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-EdgeFactory = Callable[..., Awaitable[EdgeProcess]]
-
-
 @pytest.fixture
 def ring() -> KeyRing:
     """Two keys, as during a rotation overlap."""
-    return KeyRing(
-        (SigningKey("k1", b"k1-secret-0123456789"), SigningKey("k2", b"k2-secret-abcdefghij")), "k2"
-    )
+    return rotation_ring()
 
 
 @pytest.fixture
@@ -217,18 +204,8 @@ async def origin() -> AsyncIterator[RecordingOrigin]:
 @pytest.fixture
 async def edges(tmp_path: Path, ring: KeyRing) -> AsyncIterator[EdgeFactory]:
     """``await edges("e1", upstream=origin.address, **config)`` -> a started nginx edge."""
-    started: list[EdgeProcess] = []
-
-    async def make(edge_id: str, *, upstream: str, **kwargs: object) -> EdgeProcess:
-        config = EdgeConfig(edge_id=edge_id, listen_port=free_port(), upstream=upstream, **kwargs)  # type: ignore[arg-type]
-        edge = EdgeProcess(config, prefix=tmp_path / edge_id, keys=ring)
-        await edge.start()
-        started.append(edge)
-        return edge
-
-    yield make
-    for edge in started:
-        await edge.stop()
+    async with edge_factory(tmp_path, ring) as make:
+        yield make
 
 
 def prefix(ring: KeyRing, *, scope: str = "live/ch1/", ttl: int = 60) -> str:

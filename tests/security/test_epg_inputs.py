@@ -34,7 +34,7 @@ import redis.asyncio as aioredis
 from lxml import etree
 
 from cdn_ctl.lineup import LineupEntry, render_m3u
-from cdn_ctl.stb import parse_m3u
+from cdn_ctl.sim.stb import parse_m3u
 from cdn_ctl.upstream import EpgCache
 from epg.importer import MAX_PROBLEMS
 from epg.service import EpgService

@@ -21,8 +21,8 @@ from cdn_ctl.signing import verify_path
 from headend.auth import ADMIN, PLAYBACK, Principal
 from headend.ratelimit import clear_lockout
 from protos import subscriber_pb2
-from tests.e2e.conftest import LIVE, REGION, SESSION_KEY, set_status
 from tests.support.security import Platform, close_all, closed_by_peer, get, half_requests
+from tests.support.world import LIVE, REGION, SESSION_KEY, set_status
 
 pytestmark = pytest.mark.slow
 
@@ -30,7 +30,7 @@ BOX_PATHS = [
     "/lineup.m3u",
     "/guide.xml.gz",
     f"/live/{LIVE}/master.m3u8",
-    f"/live/{LIVE}/180p/index.m3u8?session=0123456789abcdef",
+    f"/live/{LIVE}/180p/index.m3u8?lease_id=0123456789abcdef",
     f"/catchup/{LIVE}/master.m3u8?utc=1700000000&utcend=1700003600",
 ]
 CATCHUP = f"/catchup/{LIVE}/master.m3u8"
@@ -89,7 +89,7 @@ async def test_no_box_path_answers_without_a_valid_token(platform: Platform, tok
             assert "#EXT" not in body
             assert "/t/" not in body
         async with http.post(
-            f"{platform.url}/api/stop?session=0123456789abcdef",
+            f"{platform.url}/api/stop?lease_id=0123456789abcdef",
             headers={"Authorization": f"Bearer {token}"},
         ) as resp:
             assert resp.status == 401
@@ -143,7 +143,7 @@ async def test_admin_route_without_a_lease_reserves_nothing(platform: Platform) 
         for _ in range(50):
             status, headers, _ = await get(http, platform.admin_url + ADMIN_PATHS[0], token=key)
             assert status == 302
-            assert "session=" not in headers["Location"]
+            assert "lease_id=" not in headers["Location"]
         status, _, body = await get(http, platform.admin_url + ADMIN_PATHS[2], token=key)
         assert status == 200
         assert '"decision"' in body
@@ -160,7 +160,7 @@ async def test_unauthenticated_flood_leaves_capacity_for_real_boxes(platform: Pl
         token = await platform.login(http, "c1")
         status, headers, text = await get(http, platform.url + BOX_PATHS[2], token=token)
         assert status == 200, text
-        variant = f"{platform.url}/live/{LIVE}/180p/index.m3u8?session={headers['X-Session']}"
+        variant = f"{platform.url}/live/{LIVE}/180p/index.m3u8?lease_id={headers['X-Lease-Id']}"
         status, headers, _ = await get(http, variant, token=token)
         assert status == 302
     assert platform.reserved == 1
@@ -173,7 +173,7 @@ async def test_live_urls_are_short_lived_and_a_suspension_stops_the_next_reload(
     async with aiohttp.ClientSession() as http:
         token = await platform.login(http, "c1")
         _, headers, _ = await get(http, platform.url + BOX_PATHS[2], token=token)
-        variant = f"{platform.url}/live/{LIVE}/180p/index.m3u8?session={headers['X-Session']}"
+        variant = f"{platform.url}/live/{LIVE}/180p/index.m3u8?lease_id={headers['X-Lease-Id']}"
         status, headers, _ = await get(http, variant, token=token)
         assert status == 302
         path = urlsplit(headers["Location"]).path
@@ -233,9 +233,9 @@ async def test_one_stream_per_box_and_the_replaced_player_is_refused(platform: P
         token = await platform.login(http, "c1")
         _, first, _ = await get(http, platform.url + BOX_PATHS[2], token=token)
         _, second, _ = await get(http, platform.url + BOX_PATHS[2], token=token)
-        old, new = first["X-Session"], second["X-Session"]
+        old, new = first["X-Lease-Id"], second["X-Lease-Id"]
         assert old != new
-        base = f"{platform.url}/live/{LIVE}/180p/index.m3u8?session="
+        base = f"{platform.url}/live/{LIVE}/180p/index.m3u8?lease_id="
         status, _, body = await get(http, base + old, token=token)
         assert status == 409
         assert "lease_replaced" in body
@@ -272,7 +272,7 @@ async def test_forwarded_headers_from_untrusted_peers_are_ignored(platform: Plat
     async with aiohttp.ClientSession() as http:
         token = await platform.login(http, "c1")
         _, headers, _ = await get(http, platform.url + BOX_PATHS[2], token=token)
-        variant = f"{platform.url}/live/{LIVE}/180p/index.m3u8?session={headers['X-Session']}"
+        variant = f"{platform.url}/live/{LIVE}/180p/index.m3u8?lease_id={headers['X-Lease-Id']}"
         _, headers, _ = await get(
             http, variant, token=token, headers={"X-Forwarded-For": "198.51.100.7"}
         )
@@ -294,7 +294,7 @@ async def test_a_trusted_proxy_names_the_box_address(platform: Platform) -> None
         ) as resp:
             token = (await resp.json())["token"]
         _, headers, _ = await get(http, platform.url + BOX_PATHS[2], token=token, headers=forwarded)
-        variant = f"{platform.url}/live/{LIVE}/180p/index.m3u8?session={headers['X-Session']}"
+        variant = f"{platform.url}/live/{LIVE}/180p/index.m3u8?lease_id={headers['X-Lease-Id']}"
         _, headers, _ = await get(http, variant, token=token, headers=forwarded)
     path = urlsplit(headers["Location"]).path
     grant = verify_path(platform.ring, path, client_ip="198.51.100.7", now=time.time())
@@ -411,7 +411,7 @@ async def test_an_unverified_query_token_is_never_copied(platform: Platform) -> 
             id="long-programme",
         ),
         pytest.param("/live/%0d%0aX/master.m3u8", "bad_channel", id="crlf-channel"),
-        pytest.param(f"/live/{LIVE}/..%2F..%2Fetc/index.m3u8?session=x", "", id="traversal"),
+        pytest.param(f"/live/{LIVE}/..%2F..%2Fetc/index.m3u8?lease_id=x", "", id="traversal"),
     ],
 )
 async def test_odd_requests_get_a_clear_4xx(platform: Platform, path: str, reason: str) -> None:
@@ -446,29 +446,29 @@ async def test_session_token_of_another_box_cannot_stop_its_stream(platform: Pla
         c1 = await platform.login(http, "c1")
         e1 = await platform.login(http, "e1")
         _, headers, _ = await get(http, platform.url + BOX_PATHS[2], token=c1)
-        lease = headers["X-Session"]
+        lease = headers["X-Lease-Id"]
         async with http.post(
-            f"{platform.url}/api/stop?session={lease}", headers={"Authorization": f"Bearer {e1}"}
+            f"{platform.url}/api/stop?lease_id={lease}", headers={"Authorization": f"Bearer {e1}"}
         ) as resp:
             assert resp.status == 204
-        variant = f"{platform.url}/live/{LIVE}/180p/index.m3u8?session={lease}"
+        variant = f"{platform.url}/live/{LIVE}/180p/index.m3u8?lease_id={lease}"
         status, _, _ = await get(http, variant, token=c1)
         assert status == 302
     assert platform.reserved == 1
 
 
 def test_token_times_are_checked_with_small_leeway() -> None:
-    from cdn_ctl.session import LEEWAY, MAX_LIFETIME, SessionInvalid, SessionSigner
+    from cdn_ctl.boxtoken import LEEWAY, MAX_LIFETIME, BoxTokenInvalid, BoxTokenSigner
 
-    signer = SessionSigner({"s1": SESSION_KEY}, active_kid="s1")
+    signer = BoxTokenSigner({"s1": SESSION_KEY}, active_kid="s1")
     now = datetime.now(UTC)
     token = forged(iat=int((now + LEEWAY * 2).timestamp()))
-    with pytest.raises(SessionInvalid):
+    with pytest.raises(BoxTokenInvalid):
         signer.verify(token, now=now)
     token = forged(
         iat=int(now.timestamp()), exp=int((now + MAX_LIFETIME + timedelta(days=1)).timestamp())
     )
-    with pytest.raises(SessionInvalid):
+    with pytest.raises(BoxTokenInvalid):
         signer.verify(token, now=now)
     # A few seconds of skew between replicas is fine.
     token = forged(iat=int((now + timedelta(seconds=5)).timestamp()))

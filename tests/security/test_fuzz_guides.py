@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from lxml import etree
 
 from cdn_ctl.lineup import LineupEntry, render_m3u
-from cdn_ctl.stb import parse_m3u
+from cdn_ctl.sim.stb import parse_m3u
 from epg.domain import Channel, Programme, Rating, Text
 from epg.errors import EpgError
 from epg.importer import MAX_PROBLEMS, ImportReport

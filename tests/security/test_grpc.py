@@ -24,6 +24,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
+from epg.client import EpgClient
 from epg.server import create_server as create_epg_server
 from epg.settings import EpgSettings
 from headend import pki
@@ -41,8 +42,8 @@ from headend.rpc import (
     start_server,
 )
 from protos import epg_pb2, epg_pb2_grpc, keys_pb2, keys_pb2_grpc
-from transcode.epg_client import EpgProgrammes
 from transcode.errors import EpgUnavailable, ProgrammeNotFound
+from transcode.origin import programme_window
 
 _PROBE = "headend.test.Probe"
 _WHO_AM_I = f"/{SERVICE_NAME}/WhoAmI"
@@ -369,15 +370,15 @@ async def test_origin_epg_client_dials_over_mtls(
                 ),
                 metadata=bearer(token),
             )  # fmt: skip
-        lookup = EpgProgrammes(target, token, tls=_mutual(certs, certs), timeout_seconds=10)
-        refused = EpgProgrammes(target, token, tls=_mutual(stranger, stranger))
+        lookup = EpgClient(target, token, tls=_mutual(certs, certs), timeout_seconds=10)
+        refused = EpgClient(target, token, tls=_mutual(stranger, stranger), timeout_seconds=2)
         try:
-            window = await lookup.window("ch1", "p1")
+            window = await programme_window(lookup, "ch1", "p1", now=now)
             assert (window.start, window.end) == (now - timedelta(hours=1), now)
             with pytest.raises(ProgrammeNotFound):
-                await lookup.window("ch1", "nope")
+                await programme_window(lookup, "ch1", "nope", now=now)
             with pytest.raises(EpgUnavailable, match="UNAVAILABLE"):
-                await refused.window("ch1", "p1")
+                await programme_window(refused, "ch1", "p1", now=now)
         finally:
             await lookup.close()
             await refused.close()

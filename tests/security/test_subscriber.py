@@ -21,9 +21,9 @@ from headend.rpc import bearer, error_details
 from protos import keys_pb2, keys_pb2_grpc
 from protos import subscriber_pb2 as pb
 from subscriber.cli import import_rows
+from subscriber.client import SubscriberClient
 from subscriber.importfile import read_csv
 from subscriber.settings import SubscriberSettings
-from tests.conftest import Tokens
 from tests.support.subscriber import (
     ALICE_MAC,
     Api,
@@ -32,6 +32,7 @@ from tests.support.subscriber import (
     seed_world,
     serve,
 )
+from tests.support.tokens import Tokens
 
 ACME = "carrier:acme"
 BOB_MAC = "aa:bb:cc:00:0b:01"
@@ -74,18 +75,18 @@ async def test_one_box_cannot_play_three_channels_on_a_one_stream_account(world:
         )
         for ch in ("cctv1", "cctv2", "cctv1")
     ]
-    assert len({lease.session_id for lease in leases}) == 3
-    assert [lease.replaced_session_id for lease in leases] == [
+    assert len({lease.lease_id for lease in leases}) == 3
+    assert [lease.replaced_lease_id for lease in leases] == [
         "",
-        leases[0].session_id,
-        leases[1].session_id,
+        leases[0].lease_id,
+        leases[1].lease_id,
     ]
     assert await world.redis.zcard("sub:acme:lease:alice") == 1
     before = await world.snapshot()
     for old in leases[:2]:
         err = await world.fails(
             "Heartbeat",
-            pb.HeartbeatRequest(mac=ALICE_MAC, session_id=old.session_id),
+            pb.HeartbeatRequest(mac=ALICE_MAC, lease_id=old.lease_id),
             as_="playback",
         )
         assert err.code() == grpc.StatusCode.NOT_FOUND
@@ -298,13 +299,13 @@ async def test_playback_serves_every_carriers_boxes(world: Api) -> None:
             "StartSession", pb.StartSessionRequest(mac=mac, channel_id=channel), as_="playback"
         )
         beat = await world.call(
-            "Heartbeat", pb.HeartbeatRequest(mac=mac, session_id=lease.session_id), as_="playback"
+            "Heartbeat", pb.HeartbeatRequest(mac=mac, lease_id=lease.lease_id), as_="playback"
         )
         assert beat.channel_id == channel
         await world.call(
             "EndSession",
             pb.EndSessionRequest(
-                mac=mac, session_id=lease.session_id, idempotency_key=f"end-{carrier}"
+                mac=mac, lease_id=lease.lease_id, idempotency_key=f"end-{carrier}"
             ),
             as_="playback",
         )
@@ -495,7 +496,8 @@ async def test_csv_cells_with_control_characters_are_refused_per_row(
     report = read_csv(path)
     assert report.errors == ()
     before = await world.snapshot()
-    summary = await import_rows(world.stub, await world.tokens(ACME), "acme", report.rows)
+    async with SubscriberClient(f"127.0.0.1:{world.port}", await world.tokens(ACME)) as client:
+        summary = await import_rows(client, "acme", report.rows)
     assert [(e.row, e.field) for e in summary.errors] == [(2, "display_name"), (3, "serial")]
     assert summary.created == 1
     after = await world.snapshot()

@@ -21,7 +21,7 @@ from headend.rpc import RpcSettings, bearer, client_channel, error_details
 from headend.settings import SettingsError
 from protos import transcode_pb2 as pb
 from protos import transcode_pb2_grpc as pb_grpc
-from tests.conftest import Tokens
+from tests.support.tokens import Tokens
 from transcode.archive import ArchiveIndex
 from transcode.domain import ChannelState, Job, JobState, LiveChannel
 from transcode.errors import SourceRefused

@@ -12,7 +12,7 @@ Used by the end-to-end tests, the load benchmark and ``headend demo``::
 
 The player is a minimal HLS client that behaves like real players on failure:
 it polls the variant playlist through the front door every target duration
-(each poll is a 302 to the session's edge), fetches new segments relative to
+(each poll is a 302 to the lease's edge), fetches new segments relative to
 the edge's playlist, and when the edge fails (refused connection, 5xx, a
 403/410 from the edge) it goes back to the front door's URL, which re-routes
 it to a healthy edge once the controller has marked the old one down.
@@ -31,6 +31,8 @@ from urllib.parse import urljoin
 
 import aiohttp
 from lxml import etree
+
+from cdn_ctl.domain import LEASE_PARAM
 
 Event = Callable[[str], None]
 
@@ -69,7 +71,7 @@ class Guide:
 
 @dataclass
 class PlayStats:
-    """What a play session did."""
+    """What one playback did."""
 
     lease: str = ""
     polls: int = 0
@@ -137,7 +139,7 @@ def _media(text: str) -> tuple[int, float, list[tuple[int, float, str]], bool]:
 
 
 class SetTopBox:
-    """One box: its credentials, its session token, and an HLS player."""
+    """One box: its credentials, its box token, and an HLS player."""
 
     def __init__(
         self,
@@ -192,7 +194,7 @@ class SetTopBox:
                 raise await self._refused(resp)
             body: dict[str, str] = await resp.json()
         self.token = body["token"]
-        self._event(f"login ok: session until {body['expires_at']}")
+        self._event(f"login ok: token until {body['expires_at']}")
         return body
 
     async def _get_text(self, path: str) -> str:
@@ -226,12 +228,12 @@ class SetTopBox:
 
     async def open_live(self, channel: str, *, lease: str = "") -> tuple[str, str]:
         """``GET /live/{ch}/master.m3u8`` -> (lease, absolute URL of the lowest variant)."""
-        path = f"/live/{channel}/master.m3u8" + (f"?session={lease}" if lease else "")
+        path = f"/live/{channel}/master.m3u8" + (f"?{LEASE_PARAM}={lease}" if lease else "")
         async with self.http.get(self.url(path), headers=self._auth()) as resp:
             if resp.status != 200:
                 raise await self._refused(resp)
             text = await resp.text()
-            lease = resp.headers.get("X-Session", "")
+            lease = resp.headers.get("X-Lease-Id", "")
             base = str(resp.url)
         variant = urljoin(base, _uris(text)[0])
         return lease, variant
@@ -314,7 +316,7 @@ class SetTopBox:
     async def stop(self, lease: str) -> None:
         """``POST /api/stop``: give the stream slot back."""
         async with self.http.post(
-            self.url(f"/api/stop?session={lease}"), headers=self._auth()
+            self.url(f"/api/stop?{LEASE_PARAM}={lease}"), headers=self._auth()
         ) as resp:
             if resp.status != 204:
                 raise await self._refused(resp)

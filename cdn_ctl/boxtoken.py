@@ -1,4 +1,4 @@
-"""Set-top box session tokens: what a box holds after logging in.
+"""Box tokens: what a set-top box holds after logging in.
 
 A token is a compact HS256 JWT (PyJWT: a well-kept implementation that
 handles expiry, clock leeway and algorithm pinning) carrying the box's
@@ -26,17 +26,17 @@ LEEWAY = timedelta(seconds=30)
 MAX_LIFETIME = timedelta(days=30)
 
 
-class SessionInvalid(Unauthenticated):
-    """Raised when a session token is malformed, tampered with or signed by an unknown key."""
+class BoxTokenInvalid(Unauthenticated):
+    """Raised when a box token is malformed, tampered with or signed by an unknown key."""
 
 
-class SessionExpired(Unauthenticated):
-    """Raised when a session token's lifetime is over; the box logs in again."""
+class BoxTokenExpired(Unauthenticated):
+    """Raised when a box token's lifetime is over; the box logs in again."""
 
 
 @dataclass(frozen=True, slots=True)
-class DeviceSession:
-    """A logged-in box."""
+class BoxToken:
+    """A logged-in box: what its verified token says."""
 
     carrier: str
     subscriber: str
@@ -49,8 +49,8 @@ class DeviceSession:
     address: str = ""
 
 
-class SessionSigner:
-    """Issues and verifies session tokens with a keyring of ``kid -> secret``."""
+class BoxTokenSigner:
+    """Issues and verifies box tokens with a keyring of ``kid -> secret``."""
 
     def __init__(
         self, keys: Mapping[str, bytes], *, active_kid: str, ttl: timedelta = timedelta(hours=12)
@@ -58,7 +58,7 @@ class SessionSigner:
         if active_kid not in keys:
             raise InvalidArgument("active_kid", f"{active_kid!r} is not in the keyring")
         if any(len(secret) < 32 for secret in keys.values()):
-            raise InvalidArgument("keys", "session signing secrets must be at least 32 bytes")
+            raise InvalidArgument("keys", "box token signing secrets must be at least 32 bytes")
         self._keys = dict(keys)
         self._active = active_kid
         self.ttl = ttl
@@ -73,7 +73,7 @@ class SessionSigner:
         version: int,
         now: datetime,
         address: str = "",
-    ) -> tuple[str, DeviceSession]:
+    ) -> tuple[str, BoxToken]:
         """A token for a box that has just proved its device secret (from ``address``)."""
         expires = now + self.ttl
         token_id = secrets.token_urlsafe(12)
@@ -93,20 +93,20 @@ class SessionSigner:
         token = jwt.encode(
             claims, self._keys[self._active], algorithm=_ALGORITHM, headers={"kid": self._active}
         )
-        return token, DeviceSession(
+        return token, BoxToken(
             carrier, subscriber, mac, region, version, expires.replace(microsecond=0), token_id,
             address,
         )  # fmt: skip
 
-    def verify(self, token: str, *, now: datetime) -> DeviceSession:
-        """The session a token stands for; raises ``SessionInvalid`` or ``SessionExpired``."""
+    def verify(self, token: str, *, now: datetime) -> BoxToken:
+        """The box a token stands for; raises ``BoxTokenInvalid`` or ``BoxTokenExpired``."""
         try:
             kid = jwt.get_unverified_header(token).get("kid")
         except jwt.PyJWTError as err:
-            raise SessionInvalid("malformed session token") from err
+            raise BoxTokenInvalid("malformed box token") from err
         secret = self._keys.get(kid) if isinstance(kid, str) else None
         if secret is None:
-            raise SessionInvalid("session token signed by an unknown key")
+            raise BoxTokenInvalid("box token signed by an unknown key")
         try:
             claims = jwt.decode(
                 token,
@@ -121,21 +121,21 @@ class SessionSigner:
                 },
             )
         except jwt.PyJWTError as err:
-            raise SessionInvalid("session token signature or claims are invalid") from err
+            raise BoxTokenInvalid("box token signature or claims are invalid") from err
         try:
             expires = datetime.fromtimestamp(int(claims["exp"]), UTC)
             issued = datetime.fromtimestamp(int(claims["iat"]), UTC)
             not_before = datetime.fromtimestamp(int(claims.get("nbf", claims["iat"])), UTC)
         except (TypeError, ValueError, OverflowError, OSError) as err:
-            raise SessionInvalid("session token times are not epoch seconds") from err
+            raise BoxTokenInvalid("box token times are not epoch seconds") from err
         # Times are checked against the caller's clock so tests and replicas agree.
         if issued > now + LEEWAY or not_before > now + LEEWAY:
-            raise SessionInvalid("session token is not valid yet")
+            raise BoxTokenInvalid("box token is not valid yet")
         if expires - issued > MAX_LIFETIME:
-            raise SessionInvalid("session token lives longer than any token may")
+            raise BoxTokenInvalid("box token lives longer than any token may")
         if expires <= now:
-            raise SessionExpired("session expired; log in again")
-        return DeviceSession(
+            raise BoxTokenExpired("box token expired; log in again")
+        return BoxToken(
             carrier=str(claims["car"]),
             subscriber=str(claims["sub"]),
             mac=str(claims["mac"]),

@@ -1,29 +1,30 @@
 """A deterministic routing simulation: this router against the usual alternatives.
 
-Topology: 16 village edges in 2 cities x 2 counties x 2 villages x 2 edges
-(region codes 410101 ...), one mid tier per city and an origin. Boxes live in
-the 8 edge villages with uneven populations. Sessions arrive (Poisson), pick a
-channel by Zipf popularity, watch live (70%) or a catch-up programme (30%,
-itself picked from a few per channel) for a geometric number of 6-second
-ticks, and fetch one segment per tick. Each edge has a segment LRU cache and a
-limited uplink.
+Topology: 16 edge-tier caches in 2 provinces x 2 cities x 2 counties x 2
+edges (region codes 410101 ...), one mid tier per province and an origin.
+Boxes live in the 8 edge counties with uneven populations. Viewings arrive
+(Poisson), pick a channel by Zipf popularity, watch live (70%) or a catch-up
+programme (30%, itself picked from a few per channel) for a geometric number
+of 6-second ticks, and fetch one segment per tick; each holds a lease (a
+fresh id, :func:`headend.ids.new_lease_id`) while it plays. Each edge has a
+segment LRU cache and a limited uplink.
 
-Routers compared (all skip an edge at its session capacity):
+Routers compared (all skip an edge at its lease capacity):
 
 - ``this router``: :class:`cdn_ctl.routing.Router` itself (region hierarchy,
   bounded-load consistent hashing with c = 1.25, uplink headroom);
 - ``round-robin``: every edge in turn, no region, no content affinity;
-- ``consistent hash``: the box's village edges, channel -> edge on a ring,
-  no load bound (then the county, city, any edge when full);
-- ``tc nearest-point``: Traffic Control style: the box's cache group (village),
+- ``consistent hash``: the box's county edges, channel -> edge on a ring,
+  no load bound (then the city, province, any edge when full);
+- ``tc nearest-point``: Traffic Control style: the box's cache group (county),
   channel -> the weighted hash point nearest to the channel's hash;
 - ``bounded-load, no region``: one ring over all 16 edges with the same
   bounded-load rule, ignoring where the box is.
 
-Figures: request hit ratio at the edges; max/mean edge load (sessions over
+Figures: request hit ratio at the edges; max/mean edge load (leases over
 capacity across the 16 edges, averaged over ticks after warm-up); backhaul
 bytes = cache fills from the parent tier plus bytes served to a box from an
-edge outside its village; share of sessions served away from home; share of
+edge outside its county; share of viewings served away from home; share of
 edge-ticks whose cache-fill traffic exceeded the uplink.
 """
 
@@ -38,8 +39,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from cdn_ctl.domain import REGION_LEVELS, Edge, Health, Tier
+from cdn_ctl.domain import NEARBY, Edge, Health, Tier
 from cdn_ctl.routing import HashRing, RoutePolicy, Router
+from headend import regions
+from headend.ids import new_lease_id
 
 SEGMENT_SECONDS = 6
 
@@ -53,35 +56,35 @@ class Scenario:
     ticks: int = 600
     warmup_ticks: int = 100
     arrivals_per_tick: float = 24.0
-    mean_session_ticks: float = 50.0
+    mean_viewing_ticks: float = 50.0
     catchup_share: float = 0.3
     programmes_per_channel: int = 4
     cache_segments: int = 1500
     segment_mbit: float = 24.0
-    edge_sessions: int = 120
+    edge_leases: int = 120
     uplink_mbps: float = 200.0
     balance_factor: float = 1.25
     seed: int = 7
 
 
-VILLAGES = ("410101", "410102", "410201", "410202", "420101", "420102", "420201", "420202")
-VILLAGE_WEIGHTS = (3.0, 1.0, 1.5, 0.7, 2.0, 1.0, 0.8, 1.2)
+COUNTIES = ("410101", "410102", "410201", "410202", "420101", "420102", "420201", "420202")
+COUNTY_WEIGHTS = (3.0, 1.0, 1.5, 0.7, 2.0, 1.0, 0.8, 1.2)
 
 
 def topology(scenario: Scenario) -> list[Edge]:
-    """16 village edges (2 per village), 2 mid tiers and the origin."""
+    """16 edge-tier caches (2 per county), 2 mid tiers and the origin."""
     edges = [
         Edge(
             f"e{i * 2 + j:02d}",
-            village,
+            county,
             Tier.EDGE,
             "127.0.0.1",
             8100 + i * 2 + j,
-            scenario.edge_sessions,
-            scenario.edge_sessions * 8.0,
+            scenario.edge_leases,
+            scenario.edge_leases * 8.0,
             scenario.uplink_mbps,
         )
-        for i, village in enumerate(VILLAGES)
+        for i, county in enumerate(COUNTIES)
         for j in range(2)
     ]
     edges += [
@@ -98,18 +101,18 @@ class Policy(Protocol):
     name: str
 
     def choose(self, channel: str, region: str) -> Edge: ...
-    def started(self, session: int, edge: Edge, channel: str) -> None: ...
-    def ended(self, session: int) -> None: ...
+    def started(self, lease_id: str, edge: Edge, channel: str) -> None: ...
+    def ended(self, lease_id: str) -> None: ...
 
 
 class ThisRouter:
-    """The production router, fed the same session starts and ends."""
+    """The production router, fed the same lease starts and ends."""
 
     name = "this router"
 
     def __init__(self, edges: Sequence[Edge], scenario: Scenario) -> None:
         self.router = Router(
-            RoutePolicy(balance_factor=scenario.balance_factor, session_mbps=4.0, channel_mbps=8.0)
+            RoutePolicy(balance_factor=scenario.balance_factor, lease_mbps=4.0, channel_mbps=8.0)
         )
         self.router.set_edges(edges)
         self.router.set_health({e.edge_id: Health.UP for e in edges})
@@ -117,48 +120,39 @@ class ThisRouter:
     def choose(self, channel: str, region: str) -> Edge:
         return self.router.route(channel, region).edge
 
-    def started(self, session: int, edge: Edge, channel: str) -> None:
-        self.router.ledger.start(
-            str(session), edge_id=edge.edge_id, channel=channel, expires_at=math.inf
-        )
+    def started(self, lease_id: str, edge: Edge, channel: str) -> None:
+        self.router.hold(lease_id, edge_id=edge.edge_id, channel=channel, expires_at=math.inf)
 
-    def ended(self, session: int) -> None:
-        self.router.ledger.end(str(session))
+    def ended(self, lease_id: str) -> None:
+        self.router.release(lease_id)
 
 
 class _Counting:
-    """Shared session bookkeeping and hierarchy fallback for the baselines."""
+    """Shared lease bookkeeping and hierarchy fallback for the baselines."""
 
     name = ""
 
     def __init__(self, edges: Sequence[Edge]) -> None:
         self.edges = [e for e in edges if e.tier is Tier.EDGE]
         self.mids = [e for e in edges if e.tier is Tier.MID]
-        self.sessions: Counter[str] = Counter()
-        self._where: dict[int, str] = {}
+        self.leases: Counter[str] = Counter()
+        self._where: dict[str, str] = {}
 
-    def started(self, session: int, edge: Edge, channel: str) -> None:
-        self.sessions[edge.edge_id] += 1
-        self._where[session] = edge.edge_id
+    def started(self, lease_id: str, edge: Edge, channel: str) -> None:
+        self.leases[edge.edge_id] += 1
+        self._where[lease_id] = edge.edge_id
 
-    def ended(self, session: int) -> None:
-        self.sessions[self._where.pop(session)] -= 1
+    def ended(self, lease_id: str) -> None:
+        self.leases[self._where.pop(lease_id)] -= 1
 
     def has_room(self, edge: Edge) -> bool:
-        return self.sessions[edge.edge_id] < edge.capacity_sessions
+        return self.leases[edge.edge_id] < edge.capacity_sessions
 
     def groups(self, region: str) -> list[list[Edge]]:
-        out: list[list[Edge]] = []
-        taken: set[str] = set()
-        for _, digits in REGION_LEVELS:
-            group = [
-                e
-                for e in self.edges
-                if e.edge_id not in taken and e.region[:digits] == region[:digits]
-            ]
-            taken.update(e.edge_id for e in group)
-            out.append(group)
-        out.append([e for e in self.edges if e.edge_id not in taken])
+        """The edges of the box's county, city and province, then every other edge."""
+        out: list[list[Edge]] = [[] for _ in range(len(NEARBY) + 1)]
+        for e in self.edges:
+            out[regions.distance(region, e.region)].append(e)
         return out
 
     def overflow(self, region: str) -> Edge:
@@ -184,7 +178,7 @@ class RoundRobin(_Counting):
 
 
 class ConsistentHash(_Counting):
-    """The box's village group, then wider groups; channel -> first ring edge with room."""
+    """The box's county group, then wider groups; channel -> first ring edge with room."""
 
     name = "consistent hash"
 
@@ -246,12 +240,12 @@ class BoundedGlobal(_Counting):
         self.by_id = {e.edge_id: e for e in self.edges}
 
     def choose(self, channel: str, region: str) -> Edge:
-        total = sum(self.sessions.values())
+        total = sum(self.leases.values())
         order = self.ring.order(channel)
         for edge_id in order:
             edge = self.by_id[edge_id]
             allowed = math.floor(self.c * (total + 1) * edge.capacity_sessions / self.capacity)
-            if self.has_room(edge) and self.sessions[edge_id] + 1 <= allowed:
+            if self.has_room(edge) and self.leases[edge_id] + 1 <= allowed:
                 return edge
         # The same rule as this router: when the bound admits nobody, the first with room.
         return next(
@@ -273,7 +267,7 @@ class Result:
 
 
 @dataclass(slots=True)
-class _Session:
+class _Viewing:
     channel: str
     region: str
     edge: Edge
@@ -311,11 +305,10 @@ def simulate(scenario: Scenario, policy: Policy, edges: Sequence[Edge]) -> Resul
     rng = random.Random(scenario.seed)
     weights = [1.0 / (k + 1) ** scenario.alpha for k in range(scenario.channels)]
     channel_cum = list(_cumulative(weights))
-    village_cum = list(_cumulative(VILLAGE_WEIGHTS))
+    county_cum = list(_cumulative(COUNTY_WEIGHTS))
     caches = {e.edge_id: _Lru(scenario.cache_segments) for e in edges}
-    village_edges = [e for e in edges if e.tier is Tier.EDGE]
-    sessions: dict[int, _Session] = {}
-    next_id = 0
+    edge_tier = [e for e in edges if e.tier is Tier.EDGE]
+    viewings: dict[str, _Viewing] = {}
     requests = hits = 0
     backhaul = 0.0
     away = started = 0
@@ -323,26 +316,26 @@ def simulate(scenario: Scenario, policy: Policy, edges: Sequence[Edge]) -> Resul
     ratios: list[float] = []
     uplink_mbit_per_tick = scenario.uplink_mbps * SEGMENT_SECONDS
     for tick in range(scenario.ticks):
-        for sid in [sid for sid, s in sessions.items() if s.ends <= tick]:
-            policy.ended(sid)
-            del sessions[sid]
+        for lease_id in [lease_id for lease_id, v in viewings.items() if v.ends <= tick]:
+            policy.ended(lease_id)
+            del viewings[lease_id]
         for _ in range(_poisson(rng, scenario.arrivals_per_tick)):
             channel = f"ch{bisect.bisect(channel_cum, rng.random() * channel_cum[-1])}"
-            region = VILLAGES[bisect.bisect(village_cum, rng.random() * village_cum[-1])]
-            length = 1 + int(rng.expovariate(1.0 / scenario.mean_session_ticks))
+            region = COUNTIES[bisect.bisect(county_cum, rng.random() * county_cum[-1])]
+            length = 1 + int(rng.expovariate(1.0 / scenario.mean_viewing_ticks))
             catchup = rng.random() < scenario.catchup_share
             programme = 1 + int(rng.random() * scenario.programmes_per_channel) if catchup else 0
             edge = policy.choose(channel, region)
-            policy.started(next_id, edge, channel)
-            sessions[next_id] = _Session(channel, region, edge, tick + length, programme, tick)
-            next_id += 1
+            lease_id = new_lease_id()
+            policy.started(lease_id, edge, channel)
+            viewings[lease_id] = _Viewing(channel, region, edge, tick + length, programme, tick)
             started += 1
             away += edge.region != region
         wanted: Counter[tuple[str, tuple[str, int, int]]] = Counter()
-        for s in sessions.values():
-            segment = tick if s.programme == 0 else tick - s.offset
-            wanted[(s.edge.edge_id, (s.channel, s.programme, segment))] += 1
-            if s.edge.region != s.region:
+        for v in viewings.values():
+            segment = tick if v.programme == 0 else tick - v.offset
+            wanted[(v.edge.edge_id, (v.channel, v.programme, segment))] += 1
+            if v.edge.region != v.region:
                 backhaul += scenario.segment_mbit
         fills: Counter[str] = Counter()
         for (edge_id, key), count in wanted.items():
@@ -354,11 +347,11 @@ def simulate(scenario: Scenario, policy: Policy, edges: Sequence[Edge]) -> Resul
                 fills[edge_id] += 1
                 backhaul += scenario.segment_mbit
         if tick >= scenario.warmup_ticks:
-            loads = _loads(sessions.values(), village_edges)
+            loads = _loads(viewings.values(), edge_tier)
             mean = sum(loads) / len(loads)
             if mean > 0:
                 ratios.append(max(loads) / mean)
-            for e in village_edges:
+            for e in edge_tier:
                 edge_ticks += 1
                 overloads += fills[e.edge_id] * scenario.segment_mbit > uplink_mbit_per_tick
     return Result(
@@ -372,8 +365,8 @@ def simulate(scenario: Scenario, policy: Policy, edges: Sequence[Edge]) -> Resul
     )
 
 
-def _loads(sessions: Iterable[_Session], edges: Sequence[Edge]) -> list[float]:
-    counts: Counter[str] = Counter(s.edge.edge_id for s in sessions)
+def _loads(viewings: Iterable[_Viewing], edges: Sequence[Edge]) -> list[float]:
+    counts: Counter[str] = Counter(v.edge.edge_id for v in viewings)
     return [counts[e.edge_id] / e.capacity_sessions for e in edges]
 
 
