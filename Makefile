@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PROTOS := $(wildcard protos/*.proto)
 
-.PHONY: help demo test test-e2e bench bench-short lint protos system clean
+.PHONY: help demo demo-reset test test-e2e bench bench-short lint protos system clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' Makefile | sed -E 's/:.*## /\t/' | expand -t 14
@@ -24,6 +24,9 @@ $(STAMP): pyproject.toml
 
 demo: system $(STAMP) ## run the whole platform locally and walk a set-top box's journey
 	$(BIN)/headend demo
+
+demo-reset: system $(STAMP) ## delete the demo's state (var/: its Redis data, keys, media, logs), then run it from empty
+	$(BIN)/headend demo --reset
 
 test: system $(STAMP) ## run the test suite (real Redis, FFmpeg, nginx, gRPC, HTTP)
 	$(BIN)/pytest -q -n 2 --dist loadgroup

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from headend import demo, logs, redisconn
 from headend.auth import ROLES, UNSCOPED, KeyStore, Principal
-from headend.errors import HeadendError
+from headend.errors import FailedPrecondition, HeadendError
 from headend.local import LocalSecrets, load_pki, load_secrets, local_children, tls_client_env
 from headend.pki import PkiError
 from headend.rpc import StartupError
@@ -93,6 +93,14 @@ def _up(args: argparse.Namespace) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     settings = StackSettings.from_env(environ())
+    if args.reset:
+        try:
+            deleted = demo.reset(settings)
+        except FailedPrecondition as err:
+            print(f"headend demo --reset: {err}", file=sys.stderr)
+            return 2
+        what = f"({', '.join(deleted)})" if deleted else "(nothing there)"
+        print(f"deleted {settings.var_dir} {what}", flush=True)
     stack, secrets = _start(settings)
     try:
         demo.run(settings, secrets)
@@ -117,6 +125,11 @@ def build_parser() -> argparse.ArgumentParser:
     up.set_defaults(func=_up)
     demo_cmd = sub.add_parser(
         "demo", help="run the platform, seed demo data and walk a set-top box's journey"
+    )
+    demo_cmd.add_argument(
+        "--reset",
+        action="store_true",
+        help="first delete the demo's state dir (HEADEND_VAR_DIR, default ./var): start from empty",
     )
     demo_cmd.set_defaults(func=_demo)
 

@@ -1,28 +1,33 @@
 """``headend demo``: the whole platform locally, seeded, with a set-top box's journey.
 
-Seeds a broadcaster (``btv``) with three channels and a day of guide, a
-carrier (``telecom-bj``) with one subscriber and one box, starts live
-transcoding from synthetic sources, then walks the journey a box makes.
-Everything goes through the services' public gRPC and HTTP faces, exactly
-as a broadcaster, a carrier and a box would.
+Seeds the demo's world (:func:`headend.seed.demo_plan`: a broadcaster ``btv``
+with three channels and a day of guide, a carrier ``telecom-bj`` with one
+subscriber and one box), starts live transcoding from synthetic sources, then
+walks the journey a box makes. Everything goes through the services' public
+gRPC and HTTP faces, exactly as a broadcaster, a carrier and a box would.
+
+The demo keeps its state (Redis data, keys, media, logs) in the stack's state
+dir (``HEADEND_VAR_DIR``, default ``./var``): run again, it comes up on that
+state (seeding keeps what exists). ``headend demo --reset`` (``make
+demo-reset``) deletes the dir, so the next run starts from empty.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
-import subprocess
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+import socket
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
-from google.protobuf.timestamp_pb2 import Timestamp
 
-from cdn_ctl.stb import PlayStats, SetTopBox
-from headend.errors import Unavailable
+from cdn_ctl.sim.stb import PlayStats, SetTopBox
+from headend import seed
+from headend.errors import FailedPrecondition, Unavailable
 from headend.local import (
     CDN_ADMIN_PORT,
     EPG_PORT,
@@ -32,225 +37,50 @@ from headend.local import (
     TRANSCODE_PORT,
     LocalSecrets,
 )
-from headend.rpc import bearer, client_channel
 from headend.stack import StackSettings
-from protos import (
-    epg_pb2,
-    epg_pb2_grpc,
-    subscriber_pb2,
-    subscriber_pb2_grpc,
-    transcode_pb2,
-    transcode_pb2_grpc,
-)
 
-BROADCASTER = "btv"
-CARRIER = "telecom-bj"
-SUBSCRIBER = "sub-0001"
-REGION = "110101"
-BOX_MAC = "00:1a:2b:3c:4d:5e"
-PACKAGE = "basic"
-
-
-@dataclass(frozen=True, slots=True)
-class DemoChannel:
-    """A seeded channel and the synthetic picture that feeds it."""
-
-    channel_id: str
-    number: int
-    name_zh: str
-    name_en: str
-    group: str
-    lavfi: str
-    tone_hz: int
-
-
-CHANNELS: tuple[DemoChannel, ...] = (
-    DemoChannel("btv1.bj.cn", 1, "北京卫视", "BTV Satellite", "Provincial", "testsrc2", 440),
-    DemoChannel("btv-news.bj.cn", 2, "北京新闻", "BTV News", "News", "smptehdbars", 660),
-    DemoChannel("btv-kids.bj.cn", 3, "卡酷少儿", "BTV Kids", "Kids", "rgbtestsrc", 880),
-)
-
-TITLES = (
-    ("新闻联播", "Evening News"),
-    ("天气预报", "Weather"),
-    ("电视剧", "Drama"),
-    ("纪录片", "Documentary"),
-    ("体育新闻", "Sports Desk"),
-    ("动画片", "Cartoons"),
+# What ``headend up`` keeps in its state dir (``headend.stack``: redis/, log/;
+# ``headend.local``: secrets.env, pki/, origin/, edges/, demo-media/, media/). A dir
+# holding anything else is not deleted: HEADEND_VAR_DIR may point somewhere precious.
+STATE_ENTRIES = frozenset(
+    {"redis", "log", "secrets.env", "pki", "origin", "edges", "demo-media", "media"}
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Targets:
-    """Where the demo's services listen."""
-
-    epg: str
-    subscriber: str
-    transcode: str
-
-
-@dataclass(frozen=True, slots=True)
-class Seeded:
-    """What the journey needs from the seed."""
-
-    mac: str
-    device_secret: str
-    channels: tuple[DemoChannel, ...]
+def _listening(socket_path: Path) -> bool:
+    """True when a server (the state dir's Redis) accepts connections on the Unix socket."""
+    with socket.socket(socket.AF_UNIX) as probe:
+        try:
+            probe.connect(str(socket_path))
+        except OSError:
+            return False
+    return True
 
 
-def _ts(when: datetime) -> Timestamp:
-    stamp = Timestamp()
-    stamp.FromDatetime(when)
-    return stamp
+def reset(settings: StackSettings) -> list[str]:
+    """Delete the demo's state dir so the next start is from empty; the entries it held.
 
-
-def make_sources(folder: Path, channels: Sequence[DemoChannel] = CHANNELS) -> dict[str, Path]:
-    """A short H.264/AAC clip per channel (made once), looped by the live ingest."""
-    folder.mkdir(parents=True, exist_ok=True)
-    sources = {}
-    for ch in channels:
-        path = folder / f"{ch.channel_id}.mp4"
-        if not path.exists():
-            staged = path.with_suffix(".tmp.mp4")
-            subprocess.run(
-                ["ffmpeg", "-v", "error", "-y",
-                 "-f", "lavfi", "-i", f"{ch.lavfi}=s=640x360:r=25:d=12",
-                 "-f", "lavfi", "-i", f"sine=frequency={ch.tone_hz}:sample_rate=48000:d=12",
-                 "-c:v", "libx264", "-preset", "veryfast", "-g", "50", "-pix_fmt", "yuv420p",
-                 "-c:a", "aac", "-b:a", "96k", "-shortest", str(staged)],
-                check=True,
-            )  # fmt: skip
-            staged.rename(path)
-        sources[ch.channel_id] = path
-    return sources
-
-
-def guide_day(ch: DemoChannel, now: datetime) -> list[epg_pb2.Programme]:
-    """Half-hour programmes from 12 h ago to 12 h ahead; one not catch-up-allowed and,
-    on the news channel, one blacked out in the demo box's region."""
-    start = now.replace(minute=0 if now.minute < 30 else 30, second=0, microsecond=0)
-    start -= timedelta(hours=12)
-    out = []
-    for i in range(48):
-        zh, en = TITLES[(i + ch.number) % len(TITLES)]
-        begin = start + timedelta(minutes=30 * i)
-        programme = epg_pb2.Programme(
-            channel_id=ch.channel_id,
-            start=_ts(begin),
-            stop=_ts(begin + timedelta(minutes=30)),
-            titles=[epg_pb2.LocalizedText(lang="zh", text=zh),
-                    epg_pb2.LocalizedText(lang="en", text=en)],
-            categories=[epg_pb2.LocalizedText(lang="en", text=ch.group)],
-            catchup_allowed=i % 12 != 5,
-        )  # fmt: skip
-        if ch.group == "News" and i == 30:
-            programme.blackout_regions.append(REGION)
-            programme.blackout_slate = "http://127.0.0.1:8080/slates/regional-blackout.m3u8"
-        out.append(programme)
-    return out
-
-
-async def seed(targets: Targets, api_key: str, sources: dict[str, Path]) -> Seeded:
-    """Create the broadcaster's channels and guide, the carrier's subscriber and box,
-    and start live transcoding. Idempotent enough to run against a restarted stack."""
-    auth = bearer(api_key)
-    now = datetime.now(UTC)
-    async with client_channel(targets.epg) as channel:
-        epg = epg_pb2_grpc.EpgServiceStub(channel)
-        listed = await epg.ListChannels(epg_pb2.ListChannelsRequest(), metadata=auth)
-        existing = {c.id for c in listed.channels}
-        for ch in CHANNELS:
-            if ch.channel_id not in existing:
-                await epg.CreateChannel(
-                    epg_pb2.CreateChannelRequest(
-                        channel=epg_pb2.Channel(
-                            id=ch.channel_id,
-                            number=ch.number,
-                            names=[epg_pb2.LocalizedText(lang="zh", text=ch.name_zh),
-                                   epg_pb2.LocalizedText(lang="en", text=ch.name_en)],
-                            logo_url=f"http://127.0.0.1/logos/{ch.channel_id}.png",
-                            owner=BROADCASTER,
-                            timezone="Asia/Shanghai",
-                            catchup_days=7,
-                            group=ch.group,
-                            active=True,
-                        )
-                    ),
-                    metadata=auth,
-                )  # fmt: skip
-            await epg.PutProgrammes(
-                epg_pb2.PutProgrammesRequest(
-                    channel_id=ch.channel_id,
-                    programmes=guide_day(ch, now),
-                    policy=epg_pb2.WRITE_POLICY_REPLACE,
-                ),
-                metadata=auth,
-            )
-    async with client_channel(targets.subscriber) as channel:
-        subs = subscriber_pb2_grpc.SubscriberServiceStub(channel)
-        key = f"demo-{now.date().isoformat()}"
-        await subs.CreateCarrier(
-            subscriber_pb2.CreateCarrierRequest(
-                carrier_id=CARRIER, name="Telecom Beijing", network_type=subscriber_pb2.TELECOM,
-                idempotency_key=f"{key}-carrier",
-            ),
-            metadata=auth,
-        )  # fmt: skip
-        await subs.DefinePackage(
-            subscriber_pb2.DefinePackageRequest(
-                package=subscriber_pb2.Package(
-                    package_id=PACKAGE, name="Basic",
-                    channel_ids=[c.channel_id for c in CHANNELS],
-                ),
-                idempotency_key=f"{key}-package",
-            ),
-            metadata=auth,
-        )  # fmt: skip
-        await subs.CreateSubscriber(
-            subscriber_pb2.CreateSubscriberRequest(
-                carrier_id=CARRIER, subscriber_id=SUBSCRIBER, display_name="Zhang Wei",
-                region_code=REGION, service_end=_ts(now + timedelta(days=365)), max_streams=2,
-                idempotency_key=f"{key}-subscriber",
-            ),
-            metadata=auth,
-        )  # fmt: skip
-        await subs.BindDevice(
-            subscriber_pb2.BindDeviceRequest(
-                carrier_id=CARRIER, subscriber_id=SUBSCRIBER, mac=BOX_MAC,
-                serial="SN-0001", model="Demo STB", idempotency_key=f"{key}-device",
-            ),
-            metadata=auth,
-        )  # fmt: skip
-        await subs.Entitle(
-            subscriber_pb2.EntitleRequest(
-                carrier_id=CARRIER, subscriber_id=SUBSCRIBER, package_id=PACKAGE,
-                valid_until=_ts(now + timedelta(days=365)), idempotency_key=f"{key}-entitle",
-            ),
-            metadata=auth,
-        )  # fmt: skip
-        # A fresh activation (no idempotency key) rotates the secret so the
-        # demo always knows the current one.
-        activated = await subs.ActivateDevice(
-            subscriber_pb2.ActivateDeviceRequest(carrier_id=CARRIER, mac=BOX_MAC), metadata=auth
+    Refused (nothing deleted) while a stack runs on the dir, when the demo's Redis is
+    external (``REDIS_URL``: its data is not in the dir) or when the dir holds anything
+    ``headend up`` never makes."""
+    var = settings.var_dir
+    if settings.redis_url is not None:
+        raise FailedPrecondition(
+            f"REDIS_URL is set: the demo's data is in that Redis, not under {var}; "
+            "unset REDIS_URL to reset the embedded demo, or clear that Redis yourself"
         )
-    async with client_channel(targets.transcode) as channel:
-        tc = transcode_pb2_grpc.TranscodeServiceStub(channel)
-        listed = await tc.ListChannels(transcode_pb2.ListChannelsRequest(), metadata=auth)
-        running = {c.channel.id for c in listed.channels}
-        for ch in CHANNELS:
-            if ch.channel_id not in running:
-                await tc.StartChannel(
-                    transcode_pb2.StartChannelRequest(
-                        channel=transcode_pb2.Channel(
-                            id=ch.channel_id,
-                            source=sources[ch.channel_id].resolve().as_uri(),
-                            profile="low",
-                            catchup_days=7,
-                        )
-                    ),
-                    metadata=auth,
-                )
-    return Seeded(BOX_MAC, activated.device_secret, CHANNELS)
+    if not var.exists():
+        return []
+    if _listening(var / "redis" / "redis.sock"):
+        raise FailedPrecondition(f"a headend stack is running on {var}: stop it first")
+    entries = sorted(entry.name for entry in var.iterdir())
+    unknown = [name for name in entries if name not in STATE_ENTRIES]
+    if unknown:
+        raise FailedPrecondition(
+            f"{var} holds {', '.join(unknown)}, which headend never makes: not deleting it"
+        )
+    shutil.rmtree(var)
+    return entries
 
 
 async def _wait_live(origin: str, channel: str, *, timeout_seconds: float = 90.0) -> None:
@@ -278,16 +108,21 @@ def _stop_edge(edge_dir: Path, edge_id: str) -> bool:
 
 
 async def journey(
-    front_door: str, origin: str, edge_dir: Path, seeded: Seeded, *, out: Callable[[str], None]
+    front_door: str,
+    origin: str,
+    edge_dir: Path,
+    seeded: seed.Box,
+    channel: str,
+    *,
+    out: Callable[[str], None],
 ) -> str:
-    """Walk a box's journey through the front door, printing each step; returns the
-    lineup URL a person can open in a player."""
-    channel = seeded.channels[0].channel_id
+    """Walk a box's journey on ``channel`` through the front door, printing each step;
+    returns the lineup URL a person can open in a player."""
     out(f"waiting for the first live segments of {channel} ...")
     await _wait_live(origin, channel)
     async with aiohttp.ClientSession() as http:
         box = SetTopBox(
-            http, front_door, mac=seeded.mac, secret=seeded.device_secret,
+            http, front_door, mac=seeded.mac, secret=seeded.secret,
             on_event=lambda text: out(f"    {text}"),
         )  # fmt: skip
         out(f"1. box {seeded.mac} logs in: POST {front_door}/api/login")
@@ -327,38 +162,55 @@ async def journey(
         return f"{front_door}/lineup.m3u?token={box.token}"
 
 
-def run(settings: StackSettings, secrets: LocalSecrets) -> Seeded:
+async def seed_demo(targets: seed.Targets, api_key: str, sources: dict[str, Path]) -> seed.World:
+    """Seed the demo's world around now (what exists is kept) and start its live channels."""
+    world = await seed.seed(seed.demo_plan(datetime.now(UTC)), targets, api_key)
+    await seed.start_live(targets, api_key, seed.demo_live(sources))
+    return world
+
+
+def run(settings: StackSettings, secrets: LocalSecrets) -> seed.World:
     """Seed the running local stack and walk the journey, printing each step."""
     host, port = settings.host, settings.port
-    targets = Targets(
+    targets = seed.Targets(
         epg=f"{host}:{port(EPG_PORT)}",
         subscriber=f"{host}:{port(SUBSCRIBER_PORT)}",
         transcode=f"{host}:{port(TRANSCODE_PORT)}",
     )
-    print("seeding: broadcaster btv (3 channels, a day of guide), carrier telecom-bj", flush=True)
-    sources = make_sources(settings.var_dir / "demo-media")
-    seeded = asyncio.run(seed(targets, secrets.service_api_key, sources))
-    print(f"  box {seeded.mac} activated; live transcoding started for "
-          f"{', '.join(c.channel_id for c in seeded.channels)}", flush=True)  # fmt: skip
+    print(
+        f"seeding {settings.var_dir}: broadcaster {seed.BROADCASTER} (3 channels, a day of "
+        f"guide), carrier {seed.CARRIER}; what is there already is kept",
+        flush=True,
+    )
+    sources = seed.make_sources(settings.var_dir / "demo-media")
+    world = asyncio.run(seed_demo(targets, secrets.service_api_key, sources))
+    box = world.boxes[seed.BOX]
+    channel = seed.CHANNELS[0].channel_id
+    print(f"  box {box.mac} activated; live transcoding runs for "
+          f"{', '.join(c.channel_id for c in seed.CHANNELS)}", flush=True)  # fmt: skip
     front_door = f"http://{host}:{port(FRONT_DOOR_PORT)}"
     lineup = asyncio.run(
         journey(
             front_door,
             f"http://{host}:{port(ORIGIN_PORT)}",
             settings.var_dir / "edges",
-            seeded,
+            box,
+            channel,
             out=lambda text: print(text, flush=True),
         )
     )
     print(
         "\nThe platform stays up. Open the lineup in VLC or ffplay (the token lasts 12 h):\n"
         f"    vlc '{lineup}'\n"
-        f"    ffplay '{front_door}/live/{seeded.channels[0].channel_id}/master.m3u8?token="
+        f"    ffplay '{front_door}/live/{channel}/master.m3u8?token="
         f"{lineup.rpartition('token=')[2]}'\n"
-        "Route explanations (admin listener, with the admin key from var/secrets.env):\n"
+        "Route explanations (admin listener, with the admin key from "
+        f"{settings.var_dir / 'secrets.env'}):\n"
         f'    curl -H "Authorization: Bearer $SERVICE_API_KEY" '
         f"'http://{host}:{port(CDN_ADMIN_PORT)}/debug/route?"
-        f"channel={seeded.channels[0].channel_id}&region={REGION}'",
+        f"channel={channel}&region={seed.REGION}'\n"
+        "Ctrl-C stops it; `make demo` again comes up on the same state, "
+        "`make demo-reset` starts from empty.",
         flush=True,
     )
-    return seeded
+    return world

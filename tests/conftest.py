@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
-from headend.auth import ADMIN, KeyStore, Principal
+from headend.auth import KeyStore
 from headend.redisproc import RedisServer
+from tests.support.tokens import Tokens
 
 
 @pytest.fixture(scope="session")
@@ -35,21 +36,6 @@ async def redis(redis_server: RedisServer) -> AsyncIterator[aioredis.Redis]:
 def keys(redis: aioredis.Redis) -> KeyStore:
     """The API key store on the test database."""
     return KeyStore(redis)
-
-
-class Tokens:
-    """Creates API keys for principals on demand (one per principal, cached)."""
-
-    def __init__(self, store: KeyStore) -> None:
-        self._store = store
-        self._tokens: dict[Principal, str] = {}
-
-    async def __call__(self, principal: Principal | str = ADMIN) -> str:
-        if isinstance(principal, str):
-            principal = Principal.parse(principal)
-        if principal not in self._tokens:
-            _, self._tokens[principal] = await self._store.create(principal)
-        return self._tokens[principal]
 
 
 @pytest.fixture

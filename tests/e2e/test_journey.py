@@ -14,9 +14,10 @@ import pytest
 
 from cdn_ctl.domain import Health
 from cdn_ctl.signing import token_prefix
-from cdn_ctl.stb import BoxRefused, PlayStats, SetTopBox
+from cdn_ctl.sim.stb import BoxRefused, PlayStats, SetTopBox
 from protos import subscriber_pb2
-from tests.e2e.conftest import LIVE, PREMIUM, RING, SPORT, Stack, set_status
+from tests.support.journey import Stack
+from tests.support.world import LIVE, PREMIUM, RING, SPORT, set_status
 
 pytestmark = [
     pytest.mark.e2e,

@@ -14,11 +14,12 @@ import pytest
 import pytest_asyncio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from cdn_ctl.stb import SetTopBox
+from cdn_ctl.sim.stb import SetTopBox
 from headend.pki import local_pki
 from headend.redisproc import RedisServer
 from headend.rpc import client_channel
-from tests.e2e.conftest import LIVE, SPORT, Stack, build_stack
+from tests.support.journey import Stack, build_stack
+from tests.support.world import LIVE, SPORT
 
 pytestmark = [
     pytest.mark.e2e,

@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import errno
 import os
-import socket
 import subprocess
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -19,19 +18,13 @@ import redis.asyncio as aioredis
 
 from headend.redisconn import RedisSettings, connect
 from headend.redisproc import RedisServer
+from tests.support.net import free_udp_port
 from transcode import hls
 from transcode.archive import ArchiveIndex, index_key
 from transcode.domain import ChannelState, LiveChannel
 from transcode.live import LiveManager, Phase, whole_ts
 from transcode.settings import LiveSettings, SourceSettings
 from transcode.sources import SourceGuard
-
-
-def free_udp_port() -> int:
-    """A UDP port nobody listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Feed:

@@ -14,8 +14,9 @@ from cdn_ctl.edge import EdgeProcess
 from cdn_ctl.server import RoutingProcess
 from cdn_ctl.signing import KeyRing
 from headend.auth import KeyStore
-from tests.cdn_ctl.conftest import FakeOrigin
-from tests.e2e.conftest import Services, World
+from headend.seed import World
+from tests.support.cdn import FakeOrigin
+from tests.support.world import Services
 
 
 @dataclass
@@ -36,7 +37,7 @@ class Platform:
     @property
     def reserved(self) -> int:
         """Stream slots the routing ledger holds (capacity taken on the edges)."""
-        return self.process.router.ledger.total
+        return self.process.router.held
 
     async def login(self, http: aiohttp.ClientSession, label: str) -> str:
         """Log box ``label`` in; its token."""

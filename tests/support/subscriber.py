@@ -18,6 +18,7 @@ from protos import subscriber_pb2 as pb
 from protos import subscriber_pb2_grpc as pb_grpc
 from subscriber.server import create_server
 from subscriber.settings import SubscriberSettings
+from tests.support.tokens import Tokens
 
 START = datetime(2027, 3, 1, 12, 0, tzinfo=UTC)
 ALICE_MAC = "aa:bb:cc:00:00:01"
@@ -42,7 +43,7 @@ class Api:
 
     stub: pb_grpc.SubscriberServiceStub
     channel: grpc.aio.Channel
-    tokens: Any  # tests.conftest.Tokens
+    tokens: Tokens
     clock: ManualClock
     redis: Any  # replies are bytes (no decode_responses)
     port: int
@@ -85,7 +86,7 @@ def lease_settings() -> SubscriberSettings:
 async def serve(
     redis: aioredis.Redis,
     keys: KeyStore,
-    tokens: Any,
+    tokens: Tokens,
     clock: ManualClock,
     settings: SubscriberSettings,
 ) -> AsyncIterator[Api]:

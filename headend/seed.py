@@ -1,0 +1,411 @@
+"""Seed data and idempotent seeding through the services' public gRPC faces.
+
+A :class:`Plan` says what a world holds: a broadcaster's channels and guide, a
+carrier with its packages, subscribers and boxes. :func:`seed` makes it so and
+:func:`start_live` starts live channels. ``headend demo`` seeds
+:func:`demo_plan`; the e2e tests seed their own plan with the same steps.
+
+Every step creates what is missing and leaves what exists, so seeding again (a
+restarted demo on its kept Redis) comes up on the same world: a channel,
+carrier, subscriber or box that is already there counts as present
+(``AlreadyExists``), a package held is not re-windowed, a guide is written with the
+REPLACE policy (the same programmes keep their ids) and a running live channel
+is not restarted. Only device secrets change: activating a box issues a new one,
+the only way to learn it (the service keeps its hash alone).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from epg.client import EpgClient
+from epg.domain import Channel, Programme, Rights, Text, WritePolicy
+from headend.errors import AlreadyExists
+from headend.rpc import ClientTls
+from subscriber.client import SubscriberClient
+from subscriber.domain import NetworkType, Package
+from transcode.client import TranscodeClient
+from transcode.domain import ChannelState
+
+Texts = tuple[tuple[str, str], ...]  # (language, text)
+# Seeding is a one-off batch, often on a machine busy starting everything else: a slow
+# call may take longer than a hot-path caller would wait.
+CALL_SECONDS = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelSpec:
+    """A channel the broadcaster has."""
+
+    channel_id: str
+    number: int
+    names: Texts
+    owner: str
+    group: str
+    catchup_days: int
+    logo_url: str
+    timezone: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ProgrammeSpec:
+    """A programme in a channel's guide; ``label`` names its id in :attr:`World.programmes`."""
+
+    start: datetime
+    stop: datetime
+    titles: Texts
+    categories: Texts = ()
+    catchup_allowed: bool = True
+    blackout_regions: tuple[str, ...] = ()
+    blackout_slate: str = ""
+    label: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PackageSpec:
+    """A catalogue package."""
+
+    package_id: str
+    name: str
+    channel_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class BoxSpec:
+    """A set-top box bound to a subscriber; ``label`` names it in :attr:`World.boxes`."""
+
+    label: str
+    mac: str
+    serial: str = ""
+    model: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriberSpec:
+    """An account with the packages it holds and its boxes."""
+
+    subscriber_id: str
+    display_name: str
+    region_code: str
+    max_streams: int
+    packages: tuple[str, ...]
+    boxes: tuple[BoxSpec, ...]
+    service_end: datetime | None = None
+    entitled_until: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """A whole world: the broadcaster's side, then the carrier's."""
+
+    channels: tuple[ChannelSpec, ...]
+    guides: Mapping[str, tuple[ProgrammeSpec, ...]]  # channel id -> programmes
+    carrier_id: str
+    carrier_name: str
+    network_type: NetworkType
+    packages: tuple[PackageSpec, ...]
+    subscribers: tuple[SubscriberSpec, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class LiveSpec:
+    """A live channel for the transcode service (0 = the service's default)."""
+
+    channel_id: str
+    source: str
+    profile: str = "low"
+    catchup_days: int = 7
+    segment_seconds: int = 0
+    window_segments: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Box:
+    """A bound, activated box and the secret it logs in with."""
+
+    mac: str
+    secret: str
+    subscriber: str
+
+
+@dataclass
+class World:
+    """What seeding left: the carrier, its boxes by label, programme ids by label."""
+
+    carrier: str
+    boxes: dict[str, Box]
+    programmes: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Targets:
+    """Where the services listen (``transcode`` only for :func:`start_live`)."""
+
+    epg: str
+    subscriber: str
+    transcode: str = ""
+    tls: ClientTls | None = None
+
+
+def _texts(texts: Texts) -> tuple[Text, ...]:
+    return tuple(Text(lang, text) for lang, text in texts)
+
+
+def _channel(spec: ChannelSpec) -> Channel:
+    return Channel(
+        spec.channel_id, spec.number, _texts(spec.names), spec.owner, timezone=spec.timezone,
+        logo_url=spec.logo_url, catchup_days=spec.catchup_days, group=spec.group,
+    )  # fmt: skip
+
+
+def _programme(channel_id: str, spec: ProgrammeSpec) -> Programme:
+    rights = Rights(spec.catchup_allowed, spec.blackout_regions, spec.blackout_slate)
+    return Programme(
+        "", channel_id, spec.start, spec.stop, _texts(spec.titles),
+        categories=_texts(spec.categories), rights=rights,
+    )  # fmt: skip
+
+
+async def seed_guide(epg: EpgClient, plan: Plan) -> dict[str, str]:
+    """The plan's channels (missing ones created) and guides (REPLACE); labelled ids."""
+    for spec in plan.channels:
+        with contextlib.suppress(AlreadyExists):
+            await epg.create_channel(_channel(spec))
+    labelled: dict[str, str] = {}
+    for channel_id, programmes in plan.guides.items():
+        guide = [_programme(channel_id, p) for p in programmes]
+        await epg.put_programmes(channel_id, guide, policy=WritePolicy.REPLACE)
+        labels = {p.start: p for p in programmes if p.label}
+        if labels:
+            # The write names only the programmes it changed: read the labelled ones back.
+            stop = max(p.stop for p in labels.values())
+            for stored in await epg.range(channel_id, min(labels), stop):
+                wanted = labels.get(stored.start)
+                if wanted is not None:
+                    labelled[wanted.label] = stored.id
+    return labelled
+
+
+async def seed_accounts(subs: SubscriberClient, plan: Plan) -> dict[str, Box]:
+    """The plan's carrier, packages, subscribers, entitlements and boxes; each box activated."""
+    carrier = plan.carrier_id
+    with contextlib.suppress(AlreadyExists):
+        await subs.create_carrier(carrier, plan.carrier_name, plan.network_type)
+    for package in plan.packages:
+        # Defining a package is create-or-replace, and changes nothing when it is the same.
+        await subs.define_package(Package(package.package_id, package.name, package.channel_ids))
+    boxes = {}
+    for sub in plan.subscribers:
+        with contextlib.suppress(AlreadyExists):
+            await subs.create_subscriber(
+                carrier, sub.subscriber_id, display_name=sub.display_name,
+                region_code=sub.region_code, service_end=sub.service_end,
+                max_streams=sub.max_streams,
+            )  # fmt: skip
+        held, _ = await subs.list_entitlements(carrier, sub.subscriber_id)
+        # Entitling again would re-window a package held (a new valid_from): leave it.
+        held_ids = {e.package_id for e in held}
+        for package_id in (p for p in sub.packages if p not in held_ids):
+            await subs.entitle(
+                carrier, sub.subscriber_id, package_id, valid_until=sub.entitled_until
+            )
+        for box in sub.boxes:
+            with contextlib.suppress(AlreadyExists):
+                await subs.bind_device(
+                    carrier, sub.subscriber_id, box.mac, serial=box.serial, model=box.model
+                )
+            # A fresh activation (no idempotency key) issues a new secret: the only way
+            # to know the current one.
+            _, secret = await subs.activate_device(carrier, box.mac)
+            boxes[box.label] = Box(box.mac, secret, sub.subscriber_id)
+    return boxes
+
+
+async def seed(plan: Plan, targets: Targets, api_key: str) -> World:
+    """Make the plan's world (what exists is kept) with an admin key."""
+    tls, timeout = targets.tls, CALL_SECONDS
+    async with EpgClient(targets.epg, api_key, tls=tls, timeout_seconds=timeout) as epg:
+        programmes = await seed_guide(epg, plan)
+    async with SubscriberClient(
+        targets.subscriber, api_key, tls=tls, timeout_seconds=timeout
+    ) as subs:
+        boxes = await seed_accounts(subs, plan)
+    return World(plan.carrier_id, boxes, programmes)
+
+
+async def start_live(targets: Targets, api_key: str, channels: Sequence[LiveSpec]) -> list[str]:
+    """Start the live channels not running yet (a stopped one is started again); their ids."""
+    async with TranscodeClient(
+        targets.transcode, api_key, tls=targets.tls, timeout_seconds=CALL_SECONDS
+    ) as transcode:
+        listed = await transcode.list_channels()
+        running = {s.channel.id for s in listed if s.state is not ChannelState.STOPPED}
+        started = []
+        for spec in channels:
+            if spec.channel_id in running:
+                continue
+            await transcode.start_channel(
+                spec.channel_id, spec.source, profile=spec.profile,
+                segment_seconds=spec.segment_seconds, window_segments=spec.window_segments,
+                catchup_days=spec.catchup_days,
+            )  # fmt: skip
+            started.append(spec.channel_id)
+    return started
+
+
+# ----------------------------------------------------------------------------- the demo's world
+
+BROADCASTER = "btv"
+CARRIER = "telecom-bj"
+SUBSCRIBER = "sub-0001"
+REGION = "110101"
+BOX = "box"  # the demo box's label
+BOX_MAC = "00:1a:2b:3c:4d:5e"
+PACKAGE = "basic"
+SLATE = "http://127.0.0.1:8080/slates/regional-blackout.m3u8"
+
+
+@dataclass(frozen=True, slots=True)
+class DemoChannel:
+    """A demo channel and the synthetic picture and tone that feed it."""
+
+    channel_id: str
+    number: int
+    name_zh: str
+    name_en: str
+    group: str
+    lavfi: str
+    tone_hz: int
+
+
+CHANNELS: tuple[DemoChannel, ...] = (
+    DemoChannel("btv1.bj.cn", 1, "北京卫视", "BTV Satellite", "Provincial", "testsrc2", 440),
+    DemoChannel("btv-news.bj.cn", 2, "北京新闻", "BTV News", "News", "smptehdbars", 660),
+    DemoChannel("btv-kids.bj.cn", 3, "卡酷少儿", "BTV Kids", "Kids", "rgbtestsrc", 880),
+)
+
+TITLES = (
+    ("新闻联播", "Evening News"),
+    ("天气预报", "Weather"),
+    ("电视剧", "Drama"),
+    ("纪录片", "Documentary"),
+    ("体育新闻", "Sports Desk"),
+    ("动画片", "Cartoons"),
+)
+
+
+def guide_day(ch: DemoChannel, now: datetime) -> tuple[ProgrammeSpec, ...]:
+    """Half-hour programmes from 12 h before ``now`` to 12 h after; one in twelve not
+    catch-up-allowed and, on the news channel, one blacked out in the demo box's region."""
+    start = now.replace(minute=0 if now.minute < 30 else 30, second=0, microsecond=0)
+    start -= timedelta(hours=12)
+
+    def programmes() -> Iterator[ProgrammeSpec]:
+        for i in range(48):
+            zh, en = TITLES[(i + ch.number) % len(TITLES)]
+            begin = start + timedelta(minutes=30 * i)
+            blackout = ch.group == "News" and i == 30
+            yield ProgrammeSpec(
+                begin,
+                begin + timedelta(minutes=30),
+                (("zh", zh), ("en", en)),
+                categories=(("en", ch.group),),
+                catchup_allowed=i % 12 != 5,
+                blackout_regions=(REGION,) if blackout else (),
+                blackout_slate=SLATE if blackout else "",
+            )
+
+    return tuple(programmes())
+
+
+def demo_plan(now: datetime) -> Plan:
+    """The demo: broadcaster ``btv`` with three channels and a day of guide around ``now``;
+    carrier ``telecom-bj`` with one subscriber in region 110101, one box, one package."""
+    return Plan(
+        channels=tuple(
+            ChannelSpec(
+                ch.channel_id,
+                ch.number,
+                (("zh", ch.name_zh), ("en", ch.name_en)),
+                owner=BROADCASTER,
+                group=ch.group,
+                catchup_days=7,
+                logo_url=f"http://127.0.0.1/logos/{ch.channel_id}.png",
+                timezone="Asia/Shanghai",
+            )
+            for ch in CHANNELS
+        ),
+        guides={ch.channel_id: guide_day(ch, now) for ch in CHANNELS},
+        carrier_id=CARRIER,
+        carrier_name="Telecom Beijing",
+        network_type="telecom",
+        packages=(PackageSpec(PACKAGE, "Basic", tuple(c.channel_id for c in CHANNELS)),),
+        subscribers=(
+            SubscriberSpec(
+                SUBSCRIBER,
+                "Zhang Wei",
+                REGION,
+                max_streams=2,
+                packages=(PACKAGE,),
+                boxes=(BoxSpec(BOX, BOX_MAC, serial="SN-0001", model="Demo STB"),),
+                service_end=now + timedelta(days=365),
+                entitled_until=now + timedelta(days=365),
+            ),
+        ),
+    )
+
+
+def make_sources(folder: Path, channels: Sequence[DemoChannel] = CHANNELS) -> dict[str, Path]:
+    """A short H.264/AAC clip per channel (made once), looped by the live ingest."""
+    folder.mkdir(parents=True, exist_ok=True)
+    sources = {}
+    for ch in channels:
+        path = folder / f"{ch.channel_id}.mp4"
+        if not path.exists():
+            staged = path.with_suffix(".tmp.mp4")
+            subprocess.run(
+                [
+                    "ffmpeg",
+                    "-v",
+                    "error",
+                    "-y",
+                    "-f",
+                    "lavfi",
+                    "-i",
+                    f"{ch.lavfi}=s=640x360:r=25:d=12",
+                    "-f",
+                    "lavfi",
+                    "-i",
+                    f"sine=frequency={ch.tone_hz}:sample_rate=48000:d=12",
+                    "-c:v",
+                    "libx264",
+                    "-preset",
+                    "veryfast",
+                    "-g",
+                    "50",
+                    "-pix_fmt",
+                    "yuv420p",
+                    "-c:a",
+                    "aac",
+                    "-b:a",
+                    "96k",
+                    "-shortest",
+                    str(staged),
+                ],
+                check=True,
+            )
+            staged.rename(path)
+        sources[ch.channel_id] = path
+    return sources
+
+
+def demo_live(sources: Mapping[str, Path]) -> tuple[LiveSpec, ...]:
+    """Each demo channel live from its looped clip."""
+    return tuple(
+        LiveSpec(ch.channel_id, sources[ch.channel_id].resolve().as_uri()) for ch in CHANNELS
+    )

@@ -1,0 +1,183 @@
+"""The whole platform for the set-top box journey, in this process and its children.
+
+Real Redis, EPG and subscriber gRPC servers (port 0), transcode's gRPC
+control with a live channel fed by FFmpeg ``testsrc2`` over UDP loopback
+(2 s segments, the "low" ladder), the origin, three nginx edges, and the
+routing face with the front door (port 0), seeded with the
+:func:`tests.support.world.journey_plan` world.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import redis.asyncio as aioredis
+
+from cdn_ctl.domain import Edge, Tier
+from cdn_ctl.edge import EdgeConfig, EdgeProcess
+from cdn_ctl.frontdoor.app import FrontDoor
+from cdn_ctl.health import HealthPolicy
+from cdn_ctl.routing import Controller
+from cdn_ctl.server import RoutingProcess
+from cdn_ctl.settings import CdnSettings
+from cdn_ctl.store import EdgeStore
+from headend.auth import PLAYBACK, KeyStore
+from headend.pki import LocalPki
+from headend.rpc import RpcSettings
+from headend.seed import LiveSpec, Targets, World, start_live
+from tests.support.live import Feed
+from tests.support.net import free_port
+from tests.support.world import (
+    LIVE,
+    OTHER_REGION,
+    REGION,
+    RING,
+    Services,
+    frontdoor_settings,
+    seed_world,
+    server_rpc,
+    start_services,
+)
+from transcode.archive import ArchiveIndex
+from transcode.live import LiveManager
+from transcode.origin import start_origin
+from transcode.server import create_server as create_transcode
+from transcode.settings import ControlSettings, OriginSettings, QueueSettings
+
+
+@dataclass
+class Stack:
+    """Everything the journey tests talk to."""
+
+    url: str
+    world: World
+    services: Services
+    edges: list[EdgeProcess]
+    frontdoor: FrontDoor
+    controller: Controller
+    origin_port: int
+    admin_url: str = ""
+    channel: str = LIVE
+
+    def edge(self, edge_id: str) -> EdgeProcess:
+        """One edge by id."""
+        return next(e for e in self.edges if e.config.edge_id == edge_id)
+
+
+@contextlib.asynccontextmanager
+async def build_stack(
+    redis_url: str,
+    workdir: Path,
+    *,
+    edge_sessions: int = 100,
+    access_log: bool = True,
+    door: dict[str, Any] | None = None,
+    pki: LocalPki | None = None,
+) -> AsyncIterator[Stack]:
+    """Start everything (torn down in reverse order, also when a step fails); the CDN
+    faces run as the real :class:`cdn_ctl.server.RoutingProcess` (``door`` overrides
+    front door settings)."""
+    door = door or {}
+    async with contextlib.AsyncExitStack() as down:
+        redis = aioredis.Redis.from_url(redis_url)
+        down.push_async_callback(redis.aclose)
+        await redis.flushall()
+        services = await start_services(redis, pki=pki)
+        down.push_async_callback(services.stop)
+        world = await seed_world(
+            services.epg_target, services.subscriber_target, services.api_key, tls=services.tls
+        )
+        root = workdir / "origin"
+        manager = LiveManager(redis=redis, archive=ArchiveIndex(redis), origin_root=root)
+        down.push_async_callback(manager.close)
+        control = ControlSettings(
+            rpc=server_rpc(pki), redis_url=redis_url, origin_root=root, queue=QueueSettings()
+        )
+        transcode, tc_port = await create_transcode(
+            control, redis=redis, keys=KeyStore(redis), channels=manager
+        )
+        down.push_async_callback(transcode.stop, 0)
+        feed = Feed().start()
+        down.callback(feed.stop)
+        origin_runner, origin_port = await start_origin(
+            OriginSettings(redis_url=redis_url, origin_root=root, port=0), redis=redis
+        )
+        down.push_async_callback(origin_runner.cleanup)
+        await start_live(
+            Targets(services.epg_target, services.subscriber_target, f"127.0.0.1:{tc_port}",
+                    tls=services.tls),
+            services.api_key,
+            [LiveSpec(LIVE, feed.source, catchup_days=1, segment_seconds=2, window_segments=6)],
+        )  # fmt: skip
+        edges = []
+        store = EdgeStore(redis)
+        # Two village edges in the boxes' region (one is the failover of the other) and one
+        # in another region.
+        for edge_id, region in (("edge-a", REGION), ("edge-b", REGION), ("edge-c", OTHER_REGION)):
+            port = free_port()
+            proc = EdgeProcess(
+                EdgeConfig(edge_id=edge_id, listen_port=port, upstream=f"127.0.0.1:{origin_port}"),
+                prefix=workdir / edge_id,
+                keys=RING,
+            )
+            await proc.start()
+            down.push_async_callback(proc.stop)
+            edges.append(proc)
+            await store.create(
+                Edge(edge_id, region, Tier.EDGE, "127.0.0.1", port, edge_sessions, 1e4, 1e4)
+            )
+        http = await down.enter_async_context(aiohttp.ClientSession())
+        _, playback_key = await KeyStore(redis).create(PLAYBACK)
+        settings = CdnSettings(
+            rpc=RpcSettings(port=0),
+            keys=RING,
+            http_port=0,
+            admin_port=0,
+            # Fast detection: a dead edge is down after 2 of the last 3 probes (0.2 s
+            # apart), and back 2 s after it answers again.
+            health=HealthPolicy(window=3, fall=2, rise=1, hold_down_seconds=2.0),
+            probe_interval_seconds=0.2,
+            refresh_seconds=0.5,
+            replica_id="e2e",
+            frontdoor=frontdoor_settings(
+                services, api_key=playback_key, grpc_tls=services.tls, **door
+            ),
+        )
+        process = RoutingProcess(settings, redis=redis, http=http, access_log=access_log)
+        await process.start()
+        down.push_async_callback(process.stop)
+        frontdoor = process.frontdoor
+        assert frontdoor is not None
+        await asyncio.wait_for(frontdoor.epg.watching.wait(), 10)
+        await asyncio.wait_for(
+            until_live(http, f"http://127.0.0.1:{origin_port}/live/{LIVE}/master.m3u8"), 60
+        )
+        yield Stack(
+            f"http://127.0.0.1:{process.port}",
+            world,
+            services,
+            edges,
+            frontdoor,
+            process.controller,
+            origin_port,
+            admin_url=f"http://127.0.0.1:{process.admin_port}",
+        )
+
+
+async def until_live(http: aiohttp.ClientSession, url: str) -> None:
+    """Return once the origin serves the channel's master (its first segments are out;
+    the live supervisor offers no event to await from outside)."""
+    while True:
+        try:
+            async with http.get(url) as resp:
+                if resp.status == 200:
+                    return
+        except aiohttp.ClientError:
+            pass
+        await asyncio.sleep(0.2)

@@ -1,0 +1,103 @@
+"""Tiny real media made with FFmpeg, small ladders at test speed, and packaged outputs."""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from transcode.ladder import Profile, Rung
+from transcode.package import PackageResult
+
+
+def ffmpeg(*args: str) -> None:
+    """Run FFmpeg quietly; fail loudly if it cannot make the file."""
+    subprocess.run(
+        ["ffmpeg", "-y", "-hide_banner", "-nostdin", "-loglevel", "error", *args], check=True
+    )
+
+
+def _av_clip(path: Path, seconds: int, *extra: str, rate: int = 30) -> Path:
+    ffmpeg(
+        *("-f", "lavfi", "-i", f"testsrc2=s=320x180:r={rate}"),
+        *("-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"),
+        *("-t", str(seconds), "-pix_fmt", "yuv420p"),
+        *extra,
+        str(path),
+    )
+    return path
+
+
+@dataclass(frozen=True)
+class Media:
+    """Paths of the session's test sources."""
+
+    clip: Path  # 5 s 320x180@30 H.264/AAC MP4, 1 s GOPs
+    long_clip: Path  # 13 s, 2 s closed GOPs: enough for two 6 s segments and a tail
+    endless: Path  # 10 minutes by stream-copy looping (cancel tests never finish it)
+    no_audio: Path
+    audio_only: Path
+    mpeg2: Path  # MPEG-2 video + MP2 audio in TS: transcodable, not remuxable
+    png_video: Path  # a codec the ladder refuses
+    corrupt: Path  # random bytes
+    truncated: Path  # an MP4 cut in half whose header still declares 13 s
+
+
+def make_media(root: Path) -> Media:
+    """Make every test source under ``root`` (a second or two of FFmpeg in total)."""
+    h264 = ("-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", "-b:a", "64k")
+    clip = _av_clip(root / "clip.mp4", 5, *h264, "-g", "30", "-movflags", "+faststart")
+    long_clip = _av_clip(
+        root / "long.mp4",
+        13,
+        *h264,
+        *("-g", "60", "-keyint_min", "60", "-sc_threshold", "0", "-movflags", "+faststart"),
+    )
+    endless = root / "endless.mp4"
+    ffmpeg("-stream_loop", "120", "-i", str(clip), "-c", "copy", "-t", "600", str(endless))
+    no_audio = root / "no_audio.mp4"
+    video_only = ("-f", "lavfi", "-i", "testsrc2=s=320x180:r=30", "-t", "2")
+    ffmpeg(*video_only, "-c:v", "libx264", "-preset", "ultrafast", str(no_audio))
+    audio_only = root / "audio_only.m4a"
+    ffmpeg("-f", "lavfi", "-i", "sine=sample_rate=48000", "-t", "2", "-c:a", "aac", str(audio_only))
+    mpeg2 = _av_clip(root / "mpeg2.ts", 2, "-c:v", "mpeg2video", "-c:a", "mp2")
+    png_video = _av_clip(root / "png.mov", 1, "-c:v", "png", "-c:a", "aac")
+    corrupt = root / "corrupt.mp4"
+    corrupt.write_bytes(bytes(range(256)) * 400)
+    truncated = root / "truncated.mp4"
+    data = long_clip.read_bytes()
+    truncated.write_bytes(data[: len(data) // 2])
+    return Media(
+        clip, long_clip, endless, no_audio, audio_only, mpeg2, png_video, corrupt, truncated
+    )
+
+
+def tiny_profile(**overrides: object) -> Profile:
+    """Two small rungs, fast preset: the shape of a real ladder at test speed."""
+    base = Profile(
+        name="tiny",
+        rungs=(
+            Rung("90p", 160, 90, 120, 48, "baseline", "2.1"),
+            Rung("180p", 320, 180, 300, 64, "main", "3.0"),
+        ),
+        segment_seconds=2.0,
+        gop_seconds=1.0,
+        preset="ultrafast",
+        low_rung_below_height=120,
+        low_rung_max_fps=15.0,
+    )
+    return replace(base, **overrides)  # type: ignore[arg-type]
+
+
+def conformance_profile() -> Profile:
+    """The production GOP and segment rules (2 s GOPs, 6 s segments) on tiny rungs."""
+    return tiny_profile(segment_seconds=6.0, gop_seconds=2.0, preset="veryfast")
+
+
+@dataclass(frozen=True)
+class Packaged:
+    """A published asset and how it was made."""
+
+    kind: str
+    result: PackageResult
+    profile: Profile | None
