@@ -69,8 +69,7 @@ def _start(settings: StackSettings, *, tls: bool = False) -> tuple[Stack, LocalS
 
 def _serve_until_stopped(stack: Stack) -> int:
     """Keep the children running (restarting any that exit) until a signal or a give-up."""
-    print("headend is up; Ctrl-C stops everything.", flush=True)
-    outcome = stack.supervise()
+    outcome = stack.supervise(lambda: print("headend is up; Ctrl-C stops everything.", flush=True))
     if isinstance(outcome, GaveUp):
         print(
             f"headend: giving up on {outcome.child} ({outcome.status}): {outcome.reason}",

@@ -302,11 +302,13 @@ class Stack:
                 )
             time.sleep(0.05)
 
-    def supervise(self) -> signal.Signals | GaveUp:
-        """Keep every child running until SIGINT/SIGTERM (returned) or one gives up."""
+    def supervise(self, on_watching: Callable[[], None] = lambda: None) -> signal.Signals | GaveUp:
+        """Keep every child running until SIGINT/SIGTERM (returned) or one gives up;
+        ``on_watching`` runs once the stop signals are caught (say "up" there, not before)."""
         with watch_signals(_WATCHED) as waiter:
             if waiter is None:
                 raise RuntimeError("supervise() must run in the main thread")
+            on_watching()
             while True:
                 gave_up = self._tend()
                 if gave_up is not None:

@@ -53,6 +53,12 @@ def _bearer(metadata: Sequence[tuple[str, str | bytes]] | None) -> str:
     raise errors.Unauthenticated("missing authorization metadata")
 
 
+def _give_back(held: list[Slots]) -> None:
+    """Give back every slot a call holds (once: each is taken off the list)."""
+    while held:
+        held.pop().give()
+
+
 class Slots:
     """A concurrency cap that never queues: a call takes a slot at once or is refused."""
 
@@ -211,13 +217,14 @@ class Interceptor(grpc.aio.ServerInterceptor):
                 raise
             except Exception as err:
                 failed = err
+                # The slot goes back before the caller hears the status, not after.
+                _give_back(held)
                 await self._fail(method, context, err)
             except BaseException as err:
                 failed = err
                 raise
             finally:
-                for slot in held:
-                    slot.give()
+                _give_back(held)
                 if not exempt:
                     self._record(method, context, start, failed)
 
