@@ -139,23 +139,25 @@ class ListJobsResponse(_message.Message):
     def __init__(self, jobs: _Optional[_Iterable[_Union[Job, _Mapping]]] = ...) -> None: ...
 
 class Channel(_message.Message):
-    __slots__ = ("id", "source", "profile", "segment_seconds", "window_segments", "catchup_days")
+    __slots__ = ("id", "source", "profile", "segment_seconds", "window_segments", "catchup_days", "node_group")
     ID_FIELD_NUMBER: _ClassVar[int]
     SOURCE_FIELD_NUMBER: _ClassVar[int]
     PROFILE_FIELD_NUMBER: _ClassVar[int]
     SEGMENT_SECONDS_FIELD_NUMBER: _ClassVar[int]
     WINDOW_SEGMENTS_FIELD_NUMBER: _ClassVar[int]
     CATCHUP_DAYS_FIELD_NUMBER: _ClassVar[int]
+    NODE_GROUP_FIELD_NUMBER: _ClassVar[int]
     id: str
     source: str
     profile: str
     segment_seconds: int
     window_segments: int
     catchup_days: int
-    def __init__(self, id: _Optional[str] = ..., source: _Optional[str] = ..., profile: _Optional[str] = ..., segment_seconds: _Optional[int] = ..., window_segments: _Optional[int] = ..., catchup_days: _Optional[int] = ...) -> None: ...
+    node_group: str
+    def __init__(self, id: _Optional[str] = ..., source: _Optional[str] = ..., profile: _Optional[str] = ..., segment_seconds: _Optional[int] = ..., window_segments: _Optional[int] = ..., catchup_days: _Optional[int] = ..., node_group: _Optional[str] = ...) -> None: ...
 
 class ChannelStatus(_message.Message):
-    __slots__ = ("channel", "state", "media_sequence", "discontinuity_sequence", "restarts", "reason", "updated_at")
+    __slots__ = ("channel", "state", "media_sequence", "discontinuity_sequence", "restarts", "reason", "updated_at", "node", "token")
     CHANNEL_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     MEDIA_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
@@ -163,6 +165,8 @@ class ChannelStatus(_message.Message):
     RESTARTS_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    NODE_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
     channel: Channel
     state: ChannelState
     media_sequence: int
@@ -170,7 +174,9 @@ class ChannelStatus(_message.Message):
     restarts: int
     reason: str
     updated_at: _timestamp_pb2.Timestamp
-    def __init__(self, channel: _Optional[_Union[Channel, _Mapping]] = ..., state: _Optional[_Union[ChannelState, str]] = ..., media_sequence: _Optional[int] = ..., discontinuity_sequence: _Optional[int] = ..., restarts: _Optional[int] = ..., reason: _Optional[str] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    node: str
+    token: int
+    def __init__(self, channel: _Optional[_Union[Channel, _Mapping]] = ..., state: _Optional[_Union[ChannelState, str]] = ..., media_sequence: _Optional[int] = ..., discontinuity_sequence: _Optional[int] = ..., restarts: _Optional[int] = ..., reason: _Optional[str] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., node: _Optional[str] = ..., token: _Optional[int] = ...) -> None: ...
 
 class StartChannelRequest(_message.Message):
     __slots__ = ("channel",)
@@ -199,3 +205,37 @@ class ListChannelsResponse(_message.Message):
     CHANNELS_FIELD_NUMBER: _ClassVar[int]
     channels: _containers.RepeatedCompositeFieldContainer[ChannelStatus]
     def __init__(self, channels: _Optional[_Iterable[_Union[ChannelStatus, _Mapping]]] = ...) -> None: ...
+
+class Node(_message.Message):
+    __slots__ = ("id", "group", "capacity", "load", "draining", "channels")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    GROUP_FIELD_NUMBER: _ClassVar[int]
+    CAPACITY_FIELD_NUMBER: _ClassVar[int]
+    LOAD_FIELD_NUMBER: _ClassVar[int]
+    DRAINING_FIELD_NUMBER: _ClassVar[int]
+    CHANNELS_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    group: str
+    capacity: int
+    load: int
+    draining: bool
+    channels: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, id: _Optional[str] = ..., group: _Optional[str] = ..., capacity: _Optional[int] = ..., load: _Optional[int] = ..., draining: _Optional[bool] = ..., channels: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ListNodesRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListNodesResponse(_message.Message):
+    __slots__ = ("nodes",)
+    NODES_FIELD_NUMBER: _ClassVar[int]
+    nodes: _containers.RepeatedCompositeFieldContainer[Node]
+    def __init__(self, nodes: _Optional[_Iterable[_Union[Node, _Mapping]]] = ...) -> None: ...
+
+class DrainNodeRequest(_message.Message):
+    __slots__ = ("node", "resume")
+    NODE_FIELD_NUMBER: _ClassVar[int]
+    RESUME_FIELD_NUMBER: _ClassVar[int]
+    node: str
+    resume: bool
+    def __init__(self, node: _Optional[str] = ..., resume: _Optional[bool] = ...) -> None: ...

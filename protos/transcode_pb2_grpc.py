@@ -81,6 +81,16 @@ class TranscodeServiceStub:
                 request_serializer=protos_dot_transcode__pb2.GetChannelRequest.SerializeToString,
                 response_deserializer=protos_dot_transcode__pb2.ChannelStatus.FromString,
                 _registered_method=True)
+        self.ListNodes = channel.unary_unary(
+                '/headend.transcode.v1.TranscodeService/ListNodes',
+                request_serializer=protos_dot_transcode__pb2.ListNodesRequest.SerializeToString,
+                response_deserializer=protos_dot_transcode__pb2.ListNodesResponse.FromString,
+                _registered_method=True)
+        self.DrainNode = channel.unary_unary(
+                '/headend.transcode.v1.TranscodeService/DrainNode',
+                request_serializer=protos_dot_transcode__pb2.DrainNodeRequest.SerializeToString,
+                response_deserializer=protos_dot_transcode__pb2.Node.FromString,
+                _registered_method=True)
 
 
 class TranscodeServiceServicer:
@@ -145,6 +155,20 @@ class TranscodeServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListNodes(self, request, context):
+        """The live transcode nodes, their capacity, load and channels.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DrainNode(self, request, context):
+        """Stop placing channels on a node and move its channels off, one at a time (or undo).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TranscodeServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -192,6 +216,16 @@ def add_TranscodeServiceServicer_to_server(servicer, server):
                     servicer.GetChannel,
                     request_deserializer=protos_dot_transcode__pb2.GetChannelRequest.FromString,
                     response_serializer=protos_dot_transcode__pb2.ChannelStatus.SerializeToString,
+            ),
+            'ListNodes': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListNodes,
+                    request_deserializer=protos_dot_transcode__pb2.ListNodesRequest.FromString,
+                    response_serializer=protos_dot_transcode__pb2.ListNodesResponse.SerializeToString,
+            ),
+            'DrainNode': grpc.unary_unary_rpc_method_handler(
+                    servicer.DrainNode,
+                    request_deserializer=protos_dot_transcode__pb2.DrainNodeRequest.FromString,
+                    response_serializer=protos_dot_transcode__pb2.Node.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -439,6 +473,60 @@ class TranscodeService:
             '/headend.transcode.v1.TranscodeService/GetChannel',
             protos_dot_transcode__pb2.GetChannelRequest.SerializeToString,
             protos_dot_transcode__pb2.ChannelStatus.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListNodes(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/headend.transcode.v1.TranscodeService/ListNodes',
+            protos_dot_transcode__pb2.ListNodesRequest.SerializeToString,
+            protos_dot_transcode__pb2.ListNodesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DrainNode(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/headend.transcode.v1.TranscodeService/DrainNode',
+            protos_dot_transcode__pb2.DrainNodeRequest.SerializeToString,
+            protos_dot_transcode__pb2.Node.FromString,
             options,
             channel_credentials,
             insecure,

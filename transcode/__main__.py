@@ -1,5 +1,12 @@
-"""``python -m transcode``: the gRPC control service."""
+"""``python -m transcode``: the gRPC control service; ``python -m transcode node``: a node."""
 
-from transcode.server import main
+import sys
 
-main()
+if sys.argv[1:2] == ["node"]:
+    from transcode.farm.node import main as node_main
+
+    node_main()
+else:
+    from transcode.server import main
+
+    main()

@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import redis.asyncio as aioredis
 
@@ -63,6 +63,49 @@ class RungInfo:
     frame_rate: float
 
 
+class RedisWrite(NamedTuple):
+    """One Redis write a live channel makes (``ZADD``, ``HSET`` or ``SADD``), as a value so
+    it can be sent plainly or fenced by the channel's lease (``transcode.farm``)."""
+
+    command: str
+    key: str
+    args: tuple[str, ...]
+
+
+def record_writes(channel: str, entries: Sequence[tuple[str, ArchiveEntry]]) -> list[RedisWrite]:
+    """The writes indexing published segments (rung, entry)."""
+    return [
+        RedisWrite(
+            "ZADD", index_key(channel, rung), (repr(entry.start.timestamp()), _member(entry))
+        )
+        for rung, entry in entries
+    ]
+
+
+def register_writes(
+    channel: str, *, catchup_days: int, rungs: Sequence[RungInfo]
+) -> list[RedisWrite]:
+    """The writes recording a channel's catch-up period and its rungs' facts."""
+    writes = [RedisWrite("HSET", CHANNELS, (channel, str(catchup_days)))]
+    if rungs:
+        fields: list[str] = []
+        for r in rungs:
+            facts = {"codecs": r.codecs, "w": r.width, "h": r.height, "fps": r.frame_rate}
+            fields += [r.name, json.dumps(facts)]
+        writes.append(RedisWrite("HSET", rungs_key(channel), tuple(fields)))
+    return writes
+
+
+async def write_plainly(redis: aioredis.Redis, writes: Sequence[RedisWrite]) -> None:
+    """Make ``writes`` in one transaction, unfenced (a channel no node lease guards)."""
+    if not writes:
+        return
+    async with redis.pipeline(transaction=True) as pipe:
+        for w in writes:
+            pipe.execute_command(w.command, w.key, *w.args)
+        await pipe.execute()
+
+
 def _member(entry: ArchiveEntry) -> str:
     return (
         f"{entry.sequence}|{entry.start.timestamp():.6f}|{entry.duration:.6f}|"
@@ -97,19 +140,9 @@ class ArchiveIndex:
         self, channel: str, *, catchup_days: int, rungs: Sequence[RungInfo]
     ) -> None:
         """Record a channel's catch-up period and its rungs' facts."""
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hset(CHANNELS, channel, str(catchup_days))
-            if rungs:
-                pipe.hset(
-                    rungs_key(channel),
-                    mapping={
-                        r.name: json.dumps(
-                            {"codecs": r.codecs, "w": r.width, "h": r.height, "fps": r.frame_rate}
-                        )
-                        for r in rungs
-                    },
-                )
-            await pipe.execute()
+        await write_plainly(
+            self._redis, register_writes(channel, catchup_days=catchup_days, rungs=rungs)
+        )
 
     async def rungs(self, channel: str) -> list[RungInfo]:
         """The channel's rungs, in name order."""
@@ -136,6 +169,16 @@ class ArchiveIndex:
             for rung, entry in entries:
                 pipe.zadd(index_key(channel, rung), {_member(entry): entry.start.timestamp()})
             await pipe.execute()
+
+    async def highest_sequence(self, channel: str) -> int:
+        """The highest sequence number indexed in any of the channel's rungs (-1 if none)."""
+        highest = -1
+        for rung in await self.rungs(channel):
+            # Publishing gives later starts higher numbers: the last member is the highest.
+            last = await self._redis.zrange(index_key(channel, rung.name), -1, -1)
+            if last:
+                highest = max(highest, _entry(last[0]).sequence)
+        return highest
 
     async def window(self, channel: str, rung: str, window: Window) -> list[ArchiveEntry]:
         """Segments overlapping ``[start, end)`` in start order."""

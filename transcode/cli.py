@@ -16,7 +16,7 @@ from tqdm import tqdm
 from headend.clitools import CliError, api_key, client_tls, run_command
 from headend.settings import environ
 from transcode.client import TranscodeClient
-from transcode.domain import ChannelStatus, Job, JobState
+from transcode.domain import ChannelStatus, Job, JobState, NodeInfo
 
 DEFAULT_TARGET = "127.0.0.1:50053"
 # Stopping a channel waits for its FFmpeg (up to TC_LIVE_STOP_SECONDS): more than a
@@ -48,6 +48,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     cancel = sub.add_parser("cancel", help="cancel a queued or running job")
     cancel.add_argument("job_id")
     cancel.set_defaults(func=lambda a: _run_cmd(cancel_job(a, environ(), sys.stdout)))
+    nodes = sub.add_parser("nodes", help="list the live transcode nodes and their channels")
+    nodes.set_defaults(func=lambda a: _run_cmd(list_nodes(a, environ(), sys.stdout)))
+    drain = sub.add_parser("drain", help="move a node's channels off it, one at a time")
+    drain.add_argument("node")
+    drain.add_argument("--resume", action="store_true", help="take channels again")
+    drain.set_defaults(func=lambda a: _run_cmd(drain_node(a, environ(), sys.stdout)))
 
     ch = subparsers.add_parser("channel", help="live channels")
     csub = ch.add_subparsers(dest="channel_command", required=True)
@@ -60,6 +66,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     start.add_argument("--segment-seconds", type=int, default=0, help="default 6")
     start.add_argument("--window", type=int, default=0, help="live window segments (default 6)")
     start.add_argument("--catchup-days", type=int, default=0, help="default 7")
+    start.add_argument("--group", default="", help="run only on nodes of this group")
     start.set_defaults(func=lambda a: _run_cmd(start_channel(a, environ(), sys.stdout)))
     stop = csub.add_parser("stop", help="stop a live channel (its archive stays)")
     stop.add_argument("channel_id")
@@ -138,7 +145,30 @@ def _channel_line(status: ChannelStatus) -> str:
         f"{status.channel.id}\t{status.state.value.lower()}\tseq {status.media_sequence}\t"
         f"disc {status.discontinuity_sequence}\trestarts {status.restarts}\t"
         f"{status.channel.source}\t{status.reason}"
+        + (f"\tnode {status.node} token {status.token}" if status.node else "")
     ).rstrip()
+
+
+def _node_line(node: NodeInfo) -> str:
+    state = "draining" if node.draining else "active"
+    return (
+        f"{node.id}\tgroup {node.group or '-'}\t{state}\tload {node.load}/{node.capacity}\t"
+        f"{','.join(node.channels) or '-'}"
+    )
+
+
+async def list_nodes(args: argparse.Namespace, env: Mapping[str, str], out: IO[str]) -> int:
+    """Print one line per live node."""
+    async with _client(env) as transcode:
+        found = await transcode.list_nodes()
+    return _print(out, [_node_line(node) for node in found])
+
+
+async def drain_node(args: argparse.Namespace, env: Mapping[str, str], out: IO[str]) -> int:
+    """Drain a node (or resume it) and print it."""
+    async with _client(env) as transcode:
+        node = await transcode.drain_node(args.node, resume=args.resume)
+    return _print(out, [_node_line(node)])
 
 
 def _print(out: IO[str], lines: list[str]) -> int:
@@ -157,6 +187,7 @@ async def start_channel(args: argparse.Namespace, env: Mapping[str, str], out: I
             segment_seconds=args.segment_seconds,
             window_segments=args.window,
             catchup_days=args.catchup_days,
+            node_group=args.group,
         )
     return _print(out, [_channel_line(status)])
 

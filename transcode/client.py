@@ -18,8 +18,14 @@ from collections.abc import AsyncIterator
 from headend.rpc import ServiceClient
 from protos import transcode_pb2 as pb
 from protos import transcode_pb2_grpc as pb_grpc
-from transcode.convert import event_from_pb, job_from_pb, job_state_to_pb, status_from_pb
-from transcode.domain import ChannelStatus, Job, JobEvent, JobState
+from transcode.convert import (
+    event_from_pb,
+    job_from_pb,
+    job_state_to_pb,
+    node_from_pb,
+    status_from_pb,
+)
+from transcode.domain import ChannelStatus, Job, JobEvent, JobState, NodeInfo
 from transcode.errors import TranscodeError
 
 
@@ -73,8 +79,10 @@ class TranscodeClient(ServiceClient):
         segment_seconds: int = 0,
         window_segments: int = 0,
         catchup_days: int = 0,
+        node_group: str = "",
     ) -> ChannelStatus:
-        """Start a live channel (an empty or 0 setting: the service's default)."""
+        """Start a live channel (an empty or 0 setting: the service's default; ``node_group``:
+        run only on nodes of that group)."""
         channel = pb.Channel(
             id=channel_id,
             source=source,
@@ -82,6 +90,7 @@ class TranscodeClient(ServiceClient):
             segment_seconds=segment_seconds,
             window_segments=window_segments,
             catchup_days=catchup_days,
+            node_group=node_group,
         )
         request = pb.StartChannelRequest(channel=channel)
         return status_from_pb(await self.call(self._stub.StartChannel, request))
@@ -102,3 +111,15 @@ class TranscodeClient(ServiceClient):
             self._stub.ListChannels, pb.ListChannelsRequest()
         )
         return [status_from_pb(status) for status in reply.channels]
+
+    # ---- transcode nodes
+
+    async def list_nodes(self) -> list[NodeInfo]:
+        """Every live transcode node with its load and channels."""
+        reply: pb.ListNodesResponse = await self.call(self._stub.ListNodes, pb.ListNodesRequest())
+        return [node_from_pb(node) for node in reply.nodes]
+
+    async def drain_node(self, node_id: str, *, resume: bool = False) -> NodeInfo:
+        """Move a node's channels off it and place none there (``resume``: undo)."""
+        request = pb.DrainNodeRequest(node=node_id, resume=resume)
+        return node_from_pb(await self.call(self._stub.DrainNode, request))

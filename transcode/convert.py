@@ -15,6 +15,7 @@ from transcode.domain import (
     JobEvent,
     JobState,
     LiveChannel,
+    NodeInfo,
     Progress,
 )
 from transcode.errors import InvalidRequest
@@ -131,6 +132,7 @@ def channel_from_pb(msg: pb.Channel) -> LiveChannel:
         segment_seconds=msg.segment_seconds or defaults.segment_seconds,
         window_segments=msg.window_segments or defaults.window_segments,
         catchup_days=msg.catchup_days or defaults.catchup_days,
+        node_group=msg.node_group,
     )
 
 
@@ -143,6 +145,7 @@ def channel_to_pb(channel: LiveChannel) -> pb.Channel:
         segment_seconds=channel.segment_seconds,
         window_segments=channel.window_segments,
         catchup_days=channel.catchup_days,
+        node_group=channel.node_group,
     )
 
 
@@ -156,6 +159,8 @@ def status_to_pb(status: ChannelStatus) -> pb.ChannelStatus:
         restarts=status.restarts,
         reason=status.reason,
         updated_at=to_timestamp(status.updated_at),
+        node=status.node,
+        token=status.token,
     )
 
 
@@ -169,4 +174,30 @@ def status_from_pb(msg: pb.ChannelStatus) -> ChannelStatus:
         restarts=msg.restarts,
         reason=msg.reason,
         updated_at=from_timestamp(msg.updated_at),
+        node=msg.node,
+        token=msg.token,
+    )
+
+
+def node_to_pb(node: NodeInfo) -> pb.Node:
+    """A node as its message."""
+    return pb.Node(
+        id=node.id,
+        group=node.group,
+        capacity=node.capacity,
+        load=node.load,
+        draining=node.draining,
+        channels=list(node.channels),
+    )
+
+
+def node_from_pb(msg: pb.Node) -> NodeInfo:
+    """A node message as the domain value."""
+    return NodeInfo(
+        id=msg.id,
+        group=msg.group,
+        capacity=msg.capacity,
+        load=msg.load,
+        draining=msg.draining,
+        channels=tuple(msg.channels),
     )

@@ -141,10 +141,14 @@ class LiveChannel:
     window_segments: int = 6
     catchup_days: int = 7
     source_timeout_seconds: float = 3.0
+    # The node group the channel must run in ("" = any node).
+    node_group: str = ""
 
     def validate(self) -> LiveChannel:
         """Check every field; returns self for chaining."""
         validate_channel_id("channel.id", self.id)
+        if self.node_group:
+            validate_id("channel.node_group", self.node_group)
         validate_live_source(self.source)
         if not 1 <= self.segment_seconds <= 10:
             raise InvalidRequest("channel.segment_seconds", "must be between 1 and 10")
@@ -279,6 +283,26 @@ class ChannelStatus:
     restarts: int = 0
     reason: str = ""
     updated_at: datetime = field(default_factory=utc_now)
+    # The node running the channel and its fencing token ("" and 0 while no node owns it).
+    node: str = ""
+    token: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class NodeInfo:
+    """A live transcode node as it last advertised itself."""
+
+    id: str
+    group: str
+    capacity: int
+    load: int
+    draining: bool = False
+    channels: tuple[str, ...] = ()
+
+    @property
+    def room(self) -> int:
+        """Capacity units still free."""
+        return self.capacity - self.load
 
 
 @dataclass(frozen=True, slots=True)

@@ -108,3 +108,12 @@ class OriginForbidden(TranscodeError, PermissionDenied):
 
 class StoreUnavailable(TranscodeError, Unavailable):
     """Raised when the origin cannot reach Redis (archive index, live windows) for a request."""
+
+
+class NodeNotFound(TranscodeError, NotFound):
+    """Raised when a transcode node is not registered (never started, or gone past its TTL)."""
+
+
+class LeaseLost(TranscodeError, FailedPrecondition):
+    """Raised when a channel's write is refused: the node's lease on it expired or another
+    node holds it now (the write's fencing token is stale)."""

@@ -14,7 +14,7 @@ from typing import Any
 
 import ffmpeg
 
-from transcode.ladder import PlannedRung, Profile
+from transcode.ladder import H264Profile, PlannedRung, Profile
 
 # FFmpeg's own playlist is only read back for its segment list; ours replaces it.
 FFMPEG_PLAYLIST = ".ffmpeg.m3u8"
@@ -82,6 +82,26 @@ def frame_rate_expr(frame_rate: float) -> str:
     """An exact rational for FFmpeg (29.97 -> '30000/1001'), so GOPs do not drift."""
     fraction = Fraction(frame_rate).limit_denominator(1001)
     return f"{fraction.numerator}/{fraction.denominator}"
+
+
+def h264_profile_name(probed: str) -> H264Profile:
+    """x264's name for an H.264 profile as ffprobe names it ("Constrained Baseline" ->
+    "baseline"); profiles x264 cannot match in 8-bit 4:2:0 map to "high"."""
+    name = probed.lower()
+    if "baseline" in name:
+        return "baseline"
+    if name == "main":
+        return "main"
+    return "high"
+
+
+def h264_level_name(level: int) -> str:
+    """An H.264 level as x264 takes it (ffprobe's 31 -> "3.1", 9 -> "1b"); "" if unknown."""
+    if level <= 0:
+        return ""
+    if level == 9:
+        return "1b"
+    return f"{level // 10}.{level % 10}"
 
 
 def rung_video(video: Any, rung: PlannedRung) -> Any:

@@ -63,6 +63,9 @@ class Profile:
     # Peak-to-average allowance for capped VBR (Apple: peak <= 200% of average).
     maxrate_factor: float = 1.10
     bufsize_factor: float = 2.0
+    # Remux only: the source's own H.264/AAC is stream-copied into one rung, cut on its
+    # keyframes; the rung's figures are nominal until the source is probed.
+    passthrough: bool = False
 
     def __post_init__(self) -> None:
         validate_profile(self)
@@ -126,6 +129,8 @@ def validate_profile(profile: Profile) -> None:
     if abs(ratio - round(ratio)) > 1e-6:
         # Segments can only be cut on GOP boundaries; a fractional ratio gives uneven segments.
         raise InvalidProfile("segment_seconds", "must be a whole multiple of gop_seconds")
+    if profile.passthrough and len(profile.rungs) != 1:
+        raise InvalidProfile("rungs", "a passthrough profile has exactly one rung")
     if profile.preset not in _PRESETS:
         raise InvalidProfile("preset", f"unknown x264 preset {profile.preset!r}")
     if not 1.0 <= profile.maxrate_factor <= 2.0:

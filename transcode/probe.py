@@ -61,9 +61,16 @@ class SourceInfo:
 
 
 async def probe(
-    source: str, *, ffprobe: str = "ffprobe", input_options: Mapping[str, str] | None = None
+    source: str,
+    *,
+    ffprobe: str = "ffprobe",
+    input_options: Mapping[str, str] | None = None,
+    live: bool = False,
 ) -> SourceInfo:
-    """Probe ``source`` (a path or URL); raise a ``TranscodeError`` leaf when it is unusable."""
+    """Probe ``source`` (a path or URL); raise a ``TranscodeError`` leaf when it is unusable.
+
+    ``live``: a feed, not a file; it has no duration (``duration_seconds`` is 0).
+    """
     if await asyncio.to_thread(is_local_missing, source):
         raise SourceNotFound(f"source {source} does not exist", details={"source": source})
     options = [arg for key, value in (input_options or {}).items() for arg in (f"-{key}", value)]
@@ -91,11 +98,12 @@ async def probe(
         if "No such file" in last or "404" in last or "Connection refused" in last:
             raise SourceNotFound(f"source {source} cannot be opened: {last}")
         raise CorruptSource(f"source {source} cannot be read: {last}", details={"source": source})
-    return parse_probe(source, json.loads(out or b"{}"))
+    return parse_probe(source, json.loads(out or b"{}"), live=live)
 
 
-def parse_probe(source: str, data: dict[str, Any]) -> SourceInfo:
-    """Turn ffprobe's JSON into ``SourceInfo``; raise when there is no usable video."""
+def parse_probe(source: str, data: dict[str, Any], *, live: bool = False) -> SourceInfo:
+    """Turn ffprobe's JSON into ``SourceInfo``; raise when there is no usable video
+    (or, unless ``live``, no duration)."""
     streams = data.get("streams", [])
     video = next(
         (
@@ -112,7 +120,9 @@ def parse_probe(source: str, data: dict[str, Any]) -> SourceInfo:
     if video is None:
         raise UnsupportedSource(f"source {source} has no video stream", details={"source": source})
     duration = _float(fmt.get("duration")) or _float(video.get("duration"))
-    if not duration or duration <= 0:
+    if live:
+        duration = 0.0
+    elif not duration or duration <= 0:
         raise CorruptSource(f"source {source} has no readable duration", details={"source": source})
     sar = video.get("sample_aspect_ratio") or "1:1"
     sar_value = float(Fraction(*map(int, sar.split(":")))) if sar != "0:1" else 1.0

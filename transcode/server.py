@@ -17,10 +17,18 @@ from headend.tasks import Supervisor, SupervisorMetrics
 from protos import transcode_pb2 as pb
 from protos import transcode_pb2_grpc as pb_grpc
 from transcode.archive import ArchiveIndex, Retention
-from transcode.convert import channel_from_pb, event_to_pb, job_state, job_to_pb, status_to_pb
+from transcode.convert import (
+    channel_from_pb,
+    event_to_pb,
+    job_state,
+    job_to_pb,
+    node_to_pb,
+    status_to_pb,
+)
+from transcode.farm import ChannelIntents, FarmMetrics, Node, NodeDirectory
 from transcode.live import LiveManager
 from transcode.queue import JobQueue
-from transcode.service import Channels, TranscodeService
+from transcode.service import Channels, Nodes, TranscodeService
 from transcode.settings import ControlSettings
 from transcode.sources import SourceGuard
 
@@ -98,6 +106,20 @@ class TranscodeServicer(pb_grpc.TranscodeServiceServicer):
         statuses = await self._service.list_channels(principal())
         return pb.ListChannelsResponse(channels=[status_to_pb(s) for s in statuses])
 
+    async def ListNodes(
+        self, request: pb.ListNodesRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListNodesResponse:
+        """Every live transcode node."""
+        nodes = await self._service.list_nodes(principal())
+        return pb.ListNodesResponse(nodes=[node_to_pb(n) for n in nodes])
+
+    async def DrainNode(
+        self, request: pb.DrainNodeRequest, context: grpc.aio.ServicerContext
+    ) -> pb.Node:
+        """Drain a node (or take it back into placement)."""
+        node = await self._service.drain_node(principal(), request.node, resume=request.resume)
+        return node_to_pb(node)
+
 
 async def create_server(
     settings: ControlSettings,
@@ -105,6 +127,7 @@ async def create_server(
     redis: aioredis.Redis,
     keys: KeyStore,
     channels: Channels,
+    nodes: Nodes | None = None,
     metrics: RpcMetrics | None = None,
     components: Sequence[Component] = (),
 ) -> tuple[RpcServer, int]:
@@ -113,7 +136,10 @@ async def create_server(
     queue = JobQueue(redis, max_deliveries=settings.queue.max_deliveries)
     await queue.ensure_group()
     service = TranscodeService(
-        queue=queue, channels=channels, sources=SourceGuard(settings.sources)
+        queue=queue,
+        channels=channels,
+        sources=SourceGuard(settings.sources),
+        nodes=nodes or NodeDirectory(redis),
     )
     servicer = TranscodeServicer(service)
     spec = ServiceSpec(
@@ -126,53 +152,61 @@ async def create_server(
 
 
 async def create_control(settings: ControlSettings, redis: aioredis.Redis) -> tuple[RpcServer, int]:
-    """The control process on ``redis``: the gRPC server, its live channels and retention."""
+    """The control process on ``redis``: the gRPC server, retention and, unless
+    ``TC_EMBEDDED_NODE=false``, a transcode node of its own (single-host installs)."""
     index = ArchiveIndex(redis)
-    # One owner for every background task (channels, their store writes, retention), on
-    # the registry the gRPC metrics endpoint serves.
+    # One owner for every background task (the node's channels, their store writes,
+    # retention), on the registry the gRPC metrics endpoint serves.
     metrics = RpcMetrics()
     tasks = Supervisor(
         backoff=settings.live.restart_backoff,
         metrics=SupervisorMetrics(metrics.registry),
         stop_seconds=settings.live.stop_seconds,
     )
-    manager = LiveManager(
-        redis=redis,
-        archive=index,
-        origin_root=settings.origin_root,
-        sources=SourceGuard(settings.sources),
-        settings=settings.live,
-        tasks=tasks,
-        registry=metrics.registry,
-    )
+    node = None
+    if settings.embedded_node:
+        manager = LiveManager(
+            redis=redis,
+            archive=index,
+            origin_root=settings.origin_root,
+            sources=SourceGuard(settings.sources),
+            settings=settings.live,
+            tasks=tasks,
+            registry=metrics.registry,
+        )
+        node = Node(
+            settings.node, redis=redis, manager=manager, metrics=FarmMetrics(metrics.registry)
+        )
     return await create_server(
         settings,
         redis=redis,
         keys=KeyStore(redis),
-        channels=manager,
+        channels=ChannelIntents(redis, stop_wait_seconds=settings.node.lease_seconds + 5),
         metrics=metrics,
         components=[
-            _background(settings, manager, tasks, Retention(index, root=settings.origin_root))
+            _background(settings, node, tasks, Retention(index, root=settings.origin_root))
         ],
     )
 
 
 @contextlib.asynccontextmanager
 async def _background(
-    settings: ControlSettings, manager: LiveManager, tasks: Supervisor, retention: Retention
+    settings: ControlSettings, node: Node | None, tasks: Supervisor, retention: Retention
 ) -> AsyncIterator[None]:
-    """Archive retention and the channels that were running, until the server stops."""
+    """Archive retention and the embedded node (if any), until the server stops."""
     stop = asyncio.Event()
     tasks.spawn(
         "archive-retention",
         lambda: retention.run(interval_seconds=settings.retention_interval_seconds, stop=stop),
     )
     try:
-        await manager.resume()
+        if node is not None:
+            node.start()
         yield
     finally:
         stop.set()
-        await manager.close()
+        if node is not None:
+            await node.close()
         await tasks.close()
 
 

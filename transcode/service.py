@@ -17,6 +17,7 @@ from transcode.domain import (
     JobEvent,
     JobState,
     LiveChannel,
+    NodeInfo,
     validate_channel_id,
     validate_id,
     validate_source,
@@ -37,6 +38,13 @@ class Channels(Protocol):
     async def list_channels(self) -> list[ChannelStatus]: ...
 
 
+class Nodes(Protocol):
+    """The farm's transcode nodes (``farm.NodeDirectory``)."""
+
+    async def nodes(self) -> list[NodeInfo]: ...
+    async def drain(self, node_id: str, *, resume: bool = ...) -> NodeInfo: ...
+
+
 class Sources(Protocol):
     """Checks sources against the allow-lists (``sources.SourceGuard``)."""
 
@@ -47,10 +55,13 @@ class Sources(Protocol):
 class TranscodeService:
     """Jobs and channels for the platform operator (admin only)."""
 
-    def __init__(self, *, queue: JobQueue, channels: Channels, sources: Sources) -> None:
+    def __init__(
+        self, *, queue: JobQueue, channels: Channels, sources: Sources, nodes: Nodes
+    ) -> None:
         self._queue = queue
         self._channels = channels
         self._sources = sources
+        self._nodes = nodes
 
     async def submit(
         self, principal: Principal, *, source: str, asset: str, profile: str, job_id: str = ""
@@ -117,3 +128,15 @@ class TranscodeService:
         """Every known channel's status."""
         require_admin(principal)
         return await self._channels.list_channels()
+
+    async def list_nodes(self, principal: Principal) -> list[NodeInfo]:
+        """Every live transcode node with its load and channels."""
+        require_admin(principal)
+        return await self._nodes.nodes()
+
+    async def drain_node(self, principal: Principal, node_id: str, *, resume: bool) -> NodeInfo:
+        """Move a node's channels off it and place none there (``resume``: undo)."""
+        require_admin(principal)
+        if not node_id or len(node_id) > 128 or "|" in node_id:
+            raise InvalidRequest("node", "must be a node id (at most 128 characters, no '|')")
+        return await self._nodes.drain(node_id, resume=resume)

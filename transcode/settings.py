@@ -13,6 +13,7 @@ from headend.settings import (
     Env,
     Network,
     SettingsError,
+    env_bool,
     env_choice,
     env_float,
     env_int,
@@ -175,6 +176,78 @@ class LiveSettings:
         )
 
 
+def _default_capacity() -> int:
+    return 4 * (os.cpu_count() or 1)
+
+
+@dataclass(frozen=True, slots=True)
+class NodeSettings:
+    """One transcode node: who it is, what it can carry, how long its channel leases last."""
+
+    node_id: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
+    group: str = ""
+    # Capacity units (``transcode.farm.placement.channel_cost``): 4 per CPU core by default.
+    capacity_units: int = field(default_factory=_default_capacity)
+    lease_seconds: float = 6.0
+    # How often placement runs (a PUBLISH on ``tc:farm:wake`` runs it at once).
+    tick_seconds: float = 1.0
+    metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"
+
+    @property
+    def renew_seconds(self) -> float:
+        """How often leases are renewed: three times per lease."""
+        return self.lease_seconds / 3
+
+    @classmethod
+    def from_env(cls, env: Env) -> NodeSettings:
+        """Read ``TC_NODE_ID``, ``TC_NODE_GROUP``, ``TC_NODE_CAPACITY``,
+        ``TC_NODE_LEASE_SECONDS``, ``TC_NODE_TICK_SECONDS``, ``TC_NODE_METRICS_PORT``."""
+        node_id = env_str(env, "TC_NODE_ID", "") or f"{socket.gethostname()}-{os.getpid()}"
+        if "|" in node_id or len(node_id) > 128:
+            raise SettingsError("TC_NODE_ID", "must be at most 128 characters without '|'")
+        metrics = env_optional(env, "TC_NODE_METRICS_PORT")
+        return cls(
+            node_id=node_id,
+            group=env_str(env, "TC_NODE_GROUP", ""),
+            capacity_units=env_int(
+                env, "TC_NODE_CAPACITY", _default_capacity(), low=0, high=100_000
+            ),
+            lease_seconds=env_float(env, "TC_NODE_LEASE_SECONDS", 6.0, low=0.5, high=600),
+            tick_seconds=env_float(env, "TC_NODE_TICK_SECONDS", 1.0, low=0.05, high=60),
+            metrics_port=None
+            if metrics is None
+            else env_int(env, "TC_NODE_METRICS_PORT", 0, low=0, high=65535),
+            metrics_host=env_str(env, "TC_NODE_METRICS_HOST", "127.0.0.1"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class NodeProcessSettings:
+    """A standalone ``python -m transcode node`` process."""
+
+    redis_url: str
+    origin_root: Path
+    node: NodeSettings = field(default_factory=NodeSettings)
+    log_level: str = "info"
+    redis: RedisSettings = field(default_factory=RedisSettings)
+    sources: SourceSettings = field(default_factory=SourceSettings)
+    live: LiveSettings = field(default_factory=LiveSettings)
+
+    @classmethod
+    def from_env(cls, env: Env) -> NodeProcessSettings:
+        """Read ``REDIS_URL``, ``ORIGIN_ROOT``, ``TC_NODE_*``, ``TC_LIVE_*``, the sources."""
+        return cls(
+            redis_url=_redis(env),
+            origin_root=_origin_root(env),
+            node=NodeSettings.from_env(env),
+            log_level=env_str(env, "LOG_LEVEL", "info"),
+            redis=RedisSettings.from_env(env),
+            sources=SourceSettings.from_env(env),
+            live=LiveSettings.from_env(env),
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class ControlSettings:
     """The gRPC control service (jobs and live channels, plus archive retention)."""
@@ -188,6 +261,9 @@ class ControlSettings:
     redis: RedisSettings = field(default_factory=RedisSettings)
     sources: SourceSettings = field(default_factory=SourceSettings)
     live: LiveSettings = field(default_factory=LiveSettings)
+    # The control process also runs a transcode node (single-host installs, ``headend up``).
+    embedded_node: bool = True
+    node: NodeSettings = field(default_factory=NodeSettings)
 
     @classmethod
     def from_env(cls, env: Env) -> ControlSettings:
@@ -204,6 +280,8 @@ class ControlSettings:
             redis=RedisSettings.from_env(env),
             sources=SourceSettings.from_env(env),
             live=LiveSettings.from_env(env),
+            embedded_node=env_bool(env, "TC_EMBEDDED_NODE", True),
+            node=NodeSettings.from_env(env),
         )
 
 

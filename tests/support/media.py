@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -101,3 +102,54 @@ class Packaged:
     kind: str
     result: PackageResult
     profile: Profile | None
+
+
+def h264_ts_clip(path: Path, seconds: int) -> Path:
+    """An MPEG-TS feed as a broadcast encoder sends it: H.264 Main@3.0 320x180@30 with
+    access unit delimiters and 1 s closed GOPs, AAC-LC 44.1 kHz mono."""
+    ffmpeg(
+        *("-f", "lavfi", "-i", "testsrc2=s=320x180:r=30"),
+        *("-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100"),
+        *("-t", str(seconds), "-pix_fmt", "yuv420p", "-c:v", "libx264", "-preset", "veryfast"),
+        *("-profile:v", "main", "-level:v", "3.0", "-x264-params", "aud=1"),
+        *("-g", "30", "-keyint_min", "30", "-sc_threshold", "0", "-flags", "+cgop"),
+        *("-c:a", "aac", "-ac", "1", "-b:a", "64k", "-f", "mpegts"),
+        str(path),
+    )
+    return path
+
+
+def stream_facts(path: Path) -> dict[str, tuple[object, ...]]:
+    """What a player configures its decoders from: the first video and audio stream's codec,
+    profile, level, size and frame rate / sample rate and channels (ffprobe)."""
+    out = subprocess.run(
+        ["ffprobe", "-v", "error", "-print_format", "json", "-show_streams", str(path)],
+        capture_output=True,
+        check=True,
+    ).stdout
+    streams = json.loads(out)["streams"]
+    video = next(s for s in streams if s["codec_type"] == "video")
+    audio = next(s for s in streams if s["codec_type"] == "audio")
+    return {
+        "video": (
+            video["codec_name"],
+            video["profile"],
+            video["level"],
+            video["width"],
+            video["height"],
+            video["r_frame_rate"],
+        ),
+        "audio": (audio["codec_name"], audio["profile"], audio["sample_rate"], audio["channels"]),
+    }
+
+
+def video_packet_hashes(path: Path) -> list[str]:
+    """The MD5 of every video packet's bytes, in order (ffprobe; nothing is decoded)."""
+    out = subprocess.run(
+        ["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_data_hash", "md5",
+         "-show_entries", "packet=data_hash", "-of", "csv=p=0", str(path)],
+        capture_output=True,
+        check=True,
+        text=True,
+    ).stdout  # fmt: skip
+    return [line.strip(",") for line in out.splitlines() if line.strip(",")]

@@ -1,22 +1,43 @@
 """FFmpeg commands of live epochs: a checked source or the slate, decoded once, every rung
-segmented with a CSV list (FFmpeg's own playlists are never served)."""
+segmented with a CSV list (FFmpeg's own playlists are never served).
+
+A ``passthrough`` profile stream-copies the source into its one rung instead, cut on
+the source's keyframes; its source is probed first (:func:`probe_passthrough`), which
+refuses anything but H.264/AAC, and its slate is encoded to the probed source's size,
+rate, H.264 profile and level and AAC sample rate and channels, so a player switching
+to the slate at a discontinuity keeps its decoder configuration."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
+from fractions import Fraction
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import ffmpeg
 
 from transcode.domain import LiveChannel
-from transcode.ffmpeg_cmd import frame_rate_expr, rung_encoding, rung_video
+from transcode.errors import CorruptSource, SourceNotFound, SourceRefused, UnsupportedSource
+from transcode.ffmpeg_cmd import (
+    frame_rate_expr,
+    h264_level_name,
+    h264_profile_name,
+    rung_encoding,
+    rung_video,
+)
 from transcode.ladder import PlannedRung, Profile, plan_ladder
-from transcode.probe import SourceInfo, VideoInfo
+from transcode.probe import AudioInfo, SourceInfo, VideoInfo, probe, require_remuxable
 from transcode.sources import SourceInput
 
 LIVE_FRAME_RATE = 25.0  # PAL broadcast rate; the slate and every source are normalised to it
 SLATE_TEXT = "signal lost"
+# Input options that only make sense for FFmpeg's own read of a source, not for a probe.
+_RUN_ONLY_OPTIONS = frozenset({"stream_loop", "re"})
+_CHANNEL_LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "quad", 5: "5.0", 6: "5.1", 8: "7.1"}
+# Beyond the source's own timeout: ffprobe reads a second or two of a feed to find its streams.
+_PROBE_SLACK_SECONDS = 10.0
 
 
 def plan_live(profile: Profile) -> tuple[PlannedRung, ...]:
@@ -30,6 +51,66 @@ def plan_live(profile: Profile) -> tuple[PlannedRung, ...]:
         audio=None,
     )
     return plan_ladder(profile, nominal)
+
+
+def plan_passthrough(profile: Profile, source: SourceInfo | None) -> tuple[PlannedRung, ...]:
+    """The passthrough rung as the probed ``source`` carries it (nominal before any probe)."""
+    if source is None:
+        return plan_live(profile)
+    rung = profile.rungs[0]
+    video, audio = source.video, source.audio
+    video_kbps = round(video.bit_rate / 1000) if video.bit_rate else rung.video_kbps
+    frame_rate = video.frame_rate or LIVE_FRAME_RATE
+    return (
+        PlannedRung(
+            name=rung.name,
+            width=video.width,
+            height=video.height,
+            frame_rate=frame_rate,
+            gop_frames=max(1, round(profile.gop_seconds * frame_rate)),
+            video_kbps=video_kbps,
+            maxrate_kbps=video_kbps,
+            bufsize_kbps=2 * video_kbps,
+            audio_kbps=round(audio.bit_rate / 1000) if audio and audio.bit_rate else 128,
+            h264_profile=h264_profile_name(video.profile),
+            h264_level=h264_level_name(video.level) or rung.h264_level,
+        ),
+    )
+
+
+async def probe_passthrough(
+    source: SourceInput,
+    *,
+    timeout_seconds: float,
+    previous: SourceInfo | None = None,
+    ffprobe: str = "ffprobe",
+) -> SourceInfo | None:
+    """Probe a passthrough channel's checked source before FFmpeg copies it.
+
+    Raises ``SourceRefused`` (the channel stops with the reason) when the source is
+    not H.264 video with AAC audio. A source that cannot be reached now returns
+    ``previous``: FFmpeg then fails on it the same way and the slate runs.
+    """
+    url, options = source_input(source, timeout_seconds=timeout_seconds)
+    probe_options = {k: str(v) for k, v in options.items() if k not in _RUN_ONLY_OPTIONS}
+    try:
+        async with asyncio.timeout(timeout_seconds + _PROBE_SLACK_SECONDS):
+            info = await probe(url, ffprobe=ffprobe, input_options=probe_options, live=True)
+    except (SourceNotFound, CorruptSource, TimeoutError):
+        return previous
+    except UnsupportedSource as err:
+        raise _not_remuxable(err) from err
+    try:
+        require_remuxable(info)
+    except UnsupportedSource as err:
+        raise _not_remuxable(err) from err
+    return info
+
+
+def _not_remuxable(err: UnsupportedSource) -> SourceRefused:
+    return SourceRefused(
+        "channel.source", f"the passthrough profile needs H.264 video and AAC audio: {err.message}"
+    )
 
 
 def ladder_bytes_per_second(plan: Sequence[PlannedRung]) -> float:
@@ -79,20 +160,53 @@ def live_command(
                 **{
                     **rung_encoding(rung, profile),
                     "tune": "zerolatency",
-                    "f": "segment",
-                    "segment_time": f"{profile.segment_seconds:g}",
-                    "segment_format": "mpegts",
-                    "segment_list": str(rung_dir / "list.csv"),
-                    "segment_list_type": "csv",
-                    "segment_list_flags": "+live",
+                    **_segment_options(profile, rung_dir),
                 },
             )
         )
-    node = ffmpeg.merge_outputs(*outputs).global_args(
+    return _compile(ffmpeg.merge_outputs(*outputs), ffmpeg_bin)
+
+
+def _segment_options(profile: Profile, rung_dir: Path) -> dict[str, object]:
+    return {
+        "f": "segment",
+        "segment_time": f"{profile.segment_seconds:g}",
+        "segment_format": "mpegts",
+        "segment_list": str(rung_dir / "list.csv"),
+        "segment_list_type": "csv",
+        "segment_list_flags": "+live",
+    }
+
+
+def _compile(node: ffmpeg.nodes.OutputStream, ffmpeg_bin: str) -> list[str]:
+    args: list[str] = node.global_args(
         "-hide_banner", "-nostdin", "-nostats", "-loglevel", "error"
-    )
-    args: list[str] = node.compile(cmd=ffmpeg_bin)
+    ).compile(cmd=ffmpeg_bin)
     return args
+
+
+def passthrough_command(
+    video: object,
+    audio: object,
+    plan: Sequence[PlannedRung],
+    profile: Profile,
+    out_dir: Path,
+    *,
+    ffmpeg_bin: str = "ffmpeg",
+) -> list[str]:
+    """Stream-copy the source into the one rung, a segment cut at the first keyframe after
+    each ``segment_seconds`` (durations follow the source's GOPs; the publisher's
+    TARGETDURATION follows the real durations)."""
+    (rung,) = plan
+    rung_dir = out_dir / rung.name
+    output = ffmpeg.output(
+        video,
+        audio,
+        str(rung_dir / "seg_%06d.ts"),
+        c="copy",
+        **_segment_options(profile, rung_dir),
+    )
+    return _compile(output, ffmpeg_bin)
 
 
 def source_command(
@@ -105,23 +219,95 @@ def source_command(
     """The FFmpeg command of a source epoch (``source`` is the checked ``channel.source``)."""
     url, options = source_input(source, timeout_seconds=channel.source_timeout_seconds)
     stream = ffmpeg.input(url, **options)
+    if profile.passthrough:
+        return passthrough_command(stream["v:0"], stream["a:0"], plan, profile, out_dir)
     return live_command(stream["v:0"], stream["a:0"], plan, profile, out_dir)
 
 
-def slate_command(plan: Sequence[PlannedRung], profile: Profile, out_dir: Path) -> list[str]:
-    """The FFmpeg command of a slate epoch: a dark card saying the signal is lost, and silence."""
-    top = max(plan, key=lambda r: r.height)
-    video = ffmpeg.input(
-        f"color=c=0x202020:s={top.width}x{top.height}:r={frame_rate_expr(LIVE_FRAME_RATE)}",
+def _card(width: int, height: int, frame_rate: float) -> Any:
+    return ffmpeg.input(
+        f"color=c=0x202020:s={width}x{height}:r={frame_rate_expr(frame_rate)}",
         f="lavfi",
         re=None,
     ).filter(
         "drawtext",
         text=SLATE_TEXT,
         fontcolor="white",
-        fontsize=max(12, top.height // 10),
+        fontsize=max(12, height // 10),
         x="(w-text_w)/2",
         y="(h-text_h)/2",
     )
+
+
+def slate_command(
+    plan: Sequence[PlannedRung],
+    profile: Profile,
+    out_dir: Path,
+    *,
+    source: SourceInfo | None = None,
+) -> list[str]:
+    """The FFmpeg command of a slate epoch: a dark card saying the signal is lost, and silence.
+
+    A passthrough channel's slate matches ``source``, its last probe (see the module).
+    """
+    if profile.passthrough:
+        return passthrough_slate_command(plan, profile, out_dir, source=source)
+    top = max(plan, key=lambda r: r.height)
+    video = _card(top.width, top.height, LIVE_FRAME_RATE)
     audio = ffmpeg.input(f"anullsrc=r={profile.audio_sample_rate}:cl=stereo", f="lavfi", re=None)
     return live_command(video, audio, plan, profile, out_dir)
+
+
+def passthrough_slate_command(
+    plan: Sequence[PlannedRung],
+    profile: Profile,
+    out_dir: Path,
+    *,
+    source: SourceInfo | None,
+    ffmpeg_bin: str = "ffmpeg",
+) -> list[str]:
+    """The slate of a passthrough channel, encoded as the source is: same size, pixel
+    aspect, frame rate, H.264 profile and level, AAC sample rate and channels."""
+    (rung,) = plan_passthrough(profile, source) if source is not None else plan
+    audio_info = (source.audio if source is not None else None) or AudioInfo(
+        "aac", "LC", profile.audio_sample_rate, profile.audio_channels, None
+    )
+    sar = Fraction(source.video.sample_aspect if source is not None else 1.0).limit_denominator(
+        1000
+    )
+    video = (
+        _card(rung.width, rung.height, rung.frame_rate)
+        .filter("setsar", f"{sar.numerator}/{sar.denominator}")
+        .filter("format", "yuv420p")
+    )
+    layout = _CHANNEL_LAYOUTS.get(audio_info.channels, "stereo")
+    audio = ffmpeg.input(f"anullsrc=r={audio_info.sample_rate}:cl={layout}", f="lavfi", re=None)
+    # A still card needs few bits: cap it well under the source's rate (the level's too).
+    kbps = max(64, min(rung.video_kbps, 1000))
+    slate_rung = PlannedRung(
+        name=rung.name,
+        width=rung.width,
+        height=rung.height,
+        frame_rate=rung.frame_rate,
+        gop_frames=rung.gop_frames,
+        video_kbps=kbps,
+        maxrate_kbps=kbps,
+        bufsize_kbps=2 * kbps,
+        audio_kbps=min(rung.audio_kbps, 128),
+        h264_profile=rung.h264_profile,
+        h264_level=rung.h264_level,
+    )
+    rung_dir = out_dir / rung.name
+    output = ffmpeg.output(
+        video,
+        audio,
+        str(rung_dir / "seg_%06d.ts"),
+        **{
+            **rung_encoding(slate_rung, profile),
+            "tune": "zerolatency",
+            "ar": audio_info.sample_rate,
+            "ac": audio_info.channels,
+            **_segment_options(profile, rung_dir),
+        },
+    )
+    return _compile(output, ffmpeg_bin)

@@ -19,7 +19,7 @@ import contextlib
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import redis.asyncio as aioredis
 from prometheus_client import CollectorRegistry
@@ -35,6 +35,7 @@ from transcode.live.publish import SegmentObserver, next_sequence_on_disk
 from transcode.live.store import (
     CHANNELS,
     ChannelStore,
+    Writer,
     channel_key,
     config_mapping,
     status_from_hash,
@@ -51,6 +52,12 @@ _STOPPED_HERE = "control service stopped; the channel resumes when it restarts"
 
 # Called with a channel id and the sequence numbers just written to the archive index.
 IndexObserver = Callable[[str, list[int]], None]
+
+
+class OwnedWriter(Writer, Protocol):
+    """A store writer fenced by a node's lease (``transcode.farm.FencedWriter``)."""
+
+    def valid(self) -> bool: ...
 
 
 class LiveManager:
@@ -105,13 +112,7 @@ class LiveManager:
         channel.validate()
         resolve_profile(channel.profile, segment_seconds=channel.segment_seconds)
         async with self._lock(channel.id):
-            earlier = self._running.get(channel.id)
-            if earlier is not None and not earlier.finished:
-                raise ChannelRunning(f"channel {channel.id} is already running")
-            await self._sources.live(channel.source)
-            publish_dir(self._root, "live", channel.id)
-            if earlier is not None:  # its source was refused; its tasks have ended
-                await self._halt(channel.id, reason=earlier.reason, desired=None, end=False)
+            await self._prepare(channel)
             store = self._stores.get(channel.id)
             if store is not None and not store.idle():
                 # An earlier run's writes land before this run's "desired: running".
@@ -129,37 +130,102 @@ class LiveManager:
                 },
             )
             await self._redis.sadd(CHANNELS, channel.id)
-            # Redis may have lost its tail (or been replaced): the files on disk also say
-            # which numbers were used, and a number is never used twice.
-            on_disk = await asyncio.to_thread(
-                next_sequence_on_disk, self._root / "live" / channel.id
-            )
             if store is None:
                 store = ChannelStore(
                     channel, redis=self._redis, archive=self._archive, wake=self._wake.set
                 )
                 self._stores[channel.id] = store
-            store.channel = channel
-            supervisor = ChannelSupervisor(
-                channel,
-                redis=self._redis,
-                archive=self._archive,
-                origin_root=self._root,
-                next_sequence=max(int(saved.get("next_sequence", "0")), on_disk),
-                discontinuity_sequence=int(saved.get("discontinuity_sequence", "0")),
-                restarts=int(saved.get("restarts", "0")),
-                sources=self._sources,
-                observer=self._observer,
-                on_phase=self._on_phase,
-                settings=self.settings,
-                store=store,
-                tasks=self.tasks,
-                metrics=self.metrics,
-            )
-            self._running[channel.id] = supervisor
-            self._ensure_store_task()
-            supervisor.start()
-            return supervisor.status()
+            return await self._launch(channel, saved, store)
+
+    async def run_owned(self, channel: LiveChannel, *, writer: OwnedWriter, node: str) -> None:
+        """Run a channel this node has just claimed: its intent is the control service's,
+        every Redis write is fenced by ``writer``'s lease and every file by its deadline."""
+        channel.validate()
+        resolve_profile(channel.profile, segment_seconds=channel.segment_seconds)
+        async with self._lock(channel.id):
+            await self._prepare(channel)
+            earlier = self._stores.get(channel.id)
+            if earlier is not None:
+                earlier.abandon("the channel was claimed again")  # an earlier lease's store
+            raw = await self._redis.hgetall(channel_key(channel.id))
+            saved = {k.decode(): v.decode() for k, v in raw.items()}
+            store = ChannelStore(
+                channel, redis=self._redis, archive=self._archive, wake=self._wake.set,
+                writer=writer,
+            )  # fmt: skip
+            self._stores[channel.id] = store
+            await self._launch(channel, saved, store, node=node, may_write=writer.valid)
+
+    async def _prepare(self, channel: LiveChannel) -> None:
+        """Refuse a channel running here or a refused source; end a refused earlier run."""
+        earlier = self._running.get(channel.id)
+        if earlier is not None and not earlier.finished:
+            raise ChannelRunning(f"channel {channel.id} is already running")
+        await self._sources.live(channel.source)
+        publish_dir(self._root, "live", channel.id)
+        if earlier is not None:  # its source was refused; its tasks have ended
+            await self._halt(channel.id, reason=earlier.reason, desired=None, end=False)
+
+    async def _launch(
+        self,
+        channel: LiveChannel,
+        saved: dict[str, str],
+        store: ChannelStore,
+        *,
+        node: str = "",
+        may_write: Callable[[], bool] | None = None,
+    ) -> ChannelStatus:
+        # Redis may have lost its tail (or been replaced), or an earlier owner died before
+        # saving its status: the archive index and the files on disk also say which numbers
+        # were used, and a number is never used twice.
+        on_disk = await asyncio.to_thread(next_sequence_on_disk, self._root / "live" / channel.id)
+        indexed = await self._archive.highest_sequence(channel.id)
+        store.channel = channel
+        supervisor = ChannelSupervisor(
+            channel,
+            redis=self._redis,
+            archive=self._archive,
+            origin_root=self._root,
+            next_sequence=max(int(saved.get("next_sequence", "0")), on_disk, indexed + 1),
+            discontinuity_sequence=int(saved.get("discontinuity_sequence", "0")),
+            restarts=int(saved.get("restarts", "0")),
+            sources=self._sources,
+            observer=self._observer,
+            on_phase=self._on_phase,
+            settings=self.settings,
+            store=store,
+            tasks=self.tasks,
+            metrics=self.metrics,
+            node=node,
+            may_write=may_write,
+        )
+        self._running[channel.id] = supervisor
+        self._ensure_store_task()
+        supervisor.start()
+        return supervisor.status()
+
+    async def release(self, channel_id: str, *, reason: str, end: bool) -> None:
+        """Stop running a channel here and save its last status (still under its lease);
+        ``end``: its playlists are ended too (stopped on request, not moving to a node)."""
+        async with self._lock(channel_id):
+            if channel_id in self._running:
+                await self._halt(channel_id, reason=reason, desired=None, end=end)
+        store = self._stores.get(channel_id)
+        if store is not None and not store.idle():
+            try:
+                await self._flush_now(store, f"channel {channel_id} released unsaved")
+            except StoreUnavailable as err:
+                log.warning("live status not saved", extra={"channel": channel_id,
+                                                            "reason": err.message})  # fmt: skip
+
+    async def abandon(self, channel_id: str, why: str) -> None:
+        """The lease is lost: stop the channel's FFmpeg and write nothing more for it."""
+        store = self._stores.get(channel_id)
+        if store is not None:
+            store.abandon(why)
+        async with self._lock(channel_id):
+            if channel_id in self._running:
+                await self._halt(channel_id, reason=why, desired=None, end=False)
 
     async def stop(self, channel_id: str) -> ChannelStatus:
         """Stop a channel (its archive stays for catch-up); bounded whatever it is doing."""

@@ -8,6 +8,11 @@ number is taken, and the files moved, in one step with no await in between,
 so a cancelled publish never reuses a number. Playlists are written straight
 to disk (the origin serves them from there), so they stay current when Redis
 is away; archive entries are queued on the channel's store.
+
+On a transcode node, files are fenced by the node's lease deadline
+(``may_write``): checked right before each segment rename and each playlist
+write, so a node whose lease ran out (paused, cut off from Redis) publishes
+nothing more; its Redis writes are fenced by the lease's token (``store.py``).
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from pathlib import Path
 from transcode import hls
 from transcode.archive import RungInfo, master_variants
 from transcode.domain import ArchiveEntry, ChannelState, LiveChannel
-from transcode.errors import EncodeFailed
+from transcode.errors import EncodeFailed, LeaseLost
 from transcode.ladder import PlannedRung, Profile
 from transcode.live.epoch import Epoch
 from transcode.live.metrics import LiveMetrics
@@ -70,8 +75,12 @@ class Publisher:
         on_disk_full: Callable[[str], None],
         observer: SegmentObserver | None = None,
         metrics: LiveMetrics | None = None,
+        may_write: Callable[[], bool] | None = None,
     ) -> None:
         self.channel = channel
+        self._may_write = may_write
+        # The lease ran out: nothing more is published from this process.
+        self.fenced = False
         self.plan = tuple(plan)
         self.profile = profile
         self._root = root
@@ -107,6 +116,9 @@ class Publisher:
     async def publish_ready(self, epoch: Epoch, *, last: bool = False) -> None:
         """Publish every segment all rungs have finished; ``last`` retires the epoch after."""
         async with self.lock:
+            if self.fenced:
+                epoch.retired = epoch.retired or last
+                return
             try:
                 if not (epoch.retired or epoch.killed):
                     ready = epoch.poll()
@@ -118,6 +130,10 @@ class Publisher:
                 if err.errno != errno.ENOSPC:
                     raise
                 self._on_disk_full(f"{err.strerror}: {err.filename}")
+            except LeaseLost as err:
+                self.fenced = True
+                log.warning("live publishing fenced", extra={"channel": self.channel.id,
+                                                             "reason": err.message})  # fmt: skip
             finally:
                 if last:
                     epoch.retired = True
@@ -152,6 +168,7 @@ class Publisher:
         if w.starts and start < w.starts[-1]:
             start = w.starts[-1] + timedelta(seconds=w.durations[-1])
         dests = {rung: self._dir / rung / f"{seq:010d}.ts" for rung in epoch.rungs}
+        self._check_lease()
         _move_all([(epoch.segment_path(rung, index), dests[rung]) for rung in epoch.rungs])
         # Committed: the number is used and the files are in place (no await since the move).
         self._next_seq = seq + 1
@@ -243,10 +260,18 @@ class Publisher:
         """Mark the live playlists ended (the channel was stopped); nothing is written after."""
         self._write_locked(True)
 
+    def _check_lease(self) -> None:
+        if self._may_write is not None and not self._may_write():
+            raise LeaseLost(
+                f"channel {self.channel.id}: the node's lease ran out; publishing stops",
+                details={"channel_id": self.channel.id},
+            )
+
     def _write_locked(self, endlist: bool) -> None:
         with self._file_lock:
-            if self._ended:
+            if self._ended or self.fenced:
                 return
+            self._check_lease()
             self._write_playlists(endlist=endlist)
             self._ended = endlist
 

@@ -9,23 +9,39 @@ archive entries of published segments in order, the channel's rung facts and
 a way to read its current status, and the manager's store task writes them
 whenever Redis answers. An outage only makes the queue longer; entries are
 removed only once written, and writing one twice changes nothing.
+
+Every write goes through the store's *writer*: plainly for a channel run
+without a node lease, or fenced by the lease (``transcode.farm.FencedWriter``)
+on a transcode node. A fenced store whose lease turned stale drops what it
+queued and writes nothing more: the channel's new owner writes from now on.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import redis.asyncio as aioredis
 
 from headend.clock import utc_now
-from transcode.archive import ArchiveIndex, RungInfo
+from transcode.archive import (
+    ArchiveIndex,
+    RedisWrite,
+    RungInfo,
+    record_writes,
+    register_writes,
+    write_plainly,
+)
 from transcode.domain import ArchiveEntry, ChannelState, ChannelStatus, LiveChannel
+from transcode.errors import LeaseLost
+
+log = logging.getLogger(__name__)
 
 CHANNELS = "tc:channels"
 # Entries written per round trip while catching up after an outage.
@@ -38,6 +54,27 @@ _HEARTBEAT_SECONDS = 10.0
 _REPLAY_SECONDS = 10.0
 
 StatusSource = Callable[[], dict[str, str]]
+
+
+class Writer(Protocol):
+    """Makes a channel's Redis writes (``transcode.farm.FencedWriter`` on a node)."""
+
+    async def write(self, writes: Sequence[RedisWrite]) -> None: ...
+
+
+class PlainWriter:
+    """Writes with no lease to check: a channel its control process runs by itself."""
+
+    def __init__(self, redis: aioredis.Redis) -> None:
+        self._redis = redis
+
+    async def write(self, writes: Sequence[RedisWrite]) -> None:
+        """Make ``writes`` in one transaction."""
+        await write_plainly(self._redis, writes)
+
+
+def _hset(key: str, mapping: dict[str, str]) -> RedisWrite:
+    return RedisWrite("HSET", key, tuple(x for item in mapping.items() for x in item))
 
 
 def channel_key(channel_id: str) -> str:
@@ -55,6 +92,7 @@ def config_mapping(channel: LiveChannel) -> dict[str, str]:
         "window_segments": str(channel.window_segments),
         "catchup_days": str(channel.catchup_days),
         "source_timeout_seconds": str(channel.source_timeout_seconds),
+        "node_group": channel.node_group,
     }
 
 
@@ -82,6 +120,7 @@ def status_from_hash(raw: dict[bytes, bytes]) -> ChannelStatus:
         window_segments=int(d["window_segments"]),
         catchup_days=int(d["catchup_days"]),
         source_timeout_seconds=float(d["source_timeout_seconds"]),
+        node_group=d.get("node_group", ""),
     )
     return ChannelStatus(
         channel=channel,
@@ -113,10 +152,14 @@ class ChannelStore:
         redis: aioredis.Redis,
         archive: ArchiveIndex,
         wake: Callable[[], None] | None = None,
+        writer: Writer | None = None,
     ) -> None:
         self.channel = channel
         self._redis: Any = redis  # replies are decoded here (redis-py's unions)
         self._archive = archive
+        self.writer: Writer = writer or PlainWriter(redis)
+        # The lease turned stale: nothing more is written (the new owner writes).
+        self.fenced = False
         self._wake = wake or (lambda: None)
         self._segments: deque[tuple[str, ArchiveEntry]] = deque()
         self._recent: deque[tuple[float, tuple[str, ArchiveEntry]]] = deque()
@@ -170,6 +213,8 @@ class ChannelStore:
 
     def idle(self) -> bool:
         """True when nothing waits to be written (the status is what was last written)."""
+        if self.fenced:
+            return True
         if self._segments or self._again or self._rungs is not None:
             return False
         return self._status is None or _comparable(self._status()) == self._written
@@ -179,7 +224,27 @@ class ChannelStore:
     async def flush(self) -> Flushed:
         """Write the backlog in order, then the rung facts, then the status if it changed."""
         async with self._lock:
-            return await self._flush()
+            if self.fenced:
+                return Flushed()
+            try:
+                return await self._flush()
+            except LeaseLost as err:
+                self.abandon(str(err))
+                return Flushed()
+
+    def abandon(self, why: str) -> None:
+        """The lease is stale: drop every queued write, make none again."""
+        log.warning(
+            "live channel's writes fenced: another node owns it now",
+            extra={"channel": self.channel.id, "reason": why,
+                   "dropped": len(self._segments) + len(self._again)},
+        )  # fmt: skip
+        self.fenced = True
+        self._segments.clear()
+        self._again.clear()
+        self._recent.clear()
+        self._rungs = self._known_rungs = None
+        self.down_since, self.error = None, ""
 
     async def _flush(self) -> Flushed:
         result = Flushed(recovered=self.down)
@@ -190,13 +255,13 @@ class ChannelStore:
             self._replay()
         while self._again:
             batch = self._again[:_BATCH]
-            await self._archive.record_many(self.channel.id, batch)
+            await self.writer.write(record_writes(self.channel.id, batch))
             del self._again[:_BATCH]
             now = time.monotonic()
             self._recent.extend((now, item) for item in batch)
         while self._segments:
             batch = [self._segments[i] for i in range(min(_BATCH, len(self._segments)))]
-            await self._archive.record_many(self.channel.id, batch)
+            await self.writer.write(record_writes(self.channel.id, batch))
             now = time.monotonic()
             for item in batch:
                 self._segments.popleft()
@@ -209,8 +274,10 @@ class ChannelStore:
             while self._recent and self._recent[0][0] < now - _REPLAY_SECONDS:
                 self._recent.popleft()
         if self._rungs is not None:
-            await self._archive.register_channel(
-                self.channel.id, catchup_days=self.channel.catchup_days, rungs=self._rungs
+            await self.writer.write(
+                register_writes(
+                    self.channel.id, catchup_days=self.channel.catchup_days, rungs=self._rungs
+                )
             )
             self._rungs = None
         # Reachable: the status written below must not say the store is down.
@@ -226,12 +293,12 @@ class ChannelStore:
         due = time.monotonic() - self._written_at >= _HEARTBEAT_SECONDS
         if comparable == self._written and not due and not self._rewrite_config:
             return
-        async with self._redis.pipeline(transaction=True) as pipe:
-            if self._rewrite_config:
-                pipe.hset(channel_key(self.channel.id), mapping=config_mapping(self.channel))
-                pipe.sadd(CHANNELS, self.channel.id)
-            pipe.hset(channel_key(self.channel.id), mapping=mapping)
-            await pipe.execute()
+        writes = []
+        if self._rewrite_config:
+            writes.append(_hset(channel_key(self.channel.id), config_mapping(self.channel)))
+            writes.append(RedisWrite("SADD", CHANNELS, (self.channel.id,)))
+        writes.append(_hset(channel_key(self.channel.id), mapping))
+        await self.writer.write(writes)
         self._written, self._written_at, self._rewrite_config = comparable, time.monotonic(), False
 
     def replay(self) -> None:

@@ -35,10 +35,12 @@ from headend.clock import utc_now
 from headend.tasks import Backoff, Supervisor
 from transcode.archive import ArchiveIndex
 from transcode.domain import ChannelState, ChannelStatus, LiveChannel
-from transcode.errors import SourceRefused
+from transcode.errors import LeaseLost, SourceRefused
 from transcode.live.commands import (
     ladder_bytes_per_second,
     plan_live,
+    plan_passthrough,
+    probe_passthrough,
     slate_command,
     source_command,
 )
@@ -47,6 +49,7 @@ from transcode.live.epoch import Epoch
 from transcode.live.metrics import LiveMetrics
 from transcode.live.publish import Publisher, SegmentObserver
 from transcode.live.store import ChannelStore, status_mapping, stopped_mapping
+from transcode.probe import SourceInfo
 from transcode.profiles import resolve_profile
 from transcode.settings import LiveSettings
 from transcode.sources import SourceGuard, publish_dir
@@ -103,15 +106,20 @@ class ChannelSupervisor:
         store: ChannelStore | None = None,
         tasks: Supervisor | None = None,
         metrics: LiveMetrics | None = None,
+        node: str = "",
+        may_write: Callable[[], bool] | None = None,
     ) -> None:
         self.channel = channel
         self._sources = sources
         self.profile = resolve_profile(channel.profile, segment_seconds=channel.segment_seconds)
         self.plan = plan_live(self.profile)
+        self.probed: SourceInfo | None = None  # a passthrough source's last probe
         self._settings = settings or LiveSettings()
         self._root = origin_root
         self._dir = origin_root / "live" / channel.id
-        self._work = self._dir / ".work"
+        # Each node's FFmpeg runs in a directory of its own: on a shared origin a channel's
+        # new owner must not clear the work of an old one that has not stopped yet.
+        self._work = self._dir / ".work" / node if node else self._dir / ".work"
         self.store = store or ChannelStore(channel, redis=redis, archive=archive)
         self._disk = DiskSpace(
             self._dir,
@@ -135,6 +143,7 @@ class ChannelSupervisor:
             on_disk_full=self._disk.report,
             observer=observer,
             metrics=metrics,
+            may_write=may_write,
         )
         self._tasks = tasks
         self._metrics = metrics
@@ -284,6 +293,12 @@ class ChannelSupervisor:
     async def _start_source(self) -> Epoch:
         # Checked again before every FFmpeg run: the allow-lists or DNS may have changed.
         source = await self._sources.live(self.channel.source)
+        if self.profile.passthrough:
+            # Refuses a source it cannot stream-copy; the rung and the slate follow the probe.
+            self.probed = await probe_passthrough(
+                source, timeout_seconds=self.channel.source_timeout_seconds, previous=self.probed
+            )
+            self.plan = self.publisher.plan = plan_passthrough(self.profile, self.probed)
         epoch = self._new_epoch("source")
         await epoch.start(
             source_command(self.channel, source, self.plan, self.profile, epoch.directory)
@@ -292,7 +307,9 @@ class ChannelSupervisor:
 
     async def _start_slate(self) -> Epoch:
         epoch = self._new_epoch("slate")
-        await epoch.start(slate_command(self.plan, self.profile, epoch.directory))
+        await epoch.start(
+            slate_command(self.plan, self.profile, epoch.directory, source=self.probed)
+        )
         return epoch
 
     async def _first_segment(self, epoch: Epoch) -> bool:
@@ -473,6 +490,6 @@ class ChannelSupervisor:
         """Mark the live playlists ended (the channel was stopped)."""
         try:
             self.publisher.end_playlists()
-        except OSError as err:
+        except (OSError, LeaseLost) as err:
             log.warning("could not end the live playlists", extra={"channel": self.channel.id,
                                                                    "error": str(err)})  # fmt: skip

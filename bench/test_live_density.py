@@ -1,0 +1,194 @@
+"""Live density, remux only: CPU per channel-second of ``passthrough`` channels vs bare FFmpeg.
+
+Subject: N real passthrough channels on a ``LiveManager`` (probe, FFmpeg stream copy
+into segments, our publisher: whole-file checks, keyframe scan, playlists, the
+archive index in a private Redis). Baseline, same run, same input: N bare
+``ffmpeg -re -stream_loop -1 -i feed.ts -c copy -f hls -hls_time 6`` processes.
+Both sides read the same 1080p ~6 Mb/s H.264/AAC MPEG-TS file at its native rate
+(``-re``, looped), so the comparison is like for like; a UDP sender per channel
+would add the senders' CPU and loss to both sides without changing what is measured.
+CPU is the FFmpeg processes' user+system time over a window after a warm-up, plus
+(ours) this process's and the Redis server's: CPU-seconds per channel-second.
+Rounds alternate which side runs first.
+
+Goal (issue 13): ratio <= 1.25. ``BENCH_SHORT=1``: 2 channels, a 6 s window, 2 rounds
+(about 40 s), floor 1.6 (a short window weighs start-up and the first segment's
+measurement more).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import psutil
+import pytest
+
+from bench.conftest import SHORT, Report, median
+from headend.redisconn import RedisSettings, connect
+from headend.redisproc import RedisServer
+from transcode.archive import ArchiveIndex
+from transcode.domain import LiveChannel
+from transcode.live import LiveManager
+from transcode.settings import SourceSettings
+from transcode.sources import SourceGuard
+
+CHANNELS = 2 if SHORT else 8
+WARMUP_SECONDS = 3.0 if SHORT else 8.0
+WINDOW_SECONDS = 6.0 if SHORT else 60.0
+ROUNDS = 2 if SHORT else 3
+GOAL = 1.25
+FLOOR = 1.6 if SHORT else GOAL
+
+
+def _ffmpeg(*args: str) -> None:
+    subprocess.run(
+        ["ffmpeg", "-y", "-hide_banner", "-nostdin", "-loglevel", "error", *args], check=True
+    )
+
+
+@pytest.fixture(scope="session")
+def feed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 1080p25 ~6 Mb/s H.264/AAC MPEG-TS clip with 2 s GOPs (looped by both sides)."""
+    path = tmp_path_factory.mktemp("live-density") / "feed.ts"
+    _ffmpeg(
+        *("-f", "lavfi", "-i", "testsrc2=s=1920x1080:r=25"),
+        *("-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"),
+        *("-t", "6", "-pix_fmt", "yuv420p", "-c:v", "libx264", "-preset", "ultrafast"),
+        *("-b:v", "6M", "-maxrate", "6M", "-bufsize", "6M", "-g", "50", "-keyint_min", "50"),
+        *("-sc_threshold", "0", "-c:a", "aac", "-b:a", "128k", "-f", "mpegts"),
+        str(path),
+    )
+    return path
+
+
+def _cpu(procs: list[psutil.Process]) -> float:
+    total = 0.0
+    for proc in procs:
+        try:
+            times = proc.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
+
+
+async def _window(procs: Callable[[], list[psutil.Process]]) -> float:
+    """CPU-seconds the processes spend over WINDOW_SECONDS after WARMUP_SECONDS."""
+    await asyncio.sleep(WARMUP_SECONDS)
+    watched = procs()
+    before = _cpu(watched)
+    await asyncio.sleep(WINDOW_SECONDS)
+    return _cpu(watched) - before
+
+
+def _ffmpeg_children() -> list[psutil.Process]:
+    return [p for p in psutil.Process().children(recursive=True) if p.name() == "ffmpeg"]
+
+
+async def _ours(feed: Path, work: Path) -> float:
+    server = RedisServer(work / "redis")
+    server.start()
+    client = connect(server.url, RedisSettings(socket_timeout_seconds=2.0))
+    manager = LiveManager(
+        redis=client,
+        archive=ArchiveIndex(client),
+        origin_root=work / "origin",
+        sources=SourceGuard(SourceSettings(media_roots=(feed.parent.resolve(),))),
+    )
+    try:
+        for n in range(CHANNELS):
+            await manager.start(
+                LiveChannel(
+                    id=f"pt{n}",
+                    source=str(feed),
+                    profile="passthrough",
+                    segment_seconds=6,
+                    window_segments=6,
+                    catchup_days=1,
+                )
+            )
+        redis_proc = psutil.Process(server.pid)
+        me = psutil.Process()
+
+        def procs() -> list[psutil.Process]:
+            ffmpegs = _ffmpeg_children()
+            assert len(ffmpegs) == CHANNELS, "every channel runs one FFmpeg"
+            return [*ffmpegs, me, redis_proc]
+
+        cpu = await _window(procs)
+        for n in range(CHANNELS):
+            published = (work / "origin" / "live" / f"pt{n}" / "src" / "index.m3u8").exists()
+            assert published or WINDOW_SECONDS < 12, f"pt{n} published nothing"
+        return cpu
+    finally:
+        await manager.close()
+        await client.aclose()
+        server.stop()
+
+
+async def _bare(feed: Path, work: Path) -> float:
+    procs = []
+    for n in range(CHANNELS):
+        out = work / f"bare{n}"
+        out.mkdir(parents=True)
+        procs.append(
+            await asyncio.create_subprocess_exec(
+                *("ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error"),
+                *("-re", "-stream_loop", "-1", "-i", str(feed), "-c", "copy", "-f", "hls"),
+                *("-hls_time", "6", "-hls_list_size", "6", "-hls_flags", "delete_segments"),
+                *("-hls_segment_filename", str(out / "s%06d.ts"), str(out / "index.m3u8")),
+                stdin=subprocess.DEVNULL,
+            )
+        )
+    try:
+        return await _window(lambda: [psutil.Process(p.pid) for p in procs])
+    finally:
+        for proc in procs:
+            proc.kill()
+            await proc.wait()
+
+
+def test_passthrough_density_against_bare_ffmpeg(
+    benchmark, report: Report, feed: Path, tmp_path: Path
+) -> None:
+    channel_seconds = CHANNELS * WINDOW_SECONDS
+    ours: list[float] = []
+    bare: list[float] = []
+    turn = [0]
+
+    def one_round() -> None:
+        turn[0] += 1
+        work = tmp_path / f"round{turn[0]}"
+        sides = [("ours", _ours, ours), ("bare", _bare, bare)]
+        if turn[0] % 2 == 0:
+            sides.reverse()
+        for name, run, into in sides:
+            into.append(asyncio.run(run(feed, work / name)) / channel_seconds)
+
+    benchmark.pedantic(one_round, rounds=ROUNDS, iterations=1)
+
+    ratio = report.ratio(
+        f"live density passthrough x{CHANNELS}, 1080p25 6 Mb/s, CPU-s per channel-second",
+        median(ours),
+        median(bare),
+        unit="CPU-s per channel-second",
+    )
+    report.line(
+        f"live density: ours {median(ours):.4f} vs bare ffmpeg -c copy -f hls "
+        f"{median(bare):.4f} CPU-s per channel-second ({CHANNELS} channels, "
+        f"{WINDOW_SECONDS:g} s window, {ROUNDS} rounds, {os.cpu_count()} cores)"
+    )
+    benchmark.extra_info.update(
+        {
+            "ratio": round(ratio, 3),
+            "ours_cpu_per_channel_second": round(median(ours), 5),
+            "bare_cpu_per_channel_second": round(median(bare), 5),
+            "channels": CHANNELS,
+            "floor": FLOOR,
+        }
+    )
+    assert ratio <= FLOOR, f"passthrough costs {ratio:.2f}x bare FFmpeg (limit {FLOOR})"
