@@ -12,7 +12,14 @@ from collections.abc import Sequence
 from headend import demo, logs, redisconn
 from headend.auth import ROLES, UNSCOPED, KeyStore, Principal
 from headend.errors import FailedPrecondition, HeadendError
-from headend.local import LocalSecrets, load_pki, load_secrets, local_children, tls_client_env
+from headend.local import (
+    LocalSecrets,
+    load_pki,
+    load_secrets,
+    local_children,
+    node_children,
+    tls_client_env,
+)
 from headend.pki import PkiError
 from headend.rpc import StartupError
 from headend.settings import SettingsError, environ
@@ -20,6 +27,8 @@ from headend.stack import GaveUp, Stack, StackSettings
 
 # Packages that contribute subcommands through ``register(subparsers)``.
 COMMAND_MODULES: tuple[str, ...] = ("epg.cli", "subscriber.cli", "transcode.cli", "cdn_ctl.cli")
+# ``headend up --role``: everything, or one transcode node of a farm.
+ROLE_ALL, ROLE_NODE = "all", "transcode-node"
 
 
 def _redis_url() -> str:
@@ -86,8 +95,27 @@ def _serve_until_stopped(stack: Stack) -> int:
 
 
 def _up(args: argparse.Namespace) -> int:
+    if args.role == ROLE_NODE:
+        return _serve_until_stopped(_start_node(StackSettings.from_env(environ())))
     stack, _ = _start(StackSettings.from_env(environ()), tls=args.tls)
     return _serve_until_stopped(stack)
+
+
+def _start_node(settings: StackSettings) -> Stack:
+    """Only a transcode node, on the farm's Redis (``REDIS_URL``; never an embedded one)."""
+    if settings.redis_url is None:
+        raise StartupError(
+            "headend up --role transcode-node needs REDIS_URL: the farm's Redis, shared with "
+            "the control service and the other nodes"
+        )
+    stack = Stack(settings)
+    try:
+        stack.start_redis()  # checks that the farm's Redis answers
+        stack.start(node_children(settings, environ()))
+    except BaseException:
+        stack.stop()
+        raise
+    return stack
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -120,6 +148,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--tls",
         action="store_true",
         help="mTLS between the services, from a private CA kept under <var>/pki/",
+    )
+    up.add_argument(
+        "--role",
+        choices=(ROLE_ALL, ROLE_NODE),
+        default=ROLE_ALL,
+        help="all: the whole platform (default); transcode-node: only a transcode node on "
+        "the farm's Redis (REDIS_URL), for an encoder host",
     )
     up.set_defaults(func=_up)
     demo_cmd = sub.add_parser(

@@ -16,6 +16,7 @@ import base64
 import ipaddress
 import os
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -29,7 +30,9 @@ from headend.stack import Child, StackSettings, python_module
 EPG_PORT, SUBSCRIBER_PORT, TRANSCODE_PORT, CDN_GRPC_PORT = 50051, 50052, 50053, 50054
 ORIGIN_PORT, FRONT_DOOR_PORT, CDN_ADMIN_PORT = 8080, 8000, 8001
 EDGES = (("edge-a", "110101", 8101), ("edge-b", "110101", 8102), ("edge-c", "110102", 8103))
-METRICS_PORTS = {"EPG": 9151, "SUBSCRIBER": 9152, "TRANSCODE": 9153, "TC_WORKER": 9155}
+METRICS_PORTS = {
+    "EPG": 9151, "SUBSCRIBER": 9152, "TRANSCODE": 9153, "TC_WORKER": 9155, "TC_NODE": 9156,
+}  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,3 +243,29 @@ def local_children(
         ),
     ]
     return [replace(c, env={**client_env, **c.env}) for c in children]
+
+
+def node_children(settings: StackSettings, env: Mapping[str, str]) -> list[Child]:
+    """``headend up --role transcode-node``: one transcode node on the farm's Redis (the
+    operator's ``ORIGIN_ROOT``, ``TC_MEDIA_ROOTS`` and ``TC_NODE_*`` win over these)."""
+    host, var = settings.host, settings.var_dir
+    defaults = {
+        "ORIGIN_ROOT": str(var / "origin"),
+        "TC_MEDIA_ROOTS": f"{var / 'demo-media'},{var / 'media'}",
+        "TC_NODE_METRICS_HOST": host,
+        "TC_NODE_METRICS_PORT": str(settings.port(METRICS_PORTS["TC_NODE"])),
+    }
+    chosen = {k: env.get(k) or v for k, v in defaults.items()}
+    metrics = int(chosen["TC_NODE_METRICS_PORT"])
+    node_id = env.get("TC_NODE_ID") or "(host-pid)"
+    group = env.get("TC_NODE_GROUP") or "(any)"
+    return [
+        Child(
+            "transcode-node",
+            [*python_module("transcode"), "node"],
+            [metrics],
+            chosen,
+            f"node {node_id}, group {group}, origin {chosen['ORIGIN_ROOT']}; "
+            f"metrics http://{chosen['TC_NODE_METRICS_HOST']}:{metrics}/metrics",
+        )
+    ]

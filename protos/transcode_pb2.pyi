@@ -139,7 +139,7 @@ class ListJobsResponse(_message.Message):
     def __init__(self, jobs: _Optional[_Iterable[_Union[Job, _Mapping]]] = ...) -> None: ...
 
 class Channel(_message.Message):
-    __slots__ = ("id", "source", "profile", "segment_seconds", "window_segments", "catchup_days", "node_group")
+    __slots__ = ("id", "source", "profile", "segment_seconds", "window_segments", "catchup_days", "node_group", "backup_sources")
     ID_FIELD_NUMBER: _ClassVar[int]
     SOURCE_FIELD_NUMBER: _ClassVar[int]
     PROFILE_FIELD_NUMBER: _ClassVar[int]
@@ -147,6 +147,7 @@ class Channel(_message.Message):
     WINDOW_SEGMENTS_FIELD_NUMBER: _ClassVar[int]
     CATCHUP_DAYS_FIELD_NUMBER: _ClassVar[int]
     NODE_GROUP_FIELD_NUMBER: _ClassVar[int]
+    BACKUP_SOURCES_FIELD_NUMBER: _ClassVar[int]
     id: str
     source: str
     profile: str
@@ -154,10 +155,25 @@ class Channel(_message.Message):
     window_segments: int
     catchup_days: int
     node_group: str
-    def __init__(self, id: _Optional[str] = ..., source: _Optional[str] = ..., profile: _Optional[str] = ..., segment_seconds: _Optional[int] = ..., window_segments: _Optional[int] = ..., catchup_days: _Optional[int] = ..., node_group: _Optional[str] = ...) -> None: ...
+    backup_sources: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, id: _Optional[str] = ..., source: _Optional[str] = ..., profile: _Optional[str] = ..., segment_seconds: _Optional[int] = ..., window_segments: _Optional[int] = ..., catchup_days: _Optional[int] = ..., node_group: _Optional[str] = ..., backup_sources: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class SourceSwitch(_message.Message):
+    __slots__ = ("at", "from_index", "to_index", "reason", "detail")
+    AT_FIELD_NUMBER: _ClassVar[int]
+    FROM_INDEX_FIELD_NUMBER: _ClassVar[int]
+    TO_INDEX_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    at: _timestamp_pb2.Timestamp
+    from_index: int
+    to_index: int
+    reason: str
+    detail: str
+    def __init__(self, at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., from_index: _Optional[int] = ..., to_index: _Optional[int] = ..., reason: _Optional[str] = ..., detail: _Optional[str] = ...) -> None: ...
 
 class ChannelStatus(_message.Message):
-    __slots__ = ("channel", "state", "media_sequence", "discontinuity_sequence", "restarts", "reason", "updated_at", "node", "token")
+    __slots__ = ("channel", "state", "media_sequence", "discontinuity_sequence", "restarts", "reason", "updated_at", "node", "token", "source_index", "source_url", "source_history")
     CHANNEL_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     MEDIA_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
@@ -167,6 +183,9 @@ class ChannelStatus(_message.Message):
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
     NODE_FIELD_NUMBER: _ClassVar[int]
     TOKEN_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_INDEX_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_URL_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_HISTORY_FIELD_NUMBER: _ClassVar[int]
     channel: Channel
     state: ChannelState
     media_sequence: int
@@ -176,7 +195,10 @@ class ChannelStatus(_message.Message):
     updated_at: _timestamp_pb2.Timestamp
     node: str
     token: int
-    def __init__(self, channel: _Optional[_Union[Channel, _Mapping]] = ..., state: _Optional[_Union[ChannelState, str]] = ..., media_sequence: _Optional[int] = ..., discontinuity_sequence: _Optional[int] = ..., restarts: _Optional[int] = ..., reason: _Optional[str] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., node: _Optional[str] = ..., token: _Optional[int] = ...) -> None: ...
+    source_index: int
+    source_url: str
+    source_history: _containers.RepeatedCompositeFieldContainer[SourceSwitch]
+    def __init__(self, channel: _Optional[_Union[Channel, _Mapping]] = ..., state: _Optional[_Union[ChannelState, str]] = ..., media_sequence: _Optional[int] = ..., discontinuity_sequence: _Optional[int] = ..., restarts: _Optional[int] = ..., reason: _Optional[str] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., node: _Optional[str] = ..., token: _Optional[int] = ..., source_index: _Optional[int] = ..., source_url: _Optional[str] = ..., source_history: _Optional[_Iterable[_Union[SourceSwitch, _Mapping]]] = ...) -> None: ...
 
 class StartChannelRequest(_message.Message):
     __slots__ = ("channel",)

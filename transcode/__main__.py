@@ -3,7 +3,7 @@
 import sys
 
 if sys.argv[1:2] == ["node"]:
-    from transcode.farm.node import main as node_main
+    from transcode.farm.process import main as node_main
 
     node_main()
 else:

@@ -180,6 +180,11 @@ class ArchiveIndex:
                 highest = max(highest, _entry(last[0]).sequence)
         return highest
 
+    async def recent(self, channel: str, rung: str, count: int) -> list[ArchiveEntry]:
+        """The last ``count`` segments indexed in a rung, oldest first."""
+        raw = await self._redis.zrange(index_key(channel, rung), -count, -1) if count > 0 else []
+        return [_entry(m) for m in raw]
+
     async def window(self, channel: str, rung: str, window: Window) -> list[ArchiveEntry]:
         """Segments overlapping ``[start, end)`` in start order."""
         raw = await self._redis.zrangebyscore(

@@ -67,6 +67,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     start.add_argument("--window", type=int, default=0, help="live window segments (default 6)")
     start.add_argument("--catchup-days", type=int, default=0, help="default 7")
     start.add_argument("--group", default="", help="run only on nodes of this group")
+    start.add_argument(
+        "--backup", action="append", default=[], metavar="SOURCE",
+        help="a backup source, taken in order when the source is lost or impaired (repeatable)",
+    )  # fmt: skip
     start.set_defaults(func=lambda a: _run_cmd(start_channel(a, environ(), sys.stdout)))
     stop = csub.add_parser("stop", help="stop a live channel (its archive stays)")
     stop.add_argument("channel_id")
@@ -188,6 +192,7 @@ async def start_channel(args: argparse.Namespace, env: Mapping[str, str], out: I
             window_segments=args.window,
             catchup_days=args.catchup_days,
             node_group=args.group,
+            backup_sources=args.backup,
         )
     return _print(out, [_channel_line(status)])
 
@@ -199,11 +204,22 @@ async def stop_channel(args: argparse.Namespace, env: Mapping[str, str], out: IO
     return _print(out, [_channel_line(status)])
 
 
+def _history_lines(status: ChannelStatus) -> list[str]:
+    """The source on air and the latest switches (index -1: the slate)."""
+    lines = [f"  source on air: {status.source_index} {status.source_url or '(none)'}"]
+    lines += [
+        f"  {s.at.isoformat(timespec='seconds')}\t{s.from_index} -> {s.to_index}\t{s.reason}"
+        f"\t{s.detail}"
+        for s in status.source_history
+    ]
+    return lines
+
+
 async def channel_status(args: argparse.Namespace, env: Mapping[str, str], out: IO[str]) -> int:
-    """Print one channel's status."""
+    """Print one channel's status and its source history."""
     async with _client(env) as transcode:
         status = await transcode.get_channel(args.channel_id)
-    return _print(out, [_channel_line(status)])
+    return _print(out, [_channel_line(status), *_history_lines(status)])
 
 
 async def list_channels(args: argparse.Namespace, env: Mapping[str, str], out: IO[str]) -> int:

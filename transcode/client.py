@@ -13,7 +13,7 @@ sent, or ``ServiceUnavailable`` when it got no answer::
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 from headend.rpc import ServiceClient
 from protos import transcode_pb2 as pb
@@ -80,9 +80,11 @@ class TranscodeClient(ServiceClient):
         window_segments: int = 0,
         catchup_days: int = 0,
         node_group: str = "",
+        backup_sources: Sequence[str] = (),
     ) -> ChannelStatus:
         """Start a live channel (an empty or 0 setting: the service's default; ``node_group``:
-        run only on nodes of that group)."""
+        run only on nodes of that group; ``backup_sources``: taken in order when the source
+        is lost or impaired)."""
         channel = pb.Channel(
             id=channel_id,
             source=source,
@@ -91,6 +93,7 @@ class TranscodeClient(ServiceClient):
             window_segments=window_segments,
             catchup_days=catchup_days,
             node_group=node_group,
+            backup_sources=list(backup_sources),
         )
         request = pb.StartChannelRequest(channel=channel)
         return status_from_pb(await self.call(self._stub.StartChannel, request))

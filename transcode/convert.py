@@ -17,6 +17,7 @@ from transcode.domain import (
     LiveChannel,
     NodeInfo,
     Progress,
+    SourceSwitch,
 )
 from transcode.errors import InvalidRequest
 
@@ -133,6 +134,7 @@ def channel_from_pb(msg: pb.Channel) -> LiveChannel:
         window_segments=msg.window_segments or defaults.window_segments,
         catchup_days=msg.catchup_days or defaults.catchup_days,
         node_group=msg.node_group,
+        backup_sources=tuple(msg.backup_sources),
     )
 
 
@@ -146,6 +148,27 @@ def channel_to_pb(channel: LiveChannel) -> pb.Channel:
         window_segments=channel.window_segments,
         catchup_days=channel.catchup_days,
         node_group=channel.node_group,
+        backup_sources=list(channel.backup_sources),
+    )
+
+
+def _switch_to_pb(switch: SourceSwitch) -> pb.SourceSwitch:
+    return pb.SourceSwitch(
+        at=to_timestamp(switch.at),
+        from_index=switch.from_index,
+        to_index=switch.to_index,
+        reason=switch.reason,
+        detail=switch.detail,
+    )
+
+
+def _switch_from_pb(msg: pb.SourceSwitch) -> SourceSwitch:
+    return SourceSwitch(
+        at=from_timestamp(msg.at),
+        from_index=msg.from_index,
+        to_index=msg.to_index,
+        reason=msg.reason,
+        detail=msg.detail,
     )
 
 
@@ -161,6 +184,9 @@ def status_to_pb(status: ChannelStatus) -> pb.ChannelStatus:
         updated_at=to_timestamp(status.updated_at),
         node=status.node,
         token=status.token,
+        source_index=status.source_index,
+        source_url=status.source_url,
+        source_history=[_switch_to_pb(s) for s in status.source_history],
     )
 
 
@@ -176,6 +202,8 @@ def status_from_pb(msg: pb.ChannelStatus) -> ChannelStatus:
         updated_at=from_timestamp(msg.updated_at),
         node=msg.node,
         token=msg.token,
+        source_index=msg.source_index,
+        source_history=tuple(_switch_from_pb(s) for s in msg.source_history),
     )
 
 

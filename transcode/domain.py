@@ -25,6 +25,9 @@ MAX_CATCHUP_DAYS = 30
 LIVE_SCHEMES = ("udp", "rtp", "srt", "http", "https", "file")
 VOD_SCHEMES = ("file", "http", "https")
 MAX_SOURCE_CHARS = 2048
+MAX_BACKUP_SOURCES = 7
+# A channel's status keeps this many of its latest source switches.
+SOURCE_HISTORY = 10
 
 
 class JobState(enum.Enum):
@@ -132,10 +135,10 @@ class ChannelState(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class LiveChannel:
-    """A live channel's configuration: source, ladder, segmenting and catch-up."""
+    """A live channel's configuration: sources, ladder, segmenting and catch-up."""
 
     id: str
-    source: str
+    source: str  # the primary source
     profile: str = "default"
     segment_seconds: int = 6
     window_segments: int = 6
@@ -143,6 +146,13 @@ class LiveChannel:
     source_timeout_seconds: float = 3.0
     # The node group the channel must run in ("" = any node).
     node_group: str = ""
+    # Taken in this order when the source (and every one before) is lost or impaired.
+    backup_sources: tuple[str, ...] = ()
+
+    @property
+    def sources(self) -> tuple[str, ...]:
+        """Every source in priority order: ``source`` first, then the backups."""
+        return (self.source, *self.backup_sources)
 
     def validate(self) -> LiveChannel:
         """Check every field; returns self for chaining."""
@@ -150,6 +160,14 @@ class LiveChannel:
         if self.node_group:
             validate_id("channel.node_group", self.node_group)
         validate_live_source(self.source)
+        if len(self.backup_sources) > MAX_BACKUP_SOURCES:
+            raise InvalidRequest(
+                "channel.backup_sources", f"at most {MAX_BACKUP_SOURCES} backup sources"
+            )
+        for index, backup in enumerate(self.backup_sources):
+            validate_live_source(backup, field_name=f"channel.backup_sources[{index}]")
+        if len(set(self.sources)) != len(self.sources):
+            raise InvalidRequest("channel.backup_sources", "a source is listed twice")
         if not 1 <= self.segment_seconds <= 10:
             raise InvalidRequest("channel.segment_seconds", "must be between 1 and 10")
         if not 6 <= self.window_segments <= 100:
@@ -163,9 +181,9 @@ class LiveChannel:
         return self
 
 
-def validate_live_source(value: str) -> str:
+def validate_live_source(value: str, *, field_name: str = "channel.source") -> str:
     """Check a live source's form: udp/rtp/srt ``host:port``, http(s), or a file to loop."""
-    parse_source("channel.source", value, LIVE_SCHEMES)
+    parse_source(field_name, value, LIVE_SCHEMES)
     return value
 
 
@@ -273,6 +291,17 @@ def _network_source(field_name: str, value: str, scheme: str) -> SourceUrl:
 
 
 @dataclass(frozen=True, slots=True)
+class SourceSwitch:
+    """One switch of a live channel between its sources (index -1: the slate)."""
+
+    at: datetime
+    from_index: int
+    to_index: int
+    reason: str  # a short word: input_lost, frozen, black, silent, cc_errors, preferred ...
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class ChannelStatus:
     """A live channel's current state as the supervisor reports it."""
 
@@ -286,6 +315,16 @@ class ChannelStatus:
     # The node running the channel and its fencing token ("" and 0 while no node owns it).
     node: str = ""
     token: int = 0
+    # The source on air (index into ``channel.sources``; -1: none, e.g. the slate).
+    source_index: int = -1
+    # The latest switches between sources, oldest first (at most SOURCE_HISTORY).
+    source_history: tuple[SourceSwitch, ...] = ()
+
+    @property
+    def source_url(self) -> str:
+        """The source on air ("" when none is)."""
+        sources = self.channel.sources
+        return sources[self.source_index] if 0 <= self.source_index < len(sources) else ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,7 @@ the end of this module; nothing above their additions is renamed.
 from __future__ import annotations
 
 from headend.errors import (
+    Aborted,
     AlreadyExists,
     FailedPrecondition,
     HeadendError,
@@ -15,6 +16,7 @@ from headend.errors import (
     NotFound,
     PermissionDenied,
     ResourceExhausted,
+    Unauthenticated,
     Unavailable,
 )
 
@@ -117,3 +119,16 @@ class NodeNotFound(TranscodeError, NotFound):
 class LeaseLost(TranscodeError, FailedPrecondition):
     """Raised when a channel's write is refused: the node's lease on it expired or another
     node holds it now (the write's fencing token is stale)."""
+
+
+class IngestUnauthenticated(TranscodeError, Unauthenticated):
+    """Raised when an origin ingest PUT lacks a valid signature (``ORIGIN_INGEST_SECRET``)."""
+
+
+class IngestStale(TranscodeError, Aborted):
+    """Raised when an origin ingest PUT carries a fencing token lower than the channel's
+    current owner's or than one the origin already accepted for the channel."""
+
+
+class IngestTooLarge(TranscodeError, ResourceExhausted):
+    """Raised when an origin ingest PUT's body is larger than the origin takes for its kind."""

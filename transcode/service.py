@@ -112,6 +112,8 @@ class TranscodeService:
         require_admin(principal)
         channel.validate()
         await self._sources.live(channel.source)
+        for index, backup in enumerate(channel.backup_sources):
+            await self._sources.live(backup, field_name=f"channel.backup_sources[{index}]")
         return await self._channels.start(channel)
 
     async def stop_channel(self, principal: Principal, channel_id: str) -> ChannelStatus:

@@ -140,6 +140,15 @@ class LiveSettings:
     disk_poll_seconds: float = 1.0
     # Each of a channel's tasks gets this long to stop before it is abandoned (and logged).
     stop_seconds: float = 5.0
+    # A source is switched away from after this long frozen, black or silent (0: not checked),
+    # or after this many transport-stream continuity errors within the window (0: not checked).
+    freeze_seconds: float = 10.0
+    black_seconds: float = 10.0
+    silence_seconds: float = 20.0
+    cc_errors: int = 50
+    cc_window_seconds: float = 10.0
+    # A preferred source that failed is taken back once it has read healthy for this long.
+    source_holddown_seconds: float = 30.0
 
     @property
     def restart_backoff(self) -> Backoff:
@@ -152,7 +161,8 @@ class LiveSettings:
 
     @classmethod
     def from_env(cls, env: Env) -> LiveSettings:
-        """Read the ``TC_LIVE_*`` variables (restarts, store, disk headroom, stopping)."""
+        """Read the ``TC_LIVE_*`` variables (restarts, store, disk headroom, stopping, source
+        health and hold-down)."""
         first = env_float(env, "TC_LIVE_RESTART_FIRST_SECONDS", 0.5, low=0.01, high=60)
         cap = env_float(env, "TC_LIVE_RESTART_MAX_SECONDS", 10.0, low=0.01, high=600)
         if cap < first:
@@ -173,6 +183,14 @@ class LiveSettings:
             ),
             disk_poll_seconds=env_float(env, "TC_LIVE_DISK_POLL_SECONDS", 1.0, low=0.05, high=60),
             stop_seconds=env_float(env, "TC_LIVE_STOP_SECONDS", 5.0, low=0.5, high=300),
+            freeze_seconds=env_float(env, "TC_LIVE_FREEZE_SECONDS", 10.0, low=0, high=3600),
+            black_seconds=env_float(env, "TC_LIVE_BLACK_SECONDS", 10.0, low=0, high=3600),
+            silence_seconds=env_float(env, "TC_LIVE_SILENCE_SECONDS", 20.0, low=0, high=3600),
+            cc_errors=env_int(env, "TC_LIVE_CC_ERRORS", 50, low=0, high=1_000_000),
+            cc_window_seconds=env_float(env, "TC_LIVE_CC_WINDOW_SECONDS", 10.0, low=0.1, high=3600),
+            source_holddown_seconds=env_float(
+                env, "TC_LIVE_SOURCE_HOLDDOWN_SECONDS", 30.0, low=0.5, high=3600
+            ),
         )
 
 

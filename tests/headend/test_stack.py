@@ -12,11 +12,14 @@ from pathlib import Path
 
 import psutil
 import pytest
+import redis
+
+from headend.redisproc import RedisServer
 
 
-def _up(var: Path, **env: str) -> subprocess.Popen[str]:
+def _up(var: Path, *args: str, **env: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "headend", "up"],
+        [sys.executable, "-m", "headend", "up", *args],
         env={**os.environ, "HEADEND_VAR_DIR": str(var), **env},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -87,3 +90,52 @@ def test_unreachable_external_redis_is_one_clear_line(tmp_path: Path) -> None:
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 2
     assert err.strip().splitlines()[-1].startswith("headend: cannot reach Redis")
+
+
+def test_transcode_node_role_runs_only_a_node(tmp_path: Path) -> None:
+    server = RedisServer(tmp_path / "redis")
+    server.start()
+    try:
+        proc = _up(
+            tmp_path / "var", "--role", "transcode-node",
+            REDIS_URL=server.url, HEADEND_BASE_PORT="21100", TC_NODE_ID="enc-1",
+            TC_NODE_GROUP="county-a",
+        )  # fmt: skip
+        assert proc.stdout is not None
+        lines = []
+        for line in proc.stdout:
+            lines.append(line)
+            if line.startswith("headend is up"):
+                break
+        if not lines or not lines[-1].startswith("headend is up"):
+            proc.kill()
+            pytest.fail("".join(lines) + proc.communicate(timeout=30)[1])
+        descendants = psutil.Process(proc.pid).children(recursive=True)
+        names = [" ".join(p.cmdline()) for p in descendants]
+        assert any("-m transcode node" in n for n in names), names
+        for other in ("redis-server", "-m epg", "-m transcode.origin", "nginx"):
+            assert not any(other in n for n in names), names
+        client = redis.Redis.from_url(server.url)
+        try:
+            assert client.hget("tc:node:enc-1", "group") == b"county-a"
+        finally:
+            client.close()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+        _gone, alive = psutil.wait_procs(descendants, timeout=10)
+        assert alive == []
+        assert not (tmp_path / "var" / "redis").exists()  # never an embedded Redis
+    finally:
+        server.stop()
+
+
+def test_transcode_node_role_needs_the_farms_redis(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "headend", "up", "--role", "transcode-node"],
+        env={**env, "HEADEND_VAR_DIR": str(tmp_path / "var")},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2
+    assert "REDIS_URL" in err.strip().splitlines()[-1]

@@ -5,6 +5,7 @@ root and peers outside its allow-list. Each refusal serves nothing."""
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -13,11 +14,13 @@ from pathlib import Path
 import aiohttp
 import pytest
 import redis.asyncio as aioredis
+import yarl
 
-from transcode import hls
+from transcode import hls, ingest
 from transcode.archive import ArchiveIndex, RungInfo
 from transcode.domain import ArchiveEntry
 from transcode.origin import LIVE_BEHIND_SEGMENTS, start_origin
+from transcode.origin.ingest import IngestSettings
 from transcode.settings import OriginSettings, parse_networks
 
 T0 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -353,3 +356,134 @@ async def test_redis_down_is_503_not_500_and_live_keeps_flowing(tmp_path: Path) 
     finally:
         await runner.cleanup()
         await gone.aclose()
+
+
+# --- ingest: nodes' PUTs -----------------------------------------------------------------
+
+INGEST_SECRET = b"k" * 40
+INGEST_LIMIT = 4096
+
+
+async def _start_ingest(redis: aioredis.Redis, root: Path, networks: str) -> tuple[object, str]:
+    settings = OriginSettings(
+        redis_url="unused://", origin_root=root, port=0, allowed_networks=parse_networks(networks)
+    )
+    ingest_settings = IngestSettings(
+        secrets=(INGEST_SECRET,), max_segment_bytes=INGEST_LIMIT, max_playlist_bytes=1024
+    )
+    runner, port = await start_origin(settings, redis=redis, ingest=ingest_settings)
+    return runner, f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture
+async def taker(redis: aioredis.Redis, site: Site) -> AsyncIterator[str]:
+    """The site's origin with ingest on, allowing only 127.0.0.1/32."""
+    runner, base = await _start_ingest(redis, site.root, "127.0.0.1/32")
+    yield base
+    await runner.cleanup()  # type: ignore[attr-defined]
+
+
+def _signed(path: str, body: bytes, *, secret: bytes = INGEST_SECRET, **override: str) -> dict:
+    head = ingest.headers(secret, path, ingest.Writer("node-a", 1), int(time.time()), body)
+    return {**head, **override}
+
+
+async def _put(base: str, path: str, body: bytes, head: dict[str, str]) -> int:
+    async with aiohttp.ClientSession() as http, http.put(base + path, data=body, headers=head) as r:
+        return r.status
+
+
+async def test_ingest_signed_put_is_written(taker: str, site: Site) -> None:
+    path = "/ingest/live/ch9/180p/0000000001.ts"
+    assert await _put(taker, path, b"seg", _signed(path, b"seg")) == 204
+    assert (site.root / "live/ch9/180p/0000000001.ts").read_bytes() == b"seg"
+
+
+@pytest.mark.parametrize(
+    ("change", "why"),
+    [
+        pytest.param({"drop": "Authorization"}, "unsigned", id="unsigned"),
+        pytest.param({"secret": "w" * 40}, "wrong secret", id="wrong-secret"),
+        pytest.param({"body": "other"}, "body not the signed one", id="body-swapped"),
+        pytest.param({ingest.TIME_HEADER: "1"}, "signed long ago", id="expired"),
+        pytest.param({ingest.TOKEN_HEADER: "99"}, "token not the signed one", id="token-raised"),
+        pytest.param({ingest.NODE_HEADER: "a|b"}, "malformed node", id="bad-node"),
+    ],
+)
+async def test_ingest_unauthenticated_put_is_401(
+    taker: str, site: Site, change: dict[str, str], why: str
+) -> None:
+    path = "/ingest/live/ch9/180p/0000000002.ts"
+    body = b"seg"
+    secret = change.pop("secret", "").encode() or INGEST_SECRET
+    head = _signed(path, body, secret=secret)
+    if "drop" in change:
+        del head[change.pop("drop")]
+    if "body" in change:
+        body = change.pop("body").encode()
+    head.update(change)
+    assert await _put(taker, path, body, head) == 401, why
+    assert not (site.root / "live/ch9").exists()
+
+
+@pytest.mark.parametrize(
+    "tail",
+    [
+        pytest.param("ch9/180p/1.ts", id="not-canonical-number"),
+        pytest.param("ch9/180p/.hidden.ts", id="dot-file"),
+        pytest.param("ch9/180p/%2e%2e%2fescape.ts", id="encoded-traversal"),
+        pytest.param("ch9/180p/0000000001.ts/x", id="too-deep"),
+        pytest.param("ch9/180p/index.m3u8.tmp", id="other-name"),
+        pytest.param("ch9/180p/segment.mp4", id="other-kind"),
+        pytest.param("ch9/Bad%20Rung/0000000001.ts", id="bad-rung"),
+        pytest.param("..%2fvod/master.m3u8", id="bad-channel"),
+        pytest.param("ch9/index.m3u8", id="playlist-without-rung"),
+    ],
+)
+async def test_ingest_bad_path_is_refused(taker: str, site: Site, tail: str) -> None:
+    path = f"/ingest/live/{tail}"
+    async with aiohttp.ClientSession() as http:
+        url = yarl.URL(taker + path, encoded=True)  # sent as written, %2f and all
+        head = _signed(url.path, b"x")  # the decoded path: what the origin checks
+        async with http.put(url, data=b"x", headers=head) as response:
+            assert response.status == 404
+    assert not (site.root / "live/ch9").exists()
+    assert not (site.root / "vod/master.m3u8").exists()
+
+
+@pytest.mark.parametrize(
+    ("tail", "size"),
+    [
+        pytest.param("ch9/180p/0000000001.ts", INGEST_LIMIT + 1, id="segment"),
+        pytest.param("ch9/180p/index.m3u8", 1025, id="playlist"),
+    ],
+)
+async def test_ingest_oversized_body_is_413(taker: str, site: Site, tail: str, size: int) -> None:
+    path, body = f"/ingest/live/{tail}", b"x" * size
+    assert await _put(taker, path, body, _signed(path, body)) == 413
+    assert not (site.root / "live/ch9").exists()
+
+
+async def test_ingest_peer_outside_the_allow_list_is_403(taker: str, site: Site) -> None:
+    path = "/ingest/live/ch9/master.m3u8"
+    outsider = aiohttp.TCPConnector(local_addr=("127.0.0.2", 0))
+    async with aiohttp.ClientSession(connector=outsider) as http:
+        async with http.put(taker + path, data=b"m", headers=_signed(path, b"m")) as response:
+            assert response.status == 403
+    assert not (site.root / "live/ch9").exists()
+
+
+async def test_ingest_does_not_follow_symlinks_out_of_the_root(taker: str, site: Site) -> None:
+    (site.root / "live/ch2").symlink_to(site.outside)
+    path = "/ingest/live/ch2/master.m3u8"
+    status = await _put(taker, path, b"evil", _signed(path, b"evil"))
+    assert status >= 400
+    assert (site.outside / "master.m3u8").read_bytes() == SECRET
+
+
+async def test_ingest_is_off_without_a_secret(site: Site) -> None:
+    path = "/ingest/live/ch9/master.m3u8"
+    async with aiohttp.ClientSession() as http:
+        async with http.put(site.base + path, data=b"m", headers=_signed(path, b"m")) as response:
+            assert response.status in (404, 405)
+    assert not (site.root / "live/ch9").exists()

@@ -30,8 +30,15 @@ from transcode.sources import SourceGuard
 class Feed:
     """A real-time MPEG-TS feed (testsrc2 320x180 + tone) to udp://127.0.0.1:port."""
 
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(
+        self,
+        port: int | None = None,
+        *,
+        video: str = "testsrc2=s=320x180:r=25",
+        audio: str = "sine=frequency=440:sample_rate=48000",
+    ) -> None:
         self.port = port or free_udp_port()
+        self.video, self.audio = video, audio  # lavfi sources (BLACK, SILENT: impaired feeds)
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -44,8 +51,7 @@ class Feed:
         if self._proc is None or self._proc.poll() is not None:
             self._proc = subprocess.Popen(
                 ["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-re",
-                 "-f", "lavfi", "-i", "testsrc2=s=320x180:r=25",
-                 "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
+                 "-f", "lavfi", "-i", self.video, "-f", "lavfi", "-i", self.audio,
                  "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", "25",
                  "-c:a", "aac", "-b:a", "64k",
                  "-f", "mpegts", f"udp://127.0.0.1:{self.port}?pkt_size=1316"],
@@ -59,6 +65,11 @@ class Feed:
             self._proc.kill()
             self._proc.wait()
             self._proc = None
+
+
+# Impaired feeds: a black picture (a little noise, so it is not also frozen), and silence.
+BLACK = "color=c=black:s=320x180:r=25,noise=alls=4:allf=t"
+SILENT = "anullsrc=r=48000:cl=stereo"
 
 
 @dataclass(frozen=True)

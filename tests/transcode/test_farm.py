@@ -1,30 +1,39 @@
 """Live channels on a farm of real ``python -m transcode node`` processes: placement,
-failover after SIGKILL with the numbering continued, and fenced writes."""
+failover after SIGKILL with the numbering continued, fenced writes, make-before-break
+drains, node groups, and two control processes starting one channel."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import signal
-import subprocess
-import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
-import psutil
 import pytest
 import redis.asyncio as aioredis
 
+from headend.auth import ADMIN, KeyStore
 from headend.redisconn import RedisSettings, connect
 from headend.redisproc import RedisServer
-from tests.support.live import indexed_entries
+from tests.support.farm import (
+    LiveReader,
+    NodeProcess,
+    discontinuities,
+    disk_fetch,
+    largest_pdt_step,
+    largest_wait,
+    nodes,
+)
+from tests.support.live import channel_processes, indexed_entries
 from tests.support.media import Media
-from tests.support.services import REPO, child_env
+from tests.support.services import ServiceProcess, child_env
 from transcode.archive import RedisWrite, index_key
+from transcode.client import TranscodeClient
 from transcode.domain import ChannelState, LiveChannel
-from transcode.errors import LeaseLost
+from transcode.errors import ChannelRunning, LeaseLost
 from transcode.farm import ChannelIntents, NodeDirectory, Ownership
+from transcode.farm.handover import handover_key
 from transcode.farm.ownership import owner_key
 
 pytestmark = pytest.mark.xdist_group("live")
@@ -66,74 +75,9 @@ async def test_stale_token_writes_are_refused(
     assert await ownership.owner("ch1") == ("b", new.token)
 
 
-class NodeProcess:
-    """``python -m transcode node`` as a child (its own session: its FFmpeg runs are found
-    as its descendants and killed with it)."""
-
-    def __init__(self, node_id: str, env: dict[str, str]) -> None:
-        self.id = node_id
-        self.env = {**env, "TC_NODE_ID": node_id}
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.log = Path(env["ORIGIN_ROOT"]).parent / f"{node_id}.log"
-
-    def start(self) -> NodeProcess:
-        with self.log.open("ab") as err:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "transcode", "node"], cwd=REPO, env=self.env,
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
-                start_new_session=True,
-            )  # fmt: skip
-        return self
-
-    def descendants(self) -> list[psutil.Process]:
-        assert self.proc is not None
-        with contextlib.suppress(psutil.NoSuchProcess):
-            return psutil.Process(self.proc.pid).children(recursive=True)
-        return []
-
-    def signal(self, sig: signal.Signals) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(sig)
-
-    def kill(self) -> None:
-        """Power loss: the node and every FFmpeg it ran die at once."""
-        doomed = self.descendants()
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        for child in doomed:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                child.kill()
-
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            self.kill()
-            return
-        doomed = self.descendants()
-        self.proc.send_signal(signal.SIGCONT)
-        self.proc.terminate()
-        try:
-            self.proc.wait(20)
-        except subprocess.TimeoutExpired:
-            pass
-        self.kill()
-        for child in doomed:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                child.kill()
-
-
-@contextlib.contextmanager
-def nodes(count: int, env: dict[str, str]) -> Iterator[list[NodeProcess]]:
-    started = [NodeProcess(f"n{i}", env).start() for i in range(count)]
-    try:
-        yield started
-    finally:
-        for node in started:
-            node.stop()
-
-
-def _channel(channel_id: str, media: Media) -> LiveChannel:
+def _channel(channel_id: str, media: Media, *, group: str = "") -> LiveChannel:
     return LiveChannel(
+        node_group=group,
         id=channel_id,
         source=f"file://{media.clip}",
         profile="low",
@@ -212,6 +156,9 @@ async def test_channels_spread_fail_over_and_fence(
             return [e[0] for e in await indexed_entries(redis, "ch1", "90p")]
 
         await _until("ch1 indexed", indexed_seqs)
+        reader = LiveReader(disk_fetch(Path(farm_env["ORIGIN_ROOT"])), "live/ch1/90p/index.m3u8")
+        reader.start()
+        await _until("the reader plays ch1", _async(lambda: len(reader.seen) >= 2))
         victim.kill()
 
         async def moved() -> bool:
@@ -225,6 +172,12 @@ async def test_channels_spread_fail_over_and_fence(
             return max(await indexed_seqs()) > last_before + 1
 
         await _until("ch1 continues", continued, 30)
+        await _until("the reader follows", _async(lambda: reader.after(last_before) >= 2), 10)
+        await reader.stop()
+        got = reader.ordered()
+        assert not reader.errors, reader.errors
+        assert [s.sequence for s in got] == list(range(got[0].sequence, got[-1].sequence + 1))
+        assert discontinuities(got) <= 1, got
         entries = await indexed_entries(redis, "ch1", "90p")
         seqs = [e[0] for e in entries]
         assert len(seqs) == len(set(seqs)), "a sequence number was used twice"
@@ -257,3 +210,130 @@ async def test_channels_spread_fail_over_and_fence(
         assert stopped.state is ChannelState.STOPPED
         assert stopped.node == ""
     assert not os.environ.get("TC_NODE_ID")
+
+
+def _async(check: object) -> object:
+    async def run() -> object:
+        return check()  # type: ignore[operator]
+
+    return run
+
+
+async def _live_on(control: ChannelIntents, channel_id: str) -> str:
+    s = await control.get(channel_id)
+    return s.node if s.node and s.state is ChannelState.LIVE else ""
+
+
+async def test_drain_hands_over_without_a_gap(
+    farm_env: dict[str, str], farm_redis: tuple[RedisServer, aioredis.Redis], media: Media
+) -> None:
+    _, redis = farm_redis
+    control, directory = ChannelIntents(redis), NodeDirectory(redis)
+    root = Path(farm_env["ORIGIN_ROOT"])
+    with nodes(2, farm_env) as procs:
+        await _until("2 nodes up", _async_nodes(directory, 2), 30)
+        await control.start(_channel("d0", media))
+        first = await _until("d0 live", lambda: _live_on(control, "d0"), 45)
+        other = next(p.id for p in procs if p.id != first)
+        reader = LiveReader(disk_fetch(root), "live/d0/90p/index.m3u8").start()
+        await _until("the reader plays d0", _async(lambda: len(reader.seen) >= 3))
+        before = await control.get("d0")
+        await directory.drain(str(first))
+
+        async def moved() -> bool:
+            s = await control.get("d0")
+            return s.node == other and s.token > before.token
+
+        await _until("d0 handed over", moved, 30)
+        last_old = max(reader.seen)
+        await _until("the reader follows", _async(lambda: reader.after(last_old) >= 3), 15)
+        await reader.stop()
+        got = reader.ordered()
+        assert not reader.errors, reader.errors
+        seqs = [s.sequence for s in got]
+        assert seqs == list(range(seqs[0], seqs[-1] + 1)), "a segment was skipped"
+        assert discontinuities(got) <= 1, got
+        # Make-before-break: the new owner's first segment follows at the usual pace.
+        assert largest_pdt_step(got) <= 1.0 + 0.5, got
+        assert largest_wait(got) <= 2.0, got
+        entries = await indexed_entries(redis, "d0", "90p")
+        indexed = [e[0] for e in entries]
+        assert len(indexed) == len(set(indexed))
+        assert indexed == sorted(indexed)
+        assert sum(1 for e in entries if e[4] and e[0] > before.media_sequence) <= 1
+        assert not await redis.exists(handover_key("d0"))
+        assert (await directory.get(str(first))).channels == ()
+
+        # A drained node that comes back (restarted, then resumed) takes nothing back.
+        drained = next(p for p in procs if p.id == first)
+        drained.stop()
+        drained.start()
+        await _until("n back", _async_nodes(directory, 2), 30)
+        assert (await directory.get(drained.id)).draining
+        await directory.drain(drained.id, resume=True)
+        await asyncio.sleep(1.5)  # several placement ticks
+        assert (await control.get("d0")).node == other
+        assert (await directory.get(drained.id)).channels == ()
+
+
+def _async_nodes(directory: NodeDirectory, count: int) -> object:
+    async def check() -> bool:
+        return len(await directory.nodes()) == count
+
+    return check
+
+
+async def test_pinned_channel_runs_only_in_its_group(
+    farm_env: dict[str, str], farm_redis: tuple[RedisServer, aioredis.Redis], media: Media
+) -> None:
+    _, redis = farm_redis
+    control, directory = ChannelIntents(redis), NodeDirectory(redis)
+    plain = NodeProcess("n0", farm_env).start()
+    county: NodeProcess | None = None
+    try:
+        await _until("n0 up", _async_nodes(directory, 1), 30)
+        await control.start(_channel("p0", media, group="county-a"))
+        await asyncio.sleep(1.5)  # several placement ticks: n0 is not in the group
+        waiting = await control.get("p0")
+        assert waiting.node == ""
+        assert waiting.state is ChannelState.STARTING
+        county = NodeProcess("a0", farm_env, TC_NODE_GROUP="county-a").start()
+        assert await _until("p0 live in its group", lambda: _live_on(control, "p0"), 45) == "a0"
+        assert (await directory.get("n0")).channels == ()
+    finally:
+        plain.stop()
+        if county is not None:
+            county.stop()
+
+
+async def test_two_control_processes_start_one_channel_once(
+    farm_env: dict[str, str], farm_redis: tuple[RedisServer, aioredis.Redis], media: Media
+) -> None:
+    _server, redis = farm_redis
+    env = {**farm_env, "TC_EMBEDDED_NODE": "false"}
+    _, key = await KeyStore(redis).create(ADMIN)
+    controls = [ServiceProcess("transcode", env), ServiceProcess("transcode", env)]
+    try:
+        await asyncio.gather(*(c.start() for c in controls))
+        with nodes(2, farm_env):
+            clients = [TranscodeClient(c.target, key) for c in controls]
+            source = f"file://{media.clip}"
+            results = await asyncio.gather(
+                *(c.start_channel("c0", source, profile="low", segment_seconds=1) for c in clients),
+                return_exceptions=True,
+            )
+            assert sum(not isinstance(r, BaseException) for r in results) >= 1, results
+            for r in results:
+                assert not isinstance(r, BaseException) or isinstance(r, ChannelRunning), r
+            control = ChannelIntents(redis)
+            node = await _until("c0 live", lambda: _live_on(control, "c0"), 45)
+            await asyncio.sleep(1.0)  # both control processes and nodes settled
+            advertised = [n.id for n in await NodeDirectory(redis).nodes() if "c0" in n.channels]
+            assert advertised == [node]
+            assert len(channel_processes("c0")) == 1  # one FFmpeg in the whole farm
+            for client in clients:
+                assert (await client.get_channel("c0")).node == node
+                await client.close()
+    finally:
+        for control_process in controls:
+            await control_process.stop()

@@ -9,10 +9,11 @@ process: claims, runs, renews, lets go).
 from __future__ import annotations
 
 from transcode.farm.intents import ChannelIntents
-from transcode.farm.node import Node, create_node, run_node
+from transcode.farm.node import Node
 from transcode.farm.nodes import NodeDirectory
 from transcode.farm.ownership import FarmMetrics, FencedWriter, Lease, Ownership
 from transcode.farm.placement import best_node, channel_cost
+from transcode.farm.process import run_node
 
 __all__ = [
     "ChannelIntents",
@@ -24,6 +25,5 @@ __all__ = [
     "Ownership",
     "best_node",
     "channel_cost",
-    "create_node",
     "run_node",
 ]

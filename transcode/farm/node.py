@@ -3,7 +3,9 @@
 Three tasks on the node's :class:`headend.tasks.Supervisor` (restarted with
 backoff if they fail): ``farm/place`` (every ``tick_seconds``, or at once on a
 ``tc:farm:wake`` message) advertises the node, stops channels no longer wanted,
-hands one channel over per tick while draining, and claims at most one unowned
+while draining hands one channel at a time over make-before-break
+(``farm/handover/{channel}``, see ``handover.py``), warms up the channels other
+nodes offer it (``farm/standby/{channel}``), and claims at most one unowned
 channel per pass when this node is the best fit (``placement.best_node``);
 ``farm/renew`` renews every lease three times per TTL and stops a channel at
 once when its renewal is refused or cannot be made before the lease would
@@ -19,33 +21,31 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
-import sys
 import time
 from typing import Any
 
 import redis.asyncio as aioredis
 
-from headend import logs
 from headend.errors import InvalidArgument
-from headend.metrics import MetricsEndpoint
-from headend.redisconn import RedisUnreachable, connect_checked
-from headend.rpc.server import EXIT_FAILED, load_settings, stop_event
-from headend.tasks import Supervisor, SupervisorMetrics
-from transcode.archive import ArchiveIndex, RedisWrite
-from transcode.domain import ChannelState, NodeInfo
+from transcode.archive import RedisWrite
+from transcode.domain import ChannelState, LiveChannel, NodeInfo
+from transcode.errors import TranscodeError
+from transcode.farm.handover import Handovers, Offer
 from transcode.farm.nodes import WAKE, NodeDirectory
 from transcode.farm.ownership import FarmMetrics, FencedWriter, Lease, Ownership
 from transcode.farm.placement import best_node, channel_cost
 from transcode.live import LiveManager, channel_key, status_from_hash
+from transcode.live.standby import Standby
 from transcode.live.store import CHANNELS
-from transcode.settings import NodeProcessSettings, NodeSettings
-from transcode.sources import SourceGuard
+from transcode.settings import NodeSettings
 
 log = logging.getLogger(__name__)
 
-_NAME = "transcode-node"
 _REDIS_ERRORS = (aioredis.RedisError, OSError, TimeoutError)
+# How often a handover's two sides look at each other's progress in Redis.
+_HANDOVER_POLL_SECONDS = 0.05
 
 
 class Node:
@@ -65,8 +65,11 @@ class Node:
         self.manager = manager
         self.ownership = Ownership(redis, ttl_seconds=settings.lease_seconds, metrics=metrics)
         self.directory = NodeDirectory(redis)
+        self.handovers = Handovers(redis, ttl_seconds=settings.lease_seconds)
         self.leases: dict[str, Lease] = {}
         self._costs: dict[str, int] = {}
+        self._outgoing: str | None = None  # the channel being handed to another node
+        self._standbys: dict[str, Standby] = {}  # channels warming up here before a handover
         self.draining = False
         self._wake = asyncio.Event()
         self._started = False
@@ -100,6 +103,10 @@ class Node:
         if self._started:
             for name in ("farm/place", "farm/wake", "farm/renew"):
                 await self.manager.tasks.cancel(name)
+            for channel_id in list(self._standbys):
+                await self.manager.tasks.cancel(f"farm/standby/{channel_id}")
+            if self._outgoing is not None:
+                await self.manager.tasks.cancel(f"farm/handover/{self._outgoing}")
         for channel_id in list(self.leases):
             with contextlib.suppress(*_REDIS_ERRORS):
                 await self._let_go(channel_id, reason="node stopped; another node takes it")
@@ -183,18 +190,20 @@ class Node:
             if raw.get(b"desired") != b"running":
                 await self._let_go(channel_id, reason="stopped on request", end=True)
         await self.directory.advertise(self.info(), ttl_seconds=self._advert_ttl)
-        if self.draining:
-            if self.leases:
-                await self._let_go(min(self.leases), reason=f"node {self.id} draining")
-                await self.directory.advertise(self.info(), ttl_seconds=self._advert_ttl)
-                await self.directory.wake(f"released-by:{self.id}")
-                return True
-            return False
         wanted = [
             c for c in ids if (raws[c] or {}).get(b"desired") == b"running" and b"source" in raws[c]
         ]
+        if self.draining:
+            if self.leases and self._outgoing is None:
+                await self._offer_one(raws)
+            return False
+        await self._accept_offers(wanted, raws)
         owners = await self.ownership.owners(wanted)
-        unowned = [c for c in wanted if c not in owners and c not in self.leases]
+        unowned = [
+            c
+            for c in wanted
+            if c not in owners and c not in self.leases and c not in self._standbys
+        ]
         if not unowned:
             return False
         nodes = [n for n in await self.directory.nodes() if n.id != self.id] + [self.info()]
@@ -207,6 +216,167 @@ class Node:
             if await self._claim(channel_id, cost):
                 return True
         return False
+
+    # -- make-before-break handovers (handover.py) ----------------------------------------------
+
+    def _handover_timeout(self, segment_seconds: float) -> float:
+        # FFmpeg's start and a first segment in every rung, on a busy host.
+        return max(10.0, 2 * self.settings.lease_seconds) + 4 * segment_seconds
+
+    async def _offer_one(self, raws: dict[str, dict[bytes, bytes]]) -> None:
+        """Draining: offer one owned channel to the best other node (none fits: keep it)."""
+        nodes = [n for n in await self.directory.nodes() if n.id != self.id]
+        for channel_id in sorted(self.leases):
+            raw = raws.get(channel_id) or {}
+            if b"source" not in raw:
+                continue
+            channel = status_from_hash(raw).channel
+            target = best_node(nodes, group=channel.node_group, cost=self._costs.get(channel_id, 1))
+            if target is None:
+                continue
+            lease = self.leases[channel_id]
+            timeout = self._handover_timeout(channel.segment_seconds)
+            await self.handovers.offer(lease, target.id, timeout_seconds=timeout)
+            offer = Offer(channel_id, target.id, lease.value, ready=False)
+            self._outgoing = channel_id
+            log.info("channel offered", extra={"channel": channel_id, "node": self.id,
+                                               "target": target.id})  # fmt: skip
+            self.manager.tasks.spawn(
+                f"farm/handover/{channel_id}",
+                functools.partial(self._hand_over, offer, timeout, channel.segment_seconds),
+            )
+            await self.directory.wake(f"handover:{channel_id}")
+            return
+
+    async def _hand_over(self, offer: Offer, bound_seconds: float, segment_seconds: float) -> None:
+        """The old owner's side: wait for the target to be ready, stop, hand the lease over."""
+        channel_id = offer.channel
+        try:
+            deadline = time.monotonic() + bound_seconds
+            while time.monotonic() < deadline:
+                now = await self.handovers.get(channel_id)
+                if now is None or now.source != offer.source or channel_id not in self.leases:
+                    return  # expired, replaced, or the lease went: try again later
+                if now.ready:
+                    break
+                await asyncio.sleep(_HANDOVER_POLL_SECONDS)
+            else:
+                log.warning("handover timed out; the channel stays here for now",
+                            extra={"channel": channel_id, "target": offer.target})  # fmt: skip
+                await self.handovers.cancel(offer)
+                return
+            lease = self.leases[channel_id]
+            await self.manager.hand_off(
+                channel_id, reason=f"handed over to node {offer.target}",
+                wait_seconds=1.5 * segment_seconds,
+            )  # fmt: skip
+            token = await self.handovers.transfer(lease, offer.target)
+            self.leases.pop(channel_id, None)
+            self._costs.pop(channel_id, None)
+            log.info("channel handed over", extra={"channel": channel_id, "node": self.id,
+                                                   "target": offer.target,
+                                                   "token": token})  # fmt: skip
+            await self.directory.advertise(self.info(), ttl_seconds=self._advert_ttl)
+            await self.directory.wake(f"handed-over:{channel_id}")
+        except _REDIS_ERRORS as err:
+            log.warning("handover failed", extra={"channel": channel_id, "error": str(err)})
+        finally:
+            self._outgoing = None
+            self._wake.set()  # the next channel
+
+    async def _accept_offers(self, wanted: list[str], raws: dict[str, dict[bytes, bytes]]) -> None:
+        """Start a standby for every channel another node offers this one (room permitting)."""
+        offers = await self.handovers.offers(wanted)
+        for channel_id, offer in offers.items():
+            if offer.target != self.id or channel_id in self._standbys:
+                continue
+            if channel_id in self.leases:
+                continue
+            channel = status_from_hash(raws[channel_id]).channel
+            cost = channel_cost(channel.profile)
+            if self.settings.capacity_units - self.load < cost:
+                continue  # the offer times out; the old owner asks again
+            standby = Standby()
+            self._standbys[channel_id] = standby
+            self._costs[channel_id] = cost
+            timeout = self._handover_timeout(channel.segment_seconds)
+            self.manager.tasks.spawn(
+                f"farm/standby/{channel_id}",
+                functools.partial(self._take_over, offer, channel, standby, timeout),
+            )
+
+    async def _take_over(
+        self, offer: Offer, channel: LiveChannel, standby: Standby, bound_seconds: float
+    ) -> None:
+        """The target's side: warm up, say ready, wait for the lease, publish."""
+        channel_id = channel.id
+        # A lease this node does not hold yet: writes and files are refused until promotion.
+        writer = FencedWriter(self.ownership, Lease(channel_id, self.id, 0, deadline=0.0))
+        running = False
+        try:
+            await self.manager.run_standby(channel, writer=writer, node=self.id, standby=standby)
+            running = True
+            deadline = time.monotonic() + bound_seconds
+            ready = asyncio.ensure_future(standby.ready.wait())
+            failed = asyncio.ensure_future(standby.failed.wait())
+            try:
+                await asyncio.wait(
+                    {ready, failed}, timeout=max(0.0, deadline - time.monotonic()),
+                    return_when=asyncio.FIRST_COMPLETED,
+                )  # fmt: skip
+            finally:
+                ready.cancel()
+                failed.cancel()
+            if not standby.ready.is_set() or not await self.handovers.mark_ready(offer):
+                raise _HandoverOff("no segment in time, or the offer was withdrawn")
+            lease = await self._await_lease(offer, deadline)
+            writer.lease = lease
+            try:
+                await self.manager.promote(channel_id)
+            except TranscodeError:
+                await self.ownership.release(lease)  # another node claims it the ordinary way
+                raise
+            self.leases[channel_id] = lease
+            running = False
+            log.info("channel taken over", extra={"channel": channel_id, "node": self.id,
+                                                  "token": lease.token})  # fmt: skip
+        except (_HandoverOff, InvalidArgument, TranscodeError, *_REDIS_ERRORS) as err:
+            log.warning("handover called off", extra={"channel": channel_id, "node": self.id,
+                                                      "reason": str(err)})  # fmt: skip
+            with contextlib.suppress(*_REDIS_ERRORS):
+                await self.handovers.cancel(offer)
+        finally:
+            self._standbys.pop(channel_id, None)
+            if channel_id not in self.leases:
+                self._costs.pop(channel_id, None)
+                if running:
+                    await self.manager.abandon(channel_id, "handover called off")
+            with contextlib.suppress(*_REDIS_ERRORS):
+                await self.directory.advertise(self.info(), ttl_seconds=self._advert_ttl)
+
+    async def _await_lease(self, offer: Offer, deadline: float) -> Lease:
+        """The lease once the old owner handed it over (or claimed, if it died meanwhile)."""
+        channel_id = offer.channel
+        while time.monotonic() < deadline:
+            owner = await self.ownership.owner(channel_id)
+            if owner is not None and owner[0] == self.id:
+                lease = Lease(channel_id, self.id, owner[1], deadline=0.0)
+                # The local deadline starts from a renewal sent now, never from the transfer.
+                if await self.ownership.renew(lease):
+                    return lease
+                raise _HandoverOff("the handed-over lease expired before it was renewed")
+            if owner is None:
+                claimed = await self.ownership.claim(channel_id, self.id)
+                if claimed is not None:  # the old owner died mid-way: already warm here
+                    desired = await self._redis.hget(channel_key(channel_id), "desired")
+                    if desired == b"running":
+                        return claimed
+                    await self.ownership.release(claimed)
+                    raise _HandoverOff("the channel was stopped")
+            elif f"{owner[0]}|{owner[1]}" != offer.source:
+                raise _HandoverOff(f"node {owner[0]} owns the channel now")
+            await asyncio.sleep(_HANDOVER_POLL_SECONDS)
+        raise _HandoverOff("the old owner did not hand the lease over in time")
 
     @property
     def _advert_ttl(self) -> float:
@@ -244,68 +414,9 @@ class Node:
         return True
 
 
+class _HandoverOff(Exception):
+    """Raised on a handover's target side when the handover cannot complete."""
+
+
 def _flatten(mapping: dict[str, str]) -> list[str]:
     return [x for item in mapping.items() for x in item]
-
-
-def create_node(
-    settings: NodeSettings,
-    *,
-    redis: aioredis.Redis,
-    manager: LiveManager,
-    metrics: FarmMetrics | None = None,
-) -> Node:
-    """A node over ``manager`` (not started)."""
-    return Node(settings, redis=redis, manager=manager, metrics=metrics)
-
-
-async def run_node(settings: NodeProcessSettings, *, stop: asyncio.Event) -> None:
-    """Run a standalone node until ``stop``; ``RedisUnreachable`` if Redis does not answer."""
-    client = await connect_checked(settings.redis_url, settings.redis, name=_NAME)
-    supervisor_metrics = SupervisorMetrics()
-    registry = supervisor_metrics.registry
-    tasks = Supervisor(
-        backoff=settings.live.restart_backoff,
-        metrics=supervisor_metrics,
-        stop_seconds=settings.live.stop_seconds,
-    )
-    manager = LiveManager(
-        redis=client,
-        archive=ArchiveIndex(client),
-        origin_root=settings.origin_root,
-        sources=SourceGuard(settings.sources),
-        settings=settings.live,
-        tasks=tasks,
-        registry=registry,
-    )
-    node = Node(settings.node, redis=client, manager=manager, metrics=FarmMetrics(registry))
-    endpoint = None
-    if settings.node.metrics_port is not None:
-        endpoint = MetricsEndpoint(registry, settings.node.metrics_host, settings.node.metrics_port)
-    node.start()
-    log.info("transcode node ready", extra={"node": node.id, "group": settings.node.group,
-                                            "capacity": settings.node.capacity_units})  # fmt: skip
-    try:
-        await stop.wait()
-    finally:
-        await node.close()
-        await tasks.close()
-        if endpoint is not None:
-            endpoint.close()
-        await client.aclose()
-
-
-async def _serve(settings: NodeProcessSettings) -> None:
-    await run_node(settings, stop=stop_event())
-
-
-def main() -> None:
-    """``python -m transcode node``: a transcode node until SIGTERM/SIGINT, with the exit
-    codes of every service (``headend.rpc.server``)."""
-    settings = load_settings(_NAME, NodeProcessSettings.from_env)
-    logs.configure(_NAME, settings.log_level)
-    try:
-        asyncio.run(_serve(settings))
-    except RedisUnreachable as err:
-        print(f"{_NAME}: {err}", file=sys.stderr)
-        raise SystemExit(EXIT_FAILED) from err

@@ -21,8 +21,9 @@ from transcode.live.commands import (
     source_input,
 )
 from transcode.live.epoch import Epoch, Listed, parse_list, whole_ts
-from transcode.live.manager import STORE_TASK, IndexObserver, LiveManager
+from transcode.live.manager import LiveManager
 from transcode.live.metrics import LiveMetrics
+from transcode.live.persist import STORE_TASK, IndexObserver
 from transcode.live.publish import Publisher, SegmentObserver, Window, next_sequence_on_disk
 from transcode.live.store import (
     CHANNELS,

@@ -28,6 +28,7 @@ from transcode.ffmpeg_cmd import (
     rung_video,
 )
 from transcode.ladder import PlannedRung, Profile, plan_ladder
+from transcode.live.detect import FilterSpec, Thresholds, audio_filters, video_filters
 from transcode.probe import AudioInfo, SourceInfo, VideoInfo, probe, require_remuxable
 from transcode.sources import SourceInput
 
@@ -146,16 +147,19 @@ def live_command(
     out_dir: Path,
     *,
     ffmpeg_bin: str = "ffmpeg",
+    loglevel: str = "error",
 ) -> list[str]:
     """Decode once, encode every rung, segment each with a CSV list under ``out_dir/<rung>``."""
     branches = video.filter_multi_output("split", len(plan))  # type: ignore[attr-defined]
+    # A filtered sound (the detectors') feeds one output only: split it too.
+    sounds = audio.filter_multi_output("asplit", len(plan))  # type: ignore[attr-defined]
     outputs = []
     for index, rung in enumerate(plan):
         rung_dir = out_dir / rung.name
         outputs.append(
             ffmpeg.output(
                 rung_video(branches.stream(index), rung),
-                audio,
+                sounds.stream(index),
                 str(rung_dir / "seg_%06d.ts"),
                 **{
                     **rung_encoding(rung, profile),
@@ -164,7 +168,7 @@ def live_command(
                 },
             )
         )
-    return _compile(ffmpeg.merge_outputs(*outputs), ffmpeg_bin)
+    return _compile(ffmpeg.merge_outputs(*outputs), ffmpeg_bin, loglevel=loglevel)
 
 
 def _segment_options(profile: Profile, rung_dir: Path) -> dict[str, object]:
@@ -178,11 +182,19 @@ def _segment_options(profile: Profile, rung_dir: Path) -> dict[str, object]:
     }
 
 
-def _compile(node: ffmpeg.nodes.OutputStream, ffmpeg_bin: str) -> list[str]:
+def _compile(
+    node: ffmpeg.nodes.OutputStream, ffmpeg_bin: str, *, loglevel: str = "error"
+) -> list[str]:
     args: list[str] = node.global_args(
-        "-hide_banner", "-nostdin", "-nostats", "-loglevel", "error"
+        "-hide_banner", "-nostdin", "-nostats", "-loglevel", loglevel
     ).compile(cmd=ffmpeg_bin)
     return args
+
+
+def _detected(stream: Any, filters: Sequence[FilterSpec]) -> Any:
+    for name, options in filters:
+        stream = stream.filter(name, **options)
+    return stream
 
 
 def passthrough_command(
@@ -193,6 +205,7 @@ def passthrough_command(
     out_dir: Path,
     *,
     ffmpeg_bin: str = "ffmpeg",
+    loglevel: str = "error",
 ) -> list[str]:
     """Stream-copy the source into the one rung, a segment cut at the first keyframe after
     each ``segment_seconds`` (durations follow the source's GOPs; the publisher's
@@ -206,7 +219,7 @@ def passthrough_command(
         c="copy",
         **_segment_options(profile, rung_dir),
     )
-    return _compile(output, ffmpeg_bin)
+    return _compile(output, ffmpeg_bin, loglevel=loglevel)
 
 
 def source_command(
@@ -215,13 +228,48 @@ def source_command(
     plan: Sequence[PlannedRung],
     profile: Profile,
     out_dir: Path,
+    *,
+    thresholds: Thresholds | None = None,
 ) -> list[str]:
-    """The FFmpeg command of a source epoch (``source`` is the checked ``channel.source``)."""
+    """The FFmpeg command of a source epoch (``source`` is one of the channel's, checked).
+
+    With ``thresholds`` FFmpeg also runs the health detectors (``detect``) and logs at info
+    level for them; a passthrough copy is not decoded, so only its continuity is checked.
+    """
     url, options = source_input(source, timeout_seconds=channel.source_timeout_seconds)
     stream = ffmpeg.input(url, **options)
+    loglevel = "error" if thresholds is None else "level+info"
     if profile.passthrough:
-        return passthrough_command(stream["v:0"], stream["a:0"], plan, profile, out_dir)
-    return live_command(stream["v:0"], stream["a:0"], plan, profile, out_dir)
+        return passthrough_command(
+            stream["v:0"], stream["a:0"], plan, profile, out_dir, loglevel=loglevel
+        )
+    video, audio = stream["v:0"], stream["a:0"]
+    if thresholds is not None:
+        video = _detected(video, video_filters(thresholds))
+        audio = _detected(audio, audio_filters(thresholds))
+    return live_command(video, audio, plan, profile, out_dir, loglevel=loglevel)
+
+
+def health_command(
+    channel: LiveChannel,
+    source: SourceInput,
+    thresholds: Thresholds,
+    *,
+    seconds: float,
+    passthrough: bool = False,
+    ffmpeg_bin: str = "ffmpeg",
+) -> list[str]:
+    """A bounded read of a source (``seconds`` of it) through the detectors, output discarded:
+    how a preferred source is checked without touching the running epoch."""
+    url, options = source_input(source, timeout_seconds=channel.source_timeout_seconds)
+    stream = ffmpeg.input(url, **options)
+    video, audio = stream["v:0"], stream["a:0"]
+    if not passthrough:
+        video = _detected(video, video_filters(thresholds))
+        audio = _detected(audio, audio_filters(thresholds))
+    copy = {"c": "copy"} if passthrough else {}
+    output = ffmpeg.output(video, audio, "-", f="null", t=f"{seconds:g}", **copy)
+    return _compile(output, ffmpeg_bin, loglevel="level+info")
 
 
 def _card(width: int, height: int, frame_rate: float) -> Any:

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from headend.procs import with_death_signal
+from transcode.live.detect import Detector, Trouble, split_level
 from transcode.measure import TS_PACKET
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,9 @@ _SYNC = 0x47
 _FAILED_SEGMENT = re.compile(r"Failure occurred when ending segment '([^']+)'")
 _DISK_FULL_TEXT = "No space left on device"
 _STDERR_LINES = 20
+# Lines at these levels (or with no level marker) are the error tail; the rest only feed
+# the detectors (a source epoch logs at info level for them).
+_ERROR_LEVELS = frozenset({"", "error", "fatal", "panic"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,8 +82,17 @@ def parse_list(text: str) -> list[Listed]:
 class Epoch:
     """One FFmpeg run (source or slate) and the segments it has listed per rung."""
 
-    def __init__(self, kind: str, number: int, directory: Path, rungs: Sequence[str]) -> None:
+    def __init__(
+        self,
+        kind: str,
+        number: int,
+        directory: Path,
+        rungs: Sequence[str],
+        *,
+        detector: Detector | None = None,
+    ) -> None:
         self.kind = kind
+        self.detector = detector
         self.number = number
         self.directory = directory
         self.rungs = tuple(rungs)
@@ -212,13 +225,23 @@ class Epoch:
                 self._line(line)
 
     def _line(self, raw: bytes) -> None:
-        text = raw.decode(errors="replace").rstrip()
+        level, text = split_level(raw.decode(errors="replace").rstrip())
         if not text:
+            return
+        if self.detector is not None:
+            self.detector.feed(text)
+        if level not in _ERROR_LEVELS:
             return
         self.stderr.append(text)
         match = _FAILED_SEGMENT.search(text)
         if match:
             self.failed.add(match.group(1))
+
+    @property
+    def trouble(self) -> Trouble | None:
+        """Why the source looks impaired (frozen, black, silent, corrupt), once it does."""
+        self._drain()
+        return None if self.detector is None else self.detector.trouble
 
     def note(self, text: str) -> None:
         """Add a line of our own to the error tail (e.g. why the epoch was stopped)."""

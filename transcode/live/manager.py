@@ -31,7 +31,9 @@ from transcode.archive import ArchiveIndex
 from transcode.domain import ChannelState, ChannelStatus, LiveChannel
 from transcode.errors import ChannelNotFound, ChannelRunning, StoreUnavailable
 from transcode.live.metrics import LiveMetrics
-from transcode.live.publish import SegmentObserver, next_sequence_on_disk
+from transcode.live.persist import IndexObserver, StoreLoop
+from transcode.live.publish import SegmentObserver, Window, next_sequence_on_disk
+from transcode.live.standby import Standby, StandbySupervisor
 from transcode.live.store import (
     CHANNELS,
     ChannelStore,
@@ -40,18 +42,15 @@ from transcode.live.store import (
     config_mapping,
     status_from_hash,
 )
-from transcode.live.supervisor import ChannelSupervisor, Phase, PhaseObserver
+from transcode.live.supervisor import ChannelSupervisor, PhaseObserver
 from transcode.profiles import resolve_profile
 from transcode.settings import LiveSettings, SourceSettings
 from transcode.sources import SourceGuard, publish_dir
 
 log = logging.getLogger(__name__)
 
-STORE_TASK = "live/store"
 _STOPPED_HERE = "control service stopped; the channel resumes when it restarts"
-
-# Called with a channel id and the sequence numbers just written to the archive index.
-IndexObserver = Callable[[str, list[int]], None]
+_HANDOFF_POLL_SECONDS = 0.02
 
 
 class OwnedWriter(Writer, Protocol):
@@ -95,10 +94,16 @@ class LiveManager:
         self._running: dict[str, ChannelSupervisor] = {}
         self._stores: dict[str, ChannelStore] = {}
         self._locks: dict[str, asyncio.Lock] = {}
-        self._wake = asyncio.Event()
-        self._store_task = False
-        # The Redis server's run_id as last seen (None: not yet; "": INFO is not allowed).
-        self._server_id: str | None = None
+        self._persist = StoreLoop(
+            redis=redis,
+            stores=self._stores,
+            running=self._running,
+            metrics=self.metrics,
+            settings=self.settings,
+            tasks=self.tasks,
+            on_phase=on_phase,
+            on_indexed=on_indexed,
+        )
 
     def supervisor(self, channel_id: str) -> ChannelSupervisor | None:
         """The channel's supervisor while it runs here."""
@@ -132,7 +137,7 @@ class LiveManager:
             await self._redis.sadd(CHANNELS, channel.id)
             if store is None:
                 store = ChannelStore(
-                    channel, redis=self._redis, archive=self._archive, wake=self._wake.set
+                    channel, redis=self._redis, archive=self._archive, wake=self._persist.wake.set
                 )
                 self._stores[channel.id] = store
             return await self._launch(channel, saved, store)
@@ -150,11 +155,100 @@ class LiveManager:
             raw = await self._redis.hgetall(channel_key(channel.id))
             saved = {k.decode(): v.decode() for k, v in raw.items()}
             store = ChannelStore(
-                channel, redis=self._redis, archive=self._archive, wake=self._wake.set,
+                channel, redis=self._redis, archive=self._archive, wake=self._persist.wake.set,
                 writer=writer,
             )  # fmt: skip
             self._stores[channel.id] = store
             await self._launch(channel, saved, store, node=node, may_write=writer.valid)
+
+    async def run_standby(
+        self, channel: LiveChannel, *, writer: OwnedWriter, node: str, standby: Standby
+    ) -> None:
+        """Warm a channel up here before this node owns it (a handover): its FFmpeg runs,
+        nothing is published or written until :meth:`promote`."""
+        channel.validate()
+        resolve_profile(channel.profile, segment_seconds=channel.segment_seconds)
+        async with self._lock(channel.id):
+            await self._prepare(channel)
+            # Not in ``_stores`` until promoted: the old owner still writes the channel's hash.
+            store = ChannelStore(
+                channel, redis=self._redis, archive=self._archive, wake=self._persist.wake.set,
+                writer=writer,
+            )  # fmt: skip
+            await self._launch(
+                channel, {}, store, node=node, may_write=writer.valid, standby=standby
+            )
+
+    async def promote(self, channel_id: str) -> None:
+        """The node now holds a standby channel's lease: number after the highest sequence the
+        old owner used, write under the lease from now on, publish."""
+        async with self._lock(channel_id):
+            supervisor = self._running.get(channel_id)
+            if not isinstance(supervisor, StandbySupervisor):
+                raise ChannelNotFound(
+                    f"no standby channel {channel_id}", details={"channel_id": channel_id}
+                )
+            raw = await self._redis.hgetall(channel_key(channel_id))
+            saved = {k.decode(): v.decode() for k, v in raw.items()}
+            next_sequence = await self._next_sequence(channel_id, saved)
+            earlier = self._stores.get(channel_id)
+            if earlier is not None and earlier is not supervisor.store:
+                earlier.abandon("the channel was claimed again")  # an earlier lease's store
+            self._stores[channel_id] = supervisor.store
+            supervisor.promote(
+                next_sequence=next_sequence,
+                window=await self._last_window(supervisor, saved),
+                restarts=int(saved.get("restarts", "0")),
+            )
+            supervisor.store.changed()
+
+    async def hand_off(self, channel_id: str, *, reason: str, wait_seconds: float) -> None:
+        """Stop a channel right after its next published segment (within ``wait_seconds``) and
+        save its status: the new owner's first segment then follows with the least gap."""
+        supervisor = self._running.get(channel_id)
+        if supervisor is not None:
+            loop = asyncio.get_running_loop()
+            published, deadline = supervisor.publisher.next_sequence, loop.time() + wait_seconds
+            # Polled: the publisher has no event for it (publish.py), and this runs once.
+            while loop.time() < deadline:
+                if supervisor.publisher.next_sequence != published:
+                    break
+                await asyncio.sleep(_HANDOFF_POLL_SECONDS)
+        await self.release(channel_id, reason=reason, end=False)
+
+    async def _last_window(self, supervisor: ChannelSupervisor, saved: dict[str, str]) -> Window:
+        """The old owner's live window as it indexed it: the new owner's playlists go on from
+        it (no shrunken window, and its first segment starts after the old owner's last)."""
+        channel = supervisor.channel
+        rungs = [r.name for r in supervisor.plan]
+        recent = {
+            rung: {e.sequence: e for e in await self._archive.recent(
+                channel.id, rung, channel.window_segments)}
+            for rung in rungs
+        }  # fmt: skip
+        common = sorted(set.intersection(*(set(r) for r in recent.values()))) if rungs else []
+        # Only a run of consecutive numbers ending at the last one is the window.
+        while len(common) > 1 and common[-1] - common[0] != len(common) - 1:
+            common.pop(0)
+        window = Window(discontinuity_sequence=int(saved.get("discontinuity_sequence", "0")))
+        first = recent[rungs[0]] if rungs else {}
+        for seq in common:
+            entry = first[seq]
+            window.seqs.append(seq)
+            window.durations.append(entry.duration)
+            window.starts.append(entry.start)
+            window.discontinuities.append(entry.discontinuity and bool(window.discontinuities))
+            for rung in rungs:
+                window.sizes.setdefault(rung, []).append(recent[rung][seq].size)
+        return window
+
+    async def _next_sequence(self, channel_id: str, saved: dict[str, str]) -> int:
+        # Redis may have lost its tail (or been replaced), or an earlier owner died before
+        # saving its status: the archive index and the files on disk also say which numbers
+        # were used, and a number is never used twice.
+        on_disk = await asyncio.to_thread(next_sequence_on_disk, self._root / "live" / channel_id)
+        indexed = await self._archive.highest_sequence(channel_id)
+        return max(int(saved.get("next_sequence", "0")), on_disk, indexed + 1)
 
     async def _prepare(self, channel: LiveChannel) -> None:
         """Refuse a channel running here or a refused source; end a refused earlier run."""
@@ -174,19 +268,20 @@ class LiveManager:
         *,
         node: str = "",
         may_write: Callable[[], bool] | None = None,
+        standby: Standby | None = None,
     ) -> ChannelStatus:
-        # Redis may have lost its tail (or been replaced), or an earlier owner died before
-        # saving its status: the archive index and the files on disk also say which numbers
-        # were used, and a number is never used twice.
-        on_disk = await asyncio.to_thread(next_sequence_on_disk, self._root / "live" / channel.id)
-        indexed = await self._archive.highest_sequence(channel.id)
+        next_sequence = await self._next_sequence(channel.id, saved)
         store.channel = channel
-        supervisor = ChannelSupervisor(
+        kind: type[ChannelSupervisor] = ChannelSupervisor
+        extra: dict[str, Any] = {}
+        if standby is not None:
+            kind, extra = StandbySupervisor, {"standby": standby}
+        supervisor = kind(
             channel,
             redis=self._redis,
             archive=self._archive,
             origin_root=self._root,
-            next_sequence=max(int(saved.get("next_sequence", "0")), on_disk, indexed + 1),
+            next_sequence=next_sequence,
             discontinuity_sequence=int(saved.get("discontinuity_sequence", "0")),
             restarts=int(saved.get("restarts", "0")),
             sources=self._sources,
@@ -198,9 +293,10 @@ class LiveManager:
             metrics=self.metrics,
             node=node,
             may_write=may_write,
+            **extra,
         )
         self._running[channel.id] = supervisor
-        self._ensure_store_task()
+        self._persist.ensure()
         supervisor.start()
         return supervisor.status()
 
@@ -262,7 +358,7 @@ class LiveManager:
             await asyncio.to_thread(supervisor.end_playlists)
         supervisor.freeze(reason=reason, desired=desired)
         del self._running[channel_id]
-        self._wake.set()
+        self._persist.wake.set()
         log.info("live channel stopped", extra={"channel": channel_id, "reason": reason})
         return supervisor.status()
 
@@ -322,8 +418,7 @@ class LiveManager:
         """Stop every channel, leaving them marked to resume on the next start (bounded)."""
         await asyncio.gather(*(self._close_one(channel_id) for channel_id in list(self._running)))
         await asyncio.gather(*(self._save_at_close(s) for s in list(self._stores.values())))
-        await self.tasks.cancel(STORE_TASK)
-        self._store_task = False
+        await self._persist.cancel()
         if self._own_tasks:
             await self.tasks.close()
 
@@ -340,79 +435,3 @@ class LiveManager:
         except StoreUnavailable as err:
             log.warning("live status not saved", extra={"channel": store.channel.id,
                                                         "error": err.message})  # fmt: skip
-
-    # -- the store task -------------------------------------------------------------------------
-
-    def _ensure_store_task(self) -> None:
-        if not self._store_task:
-            self.tasks.spawn(STORE_TASK, self._store_loop)
-            self._store_task = True
-
-    async def _store_loop(self) -> None:
-        """Write every channel's queue to Redis; an outage is retried, never fatal."""
-        while True:
-            self._wake.clear()
-            await self._check_server()
-            await asyncio.gather(*(self._sync(s) for s in list(self._stores.values())))
-            for channel_id, store in list(self._stores.items()):
-                supervisor = self._running.get(channel_id)
-                if supervisor is not None:
-                    self.metrics.set_state(channel_id, supervisor.status().state)
-                elif store.final and store.idle():
-                    del self._stores[channel_id]  # stopped and saved
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.settings.store_retry_seconds):
-                    await self._wake.wait()
-
-    async def _check_server(self) -> None:
-        """After a Redis restart or failover, have every channel write its recent entries again."""
-        # A restarted Redis may have lost the last writes it acknowledged (AOF everysec).
-        if self._server_id == "" or not self._stores:
-            return
-        try:
-            async with asyncio.timeout(self.settings.store_timeout_seconds):
-                info = await self._redis.info("server")
-        except aioredis.ResponseError as err:  # INFO refused (ACL, renamed): not checked
-            log.warning("cannot tell a Redis restart (INFO refused)", extra={"error": str(err)})
-            self._server_id = ""
-            return
-        except (aioredis.RedisError, OSError, TimeoutError):
-            return  # the flushes below see the outage too
-        run_id = str(info.get("run_id", ""))
-        if self._server_id is not None and run_id != self._server_id:
-            log.warning("Redis restarted: live channels write their recent index entries again")
-            for store in self._stores.values():
-                store.replay()
-        self._server_id = run_id or ""
-
-    async def _sync(self, store: ChannelStore) -> None:
-        channel_id = store.channel.id
-        try:
-            async with asyncio.timeout(self.settings.store_timeout_seconds):
-                flushed = await store.flush()
-        except (aioredis.RedisError, OSError, TimeoutError) as err:
-            self.metrics.store_failures.labels(channel_id).inc()
-            self.metrics.backlog.labels(channel_id).set(store.backlog)
-            if store.failed(err):
-                log.warning(
-                    "Redis unreachable: the live channel keeps encoding and catches up later",
-                    extra={"channel": channel_id, "error": store.error},
-                )
-                self._phase(channel_id, Phase.STORE_DOWN)
-            return
-        self.metrics.backlog.labels(channel_id).set(store.backlog)
-        if flushed.recovered:
-            log.info(
-                "Redis reachable again: the live channel's index caught up",
-                extra={"channel": channel_id, "segments": flushed.caught_up},
-            )
-            self._phase(channel_id, Phase.STORE_UP)
-        if flushed.sequences and self._on_indexed is not None:
-            self._on_indexed(channel_id, flushed.sequences)
-
-    def _phase(self, channel_id: str, phase: Phase) -> None:
-        supervisor = self._running.get(channel_id)
-        if supervisor is not None:
-            self.metrics.set_state(channel_id, supervisor.status().state)
-        if self._on_phase is not None:
-            self._on_phase(channel_id, phase)

@@ -36,6 +36,12 @@ class LiveMetrics:
             ["channel"],
             registry=self.registry,
         )
+        self.source_switches = Counter(
+            "transcode_live_source_switches_total",
+            "Switches between a channel's sources (or to the slate), by channel and reason.",
+            ["channel", "reason"],
+            registry=self.registry,
+        )
         self.state = Gauge(
             "transcode_live_channel_state",
             "1 for the state each channel reports (LIVE, SLATE, DEGRADED, RECOVERING ...).",

@@ -13,6 +13,10 @@ On a transcode node, files are fenced by the node's lease deadline
 (``may_write``): checked right before each segment rename and each playlist
 write, so a node whose lease ran out (paused, cut off from Redis) publishes
 nothing more; its Redis writes are fenced by the lease's token (``store.py``).
+
+The ``observer`` is called right after a segment is in place in every rung and the
+playlists naming it are written; ``transcode.live.push.Pusher.observe`` is one, mirroring
+the files to origins on other hosts (``TC_ORIGIN_PUSH_URLS``).
 """
 
 from __future__ import annotations
@@ -108,6 +112,12 @@ class Publisher:
     def next_sequence(self) -> int:
         """The sequence number the next published segment gets."""
         return self._next_seq
+
+    def continue_after(self, window: Window, next_sequence: int) -> None:
+        """Take over another publisher's live window and numbering (a handover): later
+        segments follow its last one in time and number (never below this one's own)."""
+        self.window = window
+        self._next_seq = max(self._next_seq, next_sequence)
 
     def start_epoch(self) -> None:
         """The next segment comes from a new epoch: it is a discontinuity if any came before."""

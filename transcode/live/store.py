@@ -19,6 +19,7 @@ queued and writes nothing more: the channel's new owner writes from now on.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections import deque
@@ -38,7 +39,13 @@ from transcode.archive import (
     register_writes,
     write_plainly,
 )
-from transcode.domain import ArchiveEntry, ChannelState, ChannelStatus, LiveChannel
+from transcode.domain import (
+    ArchiveEntry,
+    ChannelState,
+    ChannelStatus,
+    LiveChannel,
+    SourceSwitch,
+)
 from transcode.errors import LeaseLost
 
 log = logging.getLogger(__name__)
@@ -93,6 +100,8 @@ def config_mapping(channel: LiveChannel) -> dict[str, str]:
         "catchup_days": str(channel.catchup_days),
         "source_timeout_seconds": str(channel.source_timeout_seconds),
         "node_group": channel.node_group,
+        # Always written: a channel started again without backups must not keep old ones.
+        "backup_sources": json.dumps(list(channel.backup_sources)),
     }
 
 
@@ -106,7 +115,41 @@ def status_mapping(status: ChannelStatus, next_sequence: int) -> dict[str, str]:
         "restarts": str(status.restarts),
         "reason": status.reason,
         "updated_at": status.updated_at.isoformat(),
+        "source_index": str(status.source_index),
+        "source_history": history_json(status.source_history),
     }
+
+
+def history_json(history: Sequence[SourceSwitch]) -> str:
+    """Source switches as the status hash keeps them."""
+    return json.dumps(
+        [
+            {
+                "at": s.at.isoformat(),
+                "from": s.from_index,
+                "to": s.to_index,
+                "reason": s.reason,
+                "detail": s.detail,
+            }
+            for s in history
+        ]
+    )
+
+
+def history_from_json(text: str) -> tuple[SourceSwitch, ...]:
+    """Source switches from the status hash (nothing for a channel saved before they were)."""
+    if not text:
+        return ()
+    return tuple(
+        SourceSwitch(
+            at=datetime.fromisoformat(item["at"]),
+            from_index=int(item["from"]),
+            to_index=int(item["to"]),
+            reason=str(item["reason"]),
+            detail=str(item.get("detail", "")),
+        )
+        for item in json.loads(text)
+    )
 
 
 def status_from_hash(raw: dict[bytes, bytes]) -> ChannelStatus:
@@ -121,6 +164,8 @@ def status_from_hash(raw: dict[bytes, bytes]) -> ChannelStatus:
         catchup_days=int(d["catchup_days"]),
         source_timeout_seconds=float(d["source_timeout_seconds"]),
         node_group=d.get("node_group", ""),
+        # Absent in a channel saved before backups existed.
+        backup_sources=tuple(json.loads(d.get("backup_sources") or "[]")),
     )
     return ChannelStatus(
         channel=channel,
@@ -130,6 +175,8 @@ def status_from_hash(raw: dict[bytes, bytes]) -> ChannelStatus:
         restarts=int(d.get("restarts", "0")),
         reason=d.get("reason", ""),
         updated_at=datetime.fromisoformat(d.get("updated_at", "1970-01-01T00:00:00+00:00")),
+        source_index=int(d.get("source_index", "-1")),
+        source_history=history_from_json(d.get("source_history", "")),
     )
 
 

@@ -5,10 +5,10 @@ The channel runs as two tasks of a :class:`headend.tasks.Supervisor` (named
 them, logs and counts their failures and restarts them with backoff; while
 the supervise task backs off the channel reports RECOVERING, never LIVE.
 
-The supervise task runs FFmpeg epochs: a *source* epoch ingests the channel's
-source, a *slate* epoch encodes a "signal lost" card with the same ladder.
-While the slate runs the source is retried with backoff, and the channel
-switches back as soon as the source produces a segment. A full disk (FFmpeg
+The supervise task runs FFmpeg epochs: a *source* epoch ingests one of the
+channel's sources, a *slate* epoch encodes a "signal lost" card with the same
+ladder. Which source is on air, and when the slate runs, is ``sourcing``'s
+loop (backup sources, detectors, hold-down). A full disk (FFmpeg
 or a publish reporting ENOSPC, or less free space than a few segments of the
 ladder) stops every epoch, reports DEGRADED with the reason, and resumes by
 itself once space is back. A refused source stops the channel with the reason.
@@ -20,8 +20,6 @@ synchronously, so a cancelled task cannot leave FFmpeg running.
 from __future__ import annotations
 
 import asyncio
-import enum
-import errno
 import functools
 import logging
 import shutil
@@ -32,23 +30,26 @@ from pathlib import Path
 import redis.asyncio as aioredis
 
 from headend.clock import utc_now
-from headend.tasks import Backoff, Supervisor
+from headend.tasks import Supervisor
 from transcode.archive import ArchiveIndex
 from transcode.domain import ChannelState, ChannelStatus, LiveChannel
 from transcode.errors import LeaseLost, SourceRefused
-from transcode.live.commands import (
-    ladder_bytes_per_second,
-    plan_live,
-    plan_passthrough,
-    probe_passthrough,
-    slate_command,
-    source_command,
-)
+from transcode.live.commands import ladder_bytes_per_second, plan_live
+from transcode.live.detect import Detector, Thresholds
 from transcode.live.disk import DiskSpace
 from transcode.live.epoch import Epoch
 from transcode.live.metrics import LiveMetrics
 from transcode.live.publish import Publisher, SegmentObserver
+from transcode.live.sourcing import (
+    _FFMPEG_GRACE_SECONDS,
+    _POLL_SECONDS,
+    Phase,
+    PhaseObserver,
+    SourceEpochs,
+    _Halted,
+)
 from transcode.live.store import ChannelStore, status_mapping, stopped_mapping
+from transcode.live.switching import SourceBook
 from transcode.probe import SourceInfo
 from transcode.profiles import resolve_profile
 from transcode.settings import LiveSettings
@@ -56,37 +57,10 @@ from transcode.sources import SourceGuard, publish_dir
 
 log = logging.getLogger(__name__)
 
-_POLL_SECONDS = 0.2
-# How long FFmpeg gets after SIGTERM (to finish its segment lists) before SIGKILL.
-_FFMPEG_GRACE_SECONDS = 3.0
-# Retrying a lost source while the slate runs.
-_SOURCE_RETRY = Backoff(first_seconds=0.5, cap_seconds=10.0, jitter=0.1)
+__all__ = ["ChannelSupervisor", "Phase", "PhaseObserver"]
 
 
-class Phase(enum.Enum):
-    """Where a channel's supervisor is (finer than its state; for logs, hooks and tests)."""
-
-    STARTING = "starting"
-    LIVE = "live"
-    RETIRING = "retiring"  # stopping a source that failed
-    SLATE = "slate"
-    BACKOFF = "backoff"  # waiting before retrying the source (the slate runs)
-    RETRYING = "retrying"  # starting the source again while the slate runs
-    DISK_FULL = "disk_full"
-    FAILED = "failed"  # the supervise task raised; its owner restarts it after a backoff
-    REFUSED = "refused"
-    STORE_DOWN = "store_down"
-    STORE_UP = "store_up"
-
-
-PhaseObserver = Callable[[str, Phase], None]
-
-
-class _Halted(Exception):
-    """Raised inside the supervise task when its channel is being stopped."""
-
-
-class ChannelSupervisor:
+class ChannelSupervisor(SourceEpochs):
     """Runs one channel: source epochs, slate epochs, publishing and status."""
 
     def __init__(
@@ -121,6 +95,16 @@ class ChannelSupervisor:
         # new owner must not clear the work of an old one that has not stopped yet.
         self._work = self._dir / ".work" / node if node else self._dir / ".work"
         self.store = store or ChannelStore(channel, redis=redis, archive=archive)
+        self._redis = redis
+        self.book = SourceBook(channel, metrics=metrics)
+        self._thresholds = Thresholds(
+            freeze_seconds=self._settings.freeze_seconds,
+            black_seconds=self._settings.black_seconds,
+            silence_seconds=self._settings.silence_seconds,
+            cc_errors=self._settings.cc_errors,
+            cc_window_seconds=self._settings.cc_window_seconds,
+        )
+        self._unavailable = ""
         self._disk = DiskSpace(
             self._dir,
             channel_id=channel.id,
@@ -235,124 +219,13 @@ class ChannelSupervisor:
 
     # -- the state machine --------------------------------------------------------------------
 
-    async def _supervise(self) -> None:
-        shutil.rmtree(self._work, ignore_errors=True)
-        again = "supervisor restarted after a failure" if self._runs > 1 else ""
-        self._set(ChannelState.STARTING, again, Phase.STARTING)
-        slate: Epoch | None = None
-        failures = 0
-        while True:
-            self._check_halted()
-            try:
-                if await self._wait_for_space():
-                    slate = None
-                if slate is not None:
-                    self._emit(Phase.RETRYING)
-                source = await self._start_source()
-                if await self._first_segment(source):
-                    if slate is not None:
-                        await self._retire(slate)
-                        slate = None
-                    self._switch(source, ChannelState.LIVE, "", Phase.LIVE)
-                    failures = 0
-                    code = await self._watch(source)
-                    reason = f"source lost (ffmpeg exit {code}): {source.last_error()}"
-                    log.warning("live source lost", extra={"channel": self.channel.id,
-                                                           "reason": reason})  # fmt: skip
-                    self.restarts += 1
-                else:
-                    code = source.returncode
-                    reason = f"source unavailable (ffmpeg exit {code}): {source.last_error()}"
-                self._emit(Phase.RETIRING)
-                await self._retire(source)
-                if self._disk.full or source.disk_full:
-                    self._disk.report(source.last_error() or "ffmpeg could not write")
-                    continue
-                if slate is None or not slate.running:
-                    if slate is not None:
-                        await self._retire(slate)
-                    slate = await self._start_slate()
-                    self._switch(slate, ChannelState.SLATE, reason, Phase.SLATE)
-                elif self.state is not ChannelState.SLATE:
-                    self._set(ChannelState.SLATE, reason, Phase.SLATE)
-                failures += 1
-                self._emit(Phase.BACKOFF)
-                await self._pause(_SOURCE_RETRY.delay(failures), slate)
-            except OSError as err:
-                if err.errno != errno.ENOSPC:
-                    raise
-                self._disk.report(f"{err.strerror}: {err.filename}")
-
-    def _new_epoch(self, kind: str) -> Epoch:
+    def _new_epoch(self, kind: str, *, detector: Detector | None = None) -> Epoch:
         self._epochs += 1
         directory = self._work / f"{int(time.time() * 1000)}-{self._epochs}-{kind}"
-        epoch = Epoch(kind, self._epochs, directory, [r.name for r in self.plan])
+        rungs = [r.name for r in self.plan]
+        epoch = Epoch(kind, self._epochs, directory, rungs, detector=detector)
         self._alive.add(epoch)
         return epoch
-
-    async def _start_source(self) -> Epoch:
-        # Checked again before every FFmpeg run: the allow-lists or DNS may have changed.
-        source = await self._sources.live(self.channel.source)
-        if self.profile.passthrough:
-            # Refuses a source it cannot stream-copy; the rung and the slate follow the probe.
-            self.probed = await probe_passthrough(
-                source, timeout_seconds=self.channel.source_timeout_seconds, previous=self.probed
-            )
-            self.plan = self.publisher.plan = plan_passthrough(self.profile, self.probed)
-        epoch = self._new_epoch("source")
-        await epoch.start(
-            source_command(self.channel, source, self.plan, self.profile, epoch.directory)
-        )
-        return epoch
-
-    async def _start_slate(self) -> Epoch:
-        epoch = self._new_epoch("slate")
-        await epoch.start(
-            slate_command(self.plan, self.profile, epoch.directory, source=self.probed)
-        )
-        return epoch
-
-    async def _first_segment(self, epoch: Epoch) -> bool:
-        """Wait until every rung lists a segment (True), or the epoch ends or the disk fills."""
-        while True:
-            self._check_halted()
-            if self._disk.full:
-                return False
-            if epoch.poll() > 0:
-                return True
-            if not epoch.running:
-                return epoch.poll() > 0
-            await asyncio.wait({epoch.exited()}, timeout=_POLL_SECONDS)
-
-    async def _watch(self, epoch: Epoch) -> int | None:
-        """Wait for a live source epoch to end; kill it if it stops producing segments."""
-        # FFmpeg can stay alive on a feed it cannot decode; a stalled window is a lost source.
-        stall = 3 * self.channel.segment_seconds + self.channel.source_timeout_seconds
-        loop = asyncio.get_running_loop()
-        last, since = epoch.published, loop.time()
-        while True:
-            self._check_halted()
-            if self._disk.full:
-                return epoch.returncode
-            await asyncio.wait({epoch.exited()}, timeout=_POLL_SECONDS * 5)
-            if not epoch.running:
-                return epoch.returncode
-            if epoch.published != last:
-                last, since = epoch.published, loop.time()
-            elif loop.time() - since > stall:
-                log.warning("live source stalled", extra={"channel": self.channel.id})
-                epoch.note(f"no segment for {stall:g} s")
-                return await epoch.stop(_FFMPEG_GRACE_SECONDS)
-
-    async def _pause(self, seconds: float, slate: Epoch) -> None:
-        """Wait before retrying the source; sooner if the slate ends or the disk fills."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + seconds
-        while (left := deadline - loop.time()) > 0:
-            self._check_halted()
-            if self._disk.full or not slate.running:
-                return
-            await asyncio.wait({slate.exited()}, timeout=min(left, _POLL_SECONDS * 5))
 
     def _switch(self, epoch: Epoch, state: ChannelState, reason: str, phase: Phase) -> None:
         """Make ``epoch`` the one published from; its first segment starts a discontinuity."""
@@ -470,6 +343,8 @@ class ChannelSupervisor:
             restarts=self.restarts,
             reason=reason,
             updated_at=utc_now(),
+            source_index=self.book.index,
+            source_history=tuple(self.book.history),
         )
 
     def status_mapping(self) -> dict[str, str]:

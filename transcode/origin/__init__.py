@@ -22,12 +22,15 @@ URL layout (all GET/HEAD):
   edge caches key on it. A segment is served only if the archive index has it
   overlapping ``[from, to)``: exactly the segments the window's playlists list.
 - ``/healthz`` (any peer) and ``/metrics``.
+- ``PUT /ingest/live/{channel}/...`` (only with ``ORIGIN_INGEST_SECRET``): nodes push the
+  files they publish into this origin's own root, signed and fenced by the channel's
+  lease token (:mod:`.ingest`); the origin then also runs archive retention over its root.
 
 Every route but ``/healthz`` answers only peers inside ``ORIGIN_ALLOWED_NETWORKS``
 (403 otherwise); files are opened without following symlinks below the root.
 Parts: :mod:`.http` (HTTP semantics), :mod:`.guard` (who may fetch what),
-:mod:`.programmes` (catch-up by EPG programme), :mod:`.app` (routes, the one
-error mapping, the process).
+:mod:`.programmes` (catch-up by EPG programme), :mod:`.ingest` (nodes' PUTs),
+:mod:`.app` (routes, the one error mapping, the process).
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from __future__ import annotations
 from transcode.origin.app import (
     Origin,
     OriginMetrics,
+    OriginProcessSettings,
     create_app,
     create_origin,
     main,
@@ -42,6 +46,7 @@ from transcode.origin.app import (
 )
 from transcode.origin.guard import LIVE_BEHIND_SEGMENTS, LiveWindows, PlaylistLiveWindows
 from transcode.origin.http import IMMUTABLE, VOD_PLAYLIST, Body
+from transcode.origin.ingest import IngestSettings
 from transcode.origin.windows import ProgrammeSource, parse_window, programme_window
 
 __all__ = [
@@ -49,9 +54,11 @@ __all__ = [
     "LIVE_BEHIND_SEGMENTS",
     "VOD_PLAYLIST",
     "Body",
+    "IngestSettings",
     "LiveWindows",
     "Origin",
     "OriginMetrics",
+    "OriginProcessSettings",
     "PlaylistLiveWindows",
     "ProgrammeSource",
     "create_app",

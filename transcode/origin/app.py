@@ -8,6 +8,7 @@ import os
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -21,8 +22,10 @@ from headend.clock import utc_now
 from headend.httperrors import error_body, http_status
 from headend.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from headend.metrics import render
+from headend.redisconn import RedisSettings
 from headend.rpc import StartupError, run_service
-from transcode.archive import ArchiveIndex, render_catchup_media, render_master_for
+from headend.settings import Env
+from transcode.archive import ArchiveIndex, Retention, render_catchup_media, render_master_for
 from transcode.domain import (
     Window,
     validate_channel_id,
@@ -31,6 +34,7 @@ from transcode.domain import (
 )
 from transcode.errors import (
     ContentNotFound,
+    IngestTooLarge,
     InvalidRequest,
     OriginForbidden,
     StoreUnavailable,
@@ -45,6 +49,7 @@ from transcode.origin.http import (
     playlist,
     respond,
 )
+from transcode.origin.ingest import Ingest, IngestSettings
 from transcode.origin.windows import ProgrammeSource, parse_window, programme_window
 from transcode.settings import Network, OriginSettings
 
@@ -249,6 +254,8 @@ def _route_name(request: web.Request) -> str:
 
 
 _METRICS = web.AppKey("metrics", OriginMetrics)
+# The one status more specific than its category's (ResourceExhausted would be 429).
+_STATUS = ((IngestTooLarge, 413),)
 _NETWORKS = web.AppKey("networks", tuple[Network, ...])
 
 
@@ -268,7 +275,7 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         status = response.status
         return response
     except errors.HeadendError as err:
-        status = http_status(err)
+        status = http_status(err, _STATUS)
         return _error_response(err, status)
     except aioredis.RedisError as err:
         log.warning("redis unavailable", extra={"route": route, "error": str(err)})
@@ -298,8 +305,9 @@ def create_app(
     redis: aioredis.Redis,
     programmes: ProgrammeSource | None = None,
     live_windows: guard.LiveWindows | None = None,
+    ingest: IngestSettings | None = None,
 ) -> web.Application:
-    """The origin's aiohttp application."""
+    """The origin's aiohttp application; with ``ingest`` enabled it also takes nodes' PUTs."""
     origin = Origin(settings, redis=redis, programmes=programmes, live_windows=live_windows)
     app = web.Application(middlewares=[_errors, _guard])
     app[_METRICS] = origin.metrics
@@ -319,6 +327,12 @@ def create_app(
     app.router.add_get(f"{window}/{{rung}}/index.m3u8", origin.catchup_media)
     app.router.add_get(f"{window}/{{rung}}/{seg}", origin.catchup_segment)
     app.router.add_get("/vod/{asset}/{tail:.+}", origin.vod)
+    if ingest is not None and ingest.enabled:
+        taker = Ingest(
+            ingest, root=settings.origin_root.resolve(), redis=redis,
+            registry=origin.metrics.registry,
+        )  # fmt: skip
+        app.router.add_put("/ingest/live/{channel}/{tail:.+}", taker.put)
     return app
 
 
@@ -327,11 +341,12 @@ async def start_origin(
     *,
     redis: aioredis.Redis,
     programmes: ProgrammeSource | None = None,
+    ingest: IngestSettings | None = None,
 ) -> tuple[web.AppRunner, int]:
     """Start serving on ``settings.host:port`` (port 0 picks one); returns the runner and port.
 
     Raises ``StartupError`` when the address cannot be listened on."""
-    app = create_app(settings, redis=redis, programmes=programmes)
+    app = create_app(settings, redis=redis, programmes=programmes, ingest=ingest)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port)
@@ -357,11 +372,18 @@ class _Running:
         await self._opened.aclose()
 
 
-async def create_origin(settings: OriginSettings, redis: aioredis.Redis) -> tuple[_Running, int]:
+async def create_origin(
+    settings: OriginSettings, redis: aioredis.Redis, *, ingest: IngestSettings | None = None
+) -> tuple[_Running, int]:
     """The origin process on ``redis``: its HTTP server, with catch-up by programme id when
-    ``ORIGIN_EPG_TARGET`` is set."""
+    ``ORIGIN_EPG_TARGET`` is set. With ingest enabled the origin's root holds its own copy
+    of every channel's archive, so it also runs archive retention over that root."""
     settings.origin_root.mkdir(parents=True, exist_ok=True)
     async with AsyncExitStack() as opened:
+        if ingest is not None and ingest.enabled:
+            opened.push_async_callback(
+                start_retention(redis, settings.origin_root, ingest.retention_interval_seconds)
+            )
         programmes = None
         if settings.epg_target is not None and settings.epg_api_key is not None:
             programmes = EpgClient(
@@ -371,11 +393,64 @@ async def create_origin(settings: OriginSettings, redis: aioredis.Redis) -> tupl
                 timeout_seconds=EPG_TIMEOUT_SECONDS,
             )
             opened.push_async_callback(programmes.close)
-        runner, port = await start_origin(settings, redis=redis, programmes=programmes)
+        runner, port = await start_origin(
+            settings, redis=redis, programmes=programmes, ingest=ingest
+        )
         opened.push_async_callback(runner.cleanup)
         return _Running(opened.pop_all()), port
 
 
+def start_retention(
+    redis: aioredis.Redis, root: Path, interval_seconds: float
+) -> Callable[[], Awaitable[None]]:
+    """Run archive retention over ``root`` until the returned stopper is awaited."""
+    stop = asyncio.Event()
+    retention = Retention(ArchiveIndex(redis), root=root)
+    task = asyncio.create_task(
+        retention.run(interval_seconds=interval_seconds, stop=stop), name="origin/retention"
+    )
+
+    async def stopper() -> None:
+        stop.set()
+        await task
+
+    return stopper
+
+
+@dataclass(frozen=True, slots=True)
+class OriginProcessSettings:
+    """What ``python -m transcode.origin`` reads: the origin's settings and its ingest face."""
+
+    origin: OriginSettings
+    ingest: IngestSettings
+
+    @property
+    def redis_url(self) -> str | None:
+        """The shared Redis."""
+        return self.origin.redis_url
+
+    @property
+    def log_level(self) -> str:
+        """The process's log level."""
+        return self.origin.log_level
+
+    @property
+    def redis(self) -> RedisSettings:
+        """How the Redis client connects."""
+        return self.origin.redis
+
+    @classmethod
+    def from_env(cls, env: Env) -> OriginProcessSettings:
+        """``OriginSettings`` and ``IngestSettings`` from the environment."""
+        return cls(OriginSettings.from_env(env), IngestSettings.from_env(env))
+
+
+async def _create_process(
+    settings: OriginProcessSettings, redis: aioredis.Redis
+) -> tuple[_Running, int]:
+    return await create_origin(settings.origin, redis, ingest=settings.ingest)
+
+
 def main() -> None:
     """``python -m transcode.origin``: the HTTP origin on ``ORIGIN_HOST:ORIGIN_PORT``."""
-    run_service("transcode-origin", OriginSettings.from_env, create_origin)
+    run_service("transcode-origin", OriginProcessSettings.from_env, _create_process)

@@ -1,0 +1,313 @@
+"""The origin across hosts: a node on its own directory pushes to two origins on theirs.
+
+Two real origin apps (port 0, each with its own root) take the node's PUTs; both serve
+the live channel and its catch-up archive; an origin that was down catches up with the
+live window; a stale owner's late PUT is refused and changes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import aiohttp
+import pytest
+import redis.asyncio as aioredis
+from aiohttp import web
+
+from headend.settings import SettingsError
+from tests.support.live import Feed, live_channel
+from transcode import hls, ingest
+from transcode.archive import ArchiveIndex, RungInfo
+from transcode.domain import ArchiveEntry, ChannelState, Window
+from transcode.farm.ownership import Ownership
+from transcode.live import LiveManager
+from transcode.live.push import Pusher, PushSettings
+from transcode.origin import start_origin
+from transcode.origin.app import start_retention
+from transcode.origin.ingest import IngestSettings
+from transcode.settings import OriginSettings, SourceSettings
+from transcode.sources import SourceGuard
+
+SECRET = b"s" * 40
+RUNGS = ("180p", "90p")
+T0 = datetime(2030, 1, 1, tzinfo=UTC)
+
+
+@dataclass
+class Origin:
+    """One origin app with its own root; ``stop``/``start`` keep its port."""
+
+    root: Path
+    redis: aioredis.Redis
+    port: int = 0
+    runner: web.AppRunner | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self) -> Origin:
+        settings = OriginSettings(redis_url="unused://", origin_root=self.root, port=self.port)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.runner, self.port = await start_origin(
+            settings, redis=self.redis, ingest=IngestSettings(secrets=(SECRET,))
+        )
+        return self
+
+    async def stop(self) -> None:
+        if self.runner is not None:
+            await self.runner.cleanup()
+            self.runner = None
+
+
+@dataclass
+class Rig:
+    node_root: Path
+    origins: list[Origin]
+    http: aiohttp.ClientSession
+    redis: aioredis.Redis
+    pushers: list[Pusher] = field(default_factory=list)
+
+    def pusher(self, leases: dict[str, object] | None = None, **kw: float) -> Pusher:
+        settings = PushSettings(
+            origins=tuple(o.url for o in self.origins),
+            secret=SECRET,
+            retry_first_seconds=0.05,
+            retry_max_seconds=0.2,
+            timeout_seconds=5.0,
+            keep_local_seconds=0.0,
+            **kw,  # type: ignore[arg-type]
+        )
+        pusher = Pusher(settings, root=self.node_root, leases=leases)  # type: ignore[arg-type]
+        pusher.start()
+        self.pushers.append(pusher)
+        return pusher
+
+    async def get(self, origin: Origin, path: str) -> tuple[int, bytes]:
+        async with self.http.get(origin.url + path) as response:
+            return response.status, await response.read()
+
+
+@pytest.fixture
+async def rig(redis: aioredis.Redis, tmp_path: Path) -> AsyncIterator[Rig]:
+    origins = [await Origin(tmp_path / f"origin-{n}", redis).start() for n in "ab"]
+    node_root = tmp_path / "node"
+    node_root.mkdir()
+    async with aiohttp.ClientSession() as http:
+        rig = Rig(node_root, origins, http, redis)
+        yield rig
+        for pusher in rig.pushers:
+            await pusher.close(drain_seconds=0)
+    for origin in origins:
+        await origin.stop()
+
+
+async def _until(check: Callable[[], bool], seconds: float = 20.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.05)
+
+
+def _publish(root: Path, channel: str, seq: int, window: int = 4) -> None:
+    """Write what a publisher writes for segment ``seq``: files, rung playlists, master."""
+    first = max(0, seq - window + 1)
+    for rung in RUNGS:
+        directory = root / "live" / channel / rung
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / f"{seq:010d}.ts").write_bytes(f"{rung}-{seq}".encode() * 50)
+        segments = [
+            hls.Segment(
+                uri=f"{k:010d}.ts", duration=2.0, program_date_time=T0 + timedelta(seconds=2 * k)
+            )
+            for k in range(first, seq + 1)
+        ]
+        text = hls.render_media(
+            hls.MediaPlaylist(segments=segments, media_sequence=first, target_duration=2)
+        )
+        (directory / "index.m3u8").write_text(text)
+    (root / "live" / channel / "master.m3u8").write_text(f"#EXTM3U\n# up to {seq}\n")
+
+
+async def test_origin_down_then_back_catches_up_with_the_live_window(rig: Rig) -> None:
+    down = rig.origins[1]
+    pusher = rig.pusher()
+    for seq in range(2):
+        _publish(rig.node_root, "ch1", seq)
+        pusher.observe("ch1", seq, ChannelState.LIVE)
+    await asyncio.wait_for(pusher.drained(), 10)
+    await down.stop()
+    for seq in range(2, 8):
+        _publish(rig.node_root, "ch1", seq)
+        pusher.observe("ch1", seq, ChannelState.LIVE)
+    # The live origin keeps up while the other one is down.
+    await _until(lambda: b"up to 7" in (rig.origins[0].root / "live/ch1/master.m3u8").read_bytes())
+    assert pusher.metrics.failures.labels(down.url)._value.get() >= 1
+    assert pusher.metrics.backlog.labels(down.url)._value.get() >= 1
+    await down.start()
+    await asyncio.wait_for(pusher.drained(), 10)
+    for origin in rig.origins:
+        for rung in RUNGS:
+            local = (rig.node_root / "live/ch1" / rung / "index.m3u8").read_bytes()
+            status, body = await rig.get(origin, f"/live/ch1/{rung}/index.m3u8")
+            assert (status, body) == (200, local)
+            for s in hls.parse_media(body.decode()).segments:
+                status, data = await rig.get(origin, f"/live/ch1/{rung}/{s.uri}")
+                assert status == 200
+                assert data == (rig.node_root / "live/ch1" / rung / s.uri).read_bytes()
+        status, master = await rig.get(origin, "/live/ch1/master.m3u8")
+        assert (status, master) == (200, b"#EXTM3U\n# up to 7\n")
+
+
+async def test_stale_token_refused_and_file_unchanged(rig: Rig) -> None:
+    origin = rig.origins[0]
+    await rig.redis.set("tc:owner:ch1", "node-b|5")
+    path = "/ingest/live/ch1/180p/0000000001.ts"
+
+    async def put(node: str, token: int, body: bytes) -> int:
+        writer = ingest.Writer(node, token)
+        head = ingest.headers(SECRET, path, writer, int(time.time()), body)
+        async with rig.http.put(origin.url + path, data=body, headers=head) as response:
+            return response.status
+
+    assert await put("node-b", 5, b"new owner") == 204
+    assert await put("node-a", 4, b"late old owner") == 409
+    # Same token, another node: not the owner either.
+    assert await put("node-a", 5, b"impostor") == 409
+    target = origin.root / "live/ch1/180p/0000000001.ts"
+    assert target.read_bytes() == b"new owner"
+    # With no owner in Redis (lease expired), the highest token accepted still fences.
+    await rig.redis.delete("tc:owner:ch1")
+    await asyncio.sleep(0.3)  # past the origin's owner cache
+    assert await put("node-a", 4, b"late old owner") == 409
+    assert target.read_bytes() == b"new owner"
+    assert await put("node-c", 6, b"next owner") == 204
+    assert target.read_bytes() == b"next owner"
+
+
+async def test_pusher_drops_segments_the_origin_fences(rig: Rig) -> None:
+    lease_b = Ownership(rig.redis, ttl_seconds=60)
+    claimed = await lease_b.claim("ch1", "node-b")
+    assert claimed is not None
+    await lease_b.release(claimed)
+    newer = await lease_b.claim("ch1", "node-c")
+    assert newer is not None
+    # node-b still believes it holds its (older) lease: the origins refuse what it pushes.
+    claimed.lost = False
+    claimed.deadline = time.monotonic() + 60
+    pusher = rig.pusher(leases={"ch1": claimed})
+    _publish(rig.node_root, "ch1", 0)
+    pusher.observe("ch1", 0, ChannelState.LIVE)
+    await asyncio.wait_for(pusher.drained(), 10)
+    for origin in rig.origins:
+        assert not (origin.root / "live/ch1/180p/0000000000.ts").exists()
+        assert pusher.metrics.dropped.labels(origin.url)._value.get() == 1
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("live")
+async def test_node_on_its_own_directory_feeds_live_and_catchup_to_both_origins(
+    rig: Rig,
+) -> None:
+    lease = await Ownership(rig.redis, ttl_seconds=120).claim("ch1", "node-a")
+    assert lease is not None
+    pusher = rig.pusher(leases={"ch1": lease})
+    published: list[int] = []
+
+    def observe(channel: str, seq: int, state: ChannelState) -> None:
+        pusher.observe(channel, seq, state)
+        published.append(seq)
+
+    index = ArchiveIndex(rig.redis)
+    manager = LiveManager(
+        redis=rig.redis,
+        archive=index,
+        origin_root=rig.node_root,
+        sources=SourceGuard(SourceSettings()),
+        observer=observe,
+    )
+    feed = Feed().start()
+    try:
+        await manager.start(live_channel("ch1", feed.source))
+        await _until(lambda: len(published) >= 3, 60)
+        await manager.stop("ch1")
+    finally:
+        feed.stop()
+        await manager.close()
+    await asyncio.wait_for(pusher.drained(), 10)
+    rungs = [r.name for r in await index.rungs("ch1")]
+    assert rungs == list(RUNGS)
+    now = datetime.now(UTC)
+    entries = await index.window(
+        "ch1", "90p", Window(now - timedelta(hours=1), now + timedelta(minutes=1))
+    )
+    assert len(entries) >= 3
+    start, end = int(entries[0].start.timestamp()), int(entries[-1].end.timestamp()) + 1
+    for origin in rig.origins:
+        # Live: the playlists and every segment they name, byte for byte the node's.
+        status, master = await rig.get(origin, "/live/ch1/master.m3u8")
+        assert status == 200
+        assert b"90p/index.m3u8" in master
+        for rung in RUNGS:
+            status, body = await rig.get(origin, f"/live/ch1/{rung}/index.m3u8")
+            assert status == 200
+            names = [s.uri for s in hls.parse_media(body.decode()).segments]
+            assert names
+            for name in names:
+                status, data = await rig.get(origin, f"/live/ch1/{rung}/{name}")
+                assert status == 200
+                assert data == (rig.node_root / "live/ch1" / rung / name).read_bytes()
+        # Catch-up: the window the node published, from the index, served by each origin.
+        status, body = await rig.get(origin, f"/catchup/ch1/w/{start}/{end}/90p/index.m3u8")
+        assert status == 200
+        listed = [s.uri for s in hls.parse_media(body.decode()).segments]
+        assert listed == [Path(e.path).name for e in entries]
+        for name in listed:
+            status, data = await rig.get(origin, f"/catchup/ch1/w/{start}/{end}/90p/{name}")
+            assert status == 200
+            assert data == (rig.node_root / "live/ch1/90p" / name).read_bytes()
+
+
+async def test_origin_runs_retention_over_its_own_root(rig: Rig) -> None:
+    origin = rig.origins[0]
+    index = ArchiveIndex(rig.redis)
+    await index.register_channel(
+        "ch1", catchup_days=1, rungs=[RungInfo("180p", "avc1.42c00d,mp4a.40.2", 320, 180, 25.0)]
+    )
+    old = datetime.now(UTC) - timedelta(days=3)
+    rel = "live/ch1/180p/0000000001.ts"
+    (origin.root / "live/ch1/180p").mkdir(parents=True)
+    (origin.root / rel).write_bytes(b"old")
+    await index.record("ch1", "180p", ArchiveEntry(1, old, 2.0, 3, rel))
+    stop = start_retention(rig.redis, origin.root, 0.05)
+    try:
+        await _until(lambda: not (origin.root / rel).exists(), 10)
+    finally:
+        await stop()
+
+
+@pytest.mark.parametrize(
+    ("env", "name"),
+    [
+        pytest.param({"TC_ORIGIN_PUSH_URLS": "http://o1:8080"}, "ORIGIN_INGEST_SECRET",
+                     id="push-without-secret"),
+        pytest.param({"TC_ORIGIN_PUSH_URLS": "ftp://o1", "ORIGIN_INGEST_SECRET": "s" * 40},
+                     "TC_ORIGIN_PUSH_URLS", id="not-http"),
+    ],
+)  # fmt: skip
+def test_push_settings_name_the_bad_variable(env: dict[str, str], name: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        PushSettings.from_env(env)
+    assert caught.value.name == name
+
+
+def test_push_is_off_by_default_and_ingest_needs_a_long_secret() -> None:
+    assert not PushSettings.from_env({}).enabled
+    assert not IngestSettings.from_env({}).enabled
+    with pytest.raises(SettingsError):
+        IngestSettings.from_env({"ORIGIN_INGEST_SECRET": "short"})

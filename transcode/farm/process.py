@@ -1,0 +1,91 @@
+"""The standalone node process: ``python -m transcode node``.
+
+It connects to the farm's Redis, runs a :class:`~transcode.farm.node.Node` over its
+own :class:`~transcode.live.LiveManager` (with the origin pusher when
+``TC_ORIGIN_PUSH_URLS`` is set), serves metrics, and stops on SIGTERM/SIGINT with
+the exit codes of every service (``headend.rpc.server``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+
+from headend import logs
+from headend.metrics import MetricsEndpoint
+from headend.redisconn import RedisUnreachable, connect_checked
+from headend.rpc.server import EXIT_FAILED, load_settings, stop_event
+from headend.tasks import Supervisor, SupervisorMetrics
+from transcode.archive import ArchiveIndex
+from transcode.farm.node import Node
+from transcode.farm.ownership import FarmMetrics
+from transcode.live import LiveManager
+from transcode.live.push import Pusher, PushSettings
+from transcode.settings import NodeProcessSettings
+from transcode.sources import SourceGuard
+
+log = logging.getLogger(__name__)
+
+_NAME = "transcode-node"
+
+
+async def run_node(
+    settings: NodeProcessSettings, *, stop: asyncio.Event, push: PushSettings | None = None
+) -> None:
+    """Run a standalone node until ``stop``; ``RedisUnreachable`` if Redis does not answer.
+    With ``push`` on, every published file is mirrored to the origins (``live/push.py``)."""
+    client = await connect_checked(settings.redis_url, settings.redis, name=_NAME)
+    supervisor_metrics = SupervisorMetrics()
+    registry = supervisor_metrics.registry
+    pusher = Pusher(push or PushSettings(), root=settings.origin_root, registry=registry)
+    tasks = Supervisor(
+        backoff=settings.live.restart_backoff,
+        metrics=supervisor_metrics,
+        stop_seconds=settings.live.stop_seconds,
+    )
+    manager = LiveManager(
+        redis=client,
+        archive=ArchiveIndex(client),
+        origin_root=settings.origin_root,
+        sources=SourceGuard(settings.sources),
+        settings=settings.live,
+        tasks=tasks,
+        registry=registry,
+        observer=pusher.observe,
+    )
+    node = Node(settings.node, redis=client, manager=manager, metrics=FarmMetrics(registry))
+    pusher.bind(node.leases)
+    pusher.start()
+    endpoint = None
+    if settings.node.metrics_port is not None:
+        endpoint = MetricsEndpoint(registry, settings.node.metrics_host, settings.node.metrics_port)
+    node.start()
+    log.info("transcode node ready", extra={"node": node.id, "group": settings.node.group,
+                                            "capacity": settings.node.capacity_units})  # fmt: skip
+    try:
+        await stop.wait()
+    finally:
+        await node.close()
+        await pusher.close()
+        await tasks.close()
+        if endpoint is not None:
+            endpoint.close()
+        await client.aclose()
+
+
+async def _serve(settings: NodeProcessSettings, push: PushSettings) -> None:
+    await run_node(settings, stop=stop_event(), push=push)
+
+
+def main() -> None:
+    """``python -m transcode node``: a transcode node until SIGTERM/SIGINT, with the exit
+    codes of every service (``headend.rpc.server``)."""
+    settings = load_settings(_NAME, NodeProcessSettings.from_env)
+    push = load_settings(_NAME, PushSettings.from_env)
+    logs.configure(_NAME, settings.log_level)
+    try:
+        asyncio.run(_serve(settings, push))
+    except RedisUnreachable as err:
+        print(f"{_NAME}: {err}", file=sys.stderr)
+        raise SystemExit(EXIT_FAILED) from err

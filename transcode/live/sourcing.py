@@ -1,0 +1,374 @@
+"""The supervise loop of a live channel: which source's epoch is on air, the slate, the backoff.
+
+A channel lists its sources in priority order (``LiveChannel.sources``); every one must
+pass the allow-lists when the channel starts. The loop puts the first that yields a
+segment on air; a source that is lost, stalls, or that the detectors (``detect``) find
+frozen, black, silent or corrupt is left for the next one (an impaired one stays on air
+until the next is up: make before break), and the slate runs only when none works,
+while they are retried with backoff. While a backup is on air the sources before it are
+read by a separate bounded FFmpeg (``switching.check_source``); one healthy for the
+hold-down is taken back. Each switch is one aligned discontinuity in every rung (the
+publisher's ``start_epoch``) and goes into the channel's source history.
+
+:class:`SourceEpochs` is the part of :class:`~transcode.live.supervisor.ChannelSupervisor`
+that does this; the supervisor supplies the epochs' lifecycle, status and disk handling.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import errno
+import logging
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from headend.tasks import Backoff
+from transcode.domain import ChannelState, LiveChannel
+from transcode.errors import SourceRefused
+from transcode.ladder import PlannedRung, Profile
+from transcode.live.commands import (
+    plan_passthrough,
+    probe_passthrough,
+    slate_command,
+    source_command,
+)
+from transcode.live.detect import Detector, Thresholds, Trouble
+from transcode.live.disk import DiskSpace
+from transcode.live.epoch import Epoch
+from transcode.live.publish import Publisher
+from transcode.live.store import channel_key, history_from_json
+from transcode.live.switching import SLATE, Outcome, SourceBook, check_source
+from transcode.probe import SourceInfo
+from transcode.settings import LiveSettings
+from transcode.sources import SourceGuard
+
+log = logging.getLogger(__name__)
+
+_POLL_SECONDS = 0.2
+# How long FFmpeg gets after SIGTERM (to finish its segment lists) before SIGKILL.
+_FFMPEG_GRACE_SECONDS = 3.0
+# Retrying a lost source while the slate runs.
+_SOURCE_RETRY = Backoff(first_seconds=0.5, cap_seconds=10.0, jitter=0.1)
+
+
+class Phase(enum.Enum):
+    """Where a channel's supervisor is (finer than its state; for logs, hooks and tests)."""
+
+    STARTING = "starting"
+    LIVE = "live"
+    RETIRING = "retiring"  # stopping a source that failed
+    SLATE = "slate"
+    BACKOFF = "backoff"  # waiting before retrying the source (the slate runs)
+    RETRYING = "retrying"  # starting the source again while the slate runs
+    DISK_FULL = "disk_full"
+    FAILED = "failed"  # the supervise task raised; its owner restarts it after a backoff
+    REFUSED = "refused"
+    STORE_DOWN = "store_down"
+    STORE_UP = "store_up"
+
+
+PhaseObserver = Callable[[str, Phase], None]
+
+
+def _field(index: int) -> str:
+    return "channel.source" if index == 0 else f"channel.backup_sources[{index - 1}]"
+
+
+def _lost(epoch: Epoch) -> str:
+    return f"source lost (ffmpeg exit {epoch.returncode}): {epoch.last_error()}"
+
+
+class _Halted(Exception):
+    """Raised inside the supervise task when its channel is being stopped."""
+
+
+class SourceEpochs:
+    """The supervise loop over a channel's sources (a part of ``ChannelSupervisor``)."""
+
+    # Provided by the supervisor.
+    channel: LiveChannel
+    profile: Profile
+    plan: tuple[PlannedRung, ...]
+    probed: SourceInfo | None
+    publisher: Publisher
+    book: SourceBook
+    restarts: int
+    state: ChannelState
+    _sources: SourceGuard
+    _settings: LiveSettings
+    _thresholds: Thresholds
+    _disk: DiskSpace
+    _redis: aioredis.Redis
+    _runs: int
+    _work: Path
+    _unavailable: str
+
+    def _set(self, state: ChannelState, reason: str, phase: Phase) -> None:
+        raise NotImplementedError
+
+    def _emit(self, phase: Phase) -> None:
+        raise NotImplementedError
+
+    def _check_halted(self) -> None:
+        raise NotImplementedError
+
+    async def _wait_for_space(self) -> bool:
+        raise NotImplementedError
+
+    def _new_epoch(self, kind: str, *, detector: Detector | None = None) -> Epoch:
+        raise NotImplementedError
+
+    def _switch(self, epoch: Epoch, state: ChannelState, reason: str, phase: Phase) -> None:
+        raise NotImplementedError
+
+    async def _retire(self, epoch: Epoch, *, publish: bool = True) -> None:
+        raise NotImplementedError
+
+    async def _supervise(self) -> None:
+        shutil.rmtree(self._work, ignore_errors=True)
+        again = "supervisor restarted after a failure" if self._runs > 1 else ""
+        self._set(ChannelState.STARTING, again, Phase.STARTING)
+        for index, url in enumerate(self.channel.sources):  # every source, allowed at start
+            await self._sources.live(url, field_name=_field(index))
+        if self._runs == 1:
+            await self._load_history()
+        slate: Epoch | None = None
+        live: Epoch | None = None  # the source epoch on air
+        failing: Epoch | None = None  # an impaired source kept on air until another is up
+        why, detail = "start", ""
+        failures = 0
+        while True:
+            self._check_halted()
+            try:
+                if await self._wait_for_space():
+                    slate = live = failing = None
+                skip = SLATE
+                if live is not None:
+                    outcome = await self._watch(live)
+                    if outcome.preferred is not None:
+                        live = await self._take(outcome.preferred, live) or live
+                        continue
+                    skip = self.book.index
+                    self.book.failed(skip, outcome.kind)
+                    why, detail = outcome.kind, outcome.detail
+                    log.warning("live source lost", extra={"channel": self.channel.id,
+                                                           "reason": detail})  # fmt: skip
+                    self.restarts += 1
+                    if outcome.dead:
+                        self._emit(Phase.RETIRING)
+                        await self._retire(live)
+                        if self._disk.full or live.disk_full:
+                            self._disk.report(live.last_error() or "ffmpeg could not write")
+                            live = None
+                            continue
+                    else:
+                        failing = live
+                    live = None
+                elif slate is not None:
+                    self._emit(Phase.RETRYING)
+                picked = await self._bring_up(skip)
+                if picked is not None:
+                    index, live = picked
+                    for old in (failing, slate):
+                        if old is not None:
+                            await self._retire(old)
+                    failing = slate = None
+                    self._switch(live, ChannelState.LIVE, "", Phase.LIVE)
+                    self.book.switched(index, "recovered" if why == "all_down" else why, detail)
+                    failures = 0
+                    continue
+                if failing is not None:
+                    await self._retire(failing)
+                    failing = None
+                if self._disk.full:
+                    continue
+                reason = self._unavailable or detail
+                if slate is None or not slate.running:
+                    if slate is not None:
+                        await self._retire(slate)
+                    slate = await self._start_slate()
+                    self._switch(slate, ChannelState.SLATE, reason, Phase.SLATE)
+                elif self.state is not ChannelState.SLATE:
+                    self._set(ChannelState.SLATE, reason, Phase.SLATE)
+                cause = "all_down" if why in ("start", "all_down") else why
+                self.book.switched(SLATE, cause, f"all sources down: {reason}")
+                why, detail = "all_down", reason
+                failures += 1
+                self._emit(Phase.BACKOFF)
+                await self._pause(_SOURCE_RETRY.delay(failures), slate)
+            except OSError as err:
+                if err.errno != errno.ENOSPC:
+                    raise
+                self._disk.report(f"{err.strerror}: {err.filename}")
+
+    async def _bring_up(self, skip: int) -> tuple[int, Epoch] | None:
+        """Start the first source (in priority order, but ``skip``) that yields a segment."""
+        self._unavailable = ""
+        for index in range(self.book.count):
+            if index == skip:
+                continue
+            self._check_halted()
+            if self.book.needs_check(index):
+                # It failed on its content: read it healthy before putting it on air again.
+                trouble = await self._check(index)
+                if trouble is not None:
+                    self._unavailable = self._unavailable or f"source {index}: {trouble.detail}"
+                    continue
+            epoch = await self._start_source(index)
+            if await self.first_segment(epoch):
+                return index, epoch
+            code = epoch.returncode
+            self.book.failed(index, "unavailable")
+            if not self._unavailable:
+                self._unavailable = f"source unavailable (ffmpeg exit {code}): {epoch.last_error()}"
+            await self._retire(epoch)
+            if self._disk.full or epoch.disk_full:
+                self._disk.report(epoch.last_error() or "ffmpeg could not write")
+                return None
+        return None
+
+    async def _take(self, index: int, live: Epoch) -> Epoch | None:
+        """Put the preferred source ``index`` on air once it yields a segment (make, then
+        break)."""
+        epoch = await self._start_source(index)
+        if not await self.first_segment(epoch):
+            self.book.failed(index, "unavailable")
+            await self._retire(epoch)
+            return None
+        await self._retire(live)
+        self._switch(epoch, ChannelState.LIVE, "", Phase.LIVE)
+        holddown = self._settings.source_holddown_seconds
+        self.book.switched(index, "preferred", f"healthy for {holddown:g} s")
+        return epoch
+
+    async def _check(self, index: int) -> Trouble | None:
+        """Read source ``index`` through the detectors for the hold-down (nothing on air moves)."""
+        url = self.channel.sources[index]
+        try:
+            source = await self._sources.live(url, field_name=_field(index))
+        except SourceRefused as err:
+            return Trouble("refused", err.message)
+        return await check_source(
+            self.channel,
+            source,
+            self._thresholds,
+            seconds=self._settings.source_holddown_seconds,
+            passthrough=self.profile.passthrough,
+        )
+
+    async def _preferred(self) -> int:
+        """Wait until a source before the one on air has read healthy for the hold-down."""
+        failures = 0
+        while True:
+            for index in range(self.book.index):
+                trouble = await self._check(index)
+                if trouble is None:
+                    return index
+                self.book.failed(index, trouble.kind)
+            failures += 1
+            await asyncio.sleep(_SOURCE_RETRY.delay(failures))
+
+    async def _load_history(self) -> None:
+        """The source history the channel's last run saved (none if Redis does not answer)."""
+        try:
+            async with asyncio.timeout(self._settings.store_timeout_seconds):
+                raw = await self._redis.hget(channel_key(self.channel.id), "source_history")
+            text = raw.decode() if isinstance(raw, bytes) else (raw or "")
+            self.book.history.extend(history_from_json(text))
+        except (aioredis.RedisError, OSError, TimeoutError, ValueError, KeyError) as err:
+            log.info("no saved source history", extra={"channel": self.channel.id,
+                                                       "error": str(err)})  # fmt: skip
+
+    async def _start_source(self, index: int) -> Epoch:
+        # Checked again before every FFmpeg run: the allow-lists or DNS may have changed.
+        source = await self._sources.live(self.channel.sources[index], field_name=_field(index))
+        if self.profile.passthrough:
+            # Refuses a source it cannot stream-copy; the rung and the slate follow the probe.
+            self.probed = await probe_passthrough(
+                source, timeout_seconds=self.channel.source_timeout_seconds, previous=self.probed
+            )
+            self.plan = self.publisher.plan = plan_passthrough(self.profile, self.probed)
+        epoch = self._new_epoch("source", detector=Detector(self._thresholds))
+        await epoch.start(
+            source_command(
+                self.channel,
+                source,
+                self.plan,
+                self.profile,
+                epoch.directory,
+                thresholds=self._thresholds,
+            )
+        )
+        return epoch
+
+    async def _start_slate(self) -> Epoch:
+        epoch = self._new_epoch("slate")
+        await epoch.start(
+            slate_command(self.plan, self.profile, epoch.directory, source=self.probed)
+        )
+        return epoch
+
+    async def first_segment(self, epoch: Epoch) -> bool:
+        """Wait until every rung lists a segment (True), or the epoch ends or the disk fills.
+
+        The point before an epoch's first publish: a standby supervisor (``standby.py``)
+        extends it to hold that publish back until its node owns the channel."""
+        while True:
+            self._check_halted()
+            if self._disk.full:
+                return False
+            if epoch.poll() > 0:
+                return True
+            if not epoch.running:
+                return epoch.poll() > 0
+            await asyncio.wait({epoch.exited()}, timeout=_POLL_SECONDS)
+
+    async def _watch(self, epoch: Epoch) -> Outcome:
+        """Watch the source on air until it fails, or a preferred source is healthy again."""
+        # FFmpeg can stay alive on a feed it cannot decode; a stalled window is a lost source.
+        stall = 3 * self.channel.segment_seconds + self.channel.source_timeout_seconds
+        loop = asyncio.get_running_loop()
+        last, since = epoch.published, loop.time()
+        preferred = asyncio.ensure_future(self._preferred()) if self.book.index > 0 else None
+        try:
+            while True:
+                self._check_halted()
+                if self._disk.full:
+                    return Outcome("input_lost", "disk full")
+                waits: set[asyncio.Future[Any]] = {epoch.exited()}
+                if preferred is not None:
+                    waits.add(preferred)
+                await asyncio.wait(waits, timeout=_POLL_SECONDS * 5)
+                if not epoch.running:
+                    return Outcome("input_lost", _lost(epoch))
+                trouble = epoch.trouble
+                if trouble is not None:
+                    epoch.note(trouble.detail)
+                    return Outcome(trouble.kind, f"source {self.book.index}: {trouble.detail}")
+                if preferred is not None and preferred.done():
+                    return Outcome("preferred", "", preferred.result())
+                if epoch.published != last:
+                    last, since = epoch.published, loop.time()
+                elif loop.time() - since > stall:
+                    log.warning("live source stalled", extra={"channel": self.channel.id})
+                    epoch.note(f"no segment for {stall:g} s")
+                    await epoch.stop(_FFMPEG_GRACE_SECONDS)
+                    return Outcome("input_lost", _lost(epoch))
+        finally:
+            if preferred is not None:
+                preferred.cancel()  # its FFmpeg is killed as the check unwinds
+
+    async def _pause(self, seconds: float, slate: Epoch) -> None:
+        """Wait before retrying the source; sooner if the slate ends or the disk fills."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        while (left := deadline - loop.time()) > 0:
+            self._check_halted()
+            if self._disk.full or not slate.running:
+                return
+            await asyncio.wait({slate.exited()}, timeout=min(left, _POLL_SECONDS * 5))
