@@ -30,6 +30,8 @@ _TOKEN = re.compile(r"[0-9]{1,18}", re.ASCII)
 _HEX64 = re.compile(r"[0-9a-f]{64}", re.ASCII)
 _SEGMENT = re.compile(r"([0-9]{10,15})\.ts", re.ASCII)
 MIN_SECRET_BYTES = 32
+# An origin leaves this file in its root: a pushing node refuses that root as its own.
+ROOT_MARKER = ".origin-root"
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,14 +5,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 
 import grpc
 import redis.asyncio as aioredis
 
 from headend.auth import KeyStore
 from headend.metrics import RpcMetrics
+from headend.redisconn import RedisSettings
 from headend.rpc import RpcServer, ServiceSpec, principal, run_service, start_server
 from headend.rpc.server import Component
+from headend.settings import Env
 from headend.tasks import Supervisor, SupervisorMetrics
 from protos import transcode_pb2 as pb
 from protos import transcode_pb2_grpc as pb_grpc
@@ -27,6 +30,7 @@ from transcode.convert import (
 )
 from transcode.farm import ChannelIntents, FarmMetrics, Node, NodeDirectory
 from transcode.live import LiveManager
+from transcode.live.push import Pusher, PushSettings, check_root
 from transcode.queue import JobQueue
 from transcode.service import Channels, Nodes, TranscodeService
 from transcode.settings import ControlSettings
@@ -151,9 +155,12 @@ async def create_server(
     )
 
 
-async def create_control(settings: ControlSettings, redis: aioredis.Redis) -> tuple[RpcServer, int]:
+async def create_control(
+    settings: ControlSettings, redis: aioredis.Redis, *, push: PushSettings | None = None
+) -> tuple[RpcServer, int]:
     """The control process on ``redis``: the gRPC server, retention and, unless
-    ``TC_EMBEDDED_NODE=false``, a transcode node of its own (single-host installs)."""
+    ``TC_EMBEDDED_NODE=false``, a transcode node of its own (single-host installs), which
+    mirrors what it publishes to origins when ``push`` is on, as a standalone node does."""
     index = ArchiveIndex(redis)
     # One owner for every background task (the node's channels, their store writes,
     # retention), on the registry the gRPC metrics endpoint serves.
@@ -164,7 +171,12 @@ async def create_control(settings: ControlSettings, redis: aioredis.Redis) -> tu
         stop_seconds=settings.live.stop_seconds,
     )
     node = None
+    pusher = None
     if settings.embedded_node:
+        pusher = Pusher(
+            push or PushSettings(), root=settings.origin_root, registry=metrics.registry,
+            archive=index,
+        )  # fmt: skip
         manager = LiveManager(
             redis=redis,
             archive=index,
@@ -173,10 +185,16 @@ async def create_control(settings: ControlSettings, redis: aioredis.Redis) -> tu
             settings=settings.live,
             tasks=tasks,
             registry=metrics.registry,
+            observer=pusher.observe,
         )
         node = Node(
-            settings.node, redis=redis, manager=manager, metrics=FarmMetrics(metrics.registry)
+            settings.node,
+            redis=redis,
+            manager=manager,
+            metrics=FarmMetrics(metrics.registry),
+            on_ended=pusher.ended,
         )
+        pusher.bind(node.leases)
     return await create_server(
         settings,
         redis=redis,
@@ -184,22 +202,29 @@ async def create_control(settings: ControlSettings, redis: aioredis.Redis) -> tu
         channels=ChannelIntents(redis, stop_wait_seconds=settings.node.lease_seconds + 5),
         metrics=metrics,
         components=[
-            _background(settings, node, tasks, Retention(index, root=settings.origin_root))
+            _background(settings, node, pusher, tasks, Retention(index, root=settings.origin_root))
         ],
     )
 
 
 @contextlib.asynccontextmanager
 async def _background(
-    settings: ControlSettings, node: Node | None, tasks: Supervisor, retention: Retention
+    settings: ControlSettings,
+    node: Node | None,
+    pusher: Pusher | None,
+    tasks: Supervisor,
+    retention: Retention,
 ) -> AsyncIterator[None]:
-    """Archive retention and the embedded node (if any), until the server stops."""
+    """Archive retention and the embedded node (if any) with its pusher, until the server
+    stops."""
     stop = asyncio.Event()
     tasks.spawn(
         "archive-retention",
         lambda: retention.run(interval_seconds=settings.retention_interval_seconds, stop=stop),
     )
     try:
+        if pusher is not None:
+            pusher.start()
         if node is not None:
             node.start()
         yield
@@ -207,9 +232,50 @@ async def _background(
         stop.set()
         if node is not None:
             await node.close()
+        if pusher is not None:
+            await pusher.close()
         await tasks.close()
+
+
+@dataclass(frozen=True, slots=True)
+class ControlProcessSettings:
+    """What ``python -m transcode`` reads: the control settings and its embedded node's push."""
+
+    control: ControlSettings
+    push: PushSettings
+
+    @property
+    def redis_url(self) -> str | None:
+        """The shared Redis."""
+        return self.control.redis_url
+
+    @property
+    def log_level(self) -> str:
+        """The process's log level."""
+        return self.control.log_level
+
+    @property
+    def redis(self) -> RedisSettings:
+        """How the Redis client connects."""
+        return self.control.redis
+
+    @classmethod
+    def from_env(cls, env: Env) -> ControlProcessSettings:
+        """``ControlSettings`` and ``PushSettings`` (``TC_ORIGIN_PUSH_URLS``...); with push on
+        and an embedded node, ``ORIGIN_ROOT`` must not be an origin's root."""
+        control = ControlSettings.from_env(env)
+        push = PushSettings.from_env(env)
+        if control.embedded_node:
+            check_root(push, control.origin_root)
+        return cls(control, push)
+
+
+async def _create_process(
+    settings: ControlProcessSettings, redis: aioredis.Redis
+) -> tuple[RpcServer, int]:
+    return await create_control(settings.control, redis, push=settings.push)
 
 
 def main() -> None:
     """``python -m transcode``: the gRPC control service (port ``TRANSCODE_GRPC_PORT``)."""
-    run_service("transcode", ControlSettings.from_env, create_control)
+    run_service("transcode", ControlProcessSettings.from_env, _create_process)

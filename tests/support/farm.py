@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import aiohttp
 import psutil
 
 from tests.support.services import REPO
@@ -45,6 +46,7 @@ class LiveReader:
     poll_seconds: float = 0.1
     seen: dict[int, Seen] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
+    reused: list[int] = field(default_factory=list)  # numbers listed again for another instant
     _task: asyncio.Task[None] | None = None
 
     def start(self) -> LiveReader:
@@ -77,13 +79,18 @@ class LiveReader:
             if segment.discontinuity and offset > 0:
                 number += 1
             seq = parsed.media_sequence + offset
-            if seq in self.seen or (self.seen and seq < min(self.seen)):
+            when = segment.program_date_time
+            known = self.seen.get(seq)
+            if known is not None:
+                if when is not None and abs(when.timestamp() - known.start) > 0.5:
+                    self.reused.append(seq)  # one number, two different segments
+                continue
+            if self.seen and seq < min(self.seen):
                 continue
             data = await self.fetch(f"{base}/{segment.uri}")
             if data is None:
                 self.errors.append(f"segment {seq} listed but not there")
                 continue
-            when = segment.program_date_time
             self.seen[seq] = Seen(
                 seq, when.timestamp() if when else 0.0, segment.duration, number, len(data),
                 time.monotonic(),
@@ -104,6 +111,20 @@ def disk_fetch(root: Path) -> Fetch:
         try:
             return await asyncio.to_thread((root / path).read_bytes)
         except FileNotFoundError:
+            return None
+
+    return fetch
+
+
+def http_fetch(session: aiohttp.ClientSession, base_url: str) -> Fetch:
+    """Read playlists and segments from an origin over HTTP (None for anything but 200)."""
+
+    async def fetch(path: str) -> bytes | None:
+        try:
+            async with session.get(f"{base_url}/{path}") as response:
+                body = await response.read()
+                return body if response.status == 200 else None
+        except (aiohttp.ClientError, TimeoutError):
             return None
 
     return fetch

@@ -7,7 +7,9 @@ import asyncio
 import contextlib
 import errno
 import os
+import socket
 import subprocess
+import threading
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
@@ -67,9 +69,75 @@ class Feed:
             self._proc = None
 
 
-# Impaired feeds: a black picture (a little noise, so it is not also frozen), and silence.
+# Impaired feeds: a black picture (a little noise, so it is not also frozen), silence, and
+# a still picture (SMPTE bars: not black, and the tone goes on).
 BLACK = "color=c=black:s=320x180:r=25,noise=alls=4:allf=t"
 SILENT = "anullsrc=r=48000:cl=stereo"
+FROZEN = "smptebars=s=320x180:r=25"
+TS_PACKET_BYTES = 188
+
+
+class Relay:
+    """A UDP relay in front of a channel's input: passes a feed's datagrams on, dropping
+    every ``drop_every``-th transport-stream packet while it is set (0: drops none), as a
+    lossy contribution link would; each drop is a continuity-counter error downstream."""
+
+    def __init__(self) -> None:
+        self._in = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self._in.bind(("127.0.0.1", 0))
+        self._in.settimeout(0.1)
+        self._out = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.port = free_udp_port()  # where the channel listens
+        self.drop_every = 0
+        self.dropped = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="ts-relay", daemon=True)
+
+    @property
+    def feed_port(self) -> int:
+        """Where the feed sends."""
+        return int(self._in.getsockname()[1])
+
+    @property
+    def source(self) -> str:
+        """The channel source reading through the relay."""
+        return f"udp://127.0.0.1:{self.port}"
+
+    def start(self) -> Relay:
+        """Start relaying (in a thread)."""
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop relaying and close both sockets."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=2)
+        self._in.close()
+        self._out.close()
+
+    def _run(self) -> None:
+        count = 0
+        while not self._stop.is_set():
+            try:
+                data = self._in.recv(65536)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            every = self.drop_every
+            if every > 0:
+                kept = bytearray()
+                for offset in range(0, len(data), TS_PACKET_BYTES):
+                    count += 1
+                    if count % every:
+                        kept += data[offset : offset + TS_PACKET_BYTES]
+                    else:
+                        self.dropped += 1
+                data = bytes(kept)
+            if data:
+                with contextlib.suppress(OSError):
+                    self._out.sendto(data, ("127.0.0.1", self.port))
 
 
 @dataclass(frozen=True)

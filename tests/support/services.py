@@ -46,11 +46,15 @@ def child_env(redis_url: str, **extra: str) -> dict[str, str]:
 
 
 class ServiceProcess:
-    """``python -m <module>`` as a child process; its JSON log lines are kept as they come."""
+    """``python -m <module>`` as a child process; its JSON log lines are kept as they come.
+    ``listening`` is the log line that carries its port (``origin listening`` for an origin)."""
 
-    def __init__(self, module: str, env: dict[str, str]) -> None:
+    def __init__(
+        self, module: str, env: dict[str, str], *, listening: str = "grpc server listening"
+    ) -> None:
         self.module = module
         self.env = env
+        self._listening_msg = listening
         self.lines: list[dict[str, Any]] = []
         self.port = 0
         self._proc: asyncio.subprocess.Process | None = None
@@ -73,8 +77,13 @@ class ServiceProcess:
         """host:port of its gRPC server."""
         return f"127.0.0.1:{self.port}"
 
+    @property
+    def url(self) -> str:
+        """Its HTTP base URL (an origin's)."""
+        return f"http://127.0.0.1:{self.port}"
+
     async def start(self, timeout_seconds: float = 30.0) -> None:
-        """Start it and wait for its "grpc server listening" line (the port is in it)."""
+        """Start it and wait for its listening line (the port is in it)."""
         self._proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", self.module, cwd=REPO, env=self.env,
             stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
@@ -96,7 +105,7 @@ class ServiceProcess:
             except ValueError:
                 continue  # grpc's own C-core lines
             self.lines.append(line)
-            if line.get("msg") == "grpc server listening" and not self._listening.is_set():
+            if line.get("msg") == self._listening_msg and not self._listening.is_set():
                 self.port = int(str(line["address"]).rsplit(":", 1)[1])
                 self._listening.set()
 

@@ -2,12 +2,15 @@
 
 Two real origin apps (port 0, each with its own root) take the node's PUTs; both serve
 the live channel and its catch-up archive; an origin that was down catches up with the
-live window; a stale owner's late PUT is refused and changes nothing.
+live window and then gets the older segments it missed replayed from the archive index;
+a stale owner's late PUT is refused and changes nothing; the control process's embedded
+node pushes too, ended playlists included; a pushing node refuses an origin's root.
 """
 
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -19,16 +22,21 @@ import pytest
 import redis.asyncio as aioredis
 from aiohttp import web
 
+from headend.redisproc import RedisServer
+from headend.rpc.server import EXIT_SETTINGS
 from headend.settings import SettingsError
 from tests.support.live import Feed, live_channel
+from tests.support.media import Media
+from tests.support.services import ServiceProcess, child_env
 from transcode import hls, ingest
 from transcode.archive import ArchiveIndex, RungInfo
-from transcode.domain import ArchiveEntry, ChannelState, Window
+from transcode.domain import ArchiveEntry, ChannelState, LiveChannel, Window
+from transcode.farm import ChannelIntents
 from transcode.farm.ownership import Ownership
 from transcode.live import LiveManager
-from transcode.live.push import Pusher, PushSettings
+from transcode.live.push import Pusher, PushSettings, check_root
 from transcode.origin import start_origin
-from transcode.origin.app import start_retention
+from transcode.origin.app import mark_root, start_retention
 from transcode.origin.ingest import IngestSettings
 from transcode.settings import OriginSettings, SourceSettings
 from transcode.sources import SourceGuard
@@ -73,17 +81,26 @@ class Rig:
     redis: aioredis.Redis
     pushers: list[Pusher] = field(default_factory=list)
 
-    def pusher(self, leases: dict[str, object] | None = None, **kw: float) -> Pusher:
+    def pusher(
+        self,
+        leases: dict[str, object] | None = None,
+        archive: ArchiveIndex | None = None,
+        **kw: float,
+    ) -> Pusher:
         settings = PushSettings(
             origins=tuple(o.url for o in self.origins),
             secret=SECRET,
             retry_first_seconds=0.05,
             retry_max_seconds=0.2,
             timeout_seconds=5.0,
-            keep_local_seconds=0.0,
-            **kw,  # type: ignore[arg-type]
+            **{"keep_local_seconds": 0.0, **kw},  # type: ignore[arg-type]
         )
-        pusher = Pusher(settings, root=self.node_root, leases=leases)  # type: ignore[arg-type]
+        pusher = Pusher(
+            settings,
+            root=self.node_root,
+            leases=leases,  # type: ignore[arg-type]
+            archive=archive,
+        )
         pusher.start()
         self.pushers.append(pusher)
         return pusher
@@ -162,6 +179,147 @@ async def test_origin_down_then_back_catches_up_with_the_live_window(rig: Rig) -
                 assert data == (rig.node_root / "live/ch1" / rung / s.uri).read_bytes()
         status, master = await rig.get(origin, "/live/ch1/master.m3u8")
         assert (status, master) == (200, b"#EXTM3U\n# up to 7\n")
+
+
+async def _index(index: ArchiveIndex, channel: str, seq: int, last: int) -> None:
+    """Index segment ``seq`` in every rung as the publisher does: 2 s segments, ``last``
+    ending now."""
+    start = datetime.now(UTC) - timedelta(seconds=2 * (last + 1 - seq))
+    for rung in RUNGS:
+        rel = f"live/{channel}/{rung}/{seq:010d}.ts"
+        await index.record(channel, rung, ArchiveEntry(seq, start, 2.0, 100, rel))
+
+
+async def test_origin_down_longer_than_the_queue_gets_the_missed_segments_replayed(
+    rig: Rig,
+) -> None:
+    index = ArchiveIndex(rig.redis)
+    await index.register_channel(
+        "ch1",
+        catchup_days=1,
+        rungs=[RungInfo(r, "avc1.42c00d,mp4a.40.2", 320, 180, 25.0) for r in RUNGS],
+    )
+    down = rig.origins[1]
+    pusher = rig.pusher(archive=index, queue_segments=2)
+    for seq in range(2):
+        _publish(rig.node_root, "ch1", seq)
+        await _index(index, "ch1", seq, 11)
+        pusher.observe("ch1", seq, ChannelState.LIVE)
+    await asyncio.wait_for(pusher.drained(), 10)
+    await down.stop()
+    for seq in range(2, 12):  # 10 segments while down: the queue keeps 2
+        _publish(rig.node_root, "ch1", seq)
+        await _index(index, "ch1", seq, 11)
+        pusher.observe("ch1", seq, ChannelState.LIVE)
+    await _until(lambda: b"up to 11" in (rig.origins[0].root / "live/ch1/master.m3u8").read_bytes())
+    assert pusher.metrics.dropped.labels(down.url)._value.get() >= 1
+    await down.start()
+    await asyncio.wait_for(pusher.drained(), 10)
+    for rung in RUNGS:
+        for seq in range(12):  # the live window (8..11) and every older one it missed
+            name = f"live/ch1/{rung}/{seq:010d}.ts"
+            assert (down.root / name).read_bytes() == (rig.node_root / name).read_bytes(), name
+    # Replayed from the node's files: 2..7 in both rungs (8..11 went out as the live window).
+    assert pusher.metrics.files.labels(down.url, "replay")._value.get() == 6 * 2
+    # The origin that stayed up may have dropped some too (a queue of 2): nothing is sent
+    # twice, live or replayed.
+    up = rig.origins[0].url
+    sent = [pusher.metrics.files.labels(up, kind)._value.get() for kind in ("segment", "replay")]
+    assert sum(sent) == 12 * 2, sent
+
+
+async def test_replay_goes_no_further_back_than_the_node_keeps(rig: Rig) -> None:
+    index = ArchiveIndex(rig.redis)
+    await index.register_channel(
+        "ch1",
+        catchup_days=1,
+        rungs=[RungInfo(r, "avc1.42c00d,mp4a.40.2", 320, 180, 25.0) for r in RUNGS],
+    )
+    down = rig.origins[1]
+    await down.stop()
+    # Keep 11 s: of the 2 s segments indexed up to 2 s ago (seq 19), only those from 11 s
+    # ago on (14 overlaps it) are still the node's to replay; the live window is 16..19.
+    pusher = rig.pusher(archive=index, queue_segments=1, keep_local_seconds=11.0)
+    for seq in range(20):
+        _publish(rig.node_root, "ch1", seq)
+        await _index(index, "ch1", seq, 19)
+        pusher.observe("ch1", seq, ChannelState.LIVE)
+    await down.start()
+    await asyncio.wait_for(pusher.drained(), 10)
+    got = sorted(int(p.stem) for p in (down.root / "live/ch1/90p").glob("*.ts"))
+    assert got == list(range(14, 20)), got
+
+
+async def test_a_pushing_node_refuses_an_origins_root(tmp_path: Path) -> None:
+    root = tmp_path / "shared"
+    root.mkdir()
+    push = PushSettings(origins=("http://o1:8080",), secret=SECRET)
+    check_root(push, root)  # a plain directory is fine
+    mark_root(root)  # what every origin process does at start
+    with pytest.raises(SettingsError) as caught:
+        check_root(push, root)
+    assert caught.value.name == "ORIGIN_ROOT"
+    check_root(PushSettings(), root)  # no push: a shared root is the ordinary set-up
+    env = child_env(
+        "redis://127.0.0.1:1/0",
+        ORIGIN_ROOT=str(root),
+        TC_ORIGIN_PUSH_URLS="http://127.0.0.1:1",
+        ORIGIN_INGEST_SECRET=SECRET.decode(),
+    )
+    for args in (("transcode", "node"), ("transcode",)):
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", *args, env=env, stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        _, err = await asyncio.wait_for(proc.communicate(), 60)
+        assert proc.returncode == EXIT_SETTINGS, err
+        assert b"ORIGIN_ROOT" in err.strip().splitlines()[-1], err
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("live")
+async def test_the_control_process_embedded_node_pushes_and_ends_playlists(
+    rig: Rig, redis_server: RedisServer, media: Media, tmp_path: Path
+) -> None:
+    env = child_env(
+        redis_server.url,
+        ORIGIN_ROOT=str(rig.node_root),
+        TC_ORIGIN_PUSH_URLS=",".join(o.url for o in rig.origins),
+        ORIGIN_INGEST_SECRET=SECRET.decode(),
+        TC_MEDIA_ROOTS=str(media.clip.parent.resolve()),
+        TC_NODE_LEASE_SECONDS="2",
+        TC_NODE_TICK_SECONDS="0.3",
+        TC_LIVE_STOP_SECONDS="2",
+    )
+    control = ServiceProcess("transcode", env)
+    await control.start()
+    try:
+        intents = ChannelIntents(rig.redis)
+        channel = LiveChannel(
+            id="emb", source=f"file://{media.clip}", profile="low", segment_seconds=1,
+            window_segments=6, catchup_days=1,
+        )  # fmt: skip
+        await intents.start(channel)
+        playlists = [o.root / "live/emb/90p/index.m3u8" for o in rig.origins]
+
+        def pushed(count: int) -> bool:
+            return all(
+                p.exists() and len(hls.parse_media(p.read_text()).segments) >= count
+                for p in playlists
+            )
+
+        await _until(lambda: pushed(2), 45)
+        stopped = await intents.stop("emb")
+        assert stopped.state is ChannelState.STOPPED
+        await _until(lambda: all("#EXT-X-ENDLIST" in p.read_text() for p in playlists), 15)
+        local = (rig.node_root / "live/emb/90p/index.m3u8").read_text()
+        for origin, playlist in zip(rig.origins, playlists, strict=True):
+            assert playlist.read_text() == local
+            for segment in hls.parse_media(local).segments:
+                name = f"live/emb/90p/{segment.uri}"
+                assert (origin.root / name).read_bytes() == (rig.node_root / name).read_bytes()
+    finally:
+        await control.stop()
 
 
 async def test_stale_token_refused_and_file_unchanged(rig: Rig) -> None:

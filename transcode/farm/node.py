@@ -24,6 +24,7 @@ import contextlib
 import functools
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -58,8 +59,12 @@ class Node:
         redis: aioredis.Redis,
         manager: LiveManager,
         metrics: FarmMetrics | None = None,
+        on_ended: Callable[[str, Lease], None] | None = None,
     ) -> None:
         self.settings = settings
+        # Called when a channel stopped on request has ended its playlists, still under its
+        # lease (the origin pusher sends them: ``Pusher.ended``).
+        self._on_ended = on_ended
         self.id = settings.node_id
         self._redis: Any = redis  # replies are decoded here (redis-py's unions)
         self.manager = manager
@@ -146,6 +151,8 @@ class Node:
         lease = self.leases.pop(channel_id)
         self._costs.pop(channel_id, None)
         await self.manager.release(channel_id, reason=reason, end=end)
+        if end and self._on_ended is not None:
+            self._on_ended(channel_id, lease)
         await self.ownership.release(lease)
         log.info("channel released", extra={"channel": channel_id, "node": self.id,
                                             "reason": reason})  # fmt: skip

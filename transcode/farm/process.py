@@ -16,12 +16,13 @@ from headend import logs
 from headend.metrics import MetricsEndpoint
 from headend.redisconn import RedisUnreachable, connect_checked
 from headend.rpc.server import EXIT_FAILED, load_settings, stop_event
+from headend.settings import Env
 from headend.tasks import Supervisor, SupervisorMetrics
 from transcode.archive import ArchiveIndex
 from transcode.farm.node import Node
 from transcode.farm.ownership import FarmMetrics
 from transcode.live import LiveManager
-from transcode.live.push import Pusher, PushSettings
+from transcode.live.push import Pusher, PushSettings, check_root
 from transcode.settings import NodeProcessSettings
 from transcode.sources import SourceGuard
 
@@ -34,11 +35,15 @@ async def run_node(
     settings: NodeProcessSettings, *, stop: asyncio.Event, push: PushSettings | None = None
 ) -> None:
     """Run a standalone node until ``stop``; ``RedisUnreachable`` if Redis does not answer.
-    With ``push`` on, every published file is mirrored to the origins (``live/push.py``)."""
+    With ``push`` on, every published file is mirrored to the origins (``live/push.py``);
+    ``SettingsError`` if ``ORIGIN_ROOT`` is an origin's root then."""
+    push = push or PushSettings()
+    check_root(push, settings.origin_root)
     client = await connect_checked(settings.redis_url, settings.redis, name=_NAME)
     supervisor_metrics = SupervisorMetrics()
     registry = supervisor_metrics.registry
-    pusher = Pusher(push or PushSettings(), root=settings.origin_root, registry=registry)
+    index = ArchiveIndex(client)
+    pusher = Pusher(push, root=settings.origin_root, registry=registry, archive=index)
     tasks = Supervisor(
         backoff=settings.live.restart_backoff,
         metrics=supervisor_metrics,
@@ -46,7 +51,7 @@ async def run_node(
     )
     manager = LiveManager(
         redis=client,
-        archive=ArchiveIndex(client),
+        archive=index,
         origin_root=settings.origin_root,
         sources=SourceGuard(settings.sources),
         settings=settings.live,
@@ -54,7 +59,13 @@ async def run_node(
         registry=registry,
         observer=pusher.observe,
     )
-    node = Node(settings.node, redis=client, manager=manager, metrics=FarmMetrics(registry))
+    node = Node(
+        settings.node,
+        redis=client,
+        manager=manager,
+        metrics=FarmMetrics(registry),
+        on_ended=pusher.ended,
+    )
     pusher.bind(node.leases)
     pusher.start()
     endpoint = None
@@ -74,6 +85,13 @@ async def run_node(
         await client.aclose()
 
 
+def _load(env: Env) -> tuple[NodeProcessSettings, PushSettings]:
+    settings = NodeProcessSettings.from_env(env)
+    push = PushSettings.from_env(env)
+    check_root(push, settings.origin_root)
+    return settings, push
+
+
 async def _serve(settings: NodeProcessSettings, push: PushSettings) -> None:
     await run_node(settings, stop=stop_event(), push=push)
 
@@ -81,8 +99,7 @@ async def _serve(settings: NodeProcessSettings, push: PushSettings) -> None:
 def main() -> None:
     """``python -m transcode node``: a transcode node until SIGTERM/SIGINT, with the exit
     codes of every service (``headend.rpc.server``)."""
-    settings = load_settings(_NAME, NodeProcessSettings.from_env)
-    push = load_settings(_NAME, PushSettings.from_env)
+    settings, push = load_settings(_NAME, _load)
     logs.configure(_NAME, settings.log_level)
     try:
         asyncio.run(_serve(settings, push))

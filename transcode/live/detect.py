@@ -5,7 +5,8 @@ filters: ``freezedetect`` and ``silencedetect`` log a start line once the pictur
 sound has been still for their ``d`` (so that line alone is the verdict); ``blackframe``
 logs every black frame with its stream time, and a run of them as long as the threshold
 is a black source; the TS demuxer's continuity-counter errors surface as ``Packet
-corrupt`` warnings (``Continuity check failed`` at debug level on some builds), counted
+corrupt (stream = N, dts = T), dropping it.`` warnings, one per damaged audio or video
+packet (FFmpeg 5.1 logs ``Continuity check failed`` itself only at debug level), counted
 over a sliding window. Pure: lines in, a verdict out.
 """
 
@@ -45,6 +46,11 @@ class Thresholds:
     silence_seconds: float = 20.0
     cc_errors: int = 50
     cc_window_seconds: float = 10.0
+
+    @property
+    def verdict_seconds(self) -> float:
+        """The longest run a picture or sound check needs before it can trip (0: none on)."""
+        return max(self.freeze_seconds, self.black_seconds, self.silence_seconds, 0.0)
 
 
 class Trouble(NamedTuple):

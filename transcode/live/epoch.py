@@ -7,6 +7,11 @@ complete when its row is a whole line, FFmpeg did not report a failure
 ending it, and the file is whole MPEG-TS packets with sync bytes at both ends.
 FFmpeg logs a failure before it writes the row, and the error pipe is read
 synchronously before every list read, so a failure is always seen first.
+
+At info level (a source epoch) FFmpeg also logs each file it opens, and a segment
+muxer opens the next segment only after listing the one before: that line (and the
+end of the log) calls ``on_opened``, so the publisher wakes when a segment is listed
+instead of reading the lists on a short timer.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import re
 import shutil
 import signal
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +37,7 @@ log = logging.getLogger(__name__)
 
 _SYNC = 0x47
 _FAILED_SEGMENT = re.compile(r"Failure occurred when ending segment '([^']+)'")
+_OPENED = re.compile(r"Opening '[^']*' for writing$")
 _DISK_FULL_TEXT = "No space left on device"
 _STDERR_LINES = 20
 # Lines at these levels (or with no level marker) are the error tail; the rest only feed
@@ -90,6 +96,7 @@ class Epoch:
         rungs: Sequence[str],
         *,
         detector: Detector | None = None,
+        on_opened: Callable[[], None] | None = None,
     ) -> None:
         self.kind = kind
         self.detector = detector
@@ -107,6 +114,10 @@ class Epoch:
         self._exit: asyncio.Future[int] | None = None
         self._err_fd: int | None = None
         self._partial = b""
+        self._on_opened = on_opened
+        # FFmpeg has logged a file it opened: it announces its segments (see the module).
+        self.announces = False
+        self._log_ended = False
 
     # -- the process ----------------------------------------------------------------------
 
@@ -219,6 +230,9 @@ class Epoch:
                     asyncio.get_running_loop().remove_reader(fd)
                 self._line(self._partial)
                 self._partial = b""
+                if self._on_opened is not None and not self._log_ended:
+                    self._on_opened()  # the last segments are listed by now
+                self._log_ended = True
                 return
             *lines, self._partial = (self._partial + chunk).split(b"\n")
             for line in lines:
@@ -231,6 +245,10 @@ class Epoch:
         if self.detector is not None:
             self.detector.feed(text)
         if level not in _ERROR_LEVELS:
+            if level == "info" and _OPENED.search(text):
+                self.announces = True
+                if self._on_opened is not None:
+                    self._on_opened()
             return
         self.stderr.append(text)
         match = _FAILED_SEGMENT.search(text)

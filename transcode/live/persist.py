@@ -2,9 +2,13 @@
 
 Encoding never waits for Redis: each channel's :class:`~transcode.live.store.ChannelStore`
 queues its archive entries and status, and this one task writes them all, woken by
-any queue and otherwise every ``store_retry_seconds``. Redis being away is an expected
+any queue and otherwise every ``store_retry_seconds`` (``_IDLE_TICK_SECONDS`` while
+every channel's writes succeed). Redis being away is an expected
 state (the channel reported DEGRADED with its backlog), not a task failure; after a
-Redis restart every channel writes its recent entries again.
+Redis restart every channel writes its recent entries again. The restart check (an
+``INFO`` round trip) is made before archive entries or rung facts are written, while a
+store is down, and otherwise every ``_SERVER_CHECK_SECONDS``: an idle tick costs no
+round trip, and entries a restart lost are still in the replay window when it is seen.
 """
 
 from __future__ import annotations
@@ -12,6 +16,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -26,6 +32,10 @@ from transcode.settings import LiveSettings
 log = logging.getLogger(__name__)
 
 STORE_TASK = "live/store"
+# The tick while every store is up and idle (well under the status heartbeat).
+_IDLE_TICK_SECONDS = 2.0
+# Well inside the store's replay window (``store._REPLAY_SECONDS``).
+_SERVER_CHECK_SECONDS = 5.0
 
 # Called with a channel id and the sequence numbers just written to the archive index.
 IndexObserver = Callable[[str, list[int]], None]
@@ -58,6 +68,7 @@ class StoreLoop:
         self._spawned = False
         # The Redis server's run_id as last seen (None: not yet; "": INFO is not allowed).
         self._server_id: str | None = None
+        self._checked_at = -math.inf  # monotonic time of the last restart check
 
     def ensure(self) -> None:
         """Start the task if it is not running."""
@@ -82,8 +93,13 @@ class StoreLoop:
                     self._metrics.set_state(channel_id, supervisor.status().state)
                 elif store.final and store.idle():
                     del self._stores[channel_id]  # stopped and saved
+            # Every change wakes this task (a queued entry, a status change), so while Redis
+            # answers the tick only keeps the heartbeat: no need to spin at the retry rate.
+            tick = self._settings.store_retry_seconds
+            if not any(s.down for s in self._stores.values()):
+                tick = max(tick, _IDLE_TICK_SECONDS)
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self._settings.store_retry_seconds):
+                async with asyncio.timeout(tick):
                     await self.wake.wait()
 
     async def _check_server(self) -> None:
@@ -91,6 +107,12 @@ class StoreLoop:
         # A restarted Redis may have lost the last writes it acknowledged (AOF everysec).
         if self._server_id == "" or not self._stores:
             return
+        now = time.monotonic()
+        stores = self._stores.values()
+        if now - self._checked_at < _SERVER_CHECK_SECONDS and not any(
+            s.down or s.queued for s in stores
+        ):
+            return  # nothing but status to write: a restart is still seen in time
         try:
             async with asyncio.timeout(self._settings.store_timeout_seconds):
                 info = await self._redis.info("server")
@@ -100,6 +122,7 @@ class StoreLoop:
             return
         except (aioredis.RedisError, OSError, TimeoutError):
             return  # the flushes below see the outage too
+        self._checked_at = now
         run_id = str(info.get("run_id", ""))
         if self._server_id is not None and run_id != self._server_id:
             log.warning("Redis restarted: live channels write their recent index entries again")

@@ -20,6 +20,7 @@ synchronously, so a cancelled task cannot leave FFmpeg running.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import shutil
@@ -56,6 +57,11 @@ from transcode.settings import LiveSettings
 from transcode.sources import SourceGuard, publish_dir
 
 log = logging.getLogger(__name__)
+
+# The publish task wakes when an epoch lists a segment (``Epoch.announces``) or one goes
+# on air; this poll is only a safety net then. An epoch that logs errors only (the slate)
+# is polled every ``_POLL_SECONDS`` as before.
+_ANNOUNCED_POLL_SECONDS = 1.0
 
 __all__ = ["ChannelSupervisor", "Phase", "PhaseObserver"]
 
@@ -145,6 +151,7 @@ class ChannelSupervisor(SourceEpochs):
         self._current: Epoch | None = None
         self._alive: set[Epoch] = set()
         self._reaping: set[Epoch] = set()
+        self._publish_wake = asyncio.Event()
         self.store.follow(self.status_mapping)
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -223,7 +230,14 @@ class ChannelSupervisor(SourceEpochs):
         self._epochs += 1
         directory = self._work / f"{int(time.time() * 1000)}-{self._epochs}-{kind}"
         rungs = [r.name for r in self.plan]
-        epoch = Epoch(kind, self._epochs, directory, rungs, detector=detector)
+        epoch = Epoch(
+            kind,
+            self._epochs,
+            directory,
+            rungs,
+            detector=detector,
+            on_opened=self._publish_wake.set,
+        )
         self._alive.add(epoch)
         return epoch
 
@@ -233,6 +247,7 @@ class ChannelSupervisor(SourceEpochs):
         # Any earlier segment (this run, or before a restart) makes the new epoch a
         # discontinuity, so catch-up playlists stitched from the archive mark it too.
         self.publisher.start_epoch()
+        self._publish_wake.set()
         self._set(state, reason, phase)
         log.info("live channel switched", extra={"channel": self.channel.id, "to": state.value})
 
@@ -355,11 +370,28 @@ class ChannelSupervisor(SourceEpochs):
 
     async def publish_loop(self) -> None:
         """Publish the current epoch's finished segments as they appear (the publish task)."""
+        # Its failure (DEGRADED) and its restart change the status: the store hears of both.
+        self.store.changed()
+        try:
+            await self._publish_forever()
+        except Exception:
+            self.store.changed()
+            raise
+
+    async def _publish_forever(self) -> None:
         while True:
+            # Cleared before the lists are read: a segment listed from now on wakes it again.
+            self._publish_wake.clear()
             epoch = self._current
+            # No epoch on air: only ``_switch`` (which wakes this) puts one there.
+            poll = _ANNOUNCED_POLL_SECONDS
             if epoch is not None:
                 await self.publisher.publish_ready(epoch)
-            await asyncio.sleep(_POLL_SECONDS)
+                if not epoch.announces:
+                    poll = _POLL_SECONDS
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(poll):
+                    await self._publish_wake.wait()
 
     def end_playlists(self) -> None:
         """Mark the live playlists ended (the channel was stopped)."""

@@ -35,6 +35,9 @@ SLATE = -1  # the index the history gives the slate
 CONTENT_TROUBLES = frozenset({"frozen", "black", "silent", "cc_errors"})
 # Beyond the read itself: FFmpeg connecting and finding the streams.
 _CHECK_SLACK_SECONDS = 10.0
+# A check reads this much longer than its longest picture or sound threshold, so a frozen,
+# black or silent source is seen again even with a hold-down shorter than the threshold.
+_VERDICT_MARGIN_SECONDS = 1.0
 
 
 class Outcome(NamedTuple):
@@ -109,8 +112,12 @@ async def check_source(
 ) -> Trouble | None:
     """Read ``seconds`` of a source through the detectors; None when it was healthy throughout.
 
-    Its own FFmpeg, killed on every way out (a cancelled check leaves nothing running).
+    The read is stretched past the longest picture or sound threshold (a hold-down shorter
+    than it would otherwise pass a source that is frozen, black or silent for good). Its
+    own FFmpeg, killed on every way out (a cancelled check leaves nothing running).
     """
+    if thresholds.verdict_seconds > 0:
+        seconds = max(seconds, thresholds.verdict_seconds + _VERDICT_MARGIN_SECONDS)
     args = health_command(channel, source, thresholds, seconds=seconds, passthrough=passthrough)
     detector = Detector(thresholds)
     last = ""

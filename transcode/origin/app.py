@@ -25,6 +25,7 @@ from headend.metrics import render
 from headend.redisconn import RedisSettings
 from headend.rpc import StartupError, run_service
 from headend.settings import Env
+from transcode import ingest as ingest_protocol
 from transcode.archive import ArchiveIndex, Retention, render_catchup_media, render_master_for
 from transcode.domain import (
     Window,
@@ -379,6 +380,7 @@ async def create_origin(
     ``ORIGIN_EPG_TARGET`` is set. With ingest enabled the origin's root holds its own copy
     of every channel's archive, so it also runs archive retention over that root."""
     settings.origin_root.mkdir(parents=True, exist_ok=True)
+    mark_root(settings.origin_root)
     async with AsyncExitStack() as opened:
         if ingest is not None and ingest.enabled:
             opened.push_async_callback(
@@ -398,6 +400,15 @@ async def create_origin(
         )
         opened.push_async_callback(runner.cleanup)
         return _Running(opened.pop_all()), port
+
+
+def mark_root(root: Path) -> None:
+    """Leave ``ingest.ROOT_MARKER`` in the origin's root: a node pushing to origins refuses
+    it as its own directory (its local trim would delete this origin's archive)."""
+    try:
+        (root / ingest_protocol.ROOT_MARKER).write_text(f"origin pid {os.getpid()}\n")
+    except OSError as err:  # a read-only shared root: serving still works
+        log.warning("origin root not marked", extra={"root": str(root), "error": str(err)})
 
 
 def start_retention(
