@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import time
 from pathlib import Path
@@ -22,7 +23,7 @@ from typing import Any
 from bench.conftest import SHORT, Report, median
 from headend.redisconn import RedisSettings, connect
 from headend.redisproc import RedisServer
-from tests.support.farm import NodeProcess, nodes
+from tests.support.farm import NodeProcess, nodes, until
 from tests.support.media import make_media
 from tests.support.services import child_env
 from transcode.domain import ChannelState, LiveChannel
@@ -58,15 +59,6 @@ def _listed(playlist: Path) -> list[int]:
     return seqs
 
 
-async def _until(check: Any, bound: float) -> Any:
-    async with asyncio.timeout(bound):
-        while True:
-            got = await check()
-            if got:
-                return got
-            await asyncio.sleep(0.1)
-
-
 async def _bench(work: Path) -> dict[str, list[float]]:
     (work / "media").mkdir(parents=True, exist_ok=True)
     media = make_media(work / "media")
@@ -84,11 +76,11 @@ async def _bench(work: Path) -> dict[str, list[float]]:
     failovers: list[float] = []
     try:
         with nodes(1, env):
-            await _until(lambda: _count(directory, 1), 30)
+            await until("the farm", lambda: _count(directory, 1), 30, poll_seconds=0.1)
             ids = [f"lat{i}" for i in range(CHANNELS)]
             for c in ids:
                 await control.start(_channel(c, media.clip))
-            await _until(lambda: _all_live(control, ids), 120)
+            await until("the farm", lambda: _all_live(control, ids), 120, poll_seconds=0.1)
             latencies = await _latencies(root, ids, seconds=8 if SHORT else 20)
             for c in ids:
                 await control.stop(c)
@@ -96,10 +88,13 @@ async def _bench(work: Path) -> dict[str, list[float]]:
         for run in range(RUNS):
             procs = [NodeProcess(f"f{run}-{i}", env).start() for i in range(2)]
             try:
-                await _until(lambda: _count(directory, 2), 30)
+                await until("the farm", lambda: _count(directory, 2), 30, poll_seconds=0.1)
                 channel = f"fo{run}"
                 await control.start(_channel(channel, media.clip))
-                owner = await _until(lambda c=channel: _all_live(control, [c]), 60)
+                owner = await until(
+                    "the farm", functools.partial(_all_live, control, [channel]), 60,
+                    poll_seconds=0.1,
+                )  # fmt: skip
                 victim = next(p for p in procs if p.id == owner[channel])
                 playlist = root / "live" / channel / "90p" / "index.m3u8"
                 await asyncio.sleep(2 * TARGET)

@@ -28,8 +28,8 @@ from transcode.convert import (
     node_to_pb,
     status_to_pb,
 )
-from transcode.farm import ChannelIntents, FarmMetrics, Node, NodeDirectory
-from transcode.live import LiveManager
+from transcode.farm import ChannelIntents, Node, NodeDirectory
+from transcode.farm.process import assemble
 from transcode.live.push import Pusher, PushSettings, check_root
 from transcode.queue import JobQueue
 from transcode.service import Channels, Nodes, TranscodeService
@@ -173,28 +173,9 @@ async def create_control(
     node = None
     pusher = None
     if settings.embedded_node:
-        pusher = Pusher(
-            push or PushSettings(), root=settings.origin_root, registry=metrics.registry,
-            archive=index,
-        )  # fmt: skip
-        manager = LiveManager(
-            redis=redis,
-            archive=index,
-            origin_root=settings.origin_root,
-            sources=SourceGuard(settings.sources),
-            settings=settings.live,
-            tasks=tasks,
-            registry=metrics.registry,
-            observer=pusher.observe,
+        node, pusher = assemble(
+            settings, redis=redis, index=index, push=push or PushSettings(), tasks=tasks
         )
-        node = Node(
-            settings.node,
-            redis=redis,
-            manager=manager,
-            metrics=FarmMetrics(metrics.registry),
-            on_ended=pusher.ended,
-        )
-        pusher.bind(node.leases)
     return await create_server(
         settings,
         redis=redis,

@@ -13,6 +13,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import aiohttp
 import psutil
@@ -20,6 +21,8 @@ import psutil
 from tests.support.services import REPO
 from transcode import hls
 from transcode.errors import InvalidPlaylist
+
+T = TypeVar("T")
 
 # How a reader gets a playlist or a segment: from disk here, over HTTP behind an origin.
 Fetch = Callable[[str], Awaitable[bytes | None]]
@@ -210,3 +213,23 @@ def nodes(count: int, env: dict[str, str]) -> Iterator[list[NodeProcess]]:
     finally:
         for node in started:
             node.stop()
+
+
+async def until(
+    what: str,
+    check: Callable[[], Awaitable[T | None]],
+    bound_seconds: float = 30.0,
+    *,
+    poll_seconds: float = 0.2,
+) -> T:
+    """``check()``'s first truthy answer, asked every ``poll_seconds``; fails naming ``what``
+    after ``bound_seconds``."""
+    try:
+        async with asyncio.timeout(bound_seconds):
+            while True:
+                got = await check()
+                if got:
+                    return got
+                await asyncio.sleep(poll_seconds)
+    except TimeoutError:
+        raise AssertionError(f"not in {bound_seconds} s: {what}") from None

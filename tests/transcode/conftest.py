@@ -4,9 +4,14 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
+import redis.asyncio as aioredis
 
+from headend.redisconn import RedisSettings, connect
+from headend.redisproc import RedisServer
 from tests.support.media import Media, Packaged, conformance_profile, make_media
 from transcode.package import package_vod, remux_vod
 from transcode.settings import SourceSettings
@@ -39,3 +44,16 @@ def packaged_remux(media: Media, tmp_path_factory: pytest.TempPathFactory) -> Pa
 def source_settings(media: Media) -> SourceSettings:
     """The production allow-lists, with the session's media folder as the one media root."""
     return SourceSettings(media_roots=(media.clip.parent.resolve(),))
+
+
+@pytest.fixture
+async def farm_redis(tmp_path: Path) -> AsyncIterator[tuple[RedisServer, aioredis.Redis]]:
+    """A Redis of the test's own, and a client of it."""
+    server = RedisServer(tmp_path / "redis")
+    server.start()
+    client = connect(server.url, RedisSettings(socket_timeout_seconds=2.0))
+    try:
+        yield server, client
+    finally:
+        await client.aclose()
+        server.stop()

@@ -7,14 +7,14 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 import redis.asyncio as aioredis
 
 from headend.auth import ADMIN, KeyStore
-from headend.redisconn import RedisSettings, connect
 from headend.redisproc import RedisServer
 from tests.support.farm import (
     LiveReader,
@@ -24,6 +24,7 @@ from tests.support.farm import (
     largest_pdt_step,
     largest_wait,
     nodes,
+    until,
 )
 from tests.support.live import channel_processes, indexed_entries
 from tests.support.media import Media
@@ -36,19 +37,9 @@ from transcode.farm import ChannelIntents, NodeDirectory, Ownership
 from transcode.farm.handover import handover_key
 from transcode.farm.ownership import owner_key
 
+T = TypeVar("T")
+
 pytestmark = pytest.mark.xdist_group("live")
-
-
-@pytest.fixture
-async def farm_redis(tmp_path: Path) -> AsyncIterator[tuple[RedisServer, aioredis.Redis]]:
-    server = RedisServer(tmp_path / "redis")
-    server.start()
-    client = connect(server.url, RedisSettings(socket_timeout_seconds=2.0))
-    try:
-        yield server, client
-    finally:
-        await client.aclose()
-        server.stop()
 
 
 async def test_stale_token_writes_are_refused(
@@ -88,16 +79,6 @@ def _channel(channel_id: str, media: Media, *, group: str = "") -> LiveChannel:
     )
 
 
-async def _until(what: str, check: object, bound_seconds: float = 30.0) -> object:
-    async with asyncio.timeout(bound_seconds):
-        while True:
-            got = await check()  # type: ignore[operator]
-            if got:
-                return got
-            await asyncio.sleep(0.2)
-    raise AssertionError(what)  # pragma: no cover
-
-
 @pytest.fixture
 def farm_env(
     tmp_path: Path, media: Media, farm_redis: tuple[RedisServer, aioredis.Redis]
@@ -128,7 +109,7 @@ async def test_channels_spread_fail_over_and_fence(
         async def all_up() -> bool:
             return len(await directory.nodes()) == 3
 
-        await _until("3 nodes up", all_up, 30)
+        await until("3 nodes up", all_up, 30)
         # Two control replicas start the same channel at once: one owner.
         results = await asyncio.gather(
             control.start(_channel("ch0", media)),
@@ -145,7 +126,7 @@ async def test_channels_spread_fail_over_and_fence(
                 return {s.channel.id: s.node for s in statuses}
             return None
 
-        placed: dict[str, str] = await _until("all live", all_live, 45)  # type: ignore[assignment]
+        placed: dict[str, str] = await until("all live", all_live, 45)
         assert len(set(placed.values())) == 3, placed  # one per node: least-loaded first
 
         # SIGKILL the node running ch1: another node takes it, numbering goes on.
@@ -155,24 +136,24 @@ async def test_channels_spread_fail_over_and_fence(
         async def indexed_seqs() -> list[int]:
             return [e[0] for e in await indexed_entries(redis, "ch1", "90p")]
 
-        await _until("ch1 indexed", indexed_seqs)
+        await until("ch1 indexed", indexed_seqs)
         reader = LiveReader(disk_fetch(Path(farm_env["ORIGIN_ROOT"])), "live/ch1/90p/index.m3u8")
         reader.start()
-        await _until("the reader plays ch1", _async(lambda: len(reader.seen) >= 2))
+        await until("the reader plays ch1", _async(lambda: len(reader.seen) >= 2))
         victim.kill()
 
         async def moved() -> bool:
             s = await control.get("ch1")
             return bool(s.node) and s.node != victim.id and s.token > before.token
 
-        await _until("ch1 moved", moved, 20)
+        await until("ch1 moved", moved, 20)
         last_before = max(await indexed_seqs())
 
         async def continued() -> bool:
             return max(await indexed_seqs()) > last_before + 1
 
-        await _until("ch1 continues", continued, 30)
-        await _until("the reader follows", _async(lambda: reader.after(last_before) >= 2), 10)
+        await until("ch1 continues", continued, 30)
+        await until("the reader follows", _async(lambda: reader.after(last_before) >= 2), 10)
         await reader.stop()
         got = reader.ordered()
         assert not reader.errors, reader.errors
@@ -194,7 +175,7 @@ async def test_channels_spread_fail_over_and_fence(
             return bool(s.node) and s.node != paused.id
 
         try:
-            await _until("ch2 taken over", taken, 20)
+            await until("ch2 taken over", taken, 20)
         finally:
             paused.signal(signal.SIGCONT)
         new_owner = await control.get("ch2")
@@ -212,9 +193,9 @@ async def test_channels_spread_fail_over_and_fence(
     assert not os.environ.get("TC_NODE_ID")
 
 
-def _async(check: object) -> object:
-    async def run() -> object:
-        return check()  # type: ignore[operator]
+def _async(check: Callable[[], T]) -> Callable[[], Awaitable[T]]:
+    async def run() -> T:
+        return check()
 
     return run
 
@@ -231,12 +212,12 @@ async def test_drain_hands_over_without_a_gap(
     control, directory = ChannelIntents(redis), NodeDirectory(redis)
     root = Path(farm_env["ORIGIN_ROOT"])
     with nodes(2, farm_env) as procs:
-        await _until("2 nodes up", _async_nodes(directory, 2), 30)
+        await until("2 nodes up", _async_nodes(directory, 2), 30)
         await control.start(_channel("d0", media))
-        first = await _until("d0 live", lambda: _live_on(control, "d0"), 45)
+        first = await until("d0 live", lambda: _live_on(control, "d0"), 45)
         other = next(p.id for p in procs if p.id != first)
         reader = LiveReader(disk_fetch(root), "live/d0/90p/index.m3u8").start()
-        await _until("the reader plays d0", _async(lambda: len(reader.seen) >= 3))
+        await until("the reader plays d0", _async(lambda: len(reader.seen) >= 3))
         before = await control.get("d0")
         await directory.drain(str(first))
 
@@ -244,9 +225,9 @@ async def test_drain_hands_over_without_a_gap(
             s = await control.get("d0")
             return s.node == other and s.token > before.token
 
-        await _until("d0 handed over", moved, 30)
+        await until("d0 handed over", moved, 30)
         last_old = max(reader.seen)
-        await _until("the reader follows", _async(lambda: reader.after(last_old) >= 3), 15)
+        await until("the reader follows", _async(lambda: reader.after(last_old) >= 3), 15)
         await reader.stop()
         got = reader.ordered()
         assert not reader.errors, reader.errors
@@ -268,7 +249,7 @@ async def test_drain_hands_over_without_a_gap(
         drained = next(p for p in procs if p.id == first)
         drained.stop()
         drained.start()
-        await _until("n back", _async_nodes(directory, 2), 30)
+        await until("n back", _async_nodes(directory, 2), 30)
         assert (await directory.get(drained.id)).draining
         await directory.drain(drained.id, resume=True)
         await asyncio.sleep(1.5)  # several placement ticks
@@ -276,7 +257,7 @@ async def test_drain_hands_over_without_a_gap(
         assert (await directory.get(drained.id)).channels == ()
 
 
-def _async_nodes(directory: NodeDirectory, count: int) -> object:
+def _async_nodes(directory: NodeDirectory, count: int) -> Callable[[], Awaitable[bool]]:
     async def check() -> bool:
         return len(await directory.nodes()) == count
 
@@ -291,14 +272,14 @@ async def test_pinned_channel_runs_only_in_its_group(
     plain = NodeProcess("n0", farm_env).start()
     county: NodeProcess | None = None
     try:
-        await _until("n0 up", _async_nodes(directory, 1), 30)
+        await until("n0 up", _async_nodes(directory, 1), 30)
         await control.start(_channel("p0", media, group="county-a"))
         await asyncio.sleep(1.5)  # several placement ticks: n0 is not in the group
         waiting = await control.get("p0")
         assert waiting.node == ""
         assert waiting.state is ChannelState.STARTING
         county = NodeProcess("a0", farm_env, TC_NODE_GROUP="county-a").start()
-        assert await _until("p0 live in its group", lambda: _live_on(control, "p0"), 45) == "a0"
+        assert await until("p0 live in its group", lambda: _live_on(control, "p0"), 45) == "a0"
         assert (await directory.get("n0")).channels == ()
     finally:
         plain.stop()
@@ -326,7 +307,7 @@ async def test_two_control_processes_start_one_channel_once(
             for r in results:
                 assert not isinstance(r, BaseException) or isinstance(r, ChannelRunning), r
             control = ChannelIntents(redis)
-            node = await _until("c0 live", lambda: _live_on(control, "c0"), 45)
+            node = await until("c0 live", lambda: _live_on(control, "c0"), 45)
             await asyncio.sleep(1.0)  # both control processes and nodes settled
             advertised = [n.id for n in await NodeDirectory(redis).nodes() if "c0" in n.channels]
             assert advertised == [node]

@@ -6,9 +6,8 @@ window that node wrote before it died."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TypeVar
 
@@ -16,9 +15,8 @@ import aiohttp
 import pytest
 import redis.asyncio as aioredis
 
-from headend.redisconn import RedisSettings, connect
 from headend.redisproc import RedisServer
-from tests.support.farm import LiveReader, NodeProcess, discontinuities, http_fetch
+from tests.support.farm import LiveReader, NodeProcess, discontinuities, http_fetch, until
 from tests.support.live import indexed_entries
 from tests.support.media import Media
 from tests.support.services import ServiceProcess, child_env
@@ -44,30 +42,6 @@ def _channel(channel_id: str, media: Media) -> LiveChannel:
         catchup_days=1,
         source_timeout_seconds=1.0,
     )
-
-
-async def _until(what: str, check: Callable[[], Awaitable[T]], bound_seconds: float) -> T:
-    try:
-        async with asyncio.timeout(bound_seconds):
-            while True:
-                got = await check()
-                if got:
-                    return got
-                await asyncio.sleep(0.2)
-    except TimeoutError:
-        raise AssertionError(f"not in {bound_seconds} s: {what}") from None
-
-
-@pytest.fixture
-async def farm_redis(tmp_path: Path) -> AsyncIterator[tuple[RedisServer, aioredis.Redis]]:
-    server = RedisServer(tmp_path / "redis")
-    server.start()
-    client = connect(server.url, RedisSettings(socket_timeout_seconds=2.0))
-    try:
-        yield server, client
-    finally:
-        await client.aclose()
-        server.stop()
 
 
 @pytest.fixture
@@ -128,7 +102,7 @@ async def test_a_player_on_an_origin_plays_through_a_node_kill_and_catchup_survi
         async def all_up() -> bool:
             return len(await directory.nodes()) == 3
 
-        await _until("3 nodes up", all_up, 30)
+        await until("3 nodes up", all_up, 30)
         for channel_id in CHANNELS:
             await control.start(_channel(channel_id, media))
 
@@ -138,7 +112,7 @@ async def test_a_player_on_an_origin_plays_through_a_node_kill_and_catchup_survi
                 return {s.channel.id: s.node for s in statuses}
             return None
 
-        got_placed = await _until("all live", all_live, 45)
+        got_placed = await until("all live", all_live, 45)
         assert got_placed is not None
         placed: dict[str, str] = got_placed
         assert len(set(placed.values())) == 3, placed
@@ -150,7 +124,7 @@ async def test_a_player_on_an_origin_plays_through_a_node_kill_and_catchup_survi
         async def playing() -> bool:
             return len(reader.seen) >= 4
 
-        await _until("the player plays o1 from origin A", playing, 30)
+        await until("the player plays o1 from origin A", playing, 30)
         victim = next(p for p in procs if p.id == placed["o1"])
         before = await control.get("o1")
         played_before = max(reader.seen)
@@ -160,12 +134,12 @@ async def test_a_player_on_an_origin_plays_through_a_node_kill_and_catchup_survi
             s = await control.get("o1")
             return bool(s.node) and s.node != victim.id and s.token > before.token
 
-        await _until("o1 moved to another node", moved, 20)
+        await until("o1 moved to another node", moved, 20)
 
         async def follows() -> bool:
             return reader.after(played_before) >= 3
 
-        await _until("the player follows on the new node", follows, 30)
+        await until("the player follows on the new node", follows, 30)
         await reader.stop()
         got = reader.ordered()
         assert not reader.errors, reader.errors

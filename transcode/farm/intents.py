@@ -11,7 +11,6 @@ write the same intent, and the lease decides the one node that runs it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from dataclasses import replace
 from typing import Any
@@ -23,7 +22,13 @@ from transcode.domain import ChannelState, ChannelStatus, LiveChannel
 from transcode.errors import ChannelNotFound, ChannelRunning
 from transcode.farm.nodes import NodeDirectory
 from transcode.farm.ownership import owner_key, parse_owner
-from transcode.live.store import CHANNELS, channel_key, config_mapping, status_from_hash
+from transcode.live.store import (
+    CHANNELS,
+    channel_key,
+    config_mapping,
+    every_channel,
+    saved_status,
+)
 from transcode.profiles import resolve_profile
 
 _POLL_SECONDS = 0.1
@@ -87,9 +92,7 @@ class ChannelIntents:
             pipe.hgetall(channel_key(channel_id))
             pipe.get(owner_key(channel_id))
             raw, owner_raw = await pipe.execute()
-        if not raw or b"source" not in raw:
-            raise ChannelNotFound(f"no channel {channel_id}", details={"channel_id": channel_id})
-        status = status_from_hash(raw)
+        status = saved_status(channel_id, raw)
         owner = parse_owner(owner_raw)
         if owner is None:
             return status
@@ -98,9 +101,4 @@ class ChannelIntents:
 
     async def list_channels(self) -> list[ChannelStatus]:
         """Every channel, by id."""
-        ids = sorted(m.decode() for m in await self._redis.smembers(CHANNELS))
-        out = []
-        for channel_id in ids:
-            with contextlib.suppress(ChannelNotFound):  # a hash Redis lost: nothing to show
-                out.append(await self.get(channel_id))
-        return out
+        return await every_channel(self._redis, self.get)

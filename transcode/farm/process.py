@@ -11,6 +11,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+from pathlib import Path
+from typing import Protocol
+
+import redis.asyncio as aioredis
 
 from headend import logs
 from headend.metrics import MetricsEndpoint
@@ -23,12 +27,61 @@ from transcode.farm.node import Node
 from transcode.farm.ownership import FarmMetrics
 from transcode.live import LiveManager
 from transcode.live.push import Pusher, PushSettings, check_root
-from transcode.settings import NodeProcessSettings
+from transcode.settings import LiveSettings, NodeProcessSettings, NodeSettings, SourceSettings
 from transcode.sources import SourceGuard
 
 log = logging.getLogger(__name__)
 
 _NAME = "transcode-node"
+
+
+class NodeParts(Protocol):
+    """The settings a node is built from (a node process's, or a control's embedded one)."""
+
+    @property
+    def origin_root(self) -> Path: ...
+
+    @property
+    def sources(self) -> SourceSettings: ...
+
+    @property
+    def live(self) -> LiveSettings: ...
+
+    @property
+    def node(self) -> NodeSettings: ...
+
+
+def assemble(
+    settings: NodeParts,
+    *,
+    redis: aioredis.Redis,
+    index: ArchiveIndex,
+    push: PushSettings,
+    tasks: Supervisor,
+) -> tuple[Node, Pusher]:
+    """A node over a live manager of its own, and the pusher mirroring what it publishes
+    (idle when ``push`` is off); neither is started. Metrics go on ``tasks``' registry."""
+    registry = tasks.metrics.registry
+    pusher = Pusher(push, root=settings.origin_root, registry=registry, archive=index)
+    manager = LiveManager(
+        redis=redis,
+        archive=index,
+        origin_root=settings.origin_root,
+        sources=SourceGuard(settings.sources),
+        settings=settings.live,
+        tasks=tasks,
+        registry=registry,
+        observer=pusher.observe,
+    )
+    node = Node(
+        settings.node,
+        redis=redis,
+        manager=manager,
+        metrics=FarmMetrics(registry),
+        on_ended=pusher.ended,
+    )
+    pusher.bind(node.leases)
+    return node, pusher
 
 
 async def run_node(
@@ -42,31 +95,14 @@ async def run_node(
     client = await connect_checked(settings.redis_url, settings.redis, name=_NAME)
     supervisor_metrics = SupervisorMetrics()
     registry = supervisor_metrics.registry
-    index = ArchiveIndex(client)
-    pusher = Pusher(push, root=settings.origin_root, registry=registry, archive=index)
     tasks = Supervisor(
         backoff=settings.live.restart_backoff,
         metrics=supervisor_metrics,
         stop_seconds=settings.live.stop_seconds,
     )
-    manager = LiveManager(
-        redis=client,
-        archive=index,
-        origin_root=settings.origin_root,
-        sources=SourceGuard(settings.sources),
-        settings=settings.live,
-        tasks=tasks,
-        registry=registry,
-        observer=pusher.observe,
+    node, pusher = assemble(
+        settings, redis=client, index=ArchiveIndex(client), push=push, tasks=tasks
     )
-    node = Node(
-        settings.node,
-        redis=client,
-        manager=manager,
-        metrics=FarmMetrics(registry),
-        on_ended=pusher.ended,
-    )
-    pusher.bind(node.leases)
     pusher.start()
     endpoint = None
     if settings.node.metrics_port is not None:

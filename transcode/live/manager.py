@@ -15,7 +15,6 @@ state is saved within ``store_timeout_seconds`` or, with Redis away, queued
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -40,7 +39,8 @@ from transcode.live.store import (
     Writer,
     channel_key,
     config_mapping,
-    status_from_hash,
+    every_channel,
+    saved_status,
 )
 from transcode.live.supervisor import ChannelSupervisor, PhaseObserver
 from transcode.profiles import resolve_profile
@@ -379,19 +379,11 @@ class LiveManager:
         supervisor = self._running.get(channel_id)
         if supervisor is not None:
             return supervisor.status()
-        raw = await self._redis.hgetall(channel_key(channel_id))
-        if not raw or b"source" not in raw:
-            raise ChannelNotFound(f"no channel {channel_id}", details={"channel_id": channel_id})
-        return status_from_hash(raw)
+        return saved_status(channel_id, await self._redis.hgetall(channel_key(channel_id)))
 
     async def list_channels(self) -> list[ChannelStatus]:
         """Every channel, by id."""
-        ids = sorted(m.decode() for m in await self._redis.smembers(CHANNELS))
-        out = []
-        for channel_id in ids:
-            with contextlib.suppress(ChannelNotFound):  # a hash Redis lost: nothing to show
-                out.append(await self.get(channel_id))
-        return out
+        return await every_channel(self._redis, self.get)
 
     async def resume(self) -> None:
         """Restart the channels that were running when this process last stopped."""

@@ -21,6 +21,7 @@ import enum
 import errno
 import logging
 import shutil
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -87,8 +88,9 @@ class _Halted(Exception):
     """Raised inside the supervise task when its channel is being stopped."""
 
 
-class SourceEpochs:
-    """The supervise loop over a channel's sources (a part of ``ChannelSupervisor``)."""
+class SourceEpochs(ABC):
+    """The supervise loop over a channel's sources (a part of ``ChannelSupervisor``, which
+    provides the attributes and implements the abstract methods below)."""
 
     # Provided by the supervisor.
     channel: LiveChannel
@@ -108,26 +110,26 @@ class SourceEpochs:
     _work: Path
     _unavailable: str
 
-    def _set(self, state: ChannelState, reason: str, phase: Phase) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def _set(self, state: ChannelState, reason: str, phase: Phase) -> None: ...
 
-    def _emit(self, phase: Phase) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def _emit(self, phase: Phase) -> None: ...
 
-    def _check_halted(self) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def _check_halted(self) -> None: ...
 
-    async def _wait_for_space(self) -> bool:
-        raise NotImplementedError
+    @abstractmethod
+    async def _wait_for_space(self) -> bool: ...
 
-    def _new_epoch(self, kind: str, *, detector: Detector | None = None) -> Epoch:
-        raise NotImplementedError
+    @abstractmethod
+    def _new_epoch(self, kind: str, *, detector: Detector | None = None) -> Epoch: ...
 
-    def _switch(self, epoch: Epoch, state: ChannelState, reason: str, phase: Phase) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def _switch(self, epoch: Epoch, state: ChannelState, reason: str, phase: Phase) -> None: ...
 
-    async def _retire(self, epoch: Epoch, *, publish: bool = True) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    async def _retire(self, epoch: Epoch, *, publish: bool = True) -> None: ...
 
     async def _supervise(self) -> None:
         shutil.rmtree(self._work, ignore_errors=True)

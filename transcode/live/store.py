@@ -19,11 +19,12 @@ queued and writes nothing more: the channel's new owner writes from now on.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -46,7 +47,7 @@ from transcode.domain import (
     LiveChannel,
     SourceSwitch,
 )
-from transcode.errors import LeaseLost
+from transcode.errors import ChannelNotFound, LeaseLost
 
 log = logging.getLogger(__name__)
 
@@ -150,6 +151,27 @@ def history_from_json(text: str) -> tuple[SourceSwitch, ...]:
         )
         for item in json.loads(text)
     )
+
+
+def saved_status(channel_id: str, raw: dict[bytes, bytes]) -> ChannelStatus:
+    """The status in a channel's hash; ``ChannelNotFound`` when it holds no channel."""
+    if not raw or b"source" not in raw:
+        raise ChannelNotFound(f"no channel {channel_id}", details={"channel_id": channel_id})
+    return status_from_hash(raw)
+
+
+async def every_channel(
+    redis: aioredis.Redis, get: Callable[[str], Awaitable[ChannelStatus]]
+) -> list[ChannelStatus]:
+    """Every channel in ``tc:channels`` by id, as ``get`` reports it (one whose hash Redis
+    lost is left out: there is nothing to show)."""
+    client: Any = redis  # replies are decoded here (redis-py's unions)
+    ids = sorted(m.decode() for m in await client.smembers(CHANNELS))
+    out = []
+    for channel_id in ids:
+        with contextlib.suppress(ChannelNotFound):
+            out.append(await get(channel_id))
+    return out
 
 
 def status_from_hash(raw: dict[bytes, bytes]) -> ChannelStatus:
