@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 from transcode.errors import InvalidProfile
-from transcode.probe import SourceInfo
+from transcode.probe import MAX_PROGRAMMES, SourceInfo
 
 H264Profile = Literal["baseline", "main", "high"]
 
@@ -63,8 +63,9 @@ class Profile:
     # Peak-to-average allowance for capped VBR (Apple: peak <= 200% of average).
     maxrate_factor: float = 1.10
     bufsize_factor: float = 2.0
-    # Remux only: the source's own H.264/AAC is stream-copied into one rung, cut on its
-    # keyframes; the rung's figures are nominal until the source is probed.
+    # Remux only: the source's own H.264/AAC is stream-copied into one rung (one per
+    # programme of a source carrying several, named after it), cut on its keyframes; the
+    # rung's figures are nominal until the source is probed.
     passthrough: bool = False
 
     def __post_init__(self) -> None:
@@ -131,6 +132,9 @@ def validate_profile(profile: Profile) -> None:
         raise InvalidProfile("segment_seconds", "must be a whole multiple of gop_seconds")
     if profile.passthrough and len(profile.rungs) != 1:
         raise InvalidProfile("rungs", "a passthrough profile has exactly one rung")
+    if profile.passthrough and not _NAME.match(f"{profile.rungs[0].name}{MAX_PROGRAMMES - 1}"):
+        # Programmes after the first are rungs named after it with a number (src1, src2...).
+        raise InvalidProfile("rungs.name", "a passthrough rung name needs room for a number")
     if profile.preset not in _PRESETS:
         raise InvalidProfile("preset", f"unknown x264 preset {profile.preset!r}")
     if not 1.0 <= profile.maxrate_factor <= 2.0:

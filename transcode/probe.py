@@ -21,6 +21,9 @@ TRANSCODABLE_VIDEO = frozenset(
 # Stream copy into MPEG-TS HLS needs what every set-top box decodes.
 REMUXABLE_VIDEO = frozenset({"h264"})
 REMUXABLE_AUDIO = frozenset({"aac"})
+# A live source's programmes become a passthrough channel's rungs; more than this is a
+# multiplex of channels, not one channel's ladder.
+MAX_PROGRAMMES = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,14 +53,30 @@ class AudioInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class Programme:
+    """One programme (an MPEG-TS service) of a live source carrying several: its first
+    H.264 video and first AAC audio (else its first of each, which a stream copy refuses),
+    and their places among its video and audio streams (FFmpeg's ``p:<id>:v:<n>``)."""
+
+    program_id: int
+    video: VideoInfo
+    audio: AudioInfo | None
+    video_index: int
+    audio_index: int
+
+
+@dataclass(frozen=True, slots=True)
 class SourceInfo:
     """What ffprobe found in a source."""
 
     uri: str
     format_name: str
     duration_seconds: float
-    video: VideoInfo
+    video: VideoInfo  # the top programme's when there are several
     audio: AudioInfo | None
+    # Asked for (``probe(programmes=True)``) and more than one: those with video, top first
+    # (taller, then wider, then the lower programme id), so the order is the same each probe.
+    programmes: tuple[Programme, ...] = ()
 
 
 async def probe(
@@ -66,10 +85,12 @@ async def probe(
     ffprobe: str = "ffprobe",
     input_options: Mapping[str, str] | None = None,
     live: bool = False,
+    programmes: bool = False,
 ) -> SourceInfo:
     """Probe ``source`` (a path or URL); raise a ``TranscodeError`` leaf when it is unusable.
 
     ``live``: a feed, not a file; it has no duration (``duration_seconds`` is 0).
+    ``programmes``: also learn its programmes (``SourceInfo.programmes``).
     """
     if await asyncio.to_thread(is_local_missing, source):
         raise SourceNotFound(f"source {source} does not exist", details={"source": source})
@@ -77,6 +98,7 @@ async def probe(
     args = [
         ffprobe,
         *("-v", "error", "-print_format", "json", "-show_format", "-show_streams"),
+        *(("-show_programs",) if programmes else ()),
         *options,
         source,
     ]
@@ -105,16 +127,7 @@ def parse_probe(source: str, data: dict[str, Any], *, live: bool = False) -> Sou
     """Turn ffprobe's JSON into ``SourceInfo``; raise when there is no usable video
     (or, unless ``live``, no duration)."""
     streams = data.get("streams", [])
-    video = next(
-        (
-            s
-            for s in streams
-            if s.get("codec_type") == "video"
-            and not s.get("disposition", {}).get("attached_pic")
-            and s.get("width")
-        ),
-        None,
-    )
+    video = next((s for s in streams if _is_video(s)), None)
     audio = next((s for s in streams if s.get("codec_type") == "audio"), None)
     fmt = data.get("format", {})
     if video is None:
@@ -124,32 +137,88 @@ def parse_probe(source: str, data: dict[str, Any], *, live: bool = False) -> Sou
         duration = 0.0
     elif not duration or duration <= 0:
         raise CorruptSource(f"source {source} has no readable duration", details={"source": source})
-    sar = video.get("sample_aspect_ratio") or "1:1"
-    sar_value = float(Fraction(*map(int, sar.split(":")))) if sar != "0:1" else 1.0
+    programmes = _programmes(source, data.get("programs", []))
+    top = programmes[0] if programmes else None
     return SourceInfo(
         uri=source,
         format_name=str(fmt.get("format_name", "")),
         duration_seconds=duration,
-        video=VideoInfo(
-            codec=str(video.get("codec_name", "")),
-            width=int(video["width"]),
-            height=int(video["height"]),
-            frame_rate=_rate(video.get("avg_frame_rate")) or _rate(video.get("r_frame_rate")),
-            sample_aspect=sar_value or 1.0,
-            profile=str(video.get("profile", "")),
-            level=int(video.get("level", 0) or 0),
-            pix_fmt=str(video.get("pix_fmt", "")),
-            bit_rate=_int(video.get("bit_rate")),
-        ),
-        audio=None
-        if audio is None
-        else AudioInfo(
-            codec=str(audio.get("codec_name", "")),
-            profile=str(audio.get("profile", "")),
-            sample_rate=int(audio.get("sample_rate", 0) or 0),
-            channels=int(audio.get("channels", 0) or 0),
-            bit_rate=_int(audio.get("bit_rate")),
-        ),
+        video=top.video if top else _video_info(video),
+        audio=top.audio if top else None if audio is None else _audio_info(audio),
+        programmes=programmes,
+    )
+
+
+def _programmes(source: str, programs: list[dict[str, Any]]) -> tuple[Programme, ...]:
+    """The programmes with video of a source carrying more than one, top first."""
+    if len(programs) < 2:
+        return ()
+    found: list[Programme] = []
+    for program in programs:
+        streams = program.get("streams", [])
+        videos = [s for s in streams if s.get("codec_type") == "video"]
+        audios = [s for s in streams if s.get("codec_type") == "audio"]
+        video = _first([s for s in videos if _is_video(s)], REMUXABLE_VIDEO)
+        if video is None:
+            continue  # a radio service or data: not a rung
+        if len(found) == MAX_PROGRAMMES:
+            raise UnsupportedSource(
+                f"source {source} carries more than {MAX_PROGRAMMES} programmes with video",
+                details={"source": source},
+            )
+        audio = _first(audios, REMUXABLE_AUDIO)
+        found.append(
+            Programme(
+                program_id=int(program["program_id"]),
+                video=_video_info(video),
+                audio=None if audio is None else _audio_info(audio),
+                video_index=videos.index(video),
+                audio_index=0 if audio is None else audios.index(audio),
+            )
+        )
+    found.sort(key=lambda p: (-p.video.height, -p.video.width, p.program_id))
+    return tuple(found)
+
+
+def _first(streams: list[dict[str, Any]], codecs: frozenset[str]) -> dict[str, Any] | None:
+    """The first of ``streams`` in ``codecs``, else the first."""
+    return next((s for s in streams if s.get("codec_name") in codecs), None) or next(
+        iter(streams), None
+    )
+
+
+def _is_video(stream: dict[str, Any]) -> bool:
+    """A real picture: cover art excluded."""
+    return bool(
+        stream.get("codec_type") == "video"
+        and not stream.get("disposition", {}).get("attached_pic")
+        and stream.get("width")
+    )
+
+
+def _video_info(video: dict[str, Any]) -> VideoInfo:
+    sar = video.get("sample_aspect_ratio") or "1:1"
+    sar_value = float(Fraction(*map(int, sar.split(":")))) if sar != "0:1" else 1.0
+    return VideoInfo(
+        codec=str(video.get("codec_name", "")),
+        width=int(video["width"]),
+        height=int(video["height"]),
+        frame_rate=_rate(video.get("avg_frame_rate")) or _rate(video.get("r_frame_rate")),
+        sample_aspect=sar_value or 1.0,
+        profile=str(video.get("profile", "")),
+        level=int(video.get("level", 0) or 0),
+        pix_fmt=str(video.get("pix_fmt", "")),
+        bit_rate=_int(video.get("bit_rate")),
+    )
+
+
+def _audio_info(audio: dict[str, Any]) -> AudioInfo:
+    return AudioInfo(
+        codec=str(audio.get("codec_name", "")),
+        profile=str(audio.get("profile", "")),
+        sample_rate=int(audio.get("sample_rate", 0) or 0),
+        channels=int(audio.get("channels", 0) or 0),
+        bit_rate=_int(audio.get("bit_rate")),
     )
 
 
@@ -166,18 +235,26 @@ def require_transcodable(info: SourceInfo) -> None:
 
 
 def require_remuxable(info: SourceInfo) -> None:
-    """Raise ``UnsupportedSource`` unless the source can be stream-copied into HLS (H.264/AAC)."""
-    if info.video.codec not in REMUXABLE_VIDEO:
+    """Raise ``UnsupportedSource`` unless the source (each of its programmes, when it
+    carries several) can be stream-copied into HLS (H.264/AAC)."""
+    for programme in info.programmes:
+        where = f" in programme {programme.program_id}"
+        _require_remuxable(info.uri, programme.video, programme.audio, where=where)
+    _require_remuxable(info.uri, info.video, info.audio, where="")
+
+
+def _require_remuxable(uri: str, video: VideoInfo, audio: AudioInfo | None, *, where: str) -> None:
+    if video.codec not in REMUXABLE_VIDEO:
         raise UnsupportedSource(
-            f"cannot stream-copy video codec {info.video.codec!r} (needs h264)",
-            details={"codec": info.video.codec},
+            f"cannot stream-copy video codec {video.codec!r}{where} (needs h264)",
+            details={"codec": video.codec},
         )
-    if info.audio is None:
-        raise UnsupportedSource(f"source {info.uri} has no audio stream")
-    if info.audio.codec not in REMUXABLE_AUDIO:
+    if audio is None:
+        raise UnsupportedSource(f"source {uri}{where} has no audio stream")
+    if audio.codec not in REMUXABLE_AUDIO:
         raise UnsupportedSource(
-            f"cannot stream-copy audio codec {info.audio.codec!r} (needs aac)",
-            details={"codec": info.audio.codec},
+            f"cannot stream-copy audio codec {audio.codec!r}{where} (needs aac)",
+            details={"codec": audio.codec},
         )
 
 

@@ -11,7 +11,8 @@ LOW_RUNGS: tuple[Rung, ...] = (
     Rung("180p", 320, 180, 200, 48, "baseline", "1.3"),
 )
 # "passthrough" repackages an H.264/AAC source without re-encoding: one rung, "src",
-# whose size, rate and codecs are the source's (these figures stand in until it is probed).
+# whose size, rate and codecs are the source's (these figures stand in until it is probed);
+# a source carrying several programmes gets one rung per programme, "src", "src1"...
 PASSTHROUGH_RUNGS: tuple[Rung, ...] = (Rung("src", 1920, 1080, 6000, 128, "high", "4.0"),)
 
 

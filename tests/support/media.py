@@ -119,11 +119,42 @@ def h264_ts_clip(path: Path, seconds: int) -> Path:
     return path
 
 
-def stream_facts(path: Path) -> dict[str, tuple[object, ...]]:
+# Programme 1 of ``two_programme_ts`` is its small picture, programme 2 its large one; a copy
+# of it keeps them only when given these (FFmpeg does not carry an input's programmes over).
+TWO_PROGRAMMES = (
+    *("-program", "program_num=1:title=small:st=0:st=1"),
+    *("-program", "program_num=2:title=large:st=2:st=3"),
+)
+
+
+def two_programme_ts(path: Path, seconds: int) -> Path:
+    """An MPEG-TS feed carrying its encoder's ladder as two programmes: 1 is H.264
+    Constrained Baseline@1.3 160x90 with AAC-LC 44.1 kHz mono, 2 is H.264 Main@3.0 320x180
+    with AAC-LC 48 kHz stereo; both 25 fps in closed 1 s GOPs starting at the same instants."""
+    ffmpeg(
+        *("-f", "lavfi", "-i", "testsrc2=s=160x90:r=25"),
+        *("-f", "lavfi", "-i", "sine=frequency=660:sample_rate=44100"),
+        *("-f", "lavfi", "-i", "testsrc2=s=320x180:r=25"),
+        *("-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"),
+        *("-map", "0:v", "-map", "1:a", "-map", "2:v", "-map", "3:a"),
+        *("-t", str(seconds), "-pix_fmt", "yuv420p", "-c:v", "libx264", "-preset", "veryfast"),
+        *("-profile:v:0", "baseline", "-level:v:0", "1.3"),
+        *("-profile:v:1", "main", "-level:v:1", "3.0", "-x264-params", "aud=1"),
+        *("-g", "25", "-keyint_min", "25", "-sc_threshold", "0", "-flags", "+cgop"),
+        *("-c:a", "aac", "-b:a", "48k", "-ac:a:0", "1", "-ac:a:1", "2"),
+        *TWO_PROGRAMMES,
+        *("-f", "mpegts", str(path)),
+    )
+    return path
+
+
+def stream_facts(path: Path, *, programme: int | None = None) -> dict[str, tuple[object, ...]]:
     """What a player configures its decoders from: the first video and audio stream's codec,
-    profile, level, size and frame rate / sample rate and channels (ffprobe)."""
+    profile, level, size and frame rate / sample rate and channels (ffprobe), of one
+    ``programme`` if given."""
+    selected = () if programme is None else ("-select_streams", f"p:{programme}")
     out = subprocess.run(
-        ["ffprobe", "-v", "error", "-print_format", "json", "-show_streams", str(path)],
+        ["ffprobe", "-v", "error", "-print_format", "json", "-show_streams", *selected, str(path)],
         capture_output=True,
         check=True,
     ).stdout
@@ -143,10 +174,11 @@ def stream_facts(path: Path) -> dict[str, tuple[object, ...]]:
     }
 
 
-def video_packet_hashes(path: Path) -> list[str]:
-    """The MD5 of every video packet's bytes, in order (ffprobe; nothing is decoded)."""
+def video_packet_hashes(path: Path, *, stream: str = "v:0") -> list[str]:
+    """The MD5 of every packet's bytes of ``stream`` (the first video unless given), in
+    order (ffprobe; nothing is decoded)."""
     out = subprocess.run(
-        ["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_data_hash", "md5",
+        ["ffprobe", "-v", "error", "-select_streams", stream, "-show_data_hash", "md5",
          "-show_entries", "packet=data_hash", "-of", "csv=p=0", str(path)],
         capture_output=True,
         check=True,

@@ -5,12 +5,22 @@ A ``passthrough`` profile stream-copies the source into its one rung instead, cu
 the source's keyframes; its source is probed first (:func:`probe_passthrough`), which
 refuses anything but H.264/AAC, and its slate is encoded to the probed source's size,
 rate, H.264 profile and level and AAC sample rate and channels, so a player switching
-to the slate at a discontinuity keeps its decoder configuration."""
+to the slate at a discontinuity keeps its decoder configuration.
+
+A live source carrying several programmes (an encoder's own ladder, one MPEG-TS service
+per rendition) gives a passthrough channel one rung per programme, top first: ``src``,
+then ``src1``, ``src2``... One FFmpeg copies them all and the slate encodes each rung as
+its programme is. The publisher takes segment *k* of every rung together, so this assumes
+what such an encoder does: the programmes' keyframes fall at the same instants, and each
+rung's segment muxer then cuts at the same points. (A keyframe lost from one programme
+moves that rung's cut a GOP later for one segment; the muxer cuts at multiples of
+``segment_seconds``, so the next cut is aligned again.)"""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -55,27 +65,50 @@ def plan_live(profile: Profile) -> tuple[PlannedRung, ...]:
 
 
 def plan_passthrough(profile: Profile, source: SourceInfo | None) -> tuple[PlannedRung, ...]:
-    """The passthrough rung as the probed ``source`` carries it (nominal before any probe)."""
+    """The passthrough rungs as the probed ``source`` carries them, one per programme, top
+    first (the nominal rung before any probe)."""
     if source is None:
         return plan_live(profile)
     rung = profile.rungs[0]
-    video, audio = source.video, source.audio
-    video_kbps = round(video.bit_rate / 1000) if video.bit_rate else rung.video_kbps
+    return tuple(
+        _passthrough_rung(profile, f"{rung.name}{index}" if index else rung.name, video, audio)
+        for index, (video, audio) in enumerate(_programmes(source))
+    )
+
+
+def _programmes(source: SourceInfo) -> tuple[tuple[VideoInfo, AudioInfo | None], ...]:
+    """Each rung's video and audio as probed, top first."""
+    return tuple((p.video, p.audio) for p in source.programmes) or ((source.video, source.audio),)
+
+
+def _selectors(source: SourceInfo | None) -> tuple[tuple[str, str], ...]:
+    """Where FFmpeg finds each rung's video and audio in the source, top first."""
+    if source is None or not source.programmes:
+        return (("v:0", "a:0"),)
+    return tuple(
+        (f"p:{p.program_id}:v:{p.video_index}", f"p:{p.program_id}:a:{p.audio_index}")
+        for p in source.programmes
+    )
+
+
+def _passthrough_rung(
+    profile: Profile, name: str, video: VideoInfo, audio: AudioInfo | None
+) -> PlannedRung:
+    nominal = profile.rungs[0]
+    video_kbps = round(video.bit_rate / 1000) if video.bit_rate else nominal.video_kbps
     frame_rate = video.frame_rate or LIVE_FRAME_RATE
-    return (
-        PlannedRung(
-            name=rung.name,
-            width=video.width,
-            height=video.height,
-            frame_rate=frame_rate,
-            gop_frames=max(1, round(profile.gop_seconds * frame_rate)),
-            video_kbps=video_kbps,
-            maxrate_kbps=video_kbps,
-            bufsize_kbps=2 * video_kbps,
-            audio_kbps=round(audio.bit_rate / 1000) if audio and audio.bit_rate else 128,
-            h264_profile=h264_profile_name(video.profile),
-            h264_level=h264_level_name(video.level) or rung.h264_level,
-        ),
+    return PlannedRung(
+        name=name,
+        width=video.width,
+        height=video.height,
+        frame_rate=frame_rate,
+        gop_frames=max(1, round(profile.gop_seconds * frame_rate)),
+        video_kbps=video_kbps,
+        maxrate_kbps=video_kbps,
+        bufsize_kbps=2 * video_kbps,
+        audio_kbps=round(audio.bit_rate / 1000) if audio and audio.bit_rate else 128,
+        h264_profile=h264_profile_name(video.profile),
+        h264_level=h264_level_name(video.level) or nominal.h264_level,
     )
 
 
@@ -96,7 +129,9 @@ async def probe_passthrough(
     probe_options = {k: str(v) for k, v in options.items() if k not in _RUN_ONLY_OPTIONS}
     try:
         async with asyncio.timeout(timeout_seconds + _PROBE_SLACK_SECONDS):
-            info = await probe(url, ffprobe=ffprobe, input_options=probe_options, live=True)
+            info = await probe(
+                url, ffprobe=ffprobe, input_options=probe_options, live=True, programmes=True
+            )
     except (SourceNotFound, CorruptSource, TimeoutError):
         return previous
     except UnsupportedSource as err:
@@ -198,28 +233,32 @@ def _detected(stream: Any, filters: Sequence[FilterSpec]) -> Any:
 
 
 def passthrough_command(
-    video: object,
-    audio: object,
+    stream: Any,
     plan: Sequence[PlannedRung],
     profile: Profile,
     out_dir: Path,
     *,
+    probed: SourceInfo | None,
     ffmpeg_bin: str = "ffmpeg",
     loglevel: str = "error",
 ) -> list[str]:
-    """Stream-copy the source into the one rung, a segment cut at the first keyframe after
-    each ``segment_seconds`` (durations follow the source's GOPs; the publisher's
-    TARGETDURATION follows the real durations)."""
-    (rung,) = plan
-    rung_dir = out_dir / rung.name
-    output = ffmpeg.output(
-        video,
-        audio,
-        str(rung_dir / "seg_%06d.ts"),
-        c="copy",
-        **_segment_options(profile, rung_dir),
-    )
-    return _compile(output, ffmpeg_bin, loglevel=loglevel)
+    """Stream-copy the source (each programme of ``probed``, the ``plan`` made from it)
+    into its rung, a segment cut at the first keyframe after each ``segment_seconds``
+    (durations follow the source's GOPs; the publisher's TARGETDURATION follows the real
+    durations)."""
+    outputs = []
+    for rung, (video, audio) in zip(plan, _selectors(probed), strict=True):
+        rung_dir = out_dir / rung.name
+        outputs.append(
+            ffmpeg.output(
+                stream[video],
+                stream[audio],
+                str(rung_dir / "seg_%06d.ts"),
+                c="copy",
+                **_segment_options(profile, rung_dir),
+            )
+        )
+    return _compile(ffmpeg.merge_outputs(*outputs), ffmpeg_bin, loglevel=loglevel)
 
 
 def source_command(
@@ -230,8 +269,10 @@ def source_command(
     out_dir: Path,
     *,
     thresholds: Thresholds | None = None,
+    probed: SourceInfo | None = None,
 ) -> list[str]:
-    """The FFmpeg command of a source epoch (``source`` is one of the channel's, checked).
+    """The FFmpeg command of a source epoch (``source`` is one of the channel's, checked;
+    ``probed``, a passthrough channel's probe of it, which ``plan`` was made from).
 
     With ``thresholds`` FFmpeg also runs the health detectors (``detect``) and logs at info
     level for them; a passthrough copy is not decoded, so only its continuity is checked.
@@ -240,9 +281,7 @@ def source_command(
     stream = ffmpeg.input(url, **options)
     loglevel = "error" if thresholds is None else "level+info"
     if profile.passthrough:
-        return passthrough_command(
-            stream["v:0"], stream["a:0"], plan, profile, out_dir, loglevel=loglevel
-        )
+        return passthrough_command(stream, plan, profile, out_dir, probed=probed, loglevel=loglevel)
     video, audio = stream["v:0"], stream["a:0"]
     if thresholds is not None:
         video = _detected(video, video_filters(thresholds))
@@ -314,15 +353,31 @@ def passthrough_slate_command(
     source: SourceInfo | None,
     ffmpeg_bin: str = "ffmpeg",
 ) -> list[str]:
-    """The slate of a passthrough channel, encoded as the source is: same size, pixel
-    aspect, frame rate, H.264 profile and level, AAC sample rate and channels."""
-    (rung,) = plan_passthrough(profile, source) if source is not None else plan
-    audio_info = (source.audio if source is not None else None) or AudioInfo(
+    """The slate of a passthrough channel, each rung encoded as its programme of ``source``
+    (which ``plan`` was made from) is: same size, pixel aspect, frame rate, H.264 profile and
+    level, AAC sample rate and channels."""
+    if source is None:
+        (rung,) = plan  # the nominal rung: nothing was probed yet
+        outputs = [_slate_output(rung, profile, out_dir, 1.0, None)]
+    else:
+        outputs = [
+            _slate_output(rung, profile, out_dir, video.sample_aspect, audio)
+            for rung, (video, audio) in zip(plan, _programmes(source), strict=True)
+        ]
+    return _compile(ffmpeg.merge_outputs(*outputs), ffmpeg_bin)
+
+
+def _slate_output(
+    rung: PlannedRung,
+    profile: Profile,
+    out_dir: Path,
+    sample_aspect: float,
+    audio_info: AudioInfo | None,
+) -> ffmpeg.nodes.OutputStream:
+    audio_info = audio_info or AudioInfo(
         "aac", "LC", profile.audio_sample_rate, profile.audio_channels, None
     )
-    sar = Fraction(source.video.sample_aspect if source is not None else 1.0).limit_denominator(
-        1000
-    )
+    sar = Fraction(sample_aspect).limit_denominator(1000)
     video = (
         _card(rung.width, rung.height, rung.frame_rate)
         .filter("setsar", f"{sar.numerator}/{sar.denominator}")
@@ -332,21 +387,15 @@ def passthrough_slate_command(
     audio = ffmpeg.input(f"anullsrc=r={audio_info.sample_rate}:cl={layout}", f="lavfi", re=None)
     # A still card needs few bits: cap it well under the source's rate (the level's too).
     kbps = max(64, min(rung.video_kbps, 1000))
-    slate_rung = PlannedRung(
-        name=rung.name,
-        width=rung.width,
-        height=rung.height,
-        frame_rate=rung.frame_rate,
-        gop_frames=rung.gop_frames,
+    slate_rung = replace(
+        rung,
         video_kbps=kbps,
         maxrate_kbps=kbps,
         bufsize_kbps=2 * kbps,
         audio_kbps=min(rung.audio_kbps, 128),
-        h264_profile=rung.h264_profile,
-        h264_level=rung.h264_level,
     )
     rung_dir = out_dir / rung.name
-    output = ffmpeg.output(
+    return ffmpeg.output(
         video,
         audio,
         str(rung_dir / "seg_%06d.ts"),
@@ -358,4 +407,3 @@ def passthrough_slate_command(
             **_segment_options(profile, rung_dir),
         },
     )
-    return _compile(output, ffmpeg_bin)

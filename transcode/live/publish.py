@@ -14,6 +14,12 @@ On a transcode node, files are fenced by the node's lease deadline
 write, so a node whose lease ran out (paused, cut off from Redis) publishes
 nothing more; its Redis writes are fenced by the lease's token (``store.py``).
 
+A passthrough channel's rungs follow its source's programmes, so they can change
+between epochs (``plan``), and so can a rung's codecs (measured again in each epoch).
+The window keeps, per rung, the sizes of the run of segments it has up to the latest
+one: a rung that misses a segment starts again, and its playlist lists only that run,
+from the sequence and discontinuity numbers its first segment has in every rung.
+
 The ``observer`` is called right after a segment is in place in every rung and the
 playlists naming it are written; ``transcode.live.push.Pusher.observe`` is one, mirroring
 the files to origins on other hosts (``TC_ORIGIN_PUSH_URLS``).
@@ -29,7 +35,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -58,6 +64,8 @@ class Window:
     durations: list[float] = field(default_factory=list)
     starts: list[datetime] = field(default_factory=list)
     discontinuities: list[bool] = field(default_factory=list)
+    # Per rung, the sizes of the latest segments it has (all of the window, unless it was
+    # missing from a segment: then those since).
     sizes: dict[str, list[int]] = field(default_factory=dict)
     discontinuity_sequence: int = 0
 
@@ -85,7 +93,7 @@ class Publisher:
         self._may_write = may_write
         # The lease ran out: nothing more is published from this process.
         self.fenced = False
-        self.plan = tuple(plan)
+        self._plan = tuple(plan)
         self.profile = profile
         self._root = root
         self._dir = root / "live" / channel.id
@@ -97,6 +105,9 @@ class Publisher:
         self._observer = observer
         self._metrics = metrics
         self._codecs: dict[str, str] = {}
+        # The epoch each rung's codecs were measured in: measured again in each epoch, as a
+        # passthrough slate before any probe is not coded as the source found later is.
+        self._measured: dict[str, int] = {}
         self._rungs_registered = False
         self._playlists_stale = False
         # The next published segment starts a discontinuity (a new epoch, a dropped segment).
@@ -107,6 +118,19 @@ class Publisher:
         # publish must not overwrite the ended playlists written at stop.
         self._file_lock = threading.Lock()
         self._ended = False
+
+    @property
+    def plan(self) -> tuple[PlannedRung, ...]:
+        """The rungs whose playlists are written and listed in the master."""
+        return self._plan
+
+    @plan.setter
+    def plan(self, plan: Sequence[PlannedRung]) -> None:
+        """New rungs (a passthrough source probed again): registered once all are measured."""
+        new = tuple(plan)
+        if new != self._plan:
+            self._plan = new
+            self._rungs_registered = False
 
     @property
     def next_sequence(self) -> int:
@@ -207,20 +231,23 @@ class Publisher:
         if self._metrics is not None:
             self._metrics.published.labels(self.channel.id).inc()
         for rung, dest in dests.items():
-            if rung not in self._codecs:
-                await self._measure(rung, dest)
+            if self._measured.get(rung) != epoch.number:
+                await self._measure(rung, dest, epoch.number)
         self._register_rungs()
         await self._write()
         if self._observer is not None:
             self._observer(self.channel.id, seq, self._state())
 
-    async def _measure(self, rung: str, path: Path) -> None:
+    async def _measure(self, rung: str, path: Path, epoch_number: int) -> None:
         try:
             facts = await asyncio.to_thread(scan_segment, path)
         except (EncodeFailed, FileNotFoundError):
             return  # measured from a later segment
         if facts.avc_codec:
-            self._codecs[rung] = facts.avc_codec
+            self._measured[rung] = epoch_number
+            if self._codecs.get(rung) != facts.avc_codec:
+                self._codecs[rung] = facts.avc_codec
+                self._rungs_registered = False
 
     def _slide(
         self, seq: int, duration: float, start: datetime, disc: bool, sizes: dict[str, int]
@@ -230,21 +257,23 @@ class Publisher:
         w.durations.append(duration)
         w.starts.append(start)
         w.discontinuities.append(disc)
+        for rung in set(w.sizes) - set(sizes):
+            del w.sizes[rung]  # missing from this segment: its run starts again
         for rung, size in sizes.items():
             w.sizes.setdefault(rung, []).append(size)
         while len(w.seqs) > self.channel.window_segments:
             if w.discontinuities[0]:
                 w.discontinuity_sequence += 1
             del w.seqs[0], w.durations[0], w.starts[0], w.discontinuities[0]
-            for values in w.sizes.values():
-                del values[0]
+        for values in w.sizes.values():
+            del values[: len(values) - len(w.seqs)]
         if w.discontinuities and w.discontinuities[0]:
             # A window never starts with a discontinuity tag: it is implied by the sequence.
             w.discontinuities[0] = False
             w.discontinuity_sequence += 1
 
     def _register_rungs(self) -> None:
-        if self._rungs_registered or len(self._codecs) < len(self.plan):
+        if self._rungs_registered or any(r.name not in self._codecs for r in self.plan):
             return
         self._store.set_rungs(self.rung_infos())
         self._rungs_registered = True
@@ -301,20 +330,33 @@ class Publisher:
                 w.seqs, w.durations, w.starts, w.discontinuities, strict=True
             )
         ]
-        text = hls.render_media(
-            hls.MediaPlaylist(
-                segments=segments,
-                media_sequence=w.seqs[0],
-                discontinuity_sequence=w.discontinuity_sequence,
-                endlist=endlist,
-                target_duration=target,
-            )
-        )
+        texts: dict[int, str] = {}  # by the rung's first segment: usually one for all
         for rung in self.plan:
+            first = len(w.seqs) - len(w.sizes.get(rung.name, ()))
+            if first == len(w.seqs):
+                continue  # no segment yet
+            if first not in texts:
+                # Its first segment's discontinuity is implied by the sequence number, as
+                # in the window's own first segment.
+                owned = [*segments[first:]]
+                owned[0] = replace(owned[0], discontinuity=False)
+                texts[first] = hls.render_media(
+                    hls.MediaPlaylist(
+                        segments=owned,
+                        media_sequence=w.seqs[first],
+                        discontinuity_sequence=w.discontinuity_sequence
+                        + sum(w.discontinuities[1 : first + 1]),
+                        endlist=endlist,
+                        target_duration=target,
+                    )
+                )
+            text = texts[first]
             _atomic_write(self._dir / rung.name / "index.m3u8", text)
-        variants = master_variants(
-            self.rung_infos(), {rung: (sizes, w.durations) for rung, sizes in w.sizes.items()}
-        )
+        measured = {
+            rung: (sizes, w.durations[len(w.durations) - len(sizes) :])
+            for rung, sizes in w.sizes.items()
+        }
+        variants = master_variants(self.rung_infos(), measured)
         _atomic_write(self._dir / "master.m3u8", hls.render_master(hls.MasterPlaylist(variants)))
 
 

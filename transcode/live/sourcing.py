@@ -290,7 +290,7 @@ class SourceEpochs(ABC):
         # Checked again before every FFmpeg run: the allow-lists or DNS may have changed.
         source = await self._sources.live(self.channel.sources[index], field_name=_field(index))
         if self.profile.passthrough:
-            # Refuses a source it cannot stream-copy; the rung and the slate follow the probe.
+            # Refuses a source it cannot stream-copy; the rungs and the slate follow the probe.
             self.probed = await probe_passthrough(
                 source, timeout_seconds=self.channel.source_timeout_seconds, previous=self.probed
             )
@@ -304,6 +304,7 @@ class SourceEpochs(ABC):
                 self.profile,
                 epoch.directory,
                 thresholds=self._thresholds,
+                probed=self.probed,
             )
         )
         return epoch
