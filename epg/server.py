@@ -282,7 +282,9 @@ async def create_server(
     settings: EpgSettings, *, redis: Redis, keys: Authenticator
 ) -> tuple[RpcServer, int]:
     """Build the EPG service on ``redis`` and start its gRPC server."""
-    store = EpgStore(redis, changes_maxlen=settings.changes_maxlen)
+    store = EpgStore(
+        redis, changes_maxlen=settings.changes_maxlen, durability=settings.redis.durability
+    )
     service = EpgService(
         store=store,
         max_batch=settings.max_batch_programmes,

@@ -21,10 +21,20 @@ FSYNC_POLICIES = ("everysec", "always", "no")
 
 
 class RedisServer:
-    """A ``redis-server`` child process with AOF persistence under ``data_dir``."""
+    """A ``redis-server`` child process with AOF persistence under ``data_dir``.
+
+    ``port`` (0: none) also listens on 127.0.0.1 over TCP, which replicas, Sentinels
+    and other hosts need; ``args`` are more ``redis-server`` options (e.g. ``--replicaof``).
+    """
 
     def __init__(
-        self, data_dir: Path, *, appendfsync: str = "everysec", log_file: Path | None = None
+        self,
+        data_dir: Path,
+        *,
+        appendfsync: str = "everysec",
+        log_file: Path | None = None,
+        port: int = 0,
+        args: tuple[str, ...] = (),
     ) -> None:
         if appendfsync not in FSYNC_POLICIES:
             raise ValueError(f"appendfsync must be one of {FSYNC_POLICIES}")
@@ -32,6 +42,8 @@ class RedisServer:
         self.appendfsync = appendfsync
         self.socket = data_dir / "redis.sock"
         self.log_file = log_file or data_dir / "redis.log"
+        self.port = port
+        self.args = args
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -50,10 +62,11 @@ class RedisServer:
         # file from a killed server would make the new one fail to bind.
         self.socket.unlink(missing_ok=True)
         args = [
-            binary, "--port", "0", "--unixsocket", str(self.socket), "--unixsocketperm", "700",
+            binary, "--port", str(self.port), "--bind", "127.0.0.1",
+            "--unixsocket", str(self.socket), "--unixsocketperm", "700",
             "--dir", str(self.data_dir), "--appendonly", "yes",
             "--appendfsync", self.appendfsync, "--save", "", "--daemonize", "no",
-            "--logfile", str(self.log_file),
+            "--logfile", str(self.log_file), *self.args,
         ]  # fmt: skip
         # Its own session (a supervisor can kill its group); SIGTERM, which flushes the
         # AOF, if its owner dies, so a kill -9 of the owner leaves no server behind.

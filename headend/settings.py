@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TypeVar
+from urllib.parse import urlsplit
+
+from headend.redisurl import check_url
 
 
 class SettingsError(ValueError):
@@ -104,13 +107,39 @@ def env_file(env: Env, name: str) -> Path | None:
     return path
 
 
+def env_secret(env: Env, name: str) -> str | None:
+    """A secret setting: ``NAME`` itself, or the contents of the file ``NAME_FILE`` names
+    (a mounted Kubernetes secret, a root-only file) so that the secret need not sit in the
+    environment, where ``/proc/<pid>/environ`` and crash reports show it. One trailing
+    newline is stripped; None when neither is set. Every secret is read through here."""
+    value = env.get(name, "")
+    file_name = f"{name}_FILE"
+    path = env.get(file_name, "")
+    if not path:
+        return value or None
+    if value:
+        raise SettingsError(file_name, f"set {name} or {file_name}, not both")
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise SettingsError(file_name, f"cannot read {path}: {err}") from err
+    text = text.removesuffix("\n").removesuffix("\r")
+    if not text:
+        raise SettingsError(file_name, f"{path} is empty")
+    return text
+
+
 def env_redis_url(env: Env, name: str = "REDIS_URL") -> str | None:
-    """A Redis URL (redis://, rediss:// or unix://), or None for the embedded default."""
-    raw = env.get(name, "")
+    """A Redis URL (redis://, rediss://, unix:// or redis+sentinel://, see
+    :mod:`headend.redisurl`), or None for the embedded default. It may hold a password,
+    so it is read as a secret (``REDIS_URL_FILE`` works too)."""
+    raw = env_secret(env, name)
     if not raw:
         return None
-    if not raw.startswith(("redis://", "rediss://", "unix://")):
-        raise SettingsError(name, f"expected a redis://, rediss:// or unix:// URL, got {raw!r}")
+    try:
+        check_url(raw)
+    except ValueError as err:
+        raise SettingsError(name, str(err)) from err
     return raw
 
 
@@ -140,3 +169,41 @@ def env_networks(env: Env, name: str, default: str) -> tuple[Network, ...]:
         return parse_networks(env.get(name, "") or default)
     except ValueError as err:
         raise SettingsError(name, str(err)) from err
+
+
+def _host_of(value: str) -> str:
+    """The host a URL or a ``host:port`` names (``""`` for none)."""
+    return urlsplit(value if "://" in value else f"//{value}").hostname or ""
+
+
+def _ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:  # a name, or nothing
+        return None
+
+
+def _loopback(host: str) -> bool:
+    ip = _ip(host)
+    return host == "localhost" if ip is None else ip.is_loopback
+
+
+def check_reachable(env: Env, bind: str, public: Sequence[str]) -> None:
+    """Refuse a service bound to ``env[bind]`` whose ``public`` settings (URLs, ``host:port``
+    or hosts) say other hosts reach it, when it binds only to loopback (they never could)
+    or when one of them names no host at all (``0.0.0.0``). ``SettingsError`` names both."""
+    bound = env.get(bind, "")
+    for name in public:
+        value = env.get(name, "")
+        host = _host_of(value)
+        ip = _ip(host)
+        if ip is not None and ip.is_unspecified:
+            raise SettingsError(
+                name, f"{value!r} names a bind-anywhere address, not one other hosts can reach"
+            )
+        if host and _loopback(bound) and not _loopback(host):
+            raise SettingsError(
+                name,
+                f"{value!r} says other hosts reach this service, but {bind}={bound} binds only "
+                f"to loopback: set {bind} (or HEADEND_HOST) to an address they can reach",
+            )

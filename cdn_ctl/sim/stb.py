@@ -81,6 +81,9 @@ class PlayStats:
     edges: list[str] = field(default_factory=list)
     reasons: list[str] = field(default_factory=list)  # X-Route-Reason per edge change
     failovers: int = 0
+    # Segments of the live window the box never fetched (it fell further behind than the
+    # playlist reaches back): a gap a viewer sees.
+    skipped: int = 0
     errors: list[str] = field(default_factory=list)
     cache: Counter[str] = field(default_factory=Counter)
     front_door_seconds: list[float] = field(default_factory=list)
@@ -285,6 +288,7 @@ class SetTopBox:
                 for index, duration, uri in segments:
                     if index < next_seq:
                         continue
+                    stats.skipped += index - next_seq
                     if fetch_segments:
                         await self._segment(urljoin(location, uri), stats)
                     stats.segments += 1

@@ -8,6 +8,7 @@ from typing import Any, Protocol
 
 from epg.domain import Channel, Programme
 from headend.lua import script
+from headend.redisconn import ON_MASTER, Durability
 
 CHANNELS = "epg:channels"
 PROGRAMMES = "epg:prog"
@@ -80,9 +81,17 @@ def texts(values: Iterable[Any]) -> tuple[str, ...]:
 class StoreBase:
     """The client, the registered scripts and the decode memos every part uses."""
 
-    def __init__(self, redis: RedisLike, *, changes_maxlen: int = 100_000) -> None:
+    def __init__(
+        self,
+        redis: RedisLike,
+        *,
+        changes_maxlen: int = 100_000,
+        durability: Durability = ON_MASTER,
+    ) -> None:
         self._redis = redis
         self._maxlen = changes_maxlen
+        # Schedule writes and deletes are acknowledged only once they are this durable.
+        self._durability = durability
         self._write = redis.register_script(lua("write"))
         self._delete = redis.register_script(lua("delete"))
         self._channel = redis.register_script(lua("channel"))

@@ -101,7 +101,10 @@ class WriteStore(StoreBase):
         args: list[Any] = [channel_id, self._maxlen, policy.value, len(programmes)]
         for i in range(0, len(rows), _ROWS_PER_ARG):
             args.append("\x1e".join(rows[i : i + _ROWS_PER_ARG]))
-        res = await self._write(keys=channel_keys(channel_id), args=args)
+        res = await self._durability.write(
+            self._redis,
+            lambda client: self._write(keys=channel_keys(channel_id), args=args, client=client),
+        )
         status = text(res[0])
         if status == "nochannel":
             raise ChannelNotFound(f"no channel {channel_id}", details={"channel_id": channel_id})
@@ -141,8 +144,13 @@ class WriteStore(StoreBase):
             extra: list[Any] = ["range", int(start.timestamp()), int(stop.timestamp())]
         else:
             extra = ["ids", *ids]
-        res = await self._delete(
-            keys=channel_keys(channel_id), args=[channel_id, self._maxlen, *extra]
+        res = await self._durability.write(
+            self._redis,
+            lambda client: self._delete(
+                keys=channel_keys(channel_id),
+                args=[channel_id, self._maxlen, *extra],
+                client=client,
+            ),
         )
         if text(res[0]) == "nochannel":
             raise ChannelNotFound(f"no channel {channel_id}", details={"channel_id": channel_id})

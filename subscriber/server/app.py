@@ -33,7 +33,9 @@ async def create_server(
     settings: SubscriberSettings, *, redis: Redis, keys: KeyStore, clock: Clock = utc_now
 ) -> tuple[RpcServer, int]:
     """Start ``SubscriberService`` and ``KeyService`` on the harness; returns server and port."""
-    store = SubscriberStore(redis, audit_maxlen=settings.audit_maxlen)
+    store = SubscriberStore(
+        redis, audit_maxlen=settings.audit_maxlen, durability=settings.redis.durability
+    )
     service = SubscriberService(store=store, settings=settings, clock=clock)
     return await start_server(
         settings.rpc,

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from headend.auth import Principal, require_tenant
 from headend.clock import to_millis, utc_now
 from headend.errors import PermissionDenied
+from headend.redisconn import confirm_later
 from subscriber import domain
 from subscriber.domain import PlaybackState, Subscriber
 from subscriber.errors import CarrierNotActive, CarrierNotFound, InvalidField, VersionMismatch
@@ -119,7 +120,9 @@ class ServiceBase:
         if replay is not None:
             return replay
         try:
-            response = await run()
+            # The request's writes are confirmed by its record's (see ``Durability``).
+            with confirm_later():
+                response = await run()
         except BaseException:
             await self._store.idempotency_release(scope, key)
             raise

@@ -15,6 +15,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from headend.lua import script
+from headend.redisconn import ON_MASTER, Durability
 from subscriber.errors import StoreUnavailable
 from subscriber.store.codec import audit_key, ms, text
 
@@ -125,10 +126,14 @@ class Coalescer(Generic[K, R]):
 class StoreBase:
     """What every part of the store shares: the client, the scripts and guarded writes."""
 
-    def __init__(self, redis: Redis, *, audit_maxlen: int = 1_000_000) -> None:
+    def __init__(
+        self, redis: Redis, *, audit_maxlen: int = 1_000_000, durability: Durability = ON_MASTER
+    ) -> None:
         # redis-py types replies as ``bytes | str`` (decode_responses); ours are always bytes.
         self._redis: Any = redis
         self._audit_maxlen = audit_maxlen
+        # Provisioning writes (guarded writes, imports) are acknowledged only once this durable.
+        self._durability = durability
         self._scripts = {
             name: redis.register_script(script("subscriber.store", name)) for name in SCRIPTS
         }
@@ -136,10 +141,17 @@ class StoreBase:
     async def _script(self, name: str, *, keys: list[str], args: list[Any]) -> Any:
         return await self._scripts[name](keys=keys, args=args)
 
+    async def _durable_script(self, name: str, *, keys: list[str], args: list[Any]) -> Any:
+        """A provisioning write: :meth:`_script`, acknowledged as ``durability`` says."""
+        run = self._scripts[name]
+        return await self._durability.write(
+            self._redis, lambda client: run(keys=keys, args=args, client=client)
+        )
+
     async def _run(self, tx: Tx) -> tuple[str, str] | None:
         """Run guarded writes; returns (failed guard label, current value) or None."""
         spec = json.dumps({"g": tx.guards, "w": tx.writes})
-        index, current = await self._script("guarded", keys=tx.keys, args=[spec])
+        index, current = await self._durable_script("guarded", keys=tx.keys, args=[spec])
         if int(index) == 0:
             return None
         return tx.labels[int(index) - 1], text(current)

@@ -7,6 +7,7 @@ from datetime import datetime
 
 from redis.asyncio import Redis
 
+from headend.redisconn import ON_MASTER, Durability
 from subscriber.domain import Carrier, CarrierStatus, Package
 from subscriber.errors import CarrierExists, CarrierNotFound
 from subscriber.store.base import Audit, StoreBase, Tx, redis_errors
@@ -27,8 +28,10 @@ from subscriber.store.codec import (
 class CatalogueStore(StoreBase):
     """Carriers and packages."""
 
-    def __init__(self, redis: Redis, *, audit_maxlen: int = 1_000_000) -> None:
-        super().__init__(redis, audit_maxlen=audit_maxlen)
+    def __init__(
+        self, redis: Redis, *, audit_maxlen: int = 1_000_000, durability: Durability = ON_MASTER
+    ) -> None:
+        super().__init__(redis, audit_maxlen=audit_maxlen, durability=durability)
         self._catalog: tuple[bytes | None, dict[str, Package]] = (b"", {})
 
     # --- carriers --------------------------------------------------------------------------

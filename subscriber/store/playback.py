@@ -8,6 +8,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from headend.redisconn import ON_MASTER, Durability
 from subscriber.domain import Decision, DenyReason, Package, PlaybackState
 from subscriber.errors import DeviceNotFound, LeaseNotFound, StreamLimitReached
 from subscriber.store.base import Coalescer, redis_errors
@@ -49,8 +50,10 @@ class LeaseTouch:
 class PlaybackStore(CatalogueStore):
     """Playback state, decisions and leases; concurrent lookups share one script call."""
 
-    def __init__(self, redis: Redis, *, audit_maxlen: int = 1_000_000) -> None:
-        super().__init__(redis, audit_maxlen=audit_maxlen)
+    def __init__(
+        self, redis: Redis, *, audit_maxlen: int = 1_000_000, durability: Durability = ON_MASTER
+    ) -> None:
+        super().__init__(redis, audit_maxlen=audit_maxlen, durability=durability)
         self._playback_batch = Coalescer(self._load_playback_many)
         self._authorize_batch = Coalescer(self._authorize_many)
 

@@ -47,7 +47,7 @@ class RecordStore(StoreBase):
             batch.append([row.subscriber_id, fields, row.mac, row.serial, row.model])
         # One argument, not thousands: redis-py packs many small arguments slowly.
         payload = json.dumps(batch, ensure_ascii=False, separators=(",", ":"))
-        outcomes = await self._script(
+        outcomes = await self._durable_script(
             "import",
             keys=[subs_key(carrier), audit_key(carrier)],
             args=[carrier, principal, ms(now), self._audit_maxlen, payload],
@@ -113,9 +113,13 @@ class RecordStore(StoreBase):
     async def idempotency_finish(
         self, scope: str, key: str, fingerprint: str, response: bytes, ttl_seconds: int
     ) -> None:
-        """Record the response a retry will get."""
+        """Record the response a retry will get: the request's last write, made as durable
+        as provisioning writes are (it confirms the writes before it too)."""
         record = json.dumps({"f": fingerprint, "r": base64.b64encode(response).decode()})
-        await self._redis.set(idempotency_key(scope, key), record, ex=ttl_seconds)
+        name = idempotency_key(scope, key)
+        await self._durability.write(
+            self._redis, lambda client: client.set(name, record, ex=ttl_seconds)
+        )
 
     @redis_errors
     async def idempotency_release(self, scope: str, key: str) -> None:

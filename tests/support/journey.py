@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import redis.asyncio as aioredis
 
 from cdn_ctl.domain import Edge, Tier
 from cdn_ctl.edge import EdgeConfig, EdgeProcess
@@ -29,6 +28,7 @@ from cdn_ctl.settings import CdnSettings
 from cdn_ctl.store import EdgeStore
 from headend.auth import PLAYBACK, KeyStore
 from headend.pki import LocalPki
+from headend.redisconn import RedisSettings, connect
 from headend.rpc import RpcSettings
 from headend.seed import LiveSpec, Targets, World, start_live
 from tests.support.live import Feed
@@ -79,16 +79,18 @@ async def build_stack(
     access_log: bool = True,
     door: dict[str, Any] | None = None,
     pki: LocalPki | None = None,
+    redis_settings: RedisSettings | None = None,
 ) -> AsyncIterator[Stack]:
     """Start everything (torn down in reverse order, also when a step fails); the CDN
     faces run as the real :class:`cdn_ctl.server.RoutingProcess` (``door`` overrides
-    front door settings)."""
+    front door settings; ``redis_settings`` how every part's client connects and what
+    an acknowledged write waits for)."""
     door = door or {}
     async with contextlib.AsyncExitStack() as down:
-        redis = aioredis.Redis.from_url(redis_url)
+        redis = connect(redis_url, redis_settings)
         down.push_async_callback(redis.aclose)
         await redis.flushall()
-        services = await start_services(redis, pki=pki)
+        services = await start_services(redis, pki=pki, redis_settings=redis_settings)
         down.push_async_callback(services.stop)
         world = await seed_world(
             services.epg_target, services.subscriber_target, services.api_key, tls=services.tls

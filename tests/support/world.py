@@ -22,6 +22,7 @@ from epg.server import create_server as create_epg
 from epg.settings import EpgSettings
 from headend.auth import ADMIN, KeyStore
 from headend.pki import LocalPki
+from headend.redisconn import RedisSettings
 from headend.rpc import ClientTls, RpcServer, RpcSettings, bearer, client_channel
 from headend.seed import (
     Box,
@@ -230,15 +231,22 @@ def client_tls(pki: LocalPki | None) -> ClientTls | None:
     return ClientTls(pki.ca_file, pki.client.cert_file, pki.client.key_file)
 
 
-async def start_services(redis: aioredis.Redis, *, pki: LocalPki | None = None) -> Services:
-    """EPG and subscriber services on port 0 with real key auth (mTLS with ``pki``)."""
+async def start_services(
+    redis: aioredis.Redis,
+    *,
+    pki: LocalPki | None = None,
+    redis_settings: RedisSettings | None = None,
+) -> Services:
+    """EPG and subscriber services on port 0 with real key auth (mTLS with ``pki``;
+    ``redis_settings``: what their acknowledged writes wait for)."""
     keys = KeyStore(redis)
     _, api_key = await keys.create(ADMIN)
+    store = redis_settings or RedisSettings()
     epg, epg_port = await create_epg(
-        EpgSettings(rpc=server_rpc(pki), watch_block_ms=100), redis=redis, keys=keys
+        EpgSettings(rpc=server_rpc(pki), watch_block_ms=100, redis=store), redis=redis, keys=keys
     )
     sub, sub_port = await create_subscriber(
-        SubscriberSettings(rpc=server_rpc(pki)), redis=redis, keys=keys
+        SubscriberSettings(rpc=server_rpc(pki), redis=store), redis=redis, keys=keys
     )
     return Services(
         epg, sub, f"127.0.0.1:{epg_port}", f"127.0.0.1:{sub_port}", api_key, client_tls(pki)
