@@ -1,0 +1,645 @@
+"""Sizing: Redis bytes per subscriber, programme, archived segment and lease, and host counts.
+
+Redis holds every piece of the platform's state in memory, so its size decides
+how many Redis hosts a deployment needs, and the one way to know what an item
+costs is to write it the way the platform does and watch ``used_memory``. This
+script starts a private ``redis-server``, seeds it through the stores' own code
+(``SubscriberStore.import_rows`` and ``start_lease``, ``EpgStore.write_programmes``,
+``ArchiveIndex.record_many``: no key is written by hand), and reads ``INFO memory``
+after ``MEMORY PURGE`` before and after each kind. Each kind is seeded in two equal
+halves: the second half's cost per item is the slope (what one more item costs once
+hash tables and sorted sets have their steady-state encodings), the rest is fixed
+overhead. :func:`estimate` is pure: it turns those slopes and a province's targets
+into Redis memory with headroom and host counts, so it can be checked on its own.
+
+Run: ``.venv/bin/python scripts/sizing.py`` (``make sizing``); ``--help`` lists the
+targets, the sample sizes and the throughput assumptions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import redis.asyncio as aioredis
+
+from epg.domain import Channel, Programme, Text, WritePolicy, programme_id, validate_batch
+from epg.store import EpgStore
+from headend.auth import ADMIN
+from headend.ids import new_lease_id
+from headend.redisproc import RedisServer
+from subscriber.domain import Carrier, ImportRow, Package, validate_import_row
+from subscriber.settings import SubscriberSettings
+from subscriber.store import Audit, SubscriberStore
+from subscriber.store.codec import audit_key
+from transcode.archive import ArchiveIndex, RungInfo
+from transcode.domain import ArchiveEntry
+from transcode.farm.placement import channel_cost
+from transcode.ladder import Rung
+from transcode.measure import aac_codec
+from transcode.profiles import resolve_profile
+
+GIB = 1024**3
+MIB = 1024**2
+CARRIER = "sizing"
+PACKAGES = ("basic", "sports")
+# Programme lengths cycled through a day (minutes), as the EPG import benchmark's guide:
+# about 33 programmes a channel a day.
+DURATIONS = (30, 45, 60, 35, 40, 50)
+EPOCH = datetime(2026, 3, 2, tzinfo=UTC)
+DESCRIPTION = "一段关于城市与乡村生活的纪录片。"
+# Redis keeps hashes and sorted sets up to this many entries compact (the default
+# hash-/zset-max-listpack-entries); a province's per-channel keys are far beyond it.
+LISTPACK_ENTRIES = 128
+
+# Headroom, documented in the README's sizing section:
+# - A BGSAVE or AOF rewrite forks; every page the parent writes while the child runs is
+#   copied. The worst case (a write touching every page, e.g. archive indexing spread
+#   over every channel's sorted sets during a long rewrite) copies all of it: x2.
+COW_FACTOR = 2.0
+# - jemalloc fragmentation (RSS over used_memory) for append-mostly data with a
+#   retention sweep deleting the oldest segments: about 1.1 in practice, 1.2 allowed.
+FRAGMENTATION = 1.2
+# - Replication backlog plus one replica's output buffer during a full resync
+#   (``client-output-buffer-limit replica 256mb``) plus the AOF and client buffers.
+BUFFERS_BYTES = 1 * GIB
+# - What the OS, sshd, the Sentinel and the exporters keep on a Redis host.
+OS_RESERVE_BYTES = 2 * GIB
+
+
+@dataclass(frozen=True, slots=True)
+class Measured:
+    """Redis bytes per item (slopes over the second half of each sample) and fixed costs."""
+
+    subscriber: float  # account hash, box hash, MAC index, subscriber-set entry, 2 ents
+    audit_entry: float  # the ImportSubscribers audit entry each new subscriber adds
+    programme: float  # guide entry with its index, id map and share of its change entry
+    segment: float  # one archived segment of one rung
+    lease: float  # one live lease (sorted-set entry and its metadata)
+    programmes_per_day: float  # per channel, in the seeded guide
+    empty_bytes: int  # used_memory of the private server before seeding
+    fixed_bytes: float  # what the samples cost beyond slope x count (keys' own overhead)
+
+
+@dataclass(frozen=True, slots=True)
+class Targets:
+    """A province's size and the assumptions host counts rest on."""
+
+    subscribers: int = 5_000_000
+    channels: int = 300
+    catchup_days: int = 7
+    epg_days: int = 14  # past catch-up days plus the week ahead
+    profile: str = "default"
+    segment_seconds: float = 6.0
+    viewer_share: float = 0.20  # concurrent viewers / subscribers at peak
+    host_gib: int = 64  # RAM of one Redis host
+    redis_replicas: int = 1  # replicas per primary (Sentinel failover)
+    audit_maxlen: int = SubscriberSettings().audit_maxlen
+    # Assumptions, not measurements (flags override them):
+    node_capacity_units: int = 4 * 32  # TC_NODE_CAPACITY's default rule on a 32-core host
+    viewer_mbps: float = 3.0  # average delivered bitrate per viewer (the 720p rung)
+    edge_gbps: float = 20.0  # what one nginx edge host delivers at its planned ceiling
+    edge_hit_ratio: float = 0.95  # share of edge requests served from the edge's cache
+    origin_gbps: float = 20.0  # what one origin host serves to edges
+
+
+@dataclass(frozen=True, slots=True)
+class Estimate:
+    """Redis memory and host counts for one set of targets."""
+
+    rungs: int
+    segments: int
+    programmes: int
+    viewers: int
+    subscriber_bytes: float
+    epg_bytes: float
+    archive_bytes: float
+    lease_bytes: float
+    dataset_bytes: float  # used_memory the data needs
+    host_ram_bytes: float  # RAM that dataset needs on one host, with every headroom
+    usable_per_host_bytes: float  # dataset one host of host_gib carries with the headroom
+    redis_primaries: int
+    redis_hosts: int
+    largest_part_fits: bool  # the biggest service's data fits on one host
+    transcode_units: int
+    transcode_nodes: int
+    edge_gbps_total: float
+    edges: int
+    origin_gbps_total: float
+    origins: int
+    origin_disk_bytes: float  # catch-up media each origin keeps (nominal ladder bitrates)
+
+
+def estimate(m: Measured, t: Targets) -> Estimate:
+    """Redis memory and host counts for ``t`` from the measured per-item costs ``m``."""
+    profile = resolve_profile(t.profile, segment_seconds=t.segment_seconds)
+    rungs = len(profile.rungs)
+    segments = round(t.channels * rungs * t.catchup_days * 86_400 / t.segment_seconds)
+    programmes = round(t.channels * t.epg_days * m.programmes_per_day)
+    viewers = round(t.subscribers * t.viewer_share)
+    # The audit stream is capped (SUBSCRIBER_AUDIT_MAXLEN), so its cost stops growing.
+    subscriber_bytes = t.subscribers * m.subscriber + min(t.subscribers, t.audit_maxlen) * (
+        m.audit_entry
+    )
+    epg_bytes = programmes * m.programme
+    archive_bytes = segments * m.segment
+    lease_bytes = viewers * m.lease
+    dataset = m.empty_bytes + m.fixed_bytes + subscriber_bytes + epg_bytes
+    dataset += archive_bytes + lease_bytes
+    host_ram = dataset * FRAGMENTATION * COW_FACTOR + BUFFERS_BYTES + OS_RESERVE_BYTES
+    usable = max(0.0, (t.host_gib * GIB - BUFFERS_BYTES - OS_RESERVE_BYTES)) / (
+        FRAGMENTATION * COW_FACTOR
+    )
+    primaries = max(1, math.ceil(dataset / usable)) if usable else 0
+    largest = max(subscriber_bytes + lease_bytes, epg_bytes, archive_bytes)
+    units = t.channels * channel_cost(t.profile)
+    edge_gbps = viewers * t.viewer_mbps / 1000
+    origin_gbps = edge_gbps * (1 - t.edge_hit_ratio)
+    ladder_bps = sum((r.video_kbps + r.audio_kbps) * 1000 for r in profile.rungs)
+    return Estimate(
+        rungs=rungs,
+        segments=segments,
+        programmes=programmes,
+        viewers=viewers,
+        subscriber_bytes=subscriber_bytes,
+        epg_bytes=epg_bytes,
+        archive_bytes=archive_bytes,
+        lease_bytes=lease_bytes,
+        dataset_bytes=dataset,
+        host_ram_bytes=host_ram,
+        usable_per_host_bytes=usable,
+        redis_primaries=primaries,
+        redis_hosts=primaries * (1 + t.redis_replicas),
+        largest_part_fits=bool(usable) and largest <= usable,
+        transcode_units=units,
+        # One node more than the channels need, so a drain or a dead node has somewhere to go.
+        transcode_nodes=math.ceil(units / t.node_capacity_units) + 1,
+        edge_gbps_total=edge_gbps,
+        edges=math.ceil(edge_gbps / t.edge_gbps),
+        origin_gbps_total=origin_gbps,
+        # At least two: each origin holds the whole archive, so one can be lost.
+        origins=max(2, math.ceil(origin_gbps / t.origin_gbps)),
+        origin_disk_bytes=t.channels * ladder_bps / 8 * t.catchup_days * 86_400,
+    )
+
+
+# --- measuring ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """How much the measurement seeds (each kind in two equal halves)."""
+
+    subscribers: int = 20_000
+    channels: int = 20
+    # Each half must already hold more than 128 programmes (or segments) a channel, past
+    # Redis' compact listpack encoding, as a province's guide and archive do: >= 8 days.
+    days: int = 14  # of guide
+    archive_hours: float = 6.0  # of catch-up, every channel and rung
+    leases: int = 4_000
+
+
+def progress(line: str) -> None:
+    """A progress line on stderr (stdout carries the table or the JSON)."""
+    print(line, file=sys.stderr, flush=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Footprint:
+    """The server's memory apart from its keyspace tables, and the keys those tables hold."""
+
+    data: int  # used_memory minus the keyspace tables (MEMORY STATS overhead.hashtable.*)
+    keys: int
+    expiring: int  # keys with a TTL (the expires table holds them a second time)
+
+
+@dataclass(frozen=True, slots=True)
+class Slope:
+    """What one more item adds: bytes outside the keyspace tables, keys, keys with a TTL."""
+
+    data: float
+    keys: float
+    expiring: float
+
+    def per(self, units: float) -> Slope:
+        """The same cost spread over ``units`` smaller items."""
+        return Slope(self.data / units, self.keys / units, self.expiring / units)
+
+    def bytes(self, per_key: float, per_expiring: float) -> float:
+        """Bytes per item with the keyspace tables' cost per key added back."""
+        return self.data + self.keys * per_key + self.expiring * per_expiring
+
+
+async def footprint(redis: aioredis.Redis) -> Footprint:
+    """The footprint once the allocator has returned what it can.
+
+    The keyspace tables are left out here and added back per key (:func:`measure`): a
+    table doubles when it fills, so a slope taken across a doubling would charge its
+    whole new bucket array to the items that happened to cross it.
+    """
+    # A table that just doubled holds both arrays until Redis' cron has moved every key
+    # (a few 100 ms ticks): let that finish first.
+    await asyncio.sleep(0.5)
+    await redis.execute_command("MEMORY", "PURGE")
+    used = int((await redis.info("memory"))["used_memory"])
+    tables = (await redis.memory_stats()).get("db.0", {})
+    keyspace = (await redis.info("keyspace")).get("db0", {})
+    return Footprint(
+        used
+        - int(tables.get("overhead.hashtable.main", 0))
+        - int(tables.get("overhead.hashtable.expires", 0)),
+        int(keyspace.get("keys", 0)),
+        int(keyspace.get("expires", 0)),
+    )
+
+
+async def halves(
+    redis: aioredis.Redis, name: str, count: int, seed: Callable[[int, int], Awaitable[None]]
+) -> Slope:
+    """Seed items [0, count) in two halves; what each item of the second half added."""
+    half = count // 2
+    before = await footprint(redis)
+    began = time.perf_counter()
+    await seed(0, half)
+    seconds = time.perf_counter() - began
+    middle = await footprint(redis)
+    began = time.perf_counter()
+    await seed(half, count)
+    seconds += time.perf_counter() - began
+    after = await footprint(redis)
+    n = count - half
+    slope = Slope(
+        (after.data - middle.data) / n,
+        (after.keys - middle.keys) / n,
+        (after.expiring - middle.expiring) / n,
+    )
+    progress(
+        f"  {name}: {count:,} in {seconds:.1f} s; outside the keyspace tables "
+        f"{(after.data - before.data) / count:,.1f} B each overall, {slope.data:,.1f} B in "
+        f"the second half; {slope.keys:g} keys, {slope.expiring:g} with a TTL each"
+    )
+    return slope
+
+
+def mac(i: int) -> str:
+    """A locally administered MAC for box ``i``."""
+    return f"02:00:{i >> 24 & 255:02x}:{i >> 16 & 255:02x}:{i >> 8 & 255:02x}:{i & 255:02x}"
+
+
+def row(i: int) -> ImportRow:
+    """Subscriber ``i`` as a carrier's import file gives it: one box, both packages."""
+    return ImportRow(
+        row=i + 2,
+        subscriber_id=f"acct{i:08d}",
+        display_name=f"用户 {i}",
+        region_code="440305",
+        status="active",
+        service_end=None,
+        max_streams=0,
+        contact_phone=f"138{i:08d}",
+        contact_email="",
+        mac=mac(i),
+        serial=f"SN{i:010d}",
+        model="B860AV2.1",
+        package_ids=PACKAGES,
+        entitled_from=None,
+        entitled_until=None,
+    )
+
+
+async def seed_subscribers(
+    redis: aioredis.Redis, store: SubscriberStore, count: int, now: datetime
+) -> tuple[Slope, float]:
+    """Import ``count`` subscribers (one box, two entitlements each) as a carrier would."""
+    audit = Audit(str(ADMIN), "sizing")
+    await store.create_carrier(Carrier(CARRIER, "Sizing", "telecom", "active", now), audit, "")
+    for package in PACKAGES:
+        await store.put_package(Package(package, package, ("ch0.sizing.cn",)), audit, "", "", now)
+    packages = await store.catalogue()
+    default_streams = SubscriberSettings().default_max_streams
+    batch = SubscriberSettings().import_batch_rows
+
+    async def seed(lo: int, hi: int) -> None:
+        for start in range(lo, hi, batch):
+            rows = [
+                validate_import_row(
+                    row(i), default_max_streams=default_streams, packages=packages, now=now
+                )
+                for i in range(start, min(start + batch, hi))
+            ]
+            summary = await store.import_rows(CARRIER, rows, principal=str(ADMIN), now=now)
+            if summary.created != len(rows):
+                raise SystemExit(f"import refused rows: {summary.errors[:3]}")
+
+    audit_before = int(await redis.memory_usage(audit_key(CARRIER), samples=0) or 0)
+    slope = await halves(redis, "subscribers", count, seed)
+    audit_after = int(await redis.memory_usage(audit_key(CARRIER), samples=0) or 0)
+    # The stream grows by whole listpack nodes; its average per entry is the fair figure.
+    audit_entry = (audit_after - audit_before) / count
+    # The subscriber's own keys, and its audit entry apart (the stream is capped).
+    return Slope(slope.data - audit_entry, slope.keys, slope.expiring), audit_entry
+
+
+async def seed_guide(
+    redis: aioredis.Redis, store: EpgStore, channels: int, days: int
+) -> tuple[Slope, float]:
+    """Write ``days`` of guide for ``channels`` channels, one batch per channel and day."""
+    for c in range(channels):
+        name = (Text("zh", f"频道 {c}"), Text("en", f"Channel {c}"))
+        await store.create_channel(
+            Channel(f"ch{c}.sizing.cn", c + 1, name, "sizing", catchup_days=7)
+        )
+    written = 0
+
+    async def seed(lo: int, hi: int) -> None:
+        nonlocal written
+        for day in range(lo, hi):
+            for c in range(channels):
+                channel_id = f"ch{c}.sizing.cn"
+                day_start = EPOCH + timedelta(days=day)
+                when, i, batch = day_start, 0, []
+                while when < day_start + timedelta(days=1):
+                    stop = min(
+                        when + timedelta(minutes=DURATIONS[(c + i) % len(DURATIONS)]),
+                        day_start + timedelta(days=1),
+                    )
+                    batch.append(
+                        Programme(
+                            programme_id(channel_id, when), channel_id, when, stop,
+                            titles=(Text("zh", f"节目 {c}-{day}-{i}"), Text("en", f"Show {i}")),
+                            descriptions=(Text("zh", f"第 {i} 集: {DESCRIPTION}"),),
+                            categories=(Text("zh", "纪录片"),),
+                            episode_xmltv_ns=f"0.{i}.0/1",
+                        )
+                    )  # fmt: skip
+                    when, i = stop, i + 1
+                # The service's batch bound is no part of what is measured: a day fits.
+                ordered = validate_batch(channel_id, batch, max_batch=len(batch))
+                await store.write_programmes(channel_id, ordered, policy=WritePolicy.REFUSE)
+                written += len(ordered)
+
+    # Seeded by day, so the two halves are two spans of days of every channel.
+    slope = await halves(redis, "guide days", days, seed)
+    per_day = written / (channels * days)
+    return slope.per(channels * per_day), per_day
+
+
+async def seed_archive(
+    redis: aioredis.Redis,
+    index: ArchiveIndex,
+    rungs: tuple[Rung, ...],
+    channels: int,
+    sample: Sample,
+    segment_seconds: float,
+) -> Slope:
+    """Index ``archive_hours`` of segments of every rung of ``channels`` channels."""
+    codecs = f"avc1.640028,{aac_codec('LC')}"
+    facts = [RungInfo(r.name, codecs, r.width, r.height, 25.0) for r in rungs]
+    for c in range(channels):
+        await index.register_channel(f"ch{c}.sizing.cn", catchup_days=7, rungs=facts)
+    per_rung = int(sample.archive_hours * 3600 / segment_seconds)
+    start = EPOCH.timestamp()
+
+    async def seed(lo: int, hi: int) -> None:
+        for c in range(channels):
+            channel_id = f"ch{c}.sizing.cn"
+            entries = []
+            for seq in range(lo, hi):
+                # The publisher's layout: live/{channel}/{rung}/{seq:010d}.ts, sizes near the
+                # rung's bitrate, starts with microseconds.
+                when = datetime.fromtimestamp(start + seq * segment_seconds + 0.000123, UTC)
+                for r in rungs:
+                    size = (r.video_kbps + r.audio_kbps) * 125 * segment_seconds
+                    entries.append(
+                        (
+                            r.name,
+                            ArchiveEntry(
+                                seq, when, segment_seconds - 0.04 * (seq % 3),
+                                int(size) + 188 * (seq % 97),
+                                f"live/{channel_id}/{r.name}/{seq:010d}.ts",
+                            ),
+                        )
+                    )  # fmt: skip
+            for i in range(0, len(entries), 5_000):
+                await index.record_many(channel_id, entries[i : i + 5_000])
+
+    slope = await halves(redis, "archive segments per rung", per_rung, seed)
+    return slope.per(channels * len(rungs))
+
+
+async def seed_leases(
+    redis: aioredis.Redis, store: SubscriberStore, count: int, now: datetime
+) -> Slope:
+    """Start one live lease on each of the first ``count`` subscribers' boxes."""
+    settings = SubscriberSettings()
+    ttl_ms = int(settings.lease_ttl_seconds * 1000)
+    grace_ms = int(settings.lease_grace_seconds * 1000)
+
+    async def one(i: int) -> None:
+        await store.start_lease(
+            CARRIER, f"acct{i:08d}", lease_id=new_lease_id(), mac=mac(i),
+            channel="ch0.sizing.cn", now=now, ttl_ms=ttl_ms, grace_ms=grace_ms,
+            limit=settings.default_max_streams,
+        )  # fmt: skip
+
+    async def seed(lo: int, hi: int) -> None:
+        # One at a time: concurrent calls would open pooled connections, whose buffers
+        # Redis counts in used_memory and which are no part of a lease's cost.
+        for i in range(lo, hi):
+            await one(i)
+
+    return await halves(redis, "leases", count, seed)
+
+
+async def measure(sample: Sample, segment_seconds: float, folder: Path) -> Measured:
+    """Seed a private redis-server through the stores and measure each kind."""
+    # No AOF: its rewrites fork, and a forked child stops the keyspace tables resizing.
+    server = RedisServer(folder, args=("--appendonly", "no"))
+    server.start()
+    redis = aioredis.Redis.from_url(server.url)
+    try:
+        empty = (await footprint(redis)).data
+        now = datetime.now(UTC)
+        progress(f"private redis-server in {folder}: {empty:,} B used empty")
+        subscribers = SubscriberStore(redis)
+        sub, audit_entry = await seed_subscribers(redis, subscribers, sample.subscribers, now)
+        programme, per_day = await seed_guide(redis, EpgStore(redis), sample.channels, sample.days)
+        rungs = resolve_profile("default", segment_seconds=segment_seconds).rungs
+        segment = await seed_archive(
+            redis, ArchiveIndex(redis), rungs, sample.channels, sample, segment_seconds
+        )
+        # Leases last lease_ttl_seconds: measured right after they start.
+        leases = min(sample.leases, sample.subscribers)
+        lease = await seed_leases(redis, subscribers, leases, datetime.now(UTC))
+        # The keyspace tables' cost per key at the end (entry plus its share of buckets:
+        # the sample ends just past a doubling, so this is the dear end of the range).
+        await footprint(redis)  # lets a rehash in progress finish
+        tables = (await redis.memory_stats())["db.0"]
+        counts = (await redis.info("keyspace"))["db0"]
+        per_key = int(tables["overhead.hashtable.main"]) / int(counts["keys"])
+        per_expiring = int(tables["overhead.hashtable.expires"]) / max(1, int(counts["expires"]))
+        used = int((await redis.info("memory"))["used_memory"])
+    finally:
+        await redis.aclose()
+        server.stop()
+    items = [
+        (sub.bytes(per_key, per_expiring) + audit_entry, sample.subscribers),
+        (programme.bytes(per_key, per_expiring), per_day * sample.channels * sample.days),
+        (
+            segment.bytes(per_key, per_expiring),
+            sample.channels * len(rungs) * int(sample.archive_hours * 3600 / segment_seconds),
+        ),
+        (lease.bytes(per_key, per_expiring), leases),
+    ]
+    progress(f"keyspace tables: {per_key:.1f} B a key, {per_expiring:.1f} B more with a TTL")
+    return Measured(
+        subscriber=sub.bytes(per_key, per_expiring),
+        audit_entry=audit_entry,
+        programme=programme.bytes(per_key, per_expiring),
+        segment=segment.bytes(per_key, per_expiring),
+        lease=lease.bytes(per_key, per_expiring),
+        programmes_per_day=per_day,
+        empty_bytes=empty,
+        fixed_bytes=used - empty - sum(cost * count for cost, count in items),
+    )
+
+
+# --- reporting ---------------------------------------------------------------------------
+
+
+def human(n: float) -> str:
+    """Bytes in binary units."""
+    for unit, size in (("TiB", 1024**4), ("GiB", GIB), ("MiB", MIB), ("KiB", 1024)):
+        if abs(n) >= size:
+            return f"{n / size:,.1f} {unit}"
+    return f"{n:,.0f} B"
+
+
+def report(m: Measured, t: Targets, e: Estimate, sample: Sample) -> str:
+    """The measured table and the province estimate, as the README shows them."""
+    seg = f"{t.segment_seconds:g} s"
+    ent = "account hash, box hash, MAC index, 2 entitlements"
+    prog = "zh/en titles, description, category; index, id map"
+    lines = [
+        "| item | Redis bytes each (slope) |",
+        "|---|---|",
+        f"| subscriber ({ent}) | {m.subscriber:,.0f} |",
+        f"| + its import audit entry (capped at {t.audit_maxlen:,}) | {m.audit_entry:,.0f} |",
+        f"| guide programme ({prog}) | {m.programme:,.0f} |",
+        f"| archived segment, one rung ({seg}) | {m.segment:,.0f} |",
+        f"| live lease | {m.lease:,.0f} |",
+        "",
+        f"Sample: {sample.subscribers:,} subscribers, {sample.channels} channels x "
+        f"{sample.days} days of guide ({m.programmes_per_day:.1f} programmes a channel a day), "
+        f"{sample.archive_hours:g} h of archive x {e.rungs} rungs, {sample.leases:,} leases; "
+        f"empty server {human(m.empty_bytes)}, fixed costs {human(m.fixed_bytes)}.",
+        "",
+        f"Province: {t.subscribers:,} subscribers, {t.channels} channels ({t.profile} ladder, "
+        f"{e.rungs} rungs, {seg} segments), {t.catchup_days} days of catch-up, {t.epg_days} "
+        f"days of guide, {t.viewer_share:.0%} watching ({e.viewers:,} leases)",
+        "",
+        "| part | items | Redis memory |",
+        "|---|---|---|",
+        f"| subscribers + audit | {t.subscribers:,} | {human(e.subscriber_bytes)} |",
+        f"| guide | {e.programmes:,} programmes | {human(e.epg_bytes)} |",
+        f"| catch-up archive index | {e.segments:,} segments | {human(e.archive_bytes)} |",
+        f"| live leases | {e.viewers:,} | {human(e.lease_bytes)} |",
+        f"| **dataset (used_memory)** | | **{human(e.dataset_bytes)}** |",
+        "",
+        f"RAM for it on one host: {human(e.host_ram_bytes)} = dataset x {FRAGMENTATION:g} "
+        f"(fragmentation) x {COW_FACTOR:g} (fork copy-on-write, worst case) + "
+        f"{human(BUFFERS_BYTES)} (replication and client buffers) + "
+        f"{human(OS_RESERVE_BYTES)} (OS).",
+        f"A {t.host_gib} GiB host carries a {human(e.usable_per_host_bytes)} dataset: "
+        f"{e.redis_primaries} primar{'y' if e.redis_primaries == 1 else 'ies'} x "
+        f"(1 + {t.redis_replicas} replica) = {e.redis_hosts} Redis hosts"
+        + ("" if e.largest_part_fits else " (the largest part alone does not fit one host)")
+        + ".",
+        "",
+        "Other roles (assumptions, not measurements):",
+        f"- transcode nodes: {t.channels} x {channel_cost(t.profile)} units = "
+        f"{e.transcode_units:,} units / {t.node_capacity_units} per node, + 1 spare = "
+        f"{e.transcode_nodes}",
+        f"- edges: {e.viewers:,} viewers x {t.viewer_mbps:g} Mb/s = "
+        f"{e.edge_gbps_total:,.0f} Gb/s / {t.edge_gbps:g} Gb/s per edge = {e.edges}",
+        f"- origins: {1 - t.edge_hit_ratio:.0%} edge misses = {e.origin_gbps_total:,.0f} Gb/s / "
+        f"{t.origin_gbps:g} Gb/s per origin (at least 2) = {e.origins}; each keeps "
+        f"{human(e.origin_disk_bytes)} of catch-up media (nominal ladder bitrates)",
+    ]
+    return "\n".join(lines)
+
+
+def parse(argv: list[str] | None) -> tuple[argparse.Namespace, Targets, Sample]:
+    """Command-line flags -> the targets and the sample."""
+    d, s = Targets(), Sample()
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    targets = p.add_argument_group("province targets")
+    targets.add_argument("--subscribers", type=int, default=d.subscribers)
+    targets.add_argument("--channels", type=int, default=d.channels)
+    targets.add_argument("--days", type=int, default=d.catchup_days, help="catch-up days")
+    targets.add_argument("--epg-days", type=int, default=d.epg_days)
+    targets.add_argument("--segment-seconds", type=float, default=d.segment_seconds)
+    targets.add_argument("--viewer-share", type=float, default=d.viewer_share)
+    targets.add_argument("--host-gib", type=int, default=d.host_gib, help="RAM per Redis host")
+    targets.add_argument("--redis-replicas", type=int, default=d.redis_replicas)
+    assumed = p.add_argument_group("throughput assumptions (not measured)")
+    assumed.add_argument("--node-capacity-units", type=int, default=d.node_capacity_units)
+    assumed.add_argument("--viewer-mbps", type=float, default=d.viewer_mbps)
+    assumed.add_argument("--edge-gbps", type=float, default=d.edge_gbps)
+    assumed.add_argument("--edge-hit-ratio", type=float, default=d.edge_hit_ratio)
+    assumed.add_argument("--origin-gbps", type=float, default=d.origin_gbps)
+    sample = p.add_argument_group("sample measured (each kind in two halves)")
+    sample.add_argument("--sample-subscribers", type=int, default=s.subscribers)
+    sample.add_argument("--sample-channels", type=int, default=s.channels)
+    sample.add_argument("--sample-days", type=int, default=s.days)
+    sample.add_argument("--sample-archive-hours", type=float, default=s.archive_hours)
+    sample.add_argument("--sample-leases", type=int, default=s.leases)
+    p.add_argument("--json", action="store_true", help="print the figures as JSON")
+    a = p.parse_args(argv)
+    if min(a.sample_subscribers, a.sample_leases) < 2 or a.sample_channels < 1:
+        p.error("samples: 2 subscribers and 2 leases at least (two halves), 1 channel")
+    # Each half past the listpack limit (see Sample), so the slope is the large keys' cost.
+    if a.sample_days // 2 * 24 * 60 / (sum(DURATIONS) / len(DURATIONS)) <= LISTPACK_ENTRIES:
+        p.error("--sample-days: each half must hold more than 128 programmes a channel (>= 8)")
+    if a.sample_archive_hours * 3600 / a.segment_seconds // 2 <= LISTPACK_ENTRIES:
+        p.error("--sample-archive-hours: each half must hold more than 128 segments a rung")
+    t = Targets(
+        subscribers=a.subscribers, channels=a.channels, catchup_days=a.days,
+        epg_days=a.epg_days, segment_seconds=a.segment_seconds, viewer_share=a.viewer_share,
+        host_gib=a.host_gib, redis_replicas=a.redis_replicas,
+        node_capacity_units=a.node_capacity_units, viewer_mbps=a.viewer_mbps,
+        edge_gbps=a.edge_gbps, edge_hit_ratio=a.edge_hit_ratio, origin_gbps=a.origin_gbps,
+    )  # fmt: skip
+    sm = Sample(
+        a.sample_subscribers, a.sample_channels, a.sample_days, a.sample_archive_hours,
+        a.sample_leases,
+    )  # fmt: skip
+    return a, t, sm
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Measure, then print the table and the estimate (or JSON with ``--json``)."""
+    args, targets, sample = parse(argv)
+    with tempfile.TemporaryDirectory(prefix="sizing-") as folder:
+        measured = asyncio.run(measure(sample, targets.segment_seconds, Path(folder)))
+    result = estimate(measured, targets)
+    if args.json:
+        out = {"measured": asdict(measured), "targets": asdict(targets)}
+        out |= {"sample": asdict(sample), "estimate": asdict(result)}
+        print(json.dumps(out, indent=2))
+    else:
+        print(report(measured, targets, result, sample))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
