@@ -342,4 +342,6 @@ async def _create(settings: CdnSettings, redis: Any) -> tuple[rpc.RpcServer, int
 
 def main() -> None:
     """``python -m cdn_ctl``: gRPC CdnControl + HTTP routing face + health monitor."""
-    rpc.run_service("cdn_ctl", CdnSettings.from_env, _create)
+    # The front door rides out a Redis outage from its caches (playing boxes keep playing):
+    # its health does not follow the store's.
+    rpc.run_service("cdn_ctl", CdnSettings.from_env, _create, store_health=False)

@@ -80,6 +80,8 @@ class RedisSettings:
     # them, for at most ``write_timeout_seconds`` (see :class:`Durability`); 0: no wait.
     write_replicas: int = 0
     write_timeout_seconds: float = 1.0
+    # gRPC health says NOT_SERVING once Redis has been unreachable this long (storehealth).
+    unreachable_grace_seconds: float = 15.0
     # The Sentinels' own password (``redis+sentinel://`` URLs), when they require one.
     sentinel_password: str | None = field(default=None, repr=False)
 
@@ -109,6 +111,9 @@ class RedisSettings:
             write_replicas=env_int(env, "REDIS_WRITE_REPLICAS", 0, low=0, high=16),
             write_timeout_seconds=env_float(
                 env, "REDIS_WRITE_TIMEOUT_SECONDS", 1.0, low=0.01, high=60.0
+            ),
+            unreachable_grace_seconds=env_float(
+                env, "REDIS_UNREACHABLE_GRACE_SECONDS", 15.0, low=1.0, high=3600.0
             ),
             sentinel_password=env_secret(env, "REDIS_SENTINEL_PASSWORD"),
         )

@@ -23,7 +23,9 @@ from headend.redisconn import RedisSettings, RedisUnreachable, connect_checked
 from headend.rpc.interceptor import Interceptor
 from headend.rpc.settings import RpcSettings
 from headend.settings import Env, SettingsError, environ
+from headend.storehealth import StoreHealth
 
+_NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 log = logging.getLogger(__name__)
 
 # Transport bounds that need no tuning per deployment. A connection must finish
@@ -87,6 +89,15 @@ class RpcServer:
         self._components = components or AsyncExitStack()
         self._stopped = False
 
+    async def report_store(self, serving: bool) -> None:
+        """Every hosted service SERVING or NOT_SERVING as its store is reachable or not
+        (:class:`headend.storehealth.StoreHealth`); nothing once stopping."""
+        if self._stopped:
+            return
+        status = health_pb2.HealthCheckResponse.SERVING if serving else _NOT_SERVING
+        for name in ("", *self.names):
+            await self.health.set(name, status)
+
     async def stop(self, grace: float | None = None) -> None:
         """Report NOT_SERVING, drain, let in-flight RPCs finish within the grace period, stop;
         then stop its components, last started first."""
@@ -94,7 +105,7 @@ class RpcServer:
             return
         self._stopped = True
         for name in ("", *self.names):
-            await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+            await self.health.set(name, _NOT_SERVING)
         if self.settings.drain_seconds and grace != 0:
             await asyncio.sleep(self.settings.drain_seconds)
         try:
@@ -269,24 +280,33 @@ def load_settings(name: str, load: Callable[[Env], T]) -> T:
         raise SystemExit(EXIT_SETTINGS) from err
 
 
-def run_service(name: str, load: Callable[[Env], S], create: Create[S]) -> NoReturn:
+def run_service(
+    name: str, load: Callable[[Env], S], create: Create[S], *, store_health: bool = True
+) -> NoReturn:
     """A server process's ``main()``: settings, Redis, ``create``, serve until SIGTERM/SIGINT.
 
     Exits ``EXIT_STOPPED`` (0) once stopped by a signal (at any point of start-up too),
     ``EXIT_FAILED`` (1) when it cannot start (Redis unreachable, port in use) and
     ``EXIT_SETTINGS`` (2) on a bad or missing setting; a failure is one line on stderr.
     ``create`` gets the settings and a checked Redis client (closed after the server
-    stopped) and returns the started server and its port.
+    stopped) and returns the started server and its port. With ``store_health`` a gRPC
+    server's health says NOT_SERVING once Redis has been unreachable for
+    ``REDIS_UNREACHABLE_GRACE_SECONDS`` (:mod:`headend.storehealth`), SERVING again when
+    it answers: a load balancer stops sending work to a replica cut off from its store.
     """
     settings = load_settings(name, load)
     if settings.redis_url is None:
         print(f"{name}: REDIS_URL is required (e.g. redis://127.0.0.1:6379/0)", file=sys.stderr)
         raise SystemExit(EXIT_SETTINGS)
     logs.configure(name, settings.log_level)
-    raise SystemExit(asyncio.run(_run(name, settings, settings.redis_url, create)))
+    raise SystemExit(
+        asyncio.run(_run(name, settings, settings.redis_url, create, store_health=store_health))
+    )
 
 
-async def _run(name: str, settings: S, url: str, create: Create[S]) -> int:
+async def _run(
+    name: str, settings: S, url: str, create: Create[S], *, store_health: bool = True
+) -> int:
     stop = stop_event()
     async with AsyncExitStack() as stack:
         try:
@@ -297,7 +317,15 @@ async def _run(name: str, settings: S, url: str, create: Create[S]) -> int:
         if started is None:
             log.info("stopped while starting")
             return EXIT_STOPPED
-        server, port = started
+        server, port, redis = started
+        if store_health and isinstance(server, RpcServer):
+            watch = StoreHealth(
+                redis,
+                grace_seconds=settings.redis.unreachable_grace_seconds,
+                on_change=server.report_store,
+            )
+            task = asyncio.create_task(watch.run(), name="store-health")
+            stack.callback(task.cancel)
         log.info(f"{name} service ready", extra={"port": port})
         await serve(server, stop=stop)
     return EXIT_STOPPED
@@ -305,10 +333,11 @@ async def _run(name: str, settings: S, url: str, create: Create[S]) -> int:
 
 async def _start(
     name: str, settings: S, url: str, create: Create[S], stack: AsyncExitStack
-) -> tuple[Stoppable, int]:
+) -> tuple[Stoppable, int, Redis]:
     redis = await connect_checked(url, settings.redis, name=name)
     stack.push_async_callback(redis.aclose)
-    return await create(settings, redis)
+    server, port = await create(settings, redis)
+    return server, port, redis
 
 
 async def _unless_stopped(stop: asyncio.Event, work: Coroutine[Any, Any, T]) -> T | None:

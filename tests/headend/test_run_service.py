@@ -47,7 +47,11 @@ class Settings:
 
     @classmethod
     def from_env(cls, env):
-        return cls(RpcSettings.from_env(env, "PROBE", default_port=0), env_redis_url(env))
+        return cls(
+            RpcSettings.from_env(env, "PROBE", default_port=0),
+            env_redis_url(env),
+            RedisSettings.from_env(env),
+        )
 
 
 @contextlib.asynccontextmanager
@@ -153,6 +157,46 @@ async def test_sigterm_stops_the_server_then_its_components_and_exits_zero(
 
     assert returncode == EXIT_STOPPED
     assert out == ["component started", "component stopped"]
+
+
+async def _health(port: int) -> int:
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        reply = await health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(), timeout=5
+        )
+    return int(reply.status)
+
+
+async def _until_health(port: int, status: int) -> None:
+    for _ in range(300):
+        if await _health(port) == status:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"health never became {status}")
+
+
+async def test_health_follows_the_store_past_a_grace_and_comes_back_with_it(
+    repo_root: Path, tmp_path: Path
+) -> None:
+    store = RedisServer(tmp_path / "redis")
+    store.start()
+    proc = await _probe(
+        repo_root,
+        {"REDIS_URL": store.url, "REDIS_UNREACHABLE_GRACE_SECONDS": "1", "REDIS_RETRIES": "0"},
+    )
+    try:
+        port = await _ready_port(proc)
+        assert await _health(port) == health_pb2.HealthCheckResponse.SERVING
+        store.kill()
+        await _until_health(port, health_pb2.HealthCheckResponse.NOT_SERVING)
+        store.start()
+        await _until_health(port, health_pb2.HealthCheckResponse.SERVING)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        returncode, _, err = await _finish(proc)
+        store.stop()
+    assert returncode == EXIT_STOPPED
+    assert "store health changed" in err
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["sigterm", "sigint"])
