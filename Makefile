@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PROTOS := $(wildcard protos/*.proto)
 
-.PHONY: help demo demo-reset test test-e2e bench bench-short lint protos system clean
+.PHONY: help demo demo-reset test test-e2e bench bench-short lint protos system clean deploy-check sizing
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' Makefile | sed -E 's/:.*## /\t/' | expand -t 14
@@ -37,10 +37,16 @@ bench: system $(STAMP) ## run the full benchmarks (full-size media; minutes)
 bench-short: system $(STAMP) ## run the benchmarks in their short CI mode with guard ratios
 	BENCH_SHORT=1 $(BIN)/pytest bench -q --benchmark-columns=median,ops,rounds
 
+sizing: system $(STAMP) ## measure Redis bytes per subscriber, programme, segment; size a province
+	$(BIN)/python scripts/sizing.py
+
 lint: $(STAMP) ## ruff and mypy
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+deploy-check: system $(STAMP) ## check deploy/ offline: systemd units (systemd-analyze), k8s manifests (schemas)
+	scripts/check-deploy.sh
 
 protos: $(STAMP) ## regenerate protos/*_pb2*.py from protos/*.proto
 	$(BIN)/python -m protos.build

@@ -12,6 +12,9 @@ Environment:
 
 - ``CDN_LOCAL_EDGES``: ``id:region:port[,...]`` (default
   ``edge-a:110101:8101,edge-b:110101:8102,edge-c:110102:8103``);
+- ``CDN_EDGE_HOST``: the address every edge listens on (default ``127.0.0.1``);
+- ``CDN_EDGE_PUBLIC_HOST``: the address registered for the edges, which boxes are sent
+  to and the controller probes (default ``CDN_EDGE_HOST``);
 - ``CDN_ORIGIN_ADDRESS``: the origin's ``host:port`` (default ``127.0.0.1:8080``);
 - ``CDN_PUBLIC_URL``: the routing face as boxes reach it, for the steering tag
   edges add to master playlists (default ``http://127.0.0.1:8000``);
@@ -49,8 +52,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import redis.asyncio as aioredis
-
 from cdn_ctl.domain import Edge, Tier, validate_edge_id, validate_region
 from cdn_ctl.edge import EdgeConfig, EdgeProcess
 from cdn_ctl.edge_conf import (
@@ -66,11 +67,13 @@ from cdn_ctl.store import EdgeStore
 from headend import logs
 from headend.auth import ADMIN
 from headend.procs import exited, kill_group
+from headend.redisconn import RedisSettings, connect
 from headend.settings import (
     SettingsError,
     env_float,
     env_int,
-    env_optional,
+    env_redis_url,
+    env_secret,
     env_str,
     environ,
     split_list,
@@ -142,6 +145,7 @@ class LocalSettings:
     capacity_mbps: float
     uplink_mbps: float
     host: str = "127.0.0.1"
+    public_host: str = "127.0.0.1"
     workers: int | Literal["auto"] = "auto"
     client_requests_max: int = DEFAULT_CLIENT_REQUESTS_MAX
     client_rate_per_second: int = DEFAULT_CLIENT_RATE_PER_SECOND
@@ -153,18 +157,21 @@ class LocalSettings:
     @classmethod
     def from_env(cls, env: Any) -> LocalSettings:
         """Read the variables listed in the module docstring."""
-        raw_keys = env_optional(env, "CDN_SIGNING_KEYS")
+        raw_keys = env_secret(env, "CDN_SIGNING_KEYS")
         if raw_keys is None:
             raise SettingsError("CDN_SIGNING_KEYS", "required (the controller's signing keys)")
         try:
             keys = KeyRing.parse(raw_keys, env_str(env, "CDN_SIGNING_ACTIVE_KID", ""))
         except CdnError as err:
             raise SettingsError("CDN_SIGNING_KEYS", err.message) from err
-        redis_url = env_optional(env, "REDIS_URL")
+        redis_url = env_redis_url(env)
         if redis_url is None:
             raise SettingsError("REDIS_URL", "required to register the local edges")
+        host = env_str(env, "CDN_EDGE_HOST", "127.0.0.1")
         return cls(
             edges=tuple(parse_edges(env_str(env, "CDN_LOCAL_EDGES", DEFAULT_EDGES))),
+            host=host,
+            public_host=env_str(env, "CDN_EDGE_PUBLIC_HOST", host),
             origin=env_str(env, "CDN_ORIGIN_ADDRESS", "127.0.0.1:8080"),
             public_url=env_str(env, "CDN_PUBLIC_URL", "http://127.0.0.1:8000"),
             keys=keys,
@@ -226,7 +233,7 @@ class LocalEdges:
                 e.edge_id,
                 e.region,
                 Tier.EDGE,
-                s.host,
+                s.public_host,
                 e.port,
                 s.capacity_sessions,
                 s.capacity_mbps,
@@ -357,7 +364,7 @@ async def _until_exit(proc: EdgeProcess) -> str:
 
 
 async def _run(settings: LocalSettings) -> None:
-    redis = aioredis.Redis.from_url(settings.redis_url)
+    redis = connect(settings.redis_url, RedisSettings.from_env(environ()), name="cdn-edges")
     edges = LocalEdges(settings)
     try:
         await edges.start()

@@ -19,8 +19,8 @@ from headend.settings import (
     env_bool,
     env_float,
     env_int,
-    env_optional,
     env_redis_url,
+    env_secret,
     env_str,
 )
 
@@ -59,7 +59,7 @@ class CdnSettings:
     def from_env(cls, env: Env) -> CdnSettings:
         """Read ``CDN_*``, ``REDIS_URL``, ``REDIS_*``, ``LOG_LEVEL``, ``FRONTDOOR_*``;
         ``SettingsError`` names a bad one."""
-        raw_keys = env_optional(env, "CDN_SIGNING_KEYS")
+        raw_keys = env_secret(env, "CDN_SIGNING_KEYS")
         if raw_keys is None:
             raise SettingsError(
                 "CDN_SIGNING_KEYS", "required: kid:base64url-secret[,kid:secret...] (>= 16 bytes)"

@@ -13,11 +13,14 @@ from headend import demo, logs, redisconn
 from headend.auth import ROLES, UNSCOPED, KeyStore, Principal
 from headend.errors import FailedPrecondition, HeadendError
 from headend.local import (
+    ROLE_ALL,
+    ROLE_NAMES,
     LocalSecrets,
     load_pki,
     load_secrets,
     local_children,
-    node_children,
+    parse_roles,
+    role_children,
     tls_client_env,
 )
 from headend.pki import PkiError
@@ -27,8 +30,6 @@ from headend.stack import GaveUp, Stack, StackSettings
 
 # Packages that contribute subcommands through ``register(subparsers)``.
 COMMAND_MODULES: tuple[str, ...] = ("epg.cli", "subscriber.cli", "transcode.cli", "cdn_ctl.cli")
-# ``headend up --role``: everything, or one transcode node of a farm.
-ROLE_ALL, ROLE_NODE = "all", "transcode-node"
 
 
 def _redis_url() -> str:
@@ -84,9 +85,10 @@ def _serve_until_stopped(stack: Stack) -> int:
             f"headend: giving up on {outcome.child} ({outcome.status}): {outcome.reason}",
             file=sys.stderr,
         )
-        print(f"headend: last lines of {outcome.log_path}:", file=sys.stderr)
-        for line in outcome.log_tail or ("(no output)",):
-            print(f"  {line}", file=sys.stderr)
+        if outcome.log_path is not None:  # else its output is above, on our stderr
+            print(f"headend: last lines of {outcome.log_path}:", file=sys.stderr)
+            for line in outcome.log_tail or ("(no output)",):
+                print(f"  {line}", file=sys.stderr)
         print(f"stopping ({outcome.child} keeps exiting)", flush=True)
     else:
         print(f"stopping ({outcome.name})", flush=True)
@@ -95,23 +97,37 @@ def _serve_until_stopped(stack: Stack) -> int:
 
 
 def _up(args: argparse.Namespace) -> int:
-    if args.role == ROLE_NODE:
-        return _serve_until_stopped(_start_node(StackSettings.from_env(environ())))
-    stack, _ = _start(StackSettings.from_env(environ()), tls=args.tls)
+    try:
+        roles = parse_roles(args.role)
+    except ValueError as err:
+        raise StartupError(f"--role {args.role}: {err}") from err
+    settings = StackSettings.from_env(environ())
+    if roles == (ROLE_ALL,):
+        stack, _ = _start(settings, tls=args.tls)
+    else:
+        stack = _start_roles(settings, roles, tls=args.tls)
     return _serve_until_stopped(stack)
 
 
-def _start_node(settings: StackSettings) -> Stack:
-    """Only a transcode node, on the farm's Redis (``REDIS_URL``; never an embedded one)."""
+def _start_roles(settings: StackSettings, roles: Sequence[str], *, tls: bool) -> Stack:
+    """Only ``roles``, on the platform's shared Redis (``REDIS_URL``; never an embedded one),
+    with settings and secrets from the environment; children log to our stderr."""
+    what = f"headend up --role {','.join(roles)}"
     if settings.redis_url is None:
         raise StartupError(
-            "headend up --role transcode-node needs REDIS_URL: the farm's Redis, shared with "
-            "the control service and the other nodes"
+            f"{what} needs REDIS_URL: the platform's Redis, shared with the roles on the "
+            "other hosts (a role never starts an embedded one)"
         )
-    stack = Stack(settings)
+    if tls:
+        raise StartupError(
+            f"{what}: --tls makes a private CA on this host only; give the roles "
+            "TLS_CERT_FILE/TLS_KEY_FILE/TLS_CLIENT_CA_FILE and GRPC_CLIENT_* instead"
+        )
+    children = role_children(settings, roles, environ())  # refuses before anything starts
+    stack = Stack(settings, log_files=False)
     try:
-        stack.start_redis()  # checks that the farm's Redis answers
-        stack.start(node_children(settings, environ()))
+        stack.start_redis()  # checks that the shared Redis answers
+        stack.start(children)
     except BaseException:
         stack.stop()
         raise
@@ -143,7 +159,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-level", default=os.environ.get("LOG_LEVEL", "info"))
     sub = parser.add_subparsers(dest="command", required=True)
 
-    up = sub.add_parser("up", help="run the whole platform locally until Ctrl-C")
+    up = sub.add_parser(
+        "up", help="run the whole platform locally, or some roles of it, until Ctrl-C or SIGTERM"
+    )
     up.add_argument(
         "--tls",
         action="store_true",
@@ -151,10 +169,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     up.add_argument(
         "--role",
-        choices=(ROLE_ALL, ROLE_NODE),
         default=ROLE_ALL,
-        help="all: the whole platform (default); transcode-node: only a transcode node on "
-        "the farm's Redis (REDIS_URL), for an encoder host",
+        metavar="NAME[,NAME]",
+        help=f"{ROLE_ALL}: the whole platform on this host (default); or any of "
+        f"{', '.join(ROLE_NAMES)}: only those, on the shared Redis (REDIS_URL), with settings and "
+        "secrets from the environment (NAME or NAME_FILE), for one host of many",
     )
     up.set_defaults(func=_up)
     demo_cmd = sub.add_parser(
@@ -184,6 +203,10 @@ def build_parser() -> argparse.ArgumentParser:
     from headend import ratelimit_cli
 
     ratelimit_cli.register(sub, _redis_url)
+    # `headend backup` / `headend restore`: the restore drill (talks to Redis, like `keys`).
+    from headend import backup_cli
+
+    backup_cli.register(sub, _redis_url)
     return parser
 
 

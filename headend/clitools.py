@@ -18,7 +18,7 @@ import grpc
 
 from headend.errors import HeadendError, InvalidArgument
 from headend.rpc import ClientTls, bearer, client_channel, error_details, status_code
-from headend.settings import SettingsError
+from headend.settings import SettingsError, env_secret
 
 
 class CliError(Exception):
@@ -26,8 +26,12 @@ class CliError(Exception):
 
 
 def api_key(env: Mapping[str, str], target_var: str, default_target: str) -> tuple[str, str]:
-    """The service address (``target_var`` or the default) and the ``HEADEND_API_KEY``."""
-    key = env.get("HEADEND_API_KEY", "")
+    """The service address (``target_var`` or the default) and the ``HEADEND_API_KEY``
+    (or the file ``HEADEND_API_KEY_FILE`` names)."""
+    try:
+        key = env_secret(env, "HEADEND_API_KEY")
+    except SettingsError as err:
+        raise CliError(str(err)) from err
     if not key:
         raise CliError("HEADEND_API_KEY is not set")
     return env.get(target_var, "") or default_target, key

@@ -1,4 +1,16 @@
-"""What ``headend up`` runs: every service as a child process on loopback ports.
+"""What ``headend up`` runs: every role of the platform as a child process.
+
+The roles (:data:`ROLE_NAMES`: ``epg``, ``subscriber``, ``transcode-control``,
+``transcode-node``, ``worker``, ``origin``, ``edge``, ``frontdoor``) are described
+once, in :data:`_TABLE` and :func:`_defaults`: each one's module, its default settings
+(bind addresses from ``HEADEND_HOST``, ports shifted by ``HEADEND_BASE_PORT``, its peers
+on the same host, state under ``<var>``), the addresses it must own and the secrets it
+cannot start without. ``headend up`` (role ``all``) runs all of them but a separate
+transcode node, on one host, around an embedded Redis, and its defaults win over the
+environment. ``headend up --role NAME[,NAME]`` (:func:`role_children`) runs only those,
+for one host of many: the environment (the operator's EnvironmentFile, a ConfigMap) wins
+over every default, secrets come from it too (``NAME`` or ``NAME_FILE``), and a role that
+other hosts must reach is refused when it would bind only to loopback.
 
 Secrets the local stack needs (CDN URL-signing keys, box session keys, an
 admin API key for seeding and operating, and the least-privilege ``playback``
@@ -16,15 +28,16 @@ import base64
 import ipaddress
 import os
 import secrets
-from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
+from cdn_ctl.local import LocalEdge, parse_edges
 from headend.auth import ADMIN, PLAYBACK, KeyStore, Principal
 from headend.errors import Unauthenticated
 from headend.pki import LocalPki, local_pki
 from headend.redisconn import RedisSettings, connect
-from headend.settings import environ
+from headend.settings import Env, SettingsError, check_reachable, env_int, env_secret, environ
 from headend.stack import Child, StackSettings, python_module
 
 EPG_PORT, SUBSCRIBER_PORT, TRANSCODE_PORT, CDN_GRPC_PORT = 50051, 50052, 50053, 50054
@@ -120,14 +133,208 @@ def origin_peers(host: str) -> str:
     return loopback if addr.is_loopback or addr.is_unspecified else f"{loopback},{addr}"
 
 
+# ``headend up --role``: the whole platform on one host (the default).
+ROLE_ALL = "all"
+
+
+def _secret_env(keys: LocalSecrets) -> dict[str, str]:
+    """Role ``all``'s secret settings, from ``secrets.env``."""
+    return {
+        "CDN_SIGNING_KEYS": keys.cdn_signing_keys,
+        "FRONTDOOR_SESSION_KEYS": keys.session_keys,
+        "FRONTDOOR_API_KEY": keys.playback_api_key,
+        "ORIGIN_EPG_API_KEY": keys.playback_api_key,
+    }
+
+
+def _defaults(settings: StackSettings) -> dict[str, dict[str, str]]:
+    """Each role's settings unless told otherwise, all on this host."""
+    host, port, var = settings.host, settings.port, settings.var_dir
+    # File sources must be under TC_MEDIA_ROOTS: the demo's looped clips, and var/media.
+    media = {
+        "ORIGIN_ROOT": str(var / "origin"),
+        "TC_MEDIA_ROOTS": f"{var / 'demo-media'},{var / 'media'}",
+    }
+
+    def grpc(prefix: str, default: int) -> dict[str, str]:
+        return {
+            f"{prefix}_GRPC_HOST": host,
+            f"{prefix}_GRPC_PORT": str(port(default)),
+            f"{prefix}_METRICS_PORT": str(port(METRICS_PORTS[prefix])),
+        }
+
+    front_door = f"http://{host}:{port(FRONT_DOOR_PORT)}"
+    return {
+        "epg": grpc("EPG", EPG_PORT),
+        "subscriber": grpc("SUBSCRIBER", SUBSCRIBER_PORT),
+        "transcode-control": {**grpc("TRANSCODE", TRANSCODE_PORT), **media},
+        "transcode-node": {
+            **media,
+            "TC_NODE_METRICS_HOST": host,
+            "TC_NODE_METRICS_PORT": str(port(METRICS_PORTS["TC_NODE"])),
+        },
+        "worker": {
+            **media,
+            "TC_WORKER_METRICS_HOST": host,
+            "TC_WORKER_METRICS_PORT": str(port(METRICS_PORTS["TC_WORKER"])),
+        },
+        "origin": {
+            "ORIGIN_ROOT": media["ORIGIN_ROOT"],
+            "ORIGIN_ALLOWED_NETWORKS": origin_peers(host),
+            "ORIGIN_HOST": host,
+            "ORIGIN_PORT": str(port(ORIGIN_PORT)),
+            "ORIGIN_EPG_TARGET": f"{host}:{port(EPG_PORT)}",
+        },
+        "edge": {
+            "CDN_LOCAL_EDGES": ",".join(f"{e}:{region}:{port(p)}" for e, region, p in EDGES),
+            "CDN_EDGE_DIR": str(var / "edges"),
+            "CDN_EDGE_HOST": host,
+            "CDN_EDGE_PUBLIC_HOST": host,
+            "CDN_ORIGIN_ADDRESS": f"{host}:{port(ORIGIN_PORT)}",
+            "CDN_PUBLIC_URL": front_door,
+        },
+        "frontdoor": {
+            "CDN_GRPC_HOST": host,
+            "CDN_GRPC_PORT": str(port(CDN_GRPC_PORT)),
+            "CDN_HTTP_HOST": host,
+            "CDN_HTTP_PORT": str(port(FRONT_DOOR_PORT)),
+            "CDN_ADMIN_HOST": host,
+            # Shifted with the rest, so two stacks on different base ports never collide.
+            "CDN_ADMIN_PORT": str(port(CDN_ADMIN_PORT)),
+            "CDN_PUBLIC_URL": front_door,
+            "FRONTDOOR_EPG_TARGET": f"{host}:{port(EPG_PORT)}",
+            "FRONTDOOR_SUBSCRIBER_TARGET": f"{host}:{port(SUBSCRIBER_PORT)}",
+            "FRONTDOOR_PUBLIC_URL": front_door,
+        },
+    }
+
+
+# Role ``all`` only: local edges are probed often with a short hold-down so the demo's
+# failover shows within seconds; a deployment keeps the controller's defaults.
+_DEMO_ONLY = {"frontdoor": {"CDN_PROBE_INTERVAL_SECONDS": "1", "CDN_HOLD_DOWN_SECONDS": "5"}}
+
+
+def _port(env: Env, name: str) -> int:
+    return env_int(env, name, 0, low=1, high=65535)
+
+
+def _edges(env: Env) -> list[LocalEdge]:
+    return parse_edges(env["CDN_LOCAL_EDGES"])
+
+
+@dataclass(frozen=True, slots=True)
+class _Role:
+    """One role: the child that plays it, what it must own, what it needs."""
+
+    name: str  # the word after ``--role``
+    child: str  # the child's name: var/log/<child>.log, restart lines, the endpoint list
+    argv: tuple[str, ...]  # ``python -m`` and these
+    listens: Callable[[Env], list[tuple[str, int]]]  # addresses it must own, from its env
+    endpoint: Callable[[Env], str]
+    grpc_server: bool = False  # gets the server pair under ``--tls``
+    secrets: tuple[str, ...] = ()  # settings it cannot start without
+    # The setting it binds with, and those naming where other hosts reach it.
+    bind: str = ""
+    public: tuple[str, ...] = ()
+
+
+def _grpc_role(name: str, module: str, prefix: str, what: str) -> _Role:
+    host, port = f"{prefix}_GRPC_HOST", f"{prefix}_GRPC_PORT"
+    return _Role(
+        name, module, (module,),
+        lambda e: [(e[host], _port(e, port))],
+        lambda e: f"grpc://{e[host]}:{e[port]}  ({what})",
+        grpc_server=True,
+    )  # fmt: skip
+
+
+# In start order (dependencies first).
+_TABLE = (
+    _grpc_role("epg", "epg", "EPG", "EpgService"),
+    _grpc_role("subscriber", "subscriber", "SUBSCRIBER", "SubscriberService, KeyService"),
+    _grpc_role("transcode-control", "transcode", "TRANSCODE", "TranscodeService; live channels"),
+    _Role(
+        "transcode-node",
+        "transcode-node",
+        ("transcode", "node"),
+        lambda e: [(e["TC_NODE_METRICS_HOST"], _port(e, "TC_NODE_METRICS_PORT"))],
+        lambda e: (
+            f"node {e.get('TC_NODE_ID') or '(host-pid)'}, group {e.get('TC_NODE_GROUP') or '(any)'}"
+            f", origin {e['ORIGIN_ROOT']}; metrics "
+            f"http://{e['TC_NODE_METRICS_HOST']}:{e['TC_NODE_METRICS_PORT']}/metrics"
+        ),
+    ),
+    _Role(
+        "worker",
+        "worker",
+        ("transcode.worker",),
+        lambda e: [(e["TC_WORKER_METRICS_HOST"], _port(e, "TC_WORKER_METRICS_PORT"))],
+        lambda e: "transcode worker (Redis Streams consumer)",
+    ),
+    _Role(
+        "origin",
+        "origin",
+        ("transcode.origin",),
+        lambda e: [(e["ORIGIN_HOST"], _port(e, "ORIGIN_PORT"))],
+        lambda e: f"http://{e['ORIGIN_HOST']}:{e['ORIGIN_PORT']}/  (HLS origin)",
+        secrets=("ORIGIN_EPG_API_KEY",),
+        bind="ORIGIN_HOST",
+        public=("CDN_ORIGIN_ADDRESS",),
+    ),
+    _Role(
+        "edge",
+        "edges",
+        ("cdn_ctl.local",),
+        lambda e: [(e["CDN_EDGE_HOST"], x.port) for x in _edges(e)],
+        lambda e: (
+            "nginx edges "
+            + ", ".join(f"{x.edge_id}@{e['CDN_EDGE_PUBLIC_HOST']}:{x.port}" for x in _edges(e))
+        ),
+        secrets=("CDN_SIGNING_KEYS",),
+        bind="CDN_EDGE_HOST",
+        public=("CDN_EDGE_PUBLIC_HOST",),
+    ),
+    _Role(
+        "frontdoor",
+        "cdn",
+        ("cdn_ctl",),
+        lambda e: [
+            (e["CDN_GRPC_HOST"], _port(e, "CDN_GRPC_PORT")),
+            (e["CDN_HTTP_HOST"], _port(e, "CDN_HTTP_PORT")),
+            (e["CDN_ADMIN_HOST"], _port(e, "CDN_ADMIN_PORT")),
+        ],
+        lambda e: (
+            f"{e['FRONTDOOR_PUBLIC_URL']}/  (front door for set-top boxes; admin listener "
+            f"http://{e['CDN_ADMIN_HOST']}:{e['CDN_ADMIN_PORT']}/, CdnControl "
+            f"grpc://{e['CDN_GRPC_HOST']}:{e['CDN_GRPC_PORT']})"
+        ),
+        grpc_server=True,
+        secrets=("CDN_SIGNING_KEYS", "FRONTDOOR_SESSION_KEYS", "FRONTDOOR_API_KEY"),
+        bind="CDN_HTTP_HOST",
+        public=("FRONTDOOR_PUBLIC_URL", "CDN_PUBLIC_URL"),
+    ),
+)
+ROLE_NAMES = tuple(r.name for r in _TABLE)
+
+
+def _child(role: _Role, env: Env, given: Mapping[str, str]) -> Child:
+    """``role``'s child: ``given`` goes into its environment; ``env`` is all it will see."""
+    return Child(
+        role.child,
+        [*python_module(role.argv[0]), *role.argv[1:]],
+        role.listens(env),
+        dict(given),
+        role.endpoint(env),
+    )
+
+
 def local_children(
     settings: StackSettings, keys: LocalSecrets, *, tls: LocalPki | None = None
 ) -> list[Child]:
-    """Every service process, in start order (dependencies first); mTLS inside with ``tls``."""
-    host, port, var = settings.host, settings.port, settings.var_dir
-    origin_root = str(var / "origin")
-    # File sources must be under TC_MEDIA_ROOTS: the demo's looped clips, and var/media.
-    media_roots = f"{var / 'demo-media'},{var / 'media'}"
+    """Role ``all``: every role but a separate transcode node, in start order, with the
+    secrets of ``secrets.env``; mTLS inside with ``tls``."""
+    defaults = _defaults(settings)
+    secret_env = _secret_env(keys)
     # Every child may dial gRPC (the origin calls EPG, the front door EPG and
     # subscriber), so each gets the client pair; servers also get their own.
     client_env = {} if tls is None else tls_client_env(tls)
@@ -140,132 +347,55 @@ def local_children(
             "TLS_CLIENT_CA_FILE": str(tls.ca_file),
         }
     )
-
-    def grpc_env(prefix: str, default: int) -> dict[str, str]:
-        return {
-            f"{prefix}_GRPC_HOST": host,
-            f"{prefix}_GRPC_PORT": str(port(default)),
-            f"{prefix}_METRICS_PORT": str(port(METRICS_PORTS[prefix])),
-            **server_env,
+    children = []
+    for role in _TABLE:
+        if role.name == "transcode-node":  # the control service runs an embedded node
+            continue
+        env = {
+            **client_env,
+            **defaults[role.name],
+            **(server_env if role.grpc_server else {}),
+            **_DEMO_ONLY.get(role.name, {}),
         }
-
-    edges = ",".join(f"{e}:{region}:{port(p)}" for e, region, p in EDGES)
-    front_door = f"http://{host}:{port(FRONT_DOOR_PORT)}"
-    cdn_env = {
-        "CDN_SIGNING_KEYS": keys.cdn_signing_keys,
-        "CDN_ORIGIN_ADDRESS": f"{host}:{port(ORIGIN_PORT)}",
-        "CDN_PUBLIC_URL": front_door,
-        # Local edges are probed often with a short hold-down so the demo's
-        # failover shows within seconds; production keeps the defaults.
-        "CDN_PROBE_INTERVAL_SECONDS": "1",
-        "CDN_HOLD_DOWN_SECONDS": "5",
-    }
-    children = [
-        Child(
-            "epg",
-            python_module("epg"),
-            [port(EPG_PORT)],
-            grpc_env("EPG", EPG_PORT),
-            f"grpc://{host}:{port(EPG_PORT)}  (EpgService)",
-        ),
-        Child(
-            "subscriber",
-            python_module("subscriber"),
-            [port(SUBSCRIBER_PORT)],
-            grpc_env("SUBSCRIBER", SUBSCRIBER_PORT),
-            f"grpc://{host}:{port(SUBSCRIBER_PORT)}  (SubscriberService, KeyService)",
-        ),
-        Child(
-            "transcode",
-            python_module("transcode"),
-            [port(TRANSCODE_PORT)],
-            {
-                **grpc_env("TRANSCODE", TRANSCODE_PORT),
-                "ORIGIN_ROOT": origin_root,
-                "TC_MEDIA_ROOTS": media_roots,
-            },
-            f"grpc://{host}:{port(TRANSCODE_PORT)}  (TranscodeService; live channels)",
-        ),
-        Child(
-            "worker",
-            python_module("transcode.worker"),
-            [port(METRICS_PORTS["TC_WORKER"])],
-            {
-                "ORIGIN_ROOT": origin_root,
-                "TC_MEDIA_ROOTS": media_roots,
-                "TC_WORKER_METRICS_PORT": str(port(METRICS_PORTS["TC_WORKER"])),
-            },
-            "transcode worker (Redis Streams consumer)",
-        ),
-        Child(
-            "origin",
-            python_module("transcode.origin"),
-            [port(ORIGIN_PORT)],
-            {
-                "ORIGIN_ROOT": origin_root,
-                "ORIGIN_ALLOWED_NETWORKS": origin_peers(host),
-                "ORIGIN_HOST": host,
-                "ORIGIN_PORT": str(port(ORIGIN_PORT)),
-                "ORIGIN_EPG_TARGET": f"{host}:{port(EPG_PORT)}",
-                "ORIGIN_EPG_API_KEY": keys.playback_api_key,
-            },
-            f"http://{host}:{port(ORIGIN_PORT)}/  (HLS origin)",
-        ),
-        Child(
-            "edges",
-            python_module("cdn_ctl.local"),
-            [port(p) for _, _, p in EDGES],
-            {**cdn_env, "CDN_LOCAL_EDGES": edges, "CDN_EDGE_DIR": str(var / "edges")},
-            "nginx edges " + ", ".join(f"{e}@{host}:{port(p)}" for e, _, p in EDGES),
-        ),
-        Child(
-            "cdn",
-            python_module("cdn_ctl"),
-            [port(CDN_GRPC_PORT), port(FRONT_DOOR_PORT), port(CDN_ADMIN_PORT)],
-            {
-                **cdn_env,
-                **server_env,
-                "CDN_GRPC_HOST": host,
-                "CDN_GRPC_PORT": str(port(CDN_GRPC_PORT)),
-                "CDN_HTTP_HOST": host,
-                "CDN_HTTP_PORT": str(port(FRONT_DOOR_PORT)),
-                # Shifted with the rest, so two stacks on different base ports never collide.
-                "CDN_ADMIN_PORT": str(port(CDN_ADMIN_PORT)),
-                "FRONTDOOR_SESSION_KEYS": keys.session_keys,
-                "FRONTDOOR_API_KEY": keys.playback_api_key,
-                "FRONTDOOR_EPG_TARGET": f"{host}:{port(EPG_PORT)}",
-                "FRONTDOOR_SUBSCRIBER_TARGET": f"{host}:{port(SUBSCRIBER_PORT)}",
-                "FRONTDOOR_PUBLIC_URL": front_door,
-            },
-            f"{front_door}/  (front door for set-top boxes; admin listener "
-            f"http://{host}:{port(CDN_ADMIN_PORT)}/, CdnControl grpc://{host}:"
-            f"{port(CDN_GRPC_PORT)})",
-        ),
-    ]
-    return [replace(c, env={**client_env, **c.env}) for c in children]
+        for name in role.secrets:  # this one, not a NAME_FILE the operator's shell has
+            env |= {name: secret_env[name], f"{name}_FILE": ""}
+        children.append(_child(role, env, env))
+    return children
 
 
-def node_children(settings: StackSettings, env: Mapping[str, str]) -> list[Child]:
-    """``headend up --role transcode-node``: one transcode node on the farm's Redis (the
-    operator's ``ORIGIN_ROOT``, ``TC_MEDIA_ROOTS`` and ``TC_NODE_*`` win over these)."""
-    host, var = settings.host, settings.var_dir
-    defaults = {
-        "ORIGIN_ROOT": str(var / "origin"),
-        "TC_MEDIA_ROOTS": f"{var / 'demo-media'},{var / 'media'}",
-        "TC_NODE_METRICS_HOST": host,
-        "TC_NODE_METRICS_PORT": str(settings.port(METRICS_PORTS["TC_NODE"])),
-    }
-    chosen = {k: env.get(k) or v for k, v in defaults.items()}
-    metrics = int(chosen["TC_NODE_METRICS_PORT"])
-    node_id = env.get("TC_NODE_ID") or "(host-pid)"
-    group = env.get("TC_NODE_GROUP") or "(any)"
-    return [
-        Child(
-            "transcode-node",
-            [*python_module("transcode"), "node"],
-            [metrics],
-            chosen,
-            f"node {node_id}, group {group}, origin {chosen['ORIGIN_ROOT']}; "
-            f"metrics http://{chosen['TC_NODE_METRICS_HOST']}:{metrics}/metrics",
+def parse_roles(text: str) -> tuple[str, ...]:
+    """``--role``'s value: ``all``, or roles from :data:`ROLE_NAMES` (comma-separated)."""
+    names = tuple(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
+    if names == (ROLE_ALL,):
+        return names
+    unknown = [n for n in names if n not in ROLE_NAMES]
+    if unknown or not names:
+        raise ValueError(
+            f"unknown role {', '.join(unknown) or '(none)'}: expected {ROLE_ALL} or any of "
+            f"{', '.join(ROLE_NAMES)}"
         )
-    ]
+    return names
+
+
+def role_children(settings: StackSettings, roles: Sequence[str], env: Env) -> list[Child]:
+    """Only ``roles`` (names from :data:`ROLE_NAMES`), in start order: each with its defaults
+    under whatever ``env`` (the operator's environment) sets, its secrets present in
+    ``env`` (``NAME`` or ``NAME_FILE``) and reachable where it says other hosts reach it.
+
+    Raises ``SettingsError`` naming the variable otherwise."""
+    defaults = _defaults(settings)
+    children = []
+    for role in _TABLE:
+        if role.name not in roles:
+            continue
+        given = {k: env.get(k) or v for k, v in defaults[role.name].items()}
+        seen = {**env, **given}
+        for name in role.secrets:
+            if env_secret(seen, name) is None:
+                raise SettingsError(
+                    name, f"role {role.name} needs it: set {name} or {name}_FILE (a file's path)"
+                )
+        if role.bind:
+            check_reachable(seen, role.bind, role.public)
+        children.append(_child(role, seen, given))
+    return children

@@ -8,11 +8,15 @@ been restarted ``HEADEND_RESTART_LIMIT`` times within
 ``HEADEND_RESTART_WINDOW_SECONDS`` makes the stack give up and stop. ``headend up``
 is a child subreaper: what a dead child leaves behind (an FFmpeg, an nginx in a
 group of its own) is adopted and killed. A normal stop sends SIGTERM in reverse
-start order and escalates to SIGKILL after the grace period.
+start order and escalates to SIGKILL after the grace period. Each child's output goes
+to ``<var>/log/<child>.log``, or (``log_files=False``: roles under systemd or Kubernetes,
+which collect it) to the stack's own stderr.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -35,9 +39,19 @@ from headend.procs import (
     watch_signals,
     with_death_signal,
 )
+from headend.redisconn import RedisSettings, RedisUnreachable, connect_checked
 from headend.redisproc import RedisServer
+from headend.redisurl import redact
 from headend.rpc import StartupError
-from headend.settings import Env, env_choice, env_float, env_int, env_redis_url, env_str
+from headend.settings import (
+    Env,
+    env_choice,
+    env_float,
+    env_int,
+    env_redis_url,
+    env_str,
+    environ,
+)
 from headend.tasks import Backoff
 
 log = logging.getLogger(__name__)
@@ -92,11 +106,11 @@ class StackSettings:
 
 @dataclass(frozen=True, slots=True)
 class Child:
-    """One service process: how to start it, the ports it must own, what to print."""
+    """One service process: how to start it, the addresses it must own, what to print."""
 
     name: str
     argv: Sequence[str]
-    ports: Sequence[int]
+    ports: Sequence[tuple[str, int]]  # (bind host, port)
     env: Mapping[str, str] = field(default_factory=dict)
     endpoint: str = ""
 
@@ -108,7 +122,7 @@ class GaveUp:
     child: str
     status: str  # "killed by SIGKILL", "exit code 1", "failed to start: ..."
     reason: str
-    log_path: Path
+    log_path: Path | None  # None: its output went to ours
     log_tail: tuple[str, ...]
 
 
@@ -131,8 +145,10 @@ def _listening(host: str, port: int) -> bool:
         return False
 
 
-def log_tail(path: Path, lines: int = _LOG_TAIL_LINES) -> tuple[str, ...]:
+def log_tail(path: Path | None, lines: int = _LOG_TAIL_LINES) -> tuple[str, ...]:
     """The last ``lines`` lines of a log file (each cut to 300 characters)."""
+    if path is None:
+        return ()
     try:
         text = path.read_text(errors="replace")
     except OSError:
@@ -143,7 +159,7 @@ def log_tail(path: Path, lines: int = _LOG_TAIL_LINES) -> tuple[str, ...]:
 class _Slot(ABC):
     """One supervised process: how to start and reap it, and its restart history."""
 
-    def __init__(self, name: str, log_path: Path) -> None:
+    def __init__(self, name: str, log_path: Path | None) -> None:
         self.name = name
         self.log_path = log_path
         self.started_at = 0.0
@@ -166,7 +182,7 @@ class _Slot(ABC):
 
 
 class _ChildSlot(_Slot):
-    def __init__(self, child: Child, log_path: Path, redis_url: str) -> None:
+    def __init__(self, child: Child, log_path: Path | None, redis_url: str) -> None:
         super().__init__(child.name, log_path)
         self.child = child
         self.redis_url = redis_url
@@ -179,7 +195,14 @@ class _ChildSlot(_Slot):
     def launch(self) -> None:
         self.started_at = time.monotonic()
         env = {**os.environ, "REDIS_URL": self.redis_url, **self.child.env}
-        with open(self.log_path, "ab") as sink:
+        env.pop("REDIS_URL_FILE", None)  # read once, here: a child given both would refuse
+        with contextlib.ExitStack() as files:
+            # No log file: its JSON lines go to our stderr (the journal, the pod's log).
+            sink = (
+                sys.stderr
+                if self.log_path is None
+                else files.enter_context(open(self.log_path, "ab"))
+            )
             # Its own session: on exit, what is left of its group is killed with it.
             self.proc = subprocess.Popen(
                 with_death_signal(self.child.argv), env=env, stdin=subprocess.DEVNULL,
@@ -217,9 +240,18 @@ class _RedisSlot(_Slot):
 class Stack:
     """Starts Redis (when embedded) and the children; keeps them running; stops them all."""
 
-    def __init__(self, settings: StackSettings, *, out: Callable[[str], None] = print) -> None:
+    def __init__(
+        self,
+        settings: StackSettings,
+        *,
+        out: Callable[[str], None] = print,
+        log_files: bool = True,
+    ) -> None:
+        """``log_files``: each child's output to ``<var>/log/<child>.log``; else to our stderr
+        (under systemd or Kubernetes, which collect it)."""
         self.settings = settings
         self._out = out
+        self._log_files = log_files
         self._redis: _RedisSlot | None = None
         self._children: list[_ChildSlot] = []
         self.redis_url = settings.redis_url or settings.default_redis_url()
@@ -241,7 +273,7 @@ class Stack:
         """Start the private redis-server unless ``REDIS_URL`` points elsewhere."""
         if self.settings.redis_url is not None:
             self._check_redis()
-            self._out(f"redis      {self.redis_url} (external)")
+            self._out(f"redis      {redact(self.redis_url)} (external)")
             return
         server = RedisServer(
             self.settings.var_dir / "redis",
@@ -255,30 +287,28 @@ class Stack:
         )
 
     def _check_redis(self) -> None:
-        import redis
+        """PING the external Redis (a Sentinel set included) with the children's settings."""
 
-        client = redis.Redis.from_url(self.redis_url, socket_connect_timeout=2)
+        async def check() -> None:
+            client = await connect_checked(self.redis_url, RedisSettings.from_env(environ()))
+            await client.aclose()
+
         try:
-            client.ping()
-        except (redis.RedisError, OSError) as err:
-            raise StartupError(f"cannot reach Redis at {self.redis_url}: {err}") from err
-        finally:
-            client.close()
+            asyncio.run(check())
+        except RedisUnreachable as err:
+            raise StartupError(str(err)) from err
 
     def start(self, children: Sequence[Child], *, timeout_seconds: float = 30.0) -> None:
         """Check every port, then start each child and wait until its ports listen."""
-        busy = [
-            f"{c.name}:{p}"
-            for c in children
-            for p in c.ports
-            if not port_free(self.settings.host, p)
-        ]
+        busy = [f"{c.name}:{h}:{p}" for c in children for h, p in c.ports if not port_free(h, p)]
         if busy:
             raise StartupError(f"ports already in use: {', '.join(busy)}")
         logs = self.settings.var_dir / "log"
-        logs.mkdir(parents=True, exist_ok=True)
+        if self._log_files:
+            logs.mkdir(parents=True, exist_ok=True)
         for child in children:
-            slot = _ChildSlot(child, logs / f"{child.name}.log", self.redis_url)
+            log_path = logs / f"{child.name}.log" if self._log_files else None
+            slot = _ChildSlot(child, log_path, self.redis_url)
             slot.launch()
             self._children.append(slot)
             self._wait_ready(slot, timeout_seconds)
@@ -288,7 +318,7 @@ class Stack:
     def _wait_ready(self, slot: _ChildSlot, timeout: float) -> None:
         assert slot.proc is not None
         deadline = time.monotonic() + timeout
-        while not all(_listening(self.settings.host, p) for p in slot.child.ports):
+        while not all(_listening(h, p) for h, p in slot.child.ports):
             if slot.proc.poll() is not None:
                 status = ExitStatus.from_returncode(slot.proc.returncode)
                 tail = log_tail(slot.log_path, 1)
@@ -298,7 +328,8 @@ class Stack:
                 )
             if time.monotonic() > deadline:
                 raise StartupError(
-                    f"{slot.name} did not listen on {list(slot.child.ports)} in {timeout}s"
+                    f"{slot.name} did not listen on "
+                    f"{', '.join(f'{h}:{p}' for h, p in slot.child.ports)} in {timeout}s"
                 )
             time.sleep(0.05)
 

@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Installs the system binaries the platform drives (FFmpeg, redis-server, nginx
 # with the njs module for signed-URL checks at the edge, wrk for load tests,
-# setpriv, the XMLTV DTD) when any is missing. Quick no-op when all are present.
+# setpriv, the XMLTV DTD; systemd-analyze and kubectl for checking deploy/) when any is
+# missing. Quick no-op when all are present.
 set -euo pipefail
 
 need=()
 command -v ffmpeg >/dev/null || need+=(ffmpeg)
 command -v ffprobe >/dev/null || need+=(ffmpeg)
 command -v redis-server >/dev/null || need+=(redis-server)
+# The Sentinel tests and benchmarks run a real Sentinel set.
+command -v redis-sentinel >/dev/null || need+=(redis-sentinel)
 command -v nginx >/dev/null || need+=(nginx-light)
 [ -e /usr/lib/nginx/modules/ngx_http_js_module.so ] || need+=(libnginx-mod-http-js)
 command -v wrk >/dev/null || need+=(wrk)
@@ -15,6 +18,9 @@ command -v wrk >/dev/null || need+=(wrk)
 [ -e /usr/share/xmltv/xmltv.dtd ] || need+=(xmltv-util)
 # setpriv --pdeathsig: children (FFmpeg, nginx) die with the process that started them.
 command -v setpriv >/dev/null || need+=(util-linux)
+# make deploy-check: systemd-analyze verifies the units, kubectl renders the kustomization.
+command -v systemd-analyze >/dev/null || need+=(systemd)
+command -v kubectl >/dev/null || need+=(kubectl)
 [ ${#need[@]} -eq 0 ] && exit 0
 
 if ! command -v apt-get >/dev/null; then

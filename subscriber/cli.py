@@ -49,7 +49,7 @@ from tqdm import tqdm
 
 from headend.clitools import CliError, client_tls, describe_error
 from headend.errors import HeadendError
-from headend.settings import environ, split_list
+from headend.settings import env_secret, environ, split_list
 from protos import subscriber_pb2 as pb
 from subscriber import convert
 from subscriber.client import SubscriberClient
@@ -105,7 +105,7 @@ Command = Callable[[_Context, argparse.Namespace], Coroutine[Any, Any, int]]
 def _run(command: Command) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
         env = environ()
-        token = env.get("HEADEND_API_KEY", "")
+        token = env_secret(env, "HEADEND_API_KEY")
         if not token:
             print("subscribers: set HEADEND_API_KEY to your API key", file=sys.stderr)
             return 2

@@ -20,6 +20,7 @@ from headend.settings import (
     env_networks,
     env_optional,
     env_redis_url,
+    env_secret,
     env_str,
     parse_networks,
     split_list,
@@ -75,7 +76,9 @@ def _media_roots(env: Env) -> tuple[Path, ...]:
 def _redis(env: Env) -> str:
     url = env_redis_url(env)
     if url is None:
-        raise SettingsError("REDIS_URL", "is required (redis://, rediss:// or unix:// URL)")
+        raise SettingsError(
+            "REDIS_URL", "is required (a redis://, rediss://, unix:// or redis+sentinel:// URL)"
+        )
     return url
 
 
@@ -371,7 +374,7 @@ class OriginSettings:
         ``ORIGIN_LIVE_MAX_AGE_SECONDS`` and ``ORIGIN_EPG_TARGET`` / ``ORIGIN_EPG_API_KEY``
         (catch-up by programme id, over TLS per ``GRPC_CLIENT_*``)."""
         epg_target = env_optional(env, "ORIGIN_EPG_TARGET")
-        epg_key = env_optional(env, "ORIGIN_EPG_API_KEY")
+        epg_key = env_secret(env, "ORIGIN_EPG_API_KEY")
         if (epg_target is None) != (epg_key is None):
             raise SettingsError(
                 "ORIGIN_EPG_TARGET", "ORIGIN_EPG_TARGET and ORIGIN_EPG_API_KEY go together"

@@ -18,7 +18,7 @@ from headend.settings import (
     env_float,
     env_int,
     env_networks,
-    env_optional,
+    env_secret,
     env_str,
     split_list,
 )
@@ -110,7 +110,7 @@ class FrontDoorSettings:
     @classmethod
     def from_env(cls, env: Env) -> FrontDoorSettings | None:
         """``None`` unless ``FRONTDOOR_SESSION_KEYS`` is set (the front door is off)."""
-        raw = env_optional(env, "FRONTDOOR_SESSION_KEYS")
+        raw = env_secret(env, "FRONTDOOR_SESSION_KEYS")
         if raw is None:
             return None
         keys = []
@@ -125,7 +125,7 @@ class FrontDoorSettings:
         if not keys:
             raise SettingsError("FRONTDOOR_SESSION_KEYS", "at least one key")
         active = env_str(env, "FRONTDOOR_SESSION_ACTIVE_KID", keys[-1][0])
-        api_key = env_optional(env, "FRONTDOOR_API_KEY")
+        api_key = env_secret(env, "FRONTDOOR_API_KEY")
         if api_key is None:
             raise SettingsError(
                 "FRONTDOOR_API_KEY", "required: a playback-role API key for EPG/subscriber"

@@ -65,11 +65,11 @@ def eventually(check: Callable[[], T | None], what: str, timeout: float = 30.0) 
 class Up:
     """A running ``headend up``: its process, its output (read by threads), its var dir."""
 
-    def __init__(self, var: Path, base: int, **env: str) -> None:
+    def __init__(self, var: Path, base: int, *args: str, **env: str) -> None:
         self.var = var
         self.base = base
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "headend", "up"],
+            [sys.executable, "-m", "headend", "up", *args],
             env={
                 **os.environ,
                 "HEADEND_VAR_DIR": str(var),
@@ -170,12 +170,12 @@ class Up:
         assert self.proc.wait(timeout=60) == 0, "".join(self.err[-20:])
 
 
-def start_up(var: Path, bases: Sequence[int], **env: str) -> Up:
-    """``headend up`` on the first of ``bases`` whose port range is free (another test
-    run on this machine may hold one), or fail with its output."""
+def start_up(var: Path, bases: Sequence[int], *args: str, **env: str) -> Up:
+    """``headend up *args`` on the first of ``bases`` whose port range is free (another
+    test run on this machine may hold one), or fail with its output."""
     up = None
     for base in bases:
-        up = Up(var, base, **env)
+        up = Up(var, base, *args, **env)
         if up.started():
             return up
         if "ports already in use" not in "".join(up.err):

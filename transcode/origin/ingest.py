@@ -35,7 +35,14 @@ import redis.asyncio as aioredis
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter
 
-from headend.settings import Env, SettingsError, env_float, env_int, env_optional, split_list
+from headend.settings import (
+    Env,
+    SettingsError,
+    env_float,
+    env_int,
+    env_secret,
+    split_list,
+)
 from transcode import ingest
 from transcode.errors import (
     IngestStale,
@@ -92,7 +99,7 @@ class IngestSettings:
 
 def secrets_from(env: Env, name: str) -> tuple[bytes, ...]:
     """A comma list of shared secrets, each at least 32 bytes."""
-    raw = env_optional(env, name)
+    raw = env_secret(env, name)
     if raw is None:
         return ()
     values = tuple(s.encode() for s in split_list(raw))

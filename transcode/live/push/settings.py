@@ -6,7 +6,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from headend.settings import Env, SettingsError, env_float, env_int, env_optional, split_list
+from headend.settings import (
+    Env,
+    SettingsError,
+    env_float,
+    env_int,
+    env_secret,
+    split_list,
+)
 from transcode import ingest
 
 _MIN_SECRET_BYTES = ingest.MIN_SECRET_BYTES
@@ -40,7 +47,7 @@ class PushSettings:
             parts = urlsplit(url)
             if parts.scheme not in ("http", "https") or not parts.hostname:
                 raise SettingsError("TC_ORIGIN_PUSH_URLS", f"not an http(s) URL: {url[:80]}")
-        secret = (env_optional(env, "ORIGIN_INGEST_SECRET") or "").split(",")[0].strip().encode()
+        secret = (env_secret(env, "ORIGIN_INGEST_SECRET") or "").split(",")[0].strip().encode()
         if origins and len(secret) < _MIN_SECRET_BYTES:
             raise SettingsError(
                 "ORIGIN_INGEST_SECRET",
