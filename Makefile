@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PROTOS := $(wildcard protos/*.proto)
 
-.PHONY: help demo demo-reset test test-e2e bench bench-short lint protos system clean deploy-check sizing
+.PHONY: help demo demo-reset test test-cluster test-e2e bench bench-short lint protos system clean deploy-check sizing
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' Makefile | sed -E 's/:.*## /\t/' | expand -t 14
@@ -30,6 +30,15 @@ demo-reset: system $(STAMP) ## delete the demo's state (var/: its Redis data, ke
 
 test: system $(STAMP) ## run the test suite (real Redis, FFmpeg, nginx, gRPC, HTTP)
 	$(BIN)/pytest -q -n 2 --dist loadgroup
+
+# The store-level suites, which run unchanged on a three-master Redis Cluster.
+CLUSTER_SUITES := tests/epg tests/cdn_ctl/test_store.py tests/cdn_ctl/test_frontdoor_guard.py \
+	tests/subscriber tests/security/test_subscriber.py tests/headend/test_ratelimit.py \
+	tests/headend/test_rpc.py tests/transcode/test_archive.py tests/transcode/test_queue.py \
+	tests/transcode/test_farm_store.py tests/transcode/test_live_parts.py
+
+test-cluster: system $(STAMP) ## run the store suites against a real 3-master Redis Cluster
+	TEST_REDIS=cluster $(BIN)/pytest -q -n 2 --dist loadgroup $(CLUSTER_SUITES)
 
 bench: system $(STAMP) ## run the full benchmarks (full-size media; minutes)
 	$(BIN)/pytest bench -q --benchmark-columns=median,ops,rounds -p no:randomly

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from redis.asyncio import Redis
+from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import EqualJitterBackoff, NoBackoff
@@ -42,7 +43,13 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from headend.errors import Unavailable
-from headend.redisurl import is_sentinel, parse_sentinel_url, redact
+from headend.redisurl import (
+    is_cluster,
+    is_sentinel,
+    parse_cluster_url,
+    parse_sentinel_url,
+    redact,
+)
 from headend.settings import Env, SettingsError, env_bool, env_float, env_int, env_secret
 
 # The part of the socket timeout a blocking read may wait for.
@@ -165,7 +172,7 @@ class RedisSettings:
             ),
         }
         # Unix socket connections take no keepalive argument at all.
-        if url.startswith(("redis://", "rediss://")) or is_sentinel(url):
+        if url.startswith(("redis://", "rediss://")) or is_sentinel(url) or is_cluster(url):
             kwargs["socket_keepalive"] = self.keepalive
         return kwargs
 
@@ -246,7 +253,27 @@ def connect(url: str, settings: RedisSettings | None = None, *, name: str = "") 
         kwargs["client_name"] = name
     if is_sentinel(url):
         return _sentinel_master(url, settings, kwargs)
+    if is_cluster(url):
+        if settings.write_replicas:
+            # WAIT needs the write's own connection, which a cluster client does not lend.
+            raise SettingsError(
+                "REDIS_WRITE_REPLICAS",
+                "is not supported on Redis Cluster: set min-replicas-to-write on its masters",
+            )
+        return _cluster(url, kwargs)  # type: ignore[return-value]
     return Redis.from_url(url, **kwargs)
+
+
+def _cluster(url: str, kwargs: dict[str, Any]) -> RedisCluster:
+    """A Redis Cluster client: commands go to the node owning their keys' slot, so a
+    script or transaction keeps its keys in one slot (one hash tag, see ARCHITECTURE)."""
+    target = parse_cluster_url(url)
+    return RedisCluster(
+        startup_nodes=[ClusterNode(host, port) for host, port in target.nodes],
+        username=target.username,
+        password=target.password,
+        **kwargs,
+    )
 
 
 class _SentinelRedis(Redis):
@@ -301,7 +328,10 @@ async def connect_checked(
 def block_ms(redis: Any, wanted_ms: int) -> int:
     """``wanted_ms`` capped so a blocking read on ``redis`` returns before its socket
     times out (the one place that rule lives; every blocking read goes through it)."""
-    kwargs = getattr(getattr(redis, "connection_pool", None), "connection_kwargs", None)
+    # A single-server client keeps them in its pool; a cluster client on itself.
+    kwargs = getattr(getattr(redis, "connection_pool", None), "connection_kwargs", None) or getattr(
+        redis, "connection_kwargs", None
+    )
     timeout = kwargs.get("socket_timeout") if isinstance(kwargs, dict) else None
     wanted = max(1, int(wanted_ms))  # BLOCK 0 would mean "forever"
     if not timeout:

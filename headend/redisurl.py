@@ -1,6 +1,8 @@
 """Redis URLs the platform accepts, parsed without touching the network.
 
 ``redis://``, ``rediss://`` and ``unix://`` name one server (redis-py parses them).
+``redis+cluster://[[user]:password@]host1:6379,host2:6379[,...]`` names a Redis
+Cluster by some of its nodes (the client learns the rest, and the slots, from them).
 ``redis+sentinel://`` names a replicated set watched by Sentinel::
 
     redis+sentinel://[[user]:password@]host1:26379,host2:26379[,...]/service[/db]
@@ -18,6 +20,8 @@ from urllib.parse import unquote, urlsplit
 
 SINGLE_SCHEMES = ("redis://", "rediss://", "unix://")
 SENTINEL_SCHEME = "redis+sentinel://"
+CLUSTER_SCHEME = "redis+cluster://"
+DEFAULT_CLUSTER_PORT = 6379
 DEFAULT_SENTINEL_PORT = 26379
 MAX_ADDRESSES = 16
 
@@ -33,6 +37,20 @@ class SentinelTarget:
     password: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class ClusterTarget:
+    """Some nodes of a Redis Cluster (the client discovers the others) and its credentials."""
+
+    nodes: tuple[tuple[str, int], ...]
+    username: str | None = None
+    password: str | None = None
+
+
+def is_cluster(url: str) -> bool:
+    """True for a ``redis+cluster://`` URL."""
+    return url.startswith(CLUSTER_SCHEME)
+
+
 def is_sentinel(url: str) -> bool:
     """True for a ``redis+sentinel://`` URL."""
     return url.startswith(SENTINEL_SCHEME)
@@ -42,10 +60,25 @@ def check_url(url: str) -> None:
     """``ValueError`` (saying what is wrong) unless ``url`` is one the platform accepts."""
     if is_sentinel(url):
         parse_sentinel_url(url)
+    elif is_cluster(url):
+        parse_cluster_url(url)
     elif not url.startswith(SINGLE_SCHEMES):
         raise ValueError(
-            f"expected a redis://, rediss://, unix:// or redis+sentinel:// URL, got {redact(url)!r}"
+            "expected a redis://, rediss://, unix://, redis+sentinel:// or redis+cluster:// "
+            f"URL, got {redact(url)!r}"
         )
+
+
+def parse_cluster_url(url: str) -> ClusterTarget:
+    """The parts of a ``redis+cluster://`` URL; ``ValueError`` names the bad part."""
+    if not is_cluster(url):
+        raise ValueError("not a redis+cluster:// URL")
+    parts = urlsplit(url)
+    if parts.query or parts.fragment or parts.path.strip("/") not in ("", "0"):
+        raise ValueError("a redis+cluster:// URL takes no database (a cluster has only 0)")
+    username, password, hosts = _credentials(parts.netloc)
+    nodes = _addresses(hosts, DEFAULT_CLUSTER_PORT, "cluster node")
+    return ClusterTarget(nodes, username, password)
 
 
 def parse_sentinel_url(url: str) -> SentinelTarget:

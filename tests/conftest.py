@@ -1,4 +1,9 @@
-"""Shared fixtures: a real redis-server per session, a clean database per test."""
+"""Shared fixtures: a real redis-server per session, a clean database per test.
+
+``TEST_REDIS=cluster`` gives every test's ``redis`` client a real three-master Redis
+Cluster instead (``make test-cluster`` runs the store suites so): a store that keeps
+the keys of each script and transaction under one hash tag passes unchanged there.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +15,12 @@ import pytest
 import redis.asyncio as aioredis
 
 from headend.auth import KeyStore
+from headend.redisconn import connect
 from headend.redisproc import RedisServer
+from tests.support.redisha import ClusterSet
 from tests.support.tokens import Tokens
+
+CLUSTER = os.environ.get("TEST_REDIS", "") == "cluster"
 
 
 @pytest.fixture(scope="session")
@@ -23,10 +32,27 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterSet | None]:
+    """With ``TEST_REDIS=cluster``, a three-master Redis Cluster for the session."""
+    if not CLUSTER:
+        yield None
+        return
+    cluster = ClusterSet(tmp_path_factory.mktemp("cluster")).start()
+    yield cluster
+    cluster.stop()
+
+
 @pytest.fixture
-async def redis(redis_server: RedisServer) -> AsyncIterator[aioredis.Redis]:
-    """A client on an empty database; flushed before each test."""
-    client = aioredis.Redis.from_url(redis_server.url)
+async def redis(
+    redis_server: RedisServer, redis_cluster: ClusterSet | None
+) -> AsyncIterator[aioredis.Redis]:
+    """A client on an empty database (the cluster's, with ``TEST_REDIS=cluster``); flushed
+    before each test."""
+    if redis_cluster is not None:
+        client = connect(redis_cluster.url)
+    else:
+        client = aioredis.Redis.from_url(redis_server.url)
     await client.flushall()
     yield client
     await client.aclose()

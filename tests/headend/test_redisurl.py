@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from headend.redisurl import SentinelTarget, check_url, parse_sentinel_url, redact
+from headend.redisconn import RedisSettings, connect
+from headend.redisurl import (
+    ClusterTarget,
+    SentinelTarget,
+    check_url,
+    parse_cluster_url,
+    parse_sentinel_url,
+    redact,
+)
 from headend.settings import SettingsError, env_redis_url
 
 
@@ -75,3 +83,32 @@ def test_another_scheme_is_a_settings_error_that_hides_the_password() -> None:
 )
 def test_redact_hides_only_the_password(url: str, shown: str) -> None:
     assert redact(url) == shown
+
+
+def test_a_cluster_url_names_its_nodes_and_credentials() -> None:
+    target = parse_cluster_url("redis+cluster://ops:pw@10.0.0.1:7000,10.0.0.2,[::1]:7002")
+    assert target == ClusterTarget(
+        nodes=(("10.0.0.1", 7000), ("10.0.0.2", 6379), ("::1", 7002)),
+        username="ops",
+        password="pw",
+    )
+    assert env_redis_url({"REDIS_URL": "redis+cluster://h1:7000"}) == "redis+cluster://h1:7000"
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("redis+cluster://", "at least one cluster node"),
+        ("redis+cluster://h1:7000/3", "no database"),
+        ("redis+cluster://h1:7000?x=1", "no database"),
+        ("redis+cluster://h1:70000", "bad cluster node port"),
+    ],
+)
+def test_a_bad_cluster_url_is_refused_saying_why(url: str, says: str) -> None:
+    with pytest.raises(ValueError, match=says):
+        parse_cluster_url(url)
+
+
+def test_replica_acknowledged_writes_are_refused_on_a_cluster() -> None:
+    with pytest.raises(SettingsError, match="REDIS_WRITE_REPLICAS"):
+        connect("redis+cluster://127.0.0.1:7000", RedisSettings(write_replicas=1))

@@ -1,4 +1,5 @@
-"""A real replicated Redis on loopback: one master, one replica and three Sentinels.
+"""Real replicated and clustered Redis on loopback: a Sentinel set (one master, one
+replica, three Sentinels) and a three-master Redis Cluster.
 
 The servers are ``redis-server`` (:class:`headend.redisproc.RedisServer`, TCP ports
 beside their Unix sockets), the Sentinels ``redis-sentinel`` from Debian's package,
@@ -20,6 +21,7 @@ import redis
 
 from headend.procs import with_death_signal
 from headend.redisproc import RedisServer
+from headend.stack import port_free
 from tests.support.net import free_port
 
 SERVICE = "mymaster"
@@ -155,3 +157,54 @@ class SentinelSet:
                 raise AssertionError(f"timed out waiting for {what}")
             time.sleep(0.1)
 
+
+def _cluster_port() -> int:
+    """A free port whose cluster bus port (10,000 higher) is free too."""
+    while True:
+        port = free_port()
+        if port <= 55535 and port_free("127.0.0.1", port + 10000):
+            return port
+
+
+class ClusterSet:
+    """A real Redis Cluster of three masters (``--cluster-enabled``, slots shared out by
+    ``redis-cli --cluster create``) on loopback; ``url`` is its ``redis+cluster://`` URL."""
+
+    def __init__(self, base: Path) -> None:
+        self.base = base
+        self.servers: list[RedisServer] = []
+
+    @property
+    def url(self) -> str:
+        """Every node (a client needs only one to learn the rest)."""
+        return "redis+cluster://" + ",".join(f"127.0.0.1:{s.port}" for s in self.servers)
+
+    def start(self) -> ClusterSet:
+        """Three masters, all 16384 slots covered, every node saying ``cluster_state:ok``."""
+        for n in range(3):
+            server = RedisServer(
+                self.base / f"c{n}",
+                port=_cluster_port(),
+                args=("--cluster-enabled", "yes", "--cluster-node-timeout", "2000"),
+            )
+            server.start()
+            self.servers.append(server)
+        subprocess.run(
+            ["redis-cli", "--cluster", "create", *(f"127.0.0.1:{s.port}" for s in self.servers),
+             "--cluster-yes"],
+            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60,
+        )  # fmt: skip
+        SentinelSet._until(self._ok, "the cluster to cover every slot on every node")
+        return self
+
+    def _ok(self) -> bool:
+        for server in self.servers:
+            with redis.Redis(port=server.port, socket_timeout=1) as node:
+                if node.cluster("info").get("cluster_state") != "ok":
+                    return False
+        return True
+
+    def stop(self) -> None:
+        """Stop every node."""
+        for server in self.servers:
+            server.stop()
