@@ -2,9 +2,14 @@
 
 ``cdn:edges`` (hash edge id -> JSON) is the registry; ``cdn:health`` (hash
 edge id -> JSON) is the monitor's latest verdicts; every controller replica
-publishes its lease counts to ``cdn:leases:{replica}`` (a hash with a TTL)
-and lists itself in ``cdn:replicas`` (sorted set, score = last publish) so the
-others add them to their loads.
+publishes its lease counts to ``cdn:{leases}:by:<replica>`` (a hash with a TTL)
+and lists itself in ``cdn:{leases}:replicas`` (sorted set, score = last publish)
+so the others add them to their loads.
+
+The registry and the verdicts are one key each (a WATCH or a write touches one
+key); the lease counts and the replica list share the ``{leases}`` hash tag, so a
+publish (one MULTI over both) and a read of every replica's counts (one pipeline)
+stay on one node of a Redis Cluster.
 """
 
 from __future__ import annotations
@@ -21,11 +26,11 @@ from headend.errors import Aborted
 
 EDGES = "cdn:edges"
 HEALTH = "cdn:health"
-REPLICAS = "cdn:replicas"
+REPLICAS = "cdn:{leases}:replicas"
 
 
 def _leases_key(replica: str) -> str:
-    return f"cdn:leases:{replica}"
+    return f"cdn:{{leases}}:by:{replica}"
 
 
 def edge_to_json(edge: Edge) -> str:

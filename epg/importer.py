@@ -44,6 +44,10 @@ _BATCH_ITEMS = 512  # parsed elements per hand-over to the loop
 _QUEUED_BATCHES = 4  # hand-overs parsed ahead of the loop: the parse thread's memory bound
 _MAX_PROBLEM_CHARS = 512  # a problem quotes attacker text: keep each one short
 
+# Channel writes in flight at once during an import (each is a few round trips: the id
+# claim, the channel's script, the change feed; one at a time would leave Redis idle).
+_WRITES_IN_FLIGHT = 4
+
 
 @dataclass(frozen=True, slots=True)
 class ImportReport:
@@ -81,7 +85,9 @@ class _ImportRun:
     problems_total: int = 0
     buffers: OrderedDict[str, list[XmltvProgramme]] = field(default_factory=OrderedDict)
     held: dict[str, XmltvProgramme] = field(default_factory=dict)
-    pending: asyncio.Task[WriteResult] | None = None
+    # Writes in flight, by channel, oldest first (at most one per channel: its batches land
+    # in order).
+    pending: dict[str, asyncio.Task[WriteResult]] = field(default_factory=dict)
     taken: dict[str, list[tuple[int, int, int]]] = field(default_factory=dict)
 
     def problem(self, line: int, channel: str, reason: str) -> None:
@@ -259,10 +265,11 @@ class XmltvImporter:
                 await self._read_all(principal, run, parsed, mapping, owner)
             for cid in [*run.buffers, *(c for c in run.held if c not in run.buffers)]:
                 await self._flush(run, cid, final=True)
-            await self._collect(run)
+            for cid in list(run.pending):
+                await self._collect(run, cid)
         finally:
-            if run.pending is not None:  # the file failed part-way: settle the last write
-                await asyncio.gather(run.pending, return_exceptions=True)
+            # The file failed part-way: settle the writes in flight.
+            await asyncio.gather(*run.pending.values(), return_exceptions=True)
         return run
 
     async def _read_all(
@@ -438,10 +445,12 @@ class XmltvImporter:
         if not ready or not run.write:
             return
         for i in range(0, len(ready), self._max_batch):
-            await self._collect(run)
-            # One write in flight while the next batch is parsed: Redis runs the
-            # script on the other core meanwhile.
-            run.pending = asyncio.create_task(
+            await self._collect(run, cid)
+            while len(run.pending) >= _WRITES_IN_FLIGHT:
+                await self._collect(run, next(iter(run.pending)))
+            # Writes in flight while the next batches are parsed: Redis runs them on the
+            # other core meanwhile, and a write's round trips (claim, channel, feed) overlap.
+            run.pending[cid] = asyncio.create_task(
                 self._store.write_programmes(
                     cid,
                     ready[i : i + self._max_batch],
@@ -452,11 +461,11 @@ class XmltvImporter:
             await asyncio.sleep(0)
 
     @staticmethod
-    async def _collect(run: _ImportRun) -> None:
-        """Wait for the write in flight and count what it did."""
-        if run.pending is None:
+    async def _collect(run: _ImportRun, cid: str) -> None:
+        """Wait for the channel's write in flight, if any, and count what it did."""
+        pending = run.pending.pop(cid, None)
+        if pending is None:
             return
-        pending, run.pending = run.pending, None
         result = await pending
         run.written += len(result.written)
         run.unchanged += len(result.unchanged)

@@ -10,34 +10,53 @@ from epg.domain import Channel, Programme
 from headend.lua import script
 from headend.redisconn import ON_MASTER, Durability
 
-CHANNELS = "epg:channels"
-PROGRAMMES = "epg:prog"
-VERSION = "epg:version"
-CHANGES = "epg:changes"
+# The cross-channel keys share one hash tag of their own (one slot on a cluster).
+CHANNELS = "epg:{epg}:channels"
+PROGRAMMES = "epg:{epg}:prog"
+VERSION = "epg:{epg}:version"
+CHANGES = "epg:{epg}:changes"
+SENT = "epg:{epg}:sent"
+PENDING = "epg:{epg}:pending"
 KEEP_RIGHTS = ""  # a write that leaves stored rights alone (XMLTV has no rights)
 DECODED_MAX = 50_000  # memoised decodes; cleared wholesale when full
-# Write scripts start with the shared helpers of ``common.lua``.
-_WITH_COMMON = frozenset({"write", "delete", "channel"})
+# Channel scripts start with the shared helpers of ``common.lua``.
+_WITH_COMMON = frozenset({"write", "delete", "channel", "outbox"})
+
+
+def record_key(ch: str) -> str:
+    """The channel's record (JSON with its version); the source of truth for the channel."""
+    return f"epg:{{{ch}}}:ch"
 
 
 def idx_key(ch: str) -> str:
     """The channel's programme ids scored by start."""
-    return f"epg:ch:{ch}:idx"
+    return f"epg:{{{ch}}}:idx"
 
 
 def data_key(ch: str) -> str:
     """The channel's programmes: id -> ``start|stop|json``."""
-    return f"epg:ch:{ch}:p"
+    return f"epg:{{{ch}}}:p"
 
 
 def rights_key(ch: str) -> str:
     """The channel's programme rights: id -> JSON (absent = defaults)."""
-    return f"epg:ch:{ch}:r"
+    return f"epg:{{{ch}}}:r"
 
 
 def channel_keys(ch: str) -> list[str]:
-    """The KEYS of the write scripts for channel ``ch``."""
-    return [CHANNELS, idx_key(ch), data_key(ch), rights_key(ch), PROGRAMMES, VERSION, CHANGES]
+    """The KEYS of the channel scripts for channel ``ch`` (one hash tag: the channel id)."""
+    return [
+        record_key(ch),
+        idx_key(ch),
+        data_key(ch),
+        rights_key(ch),
+        f"epg:{{{ch}}}:seq",  # the number of the channel's last change
+        f"epg:{{{ch}}}:out",  # stream: the channel's changes the feed may not have yet
+    ]
+
+
+CLAIM_KEYS = [PROGRAMMES, PENDING, SENT, VERSION]
+EMIT_KEYS = [VERSION, CHANGES, CHANNELS, PROGRAMMES, SENT, PENDING]
 
 
 @functools.cache
@@ -50,11 +69,13 @@ def lua(name: str) -> str:
 class ScriptLike(Protocol):
     """A registered Lua script."""
 
-    def __call__(self, keys: Sequence[str] = ..., args: Sequence[Any] = ...) -> Awaitable[Any]: ...
+    def __call__(
+        self, keys: Sequence[str] = ..., args: Sequence[Any] = ..., client: Any = ...
+    ) -> Awaitable[Any]: ...
 
 
 class RedisLike(Protocol):
-    """The slice of ``redis.asyncio.Redis`` the EPG store uses."""
+    """The slice of ``redis.asyncio.Redis`` (or ``RedisCluster``) the EPG store uses."""
 
     def register_script(self, script: str) -> Any: ...
     def hget(self, name: str, key: str) -> Awaitable[Any]: ...
@@ -97,5 +118,11 @@ class StoreBase:
         self._channel = redis.register_script(lua("channel"))
         self._now_next = redis.register_script(lua("now_next"))
         self._range = redis.register_script(lua("range"))
+        self._claim = redis.register_script(lua("claim"))
+        self._emit = redis.register_script(lua("emit"))
+        self._release = redis.register_script(lua("release"))
+        self._outbox = redis.register_script(lua("outbox"))
+        self._stale = redis.register_script(lua("stale"))
         self._decoded: dict[tuple[str, Any, Any, Any], Programme] = {}
         self._channels: dict[Any, Channel] = {}
+        self._settled_at = 0.0  # when this store last forwarded stalled changes

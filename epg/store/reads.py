@@ -13,16 +13,18 @@ from epg.store.base import (
     DECODED_MAX,
     PROGRAMMES,
     VERSION,
-    StoreBase,
     data_key,
     idx_key,
+    record_key,
     rights_key,
     text,
 )
+from epg.store.feed import FeedStore
+from headend.lua import by_slot, run_many
 from headend.redisconn import block_ms as capped_block_ms
 
 
-class ReadStore(StoreBase):
+class ReadStore(FeedStore):
     """Decoding (memoised) and every read the service makes."""
 
     def _programme(self, channel_id: str, pid: Any, raw: Any, rights: Any) -> Programme:
@@ -51,11 +53,11 @@ class ReadStore(StoreBase):
 
     async def get_channel(self, channel_id: str) -> Channel | None:
         """One channel, or None."""
-        raw = await self._redis.hget(CHANNELS, channel_id)
+        raw = await self._redis.get(record_key(channel_id))
         return None if raw is None else self._decode_channel(raw)
 
     async def list_channels(self) -> list[Channel]:
-        """Every channel, by logical number then id."""
+        """Every channel, by logical number then id (the catalogue: as of the feed)."""
         raw = await self._redis.hgetall(CHANNELS)
         channels = (self._decode_channel(v) for v in raw.values())
         return sorted(channels, key=lambda c: (c.number, c.id))
@@ -65,18 +67,23 @@ class ReadStore(StoreBase):
     ) -> list[tuple[Channel | None, Programme | None, Programme | None]]:
         """For each channel (None if unknown): the programme on air at ``at`` and the next.
 
-        One round trip, channel included, so callers can authorize without another.
+        One round trip, channel included, so callers can authorize without another: one
+        script call for them all on a single node; on a cluster one per slot, pipelined.
         """
         if not channel_ids:
             return []
-        keys: list[str] = [CHANNELS]
-        for ch in channel_ids:
-            keys += [idx_key(ch), data_key(ch), rights_key(ch)]
         now = int(at.timestamp())
-        flat = await self._now_next(keys=keys, args=[now, *channel_ids])
+        groups = by_slot(self._redis, channel_ids, record_key)
+        calls = [([k for ch in chs for k in _now_next_keys(ch)], [now]) for chs in groups]
+        rows: dict[str, list[Any]] = {}
+        for chs, flat in zip(
+            groups, await run_many(self._redis, self._now_next, calls), strict=True
+        ):
+            for i, ch in enumerate(chs):
+                rows[ch] = flat[i * 7 : (i + 1) * 7]
         out: list[tuple[Channel | None, Programme | None, Programme | None]] = []
-        for i, ch in enumerate(channel_ids):
-            row = flat[i * 7 : (i + 1) * 7]
+        for ch in channel_ids:
+            row = rows[ch]
             channel = self._decode_channel(row[0]) if row[0] else None
             cur = self._programme(ch, *row[1:4]) if row[1] else None
             nxt = self._programme(ch, *row[4:7]) if row[4] else None
@@ -104,7 +111,7 @@ class ReadStore(StoreBase):
         ch = await self._redis.hget(PROGRAMMES, programme_id)
         if ch is None:
             return None
-        channel_id = text(ch)
+        channel_id = text(ch).split("|", 1)[0]  # "|stamp": reserved by its claim
         raw = await self._redis.hget(data_key(channel_id), programme_id)
         if raw is None:
             return None
@@ -126,6 +133,7 @@ class ReadStore(StoreBase):
     async def read_changes(self, after: int, *, block_ms: int, count: int = 500) -> list[Change]:
         """Changes with version > ``after``, waiting up to ``block_ms`` for the first (capped
         below the client's socket timeout: an empty answer just means "nothing yet")."""
+        await self._settle_now_and_then()
         block = capped_block_ms(self._redis, block_ms)
         res = await self._redis.xread({CHANGES: f"{after}-0"}, count=count, block=block)
         out: list[Change] = []
@@ -144,6 +152,10 @@ class ReadStore(StoreBase):
                     )
                 )
         return out
+
+
+def _now_next_keys(ch: str) -> list[str]:
+    return [record_key(ch), idx_key(ch), data_key(ch), rights_key(ch)]
 
 
 def _ts(raw: str) -> datetime | None:

@@ -1,12 +1,11 @@
 -- Write a validated, ordered, non-overlapping batch of programmes to one channel.
--- KEYS: channels idx data rights prog version changes
--- ARGV: channel maxlen policy n, then chunks of up to ROWS_PER_ARG programme rows
+-- KEYS: record idx data rights seq out (one channel; claim.lua reserved the ids first)
+-- ARGV: channel sent policy n, then chunks of up to ROWS_PER_ARG programme rows
 -- "id^_start^_stop^_rights^_data" joined by ^^ (^_ = \x1f and ^^ = \x1e, which JSON
 -- always escapes, so neither occurs inside a field). A few large arguments instead of
 -- one per programme keep the client's per-argument packing off the import path;
 -- chunking keeps each argument far below Redis's bulk-string limit.
-local ch = ARGV[1]
-if redis.call('HEXISTS', KEYS[1], ch) == 0 then return {'nochannel'} end
+if redis.call('EXISTS', KEYS[1]) == 0 then return {'nochannel'} end
 local policy, n = ARGV[3], tonumber(ARGV[4])
 local new, newids, idlist = {}, {}, {}
 local FIELDS = '^([^\31]*)\31([^\31]*)\31([^\31]*)\31([^\31]*)\31(.*)$'
@@ -35,10 +34,6 @@ local function bulk(cmd, key, args)
   for i = 1, #args, 1000 do
     redis.call(cmd, key, unpack(args, i, math.min(i + 999, #args)))
   end
-end
-local owners = hmget(KEYS[5], idlist)
-for x, e in ipairs(new) do
-  if owners[x] and owners[x] ~= ch then return {'idinuse', e.id, owners[x]} end
 end
 -- The batch is sorted and free of overlaps, and so is the stored schedule: the
 -- only stored programmes it can overlap start inside [first start, last stop)
@@ -115,11 +110,10 @@ for _, id in ipairs(order) do
     redis.call('ZREM', KEYS[2], id)
     redis.call('HDEL', KEYS[3], id)
     redis.call('HDEL', KEYS[4], id)
-    redis.call('HDEL', KEYS[5], id)
     removed[#removed + 1] = id
   end
 end
-local written, zargs, dargs, pargs, rset, rdel = {}, {}, {}, {}, {}, {}
+local written, zargs, dargs, rset, rdel = {}, {}, {}, {}, {}
 for _, e in ipairs(changed) do
   if e.cur then
     local s, t = parse(e.cur)
@@ -130,8 +124,6 @@ for _, e in ipairs(changed) do
   zargs[#zargs + 1] = e.id
   dargs[#dargs + 1] = e.id
   dargs[#dargs + 1] = e.val
-  pargs[#pargs + 1] = e.id
-  pargs[#pargs + 1] = ch
   if e.r == '-' then rdel[#rdel + 1] = e.id
   elseif e.r ~= '' then
     rset[#rset + 1] = e.id
@@ -142,11 +134,8 @@ for _, e in ipairs(changed) do
 end
 bulk('ZADD', KEYS[2], zargs)
 bulk('HSET', KEYS[3], dargs)
-bulk('HSET', KEYS[5], pargs)
 bulk('HSET', KEYS[4], rset)
 bulk('HDEL', KEYS[4], rdel)
-if #ids == 0 then
-  return {'ok', tonumber(redis.call('GET', KEYS[6]) or '0'), written, unchanged, removed, trimmed}
-end
-local v = emit('programmes', ch, 0, ids, lo, hi)
-return {'ok', v, written, unchanged, removed, trimmed}
+local seq = 0
+if #ids > 0 then seq = record('programmes', 0, ids, lo, hi, removed, '') end
+return {'ok', seq, written, unchanged, removed, trimmed, outbox()}

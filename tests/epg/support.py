@@ -24,6 +24,7 @@ from epg.domain import (
 )
 from epg.server import create_server
 from epg.settings import EpgSettings
+from epg.store.base import CHANNELS, PROGRAMMES, data_key, idx_key, record_key
 from headend.auth import ADMIN, PLAYBACK, KeyStore, Principal
 from headend.rpc import RpcSettings, bearer, client_channel
 from headend.text import forbidden_char
@@ -111,17 +112,16 @@ def _ascii(data: str) -> str:
 
 async def plant_channel(redis: aioredis.Redis, channel: Channel) -> None:
     """Store ``channel`` as it is, unvalidated: data written before today's rules."""
-    await redis.hset("epg:channels", channel.id, _ascii(encode_channel(channel)))
+    await redis.set(record_key(channel.id), _ascii(encode_channel(channel)))
+    await redis.hset(CHANNELS, channel.id, _ascii(encode_channel(channel)))
 
 
 async def plant_programme(redis: aioredis.Redis, p: Programme) -> None:
     """Store ``p`` as it is, unvalidated, in the layout ``epg.store`` documents."""
     ch = p.channel_id
-    await redis.zadd(f"epg:ch:{ch}:idx", {p.id: p.start_s})
-    await redis.hset(
-        f"epg:ch:{ch}:p", p.id, f"{p.start_s}|{p.stop_s}|{_ascii(encode_programme(p))}"
-    )
-    await redis.hset("epg:prog", p.id, ch)
+    await redis.zadd(idx_key(ch), {p.id: p.start_s})
+    await redis.hset(data_key(ch), p.id, f"{p.start_s}|{p.stop_s}|{_ascii(encode_programme(p))}")
+    await redis.hset(PROGRAMMES, p.id, ch)
 
 
 # ---------------------------------------------------------------- domain builders
@@ -262,14 +262,14 @@ def _s(value: bytes | str) -> str:
 
 async def stored_channels(redis: aioredis.Redis) -> list[Channel]:
     """Every channel as stored."""
-    return [decode_channel(raw) for raw in (await redis.hgetall("epg:channels")).values()]
+    return [decode_channel(raw) for raw in (await redis.hgetall(CHANNELS)).values()]
 
 
 async def stored_programmes(redis: aioredis.Redis) -> list[Programme]:
     """Every programme as stored, on every channel."""
     out = []
-    for key in await redis.keys("epg:ch:*:p"):
-        cid = _s(key)[len("epg:ch:") : -len(":p")]
+    for key in await redis.keys(data_key("*")):
+        cid = _s(key)[len("epg:{") : -len("}:p")]
         for pid, raw in (await redis.hgetall(key)).items():
             start, stop, data = _s(raw).split("|", 2)
             out.append(decode_programme(_s(pid), cid, int(start), int(stop), data))

@@ -261,6 +261,25 @@ async def test_now_next_for_many_channels_including_a_gap(seeded: EpgService) ->
     assert late.next is None
 
 
+async def test_now_next_over_many_channels_after_redis_forgot_its_scripts(
+    service: EpgService, store: EpgStore, redis: aioredis.Redis
+) -> None:
+    """Channels in many hash slots (one call per slot on a cluster, pipelined), on a
+    server whose script cache was flushed (a restart, a failover)."""
+    ids = [f"ch{n}.gdtv.cn" for n in range(12)]
+    for n, cid in enumerate(ids):
+        await service.create_channel(BROADCASTER, channel(cid, number=n + 1))
+        await store.write_programmes(
+            cid, [prog(T0, ch=cid, pid=f"p{n}", title=f"T{n}")], policy=WritePolicy.REFUSE
+        )
+    await redis.script_flush()
+    rows = await store.now_next([*ids, "nope.gdtv.cn"], T0)
+    assert [(c and c.id, now and now.title()) for c, now, _ in rows] == [
+        *((cid, f"T{n}") for n, cid in enumerate(ids)),
+        (None, None),
+    ]
+
+
 async def test_range_includes_the_programme_already_running(seeded: EpgService) -> None:
     got = await seeded.range(CARRIER, CH, T0 + timedelta(minutes=45), T0 + timedelta(hours=2))
     assert [p.title() for p in got] == ["节目 1", "节目 2", "节目 3"]
