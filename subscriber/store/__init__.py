@@ -1,25 +1,32 @@
 """Redis persistence for the subscriber service.
 
-Layout (tenant data always carries the carrier in the key):
+Layout. Every key of one carrier carries the carrier's hash tag ``{c}``, so every
+script on a carrier's data runs in one slot of a Redis Cluster:
 
-- ``sub:carriers`` set of ids; ``sub:{c}:carrier`` hash.
-- ``sub:packages`` set; ``sub:pkg:{id}`` hash; ``sub:catalog:v`` bumps on every catalogue change
-  so every replica reloads its in-process copy.
-- ``sub:{c}:s:{id}`` one hash per subscriber: account fields, ``v`` (version),
-  ``ent:{package}`` = ``from_ms|until_ms`` and ``dev:{mac}`` markers, so a
+- ``sub:{c}:carrier`` hash; ``sub:{c}:audit`` the audit stream.
+- ``sub:{c}:s:<id>`` one hash per subscriber: account fields, ``v`` (version),
+  ``ent:<package>`` = ``from_ms|until_ms`` and ``dev:<mac>`` markers, so a
   playback decision reads one hash. ``sub:{c}:subs`` sorted set (lexicographic paging, count).
-- ``sub:{c}:d:{mac}`` device hash; ``sub:mac:{mac}`` = ``{c}/{id}``, the platform-wide
-  uniqueness index (never shown to callers).
-- ``sub:{c}:lease:{id}`` sorted set lease -> expiry (ms); ``sub:{c}:leasem:{id}`` lease
-  -> ``mac\\tchannel\\tstate``. At most one lease per box (MAC).
-- ``sub:{scope}:idem:{key}`` idempotency records; ``sub:{c}:audit`` the audit stream
-  (``sub:_platform:audit`` for catalogue changes).
+- ``sub:{c}:d:<mac>`` box hash (``sub`` names its subscriber).
+- ``sub:{c}:lease:<id>`` sorted set lease -> expiry (ms); ``sub:{c}:leasem:<id>`` lease
+  -> ``mac\tchannel\tstate``. At most one lease per box (MAC).
+- ``sub:{c}:idem:<key>`` idempotency records (``{_platform}`` for platform requests).
 
-Every multi-key change is one Lua script (guards checked, then writes), so a
-refused change writes nothing and a concurrent one is detected, never merged.
-The scripts (``*.lua`` beside these modules, shipped as package data) touch
-keys derived from their arguments, which suits one Redis (or Sentinel);
-Redis Cluster would need hash tags on the carrier.
+The platform's keys carry ``{_platform}``: ``sub:{_platform}:carriers`` set of ids,
+``sub:{_platform}:packages`` set, ``sub:{_platform}:pkg:<id>`` hash,
+``sub:{_platform}:catalog:v`` (bumps on every catalogue change so every replica
+reloads its in-process copy) and ``sub:{_platform}:audit`` (catalogue changes).
+
+``sub:mac:<mac>`` = ``c/<id>/<claim>`` is the platform-wide MAC uniqueness index
+(never shown to callers), each entry its own slot.
+
+Every multi-key change within one tag is one Lua script (guards checked, then writes),
+so a refused change writes nothing and a concurrent one is detected, never merged. The
+scripts (``*.lua`` beside these modules, shipped as package data) are given every key
+they touch in KEYS, or build one from a KEYS entry's tag. A change that also touches
+another slot is split into ordered steps, each documented where it is made: a box
+binding and unbinding, the bulk import (``base``, ``records``), creating a carrier
+(``catalogue``), and the batched playback lookups (``playback``).
 """
 
 from __future__ import annotations

@@ -1,7 +1,12 @@
-"""Subscribers, their entitlements and their boxes."""
+"""Subscribers, their entitlements and their boxes.
+
+Every write here runs in the carrier's slot; a box binding or unbinding adds the MAC
+index steps :meth:`StoreBase._run` orders around it (claim first, keep or drop last).
+"""
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -21,7 +26,9 @@ from subscriber.store.codec import (
     device_fields,
     entitlement_value,
     flatten,
+    holder_value,
     mac_key,
+    parse_holder,
     sub_key,
     subs_key,
     subscriber_fields,
@@ -146,19 +153,19 @@ class AccountStore(StoreBase):
     ) -> Tx:
         """Guards and writes for a device change that rides along a subscriber save."""
         tx = tx or Tx()
-        holder = f"{sub.carrier_id}/{sub.subscriber_id}"
-        index, dkey = mac_key(device.mac), dev_key(sub.carrier_id, device.mac)
+        dkey = dev_key(sub.carrier_id, device.mac)
         skey = sub_key(sub.carrier_id, sub.subscriber_id)
         if bind:
-            tx.value(index, "", "mac")
-            tx.write("SET", index, holder)
+            claim = secrets.token_hex(4)
+            tx.claim(device.mac, holder_value(sub.carrier_id, sub.subscriber_id, claim))
             tx.write("DEL", dkey)
             tx.write("HSET", skey, f"dev:{device.mac}", "1")
         else:
-            tx.value(index, holder, "device")
+            # Still this subscriber's box, in the state the caller read.
+            tx.hfield(dkey, "sub", sub.subscriber_id, "device")
             tx.hfield(dkey, "st", expected_status, "device")
         if unbind:
-            tx.write("DEL", index)
+            tx.release(device.mac, sub.carrier_id, sub.subscriber_id)
             tx.write("HDEL", skey, f"dev:{device.mac}")
         tx.write("HSET", dkey, *flatten(device_fields(device)))
         return tx
@@ -177,7 +184,7 @@ class AccountStore(StoreBase):
         """Change a box without touching its subscriber's version (activation)."""
         tx = Tx()
         dkey = dev_key(device.carrier_id, device.mac)
-        tx.value(mac_key(device.mac), f"{device.carrier_id}/{device.subscriber_id}", "device")
+        tx.hfield(dkey, "sub", device.subscriber_id, "device")
         tx.hfield(dkey, "st", expected_status, "device")
         tx.write("HSET", dkey, *flatten(device_fields(device)))
         self._audit(tx, device.carrier_id, audit, f"device/{device.mac}", before, after, now)
@@ -186,9 +193,9 @@ class AccountStore(StoreBase):
 
     @redis_errors
     async def mac_holder(self, mac: str) -> tuple[str, str] | None:
-        """(carrier, subscriber) holding ``mac``; internal use only, never shown to callers."""
+        """(carrier, subscriber) holding ``mac``; internal use only, never shown to callers.
+        An entry naming no bound box (see ``StoreBase._left_over``) holds nothing."""
         raw = await self._redis.get(mac_key(mac))
-        if raw is None:
+        if raw is None or await self._left_over(mac, raw):
             return None
-        carrier, _, sid = raw.decode().partition("/")
-        return carrier, sid
+        return parse_holder(raw)

@@ -1,4 +1,15 @@
-"""The store's plumbing: Redis errors, the Lua scripts, guarded writes and lookup coalescing."""
+"""The store's plumbing: Redis errors, the Lua scripts, guarded writes, the MAC index
+steps around them and lookup coalescing.
+
+A guarded write runs in one carrier's slot (every key it names carries that carrier's
+hash tag). A box binding also changes the platform-wide MAC index, a key of its own,
+so :meth:`StoreBase._run` orders the steps: claim the MAC (a pending entry that
+expires), write the carrier's keys, then keep the claim; an unbinding writes the
+carrier's keys, then drops the entry. A crash between steps leaves a pending claim
+that expires by itself, a bound box whose entry expired (it plays nowhere; retrying
+the bind repairs it), or an entry naming no bound box, which readers ignore and the
+next bind of that MAC replaces.
+"""
 
 from __future__ import annotations
 
@@ -10,17 +21,27 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, ParamSpec, TypeVar
 
-from redis.asyncio import Redis
+from redis.asyncio import Redis, RedisCluster
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from headend.lua import script
+from headend.lua import by_slot, run_many, script
 from headend.redisconn import ON_MASTER, Durability
 from subscriber.errors import StoreUnavailable
-from subscriber.store.codec import audit_key, ms, text
+from subscriber.store.codec import audit_key, dev_key, mac_key, ms, parse_holder, text
 
 # The Lua scripts, shipped as package data beside this module.
-SCRIPTS = ("guarded", "load_playback", "authorize", "import", "start_lease", "touch_lease")
+SCRIPTS = (
+    "guarded",
+    "mac_index",
+    "load_playback",
+    "authorize",
+    "import",
+    "start_lease",
+    "touch_lease",
+)
+# How long a MAC claim waits for its binding to be written before it lapses.
+CLAIM_MS = 60_000
 _UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError)
 
 P = ParamSpec("P")
@@ -52,12 +73,16 @@ class Audit:
 
 @dataclass
 class Tx:
-    """Guards and writes for the guarded-write script; guard labels say which one failed."""
+    """Guards and writes for the guarded-write script (keys of one hash tag), and the MAC
+    index steps around them; guard labels say which one failed."""
 
     keys: list[str] = field(default_factory=list)
     guards: list[list[Any]] = field(default_factory=list)
     labels: list[str] = field(default_factory=list)
     writes: list[list[Any]] = field(default_factory=list)
+    # MAC index steps around the writes: (mac, new entry) and (mac, carrier, subscriber).
+    claims: list[tuple[str, str]] = field(default_factory=list)
+    releases: list[tuple[str, str, str]] = field(default_factory=list)
 
     def _index(self, key: str) -> int:
         if key not in self.keys:
@@ -66,22 +91,25 @@ class Tx:
 
     def hfield(self, key: str, name: str, expected: str, label: str) -> None:
         """Require hash field ``name`` to equal ``expected`` ('' = absent)."""
-        self.guards.append(["h", self._index(key), name, expected])
-        self.labels.append(label)
-
-    def value(self, key: str, expected: str, label: str) -> None:
-        """Require string ``key`` to equal ``expected`` ('' = absent)."""
-        self.guards.append(["g", self._index(key), "", expected])
+        self.guards.append([self._index(key), name, expected])
         self.labels.append(label)
 
     def write(self, command: str, key: str, *args: str | int) -> None:
         """Queue one write command on ``key``."""
         self.writes.append([command, self._index(key), *(str(a) for a in args)])
 
+    def claim(self, mac: str, entry: str) -> None:
+        """Bind ``mac``: claim its index entry before the writes, keep it after them."""
+        self.claims.append((mac, entry))
+
+    def release(self, mac: str, carrier: str, subscriber_id: str) -> None:
+        """Unbind ``mac``: drop its index entry (if it names this holder) after the writes."""
+        self.releases.append((mac, carrier, subscriber_id))
+
 
 class Coalescer(Generic[K, R]):
-    """Coalesces concurrent lookups: one script call in flight at a time carries every
-    lookup that arrived meanwhile, so a busy server makes fewer, larger round trips."""
+    """Coalesces concurrent lookups: one batch in flight at a time carries every lookup
+    that arrived meanwhile, so a busy server makes fewer, larger round trips."""
 
     def __init__(self, run: Callable[[list[K]], Awaitable[list[R]]]) -> None:
         self._run = run
@@ -148,13 +176,93 @@ class StoreBase:
             self._redis, lambda client: run(keys=keys, args=args, client=client)
         )
 
+    async def _many(
+        self, name: str, calls: list[tuple[list[str], list[Any]]], *, durable: bool = False
+    ) -> list[Any]:
+        """One call of script ``name`` per (keys, args), in one round trip: pipelined on
+        one Redis, sent concurrently to their nodes on a cluster. Replies in order."""
+        if durable:
+            return await self._durability.write(
+                self._redis, lambda client: self._many_on(client, name, calls)
+            )
+        return await self._many_on(self._redis, name, calls)
+
+    async def _many_on(
+        self, client: Any, name: str, calls: list[tuple[list[str], list[Any]]]
+    ) -> list[Any]:
+        return await run_many(client, self._scripts[name], calls)
+
+    def _slot_groups(self, keys: list[str]) -> list[list[int]]:
+        """Positions of ``keys`` grouped so one command may take each group (``by_slot``)."""
+        return by_slot(self._redis, range(len(keys)), keys.__getitem__)
+
+    async def _get_many(self, keys: list[str]) -> list[bytes | None]:
+        """The values of ``keys`` (any slots) in one round trip: one MGET on one Redis,
+        a pipeline of GETs that redis-py splits per node on a cluster."""
+        if not isinstance(self._redis, RedisCluster):
+            return list(await self._redis.mget(keys))
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.get(key)
+            return list(await pipe.execute())
+
+    async def _index(self, steps: list[tuple[str, str, str, str]]) -> list[tuple[bool, bytes]]:
+        """(op, mac, entry, stale) steps on MAC index entries (``mac_index.lua``), as
+        durable as provisioning writes; (done, entry found) for each."""
+        if not steps:
+            return []
+        keys = [mac_key(mac) for _, mac, _, _ in steps]
+        groups = self._slot_groups(keys)
+        calls: list[tuple[list[str], list[Any]]] = [
+            (
+                [keys[i] for i in group],
+                [CLAIM_MS, json.dumps([[steps[i][0], steps[i][2], steps[i][3]] for i in group])],
+            )
+            for group in groups
+        ]
+        found: list[tuple[bool, bytes]] = [(False, b"")] * len(steps)
+        replies = await self._many("mac_index", calls, durable=True)
+        for group, reply in zip(groups, replies, strict=True):
+            for i, result in zip(group, reply, strict=True):
+                found[i] = (True, b"") if result == 1 else (False, result)
+        return found
+
     async def _run(self, tx: Tx) -> tuple[str, str] | None:
-        """Run guarded writes; returns (failed guard label, current value) or None."""
+        """Run guarded writes with their MAC index steps (see the module docstring);
+        returns (failed guard label, current value) or None. A MAC held elsewhere fails
+        as label ``mac``."""
+        claimed: list[tuple[str, str]] = []
+        for mac, entry in tx.claims:
+            if not await self._claim(mac, entry):
+                await self._index([("drop", m, e, "") for m, e in claimed])
+                return "mac", ""
+            claimed.append((mac, entry))
+        steps = [("keep", mac, entry, "") for mac, entry in claimed]
+        for mac, carrier, subscriber_id in tx.releases:
+            raw = await self._redis.get(mac_key(mac))
+            if raw is not None and parse_holder(raw) == (carrier, subscriber_id):
+                steps.append(("drop", mac, raw.decode(), ""))
         spec = json.dumps({"g": tx.guards, "w": tx.writes})
         index, current = await self._durable_script("guarded", keys=tx.keys, args=[spec])
-        if int(index) == 0:
-            return None
-        return tx.labels[int(index) - 1], text(current)
+        if int(index) != 0:
+            await self._index([("drop", m, e, "") for m, e in claimed])
+            return tx.labels[int(index) - 1], text(current)
+        await self._index(steps)
+        return None
+
+    async def _claim(self, mac: str, entry: str) -> bool:
+        """Claim ``mac``'s index entry; an entry naming no bound box is replaced."""
+        [(won, current)] = await self._index([("claim", mac, entry, "")])
+        if not won and await self._left_over(mac, current):
+            [(won, _)] = await self._index([("claim", mac, entry, current.decode())])
+        return won
+
+    async def _left_over(self, mac: str, entry: bytes) -> bool:
+        """True when index ``entry`` names a holder whose box ``mac`` is not bound to it
+        (an unbinding stopped between its steps, or a claim still pending)."""
+        carrier, subscriber_id = parse_holder(entry)
+        status, holder = await self._redis.hmget(dev_key(carrier, mac), "st", "sub")
+        return status in (None, b"unbound") or holder != subscriber_id.encode()
 
     def _audit(
         self,
@@ -171,3 +279,4 @@ class StoreBase:
             "p", audit.principal, "r", audit.rpc, "t", ms(now), "s", subject,
             "b", before, "a", after,
         )  # fmt: skip
+

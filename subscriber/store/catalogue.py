@@ -1,8 +1,16 @@
-"""Carriers and the package catalogue (cached in-process until its version moves)."""
+"""Carriers and the package catalogue (cached in-process until its version moves).
+
+A carrier's record and audit stream carry its hash tag; the carrier list and the
+catalogue (packages, their list, the catalogue version, the platform audit stream)
+carry the platform's, so a package change is one script. Creating a carrier is two
+steps: its record (with the audit entry), then its id in the list. A crash between
+them leaves a carrier the list misses; creating it again (``CarrierExists``) adds it.
+"""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import datetime
 
 from redis.asyncio import Redis
@@ -19,10 +27,27 @@ from subscriber.store.codec import (
     carrier_key,
     from_ms,
     ms,
-    package_channels_key,
     package_key,
     text,
 )
+
+
+@dataclass(frozen=True, slots=True)
+class Catalogue:
+    """One version of the catalogue, and for each channel the packages that carry it
+    (as ``,a,b,``: what the authorize script looks a package up in)."""
+
+    packages: dict[str, Package]
+    packages_of: dict[str, str]
+
+    @classmethod
+    def of(cls, packages: dict[str, Package]) -> Catalogue:
+        """The catalogue of ``packages`` with its channel index."""
+        by_channel: dict[str, list[str]] = {}
+        for package in packages.values():
+            for channel in package.channel_ids:
+                by_channel.setdefault(channel, []).append(package.package_id)
+        return cls(packages, {ch: f",{','.join(ids)}," for ch, ids in by_channel.items()})
 
 
 class CatalogueStore(StoreBase):
@@ -32,7 +57,7 @@ class CatalogueStore(StoreBase):
         self, redis: Redis, *, audit_maxlen: int = 1_000_000, durability: Durability = ON_MASTER
     ) -> None:
         super().__init__(redis, audit_maxlen=audit_maxlen, durability=durability)
-        self._catalog: tuple[bytes | None, dict[str, Package]] = (b"", {})
+        self._catalog: tuple[bytes | None, Catalogue] = (b"", Catalogue({}, {}))
 
     # --- carriers --------------------------------------------------------------------------
 
@@ -46,7 +71,6 @@ class CatalogueStore(StoreBase):
             "HSET", key, "n", carrier.name, "t", carrier.network_type, "s", carrier.status,
             "c", ms(carrier.created_at),
         )  # fmt: skip
-        tx.write("SADD", CARRIERS, carrier.carrier_id)
         self._audit(
             tx,
             carrier.carrier_id,
@@ -56,7 +80,10 @@ class CatalogueStore(StoreBase):
             after,
             carrier.created_at,
         )
-        if await self._run(tx) is not None:
+        failed = await self._run(tx)
+        # The list (another slot) after the record; a carrier that exists belongs in it.
+        await self._redis.sadd(CARRIERS, carrier.carrier_id)
+        if failed is not None:
             raise CarrierExists(f"carrier {carrier.carrier_id} exists")
 
     @redis_errors
@@ -110,9 +137,6 @@ class CatalogueStore(StoreBase):
         tx = Tx()
         key = package_key(package.package_id)
         tx.write("HSET", key, "n", package.name, "ch", json.dumps(list(package.channel_ids)))
-        # The channel set lets the authorize script test membership in Redis.
-        tx.write("DEL", package_channels_key(package.package_id))
-        tx.write("SADD", package_channels_key(package.package_id), *package.channel_ids)
         tx.write("SADD", PACKAGES, package.package_id)
         tx.write("INCR", CATALOG_V)
         self._audit(tx, PLATFORM, audit, f"package/{package.package_id}", before, after, now)
@@ -120,7 +144,10 @@ class CatalogueStore(StoreBase):
 
     @redis_errors
     async def catalogue(self, version: bytes | None = None) -> dict[str, Package]:
-        """The package catalogue, cached in-process until ``sub:catalog:v`` moves."""
+        """The package catalogue, cached in-process until its version (``CATALOG_V``) moves."""
+        return (await self._catalogue(version)).packages
+
+    async def _catalogue(self, version: bytes | None = None) -> Catalogue:
         if version is None:
             version = await self._redis.get(CATALOG_V)
         cached_version, cached = self._catalog
@@ -136,5 +163,6 @@ class CatalogueStore(StoreBase):
             for pid, raw in zip(ids, rows, strict=True)
             if raw
         }
-        self._catalog = (version, packages)
-        return packages
+        catalogue = Catalogue.of(packages)
+        self._catalog = (version, catalogue)
+        return catalogue

@@ -9,9 +9,11 @@ from typing import Any
 from subscriber.domain import Device, Entitlement, Subscriber
 
 PLATFORM = "_platform"
-CARRIERS = "sub:carriers"
-PACKAGES = "sub:packages"
-CATALOG_V = "sub:catalog:v"
+# The platform's own keys (the catalogue, the carrier list, its audit stream) share the
+# platform's tag, as a carrier's keys share the carrier's: a catalogue change is one script.
+CARRIERS = "sub:{_platform}:carriers"
+PACKAGES = "sub:{_platform}:packages"
+CATALOG_V = "sub:{_platform}:catalog:v"
 
 
 def ms(value: datetime) -> int:
@@ -41,52 +43,63 @@ def text(raw: bytes | None) -> str:
 
 def sub_key(carrier: str, subscriber_id: str) -> str:
     """The subscriber hash's key."""
-    return f"sub:{carrier}:s:{subscriber_id}"
+    return f"sub:{{{carrier}}}:s:{subscriber_id}"
 
 
 def subs_key(carrier: str) -> str:
     """The carrier's sorted set of subscriber ids."""
-    return f"sub:{carrier}:subs"
+    return f"sub:{{{carrier}}}:subs"
 
 
 def dev_key(carrier: str, mac: str) -> str:
     """A box's hash."""
-    return f"sub:{carrier}:d:{mac}"
+    return f"sub:{{{carrier}}}:d:{mac}"
 
 
 def mac_key(mac: str) -> str:
-    """The platform-wide MAC uniqueness index (``carrier/subscriber``)."""
+    """The platform-wide MAC uniqueness index entry (see :func:`holder_value`); each MAC
+    its own slot on Redis Cluster."""
     return f"sub:mac:{mac}"
+
+
+def holder_value(carrier: str, subscriber_id: str, claim: str) -> str:
+    """A MAC index entry, ``carrier/subscriber/claim``: ``claim`` is new for every binding,
+    so each step of a change compares the exact entry it saw and never undoes another's."""
+    return f"{carrier}/{subscriber_id}/{claim}"
+
+
+def parse_holder(raw: bytes) -> tuple[str, str]:
+    """(carrier, subscriber) of a MAC index entry."""
+    carrier, subscriber_id, _ = raw.decode().split("/")
+    return carrier, subscriber_id
 
 
 def audit_key(carrier: str) -> str:
     """The carrier's audit stream."""
-    return f"sub:{carrier}:audit"
+    return f"sub:{{{carrier}}}:audit"
 
 
 def carrier_key(carrier: str) -> str:
     """The carrier's hash."""
-    return f"sub:{carrier}:carrier"
+    return f"sub:{{{carrier}}}:carrier"
 
 
 def package_key(package_id: str) -> str:
     """A catalogue package's hash."""
-    return f"sub:pkg:{package_id}"
-
-
-def package_channels_key(package_id: str) -> str:
-    """A catalogue package's channel set (read by the authorize script)."""
-    return f"sub:pkgch:{package_id}"
+    return f"sub:{{{PLATFORM}}}:pkg:{package_id}"
 
 
 def lease_keys(carrier: str, subscriber_id: str) -> list[str]:
     """The subscriber's lease expiries (sorted set) and lease metadata (hash)."""
-    return [f"sub:{carrier}:lease:{subscriber_id}", f"sub:{carrier}:leasem:{subscriber_id}"]
+    return [
+        f"sub:{{{carrier}}}:lease:{subscriber_id}",
+        f"sub:{{{carrier}}}:leasem:{subscriber_id}",
+    ]
 
 
 def idempotency_key(scope: str, key: str) -> str:
-    """An idempotency record."""
-    return f"sub:{scope}:idem:{key}"
+    """An idempotency record (``scope``: a carrier or the platform)."""
+    return f"sub:{{{scope}}}:idem:{key}"
 
 
 def subscriber_fields(sub: Subscriber) -> dict[str, str]:

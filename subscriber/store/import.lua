@@ -1,16 +1,25 @@
--- One call upserts a batch of import rows. Each row is checked completely
--- before any of its writes, so a refused row leaves nothing behind.
--- ARGV: carrier, principal, now_ms, audit maxlen, and one JSON argument for
--- the whole batch: [[id, [field, value, ...], mac, serial, model], ...].
--- Returns per row: 'c' created, 'u' updated, 'n' unchanged, 'e<field>\t<error>'.
-local c, principal, now, maxlen = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local subs = 'sub:' .. c .. ':subs'
-local audit = 'sub:' .. c .. ':audit'
-local out = {}
+-- One call upserts a batch of import rows of one carrier. Each row is checked
+-- completely before any of its writes, so a refused row leaves nothing behind.
+-- The MAC index is not here (its entries are other slots): the caller claimed
+-- each row's MAC before and says what it found; it keeps or drops the claims after.
+-- KEYS: the carrier's subscriber set, its audit stream.
+-- ARGV: principal, now_ms, audit maxlen, one JSON argument for the whole
+-- batch: [[id, [field, value, ...], mac, serial, model], ...], and one
+-- character per row for its MAC: 'n' (claimed for this row), 'o' (the index
+-- names this subscriber already), 't' (taken) or '-' (no MAC).
+-- Returns per row: 'c' created, 'u' updated, 'n' unchanged, 'e<field>\t<error>';
+-- 'c' and 'u' end in 'b' when the row bound its box (the claim is to be kept).
 local sub, find = string.sub, string.find
-for _, row in ipairs(cjson.decode(ARGV[5])) do
+local principal, now, maxlen = ARGV[1], ARGV[2], ARGV[3]
+local subs, audit = KEYS[1], KEYS[2]
+-- The subscriber and box keys share KEYS[1]'s hash tag: its prefix 'sub:{c}:'.
+local prefix = sub(subs, 1, #subs - 4)
+local out = {}
+local states = ARGV[5]
+for n, row in ipairs(cjson.decode(ARGV[4])) do
   local sid, want, mac, serial, model = row[1], row[2], row[3], row[4], row[5]
-  local skey = 'sub:' .. c .. ':s:' .. sid
+  local state = sub(states, n, n)
+  local skey = prefix .. 's:' .. sid
   local flat = redis.call('HGETALL', skey)
   local cur = {}
   for k = 1, #flat, 2 do cur[flat[k]] = flat[k + 1] end
@@ -34,22 +43,20 @@ for _, row in ipairs(cjson.decode(ARGV[5])) do
   local err = false
   local dkey, bind, devsets = false, false, {}
   if mac ~= '' then
-    local mkey = 'sub:mac:' .. mac
-    local holder = redis.call('GET', mkey)
-    dkey = 'sub:' .. c .. ':d:' .. mac
-    if holder and holder ~= c .. '/' .. sid then
+    dkey = prefix .. 'd:' .. mac
+    local d = {}
+    if state == 'o' then d = redis.call('HMGET', dkey, 'sn', 'md', 'sub', 'st') end
+    if state == 't' then
       err = 'mac\tMAC address is already bound'
-    elseif not holder then
-      bind = mkey
+    elseif state == 'n' or d[3] ~= sid or not d[4] or d[4] == 'unbound' then
+      -- a new binding, or our own index entry whose binding never got written
+      bind = true
       sets[#sets + 1] = 'dev:' .. mac; sets[#sets + 1] = '1'
       after['dev:' .. mac] = serial .. '/' .. model
-    else
-      local d = redis.call('HMGET', dkey, 'sn', 'md')
-      if d[1] ~= serial or d[2] ~= model then
-        devsets = {'sn', serial, 'md', model}
-        before['dev:' .. mac] = (d[1] or '') .. '/' .. (d[2] or '')
-        after['dev:' .. mac] = serial .. '/' .. model
-      end
+    elseif d[1] ~= serial or d[2] ~= model then
+      devsets = {'sn', serial, 'md', model}
+      before['dev:' .. mac] = (d[1] or '') .. '/' .. (d[2] or '')
+      after['dev:' .. mac] = serial .. '/' .. model
     end
   end
   local changed = #sets > 0 or #devsets > 0
@@ -68,7 +75,6 @@ for _, row in ipairs(cjson.decode(ARGV[5])) do
     redis.call('HSET', skey, unpack(sets))
     if not exists then redis.call('ZADD', subs, 0, sid) end
     if bind then
-      redis.call('SET', bind, c .. '/' .. sid)
       redis.call('DEL', dkey)
       redis.call('HSET', dkey, 'sub', sid, 'sn', serial, 'md', model, 'st', 'bound', 'b', now)
     elseif #devsets > 0 then
@@ -79,7 +85,10 @@ for _, row in ipairs(cjson.decode(ARGV[5])) do
     redis.call('XADD', audit, 'MAXLEN', '~', maxlen, '*', 'p', principal,
       'r', 'ImportSubscribers', 't', now, 's', 'subscriber/' .. sid,
       'b', b, 'a', cjson.encode(after))
-    if exists then out[#out + 1] = 'u' else out[#out + 1] = 'c' end
+    local code = 'c'
+    if exists then code = 'u' end
+    if bind then code = code .. 'b' end
+    out[#out + 1] = code
   end
 end
 return out

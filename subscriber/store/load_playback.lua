@@ -1,18 +1,7 @@
--- Loads the playback state of every MAC in ARGV (concurrent requests share
--- one call): {catalogue version, then per MAC: holder, device, subscriber,
--- carrier status}. KEYS[1] = the catalogue version key.
-local out = {redis.call('GET', KEYS[1]) or ''}
-for _, mac in ipairs(ARGV) do
-  local holder = redis.call('GET', 'sub:mac:' .. mac)
-  if not holder then
-    out[#out + 1] = ''; out[#out + 1] = {}; out[#out + 1] = {}; out[#out + 1] = ''
-  else
-    local slash = string.find(holder, '/', 1, true)
-    local c = string.sub(holder, 1, slash - 1)
-    out[#out + 1] = holder
-    out[#out + 1] = redis.call('HGETALL', 'sub:' .. c .. ':d:' .. mac)
-    out[#out + 1] = redis.call('HGETALL', 'sub:' .. c .. ':s:' .. string.sub(holder, slash + 1))
-    out[#out + 1] = redis.call('HGET', 'sub:' .. c .. ':carrier', 's') or ''
-  end
-end
+-- Loads the playback state of the boxes of one carrier (concurrent requests
+-- share one call): every key carries the carrier's hash tag.
+-- KEYS: the carrier's hash, then per box its hash and its subscriber's hash.
+-- Returns {carrier status, then per box: box fields, subscriber fields}.
+local out = {redis.call('HGET', KEYS[1], 's') or ''}
+for i = 2, #KEYS do out[i] = redis.call('HGETALL', KEYS[i]) end
 return out

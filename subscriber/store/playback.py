@@ -1,4 +1,12 @@
-"""The playback hot path: box state, the authorize decision in Redis, and stream leases."""
+"""The playback hot path: box state, the authorize decision in Redis, and stream leases.
+
+A lookup is two pipelined steps for a whole batch of concurrent asks: the MAC index
+entries (each its own slot) with the catalogue version, then one script call per
+carrier in the batch, whose keys all carry that carrier's tag (``authorize.lua``,
+``load_playback.lua``). The index may move between the steps: the second step checks
+that the box is still its subscriber's and answers as for an unknown box otherwise,
+which is what a lookup after the move answers too.
+"""
 
 from __future__ import annotations
 
@@ -15,18 +23,28 @@ from subscriber.store.base import Coalescer, redis_errors
 from subscriber.store.catalogue import CatalogueStore
 from subscriber.store.codec import (
     CATALOG_V,
+    carrier_key,
     decode_device,
     decode_subscriber,
+    dev_key,
     from_ms,
     lease_keys,
     mac_key,
     ms,
     pairs,
+    sub_key,
     text,
 )
 
 # Lease keys outlive every lease in them by this margin.
 _KEEP_MARGIN_MS = 60_000
+_UNKNOWN = Decision(DenyReason.UNKNOWN_DEVICE)
+_REASONS: dict[bytes, DenyReason | None] = {
+    b"": None,
+    **{reason.value.encode(): reason for reason in DenyReason},
+}
+# Per box in a batch: (carrier, subscriber), or None when the index names no one.
+Holders = list[tuple[str, str] | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,8 +65,17 @@ class LeaseTouch:
     active: int
 
 
+def _by_carrier(holders: Holders) -> dict[str, list[tuple[int, str]]]:
+    """A batch's boxes (position, subscriber), grouped by the carrier holding them."""
+    groups: dict[str, list[tuple[int, str]]] = {}
+    for i, holder in enumerate(holders):
+        if holder is not None:
+            groups.setdefault(holder[0], []).append((i, holder[1]))
+    return groups
+
+
 class PlaybackStore(CatalogueStore):
-    """Playback state, decisions and leases; concurrent lookups share one script call."""
+    """Playback state, decisions and leases; concurrent lookups share their round trips."""
 
     def __init__(
         self, redis: Redis, *, audit_maxlen: int = 1_000_000, durability: Durability = ON_MASTER
@@ -57,41 +84,72 @@ class PlaybackStore(CatalogueStore):
         self._playback_batch = Coalescer(self._load_playback_many)
         self._authorize_batch = Coalescer(self._authorize_many)
 
-    async def playback_state(self, mac: str) -> tuple[PlaybackState | None, dict[str, Package]]:
-        """The box, its subscriber and carrier status, plus the catalogue (one shared trip)."""
-        catalog_v, (holder, dev, sub, carrier_status) = await self._playback_batch(mac)
-        packages = await self.catalogue(catalog_v)
-        if not holder or not dev or not sub:
-            return None, packages
-        carrier, _, sid = holder.decode().partition("/")
-        state = PlaybackState(
-            decode_device(carrier, mac, pairs(dev)),
-            decode_subscriber(carrier, sid, pairs(sub)),
-            text(carrier_status) or "suspended",  # type: ignore[arg-type]
-        )
-        return state, packages
+    async def _holders(self, macs: list[str]) -> tuple[bytes | None, Holders]:
+        """Step one: the catalogue version and each box's holder, one round trip."""
+        reply = await self._get_many([CATALOG_V, *(mac_key(mac) for mac in macs)])
+        holders: Holders = []
+        for raw in reply[1:]:
+            if raw is None:
+                holders.append(None)
+            else:
+                carrier, sid, _ = raw.decode().split("/")
+                holders.append((carrier, sid))
+        return reply[0], holders
 
-    async def _load_playback_many(self, macs: list[str]) -> list[tuple[bytes, list[Any]]]:
-        reply = await self._script("load_playback", keys=[CATALOG_V], args=macs)
-        return [(reply[0], reply[1 + 4 * i : 5 + 4 * i]) for i in range(len(macs))]
+    async def playback_state(self, mac: str) -> tuple[PlaybackState | None, dict[str, Package]]:
+        """The box, its subscriber and carrier status, plus the catalogue (shared trips)."""
+        catalog_v, state = await self._playback_batch(mac)
+        return state, await self.catalogue(catalog_v)
+
+    async def _load_playback_many(
+        self, macs: list[str]
+    ) -> list[tuple[bytes | None, PlaybackState | None]]:
+        catalog_v, holders = await self._holders(macs)
+        groups = _by_carrier(holders)
+        calls: list[tuple[list[str], list[Any]]] = []
+        for carrier, boxes in groups.items():
+            keys = [carrier_key(carrier)]
+            for i, sid in boxes:
+                keys += [dev_key(carrier, macs[i]), sub_key(carrier, sid)]
+            calls.append((keys, []))
+        states: list[PlaybackState | None] = [None] * len(macs)
+        replies = await self._many("load_playback", calls) if calls else []
+        for (carrier, boxes), reply in zip(groups.items(), replies, strict=True):
+            status = text(reply[0]) or "suspended"
+            for n, (i, sid) in enumerate(boxes):
+                dev, sub = pairs(reply[1 + 2 * n]), pairs(reply[2 + 2 * n])
+                # The box must still be this subscriber's (the index may have moved).
+                if dev and sub and dev.get(b"sub") == sid.encode():
+                    states[i] = PlaybackState(
+                        decode_device(carrier, macs[i], dev),
+                        decode_subscriber(carrier, sid, sub),
+                        status,  # type: ignore[arg-type]
+                    )
+        return [(catalog_v, state) for state in states]
 
     async def authorize(self, mac: str, channel_id: str, at: datetime) -> Decision:
-        """The playback decision, computed in Redis (``authorize.lua``); one shared trip."""
+        """The playback decision, computed in Redis (``authorize.lua``); shared trips."""
         return await self._authorize_batch((mac, channel_id, ms(at)))
 
     async def _authorize_many(self, asks: list[tuple[str, str, int]]) -> list[Decision]:
-        reply = await self._script("authorize", keys=[], args=[x for ask in asks for x in ask])
-        decisions = []
-        for i in range(0, len(reply), 4):
-            reason = reply[i].decode()
-            decisions.append(
-                Decision(
-                    DenyReason(reason) if reason else None,
-                    int(reply[i + 1]),
-                    reply[i + 2].decode(),
-                    reply[i + 3].decode(),
-                )
-            )
+        catalog_v, holders = await self._holders([mac for mac, _, _ in asks])
+        packages_of = (await self._catalogue(catalog_v)).packages_of
+        groups = _by_carrier(holders)
+        calls = []
+        for carrier, boxes in groups.items():
+            keys, args = [carrier_key(carrier)], []
+            for i, sid in boxes:
+                mac, channel, at = asks[i]
+                keys += [dev_key(carrier, mac), sub_key(carrier, sid)]
+                args += [sid, at, packages_of.get(channel, "")]
+            calls.append((keys, args))
+        decisions = [_UNKNOWN] * len(asks)
+        replies = await self._many("authorize", calls) if calls else []
+        for (carrier, boxes), reply in zip(groups.items(), replies, strict=True):
+            for n, (i, sid) in enumerate(boxes):
+                version = reply[2 * n + 1]
+                if version:
+                    decisions[i] = Decision(_REASONS[reply[2 * n]], int(version), carrier, sid)
         return decisions
 
     # --- leases ----------------------------------------------------------------------------
@@ -113,9 +171,9 @@ class PlaybackStore(CatalogueStore):
         """The box's one lease, replacing any it held; ``StreamLimitReached`` when full."""
         result = await self._script(
             "start_lease",
-            keys=[*lease_keys(carrier, subscriber_id), mac_key(mac)],
+            keys=[*lease_keys(carrier, subscriber_id), dev_key(carrier, mac)],
             args=[
-                ms(now), ttl_ms, limit, lease_id, mac, channel, f"{carrier}/{subscriber_id}",
+                ms(now), ttl_ms, limit, lease_id, mac, channel, subscriber_id,
                 ttl_ms + grace_ms + _KEEP_MARGIN_MS,
             ],
         )  # fmt: skip

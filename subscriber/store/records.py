@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
+import secrets
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -13,9 +15,11 @@ from subscriber.store.base import StoreBase, redis_errors
 from subscriber.store.codec import (
     audit_key,
     from_ms,
+    holder_value,
     idempotency_key,
     ms,
     opt_ms,
+    parse_holder,
     subs_key,
     text,
 )
@@ -32,7 +36,22 @@ class RecordStore(StoreBase):
     async def import_rows(
         self, carrier: str, rows: Sequence[ImportRow], *, principal: str, now: datetime
     ) -> ImportSummary:
-        """Upsert validated rows in one script call; per-row outcome in the summary."""
+        """Upsert validated rows: per-row outcome in the summary.
+
+        Three steps, each one pipelined round trip (the MAC index entries are other
+        slots than the carrier's keys): claim every row's MAC, upsert the rows in one
+        script call in the carrier's slot, then keep the claims of the rows that bound
+        their box and drop the rest. A crash between steps leaves claims that lapse
+        (``CLAIM_MS``); a re-run of the import binds those boxes again.
+        """
+        # One claim token per call: a row's entry is new for every binding all the same.
+        token = secrets.token_hex(4)
+        claims = [holder_value(carrier, row.subscriber_id, token) for row in rows]
+        with_mac = [i for i, row in enumerate(rows) if row.mac]
+        claiming = asyncio.ensure_future(
+            self._index([("claim", rows[i].mac, claims[i], "") for i in with_mac])
+        )
+        await asyncio.sleep(0)  # the claims go out while the rows are encoded
         batch = []
         for row in rows:
             fields = [
@@ -47,24 +66,39 @@ class RecordStore(StoreBase):
             batch.append([row.subscriber_id, fields, row.mac, row.serial, row.model])
         # One argument, not thousands: redis-py packs many small arguments slowly.
         payload = json.dumps(batch, ensure_ascii=False, separators=(",", ":"))
+        # Per row: 'n' claimed for it, 'o' its own entry already, 't' taken, '-' no MAC.
+        states = ["-"] * len(rows)
+        for i, (claimed, current) in zip(with_mac, await claiming, strict=True):
+            if claimed:
+                states[i] = "n"
+            elif parse_holder(current) == (carrier, rows[i].subscriber_id):
+                states[i], claims[i] = "o", current.decode()
+            else:
+                states[i] = "t"
         outcomes = await self._durable_script(
             "import",
             keys=[subs_key(carrier), audit_key(carrier)],
-            args=[carrier, principal, ms(now), self._audit_maxlen, payload],
+            args=[principal, ms(now), self._audit_maxlen, payload, "".join(states)],
         )
         created = updated = unchanged = 0
-        errors = []
-        for row, raw in zip(rows, outcomes, strict=True):
+        errors, steps = [], []
+        for i, (row, raw) in enumerate(zip(rows, outcomes, strict=True)):
             code = raw.decode()
-            if code == "c":
+            # Keep what the row bound, and our own entry a stopped run left pending.
+            if code in ("cb", "ub") or (states[i] == "o" and code[0] != "e"):
+                steps.append(("keep", row.mac, claims[i], ""))
+            elif states[i] == "n":
+                steps.append(("drop", row.mac, claims[i], ""))
+            if code[0] == "c":
                 created += 1
-            elif code == "u":
+            elif code[0] == "u":
                 updated += 1
             elif code == "n":
                 unchanged += 1
             else:
                 name, _, message = code[1:].partition("\t")
                 errors.append(RowError(row.row, name, message))
+        await self._index(steps)
         return ImportSummary(len(rows), created, updated, unchanged, tuple(errors))
 
     # --- audit -----------------------------------------------------------------------------

@@ -4,12 +4,14 @@
 -- (a channel switch replaces the stream; it never adds one). Other boxes
 -- count against the subscriber's limit.
 -- KEYS: lease expiries (zset id -> ms), lease metadata (hash id -> mac\tchannel\tstate),
---       the box's MAC index key (must still name this subscriber).
--- ARGV: now_ms, ttl_ms, limit, new id, mac, channel, holder ('carrier/subscriber'), keep_ms.
+--       the box's hash (it must still be bound to this subscriber); all in the
+--       carrier's slot (one hash tag).
+-- ARGV: now_ms, ttl_ms, limit, new id, mac, channel, subscriber id, keep_ms.
 -- Returns {'new', id, active count, replaced id or ''} | {'full', ids, macs} | {'moved'}.
 local now, ttl, limit = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local new_id, mac, channel, holder, keep = ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8]
-if redis.call('GET', KEYS[3]) ~= holder then return {'moved'} end
+local new_id, mac, channel, sid, keep = ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8]
+local dev = redis.call('HMGET', KEYS[3], 'sub', 'st')
+if dev[1] ~= sid or not dev[2] or dev[2] == 'unbound' then return {'moved'} end
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)) do
   redis.call('ZREM', KEYS[1], id); redis.call('HDEL', KEYS[2], id)
 end

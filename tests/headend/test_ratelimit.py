@@ -22,7 +22,9 @@ from headend.ratelimit import (
     RateLimitUnavailable,
     lockouts,
 )
+from headend.redisconn import connect
 from headend.redisproc import RedisServer
+from tests.support.redisha import ClusterSet
 
 
 class Clock:
@@ -44,9 +46,15 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-async def replica(redis_server: RedisServer) -> AsyncIterator[aioredis.Redis]:
+def redis_url(redis_server: RedisServer, redis_cluster: ClusterSet | None) -> str:
+    """The URL of the Redis the ``redis`` fixture talks to (a cluster's with TEST_REDIS)."""
+    return redis_server.url if redis_cluster is None else redis_cluster.url
+
+
+@pytest.fixture
+async def replica(redis_url: str) -> AsyncIterator[aioredis.Redis]:
     """A second, independent client: what another front-door replica would hold."""
-    client = aioredis.Redis.from_url(redis_server.url)
+    client = connect(redis_url)
     yield client
     await client.aclose()
 
@@ -96,7 +104,7 @@ async def test_check_counts_nothing(redis: aioredis.Redis, clock: Clock) -> None
     for _ in range(5):
         decision = await limiter.check("k")
         assert (decision.allowed, decision.remaining, decision.locked) == (True, 3, False)
-    assert await redis.keys("rl:*") == []
+    assert [k async for k in redis.scan_iter(match="rl:*")] == []
 
 
 async def test_lockout_after_n_failures_then_it_ends(redis: aioredis.Redis, clock: Clock) -> None:
@@ -213,11 +221,11 @@ async def test_every_key_of_a_call_shares_one_hash_tag(
     await limiter.hit(key)
     for _ in range(3):
         await limiter.fail(key)
-    stored: list[bytes] = await redis.keys("*")  # type: ignore[assignment]
+    stored = [k async for k in redis.scan_iter()]
     assert {k.decode() for k in stored} <= set(keys)
     assert await limiter.locked() == [Lockout("login", key, 60.0)]
     assert await limiter.clear(key)
-    assert await redis.keys("*") == []
+    assert [k async for k in redis.scan_iter()] == []
 
 
 async def test_unreachable_redis_raises_unavailable(tmp_path: Path) -> None:
@@ -296,25 +304,23 @@ async def ratelimit_cli(url: str, *args: str) -> tuple[int, str, str]:
     return proc.returncode, out.decode(), err.decode()
 
 
-async def test_cli_lists_and_clears_lockouts(
-    redis: aioredis.Redis, redis_server: RedisServer
-) -> None:
+async def test_cli_lists_and_clears_lockouts(redis: aioredis.Redis, redis_url: str) -> None:
     limiter = RateLimiter(
         redis, name="login", limit=5, window_seconds=60, lockout_after=2, lockout_seconds=600
     )
     for key in ("alice", "{odd} key"):
         await limiter.fail(key)
         await limiter.fail(key)
-    code, out, _ = await ratelimit_cli(redis_server.url, "locked")
+    code, out, _ = await ratelimit_cli(redis_url, "locked")
     assert code == 0
     lines = sorted(line.split("\t")[:2] for line in out.splitlines())
     assert lines == [["login", "alice"], ["login", "{odd} key"]]
-    code, out, _ = await ratelimit_cli(redis_server.url, "clear", "login", "{odd} key")
+    code, out, _ = await ratelimit_cli(redis_url, "clear", "login", "{odd} key")
     assert (code, out.strip()) == (0, "cleared the lockout of login '{odd} key'")
     assert (await limiter.check("{odd} key")).allowed
     assert (await limiter.check("alice")).locked
-    code, _, err = await ratelimit_cli(redis_server.url, "clear", "login", "{odd} key")
+    code, _, err = await ratelimit_cli(redis_url, "clear", "login", "{odd} key")
     assert code == 1
     assert "was not locked" in err
-    code, out, _ = await ratelimit_cli(redis_server.url, "locked", "--name", "pin")
+    code, out, _ = await ratelimit_cli(redis_url, "locked", "--name", "pin")
     assert (code, out) == (0, "")

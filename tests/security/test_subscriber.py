@@ -24,6 +24,7 @@ from subscriber.cli import import_rows
 from subscriber.client import SubscriberClient
 from subscriber.importfile import read_csv
 from subscriber.settings import SubscriberSettings
+from subscriber.store.codec import lease_keys, sub_key
 from tests.support.subscriber import (
     ALICE_MAC,
     Api,
@@ -81,7 +82,7 @@ async def test_one_box_cannot_play_three_channels_on_a_one_stream_account(world:
         leases[0].lease_id,
         leases[1].lease_id,
     ]
-    assert await world.redis.zcard("sub:acme:lease:alice") == 1
+    assert await world.redis.zcard(lease_keys("acme", "alice")[0]) == 1
     before = await world.snapshot()
     for old in leases[:2]:
         err = await world.fails(
@@ -501,8 +502,8 @@ async def test_csv_cells_with_control_characters_are_refused_per_row(
     assert [(e.row, e.field) for e in summary.errors] == [(2, "display_name"), (3, "serial")]
     assert summary.created == 1
     after = await world.snapshot()
-    assert not await world.redis.exists("sub:acme:s:eve", "sub:acme:s:mal")
-    assert {k for k in after if k not in before} >= {b"sub:acme:s:ok"}
+    assert not await world.redis.exists(sub_key("acme", "eve"), sub_key("acme", "mal"))
+    assert {k for k in after if k not in before} >= {sub_key("acme", "ok").encode()}
 
 
 @pytest.mark.parametrize(

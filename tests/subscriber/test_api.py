@@ -15,6 +15,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from headend.rpc import error_details
 from protos import subscriber_pb2 as pb
+from subscriber.store.codec import dev_key
 from tests.support.subscriber import ALICE_MAC, Api
 
 ACME = "carrier:acme"
@@ -287,9 +288,9 @@ async def test_bad_mac_refused_nothing_changed(world: Api) -> None:
 
 async def test_device_secret_shown_once_stored_hashed_and_exchanged_at_login(world: Api) -> None:
     secret = world.alice_secret  # type: ignore[attr-defined]
-    stored: dict[Any, Any] = await world.redis.hgetall(f"sub:acme:d:{ALICE_MAC}")
+    stored: dict[Any, Any] = await world.redis.hgetall(dev_key("acme", ALICE_MAC))
     assert stored[b"h"].decode() == hashlib.sha256(secret.encode()).hexdigest()
-    dumps = [await world.redis.dump(k) or b"" for k in await world.redis.keys("*")]
+    dumps = [await world.redis.dump(k) or b"" async for k in world.redis.scan_iter()]
     assert all(secret.encode() not in d for d in dumps)
     login = await world.stub.DeviceLogin(
         pb.DeviceLoginRequest(mac="AA:BB:CC:00:00:01", device_secret=secret)
@@ -544,7 +545,7 @@ async def test_activation_replay_never_returns_the_stored_secret(world: Api) -> 
     assert replay.device_secret == ""
     assert replay.device == first.device
     raw: bytes = b"".join(
-        [await world.redis.get(k) or b"" for k in await world.redis.keys("sub:*:idem:*")]
+        [await world.redis.get(k) or b"" async for k in world.redis.scan_iter(match="sub:*:idem:*")]
     )
     assert first.device_secret.encode() not in raw
 

@@ -11,6 +11,7 @@ import pytest
 
 from protos import subscriber_pb2 as pb
 from subscriber.importfile import CsvError, read_csv
+from subscriber.store.codec import sub_key
 from tests.support.subscriber import Api
 
 # What headend/cli.py does with register(): one sub-command tree, then args.func(args).
@@ -193,7 +194,7 @@ async def test_nasty_file_gives_per_row_errors_and_imports_the_rest(
         "row 10: line: 12 cells; the header has 10",
     ):
         assert needle in err, (needle, err)
-    assert await world.redis.exists("sub:acme:s:n2", "sub:acme:s:n10") == 2
+    assert await world.redis.exists(sub_key("acme", "n2"), sub_key("acme", "n10")) == 2
 
 
 async def test_unreadable_date_argument_is_one_clear_line(world: Api) -> None:

@@ -18,6 +18,7 @@ from protos import subscriber_pb2 as pb
 from protos import subscriber_pb2_grpc as pb_grpc
 from subscriber.server import create_server
 from subscriber.settings import SubscriberSettings
+from subscriber.store.codec import audit_key, mac_key, parse_holder, sub_key, subs_key
 from tests.subscriber.test_import import rows, split
 
 
@@ -75,14 +76,15 @@ async def test_sigkill_between_acknowledged_batches_loses_no_row(
         fsync_always.start()  # same data dir: replays the AOF
         fresh = aioredis.Redis.from_url(fsync_always.url)
         try:
-            assert await fresh.zcard("sub:acme:subs") == 600
+            assert await fresh.zcard(subs_key("acme")) == 600
             for row in acknowledged:
-                stored: dict[Any, Any] = await fresh.hgetall(f"sub:acme:s:{row.subscriber_id}")
+                stored: dict[Any, Any] = await fresh.hgetall(sub_key("acme", row.subscriber_id))
                 assert stored[b"n"].decode() == row.display_name
                 assert {b"ent:basic", b"ent:sports", f"dev:{row.mac}".encode()} <= set(stored)
-                holder = await fresh.get(f"sub:mac:{row.mac}")
-                assert holder == f"acme/{row.subscriber_id}".encode()
-            assert await fresh.xlen("sub:acme:audit") == 601  # carrier + 600 rows
+                holder: bytes = await fresh.get(mac_key(row.mac))  # type: ignore[assignment]
+                assert parse_holder(holder) == ("acme", row.subscriber_id)
+                assert await fresh.pttl(mac_key(row.mac)) == -1  # kept, not a lapsing claim
+            assert await fresh.xlen(audit_key("acme")) == 601  # carrier + 600 rows
         finally:
             await fresh.aclose()
         # the running service reconnects by itself and sees the same rows

@@ -15,9 +15,12 @@ from headend.rpc import error_details
 from protos import subscriber_pb2 as pb
 from subscriber.errors import DeviceNotFound
 from subscriber.store import SubscriberStore
+from subscriber.store.codec import lease_keys
 from tests.support.subscriber import ALICE_MAC, Api
 
 BOX2, BOX3 = "aa:bb:cc:00:00:02", "aa:bb:cc:00:00:03"
+
+LEASES, METAS = lease_keys("acme", "alice")
 
 
 @pytest.fixture
@@ -114,7 +117,7 @@ async def test_denied_playback_takes_no_slot(boxes: Api) -> None:
     )
     assert err.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert error_details(err).metadata["reason"] == "NOT_ENTITLED"
-    assert await boxes.redis.keys("sub:acme:lease*") == []
+    assert [k async for k in boxes.redis.scan_iter(match="sub:{acme}:lease*")] == []
 
 
 async def test_concurrent_starts_never_exceed_the_limit(boxes: Api) -> None:
@@ -131,7 +134,7 @@ async def test_concurrent_starts_never_exceed_the_limit(boxes: Api) -> None:
     assert len(won) == 2
     assert len(lost) == 4
     assert all(e.code() == grpc.StatusCode.RESOURCE_EXHAUSTED for e in lost)
-    assert await boxes.redis.zcard("sub:acme:lease:alice") == 2
+    assert await boxes.redis.zcard(LEASES) == 2
 
 
 # --- one stream per box (attacker finding: a shared token played three channels at once) ---
@@ -158,8 +161,8 @@ async def test_one_box_switching_channels_holds_one_lease(boxes: Api) -> None:
     ch1 = await start(boxes, ALICE_MAC, "cctv1")
     ch2 = await start(boxes, ALICE_MAC, "cctv2")
     assert (ch2.replaced_lease_id, ch2.active_leases, ch2.max_streams) == (ch1.lease_id, 1, 1)
-    assert await boxes.redis.zrange("sub:acme:lease:alice", 0, -1) == [ch2.lease_id.encode()]
-    meta = await boxes.redis.hgetall("sub:acme:leasem:alice")
+    assert await boxes.redis.zrange(LEASES, 0, -1) == [ch2.lease_id.encode()]
+    meta = await boxes.redis.hgetall(METAS)
     assert meta == {ch2.lease_id.encode(): f"{ALICE_MAC}\tcctv2\tactive".encode()}
     before = await boxes.snapshot()
     for method, request in (
@@ -202,7 +205,7 @@ async def test_concurrent_starts_on_one_box_leave_one_lease(boxes: Api) -> None:
     await limit_one(boxes)
     results = await asyncio.gather(*(start(boxes, ALICE_MAC, "cctv1") for _ in range(8)))
     assert all(r.active_leases == 1 for r in results)
-    assert await boxes.redis.zcard("sub:acme:lease:alice") == 1
+    assert await boxes.redis.zcard(LEASES) == 1
     replaced = {r.replaced_lease_id for r in results} - {""}
     assert len(replaced) == 7  # each start ended exactly the lease before it
 
@@ -220,10 +223,10 @@ async def test_another_boxs_lease_is_not_found_and_untouched(boxes: Api, method:
 
 async def test_heartbeats_keep_the_lease_keys_alive(boxes: Api) -> None:
     one = await start(boxes, ALICE_MAC)
-    for key in ("sub:acme:lease:alice", "sub:acme:leasem:alice"):
+    for key in lease_keys("acme", "alice"):
         await boxes.redis.pexpire(key, 1000)  # as if the start was long ago
     await boxes.call("Heartbeat", pb.HeartbeatRequest(mac=ALICE_MAC, lease_id=one.lease_id))
-    for key in ("sub:acme:lease:alice", "sub:acme:leasem:alice"):
+    for key in lease_keys("acme", "alice"):
         assert await boxes.redis.pttl(key) > 30_000  # outlives the lease (TTL 30 s)
 
 

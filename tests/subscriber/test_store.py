@@ -1,14 +1,22 @@
-"""The authorize script (the hot path, in Redis) decides exactly as ``domain.decide``."""
+"""The authorize script (the hot path, in Redis) decides exactly as ``domain.decide``, and
+the steps a change split across slots leaves states readers and the next change accept."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
+import grpc
+import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from protos import subscriber_pb2 as pb
 from subscriber import domain
-from subscriber.store import SubscriberStore
+from subscriber.domain import Device
+from subscriber.errors import VersionMismatch
+from subscriber.store import Audit, SubscriberStore
+from subscriber.store.base import CLAIM_MS
+from subscriber.store.codec import CARRIERS, dev_key, holder_value, mac_key, parse_holder
 from tests.support.subscriber import ALICE_MAC, Api
 
 ACME = "carrier:acme"
@@ -114,3 +122,97 @@ async def test_authorize_script_matches_domain_decide(world: Api) -> None:
                 assert await store.authorize(mac, channel, at) == expected, (mac, channel, days)
                 seen.add(expected.reason)
     assert seen == {None, *domain.DenyReason}  # every outcome was exercised
+
+
+async def test_a_box_moved_between_the_two_lookup_steps_is_unknown_both_ways(world: Api) -> None:
+    # The index names a subscriber the box is not bound to (as if it moved meanwhile).
+    await world.redis.set(mac_key(ALICE_MAC), holder_value("acme", "bob", "feed"))
+    store = SubscriberStore(world.redis)
+    state, packages = await store.playback_state(ALICE_MAC)
+    assert state is None
+    decision = await store.authorize(ALICE_MAC, "cctv1", world.clock.now)
+    assert decision == domain.decide(state, "cctv1", packages, world.clock.now)
+    assert decision == domain.Decision(domain.DenyReason.UNKNOWN_DEVICE)
+
+
+async def test_an_unbinding_stopped_before_its_index_step_frees_the_mac(world: Api) -> None:
+    entry = await world.redis.get(mac_key(ALICE_MAC))
+    await world.call("UnbindDevice", pb.UnbindDeviceRequest(carrier_id="acme", mac=ALICE_MAC))
+    await world.redis.set(mac_key(ALICE_MAC), entry)  # its last step never ran
+    store = SubscriberStore(world.redis)
+    assert await store.mac_holder(ALICE_MAC) is None  # readers skip the left-over
+    assert (await store.authorize(ALICE_MAC, "cctv1", world.clock.now)).carrier_id == "acme"
+    await world.call(
+        "BindDevice",
+        pb.BindDeviceRequest(carrier_id="beta", subscriber_id="bob", mac=ALICE_MAC),
+        as_="carrier:beta",
+    )
+    assert parse_holder(await world.redis.get(mac_key(ALICE_MAC))) == ("beta", "bob")
+    assert await world.redis.pttl(mac_key(ALICE_MAC)) == -1
+
+
+async def test_a_pending_claim_holds_the_mac_until_it_lapses(world: Api) -> None:
+    mac = "aa:bb:cc:00:00:42"
+    # Another bind claimed it and has not written its box yet.
+    await world.redis.set(mac_key(mac), holder_value("acme", "alice", "feed"), px=CLAIM_MS)
+    before = await world.snapshot("sub:{*")
+    err = await world.fails(
+        "BindDevice",
+        pb.BindDeviceRequest(carrier_id="beta", subscriber_id="bob", mac=mac),
+        as_="carrier:beta",
+    )
+    assert err.code() == grpc.StatusCode.ALREADY_EXISTS
+    assert await world.snapshot("sub:{*") == before
+    await world.redis.delete(mac_key(mac))  # lapsed
+    await world.call(
+        "BindDevice",
+        pb.BindDeviceRequest(carrier_id="beta", subscriber_id="bob", mac=mac),
+        as_="carrier:beta",
+    )
+
+
+async def test_a_refused_bind_gives_its_claim_back(world: Api) -> None:
+    store = SubscriberStore(world.redis)
+    bob = await store.get_subscriber("beta", "bob")
+    mac = "aa:bb:cc:00:00:43"
+    device = Device("beta", mac, "bob", "", "", "bound", world.clock.now)
+    tx = store.device_tx(bob, device, bind=True, unbind=False, expected_status="")
+    with pytest.raises(VersionMismatch):
+        await store.save_subscriber(
+            bob,
+            expected_version=bob.version + 1,  # somebody changed bob meanwhile
+            audit=Audit("admin", "BindDevice"),
+            before_json="",
+            after_json="",
+            extra=tx,
+        )
+    assert await world.redis.get(mac_key(mac)) is None
+    assert not await world.redis.exists(dev_key("beta", mac))
+
+
+async def test_a_carrier_missing_from_the_list_is_added_by_creating_it_again(world: Api) -> None:
+    await world.redis.srem(CARRIERS, "beta")  # its second step never ran
+    request = pb.CreateCarrierRequest(carrier_id="beta", name="Beta", network_type=pb.CABLE)
+    err = await world.fails("CreateCarrier", request)
+    assert err.code() == grpc.StatusCode.ALREADY_EXISTS
+    listed = await world.call("ListCarriers", pb.ListCarriersRequest())
+    assert "beta" in [c.carrier_id for c in listed.carriers]
+
+
+async def test_a_batch_over_carriers_reloads_scripts_redis_forgot(world: Api) -> None:
+    store = SubscriberStore(world.redis)
+    await world.call(
+        "BindDevice",
+        pb.BindDeviceRequest(carrier_id="beta", subscriber_id="bob", mac="aa:bb:cc:00:00:44"),
+        as_="carrier:beta",
+    )
+    await world.redis.script_flush()  # as after a restart or a failover
+    # Asked together, so one batch carries one script call per carrier.
+    decisions = await asyncio.gather(
+        store.authorize(ALICE_MAC, "cctv1", world.clock.now),
+        store.authorize("aa:bb:cc:00:00:44", "cctv1", world.clock.now),
+    )
+    assert [(d.carrier_id, d.reason) for d in decisions] == [
+        ("acme", None),
+        ("beta", domain.DenyReason.NOT_ENTITLED),
+    ]

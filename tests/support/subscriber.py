@@ -58,9 +58,10 @@ class Api:
         return info.value
 
     async def snapshot(self, pattern: str = "sub:*") -> dict[bytes, Any]:
-        """Every key matching ``pattern`` with its value (a refused request changes none)."""
+        """Every key matching ``pattern`` with its value (a refused request changes none);
+        SCAN, not KEYS, so a cluster answers from every master."""
         found: dict[bytes, Any] = {}
-        for key in sorted(await self.redis.keys(pattern)):
+        for key in sorted({k async for k in self.redis.scan_iter(match=pattern, count=1000)}):
             kind = (await self.redis.type(key)).decode()
             if kind == "hash":
                 found[key] = await self.redis.hgetall(key)
