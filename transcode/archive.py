@@ -1,13 +1,24 @@
 """The live archive: a Redis index of every published segment, catch-up playlists, retention.
 
-Keys (all ``tc:archive:``):
+Keys (all ``tc:archive:``; ``{cctv1}`` is the channel's Redis Cluster hash tag,
+:func:`channel_tag`):
 
-- ``tc:archive:{channel}:{rung}`` — sorted set scored by segment start
+- ``tc:archive:{cctv1}:720p`` — one rung's sorted set scored by segment start
   (epoch seconds); each member is ``seq|start|duration|size|path|disc`` so a
   window is one ``ZRANGEBYSCORE`` with no second lookup.
-- ``tc:archive:{channel}:rungs`` — hash rung -> JSON facts the master
+- ``tc:archive:{cctv1}:rungs`` — hash rung -> JSON facts the master
   playlist needs (codecs, resolution, frame rate), written when a channel starts.
-- ``tc:archive:channels`` — hash channel -> catch-up days, read by retention.
+- ``tc:archive:{cctv1}`` — hash of the channel's archive facts: ``catchup_days``.
+- ``tc:archived`` — set of the archived channels' ids, read by retention: a global
+  index in a slot of its own.
+
+A live channel's keys (these, its status in ``transcode.live.store``, its lease in
+``transcode.farm``) share the channel's tag, so one transaction or one fenced script
+writes any of them together, on one Redis or a Cluster. The global index cannot join
+them: registering writes the channel's own keys first and adds it to ``tc:archived``
+after (:func:`index_channel`), and retention skips a listed channel whose facts are
+missing. Adding an id again changes nothing, so the index is written unfenced: a stale
+owner can only list a channel that is already listed.
 
 Segment files live under the origin root at the stored relative ``path``
 (``live/{channel}/{rung}/{seq}.ts``); the live window and the archive share
@@ -36,20 +47,38 @@ from transcode.measure import bits_per_second
 
 log = logging.getLogger(__name__)
 
-CHANNELS = "tc:archive:channels"
+CHANNELS = "tc:archived"
 # Index lookups start this far before the window so a segment that began
 # before ``from`` but overlaps it is still found.
 _LOOKBEHIND_SECONDS = 30.0
 
 
+def channel_tag(channel: str) -> str:
+    """The hash tag every key of one live channel carries (``{cctv1}``): its archive, status
+    and lease keys hash to one Cluster slot, so one script or transaction may hold them."""
+    return f"{{{channel}}}"
+
+
+def tag_of(key: str) -> str:
+    """What Redis Cluster hashes of ``key``: its first ``{...}`` if not empty, else all of it."""
+    start = key.find("{")
+    end = key.find("}", start + 1)
+    return key[start + 1 : end] if start >= 0 and end > start + 1 else key
+
+
 def index_key(channel: str, rung: str) -> str:
     """The sorted set of one rung's archived segments."""
-    return f"tc:archive:{channel}:{rung}"
+    return f"tc:archive:{channel_tag(channel)}:{rung}"
 
 
 def rungs_key(channel: str) -> str:
     """The hash of one channel's rung facts."""
-    return f"tc:archive:{channel}:rungs"
+    return f"tc:archive:{channel_tag(channel)}:rungs"
+
+
+def facts_key(channel: str) -> str:
+    """The hash of one channel's archive facts (``catchup_days``)."""
+    return f"tc:archive:{channel_tag(channel)}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,12 +93,21 @@ class RungInfo:
 
 
 class RedisWrite(NamedTuple):
-    """One Redis write a live channel makes (``ZADD``, ``HSET`` or ``SADD``), as a value so
+    """One Redis write to a live channel's own keys (``ZADD`` or ``HSET``), as a value so
     it can be sent plainly or fenced by the channel's lease (``transcode.farm``)."""
 
     command: str
     key: str
     args: tuple[str, ...]
+
+
+def written_channel(writes: Sequence[RedisWrite]) -> str:
+    """The one channel whose keys ``writes`` change; ``ValueError`` when they span several
+    hash tags (one step of writes must fit in one Cluster slot, see :func:`channel_tag`)."""
+    tags = {tag_of(w.key) for w in writes}
+    if len(tags) != 1:
+        raise ValueError(f"writes of one step span several hash tags: {sorted(tags)}")
+    return tags.pop()
 
 
 def record_writes(channel: str, entries: Sequence[tuple[str, ArchiveEntry]]) -> list[RedisWrite]:
@@ -85,8 +123,9 @@ def record_writes(channel: str, entries: Sequence[tuple[str, ArchiveEntry]]) -> 
 def register_writes(
     channel: str, *, catchup_days: int, rungs: Sequence[RungInfo]
 ) -> list[RedisWrite]:
-    """The writes recording a channel's catch-up period and its rungs' facts."""
-    writes = [RedisWrite("HSET", CHANNELS, (channel, str(catchup_days)))]
+    """The writes recording a channel's catch-up period and its rungs' facts (then list it
+    with :func:`index_channel`)."""
+    writes = [RedisWrite("HSET", facts_key(channel), ("catchup_days", str(catchup_days)))]
     if rungs:
         fields: list[str] = []
         for r in rungs:
@@ -97,13 +136,20 @@ def register_writes(
 
 
 async def write_plainly(redis: aioredis.Redis, writes: Sequence[RedisWrite]) -> None:
-    """Make ``writes`` in one transaction, unfenced (a channel no node lease guards)."""
+    """Make one channel's ``writes`` in one transaction, unfenced (a channel no node lease
+    guards)."""
     if not writes:
         return
+    written_channel(writes)
     async with redis.pipeline(transaction=True) as pipe:
         for w in writes:
             pipe.execute_command(w.command, w.key, *w.args)
         await pipe.execute()
+
+
+async def index_channel(redis: aioredis.Redis, channel: str) -> None:
+    """List ``channel`` in ``tc:archived``, after :func:`register_writes` are made."""
+    await redis.sadd(CHANNELS, channel)
 
 
 def _member(entry: ArchiveEntry) -> str:
@@ -143,6 +189,7 @@ class ArchiveIndex:
         await write_plainly(
             self._redis, register_writes(channel, catchup_days=catchup_days, rungs=rungs)
         )
+        await index_channel(self._redis, channel)
 
     async def rungs(self, channel: str) -> list[RungInfo]:
         """The channel's rungs, in name order."""
@@ -214,9 +261,14 @@ class ArchiveIndex:
         return len(expired)
 
     async def catchup_days(self) -> dict[str, int]:
-        """Every archived channel and its catch-up period."""
-        raw = await self._redis.hgetall(CHANNELS)
-        return {k.decode(): int(v) for k, v in raw.items()}
+        """Every archived channel and its catch-up period (one listed without its facts, a
+        registration cut short, is left out)."""
+        channels = sorted(m.decode() for m in await self._redis.smembers(CHANNELS))
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for channel in channels:
+                pipe.hget(facts_key(channel), "catchup_days")
+            days = await pipe.execute()
+        return {c: int(d) for c, d in zip(channels, days, strict=True) if d is not None}
 
 
 def render_catchup_media(entries: Sequence[ArchiveEntry]) -> str:

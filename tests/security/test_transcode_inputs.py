@@ -25,8 +25,8 @@ from tests.support.tokens import Tokens
 from transcode.archive import ArchiveIndex
 from transcode.domain import ChannelState, Job, JobState, LiveChannel
 from transcode.errors import SourceRefused
-from transcode.live import ChannelSupervisor, LiveManager, channel_key
-from transcode.queue import JobQueue
+from transcode.live import CHANNELS, ChannelSupervisor, LiveManager, channel_key
+from transcode.queue import STREAM, JobQueue, job_key
 from transcode.server import create_server
 from transcode.settings import (
     ControlSettings,
@@ -151,8 +151,8 @@ async def test_bad_vod_source_is_invalid_argument_and_nothing_is_queued(
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "source" in error_details(info.value).fields
     assert list((await rig.stub.ListJobs(pb.ListJobsRequest(), metadata=rig.admin)).jobs) == []
-    assert await redis.xlen("tc:jobs") == 0
-    assert await redis.keys("tc:job:*") == []
+    assert await redis.xlen(STREAM) == 0
+    assert await redis.keys(job_key("*")) == []
     assert list(rig.origin.iterdir()) == []
 
 
@@ -361,7 +361,7 @@ async def test_channel_with_a_now_refused_source_is_not_resumed(
             "updated_at": datetime.now(UTC).isoformat(),
         },
     )  # fmt: skip
-    await redis.sadd("tc:channels", "old")
+    await redis.sadd(CHANNELS, "old")
     manager = LiveManager(redis=redis, archive=ArchiveIndex(redis), origin_root=origin)
     try:
         await manager.resume()

@@ -1,6 +1,7 @@
 """Live channels on a farm of real ``python -m transcode node`` processes: placement,
 failover after SIGKILL with the numbering continued, fenced writes, make-before-break
-drains, node groups, and two control processes starting one channel."""
+drains, node groups, and two control processes starting one channel (the farm's stores
+on their own: ``test_farm_store.py``)."""
 
 from __future__ import annotations
 
@@ -29,41 +30,17 @@ from tests.support.farm import (
 from tests.support.live import channel_processes, indexed_entries
 from tests.support.media import Media
 from tests.support.services import ServiceProcess, child_env
-from transcode.archive import RedisWrite, index_key
+from transcode.archive import index_key
 from transcode.client import TranscodeClient
 from transcode.domain import ChannelState, LiveChannel
-from transcode.errors import ChannelRunning, LeaseLost
-from transcode.farm import ChannelIntents, NodeDirectory, Ownership
+from transcode.errors import ChannelRunning
+from transcode.farm import ChannelIntents, NodeDirectory
 from transcode.farm.handover import handover_key
 from transcode.farm.ownership import owner_key
 
 T = TypeVar("T")
 
 pytestmark = pytest.mark.xdist_group("live")
-
-
-async def test_stale_token_writes_are_refused(
-    farm_redis: tuple[RedisServer, aioredis.Redis],
-) -> None:
-    _, redis = farm_redis
-    ownership = Ownership(redis, ttl_seconds=5.0)
-    old = await ownership.claim("ch1", "a")
-    assert old is not None
-    assert await ownership.claim("ch1", "b") is None  # owned: nobody else gets it
-    await redis.delete(owner_key("ch1"))  # as if the lease expired while "a" was paused
-    new = await ownership.claim("ch1", "b")
-    assert new is not None
-    assert new.token > old.token
-    write = [RedisWrite("ZADD", "tc:archive:ch1:90p", ("1.0", "late"))]
-    with pytest.raises(LeaseLost):
-        await ownership.write(old, write)  # locally still valid: Redis refuses it
-    assert await redis.zcard("tc:archive:ch1:90p") == 0
-    assert ownership.metrics.fenced.labels("ch1")._value.get() == 1
-    await ownership.write(new, write)
-    assert await redis.zcard("tc:archive:ch1:90p") == 1
-    assert not await ownership.renew(old)
-    assert not await ownership.release(old)
-    assert await ownership.owner("ch1") == ("b", new.token)
 
 
 def _channel(channel_id: str, media: Media, *, group: str = "") -> LiveChannel:

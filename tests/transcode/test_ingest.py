@@ -32,7 +32,7 @@ from transcode import hls, ingest
 from transcode.archive import ArchiveIndex, RungInfo
 from transcode.domain import ArchiveEntry, ChannelState, LiveChannel, Window
 from transcode.farm import ChannelIntents
-from transcode.farm.ownership import Ownership
+from transcode.farm.ownership import Ownership, owner_key
 from transcode.live import LiveManager
 from transcode.live.push import Pusher, PushSettings, check_root
 from transcode.origin import start_origin
@@ -324,7 +324,7 @@ async def test_the_control_process_embedded_node_pushes_and_ends_playlists(
 
 async def test_stale_token_refused_and_file_unchanged(rig: Rig) -> None:
     origin = rig.origins[0]
-    await rig.redis.set("tc:owner:ch1", "node-b|5")
+    await rig.redis.set(owner_key("ch1"), "node-b|5")
     path = "/ingest/live/ch1/180p/0000000001.ts"
 
     async def put(node: str, token: int, body: bytes) -> int:
@@ -340,7 +340,7 @@ async def test_stale_token_refused_and_file_unchanged(rig: Rig) -> None:
     target = origin.root / "live/ch1/180p/0000000001.ts"
     assert target.read_bytes() == b"new owner"
     # With no owner in Redis (lease expired), the highest token accepted still fences.
-    await rig.redis.delete("tc:owner:ch1")
+    await rig.redis.delete(owner_key("ch1"))
     await asyncio.sleep(0.3)  # past the origin's owner cache
     assert await put("node-a", 4, b"late old owner") == 409
     assert target.read_bytes() == b"new owner"

@@ -15,9 +15,10 @@ from headend.redisproc import RedisServer
 from headend.settings import SettingsError
 from tests.support.live import make_clip
 from tests.support.net import free_udp_port
-from transcode.archive import ArchiveIndex, RungInfo, index_key
+from transcode.archive import ArchiveIndex, RungInfo, index_key, rungs_key
 from transcode.domain import ArchiveEntry, LiveChannel
 from transcode.live import (
+    CHANNELS,
     ChannelStore,
     Epoch,
     Listed,
@@ -163,8 +164,8 @@ async def test_the_store_queue_survives_an_outage_and_writes_each_entry_once(
         saved = await client.hgetall(channel_key("a.ch"))
         assert saved[b"state"] == b"DEGRADED"
         assert saved[b"source"] == b"udp://239.1.1.1:5000"  # the configuration, written again
-        assert await client.sismember("tc:channels", "a.ch")
-        assert await client.hexists("tc:archive:a.ch:rungs", "90p")
+        assert await client.sismember(CHANNELS, "a.ch")
+        assert await client.hexists(rungs_key("a.ch"), "90p")
     finally:
         await client.aclose()
         server.stop()

@@ -20,7 +20,7 @@ from protos import transcode_pb2_grpc as pb_grpc
 from tests.support.live import LiveRig, channel_processes, live_rig
 from tests.support.media import Media
 from tests.support.tokens import Tokens
-from transcode.live import Phase
+from transcode.live import Phase, channel_key
 from transcode.server import create_server
 from transcode.settings import ControlSettings, QueueSettings, SourceSettings
 
@@ -112,7 +112,7 @@ async def test_a_redis_outage_is_unavailable_with_retry_and_stop_still_stops(rig
         pb.StopChannelRequest(channel_id="a.ch"), metadata=rig.admin
     )
     assert stopped.state == pb.CHANNEL_STATE_STOPPED
-    saved = await rig.live.redis.hgetall("tc:channel:a.ch")
+    saved = await rig.live.redis.hgetall(channel_key("a.ch"))
     assert (saved[b"state"], saved[b"desired"]) == (b"STOPPED", b"stopped")
 
 

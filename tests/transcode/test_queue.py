@@ -10,9 +10,11 @@ import redis.asyncio as aioredis
 
 from headend.redisconn import RedisSettings, connect
 from headend.redisproc import RedisServer
+from tests.support.redisha import ClusterSet
+from transcode.archive import tag_of
 from transcode.domain import Job, JobState, Progress, retry_delay
 from transcode.errors import JobNotFound
-from transcode.queue import DEAD, GROUP, STREAM, JobQueue, job_key
+from transcode.queue import DEAD, DELAYED, GROUP, INDEX, STREAM, JobQueue, events_key, job_key
 
 
 def _job(job_id: str = "j1") -> Job:
@@ -30,6 +32,12 @@ async def queue(redis: aioredis.Redis) -> JobQueue:
 async def _pending(redis: aioredis.Redis) -> int:
     info = await redis.xpending(STREAM, GROUP)
     return int(info["pending"])
+
+
+def test_every_key_of_the_queue_shares_one_hash_tag() -> None:
+    # Each script holds the stream and a job's keys together: one Cluster slot.
+    keys = [STREAM, DEAD, DELAYED, INDEX, job_key("j1"), events_key("j2")]
+    assert {tag_of(k) for k in keys} == {"jobs"}
 
 
 async def test_submit_then_get_and_duplicate_refused(queue: JobQueue) -> None:
@@ -147,7 +155,7 @@ async def test_failed_attempt_is_retried_after_its_backoff(
     assert await _pending(redis) == 0
     # Not due yet.
     assert await queue.next_delivery("w1", block_ms=10, claim_idle_ms=60_000) is None
-    await redis.zadd("tc:jobs:delayed", {"j1": 0})  # the backoff has elapsed
+    await redis.zadd(DELAYED, {"j1": 0})  # the backoff has elapsed
     again = await queue.next_delivery("w1", block_ms=10, claim_idle_ms=60_000)
     assert again is not None
     assert again.job_id == "j1"
@@ -243,11 +251,12 @@ async def test_cancel_asked_of_a_dead_worker_is_honoured_on_reclaim(
 
 
 async def test_watching_a_quiet_job_outlives_the_redis_socket_timeout(
-    queue: JobQueue, redis_server: RedisServer
+    queue: JobQueue, redis_server: RedisServer, redis_cluster: ClusterSet | None
 ) -> None:
     """redis-py 8 times reads out after 5 s: a watcher of a job queued behind others must
     not end (``WatchJob``, ``headend transcode submit --wait``)."""
-    client = connect(redis_server.url, RedisSettings(socket_timeout_seconds=1.0))
+    url = redis_server.url if redis_cluster is None else redis_cluster.url
+    client = connect(url, RedisSettings(socket_timeout_seconds=1.0))
     try:
         await queue.submit(_job("quiet"))
         events = JobQueue(client).events("quiet", block_ms=60_000)

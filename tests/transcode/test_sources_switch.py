@@ -30,7 +30,7 @@ from tests.support.tokens import Tokens
 from transcode import cli
 from transcode.domain import ChannelState, ChannelStatus, LiveChannel
 from transcode.live.detect import Detector, Thresholds, split_level
-from transcode.live.store import status_from_hash, status_mapping
+from transcode.live.store import channel_key, status_from_hash, status_mapping
 from transcode.live.switching import check_source
 from transcode.server import create_server
 from transcode.settings import ControlSettings, QueueSettings, SourceSettings
@@ -122,7 +122,7 @@ async def test_a_cut_primary_hands_over_to_its_backup_and_returns(tmp_path: Path
             )
             assert switches == 1
             # Saved with the status, and read back as it was.
-            raw: dict[bytes, bytes] = await rig.redis.hgetall("tc:channel:bk1")  # type: ignore[assignment]
+            raw: dict[bytes, bytes] = await rig.redis.hgetall(channel_key("bk1"))  # type: ignore[assignment]
             saved = status_from_hash(raw)
             assert saved.channel.backup_sources == (backup.source,)
             await rig.manager.stop("bk1")

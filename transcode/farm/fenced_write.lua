@@ -1,5 +1,6 @@
 -- A channel's writes, made only while the writer still holds the channel's lease.
--- KEYS[1]: tc:owner:{channel}; KEYS[2..]: the keys written
+-- KEYS[1]: tc:owner:{ch}; KEYS[2..]: the keys written, every one with the channel's
+-- hash tag {ch} (Ownership.write checks it), so all KEYS sit in one Cluster slot
 -- ARGV[1]: "node|token" the writer holds
 -- ARGV[2]: JSON list of writes [command, index into KEYS, arguments...]
 -- Returns 1 when written, 0 when fenced (the lease expired or another node holds it):
@@ -7,7 +8,7 @@
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
   return 0
 end
-local allowed = {ZADD = true, HSET = true, SADD = true}
+local allowed = {ZADD = true, HSET = true}
 local writes = cjson.decode(ARGV[2])
 for _, w in ipairs(writes) do
   if not allowed[w[1]] then

@@ -1,6 +1,6 @@
 """Make-before-break handovers: a draining node moves a channel to another node without a gap.
 
-Keys: ``tc:handover:{channel}`` (hash: ``target`` node, ``source`` = the old owner's
+Keys: ``tc:handover:{cctv1}`` (hash: ``target`` node, ``source`` = the old owner's
 ``node|token``, ``ready`` once the target has a segment in every rung; it expires
 after ``timeout_seconds`` so an abandoned handover clears itself).
 
@@ -15,7 +15,7 @@ The steps, with the old owner publishing throughout until step 3:
    killed, its status saved under its lease) and hands the lease over in one step
    (``transfer.lua``: only while the lease is still ``old|token``; the target's token
    is a new ``INCR`` of the fence, so the old token is stale from then on).
-4. The target sees itself in ``tc:owner:{channel}``, renews (its local deadline starts
+4. The target sees itself in ``tc:owner:{cctv1}``, renews (its local deadline starts
    from that renewal), numbers its segments after the highest used (saved status,
    archive index, files) and publishes, its first segment a discontinuity.
 
@@ -32,12 +32,14 @@ from typing import Any, NamedTuple
 import redis.asyncio as aioredis
 
 from headend.lua import script
+from transcode.archive import channel_tag
 from transcode.farm.ownership import Lease, fence_key, owner_key
 
 
 def handover_key(channel: str) -> str:
-    """The hash recording a channel's handover under way."""
-    return f"tc:handover:{channel}"
+    """The hash recording a channel's handover under way (the lease's tag: ``transfer.lua``
+    deletes it with the lease it moves)."""
+    return f"tc:handover:{channel_tag(channel)}"
 
 
 class Offer(NamedTuple):

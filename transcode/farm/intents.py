@@ -1,8 +1,12 @@
 """What the control service does with live channels on a farm: it records intent only.
 
-``StartChannel`` writes the configuration and ``desired: running`` into
-``tc:channel:{id}`` and wakes the nodes (``PUBLISH tc:farm:wake``; nodes also
-poll every tick); the node placement picks claims it. ``StopChannel`` writes
+``StartChannel`` lists the channel in ``tc:channels``, then writes the configuration
+and ``desired: running`` into ``tc:channel:{cctv1}`` and wakes the nodes (``PUBLISH
+tc:farm:wake``; nodes also poll every tick); the node placement picks claims it. The
+two keys sit in two Cluster slots, so two steps, the index first: a start cut short in
+between leaves a listed id without a channel, which readers skip and a start again
+completes (the other order would leave a running intent no node sees, and a start
+again refused as already running). ``StopChannel`` writes
 ``desired: stopped`` and waits (bounded) for the owner to stop and release it.
 The control service never runs FFmpeg here: two control replicas at once only
 write the same intent, and the lease decides the one node that runs it.
@@ -53,10 +57,8 @@ class ChannelIntents:
         mapping = {**config_mapping(channel), "desired": "running", "reason": ""}
         if not owned:  # an owner still stopping reports its own state
             mapping.update(state=ChannelState.STARTING.value, updated_at=utc_now().isoformat())
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hset(key, mapping=mapping)
-            pipe.sadd(CHANNELS, channel.id)
-            await pipe.execute()
+        await self._redis.sadd(CHANNELS, channel.id)
+        await self._redis.hset(key, mapping=mapping)
         await self._nodes.wake(f"start:{channel.id}")
         return await self.get(channel.id)
 

@@ -1,10 +1,15 @@
 """The nodes of the farm as they advertise themselves in Redis, and drain requests.
 
-Keys: ``tc:node:{id}`` (hash: group, capacity, load, draining, channels,
+Keys: ``tc:node:<id>`` (hash: group, capacity, load, draining, channels,
 heartbeat; expires unless the node refreshes it), ``tc:nodes`` (set of ids,
 pruned of nodes whose hash expired) and ``tc:drain`` (set of ids an operator
 asked to drain; a drained node stays drained, even across restarts, until
 resumed). ``tc:farm:wake`` is the channel nodes listen on for changes.
+
+Each key sits in a slot of its own on Redis Cluster, so no step writes two: a node
+writes its advert first and lists itself in ``tc:nodes`` after, and withdraws in the
+reverse order. Cut short in between, ``tc:nodes`` holds an id without an advert,
+which is what an expired advert leaves too: readers skip it and prune it.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ WAKE = "tc:farm:wake"
 
 
 def node_key(node_id: str) -> str:
-    """The hash a node advertises itself in."""
+    """The hash a node advertises itself in (no hash tag: no step writes it with another key)."""
     return f"tc:node:{node_id}"
 
 
@@ -47,7 +52,7 @@ class NodeDirectory:
 
     async def advertise(self, info: NodeInfo, *, ttl_seconds: float) -> None:
         """Publish (and keep alive for ``ttl_seconds``) what a node is and carries."""
-        async with self._redis.pipeline(transaction=True) as pipe:
+        async with self._redis.pipeline(transaction=True) as pipe:  # one key: the advert
             pipe.hset(
                 node_key(info.id),
                 mapping={
@@ -60,15 +65,13 @@ class NodeDirectory:
                 },
             )
             pipe.pexpire(node_key(info.id), max(1, int(ttl_seconds * 1000)))
-            pipe.sadd(NODES, info.id)
             await pipe.execute()
+        await self._redis.sadd(NODES, info.id)
 
     async def withdraw(self, node_id: str) -> None:
-        """A node stopping removes its advert."""
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.delete(node_key(node_id))
-            pipe.srem(NODES, node_id)
-            await pipe.execute()
+        """A node stopping removes its advert (then its id from ``tc:nodes``)."""
+        await self._redis.delete(node_key(node_id))
+        await self._redis.srem(NODES, node_id)
 
     async def nodes(self) -> list[NodeInfo]:
         """Every live node, by id (ids whose advert expired are pruned)."""

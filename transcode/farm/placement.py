@@ -2,7 +2,7 @@
 
 Pure. A channel costs one unit per 1280x720 of pixels its ladder encodes per
 frame, rounded up (at least 1): the "low" ladder is 1 unit, the full default
-ladder 6, a stream-copy ``passthrough`` channel 1. A node's capacity is
+ladder 5, a stream-copy ``passthrough`` channel 1. A node's capacity is
 ``TC_NODE_CAPACITY`` units (4 per CPU core by default).
 """
 

@@ -1,5 +1,5 @@
 -- Hand a channel's lease to another node, only while it is still the caller's.
--- KEYS[1]: tc:owner:{channel}; KEYS[2]: tc:fence:{channel}; KEYS[3]: tc:handover:{channel}
+-- KEYS[1]: tc:owner:{ch}; KEYS[2]: tc:fence:{ch}; KEYS[3]: tc:handover:{ch}
 -- ARGV[1]: "node|token" the caller holds; ARGV[2]: the new owner's node id;
 -- ARGV[3]: lease TTL in milliseconds
 -- Returns the new owner's token (a new, higher one), or false when the caller no longer

@@ -1,8 +1,10 @@
 """What live channels keep in Redis, and each channel's queue of writes not yet made.
 
-Keys: ``tc:channels`` (set of channel ids) and ``tc:channel:{id}`` (hash of
-the configuration, ``desired`` running/stopped, and the status the
-supervisor reports). Archive entries go to ``transcode.archive``.
+Keys: ``tc:channel:{cctv1}`` (hash of the configuration, ``desired``
+running/stopped, and the status the supervisor reports; ``{cctv1}`` is the channel's
+hash tag, shared with its archive index and lease) and ``tc:channels`` (set of
+channel ids: a global index in a slot of its own). Archive entries go to
+``transcode.archive``.
 
 Live encoding never waits for Redis: a :class:`ChannelStore` queues the
 archive entries of published segments in order, the channel's rung facts and
@@ -10,10 +12,14 @@ a way to read its current status, and the manager's store task writes them
 whenever Redis answers. An outage only makes the queue longer; entries are
 removed only once written, and writing one twice changes nothing.
 
-Every write goes through the store's *writer*: plainly for a channel run
-without a node lease, or fenced by the lease (``transcode.farm.FencedWriter``)
-on a transcode node. A fenced store whose lease turned stale drops what it
-queued and writes nothing more: the channel's new owner writes from now on.
+Every write to the channel's own keys goes through the store's *writer*: plainly
+for a channel run without a node lease, or fenced by the lease
+(``transcode.farm.FencedWriter``) on a transcode node. A fenced store whose lease
+turned stale drops what it queued and writes nothing more: the channel's new owner
+writes from now on. The global indexes (``tc:channels``, ``tc:archived``) are in
+other Cluster slots than the channel's keys, so the store lists the channel there
+after its writer's step succeeds, plainly: adding an id again changes nothing, and a
+step cut short before the listing is made again (the listing with it) next flush.
 """
 
 from __future__ import annotations
@@ -36,6 +42,8 @@ from transcode.archive import (
     ArchiveIndex,
     RedisWrite,
     RungInfo,
+    channel_tag,
+    index_channel,
     record_writes,
     register_writes,
     write_plainly,
@@ -87,7 +95,7 @@ def _hset(key: str, mapping: dict[str, str]) -> RedisWrite:
 
 def channel_key(channel_id: str) -> str:
     """The hash holding a channel's configuration and status."""
-    return f"tc:channel:{channel_id}"
+    return f"tc:channel:{channel_tag(channel_id)}"
 
 
 def config_mapping(channel: LiveChannel) -> dict[str, str]:
@@ -164,7 +172,7 @@ async def every_channel(
     redis: aioredis.Redis, get: Callable[[str], Awaitable[ChannelStatus]]
 ) -> list[ChannelStatus]:
     """Every channel in ``tc:channels`` by id, as ``get`` reports it (one whose hash Redis
-    lost is left out: there is nothing to show)."""
+    lost, or a start cut short never wrote, is left out: there is nothing to show)."""
     client: Any = redis  # replies are decoded here (redis-py's unions)
     ids = sorted(m.decode() for m in await client.smembers(CHANNELS))
     out = []
@@ -353,6 +361,7 @@ class ChannelStore:
                     self.channel.id, catchup_days=self.channel.catchup_days, rungs=self._rungs
                 )
             )
+            await index_channel(self._redis, self.channel.id)
             self._rungs = None
         # Reachable: the status written below must not say the store is down.
         self.down_since, self.error = None, ""
@@ -370,9 +379,10 @@ class ChannelStore:
         writes = []
         if self._rewrite_config:
             writes.append(_hset(channel_key(self.channel.id), config_mapping(self.channel)))
-            writes.append(RedisWrite("SADD", CHANNELS, (self.channel.id,)))
         writes.append(_hset(channel_key(self.channel.id), mapping))
         await self.writer.write(writes)
+        if self._rewrite_config:
+            await self._redis.sadd(CHANNELS, self.channel.id)
         self._written, self._written_at, self._rewrite_config = comparable, time.monotonic(), False
 
     def replay(self) -> None:

@@ -37,7 +37,7 @@ CONTENT_TROUBLES = frozenset({"frozen", "black", "silent", "cc_errors"})
 _CHECK_SLACK_SECONDS = 10.0
 # A check reads this much longer than its longest picture or sound threshold, so a frozen,
 # black or silent source is seen again even with a hold-down shorter than the threshold.
-_VERDICT_MARGIN_SECONDS = 1.0
+_VERDICT_MARGIN_SECONDS = 2.0
 
 
 class Outcome(NamedTuple):

@@ -9,7 +9,7 @@ only when it is:
 - for a path the origin would serve (channel id, rung and file name rules), else 404;
 - no larger than its kind's limit (segments, playlists), else 413;
 - fenced: its token is not lower than the channel's owner token in Redis
-  (``tc:owner:{channel}``, read at most every ``owner_cache_seconds``) nor than the
+  (``tc:owner:{cctv1}``, read at most every ``owner_cache_seconds``) nor than the
   highest token this origin has accepted for the channel, else 409. The last check
   and the write happen under one per-channel lock, so a stale owner's late file never
   replaces the new owner's.
@@ -50,6 +50,7 @@ from transcode.errors import (
     IngestUnauthenticated,
     StoreUnavailable,
 )
+from transcode.farm.ownership import owner_key, parse_owner
 
 log = logging.getLogger(__name__)
 
@@ -142,13 +143,12 @@ class Fence:
         return self._locks.setdefault(channel, asyncio.Lock())
 
     async def owner(self, channel: str) -> tuple[str, int] | None:
-        """(node, token) of ``tc:owner:{channel}``, at most ``cache_seconds`` old."""
+        """(node, token) of the channel's owner in Redis, at most ``cache_seconds`` old."""
         now = time.monotonic()
         cached = self._owners.get(channel)
         if cached is not None and now - cached[0] < self._cache_seconds:
             return cached[1]
-        raw = await self._redis.get(f"tc:owner:{channel}")
-        owner = _parse_owner(raw)
+        owner = parse_owner(await self._redis.get(owner_key(channel)))
         if len(self._owners) > 100_000:
             self._owners.clear()
         self._owners[channel] = (now, owner)
@@ -181,14 +181,6 @@ class Fence:
         """Record a written file's token (under the lock)."""
         if writer.token > self._accepted.get(channel, -1):
             self._accepted[channel] = writer.token
-
-
-def _parse_owner(raw: bytes | str | None) -> tuple[str, int] | None:
-    if raw is None:
-        return None
-    text = raw.decode() if isinstance(raw, bytes) else raw
-    node, _, token = text.rpartition("|")
-    return (node, int(token)) if node and token.isdigit() else None
 
 
 def write_under(root: Path, parts: Sequence[str], data: bytes) -> None:

@@ -1,19 +1,28 @@
 """The VOD job queue on Redis Streams, and job state in Redis hashes.
 
-Keys (all ``tc:``):
+Keys (one hash tag, ``{jobs}``, for the whole queue):
 
-- ``tc:jobs`` — the work stream; consumer group ``tc:workers``. A message
-  carries only the job id; the job itself lives in ``tc:job:{id}``.
-- ``tc:job:{id}`` — the job hash; ``token`` is the stream id of the delivery
+- ``tc:{jobs}`` — the work stream; consumer group ``tc:workers``. A message
+  carries only the job id; the job itself lives in ``tc:{jobs}:job:<id>``.
+- ``tc:{jobs}:job:<id>`` — the job hash; ``token`` is the stream id of the delivery
   that owns the job, so a worker that was presumed dead (and whose job was
   reclaimed) can no longer write to it (fencing, checked inside Lua).
-- ``tc:job:{id}:events`` — a short stream of state/progress events that
+- ``tc:{jobs}:job:<id>:events`` — a short stream of state/progress events that
   ``WatchJob`` reads from the start, so no event is lost between a read and
   a subscribe.
-- ``tc:jobs:index`` — sorted set of job ids by creation time (``ListJobs``).
-- ``tc:jobs:delayed`` — retries waiting for their backoff, scored by due time.
-- ``tc:jobs:dead`` — the dead-letter stream (job id, reason, deliveries).
+- ``tc:{jobs}:index`` — sorted set of job ids by creation time (``ListJobs``).
+- ``tc:{jobs}:delayed`` — retries waiting for their backoff, scored by due time.
+- ``tc:{jobs}:dead`` — the dead-letter stream (job id, reason, deliveries).
 - ``tc:cancel`` — pub/sub channel carrying job ids whose cancel was asked.
+
+Why one tag and not one per job: the stream is one key, and every step of a delivery
+changes the stream and the job together in one script (``finish`` checks the job's
+token, records the end and acknowledges the message; ``heartbeat`` checks the token and
+resets the message's idle time), which is the queue's fencing. One tag keeps every
+script whole on Redis Cluster; the cost, the whole queue in one slot, is small for a
+farm's job rate (jobs of minutes, a handful of commands each). Splitting per job would
+turn each of those steps into two, with a window in which a reclaimed worker's
+acknowledgement or idle reset lands on the new owner's delivery.
 
 A worker that dies mid-job never acknowledges its message; another worker
 takes it over with ``XAUTOCLAIM`` once it has been idle for the claim

@@ -1,6 +1,6 @@
 -- Count a delivery and mark its job RUNNING, or skip / dead-letter it.
 -- KEYS: job, events, stream, dead stream
--- ARGV: message id, consumer, now, max deliveries, group, events ttl
+-- ARGV: message id, consumer, now, max deliveries, group, events ttl, job id
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state then
   redis.call('XACK', KEYS[3], ARGV[5], ARGV[1])
@@ -29,7 +29,7 @@ if n > tonumber(ARGV[4]) then
   local reason = 'dead-lettered after ' .. (n - 1) .. ' deliveries: ' .. last
   redis.call('HSET', KEYS[1], 'state', 'FAILED', 'reason', reason, 'updated_at', ARGV[3],
              'deliveries', n - 1, 'token', '')
-  redis.call('XADD', KEYS[4], '*', 'job', string.sub(KEYS[1], 8), 'reason', reason,
+  redis.call('XADD', KEYS[4], '*', 'job', ARGV[7], 'reason', reason,
              'deliveries', n - 1)
   redis.call('XACK', KEYS[3], ARGV[5], ARGV[1])
   redis.call('XDEL', KEYS[3], ARGV[1])

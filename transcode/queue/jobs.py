@@ -16,11 +16,14 @@ from headend.redisconn import block_ms as capped_block_ms
 from transcode.domain import Job, JobEvent, JobState, Progress
 from transcode.errors import JobNotFound
 
-STREAM = "tc:jobs"
+# Every key of the queue carries one hash tag, so each script below (the stream and a
+# job's keys together) runs in one Redis Cluster slot.
+_TAG = "{jobs}"
+STREAM = f"tc:{_TAG}"
 GROUP = "tc:workers"
-DEAD = "tc:jobs:dead"
-DELAYED = "tc:jobs:delayed"
-INDEX = "tc:jobs:index"
+DEAD = f"tc:{_TAG}:dead"
+DELAYED = f"tc:{_TAG}:delayed"
+INDEX = f"tc:{_TAG}:index"
 CANCEL_CHANNEL = "tc:cancel"
 EVENTS_MAXLEN = 200
 # Finished jobs' event streams are kept a day so late watchers still see the end.
@@ -29,12 +32,12 @@ EVENTS_TTL_SECONDS = 86_400
 
 def job_key(job_id: str) -> str:
     """The hash holding one job."""
-    return f"tc:job:{job_id}"
+    return f"tc:{_TAG}:job:{job_id}"
 
 
 def events_key(job_id: str) -> str:
     """The stream of one job's events."""
-    return f"tc:job:{job_id}:events"
+    return f"tc:{_TAG}:job:{job_id}:events"
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,6 +240,7 @@ class JobQueue:
                 self.max_deliveries,
                 GROUP,
                 EVENTS_TTL_SECONDS,
+                delivery.job_id,
             ],
         )
         outcome, reason = _s(outcome), _s(reason)
