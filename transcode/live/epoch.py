@@ -37,7 +37,8 @@ log = logging.getLogger(__name__)
 
 _SYNC = 0x47
 _FAILED_SEGMENT = re.compile(r"Failure occurred when ending segment '([^']+)'")
-_OPENED = re.compile(r"Opening '[^']*' for writing$")
+# The next segment's file (not the list's: the list is rewritten before that line).
+_OPENED = re.compile(r"Opening '[^']*\.ts' for writing$")
 _DISK_FULL_TEXT = "No space left on device"
 _STDERR_LINES = 20
 # Lines at these levels (or with no level marker) are the error tail; the rest only feed

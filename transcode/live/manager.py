@@ -137,7 +137,10 @@ class LiveManager:
             await self._redis.sadd(CHANNELS, channel.id)
             if store is None:
                 store = ChannelStore(
-                    channel, redis=self._redis, archive=self._archive, wake=self._persist.wake.set
+                    channel,
+                    redis=self._redis,
+                    archive=self._archive,
+                    wake=self._persist.waker(channel.id),
                 )
                 self._stores[channel.id] = store
             return await self._launch(channel, saved, store)
@@ -155,9 +158,12 @@ class LiveManager:
             raw = await self._redis.hgetall(channel_key(channel.id))
             saved = {k.decode(): v.decode() for k, v in raw.items()}
             store = ChannelStore(
-                channel, redis=self._redis, archive=self._archive, wake=self._persist.wake.set,
+                channel,
+                redis=self._redis,
+                archive=self._archive,
+                wake=self._persist.waker(channel.id),
                 writer=writer,
-            )  # fmt: skip
+            )
             self._stores[channel.id] = store
             await self._launch(channel, saved, store, node=node, may_write=writer.valid)
 
@@ -172,9 +178,12 @@ class LiveManager:
             await self._prepare(channel)
             # Not in ``_stores`` until promoted: the old owner still writes the channel's hash.
             store = ChannelStore(
-                channel, redis=self._redis, archive=self._archive, wake=self._persist.wake.set,
+                channel,
+                redis=self._redis,
+                archive=self._archive,
+                wake=self._persist.waker(channel.id),
                 writer=writer,
-            )  # fmt: skip
+            )
             await self._launch(
                 channel, {}, store, node=node, may_write=writer.valid, standby=standby
             )
@@ -358,7 +367,7 @@ class LiveManager:
             await asyncio.to_thread(supervisor.end_playlists)
         supervisor.freeze(reason=reason, desired=desired)
         del self._running[channel_id]
-        self._persist.wake.set()
+        self._persist.waker(channel_id)()
         log.info("live channel stopped", extra={"channel": channel_id, "reason": reason})
         return supervisor.status()
 

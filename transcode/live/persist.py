@@ -1,14 +1,17 @@
 """The ``live/store`` task: every channel's queued Redis writes, made in the background.
 
 Encoding never waits for Redis: each channel's :class:`~transcode.live.store.ChannelStore`
-queues its archive entries and status, and this one task writes them all, woken by
-any queue and otherwise every ``store_retry_seconds`` (``_IDLE_TICK_SECONDS`` while
-every channel's writes succeed). Redis being away is an expected
+queues its archive entries and status, and this one task writes them: a channel that
+queued something is written as soon as it wakes the task (:meth:`StoreLoop.waker`), and
+every channel every ``store_retry_seconds`` (``_IDLE_TICK_SECONDS`` while every
+channel's writes succeed), so a node's cost per segment does not grow with the number
+of channels it runs. Redis being away is an expected
 state (the channel reported DEGRADED with its backlog), not a task failure; after a
 Redis restart every channel writes its recent entries again. The restart check (an
-``INFO`` round trip) is made before archive entries or rung facts are written, while a
-store is down, and otherwise every ``_SERVER_CHECK_SECONDS``: an idle tick costs no
-round trip, and entries a restart lost are still in the replay window when it is seen.
+``INFO`` round trip) is made at most every ``_BUSY_CHECK_SECONDS`` while archive entries
+or rung facts wait or a store is down, and otherwise every ``_SERVER_CHECK_SECONDS``: an
+idle tick costs no round trip, and entries a restart lost are still in the replay window
+(``store._REPLAY_SECONDS``) when it is seen.
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ STORE_TASK = "live/store"
 _IDLE_TICK_SECONDS = 2.0
 # Well inside the store's replay window (``store._REPLAY_SECONDS``).
 _SERVER_CHECK_SECONDS = 5.0
+# While entries are written: a restart is seen within this (not one INFO per segment).
+_BUSY_CHECK_SECONDS = 1.0
 
 # Called with a channel id and the sequence numbers just written to the archive index.
 IndexObserver = Callable[[str, list[int]], None]
@@ -65,10 +70,21 @@ class StoreLoop:
         self._on_phase = on_phase
         self._on_indexed = on_indexed
         self.wake = asyncio.Event()
+        self._dirty: set[str] = set()  # channels that queued something since their last sync
+        self._swept_at = -math.inf  # monotonic time of the last sync of every channel
         self._spawned = False
         # The Redis server's run_id as last seen (None: not yet; "": INFO is not allowed).
         self._server_id: str | None = None
         self._checked_at = -math.inf  # monotonic time of the last restart check
+
+    def waker(self, channel_id: str) -> Callable[[], None]:
+        """What ``channel_id``'s store calls when it has something to write."""
+
+        def wake() -> None:
+            self._dirty.add(channel_id)
+            self.wake.set()
+
+        return wake
 
     def ensure(self) -> None:
         """Start the task if it is not running."""
@@ -86,8 +102,17 @@ class StoreLoop:
         while True:
             self.wake.clear()
             await self._check_server()
-            await asyncio.gather(*(self._sync(s) for s in list(self._stores.values())))
-            for channel_id, store in list(self._stores.items()):
+            stores = self._stores
+            if any(s.down for s in stores.values()) or (
+                time.monotonic() - self._swept_at >= _IDLE_TICK_SECONDS
+            ):
+                self._swept_at = time.monotonic()
+                chosen = list(stores.items())
+            else:
+                chosen = [(c, stores[c]) for c in self._dirty if c in stores]
+            self._dirty.clear()
+            await asyncio.gather(*(self._sync(s) for _, s in chosen))
+            for channel_id, store in chosen:
                 supervisor = self._running.get(channel_id)
                 if supervisor is not None:
                     self._metrics.set_state(channel_id, supervisor.status().state)
@@ -108,11 +133,9 @@ class StoreLoop:
         if self._server_id == "" or not self._stores:
             return
         now = time.monotonic()
-        stores = self._stores.values()
-        if now - self._checked_at < _SERVER_CHECK_SECONDS and not any(
-            s.down or s.queued for s in stores
-        ):
-            return  # nothing but status to write: a restart is still seen in time
+        busy = any(s.down or s.queued for s in self._stores.values())
+        if now - self._checked_at < (_BUSY_CHECK_SECONDS if busy else _SERVER_CHECK_SECONDS):
+            return  # a restart is still seen well inside the replay window
         try:
             async with asyncio.timeout(self._settings.store_timeout_seconds):
                 info = await self._redis.info("server")
