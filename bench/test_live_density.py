@@ -10,8 +10,9 @@ would add the senders' CPU and loss to both sides without changing what is measu
 CPU is the FFmpeg processes' user+system time over a window after a warm-up, plus
 (ours) this process's and the Redis server's (an idle Redis included: it is the
 platform's cost), read from each process's CPU clock to the nanosecond: CPU-seconds
-per channel-second.
-Rounds alternate which side runs first.
+per channel-second. Both sides run at once, measured over the same window, so a noisy
+host's slow and fast spells (this VM's FFmpeg CPU varies by +-15% between minutes)
+weigh on both alike.
 
 Goal (issue 13): ratio <= 1.25. ``BENCH_SHORT=1``: 2 channels, a 6 s window, 2 rounds
 (about 40 s), floor 2.0 (a short window weighs start-up and the first segment's
@@ -24,7 +25,6 @@ import asyncio
 import os
 import subprocess
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import psutil
@@ -95,20 +95,13 @@ def _cpu(procs: list[psutil.Process]) -> float:
     return total
 
 
-async def _window(procs: Callable[[], list[psutil.Process]]) -> float:
-    """CPU-seconds the processes spend over WINDOW_SECONDS after WARMUP_SECONDS."""
-    await asyncio.sleep(WARMUP_SECONDS)
-    watched = procs()
-    before = _cpu(watched)
-    await asyncio.sleep(WINDOW_SECONDS)
-    return _cpu(watched) - before
-
-
 def _ffmpeg_children() -> list[psutil.Process]:
     return [p for p in psutil.Process().children(recursive=True) if p.name() == "ffmpeg"]
 
 
-async def _ours(feed: Path, work: Path) -> float:
+async def _round(feed: Path, work: Path) -> tuple[float, float]:
+    """CPU-seconds of our channels and of the bare FFmpegs over one window, both running
+    at once (a noisy host's slow and fast spells then weigh on both sides alike)."""
     server = RedisServer(work / "redis")
     server.start()
     client = connect(server.url, RedisSettings(socket_timeout_seconds=2.0))
@@ -118,6 +111,7 @@ async def _ours(feed: Path, work: Path) -> float:
         origin_root=work / "origin",
         sources=SourceGuard(SourceSettings(media_roots=(feed.parent.resolve(),))),
     )
+    bare: list[asyncio.subprocess.Process] = []
     try:
         for n in range(CHANNELS):
             await manager.start(
@@ -130,45 +124,38 @@ async def _ours(feed: Path, work: Path) -> float:
                     catchup_days=1,
                 )
             )
-        redis_proc = psutil.Process(server.pid)
-        me = psutil.Process()
-
-        def procs() -> list[psutil.Process]:
-            ffmpegs = _ffmpeg_children()
-            assert len(ffmpegs) == CHANNELS, "every channel runs one FFmpeg"
-            return [*ffmpegs, me, redis_proc]
-
-        cpu = await _window(procs)
+            out = work / f"bare{n}"
+            out.mkdir(parents=True)
+            bare.append(
+                await asyncio.create_subprocess_exec(
+                    *("ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error"),
+                    *("-re", "-stream_loop", "-1", "-i", str(feed), "-c", "copy", "-f", "hls"),
+                    *("-hls_time", "6", "-hls_list_size", "6", "-hls_flags", "delete_segments"),
+                    *("-hls_segment_filename", str(out / "s%06d.ts"), str(out / "index.m3u8")),
+                    stdin=subprocess.DEVNULL,
+                )
+            )
+        await asyncio.sleep(WARMUP_SECONDS)
+        bare_procs = [psutil.Process(p.pid) for p in bare]
+        bare_pids = {p.pid for p in bare}
+        ours_ffmpeg = [p for p in _ffmpeg_children() if p.pid not in bare_pids]
+        assert len(ours_ffmpeg) == CHANNELS, "every channel runs one FFmpeg"
+        # Ours: its FFmpegs, this process (the manager: probe, publisher, index) and Redis.
+        ours_procs = [*ours_ffmpeg, psutil.Process(), psutil.Process(server.pid)]
+        before = _cpu(ours_procs), _cpu(bare_procs)
+        await asyncio.sleep(WINDOW_SECONDS)
+        spent = _cpu(ours_procs) - before[0], _cpu(bare_procs) - before[1]
         for n in range(CHANNELS):
             published = (work / "origin" / "live" / f"pt{n}" / "src" / "index.m3u8").exists()
             assert published or WINDOW_SECONDS < 12, f"pt{n} published nothing"
-        return cpu
+        return spent
     finally:
+        for proc in bare:
+            proc.kill()
+            await proc.wait()
         await manager.close()
         await client.aclose()
         server.stop()
-
-
-async def _bare(feed: Path, work: Path) -> float:
-    procs = []
-    for n in range(CHANNELS):
-        out = work / f"bare{n}"
-        out.mkdir(parents=True)
-        procs.append(
-            await asyncio.create_subprocess_exec(
-                *("ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error"),
-                *("-re", "-stream_loop", "-1", "-i", str(feed), "-c", "copy", "-f", "hls"),
-                *("-hls_time", "6", "-hls_list_size", "6", "-hls_flags", "delete_segments"),
-                *("-hls_segment_filename", str(out / "s%06d.ts"), str(out / "index.m3u8")),
-                stdin=subprocess.DEVNULL,
-            )
-        )
-    try:
-        return await _window(lambda: [psutil.Process(p.pid) for p in procs])
-    finally:
-        for proc in procs:
-            proc.kill()
-            await proc.wait()
 
 
 # Full mode: 3 rounds x 2 sides x (8 s warm-up + 60 s window), past the default 300 s.
@@ -183,12 +170,9 @@ def test_passthrough_density_against_bare_ffmpeg(
 
     def one_round() -> None:
         turn[0] += 1
-        work = tmp_path / f"round{turn[0]}"
-        sides = [("ours", _ours, ours), ("bare", _bare, bare)]
-        if turn[0] % 2 == 0:
-            sides.reverse()
-        for name, run, into in sides:
-            into.append(asyncio.run(run(feed, work / name)) / channel_seconds)
+        spent = asyncio.run(_round(feed, tmp_path / f"round{turn[0]}"))
+        ours.append(spent[0] / channel_seconds)
+        bare.append(spent[1] / channel_seconds)
 
     benchmark.pedantic(one_round, rounds=ROUNDS, iterations=1)
 

@@ -1,12 +1,13 @@
-"""The platform on a Sentinel set: throughput against one node, and failover time.
+"""The platform on a Sentinel set and on a Cluster: throughput against one node, and
+failover time.
 
 Subjects, on a real Sentinel set (one master, one replica, three Sentinels on
-loopback, :mod:`tests.support.redisha`), through the real EPG and subscriber gRPC
-servers and their clients:
+loopback) and on a real three-master Redis Cluster (:mod:`tests.support.redisha`),
+through the real EPG and subscriber gRPC servers and their clients:
 
 - **Provisioning**: ``CreateSubscriber`` with an idempotency key (as a carrier's system
-  sends it), 16 callers at once, with ``REDIS_WRITE_REPLICAS=1`` (every acknowledged
-  subscriber is on the replica).
+  sends it), 16 callers at once; on the Sentinel set with ``REDIS_WRITE_REPLICAS=1``
+  (every acknowledged subscriber is on the replica).
 - **Authorize**: the front door's per-play check for seeded boxes, 32 callers at once.
 
 Baseline, same run: the same calls against one redis-server over loopback TCP (the same
@@ -44,7 +45,7 @@ from headend.redisproc import RedisServer
 from headend.rpc import ServiceUnavailable
 from subscriber.client import SubscriberClient
 from tests.support.net import free_port
-from tests.support.redisha import SentinelSet
+from tests.support.redisha import ClusterSet, SentinelSet
 from tests.support.world import CARRIER, LIVE, REGION, Services, seed_boxes, seed_world
 from tests.support.world import start_services as start_world_services
 
@@ -131,6 +132,13 @@ def sentinels(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SentinelSet]
 
 
 @pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterSet]:
+    nodes = ClusterSet(tmp_path_factory.mktemp("bench-cluster")).start()
+    yield nodes
+    nodes.stop()
+
+
+@pytest.fixture(scope="module")
 def single(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     server = RedisServer(tmp_path_factory.mktemp("bench-single"), port=free_port())
     server.start()
@@ -150,6 +158,7 @@ def _throughput(url: str, settings: RedisSettings, measure: Callable[[Platform],
     return asyncio.run(run())
 
 
+@pytest.mark.parametrize("topology", ["sentinel", "cluster"])
 @pytest.mark.parametrize(
     ("what", "measure", "floor"),
     [
@@ -157,27 +166,31 @@ def _throughput(url: str, settings: RedisSettings, measure: Callable[[Platform],
         ("authorize", _authorize, AUTHORIZE_FLOOR),
     ],
 )
-def test_throughput_on_sentinel_against_one_node(
+def test_throughput_against_one_node(
     benchmark: Any,
     report: Report,
-    sentinels: SentinelSet,
+    request: pytest.FixtureRequest,
     single: RedisServer,
+    topology: str,
     what: str,
     measure: Callable[[Platform], Any],
     floor: float,
 ) -> None:
-    durable = RedisSettings(write_replicas=1)
+    if topology == "sentinel":
+        url = request.getfixturevalue("sentinels").url
+        settings, label = RedisSettings(write_replicas=1), "a Sentinel set (WAIT 1)"
+    else:
+        url = request.getfixturevalue("cluster").url
+        settings, label = RedisSettings(), "a 3-master Cluster"
     ha: list[float] = []
     one: list[float] = []
 
     def one_round() -> None:
-        ha.append(_throughput(sentinels.url, durable, measure))
+        ha.append(_throughput(url, settings, measure))
         one.append(_throughput(f"redis://127.0.0.1:{single.port}/0", RedisSettings(), measure))
 
     benchmark.pedantic(one_round, rounds=ROUNDS, iterations=1)
-    ratio = report.ratio(
-        f"{what} on Sentinel (WAIT 1) vs one node", median(ha), median(one), unit="calls/s"
-    )
+    ratio = report.ratio(f"{what} on {label} vs one node", median(ha), median(one), unit="calls/s")
     assert ratio >= floor
 
 
