@@ -279,4 +279,3 @@ class StoreBase:
             "p", audit.principal, "r", audit.rpc, "t", ms(now), "s", subject,
             "b", before, "a", after,
         )  # fmt: skip
-
