@@ -179,18 +179,14 @@ class StoreBase:
     async def _many(
         self, name: str, calls: list[tuple[list[str], list[Any]]], *, durable: bool = False
     ) -> list[Any]:
-        """One call of script ``name`` per (keys, args), in one round trip: pipelined on
-        one Redis, sent concurrently to their nodes on a cluster. Replies in order."""
+        """One call of script ``name`` per (keys, args), in one round trip
+        (:func:`headend.lua.run_many`). Replies in order."""
+        run = self._scripts[name]
         if durable:
             return await self._durability.write(
-                self._redis, lambda client: self._many_on(client, name, calls)
+                self._redis, lambda client: run_many(client, run, calls)
             )
-        return await self._many_on(self._redis, name, calls)
-
-    async def _many_on(
-        self, client: Any, name: str, calls: list[tuple[list[str], list[Any]]]
-    ) -> list[Any]:
-        return await run_many(client, self._scripts[name], calls)
+        return await run_many(self._redis, run, calls)
 
     def _slot_groups(self, keys: list[str]) -> list[list[int]]:
         """Positions of ``keys`` grouped so one command may take each group (``by_slot``)."""
