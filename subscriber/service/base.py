@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import logging
 import re
+import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
@@ -13,13 +16,25 @@ from headend.errors import PermissionDenied
 from headend.redisconn import confirm_later
 from subscriber import domain
 from subscriber.domain import PlaybackState, Subscriber
-from subscriber.errors import CarrierNotActive, CarrierNotFound, InvalidField, VersionMismatch
+from subscriber.errors import (
+    CarrierNotActive,
+    CarrierNotFound,
+    InvalidField,
+    StoreUnavailable,
+    VersionMismatch,
+)
 from subscriber.settings import SubscriberSettings
 from subscriber.store import SubscriberStore
+from subscriber.store.records import CLAIM_SECONDS
+
+log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 _IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,128}")
 PAGE_MAX = 500
+# An idempotent request runs at most this long, well inside its claim's life: its claim
+# cannot expire while it runs, so a retry never runs the change a second time.
+RUN_SECONDS = CLAIM_SECONDS - 5
 
 
 def secret_digest(secret: str) -> str:
@@ -116,15 +131,36 @@ class ServiceBase:
         if principal.role not in ("carrier", "admin"):
             scope += f"-{principal.tenant}"
         ttl = self._settings.idempotency_ttl_seconds
+        claimed = time.monotonic()
         replay = await self._store.idempotency_claim(scope, key, fingerprint, ttl)
         if replay is not None:
             return replay
         try:
             # The request's writes are confirmed by its record's (see ``Durability``).
             with confirm_later():
-                response = await run()
+                async with asyncio.timeout(RUN_SECONDS):
+                    response = await run()
+        except TimeoutError as err:
+            await self._release(scope, key, claimed)
+            raise StoreUnavailable(f"the request took longer than {RUN_SECONDS} s") from err
         except BaseException:
-            await self._store.idempotency_release(scope, key)
+            await self._release(scope, key, claimed)
             raise
         await self._store.idempotency_finish(scope, key, fingerprint, response, ttl)
         return response
+
+    async def _release(self, scope: str, key: str, claimed: float) -> None:
+        """Forget the claim of a failed request, so its retry runs. A request fails most
+        often because Redis is away (a failover): the release is retried until Redis is
+        back or the claim expires by itself, whichever is first."""
+        delay = 0.1
+        while True:
+            try:
+                await self._store.idempotency_release(scope, key)
+                return
+            except StoreUnavailable:
+                if time.monotonic() + delay >= claimed + CLAIM_SECONDS:
+                    log.warning("idempotency claim left to expire", extra={"scope": scope})
+                    return
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 1.0)

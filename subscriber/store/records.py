@@ -24,7 +24,10 @@ from subscriber.store.codec import (
     text,
 )
 
-_CLAIM_SECONDS = 60
+# How long a claim holds a key: longer than an idempotent request may run (the service
+# bounds each to ``CLAIM_SECONDS`` less a margin), so a claim left by a crashed server,
+# or by a request whose release could not reach Redis, blocks its retries only briefly.
+CLAIM_SECONDS = 15
 
 
 class RecordStore(StoreBase):
@@ -130,8 +133,7 @@ class RecordStore(StoreBase):
         """Claim a key: None = go ahead; bytes = the first response to replay."""
         name = idempotency_key(scope, key)
         record = json.dumps({"f": fingerprint, "r": None})
-        # A claim outlives a crashed request only briefly, so its retry can run.
-        if await self._redis.set(name, record, nx=True, ex=min(ttl_seconds, _CLAIM_SECONDS)):
+        if await self._redis.set(name, record, nx=True, ex=min(ttl_seconds, CLAIM_SECONDS)):
             return None
         raw = await self._redis.get(name)
         if raw is None:  # expired between the two calls: claim again
@@ -141,6 +143,12 @@ class RecordStore(StoreBase):
             raise IdempotencyKeyReused("idempotency_key", "already used with a different request")
         if stored["r"] is None:
             raise RequestInProgress("a request with this idempotency key is still running")
+        # The first try may have failed only because no replica confirmed its record: a
+        # replay is an acknowledgement too, so it is confirmed as the record's write was
+        # (the record written again, WAITed on: replication keeps the master's order).
+        await self._durability.write(
+            self._redis, lambda client: client.set(name, raw, keepttl=True, xx=True)
+        )
         return base64.b64decode(stored["r"])
 
     @redis_errors

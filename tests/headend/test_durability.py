@@ -22,6 +22,9 @@ from headend.redisconn import (
 )
 from headend.redisproc import RedisServer
 from headend.settings import SettingsError
+from subscriber.errors import StoreUnavailable
+from subscriber.store import SubscriberStore
+from subscriber.store.codec import idempotency_key
 from tests.support.net import free_port
 
 ASYNC = pytest.mark.asyncio(loop_scope="module")
@@ -121,3 +124,22 @@ async def test_a_sentinel_client_finds_no_master_as_unavailable_not_a_hang() -> 
             await client.set("k", "v")
     finally:
         await client.aclose()
+
+
+@ASYNC
+async def test_a_replayed_idempotent_response_is_confirmed_like_the_first(
+    master: Redis,
+) -> None:
+    """A request whose record no replica confirmed was not acknowledged; its retry must not
+    be acknowledged either until a replica has the record (a stale master promoted in a
+    second failover lost 9 replayed subscribers so, before this)."""
+    strict = SubscriberStore(master, durability=Durability(replicas=2, timeout_seconds=0.2))
+    assert await strict.idempotency_claim("c1", "k1", "fp", 60) is None
+    with pytest.raises(StoreUnavailable):
+        await strict.idempotency_finish("c1", "k1", "fp", b"response", 60)
+    with pytest.raises(StoreUnavailable):
+        await strict.idempotency_claim("c1", "k1", "fp", 60)
+    # With a replica to confirm it the replay is the first response, its expiry kept.
+    one = SubscriberStore(master, durability=Durability(replicas=1, timeout_seconds=1.0))
+    assert await one.idempotency_claim("c1", "k1", "fp", 60) == b"response"
+    assert 0 < await master.ttl(idempotency_key("c1", "k1")) <= 60

@@ -1,8 +1,10 @@
 """SIGKILL durability: with ``appendfsync always``, a redis-server killed between acknowledged
-import calls keeps every acknowledged row after restart (a real redis-server, killed)."""
+import calls keeps every acknowledged row after restart, and a request cut off by the kill
+leaves its idempotency key free once Redis is back (a real redis-server, killed)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -12,13 +14,25 @@ import pytest
 import redis.asyncio as aioredis
 
 from headend.auth import ADMIN, KeyStore
+from headend.clock import utc_now
 from headend.redisproc import RedisServer
 from headend.rpc import bearer
 from protos import subscriber_pb2 as pb
 from protos import subscriber_pb2_grpc as pb_grpc
+from subscriber.errors import StoreUnavailable
 from subscriber.server import create_server
+from subscriber.service import SubscriberService
+from subscriber.service import base as service_base
 from subscriber.settings import SubscriberSettings
-from subscriber.store.codec import audit_key, mac_key, parse_holder, sub_key, subs_key
+from subscriber.store import SubscriberStore
+from subscriber.store.codec import (
+    audit_key,
+    idempotency_key,
+    mac_key,
+    parse_holder,
+    sub_key,
+    subs_key,
+)
 from tests.subscriber.test_import import rows, split
 
 
@@ -94,4 +108,59 @@ async def test_sigkill_between_acknowledged_batches_loses_no_row(
     finally:
         await channel.close()
         await server.stop(0)
+        await client.aclose()
+
+
+async def test_a_request_failed_by_a_redis_outage_frees_its_key_once_redis_is_back(
+    fsync_always: RedisServer,
+) -> None:
+    """A failover mid-request: the request fails, and its claim on the idempotency key
+    (already on disk, or on the promoted replica) must not answer "still running" to every
+    retry for the claim's whole life. The release is retried until Redis is back."""
+    client = aioredis.Redis.from_url(fsync_always.url, socket_timeout=1)
+    service = SubscriberService(
+        store=SubscriberStore(client), settings=SubscriberSettings(), clock=utc_now
+    )
+    runs: list[str] = []
+
+    async def outage() -> bytes:
+        runs.append("first")
+        fsync_always.kill()  # the claim is on disk (appendfsync always)
+        asyncio.get_running_loop().call_later(1.0, fsync_always.start)
+        raise StoreUnavailable("the subscriber store (Redis) is unavailable")
+
+    async def succeed() -> bytes:
+        runs.append("retry")
+        return b"created"
+
+    try:
+        with pytest.raises(StoreUnavailable):
+            await service.idempotent(ADMIN, "key-1", "fp", outage)
+        # Redis is back with the claim gone: the retry runs, not "still running".
+        assert await client.get(idempotency_key("_admin", "key-1")) is None
+        assert await service.idempotent(ADMIN, "key-1", "fp", succeed) == b"created"
+        assert runs == ["first", "retry"]
+    finally:
+        await client.aclose()
+
+
+async def test_a_request_that_hangs_is_cut_off_before_its_claim_expires(
+    fsync_always: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its claim must outlive it, or a retry would run the change a second time."""
+    monkeypatch.setattr(service_base, "RUN_SECONDS", 0.3)
+    client = aioredis.Redis.from_url(fsync_always.url)
+    service = SubscriberService(
+        store=SubscriberStore(client), settings=SubscriberSettings(), clock=utc_now
+    )
+
+    async def hang() -> bytes:
+        await asyncio.Event().wait()
+        return b""
+
+    try:
+        with pytest.raises(StoreUnavailable, match=r"longer than 0\.3 s"):
+            await service.idempotent(ADMIN, "key-2", "fp", hang)
+        assert await client.get(idempotency_key("_admin", "key-2")) is None
+    finally:
         await client.aclose()
