@@ -30,6 +30,10 @@ class DiskSpace:
         """A write failed for want of space, and space has not been seen back since."""
         return self._full.is_set()
 
+    async def filled(self) -> None:
+        """Until a write fails for want of space (at once if one has)."""
+        await self._full.wait()
+
     def report(self, detail: str) -> None:
         """Something could not be written for want of space (FFmpeg or a publish said ENOSPC)."""
         if not self._full.is_set():

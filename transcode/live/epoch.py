@@ -101,6 +101,8 @@ class Epoch:
     ) -> None:
         self.kind = kind
         self.detector = detector
+        # Set once the detector finds the source impaired (see ``trouble``).
+        self.troubled = asyncio.Event()
         self.number = number
         self.directory = directory
         self.rungs = tuple(rungs)
@@ -245,6 +247,8 @@ class Epoch:
             return
         if self.detector is not None:
             self.detector.feed(text)
+            if self.detector.trouble is not None:
+                self.troubled.set()
         if level not in _ERROR_LEVELS:
             if level == "info" and _OPENED.search(text):
                 self.announces = True

@@ -8,10 +8,9 @@ channel's writes succeed), so a node's cost per segment does not grow with the n
 of channels it runs. Redis being away is an expected
 state (the channel reported DEGRADED with its backlog), not a task failure; after a
 Redis restart every channel writes its recent entries again. The restart check (an
-``INFO`` round trip) is made at most every ``_BUSY_CHECK_SECONDS`` while archive entries
-or rung facts wait or a store is down, and otherwise every ``_SERVER_CHECK_SECONDS``: an
-idle tick costs no round trip, and entries a restart lost are still in the replay window
-(``store._REPLAY_SECONDS``) when it is seen.
+``INFO`` round trip) is made at most every ``_SERVER_CHECK_SECONDS``, not per segment:
+entries a restart lost are still in the replay window (``store._REPLAY_SECONDS``) when
+it is seen.
 """
 
 from __future__ import annotations
@@ -35,12 +34,11 @@ from transcode.settings import LiveSettings
 log = logging.getLogger(__name__)
 
 STORE_TASK = "live/store"
-# The tick while every store is up and idle (well under the status heartbeat).
-_IDLE_TICK_SECONDS = 2.0
+# The tick while every store is up and idle (half the status heartbeat: a channel that
+# queued something wakes the task at once, so the tick only keeps the heartbeat).
+_IDLE_TICK_SECONDS = 5.0
 # Well inside the store's replay window (``store._REPLAY_SECONDS``).
 _SERVER_CHECK_SECONDS = 5.0
-# While entries are written: a restart is seen within this (not one INFO per segment).
-_BUSY_CHECK_SECONDS = 1.0
 
 # Called with a channel id and the sequence numbers just written to the archive index.
 IndexObserver = Callable[[str, list[int]], None]
@@ -133,8 +131,7 @@ class StoreLoop:
         if self._server_id == "" or not self._stores:
             return
         now = time.monotonic()
-        busy = any(s.down or s.queued for s in self._stores.values())
-        if now - self._checked_at < (_BUSY_CHECK_SECONDS if busy else _SERVER_CHECK_SECONDS):
+        if now - self._checked_at < _SERVER_CHECK_SECONDS:
             return  # a restart is still seen well inside the replay window
         try:
             async with asyncio.timeout(self._settings.store_timeout_seconds):

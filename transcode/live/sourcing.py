@@ -338,15 +338,22 @@ class SourceEpochs(ABC):
         loop = asyncio.get_running_loop()
         last, since = epoch.published, loop.time()
         preferred = asyncio.ensure_future(self._preferred()) if self.book.index > 0 else None
+        # What ends the watch wakes it (exit, trouble, a full disk, the preferred source);
+        # the timeout is only the stall check's grain: one wake per segment, not per second.
+        signals = [
+            asyncio.ensure_future(epoch.troubled.wait()),
+            asyncio.ensure_future(self._disk.filled()),
+        ]
+        tick = max(1.0, self.channel.segment_seconds)
         try:
             while True:
                 self._check_halted()
                 if self._disk.full:
                     return Outcome("input_lost", "disk full")
-                waits: set[asyncio.Future[Any]] = {epoch.exited()}
+                waits: set[asyncio.Future[Any]] = {epoch.exited(), *signals}
                 if preferred is not None:
                     waits.add(preferred)
-                await asyncio.wait(waits, timeout=_POLL_SECONDS * 5)
+                await asyncio.wait(waits, timeout=tick)
                 if not epoch.running:
                     return Outcome("input_lost", _lost(epoch))
                 trouble = epoch.trouble
@@ -363,6 +370,8 @@ class SourceEpochs(ABC):
                     await epoch.stop(_FFMPEG_GRACE_SECONDS)
                     return Outcome("input_lost", _lost(epoch))
         finally:
+            for wake in signals:
+                wake.cancel()
             if preferred is not None:
                 preferred.cancel()  # its FFmpeg is killed as the check unwinds
 

@@ -284,11 +284,6 @@ class ChannelStore:
         return len({entry.sequence for _rung, entry in self._segments})
 
     @property
-    def queued(self) -> bool:
-        """True while archive entries or rung facts wait to be written."""
-        return bool(self._segments or self._again or self._replay_due) or self._rungs is not None
-
-    @property
     def down(self) -> bool:
         """True while the last attempt to write failed."""
         return self.down_since is not None

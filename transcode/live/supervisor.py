@@ -59,8 +59,8 @@ from transcode.sources import SourceGuard, publish_dir
 log = logging.getLogger(__name__)
 
 # The publish task wakes when an epoch lists a segment (``Epoch.announces``) or one goes
-# on air; this poll is only a safety net then. An epoch that logs errors only (the slate)
-# is polled every ``_POLL_SECONDS`` as before.
+# on air; a poll once a segment duration (at least this often) is only a safety net then.
+# An epoch that logs errors only (the slate) is polled every ``_POLL_SECONDS`` as before.
 _ANNOUNCED_POLL_SECONDS = 1.0
 
 __all__ = ["ChannelSupervisor", "Phase", "PhaseObserver"]
@@ -384,7 +384,7 @@ class ChannelSupervisor(SourceEpochs):
             self._publish_wake.clear()
             epoch = self._current
             # No epoch on air: only ``_switch`` (which wakes this) puts one there.
-            poll = _ANNOUNCED_POLL_SECONDS
+            poll = max(_ANNOUNCED_POLL_SECONDS, self.channel.segment_seconds)
             if epoch is not None:
                 await self.publisher.publish_ready(epoch)
                 if not epoch.announces:
