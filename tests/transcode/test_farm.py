@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
 
+import psutil
 import pytest
 import redis.asyncio as aioredis
 
@@ -117,7 +118,11 @@ async def test_channels_spread_fail_over_and_fence(
         reader = LiveReader(disk_fetch(Path(farm_env["ORIGIN_ROOT"])), "live/ch1/90p/index.m3u8")
         reader.start()
         await until("the reader plays ch1", _async(lambda: len(reader.seen) >= 2))
-        victim.kill()
+        encoders = [p for p in victim.descendants() if p.name() == "ffmpeg"]
+        assert encoders, "the victim runs its channel's FFmpeg"
+        victim.signal(signal.SIGKILL)  # the node only: its FFmpeg must die with it
+        _, alive = await asyncio.to_thread(psutil.wait_procs, encoders, 10)
+        assert alive == [], "FFmpeg outlived its SIGKILLed node"
 
         async def moved() -> bool:
             s = await control.get("ch1")
