@@ -9,11 +9,12 @@ import re
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from headend.auth import Principal, require_tenant
 from headend.clock import to_millis, utc_now
 from headend.errors import PermissionDenied
-from headend.redisconn import confirm_later
+from headend.redisconn import WriteNotReplicated, confirm_later
 from subscriber import domain
 from subscriber.domain import PlaybackState, Subscriber
 from subscriber.errors import (
@@ -25,11 +26,13 @@ from subscriber.errors import (
 )
 from subscriber.settings import SubscriberSettings
 from subscriber.store import SubscriberStore
+from subscriber.store.base import Claim
 from subscriber.store.records import CLAIM_SECONDS
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
+T = TypeVar("T")
 _IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,128}")
 PAGE_MAX = 500
 # An idempotent request runs at most this long, well inside its claim's life: its claim
@@ -132,35 +135,50 @@ class ServiceBase:
             scope += f"-{principal.tenant}"
         ttl = self._settings.idempotency_ttl_seconds
         claimed = time.monotonic()
-        replay = await self._store.idempotency_claim(scope, key, fingerprint, ttl)
-        if replay is not None:
-            return replay
+        claim = await self._store.idempotency_claim(scope, key, fingerprint, ttl)
+        if isinstance(claim, bytes):
+            return claim  # the first response, replayed
         try:
-            # The request's writes are confirmed by its record's (see ``Durability``).
-            with confirm_later():
+            # The request's writes are confirmed by its record's (see ``Durability``), and
+            # its guarded writes mark themselves applied in its claim.
+            with confirm_later(), self._store.applying(claim):
                 async with asyncio.timeout(RUN_SECONDS):
                     response = await run()
         except TimeoutError as err:
-            await self._release(scope, key, claimed)
+            await self._release(claim, claimed)
             raise StoreUnavailable(f"the request took longer than {RUN_SECONDS} s") from err
         except BaseException:
-            await self._release(scope, key, claimed)
+            await self._release(claim, claimed)
             raise
-        await self._store.idempotency_finish(scope, key, fingerprint, response, ttl)
+        finish = self._store.idempotency_finish
+        if not await _until_expiry(lambda: finish(claim, fingerprint, response, ttl), claimed):
+            await self._release(claim, claimed)
+            raise StoreUnavailable("the change was lost with a failed Redis master; retry")
         return response
 
-    async def _release(self, scope: str, key: str, claimed: float) -> None:
-        """Forget the claim of a failed request, so its retry runs. A request fails most
-        often because Redis is away (a failover): the release is retried until Redis is
-        back or the claim expires by itself, whichever is first."""
-        delay = 0.1
-        while True:
-            try:
-                await self._store.idempotency_release(scope, key)
-                return
-            except StoreUnavailable:
-                if time.monotonic() + delay >= claimed + CLAIM_SECONDS:
-                    log.warning("idempotency claim left to expire", extra={"scope": scope})
-                    return
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 1.0)
+    async def _release(self, claim: Claim, claimed: float) -> None:
+        """Forget the claim of a failed request, so its retry runs (see ``_until_expiry``);
+        a claim that could not be released lapses with its TTL."""
+        try:
+            await _until_expiry(lambda: self._store.idempotency_release(claim), claimed)
+        except StoreUnavailable:
+            log.warning("idempotency claim left to expire", extra={"key": claim.name})
+
+
+async def _until_expiry(step: Callable[[], Awaitable[T]], claimed: float) -> T:
+    """``step``, retried while the store is unavailable until the claim taken at
+    ``claimed`` would expire. A request fails most often because Redis is away (a
+    failover): its claim's release, or its response's record, waits for it to be back."""
+    delay = 0.1
+    while True:
+        try:
+            return await step()
+        except StoreUnavailable as err:
+            # Reached but not replica-confirmed: the write is on the master, and a retry
+            # of the request confirms it (a replay); waiting here would not.
+            if isinstance(err.__cause__, WriteNotReplicated):
+                raise
+            if time.monotonic() + delay >= claimed + CLAIM_SECONDS:
+                raise
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 1.0)

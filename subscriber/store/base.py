@@ -9,19 +9,28 @@ carrier's keys, then drops the entry. A crash between steps leaves a pending cla
 that expires by itself, a bound box whose entry expired (it plays nowhere; retrying
 the bind repairs it), or an entry naming no bound box, which readers ignore and the
 next bind of that MAC replaces.
+
+Within an idempotent request (:meth:`StoreBase.applying`) each guarded write also marks
+itself applied in the request's claim, in the same script, when the claim shares its
+slot (a carrier's own requests): the claim then tells whether the change reached the
+master that has it, which is what recording the response needs after a failover
+(``records.py``), and a guarded write sent again after a lost reply is not run twice.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, ParamSpec, TypeVar
 
 from redis.asyncio import Redis, RedisCluster
+from redis.crc import key_slot
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -39,6 +48,8 @@ SCRIPTS = (
     "import",
     "start_lease",
     "touch_lease",
+    "idem_finish",
+    "idem_release",
 )
 # How long a MAC claim waits for its binding to be written before it lapses.
 CLAIM_MS = 60_000
@@ -105,6 +116,19 @@ class Tx:
     def release(self, mac: str, carrier: str, subscriber_id: str) -> None:
         """Unbind ``mac``: drop its index entry (if it names this holder) after the writes."""
         self.releases.append((mac, carrier, subscriber_id))
+
+
+@dataclass(slots=True)
+class Claim:
+    """An idempotent request's hold on its key: the record's name, this attempt's token,
+    and how many of its guarded writes were marked applied in the record."""
+
+    name: str
+    token: str
+    steps: int = 0
+
+
+_APPLYING: ContextVar[Claim | None] = ContextVar("subscriber_store_applying", default=None)
 
 
 class Coalescer(Generic[K, R]):
@@ -238,13 +262,36 @@ class StoreBase:
             raw = await self._redis.get(mac_key(mac))
             if raw is not None and parse_holder(raw) == (carrier, subscriber_id):
                 steps.append(("drop", mac, raw.decode(), ""))
-        spec = json.dumps({"g": tx.guards, "w": tx.writes})
-        index, current = await self._durable_script("guarded", keys=tx.keys, args=[spec])
+        claim = _APPLYING.get()
+        keys, spec = self._marked(tx, claim)
+        index, current = await self._durable_script("guarded", keys=keys, args=[json.dumps(spec)])
         if int(index) != 0:
             await self._index([("drop", m, e, "") for m, e in claimed])
             return tx.labels[int(index) - 1], text(current)
+        if "i" in spec and claim is not None:
+            claim.steps += 1  # marked applied in the claim
         await self._index(steps)
         return None
+
+    @staticmethod
+    @contextlib.contextmanager
+    def applying(claim: Claim) -> Iterator[None]:
+        """Within it, guarded writes mark themselves applied in ``claim`` (see the module)."""
+        token = _APPLYING.set(claim)
+        try:
+            yield
+        finally:
+            _APPLYING.reset(token)
+
+    @staticmethod
+    def _marked(tx: Tx, claim: Claim | None) -> tuple[list[str], dict[str, Any]]:
+        """The guarded script's keys and spec, with the applied mark when it can be set
+        (``claim`` in the writes' slot); the mark is the claim's next step."""
+        spec: dict[str, Any] = {"g": tx.guards, "w": tx.writes}
+        if claim is None or key_slot(claim.name.encode()) != key_slot(tx.keys[0].encode()):
+            return tx.keys, spec
+        spec["i"] = [len(tx.keys) + 1, claim.token, claim.steps + 1]
+        return [*tx.keys, claim.name], spec
 
     async def _claim(self, mac: str, entry: str) -> bool:
         """Claim ``mac``'s index entry; an entry naming no bound box is replaced."""

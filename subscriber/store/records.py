@@ -11,7 +11,7 @@ from datetime import datetime
 
 from subscriber.domain import AuditEntry, ImportRow, ImportSummary, RowError
 from subscriber.errors import IdempotencyKeyReused, RequestInProgress
-from subscriber.store.base import StoreBase, redis_errors
+from subscriber.store.base import Claim, StoreBase, redis_errors
 from subscriber.store.codec import (
     audit_key,
     from_ms,
@@ -129,12 +129,13 @@ class RecordStore(StoreBase):
     @redis_errors
     async def idempotency_claim(
         self, scope: str, key: str, fingerprint: str, ttl_seconds: int
-    ) -> bytes | None:
-        """Claim a key: None = go ahead; bytes = the first response to replay."""
+    ) -> Claim | bytes:
+        """Claim a key: a :class:`Claim` = go ahead; bytes = the first response to replay."""
         name = idempotency_key(scope, key)
-        record = json.dumps({"f": fingerprint, "r": None})
+        claim = Claim(name, secrets.token_hex(8))
+        record = json.dumps({"f": fingerprint, "r": None, "t": claim.token})
         if await self._redis.set(name, record, nx=True, ex=min(ttl_seconds, CLAIM_SECONDS)):
-            return None
+            return claim
         raw = await self._redis.get(name)
         if raw is None:  # expired between the two calls: claim again
             return await self.idempotency_claim(scope, key, fingerprint, ttl_seconds)
@@ -153,17 +154,22 @@ class RecordStore(StoreBase):
 
     @redis_errors
     async def idempotency_finish(
-        self, scope: str, key: str, fingerprint: str, response: bytes, ttl_seconds: int
-    ) -> None:
+        self, claim: Claim, fingerprint: str, response: bytes, ttl_seconds: int
+    ) -> bool:
         """Record the response a retry will get: the request's last write, made as durable
-        as provisioning writes are (it confirms the writes before it too)."""
+        as provisioning writes are (it confirms the writes before it too). False, and
+        nothing recorded, when this master lacks the claim or one of its applied marks:
+        the change was lost with a failed master, and a retry must run it again."""
         record = json.dumps({"f": fingerprint, "r": base64.b64encode(response).decode()})
-        name = idempotency_key(scope, key)
-        await self._durability.write(
-            self._redis, lambda client: client.set(name, record, ex=ttl_seconds)
+        finish = self._scripts["idem_finish"]
+        args: list[str | int] = [claim.token, claim.steps, record, ttl_seconds, fingerprint]
+        done = await self._durability.write(
+            self._redis, lambda client: finish(keys=[claim.name], args=args, client=client)
         )
+        return bool(done)
 
     @redis_errors
-    async def idempotency_release(self, scope: str, key: str) -> None:
-        """Forget a claim whose request failed (it changed nothing), so a retry runs again."""
-        await self._redis.delete(idempotency_key(scope, key))
+    async def idempotency_release(self, claim: Claim) -> bool:
+        """Forget the claim of a request that failed before changing anything, so a retry
+        runs again; False when it is not this attempt's or holds an applied change."""
+        return bool(await self._script("idem_release", keys=[claim.name], args=[claim.token]))

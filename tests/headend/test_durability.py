@@ -24,6 +24,7 @@ from headend.redisproc import RedisServer
 from headend.settings import SettingsError
 from subscriber.errors import StoreUnavailable
 from subscriber.store import SubscriberStore
+from subscriber.store.base import Claim
 from subscriber.store.codec import idempotency_key
 from tests.support.net import free_port
 
@@ -134,9 +135,10 @@ async def test_a_replayed_idempotent_response_is_confirmed_like_the_first(
     be acknowledged either until a replica has the record (a stale master promoted in a
     second failover lost 9 replayed subscribers so, before this)."""
     strict = SubscriberStore(master, durability=Durability(replicas=2, timeout_seconds=0.2))
-    assert await strict.idempotency_claim("c1", "k1", "fp", 60) is None
+    claim = await strict.idempotency_claim("c1", "k1", "fp", 60)
+    assert isinstance(claim, Claim)
     with pytest.raises(StoreUnavailable):
-        await strict.idempotency_finish("c1", "k1", "fp", b"response", 60)
+        await strict.idempotency_finish(claim, "fp", b"response", 60)
     with pytest.raises(StoreUnavailable):
         await strict.idempotency_claim("c1", "k1", "fp", 60)
     # With a replica to confirm it the replay is the first response, its expiry kept.

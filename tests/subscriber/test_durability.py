@@ -5,7 +5,7 @@ leaves its idempotency key free once Redis is back (a real redis-server, killed)
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +13,7 @@ import grpc
 import pytest
 import redis.asyncio as aioredis
 
-from headend.auth import ADMIN, KeyStore
+from headend.auth import ADMIN, KeyStore, Principal
 from headend.clock import utc_now
 from headend.redisproc import RedisServer
 from headend.rpc import bearer
@@ -25,6 +25,7 @@ from subscriber.service import SubscriberService
 from subscriber.service import base as service_base
 from subscriber.settings import SubscriberSettings
 from subscriber.store import SubscriberStore
+from subscriber.store.base import Claim
 from subscriber.store.codec import (
     audit_key,
     idempotency_key,
@@ -34,6 +35,7 @@ from subscriber.store.codec import (
     subs_key,
 )
 from tests.subscriber.test_import import rows, split
+from tests.support.world import REGION
 
 
 @pytest.fixture
@@ -162,5 +164,112 @@ async def test_a_request_that_hangs_is_cut_off_before_its_claim_expires(
         with pytest.raises(StoreUnavailable, match=r"longer than 0\.3 s"):
             await service.idempotent(ADMIN, "key-2", "fp", hang)
         assert await client.get(idempotency_key("_admin", "key-2")) is None
+    finally:
+        await client.aclose()
+
+
+ACME = Principal("carrier", "acme")
+
+
+async def _acme(server: RedisServer) -> tuple[aioredis.Redis, SubscriberService]:
+    client = aioredis.Redis.from_url(server.url, socket_timeout=1)
+    service = SubscriberService(
+        store=SubscriberStore(client), settings=SubscriberSettings(), clock=utc_now
+    )
+    await service.create_carrier(ADMIN, "acme", "Acme", "telecom")
+    return client, service
+
+
+def _create(service: SubscriberService, subscriber_id: str) -> Callable[[], Awaitable[bytes]]:
+    async def run() -> bytes:
+        sub = await service.create_subscriber(
+            ACME, "acme", subscriber_id=subscriber_id, display_name=subscriber_id,
+            region_code=REGION, service_end=None, max_streams=0, contact_phone="",
+            contact_email="",
+        )  # fmt: skip
+        return sub.subscriber_id.encode()
+
+    return run
+
+
+async def test_a_guarded_write_sent_again_after_a_lost_reply_is_not_run_twice(
+    fsync_always: RedisServer,
+) -> None:
+    """redis-py sends a script again when its reply was lost (a connection dropped after
+    Redis ran it): within an idempotent request the second run finds its mark in the
+    claim and writes nothing, where it would otherwise fail "exists" on its own change."""
+    client, service = await _acme(fsync_always)
+    store = SubscriberStore(client)
+    try:
+        claim = await store.idempotency_claim("acme", "k-resent", "fp", 60)
+        assert isinstance(claim, Claim)
+        audited = await client.xlen(audit_key("acme"))
+        with store.applying(claim):
+            await _create(service, "s1")()
+            assert claim.steps == 1
+            claim.steps = 0  # the same call, sent again
+            await _create(service, "s1")()
+        assert claim.steps == 1
+        assert await client.xlen(audit_key("acme")) == audited + 1  # one change, once
+        assert await store.idempotency_finish(claim, "fp", b"s1", 60)
+        assert await store.idempotency_claim("acme", "k-resent", "fp", 60) == b"s1"
+    finally:
+        await client.aclose()
+
+
+async def test_a_change_lost_with_its_master_is_not_acknowledged_and_runs_again(
+    fsync_always: RedisServer,
+) -> None:
+    """A failover can promote a replica that has the claim but not the change after it:
+    the response is then not recorded (the claim lacks the change's mark), the request
+    answers UNAVAILABLE, and its retry with the same key creates the subscriber."""
+    client, service = await _acme(fsync_always)
+    name = idempotency_key("acme", "k-lost")
+    create = _create(service, "s2")
+
+    async def lost_in_failover() -> bytes:
+        claim = await client.get(name)
+        assert claim is not None
+        answer = await create()
+        # The promoted replica: the claim as first written, none of the change.
+        await client.set(name, claim, keepttl=True)
+        await client.delete(sub_key("acme", "s2"))
+        await client.zrem(subs_key("acme"), "s2")
+        return answer
+
+    try:
+        with pytest.raises(StoreUnavailable, match="lost with a failed Redis master"):
+            await service.idempotent(ACME, "k-lost", "fp", lost_in_failover)
+        assert await client.get(name) is None  # released: the retry runs
+        assert await service.idempotent(ACME, "k-lost", "fp", create) == b"s2"
+        assert await client.exists(sub_key("acme", "s2"))
+    finally:
+        await client.aclose()
+
+
+async def test_a_response_is_recorded_once_redis_is_back_from_a_crash(
+    fsync_always: RedisServer,
+) -> None:
+    """The master dies after the change and before the response is recorded: the record
+    waits for Redis (the change and its mark are on disk), and the retry replays."""
+    client, service = await _acme(fsync_always)
+    create = _create(service, "s3")
+
+    async def crash_after_change() -> bytes:
+        answer = await create()
+        fsync_always.kill()
+        asyncio.get_running_loop().call_later(1.0, fsync_always.start)
+        return answer
+
+    try:
+        assert await service.idempotent(ACME, "k-crash", "fp", crash_after_change) == b"s3"
+        ran: list[str] = []
+
+        async def must_not_run() -> bytes:
+            ran.append("again")
+            return b""
+
+        assert await service.idempotent(ACME, "k-crash", "fp", must_not_run) == b"s3"
+        assert ran == []
     finally:
         await client.aclose()
