@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PROTOS := $(wildcard protos/*.proto)
 
-.PHONY: help demo demo-reset test test-cluster test-e2e bench bench-short lint protos system clean deploy-check sizing
+.PHONY: help demo demo-reset test test-cluster test-e2e bench bench-short lint lock protos system clean deploy-check sizing
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' Makefile | sed -E 's/:.*## /\t/' | expand -t 14
@@ -14,13 +14,20 @@ help: ## list the targets
 system: ## install FFmpeg, redis-server, nginx (+njs), wrk if missing (apt-get)
 	@scripts/system-deps.sh
 
-$(STAMP): pyproject.toml
+# The venv holds exactly requirements.lock's releases (pyproject.toml only bounds them; make
+# lock re-resolves); the project goes in on top without resolving anything, then pip check.
+$(STAMP): pyproject.toml requirements.lock
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
 	  { echo "error: Python >= 3.11 is required (found $$($(PYTHON) --version))" >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -r requirements.lock
+	$(BIN)/pip install -q --no-deps -e .
+	$(BIN)/pip check
 	@touch $@
+
+lock: ## re-resolve requirements.lock: the newest releases pyproject.toml's ranges allow
+	scripts/lock.sh $(PYTHON)
 
 demo: system $(STAMP) ## run the whole platform locally and walk a set-top box's journey
 	$(BIN)/headend demo
