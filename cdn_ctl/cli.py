@@ -1,5 +1,6 @@
-"""``headend cdn ...``: the edge registry over gRPC (CDN_TARGET, HEADEND_API_KEY),
-signing-key generation, edge config rendering and the routing simulation."""
+"""``headend cdn ...``: the edge registry over gRPC (``CDN_TARGET``, ``HEADEND_API_KEY``: see
+``--help``), signing-key generation, edge config rendering and the routing simulation.
+Failures end as :mod:`headend.clitools` says."""
 
 from __future__ import annotations
 
@@ -16,22 +17,32 @@ from cdn_ctl.edge import EdgeConfig, render_nginx_conf
 from cdn_ctl.errors import CdnError
 from cdn_ctl.signing import b64url
 from cdn_ctl.sim.simulate import Scenario, run, table
-from headend.clitools import CliError, api_key, client_tls, run_command
+from headend.clitools import CliError, api_key, client_tls, env_help, run_command, service_env
 from headend.settings import Env, environ
 
+TARGET_VAR = "CDN_TARGET"
 DEFAULT_TARGET = "127.0.0.1:50054"
+PROG = "headend cdn"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``cdn edges|register|update|drain|keygen|render-edge|simulate``."""
-    cdn = subparsers.add_parser("cdn", help="CDN edges, signing keys, routing simulation")
+    calls = service_env(TARGET_VAR, DEFAULT_TARGET, "CDN controller")
+    env = env_help(calls)
+    local = env_help({})  # keygen, render-edge and simulate call no service
+    note = "edges, register, update and drain call the CDN controller; keygen, render-edge "
+    note += "and simulate read no other variable."
+    cdn = subparsers.add_parser(
+        "cdn", help="CDN edges, signing keys, routing simulation", **env_help(calls, note=note)
+    )
     sub = cdn.add_subparsers(dest="cdn_command", required=True)
-    sub.add_parser("edges", help="list edges with health and load").set_defaults(func=run_list)
+    edges = sub.add_parser("edges", help="list edges with health and load", **env)
+    edges.set_defaults(func=run_list)
     for name, helptext, func in (
         ("register", "register an edge", run_register),
         ("update", "replace an edge's fields", run_update),
     ):
-        cmd = sub.add_parser(name, help=helptext)
+        cmd = sub.add_parser(name, help=helptext, **env)
         cmd.add_argument("edge_id")
         cmd.add_argument("--region", required=True, help="6-digit administrative division code")
         cmd.add_argument("--tier", default="edge", choices=["edge", "mid", "origin"])
@@ -42,21 +53,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         cmd.add_argument("--uplink-mbps", type=float, default=200.0, help="backhaul capacity")
         cmd.add_argument("--parent", default="", help="parent mid tier / origin edge id")
         cmd.set_defaults(func=func)
-    drain = sub.add_parser("drain", help="stop new leases on an edge (--resume to undo)")
+    drain = sub.add_parser("drain", help="stop new leases on an edge (--resume to undo)", **env)
     drain.add_argument("edge_id")
     drain.add_argument("--resume", action="store_true")
     drain.set_defaults(func=run_drain)
-    keygen = sub.add_parser("keygen", help="print a new kid:secret for CDN_SIGNING_KEYS")
+    keygen = sub.add_parser("keygen", help="print a new kid:secret for CDN_SIGNING_KEYS", **local)
     keygen.add_argument("--kid", default="")
     keygen.set_defaults(func=run_keygen)
-    render = sub.add_parser("render-edge", help="print an edge's nginx.conf")
+    render = sub.add_parser("render-edge", help="print an edge's nginx.conf", **local)
     render.add_argument("edge_id")
     render.add_argument("--port", type=int, required=True)
     render.add_argument("--upstream", required=True, help="parent or origin host:port")
     render.add_argument("--prefix", type=Path, default=Path("var/edges"))
     render.add_argument("--steering-url", default="", help="the routing face's public URL")
     render.set_defaults(func=run_render)
-    sim = sub.add_parser("simulate", help="print the routing simulation table")
+    sim = sub.add_parser("simulate", help="print the routing simulation table", **local)
     sim.add_argument("--ticks", type=int, default=600)
     sim.set_defaults(func=run_simulate)
 
@@ -84,11 +95,11 @@ def _run(env: Env | None, action: Callable[[CdnClient], Awaitable[None]]) -> int
     known = env if env is not None else environ()
 
     async def command() -> None:
-        target, key = api_key(known, "CDN_TARGET", DEFAULT_TARGET)
+        target, key = api_key(known, TARGET_VAR, DEFAULT_TARGET)
         async with CdnClient(target, key, tls=client_tls(known)) as cdn:
             await action(cdn)
 
-    return run_command(command(), prog="headend cdn")
+    return run_command(command(), prog=PROG)
 
 
 def run_list(args: argparse.Namespace, *, env: Env | None = None, out: IO[str] = sys.stdout) -> int:
@@ -165,8 +176,7 @@ def run_render(args: argparse.Namespace, *, out: IO[str] = sys.stdout) -> int:
             steering_base_url=args.steering_url,
         )
     except CdnError as err:
-        print(f"error: {err.message}", file=sys.stderr)
-        return 2
+        raise CliError(err.message) from err
     out.write(render_nginx_conf(config, (args.prefix / args.edge_id).resolve()))
     return 0
 

@@ -1,4 +1,5 @@
-"""``headend epg ...``: import and export XMLTV over gRPC (EPG_TARGET, HEADEND_API_KEY)."""
+"""``headend epg ...``: import and export XMLTV over gRPC (``EPG_TARGET``, ``HEADEND_API_KEY``:
+see ``--help``); failures end as ``headend.clitools`` says."""
 
 from __future__ import annotations
 
@@ -10,19 +11,24 @@ from pathlib import Path
 from typing import IO
 
 from epg.client import EpgClient
-from headend.clitools import CliError, api_key, client_tls, run_command
+from headend.clitools import CliError, api_key, client_tls, env_help, run_command, service_env
 from headend.clock import utc_now
 from headend.settings import environ
 from headend.text import sanitize
 
+TARGET_VAR = "EPG_TARGET"
 DEFAULT_TARGET = "127.0.0.1:50051"
+PROG = "headend epg"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``epg import`` and ``epg export``; each sets ``func(args) -> int``."""
-    epg = subparsers.add_parser("epg", help="the electronic programme guide (XMLTV in and out)")
+    env = env_help(service_env(TARGET_VAR, DEFAULT_TARGET, "EPG"))
+    epg = subparsers.add_parser(
+        "epg", help="the electronic programme guide (XMLTV in and out)", **env
+    )
     sub = epg.add_subparsers(dest="epg_command", required=True)
-    imp = sub.add_parser("import", help="import an XMLTV file (plain or .gz)")
+    imp = sub.add_parser("import", help="import an XMLTV file (plain or .gz)", **env)
     imp.add_argument("file", type=Path)
     imp.add_argument("--strict", action="store_true", help="import nothing if any programme is bad")
     imp.add_argument(
@@ -33,7 +39,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     imp.add_argument("--owner", default="", help="owner of channels the file creates (admin)")
     imp.set_defaults(func=run_import)
-    exp = sub.add_parser("export", help="write an XMLTV guide to stdout")
+    exp = sub.add_parser("export", help="write an XMLTV guide to stdout", **env)
     exp.add_argument(
         "--channels",
         nargs="*",
@@ -84,7 +90,7 @@ def read_map(path: Path) -> dict[str, str]:
 
 
 def _client(env: Mapping[str, str]) -> EpgClient:
-    target, key = api_key(env, "EPG_TARGET", DEFAULT_TARGET)
+    target, key = api_key(env, TARGET_VAR, DEFAULT_TARGET)
     return EpgClient(target, key, tls=client_tls(env))
 
 
@@ -129,9 +135,9 @@ async def export_guide(args: argparse.Namespace, env: Mapping[str, str], out: IO
 
 def run_import(args: argparse.Namespace) -> int:
     """``headend epg import FILE [--strict] [--map FILE] [--owner ID]``."""
-    return run_command(prog="headend epg", command=import_file(args, environ(), sys.stdout))
+    return run_command(prog=PROG, command=import_file(args, environ(), sys.stdout))
 
 
 def run_export(args: argparse.Namespace) -> int:
     """``headend epg export [--channels ...] [--from T] [--to T] [--gzip] > out.xml``."""
-    return run_command(prog="headend epg", command=export_guide(args, environ(), sys.stdout.buffer))
+    return run_command(prog=PROG, command=export_guide(args, environ(), sys.stdout.buffer))

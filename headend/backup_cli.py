@@ -1,9 +1,10 @@
 """``headend backup`` and ``headend restore``: the restore drill's two commands.
 
-Exit status 0 when done, 1 when a restore finished but its counts differ from
-the manifest (a table of the differences is printed), 2 when nothing could be
-done safely: a bad directory, Redis unreachable, a checksum mismatch, a
-non-empty target without ``--force`` (``headend.cli`` prints those errors).
+Exit status (``headend.clitools``) 0 when done, 1 when a restore finished but its
+counts differ from the manifest (a table of the differences is printed), 2 when
+nothing could be done safely: a bad directory, a checksum mismatch, a non-empty
+target without ``--force``; 3 when Redis cannot be reached (``headend.cli`` prints
+those errors).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from headend.backup import Difference, backup, restore_to_data_dir, restore_to_url
+from headend.clitools import env_help, redis_env
 from headend.redisconn import RedisSettings
 from headend.settings import environ
 from headend.stack import StackSettings
@@ -67,9 +69,11 @@ def _table(diffs: list[Difference]) -> None:
 def register(subparsers: argparse._SubParsersAction, redis_url: Callable[[], str]) -> None:
     """Add ``headend backup`` and ``headend restore``; ``redis_url`` (the platform's
     Redis) is read when ``backup`` runs without ``--redis-url``."""
+    env = env_help(redis_env(StackSettings.from_env({}).var_dir))
     up = subparsers.add_parser(
         "backup",
         help="snapshot Redis (redis-cli --rdb) with secrets.env and pki/ into a new directory",
+        **env,
     )
     up.add_argument("--out", type=Path, required=True, help="a directory that does not exist yet")
     up.add_argument("--redis-url", help="back up this server (default: the platform's Redis)")
@@ -78,6 +82,7 @@ def register(subparsers: argparse._SubParsersAction, redis_url: Callable[[], str
     down = subparsers.add_parser(
         "restore",
         help="check a backup's checksums, rebuild Redis and <var> key material, compare counts",
+        **env,
     )
     down.add_argument("--from", dest="from_dir", type=Path, required=True, help="a backup dir")
     target = down.add_mutually_exclusive_group(required=True)

@@ -5,13 +5,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
+import logging
 import os
 import sys
 from collections.abc import Sequence
+from importlib.metadata import version
 
 from headend import demo, logs, redisconn
 from headend.auth import ROLES, UNSCOPED, KeyStore, Principal
-from headend.errors import FailedPrecondition, HeadendError
+from headend.clitools import EXIT_NAMES, env_help, redis_env, report_failure
 from headend.local import (
     ROLE_ALL,
     ROLE_NAMES,
@@ -25,11 +27,13 @@ from headend.local import (
 )
 from headend.pki import PkiError
 from headend.rpc import StartupError
-from headend.settings import SettingsError, environ
+from headend.settings import environ
 from headend.stack import GaveUp, Stack, StackSettings
 
 # Packages that contribute subcommands through ``register(subparsers)``.
 COMMAND_MODULES: tuple[str, ...] = ("epg.cli", "subscriber.cli", "transcode.cli", "cdn_ctl.cli")
+LOG_LEVEL_VAR = "LOG_LEVEL"
+DEFAULT_LOG_LEVEL = "info"
 
 
 def _redis_url() -> str:
@@ -137,11 +141,7 @@ def _start_roles(settings: StackSettings, roles: Sequence[str], *, tls: bool) ->
 def _demo(args: argparse.Namespace) -> int:
     settings = StackSettings.from_env(environ())
     if args.reset:
-        try:
-            deleted = demo.reset(settings)
-        except FailedPrecondition as err:
-            print(f"headend demo --reset: {err}", file=sys.stderr)
-            return 2
+        deleted = demo.reset(settings)  # its refusals (files it did not make, a stack running): 2
         what = f"({', '.join(deleted)})" if deleted else "(nothing there)"
         print(f"deleted {settings.var_dir} {what}", flush=True)
     stack, secrets = _start(settings)
@@ -153,14 +153,56 @@ def _demo(args: argparse.Namespace) -> int:
     return _serve_until_stopped(stack)
 
 
+def _log_level(text: str) -> str:
+    if text.upper() not in logging.getLevelNamesMapping():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a log level (debug, info, warning...)")
+    return text
+
+
+def _stack_env() -> dict[str, str]:
+    """What ``headend up`` and ``headend demo`` read, with the defaults of an empty environment."""
+    defaults = StackSettings.from_env({})
+    return {
+        **redis_env(defaults.var_dir),
+        "REDIS_APPENDFSYNC": f"the embedded Redis's fsync: always or everysec "
+        f"(default {defaults.appendfsync})",
+        "HEADEND_HOST": f"the address every listener binds (default {defaults.host})",
+        "HEADEND_BASE_PORT": "shift every port so that 8000 becomes this (default: unset, "
+        "the services' own ports)",
+        "HEADEND_STOP_GRACE_SECONDS": "how long children get to stop before SIGKILL "
+        f"(default {defaults.stop_grace_seconds:g})",
+        "HEADEND_RESTART_LIMIT": "restarts of one child within the window before giving up "
+        f"(default {defaults.restart_limit})",
+        "HEADEND_RESTART_WINDOW_SECONDS": f"that window (default "
+        f"{defaults.restart_window_seconds:g})",
+    }
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The whole command tree."""
-    parser = argparse.ArgumentParser(prog="headend", description=__doc__)
-    parser.add_argument("--log-level", default=os.environ.get("LOG_LEVEL", "info"))
+    exits = ", ".join(f"{code} {name}" for code, name in EXIT_NAMES)
+    parser = argparse.ArgumentParser(
+        prog="headend",
+        description=__doc__,
+        **env_help(
+            {LOG_LEVEL_VAR: f"the default of --log-level (default {DEFAULT_LOG_LEVEL})"},
+            note=f"exit status: {exits}; every failure is one line on stderr.",
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"headend {version('headend')}")
+    parser.add_argument(
+        "--log-level",
+        type=_log_level,
+        default=os.environ.get(LOG_LEVEL_VAR) or DEFAULT_LOG_LEVEL,
+        help=f"debug, info, warning or error (default: {LOG_LEVEL_VAR} or {DEFAULT_LOG_LEVEL})",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
+    stack_env = env_help(_stack_env())
     up = sub.add_parser(
-        "up", help="run the whole platform locally, or some roles of it, until Ctrl-C or SIGTERM"
+        "up",
+        help="run the whole platform locally, or some roles of it, until Ctrl-C or SIGTERM",
+        **stack_env,
     )
     up.add_argument(
         "--tls",
@@ -177,22 +219,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     up.set_defaults(func=_up)
     demo_cmd = sub.add_parser(
-        "demo", help="run the platform, seed demo data and walk a set-top box's journey"
+        "demo",
+        help="run the platform, seed demo data and walk a set-top box's journey",
+        **stack_env,
     )
     demo_cmd.add_argument(
         "--reset",
         action="store_true",
-        help="first delete the demo's state dir (HEADEND_VAR_DIR, default ./var): start from empty",
+        help="first delete the demo's state dir (HEADEND_VAR_DIR): start from empty",
     )
     demo_cmd.set_defaults(func=_demo)
 
-    keys = sub.add_parser("keys", help="create, list and revoke API keys (talks to Redis)")
+    redis = env_help(redis_env(StackSettings.from_env({}).var_dir))
+    keys = sub.add_parser("keys", help="create, list and revoke API keys (talks to Redis)", **redis)
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)
-    create = keys_sub.add_parser("create", help="create a key; the token is shown once")
+    create = keys_sub.add_parser("create", help="create a key; the token is shown once", **redis)
     create.add_argument("--role", choices=[r for r in ROLES if r != "device"], required=True)
     create.add_argument("--tenant", help="broadcaster or carrier id (not for admin)")
-    keys_sub.add_parser("list", help="list keys (never their secrets)")
-    revoke = keys_sub.add_parser("revoke", help="revoke a key by id")
+    keys_sub.add_parser("list", help="list keys (never their secrets)", **redis)
+    revoke = keys_sub.add_parser("revoke", help="revoke a key by id", **redis)
     revoke.add_argument("key_id")
     keys.set_defaults(func=lambda a: asyncio.run(_keys(a)))
 
@@ -211,14 +256,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``headend`` console script."""
-    args = build_parser().parse_args(argv)
-    logs.configure("headend", args.log_level)
+    """Entry point of the ``headend`` console script: every command's failure ends here or in
+    ``run_command``, as one line and the exit status of its kind (``headend.clitools``)."""
     try:
+        args = build_parser().parse_args(argv)
+        logs.configure("headend", args.log_level)
         return int(args.func(args) or 0)
-    except (StartupError, SettingsError, HeadendError) as err:
-        print(f"headend: {err}", file=sys.stderr)
-        return 2
+    except (Exception, KeyboardInterrupt) as err:
+        return report_failure(err, prog="headend")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,8 @@
-"""``headend ratelimit locked|clear``: operators list and lift lockouts (talks to Redis)."""
+"""``headend ratelimit locked|clear``: operators list and lift lockouts (talks to Redis).
+
+``headend.cli`` turns their failures into one line and an exit status (``headend.clitools``);
+``clear`` of a key that was not locked exits 1.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +11,11 @@ import asyncio
 import sys
 from collections.abc import Callable
 
+from headend.clitools import env_help, redis_env
 from headend.ratelimit import clear_lockout, lockouts
 from headend.redisconn import RedisSettings, connect
 from headend.settings import environ
+from headend.stack import StackSettings
 
 
 async def _locked(url: str, name: str | None) -> int:
@@ -40,12 +46,13 @@ async def _clear(url: str, name: str, key: str) -> int:
 
 def register(subparsers: argparse._SubParsersAction, redis_url: Callable[[], str]) -> None:
     """Add ``headend ratelimit ...``; ``redis_url`` is read when a command runs."""
-    top = subparsers.add_parser("ratelimit", help="list and clear lockouts (talks to Redis)")
+    env = env_help(redis_env(StackSettings.from_env({}).var_dir))
+    top = subparsers.add_parser("ratelimit", help="list and clear lockouts (talks to Redis)", **env)
     commands = top.add_subparsers(dest="ratelimit_command", required=True)
-    locked = commands.add_parser("locked", help="list locked keys with the time left")
+    locked = commands.add_parser("locked", help="list locked keys with the time left", **env)
     locked.add_argument("--name", help="only this limiter (e.g. login)")
     locked.set_defaults(func=lambda a: asyncio.run(_locked(redis_url(), a.name)))
-    clear = commands.add_parser("clear", help="lift a lockout (and reset its failure count)")
+    clear = commands.add_parser("clear", help="lift a lockout (and reset its failure count)", **env)
     clear.add_argument("name", help="the limiter, e.g. login")
     clear.add_argument("key", help="the locked key, as `locked` lists it")
     clear.set_defaults(func=lambda a: asyncio.run(_clear(redis_url(), a.name, a.key)))

@@ -1,7 +1,8 @@
 """``headend subscribers ...``: a carrier's first steps and bulk import, over gRPC.
 
-Talks to ``SUBSCRIBER_TARGET`` (default ``127.0.0.1:50052``) with the API key
-in ``HEADEND_API_KEY``. ``--carrier`` defaults to the key's own carrier.
+Talks to ``SUBSCRIBER_TARGET`` with the API key in ``HEADEND_API_KEY`` (``--help``
+lists them with their defaults). ``--carrier`` defaults to the key's own carrier.
+Failures end as :mod:`headend.clitools` says (one line, the exit status of their kind).
 
 ``headend subscribers import FILE.csv`` reads UTF-8 CSV with a header row.
 Columns (only the first three are required; order is free):
@@ -36,10 +37,10 @@ again; rows already stored are reported as unchanged.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -47,9 +48,8 @@ from google.protobuf import json_format
 from google.protobuf.message import Message
 from tqdm import tqdm
 
-from headend.clitools import CliError, client_tls, describe_error
-from headend.errors import HeadendError
-from headend.settings import env_secret, environ, split_list
+from headend.clitools import CliError, api_key, client_tls, env_help, run_command, service_env
+from headend.settings import environ, split_list
 from protos import subscriber_pb2 as pb
 from subscriber import convert
 from subscriber.client import SubscriberClient
@@ -58,7 +58,9 @@ from subscriber.importfile import CsvError, parse_moment, read_csv
 
 __all__ = ["CsvError", "import_rows", "read_csv", "register"]
 
+TARGET_VAR = "SUBSCRIBER_TARGET"
 DEFAULT_TARGET = "127.0.0.1:50052"
+PROG = "headend subscribers"
 
 
 async def import_rows(
@@ -95,7 +97,7 @@ class _Context:
             return given
         me = await self.client.whoami()
         if me.role != "carrier":
-            raise SystemExit("subscribers: --carrier is required with an admin key")
+            raise CliError("--carrier is required with an admin key")
         return me.tenant
 
 
@@ -104,31 +106,23 @@ Command = Callable[[_Context, argparse.Namespace], Coroutine[Any, Any, int]]
 
 def _run(command: Command) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
-        env = environ()
-        token = env_secret(env, "HEADEND_API_KEY")
-        if not token:
-            print("subscribers: set HEADEND_API_KEY to your API key", file=sys.stderr)
-            return 2
-
         async def go() -> int:
-            target = env.get("SUBSCRIBER_TARGET") or DEFAULT_TARGET
-            async with SubscriberClient(target, token, tls=client_tls(env)) as client:
-                try:
-                    return await command(_Context(client), args)
-                except HeadendError as err:
-                    print(f"subscribers: {describe_error(err)}", file=sys.stderr)
-                    return 1
-                except CsvError as err:
-                    print(f"subscribers: {err}", file=sys.stderr)
-                    return 2
+            env = environ()
+            target, key = api_key(env, TARGET_VAR, DEFAULT_TARGET)
+            async with SubscriberClient(target, key, tls=client_tls(env)) as client:
+                return await command(_Context(client), args)
 
-        try:
-            return asyncio.run(go())
-        except CliError as err:  # a bad GRPC_CLIENT_* setting
-            print(f"subscribers: {err}", file=sys.stderr)
-            return 2
+        return run_command(go(), prog=PROG)
 
     return run
+
+
+def _moment(text: str, option: str, *, end_of_day: bool) -> datetime | None:
+    """An option's date or time (:func:`parse_moment`); one that cannot be read is a usage error."""
+    try:
+        return parse_moment(text, option, end_of_day=end_of_day)
+    except CsvError as err:
+        raise CliError(f"--{option.replace('_', '-')}: {err.reason}") from err
 
 
 def _show(message: Message) -> None:
@@ -139,9 +133,8 @@ def _show(message: Message) -> None:
 async def _import(ctx: _Context, args: argparse.Namespace) -> int:
     try:
         report = read_csv(Path(args.file))
-    except (OSError, CsvError) as err:
-        print(f"subscribers import: {err}", file=sys.stderr)
-        return 2
+    except CsvError as err:  # the file as a whole (its header); a bad row is reported below
+        raise CliError(f"{args.file}: {err}") from err
     carrier = await ctx.carrier(args.carrier)
     with tqdm(total=len(report.rows), unit="row", desc="import", disable=args.quiet) as bar:
         summary = await import_rows(
@@ -169,7 +162,7 @@ async def _create(ctx: _Context, args: argparse.Namespace) -> int:
         args.id,
         display_name=args.name,
         region_code=args.region,
-        service_end=parse_moment(args.service_end, "service_end", end_of_day=True),
+        service_end=_moment(args.service_end, "service_end", end_of_day=True),
         max_streams=args.max_streams,
         contact_phone=args.phone,
         contact_email=args.email,
@@ -223,8 +216,8 @@ async def _entitle(ctx: _Context, args: argparse.Namespace) -> int:
         await ctx.carrier(args.carrier),
         args.id,
         args.package,
-        valid_from=parse_moment(args.valid_from, "valid_from", end_of_day=False),
-        valid_until=parse_moment(args.valid_until, "valid_until", end_of_day=True),
+        valid_from=_moment(args.valid_from, "valid_from", end_of_day=False),
+        valid_until=_moment(args.valid_until, "valid_until", end_of_day=True),
         idempotency_key=args.idempotency_key,
     )
     _show(convert.subscriber(subscriber))
@@ -254,11 +247,14 @@ async def _create_carrier(ctx: _Context, args: argparse.Namespace) -> int:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``headend subscribers ...``; each command sets ``func(args) -> exit code``."""
-    top = subparsers.add_parser("subscribers", help="carriers' subscribers, boxes and packages")
+    env = env_help(service_env(TARGET_VAR, DEFAULT_TARGET, "subscriber"))
+    top = subparsers.add_parser(
+        "subscribers", help="carriers' subscribers, boxes and packages", **env
+    )
     commands = top.add_subparsers(dest="subscribers_command", required=True)
 
     def add(name: str, command: Command, help_text: str) -> argparse.ArgumentParser:
-        parser = commands.add_parser(name, help=help_text)
+        parser = commands.add_parser(name, help=help_text, **env)
         parser.set_defaults(func=_run(command))
         parser.add_argument("--carrier", default="", help="carrier id (default: the key's own)")
         parser.add_argument("--idempotency-key", default="", help="makes a retry safe")

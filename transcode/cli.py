@@ -1,7 +1,9 @@
 """``headend worker``, ``headend transcode ...`` and ``headend channel ...``.
 
-The client commands talk to ``TranscodeService`` at ``TRANSCODE_TARGET``
-(default 127.0.0.1:50053) with the admin key in ``HEADEND_API_KEY``.
+The client commands talk to ``TranscodeService`` at ``TRANSCODE_TARGET`` with the
+admin key in ``HEADEND_API_KEY`` (``--help`` lists them with their defaults); their
+failures end as :mod:`headend.clitools` says. ``headend worker`` is a service process
+and ends with the services' exit codes (``headend.rpc.server``).
 """
 
 from __future__ import annotations
@@ -13,11 +15,12 @@ from typing import IO, Any
 
 from tqdm import tqdm
 
-from headend.clitools import CliError, api_key, client_tls, run_command
+from headend.clitools import CliError, api_key, client_tls, env_help, run_command, service_env
 from headend.settings import environ
 from transcode.client import TranscodeClient
 from transcode.domain import ChannelStatus, Job, JobState, NodeInfo
 
+TARGET_VAR = "TRANSCODE_TARGET"
 DEFAULT_TARGET = "127.0.0.1:50053"
 # Stopping a channel waits for its FFmpeg (up to TC_LIVE_STOP_SECONDS): more than a
 # hot-path call's few seconds.
@@ -27,12 +30,26 @@ _STATES = {state.value.lower(): state for state in JobState}
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``worker``, ``transcode`` and ``channel``; each sets ``func(args) -> int``."""
-    worker = subparsers.add_parser("worker", help="run a transcode worker (REDIS_URL, ORIGIN_ROOT)")
+    worker = subparsers.add_parser(
+        "worker",
+        help="run a transcode worker (REDIS_URL, ORIGIN_ROOT)",
+        **env_help(
+            {
+                "REDIS_URL": "the platform's Redis, or REDIS_URL_FILE (required)",
+                "ORIGIN_ROOT": "where packaged assets are written (README: Configuration)",
+                "TC_*": "the worker's, the job queue's and the sources' settings "
+                "(README: Configuration)",
+                "REDIS_*": "the Redis client's timeouts and retries (README: Configuration)",
+                "LOG_LEVEL": "the worker's log level (README: Configuration)",
+            }
+        ),
+    )
     worker.set_defaults(func=run_worker)
 
-    tc = subparsers.add_parser("transcode", help="VOD packaging jobs")
+    env = env_help(service_env(TARGET_VAR, DEFAULT_TARGET, "transcode"))
+    tc = subparsers.add_parser("transcode", help="VOD packaging jobs", **env)
     sub = tc.add_subparsers(dest="transcode_command", required=True)
-    submit = sub.add_parser("submit", help="queue a source for packaging into /vod/<asset>/")
+    submit = sub.add_parser("submit", help="queue a source for packaging into /vod/<asset>/", **env)
     submit.add_argument(
         "source", help="a file under TC_MEDIA_ROOTS, or an http(s) URL in TC_SOURCE_NETWORKS"
     )
@@ -41,23 +58,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     submit.add_argument("--job-id", default="", help="idempotency id (default: generated)")
     submit.add_argument("--wait", action="store_true", help="follow progress until the job ends")
     submit.set_defaults(func=lambda a: _run_cmd(submit_job(a, environ(), sys.stdout)))
-    jobs = sub.add_parser("jobs", help="list jobs, newest first")
+    jobs = sub.add_parser("jobs", help="list jobs, newest first", **env)
     jobs.add_argument("--state", choices=sorted(_STATES), default=None)
     jobs.add_argument("--limit", type=int, default=50)
     jobs.set_defaults(func=lambda a: _run_cmd(list_jobs(a, environ(), sys.stdout)))
-    cancel = sub.add_parser("cancel", help="cancel a queued or running job")
+    cancel = sub.add_parser("cancel", help="cancel a queued or running job", **env)
     cancel.add_argument("job_id")
     cancel.set_defaults(func=lambda a: _run_cmd(cancel_job(a, environ(), sys.stdout)))
-    nodes = sub.add_parser("nodes", help="list the live transcode nodes and their channels")
+    nodes = sub.add_parser("nodes", help="list the live transcode nodes and their channels", **env)
     nodes.set_defaults(func=lambda a: _run_cmd(list_nodes(a, environ(), sys.stdout)))
-    drain = sub.add_parser("drain", help="move a node's channels off it, one at a time")
+    drain = sub.add_parser("drain", help="move a node's channels off it, one at a time", **env)
     drain.add_argument("node")
     drain.add_argument("--resume", action="store_true", help="take channels again")
     drain.set_defaults(func=lambda a: _run_cmd(drain_node(a, environ(), sys.stdout)))
 
-    ch = subparsers.add_parser("channel", help="live channels")
+    ch = subparsers.add_parser("channel", help="live channels", **env)
     csub = ch.add_subparsers(dest="channel_command", required=True)
-    start = csub.add_parser("start", help="start a live channel")
+    start = csub.add_parser("start", help="start a live channel", **env)
     start.add_argument("channel_id")
     start.add_argument(
         "source", help="udp|rtp|srt://host:port, or file:///path (looped); see TC_*_SOURCE_*"
@@ -72,13 +89,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="a backup source, taken in order when the source is lost or impaired (repeatable)",
     )  # fmt: skip
     start.set_defaults(func=lambda a: _run_cmd(start_channel(a, environ(), sys.stdout)))
-    stop = csub.add_parser("stop", help="stop a live channel (its archive stays)")
+    stop = csub.add_parser("stop", help="stop a live channel (its archive stays)", **env)
     stop.add_argument("channel_id")
     stop.set_defaults(func=lambda a: _run_cmd(stop_channel(a, environ(), sys.stdout)))
-    status = csub.add_parser("status", help="one channel's status")
+    status = csub.add_parser("status", help="one channel's status", **env)
     status.add_argument("channel_id")
     status.set_defaults(func=lambda a: _run_cmd(channel_status(a, environ(), sys.stdout)))
-    listing = csub.add_parser("list", help="every channel's status")
+    listing = csub.add_parser("list", help="every channel's status", **env)
     listing.set_defaults(func=lambda a: _run_cmd(list_channels(a, environ(), sys.stdout)))
 
 
@@ -101,7 +118,7 @@ def _job_line(job: Job) -> str:
 
 def _client(env: Mapping[str, str]) -> TranscodeClient:
     """A client of ``TRANSCODE_TARGET`` with the ``HEADEND_API_KEY``."""
-    target, key = api_key(env, "TRANSCODE_TARGET", DEFAULT_TARGET)
+    target, key = api_key(env, TARGET_VAR, DEFAULT_TARGET)
     return TranscodeClient(target, key, tls=client_tls(env), timeout_seconds=CALL_SECONDS)
 
 

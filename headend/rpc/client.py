@@ -30,6 +30,8 @@ _CA_VAR = "GRPC_CLIENT_CA_FILE"
 _CERT_VAR = "GRPC_CLIENT_CERT_FILE"
 _KEY_VAR = "GRPC_CLIENT_KEY_FILE"
 _NAME_VAR = "GRPC_CLIENT_SERVER_NAME"
+# Every variable ClientTls.from_env reads (CA, certificate, key, server name), for --help.
+CLIENT_TLS_VARS = (_CA_VAR, _CERT_VAR, _KEY_VAR, _NAME_VAR)
 
 
 @dataclass(frozen=True, slots=True)

@@ -313,35 +313,42 @@ def _headend(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.parametrize(
-    ("args", "said"),
+    ("args", "said", "status"),
     [
         pytest.param(
             ["restore", "--from", "{missing}", "--redis-url", "{target}"],
             "is not a directory",
+            2,
             id="no-such-dir",
         ),
         pytest.param(
             ["restore", "--from", "{tampered}", "--redis-url", "{target}"],
             "checksum mismatch secrets.env",
+            2,
             id="checksum",
         ),
         pytest.param(
             ["restore", "--from", "{backup}", "--redis-url", "unix://{missing}"],
             "cannot reach Redis",
+            3,
             id="unreachable",
         ),
         pytest.param(
             ["backup", "--out", "{new}", "--redis-url", "unix://{missing}"],
             "cannot reach Redis",
+            3,
             id="backup-unreachable",
         ),
         pytest.param(
-            ["backup", "--out", "{backup}", "--redis-url", "{target}"], "exists", id="backup-exists"
+            ["backup", "--out", "{backup}", "--redis-url", "{target}"],
+            "exists",
+            2,
+            id="backup-exists",
         ),
     ],
 )
-async def test_commands_exit_2_with_a_clear_error(
-    seeded: Seeded, target: RedisServer, tmp_path: Path, args: list[str], said: str
+async def test_commands_stop_with_a_clear_error(
+    seeded: Seeded, target: RedisServer, tmp_path: Path, args: list[str], said: str, status: int
 ) -> None:
     tampered = tmp_path / "tampered"
     shutil.copytree(seeded.folder, tampered)
@@ -352,7 +359,7 @@ async def test_commands_exit_2_with_a_clear_error(
     }  # fmt: skip
     command = [a.format(**names) for a in args]
     done = await asyncio.to_thread(_headend, *command, HEADEND_VAR_DIR=str(tmp_path / "var"))
-    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.returncode == status, done.stdout + done.stderr  # 3: Redis unreachable
     assert said in done.stderr
     assert not (tmp_path / "var").exists()
     assert not (tmp_path / "new").exists()

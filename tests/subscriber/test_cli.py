@@ -124,7 +124,7 @@ async def test_missing_key_is_one_clear_line(world: Api) -> None:
     )
     _, err = await proc.communicate()
     assert proc.returncode == 2
-    assert err.decode().strip() == "subscribers: set HEADEND_API_KEY to your API key"
+    assert err.decode().strip() == "headend subscribers: HEADEND_API_KEY is not set"
 
 
 @pytest.mark.parametrize(
@@ -202,4 +202,4 @@ async def test_unreadable_date_argument_is_one_clear_line(world: Api) -> None:
         world, "create", "--id", "x", "--name", "X", "--region", "110101", "--service-end", "soon"
     )
     assert code == 2
-    assert err.strip() == "subscribers: service_end: not a date or ISO time: 'soon'"
+    assert err.strip() == "headend subscribers: --service-end: not a date or ISO time: 'soon'"
