@@ -54,8 +54,8 @@ def _url(value: str, safe: str = _URL_SAFE) -> str:
     return quote(value, safe=safe, errors="surrogatepass")
 
 
-def _logo(value: str) -> str:
-    # A player fetches the logo: only web URLs, nothing like javascript: or file:.
+def logo(value: str) -> str:
+    """A logo URL a player may fetch: web URLs only (never javascript: or file:)."""
     return _url(value) if value.startswith(("http://", "https://")) else ""
 
 
@@ -77,7 +77,7 @@ def render_m3u(
         attrs = [
             f'tvg-id="{_attr(e.channel_id)}"',
             f'tvg-name="{_attr(e.name)}"',
-            f'tvg-logo="{_logo(e.logo_url)}"',
+            f'tvg-logo="{logo(e.logo_url)}"',
             f'tvg-chno="{int(e.number)}"',
             f'group-title="{_attr(e.group)}"',
         ]

@@ -31,6 +31,7 @@ from cdn_ctl.frontdoor.policy import RedactedAccessLogger
 from cdn_ctl.frontdoor.settings import FrontDoorSettings
 from cdn_ctl.health import HealthMonitor, HttpProber
 from cdn_ctl.http import RoutingFace, create_app
+from cdn_ctl.playerlinks import PlayerLinks
 from cdn_ctl.routing import Controller, Router, RoutingService
 from cdn_ctl.service import CdnService
 from cdn_ctl.settings import CdnSettings
@@ -165,6 +166,7 @@ class RoutingProcess:
                 routing=self.routing,
                 http=http,
                 guards=guards(door, redis),
+                links=PlayerLinks(redis),
                 supervisor=self.supervisor,
             )
             if door is not None

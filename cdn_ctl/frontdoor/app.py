@@ -14,14 +14,18 @@ A box needs only this address::
         302 to an edge, signed once for exactly that window (/catchup/{ch}/w/{from}/{to}/...)
     POST /api/stop?lease_id=LEASE         the box stopped: give the stream slot back
     GET  /healthz                        {"status": "ok"}; nothing else about the platform
+    POST|DELETE /api/player-link, GET /p/{credential}/..., /player_api.php, /get.php,
+    /xmltv.php, /live/{username}/{password}/{id}.ts   players with one URL
+                                         (:mod:`cdn_ctl.frontdoor.players`)
 
 ``lease_id`` was called ``session`` before; the old name is still accepted for one
 release (see :func:`cdn_ctl.domain.lease_param`).
 
-Every route but login and ``/healthz`` needs a box token (``Authorization:
-Bearer`` or, for players that cannot send headers, ``?token=``); routing,
-steering, debug output and metrics are on the admin listener
-(:mod:`cdn_ctl.http`), never here. The access log records paths only.
+Every route but login, ``/healthz`` and the players' (their credential instead)
+needs a box token (``Authorization: Bearer`` or, for players that cannot send
+headers, ``?token=``); routing, steering, debug output and metrics are on the
+admin listener (:mod:`cdn_ctl.http`), never here. The access log records paths
+only, with player credentials blanked.
 
 Failover design (observed with FFmpeg 5.1's HLS demuxer): after a 302 it
 resolves relative URIs against the redirect target AND keeps reloading the
@@ -73,10 +77,19 @@ from cdn_ctl.frontdoor.playback import (
     request_token,
     token_query,
 )
+from cdn_ctl.frontdoor.players import (
+    M3U_TYPE,
+    XTREAM_STREAM,
+    XTREAM_STREAM_PATH,
+    Players,
+    opens_without_token,
+    problems,
+)
 from cdn_ctl.frontdoor.policy import slate_for
 from cdn_ctl.frontdoor.ports import Routing
 from cdn_ctl.frontdoor.settings import FrontDoorSettings
 from cdn_ctl.lineup import LineupEntry, render_m3u
+from cdn_ctl.playerlinks import PlayerLinks
 from cdn_ctl.upstream import EpgCache, LeaseKeeper, SubscriberCache
 from cdn_ctl.web import Handler, error_response, mapped
 from epg.domain import Channel, Programme, rights
@@ -110,7 +123,7 @@ class Guards:
 # --------------------------------------------------------------------------- the face
 
 
-class FrontDoor(Playback):
+class FrontDoor(Playback, Players):
     """Box-facing handlers behind the box-token middleware: the public face."""
 
     def __init__(
@@ -122,11 +135,13 @@ class FrontDoor(Playback):
         epg: EpgCache,
         http: aiohttp.ClientSession,
         guards: Guards | None = None,
+        links: PlayerLinks | None = None,
         now: Callable[[], datetime] = utc_now,
         supervisor: Supervisor | None = None,
     ) -> None:
         self.settings = settings
         self.guards = guards or Guards()
+        self.links = links
         self.clients = ClientAddresses(settings.trusted_proxies)
         self.routing = routing
         self.subscriber = subscriber
@@ -157,6 +172,7 @@ class FrontDoor(Playback):
         routing: Routing,
         http: aiohttp.ClientSession,
         guards: Guards | None = None,
+        links: PlayerLinks | None = None,
         now: Callable[[], datetime] = utc_now,
         supervisor: Supervisor | None = None,
     ) -> FrontDoor:
@@ -182,6 +198,7 @@ class FrontDoor(Playback):
             epg=epg,
             http=http,
             guards=guards,
+            links=links,
             now=now,
             supervisor=supervisor,
         )
@@ -244,10 +261,11 @@ class FrontDoor(Playback):
 
     @web.middleware
     async def token_middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        """Authenticate every box request but login and health; nothing else is served."""
+        """Authenticate every box request but login, health and the players' (whose handlers
+        check their credential); nothing else is served."""
         client = self.clients.of(request)
         request[CLIENT] = client
-        if request.path in _OPEN_PATHS:
+        if request.path in _OPEN_PATHS or opens_without_token(request):
             return await handler(request)
         try:
             token, _ = request_token(request)
@@ -270,9 +288,23 @@ class FrontDoor(Playback):
         app.router.add_get("/healthz", self.healthz)
         app.router.add_get("/lineup.m3u", mapped(self.lineup))
         app.router.add_get("/guide.xml.gz", mapped(self.guide))
+        self._add_player_routes(app)
         app.router.add_get("/live/{channel}/master.m3u8", mapped(self.live_master))
         app.router.add_get("/live/{channel}/{rung}/{name}", mapped(self.live_variant))
         app.router.add_get("/catchup/{channel}/master.m3u8", mapped(self.catchup))
+
+    def _add_player_routes(self, app: web.Application) -> None:
+        """Players with one URL (see :mod:`cdn_ctl.frontdoor.players`); 404 without links."""
+        router = app.router
+        router.add_post("/api/player-link", problems(self.create_player_link))
+        router.add_delete("/api/player-link", problems(self.delete_player_link))
+        router.add_get("/p/{credential}/playlist.m3u", problems(self.player_playlist))
+        router.add_get("/p/{credential}/guide.xml.gz", problems(self.player_guide))
+        router.add_get("/player_api.php", problems(self.player_api))
+        router.add_get("/get.php", problems(self.xtream_playlist))
+        router.add_get("/xmltv.php", problems(self.xtream_guide))
+        # Ahead of /live/{channel}/{rung}/{name}, which has as many segments.
+        router.add_get(XTREAM_STREAM_PATH, problems(self.xtream_stream), name=XTREAM_STREAM)
 
     async def healthz(self, request: web.Request) -> web.Response:
         """``GET /healthz`` for load balancers: up or not, and nothing about the platform."""
@@ -342,22 +374,28 @@ class FrontDoor(Playback):
 
     async def lineup(self, request: web.Request) -> web.Response:
         """``GET /lineup.m3u``: the entitled channels as extended M3U."""
-        box = request[TOKEN]
+        text = await self.lineup_text(request[TOKEN], self._base(request), token_query(request))
+        return web.Response(text=text, content_type=M3U_TYPE, headers={"Cache-Control": "no-store"})
+
+    async def lineup_text(self, box: BoxToken, base: str, query: str, guide_url: str = "") -> str:
+        """The box's lineup; ``query`` (``token=...``) goes on every URL in it."""
         entries = [
             LineupEntry(c.id, c.number, c.name(), c.logo_url, c.group, c.catchup_days)
             for c in await self._entitled(box)
         ]
-        base = self._base(request)
-        text = render_m3u(
-            entries, base_url=base, guide_url=f"{base}/guide.xml.gz", query=token_query(request)
-        )
-        return web.Response(
-            text=text, content_type="audio/x-mpegurl", headers={"Cache-Control": "no-store"}
-        )
+        guide = guide_url or f"{base}/guide.xml.gz"
+        return render_m3u(entries, base_url=base, guide_url=guide, query=query)
 
     async def guide(self, request: web.Request) -> web.Response:
         """``GET /guide.xml.gz``: XMLTV of the entitled channels, blackouts as slates."""
-        box = request[TOKEN]
+        return web.Response(
+            body=await self.guide_data(request[TOKEN]),
+            content_type="application/gzip",
+            headers={"Cache-Control": "private, max-age=300"},
+        )
+
+    async def guide_data(self, box: BoxToken, *, compress: bool = True) -> bytes:
+        """The box's guide as XMLTV (gzipped): entitled channels, blackouts as slates."""
         now = self._now()
         channels = await self._entitled(box)
         future = now + timedelta(days=self.settings.guide_future_days)
@@ -368,12 +406,7 @@ class FrontDoor(Playback):
             for p in await self.epg.programmes(channel.id, now):
                 if p.stop > past and p.start < future:
                     programmes.append(slate_for(p) if rights.blacked_out(p, box.region) else p)
-        data = write_xmltv(channels, programmes, compress=True)
-        return web.Response(
-            body=data,
-            content_type="application/gzip",
-            headers={"Cache-Control": "private, max-age=300"},
-        )
+        return write_xmltv(channels, programmes, compress=compress)
 
 
 def _locked_out(wait_seconds: float) -> None:

@@ -17,6 +17,8 @@ SLATE_TITLE = "Not available in your region"
 _URI_ATTR = re.compile(r'URI="([^"]*)"')
 _PATHWAY = re.compile(r'PATHWAY-ID="[^"]*",?')
 _EPOCH = re.compile(r"^[0-9]{1,12}$")
+# A player link credential as a path segment (cdn_ctl.playerlinks: 43 URL-safe characters).
+_CREDENTIAL_SEGMENT = re.compile(r"(?<=/)[A-Za-z0-9_-]{43}(?=/|$)")
 # Instants a catch-up window may name (datetime cannot go past year 9999).
 _EPOCH_MAX = int(datetime(9999, 1, 1, tzinfo=UTC).timestamp())
 
@@ -64,7 +66,8 @@ def epoch(query: Mapping[str, str], name: str) -> datetime:
 
 
 class RedactedAccessLogger(AbstractAccessLogger):
-    """Access log lines with the path only: no query string (tokens), no headers."""
+    """Access log lines with the path only: no query string (tokens), no headers, and no
+    player credential (``/p/<credential>/...``, ``/live/<user>/<credential>/...``)."""
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
         """One JSON-friendly line per request."""
@@ -72,7 +75,7 @@ class RedactedAccessLogger(AbstractAccessLogger):
             "http",
             extra={
                 "method": request.method,
-                "path": request.path,
+                "path": _CREDENTIAL_SEGMENT.sub("-", request.path),
                 "status": response.status,
                 "seconds": round(time, 4),
                 "client": request.remote,

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 import aiohttp
 import jwt
 import pytest
+import yarl
 
 from cdn_ctl.server import LOGIN_PER_BOX
 from cdn_ctl.signing import verify_path
@@ -473,3 +474,170 @@ def test_token_times_are_checked_with_small_leeway() -> None:
     # A few seconds of skew between replicas is fine.
     token = forged(iat=int((now + timedelta(seconds=5)).timestamp()))
     assert signer.verify(token, now=now).token_id == "forged"
+
+
+# ------------------------------------------------------------------- players with one URL
+
+FAKE_CREDENTIAL = "A" * 43
+FAKE_USER = "p0123456789"
+
+
+def player_paths(user: str, password: str) -> list[str]:
+    """Every public path a player reaches with a credential instead of a box token."""
+    login = f"username={user}&password={password}"
+    return [
+        f"/p/{password}/playlist.m3u",
+        f"/p/{password}/guide.xml.gz",
+        f"/get.php?{login}&type=m3u_plus&output=ts",
+        f"/xmltv.php?{login}",
+        f"/live/{user}/{password}/1.ts",
+        f"/live/{user}/{password}/1.m3u8",
+    ]
+
+
+async def _player_link(platform: Platform, http: aiohttp.ClientSession, token: str) -> dict:
+    async with http.post(
+        f"{platform.url}/api/player-link", headers={"Authorization": f"Bearer {token}"}
+    ) as resp:
+        assert resp.status == 201, await resp.text()
+        return dict(await resp.json())
+
+
+async def _refused_as_a_player(
+    platform: Platform, http: aiohttp.ClientSession, user: str, password: str
+) -> None:
+    for path in player_paths(user, password):
+        status, headers, body = await get(http, platform.url + path)
+        assert status in (401, 404), (path, status, body)
+        if password:  # with empty segments no route matches: aiohttp's plain 404
+            assert headers["Content-Type"].startswith("application/problem+json"), path
+        assert "Location" not in headers
+        assert "#EXT" not in body
+        assert "/t/" not in body
+        assert "token=" not in body
+    status, _, body = await get(
+        http, f"{platform.url}/player_api.php?username={user}&password={password}"
+    )
+    assert (status, body) == (200, '{"user_info": {"auth": 0}}')
+    assert platform.reserved == 0
+
+
+async def test_player_paths_refuse_unknown_credentials_and_need_no_box_token(
+    platform: Platform,
+) -> None:
+    async with aiohttp.ClientSession() as http:
+        await _refused_as_a_player(platform, http, FAKE_USER, FAKE_CREDENTIAL)
+        await _refused_as_a_player(platform, http, "", "")
+        # Managing a link needs the box token.
+        for token in ("", "garbage"):
+            async with http.post(
+                f"{platform.url}/api/player-link",
+                headers={"Authorization": f"Bearer {token}"} if token else {},
+            ) as resp:
+                assert resp.status == 401
+    assert await platform.redis.keys("fd:pl:*") == []
+
+
+async def test_a_revoked_or_replaced_credential_is_refused_like_an_unknown_one(
+    platform: Platform,
+) -> None:
+    async with aiohttp.ClientSession() as http:
+        token = await platform.login(http, "c1")
+        first = await _player_link(platform, http, token)
+        second = await _player_link(platform, http, token)
+        old = first["xtream"]
+        await _refused_as_a_player(platform, http, old["username"], old["password"])
+        status, _, _ = await get(http, second["url"])
+        assert status == 200
+        async with http.delete(
+            f"{platform.url}/api/player-link", headers={"Authorization": f"Bearer {token}"}
+        ) as resp:
+            assert resp.status == 204
+        new = second["xtream"]
+        await _refused_as_a_player(platform, http, new["username"], new["password"])
+        # Another box's username with this box's (revoked) password is no better.
+        other = (await _player_link(platform, http, await platform.login(http, "b1")))["xtream"]
+        await _refused_as_a_player(platform, http, other["username"], new["password"])
+
+
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [
+        pytest.param("/player_api.php?username={u}&password={p}&action=get_vod", 400,
+                     id="unknown-action"),
+        pytest.param("/player_api.php?username={u}&password={p}&action=get_live_streams"
+                     "&category_id=1%27%20OR%201=1", 400, id="category-injection"),
+        pytest.param("/player_api.php?username={u}&password={p}&action=get_live_streams"
+                     "&category_id=" + "9" * 50, 400, id="category-long"),
+        pytest.param("/get.php?username={u}&password={p}&type=../../etc/passwd", 400,
+                     id="bad-type"),
+        pytest.param("/get.php?username={u}&password={p}&output=rtmp%0d%0aX", 400,
+                     id="bad-output"),
+        pytest.param("/get.php?username={u}&password=" + "x" * 3000, 401, id="long-password"),
+        pytest.param("/get.php?username=" + "u" * 3000 + "&password={p}", 401, id="long-user"),
+        pytest.param("/get.php?username={u}&password={p}%00", 401, id="nul-password"),
+        pytest.param("/p/" + "A" * 3000 + "/playlist.m3u", 404, id="long-credential"),
+        pytest.param("/p/{p}/..%2F..%2Flineup.m3u", 404, id="traversal-credential"),
+        pytest.param("/live/{u}/{p}/..%2F..%2Fetc%2Fpasswd.ts", 401, id="traversal-stream"),
+        pytest.param("/live/{u}/{p}/1%2F..%2F2.ts", 401, id="slash-stream"),
+        pytest.param("/live/{u}/{p}/-1.ts", 401, id="negative-stream"),
+        pytest.param("/live/{u}/{p}/99999999999.ts", 401, id="huge-stream"),
+        pytest.param("/live/{u}/{p}/1.mkv", 401, id="other-extension"),
+        pytest.param("/live/{u}/{p}/999.ts", 403, id="not-entitled-stream"),
+    ],
+)  # fmt: skip
+async def test_malformed_player_requests_get_a_clear_4xx(
+    platform: Platform, path: str, status: int
+) -> None:
+    async with aiohttp.ClientSession() as http:
+        link = (await _player_link(platform, http, await platform.login(http, "c1")))["xtream"]
+        url = platform.url + path.format(u=link["username"], p=link["password"])
+        # encoded=True: the request goes out exactly as written (no client-side normalising).
+        async with http.get(yarl.URL(url, encoded=True), allow_redirects=False) as resp:
+            body = await resp.text(errors="replace")
+            # A malformed stream path is not a player route: the box-token check refuses it.
+            assert resp.status == status, body
+            assert "Location" not in resp.headers
+            assert "#EXT" not in body
+            assert "Traceback" not in body
+    assert platform.reserved == 0
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        pytest.param("POST", "/p/{p}/playlist.m3u", id="post-playlist"),
+        pytest.param("DELETE", "/p/{p}/guide.xml.gz", id="delete-guide"),
+        pytest.param("POST", "/player_api.php?username={u}&password={p}", id="post-player-api"),
+        pytest.param("PUT", "/get.php?username={u}&password={p}", id="put-get-php"),
+        pytest.param("POST", "/xmltv.php?username={u}&password={p}", id="post-xmltv"),
+        pytest.param("PUT", "/api/player-link", id="put-player-link"),
+        pytest.param("POST", "/live/{u}/{p}/1.ts", id="post-stream"),
+    ],
+)
+async def test_player_paths_allow_only_their_methods(
+    platform: Platform, method: str, path: str
+) -> None:
+    async with aiohttp.ClientSession() as http:
+        link = (await _player_link(platform, http, await platform.login(http, "c1")))["xtream"]
+        url = platform.url + path.format(u=link["username"], p=link["password"])
+        async with http.request(method, url, allow_redirects=False) as resp:
+            body = await resp.text()
+            # The box-token check answers first where the path is also a box path.
+            assert resp.status in (401, 405), (resp.status, body)
+            assert "#EXT" not in body
+            assert "auth" not in body
+    assert platform.reserved == 0
+
+
+@pytest.mark.door(fetches_per_minute=20)
+async def test_player_link_fetches_are_limited(platform: Platform) -> None:
+    async with aiohttp.ClientSession() as http:
+        link = await _player_link(platform, http, await platform.login(http, "c1"))
+        answers = [await get(http, link["url"]) for _ in range(30)]
+    assert [status for status, _, _ in answers[:20]] == [200] * 20
+    assert {status for status, _, _ in answers[20:]} == {429}
+    _, headers, body = answers[-1]
+    assert headers["Content-Type"].startswith("application/problem+json")
+    assert headers["Retry-After"]
+    assert '"reason": "rate_limited"' in body
