@@ -97,16 +97,28 @@ class CliError(Exception):
     """Raised when a command's arguments or environment cannot work; exit status 2."""
 
 
-def api_key(env: Mapping[str, str], target_var: str, default_target: str) -> tuple[str, str]:
-    """The service address (``target_var`` or the default) and the ``HEADEND_API_KEY``
-    (or the file ``HEADEND_API_KEY_FILE`` names)."""
+def api_key(
+    env: Mapping[str, str], target_var: str, default_target: str, *, target: str | None = None
+) -> tuple[str, str]:
+    """The service address (``--target``, else ``target_var``, else the default) and the
+    ``HEADEND_API_KEY`` (or the file ``HEADEND_API_KEY_FILE`` names)."""
     try:
         key = env_secret(env, API_KEY_VAR)
     except SettingsError as err:
         raise CliError(str(err)) from err
     if not key:
         raise CliError(f"{API_KEY_VAR} is not set")
-    return env.get(target_var, "") or default_target, key
+    return target or env.get(target_var, "") or default_target, key
+
+
+def add_target(parser: argparse.ArgumentParser, target_var: str, default_target: str) -> None:
+    """``--target HOST:PORT`` on a service's command group (read by :func:`api_key`)."""
+    parser.add_argument(
+        "--target",
+        metavar="HOST:PORT",
+        default=None,
+        help=f"the service's address (default: {target_var}, else {default_target})",
+    )
 
 
 def client_tls(env: Mapping[str, str]) -> ClientTls | None:
