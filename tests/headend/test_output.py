@@ -7,6 +7,7 @@ import io
 import json
 from datetime import UTC, datetime
 from enum import Enum
+from typing import Any
 
 import pytest
 
@@ -17,7 +18,7 @@ class State(Enum):
     ACTIVE = "active"
 
 
-ROWS = [
+ROWS: list[dict[str, Any]] = [
     {"id": "c1", "name": "News, 24h", "at": datetime(2026, 11, 30, 8, 0, tzinfo=UTC),
      "tags": ["a", "b"], "on": True, "state": State.ACTIVE, "extra": {"k": 1}},
     {"id": "c22", "name": "Line\nbreak", "at": None, "tags": [], "on": False,
