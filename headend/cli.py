@@ -13,7 +13,7 @@ from importlib.metadata import version
 
 from headend import demo, logs, redisconn
 from headend.auth import ROLES, UNSCOPED, KeyStore, Principal
-from headend.clitools import EXIT_NAMES, env_help, redis_env, report_failure
+from headend.clitools import EXIT_NAMES, env_help, noting_interrupts, redis_env, report_failure
 from headend.local import (
     ROLE_ALL,
     ROLE_NAMES,
@@ -258,12 +258,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``headend`` console script: every command's failure ends here or in
     ``run_command``, as one line and the exit status of its kind (``headend.clitools``)."""
-    try:
-        args = build_parser().parse_args(argv)
-        logs.configure("headend", args.log_level)
-        return int(args.func(args) or 0)
-    except (Exception, KeyboardInterrupt) as err:
-        return report_failure(err, prog="headend")
+    with noting_interrupts():
+        try:
+            args = build_parser().parse_args(argv)
+            logs.configure("headend", args.log_level)
+            return int(args.func(args) or 0)
+        except (Exception, KeyboardInterrupt) as err:
+            return report_failure(err, prog="headend")
 
 
 if __name__ == "__main__":

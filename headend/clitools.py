@@ -45,12 +45,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
+import signal
 import sys
 import textwrap
+import threading
 import traceback
-from collections.abc import Coroutine, Mapping
+from collections.abc import Coroutine, Iterator, Mapping
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import grpc
@@ -240,10 +244,34 @@ def _debug() -> bool:
         return True
 
 
+# Set by a Ctrl-C under :func:`noting_interrupts`.
+_INTERRUPTED = threading.Event()
+
+
+@contextlib.contextmanager
+def noting_interrupts() -> Iterator[None]:
+    """Within it (the console script's ``main``), a Ctrl-C is remembered before it raises
+    ``KeyboardInterrupt``: a command it cuts short then ends as interrupted (130) whatever
+    error the cut left behind (a client library may turn it into a lost connection)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers belong to the main thread
+        return
+
+    def on_sigint(signum: int, frame: FrameType | None) -> None:
+        _INTERRUPTED.set()
+        signal.default_int_handler(signum, frame)
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def report_failure(err: BaseException, *, prog: str) -> int:
     """Print ``err`` as ``prog: ...`` on stderr (its traceback too with ``HEADEND_DEBUG=1``)
     and return its exit status."""
-    status, text = classify(err)
+    status, text = classify(KeyboardInterrupt() if _INTERRUPTED.is_set() else err)
     if _debug():
         traceback.print_exception(err, file=sys.stderr)
     elif status == EXIT_INTERNAL:
