@@ -1,33 +1,42 @@
-"""``headend epg ...``: import and export XMLTV over gRPC (``EPG_TARGET``, ``HEADEND_API_KEY``:
-see ``--help``); failures end as ``headend.clitools`` says."""
+"""``headend epg ...``: the broadcaster's scheduling desk over gRPC (``EPG_TARGET`` or
+``--target``, ``HEADEND_API_KEY``: see ``--help``); failures end as ``headend.clitools`` says.
+
+This module holds the group and XMLTV in and out; the catalogue is in
+``epg.cli_channels``, the schedule and slots in ``epg.cli_programmes``, the
+guide queries in ``epg.cli_guide``, and what they share in ``epg.cli_common``.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import IO
 
-from epg.client import EpgClient
-from headend.clitools import CliError, api_key, client_tls, env_help, run_command, service_env
-from headend.clock import utc_now
+from epg import cli_channels, cli_guide, cli_programmes
+from epg.cli_common import DEFAULT_TARGET, PROG, TARGET_VAR, add_window, open_client, window
+from headend.clitools import CliError, add_target, env_help, run_command, service_env
 from headend.settings import environ
 from headend.text import sanitize
 
-TARGET_VAR = "EPG_TARGET"
-DEFAULT_TARGET = "127.0.0.1:50051"
-PROG = "headend epg"
+__all__ = ["DEFAULT_TARGET", "TARGET_VAR", "register"]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``epg import`` and ``epg export``; each sets ``func(args) -> int``."""
+    """Add ``headend epg`` and its commands; each sets ``func(args) -> int``."""
     env = env_help(service_env(TARGET_VAR, DEFAULT_TARGET, "EPG"))
     epg = subparsers.add_parser(
-        "epg", help="the electronic programme guide (XMLTV in and out)", **env
+        "epg",
+        help="the electronic programme guide: channels, schedules, gaps, XMLTV in and out",
+        **env,
     )
+    add_target(epg, TARGET_VAR, DEFAULT_TARGET)
     sub = epg.add_subparsers(dest="epg_command", required=True)
+    cli_channels.register(sub, env)
+    cli_programmes.register(sub, env)
+    cli_guide.register(sub, env)
     imp = sub.add_parser("import", help="import an XMLTV file (plain or .gz)", **env)
     imp.add_argument("file", type=Path)
     imp.add_argument("--strict", action="store_true", help="import nothing if any programme is bad")
@@ -47,32 +56,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="ID",
         help="channel ids (default: all readable)",
     )
-    exp.add_argument(
-        "--from",
-        dest="start",
-        type=_when,
-        default=None,
-        help="ISO 8601 time with offset (default: now)",
-    )
-    exp.add_argument(
-        "--to",
-        dest="stop",
-        type=_when,
-        default=None,
-        help="ISO 8601 time with offset (default: from + 7 days)",
-    )
+    add_window(exp, "7 days")
     exp.add_argument("--gzip", action="store_true", help="gzip the output")
     exp.set_defaults(func=run_export)
-
-
-def _when(text: str) -> datetime:
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 time") from err
-    if value.tzinfo is None:
-        raise argparse.ArgumentTypeError(f"{text!r} has no UTC offset (e.g. +08:00)")
-    return value.astimezone(UTC)
 
 
 def read_map(path: Path) -> dict[str, str]:
@@ -89,14 +75,9 @@ def read_map(path: Path) -> dict[str, str]:
     return table
 
 
-def _client(env: Mapping[str, str]) -> EpgClient:
-    target, key = api_key(env, TARGET_VAR, DEFAULT_TARGET)
-    return EpgClient(target, key, tls=client_tls(env))
-
-
 async def import_file(args: argparse.Namespace, env: Mapping[str, str], out: IO[str]) -> int:
     """Stream a file to ImportXmltv and print the report; 1 when elements were skipped."""
-    async with _client(env) as client:
+    async with open_client(args, env) as client:
         if not args.file.is_file():
             raise CliError(f"no such file: {args.file}")
         with args.file.open("rb") as data:
@@ -124,9 +105,8 @@ async def import_file(args: argparse.Namespace, env: Mapping[str, str], out: IO[
 
 async def export_guide(args: argparse.Namespace, env: Mapping[str, str], out: IO[bytes]) -> int:
     """Stream ExportXmltv to ``out``."""
-    start = args.start or utc_now().replace(microsecond=0)
-    stop = args.stop or start + timedelta(days=7)
-    async with _client(env) as client:
+    start, stop = window(args, timedelta(days=7))
+    async with open_client(args, env) as client:
         async for chunk in client.export_xmltv(args.channels, start, stop, gzip=args.gzip):
             out.write(chunk)
     out.flush()

@@ -31,11 +31,23 @@ from epg.convert import (
     programme_from_pb,
     programme_to_pb,
     programmes_from_pb,
+    required_time,
+    slot_rule_to_pb,
     write_result_from_pb,
 )
-from epg.domain import Change, ChangeFeed, Channel, Programme, WritePolicy, WriteResult
+from epg.domain import (
+    Change,
+    ChangeFeed,
+    Channel,
+    Gap,
+    Programme,
+    SlotRule,
+    WritePolicy,
+    WriteResult,
+)
 from epg.errors import EpgError
 from epg.importer import ImportReport
+from epg.service import NowNext
 from headend.rpc import ServiceClient, ServiceUnavailable, to_timestamp
 from protos import epg_pb2, epg_pb2_grpc
 
@@ -81,6 +93,29 @@ class EpgClient(ServiceClient):
         )
         return channel_from_pb(created)
 
+    async def get_channel(self, channel_id: str) -> Channel:
+        """One channel, with the version an update must name."""
+        msg: epg_pb2.Channel = await self.call(
+            self._stub.GetChannel, epg_pb2.GetChannelRequest(id=channel_id)
+        )
+        return channel_from_pb(msg)
+
+    async def update_channel(self, channel: Channel, expected_version: int) -> Channel:
+        """Replace every field of ``channel`` if it is still at ``expected_version``."""
+        request = epg_pb2.UpdateChannelRequest(
+            channel=channel_to_pb(channel), expected_version=expected_version
+        )
+        updated: epg_pb2.Channel = await self.call(self._stub.UpdateChannel, request)
+        return channel_from_pb(updated)
+
+    async def delete_channel(self, channel_id: str, *, force: bool = False) -> int:
+        """Remove a channel (refused while it has programmes unless ``force``); the change's
+        version."""
+        resp: epg_pb2.DeleteChannelResponse = await self.call(
+            self._stub.DeleteChannel, epg_pb2.DeleteChannelRequest(id=channel_id, force=force)
+        )
+        return resp.version
+
     # ---- programmes
 
     async def put_programmes(
@@ -105,6 +140,89 @@ class EpgClient(ServiceClient):
             self._stub.GetProgramme, epg_pb2.GetProgrammeRequest(id=programme_id)
         )
         return programme_from_pb(msg, "", 0)
+
+    async def delete_programmes(
+        self,
+        channel_id: str,
+        *,
+        ids: Sequence[str] = (),
+        start: datetime | None = None,
+        stop: datetime | None = None,
+    ) -> tuple[int, tuple[str, ...]]:
+        """Remove programmes of one channel by id, or those starting in ``[start, stop)``;
+        the change's version and the ids removed."""
+        request = epg_pb2.DeleteProgrammesRequest(
+            channel_id=channel_id, ids=ids, start=to_timestamp(start), stop=to_timestamp(stop)
+        )
+        resp: epg_pb2.DeleteProgrammesResponse = await self.call(
+            self._stub.DeleteProgrammes, request
+        )
+        return resp.version, tuple(resp.removed_ids)
+
+    async def expand_slots(
+        self,
+        channel_id: str,
+        rule: SlotRule,
+        *,
+        policy: WritePolicy = WritePolicy.REFUSE,
+        dry_run: bool = False,
+    ) -> tuple[tuple[Programme, ...], int]:
+        """Expand a recurring slot in the channel's timezone and write it (unless
+        ``dry_run``); the programmes and the change's version (0 for a dry run)."""
+        request = epg_pb2.ExpandSlotsRequest(
+            channel_id=channel_id, rule=slot_rule_to_pb(rule), policy=policy_to_pb(policy),
+            dry_run=dry_run,
+        )  # fmt: skip
+        resp: epg_pb2.ExpandSlotsResponse = await self.call(self._stub.ExpandSlots, request)
+        return programmes_from_pb(resp.programmes, channel_id), resp.version
+
+    # ---- guide queries
+
+    async def now_next(
+        self, channel_ids: Sequence[str] = (), at: datetime | None = None
+    ) -> list[NowNext]:
+        """What is on and what follows on ``channel_ids`` (every readable one when empty)
+        at ``at`` (default: now)."""
+        request = epg_pb2.NowNextRequest(channel_ids=channel_ids, at=to_timestamp(at))
+        resp: epg_pb2.NowNextResponse = await self.call(self._stub.NowNext, request)
+        return [
+            NowNext(
+                e.channel_id,
+                programme_from_pb(e.now, e.channel_id, 0) if e.HasField("now") else None,
+                programme_from_pb(e.next, e.channel_id, 0) if e.HasField("next") else None,
+            )
+            for e in resp.entries
+        ]
+
+    async def search(
+        self,
+        text: str,
+        *,
+        category: str = "",
+        start: datetime | None = None,
+        stop: datetime | None = None,
+        limit: int = 0,
+    ) -> tuple[Programme, ...]:
+        """Readable programmes whose texts contain ``text`` (and carry ``category``) in
+        ``[start, stop)`` (default: the next 7 days); at most ``limit`` (0: the server's)."""
+        request = epg_pb2.SearchRequest(
+            text=text, category=category, start=to_timestamp(start), stop=to_timestamp(stop),
+            limit=limit,
+        )  # fmt: skip
+        resp: epg_pb2.SearchResponse = await self.call(self._stub.Search, request)
+        return programmes_from_pb(resp.programmes)
+
+    async def list_gaps(
+        self, channel_id: str, start: datetime, stop: datetime, *, min_seconds: int = 0
+    ) -> list[Gap]:
+        """Unscheduled intervals of one channel in ``[start, stop)``, each at least
+        ``min_seconds`` long."""
+        request = epg_pb2.ListGapsRequest(
+            channel_id=channel_id, start=to_timestamp(start), stop=to_timestamp(stop),
+            min_gap_seconds=min_seconds,
+        )  # fmt: skip
+        resp: epg_pb2.ListGapsResponse = await self.call(self._stub.ListGaps, request)
+        return [Gap(required_time(g, "start"), required_time(g, "stop")) for g in resp.gaps]
 
     async def range(
         self, channel_id: str, start: datetime, stop: datetime

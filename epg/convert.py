@@ -42,15 +42,17 @@ _POLICY_PB: dict[WritePolicy, epg_pb2.WritePolicy] = {
     WritePolicy.REPLACE: epg_pb2.WRITE_POLICY_REPLACE,
 }
 _POLICY: dict[int, WritePolicy] = {v: k for k, v in _POLICY_PB.items()}
-_GAP: dict[int, GapPolicy] = {
-    epg_pb2.GAP_POLICY_SHIFT_FORWARD: GapPolicy.SHIFT_FORWARD,
-    epg_pb2.GAP_POLICY_SKIP: GapPolicy.SKIP,
+_GAP_PB: dict[GapPolicy, epg_pb2.GapPolicy] = {
+    GapPolicy.SHIFT_FORWARD: epg_pb2.GAP_POLICY_SHIFT_FORWARD,
+    GapPolicy.SKIP: epg_pb2.GAP_POLICY_SKIP,
 }
-_FOLD: dict[int, FoldPolicy] = {
-    epg_pb2.FOLD_POLICY_FIRST: FoldPolicy.FIRST,
-    epg_pb2.FOLD_POLICY_SECOND: FoldPolicy.SECOND,
-    epg_pb2.FOLD_POLICY_SKIP: FoldPolicy.SKIP,
+_GAP: dict[int, GapPolicy] = {v: k for k, v in _GAP_PB.items()}
+_FOLD_PB: dict[FoldPolicy, epg_pb2.FoldPolicy] = {
+    FoldPolicy.FIRST: epg_pb2.FOLD_POLICY_FIRST,
+    FoldPolicy.SECOND: epg_pb2.FOLD_POLICY_SECOND,
+    FoldPolicy.SKIP: epg_pb2.FOLD_POLICY_SKIP,
 }
+_FOLD: dict[int, FoldPolicy] = {v: k for k, v in _FOLD_PB.items()}
 
 
 # ---------------------------------------------------------------- times and enums
@@ -221,6 +223,27 @@ def slot_rule_from_pb(r: epg_pb2.SlotRule) -> SlotRule:
         fold_policy=_known(_FOLD, r.fold_policy, "rule.fold_policy"),
         categories=_texts(r.categories),
         descriptions=_texts(r.descriptions),
+    )
+
+
+def _pb_day(d: date) -> epg_pb2.LocalDate:
+    return epg_pb2.LocalDate(year=d.year, month=d.month, day=d.day)
+
+
+def slot_rule_to_pb(r: SlotRule) -> epg_pb2.SlotRule:
+    """A slot rule message; weekdays go as ISO 1..7."""
+    return epg_pb2.SlotRule(
+        weekdays=sorted(d + 1 for d in r.weekdays),
+        hour=r.at.hour,
+        minute=r.at.minute,
+        duration_seconds=int(r.duration.total_seconds()),
+        titles=_pb_texts(r.titles),
+        first_day=_pb_day(r.first_day),
+        last_day=_pb_day(r.last_day),
+        gap_policy=_GAP_PB[r.gap_policy],
+        fold_policy=_FOLD_PB[r.fold_policy],
+        categories=_pb_texts(r.categories),
+        descriptions=_pb_texts(r.descriptions),
     )
 
 

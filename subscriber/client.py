@@ -18,12 +18,13 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 
 from headend.auth import Principal
-from headend.rpc import ServiceClient, to_timestamp
+from headend.rpc import ServiceClient, from_timestamp, to_timestamp
 from protos import keys_pb2, keys_pb2_grpc
 from protos import subscriber_pb2 as pb
 from protos import subscriber_pb2_grpc as pb_grpc
 from subscriber import convert
 from subscriber.domain import (
+    AuditEntry,
     Carrier,
     Decision,
     Device,
@@ -35,6 +36,7 @@ from subscriber.domain import (
     NetworkType,
     Package,
     Subscriber,
+    SubscriberChanges,
     SubscriberStatus,
 )
 from subscriber.errors import SubscriberError
@@ -121,6 +123,43 @@ class SubscriberClient(ServiceClient):
         request = pb.GetSubscriberRequest(carrier_id=carrier_id, subscriber_id=subscriber_id)
         return convert.subscriber_from_pb(await self.call(self._stub.GetSubscriber, request))
 
+    async def list_subscribers(
+        self, carrier_id: str, *, page_size: int = 0, page_token: str = ""
+    ) -> tuple[list[Subscriber], str, int]:
+        """A page of subscribers by id, the next page token ("" at the end) and the total."""
+        request = pb.ListSubscribersRequest(
+            carrier_id=carrier_id, page_size=page_size, page_token=page_token
+        )
+        reply: pb.ListSubscribersResponse = await self.call(self._stub.ListSubscribers, request)
+        subs = [convert.subscriber_from_pb(s) for s in reply.subscribers]
+        return subs, reply.next_page_token, reply.total_count
+
+    async def update_subscriber(
+        self,
+        carrier_id: str,
+        subscriber_id: str,
+        changes: SubscriberChanges,
+        *,
+        expected_version: int,
+        idempotency_key: str = "",
+    ) -> Subscriber:
+        """Change the fields ``changes`` sets (None: unchanged) if the subscriber is still at
+        ``expected_version`` (else ``VersionConflict``)."""
+        request = pb.UpdateSubscriberRequest(
+            carrier_id=carrier_id,
+            subscriber_id=subscriber_id,
+            expected_version=expected_version,
+            display_name=changes.display_name,
+            region_code=changes.region_code,
+            service_end=to_timestamp(changes.service_end),
+            clear_service_end=changes.clear_service_end,
+            max_streams=changes.max_streams,
+            contact_phone=changes.contact_phone,
+            contact_email=changes.contact_email,
+            idempotency_key=idempotency_key,
+        )
+        return convert.subscriber_from_pb(await self.call(self._stub.UpdateSubscriber, request))
+
     async def set_subscriber_status(
         self,
         carrier_id: str,
@@ -171,6 +210,45 @@ class SubscriberClient(ServiceClient):
         reply: pb.ActivateDeviceResponse = await self.call(self._stub.ActivateDevice, request)
         return convert.device_from_pb(reply.device), reply.device_secret
 
+    async def unbind_device(
+        self, carrier_id: str, mac: str, *, idempotency_key: str = ""
+    ) -> Device:
+        """Unbind a box from its subscriber (the MAC is free again)."""
+        request = pb.UnbindDeviceRequest(
+            carrier_id=carrier_id, mac=mac, idempotency_key=idempotency_key
+        )
+        return convert.device_from_pb(await self.call(self._stub.UnbindDevice, request))
+
+    async def block_device(
+        self, carrier_id: str, mac: str, *, blocked: bool = True, idempotency_key: str = ""
+    ) -> Device:
+        """Block a box (``blocked=False``: unblock it)."""
+        request = pb.BlockDeviceRequest(
+            carrier_id=carrier_id, mac=mac, blocked=blocked, idempotency_key=idempotency_key
+        )
+        return convert.device_from_pb(await self.call(self._stub.BlockDevice, request))
+
+    async def replace_device(
+        self,
+        carrier_id: str,
+        old_mac: str,
+        new_mac: str,
+        *,
+        serial: str = "",
+        model: str = "",
+        idempotency_key: str = "",
+    ) -> Device:
+        """Swap a subscriber's box for a new one: the new box, bound in the old one's place."""
+        request = pb.ReplaceDeviceRequest(
+            carrier_id=carrier_id,
+            old_mac=old_mac,
+            new_mac=new_mac,
+            serial=serial,
+            model=model,
+            idempotency_key=idempotency_key,
+        )
+        return convert.device_from_pb(await self.call(self._stub.ReplaceDevice, request))
+
     async def entitle(
         self,
         carrier_id: str,
@@ -191,6 +269,18 @@ class SubscriberClient(ServiceClient):
             idempotency_key=idempotency_key,
         )
         return convert.subscriber_from_pb(await self.call(self._stub.Entitle, request))
+
+    async def revoke_entitlement(
+        self, carrier_id: str, subscriber_id: str, package_id: str, *, idempotency_key: str = ""
+    ) -> Subscriber:
+        """Take a package away from a subscriber."""
+        request = pb.RevokeEntitlementRequest(
+            carrier_id=carrier_id,
+            subscriber_id=subscriber_id,
+            package_id=package_id,
+            idempotency_key=idempotency_key,
+        )
+        return convert.subscriber_from_pb(await self.call(self._stub.RevokeEntitlement, request))
 
     async def list_entitlements(
         self, carrier_id: str, subscriber_id: str
@@ -219,6 +309,28 @@ class SubscriberClient(ServiceClient):
                 chunks(), metadata=self.metadata
             )
         return convert.summary_from_pb(summary)
+
+    async def list_audit(
+        self, carrier_id: str, *, page_size: int = 0, page_token: str = ""
+    ) -> tuple[list[AuditEntry], str]:
+        """A page of the carrier's audit stream, oldest first, and the next page token."""
+        request = pb.ListAuditRequest(
+            carrier_id=carrier_id, page_size=page_size, page_token=page_token
+        )
+        reply: pb.ListAuditResponse = await self.call(self._stub.ListAudit, request)
+        entries = [
+            AuditEntry(
+                e.entry_id,
+                from_timestamp(e.time),
+                e.principal,
+                e.rpc,
+                e.subject,
+                e.before_json,
+                e.after_json,
+            )
+            for e in reply.entries
+        ]
+        return entries, reply.next_page_token
 
     # ---- playback (the front door)
 

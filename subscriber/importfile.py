@@ -12,6 +12,9 @@ The file is UTF-8 (a leading BOM is allowed) with a header row. Rules:
   (an unquoted comma in a name shifts every later column).
 - Row numbers are line numbers (the header is line 1); blank lines are skipped.
 
+:func:`csv_records` reads the file a row at a time (a bulk import of millions of
+rows holds one call's rows); :func:`read_csv` reads it whole, for small files.
+
 Cells are trimmed of spaces only: any other control character reaches the
 service, which refuses it naming the field (``headend.text``).
 """
@@ -133,7 +136,7 @@ def csv_row(line: int, cells: dict[str, str]) -> pb.ImportRow:
     return row
 
 
-def _lines(handle: BinaryIO) -> Iterator[tuple[int, bytes | None]]:
+def numbered_lines(handle: BinaryIO) -> Iterator[tuple[int, bytes | None]]:
     """(line number, bytes without the line end), or None for a line over the bound."""
     number = 0
     while chunk := handle.readline(MAX_LINE_BYTES + 1):
@@ -195,18 +198,31 @@ def _record(header: list[str], raw: bytes | None) -> dict[str, str]:
     return dict(zip(header, cells, strict=True))
 
 
+def csv_records(handle: BinaryIO) -> Iterator[pb.ImportRow | pb.RowError]:
+    """The rows of an open import file, one at a time (memory stays flat whatever its size):
+    each a row or the error of its line. Reads the header at once: ``CsvError`` for it here."""
+    lines = numbered_lines(handle)
+    header = _header(lines)
+    return _rows(header, lines)
+
+
+def _rows(
+    header: list[str], lines: Iterator[tuple[int, bytes | None]]
+) -> Iterator[pb.ImportRow | pb.RowError]:
+    for number, raw in lines:
+        if raw is not None and not raw.strip():
+            continue
+        try:
+            yield csv_row(number, _record(header, raw))
+        except CsvError as err:
+            yield pb.RowError(row=number, field=err.column, error=err.reason)
+
+
 def read_csv(path: Path) -> CsvReport:
-    """Read and check an import file: per-line errors; ``CsvError`` only for the header."""
-    rows: list[pb.ImportRow] = []
-    errors: list[pb.RowError] = []
+    """Read and check a whole import file: per-line errors; ``CsvError`` only for the header."""
     with path.open("rb") as handle:
-        lines = _lines(handle)
-        header = _header(lines)
-        for number, raw in lines:
-            if raw is not None and not raw.strip():
-                continue
-            try:
-                rows.append(csv_row(number, _record(header, raw)))
-            except CsvError as err:
-                errors.append(pb.RowError(row=number, field=err.column, error=err.reason))
-    return CsvReport(tuple(rows), tuple(errors))
+        records = list(csv_records(handle))
+    return CsvReport(
+        tuple(r for r in records if isinstance(r, pb.ImportRow)),
+        tuple(r for r in records if isinstance(r, pb.RowError)),
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sys
 from pathlib import Path
@@ -85,17 +86,17 @@ async def test_import_reports_rows_and_rerun_is_unchanged(world: Api, tmp_path: 
 
 async def test_first_steps_create_bind_activate_entitle(world: Api) -> None:
     code, out, err = await cli(
-        world, "create", "--id", "dave", "--name", "Dave", "--region", "330106"
+        world, "create", "--id", "dave", "--name", "Dave", "--region", "330106", "-o", "json"
     )
     assert code == 0, err
-    assert '"subscriber_id": "dave"' in out
+    assert json.loads(out)[0]["subscriber_id"] == "dave"
     code, out, err = await cli(
         world, "bind", "--id", "dave", "--mac", "AA:BB:CC:00:0D:01", "--model", "B860"
     )
     assert code == 0, err
-    code, out, err = await cli(world, "activate", "--mac", "aa:bb:cc:00:0d:01")
+    code, out, err = await cli(world, "activate", "--mac", "aa:bb:cc:00:0d:01", "-o", "json")
     assert code == 0, err
-    secret = out.rsplit(": ", 1)[1].strip()
+    secret = json.loads(out)[0]["device_secret"]
     code, out, err = await cli(world, "entitle", "--id", "dave", "--package", "sports")
     assert code == 0, err
     login = await world.stub.DeviceLogin(
