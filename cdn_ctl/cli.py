@@ -5,6 +5,7 @@ Failures end as :mod:`headend.clitools` says."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import secrets
 import sys
 from collections.abc import Awaitable, Callable
@@ -15,14 +16,27 @@ from cdn_ctl.client import CdnClient
 from cdn_ctl.domain import Edge, parse_tier
 from cdn_ctl.edge import EdgeConfig, render_nginx_conf
 from cdn_ctl.errors import CdnError
+from cdn_ctl.service import EdgeStatus
 from cdn_ctl.signing import b64url
 from cdn_ctl.sim.simulate import Scenario, run, table
 from headend.clitools import CliError, api_key, client_tls, env_help, run_command, service_env
+from headend.output import add_output, emit
 from headend.settings import Env, environ
 
 TARGET_VAR = "CDN_TARGET"
 DEFAULT_TARGET = "127.0.0.1:50054"
 PROG = "headend cdn"
+EDGE_COLUMNS = (
+    "edge_id",
+    "region",
+    "tier",
+    "address",
+    "health",
+    "draining",
+    "leases",
+    "load",
+    "reason",
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -37,6 +51,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     sub = cdn.add_subparsers(dest="cdn_command", required=True)
     edges = sub.add_parser("edges", help="list edges with health and load", **env)
+    add_output(edges)
     edges.set_defaults(func=run_list)
     for name, helptext, func in (
         ("register", "register an edge", run_register),
@@ -102,20 +117,26 @@ def _run(env: Env | None, action: Callable[[CdnClient], Awaitable[None]]) -> int
     return run_command(command(), prog=PROG)
 
 
+def _edge_row(status: EdgeStatus) -> dict[str, object]:
+    """Every field of an edge's status, flat: its registry record, its health, its load."""
+    edge, health = status.edge, status.health
+    probe = {} if health is None else dataclasses.asdict(health)  # its state and reason below
+    return {
+        **dataclasses.asdict(edge),
+        "address": edge.address,
+        **{f"health_{k}": v for k, v in probe.items() if k not in ("state", "reason")},
+        "health": "unknown" if health is None else health.state,
+        "reason": "" if health is None else health.reason,
+        "leases": status.leases,
+        "load": round(status.load, 2),
+    }
+
+
 def run_list(args: argparse.Namespace, *, env: Env | None = None, out: IO[str] = sys.stdout) -> int:
     """``headend cdn edges``."""
 
     async def action(cdn: CdnClient) -> None:
-        statuses = await cdn.list_edges()
-        print(f"{'edge':<14}{'region':<8}{'tier':<7}{'address':<22}{'health':<10}"
-              f"{'leases':>9}{'load':>7}  reason", file=out)  # fmt: skip
-        for s in statuses:
-            e = s.edge
-            health = "unknown" if s.health is None else str(s.health.state)
-            health += " (drain)" if e.draining else ""
-            reason = "" if s.health is None else s.health.reason
-            print(f"{e.edge_id:<14}{e.region:<8}{e.tier:<7}{e.address:<22}"
-                  f"{health:<10}{s.leases:>9}{s.load:>7.2f}  {reason}", file=out)  # fmt: skip
+        emit(map(_edge_row, await cdn.list_edges()), EDGE_COLUMNS, args.output, out=out)
 
     return _run(env, action)
 

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from importlib.metadata import version
 
 from headend import demo, logs, redisconn
-from headend.auth import ROLES, UNSCOPED, KeyStore, Principal
+from headend.auth import ROLES, UNSCOPED, KeyInfo, KeyStore, Principal
 from headend.clitools import EXIT_NAMES, env_help, noting_interrupts, redis_env, report_failure
 from headend.local import (
     ROLE_ALL,
@@ -25,6 +25,7 @@ from headend.local import (
     role_children,
     tls_client_env,
 )
+from headend.output import add_output, emit
 from headend.pki import PkiError
 from headend.rpc import StartupError
 from headend.settings import environ
@@ -34,11 +35,18 @@ from headend.stack import GaveUp, Stack, StackSettings
 COMMAND_MODULES: tuple[str, ...] = ("epg.cli", "subscriber.cli", "transcode.cli", "cdn_ctl.cli")
 LOG_LEVEL_VAR = "LOG_LEVEL"
 DEFAULT_LOG_LEVEL = "info"
+KEY_COLUMNS = ("key_id", "principal", "created_at")
 
 
 def _redis_url() -> str:
     settings = StackSettings.from_env(environ())
     return settings.redis_url or settings.default_redis_url()
+
+
+def _key_row(info: KeyInfo) -> dict[str, object]:
+    principal = info.principal
+    return {"key_id": info.key_id, "principal": str(principal), "role": principal.role,
+            "tenant": principal.tenant, "created_at": info.created_at}  # fmt: skip
 
 
 async def _keys(args: argparse.Namespace) -> int:
@@ -51,8 +59,7 @@ async def _keys(args: argparse.Namespace) -> int:
             print(f"key id:    {info.key_id}\nprincipal: {info.principal}\ntoken:     {token}")
             print("The token is shown once; store it now.", file=sys.stderr)
         elif args.keys_command == "list":
-            for info in await store.list_keys():
-                print(f"{info.key_id}  {info.principal!s:<32} {info.created_at.isoformat()}")
+            emit(map(_key_row, await store.list_keys()), KEY_COLUMNS, args.output)
         else:
             await store.revoke(args.key_id)
             print(f"revoked {args.key_id}")
@@ -236,7 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
     create = keys_sub.add_parser("create", help="create a key; the token is shown once", **redis)
     create.add_argument("--role", choices=[r for r in ROLES if r != "device"], required=True)
     create.add_argument("--tenant", help="broadcaster or carrier id (not for admin)")
-    keys_sub.add_parser("list", help="list keys (never their secrets)", **redis)
+    add_output(keys_sub.add_parser("list", help="list keys (never their secrets)", **redis))
     revoke = keys_sub.add_parser("revoke", help="revoke a key by id", **redis)
     revoke.add_argument("key_id")
     keys.set_defaults(func=lambda a: asyncio.run(_keys(a)))
@@ -252,6 +259,10 @@ def build_parser() -> argparse.ArgumentParser:
     from headend import backup_cli
 
     backup_cli.register(sub, _redis_url)
+    # `headend completion bash|zsh`: last, so the script it walks out of `parser` has it all.
+    from headend import completion
+
+    completion.register(sub, parser)
     return parser
 
 

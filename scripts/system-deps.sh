@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs the system binaries the platform drives (FFmpeg, redis-server, nginx
 # with the njs module for signed-URL checks at the edge, wrk for load tests,
-# setpriv, the XMLTV DTD; systemd-analyze and kubectl for checking deploy/) when any is
-# missing. Quick no-op when all are present.
+# setpriv, the XMLTV DTD and tv_validate_file; systemd-analyze and kubectl for
+# checking deploy/) when any is missing. Quick no-op when all are present.
 set -euo pipefail
 
 need=()
@@ -14,8 +14,9 @@ command -v redis-sentinel >/dev/null || need+=(redis-sentinel)
 command -v nginx >/dev/null || need+=(nginx-light)
 [ -e /usr/lib/nginx/modules/ngx_http_js_module.so ] || need+=(libnginx-mod-http-js)
 command -v wrk >/dev/null || need+=(wrk)
-# The XMLTV reference DTD every guide export is validated against in the tests.
+# The XMLTV reference DTD and tv_validate_file: the tests check every guide export with them.
 [ -e /usr/share/xmltv/xmltv.dtd ] || need+=(xmltv-util)
+command -v tv_validate_file >/dev/null || need+=(xmltv-util)
 # setpriv --pdeathsig: children (FFmpeg, nginx) die with the process that started them.
 command -v setpriv >/dev/null || need+=(util-linux)
 # make deploy-check: systemd-analyze verifies the units, kubectl renders the kustomization.

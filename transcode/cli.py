@@ -2,13 +2,17 @@
 
 The client commands talk to ``TranscodeService`` at ``TRANSCODE_TARGET`` with the
 admin key in ``HEADEND_API_KEY`` (``--help`` lists them with their defaults); their
-failures end as :mod:`headend.clitools` says. ``headend worker`` is a service process
-and ends with the services' exit codes (``headend.rpc.server``).
+failures end as :mod:`headend.clitools` says. Jobs, nodes and channels print through
+:mod:`headend.output` (``-o table|json|csv``): the table keeps an operator's columns,
+JSON carries every field (a channel's configuration and its source switches whole).
+``headend worker`` is a service process and ends with the services' exit codes
+(``headend.rpc.server``).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from collections.abc import Coroutine, Mapping
 from typing import IO, Any
@@ -16,6 +20,7 @@ from typing import IO, Any
 from tqdm import tqdm
 
 from headend.clitools import CliError, api_key, client_tls, env_help, run_command, service_env
+from headend.output import add_output, emit
 from headend.settings import environ
 from transcode.client import TranscodeClient
 from transcode.domain import ChannelStatus, Job, JobState, NodeInfo
@@ -26,6 +31,15 @@ DEFAULT_TARGET = "127.0.0.1:50053"
 # hot-path call's few seconds.
 CALL_SECONDS = 60.0
 _STATES = {state.value.lower(): state for state in JobState}
+JOB_COLUMNS = ("id", "state", "asset", "percent", "source", "reason")
+NODE_COLUMNS = ("id", "group", "state", "load", "capacity", "channels")
+CHANNEL_COLUMNS = (
+    "id", "state", "media_sequence", "discontinuity_sequence", "restarts", "source", "node",
+    "token", "reason",
+)  # fmt: skip
+# ``channel status`` adds the source on air, then a table of the latest switches.
+STATUS_COLUMNS = (*CHANNEL_COLUMNS, "source_index", "source_url")
+SWITCH_COLUMNS = ("at", "from_index", "to_index", "reason", "detail")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -61,15 +75,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     jobs = sub.add_parser("jobs", help="list jobs, newest first", **env)
     jobs.add_argument("--state", choices=sorted(_STATES), default=None)
     jobs.add_argument("--limit", type=int, default=50)
+    add_output(jobs)
     jobs.set_defaults(func=lambda a: _run_cmd(list_jobs(a, environ(), sys.stdout)))
     cancel = sub.add_parser("cancel", help="cancel a queued or running job", **env)
     cancel.add_argument("job_id")
+    add_output(cancel)
     cancel.set_defaults(func=lambda a: _run_cmd(cancel_job(a, environ(), sys.stdout)))
     nodes = sub.add_parser("nodes", help="list the live transcode nodes and their channels", **env)
+    add_output(nodes)
     nodes.set_defaults(func=lambda a: _run_cmd(list_nodes(a, environ(), sys.stdout)))
     drain = sub.add_parser("drain", help="move a node's channels off it, one at a time", **env)
     drain.add_argument("node")
     drain.add_argument("--resume", action="store_true", help="take channels again")
+    add_output(drain)
     drain.set_defaults(func=lambda a: _run_cmd(drain_node(a, environ(), sys.stdout)))
 
     ch = subparsers.add_parser("channel", help="live channels", **env)
@@ -88,14 +106,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--backup", action="append", default=[], metavar="SOURCE",
         help="a backup source, taken in order when the source is lost or impaired (repeatable)",
     )  # fmt: skip
+    add_output(start)
     start.set_defaults(func=lambda a: _run_cmd(start_channel(a, environ(), sys.stdout)))
     stop = csub.add_parser("stop", help="stop a live channel (its archive stays)", **env)
     stop.add_argument("channel_id")
+    add_output(stop)
     stop.set_defaults(func=lambda a: _run_cmd(stop_channel(a, environ(), sys.stdout)))
     status = csub.add_parser("status", help="one channel's status", **env)
     status.add_argument("channel_id")
+    add_output(status)
     status.set_defaults(func=lambda a: _run_cmd(channel_status(a, environ(), sys.stdout)))
     listing = csub.add_parser("list", help="every channel's status", **env)
+    add_output(listing)
     listing.set_defaults(func=lambda a: _run_cmd(list_channels(a, environ(), sys.stdout)))
 
 
@@ -111,9 +133,9 @@ def _state(state: JobState) -> str:
     return state.value.lower()
 
 
-def _job_line(job: Job) -> str:
-    line = f"{job.id}\t{_state(job.state)}\t{job.asset}\t{job.progress.percent:5.1f}%\t{job.source}"
-    return f"{line}\t{job.reason}" if job.reason else line
+def _job_row(job: Job) -> dict[str, object]:
+    row = dataclasses.asdict(job)
+    return {**row, "state": _state(job.state), "percent": round(job.progress.percent, 1)}
 
 
 def _client(env: Mapping[str, str]) -> TranscodeClient:
@@ -148,53 +170,45 @@ async def submit_job(args: argparse.Namespace, env: Mapping[str, str], out: IO[s
 
 
 async def list_jobs(args: argparse.Namespace, env: Mapping[str, str], out: IO[str]) -> int:
-    """Print one tab-separated line per job."""
+    """Print the jobs, newest first."""
     async with _client(env) as transcode:
         jobs = await transcode.list_jobs(state=_STATES.get(args.state or ""), limit=args.limit)
-    return _print(out, [_job_line(job) for job in jobs])
+    emit(map(_job_row, jobs), JOB_COLUMNS, args.output, out=out)
+    return 0
 
 
 async def cancel_job(args: argparse.Namespace, env: Mapping[str, str], out: IO[str]) -> int:
     """Cancel a job and print its state."""
     async with _client(env) as transcode:
         job = await transcode.cancel_job(args.job_id)
-    return _print(out, [_job_line(job)])
+    emit([_job_row(job)], JOB_COLUMNS, args.output, out=out)
+    return 0
 
 
-def _channel_line(status: ChannelStatus) -> str:
-    return (
-        f"{status.channel.id}\t{status.state.value.lower()}\tseq {status.media_sequence}\t"
-        f"disc {status.discontinuity_sequence}\trestarts {status.restarts}\t"
-        f"{status.channel.source}\t{status.reason}"
-        + (f"\tnode {status.node} token {status.token}" if status.node else "")
-    ).rstrip()
+def _channel_row(status: ChannelStatus) -> dict[str, object]:
+    """A channel's status, flat where a table reads it; its configuration whole."""
+    row = dataclasses.asdict(status)
+    return {"id": status.channel.id, **row, "state": status.state.value.lower(),
+            "source": status.channel.source, "source_url": status.source_url}  # fmt: skip
 
 
-def _node_line(node: NodeInfo) -> str:
-    state = "draining" if node.draining else "active"
-    return (
-        f"{node.id}\tgroup {node.group or '-'}\t{state}\tload {node.load}/{node.capacity}\t"
-        f"{','.join(node.channels) or '-'}"
-    )
+def _node_row(node: NodeInfo) -> dict[str, object]:
+    return {**dataclasses.asdict(node), "state": "draining" if node.draining else "active"}
 
 
 async def list_nodes(args: argparse.Namespace, env: Mapping[str, str], out: IO[str]) -> int:
     """Print one line per live node."""
     async with _client(env) as transcode:
         found = await transcode.list_nodes()
-    return _print(out, [_node_line(node) for node in found])
+    emit(map(_node_row, found), NODE_COLUMNS, args.output, out=out)
+    return 0
 
 
 async def drain_node(args: argparse.Namespace, env: Mapping[str, str], out: IO[str]) -> int:
     """Drain a node (or resume it) and print it."""
     async with _client(env) as transcode:
         node = await transcode.drain_node(args.node, resume=args.resume)
-    return _print(out, [_node_line(node)])
-
-
-def _print(out: IO[str], lines: list[str]) -> int:
-    for line in lines:
-        print(line, file=out)
+    emit([_node_row(node)], NODE_COLUMNS, args.output, out=out)
     return 0
 
 
@@ -211,39 +225,35 @@ async def start_channel(args: argparse.Namespace, env: Mapping[str, str], out: I
             node_group=args.group,
             backup_sources=args.backup,
         )
-    return _print(out, [_channel_line(status)])
+    emit([_channel_row(status)], CHANNEL_COLUMNS, args.output, out=out)
+    return 0
 
 
 async def stop_channel(args: argparse.Namespace, env: Mapping[str, str], out: IO[str]) -> int:
     """Stop a live channel."""
     async with _client(env) as transcode:
         status = await transcode.stop_channel(args.channel_id)
-    return _print(out, [_channel_line(status)])
-
-
-def _history_lines(status: ChannelStatus) -> list[str]:
-    """The source on air and the latest switches (index -1: the slate)."""
-    lines = [f"  source on air: {status.source_index} {status.source_url or '(none)'}"]
-    lines += [
-        f"  {s.at.isoformat(timespec='seconds')}\t{s.from_index} -> {s.to_index}\t{s.reason}"
-        f"\t{s.detail}"
-        for s in status.source_history
-    ]
-    return lines
+    emit([_channel_row(status)], CHANNEL_COLUMNS, args.output, out=out)
+    return 0
 
 
 async def channel_status(args: argparse.Namespace, env: Mapping[str, str], out: IO[str]) -> int:
-    """Print one channel's status and its source history."""
+    """Print one channel's status; a table adds its latest source switches below it."""
     async with _client(env) as transcode:
         status = await transcode.get_channel(args.channel_id)
-    return _print(out, [_channel_line(status), *_history_lines(status)])
+    emit([_channel_row(status)], STATUS_COLUMNS, args.output, out=out)
+    if args.output == "table" and status.source_history:
+        out.write("\n")
+        emit(map(dataclasses.asdict, status.source_history), SWITCH_COLUMNS, "table", out=out)
+    return 0
 
 
 async def list_channels(args: argparse.Namespace, env: Mapping[str, str], out: IO[str]) -> int:
     """Print every channel's status."""
     async with _client(env) as transcode:
         statuses = await transcode.list_channels()
-    return _print(out, [_channel_line(status) for status in statuses])
+    emit(map(_channel_row, statuses), CHANNEL_COLUMNS, args.output, out=out)
+    return 0
 
 
 def _run_cmd(command: Coroutine[Any, Any, int]) -> int:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import csv
 import io
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -45,7 +47,25 @@ async def test_register_list_drain(target: str, tokens: Any) -> None:
     lines = out.getvalue().splitlines()
     assert lines[0] == "registered v1 (version 1)"
     assert lines[1] == "v1: draining"
-    assert lines[3].split()[:6] == ["v1", "110101", "edge", "127.0.0.1:8101", "unknown", "(drain)"]
+    assert lines[2].split() == ["EDGE_ID", "REGION", "TIER", "ADDRESS", "HEALTH", "DRAINING",
+                                "LEASES", "LOAD", "REASON"]  # fmt: skip
+    assert lines[3].split() == ["v1", "110101", "edge", "127.0.0.1:8101", "unknown", "true",
+                                "0", "0.0"]  # fmt: skip
+    as_json = io.StringIO()
+    assert await _in_thread(cli.run_list, parse("edges", "-o", "json"), env, as_json) == 0
+    [edge] = json.loads(as_json.getvalue())
+    assert (edge["edge_id"], edge["tier"], edge["draining"], edge["version"]) == (
+        "v1",
+        "edge",
+        True,
+        2,
+    )
+    assert (edge["capacity_sessions"], edge["health"], edge["leases"]) == (200, "unknown", 0)
+    as_csv = io.StringIO()
+    assert await _in_thread(cli.run_list, parse("edges", "-o", "csv"), env, as_csv) == 0
+    reader = csv.DictReader(io.StringIO(as_csv.getvalue()))
+    assert reader.fieldnames == list(cli.EDGE_COLUMNS)
+    assert [(row["edge_id"], row["draining"]) for row in reader] == [("v1", "true")]
 
 
 async def test_errors_exit_non_zero_and_change_nothing(target: str, tokens: Any) -> None:

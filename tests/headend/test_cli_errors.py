@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import csv
+import io
+import json
 import os
 import signal
 import socket
@@ -26,7 +29,7 @@ import redis.exceptions
 from cdn_ctl import cli as cdn_cli
 from epg import cli as epg_cli
 from headend import cli
-from headend.auth import KeyStore
+from headend.auth import KeyStore, Principal
 from headend.clitools import (
     EXIT_AUTH,
     EXIT_INTERNAL,
@@ -350,3 +353,28 @@ def test_a_service_refusal_keeps_its_detail_lines() -> None:
     err = _from(NotFound("no subscriber x", details={"carrier": "acme"}),
                 _rpc_error(grpc.StatusCode.NOT_FOUND))  # fmt: skip
     assert classify(err) == (EXIT_REFUSED, "NOT_FOUND: no subscriber x\n  carrier: acme")
+
+
+async def test_keys_list_prints_a_table_json_or_csv(redis_server: RedisServer) -> None:
+    client = aioredis.Redis.from_url(redis_server.url)
+    store = KeyStore(client)
+    made = [(await store.create(Principal.parse(p)))[0] for p in ("admin", "carrier:ct-sh")]
+    try:
+        runs = {fmt: await _headend_async("keys", "list", "-o", fmt, REDIS_URL=redis_server.url)
+                for fmt in ("table", "json", "csv")}  # fmt: skip
+    finally:
+        for info in made:
+            await store.revoke(info.key_id)
+        await client.aclose()
+    assert {code for code, _, _ in runs.values()} == {0}
+    header, *lines = runs["table"][1].splitlines()
+    assert header.split() == ["KEY_ID", "PRINCIPAL", "CREATED_AT"]
+    mine = {line.split()[0]: line.split()[1] for line in lines}
+    assert {mine[info.key_id] for info in made} == {"admin", "carrier:ct-sh"}
+    listed = {row["key_id"]: row for row in json.loads(runs["json"][1])}
+    carrier = listed[made[1].key_id]
+    assert (carrier["role"], carrier["tenant"]) == ("carrier", "ct-sh")
+    assert carrier["created_at"] == made[1].created_at.isoformat()
+    reader = csv.DictReader(io.StringIO(runs["csv"][1]))
+    assert reader.fieldnames == ["key_id", "principal", "created_at"]
+    assert {row["key_id"]: row["principal"] for row in reader}[made[0].key_id] == "admin"

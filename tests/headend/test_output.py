@@ -5,13 +5,14 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
 
 import pytest
 
-from headend.output import emit
+from headend.output import emit, width
 
 
 class State(Enum):
@@ -62,3 +63,51 @@ def test_json_keeps_every_field_whole() -> None:
 def test_an_unknown_format_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown output format"):
         _emit("yaml")
+
+
+def test_table_pads_by_display_width_so_chinese_names_align() -> None:
+    rows = [
+        {"id": "c1", "name": "中央电视台", "on": True},
+        {"id": "c22", "name": "News", "on": False},
+    ]
+    out = io.StringIO()
+    emit(rows, ("id", "name", "on"), "table", out=out)
+    lines = out.getvalue().splitlines()
+    # Each of the five characters takes two cells: ON starts after 10 cells + the gap.
+    assert width(lines[0][: lines[0].index("ON")]) == width(lines[1][: lines[1].index("true")])
+    assert lines[0].index("ON") == lines[2].index("false")
+    assert width(lines[1]) == width(lines[0]) + 2  # "true" is two cells wider than "ON"
+
+
+class Recorder(io.StringIO):
+    """A stream that notes, for each write, how many rows had been produced by then."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.produced = 0
+        self.writes: list[tuple[int, str]] = []
+
+    def write(self, text: str) -> int:
+        self.writes.append((self.produced, text))
+        return super().write(text)
+
+
+def test_json_streams_each_row_as_it_is_produced() -> None:
+    out = Recorder()
+
+    def rows() -> Iterator[dict[str, Any]]:
+        for i in range(3):
+            out.produced += 1
+            yield {"id": f"c{i}", "name": "频道"}
+
+    emit(rows(), ("id",), "json", out=out)
+    assert json.loads(out.getvalue()) == [{"id": f"c{i}", "name": "频道"} for i in range(3)]
+    rows_written = [(produced, text) for produced, text in out.writes if '"id"' in text]
+    assert [produced for produced, _ in rows_written] == [1, 2, 3]  # row n written before n+1
+    assert len(out.getvalue().splitlines()) == 5  # "[", one object a line, "]"
+
+
+def test_json_of_no_rows_is_an_empty_array() -> None:
+    out = io.StringIO()
+    emit(iter(()), ("id",), "json", out=out)
+    assert json.loads(out.getvalue()) == []

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
+import json
 import os
 import sys
 from collections.abc import AsyncIterator
@@ -313,8 +316,22 @@ async def test_cli_lists_and_clears_lockouts(redis: aioredis.Redis, redis_url: s
         await limiter.fail(key)
     code, out, _ = await ratelimit_cli(redis_url, "locked")
     assert code == 0
-    lines = sorted(line.split("\t")[:2] for line in out.splitlines())
-    assert lines == [["login", "alice"], ["login", "{odd} key"]]
+    header, *lines = out.splitlines()
+    assert header.split() == ["NAME", "KEY", "RETRY_AFTER_SECONDS"]
+    assert sorted(line[header.index("KEY") : header.index("RETRY")].rstrip() for line in lines) == [
+        "alice",
+        "{odd} key",
+    ]
+    code, out, _ = await ratelimit_cli(redis_url, "locked", "-o", "json")
+    assert code == 0
+    found = sorted((lock["name"], lock["key"]) for lock in json.loads(out))
+    assert found == [("login", "alice"), ("login", "{odd} key")]
+    assert all(0 < lock["retry_after_seconds"] <= 600 for lock in json.loads(out))
+    code, out, _ = await ratelimit_cli(redis_url, "locked", "-o", "csv")
+    assert code == 0
+    reader = csv.DictReader(io.StringIO(out))
+    assert reader.fieldnames == ["name", "key", "retry_after_seconds"]
+    assert sorted(row["key"] for row in reader) == ["alice", "{odd} key"]
     code, out, _ = await ratelimit_cli(redis_url, "clear", "login", "{odd} key")
     assert (code, out.strip()) == (0, "cleared the lockout of login '{odd} key'")
     assert (await limiter.check("{odd} key")).allowed
@@ -324,3 +341,5 @@ async def test_cli_lists_and_clears_lockouts(redis: aioredis.Redis, redis_url: s
     assert "was not locked" in err
     code, out, _ = await ratelimit_cli(redis_url, "locked", "--name", "pin")
     assert (code, out) == (0, "")
+    code, out, _ = await ratelimit_cli(redis_url, "locked", "--name", "pin", "-o", "json")
+    assert (code, json.loads(out)) == (0, [])

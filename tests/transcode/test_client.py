@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
+import csv
+import io
+import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
@@ -14,10 +19,12 @@ from headend.rpc import RpcSettings, ServiceUnavailable
 from tests.support.media import Media
 from tests.support.net import free_port
 from tests.support.tokens import Tokens
+from transcode import cli
 from transcode.archive import ArchiveIndex
 from transcode.client import TranscodeClient
-from transcode.domain import ChannelState, Job, JobState
+from transcode.domain import ChannelState, Job, JobState, NodeInfo
 from transcode.errors import ChannelNotFound, ChannelRunning, JobExists, JobNotFound, SourceRefused
+from transcode.farm import NodeDirectory
 from transcode.live import LiveManager
 from transcode.server import create_server
 from transcode.settings import ControlSettings, QueueSettings, SourceSettings
@@ -133,3 +140,70 @@ async def test_the_service_down_is_service_unavailable() -> None:
         with pytest.raises(ServiceUnavailable):
             async for _ in tc.watch_job("j1"):
                 pass
+
+
+def _parse(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="headend")
+    cli.register(parser.add_subparsers(dest="command", required=True))
+    return parser.parse_args(argv)
+
+
+async def _cli(command: Any, rig: Rig, *argv: str) -> str:
+    """Run one ``headend transcode|channel`` command against the rig; its stdout."""
+    env = {"TRANSCODE_TARGET": rig.target, "HEADEND_API_KEY": await rig.tokens("admin")}
+    out = io.StringIO()
+    assert await command(_parse(*argv), env, out) == 0
+    return out.getvalue()
+
+
+async def _each_format(command: Any, rig: Rig, *argv: str) -> tuple[list[str], Any, list[str]]:
+    """The table's lines, the parsed JSON, and the CSV header of one command."""
+    table = (await _cli(command, rig, *argv)).splitlines()
+    as_json = json.loads(await _cli(command, rig, *argv, "-o", "json"))
+    reader = csv.reader(io.StringIO(await _cli(command, rig, *argv, "-o", "csv")))
+    return table, as_json, next(reader)
+
+
+async def test_the_cli_prints_jobs_nodes_and_channels_as_table_json_or_csv(
+    rig: Rig, media: Media, redis: aioredis.Redis
+) -> None:
+    async with await _client(rig) as transcode:
+        await transcode.submit_job(str(media.clip), asset="clip", job_id="j1")
+    table, jobs, header = await _each_format(cli.list_jobs, rig, "transcode", "jobs")
+    assert table[1].split()[:4] == ["j1", "queued", "clip", "0.0"]
+    assert (jobs[0]["id"], jobs[0]["state"], jobs[0]["progress"]["percent"]) == ("j1", "queued", 0)
+    assert header == list(cli.JOB_COLUMNS)
+    cancelled = await _cli(cli.cancel_job, rig, "transcode", "cancel", "j1", "-o", "json")
+    assert json.loads(cancelled)[0]["reason"] == "cancelled before it started"
+
+    await NodeDirectory(redis).advertise(
+        NodeInfo("n1", "county-a", capacity=4, load=1, channels=("c1", "c2")), ttl_seconds=60
+    )
+    table, nodes, header = await _each_format(cli.list_nodes, rig, "transcode", "nodes")
+    assert table[0].split() == ["ID", "GROUP", "STATE", "LOAD", "CAPACITY", "CHANNELS"]
+    assert table[1].split() == ["n1", "county-a", "active", "1", "4", "c1,c2"]
+    assert nodes == [{"id": "n1", "group": "county-a", "capacity": 4, "load": 1,
+                      "draining": False, "channels": ["c1", "c2"], "state": "active"}]  # fmt: skip
+    assert header == list(cli.NODE_COLUMNS)
+    drained = await _cli(cli.drain_node, rig, "transcode", "drain", "n1", "-o", "csv")
+    assert [row["id"] for row in csv.DictReader(io.StringIO(drained))] == ["n1"]
+
+    source = f"file://{media.clip}"
+    await _cli(cli.start_channel, rig, "channel", "start", "loop", source, "--profile", "low")
+    stopped = await _cli(cli.stop_channel, rig, "channel", "stop", "loop")
+    assert stopped.splitlines()[1].split()[:2] == ["loop", "stopped"]
+    table, channels, header = await _each_format(cli.list_channels, rig, "channel", "list")
+    assert table[0].split() == [c.upper() for c in cli.CHANNEL_COLUMNS]
+    assert table[1].split()[:2] == ["loop", "stopped"]
+    assert (channels[0]["id"], channels[0]["state"], channels[0]["source"]) == (
+        "loop", "stopped", source
+    )  # fmt: skip
+    assert channels[0]["channel"]["profile"] == "low"  # the configuration, whole
+    assert header == list(cli.CHANNEL_COLUMNS)
+    table, status, header = await _each_format(cli.channel_status, rig, "channel", "status", "loop")
+    assert table[1].split()[:2] == ["loop", "stopped"]
+    assert len(table) == 2  # no switches yet: no switch table under it
+    assert (status[0]["reason"], status[0]["source_index"], status[0]["source_history"]) == (
+        "stopped on request", -1, []
+    )  # fmt: skip
+    assert header == list(cli.STATUS_COLUMNS)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import csv
 import io
 import json
 import os
@@ -336,9 +337,19 @@ async def test_cli_submit_wait_jobs_cancel(rig: Rig, media: Media) -> None:
     assert (
         await cli.list_jobs(_parse("transcode", "jobs", "--state", "succeeded"), env, listing) == 0
     )
-    assert [line.split("\t")[:2] for line in listing.getvalue().splitlines()] == [
-        ["cli1", "succeeded"]
+    assert [line.split()[:2] for line in listing.getvalue().splitlines()] == [
+        ["ID", "STATE"],
+        ["cli1", "succeeded"],
     ]
+    as_json, as_csv = io.StringIO(), io.StringIO()
+    succeeded = ("transcode", "jobs", "--state", "succeeded")
+    assert await cli.list_jobs(_parse(*succeeded, "-o", "json"), env, as_json) == 0
+    [job] = json.loads(as_json.getvalue())
+    assert (job["id"], job["state"], job["progress"]["percent"]) == ("cli1", "succeeded", 100.0)
+    assert await cli.list_jobs(_parse(*succeeded, "-o", "csv"), env, as_csv) == 0
+    reader = csv.DictReader(io.StringIO(as_csv.getvalue()))
+    assert reader.fieldnames == list(cli.JOB_COLUMNS)
+    assert [(row["id"], row["percent"]) for row in reader] == [("cli1", "100.0")]
     with pytest.raises(cli.CliError):
         await cli.list_jobs(_parse("transcode", "jobs"), {}, listing)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
+import json
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -211,11 +212,19 @@ async def test_continuity_errors_switch_and_channel_status_shows_it(tmp_path: Pa
                 out = io.StringIO()
                 assert await cli.channel_status(_parse("channel", "status", "bk4"), env, out) == 0
                 lines = out.getvalue().splitlines()
-                assert lines[0].split("\t")[:2] == ["bk4", "live"]
-                assert lines[1] == f"  source on air: 1 {backup.source}"
-                history = [line.split("\t") for line in lines[2:]]
-                assert [h[1:3] for h in history] == [["-1 -> 0", "start"], ["0 -> 1", "cc_errors"]]
-                assert "continuity errors" in history[1][3]
+                assert lines[1].split()[:2] == ["bk4", "live"]
+                assert lines[1].split()[-2:] == ["1", backup.source]  # the source on air
+                assert lines[2] == ""
+                assert lines[3].split() == ["AT", "FROM_INDEX", "TO_INDEX", "REASON", "DETAIL"]
+                history = [line.split() for line in lines[4:]]
+                assert [h[1:4] for h in history] == [["-1", "0", "start"], ["0", "1", "cc_errors"]]
+                assert "continuity errors" in lines[5]
+                out = io.StringIO()
+                as_json = _parse("channel", "status", "bk4", "-o", "json")
+                assert await cli.channel_status(as_json, env, out) == 0
+                [got] = json.loads(out.getvalue())
+                assert got["source_url"] == backup.source
+                assert [s["reason"] for s in got["source_history"]] == ["start", "cc_errors"]
                 await rig.manager.stop("bk4")
             finally:
                 await server.stop(0)
