@@ -24,6 +24,7 @@ from epg.client import EpgClient
 from epg.domain import Rights, Text
 from epg.errors import ChannelNotFound, ProgrammeNotFound
 from headend.clitools import EXIT_REFUSED, EXIT_UNAVAILABLE, EXIT_USAGE
+from headend.output import width
 from tests.epg.support import CH, T0, Grpc, seed
 
 HEADEND = str(Path(sys.executable).with_name("headend"))
@@ -66,13 +67,24 @@ def rows_of(out: str, fmt: str, columns: tuple[str, ...]) -> list[dict[str, Any]
         return list(reader)
     header, *lines = out.splitlines()
     assert header.split() == [c.upper() for c in columns]
-    # Each column starts where its name does (cells are padded to it, character by character).
+    # Each column starts at the terminal cell where its name does (cells are padded by display
+    # width: a Chinese character takes two).
     starts = [header.index(c.upper()) for c in columns]
     ends = [*starts[1:], None]
     return [
-        {c: line[a:b].strip() for c, a, b in zip(columns, starts, ends, strict=True)}
+        {c: _cells(line, a, b).strip() for c, a, b in zip(columns, starts, ends, strict=True)}
         for line in lines
     ]
+
+
+def _cells(line: str, start: int, end: int | None) -> str:
+    """The characters of ``line`` between terminal cells ``start`` and ``end``."""
+    taken, at = [], 0
+    for ch in line:
+        if at >= start and (end is None or at < end):
+            taken.append(ch)
+        at += width(ch)
+    return "".join(taken)
 
 
 def text_of(value: Any) -> str:
