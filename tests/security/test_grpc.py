@@ -245,9 +245,16 @@ async def test_a_trickling_client_stream_is_cut_at_max_rpc_seconds(keys: KeyStor
             started = time.monotonic()
             with pytest.raises(grpc.aio.AioRpcError) as caught:
                 await upload(trickle(40, 0.25), metadata=admin, timeout=_SLACK_SECONDS)
-            assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
-            assert error_details(caught.value).metadata == {"setting": "MAX_RPC_SECONDS"}
+            # The cut is the server's DEADLINE_EXCEEDED naming the setting; grpcio reports
+            # INTERNAL instead when the client's next message was being sent as the call
+            # ended (its send batch fails first: seen once in CI). Either way the call ended
+            # at the bound, well before the trickle's 10 s.
             assert time.monotonic() - started < 1 + _SLACK_SECONDS
+            if caught.value.code() != grpc.StatusCode.INTERNAL:
+                assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+                assert error_details(caught.value).metadata == {"setting": "MAX_RPC_SECONDS"}
+            else:
+                assert "execute_batch" in (caught.value.debug_error_string() or "")
             assert server.interceptor.slots.in_use == 0
             assert await upload(trickle(3, 0), metadata=admin, timeout=_SLACK_SECONDS) == b"3"
     finally:
