@@ -17,10 +17,10 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from lxml import etree
 
-from cdn_ctl.domain import Edge, Health, Tier
+from cdn_ctl.domain import Health
 from cdn_ctl.frontdoor.app import FrontDoor, create_box_app
 from cdn_ctl.frontdoor.policy import RedactedAccessLogger, rewrite_master
-from cdn_ctl.routing import Router, RoutingService, RoutingSettings
+from cdn_ctl.routing import Router
 from cdn_ctl.signing import KeyRing, verify_path
 from cdn_ctl.sim.stb import BoxRefused, SetTopBox
 from cdn_ctl.upstream import EpgCache, SubscriberCache
@@ -29,10 +29,9 @@ from epg.domain.rights import blacked_out
 from headend import regions
 from headend.seed import World
 from protos import epg_pb2, epg_pb2_grpc, subscriber_pb2
-from tests.support.cdn import EdgeFactory, FakeOrigin, eventually
+from tests.support.cdn import EdgeFactory, FakeOrigin, eventually, two_region_routing
 from tests.support.world import (
     LIVE,
-    OTHER_REGION,
     PREMIUM,
     REGION,
     SPORT,
@@ -78,15 +77,7 @@ async def door(
     services = await start_services(redis)
     world = await seed_world(services.epg_target, services.subscriber_target, services.api_key)
     edge = await edges("v1", upstream=origin.address)
-    router = Router()
-    # One nginx, registered as the edge of both test regions.
-    port = edge.config.listen_port
-    router.set_edges([
-        Edge("v1", REGION, Tier.EDGE, "127.0.0.1", port, 100, 1000.0, 1000.0),
-        Edge("v2", OTHER_REGION, Tier.EDGE, "127.0.0.1", port, 100, 1000.0, 1000.0),
-    ])  # fmt: skip
-    router.set_health({"v1": Health.UP, "v2": Health.UP})
-    routing = RoutingService(router=router, keys=ring, settings=RoutingSettings())
+    router, routing = two_region_routing(edge.config.listen_port, ring)
     settings = frontdoor_settings(services)
     clock = Clock()
     subscriber = SubscriberCache(

@@ -21,22 +21,18 @@ from aiohttp.test_utils import TestServer, make_mocked_request
 from ipytv import playlist as ipytv_playlist
 from lxml import etree
 
-from cdn_ctl.domain import Edge, Health, Tier
 from cdn_ctl.frontdoor.app import FrontDoor, create_box_app
 from cdn_ctl.frontdoor.policy import RedactedAccessLogger
 from cdn_ctl.playerlinks import PlayerLinks, digest
-from cdn_ctl.routing import Router, RoutingService, RoutingSettings
 from cdn_ctl.signing import KeyRing
 from cdn_ctl.upstream import EpgCache, SubscriberCache
 from headend.rpc import bearer, client_channel
 from headend.seed import World
 from protos import subscriber_pb2, subscriber_pb2_grpc
-from tests.support.cdn import EdgeFactory, FakeOrigin
+from tests.support.cdn import EdgeFactory, FakeOrigin, two_region_routing
 from tests.support.world import (
     CARRIER,
     LIVE,
-    OTHER_REGION,
-    REGION,
     SPORT,
     Services,
     frontdoor_settings,
@@ -110,14 +106,7 @@ async def door(
     services = await start_services(redis)
     world = await seed_world(services.epg_target, services.subscriber_target, services.api_key)
     edge = await edges("v1", upstream=origin.address)
-    router = Router()
-    port = edge.config.listen_port
-    router.set_edges([
-        Edge("v1", REGION, Tier.EDGE, "127.0.0.1", port, 100, 1000.0, 1000.0),
-        Edge("v2", OTHER_REGION, Tier.EDGE, "127.0.0.1", port, 100, 1000.0, 1000.0),
-    ])  # fmt: skip
-    router.set_health({"v1": Health.UP, "v2": Health.UP})
-    routing = RoutingService(router=router, keys=ring, settings=RoutingSettings())
+    _, routing = two_region_routing(edge.config.listen_port, ring)
     monotonic, wall = Monotonic(), WallClock()
     subscriber = SubscriberCache(
         services.subscriber_target, services.api_key, entitlement_ttl_seconds=10.0, clock=monotonic

@@ -10,9 +10,12 @@ from pathlib import Path
 
 from aiohttp import web
 
+from cdn_ctl.domain import Edge, Health, Tier
 from cdn_ctl.edge import EdgeConfig, EdgeProcess
+from cdn_ctl.routing import Router, RoutingService, RoutingSettings
 from cdn_ctl.signing import KeyRing, SigningKey
 from tests.support.net import free_port
+from tests.support.world import OTHER_REGION, REGION
 
 MASTER = """#EXTM3U
 #EXT-X-VERSION:6
@@ -126,3 +129,14 @@ async def edge_factory(workdir: Path, ring: KeyRing) -> AsyncIterator[EdgeFactor
     finally:
         for edge in started:
             await edge.stop()
+
+
+def two_region_routing(port: int, ring: KeyRing) -> tuple[Router, RoutingService]:
+    """Routing to one nginx on ``port``, registered as the edge of both test regions."""
+    router = Router()
+    router.set_edges([
+        Edge("v1", REGION, Tier.EDGE, "127.0.0.1", port, 100, 1000.0, 1000.0),
+        Edge("v2", OTHER_REGION, Tier.EDGE, "127.0.0.1", port, 100, 1000.0, 1000.0),
+    ])  # fmt: skip
+    router.set_health({"v1": Health.UP, "v2": Health.UP})
+    return router, RoutingService(router=router, keys=ring, settings=RoutingSettings())
