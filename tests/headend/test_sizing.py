@@ -17,7 +17,9 @@ import pytest
 
 @pytest.fixture(scope="module")
 def sizing(repo_root: Path) -> ModuleType:
-    """The script as a module (scripts/ is no package)."""
+    """The script as a module (scripts/ is no package: its measurement module is found
+    beside it, as when the script runs)."""
+    sys.path.insert(0, str(repo_root / "scripts"))
     spec = importlib.util.spec_from_file_location("sizing", repo_root / "scripts" / "sizing.py")
     assert spec is not None
     assert spec.loader is not None
