@@ -56,10 +56,11 @@ bench-short: system $(STAMP) ## run the benchmarks in their short CI mode with g
 sizing: system $(STAMP) ## measure Redis bytes per subscriber, programme, segment; size a province
 	$(BIN)/python scripts/sizing.py
 
-lint: $(STAMP) ## ruff and mypy
+lint: system $(STAMP) ## ruff, mypy, and buf lint + buf breaking on the protos
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	scripts/buf.sh
 
 deploy-check: system $(STAMP) ## check deploy/ offline: systemd units (systemd-analyze), k8s manifests (schemas)
 	scripts/check-deploy.sh

@@ -118,19 +118,24 @@ async def provision(stack: Stack) -> None:
     stub = pb_grpc.SubscriberServiceStub(stack.channels["service"])
     md = bearer(stack.token)
     await stub.CreateCarrier(
-        pb.CreateCarrierRequest(carrier_id="acme", name="Acme", network_type=pb.TELECOM),
+        pb.CreateCarrierRequest(
+            carrier_id="acme",
+            carrier=pb.Carrier(display_name="Acme", network_type=pb.NETWORK_TYPE_TELECOM),
+        ),
         metadata=md,
     )
     await stub.DefinePackage(
         pb.DefinePackageRequest(
-            package=pb.Package(package_id="basic", name="Basic", channel_ids=["cctv1", "cctv2"])
+            package=pb.Package(
+                name="packages/basic", display_name="Basic", channel_ids=["cctv1", "cctv2"]
+            )
         ),
         metadata=md,
     )
 
-    async def rows() -> AsyncIterator[pb.ImportChunk]:
-        yield pb.ImportChunk(
-            carrier_id="acme",
+    async def rows() -> AsyncIterator[pb.ImportSubscribersRequest]:
+        yield pb.ImportSubscribersRequest(
+            parent="carriers/acme",
             rows=[
                 pb.ImportRow(
                     row=i,

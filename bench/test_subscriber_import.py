@@ -75,7 +75,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     redis_server.stop()
 
 
-def build_chunks(n: int) -> list[pb.ImportChunk]:
+def build_chunks(n: int) -> list[pb.ImportSubscribersRequest]:
     """n rows (one box, two entitlements each) in chunks of CHUNK rows, built before timing."""
     rows = [
         pb.ImportRow(
@@ -90,7 +90,10 @@ def build_chunks(n: int) -> list[pb.ImportChunk]:
         )
         for i in range(n)
     ]
-    return [pb.ImportChunk(carrier_id="acme", rows=rows[i : i + CHUNK]) for i in range(0, n, CHUNK)]
+    return [
+        pb.ImportSubscribersRequest(parent="carriers/acme", rows=rows[i : i + CHUNK])
+        for i in range(0, n, CHUNK)
+    ]
 
 
 async def seed(stack: Stack) -> str:
@@ -99,21 +102,28 @@ async def seed(stack: Stack) -> str:
     _, token = await stack.keys.create(ADMIN)
     md = bearer(token)
     await stack.stub.CreateCarrier(
-        pb.CreateCarrierRequest(carrier_id="acme", name="Acme", network_type=pb.TELECOM),
+        pb.CreateCarrierRequest(
+            carrier_id="acme",
+            carrier=pb.Carrier(display_name="Acme", network_type=pb.NETWORK_TYPE_TELECOM),
+        ),
         metadata=md,
     )
     for package in ("basic", "sports"):
         await stack.stub.DefinePackage(
             pb.DefinePackageRequest(
-                package=pb.Package(package_id=package, name=package, channel_ids=[package])
+                package=pb.Package(
+                    name=f"packages/{package}", display_name=package, channel_ids=[package]
+                )
             ),
             metadata=md,
         )
     return token
 
 
-async def run_import(stack: Stack, chunks: list[pb.ImportChunk], token: str) -> pb.ImportSummary:
-    async def gen() -> AsyncIterator[pb.ImportChunk]:
+async def run_import(
+    stack: Stack, chunks: list[pb.ImportSubscribersRequest], token: str
+) -> pb.ImportSummary:
+    async def gen() -> AsyncIterator[pb.ImportSubscribersRequest]:
         for chunk in chunks:
             yield chunk
 

@@ -61,7 +61,7 @@ from cdn_ctl.edge_conf import (
     DEFAULT_LIMIT_EXEMPT,
 )
 from cdn_ctl.errors import CdnError, EdgeExists, EdgeStartError
-from cdn_ctl.service import CdnService
+from cdn_ctl.service import UPDATABLE, CdnService
 from cdn_ctl.signing import KeyRing
 from cdn_ctl.store import EdgeStore
 from headend import logs
@@ -258,7 +258,8 @@ class LocalEdges:
             try:
                 await service.register(ADMIN, edge)
             except EdgeExists:
-                await service.update(ADMIN, edge)
+                changes = {name: getattr(edge, name) for name in UPDATABLE}
+                await service.update(ADMIN, edge.edge_id, changes)
 
     async def stop(self) -> None:
         """Stop every edge."""

@@ -1,4 +1,4 @@
-"""``CdnControl`` over gRPC (proto <-> domain only), and the process entry point
+"""``CdnControlService`` over gRPC (proto <-> domain only), and the process entry point
 that runs it together with the HTTP routing face and the controller loop."""
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ import grpc
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from cdn_ctl.convert import edge_from_pb, edge_to_pb, status_to_pb
+from cdn_ctl.convert import EDGE, edge_changes_from_pb, edge_from_pb, edge_to_pb, status_to_pb
+from cdn_ctl.domain import validate_edge_id
 from cdn_ctl.errors import InvalidEdge
 from cdn_ctl.frontdoor.app import TASK_BACKOFF, FrontDoor, Guards, create_box_app
 from cdn_ctl.frontdoor.guard import (
@@ -33,13 +34,14 @@ from cdn_ctl.health import HealthMonitor, HttpProber
 from cdn_ctl.http import RoutingFace, create_app
 from cdn_ctl.playerlinks import PlayerLinks
 from cdn_ctl.routing import Controller, Router, RoutingService
-from cdn_ctl.service import CdnService
+from cdn_ctl.service import UPDATABLE, CdnService
 from cdn_ctl.settings import CdnSettings
 from cdn_ctl.store import EdgeStore
 from headend import logs, rpc
 from headend.auth import Authenticator, KeyStore
 from headend.ratelimit import RateLimiter
 from headend.redisconn import RedisUnreachable, connect_checked
+from headend.rpc.resources import page, update_paths
 from headend.rpc.server import Component, stop_event
 from headend.settings import SettingsError
 from headend.tasks import Supervisor, SupervisorMetrics
@@ -47,60 +49,80 @@ from protos import cdn_pb2, cdn_pb2_grpc
 
 log = logging.getLogger(__name__)
 
-SERVICE_NAME = "headend.cdn.v1.CdnControl"
+SERVICE_NAME = cdn_pb2.DESCRIPTOR.services_by_name["CdnControlService"].full_name
 # The login lockouts' limiter names (``headend ratelimit clear login-box <mac>``).
 LOGIN_PER_BOX = "login-box"
 LOGIN_PER_ADDRESS = "login-address"
 _SPARE_FILES = 512
 
 
-class CdnControlServicer(cdn_pb2_grpc.CdnControlServicer):
-    """Proto <-> domain for the registry use cases."""
+def _edge_id(name: str, *, field: str) -> str:
+    """The id in an edge's name; ``InvalidEdge`` on ``field`` for a bad name or id."""
+    try:
+        return validate_edge_id(EDGE.id(name, field=field))
+    except InvalidEdge as err:
+        raise InvalidEdge(field, err.reason) from err
+
+
+class CdnControlServicer(cdn_pb2_grpc.CdnControlServiceServicer):
+    """Proto <-> domain (resource names <-> ids) for the registry use cases."""
 
     def __init__(self, service: CdnService) -> None:
         self._service = service
 
     async def RegisterEdge(
         self, request: cdn_pb2.RegisterEdgeRequest, context: grpc.aio.ServicerContext
-    ) -> cdn_pb2.RegisterEdgeResponse:
+    ) -> cdn_pb2.Edge:
         """Add an edge."""
         if not request.HasField("edge"):
             raise InvalidEdge("edge", "required")
-        edge = await self._service.register(rpc.principal(), edge_from_pb(request.edge))
-        return cdn_pb2.RegisterEdgeResponse(edge=edge_to_pb(edge))
+        edge = edge_from_pb(request.edge, edge_id=request.edge_id)
+        return edge_to_pb(await self._service.register(rpc.principal(), edge))
 
     async def UpdateEdge(
         self, request: cdn_pb2.UpdateEdgeRequest, context: grpc.aio.ServicerContext
-    ) -> cdn_pb2.UpdateEdgeResponse:
-        """Replace an edge's fields."""
+    ) -> cdn_pb2.Edge:
+        """Change the masked fields of an edge."""
         if not request.HasField("edge"):
             raise InvalidEdge("edge", "required")
+        edge_id = _edge_id(request.edge.name, field="edge.name")
+        paths = update_paths(request.edge, request.update_mask, UPDATABLE)
         edge = await self._service.update(
-            rpc.principal(), edge_from_pb(request.edge), expected_version=request.expected_version
+            rpc.principal(),
+            edge_id,
+            edge_changes_from_pb(request.edge, paths),
+            expected_version=request.expected_version,
         )
-        return cdn_pb2.UpdateEdgeResponse(edge=edge_to_pb(edge))
+        return edge_to_pb(edge)
 
     async def DrainEdge(
         self, request: cdn_pb2.DrainEdgeRequest, context: grpc.aio.ServicerContext
-    ) -> cdn_pb2.DrainEdgeResponse:
+    ) -> cdn_pb2.Edge:
         """Drain or resume an edge."""
         edge = await self._service.drain(
-            rpc.principal(), request.edge_id, draining=not request.resume
+            rpc.principal(), _edge_id(request.name, field="name"), draining=not request.resume
         )
-        return cdn_pb2.DrainEdgeResponse(edge=edge_to_pb(edge))
+        return edge_to_pb(edge)
 
     async def ListEdges(
         self, request: cdn_pb2.ListEdgesRequest, context: grpc.aio.ServicerContext
     ) -> cdn_pb2.ListEdgesResponse:
-        """Every edge with health and load."""
-        statuses = await self._service.list(rpc.principal())
-        return cdn_pb2.ListEdgesResponse(edges=[status_to_pb(s) for s in statuses])
+        """A page of edges, by id, with health and load."""
+        statuses, token = page(
+            await self._service.list(rpc.principal()),
+            key=lambda s: s.edge.edge_id,
+            size=request.page_size,
+            token=request.page_token,
+        )
+        return cdn_pb2.ListEdgesResponse(
+            edges=[status_to_pb(s) for s in statuses], next_page_token=token
+        )
 
 
 async def create_server(
     settings: CdnSettings, *, redis: Any, keys: KeyStore, components: Sequence[Component] = ()
 ) -> tuple[rpc.RpcServer, int]:
-    """Start ``CdnControl`` on ``settings.rpc`` (``components`` start and stop with it);
+    """Start ``CdnControlService`` on ``settings.rpc`` (``components`` start and stop with it);
     returns the server and its port."""
     service = CdnService(
         store=EdgeStore(redis), lease_ttl_seconds=settings.routing.lease_ttl_seconds
@@ -111,7 +133,9 @@ async def create_server(
         services=[
             rpc.ServiceSpec(
                 name=SERVICE_NAME,
-                register=lambda s: cdn_pb2_grpc.add_CdnControlServicer_to_server(servicer, s),
+                register=functools.partial(
+                    cdn_pb2_grpc.add_CdnControlServiceServicer_to_server, servicer
+                ),
             )
         ],
         authenticator=keys,
@@ -343,7 +367,7 @@ async def _create(settings: CdnSettings, redis: Any) -> tuple[rpc.RpcServer, int
 
 
 def main() -> None:
-    """``python -m cdn_ctl``: gRPC CdnControl + HTTP routing face + health monitor."""
+    """``python -m cdn_ctl``: gRPC CdnControlService + HTTP routing face + health monitor."""
     # The front door rides out a Redis outage from its caches (playing boxes keep playing):
     # its health does not follow the store's.
     rpc.run_service("cdn_ctl", CdnSettings.from_env, _create, store_health=False)

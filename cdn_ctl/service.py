@@ -6,7 +6,9 @@ Routing itself (choosing, counting and signing) is :mod:`cdn_ctl.routing`.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from typing import Any
 
 from cdn_ctl.domain import Edge, EdgeHealth, Tier, validate_edge, validate_edge_id
 from cdn_ctl.errors import EdgeConflict, NotAdmin
@@ -28,13 +30,20 @@ class EdgeStatus:
         return self.leases / self.edge.capacity_sessions
 
 
+# The fields an update may change; the id, draining flag and version are the registry's.
+UPDATABLE = (
+    "region", "tier", "host", "port", "capacity_sessions", "capacity_mbps", "uplink_mbps",
+    "parent_id",
+)  # fmt: skip
+
+
 def _require_admin(principal: Principal) -> None:
     if not principal.is_admin:
         raise NotAdmin("the CDN control plane is admin only", details={"principal": str(principal)})
 
 
 class CdnService:
-    """Registry use cases for ``CdnControl``."""
+    """Registry use cases for ``CdnControlService``."""
 
     def __init__(self, *, store: EdgeStore, lease_ttl_seconds: int = 60) -> None:
         self._store = store
@@ -60,14 +69,25 @@ class CdnService:
         await self._check_parent(edge)
         return await self._store.create(edge)
 
-    async def update(self, principal: Principal, edge: Edge, *, expected_version: int = 0) -> Edge:
-        """Replace an edge's fields (keeping its draining flag), optionally version-checked."""
+    async def update(
+        self,
+        principal: Principal,
+        edge_id: str,
+        changes: Mapping[str, Any],
+        *,
+        expected_version: int = 0,
+    ) -> Edge:
+        """Set some of an edge's fields (``changes``: field of ``UPDATABLE`` -> value),
+        optionally version-checked. The write is checked against the version it read,
+        so a concurrent change (a drain, another update) is ``Aborted``, never undone."""
         _require_admin(principal)
-        validate_edge(edge)
-        current = await self._store.get(edge.edge_id)
+        current = await self._store.get(validate_edge_id(edge_id))
+        edge = validate_edge(replace(current, **changes))
         await self._check_parent(edge)
-        updated = replace(edge, draining=current.draining, version=current.version + 1)
-        return await self._store.replace(updated, expected_version=expected_version)
+        updated = replace(edge, version=current.version + 1)
+        return await self._store.replace(
+            updated, expected_version=expected_version or current.version
+        )
 
     async def drain(self, principal: Principal, edge_id: str, *, draining: bool = True) -> Edge:
         """Stop (or resume) new leases on an edge; existing leases finish."""

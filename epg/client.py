@@ -9,26 +9,34 @@ out, its store down)::
 
     async with EpgClient("epg.internal:50051", api_key) as epg:
         programme = await epg.get_programme("p1")
+
+The methods take and return ids and domain values; the resource names and the
+page tokens of the wire stay in here. A list method reads every page.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
-from typing import IO
+from typing import IO, Protocol, TypeVar
 
+from google.protobuf.field_mask_pb2 import FieldMask
 from grpc.aio import Metadata
 
 from epg.convert import (
+    ANY_CHANNEL,
     VERSION_HEADER,
     change_from_pb,
     channel_from_pb,
+    channel_name,
     channel_to_pb,
     import_report_from_pb,
     policy_to_pb,
     programme_from_pb,
+    programme_name,
     programme_to_pb,
     programmes_from_pb,
     required_time,
@@ -49,9 +57,30 @@ from epg.errors import EpgError
 from epg.importer import ImportReport
 from epg.service import NowNext
 from headend.rpc import ServiceClient, ServiceUnavailable, to_timestamp
+from headend.rpc.resources import MAX_PAGE_SIZE
 from protos import epg_pb2, epg_pb2_grpc
 
 UPLOAD_CHUNK_BYTES = 256 * 1024
+# Every field of a channel an update may change: update_channel replaces them all.
+_ALL_FIELDS = ("*",)
+
+
+class _Paged(Protocol):
+    next_page_token: str
+
+
+R = TypeVar("R", bound=_Paged)
+
+
+async def _every_page(fetch: Callable[[str], Awaitable[R]]) -> AsyncIterator[R]:
+    """Each page of a list, from the first to the one without a next page token."""
+    token = ""
+    while True:
+        resp = await fetch(token)
+        yield resp
+        token = resp.next_page_token
+        if not token:
+            return
 
 
 def _positioned(metadata: Metadata | None) -> int | None:
@@ -81,29 +110,36 @@ class EpgClient(ServiceClient):
 
     async def list_channels(self, *, active_only: bool = False) -> list[Channel]:
         """Every channel the key may read (only the active ones with ``active_only``)."""
-        resp: epg_pb2.ListChannelsResponse = await self.call(
-            self._stub.ListChannels, epg_pb2.ListChannelsRequest(active_only=active_only)
-        )
-        return [channel_from_pb(c) for c in resp.channels]
+
+        def fetch(token: str) -> Awaitable[epg_pb2.ListChannelsResponse]:
+            request = epg_pb2.ListChannelsRequest(
+                active_only=active_only, page_size=MAX_PAGE_SIZE, page_token=token
+            )
+            return self.call(self._stub.ListChannels, request)
+
+        return [channel_from_pb(c) async for resp in _every_page(fetch) for c in resp.channels]
 
     async def create_channel(self, channel: Channel) -> Channel:
         """Add a channel to the catalogue; returns it as stored."""
-        created: epg_pb2.Channel = await self.call(
-            self._stub.CreateChannel, epg_pb2.CreateChannelRequest(channel=channel_to_pb(channel))
+        request = epg_pb2.CreateChannelRequest(
+            channel_id=channel.id, channel=channel_to_pb(channel)
         )
+        created: epg_pb2.Channel = await self.call(self._stub.CreateChannel, request)
         return channel_from_pb(created)
 
     async def get_channel(self, channel_id: str) -> Channel:
         """One channel, with the version an update must name."""
         msg: epg_pb2.Channel = await self.call(
-            self._stub.GetChannel, epg_pb2.GetChannelRequest(id=channel_id)
+            self._stub.GetChannel, epg_pb2.GetChannelRequest(name=channel_name(channel_id))
         )
         return channel_from_pb(msg)
 
     async def update_channel(self, channel: Channel, expected_version: int) -> Channel:
         """Replace every field of ``channel`` if it is still at ``expected_version``."""
         request = epg_pb2.UpdateChannelRequest(
-            channel=channel_to_pb(channel), expected_version=expected_version
+            channel=channel_to_pb(channel),
+            update_mask=FieldMask(paths=_ALL_FIELDS),
+            expected_version=expected_version,
         )
         updated: epg_pb2.Channel = await self.call(self._stub.UpdateChannel, request)
         return channel_from_pb(updated)
@@ -112,7 +148,8 @@ class EpgClient(ServiceClient):
         """Remove a channel (refused while it has programmes unless ``force``); the change's
         version."""
         resp: epg_pb2.DeleteChannelResponse = await self.call(
-            self._stub.DeleteChannel, epg_pb2.DeleteChannelRequest(id=channel_id, force=force)
+            self._stub.DeleteChannel,
+            epg_pb2.DeleteChannelRequest(name=channel_name(channel_id), force=force),
         )
         return resp.version
 
@@ -127,8 +164,14 @@ class EpgClient(ServiceClient):
     ) -> WriteResult:
         """Write programmes of one channel under ``policy``."""
         request = epg_pb2.PutProgrammesRequest(
-            channel_id=channel_id,
-            programmes=[programme_to_pb(p) for p in programmes],
+            parent=channel_name(channel_id),
+            # A programme of no channel is named on the one written.
+            programmes=[
+                programme_to_pb(
+                    p if p.channel_id else dataclasses.replace(p, channel_id=channel_id)
+                )
+                for p in programmes
+            ],
             policy=policy_to_pb(policy),
         )
         resp: epg_pb2.PutProgrammesResponse = await self.call(self._stub.PutProgrammes, request)
@@ -136,8 +179,9 @@ class EpgClient(ServiceClient):
 
     async def get_programme(self, programme_id: str) -> Programme:
         """One programme, with its bounds and rights."""
+        name = programme_name(ANY_CHANNEL, programme_id)
         msg: epg_pb2.Programme = await self.call(
-            self._stub.GetProgramme, epg_pb2.GetProgrammeRequest(id=programme_id)
+            self._stub.GetProgramme, epg_pb2.GetProgrammeRequest(name=name)
         )
         return programme_from_pb(msg, "", 0)
 
@@ -152,7 +196,10 @@ class EpgClient(ServiceClient):
         """Remove programmes of one channel by id, or those starting in ``[start, stop)``;
         the change's version and the ids removed."""
         request = epg_pb2.DeleteProgrammesRequest(
-            channel_id=channel_id, ids=ids, start=to_timestamp(start), stop=to_timestamp(stop)
+            parent=channel_name(channel_id),
+            ids=ids,
+            start=to_timestamp(start),
+            stop=to_timestamp(stop),
         )
         resp: epg_pb2.DeleteProgrammesResponse = await self.call(
             self._stub.DeleteProgrammes, request
@@ -170,11 +217,11 @@ class EpgClient(ServiceClient):
         """Expand a recurring slot in the channel's timezone and write it (unless
         ``dry_run``); the programmes and the change's version (0 for a dry run)."""
         request = epg_pb2.ExpandSlotsRequest(
-            channel_id=channel_id, rule=slot_rule_to_pb(rule), policy=policy_to_pb(policy),
-            dry_run=dry_run,
+            parent=channel_name(channel_id), rule=slot_rule_to_pb(rule),
+            policy=policy_to_pb(policy), dry_run=dry_run,
         )  # fmt: skip
         resp: epg_pb2.ExpandSlotsResponse = await self.call(self._stub.ExpandSlots, request)
-        return programmes_from_pb(resp.programmes, channel_id), resp.version
+        return programmes_from_pb(resp.programmes), resp.version
 
     # ---- guide queries
 
@@ -188,8 +235,8 @@ class EpgClient(ServiceClient):
         return [
             NowNext(
                 e.channel_id,
-                programme_from_pb(e.now, e.channel_id, 0) if e.HasField("now") else None,
-                programme_from_pb(e.next, e.channel_id, 0) if e.HasField("next") else None,
+                programme_from_pb(e.now, "", 0) if e.HasField("now") else None,
+                programme_from_pb(e.next, "", 0) if e.HasField("next") else None,
             )
             for e in resp.entries
         ]
@@ -204,10 +251,11 @@ class EpgClient(ServiceClient):
         limit: int = 0,
     ) -> tuple[Programme, ...]:
         """Readable programmes whose texts contain ``text`` (and carry ``category``) in
-        ``[start, stop)`` (default: the next 7 days); at most ``limit`` (0: the server's)."""
+        ``[start, stop)`` (default: the next 7 days); the first ``limit`` (0: the server's
+        page size)."""
         request = epg_pb2.SearchRequest(
             text=text, category=category, start=to_timestamp(start), stop=to_timestamp(stop),
-            limit=limit,
+            page_size=limit,
         )  # fmt: skip
         resp: epg_pb2.SearchResponse = await self.call(self._stub.Search, request)
         return programmes_from_pb(resp.programmes)
@@ -217,22 +265,37 @@ class EpgClient(ServiceClient):
     ) -> list[Gap]:
         """Unscheduled intervals of one channel in ``[start, stop)``, each at least
         ``min_seconds`` long."""
-        request = epg_pb2.ListGapsRequest(
-            channel_id=channel_id, start=to_timestamp(start), stop=to_timestamp(stop),
-            min_gap_seconds=min_seconds,
-        )  # fmt: skip
-        resp: epg_pb2.ListGapsResponse = await self.call(self._stub.ListGaps, request)
-        return [Gap(required_time(g, "start"), required_time(g, "stop")) for g in resp.gaps]
+
+        def fetch(token: str) -> Awaitable[epg_pb2.ListGapsResponse]:
+            request = epg_pb2.ListGapsRequest(
+                parent=channel_name(channel_id), start=to_timestamp(start),
+                stop=to_timestamp(stop), min_gap_seconds=min_seconds, page_size=MAX_PAGE_SIZE,
+                page_token=token,
+            )  # fmt: skip
+            return self.call(self._stub.ListGaps, request)
+
+        return [
+            Gap(required_time(g, "start"), required_time(g, "stop"))
+            async for resp in _every_page(fetch)
+            for g in resp.gaps
+        ]
 
     async def range(
         self, channel_id: str, start: datetime, stop: datetime
     ) -> tuple[Programme, ...]:
         """The channel's programmes overlapping ``[start, stop)`` (whole seconds)."""
-        request = epg_pb2.RangeRequest(
-            channel_id=channel_id, start=to_timestamp(start), stop=to_timestamp(stop)
-        )
-        resp: epg_pb2.RangeResponse = await self.call(self._stub.Range, request)
-        return programmes_from_pb(resp.programmes, channel_id)
+
+        def fetch(token: str) -> Awaitable[epg_pb2.ListProgrammesResponse]:
+            request = epg_pb2.ListProgrammesRequest(
+                parent=channel_name(channel_id), start=to_timestamp(start),
+                stop=to_timestamp(stop), page_size=MAX_PAGE_SIZE, page_token=token,
+            )  # fmt: skip
+            return self.call(self._stub.ListProgrammes, request)
+
+        found: list[Programme] = []
+        async for resp in _every_page(fetch):
+            found += programmes_from_pb(resp.programmes)
+        return tuple(found)
 
     # ---- XMLTV
 
@@ -247,10 +310,10 @@ class EpgClient(ServiceClient):
         """Stream an XMLTV file (plain or gzip) to the EPG; returns what the import did."""
         options = epg_pb2.ImportOptions(strict=strict, channel_map=channel_map or {}, owner=owner)
 
-        async def chunks() -> AsyncIterator[epg_pb2.ImportXmltvChunk]:
-            yield epg_pb2.ImportXmltvChunk(options=options)
+        async def chunks() -> AsyncIterator[epg_pb2.ImportXmltvRequest]:
+            yield epg_pb2.ImportXmltvRequest(options=options)
             while chunk := data.read(UPLOAD_CHUNK_BYTES):
-                yield epg_pb2.ImportXmltvChunk(data=chunk)
+                yield epg_pb2.ImportXmltvRequest(data=chunk)
 
         with self.mapped():
             report: epg_pb2.ImportXmltvResponse = await self._stub.ImportXmltv(

@@ -1,8 +1,11 @@
 """Proto <-> domain conversions for ``EpgService``, both ways, for the server and its client.
 
-No rules and no I/O. A value the wire can carry but the domain cannot hold
-(a sub-second or out-of-range time, an unknown enum number) becomes the
-``InvalidArgument`` leaf naming the field, never UNKNOWN.
+The wire names resources (``channels/{channel}``,
+``channels/{channel}/programmes/{programme}``, AIP-122); the domain keeps ids,
+and only this module turns one into the other. No rules and no I/O. A value
+the wire can carry but the domain cannot hold (a sub-second or out-of-range
+time, an unknown enum number, a malformed name) becomes the ``InvalidArgument``
+leaf naming the field, never UNKNOWN.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime, time, timedelta
 from typing import TypeVar
+from urllib.parse import quote, unquote
 
 from epg.domain import (
     DEFAULT_TIMEZONE,
@@ -24,11 +28,15 @@ from epg.domain import (
     Text,
     WritePolicy,
     WriteResult,
+    validate_channel_id,
+    validate_programme_id,
 )
-from epg.errors import InvalidProgramme, InvalidSlotRule, InvalidTimeRange
+from epg.errors import InvalidChannel, InvalidProgramme, InvalidSlotRule, InvalidTimeRange
 from epg.importer import ImportReport
 from epg.xmltv import Problem
+from headend.errors import InvalidArgument
 from headend.rpc import HasFields, optional_timestamp, to_timestamp
+from headend.rpc.resources import ResourceName
 from protos import epg_pb2
 
 # Initial metadata of WatchChanges: the version the feed is positioned at, so a
@@ -36,23 +44,100 @@ from protos import epg_pb2
 VERSION_HEADER = "epg-version"
 T = TypeVar("T")
 
-# Keyed by wire numbers (proto enums are open: any number can arrive).
+CHANNEL = ResourceName("channels/{channel}")
+PROGRAMME = ResourceName("channels/{channel}/programmes/{programme}")
+# GetProgramme's "any channel" (AIP-159): programme ids are unique across channels.
+ANY_CHANNEL = "-"
+
+# Keyed by wire numbers (proto enums are open: any number can arrive); an
+# input's UNSPECIFIED means the policy that zero meant before it was named.
 _POLICY_PB: dict[WritePolicy, epg_pb2.WritePolicy] = {
     WritePolicy.REFUSE: epg_pb2.WRITE_POLICY_REFUSE,
     WritePolicy.REPLACE: epg_pb2.WRITE_POLICY_REPLACE,
 }
-_POLICY: dict[int, WritePolicy] = {v: k for k, v in _POLICY_PB.items()}
+_POLICY: dict[int, WritePolicy] = {
+    epg_pb2.WRITE_POLICY_UNSPECIFIED: WritePolicy.REFUSE,
+    **{v: k for k, v in _POLICY_PB.items()},
+}
 _GAP_PB: dict[GapPolicy, epg_pb2.GapPolicy] = {
     GapPolicy.SHIFT_FORWARD: epg_pb2.GAP_POLICY_SHIFT_FORWARD,
     GapPolicy.SKIP: epg_pb2.GAP_POLICY_SKIP,
 }
-_GAP: dict[int, GapPolicy] = {v: k for k, v in _GAP_PB.items()}
+_GAP: dict[int, GapPolicy] = {
+    epg_pb2.GAP_POLICY_UNSPECIFIED: GapPolicy.SHIFT_FORWARD,
+    **{v: k for k, v in _GAP_PB.items()},
+}
 _FOLD_PB: dict[FoldPolicy, epg_pb2.FoldPolicy] = {
     FoldPolicy.FIRST: epg_pb2.FOLD_POLICY_FIRST,
     FoldPolicy.SECOND: epg_pb2.FOLD_POLICY_SECOND,
     FoldPolicy.SKIP: epg_pb2.FOLD_POLICY_SKIP,
 }
-_FOLD: dict[int, FoldPolicy] = {v: k for k, v in _FOLD_PB.items()}
+_FOLD: dict[int, FoldPolicy] = {
+    epg_pb2.FOLD_POLICY_UNSPECIFIED: FoldPolicy.FIRST,
+    **{v: k for k, v in _FOLD_PB.items()},
+}
+# The domain's change kinds on the wire; an unknown number from a newer server reads as "".
+_KIND_PB: dict[str, epg_pb2.ChangeKind] = {
+    "channel": epg_pb2.CHANGE_KIND_CHANNEL,
+    "programmes": epg_pb2.CHANGE_KIND_PROGRAMMES,
+    "resync": epg_pb2.CHANGE_KIND_RESYNC,
+}
+_KIND: dict[int, str] = {v: k for k, v in _KIND_PB.items()}
+
+
+# ---------------------------------------------------------------- resource names
+
+
+# A channel id in a name is percent-encoded, as in URLs: every id created today is
+# left as it is, and one accepted long ago with a trailing newline ("%0A") can
+# still be named, read and deleted.
+def _segment(cid: str) -> str:
+    return quote(cid, safe="")
+
+
+def channel_name(cid: str) -> str:
+    """``channels/{channel}`` of a channel id."""
+    return CHANNEL.format(_segment(cid))
+
+
+def programme_name(cid: str, pid: str) -> str:
+    """``channels/{channel}/programmes/{programme}`` of a programme."""
+    return PROGRAMME.format(_segment(cid), pid)
+
+
+def _parse(
+    pattern: ResourceName, name: str, field: str, error: type[InvalidChannel | InvalidProgramme]
+) -> tuple[str, ...]:
+    # The EPG's own leaf, so that callers such as the front door and the origin, which
+    # answer a bad programme id with "not found", need no other exception to catch.
+    try:
+        return pattern.parse(name, field=field)
+    except InvalidArgument as err:
+        raise error(err.field, err.reason) from err
+
+
+def _channel_id(segment: str, field: str) -> str:
+    cid = unquote(segment)
+    if _segment(cid) != segment:  # one name per channel: no other spelling of it
+        raise InvalidChannel(field, f"{segment!r} is not a channel id as names spell it")
+    return validate_channel_id(cid, field)
+
+
+def parse_channel_name(name: str, field: str = "name") -> str:
+    """The channel id in ``channels/{channel}``; ``InvalidArgument`` on ``field`` otherwise."""
+    (segment,) = _parse(CHANNEL, name, field, InvalidChannel)
+    return _channel_id(segment, field)
+
+
+def parse_programme_name(
+    name: str, field: str = "name", *, any_channel: bool = False
+) -> tuple[str, str]:
+    """The channel and programme ids in ``channels/{channel}/programmes/{programme}``;
+    with ``any_channel`` the channel may be ``-`` (any)."""
+    ch, pid = _parse(PROGRAMME, name, field, InvalidProgramme)
+    if not (any_channel and ch == ANY_CHANNEL):
+        ch = _channel_id(ch, field)
+    return ch, validate_programme_id(pid, field)
 
 
 # ---------------------------------------------------------------- times and enums
@@ -100,10 +185,10 @@ def _pb_texts(items: Sequence[Text]) -> list[epg_pb2.LocalizedText]:
     return [epg_pb2.LocalizedText(lang=t.lang, text=t.text) for t in items]
 
 
-def channel_from_pb(c: epg_pb2.Channel) -> Channel:
-    """A domain channel from its message."""
+def channel_from_pb(c: epg_pb2.Channel, cid: str | None = None) -> Channel:
+    """A domain channel from its message; its id is ``cid`` when given, else from its name."""
     return Channel(
-        id=c.id,
+        id=parse_channel_name(c.name, "channel.name") if cid is None else cid,
         number=c.number,
         names=_texts(c.names),
         owner=c.owner,
@@ -119,7 +204,7 @@ def channel_from_pb(c: epg_pb2.Channel) -> Channel:
 def channel_to_pb(c: Channel) -> epg_pb2.Channel:
     """A channel message."""
     return epg_pb2.Channel(
-        id=c.id,
+        name=channel_name(c.id),
         number=c.number,
         names=_pb_texts(c.names),
         logo_url=c.logo_url,
@@ -132,12 +217,16 @@ def channel_to_pb(c: Channel) -> epg_pb2.Channel:
     )
 
 
-def programme_from_pb(p: epg_pb2.Programme, channel_id: str, index: int) -> Programme:
-    """A domain programme from its message (times required)."""
+def programme_from_pb(p: epg_pb2.Programme, parent: str, index: int) -> Programme:
+    """A domain programme from its message (times required). Written to the channel
+    ``parent``, it must be named on it; unnamed, its id is left to the service."""
     prefix = f"programmes[{index}]"
+    ch, pid = parse_programme_name(p.name, f"{prefix}.name") if p.name else (parent, "")
+    if parent and ch != parent:
+        raise InvalidProgramme(f"{prefix}.name", f"{p.name!r} is not on channel {parent!r}")
     return Programme(
-        id=p.id,
-        channel_id=p.channel_id or channel_id,
+        id=pid,
+        channel_id=ch,
         start=required_time(p, "start", f"{prefix}.start"),
         stop=required_time(p, "stop", f"{prefix}.stop"),
         titles=_texts(p.titles),
@@ -162,8 +251,7 @@ def programme_from_pb(p: epg_pb2.Programme, channel_id: str, index: int) -> Prog
 def programme_to_pb(p: Programme) -> epg_pb2.Programme:
     """A programme message."""
     return epg_pb2.Programme(
-        id=p.id,
-        channel_id=p.channel_id,
+        name=programme_name(p.channel_id, p.id) if p.id else "",
         start=to_timestamp(p.start),
         stop=to_timestamp(p.stop),
         titles=_pb_texts(p.titles),
@@ -183,11 +271,9 @@ def programme_to_pb(p: Programme) -> epg_pb2.Programme:
     )
 
 
-def programmes_from_pb(
-    items: Iterable[epg_pb2.Programme], channel_id: str = ""
-) -> tuple[Programme, ...]:
-    """Domain programmes from a repeated field, in order."""
-    return tuple(programme_from_pb(p, channel_id, i) for i, p in enumerate(items))
+def programmes_from_pb(items: Iterable[epg_pb2.Programme]) -> tuple[Programme, ...]:
+    """Domain programmes from a repeated field of named programmes, in order."""
+    return tuple(programme_from_pb(p, "", i) for i, p in enumerate(items))
 
 
 # ---------------------------------------------------------------- slots
@@ -309,7 +395,7 @@ def change_to_pb(c: Change) -> epg_pb2.Change:
     """One entry of the change feed on the wire."""
     msg = epg_pb2.Change(
         version=c.version,
-        kind=c.kind,
+        kind=_KIND_PB[c.kind],
         channel_id=c.channel_id,
         deleted=c.deleted,
         programme_ids=c.programme_ids,
@@ -324,7 +410,7 @@ def change_from_pb(c: epg_pb2.Change) -> Change:
     """One entry of the change feed from the wire."""
     return Change(
         version=c.version,
-        kind=c.kind,
+        kind=_KIND.get(c.kind, ""),
         channel_id=c.channel_id,
         deleted=c.deleted,
         programme_ids=tuple(c.programme_ids),

@@ -1,7 +1,13 @@
-"""The gRPC face of the EPG: proto <-> domain only; errors are mapped by the harness."""
+"""The gRPC face of the EPG: proto <-> domain only; errors are mapped by the harness.
+
+Resource names become ids here (``epg.convert``), and lists are paged here by the
+shared AIP-158 rules (``headend.rpc.resources``): a token is bound to the query
+that made it, so a token from another parent, window or filter is refused.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
 import tempfile
 from collections.abc import AsyncIterator, Sequence
@@ -11,12 +17,16 @@ from google.protobuf.internal.containers import RepeatedCompositeFieldContainer
 from redis.asyncio import Redis
 
 from epg.convert import (
+    ANY_CHANNEL,
     VERSION_HEADER,
     change_to_pb,
     channel_from_pb,
+    channel_name,
     channel_to_pb,
     import_report_to_pb,
     optional_time,
+    parse_channel_name,
+    parse_programme_name,
     policy_from_pb,
     programme_from_pb,
     programme_to_pb,
@@ -24,19 +34,32 @@ from epg.convert import (
     slot_rule_from_pb,
     write_result_to_pb,
 )
-from epg.domain import Programme
+from epg.domain import Programme, guide_key, time_key
 from epg.errors import ImportTooLarge, InvalidXmltv
 from epg.service import EpgService
 from epg.settings import EpgSettings
 from epg.store import EpgStore
 from headend.auth import Authenticator, KeyStore
 from headend.rpc import RpcServer, ServiceSpec, principal, run_service, start_server, to_timestamp
+from headend.rpc.resources import decode_token, encode_token, page, page_size, update_paths
 from protos import epg_pb2, epg_pb2_grpc
 
 SERVICE_NAME = "headend.epg.v1.EpgService"
 EXPORT_CHUNK_BYTES = 1024 * 1024
 PROGRAMME_CACHE_SIZE = 50_000
+# Grid pages hold channels with all their programmes: smaller than other pages.
+GRID_PAGE_SIZE = 50
+GRID_MAX_PAGE_SIZE = 200
+# What UpdateChannel may change; name and version are the server's.
+UPDATABLE_CHANNEL_FIELDS = frozenset(
+    {"number", "names", "logo_url", "owner", "timezone", "catchup_days", "group", "active"}
+)
 log = logging.getLogger(__name__)
+
+
+def _query(*parts: object) -> str:
+    """What selects a list besides its page: a page token is valid for this only."""
+    return json.dumps(parts, default=str)
 
 
 # ---------------------------------------------------------------- servicer
@@ -71,46 +94,58 @@ class EpgServicer(epg_pb2_grpc.EpgServiceServicer):
     async def CreateChannel(
         self, request: epg_pb2.CreateChannelRequest, context: grpc.aio.ServicerContext
     ) -> epg_pb2.Channel:
-        return channel_to_pb(
-            await self._svc.create_channel(principal(), channel_from_pb(request.channel))
-        )
+        channel = channel_from_pb(request.channel, request.channel_id)
+        return channel_to_pb(await self._svc.create_channel(principal(), channel))
 
     async def UpdateChannel(
         self, request: epg_pb2.UpdateChannelRequest, context: grpc.aio.ServicerContext
     ) -> epg_pb2.Channel:
+        fields = update_paths(request.channel, request.update_mask, UPDATABLE_CHANNEL_FIELDS)
         return channel_to_pb(
             await self._svc.update_channel(
-                principal(), channel_from_pb(request.channel), request.expected_version
+                principal(),
+                channel_from_pb(request.channel),
+                request.expected_version,
+                fields=fields,
             )
         )
 
     async def GetChannel(
         self, request: epg_pb2.GetChannelRequest, context: grpc.aio.ServicerContext
     ) -> epg_pb2.Channel:
-        return channel_to_pb(await self._svc.get_channel(principal(), request.id))
+        return channel_to_pb(
+            await self._svc.get_channel(principal(), parse_channel_name(request.name))
+        )
 
     async def ListChannels(
         self, request: epg_pb2.ListChannelsRequest, context: grpc.aio.ServicerContext
     ) -> epg_pb2.ListChannelsResponse:
-        channels = await self._svc.list_channels(
-            principal(), include_inactive=not request.active_only
+        channels, token = page(
+            await self._svc.list_channels(principal(), include_inactive=not request.active_only),
+            key=guide_key,
+            size=request.page_size,
+            token=request.page_token,
+            query=_query("channels", request.active_only),
         )
-        return epg_pb2.ListChannelsResponse(channels=[channel_to_pb(c) for c in channels])
+        return epg_pb2.ListChannelsResponse(
+            channels=[channel_to_pb(c) for c in channels], next_page_token=token
+        )
 
     async def DeleteChannel(
         self, request: epg_pb2.DeleteChannelRequest, context: grpc.aio.ServicerContext
     ) -> epg_pb2.DeleteChannelResponse:
-        version = await self._svc.delete_channel(principal(), request.id, force=request.force)
+        version = await self._svc.delete_channel(
+            principal(), parse_channel_name(request.name), force=request.force
+        )
         return epg_pb2.DeleteChannelResponse(version=version)
 
     async def PutProgrammes(
         self, request: epg_pb2.PutProgrammesRequest, context: grpc.aio.ServicerContext
     ) -> epg_pb2.PutProgrammesResponse:
-        programmes = [
-            programme_from_pb(p, request.channel_id, i) for i, p in enumerate(request.programmes)
-        ]
+        channel_id = parse_channel_name(request.parent, "parent")
+        programmes = [programme_from_pb(p, channel_id, i) for i, p in enumerate(request.programmes)]
         result = await self._svc.put_programmes(
-            principal(), request.channel_id, programmes, policy=policy_from_pb(request.policy)
+            principal(), channel_id, programmes, policy=policy_from_pb(request.policy)
         )
         return write_result_to_pb(result)
 
@@ -119,7 +154,7 @@ class EpgServicer(epg_pb2_grpc.EpgServiceServicer):
     ) -> epg_pb2.DeleteProgrammesResponse:
         version, removed = await self._svc.delete_programmes(
             principal(),
-            request.channel_id,
+            parse_channel_name(request.parent, "parent"),
             ids=list(request.ids),
             start=optional_time(request, "start"),
             stop=optional_time(request, "stop"),
@@ -129,14 +164,19 @@ class EpgServicer(epg_pb2_grpc.EpgServiceServicer):
     async def GetProgramme(
         self, request: epg_pb2.GetProgrammeRequest, context: grpc.aio.ServicerContext
     ) -> epg_pb2.Programme:
-        return programme_to_pb(await self._svc.get_programme(principal(), request.id))
+        channel_id, pid = parse_programme_name(request.name, any_channel=True)
+        return programme_to_pb(
+            await self._svc.get_programme(
+                principal(), pid, channel_id="" if channel_id == ANY_CHANNEL else channel_id
+            )
+        )
 
     async def ExpandSlots(
         self, request: epg_pb2.ExpandSlotsRequest, context: grpc.aio.ServicerContext
     ) -> epg_pb2.ExpandSlotsResponse:
         programmes, result = await self._svc.expand_slots(
             principal(),
-            request.channel_id,
+            parse_channel_name(request.parent, "parent"),
             slot_rule_from_pb(request.rule),
             policy=policy_from_pb(request.policy),
             dry_run=request.dry_run,
@@ -161,31 +201,38 @@ class EpgServicer(epg_pb2_grpc.EpgServiceServicer):
                 entry.next.MergeFromString(self._wire(e.next))
         return out
 
-    async def Range(
-        self, request: epg_pb2.RangeRequest, context: grpc.aio.ServicerContext
-    ) -> epg_pb2.RangeResponse:
-        programmes = await self._svc.range(
-            principal(),
-            request.channel_id,
-            required_time(request, "start"),
-            required_time(request, "stop"),
+    async def ListProgrammes(
+        self, request: epg_pb2.ListProgrammesRequest, context: grpc.aio.ServicerContext
+    ) -> epg_pb2.ListProgrammesResponse:
+        channel_id = parse_channel_name(request.parent, "parent")
+        start, stop = required_time(request, "start"), required_time(request, "stop")
+        # Programmes of one channel never overlap: the start orders them.
+        programmes, token = page(
+            await self._svc.range(principal(), channel_id, start, stop),
+            key=lambda p: time_key(p.start),
+            size=request.page_size,
+            token=request.page_token,
+            query=_query(channel_name(channel_id), start, stop),
         )
-        out = epg_pb2.RangeResponse()
+        out = epg_pb2.ListProgrammesResponse(next_page_token=token)
         self._add(out.programmes, programmes)
         return out
 
     async def Grid(
         self, request: epg_pb2.GridRequest, context: grpc.aio.ServicerContext
     ) -> epg_pb2.GridResponse:
-        rows, token = await self._svc.grid(
+        start, stop = required_time(request, "start"), required_time(request, "stop")
+        size = page_size(request.page_size, default=GRID_PAGE_SIZE, maximum=GRID_MAX_PAGE_SIZE)
+        query = _query("grid", sorted(request.channel_ids), start, stop)
+        rows, last = await self._svc.grid(
             principal(),
             list(request.channel_ids),
-            required_time(request, "start"),
-            required_time(request, "stop"),
-            page_size=request.page_size,
-            page_token=request.page_token,
+            start,
+            stop,
+            after=decode_token(request.page_token, query=query),
+            limit=size,
         )
-        out = epg_pb2.GridResponse(next_page_token=token)
+        out = epg_pb2.GridResponse(next_page_token=encode_token(last, query=query))
         for c, ps in rows:
             row = out.rows.add(channel=channel_to_pb(c))
             self._add(row.programmes, ps)
@@ -194,33 +241,47 @@ class EpgServicer(epg_pb2_grpc.EpgServiceServicer):
     async def Search(
         self, request: epg_pb2.SearchRequest, context: grpc.aio.ServicerContext
     ) -> epg_pb2.SearchResponse:
-        found = await self._svc.search(
+        start, stop = optional_time(request, "start"), optional_time(request, "stop")
+        size = page_size(request.page_size)
+        query = _query("search", request.text, request.category, start, stop)
+        found, last = await self._svc.search(
             principal(),
             request.text,
             request.category,
-            start=optional_time(request, "start"),
-            stop=optional_time(request, "stop"),
-            limit=request.limit,
+            start=start,
+            stop=stop,
+            after=decode_token(request.page_token, query=query),
+            limit=size,
         )
-        return epg_pb2.SearchResponse(programmes=[programme_to_pb(p) for p in found])
+        return epg_pb2.SearchResponse(
+            programmes=[programme_to_pb(p) for p in found],
+            next_page_token=encode_token(last, query=query),
+        )
 
     async def ListGaps(
         self, request: epg_pb2.ListGapsRequest, context: grpc.aio.ServicerContext
     ) -> epg_pb2.ListGapsResponse:
-        gaps = await self._svc.list_gaps(
-            principal(),
-            request.channel_id,
-            required_time(request, "start"),
-            required_time(request, "stop"),
-            min_seconds=request.min_gap_seconds,
+        channel_id = parse_channel_name(request.parent, "parent")
+        start, stop = required_time(request, "start"), required_time(request, "stop")
+        gaps, token = page(
+            await self._svc.list_gaps(
+                principal(), channel_id, start, stop, min_seconds=request.min_gap_seconds
+            ),
+            key=lambda g: time_key(g.start),
+            size=request.page_size,
+            token=request.page_token,
+            query=_query(channel_name(channel_id), start, stop, request.min_gap_seconds),
         )
         return epg_pb2.ListGapsResponse(
-            gaps=[epg_pb2.Gap(start=to_timestamp(g.start), stop=to_timestamp(g.stop)) for g in gaps]
+            gaps=[
+                epg_pb2.Gap(start=to_timestamp(g.start), stop=to_timestamp(g.stop)) for g in gaps
+            ],
+            next_page_token=token,
         )
 
     async def ImportXmltv(
         self,
-        request_iterator: AsyncIterator[epg_pb2.ImportXmltvChunk],
+        request_iterator: AsyncIterator[epg_pb2.ImportXmltvRequest],
         context: grpc.aio.ServicerContext,
     ) -> epg_pb2.ImportXmltvResponse:
         caller = principal()

@@ -8,7 +8,7 @@ XMLTV import path lives in ``epg.importer``.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import IO
@@ -25,7 +25,9 @@ from epg.domain import (
     WriteResult,
     expand_slots,
     find_gaps,
+    guide_key,
     programme_id,
+    time_key,
     validate_batch,
     validate_channel,
     validate_channel_id,
@@ -47,9 +49,6 @@ from headend.auth import Principal
 from headend.clock import utc_now
 
 __all__ = ["EpgService", "ImportReport", "NowNext"]
-
-_MAX_PAGE = 200
-_MAX_SEARCH = 1_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,11 +127,19 @@ class EpgService:
         return channel
 
     async def update_channel(
-        self, principal: Principal, channel: Channel, expected_version: int
+        self,
+        principal: Principal,
+        channel: Channel,
+        expected_version: int,
+        *,
+        fields: Collection[str] | None = None,
     ) -> Channel:
-        """Replace a channel's fields if ``expected_version`` is current; only the admin
-        may change the owner."""
+        """Change the ``fields`` of a channel (all of them when None) to those of ``channel``
+        if ``expected_version`` is current; only the admin may change the owner."""
         current = await self._writable(principal, channel.id)
+        if fields is not None:
+            # The store refuses the write unless ``current`` is still the stored version.
+            channel = replace(current, **{f: getattr(channel, f) for f in fields})
         if channel.owner != current.owner and not principal.is_admin:
             raise NotAllowed(f"{principal} may not change the owner of {channel.id}")
         updated = validate_channel(replace(channel, version=expected_version + 1))
@@ -196,12 +203,15 @@ class EpgService:
             validate_programme_id(pid, f"ids[{i}]")
         return await self._store.delete_programmes(channel_id, ids=ids, start=start, stop=stop)
 
-    async def get_programme(self, principal: Principal, pid: str) -> Programme:
-        """One programme with its bounds and rights (the front door's catch-up check)."""
+    async def get_programme(
+        self, principal: Principal, pid: str, *, channel_id: str = ""
+    ) -> Programme:
+        """One programme with its bounds and rights (the front door's catch-up check);
+        on the channel ``channel_id`` only, when given."""
         require_reader(principal)
         validate_programme_id(pid)
         programme = await self._store.get_programme(pid)
-        if programme is None:
+        if programme is None or channel_id not in ("", programme.channel_id):
             raise ProgrammeNotFound(f"no programme {pid}", details={"programme_id": pid})
         await self._readable(principal, programme.channel_id)
         return programme
@@ -264,25 +274,18 @@ class EpgService:
         start: datetime,
         stop: datetime,
         *,
-        page_size: int = 50,
-        page_token: str = "",
+        after: str = "",
+        limit: int = 50,
     ) -> tuple[list[tuple[Channel, list[Programme]]], str]:
-        """A page of channels, each with its programmes in the window; and the next token."""
+        """Up to ``limit`` channels in guide order after the key ``after``, each with its
+        programmes in the window; and the key the next page resumes after ("" at the end)."""
         validate_window(start, stop)
-        if not 0 <= page_size <= _MAX_PAGE:
-            raise InvalidQuery("page_size", f"must be between 0 and {_MAX_PAGE}")
-        size = page_size or 50
-        try:
-            offset = int(page_token) if page_token else 0
-        except ValueError as err:
-            raise InvalidQuery("page_token", "not a token from a previous page") from err
-        if offset < 0:
-            raise InvalidQuery("page_token", "not a token from a previous page")
-        channels = await self._visible(principal, channel_ids)
-        page = channels[offset : offset + size]
-        rows = [(c, await self._store.range(c.id, start, stop)) for c in page]
-        more = offset + size < len(channels)
-        return rows, str(offset + size) if more else ""
+        channels = sorted(
+            {guide_key(c): c for c in await self._visible(principal, channel_ids)}.items()
+        )
+        rest = [c for key, c in channels if key > after]
+        rows = [(c, await self._store.range(c.id, start, stop)) for c in rest[:limit]]
+        return rows, guide_key(rows[-1][0]) if len(rest) > limit else ""
 
     async def search(
         self,
@@ -292,24 +295,32 @@ class EpgService:
         *,
         start: datetime | None = None,
         stop: datetime | None = None,
+        after: str = "",
         limit: int = 100,
-    ) -> list[Programme]:
-        """Programmes whose titles, sub-titles, descriptions or keywords contain ``text``
-        (case-insensitive) and, if given, that carry ``category``; within a window
-        (default: the next 7 days)."""
+    ) -> tuple[list[Programme], str]:
+        """Up to ``limit`` programmes whose titles, sub-titles, descriptions or keywords
+        contain ``text`` (case-insensitive) and, if given, that carry ``category``; within
+        a window (default: the next 7 days). In guide order, then by start, after the key
+        ``after``; with the key the next page resumes after ("" at the end)."""
         if not text.strip() and not category.strip():
             raise InvalidQuery("text", "give a text or a category")
         if len(text) > 256 or len(category) > 256:
             raise InvalidQuery("text", "at most 256 characters")
-        if not 0 <= limit <= _MAX_SEARCH:
-            raise InvalidQuery("limit", f"must be between 0 and {_MAX_SEARCH}")
         lo = start or utc_now()
         hi = stop or lo + timedelta(days=7)
         validate_window(lo, hi)
         needle, cat = text.strip().casefold(), category.strip().casefold()
-        found: list[Programme] = []
+        # A programme's key: its channel's guide key, then its start (unique on a channel).
+        resume_channel = after.rpartition(" ")[0]
+        found: list[tuple[str, Programme]] = []
         for channel in await self._visible(principal, ()):
+            channel_key = guide_key(channel)
+            if channel_key < resume_channel:
+                continue  # wholly on earlier pages: not read again
             for p in await self._store.range(channel.id, lo, hi):
+                key = f"{channel_key} {time_key(p.start)}"
+                if key <= after:
+                    continue
                 if cat and not any(c.text.casefold() == cat for c in p.categories):
                     continue
                 if needle and not any(
@@ -317,10 +328,10 @@ class EpgService:
                     for t in (*p.titles, *p.sub_titles, *p.descriptions, *p.keywords)
                 ):
                     continue
-                found.append(p)
-                if len(found) >= (limit or 100):
-                    return found
-        return found
+                found.append((key, p))
+                if len(found) > limit:
+                    return [p for _, p in found[:limit]], found[limit - 1][0]
+        return [p for _, p in found], ""
 
     async def list_gaps(
         self,

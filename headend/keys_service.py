@@ -10,14 +10,18 @@ import grpc
 
 from headend.auth import KeyInfo, KeyStore, Principal, require_admin
 from headend.rpc import ServiceSpec, principal, to_timestamp
+from headend.rpc.resources import ResourceName, page
 from protos import keys_pb2, keys_pb2_grpc
 
 SERVICE_NAME = keys_pb2.DESCRIPTOR.services_by_name["KeyService"].full_name
+KEY = ResourceName("keys/{key}")
 
 
 def _key(info: KeyInfo) -> keys_pb2.Key:
     return keys_pb2.Key(
-        key_id=info.key_id, principal=str(info.principal), created_at=to_timestamp(info.created_at)
+        name=KEY.format(info.key_id),
+        principal=str(info.principal),
+        create_time=to_timestamp(info.created_at),
     )
 
 
@@ -38,14 +42,21 @@ class KeyServicer(keys_pb2_grpc.KeyServiceServicer):
         self, request: keys_pb2.RevokeKeyRequest, context: grpc.aio.ServicerContext
     ) -> keys_pb2.RevokeKeyResponse:
         require_admin(principal())
-        await self._keys.revoke(request.key_id)
+        await self._keys.revoke(KEY.id(request.name))
         return keys_pb2.RevokeKeyResponse()
 
     async def ListKeys(
         self, request: keys_pb2.ListKeysRequest, context: grpc.aio.ServicerContext
     ) -> keys_pb2.ListKeysResponse:
         require_admin(principal())
-        return keys_pb2.ListKeysResponse(keys=[_key(k) for k in await self._keys.list_keys()])
+        # Ordered by creation, then id: a key created between two pages lands on the last one.
+        keys, token = page(
+            await self._keys.list_keys(),
+            key=lambda k: f"{k.created_at.isoformat()} {k.key_id}",
+            size=request.page_size,
+            token=request.page_token,
+        )
+        return keys_pb2.ListKeysResponse(keys=[_key(k) for k in keys], next_page_token=token)
 
     async def WhoAmI(
         self, request: keys_pb2.WhoAmIRequest, context: grpc.aio.ServicerContext

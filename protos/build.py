@@ -10,6 +10,7 @@ import sys
 from importlib import resources
 from pathlib import Path
 
+from google.api import http_pb2
 from grpc_tools import protoc
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,10 +29,13 @@ def generate(out_dir: Path, root: Path = ROOT) -> None:
     ``out_dir/protos``."""
     (out_dir / "protos").mkdir(parents=True, exist_ok=True)
     well_known = resources.files("grpc_tools") / "_proto"
+    # google/api/annotations.proto and http.proto (the REST mappings): googleapis-common-protos.
+    google_api = Path(http_pb2.__file__).parent.parent.parent
     args = [
         "grpc_tools.protoc",
         f"-I{root}",
         f"-I{well_known}",
+        f"-I{google_api}",
         f"--python_out={out_dir}",
         f"--pyi_out={out_dir}",
         f"--grpc_python_out={out_dir}",

@@ -1,3 +1,5 @@
+from google.api import annotations_pb2 as _annotations_pb2
+from google.protobuf import field_mask_pb2 as _field_mask_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -16,22 +18,24 @@ class Tier(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
 
 class HealthState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
-    HEALTH_UNKNOWN: _ClassVar[HealthState]
-    HEALTH_UP: _ClassVar[HealthState]
-    HEALTH_DEGRADED: _ClassVar[HealthState]
-    HEALTH_DOWN: _ClassVar[HealthState]
+    HEALTH_STATE_UNSPECIFIED: _ClassVar[HealthState]
+    HEALTH_STATE_UNKNOWN: _ClassVar[HealthState]
+    HEALTH_STATE_UP: _ClassVar[HealthState]
+    HEALTH_STATE_DEGRADED: _ClassVar[HealthState]
+    HEALTH_STATE_DOWN: _ClassVar[HealthState]
 TIER_UNSPECIFIED: Tier
 TIER_EDGE: Tier
 TIER_MID: Tier
 TIER_ORIGIN: Tier
-HEALTH_UNKNOWN: HealthState
-HEALTH_UP: HealthState
-HEALTH_DEGRADED: HealthState
-HEALTH_DOWN: HealthState
+HEALTH_STATE_UNSPECIFIED: HealthState
+HEALTH_STATE_UNKNOWN: HealthState
+HEALTH_STATE_UP: HealthState
+HEALTH_STATE_DEGRADED: HealthState
+HEALTH_STATE_DOWN: HealthState
 
 class Edge(_message.Message):
-    __slots__ = ("edge_id", "region", "tier", "host", "port", "capacity_sessions", "capacity_mbps", "uplink_mbps", "parent_id", "draining", "version")
-    EDGE_ID_FIELD_NUMBER: _ClassVar[int]
+    __slots__ = ("name", "region", "tier", "host", "port", "capacity_sessions", "capacity_mbps", "uplink_mbps", "parent_id", "draining", "version")
+    NAME_FIELD_NUMBER: _ClassVar[int]
     REGION_FIELD_NUMBER: _ClassVar[int]
     TIER_FIELD_NUMBER: _ClassVar[int]
     HOST_FIELD_NUMBER: _ClassVar[int]
@@ -42,7 +46,7 @@ class Edge(_message.Message):
     PARENT_ID_FIELD_NUMBER: _ClassVar[int]
     DRAINING_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
-    edge_id: str
+    name: str
     region: str
     tier: Tier
     host: str
@@ -53,7 +57,7 @@ class Edge(_message.Message):
     parent_id: str
     draining: bool
     version: int
-    def __init__(self, edge_id: _Optional[str] = ..., region: _Optional[str] = ..., tier: _Optional[_Union[Tier, str]] = ..., host: _Optional[str] = ..., port: _Optional[int] = ..., capacity_sessions: _Optional[int] = ..., capacity_mbps: _Optional[float] = ..., uplink_mbps: _Optional[float] = ..., parent_id: _Optional[str] = ..., draining: _Optional[bool] = ..., version: _Optional[int] = ...) -> None: ...
+    def __init__(self, name: _Optional[str] = ..., region: _Optional[str] = ..., tier: _Optional[_Union[Tier, str]] = ..., host: _Optional[str] = ..., port: _Optional[int] = ..., capacity_sessions: _Optional[int] = ..., capacity_mbps: _Optional[float] = ..., uplink_mbps: _Optional[float] = ..., parent_id: _Optional[str] = ..., draining: _Optional[bool] = ..., version: _Optional[int] = ...) -> None: ...
 
 class EdgeStatus(_message.Message):
     __slots__ = ("edge", "health", "health_reason", "failed_probes", "probes", "probe_latency_ms", "active_sessions", "load")
@@ -76,51 +80,43 @@ class EdgeStatus(_message.Message):
     def __init__(self, edge: _Optional[_Union[Edge, _Mapping]] = ..., health: _Optional[_Union[HealthState, str]] = ..., health_reason: _Optional[str] = ..., failed_probes: _Optional[int] = ..., probes: _Optional[int] = ..., probe_latency_ms: _Optional[float] = ..., active_sessions: _Optional[int] = ..., load: _Optional[float] = ...) -> None: ...
 
 class RegisterEdgeRequest(_message.Message):
-    __slots__ = ("edge",)
+    __slots__ = ("edge_id", "edge")
+    EDGE_ID_FIELD_NUMBER: _ClassVar[int]
     EDGE_FIELD_NUMBER: _ClassVar[int]
+    edge_id: str
     edge: Edge
-    def __init__(self, edge: _Optional[_Union[Edge, _Mapping]] = ...) -> None: ...
-
-class RegisterEdgeResponse(_message.Message):
-    __slots__ = ("edge",)
-    EDGE_FIELD_NUMBER: _ClassVar[int]
-    edge: Edge
-    def __init__(self, edge: _Optional[_Union[Edge, _Mapping]] = ...) -> None: ...
+    def __init__(self, edge_id: _Optional[str] = ..., edge: _Optional[_Union[Edge, _Mapping]] = ...) -> None: ...
 
 class UpdateEdgeRequest(_message.Message):
-    __slots__ = ("edge", "expected_version")
+    __slots__ = ("edge", "update_mask", "expected_version")
     EDGE_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_MASK_FIELD_NUMBER: _ClassVar[int]
     EXPECTED_VERSION_FIELD_NUMBER: _ClassVar[int]
     edge: Edge
+    update_mask: _field_mask_pb2.FieldMask
     expected_version: int
-    def __init__(self, edge: _Optional[_Union[Edge, _Mapping]] = ..., expected_version: _Optional[int] = ...) -> None: ...
-
-class UpdateEdgeResponse(_message.Message):
-    __slots__ = ("edge",)
-    EDGE_FIELD_NUMBER: _ClassVar[int]
-    edge: Edge
-    def __init__(self, edge: _Optional[_Union[Edge, _Mapping]] = ...) -> None: ...
+    def __init__(self, edge: _Optional[_Union[Edge, _Mapping]] = ..., update_mask: _Optional[_Union[_field_mask_pb2.FieldMask, _Mapping]] = ..., expected_version: _Optional[int] = ...) -> None: ...
 
 class DrainEdgeRequest(_message.Message):
-    __slots__ = ("edge_id", "resume")
-    EDGE_ID_FIELD_NUMBER: _ClassVar[int]
+    __slots__ = ("name", "resume")
+    NAME_FIELD_NUMBER: _ClassVar[int]
     RESUME_FIELD_NUMBER: _ClassVar[int]
-    edge_id: str
+    name: str
     resume: bool
-    def __init__(self, edge_id: _Optional[str] = ..., resume: _Optional[bool] = ...) -> None: ...
-
-class DrainEdgeResponse(_message.Message):
-    __slots__ = ("edge",)
-    EDGE_FIELD_NUMBER: _ClassVar[int]
-    edge: Edge
-    def __init__(self, edge: _Optional[_Union[Edge, _Mapping]] = ...) -> None: ...
+    def __init__(self, name: _Optional[str] = ..., resume: _Optional[bool] = ...) -> None: ...
 
 class ListEdgesRequest(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("page_size", "page_token")
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    page_size: int
+    page_token: str
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class ListEdgesResponse(_message.Message):
-    __slots__ = ("edges",)
+    __slots__ = ("edges", "next_page_token")
     EDGES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     edges: _containers.RepeatedCompositeFieldContainer[EdgeStatus]
-    def __init__(self, edges: _Optional[_Iterable[_Union[EdgeStatus, _Mapping]]] = ...) -> None: ...
+    next_page_token: str
+    def __init__(self, edges: _Optional[_Iterable[_Union[EdgeStatus, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...

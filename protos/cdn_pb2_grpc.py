@@ -25,7 +25,7 @@ if _version_not_supported:
     )
 
 
-class CdnControlStub:
+class CdnControlServiceStub:
     """Missing associated documentation comment in .proto file."""
 
     def __init__(self, channel):
@@ -35,41 +35,43 @@ class CdnControlStub:
             channel: A grpc.Channel.
         """
         self.RegisterEdge = channel.unary_unary(
-                '/headend.cdn.v1.CdnControl/RegisterEdge',
+                '/headend.cdn.v1.CdnControlService/RegisterEdge',
                 request_serializer=protos_dot_cdn__pb2.RegisterEdgeRequest.SerializeToString,
-                response_deserializer=protos_dot_cdn__pb2.RegisterEdgeResponse.FromString,
+                response_deserializer=protos_dot_cdn__pb2.Edge.FromString,
                 _registered_method=True)
         self.UpdateEdge = channel.unary_unary(
-                '/headend.cdn.v1.CdnControl/UpdateEdge',
+                '/headend.cdn.v1.CdnControlService/UpdateEdge',
                 request_serializer=protos_dot_cdn__pb2.UpdateEdgeRequest.SerializeToString,
-                response_deserializer=protos_dot_cdn__pb2.UpdateEdgeResponse.FromString,
+                response_deserializer=protos_dot_cdn__pb2.Edge.FromString,
                 _registered_method=True)
         self.DrainEdge = channel.unary_unary(
-                '/headend.cdn.v1.CdnControl/DrainEdge',
+                '/headend.cdn.v1.CdnControlService/DrainEdge',
                 request_serializer=protos_dot_cdn__pb2.DrainEdgeRequest.SerializeToString,
-                response_deserializer=protos_dot_cdn__pb2.DrainEdgeResponse.FromString,
+                response_deserializer=protos_dot_cdn__pb2.Edge.FromString,
                 _registered_method=True)
         self.ListEdges = channel.unary_unary(
-                '/headend.cdn.v1.CdnControl/ListEdges',
+                '/headend.cdn.v1.CdnControlService/ListEdges',
                 request_serializer=protos_dot_cdn__pb2.ListEdgesRequest.SerializeToString,
                 response_deserializer=protos_dot_cdn__pb2.ListEdgesResponse.FromString,
                 _registered_method=True)
 
 
-class CdnControlServicer:
+class CdnControlServiceServicer:
     """Missing associated documentation comment in .proto file."""
 
     def RegisterEdge(self, request, context):
-        """Add an edge. Errors: INVALID_ARGUMENT (field named), ALREADY_EXISTS,
-        FAILED_PRECONDITION (parent unknown or not a mid tier / origin).
+        """Add an edge (its create method; the client chooses the id). Errors:
+        INVALID_ARGUMENT (field named), ALREADY_EXISTS, FAILED_PRECONDITION (parent
+        unknown or not a mid tier / origin).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def UpdateEdge(self, request, context):
-        """Replace an edge's fields; the draining flag is kept (use DrainEdge).
-        ABORTED when expected_version is set and no longer matches.
+        """Change the masked fields of an edge; the draining flag is kept (use DrainEdge).
+        ABORTED when expected_version is set and no longer matches, or when the edge
+        changed between this update's read and its write.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -83,29 +85,29 @@ class CdnControlServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListEdges(self, request, context):
-        """Every edge with its health verdict and its active sessions.
+        """Every edge with its health verdict and its active sessions, by edge id.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
 
-def add_CdnControlServicer_to_server(servicer, server):
+def add_CdnControlServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'RegisterEdge': grpc.unary_unary_rpc_method_handler(
                     servicer.RegisterEdge,
                     request_deserializer=protos_dot_cdn__pb2.RegisterEdgeRequest.FromString,
-                    response_serializer=protos_dot_cdn__pb2.RegisterEdgeResponse.SerializeToString,
+                    response_serializer=protos_dot_cdn__pb2.Edge.SerializeToString,
             ),
             'UpdateEdge': grpc.unary_unary_rpc_method_handler(
                     servicer.UpdateEdge,
                     request_deserializer=protos_dot_cdn__pb2.UpdateEdgeRequest.FromString,
-                    response_serializer=protos_dot_cdn__pb2.UpdateEdgeResponse.SerializeToString,
+                    response_serializer=protos_dot_cdn__pb2.Edge.SerializeToString,
             ),
             'DrainEdge': grpc.unary_unary_rpc_method_handler(
                     servicer.DrainEdge,
                     request_deserializer=protos_dot_cdn__pb2.DrainEdgeRequest.FromString,
-                    response_serializer=protos_dot_cdn__pb2.DrainEdgeResponse.SerializeToString,
+                    response_serializer=protos_dot_cdn__pb2.Edge.SerializeToString,
             ),
             'ListEdges': grpc.unary_unary_rpc_method_handler(
                     servicer.ListEdges,
@@ -114,13 +116,13 @@ def add_CdnControlServicer_to_server(servicer, server):
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
-            'headend.cdn.v1.CdnControl', rpc_method_handlers)
+            'headend.cdn.v1.CdnControlService', rpc_method_handlers)
     server.add_generic_rpc_handlers((generic_handler,))
-    server.add_registered_method_handlers('headend.cdn.v1.CdnControl', rpc_method_handlers)
+    server.add_registered_method_handlers('headend.cdn.v1.CdnControlService', rpc_method_handlers)
 
 
  # This class is part of an EXPERIMENTAL API.
-class CdnControl:
+class CdnControlService:
     """Missing associated documentation comment in .proto file."""
 
     @staticmethod
@@ -137,9 +139,9 @@ class CdnControl:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/headend.cdn.v1.CdnControl/RegisterEdge',
+            '/headend.cdn.v1.CdnControlService/RegisterEdge',
             protos_dot_cdn__pb2.RegisterEdgeRequest.SerializeToString,
-            protos_dot_cdn__pb2.RegisterEdgeResponse.FromString,
+            protos_dot_cdn__pb2.Edge.FromString,
             options,
             channel_credentials,
             insecure,
@@ -164,9 +166,9 @@ class CdnControl:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/headend.cdn.v1.CdnControl/UpdateEdge',
+            '/headend.cdn.v1.CdnControlService/UpdateEdge',
             protos_dot_cdn__pb2.UpdateEdgeRequest.SerializeToString,
-            protos_dot_cdn__pb2.UpdateEdgeResponse.FromString,
+            protos_dot_cdn__pb2.Edge.FromString,
             options,
             channel_credentials,
             insecure,
@@ -191,9 +193,9 @@ class CdnControl:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/headend.cdn.v1.CdnControl/DrainEdge',
+            '/headend.cdn.v1.CdnControlService/DrainEdge',
             protos_dot_cdn__pb2.DrainEdgeRequest.SerializeToString,
-            protos_dot_cdn__pb2.DrainEdgeResponse.FromString,
+            protos_dot_cdn__pb2.Edge.FromString,
             options,
             channel_credentials,
             insecure,
@@ -218,7 +220,7 @@ class CdnControl:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/headend.cdn.v1.CdnControl/ListEdges',
+            '/headend.cdn.v1.CdnControlService/ListEdges',
             protos_dot_cdn__pb2.ListEdgesRequest.SerializeToString,
             protos_dot_cdn__pb2.ListEdgesResponse.FromString,
             options,

@@ -1,5 +1,7 @@
 import datetime
 
+from google.api import annotations_pb2 as _annotations_pb2
+from google.protobuf import field_mask_pb2 as _field_mask_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
@@ -12,26 +14,43 @@ DESCRIPTOR: _descriptor.FileDescriptor
 
 class WritePolicy(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
+    WRITE_POLICY_UNSPECIFIED: _ClassVar[WritePolicy]
     WRITE_POLICY_REFUSE: _ClassVar[WritePolicy]
     WRITE_POLICY_REPLACE: _ClassVar[WritePolicy]
 
 class GapPolicy(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
+    GAP_POLICY_UNSPECIFIED: _ClassVar[GapPolicy]
     GAP_POLICY_SHIFT_FORWARD: _ClassVar[GapPolicy]
     GAP_POLICY_SKIP: _ClassVar[GapPolicy]
 
 class FoldPolicy(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
+    FOLD_POLICY_UNSPECIFIED: _ClassVar[FoldPolicy]
     FOLD_POLICY_FIRST: _ClassVar[FoldPolicy]
     FOLD_POLICY_SECOND: _ClassVar[FoldPolicy]
     FOLD_POLICY_SKIP: _ClassVar[FoldPolicy]
+
+class ChangeKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CHANGE_KIND_UNSPECIFIED: _ClassVar[ChangeKind]
+    CHANGE_KIND_CHANNEL: _ClassVar[ChangeKind]
+    CHANGE_KIND_PROGRAMMES: _ClassVar[ChangeKind]
+    CHANGE_KIND_RESYNC: _ClassVar[ChangeKind]
+WRITE_POLICY_UNSPECIFIED: WritePolicy
 WRITE_POLICY_REFUSE: WritePolicy
 WRITE_POLICY_REPLACE: WritePolicy
+GAP_POLICY_UNSPECIFIED: GapPolicy
 GAP_POLICY_SHIFT_FORWARD: GapPolicy
 GAP_POLICY_SKIP: GapPolicy
+FOLD_POLICY_UNSPECIFIED: FoldPolicy
 FOLD_POLICY_FIRST: FoldPolicy
 FOLD_POLICY_SECOND: FoldPolicy
 FOLD_POLICY_SKIP: FoldPolicy
+CHANGE_KIND_UNSPECIFIED: ChangeKind
+CHANGE_KIND_CHANNEL: ChangeKind
+CHANGE_KIND_PROGRAMMES: ChangeKind
+CHANGE_KIND_RESYNC: ChangeKind
 
 class LocalizedText(_message.Message):
     __slots__ = ("lang", "text")
@@ -42,8 +61,8 @@ class LocalizedText(_message.Message):
     def __init__(self, lang: _Optional[str] = ..., text: _Optional[str] = ...) -> None: ...
 
 class Channel(_message.Message):
-    __slots__ = ("id", "number", "names", "logo_url", "owner", "timezone", "catchup_days", "group", "active", "version")
-    ID_FIELD_NUMBER: _ClassVar[int]
+    __slots__ = ("name", "number", "names", "logo_url", "owner", "timezone", "catchup_days", "group", "active", "version")
+    NAME_FIELD_NUMBER: _ClassVar[int]
     NUMBER_FIELD_NUMBER: _ClassVar[int]
     NAMES_FIELD_NUMBER: _ClassVar[int]
     LOGO_URL_FIELD_NUMBER: _ClassVar[int]
@@ -53,7 +72,7 @@ class Channel(_message.Message):
     GROUP_FIELD_NUMBER: _ClassVar[int]
     ACTIVE_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
-    id: str
+    name: str
     number: int
     names: _containers.RepeatedCompositeFieldContainer[LocalizedText]
     logo_url: str
@@ -63,7 +82,7 @@ class Channel(_message.Message):
     group: str
     active: bool
     version: int
-    def __init__(self, id: _Optional[str] = ..., number: _Optional[int] = ..., names: _Optional[_Iterable[_Union[LocalizedText, _Mapping]]] = ..., logo_url: _Optional[str] = ..., owner: _Optional[str] = ..., timezone: _Optional[str] = ..., catchup_days: _Optional[int] = ..., group: _Optional[str] = ..., active: _Optional[bool] = ..., version: _Optional[int] = ...) -> None: ...
+    def __init__(self, name: _Optional[str] = ..., number: _Optional[int] = ..., names: _Optional[_Iterable[_Union[LocalizedText, _Mapping]]] = ..., logo_url: _Optional[str] = ..., owner: _Optional[str] = ..., timezone: _Optional[str] = ..., catchup_days: _Optional[int] = ..., group: _Optional[str] = ..., active: _Optional[bool] = ..., version: _Optional[int] = ...) -> None: ...
 
 class Rating(_message.Message):
     __slots__ = ("system", "value")
@@ -74,9 +93,8 @@ class Rating(_message.Message):
     def __init__(self, system: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
 
 class Programme(_message.Message):
-    __slots__ = ("id", "channel_id", "start", "stop", "titles", "sub_titles", "descriptions", "categories", "keywords", "episode_xmltv_ns", "episode_onscreen", "ratings", "previously_shown", "premiere", "icons", "catchup_allowed", "blackout_regions", "blackout_slate")
-    ID_FIELD_NUMBER: _ClassVar[int]
-    CHANNEL_ID_FIELD_NUMBER: _ClassVar[int]
+    __slots__ = ("name", "start", "stop", "titles", "sub_titles", "descriptions", "categories", "keywords", "episode_xmltv_ns", "episode_onscreen", "ratings", "previously_shown", "premiere", "icons", "catchup_allowed", "blackout_regions", "blackout_slate")
+    NAME_FIELD_NUMBER: _ClassVar[int]
     START_FIELD_NUMBER: _ClassVar[int]
     STOP_FIELD_NUMBER: _ClassVar[int]
     TITLES_FIELD_NUMBER: _ClassVar[int]
@@ -93,8 +111,7 @@ class Programme(_message.Message):
     CATCHUP_ALLOWED_FIELD_NUMBER: _ClassVar[int]
     BLACKOUT_REGIONS_FIELD_NUMBER: _ClassVar[int]
     BLACKOUT_SLATE_FIELD_NUMBER: _ClassVar[int]
-    id: str
-    channel_id: str
+    name: str
     start: _timestamp_pb2.Timestamp
     stop: _timestamp_pb2.Timestamp
     titles: _containers.RepeatedCompositeFieldContainer[LocalizedText]
@@ -111,47 +128,57 @@ class Programme(_message.Message):
     catchup_allowed: bool
     blackout_regions: _containers.RepeatedScalarFieldContainer[str]
     blackout_slate: str
-    def __init__(self, id: _Optional[str] = ..., channel_id: _Optional[str] = ..., start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., stop: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., titles: _Optional[_Iterable[_Union[LocalizedText, _Mapping]]] = ..., sub_titles: _Optional[_Iterable[_Union[LocalizedText, _Mapping]]] = ..., descriptions: _Optional[_Iterable[_Union[LocalizedText, _Mapping]]] = ..., categories: _Optional[_Iterable[_Union[LocalizedText, _Mapping]]] = ..., keywords: _Optional[_Iterable[_Union[LocalizedText, _Mapping]]] = ..., episode_xmltv_ns: _Optional[str] = ..., episode_onscreen: _Optional[str] = ..., ratings: _Optional[_Iterable[_Union[Rating, _Mapping]]] = ..., previously_shown: _Optional[bool] = ..., premiere: _Optional[bool] = ..., icons: _Optional[_Iterable[str]] = ..., catchup_allowed: _Optional[bool] = ..., blackout_regions: _Optional[_Iterable[str]] = ..., blackout_slate: _Optional[str] = ...) -> None: ...
+    def __init__(self, name: _Optional[str] = ..., start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., stop: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., titles: _Optional[_Iterable[_Union[LocalizedText, _Mapping]]] = ..., sub_titles: _Optional[_Iterable[_Union[LocalizedText, _Mapping]]] = ..., descriptions: _Optional[_Iterable[_Union[LocalizedText, _Mapping]]] = ..., categories: _Optional[_Iterable[_Union[LocalizedText, _Mapping]]] = ..., keywords: _Optional[_Iterable[_Union[LocalizedText, _Mapping]]] = ..., episode_xmltv_ns: _Optional[str] = ..., episode_onscreen: _Optional[str] = ..., ratings: _Optional[_Iterable[_Union[Rating, _Mapping]]] = ..., previously_shown: _Optional[bool] = ..., premiere: _Optional[bool] = ..., icons: _Optional[_Iterable[str]] = ..., catchup_allowed: _Optional[bool] = ..., blackout_regions: _Optional[_Iterable[str]] = ..., blackout_slate: _Optional[str] = ...) -> None: ...
 
 class CreateChannelRequest(_message.Message):
-    __slots__ = ("channel",)
+    __slots__ = ("channel_id", "channel")
+    CHANNEL_ID_FIELD_NUMBER: _ClassVar[int]
     CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    channel_id: str
     channel: Channel
-    def __init__(self, channel: _Optional[_Union[Channel, _Mapping]] = ...) -> None: ...
+    def __init__(self, channel_id: _Optional[str] = ..., channel: _Optional[_Union[Channel, _Mapping]] = ...) -> None: ...
 
 class UpdateChannelRequest(_message.Message):
-    __slots__ = ("channel", "expected_version")
+    __slots__ = ("channel", "update_mask", "expected_version")
     CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_MASK_FIELD_NUMBER: _ClassVar[int]
     EXPECTED_VERSION_FIELD_NUMBER: _ClassVar[int]
     channel: Channel
+    update_mask: _field_mask_pb2.FieldMask
     expected_version: int
-    def __init__(self, channel: _Optional[_Union[Channel, _Mapping]] = ..., expected_version: _Optional[int] = ...) -> None: ...
+    def __init__(self, channel: _Optional[_Union[Channel, _Mapping]] = ..., update_mask: _Optional[_Union[_field_mask_pb2.FieldMask, _Mapping]] = ..., expected_version: _Optional[int] = ...) -> None: ...
 
 class GetChannelRequest(_message.Message):
-    __slots__ = ("id",)
-    ID_FIELD_NUMBER: _ClassVar[int]
-    id: str
-    def __init__(self, id: _Optional[str] = ...) -> None: ...
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
 
 class ListChannelsRequest(_message.Message):
-    __slots__ = ("active_only",)
+    __slots__ = ("page_size", "page_token", "active_only")
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     ACTIVE_ONLY_FIELD_NUMBER: _ClassVar[int]
+    page_size: int
+    page_token: str
     active_only: bool
-    def __init__(self, active_only: _Optional[bool] = ...) -> None: ...
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., active_only: _Optional[bool] = ...) -> None: ...
 
 class ListChannelsResponse(_message.Message):
-    __slots__ = ("channels",)
+    __slots__ = ("channels", "next_page_token")
     CHANNELS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     channels: _containers.RepeatedCompositeFieldContainer[Channel]
-    def __init__(self, channels: _Optional[_Iterable[_Union[Channel, _Mapping]]] = ...) -> None: ...
+    next_page_token: str
+    def __init__(self, channels: _Optional[_Iterable[_Union[Channel, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class DeleteChannelRequest(_message.Message):
-    __slots__ = ("id", "force")
-    ID_FIELD_NUMBER: _ClassVar[int]
+    __slots__ = ("name", "force")
+    NAME_FIELD_NUMBER: _ClassVar[int]
     FORCE_FIELD_NUMBER: _ClassVar[int]
-    id: str
+    name: str
     force: bool
-    def __init__(self, id: _Optional[str] = ..., force: _Optional[bool] = ...) -> None: ...
+    def __init__(self, name: _Optional[str] = ..., force: _Optional[bool] = ...) -> None: ...
 
 class DeleteChannelResponse(_message.Message):
     __slots__ = ("version",)
@@ -160,14 +187,14 @@ class DeleteChannelResponse(_message.Message):
     def __init__(self, version: _Optional[int] = ...) -> None: ...
 
 class PutProgrammesRequest(_message.Message):
-    __slots__ = ("channel_id", "programmes", "policy")
-    CHANNEL_ID_FIELD_NUMBER: _ClassVar[int]
+    __slots__ = ("parent", "programmes", "policy")
+    PARENT_FIELD_NUMBER: _ClassVar[int]
     PROGRAMMES_FIELD_NUMBER: _ClassVar[int]
     POLICY_FIELD_NUMBER: _ClassVar[int]
-    channel_id: str
+    parent: str
     programmes: _containers.RepeatedCompositeFieldContainer[Programme]
     policy: WritePolicy
-    def __init__(self, channel_id: _Optional[str] = ..., programmes: _Optional[_Iterable[_Union[Programme, _Mapping]]] = ..., policy: _Optional[_Union[WritePolicy, str]] = ...) -> None: ...
+    def __init__(self, parent: _Optional[str] = ..., programmes: _Optional[_Iterable[_Union[Programme, _Mapping]]] = ..., policy: _Optional[_Union[WritePolicy, str]] = ...) -> None: ...
 
 class PutProgrammesResponse(_message.Message):
     __slots__ = ("version", "written_ids", "unchanged_ids", "removed_ids", "trimmed_ids")
@@ -184,16 +211,16 @@ class PutProgrammesResponse(_message.Message):
     def __init__(self, version: _Optional[int] = ..., written_ids: _Optional[_Iterable[str]] = ..., unchanged_ids: _Optional[_Iterable[str]] = ..., removed_ids: _Optional[_Iterable[str]] = ..., trimmed_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class DeleteProgrammesRequest(_message.Message):
-    __slots__ = ("channel_id", "ids", "start", "stop")
-    CHANNEL_ID_FIELD_NUMBER: _ClassVar[int]
+    __slots__ = ("parent", "ids", "start", "stop")
+    PARENT_FIELD_NUMBER: _ClassVar[int]
     IDS_FIELD_NUMBER: _ClassVar[int]
     START_FIELD_NUMBER: _ClassVar[int]
     STOP_FIELD_NUMBER: _ClassVar[int]
-    channel_id: str
+    parent: str
     ids: _containers.RepeatedScalarFieldContainer[str]
     start: _timestamp_pb2.Timestamp
     stop: _timestamp_pb2.Timestamp
-    def __init__(self, channel_id: _Optional[str] = ..., ids: _Optional[_Iterable[str]] = ..., start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., stop: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    def __init__(self, parent: _Optional[str] = ..., ids: _Optional[_Iterable[str]] = ..., start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., stop: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class DeleteProgrammesResponse(_message.Message):
     __slots__ = ("version", "removed_ids")
@@ -204,10 +231,10 @@ class DeleteProgrammesResponse(_message.Message):
     def __init__(self, version: _Optional[int] = ..., removed_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class GetProgrammeRequest(_message.Message):
-    __slots__ = ("id",)
-    ID_FIELD_NUMBER: _ClassVar[int]
-    id: str
-    def __init__(self, id: _Optional[str] = ...) -> None: ...
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
 
 class LocalDate(_message.Message):
     __slots__ = ("year", "month", "day")
@@ -246,16 +273,16 @@ class SlotRule(_message.Message):
     def __init__(self, weekdays: _Optional[_Iterable[int]] = ..., hour: _Optional[int] = ..., minute: _Optional[int] = ..., duration_seconds: _Optional[int] = ..., titles: _Optional[_Iterable[_Union[LocalizedText, _Mapping]]] = ..., first_day: _Optional[_Union[LocalDate, _Mapping]] = ..., last_day: _Optional[_Union[LocalDate, _Mapping]] = ..., gap_policy: _Optional[_Union[GapPolicy, str]] = ..., fold_policy: _Optional[_Union[FoldPolicy, str]] = ..., categories: _Optional[_Iterable[_Union[LocalizedText, _Mapping]]] = ..., descriptions: _Optional[_Iterable[_Union[LocalizedText, _Mapping]]] = ...) -> None: ...
 
 class ExpandSlotsRequest(_message.Message):
-    __slots__ = ("channel_id", "rule", "policy", "dry_run")
-    CHANNEL_ID_FIELD_NUMBER: _ClassVar[int]
+    __slots__ = ("parent", "rule", "policy", "dry_run")
+    PARENT_FIELD_NUMBER: _ClassVar[int]
     RULE_FIELD_NUMBER: _ClassVar[int]
     POLICY_FIELD_NUMBER: _ClassVar[int]
     DRY_RUN_FIELD_NUMBER: _ClassVar[int]
-    channel_id: str
+    parent: str
     rule: SlotRule
     policy: WritePolicy
     dry_run: bool
-    def __init__(self, channel_id: _Optional[str] = ..., rule: _Optional[_Union[SlotRule, _Mapping]] = ..., policy: _Optional[_Union[WritePolicy, str]] = ..., dry_run: _Optional[bool] = ...) -> None: ...
+    def __init__(self, parent: _Optional[str] = ..., rule: _Optional[_Union[SlotRule, _Mapping]] = ..., policy: _Optional[_Union[WritePolicy, str]] = ..., dry_run: _Optional[bool] = ...) -> None: ...
 
 class ExpandSlotsResponse(_message.Message):
     __slots__ = ("programmes", "version")
@@ -289,21 +316,27 @@ class NowNextResponse(_message.Message):
     entries: _containers.RepeatedCompositeFieldContainer[NowNextEntry]
     def __init__(self, entries: _Optional[_Iterable[_Union[NowNextEntry, _Mapping]]] = ...) -> None: ...
 
-class RangeRequest(_message.Message):
-    __slots__ = ("channel_id", "start", "stop")
-    CHANNEL_ID_FIELD_NUMBER: _ClassVar[int]
+class ListProgrammesRequest(_message.Message):
+    __slots__ = ("parent", "start", "stop", "page_size", "page_token")
+    PARENT_FIELD_NUMBER: _ClassVar[int]
     START_FIELD_NUMBER: _ClassVar[int]
     STOP_FIELD_NUMBER: _ClassVar[int]
-    channel_id: str
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    parent: str
     start: _timestamp_pb2.Timestamp
     stop: _timestamp_pb2.Timestamp
-    def __init__(self, channel_id: _Optional[str] = ..., start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., stop: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    page_size: int
+    page_token: str
+    def __init__(self, parent: _Optional[str] = ..., start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., stop: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
-class RangeResponse(_message.Message):
-    __slots__ = ("programmes",)
+class ListProgrammesResponse(_message.Message):
+    __slots__ = ("programmes", "next_page_token")
     PROGRAMMES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     programmes: _containers.RepeatedCompositeFieldContainer[Programme]
-    def __init__(self, programmes: _Optional[_Iterable[_Union[Programme, _Mapping]]] = ...) -> None: ...
+    next_page_token: str
+    def __init__(self, programmes: _Optional[_Iterable[_Union[Programme, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class GridRequest(_message.Message):
     __slots__ = ("channel_ids", "start", "stop", "page_size", "page_token")
@@ -336,36 +369,44 @@ class GridResponse(_message.Message):
     def __init__(self, rows: _Optional[_Iterable[_Union[GridRow, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class SearchRequest(_message.Message):
-    __slots__ = ("text", "category", "start", "stop", "limit")
+    __slots__ = ("text", "category", "start", "stop", "page_size", "page_token")
     TEXT_FIELD_NUMBER: _ClassVar[int]
     CATEGORY_FIELD_NUMBER: _ClassVar[int]
     START_FIELD_NUMBER: _ClassVar[int]
     STOP_FIELD_NUMBER: _ClassVar[int]
-    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     text: str
     category: str
     start: _timestamp_pb2.Timestamp
     stop: _timestamp_pb2.Timestamp
-    limit: int
-    def __init__(self, text: _Optional[str] = ..., category: _Optional[str] = ..., start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., stop: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., limit: _Optional[int] = ...) -> None: ...
+    page_size: int
+    page_token: str
+    def __init__(self, text: _Optional[str] = ..., category: _Optional[str] = ..., start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., stop: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class SearchResponse(_message.Message):
-    __slots__ = ("programmes",)
+    __slots__ = ("programmes", "next_page_token")
     PROGRAMMES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     programmes: _containers.RepeatedCompositeFieldContainer[Programme]
-    def __init__(self, programmes: _Optional[_Iterable[_Union[Programme, _Mapping]]] = ...) -> None: ...
+    next_page_token: str
+    def __init__(self, programmes: _Optional[_Iterable[_Union[Programme, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class ListGapsRequest(_message.Message):
-    __slots__ = ("channel_id", "start", "stop", "min_gap_seconds")
-    CHANNEL_ID_FIELD_NUMBER: _ClassVar[int]
+    __slots__ = ("parent", "start", "stop", "min_gap_seconds", "page_size", "page_token")
+    PARENT_FIELD_NUMBER: _ClassVar[int]
     START_FIELD_NUMBER: _ClassVar[int]
     STOP_FIELD_NUMBER: _ClassVar[int]
     MIN_GAP_SECONDS_FIELD_NUMBER: _ClassVar[int]
-    channel_id: str
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    parent: str
     start: _timestamp_pb2.Timestamp
     stop: _timestamp_pb2.Timestamp
     min_gap_seconds: int
-    def __init__(self, channel_id: _Optional[str] = ..., start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., stop: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., min_gap_seconds: _Optional[int] = ...) -> None: ...
+    page_size: int
+    page_token: str
+    def __init__(self, parent: _Optional[str] = ..., start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., stop: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., min_gap_seconds: _Optional[int] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class Gap(_message.Message):
     __slots__ = ("start", "stop")
@@ -376,10 +417,12 @@ class Gap(_message.Message):
     def __init__(self, start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., stop: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ListGapsResponse(_message.Message):
-    __slots__ = ("gaps",)
+    __slots__ = ("gaps", "next_page_token")
     GAPS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     gaps: _containers.RepeatedCompositeFieldContainer[Gap]
-    def __init__(self, gaps: _Optional[_Iterable[_Union[Gap, _Mapping]]] = ...) -> None: ...
+    next_page_token: str
+    def __init__(self, gaps: _Optional[_Iterable[_Union[Gap, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class ImportOptions(_message.Message):
     __slots__ = ("strict", "channel_map", "owner")
@@ -398,7 +441,7 @@ class ImportOptions(_message.Message):
     owner: str
     def __init__(self, strict: _Optional[bool] = ..., channel_map: _Optional[_Mapping[str, str]] = ..., owner: _Optional[str] = ...) -> None: ...
 
-class ImportXmltvChunk(_message.Message):
+class ImportXmltvRequest(_message.Message):
     __slots__ = ("options", "data")
     OPTIONS_FIELD_NUMBER: _ClassVar[int]
     DATA_FIELD_NUMBER: _ClassVar[int]
@@ -474,10 +517,10 @@ class Change(_message.Message):
     WINDOW_START_FIELD_NUMBER: _ClassVar[int]
     WINDOW_STOP_FIELD_NUMBER: _ClassVar[int]
     version: int
-    kind: str
+    kind: ChangeKind
     channel_id: str
     deleted: bool
     programme_ids: _containers.RepeatedScalarFieldContainer[str]
     window_start: _timestamp_pb2.Timestamp
     window_stop: _timestamp_pb2.Timestamp
-    def __init__(self, version: _Optional[int] = ..., kind: _Optional[str] = ..., channel_id: _Optional[str] = ..., deleted: _Optional[bool] = ..., programme_ids: _Optional[_Iterable[str]] = ..., window_start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., window_stop: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    def __init__(self, version: _Optional[int] = ..., kind: _Optional[_Union[ChangeKind, str]] = ..., channel_id: _Optional[str] = ..., deleted: _Optional[bool] = ..., programme_ids: _Optional[_Iterable[str]] = ..., window_start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., window_stop: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...

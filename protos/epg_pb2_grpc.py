@@ -84,10 +84,10 @@ class EpgServiceStub:
                 request_serializer=protos_dot_epg__pb2.NowNextRequest.SerializeToString,
                 response_deserializer=protos_dot_epg__pb2.NowNextResponse.FromString,
                 _registered_method=True)
-        self.Range = channel.unary_unary(
-                '/headend.epg.v1.EpgService/Range',
-                request_serializer=protos_dot_epg__pb2.RangeRequest.SerializeToString,
-                response_deserializer=protos_dot_epg__pb2.RangeResponse.FromString,
+        self.ListProgrammes = channel.unary_unary(
+                '/headend.epg.v1.EpgService/ListProgrammes',
+                request_serializer=protos_dot_epg__pb2.ListProgrammesRequest.SerializeToString,
+                response_deserializer=protos_dot_epg__pb2.ListProgrammesResponse.FromString,
                 _registered_method=True)
         self.Grid = channel.unary_unary(
                 '/headend.epg.v1.EpgService/Grid',
@@ -106,7 +106,7 @@ class EpgServiceStub:
                 _registered_method=True)
         self.ImportXmltv = channel.stream_unary(
                 '/headend.epg.v1.EpgService/ImportXmltv',
-                request_serializer=protos_dot_epg__pb2.ImportXmltvChunk.SerializeToString,
+                request_serializer=protos_dot_epg__pb2.ImportXmltvRequest.SerializeToString,
                 response_deserializer=protos_dot_epg__pb2.ImportXmltvResponse.FromString,
                 _registered_method=True)
         self.ExportXmltv = channel.unary_stream(
@@ -125,26 +125,29 @@ class EpgServiceServicer:
     """Missing associated documentation comment in .proto file."""
 
     def CreateChannel(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Add a channel to the catalogue under the id the caller chooses.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def UpdateChannel(self, request, context):
-        """Optimistic concurrency: expected_version must be the stored version.
+        """Change the masked fields of a channel. Optimistic concurrency:
+        expected_version must be the stored version (ABORTED otherwise).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetChannel(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """One channel, with the version an update must name.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListChannels(self, request, context):
-        """id, number, names, logo, group, catch-up days... for every readable channel.
+        """Every readable channel in guide order (logical number, then id).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -167,7 +170,8 @@ class EpgServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def DeleteProgrammes(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Remove programmes of one channel by id, or those starting in a window.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -187,31 +191,36 @@ class EpgServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def NowNext(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """What is on air and what follows, for many channels at once.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def Range(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+    def ListProgrammes(self, request, context):
+        """One channel's programmes overlapping a window, by start (was Range).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def Grid(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """A page of channels, each with its programmes in a window.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def Search(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Programmes of every readable channel matching a text or a category.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListGaps(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Unscheduled intervals of one channel inside a window.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -289,10 +298,10 @@ def add_EpgServiceServicer_to_server(servicer, server):
                     request_deserializer=protos_dot_epg__pb2.NowNextRequest.FromString,
                     response_serializer=protos_dot_epg__pb2.NowNextResponse.SerializeToString,
             ),
-            'Range': grpc.unary_unary_rpc_method_handler(
-                    servicer.Range,
-                    request_deserializer=protos_dot_epg__pb2.RangeRequest.FromString,
-                    response_serializer=protos_dot_epg__pb2.RangeResponse.SerializeToString,
+            'ListProgrammes': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListProgrammes,
+                    request_deserializer=protos_dot_epg__pb2.ListProgrammesRequest.FromString,
+                    response_serializer=protos_dot_epg__pb2.ListProgrammesResponse.SerializeToString,
             ),
             'Grid': grpc.unary_unary_rpc_method_handler(
                     servicer.Grid,
@@ -311,7 +320,7 @@ def add_EpgServiceServicer_to_server(servicer, server):
             ),
             'ImportXmltv': grpc.stream_unary_rpc_method_handler(
                     servicer.ImportXmltv,
-                    request_deserializer=protos_dot_epg__pb2.ImportXmltvChunk.FromString,
+                    request_deserializer=protos_dot_epg__pb2.ImportXmltvRequest.FromString,
                     response_serializer=protos_dot_epg__pb2.ImportXmltvResponse.SerializeToString,
             ),
             'ExportXmltv': grpc.unary_stream_rpc_method_handler(
@@ -606,7 +615,7 @@ class EpgService:
             _registered_method=True)
 
     @staticmethod
-    def Range(request,
+    def ListProgrammes(request,
             target,
             options=(),
             channel_credentials=None,
@@ -619,9 +628,9 @@ class EpgService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/headend.epg.v1.EpgService/Range',
-            protos_dot_epg__pb2.RangeRequest.SerializeToString,
-            protos_dot_epg__pb2.RangeResponse.FromString,
+            '/headend.epg.v1.EpgService/ListProgrammes',
+            protos_dot_epg__pb2.ListProgrammesRequest.SerializeToString,
+            protos_dot_epg__pb2.ListProgrammesResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -728,7 +737,7 @@ class EpgService:
             request_iterator,
             target,
             '/headend.epg.v1.EpgService/ImportXmltv',
-            protos_dot_epg__pb2.ImportXmltvChunk.SerializeToString,
+            protos_dot_epg__pb2.ImportXmltvRequest.SerializeToString,
             protos_dot_epg__pb2.ImportXmltvResponse.FromString,
             options,
             channel_credentials,

@@ -22,34 +22,43 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x11protos/keys.proto\x12\x0fheadend.keys.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"X\n\x03Key\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\x11\n\tprincipal\x18\x02 \x01(\t\x12.\n\ncreated_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"%\n\x10\x43reateKeyRequest\x12\x11\n\tprincipal\x18\x01 \x01(\t\"E\n\x11\x43reateKeyResponse\x12!\n\x03key\x18\x01 \x01(\x0b\x32\x14.headend.keys.v1.Key\x12\r\n\x05token\x18\x02 \x01(\t\"\"\n\x10RevokeKeyRequest\x12\x0e\n\x06key_id\x18\x01 \x01(\t\"\x13\n\x11RevokeKeyResponse\"\x11\n\x0fListKeysRequest\"6\n\x10ListKeysResponse\x12\"\n\x04keys\x18\x01 \x03(\x0b\x32\x14.headend.keys.v1.Key\"\x0f\n\rWhoAmIRequest\"#\n\x0eWhoAmIResponse\x12\x11\n\tprincipal\x18\x01 \x01(\t2\xd0\x02\n\nKeyService\x12R\n\tCreateKey\x12!.headend.keys.v1.CreateKeyRequest\x1a\".headend.keys.v1.CreateKeyResponse\x12R\n\tRevokeKey\x12!.headend.keys.v1.RevokeKeyRequest\x1a\".headend.keys.v1.RevokeKeyResponse\x12O\n\x08ListKeys\x12 .headend.keys.v1.ListKeysRequest\x1a!.headend.keys.v1.ListKeysResponse\x12I\n\x06WhoAmI\x12\x1e.headend.keys.v1.WhoAmIRequest\x1a\x1f.headend.keys.v1.WhoAmIResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x11protos/keys.proto\x12\x0fheadend.keys.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"W\n\x03Key\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\tprincipal\x18\x02 \x01(\t\x12/\n\x0b\x63reate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"%\n\x10\x43reateKeyRequest\x12\x11\n\tprincipal\x18\x01 \x01(\t\"E\n\x11\x43reateKeyResponse\x12!\n\x03key\x18\x01 \x01(\x0b\x32\x14.headend.keys.v1.Key\x12\r\n\x05token\x18\x02 \x01(\t\" \n\x10RevokeKeyRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x13\n\x11RevokeKeyResponse\"8\n\x0fListKeysRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"O\n\x10ListKeysResponse\x12\"\n\x04keys\x18\x01 \x03(\x0b\x32\x14.headend.keys.v1.Key\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x0f\n\rWhoAmIRequest\"#\n\x0eWhoAmIResponse\x12\x11\n\tprincipal\x18\x01 \x01(\t2\xb0\x03\n\nKeyService\x12g\n\tCreateKey\x12!.headend.keys.v1.CreateKeyRequest\x1a\".headend.keys.v1.CreateKeyResponse\"\x13\x82\xd3\xe4\x93\x02\r\"\x08/v1/keys:\x01*\x12w\n\tRevokeKey\x12!.headend.keys.v1.RevokeKeyRequest\x1a\".headend.keys.v1.RevokeKeyResponse\"#\x82\xd3\xe4\x93\x02\x1d\"\x18/v1/{name=keys/*}:revoke:\x01*\x12\x61\n\x08ListKeys\x12 .headend.keys.v1.ListKeysRequest\x1a!.headend.keys.v1.ListKeysResponse\"\x10\x82\xd3\xe4\x93\x02\n\x12\x08/v1/keys\x12]\n\x06WhoAmI\x12\x1e.headend.keys.v1.WhoAmIRequest\x1a\x1f.headend.keys.v1.WhoAmIResponse\"\x12\x82\xd3\xe4\x93\x02\x0c\x12\n/v1/whoamib\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'protos.keys_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_KEY']._serialized_start=71
-  _globals['_KEY']._serialized_end=159
-  _globals['_CREATEKEYREQUEST']._serialized_start=161
-  _globals['_CREATEKEYREQUEST']._serialized_end=198
-  _globals['_CREATEKEYRESPONSE']._serialized_start=200
-  _globals['_CREATEKEYRESPONSE']._serialized_end=269
-  _globals['_REVOKEKEYREQUEST']._serialized_start=271
-  _globals['_REVOKEKEYREQUEST']._serialized_end=305
-  _globals['_REVOKEKEYRESPONSE']._serialized_start=307
-  _globals['_REVOKEKEYRESPONSE']._serialized_end=326
-  _globals['_LISTKEYSREQUEST']._serialized_start=328
-  _globals['_LISTKEYSREQUEST']._serialized_end=345
-  _globals['_LISTKEYSRESPONSE']._serialized_start=347
-  _globals['_LISTKEYSRESPONSE']._serialized_end=401
-  _globals['_WHOAMIREQUEST']._serialized_start=403
-  _globals['_WHOAMIREQUEST']._serialized_end=418
-  _globals['_WHOAMIRESPONSE']._serialized_start=420
-  _globals['_WHOAMIRESPONSE']._serialized_end=455
-  _globals['_KEYSERVICE']._serialized_start=458
-  _globals['_KEYSERVICE']._serialized_end=794
+  _globals['_KEYSERVICE'].methods_by_name['CreateKey']._loaded_options = None
+  _globals['_KEYSERVICE'].methods_by_name['CreateKey']._serialized_options = b'\202\323\344\223\002\r\"\010/v1/keys:\001*'
+  _globals['_KEYSERVICE'].methods_by_name['RevokeKey']._loaded_options = None
+  _globals['_KEYSERVICE'].methods_by_name['RevokeKey']._serialized_options = b'\202\323\344\223\002\035\"\030/v1/{name=keys/*}:revoke:\001*'
+  _globals['_KEYSERVICE'].methods_by_name['ListKeys']._loaded_options = None
+  _globals['_KEYSERVICE'].methods_by_name['ListKeys']._serialized_options = b'\202\323\344\223\002\n\022\010/v1/keys'
+  _globals['_KEYSERVICE'].methods_by_name['WhoAmI']._loaded_options = None
+  _globals['_KEYSERVICE'].methods_by_name['WhoAmI']._serialized_options = b'\202\323\344\223\002\014\022\n/v1/whoami'
+  _globals['_KEY']._serialized_start=101
+  _globals['_KEY']._serialized_end=188
+  _globals['_CREATEKEYREQUEST']._serialized_start=190
+  _globals['_CREATEKEYREQUEST']._serialized_end=227
+  _globals['_CREATEKEYRESPONSE']._serialized_start=229
+  _globals['_CREATEKEYRESPONSE']._serialized_end=298
+  _globals['_REVOKEKEYREQUEST']._serialized_start=300
+  _globals['_REVOKEKEYREQUEST']._serialized_end=332
+  _globals['_REVOKEKEYRESPONSE']._serialized_start=334
+  _globals['_REVOKEKEYRESPONSE']._serialized_end=353
+  _globals['_LISTKEYSREQUEST']._serialized_start=355
+  _globals['_LISTKEYSREQUEST']._serialized_end=411
+  _globals['_LISTKEYSRESPONSE']._serialized_start=413
+  _globals['_LISTKEYSRESPONSE']._serialized_end=492
+  _globals['_WHOAMIREQUEST']._serialized_start=494
+  _globals['_WHOAMIREQUEST']._serialized_end=509
+  _globals['_WHOAMIRESPONSE']._serialized_start=511
+  _globals['_WHOAMIRESPONSE']._serialized_end=546
+  _globals['_KEYSERVICE']._serialized_start=549
+  _globals['_KEYSERVICE']._serialized_end=981
 # @@protoc_insertion_point(module_scope)

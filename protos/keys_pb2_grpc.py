@@ -60,19 +60,22 @@ class KeyServiceServicer:
     """Missing associated documentation comment in .proto file."""
 
     def CreateKey(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Create a key for a principal; the response carries its token, once.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def RevokeKey(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Revoke a key at once (servers holding it in their cache drop it within seconds).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListKeys(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Every key's public facts (never a token), oldest first.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')

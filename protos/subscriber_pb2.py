@@ -22,126 +22,184 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
+from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mask__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17protos/subscriber.proto\x12\x15headend.subscriber.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xcb\x01\n\x07\x43\x61rrier\x12\x12\n\ncarrier_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x38\n\x0cnetwork_type\x18\x03 \x01(\x0e\x32\".headend.subscriber.v1.NetworkType\x12\x34\n\x06status\x18\x04 \x01(\x0e\x32$.headend.subscriber.v1.CarrierStatus\x12.\n\ncreated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x8b\x01\n\x14\x43reateCarrierRequest\x12\x12\n\ncarrier_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x38\n\x0cnetwork_type\x18\x03 \x01(\x0e\x32\".headend.subscriber.v1.NetworkType\x12\x17\n\x0fidempotency_key\x18\x0f \x01(\t\"\'\n\x11GetCarrierRequest\x12\x12\n\ncarrier_id\x18\x01 \x01(\t\"\x15\n\x13ListCarriersRequest\"H\n\x14ListCarriersResponse\x12\x30\n\x08\x63\x61rriers\x18\x01 \x03(\x0b\x32\x1e.headend.subscriber.v1.Carrier\"|\n\x17SetCarrierStatusRequest\x12\x12\n\ncarrier_id\x18\x01 \x01(\t\x12\x34\n\x06status\x18\x02 \x01(\x0e\x32$.headend.subscriber.v1.CarrierStatus\x12\x17\n\x0fidempotency_key\x18\x0f \x01(\t\"@\n\x07Package\x12\x12\n\npackage_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0b\x63hannel_ids\x18\x03 \x03(\t\"`\n\x14\x44\x65\x66inePackageRequest\x12/\n\x07package\x18\x01 \x01(\x0b\x32\x1e.headend.subscriber.v1.Package\x12\x17\n\x0fidempotency_key\x18\x0f \x01(\t\"\x15\n\x13ListPackagesRequest\"H\n\x14ListPackagesResponse\x12\x30\n\x08packages\x18\x01 \x03(\x0b\x32\x1e.headend.subscriber.v1.Package\"\x80\x03\n\nSubscriber\x12\x12\n\ncarrier_id\x18\x01 \x01(\t\x12\x15\n\rsubscriber_id\x18\x02 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x03 \x01(\t\x12\x13\n\x0bregion_code\x18\x04 \x01(\t\x12\x37\n\x06status\x18\x05 \x01(\x0e\x32\'.headend.subscriber.v1.SubscriberStatus\x12/\n\x0bservice_end\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0bmax_streams\x18\x07 \x01(\r\x12\x15\n\rcontact_phone\x18\x08 \x01(\t\x12\x15\n\rcontact_email\x18\t \x01(\t\x12\x0f\n\x07version\x18\n \x01(\x04\x12.\n\ncreated_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xfc\x01\n\x17\x43reateSubscriberRequest\x12\x12\n\ncarrier_id\x18\x01 \x01(\t\x12\x15\n\rsubscriber_id\x18\x02 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x03 \x01(\t\x12\x13\n\x0bregion_code\x18\x04 \x01(\t\x12/\n\x0bservice_end\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0bmax_streams\x18\x06 \x01(\r\x12\x15\n\rcontact_phone\x18\x07 \x01(\t\x12\x15\n\rcontact_email\x18\x08 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x0f \x01(\t\"A\n\x14GetSubscriberRequest\x12\x12\n\ncarrier_id\x18\x01 \x01(\t\x12\x15\n\rsubscriber_id\x18\x02 \x01(\t\"S\n\x16ListSubscribersRequest\x12\x12\n\ncarrier_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\r\x12\x12\n\npage_token\x18\x03 \x01(\t\"\x7f\n\x17ListSubscribersResponse\x12\x36\n\x0bsubscribers\x18\x01 \x03(\x0b\x32!.headend.subscriber.v1.Subscriber\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x13\n\x0btotal_count\x18\x03 \x01(\x04\"\x9f\x03\n\x17UpdateSubscriberRequest\x12\x12\n\ncarrier_id\x18\x01 \x01(\t\x12\x15\n\rsubscriber_id\x18\x02 \x01(\t\x12\x18\n\x10\x65xpected_version\x18\x03 \x01(\x04\x12\x19\n\x0c\x64isplay_name\x18\x04 \x01(\tH\x00\x88\x01\x01\x12\x18\n\x0bregion_code\x18\x05 \x01(\tH\x01\x88\x01\x01\x12/\n\x0bservice_end\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x19\n\x11\x63lear_service_end\x18\x07 \x01(\x08\x12\x18\n\x0bmax_streams\x18\x08 \x01(\rH\x02\x88\x01\x01\x12\x1a\n\rcontact_phone\x18\t \x01(\tH\x03\x88\x01\x01\x12\x1a\n\rcontact_email\x18\n \x01(\tH\x04\x88\x01\x01\x12\x17\n\x0fidempotency_key\x18\x0f \x01(\tB\x0f\n\r_display_nameB\x0e\n\x0c_region_codeB\x0e\n\x0c_max_streamsB\x10\n\x0e_contact_phoneB\x10\n\x0e_contact_email\"\xb3\x01\n\x1aSetSubscriberStatusRequest\x12\x12\n\ncarrier_id\x18\x01 \x01(\t\x12\x15\n\rsubscriber_id\x18\x02 \x01(\t\x12\x37\n\x06status\x18\x03 \x01(\x0e\x32\'.headend.subscriber.v1.SubscriberStatus\x12\x18\n\x10\x65xpected_version\x18\x04 \x01(\x04\x12\x17\n\x0fidempotency_key\x18\x0f \x01(\t\"\xf4\x01\n\x06\x44\x65vice\x12\x12\n\ncarrier_id\x18\x01 \x01(\t\x12\x0b\n\x03mac\x18\x02 \x01(\t\x12\x15\n\rsubscriber_id\x18\x03 \x01(\t\x12\x0e\n\x06serial\x18\x04 \x01(\t\x12\r\n\x05model\x18\x05 \x01(\t\x12\x33\n\x06status\x18\x06 \x01(\x0e\x32#.headend.subscriber.v1.DeviceStatus\x12,\n\x08\x62ound_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0c\x61\x63tivated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x83\x01\n\x11\x42indDeviceRequest\x12\x12\n\ncarrier_id\x18\x01 \x01(\t\x12\x15\n\rsubscriber_id\x18\x02 \x01(\t\x12\x0b\n\x03mac\x18\x03 \x01(\t\x12\x0e\n\x06serial\x18\x04 \x01(\t\x12\r\n\x05model\x18\x05 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x0f \x01(\t\"3\n\x10GetDeviceRequest\x12\x12\n\ncarrier_id\x18\x01 \x01(\t\x12\x0b\n\x03mac\x18\x02 \x01(\t\"?\n\x12ListDevicesRequest\x12\x12\n\ncarrier_id\x18\x01 \x01(\t\x12\x15\n\rsubscriber_id\x18\x02 \x01(\t\"E\n\x13ListDevicesResponse\x12.\n\x07\x64\x65vices\x18\x01 \x03(\x0b\x32\x1d.headend.subscriber.v1.Device\"Q\n\x15\x41\x63tivateDeviceRequest\x12\x12\n\ncarrier_id\x18\x01 \x01(\t\x12\x0b\n\x03mac\x18\x02 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x0f \x01(\t\"^\n\x16\x41\x63tivateDeviceResponse\x12-\n\x06\x64\x65vice\x18\x01 \x01(\x0b\x32\x1d.headend.subscriber.v1.Device\x12\x15\n\rdevice_secret\x18\x02 \x01(\t\"O\n\x13UnbindDeviceRequest\x12\x12\n\ncarrier_id\x18\x01 \x01(\t\x12\x0b\n\x03mac\x18\x02 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x0f \x01(\t\"_\n\x12\x42lockDeviceRequest\x12\x12\n\ncarrier_id\x18\x01 \x01(\t\x12\x0b\n\x03mac\x18\x02 \x01(\t\x12\x0f\n\x07\x62locked\x18\x03 \x01(\x08\x12\x17\n\x0fidempotency_key\x18\x0f \x01(\t\"\x84\x01\n\x14ReplaceDeviceRequest\x12\x12\n\ncarrier_id\x18\x01 \x01(\t\x12\x0f\n\x07old_mac\x18\x02 \x01(\t\x12\x0f\n\x07new_mac\x18\x03 \x01(\t\x12\x0e\n\x06serial\x18\x04 \x01(\t\x12\r\n\x05model\x18\x05 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x0f \x01(\t\"\x99\x01\n\x0b\x45ntitlement\x12\x15\n\rsubscriber_id\x18\x01 \x01(\t\x12\x12\n\npackage_id\x18\x02 \x01(\t\x12.\n\nvalid_from\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bvalid_until\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xc9\x01\n\x0e\x45ntitleRequest\x12\x12\n\ncarrier_id\x18\x01 \x01(\t\x12\x15\n\rsubscriber_id\x18\x02 \x01(\t\x12\x12\n\npackage_id\x18\x03 \x01(\t\x12.\n\nvalid_from\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bvalid_until\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0fidempotency_key\x18\x0f \x01(\t\"r\n\x18RevokeEntitlementRequest\x12\x12\n\ncarrier_id\x18\x01 \x01(\t\x12\x15\n\rsubscriber_id\x18\x02 \x01(\t\x12\x12\n\npackage_id\x18\x03 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x0f \x01(\t\"D\n\x17ListEntitlementsRequest\x12\x12\n\ncarrier_id\x18\x01 \x01(\t\x12\x15\n\rsubscriber_id\x18\x02 \x01(\t\"p\n\x18ListEntitlementsResponse\x12\x38\n\x0c\x65ntitlements\x18\x01 \x03(\x0b\x32\".headend.subscriber.v1.Entitlement\x12\x1a\n\x12subscriber_version\x18\x02 \x01(\x04\"m\n\x18\x45\x66\x66\x65\x63tiveChannelsRequest\x12\x12\n\ncarrier_id\x18\x01 \x01(\t\x12\x15\n\rsubscriber_id\x18\x02 \x01(\t\x12&\n\x02\x61t\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"L\n\x19\x45\x66\x66\x65\x63tiveChannelsResponse\x12\x13\n\x0b\x63hannel_ids\x18\x01 \x03(\t\x12\x1a\n\x12subscriber_version\x18\x02 \x01(\x04\"8\n\x12\x44\x65viceLoginRequest\x12\x0b\n\x03mac\x18\x01 \x01(\t\x12\x15\n\rdevice_secret\x18\x02 \x01(\t\"\x84\x02\n\x13\x44\x65viceLoginResponse\x12\x12\n\ncarrier_id\x18\x01 \x01(\t\x12\x15\n\rsubscriber_id\x18\x02 \x01(\t\x12\x13\n\x0bregion_code\x18\x03 \x01(\t\x12\x1a\n\x12subscriber_version\x18\x04 \x01(\x04\x12\x37\n\x06status\x18\x05 \x01(\x0e\x32\'.headend.subscriber.v1.SubscriberStatus\x12\x0b\n\x03mac\x18\x06 \x01(\t\x12\x13\n\x0b\x63hannel_ids\x18\x07 \x03(\t\x12\x36\n\x0b\x64\x65ny_reason\x18\x08 \x01(\x0e\x32!.headend.subscriber.v1.DenyReason\"[\n\x10\x41uthorizeRequest\x12\x0b\n\x03mac\x18\x01 \x01(\t\x12\x12\n\nchannel_id\x18\x02 \x01(\t\x12&\n\x02\x61t\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x9e\x01\n\x11\x41uthorizeResponse\x12\x0f\n\x07\x61llowed\x18\x01 \x01(\x08\x12\x31\n\x06reason\x18\x02 \x01(\x0e\x32!.headend.subscriber.v1.DenyReason\x12\x1a\n\x12subscriber_version\x18\x03 \x01(\x04\x12\x12\n\ncarrier_id\x18\x04 \x01(\t\x12\x15\n\rsubscriber_id\x18\x05 \x01(\t\"\xc3\x01\n\x07Session\x12\x10\n\x08lease_id\x18\x01 \x01(\t\x12\x0b\n\x03mac\x18\x02 \x01(\t\x12\x12\n\nchannel_id\x18\x03 \x01(\t\x12.\n\nexpires_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06reused\x18\x05 \x01(\x08\x12\x15\n\ractive_leases\x18\x06 \x01(\r\x12\x13\n\x0bmax_streams\x18\x07 \x01(\r\x12\x19\n\x11replaced_lease_id\x18\x08 \x01(\t\"O\n\x13StartSessionRequest\x12\x0b\n\x03mac\x18\x01 \x01(\t\x12\x12\n\nchannel_id\x18\x02 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x0f \x01(\t\"1\n\x10HeartbeatRequest\x12\x0b\n\x03mac\x18\x01 \x01(\t\x12\x10\n\x08lease_id\x18\x02 \x01(\t\"K\n\x11\x45ndSessionRequest\x12\x0b\n\x03mac\x18\x01 \x01(\t\x12\x10\n\x08lease_id\x18\x02 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x0f \x01(\t\"\x14\n\x12\x45ndSessionResponse\"\xaf\x03\n\tImportRow\x12\x0b\n\x03row\x18\x01 \x01(\x04\x12\x15\n\rsubscriber_id\x18\x02 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x03 \x01(\t\x12\x13\n\x0bregion_code\x18\x04 \x01(\t\x12\x37\n\x06status\x18\x05 \x01(\x0e\x32\'.headend.subscriber.v1.SubscriberStatus\x12/\n\x0bservice_end\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0bmax_streams\x18\x07 \x01(\r\x12\x15\n\rcontact_phone\x18\x08 \x01(\t\x12\x15\n\rcontact_email\x18\t \x01(\t\x12\x0b\n\x03mac\x18\n \x01(\t\x12\x0e\n\x06serial\x18\x0b \x01(\t\x12\r\n\x05model\x18\x0c \x01(\t\x12\x13\n\x0bpackage_ids\x18\r \x03(\t\x12\x31\n\rentitled_from\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0e\x65ntitled_until\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"Q\n\x0bImportChunk\x12\x12\n\ncarrier_id\x18\x01 \x01(\t\x12.\n\x04rows\x18\x02 \x03(\x0b\x32 .headend.subscriber.v1.ImportRow\"5\n\x08RowError\x12\x0b\n\x03row\x18\x01 \x01(\x04\x12\r\n\x05\x66ield\x18\x02 \x01(\t\x12\r\n\x05\x65rror\x18\x03 \x01(\t\"\x93\x01\n\rImportSummary\x12\x0c\n\x04rows\x18\x01 \x01(\x04\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x04\x12\x0f\n\x07updated\x18\x03 \x01(\x04\x12\x11\n\tunchanged\x18\x04 \x01(\x04\x12\x0e\n\x06\x66\x61iled\x18\x05 \x01(\x04\x12/\n\x06\x65rrors\x18\x06 \x03(\x0b\x32\x1f.headend.subscriber.v1.RowError\"\xa2\x01\n\nAuditEntry\x12\x10\n\x08\x65ntry_id\x18\x01 \x01(\t\x12(\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tprincipal\x18\x03 \x01(\t\x12\x0b\n\x03rpc\x18\x04 \x01(\t\x12\x0f\n\x07subject\x18\x05 \x01(\t\x12\x13\n\x0b\x62\x65\x66ore_json\x18\x06 \x01(\t\x12\x12\n\nafter_json\x18\x07 \x01(\t\"M\n\x10ListAuditRequest\x12\x12\n\ncarrier_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\r\x12\x12\n\npage_token\x18\x03 \x01(\t\"`\n\x11ListAuditResponse\x12\x32\n\x07\x65ntries\x18\x01 \x03(\x0b\x32!.headend.subscriber.v1.AuditEntry\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*O\n\x0bNetworkType\x12\x1c\n\x18NETWORK_TYPE_UNSPECIFIED\x10\x00\x12\x0b\n\x07TELECOM\x10\x01\x12\n\n\x06MOBILE\x10\x02\x12\t\n\x05\x43\x41\x42LE\x10\x03*Z\n\rCarrierStatus\x12\x1e\n\x1a\x43\x41RRIER_STATUS_UNSPECIFIED\x10\x00\x12\x12\n\x0e\x43\x41RRIER_ACTIVE\x10\x01\x12\x15\n\x11\x43\x41RRIER_SUSPENDED\x10\x02*`\n\x10SubscriberStatus\x12!\n\x1dSUBSCRIBER_STATUS_UNSPECIFIED\x10\x00\x12\n\n\x06\x41\x43TIVE\x10\x01\x12\r\n\tSUSPENDED\x10\x02\x12\x0e\n\nTERMINATED\x10\x03*a\n\x0c\x44\x65viceStatus\x12\x1d\n\x19\x44\x45VICE_STATUS_UNSPECIFIED\x10\x00\x12\t\n\x05\x42OUND\x10\x01\x12\r\n\tACTIVATED\x10\x02\x12\x0b\n\x07\x42LOCKED\x10\x03\x12\x0b\n\x07UNBOUND\x10\x04*\xc5\x01\n\nDenyReason\x12\x1b\n\x17\x44\x45NY_REASON_UNSPECIFIED\x10\x00\x12\x10\n\x0cNOT_ENTITLED\x10\x01\x12\x18\n\x14SUBSCRIBER_SUSPENDED\x10\x02\x12\x13\n\x0fSERVICE_EXPIRED\x10\x03\x12\x12\n\x0e\x44\x45VICE_BLOCKED\x10\x04\x12\x12\n\x0eUNKNOWN_DEVICE\x10\x05\x12\x19\n\x15SUBSCRIBER_TERMINATED\x10\x06\x12\x16\n\x12\x43\x41RRIER_NOT_ACTIVE\x10\x07\x32\xc4\x16\n\x11SubscriberService\x12\\\n\rCreateCarrier\x12+.headend.subscriber.v1.CreateCarrierRequest\x1a\x1e.headend.subscriber.v1.Carrier\x12V\n\nGetCarrier\x12(.headend.subscriber.v1.GetCarrierRequest\x1a\x1e.headend.subscriber.v1.Carrier\x12g\n\x0cListCarriers\x12*.headend.subscriber.v1.ListCarriersRequest\x1a+.headend.subscriber.v1.ListCarriersResponse\x12\x62\n\x10SetCarrierStatus\x12..headend.subscriber.v1.SetCarrierStatusRequest\x1a\x1e.headend.subscriber.v1.Carrier\x12\\\n\rDefinePackage\x12+.headend.subscriber.v1.DefinePackageRequest\x1a\x1e.headend.subscriber.v1.Package\x12g\n\x0cListPackages\x12*.headend.subscriber.v1.ListPackagesRequest\x1a+.headend.subscriber.v1.ListPackagesResponse\x12\x65\n\x10\x43reateSubscriber\x12..headend.subscriber.v1.CreateSubscriberRequest\x1a!.headend.subscriber.v1.Subscriber\x12_\n\rGetSubscriber\x12+.headend.subscriber.v1.GetSubscriberRequest\x1a!.headend.subscriber.v1.Subscriber\x12p\n\x0fListSubscribers\x12-.headend.subscriber.v1.ListSubscribersRequest\x1a..headend.subscriber.v1.ListSubscribersResponse\x12\x65\n\x10UpdateSubscriber\x12..headend.subscriber.v1.UpdateSubscriberRequest\x1a!.headend.subscriber.v1.Subscriber\x12k\n\x13SetSubscriberStatus\x12\x31.headend.subscriber.v1.SetSubscriberStatusRequest\x1a!.headend.subscriber.v1.Subscriber\x12U\n\nBindDevice\x12(.headend.subscriber.v1.BindDeviceRequest\x1a\x1d.headend.subscriber.v1.Device\x12S\n\tGetDevice\x12\'.headend.subscriber.v1.GetDeviceRequest\x1a\x1d.headend.subscriber.v1.Device\x12\x64\n\x0bListDevices\x12).headend.subscriber.v1.ListDevicesRequest\x1a*.headend.subscriber.v1.ListDevicesResponse\x12m\n\x0e\x41\x63tivateDevice\x12,.headend.subscriber.v1.ActivateDeviceRequest\x1a-.headend.subscriber.v1.ActivateDeviceResponse\x12Y\n\x0cUnbindDevice\x12*.headend.subscriber.v1.UnbindDeviceRequest\x1a\x1d.headend.subscriber.v1.Device\x12W\n\x0b\x42lockDevice\x12).headend.subscriber.v1.BlockDeviceRequest\x1a\x1d.headend.subscriber.v1.Device\x12[\n\rReplaceDevice\x12+.headend.subscriber.v1.ReplaceDeviceRequest\x1a\x1d.headend.subscriber.v1.Device\x12S\n\x07\x45ntitle\x12%.headend.subscriber.v1.EntitleRequest\x1a!.headend.subscriber.v1.Subscriber\x12g\n\x11RevokeEntitlement\x12/.headend.subscriber.v1.RevokeEntitlementRequest\x1a!.headend.subscriber.v1.Subscriber\x12s\n\x10ListEntitlements\x12..headend.subscriber.v1.ListEntitlementsRequest\x1a/.headend.subscriber.v1.ListEntitlementsResponse\x12v\n\x11\x45\x66\x66\x65\x63tiveChannels\x12/.headend.subscriber.v1.EffectiveChannelsRequest\x1a\x30.headend.subscriber.v1.EffectiveChannelsResponse\x12\x64\n\x0b\x44\x65viceLogin\x12).headend.subscriber.v1.DeviceLoginRequest\x1a*.headend.subscriber.v1.DeviceLoginResponse\x12^\n\tAuthorize\x12\'.headend.subscriber.v1.AuthorizeRequest\x1a(.headend.subscriber.v1.AuthorizeResponse\x12Z\n\x0cStartSession\x12*.headend.subscriber.v1.StartSessionRequest\x1a\x1e.headend.subscriber.v1.Session\x12T\n\tHeartbeat\x12\'.headend.subscriber.v1.HeartbeatRequest\x1a\x1e.headend.subscriber.v1.Session\x12\x61\n\nEndSession\x12(.headend.subscriber.v1.EndSessionRequest\x1a).headend.subscriber.v1.EndSessionResponse\x12_\n\x11ImportSubscribers\x12\".headend.subscriber.v1.ImportChunk\x1a$.headend.subscriber.v1.ImportSummary(\x01\x12^\n\tListAudit\x12\'.headend.subscriber.v1.ListAuditRequest\x1a(.headend.subscriber.v1.ListAuditResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17protos/subscriber.proto\x12\x15headend.subscriber.v1\x1a\x1cgoogle/api/annotations.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xce\x01\n\x07\x43\x61rrier\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12\x38\n\x0cnetwork_type\x18\x03 \x01(\x0e\x32\".headend.subscriber.v1.NetworkType\x12\x34\n\x06status\x18\x04 \x01(\x0e\x32$.headend.subscriber.v1.CarrierStatus\x12/\n\x0b\x63reate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"t\n\x14\x43reateCarrierRequest\x12\x12\n\ncarrier_id\x18\x01 \x01(\t\x12/\n\x07\x63\x61rrier\x18\x02 \x01(\x0b\x32\x1e.headend.subscriber.v1.Carrier\x12\x17\n\x0fidempotency_key\x18\x0f \x01(\t\"!\n\x11GetCarrierRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"<\n\x13ListCarriersRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"a\n\x14ListCarriersResponse\x12\x30\n\x08\x63\x61rriers\x18\x01 \x03(\x0b\x32\x1e.headend.subscriber.v1.Carrier\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"v\n\x17SetCarrierStatusRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x34\n\x06status\x18\x02 \x01(\x0e\x32$.headend.subscriber.v1.CarrierStatus\x12\x17\n\x0fidempotency_key\x18\x0f \x01(\t\"B\n\x07Package\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12\x13\n\x0b\x63hannel_ids\x18\x03 \x03(\t\"`\n\x14\x44\x65\x66inePackageRequest\x12/\n\x07package\x18\x01 \x01(\x0b\x32\x1e.headend.subscriber.v1.Package\x12\x17\n\x0fidempotency_key\x18\x0f \x01(\t\"<\n\x13ListPackagesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"a\n\x14ListPackagesResponse\x12\x30\n\x08packages\x18\x01 \x03(\x0b\x32\x1e.headend.subscriber.v1.Package\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xe5\x02\n\nSubscriber\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12\x13\n\x0bregion_code\x18\x03 \x01(\t\x12\x37\n\x06status\x18\x04 \x01(\x0e\x32\'.headend.subscriber.v1.SubscriberStatus\x12/\n\x0bservice_end\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0bmax_streams\x18\x06 \x01(\r\x12\x15\n\rcontact_phone\x18\x07 \x01(\t\x12\x15\n\rcontact_email\x18\x08 \x01(\t\x12\x0f\n\x07version\x18\t \x01(\x04\x12/\n\x0b\x63reate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x90\x01\n\x17\x43reateSubscriberRequest\x12\x0e\n\x06parent\x18\x01 \x01(\t\x12\x15\n\rsubscriber_id\x18\x02 \x01(\t\x12\x35\n\nsubscriber\x18\x03 \x01(\x0b\x32!.headend.subscriber.v1.Subscriber\x12\x17\n\x0fidempotency_key\x18\x0f \x01(\t\"$\n\x14GetSubscriberRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"O\n\x16ListSubscribersRequest\x12\x0e\n\x06parent\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"~\n\x17ListSubscribersResponse\x12\x36\n\x0bsubscribers\x18\x01 \x03(\x0b\x32!.headend.subscriber.v1.Subscriber\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x12\n\ntotal_size\x18\x03 \x01(\x05\"\xb4\x01\n\x17UpdateSubscriberRequest\x12\x35\n\nsubscriber\x18\x01 \x01(\x0b\x32!.headend.subscriber.v1.Subscriber\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\x12\x18\n\x10\x65xpected_version\x18\x03 \x01(\x04\x12\x17\n\x0fidempotency_key\x18\x0f \x01(\t\"\x96\x01\n\x1aSetSubscriberStatusRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x37\n\x06status\x18\x02 \x01(\x0e\x32\'.headend.subscriber.v1.SubscriberStatus\x12\x18\n\x10\x65xpected_version\x18\x03 \x01(\x04\x12\x17\n\x0fidempotency_key\x18\x0f \x01(\t\"\xed\x01\n\x06\x44\x65vice\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0b\n\x03mac\x18\x02 \x01(\t\x12\x12\n\nsubscriber\x18\x03 \x01(\t\x12\x0e\n\x06serial\x18\x04 \x01(\t\x12\r\n\x05model\x18\x05 \x01(\t\x12\x33\n\x06status\x18\x06 \x01(\x0e\x32#.headend.subscriber.v1.DeviceStatus\x12-\n\tbind_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\ractivate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"h\n\x11\x42indDeviceRequest\x12\x0e\n\x06parent\x18\x01 \x01(\t\x12\x0b\n\x03mac\x18\x02 \x01(\t\x12\x0e\n\x06serial\x18\x03 \x01(\t\x12\r\n\x05model\x18\x04 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x0f \x01(\t\" \n\x10GetDeviceRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"K\n\x12ListDevicesRequest\x12\x0e\n\x06parent\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"^\n\x13ListDevicesResponse\x12.\n\x07\x64\x65vices\x18\x01 \x03(\x0b\x32\x1d.headend.subscriber.v1.Device\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\">\n\x15\x41\x63tivateDeviceRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x0f \x01(\t\"^\n\x16\x41\x63tivateDeviceResponse\x12-\n\x06\x64\x65vice\x18\x01 \x01(\x0b\x32\x1d.headend.subscriber.v1.Device\x12\x15\n\rdevice_secret\x18\x02 \x01(\t\"<\n\x13UnbindDeviceRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x0f \x01(\t\"L\n\x12\x42lockDeviceRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07\x62locked\x18\x02 \x01(\x08\x12\x17\n\x0fidempotency_key\x18\x0f \x01(\t\"m\n\x14ReplaceDeviceRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07new_mac\x18\x02 \x01(\t\x12\x0e\n\x06serial\x18\x03 \x01(\t\x12\r\n\x05model\x18\x04 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x0f \x01(\t\"|\n\x0b\x45ntitlement\x12\x0c\n\x04name\x18\x01 \x01(\t\x12.\n\nvalid_from\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bvalid_until\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xac\x01\n\x0e\x45ntitleRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\npackage_id\x18\x02 \x01(\t\x12.\n\nvalid_from\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bvalid_until\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0fidempotency_key\x18\x0f \x01(\t\"A\n\x18RevokeEntitlementRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x0f \x01(\t\"P\n\x17ListEntitlementsRequest\x12\x0e\n\x06parent\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"\x89\x01\n\x18ListEntitlementsResponse\x12\x38\n\x0c\x65ntitlements\x18\x01 \x03(\x0b\x32\".headend.subscriber.v1.Entitlement\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x1a\n\x12subscriber_version\x18\x03 \x01(\x04\"P\n\x18\x45\x66\x66\x65\x63tiveChannelsRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12&\n\x02\x61t\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"L\n\x19\x45\x66\x66\x65\x63tiveChannelsResponse\x12\x13\n\x0b\x63hannel_ids\x18\x01 \x03(\t\x12\x1a\n\x12subscriber_version\x18\x02 \x01(\x04\"8\n\x12\x44\x65viceLoginRequest\x12\x0b\n\x03mac\x18\x01 \x01(\t\x12\x15\n\rdevice_secret\x18\x02 \x01(\t\"\x95\x02\n\x13\x44\x65viceLoginResponse\x12\x12\n\ncarrier_id\x18\x01 \x01(\t\x12\x15\n\rsubscriber_id\x18\x02 \x01(\t\x12\x13\n\x0bregion_code\x18\x03 \x01(\t\x12\x1a\n\x12subscriber_version\x18\x04 \x01(\x04\x12\x37\n\x06status\x18\x05 \x01(\x0e\x32\'.headend.subscriber.v1.SubscriberStatus\x12\x0b\n\x03mac\x18\x06 \x01(\t\x12\x13\n\x0b\x63hannel_ids\x18\x07 \x03(\t\x12\x0f\n\x07\x61llowed\x18\x08 \x01(\x08\x12\x36\n\x0b\x64\x65ny_reason\x18\t \x01(\x0e\x32!.headend.subscriber.v1.DenyReason\"[\n\x10\x41uthorizeRequest\x12\x0b\n\x03mac\x18\x01 \x01(\t\x12\x12\n\nchannel_id\x18\x02 \x01(\t\x12&\n\x02\x61t\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x9e\x01\n\x11\x41uthorizeResponse\x12\x0f\n\x07\x61llowed\x18\x01 \x01(\x08\x12\x31\n\x06reason\x18\x02 \x01(\x0e\x32!.headend.subscriber.v1.DenyReason\x12\x1a\n\x12subscriber_version\x18\x03 \x01(\x04\x12\x12\n\ncarrier_id\x18\x04 \x01(\t\x12\x15\n\rsubscriber_id\x18\x05 \x01(\t\"\xc4\x01\n\x07Session\x12\x10\n\x08lease_id\x18\x01 \x01(\t\x12\x0b\n\x03mac\x18\x02 \x01(\t\x12\x12\n\nchannel_id\x18\x03 \x01(\t\x12/\n\x0b\x65xpire_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06reused\x18\x05 \x01(\x08\x12\x15\n\ractive_leases\x18\x06 \x01(\r\x12\x13\n\x0bmax_streams\x18\x07 \x01(\r\x12\x19\n\x11replaced_lease_id\x18\x08 \x01(\t\"O\n\x13StartSessionRequest\x12\x0b\n\x03mac\x18\x01 \x01(\t\x12\x12\n\nchannel_id\x18\x02 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x0f \x01(\t\"1\n\x10HeartbeatRequest\x12\x0b\n\x03mac\x18\x01 \x01(\t\x12\x10\n\x08lease_id\x18\x02 \x01(\t\"K\n\x11\x45ndSessionRequest\x12\x0b\n\x03mac\x18\x01 \x01(\t\x12\x10\n\x08lease_id\x18\x02 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x0f \x01(\t\"\x14\n\x12\x45ndSessionResponse\"\xaf\x03\n\tImportRow\x12\x0b\n\x03row\x18\x01 \x01(\x04\x12\x15\n\rsubscriber_id\x18\x02 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x03 \x01(\t\x12\x13\n\x0bregion_code\x18\x04 \x01(\t\x12\x37\n\x06status\x18\x05 \x01(\x0e\x32\'.headend.subscriber.v1.SubscriberStatus\x12/\n\x0bservice_end\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0bmax_streams\x18\x07 \x01(\r\x12\x15\n\rcontact_phone\x18\x08 \x01(\t\x12\x15\n\rcontact_email\x18\t \x01(\t\x12\x0b\n\x03mac\x18\n \x01(\t\x12\x0e\n\x06serial\x18\x0b \x01(\t\x12\r\n\x05model\x18\x0c \x01(\t\x12\x13\n\x0bpackage_ids\x18\r \x03(\t\x12\x31\n\rentitled_from\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0e\x65ntitled_until\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"Z\n\x18ImportSubscribersRequest\x12\x0e\n\x06parent\x18\x01 \x01(\t\x12.\n\x04rows\x18\x02 \x03(\x0b\x32 .headend.subscriber.v1.ImportRow\"5\n\x08RowError\x12\x0b\n\x03row\x18\x01 \x01(\x04\x12\r\n\x05\x66ield\x18\x02 \x01(\t\x12\r\n\x05\x65rror\x18\x03 \x01(\t\"\x93\x01\n\rImportSummary\x12\x0c\n\x04rows\x18\x01 \x01(\x04\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x04\x12\x0f\n\x07updated\x18\x03 \x01(\x04\x12\x11\n\tunchanged\x18\x04 \x01(\x04\x12\x0e\n\x06\x66\x61iled\x18\x05 \x01(\x04\x12/\n\x06\x65rrors\x18\x06 \x03(\x0b\x32\x1f.headend.subscriber.v1.RowError\"\xa2\x01\n\nAuditEntry\x12\x10\n\x08\x65ntry_id\x18\x01 \x01(\t\x12(\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tprincipal\x18\x03 \x01(\t\x12\x0b\n\x03rpc\x18\x04 \x01(\t\x12\x0f\n\x07subject\x18\x05 \x01(\t\x12\x13\n\x0b\x62\x65\x66ore_json\x18\x06 \x01(\t\x12\x12\n\nafter_json\x18\x07 \x01(\t\"a\n\x10ListAuditRequest\x12\x0e\n\x06parent\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\x12\x16\n\x0e\x61\x66ter_entry_id\x18\x04 \x01(\t\"`\n\x11ListAuditResponse\x12\x32\n\x07\x65ntries\x18\x01 \x03(\x0b\x32!.headend.subscriber.v1.AuditEntry\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*v\n\x0bNetworkType\x12\x1c\n\x18NETWORK_TYPE_UNSPECIFIED\x10\x00\x12\x18\n\x14NETWORK_TYPE_TELECOM\x10\x01\x12\x17\n\x13NETWORK_TYPE_MOBILE\x10\x02\x12\x16\n\x12NETWORK_TYPE_CABLE\x10\x03*h\n\rCarrierStatus\x12\x1e\n\x1a\x43\x41RRIER_STATUS_UNSPECIFIED\x10\x00\x12\x19\n\x15\x43\x41RRIER_STATUS_ACTIVE\x10\x01\x12\x1c\n\x18\x43\x41RRIER_STATUS_SUSPENDED\x10\x02*\x96\x01\n\x10SubscriberStatus\x12!\n\x1dSUBSCRIBER_STATUS_UNSPECIFIED\x10\x00\x12\x1c\n\x18SUBSCRIBER_STATUS_ACTIVE\x10\x01\x12\x1f\n\x1bSUBSCRIBER_STATUS_SUSPENDED\x10\x02\x12 \n\x1cSUBSCRIBER_STATUS_TERMINATED\x10\x03*\x99\x01\n\x0c\x44\x65viceStatus\x12\x1d\n\x19\x44\x45VICE_STATUS_UNSPECIFIED\x10\x00\x12\x17\n\x13\x44\x45VICE_STATUS_BOUND\x10\x01\x12\x1b\n\x17\x44\x45VICE_STATUS_ACTIVATED\x10\x02\x12\x19\n\x15\x44\x45VICE_STATUS_BLOCKED\x10\x03\x12\x19\n\x15\x44\x45VICE_STATUS_UNBOUND\x10\x04*\xaf\x02\n\nDenyReason\x12\x1b\n\x17\x44\x45NY_REASON_UNSPECIFIED\x10\x00\x12\x14\n\x10\x44\x45NY_REASON_NONE\x10\x01\x12\x1c\n\x18\x44\x45NY_REASON_NOT_ENTITLED\x10\x02\x12$\n DENY_REASON_SUBSCRIBER_SUSPENDED\x10\x03\x12\x1f\n\x1b\x44\x45NY_REASON_SERVICE_EXPIRED\x10\x04\x12\x1e\n\x1a\x44\x45NY_REASON_DEVICE_BLOCKED\x10\x05\x12\x1e\n\x1a\x44\x45NY_REASON_UNKNOWN_DEVICE\x10\x06\x12%\n!DENY_REASON_SUBSCRIBER_TERMINATED\x10\x07\x12\"\n\x1e\x44\x45NY_REASON_CARRIER_NOT_ACTIVE\x10\x08\x32\x93!\n\x11SubscriberService\x12{\n\rCreateCarrier\x12+.headend.subscriber.v1.CreateCarrierRequest\x1a\x1e.headend.subscriber.v1.Carrier\"\x1d\x82\xd3\xe4\x93\x02\x17\"\x0c/v1/carriers:\x07\x63\x61rrier\x12u\n\nGetCarrier\x12(.headend.subscriber.v1.GetCarrierRequest\x1a\x1e.headend.subscriber.v1.Carrier\"\x1d\x82\xd3\xe4\x93\x02\x17\x12\x15/v1/{name=carriers/*}\x12}\n\x0cListCarriers\x12*.headend.subscriber.v1.ListCarriersRequest\x1a+.headend.subscriber.v1.ListCarriersResponse\"\x14\x82\xd3\xe4\x93\x02\x0e\x12\x0c/v1/carriers\x12\x8e\x01\n\x10SetCarrierStatus\x12..headend.subscriber.v1.SetCarrierStatusRequest\x1a\x1e.headend.subscriber.v1.Carrier\"*\x82\xd3\xe4\x93\x02$\"\x1f/v1/{name=carriers/*}:setStatus:\x01*\x12\x8c\x01\n\rDefinePackage\x12+.headend.subscriber.v1.DefinePackageRequest\x1a\x1e.headend.subscriber.v1.Package\".\x82\xd3\xe4\x93\x02(\x1a\x1d/v1/{package.name=packages/*}:\x07package\x12}\n\x0cListPackages\x12*.headend.subscriber.v1.ListPackagesRequest\x1a+.headend.subscriber.v1.ListPackagesResponse\"\x14\x82\xd3\xe4\x93\x02\x0e\x12\x0c/v1/packages\x12\x9e\x01\n\x10\x43reateSubscriber\x12..headend.subscriber.v1.CreateSubscriberRequest\x1a!.headend.subscriber.v1.Subscriber\"7\x82\xd3\xe4\x93\x02\x31\"#/v1/{parent=carriers/*}/subscribers:\nsubscriber\x12\x8c\x01\n\rGetSubscriber\x12+.headend.subscriber.v1.GetSubscriberRequest\x1a!.headend.subscriber.v1.Subscriber\"+\x82\xd3\xe4\x93\x02%\x12#/v1/{name=carriers/*/subscribers/*}\x12\x9d\x01\n\x0fListSubscribers\x12-.headend.subscriber.v1.ListSubscribersRequest\x1a..headend.subscriber.v1.ListSubscribersResponse\"+\x82\xd3\xe4\x93\x02%\x12#/v1/{parent=carriers/*}/subscribers\x12\xa9\x01\n\x10UpdateSubscriber\x12..headend.subscriber.v1.UpdateSubscriberRequest\x1a!.headend.subscriber.v1.Subscriber\"B\x82\xd3\xe4\x93\x02<2./v1/{subscriber.name=carriers/*/subscribers/*}:\nsubscriber\x12\xa5\x01\n\x13SetSubscriberStatus\x12\x31.headend.subscriber.v1.SetSubscriberStatusRequest\x1a!.headend.subscriber.v1.Subscriber\"8\x82\xd3\xe4\x93\x02\x32\"-/v1/{name=carriers/*/subscribers/*}:setStatus:\x01*\x12\x92\x01\n\nBindDevice\x12(.headend.subscriber.v1.BindDeviceRequest\x1a\x1d.headend.subscriber.v1.Device\";\x82\xd3\xe4\x93\x02\x35\"0/v1/{parent=carriers/*/subscribers/*}:bindDevice:\x01*\x12|\n\tGetDevice\x12\'.headend.subscriber.v1.GetDeviceRequest\x1a\x1d.headend.subscriber.v1.Device\"\'\x82\xd3\xe4\x93\x02!\x12\x1f/v1/{name=carriers/*/devices/*}\x12\x9b\x01\n\x0bListDevices\x12).headend.subscriber.v1.ListDevicesRequest\x1a*.headend.subscriber.v1.ListDevicesResponse\"5\x82\xd3\xe4\x93\x02/\x12-/v1/{parent=carriers/*/subscribers/*}/devices\x12\xa2\x01\n\x0e\x41\x63tivateDevice\x12,.headend.subscriber.v1.ActivateDeviceRequest\x1a-.headend.subscriber.v1.ActivateDeviceResponse\"3\x82\xd3\xe4\x93\x02-\"(/v1/{name=carriers/*/devices/*}:activate:\x01*\x12\x8c\x01\n\x0cUnbindDevice\x12*.headend.subscriber.v1.UnbindDeviceRequest\x1a\x1d.headend.subscriber.v1.Device\"1\x82\xd3\xe4\x93\x02+\"&/v1/{name=carriers/*/devices/*}:unbind:\x01*\x12\x89\x01\n\x0b\x42lockDevice\x12).headend.subscriber.v1.BlockDeviceRequest\x1a\x1d.headend.subscriber.v1.Device\"0\x82\xd3\xe4\x93\x02*\"%/v1/{name=carriers/*/devices/*}:block:\x01*\x12\x8f\x01\n\rReplaceDevice\x12+.headend.subscriber.v1.ReplaceDeviceRequest\x1a\x1d.headend.subscriber.v1.Device\"2\x82\xd3\xe4\x93\x02,\"\'/v1/{name=carriers/*/devices/*}:replace:\x01*\x12\x8b\x01\n\x07\x45ntitle\x12%.headend.subscriber.v1.EntitleRequest\x1a!.headend.subscriber.v1.Subscriber\"6\x82\xd3\xe4\x93\x02\x30\"+/v1/{name=carriers/*/subscribers/*}:entitle:\x01*\x12\xad\x01\n\x11RevokeEntitlement\x12/.headend.subscriber.v1.RevokeEntitlementRequest\x1a!.headend.subscriber.v1.Subscriber\"D\x82\xd3\xe4\x93\x02>\"9/v1/{name=carriers/*/subscribers/*/entitlements/*}:revoke:\x01*\x12\xaf\x01\n\x10ListEntitlements\x12..headend.subscriber.v1.ListEntitlementsRequest\x1a/.headend.subscriber.v1.ListEntitlementsResponse\":\x82\xd3\xe4\x93\x02\x34\x12\x32/v1/{parent=carriers/*/subscribers/*}/entitlements\x12\xb5\x01\n\x11\x45\x66\x66\x65\x63tiveChannels\x12/.headend.subscriber.v1.EffectiveChannelsRequest\x1a\x30.headend.subscriber.v1.EffectiveChannelsResponse\"=\x82\xd3\xe4\x93\x02\x37\x12\x35/v1/{name=carriers/*/subscribers/*}:effectiveChannels\x12\x82\x01\n\x0b\x44\x65viceLogin\x12).headend.subscriber.v1.DeviceLoginRequest\x1a*.headend.subscriber.v1.DeviceLoginResponse\"\x1c\x82\xd3\xe4\x93\x02\x16\"\x11/v1/devices:login:\x01*\x12\x80\x01\n\tAuthorize\x12\'.headend.subscriber.v1.AuthorizeRequest\x1a(.headend.subscriber.v1.AuthorizeResponse\" \x82\xd3\xe4\x93\x02\x1a\"\x15/v1/devices:authorize:\x01*\x12s\n\x0cStartSession\x12*.headend.subscriber.v1.StartSessionRequest\x1a\x1e.headend.subscriber.v1.Session\"\x17\x82\xd3\xe4\x93\x02\x11\"\x0c/v1/sessions:\x01*\x12\x82\x01\n\tHeartbeat\x12\'.headend.subscriber.v1.HeartbeatRequest\x1a\x1e.headend.subscriber.v1.Session\",\x82\xd3\xe4\x93\x02&\"!/v1/sessions/{lease_id}:heartbeat:\x01*\x12\x89\x01\n\nEndSession\x12(.headend.subscriber.v1.EndSessionRequest\x1a).headend.subscriber.v1.EndSessionResponse\"&\x82\xd3\xe4\x93\x02 \"\x1b/v1/sessions/{lease_id}:end:\x01*\x12l\n\x11ImportSubscribers\x12/.headend.subscriber.v1.ImportSubscribersRequest\x1a$.headend.subscriber.v1.ImportSummary(\x01\x12\xa0\x01\n\tListAudit\x12\'.headend.subscriber.v1.ListAuditRequest\x1a(.headend.subscriber.v1.ListAuditResponse\"@\x82\xd3\xe4\x93\x02:\x12$/v1/{parent=carriers/*}/auditEntriesZ\x12\x12\x10/v1/auditEntriesb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'protos.subscriber_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_NETWORKTYPE']._serialized_start=6458
-  _globals['_NETWORKTYPE']._serialized_end=6537
-  _globals['_CARRIERSTATUS']._serialized_start=6539
-  _globals['_CARRIERSTATUS']._serialized_end=6629
-  _globals['_SUBSCRIBERSTATUS']._serialized_start=6631
-  _globals['_SUBSCRIBERSTATUS']._serialized_end=6727
-  _globals['_DEVICESTATUS']._serialized_start=6729
-  _globals['_DEVICESTATUS']._serialized_end=6826
-  _globals['_DENYREASON']._serialized_start=6829
-  _globals['_DENYREASON']._serialized_end=7026
-  _globals['_CARRIER']._serialized_start=84
-  _globals['_CARRIER']._serialized_end=287
-  _globals['_CREATECARRIERREQUEST']._serialized_start=290
-  _globals['_CREATECARRIERREQUEST']._serialized_end=429
-  _globals['_GETCARRIERREQUEST']._serialized_start=431
-  _globals['_GETCARRIERREQUEST']._serialized_end=470
-  _globals['_LISTCARRIERSREQUEST']._serialized_start=472
-  _globals['_LISTCARRIERSREQUEST']._serialized_end=493
-  _globals['_LISTCARRIERSRESPONSE']._serialized_start=495
-  _globals['_LISTCARRIERSRESPONSE']._serialized_end=567
-  _globals['_SETCARRIERSTATUSREQUEST']._serialized_start=569
-  _globals['_SETCARRIERSTATUSREQUEST']._serialized_end=693
-  _globals['_PACKAGE']._serialized_start=695
-  _globals['_PACKAGE']._serialized_end=759
-  _globals['_DEFINEPACKAGEREQUEST']._serialized_start=761
-  _globals['_DEFINEPACKAGEREQUEST']._serialized_end=857
-  _globals['_LISTPACKAGESREQUEST']._serialized_start=859
-  _globals['_LISTPACKAGESREQUEST']._serialized_end=880
-  _globals['_LISTPACKAGESRESPONSE']._serialized_start=882
-  _globals['_LISTPACKAGESRESPONSE']._serialized_end=954
-  _globals['_SUBSCRIBER']._serialized_start=957
-  _globals['_SUBSCRIBER']._serialized_end=1341
-  _globals['_CREATESUBSCRIBERREQUEST']._serialized_start=1344
-  _globals['_CREATESUBSCRIBERREQUEST']._serialized_end=1596
-  _globals['_GETSUBSCRIBERREQUEST']._serialized_start=1598
-  _globals['_GETSUBSCRIBERREQUEST']._serialized_end=1663
-  _globals['_LISTSUBSCRIBERSREQUEST']._serialized_start=1665
-  _globals['_LISTSUBSCRIBERSREQUEST']._serialized_end=1748
-  _globals['_LISTSUBSCRIBERSRESPONSE']._serialized_start=1750
-  _globals['_LISTSUBSCRIBERSRESPONSE']._serialized_end=1877
-  _globals['_UPDATESUBSCRIBERREQUEST']._serialized_start=1880
-  _globals['_UPDATESUBSCRIBERREQUEST']._serialized_end=2295
-  _globals['_SETSUBSCRIBERSTATUSREQUEST']._serialized_start=2298
-  _globals['_SETSUBSCRIBERSTATUSREQUEST']._serialized_end=2477
-  _globals['_DEVICE']._serialized_start=2480
-  _globals['_DEVICE']._serialized_end=2724
-  _globals['_BINDDEVICEREQUEST']._serialized_start=2727
-  _globals['_BINDDEVICEREQUEST']._serialized_end=2858
-  _globals['_GETDEVICEREQUEST']._serialized_start=2860
-  _globals['_GETDEVICEREQUEST']._serialized_end=2911
-  _globals['_LISTDEVICESREQUEST']._serialized_start=2913
-  _globals['_LISTDEVICESREQUEST']._serialized_end=2976
-  _globals['_LISTDEVICESRESPONSE']._serialized_start=2978
-  _globals['_LISTDEVICESRESPONSE']._serialized_end=3047
-  _globals['_ACTIVATEDEVICEREQUEST']._serialized_start=3049
-  _globals['_ACTIVATEDEVICEREQUEST']._serialized_end=3130
-  _globals['_ACTIVATEDEVICERESPONSE']._serialized_start=3132
-  _globals['_ACTIVATEDEVICERESPONSE']._serialized_end=3226
-  _globals['_UNBINDDEVICEREQUEST']._serialized_start=3228
-  _globals['_UNBINDDEVICEREQUEST']._serialized_end=3307
-  _globals['_BLOCKDEVICEREQUEST']._serialized_start=3309
-  _globals['_BLOCKDEVICEREQUEST']._serialized_end=3404
-  _globals['_REPLACEDEVICEREQUEST']._serialized_start=3407
-  _globals['_REPLACEDEVICEREQUEST']._serialized_end=3539
-  _globals['_ENTITLEMENT']._serialized_start=3542
-  _globals['_ENTITLEMENT']._serialized_end=3695
-  _globals['_ENTITLEREQUEST']._serialized_start=3698
-  _globals['_ENTITLEREQUEST']._serialized_end=3899
-  _globals['_REVOKEENTITLEMENTREQUEST']._serialized_start=3901
-  _globals['_REVOKEENTITLEMENTREQUEST']._serialized_end=4015
-  _globals['_LISTENTITLEMENTSREQUEST']._serialized_start=4017
-  _globals['_LISTENTITLEMENTSREQUEST']._serialized_end=4085
-  _globals['_LISTENTITLEMENTSRESPONSE']._serialized_start=4087
-  _globals['_LISTENTITLEMENTSRESPONSE']._serialized_end=4199
-  _globals['_EFFECTIVECHANNELSREQUEST']._serialized_start=4201
-  _globals['_EFFECTIVECHANNELSREQUEST']._serialized_end=4310
-  _globals['_EFFECTIVECHANNELSRESPONSE']._serialized_start=4312
-  _globals['_EFFECTIVECHANNELSRESPONSE']._serialized_end=4388
-  _globals['_DEVICELOGINREQUEST']._serialized_start=4390
-  _globals['_DEVICELOGINREQUEST']._serialized_end=4446
-  _globals['_DEVICELOGINRESPONSE']._serialized_start=4449
-  _globals['_DEVICELOGINRESPONSE']._serialized_end=4709
-  _globals['_AUTHORIZEREQUEST']._serialized_start=4711
-  _globals['_AUTHORIZEREQUEST']._serialized_end=4802
-  _globals['_AUTHORIZERESPONSE']._serialized_start=4805
-  _globals['_AUTHORIZERESPONSE']._serialized_end=4963
-  _globals['_SESSION']._serialized_start=4966
-  _globals['_SESSION']._serialized_end=5161
-  _globals['_STARTSESSIONREQUEST']._serialized_start=5163
-  _globals['_STARTSESSIONREQUEST']._serialized_end=5242
-  _globals['_HEARTBEATREQUEST']._serialized_start=5244
-  _globals['_HEARTBEATREQUEST']._serialized_end=5293
-  _globals['_ENDSESSIONREQUEST']._serialized_start=5295
-  _globals['_ENDSESSIONREQUEST']._serialized_end=5370
-  _globals['_ENDSESSIONRESPONSE']._serialized_start=5372
-  _globals['_ENDSESSIONRESPONSE']._serialized_end=5392
-  _globals['_IMPORTROW']._serialized_start=5395
-  _globals['_IMPORTROW']._serialized_end=5826
-  _globals['_IMPORTCHUNK']._serialized_start=5828
-  _globals['_IMPORTCHUNK']._serialized_end=5909
-  _globals['_ROWERROR']._serialized_start=5911
-  _globals['_ROWERROR']._serialized_end=5964
-  _globals['_IMPORTSUMMARY']._serialized_start=5967
-  _globals['_IMPORTSUMMARY']._serialized_end=6114
-  _globals['_AUDITENTRY']._serialized_start=6117
-  _globals['_AUDITENTRY']._serialized_end=6279
-  _globals['_LISTAUDITREQUEST']._serialized_start=6281
-  _globals['_LISTAUDITREQUEST']._serialized_end=6358
-  _globals['_LISTAUDITRESPONSE']._serialized_start=6360
-  _globals['_LISTAUDITRESPONSE']._serialized_end=6456
-  _globals['_SUBSCRIBERSERVICE']._serialized_start=7029
-  _globals['_SUBSCRIBERSERVICE']._serialized_end=9913
+  _globals['_SUBSCRIBERSERVICE'].methods_by_name['CreateCarrier']._loaded_options = None
+  _globals['_SUBSCRIBERSERVICE'].methods_by_name['CreateCarrier']._serialized_options = b'\202\323\344\223\002\027\"\014/v1/carriers:\007carrier'
+  _globals['_SUBSCRIBERSERVICE'].methods_by_name['GetCarrier']._loaded_options = None
+  _globals['_SUBSCRIBERSERVICE'].methods_by_name['GetCarrier']._serialized_options = b'\202\323\344\223\002\027\022\025/v1/{name=carriers/*}'
+  _globals['_SUBSCRIBERSERVICE'].methods_by_name['ListCarriers']._loaded_options = None
+  _globals['_SUBSCRIBERSERVICE'].methods_by_name['ListCarriers']._serialized_options = b'\202\323\344\223\002\016\022\014/v1/carriers'
+  _globals['_SUBSCRIBERSERVICE'].methods_by_name['SetCarrierStatus']._loaded_options = None
+  _globals['_SUBSCRIBERSERVICE'].methods_by_name['SetCarrierStatus']._serialized_options = b'\202\323\344\223\002$\"\037/v1/{name=carriers/*}:setStatus:\001*'
+  _globals['_SUBSCRIBERSERVICE'].methods_by_name['DefinePackage']._loaded_options = None
+  _globals['_SUBSCRIBERSERVICE'].methods_by_name['DefinePackage']._serialized_options = b'\202\323\344\223\002(\032\035/v1/{package.name=packages/*}:\007package'
+  _globals['_SUBSCRIBERSERVICE'].methods_by_name['ListPackages']._loaded_options = None
+  _globals['_SUBSCRIBERSERVICE'].methods_by_name['ListPackages']._serialized_options = b'\202\323\344\223\002\016\022\014/v1/packages'
+  _globals['_SUBSCRIBERSERVICE'].methods_by_name['CreateSubscriber']._loaded_options = None
+  _globals['_SUBSCRIBERSERVICE'].methods_by_name['CreateSubscriber']._serialized_options = b'\202\323\344\223\0021\"#/v1/{parent=carriers/*}/subscribers:\nsubscriber'
+  _globals['_SUBSCRIBERSERVICE'].methods_by_name['GetSubscriber']._loaded_options = None
+  _globals['_SUBSCRIBERSERVICE'].methods_by_name['GetSubscriber']._serialized_options = b'\202\323\344\223\002%\022#/v1/{name=carriers/*/subscribers/*}'
+  _globals['_SUBSCRIBERSERVICE'].methods_by_name['ListSubscribers']._loaded_options = None
+  _globals['_SUBSCRIBERSERVICE'].methods_by_name['ListSubscribers']._serialized_options = b'\202\323\344\223\002%\022#/v1/{parent=carriers/*}/subscribers'
+  _globals['_SUBSCRIBERSERVICE'].methods_by_name['UpdateSubscriber']._loaded_options = None
+  _globals['_SUBSCRIBERSERVICE'].methods_by_name['UpdateSubscriber']._serialized_options = b'\202\323\344\223\002<2./v1/{subscriber.name=carriers/*/subscribers/*}:\nsubscriber'
+  _globals['_SUBSCRIBERSERVICE'].methods_by_name['SetSubscriberStatus']._loaded_options = None
+  _globals['_SUBSCRIBERSERVICE'].methods_by_name['SetSubscriberStatus']._serialized_options = b'\202\323\344\223\0022\"-/v1/{name=carriers/*/subscribers/*}:setStatus:\001*'
+  _globals['_SUBSCRIBERSERVICE'].methods_by_name['BindDevice']._loaded_options = None
+  _globals['_SUBSCRIBERSERVICE'].methods_by_name['BindDevice']._serialized_options = b'\202\323\344\223\0025\"0/v1/{parent=carriers/*/subscribers/*}:bindDevice:\001*'
+  _globals['_SUBSCRIBERSERVICE'].methods_by_name['GetDevice']._loaded_options = None
+  _globals['_SUBSCRIBERSERVICE'].methods_by_name['GetDevice']._serialized_options = b'\202\323\344\223\002!\022\037/v1/{name=carriers/*/devices/*}'
+  _globals['_SUBSCRIBERSERVICE'].methods_by_name['ListDevices']._loaded_options = None
+  _globals['_SUBSCRIBERSERVICE'].methods_by_name['ListDevices']._serialized_options = b'\202\323\344\223\002/\022-/v1/{parent=carriers/*/subscribers/*}/devices'
+  _globals['_SUBSCRIBERSERVICE'].methods_by_name['ActivateDevice']._loaded_options = None
+  _globals['_SUBSCRIBERSERVICE'].methods_by_name['ActivateDevice']._serialized_options = b'\202\323\344\223\002-\"(/v1/{name=carriers/*/devices/*}:activate:\001*'
+  _globals['_SUBSCRIBERSERVICE'].methods_by_name['UnbindDevice']._loaded_options = None
+  _globals['_SUBSCRIBERSERVICE'].methods_by_name['UnbindDevice']._serialized_options = b'\202\323\344\223\002+\"&/v1/{name=carriers/*/devices/*}:unbind:\001*'
+  _globals['_SUBSCRIBERSERVICE'].methods_by_name['BlockDevice']._loaded_options = None
+  _globals['_SUBSCRIBERSERVICE'].methods_by_name['BlockDevice']._serialized_options = b'\202\323\344\223\002*\"%/v1/{name=carriers/*/devices/*}:block:\001*'
+  _globals['_SUBSCRIBERSERVICE'].methods_by_name['ReplaceDevice']._loaded_options = None
+  _globals['_SUBSCRIBERSERVICE'].methods_by_name['ReplaceDevice']._serialized_options = b'\202\323\344\223\002,\"\'/v1/{name=carriers/*/devices/*}:replace:\001*'
+  _globals['_SUBSCRIBERSERVICE'].methods_by_name['Entitle']._loaded_options = None
+  _globals['_SUBSCRIBERSERVICE'].methods_by_name['Entitle']._serialized_options = b'\202\323\344\223\0020\"+/v1/{name=carriers/*/subscribers/*}:entitle:\001*'
+  _globals['_SUBSCRIBERSERVICE'].methods_by_name['RevokeEntitlement']._loaded_options = None
+  _globals['_SUBSCRIBERSERVICE'].methods_by_name['RevokeEntitlement']._serialized_options = b'\202\323\344\223\002>\"9/v1/{name=carriers/*/subscribers/*/entitlements/*}:revoke:\001*'
+  _globals['_SUBSCRIBERSERVICE'].methods_by_name['ListEntitlements']._loaded_options = None
+  _globals['_SUBSCRIBERSERVICE'].methods_by_name['ListEntitlements']._serialized_options = b'\202\323\344\223\0024\0222/v1/{parent=carriers/*/subscribers/*}/entitlements'
+  _globals['_SUBSCRIBERSERVICE'].methods_by_name['EffectiveChannels']._loaded_options = None
+  _globals['_SUBSCRIBERSERVICE'].methods_by_name['EffectiveChannels']._serialized_options = b'\202\323\344\223\0027\0225/v1/{name=carriers/*/subscribers/*}:effectiveChannels'
+  _globals['_SUBSCRIBERSERVICE'].methods_by_name['DeviceLogin']._loaded_options = None
+  _globals['_SUBSCRIBERSERVICE'].methods_by_name['DeviceLogin']._serialized_options = b'\202\323\344\223\002\026\"\021/v1/devices:login:\001*'
+  _globals['_SUBSCRIBERSERVICE'].methods_by_name['Authorize']._loaded_options = None
+  _globals['_SUBSCRIBERSERVICE'].methods_by_name['Authorize']._serialized_options = b'\202\323\344\223\002\032\"\025/v1/devices:authorize:\001*'
+  _globals['_SUBSCRIBERSERVICE'].methods_by_name['StartSession']._loaded_options = None
+  _globals['_SUBSCRIBERSERVICE'].methods_by_name['StartSession']._serialized_options = b'\202\323\344\223\002\021\"\014/v1/sessions:\001*'
+  _globals['_SUBSCRIBERSERVICE'].methods_by_name['Heartbeat']._loaded_options = None
+  _globals['_SUBSCRIBERSERVICE'].methods_by_name['Heartbeat']._serialized_options = b'\202\323\344\223\002&\"!/v1/sessions/{lease_id}:heartbeat:\001*'
+  _globals['_SUBSCRIBERSERVICE'].methods_by_name['EndSession']._loaded_options = None
+  _globals['_SUBSCRIBERSERVICE'].methods_by_name['EndSession']._serialized_options = b'\202\323\344\223\002 \"\033/v1/sessions/{lease_id}:end:\001*'
+  _globals['_SUBSCRIBERSERVICE'].methods_by_name['ListAudit']._loaded_options = None
+  _globals['_SUBSCRIBERSERVICE'].methods_by_name['ListAudit']._serialized_options = b'\202\323\344\223\002:\022$/v1/{parent=carriers/*}/auditEntriesZ\022\022\020/v1/auditEntries'
+  _globals['_NETWORKTYPE']._serialized_start=6036
+  _globals['_NETWORKTYPE']._serialized_end=6154
+  _globals['_CARRIERSTATUS']._serialized_start=6156
+  _globals['_CARRIERSTATUS']._serialized_end=6260
+  _globals['_SUBSCRIBERSTATUS']._serialized_start=6263
+  _globals['_SUBSCRIBERSTATUS']._serialized_end=6413
+  _globals['_DEVICESTATUS']._serialized_start=6416
+  _globals['_DEVICESTATUS']._serialized_end=6569
+  _globals['_DENYREASON']._serialized_start=6572
+  _globals['_DENYREASON']._serialized_end=6875
+  _globals['_CARRIER']._serialized_start=148
+  _globals['_CARRIER']._serialized_end=354
+  _globals['_CREATECARRIERREQUEST']._serialized_start=356
+  _globals['_CREATECARRIERREQUEST']._serialized_end=472
+  _globals['_GETCARRIERREQUEST']._serialized_start=474
+  _globals['_GETCARRIERREQUEST']._serialized_end=507
+  _globals['_LISTCARRIERSREQUEST']._serialized_start=509
+  _globals['_LISTCARRIERSREQUEST']._serialized_end=569
+  _globals['_LISTCARRIERSRESPONSE']._serialized_start=571
+  _globals['_LISTCARRIERSRESPONSE']._serialized_end=668
+  _globals['_SETCARRIERSTATUSREQUEST']._serialized_start=670
+  _globals['_SETCARRIERSTATUSREQUEST']._serialized_end=788
+  _globals['_PACKAGE']._serialized_start=790
+  _globals['_PACKAGE']._serialized_end=856
+  _globals['_DEFINEPACKAGEREQUEST']._serialized_start=858
+  _globals['_DEFINEPACKAGEREQUEST']._serialized_end=954
+  _globals['_LISTPACKAGESREQUEST']._serialized_start=956
+  _globals['_LISTPACKAGESREQUEST']._serialized_end=1016
+  _globals['_LISTPACKAGESRESPONSE']._serialized_start=1018
+  _globals['_LISTPACKAGESRESPONSE']._serialized_end=1115
+  _globals['_SUBSCRIBER']._serialized_start=1118
+  _globals['_SUBSCRIBER']._serialized_end=1475
+  _globals['_CREATESUBSCRIBERREQUEST']._serialized_start=1478
+  _globals['_CREATESUBSCRIBERREQUEST']._serialized_end=1622
+  _globals['_GETSUBSCRIBERREQUEST']._serialized_start=1624
+  _globals['_GETSUBSCRIBERREQUEST']._serialized_end=1660
+  _globals['_LISTSUBSCRIBERSREQUEST']._serialized_start=1662
+  _globals['_LISTSUBSCRIBERSREQUEST']._serialized_end=1741
+  _globals['_LISTSUBSCRIBERSRESPONSE']._serialized_start=1743
+  _globals['_LISTSUBSCRIBERSRESPONSE']._serialized_end=1869
+  _globals['_UPDATESUBSCRIBERREQUEST']._serialized_start=1872
+  _globals['_UPDATESUBSCRIBERREQUEST']._serialized_end=2052
+  _globals['_SETSUBSCRIBERSTATUSREQUEST']._serialized_start=2055
+  _globals['_SETSUBSCRIBERSTATUSREQUEST']._serialized_end=2205
+  _globals['_DEVICE']._serialized_start=2208
+  _globals['_DEVICE']._serialized_end=2445
+  _globals['_BINDDEVICEREQUEST']._serialized_start=2447
+  _globals['_BINDDEVICEREQUEST']._serialized_end=2551
+  _globals['_GETDEVICEREQUEST']._serialized_start=2553
+  _globals['_GETDEVICEREQUEST']._serialized_end=2585
+  _globals['_LISTDEVICESREQUEST']._serialized_start=2587
+  _globals['_LISTDEVICESREQUEST']._serialized_end=2662
+  _globals['_LISTDEVICESRESPONSE']._serialized_start=2664
+  _globals['_LISTDEVICESRESPONSE']._serialized_end=2758
+  _globals['_ACTIVATEDEVICEREQUEST']._serialized_start=2760
+  _globals['_ACTIVATEDEVICEREQUEST']._serialized_end=2822
+  _globals['_ACTIVATEDEVICERESPONSE']._serialized_start=2824
+  _globals['_ACTIVATEDEVICERESPONSE']._serialized_end=2918
+  _globals['_UNBINDDEVICEREQUEST']._serialized_start=2920
+  _globals['_UNBINDDEVICEREQUEST']._serialized_end=2980
+  _globals['_BLOCKDEVICEREQUEST']._serialized_start=2982
+  _globals['_BLOCKDEVICEREQUEST']._serialized_end=3058
+  _globals['_REPLACEDEVICEREQUEST']._serialized_start=3060
+  _globals['_REPLACEDEVICEREQUEST']._serialized_end=3169
+  _globals['_ENTITLEMENT']._serialized_start=3171
+  _globals['_ENTITLEMENT']._serialized_end=3295
+  _globals['_ENTITLEREQUEST']._serialized_start=3298
+  _globals['_ENTITLEREQUEST']._serialized_end=3470
+  _globals['_REVOKEENTITLEMENTREQUEST']._serialized_start=3472
+  _globals['_REVOKEENTITLEMENTREQUEST']._serialized_end=3537
+  _globals['_LISTENTITLEMENTSREQUEST']._serialized_start=3539
+  _globals['_LISTENTITLEMENTSREQUEST']._serialized_end=3619
+  _globals['_LISTENTITLEMENTSRESPONSE']._serialized_start=3622
+  _globals['_LISTENTITLEMENTSRESPONSE']._serialized_end=3759
+  _globals['_EFFECTIVECHANNELSREQUEST']._serialized_start=3761
+  _globals['_EFFECTIVECHANNELSREQUEST']._serialized_end=3841
+  _globals['_EFFECTIVECHANNELSRESPONSE']._serialized_start=3843
+  _globals['_EFFECTIVECHANNELSRESPONSE']._serialized_end=3919
+  _globals['_DEVICELOGINREQUEST']._serialized_start=3921
+  _globals['_DEVICELOGINREQUEST']._serialized_end=3977
+  _globals['_DEVICELOGINRESPONSE']._serialized_start=3980
+  _globals['_DEVICELOGINRESPONSE']._serialized_end=4257
+  _globals['_AUTHORIZEREQUEST']._serialized_start=4259
+  _globals['_AUTHORIZEREQUEST']._serialized_end=4350
+  _globals['_AUTHORIZERESPONSE']._serialized_start=4353
+  _globals['_AUTHORIZERESPONSE']._serialized_end=4511
+  _globals['_SESSION']._serialized_start=4514
+  _globals['_SESSION']._serialized_end=4710
+  _globals['_STARTSESSIONREQUEST']._serialized_start=4712
+  _globals['_STARTSESSIONREQUEST']._serialized_end=4791
+  _globals['_HEARTBEATREQUEST']._serialized_start=4793
+  _globals['_HEARTBEATREQUEST']._serialized_end=4842
+  _globals['_ENDSESSIONREQUEST']._serialized_start=4844
+  _globals['_ENDSESSIONREQUEST']._serialized_end=4919
+  _globals['_ENDSESSIONRESPONSE']._serialized_start=4921
+  _globals['_ENDSESSIONRESPONSE']._serialized_end=4941
+  _globals['_IMPORTROW']._serialized_start=4944
+  _globals['_IMPORTROW']._serialized_end=5375
+  _globals['_IMPORTSUBSCRIBERSREQUEST']._serialized_start=5377
+  _globals['_IMPORTSUBSCRIBERSREQUEST']._serialized_end=5467
+  _globals['_ROWERROR']._serialized_start=5469
+  _globals['_ROWERROR']._serialized_end=5522
+  _globals['_IMPORTSUMMARY']._serialized_start=5525
+  _globals['_IMPORTSUMMARY']._serialized_end=5672
+  _globals['_AUDITENTRY']._serialized_start=5675
+  _globals['_AUDITENTRY']._serialized_end=5837
+  _globals['_LISTAUDITREQUEST']._serialized_start=5839
+  _globals['_LISTAUDITREQUEST']._serialized_end=5936
+  _globals['_LISTAUDITRESPONSE']._serialized_start=5938
+  _globals['_LISTAUDITRESPONSE']._serialized_end=6034
+  _globals['_SUBSCRIBERSERVICE']._serialized_start=6878
+  _globals['_SUBSCRIBERSERVICE']._serialized_end=11121
 # @@protoc_insertion_point(module_scope)

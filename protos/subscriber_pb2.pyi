@@ -1,5 +1,7 @@
 import datetime
 
+from google.api import annotations_pb2 as _annotations_pb2
+from google.protobuf import field_mask_pb2 as _field_mask_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
@@ -13,127 +15,133 @@ DESCRIPTOR: _descriptor.FileDescriptor
 class NetworkType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     NETWORK_TYPE_UNSPECIFIED: _ClassVar[NetworkType]
-    TELECOM: _ClassVar[NetworkType]
-    MOBILE: _ClassVar[NetworkType]
-    CABLE: _ClassVar[NetworkType]
+    NETWORK_TYPE_TELECOM: _ClassVar[NetworkType]
+    NETWORK_TYPE_MOBILE: _ClassVar[NetworkType]
+    NETWORK_TYPE_CABLE: _ClassVar[NetworkType]
 
 class CarrierStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     CARRIER_STATUS_UNSPECIFIED: _ClassVar[CarrierStatus]
-    CARRIER_ACTIVE: _ClassVar[CarrierStatus]
-    CARRIER_SUSPENDED: _ClassVar[CarrierStatus]
+    CARRIER_STATUS_ACTIVE: _ClassVar[CarrierStatus]
+    CARRIER_STATUS_SUSPENDED: _ClassVar[CarrierStatus]
 
 class SubscriberStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     SUBSCRIBER_STATUS_UNSPECIFIED: _ClassVar[SubscriberStatus]
-    ACTIVE: _ClassVar[SubscriberStatus]
-    SUSPENDED: _ClassVar[SubscriberStatus]
-    TERMINATED: _ClassVar[SubscriberStatus]
+    SUBSCRIBER_STATUS_ACTIVE: _ClassVar[SubscriberStatus]
+    SUBSCRIBER_STATUS_SUSPENDED: _ClassVar[SubscriberStatus]
+    SUBSCRIBER_STATUS_TERMINATED: _ClassVar[SubscriberStatus]
 
 class DeviceStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     DEVICE_STATUS_UNSPECIFIED: _ClassVar[DeviceStatus]
-    BOUND: _ClassVar[DeviceStatus]
-    ACTIVATED: _ClassVar[DeviceStatus]
-    BLOCKED: _ClassVar[DeviceStatus]
-    UNBOUND: _ClassVar[DeviceStatus]
+    DEVICE_STATUS_BOUND: _ClassVar[DeviceStatus]
+    DEVICE_STATUS_ACTIVATED: _ClassVar[DeviceStatus]
+    DEVICE_STATUS_BLOCKED: _ClassVar[DeviceStatus]
+    DEVICE_STATUS_UNBOUND: _ClassVar[DeviceStatus]
 
 class DenyReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     DENY_REASON_UNSPECIFIED: _ClassVar[DenyReason]
-    NOT_ENTITLED: _ClassVar[DenyReason]
-    SUBSCRIBER_SUSPENDED: _ClassVar[DenyReason]
-    SERVICE_EXPIRED: _ClassVar[DenyReason]
-    DEVICE_BLOCKED: _ClassVar[DenyReason]
-    UNKNOWN_DEVICE: _ClassVar[DenyReason]
-    SUBSCRIBER_TERMINATED: _ClassVar[DenyReason]
-    CARRIER_NOT_ACTIVE: _ClassVar[DenyReason]
+    DENY_REASON_NONE: _ClassVar[DenyReason]
+    DENY_REASON_NOT_ENTITLED: _ClassVar[DenyReason]
+    DENY_REASON_SUBSCRIBER_SUSPENDED: _ClassVar[DenyReason]
+    DENY_REASON_SERVICE_EXPIRED: _ClassVar[DenyReason]
+    DENY_REASON_DEVICE_BLOCKED: _ClassVar[DenyReason]
+    DENY_REASON_UNKNOWN_DEVICE: _ClassVar[DenyReason]
+    DENY_REASON_SUBSCRIBER_TERMINATED: _ClassVar[DenyReason]
+    DENY_REASON_CARRIER_NOT_ACTIVE: _ClassVar[DenyReason]
 NETWORK_TYPE_UNSPECIFIED: NetworkType
-TELECOM: NetworkType
-MOBILE: NetworkType
-CABLE: NetworkType
+NETWORK_TYPE_TELECOM: NetworkType
+NETWORK_TYPE_MOBILE: NetworkType
+NETWORK_TYPE_CABLE: NetworkType
 CARRIER_STATUS_UNSPECIFIED: CarrierStatus
-CARRIER_ACTIVE: CarrierStatus
-CARRIER_SUSPENDED: CarrierStatus
+CARRIER_STATUS_ACTIVE: CarrierStatus
+CARRIER_STATUS_SUSPENDED: CarrierStatus
 SUBSCRIBER_STATUS_UNSPECIFIED: SubscriberStatus
-ACTIVE: SubscriberStatus
-SUSPENDED: SubscriberStatus
-TERMINATED: SubscriberStatus
+SUBSCRIBER_STATUS_ACTIVE: SubscriberStatus
+SUBSCRIBER_STATUS_SUSPENDED: SubscriberStatus
+SUBSCRIBER_STATUS_TERMINATED: SubscriberStatus
 DEVICE_STATUS_UNSPECIFIED: DeviceStatus
-BOUND: DeviceStatus
-ACTIVATED: DeviceStatus
-BLOCKED: DeviceStatus
-UNBOUND: DeviceStatus
+DEVICE_STATUS_BOUND: DeviceStatus
+DEVICE_STATUS_ACTIVATED: DeviceStatus
+DEVICE_STATUS_BLOCKED: DeviceStatus
+DEVICE_STATUS_UNBOUND: DeviceStatus
 DENY_REASON_UNSPECIFIED: DenyReason
-NOT_ENTITLED: DenyReason
-SUBSCRIBER_SUSPENDED: DenyReason
-SERVICE_EXPIRED: DenyReason
-DEVICE_BLOCKED: DenyReason
-UNKNOWN_DEVICE: DenyReason
-SUBSCRIBER_TERMINATED: DenyReason
-CARRIER_NOT_ACTIVE: DenyReason
+DENY_REASON_NONE: DenyReason
+DENY_REASON_NOT_ENTITLED: DenyReason
+DENY_REASON_SUBSCRIBER_SUSPENDED: DenyReason
+DENY_REASON_SERVICE_EXPIRED: DenyReason
+DENY_REASON_DEVICE_BLOCKED: DenyReason
+DENY_REASON_UNKNOWN_DEVICE: DenyReason
+DENY_REASON_SUBSCRIBER_TERMINATED: DenyReason
+DENY_REASON_CARRIER_NOT_ACTIVE: DenyReason
 
 class Carrier(_message.Message):
-    __slots__ = ("carrier_id", "name", "network_type", "status", "created_at")
-    CARRIER_ID_FIELD_NUMBER: _ClassVar[int]
+    __slots__ = ("name", "display_name", "network_type", "status", "create_time")
     NAME_FIELD_NUMBER: _ClassVar[int]
+    DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
     NETWORK_TYPE_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
-    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
-    carrier_id: str
+    CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     name: str
+    display_name: str
     network_type: NetworkType
     status: CarrierStatus
-    created_at: _timestamp_pb2.Timestamp
-    def __init__(self, carrier_id: _Optional[str] = ..., name: _Optional[str] = ..., network_type: _Optional[_Union[NetworkType, str]] = ..., status: _Optional[_Union[CarrierStatus, str]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    create_time: _timestamp_pb2.Timestamp
+    def __init__(self, name: _Optional[str] = ..., display_name: _Optional[str] = ..., network_type: _Optional[_Union[NetworkType, str]] = ..., status: _Optional[_Union[CarrierStatus, str]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class CreateCarrierRequest(_message.Message):
-    __slots__ = ("carrier_id", "name", "network_type", "idempotency_key")
+    __slots__ = ("carrier_id", "carrier", "idempotency_key")
     CARRIER_ID_FIELD_NUMBER: _ClassVar[int]
-    NAME_FIELD_NUMBER: _ClassVar[int]
-    NETWORK_TYPE_FIELD_NUMBER: _ClassVar[int]
+    CARRIER_FIELD_NUMBER: _ClassVar[int]
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     carrier_id: str
-    name: str
-    network_type: NetworkType
+    carrier: Carrier
     idempotency_key: str
-    def __init__(self, carrier_id: _Optional[str] = ..., name: _Optional[str] = ..., network_type: _Optional[_Union[NetworkType, str]] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
+    def __init__(self, carrier_id: _Optional[str] = ..., carrier: _Optional[_Union[Carrier, _Mapping]] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
 
 class GetCarrierRequest(_message.Message):
-    __slots__ = ("carrier_id",)
-    CARRIER_ID_FIELD_NUMBER: _ClassVar[int]
-    carrier_id: str
-    def __init__(self, carrier_id: _Optional[str] = ...) -> None: ...
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
 
 class ListCarriersRequest(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("page_size", "page_token")
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    page_size: int
+    page_token: str
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class ListCarriersResponse(_message.Message):
-    __slots__ = ("carriers",)
+    __slots__ = ("carriers", "next_page_token")
     CARRIERS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     carriers: _containers.RepeatedCompositeFieldContainer[Carrier]
-    def __init__(self, carriers: _Optional[_Iterable[_Union[Carrier, _Mapping]]] = ...) -> None: ...
+    next_page_token: str
+    def __init__(self, carriers: _Optional[_Iterable[_Union[Carrier, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class SetCarrierStatusRequest(_message.Message):
-    __slots__ = ("carrier_id", "status", "idempotency_key")
-    CARRIER_ID_FIELD_NUMBER: _ClassVar[int]
+    __slots__ = ("name", "status", "idempotency_key")
+    NAME_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
-    carrier_id: str
+    name: str
     status: CarrierStatus
     idempotency_key: str
-    def __init__(self, carrier_id: _Optional[str] = ..., status: _Optional[_Union[CarrierStatus, str]] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
+    def __init__(self, name: _Optional[str] = ..., status: _Optional[_Union[CarrierStatus, str]] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
 
 class Package(_message.Message):
-    __slots__ = ("package_id", "name", "channel_ids")
-    PACKAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    __slots__ = ("name", "display_name", "channel_ids")
     NAME_FIELD_NUMBER: _ClassVar[int]
+    DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
     CHANNEL_IDS_FIELD_NUMBER: _ClassVar[int]
-    package_id: str
     name: str
+    display_name: str
     channel_ids: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, package_id: _Optional[str] = ..., name: _Optional[str] = ..., channel_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+    def __init__(self, name: _Optional[str] = ..., display_name: _Optional[str] = ..., channel_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class DefinePackageRequest(_message.Message):
     __slots__ = ("package", "idempotency_key")
@@ -144,19 +152,24 @@ class DefinePackageRequest(_message.Message):
     def __init__(self, package: _Optional[_Union[Package, _Mapping]] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
 
 class ListPackagesRequest(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("page_size", "page_token")
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    page_size: int
+    page_token: str
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class ListPackagesResponse(_message.Message):
-    __slots__ = ("packages",)
+    __slots__ = ("packages", "next_page_token")
     PACKAGES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     packages: _containers.RepeatedCompositeFieldContainer[Package]
-    def __init__(self, packages: _Optional[_Iterable[_Union[Package, _Mapping]]] = ...) -> None: ...
+    next_page_token: str
+    def __init__(self, packages: _Optional[_Iterable[_Union[Package, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class Subscriber(_message.Message):
-    __slots__ = ("carrier_id", "subscriber_id", "display_name", "region_code", "status", "service_end", "max_streams", "contact_phone", "contact_email", "version", "created_at", "updated_at")
-    CARRIER_ID_FIELD_NUMBER: _ClassVar[int]
-    SUBSCRIBER_ID_FIELD_NUMBER: _ClassVar[int]
+    __slots__ = ("name", "display_name", "region_code", "status", "service_end", "max_streams", "contact_phone", "contact_email", "version", "create_time", "update_time")
+    NAME_FIELD_NUMBER: _ClassVar[int]
     DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
     REGION_CODE_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
@@ -165,10 +178,9 @@ class Subscriber(_message.Message):
     CONTACT_PHONE_FIELD_NUMBER: _ClassVar[int]
     CONTACT_EMAIL_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
-    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
-    UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
-    carrier_id: str
-    subscriber_id: str
+    CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    name: str
     display_name: str
     region_code: str
     status: SubscriberStatus
@@ -177,167 +189,137 @@ class Subscriber(_message.Message):
     contact_phone: str
     contact_email: str
     version: int
-    created_at: _timestamp_pb2.Timestamp
-    updated_at: _timestamp_pb2.Timestamp
-    def __init__(self, carrier_id: _Optional[str] = ..., subscriber_id: _Optional[str] = ..., display_name: _Optional[str] = ..., region_code: _Optional[str] = ..., status: _Optional[_Union[SubscriberStatus, str]] = ..., service_end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., max_streams: _Optional[int] = ..., contact_phone: _Optional[str] = ..., contact_email: _Optional[str] = ..., version: _Optional[int] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    create_time: _timestamp_pb2.Timestamp
+    update_time: _timestamp_pb2.Timestamp
+    def __init__(self, name: _Optional[str] = ..., display_name: _Optional[str] = ..., region_code: _Optional[str] = ..., status: _Optional[_Union[SubscriberStatus, str]] = ..., service_end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., max_streams: _Optional[int] = ..., contact_phone: _Optional[str] = ..., contact_email: _Optional[str] = ..., version: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class CreateSubscriberRequest(_message.Message):
-    __slots__ = ("carrier_id", "subscriber_id", "display_name", "region_code", "service_end", "max_streams", "contact_phone", "contact_email", "idempotency_key")
-    CARRIER_ID_FIELD_NUMBER: _ClassVar[int]
+    __slots__ = ("parent", "subscriber_id", "subscriber", "idempotency_key")
+    PARENT_FIELD_NUMBER: _ClassVar[int]
     SUBSCRIBER_ID_FIELD_NUMBER: _ClassVar[int]
-    DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
-    REGION_CODE_FIELD_NUMBER: _ClassVar[int]
-    SERVICE_END_FIELD_NUMBER: _ClassVar[int]
-    MAX_STREAMS_FIELD_NUMBER: _ClassVar[int]
-    CONTACT_PHONE_FIELD_NUMBER: _ClassVar[int]
-    CONTACT_EMAIL_FIELD_NUMBER: _ClassVar[int]
+    SUBSCRIBER_FIELD_NUMBER: _ClassVar[int]
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
-    carrier_id: str
+    parent: str
     subscriber_id: str
-    display_name: str
-    region_code: str
-    service_end: _timestamp_pb2.Timestamp
-    max_streams: int
-    contact_phone: str
-    contact_email: str
+    subscriber: Subscriber
     idempotency_key: str
-    def __init__(self, carrier_id: _Optional[str] = ..., subscriber_id: _Optional[str] = ..., display_name: _Optional[str] = ..., region_code: _Optional[str] = ..., service_end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., max_streams: _Optional[int] = ..., contact_phone: _Optional[str] = ..., contact_email: _Optional[str] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
+    def __init__(self, parent: _Optional[str] = ..., subscriber_id: _Optional[str] = ..., subscriber: _Optional[_Union[Subscriber, _Mapping]] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
 
 class GetSubscriberRequest(_message.Message):
-    __slots__ = ("carrier_id", "subscriber_id")
-    CARRIER_ID_FIELD_NUMBER: _ClassVar[int]
-    SUBSCRIBER_ID_FIELD_NUMBER: _ClassVar[int]
-    carrier_id: str
-    subscriber_id: str
-    def __init__(self, carrier_id: _Optional[str] = ..., subscriber_id: _Optional[str] = ...) -> None: ...
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
 
 class ListSubscribersRequest(_message.Message):
-    __slots__ = ("carrier_id", "page_size", "page_token")
-    CARRIER_ID_FIELD_NUMBER: _ClassVar[int]
+    __slots__ = ("parent", "page_size", "page_token")
+    PARENT_FIELD_NUMBER: _ClassVar[int]
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
-    carrier_id: str
+    parent: str
     page_size: int
     page_token: str
-    def __init__(self, carrier_id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+    def __init__(self, parent: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class ListSubscribersResponse(_message.Message):
-    __slots__ = ("subscribers", "next_page_token", "total_count")
+    __slots__ = ("subscribers", "next_page_token", "total_size")
     SUBSCRIBERS_FIELD_NUMBER: _ClassVar[int]
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
-    TOTAL_COUNT_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_SIZE_FIELD_NUMBER: _ClassVar[int]
     subscribers: _containers.RepeatedCompositeFieldContainer[Subscriber]
     next_page_token: str
-    total_count: int
-    def __init__(self, subscribers: _Optional[_Iterable[_Union[Subscriber, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., total_count: _Optional[int] = ...) -> None: ...
+    total_size: int
+    def __init__(self, subscribers: _Optional[_Iterable[_Union[Subscriber, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., total_size: _Optional[int] = ...) -> None: ...
 
 class UpdateSubscriberRequest(_message.Message):
-    __slots__ = ("carrier_id", "subscriber_id", "expected_version", "display_name", "region_code", "service_end", "clear_service_end", "max_streams", "contact_phone", "contact_email", "idempotency_key")
-    CARRIER_ID_FIELD_NUMBER: _ClassVar[int]
-    SUBSCRIBER_ID_FIELD_NUMBER: _ClassVar[int]
+    __slots__ = ("subscriber", "update_mask", "expected_version", "idempotency_key")
+    SUBSCRIBER_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_MASK_FIELD_NUMBER: _ClassVar[int]
     EXPECTED_VERSION_FIELD_NUMBER: _ClassVar[int]
-    DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
-    REGION_CODE_FIELD_NUMBER: _ClassVar[int]
-    SERVICE_END_FIELD_NUMBER: _ClassVar[int]
-    CLEAR_SERVICE_END_FIELD_NUMBER: _ClassVar[int]
-    MAX_STREAMS_FIELD_NUMBER: _ClassVar[int]
-    CONTACT_PHONE_FIELD_NUMBER: _ClassVar[int]
-    CONTACT_EMAIL_FIELD_NUMBER: _ClassVar[int]
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
-    carrier_id: str
-    subscriber_id: str
+    subscriber: Subscriber
+    update_mask: _field_mask_pb2.FieldMask
     expected_version: int
-    display_name: str
-    region_code: str
-    service_end: _timestamp_pb2.Timestamp
-    clear_service_end: bool
-    max_streams: int
-    contact_phone: str
-    contact_email: str
     idempotency_key: str
-    def __init__(self, carrier_id: _Optional[str] = ..., subscriber_id: _Optional[str] = ..., expected_version: _Optional[int] = ..., display_name: _Optional[str] = ..., region_code: _Optional[str] = ..., service_end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., clear_service_end: _Optional[bool] = ..., max_streams: _Optional[int] = ..., contact_phone: _Optional[str] = ..., contact_email: _Optional[str] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
+    def __init__(self, subscriber: _Optional[_Union[Subscriber, _Mapping]] = ..., update_mask: _Optional[_Union[_field_mask_pb2.FieldMask, _Mapping]] = ..., expected_version: _Optional[int] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
 
 class SetSubscriberStatusRequest(_message.Message):
-    __slots__ = ("carrier_id", "subscriber_id", "status", "expected_version", "idempotency_key")
-    CARRIER_ID_FIELD_NUMBER: _ClassVar[int]
-    SUBSCRIBER_ID_FIELD_NUMBER: _ClassVar[int]
+    __slots__ = ("name", "status", "expected_version", "idempotency_key")
+    NAME_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     EXPECTED_VERSION_FIELD_NUMBER: _ClassVar[int]
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
-    carrier_id: str
-    subscriber_id: str
+    name: str
     status: SubscriberStatus
     expected_version: int
     idempotency_key: str
-    def __init__(self, carrier_id: _Optional[str] = ..., subscriber_id: _Optional[str] = ..., status: _Optional[_Union[SubscriberStatus, str]] = ..., expected_version: _Optional[int] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
+    def __init__(self, name: _Optional[str] = ..., status: _Optional[_Union[SubscriberStatus, str]] = ..., expected_version: _Optional[int] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
 
 class Device(_message.Message):
-    __slots__ = ("carrier_id", "mac", "subscriber_id", "serial", "model", "status", "bound_at", "activated_at")
-    CARRIER_ID_FIELD_NUMBER: _ClassVar[int]
+    __slots__ = ("name", "mac", "subscriber", "serial", "model", "status", "bind_time", "activate_time")
+    NAME_FIELD_NUMBER: _ClassVar[int]
     MAC_FIELD_NUMBER: _ClassVar[int]
-    SUBSCRIBER_ID_FIELD_NUMBER: _ClassVar[int]
+    SUBSCRIBER_FIELD_NUMBER: _ClassVar[int]
     SERIAL_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
-    BOUND_AT_FIELD_NUMBER: _ClassVar[int]
-    ACTIVATED_AT_FIELD_NUMBER: _ClassVar[int]
-    carrier_id: str
+    BIND_TIME_FIELD_NUMBER: _ClassVar[int]
+    ACTIVATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    name: str
     mac: str
-    subscriber_id: str
+    subscriber: str
     serial: str
     model: str
     status: DeviceStatus
-    bound_at: _timestamp_pb2.Timestamp
-    activated_at: _timestamp_pb2.Timestamp
-    def __init__(self, carrier_id: _Optional[str] = ..., mac: _Optional[str] = ..., subscriber_id: _Optional[str] = ..., serial: _Optional[str] = ..., model: _Optional[str] = ..., status: _Optional[_Union[DeviceStatus, str]] = ..., bound_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., activated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    bind_time: _timestamp_pb2.Timestamp
+    activate_time: _timestamp_pb2.Timestamp
+    def __init__(self, name: _Optional[str] = ..., mac: _Optional[str] = ..., subscriber: _Optional[str] = ..., serial: _Optional[str] = ..., model: _Optional[str] = ..., status: _Optional[_Union[DeviceStatus, str]] = ..., bind_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., activate_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class BindDeviceRequest(_message.Message):
-    __slots__ = ("carrier_id", "subscriber_id", "mac", "serial", "model", "idempotency_key")
-    CARRIER_ID_FIELD_NUMBER: _ClassVar[int]
-    SUBSCRIBER_ID_FIELD_NUMBER: _ClassVar[int]
+    __slots__ = ("parent", "mac", "serial", "model", "idempotency_key")
+    PARENT_FIELD_NUMBER: _ClassVar[int]
     MAC_FIELD_NUMBER: _ClassVar[int]
     SERIAL_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
-    carrier_id: str
-    subscriber_id: str
+    parent: str
     mac: str
     serial: str
     model: str
     idempotency_key: str
-    def __init__(self, carrier_id: _Optional[str] = ..., subscriber_id: _Optional[str] = ..., mac: _Optional[str] = ..., serial: _Optional[str] = ..., model: _Optional[str] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
+    def __init__(self, parent: _Optional[str] = ..., mac: _Optional[str] = ..., serial: _Optional[str] = ..., model: _Optional[str] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
 
 class GetDeviceRequest(_message.Message):
-    __slots__ = ("carrier_id", "mac")
-    CARRIER_ID_FIELD_NUMBER: _ClassVar[int]
-    MAC_FIELD_NUMBER: _ClassVar[int]
-    carrier_id: str
-    mac: str
-    def __init__(self, carrier_id: _Optional[str] = ..., mac: _Optional[str] = ...) -> None: ...
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
 
 class ListDevicesRequest(_message.Message):
-    __slots__ = ("carrier_id", "subscriber_id")
-    CARRIER_ID_FIELD_NUMBER: _ClassVar[int]
-    SUBSCRIBER_ID_FIELD_NUMBER: _ClassVar[int]
-    carrier_id: str
-    subscriber_id: str
-    def __init__(self, carrier_id: _Optional[str] = ..., subscriber_id: _Optional[str] = ...) -> None: ...
+    __slots__ = ("parent", "page_size", "page_token")
+    PARENT_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    parent: str
+    page_size: int
+    page_token: str
+    def __init__(self, parent: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class ListDevicesResponse(_message.Message):
-    __slots__ = ("devices",)
+    __slots__ = ("devices", "next_page_token")
     DEVICES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     devices: _containers.RepeatedCompositeFieldContainer[Device]
-    def __init__(self, devices: _Optional[_Iterable[_Union[Device, _Mapping]]] = ...) -> None: ...
+    next_page_token: str
+    def __init__(self, devices: _Optional[_Iterable[_Union[Device, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class ActivateDeviceRequest(_message.Message):
-    __slots__ = ("carrier_id", "mac", "idempotency_key")
-    CARRIER_ID_FIELD_NUMBER: _ClassVar[int]
-    MAC_FIELD_NUMBER: _ClassVar[int]
+    __slots__ = ("name", "idempotency_key")
+    NAME_FIELD_NUMBER: _ClassVar[int]
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
-    carrier_id: str
-    mac: str
+    name: str
     idempotency_key: str
-    def __init__(self, carrier_id: _Optional[str] = ..., mac: _Optional[str] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
+    def __init__(self, name: _Optional[str] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
 
 class ActivateDeviceResponse(_message.Message):
     __slots__ = ("device", "device_secret")
@@ -348,108 +330,96 @@ class ActivateDeviceResponse(_message.Message):
     def __init__(self, device: _Optional[_Union[Device, _Mapping]] = ..., device_secret: _Optional[str] = ...) -> None: ...
 
 class UnbindDeviceRequest(_message.Message):
-    __slots__ = ("carrier_id", "mac", "idempotency_key")
-    CARRIER_ID_FIELD_NUMBER: _ClassVar[int]
-    MAC_FIELD_NUMBER: _ClassVar[int]
+    __slots__ = ("name", "idempotency_key")
+    NAME_FIELD_NUMBER: _ClassVar[int]
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
-    carrier_id: str
-    mac: str
+    name: str
     idempotency_key: str
-    def __init__(self, carrier_id: _Optional[str] = ..., mac: _Optional[str] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
+    def __init__(self, name: _Optional[str] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
 
 class BlockDeviceRequest(_message.Message):
-    __slots__ = ("carrier_id", "mac", "blocked", "idempotency_key")
-    CARRIER_ID_FIELD_NUMBER: _ClassVar[int]
-    MAC_FIELD_NUMBER: _ClassVar[int]
+    __slots__ = ("name", "blocked", "idempotency_key")
+    NAME_FIELD_NUMBER: _ClassVar[int]
     BLOCKED_FIELD_NUMBER: _ClassVar[int]
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
-    carrier_id: str
-    mac: str
+    name: str
     blocked: bool
     idempotency_key: str
-    def __init__(self, carrier_id: _Optional[str] = ..., mac: _Optional[str] = ..., blocked: _Optional[bool] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
+    def __init__(self, name: _Optional[str] = ..., blocked: _Optional[bool] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
 
 class ReplaceDeviceRequest(_message.Message):
-    __slots__ = ("carrier_id", "old_mac", "new_mac", "serial", "model", "idempotency_key")
-    CARRIER_ID_FIELD_NUMBER: _ClassVar[int]
-    OLD_MAC_FIELD_NUMBER: _ClassVar[int]
+    __slots__ = ("name", "new_mac", "serial", "model", "idempotency_key")
+    NAME_FIELD_NUMBER: _ClassVar[int]
     NEW_MAC_FIELD_NUMBER: _ClassVar[int]
     SERIAL_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
-    carrier_id: str
-    old_mac: str
+    name: str
     new_mac: str
     serial: str
     model: str
     idempotency_key: str
-    def __init__(self, carrier_id: _Optional[str] = ..., old_mac: _Optional[str] = ..., new_mac: _Optional[str] = ..., serial: _Optional[str] = ..., model: _Optional[str] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
+    def __init__(self, name: _Optional[str] = ..., new_mac: _Optional[str] = ..., serial: _Optional[str] = ..., model: _Optional[str] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
 
 class Entitlement(_message.Message):
-    __slots__ = ("subscriber_id", "package_id", "valid_from", "valid_until")
-    SUBSCRIBER_ID_FIELD_NUMBER: _ClassVar[int]
-    PACKAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    __slots__ = ("name", "valid_from", "valid_until")
+    NAME_FIELD_NUMBER: _ClassVar[int]
     VALID_FROM_FIELD_NUMBER: _ClassVar[int]
     VALID_UNTIL_FIELD_NUMBER: _ClassVar[int]
-    subscriber_id: str
-    package_id: str
+    name: str
     valid_from: _timestamp_pb2.Timestamp
     valid_until: _timestamp_pb2.Timestamp
-    def __init__(self, subscriber_id: _Optional[str] = ..., package_id: _Optional[str] = ..., valid_from: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., valid_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    def __init__(self, name: _Optional[str] = ..., valid_from: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., valid_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class EntitleRequest(_message.Message):
-    __slots__ = ("carrier_id", "subscriber_id", "package_id", "valid_from", "valid_until", "idempotency_key")
-    CARRIER_ID_FIELD_NUMBER: _ClassVar[int]
-    SUBSCRIBER_ID_FIELD_NUMBER: _ClassVar[int]
+    __slots__ = ("name", "package_id", "valid_from", "valid_until", "idempotency_key")
+    NAME_FIELD_NUMBER: _ClassVar[int]
     PACKAGE_ID_FIELD_NUMBER: _ClassVar[int]
     VALID_FROM_FIELD_NUMBER: _ClassVar[int]
     VALID_UNTIL_FIELD_NUMBER: _ClassVar[int]
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
-    carrier_id: str
-    subscriber_id: str
+    name: str
     package_id: str
     valid_from: _timestamp_pb2.Timestamp
     valid_until: _timestamp_pb2.Timestamp
     idempotency_key: str
-    def __init__(self, carrier_id: _Optional[str] = ..., subscriber_id: _Optional[str] = ..., package_id: _Optional[str] = ..., valid_from: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., valid_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
+    def __init__(self, name: _Optional[str] = ..., package_id: _Optional[str] = ..., valid_from: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., valid_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
 
 class RevokeEntitlementRequest(_message.Message):
-    __slots__ = ("carrier_id", "subscriber_id", "package_id", "idempotency_key")
-    CARRIER_ID_FIELD_NUMBER: _ClassVar[int]
-    SUBSCRIBER_ID_FIELD_NUMBER: _ClassVar[int]
-    PACKAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    __slots__ = ("name", "idempotency_key")
+    NAME_FIELD_NUMBER: _ClassVar[int]
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
-    carrier_id: str
-    subscriber_id: str
-    package_id: str
+    name: str
     idempotency_key: str
-    def __init__(self, carrier_id: _Optional[str] = ..., subscriber_id: _Optional[str] = ..., package_id: _Optional[str] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
+    def __init__(self, name: _Optional[str] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
 
 class ListEntitlementsRequest(_message.Message):
-    __slots__ = ("carrier_id", "subscriber_id")
-    CARRIER_ID_FIELD_NUMBER: _ClassVar[int]
-    SUBSCRIBER_ID_FIELD_NUMBER: _ClassVar[int]
-    carrier_id: str
-    subscriber_id: str
-    def __init__(self, carrier_id: _Optional[str] = ..., subscriber_id: _Optional[str] = ...) -> None: ...
+    __slots__ = ("parent", "page_size", "page_token")
+    PARENT_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    parent: str
+    page_size: int
+    page_token: str
+    def __init__(self, parent: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class ListEntitlementsResponse(_message.Message):
-    __slots__ = ("entitlements", "subscriber_version")
+    __slots__ = ("entitlements", "next_page_token", "subscriber_version")
     ENTITLEMENTS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     SUBSCRIBER_VERSION_FIELD_NUMBER: _ClassVar[int]
     entitlements: _containers.RepeatedCompositeFieldContainer[Entitlement]
+    next_page_token: str
     subscriber_version: int
-    def __init__(self, entitlements: _Optional[_Iterable[_Union[Entitlement, _Mapping]]] = ..., subscriber_version: _Optional[int] = ...) -> None: ...
+    def __init__(self, entitlements: _Optional[_Iterable[_Union[Entitlement, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., subscriber_version: _Optional[int] = ...) -> None: ...
 
 class EffectiveChannelsRequest(_message.Message):
-    __slots__ = ("carrier_id", "subscriber_id", "at")
-    CARRIER_ID_FIELD_NUMBER: _ClassVar[int]
-    SUBSCRIBER_ID_FIELD_NUMBER: _ClassVar[int]
+    __slots__ = ("name", "at")
+    NAME_FIELD_NUMBER: _ClassVar[int]
     AT_FIELD_NUMBER: _ClassVar[int]
-    carrier_id: str
-    subscriber_id: str
+    name: str
     at: _timestamp_pb2.Timestamp
-    def __init__(self, carrier_id: _Optional[str] = ..., subscriber_id: _Optional[str] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    def __init__(self, name: _Optional[str] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class EffectiveChannelsResponse(_message.Message):
     __slots__ = ("channel_ids", "subscriber_version")
@@ -468,7 +438,7 @@ class DeviceLoginRequest(_message.Message):
     def __init__(self, mac: _Optional[str] = ..., device_secret: _Optional[str] = ...) -> None: ...
 
 class DeviceLoginResponse(_message.Message):
-    __slots__ = ("carrier_id", "subscriber_id", "region_code", "subscriber_version", "status", "mac", "channel_ids", "deny_reason")
+    __slots__ = ("carrier_id", "subscriber_id", "region_code", "subscriber_version", "status", "mac", "channel_ids", "allowed", "deny_reason")
     CARRIER_ID_FIELD_NUMBER: _ClassVar[int]
     SUBSCRIBER_ID_FIELD_NUMBER: _ClassVar[int]
     REGION_CODE_FIELD_NUMBER: _ClassVar[int]
@@ -476,6 +446,7 @@ class DeviceLoginResponse(_message.Message):
     STATUS_FIELD_NUMBER: _ClassVar[int]
     MAC_FIELD_NUMBER: _ClassVar[int]
     CHANNEL_IDS_FIELD_NUMBER: _ClassVar[int]
+    ALLOWED_FIELD_NUMBER: _ClassVar[int]
     DENY_REASON_FIELD_NUMBER: _ClassVar[int]
     carrier_id: str
     subscriber_id: str
@@ -484,8 +455,9 @@ class DeviceLoginResponse(_message.Message):
     status: SubscriberStatus
     mac: str
     channel_ids: _containers.RepeatedScalarFieldContainer[str]
+    allowed: bool
     deny_reason: DenyReason
-    def __init__(self, carrier_id: _Optional[str] = ..., subscriber_id: _Optional[str] = ..., region_code: _Optional[str] = ..., subscriber_version: _Optional[int] = ..., status: _Optional[_Union[SubscriberStatus, str]] = ..., mac: _Optional[str] = ..., channel_ids: _Optional[_Iterable[str]] = ..., deny_reason: _Optional[_Union[DenyReason, str]] = ...) -> None: ...
+    def __init__(self, carrier_id: _Optional[str] = ..., subscriber_id: _Optional[str] = ..., region_code: _Optional[str] = ..., subscriber_version: _Optional[int] = ..., status: _Optional[_Union[SubscriberStatus, str]] = ..., mac: _Optional[str] = ..., channel_ids: _Optional[_Iterable[str]] = ..., allowed: _Optional[bool] = ..., deny_reason: _Optional[_Union[DenyReason, str]] = ...) -> None: ...
 
 class AuthorizeRequest(_message.Message):
     __slots__ = ("mac", "channel_id", "at")
@@ -512,11 +484,11 @@ class AuthorizeResponse(_message.Message):
     def __init__(self, allowed: _Optional[bool] = ..., reason: _Optional[_Union[DenyReason, str]] = ..., subscriber_version: _Optional[int] = ..., carrier_id: _Optional[str] = ..., subscriber_id: _Optional[str] = ...) -> None: ...
 
 class Session(_message.Message):
-    __slots__ = ("lease_id", "mac", "channel_id", "expires_at", "reused", "active_leases", "max_streams", "replaced_lease_id")
+    __slots__ = ("lease_id", "mac", "channel_id", "expire_time", "reused", "active_leases", "max_streams", "replaced_lease_id")
     LEASE_ID_FIELD_NUMBER: _ClassVar[int]
     MAC_FIELD_NUMBER: _ClassVar[int]
     CHANNEL_ID_FIELD_NUMBER: _ClassVar[int]
-    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    EXPIRE_TIME_FIELD_NUMBER: _ClassVar[int]
     REUSED_FIELD_NUMBER: _ClassVar[int]
     ACTIVE_LEASES_FIELD_NUMBER: _ClassVar[int]
     MAX_STREAMS_FIELD_NUMBER: _ClassVar[int]
@@ -524,12 +496,12 @@ class Session(_message.Message):
     lease_id: str
     mac: str
     channel_id: str
-    expires_at: _timestamp_pb2.Timestamp
+    expire_time: _timestamp_pb2.Timestamp
     reused: bool
     active_leases: int
     max_streams: int
     replaced_lease_id: str
-    def __init__(self, lease_id: _Optional[str] = ..., mac: _Optional[str] = ..., channel_id: _Optional[str] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reused: _Optional[bool] = ..., active_leases: _Optional[int] = ..., max_streams: _Optional[int] = ..., replaced_lease_id: _Optional[str] = ...) -> None: ...
+    def __init__(self, lease_id: _Optional[str] = ..., mac: _Optional[str] = ..., channel_id: _Optional[str] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reused: _Optional[bool] = ..., active_leases: _Optional[int] = ..., max_streams: _Optional[int] = ..., replaced_lease_id: _Optional[str] = ...) -> None: ...
 
 class StartSessionRequest(_message.Message):
     __slots__ = ("mac", "channel_id", "idempotency_key")
@@ -597,13 +569,13 @@ class ImportRow(_message.Message):
     entitled_until: _timestamp_pb2.Timestamp
     def __init__(self, row: _Optional[int] = ..., subscriber_id: _Optional[str] = ..., display_name: _Optional[str] = ..., region_code: _Optional[str] = ..., status: _Optional[_Union[SubscriberStatus, str]] = ..., service_end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., max_streams: _Optional[int] = ..., contact_phone: _Optional[str] = ..., contact_email: _Optional[str] = ..., mac: _Optional[str] = ..., serial: _Optional[str] = ..., model: _Optional[str] = ..., package_ids: _Optional[_Iterable[str]] = ..., entitled_from: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., entitled_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
-class ImportChunk(_message.Message):
-    __slots__ = ("carrier_id", "rows")
-    CARRIER_ID_FIELD_NUMBER: _ClassVar[int]
+class ImportSubscribersRequest(_message.Message):
+    __slots__ = ("parent", "rows")
+    PARENT_FIELD_NUMBER: _ClassVar[int]
     ROWS_FIELD_NUMBER: _ClassVar[int]
-    carrier_id: str
+    parent: str
     rows: _containers.RepeatedCompositeFieldContainer[ImportRow]
-    def __init__(self, carrier_id: _Optional[str] = ..., rows: _Optional[_Iterable[_Union[ImportRow, _Mapping]]] = ...) -> None: ...
+    def __init__(self, parent: _Optional[str] = ..., rows: _Optional[_Iterable[_Union[ImportRow, _Mapping]]] = ...) -> None: ...
 
 class RowError(_message.Message):
     __slots__ = ("row", "field", "error")
@@ -650,14 +622,16 @@ class AuditEntry(_message.Message):
     def __init__(self, entry_id: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., principal: _Optional[str] = ..., rpc: _Optional[str] = ..., subject: _Optional[str] = ..., before_json: _Optional[str] = ..., after_json: _Optional[str] = ...) -> None: ...
 
 class ListAuditRequest(_message.Message):
-    __slots__ = ("carrier_id", "page_size", "page_token")
-    CARRIER_ID_FIELD_NUMBER: _ClassVar[int]
+    __slots__ = ("parent", "page_size", "page_token", "after_entry_id")
+    PARENT_FIELD_NUMBER: _ClassVar[int]
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
-    carrier_id: str
+    AFTER_ENTRY_ID_FIELD_NUMBER: _ClassVar[int]
+    parent: str
     page_size: int
     page_token: str
-    def __init__(self, carrier_id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+    after_entry_id: str
+    def __init__(self, parent: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., after_entry_id: _Optional[str] = ...) -> None: ...
 
 class ListAuditResponse(_message.Message):
     __slots__ = ("entries", "next_page_token")

@@ -171,7 +171,7 @@ class SubscriberServiceStub:
                 _registered_method=True)
         self.ImportSubscribers = channel.stream_unary(
                 '/headend.subscriber.v1.SubscriberService/ImportSubscribers',
-                request_serializer=protos_dot_subscriber__pb2.ImportChunk.SerializeToString,
+                request_serializer=protos_dot_subscriber__pb2.ImportSubscribersRequest.SerializeToString,
                 response_deserializer=protos_dot_subscriber__pb2.ImportSummary.FromString,
                 _registered_method=True)
         self.ListAudit = channel.unary_unary(
@@ -185,45 +185,49 @@ class SubscriberServiceServicer:
     """Missing associated documentation comment in .proto file."""
 
     def CreateCarrier(self, request, context):
-        """Admin: carriers and the package catalogue.
+        """Admin: register a carrier.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetCarrier(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """A carrier, for the admin or the carrier itself.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListCarriers(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Admin: every carrier, by id.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def SetCarrierStatus(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Admin: suspend or reactivate a carrier (suspended: its boxes may not play).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def DefinePackage(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Admin: create or replace a package of the catalogue.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListPackages(self, request, context):
-        """Any authenticated caller may read the catalogue.
+        """The package catalogue, by id; any authenticated caller may read it.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def CreateSubscriber(self, request, context):
-        """Carrier-scoped subscribers.
+        """Create a carrier's subscriber.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -236,38 +240,43 @@ class SubscriberServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListSubscribers(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """A carrier's subscribers, by id.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def UpdateSubscriber(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Change the fields in update_mask if the subscriber is still at expected_version.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def SetSubscriberStatus(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Suspend, reactivate or terminate (final) a subscriber.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def BindDevice(self, request, context):
-        """Set-top boxes.
+        """Bind a set-top box to a subscriber; the box is then carriers/{carrier}/devices/{device}.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetDevice(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """A box the carrier holds or held.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListDevices(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """The boxes bound to a subscriber, by MAC.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -280,44 +289,50 @@ class SubscriberServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def UnbindDevice(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Unbind a box from its subscriber; the MAC is free again.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def BlockDevice(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Block (or unblock) a box.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ReplaceDevice(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Swap a subscriber's box for a new one: returns the new box.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def Entitle(self, request, context):
-        """Entitlements.
+        """Sell a package to a subscriber (creates or replaces the entitlement).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def RevokeEntitlement(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Take a package away from a subscriber.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListEntitlements(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """The packages a subscriber holds, by package id.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def EffectiveChannels(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """The channels a subscriber may watch at a time (default now).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -331,7 +346,8 @@ class SubscriberServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Authorize(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """May this box play this channel now?
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -341,23 +357,25 @@ class SubscriberServiceServicer:
         within the grace period) gets a new lease that replaces it in the same
         atomic step (a channel switch); the old lease id is refused from then on.
         max_streams counts boxes streaming at once. Over the limit:
-        RESOURCE_EXHAUSTED with ErrorInfo metadata
+        RESOURCE_EXHAUSTED (reason STREAM_LIMIT_REACHED) with ErrorInfo metadata
         {"limit": "2", "leases": "<id>,<id>", "devices": "<mac>,<mac>"}.
-        Playback refused: FAILED_PRECONDITION with metadata {"reason": <DenyReason name>}.
+        Playback refused: FAILED_PRECONDITION (reason PLAYBACK_DENIED) with metadata
+        {"reason": <DenyReason without its DENY_REASON_ prefix>}, e.g. "NOT_ENTITLED".
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def Heartbeat(self, request, context):
-        """A lease is bound to its box: another box's lease id is NOT_FOUND.
+        """Keep a lease alive. A lease is bound to its box: another box's lease id is NOT_FOUND.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def EndSession(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """End a lease (the box's slot stays reserved for it for the grace period).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -365,14 +383,15 @@ class SubscriberServiceServicer:
     def ImportSubscribers(self, request_iterator, context):
         """Bulk provisioning: stream chunks of rows; the reply reports every row
         that failed (row number, field, error) and counts the rest. Upserts are
-        idempotent: re-sending rows already applied changes nothing.
+        idempotent: re-sending rows already applied changes nothing. gRPC only.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListAudit(self, request, context):
-        """The carrier's audit stream, oldest first.
+        """A carrier's audit stream, oldest first (parent "": the platform's catalogue
+        stream, admin only).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -518,7 +537,7 @@ def add_SubscriberServiceServicer_to_server(servicer, server):
             ),
             'ImportSubscribers': grpc.stream_unary_rpc_method_handler(
                     servicer.ImportSubscribers,
-                    request_deserializer=protos_dot_subscriber__pb2.ImportChunk.FromString,
+                    request_deserializer=protos_dot_subscriber__pb2.ImportSubscribersRequest.FromString,
                     response_serializer=protos_dot_subscriber__pb2.ImportSummary.SerializeToString,
             ),
             'ListAudit': grpc.unary_unary_rpc_method_handler(
@@ -1281,7 +1300,7 @@ class SubscriberService:
             request_iterator,
             target,
             '/headend.subscriber.v1.SubscriberService/ImportSubscribers',
-            protos_dot_subscriber__pb2.ImportChunk.SerializeToString,
+            protos_dot_subscriber__pb2.ImportSubscribersRequest.SerializeToString,
             protos_dot_subscriber__pb2.ImportSummary.FromString,
             options,
             channel_credentials,

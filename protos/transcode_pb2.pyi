@@ -1,5 +1,6 @@
 import datetime
 
+from google.api import annotations_pb2 as _annotations_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
@@ -55,8 +56,8 @@ class Progress(_message.Message):
     def __init__(self, percent: _Optional[float] = ..., speed: _Optional[float] = ..., eta_seconds: _Optional[float] = ..., phase: _Optional[str] = ...) -> None: ...
 
 class Job(_message.Message):
-    __slots__ = ("id", "source", "asset", "profile", "state", "progress", "reason", "deliveries", "worker", "output", "created_at", "updated_at")
-    ID_FIELD_NUMBER: _ClassVar[int]
+    __slots__ = ("name", "source", "asset", "profile", "state", "progress", "reason", "deliveries", "worker", "output", "create_time", "update_time")
+    NAME_FIELD_NUMBER: _ClassVar[int]
     SOURCE_FIELD_NUMBER: _ClassVar[int]
     ASSET_FIELD_NUMBER: _ClassVar[int]
     PROFILE_FIELD_NUMBER: _ClassVar[int]
@@ -66,9 +67,9 @@ class Job(_message.Message):
     DELIVERIES_FIELD_NUMBER: _ClassVar[int]
     WORKER_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_FIELD_NUMBER: _ClassVar[int]
-    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
-    UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
-    id: str
+    CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    name: str
     source: str
     asset: str
     profile: str
@@ -78,9 +79,9 @@ class Job(_message.Message):
     deliveries: int
     worker: str
     output: str
-    created_at: _timestamp_pb2.Timestamp
-    updated_at: _timestamp_pb2.Timestamp
-    def __init__(self, id: _Optional[str] = ..., source: _Optional[str] = ..., asset: _Optional[str] = ..., profile: _Optional[str] = ..., state: _Optional[_Union[JobState, str]] = ..., progress: _Optional[_Union[Progress, _Mapping]] = ..., reason: _Optional[str] = ..., deliveries: _Optional[int] = ..., worker: _Optional[str] = ..., output: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    create_time: _timestamp_pb2.Timestamp
+    update_time: _timestamp_pb2.Timestamp
+    def __init__(self, name: _Optional[str] = ..., source: _Optional[str] = ..., asset: _Optional[str] = ..., profile: _Optional[str] = ..., state: _Optional[_Union[JobState, str]] = ..., progress: _Optional[_Union[Progress, _Mapping]] = ..., reason: _Optional[str] = ..., deliveries: _Optional[int] = ..., worker: _Optional[str] = ..., output: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class SubmitJobRequest(_message.Message):
     __slots__ = ("source", "asset", "profile", "job_id")
@@ -95,52 +96,56 @@ class SubmitJobRequest(_message.Message):
     def __init__(self, source: _Optional[str] = ..., asset: _Optional[str] = ..., profile: _Optional[str] = ..., job_id: _Optional[str] = ...) -> None: ...
 
 class GetJobRequest(_message.Message):
-    __slots__ = ("job_id",)
-    JOB_ID_FIELD_NUMBER: _ClassVar[int]
-    job_id: str
-    def __init__(self, job_id: _Optional[str] = ...) -> None: ...
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
 
 class WatchJobRequest(_message.Message):
-    __slots__ = ("job_id",)
-    JOB_ID_FIELD_NUMBER: _ClassVar[int]
-    job_id: str
-    def __init__(self, job_id: _Optional[str] = ...) -> None: ...
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
 
 class CancelJobRequest(_message.Message):
-    __slots__ = ("job_id",)
-    JOB_ID_FIELD_NUMBER: _ClassVar[int]
-    job_id: str
-    def __init__(self, job_id: _Optional[str] = ...) -> None: ...
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
 
 class JobEvent(_message.Message):
-    __slots__ = ("job_id", "state", "progress", "reason")
-    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    __slots__ = ("job", "state", "progress", "reason")
+    JOB_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     PROGRESS_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
-    job_id: str
+    job: str
     state: JobState
     progress: Progress
     reason: str
-    def __init__(self, job_id: _Optional[str] = ..., state: _Optional[_Union[JobState, str]] = ..., progress: _Optional[_Union[Progress, _Mapping]] = ..., reason: _Optional[str] = ...) -> None: ...
+    def __init__(self, job: _Optional[str] = ..., state: _Optional[_Union[JobState, str]] = ..., progress: _Optional[_Union[Progress, _Mapping]] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class ListJobsRequest(_message.Message):
-    __slots__ = ("state", "limit")
+    __slots__ = ("state", "page_size", "page_token")
     STATE_FIELD_NUMBER: _ClassVar[int]
-    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     state: JobState
-    limit: int
-    def __init__(self, state: _Optional[_Union[JobState, str]] = ..., limit: _Optional[int] = ...) -> None: ...
+    page_size: int
+    page_token: str
+    def __init__(self, state: _Optional[_Union[JobState, str]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class ListJobsResponse(_message.Message):
-    __slots__ = ("jobs",)
+    __slots__ = ("jobs", "next_page_token")
     JOBS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     jobs: _containers.RepeatedCompositeFieldContainer[Job]
-    def __init__(self, jobs: _Optional[_Iterable[_Union[Job, _Mapping]]] = ...) -> None: ...
+    next_page_token: str
+    def __init__(self, jobs: _Optional[_Iterable[_Union[Job, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class Channel(_message.Message):
-    __slots__ = ("id", "source", "profile", "segment_seconds", "window_segments", "catchup_days", "node_group", "backup_sources")
-    ID_FIELD_NUMBER: _ClassVar[int]
+    __slots__ = ("name", "source", "profile", "segment_seconds", "window_segments", "catchup_days", "node_group", "backup_sources")
+    NAME_FIELD_NUMBER: _ClassVar[int]
     SOURCE_FIELD_NUMBER: _ClassVar[int]
     PROFILE_FIELD_NUMBER: _ClassVar[int]
     SEGMENT_SECONDS_FIELD_NUMBER: _ClassVar[int]
@@ -148,7 +153,7 @@ class Channel(_message.Message):
     CATCHUP_DAYS_FIELD_NUMBER: _ClassVar[int]
     NODE_GROUP_FIELD_NUMBER: _ClassVar[int]
     BACKUP_SOURCES_FIELD_NUMBER: _ClassVar[int]
-    id: str
+    name: str
     source: str
     profile: str
     segment_seconds: int
@@ -156,31 +161,31 @@ class Channel(_message.Message):
     catchup_days: int
     node_group: str
     backup_sources: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, id: _Optional[str] = ..., source: _Optional[str] = ..., profile: _Optional[str] = ..., segment_seconds: _Optional[int] = ..., window_segments: _Optional[int] = ..., catchup_days: _Optional[int] = ..., node_group: _Optional[str] = ..., backup_sources: _Optional[_Iterable[str]] = ...) -> None: ...
+    def __init__(self, name: _Optional[str] = ..., source: _Optional[str] = ..., profile: _Optional[str] = ..., segment_seconds: _Optional[int] = ..., window_segments: _Optional[int] = ..., catchup_days: _Optional[int] = ..., node_group: _Optional[str] = ..., backup_sources: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class SourceSwitch(_message.Message):
-    __slots__ = ("at", "from_index", "to_index", "reason", "detail")
-    AT_FIELD_NUMBER: _ClassVar[int]
+    __slots__ = ("switch_time", "from_index", "to_index", "reason", "detail")
+    SWITCH_TIME_FIELD_NUMBER: _ClassVar[int]
     FROM_INDEX_FIELD_NUMBER: _ClassVar[int]
     TO_INDEX_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     DETAIL_FIELD_NUMBER: _ClassVar[int]
-    at: _timestamp_pb2.Timestamp
+    switch_time: _timestamp_pb2.Timestamp
     from_index: int
     to_index: int
     reason: str
     detail: str
-    def __init__(self, at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., from_index: _Optional[int] = ..., to_index: _Optional[int] = ..., reason: _Optional[str] = ..., detail: _Optional[str] = ...) -> None: ...
+    def __init__(self, switch_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., from_index: _Optional[int] = ..., to_index: _Optional[int] = ..., reason: _Optional[str] = ..., detail: _Optional[str] = ...) -> None: ...
 
 class ChannelStatus(_message.Message):
-    __slots__ = ("channel", "state", "media_sequence", "discontinuity_sequence", "restarts", "reason", "updated_at", "node", "token", "source_index", "source_url", "source_history")
+    __slots__ = ("channel", "state", "media_sequence", "discontinuity_sequence", "restarts", "reason", "update_time", "node", "token", "source_index", "source_url", "source_history")
     CHANNEL_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     MEDIA_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     DISCONTINUITY_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     RESTARTS_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
-    UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
     NODE_FIELD_NUMBER: _ClassVar[int]
     TOKEN_FIELD_NUMBER: _ClassVar[int]
     SOURCE_INDEX_FIELD_NUMBER: _ClassVar[int]
@@ -192,13 +197,13 @@ class ChannelStatus(_message.Message):
     discontinuity_sequence: int
     restarts: int
     reason: str
-    updated_at: _timestamp_pb2.Timestamp
+    update_time: _timestamp_pb2.Timestamp
     node: str
     token: int
     source_index: int
     source_url: str
     source_history: _containers.RepeatedCompositeFieldContainer[SourceSwitch]
-    def __init__(self, channel: _Optional[_Union[Channel, _Mapping]] = ..., state: _Optional[_Union[ChannelState, str]] = ..., media_sequence: _Optional[int] = ..., discontinuity_sequence: _Optional[int] = ..., restarts: _Optional[int] = ..., reason: _Optional[str] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., node: _Optional[str] = ..., token: _Optional[int] = ..., source_index: _Optional[int] = ..., source_url: _Optional[str] = ..., source_history: _Optional[_Iterable[_Union[SourceSwitch, _Mapping]]] = ...) -> None: ...
+    def __init__(self, channel: _Optional[_Union[Channel, _Mapping]] = ..., state: _Optional[_Union[ChannelState, str]] = ..., media_sequence: _Optional[int] = ..., discontinuity_sequence: _Optional[int] = ..., restarts: _Optional[int] = ..., reason: _Optional[str] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., node: _Optional[str] = ..., token: _Optional[int] = ..., source_index: _Optional[int] = ..., source_url: _Optional[str] = ..., source_history: _Optional[_Iterable[_Union[SourceSwitch, _Mapping]]] = ...) -> None: ...
 
 class StartChannelRequest(_message.Message):
     __slots__ = ("channel",)
@@ -207,57 +212,69 @@ class StartChannelRequest(_message.Message):
     def __init__(self, channel: _Optional[_Union[Channel, _Mapping]] = ...) -> None: ...
 
 class StopChannelRequest(_message.Message):
-    __slots__ = ("channel_id",)
-    CHANNEL_ID_FIELD_NUMBER: _ClassVar[int]
-    channel_id: str
-    def __init__(self, channel_id: _Optional[str] = ...) -> None: ...
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
 
 class GetChannelRequest(_message.Message):
-    __slots__ = ("channel_id",)
-    CHANNEL_ID_FIELD_NUMBER: _ClassVar[int]
-    channel_id: str
-    def __init__(self, channel_id: _Optional[str] = ...) -> None: ...
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
 
 class ListChannelsRequest(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("page_size", "page_token")
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    page_size: int
+    page_token: str
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class ListChannelsResponse(_message.Message):
-    __slots__ = ("channels",)
+    __slots__ = ("channels", "next_page_token")
     CHANNELS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     channels: _containers.RepeatedCompositeFieldContainer[ChannelStatus]
-    def __init__(self, channels: _Optional[_Iterable[_Union[ChannelStatus, _Mapping]]] = ...) -> None: ...
+    next_page_token: str
+    def __init__(self, channels: _Optional[_Iterable[_Union[ChannelStatus, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class Node(_message.Message):
-    __slots__ = ("id", "group", "capacity", "load", "draining", "channels")
-    ID_FIELD_NUMBER: _ClassVar[int]
+    __slots__ = ("name", "group", "capacity", "load", "draining", "channels")
+    NAME_FIELD_NUMBER: _ClassVar[int]
     GROUP_FIELD_NUMBER: _ClassVar[int]
     CAPACITY_FIELD_NUMBER: _ClassVar[int]
     LOAD_FIELD_NUMBER: _ClassVar[int]
     DRAINING_FIELD_NUMBER: _ClassVar[int]
     CHANNELS_FIELD_NUMBER: _ClassVar[int]
-    id: str
+    name: str
     group: str
     capacity: int
     load: int
     draining: bool
     channels: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, id: _Optional[str] = ..., group: _Optional[str] = ..., capacity: _Optional[int] = ..., load: _Optional[int] = ..., draining: _Optional[bool] = ..., channels: _Optional[_Iterable[str]] = ...) -> None: ...
+    def __init__(self, name: _Optional[str] = ..., group: _Optional[str] = ..., capacity: _Optional[int] = ..., load: _Optional[int] = ..., draining: _Optional[bool] = ..., channels: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ListNodesRequest(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("page_size", "page_token")
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    page_size: int
+    page_token: str
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class ListNodesResponse(_message.Message):
-    __slots__ = ("nodes",)
+    __slots__ = ("nodes", "next_page_token")
     NODES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     nodes: _containers.RepeatedCompositeFieldContainer[Node]
-    def __init__(self, nodes: _Optional[_Iterable[_Union[Node, _Mapping]]] = ...) -> None: ...
+    next_page_token: str
+    def __init__(self, nodes: _Optional[_Iterable[_Union[Node, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class DrainNodeRequest(_message.Message):
-    __slots__ = ("node", "resume")
-    NODE_FIELD_NUMBER: _ClassVar[int]
+    __slots__ = ("name", "resume")
+    NAME_FIELD_NUMBER: _ClassVar[int]
     RESUME_FIELD_NUMBER: _ClassVar[int]
-    node: str
+    name: str
     resume: bool
-    def __init__(self, node: _Optional[str] = ..., resume: _Optional[bool] = ...) -> None: ...
+    def __init__(self, name: _Optional[str] = ..., resume: _Optional[bool] = ...) -> None: ...

@@ -26,9 +26,7 @@ if _version_not_supported:
 
 
 class TranscodeServiceStub:
-    """The transcoding farm's control plane: VOD packaging jobs and live channels.
-    Every method needs the admin role.
-    """
+    """Missing associated documentation comment in .proto file."""
 
     def __init__(self, channel):
         """Constructor.
@@ -94,69 +92,77 @@ class TranscodeServiceStub:
 
 
 class TranscodeServiceServicer:
-    """The transcoding farm's control plane: VOD packaging jobs and live channels.
-    Every method needs the admin role.
-    """
+    """Missing associated documentation comment in .proto file."""
 
     def SubmitJob(self, request, context):
-        """Queue a source for packaging into the HLS ladder at /vod/{asset}/.
+        """Queue a source for packaging into the HLS ladder at /vod/{asset}/: the jobs'
+        create method. A job_id already taken is ALREADY_EXISTS, so a retried submit
+        with the same job_id never queues the source twice.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetJob(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """One job.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def WatchJob(self, request, context):
-        """The job's events from the start (state and progress) until it ends.
+        """The job's events from the start (state and progress) until it ends. gRPC only.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def CancelJob(self, request, context):
-        """Cancel a queued job at once, or stop a running one (its worker kills FFmpeg).
+        """Cancel a queued job at once, or stop a running one (its worker kills FFmpeg);
+        a finished job is left as it is.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListJobs(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Jobs, newest first, optionally in one state.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def StartChannel(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Start a live channel (or restart it with a new configuration); persisted, so
+        the farm keeps it running until StopChannel.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def StopChannel(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Stop a live channel; its archive stays for catch-up.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListChannels(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Every known channel's status (stopped ones included), by channel id.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetChannel(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """One channel's status.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListNodes(self, request, context):
-        """The live transcode nodes, their capacity, load and channels.
+        """The live transcode nodes, their capacity, load and channels, by node id.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -236,9 +242,7 @@ def add_TranscodeServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class TranscodeService:
-    """The transcoding farm's control plane: VOD packaging jobs and live channels.
-    Every method needs the admin role.
-    """
+    """Missing associated documentation comment in .proto file."""
 
     @staticmethod
     def SubmitJob(request,

@@ -22,6 +22,8 @@ command -v setpriv >/dev/null || need+=(util-linux)
 # make deploy-check: systemd-analyze verifies the units, kubectl renders the kustomization.
 command -v systemd-analyze >/dev/null || need+=(systemd)
 command -v kubectl >/dev/null || need+=(kubectl)
+# make lint: buf (lint and breaking checks of the protos) comes from npm, pinned in package-lock.json.
+command -v npm >/dev/null || need+=(npm)
 [ ${#need[@]} -eq 0 ] && exit 0
 
 if ! command -v apt-get >/dev/null; then

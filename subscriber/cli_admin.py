@@ -26,10 +26,10 @@ async def audit_pages(
     client: SubscriberClient, carrier: str, *, after: str = "", limit: int = 0
 ) -> AsyncIterator[list[AuditEntry]]:
     """The carrier's audit entries after ``after``, a page at a time (``limit`` 0: all)."""
-    token, left = after, limit
+    token, left = "", limit
     while True:
         entries, token = await client.list_audit(
-            carrier, page_size=min(left, 1000) if limit else 0, page_token=token
+            carrier, page_size=min(left, 1000) if limit else 0, page_token=token, after=after
         )
         if limit:
             entries = entries[:left]

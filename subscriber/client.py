@@ -17,12 +17,16 @@ import functools
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 
+from google.protobuf import field_mask_pb2
+
 from headend.auth import Principal
-from headend.rpc import ServiceClient, from_timestamp, to_timestamp
+from headend.rpc import ServiceClient, to_timestamp
+from headend.rpc.resources import MAX_PAGE_SIZE
 from protos import keys_pb2, keys_pb2_grpc
 from protos import subscriber_pb2 as pb
 from protos import subscriber_pb2_grpc as pb_grpc
 from subscriber import convert
+from subscriber.convert import CARRIER, ENTITLEMENT, SUBSCRIBER, device_name
 from subscriber.domain import (
     AuditEntry,
     Carrier,
@@ -38,6 +42,7 @@ from subscriber.domain import (
     Subscriber,
     SubscriberChanges,
     SubscriberStatus,
+    normalize_mac,
 )
 from subscriber.errors import SubscriberError
 
@@ -70,8 +75,7 @@ class SubscriberClient(ServiceClient):
         """Register a carrier (admin)."""
         request = pb.CreateCarrierRequest(
             carrier_id=carrier_id,
-            name=name,
-            network_type=convert.NETWORK_PB[network_type],
+            carrier=pb.Carrier(display_name=name, network_type=convert.NETWORK_PB[network_type]),
             idempotency_key=idempotency_key,
         )
         return convert.carrier_from_pb(await self.call(self._stub.CreateCarrier, request))
@@ -84,10 +88,16 @@ class SubscriberClient(ServiceClient):
         return convert.package_from_pb(await self.call(self._stub.DefinePackage, request))
 
     async def list_packages(self) -> list[Package]:
-        """The package catalogue."""
-        request = pb.ListPackagesRequest()
-        reply: pb.ListPackagesResponse = await self.call(self._stub.ListPackages, request)
-        return [convert.package_from_pb(p) for p in reply.packages]
+        """The package catalogue, every page of it."""
+        packages: list[Package] = []
+        token = ""
+        while True:
+            request = pb.ListPackagesRequest(page_size=MAX_PAGE_SIZE, page_token=token)
+            reply: pb.ListPackagesResponse = await self.call(self._stub.ListPackages, request)
+            packages.extend(convert.package_from_pb(p) for p in reply.packages)
+            token = reply.next_page_token
+            if not token:
+                return packages
 
     # ---- subscribers and their boxes
 
@@ -106,21 +116,23 @@ class SubscriberClient(ServiceClient):
     ) -> Subscriber:
         """Create a carrier's subscriber (``max_streams`` 0: the service default)."""
         request = pb.CreateSubscriberRequest(
-            carrier_id=carrier_id,
+            parent=CARRIER.format(carrier_id),
             subscriber_id=subscriber_id,
-            display_name=display_name,
-            region_code=region_code,
-            service_end=to_timestamp(service_end),
-            max_streams=max_streams,
-            contact_phone=contact_phone,
-            contact_email=contact_email,
+            subscriber=pb.Subscriber(
+                display_name=display_name,
+                region_code=region_code,
+                service_end=to_timestamp(service_end),
+                max_streams=max_streams,
+                contact_phone=contact_phone,
+                contact_email=contact_email,
+            ),
             idempotency_key=idempotency_key,
         )
         return convert.subscriber_from_pb(await self.call(self._stub.CreateSubscriber, request))
 
     async def get_subscriber(self, carrier_id: str, subscriber_id: str) -> Subscriber:
         """One subscriber."""
-        request = pb.GetSubscriberRequest(carrier_id=carrier_id, subscriber_id=subscriber_id)
+        request = pb.GetSubscriberRequest(name=SUBSCRIBER.format(carrier_id, subscriber_id))
         return convert.subscriber_from_pb(await self.call(self._stub.GetSubscriber, request))
 
     async def list_subscribers(
@@ -128,11 +140,11 @@ class SubscriberClient(ServiceClient):
     ) -> tuple[list[Subscriber], str, int]:
         """A page of subscribers by id, the next page token ("" at the end) and the total."""
         request = pb.ListSubscribersRequest(
-            carrier_id=carrier_id, page_size=page_size, page_token=page_token
+            parent=CARRIER.format(carrier_id), page_size=page_size, page_token=page_token
         )
         reply: pb.ListSubscribersResponse = await self.call(self._stub.ListSubscribers, request)
         subs = [convert.subscriber_from_pb(s) for s in reply.subscribers]
-        return subs, reply.next_page_token, reply.total_count
+        return subs, reply.next_page_token, reply.total_size
 
     async def update_subscriber(
         self,
@@ -144,18 +156,13 @@ class SubscriberClient(ServiceClient):
         idempotency_key: str = "",
     ) -> Subscriber:
         """Change the fields ``changes`` sets (None: unchanged) if the subscriber is still at
-        ``expected_version`` (else ``VersionConflict``)."""
+        ``expected_version`` (else ``VersionMismatch``)."""
+        subscriber, paths = convert.changes_to_pb(changes)
+        subscriber.name = SUBSCRIBER.format(carrier_id, subscriber_id)
         request = pb.UpdateSubscriberRequest(
-            carrier_id=carrier_id,
-            subscriber_id=subscriber_id,
+            subscriber=subscriber,
+            update_mask=field_mask_pb2.FieldMask(paths=paths),
             expected_version=expected_version,
-            display_name=changes.display_name,
-            region_code=changes.region_code,
-            service_end=to_timestamp(changes.service_end),
-            clear_service_end=changes.clear_service_end,
-            max_streams=changes.max_streams,
-            contact_phone=changes.contact_phone,
-            contact_email=changes.contact_email,
             idempotency_key=idempotency_key,
         )
         return convert.subscriber_from_pb(await self.call(self._stub.UpdateSubscriber, request))
@@ -171,8 +178,7 @@ class SubscriberClient(ServiceClient):
     ) -> Subscriber:
         """Suspend, reactivate or terminate a subscriber (``expected_version`` 0: unchecked)."""
         request = pb.SetSubscriberStatusRequest(
-            carrier_id=carrier_id,
-            subscriber_id=subscriber_id,
+            name=SUBSCRIBER.format(carrier_id, subscriber_id),
             status=convert.SUB_STATUS_PB[status],
             expected_version=expected_version,
             idempotency_key=idempotency_key,
@@ -191,8 +197,7 @@ class SubscriberClient(ServiceClient):
     ) -> Device:
         """Bind a set-top box to a subscriber."""
         request = pb.BindDeviceRequest(
-            carrier_id=carrier_id,
-            subscriber_id=subscriber_id,
+            parent=SUBSCRIBER.format(carrier_id, subscriber_id),
             mac=mac,
             serial=serial,
             model=model,
@@ -205,7 +210,7 @@ class SubscriberClient(ServiceClient):
     ) -> tuple[Device, str]:
         """Issue a box's device secret: the box and the secret (shown once; "" on a replay)."""
         request = pb.ActivateDeviceRequest(
-            carrier_id=carrier_id, mac=mac, idempotency_key=idempotency_key
+            name=self._device(carrier_id, mac), idempotency_key=idempotency_key
         )
         reply: pb.ActivateDeviceResponse = await self.call(self._stub.ActivateDevice, request)
         return convert.device_from_pb(reply.device), reply.device_secret
@@ -215,7 +220,7 @@ class SubscriberClient(ServiceClient):
     ) -> Device:
         """Unbind a box from its subscriber (the MAC is free again)."""
         request = pb.UnbindDeviceRequest(
-            carrier_id=carrier_id, mac=mac, idempotency_key=idempotency_key
+            name=self._device(carrier_id, mac), idempotency_key=idempotency_key
         )
         return convert.device_from_pb(await self.call(self._stub.UnbindDevice, request))
 
@@ -224,7 +229,7 @@ class SubscriberClient(ServiceClient):
     ) -> Device:
         """Block a box (``blocked=False``: unblock it)."""
         request = pb.BlockDeviceRequest(
-            carrier_id=carrier_id, mac=mac, blocked=blocked, idempotency_key=idempotency_key
+            name=self._device(carrier_id, mac), blocked=blocked, idempotency_key=idempotency_key
         )
         return convert.device_from_pb(await self.call(self._stub.BlockDevice, request))
 
@@ -240,8 +245,7 @@ class SubscriberClient(ServiceClient):
     ) -> Device:
         """Swap a subscriber's box for a new one: the new box, bound in the old one's place."""
         request = pb.ReplaceDeviceRequest(
-            carrier_id=carrier_id,
-            old_mac=old_mac,
+            name=self._device(carrier_id, old_mac, "old_mac"),
             new_mac=new_mac,
             serial=serial,
             model=model,
@@ -261,8 +265,7 @@ class SubscriberClient(ServiceClient):
     ) -> Subscriber:
         """Sell a package to a subscriber for ``[valid_from, valid_until)`` (open: None)."""
         request = pb.EntitleRequest(
-            carrier_id=carrier_id,
-            subscriber_id=subscriber_id,
+            name=SUBSCRIBER.format(carrier_id, subscriber_id),
             package_id=package_id,
             valid_from=to_timestamp(valid_from),
             valid_until=to_timestamp(valid_until),
@@ -275,9 +278,7 @@ class SubscriberClient(ServiceClient):
     ) -> Subscriber:
         """Take a package away from a subscriber."""
         request = pb.RevokeEntitlementRequest(
-            carrier_id=carrier_id,
-            subscriber_id=subscriber_id,
-            package_id=package_id,
+            name=ENTITLEMENT.format(carrier_id, subscriber_id, package_id),
             idempotency_key=idempotency_key,
         )
         return convert.subscriber_from_pb(await self.call(self._stub.RevokeEntitlement, request))
@@ -285,11 +286,26 @@ class SubscriberClient(ServiceClient):
     async def list_entitlements(
         self, carrier_id: str, subscriber_id: str
     ) -> tuple[tuple[Entitlement, ...], int]:
-        """The packages a subscriber holds, with their windows, and its version."""
-        request = pb.ListEntitlementsRequest(carrier_id=carrier_id, subscriber_id=subscriber_id)
-        reply: pb.ListEntitlementsResponse = await self.call(self._stub.ListEntitlements, request)
-        held = tuple(convert.entitlement_from_pb(e) for e in reply.entitlements)
-        return held, reply.subscriber_version
+        """The packages a subscriber holds, with their windows, and its version (every
+        page read at that one version: a change between pages starts the reading over)."""
+        parent = SUBSCRIBER.format(carrier_id, subscriber_id)
+        held: list[Entitlement] = []
+        token, version = "", None
+        while True:
+            request = pb.ListEntitlementsRequest(
+                parent=parent, page_size=MAX_PAGE_SIZE, page_token=token
+            )
+            reply: pb.ListEntitlementsResponse = await self.call(
+                self._stub.ListEntitlements, request
+            )
+            if version is not None and reply.subscriber_version != version:
+                held, token, version = [], "", None
+                continue
+            version = reply.subscriber_version
+            held.extend(convert.entitlement_from_pb(e) for e in reply.entitlements)
+            token = reply.next_page_token
+            if not token:
+                return tuple(held), version
 
     async def import_subscribers(
         self, carrier_id: str, rows: Sequence[ImportRow], *, chunk_rows: int = 500
@@ -297,11 +313,13 @@ class SubscriberClient(ServiceClient):
         """Upsert ``rows`` in one streamed call of ``chunk_rows`` per message; every refused row
         comes back in the summary with its field and reason."""
 
-        async def chunks() -> AsyncIterator[pb.ImportChunk]:
+        parent = CARRIER.format(carrier_id)
+
+        async def chunks() -> AsyncIterator[pb.ImportSubscribersRequest]:
             for start in range(0, len(rows), chunk_rows):
                 part = rows[start : start + chunk_rows]
-                yield pb.ImportChunk(
-                    carrier_id=carrier_id, rows=[convert.import_row_to_pb(r) for r in part]
+                yield pb.ImportSubscribersRequest(
+                    parent=parent, rows=[convert.import_row_to_pb(r) for r in part]
                 )
 
         with self.mapped():
@@ -311,26 +329,23 @@ class SubscriberClient(ServiceClient):
         return convert.summary_from_pb(summary)
 
     async def list_audit(
-        self, carrier_id: str, *, page_size: int = 0, page_token: str = ""
+        self, carrier_id: str, *, page_size: int = 0, page_token: str = "", after: str = ""
     ) -> tuple[list[AuditEntry], str]:
-        """A page of the carrier's audit stream, oldest first, and the next page token."""
+        """A page of the carrier's audit stream (carrier "": the platform's), oldest first,
+        from the entry after ``after`` on, and the next page token (pass the same ``after``)."""
         request = pb.ListAuditRequest(
-            carrier_id=carrier_id, page_size=page_size, page_token=page_token
+            parent=CARRIER.format(carrier_id) if carrier_id else "",
+            page_size=page_size,
+            page_token=page_token,
+            after_entry_id=after,
         )
         reply: pb.ListAuditResponse = await self.call(self._stub.ListAudit, request)
-        entries = [
-            AuditEntry(
-                e.entry_id,
-                from_timestamp(e.time),
-                e.principal,
-                e.rpc,
-                e.subject,
-                e.before_json,
-                e.after_json,
-            )
-            for e in reply.entries
-        ]
-        return entries, reply.next_page_token
+        return [convert.audit_entry_from_pb(e) for e in reply.entries], reply.next_page_token
+
+    @staticmethod
+    def _device(carrier_id: str, mac: str, field: str = "mac") -> str:
+        """A box's name from a MAC in any notation (``InvalidField`` on ``field`` if malformed)."""
+        return device_name(carrier_id, normalize_mac(mac, field))
 
     # ---- playback (the front door)
 
@@ -348,7 +363,7 @@ class SubscriberClient(ServiceClient):
         self, carrier_id: str, subscriber_id: str
     ) -> tuple[tuple[str, ...], int]:
         """The channels the subscriber may watch now, and its version."""
-        request = pb.EffectiveChannelsRequest(carrier_id=carrier_id, subscriber_id=subscriber_id)
+        request = pb.EffectiveChannelsRequest(name=SUBSCRIBER.format(carrier_id, subscriber_id))
         reply: pb.EffectiveChannelsResponse = await self.call(self._stub.EffectiveChannels, request)
         return tuple(reply.channel_ids), reply.subscriber_version
 

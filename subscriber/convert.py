@@ -1,21 +1,27 @@
 """Proto <-> domain conversions for ``SubscriberService``, for the server and its client.
 
-No rules and no I/O. A value the wire can carry but the domain cannot hold
-(a timestamp outside 0001..9999, an unknown enum number) becomes
-``InvalidField`` naming the field, or, inside an import row, that row's
-``RowError``: never UNKNOWN.
+The wire speaks resource names (``carriers/{carrier}/subscribers/{subscriber}``...),
+the domain ids: the patterns and the conversions both ways live here. No rules
+and no I/O. A name that does not fit its pattern is ``InvalidArgument`` naming the
+field (``headend.rpc.resources``, as in every service). A value the wire can carry but
+the domain cannot hold (a timestamp outside 0001..9999, an unknown enum number) becomes
+``InvalidField`` naming the field, or, inside an import row, that row's ``RowError``:
+never UNKNOWN.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from google.protobuf.message import Message
 
+from headend.errors import InvalidArgument
 from headend.rpc import HasFields, optional_timestamp, to_timestamp
+from headend.rpc.resources import ResourceName, update_paths
 from protos import subscriber_pb2 as pb
 from subscriber import domain
 from subscriber.errors import InvalidField
@@ -23,30 +29,61 @@ from subscriber.errors import InvalidField
 K = TypeVar("K", bound=int)
 W = TypeVar("W", bound=str)
 
+CARRIER = ResourceName("carriers/{carrier}")
+PACKAGE = ResourceName("packages/{package}")
+SUBSCRIBER = ResourceName("carriers/{carrier}/subscribers/{subscriber}")
+# A device's id is its MAC without colons, so that names stay URL-safe.
+DEVICE = ResourceName("carriers/{carrier}/devices/{device}")
+ENTITLEMENT = ResourceName("carriers/{carrier}/subscribers/{subscriber}/entitlements/{package}")
+_DEVICE_ID = re.compile(r"[0-9a-f]{12}")
+
 NETWORK: dict[pb.NetworkType, domain.NetworkType] = {
-    pb.TELECOM: "telecom",
-    pb.MOBILE: "mobile",
-    pb.CABLE: "cable",
+    pb.NETWORK_TYPE_TELECOM: "telecom",
+    pb.NETWORK_TYPE_MOBILE: "mobile",
+    pb.NETWORK_TYPE_CABLE: "cable",
 }
 NETWORK_PB = {v: k for k, v in NETWORK.items()}
 CARRIER_STATUS: dict[pb.CarrierStatus, domain.CarrierStatus] = {
-    pb.CARRIER_ACTIVE: "active",
-    pb.CARRIER_SUSPENDED: "suspended",
+    pb.CARRIER_STATUS_ACTIVE: "active",
+    pb.CARRIER_STATUS_SUSPENDED: "suspended",
 }
 CARRIER_STATUS_PB = {v: k for k, v in CARRIER_STATUS.items()}
 SUB_STATUS: dict[pb.SubscriberStatus, domain.SubscriberStatus] = {
-    pb.ACTIVE: "active",
-    pb.SUSPENDED: "suspended",
-    pb.TERMINATED: "terminated",
+    pb.SUBSCRIBER_STATUS_ACTIVE: "active",
+    pb.SUBSCRIBER_STATUS_SUSPENDED: "suspended",
+    pb.SUBSCRIBER_STATUS_TERMINATED: "terminated",
 }
 SUB_STATUS_PB = {v: k for k, v in SUB_STATUS.items()}
 DEVICE_STATUS: dict[pb.DeviceStatus, domain.DeviceStatus] = {
-    pb.BOUND: "bound",
-    pb.ACTIVATED: "activated",
-    pb.BLOCKED: "blocked",
-    pb.UNBOUND: "unbound",
+    pb.DEVICE_STATUS_BOUND: "bound",
+    pb.DEVICE_STATUS_ACTIVATED: "activated",
+    pb.DEVICE_STATUS_BLOCKED: "blocked",
+    pb.DEVICE_STATUS_UNBOUND: "unbound",
 }
 _DEVICE_STATUS_PB = {v: k for k, v in DEVICE_STATUS.items()}
+# The domain's reasons are the proto's without their prefix (and so is the
+# "reason" the front door reads from a refused StartSession's ErrorInfo).
+_DENY_PB: dict[domain.DenyReason, pb.DenyReason] = {
+    r: getattr(pb, f"DENY_REASON_{r.value}") for r in domain.DenyReason
+}
+_DENY = {v: k for k, v in _DENY_PB.items()}
+
+
+# ---------------------------------------------------------------- resource names
+
+
+def device_name(carrier_id: str, mac: str) -> str:
+    """A box's resource name, from its carrier and normalised MAC."""
+    return DEVICE.format(carrier_id, mac.replace(":", ""))
+
+
+def device_ids(name: str, field: str = "name") -> tuple[str, str]:
+    """A box's carrier and normalised MAC, from its resource name (``InvalidArgument`` on
+    ``field`` unless its id is the MAC as 12 lower-case hex digits)."""
+    carrier_id, device = DEVICE.parse(name, field=field)
+    if not _DEVICE_ID.fullmatch(device):
+        raise InvalidArgument(field, "the device id must be the MAC as 12 lower-case hex digits")
+    return carrier_id, domain.normalize_mac(device, field)
 
 
 # ---------------------------------------------------------------- times and enums
@@ -66,10 +103,9 @@ def _at(message: HasFields, name: str) -> datetime:
 
 
 # Fields a message and its domain value share under one name and one type.
-_ACCOUNT = (
-    "subscriber_id", "display_name", "region_code", "max_streams", "contact_phone", "contact_email"
-)  # fmt: skip
+_ACCOUNT = ("display_name", "region_code", "max_streams", "contact_phone", "contact_email")
 _BOX = ("mac", "serial", "model")
+_AUDIT = ("entry_id", "principal", "rpc", "subject", "before_json", "after_json")
 _LEASE = ("lease_id", "mac", "channel_id", "reused", "active_leases", "max_streams",
           "replaced_lease_id")  # fmt: skip
 
@@ -79,16 +115,17 @@ def _same(value: object, names: tuple[str, ...]) -> dict[str, Any]:
     return {name: getattr(value, name) for name in names}
 
 
-def deny(reason: domain.DenyReason | None) -> pb.DenyReason | str:
-    """A deny reason as the proto enum, by name (unspecified = allowed)."""
-    return pb.DENY_REASON_UNSPECIFIED if reason is None else reason.name
+def deny(reason: domain.DenyReason | None) -> pb.DenyReason:
+    """A deny reason as the proto enum (NONE = allowed)."""
+    return pb.DENY_REASON_NONE if reason is None else _DENY_PB[reason]
 
 
-def deny_from_pb(value: pb.DenyReason) -> domain.DenyReason | None:
-    """A deny reason from the proto enum (None = allowed)."""
-    if value == pb.DENY_REASON_UNSPECIFIED:
+def deny_from_pb(allowed: bool, value: pb.DenyReason) -> domain.DenyReason | None:
+    """A deny reason from the wire (None = allowed); a refusal for a reason this
+    side does not know stays a refusal."""
+    if allowed:
         return None
-    return domain.DenyReason(pb.DenyReason.Name(value))
+    return _DENY.get(value, domain.DenyReason.NOT_ENTITLED)
 
 
 def status(value: K, table: Mapping[K, W]) -> W:
@@ -104,89 +141,124 @@ def status(value: K, table: Mapping[K, W]) -> W:
 def carrier(c: domain.Carrier) -> pb.Carrier:
     """A carrier on the wire."""
     return pb.Carrier(
-        carrier_id=c.carrier_id,
-        name=c.name,
+        name=CARRIER.format(c.carrier_id),
+        display_name=c.name,
         network_type=NETWORK_PB[c.network_type],
         status=CARRIER_STATUS_PB[c.status],
-        created_at=to_timestamp(c.created_at),
+        create_time=to_timestamp(c.created_at),
     )
 
 
 def carrier_from_pb(c: pb.Carrier) -> domain.Carrier:
     """A carrier from the wire."""
     return domain.Carrier(
-        carrier_id=c.carrier_id,
-        name=c.name,
+        carrier_id=CARRIER.id(c.name),
+        name=c.display_name,
         network_type=status(c.network_type, NETWORK),
         status=status(c.status, CARRIER_STATUS),
-        created_at=_at(c, "created_at"),
+        created_at=_at(c, "create_time"),
     )
 
 
 def package(p: domain.Package) -> pb.Package:
     """A package on the wire."""
-    return pb.Package(package_id=p.package_id, name=p.name, channel_ids=list(p.channel_ids))
+    return pb.Package(
+        name=PACKAGE.format(p.package_id), display_name=p.name, channel_ids=list(p.channel_ids)
+    )
 
 
-def package_from_pb(p: pb.Package) -> domain.Package:
-    """A package from the wire."""
-    return domain.Package(p.package_id, p.name, tuple(p.channel_ids))
+def package_from_pb(p: pb.Package, field: str = "name") -> domain.Package:
+    """A package from the wire (``field``: where its name came from, for errors)."""
+    return domain.Package(PACKAGE.id(p.name, field=field), p.display_name, tuple(p.channel_ids))
 
 
 def subscriber(s: domain.Subscriber) -> pb.Subscriber:
     """An account on the wire."""
     return pb.Subscriber(
-        carrier_id=s.carrier_id,
+        name=SUBSCRIBER.format(s.carrier_id, s.subscriber_id),
         **_same(s, _ACCOUNT),
         status=SUB_STATUS_PB[s.status],
         service_end=to_timestamp(s.service_end),
         version=s.version,
-        created_at=to_timestamp(s.created_at),
-        updated_at=to_timestamp(s.updated_at),
+        create_time=to_timestamp(s.created_at),
+        update_time=to_timestamp(s.updated_at),
     )
 
 
 def subscriber_from_pb(s: pb.Subscriber) -> domain.Subscriber:
     """An account from the wire (its rights and boxes are not part of the message)."""
+    carrier_id, subscriber_id = SUBSCRIBER.parse(s.name)
     return domain.Subscriber(
-        carrier_id=s.carrier_id,
+        carrier_id=carrier_id,
+        subscriber_id=subscriber_id,
         **_same(s, _ACCOUNT),
         status=status(s.status, SUB_STATUS),
         service_end=when(s, "service_end"),
         version=s.version,
-        created_at=_at(s, "created_at"),
-        updated_at=_at(s, "updated_at"),
+        created_at=_at(s, "create_time"),
+        updated_at=_at(s, "update_time"),
+    )
+
+
+def changes(request: pb.UpdateSubscriberRequest) -> domain.SubscriberChanges:
+    """What an ``UpdateSubscriber`` changes: the masked fields (AIP-134); ``service_end``
+    masked but unset removes the service end."""
+    s = request.subscriber
+    paths = update_paths(s, request.update_mask, (*_ACCOUNT, "service_end"))
+    end = when(s, "service_end") if "service_end" in paths else None
+    return domain.SubscriberChanges(
+        **{f: getattr(s, f) if f in paths else None for f in _ACCOUNT},
+        service_end=end,
+        clear_service_end="service_end" in paths and end is None,
+    )
+
+
+def changes_to_pb(c: domain.SubscriberChanges) -> tuple[pb.Subscriber, list[str]]:
+    """The subscriber fields and update mask of ``c`` (its name left for the caller)."""
+    fields = {f: getattr(c, f) for f in _ACCOUNT if getattr(c, f) is not None}
+    mask = sorted(fields)
+    if c.service_end is not None or c.clear_service_end:
+        mask.append("service_end")
+    return pb.Subscriber(**fields, service_end=to_timestamp(c.service_end)), mask
+
+
+def entitlement(s: domain.Subscriber, e: domain.Entitlement) -> pb.Entitlement:
+    """A package an account holds, and its window, on the wire."""
+    return pb.Entitlement(
+        name=ENTITLEMENT.format(s.carrier_id, s.subscriber_id, e.package_id),
+        valid_from=to_timestamp(e.valid_from),
+        valid_until=to_timestamp(e.valid_until),
     )
 
 
 def entitlement_from_pb(e: pb.Entitlement) -> domain.Entitlement:
     """A held package and its window, from the wire."""
     return domain.Entitlement(
-        e.package_id, _at(e, "valid_from"), valid_until=when(e, "valid_until")
+        ENTITLEMENT.id(e.name), _at(e, "valid_from"), valid_until=when(e, "valid_until")
     )
 
 
 def device(d: domain.Device) -> pb.Device:
     """A box on the wire."""
     return pb.Device(
-        carrier_id=d.carrier_id,
-        subscriber_id=d.subscriber_id,
+        name=device_name(d.carrier_id, d.mac),
+        subscriber=SUBSCRIBER.format(d.carrier_id, d.subscriber_id),
         **_same(d, _BOX),
         status=_DEVICE_STATUS_PB[d.status],
-        bound_at=to_timestamp(d.bound_at),
-        activated_at=to_timestamp(d.activated_at),
+        bind_time=to_timestamp(d.bound_at),
+        activate_time=to_timestamp(d.activated_at),
     )
 
 
 def device_from_pb(d: pb.Device) -> domain.Device:
     """A box from the wire."""
     return domain.Device(
-        carrier_id=d.carrier_id,
-        subscriber_id=d.subscriber_id,
+        carrier_id=DEVICE.parse(d.name)[0],
+        subscriber_id=SUBSCRIBER.id(d.subscriber),
         **_same(d, _BOX),
         status=status(d.status, DEVICE_STATUS),
-        bound_at=_at(d, "bound_at"),
-        activated_at=when(d, "activated_at"),
+        bound_at=_at(d, "bind_time"),
+        activated_at=when(d, "activate_time"),
     )
 
 
@@ -203,6 +275,7 @@ def login(r: domain.LoginResult) -> pb.DeviceLoginResponse:
         status=SUB_STATUS_PB[r.status],
         mac=r.mac,
         channel_ids=r.channel_ids,
+        allowed=r.deny_reason is None,
         deny_reason=deny(r.deny_reason),
     )
 
@@ -217,7 +290,7 @@ def login_from_pb(r: pb.DeviceLoginResponse) -> domain.LoginResult:
         status=status(r.status, SUB_STATUS),
         subscriber_version=r.subscriber_version,
         channel_ids=tuple(r.channel_ids),
-        deny_reason=deny_from_pb(r.deny_reason),
+        deny_reason=deny_from_pb(r.allowed, r.deny_reason),
     )
 
 
@@ -235,18 +308,18 @@ def decision(d: domain.Decision) -> pb.AuthorizeResponse:
 def decision_from_pb(d: pb.AuthorizeResponse) -> domain.Decision:
     """A playback decision from the wire."""
     return domain.Decision(
-        deny_from_pb(d.reason), d.subscriber_version, d.carrier_id, d.subscriber_id
+        deny_from_pb(d.allowed, d.reason), d.subscriber_version, d.carrier_id, d.subscriber_id
     )
 
 
 def lease(s: domain.Lease) -> pb.Session:
     """A stream lease on the wire."""
-    return pb.Session(**_same(s, _LEASE), expires_at=to_timestamp(s.expires_at))
+    return pb.Session(**_same(s, _LEASE), expire_time=to_timestamp(s.expires_at))
 
 
 def lease_from_pb(s: pb.Session) -> domain.Lease:
     """A stream lease from the wire."""
-    return domain.Lease(**_same(s, _LEASE), expires_at=_at(s, "expires_at"))
+    return domain.Lease(**_same(s, _LEASE), expires_at=_at(s, "expire_time"))
 
 
 # ---------------------------------------------------------------- bulk import
@@ -259,6 +332,7 @@ def import_row(row: pb.ImportRow) -> domain.ImportRow | domain.RowError:
             raise InvalidField("status", "unknown status")
         return domain.ImportRow(
             row=row.row,
+            subscriber_id=row.subscriber_id,
             **_same(row, _ACCOUNT + _BOX),
             status=SUB_STATUS.get(row.status, ""),
             service_end=when(row, "service_end"),
@@ -279,6 +353,7 @@ def import_row_to_pb(row: domain.ImportRow) -> pb.ImportRow:
         wire_status = SUB_STATUS_PB[row.status]
     return pb.ImportRow(
         row=row.row,
+        subscriber_id=row.subscriber_id,
         **_same(row, _ACCOUNT + _BOX),
         status=wire_status,
         service_end=to_timestamp(row.service_end),
@@ -309,6 +384,16 @@ def summary_from_pb(s: pb.ImportSummary) -> domain.ImportSummary:
         unchanged=s.unchanged,
         errors=tuple(domain.RowError(e.row, e.field, e.error) for e in s.errors),
     )
+
+
+def audit_entry(e: domain.AuditEntry) -> pb.AuditEntry:
+    """One audit entry on the wire."""
+    return pb.AuditEntry(**_same(e, _AUDIT), time=to_timestamp(e.time))
+
+
+def audit_entry_from_pb(e: pb.AuditEntry) -> domain.AuditEntry:
+    """One audit entry from the wire."""
+    return domain.AuditEntry(**_same(e, _AUDIT), time=_at(e, "time"))
 
 
 def fingerprint(method: str, request: Message) -> str:

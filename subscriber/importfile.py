@@ -54,9 +54,9 @@ COLUMNS = (
 REQUIRED = ("subscriber_id", "display_name", "region_code")
 STATUS = {
     "": pb.SUBSCRIBER_STATUS_UNSPECIFIED,
-    "active": pb.ACTIVE,
-    "suspended": pb.SUSPENDED,
-    "terminated": pb.TERMINATED,
+    "active": pb.SUBSCRIBER_STATUS_ACTIVE,
+    "suspended": pb.SUBSCRIBER_STATUS_SUSPENDED,
+    "terminated": pb.SUBSCRIBER_STATUS_TERMINATED,
 }
 _BOM = b"\xef\xbb\xbf"
 _COUNT = re.compile(r"[0-9]{1,9}")

@@ -13,12 +13,16 @@ sent, or ``ServiceUnavailable`` when it got no answer::
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import TypeVar
 
 from headend.rpc import ServiceClient
 from protos import transcode_pb2 as pb
 from protos import transcode_pb2_grpc as pb_grpc
 from transcode.convert import (
+    CHANNEL,
+    JOB,
+    NODE,
     event_from_pb,
     job_from_pb,
     job_state_to_pb,
@@ -27,6 +31,10 @@ from transcode.convert import (
 )
 from transcode.domain import ChannelStatus, Job, JobEvent, JobState, NodeInfo
 from transcode.errors import TranscodeError
+
+# The service pages every list; the client's lists read every page.
+_PAGE_SIZE = 1000
+T = TypeVar("T")
 
 
 class TranscodeClient(ServiceClient):
@@ -52,21 +60,40 @@ class TranscodeClient(ServiceClient):
 
     async def watch_job(self, job_id: str) -> AsyncIterator[JobEvent]:
         """The job's events, from its state now until it ends."""
-        request = pb.WatchJobRequest(job_id=job_id)
+        request = pb.WatchJobRequest(name=JOB.format(job_id))
         with self.mapped():
             async for event in self._stub.WatchJob(request, metadata=self.metadata):
                 yield event_from_pb(event)
 
     async def cancel_job(self, job_id: str) -> Job:
         """Cancel a queued or running job."""
-        request = pb.CancelJobRequest(job_id=job_id)
+        request = pb.CancelJobRequest(name=JOB.format(job_id))
         return job_from_pb(await self.call(self._stub.CancelJob, request))
 
     async def list_jobs(self, *, state: JobState | None = None, limit: int = 0) -> list[Job]:
-        """Jobs, newest first, in ``state`` (None: any), at most ``limit`` (0: the default 100)."""
-        request = pb.ListJobsRequest(state=job_state_to_pb(state), limit=limit)
-        reply: pb.ListJobsResponse = await self.call(self._stub.ListJobs, request)
-        return [job_from_pb(job) for job in reply.jobs]
+        """Jobs, newest first, in ``state`` (None: any), at most ``limit`` (0: 100), read
+        page by page (a state filter's page may be short)."""
+        wanted = limit or 100
+        jobs: list[Job] = []
+        token = ""
+        while True:
+            request = pb.ListJobsRequest(
+                state=job_state_to_pb(state), page_size=wanted - len(jobs), page_token=token
+            )
+            reply: pb.ListJobsResponse = await self.call(self._stub.ListJobs, request)
+            jobs.extend(job_from_pb(job) for job in reply.jobs)
+            token = reply.next_page_token
+            if not token or len(jobs) >= wanted:
+                return jobs
+
+    async def _every_page(self, call: Callable[[str], Awaitable[tuple[list[T], str]]]) -> list[T]:
+        items: list[T] = []
+        token = ""
+        while True:
+            found, token = await call(token)
+            items.extend(found)
+            if not token:
+                return items
 
     # ---- live channels
 
@@ -86,7 +113,7 @@ class TranscodeClient(ServiceClient):
         run only on nodes of that group; ``backup_sources``: taken in order when the source
         is lost or impaired)."""
         channel = pb.Channel(
-            id=channel_id,
+            name=CHANNEL.format(channel_id),
             source=source,
             profile=profile,
             segment_seconds=segment_seconds,
@@ -100,29 +127,37 @@ class TranscodeClient(ServiceClient):
 
     async def stop_channel(self, channel_id: str) -> ChannelStatus:
         """Stop a live channel (its archive stays)."""
-        request = pb.StopChannelRequest(channel_id=channel_id)
+        request = pb.StopChannelRequest(name=CHANNEL.format(channel_id))
         return status_from_pb(await self.call(self._stub.StopChannel, request))
 
     async def get_channel(self, channel_id: str) -> ChannelStatus:
         """One channel's status."""
-        request = pb.GetChannelRequest(channel_id=channel_id)
+        request = pb.GetChannelRequest(name=CHANNEL.format(channel_id))
         return status_from_pb(await self.call(self._stub.GetChannel, request))
 
     async def list_channels(self) -> list[ChannelStatus]:
-        """Every channel's status, stopped ones included."""
-        reply: pb.ListChannelsResponse = await self.call(
-            self._stub.ListChannels, pb.ListChannelsRequest()
-        )
-        return [status_from_pb(status) for status in reply.channels]
+        """Every channel's status, stopped ones included, by channel id."""
+
+        async def one(token: str) -> tuple[list[ChannelStatus], str]:
+            request = pb.ListChannelsRequest(page_size=_PAGE_SIZE, page_token=token)
+            reply: pb.ListChannelsResponse = await self.call(self._stub.ListChannels, request)
+            return [status_from_pb(s) for s in reply.channels], reply.next_page_token
+
+        return await self._every_page(one)
 
     # ---- transcode nodes
 
     async def list_nodes(self) -> list[NodeInfo]:
-        """Every live transcode node with its load and channels."""
-        reply: pb.ListNodesResponse = await self.call(self._stub.ListNodes, pb.ListNodesRequest())
-        return [node_from_pb(node) for node in reply.nodes]
+        """Every live transcode node with its load and channels, by node id."""
+
+        async def one(token: str) -> tuple[list[NodeInfo], str]:
+            request = pb.ListNodesRequest(page_size=_PAGE_SIZE, page_token=token)
+            reply: pb.ListNodesResponse = await self.call(self._stub.ListNodes, request)
+            return [node_from_pb(n) for n in reply.nodes], reply.next_page_token
+
+        return await self._every_page(one)
 
     async def drain_node(self, node_id: str, *, resume: bool = False) -> NodeInfo:
         """Move a node's channels off it and place none there (``resume``: undo)."""
-        request = pb.DrainNodeRequest(node=node_id, resume=resume)
+        request = pb.DrainNodeRequest(name=NODE.format(node_id), resume=resume)
         return node_from_pb(await self.call(self._stub.DrainNode, request))

@@ -1,5 +1,6 @@
 """Proto <-> domain conversions for ``TranscodeService``, for the server and its client
-(no rules, no I/O)."""
+(no rules, no I/O): the messages name jobs, channels and nodes by resource name, the
+domain by id."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections.abc import Mapping
 from typing import TypeVar
 
 from headend.rpc import from_timestamp, to_timestamp
+from headend.rpc.resources import ResourceName
 from protos import transcode_pb2 as pb
 from transcode.domain import (
     ChannelState,
@@ -22,6 +24,10 @@ from transcode.domain import (
 from transcode.errors import InvalidRequest
 
 T = TypeVar("T")
+
+JOB = ResourceName("jobs/{job}")
+CHANNEL = ResourceName("channels/{channel}")
+NODE = ResourceName("nodes/{node}")
 
 _JOB_STATE: dict[JobState, pb.JobState] = {
     JobState.QUEUED: pb.JOB_STATE_QUEUED,
@@ -70,7 +76,7 @@ def job_state_to_pb(state: JobState | None) -> pb.JobState:
 def job_to_pb(job: Job) -> pb.Job:
     """A domain job as its message."""
     return pb.Job(
-        id=job.id,
+        name=JOB.format(job.id),
         source=job.source,
         asset=job.asset,
         profile=job.profile,
@@ -80,21 +86,21 @@ def job_to_pb(job: Job) -> pb.Job:
         deliveries=job.deliveries,
         worker=job.worker,
         output=job.output,
-        created_at=to_timestamp(job.created_at),
-        updated_at=to_timestamp(job.updated_at),
+        create_time=to_timestamp(job.created_at),
+        update_time=to_timestamp(job.updated_at),
     )
 
 
 def job_from_pb(msg: pb.Job) -> Job:
     """A job message as the domain value."""
     return Job(
-        id=msg.id,
+        id=JOB.id(msg.name),
         source=msg.source,
         asset=msg.asset,
         profile=msg.profile,
         state=_known(_JOB_STATE_BACK, msg.state, "state"),
-        created_at=from_timestamp(msg.created_at),
-        updated_at=from_timestamp(msg.updated_at),
+        created_at=from_timestamp(msg.create_time),
+        updated_at=from_timestamp(msg.update_time),
         progress=_progress_from_pb(msg.progress),
         reason=msg.reason,
         deliveries=msg.deliveries,
@@ -106,7 +112,7 @@ def job_from_pb(msg: pb.Job) -> Job:
 def event_to_pb(event: JobEvent) -> pb.JobEvent:
     """A job event as its message."""
     return pb.JobEvent(
-        job_id=event.job_id,
+        job=JOB.format(event.job_id),
         state=_JOB_STATE[event.state],
         progress=_progress(event.progress),
         reason=event.reason,
@@ -116,18 +122,19 @@ def event_to_pb(event: JobEvent) -> pb.JobEvent:
 def event_from_pb(msg: pb.JobEvent) -> JobEvent:
     """A job event message as the domain value."""
     return JobEvent(
-        job_id=msg.job_id,
+        job_id=JOB.id(msg.job, field="job"),
         state=_known(_JOB_STATE_BACK, msg.state, "state"),
         progress=_progress_from_pb(msg.progress),
         reason=msg.reason,
     )
 
 
-def channel_from_pb(msg: pb.Channel) -> LiveChannel:
-    """A channel message as the domain value (zeros mean defaults)."""
+def channel_from_pb(msg: pb.Channel, *, field: str = "channel.name") -> LiveChannel:
+    """A channel message as the domain value (zeros mean defaults); a bad name is
+    ``InvalidArgument`` on ``field``."""
     defaults = LiveChannel(id="", source="")
     return LiveChannel(
-        id=msg.id,
+        id=CHANNEL.id(msg.name, field=field),
         source=msg.source,
         profile=msg.profile or defaults.profile,
         segment_seconds=msg.segment_seconds or defaults.segment_seconds,
@@ -141,7 +148,7 @@ def channel_from_pb(msg: pb.Channel) -> LiveChannel:
 def channel_to_pb(channel: LiveChannel) -> pb.Channel:
     """A domain channel as its message."""
     return pb.Channel(
-        id=channel.id,
+        name=CHANNEL.format(channel.id),
         source=channel.source,
         profile=channel.profile,
         segment_seconds=channel.segment_seconds,
@@ -154,7 +161,7 @@ def channel_to_pb(channel: LiveChannel) -> pb.Channel:
 
 def _switch_to_pb(switch: SourceSwitch) -> pb.SourceSwitch:
     return pb.SourceSwitch(
-        at=to_timestamp(switch.at),
+        switch_time=to_timestamp(switch.at),
         from_index=switch.from_index,
         to_index=switch.to_index,
         reason=switch.reason,
@@ -164,7 +171,7 @@ def _switch_to_pb(switch: SourceSwitch) -> pb.SourceSwitch:
 
 def _switch_from_pb(msg: pb.SourceSwitch) -> SourceSwitch:
     return SourceSwitch(
-        at=from_timestamp(msg.at),
+        at=from_timestamp(msg.switch_time),
         from_index=msg.from_index,
         to_index=msg.to_index,
         reason=msg.reason,
@@ -181,7 +188,7 @@ def status_to_pb(status: ChannelStatus) -> pb.ChannelStatus:
         discontinuity_sequence=status.discontinuity_sequence,
         restarts=status.restarts,
         reason=status.reason,
-        updated_at=to_timestamp(status.updated_at),
+        update_time=to_timestamp(status.updated_at),
         node=status.node,
         token=status.token,
         source_index=status.source_index,
@@ -199,7 +206,7 @@ def status_from_pb(msg: pb.ChannelStatus) -> ChannelStatus:
         discontinuity_sequence=msg.discontinuity_sequence,
         restarts=msg.restarts,
         reason=msg.reason,
-        updated_at=from_timestamp(msg.updated_at),
+        updated_at=from_timestamp(msg.update_time),
         node=msg.node,
         token=msg.token,
         source_index=msg.source_index,
@@ -210,7 +217,7 @@ def status_from_pb(msg: pb.ChannelStatus) -> ChannelStatus:
 def node_to_pb(node: NodeInfo) -> pb.Node:
     """A node as its message."""
     return pb.Node(
-        id=node.id,
+        name=NODE.format(node.id),
         group=node.group,
         capacity=node.capacity,
         load=node.load,
@@ -222,7 +229,7 @@ def node_to_pb(node: NodeInfo) -> pb.Node:
 def node_from_pb(msg: pb.Node) -> NodeInfo:
     """A node message as the domain value."""
     return NodeInfo(
-        id=msg.id,
+        id=NODE.id(msg.name),
         group=msg.group,
         capacity=msg.capacity,
         load=msg.load,

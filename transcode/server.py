@@ -14,6 +14,7 @@ from headend.auth import KeyStore
 from headend.metrics import RpcMetrics
 from headend.redisconn import RedisSettings
 from headend.rpc import RpcServer, ServiceSpec, principal, run_service, start_server
+from headend.rpc.resources import decode_token, encode_token, page, page_size
 from headend.rpc.server import Component
 from headend.settings import Env
 from headend.tasks import Supervisor, SupervisorMetrics
@@ -21,6 +22,9 @@ from protos import transcode_pb2 as pb
 from protos import transcode_pb2_grpc as pb_grpc
 from transcode.archive import ArchiveIndex, Retention
 from transcode.convert import (
+    CHANNEL,
+    JOB,
+    NODE,
     channel_from_pb,
     event_to_pb,
     job_state,
@@ -28,6 +32,7 @@ from transcode.convert import (
     node_to_pb,
     status_to_pb,
 )
+from transcode.domain import validate_channel_id, validate_id
 from transcode.farm import ChannelIntents, Node, NodeDirectory
 from transcode.farm.process import assemble
 from transcode.live.push import Pusher, PushSettings, check_root
@@ -39,8 +44,16 @@ from transcode.sources import SourceGuard
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["TranscodeService"].full_name
 
 
+def _job_id(name: str) -> str:
+    return validate_id("name", JOB.id(name))
+
+
+def _channel_id(name: str) -> str:
+    return validate_channel_id("name", CHANNEL.id(name))
+
+
 class TranscodeServicer(pb_grpc.TranscodeServiceServicer):
-    """Converts messages and delegates to ``TranscodeService``."""
+    """Converts messages (resource names <-> ids) and delegates to ``TranscodeService``."""
 
     def __init__(self, service: TranscodeService) -> None:
         self._service = service
@@ -60,68 +73,92 @@ class TranscodeServicer(pb_grpc.TranscodeServiceServicer):
 
     async def GetJob(self, request: pb.GetJobRequest, context: grpc.aio.ServicerContext) -> pb.Job:
         """One job."""
-        return job_to_pb(await self._service.get(principal(), request.job_id))
+        return job_to_pb(await self._service.get(principal(), _job_id(request.name)))
 
     async def WatchJob(
         self, request: pb.WatchJobRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.JobEvent]:
         """A job's events until it ends."""
-        async for event in self._service.watch(principal(), request.job_id):
+        async for event in self._service.watch(principal(), _job_id(request.name)):
             yield event_to_pb(event)
 
     async def CancelJob(
         self, request: pb.CancelJobRequest, context: grpc.aio.ServicerContext
     ) -> pb.Job:
         """Cancel a queued or running job."""
-        return job_to_pb(await self._service.cancel(principal(), request.job_id))
+        return job_to_pb(await self._service.cancel(principal(), _job_id(request.name)))
 
     async def ListJobs(
         self, request: pb.ListJobsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListJobsResponse:
-        """Jobs, newest first, optionally in one state."""
-        jobs = await self._service.list_jobs(
-            principal(), state=job_state(request.state), limit=request.limit
+        """A page of jobs, newest first, optionally in one state."""
+        state = job_state(request.state)
+        # The token carries the queue's own cursor, bound to the state filter.
+        query = f"state={state.value if state else ''}"
+        jobs, cursor = await self._service.list_jobs(
+            principal(),
+            state=state,
+            limit=page_size(request.page_size),
+            after=decode_token(request.page_token, query=query),
         )
-        return pb.ListJobsResponse(jobs=[job_to_pb(j) for j in jobs])
+        token = encode_token(cursor, query=query)
+        return pb.ListJobsResponse(jobs=[job_to_pb(j) for j in jobs], next_page_token=token)
 
     async def StartChannel(
         self, request: pb.StartChannelRequest, context: grpc.aio.ServicerContext
     ) -> pb.ChannelStatus:
         """Start a live channel."""
-        status = await self._service.start_channel(principal(), channel_from_pb(request.channel))
-        return status_to_pb(status)
+        channel = channel_from_pb(request.channel)
+        validate_channel_id("channel.name", channel.id)
+        return status_to_pb(await self._service.start_channel(principal(), channel))
 
     async def StopChannel(
         self, request: pb.StopChannelRequest, context: grpc.aio.ServicerContext
     ) -> pb.ChannelStatus:
         """Stop a live channel."""
-        return status_to_pb(await self._service.stop_channel(principal(), request.channel_id))
+        status = await self._service.stop_channel(principal(), _channel_id(request.name))
+        return status_to_pb(status)
 
     async def GetChannel(
         self, request: pb.GetChannelRequest, context: grpc.aio.ServicerContext
     ) -> pb.ChannelStatus:
         """One channel's status."""
-        return status_to_pb(await self._service.get_channel(principal(), request.channel_id))
+        status = await self._service.get_channel(principal(), _channel_id(request.name))
+        return status_to_pb(status)
 
     async def ListChannels(
         self, request: pb.ListChannelsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListChannelsResponse:
-        """Every channel's status."""
-        statuses = await self._service.list_channels(principal())
-        return pb.ListChannelsResponse(channels=[status_to_pb(s) for s in statuses])
+        """A page of channels' statuses, by channel id."""
+        statuses, token = page(
+            await self._service.list_channels(principal()),
+            key=lambda s: s.channel.id,
+            size=request.page_size,
+            token=request.page_token,
+        )
+        return pb.ListChannelsResponse(
+            channels=[status_to_pb(s) for s in statuses], next_page_token=token
+        )
 
     async def ListNodes(
         self, request: pb.ListNodesRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListNodesResponse:
-        """Every live transcode node."""
-        nodes = await self._service.list_nodes(principal())
-        return pb.ListNodesResponse(nodes=[node_to_pb(n) for n in nodes])
+        """A page of the live transcode nodes, by node id."""
+        nodes, token = page(
+            await self._service.list_nodes(principal()),
+            key=lambda n: n.id,
+            size=request.page_size,
+            token=request.page_token,
+        )
+        return pb.ListNodesResponse(nodes=[node_to_pb(n) for n in nodes], next_page_token=token)
 
     async def DrainNode(
         self, request: pb.DrainNodeRequest, context: grpc.aio.ServicerContext
     ) -> pb.Node:
         """Drain a node (or take it back into placement)."""
-        node = await self._service.drain_node(principal(), request.node, resume=request.resume)
+        node = await self._service.drain_node(
+            principal(), NODE.id(request.name), resume=request.resume
+        )
         return node_to_pb(node)
 
 

@@ -99,13 +99,14 @@ class TranscodeService:
         return await self._queue.get(job_id)
 
     async def list_jobs(
-        self, principal: Principal, *, state: JobState | None, limit: int
-    ) -> list[Job]:
-        """Newest jobs first."""
+        self, principal: Principal, *, state: JobState | None, limit: int, after: str = ""
+    ) -> tuple[list[Job], str]:
+        """A page of at most ``limit`` jobs, newest first, after the queue's cursor ``after``,
+        and the next page's cursor ("": the last page)."""
         require_admin(principal)
-        if not 0 <= limit <= MAX_LIST:
-            raise InvalidRequest("limit", f"must be between 0 and {MAX_LIST}")
-        return await self._queue.list_jobs(state=state, limit=limit or 100)
+        if not 0 < limit <= MAX_LIST:
+            raise InvalidRequest("page_size", f"must be between 1 and {MAX_LIST}")
+        return await self._queue.list_jobs(state=state, limit=limit, after=after)
 
     async def start_channel(self, principal: Principal, channel: LiveChannel) -> ChannelStatus:
         """Start (and persist) a live channel; a source outside the allow-lists is refused."""

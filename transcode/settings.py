@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -225,8 +226,11 @@ class NodeSettings:
         """Read ``TC_NODE_ID``, ``TC_NODE_GROUP``, ``TC_NODE_CAPACITY``,
         ``TC_NODE_LEASE_SECONDS``, ``TC_NODE_TICK_SECONDS``, ``TC_NODE_METRICS_PORT``."""
         node_id = env_str(env, "TC_NODE_ID", "") or f"{socket.gethostname()}-{os.getpid()}"
-        if "|" in node_id or len(node_id) > 128:
-            raise SettingsError("TC_NODE_ID", "must be at most 128 characters without '|'")
+        # The id is also the last part of the node's resource name (nodes/{node}).
+        if not re.fullmatch(r"[^|/\s]{1,128}", node_id) or not node_id.isprintable():
+            raise SettingsError(
+                "TC_NODE_ID", "must be at most 128 printable characters without '|', '/' or spaces"
+            )
         metrics = env_optional(env, "TC_NODE_METRICS_PORT")
         return cls(
             node_id=node_id,

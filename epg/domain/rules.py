@@ -165,7 +165,7 @@ def check_url(value: str, field_name: str, error: ErrorType) -> None:
 
 def validate_channel(channel: Channel) -> Channel:
     """Check every field of a channel; returns it unchanged."""
-    _strict_channel_id(channel.id, "channel.id")
+    _strict_channel_id(channel.id, "channel_id")
     if not 0 <= channel.number <= MAX_CHANNEL_NUMBER:
         raise InvalidChannel("channel.number", f"must be between 0 and {MAX_CHANNEL_NUMBER}")
     texts(
@@ -320,6 +320,18 @@ def validate_window(
         raise InvalidTimeRange(field_name, "must be after start")
     if (stop - start).total_seconds() > max_seconds:
         raise InvalidTimeRange(field_name, f"window longer than {max_seconds // 86400} days")
+
+
+def guide_key(channel: Channel) -> str:
+    """The guide order (logical number, then id) as text that sorts the same way:
+    the key a page of channels resumes after."""
+    return f"{channel.number:010d} {channel.id}"
+
+
+def time_key(when: datetime) -> str:
+    """An instant in [EARLIEST, LATEST] as text that sorts in time order: the key a page of
+    one channel's programmes (which never overlap) or gaps resumes after."""
+    return f"{int(when.timestamp()):011d}"
 
 
 def programme_id(channel_id: str, start: datetime) -> str:

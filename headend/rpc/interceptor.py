@@ -28,7 +28,7 @@ from headend import errors
 from headend.auth import Authenticator, Principal
 from headend.metrics import RpcMetrics
 from headend.rpc.settings import RpcSettings
-from headend.rpc.status import DETAILS_KEY, CallTimedOut, ServerBusy, failure
+from headend.rpc.status import CallTimedOut, ServerBusy, failure
 
 _EXEMPT_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")
 _PRINCIPAL: contextvars.ContextVar[Principal] = contextvars.ContextVar("principal")
@@ -158,7 +158,7 @@ class Interceptor(grpc.aio.ServerInterceptor):
         who = _PRINCIPAL.get(None)
         failed = failure(err, method=method, caller="" if who is None else str(who))
         await context.abort(
-            failed.code, failed.message, trailing_metadata=((DETAILS_KEY, failed.details),)
+            failed.code, failed.message, trailing_metadata=failed.status.trailing_metadata
         )
         raise AssertionError("context.abort returned")  # it always raises AbortError
 

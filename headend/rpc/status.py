@@ -1,9 +1,12 @@
 """Failures become gRPC status here and nowhere else; clients turn them back into errors here too.
 
 A domain error keeps its category's code and its ``ErrorInfo``/``BadRequest``
-details. Redis or connection failures become UNAVAILABLE with a ``RetryInfo``
-(they pass). Anything else is a bug: UNKNOWN with a fixed message and an error
-id, the traceback going to the server's log only, never to the caller.
+details; ``ErrorInfo.reason`` is the error's class in UPPER_SNAKE_CASE
+(``ChannelNotFound`` -> ``CHANNEL_NOT_FOUND``) in the domain ``headend``.
+Redis or connection failures become UNAVAILABLE with a ``RetryInfo`` (they
+pass). Anything else is a bug: UNKNOWN with a fixed message and an error id,
+the traceback going to the server's log only, never to the caller. The rich
+status is built and read with grpcio-status.
 
 On the client side :func:`domain_error` rebuilds the error the server raised
 (the leaf of the service's exception tree its ``ErrorInfo`` names), so every
@@ -14,6 +17,7 @@ answer at all raises :class:`ServiceUnavailable`.
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -22,6 +26,7 @@ import grpc
 from google.protobuf import any_pb2, duration_pb2
 from google.protobuf.message import Message
 from google.rpc import error_details_pb2, status_pb2
+from grpc_status import rpc_status
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -30,10 +35,12 @@ from headend import errors
 
 log = logging.getLogger(__name__)
 
-DETAILS_KEY = "grpc-status-details-bin"
+DOMAIN = "headend"
+_WORD = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 # Long enough for a Redis failover or reconnect, short enough not to stall callers.
 RETRY_DELAY_SECONDS = 1.0
-_STATUS = (
+# Each error category's gRPC status (the HTTP faces' are in headend.httperrors).
+CATEGORY_CODES = (
     (errors.InvalidArgument, grpc.StatusCode.INVALID_ARGUMENT),
     (errors.NotFound, grpc.StatusCode.NOT_FOUND),
     (errors.AlreadyExists, grpc.StatusCode.ALREADY_EXISTS),
@@ -61,19 +68,26 @@ class CallTimedOut(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Failure:
-    """How a failed call ends: its status code, message and ``grpc-status-details-bin``."""
+    """How a failed call ends: its status code, message and rich status (grpcio-status's
+    ``grpc.Status``, whose trailing metadata carries ``grpc-status-details-bin``)."""
 
     code: grpc.StatusCode
     message: str
-    details: bytes
+    status: grpc.Status
 
 
 def status_code(err: errors.HeadendError) -> grpc.StatusCode:
     """The gRPC status for a domain error category."""
-    for kind, code in _STATUS:
+    for kind, code in CATEGORY_CODES:
         if isinstance(err, kind):
             return code
     return grpc.StatusCode.UNKNOWN
+
+
+def reason_code(kind: type[BaseException] | str) -> str:
+    """The ``ErrorInfo.reason`` of an error class or its name: ``ServerBusy`` -> ``SERVER_BUSY``."""
+    name = kind if isinstance(kind, str) else kind.__name__
+    return _WORD.sub("_", name).upper()
 
 
 def _pack(
@@ -83,9 +97,9 @@ def _pack(
     metadata: Mapping[str, str],
     *extra: Message,
     retry: bool = False,
-) -> bytes:
+) -> grpc.Status:
     items: list[Message] = [
-        error_details_pb2.ErrorInfo(reason=reason, domain="headend", metadata=dict(metadata)),
+        error_details_pb2.ErrorInfo(reason=reason, domain=DOMAIN, metadata=dict(metadata)),
         *extra,
     ]
     if retry:
@@ -97,8 +111,9 @@ def _pack(
         wrapper = any_pb2.Any()
         wrapper.Pack(item)
         packed.append(wrapper)
-    status = status_pb2.Status(code=code.value[0], message=message, details=packed)
-    return status.SerializeToString()
+    return rpc_status.to_status(
+        status_pb2.Status(code=code.value[0], message=message, details=packed)
+    )
 
 
 def failure(err: Exception, *, method: str, caller: str = "") -> Failure:
@@ -111,7 +126,7 @@ def failure(err: Exception, *, method: str, caller: str = "") -> Failure:
                 field=err.field, description=err.reason
             )
             extra.append(error_details_pb2.BadRequest(field_violations=[violation]))
-        reason = type(err).__name__
+        reason = reason_code(type(err))
         # Only conditions that pass by themselves say when to come back; a quota
         # such as a subscriber's stream limit does not clear by retrying.
         retry = isinstance(err, errors.Unavailable | ServerBusy)
@@ -120,7 +135,7 @@ def failure(err: Exception, *, method: str, caller: str = "") -> Failure:
     if isinstance(err, CallTimedOut):
         code = grpc.StatusCode.DEADLINE_EXCEEDED
         meta = {"setting": err.setting}
-        return Failure(code, err.message, _pack(code, err.message, "CallTimedOut", meta))
+        return Failure(code, err.message, _pack(code, err.message, reason_code(CallTimedOut), meta))
     if isinstance(err, RedisError | ConnectionError):
         # A connection drop or timeout is an outage, logged without a traceback
         # so that a Redis restart does not flood the log; any other Redis error
@@ -133,13 +148,15 @@ def failure(err: Exception, *, method: str, caller: str = "") -> Failure:
             extra={"rpc": method, "caller": caller, "error": f"{type(err).__name__}: {err}"},
         )
         code, message = grpc.StatusCode.UNAVAILABLE, "a dependency is unavailable; retry shortly"
-        return Failure(code, message, _pack(code, message, "DependencyUnavailable", {}, retry=True))
+        return Failure(
+            code, message, _pack(code, message, "DEPENDENCY_UNAVAILABLE", {}, retry=True)
+        )
     error_id = secrets.token_hex(6)
     log.error(
         "rpc failed", exc_info=err, extra={"rpc": method, "caller": caller, "error_id": error_id}
     )
     code, message = grpc.StatusCode.UNKNOWN, f"internal error (error id {error_id})"
-    return Failure(code, message, _pack(code, message, "Internal", {"error_id": error_id}))
+    return Failure(code, message, _pack(code, message, "INTERNAL", {"error_id": error_id}))
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,11 +171,12 @@ class ErrorDetails:
 
 def error_details(err: grpc.aio.AioRpcError | grpc.RpcError) -> ErrorDetails:
     """Decode the ``ErrorInfo``, ``BadRequest`` and ``RetryInfo`` a server attached to an error."""
-    trailing = err.trailing_metadata() or ()
-    raw = next((v for k, v in trailing if k == DETAILS_KEY), None)
-    if raw is None:
+    try:
+        status = rpc_status.from_call(err)
+    except ValueError:  # details that contradict the call's own code or message
+        status = None
+    if status is None:
         return ErrorDetails("", {}, {})
-    status = status_pb2.Status.FromString(raw)
     reason, metadata, fields, delay = "", {}, {}, None
     for item in status.details:
         info = error_details_pb2.ErrorInfo()
@@ -206,13 +224,13 @@ def _leaves(root: type[errors.HeadendError]) -> dict[str, type[errors.HeadendErr
     pending = [root]
     while pending:
         kind = pending.pop()
-        found.setdefault(kind.__name__, kind)
+        found.setdefault(reason_code(kind), kind)
         pending.extend(kind.__subclasses__())
     return found
 
 
 def _category(code: grpc.StatusCode) -> type[errors.HeadendError]:
-    for kind, known in _STATUS:
+    for kind, known in CATEGORY_CODES:
         if known == code:
             return kind
     return errors.Unavailable
@@ -239,7 +257,11 @@ def domain_error(
     kind = _leaves(root).get(details.reason) if details.reason else None
     if kind is None:
         kind = _category(code)
-    if code in _NO_ANSWER or issubclass(kind, errors.Unavailable) or details.reason == "ServerBusy":
+    if (
+        code in _NO_ANSWER
+        or issubclass(kind, errors.Unavailable)
+        or details.reason == reason_code(ServerBusy)
+    ):
         return ServiceUnavailable(
             service,
             message,

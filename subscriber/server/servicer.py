@@ -1,4 +1,10 @@
-"""The ``SubscriberService`` servicer: proto <-> domain only; the harness maps errors."""
+"""The ``SubscriberService`` servicer: proto <-> domain only; the harness maps errors.
+
+Requests name resources (``carriers/{carrier}/subscribers/{subscriber}``); the
+service takes ids, so names are parsed here with :mod:`subscriber.convert`'s
+patterns. Lists held in memory are paged here; the subscriber and audit lists
+are paged by the store's own cursor, wrapped in an opaque token bound to the query.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +14,12 @@ from typing import TypeAlias, TypeVar
 import grpc
 from google.protobuf.message import Message
 
-from headend.rpc import principal, to_timestamp
+from headend.rpc import principal
+from headend.rpc.resources import decode_token, encode_token, page, page_size
 from protos import subscriber_pb2 as pb
 from protos import subscriber_pb2_grpc as pb_grpc
 from subscriber import convert, domain
+from subscriber.convert import CARRIER, ENTITLEMENT, SUBSCRIBER, device_ids
 from subscriber.service import SubscriberService
 
 M = TypeVar("M", bound=Message)
@@ -50,30 +58,41 @@ class SubscriberServicer(pb_grpc.SubscriberServiceServicer):
                 await self._service.create_carrier(
                     principal(),
                     request.carrier_id,
-                    request.name,
-                    convert.NETWORK.get(request.network_type, ""),
+                    request.carrier.display_name,
+                    convert.NETWORK.get(request.carrier.network_type, ""),
                 )
             )
 
         return await self._once("CreateCarrier", request, request.idempotency_key, pb.Carrier, run)
 
     async def GetCarrier(self, request: pb.GetCarrierRequest, context: Context) -> pb.Carrier:
-        return convert.carrier(await self._service.get_carrier(principal(), request.carrier_id))
+        carrier_id = CARRIER.id(request.name)
+        return convert.carrier(await self._service.get_carrier(principal(), carrier_id))
 
     async def ListCarriers(
         self, request: pb.ListCarriersRequest, context: Context
     ) -> pb.ListCarriersResponse:
-        carriers = await self._service.list_carriers(principal())
-        return pb.ListCarriersResponse(carriers=[convert.carrier(c) for c in carriers])
+        carriers, token = page(
+            await self._service.list_carriers(principal()),
+            key=lambda c: c.carrier_id,
+            size=request.page_size,
+            token=request.page_token,
+            query="carriers",
+        )
+        return pb.ListCarriersResponse(
+            carriers=[convert.carrier(c) for c in carriers], next_page_token=token
+        )
 
     async def SetCarrierStatus(
         self, request: pb.SetCarrierStatusRequest, context: Context
     ) -> pb.Carrier:
+        carrier_id = CARRIER.id(request.name)
+
         async def run() -> pb.Carrier:
             return convert.carrier(
                 await self._service.set_carrier_status(
                     principal(),
-                    request.carrier_id,
+                    carrier_id,
                     convert.status(request.status, convert.CARRIER_STATUS),
                 )
             )
@@ -83,9 +102,9 @@ class SubscriberServicer(pb_grpc.SubscriberServiceServicer):
         )
 
     async def DefinePackage(self, request: pb.DefinePackageRequest, context: Context) -> pb.Package:
+        package = convert.package_from_pb(request.package, "package.name")
+
         async def run() -> pb.Package:
-            p = request.package
-            package = domain.Package(p.package_id, p.name, tuple(p.channel_ids))
             return convert.package(await self._service.define_package(principal(), package))
 
         return await self._once("DefinePackage", request, request.idempotency_key, pb.Package, run)
@@ -93,26 +112,37 @@ class SubscriberServicer(pb_grpc.SubscriberServiceServicer):
     async def ListPackages(
         self, request: pb.ListPackagesRequest, context: Context
     ) -> pb.ListPackagesResponse:
-        packages = await self._service.list_packages(principal())
-        return pb.ListPackagesResponse(packages=[convert.package(p) for p in packages])
+        packages, token = page(
+            await self._service.list_packages(principal()),
+            key=lambda p: p.package_id,
+            size=request.page_size,
+            token=request.page_token,
+            query="packages",
+        )
+        return pb.ListPackagesResponse(
+            packages=[convert.package(p) for p in packages], next_page_token=token
+        )
 
     # subscribers
 
     async def CreateSubscriber(
         self, request: pb.CreateSubscriberRequest, context: Context
     ) -> pb.Subscriber:
+        carrier_id = CARRIER.id(request.parent, field="parent")
+        new = request.subscriber
+
         async def run() -> pb.Subscriber:
             return convert.subscriber(
                 await self._service.create_subscriber(
                     principal(),
-                    request.carrier_id,
+                    carrier_id,
                     subscriber_id=request.subscriber_id,
-                    display_name=request.display_name,
-                    region_code=request.region_code,
-                    service_end=convert.when(request, "service_end"),
-                    max_streams=request.max_streams,
-                    contact_phone=request.contact_phone,
-                    contact_email=request.contact_email,
+                    display_name=new.display_name,
+                    region_code=new.region_code,
+                    service_end=convert.when(new, "service_end"),
+                    max_streams=new.max_streams,
+                    contact_phone=new.contact_phone,
+                    contact_email=new.contact_email,
                 )
             )
 
@@ -124,45 +154,39 @@ class SubscriberServicer(pb_grpc.SubscriberServiceServicer):
         self, request: pb.GetSubscriberRequest, context: Context
     ) -> pb.Subscriber:
         return convert.subscriber(
-            await self._service.get_subscriber(
-                principal(), request.carrier_id, request.subscriber_id
-            )
+            await self._service.get_subscriber(principal(), *SUBSCRIBER.parse(request.name))
         )
 
     async def ListSubscribers(
         self, request: pb.ListSubscribersRequest, context: Context
     ) -> pb.ListSubscribersResponse:
-        subs, token, total = await self._service.list_subscribers(
+        carrier_id = CARRIER.id(request.parent, field="parent")
+        query = request.parent
+        subs, after, total = await self._service.list_subscribers(
             principal(),
-            request.carrier_id,
-            page_size=request.page_size,
-            page_token=request.page_token,
+            carrier_id,
+            limit=page_size(request.page_size),
+            after=decode_token(request.page_token, query=query),
         )
         return pb.ListSubscribersResponse(
             subscribers=[convert.subscriber(s) for s in subs],
-            next_page_token=token,
-            total_count=total,
+            next_page_token=encode_token(after, query=query),
+            total_size=total,
         )
 
     async def UpdateSubscriber(
         self, request: pb.UpdateSubscriberRequest, context: Context
     ) -> pb.Subscriber:
-        changes = domain.SubscriberChanges(
-            display_name=request.display_name if request.HasField("display_name") else None,
-            region_code=request.region_code if request.HasField("region_code") else None,
-            service_end=convert.when(request, "service_end"),
-            clear_service_end=request.clear_service_end,
-            max_streams=request.max_streams if request.HasField("max_streams") else None,
-            contact_phone=request.contact_phone if request.HasField("contact_phone") else None,
-            contact_email=request.contact_email if request.HasField("contact_email") else None,
-        )
+        name = request.subscriber.name
+        carrier_id, subscriber_id = SUBSCRIBER.parse(name, field="subscriber.name")
+        changes = convert.changes(request)
 
         async def run() -> pb.Subscriber:
             return convert.subscriber(
                 await self._service.update_subscriber(
                     principal(),
-                    request.carrier_id,
-                    request.subscriber_id,
+                    carrier_id,
+                    subscriber_id,
                     expected_version=request.expected_version,
                     changes=changes,
                 )
@@ -175,12 +199,14 @@ class SubscriberServicer(pb_grpc.SubscriberServiceServicer):
     async def SetSubscriberStatus(
         self, request: pb.SetSubscriberStatusRequest, context: Context
     ) -> pb.Subscriber:
+        carrier_id, subscriber_id = SUBSCRIBER.parse(request.name)
+
         async def run() -> pb.Subscriber:
             return convert.subscriber(
                 await self._service.set_subscriber_status(
                     principal(),
-                    request.carrier_id,
-                    request.subscriber_id,
+                    carrier_id,
+                    subscriber_id,
                     status=convert.status(request.status, convert.SUB_STATUS),
                     expected_version=request.expected_version,
                 )
@@ -193,12 +219,14 @@ class SubscriberServicer(pb_grpc.SubscriberServiceServicer):
     # devices
 
     async def BindDevice(self, request: pb.BindDeviceRequest, context: Context) -> pb.Device:
+        carrier_id, subscriber_id = SUBSCRIBER.parse(request.parent, field="parent")
+
         async def run() -> pb.Device:
             return convert.device(
                 await self._service.bind_device(
                     principal(),
-                    request.carrier_id,
-                    request.subscriber_id,
+                    carrier_id,
+                    subscriber_id,
                     mac=request.mac,
                     serial=request.serial,
                     model=request.model,
@@ -209,26 +237,32 @@ class SubscriberServicer(pb_grpc.SubscriberServiceServicer):
 
     async def GetDevice(self, request: pb.GetDeviceRequest, context: Context) -> pb.Device:
         return convert.device(
-            await self._service.get_device(principal(), request.carrier_id, request.mac)
+            await self._service.get_device(principal(), *device_ids(request.name))
         )
 
     async def ListDevices(
         self, request: pb.ListDevicesRequest, context: Context
     ) -> pb.ListDevicesResponse:
-        devices = await self._service.list_devices(
-            principal(), request.carrier_id, request.subscriber_id
+        carrier_id, subscriber_id = SUBSCRIBER.parse(request.parent, field="parent")
+        devices, token = page(
+            await self._service.list_devices(principal(), carrier_id, subscriber_id),
+            key=lambda d: d.mac,
+            size=request.page_size,
+            token=request.page_token,
+            query=request.parent,
         )
-        return pb.ListDevicesResponse(devices=[convert.device(d) for d in devices])
+        return pb.ListDevicesResponse(
+            devices=[convert.device(d) for d in devices], next_page_token=token
+        )
 
     async def ActivateDevice(
         self, request: pb.ActivateDeviceRequest, context: Context
     ) -> pb.ActivateDeviceResponse:
         first: list[pb.ActivateDeviceResponse] = []
+        carrier_id, mac = device_ids(request.name)
 
         async def run() -> pb.ActivateDeviceResponse:
-            device, secret = await self._service.activate_device(
-                principal(), request.carrier_id, request.mac
-            )
+            device, secret = await self._service.activate_device(principal(), carrier_id, mac)
             first.append(
                 pb.ActivateDeviceResponse(device=convert.device(device), device_secret=secret)
             )
@@ -241,30 +275,34 @@ class SubscriberServicer(pb_grpc.SubscriberServiceServicer):
         return first[0] if first else replay
 
     async def UnbindDevice(self, request: pb.UnbindDeviceRequest, context: Context) -> pb.Device:
+        carrier_id, mac = device_ids(request.name)
+
         async def run() -> pb.Device:
-            return convert.device(
-                await self._service.unbind_device(principal(), request.carrier_id, request.mac)
-            )
+            return convert.device(await self._service.unbind_device(principal(), carrier_id, mac))
 
         return await self._once("UnbindDevice", request, request.idempotency_key, pb.Device, run)
 
     async def BlockDevice(self, request: pb.BlockDeviceRequest, context: Context) -> pb.Device:
+        carrier_id, mac = device_ids(request.name)
+
         async def run() -> pb.Device:
             return convert.device(
                 await self._service.block_device(
-                    principal(), request.carrier_id, request.mac, blocked=request.blocked
+                    principal(), carrier_id, mac, blocked=request.blocked
                 )
             )
 
         return await self._once("BlockDevice", request, request.idempotency_key, pb.Device, run)
 
     async def ReplaceDevice(self, request: pb.ReplaceDeviceRequest, context: Context) -> pb.Device:
+        carrier_id, old_mac = device_ids(request.name)
+
         async def run() -> pb.Device:
             return convert.device(
                 await self._service.replace_device(
                     principal(),
-                    request.carrier_id,
-                    old_mac=request.old_mac,
+                    carrier_id,
+                    old_mac=old_mac,
                     new_mac=request.new_mac,
                     serial=request.serial,
                     model=request.model,
@@ -276,12 +314,14 @@ class SubscriberServicer(pb_grpc.SubscriberServiceServicer):
     # entitlements
 
     async def Entitle(self, request: pb.EntitleRequest, context: Context) -> pb.Subscriber:
+        carrier_id, subscriber_id = SUBSCRIBER.parse(request.name)
+
         async def run() -> pb.Subscriber:
             return convert.subscriber(
                 await self._service.entitle(
                     principal(),
-                    request.carrier_id,
-                    request.subscriber_id,
+                    carrier_id,
+                    subscriber_id,
                     package_id=request.package_id,
                     valid_from=convert.when(request, "valid_from"),
                     valid_until=convert.when(request, "valid_until"),
@@ -293,10 +333,12 @@ class SubscriberServicer(pb_grpc.SubscriberServiceServicer):
     async def RevokeEntitlement(
         self, request: pb.RevokeEntitlementRequest, context: Context
     ) -> pb.Subscriber:
+        carrier_id, subscriber_id, package_id = ENTITLEMENT.parse(request.name)
+
         async def run() -> pb.Subscriber:
             return convert.subscriber(
                 await self._service.revoke_entitlement(
-                    principal(), request.carrier_id, request.subscriber_id, request.package_id
+                    principal(), carrier_id, subscriber_id, package_id
                 )
             )
 
@@ -308,26 +350,27 @@ class SubscriberServicer(pb_grpc.SubscriberServiceServicer):
         self, request: pb.ListEntitlementsRequest, context: Context
     ) -> pb.ListEntitlementsResponse:
         sub = await self._service.list_entitlements(
-            principal(), request.carrier_id, request.subscriber_id
+            principal(), *SUBSCRIBER.parse(request.parent, field="parent")
+        )
+        held, token = page(
+            sub.entitlements,
+            key=lambda e: e.package_id,
+            size=request.page_size,
+            token=request.page_token,
+            query=request.parent,
         )
         return pb.ListEntitlementsResponse(
-            entitlements=[
-                pb.Entitlement(
-                    subscriber_id=sub.subscriber_id,
-                    package_id=e.package_id,
-                    valid_from=to_timestamp(e.valid_from),
-                    valid_until=to_timestamp(e.valid_until),
-                )
-                for e in sub.entitlements
-            ],
+            entitlements=[convert.entitlement(sub, e) for e in held],
+            next_page_token=token,
             subscriber_version=sub.version,
         )
 
     async def EffectiveChannels(
         self, request: pb.EffectiveChannelsRequest, context: Context
     ) -> pb.EffectiveChannelsResponse:
+        carrier_id, subscriber_id = SUBSCRIBER.parse(request.name)
         channels, version = await self._service.effective_channels(
-            principal(), request.carrier_id, request.subscriber_id, convert.when(request, "at")
+            principal(), carrier_id, subscriber_id, convert.when(request, "at")
         )
         return pb.EffectiveChannelsResponse(channel_ids=channels, subscriber_version=version)
 
@@ -374,35 +417,28 @@ class SubscriberServicer(pb_grpc.SubscriberServiceServicer):
     # bulk import and audit
 
     async def ImportSubscribers(
-        self, request_iterator: AsyncIterator[pb.ImportChunk], context: Context
+        self, request_iterator: AsyncIterator[pb.ImportSubscribersRequest], context: Context
     ) -> pb.ImportSummary:
         async def chunks() -> AsyncIterator[tuple[str, list[domain.ImportRow | domain.RowError]]]:
             async for chunk in request_iterator:
-                yield chunk.carrier_id, [convert.import_row(r) for r in chunk.rows]
+                carrier_id = CARRIER.id(chunk.parent, field="parent")
+                yield carrier_id, [convert.import_row(r) for r in chunk.rows]
 
         return convert.summary(await self._service.import_stream(principal(), chunks()))
 
     async def ListAudit(
         self, request: pb.ListAuditRequest, context: Context
     ) -> pb.ListAuditResponse:
-        entries, token = await self._service.list_audit(
+        # "" names the platform's catalogue stream.
+        carrier_id = CARRIER.id(request.parent, field="parent") if request.parent else ""
+        query = f"{request.parent} after {request.after_entry_id}"
+        entries, after = await self._service.list_audit(
             principal(),
-            request.carrier_id,
-            page_size=request.page_size,
-            page_token=request.page_token,
+            carrier_id,
+            limit=page_size(request.page_size),
+            after=decode_token(request.page_token, query=query) or request.after_entry_id,
         )
         return pb.ListAuditResponse(
-            entries=[
-                pb.AuditEntry(
-                    entry_id=e.entry_id,
-                    time=to_timestamp(e.time),
-                    principal=e.principal,
-                    rpc=e.rpc,
-                    subject=e.subject,
-                    before_json=e.before_json,
-                    after_json=e.after_json,
-                )
-                for e in entries
-            ],
-            next_page_token=token,
+            entries=[convert.audit_entry(e) for e in entries],
+            next_page_token=encode_token(after, query=query),
         )

@@ -9,7 +9,7 @@ from headend.auth import Principal, require_admin
 from subscriber import domain
 from subscriber.domain import Carrier, Entitlement, Package, Subscriber, SubscriberChanges
 from subscriber.errors import EntitlementNotFound, InvalidField
-from subscriber.service.base import PAGE_MAX, ServiceBase, check_version
+from subscriber.service.base import ServiceBase, check_version
 from subscriber.store import Audit
 
 
@@ -132,14 +132,13 @@ class AccountUseCases(ServiceBase):
         return await self._store.get_subscriber(self._scope(principal, carrier_id), subscriber_id)
 
     async def list_subscribers(
-        self, principal: Principal, carrier_id: str, *, page_size: int, page_token: str
+        self, principal: Principal, carrier_id: str, *, limit: int, after: str
     ) -> tuple[list[Subscriber], str, int]:
-        """A page of accounts by id, the next page token ('' at the end) and the total."""
+        """Up to ``limit`` accounts by id after the id ``after``, the id the next page
+        starts after ('' at the end) and the total."""
         self._scope(principal, carrier_id)
-        size = min(page_size or 100, PAGE_MAX)
-        subs, total = await self._store.list_subscribers(carrier_id, after=page_token, limit=size)
-        token = subs[-1].subscriber_id if len(subs) == size else ""
-        return subs, token, total
+        subs, total = await self._store.list_subscribers(carrier_id, after=after, limit=limit)
+        return subs, subs[-1].subscriber_id if len(subs) == limit else "", total
 
     async def update_subscriber(
         self,

@@ -34,7 +34,6 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
 T = TypeVar("T")
 _IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,128}")
-PAGE_MAX = 500
 # An idempotent request runs at most this long, well inside its claim's life: its claim
 # cannot expire while it runs, so a retry never runs the change a second time.
 RUN_SECONDS = CLAIM_SECONDS - 5

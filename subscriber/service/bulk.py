@@ -14,10 +14,10 @@ from headend.errors import InvalidArgument, PermissionDenied
 from subscriber import domain
 from subscriber.domain import AuditEntry, ImportRow, ImportSummary, Package, RowError
 from subscriber.errors import ImportTooLarge, InvalidField
-from subscriber.service.base import PAGE_MAX, ServiceBase
+from subscriber.service.base import ServiceBase
 from subscriber.store import PLATFORM
 
-_AUDIT_TOKEN = re.compile(r"\d{1,20}-\d{1,20}")
+_AUDIT_ENTRY = re.compile(r"\d{1,20}-\d{1,20}")
 
 
 class BulkUseCases(ServiceBase):
@@ -47,7 +47,7 @@ class BulkUseCases(ServiceBase):
                 if not carrier:
                     carrier = await self._writable(principal, chunk_carrier)
                 elif chunk_carrier != carrier:
-                    raise InvalidField("carrier_id", "every chunk must name the same carrier")
+                    raise InvalidField("parent", "every chunk must name the same carrier")
                 if len(rows) > self._settings.import_chunk_rows_max:
                     raise ImportTooLarge(
                         f"a chunk holds at most {self._settings.import_chunk_rows_max} rows",
@@ -102,15 +102,16 @@ class BulkUseCases(ServiceBase):
         return valid, tuple(refused)
 
     async def list_audit(
-        self, principal: Principal, carrier_id: str, *, page_size: int, page_token: str
+        self, principal: Principal, carrier_id: str, *, limit: int, after: str
     ) -> tuple[list[AuditEntry], str]:
-        """A page of the carrier's audit stream (admin: '' = the platform catalogue stream)."""
+        """Up to ``limit`` entries of the carrier's audit stream after the entry ``after``
+        (admin: '' = the platform catalogue stream), and the entry the next page starts
+        after ('' at the end)."""
         if carrier_id:
             self._scope(principal, carrier_id)
         else:
             require_admin(principal)
-        if page_token and not _AUDIT_TOKEN.fullmatch(page_token):
-            raise InvalidField("page_token", "not a page token")
-        size = min(page_size or 100, PAGE_MAX)
-        entries = await self._store.list_audit(carrier_id or PLATFORM, after=page_token, limit=size)
-        return entries, entries[-1].entry_id if len(entries) == size else ""
+        if after and not _AUDIT_ENTRY.fullmatch(after):
+            raise InvalidField("after_entry_id", "not an audit entry id")
+        entries = await self._store.list_audit(carrier_id or PLATFORM, after=after, limit=limit)
+        return entries, entries[-1].entry_id if len(entries) == limit else ""

@@ -341,7 +341,7 @@ async def test_suspension_reaches_a_playing_box_within_the_entitlement_ttl(door:
         await box.login()
         _lease, variant = await box.open_live(LIVE)
         await set_status(door.services.subscriber_target, door.services.api_key, "bob",
-                         subscriber_pb2.SUSPENDED)  # fmt: skip
+                         subscriber_pb2.SUBSCRIBER_STATUS_SUSPENDED)  # fmt: skip
 
         async def poll() -> int:
             async with http.get(variant, headers=box._auth(), allow_redirects=False) as resp:
@@ -379,7 +379,7 @@ async def test_an_epg_change_reaches_the_front_door_through_the_change_feed(door
         async with client_channel(door.services.epg_target) as chan:
             await epg_pb2_grpc.EpgServiceStub(chan).PutProgrammes(
                 epg_pb2.PutProgrammesRequest(
-                    channel_id=LIVE, programmes=[p], policy=epg_pb2.WRITE_POLICY_REPLACE
+                    parent=f"channels/{LIVE}", programmes=[p], policy=epg_pb2.WRITE_POLICY_REPLACE
                 ),
                 metadata=bearer(door.services.api_key),
             )

@@ -127,7 +127,7 @@ def test_an_outage_lasts_the_retry_delay_the_service_gave() -> None:
     clock = Clock()
     outage = Outage(clock)
     outage.failed(
-        ServiceUnavailable("epg", "down", reason="DependencyUnavailable", retry_delay_seconds=5)
+        ServiceUnavailable("epg", "down", reason="DEPENDENCY_UNAVAILABLE", retry_delay_seconds=5)
     )
     clock.now += 4.9
     assert outage.active

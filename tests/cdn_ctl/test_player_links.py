@@ -30,6 +30,7 @@ from headend.rpc import bearer, client_channel
 from headend.seed import World
 from protos import subscriber_pb2, subscriber_pb2_grpc
 from tests.support.cdn import EdgeFactory, FakeOrigin, two_region_routing
+from tests.support.subscriber import device_name
 from tests.support.world import (
     CARRIER,
     LIVE,
@@ -93,7 +94,7 @@ class Door:
         async with client_channel(self.services.subscriber_target) as chan:
             stub = subscriber_pb2_grpc.SubscriberServiceStub(chan)
             request = getattr(subscriber_pb2, f"{rpc}Request")(
-                carrier_id=CARRIER, mac=mac, **fields
+                name=device_name(CARRIER, mac), **fields
             )
             await getattr(stub, rpc)(request, metadata=bearer(self.services.api_key))
         self.monotonic.now += 11  # past the front door's cached verdicts

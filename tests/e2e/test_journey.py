@@ -149,7 +149,7 @@ async def test_suspended_subscriber_gets_403_within_the_cache_bound(stack: Stack
 
         assert await poll() == (302, "")
         await set_status(stack.services.subscriber_target, stack.services.api_key, "erin",
-                         subscriber_pb2.SUSPENDED)  # fmt: skip
+                         subscriber_pb2.SUBSCRIBER_STATUS_SUSPENDED)  # fmt: skip
         suspended = time.monotonic()
         # The documented bound: a cached "allowed" lives at most entitlement_ttl_seconds.
         await asyncio.sleep(bound)

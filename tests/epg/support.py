@@ -31,6 +31,7 @@ from headend.text import forbidden_char
 from protos import epg_pb2, epg_pb2_grpc
 
 CH = "gd1.gdtv.cn"
+PARENT = f"channels/{CH}"  # the channel's resource name
 T0 = datetime(2026, 3, 2, tzinfo=UTC)  # a Monday
 BROADCASTER = Principal("broadcaster", "gdtv")
 OTHER = Principal("broadcaster", "hntv")
@@ -181,9 +182,10 @@ def ts(when: datetime) -> Timestamp:
 
 
 def pb_channel(cid: str = "gd1.gdtv.cn", name: str = "广东卫视", **kw: Any) -> epg_pb2.Channel:
-    """A valid channel message; keyword arguments replace any field."""
+    """A valid channel message named ``channels/{cid}`` whose display ``name`` is ``name``;
+    keyword arguments replace any field."""
     fields: dict[str, Any] = {
-        "id": cid,
+        "name": f"channels/{cid}",
         "number": 1,
         "names": [epg_pb2.LocalizedText(lang="zh", text=name)],
         "catchup_days": 7,
@@ -191,6 +193,16 @@ def pb_channel(cid: str = "gd1.gdtv.cn", name: str = "广东卫视", **kw: Any) 
     }
     fields.update(kw)
     return epg_pb2.Channel(**fields)
+
+
+def pb_create(cid: str = "gd1.gdtv.cn", **kw: Any) -> epg_pb2.CreateChannelRequest:
+    """A ``CreateChannel`` request for a valid channel with id ``cid`` (see ``pb_channel``)."""
+    return epg_pb2.CreateChannelRequest(channel_id=cid, channel=pb_channel(cid, **kw))
+
+
+def pname(pid: str, ch: str = CH) -> str:
+    """A programme's resource name."""
+    return f"channels/{ch}/programmes/{pid}"
 
 
 def pb_prog(
@@ -207,13 +219,13 @@ def pb_prog(
 
 def chunks(
     data: bytes, options: epg_pb2.ImportOptions | None = None, size: int = 65536
-) -> AsyncIterator[epg_pb2.ImportXmltvChunk]:
+) -> AsyncIterator[epg_pb2.ImportXmltvRequest]:
     """An ``ImportXmltv`` request stream: options, then the file in pieces."""
 
-    async def gen() -> AsyncIterator[epg_pb2.ImportXmltvChunk]:
-        yield epg_pb2.ImportXmltvChunk(options=options or epg_pb2.ImportOptions())
+    async def gen() -> AsyncIterator[epg_pb2.ImportXmltvRequest]:
+        yield epg_pb2.ImportXmltvRequest(options=options or epg_pb2.ImportOptions())
         for i in range(0, len(data), size):
-            yield epg_pb2.ImportXmltvChunk(data=data[i : i + size])
+            yield epg_pb2.ImportXmltvRequest(data=data[i : i + size])
 
     return gen()
 
@@ -299,10 +311,10 @@ def rule_breaches(channels: list[Channel], programmes: list[Programme]) -> list[
 async def seed(g: Grpc, count: int = 4) -> Metadata:
     """A broadcaster's channel with ``count`` half-hour programmes from T0; its metadata."""
     md = await g.md("broadcaster:gdtv")
-    await g.stub.CreateChannel(epg_pb2.CreateChannelRequest(channel=pb_channel()), metadata=md)
+    await g.stub.CreateChannel(pb_create(), metadata=md)
     await g.stub.PutProgrammes(
         epg_pb2.PutProgrammesRequest(
-            channel_id=CH,
+            parent=PARENT,
             programmes=[
                 pb_prog(T0 + timedelta(minutes=30 * i), title=f"P{i}") for i in range(count)
             ],

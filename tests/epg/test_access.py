@@ -19,13 +19,14 @@ from headend.auth import PLAYBACK
 from headend.rpc import error_details
 from protos import epg_pb2
 from tests.epg.support import (
-    CH,
+    PARENT,
     T0,
     Call,
     Grpc,
     Metadata,
     chunks,
     pb_channel,
+    pb_create,
     pb_prog,
     refused,
     seed,
@@ -49,31 +50,37 @@ async def test_playback_reads_everything(grpc_epg: Grpc) -> None:
     window: dict[str, Any] = {"start": ts(T0), "stop": ts(T0 + timedelta(days=1))}
     stub = grpc_epg.stub
     listed = await stub.ListChannels(epg_pb2.ListChannelsRequest(), metadata=md)
-    assert [c.id for c in listed.channels] == [CH]
-    assert (await stub.GetChannel(epg_pb2.GetChannelRequest(id=CH), metadata=md)).id == CH
-    ranged = await stub.Range(epg_pb2.RangeRequest(channel_id=CH, **window), metadata=md)
+    assert [c.name for c in listed.channels] == [PARENT]
+    assert (
+        await stub.GetChannel(epg_pb2.GetChannelRequest(name=PARENT), metadata=md)
+    ).name == PARENT
+    ranged = await stub.ListProgrammes(
+        epg_pb2.ListProgrammesRequest(parent=PARENT, **window), metadata=md
+    )
     assert len(ranged.programmes) == 4
-    pid = ranged.programmes[0].id
-    assert (await stub.GetProgramme(epg_pb2.GetProgrammeRequest(id=pid), metadata=md)).id == pid
+    name = ranged.programmes[0].name
+    pid = name.rpartition("/")[2]
+    got = await stub.GetProgramme(epg_pb2.GetProgrammeRequest(name=name), metadata=md)
+    assert got.name == name
     now = await stub.NowNext(epg_pb2.NowNextRequest(at=ts(T0)), metadata=md)
-    assert now.entries[0].now.id == pid
+    assert now.entries[0].now.name == name
     grid = await stub.Grid(epg_pb2.GridRequest(**window), metadata=md)
     assert len(grid.rows[0].programmes) == 4
     found = await stub.Search(epg_pb2.SearchRequest(text="P1", **window), metadata=md)
     assert [p.titles[0].text for p in found.programmes] == ["P1"]
-    gaps = await stub.ListGaps(epg_pb2.ListGapsRequest(channel_id=CH, **window), metadata=md)
+    gaps = await stub.ListGaps(epg_pb2.ListGapsRequest(parent=PARENT, **window), metadata=md)
     assert len(gaps.gaps) == 1
     parts = await _stream(stub.ExportXmltv(epg_pb2.ExportXmltvRequest(**window), metadata=md))
     assert len(etree.fromstring(b"".join(p.data for p in parts)).findall("programme")) == 4
     watch = stub.WatchChanges(epg_pb2.WatchChangesRequest(), metadata=md)
     await watch.initial_metadata()  # positioned: the next write is seen
     await stub.DeleteProgrammes(
-        epg_pb2.DeleteProgrammesRequest(channel_id=CH, ids=[pid]),
+        epg_pb2.DeleteProgrammesRequest(parent=PARENT, ids=[pid]),
         metadata=await grpc_epg.md("broadcaster:gdtv"),
     )
     change = await watch.read()
     watch.cancel()
-    assert (change.kind, list(change.programme_ids)) == ("programmes", [pid])
+    assert (change.kind, list(change.programme_ids)) == (epg_pb2.CHANGE_KIND_PROGRAMMES, [pid])
 
 
 def _import(g: Grpc, md: Metadata) -> Any:
@@ -95,7 +102,7 @@ def _rule() -> epg_pb2.SlotRule:
 WRITES: list[Any] = [
     pytest.param(
         lambda g, md: g.stub.CreateChannel(
-            epg_pb2.CreateChannelRequest(channel=pb_channel("pb.gdtv.cn", owner="gdtv")),
+            pb_create("pb.gdtv.cn", owner="gdtv"),
             metadata=md,
         ),
         id="CreateChannel",
@@ -109,14 +116,14 @@ WRITES: list[Any] = [
     ),
     pytest.param(
         lambda g, md: g.stub.DeleteChannel(
-            epg_pb2.DeleteChannelRequest(id=CH, force=True), metadata=md
+            epg_pb2.DeleteChannelRequest(name=PARENT, force=True), metadata=md
         ),
         id="DeleteChannel",
     ),
     pytest.param(
         lambda g, md: g.stub.PutProgrammes(
             epg_pb2.PutProgrammesRequest(
-                channel_id=CH, programmes=[pb_prog(T0 + timedelta(days=3))]
+                parent=PARENT, programmes=[pb_prog(T0 + timedelta(days=3))]
             ),
             metadata=md,
         ),
@@ -125,7 +132,7 @@ WRITES: list[Any] = [
     pytest.param(
         lambda g, md: g.stub.DeleteProgrammes(
             epg_pb2.DeleteProgrammesRequest(
-                channel_id=CH, start=ts(T0), stop=ts(T0 + timedelta(days=1))
+                parent=PARENT, start=ts(T0), stop=ts(T0 + timedelta(days=1))
             ),
             metadata=md,
         ),
@@ -133,13 +140,13 @@ WRITES: list[Any] = [
     ),
     pytest.param(
         lambda g, md: g.stub.ExpandSlots(
-            epg_pb2.ExpandSlotsRequest(channel_id=CH, rule=_rule()), metadata=md
+            epg_pb2.ExpandSlotsRequest(parent=PARENT, rule=_rule()), metadata=md
         ),
         id="ExpandSlots",
     ),
     pytest.param(
         lambda g, md: g.stub.ExpandSlots(
-            epg_pb2.ExpandSlotsRequest(channel_id=CH, rule=_rule(), dry_run=True), metadata=md
+            epg_pb2.ExpandSlotsRequest(parent=PARENT, rule=_rule(), dry_run=True), metadata=md
         ),
         id="ExpandSlots-dry-run",
     ),
@@ -155,4 +162,4 @@ async def test_playback_may_change_nothing(
     md = await grpc_epg.md(PLAYBACK)
     err = await refused(grpc_epg, redis, call, md)
     assert err.code() == grpc.StatusCode.PERMISSION_DENIED
-    assert error_details(err).reason == "NotAllowed"
+    assert error_details(err).reason == "NOT_ALLOWED"

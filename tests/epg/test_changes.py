@@ -92,8 +92,9 @@ async def test_watch_changes_says_where_it_is_positioned(
         md = await epg.md()
         await epg.stub.CreateChannel(
             epg_pb2.CreateChannelRequest(
+                channel_id="gd1.gdtv.cn",
                 channel=epg_pb2.Channel(
-                    id="gd1.gdtv.cn", number=1, owner="gdtv",
+                    number=1, owner="gdtv",
                     names=[epg_pb2.LocalizedText(lang="en", text="GD")],
                 )
             ),

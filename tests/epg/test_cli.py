@@ -56,7 +56,7 @@ async def test_import_and_export_over_grpc(grpc_epg: Grpc, tmp_path: Path, dtd_p
     listed = await grpc_epg.stub.ListChannels(
         epg_pb2.ListChannelsRequest(), metadata=await grpc_epg.md()
     )
-    assert [c.id for c in listed.channels] == ["gd1.gdtv.cn"]
+    assert [c.name for c in listed.channels] == ["channels/gd1.gdtv.cn"]
 
 
 def test_naive_export_times_are_refused(capsys: pytest.CaptureFixture[str]) -> None:

@@ -56,6 +56,36 @@ async def test_a_domain_error_comes_back_as_the_same_leaf(grpc_epg: Grpc) -> Non
             await other.put_programmes(CH, [prog(T0)])
 
 
+@pytest.mark.parametrize(
+    "pid",
+    [
+        pytest.param("a/b", id="slash"),
+        pytest.param("p 1", id="space"),
+        pytest.param("", id="empty"),
+        pytest.param("p" * 600, id="long"),
+        pytest.param("-p", id="bad-first-char"),
+    ],
+)
+async def test_a_bad_programme_id_is_the_epgs_invalid_programme(grpc_epg: Grpc, pid: str) -> None:
+    # The front door and the origin answer this with "no such programme", not 503.
+    async with await _client(grpc_epg, "playback") as epg:
+        with pytest.raises(InvalidProgramme) as bad:
+            await epg.get_programme(pid)
+        assert bad.value.field == "name"
+
+
+async def test_lists_read_every_page(grpc_epg: Grpc) -> None:
+    async with await _client(grpc_epg) as epg:
+        await epg.create_channel(channel())
+        guide = day_of(T0, 1100, minutes=10)
+        for i in range(0, len(guide), 400):  # the test server's batches hold 500
+            await epg.put_programmes(CH, guide[i : i + 400])
+        found = await epg.range(CH, T0, T0 + timedelta(days=8))
+        assert [p.start for p in found] == [T0 + timedelta(minutes=10 * i) for i in range(1100)]
+        gaps = await epg.list_gaps(CH, T0, T0 + timedelta(days=8))
+        assert [g.start for g in gaps] == [T0 + timedelta(minutes=11_000)]
+
+
 async def test_xmltv_goes_in_and_out_as_a_report_and_bytes(grpc_epg: Grpc) -> None:
     async with await _client(grpc_epg) as epg:
         report = await epg.import_xmltv(io.BytesIO(GUIDE), channel_map={"SRC-GD1": CH})

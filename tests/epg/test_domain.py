@@ -271,8 +271,8 @@ def test_blackout_regions_follow_the_one_region_rule(region: str, why: str) -> N
 @pytest.mark.parametrize(
     ("changes", "error", "field"),
     [
-        pytest.param({"id": "-bad-"}, InvalidChannel, "channel.id", id="bad-id"),
-        pytest.param({"id": "a..b"}, InvalidChannel, "channel.id", id="empty-label"),
+        pytest.param({"id": "-bad-"}, InvalidChannel, "channel_id", id="bad-id"),
+        pytest.param({"id": "a..b"}, InvalidChannel, "channel_id", id="empty-label"),
         pytest.param(
             {"timezone": "Mars/Olympus"}, UnknownTimezone, "channel.timezone", id="unknown-tz"
         ),
@@ -289,7 +289,7 @@ def test_blackout_regions_follow_the_one_region_rule(region: str, why: str) -> N
         pytest.param({"number": 100_000}, InvalidChannel, "channel.number", id="bad-number"),
         pytest.param({"owner": "Not Valid"}, InvalidChannel, "channel.owner", id="bad-owner"),
         pytest.param({"owner": "gdtv\n"}, InvalidChannel, "channel.owner", id="owner-newline"),
-        pytest.param({"id": "gd1.gdtv.cn\n"}, InvalidChannel, "channel.id", id="id-newline"),
+        pytest.param({"id": "gd1.gdtv.cn\n"}, InvalidChannel, "channel_id", id="id-newline"),
         pytest.param(
             {"names": (Text("zh", "广东\r\n#EXTINF:-1,x"),)},
             InvalidChannel,

@@ -17,7 +17,20 @@ from lxml import etree
 
 from headend.rpc import error_details
 from protos import epg_pb2
-from tests.epg.support import CH, GUIDE, T0, Grpc, chunks, pb_channel, pb_prog, seed, ts
+from tests.epg.support import (
+    CH,
+    GUIDE,
+    PARENT,
+    T0,
+    Grpc,
+    chunks,
+    pb_channel,
+    pb_create,
+    pb_prog,
+    pname,
+    seed,
+    ts,
+)
 
 
 async def test_overlap_is_failed_precondition_with_conflicting_ids(grpc_epg: Grpc) -> None:
@@ -26,17 +39,17 @@ async def test_overlap_is_failed_precondition_with_conflicting_ids(grpc_epg: Grp
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await grpc_epg.stub.PutProgrammes(
             epg_pb2.PutProgrammesRequest(
-                channel_id=CH, programmes=[pb_prog(T0 + timedelta(minutes=45))]
+                parent=PARENT, programmes=[pb_prog(T0 + timedelta(minutes=45))]
             ),
             metadata=md,
         )
     assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     details = error_details(err.value)
-    assert details.reason == "ScheduleConflict"
+    assert details.reason == "SCHEDULE_CONFLICT"
     assert len(details.metadata["conflicting_ids"].split(",")) == 2
     replaced = await grpc_epg.stub.PutProgrammes(
         epg_pb2.PutProgrammesRequest(
-            channel_id=CH,
+            parent=PARENT,
             programmes=[pb_prog(T0 + timedelta(minutes=45))],
             policy=epg_pb2.WRITE_POLICY_REPLACE,
         ),
@@ -72,13 +85,13 @@ async def test_bad_programmes_are_invalid_argument_naming_the_field(
     md = await grpc_epg.md("broadcaster:gdtv")
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await grpc_epg.stub.PutProgrammes(
-            epg_pb2.PutProgrammesRequest(channel_id=CH, programmes=[programme]), metadata=md
+            epg_pb2.PutProgrammesRequest(parent=PARENT, programmes=[programme]), metadata=md
         )
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert field in error_details(err.value).fields
-    got = await grpc_epg.stub.Range(
-        epg_pb2.RangeRequest(
-            channel_id=CH, start=ts(T0 - timedelta(days=1)), stop=ts(T0 + timedelta(days=1))
+    got = await grpc_epg.stub.ListProgrammes(
+        epg_pb2.ListProgrammesRequest(
+            parent=PARENT, start=ts(T0 - timedelta(days=1)), stop=ts(T0 + timedelta(days=1))
         ),
         metadata=md,
     )
@@ -88,9 +101,7 @@ async def test_bad_programmes_are_invalid_argument_naming_the_field(
 async def test_unknown_timezone_names_the_field(grpc_epg: Grpc) -> None:
     md = await grpc_epg.md("broadcaster:gdtv")
     with pytest.raises(grpc.aio.AioRpcError) as err:
-        await grpc_epg.stub.CreateChannel(
-            epg_pb2.CreateChannelRequest(channel=pb_channel(timezone="Asia/Beijing")), metadata=md
-        )
+        await grpc_epg.stub.CreateChannel(pb_create(timezone="Asia/Beijing"), metadata=md)
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "channel.timezone" in error_details(err.value).fields
     listed = await grpc_epg.stub.ListChannels(epg_pb2.ListChannelsRequest(), metadata=md)
@@ -108,20 +119,22 @@ async def test_now_next_range_grid_gaps_search_and_get_programme(grpc_epg: Grpc)
     assert (entry.now.titles[0].text, entry.next.titles[0].text) == ("P1", "P2")
     assert entry.now.catchup_allowed
     window: dict[str, Any] = {"start": ts(T0), "stop": ts(T0 + timedelta(hours=3))}
-    rng = await grpc_epg.stub.Range(epg_pb2.RangeRequest(channel_id=CH, **window), metadata=md)
+    rng = await grpc_epg.stub.ListProgrammes(
+        epg_pb2.ListProgrammesRequest(parent=PARENT, **window), metadata=md
+    )
     assert [p.titles[0].text for p in rng.programmes] == ["P0", "P1", "P2", "P3"]
     grid = await grpc_epg.stub.Grid(epg_pb2.GridRequest(**window), metadata=md)
-    assert grid.rows[0].channel.id == CH
+    assert grid.rows[0].channel.name == PARENT
     assert len(grid.rows[0].programmes) == 4
     assert grid.next_page_token == ""
     gaps = await grpc_epg.stub.ListGaps(
-        epg_pb2.ListGapsRequest(channel_id=CH, **window), metadata=md
+        epg_pb2.ListGapsRequest(parent=PARENT, **window), metadata=md
     )
     assert [g.start.ToDatetime(UTC) for g in gaps.gaps] == [T0 + timedelta(hours=2)]
     found = await grpc_epg.stub.Search(epg_pb2.SearchRequest(text="p2", **window), metadata=md)
     assert [p.titles[0].text for p in found.programmes] == ["P2"]
     one = await grpc_epg.stub.GetProgramme(
-        epg_pb2.GetProgrammeRequest(id=rng.programmes[1].id), metadata=md
+        epg_pb2.GetProgrammeRequest(name=rng.programmes[1].name), metadata=md
     )
     assert one.start.ToDatetime(UTC) == T0 + timedelta(minutes=30)
 
@@ -131,12 +144,12 @@ async def test_get_programme_carries_catchup_and_blackout(grpc_epg: Grpc) -> Non
     md = await grpc_epg.md("broadcaster:gdtv")
     await grpc_epg.stub.PutProgrammes(
         epg_pb2.PutProgrammesRequest(
-            channel_id=CH,
+            parent=PARENT,
             programmes=[
                 pb_prog(
                     T0,
                     90,
-                    id="match-1",
+                    name=pname("match-1"),
                     catchup_allowed=False,
                     blackout_regions=["440100", "440300"],
                     blackout_slate="https://slate.example/blackout.m3u8",
@@ -146,7 +159,8 @@ async def test_get_programme_carries_catchup_and_blackout(grpc_epg: Grpc) -> Non
         metadata=md,
     )
     got = await grpc_epg.stub.GetProgramme(
-        epg_pb2.GetProgrammeRequest(id="match-1"), metadata=await grpc_epg.md("carrier:acme")
+        epg_pb2.GetProgrammeRequest(name=pname("match-1")),
+        metadata=await grpc_epg.md("carrier:acme"),
     )
     assert got.HasField("catchup_allowed")
     assert got.catchup_allowed is False
@@ -176,9 +190,7 @@ async def test_update_channel_with_stale_version_is_aborted(grpc_epg: Grpc) -> N
 
 async def test_expand_slots_uses_iso_weekdays_and_the_channel_zone(grpc_epg: Grpc) -> None:
     md = await grpc_epg.md("broadcaster:gdtv")
-    await grpc_epg.stub.CreateChannel(
-        epg_pb2.CreateChannelRequest(channel=pb_channel()), metadata=md
-    )
+    await grpc_epg.stub.CreateChannel(pb_create(), metadata=md)
     rule = epg_pb2.SlotRule(
         weekdays=[1, 2, 3, 4, 5],
         hour=19,
@@ -189,7 +201,7 @@ async def test_expand_slots_uses_iso_weekdays_and_the_channel_zone(grpc_epg: Grp
         last_day=epg_pb2.LocalDate(year=2026, month=3, day=8),
     )
     res = await grpc_epg.stub.ExpandSlots(
-        epg_pb2.ExpandSlotsRequest(channel_id=CH, rule=rule), metadata=md
+        epg_pb2.ExpandSlotsRequest(parent=PARENT, rule=rule), metadata=md
     )
     assert [p.start.ToDatetime(UTC).hour for p in res.programmes] == [11] * 5
     assert res.version > 0
@@ -199,7 +211,7 @@ async def test_expand_slots_uses_iso_weekdays_and_the_channel_zone(grpc_epg: Grp
     bad.first_day.day = 30
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await grpc_epg.stub.ExpandSlots(
-            epg_pb2.ExpandSlotsRequest(channel_id=CH, rule=bad), metadata=md
+            epg_pb2.ExpandSlotsRequest(parent=PARENT, rule=bad), metadata=md
         )
     assert "rule.first_day" in error_details(err.value).fields
 
@@ -220,11 +232,17 @@ async def test_import_then_export_round_trips_and_validates(grpc_epg: Grpc, dtd_
     exported = gzip.decompress(b"".join(parts))
     dtd = etree.DTD(str(dtd_path))
     assert dtd.validate(etree.fromstring(exported)), dtd.error_log
-    before = await grpc_epg.stub.Range(epg_pb2.RangeRequest(channel_id=CH, **window), metadata=md)
-    await grpc_epg.stub.DeleteChannel(epg_pb2.DeleteChannelRequest(id=CH, force=True), metadata=md)
+    before = await grpc_epg.stub.ListProgrammes(
+        epg_pb2.ListProgrammesRequest(parent=PARENT, **window), metadata=md
+    )
+    await grpc_epg.stub.DeleteChannel(
+        epg_pb2.DeleteChannelRequest(name=PARENT, force=True), metadata=md
+    )
     again = await grpc_epg.stub.ImportXmltv(chunks(exported, size=4096), metadata=md)
     assert (again.channels_created, again.programmes_written, len(again.problems)) == (1, 3, 0)
-    after = await grpc_epg.stub.Range(epg_pb2.RangeRequest(channel_id=CH, **window), metadata=md)
+    after = await grpc_epg.stub.ListProgrammes(
+        epg_pb2.ListProgrammesRequest(parent=PARENT, **window), metadata=md
+    )
     assert after == before
     first = after.programmes[0]
     assert [t.text for t in first.titles] == ["早间新闻", "Morning News"]
@@ -232,7 +250,7 @@ async def test_import_then_export_round_trips_and_validates(grpc_epg: Grpc, dtd_
     assert first.previously_shown
     assert first.premiere
     assert first.ratings[0].value == "G"
-    channel = await grpc_epg.stub.GetChannel(epg_pb2.GetChannelRequest(id=CH), metadata=md)
+    channel = await grpc_epg.stub.GetChannel(epg_pb2.GetChannelRequest(name=PARENT), metadata=md)
     assert [n.text for n in channel.names] == ["广东卫视", "Guangdong"]
     assert channel.logo_url == "https://img.example.cn/gd.png"
 
@@ -305,7 +323,7 @@ async def test_watch_changes_streams_versions_in_order(grpc_epg: Grpc) -> None:
         if len(got) == 2:
             break
     call.cancel()
-    assert [c.kind for c in got] == ["channel", "programmes"]
+    assert [c.kind for c in got] == [epg_pb2.CHANGE_KIND_CHANNEL, epg_pb2.CHANGE_KIND_PROGRAMMES]
     assert got[0].version < got[1].version
     assert got[1].window_start.ToDatetime(UTC) == T0
     assert len(got[1].programme_ids) == 2
@@ -320,7 +338,7 @@ async def test_watch_changes_resumes_from_a_version(grpc_epg: Grpc) -> None:
     change = await call.read()
     call.cancel()
     assert change.version == 2
-    assert change.kind == "programmes"
+    assert change.kind == epg_pb2.CHANGE_KIND_PROGRAMMES
 
 
 @pytest.mark.parametrize(
@@ -337,13 +355,13 @@ async def test_writes_by_others_are_denied(grpc_epg: Grpc, who: str, code: grpc.
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await grpc_epg.stub.PutProgrammes(
             epg_pb2.PutProgrammesRequest(
-                channel_id=CH, programmes=[pb_prog(T0 + timedelta(days=1))]
+                parent=PARENT, programmes=[pb_prog(T0 + timedelta(days=1))]
             ),
             metadata=md,
         )
     assert err.value.code() == code
-    rng = await grpc_epg.stub.Range(
-        epg_pb2.RangeRequest(channel_id=CH, start=ts(T0), stop=ts(T0 + timedelta(days=2))),
+    rng = await grpc_epg.stub.ListProgrammes(
+        epg_pb2.ListProgrammesRequest(parent=PARENT, start=ts(T0), stop=ts(T0 + timedelta(days=2))),
         metadata=await grpc_epg.md("admin"),
     )
     assert len(rng.programmes) == 1
@@ -390,8 +408,8 @@ async def test_timestamps_past_year_9999_are_invalid_arguments(grpc_epg: Grpc) -
     await seed(grpc_epg, 1)
     far = Timestamp(seconds=10**12)  # year ~33658: no datetime holds it
     with pytest.raises(grpc.aio.AioRpcError) as err:
-        await grpc_epg.stub.Range(
-            epg_pb2.RangeRequest(channel_id=CH, start=ts(T0), stop=far),
+        await grpc_epg.stub.ListProgrammes(
+            epg_pb2.ListProgrammesRequest(parent=PARENT, start=ts(T0), stop=far),
             metadata=await grpc_epg.md(),
         )
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT

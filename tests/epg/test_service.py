@@ -292,12 +292,12 @@ async def test_grid_pages_through_channels(service: EpgService) -> None:
         cid = f"c{n}.gdtv.cn"
         await service.create_channel(BROADCASTER, channel(cid, number=n))
         await service.put_programmes(BROADCASTER, cid, day_of(T0, 4, ch=cid))
-    rows, token = await service.grid(CARRIER, [], T0, T0 + timedelta(hours=1), page_size=2)
+    rows, after = await service.grid(CARRIER, [], T0, T0 + timedelta(hours=1), limit=2)
     seen = [c.id for c, _ in rows]
     assert all(len(ps) == 2 for _, ps in rows)
-    while token:
-        rows, token = await service.grid(
-            CARRIER, [], T0, T0 + timedelta(hours=1), page_size=2, page_token=token
+    while after:
+        rows, after = await service.grid(
+            CARRIER, [], T0, T0 + timedelta(hours=1), after=after, limit=2
         )
         seen += [c.id for c, _ in rows]
     assert seen == [f"c{n}.gdtv.cn" for n in range(5)]
@@ -317,11 +317,11 @@ async def test_search_by_text_and_category(seeded: EpgService) -> None:
         ],
     )
     window: dict[str, Any] = {"start": T0, "stop": T0 + timedelta(days=7)}
-    assert [p.title() for p in await seeded.search(CARRIER, "football", "", **window)] == [
-        "Football Weekly"
-    ]
-    assert [p.title() for p in await seeded.search(CARRIER, "", "体育", **window)] == ["足球之夜"]
-    assert await seeded.search(CARRIER, "football", "体育", **window) == []
+    found, after = await seeded.search(CARRIER, "football", "", **window)
+    assert ([p.title() for p in found], after) == (["Football Weekly"], "")
+    found, _ = await seeded.search(CARRIER, "", "体育", **window)
+    assert [p.title() for p in found] == ["足球之夜"]
+    assert await seeded.search(CARRIER, "football", "体育", **window) == ([], "")
     with pytest.raises(InvalidQuery):
         await seeded.search(CARRIER, " ", "")
 

@@ -50,6 +50,7 @@ pytestmark = pytest.mark.slow
 MODULE_LOOP = pytest.mark.asyncio(loop_scope="module")
 
 CALL_SECONDS = 5.0  # every provisioning call's deadline
+_ACME = subscriber_pb2.Carrier(display_name="Acme", network_type=subscriber_pb2.NETWORK_TYPE_CABLE)
 
 
 # ---------------------------------------------------------------- quiet streams
@@ -88,7 +89,7 @@ async def test_watch_changes_and_watch_job_stay_open_through_60_quiet_seconds(
             metadata=md,
             timeout=10,
         )
-        events = tc.WatchJob(transcode_pb2.WatchJobRequest(job_id=job.id), metadata=md)
+        events = tc.WatchJob(transcode_pb2.WatchJobRequest(name=job.name), metadata=md)
         first = await asyncio.wait_for(events.read(), 10)
         assert first.state == transcode_pb2.JOB_STATE_QUEUED
         next_change = asyncio.ensure_future(changes.read())
@@ -102,19 +103,19 @@ async def test_watch_changes_and_watch_job_stay_open_through_60_quiet_seconds(
         # Both are still alive: the next change and the next job event arrive.
         await epg.CreateChannel(
             epg_pb2.CreateChannelRequest(
+                channel_id="late.cn",
                 channel=epg_pb2.Channel(
-                    id="late.cn",
                     number=9,
                     owner="demo",
                     names=[epg_pb2.LocalizedText(lang="en", text="Late")],
-                )
+                ),
             ),
             metadata=md,
             timeout=10,
         )
         change = await asyncio.wait_for(next_change, 15)
-        assert (change.kind, change.channel_id) == ("channel", "late.cn")
-        await tc.CancelJob(transcode_pb2.CancelJobRequest(job_id=job.id), metadata=md, timeout=10)
+        assert (change.kind, change.channel_id) == (epg_pb2.CHANGE_KIND_CHANNEL, "late.cn")
+        await tc.CancelJob(transcode_pb2.CancelJobRequest(name=job.name), metadata=md, timeout=10)
         event = await asyncio.wait_for(next_event, 15)
         assert event.state == transcode_pb2.JOB_STATE_CANCELLED
         assert await asyncio.wait_for(events.read(), 10) is grpc.aio.EOF
@@ -174,16 +175,17 @@ class Provisioner:
             n += 1
             sid, mac = f"s{n:05d}", f"0a:00:00:00:{n >> 8 & 255:02x}:{n & 255:02x}"
             create = subscriber_pb2.CreateSubscriberRequest(
-                carrier_id="acme",
+                parent="carriers/acme",
                 subscriber_id=sid,
-                display_name=f"Sub {n}",
-                region_code="110101",
+                subscriber=subscriber_pb2.Subscriber(display_name=f"Sub {n}", region_code="110101"),
                 idempotency_key=f"create-{sid}",
             )
             if await self._call("CreateSubscriber", self.subscriber.CreateSubscriber, create):
                 self.subscribers.append(sid)
                 bind = subscriber_pb2.BindDeviceRequest(
-                    carrier_id="acme", subscriber_id=sid, mac=mac, idempotency_key=f"bind-{sid}"
+                    parent=f"carriers/acme/subscribers/{sid}",
+                    mac=mac,
+                    idempotency_key=f"bind-{sid}",
                 )
                 if await self._call("BindDevice", self.subscriber.BindDevice, bind):
                     self.macs.append(mac)
@@ -220,9 +222,7 @@ async def test_provisioning_survives_redis_sigkill_and_restart(
         ):
             stub = subscriber_pb2_grpc.SubscriberServiceStub(sub_chan)
             await stub.CreateCarrier(
-                subscriber_pb2.CreateCarrierRequest(
-                    carrier_id="acme", name="Acme", network_type=subscriber_pb2.CABLE
-                ),
+                subscriber_pb2.CreateCarrierRequest(carrier_id="acme", carrier=_ACME),
                 metadata=up.md,
                 timeout=CALL_SECONDS,
             )
@@ -245,14 +245,16 @@ async def test_provisioning_survives_redis_sigkill_and_restart(
             # Every acknowledged write is still there (appendfsync always).
             for sid in feed.subscribers:
                 got = await stub.GetSubscriber(
-                    subscriber_pb2.GetSubscriberRequest(carrier_id="acme", subscriber_id=sid),
+                    subscriber_pb2.GetSubscriberRequest(name=f"carriers/acme/subscribers/{sid}"),
                     metadata=up.md,
                     timeout=CALL_SECONDS,
                 )
-                assert got.subscriber_id == sid
+                assert got.name == f"carriers/acme/subscribers/{sid}"
             for mac in feed.macs:
                 device = await stub.GetDevice(
-                    subscriber_pb2.GetDeviceRequest(carrier_id="acme", mac=mac),
+                    subscriber_pb2.GetDeviceRequest(
+                        name=f"carriers/acme/devices/{mac.replace(':', '')}"
+                    ),
                     metadata=up.md,
                     timeout=CALL_SECONDS,
                 )
@@ -282,21 +284,19 @@ async def services(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Pl
         async with client_channel(up.services["epg"].target) as chan:
             await epg_pb2_grpc.EpgServiceStub(chan).CreateChannel(
                 epg_pb2.CreateChannelRequest(
+                    channel_id="a.cn",
                     channel=epg_pb2.Channel(
-                        id="a.cn",
                         number=1,
                         owner="demo",
                         names=[epg_pb2.LocalizedText(lang="en", text="A")],
-                    )
+                    ),
                 ),
                 metadata=up.md,
                 timeout=10,
             )
         async with client_channel(up.services["subscriber"].target) as chan:
             await subscriber_pb2_grpc.SubscriberServiceStub(chan).CreateCarrier(
-                subscriber_pb2.CreateCarrierRequest(
-                    carrier_id="acme", name="Acme", network_type=subscriber_pb2.CABLE
-                ),
+                subscriber_pb2.CreateCarrierRequest(carrier_id="acme", carrier=_ACME),
                 metadata=up.md,
                 timeout=10,
             )
@@ -332,57 +332,62 @@ def _rule(**fields: Any) -> Any:
 SOON, LATER = _ts(1_900_000_000), _ts(1_900_003_600)
 # (service, method, request, the field the error must name)
 _CH = "a.cn"
-_SUB: dict[str, Any] = {"carrier_id": "acme", "display_name": "X", "region_code": "110101"}
+_PARENT = f"channels/{_CH}"
+_SUB: dict[str, Any] = {"display_name": "X", "region_code": "110101"}
 _TEXT = [epg_pb2.LocalizedText(lang="en", text="B")]
 # (service, method, request, the field the error must name)
 MALFORMED = [
     pytest.param("epg", "PutProgrammes", epg_pb2.PutProgrammesRequest(
-        channel_id=_CH, programmes=[_programme(SOON, LATER)], policy=_unnamed(99)),
+        parent=_PARENT, programmes=[_programme(SOON, LATER)], policy=_unnamed(99)),
         "policy", id="epg-unknown-write-policy"),
     pytest.param("epg", "ExpandSlots", epg_pb2.ExpandSlotsRequest(
-        channel_id=_CH, rule=_rule(gap_policy=_unnamed(77))),
+        parent=_PARENT, rule=_rule(gap_policy=_unnamed(77))),
         "rule.gap_policy", id="epg-unknown-gap-policy"),
     pytest.param("epg", "ExpandSlots", epg_pb2.ExpandSlotsRequest(
-        channel_id=_CH, rule=_rule(fold_policy=_unnamed(-3))),
+        parent=_PARENT, rule=_rule(fold_policy=_unnamed(-3))),
         "rule.fold_policy", id="epg-unknown-fold-policy"),
     pytest.param("epg", "PutProgrammes", epg_pb2.PutProgrammesRequest(
-        channel_id=_CH, programmes=[_programme(_ts(2**62), _ts(2**62 + 60))]),
+        parent=_PARENT, programmes=[_programme(_ts(2**62), _ts(2**62 + 60))]),
         "programmes[0].start", id="epg-timestamp-past-9999"),
     pytest.param("epg", "PutProgrammes", epg_pb2.PutProgrammesRequest(
-        channel_id=_CH, programmes=[_programme(_ts(1_900_000_000, -5), LATER)]),
+        parent=_PARENT, programmes=[_programme(_ts(1_900_000_000, -5), LATER)]),
         "programmes[0].start", id="epg-negative-nanos"),
     pytest.param("epg", "NowNext", epg_pb2.NowNextRequest(channel_ids=[_CH], at=_ts(-(2**40))),
         "at", id="epg-timestamp-before-year-1"),
     pytest.param("epg", "CreateChannel", epg_pb2.CreateChannelRequest(
-        channel=epg_pb2.Channel(id="b.cn", number=2**32 - 1, owner="demo", names=_TEXT)),
+        channel_id="b.cn", channel=epg_pb2.Channel(number=2**32 - 1, owner="demo", names=_TEXT)),
         "channel.number", id="epg-channel-number-out-of-range"),
     pytest.param("epg", "ExpandSlots", epg_pb2.ExpandSlotsRequest(
-        channel_id=_CH, rule=_rule(duration_seconds=2**32 - 1)),
+        parent=_PARENT, rule=_rule(duration_seconds=2**32 - 1)),
         "rule.duration", id="epg-slot-duration-out-of-range"),
     pytest.param("epg", "ExpandSlots", epg_pb2.ExpandSlotsRequest(
-        channel_id=_CH, rule=_rule(first_day=epg_pb2.LocalDate(year=2030, month=2, day=30))),
+        parent=_PARENT, rule=_rule(first_day=epg_pb2.LocalDate(year=2030, month=2, day=30))),
         "rule.first_day", id="epg-slot-date-that-does-not-exist"),
     pytest.param("epg", "Grid", epg_pb2.GridRequest(start=SOON, stop=LATER, page_token="-5"),
         "page_token", id="epg-negative-page-token"),
-    pytest.param("epg", "GetProgramme", epg_pb2.GetProgrammeRequest(id="x" * 100_000),
-        "id", id="epg-programme-id-100k"),
+    pytest.param("epg", "GetProgramme", epg_pb2.GetProgrammeRequest(name="x" * 100_000),
+        "name", id="epg-programme-name-100k"),
     pytest.param("subscriber", "CreateCarrier", subscriber_pb2.CreateCarrierRequest(
-        carrier_id="b", name="B", network_type=_unnamed(77)),
+        carrier_id="b",
+        carrier=subscriber_pb2.Carrier(display_name="B", network_type=_unnamed(77))),
         "network_type", id="subscriber-unknown-network"),
     pytest.param("subscriber", "SetCarrierStatus", subscriber_pb2.SetCarrierStatusRequest(
-        carrier_id="acme", status=_unnamed(9)),
+        name="carriers/acme", status=_unnamed(9)),
         "status", id="subscriber-unknown-status"),
     pytest.param("subscriber", "CreateSubscriber", subscriber_pb2.CreateSubscriberRequest(
-        subscriber_id="x1", max_streams=2**32 - 1, **_SUB),
+        parent="carriers/acme", subscriber_id="x1",
+        subscriber=subscriber_pb2.Subscriber(max_streams=2**32 - 1, **_SUB)),
         "max_streams", id="subscriber-max-streams-out-of-range"),
     pytest.param("subscriber", "CreateSubscriber", subscriber_pb2.CreateSubscriberRequest(
-        subscriber_id="x2", service_end=_ts(2**62), **_SUB),
+        parent="carriers/acme", subscriber_id="x2",
+        subscriber=subscriber_pb2.Subscriber(service_end=_ts(2**62), **_SUB)),
         "service_end", id="subscriber-timestamp-past-9999"),
     pytest.param("subscriber", "Authorize", subscriber_pb2.AuthorizeRequest(
         mac="aa:bb:cc:dd:ee:ff", channel_id=_CH, at=_ts(-(2**62))),
         "at", id="subscriber-timestamp-before-year-1"),
     pytest.param("subscriber", "CreateSubscriber", subscriber_pb2.CreateSubscriberRequest(
-        subscriber_id="x3", idempotency_key="\x00", **_SUB),
+        parent="carriers/acme", subscriber_id="x3", subscriber=subscriber_pb2.Subscriber(**_SUB),
+        idempotency_key="\x00"),
         "idempotency_key", id="subscriber-bad-idempotency-key"),
 ]  # fmt: skip
 

@@ -193,7 +193,7 @@ async def test_out_of_scope_call_is_permission_denied_and_changes_nothing(
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await stub.CreateKey(keys_pb2.CreateKeyRequest(principal="admin"), metadata=bearer(carrier))
     assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
-    assert error_details(caught.value).reason == "PermissionDenied"
+    assert error_details(caught.value).reason == "PERMISSION_DENIED"
     assert await keys.list_keys() == before
     who = await stub.WhoAmI(keys_pb2.WhoAmIRequest(), metadata=bearer(carrier))
     assert who.principal == "carrier:acme"
@@ -220,20 +220,56 @@ async def test_created_key_works_and_revoked_key_is_refused(
         keys_pb2.CreateKeyRequest(principal="broadcaster:cctv"), metadata=admin
     )
     assert created.token.startswith("hk_")
-    stored = await redis.hgetall(f"auth:key:{created.key.key_id}")
+    assert created.key.name.startswith("keys/")
+    key_id = created.key.name.removeprefix("keys/")
+    stored = await redis.hgetall(f"auth:key:{key_id}")
     assert created.token.encode() not in b"".join(stored.values())
     who = await stub.WhoAmI(keys_pb2.WhoAmIRequest(), metadata=bearer(created.token))
     assert who.principal == "broadcaster:cctv"
     listed = await stub.ListKeys(keys_pb2.ListKeysRequest(), metadata=admin)
-    assert created.key.key_id in {k.key_id for k in listed.keys}
-    await stub.RevokeKey(keys_pb2.RevokeKeyRequest(key_id=created.key.key_id), metadata=admin)
+    assert created.key.name in {k.name for k in listed.keys}
+    await stub.RevokeKey(keys_pb2.RevokeKeyRequest(name=created.key.name), metadata=admin)
     # A fresh store has no cache, as another replica would not.
     with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await stub.RevokeKey(keys_pb2.RevokeKeyRequest(key_id=created.key.key_id), metadata=admin)
+        await stub.RevokeKey(keys_pb2.RevokeKeyRequest(name=created.key.name), metadata=admin)
     assert caught.value.code() == grpc.StatusCode.NOT_FOUND
     fresh = KeyStore(redis)
     with pytest.raises(Unauthenticated, match="revoked"):
         await fresh.authenticate(created.token)
+
+
+async def test_list_keys_pages_by_token_and_refuses_bad_names(
+    served: tuple[RpcServer, grpc.aio.Channel], tokens
+) -> None:
+    stub = keys_pb2_grpc.KeyServiceStub(served[1])
+    admin = bearer(await tokens())
+    for tenant in ("a", "b", "c"):
+        await stub.CreateKey(
+            keys_pb2.CreateKeyRequest(principal=f"carrier:{tenant}"), metadata=admin
+        )
+    seen: list[str] = []
+    token = ""
+    while True:
+        reply = await stub.ListKeys(
+            keys_pb2.ListKeysRequest(page_size=2, page_token=token), metadata=admin
+        )
+        assert len(reply.keys) <= 2
+        seen += [k.name for k in reply.keys]
+        token = reply.next_page_token
+        if not token:
+            break
+    assert len(seen) == len(set(seen)) >= 4  # the admin key and the three carriers'
+    for request in (
+        keys_pb2.ListKeysRequest(page_token="not-a-token"),
+        keys_pb2.ListKeysRequest(page_size=-1),
+        keys_pb2.RevokeKeyRequest(name="0123456789abcdef"),
+        keys_pb2.RevokeKeyRequest(name="keys/a/b"),
+    ):
+        call = stub.ListKeys if isinstance(request, keys_pb2.ListKeysRequest) else stub.RevokeKey
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await call(request, metadata=admin)
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert error_details(caught.value).reason == "INVALID_ARGUMENT"
 
 
 async def test_concurrency_cap_is_resource_exhausted_with_a_clear_message(
@@ -338,7 +374,7 @@ async def test_dependency_failures_are_unavailable_with_retry_info(
             await call(request_bytes, metadata=admin)
     assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
     details = error_details(caught.value)
-    assert details.reason == "DependencyUnavailable"
+    assert details.reason == "DEPENDENCY_UNAVAILABLE"
     assert details.retry_delay_seconds == RETRY_DELAY_SECONDS
     assert "redis.internal" not in (caught.value.details() or "")
     [record] = [r for r in caplog.records if r.name.startswith("headend.rpc")]
@@ -356,7 +392,7 @@ async def test_a_quota_is_resource_exhausted_without_a_retry_hint(
         await channel.unary_unary(f"/{_BLOCKING}/Raise")(b"quota", metadata=bearer(await tokens()))
     assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     details = error_details(caught.value)
-    assert (details.reason, details.metadata) == ("ResourceExhausted", {"limit": "2"})
+    assert (details.reason, details.metadata) == ("RESOURCE_EXHAUSTED", {"limit": "2"})
     assert details.retry_delay_seconds is None
 
 
@@ -521,8 +557,8 @@ async def test_domain_error_keeps_the_field_of_an_invalid_argument(
 @pytest.mark.parametrize(
     ("request_bytes", "reason", "delay"),
     [
-        pytest.param(b"redis-down", "DependencyUnavailable", RETRY_DELAY_SECONDS, id="retry-info"),
-        pytest.param(b"bug", "Internal", None, id="unknown"),
+        pytest.param(b"redis-down", "DEPENDENCY_UNAVAILABLE", RETRY_DELAY_SECONDS, id="retry-info"),
+        pytest.param(b"bug", "INTERNAL", None, id="unknown"),
     ],
 )
 async def test_domain_error_is_service_unavailable_when_the_call_got_no_answer(

@@ -39,10 +39,11 @@ async def _guide(services: Services, plan: Plan) -> dict[str, list[bytes]]:
         view = {"channels": [c.SerializeToString(deterministic=True) for c in listed.channels]}
         for channel_id, programmes in plan.guides.items():
             start, stop = min(p.start for p in programmes), max(p.stop for p in programmes)
-            request = epg_pb2.RangeRequest(channel_id=channel_id)
+            request = epg_pb2.ListProgrammesRequest(parent=f"channels/{channel_id}", page_size=1000)
             request.start.FromDatetime(start)
             request.stop.FromDatetime(stop)
-            got = await epg.Range(request, metadata=md)
+            got = await epg.ListProgrammes(request, metadata=md)
+            assert not got.next_page_token  # a plan's guide fits one page
             view[channel_id] = [p.SerializeToString(deterministic=True) for p in got.programmes]
     return view
 
@@ -56,25 +57,29 @@ async def _accounts(services: Services, plan: Plan) -> dict[str, Any]:
         subs = subscriber_pb2_grpc.SubscriberServiceStub(chan)
         view: dict[str, Any] = {
             "carrier": await subs.GetCarrier(
-                subscriber_pb2.GetCarrierRequest(carrier_id=carrier), metadata=md
+                subscriber_pb2.GetCarrierRequest(name=f"carriers/{carrier}"), metadata=md
             ),
             "packages": await subs.ListPackages(subscriber_pb2.ListPackagesRequest(), metadata=md),
         }
         for spec in plan.subscribers:
             sid = spec.subscriber_id
             devices = await subs.ListDevices(
-                subscriber_pb2.ListDevicesRequest(carrier_id=carrier, subscriber_id=sid),
+                subscriber_pb2.ListDevicesRequest(parent=f"carriers/{carrier}/subscribers/{sid}"),
                 metadata=md,
             )
             for device in devices.devices:
-                device.ClearField("activated_at")
+                device.ClearField("activate_time")
             view[sid] = (
                 await subs.GetSubscriber(
-                    subscriber_pb2.GetSubscriberRequest(carrier_id=carrier, subscriber_id=sid),
+                    subscriber_pb2.GetSubscriberRequest(
+                        name=f"carriers/{carrier}/subscribers/{sid}"
+                    ),
                     metadata=md,
                 ),
                 await subs.ListEntitlements(
-                    subscriber_pb2.ListEntitlementsRequest(carrier_id=carrier, subscriber_id=sid),
+                    subscriber_pb2.ListEntitlementsRequest(
+                        parent=f"carriers/{carrier}/subscribers/{sid}"
+                    ),
                     metadata=md,
                 ),
                 devices,

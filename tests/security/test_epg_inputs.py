@@ -54,6 +54,7 @@ from tests.epg.hostile import (
 from tests.epg.support import (
     LINE_BREAKERS,
     NOT_XML,
+    PARENT,
     Call,
     Grpc,
     chunks,
@@ -101,7 +102,7 @@ async def test_a_channel_name_with_a_line_breaker_is_refused(
     async def create(g: Grpc, md: tuple[tuple[str, str], ...]) -> Any:
         channel = pb_channel(name=name)
         return await g.stub.CreateChannel(
-            epg_pb2.CreateChannelRequest(channel=channel), metadata=md
+            epg_pb2.CreateChannelRequest(channel_id=CH, channel=channel), metadata=md
         )
 
     err = await refused(epg, redis, create, md)
@@ -111,8 +112,11 @@ async def test_a_channel_name_with_a_line_breaker_is_refused(
 
 def _channel(**kw: Any) -> Call:
     async def call(g: Grpc, md: tuple[tuple[str, str], ...]) -> Any:
+        cid = kw.pop("channel_id", "gd2.gdtv.cn")
         msg = pb_channel("gd2.gdtv.cn", **kw)
-        return await g.stub.CreateChannel(epg_pb2.CreateChannelRequest(channel=msg), metadata=md)
+        return await g.stub.CreateChannel(
+            epg_pb2.CreateChannelRequest(channel_id=cid, channel=msg), metadata=md
+        )
 
     return call
 
@@ -132,7 +136,7 @@ def _put(**kw: Any) -> Call:
         title = kw.pop("title", "新闻")
         msg = pb_prog(T0 + timedelta(days=2), title=title, **kw)
         return await g.stub.PutProgrammes(
-            epg_pb2.PutProgrammesRequest(channel_id=CH, programmes=[msg]), metadata=md
+            epg_pb2.PutProgrammesRequest(parent=PARENT, programmes=[msg]), metadata=md
         )
 
     return call
@@ -154,7 +158,7 @@ def _slots(**kw: Any) -> Call:
             **kw,
         )
         return await g.stub.ExpandSlots(
-            epg_pb2.ExpandSlotsRequest(channel_id=CH, rule=rule), metadata=md
+            epg_pb2.ExpandSlotsRequest(parent=PARENT, rule=rule), metadata=md
         )
 
     return call
@@ -176,7 +180,7 @@ LS = "\u2028"
         ),
         pytest.param(_channel(group=f"News{LS}x"), "channel.group", id="create-group"),
         pytest.param(_channel(group="News\x85"), "channel.group", id="create-group-nel"),
-        pytest.param(_channel(id="gd3.gdtv.cn\n"), "channel.id", id="create-id-newline"),
+        pytest.param(_channel(channel_id="gd3.gdtv.cn\n"), "channel_id", id="create-id-newline"),
         pytest.param(
             _channel(names=_text("Name", lang="en\n")), "channel.names[0].lang", id="create-lang"
         ),
@@ -225,7 +229,9 @@ LS = "\u2028"
             "programmes[0].ratings[0].system",
             id="rating-system",
         ),
-        pytest.param(_put(id="p1\n"), "programmes[0].id", id="programme-id"),
+        pytest.param(
+            _put(name=f"{PARENT}/programmes/p1\n"), "programmes[0].name", id="programme-id"
+        ),
         pytest.param(
             _put(blackout_regions=["110000\n"]), "programmes[0].blackout_regions[0]", id="region"
         ),
@@ -252,13 +258,15 @@ async def test_descriptions_keep_plain_newlines(epg: Grpc) -> None:
     start = T0 + timedelta(days=1)
     await epg.stub.PutProgrammes(
         epg_pb2.PutProgrammesRequest(
-            channel_id=CH,
+            parent=PARENT,
             programmes=[pb_prog(start, descriptions=_text("Part one.\nPart two."))],
         ),
         metadata=md,
     )
-    got = await epg.stub.Range(
-        epg_pb2.RangeRequest(channel_id=CH, start=ts(start), stop=ts(start + timedelta(hours=1))),
+    got = await epg.stub.ListProgrammes(
+        epg_pb2.ListProgrammesRequest(
+            parent=PARENT, start=ts(start), stop=ts(start + timedelta(hours=1))
+        ),
         metadata=md,
     )
     assert got.programmes[0].descriptions[0].text == "Part one.\nPart two."
@@ -326,7 +334,7 @@ async def test_stored_bad_text_breaks_neither_export_nor_nownext(
     now = await epg.stub.NowNext(
         epg_pb2.NowNextRequest(at=ts(T0 + timedelta(minutes=5))), metadata=md
     )
-    assert [e.now.id for e in now.entries] == ["gd1-bad0", "gd2-bad0"]
+    assert [e.now.name.rpartition("/")[2] for e in now.entries] == ["gd1-bad0", "gd2-bad0"]
 
 
 async def test_stored_bad_text_cannot_forge_lineup_entries_or_break_the_guide(

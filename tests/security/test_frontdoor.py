@@ -186,7 +186,7 @@ async def test_live_urls_are_short_lived_and_a_suspension_stops_the_next_reload(
             services.subscriber_target,
             services.api_key,
             "carol",
-            subscriber_pb2.SUSPENDED,
+            subscriber_pb2.SUBSCRIBER_STATUS_SUSPENDED,
         )
         deadline = time.monotonic() + 10
         while True:

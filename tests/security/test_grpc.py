@@ -354,8 +354,9 @@ async def test_origin_epg_client_dials_over_mtls(
             stub = epg_pb2_grpc.EpgServiceStub(channel)
             await stub.CreateChannel(
                 epg_pb2.CreateChannelRequest(
+                    channel_id="ch1",
                     channel=epg_pb2.Channel(
-                        id="ch1", number=1, catchup_days=7, active=True, owner="newstv",
+                        number=1, catchup_days=7, active=True, owner="newstv",
                         names=[epg_pb2.LocalizedText(lang="zh", text="新闻")],
                     )
                 ),
@@ -367,10 +368,10 @@ async def test_origin_epg_client_dials_over_mtls(
             stop.FromDatetime(now)
             await stub.PutProgrammes(
                 epg_pb2.PutProgrammesRequest(
-                    channel_id="ch1",
+                    parent="channels/ch1",
                     programmes=[
                         epg_pb2.Programme(
-                            id="p1", start=start, stop=stop,
+                            name="channels/ch1/programmes/p1", start=start, stop=stop,
                             titles=[epg_pb2.LocalizedText(lang="zh", text="早间新闻")],
                         )
                     ],

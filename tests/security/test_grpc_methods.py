@@ -38,7 +38,7 @@ SERVICES: tuple[ServiceDescriptor, ...] = (
     subscriber_pb2.DESCRIPTOR.services_by_name["SubscriberService"],
     keys_pb2.DESCRIPTOR.services_by_name["KeyService"],
     transcode_pb2.DESCRIPTOR.services_by_name["TranscodeService"],
-    cdn_pb2.DESCRIPTOR.services_by_name["CdnControl"],
+    cdn_pb2.DESCRIPTOR.services_by_name["CdnControlService"],
 )
 # Methods anyone may call: a box proves its device secret in the request itself.
 PUBLIC = {"/headend.subscriber.v1.SubscriberService/DeviceLogin"}
@@ -94,7 +94,7 @@ async def servers(redis: aioredis.Redis, keys: KeyStore, tmp_path: Path) -> Asyn
         "headend.subscriber.v1.SubscriberService": sub_port,
         "headend.keys.v1.KeyService": sub_port,
         "headend.transcode.v1.TranscodeService": tc_port,
-        "headend.cdn.v1.CdnControl": cdn_port,
+        "headend.cdn.v1.CdnControlService": cdn_port,
     }
     try:
         yield Servers({n: f"127.0.0.1:{p}" for n, p in ports.items()}, redis, keys)
@@ -168,7 +168,7 @@ async def test_every_method_wants_a_valid_key(
 # What an outsider may legitimately do with an empty request: read its own scope.
 _READS = {
     "EpgService": {
-        "ListChannels", "NowNext", "Range", "Grid", "Search", "ListGaps", "GetChannel",
+        "ListChannels", "NowNext", "ListProgrammes", "Grid", "Search", "ListGaps", "GetChannel",
         "GetProgramme", "ExportXmltv", "WatchChanges",
     },
     "KeyService": {"WhoAmI"},

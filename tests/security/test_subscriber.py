@@ -14,6 +14,7 @@ from typing import Any
 import grpc
 import pytest
 import redis.asyncio as aioredis
+from google.protobuf.field_mask_pb2 import FieldMask
 from google.protobuf.message import Message
 
 from headend.auth import KeyStore
@@ -29,6 +30,7 @@ from tests.support.subscriber import (
     ALICE_MAC,
     Api,
     ManualClock,
+    device_name,
     lease_settings,
     seed_world,
     serve,
@@ -50,12 +52,16 @@ async def world(redis: aioredis.Redis, keys: KeyStore, tokens: Tokens) -> AsyncI
 
 async def set_max_streams(api: Api, carrier: str, sid: str, limit: int) -> None:
     sub = await api.call(
-        "GetSubscriber", pb.GetSubscriberRequest(carrier_id=carrier, subscriber_id=sid)
+        "GetSubscriber", pb.GetSubscriberRequest(name=f"carriers/{carrier}/subscribers/{sid}")
     )
     await api.call(
         "UpdateSubscriber",
         pb.UpdateSubscriberRequest(
-            carrier_id=carrier, subscriber_id=sid, expected_version=sub.version, max_streams=limit
+            subscriber=pb.Subscriber(
+                name=f"carriers/{carrier}/subscribers/{sid}", max_streams=limit
+            ),
+            update_mask=FieldMask(paths=["max_streams"]),
+            expected_version=sub.version,
         ),
     )
 
@@ -67,7 +73,7 @@ async def test_one_box_cannot_play_three_channels_on_a_one_stream_account(world:
     await set_max_streams(world, "acme", "alice", 1)
     await world.call(
         "BindDevice",
-        pb.BindDeviceRequest(carrier_id="acme", subscriber_id="alice", mac="aa:bb:cc:00:00:02"),
+        pb.BindDeviceRequest(parent="carriers/acme/subscribers/alice", mac="aa:bb:cc:00:00:02"),
         as_=ACME,
     )
     leases = [
@@ -111,21 +117,24 @@ DENIED: list[Any] = [
     pytest.param(
         "CreateCarrier",
         pb.CreateCarrierRequest(
-            carrier_id="gamma", name="G", network_type=pb.TELECOM, idempotency_key="k1"
+            carrier_id="gamma",
+            carrier=pb.Carrier(display_name="G", network_type=pb.NETWORK_TYPE_TELECOM),
+            idempotency_key="k1",
         ),
         id="CreateCarrier",
     ),
-    pytest.param("GetCarrier", pb.GetCarrierRequest(carrier_id="acme"), id="GetCarrier"),
+    pytest.param("GetCarrier", pb.GetCarrierRequest(name="carriers/acme"), id="GetCarrier"),
     pytest.param("ListCarriers", pb.ListCarriersRequest(), id="ListCarriers"),
     pytest.param(
         "SetCarrierStatus",
-        pb.SetCarrierStatusRequest(carrier_id="acme", status=pb.CARRIER_SUSPENDED),
+        pb.SetCarrierStatusRequest(name="carriers/acme", status=pb.CARRIER_STATUS_SUSPENDED),
         id="SetCarrierStatus",
     ),
     pytest.param(
         "DefinePackage",
         pb.DefinePackageRequest(
-            package=pb.Package(package_id="x", name="X", channel_ids=["c1"]), idempotency_key="k2"
+            package=pb.Package(name="packages/x", display_name="X", channel_ids=["c1"]),
+            idempotency_key="k2",
         ),
         id="DefinePackage",
     ),
@@ -133,84 +142,92 @@ DENIED: list[Any] = [
     pytest.param(
         "CreateSubscriber",
         pb.CreateSubscriberRequest(
-            carrier_id="acme", subscriber_id="eve", display_name="Eve", region_code="110101"
+            parent="carriers/acme",
+            subscriber_id="eve",
+            subscriber=pb.Subscriber(display_name="Eve", region_code="110101"),
         ),
         id="CreateSubscriber",
     ),
     pytest.param(
         "GetSubscriber",
-        pb.GetSubscriberRequest(carrier_id="acme", subscriber_id="alice"),
+        pb.GetSubscriberRequest(name="carriers/acme/subscribers/alice"),
         id="GetSubscriber",
     ),
     pytest.param(
-        "ListSubscribers", pb.ListSubscribersRequest(carrier_id="beta"), id="ListSubscribers"
+        "ListSubscribers", pb.ListSubscribersRequest(parent="carriers/beta"), id="ListSubscribers"
     ),
     pytest.param(
         "UpdateSubscriber",
         pb.UpdateSubscriberRequest(
-            carrier_id="acme", subscriber_id="alice", expected_version=4, display_name="Mallory"
+            subscriber=pb.Subscriber(
+                name="carriers/acme/subscribers/alice", display_name="Mallory"
+            ),
+            update_mask=FieldMask(paths=["display_name"]),
+            expected_version=4,
         ),
         id="UpdateSubscriber",
     ),
     pytest.param(
         "SetSubscriberStatus",
         pb.SetSubscriberStatusRequest(
-            carrier_id="acme", subscriber_id="alice", status=pb.SUSPENDED
+            name="carriers/acme/subscribers/alice", status=pb.SUBSCRIBER_STATUS_SUSPENDED
         ),
         id="SetSubscriberStatus",
     ),
     pytest.param(
         "BindDevice",
-        pb.BindDeviceRequest(carrier_id="acme", subscriber_id="alice", mac="aa:bb:cc:00:0e:01"),
+        pb.BindDeviceRequest(parent="carriers/acme/subscribers/alice", mac="aa:bb:cc:00:0e:01"),
         id="BindDevice",
     ),
     pytest.param(
-        "GetDevice", pb.GetDeviceRequest(carrier_id="acme", mac=ALICE_MAC), id="GetDevice"
+        "GetDevice", pb.GetDeviceRequest(name=device_name("acme", ALICE_MAC)), id="GetDevice"
     ),
     pytest.param(
         "ListDevices",
-        pb.ListDevicesRequest(carrier_id="acme", subscriber_id="alice"),
+        pb.ListDevicesRequest(parent="carriers/acme/subscribers/alice"),
         id="ListDevices",
     ),
     pytest.param(
         "ActivateDevice",
-        pb.ActivateDeviceRequest(carrier_id="acme", mac=ALICE_MAC, idempotency_key="k3"),
+        pb.ActivateDeviceRequest(name=device_name("acme", ALICE_MAC), idempotency_key="k3"),
         id="ActivateDevice",
     ),
     pytest.param(
-        "UnbindDevice", pb.UnbindDeviceRequest(carrier_id="acme", mac=ALICE_MAC), id="UnbindDevice"
+        "UnbindDevice",
+        pb.UnbindDeviceRequest(name=device_name("acme", ALICE_MAC)),
+        id="UnbindDevice",
     ),
     pytest.param(
         "BlockDevice",
-        pb.BlockDeviceRequest(carrier_id="acme", mac=ALICE_MAC, blocked=True),
+        pb.BlockDeviceRequest(name=device_name("acme", ALICE_MAC), blocked=True),
         id="BlockDevice",
     ),
     pytest.param(
         "ReplaceDevice",
-        pb.ReplaceDeviceRequest(carrier_id="acme", old_mac=ALICE_MAC, new_mac="aa:bb:cc:00:0e:02"),
+        pb.ReplaceDeviceRequest(name=device_name("acme", ALICE_MAC), new_mac="aa:bb:cc:00:0e:02"),
         id="ReplaceDevice",
     ),
     pytest.param(
         "Entitle",
-        pb.EntitleRequest(carrier_id="acme", subscriber_id="alice", package_id="sports"),
+        pb.EntitleRequest(name="carriers/acme/subscribers/alice", package_id="sports"),
         id="Entitle",
     ),
     pytest.param(
         "RevokeEntitlement",
-        pb.RevokeEntitlementRequest(carrier_id="acme", subscriber_id="alice", package_id="basic"),
+        pb.RevokeEntitlementRequest(name="carriers/acme/subscribers/alice/entitlements/basic"),
         id="RevokeEntitlement",
     ),
     pytest.param(
         "ListEntitlements",
-        pb.ListEntitlementsRequest(carrier_id="acme", subscriber_id="alice"),
+        pb.ListEntitlementsRequest(parent="carriers/acme/subscribers/alice"),
         id="ListEntitlements",
     ),
-    pytest.param("ListAudit", pb.ListAuditRequest(carrier_id="acme"), id="ListAudit-carrier"),
-    pytest.param("ListAudit", pb.ListAuditRequest(carrier_id=""), id="ListAudit-platform"),
+    pytest.param("ListAudit", pb.ListAuditRequest(parent="carriers/acme"), id="ListAudit-carrier"),
+    pytest.param("ListAudit", pb.ListAuditRequest(parent=""), id="ListAudit-platform"),
 ]
 KEY_RPCS: list[Any] = [
     pytest.param("CreateKey", keys_pb2.CreateKeyRequest(principal="admin"), id="CreateKey"),
-    pytest.param("RevokeKey", keys_pb2.RevokeKeyRequest(key_id="0" * 16), id="RevokeKey"),
+    pytest.param("RevokeKey", keys_pb2.RevokeKeyRequest(name="keys/" + "0" * 16), id="RevokeKey"),
     pytest.param("ListKeys", keys_pb2.ListKeysRequest(), id="ListKeys"),
 ]
 
@@ -235,10 +252,10 @@ async def test_playback_is_denied_everything_else(
 
 @pytest.mark.parametrize("chunks", [1, 0], ids=["one-chunk", "no-chunks"])
 async def test_playback_may_not_import(world: Api, chunks: int) -> None:
-    async def gen() -> AsyncIterator[pb.ImportChunk]:
+    async def gen() -> AsyncIterator[pb.ImportSubscribersRequest]:
         for _ in range(chunks):
             row = pb.ImportRow(row=2, subscriber_id="eve", display_name="Eve", region_code="110101")
-            yield pb.ImportChunk(carrier_id="acme", rows=[row])
+            yield pb.ImportSubscribersRequest(parent="carriers/acme", rows=[row])
 
     token = await world.tokens("playback")
     before = await world.snapshot("*")
@@ -270,12 +287,12 @@ async def test_playback_may_ask_who_it_is(world: Api) -> None:
 async def test_playback_serves_every_carriers_boxes(world: Api) -> None:
     await world.call(
         "BindDevice",
-        pb.BindDeviceRequest(carrier_id="beta", subscriber_id="bob", mac=BOB_MAC),
+        pb.BindDeviceRequest(parent="carriers/beta/subscribers/bob", mac=BOB_MAC),
         as_="carrier:beta",
     )
     await world.call(
         "Entitle",
-        pb.EntitleRequest(carrier_id="beta", subscriber_id="bob", package_id="sports"),
+        pb.EntitleRequest(name="carriers/beta/subscribers/bob", package_id="sports"),
         as_="carrier:beta",
     )
     login = await world.stub.DeviceLogin(
@@ -292,7 +309,7 @@ async def test_playback_serves_every_carriers_boxes(world: Api) -> None:
         assert (decision.allowed, decision.carrier_id) == (True, carrier)
         lineup = await world.call(
             "EffectiveChannels",
-            pb.EffectiveChannelsRequest(carrier_id=carrier, subscriber_id=sid),
+            pb.EffectiveChannelsRequest(name=f"carriers/{carrier}/subscribers/{sid}"),
             as_="playback",
         )
         assert channel in lineup.channel_ids
@@ -320,7 +337,10 @@ TEXT_FIELDS: list[Any] = [
     pytest.param(
         lambda t: (
             "CreateCarrier",
-            pb.CreateCarrierRequest(carrier_id="gamma", name=t, network_type=pb.MOBILE),
+            pb.CreateCarrierRequest(
+                carrier_id="gamma",
+                carrier=pb.Carrier(display_name=t, network_type=pb.NETWORK_TYPE_MOBILE),
+            ),
         ),
         "admin",
         "name",
@@ -330,7 +350,7 @@ TEXT_FIELDS: list[Any] = [
         lambda t: (
             "DefinePackage",
             pb.DefinePackageRequest(
-                package=pb.Package(package_id="news", name=t, channel_ids=["cctv13"])
+                package=pb.Package(name="packages/news", display_name=t, channel_ids=["cctv13"])
             ),
         ),
         "admin",
@@ -341,7 +361,9 @@ TEXT_FIELDS: list[Any] = [
         lambda t: (
             "CreateSubscriber",
             pb.CreateSubscriberRequest(
-                carrier_id="acme", subscriber_id="eve", display_name=t, region_code="110101"
+                parent="carriers/acme",
+                subscriber_id="eve",
+                subscriber=pb.Subscriber(display_name=t, region_code="110101"),
             ),
         ),
         ACME,
@@ -352,11 +374,11 @@ TEXT_FIELDS: list[Any] = [
         lambda t: (
             "CreateSubscriber",
             pb.CreateSubscriberRequest(
-                carrier_id="acme",
+                parent="carriers/acme",
                 subscriber_id="eve",
-                display_name="Eve",
-                region_code="110101",
-                contact_email=f"eve{t}@example.com",
+                subscriber=pb.Subscriber(
+                    display_name="Eve", region_code="110101", contact_email=f"eve{t}@example.com"
+                ),
             ),
         ),
         ACME,
@@ -367,11 +389,11 @@ TEXT_FIELDS: list[Any] = [
         lambda t: (
             "CreateSubscriber",
             pb.CreateSubscriberRequest(
-                carrier_id="acme",
+                parent="carriers/acme",
                 subscriber_id="eve",
-                display_name="Eve",
-                region_code="110101",
-                contact_phone=f"+86 10 1234{t}5678",
+                subscriber=pb.Subscriber(
+                    display_name="Eve", region_code="110101", contact_phone=f"+86 10 1234{t}5678"
+                ),
             ),
         ),
         ACME,
@@ -382,7 +404,9 @@ TEXT_FIELDS: list[Any] = [
         lambda t: (
             "UpdateSubscriber",
             pb.UpdateSubscriberRequest(
-                carrier_id="acme", subscriber_id="alice", expected_version=3, display_name=t
+                subscriber=pb.Subscriber(name="carriers/acme/subscribers/alice", display_name=t),
+                update_mask=FieldMask(paths=["display_name"]),
+                expected_version=3,
             ),
         ),
         ACME,
@@ -393,10 +417,11 @@ TEXT_FIELDS: list[Any] = [
         lambda t: (
             "UpdateSubscriber",
             pb.UpdateSubscriberRequest(
-                carrier_id="acme",
-                subscriber_id="alice",
-                expected_version=3,  # seeded: created, bound, entitled
-                contact_email=f"a{t}@example.com",
+                subscriber=pb.Subscriber(
+                    name="carriers/acme/subscribers/alice", contact_email=f"a{t}@example.com"
+                ),
+                update_mask=FieldMask(paths=["contact_email"]),
+                expected_version=3,
             ),
         ),
         ACME,
@@ -407,7 +432,7 @@ TEXT_FIELDS: list[Any] = [
         lambda t: (
             "BindDevice",
             pb.BindDeviceRequest(
-                carrier_id="acme", subscriber_id="alice", mac="aa:bb:cc:00:0e:01", serial=t
+                parent="carriers/acme/subscribers/alice", mac="aa:bb:cc:00:0e:01", serial=t
             ),
         ),
         ACME,
@@ -418,7 +443,7 @@ TEXT_FIELDS: list[Any] = [
         lambda t: (
             "BindDevice",
             pb.BindDeviceRequest(
-                carrier_id="acme", subscriber_id="alice", mac="aa:bb:cc:00:0e:01", model=t
+                parent="carriers/acme/subscribers/alice", mac="aa:bb:cc:00:0e:01", model=t
             ),
         ),
         ACME,
@@ -429,7 +454,7 @@ TEXT_FIELDS: list[Any] = [
         lambda t: (
             "ReplaceDevice",
             pb.ReplaceDeviceRequest(
-                carrier_id="acme", old_mac=ALICE_MAC, new_mac="aa:bb:cc:00:0e:02", model=t
+                name=device_name("acme", ALICE_MAC), new_mac="aa:bb:cc:00:0e:02", model=t
             ),
         ),
         ACME,
@@ -475,8 +500,8 @@ async def test_import_rows_with_control_characters_are_refused(
     )
     setattr(row, field, value)
 
-    async def gen() -> AsyncIterator[pb.ImportChunk]:
-        yield pb.ImportChunk(carrier_id="acme", rows=[row])
+    async def gen() -> AsyncIterator[pb.ImportSubscribersRequest]:
+        yield pb.ImportSubscribersRequest(parent="carriers/acme", rows=[row])
 
     before = await world.snapshot()
     summary = await world.stub.ImportSubscribers(gen(), metadata=bearer(await world.tokens(ACME)))
@@ -512,14 +537,18 @@ async def test_csv_cells_with_control_characters_are_refused_per_row(
         pytest.param(
             "subscriber_id",
             pb.CreateSubscriberRequest(
-                carrier_id="acme", subscriber_id="eve\n", display_name="Eve", region_code="110101"
+                parent="carriers/acme",
+                subscriber_id="eve\n",
+                subscriber=pb.Subscriber(display_name="Eve", region_code="110101"),
             ),
             id="id-trailing-newline",
         ),
         pytest.param(
             "region_code",
             pb.CreateSubscriberRequest(
-                carrier_id="acme", subscriber_id="eve", display_name="Eve", region_code="110101\n"
+                parent="carriers/acme",
+                subscriber_id="eve",
+                subscriber=pb.Subscriber(display_name="Eve", region_code="110101\n"),
             ),
             id="region-trailing-newline",
         ),

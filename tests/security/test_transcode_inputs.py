@@ -160,7 +160,7 @@ async def test_bad_vod_source_is_invalid_argument_and_nothing_is_queued(
 async def test_bad_live_source_is_invalid_argument_and_nothing_starts(
     rig: Rig, redis: aioredis.Redis, source: str
 ) -> None:
-    channel = pb.Channel(id="c1", source=_fill(source, rig), profile="low")
+    channel = pb.Channel(name="channels/c1", source=_fill(source, rig), profile="low")
     with pytest.raises(grpc.aio.AioRpcError) as info:
         await rig.stub.StartChannel(pb.StartChannelRequest(channel=channel), metadata=rig.admin)
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
@@ -178,11 +178,13 @@ async def test_allowed_sources_are_accepted(rig: Rig) -> None:
     )
     assert job.state == pb.JOB_STATE_QUEUED
     status = await rig.stub.StartChannel(
-        pb.StartChannelRequest(channel=pb.Channel(id="mcast", source="udp://239.1.1.1:5000")),
+        pb.StartChannelRequest(
+            channel=pb.Channel(name="channels/mcast", source="udp://239.1.1.1:5000")
+        ),
         metadata=rig.admin,
     )
     assert status.state == pb.CHANNEL_STATE_STARTING
-    await rig.stub.StopChannel(pb.StopChannelRequest(channel_id="mcast"), metadata=rig.admin)
+    await rig.stub.StopChannel(pb.StopChannelRequest(name="channels/mcast"), metadata=rig.admin)
 
 
 # --- the guard itself -----------------------------------------------------------------------

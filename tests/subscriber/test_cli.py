@@ -75,7 +75,7 @@ async def test_import_reports_rows_and_rerun_is_unchanged(world: Api, tmp_path: 
     assert "row/s" in err
     sub = await world.call(
         "GetSubscriber",
-        pb.GetSubscriberRequest(carrier_id="acme", subscriber_id="c7"),
+        pb.GetSubscriberRequest(name="carriers/acme/subscribers/c7"),
         as_="carrier:acme",
     )
     # a date means "through that day" in China time: service ends at the next midnight +08:00

@@ -60,14 +60,19 @@ async def test_sigkill_between_acknowledged_batches_loses_no_row(
     md = bearer(token)
     try:
         await stub.CreateCarrier(
-            pb.CreateCarrierRequest(carrier_id="acme", name="Acme", network_type=pb.TELECOM),
+            pb.CreateCarrierRequest(
+                carrier_id="acme",
+                carrier=pb.Carrier(display_name="Acme", network_type=pb.NETWORK_TYPE_TELECOM),
+            ),
             metadata=md,
         )
         for package in ("basic", "sports"):
             await stub.DefinePackage(
                 pb.DefinePackageRequest(
                     package=pb.Package(
-                        package_id=package, name=package, channel_ids=[f"{package}-1"]
+                        name=f"packages/{package}",
+                        display_name=package,
+                        channel_ids=[f"{package}-1"],
                     )
                 ),
                 metadata=md,
@@ -75,9 +80,9 @@ async def test_sigkill_between_acknowledged_batches_loses_no_row(
         acknowledged = rows(600)
 
         async def call(batch: list[pb.ImportRow]) -> pb.ImportSummary:
-            async def gen() -> AsyncIterator[pb.ImportChunk]:
+            async def gen() -> AsyncIterator[pb.ImportSubscribersRequest]:
                 for part in split(batch, 100):
-                    yield pb.ImportChunk(carrier_id="acme", rows=part)
+                    yield pb.ImportSubscribersRequest(parent="carriers/acme", rows=part)
 
             return await stub.ImportSubscribers(gen(), metadata=md)
 
@@ -104,8 +109,10 @@ async def test_sigkill_between_acknowledged_batches_loses_no_row(
         finally:
             await fresh.aclose()
         # the running service reconnects by itself and sees the same rows
-        page = await stub.ListSubscribers(pb.ListSubscribersRequest(carrier_id="acme"), metadata=md)
-        assert page.total_count == 600
+        page = await stub.ListSubscribers(
+            pb.ListSubscribersRequest(parent="carriers/acme"), metadata=md
+        )
+        assert page.total_size == 600
         assert (await call(acknowledged[:200])).unchanged == 200
     finally:
         await channel.close()

@@ -40,9 +40,9 @@ def rows(n: int, *, first: int = 0, name: str = "Viewer") -> list[pb.ImportRow]:
 async def send(
     api: Api, chunks: Sequence[Sequence[pb.ImportRow]], carrier: str = "acme", as_: str = ACME
 ) -> pb.ImportSummary:
-    async def gen() -> AsyncIterator[pb.ImportChunk]:
+    async def gen() -> AsyncIterator[pb.ImportSubscribersRequest]:
         for chunk in chunks:
-            yield pb.ImportChunk(carrier_id=carrier, rows=list(chunk))
+            yield pb.ImportSubscribersRequest(parent=f"carriers/{carrier}", rows=list(chunk))
 
     return await api.stub.ImportSubscribers(gen(), metadata=bearer(await api.tokens(as_)))
 
@@ -55,12 +55,12 @@ async def test_import_creates_subscribers_boxes_and_entitlements(world: Api) -> 
     summary = await send(world, split(rows(120), 40))
     assert (summary.rows, summary.created, summary.failed) == (120, 120, 0)
     page = await world.call(
-        "ListSubscribers", pb.ListSubscribersRequest(carrier_id="acme", page_size=1), as_=ACME
+        "ListSubscribers", pb.ListSubscribersRequest(parent="carriers/acme", page_size=1), as_=ACME
     )
-    assert page.total_count == 121  # plus alice
+    assert page.total_size == 121  # plus alice
     sub = await world.call(
         "GetSubscriber",
-        pb.GetSubscriberRequest(carrier_id="acme", subscriber_id="u00007"),
+        pb.GetSubscriberRequest(name="carriers/acme/subscribers/u00007"),
         as_=ACME,
     )
     assert (sub.display_name, sub.region_code, sub.version, sub.max_streams) == (
@@ -71,16 +71,16 @@ async def test_import_creates_subscribers_boxes_and_entitlements(world: Api) -> 
     )
     ents = await world.call(
         "ListEntitlements",
-        pb.ListEntitlementsRequest(carrier_id="acme", subscriber_id="u00007"),
+        pb.ListEntitlementsRequest(parent="carriers/acme/subscribers/u00007"),
         as_=ACME,
     )
-    assert [e.package_id for e in ents.entitlements] == ["basic", "sports"]
+    assert [e.name.rsplit("/", 1)[1] for e in ents.entitlements] == ["basic", "sports"]
     decision = await world.call(
         "Authorize", pb.AuthorizeRequest(mac="02-00-00-00-00-07", channel_id="cctv5")
     )
     assert (decision.allowed, decision.subscriber_id) == (True, "u00007")
     audit = await world.call(
-        "ListAudit", pb.ListAuditRequest(carrier_id="acme", page_size=500), as_=ACME
+        "ListAudit", pb.ListAuditRequest(parent="carriers/acme", page_size=500), as_=ACME
     )
     imported = [e for e in audit.entries if e.rpc == "ImportSubscribers"]
     assert len(imported) == 120
@@ -100,7 +100,7 @@ async def test_rerun_changes_nothing_and_updates_only_what_differs(world: Api) -
     assert (changed.updated, changed.unchanged) == (1, 59)
     sub = await world.call(
         "GetSubscriber",
-        pb.GetSubscriberRequest(carrier_id="acme", subscriber_id="u00005"),
+        pb.GetSubscriberRequest(name="carriers/acme/subscribers/u00005"),
         as_=ACME,
     )
     assert (sub.display_name, sub.version) == ("Renamed", 2)
@@ -118,7 +118,7 @@ async def test_each_bad_row_is_reported_and_changes_nothing(world: Api) -> None:
     await world.call(
         "SetSubscriberStatus",
         pb.SetSubscriberStatusRequest(
-            carrier_id="acme", subscriber_id="alice", status=pb.TERMINATED
+            name="carriers/acme/subscribers/alice", status=pb.SUBSCRIBER_STATUS_TERMINATED
         ),
         as_=ACME,
     )
@@ -138,7 +138,7 @@ async def test_each_bad_row_is_reported_and_changes_nothing(world: Api) -> None:
     for i in range(10, 15):
         assert not await world.redis.exists(sub_key("acme", f"u{i:05d}"))
     alice = await world.call(
-        "GetSubscriber", pb.GetSubscriberRequest(carrier_id="acme", subscriber_id="alice"), as_=ACME
+        "GetSubscriber", pb.GetSubscriberRequest(name="carriers/acme/subscribers/alice"), as_=ACME
     )
     assert alice.display_name == "Alice"
     assert parse_holder(await world.redis.get(mac_key(ALICE_MAC))) == ("acme", "alice")
@@ -159,9 +159,9 @@ async def test_interrupted_import_rerun_makes_no_duplicates(world: Api) -> None:
     await send(world, [batch[:30]])  # an earlier, acknowledged partial run
     sent, never = asyncio.Event(), asyncio.Event()
 
-    async def stalls() -> AsyncIterator[pb.ImportChunk]:
+    async def stalls() -> AsyncIterator[pb.ImportSubscribersRequest]:
         for chunk in chunks[:2]:
-            yield pb.ImportChunk(carrier_id="acme", rows=chunk)
+            yield pb.ImportSubscribersRequest(parent="carriers/acme", rows=chunk)
         sent.set()
         await never.wait()
 
@@ -197,9 +197,9 @@ async def test_oversize_chunk_is_refused_whole(world: Api, settings) -> None:
 
 
 async def test_chunks_must_name_one_carrier(world: Api) -> None:
-    async def gen() -> AsyncIterator[pb.ImportChunk]:
-        yield pb.ImportChunk(carrier_id="acme", rows=rows(1))
-        yield pb.ImportChunk(carrier_id="beta", rows=rows(1, first=1))
+    async def gen() -> AsyncIterator[pb.ImportSubscribersRequest]:
+        yield pb.ImportSubscribersRequest(parent="carriers/acme", rows=rows(1))
+        yield pb.ImportSubscribersRequest(parent="carriers/beta", rows=rows(1, first=1))
 
     with pytest.raises(grpc.aio.AioRpcError) as info:
         await world.stub.ImportSubscribers(gen(), metadata=bearer(await world.tokens("admin")))
@@ -262,11 +262,11 @@ async def test_odd_cells_are_per_row_errors_never_a_failed_stream(world: Api) ->
         pytest.param(
             "CreateSubscriber",
             pb.CreateSubscriberRequest(
-                carrier_id="acme",
+                parent="carriers/acme",
                 subscriber_id="eve",
-                display_name="Eve",
-                region_code="110101",
-                service_end=Timestamp(seconds=10**12),
+                subscriber=pb.Subscriber(
+                    display_name="Eve", region_code="110101", service_end=Timestamp(seconds=10**12)
+                ),
             ),
             "service_end",
             id="create-service-end",
@@ -280,8 +280,7 @@ async def test_odd_cells_are_per_row_errors_never_a_failed_stream(world: Api) ->
         pytest.param(
             "Entitle",
             pb.EntitleRequest(
-                carrier_id="acme",
-                subscriber_id="alice",
+                name="carriers/acme/subscribers/alice",
                 package_id="sports",
                 valid_until=Timestamp(seconds=1, nanos=-1),
             ),

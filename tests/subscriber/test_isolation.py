@@ -12,19 +12,20 @@ from typing import Any
 
 import grpc
 import pytest
+from google.protobuf.field_mask_pb2 import FieldMask
 
 from headend.rpc import bearer
 from protos import subscriber_pb2 as pb
-from tests.support.subscriber import ALICE_MAC, Api
+from tests.support.subscriber import ALICE_MAC, Api, device_name
 
 BETA = "carrier:beta"
 DENIED, HIDDEN, NOT_FOUND = "denied", "hidden", "not-found"
 
 
-def _chunks(sid: str) -> Callable[[], AsyncIterator[pb.ImportChunk]]:
-    async def gen() -> AsyncIterator[pb.ImportChunk]:
-        yield pb.ImportChunk(
-            carrier_id="acme",
+def _chunks(sid: str) -> Callable[[], AsyncIterator[pb.ImportSubscribersRequest]]:
+    async def gen() -> AsyncIterator[pb.ImportSubscribersRequest]:
+        yield pb.ImportSubscribersRequest(
+            parent="carriers/acme",
             rows=[pb.ImportRow(row=2, subscriber_id=sid, display_name="x", region_code="110101")],
         )
 
@@ -36,64 +37,79 @@ def matrix(sid: str, mac: str, lease_id: str) -> dict[str, tuple[Any, str]]:
     c = "acme"
     return {
         "CreateCarrier": (
-            pb.CreateCarrierRequest(carrier_id="acme2", name="x", network_type=pb.MOBILE),
+            pb.CreateCarrierRequest(
+                carrier_id="acme2",
+                carrier=pb.Carrier(display_name="x", network_type=pb.NETWORK_TYPE_MOBILE),
+            ),
             DENIED,
         ),
-        "GetCarrier": (pb.GetCarrierRequest(carrier_id=c), DENIED),
+        "GetCarrier": (pb.GetCarrierRequest(name=f"carriers/{c}"), DENIED),
         "ListCarriers": (pb.ListCarriersRequest(), DENIED),
         "SetCarrierStatus": (
-            pb.SetCarrierStatusRequest(carrier_id=c, status=pb.CARRIER_SUSPENDED),
+            pb.SetCarrierStatusRequest(name=f"carriers/{c}", status=pb.CARRIER_STATUS_SUSPENDED),
             DENIED,
         ),
         "DefinePackage": (
             pb.DefinePackageRequest(
-                package=pb.Package(package_id="basic", name="x", channel_ids=["y"])
+                package=pb.Package(name="packages/basic", display_name="x", channel_ids=["y"])
             ),
             DENIED,
         ),
         "CreateSubscriber": (
             pb.CreateSubscriberRequest(
-                carrier_id=c, subscriber_id=sid, display_name="x", region_code="110101"
+                parent=f"carriers/{c}",
+                subscriber_id=sid,
+                subscriber=pb.Subscriber(display_name="x", region_code="110101"),
             ),
             DENIED,
         ),
-        "GetSubscriber": (pb.GetSubscriberRequest(carrier_id=c, subscriber_id=sid), DENIED),
-        "ListSubscribers": (pb.ListSubscribersRequest(carrier_id=c), DENIED),
+        "GetSubscriber": (pb.GetSubscriberRequest(name=f"carriers/{c}/subscribers/{sid}"), DENIED),
+        "ListSubscribers": (pb.ListSubscribersRequest(parent=f"carriers/{c}"), DENIED),
         "UpdateSubscriber": (
             pb.UpdateSubscriberRequest(
-                carrier_id=c, subscriber_id=sid, expected_version=1, display_name="x"
+                subscriber=pb.Subscriber(name=f"carriers/{c}/subscribers/{sid}", display_name="x"),
+                update_mask=FieldMask(paths=["display_name"]),
+                expected_version=1,
             ),
             DENIED,
         ),
         "SetSubscriberStatus": (
-            pb.SetSubscriberStatusRequest(carrier_id=c, subscriber_id=sid, status=pb.TERMINATED),
+            pb.SetSubscriberStatusRequest(
+                name=f"carriers/{c}/subscribers/{sid}", status=pb.SUBSCRIBER_STATUS_TERMINATED
+            ),
             DENIED,
         ),
         "BindDevice": (
-            pb.BindDeviceRequest(carrier_id=c, subscriber_id=sid, mac="aa:bb:cc:00:00:77"),
+            pb.BindDeviceRequest(parent=f"carriers/{c}/subscribers/{sid}", mac="aa:bb:cc:00:00:77"),
             DENIED,
         ),
-        "GetDevice": (pb.GetDeviceRequest(carrier_id=c, mac=mac), DENIED),
-        "ListDevices": (pb.ListDevicesRequest(carrier_id=c, subscriber_id=sid), DENIED),
-        "ActivateDevice": (pb.ActivateDeviceRequest(carrier_id=c, mac=mac), DENIED),
-        "UnbindDevice": (pb.UnbindDeviceRequest(carrier_id=c, mac=mac), DENIED),
-        "BlockDevice": (pb.BlockDeviceRequest(carrier_id=c, mac=mac, blocked=True), DENIED),
+        "GetDevice": (pb.GetDeviceRequest(name=device_name(c, mac)), DENIED),
+        "ListDevices": (pb.ListDevicesRequest(parent=f"carriers/{c}/subscribers/{sid}"), DENIED),
+        "ActivateDevice": (pb.ActivateDeviceRequest(name=device_name(c, mac)), DENIED),
+        "UnbindDevice": (pb.UnbindDeviceRequest(name=device_name(c, mac)), DENIED),
+        "BlockDevice": (pb.BlockDeviceRequest(name=device_name(c, mac), blocked=True), DENIED),
         "ReplaceDevice": (
-            pb.ReplaceDeviceRequest(carrier_id=c, old_mac=mac, new_mac="aa:bb:cc:00:00:78"),
+            pb.ReplaceDeviceRequest(name=device_name(c, mac), new_mac="aa:bb:cc:00:00:78"),
             DENIED,
         ),
         "Entitle": (
-            pb.EntitleRequest(carrier_id=c, subscriber_id=sid, package_id="sports"),
+            pb.EntitleRequest(name=f"carriers/{c}/subscribers/{sid}", package_id="sports"),
             DENIED,
         ),
         "RevokeEntitlement": (
-            pb.RevokeEntitlementRequest(carrier_id=c, subscriber_id=sid, package_id="basic"),
+            pb.RevokeEntitlementRequest(name=f"carriers/{c}/subscribers/{sid}/entitlements/basic"),
             DENIED,
         ),
-        "ListEntitlements": (pb.ListEntitlementsRequest(carrier_id=c, subscriber_id=sid), DENIED),
-        "EffectiveChannels": (pb.EffectiveChannelsRequest(carrier_id=c, subscriber_id=sid), DENIED),
+        "ListEntitlements": (
+            pb.ListEntitlementsRequest(parent=f"carriers/{c}/subscribers/{sid}"),
+            DENIED,
+        ),
+        "EffectiveChannels": (
+            pb.EffectiveChannelsRequest(name=f"carriers/{c}/subscribers/{sid}"),
+            DENIED,
+        ),
         "ImportSubscribers": (_chunks(sid), DENIED),
-        "ListAudit": (pb.ListAuditRequest(carrier_id=c), DENIED),
+        "ListAudit": (pb.ListAuditRequest(parent=f"carriers/{c}"), DENIED),
         "Authorize": (pb.AuthorizeRequest(mac=mac, channel_id="cctv1"), HIDDEN),
         "StartSession": (pb.StartSessionRequest(mac=mac, channel_id="cctv1"), HIDDEN),
         "Heartbeat": (pb.HeartbeatRequest(mac=mac, lease_id=lease_id), NOT_FOUND),
@@ -155,7 +171,7 @@ async def test_wrong_tenant_cannot_read_change_or_probe(
             reply.subscriber_version,
             reply.carrier_id,
             reply.subscriber_id,
-        ) == (False, pb.UNKNOWN_DEVICE, 0, "", "")
+        ) == (False, pb.DENY_REASON_UNKNOWN_DEVICE, 0, "", "")
     else:
         assert code == "FAILED_PRECONDITION"
         assert "UNKNOWN_DEVICE" in text
@@ -167,17 +183,17 @@ async def test_wrong_tenant_cannot_read_change_or_probe(
 
 async def test_shared_rpcs_reveal_no_tenant_data(world: Api) -> None:
     listed = await _call(world, "ListPackages", pb.ListPackagesRequest())
-    assert {p.package_id for p in listed.packages} == {"basic", "sports"}
+    assert {p.name for p in listed.packages} == {"packages/basic", "packages/sports"}
     with pytest.raises(grpc.aio.AioRpcError) as info:
         await world.stub.DeviceLogin(pb.DeviceLoginRequest(mac=ALICE_MAC, device_secret="guess"))
     assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
 
 
 async def test_beta_sees_its_own_data_only(world: Api) -> None:
-    page = await _call(world, "ListSubscribers", pb.ListSubscribersRequest(carrier_id="beta"))
-    assert [s.subscriber_id for s in page.subscribers] == ["bob"]
-    assert page.total_count == 1
-    audit = await _call(world, "ListAudit", pb.ListAuditRequest(carrier_id="beta"))
+    page = await _call(world, "ListSubscribers", pb.ListSubscribersRequest(parent="carriers/beta"))
+    assert [s.name for s in page.subscribers] == ["carriers/beta/subscribers/bob"]
+    assert page.total_size == 1
+    audit = await _call(world, "ListAudit", pb.ListAuditRequest(parent="carriers/beta"))
     assert {e.subject for e in audit.entries} == {"carrier/beta", "subscriber/bob"}
 
 
@@ -189,16 +205,16 @@ async def test_device_key_sees_only_its_own_box(world: Api) -> None:
     assert own.allowed
     await world.call(
         "BindDevice",
-        pb.BindDeviceRequest(carrier_id="beta", subscriber_id="bob", mac="aa:bb:cc:00:00:0b"),
+        pb.BindDeviceRequest(parent="carriers/beta/subscribers/bob", mac="aa:bb:cc:00:00:0b"),
         as_=BETA,
     )
     other = await world.call(
         "Authorize", pb.AuthorizeRequest(mac="aa:bb:cc:00:00:0b", channel_id="cctv1"), as_=device
     )
-    assert (other.reason, other.subscriber_version) == (pb.UNKNOWN_DEVICE, 0)
+    assert (other.reason, other.subscriber_version) == (pb.DENY_REASON_UNKNOWN_DEVICE, 0)
     err = await world.fails(
         "GetSubscriber",
-        pb.GetSubscriberRequest(carrier_id="acme", subscriber_id="alice"),
+        pb.GetSubscriberRequest(name="carriers/acme/subscribers/alice"),
         as_=device,
     )
     assert err.code() == grpc.StatusCode.PERMISSION_DENIED

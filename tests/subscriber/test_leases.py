@@ -10,6 +10,7 @@ import asyncio
 
 import grpc
 import pytest
+from google.protobuf.field_mask_pb2 import FieldMask
 
 from headend.rpc import error_details
 from protos import subscriber_pb2 as pb
@@ -29,7 +30,7 @@ async def boxes(world: Api) -> Api:
     for mac in (BOX2, BOX3):
         await world.call(
             "BindDevice",
-            pb.BindDeviceRequest(carrier_id="acme", subscriber_id="alice", mac=mac),
+            pb.BindDeviceRequest(parent="carriers/acme/subscribers/alice", mac=mac),
             as_="carrier:acme",
         )
     return world
@@ -92,7 +93,7 @@ async def test_leases_that_stop_heartbeating_expire(boxes: Api) -> None:
     two = await start(boxes, BOX2)
     boxes.clock.advance(20)
     beat = await boxes.call("Heartbeat", pb.HeartbeatRequest(mac=ALICE_MAC, lease_id=one.lease_id))
-    assert beat.expires_at.ToDatetime().timestamp() == pytest.approx(
+    assert beat.expire_time.ToDatetime().timestamp() == pytest.approx(
         boxes.clock.now.timestamp() + 30
     )
     boxes.clock.advance(20)  # box2 missed its TTL (30 s); box1 beat 20 s ago
@@ -125,7 +126,7 @@ async def test_concurrent_starts_never_exceed_the_limit(boxes: Api) -> None:
     for mac in macs:
         await boxes.call(
             "BindDevice",
-            pb.BindDeviceRequest(carrier_id="acme", subscriber_id="alice", mac=mac),
+            pb.BindDeviceRequest(parent="carriers/acme/subscribers/alice", mac=mac),
             as_="carrier:acme",
         )
     results = await asyncio.gather(*(start(boxes, m) for m in macs), return_exceptions=True)
@@ -144,13 +145,15 @@ async def limit_one(api: Api) -> None:
     """alice may stream on one box at a time."""
     sub = await api.call(
         "GetSubscriber",
-        pb.GetSubscriberRequest(carrier_id="acme", subscriber_id="alice"),
+        pb.GetSubscriberRequest(name="carriers/acme/subscribers/alice"),
         as_="carrier:acme",
     )
     await api.call(
         "UpdateSubscriber",
         pb.UpdateSubscriberRequest(
-            carrier_id="acme", subscriber_id="alice", expected_version=sub.version, max_streams=1
+            subscriber=pb.Subscriber(name="carriers/acme/subscribers/alice", max_streams=1),
+            update_mask=FieldMask(paths=["max_streams"]),
+            expected_version=sub.version,
         ),
         as_="carrier:acme",
     )

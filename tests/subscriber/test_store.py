@@ -8,6 +8,7 @@ from datetime import timedelta
 
 import grpc
 import pytest
+from google.protobuf.field_mask_pb2 import FieldMask
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from protos import subscriber_pb2 as pb
@@ -17,7 +18,7 @@ from subscriber.errors import VersionMismatch
 from subscriber.store import Audit, SubscriberStore
 from subscriber.store.base import CLAIM_MS
 from subscriber.store.codec import CARRIERS, dev_key, holder_value, mac_key, parse_holder
-from tests.support.subscriber import ALICE_MAC, Api
+from tests.support.subscriber import ALICE_MAC, Api, device_name
 
 ACME = "carrier:acme"
 
@@ -32,13 +33,15 @@ async def _account(api: Api, carrier: str, sid: str, mac: str) -> None:
     await api.call(
         "CreateSubscriber",
         pb.CreateSubscriberRequest(
-            carrier_id=carrier, subscriber_id=sid, display_name=sid, region_code="110101"
+            parent=f"carriers/{carrier}",
+            subscriber_id=sid,
+            subscriber=pb.Subscriber(display_name=sid, region_code="110101"),
         ),
         as_=f"carrier:{carrier}",
     )
     await api.call(
         "BindDevice",
-        pb.BindDeviceRequest(carrier_id=carrier, subscriber_id=sid, mac=mac),
+        pb.BindDeviceRequest(parent=f"carriers/{carrier}/subscribers/{sid}", mac=mac),
         as_=f"carrier:{carrier}",
     )
 
@@ -51,8 +54,7 @@ async def test_authorize_script_matches_domain_decide(world: Api) -> None:
     await world.call(
         "Entitle",
         pb.EntitleRequest(
-            carrier_id="acme",
-            subscriber_id="s0",
+            name="carriers/acme/subscribers/s0",
             package_id="sports",
             valid_from=_ts(world, 1),
             valid_until=_ts(world, 3),
@@ -61,55 +63,63 @@ async def test_authorize_script_matches_domain_decide(world: Api) -> None:
     )
     await world.call(
         "Entitle",
-        pb.EntitleRequest(carrier_id="acme", subscriber_id="s1", package_id="basic"),
+        pb.EntitleRequest(name="carriers/acme/subscribers/s1", package_id="basic"),
         as_=ACME,
     )
     await world.call(
         "SetSubscriberStatus",
-        pb.SetSubscriberStatusRequest(carrier_id="acme", subscriber_id="s1", status=pb.SUSPENDED),
+        pb.SetSubscriberStatusRequest(
+            name="carriers/acme/subscribers/s1", status=pb.SUBSCRIBER_STATUS_SUSPENDED
+        ),
         as_=ACME,
     )
     await world.call(
         "SetSubscriberStatus",
-        pb.SetSubscriberStatusRequest(carrier_id="acme", subscriber_id="s2", status=pb.TERMINATED),
+        pb.SetSubscriberStatusRequest(
+            name="carriers/acme/subscribers/s2", status=pb.SUBSCRIBER_STATUS_TERMINATED
+        ),
         as_=ACME,
     )
     s3 = await world.call(
         "Entitle",
-        pb.EntitleRequest(carrier_id="acme", subscriber_id="s3", package_id="basic"),
+        pb.EntitleRequest(name="carriers/acme/subscribers/s3", package_id="basic"),
         as_=ACME,
     )
     await world.call(
         "UpdateSubscriber",
         pb.UpdateSubscriberRequest(
-            carrier_id="acme",
-            subscriber_id="s3",
+            subscriber=pb.Subscriber(
+                name="carriers/acme/subscribers/s3", service_end=_ts(world, 2)
+            ),
+            update_mask=FieldMask(paths=["service_end"]),
             expected_version=s3.version,
-            service_end=_ts(world, 2),
         ),
         as_=ACME,
     )
     await world.call(
-        "BlockDevice", pb.BlockDeviceRequest(carrier_id="acme", mac=m[4], blocked=True), as_=ACME
+        "BlockDevice", pb.BlockDeviceRequest(name=device_name("acme", m[4]), blocked=True), as_=ACME
     )
     await world.call(
         "Entitle",
-        pb.EntitleRequest(carrier_id="acme", subscriber_id="s5", package_id="basic"),
+        pb.EntitleRequest(name="carriers/acme/subscribers/s5", package_id="basic"),
         as_=ACME,
     )
     await world.call(
         "CreateCarrier",
-        pb.CreateCarrierRequest(carrier_id="gamma", name="Gamma", network_type=pb.MOBILE),
+        pb.CreateCarrierRequest(
+            carrier_id="gamma",
+            carrier=pb.Carrier(display_name="Gamma", network_type=pb.NETWORK_TYPE_MOBILE),
+        ),
     )
     await _account(world, "gamma", "g0", "aa:bb:cc:00:20:00")
     await world.call(
         "Entitle",
-        pb.EntitleRequest(carrier_id="gamma", subscriber_id="g0", package_id="basic"),
+        pb.EntitleRequest(name="carriers/gamma/subscribers/g0", package_id="basic"),
         as_="carrier:gamma",
     )
     await world.call(
         "SetCarrierStatus",
-        pb.SetCarrierStatusRequest(carrier_id="gamma", status=pb.CARRIER_SUSPENDED),
+        pb.SetCarrierStatusRequest(name="carriers/gamma", status=pb.CARRIER_STATUS_SUSPENDED),
     )
     store = SubscriberStore(world.redis)
     seen = set()
@@ -137,14 +147,14 @@ async def test_a_box_moved_between_the_two_lookup_steps_is_unknown_both_ways(wor
 
 async def test_an_unbinding_stopped_before_its_index_step_frees_the_mac(world: Api) -> None:
     entry = await world.redis.get(mac_key(ALICE_MAC))
-    await world.call("UnbindDevice", pb.UnbindDeviceRequest(carrier_id="acme", mac=ALICE_MAC))
+    await world.call("UnbindDevice", pb.UnbindDeviceRequest(name=device_name("acme", ALICE_MAC)))
     await world.redis.set(mac_key(ALICE_MAC), entry)  # its last step never ran
     store = SubscriberStore(world.redis)
     assert await store.mac_holder(ALICE_MAC) is None  # readers skip the left-over
     assert (await store.authorize(ALICE_MAC, "cctv1", world.clock.now)).carrier_id == "acme"
     await world.call(
         "BindDevice",
-        pb.BindDeviceRequest(carrier_id="beta", subscriber_id="bob", mac=ALICE_MAC),
+        pb.BindDeviceRequest(parent="carriers/beta/subscribers/bob", mac=ALICE_MAC),
         as_="carrier:beta",
     )
     assert parse_holder(await world.redis.get(mac_key(ALICE_MAC))) == ("beta", "bob")
@@ -158,7 +168,7 @@ async def test_a_pending_claim_holds_the_mac_until_it_lapses(world: Api) -> None
     before = await world.snapshot("sub:{*")
     err = await world.fails(
         "BindDevice",
-        pb.BindDeviceRequest(carrier_id="beta", subscriber_id="bob", mac=mac),
+        pb.BindDeviceRequest(parent="carriers/beta/subscribers/bob", mac=mac),
         as_="carrier:beta",
     )
     assert err.code() == grpc.StatusCode.ALREADY_EXISTS
@@ -166,7 +176,7 @@ async def test_a_pending_claim_holds_the_mac_until_it_lapses(world: Api) -> None
     await world.redis.delete(mac_key(mac))  # lapsed
     await world.call(
         "BindDevice",
-        pb.BindDeviceRequest(carrier_id="beta", subscriber_id="bob", mac=mac),
+        pb.BindDeviceRequest(parent="carriers/beta/subscribers/bob", mac=mac),
         as_="carrier:beta",
     )
 
@@ -192,18 +202,21 @@ async def test_a_refused_bind_gives_its_claim_back(world: Api) -> None:
 
 async def test_a_carrier_missing_from_the_list_is_added_by_creating_it_again(world: Api) -> None:
     await world.redis.srem(CARRIERS, "beta")  # its second step never ran
-    request = pb.CreateCarrierRequest(carrier_id="beta", name="Beta", network_type=pb.CABLE)
+    request = pb.CreateCarrierRequest(
+        carrier_id="beta",
+        carrier=pb.Carrier(display_name="Beta", network_type=pb.NETWORK_TYPE_CABLE),
+    )
     err = await world.fails("CreateCarrier", request)
     assert err.code() == grpc.StatusCode.ALREADY_EXISTS
     listed = await world.call("ListCarriers", pb.ListCarriersRequest())
-    assert "beta" in [c.carrier_id for c in listed.carriers]
+    assert "carriers/beta" in [c.name for c in listed.carriers]
 
 
 async def test_a_batch_over_carriers_reloads_scripts_redis_forgot(world: Api) -> None:
     store = SubscriberStore(world.redis)
     await world.call(
         "BindDevice",
-        pb.BindDeviceRequest(carrier_id="beta", subscriber_id="bob", mac="aa:bb:cc:00:00:44"),
+        pb.BindDeviceRequest(parent="carriers/beta/subscribers/bob", mac="aa:bb:cc:00:00:44"),
         as_="carrier:beta",
     )
     await world.redis.script_flush()  # as after a restart or a failover

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -16,12 +17,23 @@ from headend.auth import KeyStore
 from headend.rpc import bearer
 from protos import subscriber_pb2 as pb
 from protos import subscriber_pb2_grpc as pb_grpc
+from subscriber import convert
+from subscriber.domain import normalize_mac
+from subscriber.errors import InvalidField
 from subscriber.server import create_server
 from subscriber.settings import SubscriberSettings
 from tests.support.tokens import Tokens
 
 START = datetime(2027, 3, 1, 12, 0, tzinfo=UTC)
 ALICE_MAC = "aa:bb:cc:00:00:01"
+
+
+def device_name(carrier: str, mac: str) -> str:
+    """A box's resource name from a MAC in any notation (a malformed one kept as it is,
+    for the tests of refusals)."""
+    with contextlib.suppress(InvalidField):
+        mac = normalize_mac(mac)
+    return convert.device_name(carrier, mac)
 
 
 class ManualClock:
@@ -104,45 +116,49 @@ async def serve(
 async def seed_world(api: Api) -> Api:
     """Carriers acme (telecom) and beta (cable); packages basic and sports; acme's alice with an
     activated box entitled to basic; beta's bob."""
-    for carrier, network in (("acme", pb.TELECOM), ("beta", pb.CABLE)):
+    for carrier, network in (("acme", pb.NETWORK_TYPE_TELECOM), ("beta", pb.NETWORK_TYPE_CABLE)):
         await api.call(
             "CreateCarrier",
-            pb.CreateCarrierRequest(carrier_id=carrier, name=carrier.title(), network_type=network),
+            pb.CreateCarrierRequest(
+                carrier_id=carrier,
+                carrier=pb.Carrier(display_name=carrier.title(), network_type=network),
+            ),
         )
     for package, channels in (("basic", ["cctv1", "cctv2"]), ("sports", ["cctv5"])):
         await api.call(
             "DefinePackage",
             pb.DefinePackageRequest(
-                package=pb.Package(package_id=package, name=package, channel_ids=channels)
+                package=pb.Package(
+                    name=f"packages/{package}", display_name=package, channel_ids=channels
+                )
             ),
         )
     for carrier, sid in (("acme", "alice"), ("beta", "bob")):
         await api.call(
             "CreateSubscriber",
             pb.CreateSubscriberRequest(
-                carrier_id=carrier,
+                parent=f"carriers/{carrier}",
                 subscriber_id=sid,
-                display_name=sid.title(),
-                region_code="440305",
+                subscriber=pb.Subscriber(display_name=sid.title(), region_code="440305"),
             ),
             as_=f"carrier:{carrier}",
         )
     await api.call(
         "BindDevice",
         pb.BindDeviceRequest(
-            carrier_id="acme", subscriber_id="alice", mac=ALICE_MAC, serial="SN1", model="B860"
+            parent="carriers/acme/subscribers/alice", mac=ALICE_MAC, serial="SN1", model="B860"
         ),
         as_="carrier:acme",
     )
     reply = await api.call(
         "ActivateDevice",
-        pb.ActivateDeviceRequest(carrier_id="acme", mac=ALICE_MAC),
+        pb.ActivateDeviceRequest(name=device_name("acme", ALICE_MAC)),
         as_="carrier:acme",
     )
     api.alice_secret = reply.device_secret  # type: ignore[attr-defined]
     await api.call(
         "Entitle",
-        pb.EntitleRequest(carrier_id="acme", subscriber_id="alice", package_id="basic"),
+        pb.EntitleRequest(name="carriers/acme/subscribers/alice", package_id="basic"),
         as_="carrier:acme",
     )
     return api

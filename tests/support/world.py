@@ -39,6 +39,7 @@ from headend.seed import (
 from protos import subscriber_pb2, subscriber_pb2_grpc
 from subscriber.server import create_server as create_subscriber
 from subscriber.settings import SubscriberSettings
+from tests.support.subscriber import device_name
 
 REGION = "110101"
 OTHER_REGION = "440305"
@@ -165,7 +166,9 @@ async def seed_boxes(
 
     async def chunks() -> AsyncIterator[Any]:
         for start in range(0, len(rows), 500):
-            yield subscriber_pb2.ImportChunk(carrier_id=CARRIER, rows=rows[start : start + 500])
+            yield subscriber_pb2.ImportSubscribersRequest(
+                parent=f"carriers/{CARRIER}", rows=rows[start : start + 500]
+            )
 
     async with client_channel(subscriber_target) as chan:
         stub = subscriber_pb2_grpc.SubscriberServiceStub(chan)
@@ -176,7 +179,7 @@ async def seed_boxes(
         async def activate(row: Any) -> Box:
             async with gate:
                 act = await stub.ActivateDevice(
-                    subscriber_pb2.ActivateDeviceRequest(carrier_id=CARRIER, mac=row.mac),
+                    subscriber_pb2.ActivateDeviceRequest(name=device_name(CARRIER, row.mac)),
                     metadata=md,
                 )
             return Box(act.device.mac, act.device_secret, row.subscriber_id)
@@ -189,7 +192,7 @@ async def set_status(subscriber_target: str, api_key: str, subscriber: str, stat
     async with client_channel(subscriber_target) as chan:
         await subscriber_pb2_grpc.SubscriberServiceStub(chan).SetSubscriberStatus(
             subscriber_pb2.SetSubscriberStatusRequest(
-                carrier_id=CARRIER, subscriber_id=subscriber, status=status
+                name=f"carriers/{CARRIER}/subscribers/{subscriber}", status=status
             ),
             metadata=bearer(api_key),
         )

@@ -28,7 +28,7 @@ from transcode.live import (
     whole_ts,
 )
 from transcode.measure import TS_PACKET
-from transcode.settings import LiveSettings
+from transcode.settings import LiveSettings, NodeSettings
 
 
 @pytest.fixture(scope="module")
@@ -219,3 +219,10 @@ def test_live_settings_defaults() -> None:
     settings = LiveSettings.from_env({})
     assert settings == LiveSettings()
     assert settings.restart_backoff.cap_seconds == 10.0
+
+
+@pytest.mark.parametrize("node_id", ["enc/1", "enc 1", "enc|1", "x" * 129, "enc\t1"])
+def test_a_node_id_that_cannot_be_a_resource_name_is_refused(node_id: str) -> None:
+    with pytest.raises(SettingsError, match="TC_NODE_ID"):
+        NodeSettings.from_env({"TC_NODE_ID": node_id})
+    assert NodeSettings.from_env({"TC_NODE_ID": "enc-1.gz"}).node_id == "enc-1.gz"

@@ -66,7 +66,9 @@ async def rig(
 
 
 def _channel(rig: Rig, channel_id: str) -> pb.Channel:
-    return pb.Channel(id=channel_id, source=f"file://{rig.clip}", profile="low", segment_seconds=1)
+    return pb.Channel(
+        name=f"channels/{channel_id}", source=f"file://{rig.clip}", profile="low", segment_seconds=1
+    )
 
 
 async def _until(rig: Rig, channel: str, phase: Phase) -> None:
@@ -91,7 +93,9 @@ async def test_a_redis_outage_is_unavailable_with_retry_and_stop_still_stops(rig
     await _until(rig, "a.ch", Phase.STORE_DOWN)
 
     # A channel running here still reports, from memory: degraded, and why.
-    status = await rig.stub.GetChannel(pb.GetChannelRequest(channel_id="a.ch"), metadata=rig.admin)
+    status = await rig.stub.GetChannel(
+        pb.GetChannelRequest(name="channels/a.ch"), metadata=rig.admin
+    )
     assert status.state == pb.CHANNEL_STATE_DEGRADED
     assert "store unavailable" in status.reason
     await _unavailable(rig.stub.ListChannels(pb.ListChannelsRequest(), metadata=rig.admin))
@@ -102,14 +106,14 @@ async def test_a_redis_outage_is_unavailable_with_retry_and_stop_still_stops(rig
     )
     # Stopped here at once; only saving that waits for Redis, which the caller is told.
     await _unavailable(
-        rig.stub.StopChannel(pb.StopChannelRequest(channel_id="a.ch"), metadata=rig.admin)
+        rig.stub.StopChannel(pb.StopChannelRequest(name="channels/a.ch"), metadata=rig.admin)
     )
     assert rig.live.manager.supervisor("a.ch") is None
     assert not channel_processes("a.ch")
 
     await rig.live.start_redis()
     stopped = await rig.stub.StopChannel(
-        pb.StopChannelRequest(channel_id="a.ch"), metadata=rig.admin
+        pb.StopChannelRequest(name="channels/a.ch"), metadata=rig.admin
     )
     assert stopped.state == pb.CHANNEL_STATE_STOPPED
     saved = await rig.live.redis.hgetall(channel_key("a.ch"))
@@ -124,11 +128,13 @@ async def test_a_failed_supervisor_reports_recovering_and_stops_cleanly(rig: Rig
         pb.StartChannelRequest(channel=_channel(rig, "c.ch")), metadata=rig.admin
     )
     await _until(rig, "c.ch", Phase.FAILED)
-    status = await rig.stub.GetChannel(pb.GetChannelRequest(channel_id="c.ch"), metadata=rig.admin)
+    status = await rig.stub.GetChannel(
+        pb.GetChannelRequest(name="channels/c.ch"), metadata=rig.admin
+    )
     assert status.state == pb.CHANNEL_STATE_RECOVERING
     assert "NotADirectoryError" in status.reason
     stopped = await rig.stub.StopChannel(
-        pb.StopChannelRequest(channel_id="c.ch"), metadata=rig.admin
+        pb.StopChannelRequest(name="channels/c.ch"), metadata=rig.admin
     )
     assert stopped.state == pb.CHANNEL_STATE_STOPPED
 
@@ -136,23 +142,29 @@ async def test_a_failed_supervisor_reports_recovering_and_stops_cleanly(rig: Rig
 @pytest.mark.parametrize(
     ("channel", "field"),
     [
-        pytest.param(pb.Channel(id="", source="udp://239.1.1.1:5000"), "channel.id", id="no-id"),
         pytest.param(
-            pb.Channel(id="a b", source="udp://239.1.1.1:5000"), "channel.id", id="bad-id"
+            pb.Channel(name="channels/", source="udp://239.1.1.1:5000"), "channel.name", id="no-id"
         ),
-        pytest.param(pb.Channel(id="a.ch", source="ftp://x/y"), "channel.source", id="scheme"),
         pytest.param(
-            pb.Channel(id="a.ch", source="udp://239.1.1.1:5000", profile="huge"),
+            pb.Channel(name="channels/a b", source="udp://239.1.1.1:5000"),
+            "channel.name",
+            id="bad-id",
+        ),
+        pytest.param(
+            pb.Channel(name="channels/a.ch", source="ftp://x/y"), "channel.source", id="scheme"
+        ),
+        pytest.param(
+            pb.Channel(name="channels/a.ch", source="udp://239.1.1.1:5000", profile="huge"),
             "profile",
             id="profile",
         ),
         pytest.param(
-            pb.Channel(id="a.ch", source="udp://239.1.1.1:5000", segment_seconds=11),
+            pb.Channel(name="channels/a.ch", source="udp://239.1.1.1:5000", segment_seconds=11),
             "channel.segment_seconds",
             id="segment",
         ),
         pytest.param(
-            pb.Channel(id="a.ch", source="udp://239.1.1.1:5000", window_segments=3),
+            pb.Channel(name="channels/a.ch", source="udp://239.1.1.1:5000", window_segments=3),
             "channel.window_segments",
             id="window",
         ),
@@ -170,10 +182,14 @@ async def test_malformed_start_is_invalid_argument(
 @pytest.mark.parametrize("channel_id", ["", "../etc", "a b", "x" * 200])
 async def test_malformed_channel_ids_are_invalid_argument(rig: Rig, channel_id: str) -> None:
     for call in (
-        rig.stub.StopChannel(pb.StopChannelRequest(channel_id=channel_id), metadata=rig.admin),
-        rig.stub.GetChannel(pb.GetChannelRequest(channel_id=channel_id), metadata=rig.admin),
+        rig.stub.StopChannel(
+            pb.StopChannelRequest(name=f"channels/{channel_id}"), metadata=rig.admin
+        ),
+        rig.stub.GetChannel(
+            pb.GetChannelRequest(name=f"channels/{channel_id}"), metadata=rig.admin
+        ),
     ):
         with pytest.raises(grpc.aio.AioRpcError) as info:
             await call
         assert info.value.code() is grpc.StatusCode.INVALID_ARGUMENT
-        assert "channel_id" in error_details(info.value).fields
+        assert "name" in error_details(info.value).fields

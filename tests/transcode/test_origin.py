@@ -299,8 +299,9 @@ async def _seed_epg(port: int, admin: tuple[tuple[str, str], ...]) -> None:
         stub = epg_pb2_grpc.EpgServiceStub(chan)
         await stub.CreateChannel(
             epg_pb2.CreateChannelRequest(
+                channel_id="ch1",
                 channel=epg_pb2.Channel(
-                    id="ch1", number=1, catchup_days=7, active=True, owner="newstv",
+                    number=1, catchup_days=7, active=True, owner="newstv",
                     names=[epg_pb2.LocalizedText(lang="zh", text="新闻")],
                 )
             ),
@@ -315,12 +316,13 @@ async def _seed_epg(port: int, admin: tuple[tuple[str, str], ...]) -> None:
             stop.FromDatetime(T0 + timedelta(seconds=offset + seconds))
             titles = [epg_pb2.LocalizedText(lang="zh", text=pid)]
             return epg_pb2.Programme(
-                id=pid, start=start, stop=stop, titles=titles, catchup_allowed=catchup
-            )
+                name=f"channels/ch1/programmes/{pid}", start=start, stop=stop, titles=titles,
+                catchup_allowed=catchup,
+            )  # fmt: skip
 
         await stub.PutProgrammes(
             epg_pb2.PutProgrammesRequest(
-                channel_id="ch1",
+                parent="channels/ch1",
                 programmes=[
                     programme("news", 0, 4),
                     programme("film", 4, 4, catchup=False),

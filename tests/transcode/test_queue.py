@@ -13,7 +13,7 @@ from headend.redisproc import RedisServer
 from tests.support.redisha import ClusterSet
 from transcode.archive import tag_of
 from transcode.domain import Job, JobState, Progress, retry_delay
-from transcode.errors import JobNotFound
+from transcode.errors import InvalidRequest, JobNotFound
 from transcode.queue import DEAD, DELAYED, GROUP, INDEX, STREAM, JobQueue, events_key, job_key
 
 
@@ -45,7 +45,30 @@ async def test_submit_then_get_and_duplicate_refused(queue: JobQueue) -> None:
     assert not await queue.submit(_job())
     job = await queue.get("j1")
     assert (job.state, job.deliveries, job.asset) == (JobState.QUEUED, 0, "asset1")
-    assert [j.id for j in await queue.list_jobs()] == ["j1"]
+    jobs, cursor = await queue.list_jobs()
+    assert ([j.id for j in jobs], cursor) == (["j1"], "")
+
+
+async def test_list_jobs_pages_through_jobs_created_in_the_same_instant(
+    queue: JobQueue,
+) -> None:
+    same = datetime(2026, 1, 1, tzinfo=UTC)
+    older = datetime(2025, 1, 1, tzinfo=UTC)
+    for job_id, at in [("a", same), ("c", same), ("b", same), ("old", older)]:
+        await queue.submit(Job(job_id, "/m/in.mp4", "x", "default", JobState.QUEUED, at, at))
+    await queue.request_cancel("c")
+    seen, cursor = [], ""
+    while True:
+        page, cursor = await queue.list_jobs(limit=1, after=cursor)
+        seen += [j.id for j in page]
+        if not cursor:
+            break
+    assert seen == ["c", "b", "a", "old"]
+    queued, cursor = await queue.list_jobs(state=JobState.QUEUED, limit=2)
+    rest, end = await queue.list_jobs(state=JobState.QUEUED, limit=2, after=cursor)
+    assert ([j.id for j in queued], [j.id for j in rest], end) == (["b", "a"], ["old"], "")
+    with pytest.raises(InvalidRequest):
+        await queue.list_jobs(after="not-a-cursor")
 
 
 async def test_get_unknown_job_is_not_found(queue: JobQueue, redis: aioredis.Redis) -> None:

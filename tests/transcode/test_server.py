@@ -88,7 +88,7 @@ async def test_submit_watch_get_list(rig: Rig, media: Media) -> None:
         metadata=rig.admin,
     )
     assert job.state == pb.JOB_STATE_QUEUED
-    assert job.id
+    assert job.name.startswith("jobs/")
     stop = asyncio.Event()
     worker = Worker(
         queue=rig.queue,
@@ -102,7 +102,7 @@ async def test_submit_watch_get_list(rig: Rig, media: Media) -> None:
     try:
         events = [
             e
-            async for e in rig.stub.WatchJob(pb.WatchJobRequest(job_id=job.id), metadata=rig.admin)
+            async for e in rig.stub.WatchJob(pb.WatchJobRequest(name=job.name), metadata=rig.admin)
         ]
     finally:
         stop.set()
@@ -114,7 +114,7 @@ async def test_submit_watch_get_list(rig: Rig, media: Media) -> None:
     percents = [e.progress.percent for e in events if e.state == pb.JOB_STATE_RUNNING]
     assert percents == sorted(percents)
     assert events[-1].progress.percent == 100.0
-    got = await rig.stub.GetJob(pb.GetJobRequest(job_id=job.id), metadata=rig.admin)
+    got = await rig.stub.GetJob(pb.GetJobRequest(name=job.name), metadata=rig.admin)
     assert (got.state, got.output, got.worker) == (
         pb.JOB_STATE_SUCCEEDED,
         "/vod/clip/master.m3u8",
@@ -124,7 +124,7 @@ async def test_submit_watch_get_list(rig: Rig, media: Media) -> None:
     listed = await rig.stub.ListJobs(
         pb.ListJobsRequest(state=pb.JOB_STATE_SUCCEEDED), metadata=rig.admin
     )
-    assert [j.id for j in listed.jobs] == [job.id]
+    assert [j.name for j in listed.jobs] == [job.name]
     none = await rig.stub.ListJobs(
         pb.ListJobsRequest(state=pb.JOB_STATE_FAILED), metadata=rig.admin
     )
@@ -136,11 +136,11 @@ async def test_cancel_queued_job(rig: Rig, media: Media) -> None:
         pb.SubmitJobRequest(source=str(media.clip), asset="c", job_id="j-cancel"),
         metadata=rig.admin,
     )
-    cancelled = await rig.stub.CancelJob(pb.CancelJobRequest(job_id=job.id), metadata=rig.admin)
+    cancelled = await rig.stub.CancelJob(pb.CancelJobRequest(name=job.name), metadata=rig.admin)
     assert cancelled.state == pb.JOB_STATE_CANCELLED
     assert cancelled.reason == "cancelled before it started"
     events = [
-        e async for e in rig.stub.WatchJob(pb.WatchJobRequest(job_id=job.id), metadata=rig.admin)
+        e async for e in rig.stub.WatchJob(pb.WatchJobRequest(name=job.name), metadata=rig.admin)
     ]
     assert [e.state for e in events] == [pb.JOB_STATE_QUEUED, pb.JOB_STATE_CANCELLED]
 
@@ -182,7 +182,7 @@ async def test_duplicate_job_id_already_exists(rig: Rig, media: Media) -> None:
             pb.SubmitJobRequest(source=second, asset="b", job_id="dup"), metadata=rig.admin
         )
     assert info.value.code() == grpc.StatusCode.ALREADY_EXISTS
-    got = await rig.stub.GetJob(pb.GetJobRequest(job_id="dup"), metadata=rig.admin)
+    got = await rig.stub.GetJob(pb.GetJobRequest(name="jobs/dup"), metadata=rig.admin)
     assert got.source == first
 
 
@@ -195,17 +195,19 @@ async def test_duplicate_job_id_already_exists(rig: Rig, media: Media) -> None:
 )
 async def test_unknown_job_not_found(rig: Rig, call: str) -> None:
     request = (
-        pb.GetJobRequest(job_id="nope") if call == "GetJob" else pb.CancelJobRequest(job_id="nope")
+        pb.GetJobRequest(name="jobs/nope")
+        if call == "GetJob"
+        else pb.CancelJobRequest(name="jobs/nope")
     )
     with pytest.raises(grpc.aio.AioRpcError) as info:
         await getattr(rig.stub, call)(request, metadata=rig.admin)
     assert info.value.code() == grpc.StatusCode.NOT_FOUND
-    assert error_details(info.value).reason == "JobNotFound"
+    assert error_details(info.value).reason == "JOB_NOT_FOUND"
 
 
 async def test_watch_unknown_job_not_found(rig: Rig) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as info:
-        async for _ in rig.stub.WatchJob(pb.WatchJobRequest(job_id="nope"), metadata=rig.admin):
+        async for _ in rig.stub.WatchJob(pb.WatchJobRequest(name="jobs/nope"), metadata=rig.admin):
             pass
     assert info.value.code() == grpc.StatusCode.NOT_FOUND
 
@@ -221,7 +223,9 @@ async def test_non_admin_is_denied_and_nothing_changes(rig: Rig, who: str) -> No
     assert info.value.code() == grpc.StatusCode.PERMISSION_DENIED
     with pytest.raises(grpc.aio.AioRpcError) as info:
         await rig.stub.StartChannel(
-            pb.StartChannelRequest(channel=pb.Channel(id="c1", source="udp://239.1.1.1:5000")),
+            pb.StartChannelRequest(
+                channel=pb.Channel(name="channels/c1", source="udp://239.1.1.1:5000")
+            ),
             metadata=other,
         )
     assert info.value.code() == grpc.StatusCode.PERMISSION_DENIED
@@ -241,19 +245,29 @@ async def test_missing_key_is_unauthenticated(rig: Rig) -> None:
 @pytest.mark.parametrize(
     ("channel", "field"),
     [
-        pytest.param(pb.Channel(id="c1", source="rtmp://x/y"), "channel.source", id="scheme"),
-        pytest.param(pb.Channel(id="c1", source="udp://239.1.1.1"), "channel.source", id="no-port"),
-        pytest.param(pb.Channel(id="C 1", source="udp://1.2.3.4:5"), "channel.id", id="id"),
         pytest.param(
-            pb.Channel(id="c1", source="udp://239.1.2.3:5", window_segments=3),
+            pb.Channel(name="channels/c1", source="rtmp://x/y"), "channel.source", id="scheme"
+        ),
+        pytest.param(
+            pb.Channel(name="channels/c1", source="udp://239.1.1.1"), "channel.source", id="no-port"
+        ),
+        pytest.param(
+            pb.Channel(name="channels/C 1", source="udp://1.2.3.4:5"), "channel.name", id="name"
+        ),
+        pytest.param(
+            pb.Channel(name="channels/c1", source="udp://239.1.2.3:5", window_segments=3),
             "channel.window_segments",
             id="window-too-short",
         ),
         pytest.param(
-            pb.Channel(id="c1", source="udp://239.1.2.3:5", profile="nope"), "profile", id="profile"
+            pb.Channel(name="channels/c1", source="udp://239.1.2.3:5", profile="nope"),
+            "profile",
+            id="profile",
         ),
         pytest.param(
-            pb.Channel(id="c1", source="udp://1.2.3.4:5"), "channel.source", id="not-allowed-host"
+            pb.Channel(name="channels/c1", source="udp://1.2.3.4:5"),
+            "channel.source",
+            id="not-allowed-host",
         ),
     ],
 )
@@ -272,7 +286,10 @@ async def test_channel_start_get_stop(rig: Rig, media: Media) -> None:
     started = await rig.stub.StartChannel(
         pb.StartChannelRequest(
             channel=pb.Channel(
-                id="loop", source=f"file://{media.clip}", profile="low", segment_seconds=2
+                name="channels/loop",
+                source=f"file://{media.clip}",
+                profile="low",
+                segment_seconds=2,
             )
         ),
         metadata=rig.admin,
@@ -282,23 +299,97 @@ async def test_channel_start_get_stop(rig: Rig, media: Media) -> None:
     assert started.channel.catchup_days == 7
     with pytest.raises(grpc.aio.AioRpcError) as info:
         await rig.stub.StartChannel(
-            pb.StartChannelRequest(channel=pb.Channel(id="loop", source=f"file://{media.clip}")),
+            pb.StartChannelRequest(
+                channel=pb.Channel(name="channels/loop", source=f"file://{media.clip}")
+            ),
             metadata=rig.admin,
         )
     assert info.value.code() == grpc.StatusCode.FAILED_PRECONDITION
-    got = await rig.stub.GetChannel(pb.GetChannelRequest(channel_id="loop"), metadata=rig.admin)
+    got = await rig.stub.GetChannel(pb.GetChannelRequest(name="channels/loop"), metadata=rig.admin)
     assert got.channel.source == f"file://{media.clip}"
     stopped = await rig.stub.StopChannel(
-        pb.StopChannelRequest(channel_id="loop"), metadata=rig.admin
+        pb.StopChannelRequest(name="channels/loop"), metadata=rig.admin
     )
     assert stopped.state == pb.CHANNEL_STATE_STOPPED
     listed = await rig.stub.ListChannels(pb.ListChannelsRequest(), metadata=rig.admin)
-    assert [(c.channel.id, c.state) for c in listed.channels] == [
-        ("loop", pb.CHANNEL_STATE_STOPPED)
+    assert [(c.channel.name, c.state) for c in listed.channels] == [
+        ("channels/loop", pb.CHANNEL_STATE_STOPPED)
     ]
     with pytest.raises(grpc.aio.AioRpcError) as info:
-        await rig.stub.GetChannel(pb.GetChannelRequest(channel_id="other"), metadata=rig.admin)
+        await rig.stub.GetChannel(pb.GetChannelRequest(name="channels/other"), metadata=rig.admin)
     assert info.value.code() == grpc.StatusCode.NOT_FOUND
+    assert error_details(info.value).reason == "CHANNEL_NOT_FOUND"
+
+
+async def test_list_jobs_pages_newest_first_and_refuses_a_token_of_another_state(
+    rig: Rig, media: Media
+) -> None:
+    for job_id in ("j1", "j2", "j3", "j4"):
+        await rig.stub.SubmitJob(
+            pb.SubmitJobRequest(source=str(media.clip), asset="a", job_id=job_id),
+            metadata=rig.admin,
+        )
+    await rig.stub.CancelJob(pb.CancelJobRequest(name="jobs/j3"), metadata=rig.admin)
+
+    first = await rig.stub.ListJobs(pb.ListJobsRequest(page_size=3), metadata=rig.admin)
+    last = await rig.stub.ListJobs(
+        pb.ListJobsRequest(page_size=3, page_token=first.next_page_token), metadata=rig.admin
+    )
+    assert [j.name for j in first.jobs] == ["jobs/j4", "jobs/j3", "jobs/j2"]
+    assert ([j.name for j in last.jobs], last.next_page_token) == (["jobs/j1"], "")
+
+    queued, token = [], ""
+    while True:
+        got = await rig.stub.ListJobs(
+            pb.ListJobsRequest(state=pb.JOB_STATE_QUEUED, page_size=1, page_token=token),
+            metadata=rig.admin,
+        )
+        queued += [j.name for j in got.jobs]
+        token = got.next_page_token
+        if not token:
+            break
+    assert queued == ["jobs/j4", "jobs/j2", "jobs/j1"]
+
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await rig.stub.ListJobs(
+            pb.ListJobsRequest(
+                state=pb.JOB_STATE_CANCELLED, page_size=3, page_token=first.next_page_token
+            ),
+            metadata=rig.admin,
+        )
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "page_token" in error_details(info.value).fields
+
+
+@pytest.mark.parametrize(
+    ("call", "request_", "field"),
+    [
+        pytest.param("GetJob", pb.GetJobRequest(name="j1"), "name", id="job-bare-id"),
+        pytest.param("GetJob", pb.GetJobRequest(name="jobs/J 1"), "name", id="job-bad-id"),
+        pytest.param("CancelJob", pb.CancelJobRequest(name="channels/j1"), "name", id="cancel"),
+        pytest.param("ListJobs", pb.ListJobsRequest(page_size=-1), "page_size", id="page-size"),
+        pytest.param("ListJobs", pb.ListJobsRequest(page_token="x"), "page_token", id="token"),
+        pytest.param("GetChannel", pb.GetChannelRequest(name="jobs/c1"), "name", id="channel"),
+        pytest.param("StopChannel", pb.StopChannelRequest(name="channels/c1/x"), "name", id="stop"),
+        pytest.param(
+            "StartChannel",
+            pb.StartChannelRequest(channel=pb.Channel(name="c1", source="udp://239.1.1.1:5000")),
+            "channel.name",
+            id="start",
+        ),
+        pytest.param("DrainNode", pb.DrainNodeRequest(name="node-1"), "name", id="node"),
+        pytest.param(
+            "ListNodes", pb.ListNodesRequest(page_token="nope"), "page_token", id="nodes-token"
+        ),
+    ],
+)
+async def test_bad_names_and_pages_are_invalid_argument_on_their_field(
+    rig: Rig, call: str, request_: object, field: str
+) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await getattr(rig.stub, call)(request_, metadata=rig.admin)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert field in error_details(info.value).fields
 
 
 def _parse(*argv: str) -> argparse.Namespace:

@@ -14,7 +14,7 @@ from headend.clock import utc_now
 from headend.lua import script
 from headend.redisconn import block_ms as capped_block_ms
 from transcode.domain import Job, JobEvent, JobState, Progress
-from transcode.errors import JobNotFound
+from transcode.errors import InvalidRequest, JobNotFound
 
 # Every key of the queue carries one hash tag, so each script below (the stream and a
 # job's keys together) runs in one Redis Cluster slot.
@@ -182,20 +182,58 @@ class JobQueue:
             raise JobNotFound(f"no job {job_id}", details={"job_id": job_id})
         return job_from_hash(raw)
 
-    async def list_jobs(self, *, state: JobState | None = None, limit: int = 100) -> list[Job]:
-        """The newest jobs first, optionally only those in ``state``."""
-        ids = await self._redis.zrevrange(INDEX, 0, max(0, limit * 4 if state else limit) - 1)
-        jobs: list[Job] = []
+    async def list_jobs(
+        self, *, state: JobState | None = None, limit: int = 100, after: str = ""
+    ) -> tuple[list[Job], str]:
+        """A page of the newest jobs first (only those in ``state``, if given) after the
+        cursor ``after`` ("": from the newest), and the next page's cursor ("": none).
+
+        Keyset paging on the index (creation time, then id, both descending), so a job
+        submitted between two pages never shifts the others. With ``state`` one page
+        scans at most ``4 * limit`` index entries, so it may hold fewer than ``limit``.
+        """
+        scan = limit * 4 if state else limit
+        if after:
+            entries = await self._older(after, scan + 1)
+        else:
+            entries = await self._redis.zrevrange(INDEX, 0, scan, withscores=True)
+        more = len(entries) > scan
+        entries = entries[:scan]
         async with self._redis.pipeline(transaction=False) as pipe:
-            for job_id in ids:
+            for job_id, _ in entries:
                 pipe.hgetall(job_key(_s(job_id)))
             rows = await pipe.execute()
+        jobs: list[Job] = []
+        scanned = 0
         for raw in rows:
+            scanned += 1
             if raw and b"state" in raw:
                 job = job_from_hash(raw)
                 if state is None or job.state == state:
                     jobs.append(job)
-        return jobs[:limit]
+                    if len(jobs) == limit:
+                        break
+        if not more and scanned == len(entries):
+            return jobs, ""
+        # The next page resumes after the last entry this one looked at.
+        job_id, score = entries[scanned - 1]
+        return jobs, f"{score!r} {_s(job_id)}"
+
+    async def _older(self, after: str, count: int) -> list[tuple[bytes, float]]:
+        """Up to ``count`` index entries after the cursor ``after`` (newest first)."""
+        text, _, last = after.partition(" ")
+        try:
+            score = float(text)
+        except ValueError as err:
+            raise InvalidRequest("page_token", "not a token from a previous page") from err
+        # Jobs created in the same instant sort by id, descending, as ZREVRANGE does.
+        ties = await self._redis.zrangebyscore(INDEX, score, score, withscores=True)
+        same = sorted((e for e in ties if _s(e[0]) < last), key=lambda e: e[0], reverse=True)
+        older = await self._redis.zrange(
+            INDEX, f"({score!r}", "-inf", desc=True, byscore=True, offset=0, num=count,
+            withscores=True,
+        )  # fmt: skip
+        return [*same, *older][:count]
 
     async def next_delivery(
         self, consumer: str, *, block_ms: int, claim_idle_ms: int
