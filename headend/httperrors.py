@@ -7,10 +7,14 @@ may put more specific errors first (the CDN's expired signature is 410).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from http import HTTPStatus
+from typing import Any
 
 from headend import errors
 
 Override = tuple[type[errors.HeadendError], int]
+# RFC 9457: the faces that answer problems (the REST API, player links) share this shape.
+PROBLEM_TYPE = "application/problem+json"
 
 STATUS: tuple[Override, ...] = (
     (errors.InvalidArgument, 400),
@@ -39,3 +43,13 @@ def error_body(err: errors.HeadendError) -> dict[str, str]:
     if isinstance(err, errors.InvalidArgument):
         body["field"] = err.field
     return body
+
+
+def problem_body(status: int, detail: str) -> dict[str, Any]:
+    """RFC 9457's own members for an answer with ``status``; a face adds its ``reason`` and
+    whatever else it knows."""
+    try:
+        title = HTTPStatus(status).phrase
+    except ValueError:  # 499, which http.HTTPStatus does not know
+        title = "Client Closed Request"
+    return {"type": "about:blank", "title": title, "status": status, "detail": detail}

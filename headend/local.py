@@ -1,7 +1,7 @@
 """What ``headend up`` runs: every role of the platform as a child process.
 
 The roles (:data:`ROLE_NAMES`: ``epg``, ``subscriber``, ``transcode-control``,
-``transcode-node``, ``worker``, ``origin``, ``edge``, ``frontdoor``) are described
+``transcode-node``, ``worker``, ``origin``, ``edge``, ``frontdoor``, ``api``) are described
 once, in :data:`_TABLE` and :func:`_defaults`: each one's module, its default settings
 (bind addresses from ``HEADEND_HOST``, ports shifted by ``HEADEND_BASE_PORT``, its peers
 on the same host, state under ``<var>``), the addresses it must own and the secrets it
@@ -41,10 +41,11 @@ from headend.settings import Env, SettingsError, check_reachable, env_int, env_s
 from headend.stack import Child, StackSettings, python_module
 
 EPG_PORT, SUBSCRIBER_PORT, TRANSCODE_PORT, CDN_GRPC_PORT = 50051, 50052, 50053, 50054
-ORIGIN_PORT, FRONT_DOOR_PORT, CDN_ADMIN_PORT = 8080, 8000, 8001
+ORIGIN_PORT, FRONT_DOOR_PORT, CDN_ADMIN_PORT, API_PORT = 8080, 8000, 8001, 8002
 EDGES = (("edge-a", "110101", 8101), ("edge-b", "110101", 8102), ("edge-c", "110102", 8103))
 METRICS_PORTS = {
     "EPG": 9151, "SUBSCRIBER": 9152, "TRANSCODE": 9153, "TC_WORKER": 9155, "TC_NODE": 9156,
+    "API": 9157,
 }  # fmt: skip
 
 
@@ -206,6 +207,15 @@ def _defaults(settings: StackSettings) -> dict[str, dict[str, str]]:
             "FRONTDOOR_SUBSCRIBER_TARGET": f"{host}:{port(SUBSCRIBER_PORT)}",
             "FRONTDOOR_PUBLIC_URL": front_door,
         },
+        "api": {
+            "API_HOST": host,
+            "API_PORT": str(port(API_PORT)),
+            "API_METRICS_PORT": str(port(METRICS_PORTS["API"])),
+            "EPG_TARGET": f"{host}:{port(EPG_PORT)}",
+            "SUBSCRIBER_TARGET": f"{host}:{port(SUBSCRIBER_PORT)}",
+            "TRANSCODE_TARGET": f"{host}:{port(TRANSCODE_PORT)}",
+            "CDN_TARGET": f"{host}:{port(CDN_GRPC_PORT)}",
+        },
     }
 
 
@@ -305,13 +315,23 @@ _TABLE = (
         ],
         lambda e: (
             f"{e['FRONTDOOR_PUBLIC_URL']}/  (front door for set-top boxes; admin listener "
-            f"http://{e['CDN_ADMIN_HOST']}:{e['CDN_ADMIN_PORT']}/, CdnControl "
+            f"http://{e['CDN_ADMIN_HOST']}:{e['CDN_ADMIN_PORT']}/, CdnControlService "
             f"grpc://{e['CDN_GRPC_HOST']}:{e['CDN_GRPC_PORT']})"
         ),
         grpc_server=True,
         secrets=("CDN_SIGNING_KEYS", "FRONTDOOR_SESSION_KEYS", "FRONTDOOR_API_KEY"),
         bind="CDN_HTTP_HOST",
         public=("FRONTDOOR_PUBLIC_URL", "CDN_PUBLIC_URL"),
+    ),
+    _Role(
+        "api",
+        "api",
+        ("headend.rest",),
+        lambda e: [(e["API_HOST"], _port(e, "API_PORT"))],
+        lambda e: (
+            f"http://{e['API_HOST']}:{e['API_PORT']}/v1/  (REST/JSON API; OpenAPI at /openapi.json)"
+        ),
+        bind="API_HOST",
     ),
 )
 ROLE_NAMES = tuple(r.name for r in _TABLE)

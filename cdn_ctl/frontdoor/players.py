@@ -35,7 +35,6 @@ import hmac
 import re
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -50,12 +49,12 @@ from cdn_ctl.upstream import SubscriberCache
 from cdn_ctl.web import Handler, error_response
 from epg.domain import Channel
 from headend import errors
+from headend.httperrors import PROBLEM_TYPE, problem_body
 
 if TYPE_CHECKING:
     from cdn_ctl.frontdoor.app import Guards
 
 M3U_TYPE = "audio/x-mpegurl"
-PROBLEM_TYPE = "application/problem+json"
 # Paths a player reaches with its credential instead of a box token.
 PLAYER_PREFIX = "/p/"
 XTREAM_PATHS = frozenset({"/player_api.php", "/get.php", "/xmltv.php"})
@@ -85,12 +84,7 @@ def opens_without_token(request: web.Request) -> bool:
 def problem_response(err: errors.HeadendError) -> web.Response:
     """The face's one error mapping (status, Retry-After), as an RFC 9457 problem."""
     plain = error_response(err)
-    body: dict[str, Any] = {
-        "type": "about:blank",
-        "title": HTTPStatus(plain.status).phrase,
-        "status": plain.status,
-        "detail": err.message,
-    }
+    body = problem_body(plain.status, err.message)
     reason = err.details.get("reason")
     if reason:
         body["reason"] = reason

@@ -1,0 +1,5 @@
+"""``python -m headend.rest``."""
+
+from headend.rest import main
+
+main()
