@@ -32,7 +32,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="the electronic programme guide: channels, schedules, gaps, XMLTV in and out",
         **env,
     )
-    add_target(epg, TARGET_VAR, DEFAULT_TARGET)
     sub = epg.add_subparsers(dest="epg_command", required=True)
     cli_channels.register(sub, env)
     cli_programmes.register(sub, env)
@@ -59,6 +58,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_window(exp, "7 days")
     exp.add_argument("--gzip", action="store_true", help="gzip the output")
     exp.set_defaults(func=run_export)
+    add_target(epg, TARGET_VAR, DEFAULT_TARGET)
 
 
 def read_map(path: Path) -> dict[str, str]:

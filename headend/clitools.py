@@ -116,13 +116,22 @@ def api_key(
 
 
 def add_target(parser: argparse.ArgumentParser, target_var: str, default_target: str) -> None:
-    """``--target HOST:PORT`` on a service's command group (read by :func:`api_key`)."""
-    parser.add_argument(
-        "--target",
-        metavar="HOST:PORT",
-        default=None,
-        help=f"the service's address (default: {target_var}, else {default_target})",
-    )
+    """``--target HOST:PORT`` on a service's command group (read by :func:`api_key`) and on
+    every command below it, so it may come before or after the command's name. Call it once
+    the group's commands are added."""
+    help_text = f"the service's address (default: {target_var}, else {default_target})"
+    parser.add_argument("--target", metavar="HOST:PORT", default=None, help=help_text)
+    pending = [parser]
+    while pending:
+        group = pending.pop()
+        for action in group._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for command in dict.fromkeys(action.choices.values()):
+                    # SUPPRESS: a command that was not given it keeps the group's value.
+                    command.add_argument(
+                        "--target", metavar="HOST:PORT", default=argparse.SUPPRESS, help=help_text
+                    )
+                    pending.append(command)
 
 
 def client_tls(env: Mapping[str, str]) -> ClientTls | None:

@@ -60,7 +60,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     top = subparsers.add_parser(
         "subscribers", help="carriers' subscribers, boxes and packages", **env
     )
-    add_target(top, TARGET_VAR, DEFAULT_TARGET)
     commands = top.add_subparsers(dest="subscribers_command", required=True)
 
     def add(name: str, command: Command, help_text: str) -> argparse.ArgumentParser:
@@ -74,3 +73,4 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     cli_accounts.add_commands(add)
     cli_devices.add_commands(add)
     cli_admin.add_commands(add)
+    add_target(top, TARGET_VAR, DEFAULT_TARGET)

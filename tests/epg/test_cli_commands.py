@@ -326,6 +326,17 @@ async def test_target_overrides_epg_target(grpc_epg: Grpc) -> None:
     )
     assert (code, err) == (0, "")
     assert [r["id"] for r in rows_of(out, "csv", CHANNEL_COLUMNS)] == [CH]
+    # It may also follow the command's name.
+    code, out, err = await headend(
+        grpc_epg, "channels", "list", "--target", grpc_epg.target, "-o", "csv", **elsewhere
+    )
+    assert (code, err) == (0, "")
+    assert [r["id"] for r in rows_of(out, "csv", CHANNEL_COLUMNS)] == [CH]
+    # Given after the command, it wins over one given before it.
+    code, _, err = await headend(
+        grpc_epg, "--target", grpc_epg.target, "channels", "list", "--target", NOWHERE, **elsewhere
+    )
+    assert code == EXIT_UNAVAILABLE, err
 
 
 @pytest.mark.parametrize(
