@@ -259,6 +259,10 @@ def build_parser() -> argparse.ArgumentParser:
     from headend import backup_cli
 
     backup_cli.register(sub, _redis_url)
+    # `headend content-keys`: list, rotate and revoke content keys (talks to Redis, like `keys`).
+    from headend.contentkeys import cli as content_keys_cli
+
+    content_keys_cli.register(sub, _redis_url)
     # `headend completion bash|zsh`: last, so the script it walks out of `parser` has it all.
     from headend import completion
 

@@ -12,9 +12,10 @@ for one host of many: the environment (the operator's EnvironmentFile, a ConfigM
 over every default, secrets come from it too (``NAME`` or ``NAME_FILE``), and a role that
 other hosts must reach is refused when it would bind only to loopback.
 
-Secrets the local stack needs (CDN URL-signing keys, box session keys, an
-admin API key for seeding and operating, and the least-privilege ``playback``
-key the front door and the origin call the other services with) are made
+Secrets the local stack needs (CDN URL-signing keys, box session keys, the
+key-encryption keys content keys are stored under, an admin API key for seeding
+and operating, and the least-privilege ``playback`` key the front door and the
+origin call the other services with) are made
 once and kept in ``<var>/secrets.env`` (mode 0600), so a restart keeps
 issued URLs and sessions valid. With ``--tls`` a private CA under
 ``<var>/pki/`` (also made once) gives every gRPC server a certificate and
@@ -57,6 +58,7 @@ class LocalSecrets:
     session_keys: str
     service_api_key: str  # admin: the demo's seeding, the operator's CLI
     playback_api_key: str  # the front door and the origin
+    content_keks: str = ""  # CONTENT_KEKS: what encrypted HLS's content keys are wrapped under
 
 
 def _random_key(kid: str) -> str:
@@ -94,6 +96,7 @@ def load_secrets(var_dir: Path, redis_url: str) -> LocalSecrets:
             values[name] = value
     values.setdefault("CDN_SIGNING_KEYS", _random_key("k1"))
     values.setdefault("SESSION_KEYS", _random_key("s1"))
+    values.setdefault("CONTENT_KEKS", _random_key("kek1"))  # 32 bytes: an AES-256 KEK
     for name, principal in (("SERVICE_API_KEY", ADMIN), ("PLAYBACK_API_KEY", PLAYBACK)):
         token = values.get(name, "")
         if not token or not asyncio.run(_valid(redis_url, token)):
@@ -107,6 +110,7 @@ def load_secrets(var_dir: Path, redis_url: str) -> LocalSecrets:
         values["SESSION_KEYS"],
         values["SERVICE_API_KEY"],
         values["PLAYBACK_API_KEY"],
+        values["CONTENT_KEKS"],
     )
 
 
@@ -145,6 +149,7 @@ def _secret_env(keys: LocalSecrets) -> dict[str, str]:
         "FRONTDOOR_SESSION_KEYS": keys.session_keys,
         "FRONTDOOR_API_KEY": keys.playback_api_key,
         "ORIGIN_EPG_API_KEY": keys.playback_api_key,
+        "CONTENT_KEKS": keys.content_keks,
     }
 
 
@@ -165,22 +170,27 @@ def _defaults(settings: StackSettings) -> dict[str, dict[str, str]]:
         }
 
     front_door = f"http://{host}:{port(FRONT_DOOR_PORT)}"
+    # Where boxes fetch content keys: the key URIs that packagers and the origin write.
+    key_urls = {"CONTENT_KEY_BASE_URL": front_door}
     return {
         "epg": grpc("EPG", EPG_PORT),
         "subscriber": grpc("SUBSCRIBER", SUBSCRIBER_PORT),
-        "transcode-control": {**grpc("TRANSCODE", TRANSCODE_PORT), **media},
+        "transcode-control": {**grpc("TRANSCODE", TRANSCODE_PORT), **media, **key_urls},
         "transcode-node": {
             **media,
+            **key_urls,
             "TC_NODE_METRICS_HOST": host,
             "TC_NODE_METRICS_PORT": str(port(METRICS_PORTS["TC_NODE"])),
         },
         "worker": {
             **media,
+            **key_urls,
             "TC_WORKER_METRICS_HOST": host,
             "TC_WORKER_METRICS_PORT": str(port(METRICS_PORTS["TC_WORKER"])),
         },
         "origin": {
             "ORIGIN_ROOT": media["ORIGIN_ROOT"],
+            **key_urls,
             "ORIGIN_ALLOWED_NETWORKS": origin_peers(host),
             "ORIGIN_HOST": host,
             "ORIGIN_PORT": str(port(ORIGIN_PORT)),
@@ -243,26 +253,35 @@ class _Role:
     endpoint: Callable[[Env], str]
     grpc_server: bool = False  # gets the server pair under ``--tls``
     secrets: tuple[str, ...] = ()  # settings it cannot start without
+    uses: tuple[str, ...] = ()  # secrets it reads when set (what needs them is off without)
     # The setting it binds with, and those naming where other hosts reach it.
     bind: str = ""
     public: tuple[str, ...] = ()
 
 
-def _grpc_role(name: str, module: str, prefix: str, what: str) -> _Role:
+def _grpc_role(name: str, module: str, prefix: str, what: str, uses: tuple[str, ...] = ()) -> _Role:
     host, port = f"{prefix}_GRPC_HOST", f"{prefix}_GRPC_PORT"
     return _Role(
         name, module, (module,),
         lambda e: [(e[host], _port(e, port))],
         lambda e: f"grpc://{e[host]}:{e[port]}  ({what})",
         grpc_server=True,
+        uses=uses,
     )  # fmt: skip
+
+
+# Encrypted HLS: packagers (control's embedded node, nodes, workers), the origin (catch-up
+# playlists) and the front door (boxes' key requests) read content keys.
+_KEKS = ("CONTENT_KEKS",)
 
 
 # In start order (dependencies first).
 _TABLE = (
     _grpc_role("epg", "epg", "EPG", "EpgService"),
     _grpc_role("subscriber", "subscriber", "SUBSCRIBER", "SubscriberService, KeyService"),
-    _grpc_role("transcode-control", "transcode", "TRANSCODE", "TranscodeService; live channels"),
+    _grpc_role(
+        "transcode-control", "transcode", "TRANSCODE", "TranscodeService; live channels", _KEKS
+    ),
     _Role(
         "transcode-node",
         "transcode-node",
@@ -273,6 +292,7 @@ _TABLE = (
             f", origin {e['ORIGIN_ROOT']}; metrics "
             f"http://{e['TC_NODE_METRICS_HOST']}:{e['TC_NODE_METRICS_PORT']}/metrics"
         ),
+        uses=_KEKS,
     ),
     _Role(
         "worker",
@@ -280,6 +300,7 @@ _TABLE = (
         ("transcode.worker",),
         lambda e: [(e["TC_WORKER_METRICS_HOST"], _port(e, "TC_WORKER_METRICS_PORT"))],
         lambda e: "transcode worker (Redis Streams consumer)",
+        uses=_KEKS,
     ),
     _Role(
         "origin",
@@ -288,6 +309,7 @@ _TABLE = (
         lambda e: [(e["ORIGIN_HOST"], _port(e, "ORIGIN_PORT"))],
         lambda e: f"http://{e['ORIGIN_HOST']}:{e['ORIGIN_PORT']}/  (HLS origin)",
         secrets=("ORIGIN_EPG_API_KEY",),
+        uses=_KEKS,
         bind="ORIGIN_HOST",
         public=("CDN_ORIGIN_ADDRESS",),
     ),
@@ -320,6 +342,7 @@ _TABLE = (
         ),
         grpc_server=True,
         secrets=("CDN_SIGNING_KEYS", "FRONTDOOR_SESSION_KEYS", "FRONTDOOR_API_KEY"),
+        uses=_KEKS,
         bind="CDN_HTTP_HOST",
         public=("FRONTDOOR_PUBLIC_URL", "CDN_PUBLIC_URL"),
     ),
@@ -377,7 +400,7 @@ def local_children(
             **(server_env if role.grpc_server else {}),
             **_DEMO_ONLY.get(role.name, {}),
         }
-        for name in role.secrets:  # this one, not a NAME_FILE the operator's shell has
+        for name in (*role.secrets, *role.uses):  # this one, not the shell's NAME_FILE
             env |= {name: secret_env[name], f"{name}_FILE": ""}
         children.append(_child(role, env, env))
     return children
