@@ -56,7 +56,14 @@ class Progress(_message.Message):
     def __init__(self, percent: _Optional[float] = ..., speed: _Optional[float] = ..., eta_seconds: _Optional[float] = ..., phase: _Optional[str] = ...) -> None: ...
 
 class Job(_message.Message):
-    __slots__ = ("name", "source", "asset", "profile", "state", "progress", "reason", "deliveries", "worker", "output", "create_time", "update_time")
+    __slots__ = ("name", "source", "asset", "profile", "state", "progress", "reason", "deliveries", "worker", "output", "create_time", "update_time", "encryption")
+    class Encryption(_message.Message):
+        __slots__ = ("enabled", "rotation_seconds")
+        ENABLED_FIELD_NUMBER: _ClassVar[int]
+        ROTATION_SECONDS_FIELD_NUMBER: _ClassVar[int]
+        enabled: bool
+        rotation_seconds: int
+        def __init__(self, enabled: _Optional[bool] = ..., rotation_seconds: _Optional[int] = ...) -> None: ...
     NAME_FIELD_NUMBER: _ClassVar[int]
     SOURCE_FIELD_NUMBER: _ClassVar[int]
     ASSET_FIELD_NUMBER: _ClassVar[int]
@@ -69,6 +76,7 @@ class Job(_message.Message):
     OUTPUT_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    ENCRYPTION_FIELD_NUMBER: _ClassVar[int]
     name: str
     source: str
     asset: str
@@ -81,19 +89,22 @@ class Job(_message.Message):
     output: str
     create_time: _timestamp_pb2.Timestamp
     update_time: _timestamp_pb2.Timestamp
-    def __init__(self, name: _Optional[str] = ..., source: _Optional[str] = ..., asset: _Optional[str] = ..., profile: _Optional[str] = ..., state: _Optional[_Union[JobState, str]] = ..., progress: _Optional[_Union[Progress, _Mapping]] = ..., reason: _Optional[str] = ..., deliveries: _Optional[int] = ..., worker: _Optional[str] = ..., output: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    encryption: Job.Encryption
+    def __init__(self, name: _Optional[str] = ..., source: _Optional[str] = ..., asset: _Optional[str] = ..., profile: _Optional[str] = ..., state: _Optional[_Union[JobState, str]] = ..., progress: _Optional[_Union[Progress, _Mapping]] = ..., reason: _Optional[str] = ..., deliveries: _Optional[int] = ..., worker: _Optional[str] = ..., output: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., encryption: _Optional[_Union[Job.Encryption, _Mapping]] = ...) -> None: ...
 
 class SubmitJobRequest(_message.Message):
-    __slots__ = ("source", "asset", "profile", "job_id")
+    __slots__ = ("source", "asset", "profile", "job_id", "encryption")
     SOURCE_FIELD_NUMBER: _ClassVar[int]
     ASSET_FIELD_NUMBER: _ClassVar[int]
     PROFILE_FIELD_NUMBER: _ClassVar[int]
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    ENCRYPTION_FIELD_NUMBER: _ClassVar[int]
     source: str
     asset: str
     profile: str
     job_id: str
-    def __init__(self, source: _Optional[str] = ..., asset: _Optional[str] = ..., profile: _Optional[str] = ..., job_id: _Optional[str] = ...) -> None: ...
+    encryption: Job.Encryption
+    def __init__(self, source: _Optional[str] = ..., asset: _Optional[str] = ..., profile: _Optional[str] = ..., job_id: _Optional[str] = ..., encryption: _Optional[_Union[Job.Encryption, _Mapping]] = ...) -> None: ...
 
 class GetJobRequest(_message.Message):
     __slots__ = ("name",)
@@ -144,7 +155,14 @@ class ListJobsResponse(_message.Message):
     def __init__(self, jobs: _Optional[_Iterable[_Union[Job, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class Channel(_message.Message):
-    __slots__ = ("name", "source", "profile", "segment_seconds", "window_segments", "catchup_days", "node_group", "backup_sources")
+    __slots__ = ("name", "source", "profile", "segment_seconds", "window_segments", "catchup_days", "node_group", "backup_sources", "encryption")
+    class Encryption(_message.Message):
+        __slots__ = ("enabled", "rotation_seconds")
+        ENABLED_FIELD_NUMBER: _ClassVar[int]
+        ROTATION_SECONDS_FIELD_NUMBER: _ClassVar[int]
+        enabled: bool
+        rotation_seconds: int
+        def __init__(self, enabled: _Optional[bool] = ..., rotation_seconds: _Optional[int] = ...) -> None: ...
     NAME_FIELD_NUMBER: _ClassVar[int]
     SOURCE_FIELD_NUMBER: _ClassVar[int]
     PROFILE_FIELD_NUMBER: _ClassVar[int]
@@ -153,6 +171,7 @@ class Channel(_message.Message):
     CATCHUP_DAYS_FIELD_NUMBER: _ClassVar[int]
     NODE_GROUP_FIELD_NUMBER: _ClassVar[int]
     BACKUP_SOURCES_FIELD_NUMBER: _ClassVar[int]
+    ENCRYPTION_FIELD_NUMBER: _ClassVar[int]
     name: str
     source: str
     profile: str
@@ -161,7 +180,8 @@ class Channel(_message.Message):
     catchup_days: int
     node_group: str
     backup_sources: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, name: _Optional[str] = ..., source: _Optional[str] = ..., profile: _Optional[str] = ..., segment_seconds: _Optional[int] = ..., window_segments: _Optional[int] = ..., catchup_days: _Optional[int] = ..., node_group: _Optional[str] = ..., backup_sources: _Optional[_Iterable[str]] = ...) -> None: ...
+    encryption: Channel.Encryption
+    def __init__(self, name: _Optional[str] = ..., source: _Optional[str] = ..., profile: _Optional[str] = ..., segment_seconds: _Optional[int] = ..., window_segments: _Optional[int] = ..., catchup_days: _Optional[int] = ..., node_group: _Optional[str] = ..., backup_sources: _Optional[_Iterable[str]] = ..., encryption: _Optional[_Union[Channel.Encryption, _Mapping]] = ...) -> None: ...
 
 class SourceSwitch(_message.Message):
     __slots__ = ("switch_time", "from_index", "to_index", "reason", "detail")

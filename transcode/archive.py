@@ -4,8 +4,9 @@ Keys (all ``tc:archive:``; ``{cctv1}`` is the channel's Redis Cluster hash tag,
 :func:`channel_tag`):
 
 - ``tc:archive:{cctv1}:720p`` — one rung's sorted set scored by segment start
-  (epoch seconds); each member is ``seq|start|duration|size|path|disc`` so a
-  window is one ``ZRANGEBYSCORE`` with no second lookup.
+  (epoch seconds); each member is ``seq|start|duration|size|path|disc`` (then
+  ``|key_id`` for an encrypted segment) so a window is one ``ZRANGEBYSCORE`` with
+  no second lookup.
 - ``tc:archive:{cctv1}:rungs`` — hash rung -> JSON facts the master
   playlist needs (codecs, resolution, frame rate), written when a channel starts.
 - ``tc:archive:{cctv1}`` — hash of the channel's archive facts: ``catchup_days``.
@@ -32,13 +33,14 @@ import json
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 import redis.asyncio as aioredis
 
 from headend.clock import utc_now
+from headend.contentkeys import ContentKeyError, key_uri, scope_for_channel
 from headend.lua import script
 from transcode import hls
 from transcode.domain import ArchiveEntry, Window, retention_cutoff, select_window
@@ -153,15 +155,17 @@ async def index_channel(redis: aioredis.Redis, channel: str) -> None:
 
 
 def _member(entry: ArchiveEntry) -> str:
-    return (
+    member = (
         f"{entry.sequence}|{entry.start.timestamp():.6f}|{entry.duration:.6f}|"
         f"{entry.size}|{entry.path}|{int(entry.discontinuity)}"
     )
+    # A clear segment's member stays as it was before encryption existed.
+    return f"{member}|{entry.key_id}" if entry.key_id else member
 
 
 def _entry(member: bytes | str) -> ArchiveEntry:
     text = member.decode() if isinstance(member, bytes) else member
-    seq, start, duration, size, path, disc = text.split("|")
+    seq, start, duration, size, path, disc, *key = text.split("|")
     return ArchiveEntry(
         sequence=int(seq),
         start=datetime.fromtimestamp(float(start), UTC),
@@ -169,6 +173,7 @@ def _entry(member: bytes | str) -> ArchiveEntry:
         size=int(size),
         path=path,
         discontinuity=disc == "1",
+        key_id=key[0] if key else "",
     )
 
 
@@ -271,8 +276,22 @@ class ArchiveIndex:
         return {c: int(d) for c, d in zip(channels, days, strict=True) if d is not None}
 
 
-def render_catchup_media(entries: Sequence[ArchiveEntry]) -> str:
-    """A VOD playlist of archived segments (URIs are the segment file names)."""
+def segment_key(entry: ArchiveEntry, channel: str, base_url: str) -> hls.SegmentKey | None:
+    """An archived segment's key as a playlist names it (None: a clear segment)."""
+    if not entry.key_id:
+        return None
+    return hls.SegmentKey(
+        key_uri(base_url, scope_for_channel(channel), entry.key_id), entry.sequence
+    )
+
+
+def render_catchup_media(
+    entries: Sequence[ArchiveEntry], *, channel: str, key_base_url: str
+) -> str:
+    """A VOD playlist of archived segments (URIs are the segment file names). It is numbered
+    from the first segment's sequence number, so an encrypted segment's IV is implied and
+    only a key change (or a gap in the numbers) needs an ``EXT-X-KEY``; keys are named
+    ``{key_base_url}/keys/{channel}/{key_id}``."""
     if not entries:
         raise ArchiveNotFound("no archived segments in the window")
     segments = [
@@ -281,10 +300,18 @@ def render_catchup_media(entries: Sequence[ArchiveEntry]) -> str:
             duration=e.duration,
             program_date_time=e.start,
             discontinuity=e.discontinuity and i > 0,
+            key=segment_key(e, channel, key_base_url),
         )
         for i, e in enumerate(entries)
     ]
-    return hls.render_media(hls.MediaPlaylist(segments=segments, playlist_type="VOD", endlist=True))
+    return hls.render_media(
+        hls.MediaPlaylist(
+            segments=segments,
+            media_sequence=entries[0].sequence,
+            playlist_type="VOD",
+            endlist=True,
+        )
+    )
 
 
 def master_variants(
@@ -329,12 +356,20 @@ def render_master_for(
     return hls.render_master(hls.MasterPlaylist(variants=variants))
 
 
-class Retention:
-    """Deletes each channel's segments older than its catch-up days, index and files together."""
+class RetiredKeys(Protocol):
+    """Content keys retired with the archive (``headend.contentkeys.ContentKeyStore``)."""
 
-    def __init__(self, index: ArchiveIndex, *, root: Path) -> None:
+    async def delete_before(self, scope: str, before: datetime) -> int: ...
+
+
+class Retention:
+    """Deletes each channel's segments older than its catch-up days, index and files together,
+    and (with ``keys``) the content keys no segment left needs."""
+
+    def __init__(self, index: ArchiveIndex, *, root: Path, keys: RetiredKeys | None = None) -> None:
         self._index = index
         self._root = root
+        self._keys = keys
 
     async def run_once(self, now: datetime) -> int:
         """One pass over every archived channel; returns how many segments were removed."""
@@ -346,6 +381,14 @@ class Retention:
                 removed += await asyncio.to_thread(
                     _sweep, self._root / "live" / channel / rung.name, cutoff
                 )
+            if self._keys is not None:
+                # A segment left ends after the cutoff, so it started less than a segment
+                # before it: its key's period ends after ``cutoff - lookbehind``.
+                before = cutoff - timedelta(seconds=_LOOKBEHIND_SECONDS)
+                deleted = await self._keys.delete_before(scope_for_channel(channel), before)
+                if deleted:
+                    log.info("retention deleted content keys",
+                             extra={"channel": channel, "keys": deleted})  # fmt: skip
         return removed
 
     async def run(self, *, interval_seconds: float, stop: asyncio.Event) -> None:
@@ -355,7 +398,7 @@ class Retention:
                 removed = await self.run_once(utc_now())
                 if removed:
                     log.info("retention removed segments", extra={"segments": removed})
-            except (aioredis.RedisError, OSError):
+            except (aioredis.RedisError, OSError, ContentKeyError):
                 log.exception("retention pass failed")
             try:
                 await asyncio.wait_for(stop.wait(), interval_seconds)

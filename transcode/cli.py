@@ -70,6 +70,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     submit.add_argument("--asset", required=True, help="asset id (the /vod/<asset>/ folder)")
     submit.add_argument("--profile", default="default", help="ladder profile (default, low)")
     submit.add_argument("--job-id", default="", help="idempotency id (default: generated)")
+    submit.add_argument("--encrypt", action="store_true", help="AES-128 with rotating content keys")
+    submit.add_argument(
+        "--key-rotation",
+        type=int,
+        default=0,
+        metavar="S",
+        help="seconds of media per key with --encrypt (default CONTENT_KEY_ROTATION_SECONDS)",
+    )
     submit.add_argument("--wait", action="store_true", help="follow progress until the job ends")
     submit.set_defaults(func=lambda a: _run_cmd(submit_job(a, environ(), sys.stdout)))
     jobs = sub.add_parser("jobs", help="list jobs, newest first", **env)
@@ -105,6 +113,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     start.add_argument(
         "--backup", action="append", default=[], metavar="SOURCE",
         help="a backup source, taken in order when the source is lost or impaired (repeatable)",
+    )  # fmt: skip
+    start.add_argument(
+        "--encrypt", action="store_true", help="AES-128 segments with rotating content keys"
+    )
+    start.add_argument(
+        "--key-rotation", type=int, default=0, metavar="SECONDS",
+        help="seconds of media per content key with --encrypt "
+        "(default the node's CONTENT_KEY_ROTATION_SECONDS)",
     )  # fmt: skip
     add_output(start)
     start.set_defaults(func=lambda a: _run_cmd(start_channel(a, environ(), sys.stdout)))
@@ -148,7 +164,12 @@ async def submit_job(args: argparse.Namespace, env: Mapping[str, str], out: IO[s
     """Submit; with ``--wait`` show a progress bar and exit 0 only if the job succeeds."""
     async with _client(env) as transcode:
         job = await transcode.submit_job(
-            args.source, asset=args.asset, profile=args.profile, job_id=args.job_id
+            args.source,
+            asset=args.asset,
+            profile=args.profile,
+            job_id=args.job_id,
+            encrypt=args.encrypt,
+            key_rotation_seconds=args.key_rotation,
         )
         print(f"job {job.id} queued", file=out)
         if not args.wait:
@@ -224,6 +245,8 @@ async def start_channel(args: argparse.Namespace, env: Mapping[str, str], out: I
             catchup_days=args.catchup_days,
             node_group=args.group,
             backup_sources=args.backup,
+            encrypt=args.encrypt,
+            key_rotation_seconds=args.key_rotation,
         )
     emit([_channel_row(status)], CHANNEL_COLUMNS, args.output, out=out)
     return 0

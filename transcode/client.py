@@ -51,11 +51,25 @@ class TranscodeClient(ServiceClient):
     # ---- VOD packaging jobs
 
     async def submit_job(
-        self, source: str, *, asset: str, profile: str = "", job_id: str = ""
+        self,
+        source: str,
+        *,
+        asset: str,
+        profile: str = "",
+        job_id: str = "",
+        encrypt: bool = False,
+        key_rotation_seconds: int = 0,
     ) -> Job:
         """Queue ``source`` for packaging into ``/vod/<asset>/`` (empty profile: "default";
-        empty ``job_id``: generated, else an idempotent submit)."""
-        request = pb.SubmitJobRequest(source=source, asset=asset, profile=profile, job_id=job_id)
+        empty ``job_id``: generated, else an idempotent submit); ``encrypt``: AES-128 with a
+        key every ``key_rotation_seconds`` of media (0: the service's default)."""
+        request = pb.SubmitJobRequest(
+            source=source,
+            asset=asset,
+            profile=profile,
+            job_id=job_id,
+            encryption=pb.Job.Encryption(enabled=encrypt, rotation_seconds=key_rotation_seconds),
+        )
         return job_from_pb(await self.call(self._stub.SubmitJob, request))
 
     async def watch_job(self, job_id: str) -> AsyncIterator[JobEvent]:
@@ -108,10 +122,13 @@ class TranscodeClient(ServiceClient):
         catchup_days: int = 0,
         node_group: str = "",
         backup_sources: Sequence[str] = (),
+        encrypt: bool = False,
+        key_rotation_seconds: int = 0,
     ) -> ChannelStatus:
         """Start a live channel (an empty or 0 setting: the service's default; ``node_group``:
         run only on nodes of that group; ``backup_sources``: taken in order when the source
-        is lost or impaired)."""
+        is lost or impaired; ``encrypt``: AES-128 segments whose key rotates every
+        ``key_rotation_seconds`` of media)."""
         channel = pb.Channel(
             name=CHANNEL.format(channel_id),
             source=source,
@@ -121,6 +138,9 @@ class TranscodeClient(ServiceClient):
             catchup_days=catchup_days,
             node_group=node_group,
             backup_sources=list(backup_sources),
+            encryption=pb.Channel.Encryption(
+                enabled=encrypt, rotation_seconds=key_rotation_seconds
+            ),
         )
         request = pb.StartChannelRequest(channel=channel)
         return status_from_pb(await self.call(self._stub.StartChannel, request))

@@ -11,9 +11,11 @@ from headend.rpc import from_timestamp, to_timestamp
 from headend.rpc.resources import ResourceName
 from protos import transcode_pb2 as pb
 from transcode.domain import (
+    ChannelEncryption,
     ChannelState,
     ChannelStatus,
     Job,
+    JobEncryption,
     JobEvent,
     JobState,
     LiveChannel,
@@ -88,6 +90,7 @@ def job_to_pb(job: Job) -> pb.Job:
         output=job.output,
         create_time=to_timestamp(job.created_at),
         update_time=to_timestamp(job.updated_at),
+        encryption=job_encryption_to_pb(job.encryption),
     )
 
 
@@ -106,7 +109,17 @@ def job_from_pb(msg: pb.Job) -> Job:
         deliveries=msg.deliveries,
         worker=msg.worker,
         output=msg.output,
+        encryption=(
+            JobEncryption(msg.encryption.rotation_seconds) if msg.encryption.enabled else None
+        ),
     )
+
+
+def job_encryption_to_pb(encryption: JobEncryption | None) -> pb.Job.Encryption | None:
+    """A job's encryption as its message (None: a clear asset, the field left unset)."""
+    if encryption is None:
+        return None
+    return pb.Job.Encryption(enabled=True, rotation_seconds=encryption.rotation_seconds)
 
 
 def event_to_pb(event: JobEvent) -> pb.JobEvent:
@@ -142,6 +155,9 @@ def channel_from_pb(msg: pb.Channel, *, field: str = "channel.name") -> LiveChan
         catchup_days=msg.catchup_days or defaults.catchup_days,
         node_group=msg.node_group,
         backup_sources=tuple(msg.backup_sources),
+        encryption=ChannelEncryption(
+            enabled=msg.encryption.enabled, rotation_seconds=msg.encryption.rotation_seconds
+        ),
     )
 
 
@@ -156,6 +172,10 @@ def channel_to_pb(channel: LiveChannel) -> pb.Channel:
         catchup_days=channel.catchup_days,
         node_group=channel.node_group,
         backup_sources=list(channel.backup_sources),
+        encryption=pb.Channel.Encryption(
+            enabled=channel.encryption.enabled,
+            rotation_seconds=channel.encryption.rotation_seconds,
+        ),
     )
 
 

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from headend.clock import utc_now
+from headend.contentkeys import MAX_ROTATION_SECONDS, MIN_ROTATION_SECONDS
 from headend.ids import CHANNEL_ID_MAX, CHANNEL_ID_RULE, is_channel_id
 from transcode.errors import InvalidRequest
 
@@ -56,6 +57,14 @@ class Progress:
 
 
 @dataclass(frozen=True, slots=True)
+class JobEncryption:
+    """A VOD asset encrypted with AES-128: its content key changes every ``rotation_seconds``
+    of media (bounds: :func:`check_rotation`)."""
+
+    rotation_seconds: int
+
+
+@dataclass(frozen=True, slots=True)
 class Job:
     """One VOD packaging job: a source packaged into ``vod/<asset>``."""
 
@@ -72,6 +81,7 @@ class Job:
     worker: str = ""
     cancel_requested: bool = False
     output: str = ""
+    encryption: JobEncryption | None = None  # None: a clear asset
 
     def with_state(self, state: JobState, now: datetime, reason: str = "") -> Job:
         """A copy moved to ``state``."""
@@ -133,6 +143,28 @@ class ChannelState(enum.Enum):
     RECOVERING = "RECOVERING"
 
 
+def check_rotation(seconds: int, field: str) -> int:
+    """``seconds`` of media per content key: 0 (the default) or within the key store's bounds."""
+    low, high = MIN_ROTATION_SECONDS, MAX_ROTATION_SECONDS
+    if seconds and not low <= seconds <= high:
+        raise InvalidRequest(field, f"must be 0 (the default) or between {low} and {high}")
+    return seconds
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelEncryption:
+    """Whether a live channel's segments are AES-128 encrypted, and how often its key rotates."""
+
+    enabled: bool = False
+    # Seconds of media per content key; 0: the node's CONTENT_KEY_ROTATION_SECONDS.
+    rotation_seconds: int = 0
+
+    def validate(self) -> ChannelEncryption:
+        """Check the rotation period; returns self for chaining."""
+        check_rotation(self.rotation_seconds, "channel.encryption.rotation_seconds")
+        return self
+
+
 @dataclass(frozen=True, slots=True)
 class LiveChannel:
     """A live channel's configuration: sources, ladder, segmenting and catch-up."""
@@ -148,6 +180,7 @@ class LiveChannel:
     node_group: str = ""
     # Taken in this order when the source (and every one before) is lost or impaired.
     backup_sources: tuple[str, ...] = ()
+    encryption: ChannelEncryption = ChannelEncryption()
 
     @property
     def sources(self) -> tuple[str, ...]:
@@ -178,6 +211,7 @@ class LiveChannel:
             )
         if not 0.5 <= self.source_timeout_seconds <= 60:
             raise InvalidRequest("channel.source_timeout_seconds", "must be between 0.5 and 60")
+        self.encryption.validate()
         return self
 
 
@@ -354,6 +388,8 @@ class ArchiveEntry:
     size: int
     path: str
     discontinuity: bool = False
+    # The content key that encrypted it (IV: ``sequence``); "" for a clear segment.
+    key_id: str = ""
 
     @property
     def end(self) -> datetime:

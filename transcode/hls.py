@@ -4,6 +4,13 @@ Rendering builds the text directly (it is on the origin's hot path and
 measured several times faster than ``m3u8``'s ``dumps``); parsing goes through
 the ``m3u8`` library so the tests check the renderer against an independent
 reader. No file or network I/O happens here.
+
+Encrypted segments (AES-128, whole segment) carry a :class:`SegmentKey`. The
+renderer writes ``EXT-X-KEY`` only where the key in force changes: before the
+first encrypted segment, at a new key URI, back to ``METHOD=NONE`` before a
+clear one. A tag with ``IV=`` holds for every segment after it, so the IV is
+named only for a segment whose IV is not its position's media sequence number
+(RFC 8216 section 5.2), and a tag follows again once the implicit IV is right.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from typing import Any, Literal
 
 import m3u8
 
+from headend.contentkeys.cipher import iv_hex
 from transcode import tags
 from transcode.errors import InvalidPlaylist
 
@@ -32,6 +40,14 @@ _PDT_CACHE_SIZE = 65536
 
 
 @dataclass(frozen=True, slots=True)
+class SegmentKey:
+    """The AES-128 key of an encrypted segment and the number whose IV encrypted it."""
+
+    uri: str  # where players fetch the 16 key bytes: {CONTENT_KEY_BASE_URL}/keys/...
+    sequence: int  # the IV is this number, 128-bit big-endian
+
+
+@dataclass(frozen=True, slots=True)
 class Segment:
     """One media segment (or, in an I-frame playlist, one I-frame byte range)."""
 
@@ -41,6 +57,7 @@ class Segment:
     discontinuity: bool = False  # EXT-X-DISCONTINUITY before this segment
     byterange: tuple[int, int] | None = None  # (length, offset)
     title: str = ""
+    key: SegmentKey | None = None  # None: a clear segment
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,7 +177,9 @@ def render_media(playlist: MediaPlaylist) -> str:
 
     append = out.append
     extinf_text: dict[float, str] = {}  # durations repeat (6.0, 6.0, ...): format each once
-    for segment in segments:
+    # The key in force: (URI, explicit IV's sequence or None); None while segments are clear.
+    in_force: tuple[str, int | None] | None = None
+    for position, segment in enumerate(segments, playlist.media_sequence):
         uri = segment.uri
         if "\n" in uri or "\r" in uri or not uri:
             raise InvalidPlaylist("segments.uri", f"not a single-line URI: {uri!r}")
@@ -175,6 +194,15 @@ def render_media(playlist: MediaPlaylist) -> str:
         when = segment.program_date_time
         if when is not None:
             append(_program_date_time(when))
+        key = segment.key
+        if key is not None:
+            wanted = (key.uri, None if key.sequence == position else key.sequence)
+            if wanted != in_force:
+                append(_key_line(wanted))
+                in_force = wanted
+        elif in_force is not None:
+            append(_KEY_NONE)
+            in_force = None
         byterange = segment.byterange
         if byterange is not None:
             append(f"{tags.BYTERANGE}{byterange[0]}@{byterange[1]}")
@@ -218,7 +246,8 @@ def parse_media(text: str) -> MediaPlaylist:
         raise InvalidPlaylist("playlist", "expected a media playlist, got a master playlist")
     segments: list[Segment] = []
     next_offset: dict[str, int] = {}
-    for seg in parsed.segments:
+    media_sequence = int(parsed.media_sequence or 0)
+    for position, seg in enumerate(parsed.segments, start=media_sequence):
         byterange: tuple[int, int] | None = None
         if seg.byterange:
             length_text, _, offset_text = seg.byterange.partition("@")
@@ -235,6 +264,7 @@ def parse_media(text: str) -> MediaPlaylist:
                 discontinuity=bool(seg.discontinuity),
                 byterange=byterange,
                 title=seg.title or "",
+                key=_parsed_key(seg.key, position),
             )
         )
     playlist_type = (parsed.playlist_type or "").upper() or None
@@ -242,7 +272,7 @@ def parse_media(text: str) -> MediaPlaylist:
         raise InvalidPlaylist("playlist_type", f"unknown playlist type {playlist_type!r}")
     return MediaPlaylist(
         segments=tuple(segments),
-        media_sequence=int(parsed.media_sequence or 0),
+        media_sequence=media_sequence,
         discontinuity_sequence=int(parsed.discontinuity_sequence or 0),
         playlist_type=playlist_type,  # type: ignore[arg-type]  # narrowed by the check above
         endlist=bool(parsed.is_endlist),
@@ -283,6 +313,15 @@ def parse_master(text: str) -> MasterPlaylist:
     )
 
 
+def _parsed_key(key: Any, position: int) -> SegmentKey | None:
+    """What ``m3u8`` read of the key in force for the segment at ``position``."""
+    if key is None or key.method == tags.METHOD_NONE:
+        return None
+    if key.method != tags.METHOD_AES_128 or not key.uri:
+        raise InvalidPlaylist("segments.key", f"unsupported key method {key.method!r}")
+    return SegmentKey(uri=key.uri, sequence=int(key.iv, 16) if key.iv else position)
+
+
 def _parsed_stream(info: Any) -> dict[str, Any]:
     """What ``m3u8`` read of the attributes a variant and an I-frame variant share."""
     return {
@@ -307,6 +346,21 @@ def _program_date_time(when: datetime) -> str:
         when = when.astimezone(UTC)
     # isoformat is the fastest formatter here; swap its "+00:00" for the shorter "Z".
     return f"{tags.PROGRAM_DATE_TIME}{when.isoformat(timespec='milliseconds')[:-6]}Z"
+
+
+_KEY_NONE = f"{tags.KEY}{tags.METHOD}={tags.METHOD_NONE}"
+
+
+@functools.lru_cache(maxsize=1024)
+def _key_line(in_force: tuple[str, int | None]) -> str:
+    """The EXT-X-KEY line for (key URI, explicit IV's sequence or None) (memoised: a live
+    playlist renders the same few keys on every reload)."""
+    uri, sequence = in_force
+    quoted = _quoted("segments.key.uri", uri)
+    line = f"{tags.KEY}{tags.METHOD}={tags.METHOD_AES_128},{tags.URI}={quoted}"
+    if sequence is not None:
+        line += f",{tags.IV}={iv_hex(sequence)}"
+    return line
 
 
 def _rounded_max(segments: Sequence[Segment]) -> int:

@@ -1,8 +1,10 @@
-"""VOD packaging: source -> ladder (or stream copy) -> HLS in a temp dir -> measure -> publish.
+"""VOD packaging: source -> ladder (or stream copy) -> HLS in a temp dir -> measure ->
+(encrypt) -> publish.
 
 Everything, our playlists included, is written into a staging directory; a
 failure or a cancel removes it and leaves the destination as it was. Publishing
-swaps it in atomically (:mod:`transcode.staging`).
+swaps it in atomically (:mod:`transcode.staging`). An encrypted asset is
+encrypted there too (:mod:`transcode.encrypt`), so no clear copy is ever published.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from transcode import ffmpeg_cmd
+from transcode.encrypt import AssetEncryption, encrypt_ladder
 from transcode.errors import (
     CorruptSource,
     DiskFull,
@@ -51,7 +54,7 @@ from transcode.probe import (
 from transcode.runner import FFmpegProgress, finish, run_all, run_ffmpeg
 from transcode.staging import discard, publish_tree, staging_dir
 
-Phase = Literal["probe", "encode", "remux", "measure", "publish", "done"]
+Phase = Literal["probe", "encode", "remux", "measure", "encrypt", "publish", "done"]
 
 MASTER_NAME = "master.m3u8"
 MEDIA_NAME = "index.m3u8"
@@ -59,6 +62,7 @@ IFRAMES_NAME = "iframes.m3u8"
 # Shares of the progress bar: the FFmpeg pass dominates, measuring and publishing are quick.
 _ENCODE_SHARE = 95.0
 _MEASURE_SHARE = 4.0
+_ENCRYPT_AT = _ENCODE_SHARE + _MEASURE_SHARE / 2
 # A shorter output than this (seconds, or fraction of the source) means the source
 # ended early: a truncated file whose header still claims the full length.
 _TRUNCATION_SLACK_SECONDS = 1.0
@@ -116,6 +120,7 @@ async def package_vod(
     ffmpeg_bin: str = "ffmpeg",
     ffprobe_bin: str = "ffprobe",
     input_options: Mapping[str, str] | None = None,
+    encryption: AssetEncryption | None = None,
 ) -> PackageResult:
     """Encode ``source`` into the profile's ladder and publish HLS atomically at ``dest``.
 
@@ -126,6 +131,7 @@ async def package_vod(
     fails, or the disk fills up. Cancelling the awaiting task kills FFmpeg's process
     group and removes the temp output. ``input_options`` go before the source on every
     FFmpeg and ffprobe command (e.g. the source guard's protocol whitelist).
+    With ``encryption`` every segment is AES-128 encrypted before publishing.
     """
     report = _Reporter(on_progress)
     report.phase("probe", 0.0)
@@ -167,7 +173,7 @@ async def package_vod(
             for rung, m in zip(plan, measured, strict=True)
         ]
 
-    return await _package(dest, [r.name for r in plan], encode, report, work_dir)
+    return await _package(dest, [r.name for r in plan], encode, report, work_dir, encryption)
 
 
 async def remux_vod(
@@ -180,11 +186,12 @@ async def remux_vod(
     on_progress: ProgressCallback | None = None,
     ffmpeg_bin: str = "ffmpeg",
     input_options: Mapping[str, str] | None = None,
+    encryption: AssetEncryption | None = None,
 ) -> PackageResult:
     """Stream-copy an H.264/AAC mezzanine into one-rung HLS with our master and I-frame lists.
 
-    Same publishing, failure and cancel rules as ``package_vod``; segments are cut at the
-    source's own keyframes, so its GOP structure decides the segment durations.
+    Same publishing, failure, cancel and encryption rules as ``package_vod``; segments are
+    cut at the source's own keyframes, so its GOP structure decides the segment durations.
     """
     report = _Reporter(on_progress)
     report.phase("probe", 0.0)
@@ -231,7 +238,7 @@ async def remux_vod(
         size = (info.video.width, info.video.height)
         return info, [(rung_name, measured, size, info.video.frame_rate)]
 
-    return await _package(dest, [rung_name], remux, report, work_dir)
+    return await _package(dest, [rung_name], remux, report, work_dir, encryption)
 
 
 async def _run_scanning(
@@ -279,12 +286,22 @@ async def _package(
     produce: Callable[[Path], Awaitable[tuple[SourceInfo, list[_RungOutput]]]],
     report: _Reporter,
     work_dir: Path | None,
+    encryption: AssetEncryption | None,
 ) -> PackageResult:
     temp = staging_dir(dest, work_dir)
     try:
         for name in rung_names:
             (temp / name).mkdir(parents=True)
         info, outputs = await produce(temp)
+        _check_outputs(info, outputs)
+        if encryption is not None:
+            # Only once the output is known good: its keys replace the asset's old ones.
+            report.phase("encrypt", _ENCRYPT_AT)
+            measured = await encrypt_ladder(temp, [(o[0], o[1]) for o in outputs], encryption)
+            outputs = [
+                (name, m, size, rate)
+                for (name, _, size, rate), m in zip(outputs, measured, strict=True)
+            ]
         rungs = _write_playlists(temp, info, outputs)
         master = MasterPlaylist(
             variants=tuple(r.variant for r in rungs),
@@ -321,14 +338,9 @@ async def _package(
     )
 
 
-def _write_playlists(
-    temp: Path,
-    info: SourceInfo,
-    outputs: Sequence[_RungOutput],
-) -> list[RungResult]:
-    audio = aac_codec(info.audio.profile if info.audio else "LC")
-    results = []
-    for name, measured, resolution, frame_rate in outputs:
+def _check_outputs(info: SourceInfo, outputs: Sequence[_RungOutput]) -> None:
+    """Refuse a truncated output, or one whose segments do not start with a keyframe."""
+    for name, measured, _, _ in outputs:
         expected = info.duration_seconds
         slack = max(_TRUNCATION_SLACK_SECONDS, _TRUNCATION_SLACK_FRACTION * expected)
         if measured.duration_seconds < expected - slack:
@@ -340,6 +352,16 @@ def _write_playlists(
         if not measured.every_segment_starts_with_keyframe:
             # EXT-X-INDEPENDENT-SEGMENTS would be a lie (a source with odd keyframes).
             raise EncodeFailed(f"a segment of {name} does not start with a keyframe")
+
+
+def _write_playlists(
+    temp: Path,
+    info: SourceInfo,
+    outputs: Sequence[_RungOutput],
+) -> list[RungResult]:
+    audio = aac_codec(info.audio.profile if info.audio else "LC")
+    results = []
+    for name, measured, resolution, frame_rate in outputs:
         rung_dir = temp / name
         (rung_dir / ffmpeg_cmd.FFMPEG_PLAYLIST).unlink()
         media = MediaPlaylist(measured.segments, playlist_type="VOD", endlist=True)

@@ -11,6 +11,7 @@ import grpc
 import redis.asyncio as aioredis
 
 from headend.auth import KeyStore
+from headend.contentkeys import ContentKeyStore
 from headend.metrics import RpcMetrics
 from headend.redisconn import RedisSettings
 from headend.rpc import RpcServer, ServiceSpec, principal, run_service, start_server
@@ -68,6 +69,8 @@ class TranscodeServicer(pb_grpc.TranscodeServiceServicer):
             asset=request.asset,
             profile=request.profile,
             job_id=request.job_id,
+            encrypt=request.encryption.enabled,
+            key_rotation_seconds=request.encryption.rotation_seconds,
         )
         return job_to_pb(job)
 
@@ -181,6 +184,7 @@ async def create_server(
         channels=channels,
         sources=SourceGuard(settings.sources),
         nodes=nodes or NodeDirectory(redis),
+        key_rotation_seconds=settings.content_keys.rotation_seconds,
     )
     servicer = TranscodeServicer(service)
     spec = ServiceSpec(
@@ -213,15 +217,17 @@ async def create_control(
         node, pusher = assemble(
             settings, redis=redis, index=index, push=push or PushSettings(), tasks=tasks
         )
+    # Content keys go with the archive that needs them (none to retire without CONTENT_KEKS).
+    keks = settings.content_keys.keks
+    retired = ContentKeyStore(redis, keks) if keks is not None else None
+    retention = Retention(index, root=settings.origin_root, keys=retired)
     return await create_server(
         settings,
         redis=redis,
         keys=KeyStore(redis),
         channels=ChannelIntents(redis, stop_wait_seconds=settings.node.lease_seconds + 5),
         metrics=metrics,
-        components=[
-            _background(settings, node, pusher, tasks, Retention(index, root=settings.origin_root))
-        ],
+        components=[_background(settings, node, pusher, tasks, retention)],
     )
 
 

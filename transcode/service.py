@@ -14,10 +14,12 @@ from headend.clock import utc_now
 from transcode.domain import (
     ChannelStatus,
     Job,
+    JobEncryption,
     JobEvent,
     JobState,
     LiveChannel,
     NodeInfo,
+    check_rotation,
     validate_channel_id,
     validate_id,
     validate_source,
@@ -56,29 +58,60 @@ class TranscodeService:
     """Jobs and channels for the platform operator (admin only)."""
 
     def __init__(
-        self, *, queue: JobQueue, channels: Channels, sources: Sources, nodes: Nodes
+        self,
+        *,
+        queue: JobQueue,
+        channels: Channels,
+        sources: Sources,
+        nodes: Nodes,
+        key_rotation_seconds: int,
     ) -> None:
         self._queue = queue
+        # An encrypted job's rotation when the request names none (CONTENT_KEY_ROTATION_SECONDS).
+        self._key_rotation_seconds = key_rotation_seconds
         self._channels = channels
         self._sources = sources
         self._nodes = nodes
 
     async def submit(
-        self, principal: Principal, *, source: str, asset: str, profile: str, job_id: str = ""
+        self,
+        principal: Principal,
+        *,
+        source: str,
+        asset: str,
+        profile: str,
+        job_id: str = "",
+        encrypt: bool = False,
+        key_rotation_seconds: int = 0,
     ) -> Job:
-        """Validate and queue a packaging job; a source outside the allow-lists is refused."""
+        """Validate and queue a packaging job; a source outside the allow-lists is refused.
+
+        ``encrypt``: AES-128 with a new content key every ``key_rotation_seconds`` of media
+        (0: the service's default), recorded in the job as resolved.
+        """
         require_admin(principal)
         source = validate_source(source)
         validate_id("asset", asset)
         profile = profile or "default"
         validate_id("profile", profile)
         job_id = validate_id("job_id", job_id) if job_id else secrets.token_hex(8)
+        encryption = self._encryption(encrypt, key_rotation_seconds)
         await self._sources.vod(source)
         now = utc_now()
-        job = Job(job_id, source, asset, profile, JobState.QUEUED, now, now)
+        job = Job(job_id, source, asset, profile, JobState.QUEUED, now, now, encryption=encryption)
         if not await self._queue.submit(job):
             raise JobExists(f"job {job_id} already exists", details={"job_id": job_id})
         return await self._queue.get(job_id)
+
+    def _encryption(self, enabled: bool, rotation_seconds: int) -> JobEncryption | None:
+        if not enabled:
+            if rotation_seconds:
+                raise InvalidRequest(
+                    "encryption.enabled", "must be true when a key rotation is given"
+                )
+            return None
+        check_rotation(rotation_seconds, "encryption.rotation_seconds")
+        return JobEncryption(rotation_seconds or self._key_rotation_seconds)
 
     async def get(self, principal: Principal, job_id: str) -> Job:
         """One job."""

@@ -8,6 +8,7 @@ import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from headend.contentkeys.kek import DEFAULT_BASE_URL, ContentKeySettings
 from headend.redisconn import RedisSettings
 from headend.rpc import ClientTls, RpcSettings
 from headend.settings import (
@@ -258,10 +259,13 @@ class NodeProcessSettings:
     redis: RedisSettings = field(default_factory=RedisSettings)
     sources: SourceSettings = field(default_factory=SourceSettings)
     live: LiveSettings = field(default_factory=LiveSettings)
+    # The KEK ring, key URI base and default rotation of encrypted channels.
+    content_keys: ContentKeySettings = field(default_factory=ContentKeySettings)
 
     @classmethod
     def from_env(cls, env: Env) -> NodeProcessSettings:
-        """Read ``REDIS_URL``, ``ORIGIN_ROOT``, ``TC_NODE_*``, ``TC_LIVE_*``, the sources."""
+        """Read ``REDIS_URL``, ``ORIGIN_ROOT``, ``TC_NODE_*``, ``TC_LIVE_*``, the sources,
+        ``CONTENT_KEY*``."""
         return cls(
             redis_url=_redis(env),
             origin_root=_origin_root(env),
@@ -270,6 +274,7 @@ class NodeProcessSettings:
             redis=RedisSettings.from_env(env),
             sources=SourceSettings.from_env(env),
             live=LiveSettings.from_env(env),
+            content_keys=ContentKeySettings.from_env(env),
         )
 
 
@@ -289,10 +294,13 @@ class ControlSettings:
     # The control process also runs a transcode node (single-host installs, ``headend up``).
     embedded_node: bool = True
     node: NodeSettings = field(default_factory=NodeSettings)
+    # An encrypted job's rotation when its request names none; the KEKs for key retention.
+    content_keys: ContentKeySettings = field(default_factory=ContentKeySettings)
 
     @classmethod
     def from_env(cls, env: Env) -> ControlSettings:
-        """Read ``TRANSCODE_GRPC_*``, ``REDIS_URL``, ``ORIGIN_ROOT``, ``TC_*``, ``LOG_LEVEL``."""
+        """Read ``TRANSCODE_GRPC_*``, ``REDIS_URL``, ``ORIGIN_ROOT``, ``TC_*``, ``LOG_LEVEL``,
+        ``CONTENT_KEY*``."""
         return cls(
             rpc=RpcSettings.from_env(env, "TRANSCODE", default_port=DEFAULT_GRPC_PORT),
             redis_url=_redis(env),
@@ -307,6 +315,7 @@ class ControlSettings:
             live=LiveSettings.from_env(env),
             embedded_node=env_bool(env, "TC_EMBEDDED_NODE", True),
             node=NodeSettings.from_env(env),
+            content_keys=ContentKeySettings.from_env(env),
         )
 
 
@@ -325,6 +334,9 @@ class WorkerSettings:
     log_level: str = "info"
     redis: RedisSettings = field(default_factory=RedisSettings)
     sources: SourceSettings = field(default_factory=SourceSettings)
+    # The KEK ring, key URI base and provider for encrypted jobs (CONTENT_KEKS is checked
+    # when a job asks for encryption, so a worker of clear jobs needs none).
+    content_keys: ContentKeySettings = field(default_factory=ContentKeySettings)
 
     @property
     def heartbeat_seconds(self) -> float:
@@ -334,7 +346,8 @@ class WorkerSettings:
     @classmethod
     def from_env(cls, env: Env) -> WorkerSettings:
         """Read ``REDIS_URL``, ``ORIGIN_ROOT``, ``TC_WORK_DIR``, ``TC_WORKER_NAME``,
-        ``TC_PROCESS_MODE``, ``TC_WORKER_METRICS_PORT``, the queue and the source settings."""
+        ``TC_PROCESS_MODE``, ``TC_WORKER_METRICS_PORT``, the queue, source and content key
+        settings."""
         metrics = env_optional(env, "TC_WORKER_METRICS_PORT")
         return cls(
             redis_url=_redis(env),
@@ -352,6 +365,7 @@ class WorkerSettings:
             log_level=env_str(env, "LOG_LEVEL", "info"),
             redis=RedisSettings.from_env(env),
             sources=SourceSettings.from_env(env),
+            content_keys=ContentKeySettings.from_env(env),
         )
 
 
@@ -371,12 +385,15 @@ class OriginSettings:
     epg_tls: ClientTls | None = None
     log_level: str = "info"
     redis: RedisSettings = field(default_factory=RedisSettings)
+    # CONTENT_KEY_BASE_URL: where catch-up playlists send boxes for content keys.
+    content_key_base_url: str = DEFAULT_BASE_URL
 
     @classmethod
     def from_env(cls, env: Env) -> OriginSettings:
         """Read ``REDIS_URL``, ``ORIGIN_ROOT``, ``ORIGIN_HOST``, ``ORIGIN_PORT``,
-        ``ORIGIN_LIVE_MAX_AGE_SECONDS`` and ``ORIGIN_EPG_TARGET`` / ``ORIGIN_EPG_API_KEY``
-        (catch-up by programme id, over TLS per ``GRPC_CLIENT_*``)."""
+        ``ORIGIN_LIVE_MAX_AGE_SECONDS``, ``ORIGIN_EPG_TARGET`` / ``ORIGIN_EPG_API_KEY``
+        (catch-up by programme id, over TLS per ``GRPC_CLIENT_*``) and
+        ``CONTENT_KEY_BASE_URL``."""
         epg_target = env_optional(env, "ORIGIN_EPG_TARGET")
         epg_key = env_secret(env, "ORIGIN_EPG_API_KEY")
         if (epg_target is None) != (epg_key is None):
@@ -395,4 +412,5 @@ class OriginSettings:
             epg_tls=ClientTls.from_env(env),
             log_level=env_str(env, "LOG_LEVEL", "info"),
             redis=RedisSettings.from_env(env),
+            content_key_base_url=ContentKeySettings.from_env(env).base_url,
         )

@@ -8,6 +8,8 @@ missing or corrupt source) fail the job at once; transient ones are retried
 with backoff and dead-lettered after the last allowed delivery. A job whose
 source or output the allow-lists refuse (``sources.SourceGuard``, checked
 again here before FFmpeg starts) is dead-lettered at once with the reason.
+An encrypted job's output is encrypted before it is published, with keys from
+the content key store (``CONTENT_KEKS``; a worker without it fails such jobs).
 """
 
 from __future__ import annotations
@@ -27,13 +29,17 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from headend import logs
+from headend.contentkeys import ContentKeyStore, CpixKeyProvider
+from headend.contentkeys.kek import DEFAULT_BASE_URL
+from headend.contentkeys.provider import provider_for
 from headend.errors import FailedPrecondition, HeadendError, InvalidArgument, NotFound
 from headend.metrics import MetricsEndpoint
 from headend.redisconn import RedisUnreachable, connect_checked
 from headend.rpc.server import EXIT_FAILED, load_settings, stop_event
 from headend.tasks import Backoff, Supervisor, SupervisorMetrics
 from transcode.domain import Job, JobState, Progress, retry_delay
-from transcode.errors import SourceRefused
+from transcode.encrypt import AssetEncryption, AssetKeys
+from transcode.errors import EncodeFailed, SourceRefused
 from transcode.ladder import ProcessMode
 from transcode.package import Progress as PackageProgress
 from transcode.package import package_vod
@@ -314,17 +320,35 @@ def vod_packager(
     sources: SourceGuard | None = None,
     ffmpeg_bin: str = "ffmpeg",
     ffprobe_bin: str = "ffprobe",
+    keys: AssetKeys | None = None,
+    key_base_url: str = DEFAULT_BASE_URL,
 ) -> Packager:
     """The real packager: ``package.package_vod`` publishing into ``<origin_root>/vod/<asset>``.
 
-    The job's source and output are checked (``SourceRefused``) before anything runs.
+    The job's source and output are checked (``SourceRefused``) before anything runs. An
+    encrypted job takes its keys from ``keys`` (key URIs under ``key_base_url``); without
+    ``keys`` it fails before FFmpeg starts.
     """
     guard = sources or SourceGuard(SourceSettings())
+
+    def encryption_of(job: Job) -> AssetEncryption | None:
+        if job.encryption is None:
+            return None
+        if keys is None:
+            raise EncodeFailed("this worker cannot encrypt: CONTENT_KEKS is not set")
+        return AssetEncryption(
+            asset=job.asset,
+            rotation_seconds=job.encryption.rotation_seconds,
+            keys=keys,
+            key_base_url=key_base_url,
+            principal=f"job/{job.id}",
+        )
 
     async def package(job: Job, on_progress: ProgressCallback) -> str:
         # The job came off Redis: check it as if it were submitted now (defence in depth).
         dest = publish_dir(origin_root, "vod", job.asset)
         source = await guard.vod(job.source)
+        encryption = encryption_of(job)
         if job.deliveries > 1:
             # An earlier delivery may have died mid-encode and left its temp output.
             await asyncio.to_thread(_remove_stale_temps, work_dir or origin_root / "vod", job.asset)
@@ -342,6 +366,7 @@ def vod_packager(
             ffmpeg_bin=ffmpeg_bin,
             ffprobe_bin=ffprobe_bin,
             input_options=source.options,
+            encryption=encryption,
         )
         return f"/vod/{job.asset}/{result.master_path.name}"
 
@@ -358,6 +383,11 @@ async def run_worker(settings: WorkerSettings, *, stop: asyncio.Event) -> None:
     """Serve jobs until ``stop``; ``RedisUnreachable`` when Redis does not answer at start."""
     client = await connect_checked(settings.redis_url, settings.redis, name=_NAME)
     metrics = WorkerMetrics()
+    content_keys = settings.content_keys
+    provider = provider_for(content_keys)
+    keys = None
+    if content_keys.keks is not None:
+        keys = ContentKeyStore(client, content_keys.keks, provider)
     endpoint = None
     if settings.metrics_port is not None:
         endpoint = MetricsEndpoint(metrics.registry, settings.host, settings.metrics_port)
@@ -368,6 +398,8 @@ async def run_worker(settings: WorkerSettings, *, stop: asyncio.Event) -> None:
             work_dir=settings.work_dir,
             process_mode=settings.process_mode,
             sources=SourceGuard(settings.sources),
+            keys=keys,
+            key_base_url=content_keys.base_url,
         ),
         consumer=settings.consumer,
         settings=settings.queue,
@@ -379,6 +411,8 @@ async def run_worker(settings: WorkerSettings, *, stop: asyncio.Event) -> None:
     finally:
         if endpoint is not None:
             endpoint.close()
+        if isinstance(provider, CpixKeyProvider):
+            await provider.aclose()
         await client.aclose()
 
 

@@ -25,6 +25,7 @@ from transcode import hls
 from transcode.archive import ArchiveIndex, index_key
 from transcode.domain import ChannelState, LiveChannel
 from transcode.live import LiveManager, Phase, whole_ts
+from transcode.live.encryption import LiveEncryption
 from transcode.settings import LiveSettings, SourceSettings
 from transcode.sources import SourceGuard
 
@@ -291,7 +292,7 @@ async def indexed_entries(
     members: list[bytes] = await redis.zrange(index_key(channel, rung), 0, -1)  # type: ignore[assignment]
     out = []
     for member in members:
-        seq, start, _duration, size, path, disc = member.decode().split("|")
+        seq, start, _duration, size, path, disc, *_key_id = member.decode().split("|")
         out.append((int(seq), float(start), int(size), path, disc == "1"))
     return out
 
@@ -368,8 +369,10 @@ async def live_rig(
     settings: LiveSettings = FAST,
     *,
     media_roots: tuple[Path, ...] = (),
+    encryption: LiveEncryption | None = None,
 ) -> AsyncIterator[LiveRig]:
-    """A private redis-server under ``workdir`` and a LiveManager on it (origin ``root``)."""
+    """A private redis-server under ``workdir`` and a LiveManager on it (origin ``root``;
+    encrypted channels use ``encryption``)."""
     server = RedisServer(workdir / "redis")
     server.start()
     root = root or workdir / "origin"
@@ -384,6 +387,7 @@ async def live_rig(
         on_phase=recorder.phase,
         on_indexed=recorder.index,
         settings=settings,
+        encryption=encryption,
     )
     try:
         yield LiveRig(server, client, root, manager, recorder)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
+from headend.contentkeys import ContentKeyNotFound, ContentKeyStore, KekRing, scope_for_channel
 from transcode import hls
 from transcode.archive import (
     ArchiveIndex,
@@ -23,6 +25,7 @@ from transcode.errors import ArchiveNotFound, InvalidRequest
 from transcode.origin.windows import parse_window
 
 T0 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+BASE = "http://127.0.0.1:8000"
 RUNGS = [RungInfo("90p", "avc1.42c00b,mp4a.40.2", 160, 90, 25.0),
          RungInfo("180p", "avc1.42c00d,mp4a.40.2", 320, 180, 25.0)]  # fmt: skip
 
@@ -70,7 +73,7 @@ async def test_catchup_playlist_for_a_past_window(index: ArchiveIndex, tmp_path:
     await _fill(index, tmp_path, 10)
     window = Window(T0 + timedelta(seconds=6), T0 + timedelta(seconds=16))
     entries = await index.window("ch1", "90p", window)
-    playlist = hls.parse_media(render_catchup_media(entries))
+    playlist = hls.parse_media(render_catchup_media(entries, channel="ch1", key_base_url=BASE))
     assert [s.uri for s in playlist.segments] == [f"{n:010d}.ts" for n in range(3, 8)]
     assert (playlist.playlist_type, playlist.endlist) == ("VOD", True)
     assert [s.discontinuity for s in playlist.segments] == [False, False, True, False, False]
@@ -79,7 +82,11 @@ async def test_catchup_playlist_for_a_past_window(index: ArchiveIndex, tmp_path:
     later = await index.window(
         "ch1", "90p", Window(T0 + timedelta(seconds=10), T0 + timedelta(seconds=14))
     )
-    assert not hls.parse_media(render_catchup_media(later)).segments[0].discontinuity
+    assert (
+        not hls.parse_media(render_catchup_media(later, channel="ch1", key_base_url=BASE))
+        .segments[0]
+        .discontinuity
+    )
 
 
 async def test_catchup_master_measures_bandwidth_from_segment_sizes(
@@ -115,7 +122,7 @@ async def test_empty_window_is_archive_not_found(index: ArchiveIndex, tmp_path: 
     entries = await index.window("ch1", "180p", far)
     assert entries == []
     with pytest.raises(ArchiveNotFound):
-        render_catchup_media(entries)
+        render_catchup_media(entries, channel="ch1", key_base_url=BASE)
     with pytest.raises(ArchiveNotFound):
         render_master_for(RUNGS, {"180p": entries})
 
@@ -202,3 +209,78 @@ async def test_zero_catchup_days_still_keeps_the_live_window(
     assert await Retention(index, root=tmp_path).run_once(now) == 1
     assert await redis.zcard(index_key("ch1", "180p")) == 3
     assert not (tmp_path / old.path).exists()
+
+
+KEY_A, KEY_B = "a" * 32, "b" * 32
+
+
+def _keyed(seq: int, key_id: str, start: datetime = T0) -> ArchiveEntry:
+    return ArchiveEntry(
+        seq, start + timedelta(seconds=2 * seq), 2.0, 100, f"live/ch1/90p/{seq:010d}.ts",
+        key_id=key_id,
+    )  # fmt: skip
+
+
+async def test_archive_entries_keep_their_key_ids(index: ArchiveIndex) -> None:
+    entries = [_keyed(0, ""), _keyed(1, KEY_A), _keyed(2, KEY_B)]
+    await index.record_many("ch1", [("90p", e) for e in entries])
+
+    assert await index.window("ch1", "90p", Window(T0, T0 + timedelta(seconds=6))) == entries
+    assert await index.find("ch1", "90p", 2) == entries[2]
+    assert await index.recent("ch1", "90p", 1) == [entries[2]]
+
+
+def test_catchup_names_each_key_change_and_an_iv_only_where_numbers_skip() -> None:
+    # 40 follows 12: the playlist's own numbering (from 10) no longer gives the IV.
+    entries = [_keyed(10, KEY_A), _keyed(11, KEY_A), _keyed(12, KEY_B), _keyed(40, KEY_B)]
+
+    text = render_catchup_media(entries, channel="ch1", key_base_url=BASE)
+
+    keys = [line for line in text.splitlines() if line.startswith("#EXT-X-KEY")]
+    assert keys == [
+        f'#EXT-X-KEY:METHOD=AES-128,URI="{BASE}/keys/ch1/{KEY_A}"',
+        f'#EXT-X-KEY:METHOD=AES-128,URI="{BASE}/keys/ch1/{KEY_B}"',
+        f'#EXT-X-KEY:METHOD=AES-128,URI="{BASE}/keys/ch1/{KEY_B}",IV=0x{40:032x}',
+    ]
+    parsed = hls.parse_media(text)
+    assert parsed.media_sequence == 10
+    assert [s.key.sequence for s in parsed.segments if s.key] == [10, 11, 12, 40]
+
+
+def test_catchup_returns_to_clear_after_encrypted_segments() -> None:
+    entries = [_keyed(0, KEY_A), _keyed(1, "")]
+
+    parsed = hls.parse_media(render_catchup_media(entries, channel="ch1", key_base_url=BASE))
+
+    assert [s.key for s in parsed.segments] == [hls.SegmentKey(f"{BASE}/keys/ch1/{KEY_A}", 0), None]
+
+
+async def test_retention_deletes_the_content_keys_the_archive_no_longer_needs(
+    index: ArchiveIndex, redis: aioredis.Redis, tmp_path: Path
+) -> None:
+    store = ContentKeyStore(redis, KekRing.generate("kek1"))
+    scope = scope_for_channel("ch1")
+    now = datetime.now(UTC)
+    rotation = 600
+    old = await store.key_for(
+        scope,
+        math.floor((now - timedelta(days=2)).timestamp() / rotation),
+        rotation_seconds=rotation,
+    )
+    # The period of the oldest segment kept: it ends after the cutoff, its key stays.
+    kept_start = now - timedelta(days=1) + timedelta(seconds=1)
+    kept = await store.key_for(
+        scope, math.floor(kept_start.timestamp() / rotation), rotation_seconds=rotation
+    )
+    await index.register_channel("ch1", catchup_days=1, rungs=RUNGS)
+    for seq, start, key in ((1, now - timedelta(days=2), old), (2, kept_start, kept)):
+        entry = ArchiveEntry(seq, start, 2.0, 10, f"live/ch1/90p/{seq:010d}.ts", key_id=key.key_id)
+        (tmp_path / entry.path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / entry.path).write_bytes(b"x" * 10)
+        await index.record("ch1", "90p", entry)
+
+    assert await Retention(index, root=tmp_path, keys=store).run_once(now) == 1
+
+    with pytest.raises(ContentKeyNotFound):
+        await store.get(scope, old.key_id)
+    assert (await store.get(scope, kept.key_id)).key == kept.key

@@ -16,6 +16,7 @@ from transcode.hls import (
     MasterPlaylist,
     MediaPlaylist,
     Segment,
+    SegmentKey,
     Variant,
     parse_master,
     parse_media,
@@ -25,6 +26,8 @@ from transcode.hls import (
 )
 
 T0 = datetime(2026, 11, 29, 6, 0, 0, 250000, tzinfo=UTC)
+KEY_A = "http://127.0.0.1:8000/keys/cctv1/" + "a" * 32
+KEY_B = "http://127.0.0.1:8000/keys/cctv1/" + "b" * 32
 
 
 def _live(n: int, *, cut_at: int | None = None) -> tuple[Segment, ...]:
@@ -83,6 +86,43 @@ MEDIA_CASES = [
     pytest.param(
         MediaPlaylist((Segment("a.ts", 6.4),), target_duration=6), 3, id="pinned-target-rounds"
     ),
+    pytest.param(
+        MediaPlaylist(
+            tuple(
+                replace(s, key=SegmentKey(KEY_A if i < 3 else KEY_B, 1000 + i))
+                for i, s in enumerate(_live(6))
+            ),
+            media_sequence=1000,
+        ),
+        3,
+        id="encrypted-live-window-across-a-rotation",
+    ),
+    pytest.param(
+        MediaPlaylist(
+            tuple(
+                Segment(f"{70 + i}.ts", 2.0, key=SegmentKey(KEY_A if i < 2 else KEY_B, 70 + i))
+                for i in range(4)
+            ),
+            playlist_type="VOD",
+            endlist=True,
+        ),
+        3,
+        id="encrypted-catchup-numbered-from-zero",
+    ),
+    pytest.param(
+        MediaPlaylist(
+            (
+                Segment("0.ts", 2.0),
+                Segment("1.ts", 2.0, key=SegmentKey(KEY_A, 1)),
+                Segment("2.ts", 2.0),
+                Segment("9.ts", 2.0, key=SegmentKey(KEY_A, 9)),
+                Segment("10.ts", 2.0, key=SegmentKey(KEY_A, 10)),
+                Segment("5.ts", 2.0, key=SegmentKey(KEY_A, 5)),
+            ),
+        ),
+        3,
+        id="clear-encrypted-clear-and-a-gap",
+    ),
 ]
 
 
@@ -109,6 +149,75 @@ def test_program_date_time_is_rendered_in_utc_with_the_same_instant() -> None:
 
     assert "#EXT-X-PROGRAM-DATE-TIME:2026-11-29T06:00:00.500Z" in text
     assert parse_media(text).segments[0].program_date_time == local
+
+
+def _key_lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.startswith("#EXT-X-KEY")]
+
+
+def test_a_key_tag_comes_only_where_the_key_in_force_changes() -> None:
+    segments = [
+        replace(s, key=SegmentKey(KEY_A if i < 3 else KEY_B, 1000 + i))
+        for i, s in enumerate(_live(6))
+    ]
+
+    text = render_media(MediaPlaylist(segments, media_sequence=1000))
+
+    assert _key_lines(text) == [
+        f'#EXT-X-KEY:METHOD=AES-128,URI="{KEY_A}"',
+        f'#EXT-X-KEY:METHOD=AES-128,URI="{KEY_B}"',
+    ]
+    lines = text.splitlines()
+    # Each tag precedes the first segment it applies to (after its PROGRAM-DATE-TIME).
+    assert lines[lines.index(f'#EXT-X-KEY:METHOD=AES-128,URI="{KEY_B}"') + 1].startswith("#EXTINF")
+    assert lines.index(f'#EXT-X-KEY:METHOD=AES-128,URI="{KEY_B}"') < lines.index(
+        "720p/seg_01003.ts"
+    )
+    assert lines.index(f'#EXT-X-KEY:METHOD=AES-128,URI="{KEY_B}"') > lines.index(
+        "720p/seg_01002.ts"
+    )
+
+
+def test_an_iv_is_named_only_where_numbering_differs_and_none_returns_to_clear() -> None:
+    segments = [
+        Segment("0.ts", 2.0),
+        Segment("1.ts", 2.0, key=SegmentKey(KEY_A, 1)),
+        Segment("2.ts", 2.0, key=SegmentKey(KEY_A, 2)),
+        Segment("7.ts", 2.0, key=SegmentKey(KEY_A, 7)),
+        Segment("8.ts", 2.0, key=SegmentKey(KEY_A, 8)),
+        Segment("5.ts", 2.0, key=SegmentKey(KEY_A, 5)),
+        Segment("6.ts", 2.0),
+    ]
+
+    keys = _key_lines(render_media(MediaPlaylist(segments)))
+
+    assert keys == [
+        f'#EXT-X-KEY:METHOD=AES-128,URI="{KEY_A}"',
+        f'#EXT-X-KEY:METHOD=AES-128,URI="{KEY_A}",IV=0x{7:032x}',
+        f'#EXT-X-KEY:METHOD=AES-128,URI="{KEY_A}",IV=0x{8:032x}',
+        # Position 5 again numbers its segment: the implicit IV holds, the tag drops it.
+        f'#EXT-X-KEY:METHOD=AES-128,URI="{KEY_A}"',
+        "#EXT-X-KEY:METHOD=NONE",
+    ]
+
+
+def test_a_key_uri_that_cannot_be_quoted_is_refused() -> None:
+    bad = MediaPlaylist((Segment("a.ts", 2.0, key=SegmentKey('http://x/"k', 0)),))
+
+    with pytest.raises(InvalidPlaylist) as caught:
+        render_media(bad)
+
+    assert caught.value.field == "segments.key.uri"
+
+
+def test_a_key_method_other_than_aes_128_is_refused_when_parsing() -> None:
+    text = (
+        "#EXTM3U\n#EXT-X-VERSION:5\n#EXT-X-TARGETDURATION:2\n"
+        '#EXT-X-KEY:METHOD=SAMPLE-AES,URI="k"\n#EXTINF:2.0,\na.ts\n'
+    )
+
+    with pytest.raises(InvalidPlaylist):
+        parse_media(text)
 
 
 @pytest.mark.parametrize(

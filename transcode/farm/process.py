@@ -17,6 +17,7 @@ from typing import Protocol
 import redis.asyncio as aioredis
 
 from headend import logs
+from headend.contentkeys import ContentKeySettings
 from headend.metrics import MetricsEndpoint
 from headend.redisconn import RedisUnreachable, connect_checked
 from headend.rpc.server import EXIT_FAILED, load_settings, stop_event
@@ -26,6 +27,7 @@ from transcode.archive import ArchiveIndex
 from transcode.farm.node import Node
 from transcode.farm.ownership import FarmMetrics
 from transcode.live import LiveManager
+from transcode.live.encryption import live_encryption
 from transcode.live.push import Pusher, PushSettings, check_root
 from transcode.settings import LiveSettings, NodeProcessSettings, NodeSettings, SourceSettings
 from transcode.sources import SourceGuard
@@ -50,6 +52,9 @@ class NodeParts(Protocol):
     @property
     def node(self) -> NodeSettings: ...
 
+    @property
+    def content_keys(self) -> ContentKeySettings: ...
+
 
 def assemble(
     settings: NodeParts,
@@ -72,6 +77,7 @@ def assemble(
         tasks=tasks,
         registry=registry,
         observer=pusher.observe,
+        encryption=live_encryption(settings.content_keys, redis),
     )
     node = Node(
         settings.node,

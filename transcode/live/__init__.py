@@ -2,10 +2,11 @@
 
 Each channel has a supervisor (``supervisor.py``) running *epochs*: one FFmpeg
 run each (``epoch.py``), its command built by ``commands.py``. ``publish.py``
-moves the segments every rung finished into the live window in lockstep and
-writes the playlists; ``store.py`` queues what goes to Redis so encoding never
-waits for it; ``manager.py`` starts, stops and reports channels and owns their
-tasks. Playlist text comes from the pure ``transcode.hls``.
+moves the segments every rung finished into the live window in lockstep (an
+encrypted channel's encrypted first, ``encryption.py``) and writes the playlists;
+``store.py`` queues what goes to Redis so encoding never waits for it;
+``manager.py`` starts, stops and reports channels and owns their tasks. Playlist
+text comes from the pure ``transcode.hls``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from transcode.live.commands import (
     source_command,
     source_input,
 )
+from transcode.live.encryption import ChannelKeys, LiveEncryption, live_encryption
 from transcode.live.epoch import Epoch, Listed, parse_list, whole_ts
 from transcode.live.manager import LiveManager
 from transcode.live.metrics import LiveMetrics
@@ -40,11 +42,13 @@ __all__ = [
     "LIVE_FRAME_RATE",
     "SLATE_TEXT",
     "STORE_TASK",
+    "ChannelKeys",
     "ChannelStore",
     "ChannelSupervisor",
     "Epoch",
     "IndexObserver",
     "Listed",
+    "LiveEncryption",
     "LiveManager",
     "LiveMetrics",
     "Phase",
@@ -56,6 +60,7 @@ __all__ = [
     "config_mapping",
     "ladder_bytes_per_second",
     "live_command",
+    "live_encryption",
     "next_sequence_on_disk",
     "parse_list",
     "plan_live",

@@ -34,7 +34,7 @@ _BLACK_GAP_SECONDS = 0.5
 _BLACK_AMOUNT_PCT = 98
 _BLACK_LUMA = 32
 _SILENCE_DB = "-50dB"
-_FREEZE_NOISE_DB = "-60dB"
+FREEZE_NOISE_DB = "-60dB"
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +67,7 @@ def video_filters(th: Thresholds) -> list[FilterSpec]:
     """The detectors on a source's decoded picture, in order."""
     filters: list[FilterSpec] = []
     if th.freeze_seconds > 0:
-        filters.append(("freezedetect", {"n": _FREEZE_NOISE_DB, "d": f"{th.freeze_seconds:g}"}))
+        filters.append(("freezedetect", {"n": FREEZE_NOISE_DB, "d": f"{th.freeze_seconds:g}"}))
     if th.black_seconds > 0:
         filters.append(
             ("blackframe", {"amount": str(_BLACK_AMOUNT_PCT), "threshold": str(_BLACK_LUMA)})

@@ -26,9 +26,11 @@ from prometheus_client import CollectorRegistry
 from headend.clock import utc_now
 from headend.errors import InvalidArgument
 from headend.tasks import Supervisor, SupervisorMetrics
+from transcode import hls
 from transcode.archive import ArchiveIndex
 from transcode.domain import ChannelState, ChannelStatus, LiveChannel
 from transcode.errors import ChannelNotFound, ChannelRunning, StoreUnavailable
+from transcode.live.encryption import LiveEncryption
 from transcode.live.metrics import LiveMetrics
 from transcode.live.persist import IndexObserver, StoreLoop
 from transcode.live.publish import SegmentObserver, Window, next_sequence_on_disk
@@ -75,8 +77,11 @@ class LiveManager:
         settings: LiveSettings | None = None,
         tasks: Supervisor | None = None,
         registry: CollectorRegistry | None = None,
+        encryption: LiveEncryption | None = None,
     ) -> None:
         self._redis: Any = redis  # replies are decoded here (redis-py's unions)
+        # The content key store encrypted channels use (None: they publish nothing here).
+        self._encryption = encryption
         self._archive = archive
         self._root = origin_root
         self._sources = sources or SourceGuard(SourceSettings())
@@ -247,6 +252,11 @@ class LiveManager:
             window.durations.append(entry.duration)
             window.starts.append(entry.start)
             window.discontinuities.append(entry.discontinuity and bool(window.discontinuities))
+            keys = supervisor.publisher.keys
+            key = None
+            if keys is not None and entry.key_id:
+                key = hls.SegmentKey(keys.uri(entry.key_id), seq)
+            window.keys.append(key)
             for rung in rungs:
                 window.sizes.setdefault(rung, []).append(recent[rung][seq].size)
         return window
@@ -302,6 +312,7 @@ class LiveManager:
             metrics=self.metrics,
             node=node,
             may_write=may_write,
+            encryption=self._encryption,
             **extra,
         )
         self._running[channel.id] = supervisor
@@ -422,6 +433,8 @@ class LiveManager:
         await self._persist.cancel()
         if self._own_tasks:
             await self.tasks.close()
+        if self._encryption is not None and self._encryption.aclose is not None:
+            await self._encryption.aclose()  # the key provider goes with the channels using it
 
     async def _close_one(self, channel_id: str) -> None:
         async with self._lock(channel_id):  # after a stop already under way

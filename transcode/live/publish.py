@@ -20,6 +20,10 @@ The window keeps, per rung, the sizes of the run of segments it has up to the la
 one: a rung that misses a segment starts again, and its playlist lists only that run,
 from the sequence and discontinuity numbers its first segment has in every rung.
 
+An encrypted channel's segments are encrypted before they enter the window (every rung's
+file of number N with its period's key and the IV N, ``encryption.py``); a segment with no
+key at all is dropped like an unfinished one, never published in clear.
+
 The ``observer`` is called right after a segment is in place in every rung and the
 playlists naming it are written; ``transcode.live.push.Pusher.observe`` is one, mirroring
 the files to origins on other hosts (``TC_ORIGIN_PUSH_URLS``).
@@ -44,6 +48,7 @@ from transcode.archive import RungInfo, master_variants
 from transcode.domain import ArchiveEntry, ChannelState, LiveChannel
 from transcode.errors import EncodeFailed, LeaseLost
 from transcode.ladder import PlannedRung, Profile
+from transcode.live.encryption import ChannelKeys, encrypt_files
 from transcode.live.epoch import Epoch
 from transcode.live.metrics import LiveMetrics
 from transcode.live.store import ChannelStore
@@ -64,6 +69,7 @@ class Window:
     durations: list[float] = field(default_factory=list)
     starts: list[datetime] = field(default_factory=list)
     discontinuities: list[bool] = field(default_factory=list)
+    keys: list[hls.SegmentKey | None] = field(default_factory=list)  # None: clear
     # Per rung, the sizes of the latest segments it has (all of the window, unless it was
     # missing from a segment: then those since).
     sizes: dict[str, list[int]] = field(default_factory=dict)
@@ -88,9 +94,12 @@ class Publisher:
         observer: SegmentObserver | None = None,
         metrics: LiveMetrics | None = None,
         may_write: Callable[[], bool] | None = None,
+        keys: ChannelKeys | None = None,
     ) -> None:
         self.channel = channel
         self._may_write = may_write
+        # An encrypted channel's keys (None: a clear channel).
+        self.keys = keys
         # The lease ran out: nothing more is published from this process.
         self.fenced = False
         self._plan = tuple(plan)
@@ -181,17 +190,8 @@ class Publisher:
         problem = epoch.incomplete(index)
         if problem:
             # Never indexed or listed: a partial file would break every player that got it.
-            log.warning(
-                "live segment dropped: not fully written",
-                extra={"channel": self.channel.id, "epoch": epoch.number, "reason": problem},
-            )
-            epoch.drop(index)
-            epoch.published += 1
-            self.pending_discontinuity = self._next_seq > 0
-            if self._metrics is not None:
-                self._metrics.dropped.labels(self.channel.id).inc()
+            self._drop(epoch, index, "live segment dropped: not fully written", problem)
             return
-        seq = self._next_seq
         first = epoch.listed[epoch.rungs[0]][index]
         duration = max(0.001, first.end - first.start)
         if epoch.anchor is None:
@@ -201,11 +201,33 @@ class Publisher:
         w = self.window
         if w.starts and start < w.starts[-1]:
             start = w.starts[-1] + timedelta(seconds=w.durations[-1])
+        clear = [epoch.segment_path(rung, index) for rung in epoch.rungs]
+        sources, key_id, seq = clear, "", self._next_seq
+        if self.keys is not None:
+            # Measured from the clear files: the encrypted ones cannot be read.
+            for rung, path in zip(epoch.rungs, clear, strict=True):
+                if self._measured.get(rung) != epoch.number:
+                    await self._measure(rung, path, epoch.number)
+            key = await self.keys.key_at(start)
+            if key is None:
+                self._drop(epoch, index, "live segment dropped: no content key", self.keys.problem)
+                self._store.changed()  # the status says why (DEGRADED)
+                return
+            key_id = key.key_id
+            # The IV is the number: encrypted again if a handover moved it meanwhile.
+            while True:
+                seq = self._next_seq
+                sources = await asyncio.to_thread(encrypt_files, clear, key.key, seq)
+                if seq == self._next_seq:
+                    break
         dests = {rung: self._dir / rung / f"{seq:010d}.ts" for rung in epoch.rungs}
         self._check_lease()
-        _move_all([(epoch.segment_path(rung, index), dests[rung]) for rung in epoch.rungs])
+        _move_all(list(zip(sources, dests.values(), strict=True)))
         # Committed: the number is used and the files are in place (no await since the move).
         self._next_seq = seq + 1
+        if sources is not clear:  # encrypted: the clear files go once those are in place
+            for path in clear:
+                path.unlink(missing_ok=True)
         epoch.published += 1
         discontinuity = self.pending_discontinuity
         self.pending_discontinuity = False
@@ -221,17 +243,21 @@ class Publisher:
                         size=sizes[rung],
                         path=str(dest.relative_to(self._root)),
                         discontinuity=discontinuity,
+                        key_id=key_id,
                     ),
                 )
                 for rung, dest in dests.items()
             ]
         )
-        self._slide(seq, duration, start, discontinuity, sizes)
+        segment_key = None
+        if self.keys is not None:
+            segment_key = hls.SegmentKey(self.keys.uri(key_id), seq)
+        self._slide(seq, duration, start, discontinuity, sizes, segment_key)
         self._playlists_stale = True
         if self._metrics is not None:
             self._metrics.published.labels(self.channel.id).inc()
         for rung, dest in dests.items():
-            if self._measured.get(rung) != epoch.number:
+            if self.keys is None and self._measured.get(rung) != epoch.number:
                 await self._measure(rung, dest, epoch.number)
         self._register_rungs()
         await self._write()
@@ -249,14 +275,31 @@ class Publisher:
                 self._codecs[rung] = facts.avc_codec
                 self._rungs_registered = False
 
+    def _drop(self, epoch: Epoch, index: int, why: str, reason: str) -> None:
+        """Publish segment ``index`` of ``epoch`` in no rung; the next one is a discontinuity."""
+        log.warning(why, extra={"channel": self.channel.id, "epoch": epoch.number,
+                                "reason": reason})  # fmt: skip
+        epoch.drop(index)
+        epoch.published += 1
+        self.pending_discontinuity = self._next_seq > 0
+        if self._metrics is not None:
+            self._metrics.dropped.labels(self.channel.id).inc()
+
     def _slide(
-        self, seq: int, duration: float, start: datetime, disc: bool, sizes: dict[str, int]
+        self,
+        seq: int,
+        duration: float,
+        start: datetime,
+        disc: bool,
+        sizes: dict[str, int],
+        key: hls.SegmentKey | None,
     ) -> None:
         w = self.window
         w.seqs.append(seq)
         w.durations.append(duration)
         w.starts.append(start)
         w.discontinuities.append(disc)
+        w.keys.append(key)
         for rung in set(w.sizes) - set(sizes):
             del w.sizes[rung]  # missing from this segment: its run starts again
         for rung, size in sizes.items():
@@ -264,7 +307,7 @@ class Publisher:
         while len(w.seqs) > self.channel.window_segments:
             if w.discontinuities[0]:
                 w.discontinuity_sequence += 1
-            del w.seqs[0], w.durations[0], w.starts[0], w.discontinuities[0]
+            del w.seqs[0], w.durations[0], w.starts[0], w.discontinuities[0], w.keys[0]
         for values in w.sizes.values():
             del values[: len(values) - len(w.seqs)]
         if w.discontinuities and w.discontinuities[0]:
@@ -324,10 +367,14 @@ class Publisher:
         )
         segments = [
             hls.Segment(
-                uri=f"{seq:010d}.ts", duration=duration, program_date_time=start, discontinuity=disc
+                uri=f"{seq:010d}.ts",
+                duration=duration,
+                program_date_time=start,
+                discontinuity=disc,
+                key=key,
             )
-            for seq, duration, start, disc in zip(
-                w.seqs, w.durations, w.starts, w.discontinuities, strict=True
+            for seq, duration, start, disc, key in zip(
+                w.seqs, w.durations, w.starts, w.discontinuities, w.keys, strict=True
             )
         ]
         texts: dict[int, str] = {}  # by the rung's first segment: usually one for all

@@ -50,6 +50,7 @@ from transcode.archive import (
 )
 from transcode.domain import (
     ArchiveEntry,
+    ChannelEncryption,
     ChannelState,
     ChannelStatus,
     LiveChannel,
@@ -111,6 +112,8 @@ def config_mapping(channel: LiveChannel) -> dict[str, str]:
         "node_group": channel.node_group,
         # Always written: a channel started again without backups must not keep old ones.
         "backup_sources": json.dumps(list(channel.backup_sources)),
+        "encrypted": str(int(channel.encryption.enabled)),
+        "key_rotation_seconds": str(channel.encryption.rotation_seconds),
     }
 
 
@@ -196,6 +199,11 @@ def status_from_hash(raw: dict[bytes, bytes]) -> ChannelStatus:
         node_group=d.get("node_group", ""),
         # Absent in a channel saved before backups existed.
         backup_sources=tuple(json.loads(d.get("backup_sources") or "[]")),
+        # Absent in a channel saved before encryption existed: clear.
+        encryption=ChannelEncryption(
+            enabled=d.get("encrypted") == "1",
+            rotation_seconds=int(d.get("key_rotation_seconds") or "0"),
+        ),
     )
     return ChannelStatus(
         channel=channel,

@@ -38,6 +38,7 @@ from transcode.errors import LeaseLost, SourceRefused
 from transcode.live.commands import ladder_bytes_per_second, plan_live
 from transcode.live.detect import Detector, Thresholds
 from transcode.live.disk import DiskSpace
+from transcode.live.encryption import ChannelKeys, LiveEncryption
 from transcode.live.epoch import Epoch
 from transcode.live.metrics import LiveMetrics
 from transcode.live.publish import Publisher, SegmentObserver
@@ -88,6 +89,7 @@ class ChannelSupervisor(SourceEpochs):
         metrics: LiveMetrics | None = None,
         node: str = "",
         may_write: Callable[[], bool] | None = None,
+        encryption: LiveEncryption | None = None,
     ) -> None:
         self.channel = channel
         self._sources = sources
@@ -134,6 +136,11 @@ class ChannelSupervisor(SourceEpochs):
             observer=observer,
             metrics=metrics,
             may_write=may_write,
+            keys=ChannelKeys(
+                channel, encryption, timeout_seconds=self._settings.store_timeout_seconds
+            )
+            if channel.encryption.enabled
+            else None,
         )
         self._tasks = tasks
         self._metrics = metrics
@@ -336,6 +343,9 @@ class ChannelSupervisor(SourceEpochs):
                 f"publisher failed ({publish.last_error}); restarting it "
                 f"(restart {publish.restarts})"
             )
+        keys = self.publisher.keys
+        if keys is not None and keys.problem:
+            return ChannelState.DEGRADED, keys.problem
         if self.store.down and self.state is not ChannelState.DEGRADED:
             note = (
                 f"store unavailable ({self.store.error}): {self.store.backlog} segments wait "

@@ -15,13 +15,15 @@ URL layout (all GET/HEAD):
   ``catchup-source``) work too, and so does ``programme=<EPG programme id>``
   when the origin has an EPG (``ORIGIN_EPG_TARGET``). The master passes its
   query on to the rung playlists. ``/catchup/{channel}/{rung}/{segment}.ts``
-  serves a segment that is in the archive index.
+  serves a segment that is in the archive index. An encrypted channel's catch-up
+  playlists name each key change (``CONTENT_KEY_BASE_URL``/keys/...: the front door).
 - ``/catchup/{channel}/w/{from}/{to}/master.m3u8`` (epoch seconds), its
   ``{rung}/index.m3u8`` and ``{rung}/{segment}.ts``: the same with the window in
   the path, so a signed path token (the CDN front door's) covers the window and
   edge caches key on it. A segment is served only if the archive index has it
   overlapping ``[from, to)``: exactly the segments the window's playlists list.
 - ``/healthz`` (any peer) and ``/metrics``.
+- ``/keys/...``: always 404. Content keys are the front door's alone, never an origin's.
 - ``PUT /ingest/live/{channel}/...`` (only with ``ORIGIN_INGEST_SECRET``): nodes push the
   files they publish into this origin's own root, signed and fenced by the channel's
   lease token (:mod:`.ingest`); the origin then also runs archive retention over its root.

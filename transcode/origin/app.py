@@ -111,6 +111,7 @@ class Origin:
         self._archive = ArchiveIndex(redis)
         self._live_windows = live_windows or guard.PlaylistLiveWindows(self._root)
         self._live_cache = f"public, max-age={settings.live_max_age_seconds}"
+        self._key_base_url = settings.content_key_base_url
         self.metrics = OriginMetrics()
 
     async def _file(self, parts: Sequence[str], cache_control: str) -> Body:
@@ -224,8 +225,12 @@ class Origin:
         now = utc_now()
         window = await self._window(request, channel, now)
         entries = await self._archive.window(channel, rung, window)
-        text = render_catchup_media(entries)
+        text = render_catchup_media(entries, channel=channel, key_base_url=self._key_base_url)
         return await respond(request, playlist(text, self._catchup_cache(window.end, now)))
+
+    async def keys(self, request: web.Request) -> web.StreamResponse:
+        """Content keys are the front door's alone (it checks the box's lease): never here."""
+        raise ContentNotFound("this origin serves no content keys")
 
     async def healthz(self, request: web.Request) -> web.StreamResponse:
         """200 when the origin root and Redis are usable."""
@@ -328,6 +333,7 @@ def create_app(
     app.router.add_get(f"{window}/{{rung}}/index.m3u8", origin.catchup_media)
     app.router.add_get(f"{window}/{{rung}}/{seg}", origin.catchup_segment)
     app.router.add_get("/vod/{asset}/{tail:.+}", origin.vod)
+    app.router.add_route("*", "/keys/{tail:.*}", origin.keys)
     if ingest is not None and ingest.enabled:
         taker = Ingest(
             ingest, root=settings.origin_root.resolve(), redis=redis,

@@ -13,7 +13,7 @@ import redis.asyncio as aioredis
 from headend.clock import utc_now
 from headend.lua import script
 from headend.redisconn import block_ms as capped_block_ms
-from transcode.domain import Job, JobEvent, JobState, Progress
+from transcode.domain import Job, JobEncryption, JobEvent, JobState, Progress
 from transcode.errors import InvalidRequest, JobNotFound
 
 # Every key of the queue carries one hash tag, so each script below (the stream and a
@@ -90,6 +90,8 @@ def _s(value: bytes | str | None) -> str:
 def job_from_hash(raw: Mapping[bytes, bytes]) -> Job:
     """Decode a job hash."""
     d = {_s(k): _s(v) for k, v in raw.items()}
+    # "key_rotation": an encrypted asset's seconds per key; absent or "" (older jobs): clear.
+    rotation = d.get("key_rotation", "")
     return Job(
         id=d["id"],
         source=d["source"],
@@ -109,6 +111,7 @@ def job_from_hash(raw: Mapping[bytes, bytes]) -> Job:
         worker=d.get("worker", ""),
         cancel_requested=d.get("cancel") == "1",
         output=d.get("output", ""),
+        encryption=JobEncryption(int(rotation)) if rotation else None,
     )
 
 
@@ -162,6 +165,7 @@ class JobQueue:
             "updated_at": job.updated_at.isoformat(), "deliveries": "0", "reason": "",
             "percent": "0", "speed": "0", "eta": "0", "phase": "queued", "cancel": "0",
             "token": "", "worker": "", "output": "", "last_error": "",
+            "key_rotation": str(job.encryption.rotation_seconds) if job.encryption else "",
         }  # fmt: skip
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.hset(job_key(job.id), mapping=mapping)
