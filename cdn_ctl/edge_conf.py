@@ -30,6 +30,11 @@ What the rendered configuration guarantees, and why:
   local reverse proxy in front of an edge would also make every client one
   address). The defaults are generous because many boxes can share one address
   behind carrier-grade NAT.
+- **Content keys never pass an edge.** A ``/keys/...`` path, plain or behind a
+  token, is answered 404 by the edge itself (mid tiers included) before any
+  location, cache or parent: boxes fetch keys from the front door only, which
+  checks the box's rights on every request (an edge cannot, and a cached key would
+  be served to anyone holding a signed URL).
 - **GET and HEAD only** (405 with ``Allow`` otherwise), request bodies are never
   forwarded, nothing is served from disk, ``server_tokens off``, and nginx's
   built-in error pages, which do not echo the request.
@@ -320,6 +325,7 @@ http {{
         # Before any location: the method, then the raw URI (which also sets $tok_*).
         if ($edge_allow) {{ return 405; }}
         if ($edge_path = "") {{ return 400; }}
+        if ($edge_path ~ "^/keys/") {{ return 404; }}
         limit_conn edge_conns {config.client_requests_max};
 
         proxy_http_version 1.1;

@@ -124,3 +124,8 @@ class BoxTokenRejected(FrontDoorError, Unauthenticated):
 
 class ChannelOffAir(FrontDoorError, NotFound):
     """Raised when a channel the box may watch is not being transcoded right now."""
+
+
+class KeyUnknown(FrontDoorError, NotFound):
+    """Raised when a box asks for a content key id that is unknown or not the channel's
+    (or asset's) it names: the two are indistinguishable on purpose."""

@@ -28,6 +28,7 @@ from cdn_ctl.frontdoor.guard import (
     LoginGuard,
     raise_fd_limit,
 )
+from cdn_ctl.frontdoor.keys import KEY_LIMITER, KeyDelivery
 from cdn_ctl.frontdoor.policy import RedactedAccessLogger
 from cdn_ctl.frontdoor.settings import FrontDoorSettings
 from cdn_ctl.health import HealthMonitor, HttpProber
@@ -39,6 +40,7 @@ from cdn_ctl.settings import CdnSettings
 from cdn_ctl.store import EdgeStore
 from headend import logs, rpc
 from headend.auth import Authenticator, KeyStore
+from headend.contentkeys import ContentKeyStore
 from headend.ratelimit import RateLimiter
 from headend.redisconn import RedisUnreachable, connect_checked
 from headend.rpc.resources import page, update_paths
@@ -191,6 +193,7 @@ class RoutingProcess:
                 http=http,
                 guards=guards(door, redis),
                 links=PlayerLinks(redis),
+                keys=key_delivery(settings, redis),
                 supervisor=self.supervisor,
             )
             if door is not None
@@ -302,6 +305,21 @@ def guards(settings: FrontDoorSettings, redis: Any) -> Guards:
             window_seconds=settings.address_window_seconds,
         ),
         fetches=FetchLimiter(redis, per_minute=settings.fetches_per_minute),
+    )
+
+
+def key_delivery(settings: CdnSettings, redis: Any) -> KeyDelivery | None:
+    """The front door's content key delivery (None: no ``CONTENT_KEKS``, no keys served)."""
+    door, keks = settings.frontdoor, settings.content_keys.keks
+    if door is None or keks is None:
+        return None
+    return KeyDelivery(
+        ContentKeyStore(redis, keks),
+        redis,
+        limiter=FetchLimiter(redis, per_minute=door.key_requests_per_minute, name=KEY_LIMITER),
+        cache_seconds=door.key_cache_seconds,
+        live_window_seconds=door.live_key_window_seconds,
+        grace_seconds=settings.routing.catchup_url_grace_seconds,
     )
 
 

@@ -11,6 +11,7 @@ from cdn_ctl.frontdoor.settings import FrontDoorSettings
 from cdn_ctl.health import HealthPolicy
 from cdn_ctl.routing import RoutePolicy, RoutingSettings
 from cdn_ctl.signing import KeyRing
+from headend.contentkeys import ContentKeySettings
 from headend.redisconn import RedisSettings
 from headend.rpc import RpcSettings
 from headend.settings import (
@@ -54,11 +55,13 @@ class CdnSettings:
     log_level: str = "info"
     # The set-top box front door on the same HTTP port (None: routing face only).
     frontdoor: FrontDoorSettings | None = None
+    # The content keys the front door hands to boxes (``CONTENT_KEKS`` unset: none).
+    content_keys: ContentKeySettings = field(default_factory=ContentKeySettings)
 
     @classmethod
     def from_env(cls, env: Env) -> CdnSettings:
-        """Read ``CDN_*``, ``REDIS_URL``, ``REDIS_*``, ``LOG_LEVEL``, ``FRONTDOOR_*``;
-        ``SettingsError`` names a bad one."""
+        """Read ``CDN_*``, ``REDIS_URL``, ``REDIS_*``, ``LOG_LEVEL``, ``FRONTDOOR_*``,
+        ``CONTENT_KEK*``/``CONTENT_KEY_*``; ``SettingsError`` names a bad one."""
         raw_keys = env_secret(env, "CDN_SIGNING_KEYS")
         if raw_keys is None:
             raise SettingsError(
@@ -118,4 +121,5 @@ class CdnSettings:
             replica_id=env_str(env, "CDN_REPLICA_ID", f"{socket.gethostname()}-{os.getpid()}"),
             log_level=env_str(env, "LOG_LEVEL", "info"),
             frontdoor=FrontDoorSettings.from_env(env),
+            content_keys=ContentKeySettings.from_env(env),
         )

@@ -14,6 +14,8 @@ A box needs only this address::
         302 to an edge, signed once for exactly that window (/catchup/{ch}/w/{from}/{to}/...)
     POST /api/stop?lease_id=LEASE         the box stopped: give the stream slot back
     GET  /healthz                        {"status": "ok"}; nothing else about the platform
+    GET  /keys/{ch}/{key_id}, /keys/asset/{asset}/{key_id}   a segment's content key, to a
+                                         box that may play it (:mod:`cdn_ctl.frontdoor.keys`)
     POST|DELETE /api/player-link, GET /p/{credential}/..., /player_api.php, /get.php,
     /xmltv.php, /live/{username}/{password}/{id}.ts   players with one URL
                                          (:mod:`cdn_ctl.frontdoor.players`)
@@ -68,6 +70,7 @@ from cdn_ctl.errors import (
     RateLimited,
 )
 from cdn_ctl.frontdoor.guard import AddressWatch, ClientAddresses, FetchLimiter, LoginGuard
+from cdn_ctl.frontdoor.keys import KeyDelivery, Keys
 from cdn_ctl.frontdoor.playback import (
     CLIENT,
     TOKEN,
@@ -108,7 +111,7 @@ _VERIFIED_MAX = 65_536
 # an outage should cost seconds of staleness, not minutes.
 TASK_BACKOFF = Backoff(first_seconds=0.5, cap_seconds=5.0)
 # The front door's background tasks, as its supervisor names them.
-TASKS = ("epg-changes", "lease-heartbeats", "fetch-limit-sync")
+TASKS = ("epg-changes", "lease-heartbeats", "fetch-limit-sync", "key-limit-sync")
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +126,7 @@ class Guards:
 # --------------------------------------------------------------------------- the face
 
 
-class FrontDoor(Playback, Players):
+class FrontDoor(Playback, Players, Keys):
     """Box-facing handlers behind the box-token middleware: the public face."""
 
     def __init__(
@@ -136,12 +139,14 @@ class FrontDoor(Playback, Players):
         http: aiohttp.ClientSession,
         guards: Guards | None = None,
         links: PlayerLinks | None = None,
+        keys: KeyDelivery | None = None,
         now: Callable[[], datetime] = utc_now,
         supervisor: Supervisor | None = None,
     ) -> None:
         self.settings = settings
         self.guards = guards or Guards()
         self.links = links
+        self.keys = keys
         self.clients = ClientAddresses(settings.trusted_proxies)
         self.routing = routing
         self.subscriber = subscriber
@@ -173,6 +178,7 @@ class FrontDoor(Playback, Players):
         http: aiohttp.ClientSession,
         guards: Guards | None = None,
         links: PlayerLinks | None = None,
+        keys: KeyDelivery | None = None,
         now: Callable[[], datetime] = utc_now,
         supervisor: Supervisor | None = None,
     ) -> FrontDoor:
@@ -199,6 +205,7 @@ class FrontDoor(Playback, Players):
             http=http,
             guards=guards,
             links=links,
+            keys=keys,
             now=now,
             supervisor=supervisor,
         )
@@ -206,13 +213,15 @@ class FrontDoor(Playback, Players):
     # ---- lifecycle
 
     async def start(self) -> None:
-        """Follow the EPG change feed, batch heartbeats and sync fetch counts, each as a
+        """Follow the EPG change feed, batch heartbeats and sync fetch and key counts, each as a
         supervised task (a failure is logged, counted and restarted with backoff)."""
-        epg_changes, heartbeats, fetch_sync = TASKS
+        epg_changes, heartbeats, fetch_sync, key_sync = TASKS
         self.supervisor.spawn(epg_changes, self.epg.watch)
         self.supervisor.spawn(heartbeats, self.leases.run)
         if self.guards.fetches is not None:
             self.supervisor.spawn(fetch_sync, self.guards.fetches.run)
+        if self.keys is not None and self.keys.limiter is not None:
+            self.supervisor.spawn(key_sync, self.keys.limiter.run)
 
     async def stop(self) -> None:
         """Stop the background tasks and close the gRPC channels."""
@@ -292,6 +301,8 @@ class FrontDoor(Playback, Players):
         app.router.add_get("/live/{channel}/master.m3u8", mapped(self.live_master))
         app.router.add_get("/live/{channel}/{rung}/{name}", mapped(self.live_variant))
         app.router.add_get("/catchup/{channel}/master.m3u8", mapped(self.catchup))
+        app.router.add_get("/keys/asset/{asset}/{key_id}", mapped(self.asset_key))
+        app.router.add_get("/keys/{channel}/{key_id}", mapped(self.channel_key))
 
     def _add_player_routes(self, app: web.Application) -> None:
         """Players with one URL (see :mod:`cdn_ctl.frontdoor.players`); 404 without links."""

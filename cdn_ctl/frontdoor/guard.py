@@ -187,17 +187,20 @@ class AddressWatch:
 
 
 class FetchLimiter:
-    """Box requests per token per minute, summed across replicas every ``sync_seconds``."""
+    """Box requests per token per minute, summed across replicas every ``sync_seconds``;
+    ``name`` tells apart the budgets kept this way (``fd:<name>:{<token>}:<minute>``)."""
 
     def __init__(
         self,
         redis: Any,
         *,
         per_minute: int,
+        name: str = "fetch",
         sync_seconds: float = 1.0,
         clock: Clock = time.time,
     ) -> None:
         self._redis = redis
+        self.name = name
         self.per_minute = per_minute
         self.sync_seconds = sync_seconds
         self._clock = clock
@@ -235,7 +238,7 @@ class FetchLimiter:
         try:
             async with self._redis.pipeline(transaction=False) as pipe:
                 for token_id, n in sending.items():
-                    name = f"fd:fetch:{{{token_id}}}:{minute}"
+                    name = f"fd:{self.name}:{{{token_id}}}:{minute}"
                     pipe.incrby(name, n)
                     pipe.expire(name, 120)
                 results = await pipe.execute()

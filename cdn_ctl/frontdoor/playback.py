@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 import aiohttp
 from aiohttp import web
@@ -39,6 +40,9 @@ from cdn_ctl.upstream import EpgCache, Lease, LeaseKeeper, SubscriberCache, on_a
 from cdn_ctl.web import redirect_response
 from epg.domain import Programme, rights
 from headend.ids import is_lease_id
+
+if TYPE_CHECKING:
+    from cdn_ctl.frontdoor.keys import KeyDelivery
 
 log = logging.getLogger("cdn_ctl.frontdoor.app")
 
@@ -97,6 +101,7 @@ class Playback:
     epg: EpgCache
     http: aiohttp.ClientSession
     leases: LeaseKeeper
+    keys: KeyDelivery | None
     _now: Callable[[], datetime]
     _masters: dict[str, Master]
     _airing: dict[str, Airing]
@@ -139,6 +144,13 @@ class Playback:
         memo[old] = new
 
     async def _lease(self, box: BoxToken, channel: str, held: str) -> str:
+        """The box's lease for ``channel`` (noted for its key requests, when keys are served)."""
+        lease = await self._lease_for(box, channel, held)
+        if self.keys is not None:
+            await self.keys.noted(box.mac, lease, channel)
+        return lease
+
+    async def _lease_for(self, box: BoxToken, channel: str, held: str) -> str:
         """The box's lease for ``channel``: the one it holds, else a new one (may 429).
 
         A box has one stream at a time: a new lease replaces the box's other one (at the
@@ -274,7 +286,10 @@ class Playback:
             _refuse(rights.programme_refusal(p, box.region), programme=p.id)
         lease = await self._lease(box, channel_id, lease_param(request.query))
         scope = Scope("catchup", channel_id, int(start.timestamp()), int(stop.timestamp()))
-        return self._redirect(request, box, scope, "master.m3u8", lease)
+        response = self._redirect(request, box, scope, "master.m3u8", lease)
+        if self.keys is not None:
+            await self.keys.grant(box.mac, channel_id, start, stop)
+        return response
 
     async def stop_playback(self, request: web.Request) -> web.Response:
         """``POST /api/stop?lease_id=``: the box stopped playing; free its stream slot."""
@@ -287,6 +302,8 @@ class Playback:
             self.routing.end(held)
         if is_lease_id(held):
             await self.subscriber.end_lease(box.mac, held)
+        if self.keys is not None:
+            await self.keys.ended(box.mac, held)
         return web.Response(status=204)
 
 

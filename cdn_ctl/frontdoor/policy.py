@@ -19,6 +19,8 @@ _PATHWAY = re.compile(r'PATHWAY-ID="[^"]*",?')
 _EPOCH = re.compile(r"^[0-9]{1,12}$")
 # A player link credential as a path segment (cdn_ctl.playerlinks: 43 URL-safe characters).
 _CREDENTIAL_SEGMENT = re.compile(r"(?<=/)[A-Za-z0-9_-]{43}(?=/|$)")
+# A content key id at the end of a key request's path (``/keys/.../<32 hex>``).
+_KEY_ID_SEGMENT = re.compile(r"(?<=/)[0-9a-f]{32}$")
 # Instants a catch-up window may name (datetime cannot go past year 9999).
 _EPOCH_MAX = int(datetime(9999, 1, 1, tzinfo=UTC).timestamp())
 
@@ -65,9 +67,17 @@ def epoch(query: Mapping[str, str], name: str) -> datetime:
     return datetime.fromtimestamp(int(raw), tz=UTC)
 
 
+def redacted_path(path: str) -> str:
+    """``path`` as the access log shows it: credentials and key ids blanked."""
+    if path.startswith("/keys/"):
+        path = _KEY_ID_SEGMENT.sub("-", path)
+    return _CREDENTIAL_SEGMENT.sub("-", path)
+
+
 class RedactedAccessLogger(AbstractAccessLogger):
-    """Access log lines with the path only: no query string (tokens), no headers, and no
-    player credential (``/p/<credential>/...``, ``/live/<user>/<credential>/...``)."""
+    """Access log lines with the path only: no query string (tokens), no headers, no
+    player credential (``/p/<credential>/...``, ``/live/<user>/<credential>/...``) and no
+    content key id (``/keys/<channel>/-``)."""
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
         """One JSON-friendly line per request."""
@@ -75,7 +85,7 @@ class RedactedAccessLogger(AbstractAccessLogger):
             "http",
             extra={
                 "method": request.method,
-                "path": _CREDENTIAL_SEGMENT.sub("-", request.path),
+                "path": redacted_path(request.path),
                 "status": response.status,
                 "seconds": round(time, 4),
                 "client": request.remote,

@@ -96,6 +96,13 @@ class FrontDoorSettings:
     max_connections_per_address: int = 1_000
     # An idle connection, or one still sending its request head, is closed after this.
     idle_timeout_seconds: float = 15.0
+    # Content key requests per box token per minute (each also counts as a fetch).
+    key_requests_per_minute: int = 60
+    # How long a content key stays in this replica's memory: the bound on a revocation.
+    key_cache_seconds: float = 5.0
+    # A live lease opens the channel's keys whose span is this close to now (the live
+    # window and the next key announced ahead); older ones need a catch-up grant.
+    live_key_window_seconds: float = 1800.0
     # TLS/mTLS towards EPG and subscriber (GRPC_CLIENT_*; None: plaintext).
     grpc_tls: ClientTls | None = None
 
@@ -192,6 +199,13 @@ class FrontDoorSettings:
             ),
             idle_timeout_seconds=env_float(
                 env, "FRONTDOOR_IDLE_TIMEOUT_SECONDS", 15.0, low=1, high=3600
+            ),
+            key_requests_per_minute=env_int(
+                env, "FRONTDOOR_KEY_REQUESTS_PER_MINUTE", 60, low=1, high=1_000_000
+            ),
+            key_cache_seconds=env_float(env, "FRONTDOOR_KEY_CACHE_SECONDS", 5.0, low=0, high=300),
+            live_key_window_seconds=env_float(
+                env, "FRONTDOOR_LIVE_KEY_WINDOW_SECONDS", 1800.0, low=60, high=86_400
             ),
             grpc_tls=ClientTls.from_env(env),
         )

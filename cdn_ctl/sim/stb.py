@@ -16,12 +16,18 @@ it polls the variant playlist through the front door every target duration
 the edge's playlist, and when the edge fails (refused connection, 5xx, a
 403/410 from the edge) it goes back to the front door's URL, which re-routes
 it to a healthy edge once the controller has marked the old one down.
+
+Encrypted segments (``#EXT-X-KEY:METHOD=AES-128``) are decrypted and checked
+to be MPEG-TS, each key fetched once from its URI (the front door) with the box
+token. A refused key ends the playback (asking again would be refused again);
+the stats count it and name the front door's reason.
 """
 
 from __future__ import annotations
 
 import asyncio
 import gzip
+import re
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -33,6 +39,7 @@ import aiohttp
 from lxml import etree
 
 from cdn_ctl.domain import LEASE_PARAM
+from headend.contentkeys.cipher import decrypt_segment
 
 Event = Callable[[str], None]
 
@@ -46,6 +53,10 @@ class BoxRefused(Exception):
         self.reason = reason
         self.message = message
         self.retry_after = retry_after
+
+
+class KeyRefused(BoxRefused):
+    """The front door refused a content key (counted in :attr:`PlayStats.key_refusals`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +80,17 @@ class Guide:
     size_bytes: int
 
 
+@dataclass(frozen=True, slots=True)
+class SegmentKey:
+    """The ``#EXT-X-KEY`` a segment is encrypted under (``METHOD=AES-128``, whole segment)."""
+
+    uri: str
+    iv: int | None  # the tag's IV=, else None: the segment's media sequence number
+
+
+Segment = tuple[int, float, str, SegmentKey | None]  # (sequence, duration, uri, key)
+
+
 @dataclass
 class PlayStats:
     """What one playback did."""
@@ -87,6 +109,13 @@ class PlayStats:
     errors: list[str] = field(default_factory=list)
     cache: Counter[str] = field(default_factory=Counter)
     front_door_seconds: list[float] = field(default_factory=list)
+    # Encrypted channels: the key URIs fetched (in order), segments decrypted to MPEG-TS,
+    # and keys the front door refused (each also an error naming its reason).
+    key_uris: list[str] = field(default_factory=list)
+    decrypted: int = 0
+    key_refusals: int = 0
+    # The edge URL of the last media playlist fetched.
+    playlist: str = ""
     # Set after every segment played (another task may wait on it and clear it).
     progress: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -122,10 +151,27 @@ def _uris(text: str) -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip() and line[0] != "#"]
 
 
-def _media(text: str) -> tuple[int, float, list[tuple[int, float, str]], bool]:
-    """Media sequence, target duration, (seq, duration, uri) segments, endlist."""
+_ATTRIBUTE = re.compile(r'([A-Z0-9-]+)=("[^"]*"|[^,]*)')
+_TS_PACKET, _TS_SYNC = 188, 0x47
+
+
+def _key(attributes: str) -> SegmentKey | None:
+    """An ``#EXT-X-KEY`` tag's key (None: ``METHOD=NONE``, the segments after it are clear)."""
+    attrs = {name: value.strip('"') for name, value in _ATTRIBUTE.findall(attributes)}
+    method = attrs.get("METHOD", "")
+    if method == "NONE":
+        return None
+    if method != "AES-128":
+        raise ValueError(f"this box plays METHOD=AES-128 only, not {method!r}")
+    iv = attrs.get("IV")
+    return SegmentKey(attrs["URI"], int(iv, 16) if iv else None)
+
+
+def _media(text: str) -> tuple[int, float, list[Segment], bool]:
+    """Media sequence, target duration, (seq, duration, uri, key) segments, endlist."""
     seq, target, segments, duration, ended = 0, 6.0, [], 0.0, False
     index = 0
+    key: SegmentKey | None = None
     for line in text.splitlines():
         if line.startswith("#EXT-X-MEDIA-SEQUENCE:"):
             seq = index = int(line.split(":", 1)[1])
@@ -133,12 +179,19 @@ def _media(text: str) -> tuple[int, float, list[tuple[int, float, str]], bool]:
             target = float(line.split(":", 1)[1])
         elif line.startswith("#EXTINF:"):
             duration = float(line[8:].split(",", 1)[0])
+        elif line.startswith("#EXT-X-KEY:"):
+            key = _key(line.split(":", 1)[1])
         elif line.startswith("#EXT-X-ENDLIST"):
             ended = True
         elif line and not line.startswith("#"):
-            segments.append((index, duration, line.strip()))
+            segments.append((index, duration, line.strip(), key))
             index += 1
     return seq, target, segments, ended
+
+
+def _mpeg_ts(data: bytes) -> bool:
+    """Do ``data`` start as MPEG-TS (a sync byte every 188 bytes, its first 8 packets)?"""
+    return len(data) >= _TS_PACKET and set(data[: 8 * _TS_PACKET : _TS_PACKET]) == {_TS_SYNC}
 
 
 class SetTopBox:
@@ -161,6 +214,7 @@ class SetTopBox:
         self.token = ""
         self.token_in_query = token_in_query
         self._event = on_event or (lambda _text: None)
+        self._keys: dict[str, bytes] = {}  # content keys by URI, each fetched once
 
     # ---- requests
 
@@ -173,7 +227,9 @@ class SetTopBox:
 
     def url(self, path: str) -> str:
         """A front door URL (with ``?token=`` when this box cannot send headers)."""
-        url = f"{self.front_door}{path}"
+        return self._with_token(f"{self.front_door}{path}")
+
+    def _with_token(self, url: str) -> str:
         if self.token_in_query and self.token:
             url += ("&" if "?" in url else "?") + f"token={self.token}"
         return url
@@ -259,6 +315,7 @@ class SetTopBox:
             stats.cache[resp.headers.get("X-Cache", "-")] += 1
             if resp.status != 200:
                 raise await self._refused(resp)
+            stats.playlist = location
             return location, await resp.text()
 
     async def play_live(
@@ -285,17 +342,19 @@ class SetTopBox:
                 _seq, target, segments, _ = _media(text)
                 if next_seq < 0 and segments:
                     next_seq = segments[max(0, len(segments) - 2)][0]
-                for index, duration, uri in segments:
+                for index, duration, uri, key in segments:
                     if index < next_seq:
                         continue
                     stats.skipped += index - next_seq
                     if fetch_segments:
-                        await self._segment(urljoin(location, uri), stats)
+                        await self._segment(location, uri, index, key, stats)
                     stats.segments += 1
                     stats.media_seconds += duration
                     stats.progress.set()
                     next_seq = index + 1
                 await asyncio.sleep(min(target, max(0.0, deadline - time.monotonic())))
+            except KeyRefused:
+                break  # counted and explained in the stats
             except BoxRefused as err:
                 if err.status in (401, 403, 404, 429) and err.reason:
                     raise  # a front door verdict: retrying will not help
@@ -310,12 +369,47 @@ class SetTopBox:
         self._event(f"edge failed ({why}); asking the front door again")
         await asyncio.sleep(retry_seconds)
 
-    async def _segment(self, url: str, stats: PlayStats) -> None:
+    async def _segment(
+        self, base: str, uri: str, sequence: int, key: SegmentKey | None, stats: PlayStats
+    ) -> None:
+        """Fetch one segment (relative to its playlist ``base``), decrypted when ``key``."""
+        url = urljoin(base, uri)
+        content_key = await self._content_key(urljoin(base, key.uri), stats) if key else None
         async with self.http.get(url) as resp:
             stats.cache[resp.headers.get("X-Cache", "-")] += 1
             if resp.status != 200:
                 raise await self._refused(resp)
-            stats.bytes += len(await resp.read())
+            data = await resp.read()
+        stats.bytes += len(data)
+        if key is None or content_key is None:
+            return
+        try:
+            clear = decrypt_segment(data, content_key, sequence if key.iv is None else key.iv)
+        except ValueError as err:
+            stats.errors.append(f"segment {sequence} does not decrypt: {err}")
+            return
+        if not _mpeg_ts(clear):
+            stats.errors.append(f"segment {sequence} is not MPEG-TS once decrypted")
+            return
+        stats.decrypted += 1
+
+    async def _content_key(self, uri: str, stats: PlayStats) -> bytes:
+        """The key at ``uri`` (the front door), fetched once with the box token (a wrong
+        length fails decryption); :class:`KeyRefused`, counted and explained, if refused."""
+        key = self._keys.get(uri)
+        if key is not None:
+            return key
+        async with self.http.get(self._with_token(uri), headers=self._auth()) as resp:
+            if resp.status != 200:
+                refused = await self._refused(resp)
+                stats.key_refusals += 1
+                stats.errors.append(f"key refused: {refused}")
+                self._event(f"key {uri} refused: {refused}")
+                raise KeyRefused(refused.status, refused.reason, refused.message)
+            key = await resp.read()
+        self._keys[uri] = key
+        stats.key_uris.append(uri)
+        return key
 
     async def stop(self, lease: str) -> None:
         """``POST /api/stop``: give the stream slot back."""
@@ -341,22 +435,33 @@ class SetTopBox:
 
     async def play_catchup(self, channel: str, start: datetime, stop: datetime) -> PlayStats:
         """Fetch a catch-up window's master, lowest variant and every segment."""
-        stats = PlayStats()
         master_url = await self.open_catchup(channel, start, stop)
         async with self.http.get(master_url) as resp:
             if resp.status != 200:
                 raise await self._refused(resp)
             variant = urljoin(master_url, _uris(await resp.text())[0])
-        async with self.http.get(variant) as resp:
+        stats = await self.play_media(variant, ended="catch-up playlist has no ENDLIST")
+        self._event(f"catch-up {channel}: {stats.segments} segments, {stats.media_seconds:.0f} s")
+        return stats
+
+    async def play_media(self, url: str, *, ended: str = "") -> PlayStats:
+        """Fetch the media playlist at ``url`` once and every segment in it (``ended``: the
+        error noted if it lacks ENDLIST). A URL handed on by another box plays, but its keys
+        are refused: this box holds no lease."""
+        stats = PlayStats()
+        async with self.http.get(url) as resp:
             if resp.status != 200:
                 raise await self._refused(resp)
             text = await resp.text()
-        _, _, segments, ended = _media(text)
-        if not ended:
-            stats.errors.append("catch-up playlist has no ENDLIST")
-        for _, duration, uri in segments:
-            await self._segment(urljoin(variant, uri), stats)
+        stats.playlist = url
+        _, _, segments, finished = _media(text)
+        if ended and not finished:
+            stats.errors.append(ended)
+        for index, duration, uri, key in segments:
+            try:
+                await self._segment(url, uri, index, key, stats)
+            except KeyRefused:
+                break  # counted and explained in the stats
             stats.segments += 1
             stats.media_seconds += duration
-        self._event(f"catch-up {channel}: {stats.segments} segments, {stats.media_seconds:.0f} s")
         return stats

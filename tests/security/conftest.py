@@ -21,10 +21,10 @@ from cdn_ctl.signing import KeyRing, SigningKey
 from cdn_ctl.store import EdgeStore
 from headend.auth import PLAYBACK, KeyStore
 from headend.rpc import RpcSettings
-from tests.support.cdn import FakeOrigin
+from tests.support.cdn import FakeOrigin, eventually
 from tests.support.net import free_port
 from tests.support.security import Platform
-from tests.support.world import REGION, frontdoor_settings, seed_world, start_services
+from tests.support.world import LIVE, REGION, frontdoor_settings, seed_world, start_services
 
 RING = KeyRing((SigningKey("k1", b"security-edge-secret-0123"),), "k1")
 # Limits small enough to reach in a test.
@@ -86,6 +86,13 @@ async def platform(
     try:
         await process.start()
         assert process.frontdoor is not None
+
+        async def routable() -> bool:
+            return bool(process.routing.candidates(LIVE, REGION))
+
+        # A new edge serves after a few good probes; a loaded machine could otherwise
+        # ask for a master first and get 503 no_edge (no lease), not what a test checks.
+        await eventually(routable)
         yield Platform(
             url=f"http://127.0.0.1:{process.port}",
             admin_url=f"http://127.0.0.1:{process.admin_port}",

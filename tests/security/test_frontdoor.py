@@ -18,7 +18,7 @@ import pytest
 import yarl
 
 from cdn_ctl.server import LOGIN_PER_BOX
-from cdn_ctl.signing import verify_path
+from cdn_ctl.signing import sign_path, verify_path
 from headend.auth import ADMIN, PLAYBACK, Principal
 from headend.ratelimit import clear_lockout
 from protos import subscriber_pb2
@@ -33,6 +33,8 @@ BOX_PATHS = [
     f"/live/{LIVE}/master.m3u8",
     f"/live/{LIVE}/180p/index.m3u8?lease_id=0123456789abcdef",
     f"/catchup/{LIVE}/master.m3u8?utc=1700000000&utcend=1700003600",
+    f"/keys/{LIVE}/{'0' * 32}",
+    f"/keys/asset/film-001/{'0' * 32}",
 ]
 CATCHUP = f"/catchup/{LIVE}/master.m3u8"
 ADMIN_PATHS = [
@@ -412,6 +414,11 @@ async def test_an_unverified_query_token_is_never_copied(platform: Platform) -> 
             id="long-programme",
         ),
         pytest.param("/live/%0d%0aX/master.m3u8", "bad_channel", id="crlf-channel"),
+        pytest.param(f"/keys/{LIVE}/{'0' * 32}", "key_not_found", id="key-unknown"),
+        pytest.param(f"/keys/{LIVE}/{'Z' * 32}", "key_not_found", id="key-id-not-hex"),
+        pytest.param(f"/keys/{LIVE}/..%2F{'0' * 32}", "", id="key-traversal"),
+        pytest.param("/keys/%0d%0aX/" + "0" * 32, "", id="key-crlf-channel"),
+        pytest.param("/keys/asset/%2E%2E/" + "0" * 32, "", id="key-asset-dots"),
         pytest.param(f"/live/{LIVE}/..%2F..%2Fetc/index.m3u8?lease_id=x", "", id="traversal"),
     ],
 )
@@ -641,3 +648,29 @@ async def test_player_link_fetches_are_limited(platform: Platform) -> None:
     assert headers["Content-Type"].startswith("application/problem+json")
     assert headers["Retry-After"]
     assert '"reason": "rate_limited"' in body
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE"])
+async def test_key_paths_allow_only_get(platform: Platform, method: str) -> None:
+    async with aiohttp.ClientSession() as http:
+        token = await platform.login(http, "c1")
+        async with http.request(
+            method,
+            f"{platform.url}/keys/{LIVE}/{'0' * 32}",
+            headers={"Authorization": f"Bearer {token}"},
+        ) as resp:
+            assert resp.status == 405
+            assert await resp.read() != bytes(16)
+
+
+async def test_edges_never_serve_or_forward_key_paths(platform: Platform) -> None:
+    edge = f"http://127.0.0.1:{platform.edge.config.listen_port}"
+    expires = int(time.time()) + 60
+    signed = sign_path(
+        platform.ring, scope="keys/", path=f"keys/{LIVE}/{'0' * 32}", expires_at=expires
+    )
+    async with aiohttp.ClientSession() as http:
+        for path in (f"/keys/{LIVE}/{'0' * 32}", signed, "/keys/asset/film-001/" + "1" * 32):
+            status, _, _ = await get(http, edge + path)
+            assert status in (403, 404), path
+    assert not [path for path in platform.origin.hits if "keys" in path]

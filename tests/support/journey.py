@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ from cdn_ctl.server import RoutingProcess
 from cdn_ctl.settings import CdnSettings
 from cdn_ctl.store import EdgeStore
 from headend.auth import PLAYBACK, KeyStore
+from headend.contentkeys import ContentKeySettings
 from headend.pki import LocalPki
 from headend.redisconn import RedisSettings, connect
 from headend.rpc import RpcSettings
@@ -45,7 +46,9 @@ from tests.support.world import (
     start_services,
 )
 from transcode.archive import ArchiveIndex
+from transcode.client import TranscodeClient
 from transcode.live import LiveManager
+from transcode.live.encryption import live_encryption
 from transcode.origin import start_origin
 from transcode.server import create_server as create_transcode
 from transcode.settings import ControlSettings, OriginSettings, QueueSettings
@@ -80,12 +83,19 @@ async def build_stack(
     door: dict[str, Any] | None = None,
     pki: LocalPki | None = None,
     redis_settings: RedisSettings | None = None,
+    content_keys: ContentKeySettings | None = None,
 ) -> AsyncIterator[Stack]:
     """Start everything (torn down in reverse order, also when a step fails); the CDN
     faces run as the real :class:`cdn_ctl.server.RoutingProcess` (``door`` overrides
     front door settings; ``redis_settings`` how every part's client connects and what
-    an acknowledged write waits for)."""
+    an acknowledged write waits for; ``content_keys``: the live channel is encrypted
+    with them and the front door hands its keys out)."""
     door = door or {}
+    # Encrypted segments name their keys at the front door: its port is chosen first.
+    door_port = free_port() if content_keys is not None else 0
+    keys = ContentKeySettings()
+    if content_keys is not None:
+        keys = replace(content_keys, base_url=f"http://127.0.0.1:{door_port}")
     async with contextlib.AsyncExitStack() as down:
         redis = connect(redis_url, redis_settings)
         down.push_async_callback(redis.aclose)
@@ -96,7 +106,12 @@ async def build_stack(
             services.epg_target, services.subscriber_target, services.api_key, tls=services.tls
         )
         root = workdir / "origin"
-        manager = LiveManager(redis=redis, archive=ArchiveIndex(redis), origin_root=root)
+        manager = LiveManager(
+            redis=redis,
+            archive=ArchiveIndex(redis),
+            origin_root=root,
+            encryption=live_encryption(keys, redis),
+        )
         down.push_async_callback(manager.close)
         control = ControlSettings(
             rpc=server_rpc(pki), redis_url=redis_url, origin_root=root, queue=QueueSettings()
@@ -108,15 +123,27 @@ async def build_stack(
         feed = Feed().start()
         down.callback(feed.stop)
         origin_runner, origin_port = await start_origin(
-            OriginSettings(redis_url=redis_url, origin_root=root, port=0), redis=redis
+            OriginSettings(
+                redis_url=redis_url, origin_root=root, port=0, content_key_base_url=keys.base_url
+            ),
+            redis=redis,
         )
         down.push_async_callback(origin_runner.cleanup)
-        await start_live(
-            Targets(services.epg_target, services.subscriber_target, f"127.0.0.1:{tc_port}",
-                    tls=services.tls),
-            services.api_key,
-            [LiveSpec(LIVE, feed.source, catchup_days=1, segment_seconds=2, window_segments=6)],
-        )  # fmt: skip
+        if content_keys is None:
+            await start_live(
+                Targets(services.epg_target, services.subscriber_target, f"127.0.0.1:{tc_port}",
+                        tls=services.tls),
+                services.api_key,
+                [LiveSpec(LIVE, feed.source, catchup_days=1, segment_seconds=2, window_segments=6)],
+            )  # fmt: skip
+        else:
+            async with TranscodeClient(
+                f"127.0.0.1:{tc_port}", services.api_key, tls=services.tls
+            ) as client:
+                await client.start_channel(
+                    LIVE, feed.source, profile="low", catchup_days=1, segment_seconds=2,
+                    window_segments=6, encrypt=True, key_rotation_seconds=keys.rotation_seconds,
+                )  # fmt: skip
         edges = []
         store = EdgeStore(redis)
         # Two village edges in the boxes' region (one is the failover of the other) and one
@@ -139,7 +166,7 @@ async def build_stack(
         settings = CdnSettings(
             rpc=RpcSettings(port=0),
             keys=RING,
-            http_port=0,
+            http_port=door_port,
             admin_port=0,
             # Fast detection: a dead edge is down after 2 of the last 3 probes (0.2 s
             # apart), and back 2 s after it answers again.
@@ -150,6 +177,7 @@ async def build_stack(
             frontdoor=frontdoor_settings(
                 services, api_key=playback_key, grpc_tls=services.tls, **door
             ),
+            content_keys=keys,
         )
         process = RoutingProcess(settings, redis=redis, http=http, access_log=access_log)
         await process.start()
