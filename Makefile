@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PROTOS := $(wildcard protos/*.proto)
 
-.PHONY: help demo demo-reset test test-cluster test-e2e bench bench-short lint lock protos system clean deploy-check sizing
+.PHONY: help demo demo-reset test test-browser test-cluster test-e2e bench bench-short lint lock protos system clean deploy-check sizing
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' Makefile | sed -E 's/:.*## /\t/' | expand -t 14
@@ -38,11 +38,18 @@ demo-reset: system $(STAMP) ## delete the demo's state (var/: its Redis data, ke
 test: system $(STAMP) ## run the test suite (real Redis, FFmpeg, nginx, gRPC, HTTP)
 	$(BIN)/pytest -q -n 2 --dist loadgroup
 
+# Not in make test (pyproject.toml's norecursedirs): a real browser per module is slow.
+test-browser: $(STAMP) ## play live channels with hls.js in headless Chromium, through the front door
+	@scripts/system-deps.sh --browser
+	@[ -e node_modules/hls.js/dist/hls.min.js ] || npm ci --no-audit --no-fund --ignore-scripts --silent
+	$(BIN)/pytest -q tests/browser
+
 # The store-level suites, which run unchanged on a three-master Redis Cluster.
 CLUSTER_SUITES := tests/epg tests/cdn_ctl/test_store.py tests/cdn_ctl/test_frontdoor_guard.py \
 	tests/subscriber tests/security/test_subscriber.py tests/headend/test_ratelimit.py \
 	tests/headend/test_rpc.py tests/transcode/test_archive.py tests/transcode/test_queue.py \
-	tests/transcode/test_farm_store.py tests/transcode/test_live_parts.py
+	tests/transcode/test_farm_store.py tests/transcode/test_live_parts.py \
+	tests/contentkeys/test_store.py
 
 test-cluster: system $(STAMP) ## run the store suites against a real 3-master Redis Cluster
 	TEST_REDIS=cluster $(BIN)/pytest -q -n 2 --dist loadgroup $(CLUSTER_SUITES)

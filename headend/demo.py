@@ -3,8 +3,10 @@
 Seeds the demo's world (:func:`headend.seed.demo_plan`: a broadcaster ``btv``
 with three channels and a day of guide, a carrier ``telecom-bj`` with one
 subscriber and one box), starts live transcoding from synthetic sources, then
-walks the journey a box makes. Everything goes through the services' public
-gRPC and HTTP faces, exactly as a broadcaster, a carrier and a box would.
+walks the journey a box makes, ending on the encrypted channel
+(:data:`headend.seed.ENCRYPTED`: AES-128, its key fetched from the front door).
+Everything goes through the services' public gRPC and HTTP faces, exactly as a
+broadcaster, a carrier and a box would.
 
 The demo keeps its state (Redis data, keys, media, logs) in the stack's state
 dir (``HEADEND_VAR_DIR``, default ``./var``): run again, it comes up on that
@@ -22,6 +24,7 @@ import socket
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import urljoin
 
 import aiohttp
 
@@ -38,6 +41,11 @@ from headend.local import (
     LocalSecrets,
 )
 from headend.stack import StackSettings
+
+Out = Callable[[str], None]
+# Step 7 plays until the box has a second key: within one rotation period and a few
+# segments (it starts two segments behind live, and polls every target duration).
+ROTATION_MARGIN_SECONDS = 20.0
 
 # What ``headend up`` keeps in its state dir (``headend.stack``: redis/, log/;
 # ``headend.local``: secrets.env, pki/, origin/, edges/, demo-media/, media/). A dir
@@ -114,10 +122,13 @@ async def journey(
     seeded: seed.Box,
     channel: str,
     *,
-    out: Callable[[str], None],
+    out: Out,
+    encrypted: str = seed.ENCRYPTED,
+    rotation_seconds: int = seed.KEY_ROTATION_SECONDS,
 ) -> str:
-    """Walk a box's journey on ``channel`` through the front door, printing each step;
-    returns the lineup URL a person can open in a player."""
+    """Walk a box's journey on ``channel`` through the front door, then play ``encrypted``
+    across a key rotation, printing each step; returns the lineup URL a person can open
+    in a player."""
     out(f"waiting for the first live segments of {channel} ...")
     await _wait_live(origin, channel)
     async with aiohttp.ClientSession() as http:
@@ -159,7 +170,47 @@ async def journey(
         end = datetime.now(UTC) - timedelta(seconds=10)
         out(f"6. catch-up: the last 30 s of {channel}")
         await box.play_catchup(channel, end - timedelta(seconds=30), end)
+        await _wait_live(origin, encrypted)
+        await play_encrypted(box, encrypted, rotation_seconds, out=out)
         return f"{front_door}/lineup.m3u?token={box.token}"
+
+
+async def _until_keys(stats: PlayStats, playing: asyncio.Task[PlayStats], count: int) -> None:
+    """Until the box has fetched ``count`` keys, or its playback ended."""
+    while len(stats.key_uris) < count and not playing.done():
+        played = asyncio.ensure_future(stats.progress.wait())
+        await asyncio.wait((played, playing), return_when=asyncio.FIRST_COMPLETED)
+        played.cancel()
+        stats.progress.clear()
+
+
+async def play_encrypted(box: SetTopBox, channel: str, rotation_seconds: int, *, out: Out) -> None:
+    """Step 7: play ``channel`` until its key has rotated (for one rotation period and
+    :data:`ROTATION_MARGIN_SECONDS` at most), say what was decrypted with which keys, and
+    ask the edge that served the playlist for a key (it never serves one)."""
+    out(f"7. encrypted: {channel} (AES-128, a new key every {rotation_seconds} s of media)")
+    stats, stop = PlayStats(), asyncio.Event()
+    seconds = rotation_seconds + ROTATION_MARGIN_SECONDS
+    playing = asyncio.create_task(box.play_live(channel, seconds=seconds, stop=stop, stats=stats))
+    await _until_keys(stats, playing, 2)
+    stop.set()
+    await playing
+    await box.stop(stats.lease)
+    ids = [uri.rpartition("/")[2] for uri in stats.key_uris]
+    out(f"    played {stats.segments} segments ({stats.media_seconds:.0f} s of media), "
+        f"decrypted {stats.decrypted}; keys fetched from the front door {len(ids)}: "
+        f"{', '.join(i[:8] for i in ids) or 'none'}; errors {len(stats.errors)}")  # fmt: skip
+    for error in stats.errors:
+        out(f"    {error}")
+    if not ids:
+        out(f"    {channel} plays in clear: an earlier run started it so, and seeding "
+            "keeps a running channel; `headend channel stop "
+            f"{channel}`, then run the demo again")  # fmt: skip
+        return
+    edge_key = urljoin(stats.playlist, f"/keys/{channel}/{ids[-1]}")
+    async with box.http.get(edge_key, headers={"Authorization": f"Bearer {box.token}"}) as resp:
+        out(f"    at the edge: GET {edge_key.replace(ids[-1], ids[-1][:8])}... -> "
+            f"{resp.status} (keys come from the front door only)")  # fmt: skip
 
 
 async def seed_demo(targets: seed.Targets, api_key: str, sources: dict[str, Path]) -> seed.World:
@@ -186,8 +237,10 @@ def run(settings: StackSettings, secrets: LocalSecrets) -> seed.World:
     world = asyncio.run(seed_demo(targets, secrets.service_api_key, sources))
     box = world.boxes[seed.BOX]
     channel = seed.CHANNELS[0].channel_id
-    print(f"  box {box.mac} activated; live transcoding runs for "
-          f"{', '.join(c.channel_id for c in seed.CHANNELS)}", flush=True)  # fmt: skip
+    running = (f"{c.channel_id} (encrypted)" if c.channel_id == seed.ENCRYPTED else c.channel_id
+               for c in seed.CHANNELS)  # fmt: skip
+    print(f"  box {box.mac} activated; live transcoding runs for {', '.join(running)}",
+          flush=True)  # fmt: skip
     front_door = f"http://{host}:{port(FRONT_DOOR_PORT)}"
     lineup = asyncio.run(
         journey(
@@ -199,11 +252,14 @@ def run(settings: StackSettings, secrets: LocalSecrets) -> seed.World:
             out=lambda text: print(text, flush=True),
         )
     )
+    token = lineup.rpartition("token=")[2]
     print(
         "\nThe platform stays up. Open the lineup in VLC or ffplay (the token lasts 12 h):\n"
         f"    vlc '{lineup}'\n"
-        f"    ffplay '{front_door}/live/{channel}/master.m3u8?token="
-        f"{lineup.rpartition('token=')[2]}'\n"
+        f"    ffplay '{front_door}/live/{channel}/master.m3u8?token={token}'\n"
+        "The encrypted channel's keys need the token in a header:\n"
+        f"    ffplay -headers 'Authorization: Bearer {token}' "
+        f"'{front_door}/live/{seed.ENCRYPTED}/master.m3u8'\n"
         "Route explanations (admin listener, with the admin key from "
         f"{settings.var_dir / 'secrets.env'}):\n"
         f'    curl -H "Authorization: Bearer $SERVICE_API_KEY" '

@@ -30,7 +30,7 @@ from headend.rpc import ClientTls
 from subscriber.client import SubscriberClient
 from subscriber.domain import NetworkType, Package
 from transcode.client import TranscodeClient
-from transcode.domain import ChannelState
+from transcode.domain import ChannelEncryption, ChannelState
 
 Texts = tuple[tuple[str, str], ...]  # (language, text)
 # Seeding is a one-off batch, often on a machine busy starting everything else: a slow
@@ -122,6 +122,9 @@ class LiveSpec:
     catchup_days: int = 7
     segment_seconds: int = 0
     window_segments: int = 0
+    # AES-128 segments, the key rotating every ``rotation_seconds`` of media (0: the
+    # node's CONTENT_KEY_ROTATION_SECONDS); clear by default.
+    encryption: ChannelEncryption = field(default_factory=ChannelEncryption)
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,7 +242,10 @@ async def seed(plan: Plan, targets: Targets, api_key: str) -> World:
 
 
 async def start_live(targets: Targets, api_key: str, channels: Sequence[LiveSpec]) -> list[str]:
-    """Start the live channels not running yet (a stopped one is started again); their ids."""
+    """Start the live channels not running yet (a stopped one is started again); their ids.
+
+    A running channel is left as it runs, its encryption too: a channel a plan now
+    encrypts stays clear until it is stopped (``headend channel stop``) and seeded again."""
     async with TranscodeClient(
         targets.transcode, api_key, tls=targets.tls, timeout_seconds=CALL_SECONDS
     ) as transcode:
@@ -252,7 +258,8 @@ async def start_live(targets: Targets, api_key: str, channels: Sequence[LiveSpec
             await transcode.start_channel(
                 spec.channel_id, spec.source, profile=spec.profile,
                 segment_seconds=spec.segment_seconds, window_segments=spec.window_segments,
-                catchup_days=spec.catchup_days,
+                catchup_days=spec.catchup_days, encrypt=spec.encryption.enabled,
+                key_rotation_seconds=spec.encryption.rotation_seconds,
             )  # fmt: skip
             started.append(spec.channel_id)
     return started
@@ -268,6 +275,10 @@ BOX = "box"  # the demo box's label
 BOX_MAC = "00:1a:2b:3c:4d:5e"
 PACKAGE = "basic"
 SLATE = "http://127.0.0.1:8080/slates/regional-blackout.m3u8"
+# The demo's encrypted channel: its key rotates every 30 s of media (five 6-second
+# segments), so the journey's last step sees a rotation within a minute.
+ENCRYPTED = "btv-news.bj.cn"
+KEY_ROTATION_SECONDS = 30
 
 
 @dataclass(frozen=True, slots=True)
@@ -377,7 +388,9 @@ def make_sources(folder: Path, channels: Sequence[DemoChannel] = CHANNELS) -> di
                     "-f",
                     "lavfi",
                     "-i",
-                    f"{ch.lavfi}=s=640x360:r=25:d=12",
+                    # Scrolled: a still picture would be "frozen" to the live ingest,
+                    # which puts such a channel on its slate.
+                    f"{ch.lavfi}=s=640x360:r=25:d=12,scroll=h=0.002",
                     "-f",
                     "lavfi",
                     "-i",
@@ -405,7 +418,13 @@ def make_sources(folder: Path, channels: Sequence[DemoChannel] = CHANNELS) -> di
 
 
 def demo_live(sources: Mapping[str, Path]) -> tuple[LiveSpec, ...]:
-    """Each demo channel live from its looped clip."""
+    """Each demo channel live from its looped clip, :data:`ENCRYPTED` encrypted."""
+    encrypted = ChannelEncryption(enabled=True, rotation_seconds=KEY_ROTATION_SECONDS)
     return tuple(
-        LiveSpec(ch.channel_id, sources[ch.channel_id].resolve().as_uri()) for ch in CHANNELS
+        LiveSpec(
+            ch.channel_id,
+            sources[ch.channel_id].resolve().as_uri(),
+            encryption=encrypted if ch.channel_id == ENCRYPTED else ChannelEncryption(),
+        )
+        for ch in CHANNELS
     )

@@ -2,7 +2,9 @@
 # Installs the system binaries the platform drives (FFmpeg, redis-server, nginx
 # with the njs module for signed-URL checks at the edge, wrk for load tests,
 # setpriv, the XMLTV DTD and tv_validate_file; systemd-analyze and kubectl for
-# checking deploy/) when any is missing. Quick no-op when all are present.
+# checking deploy/) when any is missing; with --browser, Debian's chromium too (make
+# test-browser's player runs in it: a large package the other targets do not need).
+# Quick no-op when all are present.
 set -euo pipefail
 
 need=()
@@ -24,6 +26,8 @@ command -v systemd-analyze >/dev/null || need+=(systemd)
 command -v kubectl >/dev/null || need+=(kubectl)
 # make lint: buf (lint and breaking checks of the protos) comes from npm, pinned in package-lock.json.
 command -v npm >/dev/null || need+=(npm)
+# Debian's build plays H.264/AAC in MSE, which the browser tests' hls.js needs.
+[ "${1:-}" = --browser ] && { command -v chromium >/dev/null || need+=(chromium); }
 [ ${#need[@]} -eq 0 ] && exit 0
 
 if ! command -v apt-get >/dev/null; then

@@ -1,18 +1,29 @@
-"""``headend demo --reset`` (``make demo-reset``): the demo starts from empty."""
+"""``headend demo --reset`` (``make demo-reset``): the demo starts from empty; the journey's
+encrypted step (a box plays an encrypted channel across a key rotation)."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import aiohttp
 import pytest
+import pytest_asyncio
 
-from headend.demo import reset
+from cdn_ctl.sim.stb import SetTopBox
+from headend.contentkeys import ContentKeySettings, KekRing
+from headend.demo import play_encrypted, reset
 from headend.errors import FailedPrecondition
 from headend.redisproc import RedisServer
 from headend.stack import StackSettings
+from tests.support.journey import Stack, build_stack
+from tests.support.world import LIVE
+
+# The stack's channel: 2-second segments, a key every 6 s of media.
+ROTATION_SECONDS = 6
 
 
 def _settings(var: Path, **env: str) -> StackSettings:
@@ -79,3 +90,47 @@ def test_reset_refuses_when_the_data_is_in_an_external_redis(var: Path) -> None:
     with pytest.raises(FailedPrecondition, match="REDIS_URL"):
         reset(_settings(var, REDIS_URL="redis://127.0.0.1:6379/0"))
     assert (var / "secrets.env").exists()
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def stack(
+    redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Stack]:
+    """The platform with its live channel encrypted."""
+    keys = ContentKeySettings(keks=KekRing.generate("demo"), rotation_seconds=ROTATION_SECONDS)
+    folder = tmp_path_factory.mktemp("demo-encrypted")
+    async with build_stack(redis_server.url, folder, content_keys=keys) as up:
+        yield up
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+@pytest.mark.xdist_group("demo-encrypted")
+@pytest.mark.asyncio(loop_scope="module")
+async def test_the_encrypted_step_plays_across_a_rotation_and_shows_the_edge_refusing_keys(
+    stack: Stack,
+) -> None:
+    lines: list[str] = []
+    seeded = stack.world.boxes["c1"]
+    async with aiohttp.ClientSession() as http:
+        box = SetTopBox(http, stack.url, mac=seeded.mac, secret=seeded.secret)
+        await box.login()
+        await play_encrypted(box, LIVE, ROTATION_SECONDS, out=lines.append)
+    text = "\n".join(lines)
+    assert lines[0] == f"7. encrypted: {LIVE} (AES-128, a new key every 6 s of media)"
+    played = re.search(
+        r"^    played (\d+) segments \(\d+ s of media\), decrypted (\d+); keys fetched from "
+        r"the front door (\d+): ([0-9a-f]{8}(?:, [0-9a-f]{8})*); errors 0$",
+        text,
+        re.MULTILINE,
+    )
+    assert played, text
+    segments, decrypted, keys = (int(n) for n in played.groups()[:3])
+    assert segments == decrypted >= 1
+    assert keys == len(played[4].split(", ")) >= 2
+    edge = rf"http://127\.0\.0\.1:\d+/keys/{re.escape(LIVE)}/{played[4][-8:]}\.\.\."
+    assert re.search(
+        rf"^    at the edge: GET {edge} -> 404 \(keys come from the front door only\)$",
+        text,
+        re.MULTILINE,
+    ), text

@@ -1,19 +1,43 @@
-"""Seeding twice against one real Redis comes up on the same world (``make demo`` again)."""
+"""Seeding twice against one real Redis comes up on the same world (``make demo`` again),
+and the demo's live channels start as its plan says (one encrypted) unless they run."""
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
 
 from headend.auth import PLAYBACK, KeyStore
-from headend.rpc import bearer, client_channel
-from headend.seed import Plan, Targets, demo_plan, seed
+from headend.rpc import RpcSettings, bearer, client_channel
+from headend.seed import (
+    CHANNELS,
+    ENCRYPTED,
+    KEY_ROTATION_SECONDS,
+    Plan,
+    Targets,
+    demo_live,
+    demo_plan,
+    make_sources,
+    seed,
+    start_live,
+)
 from protos import epg_pb2, epg_pb2_grpc, subscriber_pb2, subscriber_pb2_grpc
+from tests.support.tokens import Tokens
 from tests.support.world import Services, journey_plan, start_services
+from transcode.archive import ArchiveIndex
+from transcode.client import TranscodeClient
+from transcode.domain import ChannelEncryption
+from transcode.live import LiveManager
+from transcode.live.detect import FREEZE_NOISE_DB
+from transcode.server import create_server as create_transcode
+from transcode.settings import ControlSettings, QueueSettings, SourceSettings
+from transcode.sources import SourceGuard
 
 NOW = datetime(2026, 3, 2, 9, 40, tzinfo=UTC)
 
@@ -134,3 +158,65 @@ async def test_a_later_run_keeps_the_accounts_and_brings_the_guide_up_to_date(
     assert await _accounts(services, later) == accounts
     guide = await _guide(services, later)
     assert all(len(guide[cid]) == len(later.guides[cid]) for cid in later.guides)
+
+
+@pytest.fixture
+async def transcode(redis: aioredis.Redis, keys: KeyStore, tmp_path: Path) -> AsyncIterator[str]:
+    """A TranscodeService (no content keys: an encrypted channel runs, publishing nothing)
+    whose channels may read files under ``tmp_path``; its target."""
+    origin = tmp_path / "origin"
+    sources = SourceSettings(media_roots=(tmp_path,))
+    settings = ControlSettings(
+        rpc=RpcSettings(port=0, grace_seconds=0), redis_url="unused://", origin_root=origin,
+        queue=QueueSettings(), sources=sources,
+    )  # fmt: skip
+    manager = LiveManager(
+        redis=redis, archive=ArchiveIndex(redis), origin_root=origin, sources=SourceGuard(sources)
+    )
+    server, port = await create_transcode(settings, redis=redis, keys=keys, channels=manager)
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        await manager.close()
+        await server.stop(0)
+
+
+async def test_the_demo_encrypts_one_channel_and_keeps_a_running_one_as_it_runs(
+    transcode: str, tokens: Tokens, tmp_path: Path
+) -> None:
+    sources = {}
+    for ch in CHANNELS:
+        sources[ch.channel_id] = tmp_path / f"{ch.channel_id}.mp4"
+        sources[ch.channel_id].write_bytes(b"")  # never played: the channels' config is checked
+    targets, admin = Targets("", "", transcode), await tokens()
+    clear = [replace(spec, encryption=ChannelEncryption()) for spec in demo_live(sources)]
+    # An earlier demo left the news channel running clear: seeding keeps it so.
+    assert await start_live(targets, admin, [clear[1]]) == [ENCRYPTED]
+
+    started = await start_live(targets, admin, demo_live(sources))
+
+    assert started == [c.channel_id for c in CHANNELS if c.channel_id != ENCRYPTED]
+    async with TranscodeClient(transcode, admin) as client:
+        running = {s.channel.id: s.channel.encryption for s in await client.list_channels()}
+    # The news channel stays clear until it is stopped.
+    assert running == {c.channel_id: ChannelEncryption() for c in CHANNELS}
+    async with TranscodeClient(transcode, admin) as client:
+        await client.stop_channel(ENCRYPTED)
+    assert await start_live(targets, admin, demo_live(sources)) == [ENCRYPTED]
+    async with TranscodeClient(transcode, admin) as client:
+        news = next(s for s in await client.list_channels() if s.channel.id == ENCRYPTED)
+    assert news.channel.encryption == ChannelEncryption(True, KEY_ROTATION_SECONDS)
+
+
+def test_no_demo_source_looks_frozen_to_the_live_ingest(tmp_path: Path) -> None:
+    # The ingest's own freeze filter (its noise floor), over two seconds: a still test
+    # card would put its channel on the slate for the whole demo.
+    sources = make_sources(tmp_path)
+    assert set(sources) == {c.channel_id for c in CHANNELS}
+    for channel, path in sources.items():
+        probe = subprocess.run(
+            ["ffmpeg", "-v", "info", "-i", str(path), "-an", "-vf",
+             f"freezedetect=n={FREEZE_NOISE_DB}:d=2,metadata=mode=print", "-f", "null", "-"],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        assert "freeze_start" not in probe.stderr, channel

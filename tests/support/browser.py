@@ -1,0 +1,192 @@
+"""A real HLS player in a real browser: hls.js in headless Chromium, driven by Playwright.
+
+The browser tests (``make test-browser``) prove what a simulated box cannot: that a
+browser's own MSE pipeline plays what the platform packages, and that a real player's
+playlist reloads, key loading and AES-128 decryption work through the front door and the
+edges. Playwright drives Debian's ``chromium`` (``executable_path``: nothing is downloaded,
+no ``playwright install``); hls.js comes from node_modules, pinned in package-lock.json,
+never from a CDN.
+
+The player page (``tests/browser/player.html``) is served at the front door's own origin,
+by Playwright's request routing for one path prefix the front door does not have: the front
+door sends no CORS headers, so a page on another origin could not read its playlists or
+keys (the edges allow any origin). Every other request the page makes reaches the real
+front door and edges, under the browser's ordinary same-origin and CORS rules.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from playwright.async_api import Browser, Page, Route, async_playwright
+from playwright.async_api import TimeoutError as PlaywrightTimeout
+
+from cdn_ctl.sim.stb import SetTopBox
+from headend.seed import Box
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = Path("/usr/bin/chromium")
+PAGES = {
+    "player.html": ROOT / "tests" / "browser" / "player.html",
+    "hls.min.js": ROOT / "node_modules" / "hls.js" / "dist" / "hls.min.js",
+}
+# Where the page lives on the front door's origin: a prefix the front door does not route.
+PLAYER_PREFIX = "/_browser_test/"
+# How often a wait re-reads the page's report (a requestAnimationFrame poll would cost the
+# loaded test machine 60 evaluations a second).
+POLL_MS = 200
+
+
+@dataclass(frozen=True, slots=True)
+class HlsError:
+    """One hls.js ERROR event."""
+
+    type: str
+    details: str
+    fatal: bool
+    status: int
+    url: str
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRefusal:
+    """A key request the front door refused, as the page received it."""
+
+    status: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """What the page saw so far (its ``window.report``)."""
+
+    hls_version: str
+    started: float | None
+    time: float
+    played_seconds: float  # since playback started
+    frames: int
+    errors: tuple[HlsError, ...]
+    fatal: HlsError | None
+    keys_requested: tuple[str, ...]
+    keys_loaded: tuple[str, ...]
+    keys_played: tuple[str, ...]
+    key_refusals: tuple[KeyRefusal, ...]
+    fragments_played: int
+
+    @classmethod
+    def from_page(cls, raw: dict[str, Any]) -> Report:
+        """The report from the page's JSON."""
+        errors = tuple(HlsError(**e) for e in raw["errors"])
+        return cls(
+            hls_version=raw["hlsVersion"],
+            started=raw["started"],
+            time=raw["time"],
+            played_seconds=raw["played"],
+            frames=raw["frames"],
+            errors=errors,
+            fatal=HlsError(**raw["fatal"]) if raw["fatal"] else None,
+            keys_requested=tuple(raw["keysRequested"]),
+            keys_loaded=tuple(raw["keysLoaded"]),
+            keys_played=tuple(raw["keysPlayed"]),
+            key_refusals=tuple(KeyRefusal(**r) for r in raw["keyRefusals"]),
+            fragments_played=raw["fragmentsPlayed"],
+        )
+
+
+class Player:
+    """One player page: :meth:`play` a stream, :meth:`until` the report says enough."""
+
+    def __init__(self, page: Page) -> None:
+        self.page = page
+        self.console: list[str] = []  # the page's console and uncaught errors, for messages
+        page.on("console", lambda msg: self.console.append(f"{msg.type}: {msg.text}"))
+        page.on("pageerror", lambda err: self.console.append(f"pageerror: {err}"))
+
+    async def play(self, src: str, token: str = "", authorise: Sequence[str] = ()) -> None:
+        """Start playing ``src``; ``token`` goes in ``Authorization: Bearer`` on the requests
+        whose URL starts with one of ``authorise``."""
+        await self.page.evaluate(
+            "([src, token, authorise]) => play(src, token, authorise)",
+            [src, token, list(authorise)],
+        )
+
+    async def report(self) -> Report:
+        """The page's report now."""
+        return Report.from_page(await self.page.evaluate("() => window.report"))
+
+    async def until(self, predicate: str, *, timeout_seconds: float) -> Report:
+        """Wait until the JavaScript ``predicate`` (a function of the report) holds, or for
+        at most ``timeout_seconds``: then return the report either way, for the test's
+        assertions to say what was missing."""
+        with contextlib.suppress(PlaywrightTimeout):
+            await self.page.wait_for_function(
+                f"() => ({predicate})(window.report)",
+                polling=POLL_MS,
+                timeout=timeout_seconds * 1000,
+            )
+        return await self.report()
+
+
+async def box_token(frontdoor: str, box: Box) -> str:
+    """The box's token from the front door's ``POST /api/login``, as the page gets it."""
+    async with aiohttp.ClientSession() as http:
+        client = SetTopBox(http, frontdoor, mac=box.mac, secret=box.secret)
+        await client.login()
+    return client.token
+
+
+async def _serve(route: Route) -> None:
+    """The page and hls.js, from the repository (nothing else under the prefix)."""
+    name = route.request.url.split(PLAYER_PREFIX, 1)[1]
+    path = PAGES.get(name)
+    if path is None:
+        await route.fulfill(status=404)
+    else:
+        await route.fulfill(path=path)
+
+
+def _require_installed() -> None:
+    """Say what to run when the browser or the player is missing."""
+    assert CHROMIUM.is_file(), f"{CHROMIUM} missing: make test-browser installs Debian's chromium"
+    for path in PAGES.values():
+        assert path.is_file(), f"{path} missing: make test-browser runs npm ci for hls.js"
+
+
+@contextlib.asynccontextmanager
+async def chromium() -> AsyncIterator[Browser]:
+    """Headless system Chromium for the duration."""
+    _require_installed()
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            # Muted video may autoplay anyway; this keeps a policy change from stalling play().
+            args=["--autoplay-policy=no-user-gesture-required"],
+        )
+        try:
+            yield browser
+        finally:
+            await browser.close()
+
+
+@contextlib.asynccontextmanager
+async def player(browser: Browser, origin: str) -> AsyncIterator[Player]:
+    """A player page at ``origin`` (the front door's), in a fresh browser context: no
+    cookies, cache or key shared with another page."""
+    context = await browser.new_context()
+    # A routed page has no address, so Chromium counts it as public and asks before letting
+    # it reach loopback (Local Network Access): the permission a viewer would give. Served
+    # for real, the page, the front door and the edges would share an address space.
+    await context.grant_permissions(["local-network-access"], origin=origin)
+    try:
+        page = await context.new_page()
+        await page.route(f"{origin}{PLAYER_PREFIX}**", _serve)
+        watched = Player(page)
+        await page.goto(f"{origin}{PLAYER_PREFIX}player.html")
+        yield watched
+    finally:
+        await context.close()
