@@ -17,7 +17,6 @@ load on a shared 2-core machine swing it too much).
 from __future__ import annotations
 
 import asyncio
-import re
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,20 +27,14 @@ import pytest
 from aiohttp import web
 
 from bench.conftest import SHORT, Report, median
-from cdn_ctl.domain import Edge, Tier
-from cdn_ctl.edge import EdgeConfig, EdgeProcess
-from cdn_ctl.server import RoutingProcess
-from cdn_ctl.settings import CdnSettings, RoutingSettings
+from bench.wrk import wrk_rate
 from cdn_ctl.signing import KeyRing, SigningKey
-from cdn_ctl.store import EdgeStore
-from headend.auth import PLAYBACK, KeyStore
 from headend.contentkeys import ContentKeySettings, ContentKeyStore, KekRing, scope_for_channel
 from headend.redisconn import connect
 from headend.redisproc import RedisServer
-from headend.rpc import RpcSettings
-from tests.support.cdn import FakeOrigin, eventually
-from tests.support.net import free_port
-from tests.support.world import LIVE, REGION, frontdoor_settings, seed_world, start_services
+from tests.support.cdn import FakeOrigin
+from tests.support.security import routing_process
+from tests.support.world import LIVE
 
 WRK_SECONDS = 3 if SHORT else 10
 WRK_ROUNDS = 2 if SHORT else 3
@@ -49,21 +42,6 @@ FLOOR = 0.6
 ROTATION = 600
 RING = KeyRing((SigningKey("k1", b"bench-keys-edge-secret-0123"),), "k1")
 DOOR = {"fetches_per_minute": 1_000_000, "key_requests_per_minute": 1_000_000}
-
-
-async def _wrk(url: str, headers: dict[str, str], seconds: int) -> float:
-    args = ["wrk", "-t1", "-c16", f"-d{seconds}s"]
-    for key, value in headers.items():
-        args += ["-H", f"{key}: {value}"]
-    proc = await asyncio.create_subprocess_exec(
-        *args, url, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
-    )
-    out, _ = await proc.communicate()
-    found = re.search(r"Requests/sec:\s+([0-9.]+)", out.decode())
-    assert found, out.decode()
-    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out.decode())
-    assert non2xx is None, out.decode()
-    return float(found.group(1))
 
 
 async def _trivial() -> tuple[web.AppRunner, str]:
@@ -84,69 +62,52 @@ async def _trivial() -> tuple[web.AppRunner, str]:
 
 async def _measure(workdir: Path, redis_url: str) -> tuple[list[float], list[float]]:
     redis = connect(redis_url)
-    services = await start_services(redis)
-    world = await seed_world(services.epg_target, services.subscriber_target, services.api_key)
-    _, playback_key = await KeyStore(redis).create(PLAYBACK)
-    origin = FakeOrigin()
-    await origin.start()
-    edge = EdgeProcess(
-        EdgeConfig(edge_id="v1", listen_port=free_port(), upstream=origin.address),
-        prefix=workdir / "v1",
-        keys=RING,
-    )
-    await edge.start()
-    await EdgeStore(redis).create(
-        Edge("v1", REGION, Tier.EDGE, "127.0.0.1", edge.config.listen_port, 100, 1e4, 1e4)
-    )
     keks = KekRing.generate("kek1")
-    settings = CdnSettings(
-        rpc=RpcSettings(port=0),
-        keys=RING,
-        http_port=0,
-        admin_port=0,
-        routing=RoutingSettings(),
-        replica_id="bench-keys",
-        frontdoor=frontdoor_settings(services, api_key=playback_key, **DOOR),
-        content_keys=ContentKeySettings(keks=keks, rotation_seconds=ROTATION),
-    )
     period = int(datetime.now(UTC).timestamp()) // ROTATION
     key = await ContentKeyStore(redis, keks).key_for(
         scope_for_channel(LIVE), period, rotation_seconds=ROTATION
     )
     ours: list[float] = []
     theirs: list[float] = []
-    async with aiohttp.ClientSession() as http:
-        process = RoutingProcess(settings, redis=redis, http=http, access_log=False)
-        trivial_runner, trivial = await _trivial()
-        try:
-            url = f"http://127.0.0.1:{await process.start()}"
-
-            async def routable() -> bool:
-                return bool(process.routing.candidates(LIVE, REGION))
-
-            await eventually(routable)  # the first probe may find nginx still starting
-            c1 = world.boxes["c1"]
+    origin = FakeOrigin()
+    await origin.start()
+    trivial_runner, trivial = await _trivial()
+    try:
+        async with (
+            routing_process(
+                redis,
+                workdir,
+                origin.address,
+                RING,
+                replica_id="bench-keys",
+                door=DOOR,
+                content_keys=ContentKeySettings(keks=keks, rotation_seconds=ROTATION),
+                access_log=False,
+            ) as door,
+            aiohttp.ClientSession() as http,
+        ):
+            c1 = door.world.boxes["c1"]
             async with http.post(
-                f"{url}/api/login", json={"mac": c1.mac, "secret": c1.secret}
+                f"{door.url}/api/login", json={"mac": c1.mac, "secret": c1.secret}
             ) as resp:
                 auth = {"Authorization": f"Bearer {(await resp.json())['token']}"}
-            async with http.get(f"{url}/live/{LIVE}/master.m3u8", headers=auth) as resp:
+            async with http.get(f"{door.url}/live/{LIVE}/master.m3u8", headers=auth) as resp:
                 assert resp.status == 200, await resp.text()
             path = f"/keys/{LIVE}/{key.key_id}"
-            async with http.get(url + path, headers=auth) as resp:
+            url = door.url + path
+            async with http.get(url, headers=auth) as resp:
                 assert await resp.read() == key.key
-            await _wrk(url + path, auth, 1)  # warm both
-            await _wrk(trivial + path, {}, 1)
+            await wrk_rate(url, auth, 1)  # warm both
+            await wrk_rate(trivial + path, {}, 1)
             for _ in range(WRK_ROUNDS):
-                ours.append(await _wrk(url + path, auth, WRK_SECONDS))
-                theirs.append(await _wrk(trivial + path, {}, WRK_SECONDS))
-        finally:
-            await trivial_runner.cleanup()
-            await process.stop()
-            await edge.stop()
-            await origin.stop()
-            await services.stop()
-            await redis.aclose()
+                ours.append(await wrk_rate(url, auth, WRK_SECONDS))
+                theirs.append(
+                    await wrk_rate(trivial + f"/keys/{LIVE}/{key.key_id}", {}, WRK_SECONDS)
+                )
+    finally:
+        await trivial_runner.cleanup()
+        await origin.stop()
+        await redis.aclose()
     return ours, theirs
 
 

@@ -27,7 +27,6 @@ Full: 500 boxes for 2 minutes. ``BENCH_SHORT=1``: 50 boxes for 15 s, and only
 from __future__ import annotations
 
 import asyncio
-import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -38,6 +37,7 @@ from aiohttp import web
 
 from bench.conftest import SHORT, Report, median
 from bench.journey import figures, run_boxes
+from bench.wrk import wrk_rate
 from cdn_ctl.sim.stb import SetTopBox
 from headend.redisproc import RedisServer
 from tests.support.journey import build_stack
@@ -53,21 +53,6 @@ WRK_ROUNDS = 2 if SHORT else 3
 # allows up to 1,000,000) so the throughput rounds measure the 302 path, the limiter's
 # counting included, rather than its 429s. The boxes' journey is far below either limit.
 DOOR = {"fetches_per_minute": 1_000_000}
-
-
-async def _wrk(url: str, headers: dict[str, str], seconds: int) -> float:
-    args = ["wrk", "-t1", "-c16", f"-d{seconds}s", "--latency"]
-    for key, value in headers.items():
-        args += ["-H", f"{key}: {value}"]
-    proc = await asyncio.create_subprocess_exec(
-        *args, url, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
-    )
-    out, _ = await proc.communicate()
-    found = re.search(r"Requests/sec:\s+([0-9.]+)", out.decode())
-    assert found, out.decode()
-    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out.decode())
-    assert non2xx is None, out.decode()
-    return float(found.group(1))
 
 
 async def _trivial() -> tuple[web.AppRunner, str]:
@@ -101,8 +86,8 @@ async def _journey(workdir: Path, redis_url: str) -> dict[str, Any]:
         try:
             path = variant.removeprefix(stack.url)
             for _ in range(WRK_ROUNDS):
-                ours.append(await _wrk(variant, box._auth(), WRK_SECONDS))
-                theirs.append(await _wrk(trivial + path, {}, WRK_SECONDS))
+                ours.append(await wrk_rate(variant, box._auth(), WRK_SECONDS))
+                theirs.append(await wrk_rate(trivial + path, {}, WRK_SECONDS))
         finally:
             await trivial_runner.cleanup()
     return {"runs": runs, "ours": ours, "theirs": theirs}

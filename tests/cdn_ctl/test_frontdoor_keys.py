@@ -16,16 +16,12 @@ import aiohttp
 import pytest
 import redis.asyncio as aioredis
 
-from cdn_ctl.domain import Edge, Tier
-from cdn_ctl.edge import EdgeConfig, EdgeProcess
+from cdn_ctl.edge import EdgeProcess
 from cdn_ctl.frontdoor.keys import KeyDelivery, grants_key, lease_note_key
 from cdn_ctl.frontdoor.policy import redacted_path
 from cdn_ctl.frontdoor.settings import FrontDoorSettings
 from cdn_ctl.server import RoutingProcess
-from cdn_ctl.settings import CdnSettings, RoutingSettings
 from cdn_ctl.signing import KeyRing, SigningKey, b64url, sign_path
-from cdn_ctl.store import EdgeStore
-from headend.auth import PLAYBACK, KeyStore
 from headend.contentkeys import (
     ContentKey,
     ContentKeySettings,
@@ -34,19 +30,15 @@ from headend.contentkeys import (
     scope_for_asset,
     scope_for_channel,
 )
-from headend.rpc import RpcSettings
 from headend.seed import World
 from headend.settings import SettingsError
-from tests.support.cdn import FakeOrigin, eventually
-from tests.support.net import free_port
+from tests.support.cdn import FakeOrigin
+from tests.support.security import routing_process
 from tests.support.world import (
     LIVE,
     OTHER_REGION,
     REGION,
     SPORT,
-    frontdoor_settings,
-    seed_world,
-    start_services,
 )
 
 RING = KeyRing((SigningKey("k1", b"frontdoor-keys-edge-secret"),), "k1")
@@ -113,63 +105,34 @@ async def keydoor(
 ) -> AsyncIterator[KeyDoor]:
     """The CDN process with content keys on; ``@pytest.mark.door(**overrides)`` changes
     front door settings for one test."""
-    services = await start_services(redis)
-    world = await seed_world(services.epg_target, services.subscriber_target, services.api_key)
-    _, playback_key = await KeyStore(redis).create(PLAYBACK)
+    marker = request.node.get_closest_marker("door")
     origin = FakeOrigin()
     await origin.start()
-    edge = EdgeProcess(
-        EdgeConfig(edge_id="v1", listen_port=free_port(), upstream=origin.address),
-        prefix=tmp_path / "v1",
-        keys=RING,
-    )
-    await edge.start()
-    port = edge.config.listen_port
-    # One nginx, registered in both regions the world's boxes live in.
-    for edge_id, region in (("v1", REGION), ("v2", OTHER_REGION)):
-        await EdgeStore(redis).create(
-            Edge(edge_id, region, Tier.EDGE, "127.0.0.1", port, 100, 1e4, 1e4)
-        )
-    marker = request.node.get_closest_marker("door")
-    overrides = marker.kwargs if marker is not None else {}
-    settings = CdnSettings(
-        rpc=RpcSettings(port=0),
-        keys=RING,
-        http_port=0,
-        admin_port=0,
-        routing=RoutingSettings(),
-        refresh_seconds=0.2,
-        probe_interval_seconds=0.2,
-        replica_id="keys",
-        frontdoor=frontdoor_settings(services, api_key=playback_key, **overrides),
-        content_keys=ContentKeySettings(keks=KEKS, rotation_seconds=ROTATION),
-    )
-    http = aiohttp.ClientSession()
-    process = RoutingProcess(settings, redis=redis, http=http)
     try:
-        await process.start()
-
-        async def routable() -> bool:
-            routing = process.routing
-            return all(routing.candidates(LIVE, region) for region in (REGION, OTHER_REGION))
-
-        # The controller's first probe may find nginx still starting.
-        await eventually(routable)
-        yield KeyDoor(
-            f"http://127.0.0.1:{process.port}",
-            process,
-            world,
-            ContentKeyStore(redis, KEKS),
+        # One nginx, registered in both regions the world's boxes live in.
+        async with routing_process(
             redis,
-            edge,
-            origin,
-        )
+            tmp_path,
+            origin.address,
+            RING,
+            replica_id="keys",
+            regions=(REGION, OTHER_REGION),
+            door=marker.kwargs if marker is not None else {},
+            content_keys=ContentKeySettings(keks=KEKS, rotation_seconds=ROTATION),
+            refresh_seconds=0.2,
+            probe_interval_seconds=0.2,
+        ) as door:
+            yield KeyDoor(
+                door.url,
+                door.process,
+                door.world,
+                ContentKeyStore(redis, KEKS),
+                redis,
+                door.edge,
+                origin,
+            )
     finally:
-        await process.stop()
-        await http.close()
-        await edge.stop()
         await origin.stop()
-        await services.stop()
 
 
 def _now() -> datetime:

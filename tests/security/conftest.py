@@ -9,22 +9,12 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 import redis.asyncio as aioredis
 
-from cdn_ctl.domain import Edge, Tier
-from cdn_ctl.edge import EdgeConfig, EdgeProcess
-from cdn_ctl.server import RoutingProcess
-from cdn_ctl.settings import CdnSettings, RoutingSettings
 from cdn_ctl.signing import KeyRing, SigningKey
-from cdn_ctl.store import EdgeStore
-from headend.auth import PLAYBACK, KeyStore
-from headend.rpc import RpcSettings
-from tests.support.cdn import FakeOrigin, eventually
-from tests.support.net import free_port
-from tests.support.security import Platform
-from tests.support.world import LIVE, REGION, frontdoor_settings, seed_world, start_services
+from tests.support.cdn import FakeOrigin
+from tests.support.security import Platform, routing_process
 
 RING = KeyRing((SigningKey("k1", b"security-edge-secret-0123"),), "k1")
 # Limits small enough to reach in a test.
@@ -53,60 +43,27 @@ async def platform(
 ) -> AsyncIterator[Platform]:
     """The CDN process's two faces over real services; ``@pytest.mark.door(**overrides)``
     changes front door settings for one test."""
-    services = await start_services(redis)
-    world = await seed_world(services.epg_target, services.subscriber_target, services.api_key)
-    keys = KeyStore(redis)
-    _, playback_key = await keys.create(PLAYBACK)
-    edge = EdgeProcess(
-        EdgeConfig(edge_id="v1", listen_port=free_port(), upstream=fake_origin.address),
-        prefix=tmp_path / "v1",
-        keys=RING,
-    )
-    await edge.start()
-    await EdgeStore(redis).create(
-        Edge("v1", REGION, Tier.EDGE, "127.0.0.1", edge.config.listen_port, 100, 1e4, 1e4)
-    )
     marker = request.node.get_closest_marker("door")
     overrides = marker.kwargs if marker is not None else {}
-    settings = CdnSettings(
-        rpc=RpcSettings(port=0),
-        keys=RING,
-        http_port=0,
-        admin_port=0,
-        routing=RoutingSettings(),
+    async with routing_process(
+        redis,
+        tmp_path,
+        fake_origin.address,
+        RING,
+        replica_id="security",
+        door={**DOOR_LIMITS, **overrides},
         refresh_seconds=0.2,
         probe_interval_seconds=0.2,
-        replica_id="security",
-        frontdoor=frontdoor_settings(
-            services, api_key=playback_key, **{**DOOR_LIMITS, **overrides}
-        ),
-    )
-    http = aiohttp.ClientSession()
-    process = RoutingProcess(settings, redis=redis, http=http)
-    try:
-        await process.start()
-        assert process.frontdoor is not None
-
-        async def routable() -> bool:
-            return bool(process.routing.candidates(LIVE, REGION))
-
-        # A new edge serves after a few good probes; a loaded machine could otherwise
-        # ask for a master first and get 503 no_edge (no lease), not what a test checks.
-        await eventually(routable)
+    ) as door:
         yield Platform(
-            url=f"http://127.0.0.1:{process.port}",
-            admin_url=f"http://127.0.0.1:{process.admin_port}",
-            process=process,
-            world=world,
-            services=services,
+            url=door.url,
+            admin_url=door.admin_url,
+            process=door.process,
+            world=door.world,
+            services=door.services,
             redis=redis,
-            keys=keys,
-            edge=edge,
+            keys=door.keys,
+            edge=door.edge,
             origin=fake_origin,
             ring=RING,
         )
-    finally:
-        await process.stop()
-        await http.close()
-        await edge.stop()
-        await services.stop()
