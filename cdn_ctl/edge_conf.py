@@ -15,6 +15,10 @@ What the rendered configuration guarantees, and why:
   ``region`` only feed the steering tag). ``Accept-Encoding`` is not forwarded and
   the parent's ``Vary`` is ignored, so header values cannot split the cache
   either; the edge gzips playlists itself.
+- **Playlists live as long as the origin says.** nginx honours the parent's
+  ``Cache-Control`` before ``proxy_cache_valid``: live playlists and catch-up windows
+  still growing (start-over, timeshift) come with ``max-age=1``, settled catch-up
+  windows with an hour; ``playlist_ttl_seconds`` only covers a parent that says nothing.
 - **Slow clients cannot hold the edge.** Header, body and send timeouts are
   short, keep-alive is bounded, timed-out connections are reset (no lingering
   buffers), ``worker_processes`` defaults to ``auto`` and each worker takes

@@ -35,7 +35,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, NamedTuple, Protocol
+from typing import Any, Literal, NamedTuple, Protocol
 
 import redis.asyncio as aioredis
 
@@ -53,6 +53,8 @@ CHANNELS = "tc:archived"
 # Index lookups start this far before the window so a segment that began
 # before ``from`` but overlaps it is still found.
 _LOOKBEHIND_SECONDS = 30.0
+# A window that ended this recently may still be reloaded by players that watched it grow.
+SETTLED = timedelta(minutes=1)
 
 
 def channel_tag(channel: str) -> str:
@@ -285,13 +287,34 @@ def segment_key(entry: ArchiveEntry, channel: str, base_url: str) -> hls.Segment
     )
 
 
+WindowState = Literal["settled", "growing", "ended"]
+
+
+def window_state(entries: Sequence[ArchiveEntry], window: Window, now: datetime) -> WindowState:
+    """What a catch-up window's playlist is now: ``settled`` (over for more than
+    :data:`SETTLED`: VOD, cached long), ``growing`` (its end is ahead and the archive has not
+    reached it: start-over, timeshift) or ``ended`` (it grew, and its end has come: the
+    same EVENT playlist with ENDLIST appended, as RFC 8216 asks of an EVENT that ends)."""
+    if window.end < now - SETTLED:
+        return "settled"
+    if now >= window.end or (entries and entries[-1].end >= window.end):
+        return "ended"
+    return "growing"
+
+
 def render_catchup_media(
-    entries: Sequence[ArchiveEntry], *, channel: str, key_base_url: str
+    entries: Sequence[ArchiveEntry],
+    *,
+    channel: str,
+    key_base_url: str,
+    state: WindowState = "settled",
 ) -> str:
-    """A VOD playlist of archived segments (URIs are the segment file names). It is numbered
-    from the first segment's sequence number, so an encrypted segment's IV is implied and
-    only a key change (or a gap in the numbers) needs an ``EXT-X-KEY``; keys are named
-    ``{key_base_url}/keys/{channel}/{key_id}``."""
+    """A playlist of archived segments (URIs are the segment file names): VOD for a settled
+    window; EVENT while it may still grow or has just ended (see :func:`window_state`),
+    telling players to begin at its first segment (``EXT-X-START``), not at its live edge,
+    with ENDLIST once it has ended. It is numbered from the first segment's sequence
+    number, so an encrypted segment's IV is implied and only a key change (or a gap in the
+    numbers) needs an ``EXT-X-KEY``; keys are named ``{key_base_url}/keys/{channel}/{key_id}``."""
     if not entries:
         raise ArchiveNotFound("no archived segments in the window")
     segments = [
@@ -308,8 +331,9 @@ def render_catchup_media(
         hls.MediaPlaylist(
             segments=segments,
             media_sequence=entries[0].sequence,
-            playlist_type="VOD",
-            endlist=True,
+            playlist_type="VOD" if state == "settled" else "EVENT",
+            endlist=state != "growing",
+            start_offset_seconds=None if state == "settled" else 0.0,
         )
     )
 

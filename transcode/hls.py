@@ -74,6 +74,9 @@ class MediaPlaylist:
     # Live playlists pin this: RFC 8216 forbids the target duration to change
     # between reloads. None means ceil(longest segment).
     target_duration: int | None = None
+    # EXT-X-START: where a player should begin (seconds from the first segment); a growing
+    # start-over or timeshift playlist says 0, or players would start at its live edge.
+    start_offset_seconds: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,6 +177,8 @@ def render_media(playlist: MediaPlaylist) -> str:
         out.append(tags.I_FRAMES_ONLY)
     if playlist.independent_segments:
         out.append(tags.INDEPENDENT_SEGMENTS)
+    if playlist.start_offset_seconds is not None:
+        out.append(f"{tags.START}{tags.TIME_OFFSET}={playlist.start_offset_seconds:.3f}")
 
     append = out.append
     extinf_text: dict[float, str] = {}  # durations repeat (6.0, 6.0, ...): format each once
@@ -279,6 +284,7 @@ def parse_media(text: str) -> MediaPlaylist:
         iframes_only=bool(parsed.is_i_frames_only),
         independent_segments=bool(parsed.is_independent_segments),
         target_duration=None if parsed.target_duration is None else int(parsed.target_duration),
+        start_offset_seconds=None if parsed.start is None else float(parsed.start.time_offset),
     )
 
 

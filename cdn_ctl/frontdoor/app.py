@@ -12,6 +12,8 @@ A box needs only this address::
         302 to the lease's edge (a short-lived signed URL); heartbeats the lease
     GET  /catchup/{ch}/master.m3u8?utc=&utcend=   (or ?programme=ID)
         302 to an edge, signed once for exactly that window (/catchup/{ch}/w/{from}/{to}/...)
+    GET  /startover/{ch}/master.m3u8, /timeshift/{ch}/master.m3u8?utc= (or ?offset=)
+        the same, for a window still growing (:mod:`cdn_ctl.frontdoor.timeshift`)
     POST /api/stop?lease_id=LEASE         the box stopped: give the stream slot back
     GET  /healthz                        {"status": "ok"}; nothing else about the platform
     GET  /keys/{ch}/{key_id}, /keys/asset/{asset}/{key_id}   a segment's content key, to a
@@ -76,7 +78,6 @@ from cdn_ctl.frontdoor.playback import (
     TOKEN,
     Airing,
     Master,
-    Playback,
     request_token,
     token_query,
 )
@@ -91,6 +92,7 @@ from cdn_ctl.frontdoor.players import (
 from cdn_ctl.frontdoor.policy import slate_for
 from cdn_ctl.frontdoor.ports import Routing
 from cdn_ctl.frontdoor.settings import FrontDoorSettings
+from cdn_ctl.frontdoor.timeshift import Timeshift
 from cdn_ctl.lineup import LineupEntry, render_m3u
 from cdn_ctl.playerlinks import PlayerLinks
 from cdn_ctl.upstream import EpgCache, LeaseKeeper, SubscriberCache
@@ -126,7 +128,7 @@ class Guards:
 # --------------------------------------------------------------------------- the face
 
 
-class FrontDoor(Playback, Players, Keys):
+class FrontDoor(Timeshift, Players, Keys):
     """Box-facing handlers behind the box-token middleware: the public face."""
 
     def __init__(
@@ -301,6 +303,8 @@ class FrontDoor(Playback, Players, Keys):
         app.router.add_get("/live/{channel}/master.m3u8", mapped(self.live_master))
         app.router.add_get("/live/{channel}/{rung}/{name}", mapped(self.live_variant))
         app.router.add_get("/catchup/{channel}/master.m3u8", mapped(self.catchup))
+        app.router.add_get("/startover/{channel}/master.m3u8", mapped(self.startover))
+        app.router.add_get("/timeshift/{channel}/master.m3u8", mapped(self.timeshift))
         app.router.add_get("/keys/asset/{asset}/{key_id}", mapped(self.asset_key))
         app.router.add_get("/keys/{channel}/{key_id}", mapped(self.channel_key))
 

@@ -33,12 +33,12 @@ from cdn_ctl.errors import (
     ProgrammeUnknown,
     UpstreamUnavailable,
 )
-from cdn_ctl.frontdoor.policy import epoch, rewrite_master
+from cdn_ctl.frontdoor.policy import epoch, rewrite_master, seconds
 from cdn_ctl.frontdoor.ports import Routing
 from cdn_ctl.frontdoor.settings import FrontDoorSettings
 from cdn_ctl.upstream import EpgCache, Lease, LeaseKeeper, SubscriberCache, on_air
 from cdn_ctl.web import redirect_response
-from epg.domain import Programme, rights
+from epg.domain import Channel, Programme, rights
 from headend.ids import is_lease_id
 
 if TYPE_CHECKING:
@@ -262,22 +262,36 @@ class Playback:
     async def _catchup_window(
         self, request: web.Request, channel: str, now: datetime
     ) -> tuple[datetime, datetime]:
+        """``programme`` (or ``catchup-id``, the guide's id as Kodi and TiviMate send it);
+        ``utc`` with ``utcend`` or ``duration`` (``start`` is ``utc``'s other name)."""
         query = request.query
-        if "programme" in query:
-            p = await self.epg.programme(channel, query["programme"], now)
-            return p.start, p.stop
-        return epoch(query, "utc"), epoch(query, "utcend")
+        for name in ("programme", "catchup-id"):
+            if name in query:
+                p = await self.epg.programme(channel, query[name], now)
+                return p.start, p.stop
+        first = "start" if "utc" not in query and "start" in query else "utc"
+        start = epoch(query, first)
+        if "utcend" not in query and "duration" in query:
+            return start, start + timedelta(seconds=seconds(query, "duration"))
+        return start, epoch(query, "utcend")
 
     async def catchup(self, request: web.Request) -> web.Response:
         """``GET /catchup/{ch}/master.m3u8``: check the window and the rights (the one set
-        of rules the origin applies too), lease, 302 signed for exactly that window."""
-        box = request[TOKEN]
-        channel_id = self._channel(request)
+        of rules the origin applies too), lease, 302 signed for exactly that window. A
+        window that ends ahead is a start-over: the origin's playlist grows until its end."""
+        channel = await self._catchup_channel(request)
         now = self._now()
-        channel = (await self.epg.channels()).get(channel_id)
-        if channel is None:
-            raise ProgrammeUnknown("no such channel", reason="unknown_channel")
-        start, stop = await self._catchup_window(request, channel_id, now)
+        start, stop = await self._catchup_window(request, channel.id, now)
+        return await self._grant_window(request, channel, start, stop, now)
+
+    async def _grant_window(
+        self, request: web.Request, channel: Channel, start: datetime, stop: datetime, now: datetime
+    ) -> web.Response:
+        """The rights of ``[start, stop)`` for the box (window, channel, entitlement, every
+        programme in it), then its lease and the 302 signed for exactly that window: the
+        one grant behind catch-up, start-over and timeshift."""
+        box = request[TOKEN]
+        channel_id = channel.id
         longest = timedelta(hours=self.settings.catchup_max_hours)
         _refuse(rights.window_refusal(start, stop, now, longest=longest))
         _refuse(rights.channel_refusal(channel, start, now))
@@ -290,6 +304,13 @@ class Playback:
         if self.keys is not None:
             await self.keys.grant(box.mac, channel_id, start, stop)
         return response
+
+    async def _catchup_channel(self, request: web.Request) -> Channel:
+        """The request's channel, from the guide (404 for one the guide does not have)."""
+        channel = (await self.epg.channels()).get(self._channel(request))
+        if channel is None:
+            raise ProgrammeUnknown("no such channel", reason="unknown_channel")
+        return channel
 
     async def stop_playback(self, request: web.Request) -> web.Response:
         """``POST /api/stop?lease_id=``: the box stopped playing; free its stream slot."""

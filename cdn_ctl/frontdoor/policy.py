@@ -17,6 +17,7 @@ SLATE_TITLE = "Not available in your region"
 _URI_ATTR = re.compile(r'URI="([^"]*)"')
 _PATHWAY = re.compile(r'PATHWAY-ID="[^"]*",?')
 _EPOCH = re.compile(r"^[0-9]{1,12}$")
+_SECONDS = re.compile(r"^[0-9]{1,9}$")
 # A player link credential as a path segment (cdn_ctl.playerlinks: 43 URL-safe characters).
 _CREDENTIAL_SEGMENT = re.compile(r"(?<=/)[A-Za-z0-9_-]{43}(?=/|$)")
 # A content key id at the end of a key request's path (``/keys/.../<32 hex>``).
@@ -65,6 +66,15 @@ def epoch(query: Mapping[str, str], name: str) -> datetime:
     if not _EPOCH.match(raw) or int(raw) >= _EPOCH_MAX:
         raise BadPlayRequest(name, "must be epoch seconds", reason="bad_window")
     return datetime.fromtimestamp(int(raw), tz=UTC)
+
+
+def seconds(query: Mapping[str, str], name: str) -> int:
+    """Whole seconds from a query parameter (ASCII digits only; the rights rules bound the
+    window it makes)."""
+    raw = query.get(name, "")
+    if not _SECONDS.match(raw):
+        raise BadPlayRequest(name, "must be whole seconds", reason="bad_window")
+    return int(raw)
 
 
 def redacted_path(path: str) -> str:

@@ -77,6 +77,10 @@ class FrontDoorSettings:
     guide_past_days: int = 1
     guide_future_days: int = 7
     catchup_max_hours: int = 6
+    # How far back live can be paused or rewound (timeshift): the default, and per channel
+    # (``(channel, hours)``; 0 turns timeshift off for that channel).
+    timeshift_hours: float = 2.0
+    timeshift_channel_hours: tuple[tuple[str, float], ...] = ()
     public_url: str = ""
     # Who may set X-Forwarded-For (load balancers in front of the front door).
     trusted_proxies: tuple[Network, ...] = ()
@@ -105,6 +109,11 @@ class FrontDoorSettings:
     live_key_window_seconds: float = 1800.0
     # TLS/mTLS towards EPG and subscriber (GRPC_CLIENT_*; None: plaintext).
     grpc_tls: ClientTls | None = None
+
+    def timeshift_depth(self, channel: str) -> timedelta:
+        """How far back ``channel``'s live can be rewound (zero: no timeshift)."""
+        hours = dict(self.timeshift_channel_hours).get(channel, self.timeshift_hours)
+        return timedelta(hours=hours)
 
     def signer(self) -> BoxTokenSigner:
         """The box token signer/verifier for these keys."""
@@ -165,6 +174,8 @@ class FrontDoorSettings:
             guide_past_days=env_int(env, "FRONTDOOR_GUIDE_PAST_DAYS", 1, low=0, high=30),
             guide_future_days=env_int(env, "FRONTDOOR_GUIDE_FUTURE_DAYS", 7, low=1, high=30),
             catchup_max_hours=env_int(env, "FRONTDOOR_CATCHUP_MAX_HOURS", 6, low=1, high=24),
+            timeshift_hours=env_float(env, "FRONTDOOR_TIMESHIFT_HOURS", 2.0, low=0, high=24),
+            timeshift_channel_hours=_channel_hours(env, "FRONTDOOR_TIMESHIFT_CHANNEL_HOURS"),
             public_url=env_str(env, "FRONTDOOR_PUBLIC_URL", "").rstrip("/"),
             trusted_proxies=proxies,
             token_binding=TokenBinding(
@@ -214,3 +225,18 @@ class FrontDoorSettings:
         except HeadendError as err:
             raise SettingsError("FRONTDOOR_SESSION_KEYS", err.message) from err
         return settings
+
+
+def _channel_hours(env: Env, name: str) -> tuple[tuple[str, float], ...]:
+    """``channel=hours,...`` (hours 0-24, as the default's), e.g. ``news1.cn=4,sport.cn=0``."""
+    pairs = []
+    for item in split_list(env_str(env, name, "")):
+        channel, sep, raw = item.partition("=")
+        try:
+            hours = float(raw) if sep and channel else -1.0
+        except ValueError:
+            hours = -1.0
+        if not 0 <= hours <= 24:
+            raise SettingsError(name, f"each item must be channel=hours (0-24), got {item!r}")
+        pairs.append((channel, hours))
+    return tuple(pairs)

@@ -28,7 +28,7 @@ from epg.domain import Programme, Rights, Text
 from epg.domain.rights import blacked_out
 from headend import regions
 from headend.seed import World
-from protos import epg_pb2, epg_pb2_grpc, subscriber_pb2
+from protos import subscriber_pb2
 from tests.support.cdn import EdgeFactory, FakeOrigin, eventually, two_region_routing
 from tests.support.world import (
     LIVE,
@@ -36,6 +36,7 @@ from tests.support.world import (
     REGION,
     SPORT,
     Services,
+    black_out,
     frontdoor_settings,
     seed_world,
     set_status,
@@ -367,22 +368,15 @@ async def test_an_epg_change_reaches_the_front_door_through_the_change_feed(door
         # Black the current news programme out in the box's region.
         now = datetime.now(UTC)
         hour = now.replace(minute=0, second=0, microsecond=0)
-        p = epg_pb2.Programme(
-            titles=[epg_pb2.LocalizedText(lang="en", text="Breaking")],
-            blackout_regions=[REGION],
-        )
-        p.start.FromDatetime(hour)
-        p.stop.FromDatetime(hour + timedelta(hours=1))
         generation = epg.generation
-        from headend.rpc import bearer, client_channel
-
-        async with client_channel(door.services.epg_target) as chan:
-            await epg_pb2_grpc.EpgServiceStub(chan).PutProgrammes(
-                epg_pb2.PutProgrammesRequest(
-                    parent=f"channels/{LIVE}", programmes=[p], policy=epg_pb2.WRITE_POLICY_REPLACE
-                ),
-                metadata=bearer(door.services.api_key),
-            )
+        await black_out(
+            door.services.epg_target,
+            door.services.api_key,
+            LIVE,
+            hour,
+            hour + timedelta(hours=1),
+            REGION,
+        )
 
         async def changed() -> bool:
             return epg.generation > generation

@@ -35,6 +35,9 @@ BOX_PATHS = [
     f"/catchup/{LIVE}/master.m3u8?utc=1700000000&utcend=1700003600",
     f"/keys/{LIVE}/{'0' * 32}",
     f"/keys/asset/film-001/{'0' * 32}",
+    f"/startover/{LIVE}/master.m3u8",
+    f"/timeshift/{LIVE}/master.m3u8?offset=600",
+    f"/timeshift/{LIVE}/master.m3u8?utc=1700000000",
 ]
 CATCHUP = f"/catchup/{LIVE}/master.m3u8"
 ADMIN_PATHS = [
@@ -231,6 +234,41 @@ async def test_catch_up_is_signed_for_exactly_its_window(platform: Platform) -> 
         assert all(f"/w/{first}/{last}/" in path for path in platform.origin.hits)
 
 
+@pytest.mark.parametrize(
+    "path",
+    [
+        pytest.param(f"/startover/{LIVE}/master.m3u8", id="start-over"),
+        pytest.param(f"/timeshift/{LIVE}/master.m3u8?offset=600", id="timeshift"),
+    ],
+)
+async def test_start_over_and_timeshift_are_signed_for_exactly_their_window(
+    platform: Platform, path: str
+) -> None:
+    async with aiohttp.ClientSession() as http:
+        token = await platform.login(http, "c1")
+        status, headers, body = await get(http, platform.url + path, token=token)
+        assert status == 302, body
+        location = urlsplit(headers["Location"])
+        grant = verify_path(platform.ring, location.path, client_ip="127.0.0.1", now=time.time())
+        parts = grant.scope.strip("/").split("/")
+        assert parts[:3] == ["catchup", LIVE, "w"]
+        first, last = int(parts[3]), int(parts[4])
+        # It ends with the programme on air, which the front door's rights checked.
+        assert last == int(datetime.now(UTC).replace(minute=0, second=0).timestamp()) + 3600
+        grace = platform.process.routing.settings.catchup_url_grace_seconds
+        assert grant.expires_at <= time.time() + (last - first) + grace + 1
+        token_part = location.path.split(f"catchup/{LIVE}/")[0]
+        # Stretched back into the programme before, or on into the next: refused.
+        for other in (
+            f"catchup/{LIVE}/w/{first - 3600}/{last}/master.m3u8",
+            f"catchup/{LIVE}/w/{first}/{last + 3600}/master.m3u8",
+            f"catchup/{LIVE}/w/{first}/{last}/../../../../live/{LIVE}/master.m3u8",
+        ):
+            async with http.get(f"{platform.edge.url}{token_part}{other}") as resp:
+                assert resp.status in (400, 403), other
+        assert all(f"/w/{first}/{last}/" in p for p in platform.origin.hits)
+
+
 async def test_one_stream_per_box_and_the_replaced_player_is_refused(platform: Platform) -> None:
     async with aiohttp.ClientSession() as http:
         token = await platform.login(http, "c1")
@@ -414,6 +452,20 @@ async def test_an_unverified_query_token_is_never_copied(platform: Platform) -> 
             id="long-programme",
         ),
         pytest.param("/live/%0d%0aX/master.m3u8", "bad_channel", id="crlf-channel"),
+        pytest.param("/startover/%0d%0aX/master.m3u8", "bad_channel", id="startover-crlf"),
+        pytest.param(
+            f"/timeshift/{LIVE}/master.m3u8?offset=%C2%B2", "bad_window", id="offset-unicode-digit"
+        ),
+        pytest.param(
+            f"/timeshift/{LIVE}/master.m3u8?offset=9999999999", "bad_window", id="offset-huge"
+        ),
+        pytest.param(
+            f"/timeshift/{LIVE}/master.m3u8?offset=999999999", "outside_timeshift", id="too-far"
+        ),
+        pytest.param(f"/timeshift/{LIVE}/master.m3u8", "bad_window", id="no-anchor"),
+        pytest.param(
+            f"/catchup/{LIVE}/master.m3u8?start=1&duration=-5", "bad_window", id="negative-duration"
+        ),
         pytest.param(f"/keys/{LIVE}/{'0' * 32}", "key_not_found", id="key-unknown"),
         pytest.param(f"/keys/{LIVE}/{'Z' * 32}", "key_not_found", id="key-id-not-hex"),
         pytest.param(f"/keys/{LIVE}/..%2F{'0' * 32}", "", id="key-traversal"),

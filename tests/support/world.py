@@ -36,7 +36,7 @@ from headend.seed import (
     World,
     seed,
 )
-from protos import subscriber_pb2, subscriber_pb2_grpc
+from protos import epg_pb2, epg_pb2_grpc, subscriber_pb2, subscriber_pb2_grpc
 from subscriber.server import create_server as create_subscriber
 from subscriber.settings import SubscriberSettings
 from tests.support.subscriber import device_name
@@ -193,6 +193,27 @@ async def set_status(subscriber_target: str, api_key: str, subscriber: str, stat
         await subscriber_pb2_grpc.SubscriberServiceStub(chan).SetSubscriberStatus(
             subscriber_pb2.SetSubscriberStatusRequest(
                 name=f"carriers/{CARRIER}/subscribers/{subscriber}", status=status
+            ),
+            metadata=bearer(api_key),
+        )
+
+
+async def black_out(
+    epg_target: str, api_key: str, channel: str, start: datetime, stop: datetime, region: str
+) -> None:
+    """Put a programme blacked out in ``region`` on ``channel`` over ``[start, stop)``,
+    replacing what it overlaps."""
+    programme = epg_pb2.Programme(
+        titles=[epg_pb2.LocalizedText(lang="en", text="Breaking")], blackout_regions=[region]
+    )
+    programme.start.FromDatetime(start)
+    programme.stop.FromDatetime(stop)
+    async with client_channel(epg_target) as chan:
+        await epg_pb2_grpc.EpgServiceStub(chan).PutProgrammes(
+            epg_pb2.PutProgrammesRequest(
+                parent=f"channels/{channel}",
+                programmes=[programme],
+                policy=epg_pb2.WRITE_POLICY_REPLACE,
             ),
             metadata=bearer(api_key),
         )

@@ -9,7 +9,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
 import redis.asyncio as aioredis
@@ -26,7 +26,14 @@ from headend.redisconn import RedisSettings
 from headend.rpc import StartupError, run_service
 from headend.settings import Env
 from transcode import ingest as ingest_protocol
-from transcode.archive import ArchiveIndex, Retention, render_catchup_media, render_master_for
+from transcode.archive import (
+    ArchiveIndex,
+    Retention,
+    WindowState,
+    render_catchup_media,
+    render_master_for,
+    window_state,
+)
 from transcode.domain import (
     Window,
     validate_channel_id,
@@ -57,8 +64,6 @@ from transcode.settings import Network, OriginSettings
 log = logging.getLogger(__name__)
 
 _PROGRAMME_CHARS = 128
-# A catch-up window that ended this recently may still gain segments.
-_SETTLED = timedelta(minutes=1)
 # A programme lookup is one small read: a stalled EPG must not hold a player long.
 EPG_TIMEOUT_SECONDS = 2.0
 _MAX_VOD_DEPTH = 8
@@ -203,8 +208,9 @@ class Origin:
             self._programmes, channel, _programme_id(programme_id), now=now
         )
 
-    def _catchup_cache(self, end: datetime, now: datetime) -> str:
-        return "public, max-age=3600" if end < now - _SETTLED else self._live_cache
+    def _catchup_cache(self, state: WindowState) -> str:
+        # A window still growing or just ended (start-over, timeshift) is cached as live.
+        return "public, max-age=3600" if state == "settled" else self._live_cache
 
     async def catchup_master(self, request: web.Request) -> web.StreamResponse:
         """A catch-up master playlist for ``[from, to)``."""
@@ -217,16 +223,23 @@ class Origin:
         # in the path form they inherit the window from the path.
         query = "" if "from" in request.match_info else "?" + request.query_string
         text = render_master_for(rungs, windows, query=query)
-        return await respond(request, playlist(text, self._catchup_cache(window.end, now)))
+        # Long-cached only once settled, which depends on the window's end alone.
+        state = window_state((), window, now)
+        return await respond(request, playlist(text, self._catchup_cache(state)))
 
     async def catchup_media(self, request: web.Request) -> web.StreamResponse:
-        """A catch-up VOD playlist of one rung for ``[from, to)``."""
+        """One rung's playlist for ``[from, to)``: an EVENT playlist growing with the archive
+        while ``to`` is ahead (start-over, timeshift), ENDLIST appended at ``to``, VOD once
+        the window has settled (:func:`transcode.archive.window_state`)."""
         channel, rung = self._channel(request), self._rung(request)
         now = utc_now()
         window = await self._window(request, channel, now)
         entries = await self._archive.window(channel, rung, window)
-        text = render_catchup_media(entries, channel=channel, key_base_url=self._key_base_url)
-        return await respond(request, playlist(text, self._catchup_cache(window.end, now)))
+        state = window_state(entries, window, now)
+        text = render_catchup_media(
+            entries, channel=channel, key_base_url=self._key_base_url, state=state
+        )
+        return await respond(request, playlist(text, self._catchup_cache(state)))
 
     async def keys(self, request: web.Request) -> web.StreamResponse:
         """Content keys are the front door's alone (it checks the box's lease): never here."""
