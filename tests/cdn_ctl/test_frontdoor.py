@@ -29,7 +29,7 @@ from epg.domain.rights import blacked_out
 from headend import regions
 from headend.seed import World
 from protos import subscriber_pb2
-from tests.support.cdn import EdgeFactory, FakeOrigin, eventually, two_region_routing
+from tests.support.cdn import EdgeFactory, FakeOrigin, MovedClock, eventually, two_region_routing
 from tests.support.world import (
     LIVE,
     PREMIUM,
@@ -44,16 +44,6 @@ from tests.support.world import (
 )
 
 
-class Clock:
-    """A monotonic clock the test moves (cache TTLs without sleeping)."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @dataclass
 class Door:
     url: str
@@ -61,7 +51,7 @@ class Door:
     world: World
     services: Services
     router: Router
-    clock: Clock
+    clock: MovedClock[float]
     ring: KeyRing
 
     def box(
@@ -80,7 +70,7 @@ async def door(
     edge = await edges("v1", upstream=origin.address)
     router, routing = two_region_routing(edge.config.listen_port, ring)
     settings = frontdoor_settings(services)
-    clock = Clock()
+    clock = MovedClock(1000.0)
     subscriber = SubscriberCache(
         services.subscriber_target, services.api_key, entitlement_ttl_seconds=10.0, clock=clock
     )

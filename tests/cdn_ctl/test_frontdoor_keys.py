@@ -33,7 +33,7 @@ from headend.contentkeys import (
 from headend.seed import World
 from headend.settings import SettingsError
 from tests.support.cdn import FakeOrigin
-from tests.support.security import routing_process
+from tests.support.security import login_box, routing_process
 from tests.support.world import (
     LIVE,
     OTHER_REGION,
@@ -58,12 +58,7 @@ class KeyDoor:
     origin: FakeOrigin
 
     async def login(self, http: aiohttp.ClientSession, label: str) -> str:
-        box = self.world.boxes[label]
-        async with http.post(
-            f"{self.url}/api/login", json={"mac": box.mac, "secret": box.secret}
-        ) as resp:
-            assert resp.status == 200, await resp.text()
-            return str((await resp.json())["token"])
+        return await login_box(http, self.url, self.world, label)
 
     async def watch(self, http: aiohttp.ClientSession, token: str, channel: str) -> str:
         """Start live playback of ``channel`` (its master): the lease id."""

@@ -29,7 +29,8 @@ from cdn_ctl.upstream import EpgCache, SubscriberCache
 from headend.rpc import bearer, client_channel
 from headend.seed import World
 from protos import subscriber_pb2, subscriber_pb2_grpc
-from tests.support.cdn import EdgeFactory, FakeOrigin, two_region_routing
+from tests.support.cdn import EdgeFactory, FakeOrigin, MovedClock, two_region_routing
+from tests.support.security import login_box
 from tests.support.subscriber import device_name
 from tests.support.world import (
     CARRIER,
@@ -42,26 +43,6 @@ from tests.support.world import (
 )
 
 
-class Monotonic:
-    """The subscriber cache's clock, moved by the test (entitlement TTLs without sleeping)."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-class WallClock:
-    """The front door's clock (token lifetimes), moved by the test."""
-
-    def __init__(self) -> None:
-        self.now = datetime.now(UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
 @dataclass
 class Door:
     url: str
@@ -69,16 +50,11 @@ class Door:
     world: World
     services: Services
     redis: aioredis.Redis
-    monotonic: Monotonic
-    wall: WallClock
+    monotonic: MovedClock[float]
+    wall: MovedClock[datetime]
 
     async def login(self, http: aiohttp.ClientSession, label: str) -> str:
-        box = self.world.boxes[label]
-        async with http.post(
-            f"{self.url}/api/login", json={"mac": box.mac, "secret": box.secret}
-        ) as resp:
-            assert resp.status == 200, await resp.text()
-            return str((await resp.json())["token"])
+        return await login_box(http, self.url, self.world, label)
 
     async def link(self, http: aiohttp.ClientSession, token: str) -> dict[str, Any]:
         async with http.post(
@@ -108,7 +84,7 @@ async def door(
     world = await seed_world(services.epg_target, services.subscriber_target, services.api_key)
     edge = await edges("v1", upstream=origin.address)
     _, routing = two_region_routing(edge.config.listen_port, ring)
-    monotonic, wall = Monotonic(), WallClock()
+    monotonic, wall = MovedClock(1000.0), MovedClock(datetime.now(UTC))
     subscriber = SubscriberCache(
         services.subscriber_target, services.api_key, entitlement_ttl_seconds=10.0, clock=monotonic
     )

@@ -7,6 +7,7 @@ import contextlib
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Generic, TypeVar
 
 from aiohttp import web
 
@@ -34,6 +35,18 @@ seg_00013.ts
 """
 
 EdgeFactory = Callable[..., Awaitable[EdgeProcess]]
+
+T = TypeVar("T")
+
+
+class MovedClock(Generic[T]):
+    """A clock the test moves by setting ``now`` (TTLs and lifetimes without sleeping)."""
+
+    def __init__(self, now: T) -> None:
+        self.now = now
+
+    def __call__(self) -> T:
+        return self.now
 
 
 class FakeOrigin:

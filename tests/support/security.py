@@ -35,6 +35,14 @@ from tests.support.world import (
 )
 
 
+async def login_box(http: aiohttp.ClientSession, url: str, world: World, label: str) -> str:
+    """Log the seeded box ``label`` in at the front door ``url``; its box token."""
+    box = world.boxes[label]
+    async with http.post(f"{url}/api/login", json={"mac": box.mac, "secret": box.secret}) as resp:
+        assert resp.status == 200, await resp.text()
+        return str((await resp.json())["token"])
+
+
 @dataclass
 class Door:
     """One real CDN process and what stands behind it: the gRPC services with their seeded
@@ -140,12 +148,7 @@ class Platform:
 
     async def login(self, http: aiohttp.ClientSession, label: str) -> str:
         """Log box ``label`` in; its token."""
-        box = self.world.boxes[label]
-        async with http.post(
-            f"{self.url}/api/login", json={"mac": box.mac, "secret": box.secret}
-        ) as resp:
-            assert resp.status == 200, await resp.text()
-            return str((await resp.json())["token"])
+        return await login_box(http, self.url, self.world, label)
 
 
 async def get(
