@@ -23,6 +23,7 @@ from typing import NoReturn
 import grpc
 from aiohttp import web
 from google.protobuf import message_factory
+from google.protobuf.message import Message
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from headend import logs
@@ -119,6 +120,10 @@ def _metadata(request: web.Request) -> tuple[tuple[str, str], ...] | None:
     return (("authorization", value),)
 
 
+def _serialize(message: Message) -> bytes:
+    return message.SerializeToString()
+
+
 class Gateway:
     """Request handlers over the route table and one gRPC channel per service address."""
 
@@ -127,7 +132,20 @@ class Gateway:
     ) -> None:
         self._settings = settings
         self._table = table
-        self._channels = channels
+        # One callable per served method, made once: its channel, request and answer types.
+        self._calls = {
+            route.rpc: (
+                message_factory.GetMessageClass(route.method.input_type),
+                channels[route.upstream].unary_unary(
+                    route.rpc,
+                    request_serializer=_serialize,
+                    response_deserializer=message_factory.GetMessageClass(
+                        route.method.output_type
+                    ).FromString,
+                ),
+            )
+            for route in table.routes
+        }
         self.metrics = RestMetrics()
         document = openapi_document(table.routes, public=PUBLIC_RPCS)
         self._openapi = web.json_response(document).body
@@ -164,8 +182,7 @@ class Gateway:
         request[_ROUTE] = route.name
         metadata = _metadata(request)
         body = await self._body(request)
-        input_type = message_factory.GetMessageClass(route.method.input_type)
-        output_type = message_factory.GetMessageClass(route.method.output_type)
+        input_type, rpc = self._calls[route.rpc]
         message = build_request(
             route,
             input_type(),
@@ -173,11 +190,6 @@ class Gateway:
             query=request.rel_url.query.items(),
             body=body,
             idempotency_key=request.headers.get("Idempotency-Key"),
-        )
-        rpc = self._channels[route.upstream].unary_unary(
-            route.rpc,
-            request_serializer=input_type.SerializeToString,
-            response_deserializer=output_type.FromString,
         )
         try:
             response = await rpc(message, metadata=metadata, timeout=self._settings.timeout_seconds)
