@@ -35,6 +35,7 @@ import psutil
 import pytest
 
 from bench.conftest import SHORT, Report, median
+from bench.media import ffmpeg
 from headend.redisconn import RedisSettings, connect
 from headend.redisproc import RedisServer
 from transcode.archive import ArchiveIndex
@@ -57,17 +58,11 @@ GOAL = 1.25
 FLOOR = 2.0 if SHORT else GOAL
 
 
-def _ffmpeg(*args: str) -> None:
-    subprocess.run(
-        ["ffmpeg", "-y", "-hide_banner", "-nostdin", "-loglevel", "error", *args], check=True
-    )
-
-
 @pytest.fixture(scope="session")
 def feed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 1080p25 ~6 Mb/s H.264/AAC MPEG-TS clip with 2 s GOPs (looped by both sides)."""
     path = tmp_path_factory.mktemp("live-density") / "feed.ts"
-    _ffmpeg(
+    ffmpeg(
         *("-f", "lavfi", "-i", "testsrc2=s=1920x1080:r=25"),
         *("-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"),
         *("-t", "6", "-pix_fmt", "yuv420p", "-c:v", "libx264", "-preset", "ultrafast"),
@@ -192,7 +187,7 @@ async def _round(feed: Path, work: Path) -> Spent:
 
 # Full mode: 3 rounds x 2 sides x (8 s warm-up + 60 s window), past the default 300 s.
 @pytest.mark.timeout(900)
-def test_passthrough_density_against_bare_ffmpeg(
+def test_passthrough_density_against_bareffmpeg(
     benchmark, report: Report, feed: Path, tmp_path: Path
 ) -> None:
     channel_seconds = CHANNELS * WINDOW_SECONDS

@@ -25,10 +25,8 @@ run measured 0.755), and CPU time does not count other processes' load.
 from __future__ import annotations
 
 import asyncio
-import os
 import resource
 import shutil
-import subprocess
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -36,6 +34,7 @@ from pathlib import Path
 import pytest
 
 from bench.conftest import SHORT, Report, median
+from bench.media import looped_mezzanine, scratch
 from headend.contentkeys import ContentKeyStore, KekRing
 from headend.redisconn import connect
 from headend.redisproc import RedisServer
@@ -47,7 +46,6 @@ from transcode.profiles import resolve_profile
 ENCODE_SECONDS = 20 if SHORT else 60
 REMUX_SECONDS = 60 if SHORT else 600
 REMUX_SIZE = "1280x720" if SHORT else "1920x1080"
-CLIP_SECONDS = 6 if SHORT else 10
 ROUNDS = 7
 ENCODE_FLOOR = 0.9
 REMUX_FLOOR = 0.35
@@ -57,51 +55,20 @@ ROTATION_SECONDS = 10
 Package = Callable[[Path, AssetEncryption | None], Awaitable[PackageResult]]
 
 
-def _ffmpeg(*args: str) -> None:
-    subprocess.run(
-        ["ffmpeg", "-y", "-hide_banner", "-nostdin", "-loglevel", "error", *args], check=True
-    )
-
-
-def _looped(root: Path, size: str, seconds: int) -> Path:
-    """A long H.264/AAC mezzanine at 5 Mbit/s (2 s GOPs), made by looping a short encode."""
-    clip = root / f"clip_{size}.mp4"
-    _ffmpeg(
-        *("-f", "lavfi", "-i", f"testsrc2=s={size}:r=30"),
-        *("-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"),
-        *("-t", str(CLIP_SECONDS), "-pix_fmt", "yuv420p", "-c:v", "libx264", "-preset", "veryfast"),
-        *("-b:v", "5M", "-maxrate", "5M", "-bufsize", "5M", "-x264-params", "nal-hrd=cbr"),
-        *("-g", "60", "-keyint_min", "60", "-sc_threshold", "0", "-c:a", "aac", "-b:a", "128k"),
-        str(clip),
-    )
-    mezz = root / f"mezz_{size}_{seconds}s.mp4"
-    loops = seconds // CLIP_SECONDS
-    _ffmpeg(
-        "-stream_loop", str(loops), "-i", str(clip), "-c", "copy", "-t", str(seconds), str(mezz)
-    )
-    return mezz
-
-
 @pytest.fixture(scope="session")
 def sources(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """The encode's 720p source and the remux's mezzanine, made once per session."""
     root = tmp_path_factory.mktemp("encryption-bench")
     return {
-        "encode": _looped(root, "1280x720", ENCODE_SECONDS),
-        "remux": _looped(root, REMUX_SIZE, REMUX_SECONDS),
+        "encode": looped_mezzanine(root, "1280x720", ENCODE_SECONDS),
+        "remux": looped_mezzanine(root, REMUX_SIZE, REMUX_SECONDS),
     }
 
 
 @pytest.fixture
 def out_root(tmp_path: Path) -> Iterator[Path]:
-    shm = Path("/dev/shm")
-    if shm.is_dir() and os.access(shm, os.W_OK):
-        root = shm / f"encryption-bench-{os.getpid()}"
-        root.mkdir(exist_ok=True)
+    with scratch("encryption-bench", tmp_path) as root:
         yield root
-        shutil.rmtree(root, ignore_errors=True)
-    else:
-        yield tmp_path
 
 
 @pytest.fixture

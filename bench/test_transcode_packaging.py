@@ -24,65 +24,37 @@ output (about 0.5) or an extra process per segment.
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
-import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import m3u8
 import pytest
 
 from bench.conftest import SHORT, Report, median
+from bench.media import ffmpeg, looped_mezzanine, scratch
 from transcode.package import remux_vod
 
 SECONDS = 60 if SHORT else 600
 SIZE = "1280x720" if SHORT else "1920x1080"
-CLIP_SECONDS = 6 if SHORT else 10
 ROUNDS = 7 if SHORT else 5
 FLOOR = 0.7 if SHORT else 0.9
-
-
-def _ffmpeg(*args: str) -> None:
-    subprocess.run(
-        ["ffmpeg", "-y", "-hide_banner", "-nostdin", "-loglevel", "error", *args], check=True
-    )
 
 
 @pytest.fixture(scope="session")
 def mezzanine(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A long H.264/AAC mezzanine, made once per session by looping a short encode."""
-    root = tmp_path_factory.mktemp("transcode-bench")
-    clip = root / "clip.mp4"
-    _ffmpeg(
-        *("-f", "lavfi", "-i", f"testsrc2=s={SIZE}:r=30"),
-        *("-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"),
-        *("-t", str(CLIP_SECONDS), "-pix_fmt", "yuv420p", "-c:v", "libx264", "-preset", "veryfast"),
-        *("-b:v", "5M", "-maxrate", "5M", "-bufsize", "5M", "-x264-params", "nal-hrd=cbr"),
-        *("-g", "60", "-keyint_min", "60", "-sc_threshold", "0", "-c:a", "aac", "-b:a", "128k"),
-        str(clip),
-    )
-    mezz = root / f"mezz_{SECONDS}s.mp4"
-    loops = SECONDS // CLIP_SECONDS
-    _ffmpeg(
-        "-stream_loop", str(loops), "-i", str(clip), "-c", "copy", "-t", str(SECONDS), str(mezz)
-    )
-    return mezz
+    return looped_mezzanine(tmp_path_factory.mktemp("transcode-bench"), SIZE, SECONDS)
 
 
 @pytest.fixture
-def out_root(tmp_path: Path):
-    shm = Path("/dev/shm")
-    if shm.is_dir() and os.access(shm, os.W_OK):
-        root = shm / f"transcode-bench-{os.getpid()}"
-        root.mkdir(exist_ok=True)
+def out_root(tmp_path: Path) -> Iterator[Path]:
+    with scratch("transcode-bench", tmp_path) as root:
         yield root
-        shutil.rmtree(root, ignore_errors=True)
-    else:
-        yield tmp_path
 
 
-def test_remux_throughput_against_bare_ffmpeg(
+def test_remux_throughput_against_bareffmpeg(
     benchmark, report: Report, mezzanine: Path, out_root: Path
 ) -> None:
     bare_dir = out_root / "bare"
@@ -94,7 +66,7 @@ def test_remux_throughput_against_bare_ffmpeg(
         shutil.rmtree(bare_dir, ignore_errors=True)
         bare_dir.mkdir(parents=True)
         start = time.perf_counter()
-        _ffmpeg(
+        ffmpeg(
             *("-i", str(mezzanine), "-c", "copy", "-f", "hls", "-hls_time", "6"),
             *("-hls_playlist_type", "vod", "-hls_segment_filename", str(bare_dir / "s%05d.ts")),
             str(bare_dir / "index.m3u8"),
