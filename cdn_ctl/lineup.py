@@ -64,6 +64,12 @@ def render_m3u(
 ) -> str:
     """Extended M3U with catch-up templates (``{utc}``/``{utcend}`` are player placeholders).
 
+    Those two are the only placeholders every player fills, from the guide's times, in
+    catch-up, start-over and timeshift alike. ``{catchup-id}`` is left out: players fill
+    it only from a ``catchup-id`` attribute on XMLTV ``<programme>``, which the DTD does
+    not allow and the guide therefore does not write (it carries the id as
+    ``<episode-num system="catchup-id">``, for players and operators that read it).
+
     ``query`` (e.g. ``token=...``) is appended to every URL for players that
     cannot send headers.
     """

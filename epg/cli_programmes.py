@@ -139,6 +139,20 @@ def _fields(parser: argparse.ArgumentParser, *, add: bool) -> None:
         help="6-digit region codes where it must not be shown (110000 is all of Beijing)",
     )
     parser.add_argument("--blackout-slate", metavar="URL", help="what those regions see instead")
+    parser.add_argument(
+        "--audio",
+        dest="audio_languages",
+        type=codes,
+        metavar="LANG,...",
+        help='its audio languages, the default (original) first (zh,en); "" for none',
+    )
+    parser.add_argument(
+        "--subtitles",
+        dest="subtitle_languages",
+        type=codes,
+        metavar="LANG,...",
+        help='languages of the subtitles a viewer can turn on (zh,en); "" for none',
+    )
     if not add:
         parser.add_argument(
             "--clear-blackout",
@@ -161,6 +175,8 @@ def _changed(p: Programme, args: argparse.Namespace) -> Programme:
         "episode_xmltv_ns",
         "premiere",
         "previously_shown",
+        "audio_languages",
+        "subtitle_languages",
     )
     given: dict[str, Any] = {n: getattr(args, n) for n in names if getattr(args, n) is not None}
     for name in (*(field for field, _ in _TEXTS), "ratings", "icons"):

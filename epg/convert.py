@@ -245,6 +245,8 @@ def programme_from_pb(p: epg_pb2.Programme, parent: str, index: int) -> Programm
             blackout_regions=tuple(p.blackout_regions),
             blackout_slate=p.blackout_slate,
         ),
+        audio_languages=tuple(p.audio_languages),
+        subtitle_languages=tuple(p.subtitle_languages),
     )
 
 
@@ -268,6 +270,8 @@ def programme_to_pb(p: Programme) -> epg_pb2.Programme:
         catchup_allowed=p.rights.catchup_allowed,
         blackout_regions=list(p.rights.blackout_regions),
         blackout_slate=p.rights.blackout_slate,
+        audio_languages=list(p.audio_languages),
+        subtitle_languages=list(p.subtitle_languages),
     )
 
 

@@ -418,6 +418,9 @@ class XmltvImporter:
                 p.previously_shown,
                 p.premiere,
                 p.icons,
+                p.rights,
+                p.audio_languages,
+                p.subtitle_languages,
             )
             try:
                 validate_programme(p)

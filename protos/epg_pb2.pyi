@@ -93,7 +93,7 @@ class Rating(_message.Message):
     def __init__(self, system: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
 
 class Programme(_message.Message):
-    __slots__ = ("name", "start", "stop", "titles", "sub_titles", "descriptions", "categories", "keywords", "episode_xmltv_ns", "episode_onscreen", "ratings", "previously_shown", "premiere", "icons", "catchup_allowed", "blackout_regions", "blackout_slate")
+    __slots__ = ("name", "start", "stop", "titles", "sub_titles", "descriptions", "categories", "keywords", "episode_xmltv_ns", "episode_onscreen", "ratings", "previously_shown", "premiere", "icons", "catchup_allowed", "blackout_regions", "blackout_slate", "audio_languages", "subtitle_languages")
     NAME_FIELD_NUMBER: _ClassVar[int]
     START_FIELD_NUMBER: _ClassVar[int]
     STOP_FIELD_NUMBER: _ClassVar[int]
@@ -111,6 +111,8 @@ class Programme(_message.Message):
     CATCHUP_ALLOWED_FIELD_NUMBER: _ClassVar[int]
     BLACKOUT_REGIONS_FIELD_NUMBER: _ClassVar[int]
     BLACKOUT_SLATE_FIELD_NUMBER: _ClassVar[int]
+    AUDIO_LANGUAGES_FIELD_NUMBER: _ClassVar[int]
+    SUBTITLE_LANGUAGES_FIELD_NUMBER: _ClassVar[int]
     name: str
     start: _timestamp_pb2.Timestamp
     stop: _timestamp_pb2.Timestamp
@@ -128,7 +130,9 @@ class Programme(_message.Message):
     catchup_allowed: bool
     blackout_regions: _containers.RepeatedScalarFieldContainer[str]
     blackout_slate: str
-    def __init__(self, name: _Optional[str] = ..., start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., stop: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., titles: _Optional[_Iterable[_Union[LocalizedText, _Mapping]]] = ..., sub_titles: _Optional[_Iterable[_Union[LocalizedText, _Mapping]]] = ..., descriptions: _Optional[_Iterable[_Union[LocalizedText, _Mapping]]] = ..., categories: _Optional[_Iterable[_Union[LocalizedText, _Mapping]]] = ..., keywords: _Optional[_Iterable[_Union[LocalizedText, _Mapping]]] = ..., episode_xmltv_ns: _Optional[str] = ..., episode_onscreen: _Optional[str] = ..., ratings: _Optional[_Iterable[_Union[Rating, _Mapping]]] = ..., previously_shown: _Optional[bool] = ..., premiere: _Optional[bool] = ..., icons: _Optional[_Iterable[str]] = ..., catchup_allowed: _Optional[bool] = ..., blackout_regions: _Optional[_Iterable[str]] = ..., blackout_slate: _Optional[str] = ...) -> None: ...
+    audio_languages: _containers.RepeatedScalarFieldContainer[str]
+    subtitle_languages: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, name: _Optional[str] = ..., start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., stop: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., titles: _Optional[_Iterable[_Union[LocalizedText, _Mapping]]] = ..., sub_titles: _Optional[_Iterable[_Union[LocalizedText, _Mapping]]] = ..., descriptions: _Optional[_Iterable[_Union[LocalizedText, _Mapping]]] = ..., categories: _Optional[_Iterable[_Union[LocalizedText, _Mapping]]] = ..., keywords: _Optional[_Iterable[_Union[LocalizedText, _Mapping]]] = ..., episode_xmltv_ns: _Optional[str] = ..., episode_onscreen: _Optional[str] = ..., ratings: _Optional[_Iterable[_Union[Rating, _Mapping]]] = ..., previously_shown: _Optional[bool] = ..., premiere: _Optional[bool] = ..., icons: _Optional[_Iterable[str]] = ..., catchup_allowed: _Optional[bool] = ..., blackout_regions: _Optional[_Iterable[str]] = ..., blackout_slate: _Optional[str] = ..., audio_languages: _Optional[_Iterable[str]] = ..., subtitle_languages: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class CreateChannelRequest(_message.Message):
     __slots__ = ("channel_id", "channel")

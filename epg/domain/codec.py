@@ -41,14 +41,22 @@ def encode_programme(p: Programme) -> str:
     Byte-for-byte what ``json.dumps(..., ensure_ascii=False, separators=(",", ":"))``
     gives for the positional array (the unchanged check compares stored strings),
     built by hand because the generic encoder was a large share of bulk-import time.
+    Audio and subtitle languages are two more entries, present only when the programme
+    has either: a programme without them is stored as it always was, so re-importing a
+    guide stored before they existed finds it unchanged.
     """
     ratings = ",".join([f"[{_jstr(r.system)},{_jstr(r.value)}]" for r in p.ratings])
     icons = ",".join([_jstr(i) for i in p.icons])
+    languages = ""
+    if p.audio_languages or p.subtitle_languages:
+        audio = ",".join([_jstr(a) for a in p.audio_languages])
+        subtitles = ",".join([_jstr(s) for s in p.subtitle_languages])
+        languages = f",[{audio}],[{subtitles}]"
     return (
         f"[[{_jtx(p.titles)}],[{_jtx(p.sub_titles)}],[{_jtx(p.descriptions)}],"
         f"[{_jtx(p.categories)}],[{_jtx(p.keywords)}],{_jstr(p.episode_xmltv_ns)},"
         f"{_jstr(p.episode_onscreen)},[{ratings}],{int(p.previously_shown)},"
-        f"{int(p.premiere)},[{icons}]]"
+        f"{int(p.premiere)},[{icons}]{languages}]"
     )
 
 
@@ -56,7 +64,8 @@ def decode_programme(
     pid: str, channel_id: str, start_s: int, stop_s: int, data: str, rights: Rights = DEFAULT_RIGHTS
 ) -> Programme:
     """Rebuild a programme from its stored form."""
-    t, st, d, c, k, ens, eos, r, ps, pr, ic = json.loads(data)
+    t, st, d, c, k, ens, eos, r, ps, pr, ic, *languages = json.loads(data)
+    audio, subtitles = languages or ((), ())
     return Programme(
         id=pid,
         channel_id=channel_id,
@@ -74,6 +83,8 @@ def decode_programme(
         premiere=bool(pr),
         icons=tuple(ic),
         rights=rights,
+        audio_languages=tuple(audio),
+        subtitle_languages=tuple(subtitles),
     )
 
 

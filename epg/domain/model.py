@@ -91,7 +91,11 @@ DEFAULT_RIGHTS = Rights()
 
 @dataclass(frozen=True, slots=True)
 class Programme:
-    """One scheduled programme on one channel, ``[start, stop)`` in UTC."""
+    """One scheduled programme on one channel, ``[start, stop)`` in UTC.
+
+    ``audio_languages`` lists its audio tracks' languages, the default (original) first;
+    ``subtitle_languages`` the subtitles a viewer can turn on (not burned-in ones).
+    """
 
     id: str
     channel_id: str
@@ -109,6 +113,8 @@ class Programme:
     premiere: bool = False
     icons: tuple[str, ...] = ()
     rights: Rights = field(default=DEFAULT_RIGHTS)
+    audio_languages: tuple[str, ...] = ()
+    subtitle_languages: tuple[str, ...] = ()
 
     @property
     def start_s(self) -> int:

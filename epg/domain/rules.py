@@ -29,6 +29,7 @@ from epg.errors import (
 from headend import regions
 from headend.errors import InvalidArgument
 from headend.ids import CHANNEL_ID_RULE, is_channel_id
+from headend.languages import is_language_tag, validate_languages
 from headend.text import validate_text
 
 MAX_TEXT_CHARS = 256  # titles, sub-titles, names, categories, keywords
@@ -36,6 +37,7 @@ MAX_DESC_CHARS = 8192
 MAX_SHORT_CHARS = 64  # groups, episode numbers, rating systems and values
 MAX_URL_CHARS = 1024
 MAX_ITEMS = 32  # per repeated field of a programme
+MAX_LANGUAGES = 8  # audio or subtitle languages of a programme: one HLS rendition each
 MAX_PROGRAMME_SECONDS = 48 * 3600
 MAX_CATCHUP_DAYS = 30
 MAX_CHANNEL_NUMBER = 99_999
@@ -47,7 +49,6 @@ LATEST = datetime(2200, 1, 1, tzinfo=UTC)
 
 # fullmatch throughout: "$" would also accept one trailing newline.
 _PROGRAMME_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
-_LANG = re.compile(r"(?:[a-zA-Z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*)?")
 _OWNER = re.compile(r"[a-z0-9][a-z0-9._:-]{0,62}")
 # Whitespace, quotes and angle brackets end a URL early in M3U attributes and HTML.
 _URL = re.compile(r"https?://[^\s\"'<>\\^`{|}]+")
@@ -110,8 +111,15 @@ def check_text(
 
 @functools.lru_cache(maxsize=1024)
 def _lang_ok(lang: str) -> bool:
-    # Guides use a handful of language codes: match each one once.
-    return _LANG.fullmatch(lang) is not None
+    # A text's language may be unknown (""); guides use a handful of codes: check each once.
+    return not lang or is_language_tag(lang)
+
+
+def _languages(values: Sequence[str], field_name: str) -> None:
+    try:
+        validate_languages(field_name, values, limit=MAX_LANGUAGES)
+    except InvalidArgument as err:
+        raise InvalidProgramme(err.field, err.reason) from err
 
 
 def texts(
@@ -133,7 +141,7 @@ def texts(
     if len(items) > MAX_ITEMS:
         raise error(f"{prefix}.{field_name}", f"at most {MAX_ITEMS} allowed")
     for i, t in enumerate(items):
-        if len(t.lang) > 35 or not _lang_ok(t.lang):
+        if not _lang_ok(t.lang):
             raise error(f"{prefix}.{field_name}[{i}].lang", f"{t.lang!r} is not a language code")
         text = t.text
         if not text.strip():
@@ -270,6 +278,10 @@ def validate_programme(p: Programme, prefix: str = "programme") -> Programme:
         if problem is not None:
             raise InvalidProgramme(f"{prefix}.blackout_regions[{i}]", f"{region!r}: {problem}")
     check_url(p.rights.blackout_slate, f"{prefix}.blackout_slate", InvalidProgramme)
+    if p.audio_languages:
+        _languages(p.audio_languages, f"{prefix}.audio_languages")
+    if p.subtitle_languages:
+        _languages(p.subtitle_languages, f"{prefix}.subtitle_languages")
     return p
 
 

@@ -14,6 +14,13 @@ bytes read after gzip decompression.
 
 Times follow the DTD: ``YYYYMMDDhhmmss`` optionally followed by ``+hhmm``;
 a time with no offset is UTC.
+
+Languages come back from where the writer puts them: ``<language>`` (or the
+``audio-languages`` list) as audio languages, ``<subtitles>`` that a viewer can turn on
+(``teletext``, or no type) as subtitle languages. Other guides often name the language
+(``<language>English</language>``): anything that is not a language code is left out
+rather than costing the programme. The ``catchup-id`` programme id is not taken back:
+an import derives its ids from channel and start.
 """
 
 from __future__ import annotations
@@ -31,6 +38,8 @@ from lxml import etree
 
 from epg.domain import Programme, Rating, Text
 from epg.errors import ImportTooLarge, InvalidXmltv
+from epg.xmltv.writer import AUDIO_LANGUAGES_SYSTEM, CATCHUP_ID_SYSTEM
+from headend.languages import is_language_tag
 
 MAX_ELEMENT_CHILDREN = 4096
 MAX_ELEMENT_BYTES = 8 * 1024 * 1024
@@ -43,6 +52,8 @@ _OFFSETS: dict[tuple[str, str, str], timezone] = {}
 # The open top-level element: a guide element being kept, one grown past the
 # bounds (freed as it streams, reported), or anything else (freed, ignored).
 _KEEP, _OVERSIZED, _SKIP = 0, 1, 2
+# Subtitles a viewer turns on; "onscreen" ones are burned in, "deaf-signed" is signing.
+_SELECTABLE_SUBTITLES = frozenset({"teletext", ""})
 
 
 class Source(Protocol):
@@ -169,7 +180,9 @@ def _programme(el: Any) -> XmltvProgramme | Problem:
     kws: list[Text] = []
     icons: list[str] = []
     ratings: list[Rating] = []
-    xmltv_ns = onscreen = ""
+    audio: list[str] = []
+    subtitles: list[str] = []
+    xmltv_ns = onscreen = language = ""
     previously = premiere = False
     for child in el:
         tag = child.tag
@@ -188,10 +201,19 @@ def _programme(el: Any) -> XmltvProgramme | Problem:
         elif tag == "icon":
             icons.append(child.get("src", ""))
         elif tag == "episode-num":
-            if child.get("system", "onscreen") == "xmltv_ns":
+            system = child.get("system", "onscreen")
+            if system == "xmltv_ns":
                 xmltv_ns = (child.text or "").strip()
-            else:
+            elif system == AUDIO_LANGUAGES_SYSTEM:
+                audio = _language_codes((child.text or "").split())
+            elif system != CATCHUP_ID_SYSTEM:
                 onscreen = (child.text or "").strip()
+        elif tag == "language":
+            language = (child.text or "").strip()
+        elif tag == "subtitles":
+            lang = child.find("language")
+            if lang is not None and child.get("type", "") in _SELECTABLE_SUBTITLES:
+                subtitles.append((lang.text or "").strip())
         elif tag == "previously-shown":
             previously = True
         elif tag == "premiere":
@@ -220,10 +242,17 @@ def _programme(el: Any) -> XmltvProgramme | Problem:
             previously_shown=previously,
             premiere=premiere,
             icons=tuple(icons),
+            audio_languages=tuple(audio or _language_codes([language])),
+            subtitle_languages=tuple(_language_codes(subtitles)),
         ),
         stop_missing=not raw_stop,
         line=line,
     )
+
+
+def _language_codes(values: list[str]) -> list[str]:
+    """The language codes among ``values``, each once, in order."""
+    return list(dict.fromkeys(v for v in values if is_language_tag(v)))
 
 
 def _channel(el: Any) -> XmltvChannel | Problem:

@@ -1,5 +1,21 @@
 """The pure XMLTV writer: channels and programmes in, a DTD-valid document out.
 
+What players need beyond the schedule goes where the DTD allows it, so the guide stays
+valid (``tv_validate_file`` passes it):
+
+- the programme id, which the catch-up route takes as ``?catchup-id=``, as
+  ``<episode-num system="catchup-id">``. Players that fill ``{catchup-id}`` read a
+  ``catchup-id`` attribute of ``<programme>``, which the DTD does not declare: writing it
+  would make every guide invalid, and the lineup's ``{utc}``/``{utcend}`` template, which
+  every player fills from the programme's times, needs no id;
+- audio languages: the default (original) one as ``<language>``, which the DTD allows
+  once; when there are more, the whole ordered list as
+  ``<episode-num system="audio-languages">`` (space-separated), since no element of the
+  DTD holds a second broadcast language (``orig-language`` means the language before
+  dubbing, ``<audio><stereo>bilingual`` one stream with a language per side);
+- subtitles a viewer can turn on: ``<subtitles type="teletext"><language>`` each
+  (``onscreen`` would mean burned into the picture).
+
 Every string is written through ``headend.text.sanitize``: text stored before
 the platform's text rule may hold control characters, lone surrogates or
 U+FFFE, which XML 1.0 cannot carry, and one of them must not turn a whole
@@ -22,6 +38,9 @@ from headend.text import sanitize
 
 GENERATOR = "headend-epg"
 TIME_FORMAT = "%Y%m%d%H%M%S %z"
+# <episode-num> systems of our own, as the DTD invites; players pick the ones they know by name.
+CATCHUP_ID_SYSTEM = "catchup-id"
+AUDIO_LANGUAGES_SYSTEM = "audio-languages"
 DOCTYPE = '<!DOCTYPE tv SYSTEM "xmltv.dtd">'
 
 
@@ -70,16 +89,27 @@ def programme_element(p: Programme, tz: Any) -> Any:
     _text_elements(el, "desc", p.descriptions, multiline=True)
     _text_elements(el, "category", p.categories)
     _text_elements(el, "keyword", p.keywords)
+    if p.audio_languages:
+        etree.SubElement(el, "language").text = sanitize(p.audio_languages[0])
     for icon in p.icons:
         etree.SubElement(el, "icon", src=sanitize(icon))
     if p.episode_xmltv_ns:
         etree.SubElement(el, "episode-num", system="xmltv_ns").text = sanitize(p.episode_xmltv_ns)
     if p.episode_onscreen:
         etree.SubElement(el, "episode-num", system="onscreen").text = sanitize(p.episode_onscreen)
+    if p.id:
+        etree.SubElement(el, "episode-num", system=CATCHUP_ID_SYSTEM).text = sanitize(p.id)
+    if len(p.audio_languages) > 1:
+        etree.SubElement(el, "episode-num", system=AUDIO_LANGUAGES_SYSTEM).text = " ".join(
+            [sanitize(a) for a in p.audio_languages]
+        )
     if p.previously_shown:
         etree.SubElement(el, "previously-shown")
     if p.premiere:
         etree.SubElement(el, "premiere")
+    for lang in p.subtitle_languages:
+        subtitles = etree.SubElement(el, "subtitles", type="teletext")
+        etree.SubElement(subtitles, "language").text = sanitize(lang)
     for r in p.ratings:
         rating = etree.SubElement(el, "rating", {"system": sanitize(r.system)} if r.system else {})
         etree.SubElement(rating, "value").text = sanitize(r.value)

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -265,6 +268,17 @@ def xprog(start: str, stop: str, title: str, ch: str = "gd1.gdtv.cn", extra: str
     return (
         f'<programme start="{start}" stop="{stop}" channel="{ch}">'
         f"<title>{title}</title>{extra}</programme>"
+    )
+
+
+def tv_validate_file(path: Path, dtd: Path) -> subprocess.CompletedProcess[str]:
+    """Run the XMLTV project's own validator on ``path`` (installed with the DTD by
+    scripts/system-deps.sh); ``--dtd-file`` keeps it offline: by default it fetches the DTD
+    from supplement.xmltv.org."""
+    tool = shutil.which("tv_validate_file")
+    assert tool is not None, "tv_validate_file not found: apt-get install xmltv-util"
+    return subprocess.run(
+        [tool, "--dtd-file", str(dtd), str(path)], capture_output=True, text=True, check=False
     )
 
 

@@ -14,6 +14,7 @@ import io
 import json
 import os
 import sys
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -247,6 +248,28 @@ async def test_set_and_clear_a_blackout_keeping_the_rest(grpc_epg: Grpc, fmt: st
         cleared = await client.get_programme(before.id)
     assert cleared.rights == Rights(catchup_allowed=False)
     assert (cleared.titles, cleared.start) == ((Text("zh", "重播"),), before.start)
+
+
+async def test_set_languages_then_change_only_the_ones_given(grpc_epg: Grpc) -> None:
+    await seed(grpc_epg, 0)
+    out = await ok(
+        grpc_epg, "programmes", "add", CH, "--id", "film-1", "--start", "2026-03-02T08:00:00+08:00",
+        "--stop", "2026-03-02T09:30:00+08:00", "--title", "zh:电影", "--audio", "zh,en",
+        "--subtitles", "zh,en", "-o", "json",
+    )  # fmt: skip
+    assert rows_of(out, "json", RESULT_COLUMNS)[0]["change"] == "written"
+    async with await epg(grpc_epg) as client:
+        added = await client.get_programme("film-1")
+        assert (added.audio_languages, added.subtitle_languages) == (("zh", "en"), ("zh", "en"))
+        # Only the audio languages change: subtitles, titles and times stay as they were.
+        await ok(grpc_epg, "programmes", "edit", "film-1", "--audio", "en,zh,yue")
+        edited = await client.get_programme("film-1")
+        assert edited == replace(added, audio_languages=("en", "zh", "yue"))
+        await ok(grpc_epg, "programmes", "edit", "film-1", "--subtitles", "")
+        cleared = await client.get_programme("film-1")
+    assert cleared == replace(edited, subtitle_languages=())
+    [shown] = json.loads(await ok(grpc_epg, "programmes", "get", "film-1", "-o", "json"))
+    assert shown["audio_languages"] == ["en", "zh", "yue"]
 
 
 @pytest.mark.parametrize("fmt", FORMATS)

@@ -3,25 +3,13 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from protos import epg_pb2
-from tests.epg.support import CH, GUIDE, T0, Grpc, chunks, ts
-
-
-def tv_validate_file(path: Path, dtd: Path) -> subprocess.CompletedProcess[str]:
-    """Run the real validator on ``path`` (installed with the DTD by scripts/system-deps.sh);
-    ``--dtd-file`` keeps it offline: by default it fetches the DTD from supplement.xmltv.org."""
-    tool = shutil.which("tv_validate_file")
-    assert tool is not None, "tv_validate_file not found: apt-get install xmltv-util"
-    return subprocess.run(
-        [tool, "--dtd-file", str(dtd), str(path)], capture_output=True, text=True, check=False
-    )
+from tests.epg.support import CH, GUIDE, T0, Grpc, chunks, ts, tv_validate_file
 
 
 async def test_exported_guide_passes_tv_validate_file(
