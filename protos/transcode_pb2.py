@@ -26,7 +26,7 @@ from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16protos/transcode.proto\x12\x14headend.transcode.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"N\n\x08Progress\x12\x0f\n\x07percent\x18\x01 \x01(\x01\x12\r\n\x05speed\x18\x02 \x01(\x01\x12\x13\n\x0b\x65ta_seconds\x18\x03 \x01(\x01\x12\r\n\x05phase\x18\x04 \x01(\t\"\xbd\x03\n\x03Job\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06source\x18\x02 \x01(\t\x12\r\n\x05\x61sset\x18\x03 \x01(\t\x12\x0f\n\x07profile\x18\x04 \x01(\t\x12-\n\x05state\x18\x05 \x01(\x0e\x32\x1e.headend.transcode.v1.JobState\x12\x30\n\x08progress\x18\x06 \x01(\x0b\x32\x1e.headend.transcode.v1.Progress\x12\x0e\n\x06reason\x18\x07 \x01(\t\x12\x12\n\ndeliveries\x18\x08 \x01(\x05\x12\x0e\n\x06worker\x18\t \x01(\t\x12\x0e\n\x06output\x18\n \x01(\t\x12/\n\x0b\x63reate_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x38\n\nencryption\x18\r \x01(\x0b\x32$.headend.transcode.v1.Job.Encryption\x1a\x37\n\nEncryption\x12\x0f\n\x07\x65nabled\x18\x01 \x01(\x08\x12\x18\n\x10rotation_seconds\x18\x02 \x01(\x05\"\x8c\x01\n\x10SubmitJobRequest\x12\x0e\n\x06source\x18\x01 \x01(\t\x12\r\n\x05\x61sset\x18\x02 \x01(\t\x12\x0f\n\x07profile\x18\x03 \x01(\t\x12\x0e\n\x06job_id\x18\x04 \x01(\t\x12\x38\n\nencryption\x18\x05 \x01(\x0b\x32$.headend.transcode.v1.Job.Encryption\"\x1d\n\rGetJobRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x1f\n\x0fWatchJobRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\" \n\x10\x43\x61ncelJobRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x88\x01\n\x08JobEvent\x12\x0b\n\x03job\x18\x01 \x01(\t\x12-\n\x05state\x18\x02 \x01(\x0e\x32\x1e.headend.transcode.v1.JobState\x12\x30\n\x08progress\x18\x03 \x01(\x0b\x32\x1e.headend.transcode.v1.Progress\x12\x0e\n\x06reason\x18\x04 \x01(\t\"g\n\x0fListJobsRequest\x12-\n\x05state\x18\x01 \x01(\x0e\x32\x1e.headend.transcode.v1.JobState\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"T\n\x10ListJobsResponse\x12\'\n\x04jobs\x18\x01 \x03(\x0b\x32\x19.headend.transcode.v1.Job\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xa3\x02\n\x07\x43hannel\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06source\x18\x02 \x01(\t\x12\x0f\n\x07profile\x18\x03 \x01(\t\x12\x17\n\x0fsegment_seconds\x18\x04 \x01(\x05\x12\x17\n\x0fwindow_segments\x18\x05 \x01(\x05\x12\x14\n\x0c\x63\x61tchup_days\x18\x06 \x01(\x05\x12\x12\n\nnode_group\x18\x07 \x01(\t\x12\x16\n\x0e\x62\x61\x63kup_sources\x18\x08 \x03(\t\x12<\n\nencryption\x18\t \x01(\x0b\x32(.headend.transcode.v1.Channel.Encryption\x1a\x37\n\nEncryption\x12\x0f\n\x07\x65nabled\x18\x01 \x01(\x08\x12\x18\n\x10rotation_seconds\x18\x02 \x01(\x05\"\x85\x01\n\x0cSourceSwitch\x12/\n\x0bswitch_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nfrom_index\x18\x02 \x01(\x05\x12\x10\n\x08to_index\x18\x03 \x01(\x05\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x05 \x01(\t\"\x80\x03\n\rChannelStatus\x12.\n\x07\x63hannel\x18\x01 \x01(\x0b\x32\x1d.headend.transcode.v1.Channel\x12\x31\n\x05state\x18\x02 \x01(\x0e\x32\".headend.transcode.v1.ChannelState\x12\x16\n\x0emedia_sequence\x18\x03 \x01(\x03\x12\x1e\n\x16\x64iscontinuity_sequence\x18\x04 \x01(\x03\x12\x10\n\x08restarts\x18\x05 \x01(\x05\x12\x0e\n\x06reason\x18\x06 \x01(\t\x12/\n\x0bupdate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04node\x18\x08 \x01(\t\x12\r\n\x05token\x18\t \x01(\x03\x12\x14\n\x0csource_index\x18\n \x01(\x05\x12\x12\n\nsource_url\x18\x0b \x01(\t\x12:\n\x0esource_history\x18\x0c \x03(\x0b\x32\".headend.transcode.v1.SourceSwitch\"E\n\x13StartChannelRequest\x12.\n\x07\x63hannel\x18\x01 \x01(\x0b\x32\x1d.headend.transcode.v1.Channel\"\"\n\x12StopChannelRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"!\n\x11GetChannelRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"<\n\x13ListChannelsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"f\n\x14ListChannelsResponse\x12\x35\n\x08\x63hannels\x18\x01 \x03(\x0b\x32#.headend.transcode.v1.ChannelStatus\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"g\n\x04Node\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05group\x18\x02 \x01(\t\x12\x10\n\x08\x63\x61pacity\x18\x03 \x01(\x05\x12\x0c\n\x04load\x18\x04 \x01(\x05\x12\x10\n\x08\x64raining\x18\x05 \x01(\x08\x12\x10\n\x08\x63hannels\x18\x06 \x03(\t\"9\n\x10ListNodesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"W\n\x11ListNodesResponse\x12)\n\x05nodes\x18\x01 \x03(\x0b\x32\x1a.headend.transcode.v1.Node\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"0\n\x10\x44rainNodeRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06resume\x18\x02 \x01(\x08*\x9a\x01\n\x08JobState\x12\x19\n\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x14\n\x10JOB_STATE_QUEUED\x10\x01\x12\x15\n\x11JOB_STATE_RUNNING\x10\x02\x12\x17\n\x13JOB_STATE_SUCCEEDED\x10\x03\x12\x14\n\x10JOB_STATE_FAILED\x10\x04\x12\x17\n\x13JOB_STATE_CANCELLED\x10\x05*\xcf\x01\n\x0c\x43hannelState\x12\x1d\n\x19\x43HANNEL_STATE_UNSPECIFIED\x10\x00\x12\x19\n\x15\x43HANNEL_STATE_STOPPED\x10\x01\x12\x1a\n\x16\x43HANNEL_STATE_STARTING\x10\x02\x12\x16\n\x12\x43HANNEL_STATE_LIVE\x10\x03\x12\x17\n\x13\x43HANNEL_STATE_SLATE\x10\x04\x12\x1a\n\x16\x43HANNEL_STATE_DEGRADED\x10\x05\x12\x1c\n\x18\x43HANNEL_STATE_RECOVERING\x10\x06\x32\x82\n\n\x10TranscodeService\x12\x63\n\tSubmitJob\x12&.headend.transcode.v1.SubmitJobRequest\x1a\x19.headend.transcode.v1.Job\"\x13\x82\xd3\xe4\x93\x02\r\"\x08/v1/jobs:\x01*\x12\x63\n\x06GetJob\x12#.headend.transcode.v1.GetJobRequest\x1a\x19.headend.transcode.v1.Job\"\x19\x82\xd3\xe4\x93\x02\x13\x12\x11/v1/{name=jobs/*}\x12S\n\x08WatchJob\x12%.headend.transcode.v1.WatchJobRequest\x1a\x1e.headend.transcode.v1.JobEvent0\x01\x12s\n\tCancelJob\x12&.headend.transcode.v1.CancelJobRequest\x1a\x19.headend.transcode.v1.Job\"#\x82\xd3\xe4\x93\x02\x1d\"\x18/v1/{name=jobs/*}:cancel:\x01*\x12k\n\x08ListJobs\x12%.headend.transcode.v1.ListJobsRequest\x1a&.headend.transcode.v1.ListJobsResponse\"\x10\x82\xd3\xe4\x93\x02\n\x12\x08/v1/jobs\x12}\n\x0cStartChannel\x12).headend.transcode.v1.StartChannelRequest\x1a#.headend.transcode.v1.ChannelStatus\"\x1d\x82\xd3\xe4\x93\x02\x17\"\x12/v1/channels:start:\x01*\x12\x83\x01\n\x0bStopChannel\x12(.headend.transcode.v1.StopChannelRequest\x1a#.headend.transcode.v1.ChannelStatus\"%\x82\xd3\xe4\x93\x02\x1f\"\x1a/v1/{name=channels/*}:stop:\x01*\x12\x80\x01\n\x0cListChannels\x12).headend.transcode.v1.ListChannelsRequest\x1a*.headend.transcode.v1.ListChannelsResponse\"\x19\x82\xd3\xe4\x93\x02\x13\x12\x11/v1/channels:live\x12~\n\nGetChannel\x12\'.headend.transcode.v1.GetChannelRequest\x1a#.headend.transcode.v1.ChannelStatus\"\"\x82\xd3\xe4\x93\x02\x1c\x12\x1a/v1/{name=channels/*}:live\x12o\n\tListNodes\x12&.headend.transcode.v1.ListNodesRequest\x1a\'.headend.transcode.v1.ListNodesResponse\"\x11\x82\xd3\xe4\x93\x02\x0b\x12\t/v1/nodes\x12t\n\tDrainNode\x12&.headend.transcode.v1.DrainNodeRequest\x1a\x1a.headend.transcode.v1.Node\"#\x82\xd3\xe4\x93\x02\x1d\"\x18/v1/{name=nodes/*}:drain:\x01*b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16protos/transcode.proto\x12\x14headend.transcode.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"N\n\x08Progress\x12\x0f\n\x07percent\x18\x01 \x01(\x01\x12\r\n\x05speed\x18\x02 \x01(\x01\x12\x13\n\x0b\x65ta_seconds\x18\x03 \x01(\x01\x12\r\n\x05phase\x18\x04 \x01(\t\"\xc6\x04\n\x03Job\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06source\x18\x02 \x01(\t\x12\r\n\x05\x61sset\x18\x03 \x01(\t\x12\x0f\n\x07profile\x18\x04 \x01(\t\x12-\n\x05state\x18\x05 \x01(\x0e\x32\x1e.headend.transcode.v1.JobState\x12\x30\n\x08progress\x18\x06 \x01(\x0b\x32\x1e.headend.transcode.v1.Progress\x12\x0e\n\x06reason\x18\x07 \x01(\t\x12\x12\n\ndeliveries\x18\x08 \x01(\x05\x12\x0e\n\x06worker\x18\t \x01(\t\x12\x0e\n\x06output\x18\n \x01(\t\x12/\n\x0b\x63reate_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x38\n\nencryption\x18\r \x01(\x0b\x32$.headend.transcode.v1.Job.Encryption\x12\x35\n\tsubtitles\x18\x0e \x03(\x0b\x32\".headend.transcode.v1.Job.Subtitle\x12\x16\n\x0e\x61udio_language\x18\x0f \x01(\t\x1a\x37\n\nEncryption\x12\x0f\n\x07\x65nabled\x18\x01 \x01(\x08\x12\x18\n\x10rotation_seconds\x18\x02 \x01(\x05\x1a\x38\n\x08Subtitle\x12\x0b\n\x03uri\x18\x01 \x01(\t\x12\x10\n\x08language\x18\x02 \x01(\t\x12\r\n\x05title\x18\x03 \x01(\t\"\xdb\x01\n\x10SubmitJobRequest\x12\x0e\n\x06source\x18\x01 \x01(\t\x12\r\n\x05\x61sset\x18\x02 \x01(\t\x12\x0f\n\x07profile\x18\x03 \x01(\t\x12\x0e\n\x06job_id\x18\x04 \x01(\t\x12\x38\n\nencryption\x18\x05 \x01(\x0b\x32$.headend.transcode.v1.Job.Encryption\x12\x35\n\tsubtitles\x18\x06 \x03(\x0b\x32\".headend.transcode.v1.Job.Subtitle\x12\x16\n\x0e\x61udio_language\x18\x07 \x01(\t\"\x1d\n\rGetJobRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x1f\n\x0fWatchJobRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\" \n\x10\x43\x61ncelJobRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x88\x01\n\x08JobEvent\x12\x0b\n\x03job\x18\x01 \x01(\t\x12-\n\x05state\x18\x02 \x01(\x0e\x32\x1e.headend.transcode.v1.JobState\x12\x30\n\x08progress\x18\x03 \x01(\x0b\x32\x1e.headend.transcode.v1.Progress\x12\x0e\n\x06reason\x18\x04 \x01(\t\"g\n\x0fListJobsRequest\x12-\n\x05state\x18\x01 \x01(\x0e\x32\x1e.headend.transcode.v1.JobState\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"T\n\x10ListJobsResponse\x12\'\n\x04jobs\x18\x01 \x03(\x0b\x32\x19.headend.transcode.v1.Job\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xf0\x02\n\x07\x43hannel\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06source\x18\x02 \x01(\t\x12\x0f\n\x07profile\x18\x03 \x01(\t\x12\x17\n\x0fsegment_seconds\x18\x04 \x01(\x05\x12\x17\n\x0fwindow_segments\x18\x05 \x01(\x05\x12\x14\n\x0c\x63\x61tchup_days\x18\x06 \x01(\x05\x12\x12\n\nnode_group\x18\x07 \x01(\t\x12\x16\n\x0e\x62\x61\x63kup_sources\x18\x08 \x03(\t\x12<\n\nencryption\x18\t \x01(\x0b\x32(.headend.transcode.v1.Channel.Encryption\x12\x17\n\x0f\x61udio_languages\x18\n \x03(\t\x12\x1a\n\x12subtitle_languages\x18\x0b \x03(\t\x12\x16\n\x0e\x61udio_language\x18\x0c \x01(\t\x1a\x37\n\nEncryption\x12\x0f\n\x07\x65nabled\x18\x01 \x01(\x08\x12\x18\n\x10rotation_seconds\x18\x02 \x01(\x05\"\x85\x01\n\x0cSourceSwitch\x12/\n\x0bswitch_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nfrom_index\x18\x02 \x01(\x05\x12\x10\n\x08to_index\x18\x03 \x01(\x05\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x05 \x01(\t\"\x80\x03\n\rChannelStatus\x12.\n\x07\x63hannel\x18\x01 \x01(\x0b\x32\x1d.headend.transcode.v1.Channel\x12\x31\n\x05state\x18\x02 \x01(\x0e\x32\".headend.transcode.v1.ChannelState\x12\x16\n\x0emedia_sequence\x18\x03 \x01(\x03\x12\x1e\n\x16\x64iscontinuity_sequence\x18\x04 \x01(\x03\x12\x10\n\x08restarts\x18\x05 \x01(\x05\x12\x0e\n\x06reason\x18\x06 \x01(\t\x12/\n\x0bupdate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04node\x18\x08 \x01(\t\x12\r\n\x05token\x18\t \x01(\x03\x12\x14\n\x0csource_index\x18\n \x01(\x05\x12\x12\n\nsource_url\x18\x0b \x01(\t\x12:\n\x0esource_history\x18\x0c \x03(\x0b\x32\".headend.transcode.v1.SourceSwitch\"E\n\x13StartChannelRequest\x12.\n\x07\x63hannel\x18\x01 \x01(\x0b\x32\x1d.headend.transcode.v1.Channel\"\"\n\x12StopChannelRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"!\n\x11GetChannelRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"<\n\x13ListChannelsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"f\n\x14ListChannelsResponse\x12\x35\n\x08\x63hannels\x18\x01 \x03(\x0b\x32#.headend.transcode.v1.ChannelStatus\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"g\n\x04Node\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05group\x18\x02 \x01(\t\x12\x10\n\x08\x63\x61pacity\x18\x03 \x01(\x05\x12\x0c\n\x04load\x18\x04 \x01(\x05\x12\x10\n\x08\x64raining\x18\x05 \x01(\x08\x12\x10\n\x08\x63hannels\x18\x06 \x03(\t\"9\n\x10ListNodesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"W\n\x11ListNodesResponse\x12)\n\x05nodes\x18\x01 \x03(\x0b\x32\x1a.headend.transcode.v1.Node\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"0\n\x10\x44rainNodeRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06resume\x18\x02 \x01(\x08*\x9a\x01\n\x08JobState\x12\x19\n\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x14\n\x10JOB_STATE_QUEUED\x10\x01\x12\x15\n\x11JOB_STATE_RUNNING\x10\x02\x12\x17\n\x13JOB_STATE_SUCCEEDED\x10\x03\x12\x14\n\x10JOB_STATE_FAILED\x10\x04\x12\x17\n\x13JOB_STATE_CANCELLED\x10\x05*\xcf\x01\n\x0c\x43hannelState\x12\x1d\n\x19\x43HANNEL_STATE_UNSPECIFIED\x10\x00\x12\x19\n\x15\x43HANNEL_STATE_STOPPED\x10\x01\x12\x1a\n\x16\x43HANNEL_STATE_STARTING\x10\x02\x12\x16\n\x12\x43HANNEL_STATE_LIVE\x10\x03\x12\x17\n\x13\x43HANNEL_STATE_SLATE\x10\x04\x12\x1a\n\x16\x43HANNEL_STATE_DEGRADED\x10\x05\x12\x1c\n\x18\x43HANNEL_STATE_RECOVERING\x10\x06\x32\x82\n\n\x10TranscodeService\x12\x63\n\tSubmitJob\x12&.headend.transcode.v1.SubmitJobRequest\x1a\x19.headend.transcode.v1.Job\"\x13\x82\xd3\xe4\x93\x02\r\"\x08/v1/jobs:\x01*\x12\x63\n\x06GetJob\x12#.headend.transcode.v1.GetJobRequest\x1a\x19.headend.transcode.v1.Job\"\x19\x82\xd3\xe4\x93\x02\x13\x12\x11/v1/{name=jobs/*}\x12S\n\x08WatchJob\x12%.headend.transcode.v1.WatchJobRequest\x1a\x1e.headend.transcode.v1.JobEvent0\x01\x12s\n\tCancelJob\x12&.headend.transcode.v1.CancelJobRequest\x1a\x19.headend.transcode.v1.Job\"#\x82\xd3\xe4\x93\x02\x1d\"\x18/v1/{name=jobs/*}:cancel:\x01*\x12k\n\x08ListJobs\x12%.headend.transcode.v1.ListJobsRequest\x1a&.headend.transcode.v1.ListJobsResponse\"\x10\x82\xd3\xe4\x93\x02\n\x12\x08/v1/jobs\x12}\n\x0cStartChannel\x12).headend.transcode.v1.StartChannelRequest\x1a#.headend.transcode.v1.ChannelStatus\"\x1d\x82\xd3\xe4\x93\x02\x17\"\x12/v1/channels:start:\x01*\x12\x83\x01\n\x0bStopChannel\x12(.headend.transcode.v1.StopChannelRequest\x1a#.headend.transcode.v1.ChannelStatus\"%\x82\xd3\xe4\x93\x02\x1f\"\x1a/v1/{name=channels/*}:stop:\x01*\x12\x80\x01\n\x0cListChannels\x12).headend.transcode.v1.ListChannelsRequest\x1a*.headend.transcode.v1.ListChannelsResponse\"\x19\x82\xd3\xe4\x93\x02\x13\x12\x11/v1/channels:live\x12~\n\nGetChannel\x12\'.headend.transcode.v1.GetChannelRequest\x1a#.headend.transcode.v1.ChannelStatus\"\"\x82\xd3\xe4\x93\x02\x1c\x12\x1a/v1/{name=channels/*}:live\x12o\n\tListNodes\x12&.headend.transcode.v1.ListNodesRequest\x1a\'.headend.transcode.v1.ListNodesResponse\"\x11\x82\xd3\xe4\x93\x02\x0b\x12\t/v1/nodes\x12t\n\tDrainNode\x12&.headend.transcode.v1.DrainNodeRequest\x1a\x1a.headend.transcode.v1.Node\"#\x82\xd3\xe4\x93\x02\x1d\"\x18/v1/{name=nodes/*}:drain:\x01*b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -53,56 +53,58 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_TRANSCODESERVICE'].methods_by_name['ListNodes']._serialized_options = b'\202\323\344\223\002\013\022\t/v1/nodes'
   _globals['_TRANSCODESERVICE'].methods_by_name['DrainNode']._loaded_options = None
   _globals['_TRANSCODESERVICE'].methods_by_name['DrainNode']._serialized_options = b'\202\323\344\223\002\035\"\030/v1/{name=nodes/*}:drain:\001*'
-  _globals['_JOBSTATE']._serialized_start=2639
-  _globals['_JOBSTATE']._serialized_end=2793
-  _globals['_CHANNELSTATE']._serialized_start=2796
-  _globals['_CHANNELSTATE']._serialized_end=3003
+  _globals['_JOBSTATE']._serialized_start=2932
+  _globals['_JOBSTATE']._serialized_end=3086
+  _globals['_CHANNELSTATE']._serialized_start=3089
+  _globals['_CHANNELSTATE']._serialized_end=3296
   _globals['_PROGRESS']._serialized_start=111
   _globals['_PROGRESS']._serialized_end=189
   _globals['_JOB']._serialized_start=192
-  _globals['_JOB']._serialized_end=637
-  _globals['_JOB_ENCRYPTION']._serialized_start=582
-  _globals['_JOB_ENCRYPTION']._serialized_end=637
-  _globals['_SUBMITJOBREQUEST']._serialized_start=640
-  _globals['_SUBMITJOBREQUEST']._serialized_end=780
-  _globals['_GETJOBREQUEST']._serialized_start=782
-  _globals['_GETJOBREQUEST']._serialized_end=811
-  _globals['_WATCHJOBREQUEST']._serialized_start=813
-  _globals['_WATCHJOBREQUEST']._serialized_end=844
-  _globals['_CANCELJOBREQUEST']._serialized_start=846
-  _globals['_CANCELJOBREQUEST']._serialized_end=878
-  _globals['_JOBEVENT']._serialized_start=881
-  _globals['_JOBEVENT']._serialized_end=1017
-  _globals['_LISTJOBSREQUEST']._serialized_start=1019
-  _globals['_LISTJOBSREQUEST']._serialized_end=1122
-  _globals['_LISTJOBSRESPONSE']._serialized_start=1124
-  _globals['_LISTJOBSRESPONSE']._serialized_end=1208
-  _globals['_CHANNEL']._serialized_start=1211
-  _globals['_CHANNEL']._serialized_end=1502
-  _globals['_CHANNEL_ENCRYPTION']._serialized_start=582
-  _globals['_CHANNEL_ENCRYPTION']._serialized_end=637
-  _globals['_SOURCESWITCH']._serialized_start=1505
-  _globals['_SOURCESWITCH']._serialized_end=1638
-  _globals['_CHANNELSTATUS']._serialized_start=1641
-  _globals['_CHANNELSTATUS']._serialized_end=2025
-  _globals['_STARTCHANNELREQUEST']._serialized_start=2027
-  _globals['_STARTCHANNELREQUEST']._serialized_end=2096
-  _globals['_STOPCHANNELREQUEST']._serialized_start=2098
-  _globals['_STOPCHANNELREQUEST']._serialized_end=2132
-  _globals['_GETCHANNELREQUEST']._serialized_start=2134
-  _globals['_GETCHANNELREQUEST']._serialized_end=2167
-  _globals['_LISTCHANNELSREQUEST']._serialized_start=2169
-  _globals['_LISTCHANNELSREQUEST']._serialized_end=2229
-  _globals['_LISTCHANNELSRESPONSE']._serialized_start=2231
-  _globals['_LISTCHANNELSRESPONSE']._serialized_end=2333
-  _globals['_NODE']._serialized_start=2335
-  _globals['_NODE']._serialized_end=2438
-  _globals['_LISTNODESREQUEST']._serialized_start=2440
-  _globals['_LISTNODESREQUEST']._serialized_end=2497
-  _globals['_LISTNODESRESPONSE']._serialized_start=2499
-  _globals['_LISTNODESRESPONSE']._serialized_end=2586
-  _globals['_DRAINNODEREQUEST']._serialized_start=2588
-  _globals['_DRAINNODEREQUEST']._serialized_end=2636
-  _globals['_TRANSCODESERVICE']._serialized_start=3006
-  _globals['_TRANSCODESERVICE']._serialized_end=4288
+  _globals['_JOB']._serialized_end=774
+  _globals['_JOB_ENCRYPTION']._serialized_start=661
+  _globals['_JOB_ENCRYPTION']._serialized_end=716
+  _globals['_JOB_SUBTITLE']._serialized_start=718
+  _globals['_JOB_SUBTITLE']._serialized_end=774
+  _globals['_SUBMITJOBREQUEST']._serialized_start=777
+  _globals['_SUBMITJOBREQUEST']._serialized_end=996
+  _globals['_GETJOBREQUEST']._serialized_start=998
+  _globals['_GETJOBREQUEST']._serialized_end=1027
+  _globals['_WATCHJOBREQUEST']._serialized_start=1029
+  _globals['_WATCHJOBREQUEST']._serialized_end=1060
+  _globals['_CANCELJOBREQUEST']._serialized_start=1062
+  _globals['_CANCELJOBREQUEST']._serialized_end=1094
+  _globals['_JOBEVENT']._serialized_start=1097
+  _globals['_JOBEVENT']._serialized_end=1233
+  _globals['_LISTJOBSREQUEST']._serialized_start=1235
+  _globals['_LISTJOBSREQUEST']._serialized_end=1338
+  _globals['_LISTJOBSRESPONSE']._serialized_start=1340
+  _globals['_LISTJOBSRESPONSE']._serialized_end=1424
+  _globals['_CHANNEL']._serialized_start=1427
+  _globals['_CHANNEL']._serialized_end=1795
+  _globals['_CHANNEL_ENCRYPTION']._serialized_start=661
+  _globals['_CHANNEL_ENCRYPTION']._serialized_end=716
+  _globals['_SOURCESWITCH']._serialized_start=1798
+  _globals['_SOURCESWITCH']._serialized_end=1931
+  _globals['_CHANNELSTATUS']._serialized_start=1934
+  _globals['_CHANNELSTATUS']._serialized_end=2318
+  _globals['_STARTCHANNELREQUEST']._serialized_start=2320
+  _globals['_STARTCHANNELREQUEST']._serialized_end=2389
+  _globals['_STOPCHANNELREQUEST']._serialized_start=2391
+  _globals['_STOPCHANNELREQUEST']._serialized_end=2425
+  _globals['_GETCHANNELREQUEST']._serialized_start=2427
+  _globals['_GETCHANNELREQUEST']._serialized_end=2460
+  _globals['_LISTCHANNELSREQUEST']._serialized_start=2462
+  _globals['_LISTCHANNELSREQUEST']._serialized_end=2522
+  _globals['_LISTCHANNELSRESPONSE']._serialized_start=2524
+  _globals['_LISTCHANNELSRESPONSE']._serialized_end=2626
+  _globals['_NODE']._serialized_start=2628
+  _globals['_NODE']._serialized_end=2731
+  _globals['_LISTNODESREQUEST']._serialized_start=2733
+  _globals['_LISTNODESREQUEST']._serialized_end=2790
+  _globals['_LISTNODESRESPONSE']._serialized_start=2792
+  _globals['_LISTNODESRESPONSE']._serialized_end=2879
+  _globals['_DRAINNODEREQUEST']._serialized_start=2881
+  _globals['_DRAINNODEREQUEST']._serialized_end=2929
+  _globals['_TRANSCODESERVICE']._serialized_start=3299
+  _globals['_TRANSCODESERVICE']._serialized_end=4581
 # @@protoc_insertion_point(module_scope)

@@ -56,7 +56,7 @@ class Progress(_message.Message):
     def __init__(self, percent: _Optional[float] = ..., speed: _Optional[float] = ..., eta_seconds: _Optional[float] = ..., phase: _Optional[str] = ...) -> None: ...
 
 class Job(_message.Message):
-    __slots__ = ("name", "source", "asset", "profile", "state", "progress", "reason", "deliveries", "worker", "output", "create_time", "update_time", "encryption")
+    __slots__ = ("name", "source", "asset", "profile", "state", "progress", "reason", "deliveries", "worker", "output", "create_time", "update_time", "encryption", "subtitles", "audio_language")
     class Encryption(_message.Message):
         __slots__ = ("enabled", "rotation_seconds")
         ENABLED_FIELD_NUMBER: _ClassVar[int]
@@ -64,6 +64,15 @@ class Job(_message.Message):
         enabled: bool
         rotation_seconds: int
         def __init__(self, enabled: _Optional[bool] = ..., rotation_seconds: _Optional[int] = ...) -> None: ...
+    class Subtitle(_message.Message):
+        __slots__ = ("uri", "language", "title")
+        URI_FIELD_NUMBER: _ClassVar[int]
+        LANGUAGE_FIELD_NUMBER: _ClassVar[int]
+        TITLE_FIELD_NUMBER: _ClassVar[int]
+        uri: str
+        language: str
+        title: str
+        def __init__(self, uri: _Optional[str] = ..., language: _Optional[str] = ..., title: _Optional[str] = ...) -> None: ...
     NAME_FIELD_NUMBER: _ClassVar[int]
     SOURCE_FIELD_NUMBER: _ClassVar[int]
     ASSET_FIELD_NUMBER: _ClassVar[int]
@@ -77,6 +86,8 @@ class Job(_message.Message):
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
     ENCRYPTION_FIELD_NUMBER: _ClassVar[int]
+    SUBTITLES_FIELD_NUMBER: _ClassVar[int]
+    AUDIO_LANGUAGE_FIELD_NUMBER: _ClassVar[int]
     name: str
     source: str
     asset: str
@@ -90,21 +101,27 @@ class Job(_message.Message):
     create_time: _timestamp_pb2.Timestamp
     update_time: _timestamp_pb2.Timestamp
     encryption: Job.Encryption
-    def __init__(self, name: _Optional[str] = ..., source: _Optional[str] = ..., asset: _Optional[str] = ..., profile: _Optional[str] = ..., state: _Optional[_Union[JobState, str]] = ..., progress: _Optional[_Union[Progress, _Mapping]] = ..., reason: _Optional[str] = ..., deliveries: _Optional[int] = ..., worker: _Optional[str] = ..., output: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., encryption: _Optional[_Union[Job.Encryption, _Mapping]] = ...) -> None: ...
+    subtitles: _containers.RepeatedCompositeFieldContainer[Job.Subtitle]
+    audio_language: str
+    def __init__(self, name: _Optional[str] = ..., source: _Optional[str] = ..., asset: _Optional[str] = ..., profile: _Optional[str] = ..., state: _Optional[_Union[JobState, str]] = ..., progress: _Optional[_Union[Progress, _Mapping]] = ..., reason: _Optional[str] = ..., deliveries: _Optional[int] = ..., worker: _Optional[str] = ..., output: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., encryption: _Optional[_Union[Job.Encryption, _Mapping]] = ..., subtitles: _Optional[_Iterable[_Union[Job.Subtitle, _Mapping]]] = ..., audio_language: _Optional[str] = ...) -> None: ...
 
 class SubmitJobRequest(_message.Message):
-    __slots__ = ("source", "asset", "profile", "job_id", "encryption")
+    __slots__ = ("source", "asset", "profile", "job_id", "encryption", "subtitles", "audio_language")
     SOURCE_FIELD_NUMBER: _ClassVar[int]
     ASSET_FIELD_NUMBER: _ClassVar[int]
     PROFILE_FIELD_NUMBER: _ClassVar[int]
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     ENCRYPTION_FIELD_NUMBER: _ClassVar[int]
+    SUBTITLES_FIELD_NUMBER: _ClassVar[int]
+    AUDIO_LANGUAGE_FIELD_NUMBER: _ClassVar[int]
     source: str
     asset: str
     profile: str
     job_id: str
     encryption: Job.Encryption
-    def __init__(self, source: _Optional[str] = ..., asset: _Optional[str] = ..., profile: _Optional[str] = ..., job_id: _Optional[str] = ..., encryption: _Optional[_Union[Job.Encryption, _Mapping]] = ...) -> None: ...
+    subtitles: _containers.RepeatedCompositeFieldContainer[Job.Subtitle]
+    audio_language: str
+    def __init__(self, source: _Optional[str] = ..., asset: _Optional[str] = ..., profile: _Optional[str] = ..., job_id: _Optional[str] = ..., encryption: _Optional[_Union[Job.Encryption, _Mapping]] = ..., subtitles: _Optional[_Iterable[_Union[Job.Subtitle, _Mapping]]] = ..., audio_language: _Optional[str] = ...) -> None: ...
 
 class GetJobRequest(_message.Message):
     __slots__ = ("name",)
@@ -155,7 +172,7 @@ class ListJobsResponse(_message.Message):
     def __init__(self, jobs: _Optional[_Iterable[_Union[Job, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class Channel(_message.Message):
-    __slots__ = ("name", "source", "profile", "segment_seconds", "window_segments", "catchup_days", "node_group", "backup_sources", "encryption")
+    __slots__ = ("name", "source", "profile", "segment_seconds", "window_segments", "catchup_days", "node_group", "backup_sources", "encryption", "audio_languages", "subtitle_languages", "audio_language")
     class Encryption(_message.Message):
         __slots__ = ("enabled", "rotation_seconds")
         ENABLED_FIELD_NUMBER: _ClassVar[int]
@@ -172,6 +189,9 @@ class Channel(_message.Message):
     NODE_GROUP_FIELD_NUMBER: _ClassVar[int]
     BACKUP_SOURCES_FIELD_NUMBER: _ClassVar[int]
     ENCRYPTION_FIELD_NUMBER: _ClassVar[int]
+    AUDIO_LANGUAGES_FIELD_NUMBER: _ClassVar[int]
+    SUBTITLE_LANGUAGES_FIELD_NUMBER: _ClassVar[int]
+    AUDIO_LANGUAGE_FIELD_NUMBER: _ClassVar[int]
     name: str
     source: str
     profile: str
@@ -181,7 +201,10 @@ class Channel(_message.Message):
     node_group: str
     backup_sources: _containers.RepeatedScalarFieldContainer[str]
     encryption: Channel.Encryption
-    def __init__(self, name: _Optional[str] = ..., source: _Optional[str] = ..., profile: _Optional[str] = ..., segment_seconds: _Optional[int] = ..., window_segments: _Optional[int] = ..., catchup_days: _Optional[int] = ..., node_group: _Optional[str] = ..., backup_sources: _Optional[_Iterable[str]] = ..., encryption: _Optional[_Union[Channel.Encryption, _Mapping]] = ...) -> None: ...
+    audio_languages: _containers.RepeatedScalarFieldContainer[str]
+    subtitle_languages: _containers.RepeatedScalarFieldContainer[str]
+    audio_language: str
+    def __init__(self, name: _Optional[str] = ..., source: _Optional[str] = ..., profile: _Optional[str] = ..., segment_seconds: _Optional[int] = ..., window_segments: _Optional[int] = ..., catchup_days: _Optional[int] = ..., node_group: _Optional[str] = ..., backup_sources: _Optional[_Iterable[str]] = ..., encryption: _Optional[_Union[Channel.Encryption, _Mapping]] = ..., audio_languages: _Optional[_Iterable[str]] = ..., subtitle_languages: _Optional[_Iterable[str]] = ..., audio_language: _Optional[str] = ...) -> None: ...
 
 class SourceSwitch(_message.Message):
     __slots__ = ("switch_time", "from_index", "to_index", "reason", "detail")

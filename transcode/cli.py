@@ -23,7 +23,7 @@ from headend.clitools import CliError, api_key, client_tls, env_help, run_comman
 from headend.output import add_output, emit
 from headend.settings import environ
 from transcode.client import TranscodeClient
-from transcode.domain import ChannelStatus, Job, JobState, NodeInfo
+from transcode.domain import ChannelStatus, Job, JobState, NodeInfo, SubtitleFile
 
 TARGET_VAR = "TRANSCODE_TARGET"
 DEFAULT_TARGET = "127.0.0.1:50053"
@@ -78,6 +78,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="S",
         help="seconds of media per key with --encrypt (default CONTENT_KEY_ROTATION_SECONDS)",
     )
+    submit.add_argument(
+        "--subtitles", action="append", default=[], type=_subtitle_file,
+        metavar="LANG:FILE[:TITLE]",
+        help="a subtitle file (.srt .vtt .ass .ssa) published as a rendition, e.g. en:/m/a.srt "
+        "(repeatable)",
+    )  # fmt: skip
+    submit.add_argument(
+        "--audio-language", default="", metavar="LANG",
+        help="the default audio track of a source with several (default: the source's)",
+    )  # fmt: skip
     submit.add_argument("--wait", action="store_true", help="follow progress until the job ends")
     submit.set_defaults(func=lambda a: _run_cmd(submit_job(a, environ(), sys.stdout)))
     jobs = sub.add_parser("jobs", help="list jobs, newest first", **env)
@@ -122,6 +132,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="seconds of media per content key with --encrypt "
         "(default the node's CONTENT_KEY_ROTATION_SECONDS)",
     )  # fmt: skip
+    start.add_argument(
+        "--audio", type=_languages, default=(), metavar="LANG,LANG",
+        help="the languages of the source's audio streams in order; two or more make each an "
+        "audio rendition (e.g. zh,en)",
+    )  # fmt: skip
+    start.add_argument(
+        "--subtitles", type=_languages, default=(), metavar="LANG,...",
+        help="the languages of the source's text subtitle streams in order, each a WebVTT "
+        "rendition",
+    )  # fmt: skip
+    start.add_argument(
+        "--audio-default", default="", metavar="LANG", help="the default audio (default: the first)"
+    )
     add_output(start)
     start.set_defaults(func=lambda a: _run_cmd(start_channel(a, environ(), sys.stdout)))
     stop = csub.add_parser("stop", help="stop a live channel (its archive stays)", **env)
@@ -170,6 +193,8 @@ async def submit_job(args: argparse.Namespace, env: Mapping[str, str], out: IO[s
             job_id=args.job_id,
             encrypt=args.encrypt,
             key_rotation_seconds=args.key_rotation,
+            subtitles=args.subtitles,
+            audio_language=args.audio_language,
         )
         print(f"job {job.id} queued", file=out)
         if not args.wait:
@@ -188,6 +213,22 @@ async def submit_job(args: argparse.Namespace, env: Mapping[str, str], out: IO[s
             raise CliError("the job's event stream ended without a state")
         print(f"job {job.id} {_state(last.state)} {last.reason}".rstrip(), file=out)
         return 0 if last.state is JobState.SUCCEEDED else 1
+
+
+def _subtitle_file(value: str) -> SubtitleFile:
+    """``LANG:FILE[:TITLE]`` (a file path or URL; the title may not contain ':' after it)."""
+    language, sep, rest = value.partition(":")
+    if not sep or not rest:
+        raise argparse.ArgumentTypeError(f"expected LANG:FILE[:TITLE], got {value!r}")
+    uri, title = rest, ""
+    head, colon, tail = rest.rpartition(":")
+    if colon and "/" not in tail and "." not in tail:
+        uri, title = head, tail
+    return SubtitleFile(uri, language, title)
+
+
+def _languages(value: str) -> tuple[str, ...]:
+    return tuple(v.strip() for v in value.split(",") if v.strip())
 
 
 async def list_jobs(args: argparse.Namespace, env: Mapping[str, str], out: IO[str]) -> int:
@@ -247,6 +288,9 @@ async def start_channel(args: argparse.Namespace, env: Mapping[str, str], out: I
             backup_sources=args.backup,
             encrypt=args.encrypt,
             key_rotation_seconds=args.key_rotation,
+            audio_languages=args.audio,
+            subtitle_languages=args.subtitles,
+            audio_language=args.audio_default,
         )
     emit([_channel_row(status)], CHANNEL_COLUMNS, args.output, out=out)
     return 0

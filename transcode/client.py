@@ -28,8 +28,9 @@ from transcode.convert import (
     job_state_to_pb,
     node_from_pb,
     status_from_pb,
+    subtitle_to_pb,
 )
-from transcode.domain import ChannelStatus, Job, JobEvent, JobState, NodeInfo
+from transcode.domain import ChannelStatus, Job, JobEvent, JobState, NodeInfo, SubtitleFile
 from transcode.errors import TranscodeError
 
 # The service pages every list; the client's lists read every page.
@@ -59,16 +60,21 @@ class TranscodeClient(ServiceClient):
         job_id: str = "",
         encrypt: bool = False,
         key_rotation_seconds: int = 0,
+        subtitles: Sequence[SubtitleFile] = (),
+        audio_language: str = "",
     ) -> Job:
         """Queue ``source`` for packaging into ``/vod/<asset>/`` (empty profile: "default";
         empty ``job_id``: generated, else an idempotent submit); ``encrypt``: AES-128 with a
-        key every ``key_rotation_seconds`` of media (0: the service's default)."""
+        key every ``key_rotation_seconds`` of media (0: the service's default); ``subtitles``:
+        files published as subtitle renditions; ``audio_language``: the default audio track."""
         request = pb.SubmitJobRequest(
             source=source,
             asset=asset,
             profile=profile,
             job_id=job_id,
             encryption=pb.Job.Encryption(enabled=encrypt, rotation_seconds=key_rotation_seconds),
+            subtitles=[subtitle_to_pb(s) for s in subtitles],
+            audio_language=audio_language,
         )
         return job_from_pb(await self.call(self._stub.SubmitJob, request))
 
@@ -124,11 +130,15 @@ class TranscodeClient(ServiceClient):
         backup_sources: Sequence[str] = (),
         encrypt: bool = False,
         key_rotation_seconds: int = 0,
+        audio_languages: Sequence[str] = (),
+        subtitle_languages: Sequence[str] = (),
+        audio_language: str = "",
     ) -> ChannelStatus:
         """Start a live channel (an empty or 0 setting: the service's default; ``node_group``:
         run only on nodes of that group; ``backup_sources``: taken in order when the source
         is lost or impaired; ``encrypt``: AES-128 segments whose key rotates every
-        ``key_rotation_seconds`` of media)."""
+        ``key_rotation_seconds`` of media; ``audio_languages``/``subtitle_languages``: the
+        source's audio and subtitle streams in order, ``audio_language`` the default)."""
         channel = pb.Channel(
             name=CHANNEL.format(channel_id),
             source=source,
@@ -141,6 +151,9 @@ class TranscodeClient(ServiceClient):
             encryption=pb.Channel.Encryption(
                 enabled=encrypt, rotation_seconds=key_rotation_seconds
             ),
+            audio_languages=list(audio_languages),
+            subtitle_languages=list(subtitle_languages),
+            audio_language=audio_language,
         )
         request = pb.StartChannelRequest(channel=channel)
         return status_from_pb(await self.call(self._stub.StartChannel, request))

@@ -4,7 +4,7 @@ domain by id."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import TypeVar
 
 from headend.rpc import from_timestamp, to_timestamp
@@ -22,6 +22,7 @@ from transcode.domain import (
     NodeInfo,
     Progress,
     SourceSwitch,
+    SubtitleFile,
 )
 from transcode.errors import InvalidRequest
 
@@ -91,7 +92,19 @@ def job_to_pb(job: Job) -> pb.Job:
         create_time=to_timestamp(job.created_at),
         update_time=to_timestamp(job.updated_at),
         encryption=job_encryption_to_pb(job.encryption),
+        subtitles=[subtitle_to_pb(s) for s in job.subtitles],
+        audio_language=job.audio_language,
     )
+
+
+def subtitle_to_pb(subtitle: SubtitleFile) -> pb.Job.Subtitle:
+    """An attached subtitle file as its message."""
+    return pb.Job.Subtitle(uri=subtitle.uri, language=subtitle.language, title=subtitle.title)
+
+
+def subtitles_from_pb(messages: Iterable[pb.Job.Subtitle]) -> tuple[SubtitleFile, ...]:
+    """Attached subtitle files from their messages."""
+    return tuple(SubtitleFile(m.uri, m.language, m.title) for m in messages)
 
 
 def job_from_pb(msg: pb.Job) -> Job:
@@ -112,6 +125,8 @@ def job_from_pb(msg: pb.Job) -> Job:
         encryption=(
             JobEncryption(msg.encryption.rotation_seconds) if msg.encryption.enabled else None
         ),
+        subtitles=subtitles_from_pb(msg.subtitles),
+        audio_language=msg.audio_language,
     )
 
 
@@ -158,6 +173,9 @@ def channel_from_pb(msg: pb.Channel, *, field: str = "channel.name") -> LiveChan
         encryption=ChannelEncryption(
             enabled=msg.encryption.enabled, rotation_seconds=msg.encryption.rotation_seconds
         ),
+        audio_languages=tuple(msg.audio_languages),
+        subtitle_languages=tuple(msg.subtitle_languages),
+        audio_language=msg.audio_language,
     )
 
 
@@ -176,6 +194,9 @@ def channel_to_pb(channel: LiveChannel) -> pb.Channel:
             enabled=channel.encryption.enabled,
             rotation_seconds=channel.encryption.rotation_seconds,
         ),
+        audio_languages=list(channel.audio_languages),
+        subtitle_languages=list(channel.subtitle_languages),
+        audio_language=channel.audio_language,
     )
 
 

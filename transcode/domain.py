@@ -14,8 +14,17 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from headend.clock import utc_now
 from headend.contentkeys import MAX_ROTATION_SECONDS, MIN_ROTATION_SECONDS
+from headend.errors import InvalidArgument
 from headend.ids import CHANNEL_ID_MAX, CHANNEL_ID_RULE, is_channel_id
+from headend.languages import validate_language, validate_languages
+from headend.text import validate_text
 from transcode.errors import InvalidRequest
+
+# Audio renditions, and subtitle renditions, one channel or asset may have.
+MAX_TRACKS = 8
+MAX_TRACK_TITLE = 64
+# The subtitle files a VOD job may attach: formats FFmpeg converts to WebVTT.
+SUBTITLE_FILE_SUFFIXES = frozenset({".srt", ".vtt", ".ass", ".ssa"})
 
 _ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 # Channel ids follow the CDN controller's path rule (the edges match it in URLs).
@@ -65,6 +74,62 @@ class JobEncryption:
 
 
 @dataclass(frozen=True, slots=True)
+class SubtitleFile:
+    """A subtitle file (SRT, WebVTT, SSA/ASS) attached to a VOD job, published as a
+    WebVTT rendition of the asset."""
+
+    uri: str
+    language: str
+    title: str = ""
+
+
+def validate_subtitle_file(field: str, uri: str) -> str:
+    """Check that an attached subtitle file's name says a format FFmpeg reads as text."""
+    path = urlsplit(uri).path if "://" in uri else uri
+    suffix = path[path.rfind(".") :].lower() if "." in path.rpartition("/")[2] else ""
+    if suffix not in SUBTITLE_FILE_SUFFIXES:
+        raise InvalidRequest(
+            field, f"not a subtitle file ({', '.join(sorted(SUBTITLE_FILE_SUFFIXES))}): {uri}"
+        )
+    return uri
+
+
+def validate_subtitle_files(files: tuple[SubtitleFile, ...]) -> None:
+    """Check the subtitle files attached to a job: at most MAX_TRACKS, each a subtitle file's
+    name, a language tag and a short title."""
+    if len(files) > MAX_TRACKS:
+        raise InvalidRequest("subtitles", f"at most {MAX_TRACKS} subtitle files")
+    for index, file in enumerate(files):
+        where = f"subtitles[{index}]"
+        validate_subtitle_file(f"{where}.uri", file.uri)
+        try:
+            validate_language(f"{where}.language", file.language)
+            validate_text(f"{where}.title", file.title, max_chars=MAX_TRACK_TITLE)
+        except InvalidArgument as err:
+            raise InvalidRequest(err.field, err.reason) from err
+
+
+def validate_tracks_languages(
+    audio_languages: tuple[str, ...],
+    subtitle_languages: tuple[str, ...],
+    default: str,
+    *,
+    prefix: str,
+) -> None:
+    """Check the languages of a channel's or job's tracks (each a language tag, at most
+    MAX_TRACKS per kind) and the default audio language (one of them, when they are given)."""
+    try:
+        validate_languages(f"{prefix}audio_languages", audio_languages, limit=MAX_TRACKS)
+        validate_languages(f"{prefix}subtitle_languages", subtitle_languages, limit=MAX_TRACKS)
+        if default:
+            validate_language(f"{prefix}audio_language", default)
+    except InvalidArgument as err:
+        raise InvalidRequest(err.field, err.reason) from err
+    if default and audio_languages and default not in audio_languages:
+        raise InvalidRequest(f"{prefix}audio_language", "must be one of audio_languages")
+
+
+@dataclass(frozen=True, slots=True)
 class Job:
     """One VOD packaging job: a source packaged into ``vod/<asset>``."""
 
@@ -82,6 +147,8 @@ class Job:
     cancel_requested: bool = False
     output: str = ""
     encryption: JobEncryption | None = None  # None: a clear asset
+    subtitles: tuple[SubtitleFile, ...] = ()
+    audio_language: str = ""  # the default of several audio tracks ("": the source's)
 
     def with_state(self, state: JobState, now: datetime, reason: str = "") -> Job:
         """A copy moved to ``state``."""
@@ -181,6 +248,11 @@ class LiveChannel:
     # Taken in this order when the source (and every one before) is lost or impaired.
     backup_sources: tuple[str, ...] = ()
     encryption: ChannelEncryption = ChannelEncryption()
+    # The source's audio and text subtitle streams, in order, by language
+    # (``transcode.tracks``); two or more audio languages make audio renditions.
+    audio_languages: tuple[str, ...] = ()
+    subtitle_languages: tuple[str, ...] = ()
+    audio_language: str = ""  # the default audio rendition ("": the first)
 
     @property
     def sources(self) -> tuple[str, ...]:
@@ -212,6 +284,9 @@ class LiveChannel:
         if not 0.5 <= self.source_timeout_seconds <= 60:
             raise InvalidRequest("channel.source_timeout_seconds", "must be between 0.5 and 60")
         self.encryption.validate()
+        validate_tracks_languages(
+            self.audio_languages, self.subtitle_languages, self.audio_language, prefix="channel."
+        )
         return self
 
 

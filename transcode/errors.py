@@ -132,3 +132,8 @@ class IngestStale(TranscodeError, Aborted):
 
 class IngestTooLarge(TranscodeError, ResourceExhausted):
     """Raised when an origin ingest PUT's body is larger than the origin takes for its kind."""
+
+
+class InvalidSubtitles(TranscodeError, InvalidArgument):
+    """Raised when a subtitle track is malformed or past the WebVTT bounds, a cue cannot be
+    written as WebVTT, or the source has no subtitle stream of the requested index."""

@@ -15,10 +15,16 @@ from typing import Any
 import ffmpeg
 
 from transcode.ladder import H264Profile, PlannedRung, Profile
+from transcode.tracks import Track
 
 # FFmpeg's own playlist is only read back for its segment list; ours replaces it.
 FFMPEG_PLAYLIST = ".ffmpeg.m3u8"
 SEGMENT_PATTERN = "seg_%05d.ts"
+# Keep every output on the source's timeline. By default the muxer shifts each output by
+# its own most negative DTS (B-frame delay, which differs between baseline and high rungs
+# and with the frame rate; AAC priming in an audio rendition), so the same source instant
+# would get a different PTS in each rung and ABR or audio switches would jump.
+_SOURCE_TIMELINE = {"avoid_negative_ts": "disabled", "hls_ts_options": "avoid_negative_ts=disabled"}
 _GLOBAL_ARGS = ("-hide_banner", "-nostdin", "-nostats")
 # Progress every 0.25 s: it paces the segment scan that overlaps the encode.
 _PROGRESS_ARGS = ("-progress", "pipe:1", "-stats_period", "0.25")
@@ -37,21 +43,39 @@ def ladder_command(
     *,
     ffmpeg_bin: str = "ffmpeg",
     input_options: Mapping[str, str] | None = None,
+    audio: Sequence[Track] = (),
+    video_only: bool = False,
 ) -> list[str]:
     """One FFmpeg that decodes ``source`` once and writes every rung's HLS under ``out_dir``
-    (a plan of one rung is the per-rung mode: each FFmpeg decodes the source itself)."""
+    (a plan of one rung is the per-rung mode: each FFmpeg decodes the source itself).
+
+    Each of the ``audio`` renditions is encoded once, at the profile's top audio rate, into
+    its own directory; with renditions (or ``video_only``: the per-rung mode's rung processes,
+    whose renditions another process writes) the rungs carry no audio."""
     source_in = ffmpeg.input(source, **(input_options or {}))
     video = source_in["v:0"]
-    if len(plan) == 1:
-        pictures = [video]
+    muxed = None if audio or video_only else source_in["a:0"]
+    if len(plan) <= 1:
+        pictures = [video] * len(plan)
     else:
         branches = video.filter_multi_output("split", len(plan))
         pictures = [branches.stream(index) for index in range(len(plan))]
     outputs = [
-        _rung_output(picture, source_in["a:0"], rung, profile, out_dir)
+        _rung_output(picture, muxed, rung, profile, out_dir)
         for picture, rung in zip(pictures, plan, strict=True)
     ]
-    return _compile(ffmpeg.merge_outputs(*outputs), ffmpeg_bin)
+    kbps = max(r.audio_kbps for r in profile.rungs)
+    outputs += [
+        ffmpeg.output(
+            source_in[f"a:{track.index}"],
+            str(out_dir / track.name / FFMPEG_PLAYLIST),
+            **audio_encoding(kbps, profile),
+            **_SOURCE_TIMELINE,
+            **_hls_options(profile.segment_seconds, out_dir / track.name),
+        )
+        for track in audio
+    ]
+    return compile_command(ffmpeg.merge_outputs(*outputs), ffmpeg_bin)
 
 
 def remux_command(
@@ -75,7 +99,7 @@ def remux_command(
     # At "info" FFmpeg describes its input (duration, codecs, size, rate) on stderr
     # before copying anything: the remux reads the source's facts from there instead
     # of starting an ffprobe, which at several hundred times realtime costs a lot.
-    return _compile(output, ffmpeg_bin, loglevel="info")
+    return compile_command(output, ffmpeg_bin, loglevel="info")
 
 
 def frame_rate_expr(frame_rate: float) -> str:
@@ -132,28 +156,28 @@ def rung_encoding(rung: PlannedRung, profile: Profile) -> dict[str, Any]:
         "sc_threshold": 0,
         "flags": "+cgop",
         "force_key_frames": f"expr:gte(t,n_forced*{gop_seconds})",
+        **audio_encoding(rung.audio_kbps, profile),
+    }
+
+
+def audio_encoding(kbps: int, profile: Profile) -> dict[str, Any]:
+    """AAC encoder options: a rung's muxed audio, or an audio rendition of its own."""
+    return {
         "c:a": "aac",
-        "b:a": f"{rung.audio_kbps}k",
+        "b:a": f"{kbps}k",
         "ar": profile.audio_sample_rate,
         "ac": profile.audio_channels,
     }
 
 
-def _rung_output(video: Any, audio: Any, rung: PlannedRung, profile: Profile, out_dir: Path) -> Any:
+def _rung_output(
+    video: Any, audio: Any | None, rung: PlannedRung, profile: Profile, out_dir: Path
+) -> Any:
     scaled = rung_video(video, rung)
-    encode: dict[str, Any] = {
-        **rung_encoding(rung, profile),
-        # Keep every rung on the source's timeline. By default the muxer shifts each
-        # output by its own most negative DTS (B-frame delay, which differs between
-        # baseline and high rungs and with the frame rate), so the same source frame
-        # would get a different PTS in each rung and ABR switches would jump.
-        "avoid_negative_ts": "disabled",
-        "hls_ts_options": "avoid_negative_ts=disabled",
-    }
+    encode: dict[str, Any] = {**rung_encoding(rung, profile), **_SOURCE_TIMELINE}
     rung_dir = out_dir / rung.name
     return ffmpeg.output(
-        scaled,
-        audio,
+        *((scaled,) if audio is None else (scaled, audio)),
         str(rung_dir / FFMPEG_PLAYLIST),
         **encode,
         **_hls_options(profile.segment_seconds, rung_dir),
@@ -171,7 +195,9 @@ def _hls_options(segment_seconds: float, rung_dir: Path) -> dict[str, Any]:
     }
 
 
-def _compile(node: Any, ffmpeg_bin: str, *, loglevel: str = "error") -> list[str]:
+def compile_command(node: Any, ffmpeg_bin: str, *, loglevel: str = "error") -> list[str]:
+    """The argument list of an ffmpeg-python graph, with the house's global and ``-progress``
+    arguments (``transcode.runner.run_ffmpeg`` reads the progress)."""
     node = node.global_args(*_GLOBAL_ARGS, "-loglevel", loglevel, *_PROGRESS_ARGS)
     args: list[str] = node.compile(cmd=ffmpeg_bin)
     return args

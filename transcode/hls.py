@@ -90,6 +90,23 @@ class Variant:
     resolution: tuple[int, int]
     frame_rate: float  # rendered to three decimals, as RFC 8216 advises
     pathway_id: str | None = None  # content steering pathway (CDN edge) of this copy
+    # GROUP-IDs of the renditions every player of this variant chooses among (None: none).
+    audio: str | None = None
+    subtitles: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Rendition:
+    """An alternative audio or subtitle rendition (EXT-X-MEDIA) of a master playlist."""
+
+    type: Literal["AUDIO", "SUBTITLES"]
+    group_id: str
+    name: str  # what a player's menu shows
+    uri: str
+    language: str = ""  # BCP-47; "" when unknown
+    default: bool = False
+    autoselect: bool = True  # a player may pick it by the viewer's language
+    channels: int = 0  # audio only: 0 leaves CHANNELS out
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +137,7 @@ class MasterPlaylist:
     iframe_variants: Sequence[IFrameVariant] = ()
     steering: ContentSteering | None = None
     independent_segments: bool = True
+    renditions: Sequence[Rendition] = ()
 
 
 def target_duration(segments: Sequence[Segment]) -> int:
@@ -230,12 +248,18 @@ def render_master(playlist: MasterPlaylist) -> str:
         out.append(
             f"{tags.CONTENT_STEERING}{tags.SERVER_URI}={server_uri},{tags.PATHWAY_ID}={pathway}"
         )
+    groups = {(r.type, r.group_id) for r in playlist.renditions}
+    out.extend(_media_line(r) for r in playlist.renditions)
     for v in playlist.variants:
         if not v.frame_rate > 0:
             raise InvalidPlaylist("variants.frame_rate", f"must be positive, got {v.frame_rate}")
-        out.append(
-            tags.STREAM_INF + _stream_attrs("variants", v, f"{tags.FRAME_RATE}={v.frame_rate:.3f}")
-        )
+        own = f"{tags.FRAME_RATE}={v.frame_rate:.3f}"
+        for kind, group in ((tags.MEDIA_AUDIO, v.audio), (tags.MEDIA_SUBTITLES, v.subtitles)):
+            if group is not None:
+                if (kind, group) not in groups:
+                    raise InvalidPlaylist("variants.group", f"no {kind} rendition in {group!r}")
+                own += f",{kind}={_quoted('variants.group', group)}"
+        out.append(tags.STREAM_INF + _stream_attrs("variants", v, own))
         out.append(_line_uri("variants.uri", v.uri))
     for f in playlist.iframe_variants:
         uri = f"{tags.URI}={_quoted('iframe_variants.uri', f.uri)}"
@@ -297,9 +321,24 @@ def parse_master(text: str) -> MasterPlaylist:
         Variant(
             uri=p.uri,
             frame_rate=float(p.stream_info.frame_rate or 0.0),
+            audio=p.stream_info.audio,
+            subtitles=p.stream_info.subtitles,
             **_parsed_stream(p.stream_info),
         )
         for p in parsed.playlists
+    )
+    renditions = tuple(
+        Rendition(
+            type=m.type,
+            group_id=m.group_id,
+            name=m.name,
+            uri=m.uri or "",
+            language=m.language or "",
+            default=m.default == "YES",
+            autoselect=m.autoselect == "YES",
+            channels=int(m.channels or 0),
+        )
+        for m in parsed.media
     )
     iframes = tuple(
         IFrameVariant(uri=p.uri, **_parsed_stream(p.iframe_stream_info))
@@ -316,6 +355,7 @@ def parse_master(text: str) -> MasterPlaylist:
         iframe_variants=iframes,
         steering=steering,
         independent_segments=bool(parsed.is_independent_segments),
+        renditions=renditions,
     )
 
 
@@ -367,6 +407,30 @@ def _key_line(in_force: tuple[str, int | None]) -> str:
     if sequence is not None:
         line += f",{tags.IV}={iv_hex(sequence)}"
     return line
+
+
+def _media_line(rendition: Rendition) -> str:
+    """The EXT-X-MEDIA line of an audio or subtitle rendition (RFC 8216 section 4.3.4.1)."""
+    r = rendition
+    if r.type not in (tags.MEDIA_AUDIO, tags.MEDIA_SUBTITLES):
+        raise InvalidPlaylist("renditions.type", f"unsupported rendition type {r.type!r}")
+    if r.default and not r.autoselect:
+        raise InvalidPlaylist("renditions.autoselect", "a DEFAULT rendition must be AUTOSELECT")
+    attrs = [
+        f"{tags.TYPE}={r.type}",
+        f"{tags.GROUP_ID}={_quoted('renditions.group_id', r.group_id)}",
+    ]
+    if r.language:
+        attrs.append(f"{tags.LANGUAGE}={_quoted('renditions.language', r.language)}")
+    attrs += [
+        f"{tags.NAME}={_quoted('renditions.name', r.name)}",
+        f"{tags.DEFAULT}={'YES' if r.default else 'NO'}",
+        f"{tags.AUTOSELECT}={'YES' if r.autoselect else 'NO'}",
+    ]
+    if r.channels:
+        attrs.append(f'{tags.CHANNELS}="{r.channels}"')
+    attrs.append(f"{tags.URI}={_quoted('renditions.uri', _line_uri('renditions.uri', r.uri))}")
+    return tags.MEDIA + ",".join(attrs)
 
 
 def _rounded_max(segments: Sequence[Segment]) -> int:

@@ -16,6 +16,7 @@ from typing import Literal
 
 from transcode.errors import InvalidProfile
 from transcode.probe import MAX_PROGRAMMES, SourceInfo
+from transcode.tracks import MAX_AUDIO_TRACKS, TRACK_PREFIXES
 
 H264Profile = Literal["baseline", "main", "high"]
 
@@ -67,6 +68,8 @@ class Profile:
     # programme of a source carrying several, named after it), cut on its keyframes; the
     # rung's figures are nominal until the source is probed.
     passthrough: bool = False
+    # A source's audio tracks kept as renditions when it has several (``transcode.tracks``).
+    max_audio_tracks: int = 4
 
     def __post_init__(self) -> None:
         validate_profile(self)
@@ -139,10 +142,14 @@ def validate_profile(profile: Profile) -> None:
         raise InvalidProfile("preset", f"unknown x264 preset {profile.preset!r}")
     if not 1.0 <= profile.maxrate_factor <= 2.0:
         raise InvalidProfile("maxrate_factor", "must be between 1.0 and 2.0")
+    if not 1 <= profile.max_audio_tracks <= MAX_AUDIO_TRACKS:
+        raise InvalidProfile("max_audio_tracks", f"must be between 1 and {MAX_AUDIO_TRACKS}")
     names: set[str] = set()
     for rung in profile.rungs:
         if not _NAME.match(rung.name) or rung.name in names:
             raise InvalidProfile("rungs.name", f"bad or duplicate rung name {rung.name!r}")
+        if rung.name.startswith(TRACK_PREFIXES):
+            raise InvalidProfile("rungs.name", f"{rung.name}: audio-/subs- name renditions")
         names.add(rung.name)
         if rung.width < 16 or rung.height < 16 or rung.width % 2 or rung.height % 2:
             raise InvalidProfile("rungs.width", f"{rung.name}: sizes must be even and >= 16")

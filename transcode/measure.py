@@ -25,7 +25,7 @@ TS_PACKET = 188
 # every command in ffmpeg_cmd maps the video first, the audio second.
 VIDEO_PID = 0x100
 _PTS_WRAP = 1 << 33
-_PTS_HZ = 90_000
+PTS_HZ = 90_000
 
 
 def _table(test: Callable[[int], bool]) -> bytes:
@@ -171,6 +171,25 @@ def measure_rung(
     )
 
 
+def measure_audio(rendition_dir: Path, playlist_name: str) -> RungMeasurement:
+    """Measure an audio-only rendition: its segments and bitrates (no I-frames, no video)."""
+    listed = read_segment_list(rendition_dir / playlist_name)
+    sizes = [(rendition_dir / uri).stat().st_size for uri, _ in listed]
+    durations = [duration for _, duration in listed]
+    peak, average = bits_per_second(sizes, durations)
+    return RungMeasurement(
+        segments=tuple(Segment(uri, duration) for uri, duration in listed),
+        iframes=(),
+        duration_seconds=sum(durations),
+        peak_bps=peak,
+        average_bps=average,
+        iframe_peak_bps=0,
+        iframe_average_bps=0,
+        avc_codec="",
+        every_segment_starts_with_keyframe=True,  # every AAC frame stands alone
+    )
+
+
 def bits_per_second(sizes: Sequence[int], durations: Sequence[float]) -> tuple[int, int]:
     """Peak and average bits/s of segments (bytes, seconds): rounded up, >= 1, average <= peak.
 
@@ -200,7 +219,7 @@ def summarize(listed: Sequence[tuple[str, float, SegmentScan]]) -> RungMeasureme
     if not flat:
         raise EncodeFailed("no keyframes found in the output")
     first_pts = flat[0][1].pts
-    times = [((k.pts - first_pts) % _PTS_WRAP) / _PTS_HZ for _, k in flat]
+    times = [((k.pts - first_pts) % _PTS_WRAP) / PTS_HZ for _, k in flat]
     times.append(total_seconds)
     iframes = tuple(
         Segment(

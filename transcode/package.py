@@ -14,9 +14,9 @@ import errno
 import os
 import threading
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from transcode import ffmpeg_cmd
 from transcode.encrypt import AssetEncryption, encrypt_ladder
@@ -35,11 +35,12 @@ from transcode.hls import (
     render_master,
     render_media,
 )
-from transcode.ladder import ProcessMode, Profile, plan_ladder
+from transcode.ladder import PlannedRung, ProcessMode, Profile, plan_ladder
 from transcode.measure import (
     RungMeasurement,
     SegmentScan,
     aac_codec,
+    measure_audio,
     measure_rung,
     scan_finished,
 )
@@ -53,6 +54,17 @@ from transcode.probe import (
 )
 from transcode.runner import FFmpegProgress, finish, run_all, run_ffmpeg
 from transcode.staging import discard, publish_tree, staging_dir
+from transcode.subtitles import VodSubtitles
+from transcode.tracks import (
+    AUDIO_GROUP,
+    SUBTITLES_GROUP,
+    SubtitleFile,
+    Track,
+    audio_of,
+    plan_tracks,
+    renditions,
+    subtitles_of,
+)
 
 Phase = Literal["probe", "encode", "remux", "measure", "encrypt", "publish", "done"]
 
@@ -109,6 +121,14 @@ ProgressCallback = Callable[[Progress], None]
 _RungOutput = tuple[str, RungMeasurement, tuple[int, int], float]
 
 
+class _Produced(NamedTuple):
+    """What FFmpeg wrote: the source's facts, the rungs, and the audio renditions."""
+
+    info: SourceInfo
+    rungs: list[_RungOutput]
+    audio: list[tuple[Track, RungMeasurement]]
+
+
 async def package_vod(
     source: str,
     dest: Path,
@@ -121,6 +141,8 @@ async def package_vod(
     ffprobe_bin: str = "ffprobe",
     input_options: Mapping[str, str] | None = None,
     encryption: AssetEncryption | None = None,
+    subtitle_files: Sequence[SubtitleFile] = (),
+    default_language: str = "",
 ) -> PackageResult:
     """Encode ``source`` into the profile's ladder and publish HLS atomically at ``dest``.
 
@@ -132,48 +154,63 @@ async def package_vod(
     group and removes the temp output. ``input_options`` go before the source on every
     FFmpeg and ffprobe command (e.g. the source guard's protocol whitelist).
     With ``encryption`` every segment is AES-128 encrypted before publishing.
+
+    Every audio track of a source with several (up to the profile's ``max_audio_tracks``)
+    and every text subtitle track, then each of ``subtitle_files``, become renditions
+    (``transcode.tracks``); ``default_language`` picks the default audio track.
     """
     report = _Reporter(on_progress)
     report.phase("probe", 0.0)
     info = await probe(source, ffprobe=ffprobe_bin, input_options=input_options)
     require_transcodable(info)
     plan = plan_ladder(profile, info)
+    tracks = plan_tracks(
+        info,
+        max_audio=profile.max_audio_tracks,
+        subtitle_files=subtitle_files,
+        default_language=default_language,
+    )
+    audio = audio_of(tracks)
     report.duration = info.duration_seconds
 
-    async def encode(temp: Path) -> tuple[SourceInfo, list[_RungOutput]]:
+    async def encode(temp: Path) -> _Produced:
         dirs = [temp / rung.name for rung in plan]
+
+        def command(rungs: Sequence[PlannedRung], tracks: Sequence[Track]) -> list[str]:
+            return ffmpeg_cmd.ladder_command(
+                source, rungs, profile, temp, ffmpeg_bin=ffmpeg_bin, input_options=input_options,
+                audio=tracks, video_only=bool(audio),
+            )  # fmt: skip
+
         if process_mode is ProcessMode.SINGLE:
-            args = ffmpeg_cmd.ladder_command(
-                source, plan, profile, temp, ffmpeg_bin=ffmpeg_bin, input_options=input_options
-            )
-            run = run_ffmpeg(args, on_progress=report.ffmpeg("encode"))
+            run = run_ffmpeg(command(plan, audio), on_progress=report.ffmpeg("encode"))
         else:
-            commands = [
-                ffmpeg_cmd.ladder_command(
-                    source,
-                    [rung],
-                    profile,
-                    temp,
-                    ffmpeg_bin=ffmpeg_bin,
-                    input_options=input_options,
-                )
-                for rung in plan
-            ]
-            run = run_all(commands, on_progress=report.ffmpeg_many("encode", len(plan)))
+            # One process per rung, and one for the audio renditions.
+            commands = [command([rung], ()) for rung in plan]
+            if audio:
+                commands.append(command((), audio))
+            run = run_all(commands, on_progress=report.ffmpeg_many("encode", len(commands)))
         scans = await _run_scanning(run, dirs, report.tick)
         report.phase("measure", _ENCODE_SHARE)
         measured = await asyncio.gather(
             *(
                 asyncio.to_thread(measure_rung, folder, ffmpeg_cmd.FFMPEG_PLAYLIST, found)
                 for folder, found in zip(dirs, scans, strict=True)
-            )
+            ),
+            *(
+                asyncio.to_thread(measure_audio, temp / t.name, ffmpeg_cmd.FFMPEG_PLAYLIST)
+                for t in audio
+            ),
         )
-        return info, [
+        rungs = [
             (rung.name, m, (rung.width, rung.height), rung.frame_rate)
-            for rung, m in zip(plan, measured, strict=True)
+            for rung, m in zip(plan, measured[: len(plan)], strict=True)
         ]
+        return _Produced(info, rungs, list(zip(audio, measured[len(plan) :], strict=True)))
 
-    return await _package(dest, [r.name for r in plan], encode, report, work_dir, encryption)
+    subtitles = VodSubtitles(source, subtitles_of(tracks), input_options, ffmpeg_bin)
+    names = [*(r.name for r in plan), *(t.name for t in tracks)]
+    return await _package(dest, names, encode, report, work_dir, encryption, subtitles)
 
 
 async def remux_vod(
@@ -203,7 +240,7 @@ async def remux_vod(
         require_remuxable(info)
         report.duration = info.duration_seconds
 
-    async def remux(temp: Path) -> tuple[SourceInfo, list[_RungOutput]]:
+    async def remux(temp: Path) -> _Produced:
         folder = temp / rung_name
         args = ffmpeg_cmd.remux_command(
             source,
@@ -236,9 +273,9 @@ async def remux_vod(
         report.phase("measure", _ENCODE_SHARE)
         measured = await asyncio.to_thread(measure_rung, folder, ffmpeg_cmd.FFMPEG_PLAYLIST, scans)
         size = (info.video.width, info.video.height)
-        return info, [(rung_name, measured, size, info.video.frame_rate)]
+        return _Produced(info, [(rung_name, measured, size, info.video.frame_rate)], [])
 
-    return await _package(dest, [rung_name], remux, report, work_dir, encryption)
+    return await _package(dest, [rung_name], remux, report, work_dir, encryption, None)
 
 
 async def _run_scanning(
@@ -283,30 +320,38 @@ async def _run_scanning(
 async def _package(
     dest: Path,
     rung_names: Sequence[str],
-    produce: Callable[[Path], Awaitable[tuple[SourceInfo, list[_RungOutput]]]],
+    produce: Callable[[Path], Awaitable[_Produced]],
     report: _Reporter,
     work_dir: Path | None,
     encryption: AssetEncryption | None,
+    subtitles: VodSubtitles | None,
 ) -> PackageResult:
     temp = staging_dir(dest, work_dir)
     try:
         for name in rung_names:
             (temp / name).mkdir(parents=True)
-        info, outputs = await produce(temp)
-        _check_outputs(info, outputs)
+        info, outputs, audio = await produce(temp)
+        _check_outputs(info, [*outputs, *((t.name, m, (0, 0), 0.0) for t, m in audio)])
+        subtitle_tracks: Sequence[Track] = ()
+        if subtitles is not None and subtitles.tracks:
+            # Timed by the first rung's clear segments: before they are encrypted.
+            subtitle_tracks = subtitles.tracks
+            await subtitles.write(temp, outputs[0][1], temp / outputs[0][0])
         if encryption is not None:
             # Only once the output is known good: its keys replace the asset's old ones.
             report.phase("encrypt", _ENCRYPT_AT)
-            measured = await encrypt_ladder(temp, [(o[0], o[1]) for o in outputs], encryption)
+            measured = await encrypt_ladder(
+                temp,
+                [*((o[0], o[1]) for o in outputs), *((t.name, m) for t, m in audio)],
+                encryption,
+            )
             outputs = [
                 (name, m, size, rate)
-                for (name, _, size, rate), m in zip(outputs, measured, strict=True)
+                for (name, _, size, rate), m in zip(outputs, measured, strict=False)
             ]
-        rungs = _write_playlists(temp, info, outputs)
-        master = MasterPlaylist(
-            variants=tuple(r.variant for r in rungs),
-            iframe_variants=tuple(r.iframe_variant for r in rungs),
-        )
+            audio = [(t, m) for (t, _), m in zip(audio, measured[len(outputs) :], strict=True)]
+        rungs = _write_playlists(temp, info, outputs, audio)
+        master = _master(rungs, audio, subtitle_tracks)
         (temp / MASTER_NAME).write_text(render_master(master))
         report.phase("publish", _ENCODE_SHARE + _MEASURE_SHARE)
         await asyncio.to_thread(publish_tree, temp, dest)
@@ -358,8 +403,26 @@ def _write_playlists(
     temp: Path,
     info: SourceInfo,
     outputs: Sequence[_RungOutput],
+    audio: Sequence[tuple[Track, RungMeasurement]],
 ) -> list[RungResult]:
-    audio = aac_codec(info.audio.profile if info.audio else "LC")
+    """Every rung's and audio rendition's media playlists; the rungs' master entries (with
+    audio renditions, a variant's bandwidth adds the most demanding one's, RFC 8216
+    section 4.3.4.2)."""
+    codec = aac_codec(info.audio.profile if info.audio and not audio else "LC")
+    video = outputs[0][1].segments
+    for track, measured in audio:
+        (temp / track.name / ffmpeg_cmd.FFMPEG_PLAYLIST).unlink()
+        segments = measured.segments
+        if len(segments) == len(video):
+            # Cut at the AAC frame after each video cut (a few ms later): listed with the
+            # video's durations, so every rendition has the same timeline and target.
+            segments = tuple(
+                replace(a, duration=v.duration) for a, v in zip(segments, video, strict=True)
+            )
+        media = MediaPlaylist(segments, playlist_type="VOD", endlist=True)
+        (temp / track.name / MEDIA_NAME).write_text(render_media(media))
+    audio_peak = max((m.peak_bps for _, m in audio), default=0)
+    audio_average = max((m.average_bps for _, m in audio), default=0)
     results = []
     for name, measured, resolution, frame_rate in outputs:
         rung_dir = temp / name
@@ -375,11 +438,12 @@ def _write_playlists(
                 name=name,
                 variant=Variant(
                     uri=f"{name}/{MEDIA_NAME}",
-                    bandwidth=measured.peak_bps,
-                    average_bandwidth=measured.average_bps,
-                    codecs=f"{measured.avc_codec},{audio}",
+                    bandwidth=measured.peak_bps + audio_peak,
+                    average_bandwidth=measured.average_bps + audio_average,
+                    codecs=f"{measured.avc_codec},{codec}",
                     resolution=resolution,
                     frame_rate=frame_rate,
+                    audio=AUDIO_GROUP if audio else None,
                 ),
                 iframe_variant=IFrameVariant(
                     uri=f"{name}/{IFRAMES_NAME}",
@@ -393,6 +457,21 @@ def _write_playlists(
             )
         )
     return results
+
+
+def _master(
+    rungs: Sequence[RungResult],
+    audio: Sequence[tuple[Track, RungMeasurement]],
+    subtitles: Sequence[Track],
+) -> MasterPlaylist:
+    group = SUBTITLES_GROUP if subtitles else None
+    return MasterPlaylist(
+        variants=tuple(replace(r.variant, subtitles=group) for r in rungs),
+        iframe_variants=tuple(r.iframe_variant for r in rungs),
+        renditions=renditions(
+            [*(t for t, _ in audio), *subtitles], lambda t: f"{t.name}/{MEDIA_NAME}"
+        ),
+    )
 
 
 def _disk_nearly_full(path: Path) -> bool:

@@ -21,6 +21,11 @@ TRANSCODABLE_VIDEO = frozenset(
 # Stream copy into MPEG-TS HLS needs what every set-top box decodes.
 REMUXABLE_VIDEO = frozenset({"h264"})
 REMUXABLE_AUDIO = frozenset({"aac"})
+# Subtitle codecs FFmpeg turns into WebVTT text (bitmap subtitles cannot be). Teletext
+# decodes to text through libzvbi (``-txt_format text``).
+TEXT_SUBTITLES = frozenset(
+    {"subrip", "srt", "ass", "ssa", "webvtt", "mov_text", "text", "dvb_teletext"}
+)
 # A live source's programmes become a passthrough channel's rungs; more than this is a
 # multiplex of channels, not one channel's ladder.
 MAX_PROGRAMMES = 8
@@ -53,6 +58,18 @@ class AudioInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class StreamTags:
+    """One audio or text-subtitle stream of a source: its place among the source's streams of
+    its kind (FFmpeg's ``a:<n>`` / ``s:<n>``) and what its tags say about it."""
+
+    index: int
+    codec: str
+    language: str  # the ``language`` tag as given (ISO 639-2 "chi", BCP-47 "zh"), or ""
+    title: str  # the ``title`` tag, or ""
+    default: bool  # the stream's default disposition
+
+
+@dataclass(frozen=True, slots=True)
 class Programme:
     """One programme (an MPEG-TS service) of a live source carrying several: its first
     H.264 video and first AAC audio (else its first of each, which a stream copy refuses),
@@ -77,6 +94,9 @@ class SourceInfo:
     # Asked for (``probe(programmes=True)``) and more than one: those with video, top first
     # (taller, then wider, then the lower programme id), so the order is the same each probe.
     programmes: tuple[Programme, ...] = ()
+    # Every audio stream, and every subtitle stream FFmpeg can turn into text, in order.
+    audio_streams: tuple[StreamTags, ...] = ()
+    subtitle_streams: tuple[StreamTags, ...] = ()
 
 
 async def probe(
@@ -146,7 +166,31 @@ def parse_probe(source: str, data: dict[str, Any], *, live: bool = False) -> Sou
         video=top.video if top else _video_info(video),
         audio=top.audio if top else None if audio is None else _audio_info(audio),
         programmes=programmes,
+        audio_streams=_tagged(streams, "audio", None),
+        subtitle_streams=_tagged(streams, "subtitle", TEXT_SUBTITLES),
     )
+
+
+def _tagged(
+    streams: list[dict[str, Any]], kind: str, codecs: frozenset[str] | None
+) -> tuple[StreamTags, ...]:
+    """The ``kind`` streams (of ``codecs``, when given) with their index among all of that kind."""
+    found = []
+    for index, stream in enumerate(s for s in streams if s.get("codec_type") == kind):
+        codec = str(stream.get("codec_name", ""))
+        if codecs is not None and codec not in codecs:
+            continue
+        tags = stream.get("tags") or {}
+        found.append(
+            StreamTags(
+                index=index,
+                codec=codec,
+                language=str(tags.get("language", "")),
+                title=str(tags.get("title", "")),
+                default=bool((stream.get("disposition") or {}).get("default")),
+            )
+        )
+    return tuple(found)
 
 
 def _programmes(source: str, programs: list[dict[str, Any]]) -> tuple[Programme, ...]:

@@ -32,6 +32,7 @@ from transcode.convert import (
     job_to_pb,
     node_to_pb,
     status_to_pb,
+    subtitles_from_pb,
 )
 from transcode.domain import validate_channel_id, validate_id
 from transcode.farm import ChannelIntents, Node, NodeDirectory
@@ -71,6 +72,8 @@ class TranscodeServicer(pb_grpc.TranscodeServiceServicer):
             job_id=request.job_id,
             encrypt=request.encryption.enabled,
             key_rotation_seconds=request.encryption.rotation_seconds,
+            subtitles=subtitles_from_pb(request.subtitles),
+            audio_language=request.audio_language,
         )
         return job_to_pb(job)
 

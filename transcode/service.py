@@ -6,7 +6,7 @@ Imports no gRPC; the servicer in ``server.py`` only converts messages.
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Protocol
 
 from headend.auth import Principal, require_admin
@@ -19,10 +19,13 @@ from transcode.domain import (
     JobState,
     LiveChannel,
     NodeInfo,
+    SubtitleFile,
     check_rotation,
     validate_channel_id,
     validate_id,
     validate_source,
+    validate_subtitle_files,
+    validate_tracks_languages,
 )
 from transcode.errors import InvalidRequest, JobExists
 from transcode.queue import JobQueue
@@ -83,11 +86,15 @@ class TranscodeService:
         job_id: str = "",
         encrypt: bool = False,
         key_rotation_seconds: int = 0,
+        subtitles: Sequence[SubtitleFile] = (),
+        audio_language: str = "",
     ) -> Job:
         """Validate and queue a packaging job; a source outside the allow-lists is refused.
 
         ``encrypt``: AES-128 with a new content key every ``key_rotation_seconds`` of media
-        (0: the service's default), recorded in the job as resolved.
+        (0: the service's default), recorded in the job as resolved. ``subtitles``: files
+        published as subtitle renditions (each under the same allow-lists as the source);
+        ``audio_language``: the default of the source's audio tracks.
         """
         require_admin(principal)
         source = validate_source(source)
@@ -96,9 +103,17 @@ class TranscodeService:
         validate_id("profile", profile)
         job_id = validate_id("job_id", job_id) if job_id else secrets.token_hex(8)
         encryption = self._encryption(encrypt, key_rotation_seconds)
+        subtitles = tuple(subtitles)
+        validate_subtitle_files(subtitles)
+        validate_tracks_languages((), (), audio_language, prefix="")
+        for index, subtitle in enumerate(subtitles):
+            await self._sources.vod(subtitle.uri, field_name=f"subtitles[{index}].uri")
         await self._sources.vod(source)
         now = utc_now()
-        job = Job(job_id, source, asset, profile, JobState.QUEUED, now, now, encryption=encryption)
+        job = Job(
+            job_id, source, asset, profile, JobState.QUEUED, now, now, encryption=encryption,
+            subtitles=subtitles, audio_language=audio_language,
+        )  # fmt: skip
         if not await self._queue.submit(job):
             raise JobExists(f"job {job_id} already exists", details={"job_id": job_id})
         return await self._queue.get(job_id)

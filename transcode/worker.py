@@ -21,6 +21,7 @@ import logging
 import shutil
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Protocol
 
@@ -348,6 +349,10 @@ def vod_packager(
         # The job came off Redis: check it as if it were submitted now (defence in depth).
         dest = publish_dir(origin_root, "vod", job.asset)
         source = await guard.vod(job.source)
+        subtitles = [
+            replace(s, uri=(await guard.vod(s.uri, field_name="subtitles.uri")).url)
+            for s in job.subtitles
+        ]
         encryption = encryption_of(job)
         if job.deliveries > 1:
             # An earlier delivery may have died mid-encode and left its temp output.
@@ -367,6 +372,8 @@ def vod_packager(
             ffprobe_bin=ffprobe_bin,
             input_options=source.options,
             encryption=encryption,
+            subtitle_files=subtitles,
+            default_language=job.audio_language,
         )
         return f"/vod/{job.asset}/{result.master_path.name}"
 

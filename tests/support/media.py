@@ -104,6 +104,53 @@ class Packaged:
     profile: Profile | None
 
 
+# Two cues a viewer can read, and one across the 2 s segment boundary of the tiny profile.
+SUBTITLE_CUES = ((0.5, 1.5, "第一句 first line"), (1.8, 2.6, "across the cut"), (4.0, 5.0, "last"))
+
+
+def cue_time(seconds: float, decimal: str = ".") -> str:
+    """``hh:mm:ss.mmm`` (WebVTT; SubRip with ``decimal=","``)."""
+    millis = round(seconds * 1000)
+    hours, minutes, whole = millis // 3_600_000, millis // 60_000 % 60, millis // 1000 % 60
+    return f"{hours:02d}:{minutes:02d}:{whole:02d}{decimal}{millis % 1000:03d}"
+
+
+def write_srt(path: Path, cues: tuple[tuple[float, float, str], ...] = SUBTITLE_CUES) -> Path:
+    """An SRT file of ``cues`` (start, end seconds, text)."""
+    blocks = [
+        f"{n}\n{cue_time(a, ',')} --> {cue_time(b, ',')}\n{text}\n"
+        for n, (a, b, text) in enumerate(cues, 1)
+    ]
+    path.write_text("\n".join(blocks), encoding="utf-8")
+    return path
+
+
+def multilingual_clip(path: Path, seconds: int, *, subtitles: bool = True) -> Path:
+    """Video, Mandarin (440 Hz) and English (880 Hz) audio tagged with their languages and
+    titles, and (``subtitles``) an English text subtitle track: MP4 mov_text, or
+    Matroska SubRip for a ``.mkv`` path, or MPEG-TS without subtitles."""
+    srt = write_srt(path.with_suffix(".srt"))
+    subtitle_codec = "srt" if path.suffix == ".mkv" else "mov_text"
+    ffmpeg(
+        *("-f", "lavfi", "-i", "testsrc2=s=320x180:r=25"),
+        *("-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"),
+        *("-f", "lavfi", "-i", "sine=frequency=880:sample_rate=48000"),
+        *(("-i", str(srt)) if subtitles else ()),
+        *("-map", "0:v", "-map", "1:a", "-map", "2:a"),
+        *(
+            ("-map", "3:s", "-c:s", subtitle_codec, "-metadata:s:s:0", "language=eng")
+            if subtitles
+            else ()
+        ),
+        *("-metadata:s:a:0", "language=chi", "-metadata:s:a:0", "title=普通话"),
+        *("-metadata:s:a:1", "language=eng", "-metadata:s:a:1", "title=English"),
+        *("-t", str(seconds), "-pix_fmt", "yuv420p", "-c:v", "libx264", "-preset", "ultrafast"),
+        *("-g", "25", "-c:a", "aac", "-b:a", "64k"),
+        str(path),
+    )
+    return path
+
+
 def h264_ts_clip(path: Path, seconds: int) -> Path:
     """An MPEG-TS feed as a broadcast encoder sends it: H.264 Main@3.0 320x180@30 with
     access unit delimiters and 1 s closed GOPs, AAC-LC 44.1 kHz mono."""

@@ -16,13 +16,13 @@ import redis.asyncio as aioredis
 
 from headend.auth import KeyStore
 from headend.rpc import RpcSettings, ServiceUnavailable
-from tests.support.media import Media
+from tests.support.media import Media, write_srt
 from tests.support.net import free_port
 from tests.support.tokens import Tokens
 from transcode import cli
 from transcode.archive import ArchiveIndex
 from transcode.client import TranscodeClient
-from transcode.domain import ChannelState, Job, JobState, NodeInfo
+from transcode.domain import ChannelState, Job, JobState, NodeInfo, SubtitleFile
 from transcode.errors import ChannelNotFound, ChannelRunning, JobExists, JobNotFound, SourceRefused
 from transcode.farm import NodeDirectory
 from transcode.live import LiveManager
@@ -94,10 +94,26 @@ async def test_jobs_come_back_as_domain_values(rig: Rig, media: Media) -> None:
         assert [j.id for j in await transcode.list_jobs()] == ["j1"]
 
 
+async def test_a_job_keeps_its_subtitle_files_and_default_audio(rig: Rig, media: Media) -> None:
+    srt = write_srt(media.clip.parent / "client-job.srt")
+    attached = SubtitleFile(str(srt), "yue", "粤语")
+    async with await _client(rig) as transcode:
+        job = await transcode.submit_job(
+            str(media.clip), asset="clip", job_id="subs", subtitles=[attached], audio_language="zh"
+        )
+        assert (job.subtitles, job.audio_language) == ((attached,), "zh")
+        assert (await transcode.list_jobs())[0].subtitles == (attached,)
+
+
 async def test_channels_come_back_as_domain_values(rig: Rig, media: Media) -> None:
     source = f"file://{media.clip}"
     async with await _client(rig) as transcode:
-        started = await transcode.start_channel("loop", source, profile="low", segment_seconds=2)
+        started = await transcode.start_channel(
+            "loop", source, profile="low", segment_seconds=2, audio_languages=["zh", "en"],
+            subtitle_languages=["zh"], audio_language="en",
+        )  # fmt: skip
+        tracks = (started.channel.audio_languages, started.channel.subtitle_languages)
+        assert (*tracks, started.channel.audio_language) == (("zh", "en"), ("zh",), "en")
         assert started.state is ChannelState.STARTING
         # Zeros took the service's defaults.
         assert (started.channel.segment_seconds, started.channel.window_segments) == (2, 6)

@@ -160,6 +160,38 @@ async def test_cancel_queued_job(rig: Rig, media: Media) -> None:
             "profile",
             id="profile",
         ),
+        pytest.param(
+            pb.SubmitJobRequest(
+                source="/m/a.mp4",
+                asset="a",
+                subtitles=[pb.Job.Subtitle(uri="/m/a.txt", language="en")],
+            ),
+            "subtitles[0].uri",
+            id="subtitle-not-a-subtitle-file",
+        ),
+        pytest.param(
+            pb.SubmitJobRequest(
+                source="/m/a.mp4",
+                asset="a",
+                subtitles=[pb.Job.Subtitle(uri="/m/a.srt", language="English")],
+            ),
+            "subtitles[0].language",
+            id="subtitle-language",
+        ),
+        pytest.param(
+            pb.SubmitJobRequest(
+                source="/m/a.mp4",
+                asset="a",
+                subtitles=[pb.Job.Subtitle(uri="/etc/passwd.srt", language="en")],
+            ),
+            "subtitles[0].uri",
+            id="subtitle-outside-media-roots",
+        ),
+        pytest.param(
+            pb.SubmitJobRequest(source="/m/a.mp4", asset="a", audio_language="中文"),
+            "audio_language",
+            id="audio-language",
+        ),
     ],
 )
 async def test_bad_submit_is_invalid_argument_and_queues_nothing(
@@ -268,6 +300,35 @@ async def test_missing_key_is_unauthenticated(rig: Rig) -> None:
             pb.Channel(name="channels/c1", source="udp://1.2.3.4:5"),
             "channel.source",
             id="not-allowed-host",
+        ),
+        pytest.param(
+            pb.Channel(name="channels/c1", source="udp://239.1.2.3:5", audio_languages=["zh", "x"]),
+            "channel.audio_languages[1]",
+            id="audio-language",
+        ),
+        pytest.param(
+            pb.Channel(
+                name="channels/c1", source="udp://239.1.2.3:5", audio_languages=["zh", "chi"]
+            ),
+            "channel.audio_languages",
+            id="audio-language-twice",
+        ),
+        pytest.param(
+            pb.Channel(
+                name="channels/c1",
+                source="udp://239.1.2.3:5",
+                audio_languages=["zh", "en"],
+                audio_language="fr",
+            ),
+            "channel.audio_language",
+            id="default-not-a-track",
+        ),
+        pytest.param(
+            pb.Channel(
+                name="channels/c1", source="udp://239.1.2.3:5", subtitle_languages=["e"] * 9
+            ),
+            "channel.subtitle_languages",
+            id="too-many-subtitles",
         ),
     ],
 )

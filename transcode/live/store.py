@@ -114,6 +114,9 @@ def config_mapping(channel: LiveChannel) -> dict[str, str]:
         "backup_sources": json.dumps(list(channel.backup_sources)),
         "encrypted": str(int(channel.encryption.enabled)),
         "key_rotation_seconds": str(channel.encryption.rotation_seconds),
+        "audio_languages": json.dumps(list(channel.audio_languages)),
+        "subtitle_languages": json.dumps(list(channel.subtitle_languages)),
+        "audio_language": channel.audio_language,
     }
 
 
@@ -204,6 +207,10 @@ def status_from_hash(raw: dict[bytes, bytes]) -> ChannelStatus:
             enabled=d.get("encrypted") == "1",
             rotation_seconds=int(d.get("key_rotation_seconds") or "0"),
         ),
+        # Absent in a channel saved before tracks existed: one muxed audio track.
+        audio_languages=tuple(json.loads(d.get("audio_languages") or "[]")),
+        subtitle_languages=tuple(json.loads(d.get("subtitle_languages") or "[]")),
+        audio_language=d.get("audio_language", ""),
     )
     return ChannelStatus(
         channel=channel,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from dataclasses import dataclass
@@ -13,7 +14,7 @@ import redis.asyncio as aioredis
 from headend.clock import utc_now
 from headend.lua import script
 from headend.redisconn import block_ms as capped_block_ms
-from transcode.domain import Job, JobEncryption, JobEvent, JobState, Progress
+from transcode.domain import Job, JobEncryption, JobEvent, JobState, Progress, SubtitleFile
 from transcode.errors import InvalidRequest, JobNotFound
 
 # Every key of the queue carries one hash tag, so each script below (the stream and a
@@ -112,6 +113,9 @@ def job_from_hash(raw: Mapping[bytes, bytes]) -> Job:
         cancel_requested=d.get("cancel") == "1",
         output=d.get("output", ""),
         encryption=JobEncryption(int(rotation)) if rotation else None,
+        # Absent in a job queued before subtitles existed.
+        subtitles=tuple(SubtitleFile(*s) for s in json.loads(d.get("subtitles") or "[]")),
+        audio_language=d.get("audio_language", ""),
     )
 
 
@@ -166,6 +170,8 @@ class JobQueue:
             "percent": "0", "speed": "0", "eta": "0", "phase": "queued", "cancel": "0",
             "token": "", "worker": "", "output": "", "last_error": "",
             "key_rotation": str(job.encryption.rotation_seconds) if job.encryption else "",
+            "subtitles": json.dumps([[s.uri, s.language, s.title] for s in job.subtitles]),
+            "audio_language": job.audio_language,
         }  # fmt: skip
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.hset(job_key(job.id), mapping=mapping)
