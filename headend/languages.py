@@ -42,15 +42,19 @@ def is_language_tag(value: str) -> bool:
     return len(value) <= MAX_TAG_CHARS and _TAG.fullmatch(value) is not None
 
 
+def validate_language(field: str, value: str) -> str:
+    """``value`` if it is a language tag; ``InvalidArgument`` naming ``field`` otherwise."""
+    if not is_language_tag(value):
+        raise InvalidArgument(field, f"{value!r} is not a language tag (zh, en, yue, zh-Hans)")
+    return value
+
+
 def validate_languages(field: str, values: Sequence[str], *, limit: int) -> Sequence[str]:
     """Check a list of language tags (at most ``limit``, none twice); returns it."""
     if len(values) > limit:
         raise InvalidArgument(field, f"at most {limit} languages")
     for index, value in enumerate(values):
-        if not is_language_tag(value):
-            raise InvalidArgument(
-                f"{field}[{index}]", f"{value!r} is not a language tag (zh, en, yue, zh-Hans)"
-            )
+        validate_language(f"{field}[{index}]", value)
     if len({player_language(v).lower() for v in values}) != len(values):
         raise InvalidArgument(field, "a language is listed twice")
     return values
