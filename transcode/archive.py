@@ -46,6 +46,7 @@ from transcode import hls
 from transcode.domain import ArchiveEntry, Window, retention_cutoff, select_window
 from transcode.errors import ArchiveNotFound
 from transcode.measure import bits_per_second
+from transcode.tracks import AUDIO_GROUP, SUBTITLES_GROUP, Track, renditions
 
 log = logging.getLogger(__name__)
 
@@ -87,13 +88,30 @@ def facts_key(channel: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class RungInfo:
-    """What a master playlist says about a rung besides its measured bandwidth."""
+    """What a master playlist says about a rung or an audio or subtitle rendition
+    (``transcode.tracks``) besides its measured bandwidth."""
 
     name: str
     codecs: str
     width: int
     height: int
     frame_rate: float
+    kind: Literal["video", "audio", "subtitles"] = "video"
+    language: str = ""
+    title: str = ""
+    default: bool = False
+
+    @staticmethod
+    def of_track(track: Track) -> RungInfo:
+        """A rendition's facts."""
+        return RungInfo(track.name, "", 0, 0, 0.0, track.kind, track.language, track.title,
+                        track.default)  # fmt: skip
+
+    def track(self) -> Track:
+        """The rendition these facts describe (a rung is none)."""
+        if self.kind == "video":
+            raise ValueError(f"{self.name} is a rung, not a rendition")
+        return Track(self.kind, self.name, 0, self.language, self.title, self.default)
 
 
 class RedisWrite(NamedTuple):
@@ -133,8 +151,11 @@ def register_writes(
     if rungs:
         fields: list[str] = []
         for r in rungs:
-            facts = {"codecs": r.codecs, "w": r.width, "h": r.height, "fps": r.frame_rate}
-            fields += [r.name, json.dumps(facts)]
+            facts: dict[str, object] = {"codecs": r.codecs, "w": r.width, "h": r.height,
+                                        "fps": r.frame_rate}  # fmt: skip
+            if r.kind != "video":
+                facts.update(kind=r.kind, lang=r.language, title=r.title, default=r.default)
+            fields += [r.name, json.dumps(facts, ensure_ascii=False)]
         writes.append(RedisWrite("HSET", rungs_key(channel), tuple(fields)))
     return writes
 
@@ -205,7 +226,17 @@ class ArchiveIndex:
         for name, value in sorted(raw.items()):
             facts = json.loads(value)
             out.append(
-                RungInfo(name.decode(), facts["codecs"], facts["w"], facts["h"], facts["fps"])
+                RungInfo(
+                    name.decode(),
+                    facts["codecs"],
+                    facts["w"],
+                    facts["h"],
+                    facts["fps"],
+                    facts.get("kind", "video"),
+                    facts.get("lang", ""),
+                    facts.get("title", ""),
+                    bool(facts.get("default")),
+                )
             )
         return out
 
@@ -338,46 +369,58 @@ def render_catchup_media(
     )
 
 
-def master_variants(
+def live_master(
     rungs: Sequence[RungInfo],
     measured: Mapping[str, tuple[Sequence[int], Sequence[float]]],
     *,
     query: str = "",
-) -> list[hls.Variant]:
-    """One variant per rung with segments, lowest bandwidth first; ``measured`` maps a rung
-    to its segments' sizes (bytes) and durations (seconds), which give its bandwidth."""
-    variants = []
-    for rung in rungs:
-        sizes, durations = measured.get(rung.name, ((), ()))
-        if not sizes:
-            continue
-        peak, average = bits_per_second(sizes, durations)
-        variants.append(
-            hls.Variant(
-                uri=f"{rung.name}/index.m3u8{query}",
-                bandwidth=peak,
-                average_bandwidth=average,
-                codecs=rung.codecs,
-                resolution=(rung.width, rung.height),
-                frame_rate=rung.frame_rate,
-            )
+) -> hls.MasterPlaylist:
+    """The master of a live channel or a catch-up window: one variant per rung with segments,
+    lowest bandwidth first, and its audio and subtitle renditions that have segments
+    (``measured`` maps a rung or rendition to its segments' sizes in bytes and durations in
+    seconds). With audio renditions a variant's bandwidth adds the most demanding one's
+    (RFC 8216 section 4.3.4.2) and names the group, as VOD does (``transcode.tracks``)."""
+    have = [r for r in rungs if measured.get(r.name, ((), ()))[0]]
+    tracks = [r.track() for r in have if r.kind != "video"]
+    rates = {r.name: bits_per_second(*measured[r.name]) for r in have}
+    audio = [t for t in tracks if t.kind == "audio"]
+    audio_peak = max((rates[t.name][0] for t in audio), default=0)
+    audio_average = max((rates[t.name][1] for t in audio), default=0)
+    subtitles = any(t.kind == "subtitles" for t in tracks)
+    variants = [
+        hls.Variant(
+            uri=f"{rung.name}/index.m3u8{query}",
+            bandwidth=rates[rung.name][0] + audio_peak,
+            average_bandwidth=rates[rung.name][1] + audio_average,
+            codecs=rung.codecs,
+            resolution=(rung.width, rung.height),
+            frame_rate=rung.frame_rate,
+            audio=AUDIO_GROUP if audio else None,
+            subtitles=SUBTITLES_GROUP if subtitles else None,
         )
+        for rung in have
+        if rung.kind == "video"
+    ]
     variants.sort(key=lambda v: v.bandwidth)
-    return variants
+    return hls.MasterPlaylist(
+        variants=variants,
+        renditions=renditions(tracks, lambda t: f"{t.name}/index.m3u8{query}") if variants else (),
+    )
 
 
 def render_master_for(
     rungs: Sequence[RungInfo], windows: Mapping[str, Sequence[ArchiveEntry]], *, query: str = ""
 ) -> str:
-    """A catch-up master playlist over the rungs that have segments in their windows."""
+    """A catch-up master playlist over the rungs and renditions that have segments in their
+    windows."""
     measured = {
         name: ([e.size for e in entries], [e.duration for e in entries])
         for name, entries in windows.items()
     }
-    variants = master_variants(rungs, measured, query=query)
-    if not variants:
+    master = live_master(rungs, measured, query=query)
+    if not master.variants:
         raise ArchiveNotFound("no archived segments in the window")
-    return hls.render_master(hls.MasterPlaylist(variants=variants))
+    return hls.render_master(master)
 
 
 class RetiredKeys(Protocol):
@@ -436,7 +479,7 @@ def _sweep(directory: Path, cutoff: datetime) -> int:
         return 0
     removed = 0
     limit = cutoff.timestamp()
-    for path in directory.glob("*.ts"):
+    for path in (*directory.glob("*.ts"), *directory.glob("*.vtt")):
         try:
             if path.stat().st_mtime < limit:
                 path.unlink()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 from dataclasses import dataclass, replace
@@ -232,3 +233,25 @@ def video_packet_hashes(path: Path, *, stream: str = "v:0") -> list[str]:
         text=True,
     ).stdout  # fmt: skip
     return [line.strip(",") for line in out.splitlines() if line.strip(",")]
+
+
+def probe_streams(path: Path) -> list[dict[str, object]]:
+    """ffprobe's streams of a file."""
+    out = subprocess.run(
+        ["ffprobe", "-v", "error", "-show_streams", "-of", "json", str(path)],
+        check=True, capture_output=True, text=True,
+    ).stdout  # fmt: skip
+    streams: list[dict[str, object]] = json.loads(out)["streams"]
+    return streams
+
+
+def dominant_hz(segment: Path) -> float:
+    """The loudest frequency of a segment's audio (the sources are pure sines)."""
+    pcm = subprocess.run(
+        ["ffmpeg", "-v", "error", "-i", str(segment), "-f", "s16le", "-ac", "1", "-ar", "8000",
+         "-"],
+        check=True, capture_output=True,
+    ).stdout  # fmt: skip
+    samples = memoryview(pcm).cast("h")
+    crossings = sum(1 for a, b in itertools.pairwise(samples) if a < 0 <= b)
+    return crossings / (len(samples) / 8000)

@@ -4,8 +4,6 @@ encoded once per track, aligned with the video, and read back by real clients.""
 from __future__ import annotations
 
 import asyncio
-import itertools
-import json
 import re
 import subprocess
 from pathlib import Path
@@ -14,15 +12,22 @@ import m3u8
 import pytest
 import webvtt
 
+from headend.contentkeys import ContentKeyStore, KekRing, scope_for_asset
+from headend.contentkeys.cipher import decrypt_segment
 from headend.languages import player_language
+from headend.redisconn import connect
+from headend.redisproc import RedisServer
 from tests.support.media import (
     SUBTITLE_CUES,
     cue_time,
+    dominant_hz,
     multilingual_clip,
+    probe_streams,
     tiny_profile,
     write_srt,
 )
 from transcode.domain import SubtitleFile
+from transcode.encrypt import AssetEncryption
 from transcode.hls import parse_master, parse_media
 from transcode.measure import PTS_HZ, scan_segment
 from transcode.package import PackageResult, package_vod
@@ -138,24 +143,15 @@ def _peak(playlist: Path) -> int:
     )
 
 
-def _probe_streams(path: Path) -> list[dict[str, object]]:
-    out = subprocess.run(
-        ["ffprobe", "-v", "error", "-show_streams", "-of", "json", str(path)],
-        check=True, capture_output=True, text=True,
-    ).stdout  # fmt: skip
-    streams: list[dict[str, object]] = json.loads(out)["streams"]
-    return streams
-
-
 def test_rungs_carry_video_only_and_each_language_is_encoded_once(
     multilingual: tuple[Path, PackageResult],
 ) -> None:
     out, result = multilingual
     for rung in result.rungs:
-        kinds = [s["codec_type"] for s in _probe_streams(out / rung.name / "seg_00000.ts")]
+        kinds = [s["codec_type"] for s in probe_streams(out / rung.name / "seg_00000.ts")]
         assert kinds == ["video"]
     for name in ("audio-zh", "audio-en"):
-        (stream,) = _probe_streams(out / name / "seg_00001.ts")
+        (stream,) = probe_streams(out / name / "seg_00001.ts")
         assert (stream["codec_type"], stream["codec_name"], stream["channels"]) == (
             "audio",
             "aac",
@@ -163,24 +159,12 @@ def test_rungs_carry_video_only_and_each_language_is_encoded_once(
         )
 
 
-def _dominant_hz(segment: Path) -> float:
-    """The loudest frequency of a segment's audio (the sources are pure sines)."""
-    pcm = subprocess.run(
-        ["ffmpeg", "-v", "error", "-i", str(segment), "-f", "s16le", "-ac", "1", "-ar", "8000",
-         "-"],
-        check=True, capture_output=True,
-    ).stdout  # fmt: skip
-    samples = memoryview(pcm).cast("h")
-    crossings = sum(1 for a, b in itertools.pairwise(samples) if a < 0 <= b)
-    return crossings / (len(samples) / 8000)
-
-
 def test_each_rendition_holds_its_own_source_track(
     multilingual: tuple[Path, PackageResult],
 ) -> None:
     out, _ = multilingual
-    assert _dominant_hz(out / "audio-zh" / "seg_00001.ts") == pytest.approx(440, rel=0.05)
-    assert _dominant_hz(out / "audio-en" / "seg_00001.ts") == pytest.approx(880, rel=0.05)
+    assert dominant_hz(out / "audio-zh" / "seg_00001.ts") == pytest.approx(440, rel=0.05)
+    assert dominant_hz(out / "audio-en" / "seg_00001.ts") == pytest.approx(880, rel=0.05)
 
 
 def test_video_audio_and_subtitles_are_aligned(multilingual: tuple[Path, PackageResult]) -> None:
@@ -250,9 +234,47 @@ def test_ffprobe_reads_the_audio_renditions_through_the_master(
     """FFmpeg's HLS reader opens alternative audio (not subtitle renditions: those are read
     by webvtt-py above and by hls.js in the browser tests)."""
     out, _ = multilingual
-    streams = _probe_streams(out / "master.m3u8")
+    streams = probe_streams(out / "master.m3u8")
     languages = {s["tags"]["language"] for s in streams if s["codec_type"] == "audio"}  # type: ignore[index]
     assert languages == {"zh", "en"}
     assert any(s["codec_type"] == "video" for s in streams)
-    (subtitles,) = _probe_streams(out / "subs-en" / "index.m3u8")
+    (subtitles,) = probe_streams(out / "subs-en" / "index.m3u8")
     assert subtitles["codec_name"] == "webvtt"
+
+
+def test_an_encrypted_asset_encrypts_its_audio_renditions_and_not_its_subtitles(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    source = multilingual_clip(tmp_path / "src.mkv", 5)
+    dest = tmp_path / "out"
+
+    async def package() -> dict[str, bytes]:
+        client = connect(redis_server.url)
+        try:
+            store = ContentKeyStore(client, KekRing.generate("k1"))
+            encryption = AssetEncryption("multi", 4, store, "http://127.0.0.1:1", "test")
+            await package_vod(str(source), dest, tiny_profile(), encryption=encryption)
+            scope = scope_for_asset("multi")
+            return {
+                info.key_id: (await store.get(scope, info.key_id)).key
+                for info in await store.list_keys(scope)
+            }
+        finally:
+            await client.aclose()
+
+    keys = asyncio.run(package())
+    video = parse_media((dest / "180p" / "index.m3u8").read_text())
+    for name in ("audio-zh", "audio-en"):
+        audio = parse_media((dest / name / "index.m3u8").read_text())
+        # The same key for the same segment as the rungs, IV its number.
+        assert [s.key for s in audio.segments] == [s.key for s in video.segments]
+        for position, segment in enumerate(audio.segments):
+            assert segment.key is not None
+            data = (dest / name / segment.uri).read_bytes()
+            assert set(data[:1880:188]) != {0x47}  # not MPEG-TS in clear
+            key = keys[segment.key.uri.rsplit("/", 1)[1]]
+            clear = decrypt_segment(data, key, position)
+            assert set(clear[:1880:188]) == {0x47}
+    subtitles = parse_media((dest / "subs-en" / "index.m3u8").read_text())
+    assert all(s.key is None for s in subtitles.segments)
+    assert (dest / "subs-en" / subtitles.segments[0].uri).read_text().startswith("WEBVTT")

@@ -31,6 +31,7 @@ import ffmpeg
 from transcode.domain import LiveChannel
 from transcode.errors import CorruptSource, SourceNotFound, SourceRefused, UnsupportedSource
 from transcode.ffmpeg_cmd import (
+    audio_encoding,
     frame_rate_expr,
     h264_level_name,
     h264_profile_name,
@@ -38,9 +39,11 @@ from transcode.ffmpeg_cmd import (
     rung_video,
 )
 from transcode.ladder import PlannedRung, Profile, plan_ladder
+from transcode.live.captions import CUES_NAME
 from transcode.live.detect import FilterSpec, Thresholds, audio_filters, video_filters
 from transcode.probe import AudioInfo, SourceInfo, VideoInfo, probe, require_remuxable
 from transcode.sources import SourceInput
+from transcode.tracks import Track, audio_of, subtitles_of
 
 LIVE_FRAME_RATE = 25.0  # PAL broadcast rate; the slate and every source are normalised to it
 SLATE_TEXT = "signal lost"
@@ -176,25 +179,38 @@ def source_input(source: SourceInput, *, timeout_seconds: float) -> tuple[str, d
 
 def live_command(
     video: object,
-    audio: object,
+    sounds: Sequence[object],
     plan: Sequence[PlannedRung],
     profile: Profile,
     out_dir: Path,
     *,
+    tracks: Sequence[Track] = (),
+    subtitles: Sequence[object] = (),
     ffmpeg_bin: str = "ffmpeg",
     loglevel: str = "error",
 ) -> list[str]:
-    """Decode once, encode every rung, segment each with a CSV list under ``out_dir/<rung>``."""
+    """Decode once, encode every rung, segment each with a CSV list under ``out_dir/<rung>``.
+
+    ``sounds``: the one audio muxed into every rung, or one per audio rendition of
+    ``tracks`` (then the rungs are video only and each rendition is segmented in its own
+    directory alike); ``subtitles``: one stream per subtitle rendition of ``tracks``, each
+    decoded to the WebVTT file ``captions.py`` cuts."""
     branches = video.filter_multi_output("split", len(plan))  # type: ignore[attr-defined]
-    # A filtered sound (the detectors') feeds one output only: split it too.
-    sounds = audio.filter_multi_output("asplit", len(plan))  # type: ignore[attr-defined]
+    audio_tracks, subtitle_tracks = audio_of(tracks), subtitles_of(tracks)
+    muxed = None
+    if not audio_tracks:
+        # A filtered sound (the detectors') feeds one output only: split it too.
+        (sound,) = sounds
+        muxed = sound.filter_multi_output("asplit", len(plan))  # type: ignore[attr-defined]
     outputs = []
     for index, rung in enumerate(plan):
         rung_dir = out_dir / rung.name
+        streams = [rung_video(branches.stream(index), rung)]
+        if muxed is not None:
+            streams.append(muxed.stream(index))
         outputs.append(
             ffmpeg.output(
-                rung_video(branches.stream(index), rung),
-                sounds.stream(index),
+                *streams,
                 str(rung_dir / "seg_%06d.ts"),
                 **{
                     **rung_encoding(rung, profile),
@@ -202,6 +218,23 @@ def live_command(
                     **_segment_options(profile, rung_dir),
                 },
             )
+        )
+    kbps = max(r.audio_kbps for r in profile.rungs)
+    for track, sound in zip(audio_tracks, sounds if audio_tracks else (), strict=True):
+        track_dir = out_dir / track.name
+        outputs.append(
+            ffmpeg.output(
+                sound,
+                str(track_dir / "seg_%06d.ts"),
+                **audio_encoding(kbps, profile),
+                **_segment_options(profile, track_dir),
+            )
+        )
+    for track, text in zip(subtitle_tracks, subtitles, strict=True):
+        # Flushed packet by packet: the publisher reads each cue as soon as it is decoded.
+        cues = out_dir / track.name / CUES_NAME
+        outputs.append(
+            ffmpeg.output(text, str(cues), **{"c:s": "webvtt", "f": "webvtt", "flush_packets": 1})
         )
     return _compile(ffmpeg.merge_outputs(*outputs), ffmpeg_bin, loglevel=loglevel)
 
@@ -270,23 +303,30 @@ def source_command(
     *,
     thresholds: Thresholds | None = None,
     probed: SourceInfo | None = None,
+    tracks: Sequence[Track] = (),
 ) -> list[str]:
     """The FFmpeg command of a source epoch (``source`` is one of the channel's, checked;
     ``probed``, a passthrough channel's probe of it, which ``plan`` was made from).
 
     With ``thresholds`` FFmpeg also runs the health detectors (``detect``) and logs at info
     level for them; a passthrough copy is not decoded, so only its continuity is checked.
+    ``tracks`` (not for passthrough): the audio and subtitle renditions, from the source's
+    streams ``a:<index>`` and ``s:<index>``; the detectors listen to the first audio.
     """
     url, options = source_input(source, timeout_seconds=channel.source_timeout_seconds)
     stream = ffmpeg.input(url, **options)
     loglevel = "error" if thresholds is None else "level+info"
     if profile.passthrough:
         return passthrough_command(stream, plan, profile, out_dir, probed=probed, loglevel=loglevel)
-    video, audio = stream["v:0"], stream["a:0"]
+    video = stream["v:0"]
+    sounds = [stream[f"a:{t.index}"] for t in audio_of(tracks)] or [stream["a:0"]]
     if thresholds is not None:
         video = _detected(video, video_filters(thresholds))
-        audio = _detected(audio, audio_filters(thresholds))
-    return live_command(video, audio, plan, profile, out_dir, loglevel=loglevel)
+        sounds[0] = _detected(sounds[0], audio_filters(thresholds))
+    subtitles = [stream[f"s:{t.index}"] for t in subtitles_of(tracks)]
+    return live_command(
+        video, sounds, plan, profile, out_dir, tracks=tracks, subtitles=subtitles, loglevel=loglevel
+    )
 
 
 def health_command(
@@ -332,8 +372,10 @@ def slate_command(
     out_dir: Path,
     *,
     source: SourceInfo | None = None,
+    tracks: Sequence[Track] = (),
 ) -> list[str]:
-    """The FFmpeg command of a slate epoch: a dark card saying the signal is lost, and silence.
+    """The FFmpeg command of a slate epoch: a dark card saying the signal is lost, and silence
+    (in each audio rendition of ``tracks``; its subtitle renditions get empty segments).
 
     A passthrough channel's slate matches ``source``, its last probe (see the module).
     """
@@ -342,7 +384,12 @@ def slate_command(
     top = max(plan, key=lambda r: r.height)
     video = _card(top.width, top.height, LIVE_FRAME_RATE)
     audio = ffmpeg.input(f"anullsrc=r={profile.audio_sample_rate}:cl=stereo", f="lavfi", re=None)
-    return live_command(video, audio, plan, profile, out_dir)
+    count = len(audio_of(tracks))
+    sounds = [audio]
+    if count:
+        split = audio.filter_multi_output("asplit", count)
+        sounds = [split.stream(i) for i in range(count)]
+    return live_command(video, sounds, plan, profile, out_dir, tracks=audio_of(tracks))
 
 
 def passthrough_slate_command(

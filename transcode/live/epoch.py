@@ -98,8 +98,11 @@ class Epoch:
         *,
         detector: Detector | None = None,
         on_opened: Callable[[], None] | None = None,
+        sidecars: Sequence[str] = (),
     ) -> None:
         self.kind = kind
+        # Directories of outputs that are not segmented (a subtitle track's cues).
+        self.sidecars = tuple(sidecars)
         self.detector = detector
         # Set once the detector finds the source impaired (see ``trouble``).
         self.troubled = asyncio.Event()
@@ -126,7 +129,7 @@ class Epoch:
 
     async def start(self, args: Sequence[str]) -> None:
         """Launch FFmpeg in its own process group, its error output on a pipe read here."""
-        for rung in self.rungs:
+        for rung in (*self.rungs, *self.sidecars):
             (self.directory / rung).mkdir(parents=True, exist_ok=True)
         read_fd, write_fd = os.pipe()
         os.set_blocking(read_fd, False)

@@ -234,7 +234,7 @@ class LiveManager:
         """The old owner's live window as it indexed it: the new owner's playlists go on from
         it (no shrunken window, and its first segment starts after the old owner's last)."""
         channel = supervisor.channel
-        rungs = [r.name for r in supervisor.plan]
+        rungs = [r.name for r in supervisor.plan] + [t.name for t in supervisor.tracks]
         recent = {
             rung: {e.sequence: e for e in await self._archive.recent(
                 channel.id, rung, channel.window_segments)}

@@ -44,19 +44,22 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from transcode import hls
-from transcode.archive import RungInfo, master_variants
+from transcode.archive import RungInfo, live_master
 from transcode.domain import ArchiveEntry, ChannelState, LiveChannel
 from transcode.errors import EncodeFailed, LeaseLost
 from transcode.ladder import PlannedRung, Profile
+from transcode.live.captions import LiveCaptions
 from transcode.live.encryption import ChannelKeys, encrypt_files
 from transcode.live.epoch import Epoch
 from transcode.live.metrics import LiveMetrics
 from transcode.live.store import ChannelStore
 from transcode.measure import scan_segment
+from transcode.tracks import Track, subtitles_of
 
 log = logging.getLogger(__name__)
 
 _AUDIO_CODEC = "mp4a.40.2"
+CAPTION_SUFFIX = ".vtt"
 
 SegmentObserver = Callable[[str, int, ChannelState], None]
 
@@ -95,8 +98,13 @@ class Publisher:
         metrics: LiveMetrics | None = None,
         may_write: Callable[[], bool] | None = None,
         keys: ChannelKeys | None = None,
+        tracks: Sequence[Track] = (),
     ) -> None:
         self.channel = channel
+        # Audio renditions are published like rungs (an epoch lists them); subtitle
+        # renditions are written here from the epoch's cues (``captions.py``).
+        self.tracks = tuple(tracks)
+        self._captions = LiveCaptions(subtitles_of(tracks))
         self._may_write = may_write
         # An encrypted channel's keys (None: a clear channel).
         self.keys = keys
@@ -179,12 +187,16 @@ class Publisher:
                                                              "reason": err.message})  # fmt: skip
             finally:
                 if last:
-                    epoch.retired = True
+                    self._retired(epoch)
 
     async def retire(self, epoch: Epoch) -> None:
         """Publish nothing more from ``epoch``."""
         async with self.lock:
-            epoch.retired = True
+            self._retired(epoch)
+
+    def _retired(self, epoch: Epoch) -> None:
+        epoch.retired = True
+        self._captions.forget(epoch.number)
 
     async def _publish_one(self, epoch: Epoch, index: int) -> None:
         problem = epoch.incomplete(index)
@@ -202,11 +214,18 @@ class Publisher:
         if w.starts and start < w.starts[-1]:
             start = w.starts[-1] + timedelta(seconds=w.durations[-1])
         clear = [epoch.segment_path(rung, index) for rung in epoch.rungs]
+        captions: dict[str, str] = {}
+        if self._captions.tracks:
+            # Timed by the clear video, before it is encrypted.
+            captions = await asyncio.to_thread(
+                self._captions.texts, epoch.number, epoch.directory, first.start, first.end,
+                clear[0],
+            )  # fmt: skip
         sources, key_id, seq = clear, "", self._next_seq
         if self.keys is not None:
             # Measured from the clear files: the encrypted ones cannot be read.
             for rung, path in zip(epoch.rungs, clear, strict=True):
-                if self._measured.get(rung) != epoch.number:
+                if self._measured.get(rung) != epoch.number and rung in self._rung_names:
                     await self._measure(rung, path, epoch.number)
             key = await self.keys.key_at(start)
             if key is None:
@@ -223,6 +242,9 @@ class Publisher:
         dests = {rung: self._dir / rung / f"{seq:010d}.ts" for rung in epoch.rungs}
         self._check_lease()
         _move_all(list(zip(sources, dests.values(), strict=True)))
+        for name, text in captions.items():
+            dests[name] = self._dir / name / f"{seq:010d}{CAPTION_SUFFIX}"
+            _atomic_write(dests[name], text)
         # Committed: the number is used and the files are in place (no await since the move).
         self._next_seq = seq + 1
         if sources is not clear:  # encrypted: the clear files go once those are in place
@@ -258,7 +280,8 @@ class Publisher:
             self._metrics.published.labels(self.channel.id).inc()
         for rung, dest in dests.items():
             if self.keys is None and self._measured.get(rung) != epoch.number:
-                await self._measure(rung, dest, epoch.number)
+                if rung in self._rung_names:
+                    await self._measure(rung, dest, epoch.number)
         self._register_rungs()
         await self._write()
         if self._observer is not None:
@@ -321,17 +344,25 @@ class Publisher:
         self._store.set_rungs(self.rung_infos())
         self._rungs_registered = True
 
+    @property
+    def _rung_names(self) -> set[str]:
+        return {r.name for r in self._plan}
+
     def rung_infos(self) -> list[RungInfo]:
-        """Each rung's master-playlist facts (codecs as measured from its first segment)."""
+        """Each rung's master-playlist facts (codecs as measured from its first segment), then
+        each audio and subtitle rendition's."""
         return [
-            RungInfo(
-                r.name,
-                f"{self._codecs.get(r.name, 'avc1.42c01e')},{_AUDIO_CODEC}",
-                r.width,
-                r.height,
-                r.frame_rate,
-            )
-            for r in self.plan
+            *(
+                RungInfo(
+                    r.name,
+                    f"{self._codecs.get(r.name, 'avc1.42c01e')},{_AUDIO_CODEC}",
+                    r.width,
+                    r.height,
+                    r.frame_rate,
+                )
+                for r in self.plan
+            ),
+            *(RungInfo.of_track(t) for t in self.tracks),
         ]
 
     async def _write(self) -> None:
@@ -377,17 +408,22 @@ class Publisher:
                 w.seqs, w.durations, w.starts, w.discontinuities, w.keys, strict=True
             )
         ]
-        texts: dict[int, str] = {}  # by the rung's first segment: usually one for all
-        for rung in self.plan:
-            first = len(w.seqs) - len(w.sizes.get(rung.name, ()))
+        subtitles = {t.name for t in self.tracks if t.kind == "subtitles"}
+        # By the rendition's first segment and kind: usually one text for all rungs.
+        texts: dict[tuple[int, bool], str] = {}
+        for name in [*(r.name for r in self.plan), *(t.name for t in self.tracks)]:
+            first = len(w.seqs) - len(w.sizes.get(name, ()))
             if first == len(w.seqs):
                 continue  # no segment yet
-            if first not in texts:
+            captions = name in subtitles
+            if (first, captions) not in texts:
                 # Its first segment's discontinuity is implied by the sequence number, as
                 # in the window's own first segment.
                 owned = [*segments[first:]]
                 owned[0] = replace(owned[0], discontinuity=False)
-                texts[first] = hls.render_media(
+                if captions:  # WebVTT files, never encrypted
+                    owned = [replace(s, uri=_caption_uri(s.uri), key=None) for s in owned]
+                texts[first, captions] = hls.render_media(
                     hls.MediaPlaylist(
                         segments=owned,
                         media_sequence=w.seqs[first],
@@ -397,14 +433,17 @@ class Publisher:
                         target_duration=target,
                     )
                 )
-            text = texts[first]
-            _atomic_write(self._dir / rung.name / "index.m3u8", text)
+            _atomic_write(self._dir / name / "index.m3u8", texts[first, captions])
         measured = {
             rung: (sizes, w.durations[len(w.durations) - len(sizes) :])
             for rung, sizes in w.sizes.items()
         }
-        variants = master_variants(self.rung_infos(), measured)
-        _atomic_write(self._dir / "master.m3u8", hls.render_master(hls.MasterPlaylist(variants)))
+        master = live_master(self.rung_infos(), measured)
+        _atomic_write(self._dir / "master.m3u8", hls.render_master(master))
+
+
+def _caption_uri(uri: str) -> str:
+    return uri.removesuffix(".ts") + CAPTION_SUFFIX
 
 
 def next_sequence_on_disk(channel_dir: Path) -> int:

@@ -47,6 +47,7 @@ from transcode.live.switching import SLATE, Outcome, SourceBook, check_source
 from transcode.probe import SourceInfo
 from transcode.settings import LiveSettings
 from transcode.sources import SourceGuard
+from transcode.tracks import Track
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +97,7 @@ class SourceEpochs(ABC):
     channel: LiveChannel
     profile: Profile
     plan: tuple[PlannedRung, ...]
+    tracks: tuple[Track, ...]
     probed: SourceInfo | None
     publisher: Publisher
     book: SourceBook
@@ -305,6 +307,7 @@ class SourceEpochs(ABC):
                 epoch.directory,
                 thresholds=self._thresholds,
                 probed=self.probed,
+                tracks=self.tracks,
             )
         )
         return epoch
@@ -312,7 +315,9 @@ class SourceEpochs(ABC):
     async def _start_slate(self) -> Epoch:
         epoch = self._new_epoch("slate")
         await epoch.start(
-            slate_command(self.plan, self.profile, epoch.directory, source=self.probed)
+            slate_command(
+                self.plan, self.profile, epoch.directory, source=self.probed, tracks=self.tracks
+            )
         )
         return epoch
 

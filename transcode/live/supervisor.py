@@ -56,6 +56,7 @@ from transcode.probe import SourceInfo
 from transcode.profiles import resolve_profile
 from transcode.settings import LiveSettings
 from transcode.sources import SourceGuard, publish_dir
+from transcode.tracks import Track, audio_of, live_tracks, subtitles_of
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +96,14 @@ class ChannelSupervisor(SourceEpochs):
         self._sources = sources
         self.profile = resolve_profile(channel.profile, segment_seconds=channel.segment_seconds)
         self.plan = plan_live(self.profile)
+        # A passthrough copy keeps its source's first audio track only.
+        self.tracks: tuple[Track, ...] = ()
+        if not self.profile.passthrough:
+            self.tracks = live_tracks(
+                channel.audio_languages,
+                channel.subtitle_languages,
+                default_language=channel.audio_language,
+            )
         self.probed: SourceInfo | None = None  # a passthrough source's last probe
         self._settings = settings or LiveSettings()
         self._root = origin_root
@@ -141,6 +150,7 @@ class ChannelSupervisor(SourceEpochs):
             )
             if channel.encryption.enabled
             else None,
+            tracks=self.tracks,
         )
         self._tasks = tasks
         self._metrics = metrics
@@ -236,7 +246,7 @@ class ChannelSupervisor(SourceEpochs):
     def _new_epoch(self, kind: str, *, detector: Detector | None = None) -> Epoch:
         self._epochs += 1
         directory = self._work / f"{int(time.time() * 1000)}-{self._epochs}-{kind}"
-        rungs = [r.name for r in self.plan]
+        rungs = [r.name for r in self.plan] + [t.name for t in audio_of(self.tracks)]
         epoch = Epoch(
             kind,
             self._epochs,
@@ -244,6 +254,7 @@ class ChannelSupervisor(SourceEpochs):
             rungs,
             detector=detector,
             on_opened=self._publish_wake.set,
+            sidecars=[t.name for t in subtitles_of(self.tracks)],
         )
         self._alive.add(epoch)
         return epoch

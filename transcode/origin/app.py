@@ -331,7 +331,7 @@ def create_app(
     app = web.Application(middlewares=[_errors, _guard])
     app[_METRICS] = origin.metrics
     app[_NETWORKS] = settings.allowed_networks
-    seg = r"{segment:[^/]+\.ts}"
+    seg = r"{segment:[^/]+\.(?:ts|vtt)}"
     app.router.add_get("/healthz", origin.healthz)
     app.router.add_get("/metrics", origin.metrics_page)
     app.router.add_get("/live/{channel}/master.m3u8", origin.live_master)

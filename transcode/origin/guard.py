@@ -36,7 +36,8 @@ from transcode.settings import Network
 LIVE_BEHIND_SEGMENTS = 3
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}", re.ASCII)
 # Live and archived segments are named by their channel-wide sequence number.
-_SEQUENCE_SEGMENT = re.compile(r"([0-9]{10,15})\.ts", re.ASCII)
+# A live or archived segment: a rung's or audio rendition's .ts, a subtitle rendition's .vtt.
+_SEQUENCE_SEGMENT = re.compile(r"([0-9]{10,15})(\.ts|\.vtt)", re.ASCII)
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 # O_NONBLOCK: opening a FIFO must not hang the thread; it is refused below anyway.
 _FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
@@ -65,7 +66,7 @@ def name(value: str) -> str:
 def segment_sequence(segment: str) -> int:
     """The sequence number a live or archived segment's file name carries."""
     match = _SEQUENCE_SEGMENT.fullmatch(segment)
-    if match is None or f"{int(match.group(1)):010d}.ts" != segment:
+    if match is None or f"{int(match.group(1)):010d}{match.group(2)}" != segment:
         raise ContentNotFound(f"no such segment: {segment[:64]}")
     return int(match.group(1))
 

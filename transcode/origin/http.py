@@ -28,6 +28,7 @@ TYPES = {
     ".m4s": "video/iso.segment",
     ".mp4": "video/mp4",
     ".aac": "audio/aac",
+    ".vtt": tags.MIME_WEBVTT,
 }
 IMMUTABLE = "public, max-age=31536000, immutable"
 VOD_PLAYLIST = "public, max-age=86400"

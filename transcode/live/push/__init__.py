@@ -176,12 +176,13 @@ class Pusher:
 
 
 def trim_local(root: Path, before: float) -> int:
-    """Remove ``live/*/*/*.ts`` under ``root`` last modified before ``before`` (epoch s)."""
+    """Remove ``live/*/*/*.ts`` and ``*.vtt`` under ``root`` last modified before ``before``
+    (epoch s)."""
     removed = 0
     live = root / "live"
     if not live.is_dir():
         return 0
-    for path in live.glob("*/*/*.ts"):
+    for path in (*live.glob("*/*/*.ts"), *live.glob("*/*/*.vtt")):
         try:
             if path.stat().st_mtime < before:
                 path.unlink()

@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 _TRANSIENT = (aiohttp.ClientError, OSError, TimeoutError)
 # Segments an origin is remembered to have, per channel and rung, beyond the live window.
 _SENT_SLACK = 64
+# A live segment: a rung's or audio rendition's MPEG-TS, a subtitle rendition's WebVTT.
+_SUFFIXES = (".ts", ".vtt")
 # A replay starts this long before the oldest dropped segment was queued (its start time
 # in the index is earlier than when it was published).
 _REPLAY_MARGIN_SECONDS = 30.0
@@ -232,9 +234,12 @@ class OriginWorker:
 
     async def _push(self, session: aiohttp.ClientSession, item: Item) -> None:
         if item.sequence >= 0:
-            rungs = await asyncio.to_thread(_rungs_with, self._root, item.channel, item.sequence)
+            found = await asyncio.to_thread(_rungs_with, self._root, item.channel, item.sequence)
             await asyncio.gather(
-                *(self._segment(session, item, rung, item.sequence) for rung in rungs)
+                *(
+                    self._segment(session, item, rung, item.sequence, suffix)
+                    for rung, suffix in found
+                )
             )
         if item.replay:
             return
@@ -242,12 +247,12 @@ class OriginWorker:
             await self._playlists(session, item)
 
     async def _segment(
-        self, session: aiohttp.ClientSession, item: Item, rung: str, sequence: int
+        self, session: aiohttp.ClientSession, item: Item, rung: str, sequence: int, suffix: str
     ) -> None:
         sent = self._sent.setdefault((item.channel, rung), set())
         if sequence in sent:
             return
-        rel = f"live/{item.channel}/{rung}/{sequence:010d}.ts"
+        rel = f"live/{item.channel}/{rung}/{sequence:010d}{suffix}"
         body = await asyncio.to_thread(_read, self._root / rel)
         if body is None:
             return  # trimmed locally, or never written: nothing to send
@@ -264,9 +269,11 @@ class OriginWorker:
                 log.warning("push: unreadable playlist skipped",
                             extra={"channel": item.channel, "rung": rung})  # fmt: skip
                 continue
-            seqs = [int(n[:-3]) for n in names if n.endswith(".ts") and n[:-3].isdigit()]
-            for seq in seqs:
-                await self._segment(session, item, rung, seq)
+            stems = [n.rpartition(".") for n in names]
+            found = [(int(s), f".{x}") for s, _, x in stems if f".{x}" in _SUFFIXES and s.isdigit()]
+            seqs = [seq for seq, _ in found]
+            for seq, suffix in found:
+                await self._segment(session, item, rung, seq, suffix)
             await self._put(session, f"{base}/{rung}/index.m3u8", body, item.writer, "playlist")
             if seqs:
                 sent = self._sent[(item.channel, rung)]
@@ -312,19 +319,19 @@ def _read(path: Path) -> bytes | None:
         return None
 
 
-def _rungs_with(root: Path, channel: str, sequence: int) -> list[str]:
+def _rungs_with(root: Path, channel: str, sequence: int) -> list[tuple[str, str]]:
+    """The rungs and renditions holding segment ``sequence``, with its file's suffix."""
     directory = root / "live" / channel
-    name = f"{sequence:010d}.ts"
     try:
         entries = list(os.scandir(directory))
     except FileNotFoundError:
         return []
     return sorted(
-        e.name
+        (e.name, suffix)
         for e in entries
-        if e.is_dir(follow_symlinks=False)
-        and not e.name.startswith(".")
-        and os.path.exists(os.path.join(e.path, name))
+        if e.is_dir(follow_symlinks=False) and not e.name.startswith(".")
+        for suffix in _SUFFIXES
+        if os.path.exists(os.path.join(e.path, f"{sequence:010d}{suffix}"))
     )
 
 
