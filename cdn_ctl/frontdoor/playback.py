@@ -239,7 +239,9 @@ class Playback:
         if extra:
             query += f"&{extra}"
         return web.Response(
-            text=rewrite_master(text, query=query),
+            text=rewrite_master(
+                text, query=query, audio_language=self.settings.audio_language(box.region)
+            ),
             content_type=PLAYLIST_TYPE,
             headers={"Cache-Control": "no-store", LEASE_HEADER: lease},
         )

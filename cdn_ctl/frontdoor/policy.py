@@ -16,6 +16,8 @@ from epg.domain import Programme, Text
 SLATE_TITLE = "Not available in your region"
 _URI_ATTR = re.compile(r'URI="([^"]*)"')
 _PATHWAY = re.compile(r'PATHWAY-ID="[^"]*",?')
+_AUDIO_MEDIA = "#EXT-X-MEDIA:TYPE=AUDIO,"
+_DEFAULT_ATTR = re.compile(r"DEFAULT=(?:YES|NO)")
 _EPOCH = re.compile(r"^[0-9]{1,12}$")
 _SECONDS = re.compile(r"^[0-9]{1,9}$")
 # A player link credential as a path segment (cdn_ctl.playerlinks: 43 URL-safe characters).
@@ -43,17 +45,26 @@ def _with_query(uri: str, query: str) -> str:
     return f"{path}?{query}" if query else path
 
 
-def rewrite_master(text: str, *, query: str) -> str:
+def rewrite_master(text: str, *, query: str, audio_language: str = "") -> str:
     """The edge's master playlist as the front door serves it: variant URIs stay relative
     (so they resolve to the front door) and carry ``query``; steering is dropped (the
-    front door re-routes variant reloads itself)."""
+    front door re-routes variant reloads itself). With ``audio_language`` (the box's
+    region's) and an audio rendition in it, that rendition is the DEFAULT one instead of
+    the channel's."""
+    lines = text.splitlines()
+    audio = [line for line in lines if line.startswith(_AUDIO_MEDIA)]
+    wanted = f'LANGUAGE="{audio_language}"'
+    regional = bool(audio_language) and any(wanted in line for line in audio)
     out = []
-    for line in text.splitlines():
+    for line in lines:
         if line.startswith("#EXT-X-CONTENT-STEERING"):
             continue
         if line.startswith("#"):
             line = _PATHWAY.sub("", line)
             line = _URI_ATTR.sub(lambda m: f'URI="{_with_query(m[1], query)}"', line)
+            if regional and line.startswith(_AUDIO_MEDIA):
+                default = "YES" if wanted in line else "NO"
+                line = _DEFAULT_ATTR.sub(f"DEFAULT={default}", line)
         elif line.strip():
             line = _with_query(line.strip(), query)
         out.append(line)

@@ -9,6 +9,8 @@ from datetime import timedelta
 from cdn_ctl.boxtoken import BoxTokenSigner
 from cdn_ctl.signing import b64url_decode
 from headend.errors import HeadendError
+from headend.languages import is_language_tag, player_language
+from headend.regions import covers, is_region, level
 from headend.rpc import ClientTls
 from headend.settings import (
     Env,
@@ -81,6 +83,10 @@ class FrontDoorSettings:
     # (``(channel, hours)``; 0 turns timeshift off for that channel).
     timeshift_hours: float = 2.0
     timeshift_channel_hours: tuple[tuple[str, float], ...] = ()
+    # The default audio language of boxes in a region (``(region code, language)``, any
+    # level of the 6-digit hierarchy; the narrowest that covers a box wins), where a live
+    # channel has an audio rendition in it; elsewhere the channel's own default.
+    audio_languages: tuple[tuple[str, str], ...] = ()
     public_url: str = ""
     # Who may set X-Forwarded-For (load balancers in front of the front door).
     trusted_proxies: tuple[Network, ...] = ()
@@ -114,6 +120,13 @@ class FrontDoorSettings:
         """How far back ``channel``'s live can be rewound (zero: no timeshift)."""
         hours = dict(self.timeshift_channel_hours).get(channel, self.timeshift_hours)
         return timedelta(hours=hours)
+
+    def audio_language(self, region: str) -> str:
+        """The default audio language of boxes in ``region`` ("" when none is set)."""
+        covering = [(r, lang) for r, lang in self.audio_languages if covers(r, region)]
+        if not covering:
+            return ""
+        return max(covering, key=lambda item: level(item[0]).value)[1]
 
     def signer(self) -> BoxTokenSigner:
         """The box token signer/verifier for these keys."""
@@ -176,6 +189,7 @@ class FrontDoorSettings:
             catchup_max_hours=env_int(env, "FRONTDOOR_CATCHUP_MAX_HOURS", 6, low=1, high=24),
             timeshift_hours=env_float(env, "FRONTDOOR_TIMESHIFT_HOURS", 2.0, low=0, high=24),
             timeshift_channel_hours=_channel_hours(env, "FRONTDOOR_TIMESHIFT_CHANNEL_HOURS"),
+            audio_languages=_region_languages(env, "FRONTDOOR_AUDIO_LANGUAGES"),
             public_url=env_str(env, "FRONTDOOR_PUBLIC_URL", "").rstrip("/"),
             trusted_proxies=proxies,
             token_binding=TokenBinding(
@@ -225,6 +239,20 @@ class FrontDoorSettings:
         except HeadendError as err:
             raise SettingsError("FRONTDOOR_SESSION_KEYS", err.message) from err
         return settings
+
+
+def _region_languages(env: Env, name: str) -> tuple[tuple[str, str], ...]:
+    """``region=language,...``, e.g. ``440000=yue,540000=bo`` (a province, city or county
+    code; a language tag)."""
+    pairs = []
+    for item in split_list(env_str(env, name, "")):
+        region, _, language = item.partition("=")
+        if not is_region(region) or not is_language_tag(language):
+            raise SettingsError(
+                name, f"each item must be region=language (e.g. 440000=yue), got {item!r}"
+            )
+        pairs.append((region, player_language(language)))
+    return tuple(pairs)
 
 
 def _channel_hours(env: Env, name: str) -> tuple[tuple[str, float], ...]:

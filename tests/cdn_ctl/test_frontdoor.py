@@ -20,14 +20,16 @@ from lxml import etree
 from cdn_ctl.domain import Health
 from cdn_ctl.frontdoor.app import FrontDoor, create_box_app
 from cdn_ctl.frontdoor.policy import RedactedAccessLogger, rewrite_master
+from cdn_ctl.frontdoor.settings import FrontDoorSettings
 from cdn_ctl.routing import Router
-from cdn_ctl.signing import KeyRing, verify_path
+from cdn_ctl.signing import KeyRing, b64url, verify_path
 from cdn_ctl.sim.stb import BoxRefused, SetTopBox
 from cdn_ctl.upstream import EpgCache, SubscriberCache
 from epg.domain import Programme, Rights, Text
 from epg.domain.rights import blacked_out
 from headend import regions
 from headend.seed import World
+from headend.settings import SettingsError
 from protos import subscriber_pb2
 from tests.support.cdn import EdgeFactory, FakeOrigin, MovedClock, eventually, two_region_routing
 from tests.support.world import (
@@ -42,6 +44,7 @@ from tests.support.world import (
     set_status,
     start_services,
 )
+from transcode import hls
 
 
 @dataclass
@@ -480,6 +483,64 @@ def test_master_rewrite_points_variants_back_with_the_lease() -> None:
     )
 
 
+_TRACKS_MASTER = (
+    "#EXTM3U\n"
+    '#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="audio",LANGUAGE="zh",NAME="中文",DEFAULT=YES,'
+    'AUTOSELECT=YES,URI="audio-zh/index.m3u8"\n'
+    '#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="audio",LANGUAGE="yue",NAME="粤语",DEFAULT=NO,'
+    'AUTOSELECT=YES,URI="audio-yue/index.m3u8"\n'
+    '#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID="subs",LANGUAGE="yue",NAME="粤语",DEFAULT=NO,'
+    'AUTOSELECT=NO,URI="subs-yue/index.m3u8"\n'
+    '#EXT-X-STREAM-INF:BANDWIDTH=800000,AUDIO="audio",SUBTITLES="subs"\n'
+    "180p/index.m3u8\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("region", "defaults"),
+    [
+        pytest.param("440305", ["NO", "YES"], id="a-county-of-the-province"),
+        pytest.param("440100", ["YES", "NO"], id="a-city-with-its-own"),
+        pytest.param("110101", ["YES", "NO"], id="elsewhere-the-channels"),
+    ],
+)
+def test_a_region_default_audio_language_moves_default_where_the_channel_has_it(
+    region: str, defaults: list[str]
+) -> None:
+    settings = FrontDoorSettings(
+        "", "", "", (), "", audio_languages=(("440000", "yue"), ("440100", "zh"))
+    )
+    text = rewrite_master(
+        _TRACKS_MASTER, query="lease_id=a", audio_language=settings.audio_language(region)
+    )
+    master = hls.parse_master(text)
+    audio = [r for r in master.renditions if r.type == "AUDIO"]
+    assert ["YES" if r.default else "NO" for r in audio] == defaults
+    assert all(r.uri.endswith("?lease_id=a") for r in master.renditions)
+    # Subtitles are never switched on by region.
+    assert [r.default for r in master.renditions if r.type == "SUBTITLES"] == [False]
+    # A region language the channel does not have changes nothing.
+    assert rewrite_master(_TRACKS_MASTER, query="q=1", audio_language="bo") == rewrite_master(
+        _TRACKS_MASTER, query="q=1"
+    )
+
+
+def test_region_audio_languages_setting() -> None:
+    env = {
+        "FRONTDOOR_SESSION_KEYS": f"k1:{b64url(b'x' * 32)}",
+        "FRONTDOOR_API_KEY": "key",
+        "FRONTDOOR_AUDIO_LANGUAGES": "440000=yue, 540000=tib",
+    }
+    settings = FrontDoorSettings.from_env(env)
+    assert settings is not None
+    assert settings.audio_languages == (("440000", "yue"), ("540000", "bo"))
+    assert (settings.audio_language("440305"), settings.audio_language("110101")) == ("yue", "")
+    for bad in ("440000", "44=yue", "440000=Cantonese", "990000=yue"):
+        with pytest.raises(SettingsError) as info:
+            FrontDoorSettings.from_env({**env, "FRONTDOOR_AUDIO_LANGUAGES": bad})
+        assert info.value.name == "FRONTDOOR_AUDIO_LANGUAGES"
+
+
 @pytest.mark.parametrize(
     ("blackout", "box", "covered"),
     [
@@ -505,8 +566,6 @@ def test_blackout_regions_follow_the_division_hierarchy(
 
 
 def _env(door: Door, **extra: str) -> dict[str, str]:
-    from cdn_ctl.signing import b64url
-
     return {
         "CDN_SIGNING_KEYS": door.ring.render(),
         "CDN_HTTP_PORT": "0",

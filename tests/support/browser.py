@@ -62,6 +62,15 @@ class KeyRefusal:
 
 
 @dataclass(frozen=True, slots=True)
+class Rendition:
+    """An audio or subtitle rendition as hls.js lists it."""
+
+    name: str
+    lang: str
+    default: bool
+
+
+@dataclass(frozen=True, slots=True)
 class Report:
     """What the page saw so far (its ``window.report``)."""
 
@@ -77,6 +86,12 @@ class Report:
     keys_played: tuple[str, ...]
     key_refusals: tuple[KeyRefusal, ...]
     fragments_played: int
+    audio_tracks: tuple[Rendition, ...]
+    subtitle_tracks: tuple[Rendition, ...]
+    audio_track: int  # the one in use, -1: none (muxed audio)
+    subtitle_track: int
+    audio_fragments: tuple[str, ...]  # URLs of the audio fragments loaded
+    cues: tuple[str, ...]  # texts of the subtitle cues shown
 
     @classmethod
     def from_page(cls, raw: dict[str, Any]) -> Report:
@@ -95,6 +110,12 @@ class Report:
             keys_played=tuple(raw["keysPlayed"]),
             key_refusals=tuple(KeyRefusal(**r) for r in raw["keyRefusals"]),
             fragments_played=raw["fragmentsPlayed"],
+            audio_tracks=tuple(Rendition(**t) for t in raw["audioTracks"]),
+            subtitle_tracks=tuple(Rendition(**t) for t in raw["subtitleTracks"]),
+            audio_track=raw["audioTrack"],
+            subtitle_track=raw["subtitleTrack"],
+            audio_fragments=tuple(raw["audioFragments"]),
+            cues=tuple(raw["cues"]),
         )
 
 
@@ -114,6 +135,14 @@ class Player:
             "([src, token, authorise]) => play(src, token, authorise)",
             [src, token, list(authorise)],
         )
+
+    async def select_audio(self, language: str) -> None:
+        """Switch to the audio rendition of ``language``."""
+        await self.page.evaluate("(lang) => selectAudio(lang)", language)
+
+    async def show_subtitles(self, language: str) -> None:
+        """Show the subtitles of ``language``."""
+        await self.page.evaluate("(lang) => showSubtitles(lang)", language)
 
     async def report(self) -> Report:
         """The page's report now."""

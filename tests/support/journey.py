@@ -51,7 +51,8 @@ from transcode.live import LiveManager
 from transcode.live.encryption import live_encryption
 from transcode.origin import start_origin
 from transcode.server import create_server as create_transcode
-from transcode.settings import ControlSettings, OriginSettings, QueueSettings
+from transcode.settings import ControlSettings, OriginSettings, QueueSettings, SourceSettings
+from transcode.sources import SourceGuard
 
 
 @dataclass
@@ -84,12 +85,15 @@ async def build_stack(
     pki: LocalPki | None = None,
     redis_settings: RedisSettings | None = None,
     content_keys: ContentKeySettings | None = None,
+    multilingual: Path | None = None,
 ) -> AsyncIterator[Stack]:
     """Start everything (torn down in reverse order, also when a step fails); the CDN
     faces run as the real :class:`cdn_ctl.server.RoutingProcess` (``door`` overrides
     front door settings; ``redis_settings`` how every part's client connects and what
     an acknowledged write waits for; ``content_keys``: the live channel is encrypted
-    with them and the front door hands its keys out)."""
+    with them and the front door hands its keys out; ``multilingual``: the live channel
+    loops this file instead, its two audio streams (zh, en) and one subtitle stream (en)
+    each a rendition)."""
     door = door or {}
     # Encrypted segments name their keys at the front door: its port is chosen first.
     door_port = free_port() if content_keys is not None else 0
@@ -106,16 +110,21 @@ async def build_stack(
             services.epg_target, services.subscriber_target, services.api_key, tls=services.tls
         )
         root = workdir / "origin"
+        sources = SourceSettings(
+            media_roots=(multilingual.parent.resolve(),) if multilingual else ()
+        )
         manager = LiveManager(
             redis=redis,
             archive=ArchiveIndex(redis),
             origin_root=root,
             encryption=live_encryption(keys, redis),
+            sources=SourceGuard(sources),
         )
         down.push_async_callback(manager.close)
         control = ControlSettings(
-            rpc=server_rpc(pki), redis_url=redis_url, origin_root=root, queue=QueueSettings()
-        )
+            rpc=server_rpc(pki), redis_url=redis_url, origin_root=root, queue=QueueSettings(),
+            sources=sources,
+        )  # fmt: skip
         transcode, tc_port = await create_transcode(
             control, redis=redis, keys=KeyStore(redis), channels=manager
         )
@@ -134,7 +143,11 @@ async def build_stack(
                 Targets(services.epg_target, services.subscriber_target, f"127.0.0.1:{tc_port}",
                         tls=services.tls),
                 services.api_key,
-                [LiveSpec(LIVE, feed.source, catchup_days=1, segment_seconds=2, window_segments=6)],
+                [LiveSpec(LIVE, f"file://{multilingual}", catchup_days=1, segment_seconds=2,
+                          window_segments=6, audio_languages=("zh", "en"),
+                          subtitle_languages=("en",))
+                 if multilingual else
+                 LiveSpec(LIVE, feed.source, catchup_days=1, segment_seconds=2, window_segments=6)],
             )  # fmt: skip
         else:
             async with TranscodeClient(
