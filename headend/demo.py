@@ -170,6 +170,9 @@ async def journey(
         end = datetime.now(UTC) - timedelta(seconds=10)
         out(f"6. catch-up: the last 30 s of {channel}")
         await box.play_catchup(channel, end - timedelta(seconds=30), end)
+        out(f"7. start-over: GET {front_door}/startover/{channel}/master.m3u8 (the programme on"
+            " air, from its start)")  # fmt: skip
+        await box.play_startover(channel)
         await _wait_live(origin, encrypted)
         await play_encrypted(box, encrypted, rotation_seconds, out=out)
         return f"{front_door}/lineup.m3u?token={box.token}"

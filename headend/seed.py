@@ -64,6 +64,8 @@ class ProgrammeSpec:
     blackout_regions: tuple[str, ...] = ()
     blackout_slate: str = ""
     label: str = ""
+    audio_languages: tuple[str, ...] = ()
+    subtitle_languages: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +127,9 @@ class LiveSpec:
     # AES-128 segments, the key rotating every ``rotation_seconds`` of media (0: the
     # node's CONTENT_KEY_ROTATION_SECONDS); clear by default.
     encryption: ChannelEncryption = field(default_factory=ChannelEncryption)
+    # The source's audio and subtitle streams by language, in order (``transcode.tracks``).
+    audio_languages: tuple[str, ...] = ()
+    subtitle_languages: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +176,7 @@ def _programme(channel_id: str, spec: ProgrammeSpec) -> Programme:
     return Programme(
         "", channel_id, spec.start, spec.stop, _texts(spec.titles),
         categories=_texts(spec.categories), rights=rights,
+        audio_languages=spec.audio_languages, subtitle_languages=spec.subtitle_languages,
     )  # fmt: skip
 
 
@@ -260,6 +266,7 @@ async def start_live(targets: Targets, api_key: str, channels: Sequence[LiveSpec
                 segment_seconds=spec.segment_seconds, window_segments=spec.window_segments,
                 catchup_days=spec.catchup_days, encrypt=spec.encryption.enabled,
                 key_rotation_seconds=spec.encryption.rotation_seconds,
+                audio_languages=spec.audio_languages, subtitle_languages=spec.subtitle_languages,
             )  # fmt: skip
             started.append(spec.channel_id)
     return started
@@ -292,10 +299,31 @@ class DemoChannel:
     group: str
     lavfi: str
     tone_hz: int
+    # A second audio track (English, at twice the tone) and Chinese and English subtitles.
+    multilingual: bool = False
+
+    @property
+    def audio_languages(self) -> tuple[str, ...]:
+        """The languages of its source's audio streams, in order."""
+        return ("zh", "en") if self.multilingual else ()
+
+    @property
+    def subtitle_languages(self) -> tuple[str, ...]:
+        """The languages of its source's subtitle streams, in order."""
+        return ("zh", "en") if self.multilingual else ()
 
 
 CHANNELS: tuple[DemoChannel, ...] = (
-    DemoChannel("btv1.bj.cn", 1, "北京卫视", "BTV Satellite", "Provincial", "testsrc2", 440),
+    DemoChannel(
+        "btv1.bj.cn",
+        1,
+        "北京卫视",
+        "BTV Satellite",
+        "Provincial",
+        "testsrc2",
+        440,
+        multilingual=True,
+    ),
     DemoChannel("btv-news.bj.cn", 2, "北京新闻", "BTV News", "News", "smptehdbars", 660),
     DemoChannel("btv-kids.bj.cn", 3, "卡酷少儿", "BTV Kids", "Kids", "rgbtestsrc", 880),
 )
@@ -329,6 +357,8 @@ def guide_day(ch: DemoChannel, now: datetime) -> tuple[ProgrammeSpec, ...]:
                 catchup_allowed=i % 12 != 5,
                 blackout_regions=(REGION,) if blackout else (),
                 blackout_slate=SLATE if blackout else "",
+                audio_languages=ch.audio_languages,
+                subtitle_languages=ch.subtitle_languages,
             )
 
     return tuple(programmes())
@@ -372,49 +402,51 @@ def demo_plan(now: datetime) -> Plan:
 
 
 def make_sources(folder: Path, channels: Sequence[DemoChannel] = CHANNELS) -> dict[str, Path]:
-    """A short H.264/AAC clip per channel (made once), looped by the live ingest."""
+    """A 12 s clip per channel (made once), looped by the live ingest: H.264/AAC in MP4, or
+    for a multilingual channel Matroska with its second audio track and its subtitles."""
     folder.mkdir(parents=True, exist_ok=True)
     sources = {}
     for ch in channels:
-        path = folder / f"{ch.channel_id}.mp4"
+        path = folder / f"{ch.channel_id}{'.mkv' if ch.multilingual else '.mp4'}"
         if not path.exists():
-            staged = path.with_suffix(".tmp.mp4")
-            subprocess.run(
-                [
-                    "ffmpeg",
-                    "-v",
-                    "error",
-                    "-y",
-                    "-f",
-                    "lavfi",
-                    "-i",
-                    # Scrolled: a still picture would be "frozen" to the live ingest,
-                    # which puts such a channel on its slate.
-                    f"{ch.lavfi}=s=640x360:r=25:d=12,scroll=h=0.002",
-                    "-f",
-                    "lavfi",
-                    "-i",
-                    f"sine=frequency={ch.tone_hz}:sample_rate=48000:d=12",
-                    "-c:v",
-                    "libx264",
-                    "-preset",
-                    "veryfast",
-                    "-g",
-                    "50",
-                    "-pix_fmt",
-                    "yuv420p",
-                    "-c:a",
-                    "aac",
-                    "-b:a",
-                    "96k",
-                    "-shortest",
-                    str(staged),
-                ],
-                check=True,
-            )
+            staged = path.with_name(f".{path.name}")
+            subprocess.run(["ffmpeg", "-v", "error", "-y", *_clip_args(ch, folder), str(staged)],
+                           check=True)  # fmt: skip
             staged.rename(path)
         sources[ch.channel_id] = path
     return sources
+
+
+# The demo's subtitles, every 4 s of the 12 s clip (Chinese, English).
+_LINES = (("欢迎收看北京卫视", "Welcome to BTV Satellite"), ("现在播出新闻", "The news is on"),
+          ("谢谢收看", "Thank you for watching"))  # fmt: skip
+
+
+def _clip_args(ch: DemoChannel, folder: Path) -> list[str]:
+    # Scrolled: a still picture would be "frozen" to the live ingest, which puts such a
+    # channel on its slate.
+    tone = f"sine=frequency={ch.tone_hz}:sample_rate=48000:d=12"
+    inputs = ["-f", "lavfi", "-i", f"{ch.lavfi}=s=640x360:r=25:d=12,scroll=h=0.002",
+              "-f", "lavfi", "-i", tone]  # fmt: skip
+    maps = ["-map", "0:v", "-map", "1:a"]
+    if ch.multilingual:
+        inputs += ["-f", "lavfi", "-i", f"sine=frequency={2 * ch.tone_hz}:sample_rate=48000:d=12"]
+        maps += ["-map", "2:a"]
+        for n, language in enumerate(ch.subtitle_languages):
+            srt = folder / f"{ch.channel_id}.{language}.srt"
+            srt.write_text("\n".join(
+                f"{i + 1}\n00:00:{4 * i:02d},200 --> 00:00:{4 * i + 3:02d},500\n{lines[n]}\n"
+                for i, lines in enumerate(_LINES)
+            ), encoding="utf-8")  # fmt: skip
+            inputs += ["-i", str(srt)]
+            maps += ["-map", f"{3 + n}:s"]
+        for n, language in enumerate(ch.audio_languages):
+            maps += [f"-metadata:s:a:{n}", f"language={language}"]
+        for n, language in enumerate(ch.subtitle_languages):
+            maps += [f"-metadata:s:s:{n}", f"language={language}"]
+    return [*inputs, *maps, "-c:v", "libx264", "-preset", "veryfast", "-g", "50",
+            "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "96k", "-c:s", "srt", "-t", "12",
+            "-f", "matroska" if ch.multilingual else "mp4"]  # fmt: skip
 
 
 def demo_live(sources: Mapping[str, Path]) -> tuple[LiveSpec, ...]:
@@ -425,6 +457,8 @@ def demo_live(sources: Mapping[str, Path]) -> tuple[LiveSpec, ...]:
             ch.channel_id,
             sources[ch.channel_id].resolve().as_uri(),
             encryption=encrypted if ch.channel_id == ENCRYPTED else ChannelEncryption(),
+            audio_languages=ch.audio_languages,
+            subtitle_languages=ch.subtitle_languages,
         )
         for ch in CHANNELS
     )

@@ -424,10 +424,12 @@ class SetTopBox:
     async def open_catchup(self, channel: str, start: datetime, stop: datetime) -> str:
         """``GET /catchup/{ch}/master.m3u8?utc=&utcend=`` -> the edge's signed master URL."""
         query = f"utc={int(start.timestamp())}&utcend={int(stop.timestamp())}"
+        return await self._granted(f"/catchup/{channel}/master.m3u8?{query}")
+
+    async def _granted(self, path: str) -> str:
+        """The edge's signed master URL the front door's 302 for ``path`` names."""
         async with self.http.get(
-            self.url(f"/catchup/{channel}/master.m3u8?{query}"),
-            headers=self._auth(),
-            allow_redirects=False,
+            self.url(path), headers=self._auth(), allow_redirects=False
         ) as resp:
             if resp.status != 302:
                 raise await self._refused(resp)
@@ -436,13 +438,26 @@ class SetTopBox:
     async def play_catchup(self, channel: str, start: datetime, stop: datetime) -> PlayStats:
         """Fetch a catch-up window's master, lowest variant and every segment."""
         master_url = await self.open_catchup(channel, start, stop)
+        stats = await self.play_media(
+            await self._first_variant(master_url), ended="catch-up playlist has no ENDLIST"
+        )
+        self._event(f"catch-up {channel}: {stats.segments} segments, {stats.media_seconds:.0f} s")
+        return stats
+
+    async def play_startover(self, channel: str) -> PlayStats:
+        """``GET /startover/{ch}/master.m3u8``: the programme on air from its start, every
+        segment archived so far (the playlist grows until the programme ends)."""
+        master_url = await self._granted(f"/startover/{channel}/master.m3u8")
+        stats = await self.play_media(await self._first_variant(master_url))
+        self._event(f"start-over {channel}: {stats.segments} segments from the programme's "
+                    f"start, {stats.media_seconds:.0f} s so far")  # fmt: skip
+        return stats
+
+    async def _first_variant(self, master_url: str) -> str:
         async with self.http.get(master_url) as resp:
             if resp.status != 200:
                 raise await self._refused(resp)
-            variant = urljoin(master_url, _uris(await resp.text())[0])
-        stats = await self.play_media(variant, ended="catch-up playlist has no ENDLIST")
-        self._event(f"catch-up {channel}: {stats.segments} segments, {stats.media_seconds:.0f} s")
-        return stats
+            return urljoin(master_url, _uris(await resp.text())[0])
 
     async def play_media(self, url: str, *, ended: str = "") -> PlayStats:
         """Fetch the media playlist at ``url`` once and every segment in it (``ended``: the

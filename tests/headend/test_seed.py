@@ -28,6 +28,7 @@ from headend.seed import (
     start_live,
 )
 from protos import epg_pb2, epg_pb2_grpc, subscriber_pb2, subscriber_pb2_grpc
+from tests.support.media import probe_streams
 from tests.support.tokens import Tokens
 from tests.support.world import Services, journey_plan, start_services
 from transcode.archive import ArchiveIndex
@@ -197,9 +198,14 @@ async def test_the_demo_encrypts_one_channel_and_keeps_a_running_one_as_it_runs(
 
     assert started == [c.channel_id for c in CHANNELS if c.channel_id != ENCRYPTED]
     async with TranscodeClient(transcode, admin) as client:
-        running = {s.channel.id: s.channel.encryption for s in await client.list_channels()}
+        listed = await client.list_channels()
+    running = {s.channel.id: s.channel.encryption for s in listed}
     # The news channel stays clear until it is stopped.
     assert running == {c.channel_id: ChannelEncryption() for c in CHANNELS}
+    tracks = {s.channel.id: (s.channel.audio_languages, s.channel.subtitle_languages)
+              for s in listed}  # fmt: skip
+    assert tracks == {"btv1.bj.cn": (("zh", "en"), ("zh", "en")),
+                      "btv-news.bj.cn": ((), ()), "btv-kids.bj.cn": ((), ())}  # fmt: skip
     async with TranscodeClient(transcode, admin) as client:
         await client.stop_channel(ENCRYPTED)
     assert await start_live(targets, admin, demo_live(sources)) == [ENCRYPTED]
@@ -220,3 +226,11 @@ def test_no_demo_source_looks_frozen_to_the_live_ingest(tmp_path: Path) -> None:
             capture_output=True, text=True, check=True,
         )  # fmt: skip
         assert "freeze_start" not in probe.stderr, channel
+    # The multilingual channel's source has the streams its channel names, in order.
+    streams = probe_streams(sources["btv1.bj.cn"])
+    languages = [
+        (s["codec_type"], s["tags"]["language"])  # type: ignore[index]
+        for s in streams
+        if s["codec_type"] in ("audio", "subtitle")
+    ]
+    assert languages == [("audio", "zh"), ("audio", "en"), ("subtitle", "zh"), ("subtitle", "en")]
