@@ -26,7 +26,7 @@ from transcode.live.epoch import Epoch, Listed, parse_list, whole_ts
 from transcode.live.manager import LiveManager
 from transcode.live.metrics import LiveMetrics
 from transcode.live.persist import STORE_TASK, IndexObserver
-from transcode.live.publish import Publisher, SegmentObserver, Window, next_sequence_on_disk
+from transcode.live.publish import Publisher, SegmentObserver, next_sequence_on_disk
 from transcode.live.store import (
     CHANNELS,
     ChannelStore,
@@ -36,6 +36,7 @@ from transcode.live.store import (
     status_mapping,
 )
 from transcode.live.supervisor import ChannelSupervisor, Phase, PhaseObserver
+from transcode.live.window import Window
 
 __all__ = [
     "CHANNELS",

@@ -33,7 +33,7 @@ from transcode.errors import ChannelNotFound, ChannelRunning, StoreUnavailable
 from transcode.live.encryption import LiveEncryption
 from transcode.live.metrics import LiveMetrics
 from transcode.live.persist import IndexObserver, StoreLoop
-from transcode.live.publish import SegmentObserver, Window, next_sequence_on_disk
+from transcode.live.publish import SegmentObserver, next_sequence_on_disk
 from transcode.live.standby import Standby, StandbySupervisor
 from transcode.live.store import (
     CHANNELS,
@@ -45,6 +45,7 @@ from transcode.live.store import (
     saved_status,
 )
 from transcode.live.supervisor import ChannelSupervisor, PhaseObserver
+from transcode.live.window import Window
 from transcode.profiles import resolve_profile
 from transcode.settings import LiveSettings, SourceSettings
 from transcode.sources import SourceGuard, publish_dir

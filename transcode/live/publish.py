@@ -16,9 +16,11 @@ nothing more; its Redis writes are fenced by the lease's token (``store.py``).
 
 A passthrough channel's rungs follow its source's programmes, so they can change
 between epochs (``plan``), and so can a rung's codecs (measured again in each epoch).
-The window keeps, per rung, the sizes of the run of segments it has up to the latest
-one: a rung that misses a segment starts again, and its playlist lists only that run,
-from the sequence and discontinuity numbers its first segment has in every rung.
+A rung that misses a segment starts its run again in the window (``window.py``).
+
+A channel's audio renditions are published like rungs (its epochs segment them beside the
+rungs); its subtitle renditions get one WebVTT file per published segment, cut here from
+the epoch's cues (``captions.py``).
 
 An encrypted channel's segments are encrypted before they enter the window (every rung's
 file of number N with its period's key and the IV N, ``encryption.py``); a segment with no
@@ -34,12 +36,10 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
-import math
 import os
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -53,30 +53,15 @@ from transcode.live.encryption import ChannelKeys, encrypt_files
 from transcode.live.epoch import Epoch
 from transcode.live.metrics import LiveMetrics
 from transcode.live.store import ChannelStore
+from transcode.live.window import SEGMENT_SUFFIX, Window, caption_name
 from transcode.measure import scan_segment
 from transcode.tracks import Track, subtitles_of
 
 log = logging.getLogger(__name__)
 
 _AUDIO_CODEC = "mp4a.40.2"
-CAPTION_SUFFIX = ".vtt"
 
 SegmentObserver = Callable[[str, int, ChannelState], None]
-
-
-@dataclass
-class Window:
-    """The live window of one channel (shared by every rung, which stay aligned)."""
-
-    seqs: list[int] = field(default_factory=list)
-    durations: list[float] = field(default_factory=list)
-    starts: list[datetime] = field(default_factory=list)
-    discontinuities: list[bool] = field(default_factory=list)
-    keys: list[hls.SegmentKey | None] = field(default_factory=list)  # None: clear
-    # Per rung, the sizes of the latest segments it has (all of the window, unless it was
-    # missing from a segment: then those since).
-    sizes: dict[str, list[int]] = field(default_factory=dict)
-    discontinuity_sequence: int = 0
 
 
 class Publisher:
@@ -239,11 +224,11 @@ class Publisher:
                 sources = await asyncio.to_thread(encrypt_files, clear, key.key, seq)
                 if seq == self._next_seq:
                     break
-        dests = {rung: self._dir / rung / f"{seq:010d}.ts" for rung in epoch.rungs}
+        dests = {rung: self._dir / rung / f"{seq:010d}{SEGMENT_SUFFIX}" for rung in epoch.rungs}
         self._check_lease()
         _move_all(list(zip(sources, dests.values(), strict=True)))
         for name, text in captions.items():
-            dests[name] = self._dir / name / f"{seq:010d}{CAPTION_SUFFIX}"
+            dests[name] = self._dir / name / caption_name(f"{seq:010d}{SEGMENT_SUFFIX}")
             _atomic_write(dests[name], text)
         # Committed: the number is used and the files are in place (no await since the move).
         self._next_seq = seq + 1
@@ -274,7 +259,8 @@ class Publisher:
         segment_key = None
         if self.keys is not None:
             segment_key = hls.SegmentKey(self.keys.uri(key_id), seq)
-        self._slide(seq, duration, start, discontinuity, sizes, segment_key)
+        self.window.slide(seq, duration, start, discontinuity, sizes, segment_key,
+                          length=self.channel.window_segments)  # fmt: skip
         self._playlists_stale = True
         if self._metrics is not None:
             self._metrics.published.labels(self.channel.id).inc()
@@ -307,36 +293,6 @@ class Publisher:
         self.pending_discontinuity = self._next_seq > 0
         if self._metrics is not None:
             self._metrics.dropped.labels(self.channel.id).inc()
-
-    def _slide(
-        self,
-        seq: int,
-        duration: float,
-        start: datetime,
-        disc: bool,
-        sizes: dict[str, int],
-        key: hls.SegmentKey | None,
-    ) -> None:
-        w = self.window
-        w.seqs.append(seq)
-        w.durations.append(duration)
-        w.starts.append(start)
-        w.discontinuities.append(disc)
-        w.keys.append(key)
-        for rung in set(w.sizes) - set(sizes):
-            del w.sizes[rung]  # missing from this segment: its run starts again
-        for rung, size in sizes.items():
-            w.sizes.setdefault(rung, []).append(size)
-        while len(w.seqs) > self.channel.window_segments:
-            if w.discontinuities[0]:
-                w.discontinuity_sequence += 1
-            del w.seqs[0], w.durations[0], w.starts[0], w.discontinuities[0], w.keys[0]
-        for values in w.sizes.values():
-            del values[: len(values) - len(w.seqs)]
-        if w.discontinuities and w.discontinuities[0]:
-            # A window never starts with a discontinuity tag: it is implied by the sequence.
-            w.discontinuities[0] = False
-            w.discontinuity_sequence += 1
 
     def _register_rungs(self) -> None:
         if self._rungs_registered or any(r.name not in self._codecs for r in self.plan):
@@ -389,61 +345,17 @@ class Publisher:
             self._ended = endlist
 
     def _write_playlists(self, *, endlist: bool) -> None:
-        w = self.window
-        if not w.seqs:
-            return
-        target = max(
-            math.ceil(self.profile.segment_seconds),
-            max(math.floor(d + 0.5) for d in w.durations),
+        names = [*(r.name for r in self.plan), *(t.name for t in self.tracks)]
+        captions = {t.name for t in self.tracks if t.kind == "subtitles"}
+        texts = self.window.playlists(
+            names, captions, segment_seconds=self.profile.segment_seconds, endlist=endlist
         )
-        segments = [
-            hls.Segment(
-                uri=f"{seq:010d}.ts",
-                duration=duration,
-                program_date_time=start,
-                discontinuity=disc,
-                key=key,
-            )
-            for seq, duration, start, disc, key in zip(
-                w.seqs, w.durations, w.starts, w.discontinuities, w.keys, strict=True
-            )
-        ]
-        subtitles = {t.name for t in self.tracks if t.kind == "subtitles"}
-        # By the rendition's first segment and kind: usually one text for all rungs.
-        texts: dict[tuple[int, bool], str] = {}
-        for name in [*(r.name for r in self.plan), *(t.name for t in self.tracks)]:
-            first = len(w.seqs) - len(w.sizes.get(name, ()))
-            if first == len(w.seqs):
-                continue  # no segment yet
-            captions = name in subtitles
-            if (first, captions) not in texts:
-                # Its first segment's discontinuity is implied by the sequence number, as
-                # in the window's own first segment.
-                owned = [*segments[first:]]
-                owned[0] = replace(owned[0], discontinuity=False)
-                if captions:  # WebVTT files, never encrypted
-                    owned = [replace(s, uri=_caption_uri(s.uri), key=None) for s in owned]
-                texts[first, captions] = hls.render_media(
-                    hls.MediaPlaylist(
-                        segments=owned,
-                        media_sequence=w.seqs[first],
-                        discontinuity_sequence=w.discontinuity_sequence
-                        + sum(w.discontinuities[1 : first + 1]),
-                        endlist=endlist,
-                        target_duration=target,
-                    )
-                )
-            _atomic_write(self._dir / name / "index.m3u8", texts[first, captions])
-        measured = {
-            rung: (sizes, w.durations[len(w.durations) - len(sizes) :])
-            for rung, sizes in w.sizes.items()
-        }
-        master = live_master(self.rung_infos(), measured)
+        if not texts:
+            return
+        for name, text in texts.items():
+            _atomic_write(self._dir / name / "index.m3u8", text)
+        master = live_master(self.rung_infos(), self.window.measured())
         _atomic_write(self._dir / "master.m3u8", hls.render_master(master))
-
-
-def _caption_uri(uri: str) -> str:
-    return uri.removesuffix(".ts") + CAPTION_SUFFIX
 
 
 def next_sequence_on_disk(channel_dir: Path) -> int:

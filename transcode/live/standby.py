@@ -14,8 +14,8 @@ import asyncio
 from typing import Any
 
 from transcode.live.epoch import Epoch
-from transcode.live.publish import Window
 from transcode.live.supervisor import ChannelSupervisor
+from transcode.live.window import Window
 
 
 class Standby:

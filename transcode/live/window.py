@@ -1,0 +1,139 @@
+"""A live channel's window: the segments every rung and rendition share, slid as segments are
+published, and its media playlists.
+
+The window keeps, per rung or rendition, the sizes of the run of segments it has up to the
+latest one: one that misses a segment starts again, and its playlist lists only that run,
+from the sequence and discontinuity numbers its first segment has in every rung.
+Subtitle renditions list the same segments as ``.vtt`` files, never encrypted.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+from transcode import hls
+
+SEGMENT_SUFFIX = ".ts"
+CAPTION_SUFFIX = ".vtt"
+
+
+@dataclass
+class Window:
+    """The live window of one channel (shared by every rung, which stay aligned)."""
+
+    seqs: list[int] = field(default_factory=list)
+    durations: list[float] = field(default_factory=list)
+    starts: list[datetime] = field(default_factory=list)
+    discontinuities: list[bool] = field(default_factory=list)
+    keys: list[hls.SegmentKey | None] = field(default_factory=list)  # None: clear
+    # Per rung, the sizes of the latest segments it has (all of the window, unless it was
+    # missing from a segment: then those since).
+    sizes: dict[str, list[int]] = field(default_factory=dict)
+    discontinuity_sequence: int = 0
+
+    def slide(
+        self,
+        seq: int,
+        duration: float,
+        start: datetime,
+        disc: bool,
+        sizes: dict[str, int],
+        key: hls.SegmentKey | None,
+        *,
+        length: int,
+    ) -> None:
+        """Add a published segment (``sizes`` by rung) and keep the last ``length``."""
+        self.seqs.append(seq)
+        self.durations.append(duration)
+        self.starts.append(start)
+        self.discontinuities.append(disc)
+        self.keys.append(key)
+        for rung in set(self.sizes) - set(sizes):
+            del self.sizes[rung]  # missing from this segment: its run starts again
+        for rung, size in sizes.items():
+            self.sizes.setdefault(rung, []).append(size)
+        while len(self.seqs) > length:
+            if self.discontinuities[0]:
+                self.discontinuity_sequence += 1
+            del self.seqs[0], self.durations[0], self.starts[0]
+            del self.discontinuities[0], self.keys[0]
+        for values in self.sizes.values():
+            del values[: len(values) - len(self.seqs)]
+        if self.discontinuities and self.discontinuities[0]:
+            # A window never starts with a discontinuity tag: it is implied by the sequence.
+            self.discontinuities[0] = False
+            self.discontinuity_sequence += 1
+
+    def measured(self) -> dict[str, tuple[list[int], list[float]]]:
+        """Each rung's segment sizes and durations (what its bandwidth is measured from)."""
+        return {
+            rung: (sizes, self.durations[len(self.durations) - len(sizes) :])
+            for rung, sizes in self.sizes.items()
+        }
+
+    def playlists(
+        self,
+        names: Sequence[str],
+        captions: Collection[str],
+        *,
+        segment_seconds: float,
+        endlist: bool,
+    ) -> dict[str, str]:
+        """The media playlist of each of ``names`` that has segments (``captions``: the
+        subtitle renditions among them)."""
+        if not self.seqs:
+            return {}
+        # Pinned: RFC 8216 forbids the target duration to change between reloads.
+        target = max(math.ceil(segment_seconds), max(math.floor(d + 0.5) for d in self.durations))
+        segments = [
+            hls.Segment(
+                uri=f"{seq:010d}{SEGMENT_SUFFIX}",
+                duration=duration,
+                program_date_time=start,
+                discontinuity=disc,
+                key=key,
+            )
+            for seq, duration, start, disc, key in zip(
+                self.seqs,
+                self.durations,
+                self.starts,
+                self.discontinuities,
+                self.keys,
+                strict=True,
+            )
+        ]
+        # By the rendition's first segment and kind: usually one text for all rungs.
+        texts: dict[tuple[int, bool], str] = {}
+        out = {}
+        for name in names:
+            first = len(self.seqs) - len(self.sizes.get(name, ()))
+            if first == len(self.seqs):
+                continue  # no segment yet
+            caption = name in captions
+            if (first, caption) not in texts:
+                # Its first segment's discontinuity is implied by the sequence number, as
+                # in the window's own first segment.
+                owned = [*segments[first:]]
+                owned[0] = replace(owned[0], discontinuity=False)
+                if caption:
+                    owned = [replace(s, uri=caption_name(s.uri), key=None) for s in owned]
+                texts[first, caption] = hls.render_media(
+                    hls.MediaPlaylist(
+                        segments=owned,
+                        media_sequence=self.seqs[first],
+                        discontinuity_sequence=self.discontinuity_sequence
+                        + sum(self.discontinuities[1 : first + 1]),
+                        endlist=endlist,
+                        target_duration=target,
+                    )
+                )
+            out[name] = texts[first, caption]
+        return out
+
+
+def caption_name(segment: str) -> str:
+    """The subtitle file of the segment file ``segment``."""
+    return segment.removesuffix(SEGMENT_SUFFIX) + CAPTION_SUFFIX
