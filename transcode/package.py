@@ -16,7 +16,7 @@ import threading
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Literal, NamedTuple
+from typing import Any, NamedTuple
 
 from transcode import ffmpeg_cmd
 from transcode.encrypt import AssetEncryption, encrypt_ladder
@@ -52,7 +52,14 @@ from transcode.probe import (
     require_remuxable,
     require_transcodable,
 )
-from transcode.runner import FFmpegProgress, finish, run_all, run_ffmpeg
+from transcode.progress import (
+    ENCODE_SHARE,
+    ENCRYPT_AT,
+    MEASURE_SHARE,
+    ProgressCallback,
+    Reporter,
+)
+from transcode.runner import finish, run_all, run_ffmpeg
 from transcode.staging import discard, publish_tree, staging_dir
 from transcode.subtitles import VodSubtitles
 from transcode.tracks import (
@@ -66,31 +73,15 @@ from transcode.tracks import (
     subtitles_of,
 )
 
-Phase = Literal["probe", "encode", "remux", "measure", "encrypt", "publish", "done"]
-
 MASTER_NAME = "master.m3u8"
 MEDIA_NAME = "index.m3u8"
 IFRAMES_NAME = "iframes.m3u8"
-# Shares of the progress bar: the FFmpeg pass dominates, measuring and publishing are quick.
-_ENCODE_SHARE = 95.0
-_MEASURE_SHARE = 4.0
-_ENCRYPT_AT = _ENCODE_SHARE + _MEASURE_SHARE / 2
 # A shorter output than this (seconds, or fraction of the source) means the source
 # ended early: a truncated file whose header still claims the full length.
 _TRUNCATION_SLACK_SECONDS = 1.0
 _TRUNCATION_SLACK_FRACTION = 0.02
 # Free space below this after an unfinished FFmpeg output means the disk filled up.
 _NEARLY_FULL_BYTES = 4 * 1024 * 1024
-
-
-@dataclass(frozen=True, slots=True)
-class Progress:
-    """Where a packaging run is: percent of the whole job, FFmpeg speed, ETA, phase."""
-
-    percent: float  # 0..100
-    speed: float  # x realtime (0.0 before FFmpeg measures it)
-    eta_seconds: float | None
-    phase: Phase
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +107,6 @@ class PackageResult:
     master: MasterPlaylist
 
 
-ProgressCallback = Callable[[Progress], None]
 # (rung name, measurement, resolution, frame rate) for one written rendition.
 _RungOutput = tuple[str, RungMeasurement, tuple[int, int], float]
 
@@ -159,7 +149,7 @@ async def package_vod(
     and every text subtitle track, then each of ``subtitle_files``, become renditions
     (``transcode.tracks``); ``default_language`` picks the default audio track.
     """
-    report = _Reporter(on_progress)
+    report = Reporter(on_progress)
     report.phase("probe", 0.0)
     info = await probe(source, ffprobe=ffprobe_bin, input_options=input_options)
     require_transcodable(info)
@@ -191,7 +181,7 @@ async def package_vod(
                 commands.append(command((), audio))
             run = run_all(commands, on_progress=report.ffmpeg_many("encode", len(commands)))
         scans = await _run_scanning(run, dirs, report.tick)
-        report.phase("measure", _ENCODE_SHARE)
+        report.phase("measure", ENCODE_SHARE)
         measured = await asyncio.gather(
             *(
                 asyncio.to_thread(measure_rung, folder, ffmpeg_cmd.FFMPEG_PLAYLIST, found)
@@ -230,7 +220,7 @@ async def remux_vod(
     Same publishing, failure, cancel and encryption rules as ``package_vod``; segments are
     cut at the source's own keyframes, so its GOP structure decides the segment durations.
     """
-    report = _Reporter(on_progress)
+    report = Reporter(on_progress)
     report.phase("probe", 0.0)
     if await asyncio.to_thread(is_local_missing, source):
         raise SourceNotFound(f"source {source} does not exist", details={"source": source})
@@ -270,7 +260,7 @@ async def remux_vod(
         if facts.info is None:
             raise CorruptSource(f"ffmpeg could not describe the source {source}")
         info = facts.info
-        report.phase("measure", _ENCODE_SHARE)
+        report.phase("measure", ENCODE_SHARE)
         measured = await asyncio.to_thread(measure_rung, folder, ffmpeg_cmd.FFMPEG_PLAYLIST, scans)
         size = (info.video.width, info.video.height)
         return _Produced(info, [(rung_name, measured, size, info.video.frame_rate)], [])
@@ -321,7 +311,7 @@ async def _package(
     dest: Path,
     rung_names: Sequence[str],
     produce: Callable[[Path], Awaitable[_Produced]],
-    report: _Reporter,
+    report: Reporter,
     work_dir: Path | None,
     encryption: AssetEncryption | None,
     subtitles: VodSubtitles | None,
@@ -339,7 +329,7 @@ async def _package(
             await subtitles.write(temp, outputs[0][1], temp / outputs[0][0])
         if encryption is not None:
             # Only once the output is known good: its keys replace the asset's old ones.
-            report.phase("encrypt", _ENCRYPT_AT)
+            report.phase("encrypt", ENCRYPT_AT)
             measured = await encrypt_ladder(
                 temp,
                 [*((o[0], o[1]) for o in outputs), *((t.name, m) for t, m in audio)],
@@ -353,7 +343,7 @@ async def _package(
         rungs = _write_playlists(temp, info, outputs, audio)
         master = _master(rungs, audio, subtitle_tracks)
         (temp / MASTER_NAME).write_text(render_master(master))
-        report.phase("publish", _ENCODE_SHARE + _MEASURE_SHARE)
+        report.phase("publish", ENCODE_SHARE + MEASURE_SHARE)
         await asyncio.to_thread(publish_tree, temp, dest)
     except EncodeFailed as err:
         discard(temp)
@@ -480,44 +470,3 @@ def _disk_nearly_full(path: Path) -> bool:
     except OSError:
         return False
     return stats.f_bavail * stats.f_frsize < _NEARLY_FULL_BYTES
-
-
-class _Reporter:
-    """Turns FFmpeg progress into job-level ``Progress``; ``tick`` is set on each report."""
-
-    def __init__(self, callback: ProgressCallback | None) -> None:
-        self._callback = callback
-        self.duration = 0.0  # seconds of media; known once the source is probed
-        self.tick = threading.Event()  # wakes the segment scanner thread
-
-    def phase(self, phase: Phase, percent: float) -> None:
-        if self._callback is not None:
-            self._callback(Progress(percent, 0.0, None if percent < 100 else 0.0, phase))
-
-    def ffmpeg(self, phase: Phase) -> Callable[[FFmpegProgress], None]:
-        def on_progress(progress: FFmpegProgress) -> None:
-            self._emit(phase, progress.out_time_seconds, progress.speed)
-
-        return on_progress
-
-    def ffmpeg_many(self, phase: Phase, count: int) -> Callable[[int, FFmpegProgress], None]:
-        done = [0.0] * count
-        speeds = [0.0] * count
-
-        def on_progress(index: int, progress: FFmpegProgress) -> None:
-            done[index] = progress.out_time_seconds
-            speeds[index] = progress.speed
-            # The slowest process decides when the job finishes.
-            slowest = min(range(count), key=done.__getitem__)
-            self._emit(phase, done[slowest], speeds[slowest])
-
-        return on_progress
-
-    def _emit(self, phase: Phase, out_time: float, speed: float) -> None:
-        self.tick.set()
-        if self._callback is None:
-            return
-        duration = self.duration
-        fraction = min(1.0, out_time / duration) if duration > 0 else 0.0
-        eta = max(0.0, duration - out_time) / speed if speed > 0 and duration > 0 else None
-        self._callback(Progress(fraction * _ENCODE_SHARE, speed, eta, phase))

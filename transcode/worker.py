@@ -42,9 +42,9 @@ from transcode.domain import Job, JobState, Progress, retry_delay
 from transcode.encrypt import AssetEncryption, AssetKeys
 from transcode.errors import EncodeFailed, SourceRefused
 from transcode.ladder import ProcessMode
-from transcode.package import Progress as PackageProgress
 from transcode.package import package_vod
 from transcode.profiles import resolve_profile
+from transcode.progress import Progress as PackageProgress
 from transcode.queue import Delivery, JobQueue
 from transcode.settings import QueueSettings, SourceSettings, WorkerSettings
 from transcode.sources import SourceGuard, publish_dir

@@ -21,7 +21,8 @@ from transcode.errors import (
 )
 from transcode.hls import parse_master
 from transcode.ladder import ProcessMode
-from transcode.package import Progress, package_vod, publish_tree, remux_vod
+from transcode.package import package_vod, publish_tree, remux_vod
+from transcode.progress import Progress
 
 
 def _tree(root: Path) -> dict[str, bytes]:
