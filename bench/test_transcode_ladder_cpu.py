@@ -14,6 +14,11 @@ share that the one-process mode saves.
 
 Goal (issue 5): CPU ratio <= 0.75. Asserted in full mode only; ``BENCH_SHORT=1``
 (a 4 s clip, 2 rounds) records the ratio without asserting it.
+
+Second figure (issue 16, reported, no goal): the same ladder of a source with two audio
+languages and an English subtitle track (each audio track an audio-only rendition,
+encoded once; the rungs video only; the subtitles cut into WebVTT segments) against the
+same source with one audio track muxed into every rung, both ``ProcessMode.SINGLE``.
 """
 
 from __future__ import annotations
@@ -56,6 +61,65 @@ def studio_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
         check=True,
     )
     return clip
+
+
+@pytest.fixture(scope="session")
+def multilingual_studio_clip(studio_clip: Path) -> Path:
+    """The studio clip's video with Mandarin and English audio and English subtitles."""
+    clip = studio_clip.with_name("multilingual.mkv")
+    srt = studio_clip.with_name("en.srt")
+    srt.write_text(
+        "\n".join(
+            f"{n + 1}\n00:00:{n:02d},100 --> 00:00:{n:02d},900\nline {n}\n" for n in range(SECONDS)
+        )
+    )
+    subprocess.run(
+        [
+            *("ffmpeg", "-y", "-hide_banner", "-nostdin", "-loglevel", "error"),
+            *("-i", str(studio_clip), "-f", "lavfi", "-i", "sine=frequency=880:sample_rate=48000"),
+            *("-i", str(srt), "-map", "0:v", "-map", "0:a", "-map", "1:a", "-map", "2:s"),
+            *("-metadata:s:a:0", "language=chi", "-metadata:s:a:1", "language=eng"),
+            *("-metadata:s:s:0", "language=eng", "-t", str(SECONDS), "-c:v", "copy"),
+            *("-c:a", "aac", "-b:a", "128k", "-c:s", "srt", str(clip)),
+        ],
+        check=True,
+    )
+    return clip
+
+
+def test_ladder_cpu_with_two_audio_languages_and_subtitles_against_one_audio(
+    benchmark, report: Report, studio_clip: Path, multilingual_studio_clip: Path, tmp_path: Path
+) -> None:
+    base = default_profile()
+    profile = replace(base, name="bench", rungs=base.rungs[:3])
+    tracks: list[float] = []
+    single: list[float] = []
+
+    def run(source: Path, into: list[float]) -> None:
+        dest = tmp_path / source.stem
+        before = _child_cpu()
+        result = asyncio.run(package_vod(str(source), dest, profile))
+        into.append(_child_cpu() - before)
+        assert len(result.master.renditions) == (3 if source == multilingual_studio_clip else 0)
+        shutil.rmtree(dest)
+
+    benchmark.pedantic(
+        lambda: run(multilingual_studio_clip, tracks),
+        setup=lambda: run(studio_clip, single),
+        rounds=ROUNDS,
+    )
+    ratio = report.ratio(
+        f"transcode ladder CPU two audio languages + subtitles vs one audio (3 rungs, "
+        f"{SECONDS}s 1080p30) cpu-s",
+        median(tracks),
+        median(single),
+        unit="cpu-s",
+    )
+    benchmark.extra_info.update({"cpu_ratio": round(ratio, 3)})
+    print(
+        f"\nladder CPU: two audio + subtitles {median(tracks):.2f} cpu-s vs one audio "
+        f"{median(single):.2f} cpu-s -> ratio {ratio:.3f} (reported)"
+    )
 
 
 def test_one_process_ladder_cpu_against_per_rung(
