@@ -8,6 +8,7 @@ import re
 from datetime import UTC, datetime
 from pathlib import Path
 
+import aiohttp
 import pytest
 import redis.asyncio as aioredis
 import webvtt
@@ -18,7 +19,8 @@ from transcode.archive import ArchiveIndex, render_master_for
 from transcode.domain import LiveChannel, Window
 from transcode.live import LiveManager
 from transcode.measure import scan_segment
-from transcode.settings import SourceSettings
+from transcode.origin import start_origin
+from transcode.settings import OriginSettings, SourceSettings
 from transcode.sources import SourceGuard
 
 pytestmark = pytest.mark.xdist_group("live")
@@ -135,3 +137,30 @@ async def test_live_renditions_are_aligned_archived_and_in_the_catchup_master(
     assert [(r.type, r.language) for r in catchup.renditions] == [
         ("AUDIO", "en"), ("AUDIO", "zh"), ("SUBTITLES", "en"),
     ]  # fmt: skip
+
+    # The origin serves them over HTTP, subtitles as text/vtt, in the live window and in a
+    # catch-up window.
+    runner, port = await start_origin(
+        OriginSettings(redis_url="unused://", origin_root=root, port=0), redis=redis
+    )
+    oldest, newest = history["subs-en"][0], history["subs-en"][-1]
+    window = f"w/{int(oldest.start.timestamp())}/{int(newest.end.timestamp()) + 1}"
+    try:
+        async with aiohttp.ClientSession() as http:
+            base = f"http://127.0.0.1:{port}"
+            async with http.get(f"{base}/catchup/multi/{window}/master.m3u8") as resp:
+                assert resp.status == 200
+                served = hls.parse_master(await resp.text())
+            assert {r.uri for r in served.renditions} == {f"{n}/index.m3u8" for n in TRACKS}
+            async with http.get(f"{base}/catchup/multi/{window}/subs-en/index.m3u8") as resp:
+                media = hls.parse_media(await resp.text())
+            assert [s.uri for s in media.segments] == [
+                Path(e.path).name for e in history["subs-en"]
+            ]
+            for path in (f"/catchup/multi/{window}/subs-en/{media.segments[0].uri}",
+                         f"/live/multi/subs-en/{Path(newest.path).name}"):  # fmt: skip
+                async with http.get(base + path) as resp:
+                    assert (resp.status, resp.content_type) == (200, "text/vtt"), path
+                    assert (await resp.text()).startswith("WEBVTT")
+    finally:
+        await runner.cleanup()
