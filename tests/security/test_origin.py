@@ -130,6 +130,10 @@ async def test_window_playlist_lists_exactly_the_segments_the_window_route_serve
         pytest.param(f"/catchup/ch3/w/{FROM}/{TO}/180p/0000000007.ts", id="index-of-other-channel"),
         pytest.param("/catchup/ch1/180p/0000000099.ts", id="query-form-not-indexed"),
         pytest.param("/catchup/ch9/180p/0000000005.ts", id="query-form-other-channel"),
+        # A subtitle segment's name is taken only where the index holds that very file.
+        pytest.param(f"{WINDOW}/180p/0000000005.vtt", id="vtt-name-of-a-ts-segment"),
+        pytest.param(f"{WINDOW}/180p/5.vtt", id="vtt-not-canonical-name"),
+        pytest.param(f"{WINDOW}/180p/0000000005.ts.vtt", id="vtt-double-suffix"),
     ],
 )
 async def test_catchup_segment_outside_the_index_or_window_is_404(site: Site, path: str) -> None:
