@@ -112,7 +112,7 @@ async def _epoch(
         keys=ChannelKeys(channel, keys, timeout_seconds=2.0) if keys is not None else None,
     )
     before_ffmpeg = _children_cpu()
-    await epoch.start(live_command(source.video, source.audio, plan, PROFILE, root / "work"))
+    await epoch.start(live_command(source.video, [source.audio], plan, PROFILE, root / "work"))
     assert await epoch.wait() == 0, epoch.last_error()
     spent_ffmpeg = _children_cpu() - before_ffmpeg
     before = time.process_time()
