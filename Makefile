@@ -11,7 +11,7 @@ PROTOS := $(wildcard protos/*.proto)
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' Makefile | sed -E 's/:.*## /\t/' | expand -t 14
 
-system: ## install FFmpeg, redis-server, nginx (+njs), wrk if missing (apt-get)
+system: ## install FFmpeg, redis-server, nginx (+njs), wrk, promtool... if missing (apt-get)
 	@scripts/system-deps.sh
 
 # The venv holds exactly requirements.lock's releases (pyproject.toml only bounds them; make
@@ -69,7 +69,7 @@ lint: system $(STAMP) ## ruff, mypy, and buf lint + buf breaking on the protos
 	$(BIN)/mypy
 	scripts/buf.sh
 
-deploy-check: system $(STAMP) ## check deploy/ offline: systemd units (systemd-analyze), k8s manifests (schemas)
+deploy-check: system $(STAMP) ## check deploy/ offline: systemd units, k8s manifests, Prometheus rules and their tests (promtool), dashboards
 	scripts/check-deploy.sh
 
 protos: $(STAMP) ## regenerate protos/*_pb2*.py from protos/*.proto

@@ -6,7 +6,11 @@
 #  - deploy/k8s: `kubectl kustomize` renders it, and `kubernetes-validate --strict` checks
 #    every manifest and the rendered whole against the Kubernetes API's JSON schemas (that
 #    PyPI package vendors them: no API server needed, unknown fields refused);
-#  - every role of `headend up --role` has its unit, its env example and a workload.
+#  - every role of `headend up --role` has its unit, its env example and a workload;
+#  - deploy/prometheus: `promtool check rules` on the alert rules, their unit tests
+#    (`promtool test rules`: each alert fires after its `for:`, and only then), and
+#    `promtool check config` on the scrape example; deploy/grafana: each dashboard is JSON
+#    (tests/deploy/test_monitoring.py checks what their expressions read).
 # Usage: scripts/check-deploy.sh [DEPLOY_DIR]   (default: deploy/ of this checkout)
 set -euo pipefail
 
@@ -24,7 +28,7 @@ fail() {
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-for tool in systemd-analyze kubectl "$bin/kubernetes-validate" "$bin/python"; do
+for tool in systemd-analyze kubectl promtool "$bin/kubernetes-validate" "$bin/python"; do
   command -v "$tool" >/dev/null || {
     echo "check-deploy: $tool is missing (make system; pip install -e '.[dev]')" >&2
     exit 2
@@ -85,5 +89,27 @@ for role in $("$bin/python" -c 'from headend.local import ROLE_NAMES; print(*ROL
   grep -qF "\"--role\", \"$role\"" "$deploy"/k8s/*.yaml || fail "no k8s workload for $role"
 done
 
-[ "$failed" -eq 0 ] && echo "check-deploy: ${#units[@]} units and ${#manifests[@]} manifests are valid"
+# Prometheus: promtool reads test files' rule_files relative to each test file.
+rules=("$deploy"/prometheus/*.rules.yml)
+rule_tests=("$deploy"/prometheus/tests/*.yml)
+if [ ! -e "${rules[0]}" ] || [ ! -e "${rule_tests[0]}" ]; then
+  fail "no alert rules (*.rules.yml) or no rule unit tests (tests/*.yml) in $deploy/prometheus"
+else
+  promtool check rules "${rules[@]}" >"$work/promtool.out" 2>&1 ||
+    fail "promtool check rules: $(cat "$work/promtool.out")"
+  promtool test rules "${rule_tests[@]}" >"$work/promtool.out" 2>&1 ||
+    fail "promtool test rules: $(cat "$work/promtool.out")"
+fi
+promtool check config --syntax-only "$deploy/prometheus/prometheus.yml" >"$work/promtool.out" 2>&1 ||
+  fail "promtool check config: $(cat "$work/promtool.out")"
+dashboards=("$deploy"/grafana/*.json)
+[ -e "${dashboards[0]}" ] || fail "no dashboards in $deploy/grafana"
+for dashboard in "${dashboards[@]}"; do
+  [ -e "$dashboard" ] || continue
+  "$bin/python" -m json.tool "$dashboard" >/dev/null 2>"$work/json.err" ||
+    fail "$(basename "$dashboard"): $(cat "$work/json.err")"
+done
+
+[ "$failed" -eq 0 ] && echo "check-deploy: ${#units[@]} units and ${#manifests[@]} manifests are valid;" \
+  "${#rules[@]} rule file(s) pass ${#rule_tests[@]} unit test file(s), ${#dashboards[@]} dashboards parse"
 exit "$failed"

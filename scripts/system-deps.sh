@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs the system binaries the platform drives (FFmpeg, redis-server, nginx
 # with the njs module for signed-URL checks at the edge, wrk for load tests,
-# setpriv, the XMLTV DTD and tv_validate_file; systemd-analyze and kubectl for
-# checking deploy/) when any is missing; with --browser, Debian's chromium too (make
+# setpriv, the XMLTV DTD and tv_validate_file; systemd-analyze, kubectl and promtool
+# for checking deploy/) when any is missing; with --browser, Debian's chromium too (make
 # test-browser's player runs in it: a large package the other targets do not need).
 # Quick no-op when all are present.
 set -euo pipefail
@@ -24,6 +24,9 @@ command -v setpriv >/dev/null || need+=(util-linux)
 # make deploy-check: systemd-analyze verifies the units, kubectl renders the kustomization.
 command -v systemd-analyze >/dev/null || need+=(systemd)
 command -v kubectl >/dev/null || need+=(kubectl)
+# ... and promtool checks the alert rules and runs their unit tests (Debian ships it in
+# prometheus: a large package, its daemon kept from starting by policy-rc.d below).
+command -v promtool >/dev/null || need+=(prometheus)
 # make lint: buf (lint and breaking checks of the protos) comes from npm, pinned in package-lock.json.
 command -v npm >/dev/null || need+=(npm)
 # Debian's build plays H.264/AAC in MSE, which the browser tests' hls.js needs.
