@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -87,6 +88,17 @@ async def test_live_renditions_are_aligned_archived_and_in_the_catchup_master(
         playlists = {
             name: hls.parse_media((live / name / "index.m3u8").read_text()) for name in ALL
         }
+        # Segment age is measurable: when the newest segment was published, and the target.
+        registry = second.metrics.registry
+        published = registry.get_sample_value(
+            "transcode_live_last_segment_timestamp_seconds", {"channel": "multi"}
+        )
+        target = registry.get_sample_value(
+            "transcode_live_target_duration_seconds", {"channel": "multi"}
+        )
+        assert published is not None
+        assert 0 <= time.time() - published < 60
+        assert target == 2.0
     finally:
         await second.close()
 

@@ -42,6 +42,20 @@ class LiveMetrics:
             ["channel", "reason"],
             registry=self.registry,
         )
+        # Segment age is time() minus this (every rung and rendition of a channel publishes
+        # segment k together, so one series per channel is every rung's).
+        self.last_segment = Gauge(
+            "transcode_live_last_segment_timestamp_seconds",
+            "Unix time the channel's latest segment was published (in every rung), by channel.",
+            ["channel"],
+            registry=self.registry,
+        )
+        self.target_duration = Gauge(
+            "transcode_live_target_duration_seconds",
+            "The channel's segment duration (its playlists' target), by channel.",
+            ["channel"],
+            registry=self.registry,
+        )
         self.state = Gauge(
             "transcode_live_channel_state",
             "1 for the state each channel reports (LIVE, SLATE, DEGRADED, RECOVERING ...).",

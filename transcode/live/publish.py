@@ -264,6 +264,8 @@ class Publisher:
         self._playlists_stale = True
         if self._metrics is not None:
             self._metrics.published.labels(self.channel.id).inc()
+            self._metrics.last_segment.labels(self.channel.id).set(time.time())
+            self._metrics.target_duration.labels(self.channel.id).set(self.profile.segment_seconds)
         for rung, dest in dests.items():
             if self.keys is None and self._measured.get(rung) != epoch.number:
                 if rung in self._rung_names:
