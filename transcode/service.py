@@ -23,13 +23,13 @@ from transcode.domain import (
     check_rotation,
     validate_channel_id,
     validate_id,
-    validate_source,
     validate_subtitle_files,
     validate_tracks_languages,
 )
 from transcode.errors import InvalidRequest, JobExists
 from transcode.queue import JobQueue
 from transcode.sources import SourceInput
+from transcode.sourceurl import validate_source
 
 MAX_LIST = 1000
 

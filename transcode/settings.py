@@ -28,8 +28,8 @@ from headend.settings import (
     split_list,
 )
 from headend.tasks import Backoff
-from transcode.domain import LIVE_SCHEMES, VOD_SCHEMES
 from transcode.ladder import ProcessMode
+from transcode.sourceurl import LIVE_SCHEMES, VOD_SCHEMES
 
 DEFAULT_GRPC_PORT = 50053
 DEFAULT_ORIGIN_PORT = 8080

@@ -1,6 +1,6 @@
 """Where a job or channel may read from and publish to: the allow-lists, with their I/O.
 
-``domain.parse_source`` refuses malformed sources and FFmpeg protocol tricks
+``sourceurl.parse_source`` refuses malformed sources and FFmpeg protocol tricks
 (nested protocols, ``concat:``, ``subfile``, ``data:``, ``pipe:``, ``..``).
 :class:`SourceGuard` then applies the operator's allow-lists
 (``SourceSettings``): the scheme must be allowed for the kind of source, a
@@ -29,16 +29,10 @@ from pathlib import Path
 from typing import Protocol
 from urllib.parse import urlencode, urlunsplit
 
-from transcode.domain import (
-    LIVE_SCHEMES,
-    VOD_SCHEMES,
-    SourceUrl,
-    parse_source,
-    validate_channel_id,
-    validate_id,
-)
+from transcode.domain import validate_channel_id, validate_id
 from transcode.errors import InvalidRequest, SourceRefused
 from transcode.settings import Network, SourceSettings
+from transcode.sourceurl import LIVE_SCHEMES, VOD_SCHEMES, SourceUrl, parse_source
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
