@@ -444,9 +444,9 @@ def _clip_args(ch: DemoChannel, folder: Path) -> list[str]:
             maps += [f"-metadata:s:a:{n}", f"language={language}"]
         for n, language in enumerate(ch.subtitle_languages):
             maps += [f"-metadata:s:s:{n}", f"language={language}"]
+        maps += ["-c:s", "srt", "-f", "matroska"]
     return [*inputs, *maps, "-c:v", "libx264", "-preset", "veryfast", "-g", "50",
-            "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "96k", "-c:s", "srt", "-t", "12",
-            "-f", "matroska" if ch.multilingual else "mp4"]  # fmt: skip
+            "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "96k", "-t", "12"]  # fmt: skip
 
 
 def demo_live(sources: Mapping[str, Path]) -> tuple[LiveSpec, ...]:

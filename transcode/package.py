@@ -337,7 +337,7 @@ async def _package(
             )
             outputs = [
                 (name, m, size, rate)
-                for (name, _, size, rate), m in zip(outputs, measured, strict=False)
+                for (name, _, size, rate), m in zip(outputs, measured[: len(outputs)], strict=True)
             ]
             audio = [(t, m) for (t, _), m in zip(audio, measured[len(outputs) :], strict=True)]
         rungs = _write_playlists(temp, info, outputs, audio)

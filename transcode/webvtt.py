@@ -30,7 +30,7 @@ from pathlib import Path
 
 import ffmpeg
 
-from transcode.domain import SUBTITLE_FILE_SUFFIXES
+from transcode.domain import SUBTITLE_FILE_SUFFIXES, is_subtitle_file
 from transcode.errors import EncodeFailed, InvalidSubtitles
 from transcode.ffmpeg_cmd import compile_command
 from transcode.runner import run_ffmpeg
@@ -186,7 +186,7 @@ def webvtt_command(
     """FFmpeg converting the ``stream``-th subtitle stream of ``source`` (``0:s:<stream>``),
     or a whole subtitle file (.srt, .vtt, .ass, .ssa) when ``stream`` is None, into one
     WebVTT file ``out`` (overwritten)."""
-    if stream is None and Path(source).suffix.lower() not in SUBTITLE_FILE_SUFFIXES:
+    if stream is None and not is_subtitle_file(source):
         raise InvalidSubtitles(
             _STREAM_FIELD,
             f"{source} is not a subtitle file ({', '.join(sorted(SUBTITLE_FILE_SUFFIXES))}):"
