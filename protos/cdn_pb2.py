@@ -26,7 +26,7 @@ from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mask__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x10protos/cdn.proto\x12\x0eheadend.cdn.v1\x1a\x1cgoogle/api/annotations.proto\x1a google/protobuf/field_mask.proto\"\xe1\x01\n\x04\x45\x64ge\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06region\x18\x02 \x01(\t\x12\"\n\x04tier\x18\x03 \x01(\x0e\x32\x14.headend.cdn.v1.Tier\x12\x0c\n\x04host\x18\x04 \x01(\t\x12\x0c\n\x04port\x18\x05 \x01(\r\x12\x19\n\x11\x63\x61pacity_sessions\x18\x06 \x01(\r\x12\x15\n\rcapacity_mbps\x18\x07 \x01(\x01\x12\x13\n\x0buplink_mbps\x18\x08 \x01(\x01\x12\x11\n\tparent_id\x18\t \x01(\t\x12\x10\n\x08\x64raining\x18\n \x01(\x08\x12\x0f\n\x07version\x18\x0b \x01(\x04\"\xdc\x01\n\nEdgeStatus\x12\"\n\x04\x65\x64ge\x18\x01 \x01(\x0b\x32\x14.headend.cdn.v1.Edge\x12+\n\x06health\x18\x02 \x01(\x0e\x32\x1b.headend.cdn.v1.HealthState\x12\x15\n\rhealth_reason\x18\x03 \x01(\t\x12\x15\n\rfailed_probes\x18\x04 \x01(\r\x12\x0e\n\x06probes\x18\x05 \x01(\r\x12\x18\n\x10probe_latency_ms\x18\x06 \x01(\x01\x12\x17\n\x0f\x61\x63tive_sessions\x18\x07 \x01(\r\x12\x0c\n\x04load\x18\x08 \x01(\x01\"J\n\x13RegisterEdgeRequest\x12\x0f\n\x07\x65\x64ge_id\x18\x01 \x01(\t\x12\"\n\x04\x65\x64ge\x18\x02 \x01(\x0b\x32\x14.headend.cdn.v1.Edge\"\x82\x01\n\x11UpdateEdgeRequest\x12\"\n\x04\x65\x64ge\x18\x01 \x01(\x0b\x32\x14.headend.cdn.v1.Edge\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\x12\x18\n\x10\x65xpected_version\x18\x03 \x01(\x04\"0\n\x10\x44rainEdgeRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06resume\x18\x02 \x01(\x08\"9\n\x10ListEdgesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"W\n\x11ListEdgesResponse\x12)\n\x05\x65\x64ges\x18\x01 \x03(\x0b\x32\x1a.headend.cdn.v1.EdgeStatus\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*J\n\x04Tier\x12\x14\n\x10TIER_UNSPECIFIED\x10\x00\x12\r\n\tTIER_EDGE\x10\x01\x12\x0c\n\x08TIER_MID\x10\x02\x12\x0f\n\x0bTIER_ORIGIN\x10\x03*\x8c\x01\n\x0bHealthState\x12\x1c\n\x18HEALTH_STATE_UNSPECIFIED\x10\x00\x12\x18\n\x14HEALTH_STATE_UNKNOWN\x10\x01\x12\x13\n\x0fHEALTH_STATE_UP\x10\x02\x12\x19\n\x15HEALTH_STATE_DEGRADED\x10\x03\x12\x15\n\x11HEALTH_STATE_DOWN\x10\x04\x32\xb4\x03\n\x11\x43\x64nControlService\x12\x62\n\x0cRegisterEdge\x12#.headend.cdn.v1.RegisterEdgeRequest\x1a\x14.headend.cdn.v1.Edge\"\x17\x82\xd3\xe4\x93\x02\x11\"\t/v1/edges:\x04\x65\x64ge\x12l\n\nUpdateEdge\x12!.headend.cdn.v1.UpdateEdgeRequest\x1a\x14.headend.cdn.v1.Edge\"%\x82\xd3\xe4\x93\x02\x1f\x32\x17/v1/{edge.name=edges/*}:\x04\x65\x64ge\x12h\n\tDrainEdge\x12 .headend.cdn.v1.DrainEdgeRequest\x1a\x14.headend.cdn.v1.Edge\"#\x82\xd3\xe4\x93\x02\x1d\"\x18/v1/{name=edges/*}:drain:\x01*\x12\x63\n\tListEdges\x12 .headend.cdn.v1.ListEdgesRequest\x1a!.headend.cdn.v1.ListEdgesResponse\"\x11\x82\xd3\xe4\x93\x02\x0b\x12\t/v1/edgesb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x10protos/cdn.proto\x12\x0eheadend.cdn.v1\x1a\x1cgoogle/api/annotations.proto\x1a google/protobuf/field_mask.proto\"\xe1\x01\n\x04\x45\x64ge\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06region\x18\x02 \x01(\t\x12\"\n\x04tier\x18\x03 \x01(\x0e\x32\x14.headend.cdn.v1.Tier\x12\x0c\n\x04host\x18\x04 \x01(\t\x12\x0c\n\x04port\x18\x05 \x01(\r\x12\x19\n\x11\x63\x61pacity_sessions\x18\x06 \x01(\r\x12\x15\n\rcapacity_mbps\x18\x07 \x01(\x01\x12\x13\n\x0buplink_mbps\x18\x08 \x01(\x01\x12\x11\n\tparent_id\x18\t \x01(\t\x12\x10\n\x08\x64raining\x18\n \x01(\x08\x12\x0f\n\x07version\x18\x0b \x01(\x04\"\xa3\x02\n\nEdgeStatus\x12\"\n\x04\x65\x64ge\x18\x01 \x01(\x0b\x32\x14.headend.cdn.v1.Edge\x12+\n\x06health\x18\x02 \x01(\x0e\x32\x1b.headend.cdn.v1.HealthState\x12\x15\n\rhealth_reason\x18\x03 \x01(\t\x12\x15\n\rfailed_probes\x18\x04 \x01(\r\x12\x0e\n\x06probes\x18\x05 \x01(\r\x12\x18\n\x10probe_latency_ms\x18\x06 \x01(\x01\x12\x17\n\x0f\x61\x63tive_sessions\x18\x07 \x01(\r\x12\x0c\n\x04load\x18\x08 \x01(\x01\x12\x17\n\x0f\x63\x61\x63he_hit_ratio\x18\t \x01(\x01\x12\x18\n\x10uplink_mbps_used\x18\n \x01(\x01\x12\x12\n\nuplink_use\x18\x0b \x01(\x01\"J\n\x13RegisterEdgeRequest\x12\x0f\n\x07\x65\x64ge_id\x18\x01 \x01(\t\x12\"\n\x04\x65\x64ge\x18\x02 \x01(\x0b\x32\x14.headend.cdn.v1.Edge\"\x82\x01\n\x11UpdateEdgeRequest\x12\"\n\x04\x65\x64ge\x18\x01 \x01(\x0b\x32\x14.headend.cdn.v1.Edge\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\x12\x18\n\x10\x65xpected_version\x18\x03 \x01(\x04\"0\n\x10\x44rainEdgeRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06resume\x18\x02 \x01(\x08\"9\n\x10ListEdgesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"W\n\x11ListEdgesResponse\x12)\n\x05\x65\x64ges\x18\x01 \x03(\x0b\x32\x1a.headend.cdn.v1.EdgeStatus\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*J\n\x04Tier\x12\x14\n\x10TIER_UNSPECIFIED\x10\x00\x12\r\n\tTIER_EDGE\x10\x01\x12\x0c\n\x08TIER_MID\x10\x02\x12\x0f\n\x0bTIER_ORIGIN\x10\x03*\x8c\x01\n\x0bHealthState\x12\x1c\n\x18HEALTH_STATE_UNSPECIFIED\x10\x00\x12\x18\n\x14HEALTH_STATE_UNKNOWN\x10\x01\x12\x13\n\x0fHEALTH_STATE_UP\x10\x02\x12\x19\n\x15HEALTH_STATE_DEGRADED\x10\x03\x12\x15\n\x11HEALTH_STATE_DOWN\x10\x04\x32\xb4\x03\n\x11\x43\x64nControlService\x12\x62\n\x0cRegisterEdge\x12#.headend.cdn.v1.RegisterEdgeRequest\x1a\x14.headend.cdn.v1.Edge\"\x17\x82\xd3\xe4\x93\x02\x11\"\t/v1/edges:\x04\x65\x64ge\x12l\n\nUpdateEdge\x12!.headend.cdn.v1.UpdateEdgeRequest\x1a\x14.headend.cdn.v1.Edge\"%\x82\xd3\xe4\x93\x02\x1f\x32\x17/v1/{edge.name=edges/*}:\x04\x65\x64ge\x12h\n\tDrainEdge\x12 .headend.cdn.v1.DrainEdgeRequest\x1a\x14.headend.cdn.v1.Edge\"#\x82\xd3\xe4\x93\x02\x1d\"\x18/v1/{name=edges/*}:drain:\x01*\x12\x63\n\tListEdges\x12 .headend.cdn.v1.ListEdgesRequest\x1a!.headend.cdn.v1.ListEdgesResponse\"\x11\x82\xd3\xe4\x93\x02\x0b\x12\t/v1/edgesb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -41,24 +41,24 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CDNCONTROLSERVICE'].methods_by_name['DrainEdge']._serialized_options = b'\202\323\344\223\002\035\"\030/v1/{name=edges/*}:drain:\001*'
   _globals['_CDNCONTROLSERVICE'].methods_by_name['ListEdges']._loaded_options = None
   _globals['_CDNCONTROLSERVICE'].methods_by_name['ListEdges']._serialized_options = b'\202\323\344\223\002\013\022\t/v1/edges'
-  _globals['_TIER']._serialized_start=958
-  _globals['_TIER']._serialized_end=1032
-  _globals['_HEALTHSTATE']._serialized_start=1035
-  _globals['_HEALTHSTATE']._serialized_end=1175
+  _globals['_TIER']._serialized_start=1029
+  _globals['_TIER']._serialized_end=1103
+  _globals['_HEALTHSTATE']._serialized_start=1106
+  _globals['_HEALTHSTATE']._serialized_end=1246
   _globals['_EDGE']._serialized_start=101
   _globals['_EDGE']._serialized_end=326
   _globals['_EDGESTATUS']._serialized_start=329
-  _globals['_EDGESTATUS']._serialized_end=549
-  _globals['_REGISTEREDGEREQUEST']._serialized_start=551
-  _globals['_REGISTEREDGEREQUEST']._serialized_end=625
-  _globals['_UPDATEEDGEREQUEST']._serialized_start=628
-  _globals['_UPDATEEDGEREQUEST']._serialized_end=758
-  _globals['_DRAINEDGEREQUEST']._serialized_start=760
-  _globals['_DRAINEDGEREQUEST']._serialized_end=808
-  _globals['_LISTEDGESREQUEST']._serialized_start=810
-  _globals['_LISTEDGESREQUEST']._serialized_end=867
-  _globals['_LISTEDGESRESPONSE']._serialized_start=869
-  _globals['_LISTEDGESRESPONSE']._serialized_end=956
-  _globals['_CDNCONTROLSERVICE']._serialized_start=1178
-  _globals['_CDNCONTROLSERVICE']._serialized_end=1614
+  _globals['_EDGESTATUS']._serialized_end=620
+  _globals['_REGISTEREDGEREQUEST']._serialized_start=622
+  _globals['_REGISTEREDGEREQUEST']._serialized_end=696
+  _globals['_UPDATEEDGEREQUEST']._serialized_start=699
+  _globals['_UPDATEEDGEREQUEST']._serialized_end=829
+  _globals['_DRAINEDGEREQUEST']._serialized_start=831
+  _globals['_DRAINEDGEREQUEST']._serialized_end=879
+  _globals['_LISTEDGESREQUEST']._serialized_start=881
+  _globals['_LISTEDGESREQUEST']._serialized_end=938
+  _globals['_LISTEDGESRESPONSE']._serialized_start=940
+  _globals['_LISTEDGESRESPONSE']._serialized_end=1027
+  _globals['_CDNCONTROLSERVICE']._serialized_start=1249
+  _globals['_CDNCONTROLSERVICE']._serialized_end=1685
 # @@protoc_insertion_point(module_scope)

@@ -60,7 +60,7 @@ class Edge(_message.Message):
     def __init__(self, name: _Optional[str] = ..., region: _Optional[str] = ..., tier: _Optional[_Union[Tier, str]] = ..., host: _Optional[str] = ..., port: _Optional[int] = ..., capacity_sessions: _Optional[int] = ..., capacity_mbps: _Optional[float] = ..., uplink_mbps: _Optional[float] = ..., parent_id: _Optional[str] = ..., draining: _Optional[bool] = ..., version: _Optional[int] = ...) -> None: ...
 
 class EdgeStatus(_message.Message):
-    __slots__ = ("edge", "health", "health_reason", "failed_probes", "probes", "probe_latency_ms", "active_sessions", "load")
+    __slots__ = ("edge", "health", "health_reason", "failed_probes", "probes", "probe_latency_ms", "active_sessions", "load", "cache_hit_ratio", "uplink_mbps_used", "uplink_use")
     EDGE_FIELD_NUMBER: _ClassVar[int]
     HEALTH_FIELD_NUMBER: _ClassVar[int]
     HEALTH_REASON_FIELD_NUMBER: _ClassVar[int]
@@ -69,6 +69,9 @@ class EdgeStatus(_message.Message):
     PROBE_LATENCY_MS_FIELD_NUMBER: _ClassVar[int]
     ACTIVE_SESSIONS_FIELD_NUMBER: _ClassVar[int]
     LOAD_FIELD_NUMBER: _ClassVar[int]
+    CACHE_HIT_RATIO_FIELD_NUMBER: _ClassVar[int]
+    UPLINK_MBPS_USED_FIELD_NUMBER: _ClassVar[int]
+    UPLINK_USE_FIELD_NUMBER: _ClassVar[int]
     edge: Edge
     health: HealthState
     health_reason: str
@@ -77,7 +80,10 @@ class EdgeStatus(_message.Message):
     probe_latency_ms: float
     active_sessions: int
     load: float
-    def __init__(self, edge: _Optional[_Union[Edge, _Mapping]] = ..., health: _Optional[_Union[HealthState, str]] = ..., health_reason: _Optional[str] = ..., failed_probes: _Optional[int] = ..., probes: _Optional[int] = ..., probe_latency_ms: _Optional[float] = ..., active_sessions: _Optional[int] = ..., load: _Optional[float] = ...) -> None: ...
+    cache_hit_ratio: float
+    uplink_mbps_used: float
+    uplink_use: float
+    def __init__(self, edge: _Optional[_Union[Edge, _Mapping]] = ..., health: _Optional[_Union[HealthState, str]] = ..., health_reason: _Optional[str] = ..., failed_probes: _Optional[int] = ..., probes: _Optional[int] = ..., probe_latency_ms: _Optional[float] = ..., active_sessions: _Optional[int] = ..., load: _Optional[float] = ..., cache_hit_ratio: _Optional[float] = ..., uplink_mbps_used: _Optional[float] = ..., uplink_use: _Optional[float] = ...) -> None: ...
 
 class RegisterEdgeRequest(_message.Message):
     __slots__ = ("edge_id", "edge")

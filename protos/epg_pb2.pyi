@@ -485,6 +485,54 @@ class ImportXmltvResponse(_message.Message):
     problems_total: int
     def __init__(self, channels_created: _Optional[int] = ..., channels_updated: _Optional[int] = ..., programmes_written: _Optional[int] = ..., programmes_unchanged: _Optional[int] = ..., programmes_removed: _Optional[int] = ..., programmes_trimmed: _Optional[int] = ..., problems: _Optional[_Iterable[_Union[ImportProblem, _Mapping]]] = ..., version: _Optional[int] = ..., problems_total: _Optional[int] = ...) -> None: ...
 
+class ListGuideStatusRequest(_message.Message):
+    __slots__ = ("horizon_hours", "page_size", "page_token")
+    HORIZON_HOURS_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    horizon_hours: int
+    page_size: int
+    page_token: str
+    def __init__(self, horizon_hours: _Optional[int] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class GuideStatus(_message.Message):
+    __slots__ = ("channel", "display_name", "guide_end", "hours_ahead", "gaps", "gap_seconds")
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
+    GUIDE_END_FIELD_NUMBER: _ClassVar[int]
+    HOURS_AHEAD_FIELD_NUMBER: _ClassVar[int]
+    GAPS_FIELD_NUMBER: _ClassVar[int]
+    GAP_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    channel: str
+    display_name: str
+    guide_end: _timestamp_pb2.Timestamp
+    hours_ahead: float
+    gaps: int
+    gap_seconds: int
+    def __init__(self, channel: _Optional[str] = ..., display_name: _Optional[str] = ..., guide_end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., hours_ahead: _Optional[float] = ..., gaps: _Optional[int] = ..., gap_seconds: _Optional[int] = ...) -> None: ...
+
+class ImportRecord(_message.Message):
+    __slots__ = ("time", "principal", "result", "error")
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    PRINCIPAL_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    time: _timestamp_pb2.Timestamp
+    principal: str
+    result: ImportXmltvResponse
+    error: str
+    def __init__(self, time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., principal: _Optional[str] = ..., result: _Optional[_Union[ImportXmltvResponse, _Mapping]] = ..., error: _Optional[str] = ...) -> None: ...
+
+class ListGuideStatusResponse(_message.Message):
+    __slots__ = ("channels", "next_page_token", "recent_imports")
+    CHANNELS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    RECENT_IMPORTS_FIELD_NUMBER: _ClassVar[int]
+    channels: _containers.RepeatedCompositeFieldContainer[GuideStatus]
+    next_page_token: str
+    recent_imports: _containers.RepeatedCompositeFieldContainer[ImportRecord]
+    def __init__(self, channels: _Optional[_Iterable[_Union[GuideStatus, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., recent_imports: _Optional[_Iterable[_Union[ImportRecord, _Mapping]]] = ...) -> None: ...
+
 class ExportXmltvRequest(_message.Message):
     __slots__ = ("channel_ids", "start", "stop", "gzip")
     CHANNEL_IDS_FIELD_NUMBER: _ClassVar[int]

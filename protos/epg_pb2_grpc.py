@@ -104,6 +104,11 @@ class EpgServiceStub:
                 request_serializer=protos_dot_epg__pb2.ListGapsRequest.SerializeToString,
                 response_deserializer=protos_dot_epg__pb2.ListGapsResponse.FromString,
                 _registered_method=True)
+        self.ListGuideStatus = channel.unary_unary(
+                '/headend.epg.v1.EpgService/ListGuideStatus',
+                request_serializer=protos_dot_epg__pb2.ListGuideStatusRequest.SerializeToString,
+                response_deserializer=protos_dot_epg__pb2.ListGuideStatusResponse.FromString,
+                _registered_method=True)
         self.ImportXmltv = channel.stream_unary(
                 '/headend.epg.v1.EpgService/ImportXmltv',
                 request_serializer=protos_dot_epg__pb2.ImportXmltvRequest.SerializeToString,
@@ -225,6 +230,14 @@ class EpgServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListGuideStatus(self, request, context):
+        """How far ahead each readable channel's guide runs, its gaps in the coming days, and
+        the last XMLTV imports' results: what the console's guide page shows.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ImportXmltv(self, request_iterator, context):
         """First message carries options; the following ones carry the file (plain or gzip).
         """
@@ -317,6 +330,11 @@ def add_EpgServiceServicer_to_server(servicer, server):
                     servicer.ListGaps,
                     request_deserializer=protos_dot_epg__pb2.ListGapsRequest.FromString,
                     response_serializer=protos_dot_epg__pb2.ListGapsResponse.SerializeToString,
+            ),
+            'ListGuideStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListGuideStatus,
+                    request_deserializer=protos_dot_epg__pb2.ListGuideStatusRequest.FromString,
+                    response_serializer=protos_dot_epg__pb2.ListGuideStatusResponse.SerializeToString,
             ),
             'ImportXmltv': grpc.stream_unary_rpc_method_handler(
                     servicer.ImportXmltv,
@@ -712,6 +730,33 @@ class EpgService:
             '/headend.epg.v1.EpgService/ListGaps',
             protos_dot_epg__pb2.ListGapsRequest.SerializeToString,
             protos_dot_epg__pb2.ListGapsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListGuideStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/headend.epg.v1.EpgService/ListGuideStatus',
+            protos_dot_epg__pb2.ListGuideStatusRequest.SerializeToString,
+            protos_dot_epg__pb2.ListGuideStatusResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -51,6 +51,14 @@ class DenyReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     DENY_REASON_UNKNOWN_DEVICE: _ClassVar[DenyReason]
     DENY_REASON_SUBSCRIBER_TERMINATED: _ClassVar[DenyReason]
     DENY_REASON_CARRIER_NOT_ACTIVE: _ClassVar[DenyReason]
+
+class DeviceEventKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    DEVICE_EVENT_KIND_UNSPECIFIED: _ClassVar[DeviceEventKind]
+    DEVICE_EVENT_KIND_LOGIN: _ClassVar[DeviceEventKind]
+    DEVICE_EVENT_KIND_AUTHORIZE: _ClassVar[DeviceEventKind]
+    DEVICE_EVENT_KIND_START_SESSION: _ClassVar[DeviceEventKind]
+    DEVICE_EVENT_KIND_END_SESSION: _ClassVar[DeviceEventKind]
 NETWORK_TYPE_UNSPECIFIED: NetworkType
 NETWORK_TYPE_TELECOM: NetworkType
 NETWORK_TYPE_MOBILE: NetworkType
@@ -76,6 +84,11 @@ DENY_REASON_DEVICE_BLOCKED: DenyReason
 DENY_REASON_UNKNOWN_DEVICE: DenyReason
 DENY_REASON_SUBSCRIBER_TERMINATED: DenyReason
 DENY_REASON_CARRIER_NOT_ACTIVE: DenyReason
+DEVICE_EVENT_KIND_UNSPECIFIED: DeviceEventKind
+DEVICE_EVENT_KIND_LOGIN: DeviceEventKind
+DEVICE_EVENT_KIND_AUTHORIZE: DeviceEventKind
+DEVICE_EVENT_KIND_START_SESSION: DeviceEventKind
+DEVICE_EVENT_KIND_END_SESSION: DeviceEventKind
 
 class Carrier(_message.Message):
     __slots__ = ("name", "display_name", "network_type", "status", "create_time")
@@ -640,3 +653,91 @@ class ListAuditResponse(_message.Message):
     entries: _containers.RepeatedCompositeFieldContainer[AuditEntry]
     next_page_token: str
     def __init__(self, entries: _Optional[_Iterable[_Union[AuditEntry, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class DeviceEvent(_message.Message):
+    __slots__ = ("time", "kind", "channel_id", "allowed", "reason", "detail", "lease_id")
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_ID_FIELD_NUMBER: _ClassVar[int]
+    ALLOWED_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    LEASE_ID_FIELD_NUMBER: _ClassVar[int]
+    time: _timestamp_pb2.Timestamp
+    kind: DeviceEventKind
+    channel_id: str
+    allowed: bool
+    reason: DenyReason
+    detail: str
+    lease_id: str
+    def __init__(self, time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., kind: _Optional[_Union[DeviceEventKind, str]] = ..., channel_id: _Optional[str] = ..., allowed: _Optional[bool] = ..., reason: _Optional[_Union[DenyReason, str]] = ..., detail: _Optional[str] = ..., lease_id: _Optional[str] = ...) -> None: ...
+
+class ListDeviceEventsRequest(_message.Message):
+    __slots__ = ("parent", "page_size")
+    PARENT_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    parent: str
+    page_size: int
+    def __init__(self, parent: _Optional[str] = ..., page_size: _Optional[int] = ...) -> None: ...
+
+class ListDeviceEventsResponse(_message.Message):
+    __slots__ = ("device", "events", "active_sessions")
+    DEVICE_FIELD_NUMBER: _ClassVar[int]
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    ACTIVE_SESSIONS_FIELD_NUMBER: _ClassVar[int]
+    device: str
+    events: _containers.RepeatedCompositeFieldContainer[DeviceEvent]
+    active_sessions: _containers.RepeatedCompositeFieldContainer[Session]
+    def __init__(self, device: _Optional[str] = ..., events: _Optional[_Iterable[_Union[DeviceEvent, _Mapping]]] = ..., active_sessions: _Optional[_Iterable[_Union[Session, _Mapping]]] = ...) -> None: ...
+
+class CountSubscribersRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class SubscriberCount(_message.Message):
+    __slots__ = ("carrier", "status", "count")
+    CARRIER_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    carrier: str
+    status: SubscriberStatus
+    count: int
+    def __init__(self, carrier: _Optional[str] = ..., status: _Optional[_Union[SubscriberStatus, str]] = ..., count: _Optional[int] = ...) -> None: ...
+
+class CountSubscribersResponse(_message.Message):
+    __slots__ = ("counts",)
+    COUNTS_FIELD_NUMBER: _ClassVar[int]
+    counts: _containers.RepeatedCompositeFieldContainer[SubscriberCount]
+    def __init__(self, counts: _Optional[_Iterable[_Union[SubscriberCount, _Mapping]]] = ...) -> None: ...
+
+class ProvisioningError(_message.Message):
+    __slots__ = ("time", "carrier", "principal", "rpc", "subject", "reason", "message")
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    CARRIER_FIELD_NUMBER: _ClassVar[int]
+    PRINCIPAL_FIELD_NUMBER: _ClassVar[int]
+    RPC_FIELD_NUMBER: _ClassVar[int]
+    SUBJECT_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    time: _timestamp_pb2.Timestamp
+    carrier: str
+    principal: str
+    rpc: str
+    subject: str
+    reason: str
+    message: str
+    def __init__(self, time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., carrier: _Optional[str] = ..., principal: _Optional[str] = ..., rpc: _Optional[str] = ..., subject: _Optional[str] = ..., reason: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
+
+class ListProvisioningErrorsRequest(_message.Message):
+    __slots__ = ("parent", "page_size")
+    PARENT_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    parent: str
+    page_size: int
+    def __init__(self, parent: _Optional[str] = ..., page_size: _Optional[int] = ...) -> None: ...
+
+class ListProvisioningErrorsResponse(_message.Message):
+    __slots__ = ("errors",)
+    ERRORS_FIELD_NUMBER: _ClassVar[int]
+    errors: _containers.RepeatedCompositeFieldContainer[ProvisioningError]
+    def __init__(self, errors: _Optional[_Iterable[_Union[ProvisioningError, _Mapping]]] = ...) -> None: ...

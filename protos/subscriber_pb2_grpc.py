@@ -179,6 +179,21 @@ class SubscriberServiceStub:
                 request_serializer=protos_dot_subscriber__pb2.ListAuditRequest.SerializeToString,
                 response_deserializer=protos_dot_subscriber__pb2.ListAuditResponse.FromString,
                 _registered_method=True)
+        self.ListDeviceEvents = channel.unary_unary(
+                '/headend.subscriber.v1.SubscriberService/ListDeviceEvents',
+                request_serializer=protos_dot_subscriber__pb2.ListDeviceEventsRequest.SerializeToString,
+                response_deserializer=protos_dot_subscriber__pb2.ListDeviceEventsResponse.FromString,
+                _registered_method=True)
+        self.CountSubscribers = channel.unary_unary(
+                '/headend.subscriber.v1.SubscriberService/CountSubscribers',
+                request_serializer=protos_dot_subscriber__pb2.CountSubscribersRequest.SerializeToString,
+                response_deserializer=protos_dot_subscriber__pb2.CountSubscribersResponse.FromString,
+                _registered_method=True)
+        self.ListProvisioningErrors = channel.unary_unary(
+                '/headend.subscriber.v1.SubscriberService/ListProvisioningErrors',
+                request_serializer=protos_dot_subscriber__pb2.ListProvisioningErrorsRequest.SerializeToString,
+                response_deserializer=protos_dot_subscriber__pb2.ListProvisioningErrorsResponse.FromString,
+                _registered_method=True)
 
 
 class SubscriberServiceServicer:
@@ -397,6 +412,30 @@ class SubscriberServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListDeviceEvents(self, request, context):
+        """The helpdesk's view of one box: its latest requests (logins, authorizations, stream
+        leases), newest first, each refused one with why; and its subscriber's live leases.
+        parent carriers/-/devices/{mac} finds the box under any carrier the caller may read.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CountSubscribers(self, request, context):
+        """Subscribers counted by carrier and status (a carrier: its own; the admin: every one).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListProvisioningErrors(self, request, context):
+        """A carrier's latest refused provisioning requests and failed import rows, newest
+        first (parent "": every carrier's, admin only).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SubscriberServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -544,6 +583,21 @@ def add_SubscriberServiceServicer_to_server(servicer, server):
                     servicer.ListAudit,
                     request_deserializer=protos_dot_subscriber__pb2.ListAuditRequest.FromString,
                     response_serializer=protos_dot_subscriber__pb2.ListAuditResponse.SerializeToString,
+            ),
+            'ListDeviceEvents': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDeviceEvents,
+                    request_deserializer=protos_dot_subscriber__pb2.ListDeviceEventsRequest.FromString,
+                    response_serializer=protos_dot_subscriber__pb2.ListDeviceEventsResponse.SerializeToString,
+            ),
+            'CountSubscribers': grpc.unary_unary_rpc_method_handler(
+                    servicer.CountSubscribers,
+                    request_deserializer=protos_dot_subscriber__pb2.CountSubscribersRequest.FromString,
+                    response_serializer=protos_dot_subscriber__pb2.CountSubscribersResponse.SerializeToString,
+            ),
+            'ListProvisioningErrors': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListProvisioningErrors,
+                    request_deserializer=protos_dot_subscriber__pb2.ListProvisioningErrorsRequest.FromString,
+                    response_serializer=protos_dot_subscriber__pb2.ListProvisioningErrorsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1329,6 +1383,87 @@ class SubscriberService:
             '/headend.subscriber.v1.SubscriberService/ListAudit',
             protos_dot_subscriber__pb2.ListAuditRequest.SerializeToString,
             protos_dot_subscriber__pb2.ListAuditResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListDeviceEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/headend.subscriber.v1.SubscriberService/ListDeviceEvents',
+            protos_dot_subscriber__pb2.ListDeviceEventsRequest.SerializeToString,
+            protos_dot_subscriber__pb2.ListDeviceEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CountSubscribers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/headend.subscriber.v1.SubscriberService/CountSubscribers',
+            protos_dot_subscriber__pb2.CountSubscribersRequest.SerializeToString,
+            protos_dot_subscriber__pb2.CountSubscribersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListProvisioningErrors(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/headend.subscriber.v1.SubscriberService/ListProvisioningErrors',
+            protos_dot_subscriber__pb2.ListProvisioningErrorsRequest.SerializeToString,
+            protos_dot_subscriber__pb2.ListProvisioningErrorsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -171,6 +171,42 @@ class ListJobsResponse(_message.Message):
     next_page_token: str
     def __init__(self, jobs: _Optional[_Iterable[_Union[Job, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
+class DeadLetter(_message.Message):
+    __slots__ = ("job", "reason", "deliveries", "dead_time")
+    JOB_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    DELIVERIES_FIELD_NUMBER: _ClassVar[int]
+    DEAD_TIME_FIELD_NUMBER: _ClassVar[int]
+    job: Job
+    reason: str
+    deliveries: int
+    dead_time: _timestamp_pb2.Timestamp
+    def __init__(self, job: _Optional[_Union[Job, _Mapping]] = ..., reason: _Optional[str] = ..., deliveries: _Optional[int] = ..., dead_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ListDeadLettersRequest(_message.Message):
+    __slots__ = ("page_size", "page_token")
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    page_size: int
+    page_token: str
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListDeadLettersResponse(_message.Message):
+    __slots__ = ("dead_letters", "next_page_token", "total_size")
+    DEAD_LETTERS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_SIZE_FIELD_NUMBER: _ClassVar[int]
+    dead_letters: _containers.RepeatedCompositeFieldContainer[DeadLetter]
+    next_page_token: str
+    total_size: int
+    def __init__(self, dead_letters: _Optional[_Iterable[_Union[DeadLetter, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., total_size: _Optional[int] = ...) -> None: ...
+
+class RetryJobRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
 class Channel(_message.Message):
     __slots__ = ("name", "source", "profile", "segment_seconds", "window_segments", "catchup_days", "node_group", "backup_sources", "encryption", "audio_languages", "subtitle_languages", "audio_language")
     class Encryption(_message.Message):
@@ -221,7 +257,7 @@ class SourceSwitch(_message.Message):
     def __init__(self, switch_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., from_index: _Optional[int] = ..., to_index: _Optional[int] = ..., reason: _Optional[str] = ..., detail: _Optional[str] = ...) -> None: ...
 
 class ChannelStatus(_message.Message):
-    __slots__ = ("channel", "state", "media_sequence", "discontinuity_sequence", "restarts", "reason", "update_time", "node", "token", "source_index", "source_url", "source_history")
+    __slots__ = ("channel", "state", "media_sequence", "discontinuity_sequence", "restarts", "reason", "update_time", "node", "token", "source_index", "source_url", "source_history", "last_segment_time", "target_duration_seconds", "rungs")
     CHANNEL_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     MEDIA_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
@@ -234,6 +270,9 @@ class ChannelStatus(_message.Message):
     SOURCE_INDEX_FIELD_NUMBER: _ClassVar[int]
     SOURCE_URL_FIELD_NUMBER: _ClassVar[int]
     SOURCE_HISTORY_FIELD_NUMBER: _ClassVar[int]
+    LAST_SEGMENT_TIME_FIELD_NUMBER: _ClassVar[int]
+    TARGET_DURATION_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    RUNGS_FIELD_NUMBER: _ClassVar[int]
     channel: Channel
     state: ChannelState
     media_sequence: int
@@ -246,7 +285,34 @@ class ChannelStatus(_message.Message):
     source_index: int
     source_url: str
     source_history: _containers.RepeatedCompositeFieldContainer[SourceSwitch]
-    def __init__(self, channel: _Optional[_Union[Channel, _Mapping]] = ..., state: _Optional[_Union[ChannelState, str]] = ..., media_sequence: _Optional[int] = ..., discontinuity_sequence: _Optional[int] = ..., restarts: _Optional[int] = ..., reason: _Optional[str] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., node: _Optional[str] = ..., token: _Optional[int] = ..., source_index: _Optional[int] = ..., source_url: _Optional[str] = ..., source_history: _Optional[_Iterable[_Union[SourceSwitch, _Mapping]]] = ...) -> None: ...
+    last_segment_time: _timestamp_pb2.Timestamp
+    target_duration_seconds: int
+    rungs: _containers.RepeatedCompositeFieldContainer[RungRate]
+    def __init__(self, channel: _Optional[_Union[Channel, _Mapping]] = ..., state: _Optional[_Union[ChannelState, str]] = ..., media_sequence: _Optional[int] = ..., discontinuity_sequence: _Optional[int] = ..., restarts: _Optional[int] = ..., reason: _Optional[str] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., node: _Optional[str] = ..., token: _Optional[int] = ..., source_index: _Optional[int] = ..., source_url: _Optional[str] = ..., source_history: _Optional[_Iterable[_Union[SourceSwitch, _Mapping]]] = ..., last_segment_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., target_duration_seconds: _Optional[int] = ..., rungs: _Optional[_Iterable[_Union[RungRate, _Mapping]]] = ...) -> None: ...
+
+class RungRate(_message.Message):
+    __slots__ = ("name", "bandwidth")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    BANDWIDTH_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    bandwidth: int
+    def __init__(self, name: _Optional[str] = ..., bandwidth: _Optional[int] = ...) -> None: ...
+
+class GetChannelThumbnailRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class ChannelThumbnail(_message.Message):
+    __slots__ = ("name", "jpeg", "capture_time")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    JPEG_FIELD_NUMBER: _ClassVar[int]
+    CAPTURE_TIME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    jpeg: bytes
+    capture_time: _timestamp_pb2.Timestamp
+    def __init__(self, name: _Optional[str] = ..., jpeg: _Optional[bytes] = ..., capture_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class StartChannelRequest(_message.Message):
     __slots__ = ("channel",)

@@ -59,6 +59,16 @@ class TranscodeServiceStub:
                 request_serializer=protos_dot_transcode__pb2.ListJobsRequest.SerializeToString,
                 response_deserializer=protos_dot_transcode__pb2.ListJobsResponse.FromString,
                 _registered_method=True)
+        self.ListDeadLetters = channel.unary_unary(
+                '/headend.transcode.v1.TranscodeService/ListDeadLetters',
+                request_serializer=protos_dot_transcode__pb2.ListDeadLettersRequest.SerializeToString,
+                response_deserializer=protos_dot_transcode__pb2.ListDeadLettersResponse.FromString,
+                _registered_method=True)
+        self.RetryJob = channel.unary_unary(
+                '/headend.transcode.v1.TranscodeService/RetryJob',
+                request_serializer=protos_dot_transcode__pb2.RetryJobRequest.SerializeToString,
+                response_deserializer=protos_dot_transcode__pb2.Job.FromString,
+                _registered_method=True)
         self.StartChannel = channel.unary_unary(
                 '/headend.transcode.v1.TranscodeService/StartChannel',
                 request_serializer=protos_dot_transcode__pb2.StartChannelRequest.SerializeToString,
@@ -78,6 +88,11 @@ class TranscodeServiceStub:
                 '/headend.transcode.v1.TranscodeService/GetChannel',
                 request_serializer=protos_dot_transcode__pb2.GetChannelRequest.SerializeToString,
                 response_deserializer=protos_dot_transcode__pb2.ChannelStatus.FromString,
+                _registered_method=True)
+        self.GetChannelThumbnail = channel.unary_unary(
+                '/headend.transcode.v1.TranscodeService/GetChannelThumbnail',
+                request_serializer=protos_dot_transcode__pb2.GetChannelThumbnailRequest.SerializeToString,
+                response_deserializer=protos_dot_transcode__pb2.ChannelThumbnail.FromString,
                 _registered_method=True)
         self.ListNodes = channel.unary_unary(
                 '/headend.transcode.v1.TranscodeService/ListNodes',
@@ -132,6 +147,21 @@ class TranscodeServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListDeadLetters(self, request, context):
+        """The dead-letter stream, newest first: jobs that failed for good, and why.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RetryJob(self, request, context):
+        """Queue a failed or cancelled job again, its delivery count reset; its dead letter is
+        removed. A job queued, running or succeeded is left as it is (FAILED_PRECONDITION).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def StartChannel(self, request, context):
         """Start a live channel (or restart it with a new configuration); persisted, so
         the farm keeps it running until StopChannel.
@@ -156,6 +186,14 @@ class TranscodeServiceServicer:
 
     def GetChannel(self, request, context):
         """One channel's status.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetChannelThumbnail(self, request, context):
+        """The newest picture of a running channel: a small JPEG of a frame of its latest
+        segment (clear, also for an encrypted channel; never served to boxes).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -203,6 +241,16 @@ def add_TranscodeServiceServicer_to_server(servicer, server):
                     request_deserializer=protos_dot_transcode__pb2.ListJobsRequest.FromString,
                     response_serializer=protos_dot_transcode__pb2.ListJobsResponse.SerializeToString,
             ),
+            'ListDeadLetters': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDeadLetters,
+                    request_deserializer=protos_dot_transcode__pb2.ListDeadLettersRequest.FromString,
+                    response_serializer=protos_dot_transcode__pb2.ListDeadLettersResponse.SerializeToString,
+            ),
+            'RetryJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.RetryJob,
+                    request_deserializer=protos_dot_transcode__pb2.RetryJobRequest.FromString,
+                    response_serializer=protos_dot_transcode__pb2.Job.SerializeToString,
+            ),
             'StartChannel': grpc.unary_unary_rpc_method_handler(
                     servicer.StartChannel,
                     request_deserializer=protos_dot_transcode__pb2.StartChannelRequest.FromString,
@@ -222,6 +270,11 @@ def add_TranscodeServiceServicer_to_server(servicer, server):
                     servicer.GetChannel,
                     request_deserializer=protos_dot_transcode__pb2.GetChannelRequest.FromString,
                     response_serializer=protos_dot_transcode__pb2.ChannelStatus.SerializeToString,
+            ),
+            'GetChannelThumbnail': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetChannelThumbnail,
+                    request_deserializer=protos_dot_transcode__pb2.GetChannelThumbnailRequest.FromString,
+                    response_serializer=protos_dot_transcode__pb2.ChannelThumbnail.SerializeToString,
             ),
             'ListNodes': grpc.unary_unary_rpc_method_handler(
                     servicer.ListNodes,
@@ -380,6 +433,60 @@ class TranscodeService:
             _registered_method=True)
 
     @staticmethod
+    def ListDeadLetters(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/headend.transcode.v1.TranscodeService/ListDeadLetters',
+            protos_dot_transcode__pb2.ListDeadLettersRequest.SerializeToString,
+            protos_dot_transcode__pb2.ListDeadLettersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RetryJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/headend.transcode.v1.TranscodeService/RetryJob',
+            protos_dot_transcode__pb2.RetryJobRequest.SerializeToString,
+            protos_dot_transcode__pb2.Job.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def StartChannel(request,
             target,
             options=(),
@@ -477,6 +584,33 @@ class TranscodeService:
             '/headend.transcode.v1.TranscodeService/GetChannel',
             protos_dot_transcode__pb2.GetChannelRequest.SerializeToString,
             protos_dot_transcode__pb2.ChannelStatus.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetChannelThumbnail(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/headend.transcode.v1.TranscodeService/GetChannelThumbnail',
+            protos_dot_transcode__pb2.GetChannelThumbnailRequest.SerializeToString,
+            protos_dot_transcode__pb2.ChannelThumbnail.FromString,
             options,
             channel_credentials,
             insecure,
