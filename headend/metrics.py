@@ -14,23 +14,39 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
+# grpc_type, as go-grpc-prometheus names the four kinds of call.
+UNARY = "unary"
+CLIENT_STREAM = "client_stream"
+SERVER_STREAM = "server_stream"
+BIDI_STREAM = "bidi_stream"
+
+
 @dataclass
 class RpcMetrics:
-    """Requests, latency and errors by method and status code for one gRPC server."""
+    """Calls started, handled (by status code) and their latency for one gRPC server, under
+    go-grpc-prometheus's names and labels, so the usual dashboards and alerts read them:
+    ``grpc_service`` (``headend.epg.v1.EpgService``), ``grpc_method`` (``NowNext``),
+    ``grpc_type`` (unary, client_stream, server_stream, bidi_stream) and ``grpc_code``."""
 
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
 
     def __post_init__(self) -> None:
+        self.started = Counter(
+            "grpc_server_started_total",
+            "RPCs started on the server.",
+            ["grpc_type", "grpc_service", "grpc_method"],
+            registry=self.registry,
+        )
         self.handled = Counter(
             "grpc_server_handled_total",
-            "RPCs completed, by method and status code.",
-            ["grpc_method", "grpc_code"],
+            "RPCs completed on the server, by status code.",
+            ["grpc_type", "grpc_service", "grpc_method", "grpc_code"],
             registry=self.registry,
         )
         self.latency = Histogram(
             "grpc_server_handling_seconds",
-            "RPC handling time in seconds, by method.",
-            ["grpc_method"],
+            "Time from an RPC's start to its status, in seconds.",
+            ["grpc_type", "grpc_service", "grpc_method"],
             registry=self.registry,
             buckets=_LATENCY_BUCKETS,
         )
@@ -40,15 +56,20 @@ class RpcMetrics:
             ["pool"],
             registry=self.registry,
         )
-        self._observers: dict[tuple[str, str], Callable[[float], None]] = {}
+        self._observers: dict[tuple[str, str, str], Callable[[float], None]] = {}
 
-    def observe(self, method: str, code: str, seconds: float) -> None:
+    def start(self, method: str, kind: str) -> None:
+        """Count one RPC of the full ``method`` (``/package.Service/Method``) starting."""
+        self.started.labels(kind, *_split(method)).inc()
+
+    def observe(self, method: str, kind: str, code: str, seconds: float) -> None:
         """Record one finished RPC."""
-        key = (method, code)
+        key = (method, kind, code)
         observer = self._observers.get(key)
         if observer is None:
-            counter = self.handled.labels(method, code)
-            histogram = self.latency.labels(method)
+            service, name = _split(method)
+            counter = self.handled.labels(kind, service, name, code)
+            histogram = self.latency.labels(kind, service, name)
 
             def observer(value: float, _c: Any = counter, _h: Any = histogram) -> None:
                 _c.inc()
@@ -56,6 +77,12 @@ class RpcMetrics:
 
             self._observers[key] = observer
         observer(seconds)
+
+
+def _split(method: str) -> tuple[str, str]:
+    """``/package.Service/Method`` as (``package.Service``, ``Method``)."""
+    service, _, name = method.lstrip("/").rpartition("/")
+    return service, name
 
 
 def render(registry: CollectorRegistry) -> bytes:

@@ -5,16 +5,16 @@ message, and sent to the service as a unary gRPC call over the platform's own
 channels, with the caller's ``Authorization`` header as the call's metadata: the
 service authenticates the key, checks the principal's role and tenant, validates and
 deduplicates exactly as for a gRPC caller. An ``Idempotency-Key`` header fills the
-request's ``idempotency_key`` when the body leaves it empty. ``GET /openapi.json``
-and ``GET /healthz`` need no key.
+request's ``idempotency_key`` when the body leaves it empty. An ``X-Request-Id`` header
+(or a new id when it is missing or not a sane token) goes to the service as the call's
+``x-request-id``, tags the face's own log lines and comes back in the response.
+``GET /openapi.json`` and ``GET /healthz`` need no key.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import secrets
-import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack
@@ -43,9 +43,9 @@ from headend.rest.problems import (
 )
 from headend.rest.routes import RouteTable
 from headend.rest.settings import RestSettings
-from headend.rpc import StartupError, client_channel, serve
-from headend.rpc.server import EXIT_FAILED, EXIT_STOPPED, load_settings, stop_event
-from protos import cdn_pb2, epg_pb2, keys_pb2, subscriber_pb2, transcode_pb2
+from headend.rpc import StartupError, client_channel
+from headend.rpc.server import run_face
+from protos import cdn_pb2, epg_pb2, keys_pb2, reports_pb2, subscriber_pb2, transcode_pb2
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,7 @@ UPSTREAMS = (
     (epg_pb2, "EPG_TARGET"),
     (subscriber_pb2, "SUBSCRIBER_TARGET"),
     (keys_pb2, "SUBSCRIBER_TARGET"),
+    (reports_pb2, "SUBSCRIBER_TARGET"),
     (transcode_pb2, "TRANSCODE_TARGET"),
     (cdn_pb2, "CDN_TARGET"),
 )
@@ -69,6 +70,8 @@ MAX_TARGET_CHARS = 4096
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # The route a request matched, as logs and metrics name it.
 _ROUTE = web.RequestKey("route", str)
+# The request's id (``headend.logs``), sent to the service and back to the caller.
+_REQUEST_ID = web.RequestKey("request_id", str)
 
 
 class RestMetrics:
@@ -111,13 +114,14 @@ def _is_json(request: web.Request) -> bool:
     return json_type and (request.charset or "utf-8").lower() == "utf-8"
 
 
-def _metadata(request: web.Request) -> tuple[tuple[str, str], ...] | None:
+def _metadata(request: web.Request) -> tuple[tuple[str, str], ...]:
+    traced = ((logs.REQUEST_ID_HEADER, request[_REQUEST_ID]),)
     value = request.headers.get("Authorization")
     if value is None:
-        return None
+        return traced
     if not (value.isascii() and value.isprintable()):
         raise BadAuthorization("the Authorization header must be printable ASCII")
-    return (("authorization", value),)
+    return (("authorization", value), *traced)
 
 
 def _serialize(message: Message) -> bytes:
@@ -209,13 +213,16 @@ _METRICS = web.AppKey("metrics", RestMetrics)  # the app's, read by the middlewa
 
 @web.middleware
 async def _problems(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """The one place the face's own refusals, and its bugs, become problems; and metrics."""
+    """The one place the face's own refusals, and its bugs, become problems; metrics; and
+    the request id."""
     start = time.perf_counter()
+    request[_REQUEST_ID] = rid = logs.bind_request_id(request.headers.get("X-Request-Id"))
     try:
         response = await handler(request)
     except RestError as err:
         response = from_error(err).response()
-    except web.HTTPException:
+    except web.HTTPException as err:
+        err.headers["X-Request-Id"] = rid
         raise
     except Exception:
         error_id = secrets.token_hex(6)
@@ -225,6 +232,7 @@ async def _problems(request: web.Request, handler: Handler) -> web.StreamRespons
     route = request.get(_ROUTE, "unmatched")
     metrics.requests.labels(route, str(response.status)).inc()
     metrics.latency.labels(route).observe(time.perf_counter() - start)
+    response.headers["X-Request-Id"] = rid
     return response
 
 
@@ -297,19 +305,6 @@ async def start_api(settings: RestSettings) -> tuple[ApiServer, int]:
     return ApiServer(opened, app, port), port
 
 
-async def _run(settings: RestSettings) -> int:
-    stop = stop_event()
-    try:
-        server, _ = await start_api(settings)
-    except StartupError as err:
-        print(f"api: {err}", file=sys.stderr)
-        return EXIT_FAILED
-    await serve(server, stop=stop)
-    return EXIT_STOPPED
-
-
 def main() -> NoReturn:
     """``python -m headend.rest``: the REST face on ``API_HOST:API_PORT`` (needs no Redis)."""
-    settings = load_settings("api", RestSettings.from_env)
-    logs.configure("api", settings.log_level)
-    raise SystemExit(asyncio.run(_run(settings)))
+    run_face("api", RestSettings.from_env, start_api)

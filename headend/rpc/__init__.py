@@ -5,8 +5,9 @@ shutdown) and reflection; bearer API-key authentication, checked when a
 call's headers arrive; a cap on concurrent calls taken only after that
 (``interceptor``); time bounds on waiting for requests and on whole calls;
 per-connection stream limits; the mapping of failures to status codes with
-rich details (``status``); Prometheus metrics; TLS and mTLS on both sides
-(``client``); graceful shutdown (``server``).
+rich details (``status``); Prometheus metrics under go-grpc-prometheus's names; a
+request id per call, on its log lines and back to the caller (``x-request-id``); TLS
+and mTLS on both sides (``client``); graceful shutdown (``server``).
 
 Servicers are plain ``grpc.aio`` servicers: they read the caller with
 :func:`principal`, raise ``headend.errors`` exceptions, and write

@@ -26,7 +26,8 @@ from prometheus_client import Gauge
 
 from headend import errors
 from headend.auth import Authenticator, Principal
-from headend.metrics import RpcMetrics
+from headend.logs import REQUEST_ID_HEADER, bind_request_id
+from headend.metrics import BIDI_STREAM, CLIENT_STREAM, SERVER_STREAM, UNARY, RpcMetrics
 from headend.rpc.settings import RpcSettings
 from headend.rpc.status import CallTimedOut, ServerBusy, failure
 
@@ -51,6 +52,54 @@ def _bearer(metadata: Sequence[tuple[str, str | bytes]] | None) -> str:
                 return token.strip()
             raise errors.Unauthenticated("authorization metadata must be 'Bearer <key>'")
     raise errors.Unauthenticated("missing authorization metadata")
+
+
+def _metadata_value(context: grpc.aio.ServicerContext, wanted: str) -> str | bytes | None:
+    for key, value in context.invocation_metadata() or ():
+        if key == wanted:
+            return value
+    return None
+
+
+def _kind(handler: grpc.RpcMethodHandler) -> str:
+    """The call's ``grpc_type``, from the handler the servicer registered."""
+    if handler.unary_unary:
+        return UNARY
+    if handler.stream_unary:
+        return CLIENT_STREAM
+    return SERVER_STREAM if handler.unary_stream else BIDI_STREAM
+
+
+class _CallContext:
+    """A call's context as its servicer sees it: whether the servicer sends initial metadata
+    itself (WatchChanges' version header) or not, the call's request id goes with it."""
+
+    def __init__(self, context: grpc.aio.ServicerContext, request_id: str) -> None:
+        self._context = context
+        self._request_id = (REQUEST_ID_HEADER, request_id)
+        self._sent = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._context, name)
+
+    async def send_initial_metadata(self, metadata: Sequence[tuple[str, str | bytes]] = ()) -> None:
+        """The servicer's initial metadata, plus the request id."""
+        self._sent = True
+        await self._context.send_initial_metadata((*metadata, self._request_id))
+
+    async def send_request_id(self) -> None:
+        """Send the initial metadata (the request id) now, unless it went already."""
+        if not self._sent:
+            await self.send_initial_metadata()
+
+    def with_request_id(
+        self, trailing: Sequence[tuple[str, str | bytes]]
+    ) -> tuple[tuple[str, str | bytes], ...]:
+        """A failed call's trailing metadata, plus the request id unless the initial metadata
+        carried it. Never sent ahead of a failure as initial metadata: a caller that reads the
+        initial metadata to learn where a stream starts (EPG's change feed) would take an
+        empty header for a stream that started, not for one that failed."""
+        return tuple(trailing) if self._sent else (*trailing, self._request_id)
 
 
 def _give_back(held: list[Slots]) -> None:
@@ -86,7 +135,10 @@ class Slots:
 
 
 class Interceptor(grpc.aio.ServerInterceptor):
-    """Authenticates, caps, bounds in time, maps failures to status codes, records metrics."""
+    """Authenticates, caps, bounds in time, maps failures to status codes, records metrics,
+    and gives each call a request id (``headend.logs``): the caller's ``x-request-id`` when
+    sane, else a new one, on every line logged while handling it and returned to the caller
+    in the initial metadata (a refused call's: in the trailing metadata, with its status)."""
 
     def __init__(
         self,
@@ -152,19 +204,17 @@ class Interceptor(grpc.aio.ServerInterceptor):
             yield message
             message = await self._read(context)
 
-    async def _fail(
-        self, method: str, context: grpc.aio.ServicerContext, err: Exception
-    ) -> NoReturn:
+    async def _fail(self, method: str, context: _CallContext, err: Exception) -> NoReturn:
         who = _PRINCIPAL.get(None)
         failed = failure(err, method=method, caller="" if who is None else str(who))
-        await context.abort(
-            failed.code, failed.message, trailing_metadata=failed.status.trailing_metadata
-        )
+        trailing = context.with_request_id(failed.status.trailing_metadata)
+        await context.abort(failed.code, failed.message, trailing_metadata=trailing)
         raise AssertionError("context.abort returned")  # it always raises AbortError
 
     def _record(
         self,
         method: str,
+        kind: str,
         context: grpc.aio.ServicerContext,
         start: float,
         failed: BaseException | None,
@@ -176,13 +226,14 @@ class Interceptor(grpc.aio.ServerInterceptor):
         else:
             current = context.code()
             code = current.name if isinstance(current, grpc.StatusCode) else "UNKNOWN"
-        self._metrics.observe(method, code, time.perf_counter() - start)
+        self._metrics.observe(method, kind, code, time.perf_counter() - start)
 
     def _wrap(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
         exempt = method.startswith(_EXEMPT_PREFIXES)
         keyless = exempt or method in self._public
         pool = None if exempt else self.public_slots if keyless else self.slots
         unary_request = bool(handler.unary_unary or handler.unary_stream)
+        kind = _kind(handler)
         kwargs = {
             "request_deserializer": handler.request_deserializer,
             "response_serializer": handler.response_serializer,
@@ -202,14 +253,20 @@ class Interceptor(grpc.aio.ServerInterceptor):
             return argument
 
         @contextlib.asynccontextmanager
-        async def served(context: grpc.aio.ServicerContext) -> AsyncIterator[list[Slots]]:
-            """One call's bookkeeping: its failure becomes its status, the slot it took is
-            given back and it is counted (health and reflection are not)."""
+        async def served(
+            context: grpc.aio.ServicerContext,
+        ) -> AsyncIterator[tuple[_CallContext, list[Slots]]]:
+            """One call's bookkeeping: its request id, its failure becomes its status, the
+            slot it took is given back and it is counted (health and reflection are not)."""
             start = time.perf_counter()
+            if not exempt:
+                self._metrics.start(method, kind)
+            rid = bind_request_id(_metadata_value(context, REQUEST_ID_HEADER))
+            call_context = _CallContext(context, rid)
             held: list[Slots] = []
             failed: BaseException | None = None
             try:
-                yield held
+                yield call_context, held
             except grpc.aio.BaseError as err:
                 # grpc's own control flow (an abort, the server stopping,
                 # the client gone): grpc finishes the call itself.
@@ -219,24 +276,24 @@ class Interceptor(grpc.aio.ServerInterceptor):
                 failed = err
                 # The slot goes back before the caller hears the status, not after.
                 _give_back(held)
-                await self._fail(method, context, err)
+                await self._fail(method, call_context, err)
             except BaseException as err:
                 failed = err
                 raise
             finally:
                 _give_back(held)
                 if not exempt:
-                    self._record(method, context, start, failed)
+                    self._record(method, kind, context, start, failed)
 
         if handler.unary_unary or handler.stream_unary:
             inner = handler.unary_unary or handler.stream_unary
 
             async def call(requests: Any, context: grpc.aio.ServicerContext) -> Any:
-                async with served(context) as held:
+                async with served(context) as (call_context, held):
                     deadline = asyncio.timeout(self._max_seconds)
                     try:
                         async with deadline:
-                            return await inner(await admit(context, held), context)
+                            response = await inner(await admit(context, held), call_context)
                     except TimeoutError as err:
                         if not deadline.expired():
                             raise
@@ -244,6 +301,8 @@ class Interceptor(grpc.aio.ServerInterceptor):
                             f"call exceeded the server's {self._max_seconds:g} s limit",
                             setting="MAX_RPC_SECONDS",
                         ) from err
+                    await call_context.send_request_id()
+                    return response
 
             return grpc.stream_unary_rpc_method_handler(call, **kwargs)
 
@@ -252,12 +311,15 @@ class Interceptor(grpc.aio.ServerInterceptor):
         writes_itself = inspect.iscoroutinefunction(inner_stream)
 
         async def stream(requests: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-            async with served(context) as held:
+            async with served(context) as (call_context, held):
                 argument = await admit(context, held)
                 if writes_itself:
-                    await inner_stream(argument, context)
+                    await call_context.send_request_id()
+                    await inner_stream(argument, call_context)
                 else:
-                    async for item in inner_stream(argument, context):
+                    async for item in inner_stream(argument, call_context):
+                        await call_context.send_request_id()
                         yield item
+                    await call_context.send_request_id()  # a stream with no messages
 
         return grpc.stream_stream_rpc_method_handler(stream, **kwargs)

@@ -266,7 +266,15 @@ class ServiceSettings(Protocol):
     def log_level(self) -> str: ...
 
 
+class FaceSettings(Protocol):
+    """What :func:`run_face` reads from a face's settings object."""
+
+    @property
+    def log_level(self) -> str: ...
+
+
 S = TypeVar("S", bound=ServiceSettings)
+F = TypeVar("F", bound=FaceSettings)
 T = TypeVar("T")
 Create = Callable[[S, Redis], Awaitable[tuple[Stoppable, int]]]
 
@@ -352,3 +360,28 @@ async def _unless_stopped(stop: asyncio.Event, work: Coroutine[Any, Any, T]) -> 
             task.cancel()
             await asyncio.wait({task})
     return None if task.cancelled() else task.result()
+
+
+def run_face(
+    name: str, load: Callable[[Env], F], start: Callable[[F], Awaitable[tuple[Stoppable, int]]]
+) -> NoReturn:
+    """The ``main()`` of a face that needs no Redis and calls the services (the REST face,
+    the console): settings, ``start``, serve until SIGTERM/SIGINT, with
+    :func:`run_service`'s exit codes (``start`` raises ``StartupError`` when it cannot
+    listen)."""
+    settings = load_settings(name, load)
+    logs.configure(name, settings.log_level)
+    raise SystemExit(asyncio.run(_run_face(name, settings, start)))
+
+
+async def _run_face(
+    name: str, settings: F, start: Callable[[F], Awaitable[tuple[Stoppable, int]]]
+) -> int:
+    stop = stop_event()
+    try:
+        server, _ = await start(settings)
+    except StartupError as err:
+        print(f"{name}: {err}", file=sys.stderr)
+        return EXIT_FAILED
+    await serve(server, stop=stop)
+    return EXIT_STOPPED

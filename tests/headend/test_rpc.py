@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import io
+import json
 import logging
+import re
 import socket
 import urllib.request
 from collections.abc import AsyncIterator, Callable
@@ -16,7 +19,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from headend import errors
+from headend import errors, logs
 from headend.auth import KeyStore
 from headend.errors import ResourceExhausted, Unauthenticated
 from headend.keys_service import SERVICE_NAME, key_service
@@ -466,13 +469,101 @@ async def test_metrics_count_requests_by_code(
     assert server.metrics_endpoint is not None
     url = f"http://127.0.0.1:{server.metrics_endpoint.port}/metrics"
     text = await asyncio.to_thread(lambda: urllib.request.urlopen(url).read().decode())
-    method = f"/{SERVICE_NAME}/WhoAmI"
-    assert f'grpc_server_handled_total{{grpc_code="OK",grpc_method="{method}"}} 1.0' in text
-    assert (
-        f'grpc_server_handled_total{{grpc_code="UNAUTHENTICATED",grpc_method="{method}"}} 1.0'
-        in text
+    # go-grpc-prometheus's names and labels (prometheus_client sorts the labels).
+    labels = f'grpc_method="WhoAmI",grpc_service="{SERVICE_NAME}",grpc_type="unary"'
+    assert f"grpc_server_started_total{{{labels}}} 2.0" in text
+    assert f'grpc_server_handled_total{{grpc_code="OK",{labels}}} 1.0' in text
+    assert f'grpc_server_handled_total{{grpc_code="UNAUTHENTICATED",{labels}}} 1.0' in text
+    assert f"grpc_server_handling_seconds_count{{{labels}}} 2.0" in text
+    assert "grpc.health" not in text
+
+
+async def test_metrics_name_the_kind_of_call(
+    gated: tuple[_Gate, RpcServer, grpc.aio.Channel], tokens
+) -> None:
+    _, server, channel = gated
+    upload = channel.stream_unary(f"/{_BLOCKING}/Upload")
+    assert await upload(iter([b"a", b"b"]), metadata=bearer(await tokens())) == b"2"
+    handled = server.metrics.handled.labels("client_stream", _BLOCKING, "Upload", "OK")
+    assert handled._value.get() == 1
+
+
+def _json_lines(logger: str) -> tuple[io.StringIO, logging.Handler]:
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(logs.JsonFormatter("test"))
+    logging.getLogger(logger).addHandler(handler)
+    return out, handler
+
+
+async def test_a_handled_rpc_logs_and_returns_the_callers_request_id(
+    gated: tuple[_Gate, RpcServer, grpc.aio.Channel], tokens
+) -> None:
+    _, _, channel = gated
+    call = channel.unary_unary(f"/{_BLOCKING}/Raise")
+    admin = bearer(await tokens())
+    out, handler = _json_lines("headend.rpc")
+    try:
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await call(b"bug", metadata=(*admin, ("x-request-id", "billing-42.a_b")))
+    finally:
+        logging.getLogger("headend.rpc").removeHandler(handler)
+    [line] = [json.loads(x) for x in out.getvalue().splitlines()]
+    assert line["msg"] == "rpc failed"
+    assert line["request_id"] == "billing-42.a_b"
+    assert ("x-request-id", "billing-42.a_b") in tuple(caught.value.trailing_metadata())
+    answer = call(b"fine", metadata=(*admin, ("x-request-id", "ok-1")))
+    assert await answer == b"fine"
+    assert ("x-request-id", "ok-1") in tuple(await answer.initial_metadata())
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        pytest.param(None, id="none"),
+        pytest.param("has space", id="space"),
+        pytest.param("x" * 65, id="too-long"),
+        pytest.param("", id="empty"),
+        pytest.param("../../etc", id="slash"),
+    ],
+)
+async def test_a_missing_or_bad_request_id_is_replaced(
+    gated: tuple[_Gate, RpcServer, grpc.aio.Channel], tokens, given: str | None
+) -> None:
+    _, _, channel = gated
+    call = channel.unary_unary(f"/{_BLOCKING}/Raise")
+    extra = () if given is None else (("x-request-id", given),)
+    answer = call(b"fine", metadata=(*bearer(await tokens()), *extra))
+    assert await answer == b"fine"
+    [rid] = [v for k, v in await answer.initial_metadata() if k == "x-request-id"]
+    assert re.fullmatch(r"[0-9a-f]{16}", rid)
+    assert rid != given
+
+
+async def test_a_stream_that_sends_its_own_metadata_also_returns_the_request_id(
+    keys: KeyStore, tokens
+) -> None:
+    async def versions(request: bytes, context: grpc.aio.ServicerContext) -> AsyncIterator[bytes]:
+        await context.send_initial_metadata((("x-version", "7"),))
+        yield request
+
+    name = "headend.test.Versions"
+    handler = grpc.method_handlers_generic_handler(
+        name, {"Watch": grpc.unary_stream_rpc_method_handler(versions)}
     )
-    assert "grpc_server_handling_seconds_bucket" in text
+    spec = ServiceSpec(name, lambda server: server.add_generic_rpc_handlers((handler,)))
+    server, port = await start_server(RpcSettings(), services=[spec], authenticator=keys)
+    channel = client_channel(f"127.0.0.1:{port}")
+    try:
+        watch = channel.unary_stream(f"/{name}/Watch")
+        call = watch(b"x", metadata=(*bearer(await tokens()), ("x-request-id", "w-1")))
+        assert [m async for m in call] == [b"x"]
+        metadata = tuple(await call.initial_metadata())
+        assert ("x-version", "7") in metadata
+        assert ("x-request-id", "w-1") in metadata
+    finally:
+        await channel.close()
+        await server.stop(0)
 
 
 async def test_port_in_use_is_one_clear_error(keys: KeyStore) -> None:
