@@ -21,6 +21,7 @@ from epg.domain import (
     Channel,
     FoldPolicy,
     GapPolicy,
+    GuideStatus,
     Programme,
     Rating,
     Rights,
@@ -33,6 +34,7 @@ from epg.domain import (
 )
 from epg.errors import InvalidChannel, InvalidProgramme, InvalidSlotRule, InvalidTimeRange
 from epg.importer import ImportReport
+from epg.imports import ImportRecord
 from epg.xmltv import Problem
 from headend.errors import InvalidArgument
 from headend.rpc import HasFields, optional_timestamp, to_timestamp
@@ -378,6 +380,28 @@ def import_report_to_pb(report: ImportReport) -> epg_pb2.ImportXmltvResponse:
         version=report.version,
         problems_total=report.problems_total,
     )
+
+
+def guide_status_to_pb(g: GuideStatus) -> epg_pb2.GuideStatus:
+    """One channel's guide status on the wire (no ``guide_end``: no programme from now on)."""
+    out = epg_pb2.GuideStatus(
+        channel=channel_name(g.channel.id),
+        display_name=g.channel.name(),
+        hours_ahead=g.hours_ahead,
+        gaps=len(g.gaps),
+        gap_seconds=g.gap_seconds,
+    )
+    if g.guide_end is not None and g.hours_ahead > 0:
+        out.guide_end.CopyFrom(to_timestamp(g.guide_end))
+    return out
+
+
+def import_record_to_pb(r: ImportRecord) -> epg_pb2.ImportRecord:
+    """One finished import on the wire."""
+    out = epg_pb2.ImportRecord(time=to_timestamp(r.time), principal=r.principal, error=r.error)
+    if r.report is not None:
+        out.result.CopyFrom(import_report_to_pb(r.report))
+    return out
 
 
 def import_report_from_pb(r: epg_pb2.ImportXmltvResponse) -> ImportReport:

@@ -23,6 +23,8 @@ from epg.convert import (
     channel_from_pb,
     channel_name,
     channel_to_pb,
+    guide_status_to_pb,
+    import_record_to_pb,
     import_report_to_pb,
     optional_time,
     parse_channel_name,
@@ -36,10 +38,12 @@ from epg.convert import (
 )
 from epg.domain import Programme, guide_key, time_key
 from epg.errors import ImportTooLarge, InvalidXmltv
+from epg.metrics import GuideMetrics
 from epg.service import EpgService
 from epg.settings import EpgSettings
 from epg.store import EpgStore
 from headend.auth import Authenticator, KeyStore
+from headend.metrics import RpcMetrics
 from headend.rpc import RpcServer, ServiceSpec, principal, run_service, start_server, to_timestamp
 from headend.rpc.resources import decode_token, encode_token, page, page_size, update_paths
 from protos import epg_pb2, epg_pb2_grpc
@@ -279,6 +283,26 @@ class EpgServicer(epg_pb2_grpc.EpgServiceServicer):
             next_page_token=token,
         )
 
+    async def ListGuideStatus(
+        self, request: epg_pb2.ListGuideStatusRequest, context: grpc.aio.ServicerContext
+    ) -> epg_pb2.ListGuideStatusResponse:
+        caller = principal()
+        channels, token = page(
+            await self._svc.list_channels(caller),
+            key=guide_key,
+            size=request.page_size,
+            token=request.page_token,
+            query=_query("guideStatus"),
+        )
+        statuses = await self._svc.guide_status(
+            caller, channels, horizon_hours=request.horizon_hours
+        )
+        return epg_pb2.ListGuideStatusResponse(
+            channels=[guide_status_to_pb(g) for g in statuses],
+            next_page_token=token,
+            recent_imports=[import_record_to_pb(r) for r in await self._svc.recent_imports(caller)],
+        )
+
     async def ImportXmltv(
         self,
         request_iterator: AsyncIterator[epg_pb2.ImportXmltvRequest],
@@ -357,7 +381,11 @@ async def create_server(
         name=SERVICE_NAME,
         register=lambda s: epg_pb2_grpc.add_EpgServiceServicer_to_server(servicer, s),
     )
-    return await start_server(settings.rpc, services=[spec], authenticator=keys)
+    metrics = RpcMetrics()
+    guide = GuideMetrics(service, metrics.registry, every_seconds=settings.guide_status_seconds)
+    return await start_server(
+        settings.rpc, services=[spec], authenticator=keys, metrics=metrics, components=[guide]
+    )
 
 
 def main() -> None:

@@ -15,10 +15,13 @@ from typing import IO
 
 from epg.access import may_read, may_write, require_reader, require_writer
 from epg.domain import (
+    DEFAULT_HORIZON_HOURS,
+    MAX_HORIZON_HOURS,
     Change,
     ChangeFeed,
     Channel,
     Gap,
+    GuideStatus,
     Programme,
     SlotRule,
     WritePolicy,
@@ -26,6 +29,7 @@ from epg.domain import (
     expand_slots,
     find_gaps,
     guide_key,
+    guide_status,
     programme_id,
     time_key,
     validate_batch,
@@ -36,6 +40,7 @@ from epg.domain import (
 )
 from epg.errors import (
     ChannelNotFound,
+    EpgError,
     InvalidProgramme,
     InvalidQuery,
     InvalidTimeRange,
@@ -43,6 +48,7 @@ from epg.errors import (
     ProgrammeNotFound,
 )
 from epg.importer import ImportReport, XmltvImporter
+from epg.imports import SHOWN_IMPORTS, ImportRecord, decode_import, encode_import
 from epg.store import EpgStore
 from epg.xmltv import write_xmltv
 from headend.auth import Principal
@@ -346,6 +352,33 @@ class EpgService:
         programmes = await self.range(principal, channel_id, start, stop)
         return find_gaps(programmes, start, stop, min_seconds=max(1, min_seconds))
 
+    async def guide_status(
+        self,
+        principal: Principal,
+        channels: Sequence[Channel],
+        *,
+        horizon_hours: int = 0,
+        at: datetime | None = None,
+    ) -> list[GuideStatus]:
+        """How far ahead each of ``channels`` (a page of :meth:`list_channels`) has a guide,
+        and its gaps from now to the horizon (``horizon_hours``; 0: a week): one store read."""
+        require_reader(principal)
+        if not 0 <= horizon_hours <= MAX_HORIZON_HOURS:
+            raise InvalidQuery("horizon_hours", f"must be from 0 to {MAX_HORIZON_HOURS}")
+        for channel in channels:
+            if not may_read(principal, channel):
+                raise NotAllowed(
+                    f"{principal} may not read channel {channel.id}",
+                    details={"channel_id": channel.id},
+                )
+        now = at or utc_now()
+        horizon = now + timedelta(hours=horizon_hours or DEFAULT_HORIZON_HOURS)
+        ends = await self._store.guide_ends([c.id for c in channels], now, horizon)
+        return [
+            guide_status(channel, end, airings, now=now, horizon=horizon)
+            for channel, (end, airings) in zip(channels, ends, strict=True)
+        ]
+
     # ---------------------------------------------------------- changes
 
     async def open_changes(
@@ -432,7 +465,24 @@ class EpgService:
         mapping: Mapping[str, str] | None = None,
         owner: str = "",
     ) -> ImportReport:
-        """Import an XMLTV file (plain or gzip, seekable); see ``XmltvImporter.run``."""
-        return await self._importer.run(
-            principal, source, strict=strict, mapping=mapping, owner=owner
-        )
+        """Import an XMLTV file (plain or gzip, seekable); see ``XmltvImporter.run``.
+        The import is recorded with its report, or its error when refused as a whole."""
+        require_writer(principal, "import guides")
+        try:
+            report = await self._importer.run(
+                principal, source, strict=strict, mapping=mapping, owner=owner
+            )
+        except EpgError as err:
+            await self._record_import(ImportRecord(utc_now(), str(principal), error=err.message))
+            raise
+        await self._record_import(ImportRecord(utc_now(), str(principal), report=report))
+        return report
+
+    async def _record_import(self, record: ImportRecord) -> None:
+        await self._store.record_import(record.principal, encode_import(record))
+
+    async def recent_imports(self, principal: Principal) -> list[ImportRecord]:
+        """The caller's latest imports, newest first (the admin's: everyone's)."""
+        require_reader(principal)
+        who = None if principal.is_admin else str(principal)
+        return [decode_import(r) for r in await self._store.recent_imports(who, SHOWN_IMPORTS)]

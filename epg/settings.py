@@ -25,6 +25,8 @@ class EpgSettings:
     # How long one read of the change stream waits; capped below the Redis socket
     # timeout (``headend.redisconn.block_ms``), so any value is safe.
     watch_block_ms: int = 5_000
+    # How often the ``epg_guide_hours_ahead`` gauge is refreshed from the store.
+    guide_status_seconds: int = 60
     log_level: str = "info"
 
     @classmethod
@@ -45,6 +47,7 @@ class EpgSettings:
             ),
             changes_maxlen=env_int(env, "EPG_CHANGES_MAXLEN", 100_000, low=100, high=10**8),
             watch_block_ms=env_int(env, "EPG_WATCH_BLOCK_MS", 5_000, low=10, high=60_000),
+            guide_status_seconds=env_int(env, "EPG_GUIDE_STATUS_SECONDS", 60, low=1, high=3600),
             log_level=env_choice(
                 env, "EPG_LOG_LEVEL", "info", ("debug", "info", "warning", "error")
             ),

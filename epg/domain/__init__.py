@@ -6,7 +6,8 @@ Local wall-clock time only appears when a recurring slot is expanded in a
 channel's IANA timezone, with an explicit policy for DST gaps and folds.
 
 The parts: ``model`` (the frozen values), ``rules`` (validation, ids, gaps),
-``slots`` (recurring slots) and ``codec`` (the stored forms).
+``slots`` (recurring slots), ``guide`` (how far ahead a guide runs) and ``codec``
+(the stored forms).
 """
 
 from __future__ import annotations
@@ -20,9 +21,17 @@ from epg.domain.codec import (
     encode_rights,
     with_version,
 )
+from epg.domain.guide import (
+    DEFAULT_HORIZON_HOURS,
+    GUIDE_GAP_SECONDS,
+    MAX_HORIZON_HOURS,
+    GuideStatus,
+    guide_status,
+)
 from epg.domain.model import (
     DEFAULT_RIGHTS,
     DEFAULT_TIMEZONE,
+    Airing,
     Change,
     ChangeFeed,
     Channel,
@@ -32,6 +41,7 @@ from epg.domain.model import (
     Programme,
     Rating,
     Rights,
+    Scheduled,
     SlotRule,
     Text,
     WritePolicy,
@@ -65,13 +75,16 @@ from epg.domain.rules import (
 from epg.domain.slots import expand_slots, local_to_utc, validate_slot_rule
 
 __all__ = [
+    "DEFAULT_HORIZON_HOURS",
     "DEFAULT_RIGHTS",
     "DEFAULT_TIMEZONE",
     "EARLIEST",
+    "GUIDE_GAP_SECONDS",
     "LATEST",
     "MAX_CATCHUP_DAYS",
     "MAX_CHANNEL_NUMBER",
     "MAX_DESC_CHARS",
+    "MAX_HORIZON_HOURS",
     "MAX_ITEMS",
     "MAX_LANGUAGES",
     "MAX_PROGRAMME_SECONDS",
@@ -79,15 +92,18 @@ __all__ = [
     "MAX_TEXT_CHARS",
     "MAX_URL_CHARS",
     "MAX_WINDOW_SECONDS",
+    "Airing",
     "Change",
     "ChangeFeed",
     "Channel",
     "FoldPolicy",
     "Gap",
     "GapPolicy",
+    "GuideStatus",
     "Programme",
     "Rating",
     "Rights",
+    "Scheduled",
     "SlotRule",
     "Text",
     "WritePolicy",
@@ -101,6 +117,7 @@ __all__ = [
     "expand_slots",
     "find_gaps",
     "guide_key",
+    "guide_status",
     "local_to_utc",
     "programme_id",
     "time_key",

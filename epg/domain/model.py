@@ -7,6 +7,7 @@ import enum
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from typing import NamedTuple, Protocol
 
 DEFAULT_TIMEZONE = "Asia/Shanghai"
 
@@ -148,6 +149,22 @@ class WriteResult:
 @dataclass(frozen=True, slots=True)
 class Gap:
     """An unscheduled interval ``[start, stop)`` in a channel's guide."""
+
+    start: datetime
+    stop: datetime
+
+
+class Scheduled(Protocol):
+    """Anything on a channel's schedule over ``[start, stop)``: a programme, or its times."""
+
+    @property
+    def start(self) -> datetime: ...
+    @property
+    def stop(self) -> datetime: ...
+
+
+class Airing(NamedTuple):
+    """When a programme is on, without the rest of it (what a guide's status reads)."""
 
     start: datetime
     stop: datetime

@@ -17,7 +17,7 @@ import zoneinfo
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from epg.domain.model import Channel, Gap, Programme, Text
+from epg.domain.model import Channel, Gap, Programme, Scheduled, Text
 from epg.errors import (
     BatchTooLarge,
     InvalidChannel,
@@ -353,9 +353,10 @@ def programme_id(channel_id: str, start: datetime) -> str:
 
 
 def find_gaps(
-    programmes: Sequence[Programme], start: datetime, stop: datetime, *, min_seconds: int = 1
+    programmes: Sequence[Scheduled], start: datetime, stop: datetime, *, min_seconds: int = 1
 ) -> list[Gap]:
-    """Unscheduled intervals inside ``[start, stop)`` given a channel's programmes."""
+    """Unscheduled intervals inside ``[start, stop)`` given a channel's programmes (or
+    just their times)."""
     gaps: list[Gap] = []
     cursor = start
     for p in sorted(programmes, key=lambda p: p.start):

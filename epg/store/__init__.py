@@ -15,6 +15,7 @@ on Redis Cluster; the cross-channel keys share the ``{epg}`` tag:
 - ``epg:{epg}:changes``   stream  the feed, entry id ``<version>-0`` per change
 - ``epg:{epg}:sent``      hash    channel id -> ``seq|version`` of its last change in the feed
 - ``epg:{epg}:pending``   hash    channel id -> ``in-flight|stamp`` of changes under way
+- ``epg:{epg}:imports``   list    the latest XMLTV imports' records (and ``:<principal>``)
 
 Programmes never overlap within a channel, so the only earlier programme
 that can reach into an interval is the one with the greatest start before
@@ -24,7 +25,7 @@ modules, shipped as package data) that checks everything before writing anything
 so a refused or failing write leaves the store unchanged; :mod:`.feed` runs it
 between a claim and an emit in the ``{epg}`` tag and says why a crash between
 them is safe. Parts: :mod:`.base` (keys, scripts), :mod:`.feed`, :mod:`.writes`,
-:mod:`.reads`.
+:mod:`.reads`, :mod:`.imports`.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from epg.store.base import (
     RedisLike,
     ScriptLike,
 )
+from epg.store.imports import ImportLog
 from epg.store.reads import ReadStore
 from epg.store.writes import WriteStore
 
@@ -53,6 +55,6 @@ __all__ = [
 ]
 
 
-class EpgStore(ReadStore, WriteStore):
+class EpgStore(ReadStore, WriteStore, ImportLog):
     """Channels, programmes and changes in Redis; every change is one atomic script in its
     channel's hash tag, then in the change feed (see :mod:`.feed`)."""

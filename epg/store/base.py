@@ -87,6 +87,8 @@ class RedisLike(Protocol):
     def xrange(
         self, name: str, min: str = ..., max: str = ..., count: int | None = ...
     ) -> Awaitable[Any]: ...
+    def lrange(self, name: str, start: int, end: int) -> Awaitable[Any]: ...
+    def pipeline(self, transaction: bool = ...) -> Any: ...
 
 
 def text(value: Any) -> str:
@@ -118,6 +120,7 @@ class StoreBase:
         self._channel = redis.register_script(lua("channel"))
         self._now_next = redis.register_script(lua("now_next"))
         self._range = redis.register_script(lua("range"))
+        self._guide_status = redis.register_script(lua("guide_status"))
         self._claim = redis.register_script(lua("claim"))
         self._emit = redis.register_script(lua("emit"))
         self._release = redis.register_script(lua("release"))

@@ -1,12 +1,21 @@
-"""Reads: channels, now/next, ranges, single programmes, and the change stream."""
+"""Reads: channels, now/next, ranges, guide ends, single programmes, the change stream."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from epg.domain import Change, Channel, Programme, decode_channel, decode_programme, decode_rights
+from epg.domain import (
+    Airing,
+    Change,
+    Channel,
+    Programme,
+    decode_channel,
+    decode_programme,
+    decode_rights,
+)
 from epg.store.base import (
     CHANGES,
     CHANNELS,
@@ -106,6 +115,35 @@ class ReadStore(FeedStore):
             out.pop(0)
         return out
 
+    async def guide_ends(
+        self, channel_ids: Sequence[str], now: datetime, horizon: datetime
+    ) -> list[tuple[datetime | None, list[Airing]]]:
+        """For each channel: the stop of its last programme (None when it has none) and the
+        times of its programmes overlapping ``[now, min(horizon, that stop))``, in start order.
+
+        One round trip for them all (one script call per slot group), and only the times
+        come back: a week of a few hundred channels' programmes is never decoded."""
+        if not channel_ids:
+            return []
+        groups = by_slot(self._redis, channel_ids, idx_key)
+        args = [int(now.timestamp()), int(horizon.timestamp())]
+        calls = [([k for ch in chs for k in (idx_key(ch), data_key(ch))], args) for chs in groups]
+        rows: dict[str, tuple[datetime | None, list[Airing]]] = {}
+        for chs, flat in zip(
+            groups, await run_many(self._redis, self._guide_status, calls), strict=True
+        ):
+            at = 0
+            for ch in chs:
+                last, n = int(flat[at]), int(flat[at + 1])
+                times = flat[at + 2 : at + 2 + 2 * n]
+                at += 2 + 2 * n
+                airings = [
+                    Airing(_instant(start), _instant(stop))
+                    for start, stop in zip(times[::2], times[1::2], strict=True)
+                ]
+                rows[ch] = (_instant(last) if last else None, airings)
+        return [rows[ch] for ch in channel_ids]
+
     async def get_programme(self, programme_id: str) -> Programme | None:
         """One programme by id, or None."""
         ch = await self._redis.hget(PROGRAMMES, programme_id)
@@ -160,3 +198,10 @@ def _now_next_keys(ch: str) -> list[str]:
 
 def _ts(raw: str) -> datetime | None:
     return datetime.fromtimestamp(int(raw), UTC) if raw else None
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _instant(epoch_seconds: int) -> datetime:
+    # Guides start and stop programmes on the same few marks of every hour: a week of a
+    # few hundred channels holds a few thousand distinct instants, not 100,000.
+    return datetime.fromtimestamp(epoch_seconds, UTC)
