@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import resource
 import subprocess
 import time
 from dataclasses import dataclass
@@ -98,6 +99,12 @@ def _cpu(procs: list[psutil.Process]) -> float:
     return total
 
 
+def _reaped_cpu() -> float:
+    """CPU-seconds of this process's children that have ended and been waited for."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _ffmpeg_children() -> list[psutil.Process]:
     return [p for p in psutil.Process().children(recursive=True) if p.name() == "ffmpeg"]
 
@@ -161,16 +168,24 @@ async def _round(feed: Path, work: Path) -> Spent:
         await asyncio.sleep(WARMUP_SECONDS)
         bare_procs = [psutil.Process(p.pid) for p in bare]
         bare_pids = {p.pid for p in bare}
-        ours_ffmpeg = [p for p in _ffmpeg_children() if p.pid not in bare_pids]
+        # The channels' segmenters; the node's short thumbnail captures (one JPEG from stdin
+        # to stdout) come and go, and are counted once they end, below.
+        ours_ffmpeg = [
+            p for p in _ffmpeg_children() if p.pid not in bare_pids and "pipe:1" not in p.cmdline()
+        ]
         assert len(ours_ffmpeg) == CHANNELS, "every channel runs one FFmpeg"
         # Ours: its FFmpegs, this process (the manager: probe, publisher, index) and Redis.
         sides = [ours_ffmpeg, [psutil.Process()], [redis_proc], bare_procs]
         started, before = time.monotonic(), [_cpu(side) for side in sides]
+        reaped_before = _reaped_cpu()
         await asyncio.sleep(WINDOW_SECONDS)
         redis_idle = idle_rate * (time.monotonic() - started)
         ffmpeg, node, redis, baseline = (
             _cpu(side) - b for side, b in zip(sides, before, strict=True)
         )
+        # Children that ended inside the window: the thumbnail captures (the segmenters and
+        # the bare FFmpegs run on, so none of them is in this sum).
+        ffmpeg += _reaped_cpu() - reaped_before
         spent = Spent(ffmpeg, node, redis - redis_idle, baseline, redis_idle)
         for n in range(CHANNELS):
             published = (work / "origin" / "live" / f"pt{n}" / "src" / "index.m3u8").exists()

@@ -23,7 +23,7 @@ from headend.clitools import CliError, api_key, client_tls, env_help, run_comman
 from headend.output import add_output, emit
 from headend.settings import environ
 from transcode.client import TranscodeClient
-from transcode.domain import ChannelStatus, Job, JobState, NodeInfo, SubtitleFile
+from transcode.domain import ChannelStatus, DeadLetter, Job, JobState, NodeInfo, SubtitleFile
 
 TARGET_VAR = "TRANSCODE_TARGET"
 DEFAULT_TARGET = "127.0.0.1:50053"
@@ -32,6 +32,8 @@ DEFAULT_TARGET = "127.0.0.1:50053"
 CALL_SECONDS = 60.0
 _STATES = {state.value.lower(): state for state in JobState}
 JOB_COLUMNS = ("id", "state", "asset", "percent", "source", "reason")
+# A dead letter: the job's state now (a retried one is no longer failed), then the entry.
+DEAD_COLUMNS = ("id", "state", "deliveries", "dead_at", "reason")
 NODE_COLUMNS = ("id", "group", "state", "load", "capacity", "channels")
 CHANNEL_COLUMNS = (
     "id", "state", "media_sequence", "discontinuity_sequence", "restarts", "source", "node",
@@ -99,6 +101,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     cancel.add_argument("job_id")
     add_output(cancel)
     cancel.set_defaults(func=lambda a: _run_cmd(cancel_job(a, environ(), sys.stdout)))
+    retry = sub.add_parser("retry", help="queue a failed or cancelled job again", **env)
+    retry.add_argument("job_id")
+    add_output(retry)
+    retry.set_defaults(func=lambda a: _run_cmd(retry_job(a, environ(), sys.stdout)))
+    dead = sub.add_parser(
+        "dead-letters", help="list the jobs that failed for good, newest first", **env
+    )
+    dead.add_argument("--limit", type=int, default=50)
+    add_output(dead)
+    dead.set_defaults(func=lambda a: _run_cmd(list_dead_letters(a, environ(), sys.stdout)))
     nodes = sub.add_parser("nodes", help="list the live transcode nodes and their channels", **env)
     add_output(nodes)
     nodes.set_defaults(func=lambda a: _run_cmd(list_nodes(a, environ(), sys.stdout)))
@@ -244,6 +256,29 @@ async def cancel_job(args: argparse.Namespace, env: Mapping[str, str], out: IO[s
     async with _client(env) as transcode:
         job = await transcode.cancel_job(args.job_id)
     emit([_job_row(job)], JOB_COLUMNS, args.output, out=out)
+    return 0
+
+
+async def retry_job(args: argparse.Namespace, env: Mapping[str, str], out: IO[str]) -> int:
+    """Queue a failed or cancelled job again and print it."""
+    async with _client(env) as transcode:
+        job = await transcode.retry_job(args.job_id)
+    emit([_job_row(job)], JOB_COLUMNS, args.output, out=out)
+    return 0
+
+
+def _dead_row(letter: DeadLetter) -> dict[str, object]:
+    """The entry's reason and deliveries; the job as it is now under ``job``."""
+    return {"id": letter.job_id, "state": _state(letter.job.state),
+            "deliveries": letter.deliveries, "dead_at": letter.dead_at,
+            "reason": letter.reason, "job": _job_row(letter.job)}  # fmt: skip
+
+
+async def list_dead_letters(args: argparse.Namespace, env: Mapping[str, str], out: IO[str]) -> int:
+    """Print the dead letters, newest first."""
+    async with _client(env) as transcode:
+        letters, _total = await transcode.list_dead_letters(limit=args.limit)
+    emit(map(_dead_row, letters), DEAD_COLUMNS, args.output, out=out)
     return 0
 
 

@@ -23,14 +23,25 @@ from transcode.convert import (
     CHANNEL,
     JOB,
     NODE,
+    dead_letter_from_pb,
     event_from_pb,
     job_from_pb,
     job_state_to_pb,
     node_from_pb,
     status_from_pb,
     subtitle_to_pb,
+    thumbnail_from_pb,
 )
-from transcode.domain import ChannelStatus, Job, JobEvent, JobState, NodeInfo, SubtitleFile
+from transcode.domain import (
+    ChannelStatus,
+    DeadLetter,
+    Job,
+    JobEvent,
+    JobState,
+    NodeInfo,
+    SubtitleFile,
+    Thumbnail,
+)
 from transcode.errors import TranscodeError
 
 # The service pages every list; the client's lists read every page.
@@ -106,6 +117,25 @@ class TranscodeClient(ServiceClient):
             if not token or len(jobs) >= wanted:
                 return jobs
 
+    async def list_dead_letters(self, *, limit: int = 0) -> tuple[list[DeadLetter], int]:
+        """Dead letters, newest first, at most ``limit`` (0: 100), each with its job as it is
+        now, and how many the stream holds."""
+        wanted = limit or 100
+        letters: list[DeadLetter] = []
+        token = ""
+        while True:
+            request = pb.ListDeadLettersRequest(page_size=wanted - len(letters), page_token=token)
+            reply: pb.ListDeadLettersResponse = await self.call(self._stub.ListDeadLetters, request)
+            letters.extend(dead_letter_from_pb(d) for d in reply.dead_letters)
+            token = reply.next_page_token
+            if not token or len(letters) >= wanted:
+                return letters, reply.total_size
+
+    async def retry_job(self, job_id: str) -> Job:
+        """Queue a failed or cancelled job again (``JobNotRetryable`` for any other)."""
+        request = pb.RetryJobRequest(name=JOB.format(job_id))
+        return job_from_pb(await self.call(self._stub.RetryJob, request))
+
     async def _every_page(self, call: Callable[[str], Awaitable[tuple[list[T], str]]]) -> list[T]:
         items: list[T] = []
         token = ""
@@ -177,6 +207,11 @@ class TranscodeClient(ServiceClient):
             return [status_from_pb(s) for s in reply.channels], reply.next_page_token
 
         return await self._every_page(one)
+
+    async def channel_thumbnail(self, channel_id: str) -> Thumbnail:
+        """A running channel's latest thumbnail (``ThumbnailNotFound`` when none is recent)."""
+        request = pb.GetChannelThumbnailRequest(name=CHANNEL.format(channel_id))
+        return thumbnail_from_pb(await self.call(self._stub.GetChannelThumbnail, request))
 
     # ---- transcode nodes
 

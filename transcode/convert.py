@@ -14,6 +14,7 @@ from transcode.domain import (
     ChannelEncryption,
     ChannelState,
     ChannelStatus,
+    DeadLetter,
     Job,
     JobEncryption,
     JobEvent,
@@ -21,8 +22,10 @@ from transcode.domain import (
     LiveChannel,
     NodeInfo,
     Progress,
+    RungRate,
     SourceSwitch,
     SubtitleFile,
+    Thumbnail,
 )
 from transcode.errors import InvalidRequest
 
@@ -137,6 +140,44 @@ def job_encryption_to_pb(encryption: JobEncryption | None) -> pb.Job.Encryption 
     return pb.Job.Encryption(enabled=True, rotation_seconds=encryption.rotation_seconds)
 
 
+def dead_letter_to_pb(letter: DeadLetter) -> pb.DeadLetter:
+    """A dead letter, with its job as it is now, as its message."""
+    return pb.DeadLetter(
+        job=job_to_pb(letter.job),
+        reason=letter.reason,
+        deliveries=letter.deliveries,
+        dead_time=to_timestamp(letter.dead_at),
+    )
+
+
+def dead_letter_from_pb(msg: pb.DeadLetter) -> DeadLetter:
+    """A dead-letter message as the domain value."""
+    return DeadLetter(
+        job=job_from_pb(msg.job),
+        reason=msg.reason,
+        deliveries=msg.deliveries,
+        dead_at=from_timestamp(msg.dead_time),
+    )
+
+
+def thumbnail_to_pb(thumbnail: Thumbnail) -> pb.ChannelThumbnail:
+    """A channel's thumbnail as its message."""
+    return pb.ChannelThumbnail(
+        name=CHANNEL.format(thumbnail.channel_id),
+        jpeg=thumbnail.jpeg,
+        capture_time=to_timestamp(thumbnail.captured_at),
+    )
+
+
+def thumbnail_from_pb(msg: pb.ChannelThumbnail) -> Thumbnail:
+    """A thumbnail message as the domain value."""
+    return Thumbnail(
+        channel_id=CHANNEL.id(msg.name),
+        jpeg=msg.jpeg,
+        captured_at=from_timestamp(msg.capture_time),
+    )
+
+
 def event_to_pb(event: JobEvent) -> pb.JobEvent:
     """A job event as its message."""
     return pb.JobEvent(
@@ -235,6 +276,11 @@ def status_to_pb(status: ChannelStatus) -> pb.ChannelStatus:
         source_index=status.source_index,
         source_url=status.source_url,
         source_history=[_switch_to_pb(s) for s in status.source_history],
+        last_segment_time=(
+            None if status.last_segment_at is None else to_timestamp(status.last_segment_at)
+        ),
+        target_duration_seconds=status.target_duration_seconds,
+        rungs=[pb.RungRate(name=r.name, bandwidth=r.bandwidth) for r in status.rungs],
     )
 
 
@@ -252,6 +298,11 @@ def status_from_pb(msg: pb.ChannelStatus) -> ChannelStatus:
         token=msg.token,
         source_index=msg.source_index,
         source_history=tuple(_switch_from_pb(s) for s in msg.source_history),
+        last_segment_at=(
+            from_timestamp(msg.last_segment_time) if msg.HasField("last_segment_time") else None
+        ),
+        target_duration_seconds=msg.target_duration_seconds,
+        rungs=tuple(RungRate(r.name, r.bandwidth) for r in msg.rungs),
     )
 
 

@@ -49,7 +49,7 @@ class JobState(enum.Enum):
 
     @property
     def terminal(self) -> bool:
-        """True once the job can no longer change."""
+        """True once the job has ended (a failed or cancelled one may be retried)."""
         return self in (JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED)
 
 
@@ -166,6 +166,21 @@ class JobEvent:
     state: JobState
     progress: Progress
     reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A job that failed for good, as the dead-letter stream recorded it, with the job now."""
+
+    job: Job  # as it is now: a retried job is no longer FAILED
+    reason: str
+    deliveries: int  # when it was dead-lettered
+    dead_at: datetime
+
+    @property
+    def job_id(self) -> str:
+        """The dead-lettered job's id."""
+        return self.job.id
 
 
 def validate_id(field_name: str, value: str) -> str:
@@ -299,6 +314,23 @@ class SourceSwitch:
 
 
 @dataclass(frozen=True, slots=True)
+class RungRate:
+    """One rung's (or audio rendition's) measured rate over a channel's live window."""
+
+    name: str
+    bandwidth: int  # bits per second, averaged
+
+
+@dataclass(frozen=True, slots=True)
+class Thumbnail:
+    """A small JPEG of a live channel's latest segment, and when that segment was published."""
+
+    channel_id: str
+    jpeg: bytes
+    captured_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class ChannelStatus:
     """A live channel's current state as the supervisor reports it."""
 
@@ -316,6 +348,11 @@ class ChannelStatus:
     source_index: int = -1
     # The latest switches between sources, oldest first (at most SOURCE_HISTORY).
     source_history: tuple[SourceSwitch, ...] = ()
+    # When the newest segment was published (None: none yet), the playlists' target
+    # duration, and each rung's and audio rendition's average rate over the live window.
+    last_segment_at: datetime | None = None
+    target_duration_seconds: int = 0
+    rungs: tuple[RungRate, ...] = ()
 
     @property
     def source_url(self) -> str:

@@ -72,12 +72,22 @@ class JobExists(TranscodeError, AlreadyExists):
     """Raised when submitting a job whose id is already taken."""
 
 
+class JobNotRetryable(TranscodeError, FailedPrecondition):
+    """Raised when retrying a job that is queued, running or succeeded (only a failed or
+    cancelled job is queued again)."""
+
+
 class ChannelNotFound(TranscodeError, NotFound):
     """Raised when no live channel has the requested id."""
 
 
 class ChannelRunning(TranscodeError, FailedPrecondition):
     """Raised when starting a live channel that is already running."""
+
+
+class ThumbnailNotFound(TranscodeError, NotFound):
+    """Raised when a live channel has no recent thumbnail (not running, none captured yet,
+    or capturing is off: ``TC_THUMBNAIL_SECONDS=0``)."""
 
 
 class ArchiveNotFound(TranscodeError, NotFound):

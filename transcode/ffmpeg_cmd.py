@@ -201,3 +201,16 @@ def compile_command(node: Any, ffmpeg_bin: str, *, loglevel: str = "error") -> l
     node = node.global_args(*_GLOBAL_ARGS, "-loglevel", loglevel, *_PROGRESS_ARGS)
     args: list[str] = node.compile(cmd=ffmpeg_bin)
     return args
+
+
+def thumbnail_command(max_width: int, ffmpeg_bin: str = "ffmpeg") -> list[str]:
+    """One JPEG of the first key frame of an MPEG-TS segment read on stdin, at most
+    ``max_width`` pixels wide (never upscaled), written to stdout: no file anywhere."""
+    # Only key frames are decoded: a segment starts with one, and the rest is never needed.
+    source = ffmpeg.input("pipe:0", f="mpegts", skip_frame="nokey", threads=1)
+    scaled = source.video.filter("scale", f"min({max_width},iw)", -2)
+    output = ffmpeg.output(scaled, "pipe:1", vframes=1, f="image2", vcodec="mjpeg", q=5)
+    args: list[str] = output.global_args(*_GLOBAL_ARGS, "-loglevel", "error").compile(
+        cmd=ffmpeg_bin
+    )
+    return args

@@ -27,18 +27,22 @@ from transcode.convert import (
     JOB,
     NODE,
     channel_from_pb,
+    dead_letter_to_pb,
     event_to_pb,
     job_state,
     job_to_pb,
     node_to_pb,
     status_to_pb,
     subtitles_from_pb,
+    thumbnail_to_pb,
 )
 from transcode.domain import validate_channel_id, validate_id
 from transcode.farm import ChannelIntents, Node, NodeDirectory
 from transcode.farm.process import assemble
 from transcode.live.push import Pusher, PushSettings, check_root
+from transcode.live.thumbnail import ThumbnailStore
 from transcode.queue import JobQueue
+from transcode.queue.metrics import QueueMetrics
 from transcode.service import Channels, Nodes, TranscodeService
 from transcode.settings import ControlSettings
 from transcode.sources import SourceGuard
@@ -110,6 +114,28 @@ class TranscodeServicer(pb_grpc.TranscodeServiceServicer):
         token = encode_token(cursor, query=query)
         return pb.ListJobsResponse(jobs=[job_to_pb(j) for j in jobs], next_page_token=token)
 
+    async def ListDeadLetters(
+        self, request: pb.ListDeadLettersRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListDeadLettersResponse:
+        """A page of the dead-letter stream, newest first."""
+        query = "deadLetters"  # the token carries the stream's entry id
+        found = await self._service.dead_letters(
+            principal(),
+            limit=page_size(request.page_size),
+            after=decode_token(request.page_token, query=query),
+        )
+        return pb.ListDeadLettersResponse(
+            dead_letters=[dead_letter_to_pb(d) for d in found.letters],
+            next_page_token=encode_token(found.after, query=query),
+            total_size=found.total,
+        )
+
+    async def RetryJob(
+        self, request: pb.RetryJobRequest, context: grpc.aio.ServicerContext
+    ) -> pb.Job:
+        """Queue a failed or cancelled job again."""
+        return job_to_pb(await self._service.retry(principal(), _job_id(request.name)))
+
     async def StartChannel(
         self, request: pb.StartChannelRequest, context: grpc.aio.ServicerContext
     ) -> pb.ChannelStatus:
@@ -145,6 +171,13 @@ class TranscodeServicer(pb_grpc.TranscodeServiceServicer):
         return pb.ListChannelsResponse(
             channels=[status_to_pb(s) for s in statuses], next_page_token=token
         )
+
+    async def GetChannelThumbnail(
+        self, request: pb.GetChannelThumbnailRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ChannelThumbnail:
+        """A running channel's latest thumbnail."""
+        thumbnail = await self._service.thumbnail(principal(), _channel_id(request.name))
+        return thumbnail_to_pb(thumbnail)
 
     async def ListNodes(
         self, request: pb.ListNodesRequest, context: grpc.aio.ServicerContext
@@ -187,6 +220,7 @@ async def create_server(
         channels=channels,
         sources=SourceGuard(settings.sources),
         nodes=nodes or NodeDirectory(redis),
+        thumbnails=ThumbnailStore(redis),
         key_rotation_seconds=settings.content_keys.rotation_seconds,
     )
     servicer = TranscodeServicer(service)
@@ -224,13 +258,18 @@ async def create_control(
     keks = settings.content_keys.keks
     retired = ContentKeyStore(redis, keks) if keks is not None else None
     retention = Retention(index, root=settings.origin_root, keys=retired)
+    depth = QueueMetrics(metrics.registry)
+    queue = JobQueue(redis)
     return await create_server(
         settings,
         redis=redis,
         keys=KeyStore(redis),
         channels=ChannelIntents(redis, stop_wait_seconds=settings.node.lease_seconds + 5),
         metrics=metrics,
-        components=[_background(settings, node, pusher, tasks, retention)],
+        components=[
+            _background(settings, node, pusher, tasks, retention),
+            _refreshed(depth, queue, tasks),
+        ],
     )
 
 
@@ -262,6 +301,20 @@ async def _background(
         if pusher is not None:
             await pusher.close()
         await tasks.close()
+
+
+@contextlib.asynccontextmanager
+async def _refreshed(
+    depth: QueueMetrics, queue: JobQueue, tasks: Supervisor
+) -> AsyncIterator[None]:
+    """The job queue's gauges, read from Redis as the server starts, then until it stops."""
+    await depth.refresh(queue)
+    stop = asyncio.Event()
+    tasks.spawn("queue-metrics", lambda: depth.run(queue, stop=stop))
+    try:
+        yield
+    finally:
+        stop.set()
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,7 @@ from transcode.domain import (
     LiveChannel,
     NodeInfo,
     SubtitleFile,
+    Thumbnail,
     check_rotation,
     validate_channel_id,
     validate_id,
@@ -27,7 +28,7 @@ from transcode.domain import (
     validate_tracks_languages,
 )
 from transcode.errors import InvalidRequest, JobExists
-from transcode.queue import JobQueue
+from transcode.queue import DeadLetterPage, JobQueue
 from transcode.sources import SourceInput
 from transcode.sourceurl import validate_source
 
@@ -50,6 +51,12 @@ class Nodes(Protocol):
     async def drain(self, node_id: str, *, resume: bool = ...) -> NodeInfo: ...
 
 
+class Thumbnails(Protocol):
+    """The live channels' latest thumbnails (``live.ThumbnailStore``)."""
+
+    async def get(self, channel_id: str) -> Thumbnail: ...
+
+
 class Sources(Protocol):
     """Checks sources against the allow-lists (``sources.SourceGuard``)."""
 
@@ -67,9 +74,11 @@ class TranscodeService:
         channels: Channels,
         sources: Sources,
         nodes: Nodes,
+        thumbnails: Thumbnails,
         key_rotation_seconds: int,
     ) -> None:
         self._queue = queue
+        self._thumbnails = thumbnails
         # An encrypted job's rotation when the request names none (CONTENT_KEY_ROTATION_SECONDS).
         self._key_rotation_seconds = key_rotation_seconds
         self._channels = channels
@@ -152,9 +161,22 @@ class TranscodeService:
         """A page of at most ``limit`` jobs, newest first, after the queue's cursor ``after``,
         and the next page's cursor ("": the last page)."""
         require_admin(principal)
-        if not 0 < limit <= MAX_LIST:
-            raise InvalidRequest("page_size", f"must be between 1 and {MAX_LIST}")
-        return await self._queue.list_jobs(state=state, limit=limit, after=after)
+        return await self._queue.list_jobs(state=state, limit=_limit(limit), after=after)
+
+    async def dead_letters(
+        self, principal: Principal, *, limit: int, after: str = ""
+    ) -> DeadLetterPage:
+        """A page of at most ``limit`` dead letters, newest first, after the queue's cursor
+        ``after``, the next page's cursor ("": the last page) and how many there are."""
+        require_admin(principal)
+        return await self._queue.dead_letters(limit=_limit(limit), after=after)
+
+    async def retry(self, principal: Principal, job_id: str) -> Job:
+        """Queue a failed or cancelled job again (deliveries reset, its dead letters gone);
+        ``JobNotRetryable`` for one queued, running or succeeded."""
+        require_admin(principal)
+        await self._queue.requeue(validate_id("job_id", job_id))
+        return await self._queue.get(job_id)
 
     async def start_channel(self, principal: Principal, channel: LiveChannel) -> ChannelStatus:
         """Start (and persist) a live channel; a source outside the allow-lists is refused."""
@@ -180,6 +202,11 @@ class TranscodeService:
         require_admin(principal)
         return await self._channels.list_channels()
 
+    async def thumbnail(self, principal: Principal, channel_id: str) -> Thumbnail:
+        """A running channel's latest thumbnail; ``ThumbnailNotFound`` when none is recent."""
+        require_admin(principal)
+        return await self._thumbnails.get(validate_channel_id("channel_id", channel_id))
+
     async def list_nodes(self, principal: Principal) -> list[NodeInfo]:
         """Every live transcode node with its load and channels."""
         require_admin(principal)
@@ -191,3 +218,10 @@ class TranscodeService:
         if not node_id or len(node_id) > 128 or "|" in node_id:
             raise InvalidRequest("node", "must be a node id (at most 128 characters, no '|')")
         return await self._nodes.drain(node_id, resume=resume)
+
+
+def _limit(limit: int) -> int:
+    """A page size the queue reads at once (1 to ``MAX_LIST``)."""
+    if not 0 < limit <= MAX_LIST:
+        raise InvalidRequest("page_size", f"must be between 1 and {MAX_LIST}")
+    return limit

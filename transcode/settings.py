@@ -154,6 +154,8 @@ class LiveSettings:
     cc_window_seconds: float = 10.0
     # A preferred source that failed is taken back once it has read healthy for this long.
     source_holddown_seconds: float = 30.0
+    # A running channel's thumbnail (the console's mosaic) is taken at most this often (0: off).
+    thumbnail_seconds: float = 30.0
 
     @property
     def restart_backoff(self) -> Backoff:
@@ -167,7 +169,7 @@ class LiveSettings:
     @classmethod
     def from_env(cls, env: Env) -> LiveSettings:
         """Read the ``TC_LIVE_*`` variables (restarts, store, disk headroom, stopping, source
-        health and hold-down)."""
+        health and hold-down) and ``TC_THUMBNAIL_SECONDS``."""
         first = env_float(env, "TC_LIVE_RESTART_FIRST_SECONDS", 0.5, low=0.01, high=60)
         cap = env_float(env, "TC_LIVE_RESTART_MAX_SECONDS", 10.0, low=0.01, high=600)
         if cap < first:
@@ -196,6 +198,7 @@ class LiveSettings:
             source_holddown_seconds=env_float(
                 env, "TC_LIVE_SOURCE_HOLDDOWN_SECONDS", 30.0, low=0.5, high=3600
             ),
+            thumbnail_seconds=env_float(env, "TC_THUMBNAIL_SECONDS", 30.0, low=0, high=3600),
         )
 
 

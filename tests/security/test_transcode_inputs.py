@@ -343,7 +343,7 @@ async def test_bad_job_in_the_stream_is_dead_lettered_before_ffmpeg(
     assert "SourceRefused" in job.reason
     assert why in job.reason
     assert job.deliveries == 1
-    (dead,) = await queue.dead_letters()
+    (dead,) = (await queue.dead_letters()).letters
     assert dead.job_id == "bad"
     assert "SourceRefused" in dead.reason
     assert not marker.exists()  # neither ffprobe nor ffmpeg ever started

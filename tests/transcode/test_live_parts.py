@@ -4,6 +4,8 @@ wrapper's bounded stop, the store queue through an outage, the settings."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -15,18 +17,29 @@ from headend.redisproc import RedisServer
 from headend.settings import SettingsError
 from tests.support.live import make_clip
 from tests.support.net import free_udp_port
-from transcode.archive import ArchiveIndex, RungInfo, index_key, rungs_key
-from transcode.domain import ArchiveEntry, LiveChannel
+from transcode.archive import ArchiveIndex, RedisWrite, RungInfo, index_key, rungs_key
+from transcode.domain import (
+    ArchiveEntry,
+    ChannelState,
+    ChannelStatus,
+    LiveChannel,
+    RungRate,
+)
+from transcode.farm import ChannelIntents
 from transcode.live import (
     CHANNELS,
     ChannelStore,
     Epoch,
     Listed,
     channel_key,
+    config_mapping,
     next_sequence_on_disk,
     parse_list,
+    status_from_hash,
+    status_mapping,
     whole_ts,
 )
+from transcode.live.store import PlainWriter
 from transcode.measure import TS_PACKET
 from transcode.settings import LiveSettings, NodeSettings
 
@@ -192,12 +205,63 @@ async def test_the_store_writes_its_recent_entries_again_after_redis_lost_them(
     assert (await redis.hgetall(channel_key("a.ch")))[b"source"] == b"udp://239.1.1.1:5000"
 
 
+class CountingWriter:
+    """The plain writer, counting its steps (each one round trip)."""
+
+    def __init__(self, redis: aioredis.Redis) -> None:
+        self._plain = PlainWriter(redis)
+        self.steps: list[list[str]] = []
+
+    async def write(self, writes: Sequence[RedisWrite]) -> None:
+        self.steps.append([w.command for w in writes])
+        await self._plain.write(writes)
+
+
+async def test_a_published_segment_and_the_status_naming_it_are_one_write(
+    redis: aioredis.Redis,
+) -> None:
+    writer = CountingWriter(redis)
+    channel = LiveChannel(id="a.ch", source="udp://239.1.1.1:5000")
+    store = ChannelStore(channel, redis=redis, archive=ArchiveIndex(redis), writer=writer)
+    status = ChannelStatus(channel, ChannelState.LIVE)
+    store.follow(lambda: status_mapping(status, 0))
+    store.replay()  # writes the configuration too, as a channel taken over does
+    await store.flush()
+    writer.steps.clear()
+    for seq in range(3):
+        published = datetime.fromtimestamp(1_800_000_000 + 2 * seq, UTC)
+        status = replace(
+            status, media_sequence=seq, last_segment_at=published, target_duration_seconds=2,
+            rungs=(RungRate("90p", 250_000 + seq), RungRate("audio-en", 64_000)),
+        )  # fmt: skip
+        store.add_segments([("90p", _entry(seq)), ("180p", _entry(seq))])
+        await store.flush()
+    # One step per segment: its index entries and the status that names it together.
+    assert writer.steps == [["ZADD", "ZADD", "HSET"]] * 3
+    # As the control service reads it on a farm.
+    saved = await ChannelIntents(redis).get("a.ch")
+    assert (saved.last_segment_at, saved.target_duration_seconds, saved.rungs) == (
+        status.last_segment_at, 2, (RungRate("90p", 250_002), RungRate("audio-en", 64_000)),
+    )  # fmt: skip
+
+
+def test_a_status_saved_before_its_segment_facts_were_kept_reads_without_them() -> None:
+    channel = LiveChannel(id="a.ch", source="udp://239.1.1.1:5000")
+    status = ChannelStatus(channel, ChannelState.LIVE)
+    mapping = {**config_mapping(channel), **status_mapping(status, 0)}
+    for name in ("last_segment_at", "target_duration", "rungs"):
+        del mapping[name]
+    saved = status_from_hash({k.encode(): v.encode() for k, v in mapping.items()})
+    assert (saved.last_segment_at, saved.target_duration_seconds, saved.rungs) == (None, 0, ())
+
+
 @pytest.mark.parametrize(
     ("env", "name"),
     [
         pytest.param(
             {"TC_LIVE_STORE_RETRY_SECONDS": "0"}, "TC_LIVE_STORE_RETRY_SECONDS", id="retry"
         ),
+        pytest.param({"TC_THUMBNAIL_SECONDS": "-1"}, "TC_THUMBNAIL_SECONDS", id="thumbnail"),
         pytest.param({"TC_LIVE_STOP_SECONDS": "x"}, "TC_LIVE_STOP_SECONDS", id="stop"),
         pytest.param(
             {"TC_LIVE_RESTART_FIRST_SECONDS": "5", "TC_LIVE_RESTART_MAX_SECONDS": "1"},
@@ -219,6 +283,8 @@ def test_live_settings_defaults() -> None:
     settings = LiveSettings.from_env({})
     assert settings == LiveSettings()
     assert settings.restart_backoff.cap_seconds == 10.0
+    assert settings.thumbnail_seconds == 30.0
+    assert LiveSettings.from_env({"TC_THUMBNAIL_SECONDS": "0"}).thumbnail_seconds == 0
 
 
 @pytest.mark.parametrize("node_id", ["enc/1", "enc 1", "enc|1", "x" * 129, "enc\t1"])

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
@@ -12,9 +14,20 @@ from headend.redisconn import RedisSettings, connect
 from headend.redisproc import RedisServer
 from tests.support.redisha import ClusterSet
 from transcode.archive import tag_of
-from transcode.domain import Job, JobState, Progress, retry_delay
-from transcode.errors import InvalidRequest, JobNotFound
-from transcode.queue import DEAD, DELAYED, GROUP, INDEX, STREAM, JobQueue, events_key, job_key
+from transcode.domain import Job, JobEvent, JobState, Progress, retry_delay
+from transcode.errors import InvalidRequest, JobNotFound, JobNotRetryable
+from transcode.queue import (
+    DEAD,
+    DELAYED,
+    GROUP,
+    INDEX,
+    STREAM,
+    JobQueue,
+    QueueDepth,
+    events_key,
+    job_key,
+)
+from transcode.queue.codec import event_from_fields
 
 
 def _job(job_id: str = "j1") -> Job:
@@ -158,7 +171,7 @@ async def test_poison_job_is_dead_lettered_after_max_deliveries(
     job = await queue.get("j1")
     assert job.state is JobState.FAILED
     assert job.reason.startswith("dead-lettered after 3 deliveries: worker lost")
-    (dead,) = await queue.dead_letters()
+    (dead,) = (await queue.dead_letters()).letters
     assert (dead.job_id, dead.deliveries) == ("j1", 3)
     assert "worker lost" in dead.reason
     assert await _pending(redis) == 0
@@ -196,7 +209,7 @@ async def test_dead_letter_records_the_reason(queue: JobQueue) -> None:
     job = await queue.get("j1")
     assert job.state is JobState.FAILED
     assert job.reason == "dead-lettered after 1 deliveries: DiskFull: no space left"
-    assert [d.job_id for d in await queue.dead_letters()] == ["j1"]
+    assert [d.job_id for d in (await queue.dead_letters()).letters] == ["j1"]
 
 
 async def test_cancel_queued_job_is_immediate_and_never_runs(
@@ -291,3 +304,141 @@ async def test_watching_a_quiet_job_outlives_the_redis_socket_timeout(
         assert (await asyncio.wait_for(following, 5)).state is JobState.CANCELLED
     finally:
         await client.aclose()
+
+
+# ---- the dead-letter stream and an operator's retry
+
+
+async def _dead(queue: JobQueue, job_id: str, reason: str = "DiskFull: no space") -> None:
+    await queue.submit(_job(job_id))
+    delivery = await queue.next_delivery("w1", block_ms=10, claim_idle_ms=60_000)
+    assert delivery is not None
+    assert delivery.job_id == job_id
+    await queue.begin(delivery, "w1")
+    assert await queue.dead_letter(delivery, reason=reason)
+
+
+async def test_dead_letters_page_newest_first_with_each_job_as_it_is_now(queue: JobQueue) -> None:
+    for job_id in ("j1", "j2", "j3"):
+        await _dead(queue, job_id, reason=f"EncodeFailed: {job_id}")
+    first = await queue.dead_letters(limit=2)
+    assert ([d.job_id for d in first.letters], first.total) == (["j3", "j2"], 3)
+    assert first.letters[0].reason == "dead-lettered after 1 deliveries: EncodeFailed: j3"
+    assert first.letters[0].deliveries == 1
+    assert first.letters[0].job.state is JobState.FAILED
+    assert abs((datetime.now(UTC) - first.letters[0].dead_at).total_seconds()) < 60
+    # A job dead-lettered between two pages shifts nothing: keyset paging on entry ids.
+    await _dead(queue, "j4")
+    rest = await queue.dead_letters(limit=2, after=first.after)
+    assert ([d.job_id for d in rest.letters], rest.after, rest.total) == (["j1"], "", 4)
+    with pytest.raises(InvalidRequest):
+        await queue.dead_letters(after="not-an-id")
+
+
+async def test_requeue_resets_the_job_and_removes_its_dead_letters_then_it_runs(
+    queue: JobQueue, redis: aioredis.Redis
+) -> None:
+    await _dead(queue, "j1")
+    await _dead(queue, "j2")
+    # An entry from before, of the same job: every one of its dead letters goes.
+    await redis.xadd(DEAD, {"job": "j1", "reason": "older", "deliveries": "3"})
+    assert await queue.requeue("j1") == 2
+    job = await queue.get("j1")
+    assert (job.state, job.deliveries, job.reason, job.worker, job.cancel_requested) == (
+        JobState.QUEUED, 0, "retried by request", "", False,
+    )  # fmt: skip
+    assert [d.job_id for d in (await queue.dead_letters()).letters] == ["j2"]
+    # Its events start afresh: a watcher is not ended by the failed run's last event.
+    assert [e.state for e in await _events_now(redis, "j1")] == [JobState.QUEUED]
+    assert await redis.ttl(events_key("j1")) == -1
+    delivery = await queue.next_delivery("w2", block_ms=10, claim_idle_ms=60_000)
+    assert delivery is not None
+    started = await queue.begin(delivery, "w2")
+    assert started.job is not None
+    assert (started.job.state, started.job.deliveries) == (JobState.RUNNING, 1)
+    assert await queue.finish(delivery, JobState.SUCCEEDED)
+    assert (await queue.get("j1")).state is JobState.SUCCEEDED
+    assert await _pending(redis) == 0
+
+
+async def _events_now(redis: aioredis.Redis, job_id: str) -> list[JobEvent]:
+    client: Any = redis  # replies are decoded here (redis-py's unions)
+    return [event_from_fields(f, job_id) for _id, f in await client.xrange(events_key(job_id))]
+
+
+async def test_two_retries_at_once_queue_the_job_once(
+    queue: JobQueue, redis: aioredis.Redis
+) -> None:
+    await _dead(queue, "j1")
+    results = await asyncio.gather(queue.requeue("j1"), queue.requeue("j1"), return_exceptions=True)
+    assert sorted(type(r).__name__ for r in results) == ["JobNotRetryable", "int"]
+    assert await redis.xlen(STREAM) == 1
+    assert (await queue.dead_letters()).total == 0
+
+
+async def _queued(queue: JobQueue) -> None:
+    await queue.submit(_job())
+
+
+async def _running(queue: JobQueue) -> None:
+    await queue.submit(_job())
+    delivery = await queue.next_delivery("w1", block_ms=10, claim_idle_ms=60_000)
+    assert delivery is not None
+    await queue.begin(delivery, "w1")
+
+
+async def _succeeded(queue: JobQueue) -> None:
+    await queue.submit(_job())
+    delivery = await queue.next_delivery("w1", block_ms=10, claim_idle_ms=60_000)
+    assert delivery is not None
+    await queue.begin(delivery, "w1")
+    await queue.finish(delivery, JobState.SUCCEEDED)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        pytest.param(_queued, id="queued"),
+        pytest.param(_running, id="running"),
+        pytest.param(_succeeded, id="succeeded"),
+    ],
+)
+async def test_requeue_refuses_a_job_that_has_not_ended_badly_and_changes_nothing(
+    queue: JobQueue, redis: aioredis.Redis, make: Callable[[JobQueue], Awaitable[None]]
+) -> None:
+    await make(queue)
+    before = (await redis.hgetall(job_key("j1")), await redis.xlen(STREAM))
+    with pytest.raises(JobNotRetryable):
+        await queue.requeue("j1")
+    assert (await redis.hgetall(job_key("j1")), await redis.xlen(STREAM)) == before
+    with pytest.raises(JobNotFound):
+        await queue.requeue("nope")
+    assert not await redis.exists(job_key("nope"))
+
+
+async def test_a_job_cancelled_while_queued_then_retried_runs_once(
+    queue: JobQueue, redis: aioredis.Redis
+) -> None:
+    await queue.submit(_job())
+    assert await queue.request_cancel("j1") is JobState.CANCELLED
+    await queue.requeue("j1")  # its first message is still in the stream
+    old = await queue.next_delivery("w1", block_ms=10, claim_idle_ms=60_000)
+    new = await queue.next_delivery("w2", block_ms=10, claim_idle_ms=60_000)
+    assert old is not None
+    assert new is not None
+    assert (await queue.begin(old, "w1")).outcome == "skip"
+    started = await queue.begin(new, "w2")
+    assert started.job is not None
+    assert (started.job.deliveries, started.job.worker) == (1, "w2")
+    assert await queue.next_delivery("w3", block_ms=10, claim_idle_ms=60_000) is None
+
+
+async def test_depth_counts_queued_running_and_dead(queue: JobQueue) -> None:
+    await _dead(queue, "d1")
+    await queue.submit(_job("r1"))
+    delivery = await queue.next_delivery("w1", block_ms=10, claim_idle_ms=60_000)
+    assert delivery is not None
+    await queue.begin(delivery, "w1")
+    await queue.submit(_job("q1"))
+    await queue.submit(_job("q2"))
+    assert await queue.depth() == QueueDepth(queued=2, running=1, dead_letters=1)

@@ -31,7 +31,8 @@ from tests.support.tokens import Tokens
 from transcode import cli
 from transcode.domain import ChannelState, ChannelStatus, LiveChannel
 from transcode.live.detect import Detector, Thresholds, split_level
-from transcode.live.store import channel_key, status_from_hash, status_mapping
+from transcode.live.status import status_from_hash, status_mapping
+from transcode.live.store import channel_key
 from transcode.live.switching import check_source
 from transcode.server import create_server
 from transcode.settings import ControlSettings, QueueSettings, SourceSettings

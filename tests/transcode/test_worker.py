@@ -203,7 +203,7 @@ async def test_transient_failure_is_retried_then_dead_lettered(queue: JobQueue) 
         job.reason
         == "dead-lettered after 3 deliveries: DiskFull: the output file system is full (ENOSPC)"
     )
-    (dead,) = await queue.dead_letters()
+    (dead,) = (await queue.dead_letters()).letters
     assert (dead.job_id, dead.deliveries) == ("full", 3)
     assert running.worker.metrics.finished.labels("dead")._value.get() == 1
 

@@ -26,13 +26,8 @@ from transcode.domain import ChannelState, ChannelStatus, LiveChannel
 from transcode.errors import ChannelNotFound, ChannelRunning
 from transcode.farm.nodes import NodeDirectory
 from transcode.farm.ownership import owner_key, parse_owner
-from transcode.live.store import (
-    CHANNELS,
-    channel_key,
-    config_mapping,
-    every_channel,
-    saved_status,
-)
+from transcode.live.status import config_mapping, saved_status
+from transcode.live.store import CHANNELS, channel_key, every_channel
 from transcode.profiles import resolve_profile
 
 _POLL_SECONDS = 0.1

@@ -27,14 +27,8 @@ from transcode.live.manager import LiveManager
 from transcode.live.metrics import LiveMetrics
 from transcode.live.persist import STORE_TASK, IndexObserver
 from transcode.live.publish import Publisher, SegmentObserver, next_sequence_on_disk
-from transcode.live.store import (
-    CHANNELS,
-    ChannelStore,
-    channel_key,
-    config_mapping,
-    status_from_hash,
-    status_mapping,
-)
+from transcode.live.status import config_mapping, status_from_hash, status_mapping
+from transcode.live.store import CHANNELS, ChannelStore, channel_key
 from transcode.live.supervisor import ChannelSupervisor, Phase, PhaseObserver
 from transcode.live.window import Window
 

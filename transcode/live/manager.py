@@ -35,15 +35,8 @@ from transcode.live.metrics import LiveMetrics
 from transcode.live.persist import IndexObserver, StoreLoop
 from transcode.live.publish import SegmentObserver, next_sequence_on_disk
 from transcode.live.standby import Standby, StandbySupervisor
-from transcode.live.store import (
-    CHANNELS,
-    ChannelStore,
-    Writer,
-    channel_key,
-    config_mapping,
-    every_channel,
-    saved_status,
-)
+from transcode.live.status import config_mapping, saved_status
+from transcode.live.store import CHANNELS, ChannelStore, Writer, channel_key, every_channel
 from transcode.live.supervisor import ChannelSupervisor, PhaseObserver
 from transcode.live.window import Window
 from transcode.profiles import resolve_profile

@@ -8,7 +8,8 @@ from transcode.domain import ChannelState
 
 
 class LiveMetrics:
-    """Published and dropped segments, index backlog, store failures and state, per channel."""
+    """Published and dropped segments, index backlog, store failures, state and thumbnails,
+    per channel."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
@@ -54,6 +55,12 @@ class LiveMetrics:
             "transcode_live_target_duration_seconds",
             "The channel's segment duration (its playlists' target), by channel.",
             ["channel"],
+            registry=self.registry,
+        )
+        self.thumbnails = Counter(
+            "transcode_live_thumbnails_total",
+            "Thumbnail captures of live channels, by channel and outcome (captured, failed).",
+            ["channel", "outcome"],
             registry=self.registry,
         )
         self.state = Gauge(

@@ -26,6 +26,11 @@ An encrypted channel's segments are encrypted before they enter the window (ever
 file of number N with its period's key and the IV N, ``encryption.py``); a segment with no
 key at all is dropped like an unfinished one, never published in clear.
 
+At most every ``TC_THUMBNAIL_SECONDS`` the clear file of the lowest video rung of a
+just-published segment is handed, open, to the channel's ``thumbnailer``, which captures
+a JPEG from it in the background (``thumbnail.py``); an encrypted channel's is opened
+before its clear files go.
+
 The ``observer`` is called right after a segment is in place in every rung and the
 playlists naming it are written; ``transcode.live.push.Pusher.observe`` is one, mirroring
 the files to origins on other hosts (``TC_ORIGIN_PUSH_URLS``).
@@ -34,6 +39,7 @@ the files to origins on other hosts (``TC_ORIGIN_PUSH_URLS``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import logging
 import os
@@ -53,6 +59,7 @@ from transcode.live.encryption import ChannelKeys, encrypt_files
 from transcode.live.epoch import Epoch
 from transcode.live.metrics import LiveMetrics
 from transcode.live.store import ChannelStore
+from transcode.live.thumbnail import Thumbnailer
 from transcode.live.window import SEGMENT_SUFFIX, Window, caption_name
 from transcode.measure import scan_segment
 from transcode.tracks import Track, subtitles_of
@@ -84,8 +91,12 @@ class Publisher:
         may_write: Callable[[], bool] | None = None,
         keys: ChannelKeys | None = None,
         tracks: Sequence[Track] = (),
+        thumbnailer: Thumbnailer | None = None,
     ) -> None:
         self.channel = channel
+        self._thumbnailer = thumbnailer
+        # When the latest segment was published (None: none yet), for the channel's status.
+        self.published_at: datetime | None = None
         # Audio renditions are published like rungs (an epoch lists them); subtitle
         # renditions are written here from the epoch's cues (``captions.py``).
         self.tracks = tuple(tracks)
@@ -227,6 +238,16 @@ class Publisher:
         dests = {rung: self._dir / rung / f"{seq:010d}{SEGMENT_SUFFIX}" for rung in epoch.rungs}
         self._check_lease()
         _move_all(list(zip(sources, dests.values(), strict=True)))
+        published = time.time()
+        self.published_at = datetime.fromtimestamp(published, UTC)
+        if self._thumbnailer is not None and self._thumbnailer.due():
+            # Clear: a clear channel's published file, an encrypted one's before it goes.
+            lowest = min(self.plan, key=lambda r: (r.height, r.video_kbps)).name
+            if lowest in dests:
+                frame = dests[lowest] if sources is clear else clear[epoch.rungs.index(lowest)]
+                # Opened now: the capture reads it even once an encrypted channel's is gone.
+                with contextlib.suppress(OSError):  # unreadable: a later segment is taken
+                    self._thumbnailer.capture(frame.open("rb"), self.published_at)
         for name, text in captions.items():
             dests[name] = self._dir / name / caption_name(f"{seq:010d}{SEGMENT_SUFFIX}")
             _atomic_write(dests[name], text)
@@ -264,8 +285,10 @@ class Publisher:
         self._playlists_stale = True
         if self._metrics is not None:
             self._metrics.published.labels(self.channel.id).inc()
-            self._metrics.last_segment.labels(self.channel.id).set(time.time())
-            self._metrics.target_duration.labels(self.channel.id).set(self.profile.segment_seconds)
+            self._metrics.last_segment.labels(self.channel.id).set(published)
+            # The playlists' own, as the channel's status reports it.
+            target = self.window.target_duration(self.profile.segment_seconds)
+            self._metrics.target_duration.labels(self.channel.id).set(target)
         for rung, dest in dests.items():
             if self.keys is None and self._measured.get(rung) != epoch.number:
                 if rung in self._rung_names:
@@ -274,6 +297,11 @@ class Publisher:
         await self._write()
         if self._observer is not None:
             self._observer(self.channel.id, seq, self._state())
+
+    def rung_rates(self) -> list[tuple[str, int]]:
+        """Each rung's and audio rendition's average bits/s over the live window."""
+        audio = [t.name for t in self.tracks if t.kind == "audio"]
+        return self.window.rates([*(r.name for r in self.plan), *audio])
 
     async def _measure(self, rung: str, path: Path, epoch_number: int) -> None:
         try:

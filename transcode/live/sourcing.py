@@ -42,7 +42,8 @@ from transcode.live.detect import Detector, Thresholds, Trouble
 from transcode.live.disk import DiskSpace
 from transcode.live.epoch import Epoch
 from transcode.live.publish import Publisher
-from transcode.live.store import channel_key, history_from_json
+from transcode.live.status import history_from_json
+from transcode.live.store import channel_key
 from transcode.live.switching import SLATE, Outcome, SourceBook, check_source
 from transcode.probe import SourceInfo
 from transcode.settings import LiveSettings

@@ -10,7 +10,9 @@ Live encoding never waits for Redis: a :class:`ChannelStore` queues the
 archive entries of published segments in order, the channel's rung facts and
 a way to read its current status, and the manager's store task writes them
 whenever Redis answers. An outage only makes the queue longer; entries are
-removed only once written, and writing one twice changes nothing.
+removed only once written, and writing one twice changes nothing. While Redis answers,
+a just-published segment's entries and the status that names it (``status.py``: its time,
+the window's rates) go in one step: one round trip per segment.
 
 Every write to the channel's own keys goes through the store's *writer*: plainly
 for a channel run without a node lease, or fenced by the lease
@@ -26,18 +28,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, Protocol
 
 import redis.asyncio as aioredis
 
-from headend.clock import utc_now
 from transcode.archive import (
     ArchiveIndex,
     RedisWrite,
@@ -48,15 +47,9 @@ from transcode.archive import (
     register_writes,
     write_plainly,
 )
-from transcode.domain import (
-    ArchiveEntry,
-    ChannelEncryption,
-    ChannelState,
-    ChannelStatus,
-    LiveChannel,
-    SourceSwitch,
-)
+from transcode.domain import ArchiveEntry, ChannelStatus, LiveChannel
 from transcode.errors import ChannelNotFound, LeaseLost
+from transcode.live.status import config_mapping
 
 log = logging.getLogger(__name__)
 
@@ -99,81 +92,6 @@ def channel_key(channel_id: str) -> str:
     return f"tc:channel:{channel_tag(channel_id)}"
 
 
-def config_mapping(channel: LiveChannel) -> dict[str, str]:
-    """A channel's configuration as its hash fields."""
-    return {
-        "id": channel.id,
-        "source": channel.source,
-        "profile": channel.profile,
-        "segment_seconds": str(channel.segment_seconds),
-        "window_segments": str(channel.window_segments),
-        "catchup_days": str(channel.catchup_days),
-        "source_timeout_seconds": str(channel.source_timeout_seconds),
-        "node_group": channel.node_group,
-        # Always written: a channel started again without backups must not keep old ones.
-        "backup_sources": json.dumps(list(channel.backup_sources)),
-        "encrypted": str(int(channel.encryption.enabled)),
-        "key_rotation_seconds": str(channel.encryption.rotation_seconds),
-        "audio_languages": json.dumps(list(channel.audio_languages)),
-        "subtitle_languages": json.dumps(list(channel.subtitle_languages)),
-        "audio_language": channel.audio_language,
-    }
-
-
-def status_mapping(status: ChannelStatus, next_sequence: int) -> dict[str, str]:
-    """A channel's status as its hash fields."""
-    return {
-        "state": status.state.value,
-        "media_sequence": str(status.media_sequence),
-        "discontinuity_sequence": str(status.discontinuity_sequence),
-        "next_sequence": str(next_sequence),
-        "restarts": str(status.restarts),
-        "reason": status.reason,
-        "updated_at": status.updated_at.isoformat(),
-        "source_index": str(status.source_index),
-        "source_history": history_json(status.source_history),
-    }
-
-
-def history_json(history: Sequence[SourceSwitch]) -> str:
-    """Source switches as the status hash keeps them."""
-    return json.dumps(
-        [
-            {
-                "at": s.at.isoformat(),
-                "from": s.from_index,
-                "to": s.to_index,
-                "reason": s.reason,
-                "detail": s.detail,
-            }
-            for s in history
-        ]
-    )
-
-
-def history_from_json(text: str) -> tuple[SourceSwitch, ...]:
-    """Source switches from the status hash (nothing for a channel saved before they were)."""
-    if not text:
-        return ()
-    return tuple(
-        SourceSwitch(
-            at=datetime.fromisoformat(item["at"]),
-            from_index=int(item["from"]),
-            to_index=int(item["to"]),
-            reason=str(item["reason"]),
-            detail=str(item.get("detail", "")),
-        )
-        for item in json.loads(text)
-    )
-
-
-def saved_status(channel_id: str, raw: dict[bytes, bytes]) -> ChannelStatus:
-    """The status in a channel's hash; ``ChannelNotFound`` when it holds no channel."""
-    if not raw or b"source" not in raw:
-        raise ChannelNotFound(f"no channel {channel_id}", details={"channel_id": channel_id})
-    return status_from_hash(raw)
-
-
 async def every_channel(
     redis: aioredis.Redis, get: Callable[[str], Awaitable[ChannelStatus]]
 ) -> list[ChannelStatus]:
@@ -186,43 +104,6 @@ async def every_channel(
         with contextlib.suppress(ChannelNotFound):
             out.append(await get(channel_id))
     return out
-
-
-def status_from_hash(raw: dict[bytes, bytes]) -> ChannelStatus:
-    """A channel's status as its hash holds it."""
-    d = {k.decode(): v.decode() for k, v in raw.items()}
-    channel = LiveChannel(
-        id=d["id"],
-        source=d["source"],
-        profile=d["profile"],
-        segment_seconds=int(d["segment_seconds"]),
-        window_segments=int(d["window_segments"]),
-        catchup_days=int(d["catchup_days"]),
-        source_timeout_seconds=float(d["source_timeout_seconds"]),
-        node_group=d.get("node_group", ""),
-        # Absent in a channel saved before backups existed.
-        backup_sources=tuple(json.loads(d.get("backup_sources") or "[]")),
-        # Absent in a channel saved before encryption existed: clear.
-        encryption=ChannelEncryption(
-            enabled=d.get("encrypted") == "1",
-            rotation_seconds=int(d.get("key_rotation_seconds") or "0"),
-        ),
-        # Absent in a channel saved before tracks existed: one muxed audio track.
-        audio_languages=tuple(json.loads(d.get("audio_languages") or "[]")),
-        subtitle_languages=tuple(json.loads(d.get("subtitle_languages") or "[]")),
-        audio_language=d.get("audio_language", ""),
-    )
-    return ChannelStatus(
-        channel=channel,
-        state=ChannelState(d.get("state", "STOPPED")),
-        media_sequence=int(d.get("media_sequence", "0")),
-        discontinuity_sequence=int(d.get("discontinuity_sequence", "0")),
-        restarts=int(d.get("restarts", "0")),
-        reason=d.get("reason", ""),
-        updated_at=datetime.fromisoformat(d.get("updated_at", "1970-01-01T00:00:00+00:00")),
-        source_index=int(d.get("source_index", "-1")),
-        source_history=history_from_json(d.get("source_history", "")),
-    )
 
 
 @dataclass
@@ -353,7 +234,16 @@ class ChannelStore:
             self._recent.extend((now, item) for item in batch)
         while self._segments:
             batch = [self._segments[i] for i in range(min(_BATCH, len(self._segments)))]
-            await self.writer.write(record_writes(self.channel.id, batch))
+            writes = record_writes(self.channel.id, batch)
+            status = None
+            last = len(batch) == len(self._segments)
+            if last and self._rungs is None and not (self.down or self._rewrite_config):
+                # The hot path (a segment just published, Redis up): the status that names
+                # it goes in the same step, one round trip per segment.
+                status = self._status_step()
+            await self.writer.write(writes if status is None else [*writes, *status[0]])
+            if status is not None:
+                self._status_written(status[1])
             now = time.monotonic()
             for item in batch:
                 self._segments.popleft()
@@ -378,22 +268,33 @@ class ChannelStore:
         await self._write_status()
         return result
 
-    async def _write_status(self) -> None:
+    def _status_step(self) -> tuple[list[RedisWrite], dict[str, str]] | None:
+        """The writes of the status if it changed or its heartbeat is due (None: neither),
+        and what it is compared by; the configuration again after a replay."""
         if self._status is None:
-            return
+            return None
         mapping = self._status()
         comparable = _comparable(mapping)
         due = time.monotonic() - self._written_at >= _HEARTBEAT_SECONDS
         if comparable == self._written and not due and not self._rewrite_config:
-            return
+            return None
         writes = []
         if self._rewrite_config:
             writes.append(_hset(channel_key(self.channel.id), config_mapping(self.channel)))
         writes.append(_hset(channel_key(self.channel.id), mapping))
-        await self.writer.write(writes)
+        return writes, comparable
+
+    def _status_written(self, comparable: dict[str, str]) -> None:
+        self._written, self._written_at, self._rewrite_config = comparable, time.monotonic(), False
+
+    async def _write_status(self) -> None:
+        step = self._status_step()
+        if step is None:
+            return
+        await self.writer.write(step[0])
         if self._rewrite_config:
             await self._redis.sadd(CHANNELS, self.channel.id)
-        self._written, self._written_at, self._rewrite_config = comparable, time.monotonic(), False
+        self._status_written(step[1])
 
     def replay(self) -> None:
         """Write the recent entries, configuration, rung facts and status again, next flush."""
@@ -419,16 +320,3 @@ class ChannelStore:
 
 def _comparable(mapping: dict[str, str]) -> dict[str, str]:
     return {k: v for k, v in mapping.items() if k != "updated_at"}
-
-
-def stopped_mapping(
-    status: ChannelStatus, next_sequence: int, *, reason: str, desired: str | None
-) -> dict[str, str]:
-    """The status fields of a channel that no longer runs here (and what it should do next)."""
-    mapping = status_mapping(status, next_sequence)
-    mapping.update(
-        state=ChannelState.STOPPED.value, reason=reason, updated_at=utc_now().isoformat()
-    )
-    if desired is not None:
-        mapping["desired"] = desired
-    return mapping

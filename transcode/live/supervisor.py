@@ -33,7 +33,7 @@ import redis.asyncio as aioredis
 from headend.clock import utc_now
 from headend.tasks import Supervisor
 from transcode.archive import ArchiveIndex
-from transcode.domain import ChannelState, ChannelStatus, LiveChannel
+from transcode.domain import ChannelState, ChannelStatus, LiveChannel, RungRate
 from transcode.errors import LeaseLost, SourceRefused
 from transcode.live.commands import ladder_bytes_per_second, plan_live
 from transcode.live.detect import Detector, Thresholds
@@ -50,8 +50,10 @@ from transcode.live.sourcing import (
     SourceEpochs,
     _Halted,
 )
-from transcode.live.store import ChannelStore, status_mapping, stopped_mapping
+from transcode.live.status import status_mapping, stopped_mapping
+from transcode.live.store import ChannelStore
 from transcode.live.switching import SourceBook
+from transcode.live.thumbnail import Thumbnailer, ThumbnailStore
 from transcode.probe import SourceInfo
 from transcode.profiles import resolve_profile
 from transcode.settings import LiveSettings
@@ -132,6 +134,12 @@ class ChannelSupervisor(SourceEpochs):
             ),
             poll_seconds=self._settings.disk_poll_seconds,
         )
+        self.thumbnailer = Thumbnailer(
+            channel.id,
+            store=ThumbnailStore(redis),
+            interval_seconds=self._settings.thumbnail_seconds,
+            metrics=metrics,
+        )
         self.publisher = Publisher(
             channel,
             self.plan,
@@ -151,6 +159,7 @@ class ChannelSupervisor(SourceEpochs):
             if channel.encryption.enabled
             else None,
             tracks=self.tracks,
+            thumbnailer=self.thumbnailer,
         )
         self._tasks = tasks
         self._metrics = metrics
@@ -186,6 +195,7 @@ class ChannelSupervisor(SourceEpochs):
         if self._tasks is not None:
             await self._tasks.cancel(self.supervise_task)
             await self._tasks.cancel(self.publish_task)
+        await self.thumbnailer.close()
         # Whatever a cancelled task left behind (a swallowed cancellation, a process
         # started in the same instant) is killed here.
         self._kill_all()
@@ -381,6 +391,9 @@ class ChannelSupervisor(SourceEpochs):
             updated_at=utc_now(),
             source_index=self.book.index,
             source_history=tuple(self.book.history),
+            last_segment_at=self.publisher.published_at,
+            target_duration_seconds=w.target_duration(self.profile.segment_seconds),
+            rungs=tuple(RungRate(n, bps) for n, bps in self.publisher.rung_rates()),
         )
 
     def status_mapping(self) -> dict[str, str]:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from transcode import hls
+from transcode.measure import bits_per_second
 
 SEGMENT_SUFFIX = ".ts"
 CAPTION_SUFFIX = ".vtt"
@@ -74,6 +75,17 @@ class Window:
             for rung, sizes in self.sizes.items()
         }
 
+    def target_duration(self, segment_seconds: float) -> int:
+        """The playlists' EXT-X-TARGETDURATION: the segment duration, or a longer segment's."""
+        # Pinned: RFC 8216 forbids the target duration to change between reloads.
+        longest = max((math.floor(d + 0.5) for d in self.durations), default=0)
+        return max(math.ceil(segment_seconds), longest)
+
+    def rates(self, names: Sequence[str]) -> list[tuple[str, int]]:
+        """The average bits/s of each of ``names`` that has segments in the window."""
+        measured = self.measured()
+        return [(n, bits_per_second(*measured[n])[1]) for n in names if n in measured]
+
     def playlists(
         self,
         names: Sequence[str],
@@ -86,8 +98,7 @@ class Window:
         subtitle renditions among them)."""
         if not self.seqs:
             return {}
-        # Pinned: RFC 8216 forbids the target duration to change between reloads.
-        target = max(math.ceil(segment_seconds), max(math.floor(d + 0.5) for d in self.durations))
+        target = self.target_duration(segment_seconds)
         segments = [
             hls.Segment(
                 uri=f"{seq:010d}{SEGMENT_SUFFIX}",

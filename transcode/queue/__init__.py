@@ -12,7 +12,10 @@ Keys (one hash tag, ``{jobs}``, for the whole queue):
   a subscribe.
 - ``tc:{jobs}:index`` — sorted set of job ids by creation time (``ListJobs``).
 - ``tc:{jobs}:delayed`` — retries waiting for their backoff, scored by due time.
-- ``tc:{jobs}:dead`` — the dead-letter stream (job id, reason, deliveries).
+- ``tc:{jobs}:dead`` — the dead-letter stream (job id, reason, deliveries); an
+  operator's retry (``requeue``) queues the job again and removes its entries in one
+  script, and names the one message that may start it (``queued_id``): a job cancelled
+  while queued may still have its old message in the stream, which ``begin`` then skips.
 - ``tc:cancel`` — pub/sub channel carrying job ids whose cancel was asked.
 
 Why one tag and not one per job: the stream is one key, and every step of a delivery
@@ -36,6 +39,7 @@ timeout (``headend.redisconn.block_ms``).
 
 from __future__ import annotations
 
+from transcode.queue.codec import job_from_hash
 from transcode.queue.jobs import (
     CANCEL_CHANNEL,
     DEAD,
@@ -45,12 +49,12 @@ from transcode.queue.jobs import (
     GROUP,
     INDEX,
     STREAM,
-    DeadLetter,
+    DeadLetterPage,
     Delivery,
     JobQueue,
+    QueueDepth,
     Started,
     events_key,
-    job_from_hash,
     job_key,
 )
 
@@ -63,9 +67,10 @@ __all__ = [
     "GROUP",
     "INDEX",
     "STREAM",
-    "DeadLetter",
+    "DeadLetterPage",
     "Delivery",
     "JobQueue",
+    "QueueDepth",
     "Started",
     "events_key",
     "job_from_hash",

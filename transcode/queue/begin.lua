@@ -12,6 +12,13 @@ if state == 'SUCCEEDED' or state == 'FAILED' or state == 'CANCELLED' then
   redis.call('XDEL', KEYS[3], ARGV[1])
   return {'skip', state}
 end
+local queued = redis.call('HGET', KEYS[1], 'queued_id')
+if queued and queued ~= '' and queued ~= ARGV[1] then
+  -- A message left from before a retry (requeue.lua): the retry's own message runs it.
+  redis.call('XACK', KEYS[3], ARGV[5], ARGV[1])
+  redis.call('XDEL', KEYS[3], ARGV[1])
+  return {'skip', 'superseded'}
+end
 if redis.call('HGET', KEYS[1], 'cancel') == '1' then
   -- Cancel was asked while its worker was dying: honour it instead of running again.
   redis.call('HSET', KEYS[1], 'state', 'CANCELLED', 'reason', 'cancelled by request',

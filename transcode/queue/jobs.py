@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import json
+import re
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, NamedTuple
 
 import redis.asyncio as aioredis
 
 from headend.clock import utc_now
 from headend.lua import script
 from headend.redisconn import block_ms as capped_block_ms
-from transcode.domain import Job, JobEncryption, JobEvent, JobState, Progress, SubtitleFile
-from transcode.errors import InvalidRequest, JobNotFound
+from transcode.domain import DeadLetter, Job, JobEvent, JobState, Progress
+from transcode.errors import InvalidRequest, JobNotFound, JobNotRetryable
+from transcode.queue.codec import event_fields, event_from_fields, job_from_hash, text
 
 # Every key of the queue carries one hash tag, so each script below (the stream and a
 # job's keys together) runs in one Redis Cluster slot.
@@ -29,6 +31,10 @@ CANCEL_CHANNEL = "tc:cancel"
 EVENTS_MAXLEN = 200
 # Finished jobs' event streams are kept a day so late watchers still see the end.
 EVENTS_TTL_SECONDS = 86_400
+# A retry looks for the job's dead letters this many stream entries at a time.
+_DEAD_SCAN = 1000
+# A dead-letter page's cursor: the id of the stream entry it resumes after.
+_STREAM_ID = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")
 
 
 def job_key(job_id: str) -> str:
@@ -65,73 +71,21 @@ class Started:
     reason: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class DeadLetter:
-    """An entry of the dead-letter stream."""
+class DeadLetterPage(NamedTuple):
+    """A page of the dead-letter stream, the next page's cursor ("": none) and its length."""
 
-    job_id: str
-    reason: str
-    deliveries: int
-
-
-def _event_fields(state: str, reason: str = "", progress: Progress | None = None) -> list[str]:
-    p = progress or Progress()
-    return [
-        "state", state, "reason", reason, "percent", f"{p.percent:.3f}",
-        "speed", f"{p.speed:.3f}", "eta", f"{p.eta_seconds:.3f}", "phase", p.phase,
-    ]  # fmt: skip
+    letters: list[DeadLetter]
+    after: str
+    total: int
 
 
-def _s(value: bytes | str | None) -> str:
-    if value is None:
-        return ""
-    return value.decode() if isinstance(value, bytes) else value
+class QueueDepth(NamedTuple):
+    """The queue's size now (messages, so a job cancelled while queued counts until a worker
+    skips it)."""
 
-
-def job_from_hash(raw: Mapping[bytes, bytes]) -> Job:
-    """Decode a job hash."""
-    d = {_s(k): _s(v) for k, v in raw.items()}
-    # "key_rotation": an encrypted asset's seconds per key; absent or "" (older jobs): clear.
-    rotation = d.get("key_rotation", "")
-    return Job(
-        id=d["id"],
-        source=d["source"],
-        asset=d["asset"],
-        profile=d.get("profile", ""),
-        state=JobState(d["state"]),
-        created_at=datetime.fromisoformat(d["created_at"]),
-        updated_at=datetime.fromisoformat(d["updated_at"]),
-        progress=Progress(
-            percent=float(d.get("percent") or 0),
-            speed=float(d.get("speed") or 0),
-            eta_seconds=float(d.get("eta") or 0),
-            phase=d.get("phase", ""),
-        ),
-        reason=d.get("reason", ""),
-        deliveries=int(d.get("deliveries") or 0),
-        worker=d.get("worker", ""),
-        cancel_requested=d.get("cancel") == "1",
-        output=d.get("output", ""),
-        encryption=JobEncryption(int(rotation)) if rotation else None,
-        # Absent in a job queued before subtitles existed.
-        subtitles=tuple(SubtitleFile(*s) for s in json.loads(d.get("subtitles") or "[]")),
-        audio_language=d.get("audio_language", ""),
-    )
-
-
-def _event(raw: Mapping[bytes, bytes], job_id: str) -> JobEvent:
-    d = {_s(k): _s(v) for k, v in raw.items()}
-    return JobEvent(
-        job_id=job_id,
-        state=JobState(d["state"]),
-        progress=Progress(
-            float(d.get("percent") or 0),
-            float(d.get("speed") or 0),
-            float(d.get("eta") or 0),
-            d.get("phase", ""),
-        ),
-        reason=d.get("reason", ""),
-    )
+    queued: int
+    running: int
+    dead_letters: int
 
 
 class JobQueue:
@@ -149,6 +103,7 @@ class JobQueue:
         self._dead = redis.register_script(script("transcode.queue", "dead"))
         self._promote = redis.register_script(script("transcode.queue", "promote"))
         self._lost = redis.register_script(script("transcode.queue", "lost"))
+        self._requeue = redis.register_script(script("transcode.queue", "requeue"))
 
     async def ensure_group(self) -> None:
         """Create the consumer group (and stream) if missing."""
@@ -178,7 +133,7 @@ class JobQueue:
             pipe.zadd(INDEX, {job.id: job.created_at.timestamp()})
             pipe.xadd(
                 events_key(job.id),
-                dict(zip(*[iter(_event_fields("QUEUED"))] * 2, strict=True)),
+                dict(zip(*[iter(event_fields("QUEUED"))] * 2, strict=True)),
                 maxlen=EVENTS_MAXLEN,
             )
             pipe.xadd(STREAM, {"job": job.id})
@@ -211,7 +166,7 @@ class JobQueue:
         entries = entries[:scan]
         async with self._redis.pipeline(transaction=False) as pipe:
             for job_id, _ in entries:
-                pipe.hgetall(job_key(_s(job_id)))
+                pipe.hgetall(job_key(text(job_id)))
             rows = await pipe.execute()
         jobs: list[Job] = []
         scanned = 0
@@ -227,18 +182,18 @@ class JobQueue:
             return jobs, ""
         # The next page resumes after the last entry this one looked at.
         job_id, score = entries[scanned - 1]
-        return jobs, f"{score!r} {_s(job_id)}"
+        return jobs, f"{score!r} {text(job_id)}"
 
     async def _older(self, after: str, count: int) -> list[tuple[bytes, float]]:
         """Up to ``count`` index entries after the cursor ``after`` (newest first)."""
-        text, _, last = after.partition(" ")
+        number, _, last = after.partition(" ")
         try:
-            score = float(text)
+            score = float(number)
         except ValueError as err:
             raise InvalidRequest("page_token", "not a token from a previous page") from err
         # Jobs created in the same instant sort by id, descending, as ZREVRANGE does.
         ties = await self._redis.zrangebyscore(INDEX, score, score, withscores=True)
-        same = sorted((e for e in ties if _s(e[0]) < last), key=lambda e: e[0], reverse=True)
+        same = sorted((e for e in ties if text(e[0]) < last), key=lambda e: e[0], reverse=True)
         older = await self._redis.zrange(
             INDEX, f"({score!r}", "-inf", desc=True, byscore=True, offset=0, num=count,
             withscores=True,
@@ -258,7 +213,7 @@ class JobQueue:
             if fields is None:  # deleted meanwhile
                 continue
             delivery = Delivery(
-                _s(message_id), _s(fields[b"job"]), reclaimed=True, consumer=consumer
+                text(message_id), text(fields[b"job"]), reclaimed=True, consumer=consumer
             )
             await self._lost(
                 keys=[job_key(delivery.job_id)],
@@ -273,7 +228,7 @@ class JobQueue:
         for _stream, entries in read or []:
             for message_id, fields in entries:
                 return Delivery(
-                    _s(message_id), _s(fields[b"job"]), reclaimed=False, consumer=consumer
+                    text(message_id), text(fields[b"job"]), reclaimed=False, consumer=consumer
                 )
         return None
 
@@ -291,7 +246,7 @@ class JobQueue:
                 delivery.job_id,
             ],
         )
-        outcome, reason = _s(outcome), _s(reason)
+        outcome, reason = text(outcome), text(reason)
         if outcome != "run":
             return Started(None, outcome, reason)
         return Started(await self.get(delivery.job_id), "run")
@@ -306,7 +261,7 @@ class JobQueue:
         """
         args: list[Any] = [delivery.token, consumer, GROUP]
         if progress is not None:
-            args += [utc_now().isoformat(), *_event_fields("RUNNING", "", progress)]
+            args += [utc_now().isoformat(), *event_fields("RUNNING", "", progress)]
         result = await self._heartbeat(
             keys=[job_key(delivery.job_id), events_key(delivery.job_id), STREAM], args=args
         )
@@ -321,7 +276,7 @@ class JobQueue:
             keys=[job_key(delivery.job_id), events_key(delivery.job_id), STREAM],
             args=[
                 delivery.token, GROUP, state.value, reason, utc_now().isoformat(), output,
-                EVENTS_TTL_SECONDS, *_event_fields(state.value, reason, progress),
+                EVENTS_TTL_SECONDS, *event_fields(state.value, reason, progress),
             ],
         )  # fmt: skip
         return bool(done)
@@ -332,7 +287,7 @@ class JobQueue:
             keys=[job_key(delivery.job_id), events_key(delivery.job_id), STREAM, DELAYED],
             args=[
                 delivery.token, GROUP, reason, utc_now().isoformat(), time.time() + delay_seconds,
-                delivery.job_id, *_event_fields("QUEUED", reason, Progress(phase="retry")),
+                delivery.job_id, *event_fields("QUEUED", reason, Progress(phase="retry")),
             ],
         )  # fmt: skip
         return bool(done)
@@ -354,9 +309,9 @@ class JobQueue:
             keys=[job_key(job_id), events_key(job_id), DELAYED],
             args=[job_id, utc_now().isoformat(), CANCEL_CHANNEL],
         )
-        if _s(state) == "missing":
+        if text(state) == "missing":
             raise JobNotFound(f"no job {job_id}", details={"job_id": job_id})
-        return JobState(_s(state))
+        return JobState(text(state))
 
     async def events(self, job_id: str, *, block_ms: int = 5_000) -> AsyncIterator[JobEvent]:
         """Every event of a job from the first, then new ones, until a terminal state.
@@ -371,8 +326,8 @@ class JobQueue:
             block = capped_block_ms(self._redis, block_ms)
             for _stream, entries in read or []:
                 for message_id, fields in entries:
-                    last = _s(message_id)
-                    event = _event(fields, job_id)
+                    last = text(message_id)
+                    event = event_from_fields(fields, job_id)
                     yield event
                     if event.state.terminal:
                         return
@@ -382,13 +337,70 @@ class JobQueue:
                     yield JobEvent(job_id, job.state, job.progress, job.reason)
                     return
 
-    async def dead_letters(self, *, count: int = 100) -> list[DeadLetter]:
-        """The newest dead-lettered jobs first."""
-        rows = await self._redis.xrevrange(DEAD, count=count)
-        return [
-            DeadLetter(_s(f[b"job"]), _s(f[b"reason"]), int(_s(f[b"deliveries"])))
-            for _id, f in rows
+    async def dead_letters(self, *, limit: int = 100, after: str = "") -> DeadLetterPage:
+        """A page of the dead-letter stream, newest first, after the cursor ``after`` ("": from
+        the newest), each entry with its job as it is now (one whose job hash is gone is left
+        out). Keyset paging on the stream's entry ids, so a job dead-lettered between two
+        pages never shifts the others."""
+        end = "+"
+        if after:
+            if not _STREAM_ID.fullmatch(after):
+                raise InvalidRequest("page_token", "not a token from a previous page")
+            end = f"({after}"
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.xrevrange(DEAD, max=end, min="-", count=limit + 1)
+            pipe.xlen(DEAD)
+            rows, total = await pipe.execute()
+        more = len(rows) > limit
+        rows = rows[:limit]
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for _id, fields in rows:
+                pipe.hgetall(job_key(text(fields[b"job"])))
+            jobs = await pipe.execute()
+        letters = [
+            DeadLetter(
+                job=job_from_hash(raw),
+                reason=text(fields[b"reason"]),
+                deliveries=int(text(fields[b"deliveries"])),
+                dead_at=datetime.fromtimestamp(int(text(entry_id).split("-")[0]) / 1000, UTC),
+            )
+            for (entry_id, fields), raw in zip(rows, jobs, strict=True)
+            if raw and b"state" in raw
         ]
+        return DeadLetterPage(letters, text(rows[-1][0]) if more else "", int(total))
+
+    async def requeue(self, job_id: str) -> int:
+        """Queue a failed or cancelled job again with its deliveries reset and remove its dead
+        letters, in one step; returns how many dead letters went. ``JobNotRetryable`` for a
+        job queued, running or succeeded, ``JobNotFound`` for none."""
+        reply = await self._requeue(
+            keys=[job_key(job_id), events_key(job_id), STREAM, DEAD, DELAYED],
+            args=[
+                job_id, utc_now().isoformat(), _DEAD_SCAN,
+                *event_fields("QUEUED", "retried by request", Progress(phase="queued")),
+            ],
+        )  # fmt: skip
+        state = text(reply[0])
+        if state == "missing":
+            raise JobNotFound(f"no job {job_id}", details={"job_id": job_id})
+        if state != "retried":
+            raise JobNotRetryable(
+                f"job {job_id} is {state.lower()}: only a failed or cancelled job is retried",
+                details={"job_id": job_id, "state": state},
+            )
+        return int(reply[1])
+
+    async def depth(self) -> QueueDepth:
+        """How many jobs wait (in the stream or their retry's backoff), run, and are dead
+        letters now: one round trip."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.xlen(STREAM)
+            pipe.xpending(STREAM, GROUP)
+            pipe.zcard(DELAYED)
+            pipe.xlen(DEAD)
+            stream, pending, delayed, dead = await pipe.execute()
+        running = int(pending["pending"])
+        return QueueDepth(int(stream) - running + int(delayed), running, int(dead))
 
     async def cancel_requests(self) -> AsyncGenerator[str, None]:
         """Job ids whose cancel is asked, as they are published."""
@@ -397,7 +409,7 @@ class JobQueue:
         try:
             async for message in pubsub.listen():
                 if message.get("type") == "message":
-                    yield _s(message["data"])
+                    yield text(message["data"])
         finally:
             await pubsub.unsubscribe(CANCEL_CHANNEL)
             await pubsub.aclose()
