@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import IO
 
 from cdn_ctl.client import CdnClient
-from cdn_ctl.domain import Edge, parse_tier
+from cdn_ctl.domain import UNMEASURED, Edge, parse_tier
 from cdn_ctl.edge import EdgeConfig, render_nginx_conf
 from cdn_ctl.errors import CdnError
 from cdn_ctl.service import EdgeStatus
@@ -118,13 +118,16 @@ def _run(env: Env | None, action: Callable[[CdnClient], Awaitable[None]]) -> int
 
 
 def _edge_row(status: EdgeStatus) -> dict[str, object]:
-    """Every field of an edge's status, flat: its registry record, its health, its load."""
+    """Every field of an edge's status, flat: its registry record, its health, its load
+    and its traffic (-1: not measured)."""
     edge, health = status.edge, status.health
     probe = {} if health is None else dataclasses.asdict(health)  # its state and reason below
+    traffic = UNMEASURED if health is None else health.traffic
     return {
         **dataclasses.asdict(edge),
         "address": edge.address,
-        **{f"health_{k}": v for k, v in probe.items() if k not in ("state", "reason")},
+        **{f"health_{k}": v for k, v in probe.items() if k not in ("state", "reason", "traffic")},
+        **dataclasses.asdict(traffic),
         "health": "unknown" if health is None else health.state,
         "reason": "" if health is None else health.reason,
         "leases": status.leases,

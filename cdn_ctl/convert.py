@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from cdn_ctl.domain import Edge, EdgeHealth, Health, Tier, parse_tier
+from cdn_ctl.domain import UNMEASURED, Edge, EdgeHealth, EdgeTraffic, Health, Tier, parse_tier
 from cdn_ctl.service import EdgeStatus
 from headend.rpc.resources import ResourceName
 from protos import cdn_pb2
@@ -84,6 +84,7 @@ def edge_to_pb(edge: Edge) -> cdn_pb2.Edge:
 def status_to_pb(status: EdgeStatus) -> cdn_pb2.EdgeStatus:
     """An edge with its health and load, as ``ListEdges`` reports it."""
     health = status.health
+    traffic = UNMEASURED if health is None else health.traffic
     return cdn_pb2.EdgeStatus(
         edge=edge_to_pb(status.edge),
         health=cdn_pb2.HEALTH_STATE_UNKNOWN if health is None else _HEALTH_TO_PB[health.state],
@@ -93,6 +94,9 @@ def status_to_pb(status: EdgeStatus) -> cdn_pb2.EdgeStatus:
         probe_latency_ms=0.0 if health is None else health.latency_ms,
         active_sessions=status.leases,
         load=status.load,
+        cache_hit_ratio=traffic.cache_hit_ratio,
+        uplink_mbps_used=traffic.uplink_mbps_used,
+        uplink_use=traffic.uplink_use,
     )
 
 
@@ -109,5 +113,6 @@ def status_from_pb(msg: cdn_pb2.EdgeStatus) -> EdgeStatus:
             probes=msg.probes,
             latency_ms=msg.probe_latency_ms,
             reason=msg.health_reason,
+            traffic=EdgeTraffic(msg.cache_hit_ratio, msg.uplink_mbps_used, msg.uplink_use),
         )
     return EdgeStatus(registered_edge_from_pb(msg.edge), health, msg.active_sessions)

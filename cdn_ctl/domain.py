@@ -64,6 +64,17 @@ class RouteLevel(StrEnum):
     ORIGIN = "origin"
 
 
+class RouteDecision(StrEnum):
+    """How a redirect's edge was chosen: the lease stays on the edge it has, a lease is
+    placed (its first request, or its edge is down), none is kept (an operator's "where
+    would it go"), or steering moved a playing lease off a down edge."""
+
+    LEASE_KEPT = "lease_kept"
+    LEASE_PLACED = "lease_placed"
+    NO_LEASE = "no_lease"
+    STEERED = "steered"
+
+
 # The levels an edge-tier cache can be at, indexed by :func:`headend.regions.distance`.
 NEARBY: tuple[RouteLevel, ...] = tuple(
     RouteLevel(level.name.lower()) for level in regions.NARROWEST_FIRST
@@ -97,8 +108,53 @@ class Edge:
 
 
 @dataclass(frozen=True, slots=True)
+class EdgeCounters:
+    """An edge's cumulative traffic as it reports it: requests answered from its cache
+    and from its parent, and the bytes its parent sent, since ``epoch`` (one start)."""
+
+    epoch: str
+    hits: int
+    misses: int
+    upstream_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class EdgeTraffic:
+    """What an edge did between two probes: the share of its answers served from its
+    cache, and the megabits per second it fetched from its parent, alone and over its
+    uplink. -1 where not measured (fewer than two readings, or no request to judge by)."""
+
+    cache_hit_ratio: float = -1.0
+    uplink_mbps_used: float = -1.0
+    uplink_use: float = -1.0
+
+
+UNMEASURED = EdgeTraffic()
+
+
+def traffic_between(
+    before: EdgeCounters, after: EdgeCounters, *, seconds: float, uplink_mbps: float
+) -> EdgeTraffic:
+    """The traffic between two readings ``seconds`` apart. After a restart (a new epoch,
+    or a counter that went down) the new counts are all since the restart: they are the
+    deltas, never a negative difference."""
+    if seconds <= 0:
+        return UNMEASURED
+    restarted = after.epoch != before.epoch or (
+        after.hits < before.hits
+        or after.misses < before.misses
+        or after.upstream_bytes < before.upstream_bytes
+    )
+    base = EdgeCounters(after.epoch, 0, 0, 0) if restarted else before
+    hits, misses = after.hits - base.hits, after.misses - base.misses
+    mbps = (after.upstream_bytes - base.upstream_bytes) * 8 / 1e6 / seconds
+    ratio = hits / (hits + misses) if hits + misses else -1.0
+    return EdgeTraffic(ratio, mbps, mbps / uplink_mbps)
+
+
+@dataclass(frozen=True, slots=True)
 class EdgeHealth:
-    """The monitor's current verdict on one edge, with its evidence."""
+    """The monitor's current verdict on one edge, with its evidence and its traffic."""
 
     state: Health
     since: float
@@ -106,6 +162,7 @@ class EdgeHealth:
     probes: int
     latency_ms: float
     reason: str
+    traffic: EdgeTraffic = UNMEASURED
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,8 +4,9 @@ Each edge is a ``proxy_cache`` with a cache lock (one upstream fetch per
 object per village), a cache key without the token, the origin's
 Cache-Control honoured (fallback TTLs short for playlists and long for
 segments), an upstream to its parent tier or the origin, ``/healthz`` for
-probes, and signed-URL verification in njs (``edge_verify.js``) with the keys
-in an included ``keys.conf``, so edges never call back to the controller.
+probes, signed-URL verification in njs (``edge_verify.js``) with the keys
+in an included ``keys.conf``, so edges never call back to the controller, and
+traffic counters the controller reads (``edge_stats.js``).
 The access log records the scope path only, never the token. The configuration
 itself (canonical paths only, slow-client timeouts, per-client limits, GET/HEAD
 only) is rendered by :mod:`cdn_ctl.edge_conf`, whose names are re-exported here.
@@ -16,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -28,6 +30,7 @@ import aiohttp
 from cdn_ctl.edge_conf import (
     NJS_MODULE,
     PLAYLIST_TYPES,
+    STATS_PATH,
     EdgeConfig,
     render_keys_conf,
     render_nginx_conf,
@@ -39,6 +42,7 @@ from headend.procs import with_death_signal
 __all__ = [
     "NJS_MODULE",
     "PLAYLIST_TYPES",
+    "STATS_PATH",
     "EdgeConfig",
     "EdgeProcess",
     "render_keys_conf",
@@ -79,14 +83,17 @@ class EdgeProcess:
         return self.prefix / "logs" / "access.log"
 
     def write_config(self) -> Path:
-        """Render nginx.conf, keys.conf and the njs verifier into the prefix."""
-        for sub in ("logs", "cache", "tmp"):
+        """Render nginx.conf, keys.conf and the njs scripts into the prefix; the traffic
+        counters start again from zero under a new epoch."""
+        shutil.rmtree(self.prefix / "stats", ignore_errors=True)
+        for sub in ("logs", "cache", "tmp", "stats"):
             (self.prefix / sub).mkdir(parents=True, exist_ok=True)
-        script = resources.files("cdn_ctl").joinpath("edge_verify.js").read_text()
-        (self.prefix / "edge_verify.js").write_text(script)
+        for script in ("edge_verify.js", "edge_stats.js"):
+            text = resources.files("cdn_ctl").joinpath(script).read_text()
+            (self.prefix / script).write_text(text)
         self._write_keys()
         conf = self.prefix / "nginx.conf"
-        conf.write_text(render_nginx_conf(self.config, self.prefix))
+        conf.write_text(render_nginx_conf(self.config, self.prefix, epoch=secrets.token_hex(8)))
         return conf
 
     def _write_keys(self) -> None:

@@ -39,6 +39,12 @@ What the rendered configuration guarantees, and why:
   location, cache or parent: boxes fetch keys from the front door only, which
   checks the box's rights on every request (an edge cannot, and a cached key would
   be served to anyone holding a signed URL).
+- **Traffic counters for the controller only.** Each request the edge logs is counted
+  by its cache status (hit or miss) with the bytes its parent sent (``edge_stats.js``,
+  one file per worker, summed when read); the sums are at ``/t/<token>/_edge/stats``,
+  signed for :data:`STATS_PATH` with the URL-signing keys the controller and the edges
+  already share. No box holds such a token (boxes are signed for ``live/`` and
+  ``catchup/`` scopes only), so anyone else gets a 403.
 - **GET and HEAD only** (405 with ``Allow`` otherwise), request bodies are never
   forwarded, nothing is served from disk, ``server_tokens off``, and nginx's
   built-in error pages, which do not echo the request.
@@ -70,6 +76,9 @@ DEFAULT_CLIENT_BURST = 200
 # Loopback only: see the module docstring.
 DEFAULT_LIMIT_EXEMPT = ("127.0.0.1/32", "::1/128")
 
+# The scope the controller signs to read an edge's traffic counters (see above).
+STATS_PATH = "_edge/stats"
+
 # Characters that could end or extend an nginx directive from a rendered value.
 _UNSAFE = "\"'; \t\r\n{}$\\#"
 # One path segment: unreserved characters, never starting with a dot.
@@ -88,6 +97,7 @@ _PLAIN_URI = _BOUNDED + rf"(?<edge_plain>/(?:{_SEG}/)*(?:{_SEG})?){_QUERY}$"
 # Location patterns run on the decoded $uri, which equals the raw path once the map
 # above has accepted it; they only pick the TTL and the steering filter.
 _TOKEN_LOC = r"^/t/[^/]+/[^/]+/[^/]+/[^/]+/"
+_STATS_LOC = _TOKEN_LOC + STATS_PATH + "$"
 _MASTER_LOC = (
     _TOKEN_LOC + r"(?:live|catchup)/(?<tok_channel>[A-Za-z0-9][A-Za-z0-9._-]*)/master\.m3u8$"
 )
@@ -239,8 +249,11 @@ def _canonical() -> str:
 """
 
 
-def render_nginx_conf(config: EdgeConfig, prefix: Path) -> str:
-    """The whole ``nginx.conf`` for one edge rooted at ``prefix``."""
+def render_nginx_conf(config: EdgeConfig, prefix: Path, *, epoch: str = "0") -> str:
+    """The whole ``nginx.conf`` for one edge rooted at ``prefix``; ``epoch`` names this
+    start of nginx in its traffic counters (a new one each start: the counts restart)."""
+    if not epoch.isalnum():
+        raise InvalidEdge("epoch", f"must be letters and digits, got {epoch!r}")
     user = f"user {getpass.getuser()};\n" if os.geteuid() == 0 else ""
     steering = f"""
             sub_filter_types {PLAYLIST_TYPES};
@@ -305,13 +318,18 @@ http {{
     js_set $tok_status main.verify;
     js_set $steering_tag main.steering;
     include {prefix}/keys.conf;
+    js_import stats from {prefix}/edge_stats.js;
+    js_set $edge_tally stats.tally;
+    js_var $edge_stats_dir {prefix}/stats;
+    js_var $edge_epoch {epoch};
 
     # The path after the token only: signatures never reach the log.
     log_format cdn_edge escape=json '{{"ts":"$time_iso8601","edge":"{config.edge_id}",'
         '"client":"$remote_addr","method":"$request_method","path":"$edge_log_path",'
         '"status":$status,"bytes":$body_bytes_sent,"cache":"$upstream_cache_status",'
         '"seconds":$request_time}}';
-    access_log {prefix}/logs/access.log cdn_edge;
+    # if= is evaluated once per logged request, after the response: it counts the request.
+    access_log {prefix}/logs/access.log cdn_edge if=$edge_tally;
 
     proxy_cache_path {prefix}/cache levels=1:2 keys_zone=edge:16m
                      max_size={config.cache_max_mb}m inactive=30m use_temp_path=off;
@@ -369,6 +387,13 @@ http {{
             allow 127.0.0.1;
             deny all;
             stub_status;
+        }}
+
+        location ~ "{_STATS_LOC}" {{
+            access_log off;
+            if ($tok_status = 410) {{ return 410; }}
+            if ($tok_status != 200) {{ return 403; }}
+            js_content stats.stats;
         }}
 
         location ~ "{_MASTER_LOC}" {{

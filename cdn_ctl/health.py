@@ -12,6 +12,11 @@ state applies only after ``hold_down_seconds`` since the probe window was last
 judged at least as bad as the current state and, out of DOWN, after
 ``rise`` consecutive good probes, so a flapping edge returns to service at
 most once per hold-down and an edge failing more often than that stays out.
+
+Each probe of a cache (not the origin) also reads its traffic counters (a URL signed
+for :data:`~cdn_ctl.edge_conf.STATS_PATH`, see ``edge_stats.js``); the monitor turns
+two readings into the cache hit ratio and the uplink in use between them
+(:func:`~cdn_ctl.domain.traffic_between`), reported with the verdict.
 """
 
 from __future__ import annotations
@@ -21,13 +26,27 @@ import statistics
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 import aiohttp
 
-from cdn_ctl.domain import Edge, EdgeHealth, Health, Tier
+from cdn_ctl.domain import (
+    UNMEASURED,
+    Edge,
+    EdgeCounters,
+    EdgeHealth,
+    EdgeTraffic,
+    Health,
+    Tier,
+    traffic_between,
+)
+from cdn_ctl.edge_conf import STATS_PATH
 from cdn_ctl.errors import InvalidEdge
+from cdn_ctl.signing import KeyRing, token_prefix
+
+# How long the signed counters URL of one probe stays valid.
+_STATS_URL_SECONDS = 60
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,10 +71,11 @@ class HealthPolicy:
 
 @dataclass(frozen=True, slots=True)
 class ProbeResult:
-    """One probe: did the edge answer 200, and how fast."""
+    """One probe: did the edge answer 200, how fast, and its counters (None: not read)."""
 
     ok: bool
     latency_ms: float
+    counters: EdgeCounters | None = None
 
 
 class HealthTracker:
@@ -137,11 +157,21 @@ class Prober(Protocol):
 
 class HttpProber:
     """GET ``http://{edge}/healthz``; a non-200 or timeout is a failure (for the origin
-    tier, which may not serve /healthz, any answer below 500 means alive)."""
+    tier, which may not serve /healthz, any answer below 500 means alive). With the
+    signing ``keys``, a cache that answered is then asked for its traffic counters."""
 
-    def __init__(self, session: aiohttp.ClientSession, *, timeout_seconds: float) -> None:
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        *,
+        timeout_seconds: float,
+        keys: KeyRing | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._session = session
         self._timeout = aiohttp.ClientTimeout(total=timeout_seconds)
+        self._keys = keys
+        self._clock = clock
 
     async def __call__(self, edge: Edge) -> ProbeResult:
         start = time.perf_counter()
@@ -153,7 +183,31 @@ class HttpProber:
                 ok = resp.status == 200 or (edge.tier is Tier.ORIGIN and resp.status < 500)
         except (aiohttp.ClientError, TimeoutError, OSError):
             ok = False
-        return ProbeResult(ok, (time.perf_counter() - start) * 1000)
+        latency_ms = (time.perf_counter() - start) * 1000
+        counters = await self.counters(edge) if ok and edge.tier is not Tier.ORIGIN else None
+        return ProbeResult(ok, latency_ms, counters)
+
+    async def counters(self, edge: Edge) -> EdgeCounters | None:
+        """The edge's traffic counters, or None (no keys, refused, unreadable)."""
+        if self._keys is None:
+            return None
+        expires_at = int(self._clock()) + _STATS_URL_SECONDS
+        prefix = token_prefix(self._keys, scope=STATS_PATH, expires_at=expires_at, client_ip=None)
+        try:
+            async with self._session.get(
+                f"http://{edge.address}{prefix}{STATS_PATH}", timeout=self._timeout
+            ) as resp:
+                if resp.status != 200:
+                    return None
+                body = await resp.json(content_type=None)
+            return EdgeCounters(
+                str(body["epoch"]),
+                int(body["hits"]),
+                int(body["misses"]),
+                int(body["upstream_bytes"]),
+            )
+        except (aiohttp.ClientError, TimeoutError, OSError, ValueError, KeyError, TypeError):
+            return None
 
 
 class HealthMonitor:
@@ -170,29 +224,51 @@ class HealthMonitor:
         self._probe = probe
         self._clock = clock
         self._trackers: dict[str, HealthTracker] = {}
+        # Per edge: its last counters and when they were read, and the traffic between the
+        # last two readings.
+        self._readings: dict[str, tuple[EdgeCounters, float]] = {}
+        self._traffic: dict[str, EdgeTraffic] = {}
 
     def states(self) -> dict[str, Health]:
         """Each known edge's state."""
         return {edge_id: t.health.state for edge_id, t in self._trackers.items()}
 
     def health(self) -> Mapping[str, EdgeHealth]:
-        """Each known edge's verdict with evidence."""
-        return {edge_id: t.health for edge_id, t in self._trackers.items()}
+        """Each known edge's verdict with evidence and traffic."""
+        return {
+            edge_id: replace(t.health, traffic=self._traffic.get(edge_id, UNMEASURED))
+            for edge_id, t in self._trackers.items()
+        }
 
-    def observe(self, edge_id: str, result: ProbeResult) -> bool:
+    def observe(self, edge: Edge, result: ProbeResult) -> bool:
         """Feed one result (used by probe rounds and by tests with scripted results)."""
+        edge_id = edge.edge_id
         tracker = self._trackers.get(edge_id)
         now = self._clock()
         if tracker is None:
             tracker = self._trackers[edge_id] = HealthTracker(self.policy, now=now)
+        self._count(edge, result.counters, now)
         return tracker.observe(result, now=now)
+
+    def _count(self, edge: Edge, counters: EdgeCounters | None, now: float) -> None:
+        """The traffic since the previous reading; unmeasured without two in a row."""
+        previous = self._readings.pop(edge.edge_id, None)
+        if counters is None:
+            self._traffic.pop(edge.edge_id, None)
+            return
+        self._readings[edge.edge_id] = (counters, now)
+        if previous is not None:
+            before, then = previous
+            self._traffic[edge.edge_id] = traffic_between(
+                before, counters, seconds=now - then, uplink_mbps=edge.uplink_mbps
+            )
 
     async def probe_round(self, edges: Sequence[Edge]) -> list[str]:
         """Probe every edge once, concurrently; return the ids whose state changed."""
         known = {e.edge_id for e in edges}
         for gone in set(self._trackers) - known:
             del self._trackers[gone]
+            self._readings.pop(gone, None)
+            self._traffic.pop(gone, None)
         results = await asyncio.gather(*(self._probe(e) for e in edges))
-        return [
-            e.edge_id for e, r in zip(edges, results, strict=True) if self.observe(e.edge_id, r)
-        ]
+        return [e.edge_id for e, r in zip(edges, results, strict=True) if self.observe(e, r)]

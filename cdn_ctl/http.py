@@ -10,7 +10,8 @@ URLs (every one but ``/healthz`` needs ``Authorization: Bearer <admin API key>``
     GET /steering/{channel}.json?base=EDGE&region=RRRRRR[&lease_id=LEASE]  steering manifest
     GET /debug/route?channel=CH&region=RRRRRR                          every candidate's verdict
     GET /healthz   200 {"status": "ok" | "stale state", "edges": {...}, "tasks": {...}}
-    GET /metrics   Prometheus text
+    GET /metrics   Prometheus text (every worker's, labelled ``worker``, when there are
+                   several: :mod:`cdn_ctl.workers`)
 
 ``lease_id`` was called ``session`` before; that name is still accepted for one
 release. Boxes never reach this listener: their only face is the front door
@@ -22,15 +23,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry, Counter, Gauge
 from redis.exceptions import RedisError
 
 from cdn_ctl.domain import Health, lease_param
 from cdn_ctl.errors import NoEdgeAvailable
+from cdn_ctl.metrics import CdnMetrics
 from cdn_ctl.routing import Controller, RouteRequest, RoutingService, steering_reload_uri
 from cdn_ctl.web import Handler, error_middleware, mapped, redirect_response
+from cdn_ctl.workers import WorkerMetrics
 from headend import errors
 from headend.auth import Authenticator
 from headend.metrics import CONTENT_TYPE, render
@@ -45,48 +48,20 @@ class RoutingFace:
         *,
         routing: RoutingService,
         controller: Controller | None = None,
-        registry: CollectorRegistry | None = None,
+        metrics: CdnMetrics | None = None,
         tasks: Supervisor | None = None,
+        worker: tuple[Path, int] | None = None,
     ) -> None:
+        """``worker``: this run's directory of worker sockets and this worker's index, when
+        the HTTP faces run in several processes (see :mod:`cdn_ctl.workers`)."""
         self.routing = routing
         self.controller = controller
         # The process's background tasks (their liveness is on /healthz, restarts on /metrics).
         self.tasks = tasks
-        self.registry = registry or CollectorRegistry()
-        self._routes = Counter(
-            "cdn_routes_total",
-            "Redirects issued, by hierarchy level.",
-            ["level"],
-            registry=self.registry,
-        )
-        self._failures = Counter(
-            "cdn_route_failures_total",
-            "Routing requests refused, by error.",
-            ["error"],
-            registry=self.registry,
-        )
-        self._edge_state = Gauge(
-            "cdn_edge_state",
-            "1 for the edge's current health state.",
-            ["edge", "state"],
-            registry=self.registry,
-        )
-        self._stale = Gauge(
-            "cdn_routing_state_stale", "1 while Redis is unreachable.", registry=self.registry
-        )
-        self._leases = Gauge(
-            "cdn_edge_leases",
-            "Active leases counted by this replica.",
-            ["edge"],
-            registry=self.registry,
-        )
-        self._level_counters: dict[str, Callable[[], None]] = {}
-
-    def _count_route(self, level: str) -> None:
-        inc = self._level_counters.get(level)
-        if inc is None:
-            inc = self._level_counters[level] = self._routes.labels(level).inc
-        inc()
+        # The routing service counts its own decisions into the same metrics (server.py).
+        self._metrics = metrics or CdnMetrics()
+        # With several worker processes: /metrics answers for all of them.
+        self.workers = None if worker is None else WorkerMetrics(*worker, own=self._own_metrics)
 
     async def route(self, request: web.Request) -> web.Response:
         """``GET /route/{kind}/{channel}/{path}`` -> 302 to an edge."""
@@ -101,13 +76,7 @@ class RoutingFace:
             client_ip,
             lease_param(query) or None,
         )
-        try:
-            redirect = self.routing.route(req)
-        except errors.HeadendError as err:
-            self._failures.labels(type(err).__name__).inc()
-            raise
-        self._count_route(redirect.level.value)
-        return redirect_response(redirect)
+        return redirect_response(self.routing.route(req))
 
     async def steering(self, request: web.Request) -> web.Response:
         """``GET /steering/{channel}.json`` -> the content steering manifest."""
@@ -193,13 +162,19 @@ class RoutingFace:
 
     async def metrics(self, request: web.Request) -> web.Response:
         """Prometheus text."""
-        for r in self.routing.snapshot():
-            edge_id = r.edge.edge_id
-            for state in Health:
-                self._edge_state.labels(edge_id, state.value).set(1 if state is r.health else 0)
-            self._leases.labels(edge_id).set(r.held_here)
-        self._stale.set(1 if self.controller is not None and self.controller.status.stale else 0)
-        return web.Response(body=render(self.registry), headers={"Content-Type": CONTENT_TYPE})
+        workers = self.workers
+        body = self._own_metrics() if workers is None else await workers.render()
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
+
+    def _own_metrics(self) -> bytes:
+        """This process's metrics, its per-edge gauges set to its view now."""
+        controller = self.controller
+        self._metrics.set_edges(
+            self.routing.snapshot(),
+            {} if controller is None else controller.monitor.health(),
+            stale=controller is not None and controller.status.stale,
+        )
+        return render(self._metrics.registry)
 
     def add_routes(self, app: web.Application) -> None:
         """Mount the handlers on ``app``."""

@@ -8,14 +8,16 @@ import contextlib
 import functools
 import logging
 import multiprocessing
+import shutil
+import tempfile
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import grpc
 from aiohttp import web
-from prometheus_client import CollectorRegistry
 
 from cdn_ctl.convert import EDGE, edge_changes_from_pb, edge_from_pb, edge_to_pb, status_to_pb
 from cdn_ctl.domain import validate_edge_id
@@ -33,6 +35,7 @@ from cdn_ctl.frontdoor.policy import RedactedAccessLogger
 from cdn_ctl.frontdoor.settings import FrontDoorSettings
 from cdn_ctl.health import HealthMonitor, HttpProber
 from cdn_ctl.http import RoutingFace, create_app
+from cdn_ctl.metrics import CdnMetrics
 from cdn_ctl.playerlinks import PlayerLinks
 from cdn_ctl.routing import Controller, Router, RoutingService
 from cdn_ctl.service import UPDATABLE, CdnService
@@ -157,12 +160,16 @@ class RoutingProcess:
         http: aiohttp.ClientSession,
         keys: Authenticator | None = None,
         access_log: bool = True,
+        worker: tuple[Path, int] | None = None,
     ) -> None:
+        """``worker``: see :class:`RoutingFace`."""
         self._access_log = access_log
         self.router = Router(settings.route_policy)
         self.monitor = HealthMonitor(
             settings.health,
-            probe=HttpProber(http, timeout_seconds=settings.health.probe_timeout_seconds),
+            probe=HttpProber(
+                http, timeout_seconds=settings.health.probe_timeout_seconds, keys=settings.keys
+            ),
         )
         self.controller = Controller(
             store=EdgeStore(redis),
@@ -171,18 +178,22 @@ class RoutingProcess:
             replica_id=settings.replica_id,
             lease_ttl_seconds=settings.routing.lease_ttl_seconds,
         )
+        # The process's one registry: routing, edges, the front door, background tasks.
+        self.metrics = CdnMetrics()
         self.routing = RoutingService(
-            router=self.router, keys=settings.keys, settings=settings.routing
+            router=self.router, keys=settings.keys, settings=settings.routing, counter=self.metrics
         )
-        registry = CollectorRegistry()
         # Every background loop of this process (the controller's, the front door's):
         # awaited, logged, counted on /metrics, listed on /healthz, restarted with backoff.
-        self.supervisor = Supervisor(backoff=TASK_BACKOFF, metrics=SupervisorMetrics(registry))
+        self.supervisor = Supervisor(
+            backoff=TASK_BACKOFF, metrics=SupervisorMetrics(self.metrics.registry)
+        )
         self.face = RoutingFace(
             routing=self.routing,
             controller=self.controller,
-            registry=registry,
+            metrics=self.metrics,
             tasks=self.supervisor,
+            worker=worker,
         )
         self.admin_app = create_app(self.face, authenticator=keys or KeyStore(redis))
         door = settings.frontdoor
@@ -243,6 +254,8 @@ class RoutingProcess:
             "controller-probes",
             functools.partial(self.controller.probe_forever, settings.probe_interval_seconds),
         )
+        if self.face.workers is not None:
+            await self.face.workers.start()
         self.admin_port = await self._site(
             web.AppRunner(self.admin_app, access_log=None),
             settings.admin_host,
@@ -254,7 +267,7 @@ class RoutingProcess:
             return self.port
         await self.frontdoor.start()
         runner = web.AppRunner(
-            create_box_app(self.frontdoor),
+            create_box_app(self.frontdoor, metrics=self.metrics),
             # Paths only: tokens travel in query strings and headers and never reach the log.
             access_log=logging.getLogger("cdn_ctl.access") if self._access_log else None,
             access_log_class=RedactedAccessLogger,
@@ -276,6 +289,8 @@ class RoutingProcess:
         for runner in reversed(self._runners):
             await runner.cleanup()
         self._runners = []
+        if self.face.workers is not None:
+            await self.face.workers.stop()
         if self.frontdoor is not None:
             await self.frontdoor.stop()
         await self.supervisor.close()
@@ -330,27 +345,29 @@ async def _connect(settings: CdnSettings, name: str) -> Any:
         raise SettingsError("REDIS_URL", err.message) from err
 
 
-async def _run_http_worker(settings: CdnSettings, index: int) -> None:
+async def _run_http_worker(settings: CdnSettings, index: int, run_dir: Path) -> None:
     redis = await _connect(settings, f"cdn_ctl-w{index}")
     settings = replace(settings, replica_id=f"{settings.replica_id}-w{index}")
     async with aiohttp.ClientSession() as http:
-        process = RoutingProcess(settings, redis=redis, http=http)
+        process = RoutingProcess(settings, redis=redis, http=http, worker=(run_dir, index))
         await process.start(reuse_port=True)
         await rpc.serve(process, stop=stop_event())
     await redis.aclose()
 
 
-def _http_worker_main(settings: CdnSettings, index: int) -> None:
+def _http_worker_main(settings: CdnSettings, index: int, run_dir: Path) -> None:
     logs.configure("cdn_ctl", settings.log_level)
-    asyncio.run(_run_http_worker(settings, index))
+    asyncio.run(_run_http_worker(settings, index, run_dir))
 
 
 @contextlib.asynccontextmanager
 async def _routing(settings: CdnSettings, redis: Any) -> AsyncIterator[None]:
     """The HTTP faces, and the worker processes that share their ports, beside gRPC."""
+    # This run's worker sockets (several workers only); private to this user.
+    run_dir = Path(tempfile.mkdtemp(prefix="cdn-workers-")) if settings.http_workers > 1 else None
     workers = [
         multiprocessing.get_context("spawn").Process(
-            target=_http_worker_main, args=(settings, i), daemon=True
+            target=_http_worker_main, args=(settings, i, run_dir), daemon=True
         )
         for i in range(1, settings.http_workers)
     ]
@@ -358,7 +375,9 @@ async def _routing(settings: CdnSettings, redis: Any) -> AsyncIterator[None]:
         worker.start()
     try:
         async with aiohttp.ClientSession() as http:
-            process = RoutingProcess(settings, redis=redis, http=http)
+            process = RoutingProcess(
+                settings, redis=redis, http=http, worker=None if run_dir is None else (run_dir, 0)
+            )
             try:
                 port = await process.start(reuse_port=settings.http_workers > 1)
                 log.info(
@@ -376,6 +395,8 @@ async def _routing(settings: CdnSettings, redis: Any) -> AsyncIterator[None]:
         for worker in workers:
             worker.terminate()
             worker.join(10)
+        if run_dir is not None:
+            shutil.rmtree(run_dir, ignore_errors=True)
 
 
 async def _create(settings: CdnSettings, redis: Any) -> tuple[rpc.RpcServer, int]:

@@ -20,7 +20,7 @@ from typing import Any
 
 from redis.exceptions import RedisError, WatchError
 
-from cdn_ctl.domain import Edge, EdgeHealth, Health, Tier
+from cdn_ctl.domain import Edge, EdgeHealth, EdgeTraffic, Health, Tier
 from cdn_ctl.errors import EdgeExists, EdgeNotFound, RegistryUnavailable
 from headend.errors import Aborted
 
@@ -150,6 +150,9 @@ class EdgeStore:
                     "probes": h.probes,
                     "latency_ms": h.latency_ms,
                     "reason": h.reason,
+                    "hit_ratio": h.traffic.cache_hit_ratio,
+                    "uplink_mbps": h.traffic.uplink_mbps_used,
+                    "uplink_use": h.traffic.uplink_use,
                 }
             )
             for edge_id, h in health.items()
@@ -175,6 +178,10 @@ class EdgeStore:
                 d["probes"],
                 d["latency_ms"],
                 d["reason"],
+                # Verdicts written before the traffic was measured have none.
+                EdgeTraffic(
+                    d.get("hit_ratio", -1.0), d.get("uplink_mbps", -1.0), d.get("uplink_use", -1.0)
+                ),
             )
         return out
 

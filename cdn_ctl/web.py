@@ -17,6 +17,8 @@ from headend.httperrors import http_status as category_status
 RETRY_AFTER_SECONDS = 5
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+# On every refusal: its reason (or the error's class when it has none), for the metrics.
+REFUSAL = web.ResponseKey("refusal", str)
 
 # These faces' own statuses, ahead of the platform's category mapping.
 _OVERRIDES = ((TokenExpired, 410),)
@@ -38,7 +40,9 @@ def error_response(err: errors.HeadendError) -> web.Response:
     headers = {}
     if status in (429, 503):
         headers["Retry-After"] = err.details.get("retry_after") or str(RETRY_AFTER_SECONDS)
-    return web.json_response(body, status=status, headers=headers)
+    response = web.json_response(body, status=status, headers=headers)
+    response[REFUSAL] = reason or type(err).__name__
+    return response
 
 
 @web.middleware

@@ -94,6 +94,7 @@ from cdn_ctl.frontdoor.ports import Routing
 from cdn_ctl.frontdoor.settings import FrontDoorSettings
 from cdn_ctl.frontdoor.timeshift import Timeshift
 from cdn_ctl.lineup import LineupEntry, render_m3u
+from cdn_ctl.metrics import CdnMetrics
 from cdn_ctl.playerlinks import PlayerLinks
 from cdn_ctl.upstream import EpgCache, LeaseKeeper, SubscriberCache
 from cdn_ctl.web import Handler, error_response, mapped
@@ -447,8 +448,10 @@ def _json_object(body: bytes) -> dict[str, Any]:
     return value
 
 
-def create_box_app(frontdoor: FrontDoor) -> web.Application:
-    """The public app: the box routes behind the token middleware, nothing else."""
-    app = web.Application(middlewares=frontdoor.middlewares, client_max_size=4096)
+def create_box_app(frontdoor: FrontDoor, *, metrics: CdnMetrics | None = None) -> web.Application:
+    """The public app: the box routes behind the token middleware (counted outside it by
+    ``metrics``: its refusals too), nothing else."""
+    counting = [] if metrics is None else [metrics.box_middleware]
+    app = web.Application(middlewares=[*counting, *frontdoor.middlewares], client_max_size=4096)
     frontdoor.add_routes(app)
     return app

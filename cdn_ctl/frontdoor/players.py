@@ -46,7 +46,7 @@ from cdn_ctl.frontdoor import xtream
 from cdn_ctl.frontdoor.playback import CLIENT, TOKEN
 from cdn_ctl.playerlinks import CREDENTIAL_LENGTH, PlayerLink, PlayerLinks, PlayerLinkUnknown
 from cdn_ctl.upstream import SubscriberCache
-from cdn_ctl.web import Handler, error_response
+from cdn_ctl.web import REFUSAL, Handler, error_response
 from epg.domain import Channel
 from headend import errors
 from headend.httperrors import PROBLEM_TYPE, problem_body
@@ -91,7 +91,11 @@ def problem_response(err: errors.HeadendError) -> web.Response:
     headers = dict(_NO_STORE)
     if "Retry-After" in plain.headers:
         headers["Retry-After"] = plain.headers["Retry-After"]
-    return web.json_response(body, status=plain.status, headers=headers, content_type=PROBLEM_TYPE)
+    response = web.json_response(
+        body, status=plain.status, headers=headers, content_type=PROBLEM_TYPE
+    )
+    response[REFUSAL] = plain[REFUSAL]
+    return response
 
 
 def problems(handler: Handler) -> Handler:

@@ -14,7 +14,13 @@ from cdn_ctl.routing.controller import Controller, ControllerStatus
 from cdn_ctl.routing.ledger import RouteLedger
 from cdn_ctl.routing.ring import HashRing
 from cdn_ctl.routing.router import Consideration, Decision, RoutePolicy, Router
-from cdn_ctl.routing.service import RoutedEdge, RouteRequest, RoutingService, steering_reload_uri
+from cdn_ctl.routing.service import (
+    RouteCounter,
+    RoutedEdge,
+    RouteRequest,
+    RoutingService,
+    steering_reload_uri,
+)
 from cdn_ctl.routing.settings import RoutingSettings
 
 __all__ = [
@@ -23,6 +29,7 @@ __all__ = [
     "ControllerStatus",
     "Decision",
     "HashRing",
+    "RouteCounter",
     "RouteLedger",
     "RoutePolicy",
     "RouteRequest",

@@ -14,7 +14,7 @@ import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 from urllib.parse import quote
 
 from cdn_ctl.domain import (
@@ -22,6 +22,8 @@ from cdn_ctl.domain import (
     Edge,
     Health,
     Redirect,
+    RouteDecision,
+    RouteLevel,
     Scope,
     level_of,
     parse_target,
@@ -35,6 +37,7 @@ from cdn_ctl.routing.router import Decision, Router
 from cdn_ctl.routing.settings import RoutingSettings
 from cdn_ctl.signing import KeyRing, token_prefix
 from cdn_ctl.steering import SteeringManifest, build_manifest
+from headend.errors import HeadendError
 
 
 class RouteRequest(NamedTuple):
@@ -47,6 +50,16 @@ class RouteRequest(NamedTuple):
     region: str
     client_ip: str | None
     lease_id: str | None = None
+
+
+class RouteCounter(Protocol):
+    """Counts routing decisions and refusals (:class:`cdn_ctl.metrics.CdnMetrics`)."""
+
+    def routed(self, level: RouteLevel, decision: RouteDecision) -> None:
+        """One redirect issued (or lease moved)."""
+
+    def refused(self, err: HeadendError) -> None:
+        """One routing request refused."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,11 +82,13 @@ class RoutingService:
         keys: KeyRing,
         settings: RoutingSettings,
         clock: Callable[[], float] = time.time,
+        counter: RouteCounter | None = None,
     ) -> None:
         self._router = router
         self._keys = keys
         self.settings = settings
         self._clock = clock
+        self._counter = counter
 
     def _usable(self, edge_id: str | None) -> Edge | None:
         if edge_id is None:
@@ -113,6 +128,19 @@ class RoutingService:
     ) -> Redirect:
         """Route and sign ``{scope}{rest}`` once. A request with a lease is counted on its
         edge and stays there while the edge is up; one without reserves no capacity."""
+        try:
+            redirect, decision = self._redirect(scope, rest, region, client_ip, lease_id)
+        except HeadendError as err:
+            if self._counter is not None:
+                self._counter.refused(err)
+            raise
+        if self._counter is not None:
+            self._counter.routed(redirect.level, decision)
+        return redirect
+
+    def _redirect(
+        self, scope: Scope, rest: str, region: str, client_ip: str | None, lease_id: str | None
+    ) -> tuple[Redirect, RouteDecision]:
         validate_box_region(region)
         if lease_id is not None:
             validate_lease_id(lease_id)
@@ -123,9 +151,11 @@ class RoutingService:
             router.touch(lease_id, expires_at=self._expiry())
             edge, level = sticky, level_of(sticky, region)
             reason = f"lease affinity: {level} {sticky.tier} {sticky.edge_id}"
+            how = RouteDecision.LEASE_KEPT
         else:
             decision = router.route(scope.channel, region)
             edge, level, reason = decision.edge, decision.level, decision.reason
+            how = RouteDecision.LEASE_PLACED if lease_id else RouteDecision.NO_LEASE
             if lease_id:
                 router.hold(
                     lease_id,
@@ -137,11 +167,16 @@ class RoutingService:
         location = f"http://{edge.address}{prefix}{scope.path}{rest}"
         if lease_id:
             location += f"?{LEASE_PARAM}={lease_id}&region={region}"
-        return Redirect(location, edge, level, reason, lease_id or "")
+        return Redirect(location, edge, level, reason, lease_id or ""), how
 
     def route(self, req: RouteRequest) -> Redirect:
         """:meth:`redirect` for a raw path (checked: kind, channel, region, path, lease)."""
-        scope, rest = parse_target(req.kind, req.channel, req.path)
+        try:
+            scope, rest = parse_target(req.kind, req.channel, req.path)
+        except HeadendError as err:
+            if self._counter is not None:
+                self._counter.refused(err)
+            raise
         return self.redirect(
             scope, rest, region=req.region, client_ip=req.client_ip, lease_id=req.lease_id
         )
@@ -201,6 +236,8 @@ class RoutingService:
                     expires_at=self._expiry(),
                 )
                 current = decision.edge.edge_id
+                if self._counter is not None:
+                    self._counter.routed(decision.level, RouteDecision.STEERED)
         return build_manifest(
             base_pathway=base,
             current=current,

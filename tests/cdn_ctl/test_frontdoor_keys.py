@@ -401,3 +401,42 @@ def test_bad_key_settings_name_the_variable(name: str, value: str) -> None:
     with pytest.raises(SettingsError) as caught:
         FrontDoorSettings.from_env(_env(**{name: value}))
     assert name in str(caught.value)
+
+
+# ---------------------------------------------------------------------------- metrics
+
+
+async def test_logins_refusals_key_requests_and_routes_are_counted(keydoor: KeyDoor) -> None:
+    """Known traffic through the real process, counted on its one registry: two logins (one
+    refused), three key requests (one refused for want of a lease, one for no token), and
+    the live variant's redirect placing the lease."""
+    registry = keydoor.process.metrics.registry
+
+    def value(name: str, **labels: str) -> float:
+        return registry.get_sample_value(name, labels) or 0.0
+
+    key = await keydoor.key(LIVE, _now())
+    url = f"{keydoor.url}/keys/{LIVE}/{key.key_id}"
+    async with aiohttp.ClientSession() as http:
+        token = await keydoor.login(http, "a1")
+        async with http.post(
+            f"{keydoor.url}/api/login", json={"mac": "02:00:00:00:00:01", "secret": "wrong"}
+        ) as resp:
+            assert resp.status == 401
+        assert (await refused(http, url, token)) == (403, "no_lease")
+        assert (await refused(http, url)) == (401, "session_missing")
+        lease_id = await keydoor.watch(http, token, LIVE)
+        assert (await fetch(http, url, token))[0] == 200
+        variant = f"{keydoor.url}/live/{LIVE}/180p/index.m3u8?lease_id={lease_id}"
+        for _ in range(2):
+            assert (await fetch(http, variant, token))[0] == 302
+    assert value("cdn_routes_total", level="county", decision="lease_placed") == 1
+    assert value("cdn_routes_total", level="county", decision="lease_kept") == 1
+    assert value("cdn_box_logins_total", outcome="ok") == 1
+    assert value("cdn_box_logins_total", outcome="login_failed") == 1
+    assert value("cdn_key_requests_total", outcome="ok") == 1
+    assert value("cdn_key_requests_total", outcome="no_lease") == 1
+    assert value("cdn_key_requests_total", outcome="session_missing") == 1
+    assert value("cdn_box_refusals_total", reason="login_failed") == 1
+    assert value("cdn_box_refusals_total", reason="no_lease") == 1
+    assert value("cdn_box_refusals_total", reason="session_missing") == 1

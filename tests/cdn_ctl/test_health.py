@@ -65,11 +65,12 @@ def test_flapping_edge_changes_routes_no_faster_than_the_hold_down() -> None:
     clock = [0.0]
     monitor = HealthMonitor(POLICY, probe=_never, clock=lambda: clock[0])
     router = Router()
-    router.set_edges([_edge("e1", "110101"), _edge("e2", "110101")])
+    e1, e2 = _edge("e1", "110101"), _edge("e2", "110101")
+    router.set_edges([e1, e2])
     for i in range(3):
         clock[0] = float(i)
-        monitor.observe("e1", OK)
-        monitor.observe("e2", OK)
+        monitor.observe(e1, OK)
+        monitor.observe(e2, OK)
     router.set_health(monitor.states())
     channel = next(
         f"ch{i}" for i in range(100) if router.route(f"ch{i}", "110101").edge.edge_id == "e1"
@@ -84,8 +85,8 @@ def test_flapping_edge_changes_routes_no_faster_than_the_hold_down() -> None:
         ok = (i % period) >= 3
         raw_flips += ok != previous_ok
         previous_ok = ok
-        monitor.observe("e2", OK)
-        monitor.observe("e1", OK if ok else FAIL)
+        monitor.observe(e2, OK)
+        monitor.observe(e1, OK if ok else FAIL)
         router.set_health(monitor.states())
         edge = router.route(channel, "110101").edge.edge_id
         if edge != changes[-1][1]:

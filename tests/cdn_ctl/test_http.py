@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -17,9 +18,10 @@ from cdn_ctl.domain import Edge, Tier
 from cdn_ctl.edge import EdgeProcess
 from cdn_ctl.health import HealthMonitor, HealthPolicy, HttpProber
 from cdn_ctl.http import RoutingFace, create_app
+from cdn_ctl.metrics import CdnMetrics
 from cdn_ctl.routing import Controller, Router, RoutingService, RoutingSettings
 from cdn_ctl.service import CdnService
-from cdn_ctl.signing import KeyRing
+from cdn_ctl.signing import KeyRing, sign_path
 from cdn_ctl.store import EdgeStore
 from headend.auth import ADMIN, KeyStore
 from headend.redisproc import RedisServer
@@ -41,7 +43,7 @@ class Stack:
             HealthPolicy(
                 window=3, fall=2, rise=1, hold_down_seconds=30, degraded_latency_ms=10_000
             ),
-            probe=HttpProber(http, timeout_seconds=10),
+            probe=HttpProber(http, timeout_seconds=10, keys=ring),
         )
         self.controller = Controller(
             store=self.store,
@@ -50,8 +52,13 @@ class Stack:
             replica_id="t",
             lease_ttl_seconds=60,
         )
-        self.routing = RoutingService(router=self.router, keys=ring, settings=RoutingSettings())
-        self.face = RoutingFace(routing=self.routing, controller=self.controller)
+        self.metrics = CdnMetrics()
+        self.routing = RoutingService(
+            router=self.router, keys=ring, settings=RoutingSettings(), counter=self.metrics
+        )
+        self.face = RoutingFace(
+            routing=self.routing, controller=self.controller, metrics=self.metrics
+        )
         self.keys = KeyStore(redis)
         self.server = TestServer(create_app(self.face, authenticator=self.keys), host="127.0.0.1")
         self.http = http
@@ -251,9 +258,15 @@ async def test_metrics_and_healthz(stack: Stack, edges: EdgeFactory, origin: Fak
     await stack.add(edges, origin, "v1", BOX)
     await stack.settle()
     await stack.get(f"/route/live/ch1/master.m3u8?region={BOX}")
+    await stack.get(f"/route/live/ch1/master.m3u8?region={BOX}&lease_id={LEASE}")
+    await stack.get(f"/route/live/ch1/master.m3u8?region={BOX}&lease_id={LEASE}")
+    await stack.get("/route/live/ch1/master.m3u8?region=1")
     _, _, text = await stack.get("/metrics")
-    assert 'cdn_routes_total{level="county"} 1.0' in text.decode()
-    assert 'cdn_edge_leases{edge="v1"} 0.0' in text.decode()  # no lease: nothing reserved
+    assert 'cdn_routes_total{decision="no_lease",level="county"} 1.0' in text.decode()
+    assert 'cdn_routes_total{decision="lease_placed",level="county"} 1.0' in text.decode()
+    assert 'cdn_routes_total{decision="lease_kept",level="county"} 1.0' in text.decode()
+    assert 'cdn_route_failures_total{error="InvalidRouteRequest"} 1.0' in text.decode()
+    assert 'cdn_edge_leases{edge="v1"} 1.0' in text.decode()  # only the lease is held
     assert 'cdn_edge_state{edge="v1",state="up"} 1.0' in text.decode()
     status, _, body = await stack.get("/healthz")
     assert status == 200
@@ -335,3 +348,31 @@ def test_main_without_settings_exits_with_one_clear_line(repo_root: Path) -> Non
         "cdn_ctl: setting CDN_SIGNING_KEYS: required: kid:base64url-secret[,kid:secret...] "
         "(>= 16 bytes)"
     ]
+
+
+async def test_edge_traffic_gauges_and_a_removed_edge_loses_its_series(
+    stack: Stack, edges: EdgeFactory, origin: FakeOrigin, ring: KeyRing, redis: aioredis.Redis
+) -> None:
+    await stack.add(edges, origin, "v1", BOX)
+    await stack.add(edges, origin, "v2", "110102")
+    await stack.settle()
+    for name in ("seg_1.ts", "seg_2.ts", "seg_1.ts", "seg_1.ts", "seg_2.ts"):  # 2 misses, 3 hits
+        url = stack.nginx["v1"].url + sign_path(
+            ring, scope="live/ch1/", path=f"live/ch1/180p/{name}", expires_at=int(time.time()) + 60
+        )
+        async with stack.http.get(url) as resp:
+            assert resp.status == 200
+    await stack.controller.probe()
+    _, _, body = await stack.get("/metrics")
+    text = body.decode()
+    assert 'cdn_edge_cache_hit_ratio{edge="v1"} 0.6' in text
+    assert 'cdn_edge_uplink_mbps{edge="v1"}' in text
+    assert 'cdn_edge_uplink_use{edge="v1"}' in text
+    assert 'cdn_edge_cache_hit_ratio{edge="v2"}' not in text  # no request: nothing to judge
+    assert 'cdn_edge_uplink_mbps{edge="v2"} 0.0' in text
+    await redis.hdel("cdn:edges", "v1")
+    await stack.settle()
+    _, _, body = await stack.get("/metrics")
+    text = body.decode()
+    assert 'edge="v1"' not in text
+    assert 'cdn_edge_state{edge="v2",state="up"} 1.0' in text

@@ -12,7 +12,7 @@ import pytest
 import redis.asyncio as aioredis
 from google.protobuf.field_mask_pb2 import FieldMask
 
-from cdn_ctl.domain import EdgeHealth, Health
+from cdn_ctl.domain import EdgeHealth, EdgeTraffic, Health
 from cdn_ctl.server import create_server
 from cdn_ctl.settings import CdnSettings
 from cdn_ctl.signing import KeyRing
@@ -62,8 +62,9 @@ async def test_register_then_list_with_health_and_load(
     assert (mid.name, mid.version) == ("edges/mid1", 1)
     await stub.RegisterEdge(register("v1", parent_id="mid1"), metadata=admin)
     store = EdgeStore(redis)
+    traffic = EdgeTraffic(cache_hit_ratio=0.9, uplink_mbps_used=12.5, uplink_use=0.125)
     await store.put_health(
-        {"v1": EdgeHealth(Health.DEGRADED, 1.0, 1, 5, 42.0, "1 of last 5 probes failed")}
+        {"v1": EdgeHealth(Health.DEGRADED, 1.0, 1, 5, 42.0, "1 of last 5 probes failed", traffic)}
     )
     await store.publish_leases("replica-a", {"v1": 50}, now=time.time(), ttl_seconds=60)
     listed = await stub.ListEdges(cdn_pb2.ListEdgesRequest(), metadata=admin)
@@ -82,7 +83,11 @@ async def test_register_then_list_with_health_and_load(
         50,
     )
     assert v1.load == pytest.approx(0.25)
-    assert by_name["edges/mid1"].health == cdn_pb2.HEALTH_STATE_UNKNOWN
+    assert (v1.cache_hit_ratio, v1.uplink_mbps_used, v1.uplink_use) == (0.9, 12.5, 0.125)
+    mid1 = by_name["edges/mid1"]
+    assert mid1.health == cdn_pb2.HEALTH_STATE_UNKNOWN
+    # Never probed: no traffic measured, which is not a ratio of 0.
+    assert (mid1.cache_hit_ratio, mid1.uplink_mbps_used, mid1.uplink_use) == (-1, -1, -1)
 
 
 @pytest.mark.parametrize(

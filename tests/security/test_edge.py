@@ -9,6 +9,7 @@ shows up here.
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -20,7 +21,7 @@ import pytest
 from aiohttp import web
 
 from cdn_ctl.domain import Tier
-from cdn_ctl.edge import EdgeConfig, EdgeProcess
+from cdn_ctl.edge import STATS_PATH, EdgeConfig, EdgeProcess
 from cdn_ctl.errors import TokenInvalid
 from cdn_ctl.signing import KeyRing, sign_path, token_prefix, verify_path
 from tests.support.cdn import EdgeFactory, edge_factory, rotation_ring
@@ -572,3 +573,45 @@ async def test_village_edge_and_mid_tier_pass_only_canonical_paths_upstream(
     assert (await send(village, prefix(ring) + "live/ch1/180p/seg%0d.ts")).status == 400
     assert (await send(village, signed(ring) + "?x=1")).status == 200
     assert origin.lines == [f"GET /{SEGMENT} HTTP/1.1".encode()]
+
+
+# -- 6. the traffic counters ---------------------------------------------------------------
+
+
+async def test_traffic_counters_answer_the_controllers_token_only(
+    origin: RecordingOrigin, edges: EdgeFactory, ring: KeyRing
+) -> None:
+    """The counters need a token signed for STATS_PATH with the edges' keys: no box holds
+    one (a box's live or catch-up token, even for a channel named like the path, is
+    refused), and neither does anyone without the keys or from a mid tier's children."""
+    mid = await edges(
+        "mid1", upstream=origin.address, tier=Tier.MID, trusted_children=("127.0.0.1",)
+    )
+    edge = await edges("e1", upstream=f"127.0.0.1:{mid.config.listen_port}")
+    assert (await send(edge, signed(ring))).status == 200  # one miss, counted
+    stranger = KeyRing.parse("k2:" + "A" * 43, "k2")
+    refused = [
+        "/" + STATS_PATH,
+        prefix(ring) + STATS_PATH,
+        prefix(ring, scope="live/_edge/") + STATS_PATH,
+        prefix(ring, scope="catchup/ch1/w/1/2/") + STATS_PATH,
+        prefix(stranger, scope=STATS_PATH) + STATS_PATH,
+        prefix(ring, scope=STATS_PATH).replace("/-/", "/127.0.0.9/") + STATS_PATH,
+    ]
+    for target in refused:
+        for server in (edge, mid):
+            reply = await send(server, target, source=STRANGER)
+            assert reply.status in (400, 403), target
+            assert b"hits" not in reply.body
+    expired = token_prefix(ring, scope=STATS_PATH, expires_at=int(time.time()) - 1, client_ip=None)
+    assert (await send(edge, expired + STATS_PATH)).status == 410
+    # The mid tier's children fetch paths unsigned: its counters are not one of them (the
+    # path is only passed up, like any other).
+    child = await send(mid, "/" + STATS_PATH)
+    assert (child.status, b"hits" in child.body) == (404, False)
+    allowed = await send(edge, prefix(ring, scope=STATS_PATH) + STATS_PATH, source=STRANGER)
+    assert allowed.status == 200
+    assert allowed.headers["cache-control"] == "no-store"
+    body = json.loads(allowed.body)
+    assert (body["hits"], body["misses"]) == (0, 1)
+    assert body["upstream_bytes"] > len(segment_body("/" + SEGMENT))

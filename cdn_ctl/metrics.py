@@ -1,0 +1,169 @@
+"""Every metric of a CDN routing process, declared once on the process's one registry.
+
+The admin listener serves them on ``/metrics`` (:mod:`cdn_ctl.http`); the box front door
+counts logins, refusals and content key requests through :meth:`CdnMetrics.box_middleware`
+(the one place it sees every answer, refusals included: :func:`cdn_ctl.web.error_response`
+marks each with its reason); :class:`~cdn_ctl.routing.RoutingService` counts its decisions
+through the :class:`~cdn_ctl.routing.RouteCounter` protocol, so a redirect is counted once
+whichever face asked for it. The per-edge gauges are this replica's view, set at each scrape
+from the routing snapshot and the health monitor; an edge no longer registered loses its
+series rather than reporting its last state forever.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterable, Mapping
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from cdn_ctl.domain import UNMEASURED, EdgeHealth, Health, RouteDecision, RouteLevel
+from cdn_ctl.routing import RoutedEdge
+from cdn_ctl.web import REFUSAL, Handler
+from headend.errors import HeadendError
+
+LOGIN_PATH = "/api/login"
+KEYS_PREFIX = "/keys/"
+OK = "ok"
+
+
+class CdnMetrics:
+    """The routing process's metrics: routing, edges, and the box front door."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        self.routes = Counter(
+            "cdn_routes_total",
+            "Redirects issued (and leases steering moved), by hierarchy level and decision.",
+            ["level", "decision"],
+            registry=self.registry,
+        )
+        self.route_failures = Counter(
+            "cdn_route_failures_total",
+            "Routing requests refused, by error.",
+            ["error"],
+            registry=self.registry,
+        )
+        self.edge_state = Gauge(
+            "cdn_edge_state",
+            "1 for the edge's current health state.",
+            ["edge", "state"],
+            registry=self.registry,
+        )
+        self.stale = Gauge(
+            "cdn_routing_state_stale", "1 while Redis is unreachable.", registry=self.registry
+        )
+        self.leases = Gauge(
+            "cdn_edge_leases",
+            "Active leases counted by this replica.",
+            ["edge"],
+            registry=self.registry,
+        )
+        self.hit_ratio = Gauge(
+            "cdn_edge_cache_hit_ratio",
+            "Share of the edge's answers served from its cache between the last two probes.",
+            ["edge"],
+            registry=self.registry,
+        )
+        self.uplink_mbps = Gauge(
+            "cdn_edge_uplink_mbps",
+            "Megabits per second the edge fetched from its parent between the last two probes.",
+            ["edge"],
+            registry=self.registry,
+        )
+        self.uplink_use = Gauge(
+            "cdn_edge_uplink_use",
+            "cdn_edge_uplink_mbps over the edge's registered uplink_mbps.",
+            ["edge"],
+            registry=self.registry,
+        )
+        self.logins = Counter(
+            "cdn_box_logins_total",
+            "Box logins (POST /api/login), by outcome: ok or the refusal's reason.",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.refusals = Counter(
+            "cdn_box_refusals_total",
+            "Box requests the front door refused (logins included), by reason.",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.key_requests = Counter(
+            "cdn_key_requests_total",
+            "Content key requests from boxes, by outcome: ok or the refusal's reason.",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self._route_incs: dict[tuple[RouteLevel, RouteDecision], Callable[[], None]] = {}
+        self._edges: set[str] = set()
+
+    # ---- routing (RouteCounter)
+
+    def routed(self, level: RouteLevel, decision: RouteDecision) -> None:
+        """One redirect issued (the hot path: each label pair's child is looked up once)."""
+        key = (level, decision)
+        inc = self._route_incs.get(key)
+        if inc is None:
+            inc = self._route_incs[key] = self.routes.labels(level.value, decision.value).inc
+        inc()
+
+    def refused(self, err: HeadendError) -> None:
+        """One routing request refused."""
+        self.route_failures.labels(type(err).__name__).inc()
+
+    # ---- the box front door
+
+    @web.middleware
+    async def box_middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Count every refusal by reason, and logins and key requests by outcome."""
+        response = await handler(request)
+        refusal = response.get(REFUSAL)
+        if refusal is not None:
+            self.refusals.labels(refusal).inc()
+        path = request.path
+        if path == LOGIN_PATH:
+            self.logins.labels(refusal or OK).inc()
+        elif path.startswith(KEYS_PREFIX):
+            self.key_requests.labels(refusal or OK).inc()
+        return response
+
+    # ---- edges
+
+    def set_edges(
+        self, routed: Iterable[RoutedEdge], health: Mapping[str, EdgeHealth], *, stale: bool
+    ) -> None:
+        """This replica's view of every edge; the series of edges gone are removed, and a
+        traffic figure not measured is absent rather than -1."""
+        seen: set[str] = set()
+        for r in routed:
+            edge_id = r.edge.edge_id
+            seen.add(edge_id)
+            for state in Health:
+                self.edge_state.labels(edge_id, state.value).set(1 if state is r.health else 0)
+            self.leases.labels(edge_id).set(r.held_here)
+            verdict = health.get(edge_id)
+            traffic = UNMEASURED if verdict is None else verdict.traffic
+            _measured(self.hit_ratio, edge_id, traffic.cache_hit_ratio)
+            _measured(self.uplink_mbps, edge_id, traffic.uplink_mbps_used)
+            _measured(self.uplink_use, edge_id, traffic.uplink_use)
+        for gone in self._edges - seen:
+            for state in Health:
+                _remove(self.edge_state, gone, state.value)
+            for gauge in (self.leases, self.hit_ratio, self.uplink_mbps, self.uplink_use):
+                _remove(gauge, gone)
+        self._edges = seen
+        self.stale.set(1 if stale else 0)
+
+
+def _measured(gauge: Gauge, edge_id: str, value: float) -> None:
+    if value < 0:
+        _remove(gauge, edge_id)
+    else:
+        gauge.labels(edge_id).set(value)
+
+
+def _remove(gauge: Gauge, *labels: str) -> None:
+    with contextlib.suppress(KeyError):  # never set
+        gauge.remove(*labels)
