@@ -32,7 +32,9 @@ from headend.settings import environ
 from headend.stack import GaveUp, Stack, StackSettings
 
 # Packages that contribute subcommands through ``register(subparsers)``.
-COMMAND_MODULES: tuple[str, ...] = ("epg.cli", "subscriber.cli", "transcode.cli", "cdn_ctl.cli")
+COMMAND_MODULES: tuple[str, ...] = (
+    "epg.cli", "subscriber.cli", "subscriber.reports.cli", "transcode.cli", "cdn_ctl.cli",
+)  # fmt: skip
 LOG_LEVEL_VAR = "LOG_LEVEL"
 DEFAULT_LOG_LEVEL = "info"
 KEY_COLUMNS = ("key_id", "principal", "created_at")

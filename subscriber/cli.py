@@ -8,7 +8,8 @@ says (one line, the exit status of their kind). The commands live by subject:
 :mod:`subscriber.cli_accounts` (create, get, list, export, update, status, entitle,
 revoke), :mod:`subscriber.cli_devices` (bind, activate, unbind, block, replace,
 why-not), :mod:`subscriber.cli_admin` (packages, define-package, create-carrier,
-audit) and :mod:`subscriber.cli_import` (import, ``--dry-run``, ``--rejects``).
+audit), :mod:`subscriber.cli_helpdesk` (device-events, counts, provisioning-errors) and
+:mod:`subscriber.cli_import` (import, ``--dry-run``, ``--rejects``).
 
 ``headend subscribers import FILE.csv`` reads UTF-8 CSV with a header row.
 Columns (only the first three are required; order is free):
@@ -46,7 +47,7 @@ from __future__ import annotations
 import argparse
 
 from headend.clitools import add_target, env_help, service_env
-from subscriber import cli_accounts, cli_admin, cli_devices, cli_import
+from subscriber import cli_accounts, cli_admin, cli_devices, cli_helpdesk, cli_import
 from subscriber.cli_common import DEFAULT_TARGET, TARGET_VAR, Command, run
 from subscriber.cli_import import import_rows
 from subscriber.importfile import CsvError, read_csv
@@ -73,4 +74,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     cli_accounts.add_commands(add)
     cli_devices.add_commands(add)
     cli_admin.add_commands(add)
+    cli_helpdesk.add_commands(add)
     add_target(top, TARGET_VAR, DEFAULT_TARGET)

@@ -44,6 +44,7 @@ from subscriber.domain import (
     SubscriberStatus,
     normalize_mac,
 )
+from subscriber.domain.helpdesk import DeviceEvent, ProvisioningError, SubscriberCount
 from subscriber.errors import SubscriberError
 
 
@@ -341,6 +342,40 @@ class SubscriberClient(ServiceClient):
         )
         reply: pb.ListAuditResponse = await self.call(self._stub.ListAudit, request)
         return [convert.audit_entry_from_pb(e) for e in reply.entries], reply.next_page_token
+
+    # ---- the helpdesk
+
+    async def device_events(
+        self, mac: str, *, carrier_id: str = "-", limit: int = 0
+    ) -> tuple[str, list[DeviceEvent], list[Lease]]:
+        """A box's latest requests (newest first; ``limit`` 0: 50) and its subscriber's live
+        leases, with the box's name; carrier ``-``: whichever carrier the key may read."""
+        request = pb.ListDeviceEventsRequest(parent=self._device(carrier_id, mac), page_size=limit)
+        reply: pb.ListDeviceEventsResponse = await self.call(self._stub.ListDeviceEvents, request)
+        return (
+            reply.device,
+            [convert.device_event_from_pb(e) for e in reply.events],
+            [convert.lease_from_pb(s) for s in reply.active_sessions],
+        )
+
+    async def count_subscribers(self) -> list[SubscriberCount]:
+        """Subscribers by carrier and status (a carrier key: its own carrier's)."""
+        request = pb.CountSubscribersRequest()
+        reply: pb.CountSubscribersResponse = await self.call(self._stub.CountSubscribers, request)
+        return [convert.subscriber_count_from_pb(c) for c in reply.counts]
+
+    async def provisioning_errors(
+        self, carrier_id: str = "", *, limit: int = 0
+    ) -> list[ProvisioningError]:
+        """The carrier's latest refused provisioning requests, newest first (carrier "":
+        every carrier's, admin; ``limit`` 0: 50)."""
+        request = pb.ListProvisioningErrorsRequest(
+            parent=CARRIER.format(carrier_id) if carrier_id else "", page_size=limit
+        )
+        reply: pb.ListProvisioningErrorsResponse = await self.call(
+            self._stub.ListProvisioningErrors, request
+        )
+        return [convert.provisioning_error_from_pb(e) for e in reply.errors]
 
     @staticmethod
     def _device(carrier_id: str, mac: str, field: str = "mac") -> str:

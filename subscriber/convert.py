@@ -24,6 +24,7 @@ from headend.rpc import HasFields, optional_timestamp, to_timestamp
 from headend.rpc.resources import ResourceName, update_paths
 from protos import subscriber_pb2 as pb
 from subscriber import domain
+from subscriber.domain import helpdesk
 from subscriber.errors import InvalidField
 
 K = TypeVar("K", bound=int)
@@ -403,3 +404,69 @@ def fingerprint(method: str, request: Message) -> str:
     copy.ClearField("idempotency_key")
     body = copy.SerializeToString(deterministic=True)
     return hashlib.sha256(method.encode() + b"\0" + body).hexdigest()
+
+
+# ---------------------------------------------------------------- the helpdesk
+
+_EVENT_KIND_PB: dict[helpdesk.DeviceEventKind, pb.DeviceEventKind] = {
+    "login": pb.DEVICE_EVENT_KIND_LOGIN,
+    "authorize": pb.DEVICE_EVENT_KIND_AUTHORIZE,
+    "start_session": pb.DEVICE_EVENT_KIND_START_SESSION,
+    "end_session": pb.DEVICE_EVENT_KIND_END_SESSION,
+}
+_EVENT_KIND = {v: k for k, v in _EVENT_KIND_PB.items()}
+# A refusal that is not a deny reason comes back from the wire as this, its words in detail.
+OTHER_REFUSAL = "REFUSED"
+
+
+def device_event(e: helpdesk.DeviceEvent) -> pb.DeviceEvent:
+    """One request of a box on the wire: a refusal that is not a deny reason is
+    UNSPECIFIED, and every refusal says why in words."""
+    reason = e.deny_reason
+    return pb.DeviceEvent(
+        time=to_timestamp(e.time),
+        kind=_EVENT_KIND_PB[e.kind],
+        channel_id=e.channel_id,
+        allowed=e.allowed,
+        reason=deny(reason) if e.allowed or reason else pb.DENY_REASON_UNSPECIFIED,
+        detail="" if e.allowed else helpdesk.refusal_detail(e.refusal, e.detail),
+        lease_id=e.lease_id,
+    )
+
+
+def device_event_from_pb(e: pb.DeviceEvent) -> helpdesk.DeviceEvent:
+    """One request of a box from the wire."""
+    reason = _DENY.get(e.reason)
+    refusal = "" if e.allowed else reason.value if reason else OTHER_REFUSAL
+    return helpdesk.DeviceEvent(
+        _at(e, "time"), status(e.kind, _EVENT_KIND), e.channel_id, refusal, e.detail, e.lease_id
+    )
+
+
+def subscriber_count(c: helpdesk.SubscriberCount) -> pb.SubscriberCount:
+    """One carrier's subscribers in one status, on the wire."""
+    return pb.SubscriberCount(
+        carrier=CARRIER.format(c.carrier_id), status=SUB_STATUS_PB[c.status], count=c.count
+    )
+
+
+def subscriber_count_from_pb(c: pb.SubscriberCount) -> helpdesk.SubscriberCount:
+    """One carrier's subscribers in one status, from the wire."""
+    return helpdesk.SubscriberCount(CARRIER.id(c.carrier), status(c.status, SUB_STATUS), c.count)
+
+
+_PROVISIONING = ("principal", "rpc", "subject", "reason", "message")
+
+
+def provisioning_error(e: helpdesk.ProvisioningError) -> pb.ProvisioningError:
+    """A refused provisioning request on the wire."""
+    return pb.ProvisioningError(
+        **_same(e, _PROVISIONING), time=to_timestamp(e.time), carrier=CARRIER.format(e.carrier_id)
+    )
+
+
+def provisioning_error_from_pb(e: pb.ProvisioningError) -> helpdesk.ProvisioningError:
+    """A refused provisioning request from the wire."""
+    return helpdesk.ProvisioningError(
+        **_same(e, _PROVISIONING), time=_at(e, "time"), carrier_id=CARRIER.id(e.carrier)
+    )

@@ -7,13 +7,14 @@ from dataclasses import dataclass, field
 from headend.redisconn import RedisSettings
 from headend.rpc import RpcSettings
 from headend.settings import Env, env_float, env_int, env_redis_url, env_str
+from subscriber.reports.settings import ReportSettings
 
 DEFAULT_PORT = 50052
 
 
 @dataclass(frozen=True, slots=True)
 class SubscriberSettings:
-    """Listening, Redis and the lease, idempotency and import bounds."""
+    """Listening, Redis, the lease, idempotency and import bounds, and viewing reports."""
 
     rpc: RpcSettings = field(default_factory=RpcSettings)
     redis_url: str | None = None
@@ -30,10 +31,11 @@ class SubscriberSettings:
     # Bound on rows in one streamed chunk.
     import_chunk_rows_max: int = 5_000
     audit_maxlen: int = 1_000_000
+    reports: ReportSettings = field(default_factory=ReportSettings)
 
     @classmethod
     def from_env(cls, env: Env) -> SubscriberSettings:
-        """Read the ``SUBSCRIBER_*`` variables, ``REDIS_URL`` and ``REDIS_*``."""
+        """Read the ``SUBSCRIBER_*`` and ``REPORTS_*`` variables, ``REDIS_URL`` and ``REDIS_*``."""
         return cls(
             rpc=RpcSettings.from_env(env, "SUBSCRIBER", default_port=DEFAULT_PORT),
             redis_url=env_redis_url(env),
@@ -56,4 +58,5 @@ class SubscriberSettings:
             audit_maxlen=env_int(
                 env, "SUBSCRIBER_AUDIT_MAXLEN", 1_000_000, low=1_000, high=100_000_000
             ),
+            reports=ReportSettings.from_env(env),
         )

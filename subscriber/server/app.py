@@ -1,4 +1,5 @@
-"""Mounting ``SubscriberService`` (and ``KeyService``) on the gRPC harness, and ``main()``."""
+"""Mounting ``SubscriberService`` (with ``KeyService`` and ``ViewingReportService``) on the
+gRPC harness, and ``main()``."""
 
 from __future__ import annotations
 
@@ -7,9 +8,14 @@ from redis.asyncio import Redis
 from headend.auth import KeyStore
 from headend.clock import utc_now
 from headend.keys_service import key_service
+from headend.metrics import RpcMetrics
 from headend.rpc import RpcServer, ServiceSpec, run_service, start_server
 from protos import subscriber_pb2 as pb
 from protos import subscriber_pb2_grpc as pb_grpc
+from subscriber.metrics import SubscriberMetrics
+from subscriber.reports.server import viewing_service
+from subscriber.reports.service import ViewingMetrics, ViewingReports
+from subscriber.reports.store import ViewingStore
 from subscriber.server.servicer import SubscriberServicer
 from subscriber.service import Clock, SubscriberService
 from subscriber.settings import SubscriberSettings
@@ -32,15 +38,29 @@ def subscriber_service(service: SubscriberService) -> ServiceSpec:
 async def create_server(
     settings: SubscriberSettings, *, redis: Redis, keys: KeyStore, clock: Clock = utc_now
 ) -> tuple[RpcServer, int]:
-    """Start ``SubscriberService`` and ``KeyService`` on the harness; returns server and port."""
-    store = SubscriberStore(
-        redis, audit_maxlen=settings.audit_maxlen, durability=settings.redis.durability
+    """Start ``SubscriberService``, ``KeyService`` and ``ViewingReportService`` (with its
+    expiry sweep) on the harness; returns server and port."""
+    viewing = ViewingStore(
+        redis, retention_days=settings.reports.retention_days, log_days=settings.reports.log_days
     )
-    service = SubscriberService(store=store, settings=settings, clock=clock)
+    store = SubscriberStore(
+        redis,
+        audit_maxlen=settings.audit_maxlen,
+        durability=settings.redis.durability,
+        viewing=viewing,
+    )
+    # The service's own metrics go out on the gRPC server's endpoint.
+    metrics = RpcMetrics()
+    service = SubscriberService(
+        store=store, settings=settings, clock=clock, metrics=SubscriberMetrics(metrics.registry)
+    )
+    reports = ViewingReports(store=viewing, settings=settings.reports, clock=clock)
     return await start_server(
         settings.rpc,
-        services=[subscriber_service(service), key_service(keys)],
+        services=[subscriber_service(service), key_service(keys), viewing_service(reports)],
         authenticator=keys,
+        metrics=metrics,
+        components=[reports.sweeping(ViewingMetrics(metrics.registry))],
     )
 
 

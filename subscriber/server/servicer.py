@@ -4,6 +4,7 @@ Requests name resources (``carriers/{carrier}/subscribers/{subscriber}``); the
 service takes ids, so names are parsed here with :mod:`subscriber.convert`'s
 patterns. Lists held in memory are paged here; the subscriber and audit lists
 are paged by the store's own cursor, wrapped in an opaque token bound to the query.
+A refused provisioning request is recorded for the helpdesk (``records_refusals``).
 """
 
 from __future__ import annotations
@@ -20,14 +21,15 @@ from protos import subscriber_pb2 as pb
 from protos import subscriber_pb2_grpc as pb_grpc
 from subscriber import convert, domain
 from subscriber.convert import CARRIER, ENTITLEMENT, SUBSCRIBER, device_ids
+from subscriber.server.helpdesk import HelpdeskServicer, records_refusals
 from subscriber.service import SubscriberService
 
 M = TypeVar("M", bound=Message)
 Context: TypeAlias = grpc.aio.ServicerContext
 
 
-class SubscriberServicer(pb_grpc.SubscriberServiceServicer):
-    """Proto <-> ``SubscriberService``."""
+class SubscriberServicer(HelpdeskServicer, pb_grpc.SubscriberServiceServicer):
+    """Proto <-> ``SubscriberService``; the helpdesk's RPCs are :class:`HelpdeskServicer`'s."""
 
     def __init__(self, *, service: SubscriberService) -> None:
         self._service = service
@@ -83,6 +85,7 @@ class SubscriberServicer(pb_grpc.SubscriberServiceServicer):
             carriers=[convert.carrier(c) for c in carriers], next_page_token=token
         )
 
+    @records_refusals
     async def SetCarrierStatus(
         self, request: pb.SetCarrierStatusRequest, context: Context
     ) -> pb.Carrier:
@@ -125,6 +128,7 @@ class SubscriberServicer(pb_grpc.SubscriberServiceServicer):
 
     # subscribers
 
+    @records_refusals
     async def CreateSubscriber(
         self, request: pb.CreateSubscriberRequest, context: Context
     ) -> pb.Subscriber:
@@ -174,6 +178,7 @@ class SubscriberServicer(pb_grpc.SubscriberServiceServicer):
             total_size=total,
         )
 
+    @records_refusals
     async def UpdateSubscriber(
         self, request: pb.UpdateSubscriberRequest, context: Context
     ) -> pb.Subscriber:
@@ -196,6 +201,7 @@ class SubscriberServicer(pb_grpc.SubscriberServiceServicer):
             "UpdateSubscriber", request, request.idempotency_key, pb.Subscriber, run
         )
 
+    @records_refusals
     async def SetSubscriberStatus(
         self, request: pb.SetSubscriberStatusRequest, context: Context
     ) -> pb.Subscriber:
@@ -218,6 +224,7 @@ class SubscriberServicer(pb_grpc.SubscriberServiceServicer):
 
     # devices
 
+    @records_refusals
     async def BindDevice(self, request: pb.BindDeviceRequest, context: Context) -> pb.Device:
         carrier_id, subscriber_id = SUBSCRIBER.parse(request.parent, field="parent")
 
@@ -255,6 +262,7 @@ class SubscriberServicer(pb_grpc.SubscriberServiceServicer):
             devices=[convert.device(d) for d in devices], next_page_token=token
         )
 
+    @records_refusals
     async def ActivateDevice(
         self, request: pb.ActivateDeviceRequest, context: Context
     ) -> pb.ActivateDeviceResponse:
@@ -274,6 +282,7 @@ class SubscriberServicer(pb_grpc.SubscriberServiceServicer):
         )
         return first[0] if first else replay
 
+    @records_refusals
     async def UnbindDevice(self, request: pb.UnbindDeviceRequest, context: Context) -> pb.Device:
         carrier_id, mac = device_ids(request.name)
 
@@ -282,6 +291,7 @@ class SubscriberServicer(pb_grpc.SubscriberServiceServicer):
 
         return await self._once("UnbindDevice", request, request.idempotency_key, pb.Device, run)
 
+    @records_refusals
     async def BlockDevice(self, request: pb.BlockDeviceRequest, context: Context) -> pb.Device:
         carrier_id, mac = device_ids(request.name)
 
@@ -294,6 +304,7 @@ class SubscriberServicer(pb_grpc.SubscriberServiceServicer):
 
         return await self._once("BlockDevice", request, request.idempotency_key, pb.Device, run)
 
+    @records_refusals
     async def ReplaceDevice(self, request: pb.ReplaceDeviceRequest, context: Context) -> pb.Device:
         carrier_id, old_mac = device_ids(request.name)
 
@@ -313,6 +324,7 @@ class SubscriberServicer(pb_grpc.SubscriberServiceServicer):
 
     # entitlements
 
+    @records_refusals
     async def Entitle(self, request: pb.EntitleRequest, context: Context) -> pb.Subscriber:
         carrier_id, subscriber_id = SUBSCRIBER.parse(request.name)
 
@@ -330,6 +342,7 @@ class SubscriberServicer(pb_grpc.SubscriberServiceServicer):
 
         return await self._once("Entitle", request, request.idempotency_key, pb.Subscriber, run)
 
+    @records_refusals
     async def RevokeEntitlement(
         self, request: pb.RevokeEntitlementRequest, context: Context
     ) -> pb.Subscriber:
@@ -424,7 +437,7 @@ class SubscriberServicer(pb_grpc.SubscriberServiceServicer):
                 carrier_id = CARRIER.id(chunk.parent, field="parent")
                 yield carrier_id, [convert.import_row(r) for r in chunk.rows]
 
-        return convert.summary(await self._service.import_stream(principal(), chunks()))
+        return convert.summary(await self._recorded_import(chunks()))
 
     async def ListAudit(
         self, request: pb.ListAuditRequest, context: Context

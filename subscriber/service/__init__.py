@@ -6,7 +6,9 @@ probed). RPCs keyed by MAC treat another carrier's box exactly like an
 unknown one. ``playback`` (the set-top box front door) may only check,
 start and end playback for every carrier's boxes (``authorize``,
 ``effective_channels`` and the lease use cases); everything else refuses it.
-Parts: :mod:`.accounts`, :mod:`.devices`, :mod:`.playback`, :mod:`.bulk`.
+Parts: :mod:`.accounts`, :mod:`.devices`, :mod:`.playback`, :mod:`.bulk`, and
+:mod:`.helpdesk` (what the helpdesk reads, and the recording of box requests around
+the playback use cases).
 """
 
 from __future__ import annotations
@@ -15,10 +17,13 @@ from subscriber.service.accounts import AccountUseCases
 from subscriber.service.base import Clock, secret_digest
 from subscriber.service.bulk import BulkUseCases
 from subscriber.service.devices import DeviceUseCases
+from subscriber.service.helpdesk import DeviceHistory, HelpdeskUseCases
 from subscriber.service.playback import PlaybackUseCases
 
-__all__ = ["Clock", "SubscriberService", "secret_digest"]
+__all__ = ["Clock", "DeviceHistory", "SubscriberService", "secret_digest"]
 
 
-class SubscriberService(AccountUseCases, DeviceUseCases, PlaybackUseCases, BulkUseCases):
+class SubscriberService(
+    HelpdeskUseCases, AccountUseCases, DeviceUseCases, PlaybackUseCases, BulkUseCases
+):
     """Carriers, subscribers, boxes, packages, entitlements, playback and leases."""

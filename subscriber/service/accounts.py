@@ -187,6 +187,7 @@ class AccountUseCases(ServiceBase):
             audit=Audit(str(principal), rpc),
             before_json=domain.to_json(before.snapshot()),
             after_json=domain.to_json(after.snapshot()),
+            before_status=before.status,
         )
 
     # --- entitlements ----------------------------------------------------------------------

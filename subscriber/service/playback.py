@@ -57,9 +57,10 @@ class PlaybackUseCases(ServiceBase):
         """Allowed or the machine-readable reason, with the subscriber version to cache by."""
         self._playback_caller(principal)
         domain.validate_id(channel_id, "channel_id")
-        when = domain.validate_aware(at, "at") or self._now()
+        now = self._now()
+        when = domain.validate_aware(at, "at") or now
         mac = domain.normalize_mac(mac)
-        decision = await self._store.authorize(mac, channel_id, when)
+        decision = await self._store.authorize(mac, channel_id, when, now)
         if decision.carrier_id and not self._sees(principal, decision.carrier_id, mac):
             return Decision(domain.DenyReason.UNKNOWN_DEVICE)
         return decision

@@ -26,7 +26,8 @@ scripts (``*.lua`` beside these modules, shipped as package data) are given ever
 they touch in KEYS, or build one from a KEYS entry's tag. A change that also touches
 another slot is split into ordered steps, each documented where it is made: a box
 binding and unbinding, the bulk import (``base``, ``records``), creating a carrier
-(``catalogue``), and the batched playback lookups (``playback``).
+(``catalogue``), and the batched playback lookups (``playback``). The helpdesk's
+records (box events, subscriber counts, refused provisioning requests) are ``helpdesk``.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from __future__ import annotations
 from subscriber.store.accounts import AccountStore
 from subscriber.store.base import Audit, Tx
 from subscriber.store.codec import PLATFORM, sub_key
+from subscriber.store.helpdesk import HelpdeskStore
 from subscriber.store.playback import LeaseGrant, LeaseTouch, PlaybackStore
 from subscriber.store.records import RecordStore
 
@@ -48,5 +50,5 @@ __all__ = [
 ]
 
 
-class SubscriberStore(PlaybackStore, AccountStore, RecordStore):
+class SubscriberStore(PlaybackStore, AccountStore, RecordStore, HelpdeskStore):
     """All Redis access for the subscriber service."""

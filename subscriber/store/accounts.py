@@ -20,6 +20,7 @@ from subscriber.errors import (
 )
 from subscriber.store.base import Audit, StoreBase, Tx, redis_errors
 from subscriber.store.codec import (
+    counts_key,
     decode_device,
     decode_subscriber,
     dev_key,
@@ -77,14 +78,22 @@ class AccountStore(StoreBase):
         after_json: str,
         extra: Tx | None = None,
         subject: str = "",
+        before_status: str = "",
     ) -> None:
-        """Write the account fields if the stored version is ``expected_version`` (0 = new)."""
+        """Write the account fields if the stored version is ``expected_version`` (0 = new);
+        the carrier's counts move with a new subscriber or a status other than
+        ``before_status`` (the status read at ``expected_version``)."""
         tx = extra or Tx()
         key = sub_key(after.carrier_id, after.subscriber_id)
+        counts = counts_key(after.carrier_id)
         tx.hfield(key, "v", str(expected_version) if expected_version else "", "version")
         tx.write("HSET", key, *flatten(subscriber_fields(after)))
         if not expected_version:
             tx.write("ZADD", subs_key(after.carrier_id), 0, after.subscriber_id)
+            tx.write("HINCRBY", counts, after.status, 1)
+        elif before_status and before_status != after.status:
+            tx.write("HINCRBY", counts, before_status, -1)
+            tx.write("HINCRBY", counts, after.status, 1)
         self._audit(
             tx,
             after.carrier_id,

@@ -3,16 +3,24 @@
 -- slot) already named each box's subscriber, so every key here carries the
 -- carrier's hash tag. It mirrors subscriber.domain.decide check for check (a
 -- test holds them equal).
+-- Each decision on a box the carrier holds (or held) is also recorded in the box's
+-- helpdesk events (sub:{c}:ev:<mac>, the latest ARGV[1] for ARGV[2] ms), here, so
+-- recording costs the hot path no round trip.
 -- KEYS: the carrier's hash, then per ask the box's hash and the subscriber's hash.
--- ARGV per ask: subscriber id, at_ms, the packages carrying the channel as
---   ',a,b,' ('' = none), from the catalogue the caller holds.
+-- ARGV: events kept, their TTL in ms, then per ask: subscriber id, at_ms, the packages
+--   carrying the channel as ',a,b,' ('' = none) from the catalogue the caller holds,
+--   the channel id and now_ms ('' = not recorded: the caller does not see the box).
 -- Returns per ask: reason ('' = allowed), version ('' = no such box or account:
 -- the box moved or its account is gone).
 local out = {}
 local sub, find = string.sub, string.find
+local kept, ttl = tonumber(ARGV[1]), ARGV[2]
+-- The carrier's key prefix 'sub:{c}:' (its hash is 'sub:{c}:carrier').
+local prefix = sub(KEYS[1], 1, #KEYS[1] - 7)
 local active = redis.call('HGET', KEYS[1], 's') == 'active'
-for i = 1, #ARGV / 3 do
-  local sid, at, packages = ARGV[3 * i - 2], tonumber(ARGV[3 * i - 1]), ARGV[3 * i]
+for i = 1, (#ARGV - 2) / 5 do
+  local a = 5 * i - 2
+  local sid, at, packages = ARGV[a], tonumber(ARGV[a + 1]), ARGV[a + 2]
   local dev = redis.call('HMGET', KEYS[2 * i], 'st', 'sub')
   local flat = redis.call('HGETALL', KEYS[2 * i + 1])
   local st = dev[1]
@@ -43,6 +51,12 @@ for i = 1, #ARGV / 3 do
         end
       end
     end
+  end
+  if st and ARGV[a + 4] ~= '' then
+    local events = prefix .. 'ev:' .. sub(KEYS[2 * i], #prefix + 3)
+    redis.call('LPUSH', events, ARGV[a + 4] .. '\tauthorize\t' .. ARGV[a + 3] .. '\t' .. reason .. '\t\t')
+    redis.call('LTRIM', events, 0, kept - 1)
+    redis.call('PEXPIRE', events, ttl)
   end
   out[#out + 1] = reason; out[#out + 1] = version
 end

@@ -50,6 +50,8 @@ SCRIPTS = (
     "touch_lease",
     "idem_finish",
     "idem_release",
+    "record_errors",
+    "recount",
 )
 # How long a MAC claim waits for its binding to be written before it lapses.
 CLAIM_MS = 60_000

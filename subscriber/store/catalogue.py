@@ -22,9 +22,11 @@ from subscriber.store.base import Audit, StoreBase, Tx, redis_errors
 from subscriber.store.codec import (
     CARRIERS,
     CATALOG_V,
+    COUNTS_READY,
     PACKAGES,
     PLATFORM,
     carrier_key,
+    counts_key,
     from_ms,
     ms,
     package_key,
@@ -71,6 +73,8 @@ class CatalogueStore(StoreBase):
             "HSET", key, "n", carrier.name, "t", carrier.network_type, "s", carrier.status,
             "c", ms(carrier.created_at),
         )  # fmt: skip
+        # A new carrier's counts are kept from its first subscriber on (``helpdesk``).
+        tx.write("HSET", counts_key(carrier.carrier_id), COUNTS_READY, 1)
         self._audit(
             tx,
             carrier.carrier_id,

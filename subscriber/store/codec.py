@@ -97,6 +97,34 @@ def lease_keys(carrier: str, subscriber_id: str) -> list[str]:
     ]
 
 
+def counts_key(carrier: str) -> str:
+    """The carrier's subscriber counts: a hash status -> count, kept by the same scripts
+    that create subscribers and change their status (``COUNTS_READY`` once they are)."""
+    return f"sub:{{{carrier}}}:counts"
+
+
+# The field set in a carrier's counts once every write keeps them (``recount.lua``).
+COUNTS_READY = "ready"
+
+
+def events_key(carrier: str, mac: str) -> str:
+    """A box's latest helpdesk events (list, newest first); ``authorize.lua`` builds the
+    same name from the carrier's prefix."""
+    return f"sub:{{{carrier}}}:ev:{mac}"
+
+
+def errors_key(carrier: str) -> str:
+    """The carrier's latest refused provisioning requests (stream)."""
+    return f"sub:{{{carrier}}}:proverr"
+
+
+def is_record_key(key: bytes) -> bool:
+    """True for the helpdesk's records of requests (a box's events, refused provisioning
+    requests): every request may add to them, refused ones included, and they change no
+    state."""
+    return b":ev:" in key or key.endswith(b":proverr")
+
+
 def idempotency_key(scope: str, key: str) -> str:
     """An idempotency record (``scope``: a carrier or the platform)."""
     return f"sub:{{{scope}}}:idem:{key}"

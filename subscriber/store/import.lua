@@ -2,7 +2,8 @@
 -- completely before any of its writes, so a refused row leaves nothing behind.
 -- The MAC index is not here (its entries are other slots): the caller claimed
 -- each row's MAC before and says what it found; it keeps or drops the claims after.
--- KEYS: the carrier's subscriber set, its audit stream.
+-- KEYS: the carrier's subscriber set, its audit stream, its counts (status -> subscribers,
+-- moved here with every new subscriber and status change).
 -- ARGV: principal, now_ms, audit maxlen, one JSON argument for the whole
 -- batch: [[id, [field, value, ...], mac, serial, model], ...], and one
 -- character per row for its MAC: 'n' (claimed for this row), 'o' (the index
@@ -74,6 +75,10 @@ for n, row in ipairs(cjson.decode(ARGV[4])) do
     sets[#sets + 1] = 'u'; sets[#sets + 1] = now
     redis.call('HSET', skey, unpack(sets))
     if not exists then redis.call('ZADD', subs, 0, sid) end
+    if after['s'] then
+      if exists then redis.call('HINCRBY', KEYS[3], cur['s'], -1) end
+      redis.call('HINCRBY', KEYS[3], after['s'], 1)
+    end
     if bind then
       redis.call('DEL', dkey)
       redis.call('HSET', dkey, 'sub', sid, 'sn', serial, 'md', model, 'st', 'bound', 'b', now)

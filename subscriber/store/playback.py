@@ -3,22 +3,29 @@
 A lookup is two pipelined steps for a whole batch of concurrent asks: the MAC index
 entries (each its own slot) with the catalogue version, then one script call per
 carrier in the batch, whose keys all carry that carrier's tag (``authorize.lua``,
-``load_playback.lua``). The index may move between the steps: the second step checks
+``load_playback.lua``). The deciding scripts also record their answer in the box's
+helpdesk events (``helpdesk``). The index may move between the steps: the second step checks
 that the box is still its subscriber's and answers as for an unknown box otherwise,
 which is what a lookup after the move answers too.
+
+Each applied lease step (start, heartbeat, end, and the end of a lease a box replaced)
+then goes to the viewing figures (``subscriber.reports``), a step of its own because
+the figures' cells are keyed by channel and region, not by carrier.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, Literal, Protocol
 
 from redis.asyncio import Redis
 
 from headend.redisconn import ON_MASTER, Durability
 from subscriber.domain import Decision, DenyReason, Package, PlaybackState
-from subscriber.errors import DeviceNotFound, LeaseNotFound, StreamLimitReached
+from subscriber.errors import DeviceNotFound, LeaseNotFound, StoreUnavailable, StreamLimitReached
 from subscriber.store.base import Coalescer, redis_errors
 from subscriber.store.catalogue import CatalogueStore
 from subscriber.store.codec import (
@@ -27,6 +34,7 @@ from subscriber.store.codec import (
     decode_device,
     decode_subscriber,
     dev_key,
+    events_key,
     from_ms,
     lease_keys,
     mac_key,
@@ -35,6 +43,9 @@ from subscriber.store.codec import (
     sub_key,
     text,
 )
+from subscriber.store.helpdesk import ANY_CARRIER, EVENT_ARGS, recording_for
+
+log = logging.getLogger(__name__)
 
 # Lease keys outlive every lease in them by this margin.
 _KEEP_MARGIN_MS = 60_000
@@ -45,6 +56,27 @@ _REASONS: dict[bytes, DenyReason | None] = {
 }
 # Per box in a batch: (carrier, subscriber), or None when the index names no one.
 Holders = list[tuple[str, str] | None]
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseEvent:
+    """One step of a lease as the viewing figures take it: started, heartbeat or ended
+    (a replaced lease ends when its box starts another), with what it is counted under."""
+
+    op: Literal["start", "beat", "end"]
+    lease_id: str
+    mac: str
+    carrier: str
+    channel: str
+    region: str
+    at: datetime
+    expires_at: datetime
+
+
+class LeaseLog(Protocol):
+    """Where lease steps go once applied (``subscriber.reports.store.ViewingStore``)."""
+
+    async def record(self, events: Sequence[LeaseEvent]) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,9 +110,16 @@ class PlaybackStore(CatalogueStore):
     """Playback state, decisions and leases; concurrent lookups share their round trips."""
 
     def __init__(
-        self, redis: Redis, *, audit_maxlen: int = 1_000_000, durability: Durability = ON_MASTER
+        self,
+        redis: Redis,
+        *,
+        audit_maxlen: int = 1_000_000,
+        durability: Durability = ON_MASTER,
+        viewing: LeaseLog | None = None,
     ) -> None:
         super().__init__(redis, audit_maxlen=audit_maxlen, durability=durability)
+        # Lease steps are passed on here once applied (none: the store keeps no figures).
+        self._viewing = viewing
         self._playback_batch = Coalescer(self._load_playback_many)
         self._authorize_batch = Coalescer(self._authorize_many)
 
@@ -127,21 +166,25 @@ class PlaybackStore(CatalogueStore):
                     )
         return [(catalog_v, state) for state in states]
 
-    async def authorize(self, mac: str, channel_id: str, at: datetime) -> Decision:
-        """The playback decision, computed in Redis (``authorize.lua``); shared trips."""
-        return await self._authorize_batch((mac, channel_id, ms(at)))
+    async def authorize(self, mac: str, channel_id: str, at: datetime, now: datetime) -> Decision:
+        """The playback decision, computed in Redis (``authorize.lua``), which records it
+        in the box's events as of ``now`` when the caller sees the box
+        (``HelpdeskStore.recording_for``); shared trips."""
+        return await self._authorize_batch((mac, channel_id, ms(at), ms(now), recording_for()))
 
-    async def _authorize_many(self, asks: list[tuple[str, str, int]]) -> list[Decision]:
-        catalog_v, holders = await self._holders([mac for mac, _, _ in asks])
+    async def _authorize_many(self, asks: list[tuple[str, str, int, int, str]]) -> list[Decision]:
+        catalog_v, holders = await self._holders([ask[0] for ask in asks])
         packages_of = (await self._catalogue(catalog_v)).packages_of
         groups = _by_carrier(holders)
         calls = []
         for carrier, boxes in groups.items():
-            keys, args = [carrier_key(carrier)], []
+            keys = [carrier_key(carrier)]
+            args: list[Any] = [*EVENT_ARGS]
             for i, sid in boxes:
-                mac, channel, at = asks[i]
+                mac, channel, at, now, scope = asks[i]
                 keys += [dev_key(carrier, mac), sub_key(carrier, sid)]
-                args += [sid, at, packages_of.get(channel, "")]
+                stamp = now if scope in (ANY_CARRIER, carrier) else ""
+                args += [sid, at, packages_of.get(channel, ""), channel, stamp]
             calls.append((keys, args))
         decisions = [_UNKNOWN] * len(asks)
         replies = await self._many("authorize", calls) if calls else []
@@ -171,10 +214,13 @@ class PlaybackStore(CatalogueStore):
         """The box's one lease, replacing any it held; ``StreamLimitReached`` when full."""
         result = await self._script(
             "start_lease",
-            keys=[*lease_keys(carrier, subscriber_id), dev_key(carrier, mac)],
+            keys=[
+                *lease_keys(carrier, subscriber_id), dev_key(carrier, mac),
+                events_key(carrier, mac), sub_key(carrier, subscriber_id),
+            ],
             args=[
                 ms(now), ttl_ms, limit, lease_id, mac, channel, subscriber_id,
-                ttl_ms + grace_ms + _KEEP_MARGIN_MS,
+                ttl_ms + grace_ms + _KEEP_MARGIN_MS, *EVENT_ARGS,
             ],
         )  # fmt: skip
         kind = result[0].decode()
@@ -189,6 +235,16 @@ class PlaybackStore(CatalogueStore):
                     "devices": text(result[2]),
                 },
             )
+        expires = now + timedelta(milliseconds=ttl_ms)
+        steps = [
+            LeaseEvent("end", text(old), mac, carrier, meta[1], meta[3] if len(meta) > 3 else "",
+                       now, now)
+            for old, meta in zip(result[4][::2], (m.decode().split("\t") for m in result[4][1::2]),
+                                 strict=True)
+        ]  # fmt: skip
+        steps.append(LeaseEvent("start", lease_id, mac, carrier, channel, text(result[5]), now,
+                                expires))  # fmt: skip
+        await self._pass_on(steps)
         return LeaseGrant(text(result[1]), int(result[2]), text(result[3]))
 
     @redis_errors
@@ -207,12 +263,26 @@ class PlaybackStore(CatalogueStore):
         """Heartbeat or end the box's live lease; ``LeaseNotFound`` for any other id."""
         result = await self._script(
             "touch_lease",
-            keys=lease_keys(carrier, subscriber_id),
+            keys=[*lease_keys(carrier, subscriber_id), events_key(carrier, mac)],
             args=[
                 ms(now), extend_ms, lease_id, "end" if end else "beat", mac,
-                keep_ms + _KEEP_MARGIN_MS,
+                keep_ms + _KEEP_MARGIN_MS, *EVENT_ARGS,
             ],
         )  # fmt: skip
         if result[0] != b"ok":
             raise LeaseNotFound("no live lease with that id for this device")
-        return LeaseTouch(text(result[1]), from_ms(result[2]), int(result[3]))
+        touch = LeaseTouch(text(result[1]), from_ms(result[2]), int(result[3]))
+        op: Literal["beat", "end"] = "end" if end else "beat"
+        await self._pass_on([LeaseEvent(op, lease_id, mac, carrier, touch.channel_id,
+                                         text(result[4]), now, touch.expires_at)])  # fmt: skip
+        return touch
+
+    async def _pass_on(self, steps: list[LeaseEvent]) -> None:
+        """Give applied lease steps to the viewing figures; the lease stands whatever they
+        answer (a figure lost to an outage is repaired by the lease's next step)."""
+        if self._viewing is None:
+            return
+        try:
+            await self._viewing.record(steps)
+        except StoreUnavailable:
+            log.warning("viewing figures unavailable", extra={"lease_id": steps[-1].lease_id})

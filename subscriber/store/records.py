@@ -14,6 +14,7 @@ from subscriber.errors import IdempotencyKeyReused, RequestInProgress
 from subscriber.store.base import Claim, StoreBase, redis_errors
 from subscriber.store.codec import (
     audit_key,
+    counts_key,
     from_ms,
     holder_value,
     idempotency_key,
@@ -80,7 +81,7 @@ class RecordStore(StoreBase):
                 states[i] = "t"
         outcomes = await self._durable_script(
             "import",
-            keys=[subs_key(carrier), audit_key(carrier)],
+            keys=[subs_key(carrier), audit_key(carrier), counts_key(carrier)],
             args=[principal, ms(now), self._audit_maxlen, payload, "".join(states)],
         )
         created = updated = unchanged = 0

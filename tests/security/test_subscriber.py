@@ -224,6 +224,17 @@ DENIED: list[Any] = [
     ),
     pytest.param("ListAudit", pb.ListAuditRequest(parent="carriers/acme"), id="ListAudit-carrier"),
     pytest.param("ListAudit", pb.ListAuditRequest(parent=""), id="ListAudit-platform"),
+    pytest.param(
+        "ListDeviceEvents",
+        pb.ListDeviceEventsRequest(parent=device_name("-", ALICE_MAC)),
+        id="ListDeviceEvents",
+    ),
+    pytest.param("CountSubscribers", pb.CountSubscribersRequest(), id="CountSubscribers"),
+    pytest.param(
+        "ListProvisioningErrors",
+        pb.ListProvisioningErrorsRequest(parent="carriers/acme"),
+        id="ListProvisioningErrors",
+    ),
 ]
 KEY_RPCS: list[Any] = [
     pytest.param("CreateKey", keys_pb2.CreateKeyRequest(principal="admin"), id="CreateKey"),

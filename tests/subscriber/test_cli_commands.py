@@ -307,3 +307,37 @@ def test_import_file_is_read_a_row_at_a_time(tmp_path: Path) -> None:
         # One buffer in, not the file: the rest is read as the rows are taken.
         assert handle.tell() < path.stat().st_size // 10
         assert sum(1 for _ in records) == 19_999
+
+
+async def test_device_events_counts_and_provisioning_errors(world: Api) -> None:
+    code, out, err = await headend(world, "why-not", ALICE_MAC, "cctv5", "-o", "json")
+    assert code == 0, err
+    code, out, err = await headend(world, "device-events", ALICE_MAC, "-o", "json")
+    assert code == 0, err
+    [event] = json.loads(out)
+    assert (event["kind"], event["channel_id"], event["allowed"], event["refusal"]) == (
+        "authorize", "cctv5", False, "NOT_ENTITLED",
+    )  # fmt: skip
+    code, out, err = await headend(world, "device-events", ALICE_MAC, "--leases", "-o", "json")
+    assert (code, json.loads(out)) == (0, [])
+    # Another carrier's box is not found (exit status of NOT_FOUND), like no box at all.
+    beta = await headend(world, "device-events", ALICE_MAC, as_="carrier:beta")
+    nowhere = await headend(world, "device-events", "aa:bb:cc:0f:0f:0f", as_="carrier:beta")
+    assert beta[0] == nowhere[0] != 0
+    assert beta[2] == nowhere[2]
+    code, out, err = await headend(world, "counts", "-o", "json")
+    assert code == 0, err
+    assert {(c["carrier_id"], c["status"], c["count"]) for c in json.loads(out)} == {
+        ("acme", "active", 1), ("acme", "suspended", 0), ("acme", "terminated", 0),
+    }  # fmt: skip
+    code, out, err = await headend(world, "unbind", "aa:bb:cc:0f:0f:0f")
+    assert code != 0
+    code, out, err = await headend(world, "provisioning-errors", "-o", "json")
+    assert code == 0, err
+    [refused] = json.loads(out)
+    assert (refused["rpc"], refused["subject"], refused["reason"]) == (
+        "UnbindDevice", "device/aa:bb:cc:0f:0f:0f", "DEVICE_NOT_FOUND",
+    )  # fmt: skip
+    code, out, err = await headend(world, "provisioning-errors", "-o", "json", as_="admin")
+    assert code == 0, err
+    assert [e["carrier_id"] for e in json.loads(out)] == ["acme"]

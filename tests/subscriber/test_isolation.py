@@ -1,7 +1,8 @@
 """Tenant isolation: every RPC, called by carrier beta against carrier acme's data.
 
 Carrier-scoped RPCs are refused before anything is read (so an existing and a
-missing account look the same); RPCs keyed by MAC see acme's boxes as unknown.
+missing account look the same); RPCs keyed by MAC see acme's boxes as unknown; the
+counts beta reads are its own.
 Afterwards acme's data is exactly as it was.
 """
 
@@ -19,7 +20,7 @@ from protos import subscriber_pb2 as pb
 from tests.support.subscriber import ALICE_MAC, Api, device_name
 
 BETA = "carrier:beta"
-DENIED, HIDDEN, NOT_FOUND = "denied", "hidden", "not-found"
+DENIED, HIDDEN, NOT_FOUND, OWN = "denied", "hidden", "not-found", "own"
 
 
 def _chunks(sid: str) -> Callable[[], AsyncIterator[pb.ImportSubscribersRequest]]:
@@ -110,6 +111,16 @@ def matrix(sid: str, mac: str, lease_id: str) -> dict[str, tuple[Any, str]]:
         ),
         "ImportSubscribers": (_chunks(sid), DENIED),
         "ListAudit": (pb.ListAuditRequest(parent=f"carriers/{c}"), DENIED),
+        # carriers/- resolves to the caller's own carrier: acme's box is simply not there.
+        "ListDeviceEvents": (
+            pb.ListDeviceEventsRequest(parent=device_name("-", mac)),
+            NOT_FOUND,
+        ),
+        "CountSubscribers": (pb.CountSubscribersRequest(), OWN),
+        "ListProvisioningErrors": (
+            pb.ListProvisioningErrorsRequest(parent=f"carriers/{c}"),
+            DENIED,
+        ),
         "Authorize": (pb.AuthorizeRequest(mac=mac, channel_id="cctv1"), HIDDEN),
         "StartSession": (pb.StartSessionRequest(mac=mac, channel_id="cctv1"), HIDDEN),
         "Heartbeat": (pb.HeartbeatRequest(mac=mac, lease_id=lease_id), NOT_FOUND),
@@ -163,6 +174,9 @@ async def test_wrong_tenant_cannot_read_change_or_probe(
         assert code == "PERMISSION_DENIED"
     elif expected == NOT_FOUND:
         assert code == "NOT_FOUND"
+    elif expected == OWN:
+        assert code == "OK"
+        assert "carriers/acme" not in text
     elif method == "Authorize":
         reply = await _call(world, method, request)
         assert (

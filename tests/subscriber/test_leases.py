@@ -166,7 +166,7 @@ async def test_one_box_switching_channels_holds_one_lease(boxes: Api) -> None:
     assert (ch2.replaced_lease_id, ch2.active_leases, ch2.max_streams) == (ch1.lease_id, 1, 1)
     assert await boxes.redis.zrange(LEASES, 0, -1) == [ch2.lease_id.encode()]
     meta = await boxes.redis.hgetall(METAS)
-    assert meta == {ch2.lease_id.encode(): f"{ALICE_MAC}\tcctv2\tactive".encode()}
+    assert meta == {ch2.lease_id.encode(): f"{ALICE_MAC}\tcctv2\tactive\t440305".encode()}
     before = await boxes.snapshot()
     for method, request in (
         ("Heartbeat", pb.HeartbeatRequest(mac=ALICE_MAC, lease_id=ch1.lease_id)),

@@ -129,7 +129,7 @@ async def test_authorize_script_matches_domain_decide(world: Api) -> None:
                 at = world.clock.now + timedelta(days=days)
                 state, packages = await store.playback_state(mac)
                 expected = domain.decide(state, channel, packages, at)
-                assert await store.authorize(mac, channel, at) == expected, (mac, channel, days)
+                assert await store.authorize(mac, channel, at, at) == expected, (mac, channel, days)
                 seen.add(expected.reason)
     assert seen == {None, *domain.DenyReason}  # every outcome was exercised
 
@@ -140,7 +140,7 @@ async def test_a_box_moved_between_the_two_lookup_steps_is_unknown_both_ways(wor
     store = SubscriberStore(world.redis)
     state, packages = await store.playback_state(ALICE_MAC)
     assert state is None
-    decision = await store.authorize(ALICE_MAC, "cctv1", world.clock.now)
+    decision = await store.authorize(ALICE_MAC, "cctv1", world.clock.now, world.clock.now)
     assert decision == domain.decide(state, "cctv1", packages, world.clock.now)
     assert decision == domain.Decision(domain.DenyReason.UNKNOWN_DEVICE)
 
@@ -151,7 +151,9 @@ async def test_an_unbinding_stopped_before_its_index_step_frees_the_mac(world: A
     await world.redis.set(mac_key(ALICE_MAC), entry)  # its last step never ran
     store = SubscriberStore(world.redis)
     assert await store.mac_holder(ALICE_MAC) is None  # readers skip the left-over
-    assert (await store.authorize(ALICE_MAC, "cctv1", world.clock.now)).carrier_id == "acme"
+    assert (
+        await store.authorize(ALICE_MAC, "cctv1", world.clock.now, world.clock.now)
+    ).carrier_id == "acme"
     await world.call(
         "BindDevice",
         pb.BindDeviceRequest(parent="carriers/beta/subscribers/bob", mac=ALICE_MAC),
@@ -222,8 +224,8 @@ async def test_a_batch_over_carriers_reloads_scripts_redis_forgot(world: Api) ->
     await world.redis.script_flush()  # as after a restart or a failover
     # Asked together, so one batch carries one script call per carrier.
     decisions = await asyncio.gather(
-        store.authorize(ALICE_MAC, "cctv1", world.clock.now),
-        store.authorize("aa:bb:cc:00:00:44", "cctv1", world.clock.now),
+        store.authorize(ALICE_MAC, "cctv1", world.clock.now, world.clock.now),
+        store.authorize("aa:bb:cc:00:00:44", "cctv1", world.clock.now, world.clock.now),
     )
     assert [(d.carrier_id, d.reason) for d in decisions] == [
         ("acme", None),

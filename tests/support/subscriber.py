@@ -22,6 +22,7 @@ from subscriber.domain import normalize_mac
 from subscriber.errors import InvalidField
 from subscriber.server import create_server
 from subscriber.settings import SubscriberSettings
+from subscriber.store.codec import is_record_key
 from tests.support.tokens import Tokens
 
 START = datetime(2027, 3, 1, 12, 0, tzinfo=UTC)
@@ -70,10 +71,12 @@ class Api:
         return info.value
 
     async def snapshot(self, pattern: str = "sub:*") -> dict[bytes, Any]:
-        """Every key matching ``pattern`` with its value (a refused request changes none);
-        SCAN, not KEYS, so a cluster answers from every master."""
+        """Every key matching ``pattern`` with its value (a refused request changes none),
+        but the helpdesk's records of requests, which every request may add to; SCAN, not
+        KEYS, so a cluster answers from every master."""
         found: dict[bytes, Any] = {}
-        for key in sorted({k async for k in self.redis.scan_iter(match=pattern, count=1000)}):
+        keys = {k async for k in self.redis.scan_iter(match=pattern, count=1000)}
+        for key in sorted(k for k in keys if not is_record_key(k)):
             kind = (await self.redis.type(key)).decode()
             if kind == "hash":
                 found[key] = await self.redis.hgetall(key)

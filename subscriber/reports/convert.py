@@ -1,0 +1,85 @@
+"""``protos/reports.proto`` messages <-> viewing values, for the server, the client and the
+console (which renders a response's rows with :mod:`subscriber.reports.export`)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from headend.rpc import from_timestamp, optional_timestamp, to_timestamp
+from protos import reports_pb2 as pb
+from subscriber.errors import InvalidField
+from subscriber.reports.domain import ChannelViewers, Dimension, Granularity, ViewingRow
+
+GRANULARITY = {
+    pb.GRANULARITY_UNSPECIFIED: Granularity.HOUR,
+    pb.GRANULARITY_HOUR: Granularity.HOUR,
+    pb.GRANULARITY_DAY: Granularity.DAY,
+}
+GRANULARITY_PB = {Granularity.HOUR: pb.GRANULARITY_HOUR, Granularity.DAY: pb.GRANULARITY_DAY}
+DIMENSION = {
+    pb.DIMENSION_UNSPECIFIED: Dimension.CHANNEL,
+    pb.DIMENSION_CHANNEL: Dimension.CHANNEL,
+    pb.DIMENSION_CARRIER: Dimension.CARRIER,
+    pb.DIMENSION_REGION: Dimension.REGION,
+}
+DIMENSION_PB = {
+    Dimension.CHANNEL: pb.DIMENSION_CHANNEL,
+    Dimension.CARRIER: pb.DIMENSION_CARRIER,
+    Dimension.REGION: pb.DIMENSION_REGION,
+}
+
+
+def time_field(request: pb.QueryViewingRequest, name: str) -> datetime | None:
+    """A request's optional timestamp; ``InvalidField`` when no datetime holds it."""
+    try:
+        return optional_timestamp(request, name)
+    except (ValueError, OverflowError) as err:
+        raise InvalidField(name, "out of range") from err
+
+
+def granularity(value: int) -> Granularity:
+    """A wire granularity (unset: hour); ``InvalidField`` for an unknown one."""
+    if value not in GRANULARITY:
+        raise InvalidField("granularity", f"unknown value {value}")
+    return GRANULARITY[value]  # type: ignore[index]
+
+
+def dimension(value: int) -> Dimension:
+    """A wire dimension (unset: channel); ``InvalidField`` for an unknown one."""
+    if value not in DIMENSION:
+        raise InvalidField("group_by", f"unknown value {value}")
+    return DIMENSION[value]  # type: ignore[index]
+
+
+def row(value: ViewingRow) -> pb.ViewingRow:
+    """A row on the wire."""
+    return pb.ViewingRow(
+        bucket_start=to_timestamp(value.bucket_start),
+        key=value.key,
+        watch_seconds=value.watch_seconds,
+        unique_boxes=value.unique_boxes,
+        peak_concurrency=value.peak_concurrency,
+    )
+
+
+def row_from_pb(message: pb.ViewingRow) -> ViewingRow:
+    """A row off the wire."""
+    return ViewingRow(
+        from_timestamp(message.bucket_start),
+        message.key,
+        message.watch_seconds,
+        message.unique_boxes,
+        message.peak_concurrency,
+    )
+
+
+def viewers(value: ChannelViewers) -> pb.ChannelViewers:
+    """Viewers now on the wire."""
+    return pb.ChannelViewers(
+        channel_id=value.channel_id, carrier_id=value.carrier_id, viewers=value.viewers
+    )
+
+
+def viewers_from_pb(message: pb.ChannelViewers) -> ChannelViewers:
+    """Viewers now off the wire."""
+    return ChannelViewers(message.channel_id, message.carrier_id, message.viewers)
