@@ -27,22 +27,30 @@ from pathlib import Path
 from urllib.parse import urljoin
 
 import aiohttp
+import grpc
 
 from cdn_ctl.sim.stb import PlayStats, SetTopBox
 from headend import seed
 from headend.errors import FailedPrecondition, Unavailable
 from headend.local import (
     CDN_ADMIN_PORT,
+    CONSOLE_PORT,
     EPG_PORT,
     FRONT_DOOR_PORT,
     ORIGIN_PORT,
     SUBSCRIBER_PORT,
     TRANSCODE_PORT,
     LocalSecrets,
+    save_secrets,
+    saved_secrets,
 )
+from headend.rpc import bearer, client_channel
 from headend.stack import StackSettings
+from protos import keys_pb2, keys_pb2_grpc
 
 Out = Callable[[str], None]
+# The demo carrier's key for the console, kept in secrets.env beside the admin key.
+CARRIER_KEY = "DEMO_CARRIER_API_KEY"
 # Step 7 plays until the box has a second key: within one rotation period and a few
 # segments (it starts two segments behind live, and polls every target duration).
 ROTATION_MARGIN_SECONDS = 20.0
@@ -223,6 +231,45 @@ async def seed_demo(targets: seed.Targets, api_key: str, sources: dict[str, Path
     return world
 
 
+async def carrier_key(subscriber_target: str, admin_key: str, saved: str) -> str:
+    """An API key of the demo carrier, for its view in the console: ``saved`` while the
+    services still take it as that carrier's, else a new one (made with ``admin_key``)."""
+    principal = f"carrier:{seed.CARRIER}"
+    async with client_channel(subscriber_target) as channel:
+        keys = keys_pb2_grpc.KeyServiceStub(channel)
+        if saved:
+            try:
+                who = await keys.WhoAmI(keys_pb2.WhoAmIRequest(), metadata=bearer(saved))
+                if who.principal == principal:
+                    return saved
+            except grpc.aio.AioRpcError:
+                pass  # revoked, or from an earlier Redis: make a new one
+        made = await keys.CreateKey(
+            keys_pb2.CreateKeyRequest(principal=principal), metadata=bearer(admin_key)
+        )
+        return made.token
+
+
+def console_login(settings: StackSettings, secrets: LocalSecrets) -> str:
+    """Where the console is and the keys to log in with: the admin's, and the demo
+    carrier's (made once, kept in secrets.env) for the tenant's view."""
+    host, port = settings.host, settings.port
+    saved = saved_secrets(settings.var_dir)
+    carrier = asyncio.run(
+        carrier_key(
+            f"{host}:{port(SUBSCRIBER_PORT)}", secrets.service_api_key, saved.get(CARRIER_KEY, "")
+        )
+    )
+    if carrier != saved.get(CARRIER_KEY):
+        save_secrets(settings.var_dir, {**saved, CARRIER_KEY: carrier})
+    return (
+        f"The operator console: http://{host}:{port(CONSOLE_PORT)}/ (log in with an API key)\n"
+        f"    admin (every page):            {secrets.service_api_key}\n"
+        f"    carrier {seed.CARRIER} (its subscribers): {carrier}\n"
+        f"  (both kept in {settings.var_dir / 'secrets.env'}: SERVICE_API_KEY, {CARRIER_KEY})"
+    )
+
+
 def run(settings: StackSettings, secrets: LocalSecrets) -> seed.World:
     """Seed the running local stack and walk the journey, printing each step."""
     host, port = settings.host, settings.port
@@ -268,6 +315,7 @@ def run(settings: StackSettings, secrets: LocalSecrets) -> seed.World:
         f'    curl -H "Authorization: Bearer $SERVICE_API_KEY" '
         f"'http://{host}:{port(CDN_ADMIN_PORT)}/debug/route?"
         f"channel={channel}&region={seed.REGION}'\n"
+        f"{console_login(settings, secrets)}\n"
         "Ctrl-C stops it; `make demo` again comes up on the same state, "
         "`make demo-reset` starts from empty.",
         flush=True,

@@ -1,9 +1,9 @@
 """What ``headend up`` runs: every role of the platform as a child process.
 
 The roles (:data:`ROLE_NAMES`: ``epg``, ``subscriber``, ``transcode-control``,
-``transcode-node``, ``worker``, ``origin``, ``edge``, ``frontdoor``, ``api``) are described
-once, in :data:`_TABLE` and :func:`_defaults`: each one's module, its default settings
-(bind addresses from ``HEADEND_HOST``, ports shifted by ``HEADEND_BASE_PORT``, its peers
+``transcode-node``, ``worker``, ``origin``, ``edge``, ``frontdoor``, ``api``, ``console``)
+are described once, in :data:`_TABLE` and :func:`_defaults`: each one's module, its default
+settings (bind addresses from ``HEADEND_HOST``, ports shifted by ``HEADEND_BASE_PORT``, its peers
 on the same host, state under ``<var>``), the addresses it must own and the secrets it
 cannot start without. ``headend up`` (role ``all``) runs all of them but a separate
 transcode node, on one host, around an embedded Redis, and its defaults win over the
@@ -43,10 +43,11 @@ from headend.stack import Child, StackSettings, python_module
 
 EPG_PORT, SUBSCRIBER_PORT, TRANSCODE_PORT, CDN_GRPC_PORT = 50051, 50052, 50053, 50054
 ORIGIN_PORT, FRONT_DOOR_PORT, CDN_ADMIN_PORT, API_PORT = 8080, 8000, 8001, 8002
+CONSOLE_PORT = 8003
 EDGES = (("edge-a", "110101", 8101), ("edge-b", "110101", 8102), ("edge-c", "110102", 8103))
 METRICS_PORTS = {
     "EPG": 9151, "SUBSCRIBER": 9152, "TRANSCODE": 9153, "TC_WORKER": 9155, "TC_NODE": 9156,
-    "API": 9157,
+    "API": 9157, "CONSOLE": 9158,
 }  # fmt: skip
 
 
@@ -86,14 +87,29 @@ async def _new_key(redis_url: str, principal: Principal) -> str:
         await client.aclose()
 
 
-def load_secrets(var_dir: Path, redis_url: str) -> LocalSecrets:
-    """Read ``secrets.env``, making whatever is missing (or no longer valid in Redis)."""
+def saved_secrets(var_dir: Path) -> dict[str, str]:
+    """What ``<var>/secrets.env`` holds (empty when it does not exist)."""
     path = var_dir / "secrets.env"
     values: dict[str, str] = {}
     if path.exists():
         for line in path.read_text().splitlines():
             name, _, value = line.partition("=")
             values[name] = value
+    return values
+
+
+def save_secrets(var_dir: Path, values: Mapping[str, str]) -> None:
+    """Write ``<var>/secrets.env`` (mode 0600) with ``values``."""
+    var_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(var_dir / "secrets.env", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.writelines(f"{k}={v}\n" for k, v in sorted(values.items()))
+
+
+def load_secrets(var_dir: Path, redis_url: str) -> LocalSecrets:
+    """Read ``secrets.env``, making whatever is missing (or no longer valid in Redis); the
+    entries it does not make (the demo's) are kept."""
+    values = saved_secrets(var_dir)
     values.setdefault("CDN_SIGNING_KEYS", _random_key("k1"))
     values.setdefault("SESSION_KEYS", _random_key("s1"))
     values.setdefault("CONTENT_KEKS", _random_key("kek1"))  # 32 bytes: an AES-256 KEK
@@ -101,10 +117,7 @@ def load_secrets(var_dir: Path, redis_url: str) -> LocalSecrets:
         token = values.get(name, "")
         if not token or not asyncio.run(_valid(redis_url, token)):
             values[name] = asyncio.run(_new_key(redis_url, principal))
-    var_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.writelines(f"{k}={v}\n" for k, v in sorted(values.items()))
+    save_secrets(var_dir, values)
     return LocalSecrets(
         values["CDN_SIGNING_KEYS"],
         values["SESSION_KEYS"],
@@ -170,6 +183,14 @@ def _defaults(settings: StackSettings) -> dict[str, dict[str, str]]:
         }
 
     front_door = f"http://{host}:{port(FRONT_DOOR_PORT)}"
+    # Where the REST face and the console find the services (they call them with each
+    # caller's own key).
+    targets = {
+        "EPG_TARGET": f"{host}:{port(EPG_PORT)}",
+        "SUBSCRIBER_TARGET": f"{host}:{port(SUBSCRIBER_PORT)}",
+        "TRANSCODE_TARGET": f"{host}:{port(TRANSCODE_PORT)}",
+        "CDN_TARGET": f"{host}:{port(CDN_GRPC_PORT)}",
+    }
     # Where boxes fetch content keys: the key URIs that packagers and the origin write.
     key_urls = {"CONTENT_KEY_BASE_URL": front_door}
     return {
@@ -221,10 +242,13 @@ def _defaults(settings: StackSettings) -> dict[str, dict[str, str]]:
             "API_HOST": host,
             "API_PORT": str(port(API_PORT)),
             "API_METRICS_PORT": str(port(METRICS_PORTS["API"])),
-            "EPG_TARGET": f"{host}:{port(EPG_PORT)}",
-            "SUBSCRIBER_TARGET": f"{host}:{port(SUBSCRIBER_PORT)}",
-            "TRANSCODE_TARGET": f"{host}:{port(TRANSCODE_PORT)}",
-            "CDN_TARGET": f"{host}:{port(CDN_GRPC_PORT)}",
+            **targets,
+        },
+        "console": {
+            "CONSOLE_HOST": host,
+            "CONSOLE_PORT": str(port(CONSOLE_PORT)),
+            "CONSOLE_METRICS_PORT": str(port(METRICS_PORTS["CONSOLE"])),
+            **targets,
         },
     }
 
@@ -355,6 +379,17 @@ _TABLE = (
             f"http://{e['API_HOST']}:{e['API_PORT']}/v1/  (REST/JSON API; OpenAPI at /openapi.json)"
         ),
         bind="API_HOST",
+    ),
+    _Role(
+        "console",
+        "console",
+        ("console",),
+        lambda e: [(e["CONSOLE_HOST"], _port(e, "CONSOLE_PORT"))],
+        lambda e: (
+            f"http://{e['CONSOLE_HOST']}:{e['CONSOLE_PORT']}/  (operator console; log in "
+            "with an API key)"
+        ),
+        bind="CONSOLE_HOST",
     ),
 )
 ROLE_NAMES = tuple(r.name for r in _TABLE)

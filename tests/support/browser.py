@@ -12,11 +12,15 @@ by Playwright's request routing for one path prefix the front door does not have
 door sends no CORS headers, so a page on another origin could not read its playlists or
 keys (the edges allow any origin). Every other request the page makes reaches the real
 front door and edges, under the browser's ordinary same-origin and CORS rules.
+
+The operator console's tests use the same browser on the console's own pages
+(:func:`console_page`: logged in through its form, every console error kept).
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -217,5 +221,55 @@ async def player(browser: Browser, origin: str) -> AsyncIterator[Player]:
         watched = Player(page)
         await page.goto(f"{origin}{PLAYER_PREFIX}player.html")
         yield watched
+    finally:
+        await context.close()
+
+
+# A laptop screen: the console's pages must be usable at this size.
+LAPTOP = {"width": 1366, "height": 768}
+SCREENSHOTS = ROOT / "docs" / "console"
+
+
+class ConsolePage:
+    """One operator's browser tab on the console, logged in with a key; every console
+    message and page error it logged (a page must log none)."""
+
+    def __init__(self, page: Page, base: str) -> None:
+        self.page = page
+        self.base = base
+        self.errors: list[str] = []
+        page.on(
+            "console",
+            lambda msg: (
+                self.errors.append(f"{msg.type}: {msg.text}")
+                if msg.type in ("error", "warning")
+                else None
+            ),
+        )
+        page.on("pageerror", lambda err: self.errors.append(f"pageerror: {err}"))
+
+    async def open(self, path: str) -> None:
+        """Go to ``path`` and wait until it has loaded."""
+        await self.page.goto(self.base + path, wait_until="load")
+
+    async def screenshot(self, name: str) -> None:
+        """Save the page as ``docs/console/<name>.png`` when CONSOLE_SCREENSHOTS=1."""
+        if os.environ.get("CONSOLE_SCREENSHOTS") == "1":
+            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+            await self.page.screenshot(path=SCREENSHOTS / f"{name}.png")
+
+
+@contextlib.asynccontextmanager
+async def console_page(browser: Browser, base: str, key: str) -> AsyncIterator[ConsolePage]:
+    """A fresh browser context on the console at ``base``, logged in with ``key`` through
+    the login form."""
+    context = await browser.new_context(viewport=LAPTOP)  # type: ignore[arg-type]
+    try:
+        tab = ConsolePage(await context.new_page(), base)
+        await tab.open("/login")
+        await tab.page.fill("#key", key)
+        async with tab.page.expect_navigation():
+            await tab.page.click("#login")
+        yield tab
     finally:
         await context.close()

@@ -24,6 +24,7 @@ from cdn_ctl.frontdoor.app import FrontDoor
 from cdn_ctl.health import HealthPolicy
 from cdn_ctl.routing import Controller
 from cdn_ctl.server import RoutingProcess
+from cdn_ctl.server import create_server as create_cdn
 from cdn_ctl.settings import CdnSettings
 from cdn_ctl.store import EdgeStore
 from headend.auth import PLAYBACK, KeyStore
@@ -32,6 +33,7 @@ from headend.pki import LocalPki
 from headend.redisconn import RedisSettings, connect
 from headend.rpc import RpcSettings
 from headend.seed import LiveSpec, Targets, World, start_live
+from tests.support.console import console_face
 from tests.support.live import Feed
 from tests.support.net import free_port
 from tests.support.world import (
@@ -68,6 +70,10 @@ class Stack:
     origin_port: int
     admin_url: str = ""
     channel: str = LIVE
+    # With ``console=True``: the operator console's URL, and the live channel's feed (a
+    # test cuts the source with ``feed.stop()``).
+    console_url: str = ""
+    feed: Feed | None = None
 
     def edge(self, edge_id: str) -> EdgeProcess:
         """One edge by id."""
@@ -86,6 +92,7 @@ async def build_stack(
     redis_settings: RedisSettings | None = None,
     content_keys: ContentKeySettings | None = None,
     multilingual: Path | None = None,
+    console: bool = False,
 ) -> AsyncIterator[Stack]:
     """Start everything (torn down in reverse order, also when a step fails); the CDN
     faces run as the real :class:`cdn_ctl.server.RoutingProcess` (``door`` overrides
@@ -93,7 +100,8 @@ async def build_stack(
     an acknowledged write waits for; ``content_keys``: the live channel is encrypted
     with them and the front door hands its keys out; ``multilingual``: the live channel
     loops this file instead, its two audio streams (zh, en) and one subtitle stream (en)
-    each a rendition)."""
+    each a rendition; ``console``: the CDN's gRPC service and the operator console run
+    too, in front of every service)."""
     door = door or {}
     # Encrypted segments name their keys at the front door: its port is chosen first.
     door_port = free_port() if content_keys is not None else 0
@@ -201,6 +209,20 @@ async def build_stack(
         await asyncio.wait_for(
             until_live(http, f"http://127.0.0.1:{origin_port}/live/{LIVE}/master.m3u8"), 60
         )
+        console_url = ""
+        if console:
+            cdn, cdn_port = await create_cdn(
+                CdnSettings(rpc=RpcSettings(port=0), keys=RING), redis=redis, keys=KeyStore(redis)
+            )
+            down.push_async_callback(cdn.stop, 0)
+            targets = {
+                "EPG_TARGET": services.epg_target,
+                "SUBSCRIBER_TARGET": services.subscriber_target,
+                "TRANSCODE_TARGET": f"127.0.0.1:{tc_port}",
+                "CDN_TARGET": f"127.0.0.1:{cdn_port}",
+            }
+            face = await down.enter_async_context(console_face(targets))
+            console_url = face.base
         yield Stack(
             f"http://127.0.0.1:{process.port}",
             world,
@@ -210,6 +232,8 @@ async def build_stack(
             process.controller,
             origin_port,
             admin_url=f"http://127.0.0.1:{process.admin_port}",
+            console_url=console_url,
+            feed=feed,
         )
 
 

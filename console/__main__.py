@@ -1,0 +1,5 @@
+"""``python -m console``."""
+
+from console import main
+
+main()
