@@ -17,6 +17,7 @@ import re
 import shutil
 import subprocess
 from collections.abc import Iterator
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -26,6 +27,7 @@ import pytest
 import yaml  # type: ignore[import-untyped]  # PyYAML comes with kubernetes-validate
 
 from cdn_ctl.domain import Health, RouteLevel
+from headend.metrics import BIDI_STREAM, CLIENT_STREAM, SERVER_STREAM, UNARY
 from transcode.domain import ChannelState
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,7 +35,7 @@ PROMETHEUS = ROOT / "deploy" / "prometheus"
 RULES = sorted(PROMETHEUS.glob("*.rules.yml"))
 RULE_TESTS = sorted((PROMETHEUS / "tests").glob("*.yml"))
 DASHBOARDS = sorted((ROOT / "deploy" / "grafana").glob("*.json"))
-PACKAGES = ("headend", "epg", "subscriber", "transcode", "cdn_ctl")
+PACKAGES = ("headend", "epg", "subscriber", "transcode", "cdn_ctl", "console")
 # What each prometheus_client type exports under its name (a Counter drops its own _total).
 _SUFFIXES = {
     "Counter": ("_total",),
@@ -68,10 +70,20 @@ def _promtool(promtool: str, *args: str) -> subprocess.CompletedProcess[str]:
 # ---- what the platform exports
 
 
+@dataclass(frozen=True)
+class Family:
+    """A metric family as the source declares it."""
+
+    kind: str  # "Counter", "Gauge", "Histogram", "Summary"
+    labels: frozenset[str]
+    where: str
+
+
 @cache
-def exported() -> dict[str, frozenset[str]]:
-    """Series name -> label names, for every metric the platform's source declares."""
-    series = {"up": frozenset[str]()}
+def declared() -> dict[str, Family]:
+    """Family name (a counter's with its ``_total``) -> how it is declared, for every
+    ``prometheus_client`` metric in the platform's source."""
+    families: dict[str, Family] = {}
     for path in sorted(p for package in PACKAGES for p in (ROOT / package).rglob("*.py")):
         tree = ast.parse(path.read_text(), str(path))
         kinds = {
@@ -92,11 +104,19 @@ def exported() -> dict[str, frozenset[str]]:
             first = node.args[0]
             assert isinstance(first, ast.Constant), f"{where}: a metric name that is not a literal"
             assert isinstance(first.value, str), where
-            base = first.value.removesuffix("_total") if kind == "Counter" else first.value
-            labels = _label_names(node, where)
-            for suffix in _SUFFIXES[kind]:
-                extra = {"le"} if suffix == "_bucket" else set()
-                series[base + suffix] = frozenset(labels | extra)
+            families[first.value] = Family(kind, frozenset(_label_names(node, where)), where)
+    return families
+
+
+@cache
+def exported() -> dict[str, frozenset[str]]:
+    """Series name -> label names, for every metric the platform's source declares."""
+    series = {"up": frozenset[str]()}
+    for name, family in declared().items():
+        base = name.removesuffix("_total") if family.kind == "Counter" else name
+        for suffix in _SUFFIXES[family.kind]:
+            extra = {"le"} if suffix == "_bucket" else set()
+            series[base + suffix] = family.labels | extra
     return series
 
 
@@ -116,25 +136,41 @@ def _label_names(call: ast.Call, where: str) -> set[str]:
     return names
 
 
-def _rpc_methods() -> frozenset[str]:
+def _rpc_names() -> tuple[frozenset[str], frozenset[str]]:
+    """Every gRPC service's full name and every method's name, as the metrics label them."""
+    services: set[str] = set()
     methods: set[str] = set()
     for path in sorted((ROOT / "protos").glob("*_pb2.py")):
         module: Any = importlib.import_module(f"protos.{path.stem}")
         for service in module.DESCRIPTOR.services_by_name.values():
-            methods.update(f"/{service.full_name}/{m.name}" for m in service.methods)
-    return frozenset(methods)
+            services.add(service.full_name)
+            methods.update(m.name for m in service.methods)
+    return frozenset(services), frozenset(methods)
 
 
 @cache
 def label_values() -> dict[tuple[str, str], frozenset[str]]:
     """The values the code gives the labels whose values come from a closed set."""
-    methods = _rpc_methods()
+    services, methods = _rpc_names()
+    kinds = frozenset({UNARY, CLIENT_STREAM, SERVER_STREAM, BIDI_STREAM})
+    rpc = {
+        (series, label): values
+        for series in (
+            "grpc_server_started_total",
+            "grpc_server_handled_total",
+            "grpc_server_handling_seconds_bucket",
+        )
+        for label, values in (
+            ("grpc_service", services),
+            ("grpc_method", methods),
+            ("grpc_type", kinds),
+        )
+    }
     return {
         ("transcode_live_channel_state", "state"): frozenset(s.value for s in ChannelState),
         ("cdn_edge_state", "state"): frozenset(h.value for h in Health),
         ("cdn_routes_total", "level"): frozenset(r.value for r in RouteLevel),
-        ("grpc_server_handled_total", "grpc_method"): methods,
-        ("grpc_server_handling_seconds_bucket", "grpc_method"): methods,
+        **rpc,
         ("grpc_server_handled_total", "grpc_code"): frozenset(c.name for c in grpc.StatusCode),
     }
 
@@ -329,8 +365,13 @@ def test_expressions_read_only_what_the_platform_exports(path: Path) -> None:
                      id="unknown-label"),
         pytest.param('transcode_live_channel_state{state="slate"} == 1',
                      "transcode_live_channel_state{state} is never 'slate'", id="wrong-case"),
-        pytest.param('rate(grpc_server_handled_total{grpc_method="/headend.subscriber.v1.SubscriberService/Login"}[5m])',
-                     "is never '/headend.subscriber.v1.SubscriberService/Login'", id="unknown-rpc"),
+        pytest.param('rate(grpc_server_handled_total{grpc_method="Login"}[5m])',
+                     "is never 'Login'", id="unknown-rpc"),
+        pytest.param('rate(grpc_server_handled_total{grpc_method="/headend.subscriber.v1.SubscriberService/DeviceLogin"}[5m])',
+                     "is never '/headend.subscriber.v1.SubscriberService/DeviceLogin'",
+                     id="full-method-name"),
+        pytest.param('rate(grpc_server_handled_total{grpc_type="unary_unary"}[5m])',
+                     "is never 'unary_unary'", id="unknown-rpc-type"),
         pytest.param("sum by (carrier) (rate(cdn_routes_total[5m]))",
                      "no metric here has the label carrier", id="unknown-grouping"),
     ],
@@ -340,13 +381,38 @@ def test_the_expression_check_finds_what_is_not_exported(expr: str, problem: str
     assert any(problem in p for p in found), found
 
 
+# A row of the README's metrics table: | `name` | type | `label`, `label` | meaning |
+_README_ROW = re.compile(
+    r"^\| `([a-z_:][a-z0-9_:]*)` \| (counter|gauge|histogram|summary) \|([^|]*)\|"
+)
+
+
+def test_the_readme_metrics_table_is_what_the_code_declares() -> None:
+    text = (ROOT / "README.md").read_text()
+    rows = {
+        match[1]: (match[2], frozenset(re.findall(r"`([a-z_]+)`", match[3])))
+        for match in (_README_ROW.match(line) for line in text.splitlines())
+        if match
+    }
+    code = {name: (f.kind.lower(), f.labels) for name, f in declared().items()}
+    assert rows == code, {
+        "not in the README": sorted(set(code) - set(rows)),
+        "not in the code": sorted(set(rows) - set(code)),
+        "different": sorted(n for n in set(rows) & set(code) if rows[n] != code[n]),
+    }
+
+
 def test_the_source_scan_sees_every_metric_family() -> None:
     series = exported()
     # One of each kind, with its labels, as prometheus_client exports them.
     assert series["transcode_live_segments_published_total"] == {"channel"}
     assert series["cdn_edge_state"] == {"edge", "state"}
     assert series["origin_http_request_seconds_bucket"] == {"route", "le"}
-    assert series["grpc_server_handled_total"] == {"grpc_method", "grpc_code"}
+    rpc = {"grpc_type", "grpc_service", "grpc_method"}
+    assert series["grpc_server_started_total"] == rpc
+    assert series["grpc_server_handled_total"] == rpc | {"grpc_code"}
+    assert series["grpc_server_handling_seconds_bucket"] == rpc | {"le"}
+    assert series["epg_guide_hours_ahead"] == {"channel"}
     assert "transcode_live_segments_published" not in series
 
 

@@ -25,7 +25,7 @@ from epg.server import create_server as create_epg
 from epg.settings import EpgSettings
 from headend.auth import KeyStore, Principal
 from headend.rpc import RpcServer, RpcSettings, bearer, client_channel
-from protos import cdn_pb2, epg_pb2, keys_pb2, subscriber_pb2, transcode_pb2
+from protos import cdn_pb2, epg_pb2, keys_pb2, reports_pb2, subscriber_pb2, transcode_pb2
 from subscriber.server import create_server as create_subscriber
 from subscriber.settings import SubscriberSettings
 from transcode.archive import ArchiveIndex
@@ -37,6 +37,7 @@ SERVICES: tuple[ServiceDescriptor, ...] = (
     epg_pb2.DESCRIPTOR.services_by_name["EpgService"],
     subscriber_pb2.DESCRIPTOR.services_by_name["SubscriberService"],
     keys_pb2.DESCRIPTOR.services_by_name["KeyService"],
+    reports_pb2.DESCRIPTOR.services_by_name["ViewingReportService"],
     transcode_pb2.DESCRIPTOR.services_by_name["TranscodeService"],
     cdn_pb2.DESCRIPTOR.services_by_name["CdnControlService"],
 )
@@ -93,6 +94,7 @@ async def servers(redis: aioredis.Redis, keys: KeyStore, tmp_path: Path) -> Asyn
         "headend.epg.v1.EpgService": epg_port,
         "headend.subscriber.v1.SubscriberService": sub_port,
         "headend.keys.v1.KeyService": sub_port,
+        "headend.reports.v1.ViewingReportService": sub_port,
         "headend.transcode.v1.TranscodeService": tc_port,
         "headend.cdn.v1.CdnControlService": cdn_port,
     }
@@ -169,11 +171,14 @@ async def test_every_method_wants_a_valid_key(
 _READS = {
     "EpgService": {
         "ListChannels", "NowNext", "ListProgrammes", "Grid", "Search", "ListGaps", "GetChannel",
-        "GetProgramme", "ExportXmltv", "WatchChanges",
+        "GetProgramme", "ExportXmltv", "WatchChanges", "ListGuideStatus",
     },
     "KeyService": {"WhoAmI"},
-    # The platform's package catalogue is what carriers sell from.
-    "SubscriberService": {"ListPackages"},
+    # The platform's package catalogue is what carriers sell from; a carrier counts its own
+    # subscribers.
+    "SubscriberService": {"ListPackages", "CountSubscribers"},
+    # A carrier reads its own boxes' figures (the admin everyone's).
+    "ViewingReportService": {"QueryViewing", "CountViewers"},
 }  # fmt: skip
 
 
