@@ -138,6 +138,8 @@ CATALOGUE: Mapping[str, tuple[str, str]] = {
     "rep.channel": ("channel", "频道"),
     "rep.carrier": ("carrier", "运营商"),
     "rep.region": ("region", "地区"),
+    "rep.channel_id": ("Channel", "频道"),
+    "rep.all_channels": ("all", "全部"),
     "rep.bucket": ("Bucket", "时段"),
     "rep.key": ("Key", "对象"),
     "rep.watch_minutes": ("Watch minutes", "收看分钟"),

@@ -24,8 +24,8 @@ Data = dict[str, Any]
 ADMIN_PAGES = ("channels", "edges", "jobs", "guide", "subscribers", "helpdesk", "reports")
 ROLE_PAGES: Mapping[str, tuple[str, ...]] = {
     "admin": ADMIN_PAGES,
-    # The viewing service refuses broadcasters (it does not know who owns a channel).
-    "broadcaster": ("channels", "guide"),
+    # A broadcaster's channels: their live state, guide and viewing figures.
+    "broadcaster": ("channels", "guide", "reports"),
     "carrier": ("subscribers", "helpdesk", "reports"),
 }
 

@@ -191,12 +191,15 @@ def _defaults(settings: StackSettings) -> dict[str, dict[str, str]]:
         "TRANSCODE_TARGET": f"{host}:{port(TRANSCODE_PORT)}",
         "CDN_TARGET": f"{host}:{port(CDN_GRPC_PORT)}",
     }
+    # Subscriber and transcode control ask the EPG, with a broadcaster's own key, which
+    # channels it owns (its viewing figures, its channels' live state).
+    epg = {"EPG_TARGET": targets["EPG_TARGET"]}
     # Where boxes fetch content keys: the key URIs that packagers and the origin write.
     key_urls = {"CONTENT_KEY_BASE_URL": front_door}
     return {
         "epg": grpc("EPG", EPG_PORT),
-        "subscriber": grpc("SUBSCRIBER", SUBSCRIBER_PORT),
-        "transcode-control": {**grpc("TRANSCODE", TRANSCODE_PORT), **media, **key_urls},
+        "subscriber": {**grpc("SUBSCRIBER", SUBSCRIBER_PORT), **epg},
+        "transcode-control": {**grpc("TRANSCODE", TRANSCODE_PORT), **epg, **media, **key_urls},
         "transcode-node": {
             **media,
             **key_urls,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from epg.owners import OwnersSettings
 from headend.redisconn import RedisSettings
 from headend.rpc import RpcSettings
 from headend.settings import Env, env_float, env_int, env_redis_url, env_str
@@ -32,10 +33,13 @@ class SubscriberSettings:
     import_chunk_rows_max: int = 5_000
     audit_maxlen: int = 1_000_000
     reports: ReportSettings = field(default_factory=ReportSettings)
+    # The EPG, asked which channels a broadcaster owns (its viewing figures).
+    owners: OwnersSettings = field(default_factory=OwnersSettings)
 
     @classmethod
     def from_env(cls, env: Env) -> SubscriberSettings:
-        """Read the ``SUBSCRIBER_*`` and ``REPORTS_*`` variables, ``REDIS_URL`` and ``REDIS_*``."""
+        """Read the ``SUBSCRIBER_*`` and ``REPORTS_*`` variables, ``REDIS_URL``, ``REDIS_*``,
+        ``EPG_TARGET`` and ``GRPC_CLIENT_*``."""
         return cls(
             rpc=RpcSettings.from_env(env, "SUBSCRIBER", default_port=DEFAULT_PORT),
             redis_url=env_redis_url(env),
@@ -59,4 +63,5 @@ class SubscriberSettings:
                 env, "SUBSCRIBER_AUDIT_MAXLEN", 1_000_000, low=1_000, high=100_000_000
             ),
             reports=ReportSettings.from_env(env),
+            owners=OwnersSettings.from_env(env),
         )

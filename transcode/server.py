@@ -10,11 +10,19 @@ from dataclasses import dataclass
 import grpc
 import redis.asyncio as aioredis
 
+from epg.owners import ChannelOwners
 from headend.auth import KeyStore
 from headend.contentkeys import ContentKeyStore
 from headend.metrics import RpcMetrics
 from headend.redisconn import RedisSettings
-from headend.rpc import RpcServer, ServiceSpec, principal, run_service, start_server
+from headend.rpc import (
+    RpcServer,
+    ServiceSpec,
+    caller_key,
+    principal,
+    run_service,
+    start_server,
+)
 from headend.rpc.resources import decode_token, encode_token, page, page_size
 from headend.rpc.server import Component
 from headend.settings import Env
@@ -155,7 +163,9 @@ class TranscodeServicer(pb_grpc.TranscodeServiceServicer):
         self, request: pb.GetChannelRequest, context: grpc.aio.ServicerContext
     ) -> pb.ChannelStatus:
         """One channel's status."""
-        status = await self._service.get_channel(principal(), _channel_id(request.name))
+        status = await self._service.get_channel(
+            principal(), _channel_id(request.name), api_key=caller_key()
+        )
         return status_to_pb(status)
 
     async def ListChannels(
@@ -163,7 +173,7 @@ class TranscodeServicer(pb_grpc.TranscodeServiceServicer):
     ) -> pb.ListChannelsResponse:
         """A page of channels' statuses, by channel id."""
         statuses, token = page(
-            await self._service.list_channels(principal()),
+            await self._service.list_channels(principal(), api_key=caller_key()),
             key=lambda s: s.channel.id,
             size=request.page_size,
             token=request.page_token,
@@ -176,7 +186,9 @@ class TranscodeServicer(pb_grpc.TranscodeServiceServicer):
         self, request: pb.GetChannelThumbnailRequest, context: grpc.aio.ServicerContext
     ) -> pb.ChannelThumbnail:
         """A running channel's latest thumbnail."""
-        thumbnail = await self._service.thumbnail(principal(), _channel_id(request.name))
+        thumbnail = await self._service.thumbnail(
+            principal(), _channel_id(request.name), api_key=caller_key()
+        )
         return thumbnail_to_pb(thumbnail)
 
     async def ListNodes(
@@ -212,15 +224,18 @@ async def create_server(
     components: Sequence[Component] = (),
 ) -> tuple[RpcServer, int]:
     """Start the gRPC server for ``TranscodeService`` on ``settings.rpc`` (``components``
-    start and stop with it)."""
+    start and stop with it), asking the EPG at ``settings.owners`` which channels a
+    broadcaster owns."""
     queue = JobQueue(redis, max_deliveries=settings.queue.max_deliveries)
     await queue.ensure_group()
+    owners = ChannelOwners(settings.owners)
     service = TranscodeService(
         queue=queue,
         channels=channels,
         sources=SourceGuard(settings.sources),
         nodes=nodes or NodeDirectory(redis),
         thumbnails=ThumbnailStore(redis),
+        owners=owners,
         key_rotation_seconds=settings.content_keys.rotation_seconds,
     )
     servicer = TranscodeServicer(service)
@@ -229,7 +244,11 @@ async def create_server(
         register=lambda s: pb_grpc.add_TranscodeServiceServicer_to_server(servicer, s),
     )
     return await start_server(
-        settings.rpc, services=[spec], authenticator=keys, metrics=metrics, components=components
+        settings.rpc,
+        services=[spec],
+        authenticator=keys,
+        metrics=metrics,
+        components=[owners, *components],
     )
 
 

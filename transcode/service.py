@@ -1,6 +1,10 @@
 """Transcode use cases: jobs and live channels, with the authorization decisions.
 
-Imports no gRPC; the servicer in ``server.py`` only converts messages.
+Everything is the admin's, but for reading live channels' state and thumbnails: a
+broadcaster reads those of the channels it owns. Owners are the guide's, so the EPG is
+asked with the broadcaster's own key (``Owners``); another broadcaster's channel is
+refused as the EPG refuses it (PERMISSION_DENIED). Imports no gRPC; the servicer in
+``server.py`` only converts messages.
 """
 
 from __future__ import annotations
@@ -57,6 +61,13 @@ class Thumbnails(Protocol):
     async def get(self, channel_id: str) -> Thumbnail: ...
 
 
+class Owners(Protocol):
+    """The channels a broadcaster owns, as the EPG tells its key (``epg.owners.ChannelOwners``)."""
+
+    async def owned(self, principal: Principal, api_key: str) -> frozenset[str]: ...
+    async def require(self, principal: Principal, api_key: str, channel_id: str) -> None: ...
+
+
 class Sources(Protocol):
     """Checks sources against the allow-lists (``sources.SourceGuard``)."""
 
@@ -65,7 +76,7 @@ class Sources(Protocol):
 
 
 class TranscodeService:
-    """Jobs and channels for the platform operator (admin only)."""
+    """Jobs and channels for the platform operator; live state for channels' owners too."""
 
     def __init__(
         self,
@@ -75,9 +86,11 @@ class TranscodeService:
         sources: Sources,
         nodes: Nodes,
         thumbnails: Thumbnails,
+        owners: Owners,
         key_rotation_seconds: int,
     ) -> None:
         self._queue = queue
+        self._owners = owners
         self._thumbnails = thumbnails
         # An encrypted job's rotation when the request names none (CONTENT_KEY_ROTATION_SECONDS).
         self._key_rotation_seconds = key_rotation_seconds
@@ -192,20 +205,33 @@ class TranscodeService:
         require_admin(principal)
         return await self._channels.stop(validate_channel_id("channel_id", channel_id))
 
-    async def get_channel(self, principal: Principal, channel_id: str) -> ChannelStatus:
+    async def _readable(self, principal: Principal, api_key: str, channel_id: str) -> str:
+        """``channel_id`` once ``principal`` may read its live state: the admin any channel's,
+        a broadcaster (calling with ``api_key``) those of the channels it owns."""
+        if principal.role != "broadcaster":
+            require_admin(principal)
+        channel_id = validate_channel_id("channel_id", channel_id)
+        if principal.role == "broadcaster":
+            await self._owners.require(principal, api_key, channel_id)
+        return channel_id
+
+    async def get_channel(
+        self, principal: Principal, channel_id: str, *, api_key: str
+    ) -> ChannelStatus:
         """One channel's status."""
-        require_admin(principal)
-        return await self._channels.get(validate_channel_id("channel_id", channel_id))
+        return await self._channels.get(await self._readable(principal, api_key, channel_id))
 
-    async def list_channels(self, principal: Principal) -> list[ChannelStatus]:
-        """Every known channel's status."""
-        require_admin(principal)
-        return await self._channels.list_channels()
+    async def list_channels(self, principal: Principal, *, api_key: str) -> list[ChannelStatus]:
+        """Every known channel's status (a broadcaster's: its own channels')."""
+        if principal.role != "broadcaster":
+            require_admin(principal)
+            return await self._channels.list_channels()
+        owned = await self._owners.owned(principal, api_key)
+        return [s for s in await self._channels.list_channels() if s.channel.id in owned]
 
-    async def thumbnail(self, principal: Principal, channel_id: str) -> Thumbnail:
+    async def thumbnail(self, principal: Principal, channel_id: str, *, api_key: str) -> Thumbnail:
         """A running channel's latest thumbnail; ``ThumbnailNotFound`` when none is recent."""
-        require_admin(principal)
-        return await self._thumbnails.get(validate_channel_id("channel_id", channel_id))
+        return await self._thumbnails.get(await self._readable(principal, api_key, channel_id))
 
     async def list_nodes(self, principal: Principal) -> list[NodeInfo]:
         """Every live transcode node with its load and channels."""

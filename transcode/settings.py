@@ -8,6 +8,7 @@ import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from epg.owners import OwnersSettings
 from headend.contentkeys.kek import DEFAULT_BASE_URL, ContentKeySettings
 from headend.redisconn import RedisSettings
 from headend.rpc import ClientTls, RpcSettings
@@ -299,11 +300,13 @@ class ControlSettings:
     node: NodeSettings = field(default_factory=NodeSettings)
     # An encrypted job's rotation when its request names none; the KEKs for key retention.
     content_keys: ContentKeySettings = field(default_factory=ContentKeySettings)
+    # The EPG, asked which channels a broadcaster owns (its live status and thumbnails).
+    owners: OwnersSettings = field(default_factory=OwnersSettings)
 
     @classmethod
     def from_env(cls, env: Env) -> ControlSettings:
         """Read ``TRANSCODE_GRPC_*``, ``REDIS_URL``, ``ORIGIN_ROOT``, ``TC_*``, ``LOG_LEVEL``,
-        ``CONTENT_KEY*``."""
+        ``CONTENT_KEY*``, ``EPG_TARGET`` and ``GRPC_CLIENT_*``."""
         return cls(
             rpc=RpcSettings.from_env(env, "TRANSCODE", default_port=DEFAULT_GRPC_PORT),
             redis_url=_redis(env),
@@ -319,6 +322,7 @@ class ControlSettings:
             embedded_node=env_bool(env, "TC_EMBEDDED_NODE", True),
             node=NodeSettings.from_env(env),
             content_keys=ContentKeySettings.from_env(env),
+            owners=OwnersSettings.from_env(env),
         )
 
 

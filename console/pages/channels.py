@@ -2,9 +2,10 @@
 thumbnail) and one channel's page (source history, 24 hours of viewers).
 
 The rows are the channels the operator may read in the guide (EPG ``ListChannels``: a
-broadcaster its own) joined with transcode's live status (``ListChannels``: the admin's)
-and the viewers now (``CountViewers``, scoped by the reports service). A channel is red
-on slate, or when its newest segment is older than three target durations.
+broadcaster its own) joined with transcode's live status (``ListChannels``: every
+channel's for the admin, a broadcaster its own channels', with their thumbnails) and the
+viewers now (``CountViewers``, scoped by the reports service). A channel is red on slate,
+or when its newest segment is older than three target durations.
 """
 
 from __future__ import annotations

@@ -1,7 +1,9 @@
 """Reports: viewing figures (watch minutes, unique boxes, peak concurrency) per hour or day,
-by channel, carrier or region, over the last days; the same as CSV for settlement, written
-by the reports service's own renderer (:mod:`subscriber.reports.export`), so the console's
-download and ``headend reports viewing --csv`` are one format."""
+by channel, carrier or region, over the last days, of one channel or all; the same as CSV
+for settlement, written by the reports service's own renderer
+(:mod:`subscriber.reports.export`), so the console's download and ``headend reports
+viewing --csv`` are one format. The service checks the channel (a broadcaster names one of
+its own to see it by carrier or region)."""
 
 from __future__ import annotations
 
@@ -47,13 +49,15 @@ def report_request(view: View) -> tuple[Data, reports_pb2.QueryViewingRequest]:
     granularity = _choice(view, "granularity", GRANULARITIES)
     group_by = _choice(view, "group_by", DIMENSIONS)
     days = _days(view)
+    channel = view.query.get("channel", "").strip()
     end = view.now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
     request = reports_pb2.QueryViewingRequest(
-        granularity=GRANULARITIES[granularity], group_by=DIMENSIONS[group_by]
+        granularity=GRANULARITIES[granularity], group_by=DIMENSIONS[group_by], channel_id=channel
     )
     request.start_time.FromDatetime(end - timedelta(days=days))
     request.end_time.FromDatetime(end)
-    return {"granularity": granularity, "group_by": group_by, "days": days}, request
+    form = {"granularity": granularity, "group_by": group_by, "days": days, "channel": channel}
+    return form, request
 
 
 async def load_reports(view: View) -> Data:

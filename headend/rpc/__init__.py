@@ -10,14 +10,15 @@ request id per call, on its log lines and back to the caller (``x-request-id``);
 and mTLS on both sides (``client``); graceful shutdown (``server``).
 
 Servicers are plain ``grpc.aio`` servicers: they read the caller with
-:func:`principal`, raise ``headend.errors`` exceptions, and write
+:func:`principal` (and, to ask another service on its behalf, its
+key with :func:`caller_key`), raise ``headend.errors`` exceptions, and write
 server-streaming methods as async generators.
 """
 
 from __future__ import annotations
 
 from headend.rpc.client import ClientTls, ServiceClient, bearer, client_channel
-from headend.rpc.interceptor import principal
+from headend.rpc.interceptor import caller_key, principal
 from headend.rpc.server import (
     RpcServer,
     ServiceSettings,
@@ -53,6 +54,7 @@ __all__ = [
     "ServiceUnavailable",
     "StartupError",
     "bearer",
+    "caller_key",
     "client_channel",
     "domain_error",
     "error_details",

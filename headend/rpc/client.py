@@ -14,6 +14,7 @@ A service's own client (``epg.client.EpgClient`` ...) builds on
 from __future__ import annotations
 
 import contextlib
+import copy
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -142,6 +143,13 @@ class ServiceClient:
         self.channel = client_channel(target, tls=tls, options=options)
         self.metadata = bearer(api_key)
         self.timeout_seconds = timeout_seconds
+
+    def with_key(self, api_key: str) -> Self:
+        """This client on the same channel, calling with ``api_key`` instead: a server asking
+        on its caller's behalf with the caller's own key. Close only the original."""
+        other = copy.copy(self)
+        other.metadata = bearer(api_key)
+        return other
 
     async def __aenter__(self) -> Self:
         return self

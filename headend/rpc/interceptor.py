@@ -33,12 +33,23 @@ from headend.rpc.status import CallTimedOut, ServerBusy, failure
 
 _EXEMPT_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")
 _PRINCIPAL: contextvars.ContextVar[Principal] = contextvars.ContextVar("principal")
+_KEY: contextvars.ContextVar[str] = contextvars.ContextVar("api_key")
 
 
 def principal() -> Principal:
     """The authenticated caller of the current RPC."""
     try:
         return _PRINCIPAL.get()
+    except LookupError as err:
+        raise errors.Unauthenticated("no authenticated principal") from err
+
+
+def caller_key() -> str:
+    """The API key the current RPC was authenticated with, for a servicer that asks another
+    service on the caller's behalf with the caller's own key (that service decides what the
+    key may read; the key is never logged or stored)."""
+    try:
+        return _KEY.get()
     except LookupError as err:
         raise errors.Unauthenticated("no authenticated principal") from err
 
@@ -178,6 +189,7 @@ class Interceptor(grpc.aio.ServerInterceptor):
     async def _authenticate(self, context: grpc.aio.ServicerContext) -> None:
         token = _bearer(context.invocation_metadata())
         _PRINCIPAL.set(await self._auth.authenticate(token))
+        _KEY.set(token)
 
     async def _read(self, context: grpc.aio.ServicerContext) -> Any:
         timer = asyncio.timeout(self._request_seconds)

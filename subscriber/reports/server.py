@@ -6,7 +6,7 @@ from typing import TypeAlias
 
 import grpc
 
-from headend.rpc import ServiceSpec, principal, to_timestamp
+from headend.rpc import ServiceSpec, caller_key, principal, to_timestamp
 from protos import reports_pb2 as pb
 from protos import reports_pb2_grpc as pb_grpc
 from subscriber.reports import convert
@@ -27,6 +27,7 @@ class ViewingReportServicer(pb_grpc.ViewingReportServiceServicer):
     ) -> pb.QueryViewingResponse:
         rows = await self._reports.query_viewing(
             principal(),
+            api_key=caller_key(),
             start=convert.time_field(request, "start_time"),
             end=convert.time_field(request, "end_time"),
             granularity=convert.granularity(request.granularity),
@@ -40,7 +41,9 @@ class ViewingReportServicer(pb_grpc.ViewingReportServiceServicer):
     async def CountViewers(
         self, request: pb.CountViewersRequest, context: Context
     ) -> pb.CountViewersResponse:
-        found, read_at = await self._reports.count_viewers(principal(), request.channel_id)
+        found, read_at = await self._reports.count_viewers(
+            principal(), request.channel_id, api_key=caller_key()
+        )
         return pb.CountViewersResponse(
             viewers=[convert.viewers(v) for v in found], read_time=to_timestamp(read_at)
         )

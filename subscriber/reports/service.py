@@ -1,10 +1,12 @@
 """Viewing reports: who may read which figures, and the sweep that ends expired leases.
 
 The admin reads everything; a carrier only its own boxes' figures (its carrier is
-forced as a filter, another carrier's refused). A broadcaster is refused: the
-subscriber service does not know who owns a channel (its catalogue holds packages of
-channel ids; owners are the guide's, ``epg``), so it cannot tell a broadcaster's
-channels from others'. Every other role is refused.
+forced as a filter, another carrier's refused). A broadcaster reads the figures of the
+channels it owns: owners are the guide's, so the EPG is asked with the broadcaster's own
+key (``Owners``). By channel, its rows are its channels'; by carrier or region, it names
+one of its channels (those cells are exact; a sum over channels would not be: distinct
+boxes and peaks do not add up); another broadcaster's channel is refused as the EPG
+refuses it (PERMISSION_DENIED). Every other role is refused.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Gauge
 
@@ -21,6 +24,7 @@ from headend.clock import utc_now
 from headend.errors import PermissionDenied
 from headend.tasks import Supervisor
 from subscriber import domain
+from subscriber.errors import InvalidField
 from subscriber.reports.domain import (
     ChannelViewers,
     Dimension,
@@ -32,6 +36,13 @@ from subscriber.reports.domain import (
 from subscriber.reports.settings import ReportSettings
 from subscriber.reports.store import CellId, ViewingStore
 from subscriber.service.base import Clock
+
+
+class Owners(Protocol):
+    """The channels a broadcaster owns, as the EPG tells its key (``epg.owners.ChannelOwners``)."""
+
+    async def owned(self, principal: Principal, api_key: str) -> frozenset[str]: ...
+    async def require(self, principal: Principal, api_key: str, channel_id: str) -> None: ...
 
 
 class ViewingMetrics:
@@ -66,21 +77,22 @@ class ViewingReports:
     """Watch time, distinct boxes and peaks per bucket; viewers now; the expiry sweep."""
 
     def __init__(
-        self, *, store: ViewingStore, settings: ReportSettings, clock: Clock = utc_now
+        self,
+        *,
+        store: ViewingStore,
+        settings: ReportSettings,
+        owners: Owners,
+        clock: Clock = utc_now,
     ) -> None:
         self._store = store
+        self._owners = owners
         self._settings = settings
         self._clock = clock
 
     @staticmethod
     def _carrier_scope(principal: Principal, carrier_id: str) -> str:
         """The carrier filter ``principal`` reads under: a carrier its own, always."""
-        if principal.role == "broadcaster":
-            raise PermissionDenied(
-                f"{principal} may not read viewing figures here: the subscriber service "
-                "does not know who owns a channel"
-            )
-        if principal.role not in ("admin", "carrier"):
+        if principal.role not in ("admin", "carrier", "broadcaster"):
             raise PermissionDenied(f"{principal} may not read viewing figures")
         if principal.role == "carrier":
             require_tenant(principal, "carrier", carrier_id or principal.tenant)
@@ -89,10 +101,29 @@ class ViewingReports:
             domain.validate_carrier_id(carrier_id)
         return carrier_id
 
+    async def _channel_scope(
+        self, principal: Principal, api_key: str, channel_id: str, group_by: Dimension
+    ) -> frozenset[str] | None:
+        """The channels a broadcaster's rows by channel are kept to (None: the query's own
+        filter is the scope); its ``channel_id`` must be one of its own, and is required
+        when grouping by another dimension."""
+        if principal.role != "broadcaster":
+            return None
+        if channel_id:
+            await self._owners.require(principal, api_key, channel_id)
+            return None
+        if group_by is not Dimension.CHANNEL:
+            raise InvalidField(
+                "channel_id",
+                f"a broadcaster reads figures by {group_by.value} for one of its channels: name it",
+            )
+        return await self._owners.owned(principal, api_key)
+
     async def query_viewing(
         self,
         principal: Principal,
         *,
+        api_key: str,
         start: datetime | None,
         end: datetime | None,
         granularity: Granularity,
@@ -114,18 +145,23 @@ class ViewingReports:
             now=self._clock(),
             retention=timedelta(days=self._settings.retention_days),
         )
+        owned = await self._channel_scope(principal, api_key, channel_id, group_by)
         query = ViewingQuery(first, last, granularity, group_by, channel_id, carrier_id, region)
-        return await self._store.query(query)
+        rows = await self._store.query(query)
+        return rows if owned is None else [r for r in rows if r.key in owned]
 
     async def count_viewers(
-        self, principal: Principal, channel_id: str
+        self, principal: Principal, channel_id: str, *, api_key: str
     ) -> tuple[list[ChannelViewers], datetime]:
-        """Boxes playing now by channel and carrier (a carrier: its own), and when read."""
+        """Boxes playing now by channel and carrier (a carrier: its own boxes; a broadcaster:
+        its own channels), and when read."""
         carrier_id = self._carrier_scope(principal, "")
         if channel_id:
             domain.validate_id(channel_id, "channel_id")
+        owned = await self._channel_scope(principal, api_key, channel_id, Dimension.CHANNEL)
         read_at = self._clock()
-        return await self._store.viewers(channel_id, carrier_id), read_at
+        found = await self._store.viewers(channel_id, carrier_id)
+        return [v for v in found if owned is None or v.channel_id in owned], read_at
 
     async def sweep(self, metrics: ViewingMetrics) -> None:
         """End the leases that expired by now and set the gauges from what is left."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from redis.asyncio import Redis
 
+from epg.owners import ChannelOwners
 from headend.auth import KeyStore
 from headend.clock import utc_now
 from headend.keys_service import key_service
@@ -39,7 +40,8 @@ async def create_server(
     settings: SubscriberSettings, *, redis: Redis, keys: KeyStore, clock: Clock = utc_now
 ) -> tuple[RpcServer, int]:
     """Start ``SubscriberService``, ``KeyService`` and ``ViewingReportService`` (with its
-    expiry sweep) on the harness; returns server and port."""
+    expiry sweep, asking the EPG at ``settings.owners`` which channels a broadcaster owns)
+    on the harness; returns server and port."""
     viewing = ViewingStore(
         redis, retention_days=settings.reports.retention_days, log_days=settings.reports.log_days
     )
@@ -54,13 +56,14 @@ async def create_server(
     service = SubscriberService(
         store=store, settings=settings, clock=clock, metrics=SubscriberMetrics(metrics.registry)
     )
-    reports = ViewingReports(store=viewing, settings=settings.reports, clock=clock)
+    owners = ChannelOwners(settings.owners)
+    reports = ViewingReports(store=viewing, settings=settings.reports, owners=owners, clock=clock)
     return await start_server(
         settings.rpc,
         services=[subscriber_service(service), key_service(keys), viewing_service(reports)],
         authenticator=keys,
         metrics=metrics,
-        components=[reports.sweeping(ViewingMetrics(metrics.registry))],
+        components=[owners, reports.sweeping(ViewingMetrics(metrics.registry))],
     )
 
 

@@ -41,7 +41,7 @@ WAIT_MS = 60_000
 # Each role's pages, in its navigation's order.
 PAGES = {
     "admin": ("channels", "edges", "jobs", "guide", "subscribers", "helpdesk", "reports"),
-    "broadcaster:demo": ("channels", "guide"),
+    "broadcaster:demo": ("channels", "guide", "reports"),
     f"carrier:{CARRIER}": ("subscribers", "helpdesk", "reports"),
 }
 # What each page shows of the seeded stack (a CSS selector that must be present).

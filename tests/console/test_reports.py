@@ -1,5 +1,6 @@
 """The reports page, its JSON and its CSV download: the viewing service's own figures for
-the operator's key, in the reports service's CSV format."""
+the operator's key (a broadcaster's: its own channels'), in the reports service's CSV
+format."""
 
 from __future__ import annotations
 
@@ -72,3 +73,27 @@ async def test_reports_show_the_services_figures_and_download_as_csv(
                 table = list(csv.reader(io.StringIO(download.text)))
                 assert tuple(table[0]) == COLUMNS
                 assert [(r[1], int(r[3])) for r in table[1:]] == [(k, n) for _, k, n in shown]
+
+
+async def test_a_broadcaster_reads_its_own_channels_figures(
+    console: ConsoleFace, tokens: Tokens, world: World, targets: dict[str, str]
+) -> None:
+    await _watch(targets["SUBSCRIBER_TARGET"], await tokens("playback"), world.boxes["c1"].mac)
+    query = "days=1&granularity=hour"
+    async with console.operator() as op:
+        await op.login(await tokens("broadcaster:demo"))  # the owner of the world's channels
+        rows = (await op.get(f"/api/reports.json?{query}&group_by=channel")).json["rows"]
+        assert [(r["key"], r["unique_boxes"]) for r in rows] == [(LIVE, 1)]
+        by_carrier = await op.get(f"/api/reports.json?{query}&group_by=carrier&channel={LIVE}")
+        assert [(r["key"], r["unique_boxes"]) for r in by_carrier.json["rows"]] == [(CARRIER, 1)]
+        download = await op.get(f"/reports.csv?{query}&group_by=carrier&channel={LIVE}")
+        assert [r[1] for r in csv.reader(io.StringIO(download.text))][1:] == [CARRIER]
+        # By carrier, the figures of one of its channels: the form says which.
+        unnamed = await op.get(f"/api/reports.json?{query}&group_by=carrier")
+        assert (unnamed.status, unnamed.json["status"]) == (400, 400)
+        assert "channel_id" in unnamed.json["detail"]
+    async with console.operator() as op:
+        await op.login(await tokens("broadcaster:other"))
+        rows = (await op.get(f"/api/reports.json?{query}&group_by=channel")).json["rows"]
+        assert rows == []
+        assert (await op.get(f"/api/reports.json?{query}&channel={LIVE}")).status == 403

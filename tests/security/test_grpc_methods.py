@@ -21,6 +21,7 @@ from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
 from cdn_ctl.server import create_server as create_cdn
 from cdn_ctl.settings import CdnSettings
 from cdn_ctl.signing import KeyRing, SigningKey
+from epg.owners import OwnersSettings
 from epg.server import create_server as create_epg
 from epg.settings import EpgSettings
 from headend.auth import KeyStore, Principal
@@ -74,15 +75,18 @@ async def servers(redis: aioredis.Redis, keys: KeyStore, tmp_path: Path) -> Asyn
     started: list[RpcServer] = []
     epg, epg_port = await create_epg(EpgSettings(rpc=RpcSettings(port=0)), redis=redis, keys=keys)
     started.append(epg)
+    # Subscriber and transcode ask this EPG which channels a broadcaster owns.
+    owners = OwnersSettings(target=f"127.0.0.1:{epg_port}")
     sub, sub_port = await create_subscriber(
-        SubscriberSettings(rpc=RpcSettings(port=0)), redis=redis, keys=keys
+        SubscriberSettings(rpc=RpcSettings(port=0), owners=owners), redis=redis, keys=keys
     )
     started.append(sub)
     origin = tmp_path / "origin"
     manager = LiveManager(redis=redis, archive=ArchiveIndex(redis), origin_root=origin)
     control = ControlSettings(
-        rpc=RpcSettings(port=0), redis_url="unused://", origin_root=origin, queue=QueueSettings()
-    )
+        rpc=RpcSettings(port=0), redis_url="unused://", origin_root=origin,
+        queue=QueueSettings(), owners=owners,
+    )  # fmt: skip
     tc, tc_port = await create_transcode(control, redis=redis, keys=keys, channels=manager)
     started.append(tc)
     ring = KeyRing((SigningKey("k1", b"grpc-methods-secret-0123"),), "k1")
@@ -177,8 +181,11 @@ _READS = {
     # The platform's package catalogue is what carriers sell from; a carrier counts its own
     # subscribers.
     "SubscriberService": {"ListPackages", "CountSubscribers"},
-    # A carrier reads its own boxes' figures (the admin everyone's).
+    # A carrier reads its own boxes' figures, a broadcaster its channels' (the admin
+    # everyone's).
     "ViewingReportService": {"QueryViewing", "CountViewers"},
+    # A broadcaster lists its own channels' live state (those the EPG says it owns).
+    "TranscodeService": {"ListChannels"},
 }  # fmt: skip
 
 

@@ -1,6 +1,7 @@
 """Viewing reports: a known set of sessions played through the real service (channel
 switches, hour boundaries, an expiry without EndSession, two carriers, two regions) and
-the figures they imply, to the second; who may read them; refused windows.
+the figures they imply, to the second; who may read them (a broadcaster its channels', as
+the real EPG names their owners); refused windows.
 
 The clock is the service's manual clock; the expiry sweep is run by hand at a known time
 (the server's own sweep is set to an hour, so it never runs during a test).
@@ -11,13 +12,17 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
 import grpc
 import pytest
+import redis.asyncio as aioredis
 
+from epg.client import EpgClient
+from epg.owners import ChannelOwners, OwnersSettings
+from headend.auth import KeyStore
 from headend.rpc import bearer, to_timestamp
 from protos import reports_pb2 as rpb
 from protos import reports_pb2_grpc as rpb_grpc
@@ -29,7 +34,11 @@ from subscriber.reports.service import ViewingMetrics, ViewingReports
 from subscriber.reports.settings import ReportSettings
 from subscriber.reports.store import ViewingStore, log_key
 from subscriber.settings import SubscriberSettings
-from tests.support.subscriber import ALICE_MAC, START, Api
+from tests.epg.support import Grpc, serve_epg
+from tests.epg.support import channel as guide_channel
+from tests.support.net import free_port
+from tests.support.subscriber import ALICE_MAC, START, Api, ManualClock, serve
+from tests.support.tokens import Tokens
 
 A, B, C = ALICE_MAC, "aa:bb:cc:00:00:0b", "aa:bb:cc:00:00:0c"
 DAY0 = START.replace(hour=0)
@@ -54,26 +63,47 @@ SESSIONS = (
 )
 
 
+# The channels' owners, as the guide has them.
+OWNERS = {"cctv1": "cctv", "cctv2": "cctv", "cctv5": "sports"}
+
+
 @pytest.fixture
-def settings() -> SubscriberSettings:
-    """Leases of 30 minutes (few heartbeats per hour); the server's own sweep never runs."""
+async def epg(redis: aioredis.Redis, keys: KeyStore, tokens: Tokens) -> AsyncIterator[Grpc]:
+    """The real EPG, with the channels of ``OWNERS``."""
+    async with serve_epg(redis, keys, tokens) as served:
+        async with EpgClient(served.target, await tokens()) as guide:
+            for number, (cid, owner) in enumerate(OWNERS.items(), 1):
+                await guide.create_channel(guide_channel(cid, owner=owner, number=number))
+        yield served
+
+
+def _settings(epg_target: str) -> SubscriberSettings:
     return SubscriberSettings(
         lease_ttl_seconds=1800,
         lease_grace_seconds=5,
         default_max_streams=2,
         reports=ReportSettings(sweep_seconds=3600),
+        owners=OwnersSettings(target=epg_target),
     )
+
+
+@pytest.fixture
+def settings(epg: Grpc) -> SubscriberSettings:
+    """Leases of 30 minutes (few heartbeats per hour); the server's own sweep never runs;
+    owners asked of the real EPG."""
+    return _settings(epg.target)
 
 
 class Viewing:
     """``ViewingReportService`` on the test server, and the hand-run sweep."""
 
-    def __init__(self, api: Api) -> None:
+    def __init__(self, api: Api, owners: ChannelOwners) -> None:
         self.api = api
         self.stub = rpb_grpc.ViewingReportServiceStub(api.channel)
         self.reports = ViewingReports(
-            store=ViewingStore(api.redis), settings=ReportSettings(), clock=api.clock
-        )
+            store=ViewingStore(api.redis), settings=ReportSettings(), owners=owners,
+            clock=api.clock,
+        )  # fmt: skip
         self.metrics = ViewingMetrics()
 
     async def query(self, as_: str = "admin", **fields: Any) -> list[ViewingRow]:
@@ -122,9 +152,14 @@ async def _subscriber(api: Api, carrier: str, sid: str, region: str, mac: str) -
 
 
 @pytest.fixture
-async def played(world: Api) -> Viewing:
+async def played(world: Api, settings: SubscriberSettings) -> AsyncIterator[Viewing]:
     """The sessions of ``SESSIONS`` played, with the heartbeats that keep them, at their
     times; C's lease expires at 13:35 and is swept at 13:50."""
+    async with ChannelOwners(settings.owners) as owners:
+        yield await _play(world, owners)
+
+
+async def _play(world: Api, owners: ChannelOwners) -> Viewing:
     await _subscriber(world, "acme", "carol", "110101", C)
     await world.call(
         "BindDevice", pb.BindDeviceRequest(parent="carriers/beta/subscribers/bob", mac=B)
@@ -134,7 +169,7 @@ async def played(world: Api) -> Viewing:
             "Entitle",
             pb.EntitleRequest(name="carriers/beta/subscribers/bob", package_id=package),
         )
-    viewing = Viewing(world)
+    viewing = Viewing(world, owners)
     leases: dict[str, str] = {}
 
     async def step(when: str, op: str, mac: str = "", channel: str = "") -> None:
@@ -267,9 +302,48 @@ async def test_a_carrier_reads_only_its_own_boxes(played: Viewing) -> None:
     )
 
 
-@pytest.mark.parametrize("who", ["broadcaster:cctv", "playback"])
-async def test_broadcasters_and_playback_are_refused(played: Viewing, who: str) -> None:
+async def test_a_broadcaster_reads_only_its_own_channels(played: Viewing) -> None:
+    assert table(await played.query("broadcaster:cctv")) == [
+        ("12:00", "cctv1", 900, 2, 2),
+        ("13:00", "cctv1", 5100, 3, 3),
+        ("13:00", "cctv2", 1500, 1, 1),
+        ("14:00", "cctv1", 600, 1, 1),
+    ]
+    assert table(await played.query("broadcaster:sports")) == [("14:00", "cctv5", 600, 1, 1)]
+    # By carrier or region: one of its channels, whose cells are exact.
+    for group_by in (rpb.DIMENSION_CARRIER, rpb.DIMENSION_REGION):
+        mine = await played.query("broadcaster:cctv", group_by=group_by, channel_id="cctv1")
+        assert mine == await played.query(group_by=group_by, channel_id="cctv1")
+        assert mine
+        code = await played.refused("broadcaster:cctv", group_by=group_by)
+        assert code is grpc.StatusCode.INVALID_ARGUMENT
+        code = await played.refused("broadcaster:cctv", group_by=group_by, channel_id="cctv5")
+        assert code is grpc.StatusCode.PERMISSION_DENIED
+    for channel in ("cctv5", "nosuch"):  # another's, or nobody's: refused alike
+        code = await played.refused("broadcaster:cctv", channel_id=channel)
+        assert code is grpc.StatusCode.PERMISSION_DENIED
+
+
+@pytest.mark.parametrize("who", ["playback", "device:aa:bb:cc:00:00:0b"])
+async def test_other_roles_are_refused(played: Viewing, who: str) -> None:
     assert await played.refused(who) is grpc.StatusCode.PERMISSION_DENIED
+
+
+async def test_with_the_epg_down_a_broadcaster_is_unavailable_and_the_admin_served(
+    redis: aioredis.Redis, keys: KeyStore, tokens: Tokens, clock: ManualClock
+) -> None:
+    closed = _settings(f"127.0.0.1:{free_port()}")
+    async with (
+        serve(redis, keys, tokens, clock, closed) as api,
+        ChannelOwners(closed.owners) as owners,
+    ):
+        viewing = Viewing(api, owners)
+        assert await viewing.refused("broadcaster:cctv") is grpc.StatusCode.UNAVAILABLE
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await viewing.viewers("broadcaster:cctv")
+        assert info.value.code() is grpc.StatusCode.UNAVAILABLE
+        assert await viewing.query() == []
+        assert await viewing.viewers() == []
 
 
 @pytest.mark.parametrize(
@@ -297,10 +371,14 @@ async def test_viewers_now_and_the_gauges(world: Api, played: Viewing) -> None:
                                       ("cctv2", "acme", 1)]  # fmt: skip
     assert await played.viewers("carrier:beta") == [("cctv1", "beta", 1)]
     assert await played.viewers(channel_id="cctv2") == [("cctv2", "acme", 1)]
+    assert await played.viewers("broadcaster:cctv", "cctv2") == [("cctv2", "acme", 1)]
+    assert len(await played.viewers("broadcaster:cctv")) == 3
+    assert await played.viewers("broadcaster:sports") == []
     await step("15:40", "sweep")  # all three expired at 15:30-15:32
     assert await played.viewers() == []
     await step("15:41", "start", B, "cctv5")
     await step("15:42", "sweep")
+    assert await played.viewers("broadcaster:sports") == [("cctv5", "beta", 1)]
     sample = played.metrics.registry.get_sample_value
     assert sample("subscriber_viewers", {"channel": "cctv5", "carrier": "beta"}) == 1
     assert sample("subscriber_viewers", {"channel": "cctv1", "carrier": "acme"}) == 0

@@ -24,8 +24,11 @@ def test_settings_defaults_and_overrides() -> None:
         60.0,
         None,
     )
+    # Where it asks which channels a broadcaster owns: the EPG's usual address.
+    assert (default.owners.target, default.owners.tls) == ("127.0.0.1:50051", None)
     custom = SubscriberSettings.from_env(
         {
+            "EPG_TARGET": "epg.internal:50051",
             "SUBSCRIBER_GRPC_PORT": "6000",
             "SUBSCRIBER_LEASE_GRACE_SECONDS": "3",
             "SUBSCRIBER_METRICS_PORT": "9101",
@@ -37,6 +40,7 @@ def test_settings_defaults_and_overrides() -> None:
         3.0,
         9101,
     )
+    assert custom.owners.target == "epg.internal:50051"
 
 
 @pytest.mark.parametrize(

@@ -16,6 +16,7 @@ import redis.asyncio as aioredis
 from cdn_ctl.server import create_server as create_cdn
 from cdn_ctl.settings import CdnSettings
 from cdn_ctl.signing import KeyRing, SigningKey
+from epg.owners import OwnersSettings
 from epg.server import create_server as create_epg
 from epg.settings import EpgSettings
 from headend.auth import KeyStore
@@ -115,13 +116,15 @@ async def every_service(
             EpgSettings(rpc=RpcSettings(port=0)), redis=redis, keys=keys
         )
         started.append(epg)
+        # Subscriber and transcode ask this EPG which channels a broadcaster owns.
+        owners = OwnersSettings(target=f"127.0.0.1:{epg_port}")
         sub, sub_port = await create_subscriber(
-            SubscriberSettings(rpc=RpcSettings(port=0)), redis=redis, keys=keys
+            SubscriberSettings(rpc=RpcSettings(port=0), owners=owners), redis=redis, keys=keys
         )
         started.append(sub)
         control = ControlSettings(
             rpc=RpcSettings(port=0), redis_url="unused://", origin_root=origin,
-            queue=QueueSettings(),
+            queue=QueueSettings(), owners=owners,
         )  # fmt: skip
         tc, tc_port = await create_transcode(control, redis=redis, keys=keys, channels=manager)
         started.append(tc)

@@ -1,8 +1,8 @@
 """The farm's part of the operator console over a real gRPC server: dead letters and their
 retry (a retried job runs to the end on a real worker with real FFmpeg), live channels'
 segment facts in their status, and their thumbnails (real FFmpeg, clear and encrypted
-channels, none when off, never a file under the origin root); the CLI verbs; the queue
-gauges."""
+channels, none when off, never a file under the origin root), read by the admin and by
+the channel's owner as the real EPG names it; the CLI verbs; the queue gauges."""
 
 from __future__ import annotations
 
@@ -22,13 +22,18 @@ import pytest
 import redis.asyncio as aioredis
 from prometheus_client import CollectorRegistry
 
+from epg.client import EpgClient
+from epg.owners import OwnersSettings
 from headend.auth import KeyStore
 from headend.contentkeys import ContentKeyStore, KekRing
 from headend.rpc import RpcSettings, bearer, client_channel, error_details
 from protos import transcode_pb2 as pb
 from protos import transcode_pb2_grpc as pb_grpc
+from tests.epg.support import channel as guide_channel
+from tests.epg.support import serve_epg
 from tests.support.live import FAST, RUNGS, Recorder, live_channel
 from tests.support.media import Media
+from tests.support.net import free_port
 from tests.support.tokens import Tokens
 from transcode import cli
 from transcode.archive import ArchiveIndex
@@ -72,13 +77,16 @@ async def _rig(
     *,
     thumbnail_seconds: float = 0.1,
     encryption: LiveEncryption | None = None,
+    epg_target: str = "",
 ) -> AsyncIterator[Rig]:
+    """The control server (on a real EPG at ``epg_target``; none: a closed port)."""
     settings = ControlSettings(
         rpc=RpcSettings(port=0, grace_seconds=0),
         redis_url="unused://",
         origin_root=origin,
         queue=QueueSettings(),
         sources=sources,
+        owners=OwnersSettings(target=epg_target or f"127.0.0.1:{free_port()}"),
     )
     recorder = Recorder(origin)
     manager = LiveManager(
@@ -111,8 +119,17 @@ async def rig(
     tmp_path: Path,
     source_settings: SourceSettings,
 ) -> AsyncIterator[Rig]:
-    async with _rig(redis, keys, tokens, tmp_path / "origin", source_settings) as made:
-        yield made
+    """The control server on a real EPG, whose channels ``tv1`` and ``tv2`` are the
+    broadcasters ``tvb``'s and ``rival``'s."""
+    async with serve_epg(redis, keys, tokens) as epg:
+        async with EpgClient(epg.target, await tokens()) as guide:
+            await guide.create_channel(guide_channel("tv1", owner="tvb", number=1))
+            await guide.create_channel(guide_channel("tv2", owner="rival", number=2))
+        origin = tmp_path / "origin"
+        async with _rig(
+            redis, keys, tokens, origin, source_settings, epg_target=epg.target
+        ) as made:
+            yield made
 
 
 # ---- dead letters and retry
@@ -405,7 +422,72 @@ async def test_a_running_channel_has_a_thumbnail_and_its_segment_facts(
     captured = rig.manager.metrics.thumbnails.labels("tv1", "captured")._value.get()
     assert captured >= 1
     _no_picture_under(rig.origin)
+    await _only_its_owner_reads_it(rig)
     await rig.manager.stop("tv1")
+
+
+# What the console's mosaic reads of a channel: to its owner as to the admin.
+_CHANNEL_READS: tuple[tuple[str, object], ...] = (
+    ("GetChannel", pb.GetChannelRequest(name="channels/tv1")),
+    ("GetChannelThumbnail", pb.GetChannelThumbnailRequest(name="channels/tv1")),
+    ("ListChannels", pb.ListChannelsRequest()),
+)
+
+
+async def _refused(rig: Rig, who: str, call: str, request: object) -> grpc.StatusCode:
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await getattr(rig.stub, call)(request, metadata=bearer(await rig.tokens(who)))
+    return info.value.code()
+
+
+async def _only_its_owner_reads_it(rig: Rig) -> None:
+    """``tv1`` running: its owner (the EPG's ``tvb``) reads its live state and thumbnail;
+    another broadcaster, a carrier and playback are refused, as the EPG refuses them."""
+    owner = bearer(await rig.tokens("broadcaster:tvb"))
+    mine = await rig.stub.ListChannels(pb.ListChannelsRequest(), metadata=owner)
+    assert [c.channel.name for c in mine.channels] == ["channels/tv1"]
+    status = await rig.stub.GetChannel(pb.GetChannelRequest(name="channels/tv1"), metadata=owner)
+    assert (status.state, [r.name for r in status.rungs]) == (pb.CHANNEL_STATE_LIVE, list(RUNGS))
+    thumb = await rig.stub.GetChannelThumbnail(
+        pb.GetChannelThumbnailRequest(name="channels/tv1"), metadata=owner
+    )
+    assert _jpeg_size(thumb.jpeg)[0] == "mjpeg"
+    rival = bearer(await rig.tokens("broadcaster:rival"))
+    assert (
+        list((await rig.stub.ListChannels(pb.ListChannelsRequest(), metadata=rival)).channels) == []
+    )
+    for call, request in _CHANNEL_READS[:2]:
+        assert (
+            await _refused(rig, "broadcaster:rival", call, request)
+            is grpc.StatusCode.PERMISSION_DENIED
+        )
+    # A channel nobody has is refused alike: a broadcaster learns nothing of others'.
+    never = pb.GetChannelRequest(name="channels/never")
+    assert (
+        await _refused(rig, "broadcaster:rival", "GetChannel", never)
+        is grpc.StatusCode.PERMISSION_DENIED
+    )
+    for who in ("carrier:acme", "playback"):
+        for call, request in _CHANNEL_READS:
+            assert await _refused(rig, who, call, request) is grpc.StatusCode.PERMISSION_DENIED, who
+
+
+async def test_with_the_epg_down_a_broadcaster_is_unavailable_and_the_admin_served(
+    redis: aioredis.Redis,
+    keys: KeyStore,
+    tokens: Tokens,
+    tmp_path: Path,
+    source_settings: SourceSettings,
+) -> None:
+    async with _rig(redis, keys, tokens, tmp_path / "origin", source_settings) as rig:
+        for call, request in _CHANNEL_READS:
+            code = await _refused(rig, "broadcaster:tvb", call, request)
+            assert code is grpc.StatusCode.UNAVAILABLE, call
+            # A carrier is refused before the EPG is asked.
+            code = await _refused(rig, "carrier:acme", call, request)
+            assert code is grpc.StatusCode.PERMISSION_DENIED, call
+        listed = await rig.stub.ListChannels(pb.ListChannelsRequest(), metadata=rig.admin)
+        assert list(listed.channels) == []
 
 
 async def test_an_encrypted_channel_has_a_thumbnail_of_its_clear_picture(
