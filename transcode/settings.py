@@ -155,8 +155,9 @@ class LiveSettings:
     cc_window_seconds: float = 10.0
     # A preferred source that failed is taken back once it has read healthy for this long.
     source_holddown_seconds: float = 30.0
-    # A running channel's thumbnail (the console's mosaic) is taken at most this often (0: off).
-    thumbnail_seconds: float = 30.0
+    # A running channel's thumbnail (the console's mosaic) is taken at most this often while
+    # the console reads it (0: off).
+    thumbnail_seconds: float = 10.0
 
     @property
     def restart_backoff(self) -> Backoff:
@@ -199,7 +200,7 @@ class LiveSettings:
             source_holddown_seconds=env_float(
                 env, "TC_LIVE_SOURCE_HOLDDOWN_SECONDS", 30.0, low=0.5, high=3600
             ),
-            thumbnail_seconds=env_float(env, "TC_THUMBNAIL_SECONDS", 30.0, low=0, high=3600),
+            thumbnail_seconds=env_float(env, "TC_THUMBNAIL_SECONDS", 10.0, low=0, high=3600),
         )
 
 

@@ -283,7 +283,7 @@ def test_live_settings_defaults() -> None:
     settings = LiveSettings.from_env({})
     assert settings == LiveSettings()
     assert settings.restart_backoff.cap_seconds == 10.0
-    assert settings.thumbnail_seconds == 30.0
+    assert settings.thumbnail_seconds == 10.0
     assert LiveSettings.from_env({"TC_THUMBNAIL_SECONDS": "0"}).thumbnail_seconds == 0
 
 

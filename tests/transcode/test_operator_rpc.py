@@ -382,6 +382,20 @@ async def _published(rig: Rig, channel: str, count: int) -> None:
         await recorder.until(lambda: len(recorder.published[channel]) >= count)
 
 
+async def _asked_thumbnail(rig: Rig, channel: str) -> pb.ChannelThumbnail:
+    """The channel's thumbnail, read as the console does: every read asks the node for
+    fresh ones, so the first may be NOT_FOUND until the next segment's capture."""
+    request = pb.GetChannelThumbnailRequest(name=f"channels/{channel}")
+    async with asyncio.timeout(60):
+        while True:
+            try:
+                return await rig.stub.GetChannelThumbnail(request, metadata=rig.admin)
+            except grpc.aio.AioRpcError as err:
+                if err.code() is not grpc.StatusCode.NOT_FOUND:
+                    raise
+            await asyncio.sleep(0.2)
+
+
 async def test_a_running_channel_has_a_thumbnail_and_its_segment_facts(
     rig: Rig, media: Media
 ) -> None:
@@ -389,10 +403,10 @@ async def test_a_running_channel_has_a_thumbnail_and_its_segment_facts(
     await _published(rig, "tv1", 3)
     supervisor = rig.manager.supervisor("tv1")
     assert supervisor is not None
+    # Nobody has looked: segments are published, no picture is taken.
     await supervisor.thumbnailer.settled()
-    thumb = await rig.stub.GetChannelThumbnail(
-        pb.GetChannelThumbnailRequest(name="channels/tv1"), metadata=rig.admin
-    )
+    assert rig.manager.metrics.thumbnails.labels("tv1", "captured")._value.get() == 0
+    thumb = await _asked_thumbnail(rig, "tv1")
     assert thumb.name == "channels/tv1"
     codec, width, height = _jpeg_size(thumb.jpeg)
     assert codec == "mjpeg"
@@ -505,12 +519,7 @@ async def test_an_encrypted_channel_has_a_thumbnail_of_its_clear_picture(
         channel = live_channel("enc1", f"file://{media.clip}")
         await rig.manager.start(replace(channel, encryption=ChannelEncryption(True, 600)))
         await _published(rig, "enc1", 2)
-        supervisor = rig.manager.supervisor("enc1")
-        assert supervisor is not None
-        await supervisor.thumbnailer.settled()
-        thumb = await rig.stub.GetChannelThumbnail(
-            pb.GetChannelThumbnailRequest(name="channels/enc1"), metadata=rig.admin
-        )
+        thumb = await _asked_thumbnail(rig, "enc1")
         assert _jpeg_size(thumb.jpeg)[0] == "mjpeg"
         # What boxes can fetch stays encrypted, and no picture of it is on the origin.
         segment = next((origin / "live" / "enc1" / RUNGS[0]).glob("*.ts"))

@@ -9,6 +9,13 @@ publish time in ``tc:thumb:{ch}`` (the channel's hash tag) for ``_TTL_SECONDS``:
 that stops publishing loses its picture within minutes, so the console never shows a
 stale one as current.
 
+Pictures are taken only while someone looks: reading a channel's thumbnail
+(:meth:`ThumbnailStore.get`, what ``GetChannelThumbnail`` does) marks it wanted for
+``WANTED_SECONDS`` (``tc:thumbwant:{ch}``), and a capture that finds it unwanted ends
+before FFmpeg starts. Each capture is an FFmpeg start (tens of milliseconds of CPU), as
+much as a stream-copied channel's whole work for several seconds: a node nobody watches in
+the console spends one Redis ``EXISTS`` per channel and interval, nothing more.
+
 The segment is taken *clear*: the publisher opens the clear file before an encrypted
 channel's clear files are removed, and the open file is FFmpeg's stdin, so encrypted
 channels have thumbnails too. The JPEG goes from FFmpeg's stdout to Redis and is never
@@ -46,6 +53,8 @@ MAX_WIDTH = 320
 MAX_BYTES = 256 * 1024
 _TIMEOUT_SECONDS = 10.0
 _TTL_SECONDS = 300
+# A channel read in the console stays wanted this long (the console reads every 5 s).
+WANTED_SECONDS = 60
 # Below the live FFmpeg: a capture yields the CPU to the channels' encoders.
 _NICENESS = 10
 
@@ -53,6 +62,11 @@ _NICENESS = 10
 def thumbnail_key(channel_id: str) -> str:
     """The hash holding a channel's latest thumbnail (``jpeg``, ``at``)."""
     return f"tc:thumb:{channel_tag(channel_id)}"
+
+
+def wanted_key(channel_id: str) -> str:
+    """Present while someone reads the channel's thumbnails."""
+    return f"tc:thumbwant:{channel_tag(channel_id)}"
 
 
 class ThumbnailStore:
@@ -70,9 +84,17 @@ class ThumbnailStore:
             pipe.expire(key, _TTL_SECONDS)
             await pipe.execute()
 
+    async def wanted(self, channel_id: str) -> bool:
+        """True while someone reads the channel's thumbnails."""
+        return bool(await self._redis.exists(wanted_key(channel_id)))
+
     async def get(self, channel_id: str) -> Thumbnail:
-        """The channel's latest thumbnail; ``ThumbnailNotFound`` when none is recent."""
-        raw = await self._redis.hgetall(thumbnail_key(channel_id))
+        """The channel's latest thumbnail; ``ThumbnailNotFound`` when none is recent. The
+        channel's node takes fresh ones for the next ``WANTED_SECONDS``."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.set(wanted_key(channel_id), b"1", ex=WANTED_SECONDS)
+            pipe.hgetall(thumbnail_key(channel_id))
+            _, raw = await pipe.execute()
         if not raw or b"jpeg" not in raw:
             raise ThumbnailNotFound(
                 f"channel {channel_id} has no recent thumbnail", details={"channel_id": channel_id}
@@ -119,7 +141,7 @@ async def _read_bounded(stream: asyncio.StreamReader | None) -> bytes:
 
 class Thumbnailer:
     """Takes one channel's thumbnails in the background, at most every ``interval_seconds``
-    (0: never), one capture at a time."""
+    (0: never) and only while they are wanted, one capture at a time."""
 
     def __init__(
         self,
@@ -150,6 +172,8 @@ class Thumbnailer:
     async def _capture(self, segment: IO[bytes], published_at: datetime) -> None:
         try:
             with segment:
+                if not await self._store.wanted(self.channel_id):
+                    return
                 jpeg = await capture_jpeg(segment)
             await self._store.save(Thumbnail(self.channel_id, jpeg, published_at))
         except (RuntimeError, OSError, aioredis.RedisError, TimeoutError) as err:
