@@ -27,6 +27,7 @@ from cdn_ctl.server import RoutingProcess
 from cdn_ctl.server import create_server as create_cdn
 from cdn_ctl.settings import CdnSettings
 from cdn_ctl.store import EdgeStore
+from epg.owners import OwnersSettings
 from headend.auth import PLAYBACK, KeyStore
 from headend.contentkeys import ContentKeySettings
 from headend.pki import LocalPki
@@ -132,6 +133,7 @@ async def build_stack(
         control = ControlSettings(
             rpc=server_rpc(pki), redis_url=redis_url, origin_root=root, queue=QueueSettings(),
             sources=sources,
+            owners=OwnersSettings(target=services.epg_target, tls=services.tls),
         )  # fmt: skip
         transcode, tc_port = await create_transcode(
             control, redis=redis, keys=KeyStore(redis), channels=manager

@@ -18,6 +18,7 @@ import redis.asyncio as aioredis
 
 from cdn_ctl.frontdoor.settings import FrontDoorSettings
 from cdn_ctl.signing import KeyRing, SigningKey
+from epg.owners import OwnersSettings
 from epg.server import create_server as create_epg
 from epg.settings import EpgSettings
 from headend.auth import ADMIN, KeyStore
@@ -269,8 +270,10 @@ async def start_services(
     epg, epg_port = await create_epg(
         EpgSettings(rpc=server_rpc(pki), watch_block_ms=100, redis=store), redis=redis, keys=keys
     )
+    # The subscriber's viewing reports ask this EPG which channels a broadcaster owns.
+    owners = OwnersSettings(target=f"127.0.0.1:{epg_port}", tls=client_tls(pki))
     sub, sub_port = await create_subscriber(
-        SubscriberSettings(rpc=server_rpc(pki), redis=store), redis=redis, keys=keys
+        SubscriberSettings(rpc=server_rpc(pki), redis=store, owners=owners), redis=redis, keys=keys
     )
     return Services(
         epg, sub, f"127.0.0.1:{epg_port}", f"127.0.0.1:{sub_port}", api_key, client_tls(pki)
