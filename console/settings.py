@@ -1,7 +1,7 @@
 """The console's settings (``CONSOLE_*``), and where it finds the services it calls.
 
 The services' addresses are the variables every caller of them reads (``EPG_TARGET`` ...,
-:data:`headend.rest.settings.TARGETS`), TLS towards them is ``GRPC_CLIENT_*``, as for the
+:data:`headend.rpc.TARGETS`), TLS towards them is ``GRPC_CLIENT_*``, as for the
 REST face. ``CONSOLE_COOKIE_SECURE`` marks the session cookie ``Secure``: set it wherever
 operators reach the console over HTTPS (a TLS proxy in front of it); the local demo is
 plain HTTP on loopback, where a ``Secure`` cookie would never be sent back.
@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from headend.rest.settings import TARGETS
-from headend.rpc import ClientTls
+from headend.rpc import TARGETS, ClientTls
 from headend.settings import Env, env_bool, env_float, env_int, env_optional, env_str
 
 DEFAULT_PORT = 8003

@@ -21,8 +21,7 @@ from dataclasses import dataclass
 from epg.client import EpgClient
 from headend.auth import Principal
 from headend.errors import PermissionDenied
-from headend.rest.settings import TARGETS
-from headend.rpc import ClientTls
+from headend.rpc import TARGETS, ClientTls
 from headend.settings import Env, env_str
 
 TARGET_VAR = "EPG_TARGET"

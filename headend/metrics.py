@@ -56,11 +56,16 @@ class RpcMetrics:
             ["pool"],
             registry=self.registry,
         )
+        # Label lookups cost more than the increments: each child is looked up once.
+        self._started: dict[str, Any] = {}
         self._observers: dict[tuple[str, str, str], Callable[[float], None]] = {}
 
     def start(self, method: str, kind: str) -> None:
         """Count one RPC of the full ``method`` (``/package.Service/Method``) starting."""
-        self.started.labels(kind, *_split(method)).inc()
+        counter = self._started.get(method)
+        if counter is None:
+            counter = self._started[method] = self.started.labels(kind, *_split(method))
+        counter.inc()
 
     def observe(self, method: str, kind: str, code: str, seconds: float) -> None:
         """Record one finished RPC."""

@@ -9,16 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from headend.rpc import ClientTls
+from headend.rpc import TARGETS, ClientTls
 from headend.settings import Env, env_float, env_int, env_optional, env_str
 
-# Each service's address variable and its default (the ports `headend up` gives them).
-TARGETS = (
-    ("EPG_TARGET", "127.0.0.1:50051"),
-    ("SUBSCRIBER_TARGET", "127.0.0.1:50052"),
-    ("TRANSCODE_TARGET", "127.0.0.1:50053"),
-    ("CDN_TARGET", "127.0.0.1:50054"),
-)
 DEFAULT_PORT = 8002
 # A request body larger than this is refused (413) before it is parsed.
 DEFAULT_MAX_BODY_BYTES = 1 << 20

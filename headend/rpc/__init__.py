@@ -17,7 +17,7 @@ server-streaming methods as async generators.
 
 from __future__ import annotations
 
-from headend.rpc.client import ClientTls, ServiceClient, bearer, client_channel
+from headend.rpc.client import TARGETS, ClientTls, ServiceClient, bearer, client_channel
 from headend.rpc.interceptor import caller_key, principal
 from headend.rpc.server import (
     RpcServer,
@@ -42,6 +42,7 @@ from headend.rpc.wire import HasFields, from_timestamp, optional_timestamp, to_t
 
 __all__ = [
     "RETRY_DELAY_SECONDS",
+    "TARGETS",
     "CallTimedOut",
     "ClientTls",
     "ErrorDetails",

@@ -34,6 +34,16 @@ _NAME_VAR = "GRPC_CLIENT_SERVER_NAME"
 # Every variable ClientTls.from_env reads (CA, certificate, key, server name), for --help.
 CLIENT_TLS_VARS = (_CA_VAR, _CERT_VAR, _KEY_VAR, _NAME_VAR)
 
+# Each service's address variable and its default (the ports `headend up` gives them): what
+# every caller that reaches the services by setting reads (the REST face, the console, the
+# services asking the EPG who owns a channel).
+TARGETS = (
+    ("EPG_TARGET", "127.0.0.1:50051"),
+    ("SUBSCRIBER_TARGET", "127.0.0.1:50052"),
+    ("TRANSCODE_TARGET", "127.0.0.1:50053"),
+    ("CDN_TARGET", "127.0.0.1:50054"),
+)
+
 
 @dataclass(frozen=True, slots=True)
 class ClientTls:

@@ -21,8 +21,7 @@ from cdn_ctl.routing import Controller, Router
 from cdn_ctl.store import EdgeStore
 from console import ConsoleServer, ConsoleSettings, start_console
 from console.session import Clock
-from headend.rest.settings import TARGETS
-from headend.rpc import bearer, client_channel
+from headend.rpc import TARGETS, bearer, client_channel
 from headend.seed import BoxSpec, Plan, SubscriberSpec, Targets, World, seed
 from protos import cdn_pb2, cdn_pb2_grpc
 from tests.support.net import free_port

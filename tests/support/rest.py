@@ -21,8 +21,7 @@ from epg.server import create_server as create_epg
 from epg.settings import EpgSettings
 from headend.auth import KeyStore
 from headend.rest import ApiServer, RestSettings, start_api
-from headend.rest.settings import TARGETS
-from headend.rpc import RpcServer, RpcSettings
+from headend.rpc import TARGETS, RpcServer, RpcSettings
 from subscriber.server import create_server as create_subscriber
 from subscriber.settings import SubscriberSettings
 from tests.support.net import free_port

@@ -62,7 +62,7 @@ from transcode.live.store import ChannelStore
 from transcode.live.thumbnail import Thumbnailer
 from transcode.live.window import SEGMENT_SUFFIX, Window, caption_name
 from transcode.measure import scan_segment
-from transcode.tracks import Track, subtitles_of
+from transcode.tracks import Track, audio_of, subtitles_of
 
 log = logging.getLogger(__name__)
 
@@ -300,7 +300,7 @@ class Publisher:
 
     def rung_rates(self) -> list[tuple[str, int]]:
         """Each rung's and audio rendition's average bits/s over the live window."""
-        audio = [t.name for t in self.tracks if t.kind == "audio"]
+        audio = [t.name for t in audio_of(self.tracks)]
         return self.window.rates([*(r.name for r in self.plan), *audio])
 
     async def _measure(self, rung: str, path: Path, epoch_number: int) -> None:
