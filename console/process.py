@@ -15,8 +15,7 @@ from console.metrics import ConsoleMetrics
 from console.session import Clock, SessionStore
 from console.settings import ConsoleSettings
 from console.upstream import open_services
-from headend.metrics import MetricsEndpoint
-from headend.rpc import StartupError
+from headend.rest.app import listen
 from headend.rpc.server import run_face
 
 log = logging.getLogger(__name__)
@@ -55,20 +54,14 @@ async def start_console(
     try:
         services = await open_services(settings, opened)
         app = create_app(settings, services, clock=clock)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        opened.push_async_callback(runner.cleanup)
-        site = web.TCPSite(runner, settings.host, settings.port)
-        try:
-            await site.start()
-        except OSError as err:
-            address = f"{settings.host}:{settings.port}"
-            raise StartupError(f"cannot listen on {address}: {err.strerror or err}") from err
-        port = int(runner.addresses[0][1])
-        if settings.metrics_port is not None:
-            registry = app[STATE].metrics.registry
-            endpoint = MetricsEndpoint(registry, settings.host, settings.metrics_port)
-            opened.callback(endpoint.close)
+        port = await listen(
+            app,
+            opened,
+            host=settings.host,
+            port=settings.port,
+            registry=app[STATE].metrics.registry,
+            metrics_port=settings.metrics_port,
+        )
     except BaseException:
         await opened.aclose()
         raise

@@ -267,6 +267,30 @@ class ApiServer:
         await self._opened.aclose()
 
 
+async def listen(
+    app: web.Application,
+    opened: AsyncExitStack,
+    *,
+    host: str,
+    port: int,
+    registry: CollectorRegistry,
+    metrics_port: int | None,
+) -> int:
+    """Serve a face's ``app`` on ``host:port`` (0: any free port) and, unless
+    ``metrics_port`` is None, ``registry`` on a listener of its own; both close with
+    ``opened``. Returns the port; ``StartupError`` when the address cannot be listened on."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    opened.push_async_callback(runner.cleanup)
+    try:
+        await web.TCPSite(runner, host, port).start()
+    except OSError as err:
+        raise StartupError(f"cannot listen on {host}:{port}: {err.strerror or err}") from err
+    if metrics_port is not None:
+        opened.callback(MetricsEndpoint(registry, host, metrics_port).close)
+    return int(runner.addresses[0][1])
+
+
 async def start_api(settings: RestSettings) -> tuple[ApiServer, int]:
     """Serve on ``settings.host:port`` (port 0 picks one); returns the server and its port.
 
@@ -281,20 +305,14 @@ async def start_api(settings: RestSettings) -> tuple[ApiServer, int]:
                 opened.push_async_callback(channel.close)
                 channels[variable] = channel
         app = create_app(settings, channels, table=table)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        opened.push_async_callback(runner.cleanup)
-        site = web.TCPSite(runner, settings.host, settings.port)
-        try:
-            await site.start()
-        except OSError as err:
-            address = f"{settings.host}:{settings.port}"
-            raise StartupError(f"cannot listen on {address}: {err.strerror or err}") from err
-        port = int(runner.addresses[0][1])
-        if settings.metrics_port is not None:
-            registry = app[_METRICS].registry
-            endpoint = MetricsEndpoint(registry, settings.host, settings.metrics_port)
-            opened.callback(endpoint.close)
+        port = await listen(
+            app,
+            opened,
+            host=settings.host,
+            port=settings.port,
+            registry=app[_METRICS].registry,
+            metrics_port=settings.metrics_port,
+        )
     except BaseException:
         await opened.aclose()
         raise
