@@ -360,13 +360,10 @@ def create_app(
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/", home)
     app.router.add_static("/static", HERE / "static")
-    for page in PAGES:
+    for page in (*PAGES, CHANNEL):
         html, json = page_handlers(page)
         app.router.add_get(page.path, html)
-        app.router.add_get(f"/api/{page.name}.json", json)
-    html, json = page_handlers(CHANNEL)
-    app.router.add_get("/channels/{channel}", html)
-    app.router.add_get("/api/channels/{channel}.json", json)
+        app.router.add_get(f"/api{page.path}.json", json)
     app.router.add_get("/channels/{channel}/thumbnail.jpg", channel_thumbnail)
     app.router.add_get("/reports.csv", reports_csv)
     app.router.add_post("/edges/{edge}/drain", action_handler(drain, "/edges"))

@@ -10,7 +10,7 @@ mapping), which the app renders as an error page or JSON.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack
 from typing import Any, TypeVar
 
@@ -73,19 +73,6 @@ class Services:
             return await rpc(request, metadata=metadata, timeout=self._timeout)
         except grpc.aio.AioRpcError as err:
             raise ServiceRefused(from_rpc_error(err)) from err
-
-    async def every_page(
-        self, rpc: Callable[..., Awaitable[Any]], make: Callable[[str], Any], api_key: str
-    ) -> AsyncIterator[Any]:
-        """Each page of a list (``make(page_token)`` builds the request), up to
-        :data:`MAX_PAGES`."""
-        token = ""
-        for _ in range(MAX_PAGES):
-            page = await self.call(rpc, make(token), api_key)
-            yield page
-            token = page.next_page_token
-            if not token:
-                return
 
 
 async def open_services(settings: ConsoleSettings, opened: AsyncExitStack) -> Services:

@@ -6,7 +6,7 @@ JSON values: the same dict renders the HTML page and is its ``/api/<page>.json``
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from console.session import Session
-from console.upstream import ServiceRefused, Services
+from console.upstream import MAX_PAGES, ServiceRefused, Services
 
 M = TypeVar("M")
 FORBIDDEN = 403
@@ -51,6 +51,19 @@ class View:
         key = self.session.api_key
         return await self.services.call(rpc, request, key, request_id=self.request_id)
 
+    async def every_page(
+        self, rpc: Callable[..., Awaitable[Any]], make: Callable[[str], Any]
+    ) -> AsyncIterator[Any]:
+        """Each page of a list (``make(page_token)`` builds the request), up to
+        :data:`~console.upstream.MAX_PAGES`; a refusal fails the page."""
+        token = ""
+        for _ in range(MAX_PAGES):
+            page = await self.call(rpc, make(token))
+            yield page
+            token = page.next_page_token
+            if not token:
+                return
+
     async def optional(
         self, section: str, rpc: Callable[..., Awaitable[M]], request: Any
     ) -> M | None:
@@ -72,7 +85,8 @@ class View:
 
 @dataclass(frozen=True, slots=True)
 class Page:
-    """One console page: its name (nav, template, ``/api/<name>.json``) and its loader."""
+    """One console page: its name (nav, template), its path (and ``/api<path>.json``) and
+    its loader."""
 
     name: str
     path: str

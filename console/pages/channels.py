@@ -10,6 +10,7 @@ or when its newest segment is older than three target durations.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
 from datetime import timedelta
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import Any
 from aiohttp import web
 
 from console.charts import bar_chart
-from console.upstream import ServiceRefused, Services
+from console.upstream import PAGE_SIZE, ServiceRefused, Services
 from console.view import Data, View, last_segment, when
 from protos import epg_pb2, reports_pb2, transcode_pb2
 
@@ -94,10 +95,9 @@ async def _viewers(view: View, channel_id: str = "") -> dict[str, int]:
 
 async def _guide_channels(view: View) -> list[epg_pb2.Channel]:
     found: list[epg_pb2.Channel] = []
-    async for page in view.services.every_page(
+    async for page in view.every_page(
         view.services.epg.ListChannels,
-        lambda token: epg_pb2.ListChannelsRequest(page_size=1000, page_token=token),
-        view.session.api_key,
+        lambda token: epg_pb2.ListChannelsRequest(page_size=PAGE_SIZE, page_token=token),
     ):
         found.extend(page.channels)
     return found
@@ -106,15 +106,26 @@ async def _guide_channels(view: View) -> list[epg_pb2.Channel]:
 async def _live(view: View) -> list[transcode_pb2.ChannelStatus]:
     found: list[transcode_pb2.ChannelStatus] = []
     try:
-        async for page in view.services.every_page(
+        async for page in view.every_page(
             view.services.transcode.ListChannels,
-            lambda token: transcode_pb2.ListChannelsRequest(page_size=1000, page_token=token),
-            view.session.api_key,
+            lambda token: transcode_pb2.ListChannelsRequest(page_size=PAGE_SIZE, page_token=token),
         ):
             found.extend(page.channels)
     except ServiceRefused as err:
         view.refused("live", err)
     return found
+
+
+async def _status(view: View, name: str) -> transcode_pb2.ChannelStatus | None:
+    """The channel's live status; None when it is not live or may not be read."""
+    try:
+        return await view.call(
+            view.services.transcode.GetChannel, transcode_pb2.GetChannelRequest(name=name)
+        )
+    except ServiceRefused as err:
+        if err.problem.status != NOT_LIVE:
+            view.refused("live", err)
+        return None
 
 
 def _rows(
@@ -144,8 +155,8 @@ def _blank(cid: str, name: str, state: str) -> dict[str, Any]:
 
 async def load_channels(view: View) -> Data:
     """The mosaic."""
-    rows = _rows(await _guide_channels(view), await _live(view), view)
-    viewers = await _viewers(view)
+    guide, live, viewers = await asyncio.gather(_guide_channels(view), _live(view), _viewers(view))
+    rows = _rows(guide, live, view)
     for cid, row in rows.items():
         row["viewers"] = viewers.get(cid, 0) if answered(view, "viewers") else None
     return {"channels": list(rows.values())}
@@ -155,15 +166,20 @@ async def load_channel(view: View) -> Data:
     """One channel: its live status, source history and the last 24 hours' viewers."""
     cid = view.match["channel"]
     name = f"channels/{cid}"
-    guide = await view.call(view.services.epg.GetChannel, epg_pb2.GetChannelRequest(name=name))
-    try:
-        status = await view.call(
-            view.services.transcode.GetChannel, transcode_pb2.GetChannelRequest(name=name)
-        )
-    except ServiceRefused as err:
-        status = None
-        if err.problem.status != NOT_LIVE:
-            view.refused("live", err)
+    end = view.now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    request = reports_pb2.QueryViewingRequest(
+        granularity=reports_pb2.GRANULARITY_HOUR,
+        group_by=reports_pb2.DIMENSION_CHANNEL,
+        channel_id=cid,
+    )
+    request.start_time.FromDatetime(end - timedelta(hours=24))
+    request.end_time.FromDatetime(end)
+    guide, status, viewers, viewing = await asyncio.gather(
+        view.call(view.services.epg.GetChannel, epg_pb2.GetChannelRequest(name=name)),
+        _status(view, name),
+        _viewers(view, cid),
+        view.optional("viewing", view.services.reports.QueryViewing, request),
+    )
     row = _rows([guide], [status] if status is not None else [], view)[cid]
     history = [
         {
@@ -175,17 +191,7 @@ async def load_channel(view: View) -> Data:
         }
         for s in reversed(status.source_history if status is not None else [])
     ]
-    viewers = await _viewers(view, cid)
     row["viewers"] = viewers.get(cid, 0) if answered(view, "viewers") else None
-    end = view.now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
-    request = reports_pb2.QueryViewingRequest(
-        granularity=reports_pb2.GRANULARITY_HOUR,
-        group_by=reports_pb2.DIMENSION_CHANNEL,
-        channel_id=cid,
-    )
-    request.start_time.FromDatetime(end - timedelta(hours=24))
-    request.end_time.FromDatetime(end)
-    viewing = await view.optional("viewing", view.services.reports.QueryViewing, request)
     peaks = {when(r.bucket_start): r.peak_concurrency for r in viewing.rows} if viewing else {}
     hours = [end - timedelta(hours=24 - i) for i in range(24)]
     points = [(f"{h:%H}:00", int(peaks.get(h.isoformat(timespec="seconds"), 0))) for h in hours]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from console.upstream import PAGE_SIZE
 from console.view import Data, View, last_segment
 from headend import regions
 from protos import cdn_pb2
@@ -52,10 +53,9 @@ def _edge(status: cdn_pb2.EdgeStatus) -> dict[str, Any]:
 async def load_edges(view: View) -> Data:
     """Every edge by region, counties sorted, edges by id."""
     groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
-    async for page in view.services.every_page(
+    async for page in view.every_page(
         view.services.cdn.ListEdges,
-        lambda token: cdn_pb2.ListEdgesRequest(page_size=1000, page_token=token),
-        view.session.api_key,
+        lambda token: cdn_pb2.ListEdgesRequest(page_size=PAGE_SIZE, page_token=token),
     ):
         for status in page.edges:
             row = _edge(status)

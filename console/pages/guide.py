@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from console.upstream import PAGE_SIZE
 from console.view import Data, View, last_segment, when
 from protos import epg_pb2
 
@@ -16,10 +17,9 @@ async def load_guide(view: View) -> Data:
     """Every readable channel's guide fill, and the recent imports."""
     channels: list[dict[str, Any]] = []
     imports: list[dict[str, Any]] = []
-    async for page in view.services.every_page(
+    async for page in view.every_page(
         view.services.epg.ListGuideStatus,
-        lambda token: epg_pb2.ListGuideStatusRequest(page_size=1000, page_token=token),
-        view.session.api_key,
+        lambda token: epg_pb2.ListGuideStatusRequest(page_size=PAGE_SIZE, page_token=token),
     ):
         for status in page.channels:
             days = round(status.hours_ahead / 24, 1)

@@ -3,6 +3,7 @@ why each died; retry (a dead letter) and cancel (a queued or running job)."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from console.view import Data, View, last_segment, when
@@ -45,12 +46,14 @@ async def _state(view: View, state: int) -> list[dict[str, Any]]:
 
 async def load_jobs(view: View) -> Data:
     """Queued and running jobs, and the dead letters."""
-    queued = await _state(view, transcode_pb2.JOB_STATE_QUEUED)
-    running = await _state(view, transcode_pb2.JOB_STATE_RUNNING)
-    dead = await view.optional(
-        "dead_letters",
-        view.services.transcode.ListDeadLetters,
-        transcode_pb2.ListDeadLettersRequest(page_size=SHOWN),
+    queued, running, dead = await asyncio.gather(
+        _state(view, transcode_pb2.JOB_STATE_QUEUED),
+        _state(view, transcode_pb2.JOB_STATE_RUNNING),
+        view.optional(
+            "dead_letters",
+            view.services.transcode.ListDeadLetters,
+            transcode_pb2.ListDeadLettersRequest(page_size=SHOWN),
+        ),
     )
     letters = [
         {**_job(d.job), "reason": d.reason, "deliveries": d.deliveries, "dead": when(d.dead_time)}
