@@ -8,12 +8,12 @@ import dataclasses
 import re
 import sys
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import IO, Any
 
 from epg.client import EpgClient
 from epg.domain import Programme, Rating, Text
-from headend.clitools import api_key, client_tls, run_command
+from headend.clitools import api_key, client_tls, run_command, when
 from headend.clock import utc_now
 from headend.settings import environ
 
@@ -36,17 +36,6 @@ PROGRAMME_COLUMNS = (
 )
 
 Command = Callable[[argparse.Namespace, EpgClient, IO[str]], Awaitable[int | None]]
-
-
-def when(text: str) -> datetime:
-    """An ISO 8601 time with its UTC offset, as UTC (an argparse ``type``)."""
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 time") from err
-    if value.tzinfo is None:
-        raise argparse.ArgumentTypeError(f"{text!r} has no UTC offset (e.g. +08:00)")
-    return value.astimezone(UTC)
 
 
 def day(text: str) -> date:

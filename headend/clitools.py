@@ -53,6 +53,7 @@ import textwrap
 import threading
 import traceback
 from collections.abc import Coroutine, Iterator, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -99,6 +100,17 @@ _HELP_NAME_WIDTH = 23
 
 class CliError(Exception):
     """Raised when a command's arguments or environment cannot work; exit status 2."""
+
+
+def when(text: str) -> datetime:
+    """An ISO 8601 time with its UTC offset, as UTC (an argparse ``type``)."""
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 time") from err
+    if value.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text!r} has no UTC offset (e.g. +08:00)")
+    return value.astimezone(UTC)
 
 
 def api_key(

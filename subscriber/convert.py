@@ -28,7 +28,7 @@ from subscriber.domain import helpdesk
 from subscriber.errors import InvalidField
 
 K = TypeVar("K", bound=int)
-W = TypeVar("W", bound=str)
+W = TypeVar("W")
 
 CARRIER = ResourceName("carriers/{carrier}")
 PACKAGE = ResourceName("packages/{package}")
@@ -129,10 +129,11 @@ def deny_from_pb(allowed: bool, value: pb.DenyReason) -> domain.DenyReason | Non
     return _DENY.get(value, domain.DenyReason.NOT_ENTITLED)
 
 
-def status(value: K, table: Mapping[K, W]) -> W:
-    """An enum number as its domain word; ``InvalidField`` for unspecified or unknown."""
+def status(value: K, table: Mapping[K, W], field: str = "status") -> W:
+    """An enum number as its domain word; ``InvalidField`` on ``field`` for one ``table``
+    does not hold (unspecified, unless the table gives it a meaning, or unknown)."""
     if value not in table:
-        raise InvalidField("status", "unspecified or unknown status")
+        raise InvalidField(field, f"unspecified or unknown {field}")
     return table[value]
 
 

@@ -11,9 +11,16 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import datetime
 
-from headend.clitools import add_target, api_key, client_tls, env_help, run_command, service_env
+from headend.clitools import (
+    add_target,
+    api_key,
+    client_tls,
+    env_help,
+    run_command,
+    service_env,
+    when,
+)
 from headend.output import add_output, emit
 from headend.settings import environ
 from subscriber.cli_common import DEFAULT_TARGET, TARGET_VAR
@@ -23,16 +30,6 @@ from subscriber.reports.export import COLUMNS, write_csv
 
 PROG = "headend reports"
 VIEWER_COLUMNS = ("channel_id", "carrier_id", "viewers")
-
-
-def _moment(text: str) -> datetime:
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r}") from err
-    if moment.tzinfo is None:
-        raise argparse.ArgumentTypeError(f"needs a UTC offset or Z: {text!r}")
-    return moment
 
 
 def _client(args: argparse.Namespace) -> ViewingReportClient:
@@ -77,14 +74,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     viewing.add_argument(
         "--from",
         dest="start",
-        type=_moment,
+        type=when,
         required=True,
         help="window start, ISO 8601 with offset (rounded down to a bucket)",
     )
     viewing.add_argument(
         "--to",
         dest="end",
-        type=_moment,
+        type=when,
         default=None,
         help="window end (rounded up to a bucket; default: now)",
     )

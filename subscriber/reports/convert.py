@@ -3,11 +3,9 @@ console (which renders a response's rows with :mod:`subscriber.reports.export`).
 
 from __future__ import annotations
 
-from datetime import datetime
-
-from headend.rpc import from_timestamp, optional_timestamp, to_timestamp
+from headend.rpc import from_timestamp, to_timestamp
 from protos import reports_pb2 as pb
-from subscriber.errors import InvalidField
+from subscriber.convert import status
 from subscriber.reports.domain import ChannelViewers, Dimension, Granularity, ViewingRow
 
 GRANULARITY = {
@@ -29,26 +27,14 @@ DIMENSION_PB = {
 }
 
 
-def time_field(request: pb.QueryViewingRequest, name: str) -> datetime | None:
-    """A request's optional timestamp; ``InvalidField`` when no datetime holds it."""
-    try:
-        return optional_timestamp(request, name)
-    except (ValueError, OverflowError) as err:
-        raise InvalidField(name, "out of range") from err
-
-
-def granularity(value: int) -> Granularity:
+def granularity(value: pb.Granularity) -> Granularity:
     """A wire granularity (unset: hour); ``InvalidField`` for an unknown one."""
-    if value not in GRANULARITY:
-        raise InvalidField("granularity", f"unknown value {value}")
-    return GRANULARITY[value]  # type: ignore[index]
+    return status(value, GRANULARITY, "granularity")
 
 
-def dimension(value: int) -> Dimension:
+def dimension(value: pb.Dimension) -> Dimension:
     """A wire dimension (unset: channel); ``InvalidField`` for an unknown one."""
-    if value not in DIMENSION:
-        raise InvalidField("group_by", f"unknown value {value}")
-    return DIMENSION[value]  # type: ignore[index]
+    return status(value, DIMENSION, "group_by")
 
 
 def row(value: ViewingRow) -> pb.ViewingRow:

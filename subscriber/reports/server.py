@@ -9,6 +9,7 @@ import grpc
 from headend.rpc import ServiceSpec, caller_key, principal, to_timestamp
 from protos import reports_pb2 as pb
 from protos import reports_pb2_grpc as pb_grpc
+from subscriber.convert import when
 from subscriber.reports import convert
 from subscriber.reports.service import ViewingReports
 
@@ -28,8 +29,8 @@ class ViewingReportServicer(pb_grpc.ViewingReportServiceServicer):
         rows = await self._reports.query_viewing(
             principal(),
             api_key=caller_key(),
-            start=convert.time_field(request, "start_time"),
-            end=convert.time_field(request, "end_time"),
+            start=when(request, "start_time"),
+            end=when(request, "end_time"),
             granularity=convert.granularity(request.granularity),
             group_by=convert.dimension(request.group_by),
             channel_id=request.channel_id,

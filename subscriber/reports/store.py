@@ -60,9 +60,14 @@ _VIEWERS: Cell = (Dimension.CHANNEL, Dimension.CARRIER)
 CellId = tuple[Cell, str]
 
 
+def _kind(cell: Cell) -> str:
+    """A kind of cell as its keys name it: ``channel+carrier``."""
+    return "+".join(dim.value for dim in cell)
+
+
 def cell_name(cell: Cell, value: str) -> str:
     """The hash tag of one cell: ``channel+carrier=cctv1/acme``."""
-    return f"{'+'.join(dim.value for dim in cell)}={value}"
+    return f"{_kind(cell)}={value}"
 
 
 def cell_key(cell: Cell, value: str, part: str) -> str:
@@ -72,7 +77,7 @@ def cell_key(cell: Cell, value: str, part: str) -> str:
 
 def index_key(cell: Cell) -> str:
     """The set of a kind of cell's values (every index shares one slot)."""
-    return f"vr:{{index}}:{'+'.join(dim.value for dim in cell)}"
+    return f"vr:{{index}}:{_kind(cell)}"
 
 
 def log_key(carrier: str) -> str:
@@ -175,7 +180,7 @@ class ViewingStore:
             pipe.zremrangebyscore(DUE, "-inf", f"({since}")
             pipe.zrange(DUE, 0, -1)
             _, names = await pipe.execute()
-        kinds = {"+".join(dim.value for dim in cell): cell for cell in CELLS}
+        kinds = {_kind(cell): cell for cell in CELLS}
         cells = []
         for name in names:
             kind, _, value = name.decode().partition("=")

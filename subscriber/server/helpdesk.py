@@ -94,17 +94,24 @@ def records_refusals(
         except RECORDED as err:
             carrier_id, subject = target(request)
             if carrier_id:
-                await self._service.record_refusal(
-                    principal(),
-                    carrier_id,
-                    rpc,
-                    subject=subject,
-                    reason=reason_code(type(err)),
-                    message=str(err),
-                )
+                await _record(self._service, carrier_id, rpc, subject, err)
             raise
 
     return wrapper
+
+
+async def _record(
+    service: SubscriberService, carrier_id: str, rpc: str, subject: str, err: Exception
+) -> None:
+    """Record the refusal ``err`` of ``rpc`` on ``subject``, as the caller got it."""
+    await service.record_refusal(
+        principal(),
+        carrier_id,
+        rpc,
+        subject=subject,
+        reason=reason_code(type(err)),
+        message=str(err),
+    )
 
 
 class HelpdeskServicer:
@@ -164,14 +171,7 @@ class HelpdeskServicer:
             summary = await self._service.import_stream(principal(), watched())
         except RECORDED as err:
             if named:
-                await self._service.record_refusal(
-                    principal(),
-                    named[0],
-                    "ImportSubscribers",
-                    subject="import",
-                    reason=reason_code(type(err)),
-                    message=str(err),
-                )
+                await _record(self._service, named[0], "ImportSubscribers", "import", err)
             raise
         if named and summary.errors:
             await self._service.record_import_failures(principal(), named[0], summary.errors)
