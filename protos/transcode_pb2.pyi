@@ -208,7 +208,7 @@ class RetryJobRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ...) -> None: ...
 
 class Channel(_message.Message):
-    __slots__ = ("name", "source", "profile", "segment_seconds", "window_segments", "catchup_days", "node_group", "backup_sources", "encryption", "audio_languages", "subtitle_languages", "audio_language")
+    __slots__ = ("name", "source", "profile", "segment_seconds", "window_segments", "catchup_days", "node_group", "backup_sources", "encryption", "audio_languages", "subtitle_languages", "audio_language", "card")
     class Encryption(_message.Message):
         __slots__ = ("enabled", "rotation_seconds")
         ENABLED_FIELD_NUMBER: _ClassVar[int]
@@ -228,6 +228,7 @@ class Channel(_message.Message):
     AUDIO_LANGUAGES_FIELD_NUMBER: _ClassVar[int]
     SUBTITLE_LANGUAGES_FIELD_NUMBER: _ClassVar[int]
     AUDIO_LANGUAGE_FIELD_NUMBER: _ClassVar[int]
+    CARD_FIELD_NUMBER: _ClassVar[int]
     name: str
     source: str
     profile: str
@@ -240,7 +241,16 @@ class Channel(_message.Message):
     audio_languages: _containers.RepeatedScalarFieldContainer[str]
     subtitle_languages: _containers.RepeatedScalarFieldContainer[str]
     audio_language: str
-    def __init__(self, name: _Optional[str] = ..., source: _Optional[str] = ..., profile: _Optional[str] = ..., segment_seconds: _Optional[int] = ..., window_segments: _Optional[int] = ..., catchup_days: _Optional[int] = ..., node_group: _Optional[str] = ..., backup_sources: _Optional[_Iterable[str]] = ..., encryption: _Optional[_Union[Channel.Encryption, _Mapping]] = ..., audio_languages: _Optional[_Iterable[str]] = ..., subtitle_languages: _Optional[_Iterable[str]] = ..., audio_language: _Optional[str] = ...) -> None: ...
+    card: Card
+    def __init__(self, name: _Optional[str] = ..., source: _Optional[str] = ..., profile: _Optional[str] = ..., segment_seconds: _Optional[int] = ..., window_segments: _Optional[int] = ..., catchup_days: _Optional[int] = ..., node_group: _Optional[str] = ..., backup_sources: _Optional[_Iterable[str]] = ..., encryption: _Optional[_Union[Channel.Encryption, _Mapping]] = ..., audio_languages: _Optional[_Iterable[str]] = ..., subtitle_languages: _Optional[_Iterable[str]] = ..., audio_language: _Optional[str] = ..., card: _Optional[_Union[Card, _Mapping]] = ...) -> None: ...
+
+class Card(_message.Message):
+    __slots__ = ("text", "audio_uri")
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    AUDIO_URI_FIELD_NUMBER: _ClassVar[int]
+    text: str
+    audio_uri: str
+    def __init__(self, text: _Optional[str] = ..., audio_uri: _Optional[str] = ...) -> None: ...
 
 class SourceSwitch(_message.Message):
     __slots__ = ("switch_time", "from_index", "to_index", "reason", "detail")
