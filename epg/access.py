@@ -17,12 +17,19 @@ READERS = frozenset({"admin", "carrier", "broadcaster", "playback"})
 READ_ALL = frozenset({"admin", "carrier", "playback"})
 # Roles that may change anything at all (each only within its scope).
 WRITERS = frozenset({"admin", "broadcaster"})
+# Roles that see emergency alerts (``AlertService`` and the feed's alert changes).
+ALERT_READERS = frozenset({"admin", "playback", "emergency"})
 
 
 def require_reader(principal: Principal) -> None:
     """Refuse principals with no access to the EPG service."""
     if principal.role not in READERS:
         raise NotAllowed(f"{principal} may not use the EPG service")
+
+
+def may_read_alerts(principal: Principal) -> bool:
+    """True when ``principal`` sees emergency alerts; nobody else learns of them."""
+    return principal.role in ALERT_READERS
 
 
 def require_writer(principal: Principal, action: str) -> None:

@@ -1,4 +1,5 @@
-"""The EPG's own metrics: how many hours of guide each active channel has left.
+"""The EPG's own metrics: how many hours of guide each active channel has left, and the
+emergency alerts in force and their steps (:class:`AlertMetrics`).
 
 A background task of the EPG server refreshes ``epg_guide_hours_ahead{channel}`` every
 ``EPG_GUIDE_STATUS_SECONDS`` with the read ``ListGuideStatus`` makes (one script call per
@@ -10,9 +11,10 @@ goes at the next refresh. Every replica exports the same figures from the same R
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from types import TracebackType
 
-from prometheus_client import CollectorRegistry, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from epg.service import EpgService
 from headend.auth import ADMIN
@@ -71,3 +73,30 @@ class GuideMetrics:
         tb: TracebackType | None,
     ) -> None:
         await self._tasks.close()
+
+
+class AlertMetrics:
+    """Emergency alerts: how many are in force by severity, and every step taken."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.in_force = Gauge(
+            "epg_alerts_in_force",
+            "Emergency alerts in force now (boxes in their regions see them), by severity.",
+            ["severity"],
+            registry=registry,
+        )
+        self.steps = Counter(
+            "epg_alert_steps_total",
+            "Alert steps taken: issue, confirm, cancel, expire, refuse_confirm.",
+            ["action"],
+            registry=registry,
+        )
+
+    def step(self, action: str) -> None:
+        """Count one step."""
+        self.steps.labels(action).inc()
+
+    def show(self, in_force: Mapping[str, int]) -> None:
+        """Set the gauge for every severity (0 where none is in force)."""
+        for severity, count in in_force.items():
+            self.in_force.labels(severity).set(count)

@@ -16,6 +16,9 @@ import grpc
 from google.protobuf.internal.containers import RepeatedCompositeFieldContainer
 from redis.asyncio import Redis
 
+from epg.alerts.server import alert_service
+from epg.alerts.service import AlertService
+from epg.alerts.store import AlertStore
 from epg.convert import (
     ANY_CHANNEL,
     VERSION_HEADER,
@@ -38,7 +41,7 @@ from epg.convert import (
 )
 from epg.domain import Programme, guide_key, time_key
 from epg.errors import ImportTooLarge, InvalidXmltv
-from epg.metrics import GuideMetrics
+from epg.metrics import AlertMetrics, GuideMetrics
 from epg.service import EpgService
 from epg.settings import EpgSettings
 from epg.store import EpgStore
@@ -366,7 +369,8 @@ class EpgServicer(epg_pb2_grpc.EpgServiceServicer):
 async def create_server(
     settings: EpgSettings, *, redis: Redis, keys: Authenticator
 ) -> tuple[RpcServer, int]:
-    """Build the EPG service on ``redis`` and start its gRPC server."""
+    """Build the EPG service and ``AlertService`` (with its expiry sweep) on ``redis`` and
+    start their gRPC server."""
     store = EpgStore(
         redis, changes_maxlen=settings.changes_maxlen, durability=settings.redis.durability
     )
@@ -383,8 +387,19 @@ async def create_server(
     )
     metrics = RpcMetrics()
     guide = GuideMetrics(service, metrics.registry, every_seconds=settings.guide_status_seconds)
+    alerts = AlertService(
+        store=AlertStore(
+            redis, changes_maxlen=settings.changes_maxlen, max_alerts=settings.alerts.max_alerts
+        ),
+        confirm_seconds=settings.alerts.confirm_seconds,
+        metrics=AlertMetrics(metrics.registry),
+    )
     return await start_server(
-        settings.rpc, services=[spec], authenticator=keys, metrics=metrics, components=[guide]
+        settings.rpc,
+        services=[spec, alert_service(alerts)],
+        authenticator=keys,
+        metrics=metrics,
+        components=[guide, alerts.sweeping(settings.alerts.sweep_seconds)],
     )
 
 

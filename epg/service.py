@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import IO
 
-from epg.access import may_read, may_write, require_reader, require_writer
+from epg.access import may_read, may_read_alerts, may_write, require_reader, require_writer
 from epg.domain import (
     DEFAULT_HORIZON_HOURS,
     MAX_HORIZON_HOURS,
@@ -425,6 +425,11 @@ class EpgService:
             # Redis socket timeout) and simply waits again: it never ends by itself.
             for change in await self._store.read_changes(cursor, block_ms=self._watch_block_ms):
                 cursor = change.version
+                if change.kind == "alerts":
+                    # Alerts concern every channel, whatever the filter; their readers only.
+                    if may_read_alerts(principal):
+                        yield change
+                    continue
                 if wanted and change.channel_id not in wanted:
                     continue
                 if principal.role == "broadcaster":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from epg.alerts.settings import AlertSettings
 from headend.redisconn import RedisSettings
 from headend.rpc import RpcSettings
 from headend.settings import Env, env_choice, env_int, env_redis_url
@@ -27,11 +28,13 @@ class EpgSettings:
     watch_block_ms: int = 5_000
     # How often the ``epg_guide_hours_ahead`` gauge is refreshed from the store.
     guide_status_seconds: int = 60
+    alerts: AlertSettings = field(default_factory=AlertSettings)
     log_level: str = "info"
 
     @classmethod
     def from_env(cls, env: Env) -> EpgSettings:
-        """Read ``EPG_*`` variables, ``REDIS_URL`` and ``REDIS_*``; errors name the variable."""
+        """Read ``EPG_*`` and ``ALERTS_*`` variables, ``REDIS_URL`` and ``REDIS_*``; errors name
+        the variable."""
         return cls(
             rpc=RpcSettings.from_env(env, "EPG", default_port=DEFAULT_PORT),
             redis_url=env_redis_url(env),
@@ -48,6 +51,7 @@ class EpgSettings:
             changes_maxlen=env_int(env, "EPG_CHANGES_MAXLEN", 100_000, low=100, high=10**8),
             watch_block_ms=env_int(env, "EPG_WATCH_BLOCK_MS", 5_000, low=10, high=60_000),
             guide_status_seconds=env_int(env, "EPG_GUIDE_STATUS_SECONDS", 60, low=1, high=3600),
+            alerts=AlertSettings.from_env(env),
             log_level=env_choice(
                 env, "EPG_LOG_LEVEL", "info", ("debug", "info", "warning", "error")
             ),

@@ -1,9 +1,14 @@
 """API keys and principals: ``admin``, ``playback``, ``broadcaster:<id>``, ``carrier:<id>``,
-``device:<mac>``.
+``device:<mac>``, ``emergency:<agency>``.
 
 ``playback`` is the least-privilege role of the services on the playback path
 (the set-top box front door, the origin): it reads the catalogue and guide and
 checks, starts and ends playback leases; it changes nothing else.
+
+``emergency`` is an alerting agency's key: it may call ``AlertService`` and
+``KeyService.WhoAmI`` and nothing else. That is enforced once, where every call is
+authenticated (:func:`require_method`), not by each service's own role checks, so a
+service that reads "any authenticated caller" can never admit it by omission.
 
 A key is ``hk_<key_id>_<secret>``; only SHA-256 of the secret is stored
 (``auth:key:<key_id>``). Keys are 256-bit random, so a fast hash is the
@@ -29,10 +34,18 @@ from redis.asyncio import Redis
 from headend.clock import utc_now
 from headend.errors import InvalidArgument, NotFound, PermissionDenied, Unauthenticated
 
-Role = Literal["admin", "playback", "broadcaster", "carrier", "device"]
-ROLES: tuple[Role, ...] = ("admin", "playback", "broadcaster", "carrier", "device")
+Role = Literal["admin", "playback", "broadcaster", "carrier", "device", "emergency"]
+ROLES: tuple[Role, ...] = ("admin", "playback", "broadcaster", "carrier", "device", "emergency")
 # Roles without a tenant.
 UNSCOPED: tuple[Role, ...] = ("admin", "playback")
+# Roles confined to these gRPC methods (full paths); every other call is refused.
+_ALERT_METHODS = ("IssueAlert", "ConfirmAlert", "CancelAlert", "GetAlert", "ListAlerts")
+CONFINED: dict[Role, frozenset[str]] = {
+    "emergency": frozenset(
+        [f"/headend.alerts.v1.AlertService/{name}" for name in _ALERT_METHODS]
+        + ["/headend.keys.v1.KeyService/WhoAmI"]
+    ),
+}
 _TENANT = re.compile(r"^[a-z0-9][a-z0-9._:-]{0,62}$")
 _KEY = re.compile(r"^hk_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$")
 _KEY_PREFIX = "auth:key:"
@@ -87,6 +100,20 @@ def require_tenant(principal: Principal, role: Role, tenant: str) -> None:
     if principal.is_admin or (principal.role == role and principal.tenant == tenant):
         return
     raise PermissionDenied(f"{principal} may not act for {role}:{tenant}")
+
+
+def require_method(principal: Principal, method: str) -> None:
+    """Refuse a confined role (:data:`CONFINED`) any gRPC method outside its list."""
+    allowed = CONFINED.get(principal.role)
+    if allowed is not None and method not in allowed:
+        raise PermissionDenied(f"{principal} may not call {method}")
+
+
+def key_id(token: str) -> str:
+    """The key id of a bearer token ``hk_<key_id>_<secret>`` ("" when it is not one): what
+    audit records name, never the secret."""
+    match = _KEY.match(token)
+    return match.group(1) if match else ""
 
 
 class Authenticator(Protocol):

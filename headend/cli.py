@@ -244,7 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)
     create = keys_sub.add_parser("create", help="create a key; the token is shown once", **redis)
     create.add_argument("--role", choices=[r for r in ROLES if r != "device"], required=True)
-    create.add_argument("--tenant", help="broadcaster or carrier id (not for admin)")
+    create.add_argument("--tenant", help="broadcaster, carrier or agency id (not for admin)")
     add_output(keys_sub.add_parser("list", help="list keys (never their secrets)", **redis))
     revoke = keys_sub.add_parser("revoke", help="revoke a key by id", **redis)
     revoke.add_argument("key_id")
@@ -265,6 +265,10 @@ def build_parser() -> argparse.ArgumentParser:
     from headend.contentkeys import cli as content_keys_cli
 
     content_keys_cli.register(sub, _redis_url)
+    # `headend alert`: emergency alerts; its dry run also reads viewing figures and edges.
+    from headend import alert_cli
+
+    alert_cli.register(sub)
     # `headend completion bash|zsh`: last, so the script it walks out of `parser` has it all.
     from headend import completion
 

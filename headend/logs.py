@@ -42,6 +42,12 @@ def bind_request_id(given: str | bytes | None = None) -> str:
     return chosen
 
 
+def current_request_id() -> str:
+    """The request id bound to the request being handled ("" outside one): what audit
+    records keep beside the log lines."""
+    return _REQUEST_ID.get()
+
+
 class JsonFormatter(logging.Formatter):
     """Formats a record as one JSON line with its ``extra`` fields and the request id."""
 

@@ -6,14 +6,20 @@ channels (none named: every channel). It is in force from :attr:`Alert.in_force_
 :attr:`Alert.in_force_until` (the earlier of its end and its cancellation; None: open).
 Boxes switched to it see its playout channel: the emergency feed, or the card the farm
 encodes for it (``alert-{id}``).
+
+Its steps are pure too (:meth:`Alert.confirmed`, :meth:`Alert.cancelled`,
+:meth:`Alert.expired`): each returns the next version with the step in its history; who
+may take them, and when, is ``epg.alerts.service``'s.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from headend import regions
 
@@ -81,6 +87,82 @@ class Alert:
     version: int = 0
     in_force_from: datetime | None = None
     in_force_until: datetime | None = None
+    # While PENDING: when it expires unless confirmed (the issue plus the server's
+    # confirmation time). None for a drill.
+    confirm_by: datetime | None = None
+
+    @property
+    def issuer_key_id(self) -> str:
+        """The key id that issued it (the two-person rule compares the confirmer's)."""
+        return self.history[0].key_id if self.history else ""
+
+    @property
+    def ended_at(self) -> datetime | None:
+        """When it stops mattering to boxes and operators (None: open). Pending: when it
+        would expire."""
+        if self.state is AlertState.PENDING:
+            return self.confirm_by
+        if self.state is AlertState.EXPIRED:
+            return self.confirm_by or (self.history[-1].time if self.history else None)
+        if self.state is AlertState.CANCELLED and self.in_force_from is None:
+            return self.history[-1].time if self.history else None
+        return self.in_force_until
+
+    def due_to_expire(self, at: datetime) -> bool:
+        """Is it PENDING past its confirmation time at ``at``?"""
+        return (
+            self.state is AlertState.PENDING
+            and self.confirm_by is not None
+            and at >= self.confirm_by
+        )
+
+    def stepped(self, step: Step, **changes: Any) -> Alert:
+        """The next version of the alert: ``step`` appended to its history, ``changes`` made."""
+        return dataclasses.replace(
+            self, history=(*self.history, step), version=self.version + 1, **changes
+        )
+
+    def confirmed(self, step: Step) -> Alert:
+        """In force from the later of its start and ``step`` (a confirmation, or a drill's
+        issue) until its end."""
+        start = step.time if self.start is None else max(self.start, step.time)
+        return self.stepped(
+            step,
+            state=AlertState.CONFIRMED,
+            confirm_by=None,
+            in_force_from=start,
+            in_force_until=self.end,
+        )
+
+    def cancelled(self, step: Step) -> Alert:
+        """Ended at ``step``: in force until then if it was; never in force if it had not
+        begun (or was only pending)."""
+        until = step.time if self.end is None else min(self.end, step.time)
+        if self.in_force_from is None or until <= self.in_force_from:
+            return self.stepped(
+                step,
+                state=AlertState.CANCELLED,
+                confirm_by=None,
+                in_force_from=None,
+                in_force_until=None,
+            )
+        return self.stepped(step, state=AlertState.CANCELLED, in_force_until=until)
+
+    def expired(self) -> Alert:
+        """Never confirmed in time: the step is dated at its confirmation time."""
+        at = self.confirm_by
+        if at is None:
+            raise ValueError(f"alert {self.id} has no confirmation time")
+        step = Step("expire", "", "", at, reason="not confirmed in time")
+        return self.stepped(step, state=AlertState.EXPIRED)
+
+    def kept_after(self, at: datetime) -> bool:
+        """ListAlerts' ``ended_after``: pending, or in force at or after ``at``."""
+        if self.state is AlertState.PENDING:
+            return True
+        if self.in_force_from is None:
+            return False
+        return self.in_force_until is None or self.in_force_until >= at
 
     @property
     def playout_channel_id(self) -> str:

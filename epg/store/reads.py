@@ -170,7 +170,9 @@ class ReadStore(FeedStore):
 
     async def read_changes(self, after: int, *, block_ms: int, count: int = 500) -> list[Change]:
         """Changes with version > ``after``, waiting up to ``block_ms`` for the first (capped
-        below the client's socket timeout: an empty answer just means "nothing yet")."""
+        below the client's socket timeout: an empty answer just means "nothing yet").
+        An alert's change (``epg.alerts.store``) reads as kind ``alerts``, no channel, the
+        alert's id in ``programme_ids``."""
         await self._settle_now_and_then()
         block = capped_block_ms(self._redis, block_ms)
         res = await self._redis.xread({CHANGES: f"{after}-0"}, count=count, block=block)

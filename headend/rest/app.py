@@ -45,7 +45,15 @@ from headend.rest.routes import RouteTable
 from headend.rest.settings import RestSettings
 from headend.rpc import StartupError, client_channel
 from headend.rpc.server import run_face
-from protos import cdn_pb2, epg_pb2, keys_pb2, reports_pb2, subscriber_pb2, transcode_pb2
+from protos import (
+    alerts_pb2,
+    cdn_pb2,
+    epg_pb2,
+    keys_pb2,
+    reports_pb2,
+    subscriber_pb2,
+    transcode_pb2,
+)
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +61,7 @@ log = logging.getLogger(__name__)
 # (KeyService is mounted by the subscriber server).
 UPSTREAMS = (
     (epg_pb2, "EPG_TARGET"),
+    (alerts_pb2, "EPG_TARGET"),
     (subscriber_pb2, "SUBSCRIBER_TARGET"),
     (keys_pb2, "SUBSCRIBER_TARGET"),
     (reports_pb2, "SUBSCRIBER_TARGET"),

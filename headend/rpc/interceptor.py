@@ -2,7 +2,9 @@
 
 Every method is served in its streaming-request form, so this code runs as
 soon as a call's headers arrive rather than when (or whether) its request
-message does. A call without a valid key is refused right there; a call takes
+message does. A call without a valid key is refused right there, and so is a
+confined role's call of a method outside its list (``headend.auth.CONFINED``:
+an emergency key reaches ``AlertService`` only); a call takes
 a slot of the concurrency cap only once it is authenticated and its (first)
 request message has arrived; waiting for each request message is bounded by
 ``request_timeout_seconds`` and a call with one response by
@@ -25,7 +27,7 @@ import grpc
 from prometheus_client import Gauge
 
 from headend import errors
-from headend.auth import Authenticator, Principal
+from headend.auth import Authenticator, Principal, require_method
 from headend.logs import REQUEST_ID_HEADER, bind_request_id
 from headend.metrics import BIDI_STREAM, CLIENT_STREAM, SERVER_STREAM, UNARY, RpcMetrics
 from headend.rpc.settings import RpcSettings
@@ -186,10 +188,12 @@ class Interceptor(grpc.aio.ServerInterceptor):
         self._handlers[method] = wrapped
         return wrapped
 
-    async def _authenticate(self, context: grpc.aio.ServicerContext) -> None:
+    async def _authenticate(self, context: grpc.aio.ServicerContext, method: str) -> None:
         token = _bearer(context.invocation_metadata())
-        _PRINCIPAL.set(await self._auth.authenticate(token))
+        caller = await self._auth.authenticate(token)
+        _PRINCIPAL.set(caller)
         _KEY.set(token)
+        require_method(caller, method)
 
     async def _read(self, context: grpc.aio.ServicerContext) -> Any:
         timer = asyncio.timeout(self._request_seconds)
@@ -253,7 +257,7 @@ class Interceptor(grpc.aio.ServerInterceptor):
 
         async def admit(context: grpc.aio.ServicerContext, held: list[Slots]) -> Any:
             if not keyless:
-                await self._authenticate(context)
+                await self._authenticate(context, method)
             # The slot is taken only once the (first) request message is here:
             # a caller that never sends one never holds a slot.
             if unary_request:

@@ -24,9 +24,17 @@ from cdn_ctl.signing import KeyRing, SigningKey
 from epg.owners import OwnersSettings
 from epg.server import create_server as create_epg
 from epg.settings import EpgSettings
-from headend.auth import KeyStore, Principal
+from headend.auth import CONFINED, KeyStore, Principal
 from headend.rpc import RpcServer, RpcSettings, bearer, client_channel
-from protos import cdn_pb2, epg_pb2, keys_pb2, reports_pb2, subscriber_pb2, transcode_pb2
+from protos import (
+    alerts_pb2,
+    cdn_pb2,
+    epg_pb2,
+    keys_pb2,
+    reports_pb2,
+    subscriber_pb2,
+    transcode_pb2,
+)
 from subscriber.server import create_server as create_subscriber
 from subscriber.settings import SubscriberSettings
 from transcode.archive import ArchiveIndex
@@ -36,6 +44,7 @@ from transcode.settings import ControlSettings, QueueSettings
 
 SERVICES: tuple[ServiceDescriptor, ...] = (
     epg_pb2.DESCRIPTOR.services_by_name["EpgService"],
+    alerts_pb2.DESCRIPTOR.services_by_name["AlertService"],
     subscriber_pb2.DESCRIPTOR.services_by_name["SubscriberService"],
     keys_pb2.DESCRIPTOR.services_by_name["KeyService"],
     reports_pb2.DESCRIPTOR.services_by_name["ViewingReportService"],
@@ -96,6 +105,7 @@ async def servers(redis: aioredis.Redis, keys: KeyStore, tmp_path: Path) -> Asyn
     started.append(cdn)
     ports = {
         "headend.epg.v1.EpgService": epg_port,
+        "headend.alerts.v1.AlertService": epg_port,
         "headend.subscriber.v1.SubscriberService": sub_port,
         "headend.keys.v1.KeyService": sub_port,
         "headend.reports.v1.ViewingReportService": sub_port,
@@ -186,6 +196,8 @@ _READS = {
     "ViewingReportService": {"QueryViewing", "CountViewers"},
     # A broadcaster lists its own channels' live state (those the EPG says it owns).
     "TranscodeService": {"ListChannels"},
+    # The front doors (playback) follow the alerts.
+    "AlertService": {"ListAlerts"},
 }  # fmt: skip
 
 
@@ -205,3 +217,20 @@ async def test_outsiders_change_nothing(
         if code is grpc.StatusCode.OK:
             readable = name in _READS.get(service, set()) or path in PUBLIC
             assert readable, f"{principal} got OK from {path}"
+
+
+@pytest.mark.parametrize(("path", "method"), METHODS)
+async def test_an_emergency_key_calls_only_alert_service(
+    servers: Servers, path: str, method: MethodDescriptor
+) -> None:
+    if path in PUBLIC:
+        pytest.skip("public by design: the device secret is in the request")
+    _, token = await servers.keys.create(Principal("emergency", "gd-eb"))
+    before = await _snapshot(servers.redis)
+    code = await _call(servers, path, method, bearer(token))
+    if path in CONFINED["emergency"]:
+        # Its own methods: an empty request is refused for its input, or read.
+        assert code in (grpc.StatusCode.OK, grpc.StatusCode.INVALID_ARGUMENT), (path, code)
+    else:
+        assert code is grpc.StatusCode.PERMISSION_DENIED, (path, code)
+    assert await _snapshot(servers.redis) == before
