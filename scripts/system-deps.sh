@@ -31,8 +31,9 @@ command -v promtool >/dev/null || need+=(prometheus)
 command -v npm >/dev/null || need+=(npm)
 # Debian's build plays H.264/AAC in MSE, which the browser tests' hls.js needs.
 [ "${1:-}" = --browser ] && { command -v chromium >/dev/null || need+=(chromium); }
-# A CJK font, so the console's Chinese labels render (its screenshots come from those tests).
-[ "${1:-}" = --browser ] && { fc-list :lang=zh 2>/dev/null | grep -q . || need+=(fonts-wqy-microhei); }
+# A CJK font: the farm's cards (emergency alerts, the slate) draw Chinese text with it, and
+# the console's Chinese labels render (its screenshots come from the browser tests).
+fc-list :lang=zh 2>/dev/null | grep -q . || need+=(fonts-wqy-microhei)
 [ ${#need[@]} -eq 0 ] && exit 0
 
 if ! command -v apt-get >/dev/null; then

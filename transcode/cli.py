@@ -23,7 +23,7 @@ from headend.clitools import CliError, api_key, client_tls, env_help, run_comman
 from headend.output import add_output, emit
 from headend.settings import environ
 from transcode.client import TranscodeClient
-from transcode.domain import ChannelStatus, DeadLetter, Job, JobState, NodeInfo, SubtitleFile
+from transcode.domain import Card, ChannelStatus, DeadLetter, Job, JobState, NodeInfo, SubtitleFile
 
 TARGET_VAR = "TRANSCODE_TARGET"
 DEFAULT_TARGET = "127.0.0.1:50053"
@@ -125,8 +125,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     start = csub.add_parser("start", help="start a live channel", **env)
     start.add_argument("channel_id")
     start.add_argument(
-        "source", help="udp|rtp|srt://host:port, or file:///path (looped); see TC_*_SOURCE_*"
-    )
+        "source", nargs="?", default="",
+        help="udp|rtp|srt://host:port, or file:///path (looped); see TC_*_SOURCE_*; "
+        "none with --card",
+    )  # fmt: skip
+    start.add_argument(
+        "--card", metavar="TEXT",
+        help="a generated card instead of a source: this text (at most 500 characters; lines "
+        "split on newlines, e.g. $'line 1\\nline 2') on a dark card, encoded with the ladder",
+    )  # fmt: skip
+    start.add_argument(
+        "--card-audio", default="", metavar="file:///PATH",
+        help="with --card: an audio file under TC_MEDIA_ROOTS played in a loop (default silence)",
+    )  # fmt: skip
     start.add_argument("--profile", default="default")
     start.add_argument("--segment-seconds", type=int, default=0, help="default 6")
     start.add_argument("--window", type=int, default=0, help="live window segments (default 6)")
@@ -285,8 +296,9 @@ async def list_dead_letters(args: argparse.Namespace, env: Mapping[str, str], ou
 def _channel_row(status: ChannelStatus) -> dict[str, object]:
     """A channel's status, flat where a table reads it; its configuration whole."""
     row = dataclasses.asdict(status)
+    source = "(card)" if status.channel.card is not None else status.channel.source
     return {"id": status.channel.id, **row, "state": status.state.value.lower(),
-            "source": status.channel.source, "source_url": status.source_url}  # fmt: skip
+            "source": source, "source_url": status.source_url}  # fmt: skip
 
 
 def _node_row(node: NodeInfo) -> dict[str, object]:
@@ -310,7 +322,10 @@ async def drain_node(args: argparse.Namespace, env: Mapping[str, str], out: IO[s
 
 
 async def start_channel(args: argparse.Namespace, env: Mapping[str, str], out: IO[str]) -> int:
-    """Start a live channel."""
+    """Start a live channel (from a source, or a card)."""
+    if args.card_audio and args.card is None:
+        raise CliError("--card-audio goes with --card")
+    card = None if args.card is None else Card(args.card, args.card_audio)
     async with _client(env) as transcode:
         status = await transcode.start_channel(
             args.channel_id,
@@ -326,6 +341,7 @@ async def start_channel(args: argparse.Namespace, env: Mapping[str, str], out: I
             audio_languages=args.audio,
             subtitle_languages=args.subtitles,
             audio_language=args.audio_default,
+            card=card,
         )
     emit([_channel_row(status)], CHANNEL_COLUMNS, args.output, out=out)
     return 0

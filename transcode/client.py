@@ -33,6 +33,7 @@ from transcode.convert import (
     thumbnail_from_pb,
 )
 from transcode.domain import (
+    Card,
     ChannelStatus,
     DeadLetter,
     Job,
@@ -163,12 +164,14 @@ class TranscodeClient(ServiceClient):
         audio_languages: Sequence[str] = (),
         subtitle_languages: Sequence[str] = (),
         audio_language: str = "",
+        card: Card | None = None,
     ) -> ChannelStatus:
         """Start a live channel (an empty or 0 setting: the service's default; ``node_group``:
         run only on nodes of that group; ``backup_sources``: taken in order when the source
         is lost or impaired; ``encrypt``: AES-128 segments whose key rotates every
         ``key_rotation_seconds`` of media; ``audio_languages``/``subtitle_languages``: the
-        source's audio and subtitle streams in order, ``audio_language`` the default)."""
+        source's audio and subtitle streams in order, ``audio_language`` the default;
+        ``card``: a generated card instead of a source, ``source`` then empty)."""
         channel = pb.Channel(
             name=CHANNEL.format(channel_id),
             source=source,
@@ -184,6 +187,7 @@ class TranscodeClient(ServiceClient):
             audio_languages=list(audio_languages),
             subtitle_languages=list(subtitle_languages),
             audio_language=audio_language,
+            card=None if card is None else pb.Card(text=card.text, audio_uri=card.audio_uri),
         )
         request = pb.StartChannelRequest(channel=channel)
         return status_from_pb(await self.call(self._stub.StartChannel, request))

@@ -11,6 +11,7 @@ from headend.rpc import from_timestamp, to_timestamp
 from headend.rpc.resources import ResourceName
 from protos import transcode_pb2 as pb
 from transcode.domain import (
+    Card,
     ChannelEncryption,
     ChannelState,
     ChannelStatus,
@@ -217,6 +218,7 @@ def channel_from_pb(msg: pb.Channel, *, field: str = "channel.name") -> LiveChan
         audio_languages=tuple(msg.audio_languages),
         subtitle_languages=tuple(msg.subtitle_languages),
         audio_language=msg.audio_language,
+        card=Card(msg.card.text, msg.card.audio_uri) if msg.HasField("card") else None,
     )
 
 
@@ -238,6 +240,9 @@ def channel_to_pb(channel: LiveChannel) -> pb.Channel:
         audio_languages=list(channel.audio_languages),
         subtitle_languages=list(channel.subtitle_languages),
         audio_language=channel.audio_language,
+        card=None
+        if channel.card is None
+        else pb.Card(text=channel.card.text, audio_uri=channel.card.audio_uri),
     )
 
 

@@ -19,7 +19,7 @@ from headend.ids import CHANNEL_ID_MAX, CHANNEL_ID_RULE, is_channel_id
 from headend.languages import validate_language, validate_languages
 from headend.text import validate_text
 from transcode.errors import InvalidRequest
-from transcode.sourceurl import validate_live_source
+from transcode.sourceurl import parse_source, validate_live_source
 
 # Audio renditions, and subtitle renditions, one channel or asset may have.
 MAX_TRACKS = 8
@@ -36,6 +36,8 @@ MAX_CATCHUP_DAYS = 30
 MAX_BACKUP_SOURCES = 7
 # A channel's status keeps this many of its latest source switches.
 SOURCE_HISTORY = 10
+# A card's text (lines split on "\n").
+MAX_CARD_CHARS = 500
 
 
 class JobState(enum.Enum):
@@ -245,11 +247,36 @@ class ChannelEncryption:
 
 
 @dataclass(frozen=True, slots=True)
+class Card:
+    """A generated picture instead of a source: text on a dark card and, where given, an
+    audio file (``file:///``, under the media roots) played in a loop ("": silence)."""
+
+    text: str
+    audio_uri: str = ""
+
+    def validate(self) -> Card:
+        """Check the text (1 to MAX_CARD_CHARS, newlines allowed) and the audio's scheme
+        (the allow-lists check its path); returns self for chaining."""
+        try:
+            validate_text(
+                "channel.card.text", self.text, max_chars=MAX_CARD_CHARS, multiline=True,
+                required=True,
+            )  # fmt: skip
+        except InvalidArgument as err:
+            raise InvalidRequest(err.field, err.reason) from err
+        if self.audio_uri:
+            if not self.audio_uri.startswith("file:///"):
+                raise InvalidRequest("channel.card.audio_uri", "must be file:///path or empty")
+            parse_source("channel.card.audio_uri", self.audio_uri, ("file",))
+        return self
+
+
+@dataclass(frozen=True, slots=True)
 class LiveChannel:
-    """A live channel's configuration: sources, ladder, segmenting and catch-up."""
+    """A live channel's configuration: sources (or a card), ladder, segmenting and catch-up."""
 
     id: str
-    source: str  # the primary source
+    source: str  # the primary source ("" for a card)
     profile: str = "default"
     segment_seconds: int = 6
     window_segments: int = 6
@@ -265,18 +292,26 @@ class LiveChannel:
     audio_languages: tuple[str, ...] = ()
     subtitle_languages: tuple[str, ...] = ()
     audio_language: str = ""  # the default audio rendition ("": the first)
+    # A generated card instead of sources: it is the picture, never replaced by the slate.
+    card: Card | None = None
 
     @property
     def sources(self) -> tuple[str, ...]:
-        """Every source in priority order: ``source`` first, then the backups."""
-        return (self.source, *self.backup_sources)
+        """Every source in priority order: ``source`` first, then the backups (none for a
+        card)."""
+        return () if self.card is not None else (self.source, *self.backup_sources)
 
     def validate(self) -> LiveChannel:
         """Check every field; returns self for chaining."""
         validate_channel_id("channel.id", self.id)
         if self.node_group:
             validate_id("channel.node_group", self.node_group)
-        validate_live_source(self.source)
+        if self.card is not None:
+            if self.source or self.backup_sources:
+                raise InvalidRequest("channel.card", "a card channel has no source or backups")
+            self.card.validate()
+        else:
+            validate_live_source(self.source)
         if len(self.backup_sources) > MAX_BACKUP_SOURCES:
             raise InvalidRequest(
                 "channel.backup_sources", f"at most {MAX_BACKUP_SOURCES} backup sources"

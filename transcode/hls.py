@@ -11,6 +11,11 @@ first encrypted segment, at a new key URI, back to ``METHOD=NONE`` before a
 clear one. A tag with ``IV=`` holds for every segment after it, so the IV is
 named only for a segment whose IV is not its position's media sequence number
 (RFC 8216 section 5.2), and a tag follows again once the implicit IV is right.
+
+A segment may carry date ranges (:class:`DateRange`, ``EXT-X-DATERANGE``), rendered right
+after its ``EXT-X-PROGRAM-DATE-TIME``: SCTE-35 splice signals (RFC 8216bis section
+4.4.5.1.4, ``transcode.live.scte35``). Two with one ID must agree on START-DATE, and a
+playlist with any must date its segments (RFC 8216bis section 4.4.5.1).
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import m3u8
@@ -48,6 +53,27 @@ class SegmentKey:
 
 
 @dataclass(frozen=True, slots=True)
+class DateRange:
+    """An ``EXT-X-DATERANGE``; here an SCTE-35 splice_info_section carried whole (hex)."""
+
+    id: str
+    start_date: datetime  # tz-aware
+    duration: float | None = None  # seconds: the range has ended (a return signal)
+    planned_duration: float | None = None  # seconds: what a signal announced
+    scte35_out: bytes = b""  # the section starting the range (an out)
+    scte35_in: bytes = b""  # the section ending it (a return)
+    scte35_cmd: bytes = b""  # any other section
+
+    @property
+    def end(self) -> datetime | None:
+        """When the range ends as far as it says (None: open-ended)."""
+        length = self.duration if self.duration is not None else self.planned_duration
+        if length is None:
+            return None if self.scte35_out else self.start_date
+        return self.start_date + timedelta(seconds=length)
+
+
+@dataclass(frozen=True, slots=True)
 class Segment:
     """One media segment (or, in an I-frame playlist, one I-frame byte range)."""
 
@@ -58,6 +84,7 @@ class Segment:
     byterange: tuple[int, int] | None = None  # (length, offset)
     title: str = ""
     key: SegmentKey | None = None  # None: a clear segment
+    dateranges: tuple[DateRange, ...] = ()  # EXT-X-DATERANGE tags before this segment
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,6 +229,8 @@ def render_media(playlist: MediaPlaylist) -> str:
     extinf_text: dict[float, str] = {}  # durations repeat (6.0, 6.0, ...): format each once
     # The key in force: (URI, explicit IV's sequence or None); None while segments are clear.
     in_force: tuple[str, int | None] | None = None
+    ranges: dict[str, DateRange] = {}  # by ID: the first of each, to check the others against
+    dated = False
     for position, segment in enumerate(segments, playlist.media_sequence):
         uri = segment.uri
         if "\n" in uri or "\r" in uri or not uri:
@@ -216,7 +245,10 @@ def render_media(playlist: MediaPlaylist) -> str:
             append(tags.DISCONTINUITY)
         when = segment.program_date_time
         if when is not None:
+            dated = True
             append(_program_date_time(when))
+        for daterange in segment.dateranges:
+            append(_daterange_line(daterange, ranges.setdefault(daterange.id, daterange)))
         key = segment.key
         if key is not None:
             wanted = (key.uri, None if key.sequence == position else key.sequence)
@@ -230,6 +262,8 @@ def render_media(playlist: MediaPlaylist) -> str:
         if byterange is not None:
             append(f"{tags.BYTERANGE}{byterange[0]}@{byterange[1]}")
         append(f"{extinf}{segment.title}\n{uri}" if segment.title else f"{extinf}\n{uri}")
+    if ranges and not dated:
+        raise InvalidPlaylist("segments.dateranges", "date ranges need dated segments")
     if playlist.endlist:
         append(tags.ENDLIST)
     append("")
@@ -294,6 +328,7 @@ def parse_media(text: str) -> MediaPlaylist:
                 byterange=byterange,
                 title=seg.title or "",
                 key=_parsed_key(seg.key, position),
+                dateranges=tuple(_parsed_daterange(d) for d in seg.dateranges or ()),
             )
         )
     playlist_type = (parsed.playlist_type or "").upper() or None
@@ -368,6 +403,33 @@ def _parsed_key(key: Any, position: int) -> SegmentKey | None:
     return SegmentKey(uri=key.uri, sequence=int(key.iv, 16) if key.iv else position)
 
 
+def _parsed_daterange(daterange: Any) -> DateRange:
+    """What ``m3u8`` read of an EXT-X-DATERANGE (START-DATE required, SCTE-35 in hex)."""
+    if not daterange.start_date:
+        raise InvalidPlaylist("dateranges.start_date", f"missing in {daterange.id!r}")
+    try:
+        start = datetime.fromisoformat(daterange.start_date)
+        payloads = {
+            name: bytes.fromhex(value[2:]) if value else b""
+            for name, value in (("scte35_out", daterange.scte35_out),
+                                ("scte35_in", daterange.scte35_in),
+                                ("scte35_cmd", daterange.scte35_cmd))
+        }  # fmt: skip
+    except ValueError as err:
+        raise InvalidPlaylist("dateranges", f"unreadable {daterange.id!r}: {err}") from err
+    if start.tzinfo is None:
+        raise InvalidPlaylist("dateranges.start_date", "must carry a time zone")
+    return DateRange(
+        id=daterange.id,
+        start_date=start,
+        duration=None if daterange.duration is None else float(daterange.duration),
+        planned_duration=None
+        if daterange.planned_duration is None
+        else float(daterange.planned_duration),
+        **payloads,
+    )
+
+
 def _parsed_stream(info: Any) -> dict[str, Any]:
     """What ``m3u8`` read of the attributes a variant and an I-frame variant share."""
     return {
@@ -392,6 +454,31 @@ def _program_date_time(when: datetime) -> str:
         when = when.astimezone(UTC)
     # isoformat is the fastest formatter here; swap its "+00:00" for the shorter "Z".
     return f"{tags.PROGRAM_DATE_TIME}{when.isoformat(timespec='milliseconds')[:-6]}Z"
+
+
+def _daterange_line(daterange: DateRange, first: DateRange) -> str:
+    """The EXT-X-DATERANGE line of ``daterange`` (``first``: the playlist's first range with
+    its ID, whose START-DATE it must repeat)."""
+    r = daterange
+    if not r.id:
+        raise InvalidPlaylist("dateranges.id", "is required")
+    if r.start_date != first.start_date:
+        raise InvalidPlaylist("dateranges.start_date", f"differs between ranges {r.id!r}")
+    start = _program_date_time(r.start_date)[len(tags.PROGRAM_DATE_TIME) :]
+    attrs = [f"{tags.ID}={_quoted('dateranges.id', r.id)}", f'{tags.START_DATE}="{start}"']
+    for name, seconds in ((tags.DURATION, r.duration), (tags.PLANNED_DURATION, r.planned_duration)):
+        if seconds is not None:
+            if not seconds >= 0:  # also refuses NaN
+                raise InvalidPlaylist("dateranges.duration", f"must not be negative: {seconds}")
+            attrs.append(f"{name}={seconds:.3f}")
+    for name, payload in (
+        (tags.SCTE35_CMD, r.scte35_cmd),
+        (tags.SCTE35_OUT, r.scte35_out),
+        (tags.SCTE35_IN, r.scte35_in),
+    ):
+        if payload:
+            attrs.append(f"{name}=0x{payload.hex().upper()}")
+    return tags.DATERANGE + ",".join(attrs)
 
 
 _KEY_NONE = f"{tags.KEY}{tags.METHOD}={tags.METHOD_NONE}"

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import grpc
 import redis.asyncio as aioredis
+from prometheus_client import CollectorRegistry
 
 from epg.owners import ChannelOwners
 from headend.auth import KeyStore
@@ -29,6 +30,7 @@ from headend.settings import Env
 from headend.tasks import Supervisor, SupervisorMetrics
 from protos import transcode_pb2 as pb
 from protos import transcode_pb2_grpc as pb_grpc
+from transcode.alertcards import alert_cards
 from transcode.archive import ArchiveIndex, Retention
 from transcode.convert import (
     CHANNEL,
@@ -225,7 +227,7 @@ async def create_server(
 ) -> tuple[RpcServer, int]:
     """Start the gRPC server for ``TranscodeService`` on ``settings.rpc`` (``components``
     start and stop with it), asking the EPG at ``settings.owners`` which channels a
-    broadcaster owns."""
+    broadcaster owns and, with ``TC_ALERTS_API_KEY``, which alerts need a card channel."""
     queue = JobQueue(redis, max_deliveries=settings.queue.max_deliveries)
     await queue.ensure_group()
     owners = ChannelOwners(settings.owners)
@@ -238,6 +240,12 @@ async def create_server(
         owners=owners,
         key_rotation_seconds=settings.content_keys.rotation_seconds,
     )
+    extra: list[Component] = []
+    if settings.alert_cards.enabled:
+        registry = metrics.registry if metrics is not None else CollectorRegistry()
+        extra.append(
+            alert_cards(settings.alert_cards, settings.owners, channels=service, registry=registry)
+        )
     servicer = TranscodeServicer(service)
     spec = ServiceSpec(
         name=SERVICE_NAME,
@@ -248,7 +256,7 @@ async def create_server(
         services=[spec],
         authenticator=keys,
         metrics=metrics,
-        components=[owners, *components],
+        components=[owners, *components, *extra],
     )
 
 

@@ -32,6 +32,7 @@ from transcode.domain import (
     validate_tracks_languages,
 )
 from transcode.errors import InvalidRequest, JobExists
+from transcode.live.sourcing import check_inputs
 from transcode.queue import DeadLetterPage, JobQueue
 from transcode.sources import SourceInput
 from transcode.sourceurl import validate_source
@@ -192,12 +193,12 @@ class TranscodeService:
         return await self._queue.get(job_id)
 
     async def start_channel(self, principal: Principal, channel: LiveChannel) -> ChannelStatus:
-        """Start (and persist) a live channel; a source outside the allow-lists is refused."""
+        """Start (and persist) a live channel; a source or card audio file outside the
+        allow-lists is refused. Starting a running channel again with the same configuration
+        returns its status; with another, ``ChannelRunning``."""
         require_admin(principal)
         channel.validate()
-        await self._sources.live(channel.source)
-        for index, backup in enumerate(channel.backup_sources):
-            await self._sources.live(backup, field_name=f"channel.backup_sources[{index}]")
+        await check_inputs(self._sources, channel)
         return await self._channels.start(channel)
 
     async def stop_channel(self, principal: Principal, channel_id: str) -> ChannelStatus:

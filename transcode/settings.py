@@ -10,6 +10,7 @@ from pathlib import Path
 
 from epg.owners import OwnersSettings
 from headend.contentkeys.kek import DEFAULT_BASE_URL, ContentKeySettings
+from headend.ids import CHANNEL_ID_RULE, is_channel_id
 from headend.redisconn import RedisSettings
 from headend.rpc import ClientTls, RpcSettings
 from headend.settings import (
@@ -29,6 +30,7 @@ from headend.settings import (
     split_list,
 )
 from headend.tasks import Backoff
+from transcode.alertcards import AlertCardSettings
 from transcode.ladder import ProcessMode
 from transcode.sourceurl import LIVE_SCHEMES, VOD_SCHEMES
 
@@ -158,6 +160,9 @@ class LiveSettings:
     # A running channel's thumbnail (the console's mosaic) is taken at most this often while
     # the console reads it (0: off).
     thumbnail_seconds: float = 10.0
+    # Channels whose udp/rtp source is read through a splice relay, its SCTE-35 signals
+    # carried into the playlists ("*": every channel; empty: none).
+    scte35_channels: frozenset[str] = frozenset()
 
     @property
     def restart_backoff(self) -> Backoff:
@@ -171,7 +176,7 @@ class LiveSettings:
     @classmethod
     def from_env(cls, env: Env) -> LiveSettings:
         """Read the ``TC_LIVE_*`` variables (restarts, store, disk headroom, stopping, source
-        health and hold-down) and ``TC_THUMBNAIL_SECONDS``."""
+        health and hold-down), ``TC_THUMBNAIL_SECONDS`` and ``TC_SCTE35_CHANNELS``."""
         first = env_float(env, "TC_LIVE_RESTART_FIRST_SECONDS", 0.5, low=0.01, high=60)
         cap = env_float(env, "TC_LIVE_RESTART_MAX_SECONDS", 10.0, low=0.01, high=600)
         if cap < first:
@@ -201,7 +206,19 @@ class LiveSettings:
                 env, "TC_LIVE_SOURCE_HOLDDOWN_SECONDS", 30.0, low=0.5, high=3600
             ),
             thumbnail_seconds=env_float(env, "TC_THUMBNAIL_SECONDS", 10.0, low=0, high=3600),
+            scte35_channels=_scte35_channels(env),
         )
+
+
+def _scte35_channels(env: Env) -> frozenset[str]:
+    """``TC_SCTE35_CHANNELS``: channel ids, comma-separated, or ``*`` for every channel."""
+    channels = frozenset(split_list(env_str(env, "TC_SCTE35_CHANNELS", "")))
+    for channel in channels - {"*"}:
+        if not is_channel_id(channel):
+            raise SettingsError(
+                "TC_SCTE35_CHANNELS", f"{channel!r} is not a channel id ({CHANNEL_ID_RULE})"
+            )
+    return channels
 
 
 def _default_capacity() -> int:
@@ -303,11 +320,14 @@ class ControlSettings:
     content_keys: ContentKeySettings = field(default_factory=ContentKeySettings)
     # The EPG, asked which channels a broadcaster owns (its live status and thumbnails).
     owners: OwnersSettings = field(default_factory=OwnersSettings)
+    # The card channels of emergency alerts, read from the same EPG (off without a key).
+    alert_cards: AlertCardSettings = field(default_factory=AlertCardSettings)
 
     @classmethod
     def from_env(cls, env: Env) -> ControlSettings:
-        """Read ``TRANSCODE_GRPC_*``, ``REDIS_URL``, ``ORIGIN_ROOT``, ``TC_*``, ``LOG_LEVEL``,
-        ``CONTENT_KEY*``, ``EPG_TARGET`` and ``GRPC_CLIENT_*``."""
+        """Read ``TRANSCODE_GRPC_*``, ``REDIS_URL``, ``ORIGIN_ROOT``, ``TC_*`` (the alert
+        cards' ``TC_ALERT*`` too), ``LOG_LEVEL``, ``CONTENT_KEY*``, ``EPG_TARGET`` and
+        ``GRPC_CLIENT_*``."""
         return cls(
             rpc=RpcSettings.from_env(env, "TRANSCODE", default_port=DEFAULT_GRPC_PORT),
             redis_url=_redis(env),
@@ -324,6 +344,7 @@ class ControlSettings:
             node=NodeSettings.from_env(env),
             content_keys=ContentKeySettings.from_env(env),
             owners=OwnersSettings.from_env(env),
+            alert_cards=AlertCardSettings.from_env(env),
         )
 
 

@@ -141,10 +141,12 @@ def _channel(tmp_path: Path, channel_id: str) -> tuple[str, ChannelEncryption]:
 
 
 def _readable_ts(path: Path) -> bool:
-    """ffprobe finds a video stream in the file."""
+    """ffprobe, reading the file as MPEG-TS, finds a video stream in it. (Left to guess the
+    format, ffprobe now and then takes ciphertext for some raw video stream: random bytes
+    look like one to a weak probe, never like TS packets.)"""
     done = subprocess.run(
-        ["ffprobe", "-v", "error", "-show_entries", "stream=codec_type", "-of", "csv=p=0",
-         str(path)],
+        ["ffprobe", "-v", "error", "-f", "mpegts", "-show_entries", "stream=codec_type",
+         "-of", "csv=p=0", str(path)],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     return done.returncode == 0 and "video" in done.stdout

@@ -4,6 +4,7 @@ fixture, so ``TEST_REDIS=cluster`` runs them on a real Redis Cluster too."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 
 import pytest
@@ -164,8 +165,10 @@ async def test_an_intent_cut_short_after_the_listing_is_hidden_then_completed(
     started = await intents.start(_channel("half.ch"))
     assert started.channel.id == "half.ch"
     assert [s.channel.id for s in await intents.list_channels()] == ["half.ch"]
+    # Started again: the same configuration changes nothing (a retry), another is refused.
+    assert (await intents.start(_channel("half.ch"))).channel == started.channel
     with pytest.raises(ChannelRunning):
-        await intents.start(_channel("half.ch"))
+        await intents.start(dataclasses.replace(_channel("half.ch"), profile="default"))
 
 
 async def test_a_handover_moves_the_lease_and_clears_its_record(redis: aioredis.Redis) -> None:

@@ -42,11 +42,15 @@ class ChannelIntents:
         self._stop_wait = stop_wait_seconds
 
     async def start(self, channel: LiveChannel) -> ChannelStatus:
-        """Record that the channel should run, and wake the nodes."""
+        """Record that the channel should run, and wake the nodes (starting a running channel
+        again with the same configuration changes nothing; with another, ``ChannelRunning``)."""
         channel.validate()
         resolve_profile(channel.profile, segment_seconds=channel.segment_seconds)
         key = channel_key(channel.id)
         if await self._redis.hget(key, "desired") == b"running":
+            running = await self.get(channel.id)
+            if running.channel == channel:
+                return running  # the same start again: a retried call, or another replica's
             raise ChannelRunning(f"channel {channel.id} is already running")
         owned = await self._redis.exists(owner_key(channel.id))
         mapping = {**config_mapping(channel), "desired": "running", "reason": ""}

@@ -1,7 +1,9 @@
-"""Live channels: ingest, ladder encode, slate on source loss, live playlists, archive.
+"""Live channels: ingest (or a generated card), ladder encode, slate on source loss, live
+playlists, archive.
 
 Each channel has a supervisor (``supervisor.py``) running *epochs*: one FFmpeg
-run each (``epoch.py``), its command built by ``commands.py``. ``publish.py``
+run each (``epoch.py``), its command built by ``commands.py`` (a card's and the slate's
+by ``card.py``). ``publish.py``
 moves the segments every rung finished into the live window in lockstep (an
 encrypted channel's encrypted first, ``encryption.py``) and writes the playlists;
 ``store.py`` queues what goes to Redis so encoding never waits for it;
@@ -11,13 +13,12 @@ text comes from the pure ``transcode.hls``.
 
 from __future__ import annotations
 
+from transcode.live.card import SLATE_TEXT, CardText, card_command, wrap_card, write_card_text
 from transcode.live.commands import (
     LIVE_FRAME_RATE,
-    SLATE_TEXT,
     ladder_bytes_per_second,
     live_command,
     plan_live,
-    slate_command,
     source_command,
     source_input,
 )
@@ -37,6 +38,7 @@ __all__ = [
     "LIVE_FRAME_RATE",
     "SLATE_TEXT",
     "STORE_TASK",
+    "CardText",
     "ChannelKeys",
     "ChannelStore",
     "ChannelSupervisor",
@@ -51,6 +53,7 @@ __all__ = [
     "Publisher",
     "SegmentObserver",
     "Window",
+    "card_command",
     "channel_key",
     "config_mapping",
     "ladder_bytes_per_second",
@@ -59,10 +62,11 @@ __all__ = [
     "next_sequence_on_disk",
     "parse_list",
     "plan_live",
-    "slate_command",
     "source_command",
     "source_input",
     "status_from_hash",
     "status_mapping",
     "whole_ts",
+    "wrap_card",
+    "write_card_text",
 ]

@@ -1,5 +1,6 @@
-"""FFmpeg commands of live epochs: a checked source or the slate, decoded once, every rung
-segmented with a CSV list (FFmpeg's own playlists are never served).
+"""FFmpeg commands of live epochs: a checked source, decoded once, every rung segmented with
+a CSV list (FFmpeg's own playlists are never served). A card (and the slate, which is one)
+is ``card.py``'s.
 
 A ``passthrough`` profile stream-copies the source into its one rung instead, cut on
 the source's keyframes; its source is probed first (:func:`probe_passthrough`), which
@@ -20,8 +21,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import replace
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -32,7 +31,6 @@ from transcode.domain import LiveChannel
 from transcode.errors import CorruptSource, SourceNotFound, SourceRefused, UnsupportedSource
 from transcode.ffmpeg_cmd import (
     audio_encoding,
-    frame_rate_expr,
     h264_level_name,
     h264_profile_name,
     rung_encoding,
@@ -46,10 +44,8 @@ from transcode.sources import SourceInput
 from transcode.tracks import Track, audio_of, subtitles_of
 
 LIVE_FRAME_RATE = 25.0  # PAL broadcast rate; the slate and every source are normalised to it
-SLATE_TEXT = "signal lost"
 # Input options that only make sense for FFmpeg's own read of a source, not for a probe.
 _RUN_ONLY_OPTIONS = frozenset({"stream_loop", "re"})
-_CHANNEL_LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "quad", 5: "5.0", 6: "5.1", 8: "7.1"}
 # Beyond the source's own timeout: ffprobe reads a second or two of a feed to find its streams.
 _PROBE_SLACK_SECONDS = 10.0
 
@@ -75,11 +71,11 @@ def plan_passthrough(profile: Profile, source: SourceInfo | None) -> tuple[Plann
     rung = profile.rungs[0]
     return tuple(
         _passthrough_rung(profile, f"{rung.name}{index}" if index else rung.name, video, audio)
-        for index, (video, audio) in enumerate(_programmes(source))
+        for index, (video, audio) in enumerate(programmes(source))
     )
 
 
-def _programmes(source: SourceInfo) -> tuple[tuple[VideoInfo, AudioInfo | None], ...]:
+def programmes(source: SourceInfo) -> tuple[tuple[VideoInfo, AudioInfo | None], ...]:
     """Each rung's video and audio as probed, top first."""
     return tuple((p.video, p.audio) for p in source.programmes) or ((source.video, source.audio),)
 
@@ -215,7 +211,7 @@ def live_command(
                 **{
                     **rung_encoding(rung, profile),
                     "tune": "zerolatency",
-                    **_segment_options(profile, rung_dir),
+                    **segment_options(profile, rung_dir),
                 },
             )
         )
@@ -227,7 +223,7 @@ def live_command(
                 sound,
                 str(track_dir / "seg_%06d.ts"),
                 **audio_encoding(kbps, profile),
-                **_segment_options(profile, track_dir),
+                **segment_options(profile, track_dir),
             )
         )
     for track, text in zip(subtitle_tracks, subtitles, strict=True):
@@ -236,10 +232,10 @@ def live_command(
         outputs.append(
             ffmpeg.output(text, str(cues), **{"c:s": "webvtt", "f": "webvtt", "flush_packets": 1})
         )
-    return _compile(ffmpeg.merge_outputs(*outputs), ffmpeg_bin, loglevel=loglevel)
+    return compile_command(ffmpeg.merge_outputs(*outputs), ffmpeg_bin, loglevel=loglevel)
 
 
-def _segment_options(profile: Profile, rung_dir: Path) -> dict[str, object]:
+def segment_options(profile: Profile, rung_dir: Path) -> dict[str, object]:
     return {
         "f": "segment",
         "segment_time": f"{profile.segment_seconds:g}",
@@ -250,7 +246,7 @@ def _segment_options(profile: Profile, rung_dir: Path) -> dict[str, object]:
     }
 
 
-def _compile(
+def compile_command(
     node: ffmpeg.nodes.OutputStream, ffmpeg_bin: str, *, loglevel: str = "error"
 ) -> list[str]:
     args: list[str] = node.global_args(
@@ -288,10 +284,10 @@ def passthrough_command(
                 stream[audio],
                 str(rung_dir / "seg_%06d.ts"),
                 c="copy",
-                **_segment_options(profile, rung_dir),
+                **segment_options(profile, rung_dir),
             )
         )
-    return _compile(ffmpeg.merge_outputs(*outputs), ffmpeg_bin, loglevel=loglevel)
+    return compile_command(ffmpeg.merge_outputs(*outputs), ffmpeg_bin, loglevel=loglevel)
 
 
 def source_command(
@@ -348,109 +344,4 @@ def health_command(
         audio = _detected(audio, audio_filters(thresholds))
     copy = {"c": "copy"} if passthrough else {}
     output = ffmpeg.output(video, audio, "-", f="null", t=f"{seconds:g}", **copy)
-    return _compile(output, ffmpeg_bin, loglevel="level+info")
-
-
-def _card(width: int, height: int, frame_rate: float) -> Any:
-    return ffmpeg.input(
-        f"color=c=0x202020:s={width}x{height}:r={frame_rate_expr(frame_rate)}",
-        f="lavfi",
-        re=None,
-    ).filter(
-        "drawtext",
-        text=SLATE_TEXT,
-        fontcolor="white",
-        fontsize=max(12, height // 10),
-        x="(w-text_w)/2",
-        y="(h-text_h)/2",
-    )
-
-
-def slate_command(
-    plan: Sequence[PlannedRung],
-    profile: Profile,
-    out_dir: Path,
-    *,
-    source: SourceInfo | None = None,
-    tracks: Sequence[Track] = (),
-) -> list[str]:
-    """The FFmpeg command of a slate epoch: a dark card saying the signal is lost, and silence
-    (in each audio rendition of ``tracks``; its subtitle renditions get empty segments).
-
-    A passthrough channel's slate matches ``source``, its last probe (see the module).
-    """
-    if profile.passthrough:
-        return passthrough_slate_command(plan, profile, out_dir, source=source)
-    top = max(plan, key=lambda r: r.height)
-    video = _card(top.width, top.height, LIVE_FRAME_RATE)
-    audio = ffmpeg.input(f"anullsrc=r={profile.audio_sample_rate}:cl=stereo", f="lavfi", re=None)
-    count = len(audio_of(tracks))
-    sounds = [audio]
-    if count:
-        split = audio.filter_multi_output("asplit", count)
-        sounds = [split.stream(i) for i in range(count)]
-    return live_command(video, sounds, plan, profile, out_dir, tracks=audio_of(tracks))
-
-
-def passthrough_slate_command(
-    plan: Sequence[PlannedRung],
-    profile: Profile,
-    out_dir: Path,
-    *,
-    source: SourceInfo | None,
-    ffmpeg_bin: str = "ffmpeg",
-) -> list[str]:
-    """The slate of a passthrough channel, each rung encoded as its programme of ``source``
-    (which ``plan`` was made from) is: same size, pixel aspect, frame rate, H.264 profile and
-    level, AAC sample rate and channels."""
-    if source is None:
-        (rung,) = plan  # the nominal rung: nothing was probed yet
-        outputs = [_slate_output(rung, profile, out_dir, 1.0, None)]
-    else:
-        outputs = [
-            _slate_output(rung, profile, out_dir, video.sample_aspect, audio)
-            for rung, (video, audio) in zip(plan, _programmes(source), strict=True)
-        ]
-    return _compile(ffmpeg.merge_outputs(*outputs), ffmpeg_bin)
-
-
-def _slate_output(
-    rung: PlannedRung,
-    profile: Profile,
-    out_dir: Path,
-    sample_aspect: float,
-    audio_info: AudioInfo | None,
-) -> ffmpeg.nodes.OutputStream:
-    audio_info = audio_info or AudioInfo(
-        "aac", "LC", profile.audio_sample_rate, profile.audio_channels, None
-    )
-    sar = Fraction(sample_aspect).limit_denominator(1000)
-    video = (
-        _card(rung.width, rung.height, rung.frame_rate)
-        .filter("setsar", f"{sar.numerator}/{sar.denominator}")
-        .filter("format", "yuv420p")
-    )
-    layout = _CHANNEL_LAYOUTS.get(audio_info.channels, "stereo")
-    audio = ffmpeg.input(f"anullsrc=r={audio_info.sample_rate}:cl={layout}", f="lavfi", re=None)
-    # A still card needs few bits: cap it well under the source's rate (the level's too).
-    kbps = max(64, min(rung.video_kbps, 1000))
-    slate_rung = replace(
-        rung,
-        video_kbps=kbps,
-        maxrate_kbps=kbps,
-        bufsize_kbps=2 * kbps,
-        audio_kbps=min(rung.audio_kbps, 128),
-    )
-    rung_dir = out_dir / rung.name
-    return ffmpeg.output(
-        video,
-        audio,
-        str(rung_dir / "seg_%06d.ts"),
-        **{
-            **rung_encoding(slate_rung, profile),
-            "tune": "zerolatency",
-            "ar": audio_info.sample_rate,
-            "ac": audio_info.channels,
-            **_segment_options(profile, rung_dir),
-        },
-    )
+    return compile_command(output, ffmpeg_bin, loglevel="level+info")

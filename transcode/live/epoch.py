@@ -11,7 +11,10 @@ synchronously before every list read, so a failure is always seen first.
 At info level (a source epoch) FFmpeg also logs each file it opens, and a segment
 muxer opens the next segment only after listing the one before: that line (and the
 end of the log) calls ``on_opened``, so the publisher wakes when a segment is listed
-instead of reading the lists on a short timer.
+instead of reading the lists on a short timer. The same log gives the start FFmpeg shifts
+its input's timestamps by (``input_start``), which places a source's SCTE-35 signals on
+the epoch's clock; a source read through a splice relay (``relay.py``) has it as
+``relay``, closed with the epoch.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from pathlib import Path
 
 from headend.procs import with_death_signal
 from transcode.live.detect import Detector, Trouble, split_level
+from transcode.live.relay import SpliceRelay
 from transcode.measure import TS_PACKET
 
 log = logging.getLogger(__name__)
@@ -39,6 +43,8 @@ _SYNC = 0x47
 _FAILED_SEGMENT = re.compile(r"Failure occurred when ending segment '([^']+)'")
 # The next segment's file (not the list's: the list is rewritten before that line).
 _OPENED = re.compile(r"Opening '[^']*\.ts' for writing$")
+# The input's dump: "  Duration: N/A, start: 1.400000, bitrate: N/A" (input 0 comes first).
+_INPUT_START = re.compile(r"^\s*Duration: .*, start: (-?\d+(?:\.\d+)?)")
 _DISK_FULL_TEXT = "No space left on device"
 _STDERR_LINES = 20
 # Lines at these levels (or with no level marker) are the error tail; the rest only feed
@@ -124,6 +130,10 @@ class Epoch:
         # FFmpeg has logged a file it opened: it announces its segments (see the module).
         self.announces = False
         self._log_ended = False
+        # Seconds FFmpeg subtracts from its input's timestamps (None until it logs them).
+        self.input_start: float | None = None
+        # The splice relay its source is read through (None: read directly).
+        self.relay: SpliceRelay | None = None
 
     # -- the process ----------------------------------------------------------------------
 
@@ -210,7 +220,10 @@ class Epoch:
             os.killpg(self._proc.pid, sig)
 
     def close(self) -> None:
-        """Stop reading the error output (call once FFmpeg is stopped or killed)."""
+        """Stop reading the error output and relaying (call once FFmpeg is stopped or killed)."""
+        if self.relay is not None:
+            self.relay.close()
+            self.relay = None
         if self._err_fd is None:
             return
         self._drain()
@@ -253,6 +266,10 @@ class Epoch:
             if self.detector.trouble is not None:
                 self.troubled.set()
         if level not in _ERROR_LEVELS:
+            if level == "info" and self.input_start is None:
+                start = _INPUT_START.match(text)
+                if start is not None:
+                    self.input_start = float(start.group(1))
             if level == "info" and _OPENED.search(text):
                 self.announces = True
                 if self._on_opened is not None:

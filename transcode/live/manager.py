@@ -34,6 +34,7 @@ from transcode.live.encryption import LiveEncryption
 from transcode.live.metrics import LiveMetrics
 from transcode.live.persist import IndexObserver, StoreLoop
 from transcode.live.publish import SegmentObserver, next_sequence_on_disk
+from transcode.live.sourcing import check_inputs
 from transcode.live.standby import Standby, StandbySupervisor
 from transcode.live.status import config_mapping, saved_status
 from transcode.live.store import CHANNELS, ChannelStore, Writer, channel_key, every_channel
@@ -112,10 +113,14 @@ class LiveManager:
         return self._locks.setdefault(channel_id, asyncio.Lock())
 
     async def start(self, channel: LiveChannel) -> ChannelStatus:
-        """Persist and start a channel; refuse one already running here or a refused source."""
+        """Persist and start a channel; refuse one already running here with another
+        configuration, or a refused source."""
         channel.validate()
         resolve_profile(channel.profile, segment_seconds=channel.segment_seconds)
         async with self._lock(channel.id):
+            running = self._running.get(channel.id)
+            if running is not None and not running.finished and running.channel == channel:
+                return running.status()  # the same start again: a retried call
             await self._prepare(channel)
             store = self._stores.get(channel.id)
             if store is not None and not store.idle():
@@ -268,7 +273,7 @@ class LiveManager:
         earlier = self._running.get(channel.id)
         if earlier is not None and not earlier.finished:
             raise ChannelRunning(f"channel {channel.id} is already running")
-        await self._sources.live(channel.source)
+        await check_inputs(self._sources, channel)
         publish_dir(self._root, "live", channel.id)
         if earlier is not None:  # its source was refused; its tasks have ended
             await self._halt(channel.id, reason=earlier.reason, desired=None, end=False)

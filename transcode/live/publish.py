@@ -31,6 +31,10 @@ just-published segment is handed, open, to the channel's ``thumbnailer``, which 
 a JPEG from it in the background (``thumbnail.py``); an encrypted channel's is opened
 before its clear files go.
 
+A source read through a splice relay (``relay.py``) has its SCTE-35 signals put on the
+first segment published at or after their time, as ``EXT-X-DATERANGE`` tags in every
+rung's and rendition's playlist, and queued on the store for catch-up (``transcode.cues``).
+
 The ``observer`` is called right after a segment is in place in every rung and the
 playlists naming it are written; ``transcode.live.push.Pusher.observe`` is one, mirroring
 the files to origins on other hosts (``TC_ORIGIN_PUSH_URLS``).
@@ -51,6 +55,7 @@ from pathlib import Path
 
 from transcode import hls
 from transcode.archive import RungInfo, live_master
+from transcode.cues import StoredCue
 from transcode.domain import ArchiveEntry, ChannelState, LiveChannel
 from transcode.errors import EncodeFailed, LeaseLost
 from transcode.ladder import PlannedRung, Profile
@@ -58,6 +63,7 @@ from transcode.live.captions import LiveCaptions
 from transcode.live.encryption import ChannelKeys, encrypt_files
 from transcode.live.epoch import Epoch
 from transcode.live.metrics import LiveMetrics
+from transcode.live.scte35 import SpliceBook
 from transcode.live.store import ChannelStore
 from transcode.live.thumbnail import Thumbnailer
 from transcode.live.window import SEGMENT_SUFFIX, Window, caption_name
@@ -112,6 +118,8 @@ class Publisher:
         self._dir = root / "live" / channel.id
         self._next_seq = next_sequence
         self.window = Window(discontinuity_sequence=discontinuity_sequence)
+        # The channel's splice signals as date ranges, and the outs still open.
+        self.splices = SpliceBook()
         self._store = store
         self._state = state
         self._on_disk_full = on_disk_full
@@ -280,8 +288,14 @@ class Publisher:
         segment_key = None
         if self.keys is not None:
             segment_key = hls.SegmentKey(self.keys.uri(key_id), seq)
+        ranges: tuple[hls.DateRange, ...] = ()
+        if epoch.relay is not None:
+            tap = epoch.relay.tap
+            ranges = self.splices.ranges(tap, epoch.input_start, first.start, start, seq)
+            if ranges:
+                self._store.add_cues([StoredCue(start, r) for r in ranges])
         self.window.slide(seq, duration, start, discontinuity, sizes, segment_key,
-                          length=self.channel.window_segments)  # fmt: skip
+                          length=self.channel.window_segments, dateranges=ranges)  # fmt: skip
         self._playlists_stale = True
         if self._metrics is not None:
             self._metrics.published.labels(self.channel.id).inc()

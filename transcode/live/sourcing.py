@@ -10,6 +10,14 @@ read by a separate bounded FFmpeg (``switching.check_source``); one healthy for 
 hold-down is taken back. Each switch is one aligned discontinuity in every rung (the
 publisher's ``start_epoch``) and goes into the channel's source history.
 
+A channel named in ``TC_SCTE35_CHANNELS`` reads a udp/rtp source through a splice relay
+(``relay.py``) opened with each source epoch; a relay that cannot bind leaves the epoch
+reading its source directly, without signals.
+
+A card channel (``LiveChannel.card``) has no sources: its card is on air for ever (LIVE),
+and an FFmpeg that exits or stalls is started again after a backoff, a restart like a lost
+source's, never a switch to the slate.
+
 :class:`SourceEpochs` is the part of :class:`~transcode.live.supervisor.ChannelSupervisor`
 that does this; the supervisor supplies the epochs' lifecycle, status and disk handling.
 """
@@ -24,30 +32,27 @@ import shutil
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import redis.asyncio as aioredis
 
 from headend.tasks import Backoff
-from transcode.domain import ChannelState, LiveChannel
+from transcode.domain import Card, ChannelState, LiveChannel
 from transcode.errors import SourceRefused
 from transcode.ladder import PlannedRung, Profile
-from transcode.live.commands import (
-    plan_passthrough,
-    probe_passthrough,
-    slate_command,
-    source_command,
-)
+from transcode.live.card import SLATE_TEXT, card_command, write_card_text
+from transcode.live.commands import plan_passthrough, probe_passthrough, source_command
 from transcode.live.detect import Detector, Thresholds, Trouble
 from transcode.live.disk import DiskSpace
 from transcode.live.epoch import Epoch
 from transcode.live.publish import Publisher
+from transcode.live.relay import SpliceRelay, wanted
 from transcode.live.status import history_from_json
 from transcode.live.store import channel_key
 from transcode.live.switching import SLATE, Outcome, SourceBook, check_source
 from transcode.probe import SourceInfo
 from transcode.settings import LiveSettings
-from transcode.sources import SourceGuard
+from transcode.sources import SourceGuard, SourceInput
 from transcode.tracks import Track
 
 log = logging.getLogger(__name__)
@@ -80,6 +85,21 @@ PhaseObserver = Callable[[str, Phase], None]
 
 def _field(index: int) -> str:
     return "channel.source" if index == 0 else f"channel.backup_sources[{index - 1}]"
+
+
+class LiveSources(Protocol):
+    """Checks live sources against the allow-lists (``sources.SourceGuard``)."""
+
+    async def live(self, source: str, *, field_name: str = ...) -> SourceInput: ...
+
+
+async def check_inputs(sources: LiveSources, channel: LiveChannel) -> None:
+    """Refuse (``SourceRefused``) a channel any of whose sources, or whose card's audio file,
+    the allow-lists do not admit."""
+    for index, url in enumerate(channel.sources):
+        await sources.live(url, field_name=_field(index))
+    if channel.card is not None and channel.card.audio_uri:
+        await sources.live(channel.card.audio_uri, field_name="channel.card.audio_uri")
 
 
 def _lost(epoch: Epoch) -> str:
@@ -138,8 +158,9 @@ class SourceEpochs(ABC):
         shutil.rmtree(self._work, ignore_errors=True)
         again = "supervisor restarted after a failure" if self._runs > 1 else ""
         self._set(ChannelState.STARTING, again, Phase.STARTING)
-        for index, url in enumerate(self.channel.sources):  # every source, allowed at start
-            await self._sources.live(url, field_name=_field(index))
+        await check_inputs(self._sources, self.channel)  # every one allowed at start
+        if self.channel.card is not None:
+            return await self._supervise_card(self.channel.card)
         if self._runs == 1:
             await self._load_history()
         slate: Epoch | None = None
@@ -206,6 +227,38 @@ class SourceEpochs(ABC):
                 failures += 1
                 self._emit(Phase.BACKOFF)
                 await self._pause(_SOURCE_RETRY.delay(failures), slate)
+            except OSError as err:
+                if err.errno != errno.ENOSPC:
+                    raise
+                self._disk.report(f"{err.strerror}: {err.filename}")
+
+    async def _supervise_card(self, card: Card) -> None:
+        """Keep the card on air: start it, watch it, start it again after a backoff."""
+        failures = 0
+        while True:
+            self._check_halted()
+            try:
+                await self._wait_for_space()
+                epoch = await self._start_card(card.text, card.audio_uri)
+                if await self.first_segment(epoch):
+                    self._switch(epoch, ChannelState.LIVE, "", Phase.LIVE)
+                    failures = 0
+                    outcome = await self._watch(epoch)
+                    why = outcome.detail
+                else:
+                    why = f"card did not start (ffmpeg exit {epoch.returncode}): "
+                    why += epoch.last_error()
+                self._emit(Phase.RETIRING)
+                await self._retire(epoch)
+                if self._disk.full or epoch.disk_full:
+                    self._disk.report(epoch.last_error() or "ffmpeg could not write")
+                    continue
+                log.warning("live card stopped", extra={"channel": self.channel.id,
+                                                        "reason": why})  # fmt: skip
+                self.restarts += 1
+                failures += 1
+                self._set(ChannelState.STARTING, f"restarting the card: {why}", Phase.BACKOFF)
+                await asyncio.sleep(_SOURCE_RETRY.delay(failures))
             except OSError as err:
                 if err.errno != errno.ENOSPC:
                     raise
@@ -299,6 +352,17 @@ class SourceEpochs(ABC):
             )
             self.plan = self.publisher.plan = plan_passthrough(self.profile, self.probed)
         epoch = self._new_epoch("source", detector=Detector(self._thresholds))
+        if wanted(self._settings.scte35_channels, self.channel.id, source.scheme):
+            # Closed with the epoch, whatever happens.
+            epoch.relay = SpliceRelay(source, channel=self.channel.id)
+            try:
+                await epoch.relay.start()
+                source = epoch.relay.input
+            except OSError as err:
+                epoch.relay.close()
+                epoch.relay = None
+                log.warning("scte-35 relay not started: reading the source directly",
+                            extra={"channel": self.channel.id, "error": str(err)})  # fmt: skip
         await epoch.start(
             source_command(
                 self.channel,
@@ -314,10 +378,23 @@ class SourceEpochs(ABC):
         return epoch
 
     async def _start_slate(self) -> Epoch:
-        epoch = self._new_epoch("slate")
+        return await self._start_card(SLATE_TEXT, "", kind="slate")
+
+    async def _start_card(self, text: str, audio_uri: str, *, kind: str = "card") -> Epoch:
+        # The audio file is checked again before every run, as a source is.
+        audio = None
+        if audio_uri:
+            audio = await self._sources.live(audio_uri, field_name="channel.card.audio_uri")
+        epoch = self._new_epoch(kind)
         await epoch.start(
-            slate_command(
-                self.plan, self.profile, epoch.directory, source=self.probed, tracks=self.tracks
+            card_command(
+                self.plan,
+                self.profile,
+                epoch.directory,
+                text=write_card_text(epoch.directory, text),
+                audio=audio,
+                source=self.probed,
+                tracks=self.tracks,
             )
         )
         return epoch

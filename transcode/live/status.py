@@ -14,6 +14,7 @@ from datetime import datetime
 
 from headend.clock import utc_now
 from transcode.domain import (
+    Card,
     ChannelEncryption,
     ChannelState,
     ChannelStatus,
@@ -42,6 +43,9 @@ def config_mapping(channel: LiveChannel) -> dict[str, str]:
         "audio_languages": json.dumps(list(channel.audio_languages)),
         "subtitle_languages": json.dumps(list(channel.subtitle_languages)),
         "audio_language": channel.audio_language,
+        # Always written, as the backups are ("": not a card channel).
+        "card_text": "" if channel.card is None else channel.card.text,
+        "card_audio_uri": "" if channel.card is None else channel.card.audio_uri,
     }
 
 
@@ -126,6 +130,8 @@ def status_from_hash(raw: dict[bytes, bytes]) -> ChannelStatus:
         audio_languages=tuple(json.loads(d.get("audio_languages") or "[]")),
         subtitle_languages=tuple(json.loads(d.get("subtitle_languages") or "[]")),
         audio_language=d.get("audio_language", ""),
+        # Absent in a channel saved before cards existed: a source channel.
+        card=Card(d["card_text"], d.get("card_audio_uri", "")) if d.get("card_text") else None,
     )
     last = d.get("last_segment_at")
     return ChannelStatus(

@@ -22,6 +22,10 @@ writes from now on. The global indexes (``tc:channels``, ``tc:archived``) are in
 other Cluster slots than the channel's keys, so the store lists the channel there
 after its writer's step succeeds, plainly: adding an id again changes nothing, and a
 step cut short before the listing is made again (the listing with it) next flush.
+
+A channel's SCTE-35 cues (``transcode.cues``) are queued like archive entries and written
+through the same writer after them; the set is then trimmed to the catch-up period,
+plainly (trimming what is past retention again changes nothing).
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from typing import Any, Protocol
 
 import redis.asyncio as aioredis
 
+from headend.clock import utc_now
 from transcode.archive import (
     ArchiveIndex,
     RedisWrite,
@@ -47,7 +52,8 @@ from transcode.archive import (
     register_writes,
     write_plainly,
 )
-from transcode.domain import ArchiveEntry, ChannelStatus, LiveChannel
+from transcode.cues import StoredCue, cue_writes, trim_cues
+from transcode.domain import ArchiveEntry, ChannelStatus, LiveChannel, retention_cutoff
 from transcode.errors import ChannelNotFound, LeaseLost
 from transcode.live.status import config_mapping
 
@@ -135,6 +141,7 @@ class ChannelStore:
         self.fenced = False
         self._wake = wake or (lambda: None)
         self._segments: deque[tuple[str, ArchiveEntry]] = deque()
+        self._cues: deque[StoredCue] = deque()
         self._recent: deque[tuple[float, tuple[str, ArchiveEntry]]] = deque()
         self._replay_due = False
         self._again: list[tuple[str, ArchiveEntry]] = []  # written before, to write again
@@ -156,6 +163,11 @@ class ChannelStore:
     def add_segments(self, entries: Sequence[tuple[str, ArchiveEntry]]) -> None:
         """Queue the archive entries of one published segment (one per rung)."""
         self._segments.extend(entries)
+        self._wake()
+
+    def add_cues(self, cues: Sequence[StoredCue]) -> None:
+        """Queue the SCTE-35 cues of one published segment."""
+        self._cues.extend(cues)
         self._wake()
 
     def set_rungs(self, rungs: list[RungInfo]) -> None:
@@ -188,7 +200,7 @@ class ChannelStore:
         """True when nothing waits to be written (the status is what was last written)."""
         if self.fenced:
             return True
-        if self._segments or self._again or self._rungs is not None:
+        if self._segments or self._again or self._cues or self._rungs is not None:
             return False
         return self._status is None or _comparable(self._status()) == self._written
 
@@ -214,6 +226,7 @@ class ChannelStore:
         )  # fmt: skip
         self.fenced = True
         self._segments.clear()
+        self._cues.clear()
         self._again.clear()
         self._recent.clear()
         self._rungs = self._known_rungs = None
@@ -255,6 +268,15 @@ class ChannelStore:
             # Trimmed against the newest write, not the clock: an outage keeps them all.
             while self._recent and self._recent[0][0] < now - _REPLAY_SECONDS:
                 self._recent.popleft()
+        if self._cues:
+            while self._cues:
+                cues = [self._cues[i] for i in range(min(_BATCH, len(self._cues)))]
+                await self.writer.write(cue_writes(self.channel.id, cues))
+                for _cue in cues:
+                    self._cues.popleft()
+            days = self.channel.catchup_days
+            cutoff = retention_cutoff(utc_now(), days)
+            await trim_cues(self._redis, self.channel.id, cutoff=cutoff, catchup_days=days)
         if self._rungs is not None:
             await self.writer.write(
                 register_writes(

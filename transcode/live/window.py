@@ -5,6 +5,10 @@ The window keeps, per rung or rendition, the sizes of the run of segments it has
 latest one: one that misses a segment starts again, and its playlist lists only that run,
 from the sequence and discontinuity numbers its first segment has in every rung.
 Subtitle renditions list the same segments as ``.vtt`` files, never encrypted.
+
+A segment's date ranges (SCTE-35 signals) are listed before it in every playlist; when it
+slides out, those still running (an out whose return is to come) move to the new first
+segment, as RFC 8216bis keeps a date range while a segment it covers is listed.
 """
 
 from __future__ import annotations
@@ -15,10 +19,13 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from transcode import hls
+from transcode.cues import closes, still_runs
 from transcode.measure import bits_per_second
 
 SEGMENT_SUFFIX = ".ts"
 CAPTION_SUFFIX = ".vtt"
+# Date ranges carried past their own segment at most (the oldest go first).
+_MAX_CARRIED = 16
 
 
 @dataclass
@@ -30,6 +37,8 @@ class Window:
     starts: list[datetime] = field(default_factory=list)
     discontinuities: list[bool] = field(default_factory=list)
     keys: list[hls.SegmentKey | None] = field(default_factory=list)  # None: clear
+    # By sequence number, the date ranges listed before a segment (most have none).
+    dateranges: dict[int, tuple[hls.DateRange, ...]] = field(default_factory=dict)
     # Per rung, the sizes of the latest segments it has (all of the window, unless it was
     # missing from a segment: then those since).
     sizes: dict[str, list[int]] = field(default_factory=dict)
@@ -45,6 +54,7 @@ class Window:
         key: hls.SegmentKey | None,
         *,
         length: int,
+        dateranges: tuple[hls.DateRange, ...] = (),
     ) -> None:
         """Add a published segment (``sizes`` by rung) and keep the last ``length``."""
         self.seqs.append(seq)
@@ -52,6 +62,8 @@ class Window:
         self.starts.append(start)
         self.discontinuities.append(disc)
         self.keys.append(key)
+        if dateranges:
+            self.dateranges[seq] = dateranges
         for rung in set(self.sizes) - set(sizes):
             del self.sizes[rung]  # missing from this segment: its run starts again
         for rung, size in sizes.items():
@@ -59,14 +71,25 @@ class Window:
         while len(self.seqs) > length:
             if self.discontinuities[0]:
                 self.discontinuity_sequence += 1
+            gone = self.dateranges.pop(self.seqs[0], ())
             del self.seqs[0], self.durations[0], self.starts[0]
             del self.discontinuities[0], self.keys[0]
+            if gone and (carried := self._carried(gone, 0)):
+                self.dateranges[self.seqs[0]] = carried
         for values in self.sizes.values():
             del values[: len(values) - len(self.seqs)]
         if self.discontinuities and self.discontinuities[0]:
             # A window never starts with a discontinuity tag: it is implied by the sequence.
             self.discontinuities[0] = False
             self.discontinuity_sequence += 1
+
+    def _carried(self, earlier: Sequence[hls.DateRange], index: int) -> tuple[hls.DateRange, ...]:
+        """Segment ``index``'s date ranges, after those of ``earlier`` (ranges of segments
+        no longer before it) that still run at its start."""
+        ends = closes(r for ranges in self.dateranges.values() for r in ranges)
+        ends.update(closes(earlier))
+        kept = [r for r in earlier if still_runs(r, self.starts[index], ends)]
+        return (*kept[-_MAX_CARRIED:], *self.dateranges.get(self.seqs[index], ()))
 
     def measured(self) -> dict[str, tuple[list[int], list[float]]]:
         """Each rung's segment sizes and durations (what its bandwidth is measured from)."""
@@ -106,6 +129,7 @@ class Window:
                 program_date_time=start,
                 discontinuity=disc,
                 key=key,
+                dateranges=self.dateranges.get(seq, ()),
             )
             for seq, duration, start, disc, key in zip(
                 self.seqs,
@@ -128,7 +152,10 @@ class Window:
                 # Its first segment's discontinuity is implied by the sequence number, as
                 # in the window's own first segment.
                 owned = [*segments[first:]]
-                owned[0] = replace(owned[0], discontinuity=False)
+                earlier = [r for q in self.seqs[:first] for r in self.dateranges.get(q, ())]
+                owned[0] = replace(
+                    owned[0], discontinuity=False, dateranges=self._carried(earlier, first)
+                )
                 if caption:
                     owned = [replace(s, uri=caption_name(s.uri), key=None) for s in owned]
                 texts[first, caption] = hls.render_media(
