@@ -21,6 +21,8 @@ from headend.ids import CHANNEL_ID_MAX, CHANNEL_ID_RULE, LEASE_ID_RULE, is_chann
 _EDGE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _HOST = re.compile(r"^[A-Za-z0-9.-]{1,253}$")
 _WINDOW = re.compile(r"^w/([0-9]{1,12})/([0-9]{1,12})/")
+# A cut view's part of a scope: ``x/{feed}/{start}-{end}/`` (see :class:`Cut`).
+_CUT = re.compile(r"^x/([^/]+)/([0-9]{1,12})-([0-9]{1,12})/")
 # What a box may ask routing for: a channel's live stream or a catch-up window of it.
 KINDS = ("live", "catchup")
 # The query parameter a lease id travels in (box -> front door -> edge -> steering), and
@@ -262,15 +264,41 @@ def level_of(edge: Edge, box_region: str) -> RouteLevel:
 
 
 @dataclass(frozen=True, slots=True)
+class Cut:
+    """A channel's picture switched to another live channel, the ``feed`` (an emergency
+    feed, a blackout slate), from ``start`` until ``end`` (epoch seconds; 0: open-ended).
+    The origin renders the view (``transcode.cuts``): the channel's own sequence numbers,
+    the feed's segments in between, a discontinuity at both joins."""
+
+    feed: str
+    start: int
+    end: int = 0
+
+    def __post_init__(self) -> None:
+        validate_channel(self.feed)
+        if self.start <= 0:
+            raise InvalidRouteRequest("cut.start", "must be epoch seconds > 0")
+        if self.end != 0 and self.end <= self.start:
+            raise InvalidRouteRequest("cut.end", "must be 0 (open) or after the start")
+
+    @property
+    def path(self) -> str:
+        """Its part of a signed path: ``x/{feed}/{start}-{end}/``."""
+        return f"x/{self.feed}/{self.start}-{self.end}/"
+
+
+@dataclass(frozen=True, slots=True)
 class Scope:
     """What one signed URL may reach: a channel's live directory, or exactly one catch-up
     window of it (``first`` .. ``last``, epoch seconds), so a grant never reaches another
-    part of the archive (the origin serves under a window path only what is inside it)."""
+    part of the archive (the origin serves under a window path only what is inside it);
+    with a ``cut``, that channel's cut view (:class:`Cut`) and nothing else."""
 
     kind: str
     channel: str
     first: int = 0
     last: int = 0
+    cut: Cut | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -278,13 +306,18 @@ class Scope:
         validate_channel(self.channel)
         if self.kind == "catchup" and self.last <= self.first:
             raise InvalidRouteRequest("path", "the window must end after it starts")
+        if self.cut is not None and self.cut.feed == self.channel:
+            raise InvalidRouteRequest("cut.feed", "must be another channel")
 
     @property
     def path(self) -> str:
-        """The signed path prefix: ``live/{ch}/`` or ``catchup/{ch}/w/{first}/{last}/``."""
+        """The signed path prefix: ``live/{ch}/`` or ``catchup/{ch}/w/{first}/{last}/``,
+        followed by ``x/{feed}/{start}-{end}/`` for a cut view."""
         if self.kind == "live":
-            return f"live/{self.channel}/"
-        return f"catchup/{self.channel}/w/{self.first}/{self.last}/"
+            own = f"live/{self.channel}/"
+        else:
+            own = f"catchup/{self.channel}/w/{self.first}/{self.last}/"
+        return own if self.cut is None else own + self.cut.path
 
     @property
     def window_seconds(self) -> int:
@@ -302,9 +335,18 @@ def parse_target(kind: str, channel: str, path: str) -> tuple[Scope, str]:
         raise InvalidRouteRequest("kind", f"must be one of {', '.join(KINDS)}")
     validate_channel(channel)
     validate_scope(f"{kind}/{channel}/{path}")
-    if kind == "live":
-        return Scope(kind, channel), path
-    match = _WINDOW.match(path)
+    first = last = 0
+    if kind == "catchup":
+        match = _WINDOW.match(path)
+        if match is None:
+            raise InvalidRouteRequest(
+                "path", "catch-up paths are w/{from}/{to}/... (epoch seconds)"
+            )
+        first, last, path = int(match[1]), int(match[2]), path[match.end() :]
+    # Only a directory below the channel can be a cut (a rung may be named "x", but it has
+    # no directories), so a path that does not match is an ordinary one.
+    match = _CUT.match(path)
     if match is None:
-        raise InvalidRouteRequest("path", "catch-up paths are w/{from}/{to}/... (epoch seconds)")
-    return Scope(kind, channel, int(match[1]), int(match[2])), path[match.end() :]
+        return Scope(kind, channel, first, last), path
+    cut = Cut(match[1], int(match[2]), int(match[3]))
+    return Scope(kind, channel, first, last, cut), path[match.end() :]

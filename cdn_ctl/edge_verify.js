@@ -1,7 +1,8 @@
 // Edge-side verification of signed path tokens (njs 0.7). Mirrors
 // cdn_ctl/signing.py: HMAC-SHA256 over "exp|kid|ip|scope", base64url without
 // padding; scope is a '/'-terminated prefix of the path after the token (or the
-// whole path). Order of checks: signature (403), expiry (410), client IP (403).
+// whole path) with no cut view's directories below it. Order of checks: signature
+// (403), expiry (410), client IP (403).
 // Secrets come from the map in keys.conf ($tok_secret, base64url), so rotating
 // keys is a re-render of that file and a reload: no call back to the controller.
 // The token parts ($tok_exp, $tok_kid, $tok_ip, $tok_sig, $tok_rest) are captures
@@ -9,12 +10,30 @@
 var crypto = require('crypto');
 
 var MAX_SCOPE_DEPTH = 8;
+// A cut view's directories (x/{feed}/{start}-{end}/): a scope never covers one below it.
+var CUT = /^x\/[^\/]+\/[^\/]+\//;
+
+// Where the last cut below any scope starts (-1: none).
+function lastCut(rest) {
+    var last = -1;
+    for (var j = 0; j < rest.length; j++) {
+        if ((j === 0 || rest.charAt(j - 1) === '/') && rest.charAt(j) === 'x' &&
+                CUT.test(rest.substring(j))) {
+            last = j;
+        }
+    }
+    return last;
+}
 
 function candidates(rest) {
     var out = [];
-    for (var i = 0; i < rest.length && out.length < MAX_SCOPE_DEPTH; i++) {
+    var cut = lastCut(rest);
+    for (var i = 0, seen = 0; i < rest.length && seen < MAX_SCOPE_DEPTH; i++) {
         if (rest.charAt(i) === '/') {
-            out.push(rest.substring(0, i + 1));
+            seen++;
+            if (i + 1 > cut) {
+                out.push(rest.substring(0, i + 1));
+            }
         }
     }
     if (rest.length > 0 && rest.charAt(rest.length - 1) !== '/') {

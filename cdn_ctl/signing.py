@@ -4,8 +4,9 @@ The token sits in the path, not the query, so that relative URIs inside HLS
 playlists inherit it and stay authorized. The signature is
 HMAC-SHA256(secret[kid], ``"{exp}|{kid}|{ip}|{scope}"``) in base64url without
 padding; ``scope`` is a path prefix (``live/ch1/``) and a request is covered
-when its path after the token starts with the scope. ``ip`` is ``-`` when the
-URL is not bound to a client address.
+when its path after the token starts with the scope, unless the rest holds a cut
+view's directories (``x/{feed}/{start}-{end}/``): those only a scope naming them
+covers. ``ip`` is ``-`` when the URL is not bound to a client address.
 
 Keys carry ids so the signing key can rotate with overlap: the ring signs with
 its active key and accepts every key it holds; an old key is removed once the
@@ -31,8 +32,14 @@ _SCOPE = re.compile(r"^[A-Za-z0-9._~-]+(/[A-Za-z0-9._~-]+)*/?$")
 _IP = re.compile(r"^[0-9A-Fa-f.:]{2,45}$")
 _SIG = re.compile(r"^[A-Za-z0-9_-]{43}$")
 # A covered path is only tried against this many candidate scopes (its '/'
-# prefixes), which bounds the HMACs a request can cost the edge.
+# prefixes), which bounds the HMACs a request can cost the edge. The deepest scope
+# signed, a catch-up window's cut view, is 8 deep.
 MAX_SCOPE_DEPTH = 8
+# A cut view's directories (``x/{feed}/{start}-{end}/``, ``cdn_ctl.domain.Cut``), wherever
+# they sit below a scope. A scope never covers a cut below it: the view shows another
+# channel (the feed), so only a grant that names the cut reaches it.
+# Zero-width, so every place one starts is found (overlapping ones too).
+_CUT_BELOW = re.compile(r"(?<![^/])(?=x/[^/]+/[^/]+/)")
 MIN_SECRET_BYTES = 16
 # Token prefixes a ring remembers (see KeyRing.prefix_cache); cleared wholesale when full.
 PREFIX_CACHE_SIZE = 4096
@@ -242,11 +249,20 @@ def verify_path(ring: KeyRing, path: str, *, client_ip: str, now: float) -> Gran
     return Grant(scope, rest, expires_at, kid, None if ip == "-" else ip)
 
 
-def _matching_scope(key: SigningKey, expires_at: int, ip: str, sig: str, rest: str) -> str | None:
+def scope_candidates(rest: str) -> list[str]:
+    """The scopes a path after the token is tried against: its first ``MAX_SCOPE_DEPTH``
+    '/'-prefixes that leave no cut below them, then the whole path."""
+    last_cut = max((m.start() for m in _CUT_BELOW.finditer(rest)), default=-1)
     candidates = [rest[: i + 1] for i, ch in enumerate(rest) if ch == "/"][:MAX_SCOPE_DEPTH]
+    # A scope ending at or before the last cut's start would cover that cut.
+    candidates = [c for c in candidates if len(c) > last_cut]
     if rest and not rest.endswith("/"):
         candidates.append(rest)
-    for scope in candidates:
+    return candidates
+
+
+def _matching_scope(key: SigningKey, expires_at: int, ip: str, sig: str, rest: str) -> str | None:
+    for scope in scope_candidates(rest):
         expected = _sign(key, expires_at, ip, scope)
         if hmac.compare_digest(expected, sig):
             return scope

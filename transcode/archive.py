@@ -339,13 +339,15 @@ def render_catchup_media(
     channel: str,
     key_base_url: str,
     state: WindowState = "settled",
+    dateranges: Sequence[tuple[hls.DateRange, ...]] = (),
 ) -> str:
     """A playlist of archived segments (URIs are the segment file names): VOD for a settled
     window; EVENT while it may still grow or has just ended (see :func:`window_state`),
     telling players to begin at its first segment (``EXT-X-START``), not at its live edge,
     with ENDLIST once it has ended. It is numbered from the first segment's sequence
     number, so an encrypted segment's IV is implied and only a key change (or a gap in the
-    numbers) needs an ``EXT-X-KEY``; keys are named ``{key_base_url}/keys/{channel}/{key_id}``."""
+    numbers) needs an ``EXT-X-KEY``; keys are named ``{key_base_url}/keys/{channel}/{key_id}``.
+    ``dateranges``: each entry's SCTE-35 date ranges (``transcode.cues.dateranges_for``)."""
     if not entries:
         raise ArchiveNotFound("no archived segments in the window")
     segments = [
@@ -355,17 +357,24 @@ def render_catchup_media(
             program_date_time=e.start,
             discontinuity=e.discontinuity and i > 0,
             key=segment_key(e, channel, key_base_url),
+            dateranges=dateranges[i] if dateranges else (),
         )
         for i, e in enumerate(entries)
     ]
-    return hls.render_media(
-        hls.MediaPlaylist(
-            segments=segments,
-            media_sequence=entries[0].sequence,
-            playlist_type="VOD" if state == "settled" else "EVENT",
-            endlist=state != "growing",
-            start_offset_seconds=None if state == "settled" else 0.0,
-        )
+    return hls.render_media(catchup_playlist(segments, entries[0].sequence, state))
+
+
+def catchup_playlist(
+    segments: Sequence[hls.Segment], media_sequence: int, state: WindowState
+) -> hls.MediaPlaylist:
+    """A catch-up window's playlist of ``segments`` as its ``state`` makes it (see
+    :func:`render_catchup_media`; cut views, :mod:`transcode.cuts`, are made the same way)."""
+    return hls.MediaPlaylist(
+        segments=segments,
+        media_sequence=media_sequence,
+        playlist_type="VOD" if state == "settled" else "EVENT",
+        endlist=state != "growing",
+        start_offset_seconds=None if state == "settled" else 0.0,
     )
 
 

@@ -39,6 +39,24 @@ VECTORS = [
         "catchup/ch1/720p/",
         "eJ3-i_ThX2_sdet548SohWkh5A_RlEOj3CWxrAyRRsc",
     ),
+    # Cut views (also checked with openssl): a live one, open-ended, and a catch-up
+    # window's, bound, whose scope is the deepest signed (MAX_SCOPE_DEPTH).
+    (
+        b"k2-secret-abcdefghij",
+        4102444800,
+        "k2",
+        "-",
+        "live/ch1/x/alert.cn/1700000000-0/",
+        "HQzNpwvgdWXWu6BUbWOiSH0mheKufL6ErDvejIlHNJw",
+    ),
+    (
+        b"k1-secret-0123456789",
+        4102444800,
+        "k1",
+        "127.0.0.1",
+        "catchup/ch1/w/1700000000/1700003600/x/alert.cn/1700000600-1700001200/",
+        "Nud5fBclgOdwkzhho3vcBDTEVudbyZDmNGI-M4KntZE",
+    ),
 ]
 
 

@@ -36,8 +36,8 @@ from transcode.farm.ownership import Ownership, owner_key
 from transcode.live import LiveManager
 from transcode.live.push import Pusher, PushSettings, check_root
 from transcode.origin import start_origin
-from transcode.origin.app import mark_root, start_retention
 from transcode.origin.ingest import IngestSettings
+from transcode.origin.process import mark_root, start_retention
 from transcode.settings import OriginSettings, SourceSettings
 from transcode.sources import SourceGuard
 

@@ -22,6 +22,10 @@ URL layout (all GET/HEAD):
   the path, so a signed path token (the CDN front door's) covers the window and
   edge caches key on it. A segment is served only if the archive index has it
   overlapping ``[from, to)``: exactly the segments the window's playlists list.
+- ``.../x/{feed}/{start}-{end}/...`` below ``/live/{channel}/`` or a path-form catch-up
+  window: the channel's *cut view* (an emergency alert, a picture blackout), its numbers
+  with the feed's segments from ``start`` until ``end`` (:mod:`.cutviews`,
+  ``transcode.cuts``).
 - ``/healthz`` (any peer) and ``/metrics``.
 - ``/keys/...``: always 404. Content keys are the front door's alone, never an origin's.
 - ``PUT /ingest/live/{channel}/...`` (only with ``ORIGIN_INGEST_SECRET``): nodes push the
@@ -32,23 +36,17 @@ Every route but ``/healthz`` answers only peers inside ``ORIGIN_ALLOWED_NETWORKS
 (403 otherwise); files are opened without following symlinks below the root.
 Parts: :mod:`.http` (HTTP semantics), :mod:`.guard` (who may fetch what),
 :mod:`.programmes` (catch-up by EPG programme), :mod:`.ingest` (nodes' PUTs),
-:mod:`.app` (routes, the one error mapping, the process).
+:mod:`.cutviews` (cut views), :mod:`.app` (routes, the one error mapping),
+:mod:`.process` (listening, retention, the process).
 """
 
 from __future__ import annotations
 
-from transcode.origin.app import (
-    Origin,
-    OriginMetrics,
-    OriginProcessSettings,
-    create_app,
-    create_origin,
-    main,
-    start_origin,
-)
+from transcode.origin.app import Origin, OriginMetrics, create_app
 from transcode.origin.guard import LIVE_BEHIND_SEGMENTS, LiveWindows, PlaylistLiveWindows
 from transcode.origin.http import IMMUTABLE, VOD_PLAYLIST, Body
 from transcode.origin.ingest import IngestSettings
+from transcode.origin.process import OriginProcessSettings, create_origin, main, start_origin
 from transcode.origin.windows import ProgrammeSource, parse_window, programme_window
 
 __all__ = [

@@ -7,8 +7,6 @@ import logging
 import os
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from contextlib import AsyncExitStack
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -16,25 +14,21 @@ import redis.asyncio as aioredis
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from epg.client import EpgClient
 from headend import errors
 from headend.clock import utc_now
 from headend.httperrors import error_body, http_status
 from headend.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from headend.metrics import render
-from headend.redisconn import RedisSettings
-from headend.rpc import StartupError, run_service
-from headend.settings import Env
-from transcode import ingest as ingest_protocol
 from transcode.archive import (
     ArchiveIndex,
-    Retention,
     WindowState,
     render_catchup_media,
     render_master_for,
     window_state,
 )
+from transcode.cues import dateranges_for, read_cues
 from transcode.domain import (
+    ArchiveEntry,
     Window,
     validate_channel_id,
     validate_id,
@@ -48,6 +42,7 @@ from transcode.errors import (
     StoreUnavailable,
 )
 from transcode.origin import guard
+from transcode.origin.cutviews import add_cut_routes
 from transcode.origin.http import (
     IMMUTABLE,
     TYPES,
@@ -113,13 +108,13 @@ class Origin:
         self._root = settings.origin_root.resolve()
         self._programmes = programmes
         self._redis = redis
-        self._archive = ArchiveIndex(redis)
-        self._live_windows = live_windows or guard.PlaylistLiveWindows(self._root)
-        self._live_cache = f"public, max-age={settings.live_max_age_seconds}"
-        self._key_base_url = settings.content_key_base_url
+        self.archive = ArchiveIndex(redis)
+        self.live_windows = live_windows or guard.PlaylistLiveWindows(self._root)
+        self.live_cache = f"public, max-age={settings.live_max_age_seconds}"
+        self.key_base_url = settings.content_key_base_url
         self.metrics = OriginMetrics()
 
-    async def _file(self, parts: Sequence[str], cache_control: str) -> Body:
+    async def file_body(self, parts: Sequence[str], cache_control: str) -> Body:
         content_type = TYPES.get(Path(parts[-1]).suffix)
         if content_type is None:
             raise ContentNotFound(f"no such content: {parts[-1][:64]}")
@@ -132,13 +127,13 @@ class Origin:
             raise
         return Body(content_type, cache_control, opened.etag, fd=opened.fd, size=opened.size)
 
-    def _channel(self, request: web.Request) -> str:
+    def path_channel(self, request: web.Request) -> str:
         try:
             return validate_channel_id("channel", request.match_info["channel"])
         except InvalidRequest as err:
             raise ContentNotFound(f"no channel {request.match_info['channel'][:64]}") from err
 
-    def _rung(self, request: web.Request) -> str:
+    def path_rung(self, request: web.Request) -> str:
         try:
             return validate_rung(request.match_info["rung"])
         except InvalidRequest as err:
@@ -146,35 +141,42 @@ class Origin:
 
     async def live_master(self, request: web.Request) -> web.StreamResponse:
         """The live master playlist."""
-        parts = ("live", self._channel(request), "master.m3u8")
-        return await respond(request, await self._file(parts, self._live_cache))
+        parts = ("live", self.path_channel(request), "master.m3u8")
+        return await respond(request, await self.file_body(parts, self.live_cache))
 
     async def live_media(self, request: web.Request) -> web.StreamResponse:
         """A live rung playlist."""
-        parts = ("live", self._channel(request), self._rung(request), "index.m3u8")
-        return await respond(request, await self._file(parts, self._live_cache))
+        parts = ("live", self.path_channel(request), self.path_rung(request), "index.m3u8")
+        return await respond(request, await self.file_body(parts, self.live_cache))
 
     async def live_segment(self, request: web.Request) -> web.StreamResponse:
         """A segment of the live window (or just behind it); the archive is not reachable here."""
-        channel, rung = self._channel(request), self._rung(request)
+        channel, rung = self.path_channel(request), self.path_rung(request)
         segment = request.match_info["segment"]
         sequence = guard.segment_sequence(segment)
-        await guard.check_live_segment(self._live_windows, channel, rung, sequence)
-        return await respond(request, await self._file(("live", channel, rung, segment), IMMUTABLE))
+        await guard.check_live_segment(self.live_windows, channel, rung, sequence)
+        return await respond(
+            request, await self.file_body(("live", channel, rung, segment), IMMUTABLE)
+        )
 
     async def catchup_segment(self, request: web.Request) -> web.StreamResponse:
         """An archived segment: it must be in the archive index (and overlap the path's window)."""
-        channel, rung = self._channel(request), self._rung(request)
+        channel, rung = self.path_channel(request), self.path_rung(request)
         segment = request.match_info["segment"]
         window = None
         if "from" in request.match_info:
-            window = await self._window(request, channel, utc_now())
-        entry = await self._archive.find(channel, rung, guard.segment_sequence(segment))
-        if entry is None or entry.path != f"live/{channel}/{rung}/{segment}":
-            raise ContentNotFound(f"segment {segment} is not in the archive of {channel}")
+            window = await self.path_window(request, channel, utc_now())
+        entry = await self.archived(channel, rung, segment)
         if window is not None and not (entry.start < window.end and entry.end > window.start):
             raise ContentNotFound(f"segment {segment} is outside the catch-up window")
-        return await respond(request, await self._file(entry.path.split("/"), IMMUTABLE))
+        return await respond(request, await self.file_body(entry.path.split("/"), IMMUTABLE))
+
+    async def archived(self, channel: str, rung: str, segment: str) -> ArchiveEntry:
+        """The archive's entry of a segment file of the channel's rung (404 when none)."""
+        entry = await self.archive.find(channel, rung, guard.segment_sequence(segment))
+        if entry is None or entry.path != f"live/{channel}/{rung}/{segment}":
+            raise ContentNotFound(f"segment {segment} is not in the archive of {channel}")
+        return entry
 
     async def vod(self, request: web.Request) -> web.StreamResponse:
         """A file of a packaged asset."""
@@ -187,9 +189,9 @@ class Origin:
             raise ContentNotFound("no such content")
         parts = ("vod", asset, *(guard.name(p) for p in tail))
         cache = VOD_PLAYLIST if parts[-1].endswith(".m3u8") else IMMUTABLE
-        return await respond(request, await self._file(parts, cache))
+        return await respond(request, await self.file_body(parts, cache))
 
-    async def _window(self, request: web.Request, channel: str, now: datetime) -> Window:
+    async def path_window(self, request: web.Request, channel: str, now: datetime) -> Window:
         """``from``/``to``; the ``utc``/``utcend`` pair IPTV players fill in; or ``programme``."""
         info = request.match_info
         if "from" in info:
@@ -208,38 +210,43 @@ class Origin:
             self._programmes, channel, _programme_id(programme_id), now=now
         )
 
-    def _catchup_cache(self, state: WindowState) -> str:
+    def catchup_cache(self, state: WindowState) -> str:
         # A window still growing or just ended (start-over, timeshift) is cached as live.
-        return "public, max-age=3600" if state == "settled" else self._live_cache
+        return "public, max-age=3600" if state == "settled" else self.live_cache
 
     async def catchup_master(self, request: web.Request) -> web.StreamResponse:
         """A catch-up master playlist for ``[from, to)``."""
-        channel = self._channel(request)
+        channel = self.path_channel(request)
         now = utc_now()
-        window = await self._window(request, channel, now)
-        rungs = await self._archive.rungs(channel)
-        windows = {r.name: await self._archive.window(channel, r.name, window) for r in rungs}
+        window = await self.path_window(request, channel, now)
+        rungs = await self.archive.rungs(channel)
+        windows = {r.name: await self.archive.window(channel, r.name, window) for r in rungs}
         # Rung playlists get the same query (window and whatever else the client sent);
         # in the path form they inherit the window from the path.
         query = "" if "from" in request.match_info else "?" + request.query_string
         text = render_master_for(rungs, windows, query=query)
         # Long-cached only once settled, which depends on the window's end alone.
         state = window_state((), window, now)
-        return await respond(request, playlist(text, self._catchup_cache(state)))
+        return await respond(request, playlist(text, self.catchup_cache(state)))
 
     async def catchup_media(self, request: web.Request) -> web.StreamResponse:
         """One rung's playlist for ``[from, to)``: an EVENT playlist growing with the archive
         while ``to`` is ahead (start-over, timeshift), ENDLIST appended at ``to``, VOD once
         the window has settled (:func:`transcode.archive.window_state`)."""
-        channel, rung = self._channel(request), self._rung(request)
+        channel, rung = self.path_channel(request), self.path_rung(request)
         now = utc_now()
-        window = await self._window(request, channel, now)
-        entries = await self._archive.window(channel, rung, window)
+        window = await self.path_window(request, channel, now)
+        entries = await self.archive.window(channel, rung, window)
         state = window_state(entries, window, now)
+        cues = await read_cues(self._redis, channel, window.start, window.end) if entries else []
         text = render_catchup_media(
-            entries, channel=channel, key_base_url=self._key_base_url, state=state
+            entries,
+            channel=channel,
+            key_base_url=self.key_base_url,
+            state=state,
+            dateranges=dateranges_for(entries, cues),
         )
-        return await respond(request, playlist(text, self._catchup_cache(state)))
+        return await respond(request, playlist(text, self.catchup_cache(state)))
 
     async def keys(self, request: web.Request) -> web.StreamResponse:
         """Content keys are the front door's alone (it checks the box's lease): never here."""
@@ -345,6 +352,7 @@ def create_app(
     app.router.add_get(f"{window}/master.m3u8", origin.catchup_master)
     app.router.add_get(f"{window}/{{rung}}/index.m3u8", origin.catchup_media)
     app.router.add_get(f"{window}/{{rung}}/{seg}", origin.catchup_segment)
+    add_cut_routes(app, origin, seg)
     app.router.add_get("/vod/{asset}/{tail:.+}", origin.vod)
     app.router.add_route("*", "/keys/{tail:.*}", origin.keys)
     if ingest is not None and ingest.enabled:
@@ -354,133 +362,3 @@ def create_app(
         )  # fmt: skip
         app.router.add_put("/ingest/live/{channel}/{tail:.+}", taker.put)
     return app
-
-
-async def start_origin(
-    settings: OriginSettings,
-    *,
-    redis: aioredis.Redis,
-    programmes: ProgrammeSource | None = None,
-    ingest: IngestSettings | None = None,
-) -> tuple[web.AppRunner, int]:
-    """Start serving on ``settings.host:port`` (port 0 picks one); returns the runner and port.
-
-    Raises ``StartupError`` when the address cannot be listened on."""
-    app = create_app(settings, redis=redis, programmes=programmes, ingest=ingest)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, settings.host, settings.port)
-    try:
-        await site.start()
-    except OSError as err:
-        await runner.cleanup()
-        address = f"{settings.host}:{settings.port}"
-        raise StartupError(f"cannot listen on {address}: {err.strerror or err}") from err
-    port = int(runner.addresses[0][1])
-    log.info("origin listening", extra={"address": f"{settings.host}:{port}"})
-    return runner, port
-
-
-class _Running:
-    """A started origin process: its listener and its clients, closed last opened first."""
-
-    def __init__(self, opened: AsyncExitStack) -> None:
-        self._opened = opened
-
-    async def stop(self) -> None:
-        """Stop answering, then close the clients."""
-        await self._opened.aclose()
-
-
-async def create_origin(
-    settings: OriginSettings, redis: aioredis.Redis, *, ingest: IngestSettings | None = None
-) -> tuple[_Running, int]:
-    """The origin process on ``redis``: its HTTP server, with catch-up by programme id when
-    ``ORIGIN_EPG_TARGET`` is set. With ingest enabled the origin's root holds its own copy
-    of every channel's archive, so it also runs archive retention over that root."""
-    settings.origin_root.mkdir(parents=True, exist_ok=True)
-    mark_root(settings.origin_root)
-    async with AsyncExitStack() as opened:
-        if ingest is not None and ingest.enabled:
-            opened.push_async_callback(
-                start_retention(redis, settings.origin_root, ingest.retention_interval_seconds)
-            )
-        programmes = None
-        if settings.epg_target is not None and settings.epg_api_key is not None:
-            programmes = EpgClient(
-                settings.epg_target,
-                settings.epg_api_key,
-                tls=settings.epg_tls,
-                timeout_seconds=EPG_TIMEOUT_SECONDS,
-            )
-            opened.push_async_callback(programmes.close)
-        runner, port = await start_origin(
-            settings, redis=redis, programmes=programmes, ingest=ingest
-        )
-        opened.push_async_callback(runner.cleanup)
-        return _Running(opened.pop_all()), port
-
-
-def mark_root(root: Path) -> None:
-    """Leave ``ingest.ROOT_MARKER`` in the origin's root: a node pushing to origins refuses
-    it as its own directory (its local trim would delete this origin's archive)."""
-    try:
-        (root / ingest_protocol.ROOT_MARKER).write_text(f"origin pid {os.getpid()}\n")
-    except OSError as err:  # a read-only shared root: serving still works
-        log.warning("origin root not marked", extra={"root": str(root), "error": str(err)})
-
-
-def start_retention(
-    redis: aioredis.Redis, root: Path, interval_seconds: float
-) -> Callable[[], Awaitable[None]]:
-    """Run archive retention over ``root`` until the returned stopper is awaited."""
-    stop = asyncio.Event()
-    retention = Retention(ArchiveIndex(redis), root=root)
-    task = asyncio.create_task(
-        retention.run(interval_seconds=interval_seconds, stop=stop), name="origin/retention"
-    )
-
-    async def stopper() -> None:
-        stop.set()
-        await task
-
-    return stopper
-
-
-@dataclass(frozen=True, slots=True)
-class OriginProcessSettings:
-    """What ``python -m transcode.origin`` reads: the origin's settings and its ingest face."""
-
-    origin: OriginSettings
-    ingest: IngestSettings
-
-    @property
-    def redis_url(self) -> str | None:
-        """The shared Redis."""
-        return self.origin.redis_url
-
-    @property
-    def log_level(self) -> str:
-        """The process's log level."""
-        return self.origin.log_level
-
-    @property
-    def redis(self) -> RedisSettings:
-        """How the Redis client connects."""
-        return self.origin.redis
-
-    @classmethod
-    def from_env(cls, env: Env) -> OriginProcessSettings:
-        """``OriginSettings`` and ``IngestSettings`` from the environment."""
-        return cls(OriginSettings.from_env(env), IngestSettings.from_env(env))
-
-
-async def _create_process(
-    settings: OriginProcessSettings, redis: aioredis.Redis
-) -> tuple[_Running, int]:
-    return await create_origin(settings.origin, redis, ingest=settings.ingest)
-
-
-def main() -> None:
-    """``python -m transcode.origin``: the HTTP origin on ``ORIGIN_HOST:ORIGIN_PORT``."""
-    run_service("transcode-origin", OriginProcessSettings.from_env, _create_process)

@@ -24,7 +24,7 @@ import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from aiohttp import web
 
@@ -106,27 +106,43 @@ def open_under(root: Path, parts: Sequence[str]) -> OpenFile:
     return OpenFile(file_fd, st.st_size, etag_stat(st))
 
 
+class LiveHead(NamedTuple):
+    """What a rung's live playlist says in its head: its first number, how many
+    discontinuities slid out before it, and its (pinned) target duration."""
+
+    media_sequence: int
+    discontinuity_sequence: int
+    target_duration: int
+
+
 class LiveWindows(Protocol):
-    """The first sequence number of a rung's live window (``PlaylistLiveWindows``)."""
+    """The head of a rung's live window (``PlaylistLiveWindows``)."""
 
     async def first_sequence(self, channel: str, rung: str) -> int | None: ...
 
+    async def head(self, channel: str, rung: str) -> LiveHead | None: ...
+
 
 _MEDIA_SEQUENCE = re.compile(rb"^#EXT-X-MEDIA-SEQUENCE:([0-9]{1,15})\r?$", re.MULTILINE)
+_DISCONTINUITY_SEQUENCE = re.compile(
+    rb"^#EXT-X-DISCONTINUITY-SEQUENCE:([0-9]{1,15})\r?$", re.MULTILINE
+)
+_TARGET_DURATION = re.compile(rb"^#EXT-X-TARGETDURATION:([0-9]{1,6})\r?$", re.MULTILINE)
 # The media sequence tag sits in a playlist's head: never read more than this.
 _PLAYLIST_HEAD_BYTES = 4096
 
 
 class PlaylistLiveWindows:
-    """Reads ``EXT-X-MEDIA-SEQUENCE`` from the rung's live playlist on disk, re-read only
-    when the file changes. The playlist is what players see and the live supervisor keeps
-    writing it through a Redis outage, so segments keep flowing while the store is away."""
+    """Reads the head of the rung's live playlist on disk (``EXT-X-MEDIA-SEQUENCE`` and, for
+    cut views, the discontinuity sequence and target duration), re-read only when the file
+    changes. The playlist is what players see and the live supervisor keeps writing it
+    through a Redis outage, so segments keep flowing while the store is away."""
 
     def __init__(self, root: Path) -> None:
         self._root = root
-        self._cache: dict[tuple[str, str], tuple[str, int | None]] = {}
+        self._cache: dict[tuple[str, str], tuple[str, LiveHead | None]] = {}
 
-    def _read(self, channel: str, rung: str) -> int | None:
+    def _read(self, channel: str, rung: str) -> LiveHead | None:
         try:
             opened = open_under(self._root, ("live", channel, rung, "index.m3u8"))
         except ContentNotFound:
@@ -140,14 +156,27 @@ class PlaylistLiveWindows:
         finally:
             os.close(opened.fd)
         match = _MEDIA_SEQUENCE.search(head)
-        first = int(match.group(1)) if match else None
+        found = None
+        if match is not None:
+            discontinuity = _DISCONTINUITY_SEQUENCE.search(head)
+            target = _TARGET_DURATION.search(head)
+            found = LiveHead(
+                int(match.group(1)),
+                int(discontinuity.group(1)) if discontinuity else 0,
+                int(target.group(1)) if target else 0,
+            )
         if len(self._cache) > 10_000:
             self._cache.clear()
-        self._cache[key] = (opened.etag, first)
-        return first
+        self._cache[key] = (opened.etag, found)
+        return found
 
     async def first_sequence(self, channel: str, rung: str) -> int | None:
         """The live window's media sequence, or None for a rung that is not live."""
+        head = self._read(channel, rung)
+        return None if head is None else head.media_sequence
+
+    async def head(self, channel: str, rung: str) -> LiveHead | None:
+        """The live playlist's head, or None for a rung that is not live."""
         return self._read(channel, rung)
 
 
