@@ -96,6 +96,13 @@ class CdnMetrics:
             ["outcome"],
             registry=self.registry,
         )
+        self.picture_switches = Counter(
+            "cdn_picture_switches_total",
+            "Live variant reloads and catch-up grants switched to another picture, by cause:"
+            " alert (an emergency alert in force for the box) or blackout (the slate).",
+            ["cause"],
+            registry=self.registry,
+        )
         self._route_incs: dict[tuple[RouteLevel, RouteDecision], Callable[[], None]] = {}
         self._edges: set[str] = set()
 

@@ -206,6 +206,7 @@ class RoutingProcess:
                 links=PlayerLinks(redis),
                 keys=key_delivery(settings, redis),
                 supervisor=self.supervisor,
+                metrics=self.metrics,
             )
             if door is not None
             else None

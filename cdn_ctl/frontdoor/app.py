@@ -57,7 +57,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import aiohttp
@@ -73,33 +73,29 @@ from cdn_ctl.errors import (
 )
 from cdn_ctl.frontdoor.guard import AddressWatch, ClientAddresses, FetchLimiter, LoginGuard
 from cdn_ctl.frontdoor.keys import KeyDelivery, Keys
+from cdn_ctl.frontdoor.listings import Listings
 from cdn_ctl.frontdoor.playback import (
     CLIENT,
     TOKEN,
     Airing,
     Master,
     request_token,
-    token_query,
 )
 from cdn_ctl.frontdoor.players import (
-    M3U_TYPE,
     XTREAM_STREAM,
     XTREAM_STREAM_PATH,
     Players,
     opens_without_token,
     problems,
 )
-from cdn_ctl.frontdoor.policy import slate_for
 from cdn_ctl.frontdoor.ports import Routing
 from cdn_ctl.frontdoor.settings import FrontDoorSettings
 from cdn_ctl.frontdoor.timeshift import Timeshift
-from cdn_ctl.lineup import LineupEntry, render_m3u
 from cdn_ctl.metrics import CdnMetrics
 from cdn_ctl.playerlinks import PlayerLinks
 from cdn_ctl.upstream import EpgCache, LeaseKeeper, SubscriberCache
+from cdn_ctl.upstream.alerts import AlertCache
 from cdn_ctl.web import Handler, error_response, mapped
-from epg.domain import Channel, Programme, rights
-from epg.xmltv import write_xmltv
 from headend import errors
 from headend.clock import utc_now
 from headend.tasks import Backoff, Supervisor
@@ -114,7 +110,7 @@ _VERIFIED_MAX = 65_536
 # an outage should cost seconds of staleness, not minutes.
 TASK_BACKOFF = Backoff(first_seconds=0.5, cap_seconds=5.0)
 # The front door's background tasks, as its supervisor names them.
-TASKS = ("epg-changes", "lease-heartbeats", "fetch-limit-sync", "key-limit-sync")
+TASKS = ("epg-changes", "alerts", "lease-heartbeats", "fetch-limit-sync", "key-limit-sync")
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,7 +125,7 @@ class Guards:
 # --------------------------------------------------------------------------- the face
 
 
-class FrontDoor(Timeshift, Players, Keys):
+class FrontDoor(Timeshift, Listings, Players, Keys):
     """Box-facing handlers behind the box-token middleware: the public face."""
 
     def __init__(
@@ -145,8 +141,11 @@ class FrontDoor(Timeshift, Players, Keys):
         keys: KeyDelivery | None = None,
         now: Callable[[], datetime] = utc_now,
         supervisor: Supervisor | None = None,
+        alerts: AlertCache | None = None,
+        metrics: CdnMetrics | None = None,
     ) -> None:
         self.settings = settings
+        self.metrics = metrics
         self.guards = guards or Guards()
         self.links = links
         self.keys = keys
@@ -154,6 +153,17 @@ class FrontDoor(Timeshift, Players, Keys):
         self.routing = routing
         self.subscriber = subscriber
         self.epg = epg
+        if alerts is None:
+            alerts = AlertCache(
+                settings.epg_target,
+                settings.api_key,
+                refresh_seconds=settings.alert_refresh_seconds,
+                tls=settings.grpc_tls,
+                now=now,
+            )
+        self.alerts = alerts
+        # The EPG's feed says when an alert changed.
+        epg.on_alerts = alerts.changed
         self.http = http
         self.signer: BoxTokenSigner = settings.signer()
         self.leases = LeaseKeeper(
@@ -184,6 +194,7 @@ class FrontDoor(Timeshift, Players, Keys):
         keys: KeyDelivery | None = None,
         now: Callable[[], datetime] = utc_now,
         supervisor: Supervisor | None = None,
+        metrics: CdnMetrics | None = None,
     ) -> FrontDoor:
         """A front door with its own gRPC clients of the EPG and subscriber services."""
         subscriber = SubscriberCache(
@@ -211,15 +222,18 @@ class FrontDoor(Timeshift, Players, Keys):
             keys=keys,
             now=now,
             supervisor=supervisor,
+            metrics=metrics,
         )
 
     # ---- lifecycle
 
     async def start(self) -> None:
-        """Follow the EPG change feed, batch heartbeats and sync fetch and key counts, each as a
-        supervised task (a failure is logged, counted and restarted with backoff)."""
-        epg_changes, heartbeats, fetch_sync, key_sync = TASKS
+        """Follow the EPG change feed and the alerts it announces, batch heartbeats and sync
+        fetch and key counts, each as a supervised task (a failure is logged, counted and
+        restarted with backoff)."""
+        epg_changes, alerts, heartbeats, fetch_sync, key_sync = TASKS
         self.supervisor.spawn(epg_changes, self.epg.watch)
+        self.supervisor.spawn(alerts, self.alerts.run)
         self.supervisor.spawn(heartbeats, self.leases.run)
         if self.guards.fetches is not None:
             self.supervisor.spawn(fetch_sync, self.guards.fetches.run)
@@ -231,6 +245,7 @@ class FrontDoor(Timeshift, Players, Keys):
         for name in TASKS:
             await self.supervisor.cancel(name)
         await self.epg.close()
+        await self.alerts.close()
         await self.subscriber.close()
 
     # ---- box token
@@ -382,47 +397,6 @@ class FrontDoor(Timeshift, Players, Keys):
             },
             headers={"Cache-Control": "no-store"},
         )
-
-    async def _entitled(self, box: BoxToken) -> list[Channel]:
-        channels = await self.epg.channels()
-        allowed = await self.subscriber.channels(box.carrier, box.subscriber)
-        return [channels[c] for c in sorted(allowed) if c in channels]
-
-    async def lineup(self, request: web.Request) -> web.Response:
-        """``GET /lineup.m3u``: the entitled channels as extended M3U."""
-        text = await self.lineup_text(request[TOKEN], self._base(request), token_query(request))
-        return web.Response(text=text, content_type=M3U_TYPE, headers={"Cache-Control": "no-store"})
-
-    async def lineup_text(self, box: BoxToken, base: str, query: str, guide_url: str = "") -> str:
-        """The box's lineup; ``query`` (``token=...``) goes on every URL in it."""
-        entries = [
-            LineupEntry(c.id, c.number, c.name(), c.logo_url, c.group, c.catchup_days)
-            for c in await self._entitled(box)
-        ]
-        guide = guide_url or f"{base}/guide.xml.gz"
-        return render_m3u(entries, base_url=base, guide_url=guide, query=query)
-
-    async def guide(self, request: web.Request) -> web.Response:
-        """``GET /guide.xml.gz``: XMLTV of the entitled channels, blackouts as slates."""
-        return web.Response(
-            body=await self.guide_data(request[TOKEN]),
-            content_type="application/gzip",
-            headers={"Cache-Control": "private, max-age=300"},
-        )
-
-    async def guide_data(self, box: BoxToken, *, compress: bool = True) -> bytes:
-        """The box's guide as XMLTV (gzipped): entitled channels, blackouts as slates."""
-        now = self._now()
-        channels = await self._entitled(box)
-        future = now + timedelta(days=self.settings.guide_future_days)
-        programmes: list[Programme] = []
-        for channel in channels:
-            days = min(self.settings.guide_past_days, channel.catchup_days)
-            past = now - timedelta(days=days)
-            for p in await self.epg.programmes(channel.id, now):
-                if p.stop > past and p.start < future:
-                    programmes.append(slate_for(p) if rights.blacked_out(p, box.region) else p)
-        return write_xmltv(channels, programmes, compress=compress)
 
 
 def _locked_out(wait_seconds: float) -> None:

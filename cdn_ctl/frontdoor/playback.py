@@ -20,7 +20,7 @@ import aiohttp
 from aiohttp import web
 
 from cdn_ctl.boxtoken import BoxToken
-from cdn_ctl.domain import LEASE_PARAM, Scope, lease_param, validate_channel
+from cdn_ctl.domain import LEASE_PARAM, Cut, Scope, lease_param, validate_channel
 from cdn_ctl.errors import (
     BadPlayRequest,
     BlackedOut,
@@ -36,8 +36,11 @@ from cdn_ctl.errors import (
 from cdn_ctl.frontdoor.policy import epoch, rewrite_master, seconds
 from cdn_ctl.frontdoor.ports import Routing
 from cdn_ctl.frontdoor.settings import FrontDoorSettings
+from cdn_ctl.metrics import CdnMetrics
 from cdn_ctl.upstream import EpgCache, Lease, LeaseKeeper, SubscriberCache, on_air
+from cdn_ctl.upstream.alerts import AlertCache
 from cdn_ctl.web import redirect_response
+from epg.alerts.domain import Alert
 from epg.domain import Channel, Programme, rights
 from headend.ids import is_lease_id
 
@@ -53,6 +56,8 @@ _RUNG = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}\.m3u8$")
 # Bounds on per-replica memos (replaced leases and their aliases).
 MEMO_MAX = 65_536
+# How long a request waits for a just-started front door's first copy of the alerts.
+ALERTS_WAIT_SECONDS = 2.0
 # A master fetched by the front door itself (not a box): unbound and short-lived.
 _MASTER_URL_SECONDS = 60
 
@@ -70,9 +75,11 @@ class Master:
 
 @dataclass(frozen=True, slots=True)
 class Airing:
-    """What a channel is airing (None: nothing), until when, for which guide generation."""
+    """What a channel is airing (None: nothing) and aired just before, until when, for
+    which guide generation."""
 
     programme: Programme | None
+    previous: Programme | None
     until: datetime
     generation: int
 
@@ -99,6 +106,8 @@ class Playback:
     routing: Routing
     subscriber: SubscriberCache
     epg: EpgCache
+    alerts: AlertCache
+    metrics: CdnMetrics | None
     http: aiohttp.ClientSession
     leases: LeaseKeeper
     keys: KeyDelivery | None
@@ -114,22 +123,60 @@ class Playback:
         except CdnError as err:
             raise BadPlayRequest("channel", err.message, reason="bad_channel") from err
 
-    async def _check_airing(self, channel: str, region: str, now: datetime) -> None:
+    async def _check_airing(self, channel: str, region: str, now: datetime) -> Programme | None:
+        """The blacked-out programme a box in ``region`` sees the slate channel instead of
+        (``FRONTDOOR_BLACKOUT_CHANNEL``; also the one that ended less than the alert linger
+        ago, so the player crosses the join back), or None. Without a slate channel a
+        blacked-out programme is refused (``BlackedOut``)."""
         cached = self._airing.get(channel)
         if cached is None or cached.generation != self.epg.generation or now >= cached.until:
             programmes = await self.epg.programmes(channel, now)
             current = on_air(programmes, now)
             later = [p.start for p in programmes if p.start > now]
             until = current.stop if current else min(later, default=now + timedelta(minutes=5))
-            cached = Airing(current, until, self.epg.generation)
+            ended = [p for p in programmes if p.stop <= now]
+            previous = max(ended, key=lambda p: p.stop) if ended else None
+            cached = Airing(current, previous, until, self.epg.generation)
             self._airing[channel] = cached
         current = cached.programme
         if current is not None and rights.blacked_out(current, region):
-            raise BlackedOut(
-                "this programme is blacked out in your region",
-                reason="blacked_out",
-                slate=current.rights.blackout_slate,
-            )
+            if not self.settings.blackout_channel:
+                raise BlackedOut(
+                    "this programme is blacked out in your region",
+                    reason="blacked_out",
+                    slate=current.rights.blackout_slate,
+                )
+            return current
+        previous = cached.previous
+        linger = timedelta(seconds=self.settings.alert_linger_seconds)
+        if (
+            self.settings.blackout_channel
+            and previous is not None
+            and now < previous.stop + linger
+            and rights.blacked_out(previous, region)
+        ):
+            return previous
+        return None
+
+    def _live_scope(
+        self, channel: str, region: str, now: datetime, blacked: Programme | None
+    ) -> Scope:
+        """The scope a live variant reload is signed for: the channel's own, or cut to the
+        emergency alert in force for the box (it wins), to the slate of a blackout, or to
+        an alert that ended less than the linger ago (the box crosses its join back)."""
+        linger = timedelta(seconds=self.settings.alert_linger_seconds)
+        alert = self.alerts.live(channel, region, now, linger=linger)
+        if alert is not None and (alert.in_force(now) or blacked is None):
+            return Scope("live", channel, cut=self._switched(alert_cut(alert), "alert"))
+        if blacked is not None:
+            cut = Cut(self.settings.blackout_channel, _floor(blacked.start), _ceil(blacked.stop))
+            return Scope("live", channel, cut=self._switched(cut, "blackout"))
+        return Scope("live", channel)
+
+    def _switched(self, cut: Cut, cause: str) -> Cut:
+        if self.metrics is not None:
+            self.metrics.picture_switches.labels(cause).inc()
+        return cut
 
     async def _require(self, box: BoxToken, channel: str) -> None:
         verdict = self.subscriber.cached_verdict(box.mac, channel)
@@ -257,9 +304,12 @@ class Playback:
         if not held:
             raise BadPlayRequest(LEASE_PARAM, "required: the lease from the master playlist")
         await self._require(box, channel)
-        await self._check_airing(channel, box.region, self._now())
+        now = self._now()
+        blacked = await self._check_airing(channel, box.region, now)
         lease = await self._lease(box, channel, held)
-        return self._redirect(request, box, Scope("live", channel), f"{rung}/{name}", lease)
+        await self.alerts.ready(ALERTS_WAIT_SECONDS)
+        scope = self._live_scope(channel, box.region, now, blacked)
+        return self._redirect(request, box, scope, f"{rung}/{name}", lease)
 
     async def _catchup_window(
         self, request: web.Request, channel: str, now: datetime
@@ -301,7 +351,10 @@ class Playback:
         for p in rights.overlapping(await self.epg.programmes(channel_id, now), start, stop):
             _refuse(rights.programme_refusal(p, box.region), programme=p.id)
         lease = await self._lease(box, channel_id, lease_param(request.query))
-        scope = Scope("catchup", channel_id, int(start.timestamp()), int(stop.timestamp()))
+        await self.alerts.ready(ALERTS_WAIT_SECONDS)
+        alert = self.alerts.window(channel_id, box.region, start, stop)
+        cut = self._switched(alert_cut(alert), "alert") if alert is not None else None
+        scope = Scope("catchup", channel_id, int(start.timestamp()), int(stop.timestamp()), cut=cut)
         response = self._redirect(request, box, scope, "master.m3u8", lease)
         if self.keys is not None:
             await self.keys.grant(box.mac, channel_id, start, stop)
@@ -328,6 +381,24 @@ class Playback:
         if self.keys is not None:
             await self.keys.ended(box.mac, held)
         return web.Response(status=204)
+
+
+def alert_cut(alert: Alert) -> Cut:
+    """The cut that shows ``alert``'s playout channel over the time it is in force (the
+    alert cache holds only alerts that came into force)."""
+    start, until = alert.in_force_from, alert.in_force_until
+    if start is None:
+        raise ValueError(f"alert {alert.id} was never in force")
+    return Cut(alert.playout_channel_id, _floor(start), _ceil(until) if until else 0)
+
+
+def _floor(at: datetime) -> int:
+    return int(at.timestamp())
+
+
+def _ceil(at: datetime) -> int:
+    whole = int(at.timestamp())
+    return whole if whole == at.timestamp() else whole + 1
 
 
 def _refuse(refusal: rights.Refusal | None, *, programme: str = "") -> None:

@@ -1,5 +1,5 @@
-"""Pure front door rules: the guide's slate entry, the served master,
-the catch-up window a box asks for, and the access log line."""
+"""Pure front door rules: the guide's slate and alert entries, the lineup's alert entry,
+the served master, the catch-up window a box asks for, and the access log line."""
 
 from __future__ import annotations
 
@@ -11,9 +11,14 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
 from cdn_ctl.errors import BadPlayRequest
+from cdn_ctl.lineup import LineupEntry
+from epg.alerts.domain import Alert
 from epg.domain import Programme, Text
 
 SLATE_TITLE = "Not available in your region"
+# The lineup group and guide category of an emergency alert, and a drill's mark.
+ALERT_GROUP = "Emergency"
+DRILL_MARK = "[DRILL 演习] "
 _URI_ATTR = re.compile(r'URI="([^"]*)"')
 _PATHWAY = re.compile(r'PATHWAY-ID="[^"]*",?')
 _AUDIO_MEDIA = "#EXT-X-MEDIA:TYPE=AUDIO,"
@@ -37,6 +42,31 @@ def slate_for(programme: Programme) -> Programme:
         stop=programme.stop,
         titles=(Text("", SLATE_TITLE),),
         icons=(programme.rights.blackout_slate,) if programme.rights.blackout_slate else (),
+    )
+
+
+def alert_title(alert: Alert) -> str:
+    """What a box shows for an alert: a warning sign, the drill mark, the headline."""
+    return f"⚠ {DRILL_MARK if alert.drill else ''}{alert.headline}"
+
+
+def alert_entry(alert: Alert, channel_id: str) -> LineupEntry:
+    """The lineup's first entry while ``alert`` reaches a box: ``channel_id`` (one of the
+    box's channels it replaces, so playing it plays the alert) under the alert's title."""
+    return LineupEntry(channel_id, 0, alert_title(alert), "", ALERT_GROUP, 0)
+
+
+def alert_programme(programme: Programme, alert: Alert) -> Programme:
+    """The guide entry shown instead of a programme the alert replaces (same slot)."""
+    language = alert.language
+    return Programme(
+        id=programme.id,
+        channel_id=programme.channel_id,
+        start=programme.start,
+        stop=programme.stop,
+        titles=(Text(language, alert_title(alert)),),
+        descriptions=(Text(language, alert.description),) if alert.description else (),
+        categories=(Text("en", ALERT_GROUP),),
     )
 
 

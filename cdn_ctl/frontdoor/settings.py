@@ -9,6 +9,7 @@ from datetime import timedelta
 from cdn_ctl.boxtoken import BoxTokenSigner
 from cdn_ctl.signing import b64url_decode
 from headend.errors import HeadendError
+from headend.ids import CHANNEL_ID_RULE, is_channel_id
 from headend.languages import is_language_tag, player_language
 from headend.regions import covers, is_region, level
 from headend.rpc import ClientTls
@@ -113,6 +114,14 @@ class FrontDoorSettings:
     # A live lease opens the channel's keys whose span is this close to now (the live
     # window and the next key announced ahead); older ones need a catch-up grant.
     live_key_window_seconds: float = 1800.0
+    # A live channel (the slate) that boxes in a blacked-out region see instead of the
+    # blacked-out programme; empty: the programme is refused (403 blacked_out).
+    blackout_channel: str = ""
+    # How long after an emergency alert ends its boxes keep the playlist that has it, so
+    # a player crosses the join back to its channel before it returns to the plain one.
+    alert_linger_seconds: float = 120.0
+    # The safety net behind the change feed: the alerts are re-read at least this often.
+    alert_refresh_seconds: float = 30.0
     # TLS/mTLS towards EPG and subscriber (GRPC_CLIENT_*; None: plaintext).
     grpc_tls: ClientTls | None = None
 
@@ -232,6 +241,13 @@ class FrontDoorSettings:
             live_key_window_seconds=env_float(
                 env, "FRONTDOOR_LIVE_KEY_WINDOW_SECONDS", 1800.0, low=60, high=86_400
             ),
+            blackout_channel=_channel(env, "FRONTDOOR_BLACKOUT_CHANNEL"),
+            alert_linger_seconds=env_float(
+                env, "FRONTDOOR_ALERT_LINGER_SECONDS", 120.0, low=0, high=3600
+            ),
+            alert_refresh_seconds=env_float(
+                env, "FRONTDOOR_ALERT_REFRESH_SECONDS", 30.0, low=1, high=3600
+            ),
             grpc_tls=ClientTls.from_env(env),
         )
         try:
@@ -253,6 +269,14 @@ def _region_languages(env: Env, name: str) -> tuple[tuple[str, str], ...]:
             )
         pairs.append((region, player_language(language)))
     return tuple(pairs)
+
+
+def _channel(env: Env, name: str) -> str:
+    """A channel id, or empty."""
+    value = env_str(env, name, "")
+    if value and not is_channel_id(value):
+        raise SettingsError(name, f"must be a channel id ({CHANNEL_ID_RULE})")
+    return value
 
 
 def _channel_hours(env: Env, name: str) -> tuple[tuple[str, float], ...]:

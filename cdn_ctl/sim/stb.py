@@ -116,6 +116,9 @@ class PlayStats:
     key_refusals: int = 0
     # The edge URL of the last media playlist fetched.
     playlist: str = ""
+    # When (epoch seconds) and from which URL each segment was played, in order: what the
+    # viewer saw, e.g. whether the picture was switched to an emergency alert.
+    played: list[tuple[float, str]] = field(default_factory=list)
     # Set after every segment played (another task may wait on it and clear it).
     progress: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -348,6 +351,7 @@ class SetTopBox:
                     stats.skipped += index - next_seq
                     if fetch_segments:
                         await self._segment(location, uri, index, key, stats)
+                    stats.played.append((time.time(), urljoin(location, uri)))
                     stats.segments += 1
                     stats.media_seconds += duration
                     stats.progress.set()

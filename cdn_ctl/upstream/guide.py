@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -54,7 +54,11 @@ class EpgCache:
         timeout_seconds: float = 3.0,
         clock: Clock = time.monotonic,
         tls: ClientTls | None = None,
+        on_alerts: Callable[[], None] | None = None,
     ) -> None:
+        # Called when the feed says an emergency alert changed, and whenever the feed is
+        # (re)positioned (changes may have been missed): ``AlertCache.changed``.
+        self.on_alerts = on_alerts
         self.guide_ttl_seconds = guide_ttl_seconds
         self.stale_seconds = stale_seconds
         self.past = past
@@ -165,8 +169,15 @@ class EpgCache:
             self.invalidate(channel_id)
         elif kind == "channel":
             self.invalidate(channel_id or None, channels=True)
+        elif kind == "alerts":
+            self._alerts_changed()
         else:  # "resync" or anything new: drop everything
             self.invalidate()
+            self._alerts_changed()
+
+    def _alerts_changed(self) -> None:
+        if self.on_alerts is not None:
+            self.on_alerts()
 
     async def watch(self) -> None:
         """Follow ``WatchChanges`` from the last version seen until the feed breaks, then
@@ -183,6 +194,7 @@ class EpgCache:
                     self.invalidate()
                 self._version = max(self._version, feed.version)
                 self.watching.set()
+                self._alerts_changed()
                 async for change in feed:
                     self.apply(change.kind, change.channel_id, change.version)
         except HeadendError as err:
