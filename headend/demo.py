@@ -22,6 +22,7 @@ import shutil
 import signal
 import socket
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urljoin
@@ -30,6 +31,8 @@ import aiohttp
 import grpc
 
 from cdn_ctl.sim.stb import PlayStats, SetTopBox
+from epg.alerts.client import AlertClient
+from epg.alerts.domain import Alert, Card, Severity
 from headend import seed
 from headend.errors import FailedPrecondition, Unavailable
 from headend.local import (
@@ -54,6 +57,13 @@ CARRIER_KEY = "DEMO_CARRIER_API_KEY"
 # Step 7 plays until the box has a second key: within one rotation period and a few
 # segments (it starts two segments behind live, and polls every target duration).
 ROTATION_MARGIN_SECONDS = 20.0
+# Step 8: the drill comes into force this long after it is issued (the card channel's
+# first segments are out by then), and the box plays for at most this long.
+DRILL_LEAD_SECONDS = 20
+DRILL_PLAY_SECONDS = 120.0
+EMERGENCY_AGENCY = "demo-eb"
+# A cut view names the feed's segments below this part of their URL (transcode.cuts).
+FEED_DIR_PART = "/feed/"
 
 # What ``headend up`` keeps in its state dir (``headend.stack``: redis/, log/;
 # ``headend.local``: secrets.env, pki/, origin/, edges/, demo-media/, media/). A dir
@@ -133,10 +143,11 @@ async def journey(
     out: Out,
     encrypted: str = seed.ENCRYPTED,
     rotation_seconds: int = seed.KEY_ROTATION_SECONDS,
+    drill: Drill | None = None,
 ) -> str:
     """Walk a box's journey on ``channel`` through the front door, then play ``encrypted``
-    across a key rotation, printing each step; returns the lineup URL a person can open
-    in a player."""
+    across a key rotation, then (with ``drill``) an emergency drill for the box's county,
+    printing each step; returns the lineup URL a person can open in a player."""
     out(f"waiting for the first live segments of {channel} ...")
     await _wait_live(origin, channel)
     async with aiohttp.ClientSession() as http:
@@ -183,6 +194,8 @@ async def journey(
         await box.play_startover(channel)
         await _wait_live(origin, encrypted)
         await play_encrypted(box, encrypted, rotation_seconds, out=out)
+        if drill is not None:
+            await emergency_drill(box, drill, out=out)
         return f"{front_door}/lineup.m3u?token={box.token}"
 
 
@@ -222,6 +235,83 @@ async def play_encrypted(box: SetTopBox, channel: str, rotation_seconds: int, *,
     async with box.http.get(edge_key, headers={"Authorization": f"Bearer {box.token}"}) as resp:
         out(f"    at the edge: GET {edge_key.replace(ids[-1], ids[-1][:8])}... -> "
             f"{resp.status} (keys come from the front door only)")  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Drill:
+    """Step 8's emergency drill: where the alerts are, an emergency agency's key, the
+    channel the box watches, and its county."""
+
+    epg_target: str
+    api_key: str
+    channel: str
+    region: str
+
+
+async def emergency_drill(box: SetTopBox, drill: Drill, *, out: Out) -> None:
+    """Step 8: a drill alert with a card for the box's county (no second key: a drill),
+    in force :data:`DRILL_LEAD_SECONDS` after issue (the farm encodes its card
+    meanwhile); the box playing ``drill.channel`` is switched to the card, then back to
+    its channel once the drill is cancelled."""
+    alert = Alert(
+        id="",
+        severity=Severity.MODERATE,
+        headline="演习 洪水预警 Drill: flood warning",
+        regions=(drill.region,),
+        card=Card("演习 DRILL\n洪水预警 请向高处转移\nFlood warning: move to higher ground"),
+        drill=True,
+        start=datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=DRILL_LEAD_SECONDS),
+    )
+    async with AlertClient(drill.epg_target, drill.api_key) as alerts:
+        issued = await alerts.issue(alert)
+        out(f"8. emergency drill {issued.id} for county {drill.region}, in force at "
+            f"{issued.in_force_from:%H:%M:%S} (card channel {issued.playout_channel_id});"
+            f" `headend alert list` shows it")  # fmt: skip
+        stats, stop = PlayStats(), asyncio.Event()
+        playing = asyncio.create_task(
+            box.play_live(drill.channel, seconds=DRILL_PLAY_SECONDS, stop=stop, stats=stats)
+        )
+        switched = await _until_played(stats, playing, lambda url: FEED_DIR_PART in url)
+        if switched is not None and issued.in_force_from is not None:
+            late = switched - issued.in_force_from.timestamp()
+            out(f"    the box plays the card: its first card segment {late:.1f} s after the "
+                "drill came into force")  # fmt: skip
+        await alerts.cancel(issued.id, reason="demo drill over")
+        cancelled = datetime.now(UTC).timestamp()
+        back = await _until_played(stats, playing, lambda url: FEED_DIR_PART not in url)
+        if back is not None:
+            out(f"    cancelled; the box is back on {drill.channel} {back - cancelled:.1f} s later")
+        stop.set()
+        await playing
+        await box.stop(stats.lease)
+
+
+async def _until_played(
+    stats: PlayStats, playing: asyncio.Task[PlayStats], wanted: Callable[[str], bool]
+) -> float | None:
+    """When (epoch seconds) the box first plays a segment ``wanted`` says yes to from now
+    on; None if its playback ends first."""
+    seen = len(stats.played)
+    while not playing.done():
+        for at, url in stats.played[seen:]:
+            if wanted(url):
+                return at
+        seen = len(stats.played)
+        played = asyncio.ensure_future(stats.progress.wait())
+        await asyncio.wait((played, playing), return_when=asyncio.FIRST_COMPLETED)
+        played.cancel()
+        stats.progress.clear()
+    return None
+
+
+async def emergency_key(subscriber_target: str, admin_key: str) -> str:
+    """A key of the demo's emergency agency (a new one each run: keys are cheap)."""
+    async with client_channel(subscriber_target) as channel:
+        made = await keys_pb2_grpc.KeyServiceStub(channel).CreateKey(
+            keys_pb2.CreateKeyRequest(principal=f"emergency:{EMERGENCY_AGENCY}"),
+            metadata=bearer(admin_key),
+        )
+    return made.token
 
 
 async def seed_demo(targets: seed.Targets, api_key: str, sources: dict[str, Path]) -> seed.World:
@@ -292,6 +382,12 @@ def run(settings: StackSettings, secrets: LocalSecrets) -> seed.World:
     print(f"  box {box.mac} activated; live transcoding runs for {', '.join(running)}",
           flush=True)  # fmt: skip
     front_door = f"http://{host}:{port(FRONT_DOOR_PORT)}"
+    drill = Drill(
+        targets.epg,
+        asyncio.run(emergency_key(targets.subscriber, secrets.service_api_key)),
+        seed.CHANNELS[2].channel_id,  # clear, its audio muxed: a card's layout
+        seed.REGION,
+    )
     lineup = asyncio.run(
         journey(
             front_door,
@@ -300,6 +396,7 @@ def run(settings: StackSettings, secrets: LocalSecrets) -> seed.World:
             box,
             channel,
             out=lambda text: print(text, flush=True),
+            drill=drill,
         )
     )
     token = lineup.rpartition("token=")[2]

@@ -162,6 +162,7 @@ def _secret_env(keys: LocalSecrets) -> dict[str, str]:
         "FRONTDOOR_SESSION_KEYS": keys.session_keys,
         "FRONTDOOR_API_KEY": keys.playback_api_key,
         "ORIGIN_EPG_API_KEY": keys.playback_api_key,
+        "TC_ALERTS_API_KEY": keys.playback_api_key,
         "CONTENT_KEKS": keys.content_keks,
     }
 
@@ -258,7 +259,20 @@ def _defaults(settings: StackSettings) -> dict[str, dict[str, str]]:
 
 # Role ``all`` only: local edges are probed often with a short hold-down so the demo's
 # failover shows within seconds; a deployment keeps the controller's defaults.
-_DEMO_ONLY = {"frontdoor": {"CDN_PROBE_INTERVAL_SECONDS": "1", "CDN_HOLD_DOWN_SECONDS": "5"}}
+# The card channel blacked-out boxes see in role ``all`` (the demo seeds it).
+BLACKOUT_SLATE = "slate"
+# Blacked-out boxes see the slate; the farm runs emergency cards with the demo channels'
+# ladder, reading the alerts with the playback key.
+_DEMO_ONLY = {
+    "frontdoor": {
+        "CDN_PROBE_INTERVAL_SECONDS": "1",
+        "CDN_HOLD_DOWN_SECONDS": "5",
+        "FRONTDOOR_BLACKOUT_CHANNEL": BLACKOUT_SLATE,
+    },
+    "transcode-control": {"TC_ALERT_CARD_PROFILE": "low"},
+}
+# Role ``all`` only: secrets a role may run without elsewhere (a feature left off).
+_DEMO_SECRETS = {"transcode-control": ("TC_ALERTS_API_KEY",)}
 
 
 def _port(env: Env, name: str) -> int:
@@ -438,7 +452,8 @@ def local_children(
             **(server_env if role.grpc_server else {}),
             **_DEMO_ONLY.get(role.name, {}),
         }
-        for name in (*role.secrets, *role.uses):  # this one, not the shell's NAME_FILE
+        for name in (*role.secrets, *role.uses, *_DEMO_SECRETS.get(role.name, ())):
+            # this one, not the shell's NAME_FILE
             env |= {name: secret_env[name], f"{name}_FILE": ""}
         children.append(_child(role, env, env))
     return children

@@ -26,11 +26,12 @@ from pathlib import Path
 from epg.client import EpgClient
 from epg.domain import Channel, Programme, Rights, Text, WritePolicy
 from headend.errors import AlreadyExists
+from headend.local import BLACKOUT_SLATE
 from headend.rpc import ClientTls
 from subscriber.client import SubscriberClient
 from subscriber.domain import NetworkType, Package
 from transcode.client import TranscodeClient
-from transcode.domain import ChannelEncryption, ChannelState
+from transcode.domain import Card, ChannelEncryption, ChannelState
 
 Texts = tuple[tuple[str, str], ...]  # (language, text)
 # Seeding is a one-off batch, often on a machine busy starting everything else: a slow
@@ -130,6 +131,8 @@ class LiveSpec:
     # The source's audio and subtitle streams by language, in order (``transcode.tracks``).
     audio_languages: tuple[str, ...] = ()
     subtitle_languages: tuple[str, ...] = ()
+    # A generated card instead of a source (``source`` then empty).
+    card: Card | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,6 +270,7 @@ async def start_live(targets: Targets, api_key: str, channels: Sequence[LiveSpec
                 catchup_days=spec.catchup_days, encrypt=spec.encryption.enabled,
                 key_rotation_seconds=spec.encryption.rotation_seconds,
                 audio_languages=spec.audio_languages, subtitle_languages=spec.subtitle_languages,
+                card=spec.card,
             )  # fmt: skip
             started.append(spec.channel_id)
     return started
@@ -275,6 +279,7 @@ async def start_live(targets: Targets, api_key: str, channels: Sequence[LiveSpec
 # ----------------------------------------------------------------------------- the demo's world
 
 BROADCASTER = "btv"
+SLATE_TEXT = "此节目在您所在地区不可播放\nThis programme is not available in your region"
 CARRIER = "telecom-bj"
 SUBSCRIBER = "sub-0001"
 REGION = "110101"
@@ -450,15 +455,19 @@ def _clip_args(ch: DemoChannel, folder: Path) -> list[str]:
 
 
 def demo_live(sources: Mapping[str, Path]) -> tuple[LiveSpec, ...]:
-    """Each demo channel live from its looped clip, :data:`ENCRYPTED` encrypted."""
+    """Each demo channel live from its looped clip, :data:`ENCRYPTED` encrypted, and the
+    slate card blacked-out boxes see instead (``headend.local.BLACKOUT_SLATE``)."""
     encrypted = ChannelEncryption(enabled=True, rotation_seconds=KEY_ROTATION_SECONDS)
-    return tuple(
-        LiveSpec(
-            ch.channel_id,
-            sources[ch.channel_id].resolve().as_uri(),
-            encryption=encrypted if ch.channel_id == ENCRYPTED else ChannelEncryption(),
-            audio_languages=ch.audio_languages,
-            subtitle_languages=ch.subtitle_languages,
-        )
-        for ch in CHANNELS
+    return (
+        *(
+            LiveSpec(
+                ch.channel_id,
+                sources[ch.channel_id].resolve().as_uri(),
+                encryption=encrypted if ch.channel_id == ENCRYPTED else ChannelEncryption(),
+                audio_languages=ch.audio_languages,
+                subtitle_languages=ch.subtitle_languages,
+            )
+            for ch in CHANNELS
+        ),
+        LiveSpec(BLACKOUT_SLATE, "", catchup_days=1, card=Card(SLATE_TEXT)),
     )

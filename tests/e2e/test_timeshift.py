@@ -18,7 +18,7 @@ from cdn_ctl.sim.stb import SetTopBox
 from headend.rpc import bearer, client_channel
 from protos import epg_pb2, epg_pb2_grpc
 from tests.support.cdn import eventually
-from tests.support.journey import Stack
+from tests.support.journey import Stack, ffmpeg_play
 from tests.support.world import LIVE
 from transcode import hls
 
@@ -35,23 +35,6 @@ async def _box(stack: Stack, http: aiohttp.ClientSession) -> SetTopBox:
     box = SetTopBox(http, stack.url, mac=b.mac, secret=b.secret)
     await box.login()
     return box
-
-
-async def _ffmpeg(url: str, *extra: str) -> tuple[float, str]:
-    """Play ``url`` with FFmpeg from the playlist's EXT-X-START: seconds played, errors."""
-    proc = await asyncio.create_subprocess_exec(
-        "ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "warning", "-prefer_x_start", "1",
-        "-i", url, *extra, "-c", "copy", "-f", "null", "-progress", "pipe:1", "-",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    out, err = await proc.communicate()
-    played = max(
-        (int(line.split("=")[1]) for line in out.decode().splitlines()
-         if line.startswith("out_time_us=") and line.split("=")[1].isdigit()),
-        default=0,
-    ) / 1e6  # fmt: skip
-    assert proc.returncode == 0, err.decode()[-2000:]
-    return played, err.decode()
 
 
 async def _variant(box: SetTopBox, http: aiohttp.ClientSession, path: str) -> tuple[str, str]:
@@ -129,7 +112,9 @@ async def test_startover_plays_a_short_programme_from_its_start_to_its_end(stack
         assert first.program_date_time <= start < first.program_date_time + timedelta(seconds=2)
         token = box.token
     # FFmpeg from the programme's start, through the playlist's growth, to its ENDLIST.
-    played, _ = await _ffmpeg(f"{stack.url}/startover/{LIVE}/master.m3u8?token={token}")
+    played, _ = await ffmpeg_play(
+        f"{stack.url}/startover/{LIVE}/master.m3u8?token={token}", before=("-prefer_x_start", "1")
+    )
     # Whole segments from the start; ENDLIST may come just before the last one is archived.
     assert played >= (stop - start).total_seconds() - 2.5
     async with aiohttp.ClientSession() as http, http.get(url) as resp:
@@ -160,8 +145,10 @@ async def test_timeshift_plays_from_segments_back_forward_into_live(stack: Stack
     # Three times as much media as there was behind live: FFmpeg caught up with the live
     # edge and went on with it (each new segment through a reload of the growing playlist).
     clock = time.monotonic()
-    played, errors = await _ffmpeg(
-        f"{stack.url}/timeshift/{LIVE}/master.m3u8?offset=6&token={token}", "-t", "18"
+    played, errors = await ffmpeg_play(
+        f"{stack.url}/timeshift/{LIVE}/master.m3u8?offset=6&token={token}",
+        before=("-prefer_x_start", "1"),
+        after=("-t", "18"),
     )
     assert played >= 17.5, errors
     # About 8 s of it were archived when FFmpeg began; the rest it waited for.

@@ -20,6 +20,7 @@ from cdn_ctl.sim.stb import PlayStats, SetTopBox
 from headend.redisconn import RedisSettings, connect
 from headend.rpc import ServiceUnavailable
 from subscriber.client import SubscriberClient
+from subscriber.errors import RequestInProgress
 from subscriber.store.codec import sub_key
 from tests.support.journey import Stack, build_stack
 from tests.support.redisha import SentinelSet
@@ -78,7 +79,9 @@ class Provisioning:
                 await self.client.create_subscriber(
                     CARRIER, sid, display_name=sid, region_code=REGION, idempotency_key=sid
                 )
-            except ServiceUnavailable:
+            except (ServiceUnavailable, RequestInProgress):
+                # Unavailable during the failover; "still running" after it, while the claim
+                # of the request the dead master took lasts: both say "retry", as it does.
                 self.unavailable += 1
                 await asyncio.sleep(0.2)
                 continue

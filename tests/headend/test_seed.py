@@ -14,11 +14,13 @@ import pytest
 import redis.asyncio as aioredis
 
 from headend.auth import PLAYBACK, KeyStore
+from headend.local import BLACKOUT_SLATE
 from headend.rpc import RpcSettings, bearer, client_channel
 from headend.seed import (
     CHANNELS,
     ENCRYPTED,
     KEY_ROTATION_SECONDS,
+    SLATE_TEXT,
     Plan,
     Targets,
     demo_live,
@@ -196,16 +198,25 @@ async def test_the_demo_encrypts_one_channel_and_keeps_a_running_one_as_it_runs(
 
     started = await start_live(targets, admin, demo_live(sources))
 
-    assert started == [c.channel_id for c in CHANNELS if c.channel_id != ENCRYPTED]
+    # Every other channel, and the slate card blacked-out boxes see.
+    assert started == [
+        *(c.channel_id for c in CHANNELS if c.channel_id != ENCRYPTED),
+        BLACKOUT_SLATE,
+    ]
     async with TranscodeClient(transcode, admin) as client:
         listed = await client.list_channels()
     running = {s.channel.id: s.channel.encryption for s in listed}
     # The news channel stays clear until it is stopped.
-    assert running == {c.channel_id: ChannelEncryption() for c in CHANNELS}
+    assert running == {c: ChannelEncryption() for c in (*(c.channel_id for c in CHANNELS),
+                                                         BLACKOUT_SLATE)}  # fmt: skip
     tracks = {s.channel.id: (s.channel.audio_languages, s.channel.subtitle_languages)
               for s in listed}  # fmt: skip
     assert tracks == {"btv1.bj.cn": (("zh", "en"), ("zh", "en")),
-                      "btv-news.bj.cn": ((), ()), "btv-kids.bj.cn": ((), ())}  # fmt: skip
+                      "btv-news.bj.cn": ((), ()), "btv-kids.bj.cn": ((), ()),
+                      BLACKOUT_SLATE: ((), ())}  # fmt: skip
+    slate = next(s.channel for s in listed if s.channel.id == BLACKOUT_SLATE)
+    assert slate.card is not None
+    assert (slate.source, slate.card.text) == ("", SLATE_TEXT)
     async with TranscodeClient(transcode, admin) as client:
         await client.stop_channel(ENCRYPTED)
     assert await start_live(targets, admin, demo_live(sources)) == [ENCRYPTED]

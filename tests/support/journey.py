@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,7 @@ from cdn_ctl.server import create_server as create_cdn
 from cdn_ctl.settings import CdnSettings
 from cdn_ctl.store import EdgeStore
 from epg.owners import OwnersSettings
-from headend.auth import PLAYBACK, KeyStore
+from headend.auth import PLAYBACK, KeyStore, Principal
 from headend.contentkeys import ContentKeySettings
 from headend.pki import LocalPki
 from headend.redisconn import RedisSettings, connect
@@ -57,6 +57,9 @@ from transcode.server import create_server as create_transcode
 from transcode.settings import ControlSettings, OriginSettings, QueueSettings, SourceSettings
 from transcode.sources import SourceGuard
 
+# The emergency feed of ``build_stack(emergency=True)``.
+EMERGENCY = "emergency.cn"
+
 
 @dataclass
 class Stack:
@@ -75,6 +78,8 @@ class Stack:
     # test cuts the source with ``feed.stop()``).
     console_url: str = ""
     feed: Feed | None = None
+    # With ``emergency=True``: two keys of one emergency agency (issuer and confirmer).
+    emergency_keys: tuple[str, str] = ("", "")
 
     def edge(self, edge_id: str) -> EdgeProcess:
         """One edge by id."""
@@ -94,6 +99,7 @@ async def build_stack(
     content_keys: ContentKeySettings | None = None,
     multilingual: Path | None = None,
     console: bool = False,
+    emergency: bool = False,
 ) -> AsyncIterator[Stack]:
     """Start everything (torn down in reverse order, also when a step fails); the CDN
     faces run as the real :class:`cdn_ctl.server.RoutingProcess` (``door`` overrides
@@ -102,7 +108,9 @@ async def build_stack(
     with them and the front door hands its keys out; ``multilingual``: the live channel
     loops this file instead, its two audio streams (zh, en) and one subtitle stream (en)
     each a rendition; ``console``: the CDN's gRPC service and the operator console run
-    too, in front of every service)."""
+    too, in front of every service; ``emergency``: a second live channel, the emergency
+    feed :data:`EMERGENCY` (SMPTE bars, the same ladder and segments), also the front
+    door's blackout slate, and two keys of an emergency agency)."""
     door = door or {}
     # Encrypted segments name their keys at the front door: its port is chosen first.
     door_port = free_port() if content_keys is not None else 0
@@ -148,6 +156,22 @@ async def build_stack(
             redis=redis,
         )
         down.push_async_callback(origin_runner.cleanup)
+        emergency_keys = ("", "")
+        if emergency:
+            bars = Feed(video="smptebars=s=320x180:r=25").start()
+            down.callback(bars.stop)
+            await start_live(
+                Targets(services.epg_target, services.subscriber_target, f"127.0.0.1:{tc_port}",
+                        tls=services.tls),
+                services.api_key,
+                [LiveSpec(EMERGENCY, bars.source, catchup_days=1, segment_seconds=2,
+                          window_segments=6)],
+            )  # fmt: skip
+            store_keys = KeyStore(redis)
+            agency = Principal("emergency", "bj-eb")
+            emergency_keys = ((await store_keys.create(agency))[1],
+                              (await store_keys.create(agency))[1])  # fmt: skip
+            door = {"blackout_channel": EMERGENCY, **door}
         if content_keys is None:
             await start_live(
                 Targets(services.epg_target, services.subscriber_target, f"127.0.0.1:{tc_port}",
@@ -208,9 +232,10 @@ async def build_stack(
         frontdoor = process.frontdoor
         assert frontdoor is not None
         await asyncio.wait_for(frontdoor.epg.watching.wait(), 10)
-        await asyncio.wait_for(
-            until_live(http, f"http://127.0.0.1:{origin_port}/live/{LIVE}/master.m3u8"), 60
-        )
+        for channel in (LIVE, EMERGENCY) if emergency else (LIVE,):
+            await asyncio.wait_for(
+                until_live(http, f"http://127.0.0.1:{origin_port}/live/{channel}/master.m3u8"), 60
+            )
         console_url = ""
         if console:
             cdn, cdn_port = await create_cdn(
@@ -236,6 +261,7 @@ async def build_stack(
             admin_url=f"http://127.0.0.1:{process.admin_port}",
             console_url=console_url,
             feed=feed,
+            emergency_keys=emergency_keys,
         )
 
 
@@ -250,3 +276,24 @@ async def until_live(http: aiohttp.ClientSession, url: str) -> None:
         except aiohttp.ClientError:
             pass
         await asyncio.sleep(0.2)
+
+
+async def ffmpeg_play(
+    url: str, *, before: Sequence[str] = (), after: Sequence[str] = ()
+) -> tuple[float, str]:
+    """Play ``url`` with FFmpeg (a real HLS client), copying to nowhere: the seconds of media
+    it played and its warnings; it must exit 0. ``before``: input options; ``after``:
+    output options (``-t 20``)."""
+    proc = await asyncio.create_subprocess_exec(
+        "ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "warning", *before, "-i", url,
+        *after, "-c", "copy", "-f", "null", "-progress", "pipe:1", "-",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await proc.communicate()
+    played = max(
+        (int(line.split("=")[1]) for line in out.decode().splitlines()
+         if line.startswith("out_time_us=") and line.split("=")[1].isdigit()),
+        default=0,
+    ) / 1e6  # fmt: skip
+    assert proc.returncode == 0, err.decode()[-2000:]
+    return played, err.decode()

@@ -147,14 +147,15 @@ async def seed_world(
 
 
 async def seed_boxes(
-    subscriber_target: str, api_key: str, count: int, *, region: str = REGION
+    subscriber_target: str, api_key: str, count: int, *, region: str = REGION, first: int = 0
 ) -> list[Box]:
-    """``count`` more subscribers of ``acme`` with the basic package and one activated box
-    each (bulk import, then one ``ActivateDevice`` per box)."""
+    """``count`` more subscribers of ``acme`` in ``region`` with the basic package and one
+    activated box each (bulk import, then one ``ActivateDevice`` per box); numbered from
+    ``first``, so several calls (one per region) make distinct subscribers and boxes."""
     md = bearer(api_key)
     rows = [
         subscriber_pb2.ImportRow(
-            row=i + 1,
+            row=i - first + 1,
             subscriber_id=f"load-{i:05d}",
             display_name=f"Load {i}",
             region_code=region,
@@ -162,7 +163,7 @@ async def seed_boxes(
             mac=f"06:00:00:{i >> 16 & 255:02x}:{i >> 8 & 255:02x}:{i & 255:02x}",
             package_ids=["basic"],
         )
-        for i in range(count)
+        for i in range(first, first + count)
     ]
 
     async def chunks() -> AsyncIterator[Any]:
