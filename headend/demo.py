@@ -60,6 +60,8 @@ ROTATION_MARGIN_SECONDS = 20.0
 # Step 8: the drill comes into force this long after it is issued (the card channel's
 # first segments are out by then), and the box plays for at most this long.
 DRILL_LEAD_SECONDS = 20
+# How long the box watches the card before the drill is cancelled.
+DRILL_SHOW_SECONDS = 12
 DRILL_PLAY_SECONDS = 120.0
 EMERGENCY_AGENCY = "demo-eb"
 # A cut view names the feed's segments below this part of their URL (transcode.cuts).
@@ -276,6 +278,7 @@ async def emergency_drill(box: SetTopBox, drill: Drill, *, out: Out) -> None:
             late = switched - issued.in_force_from.timestamp()
             out(f"    the box plays the card: its first card segment {late:.1f} s after the "
                 "drill came into force")  # fmt: skip
+            await asyncio.sleep(DRILL_SHOW_SECONDS)
         await alerts.cancel(issued.id, reason="demo drill over")
         cancelled = datetime.now(UTC).timestamp()
         back = await _until_played(stats, playing, lambda url: FEED_DIR_PART not in url)
