@@ -1,5 +1,6 @@
-"""The operator web console: channels, edges, jobs, guide, subscribers, the helpdesk view
-and viewing reports, in a browser, for the admin, a broadcaster or a carrier.
+"""The operator web console: channels, edges, jobs, guide, subscribers, the helpdesk view,
+viewing reports and emergency alerts, in a browser, for the admin, a broadcaster or a
+carrier.
 
 A role of its own (``python -m console``; ``headend up`` starts it) that needs no Redis:
 an operator logs in with an API key, which the console verifies (``KeyService.WhoAmI``)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from aiohttp import web
 from console import i18n
 from console.metrics import ConsoleMetrics
 from console.pages import CHANNEL, PAGES
+from console.pages.alerts import InForce, cancel_alert
 from console.pages.channels import thumbnail
 from console.pages.edges import drain
 from console.pages.jobs import cancel, retry
@@ -95,6 +96,7 @@ class Console:
             clock=clock,
         )
         self.metrics = ConsoleMetrics()
+        self.in_force = InForce(settings.alert_banner_seconds, clock)
         self.templates = jinja2.Environment(
             loader=jinja2.FileSystemLoader(HERE / "templates"),
             autoescape=True,
@@ -102,9 +104,16 @@ class Console:
         )
 
     def render(
-        self, request: web.Request, template: str, status: int = 200, **values: Any
+        self,
+        request: web.Request,
+        template: str,
+        status: int = 200,
+        *,
+        alerts_in_force: Sequence[Data] | None = (),
+        **values: Any,
     ) -> web.Response:
-        """A page from its template, with the language, the navigation and the session."""
+        """A page from its template, with the language, the navigation, the session and
+        the alerts banner (``alerts_in_force``; None: the services would not say)."""
         lang = request.get(_LANG, "en")
         session = request.get(_SESSION)
         nav = ROLE_PAGES.get(session.principal.role, ()) if session else ()
@@ -117,6 +126,7 @@ class Console:
             csrf=session.csrf if session else "",
             path=request.path,
             qs=request.query_string,
+            alerts_in_force=alerts_in_force,
             **values,
         )
         response = web.Response(text=html, status=status, content_type="text/html")
@@ -300,20 +310,35 @@ def _view(request: web.Request, query: Any = None) -> View:
     )
 
 
+def _reads_alerts(view: View) -> bool:
+    """Does the operator's role have the alerts page (and so its banner)?"""
+    return "alerts" in ROLE_PAGES.get(view.session.principal.role, ())
+
+
 def page_handlers(page: Page) -> tuple[Handler, Handler]:
-    """``page``'s HTML handler and its JSON twin."""
+    """``page``'s HTML handler and its JSON twin; for a role with the alerts page, both
+    carry the alerts in force (cached per session), so a poll sees one begin or end and
+    the page's script renders the banner afresh."""
 
     async def as_json(request: web.Request) -> web.StreamResponse:
         view = _view(request)
         data = await page.load(view)
+        if _reads_alerts(view):
+            data["alerts_in_force"] = await request.app[STATE].in_force.get(view)
         return web.json_response({**data, "missing": view.missing})
 
     async def as_html(request: web.Request) -> web.StreamResponse:
         view = _view(request)
         data = await page.load(view)
         console = request.app[STATE]
+        banner = await console.in_force.get(view) if _reads_alerts(view) else []
         return console.render(
-            request, page.template_name, page=page.name, missing=view.missing, **data
+            request,
+            page.template_name,
+            page=page.name,
+            missing=view.missing,
+            alerts_in_force=banner,
+            **data,
         )
 
     return as_html, as_json
@@ -324,6 +349,8 @@ def action_handler(act: Callable[[View], Awaitable[Data]], back: str) -> Handler
 
     async def handle(request: web.Request) -> web.StreamResponse:
         data = await act(_view(request, await request.post()))
+        # It may have ended an alert: the operator's next page reads the banner afresh.
+        request.app[STATE].in_force.forget(request[_SESSION].session_id)
         if CSRF_HEADER in request.headers:
             return web.json_response(data)
         return web.Response(status=303, headers={"Location": back})
@@ -369,4 +396,5 @@ def create_app(
     app.router.add_post("/edges/{edge}/drain", action_handler(drain, "/edges"))
     app.router.add_post("/jobs/{job}/retry", action_handler(retry, "/jobs"))
     app.router.add_post("/jobs/{job}/cancel", action_handler(cancel, "/jobs"))
+    app.router.add_post("/alerts/{alert}/cancel", action_handler(cancel_alert, "/alerts"))
     return app

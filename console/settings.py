@@ -31,6 +31,9 @@ class ConsoleSettings:
     cookie_secure: bool = False
     # The deadline of each gRPC call made for a page.
     timeout_seconds: float = 10.0
+    # How long an admin's pages reuse the alerts in force they read for the banner (one
+    # ``ListAlerts`` per session per this long, not one per page render or poll).
+    alert_banner_seconds: float = 5.0
     # The Prometheus listener on ``host`` (None: no listener; 0: any free port).
     metrics_port: int | None = None
     grpc_tls: ClientTls | None = None
@@ -44,8 +47,8 @@ class ConsoleSettings:
     def from_env(cls, env: Env) -> ConsoleSettings:
         """Read ``CONSOLE_HOST``, ``CONSOLE_PORT``, ``CONSOLE_METRICS_PORT``,
         ``CONSOLE_SESSION_IDLE_SECONDS``, ``CONSOLE_SESSION_MAX_SECONDS``,
-        ``CONSOLE_COOKIE_SECURE``, the four ``*_TARGET`` addresses, ``GRPC_CLIENT_*`` and
-        ``LOG_LEVEL``."""
+        ``CONSOLE_COOKIE_SECURE``, ``CONSOLE_ALERT_BANNER_SECONDS``, the four ``*_TARGET``
+        addresses, ``GRPC_CLIENT_*`` and ``LOG_LEVEL``."""
         metrics = env_optional(env, "CONSOLE_METRICS_PORT")
         return cls(
             targets=tuple((name, env_str(env, name, default)) for name, default in TARGETS),
@@ -58,6 +61,9 @@ class ConsoleSettings:
                 env, "CONSOLE_SESSION_MAX_SECONDS", 43200.0, low=60, high=7 * 86400
             ),
             cookie_secure=env_bool(env, "CONSOLE_COOKIE_SECURE", False),
+            alert_banner_seconds=env_float(
+                env, "CONSOLE_ALERT_BANNER_SECONDS", 5.0, low=0, high=60
+            ),
             metrics_port=None
             if metrics is None
             else env_int(env, "CONSOLE_METRICS_PORT", 0, low=0, high=65535),

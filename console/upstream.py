@@ -21,6 +21,7 @@ from headend import errors, logs
 from headend.rest.problems import Problem, from_rpc_error
 from headend.rpc import bearer, client_channel
 from protos import (
+    alerts_pb2_grpc,
     cdn_pb2_grpc,
     epg_pb2_grpc,
     keys_pb2_grpc,
@@ -56,6 +57,7 @@ class Services:
         self.subscribers = subscriber_pb2_grpc.SubscriberServiceStub(channels["SUBSCRIBER_TARGET"])
         self.reports = reports_pb2_grpc.ViewingReportServiceStub(channels["SUBSCRIBER_TARGET"])
         self.epg = epg_pb2_grpc.EpgServiceStub(channels["EPG_TARGET"])
+        self.alerts = alerts_pb2_grpc.AlertServiceStub(channels["EPG_TARGET"])
         self.transcode = transcode_pb2_grpc.TranscodeServiceStub(channels["TRANSCODE_TARGET"])
         self.cdn = cdn_pb2_grpc.CdnControlServiceStub(channels["CDN_TARGET"])
 

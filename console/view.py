@@ -21,7 +21,16 @@ FORBIDDEN = 403
 Data = dict[str, Any]
 
 # Navigation each role sees (the services still decide what each call returns).
-ADMIN_PAGES = ("channels", "edges", "jobs", "guide", "subscribers", "helpdesk", "reports")
+ADMIN_PAGES = (
+    "channels",
+    "edges",
+    "jobs",
+    "guide",
+    "subscribers",
+    "helpdesk",
+    "reports",
+    "alerts",
+)
 ROLE_PAGES: Mapping[str, tuple[str, ...]] = {
     "admin": ADMIN_PAGES,
     # A broadcaster's channels: their live state, guide and viewing figures.

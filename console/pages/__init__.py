@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from console.pages.alerts import load_alerts
 from console.pages.channels import load_channel, load_channels
 from console.pages.edges import load_edges
 from console.pages.guide import load_guide
@@ -20,6 +21,7 @@ PAGES = (
     Page("subscribers", "/subscribers", load_subscribers),
     Page("helpdesk", "/helpdesk", load_helpdesk),
     Page("reports", "/reports", load_reports),
+    Page("alerts", "/alerts", load_alerts),
 )
 # One channel's page: /channels/{channel}, and /api/channels/{channel}.json.
 CHANNEL = Page("channel", "/channels/{channel}", load_channel)

@@ -41,7 +41,16 @@ pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
 WAIT_MS = 60_000
 # Each role's pages, in its navigation's order.
 PAGES = {
-    "admin": ("channels", "edges", "jobs", "guide", "subscribers", "helpdesk", "reports"),
+    "admin": (
+        "channels",
+        "edges",
+        "jobs",
+        "guide",
+        "subscribers",
+        "helpdesk",
+        "reports",
+        "alerts",
+    ),
     "broadcaster:demo": ("channels", "guide", "reports"),
     f"carrier:{CARRIER}": ("subscribers", "helpdesk", "reports"),
 }
@@ -54,6 +63,7 @@ SHOWS = {
     "subscribers": f'[data-carrier="{CARRIER}"]',
     "helpdesk": "#mac",
     "reports": "#rows",
+    "alerts": "#open",
 }
 
 

@@ -1,7 +1,8 @@
 """The operator console under attack: every route it serves (read from its router, so a
 page added later is in this suite too) refuses a caller without a session, with a forged
 session id or an expired one, and every POST without the session's CSRF token, changing
-nothing; the session cookie never carries the key and pages cannot be framed."""
+nothing (an emergency alert in force stays in force); the session cookie never carries
+the key and pages cannot be framed."""
 
 from __future__ import annotations
 
@@ -14,7 +15,10 @@ import pytest
 import redis.asyncio as aioredis
 
 from cdn_ctl.store import EdgeStore
-from headend.auth import KeyStore
+from epg.alerts.client import AlertClient
+from epg.alerts.domain import AlertState
+from headend.auth import KeyStore, Principal
+from tests.epg.alerts.support import alert
 from tests.support.console import ConsoleFace, Operator, console_face, seed_console_world
 from tests.support.rest import every_service
 from tests.support.tokens import Tokens
@@ -40,16 +44,22 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-async def console(
-    redis: aioredis.Redis, keys: KeyStore, tmp_path: Path, tokens: Tokens, clock: Clock
-) -> AsyncIterator[ConsoleFace]:
-    """The console over every service, seeded, its sessions aging by ``clock``."""
-    async with every_service(redis, keys, tmp_path) as targets:
-        await seed_console_world(targets, await tokens())
-        async with console_face(
-            targets, clock=clock, session_idle_seconds=60, session_max_seconds=600
-        ) as face:
-            yield face
+async def targets(
+    redis: aioredis.Redis, keys: KeyStore, tmp_path: Path, tokens: Tokens
+) -> AsyncIterator[dict[str, str]]:
+    """Every service, seeded: their addresses."""
+    async with every_service(redis, keys, tmp_path) as up:
+        await seed_console_world(up, await tokens())
+        yield up
+
+
+@pytest.fixture
+async def console(targets: dict[str, str], clock: Clock) -> AsyncIterator[ConsoleFace]:
+    """The console over every service, its sessions aging by ``clock``."""
+    async with console_face(
+        targets, clock=clock, session_idle_seconds=60, session_max_seconds=600
+    ) as face:
+        yield face
 
 
 def routes(face: ConsoleFace) -> list[tuple[str, str]]:
@@ -85,6 +95,9 @@ async def _refused_all(op: Operator, face: ConsoleFace, redis: aioredis.Redis) -
 
 async def test_every_route_needs_a_session(console: ConsoleFace, redis: aioredis.Redis) -> None:
     assert len(routes(console)) >= 20
+    assert {("GET", "/alerts"), ("GET", "/api/alerts.json"), ("POST", "/alerts/x1/cancel")} <= set(
+        routes(console)
+    )
     async with console.operator() as op:
         await _refused_all(op, console, redis)
 
@@ -109,22 +122,28 @@ async def test_an_expired_session_is_no_session(
 
 
 async def test_every_post_needs_the_session_csrf_token(
-    console: ConsoleFace, tokens: Tokens
+    console: ConsoleFace, tokens: Tokens, targets: dict[str, str], keys: KeyStore
 ) -> None:
     posts = [path for method, path in routes(console) if method == "POST"]
     assert "/logout" in posts
     assert "/edges/x1/drain" in posts
+    assert "/alerts/x1/cancel" in posts
+    _, emergency = await keys.create(Principal("emergency", "x"))
+    async with AlertClient(targets["EPG_TARGET"], emergency) as alerts:
+        await alerts.issue(alert("drill1", drill=True))  # in force at once
     async with console.operator() as op, console.operator() as other:
         await op.login(await tokens())
         await other.login(await tokens())
         before = (await op.get("/api/edges.json")).text
-        for path in ["/edges/edge-a/drain", "/jobs/x1/retry", *posts]:
+        for path in ["/edges/edge-a/drain", "/jobs/x1/retry", "/alerts/drill1/cancel", *posts]:
             # none, made up, and another session's own token
             for token in ("", "forged", other.csrf):
                 answer = await op.post(path, csrf=token)
                 assert answer.status == 403, (path, token, answer.text)
         assert (await op.get("/api/edges.json")).text == before
         assert len(console.server.sessions) == 2  # the logout POSTs logged no one out
+    async with AlertClient(targets["EPG_TARGET"], emergency) as alerts:
+        assert (await alerts.get("drill1")).state is AlertState.CONFIRMED
 
 
 async def test_the_cookie_never_carries_the_key(console: ConsoleFace, tokens: Tokens) -> None:
