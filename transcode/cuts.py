@@ -25,6 +25,9 @@ counts C's discontinuities that slid out) plus the discontinuities the view adde
 numbers that slid out (:func:`added_discontinuities`): each reload agrees with the last.
 Keys: each segment keeps its own channel's key (with its own number's IV), so an F segment
 that is clear after an encrypted C one gets ``METHOD=NONE`` from :mod:`transcode.hls`.
+SCTE-35 date ranges likewise: C's own numbers keep C's (``dateranges``, by number, as
+:func:`transcode.cues.dateranges_for` places them on C's segments); an F segment carries
+none, C's signals being about C's programme and F's cues F's.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from __future__ import annotations
 import bisect
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -47,6 +50,9 @@ FEED_DIR = "feed"
 # A number F has no segment for shows C's own once C is this many target durations past it.
 DOWN_TARGETS = 3
 _SPAN = re.compile(r"([0-9]{1,12})-([0-9]{1,12})", re.ASCII)
+
+# C's SCTE-35 date ranges before each of its numbers (absent: none).
+DateRanges = Mapping[int, tuple[hls.DateRange, ...]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,8 +206,9 @@ def added_discontinuities(pieces: Sequence[Piece]) -> int:
 
 
 def _segments(
-    pieces: Sequence[Piece], *, channel: str, cut: Cut, feed_rung: str, key_base_url: str
-) -> list[hls.Segment]:
+    pieces: Sequence[Piece], *, channel: str, cut: Cut, feed_rung: str, key_base_url: str,
+    dateranges: DateRanges | None,
+) -> list[hls.Segment]:  # fmt: skip
     out = []
     for i, p in enumerate(pieces):
         name = p.entry.path.rsplit("/", 1)[-1]
@@ -214,6 +221,7 @@ def _segments(
                 # The first one's is implied by the discontinuity sequence.
                 discontinuity=p.discontinuity and i > 0,
                 key=segment_key(p.entry, owner, key_base_url),
+                dateranges=() if p.from_feed or not dateranges else dateranges.get(p.number, ()),
             )
         )
     return out
@@ -231,12 +239,14 @@ def render_live_cut(
     feed_rung: str,
     key_base_url: str,
     tally: Tally | None = None,
+    dateranges: DateRanges | None = None,
 ) -> tuple[str, Tally | None]:
     """A live view's playlist, and the tally for the next reload. ``entries`` are C's
     segments after ``tally``'s number, which is at most ``first`` (without a tally: from the
     cut's start, or from ``first`` when that is later) to the latest, ``first`` the first
     number C's playlist lists now, ``discontinuity_sequence`` and ``target_duration`` what
-    C's playlist says (the target is raised to F's where F's segments are longer)."""
+    C's playlist says (the target is raised to F's where F's segments are longer),
+    ``dateranges`` C's date ranges of the numbers from ``first`` on."""
     before = None if tally is None else tally.piece
     pieces = splice(entries, feed, cut, slack_seconds=slack_seconds((), target_duration),
                     before=before)  # fmt: skip
@@ -251,7 +261,7 @@ def render_live_cut(
     if counted:
         tally = Tally(counted[-1], added)
     segments = _segments(listed, channel=channel, cut=cut, feed_rung=feed_rung,
-                         key_base_url=key_base_url)  # fmt: skip
+                         key_base_url=key_base_url, dateranges=dateranges)  # fmt: skip
     text = hls.render_media(
         hls.MediaPlaylist(
             segments=segments,
@@ -279,13 +289,15 @@ def render_catchup_cut(
     cut: Cut,
     feed_rung: str,
     key_base_url: str,
+    dateranges: DateRanges | None = None,
 ) -> str:
     """A catch-up window's view (``state``: :func:`view_state`), made as catch-up makes
-    the window's own playlist (:func:`transcode.archive.catchup_playlist`)."""
+    the window's own playlist (:func:`transcode.archive.catchup_playlist`); ``dateranges``:
+    C's date ranges of the window's numbers."""
     if not pieces:
         raise ArchiveNotFound("no archived segments of the cut view in the window")
     segments = _segments(pieces, channel=channel, cut=cut, feed_rung=feed_rung,
-                         key_base_url=key_base_url)  # fmt: skip
+                         key_base_url=key_base_url, dateranges=dateranges)  # fmt: skip
     return hls.render_media(catchup_playlist(segments, pieces[0].number, state))
 
 

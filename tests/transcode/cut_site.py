@@ -4,7 +4,7 @@ an origin root and a real archive index."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -12,7 +12,9 @@ import redis.asyncio as aioredis
 
 from transcode import hls
 from transcode.archive import ArchiveIndex, RungInfo
+from transcode.cues import StoredCue, cue_writes
 from transcode.domain import ArchiveEntry
+from transcode.live.store import PlainWriter
 
 T0 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 START = int(T0.timestamp())
@@ -79,3 +81,13 @@ async def make_cut_site(redis: aioredis.Redis, root: Path, *, duration: float = 
     own_live = live_playlist(LIVE_FIRST, SEGMENTS - LIVE_FIRST, LIVE_DISCONTINUITY_SEQUENCE)
     write(root, "live/ch1/180p/index.m3u8", own_live.encode())
     write(root, "live/alert/360p/index.m3u8", live_playlist(FEED_FIRST + 8, 6, 0).encode())
+
+
+def own_start(seq: int) -> datetime:
+    """When ch1's segment ``seq`` starts."""
+    return T0 + timedelta(seconds=2 * seq)
+
+
+async def store_cues(redis: aioredis.Redis, cues: Sequence[StoredCue]) -> None:
+    """Keep SCTE-35 cues of ch1 as its node does (the channel store's writes, in Redis)."""
+    await PlainWriter(redis).write(cue_writes("ch1", cues))

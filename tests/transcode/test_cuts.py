@@ -12,6 +12,7 @@ from transcode import hls
 from transcode.archive import RungInfo
 from transcode.cuts import (
     Cut,
+    DateRanges,
     Tally,
     added_discontinuities,
     feed_rung,
@@ -65,11 +66,12 @@ def live(
     *,
     first: int | None = None,
     discontinuity_sequence: int = 0,
+    dateranges: DateRanges | None = None,
 ) -> hls.MediaPlaylist:
     text, _tally = render_live_cut(
         own, feed, first=own[0].sequence if first is None else first,
         discontinuity_sequence=discontinuity_sequence, target_duration=2, cut=cut,
-        channel="ch1", feed_rung="720p", key_base_url=KEYS,
+        channel="ch1", feed_rung="720p", key_base_url=KEYS, dateranges=dateranges,
     )  # fmt: skip
     return hls.parse_media(text)
 
@@ -283,6 +285,26 @@ def test_catchup_view_ends_like_catch_up_and_grows_while_f_lags() -> None:
         )
     )
     assert (grown.playlist_type, grown.endlist, grown.start_offset_seconds) == ("EVENT", False, 0.0)
+
+
+def test_c_s_date_ranges_stay_on_its_own_numbers_and_a_replaced_one_shows_none() -> None:
+    out = hls.DateRange("splice-00000001-101", at(2), planned_duration=12.0,
+                        scte35_out=b"\xfc\x30\x11out")  # fmt: skip
+    cmd = hls.DateRange("cmd-0000ABCD-104", at(8), scte35_cmd=b"\xfc\x30\x11cmd")
+    back = hls.DateRange("splice-00000001-101", at(2), duration=14.0,
+                         scte35_in=b"\xfc\x30\x11in")  # fmt: skip
+    ranges = {101: (out,), 104: (cmd,), 108: (back,)}  # 104 is inside the cut (103..106)
+    catchup = render_catchup_cut(
+        splice(C, F, CUT, slack_seconds=2.0), state="settled", channel="ch1", cut=CUT,
+        feed_rung="720p", key_base_url=KEYS, dateranges=ranges,
+    )  # fmt: skip
+    for view in (live(C, F, CUT, dateranges=ranges), hls.parse_media(catchup)):
+        shown = {n: s.dateranges for n, s in enumerate(view.segments, 100) if s.dateranges}
+        assert shown == {101: (out,), 108: (back,)}
+        assert view.segments[104 - 100].uri == "feed/720p/0000005004.ts"
+    # Without the cut, 104 keeps its own.
+    uncut = live(C, F, Cut("alert", at(-100), at(-50)), dateranges=ranges)
+    assert uncut.segments[104 - 100].dateranges == (cmd,)
 
 
 def test_added_discontinuities_counts_the_joins_only() -> None:

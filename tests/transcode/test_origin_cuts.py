@@ -26,10 +26,13 @@ from tests.transcode.cut_site import (
     live_playlist,
     make_cut_site,
     own_body,
+    own_start,
+    store_cues,
     write,
 )
 from transcode import hls
 from transcode.archive import ArchiveIndex
+from transcode.cues import StoredCue
 from transcode.domain import ArchiveEntry
 from transcode.origin import start_origin
 from transcode.settings import OriginSettings
@@ -103,6 +106,26 @@ async def test_catchup_view_and_its_master(site: Site) -> None:
     for segment, expected in zip(view.segments, _bodies(view), strict=True):
         status, data, _ = await site.get(f"{base}180p/{segment.uri}")
         assert (status, data) == (200, expected), segment.uri
+
+
+async def test_the_channel_s_cues_show_on_its_own_segments_in_both_views(
+    site: Site, redis: aioredis.Redis
+) -> None:
+    kept = hls.DateRange("splice-00000001-10", own_start(10), planned_duration=2.0,
+                         scte35_out=b"\xfc\x30\x11out")  # fmt: skip
+    # On number 8, which the cut replaces: the feed's segment carries none of ch1's.
+    hidden = hls.DateRange("cmd-0000ABCD-8", own_start(8), scte35_cmd=b"\xfc\x30\x11cmd")
+    await store_cues(redis, [StoredCue(own_start(10), kept), StoredCue(own_start(8), hidden)])
+
+    live_view = f"/live/ch1/{CUT}/180p/index.m3u8"
+    catchup_view = f"/catchup/ch1/{WINDOW}/{CUT}/180p/index.m3u8"
+    for path, first in ((live_view, LIVE_FIRST), (catchup_view, 0)):
+        status, body, _ = await site.get(path)
+        assert status == 200, path
+        view = hls.parse_media(body.decode())
+        shown = {n: s.dateranges for n, s in enumerate(view.segments, first) if s.dateranges}
+        assert shown == {10: (kept,)}, path
+        assert view.segments[8 - first].uri.startswith("feed/"), path
 
 
 async def test_open_cut_runs_to_the_end_of_the_window(site: Site) -> None:

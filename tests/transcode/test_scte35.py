@@ -18,10 +18,12 @@ import threefive
 from headend.settings import SettingsError
 from tests.support.net import free_udp_port
 from tests.support.scte35 import (
+    Build,
     Scheduled,
     bad_crc,
     huge_length,
     inject,
+    packets,
     section_at,
     splice_insert,
     time_signal,
@@ -43,6 +45,7 @@ from transcode.domain import ArchiveEntry, LiveChannel
 from transcode.errors import InvalidPlaylist
 from transcode.farm import FencedWriter, Ownership
 from transcode.live.epoch import Epoch
+from transcode.live.metrics import LiveMetrics
 from transcode.live.relay import SpliceRelay, wanted
 from transcode.live.scte35 import Refused, SpliceBook, SpliceTap, output_seconds, read_section
 from transcode.live.store import ChannelStore
@@ -202,9 +205,60 @@ def test_the_tap_finds_signals_in_a_transport_stream_and_counts_what_it_drops(
         ("out", "splice-00000005", out.sent_pts + 2 * SECOND),
         ("in", "splice-00000005", back.sent_pts + SECOND),
     ]
-    assert dict(tap.dropped) == {"truncated": 1, "crc": 1, "length": 1, "unknown_command": 1,
-                                 "ignored": 1, "repeated": 2}  # fmt: skip
+    # The null and the two repeats ignored; the signals waiting are not counted yet.
+    assert dict(tap.sections) == {"truncated": 1, "crc": 1, "length": 1, "unknown_command": 1,
+                                  "ignored": 3}  # fmt: skip
     assert tap.video_pts is not None
+
+
+def _sections(metrics: LiveMetrics, channel: str) -> dict[str, float]:
+    """``transcode_live_scte35_sections_total`` of ``channel``, by outcome."""
+    return {
+        sample.labels["outcome"]: sample.value
+        for family in metrics.registry.collect()
+        if family.name == "transcode_live_scte35_sections"
+        for sample in family.samples
+        if sample.name.endswith("_total") and sample.labels["channel"] == channel
+    }
+
+
+def _whole(section: bytes) -> Build:
+    """A builder sending ``section`` as it is."""
+    return lambda _pts, counter: packets(section, counter)
+
+
+def test_every_section_read_is_counted_once_by_outcome(av_ts: bytes) -> None:
+    fixed = {
+        "table": b"\x02" + splice_insert(1, SECOND, out=True)[1:],
+        "encrypted": _crafted(b"\x00\x80" + bytes(8) + b"\x05" + bytes(2)),
+        "undecodable": _crafted(bytes(10) + b"\x05" + bytes(2)),
+    }
+    schedule = [
+        *_schedule(),
+        *(Scheduled(2.0 + 0.1 * i, _whole(section)) for i, section in enumerate(fixed.values())),
+        # Event 5's out again (other bytes) while its break runs: the book ignores it.
+        Scheduled(1.5, section_at(1, lambda p: splice_insert(5, p, out=True))),
+        # Due ten minutes on: still waiting when the epoch ends.
+        Scheduled(4.5, section_at(600, lambda p: splice_insert(9, p, out=True))),
+        # Half a section: being assembled when the epoch ends.
+        Scheduled(5.5, lambda _pts, counter: truncated(counter)),
+    ]  # fmt: skip
+    metrics = LiveMetrics()
+    tap = SpliceTap(channel="c1", metrics=metrics)
+    for datagram in _datagrams(b"".join(inject(_stream(av_ts), schedule))):
+        tap.feed(datagram)
+    # Every signal but the far one is due at a segment one second past the last sent.
+    assert schedule[-2].sent_pts is not None
+    now = schedule[-2].sent_pts / SECOND + 1.0
+    ranges = SpliceBook().ranges(tap, 0.0, now, T0, 0)
+    assert [r.id for r in ranges] == ["splice-00000005-0", "splice-00000005-0"]
+    tap.close()
+    expected = {"carried": 2, "ignored": 4, "truncated": 1, "crc": 1, "length": 1,
+                "unknown_command": 1, "table": 1, "encrypted": 1, "undecodable": 1,
+                "epoch_ended": 2}  # fmt: skip
+    assert _sections(metrics, "c1") == expected
+    assert dict(tap.sections) == expected
+    assert not tap.pending
 
 
 def _out(event: int) -> Scheduled:
@@ -214,13 +268,16 @@ def _out(event: int) -> Scheduled:
 def test_the_tap_reads_rtp_and_bounds_what_it_keeps(av_ts: bytes) -> None:
     schedule = [_out(i) for i in range(80)]
     injected = b"".join(inject(_stream(av_ts), schedule))
-    tap = SpliceTap(rtp=True)
+    metrics = LiveMetrics()
+    tap = SpliceTap(channel="c1", rtp=True, metrics=metrics)
     for number, datagram in enumerate(_datagrams(injected)):
         header = bytes([0x80, 33]) + (number & 0xFFFF).to_bytes(2, "big") + bytes(8)
         tap.feed(header + datagram)
     assert len(tap.pending) == 64  # the oldest went
-    assert tap.dropped["overflow"] == 16
+    assert _sections(metrics, "c1") == {"overflow": 16}
     assert tap.pending[-1].key == "splice-0000004F"
+    tap.close()
+    assert _sections(metrics, "c1") == {"overflow": 16, "epoch_ended": 64}
 
 
 # -- the boundary rule ----------------------------------------------------------------------
@@ -518,6 +575,37 @@ async def test_the_relay_forwards_every_datagram_unchanged_and_taps_it(
         assert received == datagrams
         assert relay.forwarded == len(datagrams)
         assert [s.key for s in relay.tap.pending] == ["splice-00000005"]
+    finally:
+        relay.close()
+        reader.close()
+
+
+def _failing_feed(datagram: bytes) -> None:
+    """Stands in for a tap bug: no bytes make the real tap raise (everything it reads is
+    checked), yet the relay must survive one."""
+    raise IndexError(len(datagram))
+
+
+async def test_a_datagram_the_tap_fails_on_is_forwarded_and_counted_malformed(
+    av_ts: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    port = free_udp_port()
+    source = SourceInput("udp", f"udp://127.0.0.1:{port}", {})
+    metrics = LiveMetrics()
+    relay = await SpliceRelay(source, channel="c1", metrics=metrics).start()
+    monkeypatch.setattr(relay.tap, "feed", _failing_feed)
+    reader = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    reader.bind(("127.0.0.1", relay.port))
+    reader.setblocking(False)
+    datagram = _datagrams(av_ts)[0]
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+            sender.sendto(datagram, ("127.0.0.1", port))
+            forwarded = await asyncio.wait_for(
+                asyncio.get_running_loop().sock_recv(reader, 2048), 5
+            )
+        assert forwarded == datagram
+        assert _sections(metrics, "c1") == {"malformed": 1}
     finally:
         relay.close()
         reader.close()

@@ -8,8 +8,8 @@ from transcode.domain import ChannelState
 
 
 class LiveMetrics:
-    """Published and dropped segments, index backlog, store failures, state and thumbnails,
-    per channel."""
+    """Published and dropped segments, index backlog, store failures, state, thumbnails and
+    SCTE-35 sections, per channel."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
@@ -60,6 +60,13 @@ class LiveMetrics:
         self.thumbnails = Counter(
             "transcode_live_thumbnails_total",
             "Thumbnail captures of live channels, by channel and outcome (captured, failed).",
+            ["channel", "outcome"],
+            registry=self.registry,
+        )
+        self.scte35_sections = Counter(
+            "transcode_live_scte35_sections_total",
+            "SCTE-35 sections read from a channel's source, by channel and outcome (carried,"
+            " ignored, or why one was dropped).",
             ["channel", "outcome"],
             registry=self.registry,
         )

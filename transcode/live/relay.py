@@ -5,7 +5,8 @@ For a channel named in ``TC_SCTE35_CHANNELS`` the node binds the source's addres
 senders here) and forwards every datagram, unchanged, to a loopback port the epoch's
 FFmpeg reads instead: the video path gains one copy in this process and nothing else, and
 FFmpeg's own options (timeouts, FIFO) stay on its URL. Each datagram then goes to the
-epoch's :class:`~transcode.live.scte35.SpliceTap`; nothing it does can stop the forwarding.
+epoch's :class:`~transcode.live.scte35.SpliceTap`; nothing it does can stop the forwarding
+(a datagram the tap fails on is counted ``malformed``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import socket
 import struct
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from transcode.live.metrics import LiveMetrics
 from transcode.live.scte35 import SpliceTap
 from transcode.sources import SourceInput
 
@@ -34,8 +36,10 @@ class SpliceRelay(asyncio.DatagramProtocol):
     """Binds a udp/rtp source's address, forwards every datagram to a loopback port
     unchanged and feeds the tap; ``input`` is what FFmpeg reads instead of the source."""
 
-    def __init__(self, source: SourceInput, *, channel: str) -> None:
-        self.tap = SpliceTap(channel=channel, rtp=source.scheme == "rtp")
+    def __init__(
+        self, source: SourceInput, *, channel: str, metrics: LiveMetrics | None = None
+    ) -> None:
+        self.tap = SpliceTap(channel=channel, rtp=source.scheme == "rtp", metrics=metrics)
         parts = urlsplit(source.url)
         query = dict(parse_qsl(parts.query))
         self._sources = frozenset(filter(None, query.get("sources", "").split(",")))
@@ -76,20 +80,21 @@ class SpliceRelay(asyncio.DatagramProtocol):
         try:
             self.tap.feed(data)
         except Exception:  # a raise here would close the transport: the video with it
-            if not self.tap.dropped["malformed"]:
+            if not self.tap.sections["malformed"]:
                 log.exception("scte-35 tap skipped a datagram", extra={"channel": self.tap.channel})
-            self.tap.dropped["malformed"] += 1
+            self.tap.count("malformed")
 
     def close(self) -> None:
-        """Stop relaying (idempotent)."""
+        """Stop relaying (idempotent); the tap counts what it still held."""
         if self._transport is not None:
             self._transport.close()
             self._transport = None
         self._out.close()
-        if self.tap.received or self.tap.dropped:
-            log.info("scte-35 relay closed", extra={"channel": self.tap.channel,
-                                                    "signals": self.tap.received,
-                                                    "dropped": dict(self.tap.dropped)})  # fmt: skip
+        self.tap.close()
+        if self.tap.sections:
+            sections = dict(self.tap.sections)
+            log.info("scte-35 relay closed",
+                     extra={"channel": self.tap.channel, "sections": sections})  # fmt: skip
 
 
 def _free_loopback_port() -> int:

@@ -6,7 +6,13 @@ transport stream: PAT, then each programme's PMT, then the PIDs of stream type 0
 whose splice_info_sections it reassembles, checks (table id, length, CRC-32, a known
 command) and decodes (``splice.py``). Everything it holds is bounded: a section's
 length, the PIDs it follows, the signals waiting, the sections it remembers to drop
-repeats; whatever fails a check is dropped and counted (``dropped``), never raised.
+repeats; whatever fails a check is dropped and counted, never raised. Every section read
+is counted once by its outcome (``sections``, and ``transcode_live_scte35_sections_total``):
+``carried`` once it is a date range, ``ignored`` (splice_null, bandwidth_reservation, a
+repeat), or the reason it was dropped: ``splice.py``'s, ``truncated`` (a packet of it
+lost), ``length`` (longer than a section may be), ``overflow`` (pushed out of the signals
+waiting), ``epoch_ended`` (still waiting, or being assembled, when the epoch ended) and
+the relay's ``malformed`` (a datagram the tap failed on).
 
 A signal's time is a 90 kHz PTS (its splice time plus pts_adjustment; a splice_immediate
 or a time_signal without a time is the latest video PTS the tap has seen). FFmpeg shifts
@@ -30,6 +36,7 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from transcode import hls
+from transcode.live.metrics import LiveMetrics
 from transcode.live.splice import (
     MAX_SECTION_LENGTH,
     SegmentationDescriptor,
@@ -60,6 +67,8 @@ _MAX_SEEN = 256
 _MAX_OPEN = 32
 # A signal this close before a segment's start is that segment's (a frame is 16 ms or more).
 _SLACK_SECONDS = 0.005
+# The outcomes of a section that was not dropped.
+_NOT_DROPPED = frozenset({"carried", "ignored"})
 
 Kind = Literal["out", "in", "cmd"]
 
@@ -131,12 +140,14 @@ def _classify(info: SpliceInfo, section: bytes, now_pts: int | None) -> Splice:
 class SpliceTap:
     """Reads a transport stream's PSI, video PTS and SCTE-35 sections; keeps the signals."""
 
-    def __init__(self, *, channel: str = "", rtp: bool = False) -> None:
-        self.channel = channel  # for the logs
+    def __init__(
+        self, *, channel: str = "", rtp: bool = False, metrics: LiveMetrics | None = None
+    ) -> None:
+        self.channel = channel  # for the logs and the metrics
         self.rtp = rtp
         self.pending: deque[Splice] = deque()
-        self.dropped: Counter[str] = Counter()
-        self.received = 0  # signals kept
+        self.sections: Counter[str] = Counter()  # every section read, by outcome
+        self._metrics = metrics
         self.video_pts: int | None = None
         self._pmt_pids: set[int] = set()
         self._video_pid: int | None = None
@@ -159,11 +170,23 @@ class SpliceTap:
             self.pending = deque(s for s in self.pending if not due(s.pts))
         return taken
 
-    def _drop(self, reason: str) -> None:
-        if not self.dropped[reason]:
+    def count(self, outcome: str) -> None:
+        """Count one section read: ``carried``, ``ignored`` or why it was dropped (each
+        reason logged the first time)."""
+        if outcome not in _NOT_DROPPED and not self.sections[outcome]:
             log.warning("scte-35 section dropped",
-                        extra={"channel": self.channel, "reason": reason})  # fmt: skip
-        self.dropped[reason] += 1
+                        extra={"channel": self.channel, "reason": outcome})  # fmt: skip
+        self.sections[outcome] += 1
+        if self._metrics is not None:
+            self._metrics.scte35_sections.labels(self.channel, outcome).inc()
+
+    def close(self) -> None:
+        """Count the signals still waiting and the sections being assembled as dropped: the
+        epoch they belong to has ended."""
+        for _ in range(len(self.pending) + len(self._partial)):
+            self.count("epoch_ended")
+        self.pending.clear()
+        self._partial.clear()
 
     def _packet(self, packet: bytes) -> None:
         if packet[0] != 0x47:
@@ -215,7 +238,7 @@ class SpliceTap:
         self._cc[pid] = cc
         partial = self._partial.pop(pid, None)
         if partial is not None and cc != expected:
-            self._drop("truncated")  # a packet of it was lost
+            self.count("truncated")  # a packet of it was lost
             partial = None
         if not start:
             if partial is not None:
@@ -236,13 +259,13 @@ class SpliceTap:
         if len(data) >= 3:
             length = (data[1] & 0x0F) << 8 | data[2]
             if length > MAX_SECTION_LENGTH:
-                self._drop("length")
+                self.count("length")
                 return b""
             if len(data) >= 3 + length:
                 self._section(bytes(data[: 3 + length]))
                 return bytes(data[3 + length :]) if more else b""
         if ending:
-            self._drop("truncated")
+            self.count("truncated")
         else:
             self._partial[pid] = data
         return b""
@@ -250,7 +273,7 @@ class SpliceTap:
     def _section(self, section: bytes) -> None:
         seen = len(section).to_bytes(2, "big") + section[-8:]
         if seen in self._seen:
-            self.dropped["repeated"] += 1  # encoders send a signal several times
+            self.count("ignored")  # encoders send a signal several times
             return
         self._seen[seen] = None
         while len(self._seen) > _MAX_SEEN:
@@ -258,16 +281,12 @@ class SpliceTap:
         try:
             splice = read_section(section, now_pts=self.video_pts)
         except Refused as refused:
-            if refused.reason == "ignored":
-                self.dropped["ignored"] += 1
-            else:
-                self._drop(refused.reason)
+            self.count(refused.reason)
             return
         if len(self.pending) >= _MAX_PENDING:
             self.pending.popleft()
-            self._drop("overflow")
-        self.pending.append(splice)
-        self.received += 1
+            self.count("overflow")
+        self.pending.append(splice)  # counted once its segment takes it
 
 
 def _psi(payload: bytes) -> bytes | None:
@@ -332,6 +351,7 @@ class SpliceBook:
         out = []
         for splice in tap.take(due):
             made = self._range(splice, boundary, seq)
+            tap.count("ignored" if made is None else "carried")
             if made is not None:
                 out.append(made)
         return tuple(out)

@@ -45,6 +45,7 @@ from transcode.live.commands import plan_passthrough, probe_passthrough, source_
 from transcode.live.detect import Detector, Thresholds, Trouble
 from transcode.live.disk import DiskSpace
 from transcode.live.epoch import Epoch
+from transcode.live.metrics import LiveMetrics
 from transcode.live.publish import Publisher
 from transcode.live.relay import SpliceRelay, wanted
 from transcode.live.status import history_from_json
@@ -128,6 +129,7 @@ class SourceEpochs(ABC):
     _settings: LiveSettings
     _thresholds: Thresholds
     _disk: DiskSpace
+    _metrics: LiveMetrics | None
     _redis: aioredis.Redis
     _runs: int
     _work: Path
@@ -354,7 +356,7 @@ class SourceEpochs(ABC):
         epoch = self._new_epoch("source", detector=Detector(self._thresholds))
         if wanted(self._settings.scte35_channels, self.channel.id, source.scheme):
             # Closed with the epoch, whatever happens.
-            epoch.relay = SpliceRelay(source, channel=self.channel.id)
+            epoch.relay = SpliceRelay(source, channel=self.channel.id, metrics=self._metrics)
             try:
                 await epoch.relay.start()
                 source = epoch.relay.input

@@ -352,7 +352,7 @@ def create_app(
     app.router.add_get(f"{window}/master.m3u8", origin.catchup_master)
     app.router.add_get(f"{window}/{{rung}}/index.m3u8", origin.catchup_media)
     app.router.add_get(f"{window}/{{rung}}/{seg}", origin.catchup_segment)
-    add_cut_routes(app, origin, seg)
+    add_cut_routes(app, origin, seg, redis=redis)
     app.router.add_get("/vod/{asset}/{tail:.+}", origin.vod)
     app.router.add_route("*", "/keys/{tail:.*}", origin.keys)
     if ingest is not None and ingest.enabled:

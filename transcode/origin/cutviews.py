@@ -16,7 +16,9 @@ door's signed scope ends with:
 
 A malformed cut is a 400 naming it; a feed with no archive, or none of the rung's kind, a
 404. The view's own numbers come from the live playlist's head (``guard.LiveHead``) and
-the archive; the feed's segments from the feed's archive.
+the archive; the feed's segments from the feed's archive; the channel's SCTE-35 date
+ranges on its own numbers from its cues, placed as catch-up places them
+(``transcode.cues``).
 """
 
 from __future__ import annotations
@@ -25,11 +27,13 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+import redis.asyncio as aioredis
 from aiohttp import web
 
 from headend.clock import utc_now
 from transcode import cuts
 from transcode.archive import ArchiveIndex, window_state
+from transcode.cues import dateranges_for, read_cues
 from transcode.domain import ArchiveEntry, Window, validate_rung
 from transcode.errors import ArchiveNotFound, ContentNotFound, InvalidRequest
 from transcode.measure import bits_per_second
@@ -55,8 +59,9 @@ def _cut(request: web.Request) -> cuts.Cut:
 class CutViews:
     """The cut view handlers, over the origin's archive, live heads and files."""
 
-    def __init__(self, origin: Origin) -> None:
+    def __init__(self, origin: Origin, *, redis: aioredis.Redis) -> None:
         self._origin = origin
+        self._redis = redis
         self._archive: ArchiveIndex = origin.archive
         # Each live view's tally (``transcode.cuts.Tally``), by channel, rung, cut, feed rung.
         self._tallies: dict[tuple[str, str, cuts.Cut, str], cuts.Tally] = {}
@@ -98,6 +103,14 @@ class CutViews:
         reach = timedelta(seconds=slack)
         span = Window(inside[0].start - reach, inside[-1].start + 2 * reach)
         return await self._archive.window(cut.feed, frung, span)
+
+    async def _dateranges(
+        self, channel: str, own: Sequence[ArchiveEntry], start: datetime, end: datetime
+    ) -> cuts.DateRanges:
+        """C's date ranges on the numbers of ``own`` (in order), from its cues in
+        ``[start, end]`` (:func:`transcode.cues.read_cues`)."""
+        cues = await read_cues(self._redis, channel, start, end)
+        return dict(zip((e.sequence for e in own), dateranges_for(own, cues), strict=True))
 
     async def _live_reach(self, channel: str, rung: str) -> datetime:
         """How far back a live view's numbers reach: the live window's first segment, and
@@ -146,6 +159,8 @@ class CutViews:
             ]
         entries = [*history, *(e for e in own if tally is None or e.sequence > tally.piece.number)]
         feed = await self._feed_entries(cut, frung, entries, slack)
+        # The listed numbers' (those from ``first`` on), as C's own playlist shows them.
+        dateranges = await self._dateranges(channel, own, own[0].start, own[-1].end)
         text, tally = cuts.render_live_cut(
             entries,
             feed,
@@ -157,6 +172,7 @@ class CutViews:
             feed_rung=frung,
             key_base_url=origin.key_base_url,
             tally=tally,
+            dateranges=dateranges,
         )
         if tally is not None:
             if len(self._tallies) >= _TALLIES:
@@ -183,9 +199,10 @@ class CutViews:
         feed = await self._feed_entries(cut, frung, own, slack)
         pieces = cuts.splice(own, feed, cut, slack_seconds=slack)
         state = cuts.view_state(window_state(own, window, now), pieces, own)
+        dateranges = await self._dateranges(channel, own, window.start, window.end)
         text = cuts.render_catchup_cut(
             pieces, state=state, channel=channel, cut=cut, feed_rung=frung,
-            key_base_url=origin.key_base_url,
+            key_base_url=origin.key_base_url, dateranges=dateranges,
         )  # fmt: skip
         return await respond(request, playlist(text, origin.catchup_cache(state)))
 
@@ -231,9 +248,12 @@ def _overlaps(entry: ArchiveEntry, start: datetime, end: datetime | None) -> boo
     return entry.end > start and (end is None or entry.start < end)
 
 
-def add_cut_routes(app: web.Application, origin: Origin, segment: str) -> None:
-    """The cut views' routes (``segment``: the origin's segment file pattern)."""
-    views = CutViews(origin)
+def add_cut_routes(
+    app: web.Application, origin: Origin, segment: str, *, redis: aioredis.Redis
+) -> None:
+    """The cut views' routes (``segment``: the origin's segment file pattern; ``redis``
+    holds the channels' cues)."""
+    views = CutViews(origin, redis=redis)
     span = "x/{feed}/{span}"
     for base in ("/live/{channel}", "/catchup/{channel}/w/{from}/{to}"):
         cut = f"{base}/{span}"
