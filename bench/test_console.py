@@ -228,6 +228,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     redis_server = RedisServer(work)
     redis_server.start()
     loop = asyncio.new_event_loop()
+    # gRPC's aio layer asks for the current loop: an earlier suite's asyncio.run() left none.
+    asyncio.set_event_loop(loop)
     opened = AsyncExitStack()
 
     async def start() -> Stack:
@@ -269,6 +271,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     finally:
         loop.run_until_complete(opened.aclose())
         loop.close()
+        asyncio.set_event_loop(None)
         redis_server.stop()
 
 

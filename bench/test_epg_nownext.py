@@ -134,6 +134,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     redis_server = RedisServer(tmp_path_factory.mktemp("epg-nownext"))
     redis_server.start()
     loop = asyncio.new_event_loop()
+    # gRPC's aio layer asks for the current loop: an earlier suite's asyncio.run() left none.
+    asyncio.set_event_loop(loop)
     token, ids = loop.run_until_complete(_seed(redis_server.url))
     proc = subprocess.Popen(
         [
@@ -154,6 +156,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         proc.terminate()
         proc.wait(timeout=30)
         loop.close()
+        asyncio.set_event_loop(None)
         redis_server.stop()
 
 
