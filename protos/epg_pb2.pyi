@@ -38,6 +38,7 @@ class ChangeKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     CHANGE_KIND_PROGRAMMES: _ClassVar[ChangeKind]
     CHANGE_KIND_RESYNC: _ClassVar[ChangeKind]
     CHANGE_KIND_ALERTS: _ClassVar[ChangeKind]
+    CHANGE_KIND_CUES: _ClassVar[ChangeKind]
 WRITE_POLICY_UNSPECIFIED: WritePolicy
 WRITE_POLICY_REFUSE: WritePolicy
 WRITE_POLICY_REPLACE: WritePolicy
@@ -53,6 +54,7 @@ CHANGE_KIND_CHANNEL: ChangeKind
 CHANGE_KIND_PROGRAMMES: ChangeKind
 CHANGE_KIND_RESYNC: ChangeKind
 CHANGE_KIND_ALERTS: ChangeKind
+CHANGE_KIND_CUES: ChangeKind
 
 class LocalizedText(_message.Message):
     __slots__ = ("lang", "text")

@@ -48,6 +48,7 @@ from headend.rpc.server import run_face
 from protos import (
     alerts_pb2,
     cdn_pb2,
+    cues_pb2,
     epg_pb2,
     keys_pb2,
     reports_pb2,
@@ -62,6 +63,7 @@ log = logging.getLogger(__name__)
 UPSTREAMS = (
     (epg_pb2, "EPG_TARGET"),
     (alerts_pb2, "EPG_TARGET"),
+    (cues_pb2, "EPG_TARGET"),
     (subscriber_pb2, "SUBSCRIBER_TARGET"),
     (keys_pb2, "SUBSCRIBER_TARGET"),
     (reports_pb2, "SUBSCRIBER_TARGET"),
