@@ -19,6 +19,9 @@ READ_ALL = frozenset({"admin", "carrier", "playback"})
 WRITERS = frozenset({"admin", "broadcaster"})
 # Roles that see emergency alerts (``AlertService`` and the feed's alert changes).
 ALERT_READERS = frozenset({"admin", "playback", "emergency"})
+# Roles that see cues (``CueService`` and the feed's cue changes): the playback role every
+# channel's, the others those of the channels they may change.
+CUE_ROLES = frozenset({"admin", "broadcaster", "playback"})
 
 
 def require_reader(principal: Principal) -> None:
@@ -51,3 +54,9 @@ def may_write(principal: Principal, channel: Channel) -> bool:
     return principal.is_admin or (
         principal.role == "broadcaster" and principal.tenant == channel.owner
     )
+
+
+def may_read_cues(principal: Principal, channel: Channel) -> bool:
+    """True when ``principal`` sees ``channel``'s cues: the playback role (the front doors,
+    the farm) and whoever may change the channel; nobody else learns of them."""
+    return principal.role == "playback" or may_write(principal, channel)

@@ -84,6 +84,7 @@ _KIND_PB: dict[str, epg_pb2.ChangeKind] = {
     "programmes": epg_pb2.CHANGE_KIND_PROGRAMMES,
     "resync": epg_pb2.CHANGE_KIND_RESYNC,
     "alerts": epg_pb2.CHANGE_KIND_ALERTS,
+    "cues": epg_pb2.CHANGE_KIND_CUES,
 }
 _KIND: dict[int, str] = {v: k for k, v in _KIND_PB.items()}
 

@@ -1,5 +1,6 @@
 """The EPG's own metrics: how many hours of guide each active channel has left, and the
-emergency alerts in force and their steps (:class:`AlertMetrics`).
+emergency alerts in force and their steps (:class:`AlertMetrics`), and the changes to cues
+(:class:`CueMetrics`).
 
 A background task of the EPG server refreshes ``epg_guide_hours_ahead{channel}`` every
 ``EPG_GUIDE_STATUS_SECONDS`` with the read ``ListGuideStatus`` makes (one script call per
@@ -100,3 +101,19 @@ class AlertMetrics:
         """Set the gauge for every severity (0 where none is in force)."""
         for severity, count in in_force.items():
             self.in_force.labels(severity).set(count)
+
+
+class CueMetrics:
+    """Cues: every change made (``insert``, ``cancel``)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.changes = Counter(
+            "epg_cue_changes_total",
+            "Cue changes made: insert, cancel.",
+            ["action"],
+            registry=registry,
+        )
+
+    def change(self, action: str) -> None:
+        """Count one change."""
+        self.changes.labels(action).inc()

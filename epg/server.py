@@ -39,9 +39,12 @@ from epg.convert import (
     slot_rule_from_pb,
     write_result_to_pb,
 )
+from epg.cues.server import cue_service
+from epg.cues.service import CueService
+from epg.cues.store import CueStore
 from epg.domain import Programme, guide_key, time_key
 from epg.errors import ImportTooLarge, InvalidXmltv
-from epg.metrics import AlertMetrics, GuideMetrics
+from epg.metrics import AlertMetrics, CueMetrics, GuideMetrics
 from epg.service import EpgService
 from epg.settings import EpgSettings
 from epg.store import EpgStore
@@ -369,8 +372,8 @@ class EpgServicer(epg_pb2_grpc.EpgServiceServicer):
 async def create_server(
     settings: EpgSettings, *, redis: Redis, keys: Authenticator
 ) -> tuple[RpcServer, int]:
-    """Build the EPG service and ``AlertService`` (with its expiry sweep) on ``redis`` and
-    start their gRPC server."""
+    """Build the EPG service, ``AlertService`` (with its expiry sweep) and ``CueService``
+    on ``redis`` and start their gRPC server."""
     store = EpgStore(
         redis, changes_maxlen=settings.changes_maxlen, durability=settings.redis.durability
     )
@@ -394,9 +397,14 @@ async def create_server(
         confirm_seconds=settings.alerts.confirm_seconds,
         metrics=AlertMetrics(metrics.registry),
     )
+    cues = CueService(
+        store=CueStore(redis, changes_maxlen=settings.changes_maxlen),
+        channels=store,
+        metrics=CueMetrics(metrics.registry),
+    )
     return await start_server(
         settings.rpc,
-        services=[spec, alert_service(alerts)],
+        services=[spec, alert_service(alerts), cue_service(cues)],
         authenticator=keys,
         metrics=metrics,
         components=[guide, alerts.sweeping(settings.alerts.sweep_seconds)],

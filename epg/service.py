@@ -13,7 +13,14 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import IO
 
-from epg.access import may_read, may_read_alerts, may_write, require_reader, require_writer
+from epg.access import (
+    CUE_ROLES,
+    may_read,
+    may_read_alerts,
+    may_write,
+    require_reader,
+    require_writer,
+)
 from epg.domain import (
     DEFAULT_HORIZON_HOURS,
     MAX_HORIZON_HOURS,
@@ -430,6 +437,8 @@ class EpgService:
                     if may_read_alerts(principal):
                         yield change
                     continue
+                if change.kind == "cues" and principal.role not in CUE_ROLES:
+                    continue  # a channel's cues: its writers' and the playback role's only
                 if wanted and change.channel_id not in wanted:
                     continue
                 if principal.role == "broadcaster":

@@ -33,7 +33,8 @@ from headend.stack import GaveUp, Stack, StackSettings
 
 # Packages that contribute subcommands through ``register(subparsers)``.
 COMMAND_MODULES: tuple[str, ...] = (
-    "epg.cli", "subscriber.cli", "subscriber.reports.cli", "transcode.cli", "cdn_ctl.cli",
+    "epg.cli", "epg.cli_cues", "subscriber.cli", "subscriber.reports.cli", "transcode.cli",
+    "cdn_ctl.cli",
 )  # fmt: skip
 LOG_LEVEL_VAR = "LOG_LEVEL"
 DEFAULT_LOG_LEVEL = "info"

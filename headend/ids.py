@@ -10,6 +10,9 @@ empty or ``..`` segment, nothing that needs escaping).
 A lease id names one stream lease (a box playing one channel): the
 subscriber service issues it, the front door carries it in the ``lease_id``
 query parameter, and the routing ledger counts it on an edge.
+
+A record id names what a caller creates and may choose the id of (an emergency alert, a
+cue), so that retrying a create with the same id finds the first one.
 """
 
 from __future__ import annotations
@@ -39,3 +42,21 @@ def new_lease_id() -> str:
 def is_lease_id(text: str) -> bool:
     """True when ``text`` is a well-formed lease id."""
     return _LEASE_ID.fullmatch(text) is not None
+
+
+# The id a caller may choose for a record it creates (an alert, a cue): lower-case letters,
+# digits and dashes, at most 40, safe in a resource name and a URL.
+RECORD_ID_RULE = "[a-z0-9][a-z0-9-]{0,39}"
+_RECORD_ID = re.compile(RECORD_ID_RULE)
+_BASE32_LOWER = "abcdefghijklmnopqrstuvwxyz234567"
+
+
+def is_record_id(text: str) -> bool:
+    """True when ``text`` fits :data:`RECORD_ID_RULE`."""
+    return _RECORD_ID.fullmatch(text) is not None
+
+
+def new_record_id(prefix: str) -> str:
+    """``prefix`` (a sortable time, ``20270801-``) and six random base32 letters:
+    unguessable enough for an id the server makes when the caller gave none."""
+    return prefix + "".join(secrets.choice(_BASE32_LOWER) for _ in range(6))

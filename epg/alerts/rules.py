@@ -8,21 +8,17 @@ refuses control characters in anything stored.
 
 from __future__ import annotations
 
-import re
-import secrets
 from datetime import datetime
 
 from epg.alerts.domain import Alert
 from epg.alerts.errors import InvalidAlert
 from headend import regions
 from headend.errors import InvalidArgument
-from headend.ids import CHANNEL_ID_RULE, is_channel_id
+from headend.ids import CHANNEL_ID_RULE, RECORD_ID_RULE, is_channel_id, is_record_id, new_record_id
 from headend.languages import validate_language
 from headend.text import validate_text
 
-ALERT_ID_RULE = "[a-z0-9][a-z0-9-]{0,39}"
-_ALERT_ID = re.compile(ALERT_ID_RULE)
-_BASE32_LOWER = "abcdefghijklmnopqrstuvwxyz234567"
+ALERT_ID_RULE = RECORD_ID_RULE
 MAX_HEADLINE = 160
 MAX_DESCRIPTION = 2000
 MAX_REGIONS = 256
@@ -34,12 +30,12 @@ AUDIO_SCHEME = "file:///"
 
 def new_alert_id(now: datetime) -> str:
     """``yyyymmdd-`` and six random base32 letters: sortable by day, unguessable enough."""
-    return now.strftime("%Y%m%d-") + "".join(secrets.choice(_BASE32_LOWER) for _ in range(6))
+    return new_record_id(now.strftime("%Y%m%d-"))
 
 
 def validate_alert_id(alert_id: str, field: str = "alert_id") -> str:
     """``alert_id`` if it fits :data:`ALERT_ID_RULE`."""
-    if not _ALERT_ID.fullmatch(alert_id):
+    if not is_record_id(alert_id):
         raise InvalidAlert(field, f"must match {ALERT_ID_RULE}")
     return alert_id
 

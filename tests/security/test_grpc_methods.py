@@ -29,6 +29,7 @@ from headend.rpc import RpcServer, RpcSettings, bearer, client_channel
 from protos import (
     alerts_pb2,
     cdn_pb2,
+    cues_pb2,
     epg_pb2,
     keys_pb2,
     reports_pb2,
@@ -45,6 +46,7 @@ from transcode.settings import ControlSettings, QueueSettings
 SERVICES: tuple[ServiceDescriptor, ...] = (
     epg_pb2.DESCRIPTOR.services_by_name["EpgService"],
     alerts_pb2.DESCRIPTOR.services_by_name["AlertService"],
+    cues_pb2.DESCRIPTOR.services_by_name["CueService"],
     subscriber_pb2.DESCRIPTOR.services_by_name["SubscriberService"],
     keys_pb2.DESCRIPTOR.services_by_name["KeyService"],
     reports_pb2.DESCRIPTOR.services_by_name["ViewingReportService"],
@@ -106,6 +108,7 @@ async def servers(redis: aioredis.Redis, keys: KeyStore, tmp_path: Path) -> Asyn
     ports = {
         "headend.epg.v1.EpgService": epg_port,
         "headend.alerts.v1.AlertService": epg_port,
+        "headend.cues.v1.CueService": epg_port,
         "headend.subscriber.v1.SubscriberService": sub_port,
         "headend.keys.v1.KeyService": sub_port,
         "headend.reports.v1.ViewingReportService": sub_port,
