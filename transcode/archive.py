@@ -115,8 +115,9 @@ class RungInfo:
 
 
 class RedisWrite(NamedTuple):
-    """One Redis write to a live channel's own keys (``ZADD`` or ``HSET``), as a value so
-    it can be sent plainly or fenced by the channel's lease (``transcode.farm``)."""
+    """One Redis write to a live channel's own keys (``ZADD``, ``HSET``; ``ZREM``,
+    ``ZREMRANGEBYSCORE`` and ``PEXPIRE`` for its signal queue), as a value so it can be
+    sent plainly or fenced by the channel's lease (``transcode.farm``)."""
 
     command: str
     key: str

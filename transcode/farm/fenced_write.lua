@@ -8,7 +8,8 @@
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
   return 0
 end
-local allowed = {ZADD = true, HSET = true}
+-- ZREM, ZREMRANGEBYSCORE, PEXPIRE: a placed signal leaves the queue (transcode/live/cuequeue.py)
+local allowed = {ZADD = true, HSET = true, ZREM = true, ZREMRANGEBYSCORE = true, PEXPIRE = true}
 local writes = cjson.decode(ARGV[2])
 for _, w in ipairs(writes) do
   if not allowed[w[1]] then

@@ -70,6 +70,13 @@ class LiveMetrics:
             ["channel", "outcome"],
             registry=self.registry,
         )
+        self.cue_signals = Counter(
+            "transcode_live_cue_signals_total",
+            "Scheduled SCTE-35 signals taken from a channel's queue onto a published segment,"
+            " by channel and kind (out, in, cmd).",
+            ["channel", "kind"],
+            registry=self.registry,
+        )
         self.state = Gauge(
             "transcode_live_channel_state",
             "1 for the state each channel reports (LIVE, SLATE, DEGRADED, RECOVERING ...).",

@@ -34,6 +34,9 @@ before its clear files go.
 A source read through a splice relay (``relay.py``) has its SCTE-35 signals put on the
 first segment published at or after their time, as ``EXT-X-DATERANGE`` tags in every
 rung's and rendition's playlist, and queued on the store for catch-up (``transcode.cues``).
+So do the signals scheduled into the channel (``transcode.cueq``), read before a segment's
+files move (a Redis that fails gives none for that segment) and taken off the queue in the
+store's step that keeps the segment's cues, fenced like every write of the channel.
 
 The ``observer`` is called right after a segment is in place in every rung and the
 playlists naming it are written; ``transcode.live.push.Pusher.observe`` is one, mirroring
@@ -60,6 +63,7 @@ from transcode.domain import ArchiveEntry, ChannelState, LiveChannel
 from transcode.errors import EncodeFailed, LeaseLost
 from transcode.ladder import PlannedRung, Profile
 from transcode.live.captions import LiveCaptions
+from transcode.live.cuequeue import NodeQueue
 from transcode.live.encryption import ChannelKeys, encrypt_files
 from transcode.live.epoch import Epoch
 from transcode.live.metrics import LiveMetrics
@@ -98,8 +102,11 @@ class Publisher:
         keys: ChannelKeys | None = None,
         tracks: Sequence[Track] = (),
         thumbnailer: Thumbnailer | None = None,
+        signals: NodeQueue | None = None,
     ) -> None:
         self.channel = channel
+        # The channel's queue of scheduled SCTE-35 signals (None: none is read).
+        self._signals = signals
         self._thumbnailer = thumbnailer
         # When the latest segment was published (None: none yet), for the channel's status.
         self.published_at: datetime | None = None
@@ -218,6 +225,7 @@ class Publisher:
         if w.starts and start < w.starts[-1]:
             start = w.starts[-1] + timedelta(seconds=w.durations[-1])
         clear = [epoch.segment_path(rung, index) for rung in epoch.rungs]
+        queued = [] if self._signals is None else await self._signals.due(start)
         captions: dict[str, str] = {}
         if self._captions.tracks:
             # Timed by the clear video, before it is encrypted.
@@ -292,8 +300,10 @@ class Publisher:
         if epoch.relay is not None:
             tap = epoch.relay.tap
             ranges = self.splices.ranges(tap, epoch.input_start, first.start, start, seq)
-            if ranges:
-                self._store.add_cues([StoredCue(start, r) for r in ranges])
+        placed = self._signals.placed(queued) if queued and self._signals is not None else []
+        ranges += self.splices.place([s.splice() for s in queued], start, seq)
+        if ranges or placed:
+            self._store.add_cues([StoredCue(start, r) for r in ranges], placed)
         self.window.slide(seq, duration, start, discontinuity, sizes, segment_key,
                           length=self.channel.window_segments, dateranges=ranges)  # fmt: skip
         self._playlists_stale = True

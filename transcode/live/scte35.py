@@ -23,14 +23,16 @@ an instant learnt at run time: a signal goes on the first segment starting at or
 time, and that boundary is the range's START-DATE (:class:`SpliceBook`). Outs and returns
 pair by splice_event_id (splice_insert) or segmentation_event_id (a time_signal's
 segmentation descriptor): the return repeats the out's ID and START-DATE with its
-DURATION, as RFC 8216bis section 4.4.5.1.4 asks.
+DURATION, as RFC 8216bis section 4.4.5.1.4 asks. Signals scheduled into the channel
+(``transcode.cueq``) are placed by the same book (:meth:`SpliceBook.place`), so they pair
+with each other and with the source's alike.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import Counter, OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
@@ -57,9 +59,9 @@ _VIDEO_TYPES = frozenset({0x01, 0x02, 0x10, 0x1B, 0x24, 0x42})
 _IGNORED_COMMANDS = frozenset({0x00, 0x07})  # splice_null (heartbeats), bandwidth_reservation
 # Segmentation types that start a programme, chapter, break or opportunity; each one's
 # end is the type after it (SCTE 35 table 22).
-_STARTS = frozenset({0x10, 0x20, 0x22, 0x30, 0x32, 0x34, 0x36, 0x38, 0x3A, 0x3C, 0x3E, 0x40,
-                     0x42, 0x44, 0x46, 0x50})  # fmt: skip
-_ENDS = frozenset(t + 1 for t in _STARTS)
+SEGMENT_STARTS = frozenset({0x10, 0x20, 0x22, 0x30, 0x32, 0x34, 0x36, 0x38, 0x3A, 0x3C, 0x3E,
+                            0x40, 0x42, 0x44, 0x46, 0x50})  # fmt: skip
+_ENDS = frozenset(t + 1 for t in SEGMENT_STARTS)
 _MAX_PROGRAMMES = 16
 _MAX_CUE_PIDS = 4
 _MAX_PENDING = 64
@@ -128,9 +130,9 @@ def _classify(info: SpliceInfo, section: bytes, now_pts: int | None) -> Splice:
         for d in info.descriptors:
             if not isinstance(d, SegmentationDescriptor) or d.segmentation_event_cancel_indicator:
                 continue
-            if d.segmentation_type_id not in _STARTS | _ENDS:
+            if d.segmentation_type_id not in SEGMENT_STARTS | _ENDS:
                 break  # an identification, a blackout override ...: a command
-            kind = "out" if d.segmentation_type_id in _STARTS else "in"
+            kind = "out" if d.segmentation_type_id in SEGMENT_STARTS else "in"
             ticks = d.segmentation_duration
             return Splice(kind, f"seg-{d.segmentation_event_id:08X}", section, pts,
                           None if ticks is None else ticks / PTS_HZ)  # fmt: skip
@@ -355,6 +357,13 @@ class SpliceBook:
             if made is not None:
                 out.append(made)
         return tuple(out)
+
+    def place(
+        self, splices: Iterable[Splice], boundary: datetime, seq: int
+    ) -> tuple[hls.DateRange, ...]:
+        """The date ranges of scheduled signals (``transcode.cueq``) on the segment numbered
+        ``seq`` starting at ``boundary``, paired with each other and with the source's."""
+        return tuple(r for s in splices if (r := self._range(s, boundary, seq)) is not None)
 
     def _range(self, splice: Splice, boundary: datetime, seq: int) -> hls.DateRange | None:
         ident = f"{splice.key}-{seq}"

@@ -33,7 +33,7 @@ _CUEI = b"CUEI"
 # The segmentation types followed by sub_segment_num and sub_segments_expected, read when
 # the descriptor_length leaves room for them (an optional appendix, section 10.3.3.1; 2023r1
 # adds 0x30 and 0x32, whose two bytes are then skipped like any newer field).
-_SUB_SEGMENT_TYPES = frozenset({0x34, 0x36, 0x38, 0x3A, 0x44, 0x46})
+SUB_SEGMENT_TYPES = frozenset({0x34, 0x36, 0x38, 0x3A, 0x44, 0x46})
 _PTS_MASK = (1 << 33) - 1
 
 
@@ -350,7 +350,7 @@ def _segmentation(reader: _Reader) -> SegmentationDescriptor:
     upid = reader.take(reader.uint(1))
     type_id, segment_num, expected = reader.take(3)
     sub_num, sub_expected = None, None
-    if type_id in _SUB_SEGMENT_TYPES and reader.left >= 2:
+    if type_id in SUB_SEGMENT_TYPES and reader.left >= 2:
         sub_num, sub_expected = reader.take(2)
     web, blackout, archive, devices = restrictions
     return SegmentationDescriptor(

@@ -24,8 +24,10 @@ after its writer's step succeeds, plainly: adding an id again changes nothing, a
 step cut short before the listing is made again (the listing with it) next flush.
 
 A channel's SCTE-35 cues (``transcode.cues``) are queued like archive entries and written
-through the same writer after them; the set is then trimmed to the catch-up period,
-plainly (trimming what is past retention again changes nothing).
+through the same writer after them, each segment's in one step with the removal of the
+scheduled signals placed on it from the channel's queue (``cuequeue.py``); the set is
+then trimmed to the catch-up period, plainly (trimming what is past retention again
+changes nothing).
 """
 
 from __future__ import annotations
@@ -141,7 +143,7 @@ class ChannelStore:
         self.fenced = False
         self._wake = wake or (lambda: None)
         self._segments: deque[tuple[str, ArchiveEntry]] = deque()
-        self._cues: deque[StoredCue] = deque()
+        self._cues: deque[list[RedisWrite]] = deque()  # each published segment's
         self._recent: deque[tuple[float, tuple[str, ArchiveEntry]]] = deque()
         self._replay_due = False
         self._again: list[tuple[str, ArchiveEntry]] = []  # written before, to write again
@@ -165,9 +167,10 @@ class ChannelStore:
         self._segments.extend(entries)
         self._wake()
 
-    def add_cues(self, cues: Sequence[StoredCue]) -> None:
-        """Queue the SCTE-35 cues of one published segment."""
-        self._cues.extend(cues)
+    def add_cues(self, cues: Sequence[StoredCue], placed: Sequence[RedisWrite] = ()) -> None:
+        """Queue the SCTE-35 cues of one published segment, and the writes recording the
+        scheduled signals among them placed (``cuequeue.py``), made in the same step."""
+        self._cues.append([*cue_writes(self.channel.id, cues), *placed])
         self._wake()
 
     def set_rungs(self, rungs: list[RungInfo]) -> None:
@@ -269,10 +272,13 @@ class ChannelStore:
             while self._recent and self._recent[0][0] < now - _REPLAY_SECONDS:
                 self._recent.popleft()
         if self._cues:
-            while self._cues:
-                cues = [self._cues[i] for i in range(min(_BATCH, len(self._cues)))]
-                await self.writer.write(cue_writes(self.channel.id, cues))
-                for _cue in cues:
+            while self._cues:  # whole segments' writes, up to _BATCH (at least one segment's)
+                count, size = 1, len(self._cues[0])
+                while count < len(self._cues) and size + len(self._cues[count]) <= _BATCH:
+                    size += len(self._cues[count])
+                    count += 1
+                await self.writer.write([w for i in range(count) for w in self._cues[i]])
+                for _ in range(count):
                     self._cues.popleft()
             days = self.channel.catchup_days
             cutoff = retention_cutoff(utc_now(), days)

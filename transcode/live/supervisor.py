@@ -36,6 +36,7 @@ from transcode.archive import ArchiveIndex
 from transcode.domain import ChannelState, ChannelStatus, LiveChannel, RungRate
 from transcode.errors import LeaseLost, SourceRefused
 from transcode.live.commands import ladder_bytes_per_second, plan_live
+from transcode.live.cuequeue import NodeQueue
 from transcode.live.detect import Detector, Thresholds
 from transcode.live.disk import DiskSpace
 from transcode.live.encryption import ChannelKeys, LiveEncryption
@@ -160,6 +161,12 @@ class ChannelSupervisor(SourceEpochs):
             else None,
             tracks=self.tracks,
             thumbnailer=self.thumbnailer,
+            signals=NodeQueue(
+                redis,
+                channel.id,
+                timeout_seconds=self._settings.store_timeout_seconds,
+                metrics=metrics,
+            ),
         )
         self._tasks = tasks
         self._metrics = metrics
