@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlsplit
 
+from headend.ids import CHANNEL_ID_RULE, is_channel_id
 from headend.redisurl import check_url
 
 
@@ -146,6 +147,15 @@ def env_redis_url(env: Env, name: str = "REDIS_URL") -> str | None:
 def split_list(text: str) -> tuple[str, ...]:
     """``"a, b,,c "`` -> ``("a", "b", "c")``: a comma-separated setting's items, blanks dropped."""
     return tuple(filter(None, (part.strip() for part in text.split(","))))
+
+
+def env_channel_ids(env: Env, name: str) -> frozenset[str]:
+    """Channel ids, comma-separated, or ``*`` for every channel (unset: none)."""
+    channels = frozenset(split_list(env_str(env, name, "")))
+    for channel in channels - {"*"}:
+        if not is_channel_id(channel):
+            raise SettingsError(name, f"{channel!r} is not a channel id ({CHANNEL_ID_RULE})")
+    return channels
 
 
 def parse_networks(text: str) -> tuple[Network, ...]:

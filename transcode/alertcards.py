@@ -2,7 +2,8 @@
 with a card, kept by a reconciler in the control server.
 
 Every ``TC_ALERT_CARDS_SECONDS`` it reads the alerts from the EPG (``AlertService``, with
-``TC_ALERTS_API_KEY``: the playback role may read alerts) and makes the farm match
+``TC_ALERTS_API_KEY``: the farm's EPG playback key, which the cue reconciler
+``transcode.cuesync`` reads the cues with too) and makes the farm match
 (:func:`wanted`): an alert with a card that has not ended has its channel running, from
 its issue on, so the card is encoded and its live window full by the time a second key
 confirms it; the channel stops once the alert ended (cancelled, expired, or past its end)
@@ -58,16 +59,18 @@ log = logging.getLogger(__name__)
 # Alert channels this replica did not start (another replica's, or before a restart) are
 # found by listing every channel once in this many passes.
 _LIST_EVERY_PASSES = 30
-# The EPG is asked with a short deadline: a pass waits for nothing longer.
-_CALL_SECONDS = 3.0
+# The EPG is asked with a short deadline: a pass waits for nothing longer (the farm's
+# reconcilers' clients, this one's and ``transcode.cuesync``'s).
+EPG_CALL_SECONDS = 3.0
 # Reconnect within seconds once the EPG is back (gRPC's default backoff grows to 2 minutes).
-_CHANNEL_OPTIONS = (("grpc.max_reconnect_backoff_ms", 5_000),)
+EPG_CHANNEL_OPTIONS = (("grpc.max_reconnect_backoff_ms", 5_000),)
 
 
 @dataclass(frozen=True, slots=True)
 class AlertCardSettings:
-    """The reconciler: the EPG key it reads alerts with ("": off), its pace, the card
-    channels' profile and segment length, and how long a channel outlives its alert."""
+    """The reconciler: the farm's EPG playback key, which it reads the alerts with ("": off,
+    and the cue reconciler too), its pace, the card channels' profile and segment length,
+    and how long a channel outlives its alert."""
 
     api_key: str = ""
     interval_seconds: float = 2.0
@@ -81,7 +84,7 @@ class AlertCardSettings:
 
     @property
     def enabled(self) -> bool:
-        """True when a key to read the alerts is set."""
+        """True when the farm's EPG playback key is set."""
         return bool(self.api_key)
 
     @classmethod
@@ -294,8 +297,8 @@ def alert_cards(
         epg.target,
         settings.api_key,
         tls=epg.tls,
-        options=_CHANNEL_OPTIONS,
-        timeout_seconds=_CALL_SECONDS,
+        options=EPG_CHANNEL_OPTIONS,
+        timeout_seconds=EPG_CALL_SECONDS,
     )
     return AlertCards(
         settings, channels=channels, alerts=client, metrics=AlertCardMetrics(registry)

@@ -46,6 +46,7 @@ from transcode.convert import (
     subtitles_from_pb,
     thumbnail_to_pb,
 )
+from transcode.cuesync import cue_sync
 from transcode.domain import validate_channel_id, validate_id
 from transcode.farm import ChannelIntents, Node, NodeDirectory
 from transcode.farm.process import assemble
@@ -227,7 +228,8 @@ async def create_server(
 ) -> tuple[RpcServer, int]:
     """Start the gRPC server for ``TranscodeService`` on ``settings.rpc`` (``components``
     start and stop with it), asking the EPG at ``settings.owners`` which channels a
-    broadcaster owns and, with ``TC_ALERTS_API_KEY``, which alerts need a card channel."""
+    broadcaster owns and, with ``TC_ALERTS_API_KEY``, which alerts need a card channel and
+    which cues go into the running channels' signal queues."""
     queue = JobQueue(redis, max_deliveries=settings.queue.max_deliveries)
     await queue.ensure_group()
     owners = ChannelOwners(settings.owners)
@@ -241,10 +243,20 @@ async def create_server(
         key_rotation_seconds=settings.content_keys.rotation_seconds,
     )
     extra: list[Component] = []
-    if settings.alert_cards.enabled:
+    if settings.alert_cards.enabled:  # the farm's EPG playback key: alerts and cues
         registry = metrics.registry if metrics is not None else CollectorRegistry()
         extra.append(
             alert_cards(settings.alert_cards, settings.owners, channels=service, registry=registry)
+        )
+        extra.append(
+            cue_sync(
+                settings.cue_sync,
+                settings.owners,
+                api_key=settings.alert_cards.api_key,
+                redis=redis,
+                channels=channels,
+                registry=registry,
+            )
         )
     servicer = TranscodeServicer(service)
     spec = ServiceSpec(

@@ -10,7 +10,6 @@ from pathlib import Path
 
 from epg.owners import OwnersSettings
 from headend.contentkeys.kek import DEFAULT_BASE_URL, ContentKeySettings
-from headend.ids import CHANNEL_ID_RULE, is_channel_id
 from headend.redisconn import RedisSettings
 from headend.rpc import ClientTls, RpcSettings
 from headend.settings import (
@@ -18,6 +17,7 @@ from headend.settings import (
     Network,
     SettingsError,
     env_bool,
+    env_channel_ids,
     env_choice,
     env_float,
     env_int,
@@ -206,19 +206,8 @@ class LiveSettings:
                 env, "TC_LIVE_SOURCE_HOLDDOWN_SECONDS", 30.0, low=0.5, high=3600
             ),
             thumbnail_seconds=env_float(env, "TC_THUMBNAIL_SECONDS", 10.0, low=0, high=3600),
-            scte35_channels=_scte35_channels(env),
+            scte35_channels=env_channel_ids(env, "TC_SCTE35_CHANNELS"),
         )
-
-
-def _scte35_channels(env: Env) -> frozenset[str]:
-    """``TC_SCTE35_CHANNELS``: channel ids, comma-separated, or ``*`` for every channel."""
-    channels = frozenset(split_list(env_str(env, "TC_SCTE35_CHANNELS", "")))
-    for channel in channels - {"*"}:
-        if not is_channel_id(channel):
-            raise SettingsError(
-                "TC_SCTE35_CHANNELS", f"{channel!r} is not a channel id ({CHANNEL_ID_RULE})"
-            )
-    return channels
 
 
 def _default_capacity() -> int:
@@ -301,6 +290,43 @@ class NodeProcessSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class CueSyncSettings:
+    """The cue reconciler (``transcode.cuesync``): its pace and window, and the channels whose
+    programme boundaries are signalled (``"*"``: every one). Its EPG key is the alert
+    cards' (``TC_ALERTS_API_KEY``, the farm's EPG playback key)."""
+
+    interval_seconds: float = 2.0
+    lookahead_seconds: float = 600.0
+    late_seconds: float = 30.0
+    programme_channels: frozenset[str] = frozenset()
+    programme_seconds: float = 30.0
+
+    def signals_programmes(self, channel_id: str) -> bool:
+        """Are ``channel_id``'s programme boundaries signalled?"""
+        return "*" in self.programme_channels or channel_id in self.programme_channels
+
+    @classmethod
+    def from_env(cls, env: Env) -> CueSyncSettings:
+        """Read ``TC_CUE_SYNC_SECONDS``, ``TC_CUE_LOOKAHEAD_SECONDS``, ``TC_CUE_LATE_SECONDS``,
+        ``TC_PROGRAMME_CUE_CHANNELS`` and ``TC_PROGRAMME_CUE_SECONDS``."""
+        settings = cls(
+            interval_seconds=env_float(env, "TC_CUE_SYNC_SECONDS", 2.0, low=0.1, high=300),
+            lookahead_seconds=env_float(env, "TC_CUE_LOOKAHEAD_SECONDS", 600.0, low=1, high=86_400),
+            late_seconds=env_float(env, "TC_CUE_LATE_SECONDS", 30.0, low=0, high=3600),
+            programme_channels=env_channel_ids(env, "TC_PROGRAMME_CUE_CHANNELS"),
+            programme_seconds=env_float(env, "TC_PROGRAMME_CUE_SECONDS", 30.0, low=1, high=3600),
+        )
+        # A signal is queued at the latest one read before it is due: the window must reach
+        # past the next read of the cues and of the guide.
+        if settings.lookahead_seconds < max(settings.interval_seconds, settings.programme_seconds):
+            raise SettingsError(
+                "TC_CUE_LOOKAHEAD_SECONDS",
+                "must be at least TC_CUE_SYNC_SECONDS and TC_PROGRAMME_CUE_SECONDS",
+            )
+        return settings
+
+
+@dataclass(frozen=True, slots=True)
 class ControlSettings:
     """The gRPC control service (jobs and live channels, plus archive retention)."""
 
@@ -322,12 +348,14 @@ class ControlSettings:
     owners: OwnersSettings = field(default_factory=OwnersSettings)
     # The card channels of emergency alerts, read from the same EPG (off without a key).
     alert_cards: AlertCardSettings = field(default_factory=AlertCardSettings)
+    # The cues and programme boundaries queued for the live channels (with the same key).
+    cue_sync: CueSyncSettings = field(default_factory=CueSyncSettings)
 
     @classmethod
     def from_env(cls, env: Env) -> ControlSettings:
         """Read ``TRANSCODE_GRPC_*``, ``REDIS_URL``, ``ORIGIN_ROOT``, ``TC_*`` (the alert
-        cards' ``TC_ALERT*`` too), ``LOG_LEVEL``, ``CONTENT_KEY*``, ``EPG_TARGET`` and
-        ``GRPC_CLIENT_*``."""
+        cards' ``TC_ALERT*``, the cues' ``TC_CUE_*`` and ``TC_PROGRAMME_CUE_*`` too),
+        ``LOG_LEVEL``, ``CONTENT_KEY*``, ``EPG_TARGET`` and ``GRPC_CLIENT_*``."""
         return cls(
             rpc=RpcSettings.from_env(env, "TRANSCODE", default_port=DEFAULT_GRPC_PORT),
             redis_url=_redis(env),
@@ -345,6 +373,7 @@ class ControlSettings:
             content_keys=ContentKeySettings.from_env(env),
             owners=OwnersSettings.from_env(env),
             alert_cards=AlertCardSettings.from_env(env),
+            cue_sync=CueSyncSettings.from_env(env),
         )
 
 
