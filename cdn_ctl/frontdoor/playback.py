@@ -1,9 +1,17 @@
-"""The front door's playback routes: live masters and variants, catch-up, stop.
+"""The front door's playback routes: live masters and variants, stop (the catch-up
+windows' are :mod:`cdn_ctl.frontdoor.timeshift`'s).
 
 A mixin of :class:`cdn_ctl.frontdoor.app.FrontDoor` (which owns the state
 declared below): entitlement and blackout checks, leases (one stream per box),
 the master fetched once per channel and rewritten to point back here, and the
 short-lived signed 302 to the lease's edge on every variant reload.
+
+A blackout is a stretch of a channel that boxes in some regions may not see: a
+programme blacked out there (its rights), or a running cue with them among its
+``blackout_regions`` (``CueService``). Live, both are one rule: the box sees the slate
+channel (``FRONTDOOR_BLACKOUT_CHANNEL``) over the stretch through a cut view, or is
+refused when there is none. A catch-up window shows a cue's blackout through the same
+cut (:meth:`Playback._window_cut`); a blacked-out programme's is refused.
 """
 
 from __future__ import annotations
@@ -11,7 +19,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -24,16 +32,14 @@ from cdn_ctl.domain import LEASE_PARAM, Cut, Scope, lease_param, validate_channe
 from cdn_ctl.errors import (
     BadPlayRequest,
     BlackedOut,
-    CatchupRefused,
     CdnError,
     ChannelOffAir,
     LeaseReplaced,
     NoEdgeAvailable,
     PlaybackForbidden,
-    ProgrammeUnknown,
     UpstreamUnavailable,
 )
-from cdn_ctl.frontdoor.policy import epoch, rewrite_master, seconds
+from cdn_ctl.frontdoor.policy import rewrite_master
 from cdn_ctl.frontdoor.ports import Routing
 from cdn_ctl.frontdoor.settings import FrontDoorSettings
 from cdn_ctl.metrics import CdnMetrics
@@ -41,7 +47,8 @@ from cdn_ctl.upstream import EpgCache, Lease, LeaseKeeper, SubscriberCache, on_a
 from cdn_ctl.upstream.alerts import AlertCache
 from cdn_ctl.web import redirect_response
 from epg.alerts.domain import Alert
-from epg.domain import Channel, Programme, rights
+from epg.cues.domain import Cue
+from epg.domain import Programme, rights
 from headend.ids import is_lease_id
 
 if TYPE_CHECKING:
@@ -73,13 +80,19 @@ class Master:
     at: float
 
 
+# A stretch of a channel, ``[start, stop)``.
+Window = tuple[datetime, datetime]
+
+
 @dataclass(frozen=True, slots=True)
 class Airing:
-    """What a channel is airing (None: nothing) and aired just before, until when, for
+    """What a channel is airing (None: nothing) and aired just before, until when, and
+    its cues that black out some regions from now (or just before) until then, for
     which guide generation."""
 
     programme: Programme | None
     previous: Programme | None
+    cues: tuple[Cue, ...]
     until: datetime
     generation: int
 
@@ -100,7 +113,8 @@ def token_query(request: web.Request) -> str:
 
 
 class Playback:
-    """Live and catch-up handlers; the state they use is the front door's."""
+    """Live handlers and the cuts every grant shares; the state they use is the front
+    door's."""
 
     settings: FrontDoorSettings
     routing: Routing
@@ -123,43 +137,61 @@ class Playback:
         except CdnError as err:
             raise BadPlayRequest("channel", err.message, reason="bad_channel") from err
 
-    async def _check_airing(self, channel: str, region: str, now: datetime) -> Programme | None:
-        """The blacked-out programme a box in ``region`` sees the slate channel instead of
-        (``FRONTDOOR_BLACKOUT_CHANNEL``; also the one that ended less than the alert linger
-        ago, so the player crosses the join back), or None. Without a slate channel a
-        blacked-out programme is refused (``BlackedOut``)."""
+    async def _airing_of(self, channel: str, now: datetime) -> Airing:
+        """The channel's :class:`Airing` (kept until ``until`` or the guide's next change)."""
         cached = self._airing.get(channel)
-        if cached is None or cached.generation != self.epg.generation or now >= cached.until:
-            programmes = await self.epg.programmes(channel, now)
-            current = on_air(programmes, now)
-            later = [p.start for p in programmes if p.start > now]
-            until = current.stop if current else min(later, default=now + timedelta(minutes=5))
-            ended = [p for p in programmes if p.stop <= now]
-            previous = max(ended, key=lambda p: p.stop) if ended else None
-            cached = Airing(current, previous, until, self.epg.generation)
-            self._airing[channel] = cached
-        current = cached.programme
-        if current is not None and rights.blacked_out(current, region):
-            if not self.settings.blackout_channel:
-                raise BlackedOut(
-                    "this programme is blacked out in your region",
-                    reason="blacked_out",
-                    slate=current.rights.blackout_slate,
-                )
-            return current
-        previous = cached.previous
+        # Read before the calls: a change arriving during them leaves this one stale.
+        generation = self.epg.generation
+        if cached is not None and cached.generation == generation and now < cached.until:
+            return cached
+        programmes = await self.epg.programmes(channel, now)
+        current = on_air(programmes, now)
+        later = [p.start for p in programmes if p.start > now]
+        until = current.stop if current else min(later, default=now + timedelta(minutes=5))
+        ended = [p for p in programmes if p.stop <= now]
+        previous = max(ended, key=lambda p: p.stop) if ended else None
         linger = timedelta(seconds=self.settings.alert_linger_seconds)
-        if (
-            self.settings.blackout_channel
-            and previous is not None
-            and now < previous.stop + linger
-            and rights.blacked_out(previous, region)
-        ):
-            return previous
-        return None
+        cues = tuple(
+            c
+            for c in await self.epg.cues(channel, now)
+            if c.blackout_regions and c.start < until and now < c.end + linger
+        )
+        cached = Airing(current, previous, cues, until, generation)
+        self._airing[channel] = cached
+        return cached
+
+    async def _check_airing(self, channel: str, region: str, now: datetime) -> Window | None:
+        """The blackout a box in ``region`` sees the slate channel over instead of the
+        channel (``FRONTDOOR_BLACKOUT_CHANNEL``): the programme on air or the cues running
+        that black it out (together, when several do), else the one that ended less than
+        the alert linger ago (the player crosses the join back); or None. Without a slate
+        channel a blackout on air is refused (``BlackedOut``)."""
+        airing = await self._airing_of(channel, now)
+        slate = self.settings.blackout_channel
+        linger = timedelta(seconds=self.settings.alert_linger_seconds if slate else 0)
+        programmes = [
+            p
+            for p in (airing.programme, airing.previous)
+            if p is not None and p.start <= now < p.stop + linger and rights.blacked_out(p, region)
+        ]
+        blackouts = [(p.start, p.stop) for p in programmes] + [
+            (c.start, c.end)
+            for c in airing.cues
+            if c.start <= now < c.end + linger and c.blacks_out(region)
+        ]
+        on = _joined(w for w in blackouts if now < w[1])
+        if on is not None and not slate:
+            raise BlackedOut(
+                f"this {'programme' if programmes else 'channel'} is blacked out in your region",
+                reason="blacked_out",
+                slate=programmes[0].rights.blackout_slate if programmes else "",
+            )
+        if on is not None:
+            return on
+        return max(blackouts, key=lambda w: w[1], default=None)
 
     def _live_scope(
-        self, channel: str, region: str, now: datetime, blacked: Programme | None
+        self, channel: str, region: str, now: datetime, blacked: Window | None
     ) -> Scope:
         """The scope a live variant reload is signed for: the channel's own, or cut to the
         emergency alert in force for the box (it wins), to the slate of a blackout, or to
@@ -169,9 +201,13 @@ class Playback:
         if alert is not None and (alert.in_force(now) or blacked is None):
             return Scope("live", channel, cut=self._switched(alert_cut(alert), "alert"))
         if blacked is not None:
-            cut = Cut(self.settings.blackout_channel, _floor(blacked.start), _ceil(blacked.stop))
-            return Scope("live", channel, cut=self._switched(cut, "blackout"))
+            return Scope("live", channel, cut=self._switched(self._slate_cut(blacked), "blackout"))
         return Scope("live", channel)
+
+    def _slate_cut(self, blackout: Window) -> Cut:
+        """The cut that shows the slate channel over ``blackout``."""
+        start, stop = blackout
+        return Cut(self.settings.blackout_channel, _floor(start), _ceil(stop))
 
     def _switched(self, cut: Cut, cause: str) -> Cut:
         if self.metrics is not None:
@@ -311,61 +347,31 @@ class Playback:
         scope = self._live_scope(channel, box.region, now, blacked)
         return self._redirect(request, box, scope, f"{rung}/{name}", lease)
 
-    async def _catchup_window(
-        self, request: web.Request, channel: str, now: datetime
-    ) -> tuple[datetime, datetime]:
-        """``programme`` (or ``catchup-id``, the guide's id as Kodi and TiviMate send it);
-        ``utc`` with ``utcend`` or ``duration`` (``start`` is ``utc``'s other name)."""
-        query = request.query
-        for name in ("programme", "catchup-id"):
-            if name in query:
-                p = await self.epg.programme(channel, query[name], now)
-                return p.start, p.stop
-        first = "start" if "utc" not in query and "start" in query else "utc"
-        start = epoch(query, first)
-        if "utcend" not in query and "duration" in query:
-            return start, start + timedelta(seconds=seconds(query, "duration"))
-        return start, epoch(query, "utcend")
-
-    async def catchup(self, request: web.Request) -> web.Response:
-        """``GET /catchup/{ch}/master.m3u8``: check the window and the rights (the one set
-        of rules the origin applies too), lease, 302 signed for exactly that window. A
-        window that ends ahead is a start-over: the origin's playlist grows until its end."""
-        channel = await self._catchup_channel(request)
-        now = self._now()
-        start, stop = await self._catchup_window(request, channel.id, now)
-        return await self._grant_window(request, channel, start, stop, now)
-
-    async def _grant_window(
-        self, request: web.Request, channel: Channel, start: datetime, stop: datetime, now: datetime
-    ) -> web.Response:
-        """The rights of ``[start, stop)`` for the box (window, channel, entitlement, every
-        programme in it), then its lease and the 302 signed for exactly that window: the
-        one grant behind catch-up, start-over and timeshift."""
-        box = request[TOKEN]
-        channel_id = channel.id
-        longest = timedelta(hours=self.settings.catchup_max_hours)
-        _refuse(rights.window_refusal(start, stop, now, longest=longest))
-        _refuse(rights.channel_refusal(channel, start, now))
-        await self._require(box, channel_id)
-        for p in rights.overlapping(await self.epg.programmes(channel_id, now), start, stop):
-            _refuse(rights.programme_refusal(p, box.region), programme=p.id)
-        lease = await self._lease(box, channel_id, lease_param(request.query))
-        await self.alerts.ready(ALERTS_WAIT_SECONDS)
-        alert = self.alerts.window(channel_id, box.region, start, stop)
-        cut = self._switched(alert_cut(alert), "alert") if alert is not None else None
-        scope = Scope("catchup", channel_id, int(start.timestamp()), int(stop.timestamp()), cut=cut)
-        response = self._redirect(request, box, scope, "master.m3u8", lease)
-        if self.keys is not None:
-            await self.keys.grant(box.mac, channel_id, start, stop)
-        return response
-
-    async def _catchup_channel(self, request: web.Request) -> Channel:
-        """The request's channel, from the guide (404 for one the guide does not have)."""
-        channel = (await self.epg.channels()).get(self._channel(request))
-        if channel is None:
-            raise ProgrammeUnknown("no such channel", reason="unknown_channel")
-        return channel
+    async def _window_cut(
+        self, channel: str, region: str, start: datetime, stop: datetime, now: datetime
+    ) -> Cut | None:
+        """The cut a box in ``region`` is granted ``[start, stop)`` of ``channel`` through:
+        the alert that replaces part of it (it wins), else the slate over the cue blackouts
+        in it; or none. A cue blackout in the window that this cut does not hide (no slate
+        channel, blackouts with the channel between them, one beside the alert) is refused
+        like a blacked-out programme: one grant shows one cut."""
+        alert = self.alerts.window(channel, region, start, stop)
+        blackouts = [
+            (max(c.start, start), min(c.end, stop))
+            for c in await self.epg.cues(channel, now)
+            if c.start < stop and start < c.end and c.blacks_out(region)
+        ]
+        joined = _joined(blackouts)
+        cut, cause = None, ""
+        if alert is not None:
+            cut, cause = alert_cut(alert), "alert"
+        elif joined is not None and self.settings.blackout_channel:
+            cut, cause = self._slate_cut(joined), "blackout"
+        if any(cut is None or not _hides(cut, w) for w in blackouts):
+            raise BlackedOut(
+                "part of this window is blacked out in your region", reason="blacked_out"
+            )
+        return self._switched(cut, cause) if cut is not None else None
 
     async def stop_playback(self, request: web.Request) -> web.Response:
         """``POST /api/stop?lease_id=``: the box stopped playing; free its stream slot."""
@@ -392,6 +398,25 @@ def alert_cut(alert: Alert) -> Cut:
     return Cut(alert.playout_channel_id, _floor(start), _ceil(until) if until else 0)
 
 
+def _joined(windows: Iterable[Window]) -> Window | None:
+    """The one stretch ``windows`` make together; None for none, or for gaps between them."""
+    ordered = sorted(windows)
+    if not ordered:
+        return None
+    start, stop = ordered[0]
+    for later, until in ordered[1:]:
+        if later > stop:
+            return None
+        stop = max(stop, until)
+    return start, stop
+
+
+def _hides(cut: Cut, window: Window) -> bool:
+    """Does ``cut`` show its feed over the whole of ``window``?"""
+    start, stop = window
+    return cut.start <= _floor(start) and (cut.end == 0 or _ceil(stop) <= cut.end)
+
+
 def _floor(at: datetime) -> int:
     return int(at.timestamp())
 
@@ -399,16 +424,3 @@ def _floor(at: datetime) -> int:
 def _ceil(at: datetime) -> int:
     whole = int(at.timestamp())
     return whole if whole == at.timestamp() else whole + 1
-
-
-def _refuse(refusal: rights.Refusal | None, *, programme: str = "") -> None:
-    """The front door's error for a refused right (none when it is granted)."""
-    if refusal is None:
-        return
-    if refusal.field:
-        name = "utc" if refusal.field == "start" else "utcend"
-        raise BadPlayRequest(name, refusal.describe("utc", "utcend"), reason=refusal.reason)
-    if refusal.reason == "blacked_out":
-        raise BlackedOut(refusal.message, reason=refusal.reason)
-    extra = {"programme": programme} if refusal.reason == "catchup_not_allowed" else {}
-    raise CatchupRefused(refusal.message, reason=refusal.reason, **extra)

@@ -1,12 +1,19 @@
-"""The front door's start-over and timeshift routes: live, from an earlier point.
+"""The front door's catch-up, start-over and timeshift routes: windows of the archive.
 
-Both are catch-up windows whose end is still ahead, granted by the one catch-up grant
-(:meth:`cdn_ctl.frontdoor.playback.Playback._grant_window`: the same window, channel,
-entitlement, catch-up and blackout rules, the same lease, key grant and 302 signed
-for exactly ``/catchup/{ch}/w/{from}/{to}/``). The origin serves such a window as an
-EVENT playlist that grows with the archive and gains ENDLIST once the window has ended
-(``transcode.archive.window_state``), and says ``EXT-X-START`` at its first segment so
-players begin there, not at its live edge. Until the window has settled its playlists
+Catch-up is a window asked for (a programme, or ``utc`` to ``utcend``). Start-over and
+timeshift are live, from an earlier point: catch-up windows whose end is still ahead.
+All three are granted by the one catch-up grant (:meth:`Timeshift._grant_window`: the
+same window, channel, entitlement, catch-up and blackout rules, the same lease, key
+grant and 302 signed for exactly ``/catchup/{ch}/w/{from}/{to}/``). A window that
+overlaps an emergency alert or a cue blackout for the box's region is granted as a cut
+window showing the alert's feed or the slate over that part
+(:meth:`~cdn_ctl.frontdoor.playback.Playback._window_cut`); a programme blacked out
+there is refused.
+
+The origin serves a window that ends ahead as an EVENT playlist that grows with the
+archive and gains ENDLIST once the window has ended (``transcode.archive.window_state``),
+and says ``EXT-X-START`` at its first segment so players begin there, not at its live
+edge. Until the window has settled its playlists
 carry the live Cache-Control, so edges keep them as briefly as live ones.
 
 - **Start-over** is the programme on air now, from its start to its stop.
@@ -24,10 +31,12 @@ from datetime import datetime, timedelta
 
 from aiohttp import web
 
-from cdn_ctl.errors import CatchupRefused, ProgrammeUnknown
-from cdn_ctl.frontdoor.playback import Playback
+from cdn_ctl.domain import Scope, lease_param
+from cdn_ctl.errors import BadPlayRequest, BlackedOut, CatchupRefused, ProgrammeUnknown
+from cdn_ctl.frontdoor.playback import ALERTS_WAIT_SECONDS, TOKEN, Playback
 from cdn_ctl.frontdoor.policy import epoch, seconds
 from cdn_ctl.upstream import on_air
+from epg.domain import Channel, rights
 
 
 def anchor(query: Mapping[str, str], now: datetime) -> datetime:
@@ -39,7 +48,62 @@ def anchor(query: Mapping[str, str], now: datetime) -> datetime:
 
 
 class Timeshift(Playback):
-    """Start-over and timeshift handlers over the catch-up grant."""
+    """Catch-up, start-over and timeshift handlers over the one catch-up grant."""
+
+    async def _catchup_window(
+        self, request: web.Request, channel: str, now: datetime
+    ) -> tuple[datetime, datetime]:
+        """``programme`` (or ``catchup-id``, the guide's id as Kodi and TiviMate send it);
+        ``utc`` with ``utcend`` or ``duration`` (``start`` is ``utc``'s other name)."""
+        query = request.query
+        for name in ("programme", "catchup-id"):
+            if name in query:
+                p = await self.epg.programme(channel, query[name], now)
+                return p.start, p.stop
+        first = "start" if "utc" not in query and "start" in query else "utc"
+        start = epoch(query, first)
+        if "utcend" not in query and "duration" in query:
+            return start, start + timedelta(seconds=seconds(query, "duration"))
+        return start, epoch(query, "utcend")
+
+    async def catchup(self, request: web.Request) -> web.Response:
+        """``GET /catchup/{ch}/master.m3u8``: check the window and the rights (the one set
+        of rules the origin applies too), lease, 302 signed for exactly that window. A
+        window that ends ahead is a start-over: the origin's playlist grows until its end."""
+        channel = await self._catchup_channel(request)
+        now = self._now()
+        start, stop = await self._catchup_window(request, channel.id, now)
+        return await self._grant_window(request, channel, start, stop, now)
+
+    async def _grant_window(
+        self, request: web.Request, channel: Channel, start: datetime, stop: datetime, now: datetime
+    ) -> web.Response:
+        """The rights of ``[start, stop)`` for the box (window, channel, entitlement, every
+        programme in it), then its lease and the 302 signed for exactly that window: the
+        one grant behind catch-up, start-over and timeshift."""
+        box = request[TOKEN]
+        channel_id = channel.id
+        longest = timedelta(hours=self.settings.catchup_max_hours)
+        _refuse(rights.window_refusal(start, stop, now, longest=longest))
+        _refuse(rights.channel_refusal(channel, start, now))
+        await self._require(box, channel_id)
+        for p in rights.overlapping(await self.epg.programmes(channel_id, now), start, stop):
+            _refuse(rights.programme_refusal(p, box.region), programme=p.id)
+        await self.alerts.ready(ALERTS_WAIT_SECONDS)
+        cut = await self._window_cut(channel_id, box.region, start, stop, now)
+        lease = await self._lease(box, channel_id, lease_param(request.query))
+        scope = Scope("catchup", channel_id, int(start.timestamp()), int(stop.timestamp()), cut=cut)
+        response = self._redirect(request, box, scope, "master.m3u8", lease)
+        if self.keys is not None:
+            await self.keys.grant(box.mac, channel_id, start, stop)
+        return response
+
+    async def _catchup_channel(self, request: web.Request) -> Channel:
+        """The request's channel, from the guide (404 for one the guide does not have)."""
+        channel = (await self.epg.channels()).get(self._channel(request))
+        if channel is None:
+            raise ProgrammeUnknown("no such channel", reason="unknown_channel")
+        return channel
 
     async def startover(self, request: web.Request) -> web.Response:
         """``GET /startover/{ch}/master.m3u8``: the programme on air now, from its start."""
@@ -72,3 +136,16 @@ class Timeshift(Playback):
         until = current.stop if current else min(later, default=start + longest)
         stop = min(until, start + longest)
         return await self._grant_window(request, channel, start, stop, now)
+
+
+def _refuse(refusal: rights.Refusal | None, *, programme: str = "") -> None:
+    """The front door's error for a refused right (none when it is granted)."""
+    if refusal is None:
+        return
+    if refusal.field:
+        name = "utc" if refusal.field == "start" else "utcend"
+        raise BadPlayRequest(name, refusal.describe("utc", "utcend"), reason=refusal.reason)
+    if refusal.reason == "blacked_out":
+        raise BlackedOut(refusal.message, reason=refusal.reason)
+    extra = {"programme": programme} if refusal.reason == "catchup_not_allowed" else {}
+    raise CatchupRefused(refusal.message, reason=refusal.reason, **extra)

@@ -1,14 +1,16 @@
-"""The front door's cache of ``EpgService``: channels and programmes around now.
+"""The front door's cache of the EPG: channels, programmes and cues around now.
 
-Entries are kept until the EPG's ``WatchChanges`` feed says they changed,
-with ``guide_ttl_seconds`` as a safety net. The feed reader
-(:meth:`EpgCache.watch`) runs under a ``Supervisor``: when the feed breaks
-(the EPG or its Redis is down) it fails and is restarted with backoff, and it
-resumes from the last version it saw, so the changes missed meanwhile are
-replayed and the cache is kept. Only a ``resync`` change (history trimmed, or
-a store that lost versions) or a server that cannot say where its feed starts
-drops everything. While the EPG cannot answer, expired entries keep being
-served for up to ``stale_seconds``.
+Cues (``CueService``, served by the EPG server) are cached per channel like its
+programmes: a running cue that blacks out a box's region switches its picture as a
+blacked-out programme does. Entries are kept until the EPG's ``WatchChanges`` feed says
+they changed (``"programmes"``, ``"cues"``, ``"channel"`` of a channel), with
+``guide_ttl_seconds`` as a safety net. The feed reader (:meth:`EpgCache.watch`) runs
+under a ``Supervisor``: when the feed breaks (the EPG or its Redis is down) it fails and
+is restarted with backoff, and it resumes from the last version it saw, so the changes
+missed meanwhile are replayed and the cache is kept. Only a ``resync`` change (history
+trimmed, or a store that lost versions) or a server that cannot say where its feed
+starts drops everything. While the EPG cannot answer, expired entries keep being served
+for up to ``stale_seconds``.
 """
 
 from __future__ import annotations
@@ -16,13 +18,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Generic, TypeVar
 
 from cdn_ctl.errors import ProgrammeUnknown, UpstreamUnavailable
 from cdn_ctl.upstream.common import CHANNEL_OPTIONS, Clock, Outage, unavailable
 from epg.client import EpgClient
+from epg.cues.client import CueClient
+from epg.cues.domain import Cue
 from epg.domain import Channel, Programme
 from epg.errors import ChannelNotFound, InvalidProgramme, NotAllowed, ProgrammeNotFound
 from headend.errors import HeadendError
@@ -30,17 +35,21 @@ from headend.rpc import ClientTls
 
 log = logging.getLogger("cdn_ctl.upstream")
 
+T = TypeVar("T")
+
 
 @dataclass
-class _Guide:
-    programmes: tuple[Programme, ...]
+class _Span(Generic[T]):
+    """One channel's programmes (or cues) over ``[start, stop)``, read at ``at``."""
+
+    items: tuple[T, ...]
     start: datetime
     stop: datetime
     at: float
 
 
 class EpgCache:
-    """``EpgService`` channels and programmes around now, invalidated by ``WatchChanges``."""
+    """The EPG's channels, programmes and cues around now, invalidated by ``WatchChanges``."""
 
     def __init__(
         self,
@@ -51,6 +60,7 @@ class EpgCache:
         stale_seconds: float = 120.0,
         past: timedelta = timedelta(days=7),
         future: timedelta = timedelta(days=8),
+        cue_future: timedelta = timedelta(days=1),
         timeout_seconds: float = 3.0,
         clock: Clock = time.monotonic,
         tls: ClientTls | None = None,
@@ -63,6 +73,9 @@ class EpgCache:
         self.stale_seconds = stale_seconds
         self.past = past
         self.future = future
+        # Cues are read from ``now - past`` too (catch-up reaches as far back as the
+        # programmes it checks), ahead only this far: ListCues spans at most 8 days.
+        self.cue_future = cue_future
         self.clock = clock
         self.outage = Outage(clock)
         # Set while the watch stream is positioned (every later change will be seen).
@@ -73,26 +86,34 @@ class EpgCache:
         self.drops = 0
         self._channels: dict[str, Channel] | None = None
         self._channels_at = 0.0
-        self._guides: dict[str, _Guide] = {}
+        self._guides: dict[str, _Span[Programme]] = {}
+        self._cues: dict[str, _Span[Cue]] = {}
         self._version = 0
         self._client = EpgClient(
             target, api_key, tls=tls, options=CHANNEL_OPTIONS, timeout_seconds=timeout_seconds
         )
+        self._cue_client = CueClient(
+            target, api_key, tls=tls, options=CHANNEL_OPTIONS, timeout_seconds=timeout_seconds
+        )
 
-    def invalidate(self, channel_id: str | None = None, *, channels: bool = False) -> None:
-        """Drop one channel's programmes, the channel list, or (no argument) everything."""
+    def invalidate(
+        self, channel_id: str | None = None, *, channels: bool = False, cues: bool = False
+    ) -> None:
+        """Drop one channel's programmes (its cues, with ``cues``), the channel list, or
+        (no argument) everything."""
         self.generation += 1
         if channel_id is None and not channels:
-            if self._channels is not None or self._guides:
+            if self._channels is not None or self._guides or self._cues:
                 self.drops += 1
                 log.info("epg cache dropped", extra={"drops": self.drops})
             self._channels = None
             self._guides.clear()
+            self._cues.clear()
             return
         if channels:
             self._channels = None
         if channel_id is not None:
-            self._guides.pop(channel_id, None)
+            (self._cues if cues else self._guides).pop(channel_id, None)
 
     async def channels(self) -> dict[str, Channel]:
         """Every active channel by id."""
@@ -111,37 +132,65 @@ class EpgCache:
 
     async def programmes(self, channel_id: str, now: datetime) -> tuple[Programme, ...]:
         """The channel's programmes from ``now - past`` to ``now + future`` (cached)."""
-        guide = self._guides.get(channel_id)
+        return await self._span(
+            self._guides,
+            channel_id,
+            now,
+            self.future,
+            lambda start, stop: self._client.range(channel_id, start, stop),
+        )
+
+    async def cues(self, channel_id: str, now: datetime) -> tuple[Cue, ...]:
+        """The channel's cues (cancelled ones too) that run, or were to run, at any time
+        from ``now - past`` to ``now + cue_future`` (cached)."""
+        return await self._span(
+            self._cues,
+            channel_id,
+            now,
+            self.cue_future,
+            lambda start, stop: self._cue_client.list_cues(channel_id, start, stop),
+        )
+
+    async def _span(
+        self,
+        spans: dict[str, _Span[T]],
+        channel_id: str,
+        now: datetime,
+        future: timedelta,
+        fetch: Callable[[datetime, datetime], Awaitable[Sequence[T]]],
+    ) -> tuple[T, ...]:
+        """One channel's entries from ``now - past`` to ``now + future``: the cached span
+        while it reaches half as far both ways and is younger than the TTL, else fetched
+        (stale ones served for ``stale_seconds`` while the EPG cannot answer); a channel
+        the EPG does not have, or will not show, has none."""
+        span = spans.get(channel_id)
         covers = (
-            guide is not None
-            and guide.start <= now - self.past / 2
-            and now + self.future / 2 <= guide.stop
+            span is not None and span.start <= now - self.past / 2 and now + future / 2 <= span.stop
         )
-        age = self.clock() - guide.at if guide is not None else 0.0
-        if guide is not None and covers and age < self.guide_ttl_seconds:
-            return guide.programmes
-        stale = (
-            guide.programmes if guide is not None and covers and age < self.stale_seconds else None
-        )
+        age = self.clock() - span.at if span is not None else 0.0
+        if span is not None and covers and age < self.guide_ttl_seconds:
+            return span.items
+        stale = span.items if span is not None and covers and age < self.stale_seconds else None
         # The EPG refuses sub-second instants.
         now = now.replace(microsecond=0)
-        start, stop = now - self.past, now + self.future
+        start, stop = now - self.past, now + future
         generation = self.generation
+
+        async def call() -> tuple[T, ...]:
+            return tuple(await fetch(start, stop))
+
         try:
-            programmes, fresh = await self.outage.answer(
-                "epg",
-                lambda: self._client.range(channel_id, start, stop),
-                stale=stale,
-                passes=(ChannelNotFound, NotAllowed),
+            items, fresh = await self.outage.answer(
+                "epg", call, stale=stale, passes=(ChannelNotFound, NotAllowed)
             )
         except (ChannelNotFound, NotAllowed):
             return ()
         if not fresh:
-            return programmes
+            return items
         # A change that arrived during the call makes this answer stale: do not keep it.
         if generation == self.generation:
-            self._guides[channel_id] = _Guide(programmes, start, stop, self.clock())
-        return programmes
+            spans[channel_id] = _Span(items, start, stop, self.clock())
+        return items
 
     async def programme(self, channel_id: str, programme_id: str, now: datetime) -> Programme:
         """One programme of the channel (from the cached window, else ``GetProgramme``)."""
@@ -167,6 +216,8 @@ class EpgCache:
         self._version = max(self._version, version)
         if kind == "programmes" and channel_id:
             self.invalidate(channel_id)
+        elif kind == "cues" and channel_id:
+            self.invalidate(channel_id, cues=True)
         elif kind == "channel":
             self.invalidate(channel_id or None, channels=True)
         elif kind == "alerts":
@@ -204,8 +255,9 @@ class EpgCache:
         raise UpstreamUnavailable("the epg change feed ended", reason="epg_unavailable")
 
     async def close(self) -> None:
-        """Close the gRPC channel."""
+        """Close the gRPC channels."""
         await self._client.close()
+        await self._cue_client.close()
 
 
 def on_air(programmes: Iterable[Programme], at: datetime) -> Programme | None:
