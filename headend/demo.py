@@ -21,8 +21,6 @@ import os
 import shutil
 import signal
 import socket
-from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urljoin
@@ -31,9 +29,8 @@ import aiohttp
 import grpc
 
 from cdn_ctl.sim.stb import PlayStats, SetTopBox
-from epg.alerts.client import AlertClient
-from epg.alerts.domain import Alert, Card, Severity
 from headend import seed
+from headend.demo_signals import Drill, Out, blackout_break, emergency_drill
 from headend.errors import FailedPrecondition, Unavailable
 from headend.local import (
     CDN_ADMIN_PORT,
@@ -51,21 +48,12 @@ from headend.rpc import bearer, client_channel
 from headend.stack import StackSettings
 from protos import keys_pb2, keys_pb2_grpc
 
-Out = Callable[[str], None]
 # The demo carrier's key for the console, kept in secrets.env beside the admin key.
 CARRIER_KEY = "DEMO_CARRIER_API_KEY"
 # Step 7 plays until the box has a second key: within one rotation period and a few
 # segments (it starts two segments behind live, and polls every target duration).
 ROTATION_MARGIN_SECONDS = 20.0
-# Step 8: the drill comes into force this long after it is issued (the card channel's
-# first segments are out by then), and the box plays for at most this long.
-DRILL_LEAD_SECONDS = 20
-# How long the box watches the card before the drill is cancelled.
-DRILL_SHOW_SECONDS = 12
-DRILL_PLAY_SECONDS = 120.0
 EMERGENCY_AGENCY = "demo-eb"
-# A cut view names the feed's segments below this part of their URL (transcode.cuts).
-FEED_DIR_PART = "/feed/"
 
 # What ``headend up`` keeps in its state dir (``headend.stack``: redis/, log/;
 # ``headend.local``: secrets.env, pki/, origin/, edges/, demo-media/, media/). A dir
@@ -148,7 +136,8 @@ async def journey(
     drill: Drill | None = None,
 ) -> str:
     """Walk a box's journey on ``channel`` through the front door, then play ``encrypted``
-    across a key rotation, then (with ``drill``) an emergency drill for the box's county,
+    across a key rotation, then (with ``drill``) an emergency drill for the box's county
+    and a break cued into its channel, blacked out there,
     printing each step; returns the lineup URL a person can open in a player."""
     out(f"waiting for the first live segments of {channel} ...")
     await _wait_live(origin, channel)
@@ -198,6 +187,7 @@ async def journey(
         await play_encrypted(box, encrypted, rotation_seconds, out=out)
         if drill is not None:
             await emergency_drill(box, drill, out=out)
+            await blackout_break(box, drill, out=out)
         return f"{front_door}/lineup.m3u?token={box.token}"
 
 
@@ -237,74 +227,6 @@ async def play_encrypted(box: SetTopBox, channel: str, rotation_seconds: int, *,
     async with box.http.get(edge_key, headers={"Authorization": f"Bearer {box.token}"}) as resp:
         out(f"    at the edge: GET {edge_key.replace(ids[-1], ids[-1][:8])}... -> "
             f"{resp.status} (keys come from the front door only)")  # fmt: skip
-
-
-@dataclass(frozen=True, slots=True)
-class Drill:
-    """Step 8's emergency drill: where the alerts are, an emergency agency's key, the
-    channel the box watches, and its county."""
-
-    epg_target: str
-    api_key: str
-    channel: str
-    region: str
-
-
-async def emergency_drill(box: SetTopBox, drill: Drill, *, out: Out) -> None:
-    """Step 8: a drill alert with a card for the box's county (no second key: a drill),
-    in force :data:`DRILL_LEAD_SECONDS` after issue (the farm encodes its card
-    meanwhile); the box playing ``drill.channel`` is switched to the card, then back to
-    its channel once the drill is cancelled."""
-    alert = Alert(
-        id="",
-        severity=Severity.MODERATE,
-        headline="演习 洪水预警 Drill: flood warning",
-        regions=(drill.region,),
-        card=Card("演习 DRILL\n洪水预警 请向高处转移\nFlood warning: move to higher ground"),
-        drill=True,
-        start=datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=DRILL_LEAD_SECONDS),
-    )
-    async with AlertClient(drill.epg_target, drill.api_key) as alerts:
-        issued = await alerts.issue(alert)
-        out(f"8. emergency drill {issued.id} for county {drill.region}, in force at "
-            f"{issued.in_force_from:%H:%M:%S} (card channel {issued.playout_channel_id});"
-            f" `headend alert list` shows it")  # fmt: skip
-        stats, stop = PlayStats(), asyncio.Event()
-        playing = asyncio.create_task(
-            box.play_live(drill.channel, seconds=DRILL_PLAY_SECONDS, stop=stop, stats=stats)
-        )
-        switched = await _until_played(stats, playing, lambda url: FEED_DIR_PART in url)
-        if switched is not None and issued.in_force_from is not None:
-            late = switched - issued.in_force_from.timestamp()
-            out(f"    the box plays the card: its first card segment {late:.1f} s after the "
-                "drill came into force")  # fmt: skip
-            await asyncio.sleep(DRILL_SHOW_SECONDS)
-        await alerts.cancel(issued.id, reason="demo drill over")
-        cancelled = datetime.now(UTC).timestamp()
-        back = await _until_played(stats, playing, lambda url: FEED_DIR_PART not in url)
-        if back is not None:
-            out(f"    cancelled; the box is back on {drill.channel} {back - cancelled:.1f} s later")
-        stop.set()
-        await playing
-        await box.stop(stats.lease)
-
-
-async def _until_played(
-    stats: PlayStats, playing: asyncio.Task[PlayStats], wanted: Callable[[str], bool]
-) -> float | None:
-    """When (epoch seconds) the box first plays a segment ``wanted`` says yes to from now
-    on; None if its playback ends first."""
-    seen = len(stats.played)
-    while not playing.done():
-        for at, url in stats.played[seen:]:
-            if wanted(url):
-                return at
-        seen = len(stats.played)
-        played = asyncio.ensure_future(stats.progress.wait())
-        await asyncio.wait((played, playing), return_when=asyncio.FIRST_COMPLETED)
-        played.cancel()
-        stats.progress.clear()
-    return None
 
 
 async def emergency_key(subscriber_target: str, admin_key: str) -> str:
@@ -390,6 +312,8 @@ def run(settings: StackSettings, secrets: LocalSecrets) -> seed.World:
         asyncio.run(emergency_key(targets.subscriber, secrets.service_api_key)),
         seed.CHANNELS[2].channel_id,  # clear, its audio muxed: a card's layout
         seed.REGION,
+        operator_key=secrets.service_api_key,
+        origin=f"http://{host}:{port(ORIGIN_PORT)}",
     )
     lineup = asyncio.run(
         journey(

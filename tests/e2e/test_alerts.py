@@ -1,8 +1,9 @@
-"""Emergency alerts and picture blackouts end to end on the real stack (see
+"""Emergency alerts, picture blackouts and cues end to end on the real stack (see
 :mod:`tests.support.journey`, with its emergency feed): real FFmpeg channels, the origin's
 cut views, nginx edges, the front door. Boxes in different regions play live at once,
 the simulated box player and FFmpeg (a real HLS client); an alert for one county switches
-exactly the boxes in it, and cancelling returns them to their channel."""
+exactly the boxes in it, and cancelling returns them to their channel; a cue is signalled
+in every rung and switches its blacked-out county to the slate."""
 
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ from m3u8 import parser
 from cdn_ctl.sim.stb import PlayStats, SetTopBox
 from epg.alerts.client import AlertClient
 from epg.alerts.domain import Alert, Severity
+from epg.cues.client import CueClient
+from epg.cues.domain import Cue, CueKind
 from headend.redisproc import RedisServer
 from headend.rpc import bearer, client_channel
 from protos import epg_pb2, epg_pb2_grpc
@@ -223,3 +226,76 @@ async def test_a_blackout_switches_the_picture_to_the_slate_in_its_region_only(
         await _put(stack, derby)
     assert any(_feed(url) for _, url in played[0].played)
     assert not any(f"/x/{EMERGENCY}/" in url for _, url in played[1].played)
+
+
+async def _daterange_lines(http: aiohttp.ClientSession, stack: Stack) -> list[str]:
+    """The EXT-X-DATERANGE lines of every rung's live playlist at the origin."""
+    master_url = f"http://127.0.0.1:{stack.origin_port}/live/{LIVE}/master.m3u8"
+    async with http.get(master_url) as resp:
+        master = hls.parse_master(await resp.text())
+    lines = []
+    for variant in master.variants:
+        async with http.get(urljoin(master_url, variant.uri)) as resp:
+            text = await resp.text()
+        parser.parse(text, strict=True)
+        lines += [line for line in text.splitlines() if line.startswith("#EXT-X-DATERANGE")]
+    return lines
+
+
+async def test_a_blackout_cue_is_signalled_and_switches_its_region_to_the_slate(
+    stack: Stack,
+) -> None:
+    """An operator's cue, through the EPG, the farm's reconciler and the node: an
+    SCTE-35 break in every rung's playlist, and the slate for the blacked-out county only."""
+    start = datetime.now(UTC) + timedelta(seconds=4)
+    async with (
+        aiohttp.ClientSession() as http,
+        CueClient(
+            stack.services.epg_target, stack.services.api_key, tls=stack.services.tls
+        ) as cues,
+    ):
+        cue = await cues.insert(
+            Cue(id="derby-break", channel_id=LIVE, kind=CueKind.BREAK, start=start,
+                duration_seconds=10, blackout_regions=(REGION,))
+        )  # fmt: skip
+        inside, outside = _box(stack, http, "a1"), _box(stack, http, "b1")
+        for box in (inside, outside):
+            await box.login()
+        played = await asyncio.gather(
+            inside.play_live(LIVE, seconds=22), outside.play_live(LIVE, seconds=22)
+        )
+        lines = await _daterange_lines(http, stack)
+        window_start = cue.start - timedelta(seconds=10)
+        query = f"utc={int(window_start.timestamp())}&utcend={int(cue.end.timestamp()) + 6}"
+        catchup = await _catchup_text(stack, http, _box(stack, http, "b1"), query)
+    key = f"splice-{cue.event:08X}"  # a splice_insert pairs by its splice_event_id
+    outs = [line for line in lines if key in line and "SCTE35-OUT=0x" in line]
+    returns = [line for line in lines if key in line and "SCTE35-IN=0x" in line]
+    # Every rung signals the break, and its return with the break's length.
+    assert outs, lines
+    assert returns, lines
+    assert len(outs) == len(returns)
+    assert all("DURATION=" in line for line in returns)
+    assert key in catchup
+    assert "SCTE35-OUT=0x" in catchup
+    # The county saw the slate while the break ran; the other county its channel.
+    assert any(_feed(url) for _, url in played[0].played)
+    assert not any(f"/x/{EMERGENCY}/" in url for _, url in played[1].played)
+    assert played[0].errors == []
+    assert played[1].errors == []
+
+
+async def _catchup_text(
+    stack: Stack, http: aiohttp.ClientSession, box: SetTopBox, query: str
+) -> str:
+    """The first variant of a catch-up window, as the box gets it."""
+    await box.login()
+    async with http.get(
+        box.url(f"/catchup/{LIVE}/master.m3u8?{query}"), headers=box._auth()
+    ) as resp:
+        assert resp.status == 200, await resp.text()
+        master_url, master = str(resp.url), hls.parse_master(await resp.text())
+    async with http.get(urljoin(master_url, master.variants[0].uri)) as resp:
+        text = await resp.text()
+    parser.parse(text, strict=True)
+    return text

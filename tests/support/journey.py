@@ -48,13 +48,20 @@ from tests.support.world import (
     server_rpc,
     start_services,
 )
+from transcode.alertcards import AlertCardSettings
 from transcode.archive import ArchiveIndex
 from transcode.client import TranscodeClient
 from transcode.live import LiveManager
 from transcode.live.encryption import live_encryption
 from transcode.origin import start_origin
 from transcode.server import create_server as create_transcode
-from transcode.settings import ControlSettings, OriginSettings, QueueSettings, SourceSettings
+from transcode.settings import (
+    ControlSettings,
+    CueSyncSettings,
+    OriginSettings,
+    QueueSettings,
+    SourceSettings,
+)
 from transcode.sources import SourceGuard
 
 # The emergency feed of ``build_stack(emergency=True)``.
@@ -110,7 +117,8 @@ async def build_stack(
     each a rendition; ``console``: the CDN's gRPC service and the operator console run
     too, in front of every service; ``emergency``: a second live channel, the emergency
     feed :data:`EMERGENCY` (SMPTE bars, the same ladder and segments), also the front
-    door's blackout slate, and two keys of an emergency agency)."""
+    door's blackout slate, two keys of an emergency agency, and the farm reading the
+    EPG's alerts and cues with its playback key)."""
     door = door or {}
     # Encrypted segments name their keys at the front door: its port is chosen first.
     door_port = free_port() if content_keys is not None else 0
@@ -138,10 +146,15 @@ async def build_stack(
             sources=SourceGuard(sources),
         )
         down.push_async_callback(manager.close)
+        # With the emergency feed, the farm reads the EPG with its playback key: alert
+        # cards, and the cues it signals into the live channel (read every 0.5 s).
+        farm_key = (await KeyStore(redis).create(PLAYBACK))[1] if emergency else ""
         control = ControlSettings(
             rpc=server_rpc(pki), redis_url=redis_url, origin_root=root, queue=QueueSettings(),
             sources=sources,
             owners=OwnersSettings(target=services.epg_target, tls=services.tls),
+            alert_cards=AlertCardSettings(api_key=farm_key, profile="low", segment_seconds=2),
+            cue_sync=CueSyncSettings(interval_seconds=0.5),
         )  # fmt: skip
         transcode, tc_port = await create_transcode(
             control, redis=redis, keys=KeyStore(redis), channels=manager
