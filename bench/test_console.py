@@ -64,7 +64,8 @@ from subscriber.reports.domain import DAY, floor_to
 from subscriber.reports.store import ViewingStore
 from tests.support.console import Operator, console_face, dead_letters
 from tests.support.rest import every_service
-from transcode.domain import ChannelState, ChannelStatus, Job, JobState, LiveChannel, RungRate
+from transcode.domain import ChannelState, ChannelStatus, LiveChannel, RungRate
+from transcode.jobs import Job, JobState
 from transcode.live import CHANNELS as LIVE_CHANNELS
 from transcode.live import channel_key, config_mapping, status_mapping
 from transcode.queue import JobQueue

@@ -39,7 +39,7 @@ from headend.contentkeys import ContentKeyStore, KekRing
 from headend.redisconn import connect
 from headend.redisproc import RedisServer
 from transcode.encrypt import AssetEncryption
-from transcode.hls import parse_media
+from transcode.hls_parse import parse_media
 from transcode.package import PackageResult, package_vod, remux_vod
 from transcode.profiles import resolve_profile
 

@@ -29,7 +29,8 @@ import pytest
 
 from bench.conftest import SHORT, Report, median
 from transcode import hls
-from transcode.hls import MediaPlaylist, Segment, parse_media, render_media, target_duration
+from transcode.hls import MediaPlaylist, Segment, render_media, target_duration
+from transcode.hls_parse import parse_media
 
 N_SEGMENTS = 600
 ROUNDS = 5 if SHORT else 15

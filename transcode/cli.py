@@ -23,7 +23,8 @@ from headend.clitools import CliError, api_key, client_tls, env_help, run_comman
 from headend.output import add_output, emit
 from headend.settings import environ
 from transcode.client import TranscodeClient
-from transcode.domain import Card, ChannelStatus, DeadLetter, Job, JobState, NodeInfo, SubtitleFile
+from transcode.domain import Card, ChannelStatus, NodeInfo
+from transcode.jobs import DeadLetter, Job, JobState, SubtitleFile
 
 TARGET_VAR = "TRANSCODE_TARGET"
 DEFAULT_TARGET = "127.0.0.1:50053"

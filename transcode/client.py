@@ -32,18 +32,9 @@ from transcode.convert import (
     subtitle_to_pb,
     thumbnail_from_pb,
 )
-from transcode.domain import (
-    Card,
-    ChannelStatus,
-    DeadLetter,
-    Job,
-    JobEvent,
-    JobState,
-    NodeInfo,
-    SubtitleFile,
-    Thumbnail,
-)
+from transcode.domain import Card, ChannelStatus, NodeInfo, Thumbnail
 from transcode.errors import TranscodeError
+from transcode.jobs import DeadLetter, Job, JobEvent, JobState, SubtitleFile
 
 # The service pages every list; the client's lists read every page.
 _PAGE_SIZE = 1000

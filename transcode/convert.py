@@ -15,20 +15,22 @@ from transcode.domain import (
     ChannelEncryption,
     ChannelState,
     ChannelStatus,
+    LiveChannel,
+    NodeInfo,
+    RungRate,
+    SourceSwitch,
+    Thumbnail,
+)
+from transcode.errors import InvalidRequest
+from transcode.jobs import (
     DeadLetter,
     Job,
     JobEncryption,
     JobEvent,
     JobState,
-    LiveChannel,
-    NodeInfo,
     Progress,
-    RungRate,
-    SourceSwitch,
     SubtitleFile,
-    Thumbnail,
 )
-from transcode.errors import InvalidRequest
 
 T = TypeVar("T")
 

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from transcode.errors import EncodeFailed
-from transcode.hls import Segment, parse_media
+from transcode.hls import Segment
+from transcode.hls_parse import parse_media
 
 TS_PACKET = 188
 # FFmpeg's mpegts muxer numbers elementary streams from 0x100 in mapping order;

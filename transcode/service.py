@@ -17,21 +17,23 @@ from headend.auth import Principal, require_admin
 from headend.clock import utc_now
 from transcode.domain import (
     ChannelStatus,
-    Job,
-    JobEncryption,
-    JobEvent,
-    JobState,
     LiveChannel,
     NodeInfo,
-    SubtitleFile,
     Thumbnail,
     check_rotation,
     validate_channel_id,
     validate_id,
-    validate_subtitle_files,
     validate_tracks_languages,
 )
 from transcode.errors import InvalidRequest, JobExists
+from transcode.jobs import (
+    Job,
+    JobEncryption,
+    JobEvent,
+    JobState,
+    SubtitleFile,
+    validate_subtitle_files,
+)
 from transcode.live.sourcing import check_inputs
 from transcode.queue import DeadLetterPage, JobQueue
 from transcode.sources import SourceInput

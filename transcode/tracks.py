@@ -25,7 +25,8 @@ from typing import Literal
 
 from headend.languages import language_name, player_language
 from transcode import hls, tags
-from transcode.domain import MAX_TRACKS, SubtitleFile
+from transcode.domain import MAX_TRACKS
+from transcode.jobs import SubtitleFile
 from transcode.probe import SourceInfo, StreamTags
 
 AUDIO_GROUP = "audio"

@@ -30,9 +30,9 @@ from pathlib import Path
 
 import ffmpeg
 
-from transcode.domain import SUBTITLE_FILE_SUFFIXES, is_subtitle_file
 from transcode.errors import EncodeFailed, InvalidSubtitles
 from transcode.ffmpeg_cmd import compile_command
+from transcode.jobs import SUBTITLE_FILE_SUFFIXES, is_subtitle_file
 from transcode.runner import run_ffmpeg
 
 # Bounds on what one reader takes: a feature film has a few thousand cues of short lines.

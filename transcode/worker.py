@@ -38,9 +38,9 @@ from headend.metrics import MetricsEndpoint
 from headend.redisconn import RedisUnreachable, connect_checked
 from headend.rpc.server import EXIT_FAILED, load_settings, stop_event
 from headend.tasks import Backoff, Supervisor, SupervisorMetrics
-from transcode.domain import Job, JobState, Progress, retry_delay
 from transcode.encrypt import AssetEncryption, AssetKeys
 from transcode.errors import EncodeFailed, SourceRefused
+from transcode.jobs import Job, JobState, Progress, retry_delay
 from transcode.ladder import ProcessMode
 from transcode.package import package_vod
 from transcode.profiles import resolve_profile

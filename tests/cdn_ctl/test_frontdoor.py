@@ -44,7 +44,7 @@ from tests.support.world import (
     set_status,
     start_services,
 )
-from transcode import hls
+from transcode import hls_parse
 
 
 @dataclass
@@ -513,7 +513,7 @@ def test_a_region_default_audio_language_moves_default_where_the_channel_has_it(
     text = rewrite_master(
         _TRACKS_MASTER, query="lease_id=a", audio_language=settings.audio_language(region)
     )
-    master = hls.parse_master(text)
+    master = hls_parse.parse_master(text)
     audio = [r for r in master.renditions if r.type == "AUDIO"]
     assert ["YES" if r.default else "NO" for r in audio] == defaults
     assert all(r.uri.endswith("?lease_id=a") for r in master.renditions)

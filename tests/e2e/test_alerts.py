@@ -29,7 +29,7 @@ from protos import epg_pb2, epg_pb2_grpc
 from tests.support.cdn import eventually
 from tests.support.journey import EMERGENCY, Stack, build_stack, ffmpeg_play
 from tests.support.world import LIVE, REGION
-from transcode import hls
+from transcode import hls_parse
 
 pytestmark = [
     pytest.mark.e2e,
@@ -110,7 +110,7 @@ async def test_an_alert_switches_exactly_the_boxes_in_its_county(stack: Stack) -
         assert stats["inside"].polls - polls_before <= 3
         text = await _view(_box(stack, http, "a1"), http)
         parser.parse(text, strict=True)
-        view = hls.parse_media(text)
+        view = hls_parse.parse_media(text)
         assert any(s.discontinuity for s in view.segments)
         await asyncio.sleep(10)
         cancelled = await issuer.cancel(issued.id, reason="water receding")
@@ -160,12 +160,12 @@ async def test_catch_up_of_the_alert_period_shows_the_alert(stack: Stack) -> Non
             box.url(f"/catchup/{LIVE}/master.m3u8?{query}"), headers=box._auth()
         ) as resp:
             assert resp.status == 200, await resp.text()
-            master_url, master = str(resp.url), hls.parse_master(await resp.text())
+            master_url, master = str(resp.url), hls_parse.parse_master(await resp.text())
         media_url = urljoin(master_url, master.variants[0].uri)
         async with http.get(media_url) as resp:
             text = await resp.text()
         parser.parse(text, strict=True)
-        media = hls.parse_media(text)
+        media = hls_parse.parse_media(text)
         assert media.endlist
         kinds = ["feed" if _feed(urljoin(media_url, s.uri)) else "channel" for s in media.segments]
         # The alert, then the channel after it: each join a discontinuity. (Where the
@@ -232,7 +232,7 @@ async def _daterange_lines(http: aiohttp.ClientSession, stack: Stack) -> list[st
     """The EXT-X-DATERANGE lines of every rung's live playlist at the origin."""
     master_url = f"http://127.0.0.1:{stack.origin_port}/live/{LIVE}/master.m3u8"
     async with http.get(master_url) as resp:
-        master = hls.parse_master(await resp.text())
+        master = hls_parse.parse_master(await resp.text())
     lines = []
     for variant in master.variants:
         async with http.get(urljoin(master_url, variant.uri)) as resp:
@@ -294,7 +294,7 @@ async def _catchup_text(
         box.url(f"/catchup/{LIVE}/master.m3u8?{query}"), headers=box._auth()
     ) as resp:
         assert resp.status == 200, await resp.text()
-        master_url, master = str(resp.url), hls.parse_master(await resp.text())
+        master_url, master = str(resp.url), hls_parse.parse_master(await resp.text())
     async with http.get(urljoin(master_url, master.variants[0].uri)) as resp:
         text = await resp.text()
     parser.parse(text, strict=True)

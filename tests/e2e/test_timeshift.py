@@ -20,7 +20,7 @@ from protos import epg_pb2, epg_pb2_grpc
 from tests.support.cdn import eventually
 from tests.support.journey import Stack, ffmpeg_play
 from tests.support.world import LIVE
-from transcode import hls
+from transcode import hls_parse
 
 pytestmark = [
     pytest.mark.e2e,
@@ -44,7 +44,7 @@ async def _variant(box: SetTopBox, http: aiohttp.ClientSession, path: str) -> tu
         master_url = resp.headers["Location"]
     async with http.get(master_url) as resp:
         assert resp.status == 200
-        master = hls.parse_master(await resp.text())
+        master = hls_parse.parse_master(await resp.text())
     url = urljoin(master_url, master.variants[0].uri)
     async with http.get(url) as resp:
         assert resp.status == 200
@@ -59,9 +59,9 @@ async def _archived_since(stack: Stack, http: aiohttp.ClientSession, seconds: fl
 
     async def oldest() -> datetime | None:
         async with http.get(origin + "master.m3u8") as resp:
-            rung = hls.parse_master(await resp.text()).variants[0].uri
+            rung = hls_parse.parse_master(await resp.text()).variants[0].uri
         async with http.get(origin + rung) as resp:
-            first = hls.parse_media(await resp.text()).segments[0].program_date_time
+            first = hls_parse.parse_media(await resp.text()).segments[0].program_date_time
         assert first is not None
         return first if datetime.now(UTC) - first >= timedelta(seconds=seconds) else None
 
@@ -103,7 +103,7 @@ async def test_startover_plays_a_short_programme_from_its_start_to_its_end(stack
         box = await _box(stack, http)
         url, text = await _variant(box, http, f"/startover/{LIVE}/master.m3u8")
         parser.parse(text, strict=True)
-        growing = hls.parse_media(text)
+        growing = hls_parse.parse_media(text)
         assert (growing.playlist_type, growing.endlist) == ("EVENT", False)
         assert growing.start_offset_seconds == 0
         # It begins with the segment on air at the programme's start.
@@ -118,7 +118,7 @@ async def test_startover_plays_a_short_programme_from_its_start_to_its_end(stack
     # Whole segments from the start; ENDLIST may come just before the last one is archived.
     assert played >= (stop - start).total_seconds() - 2.5
     async with aiohttp.ClientSession() as http, http.get(url) as resp:
-        ended = hls.parse_media(await resp.text())
+        ended = hls_parse.parse_media(await resp.text())
     assert (ended.playlist_type, ended.endlist) == ("EVENT", True)
     assert ended.segments[: len(growing.segments)] == growing.segments
     assert len(ended.segments) > len(growing.segments)
@@ -135,7 +135,7 @@ async def test_timeshift_plays_from_segments_back_forward_into_live(stack: Stack
         anchor = datetime.now(UTC) - timedelta(seconds=6)
         _url, text = await _variant(box, http, f"/timeshift/{LIVE}/master.m3u8?offset=6")
         parser.parse(text, strict=True)
-        playlist = hls.parse_media(text)
+        playlist = hls_parse.parse_media(text)
         first = playlist.segments[0]
         assert first.program_date_time is not None
         assert first.program_date_time <= anchor + timedelta(seconds=1)

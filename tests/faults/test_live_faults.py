@@ -31,7 +31,7 @@ from tests.support.live import (
     make_clip,
     tmpfs,
 )
-from transcode import hls
+from transcode import hls_parse
 from transcode.domain import ChannelState
 from transcode.errors import StoreUnavailable
 from transcode.live import Phase, channel_key
@@ -124,7 +124,7 @@ async def test_channels_keep_encoding_through_a_redis_restart_and_catch_up(
                 status = await rig.manager.get(channel)
                 assert status.state is ChannelState.DEGRADED
                 assert "store unavailable" in status.reason
-                on_disk = hls.parse_media(
+                on_disk = hls_parse.parse_media(
                     (rig.root / "live" / channel / "90p" / "index.m3u8").read_text()
                 )
                 assert on_disk.segments[-1].uri == f"{r.last_seq(channel):010d}.ts"
@@ -197,7 +197,7 @@ async def test_a_full_disk_degrades_the_channel_which_resumes_once_space_is_back
             indexed = await check_index(rig.redis, rig.root, "news.ch", RUNGS)
             assert {p.seq for p in r.published["news.ch"]} <= set(indexed)
             resumed = next(p.seq for p in r.published["news.ch"] if p.seq > before[1])
-            last = hls.parse_media((root / "live/news.ch/90p/index.m3u8").read_text())
+            last = hls_parse.parse_media((root / "live/news.ch/90p/index.m3u8").read_text())
             assert last.endlist
             again = next(s for s in last.segments if s.uri == f"{resumed:010d}.ts")
             assert again.discontinuity or last.discontinuity_sequence > 0

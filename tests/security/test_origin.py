@@ -16,7 +16,7 @@ import pytest
 import redis.asyncio as aioredis
 import yarl
 
-from transcode import hls, ingest
+from transcode import hls_parse, ingest
 from transcode.archive import ArchiveIndex, RungInfo
 from transcode.domain import ArchiveEntry
 from transcode.origin import LIVE_BEHIND_SEGMENTS, start_origin
@@ -106,7 +106,7 @@ async def test_window_playlist_lists_exactly_the_segments_the_window_route_serve
 ) -> None:
     status, body = await _get(site, f"{WINDOW}/180p/index.m3u8")
     assert status == 200
-    listed = [s.uri for s in hls.parse_media(body.decode()).segments]
+    listed = [s.uri for s in hls_parse.parse_media(body.decode()).segments]
     assert listed == [f"{k:010d}.ts" for k in range(5, 15)]
     for seq in range(SEGMENTS):
         status, data = await _get(site, f"{WINDOW}/180p/{seq:010d}.ts")

@@ -23,8 +23,9 @@ from protos import transcode_pb2 as pb
 from protos import transcode_pb2_grpc as pb_grpc
 from tests.support.tokens import Tokens
 from transcode.archive import ArchiveIndex
-from transcode.domain import ChannelState, Job, JobState, LiveChannel
+from transcode.domain import ChannelState, LiveChannel
 from transcode.errors import SourceRefused
+from transcode.jobs import Job, JobState
 from transcode.live import CHANNELS, ChannelSupervisor, LiveManager, channel_key
 from transcode.queue import STREAM, JobQueue, job_key
 from transcode.server import create_server

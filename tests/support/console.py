@@ -26,7 +26,7 @@ from headend.seed import BoxSpec, Plan, SubscriberSpec, Targets, World, seed
 from protos import cdn_pb2, cdn_pb2_grpc
 from tests.support.net import free_port
 from tests.support.world import OTHER_REGION, REGION, seed_world
-from transcode.domain import Job, JobState
+from transcode.jobs import Job, JobState
 from transcode.queue import JobQueue
 
 _CSRF = re.compile(r'name="csrf" value="([^"]+)"')

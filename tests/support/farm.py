@@ -19,7 +19,7 @@ import aiohttp
 import psutil
 
 from tests.support.services import REPO
-from transcode import hls
+from transcode import hls, hls_parse
 from transcode.errors import InvalidPlaylist
 
 T = TypeVar("T")
@@ -68,7 +68,7 @@ class LiveReader:
             body = await self.fetch(self.playlist)
             if body:
                 try:
-                    parsed = hls.parse_media(body.decode())
+                    parsed = hls_parse.parse_media(body.decode())
                 except InvalidPlaylist as err:
                     self.errors.append(str(err))
                     parsed = None

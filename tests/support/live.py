@@ -21,7 +21,7 @@ import redis.asyncio as aioredis
 from headend.redisconn import RedisSettings, connect
 from headend.redisproc import RedisServer
 from tests.support.net import free_udp_port
-from transcode import hls
+from transcode import hls_parse
 from transcode.archive import ArchiveIndex, index_key
 from transcode.domain import ChannelState, LiveChannel
 from transcode.live import LiveManager, Phase, whole_ts
@@ -165,7 +165,7 @@ class Recorder:
 
     def segment(self, channel: str, seq: int, state: ChannelState) -> None:
         """SegmentObserver: called right after a segment and its playlists are written."""
-        playlist = hls.parse_media(
+        playlist = hls_parse.parse_media(
             (self.root / "live" / channel / self.rung / "index.m3u8").read_text()
         )
         self.published[channel].append(

@@ -11,7 +11,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from headend.contentkeys import ContentKeyNotFound, ContentKeyStore, KekRing, scope_for_channel
-from transcode import hls
+from transcode import hls, hls_parse
 from transcode.archive import (
     ArchiveIndex,
     Retention,
@@ -73,7 +73,9 @@ async def test_catchup_playlist_for_a_past_window(index: ArchiveIndex, tmp_path:
     await _fill(index, tmp_path, 10)
     window = Window(T0 + timedelta(seconds=6), T0 + timedelta(seconds=16))
     entries = await index.window("ch1", "90p", window)
-    playlist = hls.parse_media(render_catchup_media(entries, channel="ch1", key_base_url=BASE))
+    playlist = hls_parse.parse_media(
+        render_catchup_media(entries, channel="ch1", key_base_url=BASE)
+    )
     assert [s.uri for s in playlist.segments] == [f"{n:010d}.ts" for n in range(3, 8)]
     assert (playlist.playlist_type, playlist.endlist) == ("VOD", True)
     assert [s.discontinuity for s in playlist.segments] == [False, False, True, False, False]
@@ -83,7 +85,7 @@ async def test_catchup_playlist_for_a_past_window(index: ArchiveIndex, tmp_path:
         "ch1", "90p", Window(T0 + timedelta(seconds=10), T0 + timedelta(seconds=14))
     )
     assert (
-        not hls.parse_media(render_catchup_media(later, channel="ch1", key_base_url=BASE))
+        not hls_parse.parse_media(render_catchup_media(later, channel="ch1", key_base_url=BASE))
         .segments[0]
         .discontinuity
     )
@@ -96,7 +98,7 @@ async def test_catchup_master_measures_bandwidth_from_segment_sizes(
     window = Window(T0, T0 + timedelta(seconds=8))
     rungs = await index.rungs("ch1")
     windows = {r.name: await index.window("ch1", r.name, window) for r in rungs}
-    master = hls.parse_master(render_master_for(rungs, windows, query="?from=1&to=2"))
+    master = hls_parse.parse_master(render_master_for(rungs, windows, query="?from=1&to=2"))
     sizes = [500, 510, 520, 530]
     assert {v.bandwidth for v in master.variants} == {530 * 8 // 2}
     assert {v.average_bandwidth for v in master.variants} == {sum(sizes) * 8 // 8}
@@ -111,7 +113,7 @@ def test_catchup_master_rounds_bandwidth_up_like_live() -> None:
     # 1001 B in 3 s is 2669.33 bit/s: catch-up masters used to truncate it to 2669 while
     # live masters declared 2670; BANDWIDTH is an upper bound, so both now say 2670.
     entries = [ArchiveEntry(0, T0, 3.0, 1001, "live/ch1/90p/0000000000.ts")]
-    master = hls.parse_master(render_master_for(RUNGS, {"90p": entries}))
+    master = hls_parse.parse_master(render_master_for(RUNGS, {"90p": entries}))
     (variant,) = master.variants
     assert (variant.bandwidth, variant.average_bandwidth) == (2670, 2670)
 
@@ -242,7 +244,7 @@ def test_catchup_names_each_key_change_and_an_iv_only_where_numbers_skip() -> No
         f'#EXT-X-KEY:METHOD=AES-128,URI="{BASE}/keys/ch1/{KEY_B}"',
         f'#EXT-X-KEY:METHOD=AES-128,URI="{BASE}/keys/ch1/{KEY_B}",IV=0x{40:032x}',
     ]
-    parsed = hls.parse_media(text)
+    parsed = hls_parse.parse_media(text)
     assert parsed.media_sequence == 10
     assert [s.key.sequence for s in parsed.segments if s.key] == [10, 11, 12, 40]
 
@@ -250,7 +252,7 @@ def test_catchup_names_each_key_change_and_an_iv_only_where_numbers_skip() -> No
 def test_catchup_returns_to_clear_after_encrypted_segments() -> None:
     entries = [_keyed(0, KEY_A), _keyed(1, "")]
 
-    parsed = hls.parse_media(render_catchup_media(entries, channel="ch1", key_base_url=BASE))
+    parsed = hls_parse.parse_media(render_catchup_media(entries, channel="ch1", key_base_url=BASE))
 
     assert [s.key for s in parsed.segments] == [hls.SegmentKey(f"{BASE}/keys/ch1/{KEY_A}", 0), None]
 

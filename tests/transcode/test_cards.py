@@ -27,7 +27,7 @@ from tests.support.live import RUNGS, channel_processes, live_rig
 from tests.support.media import Media
 from tests.support.services import child_env
 from tests.support.tokens import Tokens
-from transcode import cli, hls
+from transcode import cli, hls_parse
 from transcode.client import TranscodeClient
 from transcode.convert import channel_from_pb, channel_to_pb
 from transcode.domain import Card, ChannelState, LiveChannel
@@ -105,7 +105,7 @@ async def test_a_card_channel_encodes_its_text_and_looped_audio_in_every_rung(
         live = rig.root / "live" / "card.ch"
         targets = set()
         for rung in RUNGS:
-            playlist = hls.parse_media((live / rung / "index.m3u8").read_text())
+            playlist = hls_parse.parse_media((live / rung / "index.m3u8").read_text())
             targets.add(playlist.target_duration)
             segment = live / rung / playlist.segments[-1].uri
             # The looped tone (volumedetect: about -21 dB), not the slate's silence (-91 dB).
@@ -311,6 +311,6 @@ async def test_a_node_of_the_farm_runs_a_card_channel_from_its_saved_configurati
         assert status.channel.card == card
         assert status.node == "n0"
         playlist = tmp_path / "origin" / "live" / "alert-f1" / RUNGS[-1] / "index.m3u8"
-        assert hls.parse_media(playlist.read_text()).segments
+        assert hls_parse.parse_media(playlist.read_text()).segments
         stopped = await control.stop("alert-f1")
         assert stopped.state is ChannelState.STOPPED

@@ -22,9 +22,10 @@ from tests.support.tokens import Tokens
 from transcode import cli
 from transcode.archive import ArchiveIndex
 from transcode.client import TranscodeClient
-from transcode.domain import ChannelState, Job, JobState, NodeInfo, SubtitleFile
+from transcode.domain import ChannelState, NodeInfo
 from transcode.errors import ChannelNotFound, ChannelRunning, JobExists, JobNotFound, SourceRefused
 from transcode.farm import NodeDirectory
+from transcode.jobs import Job, JobState, SubtitleFile
 from transcode.live import LiveManager
 from transcode.server import create_server
 from transcode.settings import ControlSettings, QueueSettings, SourceSettings

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from transcode import hls
+from transcode import hls, hls_parse
 from transcode.archive import RungInfo
 from transcode.cuts import (
     Cut,
@@ -73,7 +73,7 @@ def live(
         discontinuity_sequence=discontinuity_sequence, target_duration=2, cut=cut,
         channel="ch1", feed_rung="720p", key_base_url=KEYS, dateranges=dateranges,
     )  # fmt: skip
-    return hls.parse_media(text)
+    return hls_parse.parse_media(text)
 
 
 C = entries("ch1", 100, 12)
@@ -191,7 +191,7 @@ def test_a_clear_feed_inside_an_encrypted_channel_switches_keys() -> None:
     ]
     none = lines.index("#EXT-X-KEY:METHOD=NONE")
     assert lines[none + 2] == "feed/720p/0000005003.ts"
-    view = hls.parse_media(text)
+    view = hls_parse.parse_media(text)
     assert [s.key is None for s in view.segments] == [n in range(103, 107) for n in range(100, 112)]
 
 
@@ -259,7 +259,7 @@ def test_a_tally_carried_between_reloads_gives_what_counting_afresh_gives() -> N
             news, feed, first=first, discontinuity_sequence=native, target_duration=2,
             cut=cut, channel="ch1", feed_rung="720p", key_base_url=KEYS, tally=tally,
         )  # fmt: skip
-        assert hls.parse_media(text) == _reload(archive, feed, cut, first), first
+        assert hls_parse.parse_media(text) == _reload(archive, feed, cut, first), first
 
 
 def test_before_the_cut_the_view_is_c_s_own_sequence() -> None:
@@ -274,12 +274,12 @@ def test_catchup_view_ends_like_catch_up_and_grows_while_f_lags() -> None:
         splice(C, F, CUT, slack_seconds=2.0), state="settled", channel="ch1", cut=CUT,
         feed_rung="720p", key_base_url=KEYS,
     )  # fmt: skip
-    view = hls.parse_media(text)
+    view = hls_parse.parse_media(text)
     assert (view.playlist_type, view.endlist, len(view.segments)) == ("VOD", True, 12)
     assert [s.discontinuity for s in view.segments].count(True) == 2
     lagging = splice(C[:7], F[:5], CUT, slack_seconds=2.0)
     assert view_state("settled", lagging, C[:7]) == "growing"
-    grown = hls.parse_media(
+    grown = hls_parse.parse_media(
         render_catchup_cut(
             lagging, state="growing", channel="ch1", cut=CUT, feed_rung="720p", key_base_url=KEYS
         )
@@ -298,7 +298,7 @@ def test_c_s_date_ranges_stay_on_its_own_numbers_and_a_replaced_one_shows_none()
         splice(C, F, CUT, slack_seconds=2.0), state="settled", channel="ch1", cut=CUT,
         feed_rung="720p", key_base_url=KEYS, dateranges=ranges,
     )  # fmt: skip
-    for view in (live(C, F, CUT, dateranges=ranges), hls.parse_media(catchup)):
+    for view in (live(C, F, CUT, dateranges=ranges), hls_parse.parse_media(catchup)):
         shown = {n: s.dateranges for n, s in enumerate(view.segments, 100) if s.dateranges}
         assert shown == {101: (out,), 108: (back,)}
         assert view.segments[104 - 100].uri == "feed/720p/0000005004.ts"

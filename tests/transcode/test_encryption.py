@@ -29,7 +29,7 @@ from headend.contentkeys.cipher import decrypt_segment
 from headend.redisconn import RedisSettings, connect
 from headend.redisproc import RedisServer
 from tests.support.live import RUNGS, Feed, LiveRig, live_channel, live_rig, make_clip
-from transcode import cli, hls
+from transcode import cli, hls, hls_parse
 from transcode.archive import ArchiveIndex
 from transcode.convert import channel_from_pb, channel_to_pb
 from transcode.domain import ArchiveEntry, ChannelEncryption, ChannelState, Window
@@ -208,7 +208,7 @@ async def test_an_encrypted_channel_rotates_aligned_keys_that_ffmpeg_plays_live_
 
     # The live playlists name each segment's key; FFmpeg plays one with the front door's keys.
     playlist_path = rig.root / "live" / "enc1" / "90p" / "index.m3u8"
-    playlist = hls.parse_media(playlist_path.read_text())
+    playlist = hls_parse.parse_media(playlist_path.read_text())
     assert playlist.endlist
     for segment in playlist.segments:
         seq = int(segment.uri.removesuffix(".ts"))
@@ -246,7 +246,7 @@ async def test_an_encrypted_channel_rotates_aligned_keys_that_ffmpeg_plays_live_
             f'#EXT-X-KEY:METHOD=AES-128,URI="{keys.front_door.url}/keys/enc1/{before.key_id}"',
             f'#EXT-X-KEY:METHOD=AES-128,URI="{keys.front_door.url}/keys/enc1/{after.key_id}"',
         ]
-        catchup = hls.parse_media(text)
+        catchup = hls_parse.parse_media(text)
         # The IVs the playlist implies are the numbers the segments were encrypted with.
         assert [s.key.sequence for s in catchup.segments if s.key] == [change - 1, change]
         code, frames, errors = await asyncio.to_thread(_play, url)
@@ -298,7 +298,9 @@ async def test_an_unreachable_key_store_keeps_the_last_key_and_never_publishes_c
     for entry in during:
         assert entry.key_id == key_id, "a segment of the outage was not encrypted with the last key"
         _check_encrypted(rig.root, entry, key, tmp_path)
-    playlist = hls.parse_media((rig.root / "live" / "enc2" / "90p" / "index.m3u8").read_text())
+    playlist = hls_parse.parse_media(
+        (rig.root / "live" / "enc2" / "90p" / "index.m3u8").read_text()
+    )
     assert all(s.key is not None for s in playlist.segments)
 
 

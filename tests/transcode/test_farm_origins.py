@@ -20,7 +20,7 @@ from tests.support.farm import LiveReader, NodeProcess, discontinuities, http_fe
 from tests.support.live import indexed_entries
 from tests.support.media import Media
 from tests.support.services import ServiceProcess, child_env
-from transcode import hls
+from transcode import hls_parse
 from transcode.archive import ArchiveIndex
 from transcode.domain import ChannelState, LiveChannel
 from transcode.farm import ChannelIntents, NodeDirectory
@@ -168,7 +168,7 @@ async def test_a_player_on_an_origin_plays_through_a_node_kill_and_catchup_survi
             base = f"{origin.url}/catchup/o1/w/{start}/{end}/90p"
             async with http.get(f"{base}/index.m3u8") as response:
                 assert response.status == 200, (origin.url, await response.text())
-                listed = [s.uri for s in hls.parse_media(await response.text()).segments]
+                listed = [s.uri for s in hls_parse.parse_media(await response.text()).segments]
             assert set(expected) <= set(listed), (expected, listed)
             for name in listed:
                 async with http.get(f"{base}/{name}") as response:

@@ -18,12 +18,11 @@ from transcode.hls import (
     Segment,
     SegmentKey,
     Variant,
-    parse_master,
-    parse_media,
     render_master,
     render_media,
     target_duration,
 )
+from transcode.hls_parse import parse_master, parse_media
 
 T0 = datetime(2026, 11, 29, 6, 0, 0, 250000, tzinfo=UTC)
 KEY_A = "http://127.0.0.1:8000/keys/cctv1/" + "a" * 32

@@ -28,7 +28,7 @@ from headend.settings import SettingsError
 from tests.support.live import Feed, live_channel
 from tests.support.media import Media
 from tests.support.services import ServiceProcess, child_env
-from transcode import hls, ingest
+from transcode import hls, hls_parse, ingest
 from transcode.archive import ArchiveIndex, RungInfo
 from transcode.domain import ArchiveEntry, ChannelState, LiveChannel, Window
 from transcode.farm import ChannelIntents
@@ -173,7 +173,7 @@ async def test_origin_down_then_back_catches_up_with_the_live_window(rig: Rig) -
             local = (rig.node_root / "live/ch1" / rung / "index.m3u8").read_bytes()
             status, body = await rig.get(origin, f"/live/ch1/{rung}/index.m3u8")
             assert (status, body) == (200, local)
-            for s in hls.parse_media(body.decode()).segments:
+            for s in hls_parse.parse_media(body.decode()).segments:
                 status, data = await rig.get(origin, f"/live/ch1/{rung}/{s.uri}")
                 assert status == 200
                 assert data == (rig.node_root / "live/ch1" / rung / s.uri).read_bytes()
@@ -304,7 +304,7 @@ async def test_the_control_process_embedded_node_pushes_and_ends_playlists(
 
         def pushed(count: int) -> bool:
             return all(
-                p.exists() and len(hls.parse_media(p.read_text()).segments) >= count
+                p.exists() and len(hls_parse.parse_media(p.read_text()).segments) >= count
                 for p in playlists
             )
 
@@ -315,7 +315,7 @@ async def test_the_control_process_embedded_node_pushes_and_ends_playlists(
         local = (rig.node_root / "live/emb/90p/index.m3u8").read_text()
         for origin, playlist in zip(rig.origins, playlists, strict=True):
             assert playlist.read_text() == local
-            for segment in hls.parse_media(local).segments:
+            for segment in hls_parse.parse_media(local).segments:
                 name = f"live/emb/90p/{segment.uri}"
                 assert (origin.root / name).read_bytes() == (rig.node_root / name).read_bytes()
     finally:
@@ -414,7 +414,7 @@ async def test_node_on_its_own_directory_feeds_live_and_catchup_to_both_origins(
         for rung in RUNGS:
             status, body = await rig.get(origin, f"/live/ch1/{rung}/index.m3u8")
             assert status == 200
-            names = [s.uri for s in hls.parse_media(body.decode()).segments]
+            names = [s.uri for s in hls_parse.parse_media(body.decode()).segments]
             assert names
             for name in names:
                 status, data = await rig.get(origin, f"/live/ch1/{rung}/{name}")
@@ -423,7 +423,7 @@ async def test_node_on_its_own_directory_feeds_live_and_catchup_to_both_origins(
         # Catch-up: the window the node published, from the index, served by each origin.
         status, body = await rig.get(origin, f"/catchup/ch1/w/{start}/{end}/90p/index.m3u8")
         assert status == 200
-        listed = [s.uri for s in hls.parse_media(body.decode()).segments]
+        listed = [s.uri for s in hls_parse.parse_media(body.decode()).segments]
         assert listed == [Path(e.path).name for e in entries]
         for name in listed:
             status, data = await rig.get(origin, f"/catchup/ch1/w/{start}/{end}/90p/{name}")

@@ -14,7 +14,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from tests.support.media import Media
-from transcode import hls
+from transcode import hls, hls_parse
 from transcode.archive import ArchiveIndex
 from transcode.domain import ChannelState, LiveChannel, Window
 from transcode.live import LiveManager, source_input
@@ -77,7 +77,7 @@ async def rig(
     def observe(channel: str, seq: int, state: ChannelState) -> None:
         # Called right after publishing, before anything else runs: a consistent view.
         lists = {
-            r: hls.parse_media((root / "live" / channel / r / "index.m3u8").read_text())
+            r: hls_parse.parse_media((root / "live" / channel / r / "index.m3u8").read_text())
             for r in RUNGS
         }
         events.put_nowait(Snapshot(seq, state, lists))
@@ -186,9 +186,9 @@ async def test_source_cut_and_restored_gives_aligned_discontinuities(rig: Rig) -
             assert (rig.root / entry.path).stat().st_size == entry.size
 
     # Stopping ends the live playlists; the master lists both rungs with measured rates.
-    final = hls.parse_media((rig.root / "live/ch1/180p/index.m3u8").read_text())
+    final = hls_parse.parse_media((rig.root / "live/ch1/180p/index.m3u8").read_text())
     assert final.endlist
-    master = hls.parse_master((rig.root / "live/ch1/master.m3u8").read_text())
+    master = hls_parse.parse_master((rig.root / "live/ch1/master.m3u8").read_text())
     assert [v.uri for v in master.variants] == ["90p/index.m3u8", "180p/index.m3u8"]
     assert all(v.codecs.startswith("avc1.42") and v.average_bandwidth > 0 for v in master.variants)
     assert [v.resolution for v in master.variants] == [(160, 90), (320, 180)]
@@ -240,7 +240,7 @@ async def test_control_restart_resumes_channel_with_continuing_sequence(
     paused = await rig.manager.get("loop")
     assert paused.state is ChannelState.STOPPED
     assert "resumes" in paused.reason
-    assert not hls.parse_media((rig.root / "live/loop/180p/index.m3u8").read_text()).endlist
+    assert not hls_parse.parse_media((rig.root / "live/loop/180p/index.m3u8").read_text()).endlist
 
     events: asyncio.Queue[int] = asyncio.Queue()
     again = LiveManager(

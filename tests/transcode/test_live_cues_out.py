@@ -19,7 +19,7 @@ import pytest
 from epg.cues.domain import Cue, CueKind
 from headend.clock import utc_now
 from tests.support.live import LiveRig, live_rig, make_clip
-from transcode import hls
+from transcode import hls_parse
 from transcode.cueq import queue_key, signals_of, sync_queue
 from transcode.cues import read_cues
 from transcode.domain import LiveChannel
@@ -74,7 +74,7 @@ async def test_a_queued_break_reaches_every_rung_and_catchup_and_leaves_the_queu
         for rung in RUNGS:
             text = _playlist(rig, "cq1", rung)
             m3u8.loads(text)  # the independent reader accepts it
-            segments = hls.parse_media(text).segments
+            segments = hls_parse.parse_media(text).segments
             starts: list[datetime] = []
             for s in segments:
                 assert s.program_date_time is not None

@@ -15,7 +15,7 @@ import redis.asyncio as aioredis
 import webvtt
 
 from tests.support.media import Media, dominant_hz, multilingual_clip, probe_streams
-from transcode import hls
+from transcode import hls_parse
 from transcode.archive import ArchiveIndex, render_master_for
 from transcode.domain import LiveChannel, Window
 from transcode.live import LiveManager
@@ -84,9 +84,9 @@ async def test_live_renditions_are_aligned_archived_and_in_the_catchup_master(
         for _ in range(2):
             await asyncio.wait_for(events.get(), 60)
         live = root / "live" / "multi"
-        master = hls.parse_master((live / "master.m3u8").read_text())
+        master = hls_parse.parse_master((live / "master.m3u8").read_text())
         playlists = {
-            name: hls.parse_media((live / name / "index.m3u8").read_text()) for name in ALL
+            name: hls_parse.parse_media((live / name / "index.m3u8").read_text()) for name in ALL
         }
         # Segment age is measurable: when the newest segment was published, and the target.
         registry = second.metrics.registry
@@ -145,7 +145,7 @@ async def test_live_renditions_are_aligned_archived_and_in_the_catchup_master(
 
     # Catch-up of the archive lists the same renditions.
     rungs = await archive.rungs("multi")
-    catchup = hls.parse_master(render_master_for(rungs, history))
+    catchup = hls_parse.parse_master(render_master_for(rungs, history))
     assert [(r.type, r.language) for r in catchup.renditions] == [
         ("AUDIO", "en"), ("AUDIO", "zh"), ("SUBTITLES", "en"),
     ]  # fmt: skip
@@ -162,10 +162,10 @@ async def test_live_renditions_are_aligned_archived_and_in_the_catchup_master(
             base = f"http://127.0.0.1:{port}"
             async with http.get(f"{base}/catchup/multi/{window}/master.m3u8") as resp:
                 assert resp.status == 200
-                served = hls.parse_master(await resp.text())
+                served = hls_parse.parse_master(await resp.text())
             assert {r.uri for r in served.renditions} == {f"{n}/index.m3u8" for n in TRACKS}
             async with http.get(f"{base}/catchup/multi/{window}/subs-en/index.m3u8") as resp:
-                media = hls.parse_media(await resp.text())
+                media = hls_parse.parse_media(await resp.text())
             assert [s.uri for s in media.segments] == [
                 Path(e.path).name for e in history["subs-en"]
             ]

@@ -38,8 +38,9 @@ from tests.support.tokens import Tokens
 from transcode import cli
 from transcode.archive import ArchiveIndex
 from transcode.client import TranscodeClient
-from transcode.domain import ChannelEncryption, Job, JobState
+from transcode.domain import ChannelEncryption
 from transcode.errors import JobNotRetryable, ThumbnailNotFound
+from transcode.jobs import Job, JobState
 from transcode.live import LiveManager
 from transcode.live.encryption import LiveEncryption
 from transcode.live.thumbnail import MAX_WIDTH

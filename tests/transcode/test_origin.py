@@ -21,7 +21,7 @@ from headend.auth import KeyStore
 from headend.rpc import RpcSettings, bearer, client_channel
 from protos import epg_pb2, epg_pb2_grpc
 from tests.support.tokens import Tokens
-from transcode import hls
+from transcode import hls, hls_parse
 from transcode.archive import ArchiveIndex, RungInfo
 from transcode.domain import ArchiveEntry
 from transcode.live import channel_key
@@ -175,12 +175,12 @@ async def test_etag_if_none_match_gives_304(site: Site) -> None:
 async def test_catchup_master_and_media_for_a_past_window(site: Site) -> None:
     response, body = await _get(site, f"/catchup/ch1/master.m3u8?{WINDOW}")
     assert response.status == 200
-    master = hls.parse_master(body.decode())
+    master = hls_parse.parse_master(body.decode())
     (variant,) = master.variants
     assert variant.uri == f"180p/index.m3u8?{WINDOW}"
     assert variant.bandwidth == len(SEGMENT) * 8 // 2
     _media, body = await _get(site, f"/catchup/ch1/{variant.uri}")
-    playlist = hls.parse_media(body.decode())
+    playlist = hls_parse.parse_media(body.decode())
     assert [s.uri for s in playlist.segments] == [f"{n:010d}.ts" for n in range(4)]
     assert [s.discontinuity for s in playlist.segments] == [False, False, True, False]
     assert playlist.endlist
@@ -190,7 +190,7 @@ async def test_catchup_master_and_media_for_a_past_window(site: Site) -> None:
     assert data == SEGMENT
     iso = "from=2026-11-20T20:00:02%2B08:00&to=2026-11-20T12:00:04Z"
     _one, body = await _get(site, f"/catchup/ch1/180p/index.m3u8?{iso}")
-    assert [s.uri for s in hls.parse_media(body.decode()).segments] == ["0000000001.ts"]
+    assert [s.uri for s in hls_parse.parse_media(body.decode()).segments] == ["0000000001.ts"]
 
 
 @pytest.mark.parametrize(
@@ -259,10 +259,10 @@ async def test_catchup_accepts_the_players_utc_utcend_pair(site: Site) -> None:
     query = f"utc={start}&utcend={start + 4}"
     response, body = await _get(site, f"/catchup/ch1/master.m3u8?{query}")
     assert response.status == 200
-    (variant,) = hls.parse_master(body.decode()).variants
+    (variant,) = hls_parse.parse_master(body.decode()).variants
     assert variant.uri == f"180p/index.m3u8?{query}"
     _, body = await _get(site, f"/catchup/ch1/{variant.uri}")
-    assert [s.uri for s in hls.parse_media(body.decode()).segments] == [
+    assert [s.uri for s in hls_parse.parse_media(body.decode()).segments] == [
         "0000000000.ts",
         "0000000001.ts",
     ]
@@ -337,10 +337,10 @@ async def test_catchup_for_an_epg_programme(epg_site: Site) -> None:
     site = epg_site
     response, body = await _get(site, "/catchup/ch1/master.m3u8?programme=news")
     assert response.status == 200
-    (variant,) = hls.parse_master(body.decode()).variants
+    (variant,) = hls_parse.parse_master(body.decode()).variants
     assert variant.uri == "180p/index.m3u8?programme=news"
     _, body = await _get(site, f"/catchup/ch1/{variant.uri}")
-    assert [s.uri for s in hls.parse_media(body.decode()).segments] == [
+    assert [s.uri for s in hls_parse.parse_media(body.decode()).segments] == [
         "0000000000.ts",
         "0000000001.ts",
     ]

@@ -30,7 +30,7 @@ from tests.transcode.cut_site import (
     store_cues,
     write,
 )
-from transcode import hls
+from transcode import hls, hls_parse
 from transcode.archive import ArchiveIndex
 from transcode.cues import StoredCue
 from transcode.domain import ArchiveEntry
@@ -76,7 +76,7 @@ async def test_live_view_lists_the_live_window_with_the_feed_inside_the_cut(site
     status, body, headers = await site.get(base + "index.m3u8")
     assert status == 200
     assert (headers["Content-Type"], headers["Cache-Control"]) == (PLAYLIST, "public, max-age=1")
-    view = hls.parse_media(body.decode())
+    view = hls_parse.parse_media(body.decode())
     assert view.media_sequence == LIVE_FIRST
     assert view.discontinuity_sequence == LIVE_DISCONTINUITY_SEQUENCE
     # The feed has no 180p: its nearest video rung, 360p, stands in.
@@ -95,11 +95,11 @@ async def test_catchup_view_and_its_master(site: Site) -> None:
     base = f"/catchup/ch1/{WINDOW}/{CUT}/"
     status, body, headers = await site.get(base + "master.m3u8")
     assert status == 200
-    (variant,) = hls.parse_master(body.decode()).variants
+    (variant,) = hls_parse.parse_master(body.decode()).variants
     assert variant.uri == "180p/index.m3u8"
     status, body, headers = await site.get(base + variant.uri)
     assert (status, headers["Cache-Control"]) == (200, "public, max-age=3600")
-    view = hls.parse_media(body.decode())
+    view = hls_parse.parse_media(body.decode())
     assert (view.playlist_type, view.endlist, view.media_sequence) == ("VOD", True, 0)
     assert len(view.segments) == SEGMENTS
     assert [i for i, s in enumerate(view.segments) if s.discontinuity] == [7, 9]
@@ -122,7 +122,7 @@ async def test_the_channel_s_cues_show_on_its_own_segments_in_both_views(
     for path, first in ((live_view, LIVE_FIRST), (catchup_view, 0)):
         status, body, _ = await site.get(path)
         assert status == 200, path
-        view = hls.parse_media(body.decode())
+        view = hls_parse.parse_media(body.decode())
         shown = {n: s.dateranges for n, s in enumerate(view.segments, first) if s.dateranges}
         assert shown == {10: (kept,)}, path
         assert view.segments[8 - first].uri.startswith("feed/"), path
@@ -133,7 +133,7 @@ async def test_open_cut_runs_to_the_end_of_the_window(site: Site) -> None:
         f"/catchup/ch1/{WINDOW}/x/alert/{START + 14}-0/180p/index.m3u8"
     )
     assert status == 200
-    uris = [s.uri for s in hls.parse_media(body.decode()).segments]
+    uris = [s.uri for s in hls_parse.parse_media(body.decode()).segments]
     assert uris[7:] == [f"feed/360p/{FEED_FIRST + n:010d}.ts" for n in range(7, SEGMENTS)]
 
 
@@ -198,13 +198,13 @@ async def test_live_view_discontinuity_sequence_as_the_window_slides(
             await _slide(redis, root, first)
             status, body, _ = await site.get(view)
             assert status == 200
-            seen.append(hls.parse_media(body.decode()))
+            seen.append(hls_parse.parse_media(body.decode()))
         # Another origin, which never saw the cut, counts from the cut's start.
         cold, cold_port = await start_origin(settings, redis=redis)
         status, body, _ = await Site(f"http://127.0.0.1:{cold_port}", http).get(view)
         await cold.cleanup()
     await warm.cleanup()
-    assert hls.parse_media(body.decode()) == seen[-1]
+    assert hls_parse.parse_media(body.decode()) == seen[-1]
     assert seen[0] == seen[1]
     # 7 (the first join) slid out by 8, 9 (the second) by 10.
     assert [v.discontinuity_sequence for v in seen] == [2, 2, 3, 4, 4]

@@ -19,7 +19,7 @@ from transcode.errors import (
     TranscodeError,
     UnsupportedSource,
 )
-from transcode.hls import parse_master
+from transcode.hls_parse import parse_master
 from transcode.ladder import ProcessMode
 from transcode.package import package_vod, publish_tree, remux_vod
 from transcode.progress import Progress

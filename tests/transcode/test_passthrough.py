@@ -23,7 +23,7 @@ from tests.support.media import (
     video_packet_hashes,
 )
 from tests.support.net import free_udp_port
-from transcode import hls
+from transcode import hls, hls_parse
 from transcode.archive import ArchiveIndex
 from transcode.domain import ChannelState, LiveChannel
 from transcode.errors import SourceRefused, UnsupportedSource
@@ -204,10 +204,10 @@ async def rig(
     def observe(channel: str, seq: int, state: ChannelState) -> None:
         channel_dir = root / "live" / channel
         rungs = {
-            path.parent.name: hls.parse_media(path.read_text())
+            path.parent.name: hls_parse.parse_media(path.read_text())
             for path in channel_dir.glob("*/index.m3u8")
         }
-        master = hls.parse_master((channel_dir / "master.m3u8").read_text())
+        master = hls_parse.parse_master((channel_dir / "master.m3u8").read_text())
         events.put_nowait(Published(seq, state, rungs[RUNG], rungs, master))
 
     manager = LiveManager(
@@ -306,7 +306,7 @@ async def test_passthrough_channel_copies_the_feed_and_matches_it_on_the_slate(
     slate_facts = stream_facts(channel_dir / RUNG / f"{slate[-1].seq:010d}.ts")
     assert slate_facts == source_facts
 
-    master = hls.parse_master((channel_dir / "master.m3u8").read_text())
+    master = hls_parse.parse_master((channel_dir / "master.m3u8").read_text())
     (variant,) = master.variants
     assert variant.resolution == (320, 180)
     assert variant.codecs.startswith("avc1.4d401e")  # Main, level 3.0, as the feed

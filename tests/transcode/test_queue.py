@@ -14,8 +14,8 @@ from headend.redisconn import RedisSettings, connect
 from headend.redisproc import RedisServer
 from tests.support.redisha import ClusterSet
 from transcode.archive import tag_of
-from transcode.domain import Job, JobEvent, JobState, Progress, retry_delay
 from transcode.errors import InvalidRequest, JobNotFound, JobNotRetryable
+from transcode.jobs import Job, JobEvent, JobState, Progress, retry_delay
 from transcode.queue import (
     DEAD,
     DELAYED,

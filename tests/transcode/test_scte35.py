@@ -31,7 +31,7 @@ from tests.support.scte35 import (
     unknown_command,
     with_crc,
 )
-from transcode import hls
+from transcode import hls, hls_parse
 from transcode.archive import ArchiveIndex
 from transcode.cues import (
     StoredCue,
@@ -408,7 +408,7 @@ def test_date_ranges_render_as_rfc8216bis_says_and_parse_back() -> None:
     )
     parsed = m3u8.loads(text)
     assert [d.scte35_out for d in parsed.segments[1].dateranges] == [f"0x{OUT.hex().upper()}"]
-    assert hls.parse_media(text).segments == tuple(playlist.segments)
+    assert hls_parse.parse_media(text).segments == tuple(playlist.segments)
 
 
 @pytest.mark.parametrize(
@@ -450,7 +450,7 @@ def test_an_out_stays_in_the_live_window_while_its_break_runs() -> None:
 
     def shown() -> list[tuple[str, str]]:
         text = window.playlists(["90p"], (), segment_seconds=2.0, endlist=False)["90p"]
-        return [(s.uri, r.id) for s in hls.parse_media(text).segments for r in s.dateranges]
+        return [(s.uri, r.id) for s in hls_parse.parse_media(text).segments for r in s.dateranges]
 
     assert shown() == [("0000000002.ts", "splice-1-0")]  # the command went with its segment
     back = hls.DateRange("splice-1-0", _at(0), duration=10.0, scte35_in=IN)

@@ -29,7 +29,7 @@ from tests.support.scte35 import (
     truncated,
     unknown_command,
 )
-from transcode import hls
+from transcode import hls, hls_parse
 from transcode.archive import ArchiveIndex
 from transcode.cues import dateranges_for, read_cues
 from transcode.domain import ChannelState, LiveChannel, Window
@@ -89,7 +89,7 @@ def _shown(r: hls.DateRange) -> hls.DateRange:
 
 
 def _segments(text: str) -> list[str]:
-    return [s.uri for s in hls.parse_media(text).segments]
+    return [s.uri for s in hls_parse.parse_media(text).segments]
 
 
 def _playlists(root: Path, channel: str) -> dict[str, str]:
@@ -102,7 +102,7 @@ def _playlists(root: Path, channel: str) -> dict[str, str]:
 def _ranges(text: str) -> list[tuple[str, hls.DateRange]]:
     """(segment URI, range) for every date range, as the strict parsers read them."""
     m3u8.loads(text)  # the independent reader accepts it
-    playlist = hls.parse_media(text)
+    playlist = hls_parse.parse_media(text)
     return [(s.uri, r) for s in playlist.segments for r in s.dateranges]
 
 
@@ -141,7 +141,7 @@ async def test_splice_signals_reach_every_playlist_redis_and_catchup(
         assert {uri for uri, _r in first} <= common
         for name, listed in by_name.items():
             assert [x for x in listed if x[0] in common] == first, name
-        playlist = hls.parse_media(texts[RUNGS[0]])
+        playlist = hls_parse.parse_media(texts[RUNGS[0]])
         starts: dict[str, datetime] = {}
         for segment in playlist.segments:
             assert segment.program_date_time is not None

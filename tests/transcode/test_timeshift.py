@@ -16,7 +16,7 @@ import pytest
 import redis.asyncio as aioredis
 from m3u8 import parser
 
-from transcode import hls
+from transcode import hls, hls_parse
 from transcode.archive import (
     SETTLED,
     ArchiveIndex,
@@ -87,7 +87,7 @@ async def site(redis: aioredis.Redis, tmp_path: Path) -> AsyncIterator[Site]:
 def strictly(text: str) -> hls.MediaPlaylist:
     """The playlist, after the m3u8 library's strict parser accepted every line of it."""
     parser.parse(text, strict=True)
-    return hls.parse_media(text)
+    return hls_parse.parse_media(text)
 
 
 async def test_a_window_ending_ahead_grows_as_an_event_then_ends(site: Site) -> None:

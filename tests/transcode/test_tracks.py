@@ -26,9 +26,9 @@ from tests.support.media import (
     tiny_profile,
     write_srt,
 )
-from transcode.domain import SubtitleFile
 from transcode.encrypt import AssetEncryption
-from transcode.hls import parse_master, parse_media
+from transcode.hls_parse import parse_master, parse_media
+from transcode.jobs import SubtitleFile
 from transcode.measure import PTS_HZ, scan_segment
 from transcode.package import PackageResult, package_vod
 from transcode.probe import SourceInfo, StreamTags, VideoInfo

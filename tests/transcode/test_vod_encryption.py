@@ -32,10 +32,11 @@ from tests.support.media import Media, Packaged, tiny_profile
 from tests.support.tokens import Tokens
 from transcode import cli
 from transcode.archive import ArchiveIndex
-from transcode.domain import Job, JobEncryption, JobState
 from transcode.encrypt import AssetEncryption, encrypt_ladder, iframe_name
 from transcode.errors import EncodeFailed
-from transcode.hls import MediaPlaylist, parse_media
+from transcode.hls import MediaPlaylist
+from transcode.hls_parse import parse_media
+from transcode.jobs import Job, JobEncryption, JobState
 from transcode.live import LiveManager
 from transcode.measure import scan_segment, summarize
 from transcode.package import PackageResult, package_vod, remux_vod

@@ -15,9 +15,9 @@ from headend.redisconn import connect
 from headend.redisproc import RedisServer
 from tests.support.media import Media
 from tests.transcode.control_media import children, kill_group, looped, start_worker
-from transcode import hls
-from transcode.domain import Job, JobState, Progress
+from transcode import hls_parse
 from transcode.errors import DiskFull
+from transcode.jobs import Job, JobState, Progress
 from transcode.queue import JobQueue
 from transcode.settings import QueueSettings, SourceSettings
 from transcode.sources import SourceGuard
@@ -113,7 +113,7 @@ async def test_job_is_packaged_and_published(
         "/vod/clip/master.m3u8",
         1,
     )
-    master = hls.parse_master((origin / "vod/clip/master.m3u8").read_text())
+    master = hls_parse.parse_master((origin / "vod/clip/master.m3u8").read_text())
     assert [v.uri for v in master.variants] == ["90p/index.m3u8", "180p/index.m3u8"]
     assert job.progress.percent == 100.0
 
@@ -125,7 +125,7 @@ async def test_rerun_replaces_output_cleanly(
     assert (await _until_done(queue, "first")).state is JobState.SUCCEEDED
     await queue.submit(_job("second", media.clip, "asset"))
     assert (await _until_done(queue, "second")).state is JobState.SUCCEEDED
-    media_pl = hls.parse_media((origin / "vod/asset/180p/index.m3u8").read_text())
+    media_pl = hls_parse.parse_media((origin / "vod/asset/180p/index.m3u8").read_text())
     assert sum(s.duration for s in media_pl.segments) == pytest.approx(5.0, abs=0.5)
     # No temp or previous copies are left beside the published asset.
     assert _vod_entries(origin) == ["asset"]
@@ -239,9 +239,9 @@ async def test_worker_killed_mid_job_is_reclaimed_and_finished_by_another_proces
         second = start_worker({**env, "TC_WORKER_NAME": "w-b"}, tmp_path / "w-b.log")
         job = await _until_done(queue, "crash")
         assert (job.state, job.worker, job.deliveries) == (JobState.SUCCEEDED, "w-b", 2)
-        master = hls.parse_master((origin / "vod/crash/master.m3u8").read_text())
+        master = hls_parse.parse_master((origin / "vod/crash/master.m3u8").read_text())
         assert len(master.variants) == 2
-        rung = hls.parse_media((origin / "vod/crash/180p/index.m3u8").read_text())
+        rung = hls_parse.parse_media((origin / "vod/crash/180p/index.m3u8").read_text())
         assert sum(s.duration for s in rung.segments) == pytest.approx(60, abs=1)
         assert _vod_entries(origin) == ["crash"]
         second.send_signal(signal.SIGTERM)

@@ -6,7 +6,7 @@ import json
 from collections.abc import Mapping
 from datetime import datetime
 
-from transcode.domain import Job, JobEncryption, JobEvent, JobState, Progress, SubtitleFile
+from transcode.jobs import Job, JobEncryption, JobEvent, JobState, Progress, SubtitleFile
 
 
 def event_fields(state: str, reason: str = "", progress: Progress | None = None) -> list[str]:

@@ -15,8 +15,8 @@ import redis.asyncio as aioredis
 from headend.clock import utc_now
 from headend.lua import script
 from headend.redisconn import block_ms as capped_block_ms
-from transcode.domain import DeadLetter, Job, JobEvent, JobState, Progress
 from transcode.errors import InvalidRequest, JobNotFound, JobNotRetryable
+from transcode.jobs import DeadLetter, Job, JobEvent, JobState, Progress
 from transcode.queue.codec import event_fields, event_from_fields, job_from_hash, text
 
 # Every key of the queue carries one hash tag, so each script below (the stream and a

@@ -17,7 +17,7 @@ from typing import Protocol
 import aiohttp
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from transcode import hls, ingest
+from transcode import hls_parse, ingest
 from transcode.archive import RungInfo
 from transcode.domain import ArchiveEntry, Window
 from transcode.errors import InvalidPlaylist
@@ -264,7 +264,7 @@ class OriginWorker:
         lists = await asyncio.to_thread(_read_playlists, self._root / base)
         for rung, body in lists.items():
             try:
-                names = [s.uri for s in hls.parse_media(body.decode()).segments]
+                names = [s.uri for s in hls_parse.parse_media(body.decode()).segments]
             except (InvalidPlaylist, UnicodeDecodeError, ValueError):
                 log.warning("push: unreadable playlist skipped",
                             extra={"channel": item.channel, "rung": rung})  # fmt: skip
