@@ -1,4 +1,5 @@
-"""EPG use cases: the channel catalogue, schedules, queries, XMLTV and the change feed.
+"""EPG use cases: the channel catalogue, schedules, queries, XMLTV and (``epg.feed``) the
+change feed.
 
 Who may do what is decided in ``epg.access``: broadcasters read and change
 only their own channels; carriers and the ``playback`` role read everything
@@ -8,15 +9,13 @@ XMLTV import path lives in ``epg.importer``.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import IO
 
 from epg.access import (
-    CUE_ROLES,
     may_read,
-    may_read_alerts,
     may_write,
     require_reader,
     require_writer,
@@ -24,8 +23,6 @@ from epg.access import (
 from epg.domain import (
     DEFAULT_HORIZON_HOURS,
     MAX_HORIZON_HOURS,
-    Change,
-    ChangeFeed,
     Channel,
     Gap,
     GuideStatus,
@@ -54,6 +51,7 @@ from epg.errors import (
     NotAllowed,
     ProgrammeNotFound,
 )
+from epg.feed import ChangeFeeds
 from epg.importer import ImportReport, XmltvImporter
 from epg.imports import SHOWN_IMPORTS, ImportRecord, decode_import, encode_import
 from epg.store import EpgStore
@@ -73,7 +71,7 @@ class NowNext:
     next: Programme | None
 
 
-class EpgService:
+class EpgService(ChangeFeeds):
     """Channel catalogue, schedules, queries, XMLTV and change feed."""
 
     def __init__(
@@ -385,71 +383,6 @@ class EpgService:
             guide_status(channel, end, airings, now=now, horizon=horizon)
             for channel, (end, airings) in zip(channels, ends, strict=True)
         ]
-
-    # ---------------------------------------------------------- changes
-
-    async def open_changes(
-        self,
-        principal: Principal,
-        *,
-        from_version: int = 0,
-        channel_ids: Sequence[str] = (),
-    ) -> ChangeFeed:
-        """Position a change feed now; iterating it yields changes after ``from_version``
-        (0: after the current version), forever.
-
-        When the history after ``from_version`` has been trimmed, or the store's
-        versions went backwards (a restored or replaced Redis), a ``resync`` change
-        comes first: the caller must drop its whole cache.
-        """
-        require_reader(principal)
-        wanted = frozenset(channel_ids)
-        for cid in wanted:
-            await self._readable(principal, cid)
-        latest = await self._store.version()
-        resync = False
-        if from_version <= 0:
-            cursor = latest
-        elif from_version > latest:
-            # Versions the caller saw no longer exist here: it cannot resume.
-            cursor, resync = latest, True
-        else:
-            cursor = from_version
-            oldest = await self._store.oldest_change()
-            resync = (oldest is None and latest > from_version) or (
-                oldest is not None and oldest > from_version + 1
-            )
-        return ChangeFeed(cursor, self._follow(principal, cursor, resync, wanted))
-
-    async def _follow(
-        self, principal: Principal, cursor: int, resync: bool, wanted: frozenset[str]
-    ) -> AsyncGenerator[Change, None]:
-        if resync:
-            yield Change(version=cursor, kind="resync", channel_id="")
-        owners: dict[str, str] = {}
-        while True:
-            # A quiet feed comes back empty every block (the store keeps blocks under the
-            # Redis socket timeout) and simply waits again: it never ends by itself.
-            for change in await self._store.read_changes(cursor, block_ms=self._watch_block_ms):
-                cursor = change.version
-                if change.kind == "alerts":
-                    # Alerts concern every channel, whatever the filter; their readers only.
-                    if may_read_alerts(principal):
-                        yield change
-                    continue
-                if change.kind == "cues" and principal.role not in CUE_ROLES:
-                    continue  # a channel's cues: its writers' and the playback role's only
-                if wanted and change.channel_id not in wanted:
-                    continue
-                if principal.role == "broadcaster":
-                    owner = owners.get(change.channel_id)
-                    if owner is None:
-                        channel = await self._store.get_channel(change.channel_id)
-                        owner = channel.owner if channel else ""
-                        owners[change.channel_id] = owner
-                    if owner != principal.tenant:
-                        continue
-                yield change
 
     # ---------------------------------------------------------- XMLTV
 
