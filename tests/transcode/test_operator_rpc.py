@@ -424,7 +424,14 @@ async def test_a_running_channel_has_a_thumbnail_and_its_segment_facts(
     async with TranscodeClient(f"127.0.0.1:{rig.port}", rig.admin[0][1][7:]) as client:
         same = await client.channel_thumbnail("tv1")
         status_now = await client.get_channel("tv1")
-    assert (same.channel_id, same.jpeg) == ("tv1", thumb.jpeg)
+    assert same.channel_id == "tv1"
+    # The same picture, unless the thumbnail was renewed meanwhile (a loaded machine can
+    # take longer than TC_THUMBNAIL_SECONDS between the two asks): then a later one.
+    first_at = thumb.capture_time.ToDatetime(tzinfo=UTC)
+    if same.captured_at == first_at:
+        assert same.jpeg == thumb.jpeg
+    else:
+        assert same.captured_at > first_at
     assert status_now.last_segment_at is not None
     assert [r.name for r in status_now.rungs] == list(RUNGS)
     # The dashboard reads what the console does.
