@@ -1,14 +1,25 @@
-"""The capacity model behind the sizing guide: per-item Redis costs measured by
-``scripts/sizing.py`` and a province's targets in, Redis memory with headroom and host
-counts out. Pure, so it can be checked on its own."""
+"""The capacity model behind the sizing guide: what ``scripts/sizing.py`` measures (Redis
+bytes per item, Redis commands and CPU per playback call) and a province's targets in;
+per component what the province needs, and host counts, out. Pure, so it can be checked
+on its own.
+
+Each figure rests on a measurement or on a named assumption (a field of
+:class:`Targets`, a flag of the script): the front door's requests per core and the
+subscriber service's calls per core are the benchmarks' (README, "Benchmarks"), a
+channel's transcoding cores were measured with the channel's own FFmpeg command, and the
+call rates per viewer follow the front door's own settings (how long it caches an
+``Authorize``, how often it sends lease heartbeats) and the segment length.
+"""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
+from cdn_ctl.frontdoor.settings import FrontDoorSettings
 from subscriber.settings import SubscriberSettings
 from transcode.farm.placement import channel_cost
+from transcode.ladder import Rung
 from transcode.profiles import resolve_profile
 
 GIB = 1024**3
@@ -26,11 +37,45 @@ FRAGMENTATION = 1.2
 BUFFERS_BYTES = 1 * GIB
 # - What the OS, sshd, the Sentinel and the exporters keep on a Redis host.
 OS_RESERVE_BYTES = 2 * GIB
+# Figures per 100,000 subscribers or viewers.
+PER = 100_000
+
+
+def frontdoor_default(name: str) -> float:
+    """A front door setting's default (what a box's calls follow)."""
+    default = next(f.default for f in fields(FrontDoorSettings) if f.name == name)
+    return float(default)  # type: ignore[arg-type]
+
+
+# How long the front door trusts an Authorize answer, and how often it heartbeats a lease.
+ENTITLEMENT_TTL_SECONDS = frontdoor_default("entitlement_ttl_seconds")
+HEARTBEAT_SECONDS = frontdoor_default("heartbeat_seconds")
+
+
+@dataclass(frozen=True, slots=True)
+class Calls:
+    """What one call (or one viewer-second) costs Redis: commands the caller sends, commands
+    its scripts run, and the server's CPU."""
+
+    sent: float
+    scripted: float
+    cpu_us: float
+
+    def times(self, rate: float) -> Calls:
+        """The cost of ``rate`` of these."""
+        return Calls(self.sent * rate, self.scripted * rate, self.cpu_us * rate)
+
+    def plus(self, other: Calls) -> Calls:
+        """Both costs together."""
+        return Calls(
+            self.sent + other.sent, self.scripted + other.scripted, self.cpu_us + other.cpu_us
+        )
 
 
 @dataclass(frozen=True, slots=True)
 class Measured:
-    """Redis bytes per item (slopes over the second half of each sample) and fixed costs."""
+    """Redis bytes per item (slopes over the second half of each sample), fixed costs, and
+    what the playback path's calls cost Redis."""
 
     subscriber: float  # account hash, box hash, MAC index, subscriber-set entry, 2 ents
     audit_entry: float  # the ImportSubscribers audit entry each new subscriber adds
@@ -40,6 +85,14 @@ class Measured:
     programmes_per_day: float  # per channel, in the seeded guide
     empty_bytes: int  # used_memory of the private server before seeding
     fixed_bytes: float  # what the samples cost beyond slope x count (keys' own overhead)
+    # Per call, one call at a time (the store's batching of concurrent calls only lowers
+    # these): an Authorize, a lease Heartbeat, a StartSession (a zap).
+    authorize: Calls
+    heartbeat: Calls
+    start: Calls
+    # The front door's own Redis use (fetch budget sync, address watch, lease note) per
+    # viewer-second of one box polling at the sampled target duration.
+    guards: Calls
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,22 +104,46 @@ class Targets:
     catchup_days: int = 7
     epg_days: int = 14  # past catch-up days plus the week ahead
     profile: str = "default"
-    segment_seconds: float = 6.0
+    segment_seconds: float = 6.0  # also the target duration a player reloads at
     viewer_share: float = 0.20  # concurrent viewers / subscribers at peak
+    village_edges: int = 2_000
     host_gib: int = 64  # RAM of one Redis host
     redis_replicas: int = 1  # replicas per primary (Sentinel failover)
     audit_maxlen: int = SubscriberSettings().audit_maxlen
+    # Measured on this project's 2-core build machine, 2026-11-30 (flags override them):
+    # - the front door's variant reload (token, entitlement and blackout from cache, lease
+    #   touch, fetch budget, routing, signing, 302) on one event loop, from the benchmarks'
+    #   report lines behind the README's rows: journey load, 14,289 req/s (the row's 0.43
+    #   of trivial aiohttp's 33,005); alerts, 14,289-14,655 with no alert. The routing 302
+    #   path alone (its row): 21,900-29,100 on 2 workers sharing both cores with wrk.
+    frontdoor_rps_per_core: float = 14_300.0
+    # - Authorize on one subscriber server whose 32 callers share its process
+    #   (bench/test_redis_ha.py short mode's one-node baseline: 2,190-2,800 calls/s).
+    subscriber_calls_per_core: float = 2_500.0
+    # - CPU-s per media second of one channel's own FFmpeg command (``live_command`` on
+    #   ``plan_live``, as bench/test_live_encryption.py runs an epoch, without the
+    #   publisher: about 1% there) from a 1080p25 6 Mb/s H.264 TS made as the live density
+    #   bench's feed, 12 s, 2 rounds: default ladder (6 rungs) 0.85-0.87, low 0.156-0.158.
+    default_channel_cores: float = 0.86
+    low_channel_cores: float = 0.16
+    # - passthrough: 0.0056 CPU-s per channel-second (the live density row), 178 a core.
+    remux_channels_per_core: float = 178.0
     # Assumptions, not measurements (flags override them):
+    playlists_per_viewer: int = 1  # media playlists a player reloads (2: audio rendition)
+    cpu_share: float = 0.5  # of a core's measured ceiling planned at peak (front door etc.)
+    host_cores: int = 32  # cores of a front door, subscriber or transcode host
     node_capacity_units: int = 4 * 32  # TC_NODE_CAPACITY's default rule on a 32-core host
-    viewer_mbps: float = 3.0  # average delivered bitrate per viewer (the 720p rung)
+    settle_rung: str = "720p"  # the ladder rung viewers settle on (its nominal bitrate)
+    zipf: float = 0.8  # channel popularity (the CDN simulation's lower exponent)
     edge_gbps: float = 20.0  # what one nginx edge host delivers at its planned ceiling
-    edge_hit_ratio: float = 0.95  # share of edge requests served from the edge's cache
+    # Share of the village edges' misses the county/city edges above them serve from cache.
+    parent_hit_ratio: float = 0.95
     origin_gbps: float = 20.0  # what one origin host serves to edges
 
 
 @dataclass(frozen=True, slots=True)
 class Estimate:
-    """Redis memory and host counts for one set of targets."""
+    """Redis memory, per-component needs and host counts for one set of targets."""
 
     rungs: int
     segments: int
@@ -79,21 +156,99 @@ class Estimate:
     dataset_bytes: float  # used_memory the data needs
     host_ram_bytes: float  # RAM that dataset needs on one host, with every headroom
     usable_per_host_bytes: float  # dataset one host of host_gib carries with the headroom
-    redis_primaries: int
+    redis_bytes_per_100k: float  # subscribers (with audit) and their share of leases
+    # Per viewer-second: variant reloads at the front door, Authorize and Heartbeat calls.
+    reloads: float
+    authorizes: float
+    heartbeats: float
+    redis_per_viewer: Calls  # per viewer-second: the calls' and the front door's own
+    redis_per_100k: Calls  # per second, for 100,000 viewers
+    redis_cores: float  # Redis server CPU at peak, every viewer
+    redis_primaries: int  # for the memory, and for the CPU at cpu_share of one core each
+    redis_primaries_for_memory: int
+    redis_processes_per_host: int  # by cores (one per two) and by RAM with the headroom
     redis_hosts: int
     largest_part_fits: bool  # the biggest service's data fits on one host
+    frontdoor_rps: float
+    frontdoor_cores_per_100k: float  # at cpu_share of the measured ceiling
+    frontdoor_cores: float
+    frontdoor_hosts: int
+    subscriber_calls: float  # per second at peak
+    subscriber_cores_per_100k: float  # viewers, at cpu_share of the measured ceiling
+    subscriber_cores: float
+    subscriber_hosts: int
+    channel_cores: float  # one channel of the province's profile
+    transcode_cores: float
     transcode_units: int
     transcode_nodes: int
+    viewer_mbps: float  # the settle rung's nominal bitrate
+    viewers_per_village: float
+    village_egress_mbps: float
+    village_channels: float  # distinct channels watched in a village (expected)
+    village_uplink_mbps: float  # a miss per segment of each watched channel's settle rung
+    village_uplink_prefetch_mbps: float  # every rung of each watched channel prefetched
     edge_gbps_total: float
     edges: int
+    uplink_gbps_total: float  # every village edge's uplink, without prefetch
+    uplink_prefetch_gbps_total: float  # and with it
+    parent_edges: int  # county/city edges serving those uplinks (without prefetch)
     origin_gbps_total: float
     origins: int
     origin_disk_bytes: float  # catch-up media each origin keeps (nominal ladder bitrates)
 
 
+def channel_cores(t: Targets, profile: str) -> float:
+    """Transcoding cores one live channel on ``profile`` takes (measured, per profile)."""
+    if profile == "passthrough":
+        return 1 / t.remux_channels_per_core
+    return {"default": t.default_channel_cores, "low": t.low_channel_cores}[profile]
+
+
+def distinct_channels(viewers: float, channels: int, zipf: float) -> float:
+    """Channels at least one of ``viewers`` watches (expected), each viewer choosing one
+    channel independently with Zipf(``zipf``) popularity over ``channels``."""
+    weights = [1 / rank**zipf for rank in range(1, channels + 1)]
+    total = sum(weights)
+    return sum(1 - (1 - w / total) ** viewers for w in weights)
+
+
+def check(t: Targets) -> None:
+    """``ValueError`` naming the first target out of range (or a rung not in the ladder)."""
+    positive = (
+        "subscribers", "channels", "segment_seconds", "village_edges", "host_gib",
+        "frontdoor_rps_per_core", "subscriber_calls_per_core", "default_channel_cores",
+        "low_channel_cores", "remux_channels_per_core", "playlists_per_viewer", "host_cores",
+        "node_capacity_units", "edge_gbps", "origin_gbps",
+    )  # fmt: skip
+    for name in positive:
+        if not getattr(t, name) > 0:
+            raise ValueError(f"{name} must be positive")
+    for name in ("viewer_share", "cpu_share"):
+        if not 0 < getattr(t, name) <= 1:
+            raise ValueError(f"{name} must be in (0, 1]")
+    if not 0 <= t.parent_hit_ratio <= 1:
+        raise ValueError("parent_hit_ratio must be in [0, 1]")
+    if min(t.catchup_days, t.epg_days, t.redis_replicas) < 0 or t.zipf < 0:
+        raise ValueError("catchup_days, epg_days, redis_replicas and zipf must not be negative")
+    settle_rung(t)
+
+
+def settle_rung(t: Targets) -> Rung:
+    """The rung viewers settle on, from the province's ladder."""
+    rungs = resolve_profile(t.profile).rungs
+    found = next((r for r in rungs if r.name == t.settle_rung), None)
+    if found is None:
+        names = ", ".join(r.name for r in rungs)
+        raise ValueError(f"settle_rung: {t.settle_rung!r} is not a rung of {t.profile} ({names})")
+    return found
+
+
 def estimate(m: Measured, t: Targets) -> Estimate:
-    """Redis memory and host counts for ``t`` from the measured per-item costs ``m``."""
+    """Redis memory, per-component needs and host counts for ``t`` from ``m``; a
+    ``ValueError`` names a target out of range."""
+    check(t)
     profile = resolve_profile(t.profile, segment_seconds=t.segment_seconds)
+    settle = settle_rung(t)
     rungs = len(profile.rungs)
     segments = round(t.channels * rungs * t.catchup_days * 86_400 / t.segment_seconds)
     programmes = round(t.channels * t.epg_days * m.programmes_per_day)
@@ -111,12 +266,44 @@ def estimate(m: Measured, t: Targets) -> Estimate:
     usable = max(0.0, (t.host_gib * GIB - BUFFERS_BYTES - OS_RESERVE_BYTES)) / (
         FRAGMENTATION * COW_FACTOR
     )
-    primaries = max(1, math.ceil(dataset / usable)) if usable else 0
     largest = max(subscriber_bytes + lease_bytes, epg_bytes, archive_bytes)
+
+    # A player reloads each media playlist once a target duration; the front door asks
+    # Authorize again at the first reload past its cache's TTL, and heartbeats each lease
+    # used since the last round once a round.
+    target = t.segment_seconds
+    reloads = t.playlists_per_viewer / target
+    authorizes = 1 / (target * math.ceil(ENTITLEMENT_TTL_SECONDS / target))
+    heartbeats = 1 / max(HEARTBEAT_SECONDS, target)
+    per_viewer = m.authorize.times(authorizes).plus(m.heartbeat.times(heartbeats))
+    per_viewer = per_viewer.plus(m.guards)
+    redis_cores = viewers * per_viewer.cpu_us / 1e6
+    by_memory = max(1, math.ceil(dataset / usable)) if usable else 0
+    primaries = max(by_memory, math.ceil(redis_cores / t.cpu_share))
+    # A host runs one Redis process (primary or replica) per two cores (the other core:
+    # its forks, I/O, the OS), as many as its RAM holds with each one's headroom.
+    process_ram = dataset / primaries * FRAGMENTATION * COW_FACTOR + BUFFERS_BYTES
+    per_host = min(t.host_cores // 2, int((t.host_gib * GIB - OS_RESERVE_BYTES) // process_ram))
+
+    frontdoor_core = t.frontdoor_rps_per_core * t.cpu_share
+    frontdoor_cores = viewers * reloads / frontdoor_core
+    subscriber_core = t.subscriber_calls_per_core * t.cpu_share
+    subscriber_calls = viewers * (authorizes + heartbeats)
+    subscriber_cores = subscriber_calls / subscriber_core
+
+    per_channel = channel_cores(t, t.profile)
     units = t.channels * channel_cost(t.profile)
-    edge_gbps = viewers * t.viewer_mbps / 1000
-    origin_gbps = edge_gbps * (1 - t.edge_hit_ratio)
+    # The farm places by units; the measured CPU may need more nodes than they say.
+    nodes = max(math.ceil(units / t.node_capacity_units),
+                math.ceil(t.channels * per_channel / t.host_cores))  # fmt: skip
+
+    viewer_mbps = (settle.video_kbps + settle.audio_kbps) / 1000
     ladder_bps = sum((r.video_kbps + r.audio_kbps) * 1000 for r in profile.rungs)
+    per_village = viewers / t.village_edges
+    watched = distinct_channels(per_village, t.channels, t.zipf)
+    edge_gbps = viewers * viewer_mbps / 1000
+    uplink_gbps = t.village_edges * watched * viewer_mbps / 1000
+    origin_gbps = uplink_gbps * (1 - t.parent_hit_ratio)
     return Estimate(
         rungs=rungs,
         segments=segments,
@@ -129,19 +316,47 @@ def estimate(m: Measured, t: Targets) -> Estimate:
         dataset_bytes=dataset,
         host_ram_bytes=host_ram,
         usable_per_host_bytes=usable,
+        redis_bytes_per_100k=PER * (m.subscriber + t.viewer_share * m.lease)
+        + min(PER, t.audit_maxlen) * m.audit_entry,
+        reloads=reloads,
+        authorizes=authorizes,
+        heartbeats=heartbeats,
+        redis_per_viewer=per_viewer,
+        redis_per_100k=per_viewer.times(PER),
+        redis_cores=redis_cores,
         redis_primaries=primaries,
-        redis_hosts=primaries * (1 + t.redis_replicas),
+        redis_primaries_for_memory=by_memory,
+        redis_processes_per_host=per_host,
+        redis_hosts=math.ceil(primaries * (1 + t.redis_replicas) / per_host) if per_host else 0,
         largest_part_fits=bool(usable) and largest <= usable,
+        frontdoor_rps=viewers * reloads,
+        frontdoor_cores_per_100k=PER * reloads / frontdoor_core,
+        frontdoor_cores=frontdoor_cores,
+        # One host more than the load needs, so one can fail at peak (at least two).
+        frontdoor_hosts=max(2, math.ceil(frontdoor_cores / t.host_cores) + 1),
+        subscriber_calls=subscriber_calls,
+        subscriber_cores_per_100k=PER * (authorizes + heartbeats) / subscriber_core,
+        subscriber_cores=subscriber_cores,
+        subscriber_hosts=max(2, math.ceil(subscriber_cores / t.host_cores) + 1),
+        channel_cores=per_channel,
+        transcode_cores=t.channels * per_channel,
         transcode_units=units,
         # One node more than the channels need, so a drain or a dead node has somewhere to go.
-        transcode_nodes=math.ceil(units / t.node_capacity_units) + 1,
+        transcode_nodes=nodes + 1,
+        viewer_mbps=viewer_mbps,
+        viewers_per_village=per_village,
+        village_egress_mbps=per_village * viewer_mbps,
+        village_channels=watched,
+        village_uplink_mbps=watched * viewer_mbps,
+        village_uplink_prefetch_mbps=watched * ladder_bps / 1e6,
         edge_gbps_total=edge_gbps,
-        edges=math.ceil(edge_gbps / t.edge_gbps),
+        # One edge a village at least; more where a village outgrows one host.
+        edges=max(t.village_edges, math.ceil(edge_gbps / t.edge_gbps)),
+        uplink_gbps_total=uplink_gbps,
+        uplink_prefetch_gbps_total=t.village_edges * watched * ladder_bps / 1e9,
+        parent_edges=math.ceil(uplink_gbps / t.edge_gbps),
         origin_gbps_total=origin_gbps,
         # At least two: each origin holds the whole archive, so one can be lost.
         origins=max(2, math.ceil(origin_gbps / t.origin_gbps)),
         origin_disk_bytes=t.channels * ladder_bps / 8 * t.catchup_days * 86_400,
     )
-
-
-# --- measuring ---------------------------------------------------------------------------

@@ -1,4 +1,7 @@
-"""Sizing: Redis bytes per subscriber, programme, archived segment and lease, and host counts.
+"""Sizing: what a province needs per component, from measured figures, and host counts.
+
+The components: Redis (memory and commands), the front door, the subscriber service,
+transcoding, village and county/city edges, origins.
 
 Redis holds every piece of the platform's state in memory, so its size decides
 how many Redis hosts a deployment needs, and the one way to know what an item
@@ -6,9 +9,13 @@ costs is to write it the way the platform does and watch ``used_memory``. This
 script starts a private ``redis-server``, seeds it through the stores' own code
 (``SubscriberStore.import_rows`` and ``start_lease``, ``EpgStore.write_programmes``,
 ``ArchiveIndex.record_many``: no key is written by hand), and reads ``INFO memory``
-after ``MEMORY PURGE`` before and after each kind (``sizing_measure.py``, beside this
+after ``MEMORY PURGE`` before and after each kind; then it runs the playback path's
+calls (``Authorize``, ``Heartbeat``, ``StartSession``, the front door's guards) on that
+server and counts their commands and Redis CPU (``sizing_measure.py``, beside this
 file). This file reports the figures: :func:`headend.sizing.estimate`, which is pure,
-turns them and a province's targets into Redis memory with headroom and host counts.
+turns them, the benchmarks' throughput figures (flags, defaulting to what was measured
+on this project's build machine) and a province's targets into per-component needs and
+host counts.
 
 Run: ``.venv/bin/python scripts/sizing.py`` (``make sizing``); ``--help`` lists the
 targets, the sample sizes and the throughput assumptions.
@@ -33,15 +40,21 @@ from sizing_measure import (  # scripts/, beside this file
 from headend.sizing import (
     BUFFERS_BYTES,
     COW_FACTOR,
+    ENTITLEMENT_TTL_SECONDS,
     FRAGMENTATION,
     GIB,
+    HEARTBEAT_SECONDS,
     OS_RESERVE_BYTES,
+    PER,
     Estimate,
     Measured,
     Targets,
+    channel_cores,
+    check,
     estimate,
 )
 from transcode.farm.placement import channel_cost
+from transcode.profiles import profile_names
 
 MIB = 1024**2
 # Redis keeps hashes and sorted sets up to this many entries compact (the default
@@ -62,7 +75,7 @@ def human(n: float) -> str:
 
 def report(m: Measured, t: Targets, e: Estimate, sample: Sample) -> str:
     """The measured table and the province estimate, as the README shows them."""
-    seg = f"{t.segment_seconds:g} s"
+    seg, mem = f"{t.segment_seconds:g} s", e.redis_primaries_for_memory
     ent = "account hash, box hash, MAC index, 2 entitlements"
     prog = "zh/en titles, description, category; index, id map"
     lines = [
@@ -96,22 +109,86 @@ def report(m: Measured, t: Targets, e: Estimate, sample: Sample) -> str:
         f"{human(BUFFERS_BYTES)} (replication and client buffers) + "
         f"{human(OS_RESERVE_BYTES)} (OS).",
         f"A {t.host_gib} GiB host carries a {human(e.usable_per_host_bytes)} dataset: "
-        f"{e.redis_primaries} primar{'y' if e.redis_primaries == 1 else 'ies'} x "
-        f"(1 + {t.redis_replicas} replica) = {e.redis_hosts} Redis hosts"
-        + ("" if e.largest_part_fits else " (the largest part alone does not fit one host)")
-        + ".",
+        f"{mem} primar{'y' if mem == 1 else 'ies'} x (1 + {t.redis_replicas} replica) = "
+        f"{mem * (1 + t.redis_replicas)} Redis hosts for the memory"
+        + ("" if e.largest_part_fits else "; the largest part alone does not fit one host")
+        + ". The commands' CPU may need more (below).",
         "",
-        "Other roles (assumptions, not measurements):",
-        f"- transcode nodes: {t.channels} x {channel_cost(t.profile)} units = "
-        f"{e.transcode_units:,} units / {t.node_capacity_units} per node, + 1 spare = "
-        f"{e.transcode_nodes}",
-        f"- edges: {e.viewers:,} viewers x {t.viewer_mbps:g} Mb/s = "
-        f"{e.edge_gbps_total:,.0f} Gb/s / {t.edge_gbps:g} Gb/s per edge = {e.edges}",
-        f"- origins: {1 - t.edge_hit_ratio:.0%} edge misses = {e.origin_gbps_total:,.0f} Gb/s / "
+        *components(m, t, e),
+    ]
+    return "\n".join(lines)
+
+
+def components(m: Measured, t: Targets, e: Estimate) -> list[str]:
+    """The per-component table and the province's host counts, with what each rests on."""
+    seg, per = f"{t.segment_seconds:g} s", f"{PER:,}"
+    r = e.redis_per_100k
+    ladder = ", ".join(f"{name} {channel_cores(t, name):.3g}" for name in profile_names())
+    return [
+        f"Per component ({t.segment_seconds:g} s target duration, {t.cpu_share:.0%} of each "
+        "core's measured ceiling planned at peak):",
+        "",
+        "| component | need | rests on |",
+        "|---|---|---|",
+        f"| front door | {e.frontdoor_cores_per_100k:.2f} cores per {per} viewers polling "
+        f"({PER * e.reloads:,.0f} req/s) | {t.playlists_per_viewer} playlist reload per "
+        f"viewer every {seg}; {t.frontdoor_rps_per_core:,.0f} req/s a core "
+        "(`--frontdoor-rps-per-core`) |",
+        f"| subscriber service | {e.subscriber_cores_per_100k:.2f} "
+        f"cores per {per} viewers ({PER * (e.authorizes + e.heartbeats):,.0f} calls/s) | an "
+        f"Authorize every {1 / e.authorizes:g} s (cached {ENTITLEMENT_TTL_SECONDS:g} s, asked "
+        f"at the next reload), a Heartbeat every {1 / e.heartbeats:g} s ({HEARTBEAT_SECONDS:g} s "
+        f"rounds); {t.subscriber_calls_per_core:,.0f} calls/s a core "
+        "(`--subscriber-calls-per-core`) |",
+        f"| Redis, ops | {r.sent:,.0f} commands/s sent + {r.scripted:,.0f} run by scripts, "
+        f"{r.cpu_us / 1e6:.2f} Redis cores per {per} viewers | measured per call: Authorize "
+        f"{m.authorize.sent:.0f} sent + {m.authorize.scripted:.0f} scripted, "
+        f"{m.authorize.cpu_us:.0f} us; Heartbeat {m.heartbeat.sent:.0f} + "
+        f"{m.heartbeat.scripted:.0f}, {m.heartbeat.cpu_us:.0f} us; front door guards "
+        f"{m.guards.sent:.2f} a viewer-second, {m.guards.cpu_us:.1f} us (a zap: "
+        f"{m.start.sent:.0f} + {m.start.scripted:.0f}, {m.start.cpu_us:.0f} us, not counted) |",
+        f"| Redis, memory | {human(e.redis_bytes_per_100k)} per {per} subscribers | "
+        f"subscriber {m.subscriber:,.0f} B + audit {m.audit_entry:,.0f} B + "
+        f"{t.viewer_share:.0%} x lease {m.lease:,.0f} B (archive and guide: per channel) |",
+        f"| transcoding | {ladder} cores per channel | `--default-channel-cores`, "
+        "`--low-channel-cores`, `--remux-channels-per-core` |",
+        f"| remux (passthrough) | {t.remux_channels_per_core:,.0f} channels per core | "
+        "`--remux-channels-per-core` |",
+        f"| village edge, egress | {e.village_egress_mbps:,.0f} Mb/s | "
+        f"{e.viewers_per_village:,.0f} viewers x {e.viewer_mbps:.3f} Mb/s ({t.settle_rung}, "
+        "`--settle-rung`) |",
+        f"| village edge, uplink | {e.village_uplink_mbps:,.0f} Mb/s without prefetch, "
+        f"{e.village_uplink_prefetch_mbps:,.0f} Mb/s with | {e.village_channels:.0f} of "
+        f"{t.channels} channels watched (Zipf {t.zipf:g}, `--zipf`); a miss per segment of "
+        "the settle rung, or every rung prefetched |",
+        "",
+        f"Province: {e.viewers:,} viewers, {t.channels} channels ({t.profile}), "
+        f"{t.village_edges:,} village edges; {t.host_cores}-core hosts, a spare in each role that "
+        "has one:",
+        f"- front door: {e.frontdoor_rps:,.0f} req/s = {e.frontdoor_cores:,.1f} cores -> "
+        f"{e.frontdoor_hosts} hosts",
+        f"- subscriber service: {e.subscriber_calls:,.0f} calls/s = "
+        f"{e.subscriber_cores:,.1f} cores -> {e.subscriber_hosts} hosts",
+        f"- Redis: {e.redis_cores:,.1f} cores of commands at peak; a primary is one process "
+        f"on one core, planned at {t.cpu_share:.0%} -> {e.redis_primaries} primaries (a "
+        f"Cluster's masters; {e.redis_primaries_for_memory} for the memory alone) x "
+        f"(1 + {t.redis_replicas}), {e.redis_processes_per_host} processes a {t.host_cores}-core "
+        f"{t.host_gib} GiB host (one per two cores, each with its RAM headroom) -> "
+        f"{e.redis_hosts} Redis hosts",
+        f"- transcode nodes: {t.channels} x {e.channel_cores:.3g} cores = "
+        f"{e.transcode_cores:,.0f} cores; {t.channels} x {channel_cost(t.profile)} units = "
+        f"{e.transcode_units:,} units / {t.node_capacity_units} per node; the larger, "
+        f"+ 1 spare = {e.transcode_nodes}",
+        f"- village edges: {e.viewers:,} viewers x {e.viewer_mbps:.3f} Mb/s = "
+        f"{e.edge_gbps_total:,.0f} Gb/s; one a village, {t.edge_gbps:g} Gb/s each = {e.edges:,}",
+        f"- county/city edges: the villages' uplinks, {e.uplink_gbps_total:,.0f} Gb/s "
+        f"({e.uplink_prefetch_gbps_total:,.0f} with prefetch, at most its headroom) / "
+        f"{t.edge_gbps:g} Gb/s = {e.parent_edges}",
+        f"- origins: {1 - t.parent_hit_ratio:.0%} of the uplinks missed above the villages "
+        f"(`--parent-hit-ratio`) = {e.origin_gbps_total:,.0f} Gb/s / "
         f"{t.origin_gbps:g} Gb/s per origin (at least 2) = {e.origins}; each keeps "
         f"{human(e.origin_disk_bytes)} of catch-up media (nominal ladder bitrates)",
     ]
-    return "\n".join(lines)
 
 
 def parse(argv: list[str] | None) -> tuple[argparse.Namespace, Targets, Sample]:
@@ -125,24 +202,81 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, Targets, Sample]:
     targets.add_argument("--epg-days", type=int, default=d.epg_days)
     targets.add_argument("--segment-seconds", type=float, default=d.segment_seconds)
     targets.add_argument("--viewer-share", type=float, default=d.viewer_share)
+    targets.add_argument("--village-edges", type=int, default=d.village_edges)
     targets.add_argument("--host-gib", type=int, default=d.host_gib, help="RAM per Redis host")
     targets.add_argument("--redis-replicas", type=int, default=d.redis_replicas)
-    assumed = p.add_argument_group("throughput assumptions (not measured)")
-    assumed.add_argument("--node-capacity-units", type=int, default=d.node_capacity_units)
-    assumed.add_argument("--viewer-mbps", type=float, default=d.viewer_mbps)
-    assumed.add_argument("--edge-gbps", type=float, default=d.edge_gbps)
-    assumed.add_argument("--edge-hit-ratio", type=float, default=d.edge_hit_ratio)
-    assumed.add_argument("--origin-gbps", type=float, default=d.origin_gbps)
+    bench = p.add_argument_group("throughput measured on the build machine (README: Benchmarks)")
+    bench.add_argument(
+        "--frontdoor-rps-per-core", type=float, default=d.frontdoor_rps_per_core,
+        help="variant reloads a second one front door core answers (journey-load row's wrk "
+        "rounds: 14,289 req/s on one event loop, 0.43 of trivial aiohttp)",
+    )  # fmt: skip
+    bench.add_argument(
+        "--subscriber-calls-per-core", type=float, default=d.subscriber_calls_per_core,
+        help="Authorize calls a second one subscriber server core answers "
+        "(bench/test_redis_ha.py baseline: 2,190-2,800)",
+    )  # fmt: skip
+    bench.add_argument(
+        "--default-channel-cores", type=float, default=d.default_channel_cores,
+        help="cores of one live channel on the default ladder (its FFmpeg command, 1080p25)",
+    )  # fmt: skip
+    bench.add_argument(
+        "--low-channel-cores", type=float, default=d.low_channel_cores,
+        help="cores of one live channel on the low ladder",
+    )  # fmt: skip
+    bench.add_argument(
+        "--remux-channels-per-core", type=float, default=d.remux_channels_per_core,
+        help="passthrough channels one core remuxes (live density row: 0.0056 CPU-s a "
+        "channel-second)",
+    )  # fmt: skip
+    assumed = p.add_argument_group("assumptions (not measured)")
+    assumed.add_argument(
+        "--playlists-per-viewer", type=int, default=d.playlists_per_viewer,
+        help="media playlists a player reloads each target duration (2 with an audio rendition)",
+    )  # fmt: skip
+    assumed.add_argument(
+        "--cpu-share", type=float, default=d.cpu_share,
+        help="share of a core's measured ceiling planned at peak (front door, subscriber, Redis)",
+    )  # fmt: skip
+    assumed.add_argument(
+        "--host-cores", type=int, default=d.host_cores,
+        help="cores of a front door, subscriber or transcode host",
+    )  # fmt: skip
+    assumed.add_argument(
+        "--node-capacity-units", type=int, default=d.node_capacity_units,
+        help="TC_NODE_CAPACITY of a transcode node (4 units a core by default)",
+    )  # fmt: skip
+    assumed.add_argument(
+        "--settle-rung", default=d.settle_rung,
+        help="the ladder rung viewers settle on (its nominal bitrate is a viewer's)",
+    )  # fmt: skip
+    assumed.add_argument("--zipf", type=float, default=d.zipf, help="channel popularity exponent")
+    assumed.add_argument(
+        "--edge-gbps", type=float, default=d.edge_gbps,
+        help="what one nginx edge host delivers at its planned ceiling",
+    )  # fmt: skip
+    assumed.add_argument(
+        "--parent-hit-ratio", type=float, default=d.parent_hit_ratio,
+        help="share of village edge misses the county/city edges serve from cache",
+    )  # fmt: skip
+    assumed.add_argument(
+        "--origin-gbps", type=float, default=d.origin_gbps,
+        help="what one origin host serves to the edges",
+    )  # fmt: skip
     sample = p.add_argument_group("sample measured (each kind in two halves)")
     sample.add_argument("--sample-subscribers", type=int, default=s.subscribers)
     sample.add_argument("--sample-channels", type=int, default=s.channels)
     sample.add_argument("--sample-days", type=int, default=s.days)
     sample.add_argument("--sample-archive-hours", type=float, default=s.archive_hours)
     sample.add_argument("--sample-leases", type=int, default=s.leases)
+    sample.add_argument(
+        "--sample-calls", type=int, default=s.calls,
+        help="Authorize, Heartbeat and StartSession calls counted and timed, each",
+    )  # fmt: skip
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
     a = p.parse_args(argv)
-    if min(a.sample_subscribers, a.sample_leases) < 2 or a.sample_channels < 1:
-        p.error("samples: 2 subscribers and 2 leases at least (two halves), 1 channel")
+    if min(a.sample_subscribers, a.sample_leases) < 2 or min(a.sample_channels, a.sample_calls) < 1:
+        p.error("samples: 2 subscribers and 2 leases at least (two halves), 1 channel, 1 call")
     # Each half past the listpack limit (see Sample), so the slope is the large keys' cost.
     if a.sample_days // 2 * 24 * 60 / (sum(DURATIONS) / len(DURATIONS)) <= LISTPACK_ENTRIES:
         p.error("--sample-days: each half must hold more than 128 programmes a channel (>= 8)")
@@ -151,13 +285,23 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, Targets, Sample]:
     t = Targets(
         subscribers=a.subscribers, channels=a.channels, catchup_days=a.days,
         epg_days=a.epg_days, segment_seconds=a.segment_seconds, viewer_share=a.viewer_share,
-        host_gib=a.host_gib, redis_replicas=a.redis_replicas,
-        node_capacity_units=a.node_capacity_units, viewer_mbps=a.viewer_mbps,
-        edge_gbps=a.edge_gbps, edge_hit_ratio=a.edge_hit_ratio, origin_gbps=a.origin_gbps,
+        village_edges=a.village_edges, host_gib=a.host_gib, redis_replicas=a.redis_replicas,
+        frontdoor_rps_per_core=a.frontdoor_rps_per_core,
+        subscriber_calls_per_core=a.subscriber_calls_per_core,
+        default_channel_cores=a.default_channel_cores, low_channel_cores=a.low_channel_cores,
+        remux_channels_per_core=a.remux_channels_per_core,
+        playlists_per_viewer=a.playlists_per_viewer, cpu_share=a.cpu_share,
+        host_cores=a.host_cores, node_capacity_units=a.node_capacity_units,
+        settle_rung=a.settle_rung, zipf=a.zipf, edge_gbps=a.edge_gbps,
+        parent_hit_ratio=a.parent_hit_ratio, origin_gbps=a.origin_gbps,
     )  # fmt: skip
+    try:
+        check(t)  # before anything is measured
+    except ValueError as err:
+        p.error(str(err))
     sm = Sample(
         a.sample_subscribers, a.sample_channels, a.sample_days, a.sample_archive_hours,
-        a.sample_leases,
+        a.sample_leases, a.sample_calls,
     )  # fmt: skip
     return a, t, sm
 

@@ -5,6 +5,8 @@ Each kind is seeded in two equal halves after ``MEMORY PURGE``: the second half'
 cost per item is the slope (what one more item costs once hash tables and sorted sets
 have their steady-state encodings), the rest is fixed overhead. The keyspace tables are
 left out of each slope and added back per key at the end (:func:`footprint`).
+
+Then the playback path's calls on the seeded server (``sizing_calls.py``).
 """
 
 from __future__ import annotations
@@ -18,15 +20,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import redis.asyncio as aioredis
+from sizing_calls import measure_calls  # scripts/, beside this file
 
 from epg.domain import Channel, Programme, Text, WritePolicy, programme_id, validate_batch
 from epg.store import EpgStore
 from headend.auth import ADMIN
 from headend.ids import new_lease_id
 from headend.redisproc import RedisServer
-from headend.sizing import (
-    Measured,
-)
+from headend.sizing import Measured
 from subscriber.domain import Carrier, ImportRow, Package, validate_import_row
 from subscriber.settings import SubscriberSettings
 from subscriber.store import Audit, SubscriberStore
@@ -57,6 +58,7 @@ class Sample:
     days: int = 14  # of guide
     archive_hours: float = 6.0  # of catch-up, every channel and rung
     leases: int = 4_000
+    calls: int = 500  # of each playback kind (at most one per subscriber)
 
 
 def progress(line: str) -> None:
@@ -339,6 +341,9 @@ async def measure(sample: Sample, segment_seconds: float, folder: Path) -> Measu
         per_key = int(tables["overhead.hashtable.main"]) / int(counts["keys"])
         per_expiring = int(tables["overhead.hashtable.expires"]) / max(1, int(counts["expires"]))
         used = int((await redis.info("memory"))["used_memory"])
+        progress("playback calls, one at a time:")
+        boxes = [mac(i) for i in range(min(sample.calls, sample.subscribers))]
+        calls = await measure_calls(redis, boxes, segment_seconds, progress=progress)
     finally:
         await redis.aclose()
         server.stop()
@@ -361,4 +366,8 @@ async def measure(sample: Sample, segment_seconds: float, folder: Path) -> Measu
         programmes_per_day=per_day,
         empty_bytes=empty,
         fixed_bytes=used - empty - sum(cost * count for cost, count in items),
+        authorize=calls[0],
+        heartbeat=calls[1],
+        start=calls[2],
+        guards=calls[3],
     )

@@ -1,10 +1,13 @@
-"""``scripts/sizing.py``: a tiny real measurement gives plausible per-item Redis costs, and
-the province estimate (a pure function) scales with its targets as the README says."""
+"""``scripts/sizing.py``: a tiny real measurement gives plausible per-item Redis costs and
+per-call Redis commands, and the province estimate (a pure function) scales with its
+targets as the README says, refuses targets out of range, and gives the worked example's
+figures from its inputs."""
 
 from __future__ import annotations
 
 import importlib.util
 import json
+import math
 import subprocess
 import sys
 from dataclasses import replace
@@ -13,6 +16,8 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+
+from headend.sizing import Calls, distinct_channels
 
 
 @pytest.fixture(scope="module")
@@ -29,6 +34,9 @@ def sizing(repo_root: Path) -> ModuleType:
     return module
 
 
+IDLE = Calls(sent=0.0, scripted=0.0, cpu_us=0.0)
+
+
 def measured(sizing: ModuleType) -> Any:
     """Round per-item costs near what this platform measures."""
     return sizing.Measured(
@@ -40,12 +48,17 @@ def measured(sizing: ModuleType) -> Any:
         programmes_per_day=33.0,
         empty_bytes=1_000_000,
         fixed_bytes=100_000.0,
+        authorize=Calls(sent=2.0, scripted=6.0, cpu_us=40.0),
+        heartbeat=Calls(sent=10.0, scripted=80.0, cpu_us=200.0),
+        start=Calls(sent=10.0, scripted=120.0, cpu_us=280.0),
+        guards=Calls(sent=0.7, scripted=0.0, cpu_us=3.0),
     )
 
 
 def test_measures_plausible_costs_on_a_real_redis(repo_root: Path) -> None:
     tiny = "--sample-subscribers 400 --sample-channels 1 --sample-days 8"
-    tiny += " --sample-archive-hours 1 --sample-leases 100 --subscribers 1000000"
+    tiny += " --sample-archive-hours 1 --sample-leases 100 --sample-calls 50"
+    tiny += " --subscribers 1000000"
     proc = subprocess.run(
         [sys.executable, "scripts/sizing.py", "--json", *tiny.split()],
         cwd=repo_root,
@@ -65,6 +78,18 @@ def test_measures_plausible_costs_on_a_real_redis(repo_root: Path) -> None:
     assert e["segments"] == 300 * 6 * 7 * 86_400 / 6  # default ladder: 6 rungs
     assert e["archive_bytes"] == pytest.approx(e["segments"] * m["segment"])
     assert e["redis_hosts"] >= 2
+    # The playback calls' commands, counted on the real server: an Authorize is the MAC
+    # index step and one script; a heartbeat's scripts include the viewing figures'.
+    assert m["authorize"]["sent"] >= 2
+    assert m["authorize"]["scripted"] > 0
+    assert m["heartbeat"]["scripted"] > m["authorize"]["scripted"]
+    assert m["start"]["sent"] >= 1
+    for kind in ("authorize", "heartbeat", "start"):
+        assert 0 < m[kind]["cpu_us"] < 100_000
+    # One box polling every 6 s: fetch budget syncs (2 a poll), address checks (a MULTI of
+    # 4 every 18 s) and lease notes (one SET every 42 s), about 0.69 a second.
+    assert 0.5 < m["guards"]["sent"] < 1.0
+    assert m["guards"]["scripted"] == 0
     # Progress goes to stderr, so stdout stays JSON.
     assert "subscribers: 400" in proc.stderr
 
@@ -96,10 +121,15 @@ def test_hosts_follow_the_dataset_and_the_host_size(sizing: ModuleType) -> None:
     assert e.host_ram_bytes == pytest.approx(
         e.dataset_bytes * 2.4 + sizing.BUFFERS_BYTES + sizing.OS_RESERVE_BYTES
     )
-    assert e.redis_hosts == e.redis_primaries * 2
-    assert e.redis_primaries * e.usable_per_host_bytes >= e.dataset_bytes
+    assert e.redis_primaries_for_memory * e.usable_per_host_bytes >= e.dataset_bytes
+    assert e.redis_primaries >= e.redis_primaries_for_memory
+    # Commands that cost Redis no CPU: the memory alone decides, one process a host.
+    free = replace(m, authorize=IDLE, heartbeat=IDLE, start=IDLE, guards=IDLE)
+    memory_bound = sizing.estimate(free, province)
+    assert memory_bound.redis_primaries == memory_bound.redis_primaries_for_memory == 2
+    assert (memory_bound.redis_processes_per_host, memory_bound.redis_hosts) == (1, 4)
     big = sizing.estimate(m, replace(province, host_gib=256))
-    assert (big.redis_primaries, big.largest_part_fits) == (1, True)
+    assert (big.redis_primaries_for_memory, big.largest_part_fits) == (1, True)
     # 2 s segments triple the archive index; a 64 GiB host cannot hold it alone.
     short = sizing.estimate(m, replace(province, segment_seconds=2.0))
     assert short.segments == 3 * e.segments
@@ -108,6 +138,109 @@ def test_hosts_follow_the_dataset_and_the_host_size(sizing: ModuleType) -> None:
     # The farm's own cost model: the default ladder's units per channel.
     assert e.transcode_units == 300 * sizing.channel_cost("default")
     assert e.transcode_nodes == -(-e.transcode_units // province.node_capacity_units) + 1
+    # Channels dearer than the units say: the measured CPU decides.
+    dear = sizing.estimate(m, replace(province, default_channel_cores=4.0))
+    assert dear.transcode_nodes == math.ceil(300 * 4.0 / 32) + 1
+
+
+def test_worked_example_follows_from_its_inputs(sizing: ModuleType) -> None:
+    m = measured(sizing)
+    t = sizing.Targets()  # 5,000,000 subscribers, 20% watching, 300 channels, 2,000 villages
+    e = sizing.estimate(m, t)
+    assert (e.viewers, t.channels, t.village_edges) == (1_000_000, 300, 2_000)
+    # 6 s segments: a reload every 6 s, an Authorize every 12 s (10 s cache, asked at the
+    # next reload), a heartbeat every 20 s.
+    assert (e.reloads, e.authorizes, e.heartbeats) == pytest.approx((1 / 6, 1 / 12, 1 / 20))
+    assert e.frontdoor_rps == pytest.approx(1_000_000 / 6)
+    assert e.frontdoor_cores == pytest.approx(1_000_000 / 6 / (14_300 * 0.5))
+    assert e.frontdoor_cores_per_100k == pytest.approx(e.frontdoor_cores / 10)
+    assert e.frontdoor_hosts == math.ceil(e.frontdoor_cores / 32) + 1
+    assert e.subscriber_calls == pytest.approx(1_000_000 * (1 / 12 + 1 / 20))
+    assert e.subscriber_cores == pytest.approx(e.subscriber_calls / 1_250)
+    per_viewer = (2 / 12 + 10 / 20 + 0.7, 6 / 12 + 80 / 20, 40 / 12 + 200 / 20 + 3)
+    r = e.redis_per_viewer
+    assert (r.sent, r.scripted, r.cpu_us) == pytest.approx(per_viewer)
+    assert e.redis_per_100k.sent == pytest.approx(100_000 * per_viewer[0])
+    assert e.redis_cores == pytest.approx(per_viewer[2])  # 1,000,000 viewers x us = cores
+    assert e.redis_primaries == math.ceil(per_viewer[2] / 0.5)
+    # Many small processes: 16 a 32-core host, if its RAM holds them with their headroom.
+    process_gib = (e.dataset_bytes / e.redis_primaries * 2.4 + sizing.BUFFERS_BYTES) / 2**30
+    assert e.redis_processes_per_host == min(16, int(62 // process_gib))
+    assert e.redis_hosts == math.ceil(e.redis_primaries * 2 / e.redis_processes_per_host)
+    assert e.redis_bytes_per_100k == pytest.approx(100_000 * (700 + 340 + 0.2 * 400))
+    assert e.transcode_cores == pytest.approx(300 * 0.86)
+    assert sizing.channel_cores(t, "passthrough") == pytest.approx(1 / 178)
+    # 500 viewers a village on the 720p rung (3,000 + 128 kb/s).
+    assert e.viewers_per_village == 500
+    assert e.village_egress_mbps == pytest.approx(500 * 3.128)
+    assert e.edges == 2_000
+    assert e.edge_gbps_total == pytest.approx(1_000_000 * 3.128 / 1000)
+    assert e.uplink_gbps_total == pytest.approx(2_000 * e.village_uplink_mbps / 1000)
+    assert e.origin_gbps_total == pytest.approx(0.05 * e.uplink_gbps_total)
+    assert e.parent_edges == math.ceil(e.uplink_gbps_total / 20)
+    # Without prefetch a miss per segment of each watched channel's 720p rung; with it
+    # every rung of the default ladder (12,880 kb/s nominal) of the same channels.
+    assert e.village_uplink_mbps == pytest.approx(e.village_channels * 3.128)
+    assert e.village_uplink_prefetch_mbps == pytest.approx(e.village_channels * 12.88)
+    assert 0 < e.village_channels < 300
+
+
+def test_estimate_is_linear_in_viewers_and_monotonic_in_its_costs(sizing: ModuleType) -> None:
+    m = measured(sizing)
+    one, two = (sizing.estimate(m, sizing.Targets(viewer_share=s)) for s in (0.1, 0.2))
+    for name in ("frontdoor_rps", "frontdoor_cores", "subscriber_calls", "redis_cores"):
+        assert getattr(two, name) == pytest.approx(2 * getattr(one, name)), name
+    assert two.redis_per_100k == one.redis_per_100k  # per viewer, whatever their number
+    assert two.frontdoor_cores_per_100k == one.frontdoor_cores_per_100k
+    # Shorter segments: more reloads and Authorize calls (a 10 s cache, 2 s reloads).
+    short = sizing.estimate(m, sizing.Targets(segment_seconds=2.0))
+    base = sizing.estimate(m, sizing.Targets())
+    assert short.frontdoor_rps == pytest.approx(3 * base.frontdoor_rps)
+    assert short.authorizes == pytest.approx(1 / 10)
+    # A faster front door core needs fewer cores; an audio rendition doubles the reloads.
+    fast = sizing.estimate(m, sizing.Targets(frontdoor_rps_per_core=28_600.0))
+    assert fast.frontdoor_cores == pytest.approx(base.frontdoor_cores / 2)
+    audio = sizing.estimate(m, sizing.Targets(playlists_per_viewer=2))
+    assert audio.frontdoor_rps == pytest.approx(2 * base.frontdoor_rps)
+    # Bigger villages watch more distinct channels, never more than there are.
+    watched = [
+        sizing.estimate(m, sizing.Targets(village_edges=n)).village_channels
+        for n in (20_000, 2_000, 200)
+    ]
+    assert watched == sorted(watched)
+    assert watched[-1] <= 300
+    assert base.village_uplink_prefetch_mbps > base.village_uplink_mbps
+    # Uniform popularity (Zipf 0): the closed form C (1 - (1 - 1/C)^v).
+    assert distinct_channels(500, 300, 0.0) == pytest.approx(300 * (1 - (299 / 300) ** 500))
+    low = sizing.estimate(m, sizing.Targets(profile="low", settle_rung="180p"))
+    assert low.transcode_cores < base.transcode_cores
+    assert low.viewer_mbps == pytest.approx(0.248)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        pytest.param("subscribers", 0, id="no-subscribers"),
+        pytest.param("viewer_share", 1.5, id="share-over-one"),
+        pytest.param("segment_seconds", 0.0, id="zero-segments"),
+        pytest.param("frontdoor_rps_per_core", -1.0, id="negative-rate"),
+        pytest.param("cpu_share", 0.0, id="no-cpu-share"),
+        pytest.param("village_edges", 0, id="no-villages"),
+        pytest.param("zipf", -0.5, id="negative-zipf"),
+        pytest.param("settle_rung", "4k", id="unknown-rung"),
+    ],
+)
+def test_refuses_targets_out_of_range(sizing: ModuleType, field: str, value: object) -> None:
+    with pytest.raises(ValueError, match=field):
+        sizing.estimate(measured(sizing), replace(sizing.Targets(), **{field: value}))
+
+
+def test_script_refuses_bad_targets_before_measuring(
+    sizing: ModuleType, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        sizing.parse(["--settle-rung", "4k"])
+    assert "settle_rung" in capsys.readouterr().err
 
 
 def test_refuses_a_guide_sample_too_small_to_leave_listpack_encoding(
