@@ -9,12 +9,13 @@ process loads each the same way: CONCURRENCY in-flight unary calls on one
 channel until CALLS calls complete; rounds alternate subject and baseline.
 
 Figures: NowNext (one channel) calls/s as a ratio of the trivial handler's
-(goal >= 0.6); NowNext for 100 channels per call in programmes/s;
+(goal >= 0.8: answered from the server's in-process cache, ``epg.store.nownext``,
+which follows the change feed); NowNext for 100 channels per call in programmes/s;
 ListProgrammes over a week of one channel (one page), p50/p99 latency (one
 call at a time).
-``BENCH_SHORT=1`` runs fewer calls and rounds and asserts a 0.4 floor on the
+``BENCH_SHORT=1`` runs fewer calls and rounds and asserts a 0.5 floor on the
 NowNext ratio: on this shared 2-core machine short runs swing by +-0.3, so the
-goal itself (0.6) is asserted in full mode only.
+goal itself (0.8) is asserted in full mode only.
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ def serve(redis_url: str) -> None:
     """Subprocess body: start the three servers, print their ports, run until SIGTERM."""
     from epg.server import create_server
     from epg.settings import EpgSettings
+    from headend.redisconn import connect
     from headend.rpc import RpcSettings, ServiceSpec, serve, start_server
 
     async def ping(request: bytes, context: Any) -> bytes:
@@ -70,7 +72,9 @@ def serve(redis_url: str) -> None:
         )
 
     async def main() -> None:
-        client = aioredis.Redis.from_url(redis_url)
+        # The services' own client factory: its socket timeout bounds the change feed's
+        # blocking reads (the NowNext cache follows the feed).
+        client = connect(redis_url)
         keys = KeyStore(client)
         epg, epg_port = await create_server(
             EpgSettings(rpc=RpcSettings(port=0)), redis=client, keys=keys
@@ -236,7 +240,7 @@ def test_epg_nownext_vs_trivial_handler(benchmark: Any, stack: Stack, report: Re
     )
     for c in channels:
         stack.loop.run_until_complete(c.close())
-    assert ratio >= (0.4 if SHORT else 0.6)
+    assert ratio >= (0.5 if SHORT else 0.8)
 
 
 def test_epg_nownext_100_channels(benchmark: Any, stack: Stack, report: Report) -> None:

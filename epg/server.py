@@ -45,9 +45,10 @@ from epg.cues.store import CueStore
 from epg.domain import Programme, guide_key, time_key
 from epg.errors import ImportTooLarge, InvalidXmltv
 from epg.metrics import AlertMetrics, CueMetrics, GuideMetrics
-from epg.service import EpgService
+from epg.service import EpgService, NowNext
 from epg.settings import EpgSettings
 from epg.store import EpgStore
+from epg.store.nownext import NowNextFollower
 from headend.auth import Authenticator, KeyStore
 from headend.metrics import RpcMetrics
 from headend.rpc import RpcServer, ServiceSpec, principal, run_service, start_server, to_timestamp
@@ -82,6 +83,7 @@ class EpgServicer(epg_pb2_grpc.EpgServiceServicer):
         self._svc = service
         self._max_upload = max_upload_bytes
         self._encoded: dict[Programme, bytes] = {}
+        self._entries: dict[tuple[str, int, int], tuple[NowNext, bytes]] = {}
 
     def _wire(self, p: Programme) -> bytes:
         """A programme's serialized message, memoised by its (immutable, hashable) value:
@@ -92,6 +94,26 @@ class EpgServicer(epg_pb2_grpc.EpgServiceServicer):
                 self._encoded.clear()
             hit = self._encoded[p] = programme_to_pb(p).SerializeToString()
         return hit
+
+    def _entry(self, e: NowNext) -> bytes:
+        """A response holding the one entry ``e``, serialized; memoised by the identity of
+        its programmes: the store hands out the same objects for as long as a channel's
+        answer holds, so the hot path hashes no programme (kept entries keep their
+        programmes alive, so an id is never another object's while its entry is kept)."""
+        key = (e.channel_id, id(e.now), id(e.next))
+        hit = self._entries.get(key)
+        if hit is not None and hit[0].now is e.now and hit[0].next is e.next:
+            return hit[1]
+        out = epg_pb2.NowNextResponse()
+        entry = out.entries.add(channel_id=e.channel_id)
+        if e.now is not None:
+            entry.now.MergeFromString(self._wire(e.now))
+        if e.next is not None:
+            entry.next.MergeFromString(self._wire(e.next))
+        if len(self._entries) >= PROGRAMME_CACHE_SIZE:
+            self._entries.clear()
+        wire = self._entries[key] = (e, out.SerializeToString())
+        return wire[1]
 
     def _add(
         self,
@@ -202,14 +224,8 @@ class EpgServicer(epg_pb2_grpc.EpgServiceServicer):
         entries = await self._svc.now_next(
             principal(), list(request.channel_ids), optional_time(request, "at")
         )
-        out = epg_pb2.NowNextResponse()
-        for e in entries:
-            entry = out.entries.add(channel_id=e.channel_id)
-            if e.now is not None:
-                entry.now.MergeFromString(self._wire(e.now))
-            if e.next is not None:
-                entry.next.MergeFromString(self._wire(e.next))
-        return out
+        # Serialized messages concatenated are one message with their repeated fields joined.
+        return epg_pb2.NowNextResponse.FromString(b"".join(self._entry(e) for e in entries))
 
     async def ListProgrammes(
         self, request: epg_pb2.ListProgrammesRequest, context: grpc.aio.ServicerContext
@@ -375,7 +391,10 @@ async def create_server(
     """Build the EPG service, ``AlertService`` (with its expiry sweep) and ``CueService``
     on ``redis`` and start their gRPC server."""
     store = EpgStore(
-        redis, changes_maxlen=settings.changes_maxlen, durability=settings.redis.durability
+        redis,
+        changes_maxlen=settings.changes_maxlen,
+        durability=settings.redis.durability,
+        nownext_channels=settings.nownext_cache_channels,
     )
     service = EpgService(
         store=store,
@@ -407,7 +426,13 @@ async def create_server(
         services=[spec, alert_service(alerts), cue_service(cues)],
         authenticator=keys,
         metrics=metrics,
-        components=[guide, alerts.sweeping(settings.alerts.sweep_seconds)],
+        components=[
+            NowNextFollower(
+                store.nownext, store, metrics.registry, block_ms=settings.watch_block_ms
+            ),
+            guide,
+            alerts.sweeping(settings.alerts.sweep_seconds),
+        ],
     )
 
 

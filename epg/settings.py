@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from epg.alerts.settings import AlertSettings
+from epg.store.nownext import NOWNEXT_CACHE_CHANNELS
 from headend.redisconn import RedisSettings
 from headend.rpc import RpcSettings
 from headend.settings import Env, env_choice, env_int, env_redis_url
@@ -28,6 +29,8 @@ class EpgSettings:
     watch_block_ms: int = 5_000
     # How often the ``epg_guide_hours_ahead`` gauge is refreshed from the store.
     guide_status_seconds: int = 60
+    # Channels whose NowNext answer a replica keeps in memory (``epg.store.nownext``).
+    nownext_cache_channels: int = NOWNEXT_CACHE_CHANNELS
     alerts: AlertSettings = field(default_factory=AlertSettings)
     log_level: str = "info"
 
@@ -51,6 +54,9 @@ class EpgSettings:
             changes_maxlen=env_int(env, "EPG_CHANGES_MAXLEN", 100_000, low=100, high=10**8),
             watch_block_ms=env_int(env, "EPG_WATCH_BLOCK_MS", 5_000, low=10, high=60_000),
             guide_status_seconds=env_int(env, "EPG_GUIDE_STATUS_SECONDS", 60, low=1, high=3600),
+            nownext_cache_channels=env_int(
+                env, "EPG_NOWNEXT_CACHE_CHANNELS", NOWNEXT_CACHE_CHANNELS, low=1, high=1_000_000
+            ),
             alerts=AlertSettings.from_env(env),
             log_level=env_choice(
                 env, "EPG_LOG_LEVEL", "info", ("debug", "info", "warning", "error")

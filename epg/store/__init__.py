@@ -25,7 +25,8 @@ modules, shipped as package data) that checks everything before writing anything
 so a refused or failing write leaves the store unchanged; :mod:`.feed` runs it
 between a claim and an emit in the ``{epg}`` tag and says why a crash between
 them is safe. Parts: :mod:`.base` (keys, scripts), :mod:`.feed`, :mod:`.writes`,
-:mod:`.reads`, :mod:`.imports`.
+:mod:`.reads`, :mod:`.imports`, and :mod:`.nownext` (NowNext answered from memory
+while a server follows the feed).
 """
 
 from __future__ import annotations

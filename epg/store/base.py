@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Iterable, Sequence
 from typing import Any, Protocol
 
 from epg.domain import Channel, Programme
+from epg.store.nownext import NOWNEXT_CACHE_CHANNELS, NowNextCache
 from headend.lua import script
 from headend.redisconn import ON_MASTER, Durability
 
@@ -102,7 +103,8 @@ def texts(values: Iterable[Any]) -> tuple[str, ...]:
 
 
 class StoreBase:
-    """The client, the registered scripts and the decode memos every part uses."""
+    """The client, the registered scripts, the decode memos and the NowNext cache every part
+    uses (the cache answers only while something runs its follower: a server does)."""
 
     def __init__(
         self,
@@ -110,6 +112,7 @@ class StoreBase:
         *,
         changes_maxlen: int = 100_000,
         durability: Durability = ON_MASTER,
+        nownext_channels: int = NOWNEXT_CACHE_CHANNELS,
     ) -> None:
         self._redis = redis
         self._maxlen = changes_maxlen
@@ -129,3 +132,4 @@ class StoreBase:
         self._decoded: dict[tuple[str, Any, Any, Any], Programme] = {}
         self._channels: dict[Any, Channel] = {}
         self._settled_at = 0.0  # when this store last forwarded stalled changes
+        self.nownext = NowNextCache(nownext_channels)

@@ -78,6 +78,8 @@ class FeedStore(StoreBase):
                 keys=[PROGRAMMES, PENDING], args=[channel_id, stamp, *ids], client=client
             )
             return res, version
+        # Written: this replica's next NowNext reads it, without waiting for the feed.
+        self.nownext.drop(channel_id)
         emitted = await self._forward(client, channel_id, res[-1], "writer")
         seq = int(res[1])
         if seq:

@@ -29,6 +29,7 @@ from epg.store.base import (
     text,
 )
 from epg.store.feed import FeedStore
+from epg.store.nownext import answer
 from headend.lua import by_slot, run_many
 from headend.redisconn import block_ms as capped_block_ms
 
@@ -76,29 +77,46 @@ class ReadStore(FeedStore):
     ) -> list[tuple[Channel | None, Programme | None, Programme | None]]:
         """For each channel (None if unknown): the programme on air at ``at`` and the next.
 
-        One round trip, channel included, so callers can authorize without another: one
-        script call for them all on a single node; on a cluster one per slot, pipelined.
+        From memory where the cache holds the answer (:mod:`.nownext`); the others in one
+        round trip, channel included, so callers can authorize without another: one script
+        call for them all on a single node; on a cluster one per slot, pipelined.
         """
-        if not channel_ids:
-            return []
         now = int(at.timestamp())
+        cache = self.nownext
+        hits = [cache.get(ch, now) for ch in channel_ids]
+        if all(hits):
+            return [(a.channel, a.now, a.next) for a in hits if a is not None]
+        generation = cache.generation
+        missing = [ch for ch, hit in zip(channel_ids, hits, strict=True) if hit is None]
+        read = await self._read_now_next(missing, now)
+        out: list[tuple[Channel | None, Programme | None, Programme | None]] = []
+        for ch, hit in zip(channel_ids, hits, strict=True):
+            if hit is not None:
+                out.append((hit.channel, hit.now, hit.next))
+                continue
+            channel, cur, nxt = read[ch]
+            if channel is not None:
+                cache.keep(ch, answer(channel, cur, nxt, now), generation)
+            out.append((channel, cur, nxt))
+        return out
+
+    async def _read_now_next(
+        self, channel_ids: Sequence[str], now: int
+    ) -> dict[str, tuple[Channel | None, Programme | None, Programme | None]]:
         groups = by_slot(self._redis, channel_ids, record_key)
         calls = [([k for ch in chs for k in _now_next_keys(ch)], [now]) for chs in groups]
-        rows: dict[str, list[Any]] = {}
+        out: dict[str, tuple[Channel | None, Programme | None, Programme | None]] = {}
         for chs, flat in zip(
             groups, await run_many(self._redis, self._now_next, calls), strict=True
         ):
             for i, ch in enumerate(chs):
-                rows[ch] = flat[i * 7 : (i + 1) * 7]
-        out: list[tuple[Channel | None, Programme | None, Programme | None]] = []
-        for ch in channel_ids:
-            row = rows[ch]
-            channel = self._decode_channel(row[0]) if row[0] else None
-            cur = self._programme(ch, *row[1:4]) if row[1] else None
-            nxt = self._programme(ch, *row[4:7]) if row[4] else None
-            if cur is not None and cur.stop_s <= now:
-                cur = None  # the latest programme before now has ended: a gap
-            out.append((channel, cur, nxt))
+                row = flat[i * 7 : (i + 1) * 7]
+                channel = self._decode_channel(row[0]) if row[0] else None
+                cur = self._programme(ch, *row[1:4]) if row[1] else None
+                nxt = self._programme(ch, *row[4:7]) if row[4] else None
+                if cur is not None and cur.stop_s <= now:
+                    cur = None  # the latest programme before now has ended: a gap
+                out[ch] = (channel, cur, nxt)
         return out
 
     async def range(
