@@ -47,6 +47,11 @@ class NoEdgeAvailable(CdnError, Unavailable):
     """Raised when no healthy edge, mid tier or origin can serve a request."""
 
 
+class PlaylistRefused(CdnError, Unavailable):
+    """Raised when a parent's playlist read by the prefetch sidecar is too large,
+    malformed, or names a URI outside the channel's live directory."""
+
+
 class RegistryUnavailable(CdnError, Unavailable):
     """Raised when Redis cannot be reached for a registry read or write."""
 

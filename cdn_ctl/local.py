@@ -33,6 +33,9 @@ Environment:
   connects from loopback; see ``cdn_ctl/edge_conf.py``);
 - ``CDN_EDGE_RESTART_LIMIT`` / ``CDN_EDGE_RESTART_WINDOW_SECONDS``: restarts of
   one edge's nginx allowed within the window before giving up (default 5 in 60 s);
+- ``EDGE_PREFETCH`` and ``EDGE_PREFETCH_*``: a prefetch sidecar beside each edge
+  (:mod:`cdn_ctl.prefetch`, off by default) with its metrics on
+  ``CDN_EDGE_HOST:EDGE_PREFETCH_METRICS_PORT``;
 - ``REDIS_URL`` (required).
 """
 
@@ -48,7 +51,7 @@ import sys
 import time
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -61,11 +64,13 @@ from cdn_ctl.edge_conf import (
     DEFAULT_LIMIT_EXEMPT,
 )
 from cdn_ctl.errors import CdnError, EdgeExists, EdgeStartError
+from cdn_ctl.prefetch import PrefetchMetrics, PrefetchSettings, run_sidecars
 from cdn_ctl.service import UPDATABLE, CdnService
 from cdn_ctl.signing import KeyRing
 from cdn_ctl.store import EdgeStore
 from headend import logs
 from headend.auth import ADMIN
+from headend.metrics import MetricsEndpoint
 from headend.procs import exited, kill_group
 from headend.redisconn import RedisSettings, connect
 from headend.settings import (
@@ -153,6 +158,7 @@ class LocalSettings:
     limit_exempt: tuple[str, ...] = DEFAULT_LIMIT_EXEMPT
     restart_limit: int = 5
     restart_window_seconds: float = 60.0
+    prefetch: PrefetchSettings = field(default_factory=PrefetchSettings)
 
     @classmethod
     def from_env(cls, env: Any) -> LocalSettings:
@@ -197,6 +203,7 @@ class LocalSettings:
             restart_window_seconds=env_float(
                 env, "CDN_EDGE_RESTART_WINDOW_SECONDS", 60.0, low=1, high=86_400
             ),
+            prefetch=PrefetchSettings.from_env(env),
         )
 
 
@@ -378,14 +385,37 @@ async def _run(settings: LocalSettings) -> None:
             loop.add_signal_handler(sig, stop.set)
         keeper = asyncio.create_task(edges.keep_alive(redis))
         stopping = asyncio.create_task(stop.wait())
-        await asyncio.wait((keeper, stopping), return_when=asyncio.FIRST_COMPLETED)
-        for task in (keeper, stopping):
+        tasks = [keeper, stopping]
+        if settings.prefetch.enabled:
+            tasks.append(asyncio.create_task(run_prefetch(settings, edges, redis)))
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in tasks:
             task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await keeper  # re-raises EdgeStartError when an edge gave up
+        with contextlib.suppress(asyncio.CancelledError):
+            await tasks[-1]  # re-raises a sidecar's failure
     finally:
         await edges.stop()
         await redis.aclose()
+
+
+async def run_prefetch(settings: LocalSettings, edges: LocalEdges, redis: Any) -> None:
+    """The edges' prefetch sidecars, with their metrics on the edge host."""
+    metrics = PrefetchMetrics()
+    endpoint = MetricsEndpoint(metrics.registry, settings.host, settings.prefetch.metrics_port)
+    log.info("edge prefetch on", extra={"metrics_port": endpoint.port})
+    try:
+        await run_sidecars(
+            edges.records(),
+            parent=settings.origin,
+            keys=settings.keys,
+            watch=EdgeStore(redis),
+            settings=settings.prefetch,
+            metrics=metrics,
+        )
+    finally:
+        endpoint.close()
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -4,7 +4,10 @@
 edge id -> JSON) is the monitor's latest verdicts; every controller replica
 publishes its lease counts to ``cdn:{leases}:by:<replica>`` (a hash with a TTL)
 and lists itself in ``cdn:{leases}:replicas`` (sorted set, score = last publish)
-so the others add them to their loads.
+so the others add them to their loads. Each replica also marks, in
+``cdn:watch:{<edge>}`` (hash ``channel/rung`` -> when last seen played, with a TTL)
+the live rungs its leases on that edge play: what the edge's prefetch sidecar
+(:mod:`cdn_ctl.prefetch`) pulls ahead of its boxes.
 
 The registry and the verdicts are one key each (a WATCH or a write touches one
 key); the lease counts and the replica list share the ``{leases}`` hash tag, so a
@@ -14,8 +17,9 @@ stay on one node of a Redis Cluster.
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from redis.exceptions import RedisError, WatchError
@@ -31,6 +35,11 @@ REPLICAS = "cdn:{leases}:replicas"
 
 def _leases_key(replica: str) -> str:
     return f"cdn:{{leases}}:by:{replica}"
+
+
+def watch_key(edge_id: str) -> str:
+    """The hash of the live rungs played through ``edge_id`` (``channel/rung`` -> last seen)."""
+    return f"cdn:watch:{{{edge_id}}}"
 
 
 def edge_to_json(edge: Edge) -> str:
@@ -224,3 +233,39 @@ class EdgeStore:
                 for edge_id, n in counts_raw.items():
                     totals[edge_id.decode()] = totals.get(edge_id.decode(), 0) + int(n)
         return totals
+
+    async def mark_watched(
+        self, watched: Mapping[str, Iterable[str]], *, now: float, ttl_seconds: int
+    ) -> None:
+        """Mark each edge's watched ``channel/rung`` as seen ``now``; an edge nobody
+        watches through any more loses its hash after ``ttl_seconds``."""
+        if not watched:
+            return
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for edge_id, played in watched.items():
+                    pipe.hset(watch_key(edge_id), mapping=dict.fromkeys(played, now))
+                    pipe.expire(watch_key(edge_id), ttl_seconds)
+                await pipe.execute()
+        except (RedisError, OSError) as err:
+            raise RegistryUnavailable("registry unavailable") from err
+
+    async def watched(self, edge_id: str, *, since: float, limit: int) -> dict[str, set[str]]:
+        """The channels watched through ``edge_id`` at or after ``since`` with the rungs
+        played, most recently seen channel first, at most ``limit`` channels."""
+        try:
+            raw = await self._redis.hgetall(watch_key(edge_id))
+        except (RedisError, OSError) as err:
+            raise RegistryUnavailable("registry unavailable") from err
+        seen: list[tuple[float, str, str]] = []
+        for field, when in raw.items():
+            with contextlib.suppress(ValueError, UnicodeDecodeError):
+                channel, _, rung = field.decode().partition("/")
+                if rung and float(when) >= since:
+                    seen.append((float(when), channel, rung))
+        seen.sort(reverse=True)
+        out: dict[str, set[str]] = {}
+        for _, channel, rung in seen:
+            if channel in out or len(out) < limit:
+                out.setdefault(channel, set()).add(rung)
+        return out

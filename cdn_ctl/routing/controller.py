@@ -1,5 +1,6 @@
 """The controller loop: keeps a router fed from Redis (edges, other replicas' leases)
-and from the health monitor's probes."""
+and from the health monitor's probes, and tells each edge's prefetch sidecar which live
+rungs its leases there play (:meth:`EdgeStore.mark_watched`)."""
 
 from __future__ import annotations
 
@@ -72,6 +73,9 @@ class Controller:
             edges = await self.store.all()
             remote = await self.store.publish_leases(
                 self.replica_id, self.router.counts(), now=now, ttl_seconds=self._lease_ttl
+            )
+            await self.store.mark_watched(
+                self.router.watched(), now=now, ttl_seconds=self._lease_ttl
             )
         except RegistryUnavailable as err:
             if self.status.stale_since is None:

@@ -135,13 +135,19 @@ class Router:
 
     # ---- this replica's leases (the route ledger)
 
-    def hold(self, lease_id: str, *, edge_id: str, channel: str, expires_at: float) -> None:
-        """Count a lease of ``channel`` on an edge until ``expires_at`` (moving it if needed)."""
-        self._ledger.start(lease_id, edge_id=edge_id, channel=channel, expires_at=expires_at)
+    def hold(
+        self, lease_id: str, *, edge_id: str, channel: str, expires_at: float, rung: str = ""
+    ) -> None:
+        """Count a lease of ``channel`` (playing ``rung``, if known) on an edge until
+        ``expires_at`` (moving it if needed)."""
+        self._ledger.start(
+            lease_id, edge_id=edge_id, channel=channel, expires_at=expires_at, rung=rung
+        )
 
-    def touch(self, lease_id: str, *, expires_at: float) -> str | None:
-        """Extend a counted lease; its edge, or None if it is not counted."""
-        return self._ledger.touch(lease_id, expires_at=expires_at)
+    def touch(self, lease_id: str, *, expires_at: float, rung: str = "") -> str | None:
+        """Extend a counted lease (now playing ``rung``, if given); its edge, or None if
+        it is not counted."""
+        return self._ledger.touch(lease_id, expires_at=expires_at, rung=rung)
 
     def edge_of(self, lease_id: str, channel: str | None = None) -> str | None:
         """The edge a counted lease is on (None if unknown, or for another channel)."""
@@ -167,6 +173,11 @@ class Router:
     def carries(self, edge_id: str, channel: str) -> bool:
         """Does this replica count a lease of ``channel`` on the edge?"""
         return (edge_id, channel) in self._ledger.channels
+
+    def watched(self) -> dict[str, set[str]]:
+        """Per edge, the ``channel/rung`` this replica's live leases play (what the edges'
+        prefetch sidecars pull ahead)."""
+        return self._ledger.watched()
 
     def leases_on(self, edge_id: str) -> int:
         """Leases on an edge across all replicas."""

@@ -145,10 +145,14 @@ class RoutingService:
         if lease_id is not None:
             validate_lease_id(lease_id)
         router = self._router
+        # A live variant reload ({rung}/{name}) names the rung the lease plays, which the
+        # edge's prefetch sidecar pulls ahead; a catch-up redirect names none.
+        slash = rest.find("/") if scope.kind == "live" else -1
+        rung = rest[:slash] if slash > 0 else ""
         # A lease that asks again for the same channel stays on its edge unless it is down.
         sticky = self._usable(router.edge_of(lease_id, scope.channel)) if lease_id else None
         if lease_id and sticky is not None:
-            router.touch(lease_id, expires_at=self._expiry())
+            router.touch(lease_id, expires_at=self._expiry(), rung=rung)
             edge, level = sticky, level_of(sticky, region)
             reason = f"lease affinity: {level} {sticky.tier} {sticky.edge_id}"
             how = RouteDecision.LEASE_KEPT
@@ -162,6 +166,7 @@ class RoutingService:
                     edge_id=edge.edge_id,
                     channel=scope.channel,
                     expires_at=self._expiry(),
+                    rung=rung,
                 )
         prefix = self.sign(scope, lifetime_seconds=self._lifetime(scope), client_ip=client_ip)
         location = f"http://{edge.address}{prefix}{scope.path}{rest}"
