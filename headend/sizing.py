@@ -185,13 +185,13 @@ class Estimate:
     viewers_per_village: float
     village_egress_mbps: float
     village_channels: float  # distinct channels watched in a village (expected)
-    village_uplink_mbps: float  # a miss per segment of each watched channel's settle rung
-    village_uplink_prefetch_mbps: float  # every rung of each watched channel prefetched
+    # A miss per segment of each watched channel's settle rung: with edge prefetch the same
+    # segments (the sidecar fetches only the rungs boxes play), earlier.
+    village_uplink_mbps: float
     edge_gbps_total: float
     edges: int
-    uplink_gbps_total: float  # every village edge's uplink, without prefetch
-    uplink_prefetch_gbps_total: float  # and with it
-    parent_edges: int  # county/city edges serving those uplinks (without prefetch)
+    uplink_gbps_total: float  # every village edge's uplink
+    parent_edges: int  # county/city edges serving those uplinks
     origin_gbps_total: float
     origins: int
     origin_disk_bytes: float  # catch-up media each origin keeps (nominal ladder bitrates)
@@ -348,12 +348,10 @@ def estimate(m: Measured, t: Targets) -> Estimate:
         village_egress_mbps=per_village * viewer_mbps,
         village_channels=watched,
         village_uplink_mbps=watched * viewer_mbps,
-        village_uplink_prefetch_mbps=watched * ladder_bps / 1e6,
         edge_gbps_total=edge_gbps,
         # One edge a village at least; more where a village outgrows one host.
         edges=max(t.village_edges, math.ceil(edge_gbps / t.edge_gbps)),
         uplink_gbps_total=uplink_gbps,
-        uplink_prefetch_gbps_total=t.village_edges * watched * ladder_bps / 1e9,
         parent_edges=math.ceil(uplink_gbps / t.edge_gbps),
         origin_gbps_total=origin_gbps,
         # At least two: each origin holds the whole archive, so one can be lost.

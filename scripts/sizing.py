@@ -157,10 +157,10 @@ def components(m: Measured, t: Targets, e: Estimate) -> list[str]:
         f"| village edge, egress | {e.village_egress_mbps:,.0f} Mb/s | "
         f"{e.viewers_per_village:,.0f} viewers x {e.viewer_mbps:.3f} Mb/s ({t.settle_rung}, "
         "`--settle-rung`) |",
-        f"| village edge, uplink | {e.village_uplink_mbps:,.0f} Mb/s without prefetch, "
-        f"{e.village_uplink_prefetch_mbps:,.0f} Mb/s with | {e.village_channels:.0f} of "
-        f"{t.channels} channels watched (Zipf {t.zipf:g}, `--zipf`); a miss per segment of "
-        "the settle rung, or every rung prefetched |",
+        f"| village edge, uplink | {e.village_uplink_mbps:,.0f} Mb/s | "
+        f"{e.village_channels:.0f} of {t.channels} channels watched (Zipf {t.zipf:g}, "
+        "`--zipf`); a miss per segment of the settle rung (edge prefetch fetches the same "
+        "segments, earlier) |",
         "",
         f"Province: {e.viewers:,} viewers, {t.channels} channels ({t.profile}), "
         f"{t.village_edges:,} village edges; {t.host_cores}-core hosts, a spare in each role that "
@@ -181,8 +181,7 @@ def components(m: Measured, t: Targets, e: Estimate) -> list[str]:
         f"+ 1 spare = {e.transcode_nodes}",
         f"- village edges: {e.viewers:,} viewers x {e.viewer_mbps:.3f} Mb/s = "
         f"{e.edge_gbps_total:,.0f} Gb/s; one a village, {t.edge_gbps:g} Gb/s each = {e.edges:,}",
-        f"- county/city edges: the villages' uplinks, {e.uplink_gbps_total:,.0f} Gb/s "
-        f"({e.uplink_prefetch_gbps_total:,.0f} with prefetch, at most its headroom) / "
+        f"- county/city edges: the villages' uplinks, {e.uplink_gbps_total:,.0f} Gb/s / "
         f"{t.edge_gbps:g} Gb/s = {e.parent_edges}",
         f"- origins: {1 - t.parent_hit_ratio:.0%} of the uplinks missed above the villages "
         f"(`--parent-hit-ratio`) = {e.origin_gbps_total:,.0f} Gb/s / "
