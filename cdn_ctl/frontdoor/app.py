@@ -53,9 +53,10 @@ edge (or upstream service) can serve, each with a machine-readable ``reason``.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -64,6 +65,7 @@ import aiohttp
 from aiohttp import web
 
 from cdn_ctl.boxtoken import BoxToken, BoxTokenExpired, BoxTokenSigner
+from cdn_ctl.domain import Scope
 from cdn_ctl.errors import (
     BadPlayRequest,
     BoxTokenRejected,
@@ -82,10 +84,8 @@ from cdn_ctl.frontdoor.playback import (
     request_token,
 )
 from cdn_ctl.frontdoor.players import (
-    XTREAM_STREAM,
     XTREAM_STREAM_PATH,
     Players,
-    opens_without_token,
     problems,
 )
 from cdn_ctl.frontdoor.ports import Routing
@@ -102,8 +102,6 @@ from headend.tasks import Backoff, Supervisor
 
 log = logging.getLogger(__name__)
 
-# Routes a box reaches without a token.
-_OPEN_PATHS = frozenset({"/api/login", "/healthz"})
 # Bound on the per-replica memo of verified tokens.
 _VERIFIED_MAX = 65_536
 # Reconnecting the change feed or retrying a sync soon matters more than quiet logs:
@@ -126,7 +124,7 @@ class Guards:
 
 
 class FrontDoor(Timeshift, Listings, Players, Keys):
-    """Box-facing handlers behind the box-token middleware: the public face."""
+    """Box-facing handlers behind the box-token check (:meth:`_guarded`): the public face."""
 
     def __init__(
         self,
@@ -175,6 +173,7 @@ class FrontDoor(Timeshift, Listings, Players, Keys):
         self._verified: dict[str, BoxToken] = {}
         self._masters: dict[str, Master] = {}
         self._airing: dict[str, Airing] = {}
+        self._live_scopes: dict[str, Scope] = {}
         self._aliases: dict[str, str] = {}
         # Leases a newer stream of the same box replaced -> the one that replaced them.
         self._replaced: dict[str, str] = {}
@@ -281,61 +280,78 @@ class FrontDoor(Timeshift, Listings, Players, Keys):
         guards = self.guards
         if guards.fetches is not None and not guards.fetches.allow(box.token_id):
             raise RateLimited("too many requests for this box token", reason="rate_limited")
-        if guards.addresses is not None and not await guards.addresses.allow(box.token_id, client):
+        addresses = guards.addresses
+        if (
+            addresses is not None
+            and not addresses.confirmed(box.token_id, client)
+            and not await addresses.allow(box.token_id, client)
+        ):
             raise PlaybackForbidden(
                 "this box token is in use from several places at once", reason="session_shared"
             )
 
-    @web.middleware
-    async def token_middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        """Authenticate every box request but login, health and the players' (whose handlers
-        check their credential); nothing else is served."""
-        client = self.clients.of(request)
-        request[CLIENT] = client
-        if request.path in _OPEN_PATHS or opens_without_token(request):
+    def _guarded(self, handler: Handler, *, token: bool = True) -> Handler:
+        """``handler`` behind the client's address and, unless the route opens without one
+        (login, health, the players' own credential), the box token: a wrapper per route,
+        not a middleware, so the hot path skips aiohttp's middleware chain (a path no route
+        serves is a plain 404 whatever the token)."""
+
+        @functools.wraps(handler)
+        async def guarded(request: web.Request) -> web.StreamResponse:
+            client = self.clients.of(request)
+            request[CLIENT] = client
+            if not token:
+                return await handler(request)
+            try:
+                box = self.verify(request_token(request)[0])
+                await self._admit(box, client)
+            except errors.HeadendError as err:
+                return error_response(err)
+            request[TOKEN] = box
             return await handler(request)
-        try:
-            token, _ = request_token(request)
-            box = self.verify(token)
-            await self._admit(box, client)
-        except errors.HeadendError as err:
-            return error_response(err)
-        request[TOKEN] = box
-        return await handler(request)
 
-    @property
-    def middlewares(self) -> list[Callable[..., Awaitable[web.StreamResponse]]]:
-        """The middlewares of the public app (see :func:`create_box_app`)."""
-        return [self.token_middleware]
+        return guarded
 
-    def add_routes(self, app: web.Application) -> None:
-        """Mount the box-facing routes (and nothing else)."""
-        app.router.add_post("/api/login", mapped(self.login))
-        app.router.add_post("/api/stop", mapped(self.stop_playback))
-        app.router.add_get("/healthz", self.healthz)
-        app.router.add_get("/lineup.m3u", mapped(self.lineup))
-        app.router.add_get("/guide.xml.gz", mapped(self.guide))
-        self._add_player_routes(app)
-        app.router.add_get("/live/{channel}/master.m3u8", mapped(self.live_master))
-        app.router.add_get("/live/{channel}/{rung}/{name}", mapped(self.live_variant))
-        app.router.add_get("/catchup/{channel}/master.m3u8", mapped(self.catchup))
-        app.router.add_get("/startover/{channel}/master.m3u8", mapped(self.startover))
-        app.router.add_get("/timeshift/{channel}/master.m3u8", mapped(self.timeshift))
-        app.router.add_get("/keys/asset/{asset}/{key_id}", mapped(self.asset_key))
-        app.router.add_get("/keys/{channel}/{key_id}", mapped(self.channel_key))
+    def add_routes(self, app: web.Application, *, metrics: CdnMetrics | None = None) -> None:
+        """Mount the box routes (nothing else), each behind :meth:`_guarded`, counted by
+        ``metrics``."""
 
-    def _add_player_routes(self, app: web.Application) -> None:
-        """Players with one URL (see :mod:`cdn_ctl.frontdoor.players`); 404 without links."""
-        router = app.router
-        router.add_post("/api/player-link", problems(self.create_player_link))
-        router.add_delete("/api/player-link", problems(self.delete_player_link))
-        router.add_get("/p/{credential}/playlist.m3u", problems(self.player_playlist))
-        router.add_get("/p/{credential}/guide.xml.gz", problems(self.player_guide))
-        router.add_get("/player_api.php", problems(self.player_api))
-        router.add_get("/get.php", problems(self.xtream_playlist))
-        router.add_get("/xmltv.php", problems(self.xtream_guide))
+        def add(method: str, path: str, handler: Handler, *, token: bool = True) -> None:
+            guarded = self._guarded(handler, token=token)
+            if metrics is not None:  # counted outside the checks: their refusals too
+                guarded = functools.partial(metrics.box_middleware, handler=guarded)
+            if method == "GET":
+                app.router.add_get(path, guarded)  # and HEAD
+            else:
+                app.router.add_route(method, path, guarded)
+
+        add("POST", "/api/login", mapped(self.login), token=False)
+        add("POST", "/api/stop", mapped(self.stop_playback))
+        add("GET", "/healthz", self.healthz, token=False)
+        add("GET", "/lineup.m3u", mapped(self.lineup))
+        add("GET", "/guide.xml.gz", mapped(self.guide))
+        self._add_player_routes(add)
+        # The variant reload first: the hot path tries one route fewer.
+        add("GET", "/live/{channel}/{rung}/{name}", mapped(self.live_variant))
+        add("GET", "/live/{channel}/master.m3u8", mapped(self.live_master))
+        add("GET", "/catchup/{channel}/master.m3u8", mapped(self.catchup))
+        add("GET", "/startover/{channel}/master.m3u8", mapped(self.startover))
+        add("GET", "/timeshift/{channel}/master.m3u8", mapped(self.timeshift))
+        add("GET", "/keys/asset/{asset}/{key_id}", mapped(self.asset_key))
+        add("GET", "/keys/{channel}/{key_id}", mapped(self.channel_key))
+
+    def _add_player_routes(self, add: Callable[..., None]) -> None:
+        """Players with one URL (see :mod:`cdn_ctl.frontdoor.players`); 404 without links.
+        A link is made and dropped with the box token, then used with its credential."""
+        add("POST", "/api/player-link", problems(self.create_player_link))
+        add("DELETE", "/api/player-link", problems(self.delete_player_link))
+        add("GET", "/p/{credential}/playlist.m3u", problems(self.player_playlist), token=False)
+        add("GET", "/p/{credential}/guide.xml.gz", problems(self.player_guide), token=False)
+        add("GET", "/player_api.php", problems(self.player_api), token=False)
+        add("GET", "/get.php", problems(self.xtream_playlist), token=False)
+        add("GET", "/xmltv.php", problems(self.xtream_guide), token=False)
         # Ahead of /live/{channel}/{rung}/{name}, which has as many segments.
-        router.add_get(XTREAM_STREAM_PATH, problems(self.xtream_stream), name=XTREAM_STREAM)
+        add("GET", XTREAM_STREAM_PATH, problems(self.xtream_stream), token=False)
 
     async def healthz(self, request: web.Request) -> web.Response:
         """``GET /healthz`` for load balancers: up or not, and nothing about the platform."""
@@ -423,9 +439,8 @@ def _json_object(body: bytes) -> dict[str, Any]:
 
 
 def create_box_app(frontdoor: FrontDoor, *, metrics: CdnMetrics | None = None) -> web.Application:
-    """The public app: the box routes behind the token middleware (counted outside it by
+    """The public app: the box routes behind the token check (counted outside it by
     ``metrics``: its refusals too), nothing else."""
-    counting = [] if metrics is None else [metrics.box_middleware]
-    app = web.Application(middlewares=[*counting, *frontdoor.middlewares], client_max_size=4096)
-    frontdoor.add_routes(app)
+    app = web.Application(client_max_size=4096)
+    frontdoor.add_routes(app, metrics=metrics)
     return app

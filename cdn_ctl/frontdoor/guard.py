@@ -153,13 +153,18 @@ class AddressWatch:
         # must not wait for Redis's retries while it is down.
         self._skip_until = 0.0
 
+    def confirmed(self, token_id: str, address: str) -> bool:
+        """Was the token confirmed from ``address`` recently (a request that needs no I/O
+        and no coroutine: the hot path's answer)?"""
+        seen = self._confirmed.get((token_id, address))
+        return seen is not None and self._clock() - seen < self._window / 4
+
     async def allow(self, token_id: str, address: str) -> bool:
         """False when the token is in use from too many addresses at once."""
+        if self.confirmed(token_id, address):
+            return True
         now = self._clock()
         key = (token_id, address)
-        seen = self._confirmed.get(key)
-        if seen is not None and now - seen < self._window / 4:
-            return True
         if now < self._skip_until:
             return True
         name = f"fd:addr:{{{token_id}}}"

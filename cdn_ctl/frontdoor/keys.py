@@ -3,7 +3,7 @@
     GET /keys/{channel}/{key_id}         a live or catch-up key of a channel
     GET /keys/asset/{asset}/{key_id}     a VOD asset's key
 
-A mixin of :class:`cdn_ctl.frontdoor.app.FrontDoor`, behind its box-token middleware
+A mixin of :class:`cdn_ctl.frontdoor.app.FrontDoor`, behind its box-token check
 (401 ``session_missing``/``session_expired``/...) and its per-token fetch limit, with a
 tighter per-token key budget of its own (``FRONTDOOR_KEY_REQUESTS_PER_MINUTE``) kept the
 way box routes are limited: a :class:`~cdn_ctl.frontdoor.guard.FetchLimiter`, counted

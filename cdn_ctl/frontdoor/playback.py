@@ -20,7 +20,7 @@ import logging
 import re
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -95,6 +95,9 @@ class Airing:
     cues: tuple[Cue, ...]
     until: datetime
     generation: int
+    # Regions none of these programmes or cues black out: a box there sees no blackout
+    # for as long as this airing stands (the hot path's answer without the rules).
+    clear: set[str] = field(default_factory=set, compare=False)
 
 
 def request_token(request: web.Request) -> tuple[str, bool]:
@@ -128,12 +131,16 @@ class Playback:
     _now: Callable[[], datetime]
     _masters: dict[str, Master]
     _airing: dict[str, Airing]
+    _live_scopes: dict[str, Scope]
     _aliases: dict[str, str]
     _replaced: dict[str, str]
 
     def _channel(self, request: web.Request) -> str:
+        channel = request.match_info["channel"]
+        if channel in self._live_scopes:  # checked when its scope was built
+            return channel
         try:
-            return validate_channel(request.match_info["channel"])
+            return validate_channel(channel)
         except CdnError as err:
             raise BadPlayRequest("channel", err.message, reason="bad_channel") from err
 
@@ -167,6 +174,8 @@ class Playback:
         the alert linger ago (the player crosses the join back); or None. Without a slate
         channel a blackout on air is refused (``BlackedOut``)."""
         airing = await self._airing_of(channel, now)
+        if region in airing.clear:
+            return None
         slate = self.settings.blackout_channel
         linger = timedelta(seconds=self.settings.alert_linger_seconds if slate else 0)
         programmes = [
@@ -179,6 +188,8 @@ class Playback:
             for c in airing.cues
             if c.start <= now < c.end + linger and c.blacks_out(region)
         ]
+        if not blackouts and _clear(airing, region):
+            airing.clear.add(region)
         on = _joined(w for w in blackouts if now < w[1])
         if on is not None and not slate:
             raise BlackedOut(
@@ -202,7 +213,14 @@ class Playback:
             return Scope("live", channel, cut=self._switched(alert_cut(alert), "alert"))
         if blacked is not None:
             return Scope("live", channel, cut=self._switched(self._slate_cut(blacked), "blackout"))
-        return Scope("live", channel)
+        scope = self._live_scopes.get(channel)
+        if scope is None:
+            # The channel's own scope, built (and checked) once: Scope is frozen.
+            scope = Scope("live", channel)
+            if len(self._live_scopes) >= MEMO_MAX:
+                self._live_scopes.clear()
+            self._live_scopes[channel] = scope
+        return scope
 
     def _slate_cut(self, blackout: Window) -> Cut:
         """The cut that shows the slate channel over ``blackout``."""
@@ -396,6 +414,13 @@ def alert_cut(alert: Alert) -> Cut:
     if start is None:
         raise ValueError(f"alert {alert.id} was never in force")
     return Cut(alert.playout_channel_id, _floor(start), _ceil(until) if until else 0)
+
+
+def _clear(airing: Airing, region: str) -> bool:
+    """Does nothing in ``airing`` black out ``region``, whenever it is asked?"""
+    return not any(
+        p is not None and rights.blacked_out(p, region) for p in (airing.programme, airing.previous)
+    ) and not any(c.blacks_out(region) for c in airing.cues)
 
 
 def _joined(windows: Iterable[Window]) -> Window | None:

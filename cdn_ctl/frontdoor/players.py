@@ -57,9 +57,6 @@ if TYPE_CHECKING:
 M3U_TYPE = "audio/x-mpegurl"
 # Paths a player reaches with its credential instead of a box token.
 PLAYER_PREFIX = "/p/"
-XTREAM_PATHS = frozenset({"/player_api.php", "/get.php", "/xmltv.php"})
-# The Xtream stream route's name (its path has as many segments as a live variant's).
-XTREAM_STREAM = "xtream-stream"
 # /live/<username>/<password>/<stream_id>.<ext>: a 43-character password is longer than
 # any rung (at most 32), so no live variant path ever matches this.
 XTREAM_STREAM_PATH = (
@@ -69,16 +66,6 @@ XTREAM_STREAM_PATH = (
 )
 _CATEGORY = re.compile(r"^[0-9]{1,7}$")
 _NO_STORE = {"Cache-Control": "no-store"}
-
-
-def opens_without_token(request: web.Request) -> bool:
-    """Whether a request is a player's (its credential is checked by the handler)."""
-    path = request.path
-    return (
-        path.startswith(PLAYER_PREFIX)
-        or path in XTREAM_PATHS
-        or request.match_info.route.name == XTREAM_STREAM
-    )
 
 
 def problem_response(err: errors.HeadendError) -> web.Response:

@@ -3,6 +3,7 @@ the served master, the catch-up window a box asks for, and the access log line."
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -129,6 +130,12 @@ class RedactedAccessLogger(AbstractAccessLogger):
     """Access log lines with the path only: no query string (tokens), no headers, no
     player credential (``/p/<credential>/...``, ``/live/<user>/<credential>/...``) and no
     content key id (``/keys/<channel>/-``)."""
+
+    @property
+    def enabled(self) -> bool:
+        """Whether its lines are written at all (aiohttp asks once per connection): when
+        the logger is above INFO, a request costs no line to build and drop."""
+        return self.logger.isEnabledFor(logging.INFO)
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
         """One JSON-friendly line per request."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -117,6 +118,8 @@ class SubscriberCache:
         self._clock = clock
         self.outage = Outage(clock)
         self._verdicts: dict[tuple[str, str], Verdict] = {}
+        # The Authorize call in flight per (box, channel), shared by whoever needs it.
+        self._asking: dict[tuple[str, str], asyncio.Future[Verdict]] = {}
         self._channels: dict[tuple[str, str], Entitled] = {}
         # The newest version seen per (carrier, subscriber): older cached answers are stale.
         self._versions: dict[tuple[str, str], int] = {}
@@ -186,10 +189,30 @@ class SubscriberCache:
 
     async def authorize(self, mac: str, channel: str) -> Verdict:
         """May this box play this channel now? Cached per (box, channel); an expired answer
-        stands in (up to ``stale_seconds``) while the service cannot answer."""
+        stands in (up to ``stale_seconds``) while the service cannot answer. The requests
+        that find the answer expired while one call is asking share that call: a burst of
+        reloads (a box's players, its pipelined requests) costs the service one call, and
+        no request is answered with anything older than before."""
         verdict = self.cached_verdict(mac, channel)
         if verdict is not None:
             return verdict
+        key = (mac, channel)
+        asking = self._asking.get(key)
+        if asking is None:
+            asking = self._asking[key] = asyncio.ensure_future(self._authorize(mac, channel))
+            asking.add_done_callback(functools.partial(self._asked, key))
+        # Shielded: a request that goes away must not cancel the others' answer.
+        return await asyncio.shield(asking)
+
+    def _asked(self, key: tuple[str, str], task: asyncio.Future[Verdict]) -> None:
+        if self._asking.get(key) is task:
+            del self._asking[key]
+        if not task.cancelled():
+            # Marked as seen: each request still waiting gets it raised; when every one of
+            # them went away, nobody is left to be told.
+            task.exception()
+
+    async def _authorize(self, mac: str, channel: str) -> Verdict:
         old = self._verdicts.get((mac, channel))
         stale = old if old and self._usable(old.subscriber, old.version, old.at) else None
 

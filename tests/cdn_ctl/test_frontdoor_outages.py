@@ -23,6 +23,7 @@ from headend.auth import ADMIN, KeyStore
 from headend.errors import PermissionDenied
 from headend.rpc import RpcServer, RpcSettings, ServiceUnavailable
 from headend.tasks import Backoff, Supervisor
+from subscriber.domain import Decision
 from tests.support.cdn import eventually
 from tests.support.world import LIVE, seed_world, start_services
 
@@ -118,6 +119,40 @@ async def test_an_expired_entitlement_stands_in_while_the_subscriber_service_is_
         with pytest.raises(UpstreamUnavailable) as refused:
             await client.authorize(mac, LIVE)
         assert refused.value.details["reason"] == "subscriber_unavailable"
+        await client.close()
+    finally:
+        await services.stop()
+
+
+async def test_requests_finding_the_answer_expired_share_one_authorize_call(
+    redis: aioredis.Redis,
+) -> None:
+    services = await start_services(redis)
+    try:
+        world = await seed_world(services.epg_target, services.subscriber_target, services.api_key)
+        clock = Clock()
+        client = SubscriberCache(
+            services.subscriber_target, services.api_key, entitlement_ttl_seconds=10.0, clock=clock
+        )
+        calls = 0
+        real = client._client.authorize
+
+        async def counted(mac: str, channel_id: str) -> Decision:
+            nonlocal calls
+            calls += 1
+            return await real(mac, channel_id)
+
+        client._client.authorize = counted  # type: ignore[method-assign]
+        mac = world.boxes["c1"].mac
+        first = await asyncio.gather(*(client.authorize(mac, LIVE) for _ in range(16)))
+        assert calls == 1
+        assert first[0].allowed
+        assert all(v is first[0] for v in first)
+        clock.now += 11  # expired: the next burst asks again, once
+        again = await asyncio.gather(*(client.authorize(mac, LIVE) for _ in range(16)))
+        assert calls == 2
+        assert again[0] is not first[0]
+        assert all(v is again[0] for v in again)
         await client.close()
     finally:
         await services.stop()
