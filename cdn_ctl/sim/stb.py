@@ -288,17 +288,18 @@ class SetTopBox:
 
     # ---- live playback
 
-    async def open_live(self, channel: str, *, lease: str = "") -> tuple[str, str]:
-        """``GET /live/{ch}/master.m3u8`` -> (lease, absolute URL of the lowest variant)."""
+    async def open_master(self, channel: str, *, lease: str = "") -> tuple[str, str, str]:
+        """``GET /live/{ch}/master.m3u8`` -> (lease, the master's URL, its text)."""
         path = f"/live/{channel}/master.m3u8" + (f"?{LEASE_PARAM}={lease}" if lease else "")
         async with self.http.get(self.url(path), headers=self._auth()) as resp:
             if resp.status != 200:
                 raise await self._refused(resp)
-            text = await resp.text()
-            lease = resp.headers.get("X-Lease-Id", "")
-            base = str(resp.url)
-        variant = urljoin(base, _uris(text)[0])
-        return lease, variant
+            return resp.headers.get("X-Lease-Id", ""), str(resp.url), await resp.text()
+
+    async def open_live(self, channel: str, *, lease: str = "") -> tuple[str, str]:
+        """``GET /live/{ch}/master.m3u8`` -> (lease, absolute URL of the lowest variant)."""
+        lease, base, text = await self.open_master(channel, lease=lease)
+        return lease, urljoin(base, _uris(text)[0])
 
     async def _variant(self, url: str, stats: PlayStats) -> tuple[str, str]:
         """The front door's 302 for a variant poll, then the edge's playlist."""
