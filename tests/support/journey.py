@@ -292,21 +292,28 @@ async def until_live(http: aiohttp.ClientSession, url: str) -> None:
 
 
 async def ffmpeg_play(
-    url: str, *, before: Sequence[str] = (), after: Sequence[str] = ()
+    url: str,
+    *,
+    before: Sequence[str] = (),
+    after: Sequence[str] = (),
+    fps: float | None = None,
 ) -> tuple[float, str]:
     """Play ``url`` with FFmpeg (a real HLS client), copying to nowhere: the seconds of media
     it played and its warnings; it must exit 0. ``before``: input options; ``after``:
-    output options (``-t 20``)."""
+    output options (``-t 20``). ``fps``: count the seconds played by the video frames
+    written at that rate instead of by the output time, for a playlist whose joins send
+    the timestamps back (a cut to another channel's segments, a new epoch of the source)."""
     proc = await asyncio.create_subprocess_exec(
         "ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "warning", *before, "-i", url,
         *after, "-c", "copy", "-f", "null", "-progress", "pipe:1", "-",
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     out, err = await proc.communicate()
+    key, scale = ("out_time_us=", 1e6) if fps is None else ("frame=", fps)
     played = max(
         (int(line.split("=")[1]) for line in out.decode().splitlines()
-         if line.startswith("out_time_us=") and line.split("=")[1].isdigit()),
+         if line.startswith(key) and line.split("=")[1].isdigit()),
         default=0,
-    ) / 1e6  # fmt: skip
+    ) / scale  # fmt: skip
     assert proc.returncode == 0, err.decode()[-2000:]
     return played, err.decode()
