@@ -31,26 +31,12 @@ from transcode.live.cuequeue import (
     IDLE_SECONDS,
     PLACED_FOR,
     QueuedSignal,
-    due,
     member,
-    parse_member,
     placed_key,
-    placement_writes,
     queue_key,
     score,
 )
 from transcode.live.scte35 import SEGMENT_STARTS, read_section
-
-__all__ = [
-    "QueuedSignal",
-    "due",
-    "parse_member",
-    "placement_writes",
-    "programme_signals",
-    "queue_key",
-    "signals_of",
-    "sync_queue",
-]
 
 _PROGRAMME_START, _PROGRAMME_END = 0x10, 0x11
 

@@ -43,8 +43,9 @@ from headend.clock import utc_now
 from headend.errors import HeadendError
 from headend.rpc import ServiceUnavailable
 from transcode.alertcards import EPG_CALL_SECONDS, EPG_CHANNEL_OPTIONS
-from transcode.cueq import QueuedSignal, programme_signals, signals_of, sync_queue
+from transcode.cueq import programme_signals, signals_of, sync_queue
 from transcode.domain import ChannelState, ChannelStatus
+from transcode.live.cuequeue import QueuedSignal
 from transcode.settings import CueSyncSettings
 
 log = logging.getLogger(__name__)

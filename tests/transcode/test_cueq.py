@@ -15,20 +15,22 @@ import redis.asyncio as aioredis
 from epg.cues.domain import Cue, CueKind, CueState
 from epg.domain import Programme, Text
 from transcode.archive import ArchiveIndex
-from transcode.cueq import (
-    QueuedSignal,
-    due,
-    parse_member,
-    placement_writes,
-    programme_signals,
-    queue_key,
-    signals_of,
-    sync_queue,
-)
+from transcode.cueq import programme_signals, signals_of, sync_queue
 from transcode.domain import LiveChannel
 from transcode.errors import LeaseLost
 from transcode.farm.ownership import FencedWriter, Ownership
-from transcode.live.cuequeue import IDLE_SECONDS, MAX_DUE, NodeQueue, member, placed_key
+from transcode.live.cuequeue import (
+    IDLE_SECONDS,
+    MAX_DUE,
+    NodeQueue,
+    QueuedSignal,
+    due,
+    member,
+    parse_member,
+    placed_key,
+    placement_writes,
+    queue_key,
+)
 from transcode.live.metrics import LiveMetrics
 from transcode.live.scte35 import SpliceBook
 from transcode.live.splice import SegmentationDescriptor, SpliceInsert, TimeSignal, decode

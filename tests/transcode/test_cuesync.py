@@ -31,10 +31,10 @@ from tests.epg.support import channel, prog, serve_epg
 from tests.support.farm import until
 from transcode.alertcards import AlertCardSettings
 from transcode.archive import write_plainly
-from transcode.cueq import QueuedSignal, parse_member, placement_writes, queue_key
 from transcode.cuesync import CueSync, CueSyncMetrics, cue_sync
 from transcode.domain import LiveChannel
 from transcode.farm import ChannelIntents
+from transcode.live.cuequeue import QueuedSignal, parse_member, placement_writes, queue_key
 from transcode.live.splice import SegmentationDescriptor, TimeSignal, decode
 from transcode.server import create_server
 from transcode.settings import ControlSettings, CueSyncSettings, QueueSettings

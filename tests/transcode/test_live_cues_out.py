@@ -20,10 +20,10 @@ from epg.cues.domain import Cue, CueKind
 from headend.clock import utc_now
 from tests.support.live import LiveRig, live_rig, make_clip
 from transcode import hls_parse
-from transcode.cueq import queue_key, signals_of, sync_queue
+from transcode.cueq import signals_of, sync_queue
 from transcode.cues import read_cues
 from transcode.domain import LiveChannel
-from transcode.live.cuequeue import placed_key
+from transcode.live.cuequeue import placed_key, queue_key
 
 pytestmark = pytest.mark.xdist_group("live")
 
