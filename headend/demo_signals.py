@@ -7,7 +7,8 @@ Split from :mod:`headend.demo`, which runs them after the box's journey.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import contextlib
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urljoin
@@ -67,21 +68,34 @@ async def emergency_drill(box: SetTopBox, drill: Drill, *, out: Out) -> None:
         out(f"8. emergency drill {issued.id} for county {drill.region}, in force at "
             f"{issued.in_force_from:%H:%M:%S} (card channel {issued.playout_channel_id});"
             f" `headend alert list` shows it")  # fmt: skip
-        stats, stop = PlayStats(), asyncio.Event()
-        playing = asyncio.create_task(
-            box.play_live(drill.channel, seconds=DRILL_PLAY_SECONDS, stop=stop, stats=stats)
-        )
-        switched = await _until_played(stats, playing, lambda url: FEED_DIR_PART in url)
-        if switched is not None and issued.in_force_from is not None:
-            late = switched - issued.in_force_from.timestamp()
-            out(f"    the box plays the card: its first card segment {late:.1f} s after the "
-                "drill came into force")  # fmt: skip
-            await asyncio.sleep(DRILL_SHOW_SECONDS)
-        await alerts.cancel(issued.id, reason="demo drill over")
-        cancelled = datetime.now(UTC).timestamp()
-        back = await _until_played(stats, playing, lambda url: FEED_DIR_PART not in url)
-        if back is not None:
-            out(f"    cancelled; the box is back on {drill.channel} {back - cancelled:.1f} s later")
+        async with _playing(box, drill.channel) as (stats, playing):
+            switched = await _until_played(stats, playing, lambda url: FEED_DIR_PART in url)
+            if switched is not None and issued.in_force_from is not None:
+                late = switched - issued.in_force_from.timestamp()
+                out(f"    the box plays the card: its first card segment {late:.1f} s after "
+                    "the drill came into force")  # fmt: skip
+                await asyncio.sleep(DRILL_SHOW_SECONDS)
+            await alerts.cancel(issued.id, reason="demo drill over")
+            cancelled = datetime.now(UTC).timestamp()
+            back = await _until_played(stats, playing, lambda url: FEED_DIR_PART not in url)
+            if back is not None:
+                out(f"    cancelled; the box is back on {drill.channel} "
+                    f"{back - cancelled:.1f} s later")  # fmt: skip
+
+
+@contextlib.asynccontextmanager
+async def _playing(
+    box: SetTopBox, channel: str
+) -> AsyncIterator[tuple[PlayStats, asyncio.Task[PlayStats]]]:
+    """The box playing ``channel`` (for :data:`DRILL_PLAY_SECONDS` at most) while the body
+    watches its stats; then stopped, and its stream slot freed."""
+    stats, stop = PlayStats(), asyncio.Event()
+    playing = asyncio.create_task(
+        box.play_live(channel, seconds=DRILL_PLAY_SECONDS, stop=stop, stats=stats)
+    )
+    try:
+        yield stats, playing
+    finally:
         stop.set()
         await playing
         await box.stop(stats.lease)
@@ -118,22 +132,16 @@ async def blackout_break(box: SetTopBox, drill: Drill, *, out: Out) -> None:
     out(f"9. cue {cued.id}: a {BREAK_SECONDS} s break on {drill.channel} at {start:%H:%M:%S}, "
         f"blacked out in county {drill.region}; "
         f"`headend cue show {drill.channel} {cued.id}` shows it")  # fmt: skip
-    stats, stop = PlayStats(), asyncio.Event()
-    playing = asyncio.create_task(
-        box.play_live(drill.channel, seconds=DRILL_PLAY_SECONDS, stop=stop, stats=stats)
-    )
-    switched = await _until_played(stats, playing, lambda url: FEED_DIR_PART in url)
-    if switched is not None:
-        lag = switched - start.timestamp()
-        out(f"    the box plays the slate: its first slate segment {lag:+.1f} s from the "
-            "break's start")  # fmt: skip
-    back = await _until_played(stats, playing, lambda url: FEED_DIR_PART not in url)
-    if back is not None:
-        out(f"    the box is back on {drill.channel} {back - cued.end.timestamp():.1f} s after "
-            "the break ended")  # fmt: skip
-    stop.set()
-    await playing
-    await box.stop(stats.lease)
+    async with _playing(box, drill.channel) as (stats, playing):
+        switched = await _until_played(stats, playing, lambda url: FEED_DIR_PART in url)
+        if switched is not None:
+            lag = switched - start.timestamp()
+            out(f"    the box plays the slate: its first slate segment {lag:+.1f} s from the "
+                "break's start")  # fmt: skip
+        back = await _until_played(stats, playing, lambda url: FEED_DIR_PART not in url)
+        if back is not None:
+            out(f"    the box is back on {drill.channel} {back - cued.end.timestamp():.1f} s "
+                "after the break ended")  # fmt: skip
     for line in await _signalled(box, drill, f"splice-{cued.event:08X}"):
         out(f"    {line[:150]}")
 
