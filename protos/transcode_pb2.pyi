@@ -20,6 +20,12 @@ class JobState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     JOB_STATE_FAILED: _ClassVar[JobState]
     JOB_STATE_CANCELLED: _ClassVar[JobState]
 
+class PackageFormat(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    PACKAGE_FORMAT_UNSPECIFIED: _ClassVar[PackageFormat]
+    PACKAGE_FORMAT_TS: _ClassVar[PackageFormat]
+    PACKAGE_FORMAT_CMAF: _ClassVar[PackageFormat]
+
 class ChannelState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     CHANNEL_STATE_UNSPECIFIED: _ClassVar[ChannelState]
@@ -35,6 +41,9 @@ JOB_STATE_RUNNING: JobState
 JOB_STATE_SUCCEEDED: JobState
 JOB_STATE_FAILED: JobState
 JOB_STATE_CANCELLED: JobState
+PACKAGE_FORMAT_UNSPECIFIED: PackageFormat
+PACKAGE_FORMAT_TS: PackageFormat
+PACKAGE_FORMAT_CMAF: PackageFormat
 CHANNEL_STATE_UNSPECIFIED: ChannelState
 CHANNEL_STATE_STOPPED: ChannelState
 CHANNEL_STATE_STARTING: ChannelState
@@ -56,7 +65,7 @@ class Progress(_message.Message):
     def __init__(self, percent: _Optional[float] = ..., speed: _Optional[float] = ..., eta_seconds: _Optional[float] = ..., phase: _Optional[str] = ...) -> None: ...
 
 class Job(_message.Message):
-    __slots__ = ("name", "source", "asset", "profile", "state", "progress", "reason", "deliveries", "worker", "output", "create_time", "update_time", "encryption", "subtitles", "audio_language")
+    __slots__ = ("name", "source", "asset", "profile", "state", "progress", "reason", "deliveries", "worker", "output", "create_time", "update_time", "encryption", "subtitles", "audio_language", "format")
     class Encryption(_message.Message):
         __slots__ = ("enabled", "rotation_seconds")
         ENABLED_FIELD_NUMBER: _ClassVar[int]
@@ -88,6 +97,7 @@ class Job(_message.Message):
     ENCRYPTION_FIELD_NUMBER: _ClassVar[int]
     SUBTITLES_FIELD_NUMBER: _ClassVar[int]
     AUDIO_LANGUAGE_FIELD_NUMBER: _ClassVar[int]
+    FORMAT_FIELD_NUMBER: _ClassVar[int]
     name: str
     source: str
     asset: str
@@ -103,10 +113,11 @@ class Job(_message.Message):
     encryption: Job.Encryption
     subtitles: _containers.RepeatedCompositeFieldContainer[Job.Subtitle]
     audio_language: str
-    def __init__(self, name: _Optional[str] = ..., source: _Optional[str] = ..., asset: _Optional[str] = ..., profile: _Optional[str] = ..., state: _Optional[_Union[JobState, str]] = ..., progress: _Optional[_Union[Progress, _Mapping]] = ..., reason: _Optional[str] = ..., deliveries: _Optional[int] = ..., worker: _Optional[str] = ..., output: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., encryption: _Optional[_Union[Job.Encryption, _Mapping]] = ..., subtitles: _Optional[_Iterable[_Union[Job.Subtitle, _Mapping]]] = ..., audio_language: _Optional[str] = ...) -> None: ...
+    format: PackageFormat
+    def __init__(self, name: _Optional[str] = ..., source: _Optional[str] = ..., asset: _Optional[str] = ..., profile: _Optional[str] = ..., state: _Optional[_Union[JobState, str]] = ..., progress: _Optional[_Union[Progress, _Mapping]] = ..., reason: _Optional[str] = ..., deliveries: _Optional[int] = ..., worker: _Optional[str] = ..., output: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., encryption: _Optional[_Union[Job.Encryption, _Mapping]] = ..., subtitles: _Optional[_Iterable[_Union[Job.Subtitle, _Mapping]]] = ..., audio_language: _Optional[str] = ..., format: _Optional[_Union[PackageFormat, str]] = ...) -> None: ...
 
 class SubmitJobRequest(_message.Message):
-    __slots__ = ("source", "asset", "profile", "job_id", "encryption", "subtitles", "audio_language")
+    __slots__ = ("source", "asset", "profile", "job_id", "encryption", "subtitles", "audio_language", "format")
     SOURCE_FIELD_NUMBER: _ClassVar[int]
     ASSET_FIELD_NUMBER: _ClassVar[int]
     PROFILE_FIELD_NUMBER: _ClassVar[int]
@@ -114,6 +125,7 @@ class SubmitJobRequest(_message.Message):
     ENCRYPTION_FIELD_NUMBER: _ClassVar[int]
     SUBTITLES_FIELD_NUMBER: _ClassVar[int]
     AUDIO_LANGUAGE_FIELD_NUMBER: _ClassVar[int]
+    FORMAT_FIELD_NUMBER: _ClassVar[int]
     source: str
     asset: str
     profile: str
@@ -121,7 +133,8 @@ class SubmitJobRequest(_message.Message):
     encryption: Job.Encryption
     subtitles: _containers.RepeatedCompositeFieldContainer[Job.Subtitle]
     audio_language: str
-    def __init__(self, source: _Optional[str] = ..., asset: _Optional[str] = ..., profile: _Optional[str] = ..., job_id: _Optional[str] = ..., encryption: _Optional[_Union[Job.Encryption, _Mapping]] = ..., subtitles: _Optional[_Iterable[_Union[Job.Subtitle, _Mapping]]] = ..., audio_language: _Optional[str] = ...) -> None: ...
+    format: PackageFormat
+    def __init__(self, source: _Optional[str] = ..., asset: _Optional[str] = ..., profile: _Optional[str] = ..., job_id: _Optional[str] = ..., encryption: _Optional[_Union[Job.Encryption, _Mapping]] = ..., subtitles: _Optional[_Iterable[_Union[Job.Subtitle, _Mapping]]] = ..., audio_language: _Optional[str] = ..., format: _Optional[_Union[PackageFormat, str]] = ...) -> None: ...
 
 class GetJobRequest(_message.Message):
     __slots__ = ("name",)
@@ -208,7 +221,7 @@ class RetryJobRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ...) -> None: ...
 
 class Channel(_message.Message):
-    __slots__ = ("name", "source", "profile", "segment_seconds", "window_segments", "catchup_days", "node_group", "backup_sources", "encryption", "audio_languages", "subtitle_languages", "audio_language", "card")
+    __slots__ = ("name", "source", "profile", "segment_seconds", "window_segments", "catchup_days", "node_group", "backup_sources", "encryption", "audio_languages", "subtitle_languages", "audio_language", "card", "multicast")
     class Encryption(_message.Message):
         __slots__ = ("enabled", "rotation_seconds")
         ENABLED_FIELD_NUMBER: _ClassVar[int]
@@ -229,6 +242,7 @@ class Channel(_message.Message):
     SUBTITLE_LANGUAGES_FIELD_NUMBER: _ClassVar[int]
     AUDIO_LANGUAGE_FIELD_NUMBER: _ClassVar[int]
     CARD_FIELD_NUMBER: _ClassVar[int]
+    MULTICAST_FIELD_NUMBER: _ClassVar[int]
     name: str
     source: str
     profile: str
@@ -242,7 +256,36 @@ class Channel(_message.Message):
     subtitle_languages: _containers.RepeatedScalarFieldContainer[str]
     audio_language: str
     card: Card
-    def __init__(self, name: _Optional[str] = ..., source: _Optional[str] = ..., profile: _Optional[str] = ..., segment_seconds: _Optional[int] = ..., window_segments: _Optional[int] = ..., catchup_days: _Optional[int] = ..., node_group: _Optional[str] = ..., backup_sources: _Optional[_Iterable[str]] = ..., encryption: _Optional[_Union[Channel.Encryption, _Mapping]] = ..., audio_languages: _Optional[_Iterable[str]] = ..., subtitle_languages: _Optional[_Iterable[str]] = ..., audio_language: _Optional[str] = ..., card: _Optional[_Union[Card, _Mapping]] = ...) -> None: ...
+    multicast: Multicast
+    def __init__(self, name: _Optional[str] = ..., source: _Optional[str] = ..., profile: _Optional[str] = ..., segment_seconds: _Optional[int] = ..., window_segments: _Optional[int] = ..., catchup_days: _Optional[int] = ..., node_group: _Optional[str] = ..., backup_sources: _Optional[_Iterable[str]] = ..., encryption: _Optional[_Union[Channel.Encryption, _Mapping]] = ..., audio_languages: _Optional[_Iterable[str]] = ..., subtitle_languages: _Optional[_Iterable[str]] = ..., audio_language: _Optional[str] = ..., card: _Optional[_Union[Card, _Mapping]] = ..., multicast: _Optional[_Union[Multicast, _Mapping]] = ...) -> None: ...
+
+class Multicast(_message.Message):
+    __slots__ = ("group", "port", "protocol", "ttl", "interface", "rung", "mux_rate_kbps", "regions")
+    class Protocol(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        PROTOCOL_UNSPECIFIED: _ClassVar[Multicast.Protocol]
+        PROTOCOL_RTP: _ClassVar[Multicast.Protocol]
+        PROTOCOL_UDP: _ClassVar[Multicast.Protocol]
+    PROTOCOL_UNSPECIFIED: Multicast.Protocol
+    PROTOCOL_RTP: Multicast.Protocol
+    PROTOCOL_UDP: Multicast.Protocol
+    GROUP_FIELD_NUMBER: _ClassVar[int]
+    PORT_FIELD_NUMBER: _ClassVar[int]
+    PROTOCOL_FIELD_NUMBER: _ClassVar[int]
+    TTL_FIELD_NUMBER: _ClassVar[int]
+    INTERFACE_FIELD_NUMBER: _ClassVar[int]
+    RUNG_FIELD_NUMBER: _ClassVar[int]
+    MUX_RATE_KBPS_FIELD_NUMBER: _ClassVar[int]
+    REGIONS_FIELD_NUMBER: _ClassVar[int]
+    group: str
+    port: int
+    protocol: Multicast.Protocol
+    ttl: int
+    interface: str
+    rung: str
+    mux_rate_kbps: int
+    regions: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, group: _Optional[str] = ..., port: _Optional[int] = ..., protocol: _Optional[_Union[Multicast.Protocol, str]] = ..., ttl: _Optional[int] = ..., interface: _Optional[str] = ..., rung: _Optional[str] = ..., mux_rate_kbps: _Optional[int] = ..., regions: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Card(_message.Message):
     __slots__ = ("text", "audio_uri")

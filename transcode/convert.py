@@ -11,11 +11,14 @@ from headend.rpc import from_timestamp, to_timestamp
 from headend.rpc.resources import ResourceName
 from protos import transcode_pb2 as pb
 from transcode.domain import (
+    MULTICAST_DEFAULT_TTL,
     Card,
     ChannelEncryption,
     ChannelState,
     ChannelStatus,
     LiveChannel,
+    Multicast,
+    MulticastProtocol,
     NodeInfo,
     RungRate,
     SourceSwitch,
@@ -221,6 +224,7 @@ def channel_from_pb(msg: pb.Channel, *, field: str = "channel.name") -> LiveChan
         subtitle_languages=tuple(msg.subtitle_languages),
         audio_language=msg.audio_language,
         card=Card(msg.card.text, msg.card.audio_uri) if msg.HasField("card") else None,
+        multicast=multicast_from_pb(msg.multicast) if msg.HasField("multicast") else None,
     )
 
 
@@ -245,6 +249,45 @@ def channel_to_pb(channel: LiveChannel) -> pb.Channel:
         card=None
         if channel.card is None
         else pb.Card(text=channel.card.text, audio_uri=channel.card.audio_uri),
+        multicast=None if channel.multicast is None else multicast_to_pb(channel.multicast),
+    )
+
+
+_MULTICAST_PROTOCOL = {
+    MulticastProtocol.RTP: pb.Multicast.PROTOCOL_RTP,
+    MulticastProtocol.UDP: pb.Multicast.PROTOCOL_UDP,
+}
+_MULTICAST_PROTOCOL_BACK = {v: k for k, v in _MULTICAST_PROTOCOL.items()}
+
+
+def multicast_from_pb(msg: pb.Multicast) -> Multicast:
+    """A multicast output message as the domain value (zeros mean defaults)."""
+    protocol = MulticastProtocol.RTP
+    if msg.protocol != pb.Multicast.PROTOCOL_UNSPECIFIED:
+        protocol = _known(_MULTICAST_PROTOCOL_BACK, msg.protocol, "channel.multicast.protocol")
+    return Multicast(
+        group=msg.group,
+        port=msg.port,
+        protocol=protocol,
+        ttl=msg.ttl or MULTICAST_DEFAULT_TTL,
+        interface=msg.interface,
+        rung=msg.rung,
+        mux_rate_kbps=msg.mux_rate_kbps,
+        regions=tuple(msg.regions),
+    )
+
+
+def multicast_to_pb(multicast: Multicast) -> pb.Multicast:
+    """A multicast output as its message."""
+    return pb.Multicast(
+        group=multicast.group,
+        port=multicast.port,
+        protocol=_MULTICAST_PROTOCOL[multicast.protocol],
+        ttl=multicast.ttl,
+        interface=multicast.interface,
+        rung=multicast.rung,
+        mux_rate_kbps=multicast.mux_rate_kbps,
+        regions=list(multicast.regions),
     )
 
 

@@ -8,6 +8,7 @@ these frozen dataclasses.
 from __future__ import annotations
 
 import enum
+import ipaddress
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -17,6 +18,7 @@ from headend.contentkeys import MAX_ROTATION_SECONDS, MIN_ROTATION_SECONDS
 from headend.errors import InvalidArgument
 from headend.ids import CHANNEL_ID_MAX, CHANNEL_ID_RULE, is_channel_id
 from headend.languages import validate_language, validate_languages
+from headend.regions import problem as region_problem
 from headend.text import validate_text
 from transcode.errors import InvalidRequest
 from transcode.sourceurl import parse_source, validate_live_source
@@ -114,6 +116,80 @@ class ChannelEncryption:
         return self
 
 
+class MulticastProtocol(enum.Enum):
+    """How a multicast output's TS packets are framed: seven per datagram either way."""
+
+    RTP = "rtp"  # RFC 3551 payload type 33 (MP2T) behind a 12-byte RTP header
+    UDP = "udp"
+
+
+# RFC 5771: 224.0.0.0/24 is the local network control block (routers' own protocols).
+_MULTICAST_CONTROL = ipaddress.IPv4Network("224.0.0.0/24")
+MULTICAST_DEFAULT_TTL = 16
+MULTICAST_MUX_KBPS = (500, 80_000)
+MAX_MULTICAST_REGIONS = 256
+
+
+@dataclass(frozen=True, slots=True)
+class Multicast:
+    """A live channel's RTP/UDP multicast output on a carrier's managed network: one rung
+    as an MPEG-TS SPTS at a constant mux rate (``transcode.live.multicast``)."""
+
+    group: str
+    port: int
+    protocol: MulticastProtocol = MulticastProtocol.RTP
+    ttl: int = MULTICAST_DEFAULT_TTL
+    interface: str = ""  # IPv4 address of the sending interface ("": the route's)
+    rung: str = ""  # "": the highest rung that fits the mux rate (the top one without one)
+    mux_rate_kbps: int = 0  # 0: the rung's measured peak plus 20 %, up to the next 100 kb/s
+    regions: tuple[str, ...] = ()  # boxes here get the multicast URL in their lineup
+
+    @property
+    def url(self) -> str:
+        """What a box on the managed network opens (``rtp://@239.1.1.1:5000``)."""
+        return f"{self.protocol.value}://@{self.group}:{self.port}"
+
+    def validate(self) -> Multicast:
+        """Check every field; returns self for chaining."""
+        try:
+            group = ipaddress.IPv4Address(self.group)
+        except ValueError:
+            raise InvalidRequest("channel.multicast.group", "must be an IPv4 address") from None
+        if not group.is_multicast or group in _MULTICAST_CONTROL or str(group) != self.group:
+            raise InvalidRequest(
+                "channel.multicast.group",
+                "must be a multicast group in 224.0.0.0/4 outside 224.0.0.0/24 (239.x.y.z "
+                "for a managed network)",
+            )
+        if not 1 <= self.port <= 65535:
+            raise InvalidRequest("channel.multicast.port", "must be between 1 and 65535")
+        if not 1 <= self.ttl <= 255:
+            raise InvalidRequest("channel.multicast.ttl", "must be between 1 and 255")
+        if self.interface:
+            try:
+                ipaddress.IPv4Address(self.interface)
+            except ValueError:
+                raise InvalidRequest(
+                    "channel.multicast.interface", "must be an interface's IPv4 address"
+                ) from None
+        if self.rung and not _RUNG.fullmatch(self.rung):
+            raise InvalidRequest("channel.multicast.rung", "must match [a-z0-9][a-z0-9_.-]{0,31}")
+        low, high = MULTICAST_MUX_KBPS
+        if self.mux_rate_kbps and not low <= self.mux_rate_kbps <= high:
+            raise InvalidRequest(
+                "channel.multicast.mux_rate_kbps", f"must be 0 (derived) or {low} to {high}"
+            )
+        if len(self.regions) > MAX_MULTICAST_REGIONS:
+            raise InvalidRequest(
+                "channel.multicast.regions", f"at most {MAX_MULTICAST_REGIONS} regions"
+            )
+        for index, code in enumerate(self.regions):
+            why = region_problem(code)
+            if why is not None:
+                raise InvalidRequest(f"channel.multicast.regions[{index}]", why)
+        return self
+
+
 @dataclass(frozen=True, slots=True)
 class Card:
     """A generated picture instead of a source: text on a dark card and, where given, an
@@ -162,6 +238,8 @@ class LiveChannel:
     audio_language: str = ""  # the default audio rendition ("": the first)
     # A generated card instead of sources: it is the picture, never replaced by the slate.
     card: Card | None = None
+    # Also sent to a multicast group on a carrier's managed network (None: HTTP only).
+    multicast: Multicast | None = None
 
     @property
     def sources(self) -> tuple[str, ...]:
@@ -199,6 +277,8 @@ class LiveChannel:
         if not 0.5 <= self.source_timeout_seconds <= 60:
             raise InvalidRequest("channel.source_timeout_seconds", "must be between 0.5 and 60")
         self.encryption.validate()
+        if self.multicast is not None:
+            self.multicast.validate()
         validate_tracks_languages(
             self.audio_languages, self.subtitle_languages, self.audio_language, prefix="channel."
         )

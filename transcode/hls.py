@@ -72,6 +72,15 @@ class DateRange:
 
 
 @dataclass(frozen=True, slots=True)
+class SegmentMap:
+    """An ``EXT-X-MAP``: the init segment (fMP4/CMAF ``ftyp`` + ``moov``) of the segments
+    after it, until the next one."""
+
+    uri: str
+    byterange: tuple[int, int] | None = None  # (length, offset)
+
+
+@dataclass(frozen=True, slots=True)
 class Segment:
     """One media segment (or, in an I-frame playlist, one I-frame byte range)."""
 
@@ -83,6 +92,7 @@ class Segment:
     title: str = ""
     key: SegmentKey | None = None  # None: a clear segment
     dateranges: tuple[DateRange, ...] = ()  # EXT-X-DATERANGE tags before this segment
+    map: SegmentMap | None = None  # a CMAF segment's init segment (None: MPEG-TS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,10 +186,14 @@ def target_duration(segments: Sequence[Segment]) -> int:
 
 def media_version(playlist: MediaPlaylist) -> int:
     """The lowest EXT-X-VERSION the playlist's features need (RFC 8216 section 7)."""
-    # Decimal EXTINF durations need version 3; byte ranges and I-frames-only need 4.
+    # Decimal EXTINF durations need version 3; byte ranges and I-frames-only need 4;
+    # EXT-X-MAP needs 5 in an I-frames-only playlist and 6 in any other.
+    segments = playlist.segments
+    if segments and segments[0].map is not None:
+        return tags.VERSION_MAP_I_FRAMES if playlist.iframes_only else tags.VERSION_MAP
     if playlist.iframes_only:
         return tags.VERSION_I_FRAMES_ONLY
-    for segment in playlist.segments:
+    for segment in segments:
         if segment.byterange is not None:
             return tags.VERSION_BYTERANGE
     return tags.VERSION_FLOAT_EXTINF
@@ -229,6 +243,9 @@ def render_media(playlist: MediaPlaylist) -> str:
     in_force: tuple[str, int | None] | None = None
     ranges: dict[str, DateRange] = {}  # by ID: the first of each, to check the others against
     dated = False
+    init: SegmentMap | None = None  # the EXT-X-MAP in force
+    if segments and any((s.map is None) != (segments[0].map is None) for s in segments):
+        raise InvalidPlaylist("segments.map", "a playlist mixes MPEG-TS and fMP4 segments")
     for position, segment in enumerate(segments, playlist.media_sequence):
         uri = segment.uri
         if "\n" in uri or "\r" in uri or not uri:
@@ -247,6 +264,9 @@ def render_media(playlist: MediaPlaylist) -> str:
             append(_program_date_time(when))
         for daterange in segment.dateranges:
             append(_daterange_line(daterange, ranges.setdefault(daterange.id, daterange)))
+        if segment.map is not None and segment.map != init:
+            init = segment.map
+            append(_map_line(init))
         key = segment.key
         if key is not None:
             wanted = (key.uri, None if key.sequence == position else key.sequence)
@@ -344,6 +364,13 @@ _KEY_NONE = f"{tags.KEY}{tags.METHOD}={tags.METHOD_NONE}"
 
 
 @functools.lru_cache(maxsize=1024)
+def _map_line(init: SegmentMap) -> str:
+    line = f"{tags.MAP}{tags.URI}={_quoted('segments.map.uri', init.uri)}"
+    if init.byterange is not None:
+        line += f',{tags.BYTERANGE_ATTR}="{init.byterange[0]}@{init.byterange[1]}"'
+    return line
+
+
 def _key_line(in_force: tuple[str, int | None]) -> str:
     """The EXT-X-KEY line for (key URI, explicit IV's sequence or None) (memoised: a live
     playlist renders the same few keys on every reload)."""

@@ -25,6 +25,7 @@ from transcode.hls import (
     Rendition,
     Segment,
     SegmentKey,
+    SegmentMap,
     Variant,
 )
 
@@ -56,6 +57,7 @@ def parse_media(text: str) -> MediaPlaylist:
                 title=seg.title or "",
                 key=_parsed_key(seg.key, position),
                 dateranges=tuple(_parsed_daterange(d) for d in seg.dateranges or ()),
+                map=_parsed_map(seg.init_section),
             )
         )
     playlist_type = (parsed.playlist_type or "").upper() or None
@@ -119,6 +121,16 @@ def parse_master(text: str) -> MasterPlaylist:
         independent_segments=bool(parsed.is_independent_segments),
         renditions=renditions,
     )
+
+
+def _parsed_map(init: Any) -> SegmentMap | None:
+    if init is None:
+        return None
+    byterange: tuple[int, int] | None = None
+    if init.byterange:
+        length_text, _, offset_text = str(init.byterange).partition("@")
+        byterange = (int(length_text), int(offset_text or 0))
+    return SegmentMap(uri=init.uri, byterange=byterange)
 
 
 def _parsed_key(key: Any, position: int) -> SegmentKey | None:

@@ -24,6 +24,7 @@ KEY = "#EXT-X-KEY:"
 START = "#EXT-X-START:"
 MEDIA = "#EXT-X-MEDIA:"
 DATERANGE = "#EXT-X-DATERANGE:"
+MAP = "#EXT-X-MAP:"
 
 # Attribute names inside attribute lists.
 BANDWIDTH = "BANDWIDTH"
@@ -32,6 +33,7 @@ CODECS = "CODECS"
 RESOLUTION = "RESOLUTION"
 FRAME_RATE = "FRAME-RATE"
 URI = "URI"
+BYTERANGE_ATTR = "BYTERANGE"
 PATHWAY_ID = "PATHWAY-ID"
 SERVER_URI = "SERVER-URI"
 METHOD = "METHOD"
@@ -68,7 +70,12 @@ VERSION_BASE = 1
 VERSION_FLOAT_EXTINF = 3
 VERSION_BYTERANGE = 4
 VERSION_I_FRAMES_ONLY = 4
+# EXT-X-MAP (an fMP4 / CMAF init segment): 5 in an I-frames-only playlist, 6 elsewhere.
+VERSION_MAP_I_FRAMES = 5
+VERSION_MAP = 6
 
 MIME_PLAYLIST = "application/vnd.apple.mpegurl"
 MIME_TS = "video/mp2t"
+MIME_MP4 = "video/mp4"
+MIME_MPD = "application/dash+xml"
 MIME_WEBVTT = "text/vtt"

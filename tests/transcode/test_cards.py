@@ -30,7 +30,7 @@ from tests.support.tokens import Tokens
 from transcode import cli, hls_parse
 from transcode.client import TranscodeClient
 from transcode.convert import channel_from_pb, channel_to_pb
-from transcode.domain import Card, ChannelState, LiveChannel
+from transcode.domain import Card, ChannelState, LiveChannel, Multicast, MulticastProtocol
 from transcode.errors import ChannelRunning, InvalidRequest, SourceRefused
 from transcode.farm import ChannelIntents
 from transcode.live import SLATE_TEXT, Phase, card_command, plan_live, wrap_card, write_card_text
@@ -212,6 +212,15 @@ def test_the_card_survives_the_proto_and_the_channel_hash() -> None:
     assert channel_from_pb(channel_to_pb(plain)).card is None
     raw = {k.encode(): v.encode() for k, v in config_mapping(plain).items()}
     assert status_from_hash(raw).channel == plain
+    sent = dataclasses.replace(
+        plain,
+        multicast=Multicast("239.10.0.1", 5000, MulticastProtocol.UDP, 4, "10.0.0.1", "720p",
+                            6000, ("44", "440300")),
+    )  # fmt: skip
+    assert channel_from_pb(channel_to_pb(sent)) == sent
+    raw = {k.encode(): v.encode() for k, v in config_mapping(sent).items()}
+    assert status_from_hash(raw).channel == sent
+    assert sent.multicast is not None and sent.multicast.url == "udp://@239.10.0.1:5000"
     # A message's empty card is a card (refused for its text), not a source channel.
     empty = channel_from_pb(pb.Channel(name="channels/c", card=pb.Card()))
     assert empty.card == Card("")

@@ -17,6 +17,7 @@ from transcode.hls import (
     MediaPlaylist,
     Segment,
     SegmentKey,
+    SegmentMap,
     Variant,
     render_master,
     render_media,
@@ -121,6 +122,39 @@ MEDIA_CASES = [
         ),
         3,
         id="clear-encrypted-clear-and-a-gap",
+    ),
+    pytest.param(
+        MediaPlaylist(
+            tuple(
+                replace(
+                    s,
+                    uri=s.uri.replace(".ts", ".m4s"),
+                    map=SegmentMap(f"720p/init_{1 if i < 5 else 2}.mp4"),
+                )
+                for i, s in enumerate(_live(8, cut_at=5))
+            ),
+            media_sequence=1000,
+        ),
+        6,
+        id="cmaf-live-window-with-a-new-init-after-a-discontinuity",
+    ),
+    pytest.param(
+        MediaPlaylist(
+            tuple(
+                Segment(
+                    "seg_00000.m4s",
+                    2.0,
+                    byterange=(18424, 900 + 30000 * i),
+                    map=SegmentMap("init.mp4", byterange=(850, 0)),
+                )
+                for i in range(3)
+            ),
+            playlist_type="VOD",
+            endlist=True,
+            iframes_only=True,
+        ),
+        5,
+        id="cmaf-iframes-only-with-a-ranged-map",
     ),
 ]
 
@@ -233,6 +267,19 @@ def test_target_duration_is_ceil_of_longest(durations: list[float], expected: in
     assert target_duration([Segment("s.ts", d) for d in durations]) == expected
 
 
+def test_a_map_tag_comes_only_where_the_init_segment_changes() -> None:
+    segments = [
+        Segment(f"{i}.m4s", 2.0, map=SegmentMap("init_a.mp4" if i < 2 else "init_b.mp4"))
+        for i in range(4)
+    ]
+
+    text = render_media(MediaPlaylist(segments))
+
+    assert text.count("#EXT-X-MAP:") == 2
+    assert '#EXT-X-MAP:URI="init_a.mp4"\n#EXTINF:2.000000,\n0.m4s' in text
+    assert '#EXT-X-MAP:URI="init_b.mp4"\n#EXTINF:2.000000,\n2.m4s' in text
+
+
 def test_sequence_numbers_are_rendered_even_when_zero_and_discontinuity_only_when_set() -> None:
     text = render_media(MediaPlaylist(_live(2)))
 
@@ -269,6 +316,18 @@ def test_sequence_numbers_are_rendered_even_when_zero_and_discontinuity_only_whe
         ),
         pytest.param(
             MediaPlaylist((Segment("a.ts", float("nan")),)), "segments.duration", id="nan-duration"
+        ),
+        pytest.param(
+            MediaPlaylist(
+                (Segment("a.m4s", 2.0, map=SegmentMap("init.mp4")), Segment("b.ts", 2.0))
+            ),
+            "segments.map",
+            id="ts-and-fmp4-mixed",
+        ),
+        pytest.param(
+            MediaPlaylist((Segment("a.m4s", 2.0, map=SegmentMap('in"it.mp4')),)),
+            "segments.map.uri",
+            id="map-uri-not-quotable",
         ),
     ],
 )

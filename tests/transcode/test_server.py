@@ -330,6 +330,30 @@ async def test_missing_key_is_unauthenticated(rig: Rig) -> None:
             "channel.subtitle_languages",
             id="too-many-subtitles",
         ),
+        *(
+            pytest.param(
+                pb.Channel(
+                    name="channels/c1",
+                    source="udp://239.1.2.3:5",
+                    multicast=pb.Multicast(**{"group": "239.9.9.9", "port": 5000, **bad}),
+                ),
+                f"channel.multicast.{field}",
+                id=f"multicast-{case}",
+            )
+            for case, bad, field in [
+                ("unicast-group", {"group": "10.0.0.1"}, "group"),
+                ("control-block", {"group": "224.0.0.251"}, "group"),
+                ("not-an-address", {"group": "239.1.1"}, "group"),
+                ("port", {"port": 0}, "port"),
+                ("port-too-high", {"port": 70000}, "port"),
+                ("ttl", {"ttl": 300}, "ttl"),
+                ("interface", {"interface": "eth0"}, "interface"),
+                ("rung", {"rung": "../x"}, "rung"),
+                ("mux-rate", {"mux_rate_kbps": 100}, "mux_rate_kbps"),
+                ("region", {"regions": ["99"]}, "regions[0]"),
+                ("protocol", {"protocol": 7}, "protocol"),
+            ]
+        ),
     ],
 )
 async def test_bad_channel_is_invalid_argument(rig: Rig, channel: pb.Channel, field: str) -> None:

@@ -19,6 +19,8 @@ from transcode.domain import (
     ChannelState,
     ChannelStatus,
     LiveChannel,
+    Multicast,
+    MulticastProtocol,
     RungRate,
     SourceSwitch,
 )
@@ -46,7 +48,40 @@ def config_mapping(channel: LiveChannel) -> dict[str, str]:
         # Always written, as the backups are ("": not a card channel).
         "card_text": "" if channel.card is None else channel.card.text,
         "card_audio_uri": "" if channel.card is None else channel.card.audio_uri,
+        # Always written ("": no multicast output).
+        "multicast": "" if channel.multicast is None else _multicast_json(channel.multicast),
     }
+
+
+def _multicast_json(multicast: Multicast) -> str:
+    return json.dumps(
+        {
+            "group": multicast.group,
+            "port": multicast.port,
+            "protocol": multicast.protocol.value,
+            "ttl": multicast.ttl,
+            "interface": multicast.interface,
+            "rung": multicast.rung,
+            "mux_rate_kbps": multicast.mux_rate_kbps,
+            "regions": list(multicast.regions),
+        }
+    )
+
+
+def _multicast_from_json(text: str) -> Multicast | None:
+    if not text:
+        return None
+    d = json.loads(text)
+    return Multicast(
+        group=str(d["group"]),
+        port=int(d["port"]),
+        protocol=MulticastProtocol(d["protocol"]),
+        ttl=int(d["ttl"]),
+        interface=str(d["interface"]),
+        rung=str(d["rung"]),
+        mux_rate_kbps=int(d["mux_rate_kbps"]),
+        regions=tuple(str(r) for r in d["regions"]),
+    )
 
 
 def status_mapping(status: ChannelStatus, next_sequence: int) -> dict[str, str]:
@@ -132,6 +167,8 @@ def status_from_hash(raw: dict[bytes, bytes]) -> ChannelStatus:
         audio_language=d.get("audio_language", ""),
         # Absent in a channel saved before cards existed: a source channel.
         card=Card(d["card_text"], d.get("card_audio_uri", "")) if d.get("card_text") else None,
+        # Absent in a channel saved before multicast outputs existed: none.
+        multicast=_multicast_from_json(d.get("multicast", "")),
     )
     last = d.get("last_segment_at")
     return ChannelStatus(
