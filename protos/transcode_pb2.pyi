@@ -287,6 +287,32 @@ class Multicast(_message.Message):
     regions: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, group: _Optional[str] = ..., port: _Optional[int] = ..., protocol: _Optional[_Union[Multicast.Protocol, str]] = ..., ttl: _Optional[int] = ..., interface: _Optional[str] = ..., rung: _Optional[str] = ..., mux_rate_kbps: _Optional[int] = ..., regions: _Optional[_Iterable[str]] = ...) -> None: ...
 
+class MulticastOutput(_message.Message):
+    __slots__ = ("channel", "multicast", "running")
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    MULTICAST_FIELD_NUMBER: _ClassVar[int]
+    RUNNING_FIELD_NUMBER: _ClassVar[int]
+    channel: str
+    multicast: Multicast
+    running: bool
+    def __init__(self, channel: _Optional[str] = ..., multicast: _Optional[_Union[Multicast, _Mapping]] = ..., running: _Optional[bool] = ...) -> None: ...
+
+class ListMulticastOutputsRequest(_message.Message):
+    __slots__ = ("page_size", "page_token")
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    page_size: int
+    page_token: str
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListMulticastOutputsResponse(_message.Message):
+    __slots__ = ("outputs", "next_page_token")
+    OUTPUTS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    outputs: _containers.RepeatedCompositeFieldContainer[MulticastOutput]
+    next_page_token: str
+    def __init__(self, outputs: _Optional[_Iterable[_Union[MulticastOutput, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
 class Card(_message.Message):
     __slots__ = ("text", "audio_uri")
     TEXT_FIELD_NUMBER: _ClassVar[int]

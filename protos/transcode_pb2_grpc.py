@@ -94,6 +94,11 @@ class TranscodeServiceStub:
                 request_serializer=protos_dot_transcode__pb2.GetChannelThumbnailRequest.SerializeToString,
                 response_deserializer=protos_dot_transcode__pb2.ChannelThumbnail.FromString,
                 _registered_method=True)
+        self.ListMulticastOutputs = channel.unary_unary(
+                '/headend.transcode.v1.TranscodeService/ListMulticastOutputs',
+                request_serializer=protos_dot_transcode__pb2.ListMulticastOutputsRequest.SerializeToString,
+                response_deserializer=protos_dot_transcode__pb2.ListMulticastOutputsResponse.FromString,
+                _registered_method=True)
         self.ListNodes = channel.unary_unary(
                 '/headend.transcode.v1.TranscodeService/ListNodes',
                 request_serializer=protos_dot_transcode__pb2.ListNodesRequest.SerializeToString,
@@ -199,6 +204,15 @@ class TranscodeServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListMulticastOutputs(self, request, context):
+        """The multicast output of every channel that has one, by channel id: what the CDN
+        controller gives boxes on the managed networks. The admin and the playback role (front
+        doors) may call it; it holds no source URL.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListNodes(self, request, context):
         """The live transcode nodes, their capacity, load and channels, by node id.
         """
@@ -275,6 +289,11 @@ def add_TranscodeServiceServicer_to_server(servicer, server):
                     servicer.GetChannelThumbnail,
                     request_deserializer=protos_dot_transcode__pb2.GetChannelThumbnailRequest.FromString,
                     response_serializer=protos_dot_transcode__pb2.ChannelThumbnail.SerializeToString,
+            ),
+            'ListMulticastOutputs': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListMulticastOutputs,
+                    request_deserializer=protos_dot_transcode__pb2.ListMulticastOutputsRequest.FromString,
+                    response_serializer=protos_dot_transcode__pb2.ListMulticastOutputsResponse.SerializeToString,
             ),
             'ListNodes': grpc.unary_unary_rpc_method_handler(
                     servicer.ListNodes,
@@ -611,6 +630,33 @@ class TranscodeService:
             '/headend.transcode.v1.TranscodeService/GetChannelThumbnail',
             protos_dot_transcode__pb2.GetChannelThumbnailRequest.SerializeToString,
             protos_dot_transcode__pb2.ChannelThumbnail.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListMulticastOutputs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/headend.transcode.v1.TranscodeService/ListMulticastOutputs',
+            protos_dot_transcode__pb2.ListMulticastOutputsRequest.SerializeToString,
+            protos_dot_transcode__pb2.ListMulticastOutputsResponse.FromString,
             options,
             channel_credentials,
             insecure,
