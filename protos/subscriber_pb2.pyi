@@ -52,6 +52,20 @@ class DenyReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     DENY_REASON_SUBSCRIBER_TERMINATED: _ClassVar[DenyReason]
     DENY_REASON_CARRIER_NOT_ACTIVE: _ClassVar[DenyReason]
 
+class DeliveryFormat(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    DELIVERY_FORMAT_UNSPECIFIED: _ClassVar[DeliveryFormat]
+    DELIVERY_FORMAT_HLS_TS: _ClassVar[DeliveryFormat]
+    DELIVERY_FORMAT_HLS_CMAF: _ClassVar[DeliveryFormat]
+    DELIVERY_FORMAT_DASH: _ClassVar[DeliveryFormat]
+    DELIVERY_FORMAT_MULTICAST: _ClassVar[DeliveryFormat]
+
+class VideoCodec(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    VIDEO_CODEC_UNSPECIFIED: _ClassVar[VideoCodec]
+    VIDEO_CODEC_H264: _ClassVar[VideoCodec]
+    VIDEO_CODEC_HEVC: _ClassVar[VideoCodec]
+
 class DeviceEventKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     DEVICE_EVENT_KIND_UNSPECIFIED: _ClassVar[DeviceEventKind]
@@ -84,6 +98,14 @@ DENY_REASON_DEVICE_BLOCKED: DenyReason
 DENY_REASON_UNKNOWN_DEVICE: DenyReason
 DENY_REASON_SUBSCRIBER_TERMINATED: DenyReason
 DENY_REASON_CARRIER_NOT_ACTIVE: DenyReason
+DELIVERY_FORMAT_UNSPECIFIED: DeliveryFormat
+DELIVERY_FORMAT_HLS_TS: DeliveryFormat
+DELIVERY_FORMAT_HLS_CMAF: DeliveryFormat
+DELIVERY_FORMAT_DASH: DeliveryFormat
+DELIVERY_FORMAT_MULTICAST: DeliveryFormat
+VIDEO_CODEC_UNSPECIFIED: VideoCodec
+VIDEO_CODEC_H264: VideoCodec
+VIDEO_CODEC_HEVC: VideoCodec
 DEVICE_EVENT_KIND_UNSPECIFIED: DeviceEventKind
 DEVICE_EVENT_KIND_LOGIN: DeviceEventKind
 DEVICE_EVENT_KIND_AUTHORIZE: DeviceEventKind
@@ -179,6 +201,64 @@ class ListPackagesResponse(_message.Message):
     packages: _containers.RepeatedCompositeFieldContainer[Package]
     next_page_token: str
     def __init__(self, packages: _Optional[_Iterable[_Union[Package, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class DeviceProfile(_message.Message):
+    __slots__ = ("name", "display_name", "models", "formats", "codecs", "max_height", "update_time")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
+    MODELS_FIELD_NUMBER: _ClassVar[int]
+    FORMATS_FIELD_NUMBER: _ClassVar[int]
+    CODECS_FIELD_NUMBER: _ClassVar[int]
+    MAX_HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    display_name: str
+    models: _containers.RepeatedScalarFieldContainer[str]
+    formats: _containers.RepeatedScalarFieldContainer[DeliveryFormat]
+    codecs: _containers.RepeatedScalarFieldContainer[VideoCodec]
+    max_height: int
+    update_time: _timestamp_pb2.Timestamp
+    def __init__(self, name: _Optional[str] = ..., display_name: _Optional[str] = ..., models: _Optional[_Iterable[str]] = ..., formats: _Optional[_Iterable[_Union[DeliveryFormat, str]]] = ..., codecs: _Optional[_Iterable[_Union[VideoCodec, str]]] = ..., max_height: _Optional[int] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class DefineDeviceProfileRequest(_message.Message):
+    __slots__ = ("device_profile", "idempotency_key")
+    DEVICE_PROFILE_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    device_profile: DeviceProfile
+    idempotency_key: str
+    def __init__(self, device_profile: _Optional[_Union[DeviceProfile, _Mapping]] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
+
+class GetDeviceProfileRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class ListDeviceProfilesRequest(_message.Message):
+    __slots__ = ("parent", "page_size", "page_token")
+    PARENT_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    parent: str
+    page_size: int
+    page_token: str
+    def __init__(self, parent: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListDeviceProfilesResponse(_message.Message):
+    __slots__ = ("device_profiles", "next_page_token")
+    DEVICE_PROFILES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    device_profiles: _containers.RepeatedCompositeFieldContainer[DeviceProfile]
+    next_page_token: str
+    def __init__(self, device_profiles: _Optional[_Iterable[_Union[DeviceProfile, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class DeleteDeviceProfileRequest(_message.Message):
+    __slots__ = ("name", "idempotency_key")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    idempotency_key: str
+    def __init__(self, name: _Optional[str] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
 
 class Subscriber(_message.Message):
     __slots__ = ("name", "display_name", "region_code", "status", "service_end", "max_streams", "contact_phone", "contact_email", "version", "create_time", "update_time")
@@ -451,7 +531,7 @@ class DeviceLoginRequest(_message.Message):
     def __init__(self, mac: _Optional[str] = ..., device_secret: _Optional[str] = ...) -> None: ...
 
 class DeviceLoginResponse(_message.Message):
-    __slots__ = ("carrier_id", "subscriber_id", "region_code", "subscriber_version", "status", "mac", "channel_ids", "allowed", "deny_reason")
+    __slots__ = ("carrier_id", "subscriber_id", "region_code", "subscriber_version", "status", "mac", "channel_ids", "allowed", "deny_reason", "device_profile")
     CARRIER_ID_FIELD_NUMBER: _ClassVar[int]
     SUBSCRIBER_ID_FIELD_NUMBER: _ClassVar[int]
     REGION_CODE_FIELD_NUMBER: _ClassVar[int]
@@ -461,6 +541,7 @@ class DeviceLoginResponse(_message.Message):
     CHANNEL_IDS_FIELD_NUMBER: _ClassVar[int]
     ALLOWED_FIELD_NUMBER: _ClassVar[int]
     DENY_REASON_FIELD_NUMBER: _ClassVar[int]
+    DEVICE_PROFILE_FIELD_NUMBER: _ClassVar[int]
     carrier_id: str
     subscriber_id: str
     region_code: str
@@ -470,7 +551,8 @@ class DeviceLoginResponse(_message.Message):
     channel_ids: _containers.RepeatedScalarFieldContainer[str]
     allowed: bool
     deny_reason: DenyReason
-    def __init__(self, carrier_id: _Optional[str] = ..., subscriber_id: _Optional[str] = ..., region_code: _Optional[str] = ..., subscriber_version: _Optional[int] = ..., status: _Optional[_Union[SubscriberStatus, str]] = ..., mac: _Optional[str] = ..., channel_ids: _Optional[_Iterable[str]] = ..., allowed: _Optional[bool] = ..., deny_reason: _Optional[_Union[DenyReason, str]] = ...) -> None: ...
+    device_profile: DeviceProfile
+    def __init__(self, carrier_id: _Optional[str] = ..., subscriber_id: _Optional[str] = ..., region_code: _Optional[str] = ..., subscriber_version: _Optional[int] = ..., status: _Optional[_Union[SubscriberStatus, str]] = ..., mac: _Optional[str] = ..., channel_ids: _Optional[_Iterable[str]] = ..., allowed: _Optional[bool] = ..., deny_reason: _Optional[_Union[DenyReason, str]] = ..., device_profile: _Optional[_Union[DeviceProfile, _Mapping]] = ...) -> None: ...
 
 class AuthorizeRequest(_message.Message):
     __slots__ = ("mac", "channel_id", "at")

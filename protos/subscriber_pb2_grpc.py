@@ -64,6 +64,26 @@ class SubscriberServiceStub:
                 request_serializer=protos_dot_subscriber__pb2.ListPackagesRequest.SerializeToString,
                 response_deserializer=protos_dot_subscriber__pb2.ListPackagesResponse.FromString,
                 _registered_method=True)
+        self.DefineDeviceProfile = channel.unary_unary(
+                '/headend.subscriber.v1.SubscriberService/DefineDeviceProfile',
+                request_serializer=protos_dot_subscriber__pb2.DefineDeviceProfileRequest.SerializeToString,
+                response_deserializer=protos_dot_subscriber__pb2.DeviceProfile.FromString,
+                _registered_method=True)
+        self.GetDeviceProfile = channel.unary_unary(
+                '/headend.subscriber.v1.SubscriberService/GetDeviceProfile',
+                request_serializer=protos_dot_subscriber__pb2.GetDeviceProfileRequest.SerializeToString,
+                response_deserializer=protos_dot_subscriber__pb2.DeviceProfile.FromString,
+                _registered_method=True)
+        self.ListDeviceProfiles = channel.unary_unary(
+                '/headend.subscriber.v1.SubscriberService/ListDeviceProfiles',
+                request_serializer=protos_dot_subscriber__pb2.ListDeviceProfilesRequest.SerializeToString,
+                response_deserializer=protos_dot_subscriber__pb2.ListDeviceProfilesResponse.FromString,
+                _registered_method=True)
+        self.DeleteDeviceProfile = channel.unary_unary(
+                '/headend.subscriber.v1.SubscriberService/DeleteDeviceProfile',
+                request_serializer=protos_dot_subscriber__pb2.DeleteDeviceProfileRequest.SerializeToString,
+                response_deserializer=protos_dot_subscriber__pb2.DeviceProfile.FromString,
+                _registered_method=True)
         self.CreateSubscriber = channel.unary_unary(
                 '/headend.subscriber.v1.SubscriberService/CreateSubscriber',
                 request_serializer=protos_dot_subscriber__pb2.CreateSubscriberRequest.SerializeToString,
@@ -236,6 +256,36 @@ class SubscriberServiceServicer:
 
     def ListPackages(self, request, context):
         """The package catalogue, by id; any authenticated caller may read it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DefineDeviceProfile(self, request, context):
+        """Create or replace one of a carrier's device profiles: what the box models it names
+        play (formats, codecs, largest picture). A model belongs to at most one profile of
+        its carrier (FAILED_PRECONDITION naming the other profile).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetDeviceProfile(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListDeviceProfiles(self, request, context):
+        """A carrier's device profiles, by id.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteDeviceProfile(self, request, context):
+        """Remove a device profile: its models fall back to the carrier's "default" profile, or
+        to the platform's (MPEG-TS HLS, H.264, any size). Returns the removed profile.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -468,6 +518,26 @@ def add_SubscriberServiceServicer_to_server(servicer, server):
                     servicer.ListPackages,
                     request_deserializer=protos_dot_subscriber__pb2.ListPackagesRequest.FromString,
                     response_serializer=protos_dot_subscriber__pb2.ListPackagesResponse.SerializeToString,
+            ),
+            'DefineDeviceProfile': grpc.unary_unary_rpc_method_handler(
+                    servicer.DefineDeviceProfile,
+                    request_deserializer=protos_dot_subscriber__pb2.DefineDeviceProfileRequest.FromString,
+                    response_serializer=protos_dot_subscriber__pb2.DeviceProfile.SerializeToString,
+            ),
+            'GetDeviceProfile': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetDeviceProfile,
+                    request_deserializer=protos_dot_subscriber__pb2.GetDeviceProfileRequest.FromString,
+                    response_serializer=protos_dot_subscriber__pb2.DeviceProfile.SerializeToString,
+            ),
+            'ListDeviceProfiles': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDeviceProfiles,
+                    request_deserializer=protos_dot_subscriber__pb2.ListDeviceProfilesRequest.FromString,
+                    response_serializer=protos_dot_subscriber__pb2.ListDeviceProfilesResponse.SerializeToString,
+            ),
+            'DeleteDeviceProfile': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteDeviceProfile,
+                    request_deserializer=protos_dot_subscriber__pb2.DeleteDeviceProfileRequest.FromString,
+                    response_serializer=protos_dot_subscriber__pb2.DeviceProfile.SerializeToString,
             ),
             'CreateSubscriber': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateSubscriber,
@@ -762,6 +832,114 @@ class SubscriberService:
             '/headend.subscriber.v1.SubscriberService/ListPackages',
             protos_dot_subscriber__pb2.ListPackagesRequest.SerializeToString,
             protos_dot_subscriber__pb2.ListPackagesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DefineDeviceProfile(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/headend.subscriber.v1.SubscriberService/DefineDeviceProfile',
+            protos_dot_subscriber__pb2.DefineDeviceProfileRequest.SerializeToString,
+            protos_dot_subscriber__pb2.DeviceProfile.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetDeviceProfile(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/headend.subscriber.v1.SubscriberService/GetDeviceProfile',
+            protos_dot_subscriber__pb2.GetDeviceProfileRequest.SerializeToString,
+            protos_dot_subscriber__pb2.DeviceProfile.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListDeviceProfiles(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/headend.subscriber.v1.SubscriberService/ListDeviceProfiles',
+            protos_dot_subscriber__pb2.ListDeviceProfilesRequest.SerializeToString,
+            protos_dot_subscriber__pb2.ListDeviceProfilesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteDeviceProfile(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/headend.subscriber.v1.SubscriberService/DeleteDeviceProfile',
+            protos_dot_subscriber__pb2.DeleteDeviceProfileRequest.SerializeToString,
+            protos_dot_subscriber__pb2.DeviceProfile.FromString,
             options,
             channel_credentials,
             insecure,
