@@ -253,11 +253,13 @@ def channel_to_pb(channel: LiveChannel) -> pb.Channel:
     )
 
 
-_MULTICAST_PROTOCOL = {
+_MULTICAST_PROTOCOL: dict[MulticastProtocol, pb.Multicast.Protocol.ValueType] = {
     MulticastProtocol.RTP: pb.Multicast.PROTOCOL_RTP,
     MulticastProtocol.UDP: pb.Multicast.PROTOCOL_UDP,
 }
-_MULTICAST_PROTOCOL_BACK = {v: k for k, v in _MULTICAST_PROTOCOL.items()}
+_MULTICAST_PROTOCOL_BACK: dict[int, MulticastProtocol] = {
+    v: k for k, v in _MULTICAST_PROTOCOL.items()
+}
 
 
 def multicast_from_pb(msg: pb.Multicast) -> Multicast:
