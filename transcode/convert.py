@@ -253,7 +253,7 @@ def channel_to_pb(channel: LiveChannel) -> pb.Channel:
     )
 
 
-_MULTICAST_PROTOCOL: dict[MulticastProtocol, pb.Multicast.Protocol.ValueType] = {
+_MULTICAST_PROTOCOL: dict[MulticastProtocol, pb.Multicast.Protocol] = {
     MulticastProtocol.RTP: pb.Multicast.PROTOCOL_RTP,
     MulticastProtocol.UDP: pb.Multicast.PROTOCOL_UDP,
 }
