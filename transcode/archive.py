@@ -56,6 +56,10 @@ CHANNELS = "tc:archived"
 _LOOKBEHIND_SECONDS = 30.0
 # A window that ended this recently may still be reloaded by players that watched it grow.
 SETTLED = timedelta(minutes=1)
+# A live video rung's I-frame playlist, beside its ``index.m3u8`` (``transcode.live.window``).
+LIVE_IFRAMES = "iframes.m3u8"
+# CODECS entries of audio (AAC, AC-3, E-AC-3, Opus), left out of an I-frame variant's.
+_AUDIO_CODECS = ("mp4a.", "ac-3", "ec-3", "Opus", "opus")
 
 
 def channel_tag(channel: str) -> str:
@@ -384,12 +388,16 @@ def live_master(
     measured: Mapping[str, tuple[Sequence[int], Sequence[float]]],
     *,
     query: str = "",
+    iframes: Mapping[str, tuple[Sequence[int], Sequence[float]]] | None = None,
 ) -> hls.MasterPlaylist:
     """The master of a live channel or a catch-up window: one variant per rung with segments,
     lowest bandwidth first, and its audio and subtitle renditions that have segments
     (``measured`` maps a rung or rendition to its segments' sizes in bytes and durations in
     seconds). With audio renditions a variant's bandwidth adds the most demanding one's
-    (RFC 8216 section 4.3.4.2) and names the group, as VOD does (``transcode.tracks``)."""
+    (RFC 8216 section 4.3.4.2) and names the group, as VOD does (``transcode.tracks``).
+    ``iframes`` maps a video rung with an I-frame playlist (``{rung}/iframes.m3u8``) to its
+    I-frames' sizes and durations: each gets an ``EXT-X-I-FRAME-STREAM-INF``, its bandwidth
+    measured as VOD's is (catch-up windows have none: the archive holds no keyframes)."""
     have = [r for r in rungs if measured.get(r.name, ((), ()))[0]]
     tracks = [r.track() for r in have if r.kind != "video"]
     rates = {r.name: bits_per_second(*measured[r.name]) for r in have}
@@ -397,6 +405,7 @@ def live_master(
     audio_peak = max((rates[t.name][0] for t in audio), default=0)
     audio_average = max((rates[t.name][1] for t in audio), default=0)
     subtitles = any(t.kind == "subtitles" for t in tracks)
+    video = [r for r in have if r.kind == "video"]
     variants = [
         hls.Variant(
             uri=f"{rung.name}/index.m3u8{query}",
@@ -408,14 +417,37 @@ def live_master(
             audio=AUDIO_GROUP if audio else None,
             subtitles=SUBTITLES_GROUP if subtitles else None,
         )
-        for rung in have
-        if rung.kind == "video"
+        for rung in video
     ]
     variants.sort(key=lambda v: v.bandwidth)
+    keyframes = {
+        r.name: bits_per_second(*iframes[r.name])
+        for r in video
+        if iframes is not None and iframes.get(r.name, ((), ()))[0]
+    }
+    iframe_variants = [
+        hls.IFrameVariant(
+            uri=f"{rung.name}/{LIVE_IFRAMES}{query}",
+            bandwidth=keyframes[rung.name][0],
+            average_bandwidth=keyframes[rung.name][1],
+            codecs=_video_codecs(rung.codecs),
+            resolution=(rung.width, rung.height),
+        )
+        for rung in video
+        if rung.name in keyframes
+    ]
+    iframe_variants.sort(key=lambda v: v.bandwidth)
     return hls.MasterPlaylist(
         variants=variants,
+        iframe_variants=iframe_variants,
         renditions=renditions(tracks, lambda t: f"{t.name}/index.m3u8{query}") if variants else (),
     )
+
+
+def _video_codecs(codecs: str) -> str:
+    """A variant's CODECS without its audio's: what an I-frame variant lists (RFC 8216
+    section 4.3.4.3)."""
+    return ",".join(c for c in codecs.split(",") if not c.startswith(_AUDIO_CODECS))
 
 
 def render_master_for(

@@ -1,7 +1,7 @@
 """The origin ingest protocol, shared by the node that pushes and the origin that takes files.
 
 A node mirrors what it publishes to every origin with ``PUT /ingest/live/{channel}/...``
-(segments, rung playlists, master). Each PUT carries the writer's node id and fencing
+(segments, rung and I-frame playlists, master). Each PUT carries the writer's node id and fencing
 token and is signed with the shared ``ORIGIN_INGEST_SECRET``: HMAC-SHA256 over the
 method, path, node, token, a timestamp and the body's SHA-256, so the secret never
 travels and a captured request cannot carry another body. Pure: no I/O here.
@@ -30,6 +30,8 @@ _TOKEN = re.compile(r"[0-9]{1,18}", re.ASCII)
 _HEX64 = re.compile(r"[0-9a-f]{64}", re.ASCII)
 _SEGMENT = re.compile(r"([0-9]{10,15})\.ts", re.ASCII)
 MIN_SECRET_BYTES = 32
+# A rung's media playlist and a video rung's I-frame playlist (``transcode.live.window``).
+_RUNG_PLAYLISTS = frozenset({"index.m3u8", "iframes.m3u8"})
 # An origin leaves this file in its root: a pushing node refuses that root as its own.
 ROOT_MARKER = ".origin-root"
 
@@ -64,7 +66,8 @@ class Writer:
 
 def parse_path(channel: str, tail: str) -> IngestPath:
     """The one set of files a node may push, named exactly as the origin reads them:
-    ``master.m3u8``, ``{rung}/index.m3u8`` and ``{rung}/{sequence:010d}.ts``."""
+    ``master.m3u8``, ``{rung}/index.m3u8``, ``{rung}/iframes.m3u8`` and
+    ``{rung}/{sequence:010d}.ts``."""
     try:
         validate_channel_id("channel", channel)
     except InvalidRequest as err:
@@ -78,7 +81,7 @@ def parse_path(channel: str, tail: str) -> IngestPath:
             validate_rung(rung)
         except InvalidRequest as err:
             raise ContentNotFound(f"no rung {rung[:64]}") from err
-        if name == "index.m3u8":
+        if name in _RUNG_PLAYLISTS:
             return IngestPath(channel, rung, name)
         match = _SEGMENT.fullmatch(name)
         if match is not None and f"{int(match.group(1)):010d}.ts" == name:

@@ -321,6 +321,8 @@ async def narrow(redis: aioredis.Redis, site: Site) -> AsyncIterator[str]:
     [
         pytest.param("/vod/movie/180p/seg0.ts", id="vod"),
         pytest.param(f"/live/ch1/180p/{SEGMENTS - 1:010d}.ts", id="live"),
+        pytest.param("/live/ch1/180p/iframes.m3u8", id="live-iframes"),
+        pytest.param("/vod/movie/manifest.mpd", id="vod-dash"),
         pytest.param(f"{WINDOW}/180p/0000000005.ts", id="catchup"),
         pytest.param("/metrics", id="metrics"),
         pytest.param("/nothing/here", id="unknown-path"),

@@ -38,6 +38,12 @@ So do the signals scheduled into the channel (``transcode.cueq``), read before a
 files move (a Redis that fails gives none for that segment) and taken off the queue in the
 store's step that keeps the segment's cues, fenced like every write of the channel.
 
+A clear channel's video rungs get I-frame playlists (``{rung}/iframes.m3u8``, listed in the
+master): each segment's files are scanned for keyframes (``transcode.measure``'s TS scan,
+on a worker thread) before they move, and the I-frames go into the window with it
+(``iframes.py``). An encrypted channel's get none: a byte range of a segment encrypted
+whole in CBC mode cannot be decrypted on its own.
+
 The ``observer`` is called right after a segment is in place in every rung and the
 playlists naming it are written; ``transcode.live.push.Pusher.observe`` is one, mirroring
 the files to origins on other hosts (``TC_ORIGIN_PUSH_URLS``).
@@ -57,7 +63,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from transcode import hls
-from transcode.archive import RungInfo, live_master
+from transcode.archive import LIVE_IFRAMES, RungInfo, live_master
 from transcode.cues import StoredCue
 from transcode.domain import ArchiveEntry, ChannelState, LiveChannel
 from transcode.errors import EncodeFailed, LeaseLost
@@ -66,12 +72,13 @@ from transcode.live.captions import LiveCaptions
 from transcode.live.cuequeue import NodeQueue
 from transcode.live.encryption import ChannelKeys, encrypt_files
 from transcode.live.epoch import Epoch
+from transcode.live.iframes import scan_files, segment_iframes
 from transcode.live.metrics import LiveMetrics
 from transcode.live.scte35 import SpliceBook
 from transcode.live.store import ChannelStore
 from transcode.live.thumbnail import Thumbnailer
 from transcode.live.window import SEGMENT_SUFFIX, Window, caption_name
-from transcode.measure import scan_segment
+from transcode.measure import SegmentScan, scan_segment
 from transcode.tracks import Track, audio_of, subtitles_of
 
 log = logging.getLogger(__name__)
@@ -146,6 +153,9 @@ class Publisher:
         # publish must not overwrite the ended playlists written at stop.
         self._file_lock = threading.Lock()
         self._ended = False
+        # The rungs whose iframes.m3u8 this publisher wrote (None: none yet, and any found
+        # from an earlier run is removed once the first playlists are written).
+        self._iframe_files: set[str] | None = None
 
     @property
     def plan(self) -> tuple[PlannedRung, ...]:
@@ -233,6 +243,12 @@ class Publisher:
                 self._captions.texts, epoch.number, epoch.directory, first.start, first.end,
                 clear[0],
             )  # fmt: skip
+        scans: dict[str, SegmentScan] = {}
+        if self.keys is None:
+            # The files as they will be published; scanned before the number is taken (a
+            # cancel here has committed nothing): their keyframes are the I-frames.
+            video = {r: p for r, p in zip(epoch.rungs, clear, strict=True) if r in self._rung_names}
+            scans = await asyncio.to_thread(scan_files, video)
         sources, key_id, seq = clear, "", self._next_seq
         if self.keys is not None:
             # Measured from the clear files: the encrypted ones cannot be read.
@@ -304,8 +320,10 @@ class Publisher:
         ranges += self.splices.place([s.splice() for s in queued], start, seq)
         if ranges or placed:
             self._store.add_cues([StoredCue(start, r) for r in ranges], placed)
+        iframes = {rung: segment_iframes(scan, duration) for rung, scan in scans.items()}
         self.window.slide(seq, duration, start, discontinuity, sizes, segment_key,
-                          length=self.channel.window_segments, dateranges=ranges)  # fmt: skip
+                          length=self.channel.window_segments, dateranges=ranges,
+                          iframes=iframes)  # fmt: skip
         self._playlists_stale = True
         if self._metrics is not None:
             self._metrics.published.labels(self.channel.id).inc()
@@ -313,10 +331,8 @@ class Publisher:
             # The playlists' own, as the channel's status reports it.
             target = self.window.target_duration(self.profile.segment_seconds)
             self._metrics.target_duration.labels(self.channel.id).set(target)
-        for rung, dest in dests.items():
-            if self.keys is None and self._measured.get(rung) != epoch.number:
-                if rung in self._rung_names:
-                    await self._measure(rung, dest, epoch.number)
+        for rung, scan in scans.items():
+            self._codec_of(rung, scan, epoch.number)
         self._register_rungs()
         await self._write()
         if self._observer is not None:
@@ -332,7 +348,11 @@ class Publisher:
             facts = await asyncio.to_thread(scan_segment, path)
         except (EncodeFailed, FileNotFoundError):
             return  # measured from a later segment
-        if facts.avc_codec:
+        self._codec_of(rung, facts, epoch_number)
+
+    def _codec_of(self, rung: str, facts: SegmentScan, epoch_number: int) -> None:
+        """Take a rung's codecs from a scan of its segment, once per epoch."""
+        if facts.avc_codec and self._measured.get(rung) != epoch_number:
             self._measured[rung] = epoch_number
             if self._codecs.get(rung) != facts.avc_codec:
                 self._codecs[rung] = facts.avc_codec
@@ -408,8 +428,21 @@ class Publisher:
             return
         for name, text in texts.items():
             _atomic_write(self._dir / name / "index.m3u8", text)
-        master = live_master(self.rung_infos(), self.window.measured())
+        videos = [r.name for r in self.plan]
+        iframe_texts = self.window.iframe_playlists(
+            videos, segment_seconds=self.profile.segment_seconds, endlist=endlist
+        )
+        for name, text in iframe_texts.items():
+            _atomic_write(self._dir / name / LIVE_IFRAMES, text)
+        iframes = {n: m for n, m in self.window.iframe_measured().items() if n in iframe_texts}
+        master = live_master(self.rung_infos(), self.window.measured(), iframes=iframes)
         _atomic_write(self._dir / "master.m3u8", hls.render_master(master))
+        # Gone once the master no longer lists them (a rung whose run ended, a rung of an
+        # encrypted channel left from an earlier clear run).
+        written = set(videos) if self._iframe_files is None else self._iframe_files
+        for name in written - set(iframe_texts):
+            (self._dir / name / LIVE_IFRAMES).unlink(missing_ok=True)
+        self._iframe_files = set(iframe_texts)
 
 
 def next_sequence_on_disk(channel_dir: Path) -> int:

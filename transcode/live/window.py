@@ -6,6 +6,11 @@ latest one: one that misses a segment starts again, and its playlist lists only 
 from the sequence and discontinuity numbers its first segment has in every rung.
 Subtitle renditions list the same segments as ``.vtt`` files, never encrypted.
 
+A video rung of a clear channel also keeps each segment's I-frames (``iframes.py``) and gets
+an I-frame playlist over them: the same segments, discontinuities, discontinuity sequence
+and program date-times as its media playlist, numbered by I-frame. Its run is cut short
+like the sizes', and also where a segment could not be scanned or has no keyframe.
+
 A segment's date ranges (SCTE-35 signals) are listed before it in every playlist; when it
 slides out, those still running (an out whose return is to come) move to the new first
 segment, as RFC 8216bis keeps a date range while a segment it covers is listed.
@@ -14,12 +19,13 @@ segment, as RFC 8216bis keeps a date range while a segment it covers is listed.
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from transcode import hls
 from transcode.cues import closes, still_runs
+from transcode.live.iframes import IFrame, run_base
 from transcode.measure import bits_per_second
 
 SEGMENT_SUFFIX = ".ts"
@@ -43,6 +49,10 @@ class Window:
     # missing from a segment: then those since).
     sizes: dict[str, list[int]] = field(default_factory=dict)
     discontinuity_sequence: int = 0
+    # Per video rung, the I-frames of each of its latest segments (a run like ``sizes``),
+    # and the number of the first I-frame of the run's first segment (``iframes.py``).
+    iframes: dict[str, list[tuple[IFrame, ...]]] = field(default_factory=dict)
+    iframe_sequence: dict[str, int] = field(default_factory=dict)
 
     def slide(
         self,
@@ -55,8 +65,10 @@ class Window:
         *,
         length: int,
         dateranges: tuple[hls.DateRange, ...] = (),
+        iframes: Mapping[str, tuple[IFrame, ...]] | None = None,
     ) -> None:
-        """Add a published segment (``sizes`` by rung) and keep the last ``length``."""
+        """Add a published segment (``sizes`` and, of the video rungs that were scanned,
+        ``iframes`` by rung) and keep the last ``length``."""
         self.seqs.append(seq)
         self.durations.append(duration)
         self.starts.append(start)
@@ -68,6 +80,14 @@ class Window:
             del self.sizes[rung]  # missing from this segment: its run starts again
         for rung, size in sizes.items():
             self.sizes.setdefault(rung, []).append(size)
+        # A segment with no keyframe ends a run: every segment of a run lists an I-frame.
+        scanned = {r: f for r, f in (iframes or {}).items() if f and r in sizes}
+        for rung in set(self.iframes) - set(scanned):
+            del self.iframes[rung], self.iframe_sequence[rung]  # its I-frame run starts again
+        for rung, frames in scanned.items():
+            if rung not in self.iframes:
+                self.iframe_sequence[rung] = run_base(seq)
+            self.iframes.setdefault(rung, []).append(frames)
         while len(self.seqs) > length:
             if self.discontinuities[0]:
                 self.discontinuity_sequence += 1
@@ -78,6 +98,10 @@ class Window:
                 self.dateranges[self.seqs[0]] = carried
         for values in self.sizes.values():
             del values[: len(values) - len(self.seqs)]
+        for rung, runs in self.iframes.items():
+            slid = runs[: len(runs) - len(self.seqs)]
+            self.iframe_sequence[rung] += sum(len(frames) for frames in slid)
+            del runs[: len(slid)]
         if self.discontinuities and self.discontinuities[0]:
             # A window never starts with a discontinuity tag: it is implied by the sequence.
             self.discontinuities[0] = False
@@ -97,6 +121,15 @@ class Window:
             rung: (sizes, self.durations[len(self.durations) - len(sizes) :])
             for rung, sizes in self.sizes.items()
         }
+
+    def iframe_measured(self) -> dict[str, tuple[list[int], list[float]]]:
+        """Each video rung's I-frame sizes and durations (its I-frame bandwidth), for the
+        rungs that have an I-frame run."""
+        out: dict[str, tuple[list[int], list[float]]] = {}
+        for rung, runs in self.iframes.items():
+            frames = [f for segment in runs for f in segment]
+            out[rung] = ([f.length for f in frames], [f.duration for f in frames])
+        return out
 
     def target_duration(self, segment_seconds: float) -> int:
         """The playlists' EXT-X-TARGETDURATION: the segment duration, or a longer segment's."""
@@ -169,6 +202,46 @@ class Window:
                     )
                 )
             out[name] = texts[first, caption]
+        return out
+
+    def iframe_playlists(
+        self, names: Sequence[str], *, segment_seconds: float, endlist: bool
+    ) -> dict[str, str]:
+        """The I-frame playlist of each of ``names`` that has an I-frame run: the target
+        duration, discontinuities and segment dates of its media playlist, numbered by
+        I-frame."""
+        target = self.target_duration(segment_seconds)
+        out = {}
+        for name in names:
+            runs = self.iframes.get(name)
+            if not runs:
+                continue
+            first = len(self.seqs) - len(runs)
+            # Every segment of a run lists an I-frame, so a discontinuity goes on its first
+            # one (the run's first segment's is implied by the sequence, as in the media
+            # playlist) and the discontinuity numbers are the media playlist's.
+            entries = [
+                hls.Segment(
+                    uri=f"{self.seqs[index]:010d}{SEGMENT_SUFFIX}",
+                    duration=frame.duration,
+                    program_date_time=self.starts[index] + timedelta(seconds=frame.at),
+                    discontinuity=n == 0 and index > first and self.discontinuities[index],
+                    byterange=(frame.length, frame.offset),
+                )
+                for index, frames in enumerate(runs, first)
+                for n, frame in enumerate(frames)
+            ]
+            out[name] = hls.render_media(
+                hls.MediaPlaylist(
+                    segments=entries,
+                    media_sequence=self.iframe_sequence[name],
+                    discontinuity_sequence=self.discontinuity_sequence
+                    + sum(self.discontinuities[1 : first + 1]),
+                    endlist=endlist,
+                    iframes_only=True,
+                    target_duration=target,
+                )
+            )
         return out
 
 

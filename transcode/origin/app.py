@@ -20,6 +20,7 @@ from headend.httperrors import error_body, http_status
 from headend.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from headend.metrics import render
 from transcode.archive import (
+    LIVE_IFRAMES,
     ArchiveIndex,
     WindowState,
     render_catchup_media,
@@ -149,6 +150,11 @@ class Origin:
         parts = ("live", self.path_channel(request), self.path_rung(request), "index.m3u8")
         return await respond(request, await self.file_body(parts, self.live_cache))
 
+    async def live_iframes(self, request: web.Request) -> web.StreamResponse:
+        """A live video rung's I-frame playlist (a clear channel's; catch-up has none)."""
+        parts = ("live", self.path_channel(request), self.path_rung(request), LIVE_IFRAMES)
+        return await respond(request, await self.file_body(parts, self.live_cache))
+
     async def live_segment(self, request: web.Request) -> web.StreamResponse:
         """A segment of the live window (or just behind it); the archive is not reachable here."""
         channel, rung = self.path_channel(request), self.path_rung(request)
@@ -188,7 +194,8 @@ class Origin:
         if len(tail) > _MAX_VOD_DEPTH:
             raise ContentNotFound("no such content")
         parts = ("vod", asset, *(guard.name(p) for p in tail))
-        cache = VOD_PLAYLIST if parts[-1].endswith(".m3u8") else IMMUTABLE
+        # A VOD manifest (HLS or DASH) may be republished; its segments never change.
+        cache = VOD_PLAYLIST if parts[-1].endswith((".m3u8", ".mpd")) else IMMUTABLE
         return await respond(request, await self.file_body(parts, cache))
 
     async def path_window(self, request: web.Request, channel: str, now: datetime) -> Window:
@@ -343,6 +350,7 @@ def create_app(
     app.router.add_get("/metrics", origin.metrics_page)
     app.router.add_get("/live/{channel}/master.m3u8", origin.live_master)
     app.router.add_get("/live/{channel}/{rung}/index.m3u8", origin.live_media)
+    app.router.add_get(f"/live/{{channel}}/{{rung}}/{LIVE_IFRAMES}", origin.live_iframes)
     app.router.add_get(f"/live/{{channel}}/{{rung}}/{seg}", origin.live_segment)
     app.router.add_get("/catchup/{channel}/master.m3u8", origin.catchup_master)
     app.router.add_get("/catchup/{channel}/{rung}/index.m3u8", origin.catchup_media)

@@ -18,7 +18,7 @@ import aiohttp
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from transcode import hls_parse, ingest
-from transcode.archive import RungInfo
+from transcode.archive import LIVE_IFRAMES, RungInfo
 from transcode.domain import ArchiveEntry, Window
 from transcode.errors import InvalidPlaylist
 from transcode.live.push.settings import PushSettings
@@ -262,7 +262,7 @@ class OriginWorker:
     async def _playlists(self, session: aiohttp.ClientSession, item: Item) -> None:
         base = f"live/{item.channel}"
         lists = await asyncio.to_thread(_read_playlists, self._root / base)
-        for rung, body in lists.items():
+        for rung, (body, iframes) in lists.items():
             try:
                 names = [s.uri for s in hls_parse.parse_media(body.decode()).segments]
             except (InvalidPlaylist, UnicodeDecodeError, ValueError):
@@ -275,6 +275,10 @@ class OriginWorker:
             for seq, suffix in found:
                 await self._segment(session, item, rung, seq, suffix)
             await self._put(session, f"{base}/{rung}/index.m3u8", body, item.writer, "playlist")
+            if iframes is not None:
+                # After the media playlist: it names only segments that one names, now sent.
+                rel = f"{base}/{rung}/{LIVE_IFRAMES}"
+                await self._put(session, rel, iframes, item.writer, "playlist")
             if seqs:
                 sent = self._sent[(item.channel, rung)]
                 floor = seqs[0] - _SENT_SLACK
@@ -335,9 +339,10 @@ def _rungs_with(root: Path, channel: str, sequence: int) -> list[tuple[str, str]
     )
 
 
-def _read_playlists(directory: Path) -> dict[str, bytes]:
-    """Every rung playlist of a channel, read once (what is pushed is what was checked)."""
-    out: dict[str, bytes] = {}
+def _read_playlists(directory: Path) -> dict[str, tuple[bytes, bytes | None]]:
+    """Every rung playlist of a channel and, beside it, the rung's I-frame playlist if it has
+    one, read once (what is pushed is what was checked)."""
+    out: dict[str, tuple[bytes, bytes | None]] = {}
     try:
         entries = sorted(os.scandir(directory), key=lambda e: e.name)
     except FileNotFoundError:
@@ -346,5 +351,5 @@ def _read_playlists(directory: Path) -> dict[str, bytes]:
         if entry.is_dir(follow_symlinks=False) and not entry.name.startswith("."):
             body = _read(Path(entry.path) / "index.m3u8")
             if body is not None:
-                out[entry.name] = body
+                out[entry.name] = (body, _read(Path(entry.path) / LIVE_IFRAMES))
     return out
