@@ -7,7 +7,8 @@ table|json|csv`` (:mod:`headend.output`). Failures end as :mod:`headend.clitools
 says (one line, the exit status of their kind). The commands live by subject:
 :mod:`subscriber.cli_accounts` (create, get, list, export, update, status, entitle,
 revoke), :mod:`subscriber.cli_devices` (bind, activate, unbind, block, replace,
-why-not), :mod:`subscriber.cli_admin` (packages, define-package, create-carrier,
+why-not), :mod:`subscriber.cli_profiles` (device-profile define, get, list, delete),
+:mod:`subscriber.cli_admin` (packages, define-package, create-carrier,
 audit), :mod:`subscriber.cli_helpdesk` (device-events, counts, provisioning-errors) and
 :mod:`subscriber.cli_import` (import, ``--dry-run``, ``--rejects``).
 
@@ -47,7 +48,14 @@ from __future__ import annotations
 import argparse
 
 from headend.clitools import add_target, env_help, service_env
-from subscriber import cli_accounts, cli_admin, cli_devices, cli_helpdesk, cli_import
+from subscriber import (
+    cli_accounts,
+    cli_admin,
+    cli_devices,
+    cli_helpdesk,
+    cli_import,
+    cli_profiles,
+)
 from subscriber.cli_common import DEFAULT_TARGET, TARGET_VAR, Command, run
 from subscriber.cli_import import import_rows
 from subscriber.importfile import CsvError, read_csv
@@ -73,6 +81,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     cli_import.add_commands(add)
     cli_accounts.add_commands(add)
     cli_devices.add_commands(add)
+    cli_profiles.add_commands(add)
     cli_admin.add_commands(add)
     cli_helpdesk.add_commands(add)
     add_target(top, TARGET_VAR, DEFAULT_TARGET)

@@ -26,12 +26,14 @@ from protos import keys_pb2, keys_pb2_grpc
 from protos import subscriber_pb2 as pb
 from protos import subscriber_pb2_grpc as pb_grpc
 from subscriber import convert
+from subscriber import convert_profiles as cp
 from subscriber.convert import CARRIER, ENTITLEMENT, SUBSCRIBER, device_name
 from subscriber.domain import (
     AuditEntry,
     Carrier,
     Decision,
     Device,
+    DeviceProfile,
     Entitlement,
     ImportRow,
     ImportSummary,
@@ -99,6 +101,48 @@ class SubscriberClient(ServiceClient):
             token = reply.next_page_token
             if not token:
                 return packages
+
+    # ---- device profiles
+
+    async def define_device_profile(
+        self, profile: DeviceProfile, *, idempotency_key: str = ""
+    ) -> DeviceProfile:
+        """Create or replace a carrier's device profile (``ModelInAnotherProfile`` when
+        another profile names one of its models)."""
+        request = pb.DefineDeviceProfileRequest(
+            device_profile=cp.device_profile(profile), idempotency_key=idempotency_key
+        )
+        return cp.device_profile_from_pb(await self.call(self._stub.DefineDeviceProfile, request))
+
+    async def get_device_profile(self, carrier_id: str, profile_id: str) -> DeviceProfile:
+        """One device profile, with its models."""
+        request = pb.GetDeviceProfileRequest(name=cp.DEVICE_PROFILE.format(carrier_id, profile_id))
+        return cp.device_profile_from_pb(await self.call(self._stub.GetDeviceProfile, request))
+
+    async def list_device_profiles(self, carrier_id: str) -> list[DeviceProfile]:
+        """The carrier's device profiles by id, every page of them."""
+        found: list[DeviceProfile] = []
+        token = ""
+        while True:
+            request = pb.ListDeviceProfilesRequest(
+                parent=CARRIER.format(carrier_id), page_size=MAX_PAGE_SIZE, page_token=token
+            )
+            reply: pb.ListDeviceProfilesResponse = await self.call(
+                self._stub.ListDeviceProfiles, request
+            )
+            found.extend(cp.device_profile_from_pb(p) for p in reply.device_profiles)
+            token = reply.next_page_token
+            if not token:
+                return found
+
+    async def delete_device_profile(
+        self, carrier_id: str, profile_id: str, *, idempotency_key: str = ""
+    ) -> DeviceProfile:
+        """Remove a device profile (its models fall back to the default); returns it."""
+        request = pb.DeleteDeviceProfileRequest(
+            name=cp.DEVICE_PROFILE.format(carrier_id, profile_id), idempotency_key=idempotency_key
+        )
+        return cp.device_profile_from_pb(await self.call(self._stub.DeleteDeviceProfile, request))
 
     # ---- subscribers and their boxes
 

@@ -23,7 +23,7 @@ from headend.errors import InvalidArgument
 from headend.rpc import HasFields, optional_timestamp, to_timestamp
 from headend.rpc.resources import ResourceName, update_paths
 from protos import subscriber_pb2 as pb
-from subscriber import domain
+from subscriber import convert_profiles, domain
 from subscriber.domain import helpdesk
 from subscriber.errors import InvalidField
 
@@ -279,6 +279,7 @@ def login(r: domain.LoginResult) -> pb.DeviceLoginResponse:
         channel_ids=r.channel_ids,
         allowed=r.deny_reason is None,
         deny_reason=deny(r.deny_reason),
+        device_profile=convert_profiles.device_profile(r.device_profile),
     )
 
 
@@ -293,6 +294,10 @@ def login_from_pb(r: pb.DeviceLoginResponse) -> domain.LoginResult:
         subscriber_version=r.subscriber_version,
         channel_ids=tuple(r.channel_ids),
         deny_reason=deny_from_pb(r.allowed, r.deny_reason),
+        # A server from before profiles sends none: its boxes play the platform's.
+        device_profile=convert_profiles.device_profile_from_pb(r.device_profile)
+        if r.HasField("device_profile")
+        else domain.PLATFORM_PROFILE,
     )
 
 

@@ -83,6 +83,18 @@ class LeaseNotFound(SubscriberError, NotFound):
     """Raised when a lease id is unknown, ended, expired or another box's (its slot is free)."""
 
 
+class DeviceProfileNotFound(SubscriberError, NotFound):
+    """Raised when a carrier has no device profile with that id."""
+
+
+class ModelInAnotherProfile(SubscriberError, FailedPrecondition):
+    """Raised when a profile names a model another profile of its carrier names."""
+
+
+class TooManyDeviceProfiles(SubscriberError, ResourceExhausted):
+    """Raised when a new profile would pass the per-carrier bound on profiles."""
+
+
 class IdempotencyKeyReused(SubscriberError, InvalidArgument):
     """Raised when an idempotency key is reused with a different request."""
 

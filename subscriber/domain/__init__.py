@@ -4,13 +4,19 @@ Pure: no Redis, no gRPC. Every validator raises ``InvalidField`` naming the
 field, so a request (or an import row) is refused before anything changes.
 Parts: :mod:`.values` (frozen dataclasses), :mod:`.rules` (validators and the
 account lifecycle), :mod:`.playback` (entitlement and playback decisions),
-:mod:`.imports` (bulk provisioning rows).
+:mod:`.imports` (bulk provisioning rows), :mod:`.profiles` (device profiles).
 """
 
 from __future__ import annotations
 
 from subscriber.domain.imports import ImportRow, ImportSummary, RowError, validate_import_row
 from subscriber.domain.playback import account_denial, decide, effective_channels
+from subscriber.domain.profiles import (
+    DEFAULT_PROFILE_ID,
+    MAX_PROFILES_PER_CARRIER,
+    validate_profile,
+    validate_profile_id,
+)
 from subscriber.domain.rules import (
     DEVICE_TEXT_MAX_CHARS,
     MAX_CHANNELS_PER_PACKAGE,
@@ -39,15 +45,20 @@ from subscriber.domain.rules import (
 )
 from subscriber.domain.values import (
     CARRIER_STATUSES,
+    DELIVERY_FORMATS,
     DEVICE_STATUSES,
     NETWORK_TYPES,
+    PLATFORM_PROFILE,
     SUBSCRIBER_STATUSES,
+    VIDEO_CODECS,
     AuditEntry,
     Carrier,
     CarrierStatus,
     Decision,
+    DeliveryFormat,
     DenyReason,
     Device,
+    DeviceProfile,
     DeviceStatus,
     Entitlement,
     Lease,
@@ -58,24 +69,32 @@ from subscriber.domain.values import (
     Subscriber,
     SubscriberChanges,
     SubscriberStatus,
+    VideoCodec,
 )
 
 __all__ = [
     "CARRIER_STATUSES",
+    "DEFAULT_PROFILE_ID",
+    "DELIVERY_FORMATS",
     "DEVICE_STATUSES",
     "DEVICE_TEXT_MAX_CHARS",
     "MAX_CHANNELS_PER_PACKAGE",
+    "MAX_PROFILES_PER_CARRIER",
     "MAX_STREAMS_LIMIT",
     "NAME_MAX_CHARS",
     "NETWORK_TYPES",
+    "PLATFORM_PROFILE",
     "RESERVED_CARRIER_IDS",
     "SUBSCRIBER_STATUSES",
+    "VIDEO_CODECS",
     "AuditEntry",
     "Carrier",
     "CarrierStatus",
     "Decision",
+    "DeliveryFormat",
     "DenyReason",
     "Device",
+    "DeviceProfile",
     "DeviceStatus",
     "Entitlement",
     "ImportRow",
@@ -89,6 +108,7 @@ __all__ = [
     "Subscriber",
     "SubscriberChanges",
     "SubscriberStatus",
+    "VideoCodec",
     "account_denial",
     "apply_changes",
     "bump",
@@ -109,6 +129,8 @@ __all__ = [
     "validate_max_streams",
     "validate_package",
     "validate_phone",
+    "validate_profile",
+    "validate_profile_id",
     "validate_region_code",
     "validate_status",
     "validate_window",

@@ -15,6 +15,10 @@ SubscriberStatus = Literal["active", "suspended", "terminated"]
 SUBSCRIBER_STATUSES: tuple[SubscriberStatus, ...] = ("active", "suspended", "terminated")
 DeviceStatus = Literal["bound", "activated", "blocked", "unbound"]
 DEVICE_STATUSES: tuple[DeviceStatus, ...] = ("bound", "activated", "blocked", "unbound")
+DeliveryFormat = Literal["hls-ts", "hls-cmaf", "dash", "multicast"]
+DELIVERY_FORMATS: tuple[DeliveryFormat, ...] = ("hls-ts", "hls-cmaf", "dash", "multicast")
+VideoCodec = Literal["h264", "hevc"]
+VIDEO_CODECS: tuple[VideoCodec, ...] = ("h264", "hevc")
 
 
 class DenyReason(StrEnum):
@@ -121,6 +125,36 @@ class Device:
 
 
 @dataclass(frozen=True, slots=True)
+class DeviceProfile:
+    """What the box models ``models`` of a carrier play, most preferred format first;
+    ``max_height`` 0 is any size. The platform's own profile has empty ids
+    (:data:`PLATFORM_PROFILE`)."""
+
+    carrier_id: str
+    profile_id: str
+    display_name: str
+    models: tuple[str, ...]
+    formats: tuple[DeliveryFormat, ...]
+    codecs: tuple[VideoCodec, ...]
+    max_height: int = 0
+    updated_at: datetime | None = None
+
+    def snapshot(self) -> dict[str, object]:
+        """The audit view (its ids are the audit entry's subject)."""
+        return {
+            "display_name": self.display_name,
+            "models": list(self.models),
+            "formats": list(self.formats),
+            "codecs": list(self.codecs),
+            "max_height": self.max_height,
+        }
+
+
+# What a box plays when its carrier has no profile for it: every HLS player plays this.
+PLATFORM_PROFILE = DeviceProfile("", "", "", (), ("hls-ts",), ("h264",))
+
+
+@dataclass(frozen=True, slots=True)
 class SubscriberChanges:
     """The fields an update sets; ``None`` leaves a field alone."""
 
@@ -170,6 +204,9 @@ class LoginResult:
     subscriber_version: int
     channel_ids: tuple[str, ...]
     deny_reason: DenyReason | None
+    # What the box's model plays (its carrier's profile, else the platform's); the
+    # login answer leaves its models out (see ``PlaybackUseCases.device_login``).
+    device_profile: DeviceProfile = PLATFORM_PROFILE
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,10 +29,11 @@ from subscriber.convert import CARRIER, device_ids, device_name
 from subscriber.domain import ImportRow, ImportSummary, RowError
 from subscriber.domain.helpdesk import DEVICE_EVENTS_KEPT, PROVISIONING_ERRORS_KEPT
 from subscriber.errors import InvalidField
+from subscriber.server.base import ServicerBase
 from subscriber.service import SubscriberService
 
 Context: TypeAlias = grpc.aio.ServicerContext
-S = TypeVar("S", bound="HelpdeskServicer")
+S = TypeVar("S", bound=ServicerBase)
 Q = TypeVar("Q", bound=Message)
 R = TypeVar("R", bound=Message)
 # One streamed chunk of an import: its carrier and rows (or rows the wire could not hold).
@@ -49,7 +50,12 @@ RECORDED = (
 )
 _DEFAULT_PAGE = 50
 # A name's collection segments, as the audit names their resources.
-_SINGULAR = {"subscribers": "subscriber", "devices": "device", "entitlements": "entitlement"}
+_SINGULAR = {
+    "subscribers": "subscriber",
+    "devices": "device",
+    "entitlements": "entitlement",
+    "deviceProfiles": "device_profile",
+}
 
 
 def target(request: Message) -> tuple[str, str]:
@@ -58,6 +64,8 @@ def target(request: Message) -> tuple[str, str]:
     name = getattr(request, "name", "") or getattr(request, "parent", "")
     if isinstance(request, pb.UpdateSubscriberRequest):
         name = request.subscriber.name
+    elif isinstance(request, pb.DefineDeviceProfileRequest):
+        name = request.device_profile.name
     parts = name.split("/")
     if len(parts) < 2 or parts[0] != "carriers":
         return "", ""
@@ -114,10 +122,8 @@ async def _record(
     )
 
 
-class HelpdeskServicer:
+class HelpdeskServicer(ServicerBase):
     """The helpdesk's RPCs; mixed into ``SubscriberServicer``."""
-
-    _service: SubscriberService
 
     async def ListDeviceEvents(
         self, request: pb.ListDeviceEventsRequest, context: Context

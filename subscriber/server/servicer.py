@@ -9,7 +9,7 @@ A refused provisioning request is recorded for the helpdesk (``records_refusals`
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import TypeAlias, TypeVar
 
 import grpc
@@ -21,36 +21,19 @@ from protos import subscriber_pb2 as pb
 from protos import subscriber_pb2_grpc as pb_grpc
 from subscriber import convert, domain
 from subscriber.convert import CARRIER, ENTITLEMENT, SUBSCRIBER, device_ids
+from subscriber.server.base import ServicerBase
 from subscriber.server.helpdesk import HelpdeskServicer, records_refusals
-from subscriber.service import SubscriberService
+from subscriber.server.profiles import ProfileServicer
 
 M = TypeVar("M", bound=Message)
 Context: TypeAlias = grpc.aio.ServicerContext
 
 
-class SubscriberServicer(HelpdeskServicer, pb_grpc.SubscriberServiceServicer):
-    """Proto <-> ``SubscriberService``; the helpdesk's RPCs are :class:`HelpdeskServicer`'s."""
-
-    def __init__(self, *, service: SubscriberService) -> None:
-        self._service = service
-
-    async def _once(
-        self,
-        method: str,
-        request: Message,
-        key: str,
-        response_type: type[M],
-        run: Callable[[], Awaitable[M]],
-    ) -> M:
-        """Run ``run`` once per idempotency ``key`` (``request``'s), replaying its answer."""
-
-        async def go() -> bytes:
-            return (await run()).SerializeToString()
-
-        raw = await self._service.idempotent(
-            principal(), key, convert.fingerprint(method, request), go
-        )
-        return response_type.FromString(raw)
+class SubscriberServicer(
+    HelpdeskServicer, ProfileServicer, ServicerBase, pb_grpc.SubscriberServiceServicer
+):
+    """Proto <-> ``SubscriberService``; the helpdesk's RPCs are :class:`HelpdeskServicer`'s,
+    the device profiles' :class:`ProfileServicer`'s."""
 
     # carriers and catalogue
 

@@ -22,10 +22,12 @@ class PlaybackUseCases(ServiceBase):
     """What the set-top box front door (the playback role) and the boxes themselves call."""
 
     async def device_login(self, mac: str, secret: str) -> LoginResult:
-        """Public: a box proves itself with MAC + device secret and learns its lineup."""
+        """Public: a box proves itself with MAC + device secret and learns its lineup and
+        what its model plays (its device profile, without the profile's models: the
+        front door needs what to offer, not which other models share it)."""
         if not secret or len(secret) > 128:
             raise DeviceLoginFailed("unknown device or wrong secret")
-        state, packages = await self._store.playback_state(domain.normalize_mac(mac))
+        state, packages, profile = await self._store.login_state(domain.normalize_mac(mac))
         if (
             state is None
             or not state.device.secret_digest
@@ -49,6 +51,7 @@ class PlaybackUseCases(ServiceBase):
             subscriber_version=sub.version,
             channel_ids=channels,
             deny_reason=reason,
+            device_profile=profile,
         )
 
     async def authorize(

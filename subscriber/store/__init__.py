@@ -28,6 +28,11 @@ another slot is split into ordered steps, each documented where it is made: a bo
 binding and unbinding, the bulk import (``base``, ``records``), creating a carrier
 (``catalogue``), and the batched playback lookups (``playback``). The helpdesk's
 records (box events, subscriber counts, refused provisioning requests) are ``helpdesk``.
+
+``sub:{c}:prof``, ``sub:{c}:profm`` and ``sub:{c}:profx`` are the carrier's device
+profiles (what a box plays, by profile id), their models, and the model -> profile
+index, written together by one guarded script (``profiles``); a login resolves its box's
+profile in ``load_playback.lua``.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from subscriber.store.base import Audit, Tx
 from subscriber.store.codec import PLATFORM, sub_key
 from subscriber.store.helpdesk import HelpdeskStore
 from subscriber.store.playback import LeaseGrant, LeaseTouch, PlaybackStore
+from subscriber.store.profiles import ProfileStore
 from subscriber.store.records import RecordStore
 
 __all__ = [
@@ -50,5 +56,5 @@ __all__ = [
 ]
 
 
-class SubscriberStore(PlaybackStore, AccountStore, RecordStore, HelpdeskStore):
+class SubscriberStore(PlaybackStore, AccountStore, ProfileStore, RecordStore, HelpdeskStore):
     """All Redis access for the subscriber service."""

@@ -107,6 +107,12 @@ class Tx:
         self.guards.append([self._index(key), name, expected])
         self.labels.append(label)
 
+    def hlen(self, key: str, expected: int, label: str) -> None:
+        """Require hash ``key`` to hold exactly ``expected`` fields (a bound on a
+        collection: a concurrent add changes the count, so the guard fails)."""
+        self.guards.append([self._index(key), "", str(expected), "len"])
+        self.labels.append(label)
+
     def write(self, command: str, key: str, *args: str | int) -> None:
         """Queue one write command on ``key``."""
         self.writes.append([command, self._index(key), *(str(a) for a in args)])

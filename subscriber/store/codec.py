@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from subscriber.domain import Device, Entitlement, Subscriber
+from subscriber.domain import Device, DeviceProfile, Entitlement, Subscriber
 
 PLATFORM = "_platform"
 # The platform's own keys (the catalogue, the carrier list, its audit stream) share the
@@ -214,3 +215,62 @@ def pairs(raw: Sequence[Any]) -> dict[bytes, bytes]:
 def flatten(fields: Mapping[str, str]) -> list[str]:
     """``{k: v}`` as ``[k, v, ...]`` for HSET."""
     return [x for kv in fields.items() for x in kv]
+
+
+# --- device profiles ----------------------------------------------------------------------
+# A carrier's profiles live in three hashes of its slot, written together by one guarded
+# script: what a box plays (read at login, so without the models), each profile's models,
+# and the model -> profile index that keeps a model in one profile only.
+
+
+def profiles_key(carrier: str) -> str:
+    """The carrier's profiles: a hash id -> ``profile_value`` (no models)."""
+    return f"sub:{{{carrier}}}:prof"
+
+
+def profile_models_key(carrier: str) -> str:
+    """The carrier's profiles' models: a hash id -> JSON list of models."""
+    return f"sub:{{{carrier}}}:profm"
+
+
+def model_index_key(carrier: str) -> str:
+    """The carrier's model index: a hash model -> profile id (``load_playback.lua``
+    builds the same names from the carrier's prefix)."""
+    return f"sub:{{{carrier}}}:profx"
+
+
+def profile_value(profile: DeviceProfile) -> str:
+    """What a box plays, as stored: compact JSON of name, formats, codecs, height, time."""
+    return json.dumps(
+        {
+            "n": profile.display_name,
+            "f": list(profile.formats),
+            "c": list(profile.codecs),
+            "h": profile.max_height,
+            "u": opt_ms(profile.updated_at),
+        },
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+
+
+def models_value(models: Sequence[str]) -> str:
+    """A profile's models, as stored."""
+    return json.dumps(list(models), separators=(",", ":"), ensure_ascii=False)
+
+
+def decode_profile(
+    carrier: str, profile_id: str, raw: bytes | str, models: bytes | str | None = None
+) -> DeviceProfile:
+    """A profile from its stored value (and its models' value; None: left out)."""
+    data = json.loads(raw)
+    return DeviceProfile(
+        carrier_id=carrier,
+        profile_id=profile_id,
+        display_name=data["n"],
+        models=tuple(json.loads(models)) if models else (),
+        formats=tuple(data["f"]),
+        codecs=tuple(data["c"]),
+        max_height=int(data["h"]),
+        updated_at=opt_from_ms(data["u"].encode() if data["u"] else None),
+    )

@@ -3,6 +3,7 @@
 -- ARGV[1] = {"g": [[key index, hash field, expected ('' = absent)], ...],
 --            "w": [[command, key index, arg...], ...],
 --            "i": [key index, token, step] (optional)}
+-- A guard [key index, '', expected, 'len'] compares the hash's field count instead.
 -- With "i" the writes are step `step` of the idempotent request whose claim (the JSON
 -- record at that key) carries `token`: the step is marked applied in the claim, in this
 -- same script, and a step already marked (the call sent again after a lost reply)
@@ -24,7 +25,12 @@ if mark then
   end
 end
 for i, g in ipairs(spec['g']) do
-  local cur = redis.call('HGET', KEYS[g[1]], g[2]) or ''
+  local cur
+  if g[4] == 'len' then
+    cur = tostring(redis.call('HLEN', KEYS[g[1]]))
+  else
+    cur = redis.call('HGET', KEYS[g[1]], g[2]) or ''
+  end
   if cur ~= g[3] then return {i, cur} end
 end
 for _, w in ipairs(spec['w']) do

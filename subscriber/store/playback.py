@@ -15,6 +15,7 @@ the figures' cells are keyed by channel and region, not by carrier.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,7 +25,14 @@ from typing import Any, Literal, Protocol
 from redis.asyncio import Redis
 
 from headend.redisconn import ON_MASTER, Durability
-from subscriber.domain import Decision, DenyReason, Package, PlaybackState
+from subscriber.domain import (
+    PLATFORM_PROFILE,
+    Decision,
+    DenyReason,
+    DeviceProfile,
+    Package,
+    PlaybackState,
+)
 from subscriber.errors import DeviceNotFound, LeaseNotFound, StoreUnavailable, StreamLimitReached
 from subscriber.store.base import Coalescer, redis_errors
 from subscriber.store.catalogue import CatalogueStore
@@ -32,6 +40,7 @@ from subscriber.store.codec import (
     CATALOG_V,
     carrier_key,
     decode_device,
+    decode_profile,
     decode_subscriber,
     dev_key,
     events_key,
@@ -56,6 +65,8 @@ _REASONS: dict[bytes, DenyReason | None] = {
 }
 # Per box in a batch: (carrier, subscriber), or None when the index names no one.
 Holders = list[tuple[str, str] | None]
+# Per box loaded: the catalogue version, its state (None: unknown) and device profile.
+Loaded = tuple[bytes | None, PlaybackState | None, DeviceProfile]
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +108,13 @@ class LeaseTouch:
     active: int
 
 
+@functools.lru_cache(maxsize=1024)
+def _login_profile(carrier: str, profile_id: str, value: bytes) -> DeviceProfile:
+    """A login's profile from its stored value; a carrier's boxes share a few profiles,
+    so the morning peak decodes each once (the value is the key: a change is a miss)."""
+    return decode_profile(carrier, profile_id, value)
+
+
 def _by_carrier(holders: Holders) -> dict[str, list[tuple[int, str]]]:
     """A batch's boxes (position, subscriber), grouped by the carrier holding them."""
     groups: dict[str, list[tuple[int, str]]] = {}
@@ -121,6 +139,8 @@ class PlaybackStore(CatalogueStore):
         # Lease steps are passed on here once applied (none: the store keeps no figures).
         self._viewing = viewing
         self._playback_batch = Coalescer(self._load_playback_many)
+        # Logins are batched apart: only they read the boxes' device profiles.
+        self._login_batch = Coalescer(self._load_login_many)
         self._authorize_batch = Coalescer(self._authorize_many)
 
     async def _holders(self, macs: list[str]) -> tuple[bytes | None, Holders]:
@@ -137,12 +157,22 @@ class PlaybackStore(CatalogueStore):
 
     async def playback_state(self, mac: str) -> tuple[PlaybackState | None, dict[str, Package]]:
         """The box, its subscriber and carrier status, plus the catalogue (shared trips)."""
-        catalog_v, state = await self._playback_batch(mac)
+        catalog_v, state, _ = await self._playback_batch(mac)
         return state, await self.catalogue(catalog_v)
 
-    async def _load_playback_many(
-        self, macs: list[str]
-    ) -> list[tuple[bytes | None, PlaybackState | None]]:
+    async def login_state(
+        self, mac: str
+    ) -> tuple[PlaybackState | None, dict[str, Package], DeviceProfile]:
+        """:meth:`playback_state` and the box's device profile, resolved in the same
+        script (``load_playback.lua``): the login answer costs no round trip more. The
+        profile comes without its models (the login answer leaves them out)."""
+        catalog_v, state, profile = await self._login_batch(mac)
+        return state, await self.catalogue(catalog_v), profile
+
+    async def _load_login_many(self, macs: list[str]) -> list[Loaded]:
+        return await self._load_playback_many(macs, profiles=True)
+
+    async def _load_playback_many(self, macs: list[str], *, profiles: bool = False) -> list[Loaded]:
         catalog_v, holders = await self._holders(macs)
         groups = _by_carrier(holders)
         calls: list[tuple[list[str], list[Any]]] = []
@@ -150,8 +180,9 @@ class PlaybackStore(CatalogueStore):
             keys = [carrier_key(carrier)]
             for i, sid in boxes:
                 keys += [dev_key(carrier, macs[i]), sub_key(carrier, sid)]
-            calls.append((keys, []))
+            calls.append((keys, ["1"] if profiles else []))
         states: list[PlaybackState | None] = [None] * len(macs)
+        found = [PLATFORM_PROFILE] * len(macs)
         replies = await self._many("load_playback", calls) if calls else []
         for (carrier, boxes), reply in zip(groups.items(), replies, strict=True):
             status = text(reply[0]) or "suspended"
@@ -164,7 +195,10 @@ class PlaybackStore(CatalogueStore):
                         decode_subscriber(carrier, sid, sub),
                         status,  # type: ignore[arg-type]
                     )
-        return [(catalog_v, state) for state in states]
+                if profiles and (value := reply[1 + 2 * len(boxes) + n][1]):
+                    profile_id = text(reply[1 + 2 * len(boxes) + n][0])
+                    found[i] = _login_profile(carrier, profile_id, value)
+        return [(catalog_v, state, found[i]) for i, state in enumerate(states)]
 
     async def authorize(self, mac: str, channel_id: str, at: datetime, now: datetime) -> Decision:
         """The playback decision, computed in Redis (``authorize.lua``), which records it

@@ -222,6 +222,34 @@ DENIED: list[Any] = [
         pb.ListEntitlementsRequest(parent="carriers/acme/subscribers/alice"),
         id="ListEntitlements",
     ),
+    pytest.param(
+        "DefineDeviceProfile",
+        pb.DefineDeviceProfileRequest(
+            device_profile=pb.DeviceProfile(
+                name="carriers/acme/deviceProfiles/uhd",
+                models=["B860"],
+                formats=[pb.DELIVERY_FORMAT_DASH],
+                codecs=[pb.VIDEO_CODEC_HEVC],
+            ),
+            idempotency_key="k4",
+        ),
+        id="DefineDeviceProfile",
+    ),
+    pytest.param(
+        "GetDeviceProfile",
+        pb.GetDeviceProfileRequest(name="carriers/acme/deviceProfiles/default"),
+        id="GetDeviceProfile",
+    ),
+    pytest.param(
+        "ListDeviceProfiles",
+        pb.ListDeviceProfilesRequest(parent="carriers/acme"),
+        id="ListDeviceProfiles",
+    ),
+    pytest.param(
+        "DeleteDeviceProfile",
+        pb.DeleteDeviceProfileRequest(name="carriers/acme/deviceProfiles/default"),
+        id="DeleteDeviceProfile",
+    ),
     pytest.param("ListAudit", pb.ListAuditRequest(parent="carriers/acme"), id="ListAudit-carrier"),
     pytest.param("ListAudit", pb.ListAuditRequest(parent=""), id="ListAudit-platform"),
     pytest.param(
@@ -471,6 +499,39 @@ TEXT_FIELDS: list[Any] = [
         ACME,
         "model",
         id="replace-model",
+    ),
+    pytest.param(
+        lambda t: (
+            "DefineDeviceProfile",
+            pb.DefineDeviceProfileRequest(
+                device_profile=pb.DeviceProfile(
+                    name="carriers/acme/deviceProfiles/uhd",
+                    display_name=t,
+                    models=["B860"],
+                    formats=[pb.DELIVERY_FORMAT_HLS_TS],
+                    codecs=[pb.VIDEO_CODEC_H264],
+                )
+            ),
+        ),
+        ACME,
+        "device_profile.display_name",
+        id="profile-display-name",
+    ),
+    pytest.param(
+        lambda t: (
+            "DefineDeviceProfile",
+            pb.DefineDeviceProfileRequest(
+                device_profile=pb.DeviceProfile(
+                    name="carriers/acme/deviceProfiles/uhd",
+                    models=["B860", f"Q{t}5"],
+                    formats=[pb.DELIVERY_FORMAT_HLS_TS],
+                    codecs=[pb.VIDEO_CODEC_H264],
+                )
+            ),
+        ),
+        ACME,
+        "device_profile.models[1]",
+        id="profile-model",
     ),
 ]
 

@@ -56,6 +56,25 @@ def matrix(sid: str, mac: str, lease_id: str) -> dict[str, tuple[Any, str]]:
             ),
             DENIED,
         ),
+        "DefineDeviceProfile": (
+            pb.DefineDeviceProfileRequest(
+                device_profile=pb.DeviceProfile(
+                    name=f"carriers/{c}/deviceProfiles/default",
+                    formats=[pb.DELIVERY_FORMAT_HLS_TS],
+                    codecs=[pb.VIDEO_CODEC_H264],
+                )
+            ),
+            DENIED,
+        ),
+        "GetDeviceProfile": (
+            pb.GetDeviceProfileRequest(name=f"carriers/{c}/deviceProfiles/default"),
+            DENIED,
+        ),
+        "ListDeviceProfiles": (pb.ListDeviceProfilesRequest(parent=f"carriers/{c}"), DENIED),
+        "DeleteDeviceProfile": (
+            pb.DeleteDeviceProfileRequest(name=f"carriers/{c}/deviceProfiles/default"),
+            DENIED,
+        ),
         "CreateSubscriber": (
             pb.CreateSubscriberRequest(
                 parent=f"carriers/{c}",
