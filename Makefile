@@ -39,9 +39,10 @@ test: system $(STAMP) ## run the test suite (real Redis, FFmpeg, nginx, gRPC, HT
 	$(BIN)/pytest -q -n 2 --dist loadgroup
 
 # Not in make test (pyproject.toml's norecursedirs): a real browser per module is slow.
-test-browser: $(STAMP) ## play live channels with hls.js in headless Chromium, through the front door
+test-browser: $(STAMP) ## play channels and assets with hls.js and dash.js in headless Chromium
 	@scripts/system-deps.sh --browser
-	@[ -e node_modules/hls.js/dist/hls.min.js ] || npm ci --no-audit --no-fund --ignore-scripts --silent
+	@[ -e node_modules/hls.js/dist/hls.min.js ] && [ -e node_modules/dashjs/dist/modern/umd/dash.all.min.js ] || \
+	  npm ci --no-audit --no-fund --ignore-scripts --silent
 	$(BIN)/pytest -q tests/browser
 
 # The store-level suites, which run unchanged on a three-master Redis Cluster.

@@ -1,6 +1,8 @@
 """``headend cdn ...``: the edge registry over gRPC (``CDN_TARGET``, ``HEADEND_API_KEY``: see
-``--help``), signing-key generation, edge config rendering and the routing simulation.
-Failures end as :mod:`headend.clitools` says."""
+``--help``), the channels' multicast groups the front doors give boxes (read from the
+transcode service, ``TRANSCODE_TARGET``, where front doors read them), signing-key
+generation, edge config rendering and the routing simulation. Failures end as
+:mod:`headend.clitools` says."""
 
 from __future__ import annotations
 
@@ -22,6 +24,10 @@ from cdn_ctl.sim.simulate import Scenario, run, table
 from headend.clitools import CliError, api_key, client_tls, env_help, run_command, service_env
 from headend.output import add_output, emit
 from headend.settings import Env, environ
+from transcode.cli import DEFAULT_TARGET as TRANSCODE_DEFAULT_TARGET
+from transcode.cli import TARGET_VAR as TRANSCODE_TARGET_VAR
+from transcode.client import TranscodeClient
+from transcode.outputs import MulticastOutput
 
 TARGET_VAR = "CDN_TARGET"
 DEFAULT_TARGET = "127.0.0.1:50054"
@@ -37,15 +43,16 @@ EDGE_COLUMNS = (
     "load",
     "reason",
 )
+MULTICAST_COLUMNS = ("channel", "group", "port", "protocol", "regions", "running")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``cdn edges|register|update|drain|keygen|render-edge|simulate``."""
+    """Add ``cdn edges|multicast|register|update|drain|keygen|render-edge|simulate``."""
     calls = service_env(TARGET_VAR, DEFAULT_TARGET, "CDN controller")
     env = env_help(calls)
     local = env_help({})  # keygen, render-edge and simulate call no service
-    note = "edges, register, update and drain call the CDN controller; keygen, render-edge "
-    note += "and simulate read no other variable."
+    note = "edges, register, update and drain call the CDN controller; multicast calls the "
+    note += "transcode service; keygen, render-edge and simulate read no other variable."
     cdn = subparsers.add_parser(
         "cdn", help="CDN edges, signing keys, routing simulation", **env_help(calls, note=note)
     )
@@ -53,6 +60,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     edges = sub.add_parser("edges", help="list edges with health and load", **env)
     add_output(edges)
     edges.set_defaults(func=run_list)
+    multicast = sub.add_parser(
+        "multicast",
+        help="list the channels' multicast groups the front doors give boxes",
+        **env_help(service_env(TRANSCODE_TARGET_VAR, TRANSCODE_DEFAULT_TARGET, "transcode")),
+    )
+    add_output(multicast)
+    multicast.set_defaults(func=run_multicast)
     for name, helptext, func in (
         ("register", "register an edge", run_register),
         ("update", "replace an edge's fields", run_update),
@@ -142,6 +156,32 @@ def run_list(args: argparse.Namespace, *, env: Env | None = None, out: IO[str] =
         emit(map(_edge_row, await cdn.list_edges()), EDGE_COLUMNS, args.output, out=out)
 
     return _run(env, action)
+
+
+def _multicast_row(output: MulticastOutput) -> dict[str, object]:
+    """A channel's multicast output, flat: its channel, every field of its group, its URL
+    and whether the channel runs."""
+    return {
+        "channel": output.channel,
+        **dataclasses.asdict(output.multicast),
+        "url": output.url,
+        "running": output.running,
+    }
+
+
+def run_multicast(
+    args: argparse.Namespace, *, env: Env | None = None, out: IO[str] = sys.stdout
+) -> int:
+    """``headend cdn multicast``."""
+    known = env if env is not None else environ()
+
+    async def command() -> None:
+        target, key = api_key(known, TRANSCODE_TARGET_VAR, TRANSCODE_DEFAULT_TARGET)
+        async with TranscodeClient(target, key, tls=client_tls(known)) as transcode:
+            outputs = await transcode.list_multicast_outputs()
+        emit(map(_multicast_row, outputs), MULTICAST_COLUMNS, args.output, out=out)
+
+    return run_command(command(), prog=PROG)
 
 
 def _put_edge(args: argparse.Namespace, env: Env | None, out: IO[str], *, register: bool) -> int:

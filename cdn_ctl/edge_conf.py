@@ -280,6 +280,7 @@ http {{
     default_type application/octet-stream;
     types {{
         application/vnd.apple.mpegurl m3u8;
+        application/dash+xml mpd;
         video/mp2t ts;
         video/iso.segment m4s;
         video/mp4 mp4;
@@ -399,7 +400,7 @@ http {{
         location ~ "{_MASTER_LOC}" {{
 {_proxy_block(config, config.playlist_ttl_seconds, steering)}        }}
 
-        location ~ "{_TOKEN_LOC}.+\\.m3u8$" {{
+        location ~ "{_TOKEN_LOC}.+\\.(?:m3u8|mpd)$" {{
 {_proxy_block(config, config.playlist_ttl_seconds)}        }}
 
         location ~ "{_TOKEN_LOC}." {{

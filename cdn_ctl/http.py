@@ -9,6 +9,8 @@ URLs (every one but ``/healthz`` needs ``Authorization: Bearer <admin API key>``
         (without a lease nothing is reserved: this is the operator's "where would it go")
     GET /steering/{channel}.json?base=EDGE&region=RRRRRR[&lease_id=LEASE]  steering manifest
     GET /debug/route?channel=CH&region=RRRRRR                          every candidate's verdict
+    GET /multicast  the front door's multicast directory: each channel's group, port,
+                    protocol, regions and running flag, and when it was read
     GET /healthz   200 {"status": "ok" | "stale state", "edges": {...}, "tasks": {...}}
     GET /metrics   Prometheus text (every worker's, labelled ``worker``, when there are
                    several: :mod:`cdn_ctl.workers`)
@@ -32,6 +34,7 @@ from cdn_ctl.domain import Health, lease_param
 from cdn_ctl.errors import NoEdgeAvailable
 from cdn_ctl.metrics import CdnMetrics
 from cdn_ctl.routing import Controller, RouteRequest, RoutingService, steering_reload_uri
+from cdn_ctl.upstream.multicast import MulticastDirectory
 from cdn_ctl.web import Handler, error_middleware, mapped, redirect_response
 from cdn_ctl.workers import WorkerMetrics
 from headend import errors
@@ -51,10 +54,13 @@ class RoutingFace:
         metrics: CdnMetrics | None = None,
         tasks: Supervisor | None = None,
         worker: tuple[Path, int] | None = None,
+        multicast: MulticastDirectory | None = None,
     ) -> None:
         """``worker``: this run's directory of worker sockets and this worker's index, when
-        the HTTP faces run in several processes (see :mod:`cdn_ctl.workers`)."""
+        the HTTP faces run in several processes (see :mod:`cdn_ctl.workers`); ``multicast``:
+        the front door's multicast directory (None: no front door, or no transcode target)."""
         self.routing = routing
+        self.multicast = multicast
         self.controller = controller
         # The process's background tasks (their liveness is on /healthz, restarts on /metrics).
         self.tasks = tasks
@@ -137,6 +143,31 @@ class RoutingFace:
         }
         return web.json_response(body)
 
+    async def multicast_view(self, request: web.Request) -> web.Response:
+        """``GET /multicast`` -> the multicast groups this process gives boxes, per channel."""
+        directory = self.multicast
+        if directory is None:
+            return web.json_response({"enabled": False, "outputs": []})
+        read_at = directory.read_at
+        body = {
+            "enabled": True,
+            "read_at": None if read_at is None else read_at.isoformat(),
+            "last_error": directory.last_error,
+            "outputs": [
+                {
+                    "channel": o.channel,
+                    "group": o.multicast.group,
+                    "port": o.multicast.port,
+                    "protocol": o.multicast.protocol.value,
+                    "url": o.url,
+                    "regions": list(o.multicast.regions),
+                    "running": o.running,
+                }
+                for o in directory.outputs()
+            ],
+        }
+        return web.json_response(body)
+
     def _state(self) -> dict[str, object]:
         if self.controller is None:
             return {"status": "ok"}
@@ -181,6 +212,7 @@ class RoutingFace:
         app.router.add_get(r"/route/{kind:live|catchup}/{channel}/{path:.+}", mapped(self.route))
         app.router.add_get(r"/steering/{channel}.json", mapped(self.steering))
         app.router.add_get("/debug/route", mapped(self.debug))
+        app.router.add_get("/multicast", mapped(self.multicast_view))
         app.router.add_get("/healthz", mapped(self.healthz))
         app.router.add_get("/metrics", mapped(self.metrics))
 

@@ -34,6 +34,10 @@ class LineupEntry:
     logo_url: str
     group: str
     catchup_days: int
+    # Where the box plays the channel live when not through the front door: its multicast
+    # group (``rtp://@239.1.1.1:5000``, no token: the managed network admits the box).
+    # "": the front door's HLS master. Catch-up stays HLS either way.
+    live_url: str = ""
 
 
 def _attr(value: str) -> str:
@@ -99,5 +103,8 @@ def render_m3u(
                 f'catchup-source="{source}"',
             ]
         lines.append(f"#EXTINF:-1 {' '.join(attrs)},{_title(e.name)}")
-        lines.append(f"{base}/live/{segment}/master.m3u8{_url(suffix)}")
+        if e.live_url:
+            lines.append(_url(e.live_url))
+        else:
+            lines.append(f"{base}/live/{segment}/master.m3u8{_url(suffix)}")
     return "\n".join(lines) + "\n"

@@ -103,6 +103,18 @@ class CdnMetrics:
             ["cause"],
             registry=self.registry,
         )
+        self.multicast_reads = Counter(
+            "cdn_multicast_directory_reads_total",
+            "Reads of the channels' multicast outputs from the transcode service, by outcome:"
+            " ok, or failed (the last good copy stays in use).",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.multicast_outputs = Gauge(
+            "cdn_multicast_directory_outputs",
+            "Multicast outputs in this replica's directory (what the lineup gives from).",
+            registry=self.registry,
+        )
         self._route_incs: dict[tuple[RouteLevel, RouteDecision], Callable[[], None]] = {}
         self._edges: set[str] = set()
 
@@ -135,6 +147,13 @@ class CdnMetrics:
         elif path.startswith(KEYS_PREFIX):
             self.key_requests.labels(refusal or OK).inc()
         return response
+
+    # ---- the multicast directory (MulticastMetrics)
+
+    def multicast_read(self, *, ok: bool, outputs: int) -> None:
+        """One read of the multicast directory, and how many outputs it holds after it."""
+        self.multicast_reads.labels(OK if ok else "failed").inc()
+        self.multicast_outputs.set(outputs)
 
     # ---- edges
 

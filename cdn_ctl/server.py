@@ -188,14 +188,6 @@ class RoutingProcess:
         self.supervisor = Supervisor(
             backoff=TASK_BACKOFF, metrics=SupervisorMetrics(self.metrics.registry)
         )
-        self.face = RoutingFace(
-            routing=self.routing,
-            controller=self.controller,
-            metrics=self.metrics,
-            tasks=self.supervisor,
-            worker=worker,
-        )
-        self.admin_app = create_app(self.face, authenticator=keys or KeyStore(redis))
         door = settings.frontdoor
         self.frontdoor = (
             FrontDoor.connect(
@@ -211,6 +203,15 @@ class RoutingProcess:
             if door is not None
             else None
         )
+        self.face = RoutingFace(
+            routing=self.routing,
+            controller=self.controller,
+            metrics=self.metrics,
+            tasks=self.supervisor,
+            worker=worker,
+            multicast=None if self.frontdoor is None else self.frontdoor.multicast,
+        )
+        self.admin_app = create_app(self.face, authenticator=keys or KeyStore(redis))
         self.limits = None
         if door is not None:
             # Room for the caches, gRPC channels, edges and Redis beside the boxes.

@@ -240,6 +240,8 @@ def _defaults(settings: StackSettings) -> dict[str, dict[str, str]]:
             "CDN_PUBLIC_URL": front_door,
             "FRONTDOOR_EPG_TARGET": f"{host}:{port(EPG_PORT)}",
             "FRONTDOOR_SUBSCRIBER_TARGET": f"{host}:{port(SUBSCRIBER_PORT)}",
+            # The channels' multicast groups, for boxes on a managed network.
+            "FRONTDOOR_TRANSCODE_TARGET": targets["TRANSCODE_TARGET"],
             "FRONTDOOR_PUBLIC_URL": front_door,
         },
         "api": {

@@ -24,7 +24,7 @@ from headend.output import add_output, emit
 from headend.settings import environ
 from transcode.client import TranscodeClient
 from transcode.domain import Card, ChannelStatus, NodeInfo
-from transcode.jobs import DeadLetter, Job, JobState, SubtitleFile
+from transcode.jobs import DeadLetter, Job, JobState, PackageFormat, SubtitleFile
 
 TARGET_VAR = "TRANSCODE_TARGET"
 DEFAULT_TARGET = "127.0.0.1:50053"
@@ -90,6 +90,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     submit.add_argument(
         "--audio-language", default="", metavar="LANG",
         help="the default audio track of a source with several (default: the source's)",
+    )  # fmt: skip
+    submit.add_argument(
+        "--format", choices=("ts", "cmaf"), default="ts",
+        help="segments: MPEG-TS (HLS), or CMAF fMP4 (HLS and MPEG-DASH, not with --encrypt)",
     )  # fmt: skip
     submit.add_argument("--wait", action="store_true", help="follow progress until the job ends")
     submit.set_defaults(func=lambda a: _run_cmd(submit_job(a, environ(), sys.stdout)))
@@ -198,7 +202,12 @@ def _state(state: JobState) -> str:
 
 def _job_row(job: Job) -> dict[str, object]:
     row = dataclasses.asdict(job)
-    return {**row, "state": _state(job.state), "percent": round(job.progress.percent, 1)}
+    return {
+        **row,
+        "state": _state(job.state),
+        "format": job.format.value.lower(),
+        "percent": round(job.progress.percent, 1),
+    }
 
 
 def _client(env: Mapping[str, str]) -> TranscodeClient:
@@ -219,6 +228,7 @@ async def submit_job(args: argparse.Namespace, env: Mapping[str, str], out: IO[s
             key_rotation_seconds=args.key_rotation,
             subtitles=args.subtitles,
             audio_language=args.audio_language,
+            package_format=PackageFormat(args.format.upper()),
         )
         print(f"job {job.id} queued", file=out)
         if not args.wait:

@@ -27,14 +27,18 @@ from transcode.convert import (
     event_from_pb,
     job_from_pb,
     job_state_to_pb,
+    multicast_output_from_pb,
+    multicast_to_pb,
     node_from_pb,
+    package_format_to_pb,
     status_from_pb,
     subtitle_to_pb,
     thumbnail_from_pb,
 )
-from transcode.domain import Card, ChannelStatus, NodeInfo, Thumbnail
+from transcode.domain import Card, ChannelStatus, Multicast, NodeInfo, Thumbnail
 from transcode.errors import TranscodeError
-from transcode.jobs import DeadLetter, Job, JobEvent, JobState, SubtitleFile
+from transcode.jobs import DeadLetter, Job, JobEvent, JobState, PackageFormat, SubtitleFile
+from transcode.outputs import MulticastOutput
 
 # The service pages every list; the client's lists read every page.
 _PAGE_SIZE = 1000
@@ -65,11 +69,13 @@ class TranscodeClient(ServiceClient):
         key_rotation_seconds: int = 0,
         subtitles: Sequence[SubtitleFile] = (),
         audio_language: str = "",
+        package_format: PackageFormat = PackageFormat.TS,
     ) -> Job:
         """Queue ``source`` for packaging into ``/vod/<asset>/`` (empty profile: "default";
         empty ``job_id``: generated, else an idempotent submit); ``encrypt``: AES-128 with a
         key every ``key_rotation_seconds`` of media (0: the service's default); ``subtitles``:
-        files published as subtitle renditions; ``audio_language``: the default audio track."""
+        files published as subtitle renditions; ``audio_language``: the default audio track;
+        ``package_format``: MPEG-TS or CMAF."""
         request = pb.SubmitJobRequest(
             source=source,
             asset=asset,
@@ -78,6 +84,7 @@ class TranscodeClient(ServiceClient):
             encryption=pb.Job.Encryption(enabled=encrypt, rotation_seconds=key_rotation_seconds),
             subtitles=[subtitle_to_pb(s) for s in subtitles],
             audio_language=audio_language,
+            format=package_format_to_pb(package_format),
         )
         return job_from_pb(await self.call(self._stub.SubmitJob, request))
 
@@ -156,13 +163,15 @@ class TranscodeClient(ServiceClient):
         subtitle_languages: Sequence[str] = (),
         audio_language: str = "",
         card: Card | None = None,
+        multicast: Multicast | None = None,
     ) -> ChannelStatus:
         """Start a live channel (an empty or 0 setting: the service's default; ``node_group``:
         run only on nodes of that group; ``backup_sources``: taken in order when the source
         is lost or impaired; ``encrypt``: AES-128 segments whose key rotates every
         ``key_rotation_seconds`` of media; ``audio_languages``/``subtitle_languages``: the
         source's audio and subtitle streams in order, ``audio_language`` the default;
-        ``card``: a generated card instead of a source, ``source`` then empty)."""
+        ``card``: a generated card instead of a source, ``source`` then empty; ``multicast``:
+        the channel's multicast output as well)."""
         channel = pb.Channel(
             name=CHANNEL.format(channel_id),
             source=source,
@@ -179,6 +188,7 @@ class TranscodeClient(ServiceClient):
             subtitle_languages=list(subtitle_languages),
             audio_language=audio_language,
             card=None if card is None else pb.Card(text=card.text, audio_uri=card.audio_uri),
+            multicast=None if multicast is None else multicast_to_pb(multicast),
         )
         request = pb.StartChannelRequest(channel=channel)
         return status_from_pb(await self.call(self._stub.StartChannel, request))
@@ -207,6 +217,22 @@ class TranscodeClient(ServiceClient):
         """A running channel's latest thumbnail (``ThumbnailNotFound`` when none is recent)."""
         request = pb.GetChannelThumbnailRequest(name=CHANNEL.format(channel_id))
         return thumbnail_from_pb(await self.call(self._stub.GetChannelThumbnail, request))
+
+    async def list_multicast_outputs(self, *, limit: int = 0) -> list[MulticastOutput]:
+        """Every channel's multicast output, by channel id (the front doors' directory);
+        ``limit``: stop once that many are read (0: every page)."""
+        outputs: list[MulticastOutput] = []
+        token = ""
+        while True:
+            size = _PAGE_SIZE if not limit else min(_PAGE_SIZE, limit - len(outputs))
+            request = pb.ListMulticastOutputsRequest(page_size=size, page_token=token)
+            reply: pb.ListMulticastOutputsResponse = await self.call(
+                self._stub.ListMulticastOutputs, request
+            )
+            outputs.extend(multicast_output_from_pb(o) for o in reply.outputs)
+            token = reply.next_page_token
+            if not token or (limit and len(outputs) >= limit):
+                return outputs
 
     # ---- transcode nodes
 

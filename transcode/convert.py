@@ -31,9 +31,11 @@ from transcode.jobs import (
     JobEncryption,
     JobEvent,
     JobState,
+    PackageFormat,
     Progress,
     SubtitleFile,
 )
+from transcode.outputs import MulticastOutput
 
 T = TypeVar("T")
 
@@ -50,6 +52,15 @@ _JOB_STATE: dict[JobState, pb.JobState] = {
 }
 # Keyed by wire numbers: proto enums are open, so any number can arrive.
 _JOB_STATE_BACK: dict[int, JobState] = {v: k for k, v in _JOB_STATE.items()}
+_FORMAT: dict[PackageFormat, pb.PackageFormat] = {
+    PackageFormat.TS: pb.PACKAGE_FORMAT_TS,
+    PackageFormat.CMAF: pb.PACKAGE_FORMAT_CMAF,
+}
+# UNSPECIFIED reads as MPEG-TS: what every job was before formats existed.
+_FORMAT_BACK: dict[int, PackageFormat] = {
+    pb.PACKAGE_FORMAT_UNSPECIFIED: PackageFormat.TS,
+    **{v: k for k, v in _FORMAT.items()},
+}
 _CHANNEL_STATE: dict[ChannelState, pb.ChannelState] = {
     ChannelState.STOPPED: pb.CHANNEL_STATE_STOPPED,
     ChannelState.STARTING: pb.CHANNEL_STATE_STARTING,
@@ -85,6 +96,17 @@ def job_state_to_pb(state: JobState | None) -> pb.JobState:
     return pb.JOB_STATE_UNSPECIFIED if state is None else _JOB_STATE[state]
 
 
+def package_format(value: int) -> PackageFormat:
+    """A wire package format as the domain's (UNSPECIFIED: TS); an unknown number is an
+    InvalidRequest on ``format``."""
+    return _known(_FORMAT_BACK, value, "format")
+
+
+def package_format_to_pb(value: PackageFormat) -> pb.PackageFormat:
+    """A package format as its wire value."""
+    return _FORMAT[value]
+
+
 def job_to_pb(job: Job) -> pb.Job:
     """A domain job as its message."""
     return pb.Job(
@@ -103,6 +125,7 @@ def job_to_pb(job: Job) -> pb.Job:
         encryption=job_encryption_to_pb(job.encryption),
         subtitles=[subtitle_to_pb(s) for s in job.subtitles],
         audio_language=job.audio_language,
+        format=_FORMAT[job.format],
     )
 
 
@@ -136,6 +159,7 @@ def job_from_pb(msg: pb.Job) -> Job:
         ),
         subtitles=subtitles_from_pb(msg.subtitles),
         audio_language=msg.audio_language,
+        format=package_format(msg.format),
     )
 
 
@@ -291,6 +315,20 @@ def multicast_to_pb(multicast: Multicast) -> pb.Multicast:
         mux_rate_kbps=multicast.mux_rate_kbps,
         regions=list(multicast.regions),
     )
+
+
+def multicast_output_to_pb(output: MulticastOutput) -> pb.MulticastOutput:
+    """A channel's multicast output as its message (the channel by id, as the proto says)."""
+    return pb.MulticastOutput(
+        channel=output.channel,
+        multicast=multicast_to_pb(output.multicast),
+        running=output.running,
+    )
+
+
+def multicast_output_from_pb(msg: pb.MulticastOutput) -> MulticastOutput:
+    """A multicast output message as the domain value."""
+    return MulticastOutput(msg.channel, multicast_from_pb(msg.multicast), msg.running)
 
 
 def _switch_to_pb(switch: SourceSwitch) -> pb.SourceSwitch:

@@ -2,7 +2,10 @@
 
 Two shapes: the ladder (decode once, ``split``, scale and encode every rung;
 one process per rung is the ladder of that rung alone, with the same encode
-settings) and the stream-copy remux of an H.264/AAC mezzanine.
+settings) and the stream-copy remux of an H.264/AAC mezzanine. Each writes MPEG-TS
+segments, or with ``cmaf`` fMP4: an ``init.mp4`` and ``seg_%05d.m4s`` per single-track
+rendition (video-only rungs, audio in renditions of its own), a fragment per keyframe in
+video so that an I-frame playlist can point at one ``moof`` per I-frame.
 """
 
 from __future__ import annotations
@@ -20,6 +23,12 @@ from transcode.tracks import Track
 # FFmpeg's own playlist is only read back for its segment list; ours replaces it.
 FFMPEG_PLAYLIST = ".ffmpeg.m3u8"
 SEGMENT_PATTERN = "seg_%05d.ts"
+CMAF_SEGMENT_PATTERN = "seg_%05d.m4s"
+CMAF_INIT = "init.mp4"
+# The HLS muxer's mp4 flags are "+frag_custom+dash+delay_moov" (one fragment per segment);
+# frag_keyframe adds a fragment at every keyframe. Video only: every audio frame is a sync
+# sample, so audio would get a fragment per frame.
+_KEYFRAME_FRAGMENTS = "movflags=+frag_keyframe"
 # Keep every output on the source's timeline. By default the muxer shifts each output by
 # its own most negative DTS (B-frame delay, which differs between baseline and high rungs
 # and with the frame rate; AAC priming in an audio rendition), so the same source instant
@@ -35,6 +44,11 @@ def segment_name(index: int) -> str:
     return SEGMENT_PATTERN % index
 
 
+def cmaf_segment_name(index: int) -> str:
+    """The file name FFmpeg gives the ``index``-th CMAF media segment (from 0)."""
+    return CMAF_SEGMENT_PATTERN % index
+
+
 def ladder_command(
     source: str,
     plan: Sequence[PlannedRung],
@@ -45,13 +59,15 @@ def ladder_command(
     input_options: Mapping[str, str] | None = None,
     audio: Sequence[Track] = (),
     video_only: bool = False,
+    cmaf: bool = False,
 ) -> list[str]:
     """One FFmpeg that decodes ``source`` once and writes every rung's HLS under ``out_dir``
     (a plan of one rung is the per-rung mode: each FFmpeg decodes the source itself).
 
     Each of the ``audio`` renditions is encoded once, at the profile's top audio rate, into
     its own directory; with renditions (or ``video_only``: the per-rung mode's rung processes,
-    whose renditions another process writes) the rungs carry no audio."""
+    whose renditions another process writes) the rungs carry no audio. ``cmaf``: fMP4
+    segments (the caller passes the audio as renditions: CMAF tracks are single-track)."""
     source_in = ffmpeg.input(source, **(input_options or {}))
     video = source_in["v:0"]
     muxed = None if audio or video_only else source_in["a:0"]
@@ -61,7 +77,7 @@ def ladder_command(
         branches = video.filter_multi_output("split", len(plan))
         pictures = [branches.stream(index) for index in range(len(plan))]
     outputs = [
-        _rung_output(picture, muxed, rung, profile, out_dir)
+        _rung_output(picture, muxed, rung, profile, out_dir, cmaf=cmaf)
         for picture, rung in zip(pictures, plan, strict=True)
     ]
     kbps = max(r.audio_kbps for r in profile.rungs)
@@ -70,8 +86,8 @@ def ladder_command(
             source_in[f"a:{track.index}"],
             str(out_dir / track.name / FFMPEG_PLAYLIST),
             **audio_encoding(kbps, profile),
-            **_SOURCE_TIMELINE,
-            **_hls_options(profile.segment_seconds, out_dir / track.name),
+            **_timeline(cmaf),
+            **_hls_options(profile.segment_seconds, out_dir / track.name, cmaf=cmaf, video=False),
         )
         for track in audio
     ]
@@ -86,16 +102,33 @@ def remux_command(
     *,
     ffmpeg_bin: str = "ffmpeg",
     input_options: Mapping[str, str] | None = None,
+    audio_name: str = "",
 ) -> list[str]:
-    """Stream-copy an H.264/AAC source into MPEG-TS HLS segments (no re-encode)."""
+    """Stream-copy an H.264/AAC source into MPEG-TS HLS segments (no re-encode); with
+    ``audio_name``, CMAF: the video into ``rung_name``, the audio into ``audio_name``."""
     source_in = ffmpeg.input(source, **(input_options or {}))
-    output = ffmpeg.output(
-        source_in["v:0"],
-        source_in["a:0"],
-        str(out_dir / rung_name / FFMPEG_PLAYLIST),
-        c="copy",
-        **_hls_options(segment_seconds, out_dir / rung_name),
-    )
+    if audio_name:
+        video = ffmpeg.output(
+            source_in["v:0"],
+            str(out_dir / rung_name / FFMPEG_PLAYLIST),
+            c="copy",
+            **_hls_options(segment_seconds, out_dir / rung_name, cmaf=True, video=True),
+        )
+        sound = ffmpeg.output(
+            source_in["a:0"],
+            str(out_dir / audio_name / FFMPEG_PLAYLIST),
+            c="copy",
+            **_hls_options(segment_seconds, out_dir / audio_name, cmaf=True, video=False),
+        )
+        output = ffmpeg.merge_outputs(video, sound)
+    else:
+        output = ffmpeg.output(
+            source_in["v:0"],
+            source_in["a:0"],
+            str(out_dir / rung_name / FFMPEG_PLAYLIST),
+            c="copy",
+            **_hls_options(segment_seconds, out_dir / rung_name),
+        )
     # At "info" FFmpeg describes its input (duration, codecs, size, rate) on stderr
     # before copying anything: the remux reads the source's facts from there instead
     # of starting an ffprobe, which at several hundred times realtime costs a lot.
@@ -171,27 +204,55 @@ def audio_encoding(kbps: int, profile: Profile) -> dict[str, Any]:
 
 
 def _rung_output(
-    video: Any, audio: Any | None, rung: PlannedRung, profile: Profile, out_dir: Path
+    video: Any,
+    audio: Any | None,
+    rung: PlannedRung,
+    profile: Profile,
+    out_dir: Path,
+    *,
+    cmaf: bool = False,
 ) -> Any:
     scaled = rung_video(video, rung)
-    encode: dict[str, Any] = {**rung_encoding(rung, profile), **_SOURCE_TIMELINE}
+    encode: dict[str, Any] = {**rung_encoding(rung, profile), **_timeline(cmaf)}
     rung_dir = out_dir / rung.name
     return ffmpeg.output(
         *((scaled,) if audio is None else (scaled, audio)),
         str(rung_dir / FFMPEG_PLAYLIST),
         **encode,
-        **_hls_options(profile.segment_seconds, rung_dir),
+        **_hls_options(profile.segment_seconds, rung_dir, cmaf=cmaf, video=True),
     )
 
 
-def _hls_options(segment_seconds: float, rung_dir: Path) -> dict[str, Any]:
-    return {
+def _timeline(cmaf: bool) -> dict[str, str]:
+    # The mp4 muxer starts every track's decode time at 0 and puts the B-frame delay and
+    # AAC priming in composition offsets and edit lists, the same in every rung; the
+    # segment options carry the fragmenting flags there instead of the TS options.
+    if cmaf:
+        return {"avoid_negative_ts": "disabled"}
+    return _SOURCE_TIMELINE
+
+
+def _hls_options(
+    segment_seconds: float, rung_dir: Path, *, cmaf: bool = False, video: bool = True
+) -> dict[str, Any]:
+    common = {
         "f": "hls",
         "hls_time": f"{segment_seconds:g}",
         "hls_playlist_type": "vod",
         "hls_list_size": 0,
-        "hls_segment_type": "mpegts",
-        "hls_segment_filename": str(rung_dir / SEGMENT_PATTERN),
+    }
+    if not cmaf:
+        return {
+            **common,
+            "hls_segment_type": "mpegts",
+            "hls_segment_filename": str(rung_dir / SEGMENT_PATTERN),
+        }
+    return {
+        **common,
+        "hls_segment_type": "fmp4",
+        "hls_fmp4_init_filename": CMAF_INIT,
+        "hls_segment_filename": str(rung_dir / CMAF_SEGMENT_PATTERN),
+        **({"hls_segment_options": _KEYFRAME_FRAGMENTS} if video else {}),
     }
 
 

@@ -22,6 +22,26 @@ from transcode.errors import InvalidRequest
 SUBTITLE_FILE_SUFFIXES = frozenset({".srt", ".vtt", ".ass", ".ssa"})
 
 
+class PackageFormat(enum.Enum):
+    """How an asset's segments are packaged: MPEG-TS, or CMAF (fMP4: an init segment and
+    ``.m4s`` segments per single-track rendition, one set serving HLS and MPEG-DASH)."""
+
+    TS = "TS"
+    CMAF = "CMAF"
+
+
+def validate_format(package_format: PackageFormat, encrypted: bool) -> PackageFormat:
+    """Refuse CMAF with encryption: whole-segment AES-128 is an MPEG-TS scheme, and CMAF
+    needs CENC/cbcs sample encryption, which is not built yet."""
+    if package_format is PackageFormat.CMAF and encrypted:
+        raise InvalidRequest(
+            "format",
+            "CMAF cannot be encrypted yet (AES-128 whole-segment encryption is MPEG-TS only; "
+            "CMAF needs CENC/cbcs): submit it clear, or as TS",
+        )
+    return package_format
+
+
 class JobState(enum.Enum):
     """Where a VOD packaging job is in its life."""
 
@@ -116,6 +136,7 @@ class Job:
     encryption: JobEncryption | None = None  # None: a clear asset
     subtitles: tuple[SubtitleFile, ...] = ()
     audio_language: str = ""  # the default of several audio tracks ("": the source's)
+    format: PackageFormat = PackageFormat.TS
 
     def with_state(self, state: JobState, now: datetime, reason: str = "") -> Job:
         """A copy moved to ``state``."""

@@ -5,6 +5,9 @@ segment's MPEG-TS packets (memory-mapped, scanned with a compiled pattern in
 C), so no extra ffprobe process is started per rung. The scan reads the TS
 headers FFmpeg's muxer writes: the video PES start packets on PID 0x100 and
 their random-access flag, which FFmpeg sets on every keyframe.
+
+A CMAF rendition is measured by :mod:`transcode.measure_cmaf` with the same
+``RungMeasurement`` and ``summarize``.
 """
 
 from __future__ import annotations
@@ -67,6 +70,16 @@ class SegmentScan:
 
 
 @dataclass(frozen=True, slots=True)
+class CmafTrack:
+    """A CMAF rendition's single track as its init segment and first fragment say."""
+
+    init: str  # the init segment's file name, beside the media segments
+    codec: str  # RFC 6381, e.g. "avc1.64001f" or "mp4a.40.2"
+    timescale: int
+    first_start: int  # tfdt of the first media segment (timescale ticks)
+
+
+@dataclass(frozen=True, slots=True)
 class RungMeasurement:
     """What a rendition measured: segment and I-frame lists and their bitrates."""
 
@@ -79,6 +92,7 @@ class RungMeasurement:
     iframe_average_bps: int
     avc_codec: str  # e.g. "avc1.4d401f"
     every_segment_starts_with_keyframe: bool
+    cmaf: CmafTrack | None = None  # None: MPEG-TS segments
 
 
 def read_segment_list(playlist: Path) -> list[tuple[str, float]]:
@@ -207,8 +221,11 @@ def bits_per_second(sizes: Sequence[int], durations: Sequence[float]) -> tuple[i
     return peak, max(1, min(average, peak))
 
 
-def summarize(listed: Sequence[tuple[str, float, SegmentScan]]) -> RungMeasurement:
-    """Bitrates and the I-frame playlist from (name, duration, scan) per segment."""
+def summarize(
+    listed: Sequence[tuple[str, float, SegmentScan]], *, hz: int = PTS_HZ, wrap: int = _PTS_WRAP
+) -> RungMeasurement:
+    """Bitrates and the I-frame playlist from (name, duration, scan) per segment (keyframe
+    times in ``hz`` ticks, wrapping at ``wrap``)."""
     segments = tuple(Segment(uri, duration) for uri, duration, _ in listed)
     total_seconds = sum(duration for _, duration, _ in listed)
     avc_codec = next((scan.avc_codec for _, _, scan in listed if scan.avc_codec), None)
@@ -220,7 +237,7 @@ def summarize(listed: Sequence[tuple[str, float, SegmentScan]]) -> RungMeasureme
     if not flat:
         raise EncodeFailed("no keyframes found in the output")
     first_pts = flat[0][1].pts
-    times = [((k.pts - first_pts) % _PTS_WRAP) / PTS_HZ for _, k in flat]
+    times = [((k.pts - first_pts) % wrap) / hz for _, k in flat]
     times.append(total_seconds)
     iframes = tuple(
         Segment(

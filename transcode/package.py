@@ -1,6 +1,10 @@
 """VOD packaging: source -> ladder (or stream copy) -> HLS in a temp dir -> measure ->
 (encrypt) -> publish.
 
+Segments are MPEG-TS, or CMAF (``PackageFormat.CMAF``): an ``init.mp4`` and ``.m4s``
+segments per single-track rendition, listed by HLS playlists with ``EXT-X-MAP`` and by a
+``manifest.mpd`` (:mod:`transcode.dash`) beside the master, the same segments for both.
+
 Everything, our playlists included, is written into a staging directory; a
 failure or a cancel removes it and leaves the destination as it was. Publishing
 swaps it in atomically (:mod:`transcode.staging`). An encrypted asset is
@@ -14,7 +18,7 @@ import errno
 import os
 import threading
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -28,22 +32,19 @@ from transcode.errors import (
     TranscodeError,
 )
 from transcode.hls import (
-    IFrameVariant,
     MasterPlaylist,
-    MediaPlaylist,
-    Variant,
     render_master,
-    render_media,
 )
+from transcode.jobs import PackageFormat
 from transcode.ladder import PlannedRung, ProcessMode, Profile, plan_ladder
 from transcode.measure import (
     RungMeasurement,
     SegmentScan,
-    aac_codec,
     measure_audio,
     measure_rung,
     scan_finished,
 )
+from transcode.measure_cmaf import measure_renditions
 from transcode.probe import (
     InputReport,
     SourceInfo,
@@ -63,36 +64,29 @@ from transcode.runner import finish, run_all, run_ffmpeg
 from transcode.staging import discard, publish_tree, staging_dir
 from transcode.subtitles import VodSubtitles
 from transcode.tracks import (
-    AUDIO_GROUP,
-    SUBTITLES_GROUP,
     SubtitleFile,
     Track,
     audio_of,
+    first_audio,
     plan_tracks,
-    renditions,
     subtitles_of,
 )
+from transcode.vod_playlists import (
+    MASTER_NAME,
+    MPD_NAME,
+    RungOutput,
+    RungResult,
+    master_of,
+    write_mpd,
+    write_playlists,
+)
 
-MASTER_NAME = "master.m3u8"
-MEDIA_NAME = "index.m3u8"
-IFRAMES_NAME = "iframes.m3u8"
 # A shorter output than this (seconds, or fraction of the source) means the source
 # ended early: a truncated file whose header still claims the full length.
 _TRUNCATION_SLACK_SECONDS = 1.0
 _TRUNCATION_SLACK_FRACTION = 0.02
 # Free space below this after an unfinished FFmpeg output means the disk filled up.
 _NEARLY_FULL_BYTES = 4 * 1024 * 1024
-
-
-@dataclass(frozen=True, slots=True)
-class RungResult:
-    """One published rendition."""
-
-    name: str
-    variant: Variant
-    iframe_variant: IFrameVariant
-    segment_count: int
-    duration_seconds: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,15 +101,11 @@ class PackageResult:
     master: MasterPlaylist
 
 
-# (rung name, measurement, resolution, frame rate) for one written rendition.
-_RungOutput = tuple[str, RungMeasurement, tuple[int, int], float]
-
-
 class _Produced(NamedTuple):
     """What FFmpeg wrote: the source's facts, the rungs, and the audio renditions."""
 
     info: SourceInfo
-    rungs: list[_RungOutput]
+    rungs: list[RungOutput]
     audio: list[tuple[Track, RungMeasurement]]
 
 
@@ -133,6 +123,7 @@ async def package_vod(
     encryption: AssetEncryption | None = None,
     subtitle_files: Sequence[SubtitleFile] = (),
     default_language: str = "",
+    package_format: PackageFormat = PackageFormat.TS,
 ) -> PackageResult:
     """Encode ``source`` into the profile's ladder and publish HLS atomically at ``dest``.
 
@@ -148,7 +139,10 @@ async def package_vod(
     Every audio track of a source with several (up to the profile's ``max_audio_tracks``)
     and every text subtitle track, then each of ``subtitle_files``, become renditions
     (``transcode.tracks``); ``default_language`` picks the default audio track.
+    ``package_format``: CMAF writes fMP4 video-only rungs and every audio track (even a
+    single one) as a rendition, plus ``manifest.mpd``.
     """
+    cmaf = _cmaf(package_format, encryption)
     report = Reporter(on_progress)
     report.phase("probe", 0.0)
     info = await probe(source, ffprobe=ffprobe_bin, input_options=input_options)
@@ -159,6 +153,7 @@ async def package_vod(
         max_audio=profile.max_audio_tracks,
         subtitle_files=subtitle_files,
         default_language=default_language,
+        separate_audio=cmaf,
     )
     audio = audio_of(tracks)
     report.duration = info.duration_seconds
@@ -169,7 +164,7 @@ async def package_vod(
         def command(rungs: Sequence[PlannedRung], tracks: Sequence[Track]) -> list[str]:
             return ffmpeg_cmd.ladder_command(
                 source, rungs, profile, temp, ffmpeg_bin=ffmpeg_bin, input_options=input_options,
-                audio=tracks, video_only=bool(audio),
+                audio=tracks, video_only=bool(audio), cmaf=cmaf,
             )  # fmt: skip
 
         if process_mode is ProcessMode.SINGLE:
@@ -180,6 +175,13 @@ async def package_vod(
             if audio:
                 commands.append(command((), audio))
             run = run_all(commands, on_progress=report.ffmpeg_many("encode", len(commands)))
+        if cmaf:
+            # fMP4 headers are read after FFmpeg: a few boxes per fragment, no TS scan.
+            await run
+            report.phase("measure", ENCODE_SHARE)
+            names = [*(r.name for r in plan), *(t.name for t in audio)]
+            measured = await measure_renditions(temp, names, len(plan))
+            return _produced(info, plan, audio, measured)
         scans = await _run_scanning(run, dirs, report.tick)
         report.phase("measure", ENCODE_SHARE)
         measured = await asyncio.gather(
@@ -192,11 +194,7 @@ async def package_vod(
                 for t in audio
             ),
         )
-        rungs = [
-            (rung.name, m, (rung.width, rung.height), rung.frame_rate)
-            for rung, m in zip(plan, measured[: len(plan)], strict=True)
-        ]
-        return _Produced(info, rungs, list(zip(audio, measured[len(plan) :], strict=True)))
+        return _produced(info, plan, audio, list(measured))
 
     subtitles = VodSubtitles(source, subtitles_of(tracks), input_options, ffmpeg_bin)
     names = [*(r.name for r in plan), *(t.name for t in tracks)]
@@ -214,12 +212,16 @@ async def remux_vod(
     ffmpeg_bin: str = "ffmpeg",
     input_options: Mapping[str, str] | None = None,
     encryption: AssetEncryption | None = None,
+    package_format: PackageFormat = PackageFormat.TS,
 ) -> PackageResult:
     """Stream-copy an H.264/AAC mezzanine into one-rung HLS with our master and I-frame lists.
 
     Same publishing, failure, cancel and encryption rules as ``package_vod``; segments are
     cut at the source's own keyframes, so its GOP structure decides the segment durations.
+    With CMAF the source's first audio track is a rendition of its own (``audio-1``).
     """
+    cmaf = _cmaf(package_format, encryption)
+    audio_track = first_audio() if cmaf else None
     report = Reporter(on_progress)
     report.phase("probe", 0.0)
     if await asyncio.to_thread(is_local_missing, source):
@@ -239,6 +241,7 @@ async def remux_vod(
             temp,
             ffmpeg_bin=ffmpeg_bin,
             input_options=input_options,
+            audio_name=audio_track.name if audio_track else "",
         )
         # No ffprobe: at hundreds of times realtime one more process start is a visible
         # share of a remux, so the source's facts come from FFmpeg's own input report.
@@ -246,14 +249,17 @@ async def remux_vod(
 
         def on_stderr(line: str) -> None:
             facts.feed(line)
-            if line.endswith("' for writing") and ".ts'" in line:
+            if not cmaf and line.endswith("' for writing") and ".ts'" in line:
                 # The HLS muxer opened the next segment: the previous one is complete,
                 # so scan it now, while FFmpeg keeps copying (it is I/O-bound).
                 report.tick.set()
 
         run = run_ffmpeg(args, on_progress=report.ffmpeg("remux"), on_stderr=on_stderr)
         try:
-            (scans,) = await _run_scanning(run, [folder], report.tick)
+            if audio_track is None:
+                (scans,) = await _run_scanning(run, [folder], report.tick)
+            else:
+                await run
         except TranscodeError:
             facts.finish()  # raises the source's own problem when FFmpeg described one
             raise
@@ -261,11 +267,36 @@ async def remux_vod(
             raise CorruptSource(f"ffmpeg could not describe the source {source}")
         info = facts.info
         report.phase("measure", ENCODE_SHARE)
-        measured = await asyncio.to_thread(measure_rung, folder, ffmpeg_cmd.FFMPEG_PLAYLIST, scans)
         size = (info.video.width, info.video.height)
+        if audio_track is not None:
+            video, sound = await measure_renditions(temp, [rung_name, audio_track.name], 1)
+            rung = (rung_name, video, size, info.video.frame_rate)
+            return _Produced(info, [rung], [(audio_track, sound)])
+        measured = await asyncio.to_thread(measure_rung, folder, ffmpeg_cmd.FFMPEG_PLAYLIST, scans)
         return _Produced(info, [(rung_name, measured, size, info.video.frame_rate)], [])
 
-    return await _package(dest, [rung_name], remux, report, work_dir, encryption, None)
+    names = [rung_name, *([audio_track.name] if audio_track else [])]
+    return await _package(dest, names, remux, report, work_dir, encryption, None)
+
+
+def _cmaf(package_format: PackageFormat, encryption: AssetEncryption | None) -> bool:
+    """Whether to write CMAF; refuses CMAF with encryption (the service refuses it first)."""
+    if package_format is PackageFormat.CMAF and encryption is not None:
+        raise EncodeFailed("a CMAF asset cannot be encrypted yet (AES-128 is MPEG-TS only)")
+    return package_format is PackageFormat.CMAF
+
+
+def _produced(
+    info: SourceInfo,
+    plan: Sequence[PlannedRung],
+    audio: Sequence[Track],
+    measured: Sequence[RungMeasurement],
+) -> _Produced:
+    rungs = [
+        (rung.name, m, (rung.width, rung.height), rung.frame_rate)
+        for rung, m in zip(plan, measured[: len(plan)], strict=True)
+    ]
+    return _Produced(info, rungs, list(zip(audio, measured[len(plan) :], strict=True)))
 
 
 async def _run_scanning(
@@ -326,7 +357,9 @@ async def _package(
         if subtitles is not None and subtitles.tracks:
             # Timed by the first rung's clear segments: before they are encrypted.
             subtitle_tracks = subtitles.tracks
-            await subtitles.write(temp, outputs[0][1], temp / outputs[0][0])
+            first = outputs[0][1]
+            start = None if first.cmaf is None else first.cmaf.first_start / first.cmaf.timescale
+            await subtitles.write(temp, first, temp / outputs[0][0], first_keyframe_seconds=start)
         if encryption is not None:
             # Only once the output is known good: its keys replace the asset's old ones.
             report.phase("encrypt", ENCRYPT_AT)
@@ -340,9 +373,11 @@ async def _package(
                 for (name, _, size, rate), m in zip(outputs, measured[: len(outputs)], strict=True)
             ]
             audio = [(t, m) for (t, _), m in zip(audio, measured[len(outputs) :], strict=True)]
-        rungs = _write_playlists(temp, info, outputs, audio)
-        master = _master(rungs, audio, subtitle_tracks)
+        rungs, playlists = write_playlists(temp, info, outputs, audio)
+        master = master_of(rungs, audio, subtitle_tracks)
         (temp / MASTER_NAME).write_text(render_master(master))
+        if outputs[0][1].cmaf is not None:
+            (temp / MPD_NAME).write_text(write_mpd(master, playlists, outputs, audio))
         report.phase("publish", ENCODE_SHARE + MEASURE_SHARE)
         await asyncio.to_thread(publish_tree, temp, dest)
     except EncodeFailed as err:
@@ -373,7 +408,7 @@ async def _package(
     )
 
 
-def _check_outputs(info: SourceInfo, outputs: Sequence[_RungOutput]) -> None:
+def _check_outputs(info: SourceInfo, outputs: Sequence[RungOutput]) -> None:
     """Refuse a truncated output, or one whose segments do not start with a keyframe."""
     for name, measured, _, _ in outputs:
         expected = info.duration_seconds
@@ -387,81 +422,6 @@ def _check_outputs(info: SourceInfo, outputs: Sequence[_RungOutput]) -> None:
         if not measured.every_segment_starts_with_keyframe:
             # EXT-X-INDEPENDENT-SEGMENTS would be a lie (a source with odd keyframes).
             raise EncodeFailed(f"a segment of {name} does not start with a keyframe")
-
-
-def _write_playlists(
-    temp: Path,
-    info: SourceInfo,
-    outputs: Sequence[_RungOutput],
-    audio: Sequence[tuple[Track, RungMeasurement]],
-) -> list[RungResult]:
-    """Every rung's and audio rendition's media playlists; the rungs' master entries (with
-    audio renditions, a variant's bandwidth adds the most demanding one's, RFC 8216
-    section 4.3.4.2)."""
-    codec = aac_codec(info.audio.profile if info.audio and not audio else "LC")
-    video = outputs[0][1].segments
-    for track, measured in audio:
-        (temp / track.name / ffmpeg_cmd.FFMPEG_PLAYLIST).unlink()
-        segments = measured.segments
-        if len(segments) == len(video):
-            # Cut at the AAC frame after each video cut (a few ms later): listed with the
-            # video's durations, so every rendition has the same timeline and target.
-            segments = tuple(
-                replace(a, duration=v.duration) for a, v in zip(segments, video, strict=True)
-            )
-        media = MediaPlaylist(segments, playlist_type="VOD", endlist=True)
-        (temp / track.name / MEDIA_NAME).write_text(render_media(media))
-    audio_peak = max((m.peak_bps for _, m in audio), default=0)
-    audio_average = max((m.average_bps for _, m in audio), default=0)
-    results = []
-    for name, measured, resolution, frame_rate in outputs:
-        rung_dir = temp / name
-        (rung_dir / ffmpeg_cmd.FFMPEG_PLAYLIST).unlink()
-        media = MediaPlaylist(measured.segments, playlist_type="VOD", endlist=True)
-        (rung_dir / MEDIA_NAME).write_text(render_media(media))
-        iframes = MediaPlaylist(
-            measured.iframes, playlist_type="VOD", endlist=True, iframes_only=True
-        )
-        (rung_dir / IFRAMES_NAME).write_text(render_media(iframes))
-        results.append(
-            RungResult(
-                name=name,
-                variant=Variant(
-                    uri=f"{name}/{MEDIA_NAME}",
-                    bandwidth=measured.peak_bps + audio_peak,
-                    average_bandwidth=measured.average_bps + audio_average,
-                    codecs=f"{measured.avc_codec},{codec}",
-                    resolution=resolution,
-                    frame_rate=frame_rate,
-                    audio=AUDIO_GROUP if audio else None,
-                ),
-                iframe_variant=IFrameVariant(
-                    uri=f"{name}/{IFRAMES_NAME}",
-                    bandwidth=measured.iframe_peak_bps,
-                    average_bandwidth=measured.iframe_average_bps,
-                    codecs=measured.avc_codec,
-                    resolution=resolution,
-                ),
-                segment_count=len(measured.segments),
-                duration_seconds=measured.duration_seconds,
-            )
-        )
-    return results
-
-
-def _master(
-    rungs: Sequence[RungResult],
-    audio: Sequence[tuple[Track, RungMeasurement]],
-    subtitles: Sequence[Track],
-) -> MasterPlaylist:
-    group = SUBTITLES_GROUP if subtitles else None
-    return MasterPlaylist(
-        variants=tuple(replace(r.variant, subtitles=group) for r in rungs),
-        iframe_variants=tuple(r.iframe_variant for r in rungs),
-        renditions=renditions(
-            [*(t for t, _ in audio), *subtitles], lambda t: f"{t.name}/{MEDIA_NAME}"
-        ),
-    )
 
 
 def _disk_nearly_full(path: Path) -> bool:

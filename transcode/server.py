@@ -41,7 +41,9 @@ from transcode.convert import (
     event_to_pb,
     job_state,
     job_to_pb,
+    multicast_output_to_pb,
     node_to_pb,
+    package_format,
     status_to_pb,
     subtitles_from_pb,
     thumbnail_to_pb,
@@ -89,6 +91,7 @@ class TranscodeServicer(pb_grpc.TranscodeServiceServicer):
             key_rotation_seconds=request.encryption.rotation_seconds,
             subtitles=subtitles_from_pb(request.subtitles),
             audio_language=request.audio_language,
+            package_format=package_format(request.format),
         )
         return job_to_pb(job)
 
@@ -193,6 +196,20 @@ class TranscodeServicer(pb_grpc.TranscodeServiceServicer):
             principal(), _channel_id(request.name), api_key=caller_key()
         )
         return thumbnail_to_pb(thumbnail)
+
+    async def ListMulticastOutputs(
+        self, request: pb.ListMulticastOutputsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListMulticastOutputsResponse:
+        """A page of the channels' multicast outputs, by channel id."""
+        outputs, token = page(
+            await self._service.list_multicast_outputs(principal()),
+            key=lambda o: o.channel,
+            size=request.page_size,
+            token=request.page_token,
+        )
+        return pb.ListMulticastOutputsResponse(
+            outputs=[multicast_output_to_pb(o) for o in outputs], next_page_token=token
+        )
 
     async def ListNodes(
         self, request: pb.ListNodesRequest, context: grpc.aio.ServicerContext

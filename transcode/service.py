@@ -31,10 +31,13 @@ from transcode.jobs import (
     JobEncryption,
     JobEvent,
     JobState,
+    PackageFormat,
     SubtitleFile,
+    validate_format,
     validate_subtitle_files,
 )
 from transcode.live.sourcing import check_inputs
+from transcode.outputs import MulticastOutput, multicast_output
 from transcode.queue import DeadLetterPage, JobQueue
 from transcode.sources import SourceInput
 from transcode.sourceurl import validate_source
@@ -113,13 +116,15 @@ class TranscodeService:
         key_rotation_seconds: int = 0,
         subtitles: Sequence[SubtitleFile] = (),
         audio_language: str = "",
+        package_format: PackageFormat = PackageFormat.TS,
     ) -> Job:
         """Validate and queue a packaging job; a source outside the allow-lists is refused.
 
         ``encrypt``: AES-128 with a new content key every ``key_rotation_seconds`` of media
         (0: the service's default), recorded in the job as resolved. ``subtitles``: files
         published as subtitle renditions (each under the same allow-lists as the source);
-        ``audio_language``: the default of the source's audio tracks.
+        ``audio_language``: the default of the source's audio tracks. ``package_format``:
+        MPEG-TS or CMAF (CMAF cannot be encrypted yet: refused on ``format``).
         """
         require_admin(principal)
         source = validate_source(source)
@@ -128,6 +133,7 @@ class TranscodeService:
         validate_id("profile", profile)
         job_id = validate_id("job_id", job_id) if job_id else secrets.token_hex(8)
         encryption = self._encryption(encrypt, key_rotation_seconds)
+        validate_format(package_format, encryption is not None)
         subtitles = tuple(subtitles)
         validate_subtitle_files(subtitles)
         validate_tracks_languages((), (), audio_language, prefix="")
@@ -137,7 +143,7 @@ class TranscodeService:
         now = utc_now()
         job = Job(
             job_id, source, asset, profile, JobState.QUEUED, now, now, encryption=encryption,
-            subtitles=subtitles, audio_language=audio_language,
+            subtitles=subtitles, audio_language=audio_language, format=package_format,
         )  # fmt: skip
         if not await self._queue.submit(job):
             raise JobExists(f"job {job_id} already exists", details={"job_id": job_id})
@@ -231,6 +237,15 @@ class TranscodeService:
             return await self._channels.list_channels()
         owned = await self._owners.owned(principal, api_key)
         return [s for s in await self._channels.list_channels() if s.channel.id in owned]
+
+    async def list_multicast_outputs(self, principal: Principal) -> list[MulticastOutput]:
+        """Every channel's multicast output (channels without one left out), for the admin
+        and the front doors (the playback role): group, port, regions and whether the channel
+        runs, never a source URL."""
+        if principal.role != "playback":
+            require_admin(principal)
+        found = (multicast_output(s) for s in await self._channels.list_channels())
+        return [output for output in found if output is not None]
 
     async def thumbnail(self, principal: Principal, channel_id: str, *, api_key: str) -> Thumbnail:
         """A running channel's latest thumbnail; ``ThumbnailNotFound`` when none is recent."""

@@ -40,13 +40,24 @@ class VodSubtitles:
     input_options: Mapping[str, str] | None = None
     ffmpeg_bin: str = "ffmpeg"
 
-    async def write(self, temp: Path, video: RungMeasurement, rung_dir: Path) -> None:
+    async def write(
+        self,
+        temp: Path,
+        video: RungMeasurement,
+        rung_dir: Path,
+        *,
+        first_keyframe_seconds: float | None = None,
+    ) -> None:
         """Write every track's segments and media playlist under ``temp``, aligned with
-        ``video`` (a rung's measurement, its files clear under ``rung_dir``)."""
-        first = await asyncio.to_thread(scan_segment, rung_dir / video.segments[0].uri)
-        if not first.keyframes:
-            raise EncodeFailed("the first video segment has no keyframe to time subtitles by")
-        pts_offset = first.keyframes[0].pts / PTS_HZ
+        ``video`` (a rung's measurement, its files clear under ``rung_dir``).
+        ``first_keyframe_seconds``: the media time of its first keyframe when already known
+        (CMAF: from its fragments); None reads it from the first MPEG-TS segment."""
+        if first_keyframe_seconds is None:
+            first = await asyncio.to_thread(scan_segment, rung_dir / video.segments[0].uri)
+            if not first.keyframes:
+                raise EncodeFailed("the first video segment has no keyframe to time subtitles by")
+            first_keyframe_seconds = first.keyframes[0].pts / PTS_HZ
+        pts_offset = first_keyframe_seconds
         boundaries = _boundaries(video.segments)
         for track in self.tracks:
             folder = temp / track.name

@@ -2,7 +2,8 @@
 the way players choose among them.
 
 A source with one audio track keeps it muxed into every rung, as every player has always
-had it. A source with several keeps each of them (up to the profile's
+had it (in MPEG-TS; CMAF tracks are single-track, so there even one audio track is a
+rendition of its own). A source with several keeps each of them (up to the profile's
 ``max_audio_tracks``) as its own audio-only rendition, encoded once rather than once per
 rung; the rungs then carry video only and every variant names one ``AUDIO`` group
 (RFC 8216 section 4.3.4.1.1). Text subtitles become WebVTT renditions in one
@@ -61,11 +62,12 @@ def plan_tracks(
     max_audio: int,
     subtitle_files: Sequence[SubtitleFile] = (),
     default_language: str = "",
+    separate_audio: bool = False,
 ) -> tuple[Track, ...]:
-    """The renditions of a probed source: its audio tracks when it has several, its text
-    subtitle streams, then the attached subtitle files."""
+    """The renditions of a probed source: its audio tracks when it has several (or any, with
+    ``separate_audio``: CMAF), its text subtitle streams, then the attached subtitle files."""
     audio: tuple[Track, ...] = ()
-    if len(source.audio_streams) > 1:
+    if len(source.audio_streams) > 1 or (separate_audio and source.audio_streams):
         audio = _audio(source.audio_streams[:max_audio], default_language)
     subtitles = [_track("subtitles", s.index, s.language, s.title) for s in source.subtitle_streams]
     subtitles += [_track("subtitles", ATTACHED, f.language, f.title, f.uri) for f in subtitle_files]
@@ -86,6 +88,12 @@ def live_tracks(
         audio = _audio(streams, default_language)
     subtitles = tuple(_track("subtitles", i, lang, "") for i, lang in enumerate(subtitle_languages))
     return _named((*audio, *subtitles))
+
+
+def first_audio() -> Track:
+    """The one audio rendition of a CMAF stream copy, whose source is not probed beforehand:
+    the first audio stream, ``audio-1``, the default."""
+    return _named((_track("audio", 0, "", "", default=True),))[0]
 
 
 def audio_of(tracks: Sequence[Track]) -> tuple[Track, ...]:

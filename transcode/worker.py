@@ -374,6 +374,7 @@ def vod_packager(
             encryption=encryption,
             subtitle_files=subtitles,
             default_language=job.audio_language,
+            package_format=job.format,
         )
         return f"/vod/{job.asset}/{result.master_path.name}"
 

@@ -95,6 +95,7 @@ from cdn_ctl.metrics import CdnMetrics
 from cdn_ctl.playerlinks import PlayerLinks
 from cdn_ctl.upstream import EpgCache, LeaseKeeper, SubscriberCache
 from cdn_ctl.upstream.alerts import AlertCache
+from cdn_ctl.upstream.multicast import MulticastDirectory
 from cdn_ctl.web import Handler, error_response, mapped
 from headend import errors
 from headend.clock import utc_now
@@ -108,7 +109,8 @@ _VERIFIED_MAX = 65_536
 # an outage should cost seconds of staleness, not minutes.
 TASK_BACKOFF = Backoff(first_seconds=0.5, cap_seconds=5.0)
 # The front door's background tasks, as its supervisor names them.
-TASKS = ("epg-changes", "alerts", "lease-heartbeats", "fetch-limit-sync", "key-limit-sync")
+TASKS = ("epg-changes", "alerts", "lease-heartbeats", "fetch-limit-sync", "key-limit-sync",
+         "multicast")  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +143,7 @@ class FrontDoor(Timeshift, Listings, Players, Keys):
         supervisor: Supervisor | None = None,
         alerts: AlertCache | None = None,
         metrics: CdnMetrics | None = None,
+        multicast: MulticastDirectory | None = None,
     ) -> None:
         self.settings = settings
         self.metrics = metrics
@@ -160,6 +163,8 @@ class FrontDoor(Timeshift, Listings, Players, Keys):
                 now=now,
             )
         self.alerts = alerts
+        # The channels' multicast groups (none without a transcode target: HLS for all).
+        self.multicast = multicast or MulticastDirectory.of(settings, metrics=metrics)
         # The EPG's feed says when an alert changed.
         epg.on_alerts = alerts.changed
         self.http = http
@@ -228,9 +233,9 @@ class FrontDoor(Timeshift, Listings, Players, Keys):
 
     async def start(self) -> None:
         """Follow the EPG change feed and the alerts it announces, batch heartbeats and sync
-        fetch and key counts, each as a supervised task (a failure is logged, counted and
-        restarted with backoff)."""
-        epg_changes, alerts, heartbeats, fetch_sync, key_sync = TASKS
+        fetch and key counts, read the multicast directory, each as a supervised task (a
+        failure is logged, counted and restarted with backoff)."""
+        epg_changes, alerts, heartbeats, fetch_sync, key_sync, multicast = TASKS
         self.supervisor.spawn(epg_changes, self.epg.watch)
         self.supervisor.spawn(alerts, self.alerts.run)
         self.supervisor.spawn(heartbeats, self.leases.run)
@@ -238,6 +243,8 @@ class FrontDoor(Timeshift, Listings, Players, Keys):
             self.supervisor.spawn(fetch_sync, self.guards.fetches.run)
         if self.keys is not None and self.keys.limiter is not None:
             self.supervisor.spawn(key_sync, self.keys.limiter.run)
+        if self.multicast is not None:
+            self.supervisor.spawn(multicast, self.multicast.run)
 
     async def stop(self) -> None:
         """Stop the background tasks and close the gRPC channels."""
@@ -246,6 +253,8 @@ class FrontDoor(Timeshift, Listings, Players, Keys):
         await self.epg.close()
         await self.alerts.close()
         await self.subscriber.close()
+        if self.multicast is not None:
+            await self.multicast.close()
 
     # ---- box token
 

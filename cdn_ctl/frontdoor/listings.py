@@ -4,12 +4,15 @@ A mixin of :class:`cdn_ctl.frontdoor.app.FrontDoor` (which owns the state declar
 below). Both list the box's entitled channels only; a blacked-out programme shows as the
 slate entry, and while an emergency alert reaches the box its entry leads the lineup and
 replaces the programmes it covers in the guide (the guide is then cached for 30 s, not
-300, so boxes pick up its end soon).
+300, so boxes pick up its end soon). A channel the box plays from a multicast group
+(:func:`~cdn_ctl.frontdoor.policy.multicast_url`) is listed with the group's URL, but
+while an alert reaches the box its entry and the channels it replaces stay HLS, so a box
+that tunes to them plays the alert through the front door.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 
 from aiohttp import web
@@ -17,11 +20,12 @@ from aiohttp import web
 from cdn_ctl.boxtoken import BoxToken
 from cdn_ctl.frontdoor.playback import TOKEN, token_query
 from cdn_ctl.frontdoor.players import M3U_TYPE
-from cdn_ctl.frontdoor.policy import alert_entry, alert_programme, slate_for
+from cdn_ctl.frontdoor.policy import alert_entry, alert_programme, multicast_url, slate_for
 from cdn_ctl.frontdoor.settings import FrontDoorSettings
 from cdn_ctl.lineup import LineupEntry, render_m3u
 from cdn_ctl.upstream import EpgCache, SubscriberCache
 from cdn_ctl.upstream.alerts import AlertCache
+from cdn_ctl.upstream.multicast import MulticastDirectory
 from epg.domain import Channel, Programme, rights
 from epg.xmltv import write_xmltv
 
@@ -33,6 +37,7 @@ class Listings:
     subscriber: SubscriberCache
     epg: EpgCache
     alerts: AlertCache
+    multicast: MulticastDirectory | None
     _now: Callable[[], datetime]
     _base: Callable[[web.Request], str]
 
@@ -40,6 +45,22 @@ class Listings:
         channels = await self.epg.channels()
         allowed = await self.subscriber.channels(box.carrier, box.subscriber)
         return [channels[c] for c in sorted(allowed) if c in channels]
+
+    def live_urls(self, box: BoxToken, channels: Iterable[Channel]) -> dict[str, str]:
+        """The channels ``box`` plays from a multicast group, with the group's URL (those
+        left out: HLS through the front door, as is every channel an emergency alert in
+        force for the box replaces: the front door switches those to the alert)."""
+        directory = self.multicast
+        if directory is None:
+            return {}
+        region = box.region
+        alerts = self.alerts.reaching(region, self._now())
+        found = (
+            (c.id, multicast_url(directory.get(c.id), region=region))
+            for c in channels
+            if not any(a.reaches(c.id, region) for a in alerts)
+        )
+        return {channel: url for channel, url in found if url}
 
     async def lineup(self, request: web.Request) -> web.Response:
         """``GET /lineup.m3u``: the entitled channels as extended M3U."""
@@ -51,10 +72,14 @@ class Listings:
         emergency alert reaches the box, its entry comes first (on the first of the box's
         channels it replaces, which plays the alert)."""
         channels = await self._entitled(box)
+        direct = self.live_urls(box, channels)
         entries = [
-            LineupEntry(c.id, c.number, c.name(), c.logo_url, c.group, c.catchup_days)
+            LineupEntry(
+                c.id, c.number, c.name(), c.logo_url, c.group, c.catchup_days,
+                live_url=direct.get(c.id, ""),
+            )
             for c in channels
-        ]
+        ]  # fmt: skip
         for alert in self.alerts.reaching(box.region, self._now()):
             replaced = [c for c in channels if alert.reaches(c.id, box.region)]
             if replaced:

@@ -12,6 +12,12 @@ does not expire; it stops working when revoked or replaced, and whenever the
 box could not play anyway: each use asks the subscriber cache (the lineup's
 and playback's own, with their TTL) whether the box may play.
 
+A link is the box's, so it gets the box's multicast groups too
+(:func:`cdn_ctl.frontdoor.policy.multicast_url`, by the box's region): in its
+playlist (the lineup's own text) and as Xtream's ``direct_source``. The Xtream
+stream path stays a 302 to the HLS master, as an HTTP redirect cannot hand a
+player to an RTP group.
+
     POST   /api/player-link        (box token) 201 {url, guide, xtream}: one per box
     DELETE /api/player-link        (box token) 204: revoked at once
     GET    /p/{credential}/playlist.m3u    the box's lineup
@@ -113,6 +119,7 @@ class Players:
     _base: Callable[[web.Request], str]
     _entitled: Callable[[BoxToken], Awaitable[list[Channel]]]
     lineup_text: Callable[[BoxToken, str, str, str], Awaitable[str]]
+    live_urls: Callable[[BoxToken, list[Channel]], dict[str, str]]
     guide_data: Callable[..., Awaitable[bytes]]
 
     def _links(self) -> PlayerLinks:
@@ -237,7 +244,7 @@ class Players:
     async def player_api(self, request: web.Request) -> web.Response:
         """``GET /player_api.php``: account info, live categories or live streams."""
         try:
-            _, _, channels, link = await self._by_query(request)
+            _, box, channels, link = await self._by_query(request)
         except LoginFailed:
             return web.json_response(xtream.AUTH_FAILED, headers=_NO_STORE)
         action = request.query.get("action", "")
@@ -251,7 +258,7 @@ class Players:
             category = request.query.get("category_id", "")
             if category and not _CATEGORY.match(category):
                 raise BadPlayRequest("category_id", "must be a category id")
-            body = xtream.streams(channels, category=category)
+            body = xtream.streams(channels, category=category, direct=self.live_urls(box, channels))
         else:
             raise BadPlayRequest("action", "not a supported action", reason="bad_action")
         return web.json_response(body, headers=_NO_STORE)

@@ -1,5 +1,6 @@
 """Pure front door rules: the guide's slate and alert entries, the lineup's alert entry,
-the served master, the catch-up window a box asks for, and the access log line."""
+whether a box plays a channel from its multicast group, the served master, the catch-up
+window a box asks for, and the access log line."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from cdn_ctl.errors import BadPlayRequest
 from cdn_ctl.lineup import LineupEntry
 from epg.alerts.domain import Alert
 from epg.domain import Programme, Text
+from headend.regions import covers
+from transcode.outputs import MulticastOutput
 
 SLATE_TITLE = "Not available in your region"
 # The lineup group and guide category of an emergency alert, and a drill's mark.
@@ -55,6 +58,21 @@ def alert_entry(alert: Alert, channel_id: str) -> LineupEntry:
     """The lineup's first entry while ``alert`` reaches a box: ``channel_id`` (one of the
     box's channels it replaces, so playing it plays the alert) under the alert's title."""
     return LineupEntry(channel_id, 0, alert_title(alert), "", ALERT_GROUP, 0)
+
+
+def multicast_url(output: MulticastOutput | None, *, region: str) -> str:
+    """The URL a box in ``region`` opens for a channel live instead of the front door's HLS
+    master: the channel's multicast group while the channel runs and one of the output's
+    regions covers the box (the managed network reaches it there); "" (HLS) otherwise.
+
+    The one rule deciding multicast or HLS for a box and a channel: every answer that
+    names a live URL (the lineup, the player links' copy of it, Xtream's ``direct_source``)
+    asks it, and a rule on the box's device profile joins it here."""
+    if output is None or not output.running or not region:
+        return ""
+    if any(covers(area, region) for area in output.multicast.regions):
+        return output.url
+    return ""
 
 
 def alert_programme(programme: Programme, alert: Alert) -> Programme:

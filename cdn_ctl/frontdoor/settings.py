@@ -59,7 +59,8 @@ class TokenBinding:
 
 @dataclass(frozen=True, slots=True)
 class FrontDoorSettings:
-    """Where the EPG and subscriber services are, the box token keys, and cache bounds."""
+    """Where the EPG, subscriber and transcode services are, the box token keys, and cache
+    bounds."""
 
     epg_target: str
     subscriber_target: str
@@ -122,8 +123,12 @@ class FrontDoorSettings:
     alert_linger_seconds: float = 120.0
     # The safety net behind the change feed: the alerts are re-read at least this often.
     alert_refresh_seconds: float = 30.0
-    # TLS/mTLS towards EPG and subscriber (GRPC_CLIENT_*; None: plaintext).
+    # TLS/mTLS towards EPG, subscriber and transcode (GRPC_CLIENT_*; None: plaintext).
     grpc_tls: ClientTls | None = None
+    # The transcode control service, asked with ``api_key`` for the channels' multicast
+    # outputs every ``multicast_refresh_seconds`` ("": none; every box gets HLS).
+    transcode_target: str = ""
+    multicast_refresh_seconds: float = 30.0
 
     def timeshift_depth(self, channel: str) -> timedelta:
         """How far back ``channel``'s live can be rewound (zero: no timeshift)."""
@@ -166,7 +171,8 @@ class FrontDoorSettings:
         api_key = env_secret(env, "FRONTDOOR_API_KEY")
         if api_key is None:
             raise SettingsError(
-                "FRONTDOOR_API_KEY", "required: a playback-role API key for EPG/subscriber"
+                "FRONTDOOR_API_KEY",
+                "required: a playback-role API key for EPG/subscriber/transcode",
             )
         proxies = env_networks(env, "FRONTDOOR_TRUSTED_PROXIES", "")
         settings = cls(
@@ -249,6 +255,10 @@ class FrontDoorSettings:
                 env, "FRONTDOOR_ALERT_REFRESH_SECONDS", 30.0, low=1, high=3600
             ),
             grpc_tls=ClientTls.from_env(env),
+            transcode_target=env_str(env, "FRONTDOOR_TRANSCODE_TARGET", ""),
+            multicast_refresh_seconds=env_float(
+                env, "FRONTDOOR_MULTICAST_REFRESH_SECONDS", 30.0, low=1, high=3600
+            ),
         )
         try:
             settings.signer()

@@ -13,7 +13,7 @@ numbers, category ids are strings. Stream ids are the channels' numbers
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -79,8 +79,14 @@ def categories(channels: Iterable[Channel]) -> list[dict[str, Any]]:
     return list(seen.values())
 
 
-def streams(channels: Iterable[Channel], *, category: str = "") -> list[dict[str, Any]]:
-    """``get_live_streams`` (only ``category``'s when one is given)."""
+def streams(
+    channels: Iterable[Channel], *, category: str = "", direct: Mapping[str, str] | None = None
+) -> list[dict[str, Any]]:
+    """``get_live_streams`` (only ``category``'s when one is given); ``direct``: the
+    multicast URL of each channel the box plays from its group, as ``direct_source`` (what
+    players open instead of the stream path; the stream path itself stays HLS, as an HTTP
+    redirect cannot hand a player to RTP)."""
+    direct = direct or {}
     out = []
     for c in channels:
         group = category_id(c.group)
@@ -97,7 +103,7 @@ def streams(channels: Iterable[Channel], *, category: str = "") -> list[dict[str
             "category_id": group,
             "custom_sid": "",
             "tv_archive": 1 if c.catchup_days > 0 else 0,
-            "direct_source": "",
+            "direct_source": direct.get(c.id, ""),
             "tv_archive_duration": c.catchup_days,
         })  # fmt: skip
     return out

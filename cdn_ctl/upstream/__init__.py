@@ -1,8 +1,10 @@
-"""The front door's cached view of the EPG and subscriber services (over their clients).
+"""The front door's cached view of the EPG, subscriber and transcode services (over their
+clients).
 
 The box-facing hot path (variant playlist polls) must not make a gRPC round
 trip per request, so answers are cached (:mod:`.guide` for the EPG,
-:mod:`.subscriber` for entitlements and leases), and a service that cannot
+:mod:`.subscriber` for entitlements and leases, :mod:`.alerts` for emergency alerts,
+:mod:`.multicast` for the channels' multicast groups), and a service that cannot
 answer is left alone until the retry time it gave while the caches keep
 serving, within their bounds (:mod:`.common`). The calls themselves go
 through ``epg.client.EpgClient`` and ``subscriber.client.SubscriberClient``,

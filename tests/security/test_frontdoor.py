@@ -46,6 +46,7 @@ ADMIN_PATHS = [
     f"/debug/route?channel={LIVE}&region={REGION}",
     "/metrics",
     f"/steering/{LIVE}.json?base=v1&region={REGION}",
+    "/multicast",
 ]
 
 

@@ -197,8 +197,9 @@ _READS = {
     # A carrier reads its own boxes' figures, a broadcaster its channels' (the admin
     # everyone's).
     "ViewingReportService": {"QueryViewing", "CountViewers"},
-    # A broadcaster lists its own channels' live state (those the EPG says it owns).
-    "TranscodeService": {"ListChannels"},
+    # A broadcaster lists its own channels' live state (those the EPG says it owns); the
+    # front doors (playback) read the channels' multicast groups.
+    "TranscodeService": {"ListChannels", "ListMulticastOutputs"},
     # The front doors (playback) follow the alerts.
     "AlertService": {"ListAlerts"},
 }  # fmt: skip

@@ -235,7 +235,10 @@ async def build_stack(
             refresh_seconds=0.5,
             replica_id="e2e",
             frontdoor=frontdoor_settings(
-                services, api_key=playback_key, grpc_tls=services.tls, **door
+                services,
+                api_key=playback_key,
+                grpc_tls=services.tls,
+                **{"transcode_target": f"127.0.0.1:{tc_port}", **door},
             ),
             content_keys=keys,
         )

@@ -25,8 +25,10 @@ from transcode.errors import InvalidRequest
 TYPES = {
     ".m3u8": tags.MIME_PLAYLIST,
     ".ts": tags.MIME_TS,
-    ".m4s": "video/iso.segment",
-    ".mp4": "video/mp4",
+    # CMAF media and init segments: what MSE players (hls.js, dash.js) are given for fMP4.
+    ".m4s": tags.MIME_MP4,
+    ".mp4": tags.MIME_MP4,
+    ".mpd": tags.MIME_MPD,
     ".aac": "audio/aac",
     ".vtt": tags.MIME_WEBVTT,
 }
@@ -153,7 +155,8 @@ async def respond(request: web.Request, body: Body) -> web.StreamResponse:
 
 async def _respond(request: web.Request, body: Body) -> web.StreamResponse:
     headers = {"Cache-Control": body.cache_control, "Content-Type": body.content_type}
-    is_playlist = body.content_type == tags.MIME_PLAYLIST
+    # A DASH manifest is text like a playlist: compressed, and never cut into ranges.
+    is_playlist = body.content_type in (tags.MIME_PLAYLIST, tags.MIME_MPD)
     size = len(body.data) if body.data is not None else body.size
     gzip_ok = is_playlist and _accepts_gzip(request.headers.get("Accept-Encoding", ""))
     if is_playlist:

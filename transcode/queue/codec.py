@@ -6,7 +6,15 @@ import json
 from collections.abc import Mapping
 from datetime import datetime
 
-from transcode.jobs import Job, JobEncryption, JobEvent, JobState, Progress, SubtitleFile
+from transcode.jobs import (
+    Job,
+    JobEncryption,
+    JobEvent,
+    JobState,
+    PackageFormat,
+    Progress,
+    SubtitleFile,
+)
 
 
 def event_fields(state: str, reason: str = "", progress: Progress | None = None) -> list[str]:
@@ -53,6 +61,8 @@ def job_from_hash(raw: Mapping[bytes, bytes]) -> Job:
         # Absent in a job queued before subtitles existed.
         subtitles=tuple(SubtitleFile(*s) for s in json.loads(d.get("subtitles") or "[]")),
         audio_language=d.get("audio_language", ""),
+        # Absent in a job queued before formats existed: those were all MPEG-TS.
+        format=PackageFormat(d.get("format") or PackageFormat.TS.value),
     )
 
 

@@ -126,7 +126,7 @@ class JobQueue:
             "token": "", "worker": "", "output": "", "last_error": "",
             "key_rotation": str(job.encryption.rotation_seconds) if job.encryption else "",
             "subtitles": json.dumps([[s.uri, s.language, s.title] for s in job.subtitles]),
-            "audio_language": job.audio_language,
+            "audio_language": job.audio_language, "format": job.format.value,
         }  # fmt: skip
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.hset(job_key(job.id), mapping=mapping)

@@ -1,0 +1,120 @@
+"""CMAF packaging throughput: our remux into CMAF (stream copy into single-track fMP4,
+init-segment fix-up, fragment reading, HLS playlists with EXT-X-MAP, I-frame playlist,
+manifest.mpd, atomic publish).
+
+Subject: ``transcode.package.remux_vod(..., package_format=CMAF)`` of an H.264/AAC 1080p
+mezzanine of 10 minutes. Baseline, same run, same input, same output file system: a bare
+``ffmpeg -i mezz.mp4 -c copy -f hls -hls_segment_type fmp4 -hls_time 6
+-hls_playlist_type vod`` (one muxed fMP4 rendition, FFmpeg's own playlist). Ours writes two
+renditions (video and audio apart, as CMAF tracks are single-track) from one FFmpeg and a
+fragment per keyframe. Rounds alternate which side goes first, as in the TS remux bench.
+
+Goal (issue 17): throughput ratio >= 0.9. ``BENCH_SHORT=1``: a 60 s 720p mezzanine, floor
+0.7, for the reason the TS remux bench gives (process start-up and scheduling noise weigh
+more in a run of a fraction of a second).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import m3u8
+import pytest
+
+from bench.conftest import SHORT, Report, median
+from bench.media import ffmpeg, looped_mezzanine, scratch
+from transcode.jobs import PackageFormat
+from transcode.package import remux_vod
+
+SECONDS = 60 if SHORT else 600
+SIZE = "1280x720" if SHORT else "1920x1080"
+ROUNDS = 7 if SHORT else 5
+FLOOR = 0.7 if SHORT else 0.9
+
+
+@pytest.fixture(scope="session")
+def mezzanine(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A long H.264/AAC mezzanine, made once per session by looping a short encode."""
+    return looped_mezzanine(tmp_path_factory.mktemp("cmaf-bench"), SIZE, SECONDS)
+
+
+@pytest.fixture
+def out_root(tmp_path: Path) -> Iterator[Path]:
+    with scratch("cmaf-bench", tmp_path) as root:
+        yield root
+
+
+def test_cmaf_remux_throughput_against_bare_ffmpeg(
+    benchmark, report: Report, mezzanine: Path, out_root: Path
+) -> None:
+    bare_dir = out_root / "bare"
+    ours_dir = out_root / "vod" / "asset"
+    baseline: list[float] = []
+    subject: list[float] = []
+
+    def bare() -> None:
+        shutil.rmtree(bare_dir, ignore_errors=True)
+        bare_dir.mkdir(parents=True)
+        start = time.perf_counter()
+        ffmpeg(
+            *("-i", str(mezzanine), "-c", "copy", "-f", "hls", "-hls_time", "6"),
+            *("-hls_playlist_type", "vod", "-hls_segment_type", "fmp4"),
+            *("-hls_segment_filename", str(bare_dir / "s%05d.m4s")),
+            str(bare_dir / "index.m3u8"),
+        )
+        baseline.append(time.perf_counter() - start)
+        shutil.rmtree(bare_dir, ignore_errors=True)
+
+    turn = [0]
+
+    def before_ours() -> None:
+        shutil.rmtree(ours_dir, ignore_errors=True)
+        turn[0] += 1
+        if turn[0] % 2:
+            bare()
+
+    def after_ours() -> None:
+        if not turn[0] % 2:
+            bare()
+
+    def ours() -> None:
+        start = time.perf_counter()
+        asyncio.run(remux_vod(str(mezzanine), ours_dir, package_format=PackageFormat.CMAF))
+        subject.append(time.perf_counter() - start)
+
+    benchmark.pedantic(ours, setup=before_ours, teardown=after_ours, rounds=ROUNDS, warmup_rounds=1)
+
+    master = m3u8.loads((ours_dir / "master.m3u8").read_text())
+    (variant,) = master.playlists
+    assert variant.stream_info.codecs.startswith("avc1.")
+    assert len(master.iframe_playlists) == 1
+    media = m3u8.loads((ours_dir / "src" / "index.m3u8").read_text())
+    assert media.segment_map
+    assert sum(s.duration for s in media.segments) == pytest.approx(SECONDS, abs=0.5)
+    assert (ours_dir / "manifest.mpd").is_file()
+
+    ratio = report.ratio(
+        f"cmaf packaging remux {SECONDS}s {SIZE} x realtime",
+        SECONDS / median(subject),
+        SECONDS / median(baseline),
+        unit="x realtime",
+    )
+    benchmark.extra_info.update(
+        {
+            "ratio": round(ratio, 3),
+            "subject_median_s": round(median(subject), 3),
+            "baseline_median_s": round(median(baseline), 3),
+            "subject_x_realtime": round(SECONDS / median(subject), 1),
+            "baseline_x_realtime": round(SECONDS / median(baseline), 1),
+            "floor": FLOOR,
+        }
+    )
+    print(
+        f"\ncmaf remux {SECONDS}s {SIZE}: ours {median(subject):.3f}s vs bare ffmpeg "
+        f"{median(baseline):.3f}s -> throughput ratio {ratio:.3f} (floor {FLOOR})"
+    )
+    assert ratio >= FLOOR
