@@ -279,6 +279,12 @@ class LiveChannel:
         self.encryption.validate()
         if self.multicast is not None:
             self.multicast.validate()
+            if self.encryption.enabled:
+                raise InvalidRequest(
+                    "channel.multicast",
+                    "an encrypted channel cannot be multicast: a managed network's boxes "
+                    "have no CAS to get its keys, so they would receive it undecodable",
+                )
         validate_tracks_languages(
             self.audio_languages, self.subtitle_languages, self.audio_language, prefix="channel."
         )

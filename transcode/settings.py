@@ -133,6 +133,58 @@ class SourceSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class MulticastSettings:
+    """How a node runs its channels' multicast outputs (``transcode.live.multicast``), one
+    process per channel, which reads these same variables."""
+
+    # Off: a node on no managed network sends nothing even for channels that have an output.
+    enabled: bool = True
+    # How often the process reads the rung's live playlist for a new segment.
+    poll_seconds: float = 0.2
+    # Segments sent from the live edge at the start: the newest and those before it (one of
+    # buffer against publishing jitter).
+    start_segments: int = 2
+    # More than this many segments waiting (the rung's rate exceeds the mux rate, a stall):
+    # jump to the newest, the timeline kept continuous.
+    max_behind_segments: int = 3
+    # Nothing new published for this long (the node stopped publishing): the process exits,
+    # sending nulls, PAT/PMT and PCR until then so boxes hold sync.
+    idle_exit_seconds: float = 30.0
+    # A segment file larger than this is refused (skipped and logged).
+    max_segment_bytes: int = 64 << 20
+    # The sending thread spins (yielding) for the last part of each wait, for even gaps
+    # (0: sleep only; bench/test_multicast.py measures both).
+    spin_microseconds: int = 200
+    # Each process serves /metrics on an ephemeral port on this host (logged at start);
+    # "" : not served.
+    metrics_host: str = ""
+    # A command the process is started through, e.g. ``ip vrf exec mgmt`` or ``ip netns
+    # exec iptv`` where the managed network's interface lives in a VRF or namespace.
+    exec_prefix: tuple[str, ...] = ()
+
+    @classmethod
+    def from_env(cls, env: Env) -> MulticastSettings:
+        """Read the ``TC_MULTICAST_*`` variables."""
+        return cls(
+            enabled=env_bool(env, "TC_MULTICAST_ENABLED", True),
+            poll_seconds=env_float(env, "TC_MULTICAST_POLL_SECONDS", 0.2, low=0.01, high=5),
+            start_segments=env_int(env, "TC_MULTICAST_START_SEGMENTS", 2, low=1, high=10),
+            max_behind_segments=env_int(env, "TC_MULTICAST_MAX_BEHIND_SEGMENTS", 3, low=2, high=50),
+            idle_exit_seconds=env_float(
+                env, "TC_MULTICAST_IDLE_EXIT_SECONDS", 30.0, low=1, high=3600
+            ),
+            max_segment_bytes=env_int(
+                env, "TC_MULTICAST_MAX_SEGMENT_BYTES", 64 << 20, low=188, high=1 << 31
+            ),
+            spin_microseconds=env_int(
+                env, "TC_MULTICAST_SPIN_MICROSECONDS", 200, low=0, high=100_000
+            ),
+            metrics_host=env_str(env, "TC_MULTICAST_METRICS_HOST", ""),
+            exec_prefix=tuple(env_str(env, "TC_MULTICAST_EXEC_PREFIX", "").split()),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class LiveSettings:
     """How live channels are supervised: restarts, store outages, a full disk, stopping."""
 
@@ -163,6 +215,8 @@ class LiveSettings:
     # Channels whose udp/rtp source is read through a splice relay, its SCTE-35 signals
     # carried into the playlists ("*": every channel; empty: none).
     scte35_channels: frozenset[str] = frozenset()
+    # Channels' multicast outputs (``TC_MULTICAST_*``).
+    multicast: MulticastSettings = field(default_factory=MulticastSettings)
 
     @property
     def restart_backoff(self) -> Backoff:
@@ -176,7 +230,8 @@ class LiveSettings:
     @classmethod
     def from_env(cls, env: Env) -> LiveSettings:
         """Read the ``TC_LIVE_*`` variables (restarts, store, disk headroom, stopping, source
-        health and hold-down), ``TC_THUMBNAIL_SECONDS`` and ``TC_SCTE35_CHANNELS``."""
+        health and hold-down), ``TC_THUMBNAIL_SECONDS``, ``TC_SCTE35_CHANNELS`` and
+        ``TC_MULTICAST_*``."""
         first = env_float(env, "TC_LIVE_RESTART_FIRST_SECONDS", 0.5, low=0.01, high=60)
         cap = env_float(env, "TC_LIVE_RESTART_MAX_SECONDS", 10.0, low=0.01, high=600)
         if cap < first:
@@ -207,6 +262,7 @@ class LiveSettings:
             ),
             thumbnail_seconds=env_float(env, "TC_THUMBNAIL_SECONDS", 10.0, low=0, high=3600),
             scte35_channels=env_channel_ids(env, "TC_SCTE35_CHANNELS"),
+            multicast=MulticastSettings.from_env(env),
         )
 
 

@@ -42,6 +42,7 @@ from transcode.live.disk import DiskSpace
 from transcode.live.encryption import ChannelKeys, LiveEncryption
 from transcode.live.epoch import Epoch
 from transcode.live.metrics import LiveMetrics
+from transcode.live.multicast.process import MulticastProcess
 from transcode.live.publish import Publisher, SegmentObserver
 from transcode.live.sourcing import (
     _FFMPEG_GRACE_SECONDS,
@@ -173,6 +174,9 @@ class ChannelSupervisor(SourceEpochs):
         self._on_phase = on_phase
         self.supervise_task = f"live/{channel.id}/supervise"
         self.publish_task = f"live/{channel.id}/publish"
+        # Its multicast output, started once this run has published (under the lease).
+        self.multicast_task = f"live/{channel.id}/multicast"
+        self.multicast: MulticastProcess | None = None
         self.state = ChannelState.STARTING
         self.reason = ""
         self.phase = Phase.STARTING
@@ -202,6 +206,9 @@ class ChannelSupervisor(SourceEpochs):
         if self._tasks is not None:
             await self._tasks.cancel(self.supervise_task)
             await self._tasks.cancel(self.publish_task)
+            await self._tasks.cancel(self.multicast_task)
+        if self.multicast is not None:
+            self.multicast.kill_now()  # a swallowed cancellation leaves no sender behind
         await self.thumbnailer.close()
         # Whatever a cancelled task left behind (a swallowed cancellation, a process
         # started in the same instant) is killed here.
@@ -430,9 +437,28 @@ class ChannelSupervisor(SourceEpochs):
                 await self.publisher.publish_ready(epoch)
                 if not epoch.announces:
                     poll = _POLL_SECONDS
+                self._start_multicast()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(poll):
                     await self._publish_wake.wait()
+
+    def _start_multicast(self) -> None:
+        """Start the channel's multicast output once this run has published a segment."""
+        multicast = self.channel.multicast
+        if (
+            multicast is None
+            or self.multicast is not None
+            or self._tasks is None
+            or self.publisher.published_at is None
+            or not self._settings.multicast.enabled
+        ):
+            return
+        self.multicast = MulticastProcess(
+            self._dir, self.channel.id, multicast,
+            stop_seconds=self._settings.stop_seconds / 2,
+            exec_prefix=self._settings.multicast.exec_prefix,
+        )  # fmt: skip
+        self._tasks.spawn(self.multicast_task, self.multicast.run)
 
     def end_playlists(self) -> None:
         """Mark the live playlists ended (the channel was stopped)."""
