@@ -30,6 +30,7 @@ import grpc
 
 from cdn_ctl.sim.stb import PlayStats, SetTopBox
 from headend import seed
+from headend.demo_formats import FILM, formats
 from headend.demo_signals import Drill, Out, blackout_break, emergency_drill
 from headend.errors import FailedPrecondition, Unavailable
 from headend.local import (
@@ -326,6 +327,16 @@ def run(settings: StackSettings, secrets: LocalSecrets) -> seed.World:
             drill=drill,
         )
     )
+    origin = f"http://{host}:{port(ORIGIN_PORT)}"
+    asyncio.run(
+        formats(
+            targets,
+            secrets.service_api_key,
+            origin,
+            sources[channel].resolve(),
+            out=lambda text: print(text, flush=True),
+        )
+    )
     token = lineup.rpartition("token=")[2]
     print(
         "\nThe platform stays up. Open the lineup in VLC or ffplay (the token lasts 12 h):\n"
@@ -334,6 +345,9 @@ def run(settings: StackSettings, secrets: LocalSecrets) -> seed.World:
         "The encrypted channel's keys need the token in a header:\n"
         f"    ffplay -headers 'Authorization: Bearer {token}' "
         f"'{front_door}/live/{seed.ENCRYPTED}/master.m3u8'\n"
+        f"{seed.MULTICAST_CHANNEL} by multicast on this host, and the film by DASH:\n"
+        f"    ffplay 'rtp://{seed.MULTICAST.group}:{seed.MULTICAST.port}?localaddr=127.0.0.1'\n"
+        f"    ffplay '{origin}/vod/{FILM}/manifest.mpd'\n"
         "Route explanations (admin listener, with the admin key from "
         f"{settings.var_dir / 'secrets.env'}):\n"
         f'    curl -H "Authorization: Bearer $SERVICE_API_KEY" '

@@ -31,7 +31,7 @@ from headend.rpc import ClientTls
 from subscriber.client import SubscriberClient
 from subscriber.domain import NetworkType, Package
 from transcode.client import TranscodeClient
-from transcode.domain import Card, ChannelEncryption, ChannelState
+from transcode.domain import Card, ChannelEncryption, ChannelState, Multicast
 
 Texts = tuple[tuple[str, str], ...]  # (language, text)
 # Seeding is a one-off batch, often on a machine busy starting everything else: a slow
@@ -133,6 +133,8 @@ class LiveSpec:
     subtitle_languages: tuple[str, ...] = ()
     # A generated card instead of a source (``source`` then empty).
     card: Card | None = None
+    # Also sent to a multicast group (None: HTTP only).
+    multicast: Multicast | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,7 +272,7 @@ async def start_live(targets: Targets, api_key: str, channels: Sequence[LiveSpec
                 catchup_days=spec.catchup_days, encrypt=spec.encryption.enabled,
                 key_rotation_seconds=spec.encryption.rotation_seconds,
                 audio_languages=spec.audio_languages, subtitle_languages=spec.subtitle_languages,
-                card=spec.card,
+                card=spec.card, multicast=spec.multicast,
             )  # fmt: skip
             started.append(spec.channel_id)
     return started
@@ -291,6 +293,10 @@ SLATE = "http://127.0.0.1:8080/slates/regional-blackout.m3u8"
 # segments), so the journey's last step sees a rotation within a minute.
 ENCRYPTED = "btv-news.bj.cn"
 KEY_ROTATION_SECONDS = 30
+# The demo's multicast channel: RTP to an administratively scoped group on loopback only
+# (TTL 1, sent from 127.0.0.1), given to boxes in the demo box's region.
+MULTICAST_CHANNEL = "btv-kids.bj.cn"
+MULTICAST = Multicast("239.255.0.1", 5000, ttl=1, interface="127.0.0.1", regions=(REGION,))
 
 
 @dataclass(frozen=True, slots=True)
@@ -455,8 +461,9 @@ def _clip_args(ch: DemoChannel, folder: Path) -> list[str]:
 
 
 def demo_live(sources: Mapping[str, Path]) -> tuple[LiveSpec, ...]:
-    """Each demo channel live from its looped clip, :data:`ENCRYPTED` encrypted, and the
-    slate card blacked-out boxes see instead (``headend.local.BLACKOUT_SLATE``)."""
+    """Each demo channel live from its looped clip, :data:`ENCRYPTED` encrypted,
+    :data:`MULTICAST_CHANNEL` also sent by multicast, and the slate card blacked-out boxes
+    see instead (``headend.local.BLACKOUT_SLATE``)."""
     encrypted = ChannelEncryption(enabled=True, rotation_seconds=KEY_ROTATION_SECONDS)
     return (
         *(
@@ -466,6 +473,7 @@ def demo_live(sources: Mapping[str, Path]) -> tuple[LiveSpec, ...]:
                 encryption=encrypted if ch.channel_id == ENCRYPTED else ChannelEncryption(),
                 audio_languages=ch.audio_languages,
                 subtitle_languages=ch.subtitle_languages,
+                multicast=MULTICAST if ch.channel_id == MULTICAST_CHANNEL else None,
             )
             for ch in CHANNELS
         ),
