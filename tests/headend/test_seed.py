@@ -20,6 +20,8 @@ from headend.seed import (
     CHANNELS,
     ENCRYPTED,
     KEY_ROTATION_SECONDS,
+    MULTICAST,
+    MULTICAST_CHANNEL,
     SLATE_TEXT,
     Plan,
     Targets,
@@ -39,7 +41,13 @@ from transcode.domain import ChannelEncryption
 from transcode.live import LiveManager
 from transcode.live.detect import FREEZE_NOISE_DB
 from transcode.server import create_server as create_transcode
-from transcode.settings import ControlSettings, QueueSettings, SourceSettings
+from transcode.settings import (
+    ControlSettings,
+    LiveSettings,
+    MulticastSettings,
+    QueueSettings,
+    SourceSettings,
+)
 from transcode.sources import SourceGuard
 
 NOW = datetime(2026, 3, 2, 9, 40, tzinfo=UTC)
@@ -174,8 +182,10 @@ async def transcode(redis: aioredis.Redis, keys: KeyStore, tmp_path: Path) -> As
         queue=QueueSettings(), sources=sources,
     )  # fmt: skip
     manager = LiveManager(
-        redis=redis, archive=ArchiveIndex(redis), origin_root=origin, sources=SourceGuard(sources)
-    )
+        redis=redis, archive=ArchiveIndex(redis), origin_root=origin, sources=SourceGuard(sources),
+        # No multicast sent from the host's namespace (the kids channel has a group).
+        settings=LiveSettings(multicast=MulticastSettings(enabled=False)),
+    )  # fmt: skip
     server, port = await create_transcode(settings, redis=redis, keys=keys, channels=manager)
     try:
         yield f"127.0.0.1:{port}"
@@ -214,6 +224,8 @@ async def test_the_demo_encrypts_one_channel_and_keeps_a_running_one_as_it_runs(
     assert tracks == {"btv1.bj.cn": (("zh", "en"), ("zh", "en")),
                       "btv-news.bj.cn": ((), ()), "btv-kids.bj.cn": ((), ()),
                       BLACKOUT_SLATE: ((), ())}  # fmt: skip
+    groups = {s.channel.id: s.channel.multicast for s in listed if s.channel.multicast}
+    assert groups == {MULTICAST_CHANNEL: MULTICAST}
     slate = next(s.channel for s in listed if s.channel.id == BLACKOUT_SLATE)
     assert slate.card is not None
     assert (slate.source, slate.card.text) == ("", SLATE_TEXT)
