@@ -19,6 +19,11 @@ Second figure (issue 16, reported, no goal): the same ladder of a source with tw
 languages and an English subtitle track (each audio track an audio-only rendition,
 encoded once; the rungs video only; the subtitles cut into WebVTT segments) against the
 same source with one audio track muxed into every rung, both ``ProcessMode.SINGLE``.
+
+Third figure (issue 17, reported, no goal): the same three rungs as HEVC (libx265, the
+profile's preset, 60 % of the bitrate, ``transcode.profiles.hevc_rung``) against them as
+H.264, both CMAF in ``ProcessMode.SINGLE``: what an HEVC ladder costs in CPU, and the
+measured average bitrate it delivers.
 """
 
 from __future__ import annotations
@@ -33,8 +38,10 @@ from pathlib import Path
 import pytest
 
 from bench.conftest import SHORT, Report, median
+from transcode.jobs import PackageFormat
 from transcode.ladder import ProcessMode, default_profile
 from transcode.package import package_vod
+from transcode.profiles import hevc_rung
 
 SECONDS = 4 if SHORT else 20
 ROUNDS = 2 if SHORT else 3
@@ -164,3 +171,44 @@ def test_one_process_ladder_cpu_against_per_rung(
     )
     if not SHORT:
         assert ratio <= GOAL
+
+
+def test_hevc_rungs_cpu_against_h264(
+    benchmark, report: Report, studio_clip: Path, tmp_path: Path
+) -> None:
+    base = default_profile()
+    h264 = replace(base, name="bench", rungs=base.rungs[:3])
+    hevc = replace(base, name="bench-hevc", rungs=tuple(map(hevc_rung, base.rungs[:3])))
+    cpu: dict[str, list[float]] = {"h264": [], "hevc": []}
+    bits: dict[str, list[float]] = {"h264": [], "hevc": []}
+
+    def run(kind: str) -> None:
+        dest = tmp_path / kind
+        before = _child_cpu()
+        result = asyncio.run(
+            package_vod(
+                str(studio_clip), dest, hevc if kind == "hevc" else h264,
+                package_format=PackageFormat.CMAF,
+            )
+        )  # fmt: skip
+        cpu[kind].append(_child_cpu() - before)
+        codecs = {r.variant.codecs[:4] for r in result.rungs}
+        assert codecs == {"hvc1" if kind == "hevc" else "avc1"}
+        bits[kind].append(sum(r.variant.average_bandwidth for r in result.rungs))
+        shutil.rmtree(dest)
+
+    benchmark.pedantic(lambda: run("hevc"), setup=lambda: run("h264"), rounds=ROUNDS)
+    ratio = report.ratio(
+        f"transcode ladder CPU HEVC vs H.264 (3 rungs, CMAF, {SECONDS}s 1080p30) cpu-s",
+        median(cpu["hevc"]),
+        median(cpu["h264"]),
+        unit="cpu-s",
+    )
+    bitrate = report.ratio(
+        "transcode ladder average bitrate HEVC (60 % targets) vs H.264, 3 rungs + audio",
+        median(bits["hevc"]) / 1000,
+        median(bits["h264"]) / 1000,
+        unit="kbps",
+    )
+    benchmark.extra_info.update({"cpu_ratio": round(ratio, 3), "bitrate_ratio": round(bitrate, 3)})
+    print(f"\nladder CPU: HEVC vs H.264 ratio {ratio:.3f}, bitrate ratio {bitrate:.3f} (reported)")

@@ -71,7 +71,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "source", help="a file under TC_MEDIA_ROOTS, or an http(s) URL in TC_SOURCE_NETWORKS"
     )
     submit.add_argument("--asset", required=True, help="asset id (the /vod/<asset>/ folder)")
-    submit.add_argument("--profile", default="default", help="ladder profile (default, low)")
+    submit.add_argument(
+        "--profile",
+        default="default",
+        help="ladder profile (default, low; with --format cmaf also hevc, default-hevc)",
+    )
     submit.add_argument("--job-id", default="", help="idempotency id (default: generated)")
     submit.add_argument("--encrypt", action="store_true", help="AES-128 with rotating content keys")
     submit.add_argument(

@@ -162,18 +162,23 @@ def h264_level_name(level: int) -> str:
 
 
 def rung_video(video: Any, rung: PlannedRung) -> Any:
-    """The rung's picture: exact frame rate, size, square pixels, 4:2:0."""
+    """The rung's picture: exact frame rate, size, square pixels, 4:2:0 (10-bit for an
+    HEVC Main 10 rung)."""
+    ten_bit = rung.codec == "hevc" and rung.hevc_profile == "main10"
     return (
         video.filter("fps", fps=frame_rate_expr(rung.frame_rate))
         .filter("scale", rung.width, rung.height)
         .filter("setsar", "1")
-        .filter("format", "yuv420p")
+        .filter("format", "yuv420p10le" if ten_bit else "yuv420p")
     )
 
 
 def rung_encoding(rung: PlannedRung, profile: Profile) -> dict[str, Any]:
-    """H.264/AAC encoder options of a rung, shared by VOD packaging and live channels."""
+    """H.264 (or HEVC)/AAC encoder options of a rung, shared by VOD packaging and live
+    channels."""
     gop_seconds = f"{profile.gop_seconds:g}"
+    if rung.codec == "hevc":
+        return {**hevc_encoding(rung, profile), **audio_encoding(rung.audio_kbps, profile)}
     return {
         "c:v": "libx264",
         "preset": profile.preset,
@@ -190,6 +195,39 @@ def rung_encoding(rung: PlannedRung, profile: Profile) -> dict[str, Any]:
         "flags": "+cgop",
         "force_key_frames": f"expr:gte(t,n_forced*{gop_seconds})",
         **audio_encoding(rung.audio_kbps, profile),
+    }
+
+
+def hevc_encoding(rung: PlannedRung, profile: Profile) -> dict[str, Any]:
+    """libx265 options of an HEVC rung: the H.264 rungs' GOP rules, so its keyframes fall
+    on the same instants and its segments on the same cuts.
+
+    x265 takes its GOP rules in ``x265-params`` (FFmpeg's ``-g``/``-sc_threshold`` do not
+    all reach it): closed GOPs (``open-gop=0``: a segment must decode alone, no leading
+    pictures referring to the previous one), no scene-cut keyframes, and FFmpeg's forced
+    keyframes made IDR (``forced-idr``; x265 would make them CRA-like I pictures).
+    VBV comes from ``maxrate``/``bufsize`` as for x264. ``hvc1``: parameter sets in the
+    sample entry only, as Apple's players want."""
+    params = {
+        "keyint": rung.gop_frames,
+        "min-keyint": rung.gop_frames,
+        "scenecut": 0,
+        "open-gop": 0,
+        "level-idc": rung.hevc_level,
+        "high-tier": 0,  # Main tier: the level's bitrate limits were chosen for it
+        "log-level": "error",
+    }
+    return {
+        "c:v": "libx265",
+        "preset": profile.preset,
+        "profile:v": rung.hevc_profile,
+        "b:v": f"{rung.video_kbps}k",
+        "maxrate:v": f"{rung.maxrate_kbps}k",
+        "bufsize:v": f"{rung.bufsize_kbps}k",
+        "x265-params": ":".join(f"{key}={value}" for key, value in params.items() if value != ""),
+        "forced-idr": 1,
+        "force_key_frames": f"expr:gte(t,n_forced*{profile.gop_seconds:g})",
+        "tag:v": "hvc1",
     }
 
 

@@ -34,6 +34,10 @@ from transcode.measure import (
 # names different media in the two tracks (a stream copy of a source whose keyframes miss
 # the segment grid; a looped mezzanine drifts about 0.15 s in 10 minutes).
 _CUT_SLACK_SECONDS = 0.5
+# Video rungs (H.264 and HEVC alike) get their keyframes forced at the same instants, so
+# their cuts differ by rounding at most; a frame off means an encoder ignored the GOP rules
+# and a player switching rungs (or codecs) there would skip or repeat pictures.
+_VIDEO_CUT_SLACK_SECONDS = 0.01
 
 
 def split_init(rendition_dir: Path, init_name: str, first_segment: str) -> None:
@@ -162,7 +166,8 @@ def align_tail(video_dir: Path, audio_dir: Path, playlist_name: str, slack: floa
 
 
 async def measure_renditions(temp: Path, names: Sequence[str], rungs: int) -> list[RungMeasurement]:
-    """Measure CMAF renditions (the first ``rungs`` of ``names`` video) and refuse audio whose
+    """Measure CMAF renditions (the first ``rungs`` of ``names`` video) and refuse a video
+    rung (H.264 or HEVC) whose cuts are not the first rung's to the frame, or audio whose
     segments do not match the video's one for one: DASH lists every track on one grid."""
     video = temp / names[0]
     for name in names[rungs:]:
@@ -174,8 +179,16 @@ async def measure_renditions(temp: Path, names: Sequence[str], rungs: int) -> li
         )
     )
     cuts = _cuts(measured[0])
-    for name, m in zip(names, measured, strict=True):
+    for index, (name, m) in enumerate(zip(names, measured, strict=True)):
         mine = _cuts(m)
+        if index < rungs and (
+            len(mine) != len(cuts)
+            or any(abs(a - b) > _VIDEO_CUT_SLACK_SECONDS for a, b in zip(mine, cuts, strict=True))
+        ):
+            raise EncodeFailed(
+                f"rung {name}'s segments do not line up with {names[0]}'s to the frame: "
+                "its keyframes are not on the ladder's GOP grid"
+            )
         if len(mine) != len(cuts) or any(
             abs(a - b) > _CUT_SLACK_SECONDS for a, b in zip(mine, cuts, strict=True)
         ):

@@ -53,6 +53,7 @@ from transcode.probe import (
     require_remuxable,
     require_transcodable,
 )
+from transcode.profiles import require_format
 from transcode.progress import (
     ENCODE_SHARE,
     ENCRYPT_AT,
@@ -140,8 +141,10 @@ async def package_vod(
     and every text subtitle track, then each of ``subtitle_files``, become renditions
     (``transcode.tracks``); ``default_language`` picks the default audio track.
     ``package_format``: CMAF writes fMP4 video-only rungs and every audio track (even a
-    single one) as a rendition, plus ``manifest.mpd``.
+    single one) as a rendition, plus ``manifest.mpd``; a profile with HEVC rungs is
+    CMAF only (``InvalidRequest`` on "format" otherwise, before anything runs).
     """
+    require_format(profile, package_format)  # HEVC rungs: CMAF only
     cmaf = _cmaf(package_format, encryption)
     report = Reporter(on_progress)
     report.phase("probe", 0.0)

@@ -38,6 +38,7 @@ from transcode.jobs import (
 )
 from transcode.live.sourcing import check_inputs
 from transcode.outputs import MulticastOutput, multicast_output
+from transcode.profiles import require_format, require_live, resolve_profile
 from transcode.queue import DeadLetterPage, JobQueue
 from transcode.sources import SourceInput
 from transcode.sourceurl import validate_source
@@ -124,7 +125,8 @@ class TranscodeService:
         (0: the service's default), recorded in the job as resolved. ``subtitles``: files
         published as subtitle renditions (each under the same allow-lists as the source);
         ``audio_language``: the default of the source's audio tracks. ``package_format``:
-        MPEG-TS or CMAF (CMAF cannot be encrypted yet: refused on ``format``).
+        MPEG-TS or CMAF (CMAF cannot be encrypted yet, and HEVC profiles are CMAF only:
+        refused on ``format``).
         """
         require_admin(principal)
         source = validate_source(source)
@@ -134,6 +136,8 @@ class TranscodeService:
         job_id = validate_id("job_id", job_id) if job_id else secrets.token_hex(8)
         encryption = self._encryption(encrypt, key_rotation_seconds)
         validate_format(package_format, encryption is not None)
+        # An unknown profile or HEVC rungs in MPEG-TS are refused here, not by a failed job.
+        require_format(resolve_profile(profile), package_format)
         subtitles = tuple(subtitles)
         validate_subtitle_files(subtitles)
         validate_tracks_languages((), (), audio_language, prefix="")
@@ -206,6 +210,7 @@ class TranscodeService:
         returns its status; with another, ``ChannelRunning``."""
         require_admin(principal)
         channel.validate()
+        require_live(channel.profile)
         await check_inputs(self._sources, channel)
         return await self._channels.start(channel)
 

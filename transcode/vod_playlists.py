@@ -95,6 +95,9 @@ def write_playlists(
     audio_peak = max((m.peak_bps for _, m in audio), default=0)
     audio_average = max((m.average_bps for _, m in audio), default=0)
     results = []
+    # ``avc_codec`` is the rung's video CODECS: from its SPS (TS), or from its init segment's
+    # sample entry (CMAF: ``avc1`` or, for an HEVC rung, ``hvc1``, ``transcode.fmp4.codecs``).
+    # Rungs come in plan order, H.264 first: players skip the variants they cannot decode.
     for name, measured, resolution, frame_rate in outputs:
         rung_dir = temp / name
         (rung_dir / ffmpeg_cmd.FFMPEG_PLAYLIST).unlink()

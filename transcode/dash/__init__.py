@@ -1,9 +1,10 @@
 """MPEG-DASH MPDs from the platform's own HLS playlists: one set of CMAF segments, two views.
 
 The HLS master and media playlists are the source of truth; the MPD lists exactly their
-segments. Each video variant becomes a Representation of one video AdaptationSet, each
-audio rendition an AdaptationSet of its own (two renditions of one language carry
-different content, so they are not switchable). WebVTT subtitle renditions and I-frame
+segments. Each video variant becomes a Representation of the video AdaptationSet of its
+coding format (H.264 and HEVC rungs are not switchable in one set), each audio rendition
+an AdaptationSet of its own (two renditions of one language carry different content, so
+they are not switchable). WebVTT subtitle renditions and I-frame
 playlists are left out: their segments are not CMAF tracks here. Only variants of the
 default content steering pathway are listed (the others are copies on other edges).
 
@@ -266,14 +267,23 @@ def _period(
                 segment_template=template,
             )
         )
+    families: dict[str, list[tuple[Representation, SegmentTemplate]]] = {}
+    for rep, template in video:
+        families.setdefault(dash_tracks.codec_family(rep), []).append((rep, template))
+    video_sets = tuple(_video_set(n, reps) for n, reps in enumerate(families.values()))
+    # Audio sets are numbered after the video ones (one per coding format, H.264 first).
+    sets = [replace(s, id=s.id + len(video_sets) - 1) for s in sets]
+    return Period(id=ident, start=start, adaptation_sets=(*video_sets, *sets))
+
+
+def _video_set(ident: int, video: list[tuple[Representation, SegmentTemplate]]) -> AdaptationSet:
+    """The video Representations of one coding format, sharing their template if alike."""
     shared = video[0][1]
     if all(template == shared for _, template in video):
         reps = tuple(rep for rep, _ in video)
-        video_set = AdaptationSet(0, "video", "video/mp4", reps, segment_template=shared)
-    else:
-        reps = tuple(replace(rep, segment_template=template) for rep, template in video)
-        video_set = AdaptationSet(0, "video", "video/mp4", reps)
-    return Period(id=ident, start=start, adaptation_sets=(video_set, *sets))
+        return AdaptationSet(ident, "video", "video/mp4", reps, segment_template=shared)
+    reps = tuple(replace(rep, segment_template=template) for rep, template in video)
+    return AdaptationSet(ident, "video", "video/mp4", reps)
 
 
 def _timeline(

@@ -26,6 +26,10 @@ from transcode.errors import InvalidPlaylist
 
 # RFC 6381 sample entries of video tracks; every other codec in a variant's CODECS is audio.
 _VIDEO_CODECS = frozenset({"avc1", "avc3", "hvc1", "hev1", "av01", "vp09", "dvh1", "dvhe"})
+# Sample entries of one coding format: Representations a player may switch between
+# seamlessly share one decoder, so each format gets an AdaptationSet of its own (ISO/IEC
+# 23009-1 5.3.3.1: switching inside a set must not need a decoder change).
+_CODEC_FAMILIES = {"avc1": "avc", "avc3": "avc", "hvc1": "hevc", "hev1": "hevc", "dvh1": "dvhe"}
 # FFmpeg's MP4 muxer gives an audio track its sample rate as timescale; one of these is
 # taken for audioSamplingRate (any other timescale says nothing about the rate).
 _SAMPLE_RATES = frozenset(
@@ -351,6 +355,13 @@ def _audio_representation(
         audio_sampling_rate=timing.timescale if timing.timescale in _SAMPLE_RATES else 0,
         audio_channels=Descriptor(CHANNELS_SCHEME, str(channels)) if channels > 0 else None,
     )
+
+
+def codec_family(rep: Representation) -> str:
+    """The coding format of a video Representation ("avc", "hevc", "av01"...): the video
+    AdaptationSet it belongs to."""
+    entry = rep.codecs.split(".")[0]
+    return _CODEC_FAMILIES.get(entry, entry)
 
 
 def frame_rate(fps: float) -> str:
