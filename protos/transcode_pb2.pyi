@@ -221,7 +221,7 @@ class RetryJobRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ...) -> None: ...
 
 class Channel(_message.Message):
-    __slots__ = ("name", "source", "profile", "segment_seconds", "window_segments", "catchup_days", "node_group", "backup_sources", "encryption", "audio_languages", "subtitle_languages", "audio_language", "card", "multicast")
+    __slots__ = ("name", "source", "profile", "segment_seconds", "window_segments", "catchup_days", "node_group", "backup_sources", "encryption", "audio_languages", "subtitle_languages", "audio_language", "card", "multicast", "formats")
     class Encryption(_message.Message):
         __slots__ = ("enabled", "rotation_seconds")
         ENABLED_FIELD_NUMBER: _ClassVar[int]
@@ -243,6 +243,7 @@ class Channel(_message.Message):
     AUDIO_LANGUAGE_FIELD_NUMBER: _ClassVar[int]
     CARD_FIELD_NUMBER: _ClassVar[int]
     MULTICAST_FIELD_NUMBER: _ClassVar[int]
+    FORMATS_FIELD_NUMBER: _ClassVar[int]
     name: str
     source: str
     profile: str
@@ -257,7 +258,8 @@ class Channel(_message.Message):
     audio_language: str
     card: Card
     multicast: Multicast
-    def __init__(self, name: _Optional[str] = ..., source: _Optional[str] = ..., profile: _Optional[str] = ..., segment_seconds: _Optional[int] = ..., window_segments: _Optional[int] = ..., catchup_days: _Optional[int] = ..., node_group: _Optional[str] = ..., backup_sources: _Optional[_Iterable[str]] = ..., encryption: _Optional[_Union[Channel.Encryption, _Mapping]] = ..., audio_languages: _Optional[_Iterable[str]] = ..., subtitle_languages: _Optional[_Iterable[str]] = ..., audio_language: _Optional[str] = ..., card: _Optional[_Union[Card, _Mapping]] = ..., multicast: _Optional[_Union[Multicast, _Mapping]] = ...) -> None: ...
+    formats: _containers.RepeatedScalarFieldContainer[PackageFormat]
+    def __init__(self, name: _Optional[str] = ..., source: _Optional[str] = ..., profile: _Optional[str] = ..., segment_seconds: _Optional[int] = ..., window_segments: _Optional[int] = ..., catchup_days: _Optional[int] = ..., node_group: _Optional[str] = ..., backup_sources: _Optional[_Iterable[str]] = ..., encryption: _Optional[_Union[Channel.Encryption, _Mapping]] = ..., audio_languages: _Optional[_Iterable[str]] = ..., subtitle_languages: _Optional[_Iterable[str]] = ..., audio_language: _Optional[str] = ..., card: _Optional[_Union[Card, _Mapping]] = ..., multicast: _Optional[_Union[Multicast, _Mapping]] = ..., formats: _Optional[_Iterable[_Union[PackageFormat, str]]] = ...) -> None: ...
 
 class Multicast(_message.Message):
     __slots__ = ("group", "port", "protocol", "ttl", "interface", "rung", "mux_rate_kbps", "regions")
