@@ -115,6 +115,20 @@ class CdnMetrics:
             "Multicast outputs in this replica's directory (what the lineup gives from).",
             registry=self.registry,
         )
+        self.profile_fallbacks = Counter(
+            "cdn_profile_fallbacks_total",
+            "Live masters served as HLS-TS to boxes whose device profile lists no format the"
+            " channel offers, by reason ({format}_not_offered, the profile's first format).",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.profile_masters = Counter(
+            "cdn_profile_masters_total",
+            "Masters a box's device profile changed, by kind (live, catchup) and change:"
+            " filtered (rungs left out) or lowest_only (none fitted: the lowest kept).",
+            ["kind", "change"],
+            registry=self.registry,
+        )
         self._route_incs: dict[tuple[RouteLevel, RouteDecision], Callable[[], None]] = {}
         self._edges: set[str] = set()
 

@@ -55,6 +55,9 @@ class PlayerLink:
     region: str
     version: int
     created_ms: int
+    # The box's device profile as its token carries it (``cdn_ctl.boxtoken`` ``dp`` claim;
+    # "" the platform's, as for links made before profiles): the link plays as the box.
+    profile: str = ""
 
 
 def digest(credential: str) -> str:
@@ -89,6 +92,7 @@ class PlayerLinks:
         region: str,
         version: int,
         now: datetime,
+        profile: str = "",
     ) -> tuple[str, PlayerLink]:
         """A new credential for the box; its previous link stops working in the same step."""
         credential = secrets.token_urlsafe(CREDENTIAL_BYTES)
@@ -100,6 +104,7 @@ class PlayerLinks:
             region=region,
             version=version,
             created_ms=int(now.timestamp() * 1000),
+            profile=profile,
         )
         hashed = digest(credential)
         try:

@@ -76,7 +76,8 @@ async def multicast_step(out: Out) -> None:
     """Step 10a: receive :data:`~headend.seed.MULTICAST_CHANNEL`'s group for a few seconds."""
     group = seed.MULTICAST
     out(f"10. multicast: {seed.MULTICAST_CHANNEL} is also sent as RTP to {group.url} on "
-        f"loopback (TTL {group.ttl}); boxes in region {seed.REGION} get that URL in their "
+        f"loopback (TTL {group.ttl}); IPTV boxes (device profile "
+        f"{seed.IPTV_PROFILE.profile_id}) in region {seed.REGION} get that URL in their "
         "lineup")  # fmt: skip
     heard = await asyncio.to_thread(
         listen, group.group, group.port, group.interface, _LISTEN_SECONDS

@@ -29,7 +29,7 @@ from headend.errors import AlreadyExists
 from headend.local import BLACKOUT_SLATE
 from headend.rpc import ClientTls
 from subscriber.client import SubscriberClient
-from subscriber.domain import NetworkType, Package
+from subscriber.domain import DeviceProfile, NetworkType, Package
 from transcode.client import TranscodeClient
 from transcode.domain import Card, ChannelEncryption, ChannelState, Multicast
 
@@ -113,6 +113,8 @@ class Plan:
     network_type: NetworkType
     packages: tuple[PackageSpec, ...]
     subscribers: tuple[SubscriberSpec, ...]
+    # What the carrier's box models play (defining one again changes nothing).
+    device_profiles: tuple[DeviceProfile, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,6 +215,8 @@ async def seed_accounts(subs: SubscriberClient, plan: Plan) -> dict[str, Box]:
     for package in plan.packages:
         # Defining a package is create-or-replace, and changes nothing when it is the same.
         await subs.define_package(Package(package.package_id, package.name, package.channel_ids))
+    for profile in plan.device_profiles:
+        await subs.define_device_profile(profile)
     boxes = {}
     for sub in plan.subscribers:
         with contextlib.suppress(AlreadyExists):
@@ -287,6 +291,12 @@ SUBSCRIBER = "sub-0001"
 REGION = "110101"
 BOX = "box"  # the demo box's label
 BOX_MAC = "00:1a:2b:3c:4d:5e"
+BOX_MODEL = "Demo STB"
+# The demo box's model is a managed-network IPTV box: it joins multicast groups where its
+# region has one, else plays HLS over MPEG-TS.
+IPTV_PROFILE = DeviceProfile(
+    CARRIER, "iptv-stb", "IPTV set-top boxes", (BOX_MODEL,), ("multicast", "hls-ts"), ("h264",)
+)
 PACKAGE = "basic"
 SLATE = "http://127.0.0.1:8080/slates/regional-blackout.m3u8"
 # The demo's encrypted channel: its key rotates every 30 s of media (five 6-second
@@ -404,11 +414,12 @@ def demo_plan(now: datetime) -> Plan:
                 REGION,
                 max_streams=2,
                 packages=(PACKAGE,),
-                boxes=(BoxSpec(BOX, BOX_MAC, serial="SN-0001", model="Demo STB"),),
+                boxes=(BoxSpec(BOX, BOX_MAC, serial="SN-0001", model=BOX_MODEL),),
                 service_end=now + timedelta(days=365),
                 entitled_until=now + timedelta(days=365),
             ),
         ),
+        device_profiles=(IPTV_PROFILE,),
     )
 
 

@@ -1,7 +1,7 @@
 """A live channel's multicast output as the CDN controller sees it (``ListMulticastOutputs``).
 
 Front doors give boxes on a carrier's managed network the multicast URL instead of HLS
-(``cdn_ctl.frontdoor.policy.multicast_url``), so they need each channel's group, port,
+(``cdn_ctl.frontdoor.policy.delivery``), so they need each channel's group, port,
 protocol and regions, and whether the channel runs at all: a stopped channel's group
 carries nothing. They never need, and are never given, the channel's source URLs. Pure:
 built from a ``ChannelStatus`` by the service, from the wire by the client.

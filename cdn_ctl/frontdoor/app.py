@@ -411,6 +411,7 @@ class FrontDoor(Timeshift, Listings, Players, Keys):
             version=login.version,
             now=self._now(),
             address=client,
+            profile=login.profile,
         )
         base = self._base(request)
         return web.json_response(

@@ -5,7 +5,8 @@ below). Both list the box's entitled channels only; a blacked-out programme show
 slate entry, and while an emergency alert reaches the box its entry leads the lineup and
 replaces the programmes it covers in the guide (the guide is then cached for 30 s, not
 300, so boxes pick up its end soon). A channel the box plays from a multicast group
-(:func:`~cdn_ctl.frontdoor.policy.multicast_url`) is listed with the group's URL, but
+(:func:`~cdn_ctl.frontdoor.policy.delivery`: its device profile lists multicast and the
+group reaches its region) is listed with the group's URL, but
 while an alert reaches the box its entry and the channels it replaces stay HLS, so a box
 that tunes to them plays the alert through the front door.
 """
@@ -20,7 +21,7 @@ from aiohttp import web
 from cdn_ctl.boxtoken import BoxToken
 from cdn_ctl.frontdoor.playback import TOKEN, token_query
 from cdn_ctl.frontdoor.players import M3U_TYPE
-from cdn_ctl.frontdoor.policy import alert_entry, alert_programme, multicast_url, slate_for
+from cdn_ctl.frontdoor.policy import alert_entry, alert_programme, delivery, slate_for
 from cdn_ctl.frontdoor.settings import FrontDoorSettings
 from cdn_ctl.lineup import LineupEntry, render_m3u
 from cdn_ctl.upstream import EpgCache, SubscriberCache
@@ -53,10 +54,10 @@ class Listings:
         directory = self.multicast
         if directory is None:
             return {}
-        region = box.region
+        region, profile = box.region, box.profile
         alerts = self.alerts.reaching(region, self._now())
         found = (
-            (c.id, multicast_url(directory.get(c.id), region=region))
+            (c.id, delivery(directory.get(c.id), profile=profile, region=region).url)
             for c in channels
             if not any(a.reaches(c.id, region) for a in alerts)
         )

@@ -3,8 +3,11 @@ windows' are :mod:`cdn_ctl.frontdoor.timeshift`'s).
 
 A mixin of :class:`cdn_ctl.frontdoor.app.FrontDoor` (which owns the state
 declared below): entitlement and blackout checks, leases (one stream per box),
-the master fetched once per channel and rewritten to point back here, and the
-short-lived signed 302 to the lease's edge on every variant reload.
+the master fetched once per channel and rewritten to point back here with the rungs
+the box's device profile plays (:mod:`cdn_ctl.frontdoor.rungs`, the profile read from
+the box token), and the short-lived signed 302 to the lease's edge on every variant
+reload. A variant reload is not checked against the profile: the profile says what a
+box can play, not what it may, and the hot path stays as it was.
 
 A blackout is a stretch of a channel that boxes in some regions may not see: a
 programme blacked out there (its rights), or a running cue with them among its
@@ -28,7 +31,7 @@ import aiohttp
 from aiohttp import web
 
 from cdn_ctl.boxtoken import BoxToken
-from cdn_ctl.domain import LEASE_PARAM, Cut, Scope, lease_param, validate_channel
+from cdn_ctl.domain import LEASE_PARAM, Cut, Redirect, Scope, lease_param, validate_channel
 from cdn_ctl.errors import (
     BadPlayRequest,
     BlackedOut,
@@ -41,10 +44,12 @@ from cdn_ctl.errors import (
 )
 from cdn_ctl.frontdoor.policy import rewrite_master
 from cdn_ctl.frontdoor.ports import Routing
+from cdn_ctl.frontdoor.profiles import count_fallback, offer_for
 from cdn_ctl.frontdoor.settings import FrontDoorSettings
 from cdn_ctl.metrics import CdnMetrics
 from cdn_ctl.upstream import EpgCache, Lease, LeaseKeeper, SubscriberCache, on_air
 from cdn_ctl.upstream.alerts import AlertCache
+from cdn_ctl.upstream.multicast import MulticastDirectory
 from cdn_ctl.web import redirect_response
 from epg.alerts.domain import Alert
 from epg.cues.domain import Cue
@@ -66,7 +71,7 @@ MEMO_MAX = 65_536
 # How long a request waits for a just-started front door's first copy of the alerts.
 ALERTS_WAIT_SECONDS = 2.0
 # A master fetched by the front door itself (not a box): unbound and short-lived.
-_MASTER_URL_SECONDS = 60
+MASTER_URL_SECONDS = 60
 
 TOKEN: web.RequestKey[BoxToken] = web.RequestKey("frontdoor.token", BoxToken)
 CLIENT: web.RequestKey[str] = web.RequestKey("frontdoor.client", str)
@@ -125,6 +130,7 @@ class Playback:
     epg: EpgCache
     alerts: AlertCache
     metrics: CdnMetrics | None
+    multicast: MulticastDirectory | None
     http: aiohttp.ClientSession
     leases: LeaseKeeper
     keys: KeyDelivery | None
@@ -289,7 +295,7 @@ class Playback:
             return cached.text
         edges = self.routing.candidates(channel, region)
         scope = Scope("live", channel)
-        prefix = self.routing.sign(scope, lifetime_seconds=_MASTER_URL_SECONDS, client_ip=None)
+        prefix = self.routing.sign(scope, lifetime_seconds=MASTER_URL_SECONDS, client_ip=None)
         for edge in edges[:3]:
             url = f"http://{edge.address}{prefix}{scope.path}master.m3u8"
             try:
@@ -314,26 +320,34 @@ class Playback:
             return text
         raise UpstreamUnavailable("no edge answered for this channel", reason="no_edge")
 
-    def _redirect(
+    def _routed(
         self, request: web.Request, box: BoxToken, scope: Scope, rest: str, lease: str
-    ) -> web.Response:
-        """The one signed 302 of a request: ``{scope}{rest}`` on the lease's edge."""
+    ) -> Redirect:
+        """The one signed route of a request: ``{scope}{rest}`` on the lease's edge."""
         try:
-            redirect = self.routing.redirect(
+            return self.routing.redirect(
                 scope, rest, region=box.region, client_ip=request[CLIENT], lease_id=lease
             )
         except NoEdgeAvailable as err:
             raise UpstreamUnavailable("no edge can serve", reason="no_edge") from err
-        return redirect_response(redirect)
+
+    def _redirect(
+        self, request: web.Request, box: BoxToken, scope: Scope, rest: str, lease: str
+    ) -> web.Response:
+        """The one signed 302 of a request (:meth:`_routed`)."""
+        return redirect_response(self._routed(request, box, scope, rest, lease))
 
     async def live_master(self, request: web.Request) -> web.Response:
-        """``GET /live/{ch}/master.m3u8``: entitlement, blackout, lease, then the master."""
+        """``GET /live/{ch}/master.m3u8``: entitlement, blackout, lease, then the master
+        with the rungs the box's device profile plays (:mod:`.rungs`)."""
         box = request[TOKEN]
         channel = self._channel(request)
         now = self._now()
         await self._require(box, channel)
         await self._check_airing(channel, box.region, now)
-        text = await self._master_text(channel, box.region)
+        master = await self._master_text(channel, box.region)
+        text = offer_for(master, box, channel=channel, kind="live", metrics=self.metrics).text
+        count_fallback(box, channel, directory=self.multicast, metrics=self.metrics)
         lease = await self._lease(box, channel, lease_param(request.query))
         query = f"{LEASE_PARAM}={lease}"
         extra = token_query(request)

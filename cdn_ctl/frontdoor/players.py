@@ -13,7 +13,7 @@ box could not play anyway: each use asks the subscriber cache (the lineup's
 and playback's own, with their TTL) whether the box may play.
 
 A link is the box's, so it gets the box's multicast groups too
-(:func:`cdn_ctl.frontdoor.policy.multicast_url`, by the box's region): in its
+(:func:`cdn_ctl.frontdoor.policy.delivery`, by the box's profile and region): in its
 playlist (the lineup's own text) and as Xtream's ``direct_source``. The Xtream
 stream path stays a 302 to the HLS master, as an HTTP redirect cannot hand a
 player to an RTP group.
@@ -46,7 +46,7 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from cdn_ctl.boxtoken import BoxToken, BoxTokenSigner
+from cdn_ctl.boxtoken import BoxToken, BoxTokenSigner, parse_profile_claim, profile_claim
 from cdn_ctl.errors import BadPlayRequest, LoginFailed, PlaybackForbidden, RateLimited
 from cdn_ctl.frontdoor import xtream
 from cdn_ctl.frontdoor.playback import CLIENT, TOKEN
@@ -159,6 +159,7 @@ class Players:
             version=link.version,
             now=self._now(),
             address=client,
+            profile=parse_profile_claim(link.profile or None),
         )
         return token, box, await self._standing(box)
 
@@ -175,6 +176,7 @@ class Players:
             region=box.region,
             version=box.version,
             now=self._now(),
+            profile=profile_claim(box.profile),
         )
         base = self._base(request)
         return web.json_response(

@@ -1,12 +1,13 @@
 """Pure front door rules: the guide's slate and alert entries, the lineup's alert entry,
-whether a box plays a channel from its multicast group, the served master, the catch-up
-window a box asks for, and the access log line."""
+how a box plays a channel live (its multicast group or HLS, by its device profile and
+region), the served master, the catch-up window a box asks for, and the access log line."""
 
 from __future__ import annotations
 
 import logging
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from aiohttp import web
@@ -17,6 +18,7 @@ from cdn_ctl.lineup import LineupEntry
 from epg.alerts.domain import Alert
 from epg.domain import Programme, Text
 from headend.regions import covers
+from subscriber.domain import DeliveryFormat, DeviceProfile
 from transcode.outputs import MulticastOutput
 
 SLATE_TITLE = "Not available in your region"
@@ -60,19 +62,65 @@ def alert_entry(alert: Alert, channel_id: str) -> LineupEntry:
     return LineupEntry(channel_id, 0, alert_title(alert), "", ALERT_GROUP, 0)
 
 
-def multicast_url(output: MulticastOutput | None, *, region: str) -> str:
-    """The URL a box in ``region`` opens for a channel live instead of the front door's HLS
-    master: the channel's multicast group while the channel runs and one of the output's
-    regions covers the box (the managed network reaches it there); "" (HLS) otherwise.
+# What a channel offers live, whatever the box: MPEG-TS HLS through the front door (live
+# CMAF and DASH come later; VOD does not pass the front door).
+LIVE_FORMATS: tuple[DeliveryFormat, ...] = ("hls-ts",)
+# The format a box gets when its profile lists none the channel offers.
+FALLBACK_FORMAT: DeliveryFormat = "hls-ts"
 
-    The one rule deciding multicast or HLS for a box and a channel: every answer that
-    names a live URL (the lineup, the player links' copy of it, Xtream's ``direct_source``)
-    asks it, and a rule on the box's device profile joins it here."""
-    if output is None or not output.running or not region:
-        return ""
-    if any(covers(area, region) for area in output.multicast.regions):
-        return output.url
-    return ""
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """How a box plays a channel live: ``format``, the multicast group's ``url`` ("" for the
+    front door's HLS master), and ``fallback``, the reason it got HLS-TS though its profile
+    lists no format the channel offers it (``"{format}_not_offered"`` naming the profile's
+    first; "" when it got one it lists)."""
+
+    format: DeliveryFormat
+    url: str = ""
+    fallback: str = ""
+
+
+HLS_TS = Delivery("hls-ts")
+
+
+def delivery(
+    output: MulticastOutput | None,
+    *,
+    profile: DeviceProfile,
+    region: str,
+    offered: tuple[DeliveryFormat, ...] = LIVE_FORMATS,
+) -> Delivery:
+    """How a box in ``region`` with device ``profile`` plays a channel live.
+
+    The one rule deciding the delivery for a box and a channel: every answer that names a
+    live URL (the lineup, the player links' copy of it, Xtream's ``direct_source``) and
+    the live master (which counts fallbacks) ask it.
+
+    - **Multicast** when the profile lists ``multicast`` (the box can join a group), the
+      channel's group runs and one of its regions covers the box's (the managed network
+      carries it there): both, as either alone hands the box a URL that stays black,
+      while HLS plays everywhere. It wins over the profile's unicast formats wherever it
+      lists it: a group carries a channel once for every box on the network. A profile
+      without ``multicast`` (the platform's too) never gets a group.
+    - Else the first of the profile's formats the channel ``offered`` (most preferred
+      first); else HLS-TS with ``fallback`` set: a box whose profile lists only formats
+      live does not have (``dash``, ``hls-cmaf``; ``multicast`` out of a group's reach)
+      still gets the one thing live is, rather than a refusal that plays nothing."""
+    formats = profile.formats
+    if (
+        "multicast" in formats
+        and output is not None
+        and output.running
+        and region
+        and any(covers(area, region) for area in output.multicast.regions)
+    ):
+        return Delivery("multicast", output.url)
+    for fmt in formats:
+        if fmt in offered:
+            return HLS_TS if fmt == "hls-ts" else Delivery(fmt)
+    first = formats[0] if formats else FALLBACK_FORMAT
+    return Delivery(FALLBACK_FORMAT, "", f"{first}_not_offered")
 
 
 def alert_programme(programme: Programme, alert: Alert) -> Programme:

@@ -8,7 +8,8 @@ grant and 302 signed for exactly ``/catchup/{ch}/w/{from}/{to}/``). A window tha
 overlaps an emergency alert or a cue blackout for the box's region is granted as a cut
 window showing the alert's feed or the slate over that part
 (:meth:`~cdn_ctl.frontdoor.playback.Playback._window_cut`); a programme blacked out
-there is refused.
+there is refused. A box whose device profile leaves rungs of the window's master out
+gets that master from the front door instead of the 302 (:meth:`Timeshift._window_master`).
 
 The origin serves a window that ends ahead as an EVENT playlist that grows with the
 archive and gains ENDLIST once the window has ended (``transcode.archive.window_state``),
@@ -29,13 +30,30 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 
+import aiohttp
 from aiohttp import web
 
-from cdn_ctl.domain import Scope, lease_param
-from cdn_ctl.errors import BadPlayRequest, BlackedOut, CatchupRefused, ProgrammeUnknown
-from cdn_ctl.frontdoor.playback import ALERTS_WAIT_SECONDS, TOKEN, Playback
+from cdn_ctl.boxtoken import BoxToken
+from cdn_ctl.domain import Redirect, Scope, lease_param
+from cdn_ctl.errors import (
+    BadPlayRequest,
+    BlackedOut,
+    CatchupRefused,
+    ProgrammeUnknown,
+)
+from cdn_ctl.frontdoor.playback import (
+    ALERTS_WAIT_SECONDS,
+    MASTER_URL_SECONDS,
+    PLAYLIST_TYPE,
+    TOKEN,
+    Playback,
+    log,
+)
 from cdn_ctl.frontdoor.policy import epoch, seconds
+from cdn_ctl.frontdoor.profiles import offer_for
+from cdn_ctl.frontdoor.rungs import absolute_master, offer, unrestricted
 from cdn_ctl.upstream import on_air
+from cdn_ctl.web import redirect_response
 from epg.domain import Channel, rights
 
 
@@ -93,10 +111,76 @@ class Timeshift(Playback):
         cut = await self._window_cut(channel_id, box.region, start, stop, now)
         lease = await self._lease(box, channel_id, lease_param(request.query))
         scope = Scope("catchup", channel_id, int(start.timestamp()), int(stop.timestamp()), cut=cut)
-        response = self._redirect(request, box, scope, "master.m3u8", lease)
+        response = await self._window_master(request, box, scope, lease)
         if self.keys is not None:
             await self.keys.grant(box.mac, channel_id, start, stop)
         return response
+
+    async def _window_master(
+        self, request: web.Request, box: BoxToken, scope: Scope, lease: str
+    ) -> web.Response:
+        """The window's master for the box: the 302 to its edge, unless the box's device
+        profile leaves rungs of it out. Then the front door answers in the edge's place
+        with the edge's own master (fetched with the query the 302 names: the box's lease
+        and region), the rungs left out and every URI absolute on the very URL the 302
+        would have named, so the box plays from the edge just as after a 302 (a player
+        resolves the master's URIs against the redirect target).
+        Fetched only when the channel's ladder may have a rung the profile leaves out
+        (:meth:`_ladder_drops`), and the plain 302 whenever the edge does not answer: the
+        box plays, unfiltered."""
+        redirect = self._routed(request, box, scope, "master.m3u8", lease)
+        if unrestricted(box.profile) or not self._ladder_drops(scope.channel, box):
+            return redirect_response(redirect)
+        text = await self._edge_master(redirect, scope)
+        if text is None:
+            return redirect_response(redirect)
+        offered = offer_for(text, box, channel=scope.channel, kind="catchup", metrics=self.metrics)
+        if not offered.dropped:
+            return redirect_response(redirect)
+        base = redirect.location.partition("?")[0].rpartition("/")[0] + "/"
+        return web.Response(
+            text=absolute_master(offered.text, base=base),
+            content_type=PLAYLIST_TYPE,
+            headers={
+                "Cache-Control": "no-store",
+                "X-Route-Reason": redirect.reason,
+                "X-Route-Edge": redirect.edge.edge_id,
+            },
+        )
+
+    def _ladder_drops(self, channel: str, box: BoxToken) -> bool:
+        """Does the channel's ladder, as its live master the front door holds shows it,
+        have a rung the box's profile leaves out? Never fetched for this (a catch-up
+        grant reaches nothing outside its window): without a copy, a height cap is taken
+        to matter and a codec rule alone not (no HEVC rung has been seen)."""
+        held = self._masters.get(channel)
+        if held is None:
+            return bool(box.profile.max_height)
+        return offer(held.text, box.profile).dropped > 0
+
+    async def _edge_master(self, redirect: Redirect, scope: Scope) -> str | None:
+        """The window's master from the redirect's edge (unbound, short-lived URL, the
+        box's lease and region in the query), or None when it does not answer 200."""
+        prefix = self.routing.sign(scope, lifetime_seconds=MASTER_URL_SECONDS, client_ip=None)
+        query = redirect.location.partition("?")[2]
+        url = f"http://{redirect.edge.address}{prefix}{scope.path}master.m3u8"
+        if query:
+            url += f"?{query}"
+        edge_id = redirect.edge.edge_id
+        try:
+            async with self.http.get(url, timeout=aiohttp.ClientTimeout(total=3)) as resp:
+                if resp.status == 200:
+                    return await resp.text()
+                log.warning(
+                    "edge refused the window master fetch",
+                    extra={"edge_id": edge_id, "status": resp.status},
+                )
+        except (aiohttp.ClientError, TimeoutError) as err:
+            log.warning(
+                "edge did not answer the window master fetch",
+                extra={"edge_id": edge_id, "error": type(err).__name__},
+            )
+        return None
 
     async def _catchup_channel(self, request: web.Request) -> Channel:
         """The request's channel, from the guide (404 for one the guide does not have)."""

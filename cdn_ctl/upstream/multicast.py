@@ -1,7 +1,7 @@
 """The front door's copy of the channels' multicast outputs (``ListMulticastOutputs``).
 
 The lineup asks, for each of a box's channels, "does this box open a multicast group for
-it?" (:func:`cdn_ctl.frontdoor.policy.multicast_url`), so the answer must cost no I/O:
+it?" (:func:`cdn_ctl.frontdoor.policy.delivery`), so the answer must cost no I/O:
 the outputs are held in memory by channel id and re-read every ``refresh_seconds`` (a
 supervised task). Groups change when an operator reconfigures a channel, and a channel's
 running flag when it starts or stops, so a short delay is harmless; a wrong answer is

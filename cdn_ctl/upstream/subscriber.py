@@ -27,7 +27,7 @@ from cdn_ctl.upstream.common import CHANNEL_OPTIONS, Clock, Outage, deny_reason,
 from headend.errors import HeadendError
 from headend.rpc import ClientTls
 from subscriber.client import SubscriberClient
-from subscriber.domain import Decision, DenyReason
+from subscriber.domain import PLATFORM_PROFILE, Decision, DenyReason, DeviceProfile
 from subscriber.errors import (
     CarrierNotFound,
     DeviceLoginFailed,
@@ -53,6 +53,8 @@ class Login:
     version: int
     channels: frozenset[str]
     deny: str  # "" when the box may play
+    # The box's resolved device profile (the platform's from a server without profiles).
+    profile: DeviceProfile = PLATFORM_PROFILE
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +180,7 @@ class SubscriberCache:
             resp.subscriber_version,
             channels,
             _reason(resp.deny_reason),
+            resp.device_profile,
         )
 
     def cached_verdict(self, mac: str, channel: str) -> Verdict | None:

@@ -22,7 +22,7 @@ from aiohttp.test_utils import TestServer
 
 from cdn_ctl import cli
 from cdn_ctl.frontdoor.app import FrontDoor, create_box_app
-from cdn_ctl.frontdoor.policy import multicast_url
+from cdn_ctl.frontdoor.policy import delivery
 from cdn_ctl.frontdoor.settings import FrontDoorSettings
 from cdn_ctl.http import RoutingFace, create_app
 from cdn_ctl.lineup import LineupEntry, render_m3u
@@ -40,6 +40,8 @@ from headend.clitools import EXIT_AUTH, EXIT_USAGE
 from headend.rpc import RpcServer, RpcSettings
 from headend.seed import World
 from headend.settings import SettingsError
+from subscriber.client import SubscriberClient
+from subscriber.domain import DeviceProfile
 from tests.support.cdn import two_region_routing
 from tests.support.security import login_box
 from tests.support.world import (
@@ -64,6 +66,9 @@ PROVINCE = REGION[:2] + "0000"
 NEWS_GROUP = Multicast("239.10.0.1", 5000, regions=(PROVINCE,))
 SPORT_GROUP = Multicast("239.10.0.2", 5002, protocol=MulticastProtocol.UDP, regions=(OTHER_REGION,))
 NEWS_URL, SPORT_URL = "rtp://@239.10.0.1:5000", "udp://@239.10.0.2:5002"
+# The carrier's default device profile here: its boxes join groups where one reaches them
+# (a box whose profile does not list multicast never gets one: test_device_profiles.py).
+JOINS = DeviceProfile("acme", "default", "", (), ("multicast", "hls-ts"), ("h264",))
 
 
 def _output(running: bool = True, regions: tuple[str, ...] = (PROVINCE,)) -> MulticastOutput:
@@ -90,7 +95,7 @@ def _output(running: bool = True, regions: tuple[str, ...] = (PROVINCE,)) -> Mul
 def test_only_a_running_group_covering_the_box_is_given(
     output: MulticastOutput | None, region: str, url: str
 ) -> None:
-    assert multicast_url(output, region=region) == url
+    assert delivery(output, profile=JOINS, region=region).url == url
 
 
 def test_a_multicast_entry_is_its_group_without_token_and_catchup_stays_hls() -> None:
@@ -248,6 +253,8 @@ async def door(redis: aioredis.Redis, transcode: Transcode, ring: KeyRing) -> As
     settings = frontdoor_settings(services, transcode_target=transcode.target)
     try:
         world = await seed_world(services.epg_target, services.subscriber_target, services.api_key)
+        async with SubscriberClient(services.subscriber_target, services.api_key) as carrier:
+            await carrier.define_device_profile(JOINS)
         async with aiohttp.ClientSession() as http:
             frontdoor = FrontDoor(
                 settings,

@@ -7,6 +7,8 @@ edge, no lease started, no URL signed.
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import time
 from datetime import UTC, datetime, timedelta
 from ipaddress import ip_network
@@ -68,6 +70,15 @@ def forged(**claims: object) -> str:
     return jwt.encode(body, SESSION_KEY, algorithm="HS256", headers={"kid": "s1"})
 
 
+def widened(token: str, claim: str = "mtcd.ah.0") -> str:
+    """``token`` with its device profile claim swapped for a wider one, not re-signed."""
+    header, payload, signature = token.split(".")
+    body = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    body["dp"] = claim
+    raw = base64.urlsafe_b64encode(json.dumps(body).encode()).rstrip(b"=").decode()
+    return f"{header}.{raw}.{signature}"
+
+
 BAD_TOKENS = [
     pytest.param("", id="none"),
     pytest.param("garbage", id="garbage"),
@@ -81,6 +92,11 @@ BAD_TOKENS = [
         forged(iat=int(time.time()), exp=int(time.time()) + 10 * 365 * 86_400), id="ten-years"
     ),
     pytest.param(forged(jti=None), id="no-token-id"),
+    # The device profile claim (cdn_ctl.boxtoken): only what a login could have written.
+    pytest.param(widened(forged(dp="t.a.360")), id="profile-widened-unsigned"),
+    pytest.param(forged(dp="tx.a.0"), id="profile-unknown-format"),
+    pytest.param(forged(dp="t.a.99999"), id="profile-too-tall"),
+    pytest.param(forged(dp=720), id="profile-not-text"),
     pytest.param(
         jwt.encode({"sub": "carol"}, "", algorithm="none", headers={"kid": "s1"}), id="alg-none"
     ),
