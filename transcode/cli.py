@@ -177,6 +177,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     start.add_argument(
         "--audio-default", default="", metavar="LANG", help="the default audio (default: the first)"
     )
+    start.add_argument(
+        "--format", choices=("ts", "cmaf"), default="ts", dest="channel_format",
+        help="cmaf: also CMAF segments, master-cmaf.m3u8 and a live manifest.mpd (clear "
+        "channels only); the MPEG-TS output stays",
+    )  # fmt: skip
     add_output(start)
     start.set_defaults(func=lambda a: _run_cmd(start_channel(a, environ(), sys.stdout)))
     stop = csub.add_parser("stop", help="stop a live channel (its archive stays)", **env)
@@ -357,6 +362,7 @@ async def start_channel(args: argparse.Namespace, env: Mapping[str, str], out: I
             subtitle_languages=args.subtitles,
             audio_language=args.audio_default,
             card=card,
+            formats=(PackageFormat.CMAF,) if args.channel_format == "cmaf" else (),
         )
     emit([_channel_row(status)], CHANNEL_COLUMNS, args.output, out=out)
     return 0

@@ -164,6 +164,7 @@ class TranscodeClient(ServiceClient):
         audio_language: str = "",
         card: Card | None = None,
         multicast: Multicast | None = None,
+        formats: Sequence[PackageFormat] = (),
     ) -> ChannelStatus:
         """Start a live channel (an empty or 0 setting: the service's default; ``node_group``:
         run only on nodes of that group; ``backup_sources``: taken in order when the source
@@ -171,7 +172,7 @@ class TranscodeClient(ServiceClient):
         ``key_rotation_seconds`` of media; ``audio_languages``/``subtitle_languages``: the
         source's audio and subtitle streams in order, ``audio_language`` the default;
         ``card``: a generated card instead of a source, ``source`` then empty; ``multicast``:
-        the channel's multicast output as well)."""
+        the channel's multicast output as well; ``formats``: packagings besides MPEG-TS)."""
         channel = pb.Channel(
             name=CHANNEL.format(channel_id),
             source=source,
@@ -189,6 +190,7 @@ class TranscodeClient(ServiceClient):
             audio_language=audio_language,
             card=None if card is None else pb.Card(text=card.text, audio_uri=card.audio_uri),
             multicast=None if multicast is None else multicast_to_pb(multicast),
+            formats=[package_format_to_pb(f) for f in formats],
         )
         request = pb.StartChannelRequest(channel=channel)
         return status_from_pb(await self.call(self._stub.StartChannel, request))

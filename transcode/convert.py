@@ -249,7 +249,17 @@ def channel_from_pb(msg: pb.Channel, *, field: str = "channel.name") -> LiveChan
         audio_language=msg.audio_language,
         card=Card(msg.card.text, msg.card.audio_uri) if msg.HasField("card") else None,
         multicast=multicast_from_pb(msg.multicast) if msg.HasField("multicast") else None,
+        # TS is every channel's, so listing it (or UNSPECIFIED) adds nothing.
+        formats=tuple(
+            f
+            for f in dict.fromkeys(_channel_format(v) for v in msg.formats)
+            if f is not PackageFormat.TS
+        ),
     )
+
+
+def _channel_format(value: int) -> PackageFormat:
+    return _known(_FORMAT_BACK, value, "channel.formats")
 
 
 def channel_to_pb(channel: LiveChannel) -> pb.Channel:
@@ -274,6 +284,7 @@ def channel_to_pb(channel: LiveChannel) -> pb.Channel:
         if channel.card is None
         else pb.Card(text=channel.card.text, audio_uri=channel.card.audio_uri),
         multicast=None if channel.multicast is None else multicast_to_pb(channel.multicast),
+        formats=[_FORMAT[f] for f in channel.formats],
     )
 
 

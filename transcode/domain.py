@@ -12,6 +12,7 @@ import ipaddress
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from headend.clock import utc_now
 from headend.contentkeys import MAX_ROTATION_SECONDS, MIN_ROTATION_SECONDS
@@ -22,6 +23,9 @@ from headend.regions import problem as region_problem
 from headend.text import validate_text
 from transcode.errors import InvalidRequest
 from transcode.sourceurl import parse_source, validate_live_source
+
+if TYPE_CHECKING:  # jobs imports this module; its enum is only compared by value here
+    from transcode.jobs import PackageFormat
 
 # Audio renditions, and subtitle renditions, one channel or asset may have.
 MAX_TRACKS = 8
@@ -240,6 +244,14 @@ class LiveChannel:
     card: Card | None = None
     # Also sent to a multicast group on a carrier's managed network (None: HTTP only).
     multicast: Multicast | None = None
+    # Packagings besides the MPEG-TS every channel has (``PackageFormat.CMAF``: CMAF
+    # segments remuxed from each TS one, CMAF-HLS and a live MPD, ``transcode.live.cmaf``).
+    formats: tuple[PackageFormat, ...] = ()
+
+    @property
+    def cmaf(self) -> bool:
+        """Whether the channel is also packaged as CMAF (HLS and MPEG-DASH)."""
+        return any(f.value == "CMAF" for f in self.formats)
 
     @property
     def sources(self) -> tuple[str, ...]:
@@ -288,6 +300,14 @@ class LiveChannel:
         validate_tracks_languages(
             self.audio_languages, self.subtitle_languages, self.audio_language, prefix="channel."
         )
+        if len(set(self.formats)) != len(self.formats):
+            raise InvalidRequest("channel.formats", "a format is listed twice")
+        if self.cmaf and self.encryption.enabled:
+            raise InvalidRequest(
+                "channel.formats",
+                "an encrypted channel cannot be packaged as CMAF yet (its AES-128 whole-segment "
+                "encryption is MPEG-TS only; CMAF needs CENC/cbcs): start it clear, or TS only",
+            )
         return self
 
 

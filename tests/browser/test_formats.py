@@ -1,13 +1,15 @@
 """One set of CMAF segments, two real players: dash.js plays a CMAF VOD asset's
 ``manifest.mpd`` and hls.js its ``master.m3u8`` (EXT-X-MAP), both in headless Chromium,
-from a real origin (``transcode.origin`` on a port) serving what the packager published."""
+from a real origin (``transcode.origin`` on a port) serving what the packager published.
+The same for a live channel packaged as CMAF too: dash.js plays its dynamic MPD and hls.js
+its ``master-cmaf.m3u8`` while the channel runs (``transcode.live.cmaf``)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,7 @@ from playwright.async_api import TimeoutError as PlaywrightTimeout
 from headend.redisconn import RedisSettings, connect
 from headend.redisproc import RedisServer
 from tests.support.browser import PLAYER_PREFIX, POLL_MS, ROOT, player
+from tests.support.live import Feed, live_channel, live_rig
 from tests.support.media import ffmpeg, tiny_profile
 from transcode.jobs import PackageFormat
 from transcode.origin import start_origin
@@ -141,3 +144,58 @@ async def test_hls_js_plays_the_same_segments_over_hls(browser: Browser, origin:
     assert report.frames >= 15 * PLAY_SECONDS
     assert report.audio_fragments
     assert all(url.endswith(".m4s") and "/audio-1/" in url for url in report.audio_fragments)
+
+
+LIVE_CHANNEL = "cmaflive"
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def live_origin(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
+    """A live channel packaged as CMAF too (2 s segments, the low ladder) from a real-time
+    feed, and an origin serving its tree, once it has published a few segments."""
+    workdir = tmp_path_factory.mktemp("cmaflive")
+    feed = Feed().start()
+    try:
+        async with live_rig(workdir) as rig:
+            channel = live_channel(LIVE_CHANNEL, feed.source)
+            await rig.manager.start(replace(channel, formats=(PackageFormat.CMAF,)))
+            mpd = rig.root / "live" / LIVE_CHANNEL / "manifest.mpd"
+            for _ in range(600):  # until three segments are out (the player starts 3 back)
+                if mpd.exists() and rig.recorder.last_seq(LIVE_CHANNEL) >= 3:
+                    break
+                await asyncio.sleep(0.1)
+            runner, port = await start_origin(
+                OriginSettings(redis_url="unused://", origin_root=rig.root, port=0),
+                redis=rig.redis,
+            )
+            try:
+                yield f"http://127.0.0.1:{port}"
+            finally:
+                await runner.cleanup()
+                await rig.manager.stop(LIVE_CHANNEL)
+    finally:
+        feed.stop()
+
+
+async def test_dash_js_plays_a_live_cmaf_channels_mpd(browser: Browser, live_origin: str) -> None:
+    async with dash_page(browser, live_origin) as page:
+        await page.evaluate("(src) => play(src)", f"{live_origin}/live/{LIVE_CHANNEL}/manifest.mpd")
+        report = await _dash_until(page, f"r => r.errors.length > 0 || r.played > {PLAY_SECONDS}")
+    assert report.errors == (), report
+    assert report.played_seconds > PLAY_SECONDS
+    assert report.frames >= 20 * PLAY_SECONDS  # the feed runs at 25 fps
+    assert _kinds(report.fragments) == {"video", "audio"}
+    assert any("/audio/" in f["url"] for f in report.fragments if f["type"] == "audio")
+
+
+async def test_hls_js_plays_a_live_cmaf_channels_master(browser: Browser, live_origin: str) -> None:
+    async with player(browser, live_origin) as page:
+        await page.play(f"{live_origin}/live/{LIVE_CHANNEL}/master-cmaf.m3u8")
+        report = await page.until(
+            f"r => r.fatal !== null || r.played > {PLAY_SECONDS}", timeout_seconds=WAIT_SECONDS
+        )
+    assert report.fatal is None, "\n".join(page.console)
+    assert report.played_seconds > PLAY_SECONDS
+    assert report.frames >= 20 * PLAY_SECONDS
+    assert report.audio_fragments
+    assert all(url.endswith(".m4s") and "/audio/" in url for url in report.audio_fragments)

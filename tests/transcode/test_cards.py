@@ -220,7 +220,8 @@ def test_the_card_survives_the_proto_and_the_channel_hash() -> None:
     assert channel_from_pb(channel_to_pb(sent)) == sent
     raw = {k.encode(): v.encode() for k, v in config_mapping(sent).items()}
     assert status_from_hash(raw).channel == sent
-    assert sent.multicast is not None and sent.multicast.url == "udp://@239.10.0.1:5000"
+    assert sent.multicast is not None
+    assert sent.multicast.url == "udp://@239.10.0.1:5000"
     # A message's empty card is a card (refused for its text), not a source channel.
     empty = channel_from_pb(pb.Channel(name="channels/c", card=pb.Card()))
     assert empty.card == Card("")

@@ -15,6 +15,7 @@ import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -274,6 +275,21 @@ async def test_missing_key_is_unauthenticated(rig: Rig) -> None:
     assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
 
 
+_BAD_MULTICAST: list[tuple[str, dict[str, Any], str]] = [
+    ("unicast-group", {"group": "10.0.0.1"}, "group"),
+    ("control-block", {"group": "224.0.0.251"}, "group"),
+    ("not-an-address", {"group": "239.1.1"}, "group"),
+    ("port", {"port": 0}, "port"),
+    ("port-too-high", {"port": 70000}, "port"),
+    ("ttl", {"ttl": 300}, "ttl"),
+    ("interface", {"interface": "eth0"}, "interface"),
+    ("rung", {"rung": "../x"}, "rung"),
+    ("mux-rate", {"mux_rate_kbps": 100}, "mux_rate_kbps"),
+    ("region", {"regions": ["99"]}, "regions[0]"),
+    ("protocol", {"protocol": 7}, "protocol"),
+]
+
+
 @pytest.mark.parametrize(
     ("channel", "field"),
     [
@@ -340,19 +356,7 @@ async def test_missing_key_is_unauthenticated(rig: Rig) -> None:
                 f"channel.multicast.{field}",
                 id=f"multicast-{case}",
             )
-            for case, bad, field in [
-                ("unicast-group", {"group": "10.0.0.1"}, "group"),
-                ("control-block", {"group": "224.0.0.251"}, "group"),
-                ("not-an-address", {"group": "239.1.1"}, "group"),
-                ("port", {"port": 0}, "port"),
-                ("port-too-high", {"port": 70000}, "port"),
-                ("ttl", {"ttl": 300}, "ttl"),
-                ("interface", {"interface": "eth0"}, "interface"),
-                ("rung", {"rung": "../x"}, "rung"),
-                ("mux-rate", {"mux_rate_kbps": 100}, "mux_rate_kbps"),
-                ("region", {"regions": ["99"]}, "regions[0]"),
-                ("protocol", {"protocol": 7}, "protocol"),
-            ]
+            for case, bad, field in _BAD_MULTICAST
         ),
     ],
 )

@@ -44,6 +44,12 @@ on a worker thread) before they move, and the I-frames go into the window with i
 (``iframes.py``). An encrypted channel's get none: a byte range of a segment encrypted
 whole in CBC mode cannot be decrypted on its own.
 
+A clear channel whose ``formats`` include CMAF also gets each segment remuxed into CMAF
+tracks (``cmaf.py``: a video-only track per rung, one audio track), read from the clear
+files on a worker thread before the number is taken and written beside the TS files once
+it is; their ``cmaf.m3u8`` playlists, ``master-cmaf.m3u8`` and the live ``manifest.mpd``
+are written with the TS playlists, fenced the same way. An encrypted channel gets none.
+
 The ``observer`` is called right after a segment is in place in every rung and the
 playlists naming it are written; ``transcode.live.push.Pusher.observe`` is one, mirroring
 the files to origins on other hosts (``TC_ORIGIN_PUSH_URLS``).
@@ -69,6 +75,7 @@ from transcode.domain import ArchiveEntry, ChannelState, LiveChannel
 from transcode.errors import EncodeFailed, LeaseLost
 from transcode.ladder import PlannedRung, Profile
 from transcode.live.captions import LiveCaptions
+from transcode.live.cmaf import CmafSegment, LiveCmaf, Picture, Remuxed, remux, write_tracks
 from transcode.live.cuequeue import NodeQueue
 from transcode.live.encryption import ChannelKeys, encrypt_files
 from transcode.live.epoch import Epoch
@@ -156,6 +163,8 @@ class Publisher:
         # The rungs whose iframes.m3u8 this publisher wrote (None: none yet, and any found
         # from an earlier run is removed once the first playlists are written).
         self._iframe_files: set[str] | None = None
+        # CMAF packaging (None: TS only, or an encrypted channel: CMAF needs CENC).
+        self.cmaf = LiveCmaf() if channel.cmaf and keys is None else None
 
     @property
     def plan(self) -> tuple[PlannedRung, ...]:
@@ -233,7 +242,11 @@ class Publisher:
         start = datetime.fromtimestamp(epoch.anchor + first.start, UTC)
         w = self.window
         if w.starts and start < w.starts[-1]:
-            start = w.starts[-1] + timedelta(seconds=w.durations[-1])
+            moved = w.starts[-1] + timedelta(seconds=w.durations[-1])
+            # The rest of the epoch moves with it: its dates keep following its durations,
+            # as a DASH Period's timeline must (``transcode.dash``).
+            epoch.anchor += (moved - start).total_seconds()
+            start = moved
         clear = [epoch.segment_path(rung, index) for rung in epoch.rungs]
         queued = [] if self._signals is None else await self._signals.due(start)
         captions: dict[str, str] = {}
@@ -249,6 +262,16 @@ class Publisher:
             # cancel here has committed nothing): their keyframes are the I-frames.
             video = {r: p for r, p in zip(epoch.rungs, clear, strict=True) if r in self._rung_names}
             scans = await asyncio.to_thread(scan_files, video)
+        remuxed: dict[str, Remuxed] = {}
+        cmaf_at = 0.0
+        if self.cmaf is not None:
+            # Before the number is taken, like the scan: a cancel here commits nothing.
+            cmaf_at = self.cmaf.position(start)
+            pictures = {r.name: Picture(r.width, r.height) for r in self._plan}
+            video = {r: p for r, p in zip(epoch.rungs, clear, strict=True) if r in pictures}
+            remuxed = await asyncio.to_thread(
+                remux, video, pictures, start_seconds=cmaf_at, duration=duration
+            )
         sources, key_id, seq = clear, "", self._next_seq
         if self.keys is not None:
             # Measured from the clear files: the encrypted ones cannot be read.
@@ -285,6 +308,7 @@ class Publisher:
             _atomic_write(dests[name], text)
         # Committed: the number is used and the files are in place (no await since the move).
         self._next_seq = seq + 1
+        cmaf = self._write_cmaf(remuxed, seq)
         if sources is not clear:  # encrypted: the clear files go once those are in place
             for path in clear:
                 path.unlink(missing_ok=True)
@@ -323,7 +347,10 @@ class Publisher:
         iframes = {rung: segment_iframes(scan, duration) for rung, scan in scans.items()}
         self.window.slide(seq, duration, start, discontinuity, sizes, segment_key,
                           length=self.channel.window_segments, dateranges=ranges,
-                          iframes=iframes)  # fmt: skip
+                          iframes=iframes,
+                          cmaf={t: (c.size, c.init) for t, c in cmaf.items()})  # fmt: skip
+        if self.cmaf is not None:
+            self.cmaf.published(self.window, cmaf_at, duration, start, cmaf)
         self._playlists_stale = True
         if self._metrics is not None:
             self._metrics.published.labels(self.channel.id).inc()
@@ -337,6 +364,18 @@ class Publisher:
         await self._write()
         if self._observer is not None:
             self._observer(self.channel.id, seq, self._state())
+
+    def _write_cmaf(self, remuxed: dict[str, Remuxed], seq: int) -> dict[str, CmafSegment]:
+        """Write segment ``seq``'s CMAF tracks; a failure (a full disk) only ends the runs."""
+        if not remuxed:
+            return {}
+        try:
+            keep = self.channel.window_segments + 2  # a player may still fetch a slid one
+            return write_tracks(self._dir, remuxed, sequence=seq, keep=keep)
+        except OSError as err:
+            log.warning("CMAF segment not written", extra={"channel": self.channel.id,
+                                                           "reason": str(err)})  # fmt: skip
+            return {}
 
     def rung_rates(self) -> list[tuple[str, int]]:
         """Each rung's and audio rendition's average bits/s over the live window."""
@@ -443,6 +482,13 @@ class Publisher:
         for name in written - set(iframe_texts):
             (self._dir / name / LIVE_IFRAMES).unlink(missing_ok=True)
         self._iframe_files = set(iframe_texts)
+        if self.cmaf is not None:
+            cmaf = self.cmaf.texts(
+                self.window, self.rung_infos(), segment_seconds=self.profile.segment_seconds,
+                endlist=endlist, now=datetime.now(UTC),
+            )  # fmt: skip
+            for name, text in cmaf.items():
+                _atomic_write(self._dir / name, text)
 
 
 def next_sequence_on_disk(channel_dir: Path) -> int:

@@ -25,6 +25,7 @@ from transcode.domain import (
     SourceSwitch,
 )
 from transcode.errors import ChannelNotFound
+from transcode.jobs import PackageFormat
 
 
 def config_mapping(channel: LiveChannel) -> dict[str, str]:
@@ -50,6 +51,8 @@ def config_mapping(channel: LiveChannel) -> dict[str, str]:
         "card_audio_uri": "" if channel.card is None else channel.card.audio_uri,
         # Always written ("": no multicast output).
         "multicast": "" if channel.multicast is None else _multicast_json(channel.multicast),
+        # Always written ("[]": MPEG-TS only).
+        "formats": json.dumps([f.value for f in channel.formats]),
     }
 
 
@@ -169,6 +172,8 @@ def status_from_hash(raw: dict[bytes, bytes]) -> ChannelStatus:
         card=Card(d["card_text"], d.get("card_audio_uri", "")) if d.get("card_text") else None,
         # Absent in a channel saved before multicast outputs existed: none.
         multicast=_multicast_from_json(d.get("multicast", "")),
+        # Absent in a channel saved before formats existed: MPEG-TS only.
+        formats=tuple(PackageFormat(v) for v in json.loads(d.get("formats") or "[]")),
     )
     last = d.get("last_segment_at")
     return ChannelStatus(

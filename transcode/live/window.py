@@ -11,6 +11,12 @@ an I-frame playlist over them: the same segments, discontinuities, discontinuity
 and program date-times as its media playlist, numbered by I-frame. Its run is cut short
 like the sizes', and also where a segment could not be scanned or has no keyframe.
 
+A channel packaged as CMAF too (``cmaf.py``) keeps, per CMAF track, the size and init
+segment of each of its latest CMAF segments (a run like ``sizes``: a segment the remux
+missed starts it again), and each track's ``cmaf.m3u8`` lists them: the same segments,
+durations, dates, discontinuities and numbers as the TS playlists, as ``.m4s`` files with
+``EXT-X-MAP``.
+
 A segment's date ranges (SCTE-35 signals) are listed before it in every playlist; when it
 slides out, those still running (an out whose return is to come) move to the new first
 segment, as RFC 8216bis keeps a date range while a segment it covers is listed.
@@ -29,6 +35,7 @@ from transcode.live.iframes import IFrame, run_base
 from transcode.measure import bits_per_second
 
 SEGMENT_SUFFIX = ".ts"
+CMAF_SUFFIX = ".m4s"
 CAPTION_SUFFIX = ".vtt"
 # Date ranges carried past their own segment at most (the oldest go first).
 _MAX_CARRIED = 16
@@ -53,6 +60,8 @@ class Window:
     # and the number of the first I-frame of the run's first segment (``iframes.py``).
     iframes: dict[str, list[tuple[IFrame, ...]]] = field(default_factory=dict)
     iframe_sequence: dict[str, int] = field(default_factory=dict)
+    # Per CMAF track, (size, init segment file name) of each of its latest CMAF segments.
+    cmaf: dict[str, list[tuple[int, str]]] = field(default_factory=dict)
 
     def slide(
         self,
@@ -66,9 +75,11 @@ class Window:
         length: int,
         dateranges: tuple[hls.DateRange, ...] = (),
         iframes: Mapping[str, tuple[IFrame, ...]] | None = None,
+        cmaf: Mapping[str, tuple[int, str]] | None = None,
     ) -> None:
         """Add a published segment (``sizes`` and, of the video rungs that were scanned,
-        ``iframes`` by rung) and keep the last ``length``."""
+        ``iframes`` by rung; ``cmaf``: each CMAF track's segment size and init) and keep the
+        last ``length``."""
         self.seqs.append(seq)
         self.durations.append(duration)
         self.starts.append(start)
@@ -88,6 +99,11 @@ class Window:
             if rung not in self.iframes:
                 self.iframe_sequence[rung] = run_base(seq)
             self.iframes.setdefault(rung, []).append(frames)
+        made = cmaf or {}
+        for track in set(self.cmaf) - set(made):
+            del self.cmaf[track]  # its CMAF run starts again
+        for track, entry in made.items():
+            self.cmaf.setdefault(track, []).append(entry)
         while len(self.seqs) > length:
             if self.discontinuities[0]:
                 self.discontinuity_sequence += 1
@@ -98,6 +114,8 @@ class Window:
                 self.dateranges[self.seqs[0]] = carried
         for values in self.sizes.values():
             del values[: len(values) - len(self.seqs)]
+        for entries in self.cmaf.values():
+            del entries[: len(entries) - len(self.seqs)]
         for rung, runs in self.iframes.items():
             slid = runs[: len(runs) - len(self.seqs)]
             self.iframe_sequence[rung] += sum(len(frames) for frames in slid)
@@ -154,8 +172,63 @@ class Window:
         subtitle renditions among them)."""
         if not self.seqs:
             return {}
-        target = self.target_duration(segment_seconds)
-        segments = [
+        segments = self._segments()
+        # By the rendition's first segment and kind: usually one text for all rungs.
+        texts: dict[tuple[int, bool], str] = {}
+        out = {}
+        for name in names:
+            first = len(self.seqs) - len(self.sizes.get(name, ()))
+            if first == len(self.seqs):
+                continue  # no segment yet
+            caption = name in captions
+            if (first, caption) not in texts:
+                owned = segments[first:]
+                if caption:
+                    owned = [replace(s, uri=caption_name(s.uri), key=None) for s in owned]
+                texts[first, caption] = self._render(first, owned, segment_seconds, endlist)
+            out[name] = texts[first, caption]
+        return out
+
+    def cmaf_playlists(self, *, segment_seconds: float, endlist: bool) -> dict[str, str]:
+        """Each CMAF track's ``cmaf.m3u8`` (:meth:`cmaf_media` rendered)."""
+        media = self.cmaf_media(segment_seconds=segment_seconds, endlist=endlist)
+        return {track: hls.render_media(playlist) for track, playlist in media.items()}
+
+    def cmaf_media(self, *, segment_seconds: float, endlist: bool) -> dict[str, hls.MediaPlaylist]:
+        """Each CMAF track's media playlist: its run of ``.m4s`` segments, each after the
+        ``EXT-X-MAP`` of its init segment, numbered and dated as the TS playlists."""
+        segments = self._segments()
+        out = {}
+        for track, entries in self.cmaf.items():
+            if not entries:
+                continue
+            first = len(self.seqs) - len(entries)
+            owned = [
+                replace(
+                    s,
+                    uri=cmaf_name(seq),
+                    map=hls.SegmentMap(init),
+                )
+                for s, seq, (_, init) in zip(
+                    segments[first:], self.seqs[first:], entries, strict=True
+                )
+            ]
+            out[track] = self._media(first, owned, segment_seconds, endlist)
+        return out
+
+    def cmaf_measured(self) -> dict[str, tuple[list[int], list[float]]]:
+        """Each CMAF track's segment sizes and durations (its bandwidth)."""
+        return {
+            track: (
+                [size for size, _ in entries],
+                self.durations[len(self.durations) - len(entries) :],
+            )
+            for track, entries in self.cmaf.items()
+            if entries
+        }
+
+    def _segments(self) -> list[hls.Segment]:
+        return [
             hls.Segment(
                 uri=f"{seq:010d}{SEGMENT_SUFFIX}",
                 duration=duration,
@@ -173,36 +246,30 @@ class Window:
                 strict=True,
             )
         ]
-        # By the rendition's first segment and kind: usually one text for all rungs.
-        texts: dict[tuple[int, bool], str] = {}
-        out = {}
-        for name in names:
-            first = len(self.seqs) - len(self.sizes.get(name, ()))
-            if first == len(self.seqs):
-                continue  # no segment yet
-            caption = name in captions
-            if (first, caption) not in texts:
-                # Its first segment's discontinuity is implied by the sequence number, as
-                # in the window's own first segment.
-                owned = [*segments[first:]]
-                earlier = [r for q in self.seqs[:first] for r in self.dateranges.get(q, ())]
-                owned[0] = replace(
-                    owned[0], discontinuity=False, dateranges=self._carried(earlier, first)
-                )
-                if caption:
-                    owned = [replace(s, uri=caption_name(s.uri), key=None) for s in owned]
-                texts[first, caption] = hls.render_media(
-                    hls.MediaPlaylist(
-                        segments=owned,
-                        media_sequence=self.seqs[first],
-                        discontinuity_sequence=self.discontinuity_sequence
-                        + sum(self.discontinuities[1 : first + 1]),
-                        endlist=endlist,
-                        target_duration=target,
-                    )
-                )
-            out[name] = texts[first, caption]
-        return out
+
+    def _render(
+        self, first: int, owned: list[hls.Segment], segment_seconds: float, endlist: bool
+    ) -> str:
+        """The media playlist of a run from window index ``first``, rendered."""
+        return hls.render_media(self._media(first, owned, segment_seconds, endlist))
+
+    def _media(
+        self, first: int, owned: list[hls.Segment], segment_seconds: float, endlist: bool
+    ) -> hls.MediaPlaylist:
+        """The media playlist of a run from window index ``first``."""
+        # Its first segment's discontinuity is implied by the sequence number, as in the
+        # window's own first segment.
+        owned = [*owned]
+        earlier = [r for q in self.seqs[:first] for r in self.dateranges.get(q, ())]
+        owned[0] = replace(owned[0], discontinuity=False, dateranges=self._carried(earlier, first))
+        return hls.MediaPlaylist(
+            segments=owned,
+            media_sequence=self.seqs[first],
+            discontinuity_sequence=self.discontinuity_sequence
+            + sum(self.discontinuities[1 : first + 1]),
+            endlist=endlist,
+            target_duration=self.target_duration(segment_seconds),
+        )
 
     def iframe_playlists(
         self, names: Sequence[str], *, segment_seconds: float, endlist: bool
@@ -243,6 +310,13 @@ class Window:
                 )
             )
         return out
+
+
+def cmaf_name(sequence: int) -> str:
+    """The CMAF segment file of sequence number ``sequence``: unpadded, so the MPD's
+    template is a plain ``$Number$`` (FFmpeg's DASH reader takes a pad width of one digit
+    only, and a live number has ten)."""
+    return f"{sequence}{CMAF_SUFFIX}"
 
 
 def caption_name(segment: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
@@ -42,6 +43,7 @@ from transcode.errors import (
     OriginForbidden,
     StoreUnavailable,
 )
+from transcode.live.cmaf import CMAF_MASTER, CMAF_PLAYLIST, MPD_NAME
 from transcode.origin import guard
 from transcode.origin.cutviews import add_cut_routes
 from transcode.origin.http import (
@@ -58,6 +60,9 @@ from transcode.origin.windows import ProgrammeSource, parse_window, programme_wi
 from transcode.settings import Network, OriginSettings
 
 log = logging.getLogger(__name__)
+
+_CMAF_SEGMENT = re.compile(r"([0-9]{1,15})\.m4s", re.ASCII)
+_MEDIA_SEQUENCE = re.compile(rb"#EXT-X-MEDIA-SEQUENCE:([0-9]+)")
 
 _PROGRAMME_CHARS = 128
 # A programme lookup is one small read: a stalled EPG must not hold a player long.
@@ -161,6 +166,45 @@ class Origin:
         segment = request.match_info["segment"]
         sequence = guard.segment_sequence(segment)
         await guard.check_live_segment(self.live_windows, channel, rung, sequence)
+        return await respond(
+            request, await self.file_body(("live", channel, rung, segment), IMMUTABLE)
+        )
+
+    async def live_cmaf_master(self, request: web.Request) -> web.StreamResponse:
+        """A CMAF channel's live master playlist (``transcode.live.cmaf``)."""
+        parts = ("live", self.path_channel(request), CMAF_MASTER)
+        return await respond(request, await self.file_body(parts, self.live_cache))
+
+    async def live_mpd(self, request: web.Request) -> web.StreamResponse:
+        """A CMAF channel's live (dynamic) MPD."""
+        parts = ("live", self.path_channel(request), MPD_NAME)
+        return await respond(request, await self.file_body(parts, self.live_cache))
+
+    async def live_cmaf_media(self, request: web.Request) -> web.StreamResponse:
+        """A CMAF track's live media playlist."""
+        parts = ("live", self.path_channel(request), self.path_rung(request), CMAF_PLAYLIST)
+        return await respond(request, await self.file_body(parts, self.live_cache))
+
+    async def live_cmaf_init(self, request: web.Request) -> web.StreamResponse:
+        """A CMAF track's init segment: named by its content, so cached for good."""
+        channel, rung = self.path_channel(request), self.path_rung(request)
+        init = request.match_info["init"]
+        return await respond(
+            request, await self.file_body(("live", channel, rung, init), IMMUTABLE)
+        )
+
+    async def live_cmaf_segment(self, request: web.Request) -> web.StreamResponse:
+        """A CMAF segment of the live window (or just behind it), by the rule of the TS ones,
+        against the track's own CMAF playlist."""
+        channel, rung = self.path_channel(request), self.path_rung(request)
+        segment = request.match_info["segment"]
+        match = _CMAF_SEGMENT.fullmatch(segment)
+        if match is None or f"{int(match.group(1))}.m4s" != segment:
+            raise ContentNotFound(f"no such segment: {segment[:64]}")
+        sequence = int(match.group(1))
+        first = await asyncio.to_thread(_cmaf_first, self._root, channel, rung)
+        if first is None or sequence < first - guard.LIVE_BEHIND_SEGMENTS:
+            raise ContentNotFound(f"segment {sequence} is not in the live window of {channel}")
         return await respond(
             request, await self.file_body(("live", channel, rung, segment), IMMUTABLE)
         )
@@ -275,6 +319,20 @@ class Origin:
         )
 
 
+def _cmaf_first(root: Path, channel: str, rung: str) -> int | None:
+    """The first sequence number a CMAF track's live playlist lists (None: none)."""
+    try:
+        opened = guard.open_under(root, ("live", channel, rung, CMAF_PLAYLIST))
+    except ContentNotFound:
+        return None
+    try:
+        head = os.pread(opened.fd, 4096, 0)
+    finally:
+        os.close(opened.fd)
+    found = _MEDIA_SEQUENCE.search(head)
+    return None if found is None else int(found.group(1))
+
+
 def _close_opened(opening: asyncio.Future[guard.OpenFile]) -> None:
     if not opening.cancelled() and opening.exception() is None:
         os.close(opening.result().fd)
@@ -352,6 +410,13 @@ def create_app(
     app.router.add_get("/live/{channel}/{rung}/index.m3u8", origin.live_media)
     app.router.add_get(f"/live/{{channel}}/{{rung}}/{LIVE_IFRAMES}", origin.live_iframes)
     app.router.add_get(f"/live/{{channel}}/{{rung}}/{seg}", origin.live_segment)
+    app.router.add_get(f"/live/{{channel}}/{CMAF_MASTER}", origin.live_cmaf_master)
+    app.router.add_get(f"/live/{{channel}}/{MPD_NAME}", origin.live_mpd)
+    app.router.add_get(f"/live/{{channel}}/{{rung}}/{CMAF_PLAYLIST}", origin.live_cmaf_media)
+    app.router.add_get(
+        r"/live/{channel}/{rung}/{init:init-[0-9a-f]{8}\.mp4}", origin.live_cmaf_init
+    )
+    app.router.add_get(r"/live/{channel}/{rung}/{segment:[0-9]+\.m4s}", origin.live_cmaf_segment)
     app.router.add_get("/catchup/{channel}/master.m3u8", origin.catchup_master)
     app.router.add_get("/catchup/{channel}/{rung}/index.m3u8", origin.catchup_media)
     app.router.add_get(f"/catchup/{{channel}}/{{rung}}/{seg}", origin.catchup_segment)
