@@ -1,5 +1,5 @@
-"""Tiny real media made once per session with FFmpeg, and packaged outputs shared by tests
-(the builders are in ``tests.support.media``)."""
+"""Tiny real media made once per session with FFmpeg, packaged outputs shared by tests
+(the builders are in ``tests.support.media``), and the control server rig."""
 
 from __future__ import annotations
 
@@ -10,9 +10,12 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
+from headend.auth import KeyStore
 from headend.redisconn import RedisSettings, connect
 from headend.redisproc import RedisServer
 from tests.support.media import Media, Packaged, conformance_profile, make_media
+from tests.support.tokens import Tokens
+from tests.support.transcode_rig import Rig, server_rig
 from transcode.package import package_vod, remux_vod
 from transcode.settings import SourceSettings
 
@@ -44,6 +47,19 @@ def packaged_remux(media: Media, tmp_path_factory: pytest.TempPathFactory) -> Pa
 def source_settings(media: Media) -> SourceSettings:
     """The production allow-lists, with the session's media folder as the one media root."""
     return SourceSettings(media_roots=(media.clip.parent.resolve(),))
+
+
+@pytest.fixture
+async def rig(
+    redis: aioredis.Redis,
+    keys: KeyStore,
+    tokens: Tokens,
+    tmp_path: Path,
+    source_settings: SourceSettings,
+) -> AsyncIterator[Rig]:
+    """The transcode control server on port 0 (modules with a rig of their own override it)."""
+    async with server_rig(redis, keys, tokens, tmp_path, source_settings) as up:
+        yield up
 
 
 @pytest.fixture

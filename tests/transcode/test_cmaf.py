@@ -13,8 +13,7 @@ import json
 import re
 import subprocess
 import xml.etree.ElementTree as ET
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
@@ -23,28 +22,21 @@ import grpc
 import pytest
 import redis.asyncio as aioredis
 
-from headend.auth import KeyStore
 from headend.contentkeys import ContentKeyStore, KekRing, scope_for_asset
-from headend.rpc import RpcSettings, bearer, client_channel, error_details
+from headend.rpc import error_details
 from protos import transcode_pb2 as pb
-from protos import transcode_pb2_grpc as pb_grpc
 from tests.support.media import Media, Packaged, conformance_profile, ffmpeg, write_srt
-from tests.support.tokens import Tokens
+from tests.support.transcode_rig import Rig
 from transcode import cli, fmp4, hls_parse
-from transcode.archive import ArchiveIndex
 from transcode.encrypt import AssetEncryption
 from transcode.errors import CorruptSource, EncodeFailed
 from transcode.jobs import Job, JobState, PackageFormat
-from transcode.live import LiveManager
 from transcode.origin import start_origin
 from transcode.package import package_vod, remux_vod
 from transcode.progress import Progress
-from transcode.queue import JobQueue
 from transcode.queue.codec import job_from_hash
 from transcode.queue.jobs import job_key
-from transcode.server import create_server
-from transcode.settings import ControlSettings, OriginSettings, QueueSettings, SourceSettings
-from transcode.sources import SourceGuard
+from transcode.settings import OriginSettings, QueueSettings
 from transcode.tracks import SubtitleFile
 from transcode.worker import Worker, vod_packager
 
@@ -344,50 +336,6 @@ async def test_cancel_removes_the_temp_output(media: Media, tmp_path: Path) -> N
 
 
 # ---------------------------------------------------------------- the format as a job field
-
-
-@dataclass
-class Rig:
-    port: int
-    stub: pb_grpc.TranscodeServiceStub
-    admin: tuple[tuple[str, str], ...]
-    origin: Path
-    queue: JobQueue
-    sources: SourceGuard
-    redis: aioredis.Redis
-
-
-@pytest.fixture
-async def rig(
-    redis: aioredis.Redis,
-    keys: KeyStore,
-    tokens: Tokens,
-    tmp_path: Path,
-    source_settings: SourceSettings,
-) -> AsyncIterator[Rig]:
-    origin = tmp_path / "origin"
-    settings = ControlSettings(
-        rpc=RpcSettings(port=0, grace_seconds=0),
-        redis_url="unused://",
-        origin_root=origin,
-        queue=QueueSettings(claim_idle_seconds=1.0),
-        sources=source_settings,
-    )
-    sources = SourceGuard(source_settings)
-    manager = LiveManager(
-        redis=redis, archive=ArchiveIndex(redis), origin_root=origin, sources=sources
-    )
-    server, port = await create_server(settings, redis=redis, keys=keys, channels=manager)
-    channel = client_channel(f"127.0.0.1:{port}")
-    try:
-        yield Rig(
-            port, pb_grpc.TranscodeServiceStub(channel), bearer(await tokens()), origin,
-            JobQueue(redis), sources, redis,
-        )  # fmt: skip
-    finally:
-        await channel.close()
-        await manager.close()
-        await server.stop(0)
 
 
 async def _run_worker(rig: Rig, job_name: str) -> list[pb.JobEvent]:

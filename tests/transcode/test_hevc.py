@@ -9,36 +9,27 @@ import asyncio
 import json
 import subprocess
 import xml.etree.ElementTree as ET
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
-import redis.asyncio as aioredis
 
-from headend.auth import KeyStore
-from headend.rpc import RpcSettings, bearer, client_channel, error_details
+from headend.rpc import error_details
 from protos import transcode_pb2 as pb
-from protos import transcode_pb2_grpc as pb_grpc
 from tests.support.media import Media, Packaged, tiny_profile
-from tests.support.tokens import Tokens
+from tests.support.transcode_rig import Rig
 from transcode import ffmpeg_cmd, fmp4, hls_parse
-from transcode.archive import ArchiveIndex
 from transcode.errors import EncodeFailed, InvalidProfile, InvalidRequest
 from transcode.jobs import PackageFormat
 from transcode.ladder import Profile, Rung, hevc_level, plan_ladder
-from transcode.live import LiveManager
 from transcode.measure_cmaf import measure_renditions
 from transcode.package import package_vod
 from transcode.probe import SourceInfo, VideoInfo
 from transcode.profiles import hevc_rung, resolve_profile
-from transcode.queue import JobQueue
 from transcode.runner import run_ffmpeg
-from transcode.server import create_server
-from transcode.settings import ControlSettings, QueueSettings, SourceSettings
-from transcode.sources import SourceGuard
+from transcode.settings import QueueSettings
 from transcode.worker import Worker, vod_packager
 
 DASH = "{urn:mpeg:dash:schema:mpd:2011}"
@@ -425,48 +416,6 @@ async def test_video_rungs_off_each_others_cuts_are_refused(media: Media, tmp_pa
 def test_an_unknown_profile_names_the_hevc_ones() -> None:
     with pytest.raises(InvalidRequest, match="default, low, passthrough, hevc, default-hevc"):
         resolve_profile("h265")
-
-
-@dataclass
-class Rig:
-    stub: pb_grpc.TranscodeServiceStub
-    admin: tuple[tuple[str, str], ...]
-    origin: Path
-    queue: JobQueue
-    sources: SourceGuard
-
-
-@pytest.fixture
-async def rig(
-    redis: aioredis.Redis,
-    keys: KeyStore,
-    tokens: Tokens,
-    tmp_path: Path,
-    source_settings: SourceSettings,
-) -> AsyncIterator[Rig]:
-    origin = tmp_path / "origin"
-    settings = ControlSettings(
-        rpc=RpcSettings(port=0, grace_seconds=0),
-        redis_url="unused://",
-        origin_root=origin,
-        queue=QueueSettings(claim_idle_seconds=1.0),
-        sources=source_settings,
-    )
-    sources = SourceGuard(source_settings)
-    manager = LiveManager(
-        redis=redis, archive=ArchiveIndex(redis), origin_root=origin, sources=sources
-    )
-    server, port = await create_server(settings, redis=redis, keys=keys, channels=manager)
-    channel = client_channel(f"127.0.0.1:{port}")
-    try:
-        yield Rig(
-            pb_grpc.TranscodeServiceStub(channel), bearer(await tokens()), origin,
-            JobQueue(redis), sources,
-        )  # fmt: skip
-    finally:
-        await channel.close()
-        await manager.close()
-        await server.stop(0)
 
 
 @pytest.mark.parametrize(

@@ -12,8 +12,6 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,66 +19,15 @@ import grpc
 import pytest
 import redis.asyncio as aioredis
 
-from headend.auth import KeyStore
 from headend.redisproc import RedisServer
-from headend.rpc import RpcSettings, bearer, client_channel, error_details
+from headend.rpc import bearer, error_details
 from headend.rpc.server import EXIT_FAILED, EXIT_SETTINGS, EXIT_STOPPED
 from protos import transcode_pb2 as pb
-from protos import transcode_pb2_grpc as pb_grpc
 from tests.support.media import Media
-from tests.support.tokens import Tokens
+from tests.support.transcode_rig import Rig
 from transcode import cli
-from transcode.archive import ArchiveIndex
-from transcode.live import LiveManager
-from transcode.queue import JobQueue
-from transcode.server import create_server
-from transcode.settings import ControlSettings, QueueSettings, SourceSettings
-from transcode.sources import SourceGuard
+from transcode.settings import QueueSettings
 from transcode.worker import Worker, vod_packager
-
-
-@dataclass
-class Rig:
-    port: int
-    stub: pb_grpc.TranscodeServiceStub
-    admin: tuple[tuple[str, str], ...]
-    tokens: Tokens
-    origin: Path
-    queue: JobQueue
-    sources: SourceGuard
-
-
-@pytest.fixture
-async def rig(
-    redis: aioredis.Redis,
-    keys: KeyStore,
-    tokens: Tokens,
-    tmp_path: Path,
-    source_settings: SourceSettings,
-) -> AsyncIterator[Rig]:
-    origin = tmp_path / "origin"
-    settings = ControlSettings(
-        rpc=RpcSettings(port=0, grace_seconds=0),
-        redis_url="unused://",
-        origin_root=origin,
-        queue=QueueSettings(claim_idle_seconds=1.0),
-        sources=source_settings,
-    )
-    sources = SourceGuard(source_settings)
-    manager = LiveManager(
-        redis=redis, archive=ArchiveIndex(redis), origin_root=origin, sources=sources
-    )
-    server, port = await create_server(settings, redis=redis, keys=keys, channels=manager)
-    channel = client_channel(f"127.0.0.1:{port}")
-    try:
-        yield Rig(
-            port, pb_grpc.TranscodeServiceStub(channel), bearer(await tokens()), tokens, origin,
-            JobQueue(redis), sources,
-        )  # fmt: skip
-    finally:
-        await channel.close()
-        await manager.close()
-        await server.stop(0)
 
 
 async def test_submit_watch_get_list(rig: Rig, media: Media) -> None:
