@@ -71,7 +71,9 @@ _BARE = {
 }
 
 
-@pytest.mark.parametrize("package_format", [PackageFormat.TS, PackageFormat.CMAF])
+@pytest.mark.parametrize(
+    "package_format", [PackageFormat.TS, PackageFormat.CMAF], ids=["ts", "cmaf"]
+)
 def test_remux_throughput_against_bareffmpeg(
     benchmark, report: Report, mezzanine: Path, out_root: Path, package_format: PackageFormat
 ) -> None:

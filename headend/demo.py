@@ -348,6 +348,8 @@ def run(settings: StackSettings, secrets: LocalSecrets) -> seed.World:
         f"{seed.MULTICAST_CHANNEL} by multicast on this host, and the film by DASH:\n"
         f"    ffplay 'rtp://{seed.MULTICAST.group}:{seed.MULTICAST.port}?localaddr=127.0.0.1'\n"
         f"    ffplay '{origin}/vod/{FILM}/manifest.mpd'\n"
+        f"{seed.DASH_CHANNEL} live by DASH (and CMAF-HLS: master-cmaf.m3u8), from the origin:\n"
+        f"    ffplay '{origin}/live/{seed.DASH_CHANNEL}/manifest.mpd'\n"
         "Route explanations (admin listener, with the admin key from "
         f"{settings.var_dir / 'secrets.env'}):\n"
         f'    curl -H "Authorization: Bearer $SERVICE_API_KEY" '

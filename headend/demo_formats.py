@@ -1,5 +1,6 @@
-"""The demo's delivery formats (step 10): one channel received as RTP multicast, one film
-packaged as CMAF and read back through its DASH manifest and its CMAF-HLS master.
+"""The demo's delivery formats (step 10): one channel received as RTP multicast and read
+through its live DASH manifest, one film packaged as CMAF and read back through its DASH
+manifest and its CMAF-HLS master.
 
 The multicast group is administratively scoped and sent from 127.0.0.1 with TTL 1
 (:data:`headend.seed.MULTICAST`), so it never leaves this host: the step joins it on the
@@ -22,6 +23,7 @@ from headend.demo_signals import Out
 from headend.errors import AlreadyExists
 from transcode.client import TranscodeClient
 from transcode.dash.parse import parse_mpd
+from transcode.errors import TranscodeError
 from transcode.jobs import JobState, PackageFormat
 
 FILM = "demo-film-cmaf"  # the asset, and its job's id
@@ -93,8 +95,36 @@ async def multicast_step(out: Out) -> None:
         f"packets: {'yes' if heard.synced else 'NO'}")  # fmt: skip
 
 
+async def _mpd_summary(http: aiohttp.ClientSession, url: str) -> str:
+    """How many periods, adaptation sets and representations the MPD at ``url`` lists."""
+    async with http.get(url) as response:
+        mpd = parse_mpd(await response.text())
+    sets = [s for p in mpd.periods for s in p.adaptation_sets]
+    representations = sum(len(s.representations) for s in sets)
+    return (
+        f"{mpd.type}, {len(mpd.periods)} period(s), {len(sets)} adaptation sets, "
+        f"{representations} representations"
+    )
+
+
+async def live_dash_step(origin: str, *, out: Out) -> None:
+    """Step 10b: :data:`~headend.seed.DASH_CHANNEL`'s live MPD and CMAF-HLS master."""
+    base = f"{origin}/live/{seed.DASH_CHANNEL}"
+    async with aiohttp.ClientSession() as http:
+        try:
+            summary = await _mpd_summary(http, f"{base}/manifest.mpd")
+        except (aiohttp.ClientError, TranscodeError) as err:
+            out(f"    live DASH: no manifest for {seed.DASH_CHANNEL} ({err}): a channel started "
+                f"by an earlier run is TS only; `headend channel stop {seed.DASH_CHANNEL}`, "
+                "then run the demo again")  # fmt: skip
+            return
+    out(f"    live DASH: {base}/manifest.mpd ({summary}), CMAF-HLS: {base}/master-cmaf.m3u8 "
+        "(the TS segments remuxed, the same numbers; on the origin: the front door's DASH "
+        "route is still to come)")  # fmt: skip
+
+
 async def dash_step(transcode: TranscodeClient, origin: str, source: Path, *, out: Out) -> None:
-    """Step 10b: package the film (``source``: an absolute path) as CMAF (once), then read
+    """Step 10c: package the film (``source``: an absolute path) as CMAF (once), then read
     its DASH manifest and its CMAF-HLS master from the origin."""
     out(f"    CMAF: packaging {source.name} as /vod/{FILM}/ (one set of fMP4 segments for "
         "HLS and DASH) ...")  # fmt: skip
@@ -116,20 +146,19 @@ async def dash_step(transcode: TranscodeClient, origin: str, source: Path, *, ou
         out(f"    the job ended {state}")
         return
     manifest = f"{origin}/vod/{FILM}/manifest.mpd"
-    async with aiohttp.ClientSession() as http, http.get(manifest) as response:
-        mpd = parse_mpd(await response.text())
-    sets = [s for p in mpd.periods for s in p.adaptation_sets]
-    representations = sum(len(s.representations) for s in sets)
-    out(f"    DASH: {manifest} ({len(mpd.periods)} period, {len(sets)} adaptation sets, "
-        f"{representations} representations)")  # fmt: skip
+    async with aiohttp.ClientSession() as http:
+        summary = await _mpd_summary(http, manifest)
+    out(f"    VOD DASH: {manifest} ({summary})")
     out(f"    CMAF-HLS: {origin}/vod/{FILM}/master.m3u8 (the same segments, EXT-X-MAP)")
 
 
 async def formats(
     targets: seed.Targets, api_key: str, origin: str, film: Path, *, out: Out
 ) -> None:
-    """Step 10: the multicast channel heard on its group, then the film as CMAF and DASH."""
+    """Step 10: the multicast channel heard on its group and read as live DASH, then the
+    film as CMAF and DASH."""
     await multicast_step(out)
+    await live_dash_step(origin, out=out)
     async with TranscodeClient(
         targets.transcode, api_key, tls=targets.tls, timeout_seconds=seed.CALL_SECONDS
     ) as transcode:

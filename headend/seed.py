@@ -32,6 +32,7 @@ from subscriber.client import SubscriberClient
 from subscriber.domain import DeviceProfile, NetworkType, Package
 from transcode.client import TranscodeClient
 from transcode.domain import Card, ChannelEncryption, ChannelState, Multicast
+from transcode.jobs import PackageFormat
 
 Texts = tuple[tuple[str, str], ...]  # (language, text)
 # Seeding is a one-off batch, often on a machine busy starting everything else: a slow
@@ -137,6 +138,8 @@ class LiveSpec:
     card: Card | None = None
     # Also sent to a multicast group (None: HTTP only).
     multicast: Multicast | None = None
+    # Packagings besides MPEG-TS (CMAF: CMAF-HLS and MPEG-DASH too).
+    formats: tuple[PackageFormat, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,7 +279,7 @@ async def start_live(targets: Targets, api_key: str, channels: Sequence[LiveSpec
                 catchup_days=spec.catchup_days, encrypt=spec.encryption.enabled,
                 key_rotation_seconds=spec.encryption.rotation_seconds,
                 audio_languages=spec.audio_languages, subtitle_languages=spec.subtitle_languages,
-                card=spec.card, multicast=spec.multicast,
+                card=spec.card, multicast=spec.multicast, formats=spec.formats,
             )  # fmt: skip
             started.append(spec.channel_id)
     return started
@@ -307,6 +310,9 @@ KEY_ROTATION_SECONDS = 30
 # (TTL 1, sent from 127.0.0.1), given to boxes in the demo box's region.
 MULTICAST_CHANNEL = "btv-kids.bj.cn"
 MULTICAST = Multicast("239.255.0.1", 5000, ttl=1, interface="127.0.0.1", regions=(REGION,))
+# The demo's channel packaged as CMAF too (CMAF-HLS and a live MPEG-DASH manifest): clear,
+# its audio muxed (live CMAF remuxes the rungs' audio).
+DASH_CHANNEL = "btv-kids.bj.cn"
 
 
 @dataclass(frozen=True, slots=True)
@@ -473,8 +479,8 @@ def _clip_args(ch: DemoChannel, folder: Path) -> list[str]:
 
 def demo_live(sources: Mapping[str, Path]) -> tuple[LiveSpec, ...]:
     """Each demo channel live from its looped clip, :data:`ENCRYPTED` encrypted,
-    :data:`MULTICAST_CHANNEL` also sent by multicast, and the slate card blacked-out boxes
-    see instead (``headend.local.BLACKOUT_SLATE``)."""
+    :data:`MULTICAST_CHANNEL` also sent by multicast, :data:`DASH_CHANNEL` also packaged as
+    CMAF, and the slate card blacked-out boxes see instead (``headend.local.BLACKOUT_SLATE``)."""
     encrypted = ChannelEncryption(enabled=True, rotation_seconds=KEY_ROTATION_SECONDS)
     return (
         *(
@@ -485,6 +491,7 @@ def demo_live(sources: Mapping[str, Path]) -> tuple[LiveSpec, ...]:
                 audio_languages=ch.audio_languages,
                 subtitle_languages=ch.subtitle_languages,
                 multicast=MULTICAST if ch.channel_id == MULTICAST_CHANNEL else None,
+                formats=(PackageFormat.CMAF,) if ch.channel_id == DASH_CHANNEL else (),
             )
             for ch in CHANNELS
         ),

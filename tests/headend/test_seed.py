@@ -18,6 +18,7 @@ from headend.local import BLACKOUT_SLATE
 from headend.rpc import RpcSettings, bearer, client_channel
 from headend.seed import (
     CHANNELS,
+    DASH_CHANNEL,
     ENCRYPTED,
     KEY_ROTATION_SECONDS,
     MULTICAST,
@@ -38,6 +39,7 @@ from tests.support.world import Services, journey_plan, start_services
 from transcode.archive import ArchiveIndex
 from transcode.client import TranscodeClient
 from transcode.domain import ChannelEncryption
+from transcode.jobs import PackageFormat
 from transcode.live import LiveManager
 from transcode.live.detect import FREEZE_NOISE_DB
 from transcode.server import create_server as create_transcode
@@ -226,6 +228,9 @@ async def test_the_demo_encrypts_one_channel_and_keeps_a_running_one_as_it_runs(
                       BLACKOUT_SLATE: ((), ())}  # fmt: skip
     groups = {s.channel.id: s.channel.multicast for s in listed if s.channel.multicast}
     assert groups == {MULTICAST_CHANNEL: MULTICAST}
+    assert {s.channel.id: s.channel.formats for s in listed if s.channel.formats} == {
+        DASH_CHANNEL: (PackageFormat.CMAF,)
+    }
     slate = next(s.channel for s in listed if s.channel.id == BLACKOUT_SLATE)
     assert slate.card is not None
     assert (slate.source, slate.card.text) == ("", SLATE_TEXT)
