@@ -97,7 +97,7 @@ def measure_cmaf(rendition_dir: Path, playlist_name: str, init_name: str) -> Run
         )
     if not track.codec:
         raise EncodeFailed(f"{rendition_dir.name}: no codec configuration in its init segment")
-    scans = [(uri, round(d, 6), _scan(uri, seg, track.codec)) for uri, seg, d in segments]
+    scans = [(uri, round(d, 6), scan_fragments(uri, seg, track.codec)) for uri, seg, d in segments]
     measured = summarize(scans, hz=track.timescale, wrap=1 << 64)
     return replace(
         measured,
@@ -117,7 +117,7 @@ def _read_media(path: Path, track: fmp4.Track) -> fmp4.MediaSegment:
         raise EncodeFailed(f"segment {path.name} is empty") from err
 
 
-def _scan(name: str, segment: fmp4.MediaSegment, codec: str) -> SegmentScan:
+def scan_fragments(name: str, segment: fmp4.MediaSegment, codec: str) -> SegmentScan:
     """A CMAF segment as the TS scan's facts: each keyframe-led fragment is one I-frame."""
     keyframes = tuple(
         Keyframe(f.offset, f.first_sample_end - f.offset, f.start)

@@ -45,6 +45,7 @@ from transcode.measure import (
     scan_finished,
 )
 from transcode.measure_cmaf import measure_renditions
+from transcode.names import MPD_NAME
 from transcode.probe import (
     InputReport,
     SourceInfo,
@@ -74,7 +75,6 @@ from transcode.tracks import (
 )
 from transcode.vod_playlists import (
     MASTER_NAME,
-    MPD_NAME,
     RungOutput,
     RungResult,
     master_of,

@@ -24,7 +24,6 @@ from transcode.probe import SourceInfo
 from transcode.tracks import AUDIO_GROUP, SUBTITLES_GROUP, Track, renditions
 
 MASTER_NAME = "master.m3u8"
-MPD_NAME = "manifest.mpd"
 MEDIA_NAME = "index.m3u8"
 IFRAMES_NAME = "iframes.m3u8"
 

@@ -1,6 +1,7 @@
 """Live CMAF: a real channel with formats=[CMAF] publishes CMAF-HLS and a live MPD that list
-exactly the TS playlists' segments, through a slate and back (a new Period each way), and
-a real origin serves them to ffprobe. An encrypted CMAF channel is refused."""
+exactly the TS playlists' segments, through a slate and back (a new Period each way), with
+an I-frame playlist per video track whose byte ranges are its keyframe fragments, and a
+real origin serves them to ffprobe. An encrypted CMAF channel is refused."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ import redis.asyncio as aioredis
 from headend.auth import KeyStore
 from headend.rpc import RpcSettings
 from protos import transcode_pb2 as pb
+from tests.support.iframe_ranges import decoded_frames
 from tests.support.live import RUNGS, Feed, live_channel, live_rig
 from tests.support.tokens import Tokens
 from transcode import cli, convert, hls, hls_parse
@@ -33,7 +35,14 @@ from transcode.errors import ChannelNotFound, InvalidRequest
 from transcode.fmp4 import read_init, read_segment
 from transcode.jobs import PackageFormat
 from transcode.live import LiveManager
-from transcode.live.cmaf import AUDIO_TRACK, CmafSegment, LiveCmaf
+from transcode.live.cmaf import (
+    AUDIO_TRACK,
+    CMAF_IFRAMES,
+    CMAF_MASTER,
+    CMAF_PLAYLIST,
+    CmafSegment,
+    LiveCmaf,
+)
 from transcode.live.status import config_mapping, status_from_hash
 from transcode.live.window import Window
 from transcode.origin import start_origin
@@ -53,6 +62,8 @@ class Snapshot:
     ts: dict[str, hls.MediaPlaylist]
     cmaf: dict[str, hls.MediaPlaylist]
     mpd: Mpd | None
+    iframes: dict[str, hls.MediaPlaylist]  # each video track's cmaf-iframes.m3u8
+    master: hls.MasterPlaylist | None  # master-cmaf.m3u8
 
 
 @dataclass
@@ -82,9 +93,14 @@ async def rig(
 
         mpd_path = base / "manifest.mpd"
         mpd = parse_mpd(mpd_path.read_text()) if mpd_path.exists() else None
+        master_path = base / CMAF_MASTER
+        master = hls_parse.parse_master(master_path.read_text()) if master_path.exists() else None
         events.put_nowait(
-            Snapshot(seq, state, read("index.m3u8", RUNGS), read("cmaf.m3u8", TRACKS), mpd)
-        )
+            Snapshot(
+                seq, state, read("index.m3u8", RUNGS), read(CMAF_PLAYLIST, TRACKS), mpd,
+                read(CMAF_IFRAMES, RUNGS), master,
+            )
+        )  # fmt: skip
 
     manager = LiveManager(
         redis=redis,
@@ -165,6 +181,58 @@ def _check_files(snap: Snapshot, base: Path) -> None:
             elapsed += segment.duration
 
 
+def _check_iframes(snap: Snapshot, numbers: dict[tuple[str, str, int], int]) -> None:
+    """Each video track's I-frame playlist covers its cmaf.m3u8 at one publication, its
+    entries keep their numbers (``numbers``: across publications) and the master lists it."""
+    assert set(snap.iframes) == set(RUNGS)
+    assert snap.master is not None
+    listed = {v.uri: v for v in snap.master.iframe_variants}
+    assert set(listed) == {f"{r}/{CMAF_IFRAMES}" for r in RUNGS}
+    for rung in RUNGS:
+        media, iframes = snap.cmaf[rung], snap.iframes[rung]
+        assert iframes.iframes_only
+        assert iframes.target_duration == media.target_duration
+        assert iframes.discontinuity_sequence == media.discontinuity_sequence
+        assert list(dict.fromkeys(s.uri for s in iframes.segments)) == [
+            s.uri for s in media.segments
+        ]
+        for segment in media.segments:
+            own = [s for s in iframes.segments if s.uri == segment.uri]
+            assert own[0].program_date_time == segment.program_date_time
+            assert own[0].discontinuity == segment.discontinuity
+            assert sum(s.duration for s in own) == pytest.approx(segment.duration, abs=1e-5)
+            assert all(s.map == segment.map for s in own)
+        for number, entry in enumerate(iframes.segments, iframes.media_sequence):
+            assert entry.byterange is not None
+            key = (rung, entry.uri, entry.byterange[1])
+            assert numbers.setdefault(key, number) == number, key
+        # Its CODECS are the track's video codec alone, its picture the variant's.
+        variant = next(v for v in snap.master.variants if v.uri == f"{rung}/{CMAF_PLAYLIST}")
+        assert listed[f"{rung}/{CMAF_IFRAMES}"].codecs == variant.codecs.split(",")[0]
+        assert listed[f"{rung}/{CMAF_IFRAMES}"].resolution == variant.resolution
+
+
+def _check_ranges(snap: Snapshot, base: Path, tmp_path: Path) -> None:
+    """Every byte range is a keyframe fragment's moof up to the end of its sync sample, and
+    FFmpeg decodes each of the last segment's, after its init, to one keyframe."""
+    for rung, iframes in snap.iframes.items():
+        by_uri: dict[str, list[hls.Segment]] = {}
+        for entry in iframes.segments:
+            by_uri.setdefault(entry.uri, []).append(entry)
+        for uri, entries in by_uri.items():
+            init = (base / rung / entries[0].map.uri).read_bytes()  # type: ignore[union-attr]
+            data = (base / rung / uri).read_bytes()
+            fragments = {f.offset: f for f in read_segment(data, read_init(init)).fragments}
+            for entry in entries:
+                length, offset = entry.byterange  # type: ignore[misc]
+                assert data[offset + 4 : offset + 8] == b"moof"
+                assert fragments[offset].starts_with_sync
+                assert fragments[offset].first_sample_end == offset + length
+                if uri == iframes.segments[-1].uri:
+                    piece = data[offset : offset + length]
+                    assert decoded_frames(init, piece, tmp_path) == [(1, "I")], (rung, offset)
+
+
 def _ffprobe_streams(url: str) -> list[str]:
     out = subprocess.run(
         ["ffprobe", "-v", "error", "-show_entries", "stream=codec_name", "-of", "csv=p=0", url],
@@ -175,7 +243,7 @@ def _ffprobe_streams(url: str) -> list[str]:
 
 @pytest.mark.slow
 async def test_a_cmaf_channel_lists_the_ts_segments_in_hls_and_dash_through_a_slate(
-    rig: Rig,
+    rig: Rig, tmp_path: Path
 ) -> None:
     feed = Feed().start()
     seen: list[Snapshot] = []
@@ -189,8 +257,19 @@ async def test_a_cmaf_channel_lists_the_ts_segments_in_hls_and_dash_through_a_sl
         base = rig.root / "live" / "cm1"
         for snap in seen[-4:]:
             _check_snapshot(snap, base)
+        numbers: dict[tuple[str, str, int], int] = {}
+        for snap in seen:
+            if set(snap.cmaf) == set(TRACKS):
+                _check_iframes(snap, numbers)
         last = seen[-1]
         _check_files(last, base)
+        _check_ranges(last, base, tmp_path)
+        # I-frame numbers only grow, through the slate and back.
+        sequences = [s.iframes[RUNGS[0]].media_sequence for s in seen if s.iframes]
+        assert sequences == sorted(sequences)
+        assert any(s.discontinuity for s in last.iframes[RUNGS[0]].segments) or (
+            last.iframes[RUNGS[0]].discontinuity_sequence > 0
+        )
         assert last.mpd is not None
         assert len(last.mpd.periods) >= 2  # the slate and back: new Periods
         # A real origin serves both views; ffprobe reads each.
@@ -203,6 +282,11 @@ async def test_a_cmaf_channel_lists_the_ts_segments_in_hls_and_dash_through_a_sl
                 async with http.get(f"{url}/manifest.mpd") as response:
                     assert response.status == 200
                     assert response.content_type == "application/dash+xml"
+                async with http.get(f"{url}/{RUNGS[0]}/{CMAF_IFRAMES}") as response:
+                    assert response.status == 200
+                    served = hls_parse.parse_media(await response.text())
+                    assert served.iframes_only
+                    assert served.segments
                 segment = last.cmaf[RUNGS[0]].segments[-1]
                 async with http.get(f"{url}/{RUNGS[0]}/{segment.uri}") as response:
                     assert (response.status, response.content_type) == (200, "video/mp4")

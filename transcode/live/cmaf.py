@@ -5,9 +5,11 @@ channel whose ``formats`` include CMAF also gets, for TS segment N, the CMAF seg
 the same media, so the HLS (TS and CMAF) and DASH views list the same segments by
 construction. Each video rung becomes a video-only track (``{rung}/{seq}.m4s``, a
 fragment per keyframe so a fragment can be fetched alone), and the audio muxed in the
-first rung that has any becomes one audio track (``audio/{seq}.m4s``). An init
-segment is named by its content (``init-{sha8}.mp4``): an epoch whose codec parameters
-change writes a new one and later segments' ``EXT-X-MAP`` name it.
+first rung that has any becomes one audio track (``audio/{seq}.m4s``). Each video track
+also gets an I-frame playlist, ``cmaf-iframes.m3u8``, of its keyframe fragments' byte
+ranges, listed in ``master-cmaf.m3u8`` (``cmaf_iframes.py``). An init segment is named by
+its content (``init-{sha8}.mp4``): an epoch whose codec parameters change writes a new
+one and later segments' ``EXT-X-MAP`` name it.
 
 Timeline (``transcode.dash`` timing contract): a run of segments starts at its first
 segment's program date-time, in seconds since 1970, and each following segment starts
@@ -33,11 +35,11 @@ from datetime import datetime
 from pathlib import Path
 
 from transcode import hls
-from transcode.archive import RungInfo, live_master
+from transcode.archive import LIVE_IFRAMES, RungInfo, live_master
 from transcode.dash import live_mpd
 from transcode.dash.tracks import TrackTiming
 from transcode.errors import InvalidPlaylist
-from transcode.fmp4 import read_init
+from transcode.fmp4 import MalformedMp4, read_init
 from transcode.fmp4.writer import (
     VIDEO_TIMESCALE,
     OutFragment,
@@ -45,16 +47,16 @@ from transcode.fmp4.writer import (
     init_segment,
     media_segment,
 )
+from transcode.live.cmaf_iframes import IFrameRuns, scan_media
+from transcode.live.iframes import segment_iframes
 from transcode.live.remux import EsSample, RemuxFailed, demux
 from transcode.live.window import Window, cmaf_name
-from transcode.measure import PTS_HZ, bits_per_second
+from transcode.measure import PTS_HZ, SegmentScan, bits_per_second
+from transcode.names import CMAF_IFRAMES, CMAF_MASTER, CMAF_PLAYLIST, MPD_NAME
 
 log = logging.getLogger(__name__)
 
 AUDIO_TRACK = "audio"
-CMAF_PLAYLIST = "cmaf.m3u8"
-CMAF_MASTER = "master-cmaf.m3u8"
-MPD_NAME = "manifest.mpd"
 _TRACK_ID = 1
 # mfhd sequence numbers: segment N's fragments are numbered from N * this (mod 2^32).
 _FRAGMENTS_PER_SEGMENT = 1000
@@ -72,6 +74,8 @@ class CmafSegment:
     codec: str  # RFC 6381
     timescale: int
     start: int  # tfdt of its first fragment, timescale ticks
+    # A video track's keyframe fragments as byte ranges (None: audio, or not readable).
+    scan: SegmentScan | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,11 +188,6 @@ def audio_fragment(samples: tuple[EsSample, ...], start: int) -> OutFragment:
     return OutFragment(start, tuple(OutSample(s.data, 1024, True) for s in samples))
 
 
-def _codec(init: bytes) -> str:
-    """The track's CODECS, as the reader finds it in what the writer wrote."""
-    return read_init(init)[0].codec
-
-
 def _write(directory: Path, track: Remuxed, sequence: int, keep: int) -> CmafSegment:
     directory.mkdir(parents=True, exist_ok=True)
     name = f"init-{hashlib.sha256(track.init).hexdigest()[:8]}.mp4"
@@ -198,8 +197,17 @@ def _write(directory: Path, track: Remuxed, sequence: int, keep: int) -> CmafSeg
     media = media_segment(_TRACK_ID, first_fragment, track.fragments)
     _atomic_bytes(directory / cmaf_name(sequence), media)
     (directory / cmaf_name(sequence - keep)).unlink(missing_ok=True)
+    # The track's CODECS and keyframe fragments, as the reader finds them in what the
+    # writer wrote (the segment's bytes still in hand, not read back from the file).
+    info = read_init(track.init)[0]
+    scan = None
+    if info.handler == "vide":
+        try:
+            scan = scan_media(cmaf_name(sequence), media, info)
+        except MalformedMp4 as err:  # never from our writer; its I-frame run only ends
+            log.warning("CMAF I-frames not read", extra={"reason": err.message})
     return CmafSegment(
-        len(media), name, _codec(track.init), track.timescale, track.fragments[0].start
+        len(media), name, info.codec, track.timescale, track.fragments[0].start, scan
     )
 
 
@@ -214,8 +222,9 @@ def _atomic_bytes(path: Path, data: bytes) -> None:
 
 
 class LiveCmaf:
-    """A publisher's CMAF state: the timeline, the Periods' starts and the tracks' facts;
-    and the CMAF master, media playlists and MPD of its window (pure: texts, no I/O)."""
+    """A publisher's CMAF state: the timeline, the Periods' starts, the tracks' facts and
+    I-frames; and the CMAF master, media and I-frame playlists and MPD of its window
+    (pure: texts, no I/O)."""
 
     def __init__(self) -> None:
         # Where the next segment starts on the CMAF timeline (None: at its date).
@@ -228,6 +237,7 @@ class LiveCmaf:
         # Period's start never moves between MPD updates).
         self._period_starts: dict[int, datetime] = {}
         self._facts: dict[str, CmafSegment] = {}
+        self._iframes = IFrameRuns()
 
     def position(self, start: datetime) -> float:
         """Where a segment dated ``start`` starts on the CMAF timeline, if published next."""
@@ -254,6 +264,12 @@ class LiveCmaf:
         for gone in [n for n in self._period_starts if n < window.discontinuity_sequence]:
             del self._period_starts[gone]
         self._facts.update(made)
+        frames = {
+            t: segment_iframes(c.scan, duration, hz=c.timescale, origin=c.start)
+            for t, c in made.items()
+            if c.scan is not None
+        }
+        self._iframes.slide(window.seqs[-1], frames, {t: len(e) for t, e in window.cmaf.items()})
 
     def texts(
         self,
@@ -265,7 +281,8 @@ class LiveCmaf:
         now: datetime,
     ) -> dict[str, str]:
         """Every CMAF file to write, by path under the channel's directory: each track's
-        ``cmaf.m3u8``, ``master-cmaf.m3u8`` and (while live) ``manifest.mpd``."""
+        ``cmaf.m3u8``, each video track's ``cmaf-iframes.m3u8``, ``master-cmaf.m3u8`` and
+        (while live) ``manifest.mpd``."""
         media = window.cmaf_media(segment_seconds=segment_seconds, endlist=endlist)
         # A window taken over from another publisher (a handover) lists tracks and segments
         # this one has no facts or times of until it has published its own.
@@ -273,7 +290,12 @@ class LiveCmaf:
         if not media:
             return {}
         out = {f"{t}/{CMAF_PLAYLIST}": hls.render_media(p) for t, p in media.items()}
+        trick = {t: self._iframes.playlist(t, p) for t, p in media.items()}
+        out.update(
+            {f"{t}/{CMAF_IFRAMES}": hls.render_media(p) for t, p in trick.items() if p is not None}
+        )
         measured = window.cmaf_measured()
+        iframes = {t: m for t, m in self._iframes.measured().items() if trick.get(t) is not None}
         audio = self._facts[AUDIO_TRACK].codec if AUDIO_TRACK in media else ""
         infos = [
             replace(r, codecs=",".join(c for c in (self._facts[r.name].codec, audio) if c))
@@ -283,7 +305,7 @@ class LiveCmaf:
         if audio:
             infos.append(RungInfo(AUDIO_TRACK, audio, 0, 0, 0.0, "audio", title="Audio",
                                   default=True))  # fmt: skip
-        master = _cmaf_uris(live_master(infos, measured))
+        master = _cmaf_uris(live_master(infos, measured, iframes=iframes))
         if not master.variants:
             return out
         out[CMAF_MASTER] = hls.render_master(master)
@@ -321,15 +343,18 @@ class LiveCmaf:
 
 
 def _cmaf_uris(master: hls.MasterPlaylist) -> hls.MasterPlaylist:
-    """A live master pointing at the CMAF media playlists (no I-frame playlists: those of
-    the TS master are byte ranges of TS files)."""
+    """A live master pointing at the CMAF media and I-frame playlists (the TS master's
+    names, as ``live_master`` writes them, changed to the CMAF ones)."""
 
     def uri(value: str) -> str:
         return value.replace(f"/{LIVE_INDEX}", f"/{CMAF_PLAYLIST}")
 
+    def iframes(value: str) -> str:
+        return value.replace(f"/{LIVE_IFRAMES}", f"/{CMAF_IFRAMES}")
+
     return replace(
         master,
         variants=[replace(v, uri=uri(v.uri)) for v in master.variants],
-        iframe_variants=[],
+        iframe_variants=[replace(v, uri=iframes(v.uri)) for v in master.iframe_variants],
         renditions=tuple(replace(r, uri=uri(r.uri)) for r in master.renditions),
     )

@@ -50,17 +50,22 @@ class IFrame:
     duration: float  # seconds until the next I-frame, or the segment's end
 
 
-def segment_iframes(scan: SegmentScan, duration: float) -> tuple[IFrame, ...]:
-    """The I-frames of a scanned segment of ``duration`` seconds (at most MAX_PER_SEGMENT)."""
+def segment_iframes(
+    scan: SegmentScan, duration: float, *, hz: int = PTS_HZ, origin: int | None = None
+) -> tuple[IFrame, ...]:
+    """The I-frames of a scanned segment of ``duration`` seconds (at most MAX_PER_SEGMENT).
+
+    Keyframe times are ``hz`` ticks; ``origin`` is the segment's start in them when it is
+    known (a CMAF segment's ``tfdt``, ``cmaf_iframes.py``), else its first keyframe's."""
     keys = thinned(scan.keyframes, MAX_PER_SEGMENT)
     if not keys:
         return ()
-    first = keys[0].pts
+    first = keys[0].pts if origin is None else origin
     times: list[float] = []
     for key in keys:
         # Clamped into the segment and kept in order: a keyframe without a PTS, or one
         # with a broken one, cannot make an entry negative or longer than its segment.
-        at = ((key.pts - first) % _PTS_WRAP) / PTS_HZ
+        at = ((key.pts - first) % _PTS_WRAP) / hz
         times.append(min(max(at, times[-1] if times else 0.0), duration))
     ends = [*times[1:], duration]
     return tuple(

@@ -43,7 +43,7 @@ from transcode.errors import (
     OriginForbidden,
     StoreUnavailable,
 )
-from transcode.live.cmaf import CMAF_MASTER, CMAF_PLAYLIST, MPD_NAME
+from transcode.names import CMAF_IFRAMES, CMAF_MASTER, CMAF_PLAYLIST, MPD_NAME
 from transcode.origin import guard
 from transcode.origin.cutviews import add_cut_routes
 from transcode.origin.http import (
@@ -183,6 +183,11 @@ class Origin:
     async def live_cmaf_media(self, request: web.Request) -> web.StreamResponse:
         """A CMAF track's live media playlist."""
         parts = ("live", self.path_channel(request), self.path_rung(request), CMAF_PLAYLIST)
+        return await respond(request, await self.file_body(parts, self.live_cache))
+
+    async def live_cmaf_iframes(self, request: web.Request) -> web.StreamResponse:
+        """A CMAF video track's live I-frame playlist (``transcode.live.cmaf_iframes``)."""
+        parts = ("live", self.path_channel(request), self.path_rung(request), CMAF_IFRAMES)
         return await respond(request, await self.file_body(parts, self.live_cache))
 
     async def live_cmaf_init(self, request: web.Request) -> web.StreamResponse:
@@ -413,6 +418,7 @@ def create_app(
     app.router.add_get(f"/live/{{channel}}/{CMAF_MASTER}", origin.live_cmaf_master)
     app.router.add_get(f"/live/{{channel}}/{MPD_NAME}", origin.live_mpd)
     app.router.add_get(f"/live/{{channel}}/{{rung}}/{CMAF_PLAYLIST}", origin.live_cmaf_media)
+    app.router.add_get(f"/live/{{channel}}/{{rung}}/{CMAF_IFRAMES}", origin.live_cmaf_iframes)
     app.router.add_get(
         r"/live/{channel}/{rung}/{init:init-[0-9a-f]{8}\.mp4}", origin.live_cmaf_init
     )
