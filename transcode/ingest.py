@@ -1,7 +1,8 @@
 """The origin ingest protocol, shared by the node that pushes and the origin that takes files.
 
 A node mirrors what it publishes to every origin with ``PUT /ingest/live/{channel}/...``
-(segments, rung and I-frame playlists, master). Each PUT carries the writer's node id and fencing
+(segments, rung and I-frame playlists, master; a CMAF channel's init segments, ``.m4s``
+segments, CMAF playlists and live MPD too). Each PUT carries the writer's node id and fencing
 token and is signed with the shared ``ORIGIN_INGEST_SECRET``: HMAC-SHA256 over the
 method, path, node, token, a timestamp and the body's SHA-256, so the secret never
 travels and a captured request cannot carry another body. Pure: no I/O here.
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 
 from transcode.domain import validate_channel_id, validate_rung
 from transcode.errors import ContentNotFound, IngestUnauthenticated, InvalidRequest
+from transcode.names import CMAF_IFRAMES, CMAF_INIT, CMAF_MASTER, CMAF_PLAYLIST, MPD_NAME
 
 PREFIX = "/ingest"
 NODE_HEADER = "X-Ingest-Node"
@@ -28,10 +30,18 @@ _SCHEME = "HMAC-SHA256 "
 _NODE = re.compile(r"[A-Za-z0-9_.:@-]{1,128}", re.ASCII)
 _TOKEN = re.compile(r"[0-9]{1,18}", re.ASCII)
 _HEX64 = re.compile(r"[0-9a-f]{64}", re.ASCII)
-_SEGMENT = re.compile(r"([0-9]{10,15})\.ts", re.ASCII)
+# A rung's MPEG-TS segment or a subtitle rendition's WebVTT file, zero-padded
+# (``transcode.live.window``).
+_SEGMENT = re.compile(r"([0-9]{10,15})\.(ts|vtt)", re.ASCII)
+# A CMAF track's segment, unpadded (``transcode.live.window.cmaf_name``), and its init
+# segment, named by its content (``transcode.live.cmaf``).
+_CMAF_SEGMENT = re.compile(r"(0|[1-9][0-9]{0,14})\.m4s", re.ASCII)
 MIN_SECRET_BYTES = 32
-# A rung's media playlist and a video rung's I-frame playlist (``transcode.live.window``).
-_RUNG_PLAYLISTS = frozenset({"index.m3u8", "iframes.m3u8"})
+# A track's playlists: a rung's media and I-frame playlists (``transcode.live.window``), a
+# CMAF track's media and I-frame playlists.
+_RUNG_PLAYLISTS = frozenset({"index.m3u8", "iframes.m3u8", CMAF_PLAYLIST, CMAF_IFRAMES})
+# A channel's own files: the TS master, the CMAF master and the live MPD.
+_CHANNEL_FILES = frozenset({"master.m3u8", CMAF_MASTER, MPD_NAME})
 # An origin leaves this file in its root: a pushing node refuses that root as its own.
 ROOT_MARKER = ".origin-root"
 
@@ -51,9 +61,17 @@ class IngestPath:
         return ("live", self.channel, *middle, self.name)
 
     @property
+    def kind(self) -> str:
+        """``segment`` (``.ts``, ``.vtt``, ``.m4s``), ``init`` (a CMAF init segment) or
+        ``playlist`` (playlists and the MPD): which size limit a PUT of it has."""
+        if self.name.endswith((".ts", ".vtt", ".m4s")):
+            return "segment"
+        return "init" if self.name.endswith(".mp4") else "playlist"
+
+    @property
     def is_segment(self) -> bool:
-        """True for a media segment (the rest are playlists)."""
-        return self.name.endswith(".ts")
+        """True for a media segment (the rest are playlists and init segments)."""
+        return self.kind == "segment"
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,15 +84,17 @@ class Writer:
 
 def parse_path(channel: str, tail: str) -> IngestPath:
     """The one set of files a node may push, named exactly as the origin reads them:
-    ``master.m3u8``, ``{rung}/index.m3u8``, ``{rung}/iframes.m3u8`` and
-    ``{rung}/{sequence:010d}.ts``."""
+    ``master.m3u8``, ``master-cmaf.m3u8``, ``manifest.mpd``; per rung or track
+    ``index.m3u8``, ``iframes.m3u8``, ``cmaf.m3u8``, ``cmaf-iframes.m3u8``,
+    ``{sequence:010d}.ts`` or ``.vtt``, ``{sequence}.m4s`` (no leading zero) and
+    ``init-{sha8}.mp4``."""
     try:
         validate_channel_id("channel", channel)
     except InvalidRequest as err:
         raise ContentNotFound(f"no channel {channel[:64]}") from err
     parts = tail.split("/")
-    if parts == ["master.m3u8"]:
-        return IngestPath(channel, None, "master.m3u8")
+    if len(parts) == 1 and parts[0] in _CHANNEL_FILES:
+        return IngestPath(channel, None, parts[0])
     if len(parts) == 2:
         rung, name = parts
         try:
@@ -84,7 +104,9 @@ def parse_path(channel: str, tail: str) -> IngestPath:
         if name in _RUNG_PLAYLISTS:
             return IngestPath(channel, rung, name)
         match = _SEGMENT.fullmatch(name)
-        if match is not None and f"{int(match.group(1)):010d}.ts" == name:
+        if match is not None and f"{int(match.group(1)):010d}.{match.group(2)}" == name:
+            return IngestPath(channel, rung, name)
+        if _CMAF_SEGMENT.fullmatch(name) or CMAF_INIT.fullmatch(name):
             return IngestPath(channel, rung, name)
     raise ContentNotFound(f"not an ingest path: {tail[:64]}")
 

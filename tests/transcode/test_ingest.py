@@ -1,5 +1,7 @@
 """The origin across hosts: a node on its own directory pushes to two origins on theirs.
 
+The ingest path rules take a CMAF channel's files (each name, its size limit) and refuse
+any other name with nothing written; an origin prunes the CMAF segments it stops serving.
 Two real origin apps (port 0, each with its own root) take the node's PUTs; both serve
 the live channel and its catch-up archive; an origin that was down catches up with the
 live window and then gets the older segments it missed replayed from the archive index;
@@ -20,6 +22,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 import redis.asyncio as aioredis
+import yarl
 from aiohttp import web
 
 from headend.redisproc import RedisServer
@@ -35,7 +38,8 @@ from transcode.farm import ChannelIntents
 from transcode.farm.ownership import Ownership, owner_key
 from transcode.live import LiveManager
 from transcode.live.push import Pusher, PushSettings, check_root
-from transcode.origin import start_origin
+from transcode.live.window import cmaf_name
+from transcode.origin import LIVE_BEHIND_SEGMENTS, start_origin
 from transcode.origin.ingest import IngestSettings
 from transcode.origin.process import mark_root, start_retention
 from transcode.settings import OriginSettings, SourceSettings
@@ -469,3 +473,144 @@ def test_push_is_off_by_default_and_ingest_needs_a_long_secret() -> None:
     assert not IngestSettings.from_env({}).enabled
     with pytest.raises(SettingsError):
         IngestSettings.from_env({"ORIGIN_INGEST_SECRET": "short"})
+
+
+# -- a CMAF channel's files ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("tail", "kind"),
+    [
+        pytest.param("master-cmaf.m3u8", "playlist", id="cmaf-master"),
+        pytest.param("manifest.mpd", "playlist", id="mpd"),
+        pytest.param("90p/cmaf.m3u8", "playlist", id="track-playlist"),
+        pytest.param("audio/cmaf.m3u8", "playlist", id="audio-playlist"),
+        pytest.param("90p/cmaf-iframes.m3u8", "playlist", id="track-iframes"),
+        pytest.param("90p/init-0123abcd.mp4", "init", id="init"),
+        pytest.param("audio/init-ffffffff.mp4", "init", id="audio-init"),
+        pytest.param("90p/0.m4s", "segment", id="segment-zero"),
+        pytest.param("90p/1234.m4s", "segment", id="segment"),
+        pytest.param("audio/999999999999999.m4s", "segment", id="segment-15-digits"),
+        pytest.param("subs/0000000012.vtt", "segment", id="webvtt"),
+        pytest.param("90p/0000000012.ts", "segment", id="ts"),
+        pytest.param("master.m3u8", "playlist", id="ts-master"),
+    ],
+)
+def test_ingest_takes_a_cmaf_channels_files_with_their_size_kind(tail: str, kind: str) -> None:
+    path = ingest.parse_path("ch1", tail)
+    assert path.parts == ("live", "ch1", *tail.split("/"))
+    assert path.kind == kind
+    assert path.is_segment is (kind == "segment")
+
+
+def test_ingest_takes_the_segment_names_the_live_cmaf_writes() -> None:
+    assert cmaf_name(7) == "7.m4s"
+    ingest.parse_path("ch1", f"90p/{cmaf_name(7)}")
+
+
+def _put_head(path: str, body: bytes, token: int = 1) -> dict[str, str]:
+    return ingest.headers(SECRET, path, ingest.Writer("node-a", token), int(time.time()), body)
+
+
+async def _put(rig: Rig, origin: Origin, tail: str, body: bytes) -> int:
+    url = yarl.URL(f"{origin.url}/ingest/live/{tail}", encoded=True)  # sent as written
+    async with rig.http.put(url, data=body, headers=_put_head(url.path, body)) as response:
+        return response.status
+
+
+@pytest.mark.parametrize(
+    "tail",
+    [
+        pytest.param("ch1/90p/01.m4s", id="leading-zero"),
+        pytest.param("ch1/90p/0000000001.m4s", id="padded"),
+        pytest.param("ch1/90p/-1.m4s", id="negative"),
+        pytest.param("ch1/90p/1234567890123456.m4s", id="16-digits"),
+        pytest.param("ch1/90p/1.m4s.tmp", id="temporary"),
+        pytest.param("ch1/90p/.1.m4s", id="dot-file"),
+        pytest.param("ch1/90p/init-XYZ.mp4", id="init-not-hex"),
+        pytest.param("ch1/90p/init-ABCDEF01.mp4", id="init-upper-case"),
+        pytest.param("ch1/90p/init-0123abc.mp4", id="init-7-digits"),
+        pytest.param("ch1/90p/init-0123abcd0.mp4", id="init-9-digits"),
+        pytest.param("ch1/90p/init.mp4", id="init-unnamed"),
+        pytest.param("ch1/x.mpd", id="other-mpd"),
+        pytest.param("ch1/90p/manifest.mpd", id="mpd-in-a-track"),
+        pytest.param("ch1/90p/master-cmaf.m3u8", id="master-in-a-track"),
+        pytest.param("ch1/cmaf.m3u8", id="track-playlist-at-channel"),
+        pytest.param("ch1/init-0123abcd.mp4", id="init-at-channel"),
+        pytest.param("ch1/7.m4s", id="segment-at-channel"),
+        pytest.param("ch1/90p/sub/7.m4s", id="too-deep"),
+        pytest.param("ch1/90p/..%2f..%2fmanifest.mpd", id="encoded-traversal"),
+        pytest.param("ch1/..%2fmanifest.mpd", id="channel-traversal"),
+        pytest.param("ch1/Bad%20Rung/7.m4s", id="bad-track"),
+        pytest.param("ch1/90p/1.vtt", id="vtt-not-padded"),
+    ],
+)
+async def test_ingest_refuses_other_cmaf_names_and_writes_nothing(rig: Rig, tail: str) -> None:
+    origin = rig.origins[0]
+    before = sorted(rig.node_root.parent.rglob("*"))
+    assert await _put(rig, origin, tail, b"x") == 404
+    assert sorted(rig.node_root.parent.rglob("*")) == before
+
+
+async def test_ingest_limits_init_segments_like_playlists(
+    redis: aioredis.Redis, tmp_path: Path
+) -> None:
+    root = tmp_path / "origin"
+    root.mkdir()
+    runner, port = await start_origin(
+        OriginSettings(redis_url="unused://", origin_root=root, port=0),
+        redis=redis,
+        ingest=IngestSettings(secrets=(SECRET,), max_segment_bytes=8192, max_playlist_bytes=1024),
+    )
+    base = f"http://127.0.0.1:{port}/ingest/live/ch1"
+    try:
+        async with aiohttp.ClientSession() as http:
+
+            async def put(tail: str, size: int) -> int:
+                path, body = f"/ingest/live/ch1/{tail}", b"x" * size
+                async with http.put(
+                    base + "/" + tail, data=body, headers=_put_head(path, body)
+                ) as r:
+                    return r.status
+
+            assert await put("90p/init-0123abcd.mp4", 1025) == 413
+            assert await put("90p/cmaf.m3u8", 1025) == 413
+            assert await put("manifest.mpd", 1025) == 413
+            assert await put("90p/7.m4s", 8193) == 413
+            assert not (root / "live").exists()
+            assert await put("90p/7.m4s", 4096) == 204  # a segment: over the playlist limit
+            assert await put("90p/init-0123abcd.mp4", 1024) == 204
+    finally:
+        await runner.cleanup()
+    assert (root / "live/ch1/90p/7.m4s").stat().st_size == 4096
+    assert (root / "live/ch1/90p/init-0123abcd.mp4").stat().st_size == 1024
+
+
+def _cmaf_playlist(first: int, last: int, init: str = "init-0123abcd.mp4") -> bytes:
+    segments = [
+        hls.Segment(uri=f"{k}.m4s", duration=2.0, map=hls.SegmentMap(init))
+        for k in range(first, last + 1)
+    ]
+    text = hls.render_media(
+        hls.MediaPlaylist(segments=segments, media_sequence=first, target_duration=2)
+    )
+    return text.encode()
+
+
+async def test_an_origin_prunes_cmaf_segments_it_no_longer_serves(rig: Rig) -> None:
+    origin = rig.origins[0]
+    track = origin.root / "live/ch1/90p"
+    for seq in range(12):
+        assert await _put(rig, origin, f"ch1/90p/{seq}.m4s", f"m4s-{seq}".encode()) == 204
+    assert await _put(rig, origin, "ch1/90p/init-0123abcd.mp4", b"init") == 204
+    assert await _put(rig, origin, "ch1/90p/cmaf.m3u8", _cmaf_playlist(8, 11)) == 204
+    # Served: the window (8..11) and LIVE_BEHIND_SEGMENTS (3) behind it; the rest is gone.
+    kept = sorted(int(p.stem) for p in track.glob("*.m4s"))
+    assert kept == list(range(8 - LIVE_BEHIND_SEGMENTS, 12))
+    assert (track / "init-0123abcd.mp4").read_bytes() == b"init"
+    for seq in (4, 5, 11):
+        status, _ = await rig.get(origin, f"/live/ch1/90p/{seq}.m4s")
+        assert status == (404 if seq < 5 else 200), seq
+    # An unreadable playlist is stored as sent and prunes nothing.
+    assert await _put(rig, origin, "ch1/90p/cmaf.m3u8", b"not a playlist") == 204
+    assert sorted(int(p.stem) for p in track.glob("*.m4s")) == kept

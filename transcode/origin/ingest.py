@@ -1,13 +1,16 @@
 """HLS ingest: nodes PUT the files they publish into this origin's own root.
 
-``PUT /ingest/live/{channel}/master.m3u8``, ``.../{rung}/index.m3u8`` and
-``.../{rung}/{sequence}.ts`` (the same names the origin serves). A PUT is taken
-only when it is:
+``PUT /ingest/live/{channel}/master.m3u8``, ``.../{rung}/index.m3u8``,
+``.../{rung}/{sequence}.ts`` and a CMAF channel's ``master-cmaf.m3u8``, ``manifest.mpd``,
+``.../{track}/cmaf.m3u8``, ``.../{track}/init-{sha8}.mp4`` and ``.../{track}/{seq}.m4s``
+(the same names the origin serves; :func:`transcode.ingest.parse_path` has the full list).
+A PUT is taken only when it is:
 
 - from a peer inside ``ORIGIN_ALLOWED_NETWORKS`` (the app's guard, as every route);
 - signed with ``ORIGIN_INGEST_SECRET`` (:mod:`transcode.ingest`), else 401;
 - for a path the origin would serve (channel id, rung and file name rules), else 404;
-- no larger than its kind's limit (segments, playlists), else 413;
+- no larger than its kind's limit (segments; playlists, the MPD and the few-hundred-byte
+  CMAF init segments), else 413;
 - fenced: its token is not lower than the channel's owner token in Redis
   (``tc:owner:{cctv1}``, read at most every ``owner_cache_seconds``) nor than the
   highest token this origin has accepted for the channel, else 409. The last check
@@ -16,6 +19,11 @@ only when it is:
 
 Files are written atomically (a hidden temporary, then a rename) walking the root one
 component at a time with ``O_NOFOLLOW``, like :func:`guard.open_under` reads them.
+
+CMAF segments are live only (never indexed for catch-up, so retention never sees them):
+when a track's ``cmaf.m3u8`` is written, the track's ``.m4s`` files older than the origin
+still serves (:data:`guard.LIVE_BEHIND_SEGMENTS` before the playlist's first) are removed,
+as the node removes its own (``transcode.live.cmaf``). Init segments stay (a few, tiny).
 """
 
 from __future__ import annotations
@@ -43,14 +51,17 @@ from headend.settings import (
     env_secret,
     split_list,
 )
-from transcode import ingest
+from transcode import hls_parse, ingest
 from transcode.errors import (
     IngestStale,
     IngestTooLarge,
     IngestUnauthenticated,
+    InvalidPlaylist,
     StoreUnavailable,
 )
 from transcode.farm.ownership import owner_key, parse_owner
+from transcode.names import CMAF_PLAYLIST
+from transcode.origin.guard import LIVE_BEHIND_SEGMENTS
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +126,7 @@ class IngestMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.files = Counter(
             "origin_ingest_files_total",
-            "Files written by ingest PUTs, by kind (segment, playlist).",
+            "Files written by ingest PUTs, by kind (segment, init, playlist).",
             ["kind"],
             registry=registry,
         )
@@ -183,11 +194,11 @@ class Fence:
             self._accepted[channel] = writer.token
 
 
-def write_under(root: Path, parts: Sequence[str], data: bytes) -> None:
-    """Write ``root/parts...`` atomically, creating directories, following no symlink."""
+def _open_dirs(root: Path, parts: Sequence[str]) -> int:
+    """The directory ``root/parts...`` opened (made if missing), following no symlink."""
     fd = os.open(root, _DIR_FLAGS)
     try:
-        for part in parts[:-1]:
+        for part in parts:
             try:
                 inner = os.open(part, _DIR_FLAGS, dir_fd=fd)
             except FileNotFoundError:
@@ -198,6 +209,16 @@ def write_under(root: Path, parts: Sequence[str], data: bytes) -> None:
                 inner = os.open(part, _DIR_FLAGS, dir_fd=fd)
             os.close(fd)
             fd = inner
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def write_under(root: Path, parts: Sequence[str], data: bytes) -> None:
+    """Write ``root/parts...`` atomically, creating directories, following no symlink."""
+    fd = _open_dirs(root, parts[:-1])
+    try:
         tmp = f".{parts[-1]}.{secrets.token_hex(6)}.tmp"
         out = os.open(tmp, _TMP_FLAGS, 0o644, dir_fd=fd)
         try:
@@ -217,6 +238,31 @@ def write_under(root: Path, parts: Sequence[str], data: bytes) -> None:
             raise
     finally:
         os.close(fd)
+
+
+def prune_cmaf(root: Path, parts: Sequence[str], playlist: bytes) -> int:
+    """Remove the ``.m4s`` files beside the CMAF playlist ``root/parts...`` (its body:
+    ``playlist``) that are older than the origin serves; how many went. An unreadable
+    playlist removes nothing."""
+    try:
+        first = hls_parse.parse_media(playlist.decode()).media_sequence
+    except (InvalidPlaylist, UnicodeDecodeError, ValueError):
+        return 0
+    floor = first - LIVE_BEHIND_SEGMENTS
+    fd = _open_dirs(root, parts[:-1])
+    removed = 0
+    try:
+        for name in os.listdir(fd):
+            stem, dot, ext = name.partition(".")
+            if dot and ext == "m4s" and stem.isdigit() and int(stem) < floor:
+                try:
+                    os.unlink(name, dir_fd=fd)
+                    removed += 1
+                except FileNotFoundError:
+                    continue
+    finally:
+        os.close(fd)
+    return removed
 
 
 class Ingest:
@@ -256,6 +302,7 @@ class Ingest:
             skew_seconds=self._settings.clock_skew_seconds,
         )
         writer = signed.writer
+        # An init segment (a few hundred bytes) has the playlists' small limit.
         limit = (
             self._settings.max_segment_bytes
             if path.is_segment
@@ -278,7 +325,7 @@ class Ingest:
                        "reason": err.message},
             )  # fmt: skip
             raise
-        self.metrics.files.labels("segment" if path.is_segment else "playlist").inc()
+        self.metrics.files.labels(path.kind).inc()
         return web.Response(status=204, headers={"Cache-Control": "no-store"})
 
     async def _write(self, path: ingest.IngestPath, body: bytes) -> None:
@@ -292,6 +339,12 @@ class Ingest:
             )  # fmt: skip
             reason = "disk full" if err.errno == errno.ENOSPC else "write failed"
             raise StoreUnavailable(f"origin cannot store the file: {reason}") from err
+        if path.name == CMAF_PLAYLIST:
+            try:
+                await asyncio.to_thread(prune_cmaf, self._root, path.parts, body)
+            except OSError as err:  # the file is in place: the next playlist prunes again
+                log.warning("ingest: CMAF segments not pruned",
+                            extra={"channel": path.channel, "error": str(err)})  # fmt: skip
 
 
 async def _read_bounded(request: web.Request, limit: int) -> bytes:

@@ -21,6 +21,12 @@ segment and no further than the node still keeps locally (``keep_local_seconds``
 Failures are retried with capped exponential backoff; a 409 means the node's token is
 stale (another node owns the channel) and the segment is dropped.
 
+A CMAF channel's files travel with its TS ones, found on disk by the segment's number
+(``cmaf.py``): each track's init segments and ``{seq}.m4s`` with the segment, each
+track's ``cmaf.m3u8`` and ``cmaf-iframes.m3u8`` after everything they name, then
+``master-cmaf.m3u8`` and last ``manifest.mpd``. The publisher's observer call needs no
+more than it has: the CMAF files of a segment are in place before it is made.
+
 When a node stops a channel on request it calls :meth:`Pusher.ended` (still under the
 lease) once the playlists are ended: they (``#EXT-X-ENDLIST``) are pushed last.
 

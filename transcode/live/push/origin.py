@@ -1,4 +1,11 @@
-"""One origin's queue and worker: segments, then playlists, then what it missed."""
+"""One origin's queue and worker: segments, then playlists, then what it missed.
+
+A CMAF channel's files go the same way (``cmaf.py`` here reads them): each segment's
+``.m4s`` in every track after the track's init segments, with the TS files; its CMAF
+playlists after the TS ones, each after every init and segment it names; the CMAF master
+after them and the live MPD last. A replayed segment takes its CMAF files when the node
+still has them (it keeps a few past the live window).
+"""
 
 from __future__ import annotations
 
@@ -21,7 +28,9 @@ from transcode import hls_parse, ingest
 from transcode.archive import LIVE_IFRAMES, RungInfo
 from transcode.domain import ArchiveEntry, Window
 from transcode.errors import InvalidPlaylist
+from transcode.live.push import cmaf
 from transcode.live.push.settings import PushSettings
+from transcode.names import CMAF_IFRAMES, CMAF_MASTER, CMAF_PLAYLIST, MPD_NAME
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +71,7 @@ class PushMetrics:
         )
         self.files = Counter(
             "tc_push_files_total",
-            "Files pushed to an origin, by origin and kind (segment, replay, playlist).",
+            "Files pushed to an origin, by origin and kind (segment, replay, init, playlist).",
             ["origin", "kind"],
             registry=self.registry,
         )
@@ -125,6 +134,9 @@ class OriginWorker:
         self._missed: dict[str, Missed] = {}
         self._pending: Tally[str] = Tally()
         self._sent: dict[tuple[str, str], set[int]] = {}
+        # Per channel and CMAF track: the .m4s numbers and init segments this origin has.
+        self._sent_cmaf: dict[tuple[str, str], set[int]] = {}
+        self._sent_inits: dict[tuple[str, str], set[str]] = {}
         self.wake = asyncio.Event()
         self.idle = asyncio.Event()
         self.idle.set()
@@ -177,6 +189,9 @@ class OriginWorker:
                     self.backfill = deque([item, *rest])
             except Transient as err:
                 failures += 1
+                # The origin may come back with an empty disk: init segments (never named
+                # again by a later segment) go once more; they are tiny.
+                self._sent_inits.clear()
                 self._metrics.failures.labels(self.url).inc()
                 delay = min(
                     self._settings.retry_max_seconds,
@@ -235,11 +250,15 @@ class OriginWorker:
     async def _push(self, session: aiohttp.ClientSession, item: Item) -> None:
         if item.sequence >= 0:
             found = await asyncio.to_thread(_rungs_with, self._root, item.channel, item.sequence)
+            tracks = await asyncio.to_thread(
+                cmaf.segment_files, self._root, item.channel, item.sequence
+            )
             await asyncio.gather(
                 *(
                     self._segment(session, item, rung, item.sequence, suffix)
                     for rung, suffix in found
-                )
+                ),
+                *(self._cmaf_files(session, item, track) for track in tracks),
             )
         if item.replay:
             return
@@ -286,6 +305,64 @@ class OriginWorker:
         master = await asyncio.to_thread(_read, self._root / base / "master.m3u8")
         if master is not None and lists:
             await self._put(session, f"{base}/master.m3u8", master, item.writer, "playlist")
+        await self._cmaf_playlists(session, item)
+
+    async def _cmaf_files(
+        self, session: aiohttp.ClientSession, item: Item, track: cmaf.TrackSegment
+    ) -> None:
+        """One track's CMAF segment of ``item``, after the track's init segments."""
+        await self._cmaf_inits(session, item, track.track, track.inits)
+        await self._cmaf_segment(session, item, track.track, item.sequence)
+
+    async def _cmaf_inits(
+        self, session: aiohttp.ClientSession, item: Item, track: str, inits: tuple[str, ...]
+    ) -> None:
+        """The ``inits`` of a CMAF track this origin has not had."""
+        had = self._sent_inits.setdefault((item.channel, track), set())
+        base = f"live/{item.channel}/{track}"
+        for init in inits:
+            if init in had:
+                continue
+            body = await asyncio.to_thread(_read, self._root / base / init)
+            if body is not None:
+                await self._put(session, f"{base}/{init}", body, item.writer, "init")
+                had.add(init)
+
+    async def _cmaf_segment(
+        self, session: aiohttp.ClientSession, item: Item, track: str, sequence: int
+    ) -> None:
+        sent = self._sent_cmaf.setdefault((item.channel, track), set())
+        if sequence in sent:
+            return
+        rel = f"live/{item.channel}/{track}/{sequence}.m4s"
+        body = await asyncio.to_thread(_read, self._root / rel)
+        if body is None:
+            return  # removed behind the live window meanwhile: nothing to send
+        await self._put(session, rel, body, item.writer, "replay" if item.replay else "segment")
+        sent.add(sequence)
+
+    async def _cmaf_playlists(self, session: aiohttp.ClientSession, item: Item) -> None:
+        """Each CMAF track's playlists after what they name, then the CMAF master, the MPD."""
+        base = f"live/{item.channel}"
+        lists = await asyncio.to_thread(cmaf.read_lists, self._root / base)
+        for track, named in lists.tracks.items():
+            await self._cmaf_inits(session, item, track, named.inits)
+            for seq in named.sequences:
+                await self._cmaf_segment(session, item, track, seq)
+            rel = f"{base}/{track}/{CMAF_PLAYLIST}"
+            await self._put(session, rel, named.media, item.writer, "playlist")
+            if named.iframes is not None:
+                rel = f"{base}/{track}/{CMAF_IFRAMES}"
+                await self._put(session, rel, named.iframes, item.writer, "playlist")
+            if named.sequences:
+                key = (item.channel, track)
+                floor = named.sequences[0] - _SENT_SLACK
+                self._sent_cmaf[key] = {s for s in self._sent_cmaf.get(key, set()) if s >= floor}
+        if not lists.tracks:
+            return
+        for name, body in ((CMAF_MASTER, lists.master), (MPD_NAME, lists.mpd)):
+            if body is not None:
+                await self._put(session, f"{base}/{name}", body, item.writer, "playlist")
 
     async def _put(
         self,
@@ -349,7 +426,10 @@ def _read_playlists(directory: Path) -> dict[str, tuple[bytes, bytes | None]]:
         return out
     for entry in entries:
         if entry.is_dir(follow_symlinks=False) and not entry.name.startswith("."):
+            # The I-frame playlist first: the media playlist, written before it, is then at
+            # least as new, and pushing what that one names covers what this one names.
+            iframes = _read(Path(entry.path) / LIVE_IFRAMES)
             body = _read(Path(entry.path) / "index.m3u8")
             if body is not None:
-                out[entry.name] = (body, _read(Path(entry.path) / LIVE_IFRAMES))
+                out[entry.name] = (body, iframes)
     return out
