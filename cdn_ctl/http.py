@@ -34,7 +34,7 @@ from cdn_ctl.domain import Health, lease_param
 from cdn_ctl.errors import NoEdgeAvailable
 from cdn_ctl.metrics import CdnMetrics
 from cdn_ctl.routing import Controller, RouteRequest, RoutingService, steering_reload_uri
-from cdn_ctl.upstream.multicast import MulticastDirectory
+from cdn_ctl.upstream.outputs import LiveDirectory
 from cdn_ctl.web import Handler, error_middleware, mapped, redirect_response
 from cdn_ctl.workers import WorkerMetrics
 from headend import errors
@@ -54,13 +54,13 @@ class RoutingFace:
         metrics: CdnMetrics | None = None,
         tasks: Supervisor | None = None,
         worker: tuple[Path, int] | None = None,
-        multicast: MulticastDirectory | None = None,
+        outputs: LiveDirectory | None = None,
     ) -> None:
         """``worker``: this run's directory of worker sockets and this worker's index, when
-        the HTTP faces run in several processes (see :mod:`cdn_ctl.workers`); ``multicast``:
-        the front door's multicast directory (None: no front door, or no transcode target)."""
+        the HTTP faces run in several processes (see :mod:`cdn_ctl.workers`); ``outputs``:
+        the front door's live directory (None: no front door, or no transcode target)."""
         self.routing = routing
-        self.multicast = multicast
+        self.outputs = outputs
         self.controller = controller
         # The process's background tasks (their liveness is on /healthz, restarts on /metrics).
         self.tasks = tasks
@@ -145,7 +145,7 @@ class RoutingFace:
 
     async def multicast_view(self, request: web.Request) -> web.Response:
         """``GET /multicast`` -> the multicast groups this process gives boxes, per channel."""
-        directory = self.multicast
+        directory = self.outputs
         if directory is None:
             return web.json_response({"enabled": False, "outputs": []})
         read_at = directory.read_at
@@ -156,14 +156,15 @@ class RoutingFace:
             "outputs": [
                 {
                     "channel": o.channel,
-                    "group": o.multicast.group,
-                    "port": o.multicast.port,
-                    "protocol": o.multicast.protocol.value,
-                    "url": o.url,
-                    "regions": list(o.multicast.regions),
+                    "group": m.group,
+                    "port": m.port,
+                    "protocol": m.protocol.value,
+                    "url": m.url,
+                    "regions": list(m.regions),
                     "running": o.running,
                 }
                 for o in directory.outputs()
+                if (m := o.multicast) is not None
             ],
         }
         return web.json_response(body)

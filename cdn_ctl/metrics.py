@@ -103,16 +103,17 @@ class CdnMetrics:
             ["cause"],
             registry=self.registry,
         )
-        self.multicast_reads = Counter(
-            "cdn_multicast_directory_reads_total",
-            "Reads of the channels' multicast outputs from the transcode service, by outcome:"
+        self.directory_reads = Counter(
+            "cdn_live_directory_reads_total",
+            "Reads of the live channels' outputs (multicast groups, packagings) from the"
+            " transcode service, by outcome:"
             " ok, or failed (the last good copy stays in use).",
             ["outcome"],
             registry=self.registry,
         )
-        self.multicast_outputs = Gauge(
-            "cdn_multicast_directory_outputs",
-            "Multicast outputs in this replica's directory (what the lineup gives from).",
+        self.directory_outputs = Gauge(
+            "cdn_live_directory_outputs",
+            "Live channels in this replica's directory (what each box's delivery is chosen from).",
             registry=self.registry,
         )
         self.profile_fallbacks = Counter(
@@ -162,12 +163,12 @@ class CdnMetrics:
             self.key_requests.labels(refusal or OK).inc()
         return response
 
-    # ---- the multicast directory (MulticastMetrics)
+    # ---- the live directory (DirectoryMetrics)
 
-    def multicast_read(self, *, ok: bool, outputs: int) -> None:
-        """One read of the multicast directory, and how many outputs it holds after it."""
-        self.multicast_reads.labels(OK if ok else "failed").inc()
-        self.multicast_outputs.set(outputs)
+    def directory_read(self, *, ok: bool, outputs: int) -> None:
+        """One read of the live directory, and how many channels it holds after it."""
+        self.directory_reads.labels(OK if ok else "failed").inc()
+        self.directory_outputs.set(outputs)
 
     # ---- edges
 

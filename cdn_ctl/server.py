@@ -209,7 +209,7 @@ class RoutingProcess:
             metrics=self.metrics,
             tasks=self.supervisor,
             worker=worker,
-            multicast=None if self.frontdoor is None else self.frontdoor.multicast,
+            outputs=None if self.frontdoor is None else self.frontdoor.outputs,
         )
         self.admin_app = create_app(self.face, authenticator=keys or KeyStore(redis))
         self.limits = None

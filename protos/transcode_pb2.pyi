@@ -315,6 +315,34 @@ class ListMulticastOutputsResponse(_message.Message):
     next_page_token: str
     def __init__(self, outputs: _Optional[_Iterable[_Union[MulticastOutput, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
+class LiveOutput(_message.Message):
+    __slots__ = ("channel", "multicast", "running", "formats")
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    MULTICAST_FIELD_NUMBER: _ClassVar[int]
+    RUNNING_FIELD_NUMBER: _ClassVar[int]
+    FORMATS_FIELD_NUMBER: _ClassVar[int]
+    channel: str
+    multicast: Multicast
+    running: bool
+    formats: _containers.RepeatedScalarFieldContainer[PackageFormat]
+    def __init__(self, channel: _Optional[str] = ..., multicast: _Optional[_Union[Multicast, _Mapping]] = ..., running: _Optional[bool] = ..., formats: _Optional[_Iterable[_Union[PackageFormat, str]]] = ...) -> None: ...
+
+class ListLiveOutputsRequest(_message.Message):
+    __slots__ = ("page_size", "page_token")
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    page_size: int
+    page_token: str
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListLiveOutputsResponse(_message.Message):
+    __slots__ = ("outputs", "next_page_token")
+    OUTPUTS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    outputs: _containers.RepeatedCompositeFieldContainer[LiveOutput]
+    next_page_token: str
+    def __init__(self, outputs: _Optional[_Iterable[_Union[LiveOutput, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
 class Card(_message.Message):
     __slots__ = ("text", "audio_uri")
     TEXT_FIELD_NUMBER: _ClassVar[int]

@@ -99,6 +99,11 @@ class TranscodeServiceStub:
                 request_serializer=protos_dot_transcode__pb2.ListMulticastOutputsRequest.SerializeToString,
                 response_deserializer=protos_dot_transcode__pb2.ListMulticastOutputsResponse.FromString,
                 _registered_method=True)
+        self.ListLiveOutputs = channel.unary_unary(
+                '/headend.transcode.v1.TranscodeService/ListLiveOutputs',
+                request_serializer=protos_dot_transcode__pb2.ListLiveOutputsRequest.SerializeToString,
+                response_deserializer=protos_dot_transcode__pb2.ListLiveOutputsResponse.FromString,
+                _registered_method=True)
         self.ListNodes = channel.unary_unary(
                 '/headend.transcode.v1.TranscodeService/ListNodes',
                 request_serializer=protos_dot_transcode__pb2.ListNodesRequest.SerializeToString,
@@ -213,6 +218,16 @@ class TranscodeServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListLiveOutputs(self, request, context):
+        """What every live channel offers boxes, by channel id: its multicast output (if any) and
+        the packagings it is published in, so a front door can give each box the delivery its
+        device profile plays (a multicast group, CMAF-HLS, DASH or MPEG-TS HLS). The admin and
+        the playback role (front doors) may call it; it holds no source URL.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListNodes(self, request, context):
         """The live transcode nodes, their capacity, load and channels, by node id.
         """
@@ -294,6 +309,11 @@ def add_TranscodeServiceServicer_to_server(servicer, server):
                     servicer.ListMulticastOutputs,
                     request_deserializer=protos_dot_transcode__pb2.ListMulticastOutputsRequest.FromString,
                     response_serializer=protos_dot_transcode__pb2.ListMulticastOutputsResponse.SerializeToString,
+            ),
+            'ListLiveOutputs': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListLiveOutputs,
+                    request_deserializer=protos_dot_transcode__pb2.ListLiveOutputsRequest.FromString,
+                    response_serializer=protos_dot_transcode__pb2.ListLiveOutputsResponse.SerializeToString,
             ),
             'ListNodes': grpc.unary_unary_rpc_method_handler(
                     servicer.ListNodes,
@@ -657,6 +677,33 @@ class TranscodeService:
             '/headend.transcode.v1.TranscodeService/ListMulticastOutputs',
             protos_dot_transcode__pb2.ListMulticastOutputsRequest.SerializeToString,
             protos_dot_transcode__pb2.ListMulticastOutputsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListLiveOutputs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/headend.transcode.v1.TranscodeService/ListLiveOutputs',
+            protos_dot_transcode__pb2.ListLiveOutputsRequest.SerializeToString,
+            protos_dot_transcode__pb2.ListLiveOutputsResponse.FromString,
             options,
             channel_credentials,
             insecure,

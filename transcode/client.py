@@ -27,6 +27,7 @@ from transcode.convert import (
     event_from_pb,
     job_from_pb,
     job_state_to_pb,
+    live_output_from_pb,
     multicast_output_from_pb,
     multicast_to_pb,
     node_from_pb,
@@ -38,7 +39,7 @@ from transcode.convert import (
 from transcode.domain import Card, ChannelStatus, Multicast, NodeInfo, Thumbnail
 from transcode.errors import TranscodeError
 from transcode.jobs import DeadLetter, Job, JobEvent, JobState, PackageFormat, SubtitleFile
-from transcode.outputs import MulticastOutput
+from transcode.outputs import LiveOutput, MulticastOutput
 
 # The service pages every list; the client's lists read every page.
 _PAGE_SIZE = 1000
@@ -135,13 +136,18 @@ class TranscodeClient(ServiceClient):
         request = pb.RetryJobRequest(name=JOB.format(job_id))
         return job_from_pb(await self.call(self._stub.RetryJob, request))
 
-    async def _every_page(self, call: Callable[[str], Awaitable[tuple[list[T], str]]]) -> list[T]:
+    async def _every_page(
+        self, call: Callable[[str, int], Awaitable[tuple[list[T], str]]], *, limit: int = 0
+    ) -> list[T]:
+        """Every item ``call`` (page token, page size) pages through; ``limit``: stop once
+        that many are read (0: every page)."""
         items: list[T] = []
         token = ""
         while True:
-            found, token = await call(token)
+            size = _PAGE_SIZE if not limit else min(_PAGE_SIZE, limit - len(items))
+            found, token = await call(token, size)
             items.extend(found)
-            if not token:
+            if not token or (limit and len(items) >= limit):
                 return items
 
     # ---- live channels
@@ -208,8 +214,8 @@ class TranscodeClient(ServiceClient):
     async def list_channels(self) -> list[ChannelStatus]:
         """Every channel's status, stopped ones included, by channel id."""
 
-        async def one(token: str) -> tuple[list[ChannelStatus], str]:
-            request = pb.ListChannelsRequest(page_size=_PAGE_SIZE, page_token=token)
+        async def one(token: str, size: int) -> tuple[list[ChannelStatus], str]:
+            request = pb.ListChannelsRequest(page_size=size, page_token=token)
             reply: pb.ListChannelsResponse = await self.call(self._stub.ListChannels, request)
             return [status_from_pb(s) for s in reply.channels], reply.next_page_token
 
@@ -221,28 +227,36 @@ class TranscodeClient(ServiceClient):
         return thumbnail_from_pb(await self.call(self._stub.GetChannelThumbnail, request))
 
     async def list_multicast_outputs(self, *, limit: int = 0) -> list[MulticastOutput]:
-        """Every channel's multicast output, by channel id (the front doors' directory);
+        """Every channel's multicast output, by channel id (``headend cdn multicast``);
         ``limit``: stop once that many are read (0: every page)."""
-        outputs: list[MulticastOutput] = []
-        token = ""
-        while True:
-            size = _PAGE_SIZE if not limit else min(_PAGE_SIZE, limit - len(outputs))
+
+        async def one(token: str, size: int) -> tuple[list[MulticastOutput], str]:
             request = pb.ListMulticastOutputsRequest(page_size=size, page_token=token)
             reply: pb.ListMulticastOutputsResponse = await self.call(
                 self._stub.ListMulticastOutputs, request
             )
-            outputs.extend(multicast_output_from_pb(o) for o in reply.outputs)
-            token = reply.next_page_token
-            if not token or (limit and len(outputs) >= limit):
-                return outputs
+            return [multicast_output_from_pb(o) for o in reply.outputs], reply.next_page_token
+
+        return await self._every_page(one, limit=limit)
+
+    async def list_live_outputs(self, *, limit: int = 0) -> list[LiveOutput]:
+        """Every live channel's outputs, by channel id (the front doors' directory);
+        ``limit``: stop once that many are read (0: every page)."""
+
+        async def one(token: str, size: int) -> tuple[list[LiveOutput], str]:
+            request = pb.ListLiveOutputsRequest(page_size=size, page_token=token)
+            reply: pb.ListLiveOutputsResponse = await self.call(self._stub.ListLiveOutputs, request)
+            return [live_output_from_pb(o) for o in reply.outputs], reply.next_page_token
+
+        return await self._every_page(one, limit=limit)
 
     # ---- transcode nodes
 
     async def list_nodes(self) -> list[NodeInfo]:
         """Every live transcode node with its load and channels, by node id."""
 
-        async def one(token: str) -> tuple[list[NodeInfo], str]:
-            request = pb.ListNodesRequest(page_size=_PAGE_SIZE, page_token=token)
+        async def one(token: str, size: int) -> tuple[list[NodeInfo], str]:
+            request = pb.ListNodesRequest(page_size=size, page_token=token)
             reply: pb.ListNodesResponse = await self.call(self._stub.ListNodes, request)
             return [node_from_pb(n) for n in reply.nodes], reply.next_page_token
 

@@ -35,7 +35,7 @@ from transcode.jobs import (
     Progress,
     SubtitleFile,
 )
-from transcode.outputs import MulticastOutput
+from transcode.outputs import LiveOutput, MulticastOutput
 
 T = TypeVar("T")
 
@@ -249,17 +249,15 @@ def channel_from_pb(msg: pb.Channel, *, field: str = "channel.name") -> LiveChan
         audio_language=msg.audio_language,
         card=Card(msg.card.text, msg.card.audio_uri) if msg.HasField("card") else None,
         multicast=multicast_from_pb(msg.multicast) if msg.HasField("multicast") else None,
-        # TS is every channel's, so listing it (or UNSPECIFIED) adds nothing.
-        formats=tuple(
-            f
-            for f in dict.fromkeys(_channel_format(v) for v in msg.formats)
-            if f is not PackageFormat.TS
-        ),
+        formats=_channel_formats(msg.formats),
     )
 
 
-def _channel_format(value: int) -> PackageFormat:
-    return _known(_FORMAT_BACK, value, "channel.formats")
+def _channel_formats(values: Iterable[int]) -> tuple[PackageFormat, ...]:
+    """A channel's wire formats, each once, without TS: every channel has it, so listing it
+    (or UNSPECIFIED) adds nothing; an unknown one is an InvalidRequest."""
+    found = (_known(_FORMAT_BACK, v, "channel.formats") for v in values)
+    return tuple(f for f in dict.fromkeys(found) if f is not PackageFormat.TS)
 
 
 def channel_to_pb(channel: LiveChannel) -> pb.Channel:
@@ -340,6 +338,22 @@ def multicast_output_to_pb(output: MulticastOutput) -> pb.MulticastOutput:
 def multicast_output_from_pb(msg: pb.MulticastOutput) -> MulticastOutput:
     """A multicast output message as the domain value."""
     return MulticastOutput(msg.channel, multicast_from_pb(msg.multicast), msg.running)
+
+
+def live_output_to_pb(output: LiveOutput) -> pb.LiveOutput:
+    """A channel's outputs as their message."""
+    return pb.LiveOutput(
+        channel=output.channel,
+        multicast=None if output.multicast is None else multicast_to_pb(output.multicast),
+        running=output.running,
+        formats=[_FORMAT[f] for f in output.formats],
+    )
+
+
+def live_output_from_pb(msg: pb.LiveOutput) -> LiveOutput:
+    """A live output message as the domain value."""
+    multicast = multicast_from_pb(msg.multicast) if msg.HasField("multicast") else None
+    return LiveOutput(msg.channel, multicast, msg.running, _channel_formats(msg.formats))
 
 
 def _switch_to_pb(switch: SourceSwitch) -> pb.SourceSwitch:

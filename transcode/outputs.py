@@ -1,10 +1,15 @@
-"""A live channel's multicast output as the CDN controller sees it (``ListMulticastOutputs``).
+"""A live channel's outputs as the CDN controller sees them: its multicast output
+(``ListMulticastOutputs``) and everything it offers boxes (``ListLiveOutputs``).
 
 Front doors give boxes on a carrier's managed network the multicast URL instead of HLS
 (``cdn_ctl.frontdoor.policy.delivery``), so they need each channel's group, port,
 protocol and regions, and whether the channel runs at all: a stopped channel's group
 carries nothing. They never need, and are never given, the channel's source URLs. Pure:
 built from a ``ChannelStatus`` by the service, from the wire by the client.
+
+Front doors also need the packagings a channel is published in (MPEG-TS always; CMAF,
+which is CMAF-HLS and MPEG-DASH, when the channel lists it), to hand a box whose device
+profile prefers those a URL that plays: a :class:`LiveOutput` carries both.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from transcode.domain import ChannelState, ChannelStatus, Multicast
+from transcode.jobs import PackageFormat
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,3 +40,26 @@ def multicast_output(status: ChannelStatus) -> MulticastOutput | None:
     if multicast is None:
         return None
     return MulticastOutput(status.channel.id, multicast, status.state is not ChannelState.STOPPED)
+
+
+@dataclass(frozen=True, slots=True)
+class LiveOutput:
+    """What one live channel offers boxes: its multicast output (None: none), whether it
+    runs, and the packagings it is published in besides MPEG-TS."""
+
+    channel: str
+    multicast: Multicast | None
+    running: bool
+    formats: tuple[PackageFormat, ...] = ()
+
+    @property
+    def cmaf(self) -> bool:
+        """Is it published as CMAF too (CMAF-HLS and MPEG-DASH)?"""
+        return PackageFormat.CMAF in self.formats
+
+
+def live_output(status: ChannelStatus) -> LiveOutput:
+    """``status``'s outputs: no source in them."""
+    channel = status.channel
+    running = status.state is not ChannelState.STOPPED
+    return LiveOutput(channel.id, channel.multicast, running, channel.formats)

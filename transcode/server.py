@@ -41,6 +41,7 @@ from transcode.convert import (
     event_to_pb,
     job_state,
     job_to_pb,
+    live_output_to_pb,
     multicast_output_to_pb,
     node_to_pb,
     package_format,
@@ -209,6 +210,20 @@ class TranscodeServicer(pb_grpc.TranscodeServiceServicer):
         )
         return pb.ListMulticastOutputsResponse(
             outputs=[multicast_output_to_pb(o) for o in outputs], next_page_token=token
+        )
+
+    async def ListLiveOutputs(
+        self, request: pb.ListLiveOutputsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListLiveOutputsResponse:
+        """A page of the live channels' outputs, by channel id."""
+        outputs, token = page(
+            await self._service.list_live_outputs(principal()),
+            key=lambda o: o.channel,
+            size=request.page_size,
+            token=request.page_token,
+        )
+        return pb.ListLiveOutputsResponse(
+            outputs=[live_output_to_pb(o) for o in outputs], next_page_token=token
         )
 
     async def ListNodes(

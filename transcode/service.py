@@ -37,7 +37,7 @@ from transcode.jobs import (
     validate_subtitle_files,
 )
 from transcode.live.sourcing import check_inputs
-from transcode.outputs import MulticastOutput, multicast_output
+from transcode.outputs import LiveOutput, MulticastOutput, live_output, multicast_output
 from transcode.profiles import require_format, require_live, resolve_profile
 from transcode.queue import DeadLetterPage, JobQueue
 from transcode.sources import SourceInput
@@ -247,10 +247,20 @@ class TranscodeService:
         """Every channel's multicast output (channels without one left out), for the admin
         and the front doors (the playback role): group, port, regions and whether the channel
         runs, never a source URL."""
+        found = (multicast_output(s) for s in await self._outputs_for(principal))
+        return [output for output in found if output is not None]
+
+    async def list_live_outputs(self, principal: Principal) -> list[LiveOutput]:
+        """Every live channel's outputs (multicast group, packagings, running), for the
+        admin and the front doors (the playback role): never a source URL."""
+        return [live_output(s) for s in await self._outputs_for(principal)]
+
+    async def _outputs_for(self, principal: Principal) -> list[ChannelStatus]:
+        """The channels whose outputs ``principal`` may list: the admin and the playback
+        role see every one."""
         if principal.role != "playback":
             require_admin(principal)
-        found = (multicast_output(s) for s in await self._channels.list_channels())
-        return [output for output in found if output is not None]
+        return await self._channels.list_channels()
 
     async def thumbnail(self, principal: Principal, channel_id: str, *, api_key: str) -> Thumbnail:
         """A running channel's latest thumbnail; ``ThumbnailNotFound`` when none is recent."""

@@ -4,7 +4,7 @@ clients).
 The box-facing hot path (variant playlist polls) must not make a gRPC round
 trip per request, so answers are cached (:mod:`.guide` for the EPG,
 :mod:`.subscriber` for entitlements and leases, :mod:`.alerts` for emergency alerts,
-:mod:`.multicast` for the channels' multicast groups), and a service that cannot
+:mod:`.outputs` for the live channels' deliveries), and a service that cannot
 answer is left alone until the retry time it gave while the caches keep
 serving, within their bounds (:mod:`.common`). The calls themselves go
 through ``epg.client.EpgClient`` and ``subscriber.client.SubscriberClient``,

@@ -383,6 +383,11 @@ class LeaseKeeper:
         held = self._held.get(lease_id)
         return held.lease if held else None
 
+    def of_box(self, mac: str) -> Lease | None:
+        """The lease this replica holds for the box (one stream a box), if any."""
+        lease_id = self._by_mac.get(mac)
+        return self.get(lease_id) if lease_id else None
+
     def drop(self, lease_id: str) -> Lease | None:
         """Forget a lease (the box ended it)."""
         held = self._held.pop(lease_id, None)

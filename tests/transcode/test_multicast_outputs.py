@@ -1,6 +1,7 @@
-"""``ListMulticastOutputs`` on a real transcode server (channels kept in Redis as a farm's
-control plane keeps them): who may call it, paging, what it holds (never a source), the
-client's domain values, and the REST route the gateway serves it on."""
+"""``ListMulticastOutputs`` and ``ListLiveOutputs`` on a real transcode server (channels
+kept in Redis as a farm's control plane keeps them): who may call them, paging, what they
+hold (never a source), the client's domain values, and the REST routes the gateway serves
+them on."""
 
 from __future__ import annotations
 
@@ -22,7 +23,8 @@ from tests.support.tokens import Tokens
 from transcode.client import TranscodeClient
 from transcode.domain import Multicast, MulticastProtocol
 from transcode.farm import ChannelIntents
-from transcode.outputs import MulticastOutput
+from transcode.jobs import PackageFormat
+from transcode.outputs import LiveOutput, MulticastOutput
 from transcode.server import create_server
 from transcode.settings import ControlSettings, QueueSettings
 
@@ -64,7 +66,8 @@ def _channel(channel_id: str, multicast: Multicast | None) -> pb.Channel:
 async def rig(
     redis: aioredis.Redis, keys: KeyStore, tokens: Tokens, tmp_path: Path
 ) -> AsyncIterator[Rig]:
-    """News (multicast, started), a plain channel, and sport (multicast, stopped)."""
+    """News (multicast, started), a plain channel published as CMAF too, and sport
+    (multicast, stopped)."""
     settings = ControlSettings(
         rpc=RpcSettings(port=0, grace_seconds=0),
         redis_url="unused://",
@@ -82,8 +85,10 @@ async def rig(
             ("plain.cn", None),
             (SPORT.channel, SPORT.multicast),
         ):
-            request = pb.StartChannelRequest(channel=_channel(channel_id, multicast))
-            await stub.StartChannel(request, metadata=admin)
+            message = _channel(channel_id, multicast)
+            if channel_id == "plain.cn":
+                message.formats.append(pb.PACKAGE_FORMAT_CMAF)
+            await stub.StartChannel(pb.StartChannelRequest(channel=message), metadata=admin)
         await stub.StopChannel(pb.StopChannelRequest(name="channels/sport.cn"), metadata=admin)
         yield Rig(f"127.0.0.1:{port}", stub, tokens, admin)
     finally:
@@ -118,32 +123,37 @@ async def test_admin_and_front_doors_read_every_multicast_output_and_no_source(
         pytest.param("emergency:bj-eb", id="emergency"),
     ],
 )
-async def test_other_roles_are_denied(rig: Rig, who: str) -> None:
+@pytest.mark.parametrize("rpc", ["ListMulticastOutputs", "ListLiveOutputs"])
+async def test_other_roles_are_denied(rig: Rig, who: str, rpc: str) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as info:
-        await rig.stub.ListMulticastOutputs(
-            pb.ListMulticastOutputsRequest(), metadata=bearer(await rig.tokens(who))
-        )
+        await getattr(rig.stub, rpc)(_request(rpc), metadata=bearer(await rig.tokens(who)))
     assert info.value.code() == grpc.StatusCode.PERMISSION_DENIED
 
 
-async def test_no_key_is_unauthenticated(rig: Rig) -> None:
+@pytest.mark.parametrize("rpc", ["ListMulticastOutputs", "ListLiveOutputs"])
+async def test_no_key_is_unauthenticated(rig: Rig, rpc: str) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as info:
-        await rig.stub.ListMulticastOutputs(pb.ListMulticastOutputsRequest())
+        await getattr(rig.stub, rpc)(_request(rpc))
     assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
 
 
+def _request(rpc: str, **fields: object) -> object:
+    return getattr(pb, f"{rpc}Request")(**fields)
+
+
 @pytest.mark.parametrize(
-    ("request_", "field"),
+    ("fields", "field"),
     [
-        pytest.param(pb.ListMulticastOutputsRequest(page_size=-1), "page_size", id="negative"),
-        pytest.param(pb.ListMulticastOutputsRequest(page_token="nope"), "page_token", id="token"),
+        pytest.param({"page_size": -1}, "page_size", id="negative"),
+        pytest.param({"page_token": "nope"}, "page_token", id="token"),
     ],
 )
+@pytest.mark.parametrize("rpc", ["ListMulticastOutputs", "ListLiveOutputs"])
 async def test_bad_pages_are_invalid_argument_on_their_field(
-    rig: Rig, request_: pb.ListMulticastOutputsRequest, field: str
+    rig: Rig, fields: dict[str, object], field: str, rpc: str
 ) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as info:
-        await rig.stub.ListMulticastOutputs(request_, metadata=rig.admin)
+        await getattr(rig.stub, rpc)(_request(rpc, **fields), metadata=rig.admin)
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert field in error_details(info.value).fields
 
@@ -184,5 +194,55 @@ async def test_the_rest_face_serves_it_on_its_http_rule(rig: Rig) -> None:
         assert body["nextPageToken"]
         refused = await api.request(
             "GET", "/v1/multicastOutputs", token=await rig.tokens("carrier:acme")
+        )
+        assert refused.status == 403, refused.text
+
+
+# ------------------------------------------------------------------------- live outputs
+
+PLAIN = LiveOutput("plain.cn", None, True, (PackageFormat.CMAF,))
+
+
+@pytest.mark.parametrize("who", ["admin", "playback"])
+async def test_live_outputs_list_every_channel_with_its_packagings_and_no_source(
+    rig: Rig, who: str
+) -> None:
+    reply = await rig.stub.ListLiveOutputs(
+        pb.ListLiveOutputsRequest(), metadata=bearer(await rig.tokens(who))
+    )
+    found = [(o.channel, o.HasField("multicast"), o.running, list(o.formats))
+             for o in reply.outputs]  # fmt: skip
+    assert found == [
+        ("news1.cn", True, True, []),
+        ("plain.cn", False, True, [pb.PACKAGE_FORMAT_CMAF]),
+        ("sport.cn", True, False, []),
+    ]
+    assert reply.outputs[0].multicast.group == "239.1.1.1"
+    assert SOURCE.encode() not in reply.SerializeToString()
+
+
+async def test_the_client_returns_live_outputs_as_domain_values(rig: Rig) -> None:
+    news = LiveOutput(NEWS.channel, NEWS.multicast, True)
+    sport = LiveOutput(SPORT.channel, SPORT.multicast, False)
+    async with TranscodeClient(rig.target, await rig.tokens("playback")) as client:
+        assert await client.list_live_outputs() == [news, PLAIN, sport]
+        assert await client.list_live_outputs(limit=2) == [news, PLAIN]
+    assert PLAIN.cmaf
+    assert not news.cmaf
+
+
+async def test_the_rest_face_serves_live_outputs_on_their_http_rule(rig: Rig) -> None:
+    route, values = route_table().match("GET", "/v1/liveOutputs")
+    assert (route.method.name, values) == ("ListLiveOutputs", {})
+    async with rest_face({"TRANSCODE_TARGET": rig.target}) as api:
+        reply = await api.request(
+            "GET", "/v1/liveOutputs", token=await rig.tokens("playback"), params={"pageSize": "2"}
+        )
+        assert reply.status == 200, reply.text
+        body = reply.json
+        assert [o["channel"] for o in body["outputs"]] == ["news1.cn", "plain.cn"]
+        assert body["outputs"][1]["formats"] == ["PACKAGE_FORMAT_CMAF"]
+        refused = await api.request(
+            "GET", "/v1/liveOutputs", token=await rig.tokens("carrier:acme")
         )
         assert refused.status == 403, refused.text

@@ -33,16 +33,17 @@ from cdn_ctl.settings import CdnSettings
 from cdn_ctl.signing import KeyRing, b64url
 from cdn_ctl.sim.stb import SetTopBox
 from cdn_ctl.upstream import EpgCache, SubscriberCache
-from cdn_ctl.upstream.multicast import MulticastDirectory
+from cdn_ctl.upstream.outputs import LiveDirectory
 from epg.alerts.domain import Alert, Severity
 from headend.auth import PLAYBACK, KeyStore, Principal
 from headend.clitools import EXIT_AUTH, EXIT_USAGE
-from headend.rpc import RpcServer, RpcSettings
+from headend.rpc import RpcSettings
 from headend.seed import World
 from headend.settings import SettingsError
 from subscriber.client import SubscriberClient
 from subscriber.domain import DeviceProfile
 from tests.support.cdn import two_region_routing
+from tests.support.frontdoor_rig import Control, control_service
 from tests.support.security import login_box
 from tests.support.world import (
     LIVE,
@@ -56,23 +57,22 @@ from tests.support.world import (
 )
 from transcode.client import TranscodeClient
 from transcode.domain import Multicast, MulticastProtocol
-from transcode.farm import ChannelIntents
-from transcode.outputs import MulticastOutput
-from transcode.server import create_server as create_transcode
-from transcode.settings import ControlSettings, QueueSettings
+from transcode.jobs import PackageFormat
+from transcode.outputs import LiveOutput
 
 PROVINCE = REGION[:2] + "0000"
 # News for the boxes' province over RTP; sport for the other region, plain UDP.
 NEWS_GROUP = Multicast("239.10.0.1", 5000, regions=(PROVINCE,))
 SPORT_GROUP = Multicast("239.10.0.2", 5002, protocol=MulticastProtocol.UDP, regions=(OTHER_REGION,))
 NEWS_URL, SPORT_URL = "rtp://@239.10.0.1:5000", "udp://@239.10.0.2:5002"
+PLAIN = "plain.cn"
 # The carrier's default device profile here: its boxes join groups where one reaches them
 # (a box whose profile does not list multicast never gets one: test_device_profiles.py).
 JOINS = DeviceProfile("acme", "default", "", (), ("multicast", "hls-ts"), ("h264",))
 
 
-def _output(running: bool = True, regions: tuple[str, ...] = (PROVINCE,)) -> MulticastOutput:
-    return MulticastOutput(LIVE, Multicast("239.10.0.1", 5000, regions=regions), running)
+def _output(running: bool = True, regions: tuple[str, ...] = (PROVINCE,)) -> LiveOutput:
+    return LiveOutput(LIVE, Multicast("239.10.0.1", 5000, regions=regions), running)
 
 
 # ------------------------------------------------------------------------------- the rule
@@ -93,7 +93,7 @@ def _output(running: bool = True, regions: tuple[str, ...] = (PROVINCE,)) -> Mul
     ],
 )  # fmt: skip
 def test_only_a_running_group_covering_the_box_is_given(
-    output: MulticastOutput | None, region: str, url: str
+    output: LiveOutput | None, region: str, url: str
 ) -> None:
     assert delivery(output, profile=JOINS, region=region).url == url
 
@@ -113,37 +113,17 @@ def test_a_multicast_entry_is_its_group_without_token_and_catchup_stays_hls() ->
 # ---------------------------------------------------------------------- a transcode server
 
 
-@dataclass
-class Transcode:
-    target: str
-    server: RpcServer
-    admin_key: str
-    playback_key: str
-
-
 @pytest.fixture
-async def transcode(redis: aioredis.Redis, tmp_path: Path) -> AsyncIterator[Transcode]:
+async def transcode(redis: aioredis.Redis, tmp_path: Path) -> AsyncIterator[Control]:
     """The control service (channels kept in Redis, no node runs them): news and sport
-    with multicast groups, one more channel without."""
-    keys = KeyStore(redis)
-    _, admin = await keys.create(Principal("admin"))
-    _, playback = await keys.create(PLAYBACK)
-    settings = ControlSettings(
-        rpc=RpcSettings(port=0, grace_seconds=0),
-        redis_url="unused://",
-        origin_root=tmp_path / "origin",
-        queue=QueueSettings(),
-    )
-    channels = ChannelIntents(redis, stop_wait_seconds=0.2)
-    server, port = await create_transcode(settings, redis=redis, keys=keys, channels=channels)
-    target = f"127.0.0.1:{port}"
-    try:
-        async with TranscodeClient(target, admin) as client:
-            for channel, group in ((LIVE, NEWS_GROUP), (SPORT, SPORT_GROUP), ("plain.cn", None)):
-                await client.start_channel(channel, "udp://239.9.9.9:5000", multicast=group)
-        yield Transcode(target, server, admin, playback)
-    finally:
-        await server.stop(0)
+    with multicast groups, one more channel without, published as CMAF too."""
+    channels: dict[str, dict[str, object]] = {
+        LIVE: {"multicast": NEWS_GROUP},
+        SPORT: {"multicast": SPORT_GROUP},
+        PLAIN: {"formats": (PackageFormat.TS, PackageFormat.CMAF)},
+    }
+    async with control_service(redis, tmp_path, channels) as control:
+        yield control
 
 
 def _value(metrics: CdnMetrics, name: str, **labels: str) -> float | None:
@@ -151,36 +131,38 @@ def _value(metrics: CdnMetrics, name: str, **labels: str) -> float | None:
 
 
 async def test_directory_keeps_the_last_copy_while_transcode_is_down(
-    transcode: Transcode,
+    transcode: Control,
 ) -> None:
     metrics = CdnMetrics()
-    directory = MulticastDirectory.connect(
+    directory = LiveDirectory.connect(
         transcode.target, transcode.playback_key, metrics=metrics, timeout_seconds=1.0
     )
     try:
         assert directory.get(LIVE) is None
         assert directory.read_at is None
         assert await directory.refresh()
-        assert [o.channel for o in directory.outputs()] == [LIVE, SPORT]
+        assert [o.channel for o in directory.outputs()] == [LIVE, PLAIN, SPORT]
         news = directory.get(LIVE)
-        assert news == MulticastOutput(LIVE, NEWS_GROUP, running=True)
+        assert news == LiveOutput(LIVE, NEWS_GROUP, running=True)
+        # Every channel, with its packagings (TS, which every channel has, left out).
+        assert directory.get(PLAIN) == LiveOutput(PLAIN, None, True, (PackageFormat.CMAF,))
         assert directory.read_at is not None
         assert directory.last_error == ""
         await transcode.server.stop(0)
         assert not await directory.refresh()
         assert not await directory.refresh()
         assert directory.get(LIVE) == news  # the last good copy, kept
-        assert [o.channel for o in directory.outputs()] == [LIVE, SPORT]
+        assert [o.channel for o in directory.outputs()] == [LIVE, PLAIN, SPORT]
         assert directory.last_error.startswith("ServiceUnavailable")
     finally:
         await directory.close()
-    assert _value(metrics, "cdn_multicast_directory_reads_total", outcome="ok") == 1
-    assert _value(metrics, "cdn_multicast_directory_reads_total", outcome="failed") == 2
-    assert _value(metrics, "cdn_multicast_directory_outputs") == 2
+    assert _value(metrics, "cdn_live_directory_reads_total", outcome="ok") == 1
+    assert _value(metrics, "cdn_live_directory_reads_total", outcome="failed") == 2
+    assert _value(metrics, "cdn_live_directory_outputs") == 3
 
 
 async def test_the_front_door_reads_its_directory_as_a_supervised_task(
-    transcode: Transcode, redis: aioredis.Redis, ring: KeyRing
+    transcode: Control, redis: aioredis.Redis, ring: KeyRing
 ) -> None:
     services = await start_services(redis)
     settings = CdnSettings(
@@ -193,15 +175,15 @@ async def test_the_front_door_reads_its_directory_as_a_supervised_task(
     try:
         async with aiohttp.ClientSession() as http:
             process = RoutingProcess(settings, redis=redis, http=http)
-            frontdoor, directory = process.frontdoor, process.face.multicast
+            frontdoor, directory = process.frontdoor, process.face.outputs
             assert frontdoor is not None
             assert directory is not None
-            assert directory is frontdoor.multicast
+            assert directory is frontdoor.outputs
             await frontdoor.start()
             try:
                 await asyncio.wait_for(directory.loaded.wait(), 10)
-                assert [o.channel for o in directory.outputs()] == [LIVE, SPORT]
-                assert "multicast" in {t.name for t in process.supervisor.statuses()}
+                assert [o.channel for o in directory.outputs()] == [LIVE, PLAIN, SPORT]
+                assert "live-outputs" in {t.name for t in process.supervisor.statuses()}
             finally:
                 await frontdoor.stop()
                 await process.supervisor.close()
@@ -210,14 +192,14 @@ async def test_the_front_door_reads_its_directory_as_a_supervised_task(
 
 
 async def test_directory_is_bounded_and_refused_keys_change_nothing(
-    transcode: Transcode, redis: aioredis.Redis
+    transcode: Control, redis: aioredis.Redis
 ) -> None:
     async with TranscodeClient(transcode.target, transcode.playback_key) as client:
-        bounded = MulticastDirectory(source=client, max_outputs=1)
+        bounded = LiveDirectory(source=client, max_outputs=1)
         assert await bounded.refresh()
         assert [o.channel for o in bounded.outputs()] == [LIVE]
     _, carrier = await KeyStore(redis).create(Principal("carrier", "acme"))
-    refused = MulticastDirectory.connect(transcode.target, carrier)
+    refused = LiveDirectory.connect(transcode.target, carrier)
     try:
         assert not await refused.refresh()
         assert refused.outputs() == []
@@ -236,7 +218,7 @@ class Door:
     frontdoor: FrontDoor
     world: World
     services: Services
-    transcode: Transcode
+    transcode: Control
 
     def box(self, label: str, http: aiohttp.ClientSession) -> SetTopBox:
         b = self.world.boxes[label]
@@ -244,7 +226,7 @@ class Door:
 
 
 @pytest.fixture
-async def door(redis: aioredis.Redis, transcode: Transcode, ring: KeyRing) -> AsyncIterator[Door]:
+async def door(redis: aioredis.Redis, transcode: Control, ring: KeyRing) -> AsyncIterator[Door]:
     """A front door whose directory reads ``transcode`` (read once here; the tests read it
     again when they change a channel), player links on; its background tasks do not run,
     so the alerts are what a test holds."""
@@ -268,8 +250,8 @@ async def door(redis: aioredis.Redis, transcode: Transcode, ring: KeyRing) -> As
             )
             server = TestServer(create_box_app(frontdoor), host="127.0.0.1")
             try:
-                assert frontdoor.multicast is not None
-                assert await frontdoor.multicast.refresh()
+                assert frontdoor.outputs is not None
+                assert await frontdoor.outputs.refresh()
                 await server.start_server()
                 url = str(server.make_url("")).rstrip("/")
                 yield Door(url, frontdoor, world, services, transcode)
@@ -300,8 +282,8 @@ async def test_a_stopped_channel_is_hls_again_after_the_next_read(door: Door) ->
     assert (await _lineup(door, "b1"))[SPORT] == SPORT_URL
     async with TranscodeClient(door.transcode.target, door.transcode.admin_key) as client:
         await client.stop_channel(SPORT)
-    assert door.frontdoor.multicast is not None
-    assert await door.frontdoor.multicast.refresh()
+    assert door.frontdoor.outputs is not None
+    assert await door.frontdoor.outputs.refresh()
     assert (await _lineup(door, "b1"))[SPORT].startswith(f"{door.url}/live/{SPORT}/")
 
 
@@ -357,14 +339,14 @@ async def test_player_links_follow_the_rule_and_xtream_streams_stay_hls(door: Do
 
 
 async def test_admin_listener_lists_the_groups_per_channel(
-    transcode: Transcode, redis: aioredis.Redis, ring: KeyRing
+    transcode: Control, redis: aioredis.Redis, ring: KeyRing
 ) -> None:
     _, routing = two_region_routing(1, ring)
-    directory = MulticastDirectory.connect(transcode.target, transcode.playback_key)
+    directory = LiveDirectory.connect(transcode.target, transcode.playback_key)
     keys = KeyStore(redis)
     _, playback = await keys.create(PLAYBACK)
     faces = {
-        "on": RoutingFace(routing=routing, multicast=directory),
+        "on": RoutingFace(routing=routing, outputs=directory),
         "off": RoutingFace(routing=routing),
     }
     found: dict[str, Any] = {}
@@ -404,7 +386,7 @@ def _cli(output: str) -> argparse.Namespace:
     return argparse.Namespace(output=output)
 
 
-async def test_cli_lists_the_groups_as_a_table_and_as_json(transcode: Transcode) -> None:
+async def test_cli_lists_the_groups_as_a_table_and_as_json(transcode: Control) -> None:
     env = {"TRANSCODE_TARGET": transcode.target, "HEADEND_API_KEY": transcode.admin_key}
     # The command runs its own event loop: off this test's.
     table, as_json = io.StringIO(), io.StringIO()
@@ -433,7 +415,7 @@ async def test_cli_lists_the_groups_as_a_table_and_as_json(transcode: Transcode)
     ],
 )  # fmt: skip
 async def test_cli_without_a_valid_key_fails_and_prints_nothing(
-    transcode: Transcode, env: dict[str, str], status: int
+    transcode: Control, env: dict[str, str], status: int
 ) -> None:
     out = io.StringIO()
     env = {"TRANSCODE_TARGET": transcode.target, **env}
@@ -456,7 +438,7 @@ def test_settings_name_the_transcode_target_and_refresh() -> None:
     off = FrontDoorSettings.from_env(_env())
     assert off is not None
     assert (off.transcode_target, off.multicast_refresh_seconds) == ("", 30.0)
-    assert MulticastDirectory.of(off) is None
+    assert LiveDirectory.of(off) is None
     on = FrontDoorSettings.from_env(
         _env(FRONTDOOR_TRANSCODE_TARGET="tc:50053", FRONTDOOR_MULTICAST_REFRESH_SECONDS="5")
     )

@@ -1,14 +1,15 @@
-"""The front door's copy of the channels' multicast outputs (``ListMulticastOutputs``).
+"""The front door's copy of the live channels' outputs (``ListLiveOutputs``).
 
-The lineup asks, for each of a box's channels, "does this box open a multicast group for
-it?" (:func:`cdn_ctl.frontdoor.policy.delivery`), so the answer must cost no I/O:
-the outputs are held in memory by channel id and re-read every ``refresh_seconds`` (a
-supervised task). Groups change when an operator reconfigures a channel, and a channel's
-running flag when it starts or stops, so a short delay is harmless; a wrong answer is
-not, hence what happens when a read fails: the last good copy stays in use (a box that
-was given a group keeps being given it), the failure is logged once per outage and
-counted, and the next read is tried on schedule. Before the first good read the copy is
-empty, and every box gets HLS, which plays everywhere.
+The lineup and the live masters ask, for each of a box's channels, "how does this box
+play it?": a multicast group, CMAF-HLS, DASH or MPEG-TS HLS
+(:func:`cdn_ctl.frontdoor.policy.delivery`), so the answer must cost no I/O: the outputs
+are held in memory by channel id and re-read every ``refresh_seconds`` (a supervised
+task). Groups and packagings change when an operator reconfigures a channel, and a
+channel's running flag when it starts or stops, so a short delay is harmless; a wrong
+answer is not, hence what happens when a read fails: the last good copy stays in use (a
+box that was given a group keeps being given it), the failure is logged once per outage
+and counted, and the next read is tried on schedule. Before the first good read the copy
+is empty, and every box gets MPEG-TS HLS, which every channel has and plays everywhere.
 
 The copy is bounded (:data:`MAX_OUTPUTS`, far above any headend's channel count): a
 directory that somehow grew past it keeps the first outputs by channel id and says so.
@@ -28,7 +29,7 @@ from headend.clock import utc_now
 from headend.errors import HeadendError
 from headend.rpc import ClientTls
 from transcode.client import TranscodeClient
-from transcode.outputs import MulticastOutput
+from transcode.outputs import LiveOutput
 
 log = logging.getLogger("cdn_ctl.upstream")
 
@@ -38,18 +39,18 @@ MAX_OUTPUTS = 10_000
 class OutputSource(Protocol):
     """Where the outputs are read from (``transcode.client.TranscodeClient``)."""
 
-    async def list_multicast_outputs(self, *, limit: int = ...) -> list[MulticastOutput]: ...
+    async def list_live_outputs(self, *, limit: int = ...) -> list[LiveOutput]: ...
     async def close(self) -> None: ...
 
 
-class MulticastMetrics(Protocol):
+class DirectoryMetrics(Protocol):
     """Counts the directory's reads (``cdn_ctl.metrics.CdnMetrics``)."""
 
-    def multicast_read(self, *, ok: bool, outputs: int) -> None: ...
+    def directory_read(self, *, ok: bool, outputs: int) -> None: ...
 
 
-class MulticastDirectory:
-    """The channels' multicast outputs as the transcode service last said, by channel id."""
+class LiveDirectory:
+    """The live channels' outputs as the transcode service last said, by channel id."""
 
     def __init__(
         self,
@@ -57,7 +58,7 @@ class MulticastDirectory:
         source: OutputSource,
         refresh_seconds: float = 30.0,
         max_outputs: int = MAX_OUTPUTS,
-        metrics: MulticastMetrics | None = None,
+        metrics: DirectoryMetrics | None = None,
         now: Callable[[], datetime] = utc_now,
     ) -> None:
         self.refresh_seconds = refresh_seconds
@@ -65,7 +66,7 @@ class MulticastDirectory:
         self._max = max_outputs
         self._metrics = metrics
         self._now = now
-        self._by_channel: dict[str, MulticastOutput] = {}
+        self._by_channel: dict[str, LiveOutput] = {}
         # When the copy in use was read (None: never), and why the last read failed ("":
         # it did not).
         self.read_at: datetime | None = None
@@ -81,9 +82,9 @@ class MulticastDirectory:
         *,
         refresh_seconds: float = 30.0,
         tls: ClientTls | None = None,
-        metrics: MulticastMetrics | None = None,
+        metrics: DirectoryMetrics | None = None,
         timeout_seconds: float = 3.0,
-    ) -> MulticastDirectory:
+    ) -> LiveDirectory:
         """A directory reading the transcode service at ``target`` with ``api_key`` (the
         front door's playback key)."""
         client = TranscodeClient(
@@ -93,8 +94,8 @@ class MulticastDirectory:
 
     @classmethod
     def of(
-        cls, settings: FrontDoorSettings, *, metrics: MulticastMetrics | None = None
-    ) -> MulticastDirectory | None:
+        cls, settings: FrontDoorSettings, *, metrics: DirectoryMetrics | None = None
+    ) -> LiveDirectory | None:
         """The front door's directory: its transcode target, playback key, TLS and refresh
         interval (None without a ``transcode_target``: no box is given a group)."""
         if not settings.transcode_target:
@@ -107,11 +108,11 @@ class MulticastDirectory:
             metrics=metrics,
         )
 
-    def get(self, channel: str) -> MulticastOutput | None:
-        """``channel``'s multicast output (None: it has none, or none is known yet)."""
+    def get(self, channel: str) -> LiveOutput | None:
+        """``channel``'s outputs (None: none known yet, or no such live channel)."""
         return self._by_channel.get(channel)
 
-    def outputs(self) -> list[MulticastOutput]:
+    def outputs(self) -> list[LiveOutput]:
         """Every output held, by channel id."""
         return sorted(self._by_channel.values(), key=lambda o: o.channel)
 
@@ -119,11 +120,11 @@ class MulticastDirectory:
         """Read the outputs again; False (the copy kept, the failure counted) when the
         transcode service could not answer."""
         try:
-            found = await self._source.list_multicast_outputs(limit=self._max + 1)
+            found = await self._source.list_live_outputs(limit=self._max + 1)
         except HeadendError as err:
             if not self.last_error:  # once per outage, not once per read
                 log.warning(
-                    "multicast directory read failed; keeping the last copy",
+                    "live directory read failed; keeping the last copy",
                     extra={"error": type(err).__name__, "details": err.message,
                            "outputs": len(self._by_channel)},
                 )  # fmt: skip
@@ -132,12 +133,12 @@ class MulticastDirectory:
             return False
         if len(found) > self._max:
             log.warning(
-                "more multicast outputs than the directory keeps",
+                "more live channels than the directory keeps",
                 extra={"kept": self._max, "first_left_out": found[self._max].channel},
             )
         kept = {o.channel: o for o in found[: self._max]}
         if kept != self._by_channel or self.last_error:
-            log.info("multicast directory read", extra={"outputs": len(kept)})
+            log.info("live directory read", extra={"outputs": len(kept)})
         self._by_channel = kept
         self.read_at = self._now()
         self.last_error = ""
@@ -147,7 +148,7 @@ class MulticastDirectory:
 
     def _count(self, *, ok: bool) -> None:
         if self._metrics is not None:
-            self._metrics.multicast_read(ok=ok, outputs=len(self._by_channel))
+            self._metrics.directory_read(ok=ok, outputs=len(self._by_channel))
 
     async def run(self) -> None:
         """Read now, then every ``refresh_seconds`` (a supervised task)."""
