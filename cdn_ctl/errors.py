@@ -111,6 +111,13 @@ class LeaseReplaced(FrontDoorError, FailedPrecondition):
     """Raised when a player polls a lease its box replaced by starting another stream."""
 
 
+class FormatUnavailable(FrontDoorError, FailedPrecondition):
+    """Raised when a box asks for a channel as CMAF-HLS or DASH and cannot have it: the
+    channel is not published as CMAF, or its picture is switched to another feed (an
+    emergency alert, a blackout's slate), which only MPEG-TS HLS shows. ``details["hls"]``
+    is the channel's MPEG-TS master, which plays."""
+
+
 class StreamLimit(FrontDoorError, ResourceExhausted):
     """Raised when the subscriber's concurrent streams are all in use (429, Retry-After)."""
 

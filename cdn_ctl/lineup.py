@@ -36,8 +36,11 @@ class LineupEntry:
     catchup_days: int
     # Where the box plays the channel live when not through the front door: its multicast
     # group (``rtp://@239.1.1.1:5000``, no token: the managed network admits the box).
-    # "": the front door's HLS master. Catch-up stays HLS either way.
+    # "": the front door's ``live_name`` below ``/live/{channel}/``: the MPEG-TS HLS master,
+    # the CMAF-HLS one (master-cmaf.m3u8) or the DASH MPD (manifest.mpd), by the box's
+    # device profile. Catch-up stays MPEG-TS HLS either way.
     live_url: str = ""
+    live_name: str = "master.m3u8"
 
 
 def _attr(value: str) -> str:
@@ -106,5 +109,5 @@ def render_m3u(
         if e.live_url:
             lines.append(_url(e.live_url))
         else:
-            lines.append(f"{base}/live/{segment}/master.m3u8{_url(suffix)}")
+            lines.append(f"{base}/live/{segment}/{_url(e.live_name, safe='')}{_url(suffix)}")
     return "\n".join(lines) + "\n"

@@ -328,16 +328,16 @@ def run(settings: StackSettings, secrets: LocalSecrets) -> seed.World:
         )
     )
     origin = f"http://{host}:{port(ORIGIN_PORT)}"
+    token = lineup.rpartition("token=")[2]
     asyncio.run(
         formats(
             targets,
             secrets.service_api_key,
-            origin,
+            (front_door, token, origin),
             sources[channel].resolve(),
             out=lambda text: print(text, flush=True),
         )
     )
-    token = lineup.rpartition("token=")[2]
     print(
         "\nThe platform stays up. Open the lineup in VLC or ffplay (the token lasts 12 h):\n"
         f"    vlc '{lineup}'\n"
@@ -348,8 +348,9 @@ def run(settings: StackSettings, secrets: LocalSecrets) -> seed.World:
         f"{seed.MULTICAST_CHANNEL} by multicast on this host, and the film by DASH:\n"
         f"    ffplay 'rtp://{seed.MULTICAST.group}:{seed.MULTICAST.port}?localaddr=127.0.0.1'\n"
         f"    ffplay '{origin}/vod/{FILM}/manifest.mpd'\n"
-        f"{seed.DASH_CHANNEL} live by DASH (and CMAF-HLS: master-cmaf.m3u8), from the origin:\n"
-        f"    ffplay '{origin}/live/{seed.DASH_CHANNEL}/manifest.mpd'\n"
+        f"{seed.DASH_CHANNEL} live by DASH (and CMAF-HLS: master-cmaf.m3u8) through the front "
+        "door:\n"
+        f"    ffplay '{front_door}/live/{seed.DASH_CHANNEL}/manifest.mpd?token={token}'\n"
         "Route explanations (admin listener, with the admin key from "
         f"{settings.var_dir / 'secrets.env'}):\n"
         f'    curl -H "Authorization: Bearer $SERVICE_API_KEY" '

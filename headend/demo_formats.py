@@ -1,6 +1,7 @@
 """The demo's delivery formats (step 10): one channel received as RTP multicast and read
-through its live DASH manifest, one film packaged as CMAF and read back through its DASH
-manifest and its CMAF-HLS master.
+as live DASH and CMAF-HLS through the front door (the demo box's token, a lease, the MPD's
+signed BaseURL), one film packaged as CMAF and read back through its DASH manifest and
+its CMAF-HLS master.
 
 The multicast group is administratively scoped and sent from 127.0.0.1 with TTL 1
 (:data:`headend.seed.MULTICAST`), so it never leaves this host: the step joins it on the
@@ -98,6 +99,10 @@ async def multicast_step(out: Out) -> None:
 async def _mpd_summary(http: aiohttp.ClientSession, url: str) -> str:
     """How many periods, adaptation sets and representations the MPD at ``url`` lists."""
     async with http.get(url) as response:
+        if response.status != 200:
+            raise aiohttp.ClientResponseError(
+                response.request_info, (), status=response.status, message=await response.text()
+            )
         mpd = parse_mpd(await response.text())
     sets = [s for p in mpd.periods for s in p.adaptation_sets]
     representations = sum(len(s.representations) for s in sets)
@@ -107,20 +112,22 @@ async def _mpd_summary(http: aiohttp.ClientSession, url: str) -> str:
     )
 
 
-async def live_dash_step(origin: str, *, out: Out) -> None:
-    """Step 10b: :data:`~headend.seed.DASH_CHANNEL`'s live MPD and CMAF-HLS master."""
-    base = f"{origin}/live/{seed.DASH_CHANNEL}"
+async def live_dash_step(front_door: str, token: str, *, out: Out) -> None:
+    """Step 10b: :data:`~headend.seed.DASH_CHANNEL`'s live MPD and CMAF-HLS master, as the
+    demo box gets them through the front door."""
+    base = f"{front_door}/live/{seed.DASH_CHANNEL}"
     async with aiohttp.ClientSession() as http:
         try:
-            summary = await _mpd_summary(http, f"{base}/manifest.mpd")
+            summary = await _mpd_summary(http, f"{base}/manifest.mpd?token={token}")
         except (aiohttp.ClientError, TranscodeError) as err:
             out(f"    live DASH: no manifest for {seed.DASH_CHANNEL} ({err}): a channel started "
                 f"by an earlier run is TS only; `headend channel stop {seed.DASH_CHANNEL}`, "
                 "then run the demo again")  # fmt: skip
             return
-    out(f"    live DASH: {base}/manifest.mpd ({summary}), CMAF-HLS: {base}/master-cmaf.m3u8 "
-        "(the TS segments remuxed, the same numbers; on the origin: the front door's DASH "
-        "route is still to come)")  # fmt: skip
+    out(f"    live DASH through the front door: {base}/manifest.mpd ({summary}; a BaseURL "
+        f"signed for the box's edge, a Location back with its lease), CMAF-HLS: "
+        f"{base}/master-cmaf.m3u8; boxes whose device profile lists dash or hls-cmaf get "
+        "these URLs in their lineup")  # fmt: skip
 
 
 async def dash_step(transcode: TranscodeClient, origin: str, source: Path, *, out: Out) -> None:
@@ -153,12 +160,14 @@ async def dash_step(transcode: TranscodeClient, origin: str, source: Path, *, ou
 
 
 async def formats(
-    targets: seed.Targets, api_key: str, origin: str, film: Path, *, out: Out
+    targets: seed.Targets, api_key: str, urls: tuple[str, str, str], film: Path, *, out: Out
 ) -> None:
-    """Step 10: the multicast channel heard on its group and read as live DASH, then the
-    film as CMAF and DASH."""
+    """Step 10: the multicast channel heard on its group and read as live DASH through the
+    front door, then the film as CMAF and DASH. ``urls``: the front door, the demo box's
+    token there, the origin."""
+    front_door, token, origin = urls
     await multicast_step(out)
-    await live_dash_step(origin, out=out)
+    await live_dash_step(front_door, token, out=out)
     async with TranscodeClient(
         targets.transcode, api_key, tls=targets.tls, timeout_seconds=seed.CALL_SECONDS
     ) as transcode:

@@ -10,6 +10,9 @@ A box needs only this address::
                                          variants point back here with ?lease_id=LEASE
     GET  /live/{ch}/{rung}/index.m3u8?lease_id=LEASE
         302 to the lease's edge (a short-lived signed URL); heartbeats the lease
+    GET  /live/{ch}/master-cmaf.m3u8, /live/{ch}/manifest.mpd[?lease_id=]
+        a channel published as CMAF: its CMAF-HLS master (variants as above), its live
+        DASH MPD (signed BaseURL, Location back here) (:mod:`cdn_ctl.frontdoor.formats`)
     GET  /catchup/{ch}/master.m3u8?utc=&utcend=   (or ?programme=ID)
         302 to an edge, signed once for exactly that window (/catchup/{ch}/w/{from}/{to}/...)
     GET  /startover/{ch}/master.m3u8, /timeshift/{ch}/master.m3u8?utc= (or ?offset=)
@@ -73,6 +76,7 @@ from cdn_ctl.errors import (
     PlaybackForbidden,
     RateLimited,
 )
+from cdn_ctl.frontdoor.formats import LiveFormats
 from cdn_ctl.frontdoor.guard import AddressWatch, ClientAddresses, FetchLimiter, LoginGuard
 from cdn_ctl.frontdoor.keys import KeyDelivery, Keys
 from cdn_ctl.frontdoor.listings import Listings
@@ -95,7 +99,7 @@ from cdn_ctl.metrics import CdnMetrics
 from cdn_ctl.playerlinks import PlayerLinks
 from cdn_ctl.upstream import EpgCache, LeaseKeeper, SubscriberCache
 from cdn_ctl.upstream.alerts import AlertCache
-from cdn_ctl.upstream.multicast import MulticastDirectory
+from cdn_ctl.upstream.outputs import LiveDirectory
 from cdn_ctl.web import Handler, error_response, mapped
 from headend import errors
 from headend.clock import utc_now
@@ -110,7 +114,7 @@ _VERIFIED_MAX = 65_536
 TASK_BACKOFF = Backoff(first_seconds=0.5, cap_seconds=5.0)
 # The front door's background tasks, as its supervisor names them.
 TASKS = ("epg-changes", "alerts", "lease-heartbeats", "fetch-limit-sync", "key-limit-sync",
-         "multicast")  # fmt: skip
+         "live-outputs")  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +129,7 @@ class Guards:
 # --------------------------------------------------------------------------- the face
 
 
-class FrontDoor(Timeshift, Listings, Players, Keys):
+class FrontDoor(Timeshift, LiveFormats, Listings, Players, Keys):
     """Box-facing handlers behind the box-token check (:meth:`_guarded`): the public face."""
 
     def __init__(
@@ -143,7 +147,7 @@ class FrontDoor(Timeshift, Listings, Players, Keys):
         supervisor: Supervisor | None = None,
         alerts: AlertCache | None = None,
         metrics: CdnMetrics | None = None,
-        multicast: MulticastDirectory | None = None,
+        outputs: LiveDirectory | None = None,
     ) -> None:
         self.settings = settings
         self.metrics = metrics
@@ -163,8 +167,8 @@ class FrontDoor(Timeshift, Listings, Players, Keys):
                 now=now,
             )
         self.alerts = alerts
-        # The channels' multicast groups (none without a transcode target: HLS for all).
-        self.multicast = multicast or MulticastDirectory.of(settings, metrics=metrics)
+        # The live channels' deliveries (none without a transcode target: HLS-TS for all).
+        self.outputs = outputs or LiveDirectory.of(settings, metrics=metrics)
         # The EPG's feed says when an alert changed.
         epg.on_alerts = alerts.changed
         self.http = http
@@ -233,9 +237,9 @@ class FrontDoor(Timeshift, Listings, Players, Keys):
 
     async def start(self) -> None:
         """Follow the EPG change feed and the alerts it announces, batch heartbeats and sync
-        fetch and key counts, read the multicast directory, each as a supervised task (a
+        fetch and key counts, read the live directory, each as a supervised task (a
         failure is logged, counted and restarted with backoff)."""
-        epg_changes, alerts, heartbeats, fetch_sync, key_sync, multicast = TASKS
+        epg_changes, alerts, heartbeats, fetch_sync, key_sync, outputs = TASKS
         self.supervisor.spawn(epg_changes, self.epg.watch)
         self.supervisor.spawn(alerts, self.alerts.run)
         self.supervisor.spawn(heartbeats, self.leases.run)
@@ -243,8 +247,8 @@ class FrontDoor(Timeshift, Listings, Players, Keys):
             self.supervisor.spawn(fetch_sync, self.guards.fetches.run)
         if self.keys is not None and self.keys.limiter is not None:
             self.supervisor.spawn(key_sync, self.keys.limiter.run)
-        if self.multicast is not None:
-            self.supervisor.spawn(multicast, self.multicast.run)
+        if self.outputs is not None:
+            self.supervisor.spawn(outputs, self.outputs.run)
 
     async def stop(self) -> None:
         """Stop the background tasks and close the gRPC channels."""
@@ -253,8 +257,8 @@ class FrontDoor(Timeshift, Listings, Players, Keys):
         await self.epg.close()
         await self.alerts.close()
         await self.subscriber.close()
-        if self.multicast is not None:
-            await self.multicast.close()
+        if self.outputs is not None:
+            await self.outputs.close()
 
     # ---- box token
 
@@ -343,6 +347,8 @@ class FrontDoor(Timeshift, Listings, Players, Keys):
         # The variant reload first: the hot path tries one route fewer.
         add("GET", "/live/{channel}/{rung}/{name}", mapped(self.live_variant))
         add("GET", "/live/{channel}/master.m3u8", mapped(self.live_master))
+        add("GET", "/live/{channel}/master-cmaf.m3u8", mapped(self.live_cmaf_master))
+        add("GET", "/live/{channel}/manifest.mpd", mapped(self.live_mpd))
         add("GET", "/catchup/{channel}/master.m3u8", mapped(self.catchup))
         add("GET", "/startover/{channel}/master.m3u8", mapped(self.startover))
         add("GET", "/timeshift/{channel}/master.m3u8", mapped(self.timeshift))

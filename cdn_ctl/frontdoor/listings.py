@@ -6,9 +6,11 @@ slate entry, and while an emergency alert reaches the box its entry leads the li
 replaces the programmes it covers in the guide (the guide is then cached for 30 s, not
 300, so boxes pick up its end soon). A channel the box plays from a multicast group
 (:func:`~cdn_ctl.frontdoor.policy.delivery`: its device profile lists multicast and the
-group reaches its region) is listed with the group's URL, but
-while an alert reaches the box its entry and the channels it replaces stay HLS, so a box
-that tunes to them plays the alert through the front door.
+group reaches its region) is listed with the group's URL, one it plays as CMAF-HLS or
+DASH (its profile prefers those and the channel is published as CMAF) with the front
+door's CMAF master or MPD, but while an alert reaches the box its entry and the channels
+it replaces stay MPEG-TS HLS, so a box that tunes to them plays the alert through the
+front door.
 """
 
 from __future__ import annotations
@@ -21,12 +23,19 @@ from aiohttp import web
 from cdn_ctl.boxtoken import BoxToken
 from cdn_ctl.frontdoor.playback import TOKEN, token_query
 from cdn_ctl.frontdoor.players import M3U_TYPE
-from cdn_ctl.frontdoor.policy import alert_entry, alert_programme, delivery, slate_for
+from cdn_ctl.frontdoor.policy import (
+    HLS_TS,
+    Delivery,
+    alert_entry,
+    alert_programme,
+    delivery,
+    slate_for,
+)
 from cdn_ctl.frontdoor.settings import FrontDoorSettings
 from cdn_ctl.lineup import LineupEntry, render_m3u
 from cdn_ctl.upstream import EpgCache, SubscriberCache
 from cdn_ctl.upstream.alerts import AlertCache
-from cdn_ctl.upstream.multicast import MulticastDirectory
+from cdn_ctl.upstream.outputs import LiveDirectory
 from epg.domain import Channel, Programme, rights
 from epg.xmltv import write_xmltv
 
@@ -38,7 +47,7 @@ class Listings:
     subscriber: SubscriberCache
     epg: EpgCache
     alerts: AlertCache
-    multicast: MulticastDirectory | None
+    outputs: LiveDirectory | None
     _now: Callable[[], datetime]
     _base: Callable[[web.Request], str]
 
@@ -47,21 +56,26 @@ class Listings:
         allowed = await self.subscriber.channels(box.carrier, box.subscriber)
         return [channels[c] for c in sorted(allowed) if c in channels]
 
-    def live_urls(self, box: BoxToken, channels: Iterable[Channel]) -> dict[str, str]:
-        """The channels ``box`` plays from a multicast group, with the group's URL (those
-        left out: HLS through the front door, as is every channel an emergency alert in
-        force for the box replaces: the front door switches those to the alert)."""
-        directory = self.multicast
+    def deliveries(self, box: BoxToken, channels: Iterable[Channel]) -> dict[str, Delivery]:
+        """How ``box`` plays each of ``channels`` live when not as MPEG-TS HLS (its
+        profile's choice, :func:`~cdn_ctl.frontdoor.policy.delivery`); those left out play
+        MPEG-TS HLS through the front door, as does every channel an emergency alert in
+        force for the box replaces: only that shows the alert's cut view."""
+        directory = self.outputs
         if directory is None:
             return {}
         region, profile = box.region, box.profile
         alerts = self.alerts.reaching(region, self._now())
         found = (
-            (c.id, delivery(directory.get(c.id), profile=profile, region=region).url)
+            (c.id, delivery(directory.get(c.id), profile=profile, region=region))
             for c in channels
             if not any(a.reaches(c.id, region) for a in alerts)
         )
-        return {channel: url for channel, url in found if url}
+        return {channel: how for channel, how in found if how.format != "hls-ts"}
+
+    def live_urls(self, box: BoxToken, channels: Iterable[Channel]) -> dict[str, str]:
+        """The channels ``box`` plays from a multicast group, with the group's URL."""
+        return {c: how.url for c, how in self.deliveries(box, channels).items() if how.url}
 
     async def lineup(self, request: web.Request) -> web.Response:
         """``GET /lineup.m3u``: the entitled channels as extended M3U."""
@@ -73,11 +87,11 @@ class Listings:
         emergency alert reaches the box, its entry comes first (on the first of the box's
         channels it replaces, which plays the alert)."""
         channels = await self._entitled(box)
-        direct = self.live_urls(box, channels)
+        how = self.deliveries(box, channels)
         entries = [
             LineupEntry(
                 c.id, c.number, c.name(), c.logo_url, c.group, c.catchup_days,
-                live_url=direct.get(c.id, ""),
+                live_url=how.get(c.id, HLS_TS).url, live_name=how.get(c.id, HLS_TS).name,
             )
             for c in channels
         ]  # fmt: skip

@@ -42,14 +42,14 @@ from cdn_ctl.errors import (
     PlaybackForbidden,
     UpstreamUnavailable,
 )
-from cdn_ctl.frontdoor.policy import rewrite_master
+from cdn_ctl.frontdoor.policy import CMAF_VARIANTS, LIVE_NAMES, hls_ts_only, rewrite_master
 from cdn_ctl.frontdoor.ports import Routing
 from cdn_ctl.frontdoor.profiles import count_fallback, offer_for
 from cdn_ctl.frontdoor.settings import FrontDoorSettings
 from cdn_ctl.metrics import CdnMetrics
 from cdn_ctl.upstream import EpgCache, Lease, LeaseKeeper, SubscriberCache, on_air
 from cdn_ctl.upstream.alerts import AlertCache
-from cdn_ctl.upstream.multicast import MulticastDirectory
+from cdn_ctl.upstream.outputs import LiveDirectory
 from cdn_ctl.web import redirect_response
 from epg.alerts.domain import Alert
 from epg.cues.domain import Cue
@@ -72,6 +72,8 @@ MEMO_MAX = 65_536
 ALERTS_WAIT_SECONDS = 2.0
 # A master fetched by the front door itself (not a box): unbound and short-lived.
 MASTER_URL_SECONDS = 60
+# A live channel's MPEG-TS master, below its directory.
+MASTER_NAME = LIVE_NAMES["hls-ts"]
 
 TOKEN: web.RequestKey[BoxToken] = web.RequestKey("frontdoor.token", BoxToken)
 CLIENT: web.RequestKey[str] = web.RequestKey("frontdoor.client", str)
@@ -130,7 +132,7 @@ class Playback:
     epg: EpgCache
     alerts: AlertCache
     metrics: CdnMetrics | None
-    multicast: MulticastDirectory | None
+    outputs: LiveDirectory | None
     http: aiohttp.ClientSession
     leases: LeaseKeeper
     keys: KeyDelivery | None
@@ -288,16 +290,23 @@ class Playback:
             self.routing.end(old.lease_id)
             self._remember(self._replaced, old.lease_id, lease.lease_id)
 
-    async def _master_text(self, channel: str, region: str) -> str:
-        cached = self._masters.get(channel)
+    async def _master_text(
+        self, channel: str, region: str, name: str = MASTER_NAME, *, ttl: float | None = None
+    ) -> str:
+        """The channel's ``name`` (a master, or the live MPD) as an edge serves it, fetched
+        once per ``ttl`` seconds (the master TTL unless given) per replica."""
+        key = master_key(channel, name)
+        cached = self._masters.get(key)
         clock = time.monotonic()
-        if cached is not None and clock - cached.at < self.settings.master_ttl_seconds:
+        if ttl is None:
+            ttl = self.settings.master_ttl_seconds
+        if cached is not None and clock - cached.at < ttl:
             return cached.text
         edges = self.routing.candidates(channel, region)
         scope = Scope("live", channel)
         prefix = self.routing.sign(scope, lifetime_seconds=MASTER_URL_SECONDS, client_ip=None)
         for edge in edges[:3]:
-            url = f"http://{edge.address}{prefix}{scope.path}master.m3u8"
+            url = f"http://{edge.address}{prefix}{scope.path}{name}"
             try:
                 async with self.http.get(url, timeout=aiohttp.ClientTimeout(total=3)) as resp:
                     if resp.status == 404:
@@ -316,7 +325,9 @@ class Playback:
                     extra={"edge_id": edge.edge_id, "error": type(err).__name__},
                 )
                 continue
-            self._masters[channel] = Master(text, clock)
+            if len(self._masters) >= MEMO_MAX:
+                self._masters.clear()
+            self._masters[key] = Master(text, clock)
             return text
         raise UpstreamUnavailable("no edge answered for this channel", reason="no_edge")
 
@@ -338,16 +349,23 @@ class Playback:
         return redirect_response(self._routed(request, box, scope, rest, lease))
 
     async def live_master(self, request: web.Request) -> web.Response:
-        """``GET /live/{ch}/master.m3u8``: entitlement, blackout, lease, then the master
-        with the rungs the box's device profile plays (:mod:`.rungs`)."""
+        """``GET /live/{ch}/master.m3u8``: entitlement, blackout, lease, then the MPEG-TS
+        master with the rungs the box's device profile plays (:mod:`.rungs`)."""
         box = request[TOKEN]
         channel = self._channel(request)
         now = self._now()
         await self._require(box, channel)
         await self._check_airing(channel, box.region, now)
-        master = await self._master_text(channel, box.region)
+        count_fallback(box, channel, directory=self.outputs, metrics=self.metrics)
+        return await self._serve_master(request, box, channel, MASTER_NAME)
+
+    async def _serve_master(
+        self, request: web.Request, box: BoxToken, channel: str, name: str
+    ) -> web.Response:
+        """The checked box's master ``name`` of ``channel``: its rungs for the box's profile,
+        variant URIs back here with the lease (started or kept)."""
+        master = await self._master_text(channel, box.region, name)
         text = offer_for(master, box, channel=channel, kind="live", metrics=self.metrics).text
-        count_fallback(box, channel, directory=self.multicast, metrics=self.metrics)
         lease = await self._lease(box, channel, lease_param(request.query))
         query = f"{LEASE_PARAM}={lease}"
         extra = token_query(request)
@@ -377,6 +395,8 @@ class Playback:
         lease = await self._lease(box, channel, held)
         await self.alerts.ready(ALERTS_WAIT_SECONDS)
         scope = self._live_scope(channel, box.region, now, blacked)
+        if scope.cut is not None and name in CMAF_VARIANTS:
+            raise hls_ts_only(channel, "picture_switched")  # cut views are MPEG-TS only
         return self._redirect(request, box, scope, f"{rung}/{name}", lease)
 
     async def _window_cut(
@@ -419,6 +439,11 @@ class Playback:
         if self.keys is not None:
             await self.keys.ended(box.mac, held)
         return web.Response(status=204)
+
+
+def master_key(channel: str, name: str = MASTER_NAME) -> str:
+    """Where a replica holds the channel's ``name`` (a master, the MPD) it fetched."""
+    return f"{channel}/{name}"
 
 
 def alert_cut(alert: Alert) -> Cut:

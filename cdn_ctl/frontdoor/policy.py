@@ -1,6 +1,7 @@
 """Pure front door rules: the guide's slate and alert entries, the lineup's alert entry,
-how a box plays a channel live (its multicast group or HLS, by its device profile and
-region), the served master, the catch-up window a box asks for, and the access log line."""
+how a box plays a channel live (its multicast group, CMAF-HLS, DASH or MPEG-TS HLS, by its
+device profile and region), the served master and MPD, the catch-up window a box asks
+for, and the access log line."""
 
 from __future__ import annotations
 
@@ -9,23 +10,28 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from xml.sax.saxutils import escape
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
-from cdn_ctl.errors import BadPlayRequest
+from cdn_ctl.errors import BadPlayRequest, FormatUnavailable, UpstreamUnavailable
 from cdn_ctl.lineup import LineupEntry
 from epg.alerts.domain import Alert
 from epg.domain import Programme, Text
 from headend.regions import covers
 from subscriber.domain import DeliveryFormat, DeviceProfile
-from transcode.outputs import MulticastOutput
+from transcode.names import CMAF_IFRAMES, CMAF_MASTER, CMAF_PLAYLIST, MPD_NAME
+from transcode.outputs import LiveOutput
 
 SLATE_TITLE = "Not available in your region"
 # The lineup group and guide category of an emergency alert, and a drill's mark.
 ALERT_GROUP = "Emergency"
 DRILL_MARK = "[DRILL 演习] "
 _URI_ATTR = re.compile(r'URI="([^"]*)"')
+# An MPD's root element (its attribute values never hold ">"), within the head of the text.
+_MPD_START = re.compile(r"<MPD\s[^>]*>")
+_MPD_HEAD = 4096
 _PATHWAY = re.compile(r'PATHWAY-ID="[^"]*",?')
 _AUDIO_MEDIA = "#EXT-X-MEDIA:TYPE=AUDIO,"
 _DEFAULT_ATTR = re.compile(r"DEFAULT=(?:YES|NO)")
@@ -62,35 +68,66 @@ def alert_entry(alert: Alert, channel_id: str) -> LineupEntry:
     return LineupEntry(channel_id, 0, alert_title(alert), "", ALERT_GROUP, 0)
 
 
-# What a channel offers live, whatever the box: MPEG-TS HLS through the front door (live
-# CMAF and DASH come later; VOD does not pass the front door).
-LIVE_FORMATS: tuple[DeliveryFormat, ...] = ("hls-ts",)
-# The format a box gets when its profile lists none the channel offers.
+# What every live channel offers: MPEG-TS HLS (also the format a box gets when its
+# profile lists none the channel offers); one published as CMAF also offers these.
+HLS_TS_ONLY: tuple[DeliveryFormat, ...] = ("hls-ts",)
+CMAF_FORMATS: tuple[DeliveryFormat, ...] = ("hls-ts", "hls-cmaf", "dash")
 FALLBACK_FORMAT: DeliveryFormat = "hls-ts"
+# The front door's live URL of each unicast format, below ``/live/{channel}/``.
+LIVE_NAMES: dict[DeliveryFormat, str] = {
+    "hls-ts": "master.m3u8",
+    "hls-cmaf": CMAF_MASTER,
+    "dash": MPD_NAME,
+}
+
+
+# A CMAF track's variant playlists (the other live variant names are MPEG-TS).
+CMAF_VARIANTS = frozenset({CMAF_PLAYLIST, CMAF_IFRAMES})
+# Why a box may not have a channel as CMAF-HLS or DASH, by reason.
+_HLS_TS_ONLY = {
+    "format_not_offered": "this channel is not published as CMAF",
+    "picture_switched": "this channel's picture is switched (an emergency alert or a"
+    " blackout), which only its MPEG-TS HLS master shows",
+}
+
+
+def hls_ts_only(channel: str, reason: str) -> FormatUnavailable:
+    """The refusal of a CMAF-HLS or DASH request for ``reason`` (a key of the rule above),
+    naming the channel's MPEG-TS master, which plays."""
+    hls = f"/live/{channel}/{LIVE_NAMES['hls-ts']}"
+    return FormatUnavailable(f"{_HLS_TS_ONLY[reason]}: play {hls}", reason=reason, hls=hls)
+
+
+def offered(output: LiveOutput | None) -> tuple[DeliveryFormat, ...]:
+    """The unicast formats a channel with ``output`` offers live: CMAF-HLS and DASH while
+    it runs published as CMAF, MPEG-TS HLS always (before the directory's first read too)."""
+    if output is not None and output.running and output.cmaf:
+        return CMAF_FORMATS
+    return HLS_TS_ONLY
 
 
 @dataclass(frozen=True, slots=True)
 class Delivery:
-    """How a box plays a channel live: ``format``, the multicast group's ``url`` ("" for the
-    front door's HLS master), and ``fallback``, the reason it got HLS-TS though its profile
-    lists no format the channel offers it (``"{format}_not_offered"`` naming the profile's
-    first; "" when it got one it lists)."""
+    """How a box plays a channel live: ``format``, the multicast group's ``url`` ("" for a
+    front door URL: :attr:`name` below ``/live/{channel}/``), and ``fallback``, the reason it
+    got HLS-TS though its profile lists no format the channel offers it
+    (``"{format}_not_offered"`` naming the profile's first; "" when it got one it lists)."""
 
     format: DeliveryFormat
     url: str = ""
     fallback: str = ""
 
+    @property
+    def name(self) -> str:
+        """The front door's live URL's last part (master.m3u8, master-cmaf.m3u8,
+        manifest.mpd); "" for a multicast group."""
+        return LIVE_NAMES.get(self.format, "")
+
 
 HLS_TS = Delivery("hls-ts")
 
 
-def delivery(
-    output: MulticastOutput | None,
-    *,
-    profile: DeviceProfile,
-    region: str,
-    offered: tuple[DeliveryFormat, ...] = LIVE_FORMATS,
-) -> Delivery:
+def delivery(output: LiveOutput | None, *, profile: DeviceProfile, region: str) -> Delivery:
     """How a box in ``region`` with device ``profile`` plays a channel live.
 
     The one rule deciding the delivery for a box and a channel: every answer that names a
@@ -103,21 +140,25 @@ def delivery(
       while HLS plays everywhere. It wins over the profile's unicast formats wherever it
       lists it: a group carries a channel once for every box on the network. A profile
       without ``multicast`` (the platform's too) never gets a group.
-    - Else the first of the profile's formats the channel ``offered`` (most preferred
+    - Else the first of the profile's formats the channel :func:`offered` (most preferred
       first); else HLS-TS with ``fallback`` set: a box whose profile lists only formats
-      live does not have (``dash``, ``hls-cmaf``; ``multicast`` out of a group's reach)
-      still gets the one thing live is, rather than a refusal that plays nothing."""
+      the channel does not have (``dash``, ``hls-cmaf`` of a channel not published as
+      CMAF; ``multicast`` out of a group's reach) still gets the one thing every channel
+      is, rather than a refusal that plays nothing."""
     formats = profile.formats
+    multicast = output.multicast if output is not None else None
     if (
         "multicast" in formats
         and output is not None
+        and multicast is not None
         and output.running
         and region
-        and any(covers(area, region) for area in output.multicast.regions)
+        and any(covers(area, region) for area in multicast.regions)
     ):
-        return Delivery("multicast", output.url)
+        return Delivery("multicast", multicast.url)
+    live = offered(output)
     for fmt in formats:
-        if fmt in offered:
+        if fmt in live:
             return HLS_TS if fmt == "hls-ts" else Delivery(fmt)
     first = formats[0] if formats else FALLBACK_FORMAT
     return Delivery(FALLBACK_FORMAT, "", f"{first}_not_offered")
@@ -166,6 +207,19 @@ def rewrite_master(text: str, *, query: str, audio_language: str = "") -> str:
             line = _with_query(line.strip(), query)
         out.append(line)
     return "\n".join(out) + "\n"
+
+
+def rewrite_mpd(text: str, *, base_url: str, location: str) -> str:
+    """An edge's live MPD as the front door serves a box: with a ``BaseURL`` (the lease's
+    edge, signed: segments resolve there) and a ``Location`` (the front door again, with
+    the lease: every reload comes back, as HLS variant reloads do) first in the ``MPD``
+    element, where ISO/IEC 23009-1 puts them. Anything but an MPD element is an
+    ``UpstreamUnavailable``: the front door never hands a box a document it cannot read."""
+    match = _MPD_START.search(text, 0, _MPD_HEAD)
+    if match is None or "<BaseURL" in text or "<Location" in text:
+        raise UpstreamUnavailable("the edge's MPD was not one to serve", reason="bad_manifest")
+    head = f"\n<BaseURL>{escape(base_url)}</BaseURL>\n<Location>{escape(location)}</Location>"
+    return text[: match.end()] + head + text[match.end() :]
 
 
 def epoch(query: Mapping[str, str], name: str) -> datetime:

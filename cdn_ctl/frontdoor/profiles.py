@@ -16,7 +16,7 @@ from cdn_ctl.boxtoken import BoxToken, profile_claim
 from cdn_ctl.frontdoor.policy import delivery
 from cdn_ctl.frontdoor.rungs import Offer, offer
 from cdn_ctl.metrics import CdnMetrics
-from cdn_ctl.upstream.multicast import MulticastDirectory
+from cdn_ctl.upstream.outputs import LiveDirectory
 
 log = logging.getLogger("cdn_ctl.frontdoor.app")
 
@@ -47,7 +47,7 @@ def count_fallback(
     box: BoxToken,
     channel: str,
     *,
-    directory: MulticastDirectory | None,
+    directory: LiveDirectory | None,
     metrics: CdnMetrics | None,
 ) -> None:
     """Count (and log) a live master served as HLS-TS to a box whose profile lists no

@@ -48,6 +48,7 @@ from cdn_ctl.frontdoor.playback import (
     TOKEN,
     Playback,
     log,
+    master_key,
 )
 from cdn_ctl.frontdoor.policy import epoch, seconds
 from cdn_ctl.frontdoor.profiles import offer_for
@@ -153,7 +154,7 @@ class Timeshift(Playback):
         have a rung the box's profile leaves out? Never fetched for this (a catch-up
         grant reaches nothing outside its window): without a copy, a height cap is taken
         to matter and a codec rule alone not (no HEVC rung has been seen)."""
-        held = self._masters.get(channel)
+        held = self._masters.get(master_key(channel))
         if held is None:
             return bool(box.profile.max_height)
         return offer(held.text, box.profile).dropped > 0

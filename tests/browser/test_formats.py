@@ -2,7 +2,9 @@
 ``manifest.mpd`` and hls.js its ``master.m3u8`` (EXT-X-MAP), both in headless Chromium,
 from a real origin (``transcode.origin`` on a port) serving what the packager published.
 The same for a live channel packaged as CMAF too: dash.js plays its dynamic MPD and hls.js
-its ``master-cmaf.m3u8`` while the channel runs (``transcode.live.cmaf``)."""
+its ``master-cmaf.m3u8`` while the channel runs (``transcode.live.cmaf``), from the origin
+and, as a box does, through the whole platform: the front door (token, lease, the MPD's
+signed BaseURL and its Location back) and the nginx edges."""
 
 from __future__ import annotations
 
@@ -20,7 +22,8 @@ from playwright.async_api import TimeoutError as PlaywrightTimeout
 
 from headend.redisconn import RedisSettings, connect
 from headend.redisproc import RedisServer
-from tests.support.browser import PLAYER_PREFIX, POLL_MS, ROOT, player
+from tests.support.browser import PLAYER_PREFIX, POLL_MS, ROOT, box_token, player
+from tests.support.journey import Stack, build_stack
 from tests.support.live import Feed, live_channel, live_rig
 from tests.support.media import ffmpeg, tiny_profile
 from transcode.jobs import PackageFormat
@@ -199,3 +202,59 @@ async def test_hls_js_plays_a_live_cmaf_channels_master(browser: Browser, live_o
     assert report.frames >= 20 * PLAY_SECONDS
     assert report.audio_fragments
     assert all(url.endswith(".m4s") and "/audio/" in url for url in report.audio_fragments)
+
+
+# ------------------------------------------------------------------- through the platform
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def cmaf_stack(
+    redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Stack]:
+    """The whole platform, its live channel published as CMAF too."""
+    async with build_stack(redis_server.url, tmp_path_factory.mktemp("cmafstack"), cmaf=True) as up:
+        yield up
+
+
+async def test_dash_js_plays_live_dash_through_the_front_door(
+    browser: Browser, cmaf_stack: Stack
+) -> None:
+    token = await box_token(cmaf_stack.url, cmaf_stack.world.boxes["c1"])
+    mpd = f"{cmaf_stack.url}/live/{cmaf_stack.channel}/manifest.mpd"
+    async with dash_page(browser, cmaf_stack.url) as page:
+        requested: list[str] = []
+        page.on("request", lambda request: requested.append(request.url))
+        # A player without headers: the token in the query, which the MPD's Location keeps.
+        await page.evaluate("(src) => play(src)", f"{mpd}?token={token}")
+        report = await _dash_until(page, f"r => r.errors.length > 0 || r.played > {PLAY_SECONDS}")
+    assert report.errors == (), report
+    assert report.played_seconds > PLAY_SECONDS
+    assert report.frames >= 20 * PLAY_SECONDS
+    assert _kinds(report.fragments) == {"video", "audio"}
+    # Every segment from an edge, under a signed path; every MPD reload back at the front
+    # door with the lease the first one started (one stream).
+    assert all("/t/" in f["url"] for f in report.fragments), report.fragments
+    reloads = [url for url in requested if url.startswith(mpd)]
+    assert len(reloads) >= PLAY_SECONDS // 2 // 2, reloads
+    leases = {url.partition("lease_id=")[2].partition("&")[0] for url in reloads[1:]}
+    assert len(leases) == 1
+    assert leases != {""}
+
+
+async def test_hls_js_plays_live_cmaf_hls_through_the_front_door(
+    browser: Browser, cmaf_stack: Stack
+) -> None:
+    token = await box_token(cmaf_stack.url, cmaf_stack.world.boxes["c1"])
+    async with player(browser, cmaf_stack.url) as page:
+        await page.play(
+            f"{cmaf_stack.url}/live/{cmaf_stack.channel}/master-cmaf.m3u8", token,
+            authorise=[cmaf_stack.url],
+        )  # fmt: skip
+        report = await page.until(
+            f"r => r.fatal !== null || r.played > {PLAY_SECONDS}", timeout_seconds=WAIT_SECONDS
+        )
+    assert report.fatal is None, "\n".join(page.console)
+    assert report.played_seconds > PLAY_SECONDS
+    assert report.frames >= 20 * PLAY_SECONDS
+    assert report.audio_fragments
+    assert all(url.endswith(".m4s") and "/t/" in url for url in report.audio_fragments)

@@ -10,7 +10,6 @@ import base64
 import json
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -19,7 +18,6 @@ import jwt
 import pytest
 import redis.asyncio as aioredis
 from aiohttp import web
-from aiohttp.test_utils import TestServer
 
 from cdn_ctl.boxtoken import (
     BoxTokenInvalid,
@@ -27,37 +25,23 @@ from cdn_ctl.boxtoken import (
     parse_profile_claim,
     profile_claim,
 )
-from cdn_ctl.frontdoor.app import FrontDoor, create_box_app
 from cdn_ctl.frontdoor.policy import Delivery, delivery
 from cdn_ctl.frontdoor.rungs import absolute_master, offer
-from cdn_ctl.metrics import CdnMetrics
-from cdn_ctl.playerlinks import PlayerLinks
 from cdn_ctl.signing import KeyRing, verify_path
 from cdn_ctl.sim.stb import SetTopBox
-from cdn_ctl.upstream import EpgCache, SubscriberCache
-from headend.auth import KeyStore, Principal
-from headend.rpc import RpcServer, RpcSettings
-from headend.seed import World
-from subscriber.client import SubscriberClient
 from subscriber.domain import PLATFORM_PROFILE, DeliveryFormat, DeviceProfile, VideoCodec
-from tests.support.cdn import EdgeFactory, FakeOrigin, two_region_routing
+from tests.support.cdn import EdgeFactory, FakeOrigin
+from tests.support.frontdoor_rig import Door, control_service, front_door
 from tests.support.world import (
     CARRIER,
     LIVE,
     OTHER_REGION,
     REGION,
     SESSION_KEY,
-    Services,
-    frontdoor_settings,
-    seed_world,
-    start_services,
 )
-from transcode.client import TranscodeClient
 from transcode.domain import Multicast
-from transcode.farm import ChannelIntents
-from transcode.outputs import MulticastOutput
-from transcode.server import create_server as create_transcode
-from transcode.settings import ControlSettings, QueueSettings
+from transcode.jobs import PackageFormat
+from transcode.outputs import LiveOutput
 
 PROVINCE = REGION[:2] + "0000"
 NEWS_GROUP = Multicast("239.10.0.1", 5000, regions=(PROVINCE,))
@@ -269,8 +253,12 @@ def test_absolute_master_resolves_relative_uris_only() -> None:
 # --------------------------------------------------------------------------- the delivery
 
 
-def _group(running: bool = True) -> MulticastOutput:
-    return MulticastOutput(LIVE, NEWS_GROUP, running)
+def _group(running: bool = True, formats: tuple[PackageFormat, ...] = ()) -> LiveOutput:
+    return LiveOutput(LIVE, NEWS_GROUP, running, formats)
+
+
+def _cmaf(running: bool = True) -> LiveOutput:
+    return LiveOutput(LIVE, None, running, (PackageFormat.CMAF,))
 
 
 @pytest.mark.parametrize(
@@ -294,10 +282,22 @@ def _group(running: bool = True) -> MulticastOutput:
         pytest.param(_group(), ("multicast",), OTHER_REGION,
                      Delivery("hls-ts", "", "multicast_not_offered"),
                      id="multicast-only-out-of-reach"),
+        pytest.param(_cmaf(), ("dash", "hls-cmaf", "hls-ts"), REGION, Delivery("dash"),
+                     id="cmaf-channel-profiles-first"),
+        pytest.param(_cmaf(), ("hls-cmaf", "dash"), REGION, Delivery("hls-cmaf"),
+                     id="cmaf-channel-cmaf-hls"),
+        pytest.param(_cmaf(running=False), ("dash",), REGION,
+                     Delivery("hls-ts", "", "dash_not_offered"), id="stopped-cmaf-channel"),
+        pytest.param(_group(formats=(PackageFormat.CMAF,)), ("multicast", "dash"), REGION,
+                     Delivery("multicast", NEWS_URL), id="multicast-beats-dash"),
+        pytest.param(_group(formats=(PackageFormat.CMAF,)), ("multicast", "dash"), OTHER_REGION,
+                     Delivery("dash"), id="dash-out-of-the-groups-reach"),
+        pytest.param(_group(), ("dash", "hls-ts"), REGION, Delivery("hls-ts"),
+                     id="ts-only-channel-next-format"),
     ],
 )  # fmt: skip
 def test_one_rule_decides_the_delivery(
-    output: MulticastOutput | None,
+    output: LiveOutput | None,
     formats: tuple[DeliveryFormat, ...],
     region: str,
     answer: Delivery,
@@ -305,10 +305,10 @@ def test_one_rule_decides_the_delivery(
     assert delivery(output, profile=_profile(formats), region=region) == answer
 
 
-def test_a_channel_offering_a_format_gives_the_profiles_first() -> None:
-    profile = _profile(("dash", "hls-cmaf", "hls-ts"))
-    got = delivery(None, profile=profile, region=REGION, offered=("hls-cmaf", "hls-ts"))
-    assert got == Delivery("hls-cmaf")
+def test_each_unicast_delivery_names_its_front_door_url() -> None:
+    names = {fmt: Delivery(fmt).name for fmt in ("hls-ts", "hls-cmaf", "dash", "multicast")}
+    assert names == {"hls-ts": "master.m3u8", "hls-cmaf": "master-cmaf.m3u8",
+                     "dash": "manifest.mpd", "multicast": ""}  # fmt: skip
 
 
 # ------------------------------------------------------------------------ the front door
@@ -334,115 +334,24 @@ class LadderOrigin(FakeOrigin):
         return await super()._handle(request)
 
 
-@dataclass
-class Door:
-    url: str
-    frontdoor: FrontDoor
-    world: World
-    services: Services
-    metrics: CdnMetrics
-    origin: LadderOrigin
-
-    def box(self, label: str, http: aiohttp.ClientSession) -> SetTopBox:
-        b = self.world.boxes[label]
-        return SetTopBox(http, self.url, mac=b.mac, secret=b.secret)
-
-    async def define(self, profile: DeviceProfile) -> None:
-        """The carrier's profile for the test boxes' model ("sim"), replacing the last."""
-        async with SubscriberClient(
-            self.services.subscriber_target, self.services.api_key
-        ) as client:
-            await client.define_device_profile(
-                DeviceProfile(CARRIER, "sim", "", ("sim",), profile.formats, profile.codecs,
-                              profile.max_height)
-            )  # fmt: skip
-
-    async def undefine(self) -> None:
-        """No profile names the model: its boxes get the platform's."""
-        async with SubscriberClient(
-            self.services.subscriber_target, self.services.api_key
-        ) as client:
-            await client.delete_device_profile(CARRIER, "sim")
-
-    def count(self, name: str, **labels: str) -> float:
-        return self.metrics.registry.get_sample_value(name, labels) or 0.0
-
-
 @pytest.fixture
 async def transcode(redis: aioredis.Redis, tmp_path: Path) -> AsyncIterator[str]:
-    """Transcode's control service (channels kept in Redis, no node runs them): news with a
-    multicast group for the boxes' province."""
-    keys = KeyStore(redis)
-    _, admin = await keys.create(Principal("admin"))
-    settings = ControlSettings(
-        rpc=RpcSettings(port=0, grace_seconds=0),
-        redis_url="unused://",
-        origin_root=tmp_path / "origin",
-        queue=QueueSettings(),
-    )
-    channels = ChannelIntents(redis, stop_wait_seconds=0.2)
-    server: RpcServer
-    server, port = await create_transcode(settings, redis=redis, keys=keys, channels=channels)
-    target = f"127.0.0.1:{port}"
-    try:
-        async with TranscodeClient(target, admin) as client:
-            await client.start_channel(LIVE, "udp://239.9.9.9:5000", multicast=NEWS_GROUP)
-        yield target
-    finally:
-        await server.stop(0)
+    """Transcode's control service: news with a multicast group for the boxes' province."""
+    async with control_service(redis, tmp_path, {LIVE: {"multicast": NEWS_GROUP}}) as control:
+        yield control.target
 
 
 @pytest.fixture
 async def door(
     redis: aioredis.Redis, edges: EdgeFactory, ring: KeyRing, transcode: str
-) -> AsyncIterator[Door]:
-    """A front door (background tasks off: no alerts; the multicast directory read once)
-    routing to one nginx edge in front of :class:`LadderOrigin`, player links on."""
-    origin = LadderOrigin()
-    await origin.start()
-    services = await start_services(redis)
-    metrics = CdnMetrics()
-    try:
-        world = await seed_world(services.epg_target, services.subscriber_target, services.api_key)
-        edge = await edges("v1", upstream=origin.address)
-        _, routing = two_region_routing(edge.config.listen_port, ring)
-        settings = frontdoor_settings(services, transcode_target=transcode)
-        async with aiohttp.ClientSession() as http:
-            frontdoor = FrontDoor(
-                settings,
-                routing=routing,
-                subscriber=SubscriberCache(
-                    services.subscriber_target, services.api_key, entitlement_ttl_seconds=10.0
-                ),
-                epg=EpgCache(services.epg_target, services.api_key),
-                http=http,
-                links=PlayerLinks(redis),
-                metrics=metrics,
-            )
-            frontdoor.alerts.hold([])
-            server = TestServer(create_box_app(frontdoor), host="127.0.0.1")
-            try:
-                assert frontdoor.multicast is not None
-                assert await frontdoor.multicast.refresh()
-                await server.start_server()
-                url = str(server.make_url("")).rstrip("/")
-                yield Door(url, frontdoor, world, services, metrics, origin)
-            finally:
-                await server.close()
-                await frontdoor.stop()
-    finally:
-        await services.stop()
-        await origin.stop()
-
-
-async def _logged_in(door: Door, http: aiohttp.ClientSession, label: str) -> SetTopBox:
-    box = door.box(label, http)
-    await box.login()
-    return box
+) -> AsyncIterator[Door[LadderOrigin]]:
+    """The front door rig (:mod:`tests.support.frontdoor_rig`) before :class:`LadderOrigin`."""
+    async with front_door(redis, edges, ring, origin=LadderOrigin(), transcode=transcode) as up:
+        yield up
 
 
 async def _catchup(
-    http: aiohttp.ClientSession, door: Door, box: SetTopBox
+    http: aiohttp.ClientSession, door: Door[LadderOrigin], box: SetTopBox
 ) -> aiohttp.ClientResponse:
     now = datetime.now(UTC).replace(microsecond=0)
     start, stop = now - timedelta(minutes=30), now - timedelta(minutes=20)
@@ -455,11 +364,11 @@ async def _catchup(
 
 
 async def test_a_capped_box_gets_no_taller_rungs_live_or_in_catchup(
-    door: Door, ring: KeyRing
+    door: Door[LadderOrigin], ring: KeyRing
 ) -> None:
     await door.define(_profile(max_height=720))
     async with aiohttp.ClientSession() as http:
-        capped = await _logged_in(door, http, "b1")
+        capped = await door.logged_in(http, "b1")
         lease, _, live = await capped.open_master(LIVE)
         assert _rungs(live) == {"720p", "360p"}
         assert f"720p/index.m3u8?lease_id={lease}" in live
@@ -488,12 +397,12 @@ async def test_a_capped_box_gets_no_taller_rungs_live_or_in_catchup(
 
 
 async def test_a_window_master_the_edge_will_not_give_is_the_plain_302(
-    door: Door, caplog: pytest.LogCaptureFixture
+    door: Door[LadderOrigin], caplog: pytest.LogCaptureFixture
 ) -> None:
     await door.define(_profile(max_height=720))
     door.origin.windows_down = True
     async with aiohttp.ClientSession() as http:
-        capped = await _logged_in(door, http, "b1")
+        capped = await door.logged_in(http, "b1")
         async with await _catchup(http, door, capped) as resp:
             assert resp.status == 302
             location = resp.headers["Location"]
@@ -506,10 +415,10 @@ async def test_a_window_master_the_edge_will_not_give_is_the_plain_302(
 
 
 async def test_the_platform_profile_gets_every_h264_rung_and_a_decoder_of_all_a_302(
-    door: Door,
+    door: Door[LadderOrigin],
 ) -> None:
     async with aiohttp.ClientSession() as http:
-        platform = await _logged_in(door, http, "b1")
+        platform = await door.logged_in(http, "b1")
         lease, _, live = await platform.open_master(LIVE)
         assert _rungs(live) == H264_RUNGS
         await platform.stop(lease)
@@ -518,7 +427,7 @@ async def test_the_platform_profile_gets_every_h264_rung_and_a_decoder_of_all_a_
             assert resp.status == 200
             assert _rungs(await resp.text()) == H264_RUNGS
         await door.define(_profile(codecs=("h264", "hevc")))
-        everything = await _logged_in(door, http, "c1")
+        everything = await door.logged_in(http, "c1")
         lease, _, live = await everything.open_master(LIVE)
         assert _rungs(live) == ALL_RUNGS
         await everything.stop(lease)
@@ -529,21 +438,25 @@ async def test_the_platform_profile_gets_every_h264_rung_and_a_decoder_of_all_a_
     assert door.count("cdn_profile_masters_total", kind="catchup", change="filtered") == 1
 
 
-async def test_a_box_too_small_for_every_rung_gets_the_lowest(door: Door) -> None:
+async def test_a_box_too_small_for_every_rung_gets_the_lowest(door: Door[LadderOrigin]) -> None:
     await door.define(_profile(max_height=144))
     async with aiohttp.ClientSession() as http:
-        tiny = await _logged_in(door, http, "b1")
+        tiny = await door.logged_in(http, "b1")
         _, _, live = await tiny.open_master(LIVE)
     assert _rungs(live) == {"360p"}
     assert door.count("cdn_profile_masters_total", kind="live", change="lowest_only") == 1
 
 
-async def _lineup(door: Door, http: aiohttp.ClientSession, label: str) -> dict[str, str]:
-    box = await _logged_in(door, http, label)
+async def _lineup(
+    door: Door[LadderOrigin], http: aiohttp.ClientSession, label: str
+) -> dict[str, str]:
+    box = await door.logged_in(http, label)
     return {c.channel_id: c.url for c in await box.lineup()}
 
 
-async def test_only_a_multicast_profile_gets_the_group_in_a_covered_region(door: Door) -> None:
+async def test_only_a_multicast_profile_gets_the_group_in_a_covered_region(
+    door: Door[LadderOrigin],
+) -> None:
     async with aiohttp.ClientSession() as http:
         platform = await _lineup(door, http, "a2")  # REGION, no profile: the platform's
         await door.define(_profile(("multicast", "hls-ts")))
@@ -557,11 +470,11 @@ async def test_only_a_multicast_profile_gets_the_group_in_a_covered_region(door:
 
 
 async def test_a_profile_of_formats_live_does_not_have_falls_back_and_is_counted(
-    door: Door,
+    door: Door[LadderOrigin],
 ) -> None:
     await door.define(_profile(("dash",)))
     async with aiohttp.ClientSession() as http:
-        dash = await _logged_in(door, http, "b1")
+        dash = await door.logged_in(http, "b1")
         assert {c.channel_id: c.url for c in await dash.lineup()}[LIVE].startswith(
             f"{door.url}/live/{LIVE}/master.m3u8"
         )
@@ -569,7 +482,7 @@ async def test_a_profile_of_formats_live_does_not_have_falls_back_and_is_counted
         assert _rungs(live) == H264_RUNGS  # HLS-TS, the one thing live is
         await dash.stop(lease)
         await door.define(_profile(("multicast",)))
-        out_of_reach = await _logged_in(door, http, "c1")  # REGION: the group reaches it
+        out_of_reach = await door.logged_in(http, "c1")  # REGION: the group reaches it
         lease, _, _ = await out_of_reach.open_master(LIVE)
         await out_of_reach.stop(lease)
     assert door.count("cdn_profile_fallbacks_total", reason="dash_not_offered") == 1
@@ -577,7 +490,9 @@ async def test_a_profile_of_formats_live_does_not_have_falls_back_and_is_counted
     assert door.count("cdn_profile_fallbacks_total", reason="multicast_not_offered") == 0
 
 
-async def test_a_token_minted_before_profiles_plays_as_the_platform(door: Door) -> None:
+async def test_a_token_minted_before_profiles_plays_as_the_platform(
+    door: Door[LadderOrigin],
+) -> None:
     await door.define(_profile(max_height=360))
     b = door.world.boxes["b1"]
     now = int(time.time())
@@ -596,10 +511,10 @@ async def test_a_token_minted_before_profiles_plays_as_the_platform(door: Door) 
         assert _rungs(await resp.text()) == H264_RUNGS
 
 
-async def test_a_forged_profile_is_refused_like_any_forged_token(door: Door) -> None:
+async def test_a_forged_profile_is_refused_like_any_forged_token(door: Door[LadderOrigin]) -> None:
     await door.define(_profile(max_height=360))
     async with aiohttp.ClientSession() as http:
-        capped = await _logged_in(door, http, "b1")
+        capped = await door.logged_in(http, "b1")
         for token in (
             _with_claim(capped.token, "t.ah.0"),
             jwt.encode({"dp": "t.a.0"}, SESSION_KEY, algorithm="HS256", headers={"kid": "s1"}),
@@ -613,10 +528,10 @@ async def test_a_forged_profile_is_refused_like_any_forged_token(door: Door) -> 
     assert door.count("cdn_profile_masters_total", kind="live", change="filtered") == 0
 
 
-async def test_a_player_link_plays_as_its_box(door: Door) -> None:
+async def test_a_player_link_plays_as_its_box(door: Door[LadderOrigin]) -> None:
     await door.define(_profile(("multicast", "hls-ts"), max_height=720))
     async with aiohttp.ClientSession() as http:
-        box = await _logged_in(door, http, "a1")
+        box = await door.logged_in(http, "a1")
         async with http.post(
             f"{door.url}/api/player-link", headers={"Authorization": f"Bearer {box.token}"}
         ) as resp:

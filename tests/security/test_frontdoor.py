@@ -34,6 +34,10 @@ BOX_PATHS = [
     "/guide.xml.gz",
     f"/live/{LIVE}/master.m3u8",
     f"/live/{LIVE}/180p/index.m3u8?lease_id=0123456789abcdef",
+    f"/live/{LIVE}/master-cmaf.m3u8",
+    f"/live/{LIVE}/manifest.mpd",
+    f"/live/{LIVE}/manifest.mpd?lease_id=0123456789abcdef",
+    f"/live/{LIVE}/180p/cmaf.m3u8?lease_id=0123456789abcdef",
     f"/catchup/{LIVE}/master.m3u8?utc=1700000000&utcend=1700003600",
     f"/keys/{LIVE}/{'0' * 32}",
     f"/keys/asset/film-001/{'0' * 32}",
@@ -469,6 +473,13 @@ async def test_an_unverified_query_token_is_never_copied(platform: Platform) -> 
             id="long-programme",
         ),
         pytest.param("/live/%0d%0aX/master.m3u8", "bad_channel", id="crlf-channel"),
+        pytest.param("/live/%0d%0aX/manifest.mpd", "bad_channel", id="mpd-crlf-channel"),
+        pytest.param("/live/%2E%2E/master-cmaf.m3u8", "", id="cmaf-dots-channel"),
+        # The platform's channel is MPEG-TS only: no lease, its HLS master named.
+        pytest.param(f"/live/{LIVE}/manifest.mpd", "format_not_offered", id="mpd-not-cmaf"),
+        pytest.param(
+            f"/live/{LIVE}/master-cmaf.m3u8", "format_not_offered", id="cmaf-master-not-cmaf"
+        ),
         pytest.param("/startover/%0d%0aX/master.m3u8", "bad_channel", id="startover-crlf"),
         pytest.param(
             f"/timeshift/{LIVE}/master.m3u8?offset=%C2%B2", "bad_window", id="offset-unicode-digit"

@@ -51,6 +51,7 @@ from tests.support.world import (
 from transcode.alertcards import AlertCardSettings
 from transcode.archive import ArchiveIndex
 from transcode.client import TranscodeClient
+from transcode.jobs import PackageFormat
 from transcode.live import LiveManager
 from transcode.live.encryption import live_encryption
 from transcode.origin import start_origin
@@ -107,6 +108,7 @@ async def build_stack(
     multilingual: Path | None = None,
     console: bool = False,
     emergency: bool = False,
+    cmaf: bool = False,
 ) -> AsyncIterator[Stack]:
     """Start everything (torn down in reverse order, also when a step fails); the CDN
     faces run as the real :class:`cdn_ctl.server.RoutingProcess` (``door`` overrides
@@ -118,7 +120,8 @@ async def build_stack(
     too, in front of every service; ``emergency``: a second live channel, the emergency
     feed :data:`EMERGENCY` (SMPTE bars, the same ladder and segments), also the front
     door's blackout slate, two keys of an emergency agency, and the farm reading the
-    EPG's alerts and cues with its playback key)."""
+    EPG's alerts and cues with its playback key; ``cmaf``: the live channel is published as
+    CMAF too, CMAF-HLS and DASH through the front door)."""
     door = door or {}
     # Encrypted segments name their keys at the front door: its port is chosen first.
     door_port = free_port() if content_keys is not None else 0
@@ -194,7 +197,8 @@ async def build_stack(
                           window_segments=6, audio_languages=("zh", "en"),
                           subtitle_languages=("en",))
                  if multilingual else
-                 LiveSpec(LIVE, feed.source, catchup_days=1, segment_seconds=2, window_segments=6)],
+                 LiveSpec(LIVE, feed.source, catchup_days=1, segment_seconds=2, window_segments=6,
+                          formats=(PackageFormat.CMAF,) if cmaf else ())],
             )  # fmt: skip
         else:
             async with TranscodeClient(
@@ -252,6 +256,12 @@ async def build_stack(
             await asyncio.wait_for(
                 until_live(http, f"http://127.0.0.1:{origin_port}/live/{channel}/master.m3u8"), 60
             )
+        if cmaf:  # its MPD is out, and the front door's directory knows it
+            await asyncio.wait_for(
+                until_live(http, f"http://127.0.0.1:{origin_port}/live/{LIVE}/manifest.mpd"), 60
+            )
+            assert frontdoor.outputs is not None
+            await asyncio.wait_for(frontdoor.outputs.loaded.wait(), 10)
         console_url = ""
         if console:
             cdn, cdn_port = await create_cdn(
