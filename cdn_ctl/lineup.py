@@ -36,11 +36,12 @@ class LineupEntry:
     catchup_days: int
     # Where the box plays the channel live when not through the front door: its multicast
     # group (``rtp://@239.1.1.1:5000``, no token: the managed network admits the box).
-    # "": the front door's ``live_name`` below ``/live/{channel}/``: the MPEG-TS HLS master,
-    # the CMAF-HLS one (master-cmaf.m3u8) or the DASH MPD (manifest.mpd), by the box's
-    # device profile. Catch-up stays MPEG-TS HLS either way.
+    # "": the front door's ``/live/{channel}/{manifest}``.
     live_url: str = ""
-    live_name: str = "master.m3u8"
+    # The front door manifest the box plays the channel's live and catch-up URLs as, by its
+    # device profile: the MPEG-TS HLS master, the CMAF-HLS one (master-cmaf.m3u8) or the
+    # DASH MPD (manifest.mpd). A multicast box's catch-up is MPEG-TS HLS.
+    manifest: str = "master.m3u8"
 
 
 def _attr(value: str) -> str:
@@ -97,7 +98,7 @@ def render_m3u(
         if e.catchup_days > 0:
             # The placeholders stay literal: players substitute them.
             source = (
-                _url(f"{base_url}/catchup/{segment}/master.m3u8{suffix}")
+                _url(f"{base_url}/catchup/{segment}/{_url(e.manifest, safe='')}{suffix}")
                 + f"{joiner}utc={{utc}}&utcend={{utcend}}"
             )
             attrs += [
@@ -109,5 +110,5 @@ def render_m3u(
         if e.live_url:
             lines.append(_url(e.live_url))
         else:
-            lines.append(f"{base}/live/{segment}/{_url(e.live_name, safe='')}{_url(suffix)}")
+            lines.append(f"{base}/live/{segment}/{_url(e.manifest, safe='')}{_url(suffix)}")
     return "\n".join(lines) + "\n"

@@ -350,6 +350,8 @@ class FrontDoor(Timeshift, LiveFormats, Listings, Players, Keys):
         add("GET", "/live/{channel}/master-cmaf.m3u8", mapped(self.live_cmaf_master))
         add("GET", "/live/{channel}/manifest.mpd", mapped(self.live_mpd))
         add("GET", "/catchup/{channel}/master.m3u8", mapped(self.catchup))
+        add("GET", "/catchup/{channel}/master-cmaf.m3u8", mapped(self.catchup))
+        add("GET", "/catchup/{channel}/manifest.mpd", mapped(self.catchup))
         add("GET", "/startover/{channel}/master.m3u8", mapped(self.startover))
         add("GET", "/timeshift/{channel}/master.m3u8", mapped(self.timeshift))
         add("GET", "/keys/asset/{asset}/{key_id}", mapped(self.asset_key))

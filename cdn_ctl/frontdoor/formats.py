@@ -41,8 +41,7 @@ from cdn_ctl.frontdoor.playback import (
     Playback,
     token_query,
 )
-from cdn_ctl.frontdoor.policy import LIVE_NAMES, hls_ts_only, offered, rewrite_mpd
-from subscriber.domain import DeliveryFormat
+from cdn_ctl.frontdoor.policy import LIVE_NAMES, hls_ts_only, rewrite_mpd
 
 MPD_TYPE = "application/dash+xml"
 # How long a replica serves an MPD it fetched: well under a segment, so a player sees a
@@ -54,12 +53,6 @@ class LiveFormats(Playback):
     """CMAF-HLS master and DASH MPD handlers; the state they use is the front door's."""
 
     _base: Callable[[web.Request], str]
-
-    def _offers(self, channel: str, fmt: DeliveryFormat) -> None:
-        """Refuse ``fmt`` for a channel the directory does not list as published in it."""
-        output = self.outputs.get(channel) if self.outputs is not None else None
-        if fmt not in offered(output):
-            raise hls_ts_only(channel, "format_not_offered")
 
     async def _cmaf_scope(
         self, box: BoxToken, channel: str, now: datetime, blacked: tuple[datetime, datetime] | None

@@ -91,7 +91,8 @@ class Listings:
         entries = [
             LineupEntry(
                 c.id, c.number, c.name(), c.logo_url, c.group, c.catchup_days,
-                live_url=how.get(c.id, HLS_TS).url, live_name=how.get(c.id, HLS_TS).name,
+                live_url=how.get(c.id, HLS_TS).url,
+                manifest=how.get(c.id, HLS_TS).name or HLS_TS.name,
             )
             for c in channels
         ]  # fmt: skip

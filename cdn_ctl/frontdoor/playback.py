@@ -42,7 +42,13 @@ from cdn_ctl.errors import (
     PlaybackForbidden,
     UpstreamUnavailable,
 )
-from cdn_ctl.frontdoor.policy import CMAF_VARIANTS, LIVE_NAMES, hls_ts_only, rewrite_master
+from cdn_ctl.frontdoor.policy import (
+    CMAF_VARIANTS,
+    LIVE_NAMES,
+    hls_ts_only,
+    offered,
+    rewrite_master,
+)
 from cdn_ctl.frontdoor.ports import Routing
 from cdn_ctl.frontdoor.profiles import count_fallback, offer_for
 from cdn_ctl.frontdoor.settings import FrontDoorSettings
@@ -55,6 +61,7 @@ from epg.alerts.domain import Alert
 from epg.cues.domain import Cue
 from epg.domain import Programme, rights
 from headend.ids import is_lease_id
+from subscriber.domain import DeliveryFormat
 
 if TYPE_CHECKING:
     from cdn_ctl.frontdoor.keys import KeyDelivery
@@ -239,6 +246,13 @@ class Playback:
         if self.metrics is not None:
             self.metrics.picture_switches.labels(cause).inc()
         return cut
+
+    def _offers(self, channel: str, fmt: DeliveryFormat, *, kind: str = "live") -> None:
+        """Refuse ``fmt`` (CMAF-HLS, DASH) for a channel the live directory does not list
+        as published in it, naming its MPEG-TS master (``kind``: live or catchup)."""
+        output = self.outputs.get(channel) if self.outputs is not None else None
+        if fmt not in offered(output):
+            raise hls_ts_only(channel, "format_not_offered", kind=kind)
 
     async def _require(self, box: BoxToken, channel: str) -> None:
         verdict = self.subscriber.cached_verdict(box.mac, channel)

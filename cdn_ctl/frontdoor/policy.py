@@ -91,10 +91,14 @@ _HLS_TS_ONLY = {
 }
 
 
-def hls_ts_only(channel: str, reason: str) -> FormatUnavailable:
+# Each manifest name's format (the front door's live and catch-up URLs end with one).
+FORMAT_OF: dict[str, DeliveryFormat] = {name: fmt for fmt, name in LIVE_NAMES.items()}
+
+
+def hls_ts_only(channel: str, reason: str, *, kind: str = "live") -> FormatUnavailable:
     """The refusal of a CMAF-HLS or DASH request for ``reason`` (a key of the rule above),
-    naming the channel's MPEG-TS master, which plays."""
-    hls = f"/live/{channel}/{LIVE_NAMES['hls-ts']}"
+    naming the channel's MPEG-TS master (``kind``: live or catchup), which plays."""
+    hls = f"/{kind}/{channel}/{LIVE_NAMES['hls-ts']}"
     return FormatUnavailable(f"{_HLS_TS_ONLY[reason]}: play {hls}", reason=reason, hls=hls)
 
 

@@ -43,6 +43,7 @@ from cdn_ctl.errors import (
 )
 from cdn_ctl.frontdoor.playback import (
     ALERTS_WAIT_SECONDS,
+    MASTER_NAME,
     MASTER_URL_SECONDS,
     PLAYLIST_TYPE,
     TOKEN,
@@ -50,7 +51,7 @@ from cdn_ctl.frontdoor.playback import (
     log,
     master_key,
 )
-from cdn_ctl.frontdoor.policy import epoch, seconds
+from cdn_ctl.frontdoor.policy import FORMAT_OF, LIVE_NAMES, epoch, hls_ts_only, seconds
 from cdn_ctl.frontdoor.profiles import offer_for
 from cdn_ctl.frontdoor.rungs import absolute_master, offer, unrestricted
 from cdn_ctl.upstream import on_air
@@ -92,16 +93,29 @@ class Timeshift(Playback):
         channel = await self._catchup_channel(request)
         now = self._now()
         start, stop = await self._catchup_window(request, channel.id, now)
-        return await self._grant_window(request, channel, start, stop, now)
+        name = request.path.rpartition("/")[2]  # its routes end with a manifest's name
+        return await self._grant_window(request, channel, start, stop, now, name=name)
 
     async def _grant_window(
-        self, request: web.Request, channel: Channel, start: datetime, stop: datetime, now: datetime
+        self,
+        request: web.Request,
+        channel: Channel,
+        start: datetime,
+        stop: datetime,
+        now: datetime,
+        *,
+        name: str = MASTER_NAME,
     ) -> web.Response:
         """The rights of ``[start, stop)`` for the box (window, channel, entitlement, every
-        programme in it), then its lease and the 302 signed for exactly that window: the
-        one grant behind catch-up, start-over and timeshift."""
+        programme in it), then its lease and the 302 signed for exactly that window's
+        manifest ``name`` (its MPEG-TS or CMAF-HLS master, or its MPD): the one grant
+        behind catch-up, start-over and timeshift. CMAF-HLS and DASH are granted for a
+        channel published as CMAF, never through a cut view (MPEG-TS only)."""
         box = request[TOKEN]
         channel_id = channel.id
+        fmt = FORMAT_OF[name]
+        if fmt != "hls-ts":
+            self._offers(channel_id, fmt, kind="catchup")
         longest = timedelta(hours=self.settings.catchup_max_hours)
         _refuse(rights.window_refusal(start, stop, now, longest=longest))
         _refuse(rights.channel_refusal(channel, start, now))
@@ -110,15 +124,17 @@ class Timeshift(Playback):
             _refuse(rights.programme_refusal(p, box.region), programme=p.id)
         await self.alerts.ready(ALERTS_WAIT_SECONDS)
         cut = await self._window_cut(channel_id, box.region, start, stop, now)
+        if cut is not None and fmt != "hls-ts":
+            raise hls_ts_only(channel_id, "picture_switched", kind="catchup")
         lease = await self._lease(box, channel_id, lease_param(request.query))
         scope = Scope("catchup", channel_id, int(start.timestamp()), int(stop.timestamp()), cut=cut)
-        response = await self._window_master(request, box, scope, lease)
+        response = await self._window_master(request, box, scope, lease, name)
         if self.keys is not None:
             await self.keys.grant(box.mac, channel_id, start, stop)
         return response
 
     async def _window_master(
-        self, request: web.Request, box: BoxToken, scope: Scope, lease: str
+        self, request: web.Request, box: BoxToken, scope: Scope, lease: str, name: str
     ) -> web.Response:
         """The window's master for the box: the 302 to its edge, unless the box's device
         profile leaves rungs of it out. Then the front door answers in the edge's place
@@ -129,10 +145,11 @@ class Timeshift(Playback):
         Fetched only when the channel's ladder may have a rung the profile leaves out
         (:meth:`_ladder_drops`), and the plain 302 whenever the edge does not answer: the
         box plays, unfiltered."""
-        redirect = self._routed(request, box, scope, "master.m3u8", lease)
-        if unrestricted(box.profile) or not self._ladder_drops(scope.channel, box):
+        redirect = self._routed(request, box, scope, name, lease)
+        dash = name == LIVE_NAMES["dash"]  # DASH players pick their rungs themselves
+        if dash or unrestricted(box.profile) or not self._ladder_drops(scope.channel, box):
             return redirect_response(redirect)
-        text = await self._edge_master(redirect, scope)
+        text = await self._edge_master(redirect, scope, name)
         if text is None:
             return redirect_response(redirect)
         offered = offer_for(text, box, channel=scope.channel, kind="catchup", metrics=self.metrics)
@@ -159,12 +176,12 @@ class Timeshift(Playback):
             return bool(box.profile.max_height)
         return offer(held.text, box.profile).dropped > 0
 
-    async def _edge_master(self, redirect: Redirect, scope: Scope) -> str | None:
+    async def _edge_master(self, redirect: Redirect, scope: Scope, name: str) -> str | None:
         """The window's master from the redirect's edge (unbound, short-lived URL, the
         box's lease and region in the query), or None when it does not answer 200."""
         prefix = self.routing.sign(scope, lifetime_seconds=MASTER_URL_SECONDS, client_ip=None)
         query = redirect.location.partition("?")[2]
-        url = f"http://{redirect.edge.address}{prefix}{scope.path}master.m3u8"
+        url = f"http://{redirect.edge.address}{prefix}{scope.path}{name}"
         if query:
             url += f"?{query}"
         edge_id = redirect.edge.edge_id

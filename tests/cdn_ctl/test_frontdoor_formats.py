@@ -335,3 +335,52 @@ def test_an_edge_document_that_is_not_a_plain_mpd_is_refused(text: str) -> None:
     with pytest.raises(UpstreamUnavailable) as info:
         rewrite_mpd(text, base_url="http://e/", location="http://fd/")
     assert info.value.details["reason"] == "bad_manifest"
+
+
+# ----------------------------------------------------------------------------- catch-up
+
+
+def _window() -> str:
+    now = datetime.now(UTC).replace(microsecond=0)
+    start, stop = now - timedelta(minutes=30), now - timedelta(minutes=20)
+    return f"utc={int(start.timestamp())}&utcend={int(stop.timestamp())}"
+
+
+@pytest.mark.parametrize("name", ["manifest.mpd", "master-cmaf.m3u8"])
+async def test_a_catchup_window_is_granted_as_cmaf_and_reached_on_the_edge(
+    door: Door[CmafOrigin], name: str
+) -> None:
+    async with aiohttp.ClientSession() as http:
+        box = await door.logged_in(http, "b1")
+        status, headers, _ = await _get(http, box, f"{door.url}/catchup/{LIVE}/{name}?{_window()}")
+        assert status == 302
+        location = headers["Location"]
+        assert f"/catchup/{LIVE}/w/" in location
+        assert location.partition("?")[0].endswith(f"/{name}")
+        async with http.get(location) as resp:
+            assert resp.status == 200
+            assert ("<MPD" in await resp.text()) is (name == "manifest.mpd")
+
+
+async def test_catchup_as_cmaf_of_a_channel_without_it_names_its_mpeg_ts_window(
+    door: Door[CmafOrigin],
+) -> None:
+    async with aiohttp.ClientSession() as http:
+        box = await door.logged_in(http, "b1")
+        status, headers, body = await _get(
+            http, box, f"{door.url}/catchup/{SPORT}/manifest.mpd?{_window()}"
+        )
+    assert status == 409
+    assert "X-Lease-Id" not in headers
+    assert '"reason": "format_not_offered"' in body
+    assert f"/catchup/{SPORT}/master.m3u8" in body
+
+
+async def test_a_dash_boxs_lineup_names_the_mpd_for_catchup_too(door: Door[CmafOrigin]) -> None:
+    await door.define(_profile("dash", "hls-ts"))
+    async with aiohttp.ClientSession() as http:
+        box = await door.logged_in(http, "b1")
+        channels = {c.channel_id: c for c in await box.lineup()}
+    assert channels[LIVE].catchup_source.startswith(f"{door.url}/catchup/{LIVE}/manifest.mpd?")
+    assert channels[LIVE].url == f"{door.url}/live/{LIVE}/manifest.mpd"
+    assert channels[SPORT].catchup_source == ""  # sport keeps no archive

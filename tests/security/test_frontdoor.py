@@ -39,6 +39,8 @@ BOX_PATHS = [
     f"/live/{LIVE}/manifest.mpd?lease_id=0123456789abcdef",
     f"/live/{LIVE}/180p/cmaf.m3u8?lease_id=0123456789abcdef",
     f"/catchup/{LIVE}/master.m3u8?utc=1700000000&utcend=1700003600",
+    f"/catchup/{LIVE}/master-cmaf.m3u8?utc=1700000000&utcend=1700003600",
+    f"/catchup/{LIVE}/manifest.mpd?utc=1700000000&utcend=1700003600",
     f"/keys/{LIVE}/{'0' * 32}",
     f"/keys/asset/film-001/{'0' * 32}",
     f"/startover/{LIVE}/master.m3u8",
@@ -479,6 +481,16 @@ async def test_an_unverified_query_token_is_never_copied(platform: Platform) -> 
         pytest.param(f"/live/{LIVE}/manifest.mpd", "format_not_offered", id="mpd-not-cmaf"),
         pytest.param(
             f"/live/{LIVE}/master-cmaf.m3u8", "format_not_offered", id="cmaf-master-not-cmaf"
+        ),
+        pytest.param(
+            f"/catchup/{LIVE}/manifest.mpd?utc=1700000000&utcend=1700003600",
+            "format_not_offered",
+            id="catchup-mpd-not-cmaf",
+        ),
+        pytest.param(
+            f"/catchup/{LIVE}/manifest.mpd?utc=%C2%B2&utcend=5",
+            "bad_window",
+            id="catchup-mpd-unicode-digit",
         ),
         pytest.param("/startover/%0d%0aX/master.m3u8", "bad_channel", id="startover-crlf"),
         pytest.param(
