@@ -17,3 +17,6 @@ CMAF_INIT = re.compile(r"init-[0-9a-f]{8}\.mp4", re.ASCII)
 CMAF_MASTER = "master-cmaf.m3u8"
 # The MPEG-DASH MPD of a live channel or a VOD asset packaged as CMAF.
 MPD_NAME = "manifest.mpd"
+# A catch-up window's CMAF init segment, made on request from the archived segment its run
+# starts at and named by that segment's number (``init-{seq}.mp4``, no leading zeros).
+CMAF_RUN_INIT = re.compile(r"init-(0|[1-9][0-9]{0,14})\.mp4", re.ASCII)

@@ -63,6 +63,23 @@ def render_catchup_media(
     number, so an encrypted segment's IV is implied and only a key change (or a gap in the
     numbers) needs an ``EXT-X-KEY``; keys are named ``{key_base_url}/keys/{channel}/{key_id}``.
     ``dateranges``: each entry's SCTE-35 date ranges (``transcode.cues.dateranges_for``)."""
+    return hls.render_media(
+        catchup_media(
+            entries, channel=channel, key_base_url=key_base_url, state=state, dateranges=dateranges
+        )
+    )
+
+
+def catchup_media(
+    entries: Sequence[ArchiveEntry],
+    *,
+    channel: str,
+    key_base_url: str,
+    state: WindowState = "settled",
+    dateranges: Sequence[tuple[hls.DateRange, ...]] = (),
+) -> hls.MediaPlaylist:
+    """The playlist :func:`render_catchup_media` renders (CMAF catch-up,
+    ``transcode.origin.cmaf_catchup``, renames its segments)."""
     if not entries:
         raise ArchiveNotFound("no archived segments in the window")
     segments = [
@@ -76,7 +93,7 @@ def render_catchup_media(
         )
         for i, e in enumerate(entries)
     ]
-    return hls.render_media(catchup_playlist(segments, entries[0].sequence, state))
+    return catchup_playlist(segments, entries[0].sequence, state)
 
 
 def catchup_playlist(

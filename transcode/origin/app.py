@@ -45,6 +45,7 @@ from transcode.errors import (
 )
 from transcode.names import CMAF_IFRAMES, CMAF_MASTER, CMAF_PLAYLIST, MPD_NAME
 from transcode.origin import guard
+from transcode.origin.cmaf_catchup import add_cmaf_catchup_routes
 from transcode.origin.cutviews import add_cut_routes
 from transcode.origin.http import (
     IMMUTABLE,
@@ -432,6 +433,7 @@ def create_app(
     app.router.add_get(f"{window}/{{rung}}/index.m3u8", origin.catchup_media)
     app.router.add_get(f"{window}/{{rung}}/{seg}", origin.catchup_segment)
     add_cut_routes(app, origin, seg, redis=redis)
+    add_cmaf_catchup_routes(app, origin, root=settings.origin_root.resolve(), redis=redis)
     app.router.add_get("/vod/{asset}/{tail:.+}", origin.vod)
     app.router.add_route("*", "/keys/{tail:.*}", origin.keys)
     if ingest is not None and ingest.enabled:
