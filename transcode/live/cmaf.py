@@ -5,11 +5,14 @@ channel whose ``formats`` include CMAF also gets, for TS segment N, the CMAF seg
 the same media, so the HLS (TS and CMAF) and DASH views list the same segments by
 construction. Each video rung becomes a video-only track (``{rung}/{seq}.m4s``, a
 fragment per keyframe so a fragment can be fetched alone), and the audio muxed in the
-first rung that has any becomes one audio track (``audio/{seq}.m4s``). Each video track
-also gets an I-frame playlist, ``cmaf-iframes.m3u8``, of its keyframe fragments' byte
-ranges, listed in ``master-cmaf.m3u8`` (``cmaf_iframes.py``). An init segment is named by
-its content (``init-{sha8}.mp4``): an epoch whose codec parameters change writes a new
-one and later segments' ``EXT-X-MAP`` name it.
+first rung that has any becomes one audio track (``audio/{seq}.m4s``); a channel with
+several audio languages has none in its rungs, and each of its TS audio renditions becomes
+a CMAF audio track in the rendition's directory instead (``audio-zh/{seq}.m4s``, listed as
+the TS master lists it: ``cmaf_tracks.py``). Each video track also gets an I-frame
+playlist, ``cmaf-iframes.m3u8``, of its keyframe fragments' byte ranges, listed in
+``master-cmaf.m3u8`` (``cmaf_iframes.py``). An init segment is named by its content
+(``init-{sha8}.mp4``): an epoch whose codec parameters change writes a new one and later
+segments' ``EXT-X-MAP`` name it. Subtitle renditions get no CMAF track.
 
 Timeline (``transcode.dash`` timing contract): a run of segments starts at its first
 segment's program date-time, in seconds since 1970, and each following segment starts
@@ -17,8 +20,8 @@ the previous one's EXTINF duration later, so every segment's ``tfdt`` is the run
 plus the rounded sum of the durations before it, across discontinuities too. Inside a
 segment, samples keep the spacing of their TS decode times; the last video sample lasts
 until the segment's end, so a track's fragments tile the EXTINF durations exactly. Audio
-is shifted with its segment's video (lip sync is the TS's), so its ``tfdt`` may sit a
-fraction of a frame off the contract, which players absorb.
+(muxed or a rendition) is shifted with its segment's video (lip sync is the TS's), so its
+``tfdt`` may sit a fraction of a frame off the contract, which players absorb.
 
 Runs on a worker thread: it reads each published TS file whole.
 """
@@ -29,7 +32,7 @@ import hashlib
 import itertools
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -48,15 +51,15 @@ from transcode.fmp4.writer import (
     media_segment,
 )
 from transcode.live.cmaf_iframes import IFrameRuns, scan_media
+from transcode.live.cmaf_tracks import AUDIO_TRACK, audio_start, master_infos
 from transcode.live.iframes import segment_iframes
-from transcode.live.remux import EsSample, RemuxFailed, demux
+from transcode.live.remux import AudioTrack, EsSample, RemuxFailed, demux
 from transcode.live.window import Window, cmaf_name
-from transcode.measure import PTS_HZ, SegmentScan, bits_per_second
+from transcode.measure import SegmentScan, bits_per_second
 from transcode.names import CMAF_IFRAMES, CMAF_MASTER, CMAF_PLAYLIST, MPD_NAME
 
 log = logging.getLogger(__name__)
 
-AUDIO_TRACK = "audio"
 _TRACK_ID = 1
 # mfhd sequence numbers: segment N's fragments are numbered from N * this (mod 2^32).
 _FRAGMENTS_PER_SEGMENT = 1000
@@ -106,12 +109,19 @@ def remux(
     *,
     start_seconds: float,
     duration: float,
+    renditions: Collection[str] = (),
 ) -> dict[str, Remuxed]:
-    """Every video rung of ``published`` (rung -> its clear TS file) and the audio track
+    """Every video rung of ``published`` (rung -> its clear TS file) and the audio tracks
     remuxed; a rung that cannot be (unreadable, no H.264) is left out, and its CMAF run
-    starts again. Reads the files whole: run it on a worker thread."""
+    starts again. ``renditions``: the names in ``published`` that are audio renditions
+    (audio-only TS files): each becomes an audio track of its own name, and no rung's muxed
+    audio is taken (``cmaf_tracks.py``); without them, the audio muxed in the first rung
+    that has any is the ``audio`` track. Reads the files whole: run it on a worker thread."""
     out: dict[str, Remuxed] = {}
+    first_dts: int | None = None  # the first remuxed rung's first video sample: audio's anchor
     for rung, path in published.items():
+        if rung in renditions:
+            continue
         picture = pictures.get(rung, Picture(0, 0))
         try:
             demuxed = demux(path.read_bytes(), width=picture.width, height=picture.height)
@@ -128,14 +138,28 @@ def remux(
             VIDEO_TIMESCALE,
         )
         audio = demuxed.audio
-        if AUDIO_TRACK not in out and audio is not None and audio.samples:
-            rate = audio.config.sample_rate
-            shift = start_seconds - video.samples[0].dts / PTS_HZ  # TS time -> CMAF time
-            at = round((audio.samples[0].dts / PTS_HZ + shift) * rate)
-            out[AUDIO_TRACK] = Remuxed(
-                init_segment(_TRACK_ID, audio.config), (audio_fragment(audio.samples, at),), rate
-            )
+        if not renditions and AUDIO_TRACK not in out and audio is not None and audio.samples:
+            out[AUDIO_TRACK] = _audio(audio, video.samples[0].dts, start_seconds)
+        if first_dts is None:
+            first_dts = video.samples[0].dts
+    for name in renditions:
+        file = published.get(name)
+        if first_dts is None or file is None:
+            continue  # no video to time it by: its run starts again, like a missed rung's
+        try:
+            sound = demux(file.read_bytes()).audio
+        except (RemuxFailed, OSError):
+            continue
+        if sound is not None and sound.samples:
+            out[name] = _audio(sound, first_dts, start_seconds)
     return out
+
+
+def _audio(audio: AudioTrack, video_dts: int, start_seconds: float) -> Remuxed:
+    """An audio track's segment, shifted with the video first decoded at ``video_dts``."""
+    at = audio_start(audio, video_dts, start_seconds)
+    fragment = audio_fragment(audio.samples, at)
+    return Remuxed(init_segment(_TRACK_ID, audio.config), (fragment,), audio.config.sample_rate)
 
 
 def write_tracks(
@@ -157,9 +181,12 @@ def remux_files(
     start_seconds: float,
     duration: float,
     keep: int,
+    renditions: Collection[str] = (),
 ) -> dict[str, CmafSegment]:
     """:func:`remux` then :func:`write_tracks`."""
-    tracks = remux(published, pictures, start_seconds=start_seconds, duration=duration)
+    tracks = remux(
+        published, pictures, start_seconds=start_seconds, duration=duration, renditions=renditions
+    )
     return write_tracks(channel_dir, tracks, sequence=sequence, keep=keep)
 
 
@@ -296,15 +323,8 @@ class LiveCmaf:
         )
         measured = window.cmaf_measured()
         iframes = {t: m for t, m in self._iframes.measured().items() if trick.get(t) is not None}
-        audio = self._facts[AUDIO_TRACK].codec if AUDIO_TRACK in media else ""
-        infos = [
-            replace(r, codecs=",".join(c for c in (self._facts[r.name].codec, audio) if c))
-            for r in rungs
-            if r.kind == "video" and r.name in media
-        ]
-        if audio:
-            infos.append(RungInfo(AUDIO_TRACK, audio, 0, 0, 0.0, "audio", title="Audio",
-                                  default=True))  # fmt: skip
+        infos = master_infos(rungs, media, {t: f.codec for t, f in self._facts.items()})
+        audio = {r.name for r in infos if r.kind == "audio"}
         master = _cmaf_uris(live_master(infos, measured, iframes=iframes))
         if not master.variants:
             return out
@@ -319,7 +339,7 @@ class LiveCmaf:
             uri: TrackTiming(
                 self._facts[t].timescale,
                 track_start(self._at[firsts[t]], self._facts[t].timescale),
-                bits_per_second(*measured[t])[0] if t == AUDIO_TRACK else 0,
+                bits_per_second(*measured[t])[0] if t in audio else 0,
             )
             for uri, t in by_uri.items()
         }  # fmt: skip

@@ -45,10 +45,11 @@ on a worker thread) before they move, and the I-frames go into the window with i
 whole in CBC mode cannot be decrypted on its own.
 
 A clear channel whose ``formats`` include CMAF also gets each segment remuxed into CMAF
-tracks (``cmaf.py``: a video-only track per rung, one audio track), read from the clear
-files on a worker thread before the number is taken and written beside the TS files once
-it is; their ``cmaf.m3u8`` playlists, ``master-cmaf.m3u8`` and the live ``manifest.mpd``
-are written with the TS playlists, fenced the same way. An encrypted channel gets none.
+tracks (``cmaf.py``: a video-only track per rung, one audio track or one per audio
+rendition), read from the clear files on a worker thread before the number is taken and
+written beside the TS files once it is; their ``cmaf.m3u8`` playlists, ``master-cmaf.m3u8``
+and the live ``manifest.mpd`` are written with the TS playlists, fenced the same way. An
+encrypted channel gets none.
 
 The ``observer`` is called right after a segment is in place in every rung and the
 playlists naming it are written; ``transcode.live.push.Pusher.observe`` is one, mirroring
@@ -268,9 +269,11 @@ class Publisher:
             # Before the number is taken, like the scan: a cancel here commits nothing.
             cmaf_at = self.cmaf.position(start)
             pictures = {r.name: Picture(r.width, r.height) for r in self._plan}
-            video = {r: p for r, p in zip(epoch.rungs, clear, strict=True) if r in pictures}
+            sounds = {t.name for t in audio_of(self.tracks)}  # each its own audio track
+            files = {r: p for r, p in zip(epoch.rungs, clear, strict=True)
+                     if r in pictures or r in sounds}  # fmt: skip
             remuxed = await asyncio.to_thread(
-                remux, video, pictures, start_seconds=cmaf_at, duration=duration
+                remux, files, pictures, start_seconds=cmaf_at, duration=duration, renditions=sounds
             )
         sources, key_id, seq = clear, "", self._next_seq
         if self.keys is not None:
