@@ -37,13 +37,13 @@ from cdn_ctl.domain import LEASE_PARAM, Scope, lease_param
 from cdn_ctl.frontdoor.playback import (
     ALERTS_WAIT_SECONDS,
     LEASE_HEADER,
+    MPD_TYPE,
     TOKEN,
     Playback,
     token_query,
 )
 from cdn_ctl.frontdoor.policy import LIVE_NAMES, hls_ts_only, rewrite_mpd
 
-MPD_TYPE = "application/dash+xml"
 # How long a replica serves an MPD it fetched: well under a segment, so a player sees a
 # new segment within a second of its edge.
 MPD_TTL_SECONDS = 1.0

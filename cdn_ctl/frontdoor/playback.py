@@ -69,6 +69,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("cdn_ctl.frontdoor.app")
 
 PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
+MPD_TYPE = "application/dash+xml"
 # The response header naming the lease a live master started.
 LEASE_HEADER = "X-Lease-Id"
 _RUNG = re.compile(r"^[A-Za-z0-9_-]{1,32}$")

@@ -27,14 +27,14 @@ carry the live Cache-Control, so edges keep them as briefly as live ones.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 
 import aiohttp
 from aiohttp import web
 
 from cdn_ctl.boxtoken import BoxToken
-from cdn_ctl.domain import Redirect, Scope, lease_param
+from cdn_ctl.domain import LEASE_PARAM, Redirect, Scope, lease_param
 from cdn_ctl.errors import (
     BadPlayRequest,
     BlackedOut,
@@ -45,18 +45,27 @@ from cdn_ctl.frontdoor.playback import (
     ALERTS_WAIT_SECONDS,
     MASTER_NAME,
     MASTER_URL_SECONDS,
+    MPD_TYPE,
     PLAYLIST_TYPE,
     TOKEN,
     Playback,
     log,
     master_key,
 )
-from cdn_ctl.frontdoor.policy import FORMAT_OF, LIVE_NAMES, epoch, hls_ts_only, seconds
+from cdn_ctl.frontdoor.policy import (
+    FORMAT_OF,
+    LIVE_NAMES,
+    epoch,
+    hls_ts_only,
+    rewrite_mpd,
+    seconds,
+)
 from cdn_ctl.frontdoor.profiles import offer_for
 from cdn_ctl.frontdoor.rungs import absolute_master, offer, unrestricted
 from cdn_ctl.upstream import on_air
 from cdn_ctl.web import redirect_response
 from epg.domain import Channel, rights
+from transcode.names import MPD_NAME
 
 
 def anchor(query: Mapping[str, str], now: datetime) -> datetime:
@@ -69,6 +78,8 @@ def anchor(query: Mapping[str, str], now: datetime) -> datetime:
 
 class Timeshift(Playback):
     """Catch-up, start-over and timeshift handlers over the one catch-up grant."""
+
+    _base: Callable[[web.Request], str]
 
     async def _catchup_window(
         self, request: web.Request, channel: str, now: datetime
@@ -146,8 +157,9 @@ class Timeshift(Playback):
         (:meth:`_ladder_drops`), and the plain 302 whenever the edge does not answer: the
         box plays, unfiltered."""
         redirect = self._routed(request, box, scope, name, lease)
-        dash = name == LIVE_NAMES["dash"]  # DASH players pick their rungs themselves
-        if dash or unrestricted(box.profile) or not self._ladder_drops(scope.channel, box):
+        if name == LIVE_NAMES["dash"]:
+            return await self._window_mpd(request, redirect, scope)
+        if unrestricted(box.profile) or not self._ladder_drops(scope.channel, box):
             return redirect_response(redirect)
         text = await self._edge_master(redirect, scope, name)
         if text is None:
@@ -159,6 +171,30 @@ class Timeshift(Playback):
         return web.Response(
             text=absolute_master(offered.text, base=base),
             content_type=PLAYLIST_TYPE,
+            headers={
+                "Cache-Control": "no-store",
+                "X-Route-Reason": redirect.reason,
+                "X-Route-Edge": redirect.edge.edge_id,
+            },
+        )
+
+    async def _window_mpd(
+        self, request: web.Request, redirect: Redirect, scope: Scope
+    ) -> web.Response:
+        """The window's MPD, served by the front door as the live one is (a DASH player
+        picks its rungs itself, so nothing is left out): the edge's MPD with a ``BaseURL``
+        on the very URL the 302 would have named, and a ``Location`` back here with the
+        lease, for a window still growing (its MPD is dynamic). Players differ on whether
+        they resolve an MPD's URLs against a redirect's target (FFmpeg's DASH demuxer does
+        not), so the MPD says where. The plain 302 when the edge does not answer."""
+        text = await self._edge_master(redirect, scope, MPD_NAME)
+        if text is None:
+            return redirect_response(redirect)
+        base = redirect.location.partition("?")[0].rpartition("/")[0] + "/"
+        again = request.rel_url.update_query({LEASE_PARAM: redirect.lease_id})
+        return web.Response(
+            text=rewrite_mpd(text, base_url=base, location=f"{self._base(request)}{again}"),
+            content_type=MPD_TYPE,
             headers={
                 "Cache-Control": "no-store",
                 "X-Route-Reason": redirect.reason,

@@ -346,20 +346,46 @@ def _window() -> str:
     return f"utc={int(start.timestamp())}&utcend={int(stop.timestamp())}"
 
 
-@pytest.mark.parametrize("name", ["manifest.mpd", "master-cmaf.m3u8"])
-async def test_a_catchup_window_is_granted_as_cmaf_and_reached_on_the_edge(
-    door: Door[CmafOrigin], name: str
+async def test_a_catchup_window_as_cmaf_hls_is_a_302_to_its_signed_master(
+    door: Door[CmafOrigin],
 ) -> None:
     async with aiohttp.ClientSession() as http:
         box = await door.logged_in(http, "b1")
-        status, headers, _ = await _get(http, box, f"{door.url}/catchup/{LIVE}/{name}?{_window()}")
+        url = f"{door.url}/catchup/{LIVE}/master-cmaf.m3u8?{_window()}"
+        status, headers, _ = await _get(http, box, url)
         assert status == 302
         location = headers["Location"]
         assert f"/catchup/{LIVE}/w/" in location
-        assert location.partition("?")[0].endswith(f"/{name}")
+        assert location.partition("?")[0].endswith("/master-cmaf.m3u8")
         async with http.get(location) as resp:
             assert resp.status == 200
-            assert ("<MPD" in await resp.text()) is (name == "manifest.mpd")
+            assert "#EXT-X-STREAM-INF" in await resp.text()
+
+
+async def test_a_catchup_window_as_dash_is_its_mpd_pointing_at_the_signed_window(
+    door: Door[CmafOrigin],
+) -> None:
+    async with aiohttp.ClientSession() as http:
+        box = await door.logged_in(http, "b1")
+        window = _window()
+        status, headers, text = await _get(
+            http, box, f"{door.url}/catchup/{LIVE}/manifest.mpd?{window}"
+        )
+        assert status == 200, text
+        assert headers["Content-Type"].startswith("application/dash+xml")
+        base, location = _mpd_urls(text)
+        # Segments resolve on the edge, under the window's signed path, whatever the player
+        # does with redirects; a reload (a window still growing) comes back here.
+        assert f"/catchup/{LIVE}/w/" in base
+        assert base.endswith("/")
+        assert location.startswith(f"{door.url}/catchup/{LIVE}/manifest.mpd?")
+        assert window in location
+        assert "lease_id=" in location
+        async with http.get(base + "180p/1.m4s") as resp:
+            assert resp.status == 200
+        status, again, _ = await _get(http, box, location)
+        assert status == 200
+        assert again["X-Route-Edge"] == headers["X-Route-Edge"]
 
 
 async def test_catchup_as_cmaf_of_a_channel_without_it_names_its_mpeg_ts_window(

@@ -198,8 +198,8 @@ _READS = {
     # everyone's).
     "ViewingReportService": {"QueryViewing", "CountViewers"},
     # A broadcaster lists its own channels' live state (those the EPG says it owns); the
-    # front doors (playback) read the channels' multicast groups.
-    "TranscodeService": {"ListChannels", "ListMulticastOutputs"},
+    # front doors (playback) read the channels' multicast groups and live outputs.
+    "TranscodeService": {"ListChannels", "ListMulticastOutputs", "ListLiveOutputs"},
     # The front doors (playback) follow the alerts.
     "AlertService": {"ListAlerts"},
 }  # fmt: skip

@@ -235,8 +235,8 @@ def video_packet_hashes(path: Path, *, stream: str = "v:0") -> list[str]:
     return [line.strip(",") for line in out.splitlines() if line.strip(",")]
 
 
-def probe_streams(path: Path) -> list[dict[str, object]]:
-    """ffprobe's streams of a file."""
+def probe_streams(path: Path | str) -> list[dict[str, object]]:
+    """ffprobe's streams of a file (or URL)."""
     out = subprocess.run(
         ["ffprobe", "-v", "error", "-show_streams", "-of", "json", str(path)],
         check=True, capture_output=True, text=True,
