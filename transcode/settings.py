@@ -155,9 +155,6 @@ class MulticastSettings:
     # The sending thread spins (yielding) for the last part of each wait, for even gaps
     # (0: sleep only; bench/test_multicast.py measures both).
     spin_microseconds: int = 200
-    # Each process serves /metrics on an ephemeral port on this host (logged at start);
-    # "" : not served.
-    metrics_host: str = ""
     # A command the process is started through, e.g. ``ip vrf exec mgmt`` or ``ip netns
     # exec iptv`` where the managed network's interface lives in a VRF or namespace.
     exec_prefix: tuple[str, ...] = ()
@@ -179,7 +176,6 @@ class MulticastSettings:
             spin_microseconds=env_int(
                 env, "TC_MULTICAST_SPIN_MICROSECONDS", 200, low=0, high=100_000
             ),
-            metrics_host=env_str(env, "TC_MULTICAST_METRICS_HOST", ""),
             exec_prefix=tuple(env_str(env, "TC_MULTICAST_EXEC_PREFIX", "").split()),
         )
 

@@ -28,6 +28,7 @@ from transcode.farm.node import Node
 from transcode.farm.ownership import FarmMetrics
 from transcode.live import LiveManager
 from transcode.live.encryption import live_encryption
+from transcode.live.multicast.collect import MulticastMetricsDir
 from transcode.live.push import Pusher, PushSettings, check_root
 from transcode.settings import LiveSettings, NodeProcessSettings, NodeSettings, SourceSettings
 from transcode.sources import SourceGuard
@@ -65,8 +66,11 @@ def assemble(
     tasks: Supervisor,
 ) -> tuple[Node, Pusher]:
     """A node over a live manager of its own, and the pusher mirroring what it publishes
-    (idle when ``push`` is off); neither is started. Metrics go on ``tasks``' registry."""
+    (idle when ``push`` is off); neither is started. Metrics go on ``tasks``' registry,
+    with the multicast processes' (``transcode.live.multicast.collect``)."""
     registry = tasks.metrics.registry
+    multicast = settings.live.multicast.enabled
+    multicast_metrics = MulticastMetricsDir(registry) if multicast else None
     pusher = Pusher(push, root=settings.origin_root, registry=registry, archive=index)
     manager = LiveManager(
         redis=redis,
@@ -78,6 +82,7 @@ def assemble(
         registry=registry,
         observer=pusher.observe,
         encryption=live_encryption(settings.content_keys, redis),
+        multicast_metrics=multicast_metrics,
     )
     node = Node(
         settings.node,

@@ -32,6 +32,7 @@ from transcode.domain import ChannelState, ChannelStatus, LiveChannel
 from transcode.errors import ChannelNotFound, ChannelRunning, StoreUnavailable
 from transcode.live.encryption import LiveEncryption
 from transcode.live.metrics import LiveMetrics
+from transcode.live.multicast.collect import MulticastMetricsDir
 from transcode.live.persist import IndexObserver, StoreLoop
 from transcode.live.publish import SegmentObserver, next_sequence_on_disk
 from transcode.live.sourcing import check_inputs
@@ -73,10 +74,13 @@ class LiveManager:
         tasks: Supervisor | None = None,
         registry: CollectorRegistry | None = None,
         encryption: LiveEncryption | None = None,
+        multicast_metrics: MulticastMetricsDir | None = None,
     ) -> None:
         self._redis: Any = redis  # replies are decoded here (redis-py's unions)
         # The content key store encrypted channels use (None: they publish nothing here).
         self._encryption = encryption
+        # Where the channels' multicast processes' metrics go (closed with the manager).
+        self._multicast_metrics = multicast_metrics
         self._archive = archive
         self._root = origin_root
         self._sources = sources or SourceGuard(SourceSettings())
@@ -312,6 +316,7 @@ class LiveManager:
             node=node,
             may_write=may_write,
             encryption=self._encryption,
+            multicast_metrics=self._multicast_metrics,
             **extra,
         )
         self._running[channel.id] = supervisor
@@ -434,6 +439,8 @@ class LiveManager:
             await self.tasks.close()
         if self._encryption is not None and self._encryption.aclose is not None:
             await self._encryption.aclose()  # the key provider goes with the channels using it
+        if self._multicast_metrics is not None:
+            self._multicast_metrics.close()  # every multicast process has ended
 
     async def _close_one(self, channel_id: str) -> None:
         async with self._lock(channel_id):  # after a stop already under way

@@ -42,6 +42,7 @@ from transcode.live.disk import DiskSpace
 from transcode.live.encryption import ChannelKeys, LiveEncryption
 from transcode.live.epoch import Epoch
 from transcode.live.metrics import LiveMetrics
+from transcode.live.multicast.collect import MulticastMetricsDir
 from transcode.live.multicast.process import MulticastProcess
 from transcode.live.publish import Publisher, SegmentObserver
 from transcode.live.sourcing import (
@@ -95,6 +96,7 @@ class ChannelSupervisor(SourceEpochs):
         node: str = "",
         may_write: Callable[[], bool] | None = None,
         encryption: LiveEncryption | None = None,
+        multicast_metrics: MulticastMetricsDir | None = None,
     ) -> None:
         self.channel = channel
         self._sources = sources
@@ -177,6 +179,7 @@ class ChannelSupervisor(SourceEpochs):
         # Its multicast output, started once this run has published (under the lease).
         self.multicast_task = f"live/{channel.id}/multicast"
         self.multicast: MulticastProcess | None = None
+        self._multicast_metrics = multicast_metrics  # where its metrics reach the node's
         self.state = ChannelState.STARTING
         self.reason = ""
         self.phase = Phase.STARTING
@@ -457,6 +460,7 @@ class ChannelSupervisor(SourceEpochs):
             self._dir, self.channel.id, multicast,
             stop_seconds=self._settings.stop_seconds / 2,
             exec_prefix=self._settings.multicast.exec_prefix,
+            metrics_dir=self._multicast_metrics,
         )  # fmt: skip
         self._tasks.spawn(self.multicast_task, self.multicast.run)
 

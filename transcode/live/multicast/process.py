@@ -6,6 +6,11 @@ node publishes nothing, so it sends nothing until promoted). The process ending 
 reason is a failure of the task, which the task owner restarts with the channel's
 backoff; cancelling the task (the channel stops, the lease goes) sends SIGTERM and, after
 ``stop_seconds``, SIGKILL, and waits for it.
+
+With a :class:`MulticastMetricsDir` the process writes its metrics there for the node's
+``/metrics``; once it has ended its live gauges are dropped. An ``exec_prefix`` must exec
+the process (as ``ip netns exec`` and ``ip vrf exec`` do), not fork it: the pid the node
+knows is the one that names its metric files.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import sys
 from pathlib import Path
 
 from transcode.domain import Multicast
+from transcode.live.multicast.collect import MulticastMetricsDir
 from transcode.live.multicast.errors import MulticastError
 
 log = logging.getLogger(__name__)
@@ -53,16 +59,21 @@ class MulticastProcess:
         *,
         stop_seconds: float,
         exec_prefix: tuple[str, ...] = (),
+        metrics_dir: MulticastMetricsDir | None = None,
     ) -> None:
         self.command = [*exec_prefix, *command(channel_dir, channel, multicast)]
         self._channel = channel
+        self._metrics_dir = metrics_dir
         self._stop_seconds = stop_seconds
         self._proc: asyncio.subprocess.Process | None = None
         self.started = asyncio.Event()  # set once a process has been started
 
     async def run(self) -> None:
         """Start the process and wait for it; MulticastExited when it ends by itself."""
-        proc = await asyncio.create_subprocess_exec(*self.command, stdin=asyncio.subprocess.DEVNULL)
+        env = None if self._metrics_dir is None else self._metrics_dir.child_env()
+        proc = await asyncio.create_subprocess_exec(
+            *self.command, stdin=asyncio.subprocess.DEVNULL, env=env
+        )
         self._proc = proc
         self.started.set()
         log.info("multicast process started", extra={"channel": self._channel, "pid": proc.pid})
@@ -71,6 +82,8 @@ class MulticastProcess:
         except asyncio.CancelledError:
             await self._stop(proc)
             raise
+        finally:
+            self._ended(proc)
         raise MulticastExited(f"multicast process for {self._channel} exited with {code}")
 
     @property
@@ -85,6 +98,11 @@ class MulticastProcess:
         if proc is not None and proc.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
+            self._ended(proc)
+
+    def _ended(self, proc: asyncio.subprocess.Process) -> None:
+        if self._metrics_dir is not None:
+            self._metrics_dir.process_ended(proc.pid)
 
     async def _stop(self, proc: asyncio.subprocess.Process) -> None:
         with contextlib.suppress(ProcessLookupError):

@@ -4,6 +4,8 @@
 (or ``--origin-root`` and ``--channel``). A process of its own, so a node's event loop
 and GIL never hold up a datagram; the node starts one per multicast channel it publishes
 (``transcode.live.multicast.process``). Settings are the ``TC_MULTICAST_*`` variables.
+Its metrics reach the node's ``/metrics`` through ``PROMETHEUS_MULTIPROC_DIR``, which the
+node sets (``transcode.live.multicast.collect``); it serves no endpoint of its own.
 Exit status: 0 after ``idle_exit_seconds`` without a new segment or on SIGTERM; 2 for
 bad arguments; 1 when the rung or the socket cannot be had.
 """
@@ -22,7 +24,6 @@ from pathlib import Path
 
 from headend import logs
 from headend.errors import InvalidArgument
-from headend.metrics import MetricsEndpoint
 from headend.settings import SettingsError
 from transcode.domain import Multicast, MulticastProtocol
 from transcode.live.multicast.errors import MulticastError, OutputUnavailable
@@ -133,9 +134,10 @@ def serve(
                          extra={"channel": channel,
                                 "idle_seconds": settings.idle_exit_seconds})  # fmt: skip
                 break
+            # Packets by kind and the null share are at most one poll old on /metrics.
+            sender.publish_counts()
             if now >= stats_at:
                 stats_at = now + _STATS_SECONDS
-                sender.publish_counts()
                 _log_stats(channel, pacer, sender, follower, lock)
             stop.wait(settings.poll_seconds)
     finally:
@@ -175,17 +177,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    metrics = MulticastMetrics()
-    endpoint = None
-    if settings.metrics_host:
-        endpoint = MetricsEndpoint(metrics.registry, settings.metrics_host, 0)
-        log.info("multicast metrics", extra={"channel": channel, "port": endpoint.port})
     try:
-        serve(channel_dir, channel, multicast, settings, stop=stop, metrics=metrics)
+        serve(channel_dir, channel, multicast, settings, stop=stop)
     except MulticastError as err:
         log.error("multicast output failed", extra={"channel": channel, "error": err.message})
         return 1
-    finally:
-        if endpoint is not None:
-            endpoint.close()
     return 0

@@ -64,7 +64,8 @@ class DatagramSink(Protocol):
 
 
 class MulticastMetrics:
-    """Datagrams, packets by kind, late sends, jumps and segments of one output."""
+    """Datagrams, packets by kind, late sends, jumps and segments of one output (in a
+    process started by a node: files the node's ``/metrics`` reads, ``collect.py``)."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
@@ -85,6 +86,9 @@ class MulticastMetrics:
             "Null packets' share of the packets sent since the start (0..1).",
             ["channel"],
             registry=self.registry,
+            # Read by the node from the process's file (``collect.py``): a live process's
+            # value only (one per channel; the highest should two overlap in a restart).
+            multiprocess_mode="livemax",
         )
         self.late = Counter(
             "transcode_multicast_late_sends_total",
