@@ -40,6 +40,18 @@ def looped_mezzanine(root: Path, size: str, seconds: int) -> Path:
     return mezz
 
 
+def live_segment(path: Path, seconds: int) -> Path:
+    """A live rung's MPEG-TS segment: 1280x720 25 fps H.264 at about 5 Mb/s (noisy), 1 s
+    GOPs, AAC, as a live node publishes one."""
+    ffmpeg(
+        *("-f", "lavfi", "-i", "testsrc2=s=1280x720:r=25,noise=alls=20:allf=t"),
+        *("-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"),
+        *("-t", str(seconds), "-c:v", "libx264", "-preset", "ultrafast", "-b:v", "5M"),
+        *("-g", "25", "-c:a", "aac", "-b:a", "128k", "-f", "mpegts", str(path)),
+    )
+    return path
+
+
 @contextmanager
 def scratch(name: str, fallback: Path) -> Iterator[Path]:
     """A directory in /dev/shm (disk speed out of the measurement), else ``fallback``."""

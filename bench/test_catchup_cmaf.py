@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import subprocess
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -30,6 +29,7 @@ import pytest
 from aiohttp import web
 
 from bench.conftest import SHORT, Report, median
+from bench.media import live_segment
 from headend.redisconn import connect
 from headend.redisproc import RedisServer
 from transcode.archive import ArchiveIndex, RungInfo
@@ -47,16 +47,7 @@ REALTIME_FLOOR = 10.0
 @pytest.fixture(scope="module")
 def segment(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An archived 720p rung segment: H.264 at about 5 Mb/s (noisy), 1 s GOPs, AAC."""
-    path = tmp_path_factory.mktemp("catchup-cmaf") / "segment.ts"
-    subprocess.run(
-        ["ffmpeg", "-y", "-hide_banner", "-nostdin", "-loglevel", "error",
-         "-f", "lavfi", "-i", "testsrc2=s=1280x720:r=25,noise=alls=20:allf=t",
-         "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
-         "-t", str(SECONDS), "-c:v", "libx264", "-preset", "ultrafast", "-b:v", "5M",
-         "-g", "25", "-c:a", "aac", "-b:a", "128k", "-f", "mpegts", str(path)],
-        check=True,
-    )  # fmt: skip
-    return path
+    return live_segment(tmp_path_factory.mktemp("catchup-cmaf") / "segment.ts", SECONDS)
 
 
 async def _per_call(http: aiohttp.ClientSession, url: str, iterations: int) -> float:

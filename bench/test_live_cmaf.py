@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 
 from bench.conftest import SHORT, Report, median
+from bench.media import live_segment
 from transcode.fmp4.writer import media_segment
 from transcode.live.cmaf import Picture, remux
 
@@ -38,16 +39,7 @@ REALTIME_FLOOR = 20.0
 @pytest.fixture(scope="module")
 def segment(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A live rung's segment: 1280x720 25 fps H.264 at about 5 Mb/s (noisy), 1 s GOPs, AAC."""
-    path = tmp_path_factory.mktemp("live-cmaf") / "segment.ts"
-    subprocess.run(
-        ["ffmpeg", "-y", "-hide_banner", "-nostdin", "-loglevel", "error",
-         "-f", "lavfi", "-i", "testsrc2=s=1280x720:r=25,noise=alls=20:allf=t",
-         "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
-         "-t", str(SECONDS), "-c:v", "libx264", "-preset", "ultrafast", "-b:v", "5M",
-         "-g", "25", "-c:a", "aac", "-b:a", "128k", "-f", "mpegts", str(path)],
-        check=True,
-    )  # fmt: skip
-    return path
+    return live_segment(tmp_path_factory.mktemp("live-cmaf") / "segment.ts", SECONDS)
 
 
 def _per_call(run: object, iterations: int) -> float:
