@@ -42,7 +42,7 @@ from cdn_ctl.frontdoor.playback import (
     Playback,
     token_query,
 )
-from cdn_ctl.frontdoor.policy import LIVE_NAMES, hls_ts_only, rewrite_mpd
+from cdn_ctl.frontdoor.policy import LIVE_NAMES, rewrite_mpd
 
 # How long a replica serves an MPD it fetched: well under a segment, so a player sees a
 # new segment within a second of its edge.
@@ -57,12 +57,9 @@ class LiveFormats(Playback):
     async def _cmaf_scope(
         self, box: BoxToken, channel: str, now: datetime, blacked: tuple[datetime, datetime] | None
     ) -> Scope:
-        """The box's live scope now, refused when it is a cut view (MPEG-TS only)."""
+        """The box's live scope now, refused while a cut view is in force (MPEG-TS only)."""
         await self.alerts.ready(ALERTS_WAIT_SECONDS)
-        scope = self._live_scope(channel, box.region, now, blacked)
-        if scope.cut is not None:
-            raise hls_ts_only(channel, "picture_switched")
-        return scope
+        return self._unswitched(self._live_scope(channel, box.region, now, blacked), now)
 
     async def live_cmaf_master(self, request: web.Request) -> web.Response:
         """``GET /live/{ch}/master-cmaf.m3u8``: the checks of the MPEG-TS master, then the

@@ -411,8 +411,21 @@ class Playback:
         await self.alerts.ready(ALERTS_WAIT_SECONDS)
         scope = self._live_scope(channel, box.region, now, blacked)
         if scope.cut is not None and name in CMAF_VARIANTS:
-            raise hls_ts_only(channel, "picture_switched")  # cut views are MPEG-TS only
+            scope = self._unswitched(scope, now)
         return self._redirect(request, box, scope, f"{rung}/{name}", lease)
+
+    def _unswitched(self, scope: Scope, now: datetime) -> Scope:
+        """A CMAF or DASH request's live scope: cut views are MPEG-TS only, so one in force
+        is refused (``picture_switched``, naming the MPEG-TS master, which shows it); one
+        that ended and only lingers (for HLS-TS players crossing its join back, which a
+        CMAF box never took) gives way to the channel's own."""
+        cut = scope.cut
+        if cut is None:
+            return scope
+        at = now.timestamp()
+        if cut.start <= at and (cut.end == 0 or at < cut.end):
+            raise hls_ts_only(scope.channel, "picture_switched")
+        return Scope("live", scope.channel)
 
     async def _window_cut(
         self, channel: str, region: str, start: datetime, stop: datetime, now: datetime

@@ -267,7 +267,7 @@ async def test_no_token_no_entry(door: Door[CmafOrigin], name: str) -> None:
     assert not door.origin.hits
 
 
-def _alert_now() -> Alert:
+def _alert_now(until: datetime | None = None) -> Alert:
     return Alert(
         id="a1",
         severity=Severity.EXTREME,
@@ -276,7 +276,8 @@ def _alert_now() -> Alert:
         channel_ids=(LIVE,),
         feed_channel_id="emergency",
         state=AlertState.CONFIRMED,
-        in_force_from=datetime.now(UTC) - timedelta(seconds=10),
+        in_force_from=datetime.now(UTC) - timedelta(seconds=30),
+        in_force_until=until,
     )
 
 
@@ -335,6 +336,32 @@ def test_an_edge_document_that_is_not_a_plain_mpd_is_refused(text: str) -> None:
     with pytest.raises(UpstreamUnavailable) as info:
         rewrite_mpd(text, base_url="http://e/", location="http://fd/")
     assert info.value.details["reason"] == "bad_manifest"
+
+
+async def test_an_ended_cut_lingers_for_mpeg_ts_players_but_not_for_cmaf_boxes(
+    door: Door[CmafOrigin],
+) -> None:
+    async with aiohttp.ClientSession() as http:
+        box = await door.logged_in(http, "c1")  # in REGION
+        _, headers, _ = await _get(http, box, f"{door.url}/live/{LIVE}/master-cmaf.m3u8")
+        lease = headers["X-Lease-Id"]
+        door.frontdoor.alerts.hold([_alert_now(until=datetime.now(UTC) - timedelta(seconds=5))])
+        # An MPEG-TS player crossing the join back keeps the cut view a while...
+        status, headers, _ = await _get(
+            http, box, f"{door.url}/live/{LIVE}/180p/index.m3u8?lease_id={lease}"
+        )
+        assert status == 302
+        assert f"/live/{LIVE}/x/emergency/" in headers["Location"]
+        # ...a CMAF box, which never took it, plays the channel again at once.
+        status, headers, _ = await _get(
+            http, box, f"{door.url}/live/{LIVE}/180p/cmaf.m3u8?lease_id={lease}"
+        )
+        assert status == 302
+        assert f"/live/{LIVE}/180p/cmaf.m3u8" in headers["Location"]
+        assert "/x/" not in headers["Location"]
+        status, _, text = await _get(http, box, f"{door.url}/live/{LIVE}/manifest.mpd")
+        assert status == 200, text
+        assert "/x/" not in _mpd_urls(text)[0]
 
 
 # ----------------------------------------------------------------------------- catch-up
