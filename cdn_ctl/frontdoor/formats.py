@@ -42,7 +42,7 @@ from cdn_ctl.frontdoor.playback import (
     Playback,
     token_query,
 )
-from cdn_ctl.frontdoor.policy import LIVE_NAMES, rewrite_mpd
+from cdn_ctl.frontdoor.policy import LIVE_NAMES, require_offered, rewrite_mpd, unswitched
 
 # How long a replica serves an MPD it fetched: well under a segment, so a player sees a
 # new segment within a second of its edge.
@@ -59,14 +59,14 @@ class LiveFormats(Playback):
     ) -> Scope:
         """The box's live scope now, refused while a cut view is in force (MPEG-TS only)."""
         await self.alerts.ready(ALERTS_WAIT_SECONDS)
-        return self._unswitched(self._live_scope(channel, box.region, now, blacked), now)
+        return unswitched(self._live_scope(channel, box.region, now, blacked), now)
 
     async def live_cmaf_master(self, request: web.Request) -> web.Response:
         """``GET /live/{ch}/master-cmaf.m3u8``: the checks of the MPEG-TS master, then the
         CMAF-HLS master with the rungs the box's device profile plays."""
         box = request[TOKEN]
         channel = self._channel(request)
-        self._offers(channel, "hls-cmaf")
+        require_offered(self._output(channel), channel, "hls-cmaf")
         now = self._now()
         await self._require(box, channel)
         blacked = await self._check_airing(channel, box.region, now)
@@ -79,7 +79,7 @@ class LiveFormats(Playback):
         ``BaseURL`` and a ``Location`` back here."""
         box = request[TOKEN]
         channel = self._channel(request)
-        self._offers(channel, "dash")
+        require_offered(self._output(channel), channel, "dash")
         now = self._now()
         await self._require(box, channel)
         blacked = await self._check_airing(channel, box.region, now)
@@ -93,7 +93,7 @@ class LiveFormats(Playback):
             held = mine.lease_id if mine is not None and mine.channel == channel else ""
         lease = await self._lease(box, channel, held)
         name = LIVE_NAMES["dash"]
-        text = await self._master_text(channel, box.region, name, ttl=MPD_TTL_SECONDS)
+        text = await self._edge_text(channel, box.region, name, ttl=MPD_TTL_SECONDS)
         routed = self._routed(request, box, scope, name, lease)
         base = routed.location.partition("?")[0].rpartition("/")[0] + "/"
         location = f"{self._base(request)}/live/{channel}/{name}?{LEASE_PARAM}={lease}"

@@ -42,13 +42,7 @@ from cdn_ctl.errors import (
     PlaybackForbidden,
     UpstreamUnavailable,
 )
-from cdn_ctl.frontdoor.policy import (
-    CMAF_VARIANTS,
-    LIVE_NAMES,
-    hls_ts_only,
-    offered,
-    rewrite_master,
-)
+from cdn_ctl.frontdoor.policy import CMAF_VARIANTS, LIVE_NAMES, rewrite_master, unswitched
 from cdn_ctl.frontdoor.ports import Routing
 from cdn_ctl.frontdoor.profiles import count_fallback, offer_for
 from cdn_ctl.frontdoor.settings import FrontDoorSettings
@@ -61,7 +55,7 @@ from epg.alerts.domain import Alert
 from epg.cues.domain import Cue
 from epg.domain import Programme, rights
 from headend.ids import is_lease_id
-from subscriber.domain import DeliveryFormat
+from transcode.outputs import LiveOutput
 
 if TYPE_CHECKING:
     from cdn_ctl.frontdoor.keys import KeyDelivery
@@ -150,6 +144,10 @@ class Playback:
     _live_scopes: dict[str, Scope]
     _aliases: dict[str, str]
     _replaced: dict[str, str]
+
+    def _output(self, channel: str) -> LiveOutput | None:
+        """What the live directory says ``channel`` offers (None: no directory, or unknown)."""
+        return self.outputs.get(channel) if self.outputs is not None else None
 
     def _channel(self, request: web.Request) -> str:
         channel = request.match_info["channel"]
@@ -248,13 +246,6 @@ class Playback:
             self.metrics.picture_switches.labels(cause).inc()
         return cut
 
-    def _offers(self, channel: str, fmt: DeliveryFormat, *, kind: str = "live") -> None:
-        """Refuse ``fmt`` (CMAF-HLS, DASH) for a channel the live directory does not list
-        as published in it, naming its MPEG-TS master (``kind``: live or catchup)."""
-        output = self.outputs.get(channel) if self.outputs is not None else None
-        if fmt not in offered(output):
-            raise hls_ts_only(channel, "format_not_offered", kind=kind)
-
     async def _require(self, box: BoxToken, channel: str) -> None:
         verdict = self.subscriber.cached_verdict(box.mac, channel)
         if verdict is None:
@@ -305,7 +296,7 @@ class Playback:
             self.routing.end(old.lease_id)
             self._remember(self._replaced, old.lease_id, lease.lease_id)
 
-    async def _master_text(
+    async def _edge_text(
         self, channel: str, region: str, name: str = MASTER_NAME, *, ttl: float | None = None
     ) -> str:
         """The channel's ``name`` (a master, or the live MPD) as an edge serves it, fetched
@@ -379,7 +370,7 @@ class Playback:
     ) -> web.Response:
         """The checked box's master ``name`` of ``channel``: its rungs for the box's profile,
         variant URIs back here with the lease (started or kept)."""
-        master = await self._master_text(channel, box.region, name)
+        master = await self._edge_text(channel, box.region, name)
         text = offer_for(master, box, channel=channel, kind="live", metrics=self.metrics).text
         lease = await self._lease(box, channel, lease_param(request.query))
         query = f"{LEASE_PARAM}={lease}"
@@ -411,21 +402,8 @@ class Playback:
         await self.alerts.ready(ALERTS_WAIT_SECONDS)
         scope = self._live_scope(channel, box.region, now, blacked)
         if scope.cut is not None and name in CMAF_VARIANTS:
-            scope = self._unswitched(scope, now)
+            scope = unswitched(scope, now)
         return self._redirect(request, box, scope, f"{rung}/{name}", lease)
-
-    def _unswitched(self, scope: Scope, now: datetime) -> Scope:
-        """A CMAF or DASH request's live scope: cut views are MPEG-TS only, so one in force
-        is refused (``picture_switched``, naming the MPEG-TS master, which shows it); one
-        that ended and only lingers (for HLS-TS players crossing its join back, which a
-        CMAF box never took) gives way to the channel's own."""
-        cut = scope.cut
-        if cut is None:
-            return scope
-        at = now.timestamp()
-        if cut.start <= at and (cut.end == 0 or at < cut.end):
-            raise hls_ts_only(scope.channel, "picture_switched")
-        return Scope("live", scope.channel)
 
     async def _window_cut(
         self, channel: str, region: str, start: datetime, stop: datetime, now: datetime

@@ -15,6 +15,7 @@ from xml.sax.saxutils import escape
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
+from cdn_ctl.domain import Scope
 from cdn_ctl.errors import BadPlayRequest, FormatUnavailable, UpstreamUnavailable
 from cdn_ctl.lineup import LineupEntry
 from epg.alerts.domain import Alert
@@ -100,6 +101,29 @@ def hls_ts_only(channel: str, reason: str, *, kind: str = "live") -> FormatUnava
     naming the channel's MPEG-TS master (``kind``: live or catchup), which plays."""
     hls = f"/{kind}/{channel}/{LIVE_NAMES['hls-ts']}"
     return FormatUnavailable(f"{_HLS_TS_ONLY[reason]}: play {hls}", reason=reason, hls=hls)
+
+
+def require_offered(
+    output: LiveOutput | None, channel: str, fmt: DeliveryFormat, *, kind: str = "live"
+) -> None:
+    """Refuse ``fmt`` (CMAF-HLS, DASH) for a channel whose ``output`` does not offer it,
+    naming its MPEG-TS master (``kind``: live or catchup)."""
+    if fmt not in offered(output):
+        raise hls_ts_only(channel, "format_not_offered", kind=kind)
+
+
+def unswitched(scope: Scope, now: datetime) -> Scope:
+    """A CMAF or DASH request's live scope: cut views are MPEG-TS only, so one in force is
+    refused (``picture_switched``, naming the MPEG-TS master, which shows it); one that
+    ended and only lingers (for MPEG-TS players crossing its join back, which a CMAF box
+    never took) gives way to the channel's own."""
+    cut = scope.cut
+    if cut is None:
+        return scope
+    at = now.timestamp()
+    if cut.start <= at and (cut.end == 0 or at < cut.end):
+        raise hls_ts_only(scope.channel, "picture_switched")
+    return Scope("live", scope.channel)
 
 
 def offered(output: LiveOutput | None) -> tuple[DeliveryFormat, ...]:

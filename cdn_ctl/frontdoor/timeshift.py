@@ -57,6 +57,7 @@ from cdn_ctl.frontdoor.policy import (
     LIVE_NAMES,
     epoch,
     hls_ts_only,
+    require_offered,
     rewrite_mpd,
     seconds,
 )
@@ -126,7 +127,7 @@ class Timeshift(Playback):
         channel_id = channel.id
         fmt = FORMAT_OF[name]
         if fmt != "hls-ts":
-            self._offers(channel_id, fmt, kind="catchup")
+            require_offered(self._output(channel_id), channel_id, fmt, kind="catchup")
         longest = timedelta(hours=self.settings.catchup_max_hours)
         _refuse(rights.window_refusal(start, stop, now, longest=longest))
         _refuse(rights.channel_refusal(channel, start, now))
