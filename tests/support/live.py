@@ -14,6 +14,7 @@ from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Generic, Protocol, TypeVar
 
 import psutil
 import redis.asyncio as aioredis
@@ -397,3 +398,60 @@ async def live_rig(
         await manager.close()
         await client.aclose()
         server.stop()
+
+
+class Snapshotted(Protocol):
+    """A snapshot of a channel at one publication: the state it published in."""
+
+    @property
+    def state(self) -> ChannelState: ...
+
+
+S = TypeVar("S", bound=Snapshotted)
+
+
+@dataclass
+class SnapshotRig(Generic[S]):
+    """A LiveManager on the tests' Redis whose every publication queues a snapshot of the
+    channel's files, taken right after publishing (before anything else runs: a
+    consistent view)."""
+
+    manager: LiveManager
+    events: asyncio.Queue[S]
+    root: Path
+    redis: aioredis.Redis
+
+    async def until(self, state: ChannelState, count: int, seen: list[S]) -> None:
+        """Collect snapshots into ``seen`` until ``count`` in a row are in ``state``."""
+        got = 0
+        while got < count:
+            snap = await self.events.get()
+            seen.append(snap)
+            got = got + 1 if snap.state is state else 0
+
+
+@contextlib.asynccontextmanager
+async def snapshot_rig(
+    redis: aioredis.Redis,
+    root: Path,
+    sources: SourceSettings,
+    snapshot: Callable[[Path, int, ChannelState], S],
+) -> AsyncIterator[SnapshotRig[S]]:
+    """A :class:`SnapshotRig` publishing under ``root``; ``snapshot(channel_dir, seq,
+    state)`` reads what a test checks."""
+    events: asyncio.Queue[S] = asyncio.Queue()
+
+    def observe(channel: str, seq: int, state: ChannelState) -> None:
+        events.put_nowait(snapshot(root / "live" / channel, seq, state))
+
+    manager = LiveManager(
+        redis=redis,
+        archive=ArchiveIndex(redis),
+        origin_root=root,
+        sources=SourceGuard(sources),
+        observer=observe,
+    )
+    try:
+        yield SnapshotRig(manager, events, root, redis)
+    finally:
+        await manager.close()

@@ -23,10 +23,10 @@ from headend.auth import KeyStore
 from headend.rpc import RpcSettings
 from protos import transcode_pb2 as pb
 from tests.support.iframe_ranges import decoded_frames
-from tests.support.live import RUNGS, Feed, live_channel, live_rig
+from tests.support.live import RUNGS, Feed, SnapshotRig, live_channel, live_rig, snapshot_rig
 from tests.support.tokens import Tokens
 from transcode import cli, convert, hls, hls_parse
-from transcode.archive import ArchiveIndex, RungInfo
+from transcode.archive import RungInfo
 from transcode.client import TranscodeClient
 from transcode.dash.model import Mpd
 from transcode.dash.parse import parse_mpd
@@ -34,7 +34,6 @@ from transcode.domain import ChannelEncryption, ChannelState, LiveChannel
 from transcode.errors import ChannelNotFound, InvalidRequest
 from transcode.fmp4 import read_init, read_segment
 from transcode.jobs import PackageFormat
-from transcode.live import LiveManager
 from transcode.live.cmaf import (
     AUDIO_TRACK,
     CMAF_IFRAMES,
@@ -48,7 +47,6 @@ from transcode.live.window import Window
 from transcode.origin import start_origin
 from transcode.server import create_server
 from transcode.settings import ControlSettings, OriginSettings, QueueSettings, SourceSettings
-from transcode.sources import SourceGuard
 
 TRACKS = (*RUNGS, AUDIO_TRACK)
 
@@ -66,59 +64,30 @@ class Snapshot:
     master: hls.MasterPlaylist | None  # master-cmaf.m3u8
 
 
-@dataclass
-class Rig:
-    manager: LiveManager
-    events: asyncio.Queue[Snapshot]
-    root: Path
-    redis: aioredis.Redis
+def _snapshot(base: Path, seq: int, state: ChannelState) -> Snapshot:
+    def read(name: str, names: tuple[str, ...]) -> dict[str, hls.MediaPlaylist]:
+        return {
+            r: hls_parse.parse_media((base / r / name).read_text())
+            for r in names
+            if (base / r / name).exists()
+        }
+
+    mpd_path = base / "manifest.mpd"
+    mpd = parse_mpd(mpd_path.read_text()) if mpd_path.exists() else None
+    master_path = base / CMAF_MASTER
+    master = hls_parse.parse_master(master_path.read_text()) if master_path.exists() else None
+    return Snapshot(
+        seq, state, read("index.m3u8", RUNGS), read(CMAF_PLAYLIST, TRACKS), mpd,
+        read(CMAF_IFRAMES, RUNGS), master,
+    )  # fmt: skip
 
 
 @pytest.fixture
 async def rig(
     redis: aioredis.Redis, tmp_path: Path, source_settings: SourceSettings
-) -> AsyncIterator[Rig]:
-    root = tmp_path / "origin"
-    events: asyncio.Queue[Snapshot] = asyncio.Queue()
-
-    def observe(channel: str, seq: int, state: ChannelState) -> None:
-        base = root / "live" / channel
-
-        def read(name: str, names: tuple[str, ...]) -> dict[str, hls.MediaPlaylist]:
-            return {
-                r: hls_parse.parse_media((base / r / name).read_text())
-                for r in names
-                if (base / r / name).exists()
-            }
-
-        mpd_path = base / "manifest.mpd"
-        mpd = parse_mpd(mpd_path.read_text()) if mpd_path.exists() else None
-        master_path = base / CMAF_MASTER
-        master = hls_parse.parse_master(master_path.read_text()) if master_path.exists() else None
-        events.put_nowait(
-            Snapshot(
-                seq, state, read("index.m3u8", RUNGS), read(CMAF_PLAYLIST, TRACKS), mpd,
-                read(CMAF_IFRAMES, RUNGS), master,
-            )
-        )  # fmt: skip
-
-    manager = LiveManager(
-        redis=redis,
-        archive=ArchiveIndex(redis),
-        origin_root=root,
-        sources=SourceGuard(source_settings),
-        observer=observe,
-    )
-    yield Rig(manager, events, root, redis)
-    await manager.close()
-
-
-async def _until(rig: Rig, state: ChannelState, count: int, seen: list[Snapshot]) -> None:
-    got = 0
-    while got < count:
-        snap = await rig.events.get()
-        seen.append(snap)
-        got = got + 1 if snap.state is state else 0
+) -> AsyncIterator[SnapshotRig[Snapshot]]:
+    async with snapshot_rig(redis, tmp_path / "origin", source_settings, _snapshot) as up:
+        yield up
 
 
 def _cmaf_channel(channel_id: str, source: str) -> LiveChannel:
@@ -243,17 +212,17 @@ def _ffprobe_streams(url: str) -> list[str]:
 
 @pytest.mark.slow
 async def test_a_cmaf_channel_lists_the_ts_segments_in_hls_and_dash_through_a_slate(
-    rig: Rig, tmp_path: Path
+    rig: SnapshotRig[Snapshot], tmp_path: Path
 ) -> None:
     feed = Feed().start()
     seen: list[Snapshot] = []
     try:
         await rig.manager.start(_cmaf_channel("cm1", feed.source))
-        await asyncio.wait_for(_until(rig, ChannelState.LIVE, 3, seen), 60)
+        await asyncio.wait_for(rig.until(ChannelState.LIVE, 3, seen), 60)
         feed.stop()
-        await asyncio.wait_for(_until(rig, ChannelState.SLATE, 2, seen), 60)
+        await asyncio.wait_for(rig.until(ChannelState.SLATE, 2, seen), 60)
         feed.start()
-        await asyncio.wait_for(_until(rig, ChannelState.LIVE, 2, seen), 60)
+        await asyncio.wait_for(rig.until(ChannelState.LIVE, 2, seen), 60)
         base = rig.root / "live" / "cm1"
         for snap in seen[-4:]:
             _check_snapshot(snap, base)

@@ -23,7 +23,7 @@ import redis.asyncio as aioredis
 from headend.contentkeys import ContentKeyStore, KekRing
 from headend.redisconn import RedisSettings, connect
 from headend.redisproc import RedisServer
-from tests.support.live import RUNGS, Feed, live_channel, make_clip
+from tests.support.live import RUNGS, Feed, SnapshotRig, live_channel, make_clip, snapshot_rig
 from tests.support.media import ffmpeg
 from transcode import hls, hls_parse, ingest
 from transcode.archive import ArchiveIndex, RungInfo, live_master, render_master_for
@@ -385,48 +385,20 @@ class Snapshot:
     master: hls.MasterPlaylist
 
 
-@dataclass
-class Rig:
-    manager: LiveManager
-    events: asyncio.Queue[Snapshot]
-    root: Path
-    redis: aioredis.Redis
+def _snapshot(base: Path, seq: int, state: ChannelState) -> Snapshot:
+    def read(name: str) -> dict[str, hls.MediaPlaylist]:
+        return {r: hls_parse.parse_media((base / r / name).read_text()) for r in RUNGS}
+
+    master = hls_parse.parse_master((base / "master.m3u8").read_text())
+    return Snapshot(seq, state, read("index.m3u8"), read("iframes.m3u8"), master)
 
 
 @pytest.fixture
 async def rig(
     redis: aioredis.Redis, tmp_path: Path, source_settings: SourceSettings
-) -> AsyncIterator[Rig]:
-    root = tmp_path / "origin"
-    events: asyncio.Queue[Snapshot] = asyncio.Queue()
-
-    def observe(channel: str, seq: int, state: ChannelState) -> None:
-        # Called right after publishing, before anything else runs: a consistent view.
-        base = root / "live" / channel
-
-        def read(name: str) -> dict[str, hls.MediaPlaylist]:
-            return {r: hls_parse.parse_media((base / r / name).read_text()) for r in RUNGS}
-
-        master = hls_parse.parse_master((base / "master.m3u8").read_text())
-        events.put_nowait(Snapshot(seq, state, read("index.m3u8"), read("iframes.m3u8"), master))
-
-    manager = LiveManager(
-        redis=redis,
-        archive=ArchiveIndex(redis),
-        origin_root=root,
-        sources=SourceGuard(source_settings),
-        observer=observe,
-    )
-    yield Rig(manager, events, root, redis)
-    await manager.close()
-
-
-async def _until(rig: Rig, state: ChannelState, count: int, seen: list[Snapshot]) -> None:
-    got = 0
-    while got < count:
-        snap = await rig.events.get()
-        seen.append(snap)
-        got = got + 1 if snap.state is state else 0
+) -> AsyncIterator[SnapshotRig[Snapshot]]:
+    async with snapshot_rig(redis, tmp_path / "origin", source_settings, _snapshot) as up:
+        yield up
 
 
 def _is_keyframe_start(data: bytes) -> bool:
@@ -487,17 +459,17 @@ def _check_snapshot(snap: Snapshot, numbers: dict[tuple[str, str, int], int]) ->
 
 @pytest.mark.slow
 async def test_a_live_channels_iframe_playlists_follow_its_window_through_a_slate(
-    rig: Rig,
+    rig: SnapshotRig[Snapshot],
 ) -> None:
     feed = Feed().start()
     seen: list[Snapshot] = []
     try:
         await rig.manager.start(live_channel("if1", feed.source))
-        await asyncio.wait_for(_until(rig, ChannelState.LIVE, 3, seen), 60)
+        await asyncio.wait_for(rig.until(ChannelState.LIVE, 3, seen), 60)
         feed.stop()
-        await asyncio.wait_for(_until(rig, ChannelState.SLATE, 2, seen), 60)
+        await asyncio.wait_for(rig.until(ChannelState.SLATE, 2, seen), 60)
         feed.start()
-        await asyncio.wait_for(_until(rig, ChannelState.LIVE, 2, seen), 60)
+        await asyncio.wait_for(rig.until(ChannelState.LIVE, 2, seen), 60)
     finally:
         feed.stop()
     await rig.manager.stop("if1")  # the playlists end (and stop changing)
