@@ -22,7 +22,7 @@ from playwright.async_api import TimeoutError as PlaywrightTimeout
 
 from headend.redisconn import RedisSettings, connect
 from headend.redisproc import RedisServer
-from tests.support.browser import PLAYER_PREFIX, POLL_MS, ROOT, box_token, player
+from tests.support.browser import PLAYER_PREFIX, POLL_MS, ROOT, Report, box_token, player
 from tests.support.journey import Stack, build_stack
 from tests.support.live import Feed, live_channel, live_rig
 from tests.support.media import ffmpeg, tiny_profile
@@ -124,6 +124,19 @@ def _kinds(fragments: Iterator[dict[str, str]] | tuple[dict[str, str], ...]) -> 
     return {f["type"] for f in fragments if f["url"].endswith(".m4s")}
 
 
+async def _hls_plays(
+    browser: Browser, origin: str, src: str, token: str = ""
+) -> tuple[Report, str]:
+    """hls.js at ``origin`` plays ``src`` (``token`` sent to ``origin`` only) until
+    :data:`PLAY_SECONDS` of media or a fatal error: what it saw, and its console."""
+    async with player(browser, origin) as page:
+        await page.play(src, token, authorise=[origin] if token else [])
+        report = await page.until(
+            f"r => r.fatal !== null || r.played > {PLAY_SECONDS}", timeout_seconds=WAIT_SECONDS
+        )
+    return report, "\n".join(page.console)
+
+
 async def test_dash_js_plays_the_cmaf_manifest(browser: Browser, origin: str) -> None:
     async with dash_page(browser, origin) as page:
         await page.evaluate("(src) => play(src)", f"{origin}/vod/{ASSET}/manifest.mpd")
@@ -137,12 +150,8 @@ async def test_dash_js_plays_the_cmaf_manifest(browser: Browser, origin: str) ->
 
 
 async def test_hls_js_plays_the_same_segments_over_hls(browser: Browser, origin: str) -> None:
-    async with player(browser, origin) as page:
-        await page.play(f"{origin}/vod/{ASSET}/master.m3u8")
-        report = await page.until(
-            f"r => r.fatal !== null || r.played > {PLAY_SECONDS}", timeout_seconds=WAIT_SECONDS
-        )
-    assert report.fatal is None, "\n".join(page.console)
+    report, console = await _hls_plays(browser, origin, f"{origin}/vod/{ASSET}/master.m3u8")
+    assert report.fatal is None, console
     assert report.played_seconds > PLAY_SECONDS
     assert report.frames >= 15 * PLAY_SECONDS
     assert report.audio_fragments
@@ -192,12 +201,9 @@ async def test_dash_js_plays_a_live_cmaf_channels_mpd(browser: Browser, live_ori
 
 
 async def test_hls_js_plays_a_live_cmaf_channels_master(browser: Browser, live_origin: str) -> None:
-    async with player(browser, live_origin) as page:
-        await page.play(f"{live_origin}/live/{LIVE_CHANNEL}/master-cmaf.m3u8")
-        report = await page.until(
-            f"r => r.fatal !== null || r.played > {PLAY_SECONDS}", timeout_seconds=WAIT_SECONDS
-        )
-    assert report.fatal is None, "\n".join(page.console)
+    src = f"{live_origin}/live/{LIVE_CHANNEL}/master-cmaf.m3u8"
+    report, console = await _hls_plays(browser, live_origin, src)
+    assert report.fatal is None, console
     assert report.played_seconds > PLAY_SECONDS
     assert report.frames >= 20 * PLAY_SECONDS
     assert report.audio_fragments
@@ -245,15 +251,9 @@ async def test_hls_js_plays_live_cmaf_hls_through_the_front_door(
     browser: Browser, cmaf_stack: Stack
 ) -> None:
     token = await box_token(cmaf_stack.url, cmaf_stack.world.boxes["c1"])
-    async with player(browser, cmaf_stack.url) as page:
-        await page.play(
-            f"{cmaf_stack.url}/live/{cmaf_stack.channel}/master-cmaf.m3u8", token,
-            authorise=[cmaf_stack.url],
-        )  # fmt: skip
-        report = await page.until(
-            f"r => r.fatal !== null || r.played > {PLAY_SECONDS}", timeout_seconds=WAIT_SECONDS
-        )
-    assert report.fatal is None, "\n".join(page.console)
+    src = f"{cmaf_stack.url}/live/{cmaf_stack.channel}/master-cmaf.m3u8"
+    report, console = await _hls_plays(browser, cmaf_stack.url, src, token)
+    assert report.fatal is None, console
     assert report.played_seconds > PLAY_SECONDS
     assert report.frames >= 20 * PLAY_SECONDS
     assert report.audio_fragments
