@@ -10,8 +10,9 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
+from typing import NamedTuple
 
 from cdn_ctl.errors import InvalidEdge, InvalidRouteRequest
 from cdn_ctl.signing import validate_scope
@@ -167,9 +168,9 @@ class EdgeHealth:
     traffic: EdgeTraffic = UNMEASURED
 
 
-@dataclass(frozen=True, slots=True)
-class Redirect:
-    """Where to send the box, why, and under which lease (empty: none)."""
+class Redirect(NamedTuple):
+    """Where to send the box, why, and under which lease (empty: none); a NamedTuple:
+    built on every variant reload."""
 
     location: str
     edge: Edge
@@ -299,6 +300,10 @@ class Scope:
     first: int = 0
     last: int = 0
     cut: Cut | None = None
+    # The signed path prefix: ``live/{ch}/`` or ``catchup/{ch}/w/{first}/{last}/``,
+    # followed by ``x/{feed}/{start}-{end}/`` for a cut view (built once: every redirect
+    # signs and names it).
+    path: str = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -308,16 +313,11 @@ class Scope:
             raise InvalidRouteRequest("path", "the window must end after it starts")
         if self.cut is not None and self.cut.feed == self.channel:
             raise InvalidRouteRequest("cut.feed", "must be another channel")
-
-    @property
-    def path(self) -> str:
-        """The signed path prefix: ``live/{ch}/`` or ``catchup/{ch}/w/{first}/{last}/``,
-        followed by ``x/{feed}/{start}-{end}/`` for a cut view."""
         if self.kind == "live":
             own = f"live/{self.channel}/"
         else:
             own = f"catchup/{self.channel}/w/{self.first}/{self.last}/"
-        return own if self.cut is None else own + self.cut.path
+        object.__setattr__(self, "path", own if self.cut is None else own + self.cut.path)
 
     @property
     def window_seconds(self) -> int:

@@ -1,7 +1,7 @@
 """Every metric of a CDN routing process, declared once on the process's one registry.
 
 The admin listener serves them on ``/metrics`` (:mod:`cdn_ctl.http`); the box front door
-counts logins, refusals and content key requests through :meth:`CdnMetrics.box_middleware`
+counts logins, refusals and content key requests through :meth:`CdnMetrics.box_answer`
 (the one place it sees every answer, refusals included: :func:`cdn_ctl.web.error_response`
 marks each with its reason); :class:`~cdn_ctl.routing.RoutingService` counts its decisions
 through the :class:`~cdn_ctl.routing.RouteCounter` protocol, so a redirect is counted once
@@ -20,7 +20,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from cdn_ctl.domain import UNMEASURED, EdgeHealth, Health, RouteDecision, RouteLevel
 from cdn_ctl.routing import RoutedEdge
-from cdn_ctl.web import REFUSAL, Handler
+from cdn_ctl.web import REFUSAL
 from headend.errors import HeadendError
 
 LOGIN_PATH = "/api/login"
@@ -149,19 +149,18 @@ class CdnMetrics:
 
     # ---- the box front door
 
-    @web.middleware
-    async def box_middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        """Count every refusal by reason, and logins and key requests by outcome."""
-        response = await handler(request)
-        refusal = response.get(REFUSAL)
+    def box_answer(self, route: str, response: web.StreamResponse) -> None:
+        """One answer of the box face on ``route`` (its path template): every refusal
+        counted by reason, and logins and key requests by outcome."""
+        # Only error answers carry a refusal (a mapping miss raises and catches a KeyError:
+        # the 302s of the hot path skip it).
+        refusal = response.get(REFUSAL) if response.status >= 400 else None
         if refusal is not None:
             self.refusals.labels(refusal).inc()
-        path = request.path
-        if path == LOGIN_PATH:
+        if route == LOGIN_PATH:
             self.logins.labels(refusal or OK).inc()
-        elif path.startswith(KEYS_PREFIX):
+        elif route.startswith(KEYS_PREFIX):
             self.key_requests.labels(refusal or OK).inc()
-        return response
 
     # ---- the live directory (DirectoryMetrics)
 

@@ -61,7 +61,7 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -100,7 +100,7 @@ from cdn_ctl.playerlinks import PlayerLinks
 from cdn_ctl.upstream import EpgCache, LeaseKeeper, SubscriberCache
 from cdn_ctl.upstream.alerts import AlertCache
 from cdn_ctl.upstream.outputs import LiveDirectory
-from cdn_ctl.web import Handler, error_response, mapped
+from cdn_ctl.web import Handler, error_response
 from headend import errors
 from headend.clock import utc_now
 from headend.tasks import Backoff, Supervisor
@@ -179,6 +179,7 @@ class FrontDoor(Timeshift, LiveFormats, Listings, Players, Keys):
             idle_seconds=max(60.0, settings.heartbeat_seconds * 3),
         )
         self._now = now
+        self._linger = timedelta(seconds=settings.alert_linger_seconds)
         self._verified: dict[str, BoxToken] = {}
         self._masters: dict[str, Master] = {}
         self._airing: dict[str, Airing] = {}
@@ -303,25 +304,38 @@ class FrontDoor(Timeshift, LiveFormats, Listings, Players, Keys):
                 "this box token is in use from several places at once", reason="session_shared"
             )
 
-    def _guarded(self, handler: Handler, *, token: bool = True) -> Handler:
+    def _guarded(
+        self,
+        handler: Handler,
+        *,
+        token: bool = True,
+        metrics: CdnMetrics | None = None,
+        route: str = "",
+    ) -> Handler:
         """``handler`` behind the client's address and, unless the route opens without one
-        (login, health, the players' own credential), the box token: a wrapper per route,
-        not a middleware, so the hot path skips aiohttp's middleware chain (a path no route
-        serves is a plain 404 whatever the token)."""
+        (login, health, the players' own credential), the box token; a domain error from
+        either becomes its response (:func:`error_response`), and every answer, refusals
+        included, is counted by ``metrics`` (by the ``route`` template: what it counts
+        depends on the route, not on each request's path). One wrapper per route, not
+        middlewares and wrappers around wrappers: the variant reload is the hot path, and
+        each layer costs a coroutine per request (a path no route serves is a plain 404
+        whatever the token)."""
 
         @functools.wraps(handler)
         async def guarded(request: web.Request) -> web.StreamResponse:
             client = self.clients.of(request)
             request[CLIENT] = client
-            if not token:
-                return await handler(request)
             try:
-                box = self.verify(request_token(request)[0])
-                await self._admit(box, client)
+                if token:
+                    box = self.verify(request_token(request)[0])
+                    await self._admit(box, client)
+                    request[TOKEN] = box
+                response = await handler(request)
             except errors.HeadendError as err:
-                return error_response(err)
-            request[TOKEN] = box
-            return await handler(request)
+                response = error_response(err)
+            if metrics is not None:
+                metrics.box_answer(route, response)
+            return response
 
         return guarded
 
@@ -330,32 +344,30 @@ class FrontDoor(Timeshift, LiveFormats, Listings, Players, Keys):
         ``metrics``."""
 
         def add(method: str, path: str, handler: Handler, *, token: bool = True) -> None:
-            guarded = self._guarded(handler, token=token)
-            if metrics is not None:  # counted outside the checks: their refusals too
-                guarded = functools.partial(metrics.box_middleware, handler=guarded)
+            guarded = self._guarded(handler, token=token, metrics=metrics, route=path)
             if method == "GET":
                 app.router.add_get(path, guarded)  # and HEAD
             else:
                 app.router.add_route(method, path, guarded)
 
-        add("POST", "/api/login", mapped(self.login), token=False)
-        add("POST", "/api/stop", mapped(self.stop_playback))
+        add("POST", "/api/login", self.login, token=False)
+        add("POST", "/api/stop", self.stop_playback)
         add("GET", "/healthz", self.healthz, token=False)
-        add("GET", "/lineup.m3u", mapped(self.lineup))
-        add("GET", "/guide.xml.gz", mapped(self.guide))
+        add("GET", "/lineup.m3u", self.lineup)
+        add("GET", "/guide.xml.gz", self.guide)
         self._add_player_routes(add)
         # The variant reload first: the hot path tries one route fewer.
-        add("GET", "/live/{channel}/{rung}/{name}", mapped(self.live_variant))
-        add("GET", "/live/{channel}/master.m3u8", mapped(self.live_master))
-        add("GET", "/live/{channel}/master-cmaf.m3u8", mapped(self.live_cmaf_master))
-        add("GET", "/live/{channel}/manifest.mpd", mapped(self.live_mpd))
-        add("GET", "/catchup/{channel}/master.m3u8", mapped(self.catchup))
-        add("GET", "/catchup/{channel}/master-cmaf.m3u8", mapped(self.catchup))
-        add("GET", "/catchup/{channel}/manifest.mpd", mapped(self.catchup))
-        add("GET", "/startover/{channel}/master.m3u8", mapped(self.startover))
-        add("GET", "/timeshift/{channel}/master.m3u8", mapped(self.timeshift))
-        add("GET", "/keys/asset/{asset}/{key_id}", mapped(self.asset_key))
-        add("GET", "/keys/{channel}/{key_id}", mapped(self.channel_key))
+        add("GET", "/live/{channel}/{rung}/{name}", self.live_variant)
+        add("GET", "/live/{channel}/master.m3u8", self.live_master)
+        add("GET", "/live/{channel}/master-cmaf.m3u8", self.live_cmaf_master)
+        add("GET", "/live/{channel}/manifest.mpd", self.live_mpd)
+        add("GET", "/catchup/{channel}/master.m3u8", self.catchup)
+        add("GET", "/catchup/{channel}/master-cmaf.m3u8", self.catchup)
+        add("GET", "/catchup/{channel}/manifest.mpd", self.catchup)
+        add("GET", "/startover/{channel}/master.m3u8", self.startover)
+        add("GET", "/timeshift/{channel}/master.m3u8", self.timeshift)
+        add("GET", "/keys/asset/{asset}/{key_id}", self.asset_key)
+        add("GET", "/keys/{channel}/{key_id}", self.channel_key)
 
     def _add_player_routes(self, add: Callable[..., None]) -> None:
         """Players with one URL (see :mod:`cdn_ctl.frontdoor.players`); 404 without links.

@@ -210,6 +210,7 @@ class FetchLimiter:
         self.sync_seconds = sync_seconds
         self._clock = clock
         self._minute = self._now_minute()
+        self._minute_ends = (self._minute + 1) * 60  # when allow() must roll over
         self._local: Counter[str] = Counter()  # this minute, this replica
         self._unsent: Counter[str] = Counter()
         self._fleet: dict[str, int] = {}  # this minute, every replica (last sync)
@@ -221,17 +222,22 @@ class FetchLimiter:
         minute = self._now_minute()
         if minute != self._minute:
             self._minute = minute
+            self._minute_ends = (minute + 1) * 60
             self._local.clear()
             self._unsent.clear()
             self._fleet.clear()
 
     def allow(self, token_id: str) -> bool:
-        """Count one request; False once the token is over its per-minute budget."""
-        self._roll()
-        self._local[token_id] += 1
-        self._unsent[token_id] += 1
-        used = max(self._local[token_id], self._fleet.get(token_id, 0) + self._unsent[token_id])
-        return used <= self.per_minute
+        """Count one request; False once the token is over its per-minute budget (every
+        box request passes here: each count is read and written once)."""
+        if self._clock() >= self._minute_ends:
+            self._roll()
+        local = self._local[token_id] + 1
+        self._local[token_id] = local
+        unsent = self._unsent[token_id] + 1
+        self._unsent[token_id] = unsent
+        fleet = self._fleet.get(token_id)
+        return (local if fleet is None else max(local, fleet + unsent)) <= self.per_minute
 
     async def sync(self) -> None:
         """Send this replica's new counts and read back the fleet's totals."""

@@ -70,6 +70,7 @@ _RUNG = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}\.m3u8$")
 # Bounds on per-replica memos (replaced leases and their aliases).
 MEMO_MAX = 65_536
+_NO_LINGER = timedelta(0)
 # How long a request waits for a just-started front door's first copy of the alerts.
 ALERTS_WAIT_SECONDS = 2.0
 # A master fetched by the front door itself (not a box): unbound and short-lived.
@@ -139,6 +140,8 @@ class Playback:
     leases: LeaseKeeper
     keys: KeyDelivery | None
     _now: Callable[[], datetime]
+    # FRONTDOOR_ALERT_LINGER_SECONDS as a timedelta (built once: every reload uses it).
+    _linger: timedelta
     _masters: dict[str, Master]
     _airing: dict[str, Airing]
     _live_scopes: dict[str, Scope]
@@ -171,7 +174,7 @@ class Playback:
         until = current.stop if current else min(later, default=now + timedelta(minutes=5))
         ended = [p for p in programmes if p.stop <= now]
         previous = max(ended, key=lambda p: p.stop) if ended else None
-        linger = timedelta(seconds=self.settings.alert_linger_seconds)
+        linger = self._linger
         cues = tuple(
             c
             for c in await self.epg.cues(channel, now)
@@ -191,7 +194,7 @@ class Playback:
         if region in airing.clear:
             return None
         slate = self.settings.blackout_channel
-        linger = timedelta(seconds=self.settings.alert_linger_seconds if slate else 0)
+        linger = self._linger if slate else _NO_LINGER
         programmes = [
             p
             for p in (airing.programme, airing.previous)
@@ -221,8 +224,7 @@ class Playback:
         """The scope a live variant reload is signed for: the channel's own, or cut to the
         emergency alert in force for the box (it wins), to the slate of a blackout, or to
         an alert that ended less than the linger ago (the box crosses its join back)."""
-        linger = timedelta(seconds=self.settings.alert_linger_seconds)
-        alert = self.alerts.live(channel, region, now, linger=linger)
+        alert = self.alerts.live(channel, region, now, linger=self._linger)
         if alert is not None and (alert.in_force(now) or blacked is None):
             return Scope("live", channel, cut=self._switched(alert_cut(alert), "alert"))
         if blacked is not None:

@@ -62,6 +62,23 @@ class RouteCounter(Protocol):
         """One routing request refused."""
 
 
+class Affinity(NamedTuple):
+    """Where a kept lease's edge sits for its box: the redirect's level and reason, and
+    the edge's URL base."""
+
+    edge: Edge
+    level: RouteLevel
+    reason: str
+    base: str
+
+
+# Bound on the remembered (edge, region) affinities: edges x the regions they serve.
+AFFINITY_MAX = 65_536
+# Enum members read on every redirect, as globals: on Python 3.11 a member looked up on
+# its class costs about ten times a global's lookup.
+_DOWN, _KEPT = Health.DOWN, RouteDecision.LEASE_KEPT
+
+
 @dataclass(frozen=True, slots=True)
 class RoutedEdge:
     """An edge as this replica routes to it: health and the leases counted on it."""
@@ -89,12 +106,13 @@ class RoutingService:
         self.settings = settings
         self._clock = clock
         self._counter = counter
+        self._affinities: dict[tuple[str, str], Affinity] = {}
 
     def _usable(self, edge_id: str | None) -> Edge | None:
         if edge_id is None:
             return None
         edge = self._router.edges.get(edge_id)
-        if edge is None or self._router.health.get(edge_id, Health.DOWN) is Health.DOWN:
+        if edge is None or self._router.health.get(edge_id, _DOWN) is _DOWN:
             return None
         return edge
 
@@ -104,6 +122,22 @@ class RoutingService:
         if scope.window_seconds <= 0:
             return self.settings.url_ttl_seconds
         return scope.window_seconds + self.settings.catchup_url_grace_seconds
+
+    def _affinity(self, edge: Edge, region: str) -> Affinity:
+        """The level and reason of a lease kept on ``edge`` for a box in ``region``, worked
+        out once per edge version and region (the variant reload's hot path)."""
+        key = (edge.edge_id, region)
+        known = self._affinities.get(key)
+        if known is not None and known.edge is edge:
+            return known
+        validate_box_region(region)
+        level = level_of(edge, region)
+        reason = f"lease affinity: {level} {edge.tier} {edge.edge_id}"
+        known = Affinity(edge, level, reason, f"http://{edge.address}")
+        if len(self._affinities) >= AFFINITY_MAX:
+            self._affinities.clear()
+        self._affinities[key] = known
+        return known
 
     def _expiry(self) -> float:
         return self._clock() + self.settings.lease_ttl_seconds
@@ -141,24 +175,25 @@ class RoutingService:
     def _redirect(
         self, scope: Scope, rest: str, region: str, client_ip: str | None, lease_id: str | None
     ) -> tuple[Redirect, RouteDecision]:
-        validate_box_region(region)
-        if lease_id is not None:
-            validate_lease_id(lease_id)
         router = self._router
         # A live variant reload ({rung}/{name}) names the rung the lease plays, which the
         # edge's prefetch sidecar pulls ahead; a catch-up redirect names none.
         slash = rest.find("/") if scope.kind == "live" else -1
         rung = rest[:slash] if slash > 0 else ""
-        # A lease that asks again for the same channel stays on its edge unless it is down.
+        # A lease that asks again for the same channel stays on its edge unless it is down
+        # (a counted lease id was checked when it was placed).
         sticky = self._usable(router.edge_of(lease_id, scope.channel)) if lease_id else None
         if lease_id and sticky is not None:
             router.touch(lease_id, expires_at=self._expiry(), rung=rung)
-            edge, level = sticky, level_of(sticky, region)
-            reason = f"lease affinity: {level} {sticky.tier} {sticky.edge_id}"
-            how = RouteDecision.LEASE_KEPT
+            edge, level, reason, base = self._affinity(sticky, region)
+            how = _KEPT
         else:
+            validate_box_region(region)
+            if lease_id is not None:
+                validate_lease_id(lease_id)
             decision = router.route(scope.channel, region)
             edge, level, reason = decision.edge, decision.level, decision.reason
+            base = f"http://{edge.address}"
             how = RouteDecision.LEASE_PLACED if lease_id else RouteDecision.NO_LEASE
             if lease_id:
                 router.hold(
@@ -169,7 +204,7 @@ class RoutingService:
                     rung=rung,
                 )
         prefix = self.sign(scope, lifetime_seconds=self._lifetime(scope), client_ip=client_ip)
-        location = f"http://{edge.address}{prefix}{scope.path}{rest}"
+        location = f"{base}{prefix}{scope.path}{rest}"
         if lease_id:
             location += f"?{LEASE_PARAM}={lease_id}&region={region}"
         return Redirect(location, edge, level, reason, lease_id or ""), how

@@ -240,3 +240,31 @@ def test_catchup_redirect_is_signed_once_for_exactly_its_window() -> None:
     assert path.endswith("/catchup/ch1/w/1000/4600/master.m3u8")
     assert redirect.location.endswith(f"?lease_id={lease}&region={BOX}")
     assert r.edge_of(lease, "ch1") == redirect.edge.edge_id
+
+
+def test_kept_lease_reason_follows_the_edge_and_still_checks_the_region() -> None:
+    r = router(edges=[edge("v1", "110101")])
+    ring = KeyRing((SigningKey("k1", b"0123456789abcdef0123"),), "k1")
+    service = RoutingService(router=r, keys=ring, settings=RoutingSettings())
+    lease, scope = new_lease_id(), Scope("live", "ch1")
+    placed = service.redirect(scope, "low/index.m3u8", region=BOX, client_ip=None, lease_id=lease)
+    assert placed.edge.edge_id == "v1"
+    kept = service.redirect(scope, "low/index.m3u8", region=BOX, client_ip=None, lease_id=lease)
+    assert (kept.level, kept.reason) == (RouteLevel.COUNTY, "lease affinity: county edge v1")
+    # Another box region on the same kept lease: its own level, and a bad region is refused
+    # every time, remembered answers or not.
+    other = service.redirect(
+        scope, "low/index.m3u8", region="110102", client_ip=None, lease_id=lease
+    )
+    assert (other.level, other.reason) == (RouteLevel.CITY, "lease affinity: city edge v1")
+    for _ in range(2):
+        with pytest.raises(InvalidRouteRequest) as err:
+            service.redirect(
+                scope, "low/index.m3u8", region="11010", client_ip=None, lease_id=lease
+            )
+        assert err.value.field == "region"
+    # The edge re-registered in another county: the kept lease's level and reason follow it.
+    r.set_edges([edge("v1", "110102")])
+    moved = service.redirect(scope, "low/index.m3u8", region=BOX, client_ip=None, lease_id=lease)
+    assert (moved.edge.region, moved.level) == ("110102", RouteLevel.CITY)
+    assert moved.reason == "lease affinity: city edge v1"
