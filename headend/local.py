@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cdn_ctl.local import LocalEdge, parse_edges
+from cdn_ctl.prefetch import PrefetchSettings
 from headend.auth import ADMIN, PLAYBACK, KeyStore, Principal
 from headend.errors import Unauthenticated
 from headend.pki import LocalPki, local_pki
@@ -47,7 +48,7 @@ CONSOLE_PORT = 8003
 EDGES = (("edge-a", "110101", 8101), ("edge-b", "110101", 8102), ("edge-c", "110102", 8103))
 METRICS_PORTS = {
     "EPG": 9151, "SUBSCRIBER": 9152, "TRANSCODE": 9153, "TC_WORKER": 9155, "TC_NODE": 9156,
-    "API": 9157, "CONSOLE": 9158,
+    "API": 9157, "CONSOLE": 9158, "EDGE_PREFETCH": 9107,
 }  # fmt: skip
 
 
@@ -228,6 +229,8 @@ def _defaults(settings: StackSettings) -> dict[str, dict[str, str]]:
             "CDN_EDGE_PUBLIC_HOST": host,
             "CDN_ORIGIN_ADDRESS": f"{host}:{port(ORIGIN_PORT)}",
             "CDN_PUBLIC_URL": front_door,
+            # Used only with EDGE_PREFETCH=1 (the sidecars' metrics), shifted with the rest.
+            "EDGE_PREFETCH_METRICS_PORT": str(port(METRICS_PORTS["EDGE_PREFETCH"])),
         },
         "frontdoor": {
             "CDN_GRPC_HOST": host,
@@ -283,6 +286,15 @@ def _port(env: Env, name: str) -> int:
 
 def _edges(env: Env) -> list[LocalEdge]:
     return parse_edges(env["CDN_LOCAL_EDGES"])
+
+
+def _prefetch_metrics(env: Env) -> list[tuple[str, int]]:
+    """The prefetch sidecars' metrics address when ``EDGE_PREFETCH=1``, so it is checked
+    with the edges' ports before anything starts (port 0: any free one, nothing to check)."""
+    prefetch = PrefetchSettings.from_env(env)
+    if not prefetch.enabled or prefetch.metrics_port == 0:
+        return []
+    return [(env["CDN_EDGE_HOST"], prefetch.metrics_port)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -360,10 +372,11 @@ _TABLE = (
         "edge",
         "edges",
         ("cdn_ctl.local",),
-        lambda e: [(e["CDN_EDGE_HOST"], x.port) for x in _edges(e)],
+        lambda e: [(e["CDN_EDGE_HOST"], x.port) for x in _edges(e)] + _prefetch_metrics(e),
         lambda e: (
             "nginx edges "
             + ", ".join(f"{x.edge_id}@{e['CDN_EDGE_PUBLIC_HOST']}:{x.port}" for x in _edges(e))
+            + "".join(f"; prefetch metrics http://{h}:{p}/metrics" for h, p in _prefetch_metrics(e))
         ),
         secrets=("CDN_SIGNING_KEYS",),
         bind="CDN_EDGE_HOST",
@@ -457,7 +470,9 @@ def local_children(
         for name in (*role.secrets, *role.uses, *_DEMO_SECRETS.get(role.name, ())):
             # this one, not the shell's NAME_FILE
             env |= {name: secret_env[name], f"{name}_FILE": ""}
-        children.append(_child(role, env, env))
+        # The child also inherits this process's environment (EDGE_PREFETCH, say), so its
+        # addresses are read from both, the stack's defaults winning.
+        children.append(_child(role, {**environ(), **env}, env))
     return children
 
 

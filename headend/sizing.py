@@ -8,7 +8,9 @@ Each figure rests on a measurement or on a named assumption (a field of
 subscriber service's calls per core are the benchmarks' (README, "Benchmarks"), a
 channel's transcoding cores were measured with the channel's own FFmpeg command, and the
 call rates per viewer follow the front door's own settings (how long it caches an
-``Authorize``, how often it sends lease heartbeats) and the segment length.
+``Authorize``, how often it sends lease heartbeats) and the segment length. The CDN
+controller's own Redis work follows its refresh (``CDN_REFRESH_SECONDS``) and its replicas
+(every front door HTTP worker is one), not the viewers' calls.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import math
 from dataclasses import dataclass, fields
 
 from cdn_ctl.frontdoor.settings import FrontDoorSettings
+from cdn_ctl.settings import CdnSettings
 from subscriber.settings import SubscriberSettings
 from transcode.farm.placement import channel_cost
 from transcode.ladder import Rung
@@ -41,15 +44,22 @@ OS_RESERVE_BYTES = 2 * GIB
 PER = 100_000
 
 
+def setting_default(settings: type, name: str) -> float:
+    """A settings dataclass field's default (what a deployment that sets nothing runs)."""
+    default = next(f.default for f in fields(settings) if f.name == name)
+    return float(default)  # type: ignore[arg-type]
+
+
 def frontdoor_default(name: str) -> float:
     """A front door setting's default (what a box's calls follow)."""
-    default = next(f.default for f in fields(FrontDoorSettings) if f.name == name)
-    return float(default)  # type: ignore[arg-type]
+    return setting_default(FrontDoorSettings, name)
 
 
 # How long the front door trusts an Authorize answer, and how often it heartbeats a lease.
 ENTITLEMENT_TTL_SECONDS = frontdoor_default("entitlement_ttl_seconds")
 HEARTBEAT_SECONDS = frontdoor_default("heartbeat_seconds")
+# How often each controller replica refreshes (CDN_REFRESH_SECONDS' default).
+REFRESH_SECONDS = setting_default(CdnSettings, "refresh_seconds")
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +83,24 @@ class Calls:
 
 
 @dataclass(frozen=True, slots=True)
+class Refresh:
+    """What one CDN controller replica's refresh (``Controller.refresh``) costs Redis: the
+    registry read, its lease counts' publish, the other replicas' counts read, and each
+    edge's watched ``channel/rung`` marked for the edge's prefetch sidecar (an HSET and an
+    EXPIRE an edge: ``EdgeStore.mark_watched``)."""
+
+    fixed: Calls  # per refresh, whatever the edges
+    edge: Calls  # more per edge the replica's leases are on
+    peer: Calls  # more per other live replica whose counts it reads
+    peer_edge: Calls  # more per edge in each such replica's counts
+
+    def per_refresh(self, edges: float, replicas: int) -> Calls:
+        """One refresh of one of ``replicas`` replicas, each with leases on ``edges`` edges."""
+        peers = self.peer.plus(self.peer_edge.times(edges)).times(replicas - 1)
+        return self.fixed.plus(self.edge.times(edges)).plus(peers)
+
+
+@dataclass(frozen=True, slots=True)
 class Measured:
     """Redis bytes per item (slopes over the second half of each sample), fixed costs, and
     what the playback path's calls cost Redis."""
@@ -93,6 +121,9 @@ class Measured:
     # The front door's own Redis use (fetch budget sync, address watch, lease note) per
     # viewer-second of one box polling at the sampled target duration.
     guards: Calls
+    # The CDN controller's refresh, measured with as many watched channels an edge as the
+    # province's targets give one replica (``watch_entries``).
+    refresh: Refresh
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +170,10 @@ class Targets:
     # Share of the village edges' misses the county/city edges above them serve from cache.
     parent_hit_ratio: float = 0.95
     origin_gbps: float = 20.0  # what one origin host serves to edges
+    # The CDN controller: each front door HTTP worker (CDN_HTTP_WORKERS a host) is a replica
+    # refreshing every refresh_seconds (CDN_REFRESH_SECONDS). 0 workers: one per core.
+    frontdoor_workers: int = 0
+    refresh_seconds: float = REFRESH_SECONDS
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,7 +198,7 @@ class Estimate:
     heartbeats: float
     redis_per_viewer: Calls  # per viewer-second: the calls' and the front door's own
     redis_per_100k: Calls  # per second, for 100,000 viewers
-    redis_cores: float  # Redis server CPU at peak, every viewer
+    redis_cores: float  # Redis server CPU at peak: every viewer, and the CDN controller
     redis_primaries: int  # for the memory, and for the CPU at cpu_share of one core each
     redis_primaries_for_memory: int
     redis_processes_per_host: int  # by cores (one per two) and by RAM with the headroom
@@ -173,6 +208,14 @@ class Estimate:
     frontdoor_cores_per_100k: float  # at cpu_share of the measured ceiling
     frontdoor_cores: float
     frontdoor_hosts: int
+    # The CDN controller: its replicas, the edges one replica's leases are on (expected),
+    # refreshes a second (every replica), their Redis cost a second and, of its CPU, the
+    # other replicas' lease counts read (the ``{leases}`` hash tag: one Cluster master).
+    controller_replicas: int
+    controller_edges: float
+    controller_refreshes: float
+    redis_controller: Calls
+    controller_peer_cores: float
     subscriber_calls: float  # per second at peak
     subscriber_cores_per_100k: float  # viewers, at cpu_share of the measured ceiling
     subscriber_cores: float
@@ -218,7 +261,7 @@ def check(t: Targets) -> None:
         "subscribers", "channels", "segment_seconds", "village_edges", "host_gib",
         "frontdoor_rps_per_core", "subscriber_calls_per_core", "default_channel_cores",
         "low_channel_cores", "remux_channels_per_core", "playlists_per_viewer", "host_cores",
-        "node_capacity_units", "edge_gbps", "origin_gbps",
+        "node_capacity_units", "edge_gbps", "origin_gbps", "refresh_seconds",
     )  # fmt: skip
     for name in positive:
         if not getattr(t, name) > 0:
@@ -228,8 +271,9 @@ def check(t: Targets) -> None:
             raise ValueError(f"{name} must be in (0, 1]")
     if not 0 <= t.parent_hit_ratio <= 1:
         raise ValueError("parent_hit_ratio must be in [0, 1]")
-    if min(t.catchup_days, t.epg_days, t.redis_replicas) < 0 or t.zipf < 0:
-        raise ValueError("catchup_days, epg_days, redis_replicas and zipf must not be negative")
+    for name in ("catchup_days", "epg_days", "redis_replicas", "zipf", "frontdoor_workers"):
+        if getattr(t, name) < 0:
+            raise ValueError(f"{name} must not be negative")
     settle_rung(t)
 
 
@@ -243,6 +287,37 @@ def settle_rung(t: Targets) -> Rung:
     return found
 
 
+def peak_viewers(t: Targets) -> int:
+    """Concurrent viewers (live leases) at peak."""
+    return round(t.subscribers * t.viewer_share)
+
+
+def frontdoor_hosts(t: Targets) -> int:
+    """Front door hosts for the peak's variant reloads, one more so one can fail (>= 2)."""
+    reloads = peak_viewers(t) * t.playlists_per_viewer / t.segment_seconds
+    cores = reloads / (t.frontdoor_rps_per_core * t.cpu_share)
+    return max(2, math.ceil(cores / t.host_cores) + 1)
+
+
+def controller_replicas(t: Targets) -> int:
+    """CDN controller replicas: every front door host's HTTP workers (the spare's too)."""
+    return frontdoor_hosts(t) * (t.frontdoor_workers or t.host_cores)
+
+
+def controller_edges(t: Targets) -> float:
+    """Village edges one controller replica holds leases on (expected): its share of the
+    viewers, each on one of them."""
+    edges, leases = t.village_edges, peak_viewers(t) / controller_replicas(t)
+    return edges * (1 - (1 - 1 / edges) ** leases)
+
+
+def watch_entries(t: Targets) -> float:
+    """``channel/rung`` entries one replica marks on one edge a refresh (expected): the
+    distinct channels its share of a village's viewers watch, on the settle rung."""
+    viewers = peak_viewers(t) / t.village_edges / controller_replicas(t)
+    return distinct_channels(viewers, t.channels, t.zipf)
+
+
 def estimate(m: Measured, t: Targets) -> Estimate:
     """Redis memory, per-component needs and host counts for ``t`` from ``m``; a
     ``ValueError`` names a target out of range."""
@@ -252,7 +327,7 @@ def estimate(m: Measured, t: Targets) -> Estimate:
     rungs = len(profile.rungs)
     segments = round(t.channels * rungs * t.catchup_days * 86_400 / t.segment_seconds)
     programmes = round(t.channels * t.epg_days * m.programmes_per_day)
-    viewers = round(t.subscribers * t.viewer_share)
+    viewers = peak_viewers(t)
     # The audit stream is capped (SUBSCRIBER_AUDIT_MAXLEN), so its cost stops growing.
     subscriber_bytes = t.subscribers * m.subscriber + min(t.subscribers, t.audit_maxlen) * (
         m.audit_entry
@@ -277,7 +352,15 @@ def estimate(m: Measured, t: Targets) -> Estimate:
     heartbeats = 1 / max(HEARTBEAT_SECONDS, target)
     per_viewer = m.authorize.times(authorizes).plus(m.heartbeat.times(heartbeats))
     per_viewer = per_viewer.plus(m.guards)
-    redis_cores = viewers * per_viewer.cpu_us / 1e6
+    # Every controller replica refreshes on its own clock, whatever the viewers' calls; the
+    # watch marks are written whether or not the edges run a prefetch sidecar.
+    replicas = controller_replicas(t)
+    on_edges = controller_edges(t)
+    refreshes = replicas / t.refresh_seconds
+    controller = m.refresh.per_refresh(on_edges, replicas).times(refreshes)
+    peer_reads = m.refresh.peer.plus(m.refresh.peer_edge.times(on_edges))
+    peer_cores = peer_reads.times(refreshes * (replicas - 1)).cpu_us / 1e6
+    redis_cores = viewers * per_viewer.cpu_us / 1e6 + controller.cpu_us / 1e6
     by_memory = max(1, math.ceil(dataset / usable)) if usable else 0
     primaries = max(by_memory, math.ceil(redis_cores / t.cpu_share))
     # A host runs one Redis process (primary or replica) per two cores (the other core:
@@ -332,8 +415,12 @@ def estimate(m: Measured, t: Targets) -> Estimate:
         frontdoor_rps=viewers * reloads,
         frontdoor_cores_per_100k=PER * reloads / frontdoor_core,
         frontdoor_cores=frontdoor_cores,
-        # One host more than the load needs, so one can fail at peak (at least two).
-        frontdoor_hosts=max(2, math.ceil(frontdoor_cores / t.host_cores) + 1),
+        frontdoor_hosts=frontdoor_hosts(t),
+        controller_replicas=replicas,
+        controller_edges=on_edges,
+        controller_refreshes=refreshes,
+        redis_controller=controller,
+        controller_peer_cores=peer_cores,
         subscriber_calls=subscriber_calls,
         subscriber_cores_per_100k=PER * (authorizes + heartbeats) / subscriber_core,
         subscriber_cores=subscriber_cores,

@@ -137,6 +137,24 @@ def port_free(host: str, port: int) -> bool:
     return True
 
 
+_ANY_HOST = frozenset({"", "0.0.0.0", "::"})
+
+
+def port_clashes(children: Sequence[Child]) -> list[str]:
+    """Addresses configured for two children (or twice for one): both look free before the
+    start, and the second to bind would fail after the first had started."""
+    taken: list[tuple[str, str, int]] = []
+    clashes = []
+    for child in children:
+        for host, port in child.ports:
+            for other, other_host, other_port in taken:
+                overlap = host == other_host or host in _ANY_HOST or other_host in _ANY_HOST
+                if port == other_port and overlap:
+                    clashes.append(f"{child.name}:{host}:{port} (also {other})")
+            taken.append((child.name, host, port))
+    return clashes
+
+
 def _listening(host: str, port: int) -> bool:
     try:
         with socket.create_connection((host, port), timeout=0.2):
@@ -300,6 +318,9 @@ class Stack:
 
     def start(self, children: Sequence[Child], *, timeout_seconds: float = 30.0) -> None:
         """Check every port, then start each child and wait until its ports listen."""
+        clashes = port_clashes(children)
+        if clashes:
+            raise StartupError(f"ports configured twice: {', '.join(clashes)}")
         busy = [f"{c.name}:{h}:{p}" for c in children for h, p in c.ports if not port_free(h, p)]
         if busy:
             raise StartupError(f"ports already in use: {', '.join(busy)}")

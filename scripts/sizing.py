@@ -10,12 +10,12 @@ script starts a private ``redis-server``, seeds it through the stores' own code
 (``SubscriberStore.import_rows`` and ``start_lease``, ``EpgStore.write_programmes``,
 ``ArchiveIndex.record_many``: no key is written by hand), and reads ``INFO memory``
 after ``MEMORY PURGE`` before and after each kind; then it runs the playback path's
-calls (``Authorize``, ``Heartbeat``, ``StartSession``, the front door's guards) on that
-server and counts their commands and Redis CPU (``sizing_measure.py``, beside this
-file). This file reports the figures: :func:`headend.sizing.estimate`, which is pure,
-turns them, the benchmarks' throughput figures (flags, defaulting to what was measured
-on this project's build machine) and a province's targets into per-component needs and
-host counts.
+calls (``Authorize``, ``Heartbeat``, ``StartSession``, the front door's guards) and the
+CDN controller's refresh on that server and counts their commands and Redis CPU
+(``sizing_measure.py``, beside this file). This file reports the figures:
+:func:`headend.sizing.estimate`, which is pure, turns them, the benchmarks' throughput
+figures (flags, defaulting to what was measured on this project's build machine) and a
+province's targets into per-component needs and host counts.
 
 Run: ``.venv/bin/python scripts/sizing.py`` (``make sizing``); ``--help`` lists the
 targets, the sample sizes and the throughput assumptions.
@@ -52,6 +52,7 @@ from headend.sizing import (
     channel_cores,
     check,
     estimate,
+    watch_entries,
 )
 from transcode.farm.placement import channel_cost
 from transcode.profiles import profile_names
@@ -123,6 +124,8 @@ def components(m: Measured, t: Targets, e: Estimate) -> list[str]:
     """The per-component table and the province's host counts, with what each rests on."""
     seg, per = f"{t.segment_seconds:g} s", f"{PER:,}"
     r = e.redis_per_100k
+    controller = e.redis_controller.cpu_us / 1e6
+    viewers = e.redis_cores - controller
     ladder = ", ".join(f"{name} {channel_cores(t, name):.3g}" for name in profile_names())
     return [
         f"Per component ({t.segment_seconds:g} s target duration, {t.cpu_share:.0%} of each "
@@ -147,6 +150,7 @@ def components(m: Measured, t: Targets, e: Estimate) -> list[str]:
         f"{m.heartbeat.scripted:.0f}, {m.heartbeat.cpu_us:.0f} us; front door guards "
         f"{m.guards.sent:.2f} a viewer-second, {m.guards.cpu_us:.1f} us (a zap: "
         f"{m.start.sent:.0f} + {m.start.scripted:.0f}, {m.start.cpu_us:.0f} us, not counted) |",
+        controller_row(m, t, e),
         f"| Redis, memory | {human(e.redis_bytes_per_100k)} per {per} subscribers | "
         f"subscriber {m.subscriber:,.0f} B + audit {m.audit_entry:,.0f} B + "
         f"{t.viewer_share:.0%} x lease {m.lease:,.0f} B (archive and guide: per channel) |",
@@ -169,7 +173,17 @@ def components(m: Measured, t: Targets, e: Estimate) -> list[str]:
         f"{e.frontdoor_hosts} hosts",
         f"- subscriber service: {e.subscriber_calls:,.0f} calls/s = "
         f"{e.subscriber_cores:,.1f} cores -> {e.subscriber_hosts} hosts",
-        f"- Redis: {e.redis_cores:,.1f} cores of commands at peak; a primary is one process "
+        f"- Redis: {e.redis_cores:,.1f} cores of commands at peak ({viewers:,.1f} for the "
+        f"viewers' calls, {controller:,.1f} for the CDN controller's refreshes, "
+        f"{e.controller_peer_cores:,.1f} of them reading lease counts on the `{{leases}}` "
+        "tag's one master"
+        + (
+            f", more than the {t.cpu_share:.0%} of a core one primary is planned at: fewer "
+            "replicas (`--frontdoor-workers`) or a longer `--refresh-seconds`"
+            if e.controller_peer_cores > t.cpu_share
+            else ""
+        )
+        + "); a primary is one process "
         f"on one core, planned at {t.cpu_share:.0%} -> {e.redis_primaries} primaries (a "
         f"Cluster's masters; {e.redis_primaries_for_memory} for the memory alone) x "
         f"(1 + {t.redis_replicas}), {e.redis_processes_per_host} processes a {t.host_cores}-core "
@@ -190,6 +204,23 @@ def components(m: Measured, t: Targets, e: Estimate) -> list[str]:
     ]
 
 
+def controller_row(m: Measured, t: Targets, e: Estimate) -> str:
+    """The CDN controller's refreshes: what they cost Redis a second, and what it rests on."""
+    c, f = e.redis_controller, m.refresh
+    workers = t.frontdoor_workers or t.host_cores
+    return (
+        f"| Redis, CDN controller | {c.sent:,.0f} commands/s, {c.cpu_us / 1e6:.2f} Redis cores "
+        f"({e.controller_replicas} replicas, each with leases on {e.controller_edges:,.0f} "
+        f"edges, refreshing every {t.refresh_seconds:g} s) | measured per refresh: "
+        f"{f.fixed.sent:.0f} commands + {f.edge.sent:.0f} an edge (the watch marks' HSET and "
+        f"EXPIRE) + {f.peer.sent:.0f} an other replica (its lease counts); "
+        f"{f.fixed.cpu_us:.0f} us + {f.edge.cpu_us:.1f} us an edge ({watch_entries(t):.0f} "
+        f"channels watched on it) + {f.peer_edge.cpu_us:.2f} us an edge of each other "
+        f"replica's counts; {e.frontdoor_hosts} front door hosts x {workers} workers "
+        "(`--frontdoor-workers`), `--refresh-seconds` |"
+    )
+
+
 def parse(argv: list[str] | None) -> tuple[argparse.Namespace, Targets, Sample]:
     """Command-line flags -> the targets and the sample."""
     d, s = Targets(), Sample()
@@ -204,6 +235,15 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, Targets, Sample]:
     targets.add_argument("--village-edges", type=int, default=d.village_edges)
     targets.add_argument("--host-gib", type=int, default=d.host_gib, help="RAM per Redis host")
     targets.add_argument("--redis-replicas", type=int, default=d.redis_replicas)
+    targets.add_argument(
+        "--frontdoor-workers", type=int, default=d.frontdoor_workers,
+        help="CDN_HTTP_WORKERS of a front door host, each a CDN controller replica (0: one a "
+        "core)",
+    )  # fmt: skip
+    targets.add_argument(
+        "--refresh-seconds", type=float, default=d.refresh_seconds,
+        help="CDN_REFRESH_SECONDS: how often each controller replica refreshes",
+    )  # fmt: skip
     bench = p.add_argument_group("throughput measured on the build machine (README: Benchmarks)")
     bench.add_argument(
         "--frontdoor-rps-per-core", type=float, default=d.frontdoor_rps_per_core,
@@ -272,10 +312,20 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, Targets, Sample]:
         "--sample-calls", type=int, default=s.calls,
         help="Authorize, Heartbeat and StartSession calls counted and timed, each",
     )  # fmt: skip
+    sample.add_argument(
+        "--sample-edges", type=int, default=s.edges,
+        help="edges registered, with the measured controller replica's leases on each",
+    )  # fmt: skip
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
     a = p.parse_args(argv)
-    if min(a.sample_subscribers, a.sample_leases) < 2 or min(a.sample_channels, a.sample_calls) < 1:
-        p.error("samples: 2 subscribers and 2 leases at least (two halves), 1 channel, 1 call")
+    if (
+        min(a.sample_subscribers, a.sample_leases, a.sample_edges) < 2
+        or min(a.sample_channels, a.sample_calls) < 1
+    ):
+        p.error(
+            "samples: 2 subscribers, 2 leases (two halves) and 2 edges (two sizes) at least, "
+            "1 channel, 1 call"
+        )
     # Each half past the listpack limit (see Sample), so the slope is the large keys' cost.
     if a.sample_days // 2 * 24 * 60 / (sum(DURATIONS) / len(DURATIONS)) <= LISTPACK_ENTRIES:
         p.error("--sample-days: each half must hold more than 128 programmes a channel (>= 8)")
@@ -293,6 +343,7 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, Targets, Sample]:
         host_cores=a.host_cores, node_capacity_units=a.node_capacity_units,
         settle_rung=a.settle_rung, zipf=a.zipf, edge_gbps=a.edge_gbps,
         parent_hit_ratio=a.parent_hit_ratio, origin_gbps=a.origin_gbps,
+        frontdoor_workers=a.frontdoor_workers, refresh_seconds=a.refresh_seconds,
     )  # fmt: skip
     try:
         check(t)  # before anything is measured
@@ -300,7 +351,7 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, Targets, Sample]:
         p.error(str(err))
     sm = Sample(
         a.sample_subscribers, a.sample_channels, a.sample_days, a.sample_archive_hours,
-        a.sample_leases, a.sample_calls,
+        a.sample_leases, a.sample_calls, a.sample_edges,
     )  # fmt: skip
     return a, t, sm
 
@@ -309,7 +360,17 @@ def main(argv: list[str] | None = None) -> int:
     """Measure, then print the table and the estimate (or JSON with ``--json``)."""
     args, targets, sample = parse(argv)
     with tempfile.TemporaryDirectory(prefix="sizing-") as folder:
-        measured = asyncio.run(measure(sample, targets.segment_seconds, Path(folder)))
+        # As many channels watched on each sample edge as one replica marks in the province.
+        watched = max(1, round(watch_entries(targets)))
+        measured = asyncio.run(
+            measure(
+                sample,
+                targets.segment_seconds,
+                Path(folder),
+                watched=watched,
+                rung=targets.settle_rung,
+            )
+        )
     result = estimate(measured, targets)
     if args.json:
         out = {"measured": asdict(measured), "targets": asdict(targets)}

@@ -38,7 +38,7 @@ CPU_ROUNDS = 3
 MARKER = "sizing-calls-done"
 
 
-async def _monitored(redis: aioredis.Redis, run: Callable[[], Awaitable[None]]) -> tuple[int, int]:
+async def monitored(redis: aioredis.Redis, run: Callable[[], Awaitable[None]]) -> tuple[int, int]:
     """Commands clients sent, and commands scripts ran, while ``run`` ran."""
     async with redis.monitor() as monitor:
 
@@ -57,7 +57,8 @@ async def _monitored(redis: aioredis.Redis, run: Callable[[], Awaitable[None]]) 
         return await reader
 
 
-async def _server_cpu(redis: aioredis.Redis) -> float:
+async def server_cpu(redis: aioredis.Redis) -> float:
+    """The server's own CPU clock (user + system seconds)."""
     info = await redis.info("cpu")
     return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
 
@@ -76,12 +77,12 @@ async def _cost(
         for i in range(count):
             await one(i)
 
-    sent, scripted = await _monitored(redis, run)
+    sent, scripted = await monitored(redis, run)
     spent = []
     for _ in range(CPU_ROUNDS):
-        before = await _server_cpu(redis)
+        before = await server_cpu(redis)
         await run()
-        spent.append((await _server_cpu(redis) - before) * 1e6 / units)
+        spent.append((await server_cpu(redis) - before) * 1e6 / units)
     cost = Calls(sent / units, scripted / units, statistics.median(spent))
     progress(
         f"  {name}: {cost.sent:.2f} commands sent, {cost.scripted:.2f} run by scripts, "

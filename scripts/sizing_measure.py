@@ -6,7 +6,8 @@ cost per item is the slope (what one more item costs once hash tables and sorted
 have their steady-state encodings), the rest is fixed overhead. The keyspace tables are
 left out of each slope and added back per key at the end (:func:`footprint`).
 
-Then the playback path's calls on the seeded server (``sizing_calls.py``).
+Then the playback path's calls on the seeded server (``sizing_calls.py``), and the CDN
+controller's refresh (``sizing_refresh.py``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import redis.asyncio as aioredis
 from sizing_calls import measure_calls  # scripts/, beside this file
+from sizing_refresh import measure_refresh
 
 from epg.domain import Channel, Programme, Text, WritePolicy, programme_id, validate_batch
 from epg.store import EpgStore
@@ -59,6 +61,7 @@ class Sample:
     archive_hours: float = 6.0  # of catch-up, every channel and rung
     leases: int = 4_000
     calls: int = 500  # of each playback kind (at most one per subscriber)
+    edges: int = 200  # registered, with one controller replica's leases on each
 
 
 def progress(line: str) -> None:
@@ -313,8 +316,11 @@ async def seed_leases(
     return await halves(redis, "leases", count, seed)
 
 
-async def measure(sample: Sample, segment_seconds: float, folder: Path) -> Measured:
-    """Seed a private redis-server through the stores and measure each kind."""
+async def measure(
+    sample: Sample, segment_seconds: float, folder: Path, *, watched: int, rung: str
+) -> Measured:
+    """Seed a private redis-server through the stores and measure each kind; the controller's
+    refresh with ``watched`` channels played on ``rung`` on each of the sample's edges."""
     # No AOF: its rewrites fork, and a forked child stops the keyspace tables resizing.
     server = RedisServer(folder, args=("--appendonly", "no"))
     server.start()
@@ -344,6 +350,9 @@ async def measure(sample: Sample, segment_seconds: float, folder: Path) -> Measu
         progress("playback calls, one at a time:")
         boxes = [mac(i) for i in range(min(sample.calls, sample.subscribers))]
         calls = await measure_calls(redis, boxes, segment_seconds, progress=progress)
+        refresh = await measure_refresh(
+            redis, edges=sample.edges, watched=watched, rung=rung, progress=progress
+        )
     finally:
         await redis.aclose()
         server.stop()
@@ -370,4 +379,5 @@ async def measure(sample: Sample, segment_seconds: float, folder: Path) -> Measu
         heartbeat=calls[1],
         start=calls[2],
         guards=calls[3],
+        refresh=refresh,
     )
