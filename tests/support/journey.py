@@ -310,18 +310,26 @@ async def ffmpeg_play(
     before: Sequence[str] = (),
     after: Sequence[str] = (),
     fps: float | None = None,
+    timeout_seconds: float = 180.0,
 ) -> tuple[float, str]:
     """Play ``url`` with FFmpeg (a real HLS client), copying to nowhere: the seconds of media
-    it played and its warnings; it must exit 0. ``before``: input options; ``after``:
-    output options (``-t 20``). ``fps``: count the seconds played by the video frames
-    written at that rate instead of by the output time, for a playlist whose joins send
-    the timestamps back (a cut to another channel's segments, a new epoch of the source)."""
+    it played and its warnings; it must exit 0 within ``timeout_seconds``. ``before``:
+    input options; ``after``: output options (``-t 20``). ``fps``: count the seconds played
+    by the video frames written at that rate instead of by the output time, for a playlist
+    whose joins send the timestamps back (a cut to another channel's segments, a new epoch
+    of the source). FFmpeg is killed when it overruns or the caller gives up (cancelled),
+    so a hung player never outlives its test."""
     proc = await asyncio.create_subprocess_exec(
         "ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "warning", *before, "-i", url,
         *after, "-c", "copy", "-f", "null", "-progress", "pipe:1", "-",
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
-    out, err = await proc.communicate()
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), timeout_seconds)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
     key, scale = ("out_time_us=", 1e6) if fps is None else ("frame=", fps)
     played = max(
         (int(line.split("=")[1]) for line in out.decode().splitlines()
