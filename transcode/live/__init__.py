@@ -24,10 +24,11 @@ from transcode.live.commands import (
 )
 from transcode.live.encryption import ChannelKeys, LiveEncryption, live_encryption
 from transcode.live.epoch import Epoch, Listed, parse_list, whole_ts
+from transcode.live.files import next_sequence_on_disk
 from transcode.live.manager import LiveManager
 from transcode.live.metrics import LiveMetrics
 from transcode.live.persist import STORE_TASK, IndexObserver
-from transcode.live.publish import Publisher, SegmentObserver, next_sequence_on_disk
+from transcode.live.publish import Publisher, SegmentObserver
 from transcode.live.status import config_mapping, status_from_hash, status_mapping
 from transcode.live.store import CHANNELS, ChannelStore, channel_key
 from transcode.live.supervisor import ChannelSupervisor, Phase, PhaseObserver

@@ -31,7 +31,6 @@ from __future__ import annotations
 import hashlib
 import itertools
 import logging
-import os
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -52,6 +51,7 @@ from transcode.fmp4.writer import (
 )
 from transcode.live.cmaf_iframes import IFrameRuns, scan_media
 from transcode.live.cmaf_tracks import AUDIO_TRACK, audio_start, master_infos
+from transcode.live.files import atomic_write
 from transcode.live.iframes import segment_iframes
 from transcode.live.remux import AudioTrack, EsSample, RemuxFailed, demux
 from transcode.live.window import Window, cmaf_name
@@ -219,10 +219,10 @@ def _write(directory: Path, track: Remuxed, sequence: int, keep: int) -> CmafSeg
     directory.mkdir(parents=True, exist_ok=True)
     name = f"init-{hashlib.sha256(track.init).hexdigest()[:8]}.mp4"
     if not (directory / name).exists():
-        _atomic_bytes(directory / name, track.init)
+        atomic_write(directory / name, track.init)
     first_fragment = sequence * _FRAGMENTS_PER_SEGMENT % (1 << 32)
     media = media_segment(_TRACK_ID, first_fragment, track.fragments)
-    _atomic_bytes(directory / cmaf_name(sequence), media)
+    atomic_write(directory / cmaf_name(sequence), media)
     (directory / cmaf_name(sequence - keep)).unlink(missing_ok=True)
     # The track's CODECS and keyframe fragments, as the reader finds them in what the
     # writer wrote (the segment's bytes still in hand, not read back from the file).
@@ -236,16 +236,6 @@ def _write(directory: Path, track: Remuxed, sequence: int, keep: int) -> CmafSeg
     return CmafSegment(
         len(media), name, info.codec, track.timescale, track.fragments[0].start, scan
     )
-
-
-def _atomic_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    except OSError:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 class LiveCmaf:

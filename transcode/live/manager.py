@@ -31,10 +31,11 @@ from transcode.archive import ArchiveIndex
 from transcode.domain import ChannelState, ChannelStatus, LiveChannel
 from transcode.errors import ChannelNotFound, ChannelRunning, StoreUnavailable
 from transcode.live.encryption import LiveEncryption
+from transcode.live.files import next_sequence_on_disk
 from transcode.live.metrics import LiveMetrics
 from transcode.live.multicast.collect import MulticastMetricsDir
 from transcode.live.persist import IndexObserver, StoreLoop
-from transcode.live.publish import SegmentObserver, next_sequence_on_disk
+from transcode.live.publish import SegmentObserver
 from transcode.live.sourcing import check_inputs
 from transcode.live.standby import Standby, StandbySupervisor
 from transcode.live.status import config_mapping, saved_status

@@ -45,11 +45,7 @@ on a worker thread) before they move, and the I-frames go into the window with i
 whole in CBC mode cannot be decrypted on its own.
 
 A clear channel whose ``formats`` include CMAF also gets each segment remuxed into CMAF
-tracks (``cmaf.py``: a video-only track per rung, one audio track or one per audio
-rendition), read from the clear files on a worker thread before the number is taken and
-written beside the TS files once it is; their ``cmaf.m3u8`` playlists, ``master-cmaf.m3u8``
-and the live ``manifest.mpd`` are written with the TS playlists, fenced the same way. An
-encrypted channel gets none.
+tracks and its CMAF playlists and MPD written with the TS ones (``cmaf_publish.py``).
 
 The ``observer`` is called right after a segment is in place in every rung and the
 playlists naming it are written; ``transcode.live.push.Pusher.observe`` is one, mirroring
@@ -62,7 +58,6 @@ import asyncio
 import contextlib
 import errno
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -76,10 +71,11 @@ from transcode.domain import ArchiveEntry, ChannelState, LiveChannel
 from transcode.errors import EncodeFailed, LeaseLost
 from transcode.ladder import PlannedRung, Profile
 from transcode.live.captions import LiveCaptions
-from transcode.live.cmaf import CmafSegment, LiveCmaf, Picture, Remuxed, remux, write_tracks
+from transcode.live.cmaf_publish import CmafPublishing, Remuxing
 from transcode.live.cuequeue import NodeQueue
 from transcode.live.encryption import ChannelKeys, encrypt_files
 from transcode.live.epoch import Epoch
+from transcode.live.files import atomic_write, move_all
 from transcode.live.iframes import scan_files, segment_iframes
 from transcode.live.metrics import LiveMetrics
 from transcode.live.scte35 import SpliceBook
@@ -164,8 +160,13 @@ class Publisher:
         # The rungs whose iframes.m3u8 this publisher wrote (None: none yet, and any found
         # from an earlier run is removed once the first playlists are written).
         self._iframe_files: set[str] | None = None
-        # CMAF packaging (None: TS only, or an encrypted channel: CMAF needs CENC).
-        self.cmaf = LiveCmaf() if channel.cmaf and keys is None else None
+        # CMAF packaging (None: TS only, or an encrypted channel: CMAF needs CENC); a
+        # player may still fetch a segment that just slid out of the window.
+        self.cmaf = (
+            CmafPublishing(channel.id, self._dir, keep=channel.window_segments + 2)
+            if channel.cmaf and keys is None
+            else None
+        )
 
     @property
     def plan(self) -> tuple[PlannedRung, ...]:
@@ -263,18 +264,11 @@ class Publisher:
             # cancel here has committed nothing): their keyframes are the I-frames.
             video = {r: p for r, p in zip(epoch.rungs, clear, strict=True) if r in self._rung_names}
             scans = await asyncio.to_thread(scan_files, video)
-        remuxed: dict[str, Remuxed] = {}
-        cmaf_at = 0.0
+        remuxing: Remuxing | None = None
         if self.cmaf is not None:
             # Before the number is taken, like the scan: a cancel here commits nothing.
-            cmaf_at = self.cmaf.position(start)
-            pictures = {r.name: Picture(r.width, r.height) for r in self._plan}
-            sounds = {t.name for t in audio_of(self.tracks)}  # each its own audio track
-            files = {r: p for r, p in zip(epoch.rungs, clear, strict=True)
-                     if r in pictures or r in sounds}  # fmt: skip
-            remuxed = await asyncio.to_thread(
-                remux, files, pictures, start_seconds=cmaf_at, duration=duration, renditions=sounds
-            )
+            files = dict(zip(epoch.rungs, clear, strict=True))
+            remuxing = await self.cmaf.remux(start, duration, files, self._plan, self.tracks)
         sources, key_id, seq = clear, "", self._next_seq
         if self.keys is not None:
             # Measured from the clear files: the encrypted ones cannot be read.
@@ -295,7 +289,7 @@ class Publisher:
                     break
         dests = {rung: self._dir / rung / f"{seq:010d}{SEGMENT_SUFFIX}" for rung in epoch.rungs}
         self._check_lease()
-        _move_all(list(zip(sources, dests.values(), strict=True)))
+        move_all(list(zip(sources, dests.values(), strict=True)))
         published = time.time()
         self.published_at = datetime.fromtimestamp(published, UTC)
         if self._thumbnailer is not None and self._thumbnailer.due():
@@ -308,10 +302,10 @@ class Publisher:
                     self._thumbnailer.capture(frame.open("rb"), self.published_at)
         for name, text in captions.items():
             dests[name] = self._dir / name / caption_name(f"{seq:010d}{SEGMENT_SUFFIX}")
-            _atomic_write(dests[name], text)
+            atomic_write(dests[name], text)
         # Committed: the number is used and the files are in place (no await since the move).
         self._next_seq = seq + 1
-        cmaf = self._write_cmaf(remuxed, seq)
+        cmaf = {} if remuxing is None or self.cmaf is None else self.cmaf.write(remuxing, seq)
         if sources is not clear:  # encrypted: the clear files go once those are in place
             for path in clear:
                 path.unlink(missing_ok=True)
@@ -352,8 +346,8 @@ class Publisher:
                           length=self.channel.window_segments, dateranges=ranges,
                           iframes=iframes,
                           cmaf={t: (c.size, c.init) for t, c in cmaf.items()})  # fmt: skip
-        if self.cmaf is not None:
-            self.cmaf.published(self.window, cmaf_at, duration, start, cmaf)
+        if self.cmaf is not None and remuxing is not None:
+            self.cmaf.published(self.window, remuxing, duration, start, cmaf)
         self._playlists_stale = True
         if self._metrics is not None:
             self._metrics.published.labels(self.channel.id).inc()
@@ -367,18 +361,6 @@ class Publisher:
         await self._write()
         if self._observer is not None:
             self._observer(self.channel.id, seq, self._state())
-
-    def _write_cmaf(self, remuxed: dict[str, Remuxed], seq: int) -> dict[str, CmafSegment]:
-        """Write segment ``seq``'s CMAF tracks; a failure (a full disk) only ends the runs."""
-        if not remuxed:
-            return {}
-        try:
-            keep = self.channel.window_segments + 2  # a player may still fetch a slid one
-            return write_tracks(self._dir, remuxed, sequence=seq, keep=keep)
-        except OSError as err:
-            log.warning("CMAF segment not written", extra={"channel": self.channel.id,
-                                                           "reason": str(err)})  # fmt: skip
-            return {}
 
     def rung_rates(self) -> list[tuple[str, int]]:
         """Each rung's and audio rendition's average bits/s over the live window."""
@@ -469,16 +451,16 @@ class Publisher:
         if not texts:
             return
         for name, text in texts.items():
-            _atomic_write(self._dir / name / "index.m3u8", text)
+            atomic_write(self._dir / name / "index.m3u8", text)
         videos = [r.name for r in self.plan]
         iframe_texts = self.window.iframe_playlists(
             videos, segment_seconds=self.profile.segment_seconds, endlist=endlist
         )
         for name, text in iframe_texts.items():
-            _atomic_write(self._dir / name / LIVE_IFRAMES, text)
+            atomic_write(self._dir / name / LIVE_IFRAMES, text)
         iframes = {n: m for n, m in self.window.iframe_measured().items() if n in iframe_texts}
         master = live_master(self.rung_infos(), self.window.measured(), iframes=iframes)
-        _atomic_write(self._dir / "master.m3u8", hls.render_master(master))
+        atomic_write(self._dir / "master.m3u8", hls.render_master(master))
         # Gone once the master no longer lists them (a rung whose run ended, a rung of an
         # encrypted channel left from an earlier clear run).
         written = set(videos) if self._iframe_files is None else self._iframe_files
@@ -486,54 +468,9 @@ class Publisher:
             (self._dir / name / LIVE_IFRAMES).unlink(missing_ok=True)
         self._iframe_files = set(iframe_texts)
         if self.cmaf is not None:
-            cmaf = self.cmaf.texts(
+            cmaf = self.cmaf.live.texts(
                 self.window, self.rung_infos(), segment_seconds=self.profile.segment_seconds,
                 endlist=endlist, now=datetime.now(UTC),
             )  # fmt: skip
             for name, text in cmaf.items():
-                _atomic_write(self._dir / name, text)
-
-
-def next_sequence_on_disk(channel_dir: Path) -> int:
-    """One past the highest segment number under ``channel_dir`` (0 if none)."""
-    highest = -1
-    try:
-        rungs = [e for e in os.scandir(channel_dir) if e.is_dir() and not e.name.startswith(".")]
-    except FileNotFoundError:
-        return 0
-    for rung in rungs:
-        with os.scandir(rung.path) as entries:
-            for entry in entries:
-                stem, dot, ext = entry.name.partition(".")
-                if dot and ext == "ts" and stem.isdigit():
-                    highest = max(highest, int(stem))
-    return highest + 1
-
-
-def _move_all(pairs: list[tuple[Path, Path]]) -> list[tuple[Path, Path]]:
-    """Rename every (src, dest), or none: a failure puts back the ones already moved."""
-    done: list[tuple[Path, Path]] = []
-    try:
-        for src, dest in pairs:
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(src, dest)
-            done.append((src, dest))
-    except OSError:
-        for src, dest in reversed(done):
-            try:
-                os.replace(dest, src)
-            except OSError:
-                log.exception("could not put a segment back", extra={"segment": str(dest)})
-        raise
-    return done
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    except OSError:
-        tmp.unlink(missing_ok=True)  # a half-written temporary would hold space on a full disk
-        raise
+                atomic_write(self._dir / name, text)
