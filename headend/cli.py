@@ -14,17 +14,8 @@ from importlib.metadata import version
 from headend import demo, logs, redisconn
 from headend.auth import ROLES, UNSCOPED, KeyInfo, KeyStore, Principal
 from headend.clitools import EXIT_NAMES, env_help, noting_interrupts, redis_env, report_failure
-from headend.local import (
-    ROLE_ALL,
-    ROLE_NAMES,
-    LocalSecrets,
-    load_pki,
-    load_secrets,
-    local_children,
-    parse_roles,
-    role_children,
-    tls_client_env,
-)
+from headend.local import ROLE_ALL, ROLE_NAMES, local_children, parse_roles, role_children
+from headend.local_secrets import LocalSecrets, load_pki, load_secrets, tls_client_env
 from headend.output import add_output, emit
 from headend.pki import PkiError
 from headend.rpc import StartupError

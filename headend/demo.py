@@ -41,10 +41,8 @@ from headend.local import (
     ORIGIN_PORT,
     SUBSCRIBER_PORT,
     TRANSCODE_PORT,
-    LocalSecrets,
-    save_secrets,
-    saved_secrets,
 )
+from headend.local_secrets import LocalSecrets, save_secrets, saved_secrets
 from headend.rpc import bearer, client_channel
 from headend.stack import StackSettings
 from protos import keys_pb2, keys_pb2_grpc

@@ -29,9 +29,10 @@ from pathlib import Path
 from typing import Protocol
 from urllib.parse import urlencode, urlunsplit
 
+from headend.settings import Network
 from transcode.domain import validate_channel_id, validate_id
 from transcode.errors import InvalidRequest, SourceRefused
-from transcode.settings import Network, SourceSettings
+from transcode.settings import SourceSettings
 from transcode.sourceurl import LIVE_SCHEMES, VOD_SCHEMES, SourceUrl, parse_source
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from headend import seed
 from headend.demo import CARRIER_KEY, carrier_key
-from headend.local import save_secrets, saved_secrets
+from headend.local_secrets import save_secrets, saved_secrets
 from headend.rpc import bearer, client_channel
 from protos import keys_pb2, keys_pb2_grpc
 from tests.support.tokens import Tokens

@@ -6,7 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from headend.contentkeys import ContentKeySettings, KekRing
-from headend.local import LocalSecrets, load_secrets, local_children, role_children
+from headend.local import local_children, role_children
+from headend.local_secrets import LocalSecrets, load_secrets
 from headend.redisproc import RedisServer
 from headend.stack import StackSettings
 

@@ -19,7 +19,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from headend import clitools, pki
 from headend.auth import KeyStore
 from headend.keys_service import key_service
-from headend.local import LocalSecrets, local_children, tls_client_env
+from headend.local import local_children
+from headend.local_secrets import LocalSecrets, tls_client_env
 from headend.rpc import ClientTls, RpcSettings, StartupError, bearer, client_channel, start_server
 from headend.settings import SettingsError
 from headend.stack import StackSettings

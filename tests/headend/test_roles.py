@@ -23,11 +23,11 @@ from headend.local import (
     FRONT_DOOR_PORT,
     ROLE_NAMES,
     SUBSCRIBER_PORT,
-    LocalSecrets,
     local_children,
     parse_roles,
     role_children,
 )
+from headend.local_secrets import LocalSecrets
 from headend.redisproc import RedisServer
 from headend.settings import SettingsError
 from headend.stack import StackSettings

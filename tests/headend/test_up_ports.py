@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from headend.local import CDN_ADMIN_PORT, LocalSecrets, local_children, role_children
+from headend.local import CDN_ADMIN_PORT, local_children, role_children
+from headend.local_secrets import LocalSecrets
 from headend.rpc import StartupError
 from headend.settings import SettingsError
 from headend.stack import Child, Stack, StackSettings, port_clashes

@@ -16,12 +16,13 @@ import pytest
 import redis.asyncio as aioredis
 import yarl
 
+from headend.settings import parse_networks
 from transcode import hls_parse, ingest
 from transcode.archive import ArchiveIndex, RungInfo
 from transcode.domain import ArchiveEntry
 from transcode.origin import LIVE_BEHIND_SEGMENTS, start_origin
 from transcode.origin.ingest import IngestSettings
-from transcode.settings import OriginSettings, parse_networks
+from transcode.settings import OriginSettings
 
 T0 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 START = int(T0.timestamp())

@@ -18,7 +18,7 @@ import redis.asyncio as aioredis
 
 from headend.auth import KeyStore
 from headend.rpc import RpcSettings, bearer, client_channel, error_details
-from headend.settings import SettingsError
+from headend.settings import SettingsError, parse_networks
 from protos import transcode_pb2 as pb
 from protos import transcode_pb2_grpc as pb_grpc
 from tests.support.tokens import Tokens
@@ -34,7 +34,6 @@ from transcode.settings import (
     OriginSettings,
     QueueSettings,
     SourceSettings,
-    parse_networks,
 )
 from transcode.sources import SourceGuard, publish_dir
 from transcode.worker import Worker, vod_packager

@@ -20,6 +20,7 @@ from headend.clock import utc_now
 from headend.httperrors import error_body, http_status
 from headend.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from headend.metrics import render
+from headend.settings import Network
 from transcode.archive import (
     LIVE_IFRAMES,
     ArchiveIndex,
@@ -58,7 +59,7 @@ from transcode.origin.http import (
 )
 from transcode.origin.ingest import Ingest, IngestSettings
 from transcode.origin.windows import ProgrammeSource, parse_window, programme_window
-from transcode.settings import Network, OriginSettings
+from transcode.settings import OriginSettings
 
 log = logging.getLogger(__name__)
 

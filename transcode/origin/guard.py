@@ -28,9 +28,9 @@ from typing import NamedTuple, Protocol
 
 from aiohttp import web
 
+from headend.settings import Network
 from transcode.errors import ContentNotFound
 from transcode.origin.http import etag_stat
-from transcode.settings import Network
 
 # A player may ask for a segment that slid out of the window after it read the playlist.
 LIVE_BEHIND_SEGMENTS = 3
