@@ -43,6 +43,8 @@ _SUFFIXES = {
     "Histogram": ("_bucket", "_sum", "_count"),
     "Summary": ("", "_sum", "_count"),
 }
+# Families a custom collector builds, as the kind of metric they export.
+_FAMILIES = {"CounterMetricFamily": "Counter", "GaugeMetricFamily": "Gauge"}
 # Every scraped series has these; `up` is Prometheus's own, one per scrape target.
 _TARGET_LABELS = frozenset({"job", "instance"})
 
@@ -82,16 +84,18 @@ class Family:
 @cache
 def declared() -> dict[str, Family]:
     """Family name (a counter's with its ``_total``) -> how it is declared, for every
-    ``prometheus_client`` metric in the platform's source."""
+    ``prometheus_client`` metric in the platform's source (a custom collector's families
+    too)."""
     families: dict[str, Family] = {}
     for path in sorted(p for package in PACKAGES for p in (ROOT / package).rglob("*.py")):
         tree = ast.parse(path.read_text(), str(path))
         kinds = {
-            alias.asname or alias.name: alias.name
+            alias.asname or alias.name: _FAMILIES.get(alias.name, alias.name)
             for node in ast.walk(tree)
-            if isinstance(node, ast.ImportFrom) and node.module == "prometheus_client"
+            if isinstance(node, ast.ImportFrom)
+            and node.module in ("prometheus_client", "prometheus_client.core")
             for alias in node.names
-            if alias.name in _SUFFIXES
+            if alias.name in _SUFFIXES or alias.name in _FAMILIES
         }
         for node in ast.walk(tree):
             if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)):
@@ -123,7 +127,7 @@ def exported() -> dict[str, frozenset[str]]:
 def _label_names(call: ast.Call, where: str) -> set[str]:
     given = call.args[2] if len(call.args) > 2 else None
     for keyword in call.keywords:
-        if keyword.arg == "labelnames":
+        if keyword.arg in ("labelnames", "labels"):
             given = keyword.value
     if given is None:
         return set()
