@@ -3,13 +3,26 @@
 The box player (:mod:`cdn_ctl.sim.stb`) plays the lowest rung and measures the platform;
 this one chooses its rung the way hls.js and dash.js do, so the figures are a viewer's:
 
-- **bandwidth estimate**: two exponentially weighted averages of segment download rates
-  (bytes over the time from request to last byte, latency included), half-lives 3 s and
-  9 s of download time, the smaller one wins (hls.js ``abrEwmaFastLive``/``SlowLive``);
-  500 kb/s until the first sample (``abrEwmaDefaultEstimate``);
+- **bandwidth estimate**: two exponentially weighted averages of segment download rates,
+  half-lives 3 s and 9 s of download time, the smaller one wins (hls.js
+  ``abrEwmaFastLive``/``SlowLive``); 500 kb/s until the first sample
+  (``abrEwmaDefaultEstimate``). A sample's time is request to last byte *less the time to
+  first byte* (at most the TTFB estimate), and at least 50 ms (hls.js 1.5
+  ``onFragBuffered`` and ``EwmaBandWidthEstimator.minDelayMs_``): a 24 kB segment on a
+  50 Mb/s link downloads in 4 ms, so timed from the request its "rate" is the request's
+  round trip and the server's queueing, not the link's; a loaded front door or edge
+  would pin every box with a fast link to the bottom rung;
+- **time to first byte**: its own weighted average (half-life 9 s, samples weighted
+  ``sqrt(2) * exp(-ttfb^2 / 2)`` so a slow answer weighs less; 100 ms until the first
+  sample), hls.js's ``ttfbEstimator``; it is added back where it belongs, in the fetch
+  time of the next segment;
 - **buffer-based switching with hysteresis**: up one rung only when the estimate x 0.7
-  covers it and the buffer would still hold ``panic_buffer_seconds`` once the next
-  segment at that rung had downloaded at the estimated rate (hls.js's starvation check);
+  covers it, the buffer would still hold ``panic_buffer_seconds`` once the next segment
+  at that rung had been fetched (TTFB estimate + its bytes at the estimated rate:
+  hls.js's starvation check), and that fetch takes no longer than the segment lasts (a
+  live player that cannot fetch a segment per segment's duration falls behind: on a
+  satellite link the 600 ms round trip alone is a third of a 2 s segment, which a rate
+  timed from the first byte does not see);
   down to the best rung the estimate x 0.95 covers; straight to the lowest when the
   buffer is under ``panic_buffer_seconds`` (the gap between 0.7 and 0.95 keeps it from
   flapping);
@@ -20,14 +33,16 @@ It does not decode. The buffer fills by each segment's duration when its last by
 arrives and drains in media time as the wall clock runs; "first frame decodable" is the
 first segment fully downloaded. An empty buffer is a stall until the next segment lands.
 
-Per session: startup time (master request to first frame), rebuffer ratio (stall time
-over watch time, which starts at the first frame), time-weighted average bitrate of the
-media played (the variants' ``BANDWIDTH``) and the number of rung switches.
+Per session: startup time (master request to first frame) and where it went
+(:class:`StartupPhases`: master, first variant playlist, waiting, the first segment's
+first byte and the rest of it), rebuffer ratio (stall time over watch time, which starts
+at the first frame), time-weighted average bitrate of the media played (the variants'
+``BANDWIDTH``) and the number of rung switches.
 
 :class:`AbrController` and :class:`Playback` are pure (time passed in) and unit-tested
-without a network; :class:`AdaptivePlayer` drives them over a :class:`Source`: the front
-door journey of a :class:`~cdn_ctl.sim.stb.SetTopBox` (:class:`BoxSource`) or a plain
-HLS URL (:class:`DirectSource`).
+without a network; :class:`AdaptivePlayer` drives them over a
+:class:`~cdn_ctl.sim.sources.Source`: the front door journey of a
+:class:`~cdn_ctl.sim.stb.SetTopBox` or a plain HLS URL (:mod:`cdn_ctl.sim.sources`).
 """
 
 from __future__ import annotations
@@ -38,12 +53,11 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
-from urllib.parse import urljoin
 
 import aiohttp
 
-from cdn_ctl.sim.stb import _ATTRIBUTE, BoxRefused, PlayStats, Segment, SetTopBox, _media
+from cdn_ctl.sim.sources import Source
+from cdn_ctl.sim.stb import BoxRefused, Segment, _media
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +72,9 @@ class AbrPolicy:
     panic_buffer_seconds: float = 1.0
     live_edge_segments: int = 3
     retry_seconds: float = 0.5
+    min_sample_seconds: float = 0.05  # hls.js minDelayMs_
+    ttfb_half_life_seconds: float = 9.0  # hls.js: the slow half-life
+    default_ttfb_seconds: float = 0.1  # hls.js defaultTTFB_
 
 
 class Ewma:
@@ -87,13 +104,31 @@ class AbrController:
         self.bitrates = list(bitrates_bps)  # ascending
         self.fast = Ewma(policy.fast_half_life_seconds)
         self.slow = Ewma(policy.slow_half_life_seconds)
+        self.ttfb = Ewma(policy.ttfb_half_life_seconds)
 
-    def sample(self, size_bytes: int, seconds: float) -> None:
-        """One segment downloaded: ``size_bytes`` in ``seconds`` (request to last byte)."""
-        seconds = max(seconds, 1e-3)
-        rate = size_bytes * 8 / seconds
-        self.fast.sample(seconds, rate)
-        self.slow.sample(seconds, rate)
+    def sample(self, size_bytes: int, seconds: float, ttfb_seconds: float | None = None) -> None:
+        """One segment downloaded: ``size_bytes`` in ``seconds`` (request to last byte), its
+        first byte after ``ttfb_seconds`` (None: not known, the whole time counts). The
+        rate counts the time after the first byte (less only up to the TTFB estimate, so
+        one answer that was slow to start is not taken for a fast link), at least
+        ``min_sample_seconds``."""
+        if not seconds >= 0 or (ttfb_seconds is not None and not 0 <= ttfb_seconds <= seconds):
+            raise ValueError(f"a sample needs 0 <= ttfb ({ttfb_seconds}) <= time ({seconds})")
+        download = seconds
+        if ttfb_seconds is not None:
+            weight = math.sqrt(2) * math.exp(-(ttfb_seconds**2) / 2)
+            self.ttfb.sample(weight, ttfb_seconds)
+            download -= min(ttfb_seconds, self.ttfb_estimate())
+        download = max(download, self.policy.min_sample_seconds)
+        rate = size_bytes * 8 / download
+        self.fast.sample(download, rate)
+        self.slow.sample(download, rate)
+
+    def ttfb_estimate(self) -> float:
+        """The time to first byte the next request should expect."""
+        if not self.ttfb.weight:
+            return self.policy.default_ttfb_seconds
+        return self.ttfb.estimate()
 
     def estimate_bps(self) -> float:
         """The bandwidth estimate: the smaller average, or the default before any sample."""
@@ -112,8 +147,9 @@ class AbrController:
             return fits[-1] if fits else 0
         up = current + 1
         if up < len(self.bitrates) and estimate * policy.up_factor >= self.bitrates[up]:
-            fetch_seconds = self.bitrates[up] * segment_seconds / estimate
-            if buffer_seconds - fetch_seconds >= policy.panic_buffer_seconds:
+            fetch_seconds = self.ttfb_estimate() + self.bitrates[up] * segment_seconds / estimate
+            keeps_up = fetch_seconds <= segment_seconds
+            if keeps_up and buffer_seconds - fetch_seconds >= policy.panic_buffer_seconds:
                 return up
         return current
 
@@ -166,6 +202,21 @@ class Playback:
 
 
 @dataclass(frozen=True, slots=True)
+class StartupPhases:
+    """Where a session's startup went, in seconds; they add up to the startup time."""
+
+    master: float  # request to the master's answer (the front door: lease, entitlement)
+    playlist: float  # the first variant playlist (through the front door: its 302 too)
+    waiting: float  # retries, and waiting for the window to list the joining segment
+    first_byte: float  # the first segment: request to its first byte (the answer's head)
+    transfer: float  # the first segment: first byte to last
+
+    def total(self) -> float:
+        """The startup time."""
+        return self.master + self.playlist + self.waiting + self.first_byte + self.transfer
+
+
+@dataclass(frozen=True, slots=True)
 class Qoe:
     """One session as its viewer saw it."""
 
@@ -178,6 +229,7 @@ class Qoe:
     segments: int
     skipped: int = 0  # segments the live window moved past before they were fetched
     errors: tuple[str, ...] = ()
+    phases: StartupPhases | None = None  # None: never started
 
     @property
     def rebuffer_ratio(self) -> float:
@@ -187,7 +239,7 @@ class Qoe:
 
 def qoe(
     playback: Playback, ended: float, *, switches: int, segments: int, skipped: int = 0,
-    errors: tuple[str, ...] = (),
+    errors: tuple[str, ...] = (), phases: StartupPhases | None = None,
 ) -> Qoe:  # fmt: skip
     """The session's figures once it ended at ``ended``."""
     playback.advance(ended)
@@ -204,94 +256,8 @@ def qoe(
         segments=segments,
         skipped=skipped,
         errors=errors,
+        phases=phases if started is not None else None,
     )
-
-
-@dataclass(frozen=True, slots=True)
-class Variant:
-    """One rung of the master playlist."""
-
-    bandwidth_bps: int
-    url: str
-
-
-def parse_master(base: str, text: str) -> list[Variant]:
-    """The master's variants, lowest bandwidth first (URLs absolute against ``base``)."""
-    variants, bandwidth = [], -1
-    for line in text.splitlines():
-        if line.startswith("#EXT-X-STREAM-INF:"):
-            attrs = dict(_ATTRIBUTE.findall(line.split(":", 1)[1]))
-            bandwidth = int(attrs.get("BANDWIDTH", "0"))
-        elif line.strip() and not line.startswith("#") and bandwidth >= 0:
-            variants.append(Variant(bandwidth, urljoin(base, line.strip())))
-            bandwidth = -1
-    return sorted(variants, key=lambda v: v.bandwidth_bps)
-
-
-class Source(Protocol):
-    """Where the player's master, playlists and segments come from."""
-
-    async def open(self) -> list[Variant]:
-        """The master's variants, lowest first."""
-
-    async def playlist(self, url: str) -> tuple[str, str]:
-        """A variant's media playlist: (its URL, its text)."""
-
-    async def segment(self, base: str, segment: Segment) -> int:
-        """Fetch one segment of the playlist at ``base``; its size in bytes."""
-
-
-class BoxSource:
-    """A logged-in box's live channel through the front door (lease, 302s, edges)."""
-
-    def __init__(self, box: SetTopBox, channel: str) -> None:
-        self.box = box
-        self.channel = channel
-        self.stats = PlayStats()
-
-    async def open(self) -> list[Variant]:
-        """Open the channel's master (taking the lease)."""
-        self.stats.lease, base, text = await self.box.open_master(self.channel)
-        return parse_master(base, text)
-
-    async def playlist(self, url: str) -> tuple[str, str]:
-        """The front door's 302, then the edge's playlist."""
-        return await self.box._variant(url, self.stats)
-
-    async def segment(self, base: str, segment: Segment) -> int:
-        """One segment from the edge (decrypted and checked when the channel is)."""
-        before = self.stats.bytes
-        sequence, _duration, uri, key = segment
-        await self.box._segment(base, uri, sequence, key, self.stats)
-        return self.stats.bytes - before
-
-
-class DirectSource:
-    """A plain HLS master URL (no front door)."""
-
-    def __init__(self, http: aiohttp.ClientSession, master_url: str) -> None:
-        self.http = http
-        self.master_url = master_url
-
-    async def _get(self, url: str) -> tuple[str, bytes]:
-        async with self.http.get(url) as resp:
-            if resp.status != 200:
-                raise BoxRefused(resp.status, "", resp.reason or "")
-            return str(resp.url), await resp.read()
-
-    async def open(self) -> list[Variant]:
-        """Read the master."""
-        base, body = await self._get(self.master_url)
-        return parse_master(base, body.decode())
-
-    async def playlist(self, url: str) -> tuple[str, str]:
-        """Read a media playlist."""
-        base, body = await self._get(url)
-        return base, body.decode()
-
-    async def segment(self, base: str, segment: Segment) -> int:
-        """Read one segment."""
-        return len((await self._get(urljoin(base, segment[2])))[1])
 
 
 class AdaptivePlayer:
@@ -316,6 +282,8 @@ class AdaptivePlayer:
         playback = Playback(opened=clock())
         deadline = playback.opened + seconds
         variants = await self.source.open()
+        # Startup's marks: master answered, first playlist read, first segment asked/head.
+        mastered, listed_at, first_asked, first_head = clock(), math.nan, math.nan, math.nan
         abr = AbrController(policy, [v.bandwidth_bps for v in variants])
         rung, loaded, base, target = 0, -1, "", 2.0
         window: dict[int, Segment] = {}
@@ -338,6 +306,8 @@ class AdaptivePlayer:
                 if loaded != rung or next_seq not in window:
                     read(*await self.source.playlist(variants[rung].url))
                     loaded = rung
+                    if math.isnan(listed_at):
+                        listed_at = clock()
                     if next_seq not in window:
                         await asyncio.sleep(min(target / 2, max(0.0, deadline - clock())))
                         continue
@@ -345,9 +315,13 @@ class AdaptivePlayer:
                 if next_seq + 1 not in window:
                     ahead = asyncio.create_task(self.source.playlist(variants[rung].url))
                 asked = clock()
-                size = await self.source.segment(base, segment)
+                fetched = await self.source.segment(base, segment)
                 done = clock()
-                abr.sample(size, done - asked)
+                known = asked <= fetched.first_byte <= done
+                head = fetched.first_byte if known else asked
+                abr.sample(fetched.size_bytes, done - asked, head - asked if known else None)
+                if playback.started is None:
+                    first_asked, first_head = asked, head
                 playback.append(done, segment[1], variants[rung].bandwidth_bps)
                 segments += 1
                 next_seq += 1
@@ -365,7 +339,14 @@ class AdaptivePlayer:
             finally:
                 if ahead is not None and not ahead.done():
                     ahead.cancel()
+        phases = None
+        if playback.started is not None:
+            phases = StartupPhases(
+                master=mastered - playback.opened, playlist=listed_at - mastered,
+                waiting=first_asked - listed_at, first_byte=first_head - first_asked,
+                transfer=playback.started - first_head,
+            )  # fmt: skip
         return qoe(
             playback, max(deadline, clock()), switches=switches, segments=segments,
-            skipped=skipped, errors=tuple(errors),
+            skipped=skipped, errors=tuple(errors), phases=phases,
         )  # fmt: skip

@@ -9,7 +9,8 @@ import time
 import aiohttp
 import pytest
 
-from cdn_ctl.sim.abr import AdaptivePlayer, DirectSource, Qoe
+from cdn_ctl.sim.abr import AdaptivePlayer, Qoe
+from cdn_ctl.sim.sources import DirectSource
 from tests.support.lab import (
     SyntheticLadder,
     lab_unavailable,
@@ -107,9 +108,26 @@ def test_loss_delays_a_chunk_by_a_round_trip_and_paces_at_the_mathis_bound() -> 
     direction = _Direction(lossy, _Always(), handshake=False)
     first = direction.release_at(0.0, CHUNK)
     second = direction.release_at(0.0, CHUNK)
+    third = direction.release_at(0.0, CHUNK)
     assert first == pytest.approx(0.3 + 0.6)  # one way, plus the retransmission's round trip
-    assert second - first == pytest.approx(CHUNK * 8 / lossy.paced_bps())
+    # The rest of the burst: a round trip after the first window went out (0.3), and the
+    # loss's round trip.
+    assert second == pytest.approx(0.3 + 0.6 + 0.6)
+    assert third - second == pytest.approx(CHUNK * 8 / lossy.paced_bps())
     assert 230_000 < lossy.paced_bps() < 240_000
     clean = _Direction(LinkProfile("clean", 3_000, 300), random.Random(1), handshake=True)
     assert clean.release_at(0.0, 100) == pytest.approx(0.3 + 0.6)  # the handshake
     assert clean.release_at(0.0, 100) == pytest.approx(0.9)  # never before the one before
+
+
+def test_each_answer_waits_a_round_trip_after_its_first_window() -> None:
+    dsl = _Direction(LinkProfile("dsl", 8_000, 40), random.Random(1), handshake=False)
+    assert dsl.release_at(0.0, CHUNK) == pytest.approx(0.04)
+    assert dsl.release_at(0.001, CHUNK) == pytest.approx(0.04 + 0.08)  # the ACK clock
+    assert dsl.release_at(0.002, CHUNK) == pytest.approx(0.12)  # same round: no more wait
+    # The next answer (its request came after this one was out) is a burst of its own.
+    assert dsl.release_at(0.2, CHUNK) == pytest.approx(0.24)
+    assert dsl.release_at(0.201, CHUNK) == pytest.approx(0.32)
+    # Small answers fit in their first window.
+    assert dsl.release_at(5.0, 500) == pytest.approx(5.04)
+    assert dsl.release_at(5.001, 500) == pytest.approx(5.041)

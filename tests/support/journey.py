@@ -88,6 +88,8 @@ class Stack:
     feed: Feed | None = None
     # With ``emergency=True``: two keys of one emergency agency (issuer and confirmer).
     emergency_keys: tuple[str, str] = ("", "")
+    # transcode's gRPC control (a caller starts more live channels there).
+    transcode_target: str = ""
 
     def edge(self, edge_id: str) -> EdgeProcess:
         """One edge by id."""
@@ -288,6 +290,7 @@ async def build_stack(
             console_url=console_url,
             feed=feed,
             emergency_keys=emergency_keys,
+            transcode_target=f"127.0.0.1:{tc_port}",
         )
 
 

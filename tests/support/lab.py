@@ -15,7 +15,11 @@ loss come from the user-space proxy :mod:`tests.support.shaper`: this kernel has
 The proxy listens on the lab's service address, reachable from every village over its
 veth, for each port the lab is given (the front door's, each edge's), and picks the link
 by the box's subnet. Edges registered at that address (``bench.lab.edges_at``) get the
-boxes' segment requests over the link too.
+boxes' segment requests over the link too. The proxy runs in a process of its own
+(:func:`tests.support.shaper.proxy_process`), not in the event loop of the caller (the
+QoE bench's front door): a link's latency must not grow with the front door's queue.
+It times every request's service (no link in it): ``Lab.proxy.times`` once the lab is
+down.
 
 Needs root and ``ip``/``tc``: :func:`lab_unavailable` says why not (tests skip with it).
 Everything is torn down on the way out, also on failure; every command and every box
@@ -42,7 +46,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.support.shaper import LinkProfile, ShapingProxy, links_by_subnet, shaping_proxy
+from tests.support.shaper import LinkProfile, ProxyProcess, proxy_process
 
 FIBRE = LinkProfile("fibre", 50_000, 10)
 DSL = LinkProfile("dsl", 8_000, 40)
@@ -53,6 +57,7 @@ PROFILES = (FIBRE, DSL, SATELLITE)
 # playing time by this much (logins, the last segment) before it is killed.
 COMMAND_SECONDS = 60
 GRACE_SECONDS = 120
+POLL_SECONDS = 0.2  # how often a box process's report is looked for
 _FIRST_BOX = 10
 _CLONE_NEWNET = 0x40000000
 _NETNS_DIR = Path("/var/run/netns")
@@ -89,7 +94,7 @@ class Lab:
 
     host: str
     villages: dict[str, Village]
-    proxy: ShapingProxy
+    proxy: ProxyProcess
 
     def url(self, port: int) -> str:
         """The URL of a host service's port as a box reaches it."""
@@ -171,8 +176,8 @@ async def rural_lab(
         for ns in inside_ip:
             await asyncio.to_thread(_batch, "ip", inside_ip[ns], netns=ns)
             await asyncio.to_thread(_batch, "tc", inside_tc[ns], netns=ns)
-        links_of = links_by_subnet({v.subnet: v.link for v in villages.values()})
-        async with shaping_proxy(host, ports, links_of) as proxy:
+        subnets = {v.subnet: v.link for v in villages.values()}
+        async with proxy_process(host, ports, subnets) as proxy:
             yield Lab(host, villages, proxy)
     finally:
         down = [f"netns delete {v.netns}" for v in villages.values()]
@@ -209,13 +214,18 @@ async def run_in_village(
     proc.start()
     deadline = time.monotonic() + seconds + GRACE_SECONDS
     try:
+        # Polled, not a blocking ``out.get`` in a worker thread: the caller's default
+        # executor is shared (the origin opens and reads segment files there), and seven
+        # villages each holding a worker in a 1 s ``get`` starved it, delaying every
+        # origin answer by up to a second.
         while True:
             try:
-                status, result = await asyncio.to_thread(out.get, True, 1.0)
+                status, result = out.get_nowait()
                 break
             except queue.Empty:
                 if not proc.is_alive() or time.monotonic() > deadline:
                     raise RuntimeError(f"the boxes of {village.link.name} did not report") from None
+                await asyncio.sleep(POLL_SECONDS)
     finally:
         await asyncio.to_thread(proc.join, 30)
         if proc.is_alive():
