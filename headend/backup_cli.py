@@ -10,13 +10,12 @@ those errors).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 from headend.backup import Difference, backup, restore_to_data_dir, restore_to_url
-from headend.clitools import env_help, redis_env
+from headend.clitools import env_help, redis_env, run
 from headend.redisconn import RedisSettings
 from headend.settings import environ
 from headend.stack import StackSettings
@@ -33,21 +32,21 @@ def _var_dir() -> Path:
 def _backup(args: argparse.Namespace, redis_url: Callable[[], str]) -> int:
     url = args.redis_url or redis_url()
     settings = RedisSettings.from_env(environ())
-    asyncio.run(backup(url, _var_dir(), args.out.resolve(), settings=settings, out=_say))
+    run(backup(url, _var_dir(), args.out.resolve(), settings=settings, out=_say))
     return 0
 
 
 def _restore(args: argparse.Namespace) -> int:
     folder, var_dir = args.from_dir.resolve(), _var_dir()
     if args.data_dir is not None:
-        diffs = asyncio.run(
+        diffs = run(
             restore_to_data_dir(
                 folder, args.data_dir.resolve(), var_dir, force=args.force, out=_say
             )
         )
     else:
         settings = RedisSettings.from_env(environ())
-        diffs = asyncio.run(
+        diffs = run(
             restore_to_url(
                 folder, args.redis_url, var_dir, settings=settings, force=args.force, out=_say
             )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import importlib
 import logging
 import os
@@ -13,7 +12,14 @@ from importlib.metadata import version
 
 from headend import demo, logs, redisconn
 from headend.auth import ROLES, UNSCOPED, KeyInfo, KeyStore, Principal
-from headend.clitools import EXIT_NAMES, env_help, noting_interrupts, redis_env, report_failure
+from headend.clitools import (
+    EXIT_NAMES,
+    env_help,
+    noting_interrupts,
+    redis_env,
+    report_failure,
+    run,
+)
 from headend.local import ROLE_ALL, ROLE_NAMES, local_children, parse_roles, role_children
 from headend.local_secrets import LocalSecrets, load_pki, load_secrets, tls_client_env
 from headend.output import add_output, emit
@@ -240,7 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_output(keys_sub.add_parser("list", help="list keys (never their secrets)", **redis))
     revoke = keys_sub.add_parser("revoke", help="revoke a key by id", **redis)
     revoke.add_argument("key_id")
-    keys.set_defaults(func=lambda a: asyncio.run(_keys(a)))
+    keys.set_defaults(func=lambda a: run(_keys(a)))
 
     for module in COMMAND_MODULES:
         importlib.import_module(module).register(sub)

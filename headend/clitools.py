@@ -56,7 +56,7 @@ from collections.abc import Coroutine, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 from redis.exceptions import AuthenticationError as RedisAuthenticationError
@@ -265,7 +265,11 @@ def _debug() -> bool:
         return True
 
 
-# Set by a Ctrl-C under :func:`noting_interrupts`.
+T = TypeVar("T")
+# How often a command a Ctrl-C cancelled is cancelled again until it ends.
+RECANCEL_SECONDS = 0.5
+
+# Set by a Ctrl-C under :func:`noting_interrupts` or :func:`run`.
 _INTERRUPTED = threading.Event()
 
 
@@ -304,6 +308,41 @@ def report_failure(err: BaseException, *, prog: str) -> int:
 def run_command(command: Coroutine[Any, Any, int | None], *, prog: str) -> int:
     """Run a command's coroutine; a failure becomes a message and its exit status."""
     try:
-        return int(asyncio.run(command) or 0)
+        return int(run(command) or 0)
     except (Exception, KeyboardInterrupt) as err:
         return report_failure(err, prog=prog)
+
+
+def run(command: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run(command)`` with a Ctrl-C cancelling it at its next await, then ending
+    as ``KeyboardInterrupt``: every console command's coroutine runs this way. Raised
+    wherever the loop happens to be instead (Python's own handling), the interrupt can
+    leave a transport half built: a hung exit, or garbage on stderr at shutdown."""
+    try:
+        return asyncio.run(_cancelled_by_ctrl_c(command))
+    except asyncio.CancelledError:
+        if _INTERRUPTED.is_set():
+            raise KeyboardInterrupt from None
+        raise
+
+
+async def _cancelled_by_ctrl_c(command: Coroutine[Any, Any, T]) -> T:
+    task = asyncio.current_task()
+    loop = asyncio.get_running_loop()
+
+    def interrupt() -> None:
+        # Again every half second until it ends: a library may swallow one cancellation
+        # (redis-py's connect, asyncio.wait_for on 3.11) and go on waiting.
+        _INTERRUPTED.set()
+        if task is not None and not task.done():
+            task.cancel()
+            loop.call_later(RECANCEL_SECONDS, interrupt)
+
+    try:
+        loop.add_signal_handler(signal.SIGINT, interrupt)
+    except (RuntimeError, ValueError):  # not the main thread: Python's own handling
+        return await command
+    try:
+        return await command
+    finally:
+        loop.remove_signal_handler(signal.SIGINT)

@@ -11,11 +11,10 @@ array or bare header, which a program can still parse.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from collections.abc import Callable
 
-from headend.clitools import env_help, redis_env
+from headend.clitools import env_help, redis_env, run
 from headend.output import add_output, emit
 from headend.ratelimit import clear_lockout, lockouts
 from headend.redisconn import RedisSettings, connect
@@ -63,8 +62,8 @@ def register(subparsers: argparse._SubParsersAction, redis_url: Callable[[], str
     locked = commands.add_parser("locked", help="list locked keys with the time left", **env)
     locked.add_argument("--name", help="only this limiter (e.g. login)")
     add_output(locked)
-    locked.set_defaults(func=lambda a: asyncio.run(_locked(redis_url(), a.name, a.output)))
+    locked.set_defaults(func=lambda a: run(_locked(redis_url(), a.name, a.output)))
     clear = commands.add_parser("clear", help="lift a lockout (and reset its failure count)", **env)
     clear.add_argument("name", help="the limiter, e.g. login")
     clear.add_argument("key", help="the locked key, as `locked` lists it")
-    clear.set_defaults(func=lambda a: asyncio.run(_clear(redis_url(), a.name, a.key)))
+    clear.set_defaults(func=lambda a: run(_clear(redis_url(), a.name, a.key)))

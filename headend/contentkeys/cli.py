@@ -10,13 +10,12 @@ unreachable 3 (``headend.clitools``).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import dataclasses
 import getpass
 import sys
 from collections.abc import Callable
 
-from headend.clitools import CliError, env_help, redis_env
+from headend.clitools import CliError, env_help, redis_env, run
 from headend.contentkeys.domain import check_scope
 from headend.contentkeys.store import ContentKeyStore
 from headend.output import add_output, emit
@@ -87,4 +86,4 @@ def register(subparsers: argparse._SubParsersAction, redis_url: Callable[[], str
     audit = commands.add_parser("audit", help="recorded changes, newest first", **env)
     audit.add_argument("--limit", type=int, default=100, help="at most this many (default 100)")
     add_output(audit)
-    top.set_defaults(func=lambda a: asyncio.run(_run(redis_url(), a)))
+    top.set_defaults(func=lambda a: run(_run(redis_url(), a)))
