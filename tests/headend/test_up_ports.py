@@ -5,10 +5,8 @@ configured twice is one clear error, and the endpoint list names the metrics add
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,15 +23,6 @@ KEYS = LocalSecrets("k1:x", "s1:y", "hk_admin", "hk_playback")
 
 def _settings(tmp_path: Path, **env: str) -> StackSettings:
     return StackSettings.from_env({"HEADEND_VAR_DIR": str(tmp_path / "var"), **env})
-
-
-@pytest.fixture
-def held() -> Iterator[int]:
-    """A port something else listens on (for the test's length)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.listen()
-        yield sock.getsockname()[1]
 
 
 def _edge(tmp_path: Path, **env: str) -> Child:
@@ -76,11 +65,11 @@ def test_a_bad_prefetch_setting_is_refused_naming_it(tmp_path: Path) -> None:
 
 
 def test_a_busy_prefetch_port_stops_the_start_before_anything_runs(
-    tmp_path: Path, held: int
+    tmp_path: Path, busy_port: int
 ) -> None:
-    edges = _edge(tmp_path, EDGE_PREFETCH="1", EDGE_PREFETCH_METRICS_PORT=str(held))
+    edges = _edge(tmp_path, EDGE_PREFETCH="1", EDGE_PREFETCH_METRICS_PORT=str(busy_port))
     stack = Stack(_settings(tmp_path), out=lambda _line: None)
-    with pytest.raises(StartupError, match=f"ports already in use: edges:127.0.0.1:{held}$"):
+    with pytest.raises(StartupError, match=f"ports already in use: edges:127.0.0.1:{busy_port}$"):
         stack.start([edges])
     assert not (tmp_path / "var" / "log").exists()  # no child was launched
 
@@ -124,9 +113,9 @@ def test_port_clashes_by_host(a: str, b: str, clash: bool) -> None:
     assert port_clashes(children) == ([f"two:{b}:9000 (also one)"] if clash else [])
 
 
-def test_headend_up_names_the_busy_prefetch_port(tmp_path: Path, held: int) -> None:
-    # The base port that puts the prefetch metrics (9107 + base) on the held port.
-    base = held - 107
+def test_headend_up_names_the_busy_prefetch_port(tmp_path: Path, busy_port: int) -> None:
+    # The base port that puts the prefetch metrics (9107 + base) on the busy port.
+    base = busy_port - 107
     proc = subprocess.run(
         [sys.executable, "-m", "headend", "up"],
         env={
@@ -141,7 +130,7 @@ def test_headend_up_names_the_busy_prefetch_port(tmp_path: Path, held: int) -> N
         check=False,
     )
     assert proc.returncode == 2, proc.stderr
-    assert f"edges:127.0.0.1:{held}" in proc.stderr
+    assert f"edges:127.0.0.1:{busy_port}" in proc.stderr
     assert "ports already in use" in proc.stderr
     # Only the embedded Redis had started (and was stopped): no child's log.
     assert [p.name for p in (tmp_path / "var" / "log").iterdir()] == ["redis.log"]
