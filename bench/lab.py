@@ -31,7 +31,7 @@ from cdn_ctl.sim.abr import AdaptivePlayer, Qoe
 from cdn_ctl.sim.sources import BoxSource, DirectSource, Source, first_byte_trace
 from cdn_ctl.sim.stb import SetTopBox
 from cdn_ctl.store import EdgeStore
-from console.charts import bar_chart
+from console.charts import BarChart, bar_chart
 from tests.support.journey import Stack
 from tests.support.shaper import ServiceTimes, loop_lag
 
@@ -234,25 +234,12 @@ def summarise(name: str, played: Played) -> Summary:
 def svg_bars(title: str, unit: str, points: Sequence[tuple[str, float]]) -> str:
     """A standalone SVG bar chart of ``points`` (the console's geometry, values rounded)."""
     chart = bar_chart([(label, round(value)) for label, value in points], label_every=1)
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {chart.width} '
-        f'{chart.height + 24}" font-family="sans-serif" font-size="11">',
-        f'<text x="4" y="14" font-weight="bold">{escape(title)} ({escape(unit)})</text>',
-        '<g transform="translate(0,20)">',
-        f'<line x1="40" y1="{chart.baseline}" x2="{chart.width}" y2="{chart.baseline}" '
-        'stroke="#444"/>',
-        f'<text x="36" y="18" text-anchor="end">{chart.top}</text>',
-        f'<text x="36" y="{chart.baseline}" text-anchor="end">0</text>',
+    body = [
+        f'<rect x="{bar.x}" y="{bar.y}" width="{bar.width}" height="{bar.height}" '
+        f'fill="{_PHASE_COLOURS[0]}"><title>{bar.value}</title></rect>'
+        for bar in chart.bars
     ]
-    for bar in chart.bars:
-        parts += [
-            f'<rect x="{bar.x}" y="{bar.y}" width="{bar.width}" height="{bar.height}" '
-            f'fill="#3b6ea5"><title>{bar.value}</title></rect>',
-            f'<text x="{round(bar.x + bar.width / 2, 1)}" y="{bar.y - 2}" text-anchor="middle">'
-            f"{bar.value}</text>",
-            f'<text x="{bar.x}" y="{chart.height - 4}">{escape(bar.label)}</text>',
-        ]
-    return "\n".join([*parts, "</g>", "</svg>"]) + "\n"
+    return _svg(chart, title, unit, body)
 
 
 _PHASE_COLOURS = ("#3b6ea5", "#e08a2c", "#5aa05a", "#999999", "#c0504d", "#8064a2")
@@ -267,27 +254,36 @@ def svg_stacked(title: str, unit: str, points: Sequence[tuple[str, Sequence[floa
         f'<text x="{314 + i * 70}" y="14">{escape(name)}</text>'
         for i, (name, colour) in enumerate(zip(PHASES, _PHASE_COLOURS, strict=True))
     )
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {chart.width} '
-        f'{chart.height + 24}" font-family="sans-serif" font-size="11">',
-        f'<text x="4" y="14" font-weight="bold">{escape(title)} ({escape(unit)})</text>',
-        legend,
-        '<g transform="translate(0,20)">',
-        f'<line x1="40" y1="{chart.baseline}" x2="{chart.width}" y2="{chart.baseline}" '
-        'stroke="#444"/>',
-        f'<text x="36" y="18" text-anchor="end">{chart.top}</text>',
-        f'<text x="36" y="{chart.baseline}" text-anchor="end">0</text>',
-    ]
+    body = []
     for bar, (_, values) in zip(chart.bars, points, strict=True):
         total, y = sum(values) or 1.0, chart.baseline
         for name, value, colour in zip(PHASES, values, _PHASE_COLOURS, strict=True):
             height = bar.height * value / total
             y -= height
-            parts.append(
+            body.append(
                 f'<rect x="{bar.x}" y="{round(y, 1)}" width="{bar.width}" '
                 f'height="{round(height, 1)}" fill="{colour}"><title>{escape(name)}: '
                 f"{round(value)}</title></rect>"
             )
+    return _svg(chart, title, unit, body, legend)
+
+
+def _svg(chart: BarChart, title: str, unit: str, body: list[str], legend: str = "") -> str:
+    """The chart's frame around ``body`` (its bars): title, axis, scale, and each bar's
+    value above it and label below."""
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {chart.width} '
+        f'{chart.height + 24}" font-family="sans-serif" font-size="11">',
+        f'<text x="4" y="14" font-weight="bold">{escape(title)} ({escape(unit)})</text>',
+        *([legend] if legend else []),
+        '<g transform="translate(0,20)">',
+        f'<line x1="40" y1="{chart.baseline}" x2="{chart.width}" y2="{chart.baseline}" '
+        'stroke="#444"/>',
+        f'<text x="36" y="18" text-anchor="end">{chart.top}</text>',
+        f'<text x="36" y="{chart.baseline}" text-anchor="end">0</text>',
+        *body,
+    ]
+    for bar in chart.bars:
         parts += [
             f'<text x="{round(bar.x + bar.width / 2, 1)}" y="{bar.y - 2}" text-anchor="middle">'
             f"{bar.value}</text>",
